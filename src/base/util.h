@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small helpers used everywhere: cleanup attributes, ownership hand-over,
+ * array sizes.  Conventions (see docs/design.md):
+ *   - a function that can fail returns int: >= 0 success, -errno failure;
+ *   - out-parameters are named ret_* and are written only on success;
+ *   - every resource is held by a _cleanup_*_ local and handed over with
+ *     TAKE_PTR()/TAKE_FD().
+ */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define PAGE_SIZE_4K 4096UL
+#define DM_PAGE_SIZE 4096UL
+#define PAGE_ALIGNED(x) (((x) & (DM_PAGE_SIZE - 1)) == 0)
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _likely_(x) __builtin_expect(!!(x), 1)
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
+static inline void closedirp(DIR **d) { if (*d) closedir(*d); }
+
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_closedir_ _cleanup_(closedirp)
+
+#define TAKE_PTR(p) ({ typeof(p) _p = (p); (p) = NULL; _p; })
+#define TAKE_FD(fd) ({ int _fd = (fd); (fd) = -1; _fd; })
+
+/* -errno of the last failed libc call, never 0 */
+static inline int neg_errno(void) { return errno > 0 ? -errno : -EIO; }
+
+#define MIN(a, b) ({ typeof(a) _a = (a); typeof(b) _b = (b); _a < _b ? _a : _b; })
+#define MAX(a, b) ({ typeof(a) _a = (a); typeof(b) _b = (b); _a > _b ? _a : _b; })
+
+/* Checked allocation: dmigrate treats OOM in its own bookkeeping as fatal. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+
+/* Read a whole (small) file, NUL-terminated. At most max bytes (else -EFBIG). */
+int read_full_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+int read_full_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
+/* write()/read() loops that handle short counts; return 0 or -errno (-EPIPE on EOF for read). */
+int write_all(int fd, const void *buf, size_t len);
+int read_exact(int fd, void *buf, size_t len);
+int pwrite_all(int fd, const void *buf, size_t len, off_t off);
+int pread_exact(int fd, void *buf, size_t len, off_t off);
+/* Parse a decimal integer that must fill the whole string. */
+int parse_long(const char *s, long *ret);
+int parse_ulong(const char *s, unsigned long *ret);
+int mkdir_p(const char *path, mode_t mode);
+/* Remove a directory tree (used for failed images and temp dirs). */
+int rm_rf(const char *path);
