@@ -110,5 +110,5 @@ int image_show(struct dm_image *img, bool json, FILE *out);
 #define IMG_SHMEM_FMT "shmem-%" PRIu64 ".img"
 #define IMG_GHOST_FMT "ghost-%" PRIu64 ".img"
 #define IMG_PIPE_FMT "pipe-%" PRIu64 ".img"
-#define IMG_INVENTORY "inventory.img"
-#define IMG_FILES "files.img"
+#define IMG_INVENTORY_FILE "inventory.img"
+#define IMG_FILES_FILE "files.img"

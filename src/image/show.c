@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* show-image: an image directory for a human, or as JSON. */
+#include "image/image.h"
+#include "base/log.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static const char *vma_kind(Dm__VmaKind k)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&dm__vma_kind__descriptor, k);
+	return v ? v->name + 4 : "?"; /* strip "VMA_" */
+}
+
+static const char *file_type(Dm__FileType t)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&dm__file_type__descriptor, t);
+	return v ? v->name + 5 : "?"; /* strip "FILE_" */
+}
+
+static uint64_t proc_pages(const Dm__Process *p)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < p->n_pagemap; i++)
+		n += p->pagemap[i]->nr_pages;
+	return n;
+}
+
+static void prot_str(uint32_t prot, uint32_t flags, char out[5])
+{
+	out[0] = prot & PROT_READ ? 'r' : '-';
+	out[1] = prot & PROT_WRITE ? 'w' : '-';
+	out[2] = prot & PROT_EXEC ? 'x' : '-';
+	out[3] = flags & MAP_SHARED ? 's' : 'p';
+	out[4] = 0;
+}
+
+static json_t *show_json(const struct dm_checkpoint *ck)
+{
+	json_t *root = json_object(), *procs = json_array(), *files = json_array();
+
+	json_object_set_new(root, "version", json_integer(ck->inv->version));
+	json_object_set_new(root, "root_pid", json_integer(ck->inv->root_pid));
+	json_object_set_new(root, "own_pidns", json_boolean(ck->inv->own_pidns));
+	json_object_set_new(root, "lazy", json_boolean(ck->inv->has_lazy && ck->inv->lazy));
+	if (ck->inv->hostname)
+		json_object_set_new(root, "hostname", json_string(ck->inv->hostname));
+	for (size_t i = 0; i < ck->nprocs; i++) {
+		const Dm__Process *p = ck->procs[i];
+		json_t *jp = json_object(), *th = json_array(), *vm = json_array(), *fd = json_array();
+		json_object_set_new(jp, "pid", json_integer(p->pid));
+		json_object_set_new(jp, "ppid", json_integer(p->ppid));
+		json_object_set_new(jp, "pgid", json_integer(p->pgid));
+		json_object_set_new(jp, "sid", json_integer(p->sid));
+		json_object_set_new(jp, "comm", json_string(p->comm ? p->comm : ""));
+		json_object_set_new(jp, "state", json_string(p->state == DM__PROC_STATE__PROC_ZOMBIE ? "zombie" :
+			p->state == DM__PROC_STATE__PROC_STOPPED ? "stopped" : "alive"));
+		for (size_t k = 0; k < p->n_threads; k++)
+			json_array_append_new(th, json_integer(p->threads[k]->tid));
+		for (size_t k = 0; k < p->n_vmas; k++) {
+			const Dm__Vma *v = p->vmas[k];
+			char perm[5];
+			prot_str(v->prot, v->flags, perm);
+			json_array_append_new(vm, json_pack("{s:I,s:I,s:s,s:s,s:s}", "start", (json_int_t)v->start,
+				"end", (json_int_t)v->end, "perm", perm, "kind", vma_kind(v->kind),
+				"name", v->name ? v->name : ""));
+		}
+		for (size_t k = 0; k < p->n_fds; k++)
+			json_array_append_new(fd, json_pack("{s:i,s:i}", "fd", p->fds[k]->fd, "file_id",
+							    (int)p->fds[k]->file_id));
+		json_object_set_new(jp, "threads", th);
+		json_object_set_new(jp, "vmas", vm);
+		json_object_set_new(jp, "fds", fd);
+		json_object_set_new(jp, "pages", json_integer((json_int_t)proc_pages(p)));
+		json_object_set_new(jp, "bytes", json_integer((json_int_t)(proc_pages(p) * DM_PAGE_SIZE)));
+		json_object_set_new(jp, "sigactions", json_integer((json_int_t)p->n_sigactions));
+		json_array_append_new(procs, jp);
+	}
+	for (size_t i = 0; i < ck->files->n_files; i++) {
+		const Dm__File *f = ck->files->files[i];
+		json_t *jf = json_pack("{s:i,s:s}", "id", (int)f->id, "type", file_type(f->type));
+		if (f->path)
+			json_object_set_new(jf, "path", json_string(f->path));
+		if (f->has_pos)
+			json_object_set_new(jf, "pos", json_integer((json_int_t)f->pos));
+		if (f->has_flags)
+			json_object_set_new(jf, "flags", json_integer(f->flags));
+		json_array_append_new(files, jf);
+	}
+	json_object_set_new(root, "processes", procs);
+	json_object_set_new(root, "files", files);
+	return root;
+}
+
+static void show_text(const struct dm_checkpoint *ck, FILE *out)
+{
+	uint64_t total = 0;
+
+	fprintf(out, "image version %u, root pid %d%s%s\n", ck->inv->version, ck->inv->root_pid,
+		ck->inv->own_pidns ? " (own pid namespace)" : "",
+		ck->inv->has_lazy && ck->inv->lazy ? ", lazy pages" : "");
+	for (size_t i = 0; i < ck->nprocs; i++) {
+		const Dm__Process *p = ck->procs[i];
+		uint64_t pages = proc_pages(p);
+		total += pages;
+		fprintf(out, "\nprocess %d (%s) ppid %d pgid %d sid %d%s\n", p->pid, p->comm ? p->comm : "?",
+			p->ppid, p->pgid, p->sid, p->state == DM__PROC_STATE__PROC_ZOMBIE ? " zombie" : "");
+		fprintf(out, "  threads:");
+		for (size_t k = 0; k < p->n_threads; k++)
+			fprintf(out, " %d", p->threads[k]->tid);
+		fprintf(out, "\n  memory: %zu vmas, %" PRIu64 " pages (%.1f MiB) saved\n", p->n_vmas, pages,
+			pages * DM_PAGE_SIZE / 1048576.0);
+		for (size_t k = 0; k < p->n_vmas; k++) {
+			const Dm__Vma *v = p->vmas[k];
+			char perm[5];
+			prot_str(v->prot, v->flags, perm);
+			fprintf(out, "    %012" PRIx64 "-%012" PRIx64 " %s %-8s %s\n", v->start, v->end, perm,
+				vma_kind(v->kind), v->name ? v->name : "");
+		}
+		fprintf(out, "  fds:\n");
+		for (size_t k = 0; k < p->n_fds; k++) {
+			const Dm__File *f = checkpoint_file(ck, p->fds[k]->file_id);
+			fprintf(out, "    %4d -> #%u %s %s", p->fds[k]->fd, p->fds[k]->file_id,
+				f ? file_type(f->type) : "?", f && f->path ? f->path : "");
+			if (f && f->has_pos)
+				fprintf(out, " pos %" PRIu64, f->pos);
+			fprintf(out, "\n");
+		}
+		if (p->n_sigactions)
+			fprintf(out, "  signal handlers: %zu\n", p->n_sigactions);
+	}
+	fprintf(out, "\ntotal: %zu processes, %" PRIu64 " pages (%.1f MiB)\n", ck->nprocs, total,
+		total * DM_PAGE_SIZE / 1048576.0);
+}
+
+int image_show(struct dm_image *img, bool json, FILE *out)
+{
+	struct dm_checkpoint *ck;
+	int r = image_load(img, &ck);
+	if (r < 0)
+		return r;
+	if (json) {
+		json_t *j = show_json(ck);
+		json_dumpf(j, out, JSON_INDENT(2));
+		fputc('\n', out);
+		json_decref(j);
+	} else {
+		show_text(ck, out);
+	}
+	checkpoint_free(ck);
+	return 0;
+}

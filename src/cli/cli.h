@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+/* Each verb: argv[0] is the verb's name; returns the process exit code. */
+int cmd_checkpoint(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_show_image(int argc, char **argv);

@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Files: every fd of every process, the cwd, root and exe, and the files
+ * behind file mappings, in one table (files.img).  Two fds that share one
+ * open file description (dup, fork inheritance) get the same file id: found
+ * with kcmp(KCMP_FILE) among fds of the same inode.  Each fd type has one
+ * small function here; a type we do not handle fails the dump with the fd
+ * and its kind named.
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/dump-internal.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/kcmp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#define FDINFO_FLAGS_MASK (~(unsigned)(O_CLOEXEC | O_LARGEFILE))
+
+uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f)
+{
+	pthread_mutex_lock(&d->lock);
+	f->id = ++d->next_file_id;
+	if (d->nfiles == d->files_cap) {
+		d->files_cap = d->files_cap ? d->files_cap * 2 : 64;
+		d->files = xrealloc(d->files, d->files_cap * sizeof(*d->files));
+	}
+	d->files[d->nfiles++] = f;
+	pthread_mutex_unlock(&d->lock);
+	return f->id;
+}
+
+/* Contents of a deleted file into ghost-<id>.img. */
+int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id)
+{
+	_cleanup_close_ int out = -1;
+	_cleanup_free_ char *buf = NULL;
+	char name[64];
+	uint64_t id;
+	int r;
+
+	if (size > (1ULL << 32))
+		return dm_fail(-EFBIG, "deleted file of %" PRIu64 " bytes is too large to carry", size);
+	pthread_mutex_lock(&d->lock);
+	id = ++d->next_ghost_id;
+	pthread_mutex_unlock(&d->lock);
+	snprintf(name, sizeof(name), IMG_GHOST_FMT, id);
+	r = image_create_raw(d->img, name, IMG_GHOST, &out);
+	if (r < 0)
+		return r;
+	buf = xmalloc(1 << 20);
+	for (uint64_t off = 0; off < size;) {
+		ssize_t n = pread(fd, buf, MIN(size - off, (uint64_t)(1 << 20)), off);
+		if (n < 0)
+			return dm_fail(neg_errno(), "reading a deleted file: %m");
+		if (n == 0)
+			break;
+		r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + off);
+		if (r < 0)
+			return r;
+		off += n;
+	}
+	r = image_finish_raw(out, IMG_GHOST, size);
+	if (r < 0)
+		return r;
+	*ret_id = id;
+	return 0;
+}
+
+/*
+ * A file known by path (mapping, exe, cwd, root): deduplicated by inode;
+ * link is a /proc path that opens the very file (also when deleted).
+ */
+uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
+			pid_t pid, const char *link, int *ret_err)
+{
+	struct stat st;
+	int r;
+
+	if (stat(link, &st) < 0) {
+		*ret_err = dm_fail(neg_errno(), "process %d: %s (%s): %m", pid, path, link);
+		return 0;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nowners; i++)
+		if (d->owners[i].fd < 0 && d->owners[i].dev == st.st_dev && d->owners[i].ino == st.st_ino) {
+			uint32_t id = d->owners[i].id;
+			pthread_mutex_unlock(&d->lock);
+			return id;
+		}
+	pthread_mutex_unlock(&d->lock);
+
+	Dm__File *f = PB_NEW(Dm__File, dm__file__init);
+	f->type = type;
+	f->path = xstrdup(path);
+	f->has_mode = f->has_size = f->has_ino = f->has_dev = f->has_mtime_ns = true;
+	f->mode = st.st_mode;
+	f->size = st.st_size;
+	f->ino = st.st_ino;
+	f->dev = st.st_dev;
+	f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
+	if (deleted && S_ISREG(st.st_mode)) {
+		_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			*ret_err = dm_fail(neg_errno(), "process %d: deleted file %s: %m", pid, path);
+			protobuf_c_message_free_unpacked(&f->base, NULL);
+			return 0;
+		}
+		f->has_ghost_id = true;
+		r = dump_write_ghost(d, fd, st.st_size, &f->ghost_id);
+		if (r < 0) {
+			*ret_err = r;
+			protobuf_c_message_free_unpacked(&f->base, NULL);
+			return 0;
+		}
+	}
+	uint32_t id = dump_add_file(d, f);
+	pthread_mutex_lock(&d->lock);
+	if (d->nowners == d->owners_cap) {
+		d->owners_cap = d->owners_cap ? d->owners_cap * 2 : 64;
+		d->owners = xrealloc(d->owners, d->owners_cap * sizeof(*d->owners));
+	}
+	d->owners[d->nowners++] = (struct fd_owner){ .pid = pid, .fd = -1, .dev = st.st_dev,
+						     .ino = st.st_ino, .id = id };
+	pthread_mutex_unlock(&d->lock);
+	*ret_err = 0;
+	return id;
+}
+
+/* An fd sharing an open file description with one seen before: its id, else 0. */
+static uint32_t find_shared(struct dump_ctx *d, pid_t pid, int fd, const struct stat *st)
+{
+	uint32_t id = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nowners && !id; i++) {
+		struct fd_owner *o = &d->owners[i];
+		if (o->fd < 0 || o->dev != st->st_dev || o->ino != st->st_ino)
+			continue;
+		if (syscall(SYS_kcmp, pid, o->pid, KCMP_FILE, fd, o->fd) == 0)
+			id = o->id;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return id;
+}
+
+static void remember_owner(struct dump_ctx *d, pid_t pid, int fd, const struct stat *st, uint32_t id)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->nowners == d->owners_cap) {
+		d->owners_cap = d->owners_cap ? d->owners_cap * 2 : 64;
+		d->owners = xrealloc(d->owners, d->owners_cap * sizeof(*d->owners));
+	}
+	d->owners[d->nowners++] = (struct fd_owner){ .pid = pid, .fd = fd, .dev = st->st_dev,
+						     .ino = st->st_ino, .id = id };
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Bytes in flight in a pipe, without consuming them: tee() into our own pipe. */
+static int dump_pipe_data(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, Dm__PipeData *pd)
+{
+	/* a new read side of the same pipe: works whichever end the fd is */
+	char name[64];
+	snprintf(name, sizeof(name), "/proc/%d/fd/%d", p->pid, fdnum);
+	_cleanup_close_ int fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	int tmp[2] = { -1, -1 }, r = 0;
+
+	if (fd < 0)
+		return dm_fail(neg_errno(), "process %d: fd %d: cannot open the pipe: %m", p->pid, fdnum);
+	int cap = fcntl(fd, F_GETPIPE_SZ);
+	if (cap > 0) {
+		pd->has_capacity = true;
+		pd->capacity = cap;
+	}
+	/* both ends share the data; save it once, from whichever end comes first */
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nowners; i++)
+		if (d->owners[i].fd == -2 && d->owners[i].ino == ino) {
+			pthread_mutex_unlock(&d->lock);
+			pd->has_bytes = true;
+			pd->bytes = d->owners[i].id;
+			return 0;
+		}
+	pthread_mutex_unlock(&d->lock);
+
+	if (pipe2(tmp, O_CLOEXEC | O_NONBLOCK) < 0)
+		return neg_errno();
+	if (cap > 0)
+		fcntl(tmp[1], F_SETPIPE_SZ, cap);
+	ssize_t n = tee(fd, tmp[1], cap > 0 ? cap : 65536, SPLICE_F_NONBLOCK);
+	if (n < 0 && errno != EAGAIN) {
+		r = dm_fail(neg_errno(), "process %d: fd %d: cannot peek the pipe: %m", p->pid, fdnum);
+		goto out;
+	}
+	if (n < 0)
+		n = 0;
+	{
+		_cleanup_close_ int out = -1;
+		_cleanup_free_ char *buf = xmalloc(n ? n : 1);
+		snprintf(name, sizeof(name), IMG_PIPE_FMT, ino);
+		r = image_create_raw(d->img, name, IMG_PIPE, &out);
+		if (r < 0)
+			goto out;
+		if (n) {
+			r = read_exact(tmp[0], buf, n);
+			if (r >= 0)
+				r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF);
+			if (r < 0)
+				goto out;
+		}
+		r = image_finish_raw(out, IMG_PIPE, n);
+	}
+	pd->has_bytes = true;
+	pd->bytes = n;
+	pthread_mutex_lock(&d->lock);
+	if (d->nowners == d->owners_cap) {
+		d->owners_cap = d->owners_cap ? d->owners_cap * 2 : 64;
+		d->owners = xrealloc(d->owners, d->owners_cap * sizeof(*d->owners));
+	}
+	d->owners[d->nowners++] = (struct fd_owner){ .pid = p->pid, .fd = -2, .ino = ino, .id = (uint32_t)n };
+	pthread_mutex_unlock(&d->lock);
+out:
+	close(tmp[0]);
+	close(tmp[1]);
+	return r;
+}
+
+static const char *sock_family(struct dproc *p, int fdnum)
+{
+	_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, fdnum, 0);
+	int dom = -1;
+	socklen_t len = sizeof(dom);
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0)
+		return "unknown family";
+	switch (dom) {
+	case AF_UNIX: return "AF_UNIX";
+	case AF_INET: return "AF_INET";
+	case AF_INET6: return "AF_INET6";
+	case AF_NETLINK: return "AF_NETLINK";
+	case AF_PACKET: return "AF_PACKET";
+	default: return "other family";
+	}
+}
+
+static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out)
+{
+	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
+	char link[64];
+	struct stat st;
+	uint32_t id;
+	int r;
+
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", p->pid, pf->fd);
+	if (pf->kind == PROC_FD_SOCKET)
+		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (%s)", pf->fd, p->pid,
+			       pf->target, sock_family(p, pf->fd));
+	if (pf->kind == PROC_FD_ANON || pf->kind == PROC_FD_NS || pf->kind == PROC_FD_OTHER)
+		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s", pf->fd, p->pid, pf->target);
+	r = proc_read_fdinfo(p->pid, pf->fd, &fi);
+	if (r < 0)
+		return dm_fail(r, "process %d: fdinfo %d: %s", p->pid, pf->fd, strerror(-r));
+	if (stat(link, &st) < 0)
+		return dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
+	out->fd = pf->fd;
+	out->has_cloexec = true;
+	out->cloexec = fi.flags & O_CLOEXEC;
+
+	id = find_shared(d, p->pid, pf->fd, &st);
+	if (id) {
+		out->file_id = id;
+		return 0;
+	}
+
+	Dm__File *f = PB_NEW(Dm__File, dm__file__init);
+	f->has_flags = f->has_pos = f->has_mode = f->has_ino = f->has_dev = true;
+	f->flags = fi.flags & FDINFO_FLAGS_MASK;
+	f->pos = fi.pos;
+	f->mode = st.st_mode;
+	f->ino = st.st_ino;
+	f->dev = st.st_dev;
+	if (pf->kind == PROC_FD_PIPE) {
+		f->type = DM__FILE_TYPE__FILE_PIPE;
+		f->pipe = PB_NEW(Dm__PipeData, dm__pipe_data__init);
+		f->pipe->pipe_id = pf->ino;
+		r = dump_pipe_data(d, p, pf->fd, pf->ino, f->pipe);
+	} else if (pf->kind == PROC_FD_MEMFD) {
+		r = dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (memfd)", pf->fd, p->pid, pf->target);
+	} else if (S_ISREG(st.st_mode)) {
+		f->type = DM__FILE_TYPE__FILE_REG;
+		f->path = xstrdup(pf->target);
+		f->has_size = f->has_mtime_ns = true;
+		f->size = st.st_size;
+		f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
+		r = 0;
+		if (pf->deleted) {
+			_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, pf->fd, 0);
+			if (fd < 0)
+				r = dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
+			else {
+				f->has_ghost_id = true;
+				r = dump_write_ghost(d, fd, st.st_size, &f->ghost_id);
+			}
+		}
+	} else if (S_ISDIR(st.st_mode)) {
+		f->type = DM__FILE_TYPE__FILE_DIR;
+		f->path = xstrdup(pf->target);
+		r = pf->deleted ? dm_fail(-ENOTSUP, "process %d: fd %d: deleted directory %s", p->pid,
+					  pf->fd, pf->target) : 0;
+	} else if (S_ISFIFO(st.st_mode)) {
+		f->type = DM__FILE_TYPE__FILE_FIFO;
+		f->path = xstrdup(pf->target);
+		f->pipe = PB_NEW(Dm__PipeData, dm__pipe_data__init);
+		f->pipe->pipe_id = st.st_ino;
+		r = dump_pipe_data(d, p, pf->fd, st.st_ino, f->pipe);
+	} else if (S_ISCHR(st.st_mode)) {
+		unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
+		f->has_rdev = true;
+		f->rdev = st.st_rdev;
+		f->path = xstrdup(pf->target);
+		if (maj == 136 || (maj == 5 && min == 2) || maj == 4 || (maj == 5 && min == 0)) {
+			f->type = DM__FILE_TYPE__FILE_TTY;
+			r = dump_tty(d, p, pf->fd, maj, min, f);
+		} else if (maj == 1 && (min == 3 || min == 5 || min == 7 || min == 8 || min == 9)) {
+			f->type = DM__FILE_TYPE__FILE_CHR; /* null zero full random urandom */
+			r = 0;
+		} else {
+			r = dm_fail(-ENOTSUP, "unsupported fd %d of process %d: character device %s (%u:%u)",
+				    pf->fd, p->pid, pf->target, maj, min);
+		}
+	} else {
+		r = dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (mode %#o)", pf->fd, p->pid,
+			    pf->target, st.st_mode & S_IFMT);
+	}
+	if (r < 0) {
+		protobuf_c_message_free_unpacked(&f->base, NULL);
+		return r;
+	}
+	out->file_id = dump_add_file(d, f);
+	remember_owner(d, p->pid, pf->fd, &st, out->file_id);
+	return 0;
+}
+
+int dump_proc_fds(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	_cleanup_(proc_fd_list_done) struct proc_fd_list fds = {};
+	char link[64], target[4096];
+	int r, err = 0;
+
+	if (p->zombie)
+		return 0;
+	r = proc_read_fds(p->pid, &fds);
+	if (r < 0)
+		return dm_fail(r, "process %d: cannot list fds: %s", p->pid, strerror(-r));
+	m->fds = xcalloc(fds.n, sizeof(*m->fds));
+	for (size_t i = 0; i < fds.n; i++) {
+		Dm__Fd *x = PB_NEW(Dm__Fd, dm__fd__init);
+		m->fds[m->n_fds++] = x;
+		r = dump_one_fd(d, p, &fds.fds[i], x);
+		if (r < 0)
+			return r;
+	}
+
+	/* cwd, root, exe */
+	static const char *const links[] = { "cwd", "root", "exe" };
+	for (int k = 0; k < 3; k++) {
+		snprintf(link, sizeof(link), "/proc/%d/%s", p->pid, links[k]);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n < 0)
+			return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, link);
+		target[n] = 0;
+		bool deleted = false;
+		if (n > 10 && !strcmp(target + n - 10, " (deleted)")) {
+			target[n - 10] = 0;
+			deleted = true;
+		}
+		uint32_t id = dump_file_path(d, k < 2 ? DM__FILE_TYPE__FILE_DIR : DM__FILE_TYPE__FILE_REG,
+					     target, deleted, p->pid, link, &err);
+		if (err < 0)
+			return err;
+		if (k == 0) {
+			m->has_cwd_file_id = true;
+			m->cwd_file_id = id;
+		} else if (k == 1) {
+			m->has_root_file_id = true;
+			m->root_file_id = id;
+		} else {
+			p->exe_file_id = id;
+		}
+	}
+	return 0;
+}

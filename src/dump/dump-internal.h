@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the dump's files.
+ *
+ * Lock order: dump_ctx.lock (files table, ids, totals) is a leaf; no other
+ * lock is taken while holding it.  A dproc is written only by its own tasks:
+ * the pinned control task fills threads/sigactions/..., the unpinned tasks
+ * fill vmas+pagemap (mm task), fds (fd task); they touch disjoint fields.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/user.h>
+
+#include "dump/dump.h"
+#include "image/image.h"
+#include "inject/inject.h"
+#include "pool/pool.h"
+#include "proc/proc.h"
+
+struct dthread {
+	pid_t tid;   /* host */
+	pid_t vtid;  /* in the tree's pid namespace */
+	struct user_regs_struct regs;  /* as seized (before any injection) */
+	bool seized;
+};
+
+struct dproc {
+	pid_t pid;   /* host pid */
+	pid_t vpid;  /* pid in the tree's pid namespace (image pid) */
+	pid_t ppid;  /* host pid of the parent (0 for the root) */
+	bool zombie;
+	bool stopped;  /* in a job-control stop when seized */
+	struct dthread *threads;
+	size_t nthreads;
+	struct proc_vma_list vmas;
+	Dm__Process *msg;            /* built by the tasks, freed by dump_free */
+	int pages_fd;                /* pages-<vpid>.img */
+	uint64_t pages_bytes;
+	uint64_t nr_pages;
+	int pidfd;
+	uint32_t exe_file_id;       /* set by the fd task, stored at finalize */
+	uint32_t securebits;        /* set by the core task */
+};
+
+struct dump_ctx {
+	struct dump_opts opts;
+	struct dm_image *img;
+	struct dproc **procs;        /* parents before children */
+	size_t nprocs;
+	bool own_pidns;
+	unsigned ns_level;           /* index into NSpid of the tree's namespace */
+	pthread_mutex_t lock;        /* guards files, next ids, the totals */
+	Dm__File **files;
+	size_t nfiles, files_cap;
+	uint32_t next_file_id;
+	uint64_t next_ghost_id;
+	/* fd identity for sharing detection: which (pid, fd) first held file id N */
+	struct fd_owner { pid_t pid; int fd; uint64_t dev, ino; uint32_t id; } *owners;
+	size_t nowners, owners_cap;
+	uint64_t shmem_done[256];    /* shmem objects already saved (inode numbers) */
+	size_t nshmem_done;
+	/* stats */
+	uint64_t t_start, t_frozen, t_collected;
+	_Atomic uint64_t total_pages;
+	unsigned threads_total;
+	size_t vmas_total;
+	json_t *pool_stats;
+	bool released;
+};
+
+/* dump-seize.c */
+int dump_seize_tree(struct dump_ctx *d);
+int dump_detach_all(struct dump_ctx *d, bool kill_tree);
+
+/* dump-proc.c: the pinned per-process task (ptrace, injection) */
+int dump_proc_core(struct dump_ctx *d, struct dproc *p);
+int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p);
+
+/* dump-mm.c: VMAs, page maps, page contents */
+int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p);
+
+/* dump-files.c: fds, cwd, root, exe, files table */
+int dump_proc_fds(struct dump_ctx *d, struct dproc *p);
+uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
+			pid_t pid, const char *link, int *ret_err);
+uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
+int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
+int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id);
+
+/* allocation helpers for protobuf-c messages built by hand */
+#define PB_NEW(type, init_fn) ({ type *_m = xcalloc(1, sizeof(type)); init_fn(_m); _m; })

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Address space: VMAs, the page map of private memory, page contents.
+ *
+ * The page map of a process comes from one PAGEMAP_SCAN ioctl per VMA:
+ * present or swapped pages that are neither page-cache pages (PAGE_IS_FILE:
+ * a private file mapping's untouched pages are read back from the file) nor
+ * the shared zero page.  Contents are copied by pool tasks of at most
+ * CHUNK_BYTES each (process_vm_readv into a buffer, pwrite at the page's
+ * offset in pages-<pid>.img), so one big process is dumped by every worker.
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/dump-internal.h"
+#include "base/log.h"
+#include "compat.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#define CHUNK_BYTES (4UL << 20)
+
+struct chunk_task {
+	struct dump_ctx *d;
+	struct dproc *p;
+	uint64_t vaddr, len, file_off;
+};
+
+static Dm__VmaKind vma_kind(const struct proc_vma *v)
+{
+	switch (v->kind) {
+	case PROC_VMA_HEAP: return DM__VMA_KIND__VMA_HEAP;
+	case PROC_VMA_STACK: return DM__VMA_KIND__VMA_STACK;
+	case PROC_VMA_VDSO: return DM__VMA_KIND__VMA_VDSO;
+	case PROC_VMA_VVAR: return DM__VMA_KIND__VMA_VVAR;
+	case PROC_VMA_VVAR_VCLOCK: return DM__VMA_KIND__VMA_VVAR_VCLOCK;
+	case PROC_VMA_VSYSCALL: return DM__VMA_KIND__VMA_VSYSCALL;
+	case PROC_VMA_FILE: return DM__VMA_KIND__VMA_FILE;
+	case PROC_VMA_SHMEM_ANON:
+	case PROC_VMA_SHMEM_NAMED:
+	case PROC_VMA_MEMFD: return v->shared ? DM__VMA_KIND__VMA_SHMEM : DM__VMA_KIND__VMA_FILE;
+	default: return DM__VMA_KIND__VMA_ANON;
+	}
+}
+
+static uint32_t madv_bits(uint64_t f)
+{
+	uint32_t m = 0;
+	if (f & PROC_VMF_DC) m |= DM_MADV_DONTFORK;
+	if (f & PROC_VMF_WF) m |= DM_MADV_WIPEONFORK;
+	if (f & PROC_VMF_DD) m |= DM_MADV_DONTDUMP;
+	if (f & PROC_VMF_HG) m |= DM_MADV_HUGEPAGE;
+	if (f & PROC_VMF_NH) m |= DM_MADV_NOHUGEPAGE;
+	if (f & PROC_VMF_MG) m |= DM_MADV_MERGEABLE;
+	if (f & PROC_VMF_LO) m |= DM_MADV_LOCKED;
+	if (f & PROC_VMF_SR) m |= DM_MADV_SEQ;
+	if (f & PROC_VMF_RR) m |= DM_MADV_RAND;
+	return m;
+}
+
+static bool vma_has_private_pages(const Dm__Vma *v)
+{
+	if (v->flags & MAP_SHARED)
+		return false;
+	switch (v->kind) {
+	case DM__VMA_KIND__VMA_VDSO:
+	case DM__VMA_KIND__VMA_VVAR:
+	case DM__VMA_KIND__VMA_VVAR_VCLOCK:
+	case DM__VMA_KIND__VMA_VSYSCALL:
+	case DM__VMA_KIND__VMA_SHMEM:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Save a shared memory object once (by inode), sparse. */
+static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma *v)
+{
+	char path[128], name[64];
+	_cleanup_close_ int fd = -1, out = -1;
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nshmem_done; i++)
+		if (d->shmem_done[i] == v->inode) {
+			pthread_mutex_unlock(&d->lock);
+			return 0;
+		}
+	if (d->nshmem_done == ARRAY_SIZE(d->shmem_done)) {
+		pthread_mutex_unlock(&d->lock);
+		return dm_fail(-E2BIG, "process %d: too many shared memory objects", p->pid);
+	}
+	d->shmem_done[d->nshmem_done++] = v->inode;
+	pthread_mutex_unlock(&d->lock);
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, p->pid, v->start, v->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dm_fail(neg_errno(), "process %d: shared mapping %#" PRIx64 ": %m", p->pid, v->start);
+	if (fstat(fd, &st) < 0)
+		return neg_errno();
+	snprintf(name, sizeof(name), IMG_SHMEM_FMT, (uint64_t)v->inode);
+	r = image_create_raw(d->img, name, IMG_SHMEM, &out);
+	if (r < 0)
+		return r;
+	buf = xmalloc(CHUNK_BYTES);
+	for (off_t off = 0; off < st.st_size;) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			break; /* ENXIO: only a hole is left */
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = st.st_size;
+		for (off_t o = data; o < hole;) {
+			size_t n = MIN((uint64_t)(hole - o), CHUNK_BYTES);
+			r = pread_exact(fd, buf, n, o);
+			if (r < 0)
+				return dm_fail(r, "process %d: reading shared memory: %s", p->pid, strerror(-r));
+			r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + o);
+			if (r < 0)
+				return r;
+			o += n;
+		}
+		off = hole;
+	}
+	if (ftruncate(out, DM_IMG_DATA_OFF + st.st_size) < 0)
+		return neg_errno();
+	return image_finish_raw(out, IMG_SHMEM, st.st_size);
+}
+
+static int build_vmas(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	int r;
+
+	m->vmas = xcalloc(p->vmas.n, sizeof(*m->vmas));
+	for (size_t i = 0; i < p->vmas.n; i++) {
+		const struct proc_vma *v = &p->vmas.vmas[i];
+		Dm__Vma *x = PB_NEW(Dm__Vma, dm__vma__init);
+		m->vmas[m->n_vmas++] = x;
+		x->start = v->start;
+		x->end = v->end;
+		x->prot = v->prot;
+		x->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
+		if (v->kind == PROC_VMA_STACK || (v->vmflags & PROC_VMF_GD))
+			x->flags |= MAP_GROWSDOWN;
+		x->kind = vma_kind(v);
+		x->has_madv = true;
+		x->madv = madv_bits(v->vmflags);
+		x->name = xstrdup(v->kind == PROC_VMA_ANON ? "" : v->path);
+		switch (v->kind) {
+		case PROC_VMA_SYSV_SHM:
+		case PROC_VMA_HUGETLB_ANON:
+		case PROC_VMA_AIO:
+		case PROC_VMA_SPECIAL:
+			return dm_fail(-ENOTSUP, "process %d: unsupported mapping %#" PRIx64 "-%#" PRIx64 " (%s)",
+				       p->pid, v->start, v->end, v->path);
+		default:
+			break;
+		}
+		if (vma_has_private_pages(x) && (v->vmflags & (PROC_VMF_HT | PROC_VMF_PF | PROC_VMF_IO)))
+			return dm_fail(-ENOTSUP, "process %d: unsupported mapping %#" PRIx64 " (%s: hugetlb or device memory)",
+				       p->pid, v->start, v->path);
+		if (x->kind == DM__VMA_KIND__VMA_SHMEM) {
+			x->has_shmem_id = x->has_pgoff = true;
+			x->shmem_id = v->inode;
+			x->pgoff = v->pgoff;
+			r = dump_shmem(d, p, v);
+			if (r < 0)
+				return r;
+		} else if (x->kind == DM__VMA_KIND__VMA_FILE) {
+			char link[128];
+			snprintf(link, sizeof(link), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, p->pid, v->start, v->end);
+			int err = 0;
+			x->has_file_id = x->has_pgoff = true;
+			x->pgoff = v->pgoff;
+			x->file_id = dump_file_path(d, DM__FILE_TYPE__FILE_REG, v->path,
+						    v->deleted || v->kind == PROC_VMA_MEMFD, p->pid, link, &err);
+			if (err < 0)
+				return err;
+		}
+	}
+	return 0;
+}
+
+static int chunk_task(struct pool *pool, void *arg)
+{
+	struct chunk_task *c = arg;
+	struct dproc *p = c->p;
+	_cleanup_free_ uint8_t *buf = NULL;
+	int r;
+
+	if (pool_failed(pool))
+		return 0;
+	buf = xmalloc(c->len);
+	struct iovec li = { buf, c->len }, ri = { (void *)c->vaddr, c->len };
+	ssize_t n = process_vm_readv(p->pid, &li, 1, &ri, 1, 0);
+	if (n < 0)
+		n = 0;
+	if ((uint64_t)n < c->len) {
+		/* unreadable protections (PROT_NONE, --x): /proc/PID/mem forces them */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
+		_cleanup_close_ int mem = open(path, O_RDONLY | O_CLOEXEC);
+		if (mem < 0)
+			return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, path);
+		r = pread_exact(mem, buf + n, c->len - n, c->vaddr + n);
+		if (r < 0)
+			return dm_fail(r, "process %d: cannot read memory at %#" PRIx64 ": %s", p->pid,
+				       c->vaddr + n, strerror(-r));
+	}
+	r = pwrite_all(p->pages_fd, buf, c->len, DM_IMG_DATA_OFF + c->file_off);
+	if (r < 0)
+		return dm_fail(r, "pages-%d.img: write: %s", p->vpid, strerror(-r));
+	return 0;
+}
+
+static int scan_vma(int pm, const Dm__Vma *v, struct page_region **vec, size_t *cap,
+		    size_t *ret_n)
+{
+	size_t n = 0;
+	uint64_t start = v->start;
+
+	while (start < v->end) {
+		if (n + 64 > *cap) {
+			*cap = *cap ? *cap * 2 : 1024;
+			*vec = xrealloc(*vec, *cap * sizeof(**vec));
+		}
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
+			.start = start,
+			.end = v->end,
+			.vec = (uint64_t)(*vec + n),
+			.vec_len = *cap - n,
+			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		};
+		long got = ioctl(pm, PAGEMAP_SCAN, &a);
+		if (got < 0)
+			return neg_errno();
+		n += got;
+		if (a.walk_end >= v->end || a.walk_end <= start)
+			break;
+		start = a.walk_end;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	_cleanup_close_ int pm = -1;
+	_cleanup_free_ struct page_region *vec = NULL;
+	size_t cap = 0, nent_cap = 0;
+	uint64_t off = 0;
+	char path[64];
+	int r;
+
+	r = build_vmas(d, p);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+	pm = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm < 0)
+		return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, path);
+
+	for (size_t i = 0; i < m->n_vmas; i++) {
+		const Dm__Vma *v = m->vmas[i];
+		size_t n;
+		if (!vma_has_private_pages(v))
+			continue;
+		r = scan_vma(pm, v, &vec, &cap, &n);
+		if (r < 0)
+			return dm_fail(r, "process %d: PAGEMAP_SCAN %#" PRIx64 ": %s", p->pid, v->start,
+				       strerror(-r));
+		size_t first = m->n_pagemap;
+		for (size_t k = 0; k < n; k++) {
+			/* merge with the previous entry of this VMA when contiguous */
+			uint64_t len = vec[k].end - vec[k].start;
+			Dm__PagemapEntry *prev = m->n_pagemap > first ? m->pagemap[m->n_pagemap - 1] : NULL;
+			if (prev && prev->vaddr + (uint64_t)prev->nr_pages * DM_PAGE_SIZE == vec[k].start &&
+			    prev->nr_pages + len / DM_PAGE_SIZE < (1u << 20)) {
+				prev->nr_pages += len / DM_PAGE_SIZE;
+			} else {
+				if (m->n_pagemap == nent_cap) {
+					nent_cap = nent_cap ? nent_cap * 2 : 64;
+					m->pagemap = xrealloc(m->pagemap, nent_cap * sizeof(*m->pagemap));
+				}
+				Dm__PagemapEntry *e = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
+				e->vaddr = vec[k].start;
+				e->nr_pages = len / DM_PAGE_SIZE;
+				e->offset = off;
+				m->pagemap[m->n_pagemap++] = e;
+			}
+			off += len;
+		}
+	}
+	p->nr_pages = off / DM_PAGE_SIZE;
+	p->pages_bytes = off;
+	atomic_fetch_add(&d->total_pages, p->nr_pages);
+	if (d->opts.lazy)
+		return 0; /* contents are served later; eager pages at finalize */
+
+	snprintf(path, sizeof(path), IMG_PAGES_FMT, p->vpid);
+	r = image_create_raw(d->img, path, IMG_PAGES, &p->pages_fd);
+	if (r < 0)
+		return r;
+	if (off && ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
+		return dm_fail(neg_errno(), "%s: %m", path);
+	for (size_t i = 0; i < m->n_pagemap; i++) {
+		const Dm__PagemapEntry *e = m->pagemap[i];
+		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+		for (uint64_t o = 0; o < len; o += CHUNK_BYTES) {
+			struct chunk_task *c = xmalloc(sizeof(*c));
+			c->d = d;
+			c->p = p;
+			c->vaddr = e->vaddr + o;
+			c->len = MIN(CHUNK_BYTES, len - o);
+			c->file_off = e->offset + o;
+			r = pool_add_full(pool, chunk_task, c, free, 0, "pages");
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}

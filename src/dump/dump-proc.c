@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-process state: what /proc shows (fill_static, any thread) and what only
+ * ptrace and the task itself can tell (core: the pinned task).
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/dump-internal.h"
+#include "base/log.h"
+
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <linux/ptrace.h>
+
+#ifndef PTRACE_GET_RSEQ_CONFIGURATION
+#define PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#endif
+struct rseq_conf {
+	uint64_t rseq_abi_pointer;
+	uint32_t rseq_abi_size, signature, flags, pad;
+};
+
+struct k_sigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+static uint8_t *dup_bytes(const void *p, size_t n)
+{
+	uint8_t *b = xmalloc(n);
+	memcpy(b, p, n);
+	return b;
+}
+
+int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	struct proc_stat st;
+	struct proc_status s = {};
+	int r;
+
+	r = proc_read_stat(p->pid, 0, &st);
+	if (r < 0)
+		return dm_fail(r, "process %d: stat: %s", p->pid, strerror(-r));
+	r = proc_read_status(p->pid, 0, &s);
+	if (r < 0)
+		return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+	m->pgid = s.n_nspgid > d->ns_level ? s.nspgid[d->ns_level] : st.pgrp;
+	m->sid = s.n_nssid > d->ns_level ? s.nssid[d->ns_level] : st.session;
+	/* a pgid/sid outside the tree's namespace shows as 0 there */
+	m->comm = xstrdup(st.comm);
+	m->has_exit_signal = true;
+	m->exit_signal = st.exit_signal;
+	if (p->zombie) {
+		m->state = DM__PROC_STATE__PROC_ZOMBIE;
+		m->has_exit_code = true;
+		m->exit_code = st.exit_code;
+		proc_status_done(&s);
+		return 0;
+	}
+	m->state = p->stopped ? DM__PROC_STATE__PROC_STOPPED : DM__PROC_STATE__PROC_ALIVE;
+	m->has_umask = true;
+	m->umask = s.umask;
+	m->has_shared_pending_mask = true;
+	m->shared_pending_mask = s.shd_pnd;
+
+	Dm__Creds *c = PB_NEW(Dm__Creds, dm__creds__init);
+	c->uid = s.uid[0]; c->euid = s.uid[1]; c->suid = s.uid[2]; c->fsuid = s.uid[3];
+	c->gid = s.gid[0]; c->egid = s.gid[1]; c->sgid = s.gid[2]; c->fsgid = s.gid[3];
+	c->n_groups = s.n_groups;
+	c->groups = xcalloc(s.n_groups, sizeof(uint32_t));
+	for (size_t i = 0; i < s.n_groups; i++)
+		c->groups[i] = s.groups[i];
+	c->cap_inh = s.cap_inh;
+	c->cap_prm = s.cap_prm;
+	c->cap_eff = s.cap_eff;
+	c->cap_bnd = s.cap_bnd;
+	c->has_cap_amb = true;
+	c->cap_amb = s.cap_amb;
+	c->has_no_new_privs = true;
+	c->no_new_privs = s.no_new_privs > 0;
+	m->creds = c;
+	proc_status_done(&s);
+
+	unsigned pers;
+	if (proc_read_personality(p->pid, &pers) >= 0) {
+		m->has_personality = true;
+		m->personality = pers;
+	}
+
+	m->n_rlimits = 0;
+	m->rlimits = xcalloc(RLIM_NLIMITS, sizeof(*m->rlimits));
+	for (int res = 0; res < RLIM_NLIMITS; res++) {
+		struct rlimit rl;
+		if (prlimit(p->pid, res, NULL, &rl) < 0)
+			return dm_fail(neg_errno(), "process %d: prlimit(%d): %m", p->pid, res);
+		Dm__Rlimit *l = PB_NEW(Dm__Rlimit, dm__rlimit__init);
+		l->resource = res;
+		l->cur = rl.rlim_cur;
+		l->max = rl.rlim_max;
+		m->rlimits[m->n_rlimits++] = l;
+	}
+
+	Dm__Mm *mm = PB_NEW(Dm__Mm, dm__mm__init);
+	mm->start_code = st.start_code;
+	mm->end_code = st.end_code;
+	mm->start_data = st.start_data;
+	mm->end_data = st.end_data;
+	mm->start_brk = st.start_brk;
+	mm->brk = st.start_brk;
+	for (size_t i = 0; i < p->vmas.n; i++)
+		if (p->vmas.vmas[i].kind == PROC_VMA_HEAP)
+			mm->brk = p->vmas.vmas[i].end;
+	mm->start_stack = st.start_stack;
+	mm->arg_start = st.arg_start;
+	mm->arg_end = st.arg_end;
+	mm->env_start = st.env_start;
+	mm->env_end = st.env_end;
+	{
+		char path[64];
+		_cleanup_free_ char *buf = NULL;
+		size_t len;
+		snprintf(path, sizeof(path), "/proc/%d/auxv", p->pid);
+		r = read_full_file(path, 8192, &buf, &len);
+		if (r < 0)
+			return dm_fail(r, "process %d: auxv: %s", p->pid, strerror(-r));
+		len -= len % 16;
+		mm->has_auxv = true;
+		mm->auxv.len = len;
+		mm->auxv.data = dup_bytes(buf, len);
+	}
+	m->mm = mm;
+	return 0;
+}
+
+static int dump_seccomp(struct dproc *p, struct dthread *t, Dm__Thread *tm)
+{
+	struct sock_filter_buf { uint64_t insn; } *buf = NULL;
+	Dm__SeccompFilter *filters[64];
+	int n = 0;
+
+	/* index 0 is the most recently installed filter; the image keeps install order */
+	for (n = 0; n < 64; n++) {
+		long cnt = ptrace(PTRACE_SECCOMP_GET_FILTER, t->tid, n, NULL);
+		if (cnt < 0) {
+			if (errno == ENOENT || errno == EINVAL)
+				break;
+			return dm_fail(neg_errno(), "thread %d: seccomp filter %d: %m", t->tid, n);
+		}
+		buf = xcalloc(cnt, 8);
+		if (ptrace(PTRACE_SECCOMP_GET_FILTER, t->tid, n, buf) < 0) {
+			free(buf);
+			return dm_fail(neg_errno(), "thread %d: seccomp filter %d: %m", t->tid, n);
+		}
+		Dm__SeccompFilter *f = PB_NEW(Dm__SeccompFilter, dm__seccomp_filter__init);
+		f->insns.data = (uint8_t *)buf;
+		f->insns.len = cnt * 8;
+		struct seccomp_metadata md = { .filter_off = n };
+		if (ptrace(PTRACE_SECCOMP_GET_METADATA, t->tid, sizeof(md), &md) >= 0) {
+			f->has_flags = true;
+			f->flags = md.flags;
+		}
+		filters[n] = f;
+	}
+	(void)p;
+	tm->n_seccomp = n;
+	tm->seccomp = xcalloc(n, sizeof(*tm->seccomp));
+	for (int i = 0; i < n; i++)
+		tm->seccomp[i] = filters[n - 1 - i];
+	return 0;
+}
+
+static int peek_siginfo(pid_t tid, bool shared, ProtobufCBinaryData **ret, size_t *ret_n)
+{
+	uint8_t si[32][128];
+	ProtobufCBinaryData *out = NULL;
+	size_t n = 0;
+
+	for (;;) {
+		struct ptrace_peeksiginfo_args a = { .off = n, .flags = shared ? PTRACE_PEEKSIGINFO_SHARED : 0,
+						     .nr = 32 };
+		long got = ptrace(PTRACE_PEEKSIGINFO, tid, &a, si);
+		if (got < 0)
+			return dm_fail(neg_errno(), "thread %d: PEEKSIGINFO: %m", tid);
+		if (got == 0)
+			break;
+		out = xrealloc(out, (n + got) * sizeof(*out));
+		for (long i = 0; i < got; i++) {
+			out[n + i].len = 128;
+			out[n + i].data = dup_bytes(si[i], 128);
+		}
+		n += got;
+		if (n > 4096)
+			return dm_fail(-E2BIG, "thread %d: too many pending signals", tid);
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+/* A `syscall` instruction in the target's vDSO, to inject the parasite mmap. */
+static int find_syscall_insn(struct dproc *p, uint64_t *ret)
+{
+	for (size_t i = 0; i < p->vmas.n; i++) {
+		const struct proc_vma *v = &p->vmas.vmas[i];
+		if (v->kind != PROC_VMA_VDSO)
+			continue;
+		size_t len = v->end - v->start;
+		_cleanup_free_ uint8_t *b = xmalloc(len);
+		struct iovec li = { b, len }, ri = { (void *)v->start, len };
+		if (process_vm_readv(p->pid, &li, 1, &ri, 1, 0) != (ssize_t)len)
+			return dm_fail(neg_errno(), "process %d: cannot read the vdso: %m", p->pid);
+		for (size_t k = 0; k + 1 < len; k++)
+			if (b[k] == 0x0f && b[k + 1] == 0x05) {
+				*ret = v->start + k;
+				return 0;
+			}
+	}
+	return dm_fail(-ENOTSUP, "process %d: no vdso syscall instruction", p->pid);
+}
+
+/* Threads' registers and everything ptrace reads without running the task. */
+static int dump_threads_regs(struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	uint8_t xs[16384];
+	int r;
+
+	m->n_threads = p->nthreads;
+	m->threads = xcalloc(p->nthreads, sizeof(*m->threads));
+	for (size_t i = 0; i < p->nthreads; i++) {
+		struct dthread *t = &p->threads[i];
+		Dm__Thread *tm = PB_NEW(Dm__Thread, dm__thread__init);
+		m->threads[i] = tm;
+		tm->tid = t->vtid;
+		r = ptrace_getregs(t->tid, &t->regs);
+		if (r < 0)
+			return dm_fail(r, "thread %d: registers: %s", t->tid, strerror(-r));
+		size_t xlen;
+		r = ptrace_getxstate(t->tid, xs, sizeof(xs), &xlen);
+		if (r < 0)
+			return dm_fail(r, "thread %d: xstate: %s", t->tid, strerror(-r));
+		tm->has_xstate = true;
+		tm->xstate.len = xlen;
+		tm->xstate.data = dup_bytes(xs, xlen);
+		if (ptrace(PTRACE_GETSIGMASK, t->tid, 8, &tm->sigmask) < 0)
+			return dm_fail(neg_errno(), "thread %d: sigmask: %m", t->tid);
+		struct rseq_conf rc = {};
+		if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, t->tid, sizeof(rc), &rc) >= 0 &&
+		    rc.rseq_abi_pointer) {
+			tm->has_rseq_ptr = tm->has_rseq_size = tm->has_rseq_sig = true;
+			tm->rseq_ptr = rc.rseq_abi_pointer;
+			tm->rseq_size = rc.rseq_abi_size;
+			tm->rseq_sig = rc.signature;
+		}
+		void *head;
+		size_t len;
+		if (syscall(SYS_get_robust_list, t->tid, &head, &len) == 0 && head) {
+			tm->has_robust_head = tm->has_robust_len = true;
+			tm->robust_head = (uint64_t)head;
+			tm->robust_len = len;
+		}
+		r = peek_siginfo(t->tid, false, &tm->pending, &tm->n_pending);
+		if (r < 0)
+			return r;
+		char comm[PROC_COMM_MAX + 1];
+		if (proc_read_comm(p->pid, t->tid, comm) >= 0)
+			tm->comm = xstrdup(comm);
+		tm->has_in_syscall = true;
+		tm->in_syscall = (long)t->regs.orig_rax >= 0;
+		r = dump_seccomp(p, t, tm);
+		if (r < 0)
+			return r;
+		struct user_regs_struct fixed = t->regs;
+		regs_fixup_restart(&fixed, false);
+		tm->regs.len = sizeof(fixed);
+		tm->regs.data = dup_bytes(&fixed, sizeof(fixed));
+	}
+	return peek_siginfo(p->pid, true, &m->shared_pending, &m->n_shared_pending);
+}
+
+/*
+ * State that only the task itself can read, with one batch of injected
+ * syscalls per thread through a parasite blob:
+ *   process: rt_sigaction x 62, getitimer x 3, securebits, pdeath signal,
+ *            child subreaper, dumpable, timer_gettime per POSIX timer;
+ *   thread:  tid address, sigaltstack.
+ */
+static int dump_parasite(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	struct tracee t = { .tid = p->pid, .memfd = -1 };
+	struct inj_batch *b = NULL;
+	uint64_t insn = 0, blob = 0;
+	int r;
+
+	r = find_syscall_insn(p, &insn);
+	if (r < 0)
+		return r;
+	long a = inject_syscall_at(p->pid, insn, SYS_mmap, 0, INJ_BLOB_SIZE,
+				   PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (a < 0 && a > -4096)
+		return dm_fail((int)a, "process %d: parasite mmap: %s", p->pid, strerror((int)-a));
+	blob = (uint64_t)a;
+	r = inject_open_mem(&t);
+	if (r < 0)
+		goto out;
+	{
+		uint8_t code[INJ_BLOB_CODE_MAX];
+		size_t clen;
+		inject_blob_code(code, &clen);
+		r = tracee_write(&t, blob, code, clen);
+		if (r < 0)
+			goto out;
+	}
+	t.code = blob;
+	t.data = blob + INJ_CODE_SIZE;
+	b = xmalloc(sizeof(*b));
+
+	/* process-wide, on the main thread */
+	{
+		batch_init(b, &t);
+		uint64_t sa[65] = {}, it[3], sb, pd, sr;
+		for (int sig = 1; sig <= 64; sig++) {
+			if (sig == SIGKILL || sig == SIGSTOP)
+				continue;
+			sa[sig] = batch_reserve(b, sizeof(struct k_sigaction));
+			batch_add(b, "rt_sigaction", SYS_rt_sigaction, sig, 0, sa[sig], 8, 0, 0);
+		}
+		for (int w = 0; w < 3; w++) {
+			it[w] = batch_reserve(b, sizeof(struct itimerval));
+			batch_add(b, "getitimer", SYS_getitimer, w, it[w], 0, 0, 0, 0);
+		}
+		sb = batch_reserve(b, 8);
+		batch_add(b, "prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0);
+		unsigned sb_idx = b->n - 1;
+		pd = batch_reserve(b, 8);
+		batch_add(b, "prctl(PR_GET_PDEATHSIG)", SYS_prctl, PR_GET_PDEATHSIG, pd, 0, 0, 0, 0);
+		sr = batch_reserve(b, 8);
+		batch_add(b, "prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, sr, 0, 0, 0, 0);
+		batch_add(b, "prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
+		unsigned dump_idx = b->n - 1;
+		(void)sb;
+		r = batch_run(b, NULL);
+		if (r < 0)
+			goto out;
+		m->sigactions = xcalloc(64, sizeof(*m->sigactions));
+		for (int sig = 1; sig <= 64; sig++) {
+			if (!sa[sig])
+				continue;
+			struct k_sigaction *k = batch_local(b, sa[sig]);
+			if (k->handler == 0 /* SIG_DFL */ && k->flags == 0 && k->mask == 0)
+				continue;
+			Dm__Sigaction *s = PB_NEW(Dm__Sigaction, dm__sigaction__init);
+			s->sig = sig;
+			s->handler = k->handler;
+			s->flags = k->flags;
+			s->restorer = k->restorer;
+			s->mask = k->mask;
+			m->sigactions[m->n_sigactions++] = s;
+		}
+		m->itimers = xcalloc(3, sizeof(*m->itimers));
+		for (int w = 0; w < 3; w++) {
+			struct itimerval *v = batch_local(b, it[w]);
+			if (!v->it_value.tv_sec && !v->it_value.tv_usec)
+				continue;
+			Dm__Itimer *x = PB_NEW(Dm__Itimer, dm__itimer__init);
+			x->which = w;
+			x->interval_us = v->it_interval.tv_sec * 1000000ULL + v->it_interval.tv_usec;
+			x->value_us = v->it_value.tv_sec * 1000000ULL + v->it_value.tv_usec;
+			m->itimers[m->n_itimers++] = x;
+		}
+		p->securebits = (uint32_t)batch_result(b, sb_idx);
+		m->has_pdeath_signal = true;
+		m->pdeath_signal = *(int *)batch_local(b, pd);
+		m->has_child_subreaper = true;
+		m->child_subreaper = *(int *)batch_local(b, sr) != 0;
+		m->has_dumpable = true;
+		m->dumpable = batch_result(b, dump_idx) == 1;
+	}
+
+	/* POSIX timers: ids from /proc, state from timer_gettime */
+	{
+		_cleanup_free_ struct proc_timer *tm = NULL;
+		size_t nt = 0;
+		r = proc_read_timers(p->pid, &tm, &nt);
+		if (r < 0 && r != -ENOENT)
+			goto out;
+		r = 0;
+		if (nt) {
+			uint64_t spec[nt];
+			batch_init(b, &t);
+			for (size_t i = 0; i < nt; i++) {
+				spec[i] = batch_reserve(b, sizeof(struct itimerspec));
+				batch_add(b, "timer_gettime", SYS_timer_gettime, tm[i].id, spec[i], 0, 0, 0, 0);
+			}
+			r = batch_run(b, NULL);
+			if (r < 0)
+				goto out;
+			m->posix_timers = xcalloc(nt, sizeof(*m->posix_timers));
+			for (size_t i = 0; i < nt; i++) {
+				struct itimerspec *s = batch_local(b, spec[i]);
+				Dm__PosixTimer *x = PB_NEW(Dm__PosixTimer, dm__posix_timer__init);
+				x->id = tm[i].id;
+				x->clock_id = tm[i].clock_id;
+				x->notify = tm[i].notify | (tm[i].thread_id ? 4 /* SIGEV_THREAD_ID */ : 0);
+				x->signo = tm[i].signo;
+				x->sigval = tm[i].sigval;
+				if (tm[i].thread_id) {
+					x->has_notify_tid = true;
+					x->notify_tid = tm[i].notify_pid;
+					for (size_t k = 0; k < p->nthreads; k++)
+						if (p->threads[k].tid == tm[i].notify_pid ||
+						    p->threads[k].vtid == tm[i].notify_pid)
+							x->notify_tid = p->threads[k].vtid;
+				}
+				x->interval_ns = s->it_interval.tv_sec * 1000000000ULL + s->it_interval.tv_nsec;
+				x->value_ns = s->it_value.tv_sec * 1000000000ULL + s->it_value.tv_nsec;
+				m->posix_timers[m->n_posix_timers++] = x;
+			}
+		}
+	}
+
+	/* per thread: tid address, sigaltstack */
+	for (size_t i = 0; i < p->nthreads; i++) {
+		struct tracee tt = t;
+		tt.tid = p->threads[i].tid;
+		batch_init(b, &tt);
+		uint64_t ta = batch_reserve(b, 8), ss = batch_reserve(b, sizeof(stack_t));
+		batch_add(b, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, ta, 0, 0, 0, 0);
+		batch_add(b, "sigaltstack", SYS_sigaltstack, 0, ss, 0, 0, 0, 0);
+		r = batch_run(b, NULL);
+		if (r < 0)
+			goto out;
+		Dm__Thread *th = m->threads[i];
+		uint64_t tid_addr = *(uint64_t *)batch_local(b, ta);
+		if (tid_addr) {
+			th->has_clear_tid = true;
+			th->clear_tid = tid_addr;
+		}
+		stack_t *st = batch_local(b, ss);
+		if (!(st->ss_flags & SS_DISABLE)) {
+			th->has_altstack_sp = th->has_altstack_size = th->has_altstack_flags = true;
+			th->altstack_sp = (uint64_t)st->ss_sp;
+			th->altstack_size = st->ss_size;
+			th->altstack_flags = st->ss_flags & ~SS_ONSTACK;
+		}
+	}
+	r = 0;
+out:
+	free(b);
+	tracee_release(&t);
+	/* remove the parasite; then every thread gets its own registers back */
+	long u = inject_syscall_at(p->pid, insn, SYS_munmap, blob, INJ_BLOB_SIZE, 0, 0, 0, 0);
+	if (u != 0 && r == 0)
+		r = dm_fail(u < 0 ? (int)u : -EIO, "process %d: parasite munmap failed", p->pid);
+	for (size_t i = 0; i < p->nthreads; i++) {
+		struct user_regs_struct back = p->threads[i].regs;
+		regs_fixup_restart(&back, true);
+		int e = ptrace_setregs(p->threads[i].tid, &back);
+		if (e < 0 && r == 0)
+			r = dm_fail(e, "thread %d: cannot put registers back", p->threads[i].tid);
+	}
+	(void)d;
+	return r;
+}
+
+int dump_proc_core(struct dump_ctx *d, struct dproc *p)
+{
+	int r;
+
+	if (p->zombie)
+		return 0;
+	r = dump_threads_regs(p);
+	if (r < 0)
+		return r;
+	return dump_parasite(d, p);
+}

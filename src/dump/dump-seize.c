@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Freezing a process tree with ptrace.
+ *
+ * Every thread is PTRACE_SEIZEd and PTRACE_INTERRUPTed.  The tree may fork
+ * or clone while we walk it, so the walk repeats until a pass finds nothing
+ * new: a task created after its parent stopped cannot exist, so once every
+ * known thread is stopped and a full pass sees no new child or thread, the
+ * set is closed.
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/dump-internal.h"
+#include "base/log.h"
+#include "base/clock.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define SEIZE_OPTS (PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP)
+
+static struct dproc *find_proc(struct dump_ctx *d, pid_t pid)
+{
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == pid)
+			return d->procs[i];
+	return NULL;
+}
+
+static bool has_thread(struct dproc *p, pid_t tid)
+{
+	for (size_t i = 0; i < p->nthreads; i++)
+		if (p->threads[i].tid == tid)
+			return true;
+	return false;
+}
+
+static int seize_thread(struct dproc *p, pid_t tid)
+{
+	int st, r;
+
+	if (ptrace(PTRACE_SEIZE, tid, 0, SEIZE_OPTS) < 0) {
+		r = neg_errno();
+		if (r == -ESRCH)
+			return 0; /* exited meanwhile: the next pass will tell */
+		return dm_fail(r, "cannot seize thread %d of process %d: %s", tid, p->pid,
+			       strerror(-r));
+	}
+	p->threads = xrealloc(p->threads, (p->nthreads + 1) * sizeof(*p->threads));
+	struct dthread *t = &p->threads[p->nthreads++];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	t->seized = true;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+		return dm_fail(neg_errno(), "cannot interrupt thread %d: %m", tid);
+	r = ptrace_wait_stop(tid, &st);
+	if (r < 0)
+		return r;
+	if ((st >> 16) == PTRACE_EVENT_STOP && (WSTOPSIG(st) == SIGSTOP || WSTOPSIG(st) == SIGTSTP ||
+						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU))
+		p->stopped = true;
+	else if ((st >> 16) != PTRACE_EVENT_STOP)
+		pr_debug("thread %d: first stop %#x", tid, st);
+	return 0;
+}
+
+/* One pass over a process: seize threads not yet seized. Returns how many were new. */
+static int seize_threads(struct dproc *p)
+{
+	_cleanup_free_ pid_t *tids = NULL;
+	size_t n;
+	int r, added = 0;
+
+	r = proc_read_tasks(p->pid, &tids, &n);
+	if (r < 0)
+		return dm_fail(r, "process %d: cannot list threads: %s", p->pid, strerror(-r));
+	for (size_t i = 0; i < n; i++) {
+		if (has_thread(p, tids[i]))
+			continue;
+		r = seize_thread(p, tids[i]);
+		if (r < 0)
+			return r;
+		added++;
+	}
+	/* main thread first */
+	for (size_t i = 1; i < p->nthreads; i++)
+		if (p->threads[i].tid == p->pid) {
+			struct dthread t = p->threads[0];
+			p->threads[0] = p->threads[i];
+			p->threads[i] = t;
+		}
+	return added;
+}
+
+static struct dproc *add_proc(struct dump_ctx *d, pid_t pid, pid_t ppid)
+{
+	struct dproc *p = xcalloc(1, sizeof(*p));
+	p->pid = pid;
+	p->ppid = ppid;
+	p->pages_fd = -1;
+	p->pidfd = -1;
+	d->procs = xrealloc(d->procs, (d->nprocs + 1) * sizeof(*d->procs));
+	d->procs[d->nprocs++] = p;
+	return p;
+}
+
+static int check_proc(struct dump_ctx *d, struct dproc *p)
+{
+	struct proc_stat st;
+	int r = proc_read_stat(p->pid, 0, &st);
+	if (r < 0)
+		return dm_fail(r, "process %d vanished or is unreadable: %s", p->pid, strerror(-r));
+	if (st.state == 'Z' || st.state == 'X') {
+		p->zombie = true;
+		return 0;
+	}
+	if (st.flags & 0x00200000 /* PF_KTHREAD */)
+		return dm_fail(-EINVAL, "process %d is a kernel thread", p->pid);
+	(void)d;
+	return 0;
+}
+
+int dump_seize_tree(struct dump_ctx *d)
+{
+	struct proc_status ps = {};
+	bool changed;
+	int r;
+
+	if (d->opts.pid <= 1 || d->opts.pid == getpid())
+		return dm_fail(-EINVAL, "refusing to checkpoint pid %d", d->opts.pid);
+	r = proc_read_status(d->opts.pid, 0, &ps);
+	if (r < 0)
+		return dm_fail(r, "process %d: %s", d->opts.pid, r == -ENOENT ? "no such process" : strerror(-r));
+	/* the tree's pid namespace: the root's innermost one */
+	d->ns_level = ps.n_nspid ? ps.n_nspid - 1 : 0;
+	d->own_pidns = ps.n_nspid > 1 && ps.nspid[ps.n_nspid - 1] == 1;
+	proc_status_done(&ps);
+
+	add_proc(d, d->opts.pid, 0);
+	do {
+		changed = false;
+		for (size_t i = 0; i < d->nprocs; i++) {
+			struct dproc *p = d->procs[i];
+			if (p->nthreads == 0 && !p->zombie) {
+				r = check_proc(d, p);
+				if (r < 0)
+					return r;
+			}
+			if (p->zombie)
+				continue;
+			r = seize_threads(p);
+			if (r < 0)
+				return r;
+			if (r > 0)
+				changed = true;
+			/* children of every thread */
+			for (size_t k = 0; k < p->nthreads; k++) {
+				_cleanup_free_ pid_t *kids = NULL;
+				size_t nk;
+				r = proc_read_children(p->pid, p->threads[k].tid, &kids, &nk);
+				if (r < 0)
+					return dm_fail(r, "process %d: cannot list children: %s", p->pid,
+						       strerror(-r));
+				for (size_t c = 0; c < nk; c++) {
+					if (find_proc(d, kids[c]))
+						continue;
+					add_proc(d, kids[c], p->pid);
+					changed = true;
+				}
+			}
+		}
+	} while (changed);
+
+	/* image pids: the ids in the tree's namespace */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		struct proc_status s = {};
+		r = proc_read_status(p->pid, 0, &s);
+		if (r < 0)
+			return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+		p->vpid = s.n_nspid > d->ns_level ? s.nspid[d->ns_level] : s.pid;
+		proc_status_done(&s);
+		for (size_t k = 0; k < p->nthreads; k++) {
+			struct proc_status ts = {};
+			r = proc_read_status(p->pid, p->threads[k].tid, &ts);
+			if (r < 0)
+				return dm_fail(r, "thread %d: status: %s", p->threads[k].tid, strerror(-r));
+			p->threads[k].vtid = ts.n_nspid > d->ns_level ? ts.nspid[d->ns_level] : ts.pid;
+			proc_status_done(&ts);
+		}
+		d->threads_total += p->nthreads;
+	}
+	return 0;
+}
+
+int dump_detach_all(struct dump_ctx *d, bool kill_tree)
+{
+	int err = 0;
+
+	if (kill_tree) {
+		/* SIGKILL first: a traced task dies on SIGKILL even while stopped */
+		for (size_t i = 0; i < d->nprocs; i++)
+			if (!d->procs[i]->zombie)
+				kill(d->procs[i]->pid, SIGKILL);
+	}
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		for (size_t k = 0; k < p->nthreads; k++) {
+			if (!p->threads[k].seized)
+				continue;
+			if (!kill_tree && ptrace(PTRACE_DETACH, p->threads[k].tid, 0, 0) < 0 &&
+			    errno != ESRCH && !err)
+				err = dm_fail(neg_errno(), "detach %d: %m", p->threads[k].tid);
+			p->threads[k].seized = false;
+		}
+	}
+	if (kill_tree) {
+		/* reap the ptrace stops of the dying threads (we are their tracer) */
+		for (size_t i = 0; i < d->nprocs; i++)
+			for (size_t k = 0; k < d->procs[i]->nthreads; k++)
+				while (waitpid(d->procs[i]->threads[k].tid, NULL, __WALL | WNOHANG) > 0)
+					;
+	}
+	return err;
+}

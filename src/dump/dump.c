@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dump: freeze, the task graph on the pool, the image, release.
+ *
+ *   main task ──> control task per process (pinned: ptrace)
+ *                   ├─> static task   (/proc: stat, status, creds, rlimits, mm)
+ *                   ├─> mm task       (VMAs, page map) ──> page chunk tasks
+ *                   ├─> fds task      (fds, cwd, root, exe, files table)
+ *                   └─ then itself: registers, xstate, signals, parasite batch
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/dump-internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
+{
+	struct dump_ctx *d = xcalloc(1, sizeof(*d));
+	int r;
+
+	d->opts = *o;
+	pthread_mutex_init(&d->lock, NULL);
+	d->t_start = clock_ns();
+	r = dump_seize_tree(d);
+	if (r < 0) {
+		dump_detach_all(d, false);
+		dump_free(d);
+		return r;
+	}
+	d->t_frozen = clock_ns();
+	pr_info("froze %zu processes, %u threads in %.1f ms", d->nprocs, d->threads_total,
+		ns_to_ms(d->t_start, d->t_frozen));
+	*ret_ctx = d;
+	return 0;
+}
+
+struct ptask {
+	struct dump_ctx *d;
+	struct dproc *p;
+};
+
+static int static_task(struct pool *pool, void *arg)
+{
+	struct ptask *t = arg;
+	(void)pool;
+	return dump_proc_fill_static(t->d, t->p);
+}
+
+static int mm_task(struct pool *pool, void *arg)
+{
+	struct ptask *t = arg;
+	return dump_proc_mm(pool, t->d, t->p);
+}
+
+static int fds_task(struct pool *pool, void *arg)
+{
+	struct ptask *t = arg;
+	(void)pool;
+	return dump_proc_fds(t->d, t->p);
+}
+
+static int add_ptask(struct pool *pool, pool_fn fn, struct dump_ctx *d, struct dproc *p, unsigned flags,
+		     const char *name)
+{
+	struct ptask *t = xmalloc(sizeof(*t));
+	t->d = d;
+	t->p = p;
+	return pool_add_full(pool, fn, t, free, flags, name);
+}
+
+static int control_task(struct pool *pool, void *arg)
+{
+	struct ptask *t = arg;
+	struct dump_ctx *d = t->d;
+	struct dproc *p = t->p;
+	int r;
+
+	p->msg = PB_NEW(Dm__Process, dm__process__init);
+	p->msg->pid = p->vpid;
+	if (!p->zombie) {
+		p->pidfd = syscall(SYS_pidfd_open, p->pid, 0);
+		if (p->pidfd < 0)
+			return dm_fail(neg_errno(), "process %d: pidfd_open: %m", p->pid);
+		r = proc_read_maps(p->pid, &p->vmas);
+		if (r < 0)
+			return dm_fail(r, "process %d: maps: %s", p->pid, strerror(-r));
+		r = proc_read_smaps_vmflags(p->pid, &p->vmas);
+		if (r < 0)
+			return dm_fail(r, "process %d: smaps: %s", p->pid, strerror(-r));
+	}
+	r = add_ptask(pool, static_task, d, p, 0, "static");
+	if (r < 0 || p->zombie)
+		return r;
+	r = add_ptask(pool, mm_task, d, p, 0, "mm");
+	if (r < 0)
+		return r;
+	r = add_ptask(pool, fds_task, d, p, 0, "fds");
+	if (r < 0)
+		return r;
+	return dump_proc_core(d, p);
+}
+
+static int main_task(struct pool *pool, void *arg)
+{
+	struct dump_ctx *d = arg;
+	for (size_t i = 0; i < d->nprocs; i++) {
+		int r = add_ptask(pool, control_task, d, d->procs[i], POOL_PINNED, "control");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Lazy images: the pages the kernel touches for a task before it runs. */
+static bool page_is_eager(const struct dproc *p, uint64_t page)
+{
+	const Dm__Process *m = p->msg;
+	for (size_t i = 0; i < m->n_threads; i++) {
+		const Dm__Thread *t = m->threads[i];
+		const struct user_regs_struct *r = (const void *)t->regs.data;
+		uint64_t sp = r->rsp & ~(DM_PAGE_SIZE - 1);
+		if (page >= sp - 4 * DM_PAGE_SIZE && page <= sp)
+			return true;
+		if (t->has_rseq_ptr && page == (t->rseq_ptr & ~(DM_PAGE_SIZE - 1)))
+			return true;
+		if (t->has_robust_head && page == (t->robust_head & ~(DM_PAGE_SIZE - 1)))
+			return true;
+		if (t->has_clear_tid && page == (t->clear_tid & ~(DM_PAGE_SIZE - 1)))
+			return true;
+		if (t->has_altstack_sp && page >= (t->altstack_sp & ~(DM_PAGE_SIZE - 1)) &&
+		    page < t->altstack_sp + t->altstack_size)
+			return true;
+	}
+	return false;
+}
+
+/* Split the page map into lazy runs and eager runs; eager runs go to the pages file. */
+static int lazy_split(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	Dm__PagemapEntry **out = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t off = 0;
+	char name[64];
+	int r;
+
+	for (size_t i = 0; i < m->n_pagemap; i++) {
+		Dm__PagemapEntry *e = m->pagemap[i];
+		for (uint32_t k = 0; k < e->nr_pages;) {
+			uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
+			bool eager = page_is_eager(p, a);
+			uint32_t run = 1;
+			while (k + run < e->nr_pages &&
+			       page_is_eager(p, a + (uint64_t)run * DM_PAGE_SIZE) == eager)
+				run++;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				out = xrealloc(out, cap * sizeof(*out));
+			}
+			Dm__PagemapEntry *x = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
+			x->vaddr = a;
+			x->nr_pages = run;
+			x->has_lazy = true;
+			x->lazy = !eager;
+			x->offset = eager ? off : 0;
+			if (eager)
+				off += (uint64_t)run * DM_PAGE_SIZE;
+			out[n++] = x;
+			k += run;
+		}
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+	}
+	free(m->pagemap);
+	m->pagemap = out;
+	m->n_pagemap = n;
+
+	snprintf(name, sizeof(name), IMG_PAGES_FMT, p->vpid);
+	r = image_create_raw(d->img, name, IMG_PAGES, &p->pages_fd);
+	if (r < 0)
+		return r;
+	_cleanup_free_ uint8_t *buf = xmalloc(DM_PAGE_SIZE * 64);
+	for (size_t i = 0; i < n; i++) {
+		Dm__PagemapEntry *x = out[i];
+		if (x->lazy)
+			continue;
+		for (uint32_t k = 0; k < x->nr_pages; k += 64) {
+			size_t len = MIN((size_t)(x->nr_pages - k), (size_t)64) * DM_PAGE_SIZE;
+			uint64_t a = x->vaddr + (uint64_t)k * DM_PAGE_SIZE;
+			char mp[64];
+			snprintf(mp, sizeof(mp), "/proc/%d/mem", p->pid);
+			_cleanup_close_ int mem = open(mp, O_RDONLY | O_CLOEXEC);
+			r = mem < 0 ? neg_errno() : pread_exact(mem, buf, len, a);
+			if (r < 0)
+				return dm_fail(r, "process %d: reading %#" PRIx64 ": %s", p->pid, a, strerror(-r));
+			r = pwrite_all(p->pages_fd, buf, len, DM_IMG_DATA_OFF + x->offset + (uint64_t)k * DM_PAGE_SIZE);
+			if (r < 0)
+				return r;
+		}
+	}
+	p->pages_bytes = off;
+	return 0;
+}
+
+static int write_process(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	char name[64];
+	int r;
+
+	/* parent in image pids */
+	m->ppid = 0;
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == p->ppid)
+			m->ppid = d->procs[i]->vpid;
+	if (m->mm && p->exe_file_id) {
+		m->mm->has_exe_file_id = true;
+		m->mm->exe_file_id = p->exe_file_id;
+	}
+	if (m->creds) {
+		m->creds->has_securebits = true;
+		m->creds->securebits = p->securebits;
+	}
+	if (!p->zombie && d->opts.lazy) {
+		r = lazy_split(d, p);
+		if (r < 0)
+			return r;
+	}
+	if (p->pages_fd >= 0) {
+		r = image_finish_raw(p->pages_fd, IMG_PAGES, p->pages_bytes);
+		if (r < 0)
+			return r;
+	}
+	snprintf(name, sizeof(name), IMG_PROC_FMT, p->vpid);
+	return image_write_msg(d->img, name, IMG_PROCESS, &m->base);
+}
+
+static int write_tables(struct dump_ctx *d)
+{
+	Dm__FileTable ft = DM__FILE_TABLE__INIT;
+	Dm__Inventory inv = DM__INVENTORY__INIT;
+	struct utsname u;
+	char host[256] = "";
+	struct timespec ts;
+	int r;
+
+	ft.n_files = d->nfiles;
+	ft.files = d->files;
+	r = image_write_msg(d->img, IMG_FILES_FILE, IMG_FILES, &ft.base);
+	if (r < 0)
+		return r;
+
+	_cleanup_free_ int32_t *pids = xcalloc(d->nprocs, sizeof(*pids));
+	for (size_t i = 0; i < d->nprocs; i++)
+		pids[i] = d->procs[i]->vpid;
+	inv.version = DM_IMG_VERSION;
+	inv.root_pid = d->procs[0]->vpid;
+	inv.own_pidns = d->own_pidns;
+	inv.n_pids = d->nprocs;
+	inv.pids = pids;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	inv.has_created_unix_ms = true;
+	inv.created_unix_ms = ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+	gethostname(host, sizeof(host) - 1);
+	inv.hostname = host;
+	if (uname(&u) == 0)
+		inv.kernel = u.release;
+	inv.has_lazy = true;
+	inv.lazy = d->opts.lazy;
+	inv.has_page_size = true;
+	inv.page_size = DM_PAGE_SIZE;
+	inv.has_total_pages = true;
+	inv.total_pages = atomic_load(&d->total_pages);
+	/* the inventory last: an image without it is incomplete */
+	return image_write_msg(d->img, IMG_INVENTORY_FILE, IMG_INVENTORY, &inv.base);
+}
+
+int dump_collect(struct dump_ctx *d)
+{
+	_cleanup_pool_ struct pool *pool = NULL;
+	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
+	int r;
+
+	r = image_open(d->opts.images_dir, true, &d->img);
+	if (r < 0)
+		return r;
+	r = pool_create(&po, &pool);
+	if (r < 0)
+		return dm_fail(r, "cannot create the dump pool: %s", strerror(-r));
+	r = pool_add(pool, main_task, d, 0, "main");
+	if (r >= 0)
+		r = pool_run(pool);
+	d->pool_stats = json_object();
+	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < d->nprocs; i++) {
+		r = write_process(d, d->procs[i]);
+		if (r < 0)
+			return r;
+	}
+	r = write_tables(d);
+	if (r < 0)
+		return r;
+	d->t_collected = clock_ns();
+	return 0;
+}
+
+int dump_release(struct dump_ctx *d, enum dump_release_action action)
+{
+	if (d->released)
+		return 0;
+	d->released = true;
+	return dump_detach_all(d, action == DUMP_KILL);
+}
+
+void dump_free(struct dump_ctx *d)
+{
+	if (!d)
+		return;
+	if (!d->released)
+		dump_release(d, DUMP_RESUME);
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		if (p->msg)
+			protobuf_c_message_free_unpacked(&p->msg->base, NULL);
+		proc_vma_list_done(&p->vmas);
+		if (p->pages_fd >= 0)
+			close(p->pages_fd);
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+		free(p->threads);
+		free(p);
+	}
+	free(d->procs);
+	for (size_t i = 0; i < d->nfiles; i++)
+		protobuf_c_message_free_unpacked(&d->files[i]->base, NULL);
+	free(d->files);
+	free(d->owners);
+	if (d->pool_stats)
+		json_decref(d->pool_stats);
+	image_close(d->img);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+pid_t dump_host_pid(const struct dump_ctx *d, pid_t image_pid)
+{
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->vpid == image_pid)
+			return d->procs[i]->pid;
+	return -1;
+}
+
+void dump_stats_json(const struct dump_ctx *d, json_t *obj)
+{
+	uint64_t pages = atomic_load(&d->total_pages);
+	size_t vmas = 0;
+
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->msg)
+			vmas += d->procs[i]->msg->n_vmas;
+	json_object_set_new(obj, "freeze_ms", json_real(ns_to_ms(d->t_start, d->t_frozen)));
+	if (d->t_collected)
+		json_object_set_new(obj, "frozen_ms", json_real(ns_to_ms(d->t_frozen, d->t_collected)));
+	json_object_set_new(obj, "processes", json_integer(d->nprocs));
+	json_object_set_new(obj, "threads", json_integer(d->threads_total));
+	json_object_set_new(obj, "vmas", json_integer(vmas));
+	json_object_set_new(obj, "pages", json_integer(pages));
+	json_object_set_new(obj, "bytes", json_integer(pages * DM_PAGE_SIZE));
+	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy));
+	if (d->pool_stats)
+		json_object_update(obj, d->pool_stats);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Checkpoint of a running process tree.
+ *
+ * The dump is split so that migration can reuse it:
+ *   dump_freeze()   seize every thread of the tree (the tree stops);
+ *   dump_collect()  run the parallel dump (pool) and write the image;
+ *   dump_release()  kill the frozen tree, or let it run again.
+ * Between collect and release the tree stays frozen: in post-copy the
+ * source's page server reads its memory with process_vm_readv.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "base/util.h"
+
+struct dump_opts {
+	pid_t pid;                /* root of the tree (host pid) */
+	const char *images_dir;
+	unsigned dump_threads;    /* 0: resource-aware pool; N: exactly N workers */
+	bool lazy;                /* post-copy: private pages are not written (lazy entries) */
+};
+
+struct dump_ctx;
+
+enum dump_release_action { DUMP_KILL, DUMP_RESUME };
+
+int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx);
+int dump_collect(struct dump_ctx *d);
+/* Always succeeds in the end; returns the first error of releasing. */
+int dump_release(struct dump_ctx *d, enum dump_release_action action);
+void dump_free(struct dump_ctx *d);
+
+/* Stats of the last collect: freeze_ms, frozen_ms, processes, threads, vmas,
+ * pages, bytes, dump_threads_* ... added to obj. */
+void dump_stats_json(const struct dump_ctx *d, json_t *obj);
+
+/* Frozen tree access for page servers: host pid of an image pid, or -1. */
+pid_t dump_host_pid(const struct dump_ctx *d, pid_t image_pid);

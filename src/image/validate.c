@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Structural validation of a loaded checkpoint.  Everything the restore
+ * trusts later (sizes of register blobs, VMA ordering, page offsets inside
+ * the pages file, cross references between processes, fds and files) is
+ * checked here, once, so that a corrupted or hostile image is refused before
+ * anything is created.  Every error names the file and the field.
+ */
+#define LOG_PREFIX "image: "
+#include "image/image.h"
+#include "base/log.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/user.h>
+
+#define TASK_SIZE_MAX 0x7ffffffff000ULL
+#define VSYSCALL_ADDR 0xffffffffff600000ULL
+#define MAX_FD (1 << 20)
+#define MAX_FILE_ID (1u << 22)
+#define SIGINFO_SIZE 128
+
+#define bad(file, fmt, ...) dm_fail(-EBADMSG, "%s: " fmt, file, ##__VA_ARGS__)
+
+static int validate_files(struct dm_checkpoint *ck)
+{
+	Dm__FileTable *ft = ck->files;
+	uint32_t max = 0;
+
+	for (size_t i = 0; i < ft->n_files; i++) {
+		const Dm__File *f = ft->files[i];
+		if (f->id == 0 || f->id > MAX_FILE_ID)
+			return bad(IMG_FILES_FILE, "files[%zu]: id %u out of range", i, f->id);
+		max = MAX(max, f->id);
+		switch (f->type) {
+		case DM__FILE_TYPE__FILE_REG:
+		case DM__FILE_TYPE__FILE_DIR:
+		case DM__FILE_TYPE__FILE_FIFO:
+		case DM__FILE_TYPE__FILE_CHR:
+			if (!f->path || f->path[0] != '/')
+				return bad(IMG_FILES_FILE, "file %u: path missing or not absolute", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_PIPE:
+			if (!f->pipe)
+				return bad(IMG_FILES_FILE, "file %u: pipe without pipe data", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_TTY:
+			if (!f->tty)
+				return bad(IMG_FILES_FILE, "file %u: tty without tty info", f->id);
+			break;
+		default:
+			break;
+		}
+	}
+	ck->max_file_id = max;
+	ck->file_by_id = xcalloc(max + 1, sizeof(*ck->file_by_id));
+	for (size_t i = 0; i < ft->n_files; i++) {
+		Dm__File *f = ft->files[i];
+		if (ck->file_by_id[f->id])
+			return bad(IMG_FILES_FILE, "file id %u appears twice", f->id);
+		ck->file_by_id[f->id] = f;
+	}
+	return 0;
+}
+
+static int check_file_ref(struct dm_checkpoint *ck, const char *name, const char *field,
+			  uint32_t id)
+{
+	if (!checkpoint_file(ck, id))
+		return bad(name, "%s refers to unknown file id %u", field, id);
+	return 0;
+}
+
+static int validate_thread(const char *name, size_t i, const Dm__Thread *t)
+{
+	if (t->tid <= 0)
+		return bad(name, "threads[%zu].tid %d invalid", i, t->tid);
+	if (t->regs.len != sizeof(struct user_regs_struct))
+		return bad(name, "threads[%zu].regs: %zu bytes, expected %zu", i, t->regs.len,
+			   sizeof(struct user_regs_struct));
+	if (t->has_xstate && (t->xstate.len < 512 || t->xstate.len > 65536))
+		return bad(name, "threads[%zu].xstate: %zu bytes", i, t->xstate.len);
+	for (size_t k = 0; k < t->n_pending; k++)
+		if (t->pending[k].len != SIGINFO_SIZE)
+			return bad(name, "threads[%zu].pending[%zu]: %zu bytes", i, k, t->pending[k].len);
+	if (t->n_pending > 4096)
+		return bad(name, "threads[%zu].pending: too many", i);
+	for (size_t k = 0; k < t->n_seccomp; k++)
+		if (t->seccomp[k]->insns.len == 0 || t->seccomp[k]->insns.len % 8 ||
+		    t->seccomp[k]->insns.len > 4096 * 8)
+			return bad(name, "threads[%zu].seccomp[%zu]: bad filter length", i, k);
+	return 0;
+}
+
+static int validate_vmas(const char *name, struct dm_checkpoint *ck, const Dm__Process *p)
+{
+	uint64_t prev_end = 0;
+
+	for (size_t i = 0; i < p->n_vmas; i++) {
+		const Dm__Vma *v = p->vmas[i];
+		if (v->start >= v->end || !PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end))
+			return bad(name, "vmas[%zu]: bad range %#" PRIx64 "-%#" PRIx64, i, v->start,
+				   v->end);
+		if (v->kind == DM__VMA_KIND__VMA_VSYSCALL) {
+			if (v->start != VSYSCALL_ADDR)
+				return bad(name, "vmas[%zu]: vsyscall at %#" PRIx64, i, v->start);
+		} else if (v->end > TASK_SIZE_MAX) {
+			return bad(name, "vmas[%zu]: end %#" PRIx64 " beyond user space", i, v->end);
+		}
+		if (v->start < prev_end)
+			return bad(name, "vmas[%zu]: %#" PRIx64 " overlaps or is out of order", i,
+				   v->start);
+		prev_end = v->end;
+		if (v->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC))
+			return bad(name, "vmas[%zu]: prot %#x", i, v->prot);
+		if (!!(v->flags & MAP_SHARED) == !!(v->flags & MAP_PRIVATE))
+			return bad(name, "vmas[%zu]: flags %#x must be shared or private", i, v->flags);
+		if ((unsigned)v->kind > DM__VMA_KIND__VMA_SHMEM)
+			return bad(name, "vmas[%zu]: kind %d", i, v->kind);
+		if (v->kind == DM__VMA_KIND__VMA_FILE) {
+			if (!v->has_file_id)
+				return bad(name, "vmas[%zu]: file mapping without file_id", i);
+			int r = check_file_ref(ck, name, "vma file_id", v->file_id);
+			if (r < 0)
+				return r;
+		}
+		if (v->has_pgoff && !PAGE_ALIGNED(v->pgoff))
+			return bad(name, "vmas[%zu]: pgoff %#" PRIx64 " not page aligned", i, v->pgoff);
+	}
+	return 0;
+}
+
+/* Index of the VMA containing [a, a+len), or -1. VMAs are sorted. */
+static ssize_t vma_containing(const Dm__Process *p, uint64_t a, uint64_t len)
+{
+	size_t lo = 0, hi = p->n_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const Dm__Vma *v = p->vmas[mid];
+		if (a < v->start)
+			hi = mid;
+		else if (a >= v->end)
+			lo = mid + 1;
+		else
+			return (a + len <= v->end && a + len > a) ? (ssize_t)mid : -1;
+	}
+	return -1;
+}
+
+static int validate_pagemap(const char *name, const Dm__Process *p)
+{
+	uint64_t prev = 0, off = 0;
+
+	for (size_t i = 0; i < p->n_pagemap; i++) {
+		const Dm__PagemapEntry *e = p->pagemap[i];
+		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+		if (e->nr_pages == 0 || !PAGE_ALIGNED(e->vaddr) || e->vaddr < prev)
+			return bad(name, "pagemap[%zu]: bad entry at %#" PRIx64, i, e->vaddr);
+		ssize_t vi = vma_containing(p, e->vaddr, len);
+		if (vi < 0)
+			return bad(name, "pagemap[%zu]: %#" PRIx64 "+%u pages outside every vma", i,
+				   e->vaddr, e->nr_pages);
+		if (p->vmas[vi]->flags & MAP_SHARED)
+			return bad(name, "pagemap[%zu]: pages of a shared mapping", i);
+		prev = e->vaddr + len;
+		if (e->has_lazy && e->lazy)
+			continue;
+		if (e->offset != off)
+			return bad(name, "pagemap[%zu]: offset %" PRIu64 ", expected %" PRIu64, i,
+				   e->offset, off);
+		off += len;
+	}
+	return 0;
+}
+
+static int validate_process(struct dm_checkpoint *ck, size_t idx)
+{
+	const Dm__Process *p = ck->procs[idx];
+	char name[64];
+	int r;
+
+	snprintf(name, sizeof(name), IMG_PROC_FMT, ck->inv->pids[idx]);
+	if (p->pid != ck->inv->pids[idx])
+		return bad(name, "pid %d does not match the file name", p->pid);
+	if (idx == 0 && p->ppid != 0 && checkpoint_find_proc(ck, p->ppid))
+		return bad(name, "root has a parent inside the tree");
+	if (idx > 0) {
+		bool found = false;
+		for (size_t k = 0; k < idx; k++)
+			if (ck->procs[k]->pid == p->ppid)
+				found = true;
+		if (!found)
+			return bad(name, "ppid %d is not an earlier process of the tree", p->ppid);
+	}
+	if (p->state != DM__PROC_STATE__PROC_ZOMBIE) {
+		if (p->n_threads == 0 || p->threads[0]->tid != p->pid)
+			return bad(name, "threads: main thread missing");
+		if (p->n_threads > 4096)
+			return bad(name, "threads: %zu is too many", p->n_threads);
+		for (size_t i = 0; i < p->n_threads; i++) {
+			r = validate_thread(name, i, p->threads[i]);
+			if (r < 0)
+				return r;
+			for (size_t k = 0; k < i; k++)
+				if (p->threads[k]->tid == p->threads[i]->tid)
+					return bad(name, "threads: tid %d twice", p->threads[i]->tid);
+		}
+		if (!p->mm)
+			return bad(name, "mm missing");
+		if (p->mm->has_auxv && (p->mm->auxv.len % 16 || p->mm->auxv.len > 8192))
+			return bad(name, "mm.auxv: %zu bytes", p->mm->auxv.len);
+		if (p->mm->has_exe_file_id) {
+			r = check_file_ref(ck, name, "mm.exe_file_id", p->mm->exe_file_id);
+			if (r < 0)
+				return r;
+		}
+	}
+	r = validate_vmas(name, ck, p);
+	if (r < 0)
+		return r;
+	r = validate_pagemap(name, p);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < p->n_fds; i++) {
+		if (p->fds[i]->fd < 0 || p->fds[i]->fd >= MAX_FD)
+			return bad(name, "fds[%zu]: fd %d out of range", i, p->fds[i]->fd);
+		if (i && p->fds[i]->fd <= p->fds[i - 1]->fd)
+			return bad(name, "fds[%zu]: fd %d out of order", i, p->fds[i]->fd);
+		r = check_file_ref(ck, name, "fd file_id", p->fds[i]->file_id);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < p->n_sigactions; i++) {
+		uint32_t s = p->sigactions[i]->sig;
+		if (s == 0 || s > 64 || s == SIGKILL || s == SIGSTOP)
+			return bad(name, "sigactions[%zu]: signal %u", i, s);
+	}
+	for (size_t i = 0; i < p->n_shared_pending; i++)
+		if (p->shared_pending[i].len != SIGINFO_SIZE)
+			return bad(name, "shared_pending[%zu]: %zu bytes", i, p->shared_pending[i].len);
+	if (p->creds && p->creds->n_groups > 65536)
+		return bad(name, "creds.groups: too many");
+	if (p->has_cwd_file_id) {
+		r = check_file_ref(ck, name, "cwd_file_id", p->cwd_file_id);
+		if (r < 0)
+			return r;
+	}
+	if (p->has_root_file_id) {
+		r = check_file_ref(ck, name, "root_file_id", p->root_file_id);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int image_validate(struct dm_image *img, struct dm_checkpoint *ck)
+{
+	const Dm__Inventory *inv = ck->inv;
+	int r;
+
+	(void)img;
+	if (inv->version != DM_IMG_VERSION)
+		return bad(IMG_INVENTORY_FILE, "version %u unsupported", inv->version);
+	if (inv->n_pids == 0 || inv->pids[0] != inv->root_pid)
+		return bad(IMG_INVENTORY_FILE, "root_pid %d is not the first of pids", inv->root_pid);
+	if (inv->has_page_size && inv->page_size != DM_PAGE_SIZE)
+		return bad(IMG_INVENTORY_FILE, "page_size %u differs from this host's", inv->page_size);
+	for (size_t i = 0; i < inv->n_pids; i++) {
+		if (inv->pids[i] <= 0 || inv->pids[i] > (1 << 22))
+			return bad(IMG_INVENTORY_FILE, "pids[%zu] = %d out of range", i, inv->pids[i]);
+		for (size_t k = 0; k < i; k++)
+			if (inv->pids[k] == inv->pids[i])
+				return bad(IMG_INVENTORY_FILE, "pid %d appears twice", inv->pids[i]);
+	}
+	r = validate_files(ck);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ck->nprocs; i++) {
+		r = validate_process(ck, i);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "inject: "
+#include "inject/inject.h"
+#include "base/log.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+/*
+ * The blob's code.  Position independent; copied into the tracee.
+ *   0:  syscall; int3
+ *  16:  batch loop: rbx -> struct inj_entry[], r12 = count.
+ *       Stops (int3) after the last entry or at the first result in
+ *       [-4095, -1].  syscall clobbers only rcx and r11.
+ */
+__asm__(".pushsection .rodata\n"
+	".globl dm_inject_blob_start\n"
+	".globl dm_inject_blob_end\n"
+	"dm_inject_blob_start:\n"
+	"	syscall\n"
+	"	int3\n"
+	"	.balign 16, 0xcc\n"
+	"1:	test %r12, %r12\n"
+	"	jz 2f\n"
+	"	mov 0(%rbx), %rax\n"
+	"	mov 8(%rbx), %rdi\n"
+	"	mov 16(%rbx), %rsi\n"
+	"	mov 24(%rbx), %rdx\n"
+	"	mov 32(%rbx), %r10\n"
+	"	mov 40(%rbx), %r8\n"
+	"	mov 48(%rbx), %r9\n"
+	"	syscall\n"
+	"	mov %rax, 56(%rbx)\n"
+	"	cmp $-4095, %rax\n"
+	"	jae 2f\n"
+	"	add $64, %rbx\n"
+	"	dec %r12\n"
+	"	jmp 1b\n"
+	"2:	int3\n"
+	"dm_inject_blob_end:\n"
+	".popsection\n");
+extern const uint8_t dm_inject_blob_start[], dm_inject_blob_end[];
+
+#define BATCH_ENTRY_OFF (INJ_DATA_SIZE - INJ_BATCH_MAX * sizeof(struct inj_entry))
+
+void inject_blob_code(uint8_t out[INJ_BLOB_CODE_MAX], size_t *ret_len)
+{
+	size_t n = dm_inject_blob_end - dm_inject_blob_start;
+	_Static_assert(INJ_BLOB_CODE_MAX >= 96, "room for the batch loop");
+	memcpy(out, dm_inject_blob_start, n);
+	*ret_len = n;
+}
+
+int inject_open_mem(struct tracee *t)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", t->tid);
+	t->memfd = open(path, O_RDWR | O_CLOEXEC);
+	if (t->memfd < 0)
+		return neg_errno();
+	return 0;
+}
+
+void tracee_release(struct tracee *t)
+{
+	if (t->memfd >= 0)
+		close(t->memfd);
+	t->memfd = -1;
+}
+
+int ptrace_getregs(pid_t tid, struct user_regs_struct *r)
+{
+	struct iovec io = { r, sizeof(*r) };
+	if (ptrace(PTRACE_GETREGSET, tid, NT_PRSTATUS, &io) < 0)
+		return neg_errno();
+	return 0;
+}
+
+int ptrace_setregs(pid_t tid, const struct user_regs_struct *r)
+{
+	struct iovec io = { (void *)r, sizeof(*r) };
+	if (ptrace(PTRACE_SETREGSET, tid, NT_PRSTATUS, &io) < 0)
+		return neg_errno();
+	return 0;
+}
+
+int ptrace_getxstate(pid_t tid, void *buf, size_t size, size_t *ret_len)
+{
+	struct iovec io = { buf, size };
+	if (ptrace(PTRACE_GETREGSET, tid, NT_X86_XSTATE, &io) < 0)
+		return neg_errno();
+	*ret_len = io.iov_len;
+	return 0;
+}
+
+int ptrace_setxstate(pid_t tid, const void *buf, size_t len)
+{
+	struct iovec io = { (void *)buf, len };
+	if (ptrace(PTRACE_SETREGSET, tid, NT_X86_XSTATE, &io) < 0)
+		return neg_errno();
+	return 0;
+}
+
+int ptrace_wait_stop(pid_t tid, int *ret_status)
+{
+	int st;
+
+	for (;;) {
+		pid_t w = waitpid(tid, &st, __WALL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return neg_errno();
+		}
+		break;
+	}
+	if (!WIFSTOPPED(st))
+		return dm_fail(-ECHILD, "thread %d ended (status %#x) while under control", tid, st);
+	*ret_status = st;
+	return 0;
+}
+
+int tracee_write(struct tracee *t, uint64_t addr, const void *buf, size_t len)
+{
+	int r = pwrite_all(t->memfd, buf, len, (off_t)addr);
+	if (r < 0)
+		return dm_fail(r, "write to %d at %#lx (%zu bytes): %s", t->tid,
+			       (unsigned long)addr, len, strerror(-r));
+	return 0;
+}
+
+int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len)
+{
+	int r = pread_exact(t->memfd, buf, len, (off_t)addr);
+	if (r < 0)
+		return dm_fail(r, "read from %d at %#lx (%zu bytes): %s", t->tid,
+			       (unsigned long)addr, len, strerror(-r));
+	return 0;
+}
+
+/* Continue the tracee until it reaches an int3 of the blob.  Clone events
+ * (from an injected clone3/fork) are recorded and stepped over. */
+static int run_until_trap(struct tracee *t)
+{
+	int st, r;
+
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
+	for (;;) {
+		r = ptrace_wait_stop(t->tid, &st);
+		if (r < 0)
+			return r;
+		int ev = st >> 16;
+		if (ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK) {
+			unsigned long msg = 0;
+			ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &msg);
+			t->last_clone = (pid_t)msg;
+		} else if (ev == PTRACE_EVENT_STOP) {
+			/* a group stop or a late interrupt: not ours to report */
+		} else if (WSTOPSIG(st) == SIGTRAP) {
+			return 0;
+		} else if (WSTOPSIG(st) == SIGSEGV || WSTOPSIG(st) == SIGBUS ||
+			   WSTOPSIG(st) == SIGILL) {
+			struct user_regs_struct regs;
+			ptrace_getregs(t->tid, &regs);
+			return dm_fail(-EFAULT, "tracee %d faulted (signal %d) at %#llx during injection",
+				       t->tid, WSTOPSIG(st), regs.rip);
+		} else {
+			pr_debug("tracee %d: signal %d during injection, suppressed", t->tid,
+				 WSTOPSIG(st));
+		}
+		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+			return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
+	}
+}
+
+long inject_syscall(struct tracee *t, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+		    uint64_t a4, uint64_t a5, uint64_t a6)
+{
+	struct user_regs_struct r;
+	int err;
+
+	err = ptrace_getregs(t->tid, &r);
+	if (err < 0)
+		return err;
+	r.rip = t->code;
+	r.rax = nr;
+	r.orig_rax = -1;
+	r.rdi = a1;
+	r.rsi = a2;
+	r.rdx = a3;
+	r.r10 = a4;
+	r.r8 = a5;
+	r.r9 = a6;
+	err = ptrace_setregs(t->tid, &r);
+	if (err < 0)
+		return err;
+	err = run_until_trap(t);
+	if (err < 0)
+		return err;
+	err = ptrace_getregs(t->tid, &r);
+	if (err < 0)
+		return err;
+	if (r.rip != t->code + 3) {
+		return dm_fail(-EFAULT, "tracee %d: injected syscall %ld stopped at %#llx, not at the blob",
+			       t->tid, nr, r.rip);
+	}
+	t->n_injected++;
+	return (long)r.rax;
+}
+
+long inject_syscall_at(pid_t tid, uint64_t insn, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+		       uint64_t a4, uint64_t a5, uint64_t a6)
+{
+	struct user_regs_struct r;
+	int st, err;
+
+	err = ptrace_getregs(tid, &r);
+	if (err < 0)
+		return err;
+	r.rip = insn;
+	r.rax = nr;
+	r.orig_rax = -1;
+	r.rdi = a1;
+	r.rsi = a2;
+	r.rdx = a3;
+	r.r10 = a4;
+	r.r8 = a5;
+	r.r9 = a6;
+	err = ptrace_setregs(tid, &r);
+	if (err < 0)
+		return err;
+	for (int stop = 0; stop < 2;) {
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return neg_errno();
+		err = ptrace_wait_stop(tid, &st);
+		if (err < 0)
+			return err;
+		if (WSTOPSIG(st) == (SIGTRAP | 0x80))
+			stop++;
+		else if ((st >> 16) == PTRACE_EVENT_STOP || WSTOPSIG(st) != SIGTRAP)
+			pr_debug("thread %d: stop %#x while injecting at the vdso", tid, st);
+	}
+	err = ptrace_getregs(tid, &r);
+	if (err < 0)
+		return err;
+	return (long)r.rax;
+}
+
+void batch_init(struct inj_batch *b, struct tracee *t)
+{
+	b->t = t;
+	b->n = 0;
+	b->used = 0;
+}
+
+static uint64_t stage(struct inj_batch *b, const void *src, size_t len)
+{
+	size_t off = (b->used + 15) & ~15UL;
+	if (off + len > sizeof(b->staging))
+		return 0;
+	if (src)
+		memcpy(b->staging + off, src, len);
+	else
+		memset(b->staging + off, 0, len);
+	b->used = off + len;
+	return b->t->data + off;
+}
+
+uint64_t batch_put(struct inj_batch *b, const void *src, size_t len)
+{
+	return stage(b, src, len);
+}
+
+uint64_t batch_reserve(struct inj_batch *b, size_t len)
+{
+	return stage(b, NULL, len);
+}
+
+void *batch_local(struct inj_batch *b, uint64_t remote)
+{
+	if (remote < b->t->data || remote >= b->t->data + sizeof(b->staging))
+		return NULL;
+	return b->staging + (remote - b->t->data);
+}
+
+int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint64_t a2,
+	      uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
+{
+	if (b->n >= INJ_BATCH_MAX)
+		return -ENOSPC;
+	struct inj_entry *e = &b->e[b->n];
+	e->nr = nr;
+	e->a[0] = a1;
+	e->a[1] = a2;
+	e->a[2] = a3;
+	e->a[3] = a4;
+	e->a[4] = a5;
+	e->a[5] = a6;
+	e->ret = (uint64_t)-ENOEXEC; /* "not run" unless the loop reaches it */
+	b->what[b->n] = what;
+	return b->n++;
+}
+
+int batch_run(struct inj_batch *b, unsigned *ret_failed)
+{
+	struct tracee *t = b->t;
+	struct user_regs_struct r;
+	int err;
+
+	if (b->n == 0)
+		return 0;
+	if (b->used) {
+		err = tracee_write(t, t->data, b->staging, b->used);
+		if (err < 0)
+			return err;
+	}
+	err = tracee_write(t, t->data + BATCH_ENTRY_OFF, b->e, b->n * sizeof(b->e[0]));
+	if (err < 0)
+		return err;
+	err = ptrace_getregs(t->tid, &r);
+	if (err < 0)
+		return err;
+	r.rip = t->code + 16;
+	r.orig_rax = -1;
+	r.rbx = t->data + BATCH_ENTRY_OFF;
+	r.r12 = b->n;
+	err = ptrace_setregs(t->tid, &r);
+	if (err < 0)
+		return err;
+	err = run_until_trap(t);
+	if (err < 0)
+		return err;
+	err = tracee_read(t, t->data + BATCH_ENTRY_OFF, b->e, b->n * sizeof(b->e[0]));
+	if (err < 0)
+		return err;
+	if (b->used) {
+		err = tracee_read(t, t->data, b->staging, b->used);
+		if (err < 0)
+			return err;
+	}
+	t->n_injected += b->n;
+	for (unsigned i = 0; i < b->n; i++) {
+		long ret = (long)b->e[i].ret;
+		if (ret < 0 && ret >= -4095) {
+			if (ret_failed)
+				*ret_failed = i;
+			b->n = 0;
+			return dm_fail((int)ret, "tracee %d: %s failed: %s", t->tid,
+				       b->what[i] ? b->what[i] : "injected syscall", strerror((int)-ret));
+		}
+	}
+	b->n = 0;
+	return 0;
+}
+
+/*
+ * A thread stopped inside a syscall shows orig_rax = the syscall and rax = the
+ * kernel's internal restart code.  What the kernel would do on the way out:
+ *   -ERESTARTSYS/-ERESTARTNOINTR/-ERESTARTNOHAND: re-execute (rip -= 2,
+ *   rax = orig_rax), -ERESTART_RESTARTBLOCK: call restart_syscall, which
+ *   needs the task's restart_block: only valid for the same task (live), a
+ *   new task gets -EINTR.  orig_rax = -1 keeps the kernel from doing it twice.
+ */
+void regs_fixup_restart(struct user_regs_struct *r, bool live)
+{
+	if ((long)r->orig_rax >= 0) {
+		long rax = (long)r->rax;
+		if (rax == -512 || rax == -513 || rax == -514) {
+			r->rax = r->orig_rax;
+			r->rip -= 2;
+		} else if (rax == -516) {
+			if (live) {
+				r->rax = SYS_restart_syscall;
+				r->rip -= 2;
+			} else {
+				r->rax = -EINTR;
+			}
+		}
+	}
+	r->orig_rax = -1;
+}

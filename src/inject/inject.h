@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Running system calls inside a stopped tracee, singly or in batches.
+ *
+ * A tracee has a small code area ("blob") in its address space:
+ *
+ *   code + 0   syscall; int3                 one syscall, regs set by us
+ *   code + 16  batch loop                    runs N entries from the data area
+ *   data       staging area (args, results)  written/read with one pwrite/pread
+ *
+ * On the restore side the blob is mapped by the stub itself at a hole of the
+ * image's address space; on the dump side it is a parasite mapping injected
+ * with a syscall instruction found in the target's vDSO (PTRACE_SYSCALL
+ * stops), and removed before the target is released.
+ *
+ * One round trip (setregs, PTRACE_CONT, wait for SIGTRAP, getregs) costs
+ * ~35 us here: batch whenever a sequence of syscalls has no decision between
+ * them.  All calls on one tracee must come from the thread that seized it.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include "base/util.h"
+
+#define INJ_CODE_SIZE 4096UL
+#define INJ_DATA_SIZE (60UL * 1024)
+#define INJ_BLOB_SIZE (INJ_CODE_SIZE + INJ_DATA_SIZE)
+
+struct tracee {
+	pid_t tid;      /* host tid */
+	int memfd;      /* /proc/tid/mem, O_RDWR */
+	uint64_t code;  /* remote address of the code page */
+	uint64_t data;  /* remote address of the data area */
+	pid_t last_clone; /* tid of the last thread/process created by an injected clone */
+	unsigned long n_injected;
+};
+
+/* Code bytes for the blob (syscall;int3 at 0, batch loop at 16). */
+#define INJ_BLOB_CODE_MAX 128
+void inject_blob_code(uint8_t out[INJ_BLOB_CODE_MAX], size_t *ret_len);
+
+int inject_open_mem(struct tracee *t);
+void tracee_release(struct tracee *t);
+
+int ptrace_getregs(pid_t tid, struct user_regs_struct *r);
+int ptrace_setregs(pid_t tid, const struct user_regs_struct *r);
+int ptrace_getxstate(pid_t tid, void *buf, size_t size, size_t *ret_len);
+int ptrace_setxstate(pid_t tid, const void *buf, size_t len);
+/* Wait for a ptrace stop of tid; returns the status. -ECHILD if it died. */
+int ptrace_wait_stop(pid_t tid, int *ret_status);
+
+/* Remote memory */
+int tracee_write(struct tracee *t, uint64_t addr, const void *buf, size_t len);
+int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len);
+
+/* One syscall through code+0.  Returns the syscall's result (>= 0 or -errno). */
+long inject_syscall(struct tracee *t, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+		    uint64_t a4, uint64_t a5, uint64_t a6);
+#define inject0(t, nr) inject_syscall(t, nr, 0, 0, 0, 0, 0, 0)
+#define inject1(t, nr, a) inject_syscall(t, nr, (uint64_t)(a), 0, 0, 0, 0, 0)
+#define inject2(t, nr, a, b) inject_syscall(t, nr, (uint64_t)(a), (uint64_t)(b), 0, 0, 0, 0)
+#define inject3(t, nr, a, b, c) \
+	inject_syscall(t, nr, (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), 0, 0, 0)
+#define inject6(t, nr, a, b, c, d, e, f)                                                    \
+	inject_syscall(t, nr, (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), (uint64_t)(d), \
+		       (uint64_t)(e), (uint64_t)(f))
+
+/* Without a blob: use a `syscall` instruction at insn (e.g. in the vDSO) and
+ * stop at syscall exit (two PTRACE_SYSCALL stops).  Clobbers registers. */
+long inject_syscall_at(pid_t tid, uint64_t insn, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+		       uint64_t a4, uint64_t a5, uint64_t a6);
+
+/*
+ * A batch: entries {nr, a1..a6, result} and a data staging area, written with
+ * one pwrite, run by the blob's loop, read back with one pread.  The loop
+ * stops at the first failing syscall.
+ */
+#define INJ_BATCH_MAX 256
+struct inj_entry {
+	uint64_t nr, a[6], ret;
+};
+_Static_assert(sizeof(struct inj_entry) == 64, "batch entry is 8 qwords (blob layout)");
+
+struct inj_batch {
+	struct tracee *t;
+	unsigned n;
+	size_t used;                 /* bytes of staging used */
+	struct inj_entry e[INJ_BATCH_MAX];
+	const char *what[INJ_BATCH_MAX]; /* for error messages */
+	uint8_t staging[INJ_DATA_SIZE - INJ_BATCH_MAX * sizeof(struct inj_entry)];
+};
+
+void batch_init(struct inj_batch *b, struct tracee *t);
+/* Copy len bytes into the staging area; returns their remote address (0 if full). */
+uint64_t batch_put(struct inj_batch *b, const void *src, size_t len);
+/* Reserve zeroed remote bytes for an output; returns their remote address (0 if full). */
+uint64_t batch_reserve(struct inj_batch *b, size_t len);
+/* Local view of a remote staging address after batch_run(). */
+void *batch_local(struct inj_batch *b, uint64_t remote);
+int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint64_t a2,
+	      uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
+static inline bool batch_full(const struct inj_batch *b, size_t need_bytes)
+{
+	return b->n >= INJ_BATCH_MAX || b->used + need_bytes > sizeof(b->staging);
+}
+/* Run the batch.  0 if all succeeded; else the first failure's -errno, with
+ * *ret_failed (may be NULL) set to its index and dm_error() naming it. */
+int batch_run(struct inj_batch *b, unsigned *ret_failed);
+static inline long batch_result(const struct inj_batch *b, unsigned i) { return (long)b->e[i].ret; }
+
+/* Interrupted-syscall fix-up of saved registers (see arch notes in inject.c). */
+void regs_fixup_restart(struct user_regs_struct *r, bool live);
