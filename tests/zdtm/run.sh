@@ -1,0 +1,597 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# zdtm runner: start each feature test, move it (checkpoint + restore, a
+# migration, or nothing), compare the /proc views before and after, ask it
+# to check itself (SIGTERM) and collect its verdict.
+#
+#   tests/zdtm/run.sh [--mode MODE] [--dmigrate PATH] [--build DIR]
+#                     [--filter REGEX] [--keep] [--list] [--verbose]
+#
+# Modes (each is one function mode_<name> below; add a mode by adding one):
+#   none       no checkpoint: the sanity run, every test must pass here
+#   cr         dmigrate checkpoint, then dmigrate restore (default)
+#   lazy       dmigrate checkpoint, then dmigrate restore --lazy
+#   dump       dmigrate checkpoint --leave-running: the original goes on
+#   post-copy, pre-copy, stop-and-copy, hybrid
+#              dmigrate migrate pid:PID --to $ZDTM_MIGRATE_TO --mode MODE
+#              (skipped unless ZDTM_MIGRATE_TO is set; see mode_migrate)
+#
+# A test is tests/zdtm/{static,transition}/NAME.c; its binary is
+# BUILD/tests/zdtm/{static,transition}/NAME. Its first lines may hold
+#   // zdtm: flags=F1,F2,...
+# with these flags:
+#   pidns            start it as pid 1 of a new PID namespace (zdtm_launch --pidns)
+#   transition       its state changes while it is dumped (implied under transition/):
+#                    only the root's maps and fds are compared, fd positions are not
+#   expect=dump-fail the checkpoint must fail (non-zero exit) and leave the test
+#                    running unharmed; it then checks itself as usual
+#   dump-err=REGEX   with expect=dump-fail: the engine's error output must match
+#                    REGEX (grep -Ei), i.e. the error names the culprit
+#   nocmp=maps|fds   do not compare that view (say why in the test's comment)
+#
+# Known-benign differences between the views before and after (not failures):
+#   - numbers of pipe/socket/anon/shmem/deleted-file inodes: objects are new
+#     after restore; they are renamed by order of first appearance, so which
+#     fds and mappings share an object is still compared
+#   - /dev/pts/N indexes: a pty pair cannot be given its old index back;
+#     renamed the same way (the pairing is still compared)
+#   - adjacent mappings with the same permissions and backing that the kernel
+#     split or merged differently (anon_vma history): merged before comparing
+#   - pids without a PID namespace: processes are keyed by depth and comm
+#   - mnt_id in fdinfo; the position of O_APPEND fds (the shared log moves
+#     with every line logged; writes go to the end anyway)
+# Everything else in /proc/PID/maps (ranges, perms, offsets, devices, paths),
+# in the fd table (targets, flags incl. O_CLOEXEC, positions), in the process
+# tree (ns pids, comm, stopped/zombie state, thread ids in a PID namespace)
+# must be identical.
+#
+# Output: one line per test, "PASS name", "FAIL name: reason" or
+# "SKIP name: reason", then "N passed, N failed, N skipped". Exit 1 if any
+# test failed. Environment knobs: ZDTM_TIMEOUT_READY, ZDTM_TIMEOUT_CHECKPOINT,
+# ZDTM_TIMEOUT_RESTORE, ZDTM_TIMEOUT_RESULT (seconds), ZDTM_WORKDIR.
+
+set -u -o pipefail
+export LC_ALL=C
+
+ZDTM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$ZDTM_DIR/../.." && pwd)
+
+MODE=cr
+BUILD=
+DMIGRATE=
+FILTER=
+KEEP=0
+LIST=0
+VERBOSE=0
+T_READY=${ZDTM_TIMEOUT_READY:-30}
+T_CHECKPOINT=${ZDTM_TIMEOUT_CHECKPOINT:-120}
+T_RESTORE=${ZDTM_TIMEOUT_RESTORE:-120}
+T_RESULT=${ZDTM_TIMEOUT_RESULT:-60}
+
+usage() {
+	sed -n '4,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	exit 2
+}
+
+while (($#)); do
+	case $1 in
+	--mode) MODE=${2:?}; shift ;;
+	--mode=*) MODE=${1#*=} ;;
+	--dmigrate) DMIGRATE=${2:?}; shift ;;
+	--dmigrate=*) DMIGRATE=${1#*=} ;;
+	--build) BUILD=${2:?}; shift ;;
+	--build=*) BUILD=${1#*=} ;;
+	--filter) FILTER=${2:?}; shift ;;
+	--filter=*) FILTER=${1#*=} ;;
+	--keep) KEEP=1 ;;
+	--list) LIST=1 ;;
+	--verbose | -v) VERBOSE=1 ;;
+	-h | --help) usage ;;
+	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
+	esac
+	shift
+done
+
+if [[ -z $BUILD ]]; then
+	for d in "$REPO/build" "$REPO/builddir" /work/build-zdtm; do
+		[[ -x $d/tests/zdtm/zdtm_launch ]] && { BUILD=$d; break; }
+	done
+fi
+[[ -n $BUILD && -x $BUILD/tests/zdtm/zdtm_launch ]] || {
+	echo "run.sh: no build dir with tests/zdtm/zdtm_launch (use --build DIR)" >&2
+	exit 2
+}
+BUILD=$(cd "$BUILD" && pwd)
+LAUNCH=$BUILD/tests/zdtm/zdtm_launch
+[[ -n $DMIGRATE ]] || DMIGRATE=$BUILD/dmigrate
+
+if ! declare -F "mode_${MODE//-/_}" >/dev/null 2>&1; then
+	: # checked after the mode functions are defined
+fi
+
+# ---------------------------------------------------------------- helpers
+
+log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
+
+# Poll until "$@" succeeds or $1 seconds pass.
+wait_until() {
+	local t=$1 end
+	shift
+	end=$((SECONDS + t))
+	until "$@"; do
+		((SECONDS >= end)) && return 1
+		sleep 0.02
+	done
+	return 0
+}
+
+proc_state() { sed -E 's/.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null; }
+
+proc_alive() {
+	local s
+	s=$(proc_state "$1") || return 1
+	[[ -n $s && $s != Z && $s != X ]]
+}
+
+proc_gone() { ! proc_alive "$1"; }
+
+file_exists() { [[ -e $1 ]]; }
+
+# Pids of the tree under $1 (included), breadth first, one per line as "pid depth".
+tree_walk() {
+	local -a queue=("$1 0")
+	local item p d c
+	while ((${#queue[@]})); do
+		item=${queue[0]}
+		queue=("${queue[@]:1}")
+		p=${item% *}
+		d=${item#* }
+		[[ -d /proc/$p ]] || continue
+		echo "$p $d"
+		for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+			queue+=("$c $((d + 1))")
+		done
+	done
+}
+
+# Innermost pid of a host pid (its pid in its own namespace).
+ns_pid() { awk '/^NSpid:/ { print $NF }' "/proc/$1/status" 2>/dev/null; }
+
+# Kill everything that belongs to a test: the tree under each given root,
+# and whatever shares their session or process group (children that
+# setsid() or were orphaned). Stop first, so a forking loop cannot outrun us.
+kill_test() {
+	local -a roots=() all=()
+	local r p rounds sid
+	for r in "$@"; do [[ -n $r && -d /proc/$r ]] && roots+=("$r"); done
+	((${#roots[@]})) || return 0
+	for rounds in 1 2 3 4 5; do
+		local -a found=()
+		for r in "${roots[@]}"; do
+			while read -r p _; do found+=("$p"); done < <(tree_walk "$r")
+		done
+		for r in "${roots[@]}"; do
+			for p in /proc/[0-9]*; do
+				p=${p#/proc/}
+				sid=$(sed -E 's/.*\) . [0-9]+ ([0-9]+) ([0-9]+).*/\1 \2/' "/proc/$p/stat" 2>/dev/null) || continue
+				[[ " $sid " == *" $r "* ]] && found+=("$p")
+			done
+		done
+		((${#found[@]})) || break
+		kill -STOP "${found[@]}" 2>/dev/null
+		all+=("${found[@]}")
+		roots=("${found[@]}")
+	done
+	((${#all[@]})) && kill -KILL "${all[@]}" 2>/dev/null
+	for p in "${all[@]}"; do wait_until 5 proc_gone "$p"; done
+	return 0
+}
+
+# ---------------------------------------------------------------- /proc views
+
+# snapshot ROOT DIR: write DIR/tree, DIR/maps, DIR/fds for the tree under ROOT.
+snapshot() {
+	local root=$1 dir=$2 p d key comm st thr tids fd tgt flags pos ppid item
+	mkdir -p "$dir"
+	: >"$dir/raw.maps"
+	: >"$dir/raw.fds"
+	: >"$dir/tree"
+	local -a procs=()
+	if ((ONLY_ROOT)); then
+		procs=("$root 0")
+	else
+		mapfile -t procs < <(tree_walk "$root")
+	fi
+	for item in "${procs[@]}"; do
+		p=${item% *}
+		d=${item#* }
+		comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+		st=$(proc_state "$p")
+		[[ $st == [ZT] ]] || st=-
+		thr=$(ls "/proc/$p/task" 2>/dev/null | wc -l)
+		if ((PIDNS)); then
+			key="pid=$(ns_pid "$p")"
+			tids=$(for t in /proc/"$p"/task/*; do
+				awk '/^NSpid:/ { print $NF }' "$t/status"
+			done 2>/dev/null | sort -n | tr '\n' ,)
+			ppid=-
+			if ((d > 0)); then
+				ppid=$(ns_pid "$(awk '/^PPid:/ { print $2 }' "/proc/$p/status")")
+			fi
+			echo "$key ppid=$ppid depth=$d comm=$comm state=$st threads=$thr tids=$tids" >>"$dir/tree"
+		else
+			key="depth=$d comm=$comm"
+			echo "$key state=$st threads=$thr" >>"$dir/tree"
+		fi
+		[[ $st == Z ]] && continue
+		if ((CMP_MAPS)); then
+			sed "s|^|$key\t|" "/proc/$p/maps" >>"$dir/raw.maps" 2>/dev/null
+		fi
+		if ((CMP_FDS)); then
+			for fd in $(ls "/proc/$p/fd" 2>/dev/null | sort -n); do
+				tgt=$(readlink "/proc/$p/fd/$fd" 2>/dev/null) || continue
+				flags=$(awk '/^flags:/ { print $2 }' "/proc/$p/fdinfo/$fd" 2>/dev/null)
+				pos=$(awk '/^pos:/ { print $2 }' "/proc/$p/fdinfo/$fd" 2>/dev/null)
+				((TRANSITION)) && pos=-
+				printf '%s\t%s %s flags=%s pos=%s\n' "$key" "$fd" "$tgt" "$flags" "$pos" >>"$dir/raw.fds"
+			done
+		fi
+	done
+	sort -o "$dir/tree" "$dir/tree"
+	# Stable sort by process key keeps each process's lines in address/fd order.
+	sort -s -t$'\t' -k1,1 "$dir/raw.maps" | awk -f "$ZDTM_DIR/lib/maps.awk" >"$dir/maps"
+	sort -s -t$'\t' -k1,1 "$dir/raw.fds" | awk -f "$ZDTM_DIR/lib/fds.awk" >"$dir/fds"
+}
+
+# compare PRE POST: prints the first differences, returns 1 when they differ.
+compare_views() {
+	local pre=$1 post=$2 v rc=0
+	for v in tree maps fds; do
+		if ! diff -u "$pre/$v" "$post/$v" >"$post/$v.diff" 2>&1; then
+			CMP_ERR="$v differ: $(grep -E '^[-+][^-+]' "$post/$v.diff" | head -4 | tr '\t\n' ' |')"
+			rc=1
+			break
+		fi
+	done
+	return $rc
+}
+
+# ---------------------------------------------------------------- modes
+#
+# A mode function is called as mode_NAME PID with the test's variables set
+# (W: work dir, IMG: image dir, EXPECT_DUMP_FAIL, DUMP_ERR). It moves the
+# test and sets NEWPID to the root of the moved tree (host pid). It returns
+# non-zero with ERR set when the move failed; SKIP set means the test is
+# skipped in this mode. With EXPECT_DUMP_FAIL the dump must fail and the
+# original must be left running: then NEWPID is the original pid.
+
+run_dmigrate() {	# TIMEOUT LOG ARGS...
+	local t=$1 out=$2
+	shift 2
+	echo "+ $DMIGRATE $*" >>"$out"
+	timeout -k 5 "$t" "$DMIGRATE" "$@" </dev/null >>"$out" 2>&1
+}
+
+# The dump half shared by the modes: returns 0 when the caller must go on
+# (dump succeeded as expected), 1 on failure (ERR set), 2 when an expected
+# dump failure was seen and checked (NEWPID set, nothing more to do).
+dump_step() {
+	local pid=$1 rc
+	shift
+	run_dmigrate "$T_CHECKPOINT" "$W/checkpoint.log" checkpoint --pid "$pid" --images "$IMG" \
+		--stats "$W/checkpoint.stats.json" "$@"
+	rc=$?
+	if ((EXPECT_DUMP_FAIL)); then
+		if ((rc == 0)); then
+			ERR="checkpoint succeeded, but it must fail for this test"
+			return 1
+		fi
+		((rc == 124 || rc == 137)) && { ERR="checkpoint timed out (it should fail cleanly)"; return 1; }
+		if [[ -n $DUMP_ERR ]] && ! grep -Eqi -- "$DUMP_ERR" "$W/checkpoint.log"; then
+			ERR="checkpoint failed, but its error does not match /$DUMP_ERR/: $(tail -n 1 "$W/checkpoint.log")"
+			return 1
+		fi
+		if ! proc_alive "$pid"; then
+			ERR="failed checkpoint did not leave the test running"
+			return 1
+		fi
+		NEWPID=$pid
+		return 2
+	fi
+	if ((rc != 0)); then
+		ERR="checkpoint failed (rc $rc): $(grep -v '^+ ' "$W/checkpoint.log" | tail -n 1)"
+		return 1
+	fi
+	return 0
+}
+
+restore_step() {
+	local rc
+	rm -f "$W/restore.pid"
+	run_dmigrate "$T_RESTORE" "$W/restore.log" restore --images "$IMG" --pidfile "$W/restore.pid" \
+		--stats "$W/restore.stats.json" "$@"
+	rc=$?
+	if ((rc != 0)); then
+		ERR="restore failed (rc $rc): $(grep -v '^+ ' "$W/restore.log" | tail -n 1)"
+		return 1
+	fi
+	NEWPID=$(tr -dc 0-9 <"$W/restore.pid" 2>/dev/null)
+	if [[ -z $NEWPID ]]; then
+		ERR="restore wrote no pid to --pidfile"
+		return 1
+	fi
+	RESTORED=$NEWPID
+	return 0
+}
+
+mode_none() {
+	NEWPID=$1
+	return 0
+}
+
+mode_cr() {
+	local rc
+	dump_step "$1"
+	rc=$?
+	((rc == 2)) && return 0
+	((rc == 0)) || return 1
+	if ! wait_until 10 proc_gone "$1"; then
+		ERR="the dumped process is still alive after checkpoint"
+		return 1
+	fi
+	restore_step
+}
+
+mode_lazy() {
+	local rc
+	dump_step "$1"
+	rc=$?
+	((rc == 2)) && return 0
+	((rc == 0)) || return 1
+	wait_until 10 proc_gone "$1" || { ERR="the dumped process is still alive after checkpoint"; return 1; }
+	restore_step --lazy
+}
+
+mode_dump() {
+	local rc
+	dump_step "$1" --leave-running
+	rc=$?
+	((rc == 2)) && return 0
+	((rc == 0)) || return 1
+	proc_alive "$1" || { ERR="checkpoint --leave-running killed the test"; return 1; }
+	NEWPID=$1
+}
+
+# Migration between two test hosts. Contract (to be met by `dmigrate
+# migrate` when it lands): ZDTM_MIGRATE_TO=HOST:PORT names the destination
+# daemon; the destination shares this file system (the result file is
+# written there); the restored root's pid as seen here is written to the
+# file given by --pidfile. The /proc views are not compared across hosts.
+mode_migrate() {
+	local pid=$1 how=$2 rc
+	if [[ -z ${ZDTM_MIGRATE_TO:-} ]]; then
+		SKIP="mode $how needs ZDTM_MIGRATE_TO=HOST:PORT (a test host's dmigrated)"
+		return 1
+	fi
+	COMPARE=0
+	rm -f "$W/restore.pid"
+	run_dmigrate "$T_CHECKPOINT" "$W/migrate.log" migrate "pid:$pid" --to "$ZDTM_MIGRATE_TO" \
+		--mode "$how" --stats "$W/migrate.stats.json" --pidfile "$W/restore.pid"
+	rc=$?
+	if ((EXPECT_DUMP_FAIL)); then
+		((rc != 0)) || { ERR="migration succeeded, but it must fail for this test"; return 1; }
+		proc_alive "$pid" || { ERR="failed migration did not leave the test running"; return 1; }
+		NEWPID=$pid
+		return 0
+	fi
+	((rc == 0)) || { ERR="migrate failed (rc $rc): $(tail -n 1 "$W/migrate.log")"; return 1; }
+	NEWPID=$(tr -dc 0-9 <"$W/restore.pid" 2>/dev/null)
+	[[ -n $NEWPID ]] || { ERR="migrate wrote no pid to --pidfile"; return 1; }
+	RESTORED=$NEWPID
+}
+
+mode_post_copy() { mode_migrate "$1" post-copy; }
+mode_pre_copy() { mode_migrate "$1" pre-copy; }
+mode_stop_and_copy() { mode_migrate "$1" stop-and-copy; }
+mode_hybrid() { mode_migrate "$1" hybrid; }
+
+MODE_FN=mode_${MODE//-/_}
+if ! declare -F "$MODE_FN" >/dev/null; then
+	echo "run.sh: unknown mode '$MODE'" >&2
+	exit 2
+fi
+if [[ $MODE != none && ! -x $DMIGRATE ]]; then
+	echo "run.sh: no dmigrate binary at $DMIGRATE (use --dmigrate PATH)" >&2
+	exit 2
+fi
+
+# ---------------------------------------------------------------- one test
+
+# Reads the "// zdtm:" line of a source file into FLAGS (comma separated).
+read_flags() {
+	FLAGS=$(sed -n '1,15s|^// zdtm:[[:space:]]*||p' "$1" | head -n 1 | sed -n 's/.*flags=\([^[:space:]]*\).*/\1/p')
+}
+
+has_flag() { [[ ",$FLAGS," == *",$1,"* ]]; }
+
+flag_value() {	# key -> value of key=value in FLAGS
+	local -a items
+	local it
+	IFS=, read -ra items <<<"$FLAGS"
+	for it in "${items[@]}"; do [[ $it == "$1="* ]] && { echo "${it#*=}"; return 0; }; done
+	return 1
+}
+
+# Prints the test log's tail under a failing line.
+show_log() {
+	((VERBOSE)) || return 0
+	local f
+	for f in "$W/test.log" "$W"/*.log; do
+		[[ -s $f ]] || continue
+		echo "#   --- ${f#"$W"/}"
+		tail -n 15 "$f" | sed 's/^/#   /'
+	done
+}
+
+run_one() {
+	local name=$1 src=$2 bin=$3
+	local launcher pid rc cmpfail=
+	W=$WORK/${name//\//_}
+	IMG=$W/img
+	rm -rf "$W"
+	mkdir -p "$W/out" "$IMG"
+	# Tests may drop to another uid: their result dir must stay writable.
+	chmod 1777 "$W/out"
+	local out=$W/out/result
+	ERR=
+	SKIP=
+	NEWPID=
+	RESTORED=
+	COMPARE=1
+	CMP_ERR=
+
+	read_flags "$src"
+	PIDNS=0
+	TRANSITION=0
+	EXPECT_DUMP_FAIL=0
+	CMP_MAPS=1
+	CMP_FDS=1
+	ONLY_ROOT=0
+	has_flag pidns && PIDNS=1
+	[[ $name == transition/* ]] && TRANSITION=1
+	has_flag transition && TRANSITION=1
+	[[ $(flag_value expect) == dump-fail ]] && EXPECT_DUMP_FAIL=1
+	DUMP_ERR=$(flag_value dump-err || true)
+	[[ $(flag_value nocmp) == maps ]] && CMP_MAPS=0
+	[[ $(flag_value nocmp) == fds ]] && CMP_FDS=0
+	((TRANSITION)) && ONLY_ROOT=1
+
+	if [[ ! -x $bin ]]; then
+		result FAIL "$name" "not built ($bin)"
+		return
+	fi
+
+	local -a largs=()
+	((PIDNS)) && largs+=(--pidns)
+	"$LAUNCH" "${largs[@]}" -- "$bin" --out "$out" </dev/null >>"$W/test.log" 2>&1 &
+	launcher=$!
+
+	launcher_or_ready() { [[ -e $out.ready || -e $out ]] || ! proc_alive "$launcher"; }
+	if ! wait_until "$T_READY" launcher_or_ready; then
+		ERR="no READY within ${T_READY}s"
+	elif [[ ! -e $out.ready ]]; then
+		ERR="exited before READY: $(cat "$out" 2>/dev/null || echo "no result, launcher status $(wait "$launcher"; echo $?)")"
+	fi
+	pid=
+	if [[ -z $ERR ]]; then
+		pid=$(awk '$1 == "READY" { print $2 }' "$out.ready")
+		[[ -n $pid ]] || ERR="bad ready file: $(cat "$out.ready")"
+	fi
+
+	if [[ -z $ERR ]]; then
+		snapshot "$pid" "$W/pre"
+		# A verdict already published means a piece of the tree failed early.
+		[[ -e $out ]] && ERR="verdict before checkpoint: $(cat "$out")"
+	fi
+
+	if [[ -z $ERR ]]; then
+		"$MODE_FN" "$pid" || true
+	fi
+
+	if [[ -z $ERR && -z $SKIP ]]; then
+		if ! wait_until 10 proc_alive "$NEWPID"; then
+			ERR="moved test (pid $NEWPID) is not running"
+		elif ((COMPARE)); then
+			snapshot "$NEWPID" "$W/post"
+			compare_views "$W/pre" "$W/post" || cmpfail=$CMP_ERR
+		fi
+	fi
+
+	if [[ -z $ERR && -z $SKIP ]]; then
+		kill -TERM "$NEWPID" 2>/dev/null
+		result_or_gone() { [[ -e $out ]] || proc_gone "$NEWPID"; }
+		wait_until "$T_RESULT" result_or_gone
+		# It may still be writing: give a dying test a moment to publish.
+		[[ -e $out ]] || wait_until 2 file_exists "$out"
+		if [[ ! -e $out ]]; then
+			if proc_alive "$NEWPID"; then
+				ERR="no verdict within ${T_RESULT}s after SIGTERM"
+			else
+				ERR="died without a verdict (see $W/test.log)"
+			fi
+		fi
+	fi
+
+	# Let a passing test finish by itself; then remove whatever is left.
+	[[ -n $NEWPID ]] && wait_until 10 proc_gone "$NEWPID"
+	kill_test "$NEWPID" "$pid" "$RESTORED"
+	kill -KILL "$launcher" 2>/dev/null
+	wait "$launcher" 2>/dev/null
+
+	if [[ -n $SKIP ]]; then
+		result SKIP "$name" "$SKIP"
+	elif [[ -n $ERR ]]; then
+		result FAIL "$name" "$ERR"
+	elif ! grep -q '^PASS$' "$out"; then
+		local v
+		v=$(head -n 1 "$out")
+		result FAIL "$name" "${v#FAIL: }"
+	elif [[ -n $cmpfail ]]; then
+		result FAIL "$name" "$cmpfail"
+	else
+		result PASS "$name"
+	fi
+	((KEEP)) || rm -rf "$IMG"
+}
+
+NPASS=0
+NFAIL=0
+NSKIP=0
+
+result() {
+	case $1 in
+	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
+	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
+	FAIL) echo "FAIL $2: $3"; NFAIL=$((NFAIL + 1)); show_log ;;
+	esac
+}
+
+# ---------------------------------------------------------------- main
+
+if ((LIST)); then
+	for src in "$ZDTM_DIR"/static/*.c "$ZDTM_DIR"/transition/*.c; do
+		[[ -e $src ]] || continue
+		read_flags "$src"
+		n=${src#"$ZDTM_DIR"/}
+		echo "${n%.c} ${FLAGS:--}"
+	done
+	exit 0
+fi
+
+if ((EUID != 0)); then
+	echo "run.sh: must run as root (PID namespaces, credentials)" >&2
+	exit 2
+fi
+
+WORK=${ZDTM_WORKDIR:-$(mktemp -d /tmp/zdtm.XXXXXX)}
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+for src in "$ZDTM_DIR"/static/*.c "$ZDTM_DIR"/transition/*.c; do
+	[[ -e $src ]] || continue
+	name=${src#"$ZDTM_DIR"/}
+	name=${name%.c}
+	[[ -n $FILTER && ! $name =~ $FILTER ]] && continue
+	run_one "$name" "$src" "$BUILD/tests/zdtm/$name"
+done
+
+if ((KEEP || NFAIL)); then
+	echo "# work dir: $WORK"
+else
+	rm -rf "$WORK"
+fi
+echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"
+((NFAIL == 0))
