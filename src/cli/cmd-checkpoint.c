@@ -16,8 +16,8 @@ static void usage(FILE *out)
 		     "  Freezes the process tree rooted at PID, writes its image to DIR and kills it\n"
 		     "  (or lets it run again with --leave-running).  --dump-threads N fixes the\n"
 		     "  number of dump workers (1 = serial); by default the pool grows while the\n"
-		     "  host has spare CPU and memory.  --lazy leaves private pages out of the\n"
-		     "  image (for restore --lazy from a live source; tests only).\n");
+		     "  host has spare CPU and memory.  --lazy marks the pages a task needs only\n"
+		     "  after it runs, for restore --lazy (post-copy from the image).\n");
 }
 
 int cmd_checkpoint(int argc, char **argv)

@@ -308,8 +308,8 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	p->nr_pages = off / DM_PAGE_SIZE;
 	p->pages_bytes = off;
 	atomic_fetch_add(&d->total_pages, p->nr_pages);
-	if (d->opts.lazy)
-		return 0; /* contents are served later; eager pages at finalize */
+	if (d->opts.lazy_remote)
+		return 0; /* a page server has them; eager pages are written at finalize */
 
 	snprintf(path, sizeof(path), IMG_PAGES_FMT, p->vpid);
 	r = image_create_raw(d->img, path, IMG_PAGES, &p->pages_fd);

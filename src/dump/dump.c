@@ -142,13 +142,17 @@ static bool page_is_eager(const struct dproc *p, uint64_t page)
 	return false;
 }
 
-/* Split the page map into lazy runs and eager runs; eager runs go to the pages file. */
+/*
+ * Split the page map into eager and lazy runs.  Offsets keep the full
+ * layout (a sub-run starts at its parent's offset plus its distance), so
+ * splitting moves no data; with lazy_remote only the eager runs are written
+ * and the pages file is sparse.
+ */
 static int lazy_split(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
 	Dm__PagemapEntry **out = NULL;
 	size_t n = 0, cap = 0;
-	uint64_t off = 0;
 	char name[64];
 	int r;
 
@@ -168,11 +172,9 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 			Dm__PagemapEntry *x = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
 			x->vaddr = a;
 			x->nr_pages = run;
-			x->has_lazy = true;
-			x->lazy = !eager;
-			x->offset = eager ? off : 0;
-			if (eager)
-				off += (uint64_t)run * DM_PAGE_SIZE;
+			x->offset = e->offset + (uint64_t)k * DM_PAGE_SIZE;
+			x->has_lazy = x->lazy = !eager;
+			x->has_remote = x->remote = !eager && d->opts.lazy_remote;
 			out[n++] = x;
 			k += run;
 		}
@@ -181,11 +183,20 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 	free(m->pagemap);
 	m->pagemap = out;
 	m->n_pagemap = n;
+	if (!d->opts.lazy_remote)
+		return 0;
 
 	snprintf(name, sizeof(name), IMG_PAGES_FMT, p->vpid);
 	r = image_create_raw(d->img, name, IMG_PAGES, &p->pages_fd);
 	if (r < 0)
 		return r;
+	if (p->pages_bytes && ftruncate(p->pages_fd, DM_IMG_DATA_OFF + p->pages_bytes) < 0)
+		return dm_fail(neg_errno(), "%s: %m", name);
+	char mp[64];
+	snprintf(mp, sizeof(mp), "/proc/%d/mem", p->pid);
+	_cleanup_close_ int mem = open(mp, O_RDONLY | O_CLOEXEC);
+	if (mem < 0)
+		return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, mp);
 	_cleanup_free_ uint8_t *buf = xmalloc(DM_PAGE_SIZE * 64);
 	for (size_t i = 0; i < n; i++) {
 		Dm__PagemapEntry *x = out[i];
@@ -194,10 +205,7 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 		for (uint32_t k = 0; k < x->nr_pages; k += 64) {
 			size_t len = MIN((size_t)(x->nr_pages - k), (size_t)64) * DM_PAGE_SIZE;
 			uint64_t a = x->vaddr + (uint64_t)k * DM_PAGE_SIZE;
-			char mp[64];
-			snprintf(mp, sizeof(mp), "/proc/%d/mem", p->pid);
-			_cleanup_close_ int mem = open(mp, O_RDONLY | O_CLOEXEC);
-			r = mem < 0 ? neg_errno() : pread_exact(mem, buf, len, a);
+			r = pread_exact(mem, buf, len, a);
 			if (r < 0)
 				return dm_fail(r, "process %d: reading %#" PRIx64 ": %s", p->pid, a, strerror(-r));
 			r = pwrite_all(p->pages_fd, buf, len, DM_IMG_DATA_OFF + x->offset + (uint64_t)k * DM_PAGE_SIZE);
@@ -205,7 +213,6 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 				return r;
 		}
 	}
-	p->pages_bytes = off;
 	return 0;
 }
 
@@ -228,7 +235,7 @@ static int write_process(struct dump_ctx *d, struct dproc *p)
 		m->creds->has_securebits = true;
 		m->creds->securebits = p->securebits;
 	}
-	if (!p->zombie && d->opts.lazy) {
+	if (!p->zombie && (d->opts.lazy || d->opts.lazy_remote)) {
 		r = lazy_split(d, p);
 		if (r < 0)
 			return r;
@@ -273,7 +280,7 @@ static int write_tables(struct dump_ctx *d)
 	if (uname(&u) == 0)
 		inv.kernel = u.release;
 	inv.has_lazy = true;
-	inv.lazy = d->opts.lazy;
+	inv.lazy = d->opts.lazy || d->opts.lazy_remote;
 	inv.has_page_size = true;
 	inv.page_size = DM_PAGE_SIZE;
 	inv.has_total_pages = true;
@@ -375,7 +382,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "vmas", json_integer(vmas));
 	json_object_set_new(obj, "pages", json_integer(pages));
 	json_object_set_new(obj, "bytes", json_integer(pages * DM_PAGE_SIZE));
-	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy));
+	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
 	if (d->pool_stats)
 		json_object_update(obj, d->pool_stats);
 }

@@ -20,7 +20,16 @@ struct dump_opts {
 	pid_t pid;                /* root of the tree (host pid) */
 	const char *images_dir;
 	unsigned dump_threads;    /* 0: resource-aware pool; N: exactly N workers */
-	bool lazy;                /* post-copy: private pages are not written (lazy entries) */
+	/*
+	 * lazy: mark the private pages a task does not need before it runs as
+	 * PagemapEntry.lazy (restore --lazy registers them on userfaultfd and
+	 * serves them after resume).  lazy_remote: and leave their contents out
+	 * of pages-*.img (post-copy: a page server on the frozen source serves
+	 * them; the file keeps the same offsets, sparse).  Eager pages are always
+	 * in the file.
+	 */
+	bool lazy;
+	bool lazy_remote;
 };
 
 struct dump_ctx;

@@ -165,8 +165,8 @@ static int validate_pagemap(const char *name, const Dm__Process *p)
 		if (p->vmas[vi]->flags & MAP_SHARED)
 			return bad(name, "pagemap[%zu]: pages of a shared mapping", i);
 		prev = e->vaddr + len;
-		if (e->has_lazy && e->lazy)
-			continue;
+		if (e->remote && !e->lazy)
+			return bad(name, "pagemap[%zu]: remote pages must be lazy", i);
 		if (e->offset != off)
 			return bad(name, "pagemap[%zu]: offset %" PRIu64 ", expected %" PRIu64, i,
 				   e->offset, off);
