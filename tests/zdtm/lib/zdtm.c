@@ -475,3 +475,34 @@ void test_stop_children(const pid_t *pids, int n, const char *what)
 	for (int i = 0; i < n; i++)
 		test_reap_ok(pids[i], what);
 }
+
+pid_t test_host_pid_of_child(pid_t nspid)
+{
+	pid_t host[256];
+	int n = test_proc_children(host, 256);
+
+	for (int i = 0; i < n && i < 256; i++) {
+		char path[64], buf[256], *last;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", host[i]);
+		if (test_status_field(path, "NSpid", buf, sizeof(buf)))
+			continue;
+		last = strrchr(buf, '\t');
+		if (atoi(last ? last + 1 : buf) == nspid)
+			return host[i];
+	}
+	return -1;
+}
+
+long test_task_syscall(pid_t host_pid, pid_t host_tid)
+{
+	char path[96], text[256];
+
+	if (host_tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", host_pid, host_tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/syscall", host_pid);
+	if (test_read_file(path, text, sizeof(text)) < 0 || !strncmp(text, "running", 7))
+		return -1;
+	return atol(text);
+}

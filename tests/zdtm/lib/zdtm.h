@@ -123,6 +123,15 @@ void test_barrier_init(int p[2]);
 void test_barrier_done(int p[2]);
 void test_barrier_wait(int p[2]);
 
+/*
+ * Host pid (as in /proc) of our child whose pid in our own namespace is
+ * nspid, or -1. Works with or without a PID namespace.
+ */
+pid_t test_host_pid_of_child(pid_t nspid);
+
+/* The syscall number a task is blocked in (/proc/PID/syscall), -1 if running. */
+long test_task_syscall(pid_t host_pid, pid_t host_tid);
+
 /* SIGTERM each child, then test_reap_ok() each. */
 void test_stop_children(const pid_t *pids, int n, const char *what);
 
