@@ -4,3 +4,5 @@
 int cmd_checkpoint(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show_image(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_testhost(int argc, char **argv);

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Two test hosts on one machine (tests/e2e, bench/, `dmigrate demo`).
+ *
+ *   host namespace:  ip route unreachable 198.18.0.0/15  (so that nothing
+ *                    addressed to the test range leaves the machine)
+ *
+ *   +----------- host "a" -----------+        +----------- host "b" -----------+
+ *   | netns PREFIX-a                 |  veth  | netns PREFIX-b                 |
+ *   |   PREFIX-a0 198.18.0.1/24  <-------------> PREFIX-b0 198.18.0.2/24      |
+ *   |   [tbf 1gbit, optional]        |        |   [tbf 1gbit, optional]        |
+ *   | mount ns: tmpfs on             |        | mount ns: tmpfs on             |
+ *   |   /var/lib/dmigrate, own /proc |        |   /var/lib/dmigrate, own /proc |
+ *   | pid ns + uts ns: init = a      |        | pid ns + uts ns                |
+ *   |   small reaper (pid 1)         |        |                                |
+ *   +--------------------------------+        +--------------------------------+
+ *
+ * Everything else (the file system, the cgroups) is shared with the
+ * machine, so a program started in host a can be restored in host b from
+ * the same paths.  Each host's init is a process of ours whose stdio is
+ * /dev/null (it must not hold a caller's pipe open); a command "runs in a
+ * host" when it is a child of a helper that joined the init's net, mount,
+ * pid and uts namespaces.  Everything made is recorded under
+ * /run/dmigrate-testhost/PREFIX/ and removed by testhost_down(), which is
+ * safe to call at any point (also after a half-failed testhost_up()).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define TESTHOST_PREFIX_DEFAULT "dmt"
+#define TESTHOST_STATE_DIR "/run/dmigrate-testhost"
+
+struct testhost_opts {
+	const char *prefix;  /* netns PREFIX-a/-b, veth PREFIX-a0/-b0; NULL: "dmt" (<= 10 chars) */
+	bool tbf;            /* a token bucket on both veth ends */
+	const char *rate;    /* tbf rate; NULL: "1gbit" */
+};
+
+/* Host index: 0 = "a" (198.18.0.1), 1 = "b" (198.18.0.2). */
+const char *testhost_addr(int host);
+/* "a"/"b" -> 0/1, else -EINVAL */
+int testhost_parse(const char *name);
+
+int testhost_up(const struct testhost_opts *o);
+/* Remove everything testhost_up() recorded; idempotent. */
+int testhost_down(const char *prefix);
+/* The host's init (pid in the caller's pid namespace), -ENOENT if not up. */
+int testhost_init_pid(const char *prefix, int host, pid_t *ret_pid);
+
+/*
+ * Start argv in the host, in the background: a new session, stdin from
+ * /dev/null, stdout+stderr to out_path (appended) or /dev/null, cwd the
+ * caller's.  ret_pid: the process as seen from the caller's pid namespace.
+ * The process is not our child (the host's init reaps it).
+ */
+int testhost_spawn(const char *prefix, int host, char *const argv[], const char *out_path,
+		   pid_t *ret_pid);
+/* Run argv in the host with the caller's stdio and wait: its exit status
+ * (0..255, 128+signal), or -errno if it could not be started. */
+int testhost_run(const char *prefix, int host, char *const argv[]);
