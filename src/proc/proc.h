@@ -145,12 +145,25 @@ struct proc_vma_list {
 	struct proc_vma *vmas;
 	size_t n;
 	char *storage;		/* owns the strings the paths point into */
+	char *extra;		/* more of them (names fixed by PROCMAP_QUERY) */
 };
 void proc_vma_list_done(struct proc_vma_list *l);
 
-/* /proc/PID/maps text.  Fast: no smaps page walk, one allocation for the array. */
+/*
+ * /proc/PID/maps text.  Fast: no smaps page walk, one allocation for the array.
+ * proc_read_maps() asks PROCMAP_QUERY (when the kernel has it) for the raw
+ * name of each VMA whose path held "\012", so a newline and a file really
+ * named with a backslash are told apart.
+ */
 int proc_parse_maps(const char *buf, size_t len, struct proc_vma_list *ret);
 int proc_read_maps(pid_t pid, struct proc_vma_list *ret);
+
+/*
+ * Is the file of a FILE VMA really unlinked?  " (deleted)" may also be part
+ * of a live file's name: this stats /proc/PID/map_files/START-END (st_nlink)
+ * and needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN.  1 yes, 0 no, -errno.
+ */
+int proc_vma_is_deleted(pid_t pid, const struct proc_vma *v);
 
 /* /proc/PID/smaps text: the VMA headers plus VmFlags; every other line is skipped. */
 int proc_parse_smaps(const char *buf, size_t len, struct proc_vma_list *ret);

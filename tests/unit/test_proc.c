@@ -1128,7 +1128,7 @@ static void test_mutations(void **state)
 struct child {
 	pid_t pid;
 	char dir[64];
-	void *maps[3];
+	void *maps[4];
 };
 
 static int child_setup(void **state)
@@ -1141,7 +1141,7 @@ static int child_setup(void **state)
 		return -1;
 
 	/* mappings with hostile names, one of them deleted */
-	static const char *const names[] = { "with space", "new\nline", "gone" };
+	static const char *const names[] = { "with space", "new\nline", "gone", "back\\012slash" };
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", c.dir, names[i]);
 		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -1187,11 +1187,13 @@ static int child_teardown(void **state)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/new\nline", c->dir);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/back\\012slash", c->dir);
+	unlink(path);
 	rmdir(c->dir);
 	return 0;
 }
 
-static void check_child_vmas(const struct child *c, const struct proc_vma_list *l)
+static void check_child_vmas(const struct child *c, const struct proc_vma_list *l, bool raw_names)
 {
 	char path[256];
 	const struct proc_vma *v;
@@ -1203,12 +1205,17 @@ static void check_child_vmas(const struct child *c, const struct proc_vma_list *
 	assert_int_equal(v->end - v->start, 8192);
 	assert_true(v->shared);
 	assert_false(v->deleted);
+	assert_int_equal(proc_vma_is_deleted(c->pid, v), 0);
 	snprintf(path, sizeof(path), "%s/new\nline", c->dir);
+	assert_non_null(find_vma_path(l, path));
+	/* text maps reads a literal "\012" as a newline; PROCMAP_QUERY fixes it */
+	snprintf(path, sizeof(path), raw_names ? "%s/back\\012slash" : "%s/back\nslash", c->dir);
 	assert_non_null(find_vma_path(l, path));
 	snprintf(path, sizeof(path), "%s/gone", c->dir);
 	v = find_vma_path(l, path);
 	assert_non_null(v);
 	assert_true(v->deleted);
+	assert_int_equal(proc_vma_is_deleted(c->pid, v), 1);
 	assert_non_null(find_vma_kind(l, PROC_VMA_STACK));
 	assert_non_null(find_vma_kind(l, PROC_VMA_VDSO));
 	/* no [heap] check: ASan's allocator does not use brk() */
@@ -1219,8 +1226,13 @@ static void test_live_maps(void **state)
 	struct child *c = *state;
 	_cleanup_(proc_vma_list_done) struct proc_vma_list m = {}, s = {}, q = {};
 
+	/* without PROCMAP_QUERY, the names stay ambiguous */
+	struct proc_vma_list probe = {};
+	bool has_query = proc_query_maps(c->pid, &probe) != -EOPNOTSUPP;
+	proc_vma_list_done(&probe);
+
 	assert_true(proc_read_maps(c->pid, &m) > 10);
-	check_child_vmas(c, &m);
+	check_child_vmas(c, &m, has_query);
 	assert_int_equal(proc_read_smaps_vmflags(c->pid, &m), 0);
 	assert_true(find_vma_kind(&m, PROC_VMA_STACK)->vmflags & PROC_VMF_GD);
 
@@ -1253,7 +1265,7 @@ static void test_live_maps(void **state)
 		assert_int_equal(a->deleted, b->deleted);
 		assert_string_equal(a->path, b->path);
 	}
-	check_child_vmas(c, &q);
+	check_child_vmas(c, &q, true);
 	assert_int_equal(proc_read_smaps_vmflags(c->pid, &q), 0);
 	for (size_t i = 0; i < q.n; i++)
 		assert_int_equal(q.vmas[i].vmflags, m.vmas[i].vmflags);
