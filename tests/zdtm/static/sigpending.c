@@ -31,7 +31,7 @@ static struct task {
 	pthread_t th;
 	pid_t tid, host_tid;
 	char sigpnd[32], shdpnd[32];
-	atomic_int ready;
+	atomic_int ready, refreshed;
 	char err[256];
 } tasks[3];	/* 0 main, 1 A, 2 B */
 
@@ -106,6 +106,9 @@ static void *thread_main(void *arg)
 	t->host_tid = test_proc_tid();
 	atomic_store(&t->ready, 1);
 	test_wait_check();
+	/* Host tids are new after a restore (ns tids are not). */
+	t->host_tid = test_proc_tid();
+	atomic_store(&t->refreshed, 1);
 	while (!atomic_load(&go))
 		test_sleep_ms(1);
 	if (t == &tasks[1]) {
@@ -180,6 +183,9 @@ int main(int argc, char **argv)
 	test_ready();
 	test_wait_check();
 
+	tasks[0].host_tid = test_proc_tid();
+	while (!atomic_load(&tasks[1].refreshed) || !atomic_load(&tasks[2].refreshed))
+		test_sleep_ms(1);
 	for (int i = 0; i < 3; i++) {
 		char pnd[32], shd[32];
 
