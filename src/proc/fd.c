@@ -426,8 +426,12 @@ int proc_fdinfo_epoll(const struct proc_fdinfo *fi, struct proc_epoll_tfd **ret,
 	for (size_t i = 0; i < fi->n_kv; i++)
 		if (strcmp(fi->kv[i].key, "tfd") == 0)
 			n++;
-	if (n)
-		t = xcalloc(n, sizeof(*t));
+	if (!n) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
+	}
+	t = xcalloc(n, sizeof(*t));
 	n = 0;
 	for (size_t i = 0; i < fi->n_kv; i++) {
 		if (strcmp(fi->kv[i].key, "tfd") != 0)
@@ -466,8 +470,12 @@ int proc_fdinfo_inotify(const struct proc_fdinfo *fi, struct proc_inotify_wd **r
 	for (size_t i = 0; i < fi->n_kv; i++)
 		if (strcmp(fi->kv[i].key, "inotify") == 0)
 			n++;
-	if (n)
-		w = xcalloc(n, sizeof(*w));
+	if (!n) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
+	}
+	w = xcalloc(n, sizeof(*w));
 	n = 0;
 	for (size_t i = 0; i < fi->n_kv; i++) {
 		if (strcmp(fi->kv[i].key, "inotify") != 0)

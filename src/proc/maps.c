@@ -351,6 +351,8 @@ static int parse_maps_owned(char *buf, size_t len, struct proc_vma_list *ret)
 	int r;
 
 	while ((r = pp_next_line(&p, end, &line, &llen)) > 0) {
+		if (n == cap)
+			return -EBADMSG;	/* cannot happen: one '\n' per line */
 		struct proc_vma *v = &vmas[n];
 		if (parse_vma_line((char *)line, llen, v) < 0)
 			return -EBADMSG;
@@ -452,7 +454,7 @@ int proc_read_maps(pid_t pid, struct proc_vma_list *ret)
 	_cleanup_(proc_vma_list_done) struct proc_vma_list l = {};
 	char *buf;
 	size_t len;
-	int r = proc_read_pid_file(pid, 0, "maps", 256 * 1024, PROC_MAX_BIG, &buf, &len);
+	int r = proc_read_pid_file(pid, 0, "maps", 256UL * 1024, PROC_MAX_BIG, &buf, &len);
 	if (r < 0)
 		return r;
 	r = parse_maps_owned(buf, len, &l);
@@ -471,7 +473,7 @@ int proc_read_smaps(pid_t pid, struct proc_vma_list *ret)
 	_cleanup_(proc_vma_list_done) struct proc_vma_list l = {};
 	char *buf;
 	size_t len;
-	int r = proc_read_pid_file(pid, 0, "smaps", 1024 * 1024, PROC_MAX_BIG, &buf, &len);
+	int r = proc_read_pid_file(pid, 0, "smaps", 1024UL * 1024, PROC_MAX_BIG, &buf, &len);
 	if (r < 0)
 		return r;
 	r = parse_smaps_owned(buf, len, &l);
@@ -638,7 +640,7 @@ int proc_read_smaps_vmflags(pid_t pid, struct proc_vma_list *l)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	int r = proc_read_pid_file(pid, 0, "smaps", 1024 * 1024, PROC_MAX_BIG, &buf, &len);
+	int r = proc_read_pid_file(pid, 0, "smaps", 1024UL * 1024, PROC_MAX_BIG, &buf, &len);
 	if (r < 0)
 		return r;
 	return proc_parse_smaps_vmflags(buf, len, l);

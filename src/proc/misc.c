@@ -101,7 +101,7 @@ int proc_read_children(pid_t pid, pid_t tid, pid_t **ret, size_t *ret_n)
 
 	/* the children of the process: those of each of its threads */
 	_cleanup_free_ pid_t *tids = NULL, *all = NULL;
-	size_t nt, n = 0;
+	size_t nt = 0, n = 0;
 	int r = proc_read_tasks(pid, &tids, &nt);
 	if (r < 0)
 		return r;
@@ -356,7 +356,7 @@ int proc_read_auxv(pid_t pid, struct proc_auxv_entry **ret, size_t *ret_n)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	int r = proc_read_pid_file(pid, 0, "auxv", 1024, 64 * 1024, &buf, &len);
+	int r = proc_read_pid_file(pid, 0, "auxv", 1024, 64UL * 1024, &buf, &len);
 	if (r < 0)
 		return r;
 	return proc_parse_auxv(buf, len, ret, ret_n);

@@ -132,6 +132,8 @@ int proc_parse_mountinfo(const char *buf, size_t len, struct proc_mount_list *re
 
 	while ((r = pp_next_line(&p, end, &line, &llen)) > 0) {
 		char *l = (char *)line;
+		if (n == cap)
+			return -EBADMSG;	/* cannot happen: one '\n' per line */
 		if (parse_mount_line(l, l + llen, &m[n]) < 0)
 			return -EBADMSG;
 		n++;
@@ -149,7 +151,7 @@ int proc_read_mountinfo(pid_t pid, struct proc_mount_list *ret)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	int r = proc_read_pid_file(pid, 0, "mountinfo", 64 * 1024, PROC_MAX_BIG, &buf, &len);
+	int r = proc_read_pid_file(pid, 0, "mountinfo", 64UL * 1024, PROC_MAX_BIG, &buf, &len);
 	if (r < 0)
 		return r;
 	return proc_parse_mountinfo(buf, len, ret);

@@ -45,7 +45,7 @@
 /* maps, smaps                                                               */
 
 enum proc_vma_kind {
-	PROC_VMA_ANON = 0,	/* no name: private or shared anonymous memory  */
+	PROC_VMA_ANON = 0,	/* no name: private anonymous memory            */
 	PROC_VMA_ANON_NAMED,	/* [anon:NAME] (PR_SET_VMA_ANON_NAME); path = NAME */
 	PROC_VMA_FILE,		/* a file (path, dev, inode, pgoff)             */
 	PROC_VMA_SHMEM_ANON,	/* "/dev/zero (deleted)": MAP_SHARED|MAP_ANONYMOUS */
@@ -153,7 +153,7 @@ void proc_vma_list_done(struct proc_vma_list *l);
  * /proc/PID/maps text.  Fast: no smaps page walk, one allocation for the array.
  * proc_read_maps() asks PROCMAP_QUERY (when the kernel has it) for the raw
  * name of each VMA whose path held "\012", so a newline and a file really
- * named with a backslash are told apart.
+ * named with a backslash are told apart (-ESTALE if that VMA changed meanwhile).
  */
 int proc_parse_maps(const char *buf, size_t len, struct proc_vma_list *ret);
 int proc_read_maps(pid_t pid, struct proc_vma_list *ret);
@@ -182,7 +182,8 @@ int proc_read_smaps_vmflags(pid_t pid, struct proc_vma_list *l);
  * The VMAs by the PROCMAP_QUERY ioctl on /proc/PID/maps (Linux >= 6.11):
  * no text formatting and no escaping (paths come back as the raw d_path,
  * so a name containing "\012" is not confused with a newline).  It does
- * not report the [vsyscall] gate area.  -EOPNOTSUPP on older kernels.
+ * not report the [vsyscall] gate area.  -EOPNOTSUPP on older kernels,
+ * -EAGAIN if a VMA grew under the walk (a process that is not frozen).
  */
 int proc_query_maps(pid_t pid, struct proc_vma_list *ret);
 
