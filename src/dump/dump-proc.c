@@ -94,19 +94,6 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 		m->personality = pers;
 	}
 
-	m->n_rlimits = 0;
-	m->rlimits = xcalloc(RLIM_NLIMITS, sizeof(*m->rlimits));
-	for (int res = 0; res < RLIM_NLIMITS; res++) {
-		struct rlimit rl;
-		if (prlimit(p->pid, res, NULL, &rl) < 0)
-			return dm_fail(neg_errno(), "process %d: prlimit(%d): %m", p->pid, res);
-		Dm__Rlimit *l = PB_NEW(Dm__Rlimit, dm__rlimit__init);
-		l->resource = res;
-		l->cur = rl.rlim_cur;
-		l->max = rl.rlim_max;
-		m->rlimits[m->n_rlimits++] = l;
-	}
-
 	Dm__Mm *mm = PB_NEW(Dm__Mm, dm__mm__init);
 	mm->start_code = st.start_code;
 	mm->end_code = st.end_code;
@@ -337,6 +324,13 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 			it[w] = batch_reserve(b, sizeof(struct itimerval));
 			batch_add(b, "getitimer", SYS_getitimer, w, it[w], 0, 0, 0, 0);
 		}
+		/* rlimits from inside: prlimit() on another process needs matching
+		 * uids or CAP_SYS_RESOURCE, which root lacks here */
+		uint64_t rl[RLIM_NLIMITS];
+		for (int res = 0; res < RLIM_NLIMITS; res++) {
+			rl[res] = batch_reserve(b, sizeof(struct rlimit));
+			batch_add(b, "prlimit64", SYS_prlimit64, 0, res, 0, rl[res], 0, 0);
+		}
 		sb = batch_reserve(b, 8);
 		batch_add(b, "prctl(PR_GET_SECUREBITS)", SYS_prctl, PR_GET_SECUREBITS, 0, 0, 0, 0, 0);
 		unsigned sb_idx = b->n - 1;
@@ -364,6 +358,15 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 			s->restorer = k->restorer;
 			s->mask = k->mask;
 			m->sigactions[m->n_sigactions++] = s;
+		}
+		m->rlimits = xcalloc(RLIM_NLIMITS, sizeof(*m->rlimits));
+		for (int res = 0; res < RLIM_NLIMITS; res++) {
+			struct rlimit *l = batch_local(b, rl[res]);
+			Dm__Rlimit *x = PB_NEW(Dm__Rlimit, dm__rlimit__init);
+			x->resource = res;
+			x->cur = l->rlim_cur;
+			x->max = l->rlim_max;
+			m->rlimits[m->n_rlimits++] = x;
 		}
 		m->itimers = xcalloc(3, sizeof(*m->itimers));
 		for (int w = 0; w < 3; w++) {
