@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Identity of a process: resource limits (prlimit, from the restorer), umask,
+ * personality, parent-death signal, child subreaper, OOM score; then, per
+ * thread (credentials are per thread in the kernel), the credentials and the
+ * seccomp filters, and last the dumpable flag (a uid change resets it).
+ *
+ * Order of one thread's batch, and why:
+ *   PR_SET_KEEPCAPS        so that setresuid() to a non-zero uid keeps the
+ *                          permitted set we still need below
+ *   setgroups, setresgid, setresuid
+ *   capset(all, all, inh)  effective again: CAP_SETUID/CAP_SETPCAP/CAP_SYS_ADMIN
+ *   setfsgid, setfsuid     when they differ from the effective ids
+ *   ambient: clear, raise  (needs the cap in permitted and inheritable)
+ *   PR_CAPBSET_DROP        what the image's bounding set lacks (CAP_SETPCAP)
+ *   seccomp filters        in install order, flags kept (not TSYNC/listener);
+ *                          allowed without no_new_privs thanks to CAP_SYS_ADMIN.
+ *                          PTRACE_O_SUSPEND_SECCOMP keeps them off our own
+ *                          injected syscalls until the detach.
+ *   PR_SET_SECUREBITS      (CAP_SETPCAP)
+ *   capset(final)          the image's sets: privileges only go down from here
+ *   PR_SET_NO_NEW_PRIVS
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+#define SECCOMP_KEEP_FLAGS (SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+
+static int set_rlimits(struct rst_ctx *c, struct rst_proc *p)
+{
+	for (size_t i = 0; i < p->img->n_rlimits; i++) {
+		const Dm__Rlimit *l = p->img->rlimits[i];
+		struct rlimit rl = { l->cur, l->max }, cur;
+		if (l->resource >= RLIM_NLIMITS)
+			return dm_fail(-EBADMSG, "pid %d: rlimit %u", p->img->pid, l->resource);
+		if (prlimit(p->host_pid, (int)l->resource, &rl, NULL) == 0)
+			continue;
+		int r = neg_errno();
+		/* raising a hard limit needs CAP_SYS_RESOURCE, which root lacks here */
+		if (r != -EPERM || prlimit(p->host_pid, (int)l->resource, NULL, &cur) < 0)
+			return dm_fail(r, "pid %d: prlimit(%u): %s", p->img->pid, l->resource,
+				       strerror(-r));
+		rl.rlim_max = cur.rlim_max;
+		rl.rlim_cur = MIN(rl.rlim_cur, rl.rlim_max);
+		pr_warn("pid %d: rlimit %u: hard limit %llu kept (no CAP_SYS_RESOURCE to raise it to %llu)",
+			p->img->pid, l->resource, (unsigned long long)cur.rlim_max,
+			(unsigned long long)l->max);
+		if (prlimit(p->host_pid, (int)l->resource, &rl, NULL) < 0)
+			return dm_fail(neg_errno(), "pid %d: prlimit(%u): %m", p->img->pid, l->resource);
+	}
+	return 0;
+}
+
+static int set_oom_score(struct rst_proc *p)
+{
+	char path[64], val[16];
+	_cleanup_close_ int fd = -1;
+
+	if (!p->img->has_oom_score_adj)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", p->host_pid);
+	snprintf(val, sizeof(val), "%d", p->img->oom_score_adj);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, strlen(val)) < 0) {
+		int r = neg_errno();
+		if (r == -EACCES) { /* lowering below the minimum needs CAP_SYS_RESOURCE */
+			pr_warn("pid %d: oom_score_adj %d cannot be set here", p->img->pid,
+				p->img->oom_score_adj);
+			return 0;
+		}
+		return dm_fail(r, "pid %d: oom_score_adj: %s", p->img->pid, strerror(-r));
+	}
+	return 0;
+}
+
+int ident_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct rbatch *rb;
+	int r;
+
+	r = set_rlimits(c, p);
+	if (r >= 0)
+		r = set_oom_score(p);
+	if (r < 0)
+		return r;
+	rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	if (ip->has_umask)
+		r = rb_add(rb, "umask", SYS_umask, ip->umask & 0777, 0, 0, 0, 0, 0);
+	if (r >= 0 && ip->has_personality)
+		r = rb_add(rb, "personality", SYS_personality, ip->personality, 0, 0, 0, 0, 0);
+	if (r >= 0)
+		r = rb_add(rb, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+			   ip->has_pdeath_signal ? (uint64_t)ip->pdeath_signal : 0, 0, 0, 0, 0);
+	if (r >= 0 && ip->has_child_subreaper && ip->child_subreaper)
+		r = rb_add(rb, "prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0,
+			   0, 0, 0);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: identity", ip->pid);
+	return 0;
+}
+
+/* ------------------------------------------------------------ creds */
+
+static int add_capset(struct rbatch *rb, uint64_t eff, uint64_t prm, uint64_t inh)
+{
+	struct {
+		struct __user_cap_header_struct h;
+		struct __user_cap_data_struct d[2];
+	} cs = { .h = { _LINUX_CAPABILITY_VERSION_3, 0 } };
+	uint64_t rcs;
+	int r;
+
+	cs.d[0] = (struct __user_cap_data_struct){ (uint32_t)eff, (uint32_t)prm, (uint32_t)inh };
+	cs.d[1] = (struct __user_cap_data_struct){ (uint32_t)(eff >> 32), (uint32_t)(prm >> 32),
+						   (uint32_t)(inh >> 32) };
+	r = rb_stage(rb, &cs, sizeof(cs), &rcs);
+	if (r < 0)
+		return r;
+	return rb_add(rb, "capset", SYS_capset, rcs, rcs + sizeof(cs.h), 0, 0, 0, 0);
+}
+
+static int add_seccomp(struct rbatch *rb, const Dm__Thread *t)
+{
+	for (size_t i = 0; i < t->n_seccomp; i++) {
+		const Dm__SeccompFilter *f = t->seccomp[i];
+		struct sock_fprog prog = { .len = (unsigned short)(f->insns.len / 8) };
+		uint64_t rins, rprog;
+		int r = rb_room(rb, 1, f->insns.len + sizeof(prog));
+		if (r < 0)
+			return r;
+		rins = rb_put(rb, f->insns.data, f->insns.len);
+		prog.filter = (struct sock_filter *)(uintptr_t)rins;
+		rprog = rb_put(rb, &prog, sizeof(prog));
+		r = rb_add(rb, "seccomp(SET_MODE_FILTER)", SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			   (f->has_flags ? f->flags : 0) & SECCOMP_KEEP_FLAGS, rprog, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th)
+{
+	const Dm__Creds *cr = p->img->creds;
+	const Dm__Thread *ti = th->img;
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	int r = 0;
+
+	rb_init(rb, c, &th->t);
+	if (cr) {
+		uint64_t rg = 0;
+		r = rb_add(rb, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0, 0);
+		if (r >= 0 && cr->n_groups)
+			r = rb_stage(rb, cr->groups, cr->n_groups * sizeof(uint32_t), &rg);
+		if (r >= 0)
+			r = rb_add(rb, "setgroups", SYS_setgroups, cr->n_groups, rg, 0, 0, 0, 0);
+		if (r >= 0)
+			r = rb_add(rb, "setresgid", SYS_setresgid, cr->gid, cr->egid, cr->sgid, 0, 0, 0);
+		if (r >= 0)
+			r = rb_add(rb, "setresuid", SYS_setresuid, cr->uid, cr->euid, cr->suid, 0, 0, 0);
+		if (r >= 0)
+			r = add_capset(rb, c->cap_all, c->cap_all, cr->cap_inh & c->cap_all);
+		if (r >= 0 && cr->fsgid != cr->egid)
+			r = rb_add(rb, "setfsgid", SYS_setfsgid, cr->fsgid, 0, 0, 0, 0, 0);
+		if (r >= 0 && cr->fsuid != cr->euid)
+			r = rb_add(rb, "setfsuid", SYS_setfsuid, cr->fsuid, 0, 0, 0, 0, 0);
+		if (r >= 0)
+			r = rb_add(rb, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", SYS_prctl, PR_CAP_AMBIENT,
+				   PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0);
+		for (unsigned cap = 0; cap < 64 && r >= 0; cap++)
+			if (cr->has_cap_amb && ((cr->cap_amb & c->cap_all) >> cap & 1))
+				r = rb_add(rb, "prctl(PR_CAP_AMBIENT_RAISE)", SYS_prctl, PR_CAP_AMBIENT,
+					   PR_CAP_AMBIENT_RAISE, cap, 0, 0, 0);
+		for (unsigned cap = 0; cap < 64 && r >= 0; cap++)
+			if ((c->cap_bnd >> cap & 1) && !(cr->cap_bnd >> cap & 1))
+				r = rb_add(rb, "prctl(PR_CAPBSET_DROP)", SYS_prctl, PR_CAPBSET_DROP, cap,
+					   0, 0, 0, 0);
+	}
+	if (r >= 0)
+		r = add_seccomp(rb, ti);
+	if (r >= 0 && cr) {
+		if (cr->has_securebits)
+			r = rb_add(rb, "prctl(PR_SET_SECUREBITS)", SYS_prctl, PR_SET_SECUREBITS,
+				   cr->securebits, 0, 0, 0, 0);
+		if (r >= 0)
+			r = add_capset(rb, cr->cap_eff & c->cap_all, cr->cap_prm & c->cap_all,
+				       cr->cap_inh);
+		if (r >= 0 && cr->has_no_new_privs && cr->no_new_privs)
+			r = rb_add(rb, "prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1,
+				   0, 0, 0, 0);
+	}
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d: credentials", p->img->pid, ti->tid);
+	return 0;
+}
+
+int creds_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Creds *cr = p->img->creds;
+	int r;
+
+	if (cr) {
+		uint64_t missing = cr->cap_prm & ~c->cap_all;
+		if (missing)
+			pr_warn("pid %d: capabilities %#llx are not ours to give: dropped", p->img->pid,
+				(unsigned long long)missing);
+	}
+	for (size_t i = 0; i < p->n_threads; i++) {
+		r = thread_creds(c, p, &p->threads[i]);
+		if (r < 0)
+			return r;
+	}
+	if (p->img->has_dumpable) {
+		long d = rst_inject(c, rst_main(p), SYS_prctl, PR_SET_DUMPABLE, p->img->dumpable ? 1 : 0,
+				    0, 0, 0, 0);
+		if (d < 0)
+			return dm_fail((int)d, "pid %d: prctl(PR_SET_DUMPABLE): %s", p->img->pid,
+				       strerror((int)-d));
+	}
+	return 0;
+}

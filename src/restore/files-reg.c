@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Regular files and directories.
+ *
+ * A regular file is reopened by path with its open flags (O_CREAT/O_TRUNC
+ * stripped: a restore never creates or truncates a live file), checked
+ * against the size and mtime recorded at dump (a file changed since is an
+ * error: the process would see other data at its offset), and positioned.
+ *
+ * A deleted file (ghost_id) is recreated from ghost-<id>.img once, at its
+ * old path if that is free (so /proc/PID/fd shows the same name, with
+ * " (deleted)"), else next to it, and unlinked at once; we keep one fd of
+ * it, and every description or mapping of it is a reopen of that fd through
+ * /proc/self/fd.
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/files.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+
+static int check_same(const Dm__File *f, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return dm_fail(neg_errno(), "%s: fstat: %m", f->path);
+	if (!S_ISREG(st.st_mode))
+		return dm_fail(-ESTALE, "%s is no longer a regular file", f->path);
+	if (f->has_size && (uint64_t)st.st_size != f->size)
+		return dm_fail(-ESTALE, "%s changed since the checkpoint: size %" PRIu64 ", was %" PRIu64,
+			       f->path, (uint64_t)st.st_size, f->size);
+	if (f->has_mtime_ns) {
+		uint64_t m = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+		if (m != f->mtime_ns)
+			return dm_fail(-ESTALE, "%s changed since the checkpoint (mtime differs)", f->path);
+	}
+	return 0;
+}
+
+/* The contents of ghost-<id>.img into fd, and the recorded size. */
+static int copy_in(int fd, int img, uint64_t len, const char *name, const Dm__File *f)
+{
+	off_t off = DM_IMG_DATA_OFF;
+	int r;
+
+	for (uint64_t left = len; left;) {
+		ssize_t n = sendfile(fd, img, &off, MIN(left, (uint64_t)1 << 30));
+		if (n <= 0) {
+			r = n < 0 ? neg_errno() : -EIO;
+			return dm_fail(r, "%s: copying into %s: %s", name, f->path, strerror(-r));
+		}
+		left -= (uint64_t)n;
+	}
+	if (f->has_size && f->size > len && ftruncate(fd, (off_t)f->size) < 0) {
+		r = neg_errno();
+		return dm_fail(r, "%s: size: %s", f->path, strerror(-r));
+	}
+	return 0;
+}
+
+/* Recreate a deleted file; returns our fd of it (kept in fs->ghosts). */
+static int ghost_get(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+{
+	char name[64], *dir_s, *base_s;
+	_cleanup_free_ char *dup1 = NULL, *dup2 = NULL, *alt = NULL;
+	_cleanup_close_ int dfd = -1, img = -1, fd = -1;
+	uint64_t len;
+	int r;
+
+	for (size_t i = 0; i < fs->n_ghosts; i++)
+		if (fs->ghosts[i].id == f->ghost_id) {
+			*ret_fd = fs->ghosts[i].fd;
+			return 0;
+		}
+	snprintf(name, sizeof(name), IMG_GHOST_FMT, f->ghost_id);
+	r = image_open_raw(fs->c->img, name, IMG_GHOST, &img, &len);
+	if (r < 0)
+		return r;
+	if (!f->path || f->path[0] != '/')
+		return dm_fail(-EBADMSG, "deleted file %" PRIu64 " has no path", f->ghost_id);
+	if (!strncmp(f->path, "/memfd:", 7)) {
+		/* a memfd mapped privately: remade as a memfd of the same name */
+		fd = memfd_create(f->path + 7, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (fd < 0)
+			return dm_fail(neg_errno(), "%s: memfd_create: %m", f->path);
+		dfd = -1;
+		r = copy_in(fd, img, len, name, f);
+		if (r < 0)
+			return r;
+		goto keep;
+	}
+	dup1 = xstrdup(f->path);
+	dup2 = xstrdup(f->path);
+	dir_s = dirname(dup1);
+	base_s = basename(dup2);
+	r = rst_open_path(fs, dir_s, O_PATH | O_DIRECTORY, 0, &dfd);
+	if (r < 0)
+		return dm_fail(r, "deleted file %s: its directory: %s", f->path, strerror(-r));
+	mode_t mode = f->has_mode ? (f->mode & 07777) : 0600;
+	const char *leaf = base_s;
+	fd = openat(dfd, leaf, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0 && errno == EEXIST) {
+		alt = xasprintf("%s.dmigrate-ghost-%" PRIu64, base_s, f->ghost_id);
+		leaf = alt;
+		fd = openat(dfd, leaf, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	}
+	if (fd < 0)
+		return dm_fail(neg_errno(), "deleted file %s: cannot recreate it: %m", f->path);
+	r = copy_in(fd, img, len, name, f);
+	if (r < 0) {
+		unlinkat(dfd, leaf, 0);
+		return r;
+	}
+	if (unlinkat(dfd, leaf, 0) < 0)
+		return dm_fail(neg_errno(), "deleted file %s: unlink: %m", f->path);
+keep:
+	fs->ghosts = xrealloc(fs->ghosts, (fs->n_ghosts + 1) * sizeof(*fs->ghosts));
+	fs->ghosts[fs->n_ghosts].id = f->ghost_id;
+	fs->ghosts[fs->n_ghosts].fd = fd;
+	fs->n_ghosts++;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int reopen_fd(int fd, int flags, int *ret_fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int nfd = open(path, flags | O_CLOEXEC);
+	if (nfd < 0)
+		return neg_errno();
+	*ret_fd = nfd;
+	return 0;
+}
+
+static int reg_do_open(struct rst_files *fs, const Dm__File *f, int flags, bool is_desc,
+		       int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (f->has_ghost_id) {
+		int g = -1;
+		r = ghost_get(fs, f, &g);
+		if (r < 0)
+			return r;
+		r = reopen_fd(g, flags, &fd);
+		if (r < 0)
+			return dm_fail(r, "deleted file %s: reopen: %s", f->path, strerror(-r));
+	} else {
+		if (!f->path)
+			return dm_fail(-EBADMSG, "regular file without a path");
+		r = rst_open_path(fs, f->path, flags, 0, &fd);
+		if (r < 0)
+			return dm_fail(r, "%s: %s", f->path, strerror(-r));
+		r = check_same(f, fd);
+		if (r < 0)
+			return r;
+	}
+	if (is_desc && f->has_pos && f->pos && !(flags & O_PATH) &&
+	    lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
+		return dm_fail(neg_errno(), "%s: lseek to %" PRIu64 ": %m", f->path, f->pos);
+	if (is_desc && !(flags & O_PATH)) {
+		r = rst_set_status_flags(f, fd); /* O_ASYNC is not taken by open() */
+		if (r < 0)
+			return dm_fail(r, "%s: status flags: %s", f->path, strerror(-r));
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int reg_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+{
+	return reg_do_open(fs, f, rst_open_flags(f), true, ret_fd);
+}
+
+int rst_reg_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd)
+{
+	return reg_do_open(fs, f, accmode | O_CLOEXEC, false, ret_fd);
+}
+
+static int dir_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+{
+	_cleanup_close_ int fd = -1;
+	int flags = rst_open_flags(f) | O_DIRECTORY;
+	int r;
+
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		flags &= ~O_ACCMODE;
+	r = rst_open_path(fs, f->path, flags, 0, &fd);
+	if (r < 0)
+		return dm_fail(r, "%s: %s", f->path, strerror(-r));
+	/* a directory offset is a cookie of the file system: best effort */
+	if (f->has_pos && f->pos && !(flags & O_PATH) && lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
+		pr_warn("%s: cannot restore the directory offset: %m", f->path);
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+const struct rst_file_type rst_file_reg = { .name = "regular file", .open = reg_open };
+const struct rst_file_type rst_file_dir = { .name = "directory", .open = dir_open };

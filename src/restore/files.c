@@ -1,0 +1,397 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The file engine: fds, cwd and root of every process.
+ *
+ * Each description is opened once, here, by its type's module (files.h).
+ * It reaches a tracee over the transport: we send it with SCM_RIGHTS, the
+ * tracee's injected recvmsg() puts it at the lowest free fd number.  The
+ * tracee's fd table holds only the transport (far above every image fd), so
+ * the numbers are known in advance and the whole installation is one batch:
+ *
+ *   recvmsg x ceil(k/253)     fds[i] arrive at i       (cwd at k, root at k+1)
+ *   fchdir(root) chroot(".") fchdir(cwd) close(k) close(k+1)
+ *   for i = k-1 .. 0:  dup3(i, fd[i], cloexec) close(i)     (fd[i] >= i: sorted,
+ *                      never lands on a slot not yet moved)
+ *   ioctl(TIOCSCTTY), ioctl(TIOCSPGRP) for a session leader and its terminal
+ *
+ * A SOCK_DGRAM queue holds only net.unix.max_dgram_qlen (10) datagrams: the
+ * batch is run after every 8 of them.
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/files.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <termios.h>
+
+#define SCM_MAX 253
+#define TX_MAX 8
+
+static const struct rst_file_type *type_of(Dm__FileType t)
+{
+	switch (t) {
+	case DM__FILE_TYPE__FILE_REG: return &rst_file_reg;
+	case DM__FILE_TYPE__FILE_DIR: return &rst_file_dir;
+	case DM__FILE_TYPE__FILE_PIPE: return &rst_file_pipe;
+	case DM__FILE_TYPE__FILE_FIFO: return &rst_file_fifo;
+	case DM__FILE_TYPE__FILE_CHR: return &rst_file_chr;
+	case DM__FILE_TYPE__FILE_TTY: return &rst_file_tty;
+	default: return NULL;
+	}
+}
+
+static const char *type_name(Dm__FileType t)
+{
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&dm__file_type__descriptor, t);
+	return v ? v->name : "unknown";
+}
+
+int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd)
+{
+	int root = fs->c->o->root_fd, fd;
+
+	if (root >= 0) {
+		struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+					.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+					.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+		fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+	} else {
+		fd = openat(AT_FDCWD, path, flags | O_CLOEXEC, mode);
+	}
+	if (fd < 0)
+		return neg_errno();
+	*ret_fd = fd;
+	return 0;
+}
+
+int rst_open_flags(const Dm__File *f)
+{
+	int fl = f->has_flags ? (int)f->flags : O_RDONLY;
+	return (fl & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_TMPFILE)) | O_CLOEXEC;
+}
+
+int rst_set_status_flags(const Dm__File *f, int fd)
+{
+	const int mask = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+	int want = (f->has_flags ? (int)f->flags : 0) & mask;
+	int cur = fcntl(fd, F_GETFL);
+
+	if (cur < 0)
+		return neg_errno();
+	if ((cur & mask) == want)
+		return 0;
+	if (fcntl(fd, F_SETFL, (cur & ~mask) | want) < 0)
+		return neg_errno();
+	return 0;
+}
+
+void rst_files_keep(struct rst_files *fs, int fd)
+{
+	fs->keep = xrealloc(fs->keep, (fs->n_keep + 1) * sizeof(int));
+	fs->keep[fs->n_keep++] = fd;
+}
+
+int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd)
+{
+	const Dm__File *f = checkpoint_file(fs->c->ck, id);
+	const struct rst_file_type *t;
+	int fd, r;
+
+	if (!f)
+		return dm_fail(-EBADMSG, "file id %u is not in files.img", id);
+	if (fs->desc[id] >= 0) {
+		*ret_fd = fs->desc[id];
+		return 0;
+	}
+	t = type_of(f->type);
+	if (!t)
+		return dm_fail(-ENOTSUP, "file %u (%s): type %s is not restored yet", id,
+			       f->path ? f->path : "no path", type_name(f->type));
+	r = t->open(fs, f, &fd);
+	if (r < 0)
+		return rst_wrap(r, "file %u (%s %s)", id, t->name, f->path ? f->path : "");
+	fs->desc[id] = fd;
+	*ret_fd = fd;
+	return 0;
+}
+
+int files_open_for_map(struct rst_ctx *c, uint32_t id, int accmode, int *ret_fd)
+{
+	struct rst_files *fs = c->files;
+	const Dm__File *f = checkpoint_file(c->ck, id);
+	int slot = accmode == O_RDWR, r;
+
+	if (!f)
+		return dm_fail(-EBADMSG, "mapped file id %u is not in files.img", id);
+	if (fs->mapfd[slot][id] >= 0) {
+		*ret_fd = fs->mapfd[slot][id];
+		return 0;
+	}
+	if (f->type != DM__FILE_TYPE__FILE_REG && f->type != DM__FILE_TYPE__FILE_CHR)
+		return dm_fail(-ENOTSUP, "mapped file %u (%s): type %s cannot be mapped yet", id,
+			       f->path ? f->path : "", type_name(f->type));
+	if (f->type == DM__FILE_TYPE__FILE_CHR)
+		r = rst_open_path(fs, f->path, accmode, 0, &fs->mapfd[slot][id]);
+	else
+		r = rst_reg_open_for_map(fs, f, accmode, &fs->mapfd[slot][id]);
+	if (r < 0)
+		return rst_wrap(r, "mapped file %u (%s)", id, f->path ? f->path : "");
+	*ret_fd = fs->mapfd[slot][id];
+	return 0;
+}
+
+/* ------------------------------------------------------------ transport */
+
+struct rx {
+	char byte;
+	struct iovec iov;
+	struct msghdr mh;
+	char cmsg[CMSG_SPACE(SCM_MAX * sizeof(int))];
+};
+
+static int send_chunk(struct rst_ctx *c, const int *fds, size_t n)
+{
+	char cbuf[CMSG_SPACE(SCM_MAX * sizeof(int))] = { 0 };
+	char byte = 'F';
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
+	if (sendmsg(c->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+		return dm_fail(neg_errno(), "transport: sending %zu fds: %m", n);
+	return 0;
+}
+
+int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n)
+{
+	int r;
+
+	for (size_t done = 0; done < n;) {
+		size_t k = MIN(n - done, (size_t)SCM_MAX);
+		if (rb->tx_pending >= TX_MAX) {
+			r = rb_run(rb);
+			if (r < 0)
+				return r;
+		}
+		r = rb_room(rb, 1, sizeof(struct rx) + 64);
+		if (r < 0)
+			return r;
+		/* the remote layout of struct rx: pointers must be the tracee's */
+		uint64_t base = rb_put(rb, NULL, sizeof(struct rx));
+		struct rx *rx = batch_local(&rb->b, base);
+		if (!base || !rx)
+			return dm_fail(-E2BIG, "transport: no staging room");
+		memset(rx, 0, sizeof(*rx));
+		rx->iov.iov_base = (void *)(uintptr_t)(base + offsetof(struct rx, byte));
+		rx->iov.iov_len = 1;
+		rx->mh.msg_iov = (void *)(uintptr_t)(base + offsetof(struct rx, iov));
+		rx->mh.msg_iovlen = 1;
+		rx->mh.msg_control = (void *)(uintptr_t)(base + offsetof(struct rx, cmsg));
+		rx->mh.msg_controllen = CMSG_SPACE(k * sizeof(int));
+		r = send_chunk(c, fds + done, k);
+		if (r < 0)
+			return r;
+		rb->tx_pending++;
+		r = rb_add(rb, "recvmsg (transport)", SYS_recvmsg, (uint64_t)c->tfd,
+			   base + offsetof(struct rx, mh), 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+		done += k;
+	}
+	/* all n arrived (a truncated control message would leave n-1 closed) */
+	return n ? rb_add(rb, "fcntl(F_GETFD) (transport check)", SYS_fcntl, n - 1, F_GETFD, 0, 0, 0,
+			  0) : 0;
+}
+
+/* ------------------------------------------------------------ per process */
+
+static int open_dir(struct rst_files *fs, uint32_t id, int *ret_fd)
+{
+	const Dm__File *f = checkpoint_file(fs->c->ck, id);
+	int r;
+
+	if (!f || !f->path)
+		return dm_fail(-EBADMSG, "directory file %u has no path", id);
+	r = rst_open_path(fs, f->path, O_PATH | O_DIRECTORY, 0, ret_fd);
+	if (r < 0)
+		return dm_fail(r, "directory %s: %s", f->path, strerror(-r));
+	return 0;
+}
+
+static bool needs_root(struct rst_files *fs, const Dm__Process *p)
+{
+	if (!p->has_root_file_id)
+		return fs->c->o->root_fd >= 0;
+	const Dm__File *f = checkpoint_file(fs->c->ck, p->root_file_id);
+	return fs->c->o->root_fd >= 0 || !f || !f->path || strcmp(f->path, "/");
+}
+
+/* The terminal a session leader must take as its controlling tty: fd index or -1. */
+static int ctty_fd(struct rst_files *fs, const Dm__Process *p, int32_t *ret_pgrp)
+{
+	if (p->sid != p->pid)
+		return -1;
+	for (size_t i = 0; i < p->n_fds; i++) {
+		const Dm__File *f = checkpoint_file(fs->c->ck, p->fds[i]->file_id);
+		if (f->type != DM__FILE_TYPE__FILE_TTY || f->tty->master || !f->tty->has_sid ||
+		    f->tty->sid != p->pid)
+			continue;
+		*ret_pgrp = f->tty->has_pgrp && rst_find(fs->c, f->tty->pgrp) ? f->tty->pgrp : 0;
+		return p->fds[i]->fd;
+	}
+	return -1;
+}
+
+int files_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	struct rst_files *fs = c->files;
+	const Dm__Process *ip = p->img;
+	size_t k = ip->n_fds, n = k;
+	_cleanup_free_ int *fds = xcalloc(k + 2, sizeof(int));
+	_cleanup_close_ int cwd = -1, root = -1;
+	int cwd_idx = -1, root_idx = -1, r;
+	struct rbatch *rb;
+
+	for (size_t i = 0; i < k; i++) {
+		r = rst_files_desc(fs, ip->fds[i]->file_id, &fds[i]);
+		if (r < 0)
+			return rst_wrap(r, "pid %d: fd %d", ip->pid, ip->fds[i]->fd);
+	}
+	if (ip->has_cwd_file_id) {
+		r = open_dir(fs, ip->cwd_file_id, &cwd);
+		if (r < 0)
+			return rst_wrap(r, "pid %d: cwd", ip->pid);
+		cwd_idx = (int)n;
+		fds[n++] = cwd;
+	}
+	if (needs_root(fs, ip)) {
+		if (ip->has_root_file_id)
+			r = open_dir(fs, ip->root_file_id, &root);
+		else
+			r = (root = fcntl(c->o->root_fd, F_DUPFD_CLOEXEC, 0)) < 0 ? neg_errno() : 0;
+		if (r < 0)
+			return rst_wrap(r, "pid %d: root", ip->pid);
+		root_idx = (int)n;
+		fds[n++] = root;
+	}
+
+	rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	r = files_send(c, rb, fds, n);
+	if (r >= 0 && root_idx >= 0) {
+		uint64_t dot;
+		r = rb_add(rb, "fchdir(root)", SYS_fchdir, root_idx, 0, 0, 0, 0, 0);
+		if (r >= 0)
+			r = rb_stage(rb, ".", 2, &dot);
+		if (r >= 0)
+			r = rb_add(rb, "chroot", SYS_chroot, dot, 0, 0, 0, 0, 0);
+	}
+	if (r >= 0 && cwd_idx >= 0)
+		r = rb_add(rb, "fchdir(cwd)", SYS_fchdir, cwd_idx, 0, 0, 0, 0, 0);
+	if (r >= 0 && n > k)
+		r = rb_add(rb, "close_range", SYS_close_range, k, n - 1, 0, 0, 0, 0);
+	for (size_t i = k; i-- > 0 && r >= 0;) {
+		const Dm__Fd *fd = ip->fds[i];
+		bool cloexec = fd->has_cloexec && fd->cloexec;
+		if ((size_t)fd->fd != i) {
+			r = rb_add(rb, "dup3", SYS_dup3, i, fd->fd, cloexec ? O_CLOEXEC : 0, 0, 0, 0);
+			if (r >= 0)
+				r = rb_add(rb, "close", SYS_close, i, 0, 0, 0, 0, 0);
+		} else if (cloexec) {
+			r = rb_add(rb, "fcntl(F_SETFD)", SYS_fcntl, i, F_SETFD, FD_CLOEXEC, 0, 0, 0);
+		}
+	}
+	int32_t pgrp = 0;
+	int tty = r >= 0 ? ctty_fd(fs, ip, &pgrp) : -1;
+	if (tty >= 0) {
+		uint64_t rp;
+		r = rb_add(rb, "ioctl(TIOCSCTTY)", SYS_ioctl, tty, TIOCSCTTY, 0, 0, 0, 0);
+		if (r >= 0 && pgrp) {
+			r = rb_stage(rb, &pgrp, sizeof(pgrp), &rp);
+			if (r >= 0)
+				r = rb_add(rb, "ioctl(TIOCSPGRP)", SYS_ioctl, tty, TIOCSPGRP, rp, 0, 0, 0);
+		}
+	}
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: files", ip->pid);
+	c->st.fds += k;
+	return 0;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+int files_init(struct rst_ctx *c)
+{
+	struct rst_files *fs = xcalloc(1, sizeof(*fs));
+	size_t n = (size_t)c->ck->max_file_id + 1;
+
+	fs->c = c;
+	fs->desc = xmalloc(n * sizeof(int));
+	fs->mapfd[0] = xmalloc(n * sizeof(int));
+	fs->mapfd[1] = xmalloc(n * sizeof(int));
+	for (size_t i = 0; i < n; i++)
+		fs->desc[i] = fs->mapfd[0][i] = fs->mapfd[1][i] = -1;
+	c->files = fs;
+	return 0;
+}
+
+int files_finish(struct rst_ctx *c)
+{
+	static const struct rst_file_type *const all[] = {
+		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
+		&rst_file_fifo, &rst_file_chr, &rst_file_tty,
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
+		if (!all[i]->finish)
+			continue;
+		int r = all[i]->finish(c->files);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void files_fini(struct rst_ctx *c)
+{
+	struct rst_files *fs = c->files;
+
+	if (!fs)
+		return;
+	for (uint32_t i = 0; i <= c->ck->max_file_id; i++) {
+		if (fs->desc[i] >= 0)
+			close(fs->desc[i]);
+		for (int s = 0; s < 2; s++)
+			if (fs->mapfd[s][i] >= 0)
+				close(fs->mapfd[s][i]);
+	}
+	for (size_t i = 0; i < fs->n_pipes; i++)
+		for (int e = 0; e < 2; e++)
+			if (fs->pipes[i].fds[e] >= 0)
+				close(fs->pipes[i].fds[e]);
+	for (size_t i = 0; i < fs->n_keep; i++)
+		close(fs->keep[i]);
+	for (size_t i = 0; i < fs->n_ghosts; i++)
+		close(fs->ghosts[i].fd);
+	free(fs->desc);
+	free(fs->mapfd[0]);
+	free(fs->mapfd[1]);
+	free(fs->pipes);
+	free(fs->ttys);
+	free(fs->keep);
+	free(fs->ghosts);
+	free(fs);
+	c->files = NULL;
+}

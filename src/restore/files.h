@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The file engine's type interface.  One file per type (files-reg.c,
+ * files-pipe.c, ...): its open() runs in the restorer and returns a new open
+ * file description (an O_CLOEXEC fd of ours) for one files.img entry.  The
+ * engine (files.c) calls it once per file id and installs the result in
+ * every process that holds that id, so shared descriptions stay shared and
+ * the offset and status flags are set once, here.
+ */
+#pragma once
+
+#include "restore/rst.h"
+
+struct rst_pipe {
+	uint64_t id;
+	int fds[2];           /* pipe2() ends (for a FIFO: [0] is the O_RDWR keeper) */
+	bool handed[2];       /* the end's own description is taken: reopen for more */
+};
+
+struct rst_tty {
+	uint32_t index;       /* in the image */
+	uint32_t new_index;   /* here: a pty index cannot be chosen */
+	int master;           /* our fd of the master (owned by the desc cache) */
+	bool locked;
+	bool state_set;       /* termios/winsize applied */
+};
+
+struct rst_files {
+	struct rst_ctx *c;
+	int *desc;            /* file id -> our fd of its description, -1 if not opened */
+	int *mapfd[2];        /* file id -> fd to mmap: [0] O_RDONLY, [1] O_RDWR */
+	struct rst_pipe *pipes;
+	size_t n_pipes;
+	struct rst_tty *ttys;
+	size_t n_ttys;
+	int *keep;            /* fds held until every process has its files */
+	size_t n_keep;
+	struct { uint64_t id; int fd; } *ghosts; /* deleted files, recreated and unlinked */
+	size_t n_ghosts;
+	bool warned_tty;
+};
+
+struct rst_file_type {
+	const char *name;
+	int (*open)(struct rst_files *fs, const Dm__File *f, int *ret_fd);
+	/* optional, once every process has its fds */
+	int (*finish)(struct rst_files *fs);
+};
+
+extern const struct rst_file_type rst_file_reg;
+extern const struct rst_file_type rst_file_dir;
+extern const struct rst_file_type rst_file_pipe;
+extern const struct rst_file_type rst_file_fifo;
+extern const struct rst_file_type rst_file_chr;
+extern const struct rst_file_type rst_file_tty;
+
+/* Open path as the tree sees it (inside o->root_fd, if set). */
+int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
+/* The open() flags of a description, made safe for reopening it. */
+int rst_open_flags(const Dm__File *f);
+/* F_SETFL with the status flags of f (O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME). */
+int rst_set_status_flags(const Dm__File *f, int fd);
+/* Keep fd open until files_finish() */
+void rst_files_keep(struct rst_files *fs, int fd);
+/* The description of file id (opened on first use). */
+int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd);
+/* A regular file for mmap: accmode O_RDONLY or O_RDWR (files-reg.c). */
+int rst_reg_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd);

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The address space of one process, rebuilt inside its stub in one batch
+ * (one or a few ptrace round trips):
+ *
+ *   1. munmap every VMA of the stub but the blob and the special mappings;
+ *   2. move [vvar], [vvar_vclock] and [vdso] to their image addresses, each
+ *      with its own mremap (the kernel refuses one mremap across them); when
+ *      an old range overlaps a new one, everything goes to the hop first;
+ *   3. receive the fds of the mapped files, shared memory objects and the
+ *      exe file over the transport: they land at 0..k-1, because the stub's
+ *      only fd is the transport, far above;
+ *   4. mmap every image VMA (MAP_FIXED_NOREPLACE: nothing may be clobbered,
+ *      the blob least of all);
+ *   5. prctl(PR_SET_MM_MAP): code/data/brk/stack/args/env, auxv and the exe
+ *      file (possible only now: the stub's binary is no longer mapped);
+ *   6. close 0..k-1; madvise/mlock flags.
+ * Page contents follow (pages.c), written through /proc/PID/mem.
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "restore/maps.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/prctl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+
+const char *rst_vma_desc(const Dm__Vma *v, char *buf, size_t size)
+{
+	snprintf(buf, size, "vma %#" PRIx64 "-%#" PRIx64 "%s%s", v->start, v->end,
+		 v->name ? " " : "", v->name ? v->name : "");
+	return buf;
+}
+
+static bool is_special(Dm__VmaKind k)
+{
+	return k == DM__VMA_KIND__VMA_VDSO || k == DM__VMA_KIND__VMA_VVAR ||
+	       k == DM__VMA_KIND__VMA_VVAR_VCLOCK || k == DM__VMA_KIND__VMA_VSYSCALL;
+}
+
+/* ------------------------------------------------- special mappings */
+
+static const struct {
+	enum rmap_kind stub;
+	Dm__VmaKind img;
+	const char *name;
+} specials[] = {
+	{ RMAP_VVAR, DM__VMA_KIND__VMA_VVAR, "[vvar]" },
+	{ RMAP_VVAR_VCLOCK, DM__VMA_KIND__VMA_VVAR_VCLOCK, "[vvar_vclock]" },
+	{ RMAP_VDSO, DM__VMA_KIND__VMA_VDSO, "[vdso]" },
+};
+#define NSPECIAL ARRAY_SIZE(specials)
+
+static bool overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1)
+{
+	return a0 < b1 && b0 < a1;
+}
+
+static int move_specials(struct rst_ctx *c, struct rst_proc *p, const struct rmaps *sm,
+			 struct rbatch *rb)
+{
+	const struct rmap *src[NSPECIAL] = { 0 };
+	const Dm__Vma *dst[NSPECIAL] = { 0 };
+	uint64_t cur[NSPECIAL] = { 0 };
+	bool hop = false;
+	int r;
+
+	for (size_t k = 0; k < NSPECIAL; k++) {
+		for (size_t i = 0; i < sm->n; i++)
+			if (sm->v[i].kind == specials[k].stub)
+				src[k] = &sm->v[i];
+		for (size_t i = 0; i < p->img->n_vmas; i++)
+			if (p->img->vmas[i]->kind == specials[k].img)
+				dst[k] = p->img->vmas[i];
+		if (dst[k] && !src[k])
+			return dm_fail(-ENOTSUP, "pid %d: the image has %s, this kernel does not",
+				       p->img->pid, specials[k].name);
+		if (src[k] && dst[k] &&
+		    src[k]->end - src[k]->start != dst[k]->end - dst[k]->start)
+			return dm_fail(-ENOTSUP,
+				       "pid %d: %s is %" PRIu64 " KiB here, %" PRIu64 " KiB in the image "
+				       "(another kernel: not supported)", p->img->pid, specials[k].name,
+				       (src[k]->end - src[k]->start) >> 10,
+				       (dst[k]->end - dst[k]->start) >> 10);
+		if (src[k])
+			cur[k] = src[k]->start;
+	}
+	for (size_t a = 0; a < NSPECIAL; a++)
+		for (size_t b = 0; b < NSPECIAL; b++)
+			if (src[a] && dst[b] && overlaps(src[a]->start, src[a]->end, dst[b]->start, dst[b]->end) &&
+			    !(a == b && src[a]->start == dst[b]->start))
+				hop = true;
+	if (hop) {
+		uint64_t at = c->hop;
+		for (size_t k = 0; k < NSPECIAL; k++) {
+			if (!src[k] || !dst[k] || cur[k] == dst[k]->start)
+				continue;
+			uint64_t sz = src[k]->end - src[k]->start;
+			if (at + sz > c->hop + c->hop_size)
+				return dm_fail(-ENOSPC, "pid %d: special mappings exceed the hop area",
+					       p->img->pid);
+			r = rb_add(rb, specials[k].name, SYS_mremap, cur[k], sz, sz,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, at, 0);
+			if (r < 0)
+				return r;
+			cur[k] = at;
+			at += sz;
+		}
+	}
+	for (size_t k = 0; k < NSPECIAL; k++) {
+		if (!src[k])
+			continue;
+		uint64_t sz = src[k]->end - src[k]->start;
+		if (!dst[k])
+			r = rb_add(rb, specials[k].name, SYS_munmap, cur[k], sz, 0, 0, 0, 0);
+		else if (cur[k] != dst[k]->start)
+			r = rb_add(rb, specials[k].name, SYS_mremap, cur[k], sz, sz,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, dst[k]->start, 0);
+		else
+			r = 0;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------- fds for mappings */
+
+enum { MAPFD_FILE, MAPFD_SHMEM };
+
+struct mapfd {
+	int kind;
+	uint64_t id;
+	int acc;
+	int rfd; /* restorer's fd (owned by the files/shmem caches) */
+};
+
+struct mapfds {
+	struct mapfd *v;
+	size_t n;
+};
+
+static int mapfd_index(struct rst_ctx *c, struct mapfds *m, int kind, uint64_t id, int acc,
+		       const Dm__Vma *v, int *ret_idx)
+{
+	int r, fd;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i].kind == kind && m->v[i].id == id && m->v[i].acc == acc) {
+			*ret_idx = (int)i;
+			return 0;
+		}
+	if (kind == MAPFD_FILE)
+		r = files_open_for_map(c, (uint32_t)id, acc, &fd);
+	else
+		r = shmem_get_fd(c, v, &fd);
+	if (r < 0)
+		return r;
+	m->v = xrealloc(m->v, (m->n + 1) * sizeof(*m->v));
+	m->v[m->n] = (struct mapfd){ kind, id, acc, fd };
+	*ret_idx = (int)m->n++;
+	return 0;
+}
+
+static int vma_flags(const Dm__Vma *v)
+{
+	int f = (int)(v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE));
+	if (v->kind == DM__VMA_KIND__VMA_STACK)
+		f |= MAP_GROWSDOWN;
+	return f;
+}
+
+static int add_madvise(struct rst_ctx *c, struct rst_proc *p, const Dm__Vma *v, struct rbatch *rb)
+{
+	static const struct {
+		uint32_t bit;
+		int advice;
+		const char *what;
+	} adv[] = {
+		{ DM_MADV_DONTFORK, MADV_DONTFORK, "madvise(DONTFORK)" },
+		{ DM_MADV_WIPEONFORK, MADV_WIPEONFORK, "madvise(WIPEONFORK)" },
+		{ DM_MADV_DONTDUMP, MADV_DONTDUMP, "madvise(DONTDUMP)" },
+		{ DM_MADV_HUGEPAGE, MADV_HUGEPAGE, "madvise(HUGEPAGE)" },
+		{ DM_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, "madvise(NOHUGEPAGE)" },
+		{ DM_MADV_MERGEABLE, MADV_MERGEABLE, "madvise(MERGEABLE)" },
+		{ DM_MADV_SEQ, MADV_SEQUENTIAL, "madvise(SEQUENTIAL)" },
+		{ DM_MADV_RAND, MADV_RANDOM, "madvise(RANDOM)" },
+	};
+	uint32_t m = v->has_madv ? v->madv : 0;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(adv); i++) {
+		if (!(m & adv[i].bit))
+			continue;
+		r = rb_add(rb, adv[i].what, SYS_madvise, v->start, v->end - v->start,
+			   (uint64_t)adv[i].advice, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	if (m & DM_MADV_LOCKED) {
+		/* populating a lazy area would fill it with zeros before its pages arrive */
+		bool lazy = pages_vma_lazy(c, p->img, v);
+		r = rb_add(rb, "mlock2", SYS_mlock2, v->start, v->end - v->start,
+			   lazy ? MLOCK_ONFAULT : 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
+{
+	const Dm__Process *ip = p->img;
+	struct mapfds m = { 0 };
+	int *idx = xcalloc(ip->n_vmas + 1, sizeof(int));
+	int exe_idx = -1, r = 0;
+	char desc[128];
+
+	/* which fds: one per (file, access mode) and per shared memory object */
+	for (size_t i = 0; i < ip->n_vmas && r >= 0; i++) {
+		const Dm__Vma *v = ip->vmas[i];
+		idx[i] = -1;
+		if (v->kind == DM__VMA_KIND__VMA_FILE) {
+			int acc = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
+			r = mapfd_index(c, &m, MAPFD_FILE, v->file_id, acc, v, &idx[i]);
+		} else if (v->kind == DM__VMA_KIND__VMA_SHMEM) {
+			if (!v->has_shmem_id) {
+				r = dm_fail(-EBADMSG, "pid %d: %s: shared memory without shmem_id",
+					    ip->pid, rst_vma_desc(v, desc, sizeof(desc)));
+				break;
+			}
+			r = mapfd_index(c, &m, MAPFD_SHMEM, v->shmem_id, O_RDWR, v, &idx[i]);
+		}
+		if (r < 0)
+			pr_debug("pid %d: %s: %s", ip->pid, rst_vma_desc(v, desc, sizeof(desc)),
+				 dm_last_error());
+	}
+	if (r >= 0 && ip->mm && ip->mm->has_exe_file_id)
+		r = mapfd_index(c, &m, MAPFD_FILE, ip->mm->exe_file_id, O_RDONLY, NULL, &exe_idx);
+	if (r >= 0 && m.n) {
+		int *fds = xcalloc(m.n, sizeof(int));
+		for (size_t i = 0; i < m.n; i++)
+			fds[i] = m.v[i].rfd;
+		r = files_send(c, rb, fds, m.n);
+		free(fds);
+	}
+
+	for (size_t i = 0; i < ip->n_vmas && r >= 0; i++) {
+		const Dm__Vma *v = ip->vmas[i];
+		uint64_t len = v->end - v->start;
+		int flags = vma_flags(v) | MAP_FIXED_NOREPLACE;
+		uint64_t fd = (uint64_t)-1, off = 0;
+
+		if (is_special(v->kind))
+			continue;
+		if (idx[i] >= 0) {
+			fd = (uint64_t)idx[i];
+			off = v->has_pgoff ? v->pgoff : 0;
+		} else {
+			flags |= MAP_ANONYMOUS;
+		}
+		r = rb_add(rb, "mmap", SYS_mmap, v->start, len, v->prot, (uint64_t)flags, fd, off);
+		c->st.vmas++;
+		/* [anon:NAME] (PR_SET_VMA_ANON_NAME) */
+		if (r >= 0 && v->kind == DM__VMA_KIND__VMA_ANON && v->name && v->name[0] &&
+		    !(v->flags & MAP_SHARED)) {
+			uint64_t rn;
+			r = rb_room(rb, 2, strlen(v->name) + 1);
+			if (r >= 0) {
+				rn = rb_put(rb, v->name, strlen(v->name) + 1);
+				r = rb_add(rb, "prctl(PR_SET_VMA_ANON_NAME)", SYS_prctl, PR_SET_VMA,
+					   PR_SET_VMA_ANON_NAME, v->start, len, rn, 0);
+			}
+		}
+	}
+
+	if (r >= 0 && ip->mm) {
+		const Dm__Mm *mm = ip->mm;
+		struct prctl_mm_map map = {
+			.start_code = mm->start_code, .end_code = mm->end_code,
+			.start_data = mm->start_data, .end_data = mm->end_data,
+			.start_brk = mm->start_brk, .brk = mm->brk,
+			.start_stack = mm->start_stack,
+			.arg_start = mm->arg_start, .arg_end = mm->arg_end,
+			.env_start = mm->env_start, .env_end = mm->env_end,
+			.exe_fd = exe_idx >= 0 ? (uint32_t)exe_idx : (uint32_t)-1,
+		};
+		uint64_t rauxv = 0, rmap;
+		r = rb_room(rb, 1, sizeof(map) + (mm->has_auxv ? mm->auxv.len : 0) + 32);
+		if (r >= 0 && mm->has_auxv && mm->auxv.len) {
+			rauxv = rb_put(rb, mm->auxv.data, mm->auxv.len);
+			map.auxv = (__u64 *)(uintptr_t)rauxv;
+			map.auxv_size = (uint32_t)mm->auxv.len;
+		}
+		if (r >= 0) {
+			rmap = rb_put(rb, &map, sizeof(map));
+			r = rb_add(rb, "prctl(PR_SET_MM_MAP)", SYS_prctl, PR_SET_MM, PR_SET_MM_MAP,
+				   rmap, sizeof(map), 0, 0);
+		}
+	}
+	if (r >= 0 && m.n)
+		r = rb_add(rb, "close_range", SYS_close_range, 0, m.n - 1, 0, 0, 0, 0);
+	for (size_t i = 0; i < ip->n_vmas && r >= 0; i++)
+		if (!is_special(ip->vmas[i]->kind))
+			r = add_madvise(c, p, ip->vmas[i], rb);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(m.v);
+	free(idx);
+	return r;
+}
+
+int mm_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	_cleanup_(maps_freep) struct rmaps sm = { 0 };
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	int r;
+
+	r = maps_read(p->host_pid, &sm);
+	if (r < 0) {
+		r = dm_fail(r, "pid %d: cannot read the stub's maps: %s", p->img->pid, strerror(-r));
+		goto out;
+	}
+	rb_init(rb, c, rst_main(p));
+	for (size_t i = 0; i < sm.n; i++) {
+		const struct rmap *v = &sm.v[i];
+		if (v->kind != RMAP_OTHER)
+			continue;
+		if (v->start >= c->blob && v->end <= c->blob + INJ_BLOB_SIZE)
+			continue;
+		r = rb_add(rb, "munmap (stub)", SYS_munmap, v->start, v->end - v->start, 0, 0, 0, 0);
+		if (r < 0)
+			goto out;
+	}
+	r = move_specials(c, p, &sm, rb);
+	if (r < 0)
+		goto out;
+	r = map_vmas(c, p, rb);
+	if (r < 0) {
+		r = rst_wrap(r, "pid %d: address space", p->img->pid);
+		goto out;
+	}
+	r = pages_write(c, p);
+out:
+	free(rb);
+	return r;
+}

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory contents.
+ *
+ * Private pages come from pages-<pid>.img, mmap()ed, and are written through
+ * /proc/PID/mem (FOLL_FORCE: read-only and PROT_NONE private mappings take
+ * the write too, with COW).  Runs of entries contiguous both in memory and in
+ * the file go out in one pwrite.  The image was validated for order and file
+ * offsets; the bounds against the actual file size are checked here.
+ *
+ * Lazy restore: entries marked lazy are not written, except the pages the
+ * kernel itself writes for a task before the task runs (restore.h): those
+ * are written now, from the image, from o->lazy_fetch, or as zeros when the
+ * page never existed.
+ *
+ * Shared memory (anonymous MAP_SHARED, memfd): one object per shmem id for
+ * the whole tree, created here and filled from shmem-<id>.img; every process
+ * maps the same object through an fd received over the transport.  An
+ * anonymous object is made by mmap(MAP_SHARED|MAP_ANONYMOUS) and reopened
+ * through /proc/self/map_files, so the tracees see "/dev/zero (deleted)" as
+ * they did; a memfd is remade with its name.
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define EAGER_BELOW_SP (16 * 1024) /* signal frames (xsave area included) + red zone */
+#define EAGER_ALTSTACK (16 * 1024)
+
+bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v)
+{
+	if (!c->lazy || (v->flags & MAP_SHARED))
+		return false;
+	for (size_t i = 0; i < p->n_pagemap; i++) {
+		const Dm__PagemapEntry *e = p->pagemap[i];
+		if (e->vaddr >= v->end)
+			break;
+		if (e->vaddr >= v->start && e->has_lazy && e->lazy)
+			return true;
+	}
+	return false;
+}
+
+struct pagefile {
+	const uint8_t *map;
+	size_t map_len;
+	uint64_t payload;
+};
+
+static void pagefile_close(struct pagefile *pf)
+{
+	if (pf->map)
+		munmap((void *)pf->map, pf->map_len);
+	pf->map = NULL;
+}
+
+static int pagefile_open(struct rst_ctx *c, const char *name, enum dm_img_kind kind,
+			 struct pagefile *pf)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	memset(pf, 0, sizeof(*pf));
+	r = image_open_raw(c->img, name, kind, &fd, &pf->payload);
+	if (r < 0)
+		return r;
+	if (pf->payload == 0)
+		return 0;
+	pf->map_len = DM_IMG_DATA_OFF + pf->payload;
+	void *m = mmap(NULL, pf->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED)
+		return dm_fail(neg_errno(), "%s: mmap: %m", name);
+	madvise(m, pf->map_len, MADV_SEQUENTIAL);
+	pf->map = m;
+	return 0;
+}
+
+/* The bytes of [off, off+len) of the payload, or NULL if beyond the file. */
+static const uint8_t *pagefile_at(const struct pagefile *pf, uint64_t off, uint64_t len)
+{
+	if (off > pf->payload || len > pf->payload - off)
+		return NULL;
+	return pf->map + DM_IMG_DATA_OFF + off;
+}
+
+static int mem_write(struct rst_proc *p, uint64_t addr, const void *src, uint64_t len)
+{
+	int r = pwrite_all(rst_main(p)->memfd, src, len, (off_t)addr);
+	if (r < 0)
+		return dm_fail(r, "pid %d: writing %" PRIu64 " KiB at %#" PRIx64 ": %s", p->img->pid,
+			       len >> 10, addr, strerror(-r));
+	return 0;
+}
+
+/* --------------------------------------------------- eager pages (lazy) */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void add_range(uint64_t **v, size_t *n, size_t *cap, uint64_t lo, uint64_t hi)
+{
+	if (hi < lo)
+		return;
+	for (uint64_t a = lo & ~(DM_PAGE_SIZE - 1); a <= hi; a += DM_PAGE_SIZE) {
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 64;
+			*v = xrealloc(*v, *cap * sizeof(**v));
+		}
+		(*v)[(*n)++] = a;
+		if (a + DM_PAGE_SIZE < a)
+			break;
+	}
+}
+
+static const Dm__PagemapEntry *entry_of(const Dm__Process *p, uint64_t a)
+{
+	size_t lo = 0, hi = p->n_pagemap;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const Dm__PagemapEntry *e = p->pagemap[mid];
+		if (a < e->vaddr)
+			hi = mid;
+		else if (a >= e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE)
+			lo = mid + 1;
+		else
+			return e;
+	}
+	return NULL;
+}
+
+static const Dm__Vma *vma_of(const Dm__Process *p, uint64_t a)
+{
+	size_t lo = 0, hi = p->n_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const Dm__Vma *v = p->vmas[mid];
+		if (a < v->start)
+			hi = mid;
+		else if (a >= v->end)
+			lo = mid + 1;
+		else
+			return v;
+	}
+	return NULL;
+}
+
+static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagefile *pf,
+		       const char *name)
+{
+	const Dm__Process *ip = p->img;
+	_cleanup_free_ uint64_t *v = NULL;
+	_cleanup_free_ uint8_t *page = xcalloc(1, DM_PAGE_SIZE);
+	size_t n = 0, cap = 0;
+	int r;
+
+	for (size_t i = 0; i < ip->n_threads; i++) {
+		const Dm__Thread *t = ip->threads[i];
+		const struct user_regs_struct *regs = (const void *)t->regs.data;
+		if (t->has_rseq_ptr && t->rseq_ptr)
+			add_range(&v, &n, &cap, t->rseq_ptr, t->rseq_ptr + MAX(t->rseq_size, 32u) - 1);
+		if (t->has_robust_head && t->robust_head)
+			add_range(&v, &n, &cap, t->robust_head, t->robust_head + 23);
+		if (t->has_clear_tid && t->clear_tid)
+			add_range(&v, &n, &cap, t->clear_tid, t->clear_tid + 3);
+		if (regs->rsp > EAGER_BELOW_SP)
+			add_range(&v, &n, &cap, regs->rsp - EAGER_BELOW_SP, regs->rsp);
+		if (t->has_altstack_sp && t->altstack_sp && t->altstack_size &&
+		    !(t->has_altstack_flags && (t->altstack_flags & SS_DISABLE))) {
+			uint64_t top = t->altstack_sp + t->altstack_size;
+			uint64_t lo = t->altstack_size > EAGER_ALTSTACK ? top - EAGER_ALTSTACK : t->altstack_sp;
+			add_range(&v, &n, &cap, lo, top - 1);
+		}
+	}
+	qsort(v, n, sizeof(*v), cmp_u64);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = v[i];
+		if (i && v[i - 1] == a)
+			continue;
+		const Dm__Vma *vma = vma_of(ip, a);
+		if (!vma || !pages_vma_lazy(c, ip, vma))
+			continue;
+		const Dm__PagemapEntry *e = entry_of(ip, a);
+		const uint8_t *src = page;
+		if (e && !(e->has_lazy && e->lazy))
+			continue; /* written from the file already */
+		if (e && !(e->has_remote && e->remote)) {
+			src = pagefile_at(pf, e->offset + (a - e->vaddr), DM_PAGE_SIZE);
+			if (!src)
+				return dm_fail(-EBADMSG, "%s: page %#" PRIx64 " beyond the end of the file",
+					       name, a);
+		} else if (e) {
+			if (!c->o->lazy_fetch)
+				return dm_fail(-ENOTSUP,
+					       "pid %d: page %#" PRIx64 " is lazy but the kernel writes it "
+					       "before the task runs, and no page source can give it now",
+					       ip->pid, a);
+			r = c->o->lazy_fetch(c->o->lazy_arg, ip->pid, a, page);
+			if (r < 0)
+				return rst_wrap(r, "pid %d: fetching lazy page %#" PRIx64, ip->pid, a);
+		} else {
+			memset(page, 0, DM_PAGE_SIZE);
+		}
+		r = mem_write(p, a, src, DM_PAGE_SIZE);
+		if (r < 0)
+			return r;
+		c->st.pages_written++;
+		if (e)
+			c->st.pages_lazy--;
+	}
+	return 0;
+}
+
+static bool is_lazy(const Dm__PagemapEntry *e) { return e->has_lazy && e->lazy; }
+static bool is_remote(const Dm__PagemapEntry *e) { return e->has_remote && e->remote; }
+
+int pages_write(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct pagefile pf = { 0 };
+	char name[64];
+	int r = 0;
+
+	snprintf(name, sizeof(name), IMG_PAGES_FMT, ip->pid);
+	for (size_t i = 0; i < ip->n_pagemap; i++) {
+		const Dm__PagemapEntry *e = ip->pagemap[i];
+		if (c->lazy && is_lazy(e))
+			c->st.pages_lazy += e->nr_pages;
+		else if (is_remote(e))
+			return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page server: "
+				       "restore with one (lazy)", ip->pid, e->vaddr);
+	}
+	if (ip->n_pagemap) {
+		r = pagefile_open(c, name, IMG_PAGES, &pf);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < ip->n_pagemap && r >= 0;) {
+		const Dm__PagemapEntry *e = ip->pagemap[i];
+		if (c->lazy && is_lazy(e)) {
+			i++;
+			continue;
+		}
+		uint64_t addr = e->vaddr, off = e->offset;
+		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+		size_t k = i + 1;
+		for (; k < ip->n_pagemap; k++) {
+			const Dm__PagemapEntry *f = ip->pagemap[k];
+			if ((c->lazy && is_lazy(f)) || f->vaddr != addr + len || f->offset != off + len)
+				break;
+			len += (uint64_t)f->nr_pages * DM_PAGE_SIZE;
+		}
+		const uint8_t *src = pagefile_at(&pf, off, len);
+		if (!src) {
+			r = dm_fail(-EBADMSG, "%s: pages at %#" PRIx64 " (offset %" PRIu64 ", %" PRIu64
+				    " bytes) lie beyond the end of the file (%" PRIu64 " bytes)", name,
+				    addr, off, len, pf.payload);
+			break;
+		}
+		r = mem_write(p, addr, src, len);
+		c->st.pages_written += len / DM_PAGE_SIZE;
+		i = k;
+	}
+	if (r >= 0 && c->lazy)
+		r = write_eager(c, p, &pf, name);
+	pagefile_close(&pf);
+	return r;
+}
+
+/* ------------------------------------------------------- shared memory */
+
+static bool page_is_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zero[DM_PAGE_SIZE];
+	return !memcmp(p, zero, len);
+}
+
+/* The file is sparse where the object had holes: keep them holes (no memory). */
+static int write_sparse(int fd, const uint8_t *src, uint64_t len)
+{
+	for (uint64_t off = 0; off < len;) {
+		uint64_t n = MIN(len - off, (uint64_t)DM_PAGE_SIZE);
+		if (page_is_zero(src + off, n)) {
+			off += n;
+			continue;
+		}
+		uint64_t end = off + n;
+		while (end < len) {
+			uint64_t m = MIN(len - end, (uint64_t)DM_PAGE_SIZE);
+			if (page_is_zero(src + end, m))
+				break;
+			end += m;
+		}
+		int r = pwrite_all(fd, src + off, end - off, (off_t)off);
+		if (r < 0)
+			return r;
+		off = end;
+	}
+	return 0;
+}
+
+static uint64_t shm_size(struct rst_ctx *c, uint64_t id, uint64_t payload)
+{
+	uint64_t size = payload;
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const Dm__Process *p = c->procs[i].img;
+		for (size_t k = 0; k < p->n_vmas; k++) {
+			const Dm__Vma *v = p->vmas[k];
+			if (v->kind == DM__VMA_KIND__VMA_SHMEM && v->has_shmem_id && v->shmem_id == id)
+				size = MAX(size, (v->has_pgoff ? v->pgoff : 0) + (v->end - v->start));
+		}
+	}
+	return (size + DM_PAGE_SIZE - 1) & ~(DM_PAGE_SIZE - 1);
+}
+
+static int shm_anon(uint64_t size, int *ret_fd)
+{
+	char path[96];
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return neg_errno();
+	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)m,
+		 (unsigned long)m + size);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int r = fd < 0 ? neg_errno() : 0;
+	munmap(m, size);
+	if (r < 0)
+		return r;
+	*ret_fd = fd;
+	return 0;
+}
+
+static int shm_memfd(const char *vname, uint64_t size, int *ret_fd)
+{
+	char name[256];
+	const char *s = vname + strlen("/memfd:");
+	size_t len = strlen(s);
+	if (len >= 10 && !strcmp(s + len - 10, " (deleted)"))
+		len -= 10;
+	snprintf(name, sizeof(name), "%.*s", (int)MIN(len, (size_t)249), s);
+	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return neg_errno();
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int r = neg_errno();
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd)
+{
+	uint64_t id = v->shmem_id;
+	struct pagefile pf = { 0 };
+	char name[64];
+	int fd = -1, r;
+
+	for (size_t i = 0; i < c->n_shm; i++)
+		if (c->shm[i].id == id) {
+			*ret_fd = c->shm[i].fd;
+			return 0;
+		}
+	snprintf(name, sizeof(name), IMG_SHMEM_FMT, id);
+	r = pagefile_open(c, name, IMG_SHMEM, &pf);
+	if (r == -ENOENT) {
+		dm_error_clear();
+		r = 0; /* an object without pages: zeros */
+	}
+	if (r < 0)
+		return r;
+	uint64_t size = shm_size(c, id, pf.payload);
+	if (v->name && !strncmp(v->name, "/memfd:", 7))
+		r = shm_memfd(v->name, size, &fd);
+	else
+		r = shm_anon(size, &fd);
+	if (r < 0) {
+		pagefile_close(&pf);
+		return dm_fail(r, "shared memory %" PRIu64 " (%" PRIu64 " KiB): %s", id, size >> 10,
+			       strerror(-r));
+	}
+	if (pf.payload) {
+		r = write_sparse(fd, pf.map + DM_IMG_DATA_OFF, pf.payload);
+		if (r < 0)
+			r = dm_fail(r, "%s: filling the object: %s", name, strerror(-r));
+	}
+	pagefile_close(&pf);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	c->shm = xrealloc(c->shm, (c->n_shm + 1) * sizeof(*c->shm));
+	c->shm[c->n_shm++] = (struct rst_shm){ id, fd };
+	*ret_fd = fd;
+	return 0;
+}
+
+void shmem_fini(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->n_shm; i++)
+		close(c->shm[i].fd);
+	free(c->shm);
+	c->shm = NULL;
+	c->n_shm = 0;
+}

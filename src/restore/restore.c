@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The restore flow (docs/design.md, "Engine: restore").
+ *
+ *   load + validate the image            nothing is created before it is known good
+ *   root stub                            stub.c
+ *   the other processes, sessions,       tree.c
+ *   groups, zombies
+ *   per process, in phases:
+ *     address space + pages              mm.c, pages.c
+ *     fds, cwd, root                     files.c, files-*.c
+ *     threads + per-thread state         threads.c
+ *     signals, timers, identity,         signals.c, creds.c
+ *     pending signals, lazy memory       lazy.c
+ *     credentials + seccomp              creds.c
+ *   resume: transport closed, final registers, blob unmapped, detach
+ *
+ * Every phase runs over all processes before the next one: a process's files
+ * may be another's (shared descriptions), its lazy areas must be registered
+ * after its own fds, and credentials drop only when nothing privileged is
+ * left to do.  Any failure kills every process created so far.
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <jansson.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+int rst_wrap(int err, const char *fmt, ...)
+{
+	char prev[1024], head[512];
+	va_list ap;
+
+	snprintf(prev, sizeof(prev), "%s", dm_last_error());
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	if (prev[0])
+		return dm_error(err, "%s: %s", head, prev);
+	return dm_error(err, "%s: %s", head, strerror(err < 0 ? -err : err));
+}
+
+struct rst_proc *rst_find(struct rst_ctx *c, pid_t pid)
+{
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (c->procs[i].img->pid == pid)
+			return &c->procs[i];
+	return NULL;
+}
+
+static int read_caps(struct rst_ctx *c)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) < 0)
+		return dm_fail(neg_errno(), "capget: %m");
+	c->cap_all = d[0].permitted | (uint64_t)d[1].permitted << 32;
+	for (int cap = 0; cap < 64; cap++)
+		if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
+			c->cap_bnd |= 1ULL << cap;
+	return 0;
+}
+
+static int prepare(struct rst_ctx *c)
+{
+	const Dm__Inventory *inv = c->ck->inv;
+	int maxfd = 2, r;
+
+	c->nprocs = c->ck->nprocs;
+	c->procs = xcalloc(c->nprocs, sizeof(*c->procs));
+	for (size_t i = 0; i < c->nprocs; i++) {
+		c->procs[i].img = c->ck->procs[i];
+		c->procs[i].pidfd = -1;
+		const Dm__Process *p = c->procs[i].img;
+		if (p->n_fds)
+			maxfd = MAX(maxfd, p->fds[p->n_fds - 1]->fd);
+		for (size_t k = 0; k < p->n_pagemap && !c->lazy; k++)
+			if (c->o->lazy && p->pagemap[k]->has_lazy && p->pagemap[k]->lazy)
+				c->lazy = true;
+	}
+	c->own_pidns = inv->own_pidns;
+	if (c->own_pidns && inv->root_pid != 1)
+		return dm_fail(-EBADMSG, "inventory: own pid namespace but root pid %d", inv->root_pid);
+	c->tfd = maxfd + 1;
+
+	/* the stub inherits our fd limit: the transport must fit under it */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return dm_fail(neg_errno(), "getrlimit: %m");
+	if ((rlim_t)c->tfd >= rl.rlim_max)
+		return dm_fail(-EMFILE, "fd %d of the image is above our RLIMIT_NOFILE (%llu)", maxfd,
+			       (unsigned long long)rl.rlim_max);
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	r = read_caps(c);
+	if (r < 0)
+		return r;
+	r = tree_build(c);
+	if (r < 0)
+		return r;
+	r = stub_pick_hole(c);
+	if (r < 0)
+		return r;
+	return files_init(c);
+}
+
+/* ------------------------------------------------------------ the end */
+
+/* Kill every process we created and reap what we can: nothing half-restored stays. */
+static void kill_all(struct rst_ctx *c)
+{
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (c->procs[i].host_pid > 0)
+			kill(c->procs[i].host_pid, SIGKILL);
+	uint64_t deadline = clock_ns() + 2000000000ULL;
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct rst_proc *p = &c->procs[i];
+		for (size_t k = p->n_threads; k-- > 0;) {
+			pid_t tid = p->threads[k].seized ? p->threads[k].t.tid : 0;
+			while (tid > 0) {
+				int st;
+				pid_t w = waitpid(tid, &st, __WALL | WNOHANG);
+				if (w < 0 || (w == tid && (WIFEXITED(st) || WIFSIGNALED(st))))
+					break;
+				if (clock_ns() > deadline)
+					break;
+				if (w == 0)
+					usleep(1000);
+			}
+		}
+	}
+	/* the root is our own child */
+	if (c->procs && c->procs[0].host_pid > 0)
+		waitpid(c->procs[0].host_pid, NULL, __WALL | WNOHANG);
+}
+
+static int detach_all(struct rst_ctx *c)
+{
+	for (size_t i = c->nprocs; i-- > 0;) {
+		struct rst_proc *p = &c->procs[i];
+		if (p->state != RST_SEIZED)
+			continue;
+		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, SIGSTOP) < 0)
+			return dm_fail(neg_errno(), "pid %d: SIGSTOP: %m", p->img->pid);
+		for (size_t k = p->n_threads; k-- > 0;) {
+			if (ptrace(PTRACE_DETACH, p->threads[k].t.tid, 0, 0) < 0)
+				return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_DETACH: %m",
+					       p->img->pid, p->threads[k].t.tid);
+			p->threads[k].seized = false;
+		}
+		p->state = RST_DETACHED;
+	}
+	return 0;
+}
+
+static void ctx_free(struct rst_ctx *c)
+{
+	files_fini(c);
+	shmem_fini(c);
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct rst_proc *p = &c->procs[i];
+		if (p->n_threads && p->threads[0].t.memfd >= 0)
+			close(p->threads[0].t.memfd);
+		if (p->pidfd >= 0)
+			close(p->pidfd);
+		free(p->threads);
+		free(p->children);
+	}
+	free(c->procs);
+	if (c->sock >= 0)
+		close(c->sock);
+	checkpoint_free(c->ck);
+	image_close(c->img);
+	free(c);
+}
+
+/* ------------------------------------------------------------ phases */
+
+typedef int (*phase_fn)(struct rst_ctx *c, struct rst_proc *p);
+
+static int for_alive(struct rst_ctx *c, phase_fn fn)
+{
+	for (size_t i = 0; i < c->nprocs; i++) {
+		if (!rst_alive(&c->procs[i]))
+			continue;
+		int r = fn(c, &c->procs[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int phase_threads(struct rst_ctx *c, struct rst_proc *p)
+{
+	return threads_create(c, p) ?: threads_state(c, p);
+}
+
+static int phase_state(struct rst_ctx *c, struct rst_proc *p)
+{
+	return signals_restore(c, p) ?: ident_restore(c, p) ?: signals_pending(c, p) ?:
+	       lazy_register(c, p);
+}
+
+static double lap(uint64_t *t)
+{
+	uint64_t now = clock_ns();
+	double ms = ns_to_ms(*t, now);
+	*t = now;
+	return ms;
+}
+
+static void count_injected(struct rst_ctx *c)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < c->nprocs; i++)
+		for (size_t k = 0; k < c->procs[i].n_threads; k++)
+			n += c->procs[i].threads[k].t.n_injected;
+	c->st.injected = n;
+	c->st.round_trips = c->round_trips;
+	c->st.processes = c->nprocs;
+}
+
+int restore_tree(const struct restore_opts *o, struct restore_result *ret)
+{
+	struct rst_ctx *c = xcalloc(1, sizeof(*c));
+	uint64_t t0 = clock_ns(), t = t0;
+	int r;
+
+	c->o = o;
+	c->sock = -1;
+	r = image_open(o->images_dir, false, &c->img);
+	if (r >= 0)
+		r = image_load(c->img, &c->ck);
+	if (r < 0)
+		goto out;
+	c->st.load_ms = lap(&t);
+	r = prepare(c);
+	if (r < 0)
+		goto out;
+
+	r = stub_create_root(c, &c->procs[0]);
+	c->st.stub_ms = lap(&t);
+	if (r >= 0)
+		r = tree_create(c) ?: tree_finish_zombies(c);
+	c->st.tree_ms = lap(&t);
+	if (r >= 0)
+		r = for_alive(c, mm_restore);
+	c->st.mem_ms = lap(&t);
+	if (r >= 0)
+		r = for_alive(c, files_restore) ?: files_finish(c);
+	c->st.fds_ms = lap(&t);
+	if (r >= 0)
+		r = for_alive(c, phase_threads);
+	c->st.threads_ms = lap(&t);
+	if (r >= 0)
+		r = for_alive(c, phase_state);
+	c->st.state_ms = lap(&t);
+	if (r >= 0)
+		r = for_alive(c, creds_restore);
+	c->st.creds_ms = lap(&t);
+	if (r >= 0)
+		r = for_alive(c, threads_finalize);
+	count_injected(c);
+	if (r >= 0)
+		r = detach_all(c);
+	c->st.resume_ms = lap(&t);
+	if (r < 0)
+		goto out;
+
+	c->st.restore_ms = ns_to_ms(t0, clock_ns());
+	ret->root_pid = c->procs[0].host_pid;
+	ret->root_pidfd = c->procs[0].pidfd;
+	c->procs[0].pidfd = -1;
+	ret->stats = c->st;
+	pr_info("restored %zu processes in %.2f ms (root pid %d)", c->nprocs, c->st.restore_ms,
+		ret->root_pid);
+out:
+	if (r < 0 && c->procs)
+		kill_all(c);
+	ctx_free(c);
+	return r;
+}
+
+void *restore_stats_json(const struct restore_stats *st)
+{
+	json_t *o = json_object(), *ph = json_object();
+
+	json_object_set_new(o, "restore_ms", json_real(st->restore_ms));
+	json_object_set_new(ph, "load_ms", json_real(st->load_ms));
+	json_object_set_new(ph, "stub_ms", json_real(st->stub_ms));
+	json_object_set_new(ph, "tree_ms", json_real(st->tree_ms));
+	json_object_set_new(ph, "memory_ms", json_real(st->mem_ms));
+	json_object_set_new(ph, "fds_ms", json_real(st->fds_ms));
+	json_object_set_new(ph, "threads_ms", json_real(st->threads_ms));
+	json_object_set_new(ph, "state_ms", json_real(st->state_ms));
+	json_object_set_new(ph, "creds_ms", json_real(st->creds_ms));
+	json_object_set_new(ph, "resume_ms", json_real(st->resume_ms));
+	json_object_set_new(o, "phases", ph);
+	json_object_set_new(o, "processes", json_integer((json_int_t)st->processes));
+	json_object_set_new(o, "threads", json_integer((json_int_t)st->threads));
+	json_object_set_new(o, "fds", json_integer((json_int_t)st->fds));
+	json_object_set_new(o, "vmas", json_integer((json_int_t)st->vmas));
+	json_object_set_new(o, "pages_written", json_integer((json_int_t)st->pages_written));
+	json_object_set_new(o, "pages_lazy", json_integer((json_int_t)st->pages_lazy));
+	json_object_set_new(o, "injected_syscalls", json_integer((json_int_t)st->injected));
+	json_object_set_new(o, "ptrace_round_trips", json_integer((json_int_t)st->round_trips));
+	return o;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The restore engine: rebuild a process tree from an image directory and let
+ * it run (docs/design.md, "Engine: restore").
+ *
+ *   struct restore_opts o = { .images_dir = "/tmp/img", .root_fd = -1 };
+ *   struct restore_result res;
+ *   int r = restore_tree(&o, &res);    // -errno, dm_last_error() says why
+ *
+ * restore_tree() returns once every process of the tree runs, detached from
+ * the restorer.  On failure it has killed (and reaped, where it can) every
+ * process it created: nothing half-restored stays behind.  All ptrace work
+ * happens on the calling thread.
+ *
+ * Lazy memory (post-copy, local lazy restore): with o.lazy set, private
+ * anonymous pages marked lazy in the image are not written.  Instead, once a
+ * process's own fds are in place, a userfaultfd is created inside it, every
+ * VMA holding lazy pages is registered (UFFDIO_REGISTER_MODE_MISSING), the
+ * uffd is taken over with pidfd_getfd and o.lazy_cb gets it (see
+ * struct restore_lazy_proc).  Pages the kernel itself writes for a task
+ * before the task runs (rseq area, robust list head, clear_child_tid word,
+ * the stack just below each thread's rsp and the top of an enabled
+ * sigaltstack, where signal frames go) are written eagerly anyway: a fault
+ * there would block an injected syscall on a uffd nobody serves yet.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "image/image.h"
+
+/* One registered range: a whole VMA of the restored process. */
+struct restore_lazy_area {
+	uint64_t start, end;
+};
+
+struct restore_lazy_proc {
+	pid_t pid;       /* pid in the image (= in the tree's pid namespace) */
+	pid_t host_pid;  /* pid in the restorer's pid namespace */
+	int uffd;        /* restorer-side userfaultfd: the callee owns it from the call on */
+	uint64_t features; /* UFFDIO_API features the kernel granted */
+	const struct restore_lazy_area *areas;
+	size_t n_areas;
+	/*
+	 * The image of the process (valid during the call only; copy what you
+	 * keep).  Its pagemap says which pages are lazy (to be served from the
+	 * page source) and which pages of a registered area never existed
+	 * (serve them with UFFDIO_ZEROPAGE).  Pages already written eagerly
+	 * make UFFDIO_COPY fail with EEXIST, which is harmless.
+	 */
+	const Dm__Process *img;
+};
+
+/*
+ * Called once per process that has lazy pages, after its uffd is registered
+ * and before any process of the tree resumes.  Must not block: start serving
+ * (another thread, an event loop) and return.  The uffd must stay open until
+ * every registered page has been served or pushed: closing it unregisters the
+ * areas and unserved pages then read as zeros.  A negative return aborts the
+ * restore.
+ */
+typedef int (*restore_lazy_cb)(void *arg, const struct restore_lazy_proc *lp);
+
+/*
+ * Read one lazy page now, synchronously (4096 bytes to page).  Used for the
+ * few lazy pages that must be present before the tree resumes (see above);
+ * a dump normally keeps those pages in the image, so this is rarely called.
+ * NULL: such a page is an error.
+ */
+typedef int (*restore_lazy_fetch)(void *arg, pid_t pid, uint64_t addr, void *page);
+
+struct restore_opts {
+	const char *images_dir;
+	int root_fd;            /* the tree's root directory; -1: the host's / */
+	bool lazy;              /* do not write lazy pages, hand them to lazy_cb */
+	restore_lazy_cb lazy_cb;
+	restore_lazy_fetch lazy_fetch;
+	void *lazy_arg;         /* first argument of lazy_cb and lazy_fetch */
+	uint64_t lazy_features; /* UFFD_FEATURE_* asked for in UFFDIO_API (0: none) */
+};
+
+struct restore_stats {
+	double restore_ms;      /* restore_tree() from call to return */
+	double load_ms;         /* image_load() */
+	double stub_ms;         /* the root stub: clone, blob, seize */
+	double tree_ms;         /* the other processes, sessions, groups, zombies */
+	double mem_ms;          /* address spaces and page contents */
+	double fds_ms;          /* files, cwd, root */
+	double threads_ms;      /* threads and their per-thread state */
+	double state_ms;        /* signals, timers, rlimits, identity, lazy registration */
+	double creds_ms;        /* creds and seccomp */
+	double resume_ms;       /* final registers, blob removal, detach */
+	uint64_t processes;
+	uint64_t threads;
+	uint64_t fds;
+	uint64_t vmas;
+	uint64_t pages_written;
+	uint64_t pages_lazy;
+	uint64_t injected;      /* injected syscalls (batched ones count one each) */
+	uint64_t round_trips;   /* ptrace round trips used to run them */
+};
+
+struct restore_result {
+	pid_t root_pid;         /* host pid of the root */
+	int root_pidfd;         /* pidfd of the root (caller closes it) */
+	struct restore_stats stats;
+};
+
+int restore_tree(const struct restore_opts *o, struct restore_result *ret);
+
+/* Stats as a JSON object (jansson json_t *, returned as void * to keep this header light). */
+void *restore_stats_json(const struct restore_stats *st);

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of the restore engine, shared by its files (not a public API).
+ *
+ *   restore.c   the flow: load, phases in order, failure cleanup, detach
+ *   stub.c      the root stub: clone3 (set_tid or new pid ns), blob, transport, seize
+ *   tree.c      the other processes (injected clone3), sessions, groups, zombies
+ *   mm.c        address space: stub VMAs out, vDSO moved, image VMAs in, PR_SET_MM_MAP
+ *   pages.c     private page contents, shared memory objects
+ *   files.c     the file engine: descriptions opened here, installed over the transport
+ *   files-*.c   one file type each (open() runs in the restorer)
+ *   threads.c   threads and per-thread state, final registers
+ *   signals.c   sigactions, timers, pending signals
+ *   creds.c     rlimits and identity, creds, seccomp
+ *   lazy.c      userfaultfd registration for lazy pages
+ *   rbatch.c    batches that flush themselves when full
+ *
+ * Every process is stopped under our ptrace from its creation to the final
+ * detach; every injected syscall runs on the thread that seized it (the
+ * caller of restore_tree).
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/util.h"
+#include "image/image.h"
+#include "inject/inject.h"
+#include "restore/restore.h"
+
+#define RST_GUARD (1UL << 20) /* space kept free around the blob (stack guard gap) */
+
+struct rst_files;
+
+struct rst_thread {
+	const Dm__Thread *img;
+	struct tracee t;        /* t.memfd is the process's (not owned here) */
+	bool seized;            /* under our ptrace */
+};
+
+enum rst_proc_state {
+	RST_NONE = 0,           /* not created */
+	RST_SEIZED,             /* exists, stopped under our ptrace */
+	RST_DETACHED,           /* running (or a zombie) on its own */
+};
+
+struct rst_proc {
+	const Dm__Process *img;
+	struct rst_proc *parent;
+	struct rst_proc **children;
+	size_t n_children;
+	enum rst_proc_state state;
+	pid_t host_pid;
+	int pidfd;              /* -1 until created */
+	bool zombie;            /* PROC_ZOMBIE: exits once its children exist */
+	struct rst_thread *threads; /* [0] is the main thread; n_threads >= 1 once created */
+	size_t n_threads;
+	size_t sid_done;        /* setsid done (tree.c) */
+	bool had_zombie_child;  /* drain the SIGCHLD its zombie children sent */
+	uint64_t hostpid_seen;  /* unused */
+};
+
+struct rst_ctx {
+	const struct restore_opts *o;
+	struct dm_image *img;
+	struct dm_checkpoint *ck;
+	struct rst_proc *procs; /* in inventory order: parents first */
+	size_t nprocs;
+	bool own_pidns;
+	bool lazy;              /* o->lazy and the image has lazy pages */
+
+	uint64_t blob;          /* the blob's address, the same in every process */
+	uint64_t hop;           /* temporary spot for moving [vvar]/[vdso] */
+	uint64_t hop_size;
+	int tfd;                /* transport socket's fd number inside the tracees */
+	int sock;               /* the restorer's end of the transport */
+	uint64_t cap_all;       /* our permitted capabilities (what a stub starts with) */
+	uint64_t cap_bnd;       /* our bounding set */
+
+	struct rst_files *files;
+	struct rst_shm {
+		uint64_t id;
+		int fd;
+	} *shm;                 /* shared memory objects, one fd each (pages.c) */
+	size_t n_shm;
+	struct restore_stats st;
+	uint64_t round_trips;
+};
+
+/* rbatch.c: a batch on one tracee that runs itself whenever it is full. */
+struct rbatch {
+	struct inj_batch b;
+	struct rst_ctx *c;
+	unsigned tx_pending;    /* datagrams sent whose recvmsg has not run yet */
+};
+void rb_init(struct rbatch *rb, struct rst_ctx *c, struct tracee *t);
+/* Make room for n entries and bytes of staging (runs the batch if needed). */
+int rb_room(struct rbatch *rb, unsigned n, size_t bytes);
+/* Stage bytes (after rb_room) */
+uint64_t rb_put(struct rbatch *rb, const void *src, size_t len);
+int rb_add(struct rbatch *rb, const char *what, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+	   uint64_t a4, uint64_t a5, uint64_t a6);
+/* rb_room(1, len) + rb_put: the staged copy of src (0 on error, dm_error set) */
+int rb_stage(struct rbatch *rb, const void *src, size_t len, uint64_t *ret_remote);
+int rb_run(struct rbatch *rb);
+/* One syscall (single round trip) through the blob; returns its result. */
+long rst_inject(struct rst_ctx *c, struct tracee *t, long nr, uint64_t a1, uint64_t a2,
+		uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);
+
+/* Give a tracee a sane state for injection (rsp inside the blob). */
+int rst_tracee_init(struct rst_ctx *c, struct tracee *t, pid_t tid, int memfd);
+
+static inline struct tracee *rst_main(struct rst_proc *p) { return &p->threads[0].t; }
+static inline bool rst_alive(const struct rst_proc *p) { return !p->zombie; }
+
+/* stub.c */
+int stub_pick_hole(struct rst_ctx *c);
+int stub_create_root(struct rst_ctx *c, struct rst_proc *root);
+/* Wait for the first stop of a new auto-attached task and prepare its tracee. */
+int stub_adopt(struct rst_ctx *c, struct rst_proc *p, pid_t host_tid, struct rst_thread *th);
+
+/* tree.c */
+int tree_build(struct rst_ctx *c);
+int tree_create(struct rst_ctx *c);
+int tree_finish_zombies(struct rst_ctx *c);
+
+/* mm.c, pages.c */
+int mm_restore(struct rst_ctx *c, struct rst_proc *p);
+int pages_write(struct rst_ctx *c, struct rst_proc *p);
+/* A private VMA holding lazy pages: registered on the uffd (lazy restore only). */
+bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
+int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd);
+void shmem_fini(struct rst_ctx *c);
+
+/* files.c */
+int files_init(struct rst_ctx *c);
+void files_fini(struct rst_ctx *c);
+int files_restore(struct rst_ctx *c, struct rst_proc *p);
+int files_finish(struct rst_ctx *c);
+/* Send fds to the transport and add the matching recvmsg calls to rb: they
+ * land at the lowest free numbers of the tracee, in order. */
+int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
+/* A description of file id for mapping it (accmode O_RDONLY or O_RDWR). */
+int files_open_for_map(struct rst_ctx *c, uint32_t file_id, int accmode, int *ret_fd);
+
+/* threads.c */
+int threads_create(struct rst_ctx *c, struct rst_proc *p);
+int threads_state(struct rst_ctx *c, struct rst_proc *p);
+int threads_finalize(struct rst_ctx *c, struct rst_proc *p);
+
+/* signals.c */
+int signals_restore(struct rst_ctx *c, struct rst_proc *p);
+int signals_pending(struct rst_ctx *c, struct rst_proc *p);
+
+/* creds.c */
+int ident_restore(struct rst_ctx *c, struct rst_proc *p);
+int creds_restore(struct rst_ctx *c, struct rst_proc *p);
+
+/* lazy.c */
+int lazy_register(struct rst_ctx *c, struct rst_proc *p);
+
+/* restore.c */
+/* dm_error() "<fmt>: <the error already set>", to add context on the way up. */
+int rst_wrap(int err, const char *fmt, ...) _printf_(2, 3);
+struct rst_proc *rst_find(struct rst_ctx *c, pid_t pid);
+const char *rst_vma_desc(const Dm__Vma *v, char *buf, size_t size);

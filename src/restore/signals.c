@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Signal state of a process, in its main thread, while every signal is
+ * blocked (the stubs run with a full mask until the final registers):
+ *
+ *   rt_sigaction for every non-default action (with its saved restorer);
+ *   setitimer for the armed itimers;
+ *   POSIX timers with their old ids: prctl(PR_TIMER_CREATE_RESTORE_IDS)
+ *   makes timer_create() take the id from its third argument (Linux 6.17),
+ *   then timer_settime (relative: the time left at dump);
+ *   pending signals last: the SIGCHLD that our zombies sent is taken back
+ *   first, then the image's queue, process-wide (rt_sigqueueinfo) and per
+ *   thread (rt_tgsigqueueinfo), with their siginfo.  Queueing a siginfo with
+ *   si_code >= 0 is allowed only to the caller's own tgid, which is why the
+ *   main thread queues them all.
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "arch/x86_64/compat.h"
+#include "base/log.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+
+struct ksigaction {
+	uint64_t handler, flags, restorer, mask;
+};
+
+struct ksigevent {
+	uint64_t value;
+	int32_t signo;
+	int32_t notify;
+	int32_t tid;
+	int32_t pad[11];
+};
+_Static_assert(sizeof(struct ksigevent) == 64, "kernel sigevent is 64 bytes");
+
+static struct timespec ns_ts(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000ULL),
+				  .tv_nsec = (long)(ns % 1000000000ULL) };
+}
+
+static struct timeval us_tv(uint64_t us)
+{
+	return (struct timeval){ .tv_sec = (time_t)(us / 1000000ULL),
+				 .tv_usec = (suseconds_t)(us % 1000000ULL) };
+}
+
+static int add_sigactions(struct rbatch *rb, const Dm__Process *p)
+{
+	for (size_t i = 0; i < p->n_sigactions; i++) {
+		const Dm__Sigaction *sa = p->sigactions[i];
+		struct ksigaction k = { sa->handler, sa->flags, sa->restorer, sa->mask };
+		uint64_t rk;
+		int r = rb_stage(rb, &k, sizeof(k), &rk);
+		if (r >= 0)
+			r = rb_add(rb, "rt_sigaction", SYS_rt_sigaction, sa->sig, rk, 0, 8, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int add_itimers(struct rbatch *rb, const Dm__Process *p)
+{
+	for (size_t i = 0; i < p->n_itimers; i++) {
+		const Dm__Itimer *it = p->itimers[i];
+		struct itimerval v = { us_tv(it->interval_us), us_tv(it->value_us) };
+		uint64_t rv;
+		if (it->which > ITIMER_PROF)
+			return dm_fail(-EBADMSG, "pid %d: itimer %u", p->pid, it->which);
+		if (!it->value_us)
+			continue;
+		int r = rb_stage(rb, &v, sizeof(v), &rv);
+		if (r >= 0)
+			r = rb_add(rb, "setitimer", SYS_setitimer, it->which, rv, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int add_posix_timers(struct rbatch *rb, const Dm__Process *p)
+{
+	int r;
+
+	if (!p->n_posix_timers)
+		return 0;
+	r = rb_add(rb, "prctl(PR_TIMER_CREATE_RESTORE_IDS)", SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS,
+		   PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0, 0);
+	for (size_t i = 0; i < p->n_posix_timers && r >= 0; i++) {
+		const Dm__PosixTimer *pt = p->posix_timers[i];
+		struct ksigevent ev = { .value = pt->sigval, .signo = pt->signo, .notify = pt->notify,
+					.tid = pt->has_notify_tid ? pt->notify_tid : 0 };
+		int32_t id = pt->id;
+		struct itimerspec its = { ns_ts(pt->interval_ns), ns_ts(pt->value_ns) };
+		uint64_t rev, rid, rits;
+
+		r = rb_room(rb, 2, sizeof(ev) + sizeof(id) + sizeof(its));
+		if (r < 0)
+			break;
+		rev = rb_put(rb, &ev, sizeof(ev));
+		rid = rb_put(rb, &id, sizeof(id));
+		rits = rb_put(rb, &its, sizeof(its));
+		r = rb_add(rb, "timer_create", SYS_timer_create, (uint64_t)pt->clock_id, rev, rid, 0,
+			   0, 0);
+		if (r >= 0 && pt->value_ns)
+			r = rb_add(rb, "timer_settime", SYS_timer_settime, (uint64_t)pt->id, 0, rits, 0,
+				   0, 0);
+	}
+	if (r >= 0)
+		r = rb_add(rb, "prctl(PR_TIMER_CREATE_RESTORE_IDS)", SYS_prctl,
+			   PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_OFF, 0, 0, 0, 0);
+	return r;
+}
+
+int signals_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	int r;
+
+	rb_init(rb, c, rst_main(p));
+	r = add_sigactions(rb, p->img);
+	if (r >= 0)
+		r = add_itimers(rb, p->img);
+	if (r >= 0)
+		r = add_posix_timers(rb, p->img);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: signals and timers", p->img->pid);
+	return 0;
+}
+
+static int queue_one(struct rbatch *rb, const Dm__Process *p, int32_t tid,
+		     const ProtobufCBinaryData *si)
+{
+	int32_t sig;
+	uint64_t rsi;
+	int r;
+
+	memcpy(&sig, si->data, sizeof(sig));
+	if (sig <= 0 || sig > 64)
+		return dm_fail(-EBADMSG, "pid %d: pending signal %d", p->pid, sig);
+	r = rb_stage(rb, si->data, si->len, &rsi);
+	if (r < 0)
+		return r;
+	if (tid)
+		return rb_add(rb, "rt_tgsigqueueinfo", SYS_rt_tgsigqueueinfo, (uint64_t)p->pid,
+			      (uint64_t)tid, (uint64_t)sig, rsi, 0, 0);
+	return rb_add(rb, "rt_sigqueueinfo", SYS_rt_sigqueueinfo, (uint64_t)p->pid, (uint64_t)sig,
+		      rsi, 0, 0, 0);
+}
+
+int signals_pending(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct rbatch *rb;
+	int r = 0;
+
+	if (p->had_zombie_child) {
+		/* SIGCHLD from our zombies: gone, unless the image had it pending */
+		uint64_t set = 1ULL << (SIGCHLD - 1);
+		struct timespec zero = { 0, 0 };
+		struct rbatch one;
+		uint64_t rs, rz;
+		rb_init(&one, c, rst_main(p));
+		r = rb_stage(&one, &set, sizeof(set), &rs);
+		if (r >= 0)
+			r = rb_stage(&one, &zero, sizeof(zero), &rz);
+		if (r >= 0)
+			r = rb_add(&one, "rt_sigtimedwait", SYS_rt_sigtimedwait, rs, 0, rz, 8, 0, 0);
+		if (r >= 0) {
+			r = rb_run(&one);
+			if (r == -EAGAIN)
+				r = 0;
+		}
+		if (r < 0)
+			return rst_wrap(r, "pid %d: taking back SIGCHLD", ip->pid);
+		dm_error_clear();
+	}
+	rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	for (size_t i = 0; i < ip->n_shared_pending && r >= 0; i++)
+		r = queue_one(rb, ip, 0, &ip->shared_pending[i]);
+	for (size_t t = 0; t < ip->n_threads && r >= 0; t++)
+		for (size_t i = 0; i < ip->threads[t]->n_pending && r >= 0; i++)
+			r = queue_one(rb, ip, ip->threads[t]->tid, &ip->threads[t]->pending[i]);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: pending signals", ip->pid);
+	return 0;
+}

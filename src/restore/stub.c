@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The root stub.  The restorer clones it (clone3: set_tid = root pid in our
+ * pid namespace, or CLONE_NEWPID so that it is pid 1 of a new one); the stub
+ * itself, still running our code:
+ *   - blocks every signal and asks for SIGKILL if the restorer dies;
+ *   - unregisters glibc's rseq (its area is about to be unmapped, and the
+ *     kernel writes it on every return to user mode);
+ *   - maps the injection blob at a hole of every image's address space;
+ *   - moves the transport socket to c->tfd (above every fd of the image) and
+ *     closes everything else (the caller's stdio must not stay open);
+ *   - says "ready" on the transport and waits in pause().
+ * The restorer then seizes it.  Every other process descends from it by
+ * injected clone3 and inherits the blob and the transport.
+ *
+ * The hole: one range free in the restorer (the stub is a copy of it) and in
+ * every image VMA of the tree, holding the blob and a spot used to move
+ * [vvar]/[vdso] when their old and new ranges overlap:
+ *
+ *   | guard | blob: code (r-x) + data (rw-) | 64K | hop (vdso moves) | guard |
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "restore/maps.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define HOLE_LOW 0x100000000ULL  /* 4 GiB: above every non-PIE binary and its heap */
+#define TASK_TOP 0x7ffffffff000ULL
+#define HOP_SIZE (1UL << 20)
+
+#define PTRACE_OPTS                                                                     \
+	(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |               \
+	 PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP)
+
+struct range {
+	uint64_t start, end;
+};
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int stub_pick_hole(struct rst_ctx *c)
+{
+	_cleanup_(maps_freep) struct rmaps self = { 0 };
+	_cleanup_free_ struct range *rs = NULL;
+	size_t n = 0, cap = 0;
+	const uint64_t need = 2 * RST_GUARD + INJ_BLOB_SIZE + 0x10000 + HOP_SIZE;
+	int r;
+
+	r = maps_read(getpid(), &self);
+	if (r < 0)
+		return dm_fail(r, "cannot read our own maps: %s", strerror(-r));
+	cap = self.n + 16;
+	for (size_t i = 0; i < c->nprocs; i++)
+		cap += c->procs[i].img->n_vmas;
+	rs = xcalloc(cap, sizeof(*rs));
+	for (size_t i = 0; i < self.n; i++)
+		if (self.v[i].end <= TASK_TOP)
+			rs[n++] = (struct range){ self.v[i].start, self.v[i].end };
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const Dm__Process *p = c->procs[i].img;
+		for (size_t k = 0; k < p->n_vmas; k++)
+			if (p->vmas[k]->kind != DM__VMA_KIND__VMA_VSYSCALL)
+				rs[n++] = (struct range){ p->vmas[k]->start, p->vmas[k]->end };
+	}
+	qsort(rs, n, sizeof(*rs), cmp_range);
+
+	uint64_t cand = HOLE_LOW;
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t next = i < n ? rs[i].start : TASK_TOP;
+		if (next > cand && next - cand >= need)
+			break;
+		if (i < n && rs[i].end > cand)
+			cand = rs[i].end;
+		if (i == n)
+			return dm_fail(-ENOMEM, "no free range of %lu KiB for the restore blob",
+				       (unsigned long)(need >> 10));
+	}
+	c->blob = cand + RST_GUARD;
+	c->hop = c->blob + INJ_BLOB_SIZE + 0x10000;
+	c->hop_size = HOP_SIZE;
+	pr_debug("blob at %#lx, hop at %#lx", (unsigned long)c->blob, (unsigned long)c->hop);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the stub */
+
+struct stub_args {
+	uint64_t blob;
+	int sock;
+	int tfd;
+	uint8_t code[INJ_BLOB_CODE_MAX];
+	size_t code_len;
+};
+
+enum {
+	STUB_ERR_RSEQ = 101,
+	STUB_ERR_MMAP,
+	STUB_ERR_MPROTECT,
+	STUB_ERR_DUP,
+	STUB_ERR_CLOSE,
+	STUB_ERR_SEND,
+};
+
+static const char *stub_err_name(int code)
+{
+	switch (code) {
+	case STUB_ERR_RSEQ: return "unregistering rseq";
+	case STUB_ERR_MMAP: return "mapping the blob";
+	case STUB_ERR_MPROTECT: return "protecting the blob";
+	case STUB_ERR_DUP: return "moving the transport socket";
+	case STUB_ERR_CLOSE: return "closing inherited fds";
+	case STUB_ERR_SEND: return "signalling readiness";
+	default: return "unknown step";
+	}
+}
+
+/*
+ * Runs in the new child, a copy of the restorer: raw syscalls only (no
+ * malloc, no locks: another thread of the restorer may have held one).
+ */
+static _Noreturn void stub_main(const struct stub_args *a)
+{
+	uint64_t all = ~0ULL;
+
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (__rseq_size) {
+		void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+		if (syscall(SYS_rseq, area, __rseq_size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) &&
+		    syscall(SYS_rseq, area, 32, RSEQ_FLAG_UNREGISTER, RSEQ_SIG))
+			syscall(SYS_exit_group, STUB_ERR_RSEQ);
+	}
+	long m = syscall(SYS_mmap, a->blob, INJ_BLOB_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (m != (long)a->blob)
+		syscall(SYS_exit_group, STUB_ERR_MMAP);
+	for (size_t i = 0; i < a->code_len; i++)
+		((volatile uint8_t *)a->blob)[i] = a->code[i];
+	if (syscall(SYS_mprotect, a->blob, INJ_CODE_SIZE, PROT_READ | PROT_EXEC))
+		syscall(SYS_exit_group, STUB_ERR_MPROTECT);
+	if (a->sock != a->tfd && syscall(SYS_dup3, a->sock, a->tfd, 0) != a->tfd)
+		syscall(SYS_exit_group, STUB_ERR_DUP);
+	if ((a->tfd > 0 && syscall(SYS_close_range, 0, a->tfd - 1, 0)) ||
+	    syscall(SYS_close_range, a->tfd + 1, ~0U, 0))
+		syscall(SYS_exit_group, STUB_ERR_CLOSE);
+	if (syscall(SYS_write, a->tfd, "R", 1) != 1)
+		syscall(SYS_exit_group, STUB_ERR_SEND);
+	for (;;)
+		syscall(SYS_pause);
+}
+
+static int seize(struct rst_ctx *c, pid_t pid)
+{
+	uint64_t all = ~0ULL;
+	int st, r;
+
+	if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_OPTS) < 0) {
+		r = neg_errno();
+		return dm_fail(r, "pid %d: PTRACE_SEIZE: %s", pid, strerror(-r));
+	}
+	if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) < 0) {
+		r = neg_errno();
+		return dm_fail(r, "pid %d: PTRACE_INTERRUPT: %s", pid, strerror(-r));
+	}
+	r = ptrace_wait_stop(pid, &st);
+	if (r < 0)
+		return r;
+	if ((st >> 16) != PTRACE_EVENT_STOP)
+		return dm_fail(-EPROTO, "pid %d: unexpected first stop %#x", pid, st);
+	if (ptrace(PTRACE_SETSIGMASK, pid, sizeof(all), &all) < 0) {
+		r = neg_errno();
+		return dm_fail(r, "pid %d: PTRACE_SETSIGMASK: %s", pid, strerror(-r));
+	}
+	(void)c;
+	return 0;
+}
+
+static int open_mem(pid_t pid, int *ret_fd)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int r = neg_errno();
+		return dm_fail(r, "pid %d: cannot open %s: %s", pid, path, strerror(-r));
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
+{
+	struct pollfd pfd[2] = { { .fd = c->sock, .events = POLLIN },
+				 { .fd = pidfd, .events = POLLIN } };
+	char b;
+	int r;
+
+	r = poll(pfd, 2, 10000);
+	if (r < 0)
+		return dm_fail(neg_errno(), "waiting for the root stub: %m");
+	if (r == 0)
+		return dm_fail(-ETIMEDOUT, "root stub %d did not start within 10 s", pid);
+	if (!(pfd[0].revents & POLLIN)) {
+		int st = 0;
+		waitpid(pid, &st, 0);
+		if (WIFEXITED(st))
+			return dm_fail(-EIO, "root stub %d failed %s (exit %d)", pid,
+				       stub_err_name(WEXITSTATUS(st)), WEXITSTATUS(st));
+		return dm_fail(-EIO, "root stub %d died (status %#x)", pid, st);
+	}
+	if (recv(c->sock, &b, 1, 0) != 1 || b != 'R')
+		return dm_fail(-EPROTO, "root stub %d: bad readiness message", pid);
+	return 0;
+}
+
+int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
+{
+	struct stub_args a = { .blob = c->blob, .tfd = c->tfd };
+	int pidfd = -1, memfd = -1, r;
+	pid_t want = root->img->pid;
+	sigset_t all, old;
+	struct clone_args ca = {
+		.flags = CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return dm_fail(neg_errno(), "transport socketpair: %m");
+	c->sock = sp[0];
+	a.sock = sp[1];
+	inject_blob_code(a.code, &a.code_len);
+	if (c->own_pidns) {
+		ca.flags |= CLONE_NEWPID;
+	} else {
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0)
+		stub_main(&a);
+	r = pid < 0 ? neg_errno() : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	close(sp[1]);
+	if (pid < 0) {
+		if (r == -EEXIST)
+			return dm_fail(r, "pid %d is in use", want);
+		return dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
+	}
+
+	root->host_pid = (pid_t)pid;
+	root->pidfd = pidfd;
+	root->state = RST_SEIZED; /* from here on, failure cleanup kills it */
+	r = wait_ready(c, root->host_pid, pidfd);
+	if (r < 0)
+		return r;
+	r = seize(c, root->host_pid);
+	if (r < 0)
+		return r;
+	r = open_mem(root->host_pid, &memfd);
+	if (r < 0)
+		return r;
+	root->threads = xcalloc(root->img->n_threads ? root->img->n_threads : 1,
+				sizeof(*root->threads));
+	root->n_threads = 1;
+	root->threads[0].img = root->img->n_threads ? root->img->threads[0] : NULL;
+	root->threads[0].seized = true;
+	r = rst_tracee_init(c, &root->threads[0].t, root->host_pid, memfd);
+	if (r < 0) {
+		root->threads[0].t.memfd = memfd; /* owned by the process: closed in cleanup */
+		return r;
+	}
+	pr_debug("root stub: pid %d (host %d)", root->img->pid, root->host_pid);
+	return 0;
+}
+
+/*
+ * A task created by an injected clone3 is attached to us automatically
+ * (PTRACE_O_TRACECLONE/TRACEFORK) and starts with a PTRACE_EVENT_STOP.
+ * th == NULL: a new process (its main thread is p->threads[0]).
+ */
+int stub_adopt(struct rst_ctx *c, struct rst_proc *p, pid_t host_tid, struct rst_thread *th)
+{
+	int st, r, memfd;
+
+	r = ptrace_wait_stop(host_tid, &st);
+	if (r < 0)
+		return r;
+	if ((st >> 16) != PTRACE_EVENT_STOP)
+		return dm_fail(-EPROTO, "pid %d: new task %d: unexpected first stop %#x",
+			       p->img->pid, host_tid, st);
+	if (th) {
+		th->seized = true;
+		return rst_tracee_init(c, &th->t, host_tid, rst_main(p)->memfd);
+	}
+	r = open_mem(host_tid, &memfd);
+	if (r < 0)
+		return r;
+	p->threads[0].seized = true;
+	r = rst_tracee_init(c, &p->threads[0].t, host_tid, memfd);
+	if (r < 0)
+		p->threads[0].t.memfd = memfd;
+	return r;
+}

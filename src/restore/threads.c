@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Threads.  Every thread but the main one is an injected
+ * clone3(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|
+ * CLONE_SYSVSEM, set_tid = [tid]) in the main thread, one at a time (the
+ * clone event gives us its host tid).  It starts stopped (auto-attached),
+ * shares the blob, and gets its per-thread state in one batch of its own:
+ * rseq, robust list, clear_child_tid, sigaltstack, name.
+ *
+ * The end (threads_finalize): the transport is closed; every thread but the
+ * main one gets its registers, xstate and signal mask; the main thread runs
+ * munmap(blob) from the blob itself and is stopped at the syscall's exit
+ * (PTRACE_SYSCALL), where its registers are set, so it never returns into
+ * the unmapped code.  orig_rax = -1 everywhere: no syscall restart on the
+ * way out (the dump already turned an interrupted syscall into a restart or
+ * -EINTR).
+ */
+#define LOG_PREFIX "restore: "
+#include "restore/rst.h"
+#include "base/log.h"
+
+#include <linux/sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31)
+#endif
+
+#define THREAD_FLAGS                                                                       \
+	(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM)
+
+static int create_thread(struct rst_ctx *c, struct rst_proc *p, size_t i)
+{
+	struct tracee *mt = rst_main(p);
+	const Dm__Thread *ti = p->img->threads[i];
+	int32_t tid = ti->tid;
+	struct rbatch rb;
+	uint64_t rtid, rca;
+	int r;
+
+	rb_init(&rb, c, mt);
+	r = rb_stage(&rb, &tid, sizeof(tid), &rtid);
+	if (r < 0)
+		return r;
+	struct clone_args ca = { .flags = THREAD_FLAGS, .set_tid = rtid, .set_tid_size = 1 };
+	r = rb_stage(&rb, &ca, sizeof(ca), &rca);
+	if (r >= 0)
+		r = rb_add(&rb, "clone3 (thread)", SYS_clone3, rca, sizeof(ca), 0, 0, 0, 0);
+	if (r < 0)
+		return r;
+	mt->last_clone = 0;
+	r = rb_run(&rb);
+	if (r == -EEXIST)
+		return dm_fail(r, "tid %d of pid %d is in use", ti->tid, p->img->pid);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d", p->img->pid, ti->tid);
+	if (batch_result(&rb.b, 0) != ti->tid || mt->last_clone <= 0)
+		return dm_fail(-EPROTO, "pid %d: thread %d came out as %ld (host %d)", p->img->pid,
+			       ti->tid, batch_result(&rb.b, 0), mt->last_clone);
+	p->threads[i].img = ti;
+	p->n_threads = i + 1;
+	return stub_adopt(c, p, mt->last_clone, &p->threads[i]);
+}
+
+int threads_create(struct rst_ctx *c, struct rst_proc *p)
+{
+	for (size_t i = 1; i < p->img->n_threads; i++) {
+		int r = create_thread(c, p, i);
+		if (r < 0)
+			return r;
+	}
+	c->st.threads += p->img->n_threads;
+	return 0;
+}
+
+static int thread_state(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th)
+{
+	const Dm__Thread *ti = th->img;
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	int r = 0;
+
+	rb_init(rb, c, &th->t);
+	if (ti->has_rseq_ptr && ti->rseq_ptr)
+		r = rb_add(rb, "rseq", SYS_rseq, ti->rseq_ptr, ti->has_rseq_size ? ti->rseq_size : 32,
+			   0, ti->has_rseq_sig ? ti->rseq_sig : 0, 0, 0);
+	if (r >= 0 && ti->has_robust_head && ti->robust_head)
+		r = rb_add(rb, "set_robust_list", SYS_set_robust_list, ti->robust_head,
+			   ti->has_robust_len ? ti->robust_len : 24, 0, 0, 0, 0);
+	if (r >= 0)
+		r = rb_add(rb, "set_tid_address", SYS_set_tid_address,
+			   ti->has_clear_tid ? ti->clear_tid : 0, 0, 0, 0, 0, 0);
+	if (r >= 0 && ti->has_altstack_sp && ti->altstack_sp &&
+	    !(ti->has_altstack_flags && (ti->altstack_flags & SS_DISABLE))) {
+		stack_t ss = { .ss_sp = (void *)(uintptr_t)ti->altstack_sp,
+			       .ss_size = ti->has_altstack_size ? ti->altstack_size : 0,
+			       .ss_flags = ti->has_altstack_flags ? (ti->altstack_flags & SS_AUTODISARM) : 0 };
+		uint64_t rss;
+		r = rb_stage(rb, &ss, sizeof(ss), &rss);
+		if (r >= 0)
+			r = rb_add(rb, "sigaltstack", SYS_sigaltstack, rss, 0, 0, 0, 0, 0);
+	}
+	const char *comm = ti->comm ? ti->comm : (th == &p->threads[0] ? p->img->comm : NULL);
+	if (r >= 0 && comm) {
+		char name[16] = { 0 };
+		uint64_t rn;
+		strncpy(name, comm, sizeof(name) - 1);
+		r = rb_stage(rb, name, sizeof(name), &rn);
+		if (r >= 0)
+			r = rb_add(rb, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rn, 0, 0, 0, 0);
+	}
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d", p->img->pid, ti->tid);
+	return 0;
+}
+
+int threads_state(struct rst_ctx *c, struct rst_proc *p)
+{
+	for (size_t i = 0; i < p->n_threads; i++) {
+		int r = thread_state(c, p, &p->threads[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Registers, xstate and signal mask of the image, on a stopped thread. */
+static int final_regs(struct rst_proc *p, struct rst_thread *th)
+{
+	const Dm__Thread *ti = th->img;
+	struct user_regs_struct regs;
+	uint64_t mask = ti->sigmask & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)));
+	int r;
+
+	memcpy(&regs, ti->regs.data, sizeof(regs));
+	regs_fixup_restart(&regs, false);
+	r = ptrace_setregs(th->t.tid, &regs);
+	if (r < 0)
+		return dm_fail(r, "pid %d: thread %d: registers refused: %s", p->img->pid, ti->tid,
+			       strerror(-r));
+	if (ti->has_xstate) {
+		r = ptrace_setxstate(th->t.tid, ti->xstate.data, ti->xstate.len);
+		if (r < 0)
+			return dm_fail(r, "pid %d: thread %d: xstate (%zu bytes) refused: %s",
+				       p->img->pid, ti->tid, ti->xstate.len, strerror(-r));
+	}
+	if (ptrace(PTRACE_SETSIGMASK, th->t.tid, sizeof(mask), &mask) < 0)
+		return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_SETSIGMASK: %m", p->img->pid,
+			       ti->tid);
+	return 0;
+}
+
+int threads_finalize(struct rst_ctx *c, struct rst_proc *p)
+{
+	struct tracee *mt = rst_main(p);
+	long r;
+
+	r = rst_inject(c, mt, SYS_close, (uint64_t)c->tfd, 0, 0, 0, 0, 0);
+	if (r < 0)
+		return dm_fail((int)r, "pid %d: closing the transport: %s", p->img->pid,
+			       strerror((int)-r));
+	for (size_t i = 1; i < p->n_threads; i++) {
+		r = final_regs(p, &p->threads[i]);
+		if (r < 0)
+			return (int)r;
+	}
+	c->round_trips++;
+	r = inject_syscall_at(mt->tid, mt->code, SYS_munmap, c->blob, INJ_BLOB_SIZE, 0, 0, 0, 0);
+	if (r != 0)
+		return dm_fail(r < 0 ? (int)r : -EPROTO, "pid %d: removing the blob: %s", p->img->pid,
+			       r < 0 ? strerror((int)-r) : "unexpected result");
+	mt->n_injected++;
+	return final_regs(p, &p->threads[0]);
+}
