@@ -94,7 +94,7 @@ while (($#)); do
 done
 
 if [[ -z $BUILD ]]; then
-	for d in "$REPO/build" "$REPO/builddir" /work/build-zdtm; do
+	for d in "$REPO/build" "$REPO/builddir"; do
 		[[ -x $d/tests/zdtm/zdtm_launch ]] && { BUILD=$d; break; }
 	done
 fi
@@ -158,30 +158,45 @@ tree_walk() {
 # Innermost pid of a host pid (its pid in its own namespace).
 ns_pid() { awk '/^NSpid:/ { print $NF }' "/proc/$1/status" 2>/dev/null; }
 
-# Kill everything that belongs to a test: the tree under each given root,
-# and whatever shares their session or process group (children that
-# setsid() or were orphaned). Stop first, so a forking loop cannot outrun us.
+# Start time of a process (field 22 of stat): with the pid, its identity.
+# Pids wrap quickly here; a pid we saw earlier may name another process now.
+proc_starttime() { sed -E 's/.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'; }
+
+declare -A IDENT=()
+remember() { [[ -n ${1:-} ]] && IDENT[$1]=$(proc_starttime "$1"); return 0; }
+same_proc() { [[ -n ${1:-} && -n ${IDENT[$1]:-} && $(proc_starttime "$1") == "${IDENT[$1]}" ]]; }
+
+# Kill everything that belongs to a test: the tree under each given root
+# that is still the process we remembered, and whatever is in the session
+# or process group of a root (children that setsid() or were orphaned; a
+# pid in use as a session or group id is never reused, so this is safe
+# also when the root itself is gone). Stop first, so that a forking loop
+# cannot outrun us.
 kill_test() {
-	local -a roots=() all=()
+	local -a roots=() ids=() all=()
 	local r p rounds sid
-	for r in "$@"; do [[ -n $r && -d /proc/$r ]] && roots+=("$r"); done
-	((${#roots[@]})) || return 0
+	for r in "$@"; do
+		[[ -n $r ]] || continue
+		ids+=("$r")
+		same_proc "$r" && roots+=("$r")
+	done
 	for rounds in 1 2 3 4 5; do
 		local -a found=()
 		for r in "${roots[@]}"; do
 			while read -r p _; do found+=("$p"); done < <(tree_walk "$r")
 		done
-		for r in "${roots[@]}"; do
-			for p in /proc/[0-9]*; do
-				p=${p#/proc/}
-				sid=$(sed -E 's/.*\) . [0-9]+ ([0-9]+) ([0-9]+).*/\1 \2/' "/proc/$p/stat" 2>/dev/null) || continue
-				[[ " $sid " == *" $r "* ]] && found+=("$p")
+		for p in /proc/[0-9]*; do
+			p=${p#/proc/}
+			sid=$(sed -E 's/.*\) . [0-9]+ ([0-9]+) ([0-9]+).*/\1 \2/' "/proc/$p/stat" 2>/dev/null) || continue
+			for r in "${ids[@]}"; do
+				[[ " $sid " == *" $r "* ]] && { found+=("$p"); break; }
 			done
 		done
 		((${#found[@]})) || break
 		kill -STOP "${found[@]}" 2>/dev/null
 		all+=("${found[@]}")
 		roots=("${found[@]}")
+		ids=()
 	done
 	((${#all[@]})) && kill -KILL "${all[@]}" 2>/dev/null
 	for p in "${all[@]}"; do wait_until 5 proc_gone "$p"; done
@@ -322,7 +337,31 @@ restore_step() {
 		return 1
 	fi
 	RESTORED=$NEWPID
+	remember "$RESTORED"
 	return 0
+}
+
+# supports_NAME (optional): returns non-zero, with UNSUPPORTED set, when this
+# dmigrate build cannot run the mode; every test is then SKIPped.
+engine_has() {	# COMMAND [OPTION]: does `dmigrate COMMAND --help` work (and name OPTION)?
+	local help
+	help=$("$DMIGRATE" "$1" --help 2>&1) || return 1
+	grep -qi 'not part of this build' <<<"$help" && return 1
+	[[ -z ${2:-} ]] || grep -q -- "$2" <<<"$help"
+}
+
+supports_cr() {
+	engine_has checkpoint || { UNSUPPORTED="dmigrate has no checkpoint in this build"; return 1; }
+	engine_has restore || { UNSUPPORTED="dmigrate has no restore in this build"; return 1; }
+}
+
+supports_lazy() {
+	supports_cr || return 1
+	engine_has restore --lazy || { UNSUPPORTED="dmigrate restore has no --lazy in this build"; return 1; }
+}
+
+supports_dump() {
+	engine_has checkpoint --leave-running || { UNSUPPORTED="dmigrate has no checkpoint --leave-running"; return 1; }
 }
 
 mode_none() {
@@ -345,7 +384,10 @@ mode_cr() {
 
 mode_lazy() {
 	local rc
-	dump_step "$1"
+	local -a extra=()
+	# The engine marks lazy pages at dump time when it supports --lazy there.
+	"$DMIGRATE" checkpoint --help 2>&1 | grep -q -- '--lazy' && extra+=(--lazy)
+	dump_step "$1" "${extra[@]}"
 	rc=$?
 	((rc == 2)) && return 0
 	((rc == 0)) || return 1
@@ -389,6 +431,7 @@ mode_migrate() {
 	NEWPID=$(tr -dc 0-9 <"$W/restore.pid" 2>/dev/null)
 	[[ -n $NEWPID ]] || { ERR="migrate wrote no pid to --pidfile"; return 1; }
 	RESTORED=$NEWPID
+	remember "$RESTORED"
 }
 
 mode_post_copy() { mode_migrate "$1" post-copy; }
@@ -404,6 +447,10 @@ fi
 if [[ $MODE != none && ! -x $DMIGRATE ]]; then
 	echo "run.sh: no dmigrate binary at $DMIGRATE (use --dmigrate PATH)" >&2
 	exit 2
+fi
+UNSUPPORTED=
+if declare -F "supports_${MODE//-/_}" >/dev/null; then
+	"supports_${MODE//-/_}" || true
 fi
 
 # ---------------------------------------------------------------- one test
@@ -427,7 +474,7 @@ flag_value() {	# key -> value of key=value in FLAGS
 show_log() {
 	((VERBOSE)) || return 0
 	local f
-	for f in "$W/test.log" "$W"/*.log; do
+	for f in "$W"/*.log; do
 		[[ -s $f ]] || continue
 		echo "#   --- ${f#"$W"/}"
 		tail -n 15 "$f" | sed 's/^/#   /'
@@ -476,17 +523,22 @@ run_one() {
 	((PIDNS)) && largs+=(--pidns)
 	"$LAUNCH" "${largs[@]}" -- "$bin" --out "$out" </dev/null >>"$W/test.log" 2>&1 &
 	launcher=$!
+	remember "$launcher"
+	# Not a job of ours any more: bash still reaps it, but does not report
+	# "Killed" when the checkpoint or the cleanup ends it.
+	disown "$launcher"
 
 	launcher_or_ready() { [[ -e $out.ready || -e $out ]] || ! proc_alive "$launcher"; }
 	if ! wait_until "$T_READY" launcher_or_ready; then
 		ERR="no READY within ${T_READY}s"
 	elif [[ ! -e $out.ready ]]; then
-		ERR="exited before READY: $(cat "$out" 2>/dev/null || echo "no result, launcher status $(wait "$launcher"; echo $?)")"
+		ERR="exited before READY: $(cat "$out" 2>/dev/null || echo "no verdict (see test.log)")"
 	fi
 	pid=
 	if [[ -z $ERR ]]; then
 		pid=$(awk '$1 == "READY" { print $2 }' "$out.ready")
 		[[ -n $pid ]] || ERR="bad ready file: $(cat "$out.ready")"
+		remember "$pid"
 	fi
 
 	if [[ -z $ERR ]]; then
@@ -526,8 +578,8 @@ run_one() {
 	# Let a passing test finish by itself; then remove whatever is left.
 	[[ -n $NEWPID ]] && wait_until 10 proc_gone "$NEWPID"
 	kill_test "$NEWPID" "$pid" "$RESTORED"
-	kill -KILL "$launcher" 2>/dev/null
-	wait "$launcher" 2>/dev/null
+	same_proc "$launcher" && kill -KILL "$launcher" 2>/dev/null
+	IDENT=()
 
 	if [[ -n $SKIP ]]; then
 		result SKIP "$name" "$SKIP"
@@ -542,14 +594,20 @@ run_one() {
 	else
 		result PASS "$name"
 	fi
-	((KEEP)) || rm -rf "$IMG"
+	if ((!KEEP)); then
+		rm -rf "$IMG"
+		# Keep the logs of a failure only.
+		[[ $LAST == PASS || $LAST == SKIP ]] && rm -rf "$W"
+	fi
 }
 
 NPASS=0
 NFAIL=0
 NSKIP=0
+LAST=
 
 result() {
+	LAST=$1
 	case $1 in
 	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
 	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
@@ -585,6 +643,10 @@ for src in "$ZDTM_DIR"/static/*.c "$ZDTM_DIR"/transition/*.c; do
 	name=${src#"$ZDTM_DIR"/}
 	name=${name%.c}
 	[[ -n $FILTER && ! $name =~ $FILTER ]] && continue
+	if [[ -n $UNSUPPORTED ]]; then
+		result SKIP "$name" "mode $MODE: $UNSUPPORTED"
+		continue
+	fi
 	run_one "$name" "$src" "$BUILD/tests/zdtm/$name"
 done
 

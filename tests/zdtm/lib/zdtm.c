@@ -22,6 +22,7 @@ const char *test_arg;
 static const char *out_path;	/* --out FILE, absolute */
 static char out_dir[PATH_MAX];
 static const char *out_base;
+static pid_t root_pid;		/* getpid() at test_init: the test's root process */
 
 /*
  * SIGTERM may land on any thread that does not block it, so the handler
@@ -73,6 +74,7 @@ void test_init(int argc, char **argv)
 		strcpy(out_dir, "/tmp");
 		out_base = "zdtm";
 	}
+	root_pid = getpid();
 
 	struct sigaction sa = { .sa_handler = sigterm_handler, .sa_flags = SA_RESTART };
 	sigemptyset(&sa.sa_mask);
@@ -193,6 +195,13 @@ void fail(const char *fmt, ...)
 	verdict(text);
 	test_msg("FAIL: %s", msg);
 	fflush(NULL);
+	/*
+	 * A failing root takes its process group down with it, so that no
+	 * child is left behind waiting for a parent that is gone. (In a PID
+	 * namespace the kernel does it anyway when pid 1 exits.)
+	 */
+	if (getpid() == root_pid && getpgrp() == root_pid)
+		kill(-root_pid, SIGKILL);
 	_exit(1);
 }
 
