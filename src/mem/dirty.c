@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem_dirty: which pages a running tree writes, for pre-copy rounds.
+ *
+ * This kernel has no soft-dirty bits we can use; instead (DESIGN.md):
+ *   1. stop the main thread of each process for a moment (PTRACE_SEIZE +
+ *      INTERRUPT), and with syscalls injected at a `syscall` instruction of
+ *      its vDSO: map a scratch page, create a userfaultfd with
+ *      UFFD_FEATURE_WP_ASYNC | WP_UNPOPULATED, register every private
+ *      writable area for write-protection; take the uffd over with
+ *      pidfd_getfd, close it in the process, unmap the scratch page, restore
+ *      the registers (an interrupted syscall restarts) and detach;
+ *   2. each round: PAGEMAP_SCAN over the registered areas with
+ *      PM_SCAN_WP_MATCHING: returns the pages written since the last scan
+ *      (anonymous, not the zero page, not page cache) and write-protects them
+ *      again, atomically.  In async mode the kernel resolves a write to a
+ *      protected page by itself (the process never waits on us) and the page
+ *      reads as written until the next scan.
+ * Detaching closes our uffd: the kernel unregisters the areas and drops the
+ * protections and markers, and the process runs on as if nothing happened.
+ * That must happen before the final dump: a marker left on an empty entry
+ * would read as a swapped page there.
+ *
+ * What is not tracked (areas created after step 1, processes forked later,
+ * areas the kernel refuses) is never "clean": the final push sends it.
+ */
+#define LOG_PREFIX "mem: "
+#include "mem/mem.h"
+#include "base/log.h"
+#include "inject/inject.h"
+#include "proc/proc.h"
+#include "compat.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+struct dirty_proc {
+	uint32_t space;
+	pid_t pid;
+	int memfd;      /* /proc/PID/mem, for reading */
+	int pagemap;    /* /proc/PID/pagemap */
+	int uffd;       /* ours; -1 once detached or if untracked */
+	uint64_t (*ranges)[2];
+	size_t nranges;
+	struct pageset clean;
+};
+
+struct mem_dirty {
+	struct dirty_proc *p;
+	size_t n;
+};
+
+size_t mem_dirty_count(const struct mem_dirty *d)
+{
+	return d->n;
+}
+
+void mem_dirty_proc(const struct mem_dirty *d, size_t i, uint32_t *ret_space, pid_t *ret_pid, int *ret_memfd)
+{
+	*ret_space = d->p[i].space;
+	*ret_pid = d->p[i].pid;
+	*ret_memfd = d->p[i].memfd;
+}
+
+struct pageset *mem_dirty_clean(struct mem_dirty *d, uint32_t space)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->p[i].space == space)
+			return d->p[i].uffd >= 0 || d->p[i].clean.n ? &d->p[i].clean : NULL;
+	return NULL;
+}
+
+static int find_vdso_syscall(pid_t pid, const struct proc_vma_list *vl, uint64_t *ret)
+{
+	for (size_t i = 0; i < vl->n; i++) {
+		const struct proc_vma *v = &vl->vmas[i];
+		if (v->kind != PROC_VMA_VDSO)
+			continue;
+		size_t len = v->end - v->start;
+		_cleanup_free_ uint8_t *b = xmalloc(len);
+		struct iovec li = { b, len }, ri = { (void *)v->start, len };
+		if (process_vm_readv(pid, &li, 1, &ri, 1, 0) != (ssize_t)len)
+			return neg_errno();
+		for (size_t k = 0; k + 1 < len; k++)
+			if (b[k] == 0x0f && b[k + 1] == 0x05) {
+				*ret = v->start + k;
+				return 0;
+			}
+	}
+	return -ENOTSUP;
+}
+
+static bool trackable(const struct proc_vma *v)
+{
+	if (v->shared || !(v->prot & PROT_WRITE))
+		return false;
+	if (v->has_vmflags && (v->vmflags & (PROC_VMF_HT | PROC_VMF_PF | PROC_VMF_IO)))
+		return false;
+	switch (v->kind) {
+	case PROC_VMA_ANON:
+	case PROC_VMA_ANON_NAMED:
+	case PROC_VMA_HEAP:
+	case PROC_VMA_STACK:
+	case PROC_VMA_FILE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Step 1 of the header, on one process.  Untracked (returns 0, uffd -1) when it cannot be done. */
+static int attach(struct dirty_proc *p)
+{
+	struct user_regs_struct saved;
+	struct proc_vma_list vl = {};
+	uint64_t insn, scratch = 0;
+	long ufd = -1, r;
+	int st, err = 0;
+
+	if (ptrace(PTRACE_SEIZE, p->pid, 0, PTRACE_O_TRACESYSGOOD) < 0)
+		return dm_fail(neg_errno(), "process %d: cannot seize it to track its writes: %m", p->pid);
+	if (ptrace(PTRACE_INTERRUPT, p->pid, 0, 0) < 0 || ptrace_wait_stop(p->pid, &st) < 0) {
+		err = neg_errno();
+		goto detach;
+	}
+	err = ptrace_getregs(p->pid, &saved);
+	if (err < 0)
+		goto detach;
+	err = proc_read_maps(p->pid, &vl);
+	if (err < 0)
+		goto detach;
+	err = find_vdso_syscall(p->pid, &vl, &insn);
+	if (err < 0)
+		goto restore;
+	r = inject_syscall_at(p->pid, insn, SYS_mmap, 0, DM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r < 0 && r > -4096) {
+		err = (int)r;
+		goto restore;
+	}
+	scratch = (uint64_t)r;
+	ufd = inject_syscall_at(p->pid, insn, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
+	if (ufd < 0) {
+		err = (int)ufd;
+		goto restore;
+	}
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
+	err = pwrite_all(p->memfd, &api, sizeof(api), scratch);
+	if (err < 0)
+		goto restore;
+	r = inject_syscall_at(p->pid, insn, SYS_ioctl, ufd, UFFDIO_API, scratch, 0, 0, 0);
+	if (r < 0) {
+		err = (int)r;
+		goto restore;
+	}
+	for (size_t i = 0; i < vl.n; i++) {
+		const struct proc_vma *v = &vl.vmas[i];
+		if (!trackable(v))
+			continue;
+		struct uffdio_register reg = { .range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_WP };
+		if (pwrite_all(p->memfd, &reg, sizeof(reg), scratch) < 0)
+			continue;
+		r = inject_syscall_at(p->pid, insn, SYS_ioctl, ufd, UFFDIO_REGISTER, scratch, 0, 0, 0);
+		if (r < 0) {
+			pr_debug("process %d: cannot track %#" PRIx64 "-%#" PRIx64 " %s: %s", p->pid, v->start, v->end,
+				 v->path, strerror((int)-r));
+			continue;
+		}
+		p->ranges = xrealloc(p->ranges, (p->nranges + 1) * sizeof(*p->ranges));
+		p->ranges[p->nranges][0] = v->start;
+		p->ranges[p->nranges][1] = v->end;
+		p->nranges++;
+	}
+	{
+		int pfd = syscall(SYS_pidfd_open, p->pid, 0);
+		if (pfd >= 0) {
+			p->uffd = syscall(SYS_pidfd_getfd, pfd, (int)ufd, 0);
+			if (p->uffd < 0)
+				err = neg_errno();
+			close(pfd);
+		} else {
+			err = neg_errno();
+		}
+	}
+restore:
+	if (ufd >= 0)
+		inject_syscall_at(p->pid, insn, SYS_close, ufd, 0, 0, 0, 0, 0);
+	if (scratch)
+		inject_syscall_at(p->pid, insn, SYS_munmap, scratch, DM_PAGE_SIZE, 0, 0, 0, 0);
+	regs_fixup_restart(&saved, true);
+	if (ptrace_setregs(p->pid, &saved) < 0 && !err)
+		err = -EIO;
+detach:
+	ptrace(PTRACE_DETACH, p->pid, 0, 0);
+	proc_vma_list_done(&vl);
+	if (err < 0 || p->uffd < 0) {
+		pr_info("process %d: its writes cannot be tracked (%s): its pages go in the final copy", p->pid,
+			strerror(err < 0 ? -err : EINVAL));
+		if (p->uffd >= 0)
+			close(p->uffd);
+		p->uffd = -1;
+		p->nranges = 0;
+	}
+	pageset_from_ranges(&p->clean, (const uint64_t(*)[2])p->ranges, p->nranges);
+	return 0;
+}
+
+/* The tree under root (root first), with the pids in its pid namespace. */
+static int walk_tree(pid_t root, struct mem_dirty *d)
+{
+	struct proc_status ps = {};
+	unsigned level;
+	int r;
+
+	r = proc_read_status(root, 0, &ps);
+	if (r < 0)
+		return dm_fail(r, "process %d: %s", root, r == -ENOENT ? "no such process" : strerror(-r));
+	level = ps.n_nspid ? ps.n_nspid - 1 : 0;
+	proc_status_done(&ps);
+
+	pid_t *todo = xmalloc(sizeof(pid_t));
+	size_t ntodo = 1, done = 0;
+	todo[0] = root;
+	while (done < ntodo) {
+		pid_t pid = todo[done++];
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t nt = 0;
+		if (proc_read_tasks(pid, &tids, &nt) < 0)
+			continue; /* gone meanwhile */
+		struct proc_status s = {};
+		if (proc_read_status(pid, 0, &s) < 0)
+			continue;
+		d->p = xrealloc(d->p, (d->n + 1) * sizeof(*d->p));
+		struct dirty_proc *p = &d->p[d->n++];
+		memset(p, 0, sizeof(*p));
+		p->pid = pid;
+		p->space = s.n_nspid > level ? s.nspid[level] : s.pid;
+		p->uffd = p->memfd = p->pagemap = -1;
+		proc_status_done(&s);
+		for (size_t k = 0; k < nt; k++) {
+			_cleanup_free_ pid_t *kids = NULL;
+			size_t nk = 0;
+			if (proc_read_children(pid, tids[k], &kids, &nk) < 0)
+				continue;
+			for (size_t c = 0; c < nk; c++) {
+				todo = xrealloc(todo, (ntodo + 1) * sizeof(*todo));
+				todo[ntodo++] = kids[c];
+			}
+		}
+	}
+	free(todo);
+	return 0;
+}
+
+int mem_dirty_new(pid_t root, struct mem_dirty **ret)
+{
+	struct mem_dirty *d = xcalloc(1, sizeof(*d));
+	char path[64];
+	int r;
+
+	r = walk_tree(root, d);
+	if (r < 0) {
+		mem_dirty_free(d);
+		return r;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		struct dirty_proc *p = &d->p[i];
+		snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
+		p->memfd = open(path, O_RDWR | O_CLOEXEC);
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+		p->pagemap = open(path, O_RDONLY | O_CLOEXEC);
+		if (p->memfd < 0 || p->pagemap < 0) {
+			pr_info("process %d: cannot open %s: %m (not tracked)", p->pid, path);
+			continue;
+		}
+		attach(p);
+	}
+	*ret = d;
+	return 0;
+}
+
+/* Clear the clean bits of [start, end): its pages are unknown. */
+static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
+{
+	for (uint64_t a = start; a < end; a += DM_PAGE_SIZE)
+		pageset_clear(&p->clean, a);
+}
+
+static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, struct page_region **vec,
+		    size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
+{
+	while (start < end) {
+		if (*cap < 4096) {
+			*cap = 4096;
+			*vec = xrealloc(*vec, *cap * sizeof(**vec));
+		}
+		struct pm_scan_arg a = {
+			.size = sizeof(a),
+			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.start = start,
+			.end = end,
+			.vec = (uint64_t)*vec,
+			.vec_len = *cap,
+			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_mask = PAGE_IS_WRITTEN | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.return_mask = PAGE_IS_WRITTEN,
+		};
+		long n = ioctl(p->pagemap, PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return neg_errno();
+		for (long k = 0; k < n; k++) {
+			uint64_t np = ((*vec)[k].end - (*vec)[k].start) / DM_PAGE_SIZE;
+			*pages += np;
+			int r = cb(arg, p->space, p->pid, (*vec)[k].start, np);
+			if (r < 0)
+				return r;
+		}
+		if (a.walk_end <= start || a.walk_end >= end)
+			break;
+		start = a.walk_end;
+	}
+	return 0;
+}
+
+int mem_dirty_scan(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+{
+	_cleanup_free_ struct page_region *vec = NULL;
+	size_t cap = 0;
+	uint64_t pages = 0;
+
+	for (size_t i = 0; i < d->n; i++) {
+		struct dirty_proc *p = &d->p[i];
+		if (p->uffd < 0)
+			continue;
+		for (size_t k = 0; k < p->nranges; k++) {
+			int r = scan_one(p, p->ranges[k][0], p->ranges[k][1], &vec, &cap, cb, arg, &pages);
+			if (r == -EPERM || r == -EINVAL) {
+				/* the area changed under us (munmap + mmap): per current area */
+				struct proc_vma_list vl = {};
+				if (proc_read_maps(p->pid, &vl) < 0) {
+					forget(p, p->ranges[k][0], p->ranges[k][1]);
+					continue;
+				}
+				for (size_t v = 0; v < vl.n; v++) {
+					uint64_t s = MAX(vl.vmas[v].start, p->ranges[k][0]);
+					uint64_t e = MIN(vl.vmas[v].end, p->ranges[k][1]);
+					if (s >= e)
+						continue;
+					r = scan_one(p, s, e, &vec, &cap, cb, arg, &pages);
+					if (r == -EPERM || r == -EINVAL)
+						forget(p, s, e);
+					else if (r < 0) {
+						proc_vma_list_done(&vl);
+						return r;
+					}
+				}
+				proc_vma_list_done(&vl);
+				r = 0;
+			} else if (r == -ESRCH || r == -ENOENT) {
+				break; /* exited: nothing to move */
+			}
+			if (r < 0)
+				return dm_fail(r, "process %d: PAGEMAP_SCAN: %s", p->pid, strerror(-r));
+		}
+	}
+	if (ret_pages)
+		*ret_pages = pages;
+	return 0;
+}
+
+void mem_dirty_detach(struct mem_dirty *d)
+{
+	for (size_t i = 0; d && i < d->n; i++)
+		if (d->p[i].uffd >= 0) {
+			close(d->p[i].uffd);
+			d->p[i].uffd = -1;
+		}
+}
+
+void mem_dirty_free(struct mem_dirty *d)
+{
+	if (!d)
+		return;
+	mem_dirty_detach(d);
+	for (size_t i = 0; i < d->n; i++) {
+		struct dirty_proc *p = &d->p[i];
+		if (p->memfd >= 0)
+			close(p->memfd);
+		if (p->pagemap >= 0)
+			close(p->pagemap);
+		free(p->ranges);
+		pageset_done(&p->clean);
+	}
+	free(d->p);
+	free(d);
+}

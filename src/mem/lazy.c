@@ -1,0 +1,1004 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem_lazy: the destination's userfaultfd handler (post-copy, local lazy
+ * restore, and the pre-resume fill of stop-and-copy and pre-copy).
+ *
+ * One struct lazy_mm per userfaultfd, i.e. per address space: the restored
+ * processes (from the restore engine's lazy hook) and their forks (from
+ * UFFD_EVENT_FORK).  Its `need` pageset has the lazy pages of its space as
+ * regions, and a bit set once the page is installed or no longer wanted
+ * (removed, unmapped).
+ *
+ *   uffd thread    poll(every uffd) -> read events:
+ *                    PAGEFAULT  bit clear: local copy? install : ask the
+ *                               remote side (page + neighbour window);
+ *                               bit set or not lazy: UFFDIO_ZEROPAGE (a
+ *                               page that never existed, or was removed;
+ *                               EEXIST = it raced with an install: wake)
+ *                    FORK       new lazy_mm, bits copied from the parent
+ *                    REMOVE/UNMAP  bits set: never install there
+ *                    REMAP      translate the moved range
+ *   any thread     mem_lazy_install(): UFFDIO_COPY of the still missing
+ *                  runs into every address space of the space
+ *   push thread    (local sources) installs everything local() has
+ *
+ * Why installs and events are ordered by a rwlock: a REMOVE (madvise
+ * DONTNEED) is announced before the kernel zaps the range; an install that
+ * checked its bit before we marked the range, and copies after the zap,
+ * would bring back data the process threw away.  The kernel makes copies
+ * fail with EAGAIN from the moment such an event (or a fork) is queued until
+ * we read it; we read events only under the write lock and mark the range
+ * before releasing it, and installs hold the read lock from the bit test to
+ * the copy.  So an install either ran before the event was queued (the zap
+ * removes its page), or sees the bit.  The same holds for FORK: the child's
+ * bits copied under the write lock are exactly what the fork copied.
+ * Installs are cut into INSTALL_CHUNK pages per lock hold so that the uffd
+ * thread (a fault waiting) never waits long for the write lock.
+ */
+#define LOG_PREFIX "mem: "
+#include "mem/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "restore/restore.h"
+#include "compat.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#define INSTALL_CHUNK 16u
+#define PENDING_MAX 4096
+#define MAX_MMS 4096
+#define REMAPS_MAX 64
+
+struct remap {
+	uint64_t src, dst, len; /* source pages [src, src+len) are at [dst, dst+len) now */
+};
+
+struct lazy_mm {
+	uint32_t space;
+	pid_t host_pid;            /* 0 for forks */
+	int uffd;
+	bool child;
+	_Atomic bool gone;         /* the address space is gone (or cannot be served) */
+	struct pageset need;
+	struct restore_lazy_area *areas;
+	size_t n_areas;
+	/* neighbour window (uffd thread only) */
+	uint64_t last_fault;
+	unsigned window;
+	int dir;
+	/* moved ranges (write lock to change, read lock to use) */
+	struct remap remaps[REMAPS_MAX];
+	size_t n_remaps;
+	bool remap_lost;           /* a move we could not follow: pages may be lost */
+};
+
+struct pending {
+	struct lazy_mm *mm;
+	uint64_t addr;             /* source address of the page */
+	uint64_t t0;               /* ns */
+};
+
+struct mem_lazy {
+	struct mem_lazy_opts o;
+	pthread_rwlock_t lock;
+	pthread_mutex_t plock;     /* mms[], pending[] */
+	struct lazy_mm **mms;
+	size_t n_mms, cap_mms;
+	struct pending pending[PENDING_MAX];
+	size_t n_pending;
+	int efd;
+	pthread_t uffd_thread, push_thread;
+	bool uffd_started, push_started;
+	_Atomic bool stop;
+	_Atomic int err;
+	pthread_mutex_t done_lock;
+	pthread_cond_t done_cond;
+	uint64_t total;            /* lazy pages of the original spaces */
+	/* stats */
+	_Atomic uint64_t pages[_MEM_FROM_MAX];
+	_Atomic uint64_t faults, faults_remote, zero_pages, forks, removes, unmaps, remaps, eexist;
+	struct mem_hist hist;
+};
+
+static void wake_waiters(struct mem_lazy *l)
+{
+	pthread_mutex_lock(&l->done_lock);
+	pthread_cond_broadcast(&l->done_cond);
+	pthread_mutex_unlock(&l->done_lock);
+}
+
+void mem_lazy_fail(struct mem_lazy *l, int err)
+{
+	int zero = 0;
+	if (err >= 0)
+		err = -EIO;
+	atomic_compare_exchange_strong(&l->err, &zero, err);
+	wake_waiters(l);
+}
+
+int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
+{
+	struct mem_lazy *l = xcalloc(1, sizeof(*l));
+	pthread_rwlockattr_t a;
+
+	l->o = *o;
+	if (!l->o.window_min)
+		l->o.window_min = 4;
+	if (!l->o.window_max || l->o.window_max > MEM_WINDOW_MAX)
+		l->o.window_max = MEM_WINDOW_MAX;
+	if (l->o.window_min > l->o.window_max)
+		l->o.window_min = l->o.window_max;
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&l->lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	pthread_mutex_init(&l->plock, NULL);
+	pthread_mutex_init(&l->done_lock, NULL);
+	pthread_cond_init(&l->done_cond, NULL);
+	l->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->efd < 0) {
+		int r = neg_errno();
+		free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+static void add_mm(struct mem_lazy *l, struct lazy_mm *mm)
+{
+	pthread_mutex_lock(&l->plock);
+	if (l->n_mms == l->cap_mms) {
+		l->cap_mms = l->cap_mms ? l->cap_mms * 2 : 8;
+		l->mms = xrealloc(l->mms, l->cap_mms * sizeof(*l->mms));
+	}
+	l->mms[l->n_mms++] = mm;
+	pthread_mutex_unlock(&l->plock);
+	uint64_t one = 1;
+	ssize_t w = write(l->efd, &one, sizeof(one));
+	(void)w;
+}
+
+int mem_lazy_add(struct mem_lazy *l, const struct restore_lazy_proc *lp)
+{
+	struct lazy_mm *mm;
+	int r;
+
+	if (lp->uffd < 0)
+		return -EBADF;
+	if (l->n_mms >= MAX_MMS) {
+		close(lp->uffd);
+		return dm_fail(-E2BIG, "too many address spaces to serve");
+	}
+	mm = xcalloc(1, sizeof(*mm));
+	mm->space = lp->pid;
+	mm->host_pid = lp->host_pid;
+	mm->uffd = lp->uffd;
+	r = pageset_from_pagemap(&mm->need, lp->img, true);
+	if (r < 0) {
+		close(mm->uffd);
+		free(mm);
+		return r;
+	}
+	mm->n_areas = lp->n_areas;
+	mm->areas = xcalloc(lp->n_areas ? lp->n_areas : 1, sizeof(*mm->areas));
+	memcpy(mm->areas, lp->areas, lp->n_areas * sizeof(*mm->areas));
+	mm->window = l->o.window_min;
+	/* our reads of events never block: the uffd thread polls */
+	int fl = fcntl(mm->uffd, F_GETFL);
+	if (fl >= 0)
+		fcntl(mm->uffd, F_SETFL, fl | O_NONBLOCK);
+	l->total += mm->need.total;
+	add_mm(l, mm);
+	pr_debug("serving process %d (host %d): %" PRIu64 " lazy pages in %zu regions, %zu areas", mm->space,
+		 mm->host_pid, mm->need.total, mm->need.n, mm->n_areas);
+	return 0;
+}
+
+bool mem_lazy_has_space(struct mem_lazy *l, uint32_t space)
+{
+	bool found = false;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms && !found; i++)
+		found = l->mms[i]->space == space && !l->mms[i]->child;
+	pthread_mutex_unlock(&l->plock);
+	return found;
+}
+
+/* Address in the process of a source address (read lock held). */
+static uint64_t to_dst(const struct lazy_mm *mm, uint64_t a)
+{
+	for (size_t i = 0; i < mm->n_remaps; i++) {
+		const struct remap *m = &mm->remaps[i];
+		if (a >= m->src && a < m->src + m->len)
+			return m->dst + (a - m->src);
+	}
+	return a;
+}
+
+/* Source address of a faulting address; false if it has none (moved away). */
+static bool to_src(const struct lazy_mm *mm, uint64_t d, uint64_t *ret)
+{
+	for (size_t i = 0; i < mm->n_remaps; i++) {
+		const struct remap *m = &mm->remaps[i];
+		if (d >= m->dst && d < m->dst + m->len) {
+			*ret = m->src + (d - m->dst);
+			return true;
+		}
+	}
+	for (size_t i = 0; i < mm->n_remaps; i++) {
+		const struct remap *m = &mm->remaps[i];
+		if (d >= m->src && d < m->src + m->len)
+			return false;
+	}
+	*ret = d;
+	return true;
+}
+
+/* A source run [a, a+n) may be installed in one UFFDIO_COPY only if no moved range cuts it. */
+static uint32_t contiguous_dst(const struct lazy_mm *mm, uint64_t a, uint32_t n)
+{
+	if (!mm->n_remaps)
+		return n;
+	uint64_t d0 = to_dst(mm, a);
+	uint32_t k = 1;
+	while (k < n && to_dst(mm, a + (uint64_t)k * DM_PAGE_SIZE) == d0 + (uint64_t)k * DM_PAGE_SIZE)
+		k++;
+	return k;
+}
+
+static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint64_t npages)
+{
+	uint64_t now = 0;
+
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_pending;) {
+		struct pending *p = &l->pending[i];
+		if (p->mm == mm && p->addr >= addr && p->addr < addr + npages * DM_PAGE_SIZE) {
+			if (!now)
+				now = clock_ns();
+			mem_hist_add(&l->hist, (now - p->t0) / 1000);
+			l->pending[i] = l->pending[--l->n_pending];
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&l->plock);
+}
+
+static bool mm_done(const struct lazy_mm *mm)
+{
+	return atomic_load(&mm->gone) || pageset_full(&mm->need);
+}
+
+bool mem_lazy_done(struct mem_lazy *l)
+{
+	bool done = true;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms && done; i++)
+		done = mm_done(l->mms[i]);
+	pthread_mutex_unlock(&l->plock);
+	return done;
+}
+
+static void mark_gone(struct mem_lazy *l, struct lazy_mm *mm, const char *why)
+{
+	if (!atomic_exchange(&mm->gone, true)) {
+		pr_debug("address space of process %d%s is gone (%s)", mm->space, mm->child ? " (fork)" : "", why);
+		resolve_pending(l, mm, 0, MEM_ADDR_LIMIT / DM_PAGE_SIZE);
+		wake_waiters(l);
+	}
+}
+
+/*
+ * Install pages [addr, addr+n) (source addresses, n <= INSTALL_CHUNK) into
+ * one address space.  Read lock held.  Returns pages newly installed, or
+ * -EAGAIN (retry after dropping the lock), or another -errno.
+ */
+static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t n,
+			  const uint8_t *data)
+{
+	long newly = 0;
+
+	for (uint32_t i = 0; i < n && !atomic_load(&mm->gone);) {
+		uint64_t a = addr + (uint64_t)i * DM_PAGE_SIZE;
+		if (pageset_test(&mm->need, a)) {
+			i++;
+			continue;
+		}
+		uint32_t run = 1;
+		while (i + run < n && !pageset_test(&mm->need, a + (uint64_t)run * DM_PAGE_SIZE))
+			run++;
+		run = contiguous_dst(mm, a, run);
+		struct uffdio_copy c = {
+			.dst = to_dst(mm, a),
+			.src = (uint64_t)(data + (uint64_t)i * DM_PAGE_SIZE),
+			.len = (uint64_t)run * DM_PAGE_SIZE,
+		};
+		int e = ioctl(mm->uffd, UFFDIO_COPY, &c) < 0 ? errno : 0;
+		uint64_t done = c.copy > 0 ? (uint64_t)c.copy / DM_PAGE_SIZE : 0;
+		for (uint64_t k = 0; k < done; k++)
+			if (!pageset_set(&mm->need, a + k * DM_PAGE_SIZE))
+				newly++;
+		if (done)
+			resolve_pending(l, mm, a, done);
+		if (!e) {
+			i += run;
+			continue;
+		}
+		i += done;
+		a += done * DM_PAGE_SIZE;
+		switch (e) {
+		case EEXIST:
+			/* installed by another path (or eagerly by the restore): harmless */
+			atomic_fetch_add(&l->eexist, 1);
+			if (!pageset_set(&mm->need, a))
+				newly++;
+			resolve_pending(l, mm, a, 1);
+			i++;
+			break;
+		case ENOENT:
+			/* not registered any more (unmapped, replaced): nothing to serve */
+			if (!pageset_set(&mm->need, a))
+				newly++;
+			resolve_pending(l, mm, a, 1);
+			i++;
+			break;
+		case ESRCH:
+			mark_gone(l, mm, "exited");
+			return newly;
+		case EAGAIN:
+			/* an address-space event is queued: read it first */
+			return newly ? newly : -EAGAIN;
+		default:
+			return dm_fail(-e, "UFFDIO_COPY %#" PRIx64 " of process %d: %s", a, mm->space, strerror(e));
+		}
+	}
+	return newly;
+}
+
+/* Snapshot of the address spaces of a space (the list may grow meanwhile). */
+static size_t mms_of_space(struct mem_lazy *l, uint32_t space, struct lazy_mm **out, size_t max, bool *known)
+{
+	size_t n = 0;
+	*known = false;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms; i++) {
+		struct lazy_mm *mm = l->mms[i];
+		if (mm->space != space)
+			continue;
+		*known = true;
+		if (!atomic_load(&mm->gone) && n < max)
+			out[n++] = mm;
+	}
+	pthread_mutex_unlock(&l->plock);
+	return n;
+}
+
+static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
+		      const uint8_t *data, enum mem_origin origin)
+{
+	for (uint32_t i = 0; i < npages && !atomic_load(&mm->gone);) {
+		uint32_t n = MIN(npages - i, INSTALL_CHUNK);
+		pthread_rwlock_rdlock(&l->lock);
+		long k = install_chunk(l, mm, addr + (uint64_t)i * DM_PAGE_SIZE, n, data + (uint64_t)i * DM_PAGE_SIZE);
+		pthread_rwlock_unlock(&l->lock);
+		if (k == -EAGAIN) {
+			struct timespec ts = { 0, 50 * 1000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (k < 0)
+			return (int)k;
+		if (!mm->child)
+			atomic_fetch_add(&l->pages[origin], (uint64_t)k);
+		/* the chunk may be partly done after EAGAIN: install_chunk skips set bits */
+		bool chunk_done = true;
+		for (uint32_t j = 0; j < n && chunk_done; j++)
+			chunk_done = pageset_test(&mm->need, addr + (uint64_t)(i + j) * DM_PAGE_SIZE) ||
+				     atomic_load(&mm->gone);
+		if (chunk_done)
+			i += n;
+	}
+	if (mm_done(mm))
+		wake_waiters(l);
+	return 0;
+}
+
+int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages,
+		     const void *data, enum mem_origin origin)
+{
+	struct lazy_mm *mms[64];
+	bool known;
+	size_t n = mms_of_space(l, space, mms, ARRAY_SIZE(mms), &known);
+	int r;
+
+	if (!known)
+		return dm_fail(-ESRCH, "pages for address space %u, which is not being restored", space);
+	if (npages == 0 || !PAGE_ALIGNED(addr))
+		return dm_fail(-EBADMSG, "bad page range %#" PRIx64 "+%u", addr, npages);
+	/* forks share the regions of their parent */
+	if (n && !pageset_covers(&mms[0]->need, addr, npages))
+		return dm_fail(-EBADMSG, "pages %#" PRIx64 "+%u of process %u are not lazy memory", addr, npages,
+			       space);
+	for (size_t i = 0; i < n; i++) {
+		r = install_mm(l, mms[i], addr, npages, data, origin);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Install what a local source has of [addr, addr+npages) into mm; pages it installed. */
+static long install_local(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
+			  enum mem_origin origin)
+{
+	long got = 0;
+	for (uint32_t i = 0; i < npages;) {
+		uint64_t a = addr + (uint64_t)i * DM_PAGE_SIZE;
+		uint32_t run = 0;
+		const void *p = l->o.ops.local(l->o.ops.ctx, mm->space, a, npages - i, &run);
+		if (!p || !run) {
+			i++;
+			continue;
+		}
+		int r = mem_lazy_install(l, mm->space, a, run, p, origin);
+		if (r < 0)
+			return r;
+		if (l->o.ops.local_done)
+			l->o.ops.local_done(l->o.ops.ctx, mm->space, a, run);
+		got += run;
+		i += run;
+	}
+	return got;
+}
+
+int mem_lazy_fill_local(struct mem_lazy *l, uint32_t space)
+{
+	struct lazy_mm *mm = NULL;
+
+	if (!l->o.ops.local)
+		return -ENODATA;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = l->n_mms; i-- > 0;)
+		if (l->mms[i]->space == space && !l->mms[i]->child) {
+			mm = l->mms[i];
+			break;
+		}
+	pthread_mutex_unlock(&l->plock);
+	if (!mm)
+		return -ESRCH;
+	for (size_t ri = 0; ri < mm->need.n; ri++) {
+		const struct pageset_region *rg = &mm->need.r[ri];
+		for (uint64_t k = 0; k < rg->npages; k += MEM_FRAME_PAGES_MAX) {
+			uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
+			long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL);
+			if (r < 0)
+				return (int)r;
+		}
+	}
+	if (!mm_done(mm)) {
+		uint64_t a = 0;
+		pageset_next_clear(&mm->need, 0, &a);
+		return dm_fail(-ENODATA, "process %u: %" PRIu64 " pages never arrived (first %#" PRIx64 ")", space,
+			       mm->need.total - atomic_load(&mm->need.count), a);
+	}
+	return 0;
+}
+
+/* ---- the uffd thread ---------------------------------------------------- */
+
+static bool in_areas(const struct lazy_mm *mm, uint64_t a)
+{
+	for (size_t i = 0; i < mm->n_areas; i++)
+		if (a >= mm->areas[i].start && a < mm->areas[i].end)
+			return true;
+	return mm->child || mm->n_areas == 0;
+}
+
+static void zero_page(struct mem_lazy *l, struct lazy_mm *mm, uint64_t dst)
+{
+	struct uffdio_zeropage z = { .range = { dst, DM_PAGE_SIZE } };
+	if (ioctl(mm->uffd, UFFDIO_ZEROPAGE, &z) == 0) {
+		atomic_fetch_add(&l->zero_pages, 1);
+		return;
+	}
+	if (errno == EEXIST || errno == EAGAIN) {
+		/* present already (raced with an install): let the thread go on */
+		struct uffdio_range w = { dst, DM_PAGE_SIZE };
+		ioctl(mm->uffd, UFFDIO_WAKE, &w);
+	} else if (errno == ESRCH) {
+		mark_gone(l, mm, "exited");
+	} else if (errno != ENOENT) {
+		pr_warn("UFFDIO_ZEROPAGE %#" PRIx64 " of process %u: %m", dst, mm->space);
+	}
+}
+
+static bool add_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a)
+{
+	bool fresh = true;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_pending; i++)
+		if (l->pending[i].mm == mm && l->pending[i].addr == a)
+			fresh = false;
+	if (fresh && l->n_pending < PENDING_MAX)
+		l->pending[l->n_pending++] = (struct pending){ mm, a, clock_ns() };
+	pthread_mutex_unlock(&l->plock);
+	return fresh;
+}
+
+/* The neighbour window: grows while faults walk through memory in one
+ * direction, shrinks when they jump around. */
+static void window_for(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint64_t *ret_start,
+		       uint32_t *ret_n)
+{
+	uint64_t w = mm->window, last = mm->last_fault;
+	int dir = 0;
+
+	if (last && a > last && a - last <= (w + 2) * DM_PAGE_SIZE)
+		dir = 1;
+	else if (last && a < last && last - a <= (w + 2) * DM_PAGE_SIZE)
+		dir = -1;
+	if (dir && (dir == mm->dir || mm->dir == 0))
+		mm->window = MIN(mm->window * 2, l->o.window_max);
+	else if (!dir)
+		mm->window = MAX(mm->window / 2, l->o.window_min);
+	mm->dir = dir;
+	mm->last_fault = a;
+	w = mm->window;
+
+	uint64_t start;
+	if (dir > 0)
+		start = a;
+	else if (dir < 0)
+		start = a >= (w - 1) * DM_PAGE_SIZE ? a - (w - 1) * DM_PAGE_SIZE : 0;
+	else
+		start = a >= (w / 2) * DM_PAGE_SIZE ? a - (w / 2) * DM_PAGE_SIZE : 0;
+	/* clip to the region of the faulting page */
+	long ri = pageset_find(&mm->need, a);
+	const struct pageset_region *rg = &mm->need.r[ri];
+	uint64_t rend = rg->start + rg->npages * DM_PAGE_SIZE;
+	if (start < rg->start)
+		start = rg->start;
+	uint64_t end = start + w * DM_PAGE_SIZE;
+	if (end > rend)
+		end = rend;
+	if (end <= a)
+		end = a + DM_PAGE_SIZE;
+	*ret_start = start;
+	*ret_n = (uint32_t)((end - start) / DM_PAGE_SIZE);
+}
+
+static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_addr)
+{
+	uint64_t d = fault_addr & ~(DM_PAGE_SIZE - 1), a;
+	bool lazy;
+
+	if (!mm->child)
+		atomic_fetch_add(&l->faults, 1);
+	pthread_rwlock_rdlock(&l->lock);
+	lazy = to_src(mm, d, &a) && pageset_contains(&mm->need, a);
+	bool have = lazy && pageset_test(&mm->need, a);
+	pthread_rwlock_unlock(&l->lock);
+	if (!lazy || have) {
+		/* never existed, removed, or installed meanwhile */
+		if (!lazy && !in_areas(mm, d))
+			pr_debug("fault at %#" PRIx64 " outside the registered areas of %u", d, mm->space);
+		zero_page(l, mm, d);
+		return;
+	}
+	if (!add_pending(l, mm, a))
+		return; /* asked already */
+	if (l->o.ops.local) {
+		long got = install_local(l, mm, a, 1, MEM_FROM_LOCAL);
+		if (got > 0) {
+			/* and the local neighbours, cheap */
+			uint64_t ws;
+			uint32_t wn;
+			window_for(l, mm, a, &ws, &wn);
+			install_local(l, mm, ws, wn, MEM_FROM_LOCAL);
+			return;
+		}
+		if (got < 0) {
+			mem_lazy_fail(l, (int)got);
+			return;
+		}
+	}
+	if (!l->o.ops.request) {
+		/* nobody can bring it: this is a bug of the page source */
+		pr_err("process %u: page %#" PRIx64 " faulted and no source has it", mm->space, a);
+		mem_lazy_fail(l, -ENODATA);
+		return;
+	}
+	uint64_t ws;
+	uint32_t wn;
+	window_for(l, mm, a, &ws, &wn);
+	if (!mm->child)
+		atomic_fetch_add(&l->faults_remote, 1);
+	int r = l->o.ops.request(l->o.ops.ctx, mm->space, a, ws, wn);
+	if (r < 0)
+		mem_lazy_fail(l, r);
+}
+
+/* Write lock held. */
+static void mark_range(struct lazy_mm *mm, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < mm->need.n; i++) {
+		const struct pageset_region *rg = &mm->need.r[i];
+		uint64_t rs = rg->start, re = rg->start + rg->npages * DM_PAGE_SIZE;
+		/* source pages whose current address is in [start, end) */
+		for (uint64_t a = MAX(rs, start); a < MIN(re, end); a += DM_PAGE_SIZE)
+			if (to_dst(mm, a) == a)
+				pageset_set(&mm->need, a);
+	}
+	for (size_t k = 0; k < mm->n_remaps; k++) {
+		const struct remap *m = &mm->remaps[k];
+		uint64_t lo = MAX(m->dst, start), hi = MIN(m->dst + m->len, end);
+		for (uint64_t d = lo; d < hi; d += DM_PAGE_SIZE) {
+			uint64_t a = m->src + (d - m->dst);
+			if (pageset_contains(&mm->need, a))
+				pageset_set(&mm->need, a);
+		}
+	}
+}
+
+/* Write lock held: the process moved [from, from+len) to [to, to+len). */
+static void handle_remap(struct mem_lazy *l, struct lazy_mm *mm, uint64_t from, uint64_t to, uint64_t len)
+{
+	atomic_fetch_add(&l->remaps, 1);
+	/* moved already once, as a whole: follow it */
+	for (size_t k = 0; k < mm->n_remaps; k++) {
+		struct remap *m = &mm->remaps[k];
+		if (from == m->dst && len == m->len) {
+			m->dst = to;
+			return;
+		}
+	}
+	bool touches_lazy = false;
+	for (size_t i = 0; i < mm->need.n; i++) {
+		const struct pageset_region *rg = &mm->need.r[i];
+		if (rg->start < from + len && rg->start + rg->npages * DM_PAGE_SIZE > from)
+			touches_lazy = true;
+	}
+	if (!touches_lazy)
+		return;
+	bool overlaps = false;
+	for (size_t k = 0; k < mm->n_remaps; k++) {
+		struct remap *m = &mm->remaps[k];
+		if ((from < m->dst + m->len && from + len > m->dst) || (from < m->src + m->len && from + len > m->src))
+			overlaps = true;
+	}
+	if (overlaps || mm->n_remaps == REMAPS_MAX) {
+		pr_err("process %u moved memory %#" PRIx64 "+%#" PRIx64 " in a way the handler cannot follow",
+		       mm->space, from, len);
+		mm->remap_lost = true;
+		mem_lazy_fail(l, -ENOTRECOVERABLE);
+		return;
+	}
+	mm->remaps[mm->n_remaps++] = (struct remap){ from, to, len };
+}
+
+/* Read events of one uffd; returns false when it is dead. */
+static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
+{
+	struct uffd_msg msgs[64];
+	uint64_t faults[64];
+	size_t nf = 0;
+	ssize_t n;
+
+	pthread_rwlock_wrlock(&l->lock);
+	n = read(mm->uffd, msgs, sizeof(msgs));
+	int e = errno;
+	if (n > 0) {
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			const struct uffd_msg *m = &msgs[i];
+			switch (m->event) {
+			case UFFD_EVENT_PAGEFAULT:
+				faults[nf++] = m->arg.pagefault.address;
+				break;
+			case UFFD_EVENT_FORK: {
+				struct lazy_mm *c = xcalloc(1, sizeof(*c));
+				c->space = mm->space;
+				c->uffd = (int)m->arg.fork.ufd;
+				c->child = true;
+				pageset_clone_empty(&c->need, &mm->need);
+				/* the fork copied exactly the pages installed so far (see above) */
+				for (size_t ri = 0; ri < mm->need.n; ri++) {
+					size_t words = (mm->need.r[ri].npages + 63) / 64;
+					for (size_t w = 0; w < words; w++)
+						atomic_store(&c->need.r[ri].bits[w], atomic_load(&mm->need.r[ri].bits[w]));
+				}
+				atomic_store(&c->need.count, atomic_load(&mm->need.count));
+				memcpy(c->remaps, mm->remaps, sizeof(mm->remaps));
+				c->n_remaps = mm->n_remaps;
+				c->window = l->o.window_min;
+				fcntl(c->uffd, F_SETFD, FD_CLOEXEC);
+				int fl = fcntl(c->uffd, F_GETFL);
+				if (fl >= 0)
+					fcntl(c->uffd, F_SETFL, fl | O_NONBLOCK);
+				atomic_fetch_add(&l->forks, 1);
+				if (l->n_mms >= MAX_MMS) {
+					close(c->uffd);
+					pageset_done(&c->need);
+					free(c);
+					pr_err("process %u forked too often during post-copy", mm->space);
+					mem_lazy_fail(l, -E2BIG);
+					break;
+				}
+				add_mm(l, c);
+				pr_debug("process %u forked: serving the child too", mm->space);
+				break;
+			}
+			case UFFD_EVENT_REMOVE:
+				atomic_fetch_add(&l->removes, 1);
+				mark_range(mm, m->arg.remove.start, m->arg.remove.end);
+				break;
+			case UFFD_EVENT_UNMAP:
+				atomic_fetch_add(&l->unmaps, 1);
+				mark_range(mm, m->arg.remove.start, m->arg.remove.end);
+				break;
+			case UFFD_EVENT_REMAP:
+				handle_remap(l, mm, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+				break;
+			default:
+				pr_warn("process %u: unknown userfaultfd event %#x", mm->space, m->event);
+			}
+		}
+	}
+	pthread_rwlock_unlock(&l->lock);
+	if (n < 0 && e != EAGAIN && e != EINTR) {
+		mark_gone(l, mm, strerror(e));
+		return false;
+	}
+	if (n == 0) {
+		mark_gone(l, mm, "end of file");
+		return false;
+	}
+	for (size_t i = 0; i < nf; i++)
+		handle_fault(l, mm, faults[i]);
+	if (mm_done(mm))
+		wake_waiters(l);
+	return true;
+}
+
+static void *uffd_thread(void *arg)
+{
+	struct mem_lazy *l = arg;
+	struct pollfd *pfd = NULL;
+	struct lazy_mm **who = NULL;
+	size_t cap = 0;
+
+	while (!atomic_load(&l->stop)) {
+		size_t n = 0;
+		pthread_mutex_lock(&l->plock);
+		if (cap < l->n_mms + 1) {
+			cap = l->n_mms + 16;
+			pfd = xrealloc(pfd, cap * sizeof(*pfd));
+			who = xrealloc(who, cap * sizeof(*who));
+		}
+		pfd[n++] = (struct pollfd){ .fd = l->efd, .events = POLLIN };
+		for (size_t i = 0; i < l->n_mms; i++) {
+			struct lazy_mm *mm = l->mms[i];
+			if (atomic_load(&mm->gone) || mm->uffd < 0)
+				continue;
+			who[n] = mm;
+			pfd[n++] = (struct pollfd){ .fd = mm->uffd, .events = POLLIN };
+		}
+		pthread_mutex_unlock(&l->plock);
+		int k = poll(pfd, n, 200);
+		if (k < 0 && errno != EINTR) {
+			mem_lazy_fail(l, neg_errno());
+			break;
+		}
+		if (k <= 0)
+			continue;
+		if (pfd[0].revents) {
+			uint64_t v;
+			ssize_t rr = read(l->efd, &v, sizeof(v));
+			(void)rr;
+		}
+		for (size_t i = 1; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (pfd[i].revents & (POLLERR | POLLNVAL)) {
+				mark_gone(l, who[i], "poll error");
+				continue;
+			}
+			drain_uffd(l, who[i]);
+		}
+	}
+	free(pfd);
+	free(who);
+	return NULL;
+}
+
+/* Installs every page the local source has, address space by address space. */
+static void *push_thread(void *arg)
+{
+	struct mem_lazy *l = arg;
+	size_t i = 0;
+
+	while (!atomic_load(&l->stop)) {
+		struct lazy_mm *mm = NULL;
+		pthread_mutex_lock(&l->plock);
+		if (i < l->n_mms)
+			mm = l->mms[i];
+		pthread_mutex_unlock(&l->plock);
+		if (!mm)
+			break;
+		i++;
+		if (mm->child)
+			continue;
+		for (size_t ri = 0; ri < mm->need.n && !atomic_load(&l->stop); ri++) {
+			const struct pageset_region *rg = &mm->need.r[ri];
+			for (uint64_t k = 0; k < rg->npages && !atomic_load(&l->stop) && !atomic_load(&mm->gone);
+			     k += MEM_FRAME_PAGES_MAX) {
+				uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
+				long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_PUSH);
+				if (r < 0) {
+					mem_lazy_fail(l, (int)r);
+					return NULL;
+				}
+			}
+		}
+	}
+	wake_waiters(l);
+	return NULL;
+}
+
+int mem_lazy_start(struct mem_lazy *l)
+{
+	int r;
+
+	if (l->uffd_started)
+		return -EALREADY;
+	r = -pthread_create(&l->uffd_thread, NULL, uffd_thread, l);
+	if (r < 0)
+		return r;
+	l->uffd_started = true;
+	if (l->o.push_local && l->o.ops.local) {
+		r = -pthread_create(&l->push_thread, NULL, push_thread, l);
+		if (r < 0)
+			return r;
+		l->push_started = true;
+	}
+	return 0;
+}
+
+int mem_lazy_wait(struct mem_lazy *l, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms >= 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0;
+
+	pthread_mutex_lock(&l->done_lock);
+	for (;;) {
+		int err = atomic_load(&l->err);
+		if (err) {
+			pthread_mutex_unlock(&l->done_lock);
+			return err;
+		}
+		pthread_mutex_unlock(&l->done_lock);
+		bool done = mem_lazy_done(l);
+		pthread_mutex_lock(&l->done_lock);
+		if (done)
+			break;
+		if (deadline && clock_ns() >= deadline) {
+			pthread_mutex_unlock(&l->done_lock);
+			return -ETIMEDOUT;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&l->done_cond, &l->done_lock, &ts);
+	}
+	pthread_mutex_unlock(&l->done_lock);
+	return 0;
+}
+
+bool mem_lazy_next_missing(struct mem_lazy *l, uint32_t *space, uint64_t *addr, uint32_t *npages)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms && !found; i++) {
+		struct lazy_mm *mm = l->mms[i];
+		uint64_t a;
+		if (mm_done(mm) || mm->space < *space)
+			continue;
+		uint64_t from = mm->space == *space ? *addr : 0;
+		if (!pageset_next_clear(&mm->need, from, &a))
+			continue;
+		if (mm->space == *space && a < from)
+			continue; /* wrapped: handled when the caller starts over */
+		long ri = pageset_find(&mm->need, a);
+		const struct pageset_region *rg = &mm->need.r[ri];
+		uint64_t left = rg->npages - (a - rg->start) / DM_PAGE_SIZE;
+		uint32_t n = 1;
+		while (n < MIN(left, (uint64_t)MEM_WINDOW_MAX) &&
+		       !pageset_test(&mm->need, a + (uint64_t)n * DM_PAGE_SIZE))
+			n++;
+		*space = mm->space;
+		*addr = a;
+		*npages = n;
+		found = true;
+	}
+	pthread_mutex_unlock(&l->plock);
+	return found;
+}
+
+uint64_t mem_lazy_missing(struct mem_lazy *l)
+{
+	uint64_t m = 0;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms; i++) {
+		struct lazy_mm *mm = l->mms[i];
+		if (mm->child || atomic_load(&mm->gone))
+			continue;
+		m += mm->need.total - atomic_load(&mm->need.count);
+	}
+	pthread_mutex_unlock(&l->plock);
+	return m;
+}
+
+uint64_t mem_lazy_total(struct mem_lazy *l)
+{
+	return l->total;
+}
+
+void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	for (int i = 0; i < _MEM_FROM_MAX; i++)
+		ret->pages[i] = atomic_load(&l->pages[i]);
+	ret->faults = atomic_load(&l->faults);
+	ret->faults_remote = atomic_load(&l->faults_remote);
+	ret->zero_pages = atomic_load(&l->zero_pages);
+	ret->forks = atomic_load(&l->forks);
+	ret->removes = atomic_load(&l->removes);
+	ret->unmaps = atomic_load(&l->unmaps);
+	ret->remaps = atomic_load(&l->remaps);
+	ret->eexist = atomic_load(&l->eexist);
+	ret->fault_p50_us = mem_hist_quantile(&l->hist, 0.5);
+	ret->fault_p99_us = mem_hist_quantile(&l->hist, 0.99);
+	ret->fault_max_us = (double)atomic_load(&l->hist.max_us);
+}
+
+void mem_lazy_free(struct mem_lazy *l)
+{
+	if (!l)
+		return;
+	atomic_store(&l->stop, true);
+	uint64_t one = 1;
+	ssize_t w = write(l->efd, &one, sizeof(one));
+	(void)w;
+	if (l->uffd_started)
+		pthread_join(l->uffd_thread, NULL);
+	if (l->push_started)
+		pthread_join(l->push_thread, NULL);
+	for (size_t i = 0; i < l->n_mms; i++) {
+		struct lazy_mm *mm = l->mms[i];
+		if (mm->uffd >= 0)
+			close(mm->uffd);
+		pageset_done(&mm->need);
+		free(mm->areas);
+		free(mm);
+	}
+	free(l->mms);
+	close(l->efd);
+	pthread_rwlock_destroy(&l->lock);
+	pthread_mutex_destroy(&l->plock);
+	pthread_mutex_destroy(&l->done_lock);
+	pthread_cond_destroy(&l->done_cond);
+	free(l);
+}

@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem_netsrc: the destination's end of the fault and bulk channels.
+ *
+ *   fault thread   NET_T_PAGES replies (FAULT, PREFETCH) -> mem_lazy_install
+ *   bulk thread    MEM_T_PHASE, NET_T_PAGES, MEM_T_PUSH_END:
+ *                    phase STORE:   pages -> mem_store (before the restore)
+ *                    phase INSTALL: pages -> mem_lazy_install (after the resume)
+ *   pull thread    after the INSTALL push ended: asks for whatever some
+ *                  address space still misses (forks made after pages were
+ *                  pushed, pages lost to a retry), a few windows at a time
+ *
+ * Requests (MEM_T_REQ) go out on the fault channel from the uffd thread.
+ * Every frame is checked: type, flags, page count, and (by mem_lazy or
+ * mem_store) that the range is memory this migration moves.
+ */
+#define LOG_PREFIX "mem: "
+#include "mem/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+struct mem_netsrc {
+	struct net_chan *fault, *bulk;
+	struct mem_store *store;
+	_Atomic(struct mem_lazy *) lazy;
+	pthread_t fault_thread, bulk_thread, pull_thread;
+	bool fault_started, bulk_started, pull_started;
+	_Atomic bool stop;
+	_Atomic int err;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool store_ended, push_ended; /* under lock */
+	uint64_t store_pages, push_pages;
+};
+
+static void set_err(struct mem_netsrc *n, int err)
+{
+	int zero = 0;
+	atomic_compare_exchange_strong(&n->err, &zero, err < 0 ? err : -EIO);
+	pthread_mutex_lock(&n->lock);
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	struct mem_lazy *l = atomic_load(&n->lazy);
+	if (l && !atomic_load(&n->stop))
+		mem_lazy_fail(l, err);
+}
+
+int mem_netsrc_new(struct net_chan *fault, struct net_chan *bulk, struct mem_store *store,
+		   struct mem_netsrc **ret)
+{
+	struct mem_netsrc *n = xcalloc(1, sizeof(*n));
+	n->fault = fault;
+	n->bulk = bulk;
+	n->store = store;
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	*ret = n;
+	return 0;
+}
+
+static int request(void *ctx, uint32_t space, uint64_t fault_addr, uint64_t addr, uint32_t npages)
+{
+	struct mem_netsrc *n = ctx;
+	struct mem_wire_req q = {
+		.space = space,
+		.npages = npages,
+		.addr = addr,
+		.fault_addr = fault_addr,
+	};
+	int r = net_send_frame(n->fault, MEM_T_REQ, &q, sizeof(q));
+	if (r < 0 && !atomic_load(&n->stop))
+		dm_fail(r, "fault channel: cannot ask for page %#" PRIx64 ": %s", fault_addr, dm_last_error());
+	return r;
+}
+
+static const void *local(void *ctx, uint32_t space, uint64_t addr, uint32_t max_run, uint32_t *ret_run)
+{
+	struct mem_netsrc *n = ctx;
+	return n->store ? mem_store_page(n->store, space, addr, max_run, ret_run) : NULL;
+}
+
+static void local_done(void *ctx, uint32_t space, uint64_t addr, uint32_t npages)
+{
+	struct mem_netsrc *n = ctx;
+	if (n->store)
+		mem_store_release(n->store, space, addr, npages);
+}
+
+void mem_netsrc_ops(struct mem_netsrc *n, struct mem_lazy_ops *ret)
+{
+	*ret = (struct mem_lazy_ops){
+		.request = request,
+		.local = n->store ? local : NULL,
+		.local_done = n->store ? local_done : NULL,
+		.ctx = n,
+	};
+}
+
+void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l)
+{
+	atomic_store(&n->lazy, l);
+}
+
+/* Receive the data of a pages frame and install it. */
+static int recv_install(struct mem_netsrc *n, struct net_chan *c, const struct net_wire_pages *h,
+			uint8_t *buf, enum mem_origin origin)
+{
+	struct mem_lazy *l = atomic_load(&n->lazy);
+	int r;
+
+	if (h->npages > MEM_FRAME_PAGES_MAX)
+		return dm_fail(-EBADMSG, "%s: a frame of %u pages (at most %u)", net_chan_peer(c), h->npages,
+			       MEM_FRAME_PAGES_MAX);
+	if (!l)
+		return dm_fail(-EPROTO, "%s: pages before the restore", net_chan_peer(c));
+	r = net_recv_body(c, buf, (size_t)h->npages * DM_PAGE_SIZE);
+	if (r < 0)
+		return r;
+	return mem_lazy_install(l, h->space, h->addr, h->npages, buf, origin);
+}
+
+static void *fault_thread(void *arg)
+{
+	struct mem_netsrc *n = arg;
+	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	int r = 0;
+
+	while (!atomic_load(&n->stop)) {
+		struct net_frame f;
+		struct net_wire_pages h;
+		r = net_recv_hdr(n->fault, &f);
+		if (r < 0)
+			break;
+		if (f.type != NET_T_PAGES) {
+			r = dm_fail(-EBADMSG, "fault channel: unexpected frame type %#x", f.type);
+			break;
+		}
+		r = net_recv_pages_hdr(n->fault, &f, &h);
+		if (r < 0)
+			break;
+		if (h.flags & ~(MEM_PF_FAULT | MEM_PF_PREFETCH) || !h.flags) {
+			r = dm_fail(-EBADMSG, "fault channel: page flags %#x", h.flags);
+			break;
+		}
+		r = recv_install(n, n->fault, &h, buf, (h.flags & MEM_PF_FAULT) ? MEM_FROM_FAULT : MEM_FROM_PREFETCH);
+		if (r < 0)
+			break;
+	}
+	if (r < 0 && !atomic_load(&n->stop))
+		set_err(n, r);
+	free(buf);
+	return NULL;
+}
+
+static void *bulk_thread(void *arg)
+{
+	struct mem_netsrc *n = arg;
+	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	enum mem_phase phase = 0;
+	uint64_t pages = 0;
+	int r = 0;
+
+	while (!atomic_load(&n->stop)) {
+		struct net_frame f;
+		struct net_wire_pages h;
+		r = net_recv_hdr(n->bulk, &f);
+		if (r < 0)
+			break;
+		if (f.type == MEM_T_PHASE) {
+			struct mem_wire_phase p;
+			if (f.len != sizeof(p)) {
+				r = dm_fail(-EBADMSG, "bulk channel: phase frame of %u bytes", f.len);
+				break;
+			}
+			r = net_recv_body(n->bulk, &p, sizeof(p));
+			if (r < 0)
+				break;
+			if ((p.phase != MEM_PHASE_STORE && p.phase != MEM_PHASE_INSTALL) || p.phase <= phase ||
+			    (p.phase == MEM_PHASE_STORE && !n->store)) {
+				r = dm_fail(-EBADMSG, "bulk channel: phase %u after %u", p.phase, phase);
+				break;
+			}
+			phase = p.phase;
+			pages = 0;
+			continue;
+		}
+		if (f.type == MEM_T_PUSH_END) {
+			struct mem_wire_end e;
+			if (f.len != sizeof(e) || !phase) {
+				r = dm_fail(-EBADMSG, "bulk channel: bad push end");
+				break;
+			}
+			r = net_recv_body(n->bulk, &e, sizeof(e));
+			if (r < 0)
+				break;
+			pthread_mutex_lock(&n->lock);
+			if (phase == MEM_PHASE_STORE) {
+				n->store_ended = true;
+				n->store_pages = pages;
+			} else {
+				n->push_ended = true;
+				n->push_pages = pages;
+			}
+			pthread_cond_broadcast(&n->cond);
+			pthread_mutex_unlock(&n->lock);
+			if (e.pages != pages) {
+				r = dm_fail(-EBADMSG, "bulk channel: %" PRIu64 " pages announced, %" PRIu64 " received",
+					    e.pages, pages);
+				break;
+			}
+			continue;
+		}
+		if (f.type != NET_T_PAGES || !phase) {
+			r = dm_fail(-EBADMSG, "bulk channel: unexpected frame type %#x", f.type);
+			break;
+		}
+		r = net_recv_pages_hdr(n->bulk, &f, &h);
+		if (r < 0)
+			break;
+		if (h.flags & ~(MEM_PF_PUSH | MEM_PF_PRECOPY) || !h.flags) {
+			r = dm_fail(-EBADMSG, "bulk channel: page flags %#x", h.flags);
+			break;
+		}
+		if (phase == MEM_PHASE_STORE)
+			r = mem_store_recv(n->store, n->bulk, &h);
+		else
+			r = recv_install(n, n->bulk, &h, buf, MEM_FROM_PUSH);
+		if (r < 0)
+			break;
+		pages += h.npages;
+	}
+	if (r < 0 && !atomic_load(&n->stop))
+		set_err(n, r);
+	free(buf);
+	return NULL;
+}
+
+/* After the push: fetch what is still missing, a few windows per round trip. */
+static void *pull_thread(void *arg)
+{
+	struct mem_netsrc *n = arg;
+
+	pthread_mutex_lock(&n->lock);
+	while (!n->push_ended && !atomic_load(&n->stop) && !atomic_load(&n->err))
+		pthread_cond_wait(&n->cond, &n->lock);
+	pthread_mutex_unlock(&n->lock);
+	while (!atomic_load(&n->stop) && !atomic_load(&n->err)) {
+		struct mem_lazy *l = atomic_load(&n->lazy);
+		if (!l || mem_lazy_done(l))
+			break;
+		uint32_t space = 0, np;
+		uint64_t addr = 0;
+		int sent = 0;
+		while (sent < 16 && mem_lazy_next_missing(l, &space, &addr, &np)) {
+			if (request(n, space, addr, addr, np) < 0) {
+				set_err(n, -EPIPE);
+				return NULL;
+			}
+			addr += (uint64_t)np * DM_PAGE_SIZE;
+			sent++;
+		}
+		if (!sent)
+			break;
+		mem_lazy_wait(l, 200);
+	}
+	return NULL;
+}
+
+int mem_netsrc_start(struct mem_netsrc *n)
+{
+	int r;
+	if (n->fault) {
+		r = -pthread_create(&n->fault_thread, NULL, fault_thread, n);
+		if (r < 0)
+			return r;
+		n->fault_started = true;
+	}
+	if (n->bulk) {
+		r = -pthread_create(&n->bulk_thread, NULL, bulk_thread, n);
+		if (r < 0)
+			return r;
+		n->bulk_started = true;
+	}
+	if (n->fault && n->bulk) {
+		r = -pthread_create(&n->pull_thread, NULL, pull_thread, n);
+		if (r < 0)
+			return r;
+		n->pull_started = true;
+	}
+	return 0;
+}
+
+int mem_netsrc_wait_store_end(struct mem_netsrc *n, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms >= 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0;
+	int r = 0;
+
+	pthread_mutex_lock(&n->lock);
+	while (!n->store_ended) {
+		if ((r = atomic_load(&n->err)))
+			break;
+		if (deadline && clock_ns() >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&n->cond, &n->lock, &ts);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return r;
+}
+
+bool mem_netsrc_push_ended(struct mem_netsrc *n)
+{
+	pthread_mutex_lock(&n->lock);
+	bool e = n->push_ended;
+	pthread_mutex_unlock(&n->lock);
+	return e;
+}
+
+int mem_netsrc_error(struct mem_netsrc *n)
+{
+	return atomic_load(&n->err);
+}
+
+void mem_netsrc_stop(struct mem_netsrc *n)
+{
+	if (!n || atomic_exchange(&n->stop, true))
+		return;
+	if (n->fault)
+		net_chan_shutdown(n->fault);
+	if (n->bulk)
+		net_chan_shutdown(n->bulk);
+	pthread_mutex_lock(&n->lock);
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	if (n->fault_started)
+		pthread_join(n->fault_thread, NULL);
+	if (n->bulk_started)
+		pthread_join(n->bulk_thread, NULL);
+	if (n->pull_started)
+		pthread_join(n->pull_thread, NULL);
+	n->fault_started = n->bulk_started = n->pull_started = false;
+}
+
+void mem_netsrc_free(struct mem_netsrc *n)
+{
+	if (!n)
+		return;
+	mem_netsrc_stop(n);
+	pthread_mutex_destroy(&n->lock);
+	pthread_cond_destroy(&n->cond);
+	free(n);
+}

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem_server: the source's page server.  It reads the frozen tree's memory
+ * directly (process_vm_readv; /proc/PID/mem for unreadable protections): no
+ * copy to disk, no pipes.
+ *
+ *   fault thread   MEM_T_REQ -> the faulting page alone (FAULT, one small
+ *                  frame: it must not wait behind its neighbours), then the
+ *                  window's pages not sent yet (PREFETCH); the pusher is told
+ *                  to continue where the faults are
+ *   push thread    every lazy page not sent yet, in address order from a
+ *                  cursor that jumps to the latest fault area, then
+ *                  MEM_T_PUSH_END
+ *
+ * A page is sent once (claimed by setting its bit in `sent` before reading),
+ * except the faulting page of a request, which is always sent: it may still
+ * be queued behind bulk data on the other channel.  Faults and pushes go on
+ * different connections, so a fault never waits behind pushed pages in our
+ * buffers; in the network, the bulk socket's small send buffer keeps the
+ * queue in front of the link short (see mem_server_start).
+ */
+#define LOG_PREFIX "mem: "
+#include "mem/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+struct srv_proc {
+	uint32_t space;
+	pid_t pid;
+	int memfd;
+	struct pageset sent;
+	uint64_t cursor;          /* push thread only */
+	_Atomic uint64_t hint;    /* where faults happen; 0: none */
+};
+
+struct mem_server {
+	struct srv_proc *procs;
+	size_t n;
+	struct net_chan *fault, *bulk;
+	enum mem_phase phase;
+	pthread_t fault_thread, push_thread;
+	bool fault_started, push_started;
+	_Atomic bool stop;
+	_Atomic int err;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool push_done;
+	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests;
+};
+
+int mem_read_remote(pid_t pid, int memfd, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec li = { buf, len }, ri = { (void *)addr, len };
+	ssize_t n = process_vm_readv(pid, &li, 1, &ri, 1, 0);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n == len)
+		return 0;
+	/* PROT_NONE or exec-only pages: /proc/PID/mem reads them (FOLL_FORCE) */
+	if (memfd < 0)
+		return -EFAULT;
+	int r = pread_exact(memfd, (uint8_t *)buf + n, len - n, addr + n);
+	return r == -ENODATA || r == -EIO ? -EFAULT : r;
+}
+
+int mem_send_pages(struct net_chan *c, uint32_t space, pid_t pid, int memfd, uint64_t addr,
+		   uint32_t npages, uint32_t flags, void *buf)
+{
+	int r;
+
+	if (!npages || npages > MEM_FRAME_PAGES_MAX)
+		return -EINVAL;
+	r = mem_read_remote(pid, memfd, addr, buf, (size_t)npages * DM_PAGE_SIZE);
+	if (r < 0)
+		return r;
+	struct iovec iov = { buf, (size_t)npages * DM_PAGE_SIZE };
+	return net_send_pages(c, space, addr, npages, flags, &iov, 1);
+}
+
+int mem_server_new(struct mem_server **ret)
+{
+	struct mem_server *s = xcalloc(1, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	*ret = s;
+	return 0;
+}
+
+int mem_server_add(struct mem_server *s, uint32_t space, pid_t host_pid, const Dm__Process *img)
+{
+	char path[64];
+	int r;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->procs[i].space == space)
+			return -EEXIST;
+	s->procs = xrealloc(s->procs, (s->n + 1) * sizeof(*s->procs));
+	struct srv_proc *p = &s->procs[s->n];
+	memset(p, 0, sizeof(*p));
+	p->space = space;
+	p->pid = host_pid;
+	r = pageset_from_pagemap(&p->sent, img, true);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "/proc/%d/mem", host_pid);
+	p->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (p->memfd < 0) {
+		r = neg_errno();
+		pageset_done(&p->sent);
+		return dm_fail(r, "%s: %s", path, strerror(-r));
+	}
+	s->n++;
+	return 0;
+}
+
+static struct srv_proc *find_proc(struct mem_server *s, uint32_t space)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->procs[i].space == space)
+			return &s->procs[i];
+	return NULL;
+}
+
+int mem_server_mark_sent(struct mem_server *s, uint32_t space, uint64_t addr, uint64_t npages)
+{
+	struct srv_proc *p = find_proc(s, space);
+	if (!p)
+		return -ESRCH;
+	for (uint64_t k = 0; k < npages; k++)
+		pageset_set(&p->sent, addr + k * DM_PAGE_SIZE);
+	return 0;
+}
+
+static void set_err(struct mem_server *s, int err)
+{
+	int zero = 0;
+	atomic_compare_exchange_strong(&s->err, &zero, err < 0 ? err : -EIO);
+	pthread_mutex_lock(&s->lock);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Claim and send the unsent lazy pages of [addr, addr+n) as runs. */
+static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
+		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter)
+{
+	for (uint64_t k = 0; k < n;) {
+		uint64_t a = addr + k * DM_PAGE_SIZE;
+		if (!pageset_contains(&p->sent, a) || pageset_set(&p->sent, a)) {
+			k++;
+			continue;
+		}
+		uint32_t run = 1;
+		while (k + run < n && run < MEM_FRAME_PAGES_MAX) {
+			uint64_t b = a + (uint64_t)run * DM_PAGE_SIZE;
+			if (!pageset_contains(&p->sent, b) || pageset_set(&p->sent, b))
+				break;
+			run++;
+		}
+		int r = mem_send_pages(c, p->space, p->pid, p->memfd, a, run, flags, buf);
+		if (r < 0)
+			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64 "+%u pages", p->pid, a, run)
+					    : r;
+		atomic_fetch_add(counter, run);
+		k += run;
+	}
+	return 0;
+}
+
+static void *fault_thread(void *arg)
+{
+	struct mem_server *s = arg;
+	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	int r = 0;
+
+	while (!atomic_load(&s->stop)) {
+		struct net_frame f;
+		struct mem_wire_req q;
+		r = net_recv_hdr(s->fault, &f);
+		if (r < 0)
+			break;
+		if (f.type != MEM_T_REQ || f.len != sizeof(q)) {
+			r = dm_fail(-EBADMSG, "fault channel: unexpected frame %#x (%u bytes)", f.type, f.len);
+			break;
+		}
+		r = net_recv_body(s->fault, &q, sizeof(q));
+		if (r < 0)
+			break;
+		struct srv_proc *p = find_proc(s, q.space);
+		if (!p || !q.npages || q.npages > MEM_WINDOW_MAX || !PAGE_ALIGNED(q.addr) ||
+		    !PAGE_ALIGNED(q.fault_addr) || q.addr >= MEM_ADDR_LIMIT ||
+		    q.fault_addr < q.addr || q.fault_addr >= q.addr + (uint64_t)q.npages * DM_PAGE_SIZE ||
+		    !pageset_contains(&p->sent, q.fault_addr)) {
+			r = dm_fail(-EBADMSG, "fault channel: bad request for %#" PRIx64 " (window %#" PRIx64 "+%u) of %u",
+				    q.fault_addr, q.addr, q.npages, q.space);
+			break;
+		}
+		atomic_fetch_add(&s->requests, 1);
+		/* the page itself first, alone, whatever was sent before */
+		pageset_set(&p->sent, q.fault_addr);
+		r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, q.fault_addr, 1, MEM_PF_FAULT, buf);
+		if (r < 0)
+			break;
+		atomic_fetch_add(&s->pages_fault, 1);
+		/* then its neighbours not sent yet */
+		r = send_unsent(s, s->fault, p, q.addr, q.npages, MEM_PF_PREFETCH, buf, &s->pages_prefetch);
+		if (r < 0)
+			break;
+		atomic_store(&p->hint, q.addr + (uint64_t)q.npages * DM_PAGE_SIZE);
+	}
+	if (r < 0 && !atomic_load(&s->stop))
+		set_err(s, r);
+	free(buf);
+	return NULL;
+}
+
+static void *push_thread(void *arg)
+{
+	struct mem_server *s = arg;
+	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	struct mem_wire_phase ph = { .phase = s->phase };
+	uint64_t pushed0 = atomic_load(&s->pages_pushed);
+	size_t cur = 0;
+	int r;
+
+	r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
+	while (r >= 0 && !atomic_load(&s->stop)) {
+		/* the process whose faults came last goes first */
+		size_t pi = cur;
+		for (size_t i = 0; i < s->n; i++)
+			if (atomic_load(&s->procs[i].hint)) {
+				pi = i;
+				break;
+			}
+		struct srv_proc *p = &s->procs[pi];
+		uint64_t from = atomic_exchange(&p->hint, 0);
+		if (!from)
+			from = p->cursor;
+		uint64_t a;
+		if (!pageset_next_clear(&p->sent, from, &a)) {
+			/* this one is complete: the next one */
+			bool all = true;
+			for (size_t i = 0; i < s->n; i++)
+				if (!pageset_full(&s->procs[i].sent)) {
+					cur = i;
+					all = false;
+					break;
+				}
+			if (all)
+				break;
+			continue;
+		}
+		long ri = pageset_find(&p->sent, a);
+		const struct pageset_region *rg = &p->sent.r[ri];
+		uint64_t left = rg->npages - (a - rg->start) / DM_PAGE_SIZE;
+		uint64_t n = MIN(left, (uint64_t)MEM_FRAME_PAGES_MAX);
+		r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed);
+		p->cursor = a + n * DM_PAGE_SIZE;
+		cur = pi;
+	}
+	if (r >= 0 && !atomic_load(&s->stop)) {
+		struct mem_wire_end e = { .pages = atomic_load(&s->pages_pushed) - pushed0 };
+		r = net_send_frame(s->bulk, MEM_T_PUSH_END, &e, sizeof(e));
+	}
+	if (r < 0 && !atomic_load(&s->stop))
+		set_err(s, r);
+	pthread_mutex_lock(&s->lock);
+	s->push_done = r >= 0;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	free(buf);
+	return NULL;
+}
+
+int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_chan *bulk,
+		     enum mem_phase phase)
+{
+	int r;
+
+	s->fault = fault;
+	s->bulk = bulk;
+	s->phase = phase;
+	s->push_done = false;
+	if (bulk) {
+		/*
+		 * The push must not fill the queue in front of the link (a tbf
+		 * qdisc, a switch): a fault reply would wait behind it.  With a
+		 * small send buffer, TCP keeps little in flight; on a LAN the
+		 * bandwidth-delay product is far below it, so the link stays full.
+		 */
+		const char *e = getenv("DMIGRATE_BULK_SNDBUF");
+		int sndbuf = e ? atoi(e) : 256 * 1024;
+		if (sndbuf > 0)
+			setsockopt(net_chan_fd(bulk), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		r = -pthread_create(&s->push_thread, NULL, push_thread, s);
+		if (r < 0)
+			return r;
+		s->push_started = true;
+	}
+	if (fault && !s->fault_started) {
+		r = -pthread_create(&s->fault_thread, NULL, fault_thread, s);
+		if (r < 0)
+			return r;
+		s->fault_started = true;
+	}
+	return 0;
+}
+
+int mem_server_wait_push(struct mem_server *s, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms >= 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->push_done) {
+		if ((r = atomic_load(&s->err)))
+			break;
+		if (deadline && clock_ns() >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0 && s->push_started) {
+		pthread_join(s->push_thread, NULL);
+		s->push_started = false;
+	}
+	return r;
+}
+
+int mem_server_error(struct mem_server *s)
+{
+	return atomic_load(&s->err);
+}
+
+void mem_server_stop(struct mem_server *s)
+{
+	if (!s || atomic_exchange(&s->stop, true))
+		return;
+	if (s->fault)
+		net_chan_shutdown(s->fault);
+	if (s->bulk)
+		net_chan_shutdown(s->bulk);
+	if (s->fault_started)
+		pthread_join(s->fault_thread, NULL);
+	if (s->push_started)
+		pthread_join(s->push_thread, NULL);
+	s->fault_started = s->push_started = false;
+}
+
+void mem_server_free(struct mem_server *s)
+{
+	if (!s)
+		return;
+	mem_server_stop(s);
+	for (size_t i = 0; i < s->n; i++) {
+		pageset_done(&s->procs[i].sent);
+		if (s->procs[i].memfd >= 0)
+			close(s->procs[i].memfd);
+	}
+	free(s->procs);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->pages_pushed = atomic_load(&s->pages_pushed);
+	ret->pages_fault = atomic_load(&s->pages_fault);
+	ret->pages_prefetch = atomic_load(&s->pages_prefetch);
+	ret->requests = atomic_load(&s->requests);
+	for (size_t i = 0; i < s->n; i++)
+		ret->pages_total += s->procs[i].sent.total;
+}
