@@ -10,7 +10,8 @@
 #   b) restore of a small process (bench/memhog 1 4): dmigrate restore_ms (target < 20 ms) and
 #      CRIU's restore_time for comparison;
 #   c) the serial dump against the resource-aware pool (16 x 64 MiB) is bench/dump-bench.sh;
-#      --dump-bench runs it at the end.
+#      --dump-bench runs it at the end (note: dump-bench.sh kills with `pkill -f $BUILD/bench/memhog`,
+#      i.e. every memhog of that build dir, not only its own).
 # Both engines write their images under the same directory (default /dev/shm; --dir to
 # change, e.g. /var/tmp for the disk).  Every restored process is checked: alive, and its memory
 # equal to what memhog wrote (bench/memcheck); outside the timed part.
@@ -18,8 +19,9 @@
 # the repository); without that script the CRIU rows print SKIP.
 #
 #   bench/cr-bench.sh [--build DIR] [--rounds N] [--small-rounds N] [--dir IMGDIR]
-#                     [--mib N] [--small-mib N] [--only big|small] [--dump-bench]
-#                     [--profile OUTDIR]
+#                     [--mib N] [--small-mib N] [--only big|small|none] [--dump-bench]
+#                     [--profile OUTDIR] [--ckpt-args "ARGS"]
+# --ckpt-args: extra arguments for `dmigrate checkpoint` (e.g. "--dump-threads 2").
 # --profile: after the rounds, `perf record -g` one dmigrate checkpoint and one restore of the
 # big process and print the top of `perf report --no-children` for each (data kept in OUTDIR).
 set -u -o pipefail
@@ -34,9 +36,10 @@ SMALL_MIB=4
 ONLY=
 DUMP_BENCH=0
 PROFILE=
+CKPT_ARGS=()
 usage() {
 	echo "usage: $0 [--build DIR] [--rounds N] [--small-rounds N] [--dir IMGDIR] [--mib N]" \
-		"[--small-mib N] [--only big|small] [--dump-bench] [--profile OUTDIR]" >&2
+		"[--small-mib N] [--only big|small|none] [--dump-bench] [--profile OUTDIR] [--ckpt-args ARGS]" >&2
 	exit 2
 }
 while (($#)); do
@@ -50,6 +53,7 @@ while (($#)); do
 	--only) ONLY=$2; shift 2 ;;
 	--dump-bench) DUMP_BENCH=1; shift ;;
 	--profile) PROFILE=$2; shift 2 ;;
+	--ckpt-args) read -r -a CKPT_ARGS <<<"$2"; shift 2 ;;
 	*) usage ;;
 	esac
 done
@@ -213,30 +217,32 @@ if [[ $probe == *"not part of this build"* ]]; then
 	DM_WHY="dmigrate restore is not part of this build"
 fi
 
-# One dmigrate checkpoint + restore.  Sets RES="ckpt_wall frozen_ms rst_wall restore_ms"
-# (nan where a step failed; the reason on stderr).  Runs in this shell (no $(...)) so that the
+# One dmigrate checkpoint + restore.  Sets RES="ckpt_wall frozen_ms rst_wall restore_ms
+# dump_threads_max" (nan where a step failed; the reason on stderr).  Runs in this shell (no $(...)) so that the
 # pids it starts are known to cleanup().
 dm_round() { # mib tag
-	local img=$WORK/dm-$2 t pid cw fz rw rs
+	local img=$WORK/dm-$2 t pid cw fz rw rs thr=nan
 	rm -rf "$img"
 	start_hog "$1" "dm$2"
 	pid=$HOG_PID
 	t=$(now)
-	if ! "$DM" checkpoint --pid "$pid" --images "$img" --stats "$WORK/dm-ck.json" >"$WORK/dm-ck.log" 2>&1; then
+	if ! "$DM" checkpoint --pid "$pid" --images "$img" "${CKPT_ARGS[@]}" --stats "$WORK/dm-ck.json" >"$WORK/dm-ck.log" 2>&1; then
 		echo "# dmigrate checkpoint --pid $pid failed: $(tail -3 "$WORK/dm-ck.log")" >&2
-		kill -KILL "$pid" 2>/dev/null; reap_hog; RES="nan nan nan nan"; return
+		kill -KILL "$pid" 2>/dev/null; reap_hog; RES="nan nan nan nan nan"; return
 	fi
 	cw=$(ms_since "$t")
 	fz=$(json_field "$WORK/dm-ck.json" frozen_ms)
-	reap_hog || { RES="$cw $fz nan nan"; return; }
+	thr=$(json_field "$WORK/dm-ck.json" dump_threads_max)
+	thr=${thr%.0}
+	reap_hog || { RES="$cw $fz nan nan $thr"; return; }
 	if ((!DM_OK)); then
-		rm -rf "$img"; RES="$cw $fz nan nan"; return
+		rm -rf "$img"; RES="$cw $fz nan nan $thr"; return
 	fi
 	t=$(now)
 	if ! "$DM" restore --images "$img" --stats "$WORK/dm-rs.json" >"$WORK/dm-rs.log" 2>&1; then
 		rw=$(ms_since "$t")
 		echo "# dmigrate restore --images $img failed after $rw ms: $(tail -3 "$WORK/dm-rs.log"); pid $pid state $(pstate "$pid")" >&2
-		kill_restored "$pid"; rm -rf "$img"; RES="$cw $fz nan nan"; return
+		kill_restored "$pid"; rm -rf "$img"; RES="$cw $fz nan nan $thr"; return
 	fi
 	rw=$(ms_since "$t")
 	rs=$(json_field "$WORK/dm-rs.json" restore_ms)
@@ -245,10 +251,10 @@ dm_round() { # mib tag
 	fi
 	kill_restored "$pid"
 	rm -rf "$img"
-	RES="$cw $fz $rw $rs"
+	RES="$cw $fz $rw $rs $thr"
 }
 
-# One CRIU dump + restore; same output.
+# One CRIU dump + restore; RES as above without the last field.
 criu_round() { # mib tag
 	local img=$WORK/criu-$2 t pid cw fz rw rs
 	rm -rf "$img"; mkdir -p "$img"
@@ -281,6 +287,7 @@ criu_round() { # mib tag
 
 fs_of() { df -T "$1" 2>/dev/null | awk 'NR==2{print $2}'; }
 echo "# cr-bench: dmigrate $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) ($BUILD) vs CRIU ${CRIU_VER:-SKIP}"
+((${#CKPT_ARGS[@]})) && echo "# dmigrate checkpoint ${CKPT_ARGS[*]}"
 echo "# images in $IMGROOT ($(fs_of "$IMGROOT")), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 ((CRIU_OK)) || echo "# CRIU: SKIP ($CRIU_WHY)"
 ((DM_OK)) || echo "# dmigrate restore: SKIP ($DM_WHY)"
@@ -300,7 +307,7 @@ big() {
 			dm_round "$MIB" "$r"; a=$RES
 		fi
 		dm+=("$a"); cr+=("$b")
-		echo "#  round $r: dmigrate ckpt/frozen/restore/restore_ms [$a]  CRIU dump/frozen/restore/restore_time [$b]"
+		echo "#  round $r: dmigrate ckpt/frozen/restore/restore_ms/workers [$a]  CRIU dump/frozen/restore/restore_time [$b]"
 	done
 	local dmm=() crm=() i
 	for i in 1 2 3 4; do
@@ -370,7 +377,7 @@ profile() {
 	rm -rf "$img"
 	start_hog "$MIB" prof
 	pid=$HOG_PID
-	perf record -q -g -o "$out/checkpoint.data" -- "$DM" checkpoint --pid "$pid" --images "$img" \
+	perf record -q -g -o "$out/checkpoint.data" -- "$DM" checkpoint --pid "$pid" --images "$img" "${CKPT_ARGS[@]}" \
 		--stats "$out/checkpoint.json" >"$out/checkpoint.log" 2>&1 || echo "# profile: checkpoint failed" >&2
 	reap_hog
 	echo "### dmigrate checkpoint: frozen_ms $(json_field "$out/checkpoint.json" frozen_ms)"
