@@ -74,8 +74,10 @@ static int ghost_get(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	uint64_t len;
 	int r;
 
+	/* one file per inode: descriptions of the same deleted file have their own ghost ids */
+	uint64_t key = f->has_ino ? f->ino : f->ghost_id;
 	for (size_t i = 0; i < fs->n_ghosts; i++)
-		if (fs->ghosts[i].id == f->ghost_id) {
+		if (fs->ghosts[i].id == key && fs->ghosts[i].dev == (f->has_dev ? f->dev : ~0ULL)) {
 			*ret_fd = fs->ghosts[i].fd;
 			return 0;
 		}
@@ -122,7 +124,8 @@ static int ghost_get(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		return dm_fail(neg_errno(), "deleted file %s: unlink: %m", f->path);
 keep:
 	fs->ghosts = xrealloc(fs->ghosts, (fs->n_ghosts + 1) * sizeof(*fs->ghosts));
-	fs->ghosts[fs->n_ghosts].id = f->ghost_id;
+	fs->ghosts[fs->n_ghosts].id = key;
+	fs->ghosts[fs->n_ghosts].dev = f->has_dev ? f->dev : ~0ULL;
 	fs->ghosts[fs->n_ghosts].fd = fd;
 	fs->n_ghosts++;
 	*ret_fd = TAKE_FD(fd);

@@ -35,7 +35,7 @@ struct rst_files {
 	size_t n_ttys;
 	int *keep;            /* fds held until every process has its files */
 	size_t n_keep;
-	struct { uint64_t id; int fd; } *ghosts; /* deleted files, recreated and unlinked */
+	struct { uint64_t id, dev; int fd; } *ghosts; /* deleted files (by inode), recreated */
 	size_t n_ghosts;
 	bool warned_tty;
 };

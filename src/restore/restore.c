@@ -75,7 +75,7 @@ static int read_caps(struct rst_ctx *c)
 static int prepare(struct rst_ctx *c)
 {
 	const Dm__Inventory *inv = c->ck->inv;
-	int maxfd = 2, r;
+	int maxfd = 2, low = 0, r;
 
 	c->nprocs = c->ck->nprocs;
 	c->procs = xcalloc(c->nprocs, sizeof(*c->procs));
@@ -85,6 +85,10 @@ static int prepare(struct rst_ctx *c)
 		const Dm__Process *p = c->procs[i].img;
 		if (p->n_fds)
 			maxfd = MAX(maxfd, p->fds[p->n_fds - 1]->fd);
+		/* fds received over the transport land at 0..n-1: the fds of mappings
+		 * (at most one per VMA, plus the exe), or the fds plus cwd and root */
+		int need = (int)MAX(p->n_vmas + 1, p->n_fds + 2);
+		low = MAX(low, need);
 		for (size_t k = 0; k < p->n_pagemap && !c->lazy; k++)
 			if (c->o->lazy && p->pagemap[k]->has_lazy && p->pagemap[k]->lazy)
 				c->lazy = true;
@@ -92,7 +96,7 @@ static int prepare(struct rst_ctx *c)
 	c->own_pidns = inv->own_pidns;
 	if (c->own_pidns && inv->root_pid != 1)
 		return dm_fail(-EBADMSG, "inventory: own pid namespace but root pid %d", inv->root_pid);
-	c->tfd = maxfd + 1;
+	c->tfd = MAX(maxfd + 1, low);
 
 	/* the stub inherits our fd limit: the transport must fit under it */
 	struct rlimit rl;

@@ -11,8 +11,14 @@
  *   pending signals last: the SIGCHLD that our zombies sent is taken back
  *   first, then the image's queue, process-wide (rt_sigqueueinfo) and per
  *   thread (rt_tgsigqueueinfo), with their siginfo.  Queueing a siginfo with
- *   si_code >= 0 is allowed only to the caller's own tgid, which is why the
- *   main thread queues them all.
+ *   si_code >= 0 (or SI_TKILL) is allowed only to the caller itself: the main
+ *   thread queues the process's, each thread its own.
+ *
+ * ITIMER_VIRTUAL/PROF: setitimer() adds one tick to the value (set_cpu_itimer),
+ * which getitimer() then shows: the tick, measured once, is taken off.
+ *
+ * POSIX timers are listed newest first by /proc/PID/timers, which is the
+ * image's order: they are created oldest first, so the list comes out the same.
  */
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
@@ -67,16 +73,47 @@ static int add_sigactions(struct rbatch *rb, const Dm__Process *p)
 	return 0;
 }
 
+/* The tick setitimer() adds to a CPU-time itimer, in us (0 if none). */
+static uint64_t cpu_itimer_tick_us(void)
+{
+	static uint64_t tick = (uint64_t)-1;
+	struct itimerval one = { { 0, 0 }, { 1000, 0 } }, old, got, zero = { 0 };
+
+	if (tick != (uint64_t)-1)
+		return tick;
+	tick = 0;
+	if (setitimer(ITIMER_VIRTUAL, &one, &old) < 0)
+		return tick;
+	if (getitimer(ITIMER_VIRTUAL, &got) == 0) {
+		int64_t extra = ((int64_t)got.it_value.tv_sec - 1000) * 1000000 + got.it_value.tv_usec;
+		if (extra > 0 && extra <= 20000)
+			tick = (uint64_t)extra;
+	}
+	setitimer(ITIMER_VIRTUAL, old.it_value.tv_sec || old.it_value.tv_usec ? &old : &zero, NULL);
+	/* CPU time we used between the two calls makes it a little less: a whole number of HZ */
+	static const uint64_t hz_ticks[] = { 1000, 3334, 4000, 10000 };
+	for (size_t i = 0; i < ARRAY_SIZE(hz_ticks); i++)
+		if (tick && tick <= hz_ticks[i] && tick + 500 >= hz_ticks[i])
+			tick = hz_ticks[i] == 3334 ? 3333 : hz_ticks[i];
+	return tick;
+}
+
 static int add_itimers(struct rbatch *rb, const Dm__Process *p)
 {
 	for (size_t i = 0; i < p->n_itimers; i++) {
 		const Dm__Itimer *it = p->itimers[i];
-		struct itimerval v = { us_tv(it->interval_us), us_tv(it->value_us) };
+		uint64_t value = it->value_us;
 		uint64_t rv;
 		if (it->which > ITIMER_PROF)
 			return dm_fail(-EBADMSG, "pid %d: itimer %u", p->pid, it->which);
-		if (!it->value_us)
+		if (!value)
 			continue;
+		if (it->which != ITIMER_REAL) {
+			uint64_t tick = cpu_itimer_tick_us();
+			if (value > tick)
+				value -= tick;
+		}
+		struct itimerval v = { us_tv(it->interval_us), us_tv(value) };
 		int r = rb_stage(rb, &v, sizeof(v), &rv);
 		if (r >= 0)
 			r = rb_add(rb, "setitimer", SYS_setitimer, it->which, rv, 0, 0, 0, 0);
@@ -94,7 +131,7 @@ static int add_posix_timers(struct rbatch *rb, const Dm__Process *p)
 		return 0;
 	r = rb_add(rb, "prctl(PR_TIMER_CREATE_RESTORE_IDS)", SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS,
 		   PR_TIMER_CREATE_RESTORE_IDS_ON, 0, 0, 0, 0);
-	for (size_t i = 0; i < p->n_posix_timers && r >= 0; i++) {
+	for (size_t i = p->n_posix_timers; i-- > 0 && r >= 0;) {
 		const Dm__PosixTimer *pt = p->posix_timers[i];
 		struct ksigevent ev = { .value = pt->sigval, .signo = pt->signo, .notify = pt->notify,
 					.tid = pt->has_notify_tid ? pt->notify_tid : 0 };
@@ -186,15 +223,19 @@ int signals_pending(struct rst_ctx *c, struct rst_proc *p)
 			return rst_wrap(r, "pid %d: taking back SIGCHLD", ip->pid);
 		dm_error_clear();
 	}
+	/* a siginfo with si_code >= 0 may be queued to a thread only by itself */
 	rb = xmalloc(sizeof(*rb));
-	rb_init(rb, c, rst_main(p));
-	for (size_t i = 0; i < ip->n_shared_pending && r >= 0; i++)
-		r = queue_one(rb, ip, 0, &ip->shared_pending[i]);
-	for (size_t t = 0; t < ip->n_threads && r >= 0; t++)
-		for (size_t i = 0; i < ip->threads[t]->n_pending && r >= 0; i++)
-			r = queue_one(rb, ip, ip->threads[t]->tid, &ip->threads[t]->pending[i]);
-	if (r >= 0)
-		r = rb_run(rb);
+	for (size_t t = 0; t < p->n_threads && r >= 0; t++) {
+		const Dm__Thread *ti = p->threads[t].img;
+		rb_init(rb, c, &p->threads[t].t);
+		if (t == 0)
+			for (size_t i = 0; i < ip->n_shared_pending && r >= 0; i++)
+				r = queue_one(rb, ip, 0, &ip->shared_pending[i]);
+		for (size_t i = 0; i < ti->n_pending && r >= 0; i++)
+			r = queue_one(rb, ip, ti->tid, &ti->pending[i]);
+		if (r >= 0)
+			r = rb_run(rb);
+	}
 	free(rb);
 	if (r < 0)
 		return rst_wrap(r, "pid %d: pending signals", ip->pid);

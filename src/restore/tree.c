@@ -30,6 +30,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -236,6 +237,21 @@ static int zombie_exit(struct rst_ctx *c, struct rst_proc *p)
 	int status = p->img->exit_code, r;
 	uint64_t none = 0;
 
+	if (p->img->comm) {
+		/* its name is all a zombie shows */
+		char name[16] = { 0 };
+		struct rbatch rb;
+		uint64_t rn;
+		strncpy(name, p->img->comm, sizeof(name) - 1);
+		rb_init(&rb, c, t);
+		r = rb_stage(&rb, name, sizeof(name), &rn);
+		if (r >= 0)
+			r = rb_add(&rb, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rn, 0, 0, 0, 0);
+		if (r >= 0)
+			r = rb_run(&rb);
+		if (r < 0)
+			return rst_wrap(r, "zombie %d", p->img->pid);
+	}
 	r = ptrace_getregs(t->tid, &regs);
 	if (r < 0)
 		return dm_fail(r, "zombie %d: registers: %s", p->img->pid, strerror(-r));
