@@ -15,7 +15,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static atomic_int hits[NSIG];
@@ -84,14 +87,14 @@ static void setup(void)
 }
 
 static int blocker_fd[2];
-static atomic_int read_result, read_errno, read_started;
+static atomic_int read_result, read_errno, reader_tid;
 
 static void *reader(void *arg)
 {
 	(void)arg;
 	char c;
 
-	atomic_store(&read_started, 1);
+	atomic_store(&reader_tid, test_proc_tid());
 	ssize_t n = read(blocker_fd[0], &c, 1);
 
 	atomic_store(&read_errno, n < 0 ? errno : 0);
@@ -105,25 +108,38 @@ static bool read_done(void *arg)
 	return atomic_load(&read_result) != 0;
 }
 
-/* Interrupt a blocked read in a thread with sig; returns the read's result. */
-static int interrupted_read(int sig, int *ret_errno)
+static bool reader_in_read(void *arg)
+{
+	char path[96];
+	int tid = atomic_load(&reader_tid);
+
+	(void)arg;
+	if (!tid)
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	char text[128];
+
+	return test_read_file(path, text, sizeof(text)) > 0 && atol(text) == SYS_read;
+}
+
+/*
+ * Interrupt a read blocked in a thread with sig. With restart, the read
+ * must still be blocked window_ms later (then it gets a byte); without,
+ * it must fail with EINTR within window_ms. Returns the read's result.
+ */
+static int interrupted_read(int sig, int window_ms, int *ret_errno)
 {
 	pthread_t th;
-	pid_t tid = 0;
 
 	atomic_store(&read_result, 0);
-	atomic_store(&read_started, 0);
-	if (pipe(blocker_fd) || pthread_create(&th, NULL, reader, &tid))
+	atomic_store(&reader_tid, 0);
+	if (pipe(blocker_fd) || pthread_create(&th, NULL, reader, NULL))
 		fail("pipe/pthread_create");
-	/* Wait until it sleeps in read (any syscall stop is fine: then read). */
-	while (!atomic_load(&read_started))
-		test_sleep_ms(1);
-	test_sleep_ms(50);
+	if (!test_poll(reader_in_read, NULL, 10000))
+		fail("reader thread never blocked in read");
 	pthread_kill(th, sig);
-	if (!test_poll(read_done, NULL, 300)) {
-		/* Restarted: still blocked. Feed it. */
-		test_write_all(blocker_fd[1], "x", 1);
-	}
+	if (!test_poll(read_done, NULL, window_ms))
+		test_write_all(blocker_fd[1], "x", 1);	/* restarted: still blocked, feed it */
 	pthread_join(th, NULL);
 	close(blocker_fd[0]);
 	close(blocker_fd[1]);
@@ -196,9 +212,9 @@ int main(int argc, char **argv)
 	if (hits[RT(5)] != 1 || !sigismember(&in_handler_mask[RT(5)], SIGQUIT))
 		fail("SIGRTMIN+5 handler: hits %d or SIGQUIT not blocked in it", hits[RT(5)]);
 	/* SA_RESTART: the read goes on and gets the byte; without it: EINTR. */
-	if (interrupted_read(SIGUSR1, &err) != 1)
+	if (interrupted_read(SIGUSR1, 300, &err) != 1)
 		fail("read interrupted by SIGUSR1 (SA_RESTART) was not restarted (errno %d)", err);
-	if (interrupted_read(RT(5), &err) != -1 || err != EINTR)
+	if (interrupted_read(RT(5), 10000, &err) != -1 || err != EINTR)
 		fail("read interrupted by SIGRTMIN+5 (no SA_RESTART) did not fail with EINTR");
 	pass();
 }

@@ -23,7 +23,7 @@
 #define SS_SIZE (64 << 10)
 
 static char *stack_a, *stack_b;
-static atomic_int in_handler, usr1_on_a, usr1_on_b, handler_ok;
+static atomic_int in_handler, usr1_on_a, usr1_on_b, handler_ok, t_has_stack;
 static pthread_t t;
 static char err[256];
 
@@ -78,6 +78,7 @@ static void *thread_main(void *arg)
 	test_fill(before, sizeof(before), 1701);
 	if (sigaltstack(&ss, NULL))
 		snprintf(err, sizeof(err), "sigaltstack(B): %s", strerror(errno));
+	atomic_store(&t_has_stack, 1);
 	/* SIGUSR2 arrives here: the handler runs on B until SIGTERM. */
 	while (!atomic_load(&handler_ok) && !err[0])
 		test_sleep_ms(1);
@@ -130,7 +131,8 @@ int main(int argc, char **argv)
 		fail_errno("sigaltstack(A)");
 	if (pthread_create(&t, NULL, thread_main, NULL))
 		fail("pthread_create");
-	test_sleep_ms(10);
+	while (!atomic_load(&t_has_stack))
+		test_sleep_ms(1);
 	pthread_kill(t, SIGUSR2);
 	if (!test_poll(handler_entered, NULL, 10000))
 		fail("thread T never entered its SIGUSR2 handler");
