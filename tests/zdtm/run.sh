@@ -136,6 +136,9 @@ proc_alive() {
 
 proc_gone() { ! proc_alive "$1"; }
 
+# Not even a zombie: the pid is free for a restore that wants it back.
+pid_free() { [[ ! -e /proc/$1 ]]; }
+
 file_exists() { [[ -e $1 ]]; }
 
 # Pids of the tree under $1 (included), breadth first, one per line as "pid depth".
@@ -375,11 +378,21 @@ mode_cr() {
 	rc=$?
 	((rc == 2)) && return 0
 	((rc == 0)) || return 1
+	dumped_gone "$1" || return 1
+	restore_step
+}
+
+# After a checkpoint without --leave-running the original must die, and be
+# reaped (by us or the launcher), before a restore may ask for its pids.
+dumped_gone() {
 	if ! wait_until 10 proc_gone "$1"; then
 		ERR="the dumped process is still alive after checkpoint"
 		return 1
 	fi
-	restore_step
+	if ! wait_until 10 pid_free "$1"; then
+		ERR="the dumped process is still a zombie 10s after checkpoint"
+		return 1
+	fi
 }
 
 mode_lazy() {
@@ -391,7 +404,7 @@ mode_lazy() {
 	rc=$?
 	((rc == 2)) && return 0
 	((rc == 0)) || return 1
-	wait_until 10 proc_gone "$1" || { ERR="the dumped process is still alive after checkpoint"; return 1; }
+	dumped_gone "$1" || return 1
 	restore_step --lazy
 }
 
