@@ -247,10 +247,22 @@ static int scan_vma(int pm, const Dm__Vma *v, struct page_region **vec, size_t *
 		long got = ioctl(pm, PAGEMAP_SCAN, &a);
 		if (got < 0)
 			return neg_errno();
-		n += got;
-		if (a.walk_end >= v->end || a.walk_end <= start)
+		/* A full vector may end inside a huge page that walk_end does not
+		 * cover yet: resume after the last region, never before it. */
+		size_t base = n;
+		for (long k = 0; k < got; k++) {
+			struct page_region pr = (*vec)[base + k];
+			if (n && pr.start < (*vec)[n - 1].end)
+				pr.start = (*vec)[n - 1].end;
+			if (pr.start < pr.end)
+				(*vec)[n++] = pr;
+		}
+		uint64_t next = a.walk_end;
+		if (n && (*vec)[n - 1].end > next)
+			next = (*vec)[n - 1].end;
+		if (next >= v->end || next <= start)
 			break;
-		start = a.walk_end;
+		start = next;
 	}
 	*ret_n = n;
 	return 0;
