@@ -6,3 +6,4 @@ int cmd_restore(int argc, char **argv);
 int cmd_show_image(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_testhost(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);

@@ -25,6 +25,7 @@ static const struct verb {
 	{ "checkpoint", cmd_checkpoint, "dump a running process tree to an image directory" },
 	{ "restore", cmd_restore, "restore a process tree from an image directory" },
 	{ "show-image", cmd_show_image, "print an image directory (--json for JSON)" },
+	{ "migrate", cmd_migrate, "move a running process tree to another host (dmigrated)" },
 	{ "keygen", cmd_keygen, "write a fresh shared key for dmigrated and migrate" },
 	{ "testhost", cmd_testhost, "make or remove two local test hosts (namespaces + veth)" },
 };

@@ -231,6 +231,9 @@ int mem_netsrc_new(struct net_chan *fault, struct net_chan *bulk, struct mem_sto
 void mem_netsrc_ops(struct mem_netsrc *n, struct mem_lazy_ops *ret);
 void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l);
 int mem_netsrc_start(struct mem_netsrc *n);
+/* One page now, synchronously (the restore's lazy_fetch): asked on the fault
+ * channel, the reply is copied to page (4096 bytes). */
+int mem_netsrc_fetch(struct mem_netsrc *n, uint32_t space, uint64_t addr, void *page, int timeout_ms);
 /* Wait for MEM_T_PUSH_END of the store phase (stop-and-copy, pre-copy). */
 int mem_netsrc_wait_store_end(struct mem_netsrc *n, int timeout_ms);
 /* Has the source said it pushed everything (install phase)? */

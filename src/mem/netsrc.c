@@ -24,6 +24,14 @@
 #include <string.h>
 #include <time.h>
 
+struct fetch_wait {
+	struct fetch_wait *next;
+	uint32_t space;
+	uint64_t addr;
+	void *page;
+	bool done;
+};
+
 struct mem_netsrc {
 	struct net_chan *fault, *bulk;
 	struct mem_store *store;
@@ -35,6 +43,7 @@ struct mem_netsrc {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool store_ended, push_ended; /* under lock */
+	struct fetch_wait *waiters;   /* under lock: synchronous fetches */
 	uint64_t store_pages, push_pages;
 };
 
@@ -106,6 +115,24 @@ void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l)
 	atomic_store(&n->lazy, l);
 }
 
+/* Hand pages of a frame to synchronous fetches waiting for them; true if one took some. */
+static bool feed_waiters(struct mem_netsrc *n, const struct net_wire_pages *h, const uint8_t *buf)
+{
+	bool fed = false;
+	pthread_mutex_lock(&n->lock);
+	for (struct fetch_wait *w = n->waiters; w; w = w->next) {
+		if (w->done || w->space != h->space || w->addr < h->addr ||
+		    w->addr >= h->addr + (uint64_t)h->npages * DM_PAGE_SIZE)
+			continue;
+		memcpy(w->page, buf + (w->addr - h->addr), DM_PAGE_SIZE);
+		w->done = fed = true;
+	}
+	if (fed)
+		pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	return fed;
+}
+
 /* Receive the data of a pages frame and install it. */
 static int recv_install(struct mem_netsrc *n, struct net_chan *c, const struct net_wire_pages *h,
 			uint8_t *buf, enum mem_origin origin)
@@ -116,12 +143,50 @@ static int recv_install(struct mem_netsrc *n, struct net_chan *c, const struct n
 	if (h->npages > MEM_FRAME_PAGES_MAX)
 		return dm_fail(-EBADMSG, "%s: a frame of %u pages (at most %u)", net_chan_peer(c), h->npages,
 			       MEM_FRAME_PAGES_MAX);
-	if (!l)
-		return dm_fail(-EPROTO, "%s: pages before the restore", net_chan_peer(c));
 	r = net_recv_body(c, buf, (size_t)h->npages * DM_PAGE_SIZE);
 	if (r < 0)
 		return r;
+	bool fed = c == n->fault && feed_waiters(n, h, buf);
+	if (!l)
+		return fed ? 0 : dm_fail(-EPROTO, "%s: pages nobody asked for before the restore", net_chan_peer(c));
 	return mem_lazy_install(l, h->space, h->addr, h->npages, buf, origin);
+}
+
+int mem_netsrc_fetch(struct mem_netsrc *n, uint32_t space, uint64_t addr, void *page, int timeout_ms)
+{
+	struct fetch_wait w = { .space = space, .addr = addr, .page = page };
+	uint64_t deadline = clock_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 10000) * 1000000;
+	int r;
+
+	pthread_mutex_lock(&n->lock);
+	w.next = n->waiters;
+	n->waiters = &w;
+	pthread_mutex_unlock(&n->lock);
+	r = request(n, space, addr, addr, 1);
+	pthread_mutex_lock(&n->lock);
+	while (r >= 0 && !w.done) {
+		if ((r = atomic_load(&n->err)))
+			break;
+		if (clock_ns() >= deadline) {
+			r = dm_fail(-ETIMEDOUT, "page %#" PRIx64 " of %u did not come", addr, space);
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&n->cond, &n->lock, &ts);
+	}
+	for (struct fetch_wait **pp = &n->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == &w) {
+			*pp = w.next;
+			break;
+		}
+	pthread_mutex_unlock(&n->lock);
+	return r < 0 ? r : 0;
 }
 
 static void *fault_thread(void *arg)

@@ -285,8 +285,10 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 {
 	int r;
 
-	s->fault = fault;
-	s->bulk = bulk;
+	if (fault)
+		s->fault = fault;
+	if (bulk)
+		s->bulk = bulk;
 	s->phase = phase;
 	s->push_done = false;
 	if (bulk) {

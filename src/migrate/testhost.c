@@ -302,6 +302,19 @@ static int start_init(const char *prefix, int host)
 				init_send(w, 'E', neg_errno(), "mount /proc");
 				_exit(1);
 			}
+			/*
+			 * Start the pids of each host in its own range: a process
+			 * migrated from a keeps its pid in b, which must be free there
+			 * (b's own daemon has a small one).
+			 */
+			int lp = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+			if (lp >= 0) {
+				char base[16];
+				int n = snprintf(base, sizeof(base), "%d", host == 0 ? 10000 : 20000);
+				ssize_t wr = write(lp, base, n);
+				(void)wr;
+				close(lp);
+			}
 			init_send(w, 'R', 0, NULL);
 			close(w);
 			init_loop();

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmigrate migrate pid:PID --to ADDR:PORT --key FILE [--mode MODE] [--stats FILE] [--json]
+ */
+#include "base/json.h"
+#include "base/log.h"
+#include "cli/cli.h"
+#include "migrate/migrate.h"
+#include "net/net.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: dmigrate migrate pid:PID --to ADDR:PORT (--key FILE | --insecure)\n"
+		"                        [--mode post-copy|pre-copy|stop-and-copy|hybrid]\n"
+		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
+		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
+		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
+		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
+		"  follows; stop-and-copy: all memory moves while it is frozen; pre-copy: rounds\n"
+		"  of changed pages while it runs, then stop-and-copy of the rest; hybrid: one\n"
+		"  pre-copy round, then post-copy.  If anything fails before the destination\n"
+		"  resumes the tree, it runs on here unchanged.  --stats FILE: the migration's\n"
+		"  JSON stats (--json prints them); --pidfile FILE: the pid of the tree on the\n"
+		"  destination (in its pid namespace).\n");
+}
+
+static int write_pidfile(const char *path, pid_t pid)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return neg_errno();
+	int r = write_all(fd, buf, (size_t)n);
+	close(fd);
+	return r;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "insecure", no_argument, NULL, 'I' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "stats", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "pidfile", required_argument, NULL, 'P' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "dump-threads", required_argument, NULL, 'j' },
+		{ "precopy-rounds", required_argument, NULL, 'r' },
+		{ "work-dir", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct mig_source_opts o = { .mode = MIG_POST_COPY };
+	struct mig_result res;
+	struct net_key key;
+	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL;
+	bool json = false, quiet = false;
+	long v;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': o.to = optarg; break;
+		case 'k': keyfile = optarg; break;
+		case 'I': o.insecure = true; break;
+		case 'm':
+			if (mig_mode_parse(optarg, &o.mode) < 0) {
+				fprintf(stderr, "dmigrate: migrate: unknown mode '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 's': stats = optarg; break;
+		case 'J': json = true; break;
+		case 'P': pidfile = optarg; break;
+		case 'q': quiet = true; break;
+		case 'j':
+			if (parse_long(optarg, &v) < 0 || v < 1 || v > 256) {
+				fprintf(stderr, "dmigrate: migrate: bad --dump-threads '%s'\n", optarg);
+				return 2;
+			}
+			o.dump_threads = v;
+			break;
+		case 'r':
+			if (parse_long(optarg, &v) < 0 || v < 1 || v > 1000) {
+				fprintf(stderr, "dmigrate: migrate: bad --precopy-rounds '%s'\n", optarg);
+				return 2;
+			}
+			o.precopy_max_rounds = v;
+			break;
+		case 'w': o.work_dir = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc || !o.to || (!keyfile && !o.insecure) || (keyfile && o.insecure)) {
+		usage(stderr);
+		return 2;
+	}
+	const char *t = argv[optind];
+	if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0 || v <= 1 || v > (1 << 22)) {
+		fprintf(stderr, "dmigrate: migrate: the target must be pid:PID (got '%s')\n", t);
+		return 2;
+	}
+	o.pid = v;
+	if (o.insecure) {
+		fprintf(stderr, "dmigrate: WARNING: --insecure: the migration is neither authenticated nor "
+				"encrypted (benchmarks only)\n");
+	} else {
+		r = net_key_load(keyfile, &key);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			return 1;
+		}
+		o.key = &key;
+	}
+	o.progress = !quiet && isatty(STDERR_FILENO);
+
+	r = mig_source_run(&o, &res);
+	if (r < 0)
+		fprintf(stderr, "dmigrate: migration failed: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+	if (res.dest_pid > 0 && pidfile && res.switched) {
+		int w = write_pidfile(pidfile, res.dest_pid);
+		if (w < 0)
+			fprintf(stderr, "dmigrate: cannot write %s: %s\n", pidfile, strerror(-w));
+	}
+	if (res.stats) {
+		if (stats && json_write_file(res.stats, stats) < 0)
+			fprintf(stderr, "dmigrate: cannot write %s\n", stats);
+		if (json) {
+			json_dumpf(res.stats, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+			fputc('\n', stdout);
+		}
+		json_decref(res.stats);
+	}
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by both sides of a migration: frames, files, channels, watchdog. */
+#define LOG_PREFIX "migrate: "
+#include "migrate/mig-internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "proc/proc.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char *const mode_names[_MIG_MODE_MAX] = {
+	[MIG_POST_COPY] = "post-copy",
+	[MIG_PRE_COPY] = "pre-copy",
+	[MIG_STOP_AND_COPY] = "stop-and-copy",
+	[MIG_HYBRID] = "hybrid",
+};
+
+const char *mig_mode_name(enum mig_mode m)
+{
+	return m < _MIG_MODE_MAX ? mode_names[m] : "?";
+}
+
+int mig_mode_parse(const char *s, enum mig_mode *ret)
+{
+	for (int i = 0; s && i < _MIG_MODE_MAX; i++)
+		if (!strcmp(s, mode_names[i])) {
+			*ret = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+void mig_test_point(const char *name)
+{
+	const char *list = getenv("DMIGRATE_TEST_PAUSE");
+	if (!list || !*list)
+		return;
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)); p += n) {
+		if ((p != list && p[-1] != ',') || (p[n] && p[n] != ','))
+			continue;
+		const char *mark = getenv("DMIGRATE_TEST_MARK");
+		if (mark) {
+			_cleanup_free_ char *path = xasprintf("%s/%s", mark, name);
+			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0)
+				close(fd);
+		}
+		const char *ms = getenv("DMIGRATE_TEST_PAUSE_MS");
+		long v = 3000;
+		if (ms)
+			parse_long(ms, &v);
+		pr_warn("test point %s: pausing %ld ms", name, v);
+		struct timespec ts = { v / 1000, (v % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		return;
+	}
+}
+
+void mig_tune_chan(struct net_chan *c, bool nodelay)
+{
+	int fd = net_chan_fd(c), one = 1, idle = 2, intvl = 1, cnt = 5;
+	unsigned utimeout = 10000;
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, sizeof(utimeout));
+	if (nodelay)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int mig_send_empty(struct net_chan *c, uint16_t type)
+{
+	return net_send_frame(c, type, NULL, 0);
+}
+
+int mig_send_reply(struct net_chan *c, uint16_t type, bool ok, int err, const char *error, pid_t root_pid,
+		   json_t *stats)
+{
+	Dm__MigReply m = DM__MIG_REPLY__INIT;
+	_cleanup_free_ char *js = NULL;
+
+	m.ok = ok;
+	if (err) {
+		m.has_err = true;
+		m.err = err;
+	}
+	if (error)
+		m.error = (char *)error;
+	if (root_pid > 0) {
+		m.has_root_pid = true;
+		m.root_pid = root_pid;
+	}
+	if (stats) {
+		js = json_dumps(stats, JSON_COMPACT);
+		m.stats = js;
+	}
+	return net_send_msg(c, type, &m.base);
+}
+
+json_t *mig_reply_stats(const Dm__MigReply *r)
+{
+	if (!r->stats)
+		return NULL;
+	json_t *j = json_loads(r->stats, JSON_REJECT_DUPLICATES, NULL);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+#define MIG_MSG_MAX (1u << 20)
+
+int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, ProtobufCMessage **ret_msg)
+{
+	const ProtobufCMessageDescriptor *desc = NULL;
+	struct net_frame f;
+	int r;
+
+	*ret_msg = NULL;
+	r = net_recv_hdr(c, &f);
+	if (r < 0)
+		return r;
+	switch (f.type) {
+	case MIG_T_START:
+		desc = &dm__mig_start__descriptor;
+		break;
+	case MIG_T_ACCEPT:
+	case MIG_T_RESUMED:
+	case MIG_T_MEM_DONE:
+	case MIG_T_ABORT:
+		desc = &dm__mig_reply__descriptor;
+		break;
+	case MIG_T_FILE:
+		desc = &dm__mig_file__descriptor;
+		break;
+	case MIG_T_STATE_END:
+		desc = &dm__mig_state_end__descriptor;
+		break;
+	case MIG_T_DATA:
+	case MIG_T_DIRTY:
+	case MIG_T_FILE_END:
+	case MIG_T_COMMIT:
+	case MIG_T_FIN:
+		*ret_type = f.type;
+		*ret_len = f.len;
+		return 0;
+	default:
+		net_skip_body(c);
+		return dm_fail(-EBADMSG, "%s: unexpected frame type %#x", net_chan_peer(c), f.type);
+	}
+	if (f.len > MIG_MSG_MAX) {
+		net_skip_body(c);
+		return dm_fail(-EBADMSG, "%s: message of %u bytes", net_chan_peer(c), f.len);
+	}
+	_cleanup_free_ uint8_t *buf = xmalloc(f.len ? f.len : 1);
+	r = net_recv_body(c, buf, f.len);
+	if (r < 0)
+		return r;
+	ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, f.len, buf);
+	if (!m)
+		return dm_fail(-EBADMSG, "%s: undecodable message (type %#x)", net_chan_peer(c), f.type);
+	*ret_type = f.type;
+	*ret_len = f.len;
+	*ret_msg = m;
+	return 0;
+}
+
+bool mig_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > MIG_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = name[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+		      ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+int mig_send_file(struct net_chan *c, int dirfd, const char *name, uint64_t *io_bytes)
+{
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_free_ uint8_t *buf = NULL;
+	Dm__MigFile m = DM__MIG_FILE__INIT;
+	struct stat st;
+	int r;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return dm_fail(neg_errno(), "image file %s: %m", name);
+	if (!S_ISREG(st.st_mode) || !mig_name_ok(name))
+		return dm_fail(-EINVAL, "image file %s: not a regular file with a plain name", name);
+	m.name = (char *)name;
+	m.size = st.st_size;
+	r = net_send_msg(c, MIG_T_FILE, &m.base);
+	if (r < 0)
+		return r;
+	buf = xmalloc(MIG_DATA_MAX);
+	for (off_t off = 0; off < st.st_size;) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0)
+			break; /* only a hole is left */
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = st.st_size;
+		for (off_t o = data; o < hole;) {
+			uint32_t n = (uint32_t)MIN((uint64_t)(hole - o), (uint64_t)MIG_DATA_MAX);
+			r = pread_exact(fd, buf, n, o);
+			if (r < 0)
+				return dm_fail(r, "image file %s: read: %s", name, strerror(-r));
+			struct mig_wire_extent e = { .off = (uint64_t)o, .len = n };
+			struct iovec iov[2] = { { &e, sizeof(e) }, { buf, n } };
+			r = net_send_framev(c, MIG_T_DATA, iov, 2);
+			if (r < 0)
+				return r;
+			if (io_bytes)
+				*io_bytes += n;
+			o += n;
+		}
+		off = hole;
+	}
+	return mig_send_empty(c, MIG_T_FILE_END);
+}
+
+uint64_t mig_chan_bytes(struct net_chan *c)
+{
+	struct net_chan_stats s;
+	if (!c)
+		return 0;
+	net_chan_get_stats(c, &s);
+	return s.wire_sent + s.wire_recv;
+}
+
+json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct net_chan *bulk)
+{
+	json_t *o = json_object();
+	uint64_t a = mig_chan_bytes(control), b = mig_chan_bytes(fault), c = mig_chan_bytes(bulk);
+	json_object_set_new(o, "control", json_integer((json_int_t)a));
+	json_object_set_new(o, "fault", json_integer((json_int_t)b));
+	json_object_set_new(o, "bulk", json_integer((json_int_t)c));
+	json_object_set_new(o, "total", json_integer((json_int_t)(a + b + c)));
+	return o;
+}
+
+/* Pids of the tree under root (root included), parents first. */
+static size_t tree_pids(pid_t root, pid_t **ret)
+{
+	pid_t *v = xmalloc(sizeof(pid_t));
+	size_t n = 1, i = 0;
+	v[0] = root;
+	while (i < n && n < 65536) {
+		pid_t p = v[i++];
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t nt = 0;
+		if (proc_read_tasks(p, &tids, &nt) < 0)
+			continue;
+		for (size_t t = 0; t < nt; t++) {
+			_cleanup_free_ pid_t *kids = NULL;
+			size_t nk = 0;
+			if (proc_read_children(p, tids[t], &kids, &nk) < 0)
+				continue;
+			for (size_t k = 0; k < nk; k++) {
+				v = xrealloc(v, (n + 1) * sizeof(*v));
+				v[n++] = kids[k];
+			}
+		}
+	}
+	*ret = v;
+	return n;
+}
+
+void mig_kill_tree(pid_t root)
+{
+	_cleanup_free_ pid_t *v = NULL;
+	if (root <= 1)
+		return;
+	kill(root, SIGSTOP);
+	size_t n = tree_pids(root, &v);
+	for (size_t i = 0; i < n; i++)
+		kill(v[i], SIGSTOP);
+	for (size_t i = 0; i < n; i++)
+		kill(v[i], SIGKILL);
+}
+
+static void *watchdog_thread(void *arg)
+{
+	struct mig_watchdog *w = arg;
+	while (!atomic_load(&w->stop)) {
+		struct timespec ts = { 0, 250 * 1000000 };
+		nanosleep(&ts, NULL);
+		if (w->tick)
+			w->tick(w->tick_arg);
+		uint64_t d = atomic_load(&w->deadline_ns);
+		int cerr = w->check ? w->check(w->check_arg) : 0;
+		if (cerr < 0)
+			atomic_store(&w->check_err, cerr);
+		if ((d && clock_ns() > d) || cerr < 0) {
+			if (!atomic_exchange(&w->fired, true)) {
+				if (cerr >= 0)
+					pr_warn("timed out waiting for %s", w->what ? w->what : "the peer");
+				for (int i = 0; i < 3; i++)
+					if (w->chans[i])
+						net_chan_shutdown(w->chans[i]);
+			}
+		}
+	}
+	return NULL;
+}
+
+int mig_watchdog_start(struct mig_watchdog *w)
+{
+	int r = -pthread_create(&w->thread, NULL, watchdog_thread, w);
+	if (r == 0)
+		w->started = true;
+	return r;
+}
+
+void mig_watchdog_arm(struct mig_watchdog *w, const char *what, int timeout_ms)
+{
+	w->what = what;
+	atomic_store(&w->deadline_ns, timeout_ms > 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0);
+}
+
+void mig_watchdog_stop(struct mig_watchdog *w)
+{
+	if (!w->started)
+		return;
+	atomic_store(&w->stop, true);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+}

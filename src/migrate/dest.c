@@ -1,0 +1,699 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The destination side of a migration (dmigrated), see wire.h.
+ *
+ *   main thread     accept loop: TLS + Hello (net), then by role:
+ *                   control -> a new session (one at a time; "busy" else),
+ *                   fault/bulk -> the session whose id they carry
+ *   session thread  START -> ACCEPT; files into STATE_DIR/incoming/<id>/;
+ *                   [store modes: every page into mem_store first];
+ *                   restore_tree (lazy: the hook hands each process's
+ *                   userfaultfd to mem_lazy; in stop-and-copy and pre-copy
+ *                   the hook fills every page from the store before it
+ *                   returns, so all memory is in before the resume);
+ *                   RESUMED -> COMMIT; [post-copy, hybrid: serve faults until
+ *                   every page is in]; MEM_DONE -> FIN.
+ *
+ * Everything the peer sends is checked (names, sizes, ranges, message
+ * order).  Before COMMIT any failure removes what was made (the restore
+ * kills its half-made tree itself; a restored tree without COMMIT is
+ * killed here).  After COMMIT, a post-copy tree that cannot get its pages
+ * any more is killed too: the source keeps its complete, stopped copy.
+ */
+#define LOG_PREFIX "dmigrated: "
+#include "migrate/mig-internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "mem/mem.h"
+#include "proc/proc.h"
+#include "restore/restore.h"
+#include "compat.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define LAZY_FEATURES \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+
+struct dsess {
+	const struct mig_daemon_opts *o;
+	struct net_chan *ctl;
+	pthread_mutex_t lock;      /* fault, bulk hand-over */
+	pthread_cond_t cond;
+	struct net_chan *fault, *bulk;
+	uint8_t session[NET_SESSION_LEN];
+	char hex[NET_SESSION_HEX_LEN];
+	enum mig_mode mode;
+	char *dir;                 /* incoming image dir */
+	struct mem_store *store;
+	struct mem_netsrc *netsrc;
+	struct mem_lazy *lazy;
+	struct mig_wire_range *dirty;
+	size_t n_dirty;
+	pid_t root;
+	int root_pidfd;
+	bool resumed, committed;
+	uint64_t t_start, t_state, t_resume, t_done;
+	json_t *restore_stats;
+	_Atomic bool finished;
+	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
+	pthread_t thread;
+};
+
+static _Atomic bool daemon_stop;
+
+static bool store_mode(enum mig_mode m)
+{
+	return m == MIG_STOP_AND_COPY || m == MIG_PRE_COPY;
+}
+
+static int abort_with(struct dsess *s, int err)
+{
+	const char *msg = dm_last_error()[0] ? dm_last_error() : strerror(-err);
+	pr_warn("migration %.8s failed: %s", s->hex, msg);
+	if (s->ctl)
+		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
+	return err;
+}
+
+static uint64_t mem_available(void)
+{
+	struct proc_meminfo mi;
+	if (proc_read_meminfo(&mi) < 0)
+		return 0;
+	return mi.mem_available;
+}
+
+/* ---- START ------------------------------------------------------------- */
+
+static int handle_start(struct dsess *s)
+{
+	_cleanup_free_ char *base = NULL;
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	uint32_t len;
+	int r;
+
+	r = mig_recv(s->ctl, &type, &len, &m);
+	if (r < 0)
+		return r;
+	if (type != MIG_T_START || !m) {
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		return dm_fail(-EBADMSG, "expected START, got frame %#x", type);
+	}
+	Dm__MigStart *st = (Dm__MigStart *)m;
+	r = mig_mode_parse(st->mode, &s->mode);
+	if (r < 0) {
+		r = dm_fail(-EINVAL, "unknown mode '%.32s'", st->mode);
+		goto out;
+	}
+	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
+		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
+	if (s->mode != MIG_POST_COPY) {
+		uint64_t want = st->has_store_bytes ? st->store_bytes : 0, avail = mem_available();
+		if (want < (64u << 20))
+			want = 64u << 20;
+		/* pages wait in memory until the restore installs them */
+		if (avail && want > avail - MIN(avail, (uint64_t)(256u << 20))) {
+			r = dm_fail(-ENOMEM, "not enough memory here for %s: %" PRIu64 " MiB needed, %" PRIu64
+					     " MiB available",
+				    st->mode, want >> 20, avail >> 20);
+			goto out;
+		}
+		r = mem_store_new(want, &s->store);
+		if (r < 0)
+			goto out;
+	}
+	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
+	r = mkdir_p(base, 0700);
+	if (r < 0) {
+		r = dm_fail(r, "%s: %s", base, strerror(-r));
+		goto out;
+	}
+	s->dir = xasprintf("%s/%s", base, s->hex);
+	if (mkdir(s->dir, 0700) < 0) {
+		r = dm_fail(neg_errno(), "%s: %m", s->dir);
+		free(s->dir);
+		s->dir = NULL;
+		goto out;
+	}
+	r = mig_send_reply(s->ctl, MIG_T_ACCEPT, true, 0, NULL, 0, NULL);
+out:
+	protobuf_c_message_free_unpacked(m, NULL);
+	return r;
+}
+
+static int wait_channels(struct dsess *s, int timeout_ms)
+{
+	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	while (!s->fault || !s->bulk) {
+		if (clock_ns() > deadline) {
+			r = dm_fail(-ETIMEDOUT, "the fault and bulk channels did not join");
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- the state ---------------------------------------------------------- */
+
+#define STATE_BYTES_MAX (64ULL << 30) /* data of all image files (memory is not in them) */
+
+static int recv_files(struct dsess *s)
+{
+	_cleanup_close_ int dirfd = open(s->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ uint8_t *buf = xmalloc(MIG_DATA_MAX);
+	int fd = -1, r = 0;
+	uint64_t fsize = 0, total = 0;
+	uint32_t files = 0;
+
+	if (dirfd < 0)
+		return neg_errno();
+	for (;;) {
+		ProtobufCMessage *m = NULL;
+		uint16_t type;
+		uint32_t len;
+		r = mig_recv(s->ctl, &type, &len, &m);
+		if (r < 0)
+			break;
+		switch (type) {
+		case MIG_T_FILE: {
+			Dm__MigFile *f = (Dm__MigFile *)m;
+			if (fd >= 0 || !mig_name_ok(f->name) || f->size > (1ULL << 46) || ++files > MIG_FILES_MAX) {
+				r = dm_fail(-EBADMSG, "bad image file '%.64s' (%" PRIu64 " bytes)", f->name, f->size);
+				break;
+			}
+			fd = openat(dirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (fd < 0) {
+				r = dm_fail(neg_errno(), "image file %s: %m", f->name);
+				break;
+			}
+			if (ftruncate(fd, (off_t)f->size) < 0) {
+				r = dm_fail(neg_errno(), "image file %s: %m", f->name);
+				break;
+			}
+			fsize = f->size;
+			break;
+		}
+		case MIG_T_DATA: {
+			struct mig_wire_extent e;
+			if (fd < 0 || len < sizeof(e) || len - sizeof(e) > MIG_DATA_MAX) {
+				r = dm_fail(-EBADMSG, "file data out of place (%u bytes)", len);
+				break;
+			}
+			r = net_recv_body(s->ctl, &e, sizeof(e));
+			if (r < 0)
+				break;
+			if (e.len != len - sizeof(e) || e.reserved || e.off > fsize || e.len > fsize - e.off ||
+			    (total += e.len) > STATE_BYTES_MAX) {
+				r = dm_fail(-EBADMSG, "file extent %" PRIu64 "+%u out of range", e.off, e.len);
+				break;
+			}
+			r = net_recv_body(s->ctl, buf, e.len);
+			if (r < 0)
+				break;
+			r = pwrite_all(fd, buf, e.len, (off_t)e.off);
+			break;
+		}
+		case MIG_T_FILE_END:
+			if (fd < 0 || len) {
+				r = dm_fail(-EBADMSG, "file end out of place");
+				break;
+			}
+			close(fd);
+			fd = -1;
+			break;
+		case MIG_T_DIRTY: {
+			size_t n = len / sizeof(struct mig_wire_range);
+			if (len % sizeof(struct mig_wire_range) || n > MIG_RANGES_MAX || !s->store ||
+			    s->n_dirty + n > 64 * MIG_RANGES_MAX) {
+				r = dm_fail(-EBADMSG, "dirty ranges out of place (%u bytes)", len);
+				break;
+			}
+			s->dirty = xrealloc(s->dirty, (s->n_dirty + n + 1) * sizeof(*s->dirty));
+			r = net_recv_body(s->ctl, s->dirty + s->n_dirty, len);
+			s->n_dirty += n;
+			break;
+		}
+		case MIG_T_STATE_END: {
+			Dm__MigStateEnd *e = (Dm__MigStateEnd *)m;
+			if (fd >= 0 || e->files != files) {
+				r = dm_fail(-EBADMSG, "state end: %u files announced, %u received", e->files, files);
+				break;
+			}
+			protobuf_c_message_free_unpacked(m, NULL);
+			return 0;
+		}
+		case MIG_T_ABORT: {
+			Dm__MigReply *a = (Dm__MigReply *)m;
+			r = dm_fail(-ECANCELED, "the source gave up: %s", a->error ? a->error : "no reason");
+			break;
+		}
+		default:
+			r = dm_fail(-EBADMSG, "unexpected frame %#x while receiving the state", type);
+		}
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		if (r < 0)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+static int lazy_cb(void *arg, const struct restore_lazy_proc *lp)
+{
+	struct dsess *s = arg;
+	int r = mem_lazy_add(s->lazy, lp);
+	if (r < 0)
+		return r;
+	if (store_mode(s->mode)) {
+		/* every page is here: install them all before anything runs */
+		r = mem_lazy_fill_local(s->lazy, lp->pid);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
+{
+	struct dsess *s = arg;
+	if (s->store) {
+		uint32_t run;
+		const void *p = mem_store_page(s->store, pid, addr, 1, &run);
+		if (p) {
+			memcpy(page, p, DM_PAGE_SIZE);
+			return 0;
+		}
+		if (store_mode(s->mode))
+			return dm_fail(-ENODATA, "page %#" PRIx64 " of %d never arrived", addr, pid);
+	}
+	return mem_netsrc_fetch(s->netsrc, pid, addr, page, 10000);
+}
+
+static int do_restore(struct dsess *s)
+{
+	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID };
+	struct restore_result res = { .root_pidfd = -1 };
+	int r;
+
+	mem_netsrc_ops(s->netsrc, &lo.ops);
+	if (store_mode(s->mode))
+		lo.ops.request = NULL; /* nothing is asked of the source after the resume */
+	r = mem_lazy_new(&lo, &s->lazy);
+	if (r < 0)
+		return r;
+	struct restore_opts ro = {
+		.images_dir = s->dir,
+		.root_fd = -1,
+		.lazy = true,
+		.lazy_cb = lazy_cb,
+		.lazy_fetch = lazy_fetch,
+		.lazy_arg = s,
+		.lazy_features = LAZY_FEATURES,
+	};
+	r = restore_tree(&ro, &res);
+	if (r < 0)
+		return r;
+	s->resumed = true;
+	s->t_resume = clock_ns();
+	s->root = res.root_pid;
+	s->root_pidfd = res.root_pidfd;
+	s->restore_stats = restore_stats_json(&res.stats);
+	json_object_set_new(s->restore_stats, "state_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
+	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, s->t_resume)));
+	if (store_mode(s->mode)) {
+		/* every page was installed by the hook: let the areas go */
+		mem_lazy_free(s->lazy);
+		s->lazy = NULL;
+	} else {
+		mem_netsrc_set_lazy(s->netsrc, s->lazy);
+		r = mem_lazy_start(s->lazy);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static json_t *mem_stats(struct dsess *s)
+{
+	json_t *j = json_object();
+	if (s->lazy) {
+		struct mem_lazy_stats st;
+		mem_lazy_get_stats(s->lazy, &st);
+		json_object_set_new(j, "pages_on_demand", json_integer((json_int_t)st.pages[MEM_FROM_FAULT]));
+		json_object_set_new(j, "pages_prefetched", json_integer((json_int_t)st.pages[MEM_FROM_PREFETCH]));
+		json_object_set_new(j, "pages_pushed", json_integer((json_int_t)st.pages[MEM_FROM_PUSH]));
+		json_object_set_new(j, "pages_local", json_integer((json_int_t)st.pages[MEM_FROM_LOCAL]));
+		json_object_set_new(j, "faults", json_integer((json_int_t)st.faults));
+		json_object_set_new(j, "faults_remote", json_integer((json_int_t)st.faults_remote));
+		json_object_set_new(j, "zero_pages", json_integer((json_int_t)st.zero_pages));
+		json_object_set_new(j, "forks", json_integer((json_int_t)st.forks));
+		json_object_set_new(j, "removes", json_integer((json_int_t)st.removes));
+		json_object_set_new(j, "unmaps", json_integer((json_int_t)st.unmaps));
+		json_object_set_new(j, "remaps", json_integer((json_int_t)st.remaps));
+		json_object_set_new(j, "eexist", json_integer((json_int_t)st.eexist));
+		json_t *lat = json_object();
+		json_object_set_new(lat, "p50", json_real(st.fault_p50_us));
+		json_object_set_new(lat, "p99", json_real(st.fault_p99_us));
+		json_object_set_new(lat, "max", json_real(st.fault_max_us));
+		json_object_set_new(lat, "count", json_integer((json_int_t)st.faults_remote));
+		json_object_set_new(j, "fault_latency_us", lat);
+	}
+	if (s->store)
+		json_object_set_new(j, "store_pages_left", json_integer((json_int_t)mem_store_pages(s->store)));
+	json_object_set_new(j, "resume_to_done_ms", json_real(s->t_done ? ns_to_ms(s->t_resume, s->t_done) : 0));
+	return j;
+}
+
+/* After the resume: wait for every page, watching the channels. */
+static int serve_until_done(struct dsess *s)
+{
+	uint64_t last_log = clock_ns();
+	for (;;) {
+		int r = mem_lazy_wait(s->lazy, 100);
+		if (r == 0)
+			return 0;
+		if (r != -ETIMEDOUT)
+			return dm_fail(r, "serving pages: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		if ((r = mem_netsrc_error(s->netsrc)))
+			return dm_fail(r, "the page channels broke: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+		if (poll(&p, 1, 0) > 0) {
+			/* the source says nothing now unless it gives up */
+			ProtobufCMessage *m = NULL;
+			uint16_t type;
+			uint32_t len;
+			r = mig_recv(s->ctl, &type, &len, &m);
+			if (m)
+				protobuf_c_message_free_unpacked(m, NULL);
+			return dm_fail(r < 0 ? r : -ECANCELED, "the source %s while pages were missing",
+				       r < 0 ? "went away" : "gave up");
+		}
+		if (clock_ns() - last_log > 5000000000ULL) {
+			last_log = clock_ns();
+			pr_info("migration %.8s: %" PRIu64 " of %" PRIu64 " pages still missing", s->hex,
+				mem_lazy_missing(s->lazy), mem_lazy_total(s->lazy));
+		}
+	}
+}
+
+static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what)
+{
+	struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	uint32_t len;
+	int k = poll(&p, 1, timeout_ms);
+	if (k == 0)
+		return dm_fail(-ETIMEDOUT, "no %s from the source", what);
+	int r = mig_recv(s->ctl, &type, &len, &m);
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	if (r < 0)
+		return dm_fail(r, "no %s from the source: %s", what, dm_last_error());
+	if (type != want || len)
+		return dm_fail(-EBADMSG, "expected %s, got frame %#x", what, type);
+	return 0;
+}
+
+static void session_cleanup(struct dsess *s)
+{
+	mem_netsrc_stop(s->netsrc);
+	mem_lazy_free(s->lazy);
+	s->lazy = NULL;
+	mem_netsrc_free(s->netsrc);
+	s->netsrc = NULL;
+	mem_store_free(s->store);
+	s->store = NULL;
+	if (s->dir && !s->o->keep_images)
+		rm_rf(s->dir);
+	free(s->dir);
+	s->dir = NULL;
+	if (s->root_pidfd >= 0)
+		close(s->root_pidfd);
+	s->root_pidfd = -1;
+	json_decref(s->restore_stats);
+	s->restore_stats = NULL;
+	free(s->dirty);
+	s->dirty = NULL;
+}
+
+static void *session_thread(void *arg)
+{
+	struct dsess *s = arg;
+	int r;
+
+	s->t_start = clock_ns();
+	r = handle_start(s);
+	if (r < 0)
+		goto fail;
+	r = wait_channels(s, 15000);
+	if (r < 0)
+		goto fail;
+	mig_tune_chan(s->fault, true);
+	mig_tune_chan(s->bulk, false);
+	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
+	if (r >= 0)
+		r = mem_netsrc_start(s->netsrc);
+	if (r < 0)
+		goto fail;
+	r = recv_files(s);
+	if (r < 0)
+		goto fail;
+	s->t_state = clock_ns();
+	mig_test_point("dst-state-received");
+	if (store_mode(s->mode)) {
+		r = mem_netsrc_wait_store_end(s->netsrc, -1);
+		if (r < 0) {
+			dm_fail(r, "receiving memory: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			goto fail;
+		}
+	}
+	if (s->store)
+		for (size_t i = 0; i < s->n_dirty; i++) {
+			const struct mig_wire_range *d = &s->dirty[i];
+			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT) {
+				r = dm_fail(-EBADMSG, "dirty range %#" PRIx64 "+%" PRIu64 " out of range", d->addr, d->npages);
+				goto fail;
+			}
+			for (uint64_t k = 0; k < d->npages; k++)
+				mem_store_drop(s->store, d->space, d->addr + k * DM_PAGE_SIZE);
+		}
+	r = do_restore(s);
+	if (r < 0)
+		goto fail;
+	pr_info("migration %.8s: restored, root pid %d", s->hex, s->root);
+	mig_test_point("dst-restored");
+	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
+	if (r < 0)
+		goto fail;
+	r = expect_empty(s, MIG_T_COMMIT, 30000, "COMMIT");
+	if (r < 0)
+		goto fail;
+	s->committed = true;
+	if (s->lazy) {
+		r = serve_until_done(s);
+		if (r < 0)
+			goto fail;
+	}
+	s->t_done = clock_ns();
+	json_t *st = mem_stats(s);
+	r = mig_send_reply(s->ctl, MIG_T_MEM_DONE, true, 0, NULL, s->root, st);
+	json_decref(st);
+	if (r < 0)
+		goto fail;
+	/* the source kills its copy, then says FIN; a missing FIN changes nothing here */
+	if (expect_empty(s, MIG_T_FIN, 30000, "FIN") < 0)
+		pr_warn("migration %.8s: %s", s->hex, dm_last_error());
+	pr_info("migration %.8s done: pid %d runs here", s->hex, s->root);
+	s->keep_root = true;
+	session_cleanup(s);
+	atomic_store(&s->finished, true);
+	return NULL;
+fail:
+	abort_with(s, r);
+	if (s->resumed) {
+		/* not committed, or committed but its memory can never be complete */
+		pr_warn("migration %.8s: killing the restored tree (pid %d)%s", s->hex, s->root,
+			s->committed ? ": the source keeps its stopped copy" : "");
+		if (s->root_pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, s->root_pidfd, SIGKILL, NULL, 0);
+		mig_kill_tree(s->root);
+		/* it is our child: its pid must be free again for a retry */
+		while (waitpid(s->root, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	}
+	session_cleanup(s);
+	atomic_store(&s->finished, true);
+	return NULL;
+}
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&daemon_stop, true);
+}
+
+/*
+ * Restored roots are children of the daemon (the restorer forked them).
+ * They are reaped here by pid, never with waitpid(-1): the restore engine
+ * waits for its own tracees and must not lose their statuses.
+ */
+static pid_t *roots;
+static size_t n_roots;
+
+static void reap_roots(void)
+{
+	for (size_t i = 0; i < n_roots;) {
+		pid_t w = waitpid(roots[i], NULL, WNOHANG | __WALL);
+		if (w == roots[i] || (w < 0 && errno == ECHILD)) {
+			roots[i] = roots[--n_roots];
+			continue;
+		}
+		i++;
+	}
+}
+
+static void free_session(struct dsess *s)
+{
+	pthread_join(s->thread, NULL);
+	if (s->keep_root && s->root > 0) {
+		roots = xrealloc(roots, (n_roots + 1) * sizeof(*roots));
+		roots[n_roots++] = s->root;
+	}
+	net_chan_close(s->fault);
+	net_chan_close(s->bulk);
+	net_chan_close(s->ctl);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+static void refuse(struct net_chan *c, const char *why)
+{
+	mig_send_reply(c, MIG_T_ABORT, false, -EBUSY, why, 0, NULL);
+	net_chan_close(c);
+}
+
+int mig_daemon_run(const struct mig_daemon_opts *o)
+{
+	_cleanup_net_ctx_ struct net_ctx *ctx = NULL;
+	_cleanup_net_listener_ struct net_listener *l = NULL;
+	struct net_config cfg = { .insecure = o->insecure, .io_timeout_ms = -1 };
+	struct dsess *cur = NULL;
+	unsigned done = 0;
+	int r;
+
+	r = net_ctx_new(&cfg, o->key, &ctx);
+	if (r < 0)
+		return r;
+	r = net_listen(ctx, o->listen, &l);
+	if (r < 0)
+		return r;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pr_info("listening on %s (port %u)%s", o->listen ? o->listen : "127.0.0.1:7070", net_listener_port(l),
+		o->insecure ? ", INSECURE" : "");
+	if (o->ready_file) {
+		_cleanup_free_ char *txt = xasprintf("%u\n", net_listener_port(l));
+		_cleanup_free_ char *tmp = xasprintf("%s.tmp", o->ready_file);
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			write_all(fd, txt, strlen(txt));
+			close(fd);
+			rename(tmp, o->ready_file);
+		}
+	}
+	while (!atomic_load(&daemon_stop) || (cur && !atomic_load(&cur->finished))) {
+		struct net_chan *c = NULL;
+		if (cur && atomic_load(&cur->finished)) {
+			free_session(cur);
+			cur = NULL;
+			done++;
+			if (o->max_migrations && done >= o->max_migrations)
+				break;
+		}
+		reap_roots();
+		r = net_accept(l, 200, &c);
+		if (r == -ETIMEDOUT || r == -EINTR)
+			continue;
+		if (r < 0) {
+			pr_warn("refused a connection: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			continue;
+		}
+		enum net_role role = net_chan_role(c);
+		if (role == NET_ROLE_CONTROL) {
+			if (cur) {
+				refuse(c, "busy with another migration");
+				continue;
+			}
+			if (atomic_load(&daemon_stop)) {
+				refuse(c, "shutting down");
+				continue;
+			}
+			cur = xcalloc(1, sizeof(*cur));
+			cur->o = o;
+			cur->ctl = c;
+			cur->root_pidfd = -1;
+			memcpy(cur->session, net_chan_session(c), NET_SESSION_LEN);
+			net_session_hex(cur->session, cur->hex);
+			pthread_mutex_init(&cur->lock, NULL);
+			pthread_cond_init(&cur->cond, NULL);
+			mig_tune_chan(c, true);
+			r = -pthread_create(&cur->thread, NULL, session_thread, cur);
+			if (r < 0) {
+				refuse(c, "cannot start a thread");
+				pthread_mutex_destroy(&cur->lock);
+				pthread_cond_destroy(&cur->cond);
+				free(cur);
+				cur = NULL;
+			}
+			continue;
+		}
+		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur &&
+		    !memcmp(net_chan_session(c), cur->session, NET_SESSION_LEN)) {
+			pthread_mutex_lock(&cur->lock);
+			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault : &cur->bulk;
+			if (!*slot) {
+				*slot = c;
+				c = NULL;
+				pthread_cond_broadcast(&cur->cond);
+			}
+			pthread_mutex_unlock(&cur->lock);
+		}
+		if (c) {
+			pr_warn("closing a %s channel that belongs to no migration", net_role_name(role));
+			net_chan_close(c);
+		}
+	}
+	if (cur)
+		free_session(cur);
+	return 0;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* Inside migrate/: helpers shared by the source and the destination. */
+#pragma once
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <pthread.h>
+
+#include "migrate/migrate.h"
+#include "migrate/wire.h"
+#include "migrate/migrate.pb-c.h"
+
+/* TCP keepalive and user timeout: a cut link is noticed in seconds, not at
+ * the 15-minute retransmission limit.  Nagle off on the control and fault
+ * channels (small frames that someone waits for). */
+void mig_tune_chan(struct net_chan *c, bool nodelay);
+
+int mig_send_empty(struct net_chan *c, uint16_t type);
+/* ok = false: an ABORT-style reply (error and err set). stats may be NULL. */
+int mig_send_reply(struct net_chan *c, uint16_t type, bool ok, int err, const char *error, pid_t root_pid,
+		   json_t *stats);
+
+/*
+ * Next control frame: its type, and for the protobuf types the decoded
+ * message (MigReply for ACCEPT/RESUMED/MEM_DONE/ABORT, MigStart, MigFile,
+ * MigStateEnd).  Raw frames (DATA, DIRTY) and empty ones are left for the
+ * caller to read (ret_msg NULL, *ret_len their length).  Unknown types and
+ * malformed messages are -EBADMSG.
+ */
+int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, ProtobufCMessage **ret_msg);
+/* The stats JSON of a reply (an object), or NULL. */
+json_t *mig_reply_stats(const Dm__MigReply *r);
+
+/* Send one file of dirfd (sparse: only its data extents). */
+int mig_send_file(struct net_chan *c, int dirfd, const char *name, uint64_t *io_bytes);
+/* File names the destination accepts: [A-Za-z0-9._-], no leading '.', at most MIG_NAME_MAX. */
+bool mig_name_ok(const char *name);
+
+/* Stats of the channels, as {"control": bytes, "fault": ..., "bulk": ..., "total": ...}:
+ * bytes on the wire, both directions. */
+json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct net_chan *bulk);
+uint64_t mig_chan_bytes(struct net_chan *c);
+
+/* SIGKILL a process tree (stopped first so that it cannot fork away). */
+void mig_kill_tree(pid_t root);
+
+/* A thread that shuts the channels down when a deadline passes. */
+struct mig_watchdog {
+	pthread_t thread;
+	bool started;
+	_Atomic bool stop;
+	_Atomic uint64_t deadline_ns;   /* 0: none */
+	_Atomic bool fired;
+	struct net_chan *chans[3];
+	const char *what;               /* the phase waited for */
+	void (*tick)(void *arg);        /* called ~4 times a second (progress display) */
+	void *tick_arg;
+	int (*check)(void *arg);        /* a negative return fires it too (a worker failed) */
+	void *check_arg;
+	_Atomic int check_err;
+};
+int mig_watchdog_start(struct mig_watchdog *w);
+void mig_watchdog_arm(struct mig_watchdog *w, const char *what, int timeout_ms);
+void mig_watchdog_stop(struct mig_watchdog *w);

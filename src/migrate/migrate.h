@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate: a live migration of a process tree, both sides.
+ *
+ *   source: mig_source_run()   freeze, dump (no memory), send the state, serve
+ *                              or push the memory, kill the frozen tree at the
+ *                              end; on any failure before the destination's
+ *                              resume: thaw, and the tree runs on unchanged
+ *   destination: mig_daemon_run()  accept migrations (dmigrated), restore them
+ *
+ * Modes (one pipeline, different switches; see src/mem/mem.h):
+ *   post-copy      dump without memory, restore at once, pages after resume
+ *                  (faults on demand + neighbours on the fault channel, a
+ *                  background push on the bulk channel)
+ *   stop-and-copy  every page crosses the link while the tree is frozen
+ *   pre-copy       rounds of dirty pages while the tree runs (uffd-wp async +
+ *                  PAGEMAP_SCAN), then stop-and-copy of the rest
+ *   hybrid         one pre-copy round, then post-copy for what changed
+ *
+ * Phases and the timeline (ms from start): start, freeze, state_sent,
+ * resume, done; downtime = resume - freeze.  The stats JSON has them, bytes
+ * per channel, pages by origin, fault latency p50/p99, pre-copy rounds, and
+ * both sides' dump/restore details.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "base/util.h"
+#include "net/net.h"
+
+enum mig_mode { MIG_POST_COPY = 0, MIG_PRE_COPY, MIG_STOP_AND_COPY, MIG_HYBRID, _MIG_MODE_MAX };
+
+const char *mig_mode_name(enum mig_mode m);
+/* -EINVAL for an unknown name */
+int mig_mode_parse(const char *s, enum mig_mode *ret);
+
+struct mig_source_opts {
+	pid_t pid;                 /* root of the tree (pid:PID) */
+	const char *to;            /* ADDR:PORT of the destination's dmigrated */
+	const struct net_key *key; /* NULL only with insecure */
+	bool insecure;
+	enum mig_mode mode;
+	unsigned dump_threads;     /* 0: resource-aware pool */
+	bool progress;             /* live display on stderr (a tty) */
+	unsigned precopy_max_rounds;   /* 0: 12 */
+	uint64_t precopy_stop_pages;   /* stop iterating below this many dirty pages; 0: 1024 */
+	const char *work_dir;      /* where the (memory-less) image is written; NULL: /dev/shm */
+};
+
+struct mig_result {
+	pid_t dest_pid;            /* the restored root, in the destination's pid namespace */
+	json_t *stats;             /* owned by the caller (json_decref) */
+	bool switched;             /* the destination resumed the tree (even if the end failed) */
+};
+
+/*
+ * Migrate.  Returns 0 when the tree runs on the destination with all its
+ * memory and the source copy is gone.  Before the switch-over any error
+ * leaves the tree running here as before (ret->switched false).  After it,
+ * an error (link lost while pages were still missing) leaves the source tree
+ * stopped (SIGSTOP) and says so: the destination kills its incomplete copy.
+ * ret->stats is set in every case where there is something to report.
+ */
+int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret);
+
+struct mig_daemon_opts {
+	const char *listen;        /* NULL: "127.0.0.1:7070" */
+	const struct net_key *key;
+	bool insecure;
+	const char *state_dir;     /* NULL: /var/lib/dmigrate */
+	unsigned max_migrations;   /* stop after this many (0: run forever) */
+	const char *ready_file;    /* written once listening ("ADDR:PORT\n") */
+	bool keep_images;          /* debugging: leave incoming images in state_dir */
+};
+
+/* Serve until SIGINT/SIGTERM (or max_migrations).  One migration at a time. */
+int mig_daemon_run(const struct mig_daemon_opts *o);
+
+/* Test points (tests/e2e): with DMIGRATE_TEST_PAUSE="name[,name...]" set,
+ * reaching point name creates $DMIGRATE_TEST_MARK/name (if set) and sleeps
+ * DMIGRATE_TEST_PAUSE_MS (default 3000) ms, so that a test can cut the link
+ * or kill the peer at a known phase. */
+void mig_test_point(const char *name);

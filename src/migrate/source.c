@@ -1,0 +1,765 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source side of a migration (dmigrate migrate), see wire.h for the
+ * messages and migrate.h for the modes.
+ *
+ *   connect control, fault, bulk ──> START/ACCEPT
+ *   [pre-copy, hybrid] mem_dirty: rounds of written pages -> bulk (PRECOPY)
+ *   FREEZE (dump_freeze)                                           t_freeze
+ *   [pre-copy, hybrid] last scan: what was written since -> DIRTY list; detach
+ *   dump_collect, lazy_remote: an image without memory contents
+ *   files -> control, STATE_END                                  t_state_sent
+ *   stop-and-copy, pre-copy: push every page not sent clean (bulk, STORE)
+ *   post-copy, hybrid: page server on the fault channel (the restore may
+ *                      already need a page)
+ *   <- RESUMED (destination runs the tree)                          t_resume
+ *   COMMIT; [post-copy, hybrid] push the rest (bulk, INSTALL)
+ *   <- MEM_DONE                                                       t_done
+ *   kill the frozen tree, FIN
+ *
+ * The rule: every ptrace operation on the tree (freeze, dump, release)
+ * happens on this thread.  Workers (page server, pusher) only read memory.
+ * Until RESUMED arrives, any failure thaws the tree (DUMP_RESUME).
+ */
+#define LOG_PREFIX "migrate: "
+#include "migrate/mig-internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "dump/dump.h"
+#include "image/image.h"
+#include "mem/mem.h"
+#include "proc/proc.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+struct src {
+	const struct mig_source_opts *o;
+	struct net_ctx *ctx;
+	struct net_chan *ctl, *fault, *bulk;
+	struct dump_ctx *d;
+	struct dm_image *img;
+	struct dm_checkpoint *ck;
+	struct mem_server *srv;
+	struct mem_dirty *dirty;
+	char *workdir;
+	struct mig_watchdog wd;
+
+	uint64_t t0, t_freeze, t_state, t_resume, t_done; /* ns */
+	_Atomic(const char *) phase;
+	pthread_mutex_t out_lock;
+	bool tty, status_shown;
+	uint64_t last_bytes, last_ns;
+	double rate;
+
+	json_t *rounds;          /* pre-copy rounds */
+	json_t *dest_restore;    /* from RESUMED */
+	json_t *dest_mem;        /* from MEM_DONE */
+	json_t *dump_stats;
+	uint64_t precopy_pages;
+	struct mig_wire_range *dirty_ranges;
+	size_t n_dirty, cap_dirty;
+	uint64_t state_files, state_bytes;
+	pid_t dest_pid;
+	bool committed;
+};
+
+static double ms_since(const struct src *s, uint64_t t)
+{
+	return t ? ns_to_ms(s->t0, t) : -1;
+}
+
+/* A line of the display (and of the log at info level). */
+_printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pr_info("%s", line);
+	if (!s->tty)
+		return;
+	pthread_mutex_lock(&s->out_lock);
+	fprintf(stderr, "%s  %s\n", s->status_shown ? "\r\033[K" : "", line);
+	s->status_shown = false;
+	pthread_mutex_unlock(&s->out_lock);
+}
+
+static void tick(void *arg)
+{
+	struct src *s = arg;
+	if (!s->tty)
+		return;
+	uint64_t now = clock_ns();
+	uint64_t bytes = mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+	if (s->last_ns && now > s->last_ns) {
+		double r = (double)(bytes - s->last_bytes) / ((double)(now - s->last_ns) / 1e9);
+		s->rate = s->rate ? 0.7 * s->rate + 0.3 * r : r;
+	}
+	s->last_ns = now;
+	s->last_bytes = bytes;
+	char pages[160] = "";
+	if (s->srv) {
+		struct mem_server_stats st;
+		mem_server_get_stats(s->srv, &st);
+		uint64_t sent = st.pages_pushed + st.pages_fault + st.pages_prefetch + s->precopy_pages;
+		uint64_t tot = MAX(st.pages_total, (uint64_t)1);
+		uint64_t shown = MIN(sent, tot);
+		int bar = (int)(20.0 * (double)shown / (double)tot);
+		char b[21];
+		memset(b, '#', bar);
+		memset(b + bar, '-', 20 - bar);
+		b[20] = 0;
+		snprintf(pages, sizeof(pages), "  memory [%s] %.0f/%.0f MiB  on-demand %" PRIu64 "  pushed %" PRIu64
+			 "  prefetched %" PRIu64,
+			 b, (double)shown * 4 / 1024, (double)st.pages_total * 4 / 1024, st.pages_fault,
+			 st.pages_pushed, st.pages_prefetch);
+	}
+	pthread_mutex_lock(&s->out_lock);
+	fprintf(stderr, "\r\033[K  %-14s %6.1f s  %8.1f MiB sent  %6.1f MiB/s%s", atomic_load(&s->phase),
+		ns_to_ms(s->t0, now) / 1000, (double)bytes / 1048576, s->rate / 1048576, pages);
+	s->status_shown = true;
+	pthread_mutex_unlock(&s->out_lock);
+}
+
+static int watch_workers(void *arg)
+{
+	struct src *s = arg;
+	return s->srv ? mem_server_error(s->srv) : 0;
+}
+
+/* Private anonymous memory of the tree (an upper bound of what pre-copy and
+ * stop-and-copy put in the destination's store), and its process count. */
+static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
+{
+	pid_t *v = xmalloc(sizeof(pid_t));
+	size_t n = 1, i = 0;
+	uint64_t total = 0;
+
+	v[0] = root;
+	while (i < n && n < 65536) {
+		pid_t p = v[i++];
+		_cleanup_free_ char *buf = NULL;
+		_cleanup_free_ char *path = xasprintf("/proc/%d/smaps_rollup", p);
+		if (read_full_file(path, 1 << 16, &buf, NULL) >= 0) {
+			for (const char *k = buf; (k = strstr(k, "\nAnonymous:")); k++) {
+				unsigned long kb = 0;
+				if (sscanf(k + 11, " %lu", &kb) == 1)
+					total += (uint64_t)kb * 1024;
+				break;
+			}
+		}
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t nt = 0;
+		if (proc_read_tasks(p, &tids, &nt) < 0)
+			continue;
+		for (size_t t = 0; t < nt; t++) {
+			_cleanup_free_ pid_t *kids = NULL;
+			size_t nk = 0;
+			if (proc_read_children(p, tids[t], &kids, &nk) < 0)
+				continue;
+			for (size_t k = 0; k < nk; k++) {
+				v = xrealloc(v, (n + 1) * sizeof(*v));
+				v[n++] = kids[k];
+			}
+		}
+	}
+	free(v);
+	*ret_n = (unsigned)n;
+	return total;
+}
+
+static int connect_all(struct src *s)
+{
+	const struct mig_source_opts *o = s->o;
+	struct net_config cfg = { .insecure = o->insecure, .io_timeout_ms = -1 };
+	int r;
+
+	r = net_ctx_new(&cfg, o->key, &s->ctx);
+	if (r < 0)
+		return r;
+	r = net_connect(s->ctx, o->to, NET_ROLE_CONTROL, NULL, &s->ctl);
+	if (r < 0)
+		return r;
+	mig_tune_chan(s->ctl, true);
+	return 0;
+}
+
+static int connect_data(struct src *s)
+{
+	int r = net_connect(s->ctx, s->o->to, NET_ROLE_FAULT, net_chan_session(s->ctl), &s->fault);
+	if (r < 0)
+		return r;
+	mig_tune_chan(s->fault, true);
+	r = net_connect(s->ctx, s->o->to, NET_ROLE_BULK, net_chan_session(s->ctl), &s->bulk);
+	if (r < 0)
+		return r;
+	mig_tune_chan(s->bulk, false);
+	s->wd.chans[0] = s->ctl;
+	s->wd.chans[1] = s->fault;
+	s->wd.chans[2] = s->bulk;
+	return 0;
+}
+
+/* Wait for a reply of type want (or ABORT).  ABORT and errors: -errno and dm_error set. */
+static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
+{
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	uint32_t len;
+	int r = mig_recv(s->ctl, &type, &len, &m);
+	if (r < 0) {
+		if (atomic_load(&s->wd.check_err))
+			return atomic_load(&s->wd.check_err);
+		if (atomic_load(&s->wd.fired))
+			return dm_fail(-ETIMEDOUT, "no answer from %s while waiting for %s", s->o->to, s->wd.what);
+		return dm_fail(r, "the destination %s went away: %s", s->o->to,
+			       dm_last_error()[0] ? dm_last_error() : strerror(-r));
+	}
+	Dm__MigReply *rep = (Dm__MigReply *)m;
+	if (type == MIG_T_ABORT) {
+		int err = rep->has_err && rep->err < 0 && rep->err > -4096 ? rep->err : -EREMOTEIO;
+		r = dm_fail(err, "the destination failed: %s", rep->error ? rep->error : strerror(-err));
+		protobuf_c_message_free_unpacked(m, NULL);
+		return r;
+	}
+	if (type != want || !m) {
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		return dm_fail(-EBADMSG, "%s: unexpected message %#x (waiting for %#x)", s->o->to, type, want);
+	}
+	if (!rep->ok) {
+		r = dm_fail(-EREMOTEIO, "the destination refused: %s", rep->error ? rep->error : "no reason given");
+		protobuf_c_message_free_unpacked(m, NULL);
+		return r;
+	}
+	*ret = rep;
+	return 0;
+}
+
+/* ---- pre-copy ---------------------------------------------------------- */
+
+struct round_ctx {
+	struct src *s;
+	uint8_t *buf;
+	uint64_t sent;
+};
+
+static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
+{
+	struct round_ctx *rc = arg;
+	struct src *s = rc->s;
+	struct pageset *clean = mem_dirty_clean(s->dirty, space);
+	int memfd = -1;
+
+	for (size_t i = 0; i < mem_dirty_count(s->dirty); i++) {
+		uint32_t sp;
+		pid_t p;
+		int fd;
+		mem_dirty_proc(s->dirty, i, &sp, &p, &fd);
+		if (sp == space)
+			memfd = fd;
+	}
+	for (uint64_t k = 0; k < npages; k += MEM_FRAME_PAGES_MAX) {
+		uint32_t n = (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
+		uint64_t a = addr + k * DM_PAGE_SIZE;
+		if (clean)
+			for (uint32_t j = 0; j < n; j++)
+				pageset_clear(clean, a + (uint64_t)j * DM_PAGE_SIZE);
+		int r = mem_send_pages(s->bulk, space, pid, memfd, a, n, MEM_PF_PRECOPY, rc->buf);
+		if (r == -EFAULT)
+			continue; /* unmapped meanwhile: it will not be in the final image, or goes in the final push */
+		if (r < 0)
+			return r;
+		if (clean)
+			for (uint32_t j = 0; j < n; j++)
+				pageset_set(clean, a + (uint64_t)j * DM_PAGE_SIZE);
+		rc->sent += n;
+		s->precopy_pages += n;
+	}
+	return 0;
+}
+
+static int final_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
+{
+	struct src *s = arg;
+	struct pageset *clean = mem_dirty_clean(s->dirty, space);
+	(void)pid;
+	if (clean)
+		for (uint64_t k = 0; k < npages; k++)
+			pageset_clear(clean, addr + k * DM_PAGE_SIZE);
+	if (s->n_dirty == s->cap_dirty) {
+		s->cap_dirty = s->cap_dirty ? s->cap_dirty * 2 : 256;
+		s->dirty_ranges = xrealloc(s->dirty_ranges, s->cap_dirty * sizeof(*s->dirty_ranges));
+	}
+	s->dirty_ranges[s->n_dirty++] = (struct mig_wire_range){ .space = space, .addr = addr, .npages = npages };
+	return 0;
+}
+
+static int precopy(struct src *s)
+{
+	struct mem_wire_phase ph = { .phase = MEM_PHASE_STORE };
+	unsigned max_rounds = s->o->precopy_max_rounds ? s->o->precopy_max_rounds : 12;
+	uint64_t stop_pages = s->o->precopy_stop_pages ? s->o->precopy_stop_pages : 1024;
+	uint64_t prev = UINT64_MAX;
+	struct round_ctx rc = { .s = s };
+	int r;
+
+	atomic_store(&s->phase, "tracking");
+	r = mem_dirty_new(s->o->pid, &s->dirty);
+	if (r < 0)
+		return r;
+	r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
+	if (r < 0)
+		return r;
+	s->rounds = json_array();
+	rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	for (unsigned round = 0;; round++) {
+		uint64_t t = clock_ns(), scanned = 0;
+		atomic_store(&s->phase, round ? "pre-copy" : "pre-copy (all)");
+		rc.sent = 0;
+		r = mem_dirty_scan(s->dirty, round_cb, &rc, &scanned);
+		if (r < 0)
+			break;
+		double ms = ns_to_ms(t, clock_ns());
+		json_t *j = json_object();
+		json_object_set_new(j, "pages", json_integer((json_int_t)scanned));
+		json_object_set_new(j, "sent", json_integer((json_int_t)rc.sent));
+		json_object_set_new(j, "ms", json_real(ms));
+		json_array_append_new(s->rounds, j);
+		say(s, "pre-copy round %u: %" PRIu64 " pages (%.1f MiB) in %.0f ms", round, scanned,
+		    (double)rc.sent * 4 / 1024, ms);
+		mig_test_point("src-precopy");
+		if (s->o->mode == MIG_HYBRID)
+			break; /* one pass, then post-copy */
+		if (round > 0 && (scanned <= stop_pages || scanned * 10 > prev * 9))
+			break; /* small enough, or no longer shrinking */
+		if (round + 1 >= max_rounds)
+			break;
+		prev = scanned;
+	}
+	free(rc.buf);
+	return r;
+}
+
+/* ---- the state ---------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int send_state(struct src *s)
+{
+	_cleanup_closedir_ DIR *dir = opendir(s->workdir);
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	int r = 0;
+
+	if (!dir)
+		return dm_fail(neg_errno(), "%s: %m", s->workdir);
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.') {
+			names = xrealloc(names, (n + 1) * sizeof(*names));
+			names[n++] = xstrdup(de->d_name);
+		}
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = mig_send_file(s->ctl, dirfd(dir), names[i], &s->state_bytes);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (r < 0)
+		return r;
+	s->state_files = n;
+	for (size_t i = 0; i < s->n_dirty; i += MIG_RANGES_MAX) {
+		size_t k = MIN(s->n_dirty - i, (size_t)MIG_RANGES_MAX);
+		r = net_send_frame(s->ctl, MIG_T_DIRTY, s->dirty_ranges + i, k * sizeof(*s->dirty_ranges));
+		if (r < 0)
+			return r;
+	}
+	Dm__MigStateEnd e = DM__MIG_STATE_END__INIT;
+	e.files = (uint32_t)n;
+	e.has_bytes = true;
+	e.bytes = s->state_bytes;
+	return net_send_msg(s->ctl, MIG_T_STATE_END, &e.base);
+}
+
+/* The page server over the frozen tree; pages sent clean before the freeze are not sent again. */
+static int setup_server(struct src *s)
+{
+	int r = image_open(s->workdir, false, &s->img);
+	if (r < 0)
+		return r;
+	r = image_load(s->img, &s->ck);
+	if (r < 0)
+		return dm_fail(r, "reading back our own image: %s", dm_last_error());
+	r = mem_server_new(&s->srv);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->ck->nprocs; i++) {
+		const Dm__Process *p = s->ck->procs[i];
+		if (p->state == DM__PROC_STATE__PROC_ZOMBIE)
+			continue;
+		pid_t host = dump_host_pid(s->d, p->pid);
+		if (host <= 0)
+			return dm_fail(-ESRCH, "process %d of the image is not in the frozen tree", p->pid);
+		r = mem_server_add(s->srv, p->pid, host, p);
+		if (r < 0)
+			return r;
+		struct pageset *clean = s->dirty ? mem_dirty_clean(s->dirty, p->pid) : NULL;
+		if (!clean)
+			continue;
+		for (size_t k = 0; k < clean->n; k++) {
+			const struct pageset_region *rg = &clean->r[k];
+			for (uint64_t j = 0; j < rg->npages; j++) {
+				uint64_t a = rg->start + j * DM_PAGE_SIZE;
+				if (pageset_test(clean, a))
+					mem_server_mark_sent(s->srv, p->pid, a, 1);
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- the end ------------------------------------------------------------ */
+
+static json_t *build_stats(struct src *s, int err)
+{
+	json_t *j = json_object(), *ts = json_object(), *lat = json_object();
+	struct mem_server_stats ss = {};
+
+	if (s->srv)
+		mem_server_get_stats(s->srv, &ss);
+	json_object_set_new(j, "mode", json_string(mig_mode_name(s->o->mode)));
+	_cleanup_free_ char *target = xasprintf("pid:%d", s->o->pid);
+	json_object_set_new(j, "target", json_string(target));
+	json_object_set_new(j, "to", json_string(s->o->to));
+	json_object_set_new(j, "ok", json_boolean(err == 0));
+	if (err)
+		json_object_set_new(j, "error", json_string(dm_last_error()[0] ? dm_last_error() : strerror(-err)));
+	json_object_set_new(j, "switched", json_boolean(s->committed));
+	json_object_set_new(j, "secure", json_boolean(!s->o->insecure));
+	json_object_set_new(ts, "start", json_real(0));
+	json_object_set_new(ts, "freeze", json_real(ms_since(s, s->t_freeze)));
+	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
+	json_object_set_new(ts, "resume", json_real(ms_since(s, s->t_resume)));
+	json_object_set_new(ts, "done", json_real(ms_since(s, s->t_done)));
+	json_object_set_new(j, "timestamps", ts);
+	json_object_set_new(j, "downtime_ms",
+			    s->t_freeze && s->t_resume ? json_real(ns_to_ms(s->t_freeze, s->t_resume)) : json_null());
+	json_object_set_new(j, "total_ms", s->t_done ? json_real(ns_to_ms(s->t0, s->t_done)) : json_null());
+	json_object_set_new(j, "bytes", mig_bytes_json(s->ctl, s->fault, s->bulk));
+	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
+	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
+	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
+	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
+	json_object_set_new(j, "fault_requests", json_integer((json_int_t)ss.requests));
+	/* what the destination installed, by origin (its view is the one that counts) */
+	uint64_t od = ss.pages_fault, pu = ss.pages_pushed, pf = ss.pages_prefetch, lo = 0;
+	json_t *m = s->dest_mem;
+	if (m) {
+		json_t *v;
+		if ((v = json_object_get(m, "pages_on_demand")) && json_is_integer(v))
+			od = json_integer_value(v);
+		if ((v = json_object_get(m, "pages_pushed")) && json_is_integer(v))
+			pu = json_integer_value(v);
+		if ((v = json_object_get(m, "pages_prefetched")) && json_is_integer(v))
+			pf = json_integer_value(v);
+		if ((v = json_object_get(m, "pages_local")) && json_is_integer(v))
+			lo = json_integer_value(v);
+		json_t *fl = json_object_get(m, "fault_latency_us");
+		if (fl && json_is_object(fl))
+			json_object_update(lat, fl);
+	}
+	json_object_set_new(j, "pages_on_demand", json_integer((json_int_t)od));
+	json_object_set_new(j, "pages_pushed", json_integer((json_int_t)pu));
+	json_object_set_new(j, "pages_prefetched", json_integer((json_int_t)pf));
+	json_object_set_new(j, "pages_local", json_integer((json_int_t)lo));
+	if (!json_object_get(lat, "p50")) {
+		json_object_set_new(lat, "p50", json_real(0));
+		json_object_set_new(lat, "p99", json_real(0));
+	}
+	json_object_set_new(j, "fault_latency_us", lat);
+	if (s->rounds)
+		json_object_set_new(j, "precopy_rounds", json_incref(s->rounds));
+	if (s->dump_stats)
+		json_object_set_new(j, "dump", json_incref(s->dump_stats));
+	if (s->dest_restore)
+		json_object_set_new(j, "restore", json_incref(s->dest_restore));
+	if (s->dest_mem)
+		json_object_set_new(j, "destination", json_incref(s->dest_mem));
+	if (s->dest_pid > 0)
+		json_object_set_new(j, "dest_pid", json_integer(s->dest_pid));
+	return j;
+}
+
+static void cleanup(struct src *s)
+{
+	mig_watchdog_stop(&s->wd);
+	mem_server_free(s->srv);
+	mem_dirty_free(s->dirty);
+	if (s->ck)
+		checkpoint_free(s->ck);
+	image_close(s->img);
+	if (s->d)
+		dump_free(s->d);
+	net_chan_close(s->bulk);
+	net_chan_close(s->fault);
+	net_chan_close(s->ctl);
+	net_ctx_unref(s->ctx);
+	if (s->workdir) {
+		rm_rf(s->workdir);
+		free(s->workdir);
+	}
+	json_decref(s->rounds);
+	json_decref(s->dest_restore);
+	json_decref(s->dest_mem);
+	json_decref(s->dump_stats);
+	free(s->dirty_ranges);
+	pthread_mutex_destroy(&s->out_lock);
+}
+
+/* Before the switch-over: give the tree back, unchanged. */
+static void rollback(struct src *s, int err)
+{
+	char msg[1024];
+	snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-err));
+	mem_server_stop(s->srv);
+	if (s->ctl && !atomic_load(&s->wd.fired))
+		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
+	mem_dirty_detach(s->dirty);
+	if (s->d) {
+		dump_release(s->d, DUMP_RESUME);
+		say(s, "rolled back: process %d runs on here", s->o->pid);
+	}
+	dm_fail(err, "%s", msg);
+}
+
+/* After it, the destination cannot finish: keep our copy, stopped, for the operator. */
+static void keep_stopped(struct src *s, int err)
+{
+	char msg[1024];
+	snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-err));
+	mem_server_stop(s->srv);
+	if (s->ctl)
+		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
+	if (s->d && s->ck) {
+		for (size_t i = 0; i < s->ck->nprocs; i++) {
+			pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
+			if (h > 0)
+				kill(h, SIGSTOP);
+		}
+		dump_release(s->d, DUMP_RESUME);
+	}
+	dm_fail(err, "%s; the destination had resumed the tree: it is left stopped (SIGSTOP) here, pid %d "
+		     "('kill -CONT' resumes it here, 'kill -KILL' drops it)", msg, s->o->pid);
+}
+
+int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
+{
+	struct src s = { .o = o };
+	Dm__MigReply *rep = NULL;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_init(&s.out_lock, NULL);
+	s.tty = o->progress;
+	s.t0 = clock_ns();
+	atomic_store(&s.phase, "connecting");
+	s.wd.tick = tick;
+	s.wd.tick_arg = &s;
+	s.wd.check = watch_workers;
+	s.wd.check_arg = &s;
+	r = mig_watchdog_start(&s.wd);
+	if (r < 0)
+		goto fail_early;
+
+	/* ---- connect, START ---- */
+	r = connect_all(&s);
+	if (r < 0)
+		goto fail_early;
+	s.wd.chans[0] = s.ctl;
+	{
+		unsigned nprocs = 0;
+		uint64_t anon = tree_anon_bytes(o->pid, &nprocs);
+		Dm__MigStart m = DM__MIG_START__INIT;
+		struct utsname u;
+		_cleanup_free_ char *target = xasprintf("pid:%d", o->pid);
+		m.mode = (char *)mig_mode_name(o->mode);
+		m.target = target;
+		if (uname(&u) == 0)
+			m.source_host = u.nodename;
+		if (o->mode != MIG_POST_COPY) {
+			m.has_store_bytes = true;
+			m.store_bytes = anon + anon / 4 + (64u << 20);
+		}
+		m.has_processes = true;
+		m.processes = nprocs;
+		r = net_send_msg(s.ctl, MIG_T_START, &m.base);
+		if (r < 0)
+			goto fail_early;
+	}
+	mig_watchdog_arm(&s.wd, "the destination to accept", 15000);
+	r = expect_reply(&s, MIG_T_ACCEPT, &rep);
+	if (r < 0)
+		goto fail_early;
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	r = connect_data(&s);
+	if (r < 0)
+		goto fail_early;
+	mig_watchdog_arm(&s.wd, NULL, 0);
+	say(&s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s.ctl) ? "TLS 1.3, key verified" : "INSECURE",
+	    mig_mode_name(o->mode));
+	mig_test_point("src-connected");
+
+	/* ---- pre-copy ---- */
+	if (o->mode == MIG_PRE_COPY || o->mode == MIG_HYBRID) {
+		r = precopy(&s);
+		if (r < 0)
+			goto fail;
+	}
+
+	/* ---- freeze, dump ---- */
+	{
+		_cleanup_free_ char *tmpl = xasprintf("%s/dmigrate-out.XXXXXX", o->work_dir ? o->work_dir : "/dev/shm");
+		if (!mkdtemp(tmpl)) {
+			r = dm_fail(neg_errno(), "%s: %m", tmpl);
+			goto fail;
+		}
+		s.workdir = TAKE_PTR(tmpl);
+	}
+	atomic_store(&s.phase, "freezing");
+	struct dump_opts dopts = {
+		.pid = o->pid,
+		.images_dir = s.workdir,
+		.dump_threads = o->dump_threads,
+		.lazy_remote = true,
+	};
+	r = dump_freeze(&dopts, &s.d);
+	if (r < 0)
+		goto fail;
+	s.t_freeze = clock_ns();
+	say(&s, "freeze ........ %.0f ms", ms_since(&s, s.t_freeze));
+	mig_test_point("src-frozen");
+	if (s.dirty) {
+		uint64_t n = 0;
+		r = mem_dirty_scan(s.dirty, final_cb, &s, &n);
+		if (r < 0)
+			goto fail;
+		/* unregister before the dump: see mem_dirty */
+		mem_dirty_detach(s.dirty);
+		pr_info("%" PRIu64 " pages written since the last round", n);
+	}
+	atomic_store(&s.phase, "dumping");
+	r = dump_collect(s.d);
+	if (r < 0)
+		goto fail;
+	s.dump_stats = json_object();
+	dump_stats_json(s.d, s.dump_stats);
+	r = setup_server(&s);
+	if (r < 0)
+		goto fail;
+
+	/* ---- the state ---- */
+	atomic_store(&s.phase, "sending state");
+	r = send_state(&s);
+	if (r < 0)
+		goto fail;
+	s.t_state = clock_ns();
+	{
+		unsigned threads = 0;
+		for (size_t i = 0; i < s.ck->nprocs; i++)
+			threads += s.ck->procs[i]->n_threads;
+		say(&s, "state sent .... %.0f ms   (%.0f KiB, %zu processes, %u threads)", ms_since(&s, s.t_state),
+		    (double)s.state_bytes / 1024, s.ck->nprocs, threads);
+	}
+	mig_test_point("src-state-sent");
+
+	if (o->mode == MIG_STOP_AND_COPY || o->mode == MIG_PRE_COPY) {
+		atomic_store(&s.phase, "copying memory");
+		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_STORE);
+		if (r < 0)
+			goto fail;
+		r = mem_server_wait_push(s.srv, -1);
+		if (r < 0) {
+			dm_fail(r, "sending memory: %s", dm_last_error());
+			goto fail;
+		}
+		mig_test_point("src-pushed");
+	} else {
+		r = mem_server_start(s.srv, s.fault, NULL, MEM_PHASE_INSTALL);
+		if (r < 0)
+			goto fail;
+	}
+
+	/* ---- the switch-over ---- */
+	atomic_store(&s.phase, "restoring");
+	mig_watchdog_arm(&s.wd, "the restore", 300000);
+	r = expect_reply(&s, MIG_T_RESUMED, &rep);
+	if (r < 0)
+		goto fail;
+	s.t_resume = clock_ns();
+	mig_watchdog_arm(&s.wd, NULL, 0);
+	s.dest_pid = rep->has_root_pid ? rep->root_pid : 0;
+	s.dest_restore = mig_reply_stats(rep);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ret->switched = s.committed = true;
+	ret->dest_pid = s.dest_pid;
+	r = mig_send_empty(s.ctl, MIG_T_COMMIT);
+	say(&s, "resumed on %s (pid %d there)  downtime %.0f ms", o->to, s.dest_pid,
+	    ns_to_ms(s.t_freeze, s.t_resume));
+	if (r < 0)
+		goto fail;
+	mig_test_point("src-resumed");
+
+	/* ---- the rest of the memory ---- */
+	if (o->mode == MIG_POST_COPY || o->mode == MIG_HYBRID) {
+		atomic_store(&s.phase, "post-copy");
+		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_INSTALL);
+		if (r < 0)
+			goto fail;
+	}
+	r = expect_reply(&s, MIG_T_MEM_DONE, &rep);
+	if (r < 0)
+		goto fail;
+	s.t_done = clock_ns();
+	s.dest_mem = mig_reply_stats(rep);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	mem_server_stop(s.srv);
+	dump_release(s.d, DUMP_KILL);
+	mig_send_empty(s.ctl, MIG_T_FIN);
+	atomic_store(&s.phase, "done");
+	say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000, ns_to_ms(s.t_freeze, s.t_resume));
+	mig_watchdog_stop(&s.wd);
+	ret->stats = build_stats(&s, 0);
+	cleanup(&s);
+	return 0;
+
+fail:
+	if (s.committed)
+		keep_stopped(&s, r);
+	else
+		rollback(&s, r);
+fail_early:
+	{
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		mig_watchdog_stop(&s.wd);
+		if (s.tty && s.status_shown)
+			fprintf(stderr, "\r\033[K");
+		ret->stats = build_stats(&s, r);
+		cleanup(&s);
+		dm_fail(r, "%s", msg);
+	}
+	return r;
+}

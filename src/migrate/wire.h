@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control channel of a migration (frames NET_T_MIGRATE + n).
+ *
+ *   source (dmigrate migrate)                     destination (dmigrated)
+ *   START {mode, target, store_bytes}  -------->  checks, makes its work dir
+ *                                     <--------  ACCEPT {ok | error}
+ *   fault + bulk channels join the session
+ *   [pre-copy, hybrid: bulk carries PHASE STORE + PRECOPY pages while the tree runs]
+ *   -- freeze, dump --
+ *   FILE {name, size}, DATA {off,len}+bytes..., FILE_END     (per image file, sparse)
+ *   DIRTY [{space, addr, npages}...]   (pages sent before the freeze and written since)
+ *   STATE_END {files, bytes}  -------->  [store modes: waits for bulk PUSH_END]
+ *                                        restore (lazy: pages come later)
+ *                                     <--------  RESUMED {root_pid, stats}  | ABORT
+ *   COMMIT  -------------------------->  (without COMMIT in time, the destination kills its copy)
+ *   [post-copy, hybrid: bulk: PHASE INSTALL + pushed pages; fault: requests/replies]
+ *                                     <--------  MEM_DONE {stats}   (every page is in)
+ *   -- kill the frozen source --
+ *   FIN ------------------------------>  releases everything
+ *
+ * ABORT {error} may come from either side at any point before COMMIT; the
+ * source then thaws its tree and the destination removes what it made.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "net/net.h"
+
+enum mig_frame_type {
+	MIG_T_START = NET_T_MIGRATE + 1,    /* Dm__MigStart */
+	MIG_T_ACCEPT = NET_T_MIGRATE + 2,   /* Dm__MigReply */
+	MIG_T_FILE = NET_T_MIGRATE + 3,     /* Dm__MigFile */
+	MIG_T_DATA = NET_T_MIGRATE + 4,     /* struct mig_wire_extent + len bytes */
+	MIG_T_FILE_END = NET_T_MIGRATE + 5, /* empty */
+	MIG_T_DIRTY = NET_T_MIGRATE + 6,    /* struct mig_wire_range[] */
+	MIG_T_STATE_END = NET_T_MIGRATE + 7, /* Dm__MigStateEnd */
+	MIG_T_RESUMED = NET_T_MIGRATE + 8,  /* Dm__MigReply */
+	MIG_T_COMMIT = NET_T_MIGRATE + 9,   /* empty */
+	MIG_T_MEM_DONE = NET_T_MIGRATE + 10, /* Dm__MigReply */
+	MIG_T_FIN = NET_T_MIGRATE + 11,     /* empty */
+	MIG_T_ABORT = NET_T_MIGRATE + 12,   /* Dm__MigReply */
+};
+
+#define MIG_DATA_MAX (1u << 20)        /* bytes of one DATA frame */
+#define MIG_NAME_MAX 64
+#define MIG_FILES_MAX 100000u
+#define MIG_RANGES_MAX 65536u          /* ranges per DIRTY frame */
+
+struct mig_wire_extent {
+	uint64_t off;
+	uint32_t len;       /* 1..MIG_DATA_MAX bytes follow */
+	uint32_t reserved;  /* 0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct mig_wire_extent) == 16, "extent header is 16 bytes on the wire");
+
+struct mig_wire_range {
+	uint32_t space;
+	uint32_t reserved;  /* 0 */
+	uint64_t addr;
+	uint64_t npages;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mig_wire_range) == 24, "range is 24 bytes on the wire");
