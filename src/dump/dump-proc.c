@@ -38,6 +38,36 @@ static uint8_t *dup_bytes(const void *p, size_t n)
 	return b;
 }
 
+static Dm__Creds *creds_from_status(const struct proc_status *s)
+{
+	Dm__Creds *c = PB_NEW(Dm__Creds, dm__creds__init);
+	c->uid = s->uid[0]; c->euid = s->uid[1]; c->suid = s->uid[2]; c->fsuid = s->uid[3];
+	c->gid = s->gid[0]; c->egid = s->gid[1]; c->sgid = s->gid[2]; c->fsgid = s->gid[3];
+	c->n_groups = s->n_groups;
+	c->groups = xcalloc(s->n_groups, sizeof(uint32_t));
+	for (size_t i = 0; i < s->n_groups; i++)
+		c->groups[i] = s->groups[i];
+	c->cap_inh = s->cap_inh;
+	c->cap_prm = s->cap_prm;
+	c->cap_eff = s->cap_eff;
+	c->cap_bnd = s->cap_bnd;
+	c->has_cap_amb = true;
+	c->cap_amb = s->cap_amb;
+	c->has_no_new_privs = true;
+	c->no_new_privs = s->no_new_privs > 0;
+	return c;
+}
+
+static bool same_creds(const struct proc_status *a, const struct proc_status *b)
+{
+	return !memcmp(a->uid, b->uid, sizeof(a->uid)) && !memcmp(a->gid, b->gid, sizeof(a->gid)) &&
+	       a->n_groups == b->n_groups &&
+	       (!a->n_groups || !memcmp(a->groups, b->groups, a->n_groups * sizeof(*a->groups))) &&
+	       a->cap_inh == b->cap_inh && a->cap_prm == b->cap_prm && a->cap_eff == b->cap_eff &&
+	       a->cap_bnd == b->cap_bnd && a->cap_amb == b->cap_amb &&
+	       a->no_new_privs == b->no_new_privs;
+}
+
 int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -70,22 +100,7 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 	m->has_shared_pending_mask = true;
 	m->shared_pending_mask = s.shd_pnd;
 
-	Dm__Creds *c = PB_NEW(Dm__Creds, dm__creds__init);
-	c->uid = s.uid[0]; c->euid = s.uid[1]; c->suid = s.uid[2]; c->fsuid = s.uid[3];
-	c->gid = s.gid[0]; c->egid = s.gid[1]; c->sgid = s.gid[2]; c->fsgid = s.gid[3];
-	c->n_groups = s.n_groups;
-	c->groups = xcalloc(s.n_groups, sizeof(uint32_t));
-	for (size_t i = 0; i < s.n_groups; i++)
-		c->groups[i] = s.groups[i];
-	c->cap_inh = s.cap_inh;
-	c->cap_prm = s.cap_prm;
-	c->cap_eff = s.cap_eff;
-	c->cap_bnd = s.cap_bnd;
-	c->has_cap_amb = true;
-	c->cap_amb = s.cap_amb;
-	c->has_no_new_privs = true;
-	c->no_new_privs = s.no_new_privs > 0;
-	m->creds = c;
+	m->creds = creds_from_status(&s);
 	proc_status_done(&s);
 
 	unsigned pers;
@@ -219,6 +234,10 @@ static int dump_threads_regs(struct dproc *p)
 	uint8_t xs[16384];
 	int r;
 
+	_cleanup_(proc_status_done) struct proc_status main_st = {};
+	r = proc_read_status(p->pid, p->pid, &main_st);
+	if (r < 0)
+		return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
 	m->n_threads = p->nthreads;
 	m->threads = xcalloc(p->nthreads, sizeof(*m->threads));
 	for (size_t i = 0; i < p->nthreads; i++) {
@@ -259,6 +278,15 @@ static int dump_threads_regs(struct dproc *p)
 		char comm[PROC_COMM_MAX + 1];
 		if (proc_read_comm(p->pid, t->tid, comm) >= 0)
 			tm->comm = xstrdup(comm);
+		if (i > 0) {
+			/* credentials are per thread: keep the odd ones */
+			_cleanup_(proc_status_done) struct proc_status ts = {};
+			r = proc_read_status(p->pid, t->tid, &ts);
+			if (r < 0)
+				return dm_fail(r, "thread %d: status: %s", t->tid, strerror(-r));
+			if (!same_creds(&main_st, &ts))
+				tm->creds = creds_from_status(&ts);
+		}
 		tm->has_in_syscall = true;
 		tm->in_syscall = (long)t->regs.orig_rax >= 0;
 		r = dump_seccomp(p, t, tm);

@@ -234,6 +234,11 @@ static int write_process(struct dump_ctx *d, struct dproc *p)
 	if (m->creds) {
 		m->creds->has_securebits = true;
 		m->creds->securebits = p->securebits;
+		for (size_t i = 0; i < m->n_threads; i++)
+			if (m->threads[i]->creds) {
+				m->threads[i]->creds->has_securebits = true;
+				m->threads[i]->creds->securebits = p->securebits;
+			}
 	}
 	if (!p->zombie && (d->opts.lazy || d->opts.lazy_remote)) {
 		r = lazy_split(d, p);

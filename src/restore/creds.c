@@ -156,8 +156,8 @@ static int add_seccomp(struct rbatch *rb, const Dm__Thread *t)
 
 static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th)
 {
-	const Dm__Creds *cr = p->img->creds;
 	const Dm__Thread *ti = th->img;
+	const Dm__Creds *cr = ti->creds ? ti->creds : p->img->creds; /* creds are per thread */
 	struct rbatch *rb = xmalloc(sizeof(*rb));
 	int r = 0;
 
