@@ -7,3 +7,6 @@ int cmd_show_image(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_testhost(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_daemon(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_demo_workload(int argc, char **argv);

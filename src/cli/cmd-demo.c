@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dmigrate testhost up|down|run|spawn|pid   (test hosts for tests, bench, demo)
+ * dmigrate demo                             (the README's main job)
+ * dmigrate demo-workload                    (the demo's program)
  */
+#include "base/clock.h"
 #include "base/log.h"
 #include "cli/cli.h"
 #include "migrate/testhost.h"
+#include "net/net.h"
+#include "proc/proc.h"
 
+#include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <string.h>
+#include <time.h>
 
 static void testhost_usage(FILE *out)
 {
@@ -112,4 +121,338 @@ int cmd_testhost(int argc, char **argv)
 	}
 	testhost_usage(stderr);
 	return 2;
+}
+
+/* ---- dmigrate demo-workload: the demo's program ------------------------- */
+
+/*
+ * N MiB of memory, every page holding (its index, its version).  Each step
+ * rewrites a few pages with a new version and keeps the expected sum of all
+ * versions; every ~200 ms it sums the versions actually in memory (touching
+ * every page) and prints counter, checksum verdict and where it runs.
+ * A page lost or stale in a migration shows as "checksum BAD".
+ */
+int cmd_demo_workload(int argc, char **argv)
+{
+	long mib = 256;
+	if (argc >= 3 && !strcmp(argv[1], "--mib") && parse_long(argv[2], &mib) < 0)
+		mib = -1;
+	if (mib <= 0 || mib > (1L << 20)) {
+		fprintf(stderr, "usage: dmigrate demo-workload [--mib N]\n");
+		return 2;
+	}
+	size_t npages = (size_t)mib << 8;
+	uint64_t *mem = malloc(npages * 4096);
+	uint64_t expect = 0, counter = 0;
+	if (!mem) {
+		perror("malloc");
+		return 1;
+	}
+	for (size_t i = 0; i < npages; i++) {
+		uint64_t *p = mem + i * 512;
+		p[0] = i;
+		p[1] = 1;
+		for (size_t k = 2; k < 512; k++)
+			p[k] = i * 31 + k;
+		expect += 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	uint64_t last = clock_us();
+	for (;;) {
+		/* a few writes per step */
+		for (int w = 0; w < 64; w++) {
+			size_t i = (counter * 7919 + (size_t)w * 104729) % npages;
+			mem[i * 512 + 1]++;
+			expect++;
+		}
+		counter++;
+		uint64_t now = clock_us();
+		if (now - last < 200000) {
+			struct timespec ts = { 0, 10 * 1000000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		last = now;
+		uint64_t sum = 0;
+		bool ok = true;
+		for (size_t i = 0; i < npages; i++) {
+			sum += mem[i * 512 + 1];
+			if (mem[i * 512] != i || mem[i * 512 + 511] != i * 31 + 511)
+				ok = false;
+		}
+		char host[64] = "?";
+		gethostname(host, sizeof(host) - 1);
+		struct timespec rt;
+		clock_gettime(CLOCK_REALTIME, &rt);
+		printf("%ld.%03ld counter=%" PRIu64 " checksum=%s host=%s pid=%d\n", (long)rt.tv_sec,
+		       rt.tv_nsec / 1000000, counter, ok && sum == expect ? "ok" : "BAD", host, getpid());
+	}
+}
+
+/* ---- dmigrate demo ------------------------------------------------------- */
+
+static int demo_spawn_wait_file(const char *path, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		if (access(path, F_OK) == 0)
+			return 0;
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
+}
+
+static int count_lines(const char *path, char *last, size_t lastlen)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[512];
+	int n = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		n++;
+		if (last)
+			snprintf(last, lastlen, "%s", line);
+	}
+	return n;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	char buf[65536];
+	if (in < 0 || out < 0)
+		return neg_errno();
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0)
+			return neg_errno();
+		if (n == 0)
+			return 0;
+		int r = write_all(out, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+static pid_t ns_pid_of(pid_t pid)
+{
+	struct proc_status st = {};
+	pid_t r = -1;
+	if (proc_read_status(pid, 0, &st) == 0 && st.n_nspid)
+		r = st.nspid[st.n_nspid - 1];
+	proc_status_done(&st);
+	return r;
+}
+
+/* "1700000000.123 counter=N checksum=ok host=H pid=P" */
+struct wl_line {
+	double t;
+	unsigned long long counter;
+	char checksum[8], host[32];
+	int pid;
+};
+
+static bool parse_wl(const char *s, struct wl_line *w)
+{
+	return sscanf(s, "%lf counter=%llu checksum=%7s host=%31s pid=%d", &w->t, &w->counter, w->checksum, w->host,
+		      &w->pid) == 5;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mib", required_argument, NULL, 'm' },
+		{ "mode", required_argument, NULL, 'M' },
+		{ "no-tbf", no_argument, NULL, 'n' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *mode = "post-copy", *prefix = "dmdemo";
+	long mib = 256;
+	bool tbf = true, keep = false;
+	int c, r, rc = 1;
+	char exe[4096];
+	_cleanup_fclose_ FILE *f = NULL;
+	_cleanup_free_ char *wexe = NULL;
+
+	while ((c = getopt_long(argc, argv, "m:M:nkh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_long(optarg, &mib) < 0 || mib < 1 || mib > 65536) {
+				fprintf(stderr, "dmigrate: demo: bad --mib\n");
+				return 2;
+			}
+			break;
+		case 'M': mode = optarg; break;
+		case 'n': tbf = false; break;
+		case 'k': keep = true; break;
+		case 'h':
+			printf("usage: dmigrate demo [--mib N] [--mode MODE] [--no-tbf] [--keep]\n"
+			       "  Makes two test hosts on this machine (network, mount, PID and UTS namespaces,\n"
+			       "  a veth pair limited to 1 Gbit/s), starts a program with N MiB of memory\n"
+			       "  (default 256) on host a that keeps reporting its progress, migrates it to\n"
+			       "  host b while it runs (default post-copy), shows that it went on where it\n"
+			       "  was, prints the downtime and total time, and removes everything.\n");
+			return 0;
+		default: return 2;
+		}
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		perror("readlink /proc/self/exe");
+		return 1;
+	}
+	exe[n] = 0;
+	_cleanup_free_ char *dir = xstrdup("/tmp/dmigrate-demo.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	_cleanup_free_ char *key = xasprintf("%s/key", dir);
+	_cleanup_free_ char *dlog = xasprintf("%s/dmigrated.log", dir);
+	_cleanup_free_ char *ready = xasprintf("%s/dmigrated.ready", dir);
+	_cleanup_free_ char *wlog = xasprintf("%s/workload.log", dir);
+	_cleanup_free_ char *stats = xasprintf("%s/stats.json", dir);
+	char mibs[32];
+	snprintf(mibs, sizeof(mibs), "%ld", mib);
+
+	printf("== dmigrate demo: live migration of a running program between two hosts\n");
+	testhost_down(prefix); /* leftovers of an interrupted run */
+	struct testhost_opts to = { .prefix = prefix, .tbf = tbf };
+	r = testhost_up(&to);
+	if (r < 0) {
+		fprintf(stderr, "dmigrate: demo: %s\n", dm_last_error());
+		rm_rf(dir);
+		return 1;
+	}
+	printf("   hosts: %s-a (%s) and %s-b (%s), veth%s; own network, mount, pid, uts namespaces\n", prefix,
+	       testhost_addr(0), prefix, testhost_addr(1), tbf ? " with a 1 Gbit/s token bucket" : "");
+	if ((r = net_keygen(key)) < 0) {
+		fprintf(stderr, "dmigrate: demo: %s\n", dm_last_error());
+		goto out;
+	}
+	char listen[64];
+	snprintf(listen, sizeof(listen), "%s:7070", testhost_addr(1));
+	char *dargv[] = { exe, "daemon", "--listen", listen, "--key", key, "--ready-file", ready, "-v", NULL };
+	/* dmigrated is this binary's daemon verb: the demo needs no other file */
+	pid_t dpid;
+	if ((r = testhost_spawn(prefix, 1, dargv, dlog, &dpid)) < 0 || demo_spawn_wait_file(ready, 10000) < 0) {
+		fprintf(stderr, "dmigrate: demo: dmigrated did not start (%s)\n", dlog);
+		goto out;
+	}
+	printf("   dmigrated listens on %s (host b), TLS 1.3 with a fresh shared key\n", listen);
+
+	/*
+	 * The workload runs from a copy of this binary: the restorer (dmigrated
+	 * = this binary) cannot give a restored process its own executable as
+	 * /proc/PID/exe (PR_SET_MM_MAP refuses while the old one is mapped).
+	 */
+	wexe = xasprintf("%s/dmigrate-workload", dir);
+	if ((r = copy_file(exe, wexe)) < 0) {
+		fprintf(stderr, "dmigrate: demo: cannot copy %s: %s\n", exe, strerror(-r));
+		goto out;
+	}
+	char *wargv[] = { wexe, "demo-workload", "--mib", mibs, NULL };
+	pid_t wpid;
+	if ((r = testhost_spawn(prefix, 0, wargv, wlog, &wpid)) < 0) {
+		fprintf(stderr, "dmigrate: demo: %s\n", dm_last_error());
+		goto out;
+	}
+	pid_t wns = ns_pid_of(wpid);
+	printf("   workload: %ld MiB, pid %d on host a; it prints counter + checksum of its memory:\n", mib, wns);
+	for (int i = 0; i < 600 && count_lines(wlog, NULL, 0) < 5; i++)
+		usleep(50000);
+	if (count_lines(wlog, NULL, 0) < 1) {
+		fprintf(stderr, "dmigrate: demo: the workload does not report (%s)\n", wlog);
+		goto out;
+	}
+	char line[512] = "";
+	count_lines(wlog, line, sizeof(line));
+	printf("     %s", line);
+	int before = count_lines(wlog, NULL, 0);
+
+	printf("\n== dmigrate migrate pid:%d --to %s --mode %s   (run on host a)\n", wns, listen, mode);
+	char pidarg[32];
+	snprintf(pidarg, sizeof(pidarg), "pid:%d", wns);
+	char *margv[] = { exe, "migrate", pidarg, "--to", listen, "--key", key, "--mode", (char *)mode, "--stats", stats, NULL };
+	fflush(stdout);
+	r = testhost_run(prefix, 0, margv);
+	if (r != 0) {
+		fprintf(stderr, "dmigrate: demo: the migration failed (exit %d)\n", r);
+		goto out;
+	}
+	/* let it run on the destination for a moment */
+	for (int i = 0; i < 40; i++) {
+		usleep(50000);
+		if (count_lines(wlog, NULL, 0) >= before + 12)
+			break;
+	}
+
+	/* what the program said around the switch */
+	f = fopen(wlog, "re");
+	struct wl_line prev = {}, cur;
+	bool moved = false, bad = false, gap_ok = true;
+	double gap = 0;
+	printf("\n== the workload's own log around the migration\n");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!parse_wl(line, &cur))
+			continue;
+		if (strcmp(cur.checksum, "ok"))
+			bad = true;
+		if (prev.host[0] && strcmp(prev.host, cur.host)) {
+			moved = true;
+			gap = cur.t - prev.t;
+			if (cur.counter <= prev.counter)
+				gap_ok = false;
+			printf("     %s", "");
+			printf("%.3f counter=%llu checksum=%s host=%s pid=%d\n", prev.t, prev.counter, prev.checksum,
+			       prev.host, prev.pid);
+			printf("     ---- migrated: %.0f ms between these two reports ----\n", gap * 1000);
+			printf("     %s", line);
+		}
+		prev = cur;
+	}
+	if (prev.host[0])
+		printf("     ... last: counter=%llu checksum=%s host=%s pid=%d\n", prev.counter, prev.checksum, prev.host,
+		       prev.pid);
+	json_error_t je;
+	json_t *st = json_load_file(stats, 0, &je);
+	double down = -1, total = -1;
+	if (st) {
+		json_t *v;
+		if ((v = json_object_get(st, "downtime_ms")) && json_is_number(v))
+			down = json_number_value(v);
+		if ((v = json_object_get(st, "total_ms")) && json_is_number(v))
+			total = json_number_value(v);
+		printf("\n== result\n   downtime %.0f ms, total migration time %.2f s (%ld MiB over %s)\n", down,
+		       total / 1000, mib, tbf ? "1 Gbit/s" : "veth");
+		json_t *p;
+		if ((p = json_object_get(st, "pages_on_demand")))
+			printf("   pages: on demand %" JSON_INTEGER_FORMAT ", prefetched %" JSON_INTEGER_FORMAT
+			       ", pushed %" JSON_INTEGER_FORMAT "; fault latency p50 %.0f us, p99 %.0f us\n",
+			       json_integer_value(p), json_integer_value(json_object_get(st, "pages_prefetched")),
+			       json_integer_value(json_object_get(st, "pages_pushed")),
+			       json_number_value(json_object_get(json_object_get(st, "fault_latency_us"), "p50")),
+			       json_number_value(json_object_get(json_object_get(st, "fault_latency_us"), "p99")));
+		json_decref(st);
+	}
+	if (moved && !bad && gap_ok) {
+		printf("   the program went on where it was on host b: same counter sequence, memory checksum ok\n");
+		rc = 0;
+	} else {
+		printf("   FAILED: %s\n", !moved ? "the program did not report from host b" :
+				   bad ? "a memory checksum was wrong" : "the counter went backwards");
+	}
+out:
+	if (keep) {
+		printf("   (--keep: hosts %s-a/%s-b and %s are left; 'dmigrate testhost down --prefix %s')\n", prefix,
+		       prefix, dir, prefix);
+	} else {
+		testhost_down(prefix);
+		rm_rf(dir);
+		printf("   removed the test hosts and %s\n", dir);
+	}
+	return rc;
 }

@@ -5,6 +5,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "cli/cli.h"
+#include "daemon/daemon.h"
 #include "migrate/migrate.h"
 #include "net/net.h"
 
@@ -141,4 +142,10 @@ int cmd_migrate(int argc, char **argv)
 		json_decref(res.stats);
 	}
 	return r < 0 ? 1 : 0;
+}
+
+/* dmigrate daemon ...: dmigrated, as a verb of this binary */
+int cmd_daemon(int argc, char **argv)
+{
+	return daemon_main(argc, argv);
 }

@@ -1,85 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * dmigrated --listen ADDR:PORT --key FILE [--insecure] [--state-dir DIR] [-v]
- *
- * Receives migrations (src/migrate/dest.c).  Front end only: parse, call
- * the library, log.
- */
-#include "base/log.h"
-#include "migrate/migrate.h"
-#include "net/net.h"
-
-#include <getopt.h>
-#include <string.h>
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: dmigrated [--listen ADDR:PORT] --key FILE [--state-dir DIR] [-v|-vv]\n"
-		"       dmigrated [--listen ADDR:PORT] --insecure ...\n"
-		"  Receives live migrations from 'dmigrate migrate --to ADDR:PORT'.  Listens on\n"
-		"  127.0.0.1:%u unless told.  Every channel is TLS 1.3 authenticated with the\n"
-		"  shared key (dmigrate keygen FILE; the same file on both hosts).  --insecure\n"
-		"  drops authentication and encryption: benchmarks only.  Incoming images go to\n"
-		"  DIR/incoming (default /var/lib/dmigrate) and are removed after the restore.\n"
-		"  --once: exit after one migration; --ready-file F: write the port to F once\n"
-		"  listening; --keep-images: leave the images (debugging).\n",
-		NET_DEFAULT_PORT);
-}
+/* dmigrated: the daemon that receives migrations (front end in daemon-cli.c). */
+#include "daemon/daemon.h"
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "insecure", no_argument, NULL, 'I' },
-		{ "state-dir", required_argument, NULL, 'd' },
-		{ "once", no_argument, NULL, '1' },
-		{ "ready-file", required_argument, NULL, 'R' },
-		{ "keep-images", no_argument, NULL, 'K' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct mig_daemon_opts o = {};
-	struct net_key key;
-	const char *keyfile = NULL;
-	int c, r, level = LOG_WARN;
-
-	while ((c = getopt_long(argc, argv, "l:k:Id:1R:Kvh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l': o.listen = optarg; break;
-		case 'k': keyfile = optarg; break;
-		case 'I': o.insecure = true; break;
-		case 'd': o.state_dir = optarg; break;
-		case '1': o.max_migrations = 1; break;
-		case 'R': o.ready_file = optarg; break;
-		case 'K': o.keep_images = true; break;
-		case 'v': level = level < LOG_INFO ? LOG_INFO : LOG_DEBUG; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (optind != argc || (!keyfile && !o.insecure) || (keyfile && o.insecure)) {
-		usage(stderr);
-		return 2;
-	}
-	dm_log_init(level, -1);
-	if (o.insecure) {
-		fprintf(stderr, "dmigrated: WARNING: --insecure: no authentication, no encryption. Anyone who can\n"
-				"dmigrated: WARNING: reach this port can make this host run code. Benchmarks only.\n");
-	} else {
-		r = net_key_load(keyfile, &key);
-		if (r < 0) {
-			fprintf(stderr, "dmigrated: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
-			return 1;
-		}
-		o.key = &key;
-	}
-	r = mig_daemon_run(&o);
-	if (r < 0) {
-		fprintf(stderr, "dmigrated: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
-		return 1;
-	}
-	return 0;
+	return daemon_main(argc, argv);
 }

@@ -842,7 +842,7 @@ static void *push_thread(void *arg)
 			for (uint64_t k = 0; k < rg->npages && !atomic_load(&l->stop) && !atomic_load(&mm->gone);
 			     k += MEM_FRAME_PAGES_MAX) {
 				uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
-				long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_PUSH);
+				long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL);
 				if (r < 0) {
 					mem_lazy_fail(l, (int)r);
 					return NULL;

@@ -245,7 +245,8 @@ static void *bulk_thread(void *arg)
 			r = net_recv_body(n->bulk, &p, sizeof(p));
 			if (r < 0)
 				break;
-			if ((p.phase != MEM_PHASE_STORE && p.phase != MEM_PHASE_INSTALL) || p.phase <= phase ||
+			/* the same phase again: the pre-copy rounds, then the final push */
+			if ((p.phase != MEM_PHASE_STORE && p.phase != MEM_PHASE_INSTALL) || p.phase < phase ||
 			    (p.phase == MEM_PHASE_STORE && !n->store)) {
 				r = dm_fail(-EBADMSG, "bulk channel: phase %u after %u", p.phase, phase);
 				break;
