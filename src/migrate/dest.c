@@ -61,6 +61,8 @@ struct dsess {
 	bool resumed, committed;
 	uint64_t t_start, t_state, t_resume, t_done;
 	json_t *restore_stats;
+	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
+	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
 	pthread_t thread;
@@ -280,11 +282,96 @@ static int recv_files(struct dsess *s)
 	return r;
 }
 
+/* ---- the guardian --------------------------------------------------------- */
+
+/*
+ * A restored tree runs from the moment restore_tree() returns, but belongs
+ * here only once the source COMMITs.  If this daemon dies in between (killed,
+ * crashed), nobody would remove it while the source thaws its own copy.  So
+ * a small child process holds a pidfd of every restored process and kills
+ * them when its pipe from us closes without the commit byte: it sees our
+ * death as EOF.  It only uses system calls (we are multithreaded when it
+ * forks) and keeps no other fd of ours.
+ */
+#define GUARD_MAX 4096
+
+_Noreturn static void guardian_main(int rfd)
+{
+	int fds[GUARD_MAX], n = 0;
+	for (;;) {
+		int32_t v;
+		ssize_t k = read(rfd, &v, sizeof(v));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k != (ssize_t)sizeof(v))
+			break; /* EOF: the daemon is gone, or it aborted */
+		if (v == 0)
+			_exit(0); /* committed: the tree is the destination's now */
+		if (n < GUARD_MAX) {
+			int fd = (int)syscall(SYS_pidfd_open, (pid_t)v, 0);
+			if (fd >= 0)
+				fds[n++] = fd;
+		}
+	}
+	for (int i = 0; i < n; i++)
+		syscall(SYS_pidfd_send_signal, fds[i], SIGSTOP, NULL, 0);
+	for (int i = 0; i < n; i++)
+		syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+	_exit(0);
+}
+
+static int guardian_start(struct dsess *s)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return neg_errno();
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = neg_errno();
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		if (dup2(p[0], 3) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 4, ~0U, 0);
+		guardian_main(3);
+	}
+	close(p[0]);
+	s->guard_fd = p[1];
+	s->guard_pid = pid;
+	return 0;
+}
+
+static void guardian_add(struct dsess *s, pid_t pid)
+{
+	int32_t v = pid;
+	if (s->guard_fd >= 0 && pid > 0)
+		write_all(s->guard_fd, &v, sizeof(v));
+}
+
+/* commit: the guardian leaves the tree alone; else it kills it */
+static void guardian_end(struct dsess *s, bool commit)
+{
+	if (s->guard_fd < 0)
+		return;
+	if (commit) {
+		int32_t zero = 0;
+		write_all(s->guard_fd, &zero, sizeof(zero));
+	}
+	close(s->guard_fd);
+	s->guard_fd = -1;
+	while (waitpid(s->guard_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* ---- restore ------------------------------------------------------------ */
 
 static int lazy_cb(void *arg, const struct restore_lazy_proc *lp)
 {
 	struct dsess *s = arg;
+	guardian_add(s, lp->host_pid);
 	int r = mem_lazy_add(s->lazy, lp);
 	if (r < 0)
 		return r;
@@ -340,6 +427,7 @@ static int do_restore(struct dsess *s)
 	s->resumed = true;
 	s->t_resume = clock_ns();
 	s->root = res.root_pid;
+	guardian_add(s, res.root_pid);
 	s->root_pidfd = res.root_pidfd;
 	s->restore_stats = restore_stats_json(&res.stats);
 	json_object_set_new(s->restore_stats, "state_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
@@ -473,6 +561,9 @@ static void *session_thread(void *arg)
 	r = wait_channels(s, 15000);
 	if (r < 0)
 		goto fail;
+	r = guardian_start(s);
+	if (r < 0)
+		goto fail;
 	mig_tune_chan(s->fault, true);
 	mig_tune_chan(s->bulk, false);
 	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
@@ -510,7 +601,9 @@ static void *session_thread(void *arg)
 	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
 	if (r < 0)
 		goto fail;
-	r = expect_empty(s, MIG_T_COMMIT, 30000, "COMMIT");
+	/* shorter than the source's detection of a dead link (keepalive, ~7 s):
+	 * it must not find our copy still running when it thaws its own */
+	r = expect_empty(s, MIG_T_COMMIT, 5000, "COMMIT");
 	if (r < 0)
 		goto fail;
 	s->committed = true;
@@ -520,6 +613,8 @@ static void *session_thread(void *arg)
 			goto fail;
 	}
 	s->t_done = clock_ns();
+	/* every page is in: from here the tree lives without us */
+	guardian_end(s, true);
 	json_t *st = mem_stats(s);
 	r = mig_send_reply(s->ctl, MIG_T_MEM_DONE, true, 0, NULL, s->root, st);
 	json_decref(st);
@@ -535,6 +630,7 @@ static void *session_thread(void *arg)
 	return NULL;
 fail:
 	abort_with(s, r);
+	guardian_end(s, false);
 	if (s->resumed) {
 		/* not committed, or committed but its memory can never be complete */
 		pr_warn("migration %.8s: killing the restored tree (pid %d)%s", s->hex, s->root,
@@ -662,6 +758,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			cur->o = o;
 			cur->ctl = c;
 			cur->root_pidfd = -1;
+			cur->guard_fd = -1;
 			memcpy(cur->session, net_chan_session(c), NET_SESSION_LEN);
 			net_session_hex(cur->session, cur->hex);
 			pthread_mutex_init(&cur->lock, NULL);
