@@ -14,6 +14,9 @@
  *   pvr->mmap+pop  the same with MADV_POPULATE_WRITE of each 4M chunk first
  *   vmsplice       the child vmsplices its memory into a pipe, we splice it to the file
  *                  (CRIU's parasite path)
+ *   pvr+pwrite x2  pvr+pwrite/4M on two threads (4M chunks taken in turn)
+ *   fallocate      fallocate() of the whole file (what could run before the freeze)
+ *   prealloc+pvr   pvr+pwrite/4M into that preallocated file (what would stay frozen)
  * restore (DIR/pages -> fresh anonymous memory of a new child):
  *   mem-pwrite     pwrite to /proc/PID/mem from an mmap of the file (4M)
  *   pvw            process_vm_writev from an mmap of the file (4M)
@@ -21,6 +24,7 @@
  *   self-read      the child read()s the file into its memory (an injected read)
  *   uffd-copy      UFFDIO_COPY from an mmap of the file into the child's range
  *                  (registered by the child; no zeroing, no per-page fault)
+ *   mem-pwrite x2, uffd-copy x2: the same on two threads
  * Every restore is checked against the written pattern.
  */
 #ifndef _GNU_SOURCE
@@ -29,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -244,7 +249,84 @@ static int create_file(void)
 	return fd;
 }
 
+/* ---- two threads over the 4M chunks of [0, len) ---- */
+
+struct par {
+	int (*fn)(void *ctx, size_t off, size_t n);
+	void *ctx;
+	int idx, nthr;
+};
+
+static void *par_run(void *arg)
+{
+	struct par *a = arg;
+
+	for (size_t o = (size_t)a->idx * CH; o < len; o += (size_t)a->nthr * CH)
+		if (a->fn(a->ctx, o, CH) < 0)
+			die("parallel copy");
+	return NULL;
+}
+
+static void parallel(int nthr, int (*fn)(void *, size_t, size_t), void *ctx)
+{
+	pthread_t th[8];
+	struct par a[8];
+
+	for (int i = 0; i < nthr; i++) {
+		a[i] = (struct par){ fn, ctx, i, nthr };
+		if (pthread_create(&th[i], NULL, par_run, &a[i]))
+			die("pthread_create");
+	}
+	for (int i = 0; i < nthr; i++)
+		pthread_join(th[i], NULL);
+}
+
 /* ---- dump ---- */
+
+struct pvr_ctx {
+	pid_t pid;
+	uintptr_t addr;
+	int fd;
+};
+
+static int pvr_chunk(void *arg, size_t o, size_t n)
+{
+	struct pvr_ctx *x = arg;
+	static __thread uint8_t *buf;
+
+	if (!buf)
+		buf = malloc(CH); /* one per thread, kept */
+	struct iovec l = { buf, n }, r = { (void *)(x->addr + o), n };
+	if (process_vm_readv(x->pid, &l, 1, &r, 1, 0) != (ssize_t)n)
+		return -1;
+	return pwrite(x->fd, buf, n, o) == (ssize_t)n ? 0 : -1;
+}
+
+static double dump_prealloc(struct child *src, double *falloc_ms)
+{
+	double t = now_ms();
+	struct pvr_ctx x = { src->pid, src->addr, create_file() };
+
+	if (fallocate(x.fd, 0, 0, len) < 0)
+		die("fallocate");
+	*falloc_ms = now_ms() - t;
+	t = now_ms();
+	parallel(1, pvr_chunk, &x);
+	close(x.fd);
+	return now_ms() - t;
+}
+
+static double dump_pvr_par(struct child *src, int nthr)
+{
+	double t = now_ms();
+	struct pvr_ctx x = { src->pid, src->addr, create_file() };
+
+	if (ftruncate(x.fd, len) < 0)
+		die("ftruncate");
+	parallel(nthr, pvr_chunk, &x);
+	close(x.fd);
+	return now_ms() - t;
+}
 
 static double dump_pvr(struct child *src, size_t chunk)
 {
@@ -341,6 +423,25 @@ static uint8_t *map_file(int *fdp)
 	return m;
 }
 
+struct rst_ctx {
+	int fd; /* /proc/PID/mem or the userfaultfd */
+	uintptr_t addr;
+	const uint8_t *src;
+};
+
+static int mem_chunk(void *arg, size_t o, size_t n)
+{
+	struct rst_ctx *x = arg;
+	return pwrite(x->fd, x->src + o, n, x->addr + o) == (ssize_t)n ? 0 : -1;
+}
+
+static int uffd_chunk(void *arg, size_t o, size_t n)
+{
+	struct rst_ctx *x = arg;
+	struct uffdio_copy cp = { .dst = x->addr + o, .src = (uintptr_t)(x->src + o), .len = n };
+	return ioctl(x->fd, UFFDIO_COPY, &cp);
+}
+
 static double restore_one(int how, int *bad)
 {
 	struct child c = spawn(0);
@@ -366,6 +467,18 @@ static double restore_one(int how, int *bad)
 		}
 	} else if (how == 3) { /* the child reads */
 		cmd(&c, 'r');
+	} else if (how == 5) { /* /proc/PID/mem, two threads */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", c.pid);
+		struct rst_ctx x = { open(path, O_RDWR), c.addr, m };
+		parallel(2, mem_chunk, &x);
+		close(x.fd);
+	} else if (how == 6) { /* UFFDIO_COPY, two threads */
+		char q = 'u';
+		xwrite(c.sock, &q, 1);
+		struct rst_ctx x = { recv_fd(c.sock), c.addr, m };
+		parallel(2, uffd_chunk, &x);
+		close(x.fd);
 	} else { /* UFFDIO_COPY */
 		char x = 'u';
 		xwrite(c.sock, &x, 1);
@@ -420,7 +533,7 @@ int main(int argc, char **argv)
 	if (strcmp(what, "restore")) {
 		static const size_t chunks[] = { 256 << 10, 1 << 20, 4 << 20, 16 << 20 };
 		static const char *names[] = { "pvr+pwrite/256K", "pvr+pwrite/1M", "pvr+pwrite/4M", "pvr+pwrite/16M" };
-		static double t[8][MAXR];
+		static double t[11][MAXR];
 		struct child src = spawn(1);
 		for (int r = 0; r < rounds; r++) {
 			for (int k = 0; k < 4; k++)
@@ -429,6 +542,8 @@ int main(int argc, char **argv)
 			t[5][r] = dump_mmap(&src, 0);
 			t[6][r] = dump_mmap(&src, 1);
 			t[7][r] = dump_vmsplice(&src);
+			t[8][r] = dump_pvr_par(&src, 2);
+			t[10][r] = dump_prealloc(&src, &t[9][r]);
 		}
 		reap(&src);
 		printf("dump (memory -> file):\n");
@@ -438,19 +553,23 @@ int main(int argc, char **argv)
 		report("pvr->mmap", t[5], rounds);
 		report("pvr->mmap+pop", t[6], rounds);
 		report("vmsplice+splice", t[7], rounds);
+		report("pvr+pwrite x2", t[8], rounds);
+		report("fallocate", t[9], rounds);
+		report("prealloc+pvr", t[10], rounds);
 	}
 	if (strcmp(what, "dump")) {
-		static const char *names[] = { "mem-pwrite", "pvw", "pop+pvw", "self-read", "uffd-copy" };
-		static double t[5][MAXR];
+		static const char *names[] = { "mem-pwrite", "pvw", "pop+pvw", "self-read", "uffd-copy",
+					       "mem-pwrite x2", "uffd-copy x2" };
+		static double t[7][MAXR];
 		int bad = 0;
 		struct child src = spawn(1);
 		dump_pvr(&src, CH);
 		reap(&src);
 		for (int r = 0; r < rounds; r++)
-			for (int k = 0; k < 5; k++)
+			for (int k = 0; k < 7; k++)
 				t[k][r] = restore_one(k, &bad);
 		printf("restore (file -> fresh anonymous memory):\n");
-		for (int k = 0; k < 5; k++)
+		for (int k = 0; k < 7; k++)
 			report(names[k], t[k], rounds);
 		if (bad) {
 			printf("pagecopy: a restored copy differs\n");
