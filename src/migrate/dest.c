@@ -583,7 +583,10 @@ static void *session_thread(void *arg)
 			goto fail;
 		}
 	}
-	if (s->store)
+	/* hybrid: pages written after the pre-copy pass come over the network
+	 * after the resume; their old copies must not be installed.  (In
+	 * pre-copy the final push has overwritten them already.) */
+	if (s->store && s->mode == MIG_HYBRID)
 		for (size_t i = 0; i < s->n_dirty; i++) {
 			const struct mig_wire_range *d = &s->dirty[i];
 			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT) {
@@ -708,6 +711,10 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	r = net_ctx_new(&cfg, o->key, &ctx);
 	if (r < 0)
 		return r;
+	/* what a daemon killed before it could clean up left behind (one daemon per state dir) */
+	_cleanup_free_ char *incoming = xasprintf("%s/incoming", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
+	if (!o->keep_images)
+		rm_rf(incoming);
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;

@@ -1,0 +1,399 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# End-to-end tests: real migrations between two test hosts on this machine
+# (dmigrate testhost: network, mount, pid and uts namespaces, veth).
+#
+#   tests/e2e/run.sh [--build DIR] [--filter REGEX] [--modes "m1 m2"] [--no-zdtm]
+#                    [--no-rollback] [--tbf] [--keep] [-v]
+#
+# Groups (test names are GROUP/...; --filter selects by name):
+#   auth/...       a wrong key is refused on both sides; the tree runs on
+#   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
+#                  demo's C program with a memory checksum) migrates from a to b
+#                  in each mode, goes on from where it was (counter, host name
+#                  changes, memory checks stay ok), and nothing is left on a
+#   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
+#                  checked by the program's own verdict
+#   rollback/...   the peer killed or the link cut at each phase (test points,
+#                  DMIGRATE_TEST_PAUSE): before the switch-over the workload
+#                  runs on in a, unchanged, and b keeps nothing; after it, the
+#                  source keeps its copy stopped
+#
+# Output: "PASS name", "FAIL name: reason", "SKIP name: reason", then
+# "N passed, N failed, N skipped".  Exit status 1 if anything failed.
+set -u -o pipefail
+export LC_ALL=C
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$E2E_DIR/../.." && pwd)
+BUILD=
+FILTER=
+MODES="post-copy stop-and-copy pre-copy hybrid"
+ZDTM=1
+ROLLBACK=1
+TBF=
+KEEP=0
+VERBOSE=0
+PREFIX=dme2e
+
+while (($#)); do
+	case $1 in
+	--build) BUILD=$2; shift ;;
+	--filter) FILTER=$2; shift ;;
+	--modes) MODES=$2; shift ;;
+	--no-zdtm) ZDTM=0 ;;
+	--no-rollback) ROLLBACK=0 ;;
+	--tbf) TBF=--tbf ;;
+	--keep) KEEP=1 ;;
+	-v | --verbose) VERBOSE=1 ;;
+	-h | --help) sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [[ -z $BUILD ]]; then
+	for d in "$REPO/build" "$REPO/builddir" /work/build-mig; do
+		[[ -x $d/dmigrate ]] && { BUILD=$d; break; }
+	done
+fi
+[[ -n $BUILD && -x $BUILD/dmigrate ]] || { echo "run.sh: no build dir with dmigrate (--build DIR)" >&2; exit 2; }
+BUILD=$(cd "$BUILD" && pwd)
+DM=$BUILD/dmigrate
+if ((EUID != 0)); then
+	echo "SKIP e2e: needs root (namespaces, ptrace)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+
+WORK=$(mktemp -d /tmp/dmigrate-e2e.XXXXXX)
+KEY=$WORK/key
+ADDR_A=198.18.0.1
+ADDR_B=198.18.0.2
+NPASS=0 NFAIL=0 NSKIP=0
+DAEMON_PID=
+WL_PID= WL_NS= WL_LOG=
+
+log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
+result() {
+	case $1 in
+	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
+	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
+	FAIL) echo "FAIL $2: $3"; NFAIL=$((NFAIL + 1)) ;;
+	esac
+}
+selected() { [[ -z $FILTER ]] || [[ $1 =~ $FILTER ]]; }
+
+wait_until() {	# SECONDS CMD...
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS >= end)) && return 1
+		sleep 0.05
+	done
+}
+
+in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
+
+cleanup() {
+	stop_workload
+	stop_daemon
+	"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
+	if ((KEEP)); then echo "# work dir: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- daemon
+
+start_daemon() {	# [KEYFILE] [ENV=VAL...]: dmigrated in host b
+	local key=${1:-$KEY}
+	shift
+	stop_daemon
+	rm -f "$WORK/ready"
+	DAEMON_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
+		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v) || return 1
+	wait_until 10 test -e "$WORK/ready"
+}
+
+stop_daemon() {
+	[[ -n $DAEMON_PID ]] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null
+	wait_until 10 gone "$DAEMON_PID" || kill -KILL "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+gone() { [[ ! -d /proc/$1 ]] || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
+pstate() { sed -E 's/.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null; }
+
+# pid (as seen here) of the process whose pid in host H's namespace is NSPID
+host_pid() {	# H NSPID
+	local init want d
+	init=$("$DM" testhost pid --prefix "$PREFIX" "$1") || return 1
+	want=$(readlink "/proc/$init/ns/pid")
+	for d in /proc/[0-9]*; do
+		[[ $(readlink "$d/ns/pid" 2>/dev/null) == "$want" ]] || continue
+		[[ $(awk '/^NSpid:/ { print $NF }' "$d/status" 2>/dev/null) == "$2" ]] && { echo "${d#/proc/}"; return 0; }
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- workloads
+
+# start_workload NAME: in host a; sets WL_PID (here), WL_NS (in a), WL_LOG
+start_workload() {
+	local name=$1 cmd
+	stop_workload
+	WL_LOG=$WORK/$name.$RANDOM.log
+	: >"$WL_LOG"
+	case $name in
+	python3) cmd=(python3 "$E2E_DIR/lib/counter.py" "$WL_LOG") ;;
+	busybox) cmd=(busybox sh "$E2E_DIR/lib/counter.sh") ;;
+	cprog) cmd=("$WORK/dmigrate-workload" demo-workload --mib 64) ;;
+	esac
+	if [[ $name == python3 ]]; then
+		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "${cmd[@]}") || return 1
+	else
+		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- "${cmd[@]}") || return 1
+	fi
+	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
+	wait_until 20 has_lines 3
+}
+
+stop_workload() {
+	[[ -n $WL_NS ]] || return 0
+	local p
+	for h in a b; do
+		p=$(host_pid "$h" "$WL_NS") && kill -KILL "$p" 2>/dev/null
+	done
+	[[ -n $WL_PID ]] && kill -KILL "$WL_PID" 2>/dev/null
+	WL_PID= WL_NS=
+}
+
+has_lines() { (($(wc -l <"$WL_LOG") >= $1)); }
+
+# last report: "COUNTER HOST OK" (all three workload formats)
+last_report() {
+	awk '
+	/counter=/ { c = h = k = ""
+		for (i = 1; i <= NF; i++) {
+			split($i, kv, "=")
+			if (kv[1] == "counter") c = kv[2]; if (kv[1] == "host") h = kv[2]; if (kv[1] == "checksum") k = kv[2]
+		}
+		if (c != "") line = c " " h " " k; next }
+	NF >= 3 && $1 ~ /^[0-9]+$/ { line = $1 " " $2 " " $3 }
+	END { print line }' "$WL_LOG"
+}
+
+any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
+
+# wait for a report from HOST with a counter above N
+reports_from() {	# HOST N
+	local r
+	r=$(last_report)
+	set -- "$1" "$2" $r
+	[[ ${4:-} == "$1" ]] && (($3 > $2))
+}
+
+migrate() {	# MODE [extra args...]: run in host a, stats in $WORK/stats.json; output in $WORK/migrate.out
+	local mode=$1
+	shift
+	in_host a "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode "$mode" \
+		--stats "$WORK/stats.json" --pidfile "$WORK/dest.pid" "$@" >"$WORK/migrate.out" 2>&1
+}
+
+# ---------------------------------------------------------------- tests
+
+test_auth() {
+	local t=auth/wrong-key
+	selected "$t" || return 0
+	"$DM" keygen "$WORK/other.key" >/dev/null
+	if ! start_daemon "$WORK/other.key" || ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	local before
+	before=$(last_report)
+	if migrate post-copy; then
+		result FAIL "$t" "a migration with the wrong key succeeded"
+	elif ! grep -Eqi 'key|auth' "$WORK/migrate.out"; then
+		result FAIL "$t" "the error does not say why: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! grep -Eqi 'key|auth|handshake|TLS' "$WORK/dmigrated.log"; then
+		result FAIL "$t" "dmigrated did not log the refused peer"
+	elif ! wait_until 5 reports_from "$PREFIX-a" "${before%% *}"; then
+		result FAIL "$t" "the workload stopped reporting in a"
+	else
+		result PASS "$t"
+	fi
+	start_daemon
+}
+
+test_workload() {	# WORKLOAD MODE
+	local t=work/$1/$2 before c dest
+	selected "$t" || return 0
+	if ! start_workload "$1"; then
+		result FAIL "$t" "the workload did not start"
+		return
+	fi
+	sleep 0.5
+	before=$(last_report)
+	if ! migrate "$2"; then
+		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		return
+	fi
+	c=${before%% *}
+	if ! wait_until 20 reports_from "$PREFIX-b" "$c"; then
+		result FAIL "$t" "no report from b after the migration (last: $(last_report))"
+	elif any_bad; then
+		result FAIL "$t" "a memory check failed: $(grep -m1 BAD "$WL_LOG")"
+	elif ! gone "$WL_PID"; then
+		result FAIL "$t" "the source process $WL_PID is still there"
+	elif ! dest=$(host_pid b "$WL_NS"); then
+		result FAIL "$t" "no process $WL_NS in b"
+	elif ! jq -e '.ok and .downtime_ms != null and .total_ms != null' "$WORK/stats.json" >/dev/null 2>&1 &&
+		! python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["ok"] and j["downtime_ms"] is not None else 1)' "$WORK/stats.json"; then
+		result FAIL "$t" "stats incomplete"
+	else
+		log "$t: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("downtime %.0f ms total %.0f ms" % (j["downtime_ms"], j["total_ms"]))' "$WORK/stats.json")"
+		result PASS "$t"
+	fi
+	stop_workload
+}
+
+test_zdtm() {	# MODE
+	local mode=$1 line name verdict rest
+	selected "zdtm/$mode/" || [[ -z $FILTER ]] || { [[ "zdtm/$mode" =~ $FILTER ]] || return 0; }
+	E2E_DMIGRATE=$DM E2E_PREFIX=$PREFIX E2E_KEY=$KEY ZDTM_MIGRATE_TO=$ADDR_B:7070 \
+		ZDTM_WORKDIR=$WORK/zdtm-$mode \
+		"$REPO/tests/zdtm/run.sh" --mode "$mode" --build "$BUILD" \
+		--dmigrate "$E2E_DIR/lib/dmigrate-a.sh" >"$WORK/zdtm-$mode.out" 2>&1
+	while read -r verdict name rest; do
+		case $verdict in
+		PASS) result PASS "zdtm/$mode/$name" ;;
+		FAIL) result FAIL "zdtm/$mode/${name%:}" "$rest" ;;
+		SKIP) result SKIP "zdtm/$mode/${name%:}" "$rest" ;;
+		esac
+	done < <(grep -E '^(PASS|FAIL|SKIP) ' "$WORK/zdtm-$mode.out")
+}
+
+cut_link() { in_host a ip link set "$PREFIX-a0" down; }
+fix_link() { in_host a ip link set "$PREFIX-a0" up; in_host b ip link set "$PREFIX-b0" up; }
+
+# rollback/POINT/KIND: pause at POINT, then kill the peer or cut the link
+test_rollback() {	# POINT KIND MODE
+	local point=$1 kind=$2 mode=$3 t="rollback/$1/$2" c marks=$WORK/marks rc mpid before
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	local -a denv=()
+	[[ $point == dst-* ]] && denv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=4000)
+	if ! start_daemon "$KEY" "${denv[@]}" || ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	local -a senv=()
+	[[ $point == src-* ]] && senv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=4000)
+	in_host a env "${senv[@]}" "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode "$mode" \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 30 test -e "$marks/$point"; then
+		wait "$mpid"
+		result FAIL "$t" "never reached $point: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		fix_link
+		return
+	fi
+	if [[ $kind == peer ]]; then
+		kill -KILL "$DAEMON_PID"
+		DAEMON_PID=
+	else
+		cut_link
+	fi
+	wait "$mpid"
+	rc=$?
+	fix_link
+	c=$(last_report)
+	c=${c%% *}
+	if [[ $point == src-resumed ]]; then
+		# after the switch-over: our copy is kept, stopped
+		if ((rc == 0)); then
+			result FAIL "$t" "the migration succeeded although the peer was killed"
+		elif [[ $(pstate "$WL_PID") != T ]]; then
+			result FAIL "$t" "the source tree is not left stopped (state $(pstate "$WL_PID"))"
+		elif ! grep -q 'left stopped' "$WORK/migrate.out"; then
+			result FAIL "$t" "the error does not say the tree is stopped: $(tail -n 1 "$WORK/migrate.out")"
+		elif wait_until 3 host_pid b "$WL_NS" >/dev/null; then
+			result FAIL "$t" "b still runs a copy"
+		else
+			kill -CONT "$WL_PID"
+			if wait_until 5 reports_from "$PREFIX-a" "$c"; then
+				result PASS "$t"
+			else
+				result FAIL "$t" "the source did not go on after SIGCONT"
+			fi
+		fi
+	elif ((rc == 0)); then
+		result FAIL "$t" "the migration succeeded"
+	elif gone "$WL_PID"; then
+		result FAIL "$t" "the workload died in a: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 5 reports_from "$PREFIX-a" "$c"; then
+		result FAIL "$t" "the workload does not go on in a (state $(pstate "$WL_PID"))"
+	elif any_bad; then
+		result FAIL "$t" "memory check failed after the rollback"
+	elif ! grep -q 'runs on here' "$WORK/migrate.out"; then
+		result FAIL "$t" "no rollback message: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! wait_until 8 eval '! host_pid b "$WL_NS" >/dev/null'; then
+		result FAIL "$t" "b still has a process $WL_NS"
+	else
+		# a restarted daemon removes what a killed one left
+		start_daemon
+		if [[ -n $(in_host b ls -A /var/lib/dmigrate/incoming 2>/dev/null) ]]; then
+			result FAIL "$t" "images left in b's /var/lib/dmigrate/incoming"
+		else
+			result PASS "$t"
+		fi
+	fi
+	stop_workload
+	[[ -n $DAEMON_PID ]] || start_daemon
+}
+
+# ---------------------------------------------------------------- main
+
+"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
+if ! "$DM" testhost up --prefix "$PREFIX" $TBF; then
+	result FAIL setup "cannot make the test hosts"
+	echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"
+	exit 1
+fi
+"$DM" keygen "$KEY" >/dev/null
+# the C workload runs from a copy: a restorer cannot give a process its own binary as exe
+cp "$DM" "$WORK/dmigrate-workload"
+start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"; exit 1; }
+
+test_auth
+for mode in $MODES; do
+	for w in python3 busybox cprog; do
+		if [[ $w == busybox ]] && ! command -v busybox >/dev/null; then
+			selected "work/$w/$mode" && result SKIP "work/$w/$mode" "no busybox"
+			continue
+		fi
+		test_workload "$w" "$mode"
+	done
+done
+if ((ROLLBACK)); then
+	for kind in peer link; do
+		test_rollback src-connected "$kind" post-copy
+		test_rollback src-precopy "$kind" pre-copy
+		test_rollback src-frozen "$kind" post-copy
+		test_rollback src-state-sent "$kind" stop-and-copy
+		test_rollback dst-state-received "$kind" post-copy
+		test_rollback dst-restored "$kind" post-copy
+	done
+	test_rollback src-resumed peer post-copy
+fi
+if ((ZDTM)); then
+	for mode in $MODES; do
+		test_zdtm "$mode"
+	done
+fi
+echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"
+((NFAIL == 0))
