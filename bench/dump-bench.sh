@@ -26,7 +26,10 @@ done
 DM=$BUILD/dmigrate
 HOG=$BUILD/bench/memhog
 WORK=$(mktemp -d "$IMGROOT/dm-bench.XXXXXX")
-trap 'pkill -KILL -f "$HOG" 2>/dev/null; rm -rf "$WORK"' EXIT
+HOG_PGIDS=()
+# memhog runs in its own session (setsid): its pid is its process group
+kill_hogs() { for g in "${HOG_PGIDS[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done; HOG_PGIDS=(); }
+trap 'kill_hogs; rm -rf "$WORK"' EXIT
 
 start_hog() { # nproc mib -> pid
 	local out=$WORK/hog.out
@@ -45,13 +48,14 @@ json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[s
 dump_once() { # nproc mib threads-arg
 	local pid img=$WORK/img
 	pid=$(start_hog "$1" "$2")
+	HOG_PGIDS+=("$pid")
 	rm -rf "$img"
 	if [[ $3 == pool ]]; then
 		"$DM" checkpoint --pid "$pid" --images "$img" --stats "$WORK/st.json" >/dev/null 2>&1
 	else
 		"$DM" checkpoint --pid "$pid" --images "$img" --dump-threads "$3" --stats "$WORK/st.json" >/dev/null 2>&1
-	fi || { echo "checkpoint failed" >&2; pkill -KILL -f "$HOG"; echo nan; return; }
-	pkill -KILL -f "$HOG" 2>/dev/null
+	fi || { echo "checkpoint failed" >&2; kill_hogs; echo nan; return; }
+	kill_hogs
 	echo "$(json_field "$WORK/st.json" frozen_ms) $(json_field "$WORK/st.json" dump_threads_max)"
 }
 
