@@ -83,7 +83,7 @@ static int request(void *ctx, uint32_t space, uint64_t fault_addr, uint64_t addr
 	};
 	int r = net_send_frame(n->fault, MEM_T_REQ, &q, sizeof(q));
 	if (r < 0 && !atomic_load(&n->stop))
-		dm_fail(r, "fault channel: cannot ask for page %#" PRIx64 ": %s", fault_addr, dm_last_error());
+		dm_wrap(r, "fault channel: cannot ask for page %#" PRIx64, fault_addr);
 	return r;
 }
 

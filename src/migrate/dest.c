@@ -485,9 +485,9 @@ static int serve_until_done(struct dsess *s)
 		if (r == 0)
 			return 0;
 		if (r != -ETIMEDOUT)
-			return dm_fail(r, "serving pages: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			return dm_wrap(r, "serving pages");
 		if ((r = mem_netsrc_error(s->netsrc)))
-			return dm_fail(r, "the page channels broke: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			return dm_wrap(r, "the page channels broke");
 		struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
 		if (poll(&p, 1, 0) > 0) {
 			/* the source says nothing now unless it gives up */
@@ -521,7 +521,7 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 	if (m)
 		protobuf_c_message_free_unpacked(m, NULL);
 	if (r < 0)
-		return dm_fail(r, "no %s from the source: %s", what, dm_last_error());
+		return dm_wrap(r, "no %s from the source", what);
 	if (type != want || len)
 		return dm_fail(-EBADMSG, "expected %s, got frame %#x", what, type);
 	return 0;
@@ -579,7 +579,7 @@ static void *session_thread(void *arg)
 	if (store_mode(s->mode)) {
 		r = mem_netsrc_wait_store_end(s->netsrc, -1);
 		if (r < 0) {
-			dm_fail(r, "receiving memory: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			dm_wrap(r, "receiving memory");
 			goto fail;
 		}
 	}

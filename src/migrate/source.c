@@ -221,8 +221,7 @@ static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
 			return atomic_load(&s->wd.check_err);
 		if (atomic_load(&s->wd.fired))
 			return dm_fail(-ETIMEDOUT, "no answer from %s while waiting for %s", s->o->to, s->wd.what);
-		return dm_fail(r, "the destination %s went away: %s", s->o->to,
-			       dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		return dm_wrap(r, "the destination %s went away", s->o->to);
 	}
 	Dm__MigReply *rep = (Dm__MigReply *)m;
 	if (type == MIG_T_ABORT) {
@@ -402,7 +401,7 @@ static int setup_server(struct src *s)
 		return r;
 	r = image_load(s->img, &s->ck);
 	if (r < 0)
-		return dm_fail(r, "reading back our own image: %s", dm_last_error());
+		return dm_wrap(r, "reading back our own image");
 	r = mem_server_new(&s->srv);
 	if (r < 0)
 		return r;
@@ -538,11 +537,10 @@ static void rollback(struct src *s, int err)
 	if (s->ctl && !atomic_load(&s->wd.fired))
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
 	mem_dirty_detach(s->dirty);
-	if (s->d) {
+	if (s->d)
 		dump_release(s->d, DUMP_RESUME);
-		say(s, "rolled back: process %d runs on here", s->o->pid);
-	}
-	dm_fail(err, "%s", msg);
+	say(s, "rolled back: process %d runs on here", s->o->pid);
+	dm_fail(err, "%s (rolled back: process %d runs on here, unchanged)", msg, s->o->pid);
 }
 
 /* After it, the destination cannot finish: keep our copy, stopped, for the operator. */
@@ -692,7 +690,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 			goto fail;
 		r = mem_server_wait_push(s.srv, -1);
 		if (r < 0) {
-			dm_fail(r, "sending memory: %s", dm_last_error());
+			dm_wrap(r, "sending memory");
 			goto fail;
 		}
 		mig_test_point("src-pushed");
@@ -750,7 +748,10 @@ fail:
 		keep_stopped(&s, r);
 	else
 		rollback(&s, r);
+	if (0) {
 fail_early:
+		dm_wrap(r, "nothing was changed: process %d runs on here", o->pid);
+	}
 	{
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
