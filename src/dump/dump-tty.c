@@ -3,6 +3,9 @@
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
 #include "base/log.h"
+#include "files/tty-data.h"
+
+#include <fcntl.h>
 
 #include <string.h>
 #include <sys/ioctl.h>
@@ -40,6 +43,37 @@ int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsig
 		t->termios.len = sizeof(tio);
 		t->termios.data = xmalloc(sizeof(tio));
 		memcpy(t->termios.data, &tio, sizeof(tio));
+	}
+	if (t->master) {
+		/*
+		 * Bytes buffered in the pair: read (destructively) through the
+		 * master and a new slave description, then put straight back, so
+		 * a tree that goes on running loses nothing.
+		 */
+		_cleanup_close_ int slave = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		uint8_t *in = NULL, *out = NULL;
+		size_t in_len = 0, out_len = 0;
+		if (slave < 0)
+			return dm_fail(neg_errno(), "process %d: fd %d: TIOCGPTPEER: %m", p->pid, fdnum);
+		int r = tty_data_read(fd, slave, &in, &in_len, &out, &out_len);
+		if (r >= 0)
+			r = tty_data_write(fd, slave, in, in_len, out, out_len);
+		if (r < 0) {
+			free(in);
+			free(out);
+			return dm_fail(r, "process %d: fd %d: pty %u: buffered data: %s", p->pid, fdnum, idx,
+				       strerror(-r));
+		}
+		if (in_len) {
+			t->has_input = true;
+			t->input.data = in;
+			t->input.len = in_len;
+		}
+		if (out_len) {
+			t->has_output = true;
+			t->output.data = out;
+			t->output.len = out_len;
+		}
 	}
 	if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
 		t->has_winsize = true;

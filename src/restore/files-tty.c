@@ -10,7 +10,9 @@
  * the window size are set once per terminal, on whichever end comes first
  * (both ioctls act on the slave side from either end).  A terminal locked at
  * dump is locked again once every process has its fds.  Bytes buffered in
- * the terminal are not restored.
+ * the pair both ways (TtyInfo.input/output) are put back raw through a slave
+ * description of ours, held until every process has its fds (the slave's
+ * buffers live only while a slave is open).
  *
  * A slave whose master is not in the image (the terminal of the shell the
  * tree was started from) is reopened by its path, if it still exists.
@@ -21,6 +23,7 @@
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
 #include "base/log.h"
+#include "files/tty-data.h"
 
 #include <asm/termbits.h>
 #include <fcntl.h>
@@ -106,6 +109,16 @@ static int open_master(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	r = set_state(t, f, fd);
 	if (r < 0)
 		return r;
+	if (f->tty->has_input || f->tty->has_output) {
+		int slave = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (slave < 0)
+			return dm_fail(neg_errno(), "pty %u: TIOCGPTPEER: %m", f->tty->index);
+		rst_files_keep(fs, slave);
+		r = tty_data_write(fd, slave, f->tty->input.data, f->tty->input.len,
+				   f->tty->output.data, f->tty->output.len);
+		if (r < 0)
+			return dm_fail(r, "pty %u: buffered data: %s", f->tty->index, strerror(-r));
+	}
 	r = rst_set_status_flags(f, fd);
 	if (r < 0)
 		return dm_fail(r, "pty master: status flags: %s", strerror(-r));
@@ -135,9 +148,12 @@ static int open_slave(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		if (r < 0)
 			return r;
 		struct rst_tty *t = tty_find(fs, f->tty->index);
-		fd = ioctl(t->master, TIOCGPTPEER, flags);
+		/* TIOCGPTPEER keeps O_CLOEXEC in the description's f_flags (visible in
+		 * fdinfo ever after): ask without it, set it on our fd only */
+		fd = ioctl(t->master, TIOCGPTPEER, flags & ~O_CLOEXEC);
 		if (fd < 0)
 			return dm_fail(neg_errno(), "pty %u: TIOCGPTPEER: %m", f->tty->index);
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		r = set_state(t, f, fd);
 		if (r < 0) {
 			close(fd);
