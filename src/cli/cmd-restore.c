@@ -1,20 +1,142 @@
 /* SPDX-License-Identifier: MIT */
-/* dmigrate restore --images DIR [--pidfile FILE] [--stats FILE] */
+/*
+ * dmigrate restore --images DIR [--pidfile FILE] [--stats FILE] [--lazy]
+ *
+ * --lazy: local lazy restore (post-copy from the image): the pages a task
+ * needs only after it runs are not written before the resume; mem_lazy
+ * serves their faults from the image and pushes the rest in the background,
+ * and the command returns once every page is in.
+ */
 #include "base/json.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "cli/cli.h"
+#include "compat.h"
+#include "mem/mem.h"
 #include "restore/restore.h"
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <linux/userfaultfd.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define LAZY_FEATURES                                                                     \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
+	 UFFD_FEATURE_EVENT_UNMAP)
+#define LAZY_TIMEOUT_MS (10 * 60 * 1000)
+
+/* ---- the image as a local page source for mem_lazy --------------------- */
+
+struct img_run {
+	uint64_t vaddr, npages, offset;
+};
+
+struct img_space {
+	uint32_t space;
+	const uint8_t *map;
+	size_t map_len;
+	uint64_t payload;
+	struct img_run *runs; /* lazy entries in the file, sorted */
+	size_t n;
+};
+
+struct img_src {
+	struct dm_image *img;
+	struct mem_lazy *lazy;
+	struct img_space *s;
+	size_t n;
+};
+
+static const void *img_local(void *ctx, uint32_t space, uint64_t addr, uint32_t max_run,
+			     uint32_t *ret_run)
+{
+	struct img_src *src = ctx;
+	for (size_t i = 0; i < src->n; i++) {
+		const struct img_space *sp = &src->s[i];
+		if (sp->space != space)
+			continue;
+		size_t lo = 0, hi = sp->n;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const struct img_run *r = &sp->runs[mid];
+			if (addr < r->vaddr)
+				hi = mid;
+			else if (addr >= r->vaddr + r->npages * DM_PAGE_SIZE)
+				lo = mid + 1;
+			else {
+				uint64_t k = (addr - r->vaddr) / DM_PAGE_SIZE;
+				uint64_t off = r->offset + k * DM_PAGE_SIZE;
+				uint64_t run = MIN(r->npages - k, (uint64_t)(max_run ? max_run : 1));
+				if (off > sp->payload || run * DM_PAGE_SIZE > sp->payload - off)
+					return NULL;
+				*ret_run = (uint32_t)run;
+				return sp->map + DM_IMG_DATA_OFF + off;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* restore_lazy_cb: remember where this process's lazy pages are, hand its uffd over */
+static int img_add(void *arg, const struct restore_lazy_proc *lp)
+{
+	struct img_src *src = arg;
+	_cleanup_close_ int fd = -1;
+	char name[64];
+	uint64_t payload;
+	int r;
+
+	snprintf(name, sizeof(name), IMG_PAGES_FMT, lp->pid);
+	r = image_open_raw(src->img, name, IMG_PAGES, &fd, &payload);
+	if (r < 0) {
+		close(lp->uffd);
+		return r;
+	}
+	src->s = xrealloc(src->s, (src->n + 1) * sizeof(*src->s));
+	struct img_space *sp = &src->s[src->n];
+	memset(sp, 0, sizeof(*sp));
+	sp->space = (uint32_t)lp->pid;
+	sp->payload = payload;
+	if (payload) {
+		sp->map_len = DM_IMG_DATA_OFF + payload;
+		void *m = mmap(NULL, sp->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			close(lp->uffd);
+			return dm_fail(neg_errno(), "%s: mmap: %m", name);
+		}
+		sp->map = m;
+	}
+	sp->runs = xcalloc(lp->img->n_pagemap + 1, sizeof(*sp->runs));
+	for (size_t i = 0; i < lp->img->n_pagemap; i++) {
+		const Dm__PagemapEntry *e = lp->img->pagemap[i];
+		if (e->has_lazy && e->lazy && !(e->has_remote && e->remote))
+			sp->runs[sp->n++] = (struct img_run){ e->vaddr, e->nr_pages, e->offset };
+	}
+	src->n++;
+	return mem_lazy_add(src->lazy, lp);
+}
+
+static void img_src_free(struct img_src *src)
+{
+	for (size_t i = 0; i < src->n; i++) {
+		if (src->s[i].map)
+			munmap((void *)src->s[i].map, src->s[i].map_len);
+		free(src->s[i].runs);
+	}
+	free(src->s);
+	image_close(src->img);
+}
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: dmigrate restore --images DIR [--pidfile FILE] [--stats FILE]\n"
+	fprintf(out, "usage: dmigrate restore --images DIR [--pidfile FILE] [--stats FILE] [--lazy]\n"
 		     "  Restores the process tree of the image directory DIR and lets it run.\n"
 		     "  --pidfile FILE receives the pid of the restored root; --stats FILE a JSON\n"
-		     "  object with the restore time and its phases.\n");
+		     "  object with the restore time and its phases.  --lazy: the pages marked\n"
+		     "  lazy (checkpoint --lazy) are served on demand after the resume and pushed\n"
+		     "  in the background; the command returns once all of them are in.\n");
 }
 
 static int write_pidfile(const char *path, pid_t pid)
@@ -35,15 +157,19 @@ int cmd_restore(int argc, char **argv)
 		{ "images", required_argument, NULL, 'D' },
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "stats", required_argument, NULL, 's' },
+		{ "lazy", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct restore_opts o = { .root_fd = -1 };
 	struct restore_result res = { .root_pidfd = -1 };
 	const char *pidfile = NULL, *stats = NULL;
+	struct img_src src = { 0 };
+	bool lazy = false;
+	double lazy_ms = 0;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "D:P:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:P:s:Lh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'D':
 			o.images_dir = optarg;
@@ -53,6 +179,9 @@ int cmd_restore(int argc, char **argv)
 			break;
 		case 's':
 			stats = optarg;
+			break;
+		case 'L':
+			lazy = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -67,14 +196,53 @@ int cmd_restore(int argc, char **argv)
 		return 2;
 	}
 
+	if (lazy) {
+		struct mem_lazy_opts lo = { .ops = { .local = img_local, .ctx = &src }, .push_local = true };
+		r = image_open(o.images_dir, false, &src.img);
+		if (r >= 0)
+			r = mem_lazy_new(&lo, &src.lazy);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: restore failed: %s\n",
+				dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			return 1;
+		}
+		o.lazy = true;
+		o.lazy_cb = img_add;
+		o.lazy_arg = &src;
+		o.lazy_features = LAZY_FEATURES;
+	}
+
 	r = restore_tree(&o, &res);
 	if (r < 0) {
 		fprintf(stderr, "dmigrate: restore failed: %s\n",
 			dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		if (lazy) {
+			mem_lazy_free(src.lazy);
+			img_src_free(&src);
+		}
 		return 1;
 	}
 	if (res.root_pidfd >= 0)
 		close(res.root_pidfd);
+	if (lazy) {
+		/*
+		 * The tree runs; its faults wait for the handler, started now that it
+		 * knows every process (its pusher walks the processes it has at start).
+		 * Stay until every lazy page is in.
+		 */
+		double t0 = clock_ms();
+		r = mem_lazy_start(src.lazy);
+		if (r >= 0)
+			r = mem_lazy_wait(src.lazy, LAZY_TIMEOUT_MS);
+		lazy_ms = clock_ms() - t0;
+		mem_lazy_free(src.lazy);
+		img_src_free(&src);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: lazy pages: %s\n",
+				dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			return 1;
+		}
+	}
 	if (pidfile) {
 		r = write_pidfile(pidfile, res.root_pid);
 		if (r < 0)
@@ -82,6 +250,8 @@ int cmd_restore(int argc, char **argv)
 	}
 	if (stats) {
 		json_t *j = restore_stats_json(&res.stats);
+		if (lazy)
+			json_object_set_new(j, "lazy_done_ms", json_real(lazy_ms));
 		if (json_write_file(j, stats) < 0)
 			fprintf(stderr, "dmigrate: cannot write %s\n", stats);
 		json_decref(j);

@@ -89,9 +89,24 @@ int lazy_register(struct rst_ctx *c, struct rst_proc *p)
 		return rst_wrap(r, "pid %d: lazy memory", ip->pid);
 	}
 
+	/*
+	 * The page server sees the image as registered: entries we wrote anyway
+	 * (lazy pages of private file mappings) are not lazy in its view.
+	 */
+	Dm__Process view = *ip;
+	_cleanup_free_ Dm__PagemapEntry *ents = xcalloc(ip->n_pagemap + 1, sizeof(*ents));
+	_cleanup_free_ Dm__PagemapEntry **ptrs = xcalloc(ip->n_pagemap + 1, sizeof(*ptrs));
+	for (size_t i = 0; i < ip->n_pagemap; i++) {
+		ents[i] = *ip->pagemap[i];
+		if (!pages_entry_deferred(c, ip, ip->pagemap[i]))
+			ents[i].lazy = ents[i].remote = false;
+		ptrs[i] = &ents[i];
+	}
+	view.pagemap = ptrs;
+
 	struct restore_lazy_proc lp = {
 		.pid = ip->pid, .host_pid = p->host_pid, .uffd = local, .features = api.features,
-		.areas = areas, .n_areas = n, .img = ip,
+		.areas = areas, .n_areas = n, .img = &view,
 	};
 	r = c->o->lazy_cb(c->o->lazy_arg, &lp); /* the callee owns the uffd from here */
 	if (r < 0)

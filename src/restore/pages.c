@@ -34,9 +34,21 @@
 #define EAGER_BELOW_SP (16 * 1024) /* signal frames (xsave area included) + red zone */
 #define EAGER_ALTSTACK (16 * 1024)
 
+/*
+ * userfaultfd (MISSING) takes anonymous memory only: lazy pages of a private
+ * file mapping (its COWed pages) are written like the others.
+ */
+static bool vma_uffd_ok(const Dm__Vma *v)
+{
+	if (v->flags & MAP_SHARED)
+		return false;
+	return v->kind == DM__VMA_KIND__VMA_ANON || v->kind == DM__VMA_KIND__VMA_HEAP ||
+	       v->kind == DM__VMA_KIND__VMA_STACK;
+}
+
 bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v)
 {
-	if (!c->lazy || (v->flags & MAP_SHARED))
+	if (!c->lazy || !vma_uffd_ok(v))
 		return false;
 	for (size_t i = 0; i < p->n_pagemap; i++) {
 		const Dm__PagemapEntry *e = p->pagemap[i];
@@ -223,6 +235,37 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 static bool is_lazy(const Dm__PagemapEntry *e) { return e->has_lazy && e->lazy; }
 static bool is_remote(const Dm__PagemapEntry *e) { return e->has_remote && e->remote; }
 
+/* Left for the page server: lazy, in a VMA that is registered on the uffd. */
+bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__PagemapEntry *e)
+{
+	if (!c->lazy || !is_lazy(e))
+		return false;
+	const Dm__Vma *v = vma_of(p, e->vaddr);
+	return v && vma_uffd_ok(v);
+}
+
+/* Lazy pages that must be written now but are only on the page server. */
+static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEntry *e)
+{
+	_cleanup_free_ uint8_t *page = xmalloc(DM_PAGE_SIZE);
+	int r;
+
+	if (!c->o->lazy_fetch)
+		return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page server and "
+			       "cannot be served lazily here", p->img->pid, e->vaddr);
+	for (uint32_t k = 0; k < e->nr_pages; k++) {
+		uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
+		r = c->o->lazy_fetch(c->o->lazy_arg, p->img->pid, a, page);
+		if (r < 0)
+			return rst_wrap(r, "pid %d: fetching page %#" PRIx64, p->img->pid, a);
+		r = mem_write(p, a, page, DM_PAGE_SIZE);
+		if (r < 0)
+			return r;
+		c->st.pages_written++;
+	}
+	return 0;
+}
+
 int pages_write(struct rst_ctx *c, struct rst_proc *p)
 {
 	const Dm__Process *ip = p->img;
@@ -233,11 +276,16 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 	snprintf(name, sizeof(name), IMG_PAGES_FMT, ip->pid);
 	for (size_t i = 0; i < ip->n_pagemap; i++) {
 		const Dm__PagemapEntry *e = ip->pagemap[i];
-		if (c->lazy && is_lazy(e))
+		if (pages_entry_deferred(c, ip, e)) {
 			c->st.pages_lazy += e->nr_pages;
-		else if (is_remote(e))
-			return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page server: "
-				       "restore with one (lazy)", ip->pid, e->vaddr);
+		} else if (is_remote(e)) {
+			if (!c->lazy)
+				return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page "
+					       "server: restore with one (lazy)", ip->pid, e->vaddr);
+			r = fetch_run(c, p, e);
+			if (r < 0)
+				return r;
+		}
 	}
 	if (ip->n_pagemap) {
 		r = pagefile_open(c, name, IMG_PAGES, &pf);
@@ -246,7 +294,7 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 	}
 	for (size_t i = 0; i < ip->n_pagemap && r >= 0;) {
 		const Dm__PagemapEntry *e = ip->pagemap[i];
-		if (c->lazy && is_lazy(e)) {
+		if (pages_entry_deferred(c, ip, e) || is_remote(e)) {
 			i++;
 			continue;
 		}
@@ -255,7 +303,8 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 		size_t k = i + 1;
 		for (; k < ip->n_pagemap; k++) {
 			const Dm__PagemapEntry *f = ip->pagemap[k];
-			if ((c->lazy && is_lazy(f)) || f->vaddr != addr + len || f->offset != off + len)
+			if (pages_entry_deferred(c, ip, f) || is_remote(f) || f->vaddr != addr + len ||
+			    f->offset != off + len)
 				break;
 			len += (uint64_t)f->nr_pages * DM_PAGE_SIZE;
 		}

@@ -130,6 +130,8 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 int pages_write(struct rst_ctx *c, struct rst_proc *p);
 /* A private VMA holding lazy pages: registered on the uffd (lazy restore only). */
 bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
+/* A page map entry left to the page server (lazy, in a registered VMA). */
+bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__PagemapEntry *e);
 int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd);
 void shmem_fini(struct rst_ctx *c);
 
