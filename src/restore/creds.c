@@ -217,8 +217,9 @@ int creds_restore(struct rst_ctx *c, struct rst_proc *p)
 	const Dm__Creds *cr = p->img->creds;
 	int r;
 
-	if (cr) {
-		uint64_t missing = cr->cap_prm & ~c->cap_all;
+	for (size_t i = 0; i < p->n_threads; i++) {
+		const Dm__Creds *tc = p->threads[i].img->creds ? p->threads[i].img->creds : cr;
+		uint64_t missing = tc ? tc->cap_prm & ~c->cap_all : 0;
 		if (missing)
 			pr_warn("pid %d: capabilities %#llx are not ours to give: dropped", p->img->pid,
 				(unsigned long long)missing);

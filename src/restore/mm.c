@@ -19,7 +19,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
-#include "restore/maps.h"
+#include "proc/proc.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -50,13 +50,13 @@ static bool is_special(Dm__VmaKind k)
 /* ------------------------------------------------- special mappings */
 
 static const struct {
-	enum rmap_kind stub;
+	enum proc_vma_kind stub;
 	Dm__VmaKind img;
 	const char *name;
 } specials[] = {
-	{ RMAP_VVAR, DM__VMA_KIND__VMA_VVAR, "[vvar]" },
-	{ RMAP_VVAR_VCLOCK, DM__VMA_KIND__VMA_VVAR_VCLOCK, "[vvar_vclock]" },
-	{ RMAP_VDSO, DM__VMA_KIND__VMA_VDSO, "[vdso]" },
+	{ PROC_VMA_VVAR, DM__VMA_KIND__VMA_VVAR, "[vvar]" },
+	{ PROC_VMA_VVAR_VCLOCK, DM__VMA_KIND__VMA_VVAR_VCLOCK, "[vvar_vclock]" },
+	{ PROC_VMA_VDSO, DM__VMA_KIND__VMA_VDSO, "[vdso]" },
 };
 #define NSPECIAL ARRAY_SIZE(specials)
 
@@ -65,10 +65,10 @@ static bool overlaps(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1)
 	return a0 < b1 && b0 < a1;
 }
 
-static int move_specials(struct rst_ctx *c, struct rst_proc *p, const struct rmaps *sm,
+static int move_specials(struct rst_ctx *c, struct rst_proc *p, const struct proc_vma_list *sm,
 			 struct rbatch *rb)
 {
-	const struct rmap *src[NSPECIAL] = { 0 };
+	const struct proc_vma *src[NSPECIAL] = { 0 };
 	const Dm__Vma *dst[NSPECIAL] = { 0 };
 	uint64_t cur[NSPECIAL] = { 0 };
 	bool hop = false;
@@ -76,8 +76,8 @@ static int move_specials(struct rst_ctx *c, struct rst_proc *p, const struct rma
 
 	for (size_t k = 0; k < NSPECIAL; k++) {
 		for (size_t i = 0; i < sm->n; i++)
-			if (sm->v[i].kind == specials[k].stub)
-				src[k] = &sm->v[i];
+			if (sm->vmas[i].kind == specials[k].stub)
+				src[k] = &sm->vmas[i];
 		for (size_t i = 0; i < p->img->n_vmas; i++)
 			if (p->img->vmas[i]->kind == specials[k].img)
 				dst[k] = p->img->vmas[i];
@@ -321,19 +321,22 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 
 int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 {
-	_cleanup_(maps_freep) struct rmaps sm = { 0 };
+	_cleanup_(proc_vma_list_done) struct proc_vma_list sm = { 0 };
 	struct rbatch *rb = xmalloc(sizeof(*rb));
 	int r;
 
-	r = maps_read(p->host_pid, &sm);
+	r = proc_read_maps(p->host_pid, &sm);
 	if (r < 0) {
 		r = dm_fail(r, "pid %d: cannot read the stub's maps: %s", p->img->pid, strerror(-r));
 		goto out;
 	}
 	rb_init(rb, c, rst_main(p));
 	for (size_t i = 0; i < sm.n; i++) {
-		const struct rmap *v = &sm.v[i];
-		if (v->kind != RMAP_OTHER)
+		const struct proc_vma *v = &sm.vmas[i];
+		/* the kernel's special mappings are moved or stay; the rest goes */
+		if (v->kind == PROC_VMA_VVAR || v->kind == PROC_VMA_VVAR_VCLOCK ||
+		    v->kind == PROC_VMA_VDSO || v->kind == PROC_VMA_VSYSCALL ||
+		    v->kind == PROC_VMA_SPECIAL)
 			continue;
 		if (v->start >= c->blob && v->end <= c->blob + INJ_BLOB_SIZE)
 			continue;

@@ -21,7 +21,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
-#include "restore/maps.h"
+#include "proc/proc.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -58,13 +58,13 @@ static int cmp_range(const void *a, const void *b)
 
 int stub_pick_hole(struct rst_ctx *c)
 {
-	_cleanup_(maps_freep) struct rmaps self = { 0 };
+	_cleanup_(proc_vma_list_done) struct proc_vma_list self = { 0 };
 	_cleanup_free_ struct range *rs = NULL;
 	size_t n = 0, cap = 0;
 	const uint64_t need = 2 * RST_GUARD + INJ_BLOB_SIZE + 0x10000 + HOP_SIZE;
 	int r;
 
-	r = maps_read(getpid(), &self);
+	r = proc_read_maps(PROC_SELF, &self);
 	if (r < 0)
 		return dm_fail(r, "cannot read our own maps: %s", strerror(-r));
 	cap = self.n + 16;
@@ -72,8 +72,8 @@ int stub_pick_hole(struct rst_ctx *c)
 		cap += c->procs[i].img->n_vmas;
 	rs = xcalloc(cap, sizeof(*rs));
 	for (size_t i = 0; i < self.n; i++)
-		if (self.v[i].end <= TASK_TOP)
-			rs[n++] = (struct range){ self.v[i].start, self.v[i].end };
+		if (self.vmas[i].end <= TASK_TOP)
+			rs[n++] = (struct range){ self.vmas[i].start, self.vmas[i].end };
 	for (size_t i = 0; i < c->nprocs; i++) {
 		const Dm__Process *p = c->procs[i].img;
 		for (size_t k = 0; k < p->n_vmas; k++)
