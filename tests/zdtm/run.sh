@@ -395,6 +395,10 @@ dumped_gone() {
 	fi
 }
 
+# restore --lazy resumes the tree, then keeps serving and pushing its pages:
+# it may return only once all are in. So it runs in the background, the
+# test goes on as soon as the pidfile names the restored root, and
+# lazy_finish checks at the end that the command ended well by itself.
 mode_lazy() {
 	local rc
 	local -a extra=()
@@ -405,7 +409,45 @@ mode_lazy() {
 	((rc == 2)) && return 0
 	((rc == 0)) || return 1
 	dumped_gone "$1" || return 1
-	restore_step --lazy
+
+	rm -f "$W/restore.pid" "$W/restore.rc"
+	echo "+ $DMIGRATE restore --images $IMG --lazy" >>"$W/restore.log"
+	(
+		timeout -k 5 "$T_RESTORE" "$DMIGRATE" restore --images "$IMG" --pidfile "$W/restore.pid" \
+			--stats "$W/restore.stats.json" --lazy </dev/null >>"$W/restore.log" 2>&1
+		echo $? >"$W/restore.rc"
+	) &
+	LAZY_JOB=$!
+	remember "$LAZY_JOB"
+	disown "$LAZY_JOB"
+	restored_or_done() { [[ -s $W/restore.pid || -s $W/restore.rc ]]; }
+	if ! wait_until "$T_RESTORE" restored_or_done; then
+		ERR="restore --lazy wrote no pidfile within ${T_RESTORE}s"
+		return 1
+	fi
+	if [[ ! -s $W/restore.pid ]]; then
+		ERR="restore --lazy failed (rc $(cat "$W/restore.rc")): $(grep -v '^+ ' "$W/restore.log" | tail -n 1)"
+		return 1
+	fi
+	NEWPID=$(tr -dc 0-9 <"$W/restore.pid")
+	RESTORED=$NEWPID
+	remember "$RESTORED"
+}
+
+# After the test: the background restore --lazy must end by itself, well.
+lazy_finish() {
+	[[ -n $LAZY_JOB ]] || return 0
+	local done_rc
+	lazy_done() { [[ -s $W/restore.rc ]]; }
+	if ! wait_until 30 lazy_done; then
+		LAZY_ERR="restore --lazy still running 30s after the restored tree ended"
+		same_proc "$LAZY_JOB" && kill_test "$LAZY_JOB"
+		return 0
+	fi
+	done_rc=$(cat "$W/restore.rc")
+	if [[ $done_rc != 0 ]]; then
+		LAZY_ERR="restore --lazy ended with rc $done_rc: $(grep -v '^+ ' "$W/restore.log" | tail -n 1)"
+	fi
 }
 
 mode_dump() {
@@ -508,6 +550,8 @@ run_one() {
 	SKIP=
 	NEWPID=
 	RESTORED=
+	LAZY_JOB=
+	LAZY_ERR=
 	COMPARE=1
 	CMP_ERR=
 
@@ -592,6 +636,7 @@ run_one() {
 	[[ -n $NEWPID ]] && wait_until 10 proc_gone "$NEWPID"
 	kill_test "$NEWPID" "$pid" "$RESTORED"
 	same_proc "$launcher" && kill -KILL "$launcher" 2>/dev/null
+	lazy_finish
 	IDENT=()
 
 	if [[ -n $SKIP ]]; then
@@ -604,6 +649,8 @@ run_one() {
 		result FAIL "$name" "${v#FAIL: }"
 	elif [[ -n $cmpfail ]]; then
 		result FAIL "$name" "$cmpfail"
+	elif [[ -n $LAZY_ERR ]]; then
+		result FAIL "$name" "$LAZY_ERR"
 	else
 		result PASS "$name"
 	fi
