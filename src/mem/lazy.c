@@ -346,6 +346,33 @@ static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 			i++;
 			break;
 		case ENOENT:
+			if (run - done > 1) {
+				/* the process split the VMA (mprotect...): one page at a time */
+				for (uint32_t k = 0; k < run - done && !atomic_load(&mm->gone); k++) {
+					uint64_t b = a + (uint64_t)k * DM_PAGE_SIZE;
+					struct uffdio_copy one = {
+						.dst = to_dst(mm, b),
+						.src = (uint64_t)(data + (uint64_t)(i + k) * DM_PAGE_SIZE),
+						.len = DM_PAGE_SIZE,
+					};
+					int e1 = ioctl(mm->uffd, UFFDIO_COPY, &one) < 0 ? errno : 0;
+					if (e1 == EAGAIN)
+						return newly ? newly : -EAGAIN;
+					if (e1 == ESRCH) {
+						mark_gone(l, mm, "exited");
+						return newly;
+					}
+					if (e1 && e1 != EEXIST && e1 != ENOENT)
+						return dm_fail(-e1, "UFFDIO_COPY %#" PRIx64 " of process %d: %s", b,
+							       mm->space, strerror(e1));
+					/* ENOENT for one page: unmapped or not registered any more */
+					if (!pageset_set(&mm->need, b))
+						newly++;
+					resolve_pending(l, mm, b, 1);
+				}
+				i += run - done;
+				break;
+			}
 			/* not registered any more (unmapped, replaced): nothing to serve */
 			if (!pageset_set(&mm->need, a))
 				newly++;

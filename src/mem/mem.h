@@ -107,7 +107,7 @@ struct pageset {
 	_Atomic uint64_t count;     /* bits set */
 };
 
-/* Regions from the pagemap entries of p (lazy ones only if lazy_only), adjacent ones merged. */
+/* Regions from the pagemap entries of p (lazy ones only if lazy_only), one per entry. */
 int pageset_from_pagemap(struct pageset *s, const Dm__Process *p, bool lazy_only);
 /* Same regions, no bit set. */
 void pageset_clone_empty(struct pageset *dst, const struct pageset *src);

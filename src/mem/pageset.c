@@ -13,9 +13,10 @@
 #include <math.h>
 #include <string.h>
 
-static void add_region(struct pageset_region **r, size_t *n, size_t *cap, uint64_t start, uint64_t npages)
+static void add_region(struct pageset_region **r, size_t *n, size_t *cap, uint64_t start, uint64_t npages,
+		       bool merge)
 {
-	if (*n && (*r)[*n - 1].start + (*r)[*n - 1].npages * DM_PAGE_SIZE == start) {
+	if (merge && *n && (*r)[*n - 1].start + (*r)[*n - 1].npages * DM_PAGE_SIZE == start) {
 		(*r)[*n - 1].npages += npages;
 		return;
 	}
@@ -53,7 +54,11 @@ int pageset_from_pagemap(struct pageset *s, const Dm__Process *p, bool lazy_only
 				       p->pid, i, e->vaddr, e->nr_pages);
 		}
 		prev_end = e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE;
-		add_region(&s->r, &s->n, &cap, e->vaddr, e->nr_pages);
+		/*
+		 * Entries never cross a VMA, and neither may a region: one
+		 * UFFDIO_COPY must stay inside one VMA (else -ENOENT for all).
+		 */
+		add_region(&s->r, &s->n, &cap, e->vaddr, e->nr_pages, false);
 	}
 	alloc_bits(s);
 	return 0;
@@ -154,7 +159,7 @@ void pageset_from_ranges(struct pageset *s, const uint64_t (*ranges)[2], size_t 
 	memset(s, 0, sizeof(*s));
 	for (size_t i = 0; i < n; i++)
 		if (ranges[i][1] > ranges[i][0])
-			add_region(&s->r, &s->n, &cap, ranges[i][0], (ranges[i][1] - ranges[i][0]) / DM_PAGE_SIZE);
+			add_region(&s->r, &s->n, &cap, ranges[i][0], (ranges[i][1] - ranges[i][0]) / DM_PAGE_SIZE, true);
 	alloc_bits(s);
 }
 

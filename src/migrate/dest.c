@@ -34,6 +34,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -718,10 +719,20 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Signals are blocked and read from a signalfd, never handled: restored
+	 * processes are forked from us, and whatever dispositions we changed
+	 * they would inherit where their image says "default".  The mask is
+	 * theirs again at the end of the restore.
+	 */
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	sigdelset(&ss, SIGPIPE);
+	_cleanup_close_ int sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	pr_info("listening on %s (port %u)%s", o->listen ? o->listen : "127.0.0.1:7070", net_listener_port(l),
 		o->insecure ? ", INSECURE" : "");
 	if (o->ready_file) {
@@ -744,6 +755,9 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 				break;
 		}
 		reap_roots();
+		struct signalfd_siginfo si;
+		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			on_signal((int)si.ssi_signo);
 		r = net_accept(l, 200, &c);
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;

@@ -40,14 +40,18 @@ rc=$?
 if ((rc == 0)) && [[ -n $pidfile ]]; then
 	nspid=$(tr -dc 0-9 <"$tmp")
 	init=$("$DM" testhost pid --prefix "$PREFIX" b) || exit 1
+	# host b's level in the NSpid lists (a tree with its own pid namespace
+	# has one more level below it)
+	level=$(awk '/^NSpid:/ { print NF - 1 }' "/proc/$init/status")
 	want=$(readlink "/proc/$init/ns/pid")
 	for d in /proc/[0-9]*; do
-		[[ $(readlink "$d/ns/pid" 2>/dev/null) == "$want" ]] || continue
-		last=$(awk '/^NSpid:/ { print $NF }' "$d/status" 2>/dev/null)
-		if [[ $last == "$nspid" ]]; then
-			echo "${d#/proc/}" >"$pidfile"
-			break
-		fi
+		got=$(awk -v l="$level" '/^NSpid:/ { if (NF > l) print $(l + 1) }' "$d/status" 2>/dev/null)
+		[[ $got == "$nspid" ]] || continue
+		# in host b's pid namespace, or the init of a namespace made there
+		ppid=$(awk '/^PPid:/ { print $2 }' "$d/status")
+		[[ $(readlink "$d/ns/pid") == "$want" || $(readlink "/proc/$ppid/ns/pid" 2>/dev/null) == "$want" ]] || continue
+		echo "${d#/proc/}" >"$pidfile"
+		break
 	done
 	[[ -s $pidfile ]] || { echo "dmigrate-a: pid $nspid not found in host b" >&2; rc=1; }
 fi
