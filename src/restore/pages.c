@@ -26,10 +26,16 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+
+#define WRITE_CHUNK (2ULL << 20)    /* one job of a writer thread */
+#define PARALLEL_MIN (16ULL << 20)  /* below this, one thread writes */
+#define WRITERS_MAX 4
 
 #define EAGER_BELOW_SP (16 * 1024) /* signal frames (xsave area included) + red zone */
 #define EAGER_ALTSTACK (16 * 1024)
@@ -266,10 +272,85 @@ static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEnt
 	return 0;
 }
 
+/* ------------------------------------------------------- bulk writes */
+
+struct wjob {
+	uint64_t addr;
+	const uint8_t *src;
+	uint64_t len;
+};
+
+struct wjobs {
+	struct wjob *v;
+	size_t n, cap;
+	uint64_t bytes;
+	int memfd;
+	_Atomic size_t next;
+	_Atomic int err;
+	_Atomic uint64_t err_addr;
+};
+
+static void wjobs_add(struct wjobs *w, uint64_t addr, const uint8_t *src, uint64_t len)
+{
+	for (uint64_t done = 0; done < len; done += WRITE_CHUNK) {
+		if (w->n == w->cap) {
+			w->cap = w->cap ? w->cap * 2 : 64;
+			w->v = xrealloc(w->v, w->cap * sizeof(*w->v));
+		}
+		w->v[w->n++] = (struct wjob){ addr + done, src + done, MIN(len - done, WRITE_CHUNK) };
+	}
+	w->bytes += len;
+}
+
+static void *wjobs_worker(void *arg)
+{
+	struct wjobs *w = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&w->next, 1);
+		if (i >= w->n || atomic_load(&w->err))
+			return NULL;
+		int r = pwrite_all(w->memfd, w->v[i].src, w->v[i].len, (off_t)w->v[i].addr);
+		if (r < 0) {
+			int zero = 0;
+			if (atomic_compare_exchange_strong(&w->err, &zero, r))
+				atomic_store(&w->err_addr, w->v[i].addr);
+			return NULL;
+		}
+	}
+}
+
+/*
+ * The copies cost page allocations in the target more than the copy itself:
+ * a big address space is written by a few threads (the /proc/PID/mem writes
+ * need no ptrace, any thread of ours may do them).
+ */
+static int wjobs_run(struct rst_proc *p, struct wjobs *w)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long want = ncpu > 1 ? ncpu : 1;
+	size_t nthr = w->bytes >= PARALLEL_MIN ? (size_t)MIN(want, (long)WRITERS_MAX) : 1;
+	pthread_t th[WRITERS_MAX];
+	size_t started = 0;
+
+	w->memfd = rst_main(p)->memfd;
+	for (size_t i = 1; i < nthr; i++)
+		if (pthread_create(&th[started], NULL, wjobs_worker, w) == 0)
+			started++;
+	wjobs_worker(w);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	int r = atomic_load(&w->err);
+	if (r < 0)
+		return dm_fail(r, "pid %d: writing pages at %#" PRIx64 ": %s", p->img->pid,
+			       (uint64_t)atomic_load(&w->err_addr), strerror(-r));
+	return 0;
+}
+
 int pages_write(struct rst_ctx *c, struct rst_proc *p)
 {
 	const Dm__Process *ip = p->img;
 	struct pagefile pf = { 0 };
+	struct wjobs w = { 0 };
 	char name[64];
 	int r = 0;
 
@@ -292,6 +373,7 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 		if (r < 0)
 			return r;
 	}
+	/* runs contiguous in memory and in the file go out as one */
 	for (size_t i = 0; i < ip->n_pagemap && r >= 0;) {
 		const Dm__PagemapEntry *e = ip->pagemap[i];
 		if (pages_entry_deferred(c, ip, e) || is_remote(e)) {
@@ -309,16 +391,19 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 			len += (uint64_t)f->nr_pages * DM_PAGE_SIZE;
 		}
 		const uint8_t *src = pagefile_at(&pf, off, len);
-		if (!src) {
+		if (!src)
 			r = dm_fail(-EBADMSG, "%s: pages at %#" PRIx64 " (offset %" PRIu64 ", %" PRIu64
 				    " bytes) lie beyond the end of the file (%" PRIu64 " bytes)", name,
 				    addr, off, len, pf.payload);
-			break;
-		}
-		r = mem_write(p, addr, src, len);
-		c->st.pages_written += len / DM_PAGE_SIZE;
+		else
+			wjobs_add(&w, addr, src, len);
 		i = k;
 	}
+	if (r >= 0)
+		r = wjobs_run(p, &w);
+	if (r >= 0)
+		c->st.pages_written += w.bytes / DM_PAGE_SIZE;
+	free(w.v);
 	if (r >= 0 && c->lazy)
 		r = write_eager(c, p, &pf, name);
 	pagefile_close(&pf);
