@@ -181,6 +181,22 @@ static int run_until_trap(struct tracee *t)
 	}
 }
 
+/* Registers for a syscall at rip: nr and its six arguments; orig_rax = -1 so
+ * that the kernel does not treat the stop we come from as a syscall to restart. */
+static void set_syscall_regs(struct user_regs_struct *r, uint64_t rip, long nr, uint64_t a1,
+			     uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
+{
+	r->rip = rip;
+	r->rax = nr;
+	r->orig_rax = -1;
+	r->rdi = a1;
+	r->rsi = a2;
+	r->rdx = a3;
+	r->r10 = a4;
+	r->r8 = a5;
+	r->r9 = a6;
+}
+
 long inject_syscall(struct tracee *t, long nr, uint64_t a1, uint64_t a2, uint64_t a3,
 		    uint64_t a4, uint64_t a5, uint64_t a6)
 {
@@ -190,15 +206,7 @@ long inject_syscall(struct tracee *t, long nr, uint64_t a1, uint64_t a2, uint64_
 	err = ptrace_getregs(t->tid, &r);
 	if (err < 0)
 		return err;
-	r.rip = t->code;
-	r.rax = nr;
-	r.orig_rax = -1;
-	r.rdi = a1;
-	r.rsi = a2;
-	r.rdx = a3;
-	r.r10 = a4;
-	r.r8 = a5;
-	r.r9 = a6;
+	set_syscall_regs(&r, t->code, nr, a1, a2, a3, a4, a5, a6);
 	err = ptrace_setregs(t->tid, &r);
 	if (err < 0)
 		return err;
@@ -225,15 +233,7 @@ long inject_syscall_at(pid_t tid, uint64_t insn, long nr, uint64_t a1, uint64_t 
 	err = ptrace_getregs(tid, &r);
 	if (err < 0)
 		return err;
-	r.rip = insn;
-	r.rax = nr;
-	r.orig_rax = -1;
-	r.rdi = a1;
-	r.rsi = a2;
-	r.rdx = a3;
-	r.r10 = a4;
-	r.r8 = a5;
-	r.r9 = a6;
+	set_syscall_regs(&r, insn, nr, a1, a2, a3, a4, a5, a6);
 	err = ptrace_setregs(tid, &r);
 	if (err < 0)
 		return err;
