@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Identity of a process: resource limits (prlimit, from the restorer), umask,
- * personality, parent-death signal, child subreaper, OOM score; then, per
- * thread (credentials are per thread in the kernel), the credentials and the
- * seccomp filters, and last the dumpable flag (a uid change resets it).
+ * Identity of a process: umask, personality, parent-death signal, child
+ * subreaper (in the main thread's state batch, threads.c), OOM score; then
+ * resource limits (prlimit, from the restorer) and, per thread (credentials
+ * are per thread in the kernel), the credentials and the seccomp filters, and
+ * last the dumpable flag (a uid change resets it).
  *
  * Order of one thread's batch, and why:
  *   PR_SET_KEEPCAPS        so that setresuid() to a non-zero uid keeps the
@@ -83,20 +84,14 @@ static int set_oom_score(struct rst_proc *p)
 	return 0;
 }
 
-int ident_restore(struct rst_ctx *c, struct rst_proc *p)
+/* The process-wide part of the identity, into the main thread's batch. */
+int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 {
 	const Dm__Process *ip = p->img;
-	struct rbatch *rb;
-	int r;
+	int r = set_oom_score(p);
 
-	r = set_rlimits(c, p);
-	if (r >= 0)
-		r = set_oom_score(p);
-	if (r < 0)
-		return r;
-	rb = xmalloc(sizeof(*rb));
-	rb_init(rb, c, rst_main(p));
-	if (ip->has_umask)
+	(void)c;
+	if (r >= 0 && ip->has_umask)
 		r = rb_add(rb, "umask", SYS_umask, ip->umask & 0777, 0, 0, 0, 0, 0);
 	if (r >= 0 && ip->has_personality)
 		r = rb_add(rb, "personality", SYS_personality, ip->personality, 0, 0, 0, 0, 0);
@@ -106,12 +101,7 @@ int ident_restore(struct rst_ctx *c, struct rst_proc *p)
 	if (r >= 0 && ip->has_child_subreaper && ip->child_subreaper)
 		r = rb_add(rb, "prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0,
 			   0, 0, 0);
-	if (r >= 0)
-		r = rb_run(rb);
-	free(rb);
-	if (r < 0)
-		return rst_wrap(r, "pid %d: identity", ip->pid);
-	return 0;
+	return r;
 }
 
 /* ------------------------------------------------------------ creds */
@@ -154,7 +144,7 @@ static int add_seccomp(struct rbatch *rb, const Dm__Thread *t)
 	return 0;
 }
 
-static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th)
+static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th, bool last)
 {
 	const Dm__Thread *ti = th->img;
 	const Dm__Creds *cr = ti->creds ? ti->creds : p->img->creds; /* creds are per thread */
@@ -204,6 +194,12 @@ static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread
 			r = rb_add(rb, "prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1,
 				   0, 0, 0, 0);
 	}
+	/* the last thread's batch: what must follow every thread's creds */
+	if (r >= 0 && last && p->img->has_dumpable)
+		r = rb_add(rb, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE,
+			   p->img->dumpable ? 1 : 0, 0, 0, 0, 0);
+	if (r >= 0 && last)
+		r = rb_add(rb, "close (transport)", SYS_close, (uint64_t)c->tfd, 0, 0, 0, 0, 0);
 	if (r >= 0)
 		r = rb_run(rb);
 	free(rb);
@@ -224,17 +220,17 @@ int creds_restore(struct rst_ctx *c, struct rst_proc *p)
 			pr_warn("pid %d: capabilities %#llx are not ours to give: dropped", p->img->pid,
 				(unsigned long long)missing);
 	}
-	for (size_t i = 0; i < p->n_threads; i++) {
-		r = thread_creds(c, p, &p->threads[i]);
+	/* rlimits only now: the lazy uffd needed a free fd under RLIMIT_NOFILE */
+	r = set_rlimits(c, p);
+	if (r < 0)
+		return r;
+	/* other threads first; the main one last carries the dumpable flag (a uid
+	 * change resets it) and closes the transport */
+	for (size_t i = 1; i <= p->n_threads; i++) {
+		size_t k = i % p->n_threads;
+		r = thread_creds(c, p, &p->threads[k], k == 0);
 		if (r < 0)
 			return r;
-	}
-	if (p->img->has_dumpable) {
-		long d = rst_inject(c, rst_main(p), SYS_prctl, PR_SET_DUMPABLE, p->img->dumpable ? 1 : 0,
-				    0, 0, 0, 0);
-		if (d < 0)
-			return dm_fail((int)d, "pid %d: prctl(PR_SET_DUMPABLE): %s", p->img->pid,
-				       strerror((int)-d));
 	}
 	return 0;
 }

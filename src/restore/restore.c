@@ -9,10 +9,11 @@
  *   per process, in phases:
  *     address space + pages              mm.c, pages.c
  *     fds, cwd, root                     files.c, files-*.c
- *     threads + per-thread state         threads.c
- *     signals, timers, identity,         signals.c, creds.c
- *     pending signals, lazy memory       lazy.c
- *     credentials + seccomp              creds.c
+ *     threads + per-thread state,        threads.c, signals.c, creds.c
+ *     signals, timers, identity,         (one batch per thread)
+ *     pending signals
+ *     lazy memory                        lazy.c
+ *     rlimits, credentials + seccomp     creds.c
  *   resume: transport closed, final registers, blob unmapped, detach
  *
  * Every phase runs over all processes before the next one: a process's files
@@ -207,15 +208,10 @@ static int for_alive(struct rst_ctx *c, phase_fn fn)
 	return 0;
 }
 
+/* threads, and everything the threads set themselves: signals, timers, identity */
 static int phase_threads(struct rst_ctx *c, struct rst_proc *p)
 {
 	return threads_create(c, p) ?: threads_state(c, p);
-}
-
-static int phase_state(struct rst_ctx *c, struct rst_proc *p)
-{
-	return signals_restore(c, p) ?: ident_restore(c, p) ?: signals_pending(c, p) ?:
-	       lazy_register(c, p);
 }
 
 static double lap(uint64_t *t)
@@ -270,8 +266,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		r = for_alive(c, phase_threads);
 	c->st.threads_ms = lap(&t);
 	if (r >= 0)
-		r = for_alive(c, phase_state);
-	c->st.state_ms = lap(&t);
+		r = for_alive(c, lazy_register);
+	c->st.lazy_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, creds_restore);
 	c->st.creds_ms = lap(&t);
@@ -309,7 +305,7 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(ph, "memory_ms", json_real(st->mem_ms));
 	json_object_set_new(ph, "fds_ms", json_real(st->fds_ms));
 	json_object_set_new(ph, "threads_ms", json_real(st->threads_ms));
-	json_object_set_new(ph, "state_ms", json_real(st->state_ms));
+	json_object_set_new(ph, "lazy_ms", json_real(st->lazy_ms));
 	json_object_set_new(ph, "creds_ms", json_real(st->creds_ms));
 	json_object_set_new(ph, "resume_ms", json_real(st->resume_ms));
 	json_object_set_new(o, "phases", ph);

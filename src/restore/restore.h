@@ -88,9 +88,9 @@ struct restore_stats {
 	double tree_ms;         /* the other processes, sessions, groups, zombies */
 	double mem_ms;          /* address spaces and page contents */
 	double fds_ms;          /* files, cwd, root */
-	double threads_ms;      /* threads and their per-thread state */
-	double state_ms;        /* signals, timers, rlimits, identity, lazy registration */
-	double creds_ms;        /* creds and seccomp */
+	double threads_ms;      /* threads, their state, signals, timers, identity */
+	double lazy_ms;         /* lazy registration (userfaultfd) */
+	double creds_ms;        /* rlimits, creds and seccomp */
 	double resume_ms;       /* final registers, blob removal, detach */
 	uint64_t processes;
 	uint64_t threads;

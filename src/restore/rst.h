@@ -151,12 +151,12 @@ int threads_create(struct rst_ctx *c, struct rst_proc *p);
 int threads_state(struct rst_ctx *c, struct rst_proc *p);
 int threads_finalize(struct rst_ctx *c, struct rst_proc *p);
 
-/* signals.c */
-int signals_restore(struct rst_ctx *c, struct rst_proc *p);
-int signals_pending(struct rst_ctx *c, struct rst_proc *p);
+/* signals.c: into the main thread's state batch */
+int signals_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb);
+int signals_pending_add(struct rst_proc *p, struct rst_thread *th, struct rbatch *rb);
 
 /* creds.c */
-int ident_restore(struct rst_ctx *c, struct rst_proc *p);
+int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb);
 int creds_restore(struct rst_ctx *c, struct rst_proc *p);
 
 /* lazy.c */

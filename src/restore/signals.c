@@ -9,7 +9,7 @@
  *   makes timer_create() take the id from its third argument (Linux 6.17),
  *   then timer_settime (relative: the time left at dump);
  *   pending signals last: the SIGCHLD that our zombies sent is taken back
- *   first, then the image's queue, process-wide (rt_sigqueueinfo) and per
+ *   first (before the actions), then the image's queue, process-wide (rt_sigqueueinfo) and per
  *   thread (rt_tgsigqueueinfo), with their siginfo.  Queueing a siginfo with
  *   si_code >= 0 (or SI_TKILL) is allowed only to the caller itself: the main
  *   thread queues the process's, each thread its own.
@@ -157,23 +157,46 @@ static int add_posix_timers(struct rbatch *rb, const Dm__Process *p)
 	return r;
 }
 
-int signals_restore(struct rst_ctx *c, struct rst_proc *p)
+/*
+ * The SIGCHLD that our zombies sent: gone, unless the image had it pending.
+ * Setting SIG_IGN discards a pending signal, blocked or not, and never fails
+ * (a batch stops at the first failure, so no rt_sigtimedwait here); the
+ * action itself comes back right after, with the image's actions.
+ */
+static int add_sigchld_drain(struct rbatch *rb, const Dm__Process *p)
 {
-	struct rbatch *rb = xmalloc(sizeof(*rb));
+	struct ksigaction ign = { .handler = (uint64_t)(uintptr_t)SIG_IGN };
+	struct ksigaction dfl = { .handler = (uint64_t)(uintptr_t)SIG_DFL };
+	uint64_t ri, rd;
 	int r;
 
-	rb_init(rb, c, rst_main(p));
-	r = add_sigactions(rb, p->img);
+	r = rb_room(rb, 2, 2 * sizeof(ign));
+	if (r < 0)
+		return r;
+	ri = rb_put(rb, &ign, sizeof(ign));
+	rd = rb_put(rb, &dfl, sizeof(dfl));
+	r = rb_add(rb, "rt_sigaction(SIGCHLD, SIG_IGN)", SYS_rt_sigaction, SIGCHLD, ri, 0, 8, 0, 0);
+	if (r >= 0)
+		r = rb_add(rb, "rt_sigaction(SIGCHLD, SIG_DFL)", SYS_rt_sigaction, SIGCHLD, rd, 0, 8, 0,
+			   0);
+	(void)p;
+	return r;
+}
+
+int signals_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
+{
+	int r = 0;
+
+	(void)c;
+	if (p->had_zombie_child)
+		r = add_sigchld_drain(rb, p->img);
+	if (r >= 0)
+		r = add_sigactions(rb, p->img);
 	if (r >= 0)
 		r = add_itimers(rb, p->img);
 	if (r >= 0)
 		r = add_posix_timers(rb, p->img);
-	if (r >= 0)
-		r = rb_run(rb);
-	free(rb);
-	if (r < 0)
-		return rst_wrap(r, "pid %d: signals and timers", p->img->pid);
-	return 0;
+	return r;
 }
 
 static int queue_one(struct rbatch *rb, const Dm__Process *p, int32_t tid,
@@ -196,48 +219,16 @@ static int queue_one(struct rbatch *rb, const Dm__Process *p, int32_t tid,
 		      rsi, 0, 0, 0);
 }
 
-int signals_pending(struct rst_ctx *c, struct rst_proc *p)
+/* Pending signals of one thread, in its own batch (the main thread: the process's too). */
+int signals_pending_add(struct rst_proc *p, struct rst_thread *th, struct rbatch *rb)
 {
 	const Dm__Process *ip = p->img;
-	struct rbatch *rb;
 	int r = 0;
 
-	if (p->had_zombie_child) {
-		/* SIGCHLD from our zombies: gone, unless the image had it pending */
-		uint64_t set = 1ULL << (SIGCHLD - 1);
-		struct timespec zero = { 0, 0 };
-		struct rbatch one;
-		uint64_t rs, rz;
-		rb_init(&one, c, rst_main(p));
-		r = rb_stage(&one, &set, sizeof(set), &rs);
-		if (r >= 0)
-			r = rb_stage(&one, &zero, sizeof(zero), &rz);
-		if (r >= 0)
-			r = rb_add(&one, "rt_sigtimedwait", SYS_rt_sigtimedwait, rs, 0, rz, 8, 0, 0);
-		if (r >= 0) {
-			r = rb_run(&one);
-			if (r == -EAGAIN)
-				r = 0;
-		}
-		if (r < 0)
-			return rst_wrap(r, "pid %d: taking back SIGCHLD", ip->pid);
-		dm_error_clear();
-	}
-	/* a siginfo with si_code >= 0 may be queued to a thread only by itself */
-	rb = xmalloc(sizeof(*rb));
-	for (size_t t = 0; t < p->n_threads && r >= 0; t++) {
-		const Dm__Thread *ti = p->threads[t].img;
-		rb_init(rb, c, &p->threads[t].t);
-		if (t == 0)
-			for (size_t i = 0; i < ip->n_shared_pending && r >= 0; i++)
-				r = queue_one(rb, ip, 0, &ip->shared_pending[i]);
-		for (size_t i = 0; i < ti->n_pending && r >= 0; i++)
-			r = queue_one(rb, ip, ti->tid, &ti->pending[i]);
-		if (r >= 0)
-			r = rb_run(rb);
-	}
-	free(rb);
-	if (r < 0)
-		return rst_wrap(r, "pid %d: pending signals", ip->pid);
-	return 0;
+	if (th == &p->threads[0])
+		for (size_t i = 0; i < ip->n_shared_pending && r >= 0; i++)
+			r = queue_one(rb, ip, 0, &ip->shared_pending[i]);
+	for (size_t i = 0; i < th->img->n_pending && r >= 0; i++)
+		r = queue_one(rb, ip, th->img->tid, &th->img->pending[i]);
+	return r;
 }

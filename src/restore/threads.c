@@ -7,8 +7,8 @@
  * shares the blob, and gets its per-thread state in one batch of its own:
  * rseq, robust list, clear_child_tid, sigaltstack, name.
  *
- * The end (threads_finalize): the transport is closed; every thread but the
- * main one gets its registers, xstate and signal mask; the main thread runs
+ * The end (threads_finalize; the transport was closed with the credentials):
+ * every thread but the main one gets its registers, xstate and signal mask; the main thread runs
  * munmap(blob) from the blob itself and is stopped at the syscall's exit
  * (PTRACE_SYSCALL), where its registers are set, so it never returns into
  * the unmapped code.  orig_rax = -1 everywhere: no syscall restart on the
@@ -77,13 +77,12 @@ int threads_create(struct rst_ctx *c, struct rst_proc *p)
 	return 0;
 }
 
-static int thread_state(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th)
+/* rseq, robust list, clear_child_tid, sigaltstack and name of one thread, into its batch */
+static int thread_state_add(struct rst_proc *p, struct rst_thread *th, struct rbatch *rb)
 {
 	const Dm__Thread *ti = th->img;
-	struct rbatch *rb = xmalloc(sizeof(*rb));
 	int r = 0;
 
-	rb_init(rb, c, &th->t);
 	if (ti->has_rseq_ptr && ti->rseq_ptr)
 		r = rb_add(rb, "rseq", SYS_rseq, ti->rseq_ptr, ti->has_rseq_size ? ti->rseq_size : 32,
 			   0, ti->has_rseq_sig ? ti->rseq_sig : 0, 0, 0);
@@ -112,22 +111,35 @@ static int thread_state(struct rst_ctx *c, struct rst_proc *p, struct rst_thread
 		if (r >= 0)
 			r = rb_add(rb, "prctl(PR_SET_NAME)", SYS_prctl, PR_SET_NAME, rn, 0, 0, 0, 0);
 	}
-	if (r >= 0)
-		r = rb_run(rb);
-	free(rb);
-	if (r < 0)
-		return rst_wrap(r, "pid %d: thread %d", p->img->pid, ti->tid);
-	return 0;
+	return r;
 }
 
+/*
+ * The state of a process that its own threads must set, in one batch per
+ * thread: the main thread's carries the process-wide part too (signal
+ * actions, timers, umask, personality, ...), so that a single-threaded
+ * process needs one round trip for all of it.
+ */
 int threads_state(struct rst_ctx *c, struct rst_proc *p)
 {
-	for (size_t i = 0; i < p->n_threads; i++) {
-		int r = thread_state(c, p, &p->threads[i]);
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	int r = 0;
+
+	for (size_t i = 0; i < p->n_threads && r >= 0; i++) {
+		struct rst_thread *th = &p->threads[i];
+		rb_init(rb, c, &th->t);
+		r = thread_state_add(p, th, rb);
+		if (r >= 0 && i == 0)
+			r = signals_add(c, p, rb) ?: ident_add(c, p, rb);
+		if (r >= 0)
+			r = signals_pending_add(p, th, rb);
+		if (r >= 0)
+			r = rb_run(rb);
 		if (r < 0)
-			return r;
+			r = rst_wrap(r, "pid %d: thread %d", p->img->pid, th->img->tid);
 	}
-	return 0;
+	free(rb);
+	return r;
 }
 
 /* Registers, xstate and signal mask of the image, on a stopped thread. */
@@ -161,10 +173,6 @@ int threads_finalize(struct rst_ctx *c, struct rst_proc *p)
 	struct tracee *mt = rst_main(p);
 	long r;
 
-	r = rst_inject(c, mt, SYS_close, (uint64_t)c->tfd, 0, 0, 0, 0, 0);
-	if (r < 0)
-		return dm_fail((int)r, "pid %d: closing the transport: %s", p->img->pid,
-			       strerror((int)-r));
 	for (size_t i = 1; i < p->n_threads; i++) {
 		r = final_regs(p, &p->threads[i]);
 		if (r < 0)
