@@ -16,7 +16,7 @@
 #define TTY_DATA_MAX (1u << 20)
 
 /* master: a description of the master; slave: one of the slave (O_NONBLOCK).
- * On success *ret_in/*ret_out are malloc'ed (NULL when empty). */
+ * On success the two buffers are malloc'ed (NULL when empty). */
 int tty_data_read(int master, int slave, uint8_t **ret_in, size_t *ret_in_len, uint8_t **ret_out,
 		  size_t *ret_out_len);
 int tty_data_write(int master, int slave, const uint8_t *in, size_t in_len, const uint8_t *out,
