@@ -76,6 +76,11 @@ if ((QUICK == 0)); then
 	fi
 fi
 
+note "# cli"
+out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)
+printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"
+add_summary "$(printf '%s\n' "$out" | tail -1)"
+
 # zdtm: every engine mode the build supports
 for mode in cr dump lazy; do
 	note "# zdtm --mode $mode"
