@@ -3,7 +3,8 @@
  * The address space of one process, rebuilt inside its stub in one batch
  * (one or a few ptrace round trips):
  *
- *   1. munmap every VMA of the stub but the blob and the special mappings;
+ *   1. munmap every VMA of the stub but the blob and the special mappings
+ *      (done once in the root stub before the tree forks: mm_clean_stub);
  *   2. move [vvar], [vvar_vclock] and [vdso] to their image addresses, each
  *      with its own mremap (the kernel refuses one mremap across them); when
  *      an old range overlaps a new one, everything goes to the hop first;
@@ -319,6 +320,50 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 	return r;
 }
 
+/* munmap every VMA of the stub but the blob and the kernel's special mappings */
+static int add_unmap_stub(struct rst_ctx *c, const struct proc_vma_list *sm, struct rbatch *rb)
+{
+	for (size_t i = 0; i < sm->n; i++) {
+		const struct proc_vma *v = &sm->vmas[i];
+		if (v->kind == PROC_VMA_VVAR || v->kind == PROC_VMA_VVAR_VCLOCK ||
+		    v->kind == PROC_VMA_VDSO || v->kind == PROC_VMA_VSYSCALL ||
+		    v->kind == PROC_VMA_SPECIAL)
+			continue;
+		if (v->start >= c->blob && v->end <= c->blob + INJ_BLOB_SIZE)
+			continue;
+		int r = rb_add(rb, "munmap (stub)", SYS_munmap, v->start, v->end - v->start, 0, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * The root stub is a copy of the restorer, with every library of ours: it
+ * drops all that once, before it forks the other processes, so that they
+ * start with the blob and the vDSO only (tearing down a copy of our address
+ * space costs more than anything else a small process needs).
+ */
+int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p)
+{
+	_cleanup_(proc_vma_list_done) struct proc_vma_list sm = { 0 };
+	struct rbatch *rb;
+	int r;
+
+	r = proc_read_maps(p->host_pid, &sm);
+	if (r < 0)
+		return dm_fail(r, "pid %d: cannot read the stub's maps: %s", p->img->pid, strerror(-r));
+	rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	r = add_unmap_stub(c, &sm, rb);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: emptying the stub", p->img->pid);
+	return 0;
+}
+
 int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 {
 	_cleanup_(proc_vma_list_done) struct proc_vma_list sm = { 0 };
@@ -331,19 +376,9 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 		goto out;
 	}
 	rb_init(rb, c, rst_main(p));
-	for (size_t i = 0; i < sm.n; i++) {
-		const struct proc_vma *v = &sm.vmas[i];
-		/* the kernel's special mappings are moved or stay; the rest goes */
-		if (v->kind == PROC_VMA_VVAR || v->kind == PROC_VMA_VVAR_VCLOCK ||
-		    v->kind == PROC_VMA_VDSO || v->kind == PROC_VMA_VSYSCALL ||
-		    v->kind == PROC_VMA_SPECIAL)
-			continue;
-		if (v->start >= c->blob && v->end <= c->blob + INJ_BLOB_SIZE)
-			continue;
-		r = rb_add(rb, "munmap (stub)", SYS_munmap, v->start, v->end - v->start, 0, 0, 0, 0);
-		if (r < 0)
-			goto out;
-	}
+	r = add_unmap_stub(c, &sm, rb); /* normally nothing left: see mm_clean_stub() */
+	if (r < 0)
+		goto out;
 	r = move_specials(c, p, &sm, rb);
 	if (r < 0)
 		goto out;

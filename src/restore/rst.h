@@ -126,6 +126,7 @@ int tree_create(struct rst_ctx *c);
 int tree_finish_zombies(struct rst_ctx *c);
 
 /* mm.c, pages.c */
+int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p);
 int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 int pages_write(struct rst_ctx *c, struct rst_proc *p);
 /* A private VMA holding lazy pages: registered on the uffd (lazy restore only). */

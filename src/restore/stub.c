@@ -295,7 +295,7 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 		return r;
 	}
 	pr_debug("root stub: pid %d (host %d)", root->img->pid, root->host_pid);
-	return 0;
+	return mm_clean_stub(c, root);
 }
 
 /*
