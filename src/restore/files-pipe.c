@@ -123,7 +123,7 @@ static int reopen(int fd, int flags, int *ret_fd)
 static int hand_out(struct rst_pipe *p, int end, const Dm__File *f, int *ret_fd)
 {
 	int acc = (f->has_flags ? (int)f->flags : O_RDONLY) & O_ACCMODE;
-	int fd, r;
+	int fd = -1, r;
 
 	if (p->handed[end] || acc == O_RDWR) {
 		r = reopen(p->fds[end], rst_open_flags(f) | O_NONBLOCK, &fd);

@@ -199,7 +199,8 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 			add_range(&v, &n, &cap, lo, top - 1);
 		}
 	}
-	qsort(v, n, sizeof(*v), cmp_u64);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_u64);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t a = v[i];
 		if (i && v[i - 1] == a)

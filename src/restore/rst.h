@@ -117,6 +117,8 @@ static inline bool rst_alive(const struct rst_proc *p) { return !p->zombie; }
 /* stub.c */
 int stub_pick_hole(struct rst_ctx *c);
 int stub_create_root(struct rst_ctx *c, struct rst_proc *root);
+/* p->threads for every thread of the image, [0] in use (memfds -1) */
+void rst_alloc_threads(struct rst_proc *p);
 /* Wait for the first stop of a new auto-attached task and prepare its tracee. */
 int stub_adopt(struct rst_ctx *c, struct rst_proc *p, pid_t host_tid, struct rst_thread *th);
 

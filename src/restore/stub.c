@@ -284,10 +284,7 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	r = open_mem(root->host_pid, &memfd);
 	if (r < 0)
 		return r;
-	root->threads = xcalloc(root->img->n_threads ? root->img->n_threads : 1,
-				sizeof(*root->threads));
-	root->n_threads = 1;
-	root->threads[0].img = root->img->n_threads ? root->img->threads[0] : NULL;
+	rst_alloc_threads(root);
 	root->threads[0].seized = true;
 	r = rst_tracee_init(c, &root->threads[0].t, root->host_pid, memfd);
 	if (r < 0) {
@@ -296,6 +293,16 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	}
 	pr_debug("root stub: pid %d (host %d)", root->img->pid, root->host_pid);
 	return mm_clean_stub(c, root);
+}
+
+void rst_alloc_threads(struct rst_proc *p)
+{
+	size_t n = p->img->n_threads ? p->img->n_threads : 1;
+	p->threads = xcalloc(n, sizeof(*p->threads));
+	for (size_t i = 0; i < n; i++)
+		p->threads[i].t.memfd = -1;
+	p->n_threads = 1;
+	p->threads[0].img = p->img->n_threads ? p->img->threads[0] : NULL;
 }
 
 /*

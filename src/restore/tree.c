@@ -114,9 +114,7 @@ static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_pro
 			       parent->img->pid, got, pt->last_clone);
 	p->host_pid = pt->last_clone;
 	p->state = RST_SEIZED;
-	p->threads = xcalloc(p->img->n_threads ? p->img->n_threads : 1, sizeof(*p->threads));
-	p->n_threads = 1;
-	p->threads[0].img = p->img->n_threads ? p->img->threads[0] : NULL;
+	rst_alloc_threads(p);
 	r = stub_adopt(c, p, p->host_pid, NULL);
 	if (r < 0)
 		return r;
