@@ -55,6 +55,7 @@ static int validate_files(struct dm_checkpoint *ck)
 		}
 	}
 	ck->max_file_id = max;
+	free(ck->file_by_id); /* validating again rebuilds the index */
 	ck->file_by_id = xcalloc(max + 1, sizeof(*ck->file_by_id));
 	for (size_t i = 0; i < ft->n_files; i++) {
 		Dm__File *f = ft->files[i];

@@ -190,20 +190,14 @@ static void test_validate_pagemap(void **state)
 	assert_non_null(strstr(dm_last_error(), "outside every vma"));
 	ck->procs[0]->pagemap[0]->nr_pages = 2;
 	ck->procs[0]->vmas[1]->start = 0x401000; /* overlap */
-	free(ck->file_by_id);
-	ck->file_by_id = NULL;
 	assert_int_equal(image_validate(img, ck), -EBADMSG);
 	assert_non_null(strstr(dm_last_error(), "overlaps"));
 	ck->procs[0]->vmas[1]->start = 0x500000;
 	ck->procs[0]->fds[0]->file_id = 9;
-	free(ck->file_by_id);
-	ck->file_by_id = NULL;
 	assert_int_equal(image_validate(img, ck), -EBADMSG);
 	assert_non_null(strstr(dm_last_error(), "unknown file id 9"));
 	ck->procs[0]->fds[0]->file_id = 1;
 	ck->procs[0]->threads[0]->regs.len = 8;
-	free(ck->file_by_id);
-	ck->file_by_id = NULL;
 	assert_int_equal(image_validate(img, ck), -EBADMSG);
 	assert_non_null(strstr(dm_last_error(), "regs"));
 	ck->procs[0]->threads[0]->regs.len = sizeof(struct user_regs_struct);
