@@ -95,9 +95,18 @@ int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 		r = rb_add(rb, "umask", SYS_umask, ip->umask & 0777, 0, 0, 0, 0, 0);
 	if (r >= 0 && ip->has_personality)
 		r = rb_add(rb, "personality", SYS_personality, ip->personality, 0, 0, 0, 0, 0);
+	/*
+	 * The parent-death signal fires when the thread that created the task
+	 * exits.  The root's creator is the restorer, which exits right after
+	 * the restore: the root keeps none (its real parent is not ours to give).
+	 */
 	if (r >= 0)
 		r = rb_add(rb, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
-			   ip->has_pdeath_signal ? (uint64_t)ip->pdeath_signal : 0, 0, 0, 0, 0);
+			   p->parent && ip->has_pdeath_signal ? (uint64_t)ip->pdeath_signal : 0, 0, 0,
+			   0, 0);
+	if (!p->parent && ip->has_pdeath_signal && ip->pdeath_signal)
+		pr_warn("pid %d: parent-death signal %d not restored (its parent is outside the tree)",
+			ip->pid, ip->pdeath_signal);
 	if (r >= 0 && ip->has_child_subreaper && ip->child_subreaper)
 		r = rb_add(rb, "prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0,
 			   0, 0, 0);
