@@ -130,6 +130,9 @@ static void kill_all(struct rst_ctx *c)
 	for (size_t i = 0; i < c->nprocs; i++)
 		if (c->procs[i].host_pid > 0)
 			kill(c->procs[i].host_pid, SIGKILL);
+	for (size_t i = 0; i < c->n_helpers; i++)
+		if (c->helpers[i]->host_pid > 0 && c->helpers[i]->state == RST_SEIZED)
+			kill(c->helpers[i]->host_pid, SIGKILL);
 	uint64_t deadline = clock_ns() + 2000000000ULL;
 	for (size_t i = 0; i < c->nprocs; i++) {
 		struct rst_proc *p = &c->procs[i];
@@ -185,6 +188,17 @@ static void ctx_free(struct rst_ctx *c)
 		free(p->children);
 	}
 	free(c->procs);
+	for (size_t i = 0; i < c->n_helpers; i++) {
+		struct rst_proc *h = c->helpers[i];
+		if (h->threads && h->threads[0].t.memfd >= 0)
+			close(h->threads[0].t.memfd);
+		if (h->pidfd >= 0)
+			close(h->pidfd);
+		free(h->threads);
+		free((void *)h->img);
+		free(h);
+	}
+	free(c->helpers);
 	if (c->sock >= 0)
 		close(c->sock);
 	checkpoint_free(c->ck);

@@ -78,6 +78,9 @@ struct rst_ctx {
 	uint64_t cap_all;       /* our permitted capabilities (what a stub starts with) */
 	uint64_t cap_bnd;       /* our bounding set */
 
+	struct rst_proc **helpers; /* stand-ins for gone session leaders (tree.c) */
+	size_t n_helpers;
+
 	struct rst_files *files;
 	struct rst_shm {
 		uint64_t id;

@@ -34,17 +34,38 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 
-/* Ids of the tree's pid namespace; 0 = external (not a process of the tree). */
-static pid_t in_tree(struct rst_ctx *c, pid_t id)
+/*
+ * A session or group id of the image, as the restore sees it:
+ *   > 0   a process of the tree;
+ *   0     the root's own, from outside the tree (kept from the restorer);
+ *   < 0   -id: the id of a process that is gone (a session's leader that
+ *         exited): a helper process with that pid stands in for it.
+ */
+static pid_t map_id(struct rst_ctx *c, pid_t id, pid_t root_id)
 {
-	return rst_find(c, id) ? id : 0;
+	if (rst_find(c, id))
+		return id;
+	if (id == root_id)
+		return 0;
+	return -id;
+}
+
+static pid_t want_sid(struct rst_ctx *c, const struct rst_proc *p)
+{
+	return map_id(c, p->img->sid, c->procs[0].img->sid);
+}
+
+static pid_t want_pgid(struct rst_ctx *c, const struct rst_proc *p)
+{
+	return map_id(c, p->img->pgid, c->procs[0].img->pgid);
 }
 
 struct tree_walk {
 	struct rst_ctx *c;
-	pid_t *cur_sid;   /* per process index: its session now */
+	pid_t *cur_sid;   /* per process index: its session now (map_id() values) */
 	pid_t *cur_pgid;  /* its process group now */
 };
 
@@ -125,60 +146,184 @@ static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_pro
 	return 0;
 }
 
-static int do_setsid(struct tree_walk *w, struct rst_proc *p)
+static int do_setsid(struct rst_ctx *c, struct rst_proc *p)
 {
-	long r = rst_inject(w->c, rst_main(p), SYS_setsid, 0, 0, 0, 0, 0, 0);
+	long r = rst_inject(c, rst_main(p), SYS_setsid, 0, 0, 0, 0, 0, 0);
 	if (r < 0)
 		return dm_fail((int)r, "pid %d: setsid: %s", p->img->pid, strerror((int)-r));
-	w->cur_sid[idx_of(w->c, p)] = p->img->pid;
-	w->cur_pgid[idx_of(w->c, p)] = p->img->pid;
 	return 0;
 }
 
 static int create_subtree(struct tree_walk *w, struct rst_proc *p);
 
-static int create_child(struct tree_walk *w, struct rst_proc *parent, struct rst_proc *ch)
+/* ch, created by creator (its parent, or a helper) which is in session sid and group pgid now */
+static int create_child(struct tree_walk *w, struct rst_proc *creator, struct rst_proc *ch,
+			pid_t sid, pid_t pgid)
 {
 	struct rst_ctx *c = w->c;
-	size_t pi = idx_of(c, parent), ci = idx_of(c, ch);
-	int r = create_one(c, parent, ch);
-	if (r < 0)
-		return r;
-	w->cur_sid[ci] = w->cur_sid[pi];
-	w->cur_pgid[ci] = w->cur_pgid[pi];
-	pid_t want = in_tree(c, ch->img->sid);
-	if (want != ch->img->pid && want != w->cur_sid[ci])
+	size_t ci = idx_of(c, ch);
+	pid_t want = want_sid(c, ch);
+
+	if (want != ch->img->pid && want != sid) {
+		if (want < 0)
+			return dm_fail(-ENOTSUP,
+				       "pid %d: the leader of its session %d is gone, and its parent "
+				       "%d is not the reaper of the tree: such a session cannot be "
+				       "restored yet", ch->img->pid, ch->img->sid, ch->img->ppid);
 		return dm_fail(-ENOTSUP,
 			       "pid %d: its session %d is neither its own nor its parent's: "
-			       "such a session cannot be restored yet",
-			       ch->img->pid, ch->img->sid);
+			       "such a session cannot be restored yet", ch->img->pid, ch->img->sid);
+	}
+	int r = create_one(c, creator, ch);
+	if (r < 0)
+		return r;
+	w->cur_sid[ci] = sid;
+	w->cur_pgid[ci] = pgid;
 	return create_subtree(w, ch);
+}
+
+/* ------------------------------------------------ sessions of gone leaders */
+
+/*
+ * A daemon: its session's leader (the intermediate of a double fork) exited
+ * and it was reparented to the tree's reaper.  A session can only be
+ * inherited, so a helper with the leader's pid is made under the reaper; it
+ * calls setsid() and forks the orphans of that session, then exits: they are
+ * reparented to the reaper (pid 1 of the tree's namespace, or a child
+ * subreaper), which reaps the helper at once (an injected waitid).
+ */
+static int helper_new(struct rst_ctx *c, struct rst_proc *reaper, pid_t sid,
+		      struct rst_proc **ret)
+{
+	struct rst_proc *h = xcalloc(1, sizeof(*h));
+	Dm__Process *img = xcalloc(1, sizeof(*img));
+	int r;
+
+	dm__process__init(img);
+	img->pid = sid;
+	img->ppid = reaper->img->pid;
+	h->img = img;
+	h->pidfd = -1;
+	c->helpers = xrealloc(c->helpers, (c->n_helpers + 1) * sizeof(*c->helpers));
+	c->helpers[c->n_helpers++] = h;
+	r = create_one(c, reaper, h);
+	if (r < 0)
+		return rst_wrap(r, "helper for the session %d", sid);
+	r = do_setsid(c, h);
+	if (r < 0)
+		return r;
+	*ret = h;
+	return 0;
+}
+
+static int helper_end(struct rst_ctx *c, struct rst_proc *reaper, struct rst_proc *h)
+{
+	struct tracee *t = rst_main(h);
+	struct user_regs_struct regs;
+	int r;
+
+	r = ptrace_getregs(t->tid, &regs);
+	if (r < 0)
+		return dm_fail(r, "helper %d: registers: %s", h->img->pid, strerror(-r));
+	regs.rip = t->code;
+	regs.orig_rax = -1;
+	regs.rax = SYS_exit_group;
+	regs.rdi = 0;
+	r = ptrace_setregs(t->tid, &regs);
+	if (r < 0)
+		return dm_fail(r, "helper %d: registers: %s", h->img->pid, strerror(-r));
+	if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0)
+		return dm_fail(neg_errno(), "helper %d: PTRACE_DETACH: %m", h->img->pid);
+	h->state = RST_DETACHED;
+	h->threads[0].seized = false;
+	/* blocks the reaper until the helper is gone: it exits at once */
+	long w = rst_inject(c, rst_main(reaper), SYS_waitid, P_PID, (uint64_t)h->img->pid, 0,
+			    WEXITED, 0, 0);
+	if (w < 0)
+		return dm_fail((int)w, "helper %d: waitid in %d: %s", h->img->pid, reaper->img->pid,
+			       strerror((int)-w));
+	reaper->had_zombie_child = true; /* its SIGCHLD goes */
+	pr_debug("helper %d (session of a gone leader) done", h->img->pid);
+	return 0;
+}
+
+static int create_orphans(struct tree_walk *w, struct rst_proc *p)
+{
+	struct rst_ctx *c = w->c;
+	bool reaper = p == &c->procs[0] &&
+		      (c->own_pidns || (p->img->has_child_subreaper && p->img->child_subreaper));
+	bool subreaper_set = false;
+	int r;
+
+	if (!reaper)
+		return 0;
+	for (size_t i = 0; i < p->n_children; i++) {
+		pid_t sid = want_sid(c, p->children[i]);
+		bool seen = false;
+		if (sid >= 0)
+			continue;
+		for (size_t k = 0; k < i; k++)
+			seen |= want_sid(c, p->children[k]) == sid;
+		if (seen)
+			continue;
+		if (!c->own_pidns && !subreaper_set) {
+			/* orphans go to the nearest subreaper: be it before the helper exits */
+			long s = rst_inject(c, rst_main(p), SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0,
+					    0, 0);
+			if (s < 0)
+				return dm_fail((int)s, "pid %d: PR_SET_CHILD_SUBREAPER: %s", p->img->pid,
+					       strerror((int)-s));
+			subreaper_set = true;
+		}
+		struct rst_proc *h = NULL;
+		r = helper_new(c, p, -sid, &h);
+		if (r < 0)
+			return r;
+		for (size_t k = i; k < p->n_children; k++) {
+			if (want_sid(c, p->children[k]) != sid)
+				continue;
+			r = create_child(w, h, p->children[k], sid, sid);
+			if (r < 0)
+				return r;
+		}
+		r = helper_end(c, p, h);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static int create_subtree(struct tree_walk *w, struct rst_proc *p)
 {
+	struct rst_ctx *c = w->c;
+	size_t pi = idx_of(c, p);
 	bool leader = p->img->sid == p->img->pid;
 	int r;
 
+	r = create_orphans(w, p);
+	if (r < 0)
+		return r;
 	/* children that keep the session p has now (or lead their own) */
 	for (size_t i = 0; i < p->n_children; i++) {
 		struct rst_proc *ch = p->children[i];
-		if (leader && in_tree(w->c, ch->img->sid) == p->img->pid)
+		pid_t sid = want_sid(c, ch);
+		if ((sid < 0 && ch->host_pid) || (leader && sid == p->img->pid))
 			continue;
-		r = create_child(w, p, ch);
+		r = create_child(w, p, ch, w->cur_sid[pi], w->cur_pgid[pi]);
 		if (r < 0)
 			return r;
 	}
 	if (!leader)
 		return 0;
-	r = do_setsid(w, p);
+	r = do_setsid(c, p);
 	if (r < 0)
 		return r;
+	w->cur_sid[pi] = w->cur_pgid[pi] = p->img->pid;
 	for (size_t i = 0; i < p->n_children; i++) {
 		struct rst_proc *ch = p->children[i];
-		if (in_tree(w->c, ch->img->sid) != p->img->pid)
+		if (want_sid(c, ch) != p->img->pid)
 			continue;
-		r = create_child(w, p, ch);
+		r = create_child(w, p, ch, w->cur_sid[pi], w->cur_pgid[pi]);
 		if (r < 0)
 			return r;
 	}
@@ -192,14 +337,15 @@ static int set_groups(struct tree_walk *w)
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < c->nprocs; i++) {
 			struct rst_proc *p = &c->procs[i];
-			pid_t want = in_tree(c, p->img->pgid);
+			pid_t want = want_pgid(c, p);
 			bool is_leader = want == p->img->pid;
 			if (want == w->cur_pgid[i] || (pass == 0) != is_leader)
 				continue;
-			if (want == 0)
+			if (want <= 0)
 				return dm_fail(-ENOTSUP,
-					       "pid %d: process group %d is outside the tree and not "
-					       "the root's", p->img->pid, p->img->pgid);
+					       "pid %d: process group %d is not one the restore can "
+					       "make (outside the tree, or of a process that is gone)",
+					       p->img->pid, p->img->pgid);
 			long r = rst_inject(c, rst_main(p), SYS_setpgid, 0, is_leader ? 0 : want, 0,
 					    0, 0, 0);
 			if (r < 0)
@@ -218,8 +364,8 @@ int tree_create(struct rst_ctx *c)
 	_cleanup_free_ pid_t *pgid = xcalloc(c->nprocs, sizeof(pid_t));
 	struct tree_walk w = { c, sid, pgid };
 
-	/* the root starts in the restorer's session and group: external */
-	pid_t rsid = in_tree(c, root->img->sid);
+	/* the root starts in the restorer's session and group: external (0) */
+	pid_t rsid = want_sid(c, root);
 	if (rsid != 0 && rsid != root->img->pid)
 		return dm_fail(-EBADMSG, "root pid %d: session %d is a process of its tree",
 			       root->img->pid, root->img->sid);
