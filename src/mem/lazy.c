@@ -799,6 +799,7 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 static void *uffd_thread(void *arg)
 {
 	struct mem_lazy *l = arg;
+	mem_fault_thread_priority();
 	struct pollfd *pfd = NULL;
 	struct lazy_mm **who = NULL;
 	size_t cap = 0;

@@ -92,6 +92,11 @@ struct mem_wire_phase {
 } __attribute__((packed));
 _Static_assert(sizeof(struct mem_wire_phase) == 8, "phase is 8 bytes on the wire");
 
+/* The calling thread serves page faults: a real-time priority (SCHED_FIFO,
+ * lowest level) when allowed, so that a busy host does not queue a fault
+ * behind bulk work.  Best effort: nothing happens without the privilege. */
+void mem_fault_thread_priority(void);
+
 /* ---- pageset: a set of pages over fixed regions (atomic bits) ----------- */
 
 struct pageset_region {

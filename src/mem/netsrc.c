@@ -192,6 +192,7 @@ int mem_netsrc_fetch(struct mem_netsrc *n, uint32_t space, uint64_t addr, void *
 static void *fault_thread(void *arg)
 {
 	struct mem_netsrc *n = arg;
+	mem_fault_thread_priority();
 	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
 	int r = 0;
 

@@ -11,6 +11,8 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 static void add_region(struct pageset_region **r, size_t *n, size_t *cap, uint64_t start, uint64_t npages,
@@ -212,6 +214,14 @@ bool pageset_next_clear(const struct pageset *s, uint64_t addr, uint64_t *ret_ad
 		return true;
 	}
 	return false;
+}
+
+void mem_fault_thread_priority(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	if (getenv("DMIGRATE_NO_RT"))
+		return;
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 }
 
 /* ---- histogram: 16 linear sub-buckets per power of two of microseconds ---- */

@@ -178,6 +178,7 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 static void *fault_thread(void *arg)
 {
 	struct mem_server *s = arg;
+	mem_fault_thread_priority();
 	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
 	int r = 0;
 
@@ -299,7 +300,7 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 		 * bandwidth-delay product is far below it, so the link stays full.
 		 */
 		const char *e = getenv("DMIGRATE_BULK_SNDBUF");
-		int sndbuf = e ? atoi(e) : 256 * 1024;
+		int sndbuf = e ? atoi(e) : 16 * 1024; /* measured: bench/migrate.sh, 1 Gbit tbf */
 		if (sndbuf > 0)
 			setsockopt(net_chan_fd(bulk), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		r = -pthread_create(&s->push_thread, NULL, push_thread, s);

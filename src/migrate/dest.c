@@ -431,7 +431,7 @@ static int do_restore(struct dsess *s)
 	guardian_add(s, res.root_pid);
 	s->root_pidfd = res.root_pidfd;
 	s->restore_stats = restore_stats_json(&res.stats);
-	json_object_set_new(s->restore_stats, "state_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
+	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, s->t_resume)));
 	if (store_mode(s->mode)) {
 		/* every page was installed by the hook: let the areas go */

@@ -137,7 +137,8 @@ static int watch_workers(void *arg)
 }
 
 /* Private anonymous memory of the tree (an upper bound of what pre-copy and
- * stop-and-copy put in the destination's store), and its process count. */
+ * stop-and-copy put in the destination's store), and its process count.
+ * RssAnon of status is a counter (smaps_rollup would walk every page). */
 static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 {
 	pid_t *v = xmalloc(sizeof(pid_t));
@@ -148,14 +149,12 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 	while (i < n && n < 65536) {
 		pid_t p = v[i++];
 		_cleanup_free_ char *buf = NULL;
-		_cleanup_free_ char *path = xasprintf("/proc/%d/smaps_rollup", p);
+		_cleanup_free_ char *path = xasprintf("/proc/%d/status", p);
 		if (read_full_file(path, 1 << 16, &buf, NULL) >= 0) {
-			for (const char *k = buf; (k = strstr(k, "\nAnonymous:")); k++) {
-				unsigned long kb = 0;
-				if (sscanf(k + 11, " %lu", &kb) == 1)
-					total += (uint64_t)kb * 1024;
-				break;
-			}
+			const char *k = strstr(buf, "\nRssAnon:");
+			unsigned long kb = 0;
+			if (k && sscanf(k + 9, " %lu", &kb) == 1)
+				total += (uint64_t)kb * 1024;
 		}
 		_cleanup_free_ pid_t *tids = NULL;
 		size_t nt = 0;
