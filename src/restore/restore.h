@@ -12,12 +12,15 @@
  * process it created: nothing half-restored stays behind.  All ptrace work
  * happens on the calling thread.
  *
- * Lazy memory (post-copy, local lazy restore): with o.lazy set, private
- * anonymous pages marked lazy in the image are not written.  Instead, once a
+ * Lazy memory (post-copy, local lazy restore): with o.lazy set, pages marked
+ * lazy in the image that lie in private anonymous VMAs (anon, [heap],
+ * [stack]: what userfaultfd MISSING takes) are not written.  Instead, once a
  * process's own fds are in place, a userfaultfd is created inside it, every
- * VMA holding lazy pages is registered (UFFDIO_REGISTER_MODE_MISSING), the
- * uffd is taken over with pidfd_getfd and o.lazy_cb gets it (see
- * struct restore_lazy_proc).  Pages the kernel itself writes for a task
+ * such VMA holding lazy pages is registered whole (UFFDIO_REGISTER_MODE_MISSING),
+ * the uffd is taken over with pidfd_getfd and o.lazy_cb gets it (see
+ * struct restore_lazy_proc).  Lazy pages elsewhere (COWed pages of private
+ * file mappings) are written before the resume, from the image or, when the
+ * image does not hold them (PagemapEntry.remote), through o.lazy_fetch.  Pages the kernel itself writes for a task
  * before the task runs (rseq area, robust list head, clear_child_tid word,
  * the stack just below each thread's rsp and the top of an enabled
  * sigaltstack, where signal frames go) are written eagerly anyway: a fault
