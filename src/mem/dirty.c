@@ -6,7 +6,7 @@
  *   1. stop the main thread of each process for a moment (PTRACE_SEIZE +
  *      INTERRUPT), and with syscalls injected at a `syscall` instruction of
  *      its vDSO: map a scratch page, create a userfaultfd with
- *      UFFD_FEATURE_WP_ASYNC | WP_UNPOPULATED, register every private
+ *      UFFD_FEATURE_WP_ASYNC, register every private
  *      writable area for write-protection; take the uffd over with
  *      pidfd_getfd, close it in the process, unmap the scratch page, restore
  *      the registers (an interrupted syscall restarts) and detach;
@@ -16,10 +16,13 @@
  *      again, atomically.  In async mode the kernel resolves a write to a
  *      protected page by itself (the process never waits on us) and the page
  *      reads as written until the next scan.
- * Detaching closes our uffd: the kernel unregisters the areas and drops the
- * protections and markers, and the process runs on as if nothing happened.
- * That must happen before the final dump: a marker left on an empty entry
- * would read as a swapped page there.
+ * Only entries holding a page are ever protected (the scan's anyof mask):
+ * WP_UNPOPULATED is not needed (measured on 6.18: PM_SCAN_CHECK_WPASYNC works
+ * without it), and no uffd-wp marker is left on an empty entry, where the
+ * dump would read it as a swapped page.  So the dump may run while we are
+ * attached.  Detaching closes our uffd: the kernel unregisters the areas and
+ * drops the protections (a walk of every page: not in the downtime), and the
+ * process runs on as if nothing happened.
  *
  * What is not tracked (areas created after step 1, processes forked later,
  * areas the kernel refuses) is never "clean": the final push sends it.
@@ -152,7 +155,7 @@ static int attach(struct dirty_proc *p)
 		err = (int)ufd;
 		goto restore;
 	}
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED };
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
 	err = pwrite_all(p->memfd, &api, sizeof(api), scratch);
 	if (err < 0)
 		goto restore;
@@ -294,8 +297,8 @@ static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
 		pageset_clear(&p->clean, a);
 }
 
-static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, struct page_region **vec,
-		    size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
+static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, bool reprotect,
+		    struct page_region **vec, size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
 {
 	while (start < end) {
 		if (*cap < 4096) {
@@ -304,13 +307,18 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, struct p
 		}
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.flags = (reprotect ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
 			.start = start,
 			.end = end,
 			.vec = (uint64_t)*vec,
 			.vec_len = *cap,
 			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
 			.category_mask = PAGE_IS_WRITTEN | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			/* entries that hold a page: a hole is never protected, so
+			 * no marker is left there (the dump would read a marker as a
+			 * swapped page); a write fills it with a new, unprotected
+			 * page, which the next scan reports */
+			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 			.return_mask = PAGE_IS_WRITTEN,
 		};
 		long n = ioctl(p->pagemap, PAGEMAP_SCAN, &a);
@@ -330,7 +338,7 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, struct p
 	return 0;
 }
 
-int mem_dirty_scan(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
 {
 	_cleanup_free_ struct page_region *vec = NULL;
 	size_t cap = 0;
@@ -341,7 +349,7 @@ int mem_dirty_scan(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *re
 		if (p->uffd < 0)
 			continue;
 		for (size_t k = 0; k < p->nranges; k++) {
-			int r = scan_one(p, p->ranges[k][0], p->ranges[k][1], &vec, &cap, cb, arg, &pages);
+			int r = scan_one(p, p->ranges[k][0], p->ranges[k][1], reprotect, &vec, &cap, cb, arg, &pages);
 			if (r == -EPERM || r == -EINVAL) {
 				/* the area changed under us (munmap + mmap): per current area */
 				struct proc_vma_list vl = {};
@@ -354,7 +362,7 @@ int mem_dirty_scan(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *re
 					uint64_t e = MIN(vl.vmas[v].end, p->ranges[k][1]);
 					if (s >= e)
 						continue;
-					r = scan_one(p, s, e, &vec, &cap, cb, arg, &pages);
+					r = scan_one(p, s, e, reprotect, &vec, &cap, cb, arg, &pages);
 					if (r == -EPERM || r == -EINVAL)
 						forget(p, s, e);
 					else if (r < 0) {

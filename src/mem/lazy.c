@@ -94,6 +94,7 @@ struct mem_lazy {
 	size_t n_mms, cap_mms;
 	struct pending pending[PENDING_MAX];
 	size_t n_pending;
+	_Atomic size_t n_pending_hint; /* n_pending, readable without plock */
 	int efd;
 	pthread_t uffd_thread, push_thread;
 	bool uffd_started, push_started;
@@ -259,6 +260,8 @@ static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t add
 {
 	uint64_t now = 0;
 
+	if (!atomic_load_explicit(&l->n_pending_hint, memory_order_relaxed))
+		return;
 	pthread_mutex_lock(&l->plock);
 	for (size_t i = 0; i < l->n_pending;) {
 		struct pending *p = &l->pending[i];
@@ -267,6 +270,7 @@ static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t add
 				now = clock_ns();
 			mem_hist_add(&l->hist, (now - p->t0) / 1000);
 			l->pending[i] = l->pending[--l->n_pending];
+			atomic_store(&l->n_pending_hint, l->n_pending);
 			continue;
 		}
 		i++;
@@ -299,12 +303,13 @@ static void mark_gone(struct mem_lazy *l, struct lazy_mm *mm, const char *why)
 }
 
 /*
- * Install pages [addr, addr+n) (source addresses, n <= INSTALL_CHUNK) into
+ * Install pages [addr, addr+n) (source addresses) into
  * one address space.  Read lock held.  Returns pages newly installed, or
  * -EAGAIN (retry after dropping the lock), or another -errno.
  */
 static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t n,
 			  const uint8_t *data)
+/* n <= MEM_FRAME_PAGES_MAX */
 {
 	long newly = 0;
 
@@ -413,8 +418,10 @@ static size_t mms_of_space(struct mem_lazy *l, uint32_t space, struct lazy_mm **
 static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
 		      const uint8_t *data, enum mem_origin origin)
 {
+	/* short lock holds only while the uffd thread may wait for the write lock */
+	uint32_t chunk = l->uffd_started ? INSTALL_CHUNK : MEM_FRAME_PAGES_MAX;
 	for (uint32_t i = 0; i < npages && !atomic_load(&mm->gone);) {
-		uint32_t n = MIN(npages - i, INSTALL_CHUNK);
+		uint32_t n = MIN(npages - i, chunk);
 		pthread_rwlock_rdlock(&l->lock);
 		long k = install_chunk(l, mm, addr + (uint64_t)i * DM_PAGE_SIZE, n, data + (uint64_t)i * DM_PAGE_SIZE);
 		pthread_rwlock_unlock(&l->lock);
@@ -556,8 +563,10 @@ static bool add_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a)
 	for (size_t i = 0; i < l->n_pending; i++)
 		if (l->pending[i].mm == mm && l->pending[i].addr == a)
 			fresh = false;
-	if (fresh && l->n_pending < PENDING_MAX)
+	if (fresh && l->n_pending < PENDING_MAX) {
 		l->pending[l->n_pending++] = (struct pending){ mm, a, clock_ns() };
+		atomic_store(&l->n_pending_hint, l->n_pending);
+	}
 	pthread_mutex_unlock(&l->plock);
 	return fresh;
 }

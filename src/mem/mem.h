@@ -124,6 +124,8 @@ bool pageset_contains(const struct pageset *s, uint64_t addr);
 bool pageset_test(const struct pageset *s, uint64_t addr);
 /* Set the bit; returns its old value (count is kept). */
 bool pageset_set(struct pageset *s, uint64_t addr);
+/* Set the bits of [addr, addr + npages) that lie in regions (word at a time). */
+void pageset_set_range(struct pageset *s, uint64_t addr, uint64_t npages);
 /* Clear the bit; returns its old value. */
 bool pageset_clear(struct pageset *s, uint64_t addr);
 /* Regions from address ranges (sorted, disjoint, page aligned). */
@@ -302,15 +304,17 @@ struct mem_dirty;
  * space = pid in the tree's pid namespace. */
 int mem_dirty_new(pid_t root, struct mem_dirty **ret);
 /* Ranges written since the last call (first call: every present page), and
- * re-protect them, per process.  cb is called per run. */
+ * (reprotect) write-protect them again, per process.  cb is called per run.
+ * The last scan of a frozen tree needs no reprotect (cheaper). */
 typedef int (*mem_dirty_cb)(void *arg, uint32_t space, pid_t host_pid, uint64_t addr, uint64_t npages);
-int mem_dirty_scan(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
+int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
 /* The processes tracked: space, host pid, /proc/PID/mem (for reading). */
 size_t mem_dirty_count(const struct mem_dirty *d);
 void mem_dirty_proc(const struct mem_dirty *d, size_t i, uint32_t *ret_space, pid_t *ret_pid, int *ret_memfd);
 /* Pages sent and not written since ("clean"): bits over the tracked areas of a space (NULL if untracked). */
 struct pageset *mem_dirty_clean(struct mem_dirty *d, uint32_t space);
 /* Stop tracking: unregister (closes the uffds; the process runs on
- * unaffected).  Call before the final dump.  The clean sets stay. */
+ * unaffected).  Costs a walk of the tracked memory: after the state is sent,
+ * or before a rollback's thaw.  The clean sets stay. */
 void mem_dirty_detach(struct mem_dirty *d);
 void mem_dirty_free(struct mem_dirty *d);

@@ -141,6 +141,35 @@ bool pageset_set(struct pageset *s, uint64_t addr)
 	return false;
 }
 
+void pageset_set_range(struct pageset *s, uint64_t addr, uint64_t npages)
+{
+	uint64_t end = addr + npages * DM_PAGE_SIZE;
+	while (addr < end) {
+		long i = pageset_find(s, addr);
+		if (i < 0) {
+			/* the next region at or after addr */
+			size_t k = 0;
+			while (k < s->n && s->r[k].start < addr)
+				k++;
+			if (k == s->n || s->r[k].start >= end)
+				return;
+			addr = s->r[k].start;
+			continue;
+		}
+		struct pageset_region *r = &s->r[i];
+		uint64_t k = (addr - r->start) / DM_PAGE_SIZE;
+		uint64_t last = MIN(r->npages, k + (end - addr) / DM_PAGE_SIZE);
+		while (k < last) {
+			uint64_t w = k / 64, lo = k % 64, hi = MIN((uint64_t)64, lo + (last - k));
+			uint64_t mask = (hi == 64 ? ~0ULL : (1ULL << hi) - 1) & ~((1ULL << lo) - 1);
+			uint64_t old = atomic_fetch_or_explicit(&r->bits[w], mask, memory_order_acq_rel);
+			atomic_fetch_add(&s->count, (uint64_t)__builtin_popcountll(mask & ~old));
+			k += hi - lo;
+		}
+		addr = r->start + r->npages * DM_PAGE_SIZE;
+	}
+}
+
 bool pageset_clear(struct pageset *s, uint64_t addr)
 {
 	long i = pageset_find(s, addr);

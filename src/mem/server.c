@@ -134,8 +134,7 @@ int mem_server_mark_sent(struct mem_server *s, uint32_t space, uint64_t addr, ui
 	struct srv_proc *p = find_proc(s, space);
 	if (!p)
 		return -ESRCH;
-	for (uint64_t k = 0; k < npages; k++)
-		pageset_set(&p->sent, addr + k * DM_PAGE_SIZE);
+	pageset_set_range(&p->sent, addr, npages);
 	return 0;
 }
 

@@ -408,8 +408,10 @@ static int do_restore(struct dsess *s)
 	int r;
 
 	mem_netsrc_ops(s->netsrc, &lo.ops);
-	if (store_mode(s->mode))
-		lo.ops.request = NULL; /* nothing is asked of the source after the resume */
+	if (store_mode(s->mode)) {
+		lo.ops.request = NULL;    /* nothing is asked of the source after the resume */
+		lo.ops.local_done = NULL; /* the store goes as a whole right after */
+	}
 	r = mem_lazy_new(&lo, &s->lazy);
 	if (r < 0)
 		return r;

@@ -324,7 +324,7 @@ static int precopy(struct src *s)
 		uint64_t t = clock_ns(), scanned = 0;
 		atomic_store(&s->phase, round ? "pre-copy" : "pre-copy (all)");
 		rc.sent = 0;
-		r = mem_dirty_scan(s->dirty, round_cb, &rc, &scanned);
+		r = mem_dirty_scan(s->dirty, true, round_cb, &rc, &scanned);
 		if (r < 0)
 			break;
 		double ms = ns_to_ms(t, clock_ns());
@@ -417,13 +417,27 @@ static int setup_server(struct src *s)
 		struct pageset *clean = s->dirty ? mem_dirty_clean(s->dirty, p->pid) : NULL;
 		if (!clean)
 			continue;
+		/* runs of clean pages, a word of the bitmap at a time */
 		for (size_t k = 0; k < clean->n; k++) {
 			const struct pageset_region *rg = &clean->r[k];
-			for (uint64_t j = 0; j < rg->npages; j++) {
-				uint64_t a = rg->start + j * DM_PAGE_SIZE;
-				if (pageset_test(clean, a))
-					mem_server_mark_sent(s->srv, p->pid, a, 1);
+			uint64_t run0 = 0, run = 0;
+			for (uint64_t w = 0; w * 64 < rg->npages; w++) {
+				uint64_t bits = atomic_load(&rg->bits[w]);
+				for (unsigned b = 0; b < 64 && w * 64 + b < rg->npages; b++) {
+					uint64_t j = w * 64 + b;
+					if (bits & (1ULL << b)) {
+						if (!run)
+							run0 = j;
+						run++;
+						continue;
+					}
+					if (run)
+						mem_server_mark_sent(s->srv, p->pid, rg->start + run0 * DM_PAGE_SIZE, run);
+					run = 0;
+				}
 			}
+			if (run)
+				mem_server_mark_sent(s->srv, p->pid, rg->start + run0 * DM_PAGE_SIZE, run);
 		}
 	}
 	return 0;
@@ -550,6 +564,7 @@ static void keep_stopped(struct src *s, int err)
 	mem_server_stop(s->srv);
 	if (s->ctl)
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
+	mem_dirty_detach(s->dirty);
 	if (s->d && s->ck) {
 		for (size_t i = 0; i < s->ck->nprocs; i++) {
 			pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
@@ -650,12 +665,11 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	mig_test_point("src-frozen");
 	if (s.dirty) {
 		uint64_t n = 0;
-		r = mem_dirty_scan(s.dirty, final_cb, &s, &n);
+		uint64_t t = clock_ns();
+		r = mem_dirty_scan(s.dirty, false, final_cb, &s, &n);
 		if (r < 0)
 			goto fail;
-		/* unregister before the dump: see mem_dirty */
-		mem_dirty_detach(s.dirty);
-		pr_info("%" PRIu64 " pages written since the last round", n);
+		pr_info("%" PRIu64 " pages written since the last round (scan %.1f ms)", n, ns_to_ms(t, clock_ns()));
 	}
 	atomic_store(&s.phase, "dumping");
 	r = dump_collect(s.d);
@@ -663,7 +677,9 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		goto fail;
 	s.dump_stats = json_object();
 	dump_stats_json(s.d, s.dump_stats);
+	uint64_t t_srv = clock_ns();
 	r = setup_server(&s);
+	pr_info("page server ready in %.1f ms", ns_to_ms(t_srv, clock_ns()));
 	if (r < 0)
 		goto fail;
 
