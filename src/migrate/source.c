@@ -752,8 +752,14 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	dump_release(s.d, DUMP_KILL);
 	mig_send_empty(s.ctl, MIG_T_FIN);
 	atomic_store(&s.phase, "done");
-	say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000, ns_to_ms(s.t_freeze, s.t_resume));
 	mig_watchdog_stop(&s.wd);
+	if (s.tty) {
+		/* the final state of the status line stays on the screen */
+		tick(&s);
+		fputc('\n', stderr);
+		s.status_shown = false;
+	}
+	say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000, ns_to_ms(s.t_freeze, s.t_resume));
 	ret->stats = build_stats(&s, 0);
 	cleanup(&s);
 	return 0;
