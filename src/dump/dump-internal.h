@@ -86,6 +86,7 @@ int dump_proc_fds(struct dump_ctx *d, struct dproc *p);
 uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
 			pid_t pid, const char *link, int *ret_err);
 uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
+int dump_ctty(struct dump_ctx *d);
 int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
 int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id);
 

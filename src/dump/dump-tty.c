@@ -20,7 +20,6 @@ int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsig
 	unsigned idx = min;
 	int lock = 0;
 
-	(void)d;
 	if (maj != 136 && !(maj == 5 && min == 2))
 		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: terminal %s (%u:%u): only ptys",
 			       fdnum, p->pid, f->path, maj, min);
@@ -80,6 +79,40 @@ int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsig
 		t->winsize.len = sizeof(ws);
 		t->winsize.data = xmalloc(sizeof(ws));
 		memcpy(t->winsize.data, &ws, sizeof(ws));
+	}
+	return 0;
+}
+
+/*
+ * Controlling terminals: a session leader's /proc stat names the device of
+ * its terminal and the foreground group.  (TIOCGSID on a slave answers only
+ * to a member of the session.)  Run after the pool, on the frozen tree.
+ */
+int dump_ctty(struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		struct proc_stat st;
+		if (p->zombie || !p->msg || p->msg->sid != p->msg->pid)
+			continue;
+		if (proc_read_stat(p->pid, 0, &st) < 0 || st.tty_nr == 0)
+			continue;
+		int32_t fg = 0;
+		for (size_t k = 0; k < d->nprocs; k++)
+			if (d->procs[k]->pid == st.tpgid)
+				fg = d->procs[k]->vpid;
+		for (size_t k = 0; k < d->nfiles; k++) {
+			Dm__File *f = d->files[k];
+			if (f->type != DM__FILE_TYPE__FILE_TTY || !f->tty || f->tty->master ||
+			    f->rdev != (uint64_t)(unsigned)st.tty_nr)
+				continue;
+			f->tty->has_sid = true;
+			f->tty->sid = p->vpid;
+			if (fg) {
+				f->tty->has_pgrp = true;
+				f->tty->pgrp = fg;
+			}
+		}
 	}
 	return 0;
 }

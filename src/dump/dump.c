@@ -148,6 +148,18 @@ static bool page_is_eager(const struct dproc *p, uint64_t page)
  * splitting moves no data; with lazy_remote only the eager runs are written
  * and the pages file is sparse.
  */
+/* Pages of private file mappings are eager: userfaultfd MISSING does not
+ * register file mappings, so the restore could not serve them lazily. */
+static bool entry_in_anon_vma(const Dm__Process *m, const Dm__PagemapEntry *e)
+{
+	for (size_t i = 0; i < m->n_vmas; i++) {
+		const Dm__Vma *v = m->vmas[i];
+		if (e->vaddr >= v->start && e->vaddr < v->end)
+			return v->kind != DM__VMA_KIND__VMA_FILE;
+	}
+	return false;
+}
+
 static int lazy_split(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -158,12 +170,13 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 
 	for (size_t i = 0; i < m->n_pagemap; i++) {
 		Dm__PagemapEntry *e = m->pagemap[i];
+		bool anon = entry_in_anon_vma(m, e); /* entries never cross a VMA */
 		for (uint32_t k = 0; k < e->nr_pages;) {
 			uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
-			bool eager = page_is_eager(p, a);
+			bool eager = !anon || page_is_eager(p, a);
 			uint32_t run = 1;
 			while (k + run < e->nr_pages &&
-			       page_is_eager(p, a + (uint64_t)run * DM_PAGE_SIZE) == eager)
+			       (!anon || page_is_eager(p, a + (uint64_t)run * DM_PAGE_SIZE)) == eager)
 				run++;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
@@ -313,6 +326,7 @@ int dump_collect(struct dump_ctx *d)
 	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
 	if (r < 0)
 		return r;
+	dump_ctty(d);
 	for (size_t i = 0; i < d->nprocs; i++) {
 		r = write_process(d, d->procs[i]);
 		if (r < 0)
