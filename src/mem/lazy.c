@@ -980,7 +980,7 @@ uint64_t mem_lazy_missing(struct mem_lazy *l)
 	pthread_mutex_lock(&l->plock);
 	for (size_t i = 0; i < l->n_mms; i++) {
 		struct lazy_mm *mm = l->mms[i];
-		if (mm->child || atomic_load(&mm->gone))
+		if (atomic_load(&mm->gone))
 			continue;
 		m += mm->need.total - atomic_load(&mm->need.count);
 	}

@@ -219,7 +219,7 @@ void mem_lazy_fail(struct mem_lazy *l, int err);
 /* Next page some address space still needs at or after (space, addr); false if none.
  * Used to pull what the push did not bring (forked children). */
 bool mem_lazy_next_missing(struct mem_lazy *l, uint32_t *space, uint64_t *addr, uint32_t *npages);
-/* Pages still missing in the original address spaces (not counting forks). */
+/* Pages still missing, in every address space still alive (forks too). */
 uint64_t mem_lazy_missing(struct mem_lazy *l);
 uint64_t mem_lazy_total(struct mem_lazy *l);
 /* Known spaces (image pids of the processes added). */

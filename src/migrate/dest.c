@@ -62,6 +62,7 @@ struct dsess {
 	bool resumed, committed;
 	uint64_t t_start, t_state, t_resume, t_done;
 	json_t *restore_stats;
+	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
 	pid_t guard_pid;
 	_Atomic bool finished;
@@ -482,8 +483,15 @@ static json_t *mem_stats(struct dsess *s)
 /* After the resume: wait for every page, watching the channels. */
 static int serve_until_done(struct dsess *s)
 {
-	uint64_t last_log = clock_ns();
+	uint64_t last_log = clock_ns(), last_progress = clock_ns(), missing = UINT64_MAX;
 	for (;;) {
+		uint64_t left = mem_lazy_missing(s->lazy);
+		if (left < missing) {
+			missing = left;
+			last_progress = clock_ns();
+		} else if (clock_ns() - last_progress > 60000000000ULL) {
+			return dm_fail(-ETIMEDOUT, "no page arrived for 60 s (%" PRIu64 " missing)", left);
+		}
 		int r = mem_lazy_wait(s->lazy, 100);
 		if (r == 0)
 			return 0;
@@ -532,6 +540,7 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 
 static void session_cleanup(struct dsess *s)
 {
+	mig_watchdog_stop(&s->wd);
 	mem_netsrc_stop(s->netsrc);
 	mem_lazy_free(s->lazy);
 	s->lazy = NULL;
@@ -558,6 +567,11 @@ static void *session_thread(void *arg)
 	int r;
 
 	s->t_start = clock_ns();
+	s->wd.chans[0] = s->ctl;
+	r = mig_watchdog_start(&s->wd);
+	if (r < 0)
+		goto fail;
+	mig_watchdog_arm(&s->wd, "START", 15000);
 	r = handle_start(s);
 	if (r < 0)
 		goto fail;
@@ -569,6 +583,10 @@ static void *session_thread(void *arg)
 		goto fail;
 	mig_tune_chan(s->fault, true);
 	mig_tune_chan(s->bulk, false);
+	s->wd.chans[1] = s->fault;
+	s->wd.chans[2] = s->bulk;
+	/* a peer that stops sending the state (it is small) is broken */
+	mig_watchdog_arm(&s->wd, "the state", 600000);
 	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
 	if (r >= 0)
 		r = mem_netsrc_start(s->netsrc);
@@ -578,6 +596,7 @@ static void *session_thread(void *arg)
 	if (r < 0)
 		goto fail;
 	s->t_state = clock_ns();
+	mig_watchdog_arm(&s->wd, NULL, 0);
 	mig_test_point("dst-state-received");
 	if (store_mode(s->mode)) {
 		r = mem_netsrc_wait_store_end(s->netsrc, -1);
@@ -589,10 +608,14 @@ static void *session_thread(void *arg)
 	/* hybrid: pages written after the pre-copy pass come over the network
 	 * after the resume; their old copies must not be installed.  (In
 	 * pre-copy the final push has overwritten them already.) */
+	uint64_t dirty_pages = 0;
 	if (s->store && s->mode == MIG_HYBRID)
 		for (size_t i = 0; i < s->n_dirty; i++) {
 			const struct mig_wire_range *d = &s->dirty[i];
-			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT) {
+			dirty_pages += d->npages;
+			/* at most what the store can hold, twice: a bound on the work */
+			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT ||
+			    dirty_pages > 2 * (mem_store_pages(s->store) + 1)) {
 				r = dm_fail(-EBADMSG, "dirty range %#" PRIx64 "+%" PRIu64 " out of range", d->addr, d->npages);
 				goto fail;
 			}
