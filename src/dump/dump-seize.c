@@ -106,6 +106,17 @@ static struct dproc *add_proc(struct dump_ctx *d, pid_t pid, pid_t ppid)
 	return p;
 }
 
+/* A child that exited and was reaped before its parent stopped is no longer
+ * part of the tree. */
+static void drop_proc(struct dump_ctx *d, size_t i)
+{
+	free(d->procs[i]->threads);
+	free(d->procs[i]);
+	memmove(&d->procs[i], &d->procs[i + 1], (d->nprocs - i - 1) * sizeof(*d->procs));
+	d->nprocs--;
+	dm_error_clear();
+}
+
 static int check_proc(struct dump_ctx *d, struct dproc *p)
 {
 	struct proc_stat st;
@@ -145,12 +156,20 @@ int dump_seize_tree(struct dump_ctx *d)
 			struct dproc *p = d->procs[i];
 			if (p->nthreads == 0 && !p->zombie) {
 				r = check_proc(d, p);
+				if ((r == -ENOENT || r == -ESRCH) && i > 0) {
+					drop_proc(d, i--);
+					continue;
+				}
 				if (r < 0)
 					return r;
 			}
 			if (p->zombie)
 				continue;
 			r = seize_threads(p);
+			if ((r == -ENOENT || r == -ESRCH) && i > 0 && p->nthreads == 0) {
+				drop_proc(d, i--);
+				continue;
+			}
 			if (r < 0)
 				return r;
 			if (r > 0)
