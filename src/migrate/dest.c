@@ -164,6 +164,12 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 			r = dm_fail(-ETIMEDOUT, "the fault and bulk channels did not join");
 			break;
 		}
+		/* nothing may come on the control channel meanwhile: EOF, or a broken peer */
+		struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+		if (poll(&pc, 1, 0) > 0) {
+			r = dm_fail(-EPROTO, "the source closed or spoke before its channels joined");
+			break;
+		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 100 * 1000000;

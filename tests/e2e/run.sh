@@ -9,6 +9,8 @@
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
+#   hostile/...    malformed frames, messages, files and images from a broken
+#                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
 #                  demo's C program with a memory checksum) migrates from a to b
 #                  in each mode, goes on from where it was (counter, host name
@@ -372,6 +374,45 @@ test_rollback() {	# POINT KIND MODE
 	[[ -n $DAEMON_PID ]] || start_daemon
 }
 
+# hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
+# the daemon still serves a real migration afterwards
+test_hostile() {
+	local names="garbage bad-magic huge-frame bad-seq bad-mode bad-protobuf too-much-memory path-escape
+		extent-out-of-range wrong-file-count bad-image" n hpid
+	selected hostile/ || [[ $FILTER =~ hostile ]] || return 0
+	hpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/hostile-dmigrated.log" b -- \
+		"$DM" daemon --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
+	wait_until 10 test -e "$WORK/hready"
+	for n in $names; do
+		selected "hostile/$n" || continue
+		if ! in_host a timeout 30 python3 "$E2E_DIR/lib/hostile.py" "$ADDR_B" 7071 "$n" >"$WORK/hostile.out" 2>&1; then
+			result FAIL "hostile/$n" "not refused: $(tail -n 1 "$WORK/hostile.out")"
+		elif gone "$hpid"; then
+			result FAIL "hostile/$n" "dmigrated died"
+			return
+		else
+			result PASS "hostile/$n"
+		fi
+	done
+	# still serving: a real migration through the same daemon
+	if selected hostile/then-a-real-one && start_workload busybox; then
+		local ok=1 try
+		for try in 1 2 3 4 5 6 7 8 9 10; do
+			# one migration at a time: "busy" while the last broken session ends
+			in_host a "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7071" --insecure --quiet >"$WORK/migrate.out" 2>&1 && { ok=0; break; }
+			grep -q busy "$WORK/migrate.out" || break
+			sleep 0.5
+		done
+		if ((ok == 0)) && wait_until 10 reports_from "$PREFIX-b" 0; then
+			result PASS hostile/then-a-real-one
+		else
+			result FAIL hostile/then-a-real-one "$(tail -n 1 "$WORK/migrate.out")"
+		fi
+		stop_workload
+	fi
+	kill -TERM "$hpid" 2>/dev/null
+}
+
 # ---------------------------------------------------------------- main
 
 "$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
@@ -386,6 +427,7 @@ cp "$DM" "$WORK/dmigrate-workload"
 start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"; exit 1; }
 
 test_auth
+test_hostile
 for mode in $MODES; do
 	for w in python3 busybox cprog; do
 		if [[ $w == busybox ]] && ! command -v busybox >/dev/null; then
