@@ -64,6 +64,9 @@ DPID=
 
 cleanup() {
 	[[ -n $DPID ]] && kill "$DPID" 2>/dev/null
+	# a CRIU that did not finish, and what is left of the programs
+	pkill -KILL -f "criu.*-D $WORK/" 2>/dev/null
+	kill_hog
 	"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
 	rm -rf "$WORK"
 }
@@ -172,6 +175,13 @@ run_criu() {	# SIZE LOAD
 		kill_hog
 		return 1
 	fi
+	# a lazy migration that stalls must not hold the benchmark forever
+	local w
+	for w in $(seq 1 1200); do
+		kill -0 "$dump" 2>/dev/null || kill -0 "$lazy" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill "$dump" "$lazy" 2>/dev/null
 	wait "$dump" "$lazy"
 	t1=$(date +%s%N)
 	sysctl -qw fs.nr_open="$nr_open"

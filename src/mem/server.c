@@ -162,10 +162,14 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 			k++;
 			continue;
 		}
+		/* a frame stays inside one region: the destination checks that, and
+		 * one UFFDIO_COPY must not cross a VMA */
+		const struct pageset_region *rg = &p->sent.r[pageset_find(&p->sent, a)];
+		uint64_t rend = rg->start + rg->npages * DM_PAGE_SIZE;
 		uint32_t run = 1;
 		while (k + run < n && run < MEM_FRAME_PAGES_MAX) {
 			uint64_t b = a + (uint64_t)run * DM_PAGE_SIZE;
-			if (!pageset_contains(&p->sent, b) || pageset_set(&p->sent, b))
+			if (b >= rend || pageset_set(&p->sent, b))
 				break;
 			run++;
 		}
