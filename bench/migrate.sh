@@ -64,8 +64,8 @@ DPID=
 
 cleanup() {
 	[[ -n $DPID ]] && kill "$DPID" 2>/dev/null
-	# a CRIU that did not finish, and what is left of the programs
-	pkill -KILL -f "criu.*-D $WORK/" 2>/dev/null
+	# a CRIU that did not finish, and what is left of the program
+	[[ -n ${CRIU_PIDS:-} ]] && kill -KILL $CRIU_PIDS 2>/dev/null
 	kill_hog
 	"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
 	rm -rf "$WORK"
@@ -103,10 +103,21 @@ start_hog() {
 }
 in_a() { nsenter --net="/run/netns/$PREFIX-a" "$@"; }
 
+# The hog by pid: where it started, and its copy in host b (same pid number
+# in b's pid namespace: both tools keep pids).
 kill_hog() {
-	for d in /proc/[0-9]*; do
-		[[ $(cat "$d/comm" 2>/dev/null) == migrate_hog ]] && kill -KILL "${d#/proc/}" 2>/dev/null
-	done
+	[[ -n ${HOG_PID:-} ]] || return 0
+	local init want d
+	kill -KILL "$HOG_PID" 2>/dev/null
+	if init=$("$DM" testhost pid --prefix "$PREFIX" b 2>/dev/null); then
+		want=$(readlink "/proc/$init/ns/pid")
+		for d in /proc/[0-9]*; do
+			[[ $(readlink "$d/ns/pid" 2>/dev/null) == "$want" ]] || continue
+			[[ $(awk '/^NSpid:/ { print $NF }' "$d/status" 2>/dev/null) == "$HOG_PID" ]] &&
+				kill -KILL "${d#/proc/}" 2>/dev/null
+		done
+	fi
+	HOG_PID=
 	sleep 0.3
 }
 
@@ -163,9 +174,11 @@ run_criu() {	# SIZE LOAD
 	# the state is complete once the inventory is written; the dump then serves pages
 	for _ in $(seq 1 6000); do [[ -s $src/inventory.img ]] && break; sleep 0.005; done
 	cp -a "$src/." "$dst/"
-	in_host b "$CRIU" lazy-pages --page-server --address 198.18.0.1 --port 27000 -D "$dst" -o lazy.log \
-		>/dev/null 2>&1 &
+	# the lazy-pages daemon needs host b's network only (the restore needs its pids)
+	nsenter --net="/run/netns/$PREFIX-b" "$CRIU" lazy-pages --page-server --address 198.18.0.1 --port 27000 \
+		-D "$dst" -o lazy.log >/dev/null 2>&1 &
 	local lazy=$!
+	CRIU_PIDS="$dump $lazy"
 	for _ in $(seq 1 2000); do [[ -S $dst/lazy-pages.socket ]] && break; sleep 0.002; done
 	if ! in_host b "$CRIU" restore -D "$dst" --lazy-pages -d -o restore.log >/dev/null 2>&1; then
 		echo "# criu $size $load: restore failed: $(tail -n 2 "$dst/restore.log" | tr '\n' ' ')" >&2
@@ -183,6 +196,7 @@ run_criu() {	# SIZE LOAD
 	done
 	kill "$dump" "$lazy" 2>/dev/null
 	wait "$dump" "$lazy"
+	CRIU_PIDS=
 	t1=$(date +%s%N)
 	sysctl -qw fs.nr_open="$nr_open"
 	sleep 1.5
