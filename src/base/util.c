@@ -60,16 +60,26 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
-int read_full_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
+int read_full_fd_hint(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
 {
-	size_t cap = 4096, len = 0;
+	size_t cap = MIN(MAX(hint, (size_t)4096), max), len = 0;
 	_cleanup_free_ char *buf = xmalloc(cap + 1);
 
 	for (;;) {
 		if (len == cap) {
-			if (cap >= max)
+			/* a file of exactly max bytes is fine: only fail if more follows */
+			if (cap >= max) {
+				char c;
+				ssize_t n = read(fd, &c, 1);
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n < 0)
+					return neg_errno();
+				if (n == 0)
+					break;
 				return -EFBIG;
-			cap = MIN(cap * 2, max);
+			}
+			cap = cap > max / 2 ? max : cap * 2;
 			buf = xrealloc(buf, cap + 1);
 		}
 		ssize_t n = read(fd, buf + len, cap - len);
@@ -80,13 +90,18 @@ int read_full_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 		}
 		if (n == 0)
 			break;
-		len += n;
+		len += (size_t)n;
 	}
 	buf[len] = 0;
 	*ret_buf = TAKE_PTR(buf);
 	if (ret_len)
 		*ret_len = len;
 	return 0;
+}
+
+int read_full_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
+{
+	return read_full_fd_hint(fd, 4096, max, ret_buf, ret_len);
 }
 
 int read_full_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)

@@ -65,6 +65,8 @@ char *xasprintf(const char *fmt, ...) _printf_(1, 2);
 /* Read a whole (small) file, NUL-terminated. At most max bytes (else -EFBIG). */
 int read_full_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 int read_full_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
+/* The same, starting with a buffer of hint bytes (files of known typical size). */
+int read_full_fd_hint(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len);
 /* write()/read() loops that handle short counts; return 0 or -errno (-EPIPE on EOF for read). */
 int write_all(int fd, const void *buf, size_t len);
 int read_exact(int fd, void *buf, size_t len);

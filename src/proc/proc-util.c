@@ -29,43 +29,7 @@ int proc_read_file_hint(const char *path, size_t hint, size_t max, char **ret_bu
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return neg_errno();
-
-	size_t cap = hint < 4096 ? 4096 : hint, len = 0;
-	cap = MIN(cap, max);
-	_cleanup_free_ char *buf = xmalloc(cap + 1);
-
-	for (;;) {
-		if (len == cap) {
-			/* a file of exactly max bytes is fine: only fail if more follows */
-			if (cap >= max) {
-				char c;
-				ssize_t n = read(fd, &c, 1);
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n < 0)
-					return neg_errno();
-				if (n == 0)
-					break;
-				return -EFBIG;
-			}
-			cap = cap > max / 2 ? max : cap * 2;
-			buf = xrealloc(buf, cap + 1);
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return neg_errno();
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = 0;
-	*ret_buf = TAKE_PTR(buf);
-	if (ret_len)
-		*ret_len = len;
-	return 0;
+	return read_full_fd_hint(fd, hint, max, ret_buf, ret_len);
 }
 
 int proc_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
