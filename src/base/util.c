@@ -62,7 +62,9 @@ char *xasprintf(const char *fmt, ...)
 
 int read_full_fd_hint(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
 {
-	size_t cap = MIN(MAX(hint, (size_t)4096), max), len = 0;
+	size_t cap = hint < 4096 ? 4096 : hint, len = 0;
+
+	cap = MIN(cap, max);
 	_cleanup_free_ char *buf = xmalloc(cap + 1);
 
 	for (;;) {
