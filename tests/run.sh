@@ -79,21 +79,21 @@ fi
 note "# cli"
 out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"
-add_summary "$(printf '%s\n' "$out" | tail -1)"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
 
 # zdtm: every engine mode the build supports
 for mode in cr dump lazy; do
 	note "# zdtm --mode $mode"
 	out=$("$REPO/tests/zdtm/run.sh" --mode "$mode" --build "$BUILD" 2>&1)
 	printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 zdtm-$mode\//"
-	add_summary "$(printf '%s\n' "$out" | tail -1)"
+	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
 done
 
 if [[ -x $REPO/tests/e2e/run.sh ]]; then
 	note "# e2e"
 	out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
 	printf '%s\n' "$out"
-	add_summary "$(printf '%s\n' "$out" | tail -1)"
+	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
