@@ -1009,6 +1009,7 @@ void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret)
 	ret->fault_p50_us = mem_hist_quantile(&l->hist, 0.5);
 	ret->fault_p99_us = mem_hist_quantile(&l->hist, 0.99);
 	ret->fault_max_us = (double)atomic_load(&l->hist.max_us);
+	ret->fault_hist = mem_hist_json(&l->hist);
 }
 
 void mem_lazy_free(struct mem_lazy *l)

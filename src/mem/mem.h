@@ -149,6 +149,8 @@ struct mem_hist {
 void mem_hist_add(struct mem_hist *h, uint64_t us);
 /* q in [0,1]; 0 when empty */
 double mem_hist_quantile(const struct mem_hist *h, double q);
+/* [[upper bound us, count], ...] of the non-empty buckets */
+json_t *mem_hist_json(const struct mem_hist *h);
 
 /* ---- mem_store: pages kept on the destination before the restore ------- */
 
@@ -236,6 +238,7 @@ struct mem_lazy_stats {
 	uint64_t forks, removes, unmaps, remaps;
 	uint64_t eexist;
 	double fault_p50_us, fault_p99_us, fault_max_us;
+	json_t *fault_hist;            /* mem_hist_json(), owned by the caller */
 };
 void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret);
 

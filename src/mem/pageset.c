@@ -283,6 +283,21 @@ void mem_hist_add(struct mem_hist *h, uint64_t us)
 		;
 }
 
+json_t *mem_hist_json(const struct mem_hist *h)
+{
+	json_t *a = json_array();
+	for (unsigned b = 0; b < 256; b++) {
+		uint64_t n = atomic_load(&h->buckets[b]);
+		if (!n)
+			continue;
+		json_t *e = json_array();
+		json_array_append_new(e, json_real(bucket_mid(b)));
+		json_array_append_new(e, json_integer((json_int_t)n));
+		json_array_append_new(a, e);
+	}
+	return a;
+}
+
 double mem_hist_quantile(const struct mem_hist *h, double q)
 {
 	uint64_t n = atomic_load(&h->n), seen = 0;

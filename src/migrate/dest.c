@@ -479,6 +479,7 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(lat, "max", json_real(st.fault_max_us));
 		json_object_set_new(lat, "count", json_integer((json_int_t)st.faults_remote));
 		json_object_set_new(j, "fault_latency_us", lat);
+		json_object_set_new(j, "fault_latency_hist_us", st.fault_hist);
 	}
 	if (s->store)
 		json_object_set_new(j, "store_pages_left", json_integer((json_int_t)mem_store_pages(s->store)));
