@@ -211,7 +211,8 @@ for size in $SIZES; do
 	for load in $LOADS; do
 		for ((rep = 0; rep < REPEAT; rep++)); do
 			for mode in $MODES; do
-				run_ours "$size" "$load" "$mode"
+				# once more if it failed: the program's pid may be taken in b
+				run_ours "$size" "$load" "$mode" || run_ours "$size" "$load" "$mode"
 			done
 			((USE_CRIU)) && run_criu "$size" "$load"
 		done
