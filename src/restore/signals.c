@@ -58,15 +58,34 @@ static struct timeval us_tv(uint64_t us)
 				 .tv_usec = (suseconds_t)(us % 1000000ULL) };
 }
 
+/*
+ * Every action: the image's, and SIG_DFL for the signals it does not name.
+ * The stub inherits the restorer's dispositions (SIG_IGN survives exec: a
+ * daemon or shell that ignores SIGPIPE would pass that on), so "default"
+ * must be set, not assumed.
+ */
 static int add_sigactions(struct rbatch *rb, const Dm__Process *p)
 {
-	for (size_t i = 0; i < p->n_sigactions; i++) {
-		const Dm__Sigaction *sa = p->sigactions[i];
-		struct ksigaction k = { sa->handler, sa->flags, sa->restorer, sa->mask };
+	const struct ksigaction dfl = { .handler = (uint64_t)(uintptr_t)SIG_DFL };
+	int r;
+
+	for (unsigned sig = 1; sig <= 64; sig++) {
+		const Dm__Sigaction *sa = NULL;
 		uint64_t rk;
-		int r = rb_stage(rb, &k, sizeof(k), &rk);
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		for (size_t i = 0; i < p->n_sigactions && !sa; i++)
+			if (p->sigactions[i]->sig == sig)
+				sa = p->sigactions[i];
+		/* staged per entry: an entry and its data always run together */
+		if (sa) {
+			struct ksigaction k = { sa->handler, sa->flags, sa->restorer, sa->mask };
+			r = rb_stage(rb, &k, sizeof(k), &rk);
+		} else {
+			r = rb_stage(rb, &dfl, sizeof(dfl), &rk);
+		}
 		if (r >= 0)
-			r = rb_add(rb, "rt_sigaction", SYS_rt_sigaction, sa->sig, rk, 0, 8, 0, 0);
+			r = rb_add(rb, "rt_sigaction", SYS_rt_sigaction, sig, rk, 0, 8, 0, 0);
 		if (r < 0)
 			return r;
 	}
