@@ -2,11 +2,14 @@
 /*
  * Memory contents.
  *
- * Private pages come from pages-<pid>.img, mmap()ed, and are written through
- * /proc/PID/mem (FOLL_FORCE: read-only and PROT_NONE private mappings take
- * the write too, with COW).  Runs of entries contiguous both in memory and in
- * the file go out in one pwrite.  The image was validated for order and file
- * offsets; the bounds against the actual file size are checked here.
+ * Private pages come from pages-<pid>.img, mmap()ed.  Private anonymous
+ * memory is filled with UFFDIO_COPY on a userfaultfd registered for the time
+ * of the copy; the rest is written through /proc/PID/mem (FOLL_FORCE:
+ * read-only and PROT_NONE private mappings take the write too, with COW).
+ * See "bulk writes".  Runs of entries contiguous both in memory and in the
+ * file go out together (cut at VMA boundaries).  The image was validated for
+ * order and file offsets; the bounds against the actual file size are
+ * checked here.
  *
  * Lazy restore: entries marked lazy are not written, except the pages the
  * kernel itself writes for a task before the task runs (restore.h): those
@@ -21,15 +24,17 @@
  * they did; a memfd is remade with its name.
  */
 #define LOG_PREFIX "restore: "
-#include "restore/rst.h"
+#include "restore/uffd.h"
 #include "base/log.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -275,32 +280,137 @@ static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEnt
 
 /* ------------------------------------------------------- bulk writes */
 
+/*
+ * Two ways in, one job queue, chosen per VMA:
+ *
+ *   UFFDIO_COPY, for private anonymous memory: its VMAs are registered on a
+ *   userfaultfd made inside the process for the time of the copy
+ *   (rst_uffd_open), filled straight from the mapped file, and the uffd is
+ *   closed (which unregisters them) before anything else touches them.  A
+ *   page is allocated and filled in one step: no zeroing, no fault, no
+ *   remote GUP per page; about twice the rate of /proc/PID/mem.
+ *
+ *   pwrite to /proc/PID/mem for the rest: private file mappings (userfaultfd
+ *   MISSING takes anonymous memory only), mlocked VMAs (mlock2 populated them
+ *   already), VMAs where a fault would have brought huge pages (UFFDIO_COPY
+ *   installs small ones), and all of a process with little anonymous memory
+ *   (the uffd's round trips would cost more than they save).  It is also the
+ *   way when no uffd can be had.
+ *
+ * The copies cost page allocations in the target more than the copy itself:
+ * a big address space is written by a few threads (neither way needs
+ * ptrace: any thread of ours may do them).
+ */
+#define UFFD_MIN (1ULL << 20) /* less anonymous memory than this: /proc/PID/mem */
+
+enum thp_mode { THP_NEVER, THP_MADVISE, THP_ALWAYS };
+
+static enum thp_mode thp_mode(void)
+{
+	static _Atomic int known; /* 0: not read yet, else mode + 1 */
+	int k = atomic_load(&known);
+
+	if (!k) {
+		_cleanup_free_ char *s = NULL;
+		k = THP_NEVER + 1;
+		if (read_full_file("/sys/kernel/mm/transparent_hugepage/enabled", 256, &s, NULL) >= 0)
+			k = strstr(s, "[always]") ? THP_ALWAYS + 1 :
+			    strstr(s, "[madvise]") ? THP_MADVISE + 1 : THP_NEVER + 1;
+		atomic_store(&known, k);
+	}
+	return (enum thp_mode)(k - 1);
+}
+
+/* Would a write fault in v bring a transparent huge page? */
+static bool vma_thp(const Dm__Vma *v)
+{
+	uint32_t m = v->has_madv ? v->madv : 0;
+
+	switch (thp_mode()) {
+	case THP_ALWAYS:
+		return !(m & DM_MADV_NOHUGEPAGE);
+	case THP_MADVISE:
+		return m & DM_MADV_HUGEPAGE;
+	default:
+		return false;
+	}
+}
+
+static bool vma_fill_uffd(const Dm__Vma *v)
+{
+	return vma_uffd_ok(v) && !(v->has_madv && (v->madv & DM_MADV_LOCKED)) && !vma_thp(v);
+}
+
 struct wjob {
 	uint64_t addr;
 	const uint8_t *src;
 	uint64_t len;
+	const Dm__Vma *uffd_vma; /* NULL: through /proc/PID/mem */
 };
 
 struct wjobs {
 	struct wjob *v;
 	size_t n, cap;
 	uint64_t bytes;
+	uint64_t uffd_bytes;
 	int memfd;
+	int uffd;
 	_Atomic size_t next;
 	_Atomic int err;
-	_Atomic uint64_t err_addr;
+	_Atomic size_t err_job;
 };
 
-static void wjobs_add(struct wjobs *w, uint64_t addr, const uint8_t *src, uint64_t len)
+static void wjobs_add(struct wjobs *w, uint64_t addr, const uint8_t *src, uint64_t len,
+		      const Dm__Vma *uffd_vma)
 {
 	for (uint64_t done = 0; done < len; done += WRITE_CHUNK) {
 		if (w->n == w->cap) {
 			w->cap = w->cap ? w->cap * 2 : 64;
 			w->v = xrealloc(w->v, w->cap * sizeof(*w->v));
 		}
-		w->v[w->n++] = (struct wjob){ addr + done, src + done, MIN(len - done, WRITE_CHUNK) };
+		w->v[w->n++] = (struct wjob){ addr + done, src + done, MIN(len - done, WRITE_CHUNK),
+					      uffd_vma };
 	}
 	w->bytes += len;
+	if (uffd_vma)
+		w->uffd_bytes += len;
+}
+
+/* A run of pages contiguous in memory and in the file: one job per VMA it crosses. */
+static void wjobs_add_run(struct wjobs *w, const Dm__Process *ip, uint64_t addr, const uint8_t *src,
+			  uint64_t len)
+{
+	while (len) {
+		const Dm__Vma *v = vma_of(ip, addr);
+		uint64_t n = v ? MIN(len, v->end - addr) : len; /* no VMA: the pwrite fails, as it should */
+		wjobs_add(w, addr, src, n, v && vma_fill_uffd(v) ? v : NULL);
+		addr += n;
+		src += n;
+		len -= n;
+	}
+}
+
+/*
+ * [dst, dst + len) holds no page yet (else EEXIST), and nobody waits on it:
+ * the tracee is stopped (no wake-up needed).  A partial copy goes on from
+ * where it stopped.
+ */
+static int uffd_copy(int uffd, uint64_t dst, const uint8_t *src, uint64_t len)
+{
+	while (len) {
+		struct uffdio_copy cp = {
+			.dst = dst, .src = (uintptr_t)src, .len = len, .mode = UFFDIO_COPY_MODE_DONTWAKE,
+		};
+		int r = ioctl(uffd, UFFDIO_COPY, &cp) < 0 ? neg_errno() : 0;
+		if (cp.copy > 0) {
+			dst += (uint64_t)cp.copy;
+			src += cp.copy;
+			len -= (uint64_t)cp.copy;
+		} else if (r != -EAGAIN) {
+			return r < 0 ? r : -EIO;
+		}
+	}
+	return 0;
 }
 
 static void *wjobs_worker(void *arg)
@@ -310,22 +420,40 @@ static void *wjobs_worker(void *arg)
 		size_t i = atomic_fetch_add(&w->next, 1);
 		if (i >= w->n || atomic_load(&w->err))
 			return NULL;
-		int r = pwrite_all(w->memfd, w->v[i].src, w->v[i].len, (off_t)w->v[i].addr);
+		const struct wjob *j = &w->v[i];
+		int r = j->uffd_vma ? uffd_copy(w->uffd, j->addr, j->src, j->len)
+				    : pwrite_all(w->memfd, j->src, j->len, (off_t)j->addr);
 		if (r < 0) {
 			int zero = 0;
 			if (atomic_compare_exchange_strong(&w->err, &zero, r))
-				atomic_store(&w->err_addr, w->v[i].addr);
+				atomic_store(&w->err_job, i);
 			return NULL;
 		}
 	}
 }
 
-/*
- * The copies cost page allocations in the target more than the copy itself:
- * a big address space is written by a few threads (the /proc/PID/mem writes
- * need no ptrace, any thread of ours may do them).
- */
-static int wjobs_run(struct rst_proc *p, struct wjobs *w)
+/* Register the VMAs of the UFFDIO_COPY jobs; without a uffd, every job takes /proc/PID/mem. */
+static void wjobs_open_uffd(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
+{
+	if (w->uffd_bytes >= UFFD_MIN) {
+		_cleanup_free_ struct restore_lazy_area *areas = xcalloc(w->n, sizeof(*areas));
+		size_t n = 0;
+		for (size_t i = 0; i < w->n; i++) {
+			const Dm__Vma *v = w->v[i].uffd_vma;
+			if (v && !(n && areas[n - 1].start == v->start)) /* jobs go in address order */
+				areas[n++] = (struct restore_lazy_area){ v->start, v->end };
+		}
+		if (rst_uffd_open(c, p, areas, n, 0, &w->uffd, NULL) >= 0)
+			return;
+		pr_debug("pid %d: no userfaultfd (%s): every page through /proc/PID/mem", p->img->pid,
+			 dm_last_error());
+		dm_error_clear();
+	}
+	for (size_t i = 0; i < w->n; i++)
+		w->v[i].uffd_vma = NULL;
+}
+
+static int wjobs_run(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	long want = ncpu > 1 ? ncpu : 1;
@@ -334,16 +462,22 @@ static int wjobs_run(struct rst_proc *p, struct wjobs *w)
 	size_t started = 0;
 
 	w->memfd = rst_main(p)->memfd;
+	w->uffd = -1;
+	wjobs_open_uffd(c, p, w);
 	for (size_t i = 1; i < nthr; i++)
 		if (pthread_create(&th[started], NULL, wjobs_worker, w) == 0)
 			started++;
 	wjobs_worker(w);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	if (w->uffd >= 0)
+		close(w->uffd); /* unregisters every area: the process owns its memory again */
 	int r = atomic_load(&w->err);
-	if (r < 0)
-		return dm_fail(r, "pid %d: writing pages at %#" PRIx64 ": %s", p->img->pid,
-			       (uint64_t)atomic_load(&w->err_addr), strerror(-r));
+	if (r < 0) {
+		const struct wjob *j = &w->v[atomic_load(&w->err_job)];
+		return dm_fail(r, "pid %d: %s pages at %#" PRIx64 ": %s", p->img->pid,
+			       j->uffd_vma ? "copying (UFFDIO_COPY)" : "writing", j->addr, strerror(-r));
+	}
 	return 0;
 }
 
@@ -374,7 +508,7 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 		if (r < 0)
 			return r;
 	}
-	/* runs contiguous in memory and in the file go out as one */
+	/* runs contiguous in memory and in the file go out as one (per VMA) */
 	for (size_t i = 0; i < ip->n_pagemap && r >= 0;) {
 		const Dm__PagemapEntry *e = ip->pagemap[i];
 		if (pages_entry_deferred(c, ip, e) || is_remote(e)) {
@@ -397,11 +531,11 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 				    " bytes) lie beyond the end of the file (%" PRIu64 " bytes)", name,
 				    addr, off, len, pf.payload);
 		else
-			wjobs_add(&w, addr, src, len);
+			wjobs_add_run(&w, ip, addr, src, len);
 		i = k;
 	}
 	if (r >= 0)
-		r = wjobs_run(p, &w);
+		r = wjobs_run(c, p, &w);
 	if (r >= 0)
 		c->st.pages_written += w.bytes / DM_PAGE_SIZE;
 	free(w.v);
