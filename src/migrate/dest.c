@@ -620,9 +620,11 @@ static void *session_thread(void *arg)
 		for (size_t i = 0; i < s->n_dirty; i++) {
 			const struct mig_wire_range *d = &s->dirty[i];
 			dirty_pages += d->npages;
-			/* at most what the store can hold, twice: a bound on the work */
+			/* a bound on the work a peer can ask for: 2^26 pages (256 GiB).
+			 * Not the store's size: pages the tree touched first after the
+			 * pre-copy pass are dirty without ever having been stored. */
 			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT ||
-			    dirty_pages > 2 * (mem_store_pages(s->store) + 1)) {
+			    dirty_pages > (1ULL << 26)) {
 				r = dm_fail(-EBADMSG, "dirty range %#" PRIx64 "+%" PRIu64 " out of range", d->addr, d->npages);
 				goto fail;
 			}
