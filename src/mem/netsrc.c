@@ -18,6 +18,7 @@
 #include "mem/mem.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sync.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -364,26 +365,8 @@ int mem_netsrc_start(struct mem_netsrc *n)
 
 int mem_netsrc_wait_store_end(struct mem_netsrc *n, int timeout_ms)
 {
-	uint64_t deadline = timeout_ms >= 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0;
-	int r = 0;
-
 	pthread_mutex_lock(&n->lock);
-	while (!n->store_ended) {
-		if ((r = atomic_load(&n->err)))
-			break;
-		if (deadline && clock_ns() >= deadline) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&n->cond, &n->lock, &ts);
-	}
+	int r = cond_wait_flag(&n->cond, &n->lock, &n->store_ended, &n->err, timeout_ms);
 	pthread_mutex_unlock(&n->lock);
 	return r;
 }

@@ -23,6 +23,7 @@
 #include "mem/mem.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sync.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -338,26 +339,8 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 
 int mem_server_wait_push(struct mem_server *s, int timeout_ms)
 {
-	uint64_t deadline = timeout_ms >= 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0;
-	int r = 0;
-
 	pthread_mutex_lock(&s->lock);
-	while (!s->push_done) {
-		if ((r = atomic_load(&s->err)))
-			break;
-		if (deadline && clock_ns() >= deadline) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-	}
+	int r = cond_wait_flag(&s->cond, &s->lock, &s->push_done, &s->err, timeout_ms);
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0 && s->push_started) {
 		pthread_join(s->push_thread, NULL);

@@ -24,6 +24,7 @@
 #include "migrate/mig-internal.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/sync.h"
 #include "mem/mem.h"
 #include "proc/proc.h"
 #include "restore/restore.h"
@@ -170,14 +171,7 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 			r = dm_fail(-EPROTO, "the source closed or spoke before its channels joined");
 			break;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		cond_wait_ms(&s->cond, &s->lock, 100);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
