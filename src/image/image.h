@@ -100,6 +100,8 @@ void checkpoint_free(struct dm_checkpoint *ck);
 int image_validate(struct dm_image *img, struct dm_checkpoint *ck);
 const Dm__Process *checkpoint_find_proc(const struct dm_checkpoint *ck, int pid);
 const Dm__File *checkpoint_file(const struct dm_checkpoint *ck, uint32_t id);
+/* The VMA holding address a (VMAs are sorted, validated), or NULL. */
+const Dm__Vma *checkpoint_vma_at(const Dm__Process *p, uint64_t a);
 
 /* show-image: human text or JSON to out. */
 int image_show(struct dm_image *img, bool json, FILE *out);

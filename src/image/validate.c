@@ -133,8 +133,7 @@ static int validate_vmas(const char *name, struct dm_checkpoint *ck, const Dm__P
 	return 0;
 }
 
-/* Index of the VMA containing [a, a+len), or -1. VMAs are sorted. */
-static ssize_t vma_containing(const Dm__Process *p, uint64_t a, uint64_t len)
+const Dm__Vma *checkpoint_vma_at(const Dm__Process *p, uint64_t a)
 {
 	size_t lo = 0, hi = p->n_vmas;
 	while (lo < hi) {
@@ -145,9 +144,9 @@ static ssize_t vma_containing(const Dm__Process *p, uint64_t a, uint64_t len)
 		else if (a >= v->end)
 			lo = mid + 1;
 		else
-			return (a + len <= v->end && a + len > a) ? (ssize_t)mid : -1;
+			return v;
 	}
-	return -1;
+	return NULL;
 }
 
 static int validate_pagemap(const char *name, const Dm__Process *p)
@@ -159,11 +158,11 @@ static int validate_pagemap(const char *name, const Dm__Process *p)
 		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;
 		if (e->nr_pages == 0 || !PAGE_ALIGNED(e->vaddr) || e->vaddr < prev)
 			return bad(name, "pagemap[%zu]: bad entry at %#" PRIx64, i, e->vaddr);
-		ssize_t vi = vma_containing(p, e->vaddr, len);
-		if (vi < 0)
+		const Dm__Vma *v = checkpoint_vma_at(p, e->vaddr);
+		if (!v || e->vaddr + len > v->end || e->vaddr + len <= e->vaddr)
 			return bad(name, "pagemap[%zu]: %#" PRIx64 "+%u pages outside every vma", i,
 				   e->vaddr, e->nr_pages);
-		if (p->vmas[vi]->flags & MAP_SHARED)
+		if (v->flags & MAP_SHARED)
 			return bad(name, "pagemap[%zu]: pages of a shared mapping", i);
 		prev = e->vaddr + len;
 		if (e->remote && !e->lazy)

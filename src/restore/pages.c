@@ -161,22 +161,6 @@ static const Dm__PagemapEntry *entry_of(const Dm__Process *p, uint64_t a)
 	return NULL;
 }
 
-static const Dm__Vma *vma_of(const Dm__Process *p, uint64_t a)
-{
-	size_t lo = 0, hi = p->n_vmas;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const Dm__Vma *v = p->vmas[mid];
-		if (a < v->start)
-			hi = mid;
-		else if (a >= v->end)
-			lo = mid + 1;
-		else
-			return v;
-	}
-	return NULL;
-}
-
 static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagefile *pf,
 		       const char *name)
 {
@@ -210,7 +194,7 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 		uint64_t a = v[i];
 		if (i && v[i - 1] == a)
 			continue;
-		const Dm__Vma *vma = vma_of(ip, a);
+		const Dm__Vma *vma = checkpoint_vma_at(ip, a);
 		if (!vma || !pages_vma_lazy(c, ip, vma))
 			continue;
 		const Dm__PagemapEntry *e = entry_of(ip, a);
@@ -252,7 +236,7 @@ bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__Pag
 {
 	if (!c->lazy || !is_lazy(e))
 		return false;
-	const Dm__Vma *v = vma_of(p, e->vaddr);
+	const Dm__Vma *v = checkpoint_vma_at(p, e->vaddr);
 	return v && vma_uffd_ok(v);
 }
 
@@ -381,7 +365,7 @@ static void wjobs_add_run(struct wjobs *w, const Dm__Process *ip, uint64_t addr,
 			  uint64_t len)
 {
 	while (len) {
-		const Dm__Vma *v = vma_of(ip, addr);
+		const Dm__Vma *v = checkpoint_vma_at(ip, addr);
 		uint64_t n = v ? MIN(len, v->end - addr) : len; /* no VMA: the pwrite fails, as it should */
 		wjobs_add(w, addr, src, n, v && vma_fill_uffd(v) ? v : NULL);
 		addr += n;
