@@ -258,8 +258,7 @@ json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct 
 	return o;
 }
 
-/* Pids of the tree under root (root included), parents first. */
-static size_t tree_pids(pid_t root, pid_t **ret)
+size_t mig_tree_pids(pid_t root, pid_t **ret)
 {
 	pid_t *v = xmalloc(sizeof(pid_t));
 	size_t n = 1, i = 0;
@@ -291,7 +290,7 @@ void mig_kill_tree(pid_t root)
 	if (root <= 1)
 		return;
 	kill(root, SIGSTOP);
-	size_t n = tree_pids(root, &v);
+	size_t n = mig_tree_pids(root, &v);
 	for (size_t i = 0; i < n; i++)
 		kill(v[i], SIGSTOP);
 	for (size_t i = 0; i < n; i++)

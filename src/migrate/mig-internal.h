@@ -42,6 +42,8 @@ json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct 
 uint64_t mig_chan_bytes(struct net_chan *c);
 
 /* SIGKILL a process tree (stopped first so that it cannot fork away). */
+/* Pids of the tree under root (root included), parents first; *ret is malloc'ed. */
+size_t mig_tree_pids(pid_t root, pid_t **ret);
 void mig_kill_tree(pid_t root);
 
 /* A thread that shuts the channels down when a deadline passes. */

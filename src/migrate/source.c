@@ -141,37 +141,20 @@ static int watch_workers(void *arg)
  * RssAnon of status is a counter (smaps_rollup would walk every page). */
 static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 {
-	pid_t *v = xmalloc(sizeof(pid_t));
-	size_t n = 1, i = 0;
+	_cleanup_free_ pid_t *v = NULL;
+	size_t n = mig_tree_pids(root, &v);
 	uint64_t total = 0;
 
-	v[0] = root;
-	while (i < n && n < 65536) {
-		pid_t p = v[i++];
+	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ char *buf = NULL;
-		_cleanup_free_ char *path = xasprintf("/proc/%d/status", p);
+		_cleanup_free_ char *path = xasprintf("/proc/%d/status", v[i]);
 		if (read_full_file(path, 1 << 16, &buf, NULL) >= 0) {
 			const char *k = strstr(buf, "\nRssAnon:");
 			unsigned long kb = 0;
 			if (k && sscanf(k + 9, " %lu", &kb) == 1)
 				total += (uint64_t)kb * 1024;
 		}
-		_cleanup_free_ pid_t *tids = NULL;
-		size_t nt = 0;
-		if (proc_read_tasks(p, &tids, &nt) < 0)
-			continue;
-		for (size_t t = 0; t < nt; t++) {
-			_cleanup_free_ pid_t *kids = NULL;
-			size_t nk = 0;
-			if (proc_read_children(p, tids[t], &kids, &nk) < 0)
-				continue;
-			for (size_t k = 0; k < nk; k++) {
-				v = xrealloc(v, (n + 1) * sizeof(*v));
-				v[n++] = kids[k];
-			}
-		}
 	}
-	free(v);
 	*ret_n = (unsigned)n;
 	return total;
 }
