@@ -37,14 +37,26 @@ static bool has_thread(struct dproc *p, pid_t tid)
 	return false;
 }
 
+/* A thread that has begun to exit (a zombie, or about to be reaped) cannot be
+ * seized (EPERM) and is not part of what we dump. */
+static bool thread_exiting(pid_t pid, pid_t tid)
+{
+	struct proc_stat st;
+	int r = proc_read_stat(pid, tid, &st);
+
+	dm_error_clear();
+	return r < 0 || st.state == 'Z' || st.state == 'X';
+}
+
+/* Returns 1 when the thread was seized and stopped, 0 when it is exiting. */
 static int seize_thread(struct dproc *p, pid_t tid)
 {
 	int st, r;
 
 	if (ptrace(PTRACE_SEIZE, tid, 0, SEIZE_OPTS) < 0) {
 		r = neg_errno();
-		if (r == -ESRCH)
-			return 0; /* exited meanwhile: the next pass will tell */
+		if (r == -ESRCH || (r == -EPERM && thread_exiting(p->pid, tid)))
+			return 0; /* exiting or exited meanwhile: the next pass will tell */
 		return dm_fail(r, "cannot seize thread %d of process %d: %s", tid, p->pid,
 			       strerror(-r));
 	}
@@ -56,6 +68,12 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return dm_fail(neg_errno(), "cannot interrupt thread %d: %m", tid);
 	r = ptrace_wait_stop(tid, &st);
+	if (r == -ECHILD) {
+		/* it was already exiting when seized: it ended instead of stopping */
+		p->nthreads--;
+		dm_error_clear();
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	if ((st >> 16) == PTRACE_EVENT_STOP && (WSTOPSIG(st) == SIGSTOP || WSTOPSIG(st) == SIGTSTP ||
@@ -82,7 +100,7 @@ static int seize_threads(struct dproc *p)
 		r = seize_thread(p, tids[i]);
 		if (r < 0)
 			return r;
-		added++;
+		added += r;
 	}
 	/* main thread first */
 	for (size_t i = 1; i < p->nthreads; i++)
@@ -174,6 +192,12 @@ int dump_seize_tree(struct dump_ctx *d)
 				return r;
 			if (r > 0)
 				changed = true;
+			if (p->nthreads == 0) {
+				/* every thread was exiting: look again until it is a
+				 * zombie (kept, its parent is stopped) or gone */
+				changed = true;
+				continue;
+			}
 			/* children of every thread */
 			for (size_t k = 0; k < p->nthreads; k++) {
 				_cleanup_free_ pid_t *kids = NULL;
