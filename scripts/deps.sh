@@ -4,7 +4,7 @@ set -eu -o pipefail
 pkgs=(build-essential meson ninja-build pkg-config clang
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libfuse3-dev libcap-dev libseccomp-dev
-	iproute2 util-linux procps psmisc python3 busybox-static)
+	iproute2 util-linux procps psmisc python3 busybox-static jq)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

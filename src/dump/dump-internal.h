@@ -38,7 +38,9 @@ struct dproc {
 	Dm__Process *msg;            /* built by the tasks, freed by dump_free */
 	int pages_fd;                /* pages-<vpid>.img */
 	uint64_t pages_bytes;
-	uint64_t nr_pages;
+	uint64_t nr_pages;         /* pages with data (known) */
+	uint64_t deferred_pages;   /* pages of sparse runs: page map not read */
+	bool vmflags_early;        /* VMA flags from the read before the freeze */
 	int pidfd;
 	uint32_t exe_file_id;       /* set by the fd task, stored at finalize */
 	uint32_t securebits;        /* set by the core task */
@@ -64,6 +66,11 @@ struct dump_ctx {
 	/* stats */
 	uint64_t t_start, t_frozen, t_collected;
 	_Atomic uint64_t total_pages;
+	_Atomic uint64_t deferred_pages;
+	struct early_vmas *early;    /* early_vmflags: VMAs read before the freeze */
+	size_t n_early;
+	double early_ms;
+	_Atomic unsigned procs_vmflags_early;
 	unsigned threads_total;
 	size_t vmas_total;
 	json_t *pool_stats;
@@ -80,6 +87,12 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p);
 
 /* dump-mm.c: VMAs, page maps, page contents */
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p);
+
+/* dump-vmflags.c: VMA flags read before the freeze (opts.early_vmflags) */
+void dump_vmflags_preread(struct dump_ctx *d);
+/* Take p's flags from the early read if its VMAs are the same; false: read smaps. */
+bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p);
+void dump_vmflags_free(struct dump_ctx *d);
 
 /* dump-files.c: fds, cwd, root, exe, files table */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);

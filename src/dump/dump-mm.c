@@ -2,12 +2,12 @@
 /*
  * Address space: VMAs, the page map of private memory, page contents.
  *
- * The page map of a process comes from one PAGEMAP_SCAN ioctl per VMA:
- * present or swapped pages that are neither page-cache pages (PAGE_IS_FILE:
- * a private file mapping's untouched pages are read back from the file) nor
- * the shared zero page.  Contents are copied by pool tasks of at most
- * CHUNK_BYTES each (process_vm_readv into a buffer, pwrite at the page's
- * offset in pages-<pid>.img), so one big process is dumped by every worker.
+ * The page map of a process comes from one PAGEMAP_SCAN walk per VMA
+ * (proc_pagemap_data_runs: present or swapped, not page cache, not the zero
+ * page); with defer_pagemap an anonymous VMA is one sparse run instead.
+ * Contents are copied by pool tasks of at most CHUNK_BYTES each
+ * (process_vm_readv into a buffer, pwrite at the page's offset in
+ * pages-<pid>.img), so one big process is dumped by every worker.
  */
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
@@ -47,7 +47,7 @@ static Dm__VmaKind vma_kind(const struct proc_vma *v)
 	}
 }
 
-static uint32_t madv_bits(uint64_t f)
+uint32_t dump_madv_bits(uint64_t f)
 {
 	uint32_t m = 0;
 	if (f & PROC_VMF_DC) m |= DM_MADV_DONTFORK;
@@ -153,7 +153,7 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 			x->flags |= MAP_GROWSDOWN;
 		x->kind = vma_kind(v);
 		x->has_madv = true;
-		x->madv = madv_bits(v->vmflags);
+		x->madv = dump_madv_bits(v->vmflags);
 		x->name = xstrdup(v->kind == PROC_VMA_ANON ? "" : v->path);
 		switch (v->kind) {
 		case PROC_VMA_SYSV_SHM:
@@ -222,57 +222,39 @@ static int chunk_task(struct pool *pool, void *arg)
 	return 0;
 }
 
-static int scan_vma(int pm, const Dm__Vma *v, struct page_region **vec, size_t *cap,
-		    size_t *ret_n)
-{
-	size_t n = 0;
-	uint64_t start = v->start;
+/* Largest VMA left unscanned with defer_pagemap: beyond it the page server's
+ * bitmaps would cost more than the scan saves (a reservation of terabytes). */
+#define DEFER_VMA_MAX (64ULL << 30)
+/* Pages per entry of a deferred VMA (entries hold a uint32 count). */
+#define DEFER_ENTRY_PAGES (1u << 18)
 
-	while (start < v->end) {
-		if (n + 64 > *cap) {
-			*cap = *cap ? *cap * 2 : 1024;
-			*vec = xrealloc(*vec, *cap * sizeof(**vec));
-		}
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.start = start,
-			.end = v->end,
-			.vec = (uint64_t)(*vec + n),
-			.vec_len = *cap - n,
-			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-		};
-		long got = ioctl(pm, PAGEMAP_SCAN, &a);
-		if (got < 0)
-			return neg_errno();
-		/* A full vector may end inside a huge page that walk_end does not
-		 * cover yet: resume after the last region, never before it. */
-		size_t base = n;
-		for (long k = 0; k < got; k++) {
-			struct page_region pr = (*vec)[base + k];
-			if (n && pr.start < (*vec)[n - 1].end)
-				pr.start = (*vec)[n - 1].end;
-			if (pr.start < pr.end)
-				(*vec)[n++] = pr;
-		}
-		uint64_t next = a.walk_end;
-		if (n && (*vec)[n - 1].end > next)
-			next = (*vec)[n - 1].end;
-		if (next >= v->end || next <= start)
-			break;
-		start = next;
+static bool vma_deferred(const struct dump_ctx *d, const Dm__Vma *v)
+{
+	if (!d->opts.defer_pagemap || !d->opts.lazy_remote)
+		return false;
+	/* file pages are eager (uffd MISSING cannot serve a file mapping);
+	 * an inaccessible area is usually an empty reservation: cheap to scan */
+	if (v->kind == DM__VMA_KIND__VMA_FILE || v->prot == PROT_NONE)
+		return false;
+	return v->end - v->start <= DEFER_VMA_MAX;
+}
+
+static Dm__PagemapEntry **add_entry(Dm__Process *m, size_t *cap)
+{
+	if (m->n_pagemap == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		m->pagemap = xrealloc(m->pagemap, *cap * sizeof(*m->pagemap));
 	}
-	*ret_n = n;
-	return 0;
+	Dm__PagemapEntry *e = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
+	m->pagemap[m->n_pagemap] = e;
+	return &m->pagemap[m->n_pagemap++];
 }
 
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
 	_cleanup_close_ int pm = -1;
-	_cleanup_free_ struct page_region *vec = NULL;
+	_cleanup_free_ struct proc_range *vec = NULL;
 	size_t cap = 0, nent_cap = 0;
 	uint64_t off = 0;
 	char path[64];
@@ -291,7 +273,20 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		size_t n;
 		if (!vma_has_private_pages(v))
 			continue;
-		r = scan_vma(pm, v, &vec, &cap, &n);
+		if (vma_deferred(d, v)) {
+			uint64_t pages = (v->end - v->start) / DM_PAGE_SIZE;
+			for (uint64_t k = 0; k < pages; k += DEFER_ENTRY_PAGES) {
+				Dm__PagemapEntry *e = *add_entry(m, &nent_cap);
+				e->vaddr = v->start + k * DM_PAGE_SIZE;
+				e->nr_pages = (uint32_t)MIN(pages - k, (uint64_t)DEFER_ENTRY_PAGES);
+				e->offset = off;
+				e->has_sparse = e->sparse = true;
+				off += (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+			}
+			p->deferred_pages += pages;
+			continue;
+		}
+		r = proc_pagemap_data_runs(pm, v->start, v->end, &vec, &cap, &n);
 		if (r < 0)
 			return dm_fail(r, "process %d: PAGEMAP_SCAN %#" PRIx64 ": %s", p->pid, v->start,
 				       strerror(-r));
@@ -304,22 +299,18 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 			    prev->nr_pages + len / DM_PAGE_SIZE < (1u << 20)) {
 				prev->nr_pages += len / DM_PAGE_SIZE;
 			} else {
-				if (m->n_pagemap == nent_cap) {
-					nent_cap = nent_cap ? nent_cap * 2 : 64;
-					m->pagemap = xrealloc(m->pagemap, nent_cap * sizeof(*m->pagemap));
-				}
-				Dm__PagemapEntry *e = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
+				Dm__PagemapEntry *e = *add_entry(m, &nent_cap);
 				e->vaddr = vec[k].start;
 				e->nr_pages = len / DM_PAGE_SIZE;
 				e->offset = off;
-				m->pagemap[m->n_pagemap++] = e;
 			}
 			off += len;
 		}
 	}
-	p->nr_pages = off / DM_PAGE_SIZE;
+	p->nr_pages = off / DM_PAGE_SIZE - p->deferred_pages;
 	p->pages_bytes = off;
 	atomic_fetch_add(&d->total_pages, p->nr_pages);
+	atomic_fetch_add(&d->deferred_pages, p->deferred_pages);
 	if (d->opts.lazy_remote)
 		return 0; /* a page server has them; eager pages are written at finalize */
 

@@ -28,6 +28,10 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 
 	d->opts = *o;
 	pthread_mutex_init(&d->lock, NULL);
+	if (o->early_vmflags)
+		dump_vmflags_preread(d);
+	if (o->before_freeze)
+		o->before_freeze(o->before_freeze_arg);
 	d->t_start = clock_ns();
 	r = dump_seize_tree(d);
 	if (r < 0) {
@@ -92,7 +96,7 @@ static int control_task(struct pool *pool, void *arg)
 		r = proc_read_maps(p->pid, &p->vmas);
 		if (r < 0)
 			return dm_fail(r, "process %d: maps: %s", p->pid, strerror(-r));
-		r = proc_read_smaps_vmflags(p->pid, &p->vmas);
+		r = dump_vmflags_from_early(d, p) ? 0 : proc_read_smaps_vmflags(p->pid, &p->vmas);
 		if (r < 0)
 			return dm_fail(r, "process %d: smaps: %s", p->pid, strerror(-r));
 	}
@@ -119,27 +123,59 @@ static int main_task(struct pool *pool, void *arg)
 	return 0;
 }
 
-/* Lazy images: the pages the kernel touches for a task before it runs. */
-static bool page_is_eager(const struct dproc *p, uint64_t page)
+/* Lazy images: the pages the kernel touches for a task before it runs, as
+ * sorted, merged page ranges [start, end). */
+struct eager_set {
+	struct proc_range *r;
+	size_t n, cap;
+};
+
+static void eager_add(struct eager_set *s, uint64_t start, uint64_t end)
+{
+	start &= ~(DM_PAGE_SIZE - 1);
+	end = (end + DM_PAGE_SIZE - 1) & ~(DM_PAGE_SIZE - 1);
+	if (end <= start)
+		return;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->r = xrealloc(s->r, s->cap * sizeof(*s->r));
+	}
+	s->r[s->n++] = (struct proc_range){ start, end };
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct proc_range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static void eager_pages(const struct dproc *p, struct eager_set *s)
 {
 	const Dm__Process *m = p->msg;
 	for (size_t i = 0; i < m->n_threads; i++) {
 		const Dm__Thread *t = m->threads[i];
 		const struct user_regs_struct *r = (const void *)t->regs.data;
 		uint64_t sp = r->rsp & ~(DM_PAGE_SIZE - 1);
-		if (page >= sp - 4 * DM_PAGE_SIZE && page <= sp)
-			return true;
-		if (t->has_rseq_ptr && page == (t->rseq_ptr & ~(DM_PAGE_SIZE - 1)))
-			return true;
-		if (t->has_robust_head && page == (t->robust_head & ~(DM_PAGE_SIZE - 1)))
-			return true;
-		if (t->has_clear_tid && page == (t->clear_tid & ~(DM_PAGE_SIZE - 1)))
-			return true;
-		if (t->has_altstack_sp && page >= (t->altstack_sp & ~(DM_PAGE_SIZE - 1)) &&
-		    page < t->altstack_sp + t->altstack_size)
-			return true;
+		eager_add(s, sp >= 4 * DM_PAGE_SIZE ? sp - 4 * DM_PAGE_SIZE : 0, sp + DM_PAGE_SIZE);
+		if (t->has_rseq_ptr)
+			eager_add(s, t->rseq_ptr, t->rseq_ptr + 1);
+		if (t->has_robust_head)
+			eager_add(s, t->robust_head, t->robust_head + 1);
+		if (t->has_clear_tid)
+			eager_add(s, t->clear_tid, t->clear_tid + 1);
+		if (t->has_altstack_sp && t->altstack_size)
+			eager_add(s, t->altstack_sp, t->altstack_sp + t->altstack_size);
 	}
-	return false;
+	qsort(s->r, s->n, sizeof(*s->r), range_cmp);
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (k && s->r[i].start <= s->r[k - 1].end) {
+			s->r[k - 1].end = MAX(s->r[k - 1].end, s->r[i].end);
+			continue;
+		}
+		s->r[k++] = s->r[i];
+	}
+	s->n = k;
 }
 
 /*
@@ -152,47 +188,60 @@ static bool page_is_eager(const struct dproc *p, uint64_t page)
  * register file mappings, so the restore could not serve them lazily. */
 static bool entry_in_anon_vma(const Dm__Process *m, const Dm__PagemapEntry *e)
 {
-	for (size_t i = 0; i < m->n_vmas; i++) {
-		const Dm__Vma *v = m->vmas[i];
-		if (e->vaddr >= v->start && e->vaddr < v->end)
-			return v->kind != DM__VMA_KIND__VMA_FILE;
+	const Dm__Vma *v = checkpoint_vma_at(m, e->vaddr);
+	return v && v->kind != DM__VMA_KIND__VMA_FILE;
+}
+
+static void push_entry(struct dump_ctx *d, const Dm__PagemapEntry *e, uint64_t a, uint64_t end, bool eager,
+		       Dm__PagemapEntry ***out, size_t *n, size_t *cap)
+{
+	if (end <= a)
+		return;
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*out = xrealloc(*out, *cap * sizeof(**out));
 	}
-	return false;
+	Dm__PagemapEntry *x = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
+	x->vaddr = a;
+	x->nr_pages = (uint32_t)((end - a) / DM_PAGE_SIZE);
+	x->offset = e->offset + (a - e->vaddr);
+	x->has_lazy = x->lazy = !eager;
+	x->has_remote = x->remote = !eager && d->opts.lazy_remote;
+	/* an eager piece is read now, whatever it holds: it is no longer sparse */
+	x->has_sparse = x->sparse = !eager && e->has_sparse && e->sparse;
+	(*out)[(*n)++] = x;
 }
 
 static int lazy_split(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
 	Dm__PagemapEntry **out = NULL;
+	struct eager_set eg = {};
 	size_t n = 0, cap = 0;
 	char name[64];
 	int r;
 
+	eager_pages(p, &eg);
 	for (size_t i = 0; i < m->n_pagemap; i++) {
 		Dm__PagemapEntry *e = m->pagemap[i];
-		bool anon = entry_in_anon_vma(m, e); /* entries never cross a VMA */
-		for (uint32_t k = 0; k < e->nr_pages;) {
-			uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
-			bool eager = !anon || page_is_eager(p, a);
-			uint32_t run = 1;
-			while (k + run < e->nr_pages &&
-			       (!anon || page_is_eager(p, a + (uint64_t)run * DM_PAGE_SIZE)) == eager)
-				run++;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				out = xrealloc(out, cap * sizeof(*out));
+		uint64_t a = e->vaddr, end = e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+		if (!entry_in_anon_vma(m, e)) {
+			push_entry(d, e, a, end, true, &out, &n, &cap);
+		} else {
+			/* entries never cross a VMA; eager ranges are few */
+			for (size_t k = 0; k < eg.n && a < end; k++) {
+				if (eg.r[k].end <= a || eg.r[k].start >= end)
+					continue;
+				uint64_t es = MAX(eg.r[k].start, a), ee = MIN(eg.r[k].end, end);
+				push_entry(d, e, a, es, false, &out, &n, &cap);
+				push_entry(d, e, es, ee, true, &out, &n, &cap);
+				a = ee;
 			}
-			Dm__PagemapEntry *x = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
-			x->vaddr = a;
-			x->nr_pages = run;
-			x->offset = e->offset + (uint64_t)k * DM_PAGE_SIZE;
-			x->has_lazy = x->lazy = !eager;
-			x->has_remote = x->remote = !eager && d->opts.lazy_remote;
-			out[n++] = x;
-			k += run;
+			push_entry(d, e, a, end, false, &out, &n, &cap);
 		}
 		protobuf_c_message_free_unpacked(&e->base, NULL);
 	}
+	free(eg.r);
 	free(m->pagemap);
 	m->pagemap = out;
 	m->n_pagemap = n;
@@ -370,6 +419,7 @@ void dump_free(struct dump_ctx *d)
 		protobuf_c_message_free_unpacked(&d->files[i]->base, NULL);
 	free(d->files);
 	free(d->owners);
+	dump_vmflags_free(d);
 	if (d->pool_stats)
 		json_decref(d->pool_stats);
 	image_close(d->img);
@@ -402,6 +452,12 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "pages", json_integer(pages));
 	json_object_set_new(obj, "bytes", json_integer(pages * DM_PAGE_SIZE));
 	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
+	if (d->opts.defer_pagemap)
+		json_object_set_new(obj, "pages_deferred", json_integer(atomic_load(&d->deferred_pages)));
+	if (d->opts.early_vmflags) {
+		json_object_set_new(obj, "vmflags_early_ms", json_real(d->early_ms));
+		json_object_set_new(obj, "vmflags_early_procs", json_integer(atomic_load(&d->procs_vmflags_early)));
+	}
 	if (d->pool_stats)
 		json_object_update(obj, d->pool_stats);
 }

@@ -111,5 +111,23 @@ static inline bool batch_full(const struct inj_batch *b, size_t need_bytes)
 int batch_run(struct inj_batch *b, unsigned *ret_failed);
 static inline long batch_result(const struct inj_batch *b, unsigned i) { return (long)b->e[i].ret; }
 
+/*
+ * Syscalls in a live process (live.c): begin seizes and stops thread tid and
+ * finds a syscall instruction in its vDSO; call runs one (registers are
+ * clobbered); end puts the registers back (an interrupted syscall restarts)
+ * and detaches.  end is a no-op after a failed begin.
+ */
+struct inject_live {
+	pid_t tid;
+	bool seized;
+	uint64_t insn;
+	struct user_regs_struct saved;
+};
+int inject_find_vdso_syscall(pid_t pid, uint64_t *ret);
+int inject_live_begin(pid_t tid, struct inject_live *l);
+long inject_live_call(struct inject_live *l, long nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+		      uint64_t a5, uint64_t a6);
+int inject_live_end(struct inject_live *l);
+
 /* Interrupted-syscall fix-up of saved registers (see arch notes in inject.c). */
 void regs_fixup_restart(struct user_regs_struct *r, bool live);

@@ -81,26 +81,6 @@ struct pageset *mem_dirty_clean(struct mem_dirty *d, uint32_t space)
 	return NULL;
 }
 
-static int find_vdso_syscall(pid_t pid, const struct proc_vma_list *vl, uint64_t *ret)
-{
-	for (size_t i = 0; i < vl->n; i++) {
-		const struct proc_vma *v = &vl->vmas[i];
-		if (v->kind != PROC_VMA_VDSO)
-			continue;
-		size_t len = v->end - v->start;
-		_cleanup_free_ uint8_t *b = xmalloc(len);
-		struct iovec li = { b, len }, ri = { (void *)v->start, len };
-		if (process_vm_readv(pid, &li, 1, &ri, 1, 0) != (ssize_t)len)
-			return neg_errno();
-		for (size_t k = 0; k + 1 < len; k++)
-			if (b[k] == 0x0f && b[k + 1] == 0x05) {
-				*ret = v->start + k;
-				return 0;
-			}
-	}
-	return -ENOTSUP;
-}
-
 static bool trackable(const struct proc_vma *v)
 {
 	if (v->shared || !(v->prot & PROT_WRITE))
@@ -122,47 +102,38 @@ static bool trackable(const struct proc_vma *v)
 /* Step 1 of the header, on one process.  Untracked (returns 0, uffd -1) when it cannot be done. */
 static int attach(struct dirty_proc *p)
 {
-	struct user_regs_struct saved;
-	struct proc_vma_list vl = {};
-	uint64_t insn, scratch = 0;
+	_cleanup_(proc_vma_list_done) struct proc_vma_list vl = {};
+	struct inject_live lv;
+	uint64_t scratch = 0;
 	long ufd = -1, r;
-	int st, err = 0;
+	int err;
 
-	if (ptrace(PTRACE_SEIZE, p->pid, 0, PTRACE_O_TRACESYSGOOD) < 0)
-		return dm_fail(neg_errno(), "process %d: cannot seize it to track its writes: %m", p->pid);
-	if (ptrace(PTRACE_INTERRUPT, p->pid, 0, 0) < 0 || ptrace_wait_stop(p->pid, &st) < 0) {
-		err = neg_errno();
-		goto detach;
-	}
-	err = ptrace_getregs(p->pid, &saved);
+	err = inject_live_begin(p->pid, &lv);
 	if (err < 0)
-		goto detach;
+		return dm_wrap(err, "process %d: cannot track its writes", p->pid);
 	err = proc_read_maps(p->pid, &vl);
 	if (err < 0)
-		goto detach;
-	err = find_vdso_syscall(p->pid, &vl, &insn);
-	if (err < 0)
-		goto restore;
-	r = inject_syscall_at(p->pid, insn, SYS_mmap, 0, DM_PAGE_SIZE, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		goto end;
+	r = inject_live_call(&lv, SYS_mmap, 0, DM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     (uint64_t)-1, 0);
 	if (r < 0 && r > -4096) {
 		err = (int)r;
-		goto restore;
+		goto end;
 	}
 	scratch = (uint64_t)r;
-	ufd = inject_syscall_at(p->pid, insn, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
+	ufd = inject_live_call(&lv, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
 	if (ufd < 0) {
 		err = (int)ufd;
-		goto restore;
+		goto end;
 	}
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
 	err = pwrite_all(p->memfd, &api, sizeof(api), scratch);
 	if (err < 0)
-		goto restore;
-	r = inject_syscall_at(p->pid, insn, SYS_ioctl, ufd, UFFDIO_API, scratch, 0, 0, 0);
+		goto end;
+	r = inject_live_call(&lv, SYS_ioctl, ufd, UFFDIO_API, scratch, 0, 0, 0);
 	if (r < 0) {
 		err = (int)r;
-		goto restore;
+		goto end;
 	}
 	for (size_t i = 0; i < vl.n; i++) {
 		const struct proc_vma *v = &vl.vmas[i];
@@ -171,7 +142,7 @@ static int attach(struct dirty_proc *p)
 		struct uffdio_register reg = { .range = { v->start, v->end - v->start }, .mode = UFFDIO_REGISTER_MODE_WP };
 		if (pwrite_all(p->memfd, &reg, sizeof(reg), scratch) < 0)
 			continue;
-		r = inject_syscall_at(p->pid, insn, SYS_ioctl, ufd, UFFDIO_REGISTER, scratch, 0, 0, 0);
+		r = inject_live_call(&lv, SYS_ioctl, ufd, UFFDIO_REGISTER, scratch, 0, 0, 0);
 		if (r < 0) {
 			pr_debug("process %d: cannot track %#" PRIx64 "-%#" PRIx64 " %s: %s", p->pid, v->start, v->end,
 				 v->path, strerror((int)-r));
@@ -193,17 +164,13 @@ static int attach(struct dirty_proc *p)
 			err = neg_errno();
 		}
 	}
-restore:
+end:
 	if (ufd >= 0)
-		inject_syscall_at(p->pid, insn, SYS_close, ufd, 0, 0, 0, 0, 0);
+		inject_live_call(&lv, SYS_close, ufd, 0, 0, 0, 0, 0);
 	if (scratch)
-		inject_syscall_at(p->pid, insn, SYS_munmap, scratch, DM_PAGE_SIZE, 0, 0, 0, 0);
-	regs_fixup_restart(&saved, true);
-	if (ptrace_setregs(p->pid, &saved) < 0 && !err)
+		inject_live_call(&lv, SYS_munmap, scratch, DM_PAGE_SIZE, 0, 0, 0, 0);
+	if (inject_live_end(&lv) < 0 && !err)
 		err = -EIO;
-detach:
-	ptrace(PTRACE_DETACH, p->pid, 0, 0);
-	proc_vma_list_done(&vl);
 	if (err < 0 || p->uffd < 0) {
 		pr_info("process %d: its writes cannot be tracked (%s): its pages go in the final copy", p->pid,
 			strerror(err < 0 ? -err : EINVAL));

@@ -67,6 +67,7 @@ struct lazy_mm {
 	int uffd;
 	bool child;
 	_Atomic bool gone;         /* the address space is gone (or cannot be served) */
+	_Atomic int refs;          /* holders outside plock (installers): not freed while > 0 */
 	struct pageset need;
 	struct restore_lazy_area *areas;
 	size_t n_areas;
@@ -105,7 +106,9 @@ struct mem_lazy {
 	uint64_t total;            /* lazy pages of the original spaces */
 	/* stats */
 	_Atomic uint64_t pages[_MEM_FROM_MAX];
-	_Atomic uint64_t faults, faults_remote, zero_pages, forks, removes, unmaps, remaps, eexist;
+	_Atomic uint64_t faults, faults_remote, zero_pages, forks, removes, unmaps, remaps, eexist, absent;
+	uint64_t reaped;           /* forks that ended, freed (uffd thread only) */
+	uint64_t last_reap_ns;
 	struct mem_hist hist;
 };
 
@@ -397,10 +400,16 @@ static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 	return newly;
 }
 
-/* Snapshot of the address spaces of a space (the list may grow meanwhile). */
-static size_t mms_of_space(struct mem_lazy *l, uint32_t space, struct lazy_mm **out, size_t max, bool *known)
+/*
+ * Snapshot of the live address spaces of a space (the list may grow
+ * meanwhile), each held (refs) until put_mms(): the uffd thread frees the
+ * spaces of ended forks only when nobody holds them.
+ */
+static size_t mms_of_space(struct mem_lazy *l, uint32_t space, struct lazy_mm ***ret, bool *known)
 {
-	size_t n = 0;
+	struct lazy_mm **out = NULL;
+	size_t n = 0, cap = 0;
+
 	*known = false;
 	pthread_mutex_lock(&l->plock);
 	for (size_t i = 0; i < l->n_mms; i++) {
@@ -408,11 +417,25 @@ static size_t mms_of_space(struct mem_lazy *l, uint32_t space, struct lazy_mm **
 		if (mm->space != space)
 			continue;
 		*known = true;
-		if (!atomic_load(&mm->gone) && n < max)
-			out[n++] = mm;
+		if (atomic_load(&mm->gone))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			out = xrealloc(out, cap * sizeof(*out));
+		}
+		atomic_fetch_add(&mm->refs, 1);
+		out[n++] = mm;
 	}
 	pthread_mutex_unlock(&l->plock);
+	*ret = out;
 	return n;
+}
+
+static void put_mms(struct lazy_mm **mms, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		atomic_fetch_sub(&mms[i]->refs, 1);
+	free(mms);
 }
 
 static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
@@ -450,25 +473,83 @@ static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uin
 int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages,
 		     const void *data, enum mem_origin origin)
 {
-	struct lazy_mm *mms[64];
+	struct lazy_mm **mms;
 	bool known;
-	size_t n = mms_of_space(l, space, mms, ARRAY_SIZE(mms), &known);
-	int r;
+	size_t n = mms_of_space(l, space, &mms, &known);
+	int r = 0;
 
 	if (!known)
-		return dm_fail(-ESRCH, "pages for address space %u, which is not being restored", space);
-	if (npages == 0 || !PAGE_ALIGNED(addr))
-		return dm_fail(-EBADMSG, "bad page range %#" PRIx64 "+%u", addr, npages);
+		r = dm_fail(-ESRCH, "pages for address space %u, which is not being restored", space);
+	else if (npages == 0 || !PAGE_ALIGNED(addr))
+		r = dm_fail(-EBADMSG, "bad page range %#" PRIx64 "+%u", addr, npages);
 	/* forks share the regions of their parent */
-	if (n && !pageset_covers(&mms[0]->need, addr, npages))
-		return dm_fail(-EBADMSG, "pages %#" PRIx64 "+%u of process %u are not lazy memory", addr, npages,
-			       space);
-	for (size_t i = 0; i < n; i++) {
+	else if (n && !pageset_covers(&mms[0]->need, addr, npages))
+		r = dm_fail(-EBADMSG, "pages %#" PRIx64 "+%u of process %u are not lazy memory", addr, npages,
+			    space);
+	for (size_t i = 0; i < n && r >= 0; i++) {
 		r = install_mm(l, mms[i], addr, npages, data, origin);
-		if (r < 0)
-			return r;
+		/* a reply for pages that came by another way (or were absent) */
+		if (r >= 0 && origin == MEM_FROM_FAULT)
+			resolve_pending(l, mms[i], addr, npages);
 	}
-	return 0;
+	put_mms(mms, n);
+	return r;
+}
+
+/* Wake the threads waiting on source range [addr, addr+npages) wherever it is now. */
+static void wake_range(struct lazy_mm *mm, uint64_t addr, uint64_t npages)
+{
+	uint64_t end = addr + npages * DM_PAGE_SIZE;
+	struct uffdio_range w = { addr, npages * DM_PAGE_SIZE };
+
+	ioctl(mm->uffd, UFFDIO_WAKE, &w);
+	for (size_t i = 0; i < mm->n_remaps; i++) {
+		const struct remap *m = &mm->remaps[i];
+		uint64_t lo = MAX(addr, m->src), hi = MIN(end, m->src + m->len);
+		if (lo >= hi)
+			continue;
+		w = (struct uffdio_range){ m->dst + (lo - m->src), hi - lo };
+		ioctl(mm->uffd, UFFDIO_WAKE, &w);
+	}
+}
+
+int mem_lazy_absent(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t npages)
+{
+	struct lazy_mm **mms;
+	bool known;
+	size_t n = mms_of_space(l, space, &mms, &known);
+	int r = 0;
+
+	if (!known)
+		r = dm_fail(-ESRCH, "absent pages of address space %u, which is not being restored", space);
+	else if (npages == 0 || !PAGE_ALIGNED(addr) || addr >= MEM_ADDR_LIMIT ||
+		 npages > (MEM_ADDR_LIMIT - addr) / DM_PAGE_SIZE)
+		r = dm_fail(-EBADMSG, "bad absent range %#" PRIx64 "+%" PRIu64, addr, npages);
+	else if (n && !pageset_covers(&mms[0]->need, addr, npages))
+		r = dm_fail(-EBADMSG, "absent pages %#" PRIx64 "+%" PRIu64 " of process %u are not lazy memory",
+			    addr, npages, space);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct lazy_mm *mm = mms[i];
+		/*
+		 * Under the read lock like an install.  A thread may be waiting
+		 * on one of these pages, its request already out: the reply will
+		 * find the bit set and install nothing, so wake it here; it
+		 * faults again and gets the zero page.
+		 */
+		pthread_rwlock_rdlock(&l->lock);
+		uint64_t before = atomic_load(&mm->need.count);
+		pageset_set_range(&mm->need, addr, npages);
+		uint64_t newly = atomic_load(&mm->need.count) - before;
+		wake_range(mm, addr, npages);
+		pthread_rwlock_unlock(&l->lock);
+		resolve_pending(l, mm, addr, npages);
+		if (!mm->child)
+			atomic_fetch_add(&l->absent, newly);
+		if (mm_done(mm))
+			wake_waiters(l);
+	}
+	put_mms(mms, n);
+	return r;
 }
 
 /* Install what a local source has of [addr, addr+npages) into mm; pages it installed. */
@@ -723,6 +804,69 @@ static void handle_remap(struct mem_lazy *l, struct lazy_mm *mm, uint64_t from, 
 }
 
 /* Read events of one uffd; returns false when it is dead. */
+/*
+ * Forks that ended.  A uffd says nothing when its process exits, so ask it:
+ * unregistering a page that no VMA holds fails with ENOMEM only when the
+ * address space is gone (it cannot be taken), and changes nothing
+ * otherwise.  The page: 64 KiB, the lowest address a mapping may have,
+ * unless a lazy region lies that low.  Ended forks are freed once no
+ * installer holds them.  Uffd thread only (it alone adds pending faults and
+ * reads the mms it polls).
+ */
+#define PROBE_ADDR 0x10000ULL
+#define REAP_EVERY_NS (200 * 1000000ULL)
+
+static bool fork_ended(struct lazy_mm *mm)
+{
+	if (mm->need.n && mm->need.r[0].start < PROBE_ADDR + DM_PAGE_SIZE)
+		return false;
+	struct uffdio_range r = { PROBE_ADDR, DM_PAGE_SIZE };
+	return ioctl(mm->uffd, UFFDIO_UNREGISTER, &r) < 0 && errno == ENOMEM;
+}
+
+static void reap_forks(struct mem_lazy *l, bool now)
+{
+	uint64_t t = clock_ns();
+	size_t forks = 0;
+
+	if (!now && t - l->last_reap_ns < REAP_EVERY_NS)
+		return;
+	l->last_reap_ns = t;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms; i++)
+		forks += l->mms[i]->child;
+	pthread_mutex_unlock(&l->plock);
+	if (!forks)
+		return;
+	/* the list only grows meanwhile (on this thread's FORK events) */
+	for (size_t i = 0;; i++) {
+		pthread_mutex_lock(&l->plock);
+		struct lazy_mm *mm = i < l->n_mms ? l->mms[i] : NULL;
+		pthread_mutex_unlock(&l->plock);
+		if (!mm)
+			break;
+		if (mm->child && !atomic_load(&mm->gone) && fork_ended(mm))
+			mark_gone(l, mm, "ended");
+	}
+	pthread_mutex_lock(&l->plock);
+	size_t k = 0;
+	for (size_t i = 0; i < l->n_mms; i++) {
+		struct lazy_mm *mm = l->mms[i];
+		if (mm->child && atomic_load(&mm->gone) && atomic_load(&mm->refs) == 0) {
+			if (mm->uffd >= 0)
+				close(mm->uffd);
+			pageset_done(&mm->need);
+			free(mm->areas);
+			free(mm);
+			l->reaped++;
+			continue;
+		}
+		l->mms[k++] = mm;
+	}
+	l->n_mms = k;
+	pthread_mutex_unlock(&l->plock);
+}
+
 static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 {
 	struct uffd_msg msgs[64];
@@ -761,11 +905,13 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 				if (fl >= 0)
 					fcntl(c->uffd, F_SETFL, fl | O_NONBLOCK);
 				atomic_fetch_add(&l->forks, 1);
+				if (l->n_mms >= MAX_MMS)
+					reap_forks(l, true);
 				if (l->n_mms >= MAX_MMS) {
 					close(c->uffd);
 					pageset_done(&c->need);
 					free(c);
-					pr_err("process %u forked too often during post-copy", mm->space);
+					pr_err("process %u has %d live forks to serve: too many", mm->space, MAX_MMS);
 					mem_lazy_fail(l, -E2BIG);
 					break;
 				}
@@ -805,6 +951,12 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 	return true;
 }
 
+static void put_who(struct lazy_mm **who, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		atomic_fetch_sub(&who[i]->refs, 1);
+}
+
 static void *uffd_thread(void *arg)
 {
 	struct mem_lazy *l = arg;
@@ -815,6 +967,7 @@ static void *uffd_thread(void *arg)
 
 	while (!atomic_load(&l->stop)) {
 		size_t n = 0;
+		reap_forks(l, false);
 		pthread_mutex_lock(&l->plock);
 		if (cap < l->n_mms + 1) {
 			cap = l->n_mms + 16;
@@ -826,6 +979,7 @@ static void *uffd_thread(void *arg)
 			struct lazy_mm *mm = l->mms[i];
 			if (atomic_load(&mm->gone) || mm->uffd < 0)
 				continue;
+			atomic_fetch_add(&mm->refs, 1); /* a FORK event may reap meanwhile */
 			who[n] = mm;
 			pfd[n++] = (struct pollfd){ .fd = mm->uffd, .events = POLLIN };
 		}
@@ -833,16 +987,15 @@ static void *uffd_thread(void *arg)
 		int k = poll(pfd, n, 200);
 		if (k < 0 && errno != EINTR) {
 			mem_lazy_fail(l, neg_errno());
+			put_who(who, n);
 			break;
 		}
-		if (k <= 0)
-			continue;
-		if (pfd[0].revents) {
+		if (k > 0 && pfd[0].revents) {
 			uint64_t v;
 			ssize_t rr = read(l->efd, &v, sizeof(v));
 			(void)rr;
 		}
-		for (size_t i = 1; i < n; i++) {
+		for (size_t i = 1; i < n && k > 0; i++) {
 			if (!pfd[i].revents)
 				continue;
 			if (pfd[i].revents & (POLLERR | POLLNVAL)) {
@@ -851,6 +1004,7 @@ static void *uffd_thread(void *arg)
 			}
 			drain_uffd(l, who[i]);
 		}
+		put_who(who, n);
 	}
 	free(pfd);
 	free(who);
@@ -865,14 +1019,17 @@ static void *push_thread(void *arg)
 
 	while (!atomic_load(&l->stop)) {
 		struct lazy_mm *mm = NULL;
+		bool child = false;
 		pthread_mutex_lock(&l->plock);
-		if (i < l->n_mms)
+		if (i < l->n_mms) {
 			mm = l->mms[i];
+			child = mm->child; /* forks may be freed once unlocked; the originals never are */
+		}
 		pthread_mutex_unlock(&l->plock);
 		if (!mm)
 			break;
 		i++;
-		if (mm->child)
+		if (child)
 			continue;
 		for (size_t ri = 0; ri < mm->need.n && !atomic_load(&l->stop); ri++) {
 			const struct pageset_region *rg = &mm->need.r[ri];
@@ -1001,7 +1158,11 @@ void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret)
 	ret->faults = atomic_load(&l->faults);
 	ret->faults_remote = atomic_load(&l->faults_remote);
 	ret->zero_pages = atomic_load(&l->zero_pages);
+	ret->absent = atomic_load(&l->absent);
 	ret->forks = atomic_load(&l->forks);
+	pthread_mutex_lock(&l->plock);
+	ret->forks_ended = l->reaped;
+	pthread_mutex_unlock(&l->plock);
 	ret->removes = atomic_load(&l->removes);
 	ret->unmaps = atomic_load(&l->unmaps);
 	ret->remaps = atomic_load(&l->remaps);

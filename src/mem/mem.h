@@ -56,6 +56,8 @@ enum mem_frame_type {
 	MEM_T_REQ = NET_T_MEM + 1,      /* dest -> src (fault): struct mem_wire_req */
 	MEM_T_PUSH_END = NET_T_MEM + 2, /* src -> dest (bulk): struct mem_wire_end, nothing more pushed */
 	MEM_T_PHASE = NET_T_MEM + 3,    /* src -> dest (bulk): struct mem_wire_phase */
+	MEM_T_ABSENT = NET_T_MEM + 4,   /* src -> dest (bulk, install phase): struct mem_wire_absent
+					 * + count ranges: lazy pages that hold no data (zeros) */
 };
 
 /* flags of NET_T_PAGES frames sent by mem */
@@ -84,6 +86,20 @@ struct mem_wire_end {
 	uint64_t reserved;
 } __attribute__((packed));
 _Static_assert(sizeof(struct mem_wire_end) == 16, "push end is 16 bytes on the wire");
+
+/* Ranges of a sparse run that hold no data on the source: the destination
+ * stops waiting for them (a fault there gets the zero page). */
+#define MEM_ABSENT_MAX 1024u
+struct mem_wire_absent {
+	uint32_t space;
+	uint32_t count;      /* 1..MEM_ABSENT_MAX ranges follow */
+} __attribute__((packed));
+struct mem_wire_absent_range {
+	uint64_t addr;       /* page aligned */
+	uint64_t npages;     /* >= 1, inside one lazy run */
+} __attribute__((packed));
+_Static_assert(sizeof(struct mem_wire_absent) == 8, "absent header is 8 bytes on the wire");
+_Static_assert(sizeof(struct mem_wire_absent_range) == 16, "absent range is 16 bytes on the wire");
 
 enum mem_phase { MEM_PHASE_STORE = 1, MEM_PHASE_INSTALL = 2 };
 struct mem_wire_phase {
@@ -212,6 +228,10 @@ int mem_lazy_start(struct mem_lazy *l);
  * the space (a broken peer), -ESRCH for an unknown space. */
 int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages,
 		     const void *data, enum mem_origin origin);
+/* Pages [addr, addr + npages) of space hold no data on the source (a hole of
+ * a sparse run): stop waiting for them; a fault there gets the zero page.
+ * Same checks as mem_lazy_install. */
+int mem_lazy_absent(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t npages);
 /* Every registered address space has every page (or is gone). */
 bool mem_lazy_done(struct mem_lazy *l);
 /* Wait until done, an error, or timeout_ms (< 0: forever): 0, -errno, -ETIMEDOUT. */
@@ -235,7 +255,9 @@ struct mem_lazy_stats {
 	uint64_t faults;               /* page fault events */
 	uint64_t faults_remote;        /* of which asked of the remote side */
 	uint64_t zero_pages;           /* faults outside the page map */
+	uint64_t absent;               /* lazy pages the source said hold no data */
 	uint64_t forks, removes, unmaps, remaps;
+	uint64_t forks_ended;          /* forks that exited, no longer served */
 	uint64_t eexist;
 	double fault_p50_us, fault_p99_us, fault_max_us;
 	json_t *fault_hist;            /* mem_hist_json(), owned by the caller */
@@ -285,7 +307,10 @@ int mem_server_error(struct mem_server *s);
 void mem_server_stop(struct mem_server *s);
 void mem_server_free(struct mem_server *s);
 struct mem_server_stats {
-	uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_total;
+	uint64_t pages_pushed, pages_fault, pages_prefetch, requests;
+	uint64_t pages_total;          /* lazy pages with data (sparse holes left out once scanned) */
+	uint64_t pages_absent;         /* holes of sparse runs: told, not sent */
+	double scan_ms;                /* the page map walk of the sparse runs */
 };
 void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret);
 

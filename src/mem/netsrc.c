@@ -3,7 +3,7 @@
  * mem_netsrc: the destination's end of the fault and bulk channels.
  *
  *   fault thread   NET_T_PAGES replies (FAULT, PREFETCH) -> mem_lazy_install
- *   bulk thread    MEM_T_PHASE, NET_T_PAGES, MEM_T_PUSH_END:
+ *   bulk thread    MEM_T_PHASE, NET_T_PAGES, MEM_T_ABSENT, MEM_T_PUSH_END:
  *                    phase STORE:   pages -> mem_store (before the restore)
  *                    phase INSTALL: pages -> mem_lazy_install (after the resume)
  *   pull thread    after the INSTALL push ended: asks for whatever some
@@ -224,6 +224,33 @@ static void *fault_thread(void *arg)
 	return NULL;
 }
 
+/* Holes of sparse runs (install phase only: the store must hold every page). */
+static int recv_absent(struct mem_netsrc *n, const struct net_frame *f, enum mem_phase phase)
+{
+	struct mem_lazy *l = atomic_load(&n->lazy);
+	struct mem_wire_absent h;
+	int r;
+
+	if (phase != MEM_PHASE_INSTALL || !l || f->len < sizeof(h))
+		return dm_fail(-EBADMSG, "bulk channel: absent pages out of place (%u bytes)", f->len);
+	r = net_recv_body(n->bulk, &h, sizeof(h));
+	if (r < 0)
+		return r;
+	if (h.count == 0 || h.count > MEM_ABSENT_MAX ||
+	    f->len != sizeof(h) + (size_t)h.count * sizeof(struct mem_wire_absent_range))
+		return dm_fail(-EBADMSG, "bulk channel: absent frame of %u ranges in %u bytes", h.count, f->len);
+	_cleanup_free_ struct mem_wire_absent_range *v = xmalloc(h.count * sizeof(*v));
+	r = net_recv_body(n->bulk, v, h.count * sizeof(*v));
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < h.count; i++) {
+		r = mem_lazy_absent(l, h.space, v[i].addr, v[i].npages);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void *bulk_thread(void *arg)
 {
 	struct mem_netsrc *n = arg;
@@ -281,6 +308,12 @@ static void *bulk_thread(void *arg)
 					    e.pages, pages);
 				break;
 			}
+			continue;
+		}
+		if (f.type == MEM_T_ABSENT) {
+			r = recv_absent(n, &f, phase);
+			if (r < 0)
+				break;
 			continue;
 		}
 		if (f.type != NET_T_PAGES || !phase) {

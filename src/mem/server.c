@@ -8,9 +8,13 @@
  *                  frame: it must not wait behind its neighbours), then the
  *                  window's pages not sent yet (PREFETCH); the pusher is told
  *                  to continue where the faults are
- *   push thread    every lazy page not sent yet, in address order from a
- *                  cursor that jumps to the latest fault area, then
- *                  MEM_T_PUSH_END
+ *   push thread    (install phase) first the sparse runs of the image (whole
+ *                  anonymous VMAs whose page map the dump did not read, to
+ *                  keep the freeze short): one PAGEMAP_SCAN walk over the
+ *                  frozen tree, the holes are told in MEM_T_ABSENT frames
+ *                  and never sent; then every lazy page not sent yet, in
+ *                  address order from a cursor that jumps to the latest
+ *                  fault area, then MEM_T_PUSH_END
  *
  * A page is sent once (claimed by setting its bit in `sent` before reading),
  * except the faulting page of a request, which is always sent: it may still
@@ -24,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
+#include "proc/proc.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,6 +48,8 @@ struct srv_proc {
 	pid_t pid;
 	int memfd;
 	struct pageset sent;
+	struct proc_range *sparse;  /* lazy runs whose page map is unknown */
+	size_t n_sparse;
 	uint64_t cursor;          /* push thread only */
 	_Atomic uint64_t hint;    /* where faults happen; 0: none */
 };
@@ -59,7 +66,8 @@ struct mem_server {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool push_done;
-	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests;
+	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent;
+	double scan_ms;
 };
 
 int mem_read_remote(pid_t pid, int memfd, uint64_t addr, void *buf, size_t len)
@@ -116,11 +124,20 @@ int mem_server_add(struct mem_server *s, uint32_t space, pid_t host_pid, const D
 	r = pageset_from_pagemap(&p->sent, img, true);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < img->n_pagemap; i++) {
+		const Dm__PagemapEntry *e = img->pagemap[i];
+		if (!(e->has_sparse && e->sparse && e->has_lazy && e->lazy))
+			continue;
+		p->sparse = xrealloc(p->sparse, (p->n_sparse + 1) * sizeof(*p->sparse));
+		p->sparse[p->n_sparse++] =
+			(struct proc_range){ e->vaddr, e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE };
+	}
 	snprintf(path, sizeof(path), "/proc/%d/mem", host_pid);
 	p->memfd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->memfd < 0) {
 		r = neg_errno();
 		pageset_done(&p->sent);
+		free(p->sparse);
 		return dm_fail(r, "%s: %s", path, strerror(-r));
 	}
 	s->n++;
@@ -243,6 +260,65 @@ static void *fault_thread(void *arg)
 	return NULL;
 }
 
+/* Tell the destination a batch of holes (ranges holding no data). */
+static int flush_absent(struct mem_server *s, struct srv_proc *p, struct mem_wire_absent_range *v, uint32_t *n)
+{
+	if (!*n)
+		return 0;
+	struct mem_wire_absent h = { .space = p->space, .count = *n };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { v, *n * sizeof(*v) } };
+	int r = net_send_framev(s->bulk, MEM_T_ABSENT, iov, 2);
+	*n = 0;
+	return r;
+}
+
+/*
+ * The sparse runs of one process: which of their pages hold data (the tree
+ * is frozen: the answer holds until the end); the rest is marked sent and
+ * told as absent, so that neither side moves pages of zeros.
+ */
+static int scan_sparse(struct mem_server *s, struct srv_proc *p)
+{
+	_cleanup_free_ struct proc_range *runs = NULL;
+	_cleanup_free_ struct mem_wire_absent_range *v = NULL;
+	_cleanup_close_ int pm = -1;
+	size_t cap = 0, n;
+	uint32_t nv = 0;
+	char path[64];
+	int r;
+
+	if (!p->n_sparse)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+	pm = open(path, O_RDONLY | O_CLOEXEC);
+	if (pm < 0)
+		return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, path);
+	v = xmalloc(MEM_ABSENT_MAX * sizeof(*v));
+	for (size_t i = 0; i < p->n_sparse && !atomic_load(&s->stop); i++) {
+		const struct proc_range *sr = &p->sparse[i];
+		r = proc_pagemap_data_runs(pm, sr->start, sr->end, &runs, &cap, &n);
+		if (r < 0)
+			return dm_fail(r, "process %d: PAGEMAP_SCAN %#" PRIx64 ": %s", p->pid, sr->start, strerror(-r));
+		uint64_t at = sr->start;
+		for (size_t k = 0; k <= n; k++) {
+			uint64_t hole_end = k < n ? MAX(runs[k].start, sr->start) : sr->end;
+			if (hole_end > at) {
+				uint64_t np = (hole_end - at) / DM_PAGE_SIZE;
+				pageset_set_range(&p->sent, at, np);
+				atomic_fetch_add(&s->pages_absent, np);
+				v[nv++] = (struct mem_wire_absent_range){ at, np };
+				if (nv == MEM_ABSENT_MAX && (r = flush_absent(s, p, v, &nv)) < 0)
+					return r;
+			}
+			if (k < n) {
+				uint64_t next = MAX(runs[k].end, at);
+				at = MIN(next, sr->end);
+			}
+		}
+	}
+	return flush_absent(s, p, v, &nv);
+}
+
 static void *push_thread(void *arg)
 {
 	struct mem_server *s = arg;
@@ -253,6 +329,14 @@ static void *push_thread(void *arg)
 	int r;
 
 	r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
+	if (s->phase == MEM_PHASE_INSTALL) {
+		/* in the store phase a sparse run is sent whole: the store must
+		 * hold every page the restore fills before the resume */
+		uint64_t t = clock_ns();
+		for (size_t i = 0; i < s->n && r >= 0; i++)
+			r = scan_sparse(s, &s->procs[i]);
+		s->scan_ms = ns_to_ms(t, clock_ns());
+	}
 	while (r >= 0 && !atomic_load(&s->stop)) {
 		/* the process whose faults came last goes first */
 		size_t pi = cur;
@@ -376,6 +460,7 @@ void mem_server_free(struct mem_server *s)
 	mem_server_stop(s);
 	for (size_t i = 0; i < s->n; i++) {
 		pageset_done(&s->procs[i].sent);
+		free(s->procs[i].sparse);
 		if (s->procs[i].memfd >= 0)
 			close(s->procs[i].memfd);
 	}
@@ -392,6 +477,9 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->pages_fault = atomic_load(&s->pages_fault);
 	ret->pages_prefetch = atomic_load(&s->pages_prefetch);
 	ret->requests = atomic_load(&s->requests);
+	ret->pages_absent = atomic_load(&s->pages_absent);
+	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)
 		ret->pages_total += s->procs[i].sent.total;
+	ret->pages_total -= MIN(ret->pages_total, ret->pages_absent);
 }

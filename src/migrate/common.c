@@ -153,6 +153,7 @@ int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, Protobuf
 		break;
 	case MIG_T_DATA:
 	case MIG_T_DIRTY:
+	case MIG_T_VMA_FIX:
 	case MIG_T_FILE_END:
 	case MIG_T_COMMIT:
 	case MIG_T_FIN:

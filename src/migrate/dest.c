@@ -25,6 +25,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
+#include "dump/dump.h"
+#include "inject/inject.h"
 #include "mem/mem.h"
 #include "proc/proc.h"
 #include "restore/restore.h"
@@ -35,6 +37,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -60,6 +63,10 @@ struct dsess {
 	size_t n_dirty;
 	pid_t root;
 	int root_pidfd;
+	struct { pid_t vpid, host; } *pids;  /* restored processes with lazy memory */
+	size_t n_pids;
+	unsigned vma_fixes;
+	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
 	uint64_t t_start, t_state, t_resume, t_done;
 	json_t *restore_stats;
@@ -119,6 +126,9 @@ static int handle_start(struct dsess *s)
 		r = dm_fail(-EINVAL, "unknown mode '%.32s'", st->mode);
 		goto out;
 	}
+	/* post-copy: the source reads the VMA flags before its freeze and says
+	 * after the switch-over which changed meanwhile (maybe none) */
+	s->vma_checked = s->mode != MIG_POST_COPY;
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
 	if (s->mode != MIG_POST_COPY) {
@@ -374,6 +384,9 @@ static int lazy_cb(void *arg, const struct restore_lazy_proc *lp)
 {
 	struct dsess *s = arg;
 	guardian_add(s, lp->host_pid);
+	s->pids = xrealloc(s->pids, (s->n_pids + 1) * sizeof(*s->pids));
+	s->pids[s->n_pids].vpid = lp->pid;
+	s->pids[s->n_pids++].host = lp->host_pid;
 	int r = mem_lazy_add(s->lazy, lp);
 	if (r < 0)
 		return r;
@@ -462,7 +475,10 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(j, "faults", json_integer((json_int_t)st.faults));
 		json_object_set_new(j, "faults_remote", json_integer((json_int_t)st.faults_remote));
 		json_object_set_new(j, "zero_pages", json_integer((json_int_t)st.zero_pages));
+		json_object_set_new(j, "pages_absent", json_integer((json_int_t)st.absent));
+		json_object_set_new(j, "vma_fixes", json_integer((json_int_t)s->vma_fixes));
 		json_object_set_new(j, "forks", json_integer((json_int_t)st.forks));
+		json_object_set_new(j, "forks_ended", json_integer((json_int_t)st.forks_ended));
 		json_object_set_new(j, "removes", json_integer((json_int_t)st.removes));
 		json_object_set_new(j, "unmaps", json_integer((json_int_t)st.unmaps));
 		json_object_set_new(j, "remaps", json_integer((json_int_t)st.remaps));
@@ -482,37 +498,148 @@ static json_t *mem_stats(struct dsess *s)
 }
 
 /* After the resume: wait for every page, watching the channels. */
+/*
+ * VMAs whose madvise state changed on the source just before its freeze
+ * (the flags were read before it, see dump/dump-vmflags.c): set it in the
+ * running process, from inside (madvise has no remote form).  A process of
+ * the tree that has no lazy memory is not in s->pids: its VMAs were small
+ * and were read in the freeze, so it is never named here.
+ */
+static int apply_vma_fixes(struct dsess *s, uint32_t len)
+{
+	static const struct {
+		uint32_t bit;
+		int on, off;
+	} adv[] = {
+		{ DM_MADV_DONTFORK, MADV_DONTFORK, MADV_DOFORK },
+		{ DM_MADV_WIPEONFORK, MADV_WIPEONFORK, MADV_KEEPONFORK },
+		{ DM_MADV_DONTDUMP, MADV_DONTDUMP, MADV_DODUMP },
+		{ DM_MADV_MERGEABLE, MADV_MERGEABLE, MADV_UNMERGEABLE },
+		{ DM_MADV_HUGEPAGE, MADV_HUGEPAGE, -1 },
+		{ DM_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, -1 },
+		{ DM_MADV_SEQ, MADV_SEQUENTIAL, MADV_NORMAL },
+		{ DM_MADV_RAND, MADV_RANDOM, MADV_NORMAL },
+	};
+	size_t n = len / sizeof(struct mig_wire_vma_fix);
+	int r;
+
+	if (len % sizeof(struct mig_wire_vma_fix) || n > MIG_VMA_FIX_MAX || s->vma_checked)
+		return dm_fail(-EBADMSG, "VMA fix-up of %u bytes out of place", len);
+	s->vma_checked = true;
+	if (!n)
+		return 0; /* nothing changed */
+	_cleanup_free_ struct mig_wire_vma_fix *v = xmalloc(len);
+	r = net_recv_body(s->ctl, v, len);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		pid_t host = 0;
+		for (size_t k = 0; k < s->n_pids; k++)
+			if ((uint32_t)s->pids[k].vpid == v[i].space)
+				host = s->pids[k].host;
+		if (!host || !PAGE_ALIGNED(v[i].start) || !PAGE_ALIGNED(v[i].end) || v[i].end <= v[i].start ||
+		    v[i].end > MEM_ADDR_LIMIT || v[i].reserved)
+			return dm_fail(-EBADMSG, "VMA fix-up %zu (process %u, %#" PRIx64 "-%#" PRIx64 ") is invalid", i,
+				       v[i].space, v[i].start, v[i].end);
+		struct inject_live lv;
+		r = inject_live_begin(host, &lv);
+		if (r < 0)
+			return dm_wrap(r, "process %d: cannot fix the madvise state of %#" PRIx64, host, v[i].start);
+		/* it runs here since the switch-over: if it has changed this VMA
+		 * meanwhile, its own newer choice stands */
+		bool as_restored = false;
+		{
+			_cleanup_(proc_vma_list_done) struct proc_vma_list vl = {};
+			if (proc_read_maps(host, &vl) >= 0 && proc_read_smaps_vmflags(host, &vl) >= 0)
+				for (size_t k = 0; k < vl.n; k++)
+					if (vl.vmas[k].start == v[i].start && vl.vmas[k].end == v[i].end)
+						as_restored = dump_madv_bits(vl.vmas[k].vmflags) == v[i].madv_was;
+			dm_error_clear();
+		}
+		if (!as_restored) {
+			inject_live_end(&lv);
+			pr_info("migration %.8s: process %d changed %#" PRIx64 "-%#" PRIx64 " itself since the "
+				"switch-over: its madvise state stays", s->hex, host, v[i].start, v[i].end);
+			continue;
+		}
+		uint32_t diff = v[i].madv ^ v[i].madv_was;
+		uint64_t a = v[i].start, l = v[i].end - v[i].start;
+		long x = 0;
+		for (size_t k = 0; k < ARRAY_SIZE(adv) && x >= 0; k++) {
+			if (!(diff & adv[k].bit))
+				continue;
+			int advice = v[i].madv & adv[k].bit ? adv[k].on : adv[k].off;
+			/* SEQ and RAND off: NORMAL, unless the other one is on */
+			if (advice == MADV_NORMAL && (v[i].madv & (DM_MADV_SEQ | DM_MADV_RAND)))
+				continue;
+			if (advice >= 0)
+				x = inject_live_call(&lv, SYS_madvise, a, l, (uint64_t)advice, 0, 0, 0);
+		}
+		if (x >= 0 && (diff & DM_MADV_LOCKED))
+			/* on fault: the area may still miss pages that are on their way */
+			x = v[i].madv & DM_MADV_LOCKED ? inject_live_call(&lv, SYS_mlock2, a, l, MLOCK_ONFAULT, 0, 0, 0)
+						       : inject_live_call(&lv, SYS_munlock, a, l, 0, 0, 0, 0);
+		r = inject_live_end(&lv);
+		if (x < 0)
+			return dm_fail((int)x, "process %d: madvise of %#" PRIx64 "-%#" PRIx64 ": %s", host, a, a + l,
+				       strerror((int)-x));
+		if (r < 0)
+			return r;
+		s->vma_fixes++;
+		pr_info("migration %.8s: process %d: madvise state of %#" PRIx64 "-%#" PRIx64 " set (%#x -> %#x)",
+			s->hex, host, a, a + l, v[i].madv_was, v[i].madv);
+	}
+	return 0;
+}
+
 static int serve_until_done(struct dsess *s)
 {
-	uint64_t last_log = clock_ns(), last_progress = clock_ns(), missing = UINT64_MAX;
+	uint64_t last_log = clock_ns(), last_progress = clock_ns(), missing = UINT64_MAX, t_mem = 0;
 	for (;;) {
-		uint64_t left = mem_lazy_missing(s->lazy);
-		if (left < missing) {
-			missing = left;
-			last_progress = clock_ns();
-		} else if (clock_ns() - last_progress > 60000000000ULL) {
-			return dm_fail(-ETIMEDOUT, "no page arrived for 60 s (%" PRIu64 " missing)", left);
-		}
+		bool mem_done = false;
 		int r = mem_lazy_wait(s->lazy, 100);
-		if (r == 0)
-			return 0;
-		if (r != -ETIMEDOUT)
+		if (r == 0) {
+			if (s->vma_checked)
+				return 0;
+			mem_done = true;
+			if (!t_mem)
+				t_mem = clock_ns();
+			else if (clock_ns() - t_mem > 30000000000ULL)
+				return dm_fail(-ETIMEDOUT, "the source never said whether VMA flags changed");
+		} else if (r != -ETIMEDOUT) {
 			return dm_wrap(r, "serving pages");
-		if ((r = mem_netsrc_error(s->netsrc)))
-			return dm_wrap(r, "the page channels broke");
+		} else {
+			uint64_t left = mem_lazy_missing(s->lazy);
+			if (left < missing) {
+				missing = left;
+				last_progress = clock_ns();
+			} else if (clock_ns() - last_progress > 60000000000ULL) {
+				return dm_fail(-ETIMEDOUT, "no page arrived for 60 s (%" PRIu64 " missing)", left);
+			}
+			if ((r = mem_netsrc_error(s->netsrc)))
+				return dm_wrap(r, "the page channels broke");
+		}
 		struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
-		if (poll(&p, 1, 0) > 0) {
-			/* the source says nothing now unless it gives up */
+		/* a record TLS read already does not make the fd readable */
+		if (net_chan_has_pending(s->ctl) || poll(&p, 1, mem_done ? 100 : 0) > 0) {
+			/* the source says nothing now unless it gives up, or has
+			 * VMA flags to fix */
 			ProtobufCMessage *m = NULL;
 			uint16_t type;
 			uint32_t len;
 			r = mig_recv(s->ctl, &type, &len, &m);
+			if (r >= 0 && type == MIG_T_VMA_FIX && !m) {
+				r = apply_vma_fixes(s, len);
+				if (r < 0)
+					return r;
+				continue;
+			}
 			if (m)
 				protobuf_c_message_free_unpacked(m, NULL);
 			return dm_fail(r < 0 ? r : -ECANCELED, "the source %s while pages were missing",
 				       r < 0 ? "went away" : "gave up");
 		}
-		if (clock_ns() - last_log > 5000000000ULL) {
+		if (!mem_done && clock_ns() - last_log > 5000000000ULL) {
 			last_log = clock_ns();
 			pr_info("migration %.8s: %" PRIu64 " of %" PRIu64 " pages still missing", s->hex,
 				mem_lazy_missing(s->lazy), mem_lazy_total(s->lazy));
@@ -526,7 +653,7 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
-	int k = poll(&p, 1, timeout_ms);
+	int k = net_chan_has_pending(s->ctl) ? 1 : poll(&p, 1, timeout_ms);
 	if (k == 0)
 		return dm_fail(-ETIMEDOUT, "no %s from the source", what);
 	int r = mig_recv(s->ctl, &type, &len, &m);
@@ -559,6 +686,7 @@ static void session_cleanup(struct dsess *s)
 	json_decref(s->restore_stats);
 	s->restore_stats = NULL;
 	free(s->dirty);
+	free(s->pids);
 	s->dirty = NULL;
 }
 

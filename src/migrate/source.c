@@ -67,6 +67,8 @@ struct src {
 	struct mig_wire_range *dirty_ranges;
 	size_t n_dirty, cap_dirty;
 	uint64_t state_files, state_bytes;
+	size_t vma_fixes;
+	double vma_check_ms;
 	pid_t dest_pid;
 	bool committed;
 };
@@ -375,6 +377,37 @@ static int send_state(struct src *s)
 	return net_send_msg(s->ctl, MIG_T_STATE_END, &e.base);
 }
 
+static void before_freeze(void *arg)
+{
+	(void)arg;
+	mig_test_point("src-vmflags-read");
+}
+
+/*
+ * After the switch-over: the VMA flags were read before the freeze; read them
+ * again from the frozen tree and send what changed in between (usually
+ * nothing: an empty frame says so, the destination waits for it).
+ */
+static int send_vma_fixes(struct src *s)
+{
+	_cleanup_free_ struct dump_vma_change *ch = NULL;
+	size_t n = 0;
+	uint64_t t = clock_ns();
+	int r = dump_vmflags_verify(s->d, &ch, &n);
+
+	if (r < 0)
+		return dm_wrap(r, "checking the VMA flags");
+	n = MIN(n, (size_t)MIG_VMA_FIX_MAX);
+	_cleanup_free_ struct mig_wire_vma_fix *v = xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct mig_wire_vma_fix){ .space = (uint32_t)ch[i].pid, .madv = ch[i].madv,
+						  .madv_was = ch[i].madv_was, .start = ch[i].start, .end = ch[i].end };
+	s->vma_fixes = n;
+	s->vma_check_ms = ns_to_ms(t, clock_ns());
+	pr_info("VMA flags checked in %.1f ms: %zu changed before the freeze", s->vma_check_ms, n);
+	return net_send_frame(s->ctl, MIG_T_VMA_FIX, v, n * sizeof(*v));
+}
+
 /* The page server over the frozen tree; pages sent clean before the freeze are not sent again. */
 static int setup_server(struct src *s)
 {
@@ -457,6 +490,15 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
+	if (s->vma_check_ms > 0) {
+		json_object_set_new(j, "vma_check_ms", json_real(s->vma_check_ms));
+		json_object_set_new(j, "vma_fixes", json_integer((json_int_t)s->vma_fixes));
+	}
+	if (ss.pages_absent || ss.scan_ms > 0) {
+		/* holes of the runs whose page map was read after the resume */
+		json_object_set_new(j, "pages_absent", json_integer((json_int_t)ss.pages_absent));
+		json_object_set_new(j, "pagemap_scan_ms", json_real(ss.scan_ms));
+	}
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
 	json_object_set_new(j, "fault_requests", json_integer((json_int_t)ss.requests));
 	/* what the destination installed, by origin (its view is the one that counts) */
@@ -639,6 +681,14 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		.images_dir = s.workdir,
 		.dump_threads = o->dump_threads,
 		.lazy_remote = true,
+		/* post-copy: the page map of anonymous memory is read after the
+		 * resume (the page server), not in the downtime; the other modes
+		 * send every page before the resume and need it now */
+		.defer_pagemap = o->mode == MIG_POST_COPY,
+		/* and the VMA flags are read before the freeze (a smaps walk
+		 * costs as much): send_vma_fixes() tells what changed meanwhile */
+		.early_vmflags = o->mode == MIG_POST_COPY,
+		.before_freeze = before_freeze,
 	};
 	r = dump_freeze(&dopts, &s.d);
 	if (r < 0)
@@ -722,6 +772,11 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	if (o->mode == MIG_POST_COPY || o->mode == MIG_HYBRID) {
 		atomic_store(&s.phase, "post-copy");
 		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_INSTALL);
+		if (r < 0)
+			goto fail;
+	}
+	if (dopts.early_vmflags) {
+		r = send_vma_fixes(&s);
 		if (r < 0)
 			goto fail;
 	}

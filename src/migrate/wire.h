@@ -41,6 +41,7 @@ enum mig_frame_type {
 	MIG_T_MEM_DONE = NET_T_MIGRATE + 10, /* Dm__MigReply */
 	MIG_T_FIN = NET_T_MIGRATE + 11,     /* empty */
 	MIG_T_ABORT = NET_T_MIGRATE + 12,   /* Dm__MigReply */
+	MIG_T_VMA_FIX = NET_T_MIGRATE + 13, /* struct mig_wire_vma_fix[], after COMMIT */
 };
 
 #define MIG_DATA_MAX (1u << 20)        /* bytes of one DATA frame */
@@ -62,3 +63,15 @@ struct mig_wire_range {
 	uint64_t npages;
 } __attribute__((packed));
 _Static_assert(sizeof(struct mig_wire_range) == 24, "range is 24 bytes on the wire");
+
+/* A VMA whose madvise state changed on the source just before the freeze
+ * (dump_vmflags_verify): the destination applies it to the running process. */
+#define MIG_VMA_FIX_MAX 4096u
+struct mig_wire_vma_fix {
+	uint32_t space;     /* image pid */
+	uint32_t madv;      /* DM_MADV_* the VMA has */
+	uint32_t madv_was;  /* DM_MADV_* restored */
+	uint32_t reserved;  /* 0 */
+	uint64_t start, end;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mig_wire_vma_fix) == 32, "vma fix is 32 bytes on the wire");

@@ -525,4 +525,17 @@ int proc_read_meminfo(struct proc_meminfo *ret);
 
 /* ------------------------------------------------------------------------ */
 /* Read a whole /proc file (any file, in fact) into a NUL-terminated buffer.  */
+/* ---- /proc/PID/pagemap (PAGEMAP_SCAN) ---- */
+struct proc_range {
+	uint64_t start, end;
+};
+/*
+ * The runs of [start, end) (page aligned, inside one VMA or not) that hold
+ * private anonymous data: present or swapped, not page cache, not the zero
+ * page.  Adjacent runs are merged.  *runs grows as needed (*cap its size);
+ * the result is in (*runs)[0 .. *ret_n).
+ */
+int proc_pagemap_data_runs(int pagemap_fd, uint64_t start, uint64_t end, struct proc_range **runs,
+			   size_t *cap, size_t *ret_n);
+
 int proc_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);

@@ -17,6 +17,8 @@
 #                  changes, memory checks stay ok), and nothing is left on a
 #   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
 #                  checked by the program's own verdict
+#   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
+#                  in that gap (test point src-vmflags-read) is applied on b
 #   rollback/...   the peer killed or the link cut at each phase (test points,
 #                  DMIGRATE_TEST_PAUSE): before the switch-over the workload
 #                  runs on in a, unchanged, and b keeps nothing; after it, the
@@ -294,6 +296,61 @@ test_zdtm() {	# MODE
 	done < <(grep -E '^(PASS|FAIL|SKIP) ' "$WORK/zdtm-$mode.out")
 }
 
+# vmflags/madvise-in-gap: the workload marks a VMA MADV_DONTFORK after the
+# source's early read of the VMA flags and before its freeze; on b the VMA
+# must have it (the source finds the change after the switch-over and b
+# applies it inside the running process)
+test_vmflags() {
+	local t=vmflags/madvise-in-gap marks=$WORK/marks log=$WORK/madv.log mpid rc pid fixes
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	: >"$log"
+	if ! cc -O2 -o "$WORK/madv_flip" "$E2E_DIR/lib/madv_flip.c"; then
+		result FAIL "$t" "cannot build the test program"
+		return
+	fi
+	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/madv_flip" "$log") || { result FAIL "$t" "spawn failed"; return; }
+	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
+	if ! wait_until 10 grep -q '^ready 0' "$log"; then
+		result FAIL "$t" "the program did not start: $(cat "$log")"
+		stop_workload
+		return
+	fi
+	in_host a env DMIGRATE_TEST_PAUSE=src-vmflags-read DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=1500 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 30 test -e "$marks/src-vmflags-read"; then
+		wait "$mpid"
+		result FAIL "$t" "never reached the test point: $(tail -n 1 "$WORK/migrate.out")"
+		stop_workload
+		return
+	fi
+	kill -USR1 "$WL_PID"
+	wait_until 5 grep -q '^flipped 1' "$log"
+	wait "$mpid"
+	rc=$?
+	fixes=$(jq -r '.vma_fixes // "none"' "$WORK/stats.json" 2>/dev/null)
+	if ((rc != 0)); then
+		result FAIL "$t" "migration failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! grep -q '^flipped 1' "$log"; then
+		result FAIL "$t" "the program did not flip the flag in time: $(cat "$log")"
+	elif [[ $fixes != 1 ]]; then
+		result FAIL "$t" "the source found $fixes changed VMAs, not 1"
+	elif ! pid=$(host_pid b "$WL_NS"); then
+		result FAIL "$t" "no process on b"
+	else
+		kill -TERM "$pid"
+		if wait_until 10 grep -q '^PASS' "$log"; then
+			result PASS "$t"
+		else
+			result FAIL "$t" "on b: $(tail -n 1 "$log")"
+		fi
+	fi
+	stop_workload
+}
+
 cut_link() { in_host a ip link set "$PREFIX-a0" down; }
 fix_link() { in_host a ip link set "$PREFIX-a0" up; in_host b ip link set "$PREFIX-b0" up; }
 
@@ -437,6 +494,7 @@ for mode in $MODES; do
 		test_workload "$w" "$mode"
 	done
 done
+test_vmflags
 if ((ROLLBACK)); then
 	for kind in peer link; do
 		test_rollback src-connected "$kind" post-copy

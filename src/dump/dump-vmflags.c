@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * VMA flags (madvise state, locking, grows-down) without the frozen cost.
+ *
+ * Only /proc/PID/smaps tells them, and smaps walks every page table of the
+ * process to count its RSS: ~27 ms per GiB of touched memory, the largest
+ * cost left in a post-copy freeze.  With opts.early_vmflags the flags are
+ * read just before the freeze, while the tree runs; in the freeze, a
+ * process whose maps (cheap: no page walk) are still the same, VMA by VMA,
+ * takes them from there, any other reads smaps as before.
+ *
+ * The gap: a madvise()/mlock() over a whole VMA between the two reads
+ * changes its flags and not its maps line.  dump_vmflags_verify() reads the
+ * flags again from the frozen tree (after the switch-over, off the
+ * downtime) and reports every VMA whose flags that matter differ; the
+ * migration then applies them on the destination.
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/dump-internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+struct early_vmas {
+	pid_t pid;
+	struct proc_vma_list vl;
+};
+
+static void early_add(struct dump_ctx *d, pid_t pid)
+{
+	struct proc_vma_list vl = {};
+
+	for (size_t i = 0; i < d->n_early; i++)
+		if (d->early[i].pid == pid)
+			return;
+	if (proc_read_maps(pid, &vl) < 0 || proc_read_smaps_vmflags(pid, &vl) < 0) {
+		/* it changed between the two reads, or ended: the freeze reads it */
+		proc_vma_list_done(&vl);
+		dm_error_clear();
+		return;
+	}
+	d->early = xrealloc(d->early, (d->n_early + 1) * sizeof(*d->early));
+	d->early[d->n_early++] = (struct early_vmas){ pid, vl };
+}
+
+void dump_vmflags_preread(struct dump_ctx *d)
+{
+	uint64_t t = clock_ns();
+	_cleanup_free_ pid_t *todo = xmalloc(sizeof(pid_t));
+	size_t n = 1, cap = 1;
+
+	todo[0] = d->opts.pid;
+	/* the tree as it is now; a process born before the freeze is read then */
+	for (size_t i = 0; i < n && i < 4096; i++) {
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t nt;
+		early_add(d, todo[i]);
+		if (proc_read_tasks(todo[i], &tids, &nt) < 0)
+			continue;
+		for (size_t k = 0; k < nt; k++) {
+			_cleanup_free_ pid_t *kids = NULL;
+			size_t nk;
+			if (proc_read_children(todo[i], tids[k], &kids, &nk) < 0)
+				continue;
+			for (size_t c = 0; c < nk; c++) {
+				if (n == cap) {
+					cap *= 2;
+					todo = xrealloc(todo, cap * sizeof(*todo));
+				}
+				todo[n++] = kids[c];
+			}
+		}
+	}
+	dm_error_clear();
+	d->early_ms = ns_to_ms(t, clock_ns());
+}
+
+static bool same_vma(const struct proc_vma *a, const struct proc_vma *b)
+{
+	return a->start == b->start && a->end == b->end && a->prot == b->prot && a->shared == b->shared &&
+	       a->pgoff == b->pgoff && a->inode == b->inode && a->kind == b->kind;
+}
+
+bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p)
+{
+	for (size_t i = 0; i < d->n_early; i++) {
+		const struct proc_vma_list *e = &d->early[i].vl;
+		if (d->early[i].pid != p->pid)
+			continue;
+		if (e->n != p->vmas.n)
+			return false;
+		for (size_t k = 0; k < e->n; k++)
+			if (!same_vma(&e->vmas[k], &p->vmas.vmas[k]) || !e->vmas[k].has_vmflags)
+				return false;
+		for (size_t k = 0; k < e->n; k++) {
+			p->vmas.vmas[k].vmflags = e->vmas[k].vmflags;
+			p->vmas.vmas[k].has_vmflags = true;
+		}
+		p->vmflags_early = true;
+		atomic_fetch_add(&d->procs_vmflags_early, 1);
+		return true;
+	}
+	return false;
+}
+
+void dump_vmflags_free(struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->n_early; i++)
+		proc_vma_list_done(&d->early[i].vl);
+	free(d->early);
+	d->early = NULL;
+	d->n_early = 0;
+}
+
+int dump_vmflags_verify(struct dump_ctx *d, struct dump_vma_change **ret, size_t *ret_n)
+{
+	struct dump_vma_change *out = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		_cleanup_(proc_vma_list_done) struct proc_vma_list now = {};
+		if (!p->vmflags_early || p->zombie)
+			continue;
+		/* the tree is frozen: its VMAs are those of the dump */
+		int r = proc_read_maps(p->pid, &now);
+		if (r >= 0)
+			r = proc_read_smaps_vmflags(p->pid, &now);
+		if (r < 0)
+			return dm_fail(r, "process %d: reading its VMA flags again: %s", p->pid, strerror(-r));
+		if (now.n != p->vmas.n)
+			return dm_fail(-ESTALE, "process %d: its VMAs changed while frozen", p->pid);
+		for (size_t k = 0; k < now.n; k++) {
+			const struct proc_vma *was = &p->vmas.vmas[k], *is = &now.vmas[k];
+			if (!same_vma(was, is))
+				return dm_fail(-ESTALE, "process %d: VMA %#" PRIx64 " changed while frozen", p->pid,
+					       was->start);
+			/* the flags an madvise()/mlock() changes: the others
+			 * (grows-down, hugetlb, pfn, io) come with the VMA */
+			uint32_t mw = dump_madv_bits(was->vmflags), mi = dump_madv_bits(is->vmflags);
+			if (mw == mi)
+				continue;
+			pr_warn("process %d: VMA %#" PRIx64 "-%#" PRIx64 " had its madvise state changed just "
+				"before the freeze (%#x -> %#x)", p->pid, is->start, is->end, mw, mi);
+			out = xrealloc(out, (n + 1) * sizeof(*out));
+			out[n++] = (struct dump_vma_change){
+				.pid = p->vpid, .start = is->start, .end = is->end,
+				.madv_was = mw, .madv = mi,
+			};
+		}
+	}
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
