@@ -142,6 +142,8 @@ run_ours() {	# SIZE LOAD MODE
 		return 1
 	fi
 	sleep 1.5
+	# BENCH_KEEP_STATS=DIR keeps every run's stats JSON (where the time goes)
+	[[ -n ${BENCH_KEEP_STATS:-} ]] && cp "$WORK/stats.json" "$BENCH_KEEP_STATS/$mode-$size-$load.$SECONDS.json" && cp "$WORK/mig.out" "$BENCH_KEEP_STATS/$mode-$size-$load.$SECONDS.out"
 	local gap
 	gap=$(beat_gap "$BEAT")
 	kill_hog
@@ -200,6 +202,8 @@ run_criu() {	# SIZE LOAD
 	t1=$(date +%s%N)
 	sysctl -qw fs.nr_open="$nr_open"
 	sleep 1.5
+	# BENCH_KEEP_STATS=DIR keeps every run's stats JSON (where the time goes)
+	[[ -n ${BENCH_KEEP_STATS:-} ]] && cp "$WORK/stats.json" "$BENCH_KEEP_STATS/$mode-$size-$load.$SECONDS.json" && cp "$WORK/mig.out" "$BENCH_KEEP_STATS/$mode-$size-$load.$SECONDS.out"
 	local gap
 	gap=$(beat_gap "$BEAT")
 	kill_hog
