@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "compat.h"
 #include "mem/mem.h"
+#include "proc/proc.h"
 #include "restore/restore.h"
 
 #include <fcntl.h>
@@ -235,11 +236,15 @@ int cmd_restore(int argc, char **argv)
 		if (r >= 0)
 			r = mem_lazy_wait(src.lazy, LAZY_TIMEOUT_MS);
 		lazy_ms = clock_ms() - t0;
+		/* pages it never got would read as zeros once the handler is gone:
+		 * a tree that cannot be completed must not run on */
+		if (r < 0)
+			proc_kill_tree(res.root_pid);
 		mem_lazy_free(src.lazy);
 		img_src_free(&src);
 		if (r < 0) {
-			fprintf(stderr, "dmigrate: lazy pages: %s\n",
-				dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			fprintf(stderr, "dmigrate: lazy pages: %s (the restored tree, pid %d, was killed)\n",
+				dm_last_error()[0] ? dm_last_error() : strerror(-r), res.root_pid);
 			return 1;
 		}
 	}

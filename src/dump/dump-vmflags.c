@@ -48,31 +48,12 @@ static void early_add(struct dump_ctx *d, pid_t pid)
 void dump_vmflags_preread(struct dump_ctx *d)
 {
 	uint64_t t = clock_ns();
-	_cleanup_free_ pid_t *todo = xmalloc(sizeof(pid_t));
-	size_t n = 1, cap = 1;
-
-	todo[0] = d->opts.pid;
+	_cleanup_free_ pid_t *pids = NULL;
 	/* the tree as it is now; a process born before the freeze is read then */
-	for (size_t i = 0; i < n && i < 4096; i++) {
-		_cleanup_free_ pid_t *tids = NULL;
-		size_t nt;
-		early_add(d, todo[i]);
-		if (proc_read_tasks(todo[i], &tids, &nt) < 0)
-			continue;
-		for (size_t k = 0; k < nt; k++) {
-			_cleanup_free_ pid_t *kids = NULL;
-			size_t nk;
-			if (proc_read_children(todo[i], tids[k], &kids, &nk) < 0)
-				continue;
-			for (size_t c = 0; c < nk; c++) {
-				if (n == cap) {
-					cap *= 2;
-					todo = xrealloc(todo, cap * sizeof(*todo));
-				}
-				todo[n++] = kids[c];
-			}
-		}
-	}
+	size_t n = proc_tree_pids(d->opts.pid, &pids);
+
+	for (size_t i = 0; i < n && i < 4096; i++)
+		early_add(d, pids[i]);
 	dm_error_clear();
 	d->early_ms = ns_to_ms(t, clock_ns());
 }

@@ -82,6 +82,24 @@ void mig_tune_chan(struct net_chan *c, bool nodelay)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+void mig_chan_patience(struct net_chan *c, unsigned seconds)
+{
+	int fd = c ? net_chan_fd(c) : -1;
+	int intvl = seconds > 120 ? (int)(seconds / 120) : 1;
+	int cnt = (int)MIN(seconds / (unsigned)intvl, 127u);
+	unsigned utimeout = seconds * 1000;
+
+	if (fd < 0 || !seconds)
+		return;
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &utimeout, sizeof(utimeout));
+	/* a fault or control stream has little in flight: retransmit it at a
+	 * steady pace instead of backing off, so it is back soon after the link */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, &one, sizeof(one));
+}
+
 int mig_send_empty(struct net_chan *c, uint16_t type)
 {
 	return net_send_frame(c, type, NULL, 0);
@@ -257,45 +275,6 @@ json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct 
 	json_object_set_new(o, "bulk", json_integer((json_int_t)c));
 	json_object_set_new(o, "total", json_integer((json_int_t)(a + b + c)));
 	return o;
-}
-
-size_t mig_tree_pids(pid_t root, pid_t **ret)
-{
-	pid_t *v = xmalloc(sizeof(pid_t));
-	size_t n = 1, i = 0;
-	v[0] = root;
-	while (i < n && n < 65536) {
-		pid_t p = v[i++];
-		_cleanup_free_ pid_t *tids = NULL;
-		size_t nt = 0;
-		if (proc_read_tasks(p, &tids, &nt) < 0)
-			continue;
-		for (size_t t = 0; t < nt; t++) {
-			_cleanup_free_ pid_t *kids = NULL;
-			size_t nk = 0;
-			if (proc_read_children(p, tids[t], &kids, &nk) < 0)
-				continue;
-			for (size_t k = 0; k < nk; k++) {
-				v = xrealloc(v, (n + 1) * sizeof(*v));
-				v[n++] = kids[k];
-			}
-		}
-	}
-	*ret = v;
-	return n;
-}
-
-void mig_kill_tree(pid_t root)
-{
-	_cleanup_free_ pid_t *v = NULL;
-	if (root <= 1)
-		return;
-	kill(root, SIGSTOP);
-	size_t n = mig_tree_pids(root, &v);
-	for (size_t i = 0; i < n; i++)
-		kill(v[i], SIGSTOP);
-	for (size_t i = 0; i < n; i++)
-		kill(v[i], SIGKILL);
 }
 
 static void *watchdog_thread(void *arg)

@@ -595,6 +595,7 @@ static int apply_vma_fixes(struct dsess *s, uint32_t len)
 static int serve_until_done(struct dsess *s)
 {
 	uint64_t last_log = clock_ns(), last_progress = clock_ns(), missing = UINT64_MAX, t_mem = 0;
+	bool stalled = false;
 	for (;;) {
 		bool mem_done = false;
 		int r = mem_lazy_wait(s->lazy, 100);
@@ -611,10 +612,19 @@ static int serve_until_done(struct dsess *s)
 		} else {
 			uint64_t left = mem_lazy_missing(s->lazy);
 			if (left < missing) {
+				if (stalled)
+					pr_warn("migration %.8s: pages arrive again after %.1f s", s->hex,
+						(double)(clock_ns() - last_progress) / 1e9);
+				stalled = false;
 				missing = left;
 				last_progress = clock_ns();
-			} else if (clock_ns() - last_progress > 60000000000ULL) {
-				return dm_fail(-ETIMEDOUT, "no page arrived for 60 s (%" PRIu64 " missing)", left);
+			} else if (clock_ns() - last_progress > (MIG_LINK_PATIENCE_S + 10) * 1000000000ULL) {
+				return dm_fail(-ETIMEDOUT, "no page arrived for %d s (%" PRIu64 " missing)",
+					       MIG_LINK_PATIENCE_S + 10, left);
+			} else if (!stalled && clock_ns() - last_progress > 3000000000ULL) {
+				stalled = true;
+				pr_warn("migration %.8s: no page for 3 s (%" PRIu64 " missing): is the link down?  "
+					"Waiting up to %d s", s->hex, left, MIG_LINK_PATIENCE_S);
 			}
 			if ((r = mem_netsrc_error(s->netsrc)))
 				return dm_wrap(r, "the page channels broke");
@@ -767,6 +777,10 @@ static void *session_thread(void *arg)
 	if (r < 0)
 		goto fail;
 	s->committed = true;
+	/* from here a dead link costs the tree: wait for it to come back */
+	mig_chan_patience(s->ctl, MIG_LINK_PATIENCE_S);
+	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
+	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
 	if (s->lazy) {
 		r = serve_until_done(s);
 		if (r < 0)
@@ -797,7 +811,7 @@ fail:
 			s->committed ? ": the source keeps its stopped copy" : "");
 		if (s->root_pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, s->root_pidfd, SIGKILL, NULL, 0);
-		mig_kill_tree(s->root);
+		proc_kill_tree(s->root);
 		/* it is our child: its pid must be free again for a retry */
 		while (waitpid(s->root, NULL, __WALL) < 0 && errno == EINTR)
 			;

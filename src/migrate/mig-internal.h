@@ -14,6 +14,14 @@
  * the 15-minute retransmission limit.  Nagle off on the control and fault
  * channels (small frames that someone waits for). */
 void mig_tune_chan(struct net_chan *c, bool nodelay);
+/*
+ * After the switch-over a broken link is worse than a slow one: the tree
+ * runs on the destination and needs its pages, the source's copy is
+ * stopped.  The channel then waits for a dead link (TCP retransmits; the
+ * connection survives an outage) for about `seconds` instead of ~7.
+ */
+void mig_chan_patience(struct net_chan *c, unsigned seconds);
+#define MIG_LINK_PATIENCE_S 120
 
 int mig_send_empty(struct net_chan *c, uint16_t type);
 /* ok = false: an ABORT-style reply (error and err set). stats may be NULL. */
@@ -43,8 +51,6 @@ uint64_t mig_chan_bytes(struct net_chan *c);
 
 /* SIGKILL a process tree (stopped first so that it cannot fork away). */
 /* Pids of the tree under root (root included), parents first; *ret is malloc'ed. */
-size_t mig_tree_pids(pid_t root, pid_t **ret);
-void mig_kill_tree(pid_t root);
 
 /* A thread that shuts the channels down when a deadline passes. */
 struct mig_watchdog {

@@ -69,6 +69,9 @@ struct src {
 	uint64_t state_files, state_bytes;
 	size_t vma_fixes;
 	double vma_check_ms;
+	_Atomic bool switched_over, mem_done; /* for the watchdog thread */
+	uint64_t stall_bytes, stall_since;    /* watchdog thread only */
+	bool stall_warned;
 	pid_t dest_pid;
 	bool committed;
 };
@@ -132,9 +135,36 @@ static void tick(void *arg)
 	pthread_mutex_unlock(&s->out_lock);
 }
 
+/*
+ * After the switch-over: say when nothing moves (a link down: TCP retries,
+ * we wait, up to MIG_LINK_PATIENCE_S) and when it moves again.
+ */
+static void watch_link(struct src *s)
+{
+	uint64_t now = clock_ns();
+	uint64_t bytes = mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+
+	if (bytes != s->stall_bytes || !s->stall_since) {
+		if (s->stall_warned)
+			pr_warn("the link to %s moves again after %.1f s", s->o->to,
+				(double)(now - s->stall_since) / 1e9);
+		s->stall_bytes = bytes;
+		s->stall_since = now;
+		s->stall_warned = false;
+		return;
+	}
+	if (!s->stall_warned && now - s->stall_since > 3000000000ULL) {
+		s->stall_warned = true;
+		pr_warn("nothing moved to %s for 3 s: is the link down?  Waiting up to %d s for it; "
+			"the tree runs there, our copy stays stopped here", s->o->to, MIG_LINK_PATIENCE_S);
+	}
+}
+
 static int watch_workers(void *arg)
 {
 	struct src *s = arg;
+	if (atomic_load(&s->switched_over) && !atomic_load(&s->mem_done))
+		watch_link(s);
 	return s->srv ? mem_server_error(s->srv) : 0;
 }
 
@@ -144,7 +174,7 @@ static int watch_workers(void *arg)
 static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 {
 	_cleanup_free_ pid_t *v = NULL;
-	size_t n = mig_tree_pids(root, &v);
+	size_t n = proc_tree_pids(root, &v);
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -761,6 +791,10 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	ret->switched = s.committed = true;
 	ret->dest_pid = s.dest_pid;
+	mig_chan_patience(s.ctl, MIG_LINK_PATIENCE_S);
+	mig_chan_patience(s.fault, MIG_LINK_PATIENCE_S);
+	mig_chan_patience(s.bulk, MIG_LINK_PATIENCE_S);
+	atomic_store(&s.switched_over, true);
 	r = mig_send_empty(s.ctl, MIG_T_COMMIT);
 	say(&s, "resumed on %s (pid %d there)  downtime %.0f ms", o->to, s.dest_pid,
 	    ns_to_ms(s.t_freeze, s.t_resume));
@@ -781,6 +815,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 			goto fail;
 	}
 	r = expect_reply(&s, MIG_T_MEM_DONE, &rep);
+	atomic_store(&s.mem_done, true);
 	if (r < 0)
 		goto fail;
 	s.t_done = clock_ns();

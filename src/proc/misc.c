@@ -502,3 +502,42 @@ int proc_read_cgroup(pid_t pid, struct proc_cgroup_list *ret)
 		return r;
 	return proc_parse_cgroup(buf, len, ret);
 }
+
+size_t proc_tree_pids(pid_t root, pid_t **ret)
+{
+	pid_t *v = xmalloc(sizeof(pid_t));
+	size_t n = 1, i = 0;
+	v[0] = root;
+	while (i < n && n < 65536) {
+		pid_t p = v[i++];
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t nt = 0;
+		if (proc_read_tasks(p, &tids, &nt) < 0)
+			continue;
+		for (size_t t = 0; t < nt; t++) {
+			_cleanup_free_ pid_t *kids = NULL;
+			size_t nk = 0;
+			if (proc_read_children(p, tids[t], &kids, &nk) < 0)
+				continue;
+			for (size_t k = 0; k < nk; k++) {
+				v = xrealloc(v, (n + 1) * sizeof(*v));
+				v[n++] = kids[k];
+			}
+		}
+	}
+	*ret = v;
+	return n;
+}
+
+void proc_kill_tree(pid_t root)
+{
+	_cleanup_free_ pid_t *v = NULL;
+	if (root <= 1)
+		return;
+	kill(root, SIGSTOP);
+	size_t n = proc_tree_pids(root, &v);
+	for (size_t i = 0; i < n; i++)
+		kill(v[i], SIGSTOP);
+	for (size_t i = 0; i < n; i++)
+		kill(v[i], SIGKILL);
+}

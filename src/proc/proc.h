@@ -525,6 +525,13 @@ int proc_read_meminfo(struct proc_meminfo *ret);
 
 /* ------------------------------------------------------------------------ */
 /* Read a whole /proc file (any file, in fact) into a NUL-terminated buffer.  */
+/* ---- process trees ---- */
+/* root and its descendants as /proc/PID/task/TID/children tell them, parents
+ * first (a snapshot: it may change meanwhile); *ret malloc'd; at most 65536. */
+size_t proc_tree_pids(pid_t root, pid_t **ret);
+/* Stop the tree (so that it cannot fork away), then SIGKILL every process. */
+void proc_kill_tree(pid_t root);
+
 /* ---- /proc/PID/pagemap (PAGEMAP_SCAN) ---- */
 struct proc_range {
 	uint64_t start, end;

@@ -17,6 +17,8 @@
 #                  changes, memory checks stay ok), and nothing is left on a
 #   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
 #                  checked by the program's own verdict
+#   resilience/... the link down for 12 s after the switch-over: both sides
+#                  wait for it and the migration completes
 #   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
 #                  in that gap (test point src-vmflags-read) is applied on b
 #   rollback/...   the peer killed or the link cut at each phase (test points,
@@ -351,6 +353,49 @@ test_vmflags() {
 	stop_workload
 }
 
+# resilience/link-cut-after-switch: after the switch-over the link goes down
+# for 12 s (longer than the ~7-10 s in which a dead link is declared before
+# it); both sides wait for it, say so, and the migration completes
+test_link_cut_after_switch() {
+	local t=resilience/link-cut-after-switch marks=$WORK/marks mpid rc c
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	in_host a env DMIGRATE_TEST_PAUSE=src-resumed DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=1000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 30 test -e "$marks/src-resumed"; then
+		wait "$mpid"
+		result FAIL "$t" "never reached src-resumed: $(tail -n 1 "$WORK/migrate.out")"
+		stop_workload
+		return
+	fi
+	cut_link
+	sleep 12
+	fix_link
+	wait "$mpid"
+	rc=$?
+	c=$(last_report)
+	c=${c%% *}
+	if ((rc != 0)); then
+		result FAIL "$t" "migration failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! grep -q 'is the link down' "$WORK/migrate.out"; then
+		result FAIL "$t" "the source did not say the link stalled"
+	elif ! wait_until 10 reports_from "$PREFIX-b" "$c"; then
+		result FAIL "$t" "the workload does not go on in b"
+	elif any_bad; then
+		result FAIL "$t" "memory check failed"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+}
+
 cut_link() { in_host a ip link set "$PREFIX-a0" down; }
 fix_link() { in_host a ip link set "$PREFIX-a0" up; in_host b ip link set "$PREFIX-b0" up; }
 
@@ -495,6 +540,7 @@ for mode in $MODES; do
 	done
 done
 test_vmflags
+test_link_cut_after_switch
 if ((ROLLBACK)); then
 	for kind in peer link; do
 		test_rollback src-connected "$kind" post-copy
