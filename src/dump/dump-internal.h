@@ -67,6 +67,10 @@ struct dump_ctx {
 	uint64_t t_start, t_frozen, t_collected;
 	_Atomic uint64_t total_pages;
 	_Atomic uint64_t deferred_pages;
+	struct prealloc { pid_t pid; int fd; } *prealloc; /* page files reserved before the freeze */
+	size_t n_prealloc;
+	double prealloc_ms;
+	bool img_dir_made;           /* the image directory is ours: removed if the freeze fails */
 	struct early_vmas *early;    /* early_vmflags: VMAs read before the freeze */
 	size_t n_early;
 	double early_ms;
@@ -93,6 +97,10 @@ void dump_vmflags_preread(struct dump_ctx *d);
 /* Take p's flags from the early read if its VMAs are the same; false: read smaps. */
 bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p);
 void dump_vmflags_free(struct dump_ctx *d);
+
+/* dump-mm.c: page files reserved before the freeze (RssAnon of each process) */
+void dump_prealloc_pages(struct dump_ctx *d);
+void dump_prealloc_free(struct dump_ctx *d);
 
 /* dump-files.c: fds, cwd, root, exe, files table */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);

@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -30,12 +31,21 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 	pthread_mutex_init(&d->lock, NULL);
 	if (o->early_vmflags)
 		dump_vmflags_preread(d);
+	if (!o->lazy_remote && kill(o->pid, 0) == 0) {
+		d->img_dir_made = access(o->images_dir, F_OK) < 0;
+		if (image_open(o->images_dir, true, &d->img) >= 0)
+			dump_prealloc_pages(d);
+		dm_error_clear();
+	}
 	if (o->before_freeze)
 		o->before_freeze(o->before_freeze_arg);
 	d->t_start = clock_ns();
 	r = dump_seize_tree(d);
 	if (r < 0) {
 		dump_detach_all(d, false);
+		/* nothing was written: the reserved files have no name */
+		if (d->img_dir_made)
+			rmdir(o->images_dir);
 		dump_free(d);
 		return r;
 	}
@@ -362,9 +372,11 @@ int dump_collect(struct dump_ctx *d)
 	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
 	int r;
 
-	r = image_open(d->opts.images_dir, true, &d->img);
-	if (r < 0)
-		return r;
+	if (!d->img) {
+		r = image_open(d->opts.images_dir, true, &d->img);
+		if (r < 0)
+			return r;
+	}
 	r = pool_create(&po, &pool);
 	if (r < 0)
 		return dm_fail(r, "cannot create the dump pool: %s", strerror(-r));
@@ -420,6 +432,7 @@ void dump_free(struct dump_ctx *d)
 	free(d->files);
 	free(d->owners);
 	dump_vmflags_free(d);
+	dump_prealloc_free(d);
 	if (d->pool_stats)
 		json_decref(d->pool_stats);
 	image_close(d->img);
@@ -454,6 +467,8 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
 	if (d->opts.defer_pagemap)
 		json_object_set_new(obj, "pages_deferred", json_integer(atomic_load(&d->deferred_pages)));
+	if (d->n_prealloc)
+		json_object_set_new(obj, "prealloc_ms", json_real(d->prealloc_ms));
 	if (d->opts.early_vmflags) {
 		json_object_set_new(obj, "vmflags_early_ms", json_real(d->early_ms));
 		json_object_set_new(obj, "vmflags_early_procs", json_integer(atomic_load(&d->procs_vmflags_early)));

@@ -169,6 +169,43 @@ int image_create_raw(struct dm_image *img, const char *name, enum dm_img_kind ki
 	return 0;
 }
 
+int image_prealloc_raw(struct dm_image *img, uint64_t payload_len, int *ret_fd)
+{
+	_cleanup_close_ int fd = openat(img->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int r;
+
+	if (fd < 0)
+		return dm_fail(neg_errno(), "%s: cannot create a file: %m", img->path);
+	if (fallocate(fd, 0, 0, (off_t)(DM_IMG_DATA_OFF + payload_len)) < 0) {
+		r = neg_errno();
+		return dm_fail(r, "%s: cannot reserve %" PRIu64 " MiB: %s", img->path, payload_len >> 20,
+			       strerror(-r));
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+int image_link_raw(struct dm_image *img, int fd, const char *name, enum dm_img_kind kind)
+{
+	char block[DM_IMG_DATA_OFF] = { 0 };
+	struct dm_img_hdr *h = (struct dm_img_hdr *)block;
+	char self[64];
+	int r;
+
+	h->magic = DM_IMG_MAGIC;
+	h->kind = kind;
+	h->version = DM_IMG_VERSION;
+	r = pwrite_all(fd, block, sizeof(block), 0);
+	if (r < 0)
+		return dm_fail(r, "%s/%s: write: %s", img->path, name, strerror(-r));
+	if (unlinkat(img->dirfd, name, 0) < 0 && errno != ENOENT)
+		return dm_fail(neg_errno(), "%s/%s: %m", img->path, name);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, self, img->dirfd, name, AT_SYMLINK_FOLLOW) < 0)
+		return dm_fail(neg_errno(), "%s/%s: cannot link it: %m", img->path, name);
+	return 0;
+}
+
 int image_finish_raw(int fd, enum dm_img_kind kind, uint64_t payload_len)
 {
 	struct dm_img_hdr h = { .magic = DM_IMG_MAGIC, .kind = kind, .version = DM_IMG_VERSION,

@@ -81,6 +81,12 @@ int image_decode_msg(const void *buf, size_t len, const char *name, enum dm_img_
 /* Raw files: create writes the header (payload_len is patched by image_finish_raw). */
 int image_create_raw(struct dm_image *img, const char *name, enum dm_img_kind kind, int *ret_fd);
 int image_finish_raw(int fd, enum dm_img_kind kind, uint64_t payload_len);
+/* A raw file reserved ahead (fallocate of the header + payload_len), not in
+ * the directory yet: the dump reserves page files before the freeze, so that
+ * the frozen copy does not wait for the file system to allocate. */
+int image_prealloc_raw(struct dm_image *img, uint64_t payload_len, int *ret_fd);
+/* Give it its header and its name (replacing a file of that name). */
+int image_link_raw(struct dm_image *img, int fd, const char *name, enum dm_img_kind kind);
 int image_open_raw(struct dm_image *img, const char *name, enum dm_img_kind kind, int *ret_fd,
 		   uint64_t *ret_payload_len);
 

@@ -178,15 +178,12 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 	uint64_t total = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *buf = NULL;
-		_cleanup_free_ char *path = xasprintf("/proc/%d/status", v[i]);
-		if (read_full_file(path, 1 << 16, &buf, NULL) >= 0) {
-			const char *k = strstr(buf, "\nRssAnon:");
-			unsigned long kb = 0;
-			if (k && sscanf(k + 9, " %lu", &kb) == 1)
-				total += (uint64_t)kb * 1024;
-		}
+		struct proc_status st = {};
+		if (proc_read_status(v[i], 0, &st) >= 0)
+			total += st.rss_anon_kb * 1024;
+		proc_status_done(&st);
 	}
+	dm_error_clear();
 	*ret_n = (unsigned)n;
 	return total;
 }

@@ -234,6 +234,7 @@ enum {
 	PROC_STATUS_SECCOMP = 1u << 14,
 	PROC_STATUS_SECCOMP_FILTERS = 1u << 15,
 	PROC_STATUS_THREADS = 1u << 16,
+	PROC_STATUS_RSS_ANON = 1u << 17,
 };
 
 struct proc_status {
@@ -256,6 +257,7 @@ struct proc_status {
 	int seccomp;			/* SECCOMP_MODE_* */
 	int seccomp_filters;
 	int threads;
+	uint64_t rss_anon_kb;		/* RssAnon: resident private memory (a counter, no walk) */
 };
 void proc_status_done(struct proc_status *s);
 /* Name, State, Tgid, Pid, PPid, Uid and Gid are required; other lines are optional. */

@@ -365,6 +365,11 @@ static int parse_status_line(const char *key, size_t klen, const char *val, cons
 		if (whole_int(p, end, &st->seccomp_filters) < 0)
 			return -EBADMSG;
 		st->present |= PROC_STATUS_SECCOMP_FILTERS;
+	} else if (KEY("RssAnon")) {
+		/* "N kB" */
+		if (pp_dec_u64(&p, end, &st->rss_anon_kb) < 0 || end - p != 3 || memcmp(p, " kB", 3))
+			return -EBADMSG;
+		st->present |= PROC_STATUS_RSS_ANON;
 	} else if (KEY("Threads")) {
 		if (whole_int(p, end, &st->threads) < 0)
 			return -EBADMSG;

@@ -488,7 +488,8 @@ static void test_status_sample(void **state)
 	assert_int_equal(s.seccomp, 0);
 	assert_int_equal(s.seccomp_filters, 0);
 	assert_int_equal(s.threads, 1);
-	unsigned all = PROC_STATUS_NAME | PROC_STATUS_UMASK | PROC_STATUS_STATE | PROC_STATUS_TGID |
+	assert_int_equal(s.rss_anon_kb, 108);
+	unsigned all = PROC_STATUS_RSS_ANON | PROC_STATUS_NAME | PROC_STATUS_UMASK | PROC_STATUS_STATE | PROC_STATUS_TGID |
 		       PROC_STATUS_PID | PROC_STATUS_PPID | PROC_STATUS_TRACERPID | PROC_STATUS_UID |
 		       PROC_STATUS_GID | PROC_STATUS_GROUPS | PROC_STATUS_NS | PROC_STATUS_SIG |
 		       PROC_STATUS_CAPS | PROC_STATUS_NNP | PROC_STATUS_SECCOMP |
@@ -557,6 +558,9 @@ static void test_status_tricky(void **state)
 		"Name:\t0123456789012345678901234567890123456789012345678901234567890123456789\n"
 		"State:\tS\nTgid:\t5\nPid:\t6\nPPid:\t1\n" STATUS_IDS,
 		STATUS_HEAD STATUS_IDS "Threads:\t1",				/* truncated */
+		STATUS_HEAD STATUS_IDS "RssAnon:\t12 MB\n",
+		STATUS_HEAD STATUS_IDS "RssAnon:\t12\n",
+		STATUS_HEAD STATUS_IDS "RssAnon:\t-12 kB\n",
 		"",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
