@@ -196,37 +196,21 @@ static int walk_tree(pid_t root, struct mem_dirty *d)
 	level = ps.n_nspid ? ps.n_nspid - 1 : 0;
 	proc_status_done(&ps);
 
-	pid_t *todo = xmalloc(sizeof(pid_t));
-	size_t ntodo = 1, done = 0;
-	todo[0] = root;
-	while (done < ntodo) {
-		pid_t pid = todo[done++];
-		_cleanup_free_ pid_t *tids = NULL;
-		size_t nt = 0;
-		if (proc_read_tasks(pid, &tids, &nt) < 0)
-			continue; /* gone meanwhile */
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = proc_tree_pids(root, &pids);
+	for (size_t i = 0; i < n; i++) {
 		struct proc_status s = {};
-		if (proc_read_status(pid, 0, &s) < 0)
-			continue;
+		if (proc_read_status(pids[i], 0, &s) < 0)
+			continue; /* gone meanwhile */
 		d->p = xrealloc(d->p, (d->n + 1) * sizeof(*d->p));
 		struct dirty_proc *p = &d->p[d->n++];
 		memset(p, 0, sizeof(*p));
-		p->pid = pid;
+		p->pid = pids[i];
 		p->space = s.n_nspid > level ? s.nspid[level] : s.pid;
 		p->uffd = p->memfd = p->pagemap = -1;
 		proc_status_done(&s);
-		for (size_t k = 0; k < nt; k++) {
-			_cleanup_free_ pid_t *kids = NULL;
-			size_t nk = 0;
-			if (proc_read_children(pid, tids[k], &kids, &nk) < 0)
-				continue;
-			for (size_t c = 0; c < nk; c++) {
-				todo = xrealloc(todo, (ntodo + 1) * sizeof(*todo));
-				todo[ntodo++] = kids[c];
-			}
-		}
 	}
-	free(todo);
+	dm_error_clear();
 	return 0;
 }
 

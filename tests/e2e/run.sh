@@ -298,15 +298,29 @@ test_zdtm() {	# MODE
 	done < <(grep -E '^(PASS|FAIL|SKIP) ' "$WORK/zdtm-$mode.out")
 }
 
+# start_paused_migration POINT MS: post-copy migration of the workload in the
+# background, pausing MS ms at test point POINT; sets MPID; fails (after
+# reaping it) when the point is not reached
+start_paused_migration() {
+	local point=$1 ms=$2 marks=$WORK/marks
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	in_host a env DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS="$ms" \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	MPID=$!
+	wait_until 30 test -e "$marks/$point" && return 0
+	wait "$MPID"
+	return 1
+}
+
 # vmflags/madvise-in-gap: the workload marks a VMA MADV_DONTFORK after the
 # source's early read of the VMA flags and before its freeze; on b the VMA
 # must have it (the source finds the change after the switch-over and b
 # applies it inside the running process)
 test_vmflags() {
-	local t=vmflags/madvise-in-gap marks=$WORK/marks log=$WORK/madv.log mpid rc pid fixes
+	local t=vmflags/madvise-in-gap log=$WORK/madv.log rc pid fixes
 	selected "$t" || return 0
-	rm -rf "$marks"
-	mkdir -p "$marks"
 	: >"$log"
 	if ! cc -O2 -o "$WORK/madv_flip" "$E2E_DIR/lib/madv_flip.c"; then
 		result FAIL "$t" "cannot build the test program"
@@ -319,19 +333,14 @@ test_vmflags() {
 		stop_workload
 		return
 	fi
-	in_host a env DMIGRATE_TEST_PAUSE=src-vmflags-read DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=1500 \
-		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
-		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
-	mpid=$!
-	if ! wait_until 30 test -e "$marks/src-vmflags-read"; then
-		wait "$mpid"
+	if ! start_paused_migration src-vmflags-read 1500; then
 		result FAIL "$t" "never reached the test point: $(tail -n 1 "$WORK/migrate.out")"
 		stop_workload
 		return
 	fi
 	kill -USR1 "$WL_PID"
 	wait_until 5 grep -q '^flipped 1' "$log"
-	wait "$mpid"
+	wait "$MPID"
 	rc=$?
 	fixes=$(jq -r '.vma_fixes // "none"' "$WORK/stats.json" 2>/dev/null)
 	if ((rc != 0)); then
@@ -357,20 +366,13 @@ test_vmflags() {
 # for 12 s (longer than the ~7-10 s in which a dead link is declared before
 # it); both sides wait for it, say so, and the migration completes
 test_link_cut_after_switch() {
-	local t=resilience/link-cut-after-switch marks=$WORK/marks mpid rc c
+	local t=resilience/link-cut-after-switch rc c
 	selected "$t" || return 0
-	rm -rf "$marks"
-	mkdir -p "$marks"
 	if ! start_workload python3; then
 		result FAIL "$t" "setup failed"
 		return
 	fi
-	in_host a env DMIGRATE_TEST_PAUSE=src-resumed DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=1000 \
-		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
-		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
-	mpid=$!
-	if ! wait_until 30 test -e "$marks/src-resumed"; then
-		wait "$mpid"
+	if ! start_paused_migration src-resumed 1000; then
 		result FAIL "$t" "never reached src-resumed: $(tail -n 1 "$WORK/migrate.out")"
 		stop_workload
 		return
@@ -378,7 +380,7 @@ test_link_cut_after_switch() {
 	cut_link
 	sleep 12
 	fix_link
-	wait "$mpid"
+	wait "$MPID"
 	rc=$?
 	c=$(last_report)
 	c=${c%% *}
