@@ -455,7 +455,11 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 		int sndbuf = e ? atoi(e) : SNDBUF_MIN;
 		s->sndbuf_fixed = e != NULL;
 		s->sndbuf = sndbuf;
-		if (sndbuf > 0)
+		/* before the resume nothing faults: the store phase keeps TCP's
+		 * own buffer sizing, the link full is all that counts */
+		if (phase == MEM_PHASE_STORE && !e)
+			s->sndbuf_fixed = true;
+		else if (sndbuf > 0)
 			setsockopt(net_chan_fd(bulk), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		r = -pthread_create(&s->push_thread, NULL, push_thread, s);
 		if (r < 0)
