@@ -35,9 +35,8 @@ static void early_add(struct dump_ctx *d, pid_t pid)
 	for (size_t i = 0; i < d->n_early; i++)
 		if (d->early[i].pid == pid)
 			return;
-	if (proc_read_maps(pid, &vl) < 0 || proc_read_smaps_vmflags(pid, &vl) < 0) {
+	if (proc_read_maps_vmflags(pid, &vl) < 0) {
 		/* it changed between the two reads, or ended: the freeze reads it */
-		proc_vma_list_done(&vl);
 		dm_error_clear();
 		return;
 	}
@@ -106,9 +105,7 @@ int dump_vmflags_verify(struct dump_ctx *d, struct dump_vma_change **ret, size_t
 		if (!p->vmflags_early || p->zombie)
 			continue;
 		/* the tree is frozen: its VMAs are those of the dump */
-		int r = proc_read_maps(p->pid, &now);
-		if (r >= 0)
-			r = proc_read_smaps_vmflags(p->pid, &now);
+		int r = proc_read_maps_vmflags(p->pid, &now);
 		if (r < 0)
 			return dm_fail(r, "process %d: reading its VMA flags again: %s", p->pid, strerror(-r));
 		if (now.n != p->vmas.n)

@@ -470,22 +470,43 @@ static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uin
 	return 0;
 }
 
+/*
+ * The live address spaces of space (held: put_mms) for a range a peer sent:
+ * -ESRCH for a space not restored here, -EBADMSG for a range that is not
+ * lazy memory of it (what: the kind of pages, for the message).
+ */
+static int peer_range_mms(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t npages, const char *what,
+			  struct lazy_mm ***ret, size_t *ret_n)
+{
+	bool known;
+	size_t n = mms_of_space(l, space, ret, &known);
+	int r = 0;
+
+	if (!known)
+		r = dm_fail(-ESRCH, "%s for address space %u, which is not being restored", what, space);
+	else if (npages == 0 || !PAGE_ALIGNED(addr) || addr >= MEM_ADDR_LIMIT ||
+		 npages > (MEM_ADDR_LIMIT - addr) / DM_PAGE_SIZE)
+		r = dm_fail(-EBADMSG, "bad range of %s %#" PRIx64 "+%" PRIu64, what, addr, npages);
+	/* forks share the regions of their parent */
+	else if (n && !pageset_covers(&(*ret)[0]->need, addr, npages))
+		r = dm_fail(-EBADMSG, "%s %#" PRIx64 "+%" PRIu64 " of process %u are not lazy memory", what, addr,
+			    npages, space);
+	if (r < 0) {
+		put_mms(*ret, n);
+		*ret = NULL;
+		n = 0;
+	}
+	*ret_n = n;
+	return r;
+}
+
 int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages,
 		     const void *data, enum mem_origin origin)
 {
 	struct lazy_mm **mms;
-	bool known;
-	size_t n = mms_of_space(l, space, &mms, &known);
-	int r = 0;
+	size_t n;
+	int r = peer_range_mms(l, space, addr, npages, "pages", &mms, &n);
 
-	if (!known)
-		r = dm_fail(-ESRCH, "pages for address space %u, which is not being restored", space);
-	else if (npages == 0 || !PAGE_ALIGNED(addr))
-		r = dm_fail(-EBADMSG, "bad page range %#" PRIx64 "+%u", addr, npages);
-	/* forks share the regions of their parent */
-	else if (n && !pageset_covers(&mms[0]->need, addr, npages))
-		r = dm_fail(-EBADMSG, "pages %#" PRIx64 "+%u of process %u are not lazy memory", addr, npages,
-			    space);
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		r = install_mm(l, mms[i], addr, npages, data, origin);
 		/* a reply for pages that came by another way (or were absent) */
@@ -516,18 +537,9 @@ static void wake_range(struct lazy_mm *mm, uint64_t addr, uint64_t npages)
 int mem_lazy_absent(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t npages)
 {
 	struct lazy_mm **mms;
-	bool known;
-	size_t n = mms_of_space(l, space, &mms, &known);
-	int r = 0;
+	size_t n;
+	int r = peer_range_mms(l, space, addr, npages, "absent pages", &mms, &n);
 
-	if (!known)
-		r = dm_fail(-ESRCH, "absent pages of address space %u, which is not being restored", space);
-	else if (npages == 0 || !PAGE_ALIGNED(addr) || addr >= MEM_ADDR_LIMIT ||
-		 npages > (MEM_ADDR_LIMIT - addr) / DM_PAGE_SIZE)
-		r = dm_fail(-EBADMSG, "bad absent range %#" PRIx64 "+%" PRIu64, addr, npages);
-	else if (n && !pageset_covers(&mms[0]->need, addr, npages))
-		r = dm_fail(-EBADMSG, "absent pages %#" PRIx64 "+%" PRIu64 " of process %u are not lazy memory",
-			    addr, npages, space);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct lazy_mm *mm = mms[i];
 		/*

@@ -47,8 +47,8 @@
 /*
  * The bulk socket's send buffer: what may wait in front of the link, and so
  * in front of a fault reply (tbf, a switch).  It starts small and follows
- * twice the path's bandwidth-delay product, measured with the minimum RTT
- * (no queueing in it) and the delivery rate: on a LAN a few KiB (fault
+ * twice the path's bandwidth-delay product: TCP's minimum RTT (no queueing
+ * in it) times our push rate over the last 64 frames: on a LAN a few KiB (fault
  * p99/p50 2.1-2.3 with 8 KiB vs 3.2-4.0 with 16 KiB, bench/migrate.sh over
  * the 1 Gbit tbf link, same throughput); a longer path gets what it needs
  * to keep the link full.

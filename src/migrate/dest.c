@@ -507,19 +507,7 @@ static json_t *mem_stats(struct dsess *s)
  */
 static int apply_vma_fixes(struct dsess *s, uint32_t len)
 {
-	static const struct {
-		uint32_t bit;
-		int on, off;
-	} adv[] = {
-		{ DM_MADV_DONTFORK, MADV_DONTFORK, MADV_DOFORK },
-		{ DM_MADV_WIPEONFORK, MADV_WIPEONFORK, MADV_KEEPONFORK },
-		{ DM_MADV_DONTDUMP, MADV_DONTDUMP, MADV_DODUMP },
-		{ DM_MADV_MERGEABLE, MADV_MERGEABLE, MADV_UNMERGEABLE },
-		{ DM_MADV_HUGEPAGE, MADV_HUGEPAGE, -1 },
-		{ DM_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, -1 },
-		{ DM_MADV_SEQ, MADV_SEQUENTIAL, MADV_NORMAL },
-		{ DM_MADV_RAND, MADV_RANDOM, MADV_NORMAL },
-	};
+	const struct restore_madv *adv = restore_madv_table;
 	size_t n = len / sizeof(struct mig_wire_vma_fix);
 	int r;
 
@@ -550,7 +538,7 @@ static int apply_vma_fixes(struct dsess *s, uint32_t len)
 		bool as_restored = false;
 		{
 			_cleanup_(proc_vma_list_done) struct proc_vma_list vl = {};
-			if (proc_read_maps(host, &vl) >= 0 && proc_read_smaps_vmflags(host, &vl) >= 0)
+			if (proc_read_maps_vmflags(host, &vl) >= 0)
 				for (size_t k = 0; k < vl.n; k++)
 					if (vl.vmas[k].start == v[i].start && vl.vmas[k].end == v[i].end)
 						as_restored = dump_madv_bits(vl.vmas[k].vmflags) == v[i].madv_was;
@@ -565,7 +553,7 @@ static int apply_vma_fixes(struct dsess *s, uint32_t len)
 		uint32_t diff = v[i].madv ^ v[i].madv_was;
 		uint64_t a = v[i].start, l = v[i].end - v[i].start;
 		long x = 0;
-		for (size_t k = 0; k < ARRAY_SIZE(adv) && x >= 0; k++) {
+		for (size_t k = 0; k < restore_madv_count && x >= 0; k++) {
 			if (!(diff & adv[k].bit))
 				continue;
 			int advice = v[i].madv & adv[k].bit ? adv[k].on : adv[k].off;

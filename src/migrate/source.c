@@ -98,13 +98,19 @@ _printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->out_lock);
 }
 
+/* Bytes over the three channels so far, both ways. */
+static uint64_t bytes_moved(const struct src *s)
+{
+	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+}
+
 static void tick(void *arg)
 {
 	struct src *s = arg;
 	if (!s->tty)
 		return;
 	uint64_t now = clock_ns();
-	uint64_t bytes = mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+	uint64_t bytes = bytes_moved(s);
 	if (s->last_ns && now > s->last_ns) {
 		double r = (double)(bytes - s->last_bytes) / ((double)(now - s->last_ns) / 1e9);
 		s->rate = s->rate ? 0.7 * s->rate + 0.3 * r : r;
@@ -142,7 +148,7 @@ static void tick(void *arg)
 static void watch_link(struct src *s)
 {
 	uint64_t now = clock_ns();
-	uint64_t bytes = mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+	uint64_t bytes = bytes_moved(s);
 
 	if (bytes != s->stall_bytes || !s->stall_since) {
 		if (s->stall_warned)

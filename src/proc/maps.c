@@ -636,6 +636,20 @@ int proc_parse_smaps_vmflags(const char *buf, size_t len, struct proc_vma_list *
 	return 0;
 }
 
+int proc_read_maps_vmflags(pid_t pid, struct proc_vma_list *ret)
+{
+	struct proc_vma_list l = {};
+	int r = proc_read_maps(pid, &l);
+	if (r >= 0)
+		r = proc_read_smaps_vmflags(pid, &l);
+	if (r < 0) {
+		proc_vma_list_done(&l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
 int proc_read_smaps_vmflags(pid_t pid, struct proc_vma_list *l)
 {
 	_cleanup_free_ char *buf = NULL;

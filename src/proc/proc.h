@@ -177,6 +177,9 @@ int proc_read_smaps(pid_t pid, struct proc_vma_list *ret);
  */
 int proc_parse_smaps_vmflags(const char *buf, size_t len, struct proc_vma_list *l);
 int proc_read_smaps_vmflags(pid_t pid, struct proc_vma_list *l);
+/* maps, then the VmFlags of each VMA from smaps (-ESTALE if they changed in
+ * between); *ret is written only on success. */
+int proc_read_maps_vmflags(pid_t pid, struct proc_vma_list *ret);
 
 /*
  * The VMAs by the PROCMAP_QUERY ioctl on /proc/PID/maps (Linux >= 6.11):

@@ -180,30 +180,29 @@ static int vma_flags(const Dm__Vma *v)
 	return f;
 }
 
+const struct restore_madv restore_madv_table[] = {
+	{ DM_MADV_DONTFORK, MADV_DONTFORK, MADV_DOFORK, "madvise(DONTFORK)" },
+	{ DM_MADV_WIPEONFORK, MADV_WIPEONFORK, MADV_KEEPONFORK, "madvise(WIPEONFORK)" },
+	{ DM_MADV_DONTDUMP, MADV_DONTDUMP, MADV_DODUMP, "madvise(DONTDUMP)" },
+	{ DM_MADV_HUGEPAGE, MADV_HUGEPAGE, -1, "madvise(HUGEPAGE)" },
+	{ DM_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, -1, "madvise(NOHUGEPAGE)" },
+	{ DM_MADV_MERGEABLE, MADV_MERGEABLE, MADV_UNMERGEABLE, "madvise(MERGEABLE)" },
+	{ DM_MADV_SEQ, MADV_SEQUENTIAL, MADV_NORMAL, "madvise(SEQUENTIAL)" },
+	{ DM_MADV_RAND, MADV_RANDOM, MADV_NORMAL, "madvise(RANDOM)" },
+};
+const size_t restore_madv_count = ARRAY_SIZE(restore_madv_table);
+
 static int add_madvise(struct rst_ctx *c, struct rst_proc *p, const Dm__Vma *v, struct rbatch *rb)
 {
-	static const struct {
-		uint32_t bit;
-		int advice;
-		const char *what;
-	} adv[] = {
-		{ DM_MADV_DONTFORK, MADV_DONTFORK, "madvise(DONTFORK)" },
-		{ DM_MADV_WIPEONFORK, MADV_WIPEONFORK, "madvise(WIPEONFORK)" },
-		{ DM_MADV_DONTDUMP, MADV_DONTDUMP, "madvise(DONTDUMP)" },
-		{ DM_MADV_HUGEPAGE, MADV_HUGEPAGE, "madvise(HUGEPAGE)" },
-		{ DM_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE, "madvise(NOHUGEPAGE)" },
-		{ DM_MADV_MERGEABLE, MADV_MERGEABLE, "madvise(MERGEABLE)" },
-		{ DM_MADV_SEQ, MADV_SEQUENTIAL, "madvise(SEQUENTIAL)" },
-		{ DM_MADV_RAND, MADV_RANDOM, "madvise(RANDOM)" },
-	};
+	const struct restore_madv *adv = restore_madv_table;
 	uint32_t m = v->has_madv ? v->madv : 0;
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(adv); i++) {
+	for (size_t i = 0; i < restore_madv_count; i++) {
 		if (!(m & adv[i].bit))
 			continue;
 		r = rb_add(rb, adv[i].what, SYS_madvise, v->start, v->end - v->start,
-			   (uint64_t)adv[i].advice, 0, 0, 0);
+			   (uint64_t)adv[i].on, 0, 0, 0);
 		if (r < 0)
 			return r;
 	}

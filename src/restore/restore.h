@@ -113,5 +113,18 @@ struct restore_result {
 
 int restore_tree(const struct restore_opts *o, struct restore_result *ret);
 
+/*
+ * The madvise() advice behind each Vma.madv bit (DM_MADV_*, all but LOCKED,
+ * which is mlock2): `on` sets it, `off` clears it (-1: no advice does).
+ * The restore applies `on`; a later fix-up of a running process both.
+ */
+struct restore_madv {
+	uint32_t bit;
+	int on, off;
+	const char *what;
+};
+extern const struct restore_madv restore_madv_table[];
+extern const size_t restore_madv_count;
+
 /* Stats as a JSON object (jansson json_t *, returned as void * to keep this header light). */
 void *restore_stats_json(const struct restore_stats *st);
