@@ -12,7 +12,12 @@
 #
 #   bench/migrate.sh [--build DIR] [--sizes "256 1024 4096"] [--modes "..."]
 #                    [--loads "idle write"] [--rate PAGES_PER_S] [--repeat N]
-#                    [--no-criu] [--insecure] [--json FILE]
+#                    [--no-criu] [--insecure] [--fifo-link] [--json FILE]
+#
+# The link's queue is pfifo_fast under the token bucket (a Linux host's
+# default: interactive frames first, so fault replies pass the bulk push);
+# --fifo-link makes it tbf's single FIFO (a bottleneck that serves every
+# flow in arrival order).
 #
 # Ratios are computed inside one run only: this machine is shared and noisy.
 set -u -o pipefail
@@ -27,6 +32,7 @@ REPEAT=1
 CRIU=/opt/criu-baseline/bin/criu
 USE_CRIU=1
 INSECURE=
+FIFO_LINK=
 JSON=
 PREFIX=dmbench
 LINK_BPS=125000000 # 1 Gbit/s
@@ -41,8 +47,9 @@ while (($#)); do
 	--repeat) REPEAT=$2; shift ;;
 	--no-criu) USE_CRIU=0 ;;
 	--insecure) INSECURE=1 ;;
+	--fifo-link) FIFO_LINK=--fifo-link ;;
 	--json) JSON=$2; shift ;;
-	-h | --help) sed -n '4,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "usage: $0 [--build DIR] [--sizes ...] [--modes ...] [--loads ...]" >&2; exit 2 ;;
 	esac
 	shift
@@ -77,7 +84,7 @@ in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@
 wait_file() { for _ in $(seq 1 600); do [[ -s $1 ]] && return 0; sleep 0.05; done; return 1; }
 
 "$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
-"$DM" testhost up --prefix "$PREFIX" --tbf || exit 1
+"$DM" testhost up --prefix "$PREFIX" --tbf $FIFO_LINK || exit 1
 "$DM" keygen "$WORK/key" >/dev/null
 SEC=(--key "$WORK/key")
 [[ -n $INSECURE ]] && SEC=(--insecure)
@@ -223,6 +230,8 @@ for size in $SIZES; do
 	done
 done
 
+echo
+echo "link: tbf 1gbit, queue $([[ -n $FIFO_LINK ]] && echo "tbf's single FIFO" || echo "pfifo_fast (priority bands)")"
 python3 - "$ROWS" "$LINK_BPS" "${JSON:-}" <<'EOF'
 import json, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]

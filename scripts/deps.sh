@@ -3,7 +3,7 @@
 set -eu -o pipefail
 pkgs=(build-essential meson ninja-build pkg-config clang
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
-	libssl-dev zlib1g-dev libfuse3-dev libcap-dev libseccomp-dev
+	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,16 +21,18 @@
 static void testhost_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: dmigrate testhost up [--prefix P] [--tbf [--rate R]]\n"
+		"usage: dmigrate testhost up [--prefix P] [--tbf [--rate R] [--fifo-link]]\n"
 		"       dmigrate testhost down [--prefix P]\n"
 		"       dmigrate testhost run [--prefix P] a|b -- CMD [ARGS...]\n"
 		"       dmigrate testhost spawn [--prefix P] [--log FILE] a|b -- CMD [ARGS...]\n"
 		"       dmigrate testhost pid [--prefix P] a|b\n"
 		"  Two test hosts on this machine: a network, mount, PID and UTS namespace each,\n"
-		"  a veth pair 198.18.0.1/24 (a) <-> 198.18.0.2/24 (b), optionally a token bucket\n"
-		"  (tbf, 1gbit) on both ends, a tmpfs on /var/lib/dmigrate in each.  'run' runs a\n"
-		"  command in a host and waits; 'spawn' starts it in the background (new session,\n"
-		"  output to --log or /dev/null) and prints its pid; 'down' removes everything.\n"
+		"  a veth pair 198.18.0.1/24 (a) <-> 198.18.0.2/24 (b), a tmpfs on\n"
+		"  /var/lib/dmigrate in each.  --tbf: a token bucket (1gbit) on both ends whose\n"
+		"  queue is pfifo_fast (a host's default: interactive frames first), or one FIFO\n"
+		"  with --fifo-link.  'run' runs a command in a host and waits; 'spawn' starts it\n"
+		"  in the background (new session, output to --log or /dev/null) and prints its\n"
+		"  pid; 'down' removes everything.\n"
 		"  The prefix (default %s) names them: netns P-a, P-b.\n",
 		TESTHOST_PREFIX_DEFAULT);
 }
@@ -41,6 +43,7 @@ int cmd_testhost(int argc, char **argv)
 		{ "prefix", required_argument, NULL, 'p' },
 		{ "tbf", no_argument, NULL, 't' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "fifo-link", no_argument, NULL, 'F' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -57,11 +60,12 @@ int cmd_testhost(int argc, char **argv)
 	argc--;
 	argv++;
 	/* options stop at the host name, so that the command keeps its own */
-	while ((c = getopt_long(argc, argv, "+p:tr:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:tr:Fl:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': o.prefix = optarg; break;
 		case 't': o.tbf = true; break;
 		case 'r': o.rate = optarg; break;
+		case 'F': o.fifo_link = true; break;
 		case 'l': log = optarg; break;
 		case 'h': testhost_usage(stdout); return 0;
 		default: testhost_usage(stderr); return 2;

@@ -298,9 +298,17 @@ int mem_server_add(struct mem_server *s, uint32_t space, pid_t host_pid, const D
 int mem_server_mark_sent(struct mem_server *s, uint32_t space, uint64_t addr, uint64_t npages);
 /* Serve faults on fault (if not NULL) and push on bulk (if not NULL), in the
  * phase given (MEM_PHASE_STORE: everything now, then PUSH_END;
- * MEM_PHASE_INSTALL: after the resume).  bulk_rate_bps > 0 paces the push. */
+ * MEM_PHASE_INSTALL: after the resume). */
 int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_chan *bulk,
 		     enum mem_phase phase);
+/*
+ * How the push shares the link with fault replies after the resume.  fill:
+ * the queue in front of the link serves the fault channel first (see
+ * net_egress_of()), the push keeps as much in flight as TCP wants.  Otherwise
+ * it keeps about twice the bandwidth-delay product in flight, so that a fault
+ * reply waits behind little.  Call before mem_server_start().
+ */
+void mem_server_bulk_fill(struct mem_server *s, bool fill);
 /* Wait until the push has sent everything (0) or failed. */
 int mem_server_wait_push(struct mem_server *s, int timeout_ms);
 int mem_server_error(struct mem_server *s);

@@ -84,6 +84,7 @@ struct mem_server {
 	bool push_done;
 	int sndbuf;               /* push thread only */
 	bool sndbuf_fixed;
+	bool bulk_fill;           /* the link's queue serves faults first */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent;
 	double scan_ms;
 };
@@ -446,18 +447,22 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 	s->push_done = false;
 	if (bulk) {
 		/*
-		 * The push must not fill the queue in front of the link (a tbf
-		 * qdisc, a switch): a fault reply would wait behind it.  With a
-		 * small send buffer, TCP keeps little in flight; on a LAN the
-		 * bandwidth-delay product is far below it, so the link stays full.
+		 * The push must not fill a FIFO in front of the link (a bare tbf,
+		 * a switch): a fault reply would wait behind it.  With a small
+		 * send buffer, TCP keeps little in flight; on a LAN the
+		 * bandwidth-delay product is far below it, so the link stays
+		 * full while the pusher keeps up.  Where the queue serves the
+		 * fault channel first (bands, flow queueing: fault frames are
+		 * marked interactive, bulk ones lower-effort), TCP sizes it.
 		 */
 		const char *e = getenv("DMIGRATE_BULK_SNDBUF");
 		int sndbuf = e ? atoi(e) : SNDBUF_MIN;
 		s->sndbuf_fixed = e != NULL;
 		s->sndbuf = sndbuf;
 		/* before the resume nothing faults: the store phase keeps TCP's
-		 * own buffer sizing, the link full is all that counts */
-		if (phase == MEM_PHASE_STORE && !e)
+		 * own buffer sizing, the link full is all that counts; so does a
+		 * push whose queue lets fault replies pass */
+		if ((phase == MEM_PHASE_STORE || s->bulk_fill) && !e)
 			s->sndbuf_fixed = true;
 		else if (sndbuf > 0)
 			setsockopt(net_chan_fd(bulk), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
@@ -473,6 +478,11 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 		s->fault_started = true;
 	}
 	return 0;
+}
+
+void mem_server_bulk_fill(struct mem_server *s, bool fill)
+{
+	s->bulk_fill = fill;
 }
 
 int mem_server_wait_push(struct mem_server *s, int timeout_ms)

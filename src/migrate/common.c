@@ -8,7 +8,9 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/pkt_sched.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
@@ -73,6 +75,22 @@ void mig_tune_chan(struct net_chan *c, bool nodelay)
 
 	if (fd < 0)
 		return;
+	/*
+	 * Queue priority: a host's queueing discipline (pfifo_fast, prio,
+	 * fq_codel, a DiffServ-aware switch) sends the frames someone waits
+	 * for (control, faults) before the bulk push, which is marked as
+	 * lower-effort traffic (DSCP LE, RFC 8622).  IP_TOS sets the socket
+	 * priority from the TOS bits; SO_PRIORITY after it says it for sure.
+	 */
+	int tos = nodelay ? IPTOS_LOWDELAY : MIG_DSCP_LE << 2;
+	int prio = nodelay ? TC_PRIO_INTERACTIVE : TC_PRIO_BULK;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+	else
+		setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof(prio));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));

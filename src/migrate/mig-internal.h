@@ -12,8 +12,10 @@
 
 /* TCP keepalive and user timeout: a cut link is noticed in seconds, not at
  * the 15-minute retransmission limit.  Nagle off on the control and fault
- * channels (small frames that someone waits for). */
+ * channels (small frames that someone waits for), which go first in the
+ * host's queues (interactive priority); the bulk channel goes last. */
 void mig_tune_chan(struct net_chan *c, bool nodelay);
+#define MIG_DSCP_LE 1 /* lower effort (RFC 8622): the bulk push */
 /*
  * After the switch-over a broken link is worse than a slow one: the tree
  * runs on the destination and needs its pages, the source's copy is

@@ -51,6 +51,7 @@ struct src {
 	struct mem_dirty *dirty;
 	char *workdir;
 	struct mig_watchdog wd;
+	struct net_egress egress; /* the queue in front of the bulk channel's link */
 
 	uint64_t t0, t_freeze, t_state, t_resume, t_done; /* ns */
 	_Atomic(const char *) phase;
@@ -220,6 +221,14 @@ static int connect_data(struct src *s)
 	if (r < 0)
 		return r;
 	mig_tune_chan(s->bulk, false);
+	r = net_egress_of(net_chan_fd(s->bulk), &s->egress);
+	if (r < 0)
+		pr_debug("egress queue of the bulk channel: %s", strerror(-r));
+	else
+		pr_info("link queue (%s): %s, %s", s->egress.ifname, s->egress.desc,
+			s->egress.queueing == NET_Q_PRIORITY ?
+				"fault replies pass the push: it fills the link" :
+				"fault replies would wait behind the push: it keeps little in flight");
 	s->wd.chans[0] = s->ctl;
 	s->wd.chans[1] = s->fault;
 	s->wd.chans[2] = s->bulk;
@@ -453,6 +462,7 @@ static int setup_server(struct src *s)
 	r = mem_server_new(&s->srv);
 	if (r < 0)
 		return r;
+	mem_server_bulk_fill(s->srv, s->egress.queueing == NET_Q_PRIORITY);
 	for (size_t i = 0; i < s->ck->nprocs; i++) {
 		const Dm__Process *p = s->ck->procs[i];
 		if (p->state == DM__PROC_STATE__PROC_ZOMBIE)
@@ -533,6 +543,10 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(j, "pagemap_scan_ms", json_real(ss.scan_ms));
 	}
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
+	if (s->egress.ifname[0])
+		json_object_set_new(j, "link_queue",
+				    json_pack("{s:s, s:s, s:s}", "dev", s->egress.ifname, "qdisc", s->egress.desc,
+					      "queueing", net_queueing_name(s->egress.queueing)));
 	json_object_set_new(j, "fault_requests", json_integer((json_int_t)ss.requests));
 	/* what the destination installed, by origin (its view is the one that counts) */
 	uint64_t od = ss.pages_fault, pu = ss.pages_pushed, pf = ss.pages_prefetch, lo = 0;

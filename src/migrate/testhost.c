@@ -453,8 +453,11 @@ int testhost_up(const struct testhost_opts *o)
 		    (r = RUN("ip", "-n", ns[h], "link", "set", dev[h], "up")) < 0)
 			goto fail;
 		if (o->tbf) {
-			r = RUN("tc", "-n", ns[h], "qdisc", "add", "dev", dev[h], "root", "tbf", "rate", rate,
-				"burst", "256kb", "latency", "50ms");
+			r = RUN("tc", "-n", ns[h], "qdisc", "add", "dev", dev[h], "root", "handle", "1:", "tbf",
+				"rate", rate, "burst", "256kb", "latency", "50ms");
+			if (r >= 0 && !o->fifo_link)
+				r = RUN("tc", "-n", ns[h], "qdisc", "add", "dev", dev[h], "parent", "1:1", "handle",
+					"10:", "pfifo_fast");
 			if (r < 0)
 				goto fail;
 		}
@@ -465,7 +468,7 @@ int testhost_up(const struct testhost_opts *o)
 			goto fail;
 	}
 	pr_info("test hosts %s-a (%s) and %s-b (%s) are up%s", prefix, host_addrs[0], prefix,
-		host_addrs[1], o->tbf ? " (tbf)" : "");
+		host_addrs[1], !o->tbf ? "" : o->fifo_link ? " (tbf, one fifo)" : " (tbf > pfifo_fast)");
 	return 0;
 fail:;
 	char saved[1024];

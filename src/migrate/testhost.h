@@ -8,12 +8,18 @@
  *   +----------- host "a" -----------+        +----------- host "b" -----------+
  *   | netns PREFIX-a                 |  veth  | netns PREFIX-b                 |
  *   |   PREFIX-a0 198.18.0.1/24  <-------------> PREFIX-b0 198.18.0.2/24      |
- *   |   [tbf 1gbit, optional]        |        |   [tbf 1gbit, optional]        |
+ *   |   [tbf 1gbit > pfifo_fast]     |        |   [tbf 1gbit > pfifo_fast]     |
  *   | mount ns: tmpfs on             |        | mount ns: tmpfs on             |
  *   |   /var/lib/dmigrate, own /proc |        |   /var/lib/dmigrate, own /proc |
  *   | pid ns + uts ns: init = a      |        | pid ns + uts ns                |
  *   |   small reaper (pid 1)         |        |                                |
  *   +--------------------------------+        +--------------------------------+
+ *
+ * The optional link: a token bucket (tbf) at 1 Gbit/s on each end, whose
+ * queue is pfifo_fast, the queueing discipline a Linux host puts on a NIC by
+ * default (net.core.default_qdisc): frames marked interactive go before
+ * bulk ones.  fifo_link keeps tbf's own single FIFO instead: a bottleneck
+ * that serves every flow in arrival order (a plain switch port).
  *
  * Everything else (the file system, the cgroups) is shared with the
  * machine, so a program started in host a can be restored in host b from
@@ -36,6 +42,7 @@ struct testhost_opts {
 	const char *prefix;  /* netns PREFIX-a/-b, veth PREFIX-a0/-b0; NULL: "dmt" (<= 10 chars) */
 	bool tbf;            /* a token bucket on both veth ends */
 	const char *rate;    /* tbf rate; NULL: "1gbit" */
+	bool fifo_link;      /* tbf's own FIFO, not pfifo_fast, queues in front of the link */
 };
 
 /* Host index: 0 = "a" (198.18.0.1), 1 = "b" (198.18.0.2). */

@@ -267,3 +267,27 @@ int net_accept(struct net_listener *l, int timeout_ms, struct net_chan **ret_cha
  * (closes it on failure) and is thread-safe. */
 int net_listener_accept_fd(struct net_listener *l);
 int net_listener_handshake(struct net_listener *l, int fd, struct net_chan **ret_chan);
+
+/*
+ * Egress queueing (egress.c): whether the queue in front of the link a
+ * connected socket leaves by serves interactive-priority frames before bulk
+ * ones.  net_egress_of() finds the device holding the socket's local address
+ * and classifies its qdisc tree; net_qdisc_classify() is the rule alone.
+ */
+enum net_queueing {
+	NET_Q_UNKNOWN,  /* no qdisc (noqueue: a virtual device), or unreadable */
+	NET_Q_FIFO,     /* some leaf is one FIFO for every flow (tbf, htb, pfifo...) */
+	NET_Q_PRIORITY, /* every leaf orders by band or flow (pfifo_fast, fq_codel...) */
+};
+struct net_qdisc {
+	uint32_t handle, parent; /* parent TC_H_ROOT for the root */
+	char kind[16];
+};
+struct net_egress {
+	char ifname[16];
+	enum net_queueing queueing;
+	char desc[96]; /* "tbf > pfifo_fast", "tbf: one fifo in tbf" */
+};
+enum net_queueing net_qdisc_classify(const struct net_qdisc *q, size_t n, char *desc, size_t desclen);
+int net_egress_of(int fd, struct net_egress *ret);
+const char *net_queueing_name(enum net_queueing q);

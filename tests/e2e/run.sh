@@ -19,6 +19,9 @@
 #                  checked by the program's own verdict
 #   resilience/... the link down for 12 s after the switch-over: both sides
 #                  wait for it and the migration completes
+#   link/queue-Q   the source reads the queue in front of its link (pfifo_fast
+#                  under tbf: priority; bare tbf: fifo; none: unknown) and says
+#                  so in the stats; the migration completes with each
 #   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
 #                  in that gap (test point src-vmflags-read) is applied on b
 #   rollback/...   the peer killed or the link cut at each phase (test points,
@@ -517,6 +520,48 @@ test_hostile() {
 	kill -TERM "$hpid" 2>/dev/null
 }
 
+# The source reads the queue in front of its link: where it serves the fault
+# channel first (pfifo_fast under a token bucket, a host's default), the push
+# fills the link; where it is one FIFO (a bare tbf) or unknown (noqueue), the
+# push keeps little in flight.  Each case migrates and checks what stats say.
+test_link_queue() {
+	local dev=$PREFIX-a0 q want t before
+	for q in prio fifo none; do
+		t=link/queue-$q
+		selected "$t" || continue
+		tc -n "$PREFIX-a" qdisc del dev "$dev" root 2>/dev/null
+		case $q in
+		prio | fifo)
+			tc -n "$PREFIX-a" qdisc add dev "$dev" root handle 1: tbf rate 1gbit burst 256kb latency 50ms
+			[[ $q == prio ]] && tc -n "$PREFIX-a" qdisc add dev "$dev" parent 1:1 handle 10: pfifo_fast
+			;;
+		esac
+		case $q in prio) want=priority ;; fifo) want=fifo ;; none) want=unknown ;; esac
+		if ! start_workload cprog; then
+			result FAIL "$t" "the workload did not start"
+			continue
+		fi
+		before=$(last_report)
+		if ! migrate post-copy; then
+			result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		elif [[ $(jq -r '.link_queue.queueing // "none"' "$WORK/stats.json") != "$want" ]]; then
+			result FAIL "$t" "link_queue says $(jq -c '.link_queue' "$WORK/stats.json"), want $want"
+		elif ! wait_until 20 reports_from "$PREFIX-b" "${before%% *}" || any_bad; then
+			result FAIL "$t" "the workload did not go on in b (last: $(last_report))"
+		else
+			log "$t: $(jq -c '.link_queue' "$WORK/stats.json")"
+			result PASS "$t"
+		fi
+		stop_workload
+	done
+	# back to what testhost up made
+	tc -n "$PREFIX-a" qdisc del dev "$dev" root 2>/dev/null
+	if [[ -n $TBF ]]; then
+		tc -n "$PREFIX-a" qdisc add dev "$dev" root handle 1: tbf rate 1gbit burst 256kb latency 50ms &&
+			tc -n "$PREFIX-a" qdisc add dev "$dev" parent 1:1 handle 10: pfifo_fast
+	fi
+}
+
 # ---------------------------------------------------------------- main
 
 "$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
@@ -543,6 +588,7 @@ for mode in $MODES; do
 done
 test_vmflags
 test_link_cut_after_switch
+test_link_queue
 if ((ROLLBACK)); then
 	for kind in peer link; do
 		test_rollback src-connected "$kind" post-copy

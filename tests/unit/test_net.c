@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <linux/pkt_sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1082,6 +1083,73 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* ---- egress queueing: which qdisc trees let fault replies pass the bulk push ---- */
+
+#define QD(h, p, k) { .handle = (h), .parent = (p), .kind = k }
+static void test_qdisc_classify(void **state)
+{
+	(void)state;
+	char d[96];
+	const struct net_qdisc tbf_prio[] = { QD(0x10000, TC_H_ROOT, "tbf"), QD(0x100000, 0x10001, "pfifo_fast") };
+	assert_int_equal(net_qdisc_classify(tbf_prio, 2, d, sizeof(d)), NET_Q_PRIORITY);
+	assert_string_equal(d, "tbf > pfifo_fast");
+	const struct net_qdisc tbf[] = { QD(0x10000, TC_H_ROOT, "tbf") };
+	assert_int_equal(net_qdisc_classify(tbf, 1, d, sizeof(d)), NET_Q_FIFO);
+	assert_string_equal(d, "tbf: one fifo in tbf");
+	const struct net_qdisc noq[] = { QD(0, TC_H_ROOT, "noqueue") };
+	assert_int_equal(net_qdisc_classify(noq, 1, d, sizeof(d)), NET_Q_UNKNOWN);
+	assert_int_equal(net_qdisc_classify(NULL, 0, d, sizeof(d)), NET_Q_UNKNOWN);
+	/* a multi-queue NIC: mq and one child per queue */
+	const struct net_qdisc mq[] = { QD(0x80010000, TC_H_ROOT, "mq"), QD(0, 0x80010001, "fq_codel"),
+					QD(0, 0x80010002, "fq_codel") };
+	assert_int_equal(net_qdisc_classify(mq, 3, d, sizeof(d)), NET_Q_PRIORITY);
+	assert_string_equal(d, "mq > fq_codel");
+	const struct net_qdisc mq_mixed[] = { QD(0x80010000, TC_H_ROOT, "mq"), QD(0, 0x80010001, "fq_codel"),
+					      QD(0, 0x80010002, "pfifo") };
+	assert_int_equal(net_qdisc_classify(mq_mixed, 3, d, sizeof(d)), NET_Q_FIFO);
+	/* an ingress qdisc does not queue what we send */
+	const struct net_qdisc ing[] = { QD(0, TC_H_ROOT, "pfifo_fast"), QD(0xffff0000, TC_H_INGRESS, "ingress") };
+	assert_int_equal(net_qdisc_classify(ing, 2, d, sizeof(d)), NET_Q_PRIORITY);
+	/* htb with its default (unlisted) fifo leaves; and with fq_codel leaves */
+	const struct net_qdisc htb[] = { QD(0x10000, TC_H_ROOT, "htb") };
+	assert_int_equal(net_qdisc_classify(htb, 1, d, sizeof(d)), NET_Q_FIFO);
+	const struct net_qdisc htb_fq[] = { QD(0x10000, TC_H_ROOT, "htb"), QD(0x100000, 0x10010, "fq_codel"),
+					    QD(0x200000, 0x10020, "sfq") };
+	assert_int_equal(net_qdisc_classify(htb_fq, 3, d, sizeof(d)), NET_Q_PRIORITY);
+	/* a three-level tree: only the leaves count */
+	const struct net_qdisc deep[] = { QD(0x10000, TC_H_ROOT, "htb"), QD(0x20000, 0x10001, "tbf"),
+					  QD(0x30000, 0x20001, "pfifo_fast") };
+	assert_int_equal(net_qdisc_classify(deep, 3, d, sizeof(d)), NET_Q_PRIORITY);
+	/* a short description buffer is cut, not overrun */
+	char small[4];
+	assert_int_equal(net_qdisc_classify(tbf_prio, 2, small, sizeof(small)), NET_Q_PRIORITY);
+	assert_string_equal(small, "tbf");
+}
+
+/* The device a connected socket leaves by, and its qdiscs, read over rtnetlink. */
+static void test_egress_of_loopback(void **state)
+{
+	(void)state;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	assert_true(l >= 0 && c >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	struct net_egress e;
+	assert_int_equal(net_egress_of(c, &e), 0);
+	assert_string_equal(e.ifname, "lo");
+	/* loopback has no queue: nothing to say about priorities */
+	assert_int_equal(e.queueing, NET_Q_UNKNOWN);
+	assert_string_equal(e.desc, "noqueue");
+	assert_string_equal(net_queueing_name(e.queueing), "unknown");
+	assert_int_equal(net_egress_of(l + 1000, &e), -EBADF);
+	close(c);
+	close(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1106,6 +1174,8 @@ int main(void)
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_shutdown_and_timeout),
 		cmocka_unit_test(test_ipv6),
+		cmocka_unit_test(test_qdisc_classify),
+		cmocka_unit_test(test_egress_of_loopback),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
