@@ -10,6 +10,8 @@
  *   netns-a/-b   ip netns add
  *   init-a/-b    "PID STARTTIME" of the host's init (the start time guards
  *                against killing a recycled pid)
+ * and, shared by all sets, TESTHOST_STATE_DIR/.pid_max: kernel.pid_max as it
+ * was before the first set raised it (put back when the last set goes).
  * The veth pair lives in the two network namespaces and goes with them.
  */
 #define LOG_PREFIX "testhost: "
@@ -24,6 +26,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -242,7 +245,59 @@ static void init_send(int fd, char tag, int32_t val, const char *what)
 	(void)w;
 }
 
-static int start_init(const char *prefix, int host)
+/*
+ * Both hosts' pid counters run through [1, pid_max).  With the usual 32768,
+ * a's pids (from 10000) reach b's (from 20000) after ten thousand processes,
+ * and a pid that moves from a is then taken in b: the migration refuses it.
+ * A large pid_max (which new pid namespaces inherit) gives each host a range
+ * of its own.  Returns where b's pids start.
+ */
+#define TESTHOST_PID_MAX 4194304L
+#define PID_MAX_PATH "/proc/sys/kernel/pid_max"
+#define PID_MAX_ORIG TESTHOST_STATE_DIR "/.pid_max"
+
+static long read_long(const char *path)
+{
+	char buf[32] = "";
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+static int write_long(const char *path, long v, int flags)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", v);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0600);
+	if (fd < 0)
+		return neg_errno();
+	return write_all(fd, buf, (size_t)n);
+}
+
+static long raise_pid_max(void)
+{
+	long cur = read_long(PID_MAX_PATH);
+	if (cur > 0 && cur < TESTHOST_PID_MAX) {
+		/* the first set to raise it keeps the old value */
+		if (access(PID_MAX_ORIG, F_OK) < 0)
+			write_long(PID_MAX_ORIG, cur, O_CREAT | O_EXCL);
+		if (write_long(PID_MAX_PATH, TESTHOST_PID_MAX, 0) == 0)
+			cur = TESTHOST_PID_MAX;
+		else
+			pr_warn("cannot raise kernel.pid_max from %ld: the two hosts share pids 10000-%ld", cur, cur);
+	}
+	return cur >= TESTHOST_PID_MAX ? TESTHOST_PID_MAX / 2 : 20000;
+}
+
+static void restore_pid_max(void)
+{
+	long orig = read_long(PID_MAX_ORIG);
+	if (orig > 0)
+		write_long(PID_MAX_PATH, orig, 0);
+	unlink(PID_MAX_ORIG);
+}
+
+static int start_init(const char *prefix, int host, long pid_base)
 {
 	char ns[64], hostname[32], rec[64], item[16];
 	struct init_msg m;
@@ -310,7 +365,7 @@ static int start_init(const char *prefix, int host)
 			int lp = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
 			if (lp >= 0) {
 				char base[16];
-				int n = snprintf(base, sizeof(base), "%d", host == 0 ? 10000 : 20000);
+				int n = snprintf(base, sizeof(base), "%ld", host == 0 ? 10000 : pid_base);
 				ssize_t wr = write(lp, base, n);
 				(void)wr;
 				close(lp);
@@ -462,8 +517,9 @@ int testhost_up(const struct testhost_opts *o)
 				goto fail;
 		}
 	}
+	long pid_base = raise_pid_max();
 	for (int h = 0; h < 2; h++) {
-		r = start_init(prefix, h);
+		r = start_init(prefix, h, pid_base);
 		if (r < 0)
 			goto fail;
 	}
@@ -535,6 +591,8 @@ int testhost_down(const char *prefix)
 	_cleanup_free_ char *dir = state_path(prefix, NULL);
 	if (rmdir(dir) < 0 && errno != ENOENT && !err)
 		err = dm_fail(neg_errno(), "%s: %m", dir);
+	if (!other_sets(prefix))
+		restore_pid_max();
 	rmdir(TESTHOST_STATE_DIR);
 	return err;
 }
