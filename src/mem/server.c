@@ -83,6 +83,7 @@ struct mem_server {
 	pthread_cond_t cond;
 	bool push_done;
 	int sndbuf;               /* push thread only */
+	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent;
@@ -271,7 +272,11 @@ static void *fault_thread(void *arg)
 				&s->pages_prefetch);
 		if (r < 0)
 			break;
-		atomic_store(&p->hint, ihi < hi ? ihi : hi);
+		/* the rest of a window goes to the pusher; a fault whose window
+		 * ends here (random access) does not move the push: jumping to
+		 * random places would leave it small, scattered frames */
+		if (ihi < hi)
+			atomic_store(&p->hint, ihi);
 	}
 	if (r < 0 && !atomic_load(&s->stop))
 		set_err(s, r);
@@ -348,8 +353,14 @@ static void tune_sndbuf(struct mem_server *s, uint64_t bytes, uint64_t ns)
 	if (s->sndbuf_fixed || !ns || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
 	    len < offsetof(struct tcp_info, tcpi_min_rtt) + sizeof(ti.tcpi_min_rtt) || !ti.tcpi_min_rtt)
 		return;
-	/* the rate over a few MiB: TCP's delivery rate jumps with the bursts */
+	/*
+	 * The rate over a few MiB (TCP's delivery rate jumps with the bursts),
+	 * the best seen so far: a push slowed by a late pusher must not shrink
+	 * the buffer that would let it catch up.
+	 */
 	uint64_t rate = bytes * 1000000000ULL / ns;
+	s->rate_max = MAX(s->rate_max, rate);
+	rate = s->rate_max;
 	uint64_t bdp = rate * (uint64_t)ti.tcpi_min_rtt / 1000000;
 	uint64_t lo = MAX(2 * bdp, (uint64_t)SNDBUF_MIN);
 	int want = (int)MIN(lo, (uint64_t)SNDBUF_MAX);

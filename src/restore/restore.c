@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -155,6 +156,40 @@ static void kill_all(struct rst_ctx *c)
 		waitpid(c->procs[0].host_pid, NULL, __WALL | WNOHANG);
 }
 
+/*
+ * The restore is a chain of round trips between us and the tree (ptrace
+ * stops, injected syscalls, the root stub's first message).  A task that
+ * wakes on another, idle vCPU waits for that vCPU to wake up: on a VM that
+ * was 0.1-2 ms per wakeup, the most variable part of the downtime.  So the
+ * restoring thread stays on its CPU meanwhile, and the tree it makes
+ * inherits that, until just before it runs: then every thread gets the
+ * mask we had (a best effort: a cpuset may refuse it, which the kernel then
+ * fixes itself).  Returns whether the thread was pinned.
+ */
+static bool pin_here(cpu_set_t *orig)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof(*orig), orig) < 0 || CPU_COUNT(orig) < 2)
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof(one), &one) == 0;
+}
+
+static void unpin_tree(struct rst_ctx *c, const cpu_set_t *orig)
+{
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const struct rst_proc *p = &c->procs[i];
+		if (p->state != RST_SEIZED)
+			continue;
+		for (size_t k = 0; k < p->n_threads; k++)
+			if (p->threads[k].seized)
+				sched_setaffinity(p->threads[k].t.tid, sizeof(*orig), orig);
+	}
+}
+
 static int detach_all(struct rst_ctx *c)
 {
 	for (size_t i = c->nprocs; i-- > 0;) {
@@ -251,6 +286,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 {
 	struct rst_ctx *c = xcalloc(1, sizeof(*c));
 	uint64_t t0 = clock_ns(), t = t0;
+	cpu_set_t cpus;
+	bool pinned = false;
 	int r;
 
 	c->o = o;
@@ -265,6 +302,7 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r < 0)
 		goto out;
 
+	pinned = pin_here(&cpus);
 	r = stub_create_root(c, &c->procs[0]);
 	c->st.stub_ms = lap(&t);
 	if (r >= 0)
@@ -288,6 +326,12 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		r = for_alive(c, threads_finalize);
 	count_injected(c);
+	if (pinned) {
+		if (r >= 0)
+			unpin_tree(c, &cpus);
+		sched_setaffinity(0, sizeof(cpus), &cpus);
+		pinned = false;
+	}
 	if (r >= 0)
 		r = detach_all(c);
 	c->st.resume_ms = lap(&t);
@@ -302,6 +346,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	pr_info("restored %zu processes in %.2f ms (root pid %d)", c->nprocs, c->st.restore_ms,
 		ret->root_pid);
 out:
+	if (pinned)
+		sched_setaffinity(0, sizeof(cpus), &cpus);
 	if (r < 0 && c->procs)
 		kill_all(c);
 	ctx_free(c);
