@@ -378,8 +378,10 @@ static int start_init(const char *prefix, int host, long pid_base)
 		_exit(0);
 	}
 	close(pfd[1]);
+	/* the init ('R') and its parent ('P') write to the pipe independently:
+	 * either may come first */
 	bool ready = false;
-	while (!ready && r == 0) {
+	while ((!ready || init <= 0) && r == 0) {
 		ssize_t n = read(pfd[0], &m, sizeof(m));
 		if (n < 0 && errno == EINTR)
 			continue;
