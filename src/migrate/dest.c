@@ -725,7 +725,14 @@ static void *session_thread(void *arg)
 	s->t_state = clock_ns();
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	mig_test_point("dst-state-received");
-	if (store_mode(s->mode)) {
+	/*
+	 * Store pages are written straight into their slots by the bulk thread:
+	 * nothing may read them, or drop them, before the store phase ended.
+	 * Hybrid too: the tail of its pre-copy pass may still be on the way
+	 * when the state arrives; a dirtied page dropped before its old copy
+	 * landed would come back, a page read while it lands would be torn.
+	 */
+	if (store_mode(s->mode) || s->mode == MIG_HYBRID) {
 		r = mem_netsrc_wait_store_end(s->netsrc, -1);
 		if (r < 0) {
 			dm_wrap(r, "receiving memory");

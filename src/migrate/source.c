@@ -372,6 +372,13 @@ static int precopy(struct src *s)
 		prev = scanned;
 	}
 	free(rc.buf);
+	if (r >= 0 && s->o->mode == MIG_HYBRID) {
+		/* the end of the stored pages: the destination must have them all
+		 * before it drops the dirtied ones and installs the rest (pre-copy
+		 * ends its store phase with the final push instead) */
+		struct mem_wire_end e = { .pages = rc.sent };
+		r = net_send_frame(s->bulk, MEM_T_PUSH_END, &e, sizeof(e));
+	}
 	return r;
 }
 
