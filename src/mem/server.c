@@ -45,13 +45,14 @@
  * next fault may wait behind; the rest of the window goes to the pusher). */
 #define PREFETCH_INLINE 4u
 /*
- * The bulk socket's send buffer: what may wait in front of the link, and so
- * in front of a fault reply (tbf, a switch).  It starts small and follows
- * twice the path's bandwidth-delay product: TCP's minimum RTT (no queueing
- * in it) times our push rate over the last 64 frames: on a LAN a few KiB (fault
- * p99/p50 2.1-2.3 with 8 KiB vs 3.2-4.0 with 16 KiB, bench/migrate.sh over
- * the 1 Gbit tbf link, same throughput); a longer path gets what it needs
- * to keep the link full.
+ * The bulk socket's send buffer where a FIFO (or an unknown queue) stands in
+ * front of the link, so that a fault reply waits behind little: it starts
+ * small and follows twice the path's bandwidth-delay product, TCP's minimum
+ * RTT (no queueing in it) times the best push rate seen over 64 frames: on a
+ * LAN a few KiB (fault p99/p50 2.1-2.3 with 8 KiB vs 3.2-4.0 with 16 KiB,
+ * bench/migrate.sh --fifo-link), a longer path what it needs to keep the
+ * link full.  Where the queue serves the fault channel first (bulk_fill),
+ * and in the store phase, TCP sizes it.
  */
 #define SNDBUF_MIN (8 * 1024)
 #define SNDBUF_MAX (4 * 1024 * 1024)

@@ -256,12 +256,16 @@ static void init_send(int fd, char tag, int32_t val, const char *what)
 #define PID_MAX_PATH "/proc/sys/kernel/pid_max"
 #define PID_MAX_ORIG TESTHOST_STATE_DIR "/.pid_max"
 
+/* A number in a file of one line (-1: none) */
 static long read_long(const char *path)
 {
-	char buf[32] = "";
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	return n > 0 ? strtol(buf, NULL, 10) : -1;
+	_cleanup_free_ char *buf = NULL;
+	long v;
+
+	if (read_full_file(path, 64, &buf, NULL) < 0)
+		return -1;
+	buf[strcspn(buf, "\n")] = 0;
+	return parse_long(buf, &v) < 0 ? -1 : v;
 }
 
 static int write_long(const char *path, long v, int flags)
@@ -278,9 +282,8 @@ static long raise_pid_max(void)
 {
 	long cur = read_long(PID_MAX_PATH);
 	if (cur > 0 && cur < TESTHOST_PID_MAX) {
-		/* the first set to raise it keeps the old value */
-		if (access(PID_MAX_ORIG, F_OK) < 0)
-			write_long(PID_MAX_ORIG, cur, O_CREAT | O_EXCL);
+		/* the first set to raise it keeps the old value (O_EXCL) */
+		write_long(PID_MAX_ORIG, cur, O_CREAT | O_EXCL);
 		if (write_long(PID_MAX_PATH, TESTHOST_PID_MAX, 0) == 0)
 			cur = TESTHOST_PID_MAX;
 		else

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Egress queueing: does the queue in front of this host's link serve the
  * frames marked interactive (faults) before those marked bulk?
@@ -66,9 +66,8 @@ enum net_queueing net_qdisc_classify(const struct net_qdisc *q, size_t n, char *
 		return NET_Q_UNKNOWN;
 	}
 	for (size_t i = 0; i < n; i++) {
-		/* ingress and clsact see received packets only */
-		if (q[i].parent == TC_H_INGRESS || TC_H_MAJ(q[i].handle) == TC_H_MAJ(TC_H_INGRESS) ||
-		    TC_H_MAJ(q[i].handle) == TC_H_MAJ(TC_H_CLSACT))
+		/* ingress and clsact (same handle ffff:) see received packets only */
+		if (q[i].parent == TC_H_INGRESS || TC_H_MAJ(q[i].handle) == TC_H_MAJ(TC_H_INGRESS))
 			continue;
 		/* a leaf: no other qdisc hangs from one of its classes */
 		bool parent = false;
@@ -89,7 +88,7 @@ enum net_queueing net_qdisc_classify(const struct net_qdisc *q, size_t n, char *
 	return v;
 }
 
-struct dump_ctx {
+struct qdisc_dump {
 	int ifindex;
 	struct net_qdisc *q;
 	size_t n, cap;
@@ -105,7 +104,7 @@ static int attr_kind(const struct nlattr *a, void *data)
 
 static int on_qdisc(const struct nlmsghdr *nlh, void *data)
 {
-	struct dump_ctx *d = data;
+	struct qdisc_dump *d = data;
 	const struct tcmsg *t = mnl_nlmsg_get_payload(nlh);
 	const char *kind = NULL;
 
@@ -129,7 +128,7 @@ static int on_qdisc(const struct nlmsghdr *nlh, void *data)
 static int read_qdiscs(int ifindex, struct net_qdisc **ret, size_t *ret_n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct dump_ctx d = { .ifindex = ifindex };
+	struct qdisc_dump d = { .ifindex = ifindex };
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
 	int r;
 

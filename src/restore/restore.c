@@ -326,12 +326,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		r = for_alive(c, threads_finalize);
 	count_injected(c);
-	if (pinned) {
-		if (r >= 0)
-			unpin_tree(c, &cpus);
-		sched_setaffinity(0, sizeof(cpus), &cpus);
-		pinned = false;
-	}
+	if (pinned && r >= 0)
+		unpin_tree(c, &cpus);
 	if (r >= 0)
 		r = detach_all(c);
 	c->st.resume_ms = lap(&t);

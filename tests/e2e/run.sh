@@ -524,18 +524,20 @@ test_hostile() {
 # channel first (pfifo_fast under a token bucket, a host's default), the push
 # fills the link; where it is one FIFO (a bare tbf) or unknown (noqueue), the
 # push keeps little in flight.  Each case migrates and checks what stats say.
+link_queue() {	# prio|fifo|none: host a's end of the link as testhost up --tbf [--fifo-link] makes it, or bare
+	local dev=$PREFIX-a0
+	tc -n "$PREFIX-a" qdisc del dev "$dev" root 2>/dev/null
+	[[ $1 == none ]] && return 0
+	tc -n "$PREFIX-a" qdisc add dev "$dev" root handle 1: tbf rate 1gbit burst 256kb latency 50ms || return 1
+	[[ $1 == fifo ]] || tc -n "$PREFIX-a" qdisc add dev "$dev" parent 1:1 handle 10: pfifo_fast
+}
+
 test_link_queue() {
-	local dev=$PREFIX-a0 q want t before
+	local q want t before
 	for q in prio fifo none; do
 		t=link/queue-$q
 		selected "$t" || continue
-		tc -n "$PREFIX-a" qdisc del dev "$dev" root 2>/dev/null
-		case $q in
-		prio | fifo)
-			tc -n "$PREFIX-a" qdisc add dev "$dev" root handle 1: tbf rate 1gbit burst 256kb latency 50ms
-			[[ $q == prio ]] && tc -n "$PREFIX-a" qdisc add dev "$dev" parent 1:1 handle 10: pfifo_fast
-			;;
-		esac
+		link_queue "$q"
 		case $q in prio) want=priority ;; fifo) want=fifo ;; none) want=unknown ;; esac
 		if ! start_workload cprog; then
 			result FAIL "$t" "the workload did not start"
@@ -555,11 +557,7 @@ test_link_queue() {
 		stop_workload
 	done
 	# back to what testhost up made
-	tc -n "$PREFIX-a" qdisc del dev "$dev" root 2>/dev/null
-	if [[ -n $TBF ]]; then
-		tc -n "$PREFIX-a" qdisc add dev "$dev" root handle 1: tbf rate 1gbit burst 256kb latency 50ms &&
-			tc -n "$PREFIX-a" qdisc add dev "$dev" parent 1:1 handle 10: pfifo_fast
-	fi
+	link_queue "$([[ -n $TBF ]] && echo prio || echo none)"
 }
 
 # ---------------------------------------------------------------- main
