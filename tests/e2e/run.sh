@@ -45,7 +45,7 @@ ROLLBACK=1
 TBF=
 KEEP=0
 VERBOSE=0
-PREFIX=dme2e
+PREFIX=${DM_E2E_PREFIX:-dme2e}	# distinct prefixes let two runs share a machine
 
 while (($#)); do
 	case $1 in
