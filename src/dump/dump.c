@@ -372,6 +372,11 @@ int dump_collect(struct dump_ctx *d)
 	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
 	int r;
 
+	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
+	 * tasks that need no ptrace (reading fds, memory) run on worker threads
+	 * only, never on the thread that reports the error */
+	po.owner_pinned_only = getenv("DMIGRATE_TEST_POOL_WORKERS") != NULL;
+
 	if (!d->img) {
 		r = image_open(d->opts.images_dir, true, &d->img);
 		if (r < 0)

@@ -243,8 +243,8 @@ static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
 	uint32_t len;
 	int r = mig_recv(s->ctl, &type, &len, &m);
 	if (r < 0) {
-		if (atomic_load(&s->wd.check_err))
-			return atomic_load(&s->wd.check_err);
+		if (dm_errbox_code(&s->wd.check_err))
+			return dm_errbox_take(&s->wd.check_err);
 		if (atomic_load(&s->wd.fired))
 			return dm_fail(-ETIMEDOUT, "no answer from %s while waiting for %s", s->o->to, s->wd.what);
 		return dm_wrap(r, "the destination %s went away", s->o->to);

@@ -117,6 +117,27 @@ out=$("$DM" checkpoint --pid $$ --images "$WORK/x2" --leave-running 2>&1)
 # (leave it running!) or it fails and leaves the shell as it was
 if [[ -e /proc/$$ ]]; then ok "failed checkpoint leaves the tree running"; else bad "self" "shell gone"; fi
 
+# a refusal made on a dump worker thread reaches the user with the object
+# named (not "Operation not supported"): DMIGRATE_TEST_POOL_WORKERS keeps
+# the fd dump off the thread that reports the error
+setsid python3 -c 'import socket,time; s=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); s.bind((0,0)); time.sleep(600)' \
+	</dev/null >/dev/null 2>&1 &
+nl=$!
+PIDS+=("$nl")
+disown "$nl" # no "Killed" line from this shell when it is killed below
+for _ in $(seq 300); do ls -l "/proc/$nl/fd" 2>/dev/null | grep -q 'socket:' && break; sleep 0.05; done
+out=$(DMIGRATE_TEST_POOL_WORKERS=1 "$DM" checkpoint --pid "$nl" --images "$WORK/x4" --dump-threads 3 2>&1)
+rc=$?
+st=$(sed -E 's/.*\) (.).*/\1/' "/proc/$nl/stat" 2>/dev/null)
+if ((rc == 1)) && grep -Eq "unsupported fd [0-9]+ of process $nl: socket:\[[0-9]+\] \(AF_NETLINK\)" <<<"$out" &&
+	[[ $st == S && ! -e $WORK/x4 ]]; then
+	ok "refusal on a worker thread names the object"
+else
+	bad "refusal on a worker thread names the object" "rc $rc state '$st': $out"
+fi
+kill -KILL "$nl" 2>/dev/null
+wait_gone "$nl"
+
 out=$("$DM" checkpoint --images "$WORK/x3" 2>&1)
 if (($? == 2)); then ok "usage error"; else bad "usage error" "exit $? $out"; fi
 
