@@ -3,7 +3,7 @@
 #
 # The whole test suite, as README.md says: builds dmigrate (normal and
 # ASan+UBSan), runs the unit tests in both builds, the zdtm feature suite in
-# every engine mode, and the e2e migration tests.
+# every engine mode, the fuzz targets (20 s each) and the e2e migration tests.
 # The last line is the summary: "N passed, N failed, N skipped".
 #
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
@@ -101,6 +101,21 @@ for mode in cr dump lazy; do
 	printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 zdtm-$mode\//"
 	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc "zdtm-$mode"
 done
+
+# fuzz targets: each runs a fixed time from the corpus in the repo; a crash,
+# leak or sanitizer report is a failure (tests/fuzz/build.sh)
+note "# fuzz"
+out=$(DM_BUILD=$BUILD "$REPO/tests/fuzz/build.sh" "${DM_FUZZ_SECONDS:-20}" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+fz_pass=$(grep -c '^PASS fuzz/' <<<"$out")
+fz_fail=$(grep -c '^FAIL fuzz' <<<"$out")
+passed=$((passed + fz_pass))
+failed=$((failed + fz_fail))
+if ((rc != 0 && fz_fail == 0)); then
+	note "FAIL fuzz: tests/fuzz/build.sh exited $rc"
+	failed=$((failed + 1))
+fi
 
 note "# e2e"
 out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
