@@ -7,20 +7,33 @@
  *   bit 0  the stream goes to the bulk channel (PHASE, PAGES, ABSENT,
  *          PUSH_END) or to the fault channel (PAGES replies)
  *   bit 1  a store session (stop-and-copy, pre-copy: PHASE STORE allowed)
- * The rest is the byte stream.  The handler knows no process (no
- * userfaultfd): pages and holes for unknown address spaces must be refused,
- * never installed anywhere.  Nothing may crash, leak or read out of bounds.
+ * The rest is the byte stream.  The handler serves one address space, 1234:
+ * a scratch mapping of the fuzzer's own at FUZZ_BASE, registered with a
+ * userfaultfd, whose lazy pages are FUZZ_BASE + [0, 32) and [40, 56) pages
+ * (the seeds use them): pages and holes there are installed (UFFDIO_COPY
+ * into the scratch mapping, nothing else), any other range or space must be
+ * refused.  Nothing may crash, leak or read out of bounds.
  * The static thread bodies are reached by including src/mem/netsrc.c.
  *   tests/fuzz/build.sh [SECONDS]      builds and runs every target
  */
 #include "../../src/mem/netsrc.c"
 
 #include "net/net-priv.h"
+#include "restore/restore.h"
 
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* far from the libraries, the heap and ASan's regions */
+#define FUZZ_BASE 0x500000000000ULL
+#define FUZZ_PAGES 64u
+#define FUZZ_SPACE 1234
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,6 +48,41 @@ static void setup(void)
 	setenv("DMIGRATE_NO_RT", "1", 1);
 	if (net_ctx_new(&cfg, NULL, &ctx) < 0)
 		abort();
+}
+
+/* Space FUZZ_SPACE for the handler: a fresh scratch mapping and its uffd. */
+static int add_space(struct mem_lazy *l)
+{
+	static Dm__PagemapEntry e[2] = { DM__PAGEMAP_ENTRY__INIT, DM__PAGEMAP_ENTRY__INIT };
+	static Dm__PagemapEntry *pe[2] = { &e[0], &e[1] };
+	Dm__Process img = DM__PROCESS__INIT;
+	struct restore_lazy_area area = { FUZZ_BASE, FUZZ_BASE + FUZZ_PAGES * DM_PAGE_SIZE };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { .range = { FUZZ_BASE, FUZZ_PAGES * DM_PAGE_SIZE },
+				       .mode = UFFDIO_REGISTER_MODE_MISSING };
+
+	/* MAP_FIXED over the last run's mapping: empty again, unregistered */
+	if (mmap((void *)FUZZ_BASE, FUZZ_PAGES * DM_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != (void *)FUZZ_BASE)
+		abort();
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0)
+		return -1; /* no userfaultfd here: the refusals are still fuzzed */
+	if (ioctl(uffd, UFFDIO_API, &api) < 0 || ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
+		abort();
+	e[0].vaddr = FUZZ_BASE;
+	e[0].nr_pages = 32;
+	e[1].vaddr = FUZZ_BASE + 40 * DM_PAGE_SIZE;
+	e[1].nr_pages = 16;
+	e[1].offset = 32 * DM_PAGE_SIZE;
+	e[0].has_lazy = e[1].has_lazy = true;
+	e[0].lazy = e[1].lazy = true;
+	img.pid = FUZZ_SPACE;
+	img.n_pagemap = 2;
+	img.pagemap = pe;
+	struct restore_lazy_proc lp = { .pid = FUZZ_SPACE, .host_pid = getpid(), .uffd = uffd,
+					.features = api.features, .areas = &area, .n_areas = 1, .img = &img };
+	return mem_lazy_add(l, &lp);
 }
 
 /* The daemon's end of a channel that reads data, then EOF; *ret_peer is ours. */
@@ -83,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mem_netsrc_ops(n, &lo.ops);
 	if (mem_lazy_new(&lo, &l) < 0)
 		abort();
+	add_space(l);
 	mem_netsrc_set_lazy(n, l);
 	/* the receiver reads until the end of the input or a refusal */
 	if (to_bulk)

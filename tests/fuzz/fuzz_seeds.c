@@ -181,41 +181,50 @@ static void wire_seeds(void)
 	end("wire", "vma-fix-none", 3);
 }
 
+/* fuzz_mem serves address space 1234: lazy pages at MEM_BASE + [0, 32) and
+ * [40, 56) pages (see its header) */
+#define MEM_SPACE 1234
+#define MEM_BASE 0x500000000000ULL
+#define PG(n) (MEM_BASE + (uint64_t)(n) * DM_PAGE_SIZE)
+
 static void mem_seeds(void)
 {
 	struct mem_wire_phase ph = { .phase = MEM_PHASE_INSTALL };
-	struct mem_wire_end e = { .pages = 2 };
+	struct mem_wire_end e = { .pages = 3 };
 	struct {
 		struct mem_wire_absent h;
 		struct mem_wire_absent_range r[2];
-	} __attribute__((packed)) ab = { { 1234, 2 }, { { 0x600000, 4 }, { 0x610000, 1 } } };
+	} __attribute__((packed)) ab = { { MEM_SPACE, 2 }, { { PG(4), 4 }, { PG(41), 2 } } };
 
 	/* post-copy: install phase, pushed pages, holes, the end */
 	begin();
 	send_raw(MEM_T_PHASE, &ph, sizeof(ph));
-	send_page(1234, 0x400000, MEM_PF_PUSH);
+	send_page(MEM_SPACE, PG(0), MEM_PF_PUSH);
 	send_raw(MEM_T_ABSENT, &ab, sizeof(ab));
-	send_page(1234, 0x401000, MEM_PF_PUSH);
+	send_page(MEM_SPACE, PG(1), MEM_PF_PUSH);
+	send_page(MEM_SPACE, PG(40), MEM_PF_PUSH);
 	send_raw(MEM_T_PUSH_END, &e, sizeof(e));
 	end("mem", "bulk-install", 1);
 
 	/* stop-and-copy, pre-copy: store phase first */
 	begin();
 	ph.phase = MEM_PHASE_STORE;
+	e.pages = 2;
 	send_raw(MEM_T_PHASE, &ph, sizeof(ph));
-	send_page(1234, 0x400000, MEM_PF_PRECOPY);
-	send_page(1234, 0x400000, MEM_PF_PUSH);
+	send_page(MEM_SPACE, PG(0), MEM_PF_PRECOPY);
+	send_page(MEM_SPACE, PG(0), MEM_PF_PUSH);
 	send_raw(MEM_T_PUSH_END, &e, sizeof(e));
 	ph.phase = MEM_PHASE_INSTALL;
 	send_raw(MEM_T_PHASE, &ph, sizeof(ph));
-	e.pages = 0;
+	send_page(MEM_SPACE, PG(2), MEM_PF_PUSH);
+	e.pages = 1;
 	send_raw(MEM_T_PUSH_END, &e, sizeof(e));
 	end("mem", "bulk-store", 3);
 
 	/* fault replies */
 	begin();
-	send_page(1234, 0x400000, MEM_PF_FAULT);
-	send_page(1234, 0x401000, MEM_PF_PREFETCH);
+	send_page(MEM_SPACE, PG(3), MEM_PF_FAULT);
+	send_page(MEM_SPACE, PG(42), MEM_PF_PREFETCH);
 	end("mem", "fault", 0);
 }
 
