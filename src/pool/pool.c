@@ -191,6 +191,10 @@ static void worker_loop(struct worker *w)
 		/* the message of a failed task must be its own, not an old one */
 		dm_error_clear();
 		int r = t->fn(p, t->arg);
+		/* kept at once: free_arg may log or fail in its turn */
+		char msg[DM_ERRMSG_MAX];
+		if (r < 0)
+			snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		w->stats->busy_ms += ns_to_ms(t0, clock_ns());
 		w->stats->tasks++;
 		if (t->free_arg)
@@ -201,9 +205,10 @@ static void worker_loop(struct worker *w)
 		p->n_running--;
 		p->tasks_run++;
 		if (r < 0 && p->err == 0) {
-			pr_debug("task %s failed on worker %u: %s", t->name ? t->name : "?", w->id, dm_error_text(r));
+			pr_debug("task %s failed on worker %u: %s", t->name ? t->name : "?", w->id,
+				 msg[0] ? msg : strerror(-r));
 			p->err = r;
-			snprintf(p->err_msg, sizeof(p->err_msg), "%s", dm_last_error());
+			snprintf(p->err_msg, sizeof(p->err_msg), "%s", msg);
 			atomic_store(&p->failed, true);
 			dropped = drain(p);
 		}
