@@ -1,7 +1,8 @@
 #!/bin/bash
 # Debian packages that build and test dmigrate need (idempotent).
 set -eu -o pipefail
-pkgs=(build-essential meson ninja-build pkg-config clang
+# libclang-rt-dev: libFuzzer and the sanitizer runtimes of tests/fuzz (clang only recommends it)
+pkgs=(build-essential meson ninja-build pkg-config clang libclang-rt-dev
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq)

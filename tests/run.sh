@@ -3,7 +3,7 @@
 #
 # The whole test suite, as README.md says: builds dmigrate (normal and
 # ASan+UBSan), runs the unit tests in both builds, the zdtm feature suite in
-# every engine mode, and the e2e migration tests when they exist.
+# every engine mode, the fuzz targets (20 s each) and the e2e migration tests.
 # The last line is the summary: "N passed, N failed, N skipped".
 #
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
@@ -19,15 +19,20 @@ QUICK=0
 passed=0 failed=0 skipped=0
 note() { printf '%s\n' "$*"; }
 
-# count "N passed, N failed, N skipped" of a sub-runner's last line
+# count "N passed, N failed, N skipped" of a sub-runner's last line; a runner
+# that exits non-zero counts as a failure even when its summary says none
 add_summary() {
-	local line=$1
+	local line=$1 rc=${2:-0} name=${3:-runner}
 	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed(,\ ([0-9]+)\ skipped)? ]]; then
 		passed=$((passed + BASH_REMATCH[1]))
 		failed=$((failed + BASH_REMATCH[2]))
 		skipped=$((skipped + ${BASH_REMATCH[4]:-0}))
+		if ((rc != 0 && BASH_REMATCH[2] == 0)); then
+			note "FAIL $name: exit status $rc"
+			failed=$((failed + 1))
+		fi
 	else
-		note "FAIL runner: no summary line (got: $line)"
+		note "FAIL $name: no summary line (got: $line)"
 		failed=$((failed + 1))
 	fi
 }
@@ -41,12 +46,18 @@ build() {
 	ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
 }
 
+# One run per tests/unit/test_*.c: a source whose binary was not built (left
+# out of tests/unit/meson.build) fails, it is not skipped.
 run_units() {
-	local dir=$1 tag=$2
-	for t in "$dir"/tests/unit/test_*; do
-		[[ -x $t && -f $t ]] || continue
-		local name
-		name=$(basename "$t")
+	local dir=$1 tag=$2 src name t
+	for src in "$REPO"/tests/unit/test_*.c; do
+		name=$(basename "$src" .c)
+		t=$dir/tests/unit/$name
+		if [[ ! -x $t ]]; then
+			note "FAIL unit$tag/$name: not built (is it listed in tests/unit/meson.build?)"
+			failed=$((failed + 1))
+			continue
+		fi
 		if (cd "$dir" && timeout 300 "$t" >"$dir/$name.log" 2>&1); then
 			note "PASS unit$tag/$name"
 			passed=$((passed + 1))
@@ -78,23 +89,39 @@ fi
 
 note "# cli"
 out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)
+rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"
-add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc cli
 
 # zdtm: every engine mode the build supports
 for mode in cr dump lazy; do
 	note "# zdtm --mode $mode"
 	out=$("$REPO/tests/zdtm/run.sh" --mode "$mode" --build "$BUILD" 2>&1)
+	rc=$?
 	printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 zdtm-$mode\//"
-	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
+	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc "zdtm-$mode"
 done
 
-if [[ -x $REPO/tests/e2e/run.sh ]]; then
-	note "# e2e"
-	out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
-	printf '%s\n' "$out"
-	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
+# fuzz targets: each runs a fixed time from the corpus in the repo; a crash,
+# leak or sanitizer report is a failure (tests/fuzz/build.sh)
+note "# fuzz"
+out=$(DM_BUILD=$BUILD "$REPO/tests/fuzz/build.sh" "${DM_FUZZ_SECONDS:-20}" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+fz_pass=$(grep -c '^PASS fuzz/' <<<"$out")
+fz_fail=$(grep -c '^FAIL fuzz' <<<"$out")
+passed=$((passed + fz_pass))
+failed=$((failed + fz_fail))
+if ((rc != 0 && fz_fail == 0)); then
+	note "FAIL fuzz: tests/fuzz/build.sh exited $rc"
+	failed=$((failed + 1))
 fi
+
+note "# e2e"
+out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc e2e
 
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

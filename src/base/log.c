@@ -8,7 +8,7 @@
 
 int dm_log_level = LOG_WARN;
 static int log_fd = STDERR_FILENO;
-static _Thread_local char last_error[1024];
+static _Thread_local char last_error[DM_ERRMSG_MAX];
 
 void dm_log_init(int level, int fd)
 {
@@ -67,4 +67,46 @@ const char *dm_last_error(void)
 void dm_error_clear(void)
 {
 	last_error[0] = 0;
+}
+
+void dm_error_set_message(const char *msg)
+{
+	snprintf(last_error, sizeof(last_error), "%s", msg ? msg : "");
+}
+
+const char *dm_error_text(int err)
+{
+	return last_error[0] ? last_error : strerror(err < 0 ? -err : err);
+}
+
+void dm_errbox_init(struct dm_errbox *b)
+{
+	atomic_init(&b->code, 0);
+	pthread_mutex_init(&b->lock, NULL);
+	b->msg[0] = 0;
+}
+
+int dm_errbox_put(struct dm_errbox *b, int err)
+{
+	int zero = 0, code = err < 0 ? err : -EIO;
+
+	pthread_mutex_lock(&b->lock);
+	if (atomic_compare_exchange_strong(&b->code, &zero, code))
+		snprintf(b->msg, sizeof(b->msg), "%s", last_error);
+	else
+		code = zero;
+	pthread_mutex_unlock(&b->lock);
+	return code;
+}
+
+int dm_errbox_take(struct dm_errbox *b)
+{
+	int code;
+
+	pthread_mutex_lock(&b->lock);
+	code = atomic_load(&b->code);
+	if (code)
+		snprintf(last_error, sizeof(last_error), "%s", b->msg);
+	pthread_mutex_unlock(&b->lock);
+	return code;
 }

@@ -6,6 +6,7 @@
 #include "dump/dump.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -43,7 +44,8 @@ int cmd_checkpoint(int argc, char **argv)
 		switch (c) {
 		case 'p':
 			if (parse_long(optarg, &v) < 0 || v <= 0 || v > (1 << 22)) {
-				fprintf(stderr, "dmigrate: checkpoint: bad pid '%s'\n", optarg);
+				fprintf(stderr, "dmigrate: checkpoint: bad pid '%s' (pids are 1 to %d)\n", optarg,
+					1 << 22);
 				return 2;
 			}
 			o.pid = v;
@@ -86,12 +88,22 @@ int cmd_checkpoint(int argc, char **argv)
 	if (r >= 0)
 		r = dump_collect(d);
 	if (r < 0) {
-		/* nothing is lost: the tree runs on, the partial image goes */
+		char msg[DM_ERRMSG_MAX];
+		int rr = 0;
+
+		/* the cause first: releasing the tree has messages of its own */
+		snprintf(msg, sizeof(msg), "%s", dm_error_text(r));
+		/* nothing is lost: a frozen tree runs on, the partial image goes */
 		if (d)
-			dump_release(d, DUMP_RESUME);
-		fprintf(stderr, "dmigrate: checkpoint failed: %s\n",
-			dm_last_error()[0] ? dm_last_error() : strerror(-r));
-		fprintf(stderr, "dmigrate: process %d was left running\n", o.pid);
+			rr = dump_release(d, DUMP_RESUME);
+		fprintf(stderr, "dmigrate: checkpoint failed: %s\n", msg);
+		/* say that it runs on only when it had been frozen and does run
+		 * (a refusal before the freeze never touched it) */
+		if (d && rr < 0)
+			fprintf(stderr, "dmigrate: the tree of process %d could not be fully released: %s\n",
+				o.pid, dm_error_text(rr));
+		else if (d && kill(o.pid, 0) == 0)
+			fprintf(stderr, "dmigrate: process %d runs on, unchanged\n", o.pid);
 		if (created)
 			rm_rf(o.images_dir);
 		dump_free(d);

@@ -106,8 +106,15 @@ int cmd_migrate(int argc, char **argv)
 		return 2;
 	}
 	const char *t = argv[optind];
-	if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0 || v <= 1 || v > (1 << 22)) {
+	if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0) {
 		fprintf(stderr, "dmigrate: migrate: the target must be pid:PID (got '%s')\n", t);
+		return 2;
+	}
+	/* a number that cannot be a pid is a usage error; a pid that cannot be
+	 * migrated (init, a thread, dmigrate's own tree) is refused below, by
+	 * the migration, with the reason */
+	if (v <= 0 || v > (1 << 22)) {
+		fprintf(stderr, "dmigrate: migrate: bad pid %ld in '%s' (pids are 1 to %d)\n", v, t, 1 << 22);
 		return 2;
 	}
 	o.pid = v;

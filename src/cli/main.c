@@ -8,15 +8,6 @@
 
 #include <string.h>
 
-/* Until the restore front end lands (src/cli/cmd-restore.c), say so. */
-__attribute__((weak)) int cmd_restore(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "dmigrate: restore is not part of this build\n");
-	return 1;
-}
-
 static const struct verb {
 	const char *name;
 	int (*fn)(int argc, char **argv);

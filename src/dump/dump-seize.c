@@ -151,17 +151,60 @@ static int check_proc(struct dump_ctx *d, struct dproc *p)
 	return 0;
 }
 
+int dump_check_root(pid_t pid)
+{
+	struct proc_status ps = {};
+	pid_t self = getpid();
+	int r;
+
+	if (pid <= 0)
+		return dm_fail(-EINVAL, "bad pid %d", pid);
+	r = proc_read_status(pid, 0, &ps);
+	if (r == -ENOENT || r == -ESRCH)
+		return dm_fail(-ESRCH, "no process %d", pid);
+	if (r < 0)
+		return dm_fail(r, "process %d: %s", pid, strerror(-r));
+	char state = ps.state;
+	pid_t tgid = ps.tgid;
+	proc_status_done(&ps);
+	if (tgid > 0 && tgid != pid)
+		return dm_fail(-EINVAL, "%d is a thread of process %d, not a process: give the process", pid, tgid);
+	if (state == 'Z' || state == 'X')
+		return dm_fail(-ESRCH, "process %d has exited (it is a zombie)", pid);
+	if (pid == 1)
+		return dm_fail(-EPERM, "process 1 is the init of this PID namespace: it cannot be checkpointed "
+				       "or migrated (only the trees below it can)");
+	if (pid == self)
+		return dm_fail(-EPERM, "process %d is this dmigrate itself", pid);
+	/* an ancestor's tree holds this dmigrate: it would have to freeze itself */
+	for (pid_t a = getppid(); a > 1;) {
+		if (a == pid)
+			return dm_fail(-EPERM, "process %d is an ancestor of this dmigrate (pid %d): its tree "
+					       "would contain dmigrate itself", pid, self);
+		if (proc_read_status(a, 0, &ps) < 0)
+			break;
+		pid_t up = ps.ppid;
+		proc_status_done(&ps);
+		if (up == a)
+			break;
+		a = up;
+	}
+	return 0;
+}
+
 int dump_seize_tree(struct dump_ctx *d)
 {
 	struct proc_status ps = {};
 	bool changed;
 	int r;
 
-	if (d->opts.pid <= 1 || d->opts.pid == getpid())
-		return dm_fail(-EINVAL, "refusing to checkpoint pid %d", d->opts.pid);
+	r = dump_check_root(d->opts.pid);
+	if (r < 0)
+		return r;
 	r = proc_read_status(d->opts.pid, 0, &ps);
 	if (r < 0)
-		return dm_fail(r, "process %d: %s", d->opts.pid, r == -ENOENT ? "no such process" : strerror(-r));
+		return dm_fail(r == -ENOENT ? -ESRCH : r, "process %d: %s", d->opts.pid,
+			       r == -ENOENT ? "it has exited" : strerror(-r));
 	/* the tree's pid namespace: the root's innermost one */
 	d->ns_level = ps.n_nspid ? ps.n_nspid - 1 : 0;
 	d->own_pidns = ps.n_nspid > 1 && ps.nspid[ps.n_nspid - 1] == 1;

@@ -24,17 +24,28 @@
 
 int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 {
-	struct dump_ctx *d = xcalloc(1, sizeof(*d));
+	struct dump_ctx *d;
 	int r;
 
+	/* refusals that need no freeze come before it: the tree is not touched */
+	r = dump_check_root(o->pid);
+	if (r < 0)
+		return r;
+	d = xcalloc(1, sizeof(*d));
 	d->opts = *o;
 	pthread_mutex_init(&d->lock, NULL);
 	if (o->early_vmflags)
 		dump_vmflags_preread(d);
-	if (!o->lazy_remote && kill(o->pid, 0) == 0) {
+	if (!o->lazy_remote) {
 		d->img_dir_made = access(o->images_dir, F_OK) < 0;
-		if (image_open(o->images_dir, true, &d->img) >= 0)
-			dump_prealloc_pages(d);
+		r = image_open(o->images_dir, true, &d->img);
+		if (r < 0) {
+			if (d->img_dir_made)
+				rmdir(o->images_dir);
+			dump_free(d);
+			return r;
+		}
+		dump_prealloc_pages(d);
 		dm_error_clear();
 	}
 	if (o->before_freeze)
@@ -371,6 +382,11 @@ int dump_collect(struct dump_ctx *d)
 	_cleanup_pool_ struct pool *pool = NULL;
 	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
 	int r;
+
+	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
+	 * tasks that need no ptrace (reading fds, memory) run on worker threads
+	 * only, never on the thread that reports the error */
+	po.owner_pinned_only = getenv("DMIGRATE_TEST_POOL_WORKERS") != NULL;
 
 	if (!d->img) {
 		r = image_open(d->opts.images_dir, true, &d->img);

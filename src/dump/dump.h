@@ -54,6 +54,15 @@ struct dump_ctx;
 
 enum dump_release_action { DUMP_KILL, DUMP_RESUME };
 
+/*
+ * Can pid be the root of a checkpointed tree?  0, or -errno with
+ * dm_last_error() saying why in the user's terms: no such process, a zombie,
+ * a thread id (not a process), the init of this PID namespace, this dmigrate
+ * or one of its ancestors (the tree would contain dmigrate itself).
+ * dump_freeze() checks it first; a migration asks before it connects.
+ */
+int dump_check_root(pid_t pid);
+
 int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx);
 int dump_collect(struct dump_ctx *d);
 /* Always succeeds in the end; returns the first error of releasing. */

@@ -100,7 +100,7 @@ struct mem_lazy {
 	pthread_t uffd_thread, push_thread;
 	bool uffd_started, push_started;
 	_Atomic bool stop;
-	_Atomic int err;
+	struct dm_errbox err; /* the first error of a handler thread, with its message */
 	pthread_mutex_t done_lock;
 	pthread_cond_t done_cond;
 	uint64_t total;            /* lazy pages of the original spaces */
@@ -121,16 +121,14 @@ static void wake_waiters(struct mem_lazy *l)
 
 void mem_lazy_fail(struct mem_lazy *l, int err)
 {
-	int zero = 0;
-	if (err >= 0)
-		err = -EIO;
-	atomic_compare_exchange_strong(&l->err, &zero, err);
+	dm_errbox_put(&l->err, err);
 	wake_waiters(l);
 }
 
 int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 {
 	struct mem_lazy *l = xcalloc(1, sizeof(*l));
+	dm_errbox_init(&l->err);
 	pthread_rwlockattr_t a;
 
 	l->o = *o;
@@ -1085,7 +1083,7 @@ int mem_lazy_wait(struct mem_lazy *l, int timeout_ms)
 
 	pthread_mutex_lock(&l->done_lock);
 	for (;;) {
-		int err = atomic_load(&l->err);
+		int err = dm_errbox_take(&l->err);
 		if (err) {
 			pthread_mutex_unlock(&l->done_lock);
 			return err;

@@ -40,7 +40,7 @@ struct mem_netsrc {
 	pthread_t fault_thread, bulk_thread, pull_thread;
 	bool fault_started, bulk_started, pull_started;
 	_Atomic bool stop;
-	_Atomic int err;
+	struct dm_errbox err; /* the first error of a receiver thread, with its message */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool store_ended, push_ended; /* under lock */
@@ -50,8 +50,7 @@ struct mem_netsrc {
 
 static void set_err(struct mem_netsrc *n, int err)
 {
-	int zero = 0;
-	atomic_compare_exchange_strong(&n->err, &zero, err < 0 ? err : -EIO);
+	dm_errbox_put(&n->err, err);
 	pthread_mutex_lock(&n->lock);
 	pthread_cond_broadcast(&n->cond);
 	pthread_mutex_unlock(&n->lock);
@@ -64,6 +63,7 @@ int mem_netsrc_new(struct net_chan *fault, struct net_chan *bulk, struct mem_sto
 		   struct mem_netsrc **ret)
 {
 	struct mem_netsrc *n = xcalloc(1, sizeof(*n));
+	dm_errbox_init(&n->err);
 	n->fault = fault;
 	n->bulk = bulk;
 	n->store = store;
@@ -166,8 +166,10 @@ int mem_netsrc_fetch(struct mem_netsrc *n, uint32_t space, uint64_t addr, void *
 	r = request(n, space, addr, addr, 1);
 	pthread_mutex_lock(&n->lock);
 	while (r >= 0 && !w.done) {
-		if ((r = atomic_load(&n->err)))
+		if (dm_errbox_code(&n->err)) {
+			r = dm_errbox_take(&n->err);
 			break;
+		}
 		if (clock_ns() >= deadline) {
 			r = dm_fail(-ETIMEDOUT, "page %#" PRIx64 " of %u did not come", addr, space);
 			break;
@@ -347,10 +349,10 @@ static void *pull_thread(void *arg)
 	struct mem_netsrc *n = arg;
 
 	pthread_mutex_lock(&n->lock);
-	while (!n->push_ended && !atomic_load(&n->stop) && !atomic_load(&n->err))
+	while (!n->push_ended && !atomic_load(&n->stop) && !dm_errbox_code(&n->err))
 		pthread_cond_wait(&n->cond, &n->lock);
 	pthread_mutex_unlock(&n->lock);
-	while (!atomic_load(&n->stop) && !atomic_load(&n->err)) {
+	while (!atomic_load(&n->stop) && !dm_errbox_code(&n->err)) {
 		struct mem_lazy *l = atomic_load(&n->lazy);
 		if (!l || mem_lazy_done(l))
 			break;
@@ -399,8 +401,10 @@ int mem_netsrc_start(struct mem_netsrc *n)
 int mem_netsrc_wait_store_end(struct mem_netsrc *n, int timeout_ms)
 {
 	pthread_mutex_lock(&n->lock);
-	int r = cond_wait_flag(&n->cond, &n->lock, &n->store_ended, &n->err, timeout_ms);
+	int r = cond_wait_flag(&n->cond, &n->lock, &n->store_ended, &n->err.code, timeout_ms);
 	pthread_mutex_unlock(&n->lock);
+	if (r < 0 && dm_errbox_code(&n->err))
+		r = dm_errbox_take(&n->err);
 	return r;
 }
 
@@ -414,7 +418,7 @@ bool mem_netsrc_push_ended(struct mem_netsrc *n)
 
 int mem_netsrc_error(struct mem_netsrc *n)
 {
-	return atomic_load(&n->err);
+	return dm_errbox_take(&n->err);
 }
 
 void mem_netsrc_stop(struct mem_netsrc *n)

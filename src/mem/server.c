@@ -79,7 +79,7 @@ struct mem_server {
 	pthread_t fault_thread, push_thread;
 	bool fault_started, push_started;
 	_Atomic bool stop;
-	_Atomic int err;
+	struct dm_errbox err; /* the first error of a server thread, with its message */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool push_done;
@@ -123,6 +123,7 @@ int mem_send_pages(struct net_chan *c, uint32_t space, pid_t pid, int memfd, uin
 int mem_server_new(struct mem_server **ret)
 {
 	struct mem_server *s = xcalloc(1, sizeof(*s));
+	dm_errbox_init(&s->err);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	*ret = s;
@@ -184,8 +185,7 @@ int mem_server_mark_sent(struct mem_server *s, uint32_t space, uint64_t addr, ui
 
 static void set_err(struct mem_server *s, int err)
 {
-	int zero = 0;
-	atomic_compare_exchange_strong(&s->err, &zero, err < 0 ? err : -EIO);
+	dm_errbox_put(&s->err, err);
 	pthread_mutex_lock(&s->lock);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -500,8 +500,10 @@ void mem_server_bulk_fill(struct mem_server *s, bool fill)
 int mem_server_wait_push(struct mem_server *s, int timeout_ms)
 {
 	pthread_mutex_lock(&s->lock);
-	int r = cond_wait_flag(&s->cond, &s->lock, &s->push_done, &s->err, timeout_ms);
+	int r = cond_wait_flag(&s->cond, &s->lock, &s->push_done, &s->err.code, timeout_ms);
 	pthread_mutex_unlock(&s->lock);
+	if (r < 0 && dm_errbox_code(&s->err))
+		r = dm_errbox_take(&s->err);
 	if (r == 0 && s->push_started) {
 		pthread_join(s->push_thread, NULL);
 		s->push_started = false;
@@ -511,7 +513,7 @@ int mem_server_wait_push(struct mem_server *s, int timeout_ms)
 
 int mem_server_error(struct mem_server *s)
 {
-	return atomic_load(&s->err);
+	return dm_errbox_take(&s->err);
 }
 
 void mem_server_stop(struct mem_server *s)

@@ -306,7 +306,7 @@ static void *watchdog_thread(void *arg)
 		uint64_t d = atomic_load(&w->deadline_ns);
 		int cerr = w->check ? w->check(w->check_arg) : 0;
 		if (cerr < 0)
-			atomic_store(&w->check_err, cerr);
+			dm_errbox_put(&w->check_err, cerr);
 		if ((d && clock_ns() > d) || cerr < 0) {
 			if (!atomic_exchange(&w->fired, true)) {
 				if (cerr >= 0)
@@ -322,6 +322,7 @@ static void *watchdog_thread(void *arg)
 
 int mig_watchdog_start(struct mig_watchdog *w)
 {
+	dm_errbox_init(&w->check_err);
 	int r = -pthread_create(&w->thread, NULL, watchdog_thread, w);
 	if (r == 0)
 		w->started = true;

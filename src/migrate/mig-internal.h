@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <pthread.h>
 
+#include "base/log.h"
 #include "migrate/migrate.h"
 #include "migrate/wire.h"
 #include "migrate/migrate.pb-c.h"
@@ -67,7 +68,7 @@ struct mig_watchdog {
 	void *tick_arg;
 	int (*check)(void *arg);        /* a negative return fires it too (a worker failed) */
 	void *check_arg;
-	_Atomic int check_err;
+	struct dm_errbox check_err; /* the first error check() returned, with its message */
 };
 int mig_watchdog_start(struct mig_watchdog *w);
 void mig_watchdog_arm(struct mig_watchdog *w, const char *what, int timeout_ms);

@@ -243,8 +243,8 @@ static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
 	uint32_t len;
 	int r = mig_recv(s->ctl, &type, &len, &m);
 	if (r < 0) {
-		if (atomic_load(&s->wd.check_err))
-			return atomic_load(&s->wd.check_err);
+		if (dm_errbox_code(&s->wd.check_err))
+			return dm_errbox_take(&s->wd.check_err);
 		if (atomic_load(&s->wd.fired))
 			return dm_fail(-ETIMEDOUT, "no answer from %s while waiting for %s", s->o->to, s->wd.what);
 		return dm_wrap(r, "the destination %s went away", s->o->to);
@@ -631,6 +631,12 @@ static void rollback(struct src *s, int err)
 	mem_dirty_detach(s->dirty);
 	if (s->d)
 		dump_release(s->d, DUMP_RESUME);
+	/* claim that it runs only when it does (it may have exited meanwhile) */
+	if (kill(s->o->pid, 0) < 0 && errno == ESRCH) {
+		say(s, "rolled back: process %d has exited", s->o->pid);
+		dm_fail(err, "%s (rolled back: process %d has exited)", msg, s->o->pid);
+		return;
+	}
 	say(s, "rolled back: process %d runs on here", s->o->pid);
 	dm_fail(err, "%s (rolled back: process %d runs on here, unchanged)", msg, s->o->pid);
 }
@@ -671,6 +677,11 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	s.wd.tick_arg = &s;
 	s.wd.check = watch_workers;
 	s.wd.check_arg = &s;
+	/* a tree that cannot be moved is refused before anything else: the
+	 * message is the cause alone (it does not claim the tree runs on) */
+	r = dump_check_root(o->pid);
+	if (r < 0)
+		goto fail_refused;
 	r = mig_watchdog_start(&s.wd);
 	if (r < 0)
 		goto fail_early;
@@ -870,6 +881,7 @@ fail:
 fail_early:
 		dm_wrap(r, "nothing was changed: process %d runs on here", o->pid);
 	}
+fail_refused:
 	{
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));

@@ -67,6 +67,8 @@ struct pool {
 	uint64_t next_sample_ns;
 	bool started, done, finished;
 	int err;
+	char err_msg[DM_ERRMSG_MAX]; /* the failed task's dm_last_error() */
+	bool owner_pinned_only;      /* tests: unpinned tasks run on workers only */
 	uint64_t tasks_run, tasks_skipped;
 	unsigned n_timeline;
 	struct pool_timeline_point *timeline; /* [max_threads]: the pool only grows */
@@ -173,7 +175,7 @@ static void worker_loop(struct worker *w)
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct task *t = owner ? list_pop(&p->pinned) : NULL;
-		if (!t)
+		if (!t && !(owner && p->owner_pinned_only && p->n_spawned > 1))
 			t = list_pop(&p->shared);
 		if (!t) {
 			check_done(p);
@@ -186,7 +188,13 @@ static void worker_loop(struct worker *w)
 		pthread_mutex_unlock(&p->lock);
 
 		uint64_t t0 = clock_ns();
+		/* the message of a failed task must be its own, not an old one */
+		dm_error_clear();
 		int r = t->fn(p, t->arg);
+		/* kept at once: free_arg may log or fail in its turn */
+		char msg[DM_ERRMSG_MAX];
+		if (r < 0)
+			snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		w->stats->busy_ms += ns_to_ms(t0, clock_ns());
 		w->stats->tasks++;
 		if (t->free_arg)
@@ -197,8 +205,10 @@ static void worker_loop(struct worker *w)
 		p->n_running--;
 		p->tasks_run++;
 		if (r < 0 && p->err == 0) {
-			pr_debug("task %s failed: %s", t->name ? t->name : "?", strerror(-r));
+			pr_debug("task %s failed on worker %u: %s", t->name ? t->name : "?", w->id,
+				 msg[0] ? msg : strerror(-r));
 			p->err = r;
+			snprintf(p->err_msg, sizeof(p->err_msg), "%s", msg);
 			atomic_store(&p->failed, true);
 			dropped = drain(p);
 		}
@@ -332,6 +342,7 @@ int pool_create(const struct pool_opts *opts, struct pool **ret_pool)
 
 	p = xcalloc(1, sizeof(*p));
 	p->fixed = o->fixed_threads > 0;
+	p->owner_pinned_only = o->owner_pinned_only && o->fixed_threads > 1;
 	p->max_threads = p->fixed ? o->fixed_threads : o->max_threads ? o->max_threads : online_cpus();
 	p->sample_ns = (uint64_t)(o->sample_ms ? o->sample_ms : POOL_SAMPLE_MS_DEFAULT) * 1000000ULL;
 	p->cpu_idle_min = o->cpu_idle_min > 0 ? o->cpu_idle_min : 0.75 / online_cpus();
@@ -458,6 +469,10 @@ int pool_run(struct pool *p)
 	p->end_ns = clock_ns();
 	p->finished = true;
 	r = p->err;
+	/* the failed task may have run on another thread: its message goes
+	 * to the caller with the code */
+	if (r < 0)
+		dm_error_set_message(p->err_msg);
 	pthread_mutex_unlock(&p->lock);
 	pr_debug("done: %" PRIu64 " tasks, %" PRIu64 " skipped, %u workers, %.1f ms: %d",
 		 p->tasks_run, p->tasks_skipped, p->n_started, ns_to_ms(p->start_ns, p->end_ns), r);

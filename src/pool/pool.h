@@ -24,7 +24,9 @@
  * A task must not block waiting for a pinned task while it runs on the owner.
  *
  * Errors.  The first negative return of a task is kept and returned by
- * pool_run(); every task still queued is then dropped (not run; its free_arg
+ * pool_run(), with the message the task set (dm_fail()): pool_run() makes it
+ * the caller's dm_last_error(), whichever thread ran the task (each task
+ * starts with its thread's message cleared); every task still queued is then dropped (not run; its free_arg
  * is called) and pool_add() drops new tasks with -ECANCELED.  Tasks already
  * running finish; long ones should poll pool_failed() and stop early.
  *
@@ -74,6 +76,9 @@ struct pool_opts {
 	unsigned sample_ms;         /* 0: POOL_SAMPLE_MS_DEFAULT */
 	double cpu_idle_min;        /* <= 0: 0.75 of one CPU, i.e. 0.75 / online CPUs */
 	double mem_avail_min;       /* <= 0: POOL_MEM_AVAIL_MIN_DEFAULT */
+	bool owner_pinned_only;     /* with fixed_threads >= 2: the owner runs pinned
+				     * tasks only, the others run on the workers
+				     * (tests of what crosses threads) */
 };
 
 /* /proc/stat counts in USER_HZ ticks (10 ms): a shorter window says nothing. */

@@ -109,13 +109,105 @@ else
 fi
 
 # --- checkpoint errors ------------------------------------------------
-out=$("$DM" checkpoint --pid 4194000 --images "$WORK/x1" 2>&1)
-if (($? != 0)) && grep -q "4194000" <<<"$out" && [[ ! -e $WORK/x1 ]]; then ok "vanished process"; else bad "vanished process" "$out"; fi
+# refuse CASE RC REGEX CMD...: the command exits RC, its output matches REGEX
+# (the cause, in the user's terms), says it once, and claims nothing about a
+# tree it never froze ("left running", "runs on")
+refuse() {
+	local name=$1 want=$2 re=$3 out rc
+	shift 3
+	out=$("$@" 2>&1)
+	rc=$?
+	out=$(grep -v -- 'INSECURE\|--insecure' <<<"$out")
+	if ((rc != want)); then
+		bad "$name" "exit $rc (wanted $want): $out"
+	elif ! grep -Eq -- "$re" <<<"$out"; then
+		bad "$name" "error does not match /$re/: $out"
+	elif grep -Eqi 'left running|runs on|unchanged' <<<"$out"; then
+		bad "$name" "claims something about a tree it did not touch: $out"
+	elif (($(grep -c . <<<"$out") != 1)); then
+		bad "$name" "more than one line: $out"
+	else
+		ok "$name"
+	fi
+}
 
-out=$("$DM" checkpoint --pid $$ --images "$WORK/x2" --leave-running 2>&1)
-# our own shell has a pipe to this test and maybe sockets: either it works
-# (leave it running!) or it fails and leaves the shell as it was
-if [[ -e /proc/$$ ]]; then ok "failed checkpoint leaves the tree running"; else bad "self" "shell gone"; fi
+# a pid that was just freed (a reaped child of ours)
+true &
+gone=$!
+wait "$gone"
+refuse "checkpoint: no such process" 1 "^dmigrate: checkpoint failed: no process $gone\$" \
+	"$DM" checkpoint --pid "$gone" --images "$WORK/x1"
+[[ -e $WORK/x1 ]] && bad "checkpoint: no such process" "left $WORK/x1 behind"
+
+refuse "checkpoint: pid 1" 1 "process 1 is the init of this PID namespace" \
+	"$DM" checkpoint --pid 1 --images "$WORK/x1"
+[[ -e $WORK/x1 ]] && bad "checkpoint: pid 1" "left $WORK/x1 behind"
+
+# this shell is an ancestor of the dmigrate it starts: its tree holds dmigrate
+refuse "checkpoint: own ancestor" 1 "process $$ is an ancestor of this dmigrate" \
+	"$DM" checkpoint --pid $$ --images "$WORK/x2" --leave-running
+[[ -e $WORK/x2 ]] && bad "checkpoint: own ancestor" "left $WORK/x2 behind"
+
+# a thread id is not a process
+python3 -c 'import threading,time,sys; threading.Thread(target=time.sleep, args=(600,), daemon=True).start(); time.sleep(600)' \
+	</dev/null >/dev/null 2>&1 &
+th=$!
+PIDS+=("$th")
+disown "$th"
+tid=
+for _ in $(seq 300); do
+	tid=$(ls "/proc/$th/task" 2>/dev/null | grep -vx "$th" | head -n 1)
+	[[ -n $tid ]] && break
+	sleep 0.05
+done
+refuse "checkpoint: a thread id" 1 "$tid is a thread of process $th, not a process" \
+	"$DM" checkpoint --pid "$tid" --images "$WORK/x1"
+kill -KILL "$th" 2>/dev/null
+
+start_sleeper
+: >"$WORK/afile"
+refuse "checkpoint: images path is a file" 1 "cannot open image directory $WORK/afile: Not a directory" \
+	"$DM" checkpoint --pid "$pid" --images "$WORK/afile" --leave-running
+
+# --- migrate refusals (before any connection: no daemon needed) ---------
+refuse "migrate: pid 1" 1 "^dmigrate: migration failed: process 1 is the init of this PID namespace" \
+	"$DM" migrate pid:1 --to 127.0.0.1:9 --insecure
+refuse "migrate: no such process" 1 "^dmigrate: migration failed: no process $gone\$" \
+	"$DM" migrate "pid:$gone" --to 127.0.0.1:9 --insecure
+refuse "migrate: not pid:PID" 2 "the target must be pid:PID \\(got '$pid'\\)" \
+	"$DM" migrate "$pid" --to 127.0.0.1:9 --insecure
+# a migration that fails before the freeze says so, and the tree does run on
+out=$("$DM" migrate "pid:$pid" --to 127.0.0.1:9 --insecure 2>&1)
+rc=$?
+if ((rc == 1)) && grep -q "nothing was changed: process $pid runs on here: cannot connect to 127.0.0.1:9" <<<"$out" &&
+	[[ $(sed -E 's/.*\) (.).*/\1/' "/proc/$pid/stat") == [RS] ]]; then
+	ok "migrate: peer refuses the connection"
+else
+	bad "migrate: peer refuses the connection" "rc $rc: $out"
+fi
+kill -KILL "$pid"
+wait_gone "$pid"
+
+# a refusal made on a dump worker thread reaches the user with the object
+# named (not "Operation not supported"): DMIGRATE_TEST_POOL_WORKERS keeps
+# the fd dump off the thread that reports the error
+setsid python3 -c 'import socket,time; s=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); s.bind((0,0)); time.sleep(600)' \
+	</dev/null >/dev/null 2>&1 &
+nl=$!
+PIDS+=("$nl")
+disown "$nl" # no "Killed" line from this shell when it is killed below
+for _ in $(seq 300); do ls -l "/proc/$nl/fd" 2>/dev/null | grep -q 'socket:' && break; sleep 0.05; done
+out=$(DMIGRATE_TEST_POOL_WORKERS=1 "$DM" checkpoint --pid "$nl" --images "$WORK/x4" --dump-threads 3 2>&1)
+rc=$?
+st=$(sed -E 's/.*\) (.).*/\1/' "/proc/$nl/stat" 2>/dev/null)
+if ((rc == 1)) && grep -Eq "unsupported fd [0-9]+ of process $nl: socket:\[[0-9]+\] \(AF_NETLINK\)" <<<"$out" &&
+	grep -q "process $nl runs on, unchanged" <<<"$out" && [[ $st == S && ! -e $WORK/x4 ]]; then
+	ok "refusal on a worker thread names the object"
+else
+	bad "refusal on a worker thread names the object" "rc $rc state '$st': $out"
+fi
+kill -KILL "$nl" 2>/dev/null
+wait_gone "$nl"
 
 out=$("$DM" checkpoint --images "$WORK/x3" 2>&1)
 if (($? == 2)); then ok "usage error"; else bad "usage error" "exit $? $out"; fi

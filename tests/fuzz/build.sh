@@ -1,21 +1,113 @@
 #!/bin/bash
-# Build and run the libFuzzer targets:  tests/fuzz/build.sh [SECONDS]
-# Needs clang (libFuzzer) and the generated protobuf sources of a meson build.
-set -eu -o pipefail
+# SPDX-License-Identifier: MIT
+#
+# Build the libFuzzer targets and run each for SECONDS from the corpus kept in
+# the repo (tests/fuzz/corpus/TARGET/); a crash, a leak or a sanitizer report
+# fails the run (exit 1) and leaves the input under tests/fuzz/out/.
+#
+#   tests/fuzz/build.sh [SECONDS] [TARGET...]     (default: 20 s each, every target)
+#
+# Targets (each says in its header what it feeds where):
+#   fuzz_image      image files past their checksum + image_validate() (inventory
+#                   included), and whole image directories through image_load()
+#   fuzz_wire       dmigrated's control channel: Hello, START, the state (FILE,
+#                   DATA, FILE_END, DIRTY, STATE_END), VMA fix-ups
+#   fuzz_mem        dmigrated's page channels: PHASE, PAGES, ABSENT, PUSH_END
+#   fuzz_proc_maps  the /proc parsers
+#
+# The library is compiled with clang (-fsanitize=fuzzer-no-link,address,
+# undefined) and -DDM_FUZZ_NO_CHECKSUM: image checksums are computed but not
+# checked, so that mutated images reach the decoder.  Nothing of it goes into
+# the normal builds.  Needs the generated protobuf sources of a meson build
+# (DM_BUILD, default build/).  New corpus entries found while running go to
+# tests/fuzz/out/corpus-TARGET/, not into the repo; tests/fuzz/corpus/ holds
+# the seeds (build/tests/fuzz/fuzz_seeds writes them, see tests/fuzz/README.md)
+# and the inputs of bugs found so far.
+set -u -o pipefail
+export LC_ALL=C
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${DM_BUILD:-$REPO/build}
 OUT=$REPO/tests/fuzz/out
 SECS=${1:-20}
-mkdir -p "$OUT"
-[[ -f $BUILD/image.pb-c.c ]] || ninja -C "$BUILD" image.pb-c.c image.pb-c.h
-CFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I"$REPO/src" -I"$REPO/src/arch/x86_64" -I"$BUILD")
-clang "${CFLAGS[@]}" -o "$OUT/fuzz_image" "$REPO/tests/fuzz/fuzz_image.c" \
-	"$REPO"/src/image/{image.c,validate.c} "$REPO"/src/base/{util.c,log.c,clock.c} \
-	"$BUILD/image.pb-c.c" -lprotobuf-c -lz
-mkdir -p "$OUT/corpus-image"
-"$OUT/fuzz_image" -max_total_time="$SECS" -max_len=65536 "$OUT/corpus-image" "$REPO/tests/fuzz/seeds-image" 2>&1 | tail -3
-if [[ -f $REPO/tests/fuzz/fuzz_proc_maps.c ]] && [[ -f $REPO/src/proc/maps.c ]]; then
-	clang "${CFLAGS[@]}" -o "$OUT/fuzz_proc_maps" "$REPO/tests/fuzz/fuzz_proc_maps.c" "$REPO"/src/proc/*.c \
-		"$REPO"/src/base/{util.c,log.c,clock.c} && \
-	"$OUT/fuzz_proc_maps" -max_total_time="$SECS" 2>&1 | tail -3
+shift || true
+TARGETS=("$@")
+((${#TARGETS[@]})) || TARGETS=(fuzz_image fuzz_wire fuzz_mem fuzz_proc_maps)
+JOBS=${DM_FUZZ_JOBS:-2}
+
+command -v clang >/dev/null || { echo "FAIL fuzz: no clang (scripts/deps.sh installs it)"; exit 1; }
+for g in image.pb-c.c rpc.pb-c.c src/migrate/migrate.pb-c.c; do
+	[[ -f $BUILD/$g ]] || ninja -C "$BUILD" "$g" >/dev/null || { echo "FAIL fuzz: cannot generate $g in $BUILD"; exit 1; }
+done
+mkdir -p "$OUT/obj"
+
+CFLAGS=(-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DDM_FUZZ_NO_CHECKSUM -std=gnu17 -pthread
+	-I"$REPO/src" -I"$REPO/src/arch/x86_64" -I"$BUILD" -I"$BUILD/src")
+LIBS=(-lprotobuf-c -ljansson -lssl -lcrypto -lz -lmnl -lpthread)
+
+# The library: every module but the front ends (src/cli, src/daemon).
+srcs=()
+for f in "$REPO"/src/*/*.c; do
+	case $f in */src/cli/* | */src/daemon/*) continue ;; esac
+	srcs+=("$f")
+done
+srcs+=("$BUILD/image.pb-c.c" "$BUILD/rpc.pb-c.c" "$BUILD/src/migrate/migrate.pb-c.c")
+
+# A small ninja file: recompiles what changed (headers included, -MD).
+{
+	echo "cflags = ${CFLAGS[*]}"
+	echo "rule cc"
+	echo "  command = clang \$cflags -MD -MF \$out.d -c \$in -o \$out"
+	echo "  depfile = \$out.d"
+	echo "  deps = gcc"
+	echo "rule ar"
+	echo "  command = rm -f \$out && ar rcs \$out \$in"
+	objs=()
+	for f in "${srcs[@]}"; do
+		o=obj/$(echo "${f#"$REPO"/}" | tr / _).o
+		objs+=("$o")
+		echo "build $o: cc $f"
+	done
+	echo "build libdm-fuzz.a: ar ${objs[*]}"
+} >"$OUT/build.ninja.new"
+cmp -s "$OUT/build.ninja.new" "$OUT/build.ninja" 2>/dev/null || mv "$OUT/build.ninja.new" "$OUT/build.ninja"
+rm -f "$OUT/build.ninja.new"
+if ! nice ninja -C "$OUT" -j "$JOBS" libdm-fuzz.a >"$OUT/build.log" 2>&1; then
+	echo "FAIL fuzz: the library does not build with clang (see $OUT/build.log)"
+	grep -E 'error' "$OUT/build.log" | head -20
+	exit 1
 fi
+
+fail=0
+for t in "${TARGETS[@]}"; do
+	src=$REPO/tests/fuzz/$t.c
+	[[ -f $src ]] || { echo "FAIL fuzz/$t: no $src"; fail=1; continue; }
+	if ! clang "${CFLAGS[@]/fuzzer-no-link/fuzzer}" -o "$OUT/$t" "$src" "$OUT/libdm-fuzz.a" "${LIBS[@]}" \
+		2>"$OUT/$t.build.log"; then
+		echo "FAIL fuzz/$t: does not build (see $OUT/$t.build.log)"
+		tail -20 "$OUT/$t.build.log"
+		fail=1
+		continue
+	fi
+	seeds=$REPO/tests/fuzz/corpus/${t#fuzz_}
+	if [[ ! -d $seeds ]] || [[ -z $(ls -A "$seeds") ]]; then
+		echo "FAIL fuzz/$t: no seed corpus in $seeds"
+		fail=1
+		continue
+	fi
+	run=$OUT/corpus-${t#fuzz_}
+	mkdir -p "$run"
+	# crash-*, leak-*, timeout-* land in $OUT; -timeout: one input may not
+	# take 10 s; -rss_limit_mb: the machine is shared
+	if (cd "$OUT" && DMIGRATE_NO_RT=1 ASAN_OPTIONS=detect_leaks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		"$OUT/$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=1536 -max_len=$([[ $t == fuzz_image ]] && echo 262144 || echo 65536) \
+		-print_final_stats=0 "$run" "$seeds" >"$OUT/$t.log" 2>&1); then
+		echo "PASS fuzz/$t ($(grep -Eo 'cov: [0-9]+' "$OUT/$t.log" | tail -1), $(grep -Eo '#[0-9]+' "$OUT/$t.log" | tail -1 | tr -d '#') runs in ${SECS}s)"
+	else
+		echo "FAIL fuzz/$t: see $OUT/$t.log"
+		grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$OUT/$t.log" | head -8
+		fail=1
+	fi
+done
+exit $fail

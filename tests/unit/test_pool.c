@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "pool/pool.h"
 #include "pool/sensors.h"
 
@@ -514,6 +515,130 @@ static void test_error_running_tasks_finish(void **state)
 	pool_free(p);
 }
 
+/* ---- error messages cross threads ------------------------------------------ */
+
+#define WORKER_MSG "unsupported fd 7 of process 1234: socket:[5678] (AF_NETLINK)"
+
+static pthread_t owner_thread;
+static atomic_bool worker_failed, failed_on_owner;
+
+/* Unpinned: fails with a message of its own, on a worker (the owner is held). */
+static int msg_failing_task(struct pool *p, void *arg)
+{
+	(void)p;
+	atomic_store(&failed_on_owner, pthread_equal(pthread_self(), owner_thread));
+	int r = arg ? dm_fail(-ENOTSUP, WORKER_MSG) : -ENOTSUP;
+	atomic_store(&worker_failed, true);
+	return r;
+}
+
+/* Pinned: keeps the owner busy until the other task has failed (bounded). */
+static int hold_owner_task(struct pool *p, void *arg)
+{
+	const struct timespec ms = { 0, 1000000 };
+
+	(void)p;
+	(void)arg;
+	for (int i = 0; i < 120000 && !atomic_load(&worker_failed); i++)
+		nanosleep(&ms, NULL);
+	return 0;
+}
+
+static void run_msg_pool(bool with_msg)
+{
+	struct pool *p;
+	struct pool_opts o = { .fixed_threads = 2 };
+
+	owner_thread = pthread_self();
+	atomic_store(&worker_failed, false);
+	atomic_store(&failed_on_owner, true);
+	/* an old message of this thread must not pass for the task's */
+	dm_fail(-EIO, "stale message of an earlier error");
+	assert_int_equal(pool_create(&o, &p), 0);
+	assert_int_equal(pool_add(p, msg_failing_task, with_msg ? (void *)1 : NULL, 0, "fail"), 0);
+	assert_int_equal(pool_add(p, hold_owner_task, NULL, POOL_PINNED, "hold"), 0);
+	assert_int_equal(pool_run(p), -ENOTSUP);
+	assert_true(atomic_load(&worker_failed));
+	assert_false(atomic_load(&failed_on_owner));
+	pool_free(p);
+}
+
+/* A task that fails on a worker with a message: pool_run()'s caller gets it. */
+static void test_error_message_crosses_threads(void **state)
+{
+	run_msg_pool(true);
+	assert_string_equal(dm_last_error(), WORKER_MSG);
+	assert_string_equal(dm_error_text(-ENOTSUP), WORKER_MSG);
+}
+
+/* A task that fails without one: no message, never another thread's old one. */
+static void test_error_without_message(void **state)
+{
+	run_msg_pool(false);
+	assert_string_equal(dm_last_error(), "");
+	assert_string_equal(dm_error_text(-ENOTSUP), strerror(ENOTSUP));
+}
+
+static atomic_int on_owner_runs, off_owner_runs;
+
+static int where_task(struct pool *p, void *arg)
+{
+	(void)p;
+	(void)arg;
+	if (pthread_equal(pthread_self(), owner_thread))
+		atomic_fetch_add(&on_owner_runs, 1);
+	else
+		atomic_fetch_add(&off_owner_runs, 1);
+	return 0;
+}
+
+/* owner_pinned_only: every unpinned task runs on a worker. */
+static void test_owner_pinned_only(void **state)
+{
+	struct pool *p;
+	struct pool_opts o = { .fixed_threads = 2, .owner_pinned_only = true };
+
+	owner_thread = pthread_self();
+	atomic_store(&on_owner_runs, 0);
+	atomic_store(&off_owner_runs, 0);
+	assert_int_equal(pool_create(&o, &p), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(pool_add(p, where_task, NULL, 0, "where"), 0);
+	assert_int_equal(pool_run(p), 0);
+	assert_int_equal(atomic_load(&on_owner_runs), 0);
+	assert_int_equal(atomic_load(&off_owner_runs), 20);
+	pool_free(p);
+}
+
+/* An error box keeps the first error with the message of the thread that put it. */
+static struct dm_errbox box = DM_ERRBOX_INIT;
+
+static void *box_thread(void *arg)
+{
+	dm_fail(-EPIPE, "%s", (const char *)arg);
+	dm_errbox_put(&box, -EPIPE);
+	return NULL;
+}
+
+static void test_errbox(void **state)
+{
+	pthread_t t;
+
+	dm_error_clear();
+	assert_int_equal(dm_errbox_code(&box), 0);
+	assert_int_equal(dm_errbox_take(&box), 0);
+	assert_string_equal(dm_last_error(), "");
+	assert_int_equal(pthread_create(&t, NULL, box_thread, "page server: the peer went away"), 0);
+	pthread_join(t, NULL);
+	/* a second error does not replace the first */
+	dm_fail(-EIO, "second");
+	assert_int_equal(dm_errbox_put(&box, -EIO), -EPIPE);
+	dm_error_clear();
+	assert_int_equal(dm_errbox_code(&box), -EPIPE);
+	assert_int_equal(dm_errbox_take(&box), -EPIPE);
+	assert_string_equal(dm_last_error(), "page server: the peer went away");
+}
+
 static void test_misc(void **state)
 {
 	struct pool *p;
@@ -691,6 +816,10 @@ int main(void)
 		cmocka_unit_test(test_task_tree),
 		cmocka_unit_test(test_error_stops_rest),
 		cmocka_unit_test(test_error_running_tasks_finish),
+		cmocka_unit_test(test_error_message_crosses_threads),
+		cmocka_unit_test(test_error_without_message),
+		cmocka_unit_test(test_owner_pinned_only),
+		cmocka_unit_test(test_errbox),
 		cmocka_unit_test(test_misc),
 		cmocka_unit_test(test_timeline_and_json),
 		cmocka_unit_test(test_parsers),

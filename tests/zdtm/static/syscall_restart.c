@@ -3,9 +3,15 @@
 /*
  * Processes stopped inside sleeping syscalls by the checkpoint; each must
  * come back in a state where the syscall completes as it would have:
- *   C1 nanosleep(3 s) (glibc: clock_nanosleep) in a loop on EINTR with the remaining time: ends
- *      no earlier than 3 s after it began, and no later than 3 s plus the
- *      time the tree was frozen (measured by a ticker thread) plus slack
+ *   C1 nanosleep(1 h) (glibc: clock_nanosleep) in a loop on EINTR with the
+ *      remaining time, as programs do: still asleep when the test is checked
+ *      (it must not end early), then interrupted by SIGUSR1; the time slept
+ *      so far plus the remaining time it reports must be no less than 1 h
+ *      (the restarted sleep kept its end) and no more than 1 h plus the time
+ *      the tree was frozen (measured by a ticker thread) plus slack.  The
+ *      sleep is an hour, not a few seconds, so that it cannot end before
+ *      the runner's view of the tree after the restore, however slow the
+ *      machine (a 3 s sleep did, on a loaded machine: "state=Z")
  *   C2 read() on an empty pipe: returns exactly the bytes written after
  *      restore (never EINTR: a stop does not interrupt it)
  *   C3 pause(): returns EINTR once the SIGUSR1 sent after restore has run
@@ -25,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLEEP_NS 3000000000ULL
+#define SLEEP_NS 3600000000000ULL
 #define MSG "after-restore"
 
 static int c2_pipe[2], g_pipe[2], c1_report[2];
@@ -56,18 +62,36 @@ static void *ticker(void *arg)
 	return NULL;
 }
 
+/* What C1 tells the root once SIGUSR1 has interrupted its sleep. */
+struct c1_report {
+	uint64_t slept_ns;	/* from the first nanosleep() to the EINTR of SIGUSR1 */
+	uint64_t rem_ns;	/* the remaining time nanosleep() reported then */
+	int ended;		/* 1: the sleep ended by itself (1 h: it must not) */
+	int spurious;		/* EINTRs without SIGUSR1 (a restore may cause them) */
+};
+
 static __attribute__((noreturn)) void c1(void)
 {
 	struct timespec req = { SLEEP_NS / 1000000000ULL, SLEEP_NS % 1000000000ULL }, rem;
-	uint64_t t0 = test_now_ns(), dt;
+	struct c1_report r = { 0 };
+	uint64_t t0 = test_now_ns();
 
-	while (nanosleep(&req, &rem))
-		if (errno == EINTR)
-			req = rem;
-		else
+	for (;;) {
+		if (nanosleep(&req, &rem) == 0) {
+			r.ended = 1;
+			break;
+		}
+		if (errno != EINTR)
 			fail_errno("C1: nanosleep");
-	dt = test_now_ns() - t0;
-	test_write_all(c1_report[1], &dt, sizeof(dt));
+		if (usr1_hits) {
+			r.rem_ns = (uint64_t)rem.tv_sec * 1000000000ULL + (uint64_t)rem.tv_nsec;
+			break;
+		}
+		r.spurious++;
+		req = rem;
+	}
+	r.slept_ns = test_now_ns() - t0;
+	test_write_all(c1_report[1], &r, sizeof(r));
 	_exit(0);
 }
 
@@ -147,7 +171,8 @@ int main(int argc, char **argv)
 			       { 0, SYS_pause, "C3 pause" }, { 0, SYS_wait4, "C4 waitpid" } };
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	pthread_t tk;
-	uint64_t dt;
+	struct c1_report rep;
+	uint64_t total;
 
 	test_init(argc, argv);
 	sigaction(SIGUSR1, &sa, NULL);
@@ -171,17 +196,32 @@ int main(int argc, char **argv)
 	test_ready();
 	test_wait_check();
 
-	/* C1 ends by itself. */
-	if (test_read_all(c1_report[0], &dt, sizeof(dt)))
+	/* C1 must still be asleep; SIGUSR1 ends its sleep early, with what remains. */
+	/* a sleep resumed in the same task (dump mode) runs as restart_syscall */
+	if (!blocked_in(kids[0].pid, kids[0].nr) && !blocked_in(kids[0].pid, SYS_restart_syscall))
+		fail("C1 is not asleep in nanosleep(1 h) any more");
+	if (kill(kids[0].pid, SIGUSR1))
+		fail_errno("kill C1");
+	if (test_read_all(c1_report[0], &rep, sizeof(rep)))
 		fail("C1 did not report");
 	test_reap_ok(kids[0].pid, "C1");
 	atomic_store(&ticker_quit, 1);
 	pthread_join(tk, NULL);
-	if (dt < SLEEP_NS)
-		fail("C1: nanosleep(3 s) ended after %llu ms", (unsigned long long)(dt / 1000000));
-	if (dt > SLEEP_NS + atomic_load(&frozen_ns) + 5000000000ULL)
-		fail("C1: nanosleep(3 s) ended after %llu ms, frozen %llu ms",
-		     (unsigned long long)(dt / 1000000), (unsigned long long)(atomic_load(&frozen_ns) / 1000000));
+	if (rep.spurious)
+		test_msg("C1: nanosleep returned EINTR %d time(s) without a signal", rep.spurious);
+	if (rep.ended)
+		fail("C1: nanosleep(1 h) ended by itself after %llu ms",
+		     (unsigned long long)(rep.slept_ns / 1000000));
+	total = rep.slept_ns + rep.rem_ns;
+	/* nanosleep rounds the remaining time: allow a millisecond below */
+	if (total + 1000000ULL < SLEEP_NS)
+		fail("C1: slept %llu ms with %llu ms left of 1 h: the restarted sleep lost %llu ms",
+		     (unsigned long long)(rep.slept_ns / 1000000), (unsigned long long)(rep.rem_ns / 1000000),
+		     (unsigned long long)((SLEEP_NS - total) / 1000000));
+	if (total > SLEEP_NS + atomic_load(&frozen_ns) + 5000000000ULL)
+		fail("C1: slept %llu ms with %llu ms left of 1 h, frozen %llu ms: the restarted sleep grew",
+		     (unsigned long long)(rep.slept_ns / 1000000), (unsigned long long)(rep.rem_ns / 1000000),
+		     (unsigned long long)(atomic_load(&frozen_ns) / 1000000));
 
 	if (test_write_all(c2_pipe[1], MSG, strlen(MSG)))
 		fail_errno("write C2");

@@ -8,7 +8,11 @@
  * After restore the blocking calls must not fail with EINTR (a stop does
  * not interrupt them; poll is the exception, see below), must return the
  * data that arrives after restore, and the sleeper must not wake before
- * its deadline.
+ * its deadline.  The deadline is an hour away, so that the sleeper cannot
+ * end before the runner's view of the tree after the restore however slow
+ * the machine is (a 3 s deadline did: one thread fewer): it must still be
+ * asleep when the test is checked, and wake with EINTR only for SIGUSR1,
+ * which every other thread blocks.
  */
 #include "zdtm.h"
 
@@ -25,7 +29,7 @@
 #include <unistd.h>
 
 #define MSG "data-after-restore"
-#define SLEEP_MS 3000
+#define SLEEP_S 3600
 
 enum { T_READ, T_POLL, T_FUTEX, T_COND, T_SLEEP, NR_T };
 static const char *names[NR_T] = { "read", "poll", "futex", "cond", "sleep" };
@@ -43,6 +47,13 @@ static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int cond_flag;
 static struct timespec deadline;
+static volatile sig_atomic_t usr1_hits;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_hits++;
+}
 
 #define ERR(i, ...) snprintf(t[i].err, sizeof(t[i].err), __VA_ARGS__)
 
@@ -97,15 +108,22 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&mtx);
 		break;
 	case T_SLEEP: {
-		int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL);
+		sigset_t usr1;
 		struct timespec now;
+		int r;
 
+		/* the only thread that takes the SIGUSR1 sent to the process */
+		sigemptyset(&usr1);
+		sigaddset(&usr1, SIGUSR1);
+		pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+		while ((r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL)) == EINTR &&
+		       !usr1_hits)
+			;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (r)
+		if (r == 0)
+			ERR(i, "clock_nanosleep to a deadline %d s away returned 0 (no SIGUSR1 yet)", SLEEP_S);
+		else if (r != EINTR)
 			ERR(i, "clock_nanosleep: %s", strerror(r));
-		else if (now.tv_sec < deadline.tv_sec ||
-			 (now.tv_sec == deadline.tv_sec && now.tv_nsec < deadline.tv_nsec))
-			ERR(i, "clock_nanosleep woke before its deadline");
 		break;
 	}
 	}
@@ -140,7 +158,15 @@ int main(int argc, char **argv)
 	if (pipe(pipe_read) || pipe(pipe_poll))
 		fail_errno("pipe");
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += SLEEP_MS / 1000;
+	deadline.tv_sec += SLEEP_S;
+	/* SIGUSR1 ends the sleeper's wait: only it unblocks the signal */
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	sigset_t usr1;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	if (sigaction(SIGUSR1, &sa, NULL) || pthread_sigmask(SIG_BLOCK, &usr1, NULL))
+		fail_errno("SIGUSR1");
 
 	for (long i = 0; i < NR_T; i++)
 		if (pthread_create(&t[i].th, NULL, run, (void *)i))
@@ -157,7 +183,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NR_T; i++)
 		if (t[i].err[0])
 			fail("%s thread: %s", names[i], t[i].err);
-
+	/* (a sleep that ended by itself has set its error above) */
+	if (kill(getpid(), SIGUSR1))
+		fail_errno("kill SIGUSR1");
 	if (test_write_all(pipe_read[1], MSG, strlen(MSG)) || test_write_all(pipe_poll[1], "p", 1))
 		fail_errno("write");
 	atomic_store(&futex_word, 1);
