@@ -2,7 +2,8 @@
 /*
  * The destination side of a migration (dmigrated), see wire.h.
  *
- *   main thread     accept loop: TLS + Hello (net), then by role:
+ *   main thread     accept loop (the TLS + Hello of each connection run on a
+ *                   thread of their own, net_accept_next), then by role:
  *                   control -> a new session (one at a time; "busy" else),
  *                   fault/bulk -> the session whose id they carry
  *   session thread  START -> ACCEPT; files into STATE_DIR/incoming/<id>/;
@@ -923,11 +924,13 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 		struct signalfd_siginfo si;
 		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 			on_signal((int)si.ssi_signo);
-		r = net_accept(l, 200, &c);
+		/* handshakes run on threads of their own (a silent client holds
+		 * only its own connection), within per-address and global limits */
+		r = net_accept_next(l, 200, &c);
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
 		if (r < 0) {
-			pr_warn("refused a connection: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			pr_warn("accepting connections: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
 			continue;
 		}
 		enum net_role role = net_chan_role(c);

@@ -9,6 +9,10 @@
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
+#   strangers/...  silent clients without the key (from host b's address)
+#                  hold only their own connections: a migration from a
+#                  completes meanwhile, one over the per-address limit is
+#                  closed at once
 #   hostile/...    malformed frames, messages, files and images from a broken
 #                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
@@ -481,6 +485,42 @@ test_rollback() {	# POINT KIND MODE
 	[[ -n $DAEMON_PID ]] || start_daemon
 }
 
+# strangers/silent-clients: 8 silent connections from b's own address (the
+# per-address limit), kept open for the whole test, while a migrates to b
+test_strangers() {
+	local t=strangers/silent-clients spid before
+	selected "$t" || return 0
+	if ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	: >"$WORK/strangers.out"
+	in_host b python3 "$E2E_DIR/lib/strangers.py" "$ADDR_B" 7070 8 60 >"$WORK/strangers.out" 2>&1 &
+	spid=$!
+	if ! wait_until 40 grep -q extra "$WORK/strangers.out"; then
+		result FAIL "$t" "the stranger did not connect: $(tail -n 1 "$WORK/strangers.out")"
+		kill "$spid" 2>/dev/null
+		wait "$spid" 2>/dev/null
+		stop_workload
+		return
+	fi
+	before=$(last_report)
+	if ! grep -q '^extra refused' "$WORK/strangers.out"; then
+		result FAIL "$t" "$(head -n 1 "$WORK/strangers.out")"
+	elif ! migrate post-copy; then
+		result FAIL "$t" "migrate failed beside silent clients: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 20 reports_from "$PREFIX-b" "${before%% *}"; then
+		result FAIL "$t" "no report from b after the migration (last: $(last_report))"
+	elif ! grep -q 'handshakes from .* are in progress' "$WORK/dmigrated.log"; then
+		result FAIL "$t" "dmigrated did not log the refused connection"
+	else
+		result PASS "$t"
+	fi
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	stop_workload
+}
+
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
 # the daemon still serves a real migration afterwards
 test_hostile() {
@@ -574,6 +614,7 @@ cp "$DM" "$WORK/dmigrate-workload"
 start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"; exit 1; }
 
 test_auth
+test_strangers
 test_hostile
 for mode in $MODES; do
 	for w in python3 busybox cprog; do
