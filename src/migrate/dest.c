@@ -81,6 +81,11 @@ struct dsess {
 
 static _Atomic bool daemon_stop;
 
+static int peer_timeout_ms(const struct dsess *s)
+{
+	return s->o->peer_timeout_ms > 0 ? s->o->peer_timeout_ms : MIG_WAIT_SILENT_MS;
+}
+
 static bool store_mode(enum mig_mode m)
 {
 	return m == MIG_STOP_AND_COPY || m == MIG_PRE_COPY;
@@ -594,8 +599,9 @@ static int serve_until_done(struct dsess *s)
 			mem_done = true;
 			if (!t_mem)
 				t_mem = clock_ns();
-			else if (clock_ns() - t_mem > 30000000000ULL)
-				return dm_fail(-ETIMEDOUT, "the source never said whether VMA flags changed");
+			else if (clock_ns() - t_mem > MIG_WAIT_VMA_FIX_MS * 1000000ULL)
+				return dm_fail(-ETIMEDOUT, "the source never said whether VMA flags changed (waited %d s)",
+					       MIG_WAIT_VMA_FIX_MS / 1000);
 		} else if (r != -ETIMEDOUT) {
 			return dm_wrap(r, "serving pages");
 		} else {
@@ -652,14 +658,19 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
+	/* the frame may come in pieces: the watchdog bounds the whole wait */
+	mig_watchdog_arm(&s->wd, what, timeout_ms);
 	int k = net_chan_has_pending(s->ctl) ? 1 : poll(&p, 1, timeout_ms);
-	if (k == 0)
-		return dm_fail(-ETIMEDOUT, "no %s from the source", what);
+	if (k == 0) {
+		mig_watchdog_arm(&s->wd, NULL, 0);
+		return dm_fail(-ETIMEDOUT, "no %s from the source within %d ms", what, timeout_ms);
+	}
 	int r = mig_recv(s->ctl, &type, &len, &m);
+	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (m)
 		protobuf_c_message_free_unpacked(m, NULL);
 	if (r < 0)
-		return dm_wrap(r, "no %s from the source", what);
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "no %s from the source", what);
 	if (type != want || len)
 		return dm_fail(-EBADMSG, "expected %s, got frame %#x", what, type);
 	return 0;
@@ -699,11 +710,11 @@ static void *session_thread(void *arg)
 	r = mig_watchdog_start(&s->wd);
 	if (r < 0)
 		goto fail;
-	mig_watchdog_arm(&s->wd, "START", 15000);
+	mig_watchdog_arm(&s->wd, "START", MIG_WAIT_START_MS);
 	r = handle_start(s);
 	if (r < 0)
 		goto fail;
-	r = wait_channels(s, 15000);
+	r = wait_channels(s, MIG_WAIT_JOIN_MS);
 	if (r < 0)
 		goto fail;
 	r = guardian_start(s);
@@ -713,8 +724,8 @@ static void *session_thread(void *arg)
 	mig_tune_chan(s->bulk, false);
 	s->wd.chans[1] = s->fault;
 	s->wd.chans[2] = s->bulk;
-	/* a peer that stops sending the state (it is small) is broken */
-	mig_watchdog_arm(&s->wd, "the state", 600000);
+	/* a peer that stops sending the state is stopped or broken */
+	mig_watchdog_arm_silent(&s->wd, "the state", peer_timeout_ms(s));
 	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
 	if (r >= 0)
 		r = mem_netsrc_start(s->netsrc);
@@ -734,9 +745,13 @@ static void *session_thread(void *arg)
 	 * landed would come back, a page read while it lands would be torn.
 	 */
 	if (store_mode(s->mode) || s->mode == MIG_HYBRID) {
-		r = mem_netsrc_wait_store_end(s->netsrc, -1);
+		/* as long as memory keeps coming: the watchdog ends a silence */
+		mig_watchdog_arm_silent(&s->wd, "the memory before the restore", peer_timeout_ms(s));
+		while ((r = mem_netsrc_wait_store_end(s->netsrc, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+			;
+		mig_watchdog_arm(&s->wd, NULL, 0);
 		if (r < 0) {
-			dm_wrap(r, "receiving memory");
+			dm_wrap(mig_watchdog_error(&s->wd, r), "receiving memory");
 			goto fail;
 		}
 	}
@@ -767,9 +782,7 @@ static void *session_thread(void *arg)
 	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
 	if (r < 0)
 		goto fail;
-	/* shorter than the source's detection of a dead link (keepalive, ~7 s):
-	 * it must not find our copy still running when it thaws its own */
-	r = expect_empty(s, MIG_T_COMMIT, 5000, "COMMIT");
+	r = expect_empty(s, MIG_T_COMMIT, MIG_WAIT_COMMIT_MS, "COMMIT");
 	if (r < 0)
 		goto fail;
 	s->committed = true;
@@ -778,7 +791,11 @@ static void *session_thread(void *arg)
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
 	if (s->lazy) {
+		/* bounds the control frames read meanwhile (serve_until_done
+		 * has its own, finer limits on the pages) */
+		mig_watchdog_arm_silent(&s->wd, "the missing pages", (MIG_LINK_PATIENCE_S + 10) * 1000);
 		r = serve_until_done(s);
+		mig_watchdog_arm(&s->wd, NULL, 0);
 		if (r < 0)
 			goto fail;
 	}
@@ -791,7 +808,7 @@ static void *session_thread(void *arg)
 	if (r < 0)
 		goto fail;
 	/* the source kills its copy, then says FIN; a missing FIN changes nothing here */
-	if (expect_empty(s, MIG_T_FIN, 30000, "FIN") < 0)
+	if (expect_empty(s, MIG_T_FIN, MIG_WAIT_FIN_MS, "FIN") < 0)
 		pr_warn("migration %.8s: %s", s->hex, dm_last_error());
 	pr_info("migration %.8s done: pid %d runs here", s->hex, s->root);
 	s->keep_root = true;
@@ -799,6 +816,7 @@ static void *session_thread(void *arg)
 	atomic_store(&s->finished, true);
 	return NULL;
 fail:
+	r = mig_watchdog_error(&s->wd, r);
 	abort_with(s, r);
 	guardian_end(s, false);
 	if (s->resumed) {

@@ -700,7 +700,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		if (r < 0)
 			goto fail_early;
 	}
-	mig_watchdog_arm(&s.wd, "the destination to accept", 15000);
+	mig_watchdog_arm(&s.wd, "the destination to accept", MIG_WAIT_ACCEPT_MS);
 	r = expect_reply(&s, MIG_T_ACCEPT, &rep);
 	if (r < 0)
 		goto fail_early;
@@ -790,9 +790,13 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_STORE);
 		if (r < 0)
 			goto fail;
-		r = mem_server_wait_push(s.srv, -1);
+		/* as long as the destination takes it: the watchdog ends a silence */
+		mig_watchdog_arm_silent(&s.wd, "the destination to take the memory", MIG_WAIT_SILENT_MS);
+		while ((r = mem_server_wait_push(s.srv, 1000)) == -ETIMEDOUT && !atomic_load(&s.wd.fired))
+			;
+		mig_watchdog_arm(&s.wd, NULL, 0);
 		if (r < 0) {
-			dm_wrap(r, "sending memory");
+			dm_wrap(mig_watchdog_error(&s.wd, r), "sending memory");
 			goto fail;
 		}
 		mig_test_point("src-pushed");
@@ -804,7 +808,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 
 	/* ---- the switch-over ---- */
 	atomic_store(&s.phase, "restoring");
-	mig_watchdog_arm(&s.wd, "the restore", 300000);
+	mig_watchdog_arm(&s.wd, "the restore", MIG_WAIT_RESTORE_MS);
 	r = expect_reply(&s, MIG_T_RESUMED, &rep);
 	if (r < 0)
 		goto fail;

@@ -9,6 +9,9 @@
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
+#   waits/...      the source dmigrate stopped (SIGSTOP) before the switch-over:
+#                  b gives up after its --peer-timeout, names the phase, and
+#                  takes the next migration; the source then rolls back
 #   strangers/...  silent clients without the key (from host b's address)
 #                  hold only their own connections: a migration from a
 #                  completes meanwhile, one over the per-address limit is
@@ -88,6 +91,7 @@ ADDR_A=198.18.0.1
 ADDR_B=198.18.0.2
 NPASS=0 NFAIL=0 NSKIP=0
 DAEMON_PID=
+DAEMON_ARGS=()	# more options for dmigrated (start_daemon)
 WL_PID= WL_NS= WL_LOG=
 
 log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
@@ -128,7 +132,8 @@ start_daemon() {	# [KEYFILE] [ENV=VAL...]: dmigrated in host b
 	stop_daemon
 	rm -f "$WORK/ready"
 	DAEMON_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
-		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v) || return 1
+		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v \
+		"${DAEMON_ARGS[@]}") || return 1
 	wait_until 10 test -e "$WORK/ready"
 }
 
@@ -521,6 +526,61 @@ test_strangers() {
 	stop_workload
 }
 
+# waits/source-stopped: stop-and-copy; the source dmigrate is stopped right
+# after it sent the state, before the memory.  b (--peer-timeout 4) gives up
+# on its own, says which phase it waited for, and is free for the next
+# migration; after SIGCONT the source finds the link gone and rolls back.
+test_source_stopped() {
+	local t=waits/source-stopped marks=$WORK/marks mpid spid nspid rc before
+	selected "$t" || return 0
+	DAEMON_ARGS=(--peer-timeout 4)
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_daemon || ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		DAEMON_ARGS=()
+		start_daemon
+		return
+	fi
+	in_host a sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$WORK/src.nspid" \
+		env DMIGRATE_TEST_PAUSE=src-state-sent DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=3000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode stop-and-copy \
+		>"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 30 test -e "$marks/src-state-sent" || ! nspid=$(cat "$WORK/src.nspid") ||
+		! spid=$(host_pid a "$nspid"); then
+		wait "$mpid"
+		result FAIL "$t" "never reached src-state-sent: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	else
+		kill -STOP "$spid"
+		if ! wait_until 60 grep -q 'failed: nothing came from the peer for 4 s while waiting for the memory before the restore' \
+			"$WORK/dmigrated.log"; then
+			kill -CONT "$spid"
+			wait "$mpid"
+			result FAIL "$t" "b did not give the stopped source up: $(tail -n 1 "$WORK/dmigrated.log")"
+		else
+			kill -CONT "$spid"
+			wait "$mpid"
+			rc=$?
+			before=$(last_report)
+			if ((rc == 0)); then
+				result FAIL "$t" "the migration succeeded"
+			elif ! wait_until 10 reports_from "$PREFIX-a" "${before%% *}"; then
+				result FAIL "$t" "the workload does not go on in a after the rollback"
+			elif ! migrate stop-and-copy; then
+				result FAIL "$t" "b did not take the next migration: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+			elif ! wait_until 20 reports_from "$PREFIX-b" 0; then
+				result FAIL "$t" "the next migration's workload does not run in b"
+			else
+				result PASS "$t"
+			fi
+		fi
+	fi
+	stop_workload
+	DAEMON_ARGS=()
+	start_daemon
+}
+
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
 # the daemon still serves a real migration afterwards
 test_hostile() {
@@ -615,6 +675,7 @@ start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS pass
 
 test_auth
 test_strangers
+test_source_stopped
 test_hostile
 for mode in $MODES; do
 	for w in python3 busybox cprog; do
