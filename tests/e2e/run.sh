@@ -585,7 +585,7 @@ test_source_stopped() {
 # the daemon still serves a real migration afterwards
 test_hostile() {
 	local names="garbage bad-magic huge-frame bad-seq bad-mode bad-protobuf too-much-memory path-escape
-		extent-out-of-range wrong-file-count bad-image" n hpid
+		extent-out-of-range wrong-file-count bad-image no-creds" n hpid
 	selected hostile/ || [[ $FILTER =~ hostile ]] || return 0
 	hpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/hostile-dmigrated.log" b -- \
 		"$DM" daemon --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
