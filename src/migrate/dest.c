@@ -4,7 +4,8 @@
  *
  *   main thread     accept loop (the TLS + Hello of each connection run on a
  *                   thread of their own, net_accept_next), then by role:
- *                   control -> a new session (one at a time; "busy" else),
+ *                   control -> a new session on its own thread (up to
+ *                   MIG_SESSIONS_MAX at once, each failing alone; "busy" else),
  *                   fault/bulk -> the session whose id they carry
  *   session thread  START -> ACCEPT; files into STATE_DIR/incoming/<id>/;
  *                   [store modes: every page into mem_store first];
@@ -72,6 +73,7 @@ struct dsess {
 	uint64_t t_start, t_state, t_resume, t_done;
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
+	uint64_t reserved;         /* bytes of store_reserved this session holds */
 	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
 	pid_t guard_pid;
 	_Atomic bool finished;
@@ -80,6 +82,10 @@ struct dsess {
 };
 
 static _Atomic bool daemon_stop;
+/* memory the stores of the migrations in progress may still take: a new one
+ * counts it as gone (MemAvailable only drops as they fill) */
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t store_reserved;
 
 static int peer_timeout_ms(const struct dsess *s)
 {
@@ -141,13 +147,22 @@ static int handle_start(struct dsess *s)
 		uint64_t want = st->has_store_bytes ? st->store_bytes : 0, avail = mem_available();
 		if (want < (64u << 20))
 			want = 64u << 20;
-		/* pages wait in memory until the restore installs them */
-		if (avail && want > avail - MIN(avail, (uint64_t)(256u << 20))) {
+		/* pages wait in memory until the restore installs them; what the
+		 * other migrations' stores may still take is not available */
+		pthread_mutex_lock(&reserve_lock);
+		uint64_t others = store_reserved;
+		uint64_t room = avail - MIN(avail, (uint64_t)(256u << 20) + others);
+		if (avail && want > room) {
+			pthread_mutex_unlock(&reserve_lock);
 			r = dm_fail(-ENOMEM, "not enough memory here for %s: %" PRIu64 " MiB needed, %" PRIu64
-					     " MiB available",
-				    st->mode, want >> 20, avail >> 20);
+					     " MiB available%s",
+				    st->mode, want >> 20, room >> 20,
+				    others ? " (beside what the migrations in progress may still take)" : "");
 			goto out;
 		}
+		store_reserved += want;
+		s->reserved = want;
+		pthread_mutex_unlock(&reserve_lock);
 		r = mem_store_new(want, &s->store);
 		if (r < 0)
 			goto out;
@@ -686,6 +701,10 @@ static void session_cleanup(struct dsess *s)
 	s->netsrc = NULL;
 	mem_store_free(s->store);
 	s->store = NULL;
+	pthread_mutex_lock(&reserve_lock);
+	store_reserved -= s->reserved;
+	s->reserved = 0;
+	pthread_mutex_unlock(&reserve_lock);
 	if (s->dir && !s->o->keep_images)
 		rm_rf(s->dir);
 	free(s->dir);
@@ -889,7 +908,9 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_net_ctx_ struct net_ctx *ctx = NULL;
 	_cleanup_net_listener_ struct net_listener *l = NULL;
 	struct net_config cfg = { .insecure = o->insecure, .io_timeout_ms = -1 };
-	struct dsess *cur = NULL;
+	/* the migrations in progress, each on its own thread */
+	struct dsess *sess[MIG_SESSIONS_MAX];
+	size_t n_sess = 0;
 	unsigned done = 0;
 	int r;
 
@@ -929,15 +950,19 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			rename(tmp, o->ready_file);
 		}
 	}
-	while (!atomic_load(&daemon_stop) || (cur && !atomic_load(&cur->finished))) {
+	while (!atomic_load(&daemon_stop) || n_sess) {
 		struct net_chan *c = NULL;
-		if (cur && atomic_load(&cur->finished)) {
-			free_session(cur);
-			cur = NULL;
+		for (size_t i = 0; i < n_sess;) {
+			if (!atomic_load(&sess[i]->finished)) {
+				i++;
+				continue;
+			}
+			free_session(sess[i]);
+			sess[i] = sess[--n_sess];
 			done++;
-			if (o->max_migrations && done >= o->max_migrations)
-				break;
 		}
+		if (o->max_migrations && done >= o->max_migrations && !n_sess)
+			break;
 		reap_roots();
 		struct signalfd_siginfo si;
 		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -952,9 +977,20 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			continue;
 		}
 		enum net_role role = net_chan_role(c);
+		struct dsess *cur = NULL;
+		for (size_t i = 0; i < n_sess && !cur; i++)
+			if (!memcmp(net_chan_session(c), sess[i]->session, NET_SESSION_LEN))
+				cur = sess[i];
 		if (role == NET_ROLE_CONTROL) {
-			if (cur) {
-				refuse(c, "busy with another migration");
+			/* (the listener refuses a control channel whose session is in use) */
+			if (n_sess >= MIG_SESSIONS_MAX) {
+				char why[64];
+				snprintf(why, sizeof(why), "busy: %d migrations are in progress", MIG_SESSIONS_MAX);
+				refuse(c, why);
+				continue;
+			}
+			if (o->max_migrations && done + n_sess >= o->max_migrations) {
+				refuse(c, "busy with its last migration");
 				continue;
 			}
 			if (atomic_load(&daemon_stop)) {
@@ -977,12 +1013,12 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 				pthread_mutex_destroy(&cur->lock);
 				pthread_cond_destroy(&cur->cond);
 				free(cur);
-				cur = NULL;
+				continue;
 			}
+			sess[n_sess++] = cur;
 			continue;
 		}
-		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur &&
-		    !memcmp(net_chan_session(c), cur->session, NET_SESSION_LEN)) {
+		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur) {
 			pthread_mutex_lock(&cur->lock);
 			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault : &cur->bulk;
 			if (!*slot) {
@@ -997,7 +1033,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			net_chan_close(c);
 		}
 	}
-	if (cur)
-		free_session(cur);
+	for (size_t i = 0; i < n_sess; i++)
+		free_session(sess[i]);
 	return 0;
 }

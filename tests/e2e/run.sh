@@ -12,6 +12,8 @@
 #   waits/...      the source dmigrate stopped (SIGSTOP) before the switch-over:
 #                  b gives up after its --peer-timeout, names the phase, and
 #                  takes the next migration; the source then rolls back
+#   concurrent/... four workloads migrate a -> b at once; the source of one is
+#                  killed: it fails alone, the three others complete
 #   strangers/...  silent clients without the key (from host b's address)
 #                  hold only their own connections: a migration from a
 #                  completes meanwhile, one over the per-address limit is
@@ -114,6 +116,23 @@ wait_until() {	# SECONDS CMD...
 }
 
 in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
+
+# the `dmigrate migrate` among the descendants of job PID (an `in_host` runs it
+# below testhost's helper)
+migrate_below() {
+	local -a todo=("$1")
+	local p
+	while ((${#todo[@]})); do
+		p=${todo[0]}
+		todo=("${todo[@]:1}")
+		if [[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == "$DM migrate "* ]]; then
+			echo "$p"
+			return 0
+		fi
+		todo+=($(cat /proc/"$p"/task/*/children 2>/dev/null))
+	done
+	return 1
+}
 
 cleanup() {
 	stop_workload
@@ -531,7 +550,7 @@ test_strangers() {
 # on its own, says which phase it waited for, and is free for the next
 # migration; after SIGCONT the source finds the link gone and rolls back.
 test_source_stopped() {
-	local t=waits/source-stopped marks=$WORK/marks mpid spid nspid rc before
+	local t=waits/source-stopped marks=$WORK/marks mpid spid rc before
 	selected "$t" || return 0
 	DAEMON_ARGS=(--peer-timeout 4)
 	rm -rf "$marks"
@@ -542,13 +561,11 @@ test_source_stopped() {
 		start_daemon
 		return
 	fi
-	in_host a sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$WORK/src.nspid" \
-		env DMIGRATE_TEST_PAUSE=src-state-sent DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=3000 \
+	in_host a env DMIGRATE_TEST_PAUSE=src-state-sent DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=6000 \
 		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode stop-and-copy \
 		>"$WORK/migrate.out" 2>&1 &
 	mpid=$!
-	if ! wait_until 30 test -e "$marks/src-state-sent" || ! nspid=$(cat "$WORK/src.nspid") ||
-		! spid=$(host_pid a "$nspid"); then
+	if ! wait_until 30 test -e "$marks/src-state-sent" || ! spid=$(migrate_below "$mpid"); then
 		wait "$mpid"
 		result FAIL "$t" "never reached src-state-sent: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	else
@@ -579,6 +596,84 @@ test_source_stopped() {
 	stop_workload
 	DAEMON_ARGS=()
 	start_daemon
+}
+
+# concurrent/four-at-once: four python3 counters migrate from a to b at the
+# same time (post-copy); each source pauses at src-connected, so all four
+# sessions are open on b at once.  The source of #3 is killed there: its
+# migration fails and its workload runs on in a, the three others complete.
+all_marked() { local k; for k in 0 1 2 3; do [[ -e $WORK/cmarks$k/src-connected ]] || return 1; done; }
+
+test_concurrent() {
+	local t=concurrent/four-at-once i why= spid
+	local -a pids=() nss=() logs=() mpids=() befores=() rcs=()
+	selected "$t" || return 0
+	for i in 0 1 2 3; do
+		logs[i]=$WORK/conc$i.log
+		: >"${logs[i]}"
+		pids[i]=$("$DM" testhost spawn --prefix "$PREFIX" a -- python3 "$E2E_DIR/lib/counter.py" "${logs[i]}") ||
+			{ why="spawn failed"; break; }
+		nss[i]=$(awk '/^NSpid:/ { print $NF }' "/proc/${pids[i]}/status")
+	done
+	for i in 0 1 2 3; do
+		[[ -n $why ]] && break
+		WL_LOG=${logs[i]}
+		wait_until 20 has_lines 3 || why="workload $i did not start"
+	done
+	if [[ -z $why ]]; then
+		for i in 0 1 2 3; do
+			rm -rf "$WORK/cmarks$i"
+			mkdir -p "$WORK/cmarks$i"
+			WL_LOG=${logs[i]}
+			befores[i]=$(last_report)
+			in_host a env DMIGRATE_TEST_PAUSE=src-connected DMIGRATE_TEST_MARK="$WORK/cmarks$i" DMIGRATE_TEST_PAUSE_MS=6000 \
+				"$DM" migrate "pid:${nss[i]}" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
+				>"$WORK/cmig$i.out" 2>&1 &
+			mpids[i]=$!
+		done
+		if ! wait_until 60 all_marked; then
+			why="not all four were accepted at once: $(grep -h -v '^(' "$WORK"/cmig*.out | tail -n 2 | tr '\n' ' ')"
+		elif ! spid=$(migrate_below "${mpids[3]}"); then
+			why="no source process for #3"
+		else
+			kill -KILL "$spid"
+		fi
+		for i in 0 1 2 3; do
+			wait "${mpids[i]}"
+			rcs[i]=$?
+		done
+	fi
+	for i in 0 1 2; do
+		[[ -n $why ]] && break
+		WL_LOG=${logs[i]}
+		if ((rcs[i] != 0)); then
+			why="migration $i failed: $(grep -v '^(' "$WORK/cmig$i.out" | tail -n 1)"
+		elif ! wait_until 20 reports_from "$PREFIX-b" "${befores[i]%% *}"; then
+			why="workload $i does not go on in b (last: $(last_report))"
+		elif any_bad; then
+			why="workload $i: memory check failed"
+		fi
+	done
+	if [[ -z $why ]]; then
+		WL_LOG=${logs[3]}
+		if ((rcs[3] == 0)); then
+			why="the migration whose source was killed succeeded"
+		elif ! wait_until 10 reports_from "$PREFIX-a" "${befores[3]%% *}"; then
+			why="workload 3 does not run on in a"
+		elif ! wait_until 10 eval '! host_pid b "${nss[3]}" >/dev/null'; then
+			why="b still has a copy of workload 3"
+		elif gone "$DAEMON_PID"; then
+			why="dmigrated died"
+		fi
+	fi
+	if [[ -z $why ]]; then result PASS "$t"; else result FAIL "$t" "$why"; fi
+	for i in 0 1 2 3; do
+		[[ -n ${nss[i]:-} ]] || continue
+		for h in a b; do
+			spid=$(host_pid "$h" "${nss[i]}") && kill -KILL "$spid" 2>/dev/null
+		done
+		kill -KILL "${pids[i]}" 2>/dev/null
+	done
 }
 
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
@@ -676,6 +771,7 @@ start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS pass
 test_auth
 test_strangers
 test_source_stopped
+test_concurrent
 test_hostile
 for mode in $MODES; do
 	for w in python3 busybox cprog; do
