@@ -82,8 +82,8 @@ struct dsess {
 };
 
 static _Atomic bool daemon_stop;
-/* memory the stores of the migrations in progress may still take: a new one
- * counts it as gone (MemAvailable only drops as they fill) */
+/* memory the migrations in progress may still take (their stores, their
+ * trees): a new one counts it as gone (MemAvailable only drops as they fill) */
 static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t store_reserved;
 
@@ -143,12 +143,39 @@ static int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
-	if (s->mode != MIG_POST_COPY) {
-		uint64_t want = st->has_store_bytes ? st->store_bytes : 0, avail = mem_available();
-		if (want < (64u << 20))
-			want = 64u << 20;
-		/* pages wait in memory until the restore installs them; what the
-		 * other migrations' stores may still take is not available */
+	/*
+	 * Refuse here, before the source freezes anything, what could not run
+	 * here: the tree's CPU features, the kernel features the restore uses,
+	 * room for its memory and its images.
+	 */
+	if (st->has_xcr0) {
+		r = host_check_xfeatures(st->xcr0, "the tree (its CPU offered them at the source)");
+		if (r < 0)
+			goto out;
+	}
+	r = host_check_kernel(LAZY_FEATURES);
+	if (r < 0)
+		goto out;
+	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
+	r = mkdir_p(base, 0700);
+	if (r < 0) {
+		r = dm_fail(r, "%s: %s", base, strerror(-r));
+		goto out;
+	}
+	r = host_check_disk(base, MIG_STATE_DISK_MIN);
+	if (r < 0)
+		goto out;
+	{
+		/* the tree's memory lands here in every mode; the store modes
+		 * first hold it in the store (the source's bound, above its RSS) */
+		uint64_t want = st->has_tree_bytes ? st->tree_bytes : 0, avail = mem_available();
+		if (s->mode != MIG_POST_COPY) {
+			uint64_t store = st->has_store_bytes ? st->store_bytes : 0;
+			if (store < (64u << 20))
+				store = 64u << 20;
+			want = MAX(want, store);
+		}
+		/* what the other migrations may still take is not available */
 		pthread_mutex_lock(&reserve_lock);
 		uint64_t others = store_reserved;
 		uint64_t room = avail - MIN(avail, (uint64_t)(256u << 20) + others);
@@ -163,15 +190,11 @@ static int handle_start(struct dsess *s)
 		store_reserved += want;
 		s->reserved = want;
 		pthread_mutex_unlock(&reserve_lock);
-		r = mem_store_new(want, &s->store);
-		if (r < 0)
-			goto out;
-	}
-	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
-	r = mkdir_p(base, 0700);
-	if (r < 0) {
-		r = dm_fail(r, "%s: %s", base, strerror(-r));
-		goto out;
+		if (s->mode != MIG_POST_COPY) {
+			r = mem_store_new(want, &s->store);
+			if (r < 0)
+				goto out;
+		}
 	}
 	s->dir = xasprintf("%s/%s", base, s->hex);
 	if (mkdir(s->dir, 0700) < 0) {

@@ -75,6 +75,10 @@ uint64_t mig_chan_bytes(struct net_chan *c);
 #define MIG_WAIT_FIN_MS 30000       /* dest: FIN after MEM_DONE (its absence changes nothing) */
 /* dest, silent, after COMMIT: the pages still missing (MIG_LINK_PATIENCE_S + 10 s) */
 
+/* dmigrated: free disk space its state dir must have to take a migration
+ * (the image of the state: no memory, but files, ghosts, pipes) */
+#define MIG_STATE_DISK_MIN (64ULL << 20)
+
 /* dmigrated: migrations served at once (draining a host moves many trees);
  * one more is told "busy" */
 #define MIG_SESSIONS_MAX 8

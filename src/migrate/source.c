@@ -29,6 +29,7 @@
 #include "image/image.h"
 #include "mem/mem.h"
 #include "proc/proc.h"
+#include "restore/restore.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -193,6 +194,20 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 	dm_error_clear();
 	*ret_n = (unsigned)n;
 	return total;
+}
+
+/* Tests: DMIGRATE_TEST_FORGE_XCR0=HEX claims xsave components this CPU may
+ * not have (the destination must refuse them before the freeze). */
+static uint64_t forged_xfeatures(void)
+{
+	const char *v = getenv("DMIGRATE_TEST_FORGE_XCR0");
+	unsigned long long x;
+	char *end;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	x = strtoull(v, &end, 16);
+	return errno || *end ? 0 : (uint64_t)x;
 }
 
 static int connect_all(struct src *s)
@@ -696,6 +711,11 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		}
 		m.has_processes = true;
 		m.processes = nprocs;
+		/* for the destination's checks before the freeze */
+		m.has_xcr0 = true;
+		m.xcr0 = host_xcr0() | forged_xfeatures();
+		m.has_tree_bytes = true;
+		m.tree_bytes = anon;
 		r = net_send_msg(s.ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			goto fail_early;

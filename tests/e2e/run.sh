@@ -14,6 +14,8 @@
 #                  takes the next migration; the source then rolls back
 #   concurrent/... four workloads migrate a -> b at once; the source of one is
 #                  killed: it fails alone, the three others complete
+#   refuse/...     a source claiming an xsave feature b's CPU lacks is refused
+#                  at START, before the freeze: the tree runs on in a
 #   strangers/...  silent clients without the key (from host b's address)
 #                  hold only their own connections: a migration from a
 #                  completes meanwhile, one over the per-address limit is
@@ -676,11 +678,45 @@ test_concurrent() {
 	done
 }
 
+# refuse/xfeature: the source claims (DMIGRATE_TEST_FORGE_XCR0) an xsave
+# component this CPU lacks; b refuses at START, naming it, before anything
+# is frozen: the workload never stops in a
+missing_xfeature() {
+	if ! grep -qw amx_tile /proc/cpuinfo; then echo 60000
+	elif ! grep -qw avx512f /proc/cpuinfo; then echo e0
+	else echo 4000000000000000; fi
+}
+
+test_refuse_xfeature() {
+	local t=refuse/xfeature before
+	selected "$t" || return 0
+	if ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	before=$(last_report)
+	if in_host a env DMIGRATE_TEST_FORGE_XCR0="$(missing_xfeature)" "$DM" migrate "pid:$WL_NS" \
+		--to "$ADDR_B:7070" --key "$KEY" --mode post-copy >"$WORK/migrate.out" 2>&1; then
+		result FAIL "$t" "the migration succeeded"
+	elif ! grep -q 'lacks xsave features the tree .*bit' "$WORK/migrate.out"; then
+		result FAIL "$t" "the error does not name the feature: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! grep -q 'nothing was changed' "$WORK/migrate.out" || grep -q 'freeze \.\.\.' "$WORK/migrate.out"; then
+		result FAIL "$t" "not refused before the freeze: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! wait_until 10 reports_from "$PREFIX-a" "${before%% *}"; then
+		result FAIL "$t" "the workload does not run on in a"
+	elif host_pid b "$WL_NS" >/dev/null; then
+		result FAIL "$t" "b has a copy"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+}
+
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
 # the daemon still serves a real migration afterwards
 test_hostile() {
 	local names="garbage bad-magic huge-frame bad-seq bad-mode bad-protobuf too-much-memory path-escape
-		extent-out-of-range wrong-file-count bad-image no-creds" n hpid
+		extent-out-of-range wrong-file-count bad-image no-creds tree-too-big xfeature-missing" n hpid
 	selected hostile/ || [[ $FILTER =~ hostile ]] || return 0
 	hpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/hostile-dmigrated.log" b -- \
 		"$DM" daemon --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
@@ -772,6 +808,7 @@ test_auth
 test_strangers
 test_source_stopped
 test_concurrent
+test_refuse_xfeature
 test_hostile
 for mode in $MODES; do
 	for w in python3 busybox cprog; do

@@ -69,10 +69,14 @@ class Peer:
         assert typ == T_HELLO, "no hello back"
         return body
 
-    def start(self, mode="post-copy", store=0):
+    def start(self, mode="post-copy", store=0, xcr0=0, tree=0):
         m = field_bytes(1, mode) + field_bytes(2, "pid:1")
         if store:
             m += field_varint(4, store)
+        if xcr0:
+            m += field_varint(220, xcr0)
+        if tree:
+            m += field_varint(221, tree)
         self.send(T_START, m)
         return self.recv()
 
@@ -195,6 +199,16 @@ def scenario(name, p):
         p.send(T_DATA, struct.pack("<QII", 0, 64, 0) + os.urandom(64))
         p.send(T_FILE_END, b"")
         p.send(T_STATE_END, field_varint(1, 1))
+    elif name == "tree-too-big":
+        # a post-copy tree larger than this host's memory: refused at START
+        p.hello()
+        p.send(T_START, field_bytes(1, "post-copy") + field_bytes(2, "pid:1") + field_varint(221, 1 << 50))
+        return p.refused_with(b"not enough memory")
+    elif name == "xfeature-missing":
+        # an xsave component no CPU enables (bit 62 is reserved): refused at START
+        p.hello()
+        p.send(T_START, field_bytes(1, "post-copy") + field_bytes(2, "pid:1") + field_varint(220, 7 | 1 << 62))
+        return p.refused_with(b"lacks xsave features")
     elif name == "no-creds":
         # must be refused for what it is, before anything runs as root
         p = accepted()
