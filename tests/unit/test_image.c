@@ -258,6 +258,7 @@ static void test_validate_creds(void **state)
 	assert_int_equal(image_open(dir, true, &img), 0);
 	write_valid(img);
 	assert_int_equal(image_load(img, &ck), 0);
+	cr = ck->procs[0]->creds;
 	ck->procs[0]->creds = NULL;
 	assert_int_equal(image_write_msg(img, "proc-42.img", IMG_PROCESS, &ck->procs[0]->base), 0);
 	ck->procs[0]->creds = cr;
