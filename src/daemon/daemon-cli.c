@@ -26,7 +26,9 @@ static void usage(FILE *out)
 		"  drops authentication and encryption: benchmarks only.  Incoming images go to\n"
 		"  DIR/incoming (default /var/lib/dmigrate) and are removed after the restore.\n"
 		"  --once: exit after one migration; --ready-file F: write the port to F once\n"
-		"  listening; --keep-images: leave the images (debugging).\n",
+		"  listening; --keep-images: leave the images (debugging).\n"
+		"  --peer-timeout S: give a migration up when its source sends nothing for S\n"
+		"  seconds while it should send the state or the memory (default 60).\n",
 		NET_DEFAULT_PORT);
 }
 
@@ -40,6 +42,7 @@ int daemon_main(int argc, char **argv)
 		{ "once", no_argument, NULL, '1' },
 		{ "ready-file", required_argument, NULL, 'R' },
 		{ "keep-images", no_argument, NULL, 'K' },
+		{ "peer-timeout", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -48,9 +51,10 @@ int daemon_main(int argc, char **argv)
 	struct net_key key;
 	const char *keyfile = NULL;
 	int c, r, level = LOG_WARN;
+	unsigned long secs;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "l:k:Id:1R:Kvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:k:Id:1R:KT:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -59,6 +63,13 @@ int daemon_main(int argc, char **argv)
 		case '1': o.max_migrations = 1; break;
 		case 'R': o.ready_file = optarg; break;
 		case 'K': o.keep_images = true; break;
+		case 'T':
+			if (parse_ulong(optarg, &secs) < 0 || secs == 0 || secs > 86400) {
+				fprintf(stderr, "dmigrated: --peer-timeout wants seconds, 1 to 86400 (got '%s')\n", optarg);
+				return 2;
+			}
+			o.peer_timeout_ms = (int)secs * 1000;
+			break;
 		case 'v': level = level < LOG_INFO ? LOG_INFO : LOG_DEBUG; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -12,6 +12,7 @@
 #include "dump/dump-internal.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "restore/restore.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -373,6 +374,21 @@ static int write_tables(struct dump_ctx *d)
 	inv.page_size = DM_PAGE_SIZE;
 	inv.has_total_pages = true;
 	inv.total_pages = atomic_load(&d->total_pages);
+	/* what a restoring host's CPU must offer (restore_check_host) */
+	inv.has_xcr0 = true;
+	inv.xcr0 = host_xcr0();
+	inv.has_xfeatures_used = true;
+	inv.xfeatures_used = 0;
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const Dm__Process *m = d->procs[i]->msg;
+		for (size_t k = 0; m && k < m->n_threads; k++) {
+			uint64_t bv;
+			if (!m->threads[k]->has_xstate || m->threads[k]->xstate.len < 520)
+				continue;
+			memcpy(&bv, m->threads[k]->xstate.data + 512, sizeof(bv));
+			inv.xfeatures_used |= bv;
+		}
+	}
 	/* the inventory last: an image without it is incomplete */
 	return image_write_msg(d->img, IMG_INVENTORY_FILE, IMG_INVENTORY, &inv.base);
 }

@@ -74,8 +74,40 @@ static int check_file_ref(struct dm_checkpoint *ck, const char *name, const char
 	return 0;
 }
 
+/*
+ * Credentials are required: a process restored without them would keep the
+ * restorer's (root, every capability).  (uint32_t)-1 is "leave unchanged"
+ * to setresuid() and friends, so it would do the same for one id.
+ */
+static int validate_creds(const char *name, const char *field, const Dm__Creds *c)
+{
+	const struct { const char *n; uint32_t v; } ids[] = {
+		{ "uid", c->uid }, { "euid", c->euid }, { "suid", c->suid }, { "fsuid", c->fsuid },
+		{ "gid", c->gid }, { "egid", c->egid }, { "sgid", c->sgid }, { "fsgid", c->fsgid },
+	};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (ids[i].v == UINT32_MAX)
+			return bad(name, "%s.%s is -1 (it would keep the restorer's)", field, ids[i].n);
+	if (c->n_groups > 65536)
+		return bad(name, "%s.groups: %zu, too many", field, c->n_groups);
+	for (size_t i = 0; i < c->n_groups; i++)
+		if (c->groups[i] == UINT32_MAX)
+			return bad(name, "%s.groups[%zu] is -1", field, i);
+	if (c->cap_eff & ~c->cap_prm)
+		return bad(name, "%s: effective capabilities %#" PRIx64 " not in the permitted set %#" PRIx64,
+			   field, c->cap_eff, c->cap_prm);
+	return 0;
+}
+
 static int validate_thread(const char *name, size_t i, const Dm__Thread *t)
 {
+	if (t->creds) {
+		char field[48];
+		snprintf(field, sizeof(field), "threads[%zu].creds", i);
+		int r = validate_creds(name, field, t->creds);
+		if (r < 0)
+			return r;
+	}
 	if (t->tid <= 0)
 		return bad(name, "threads[%zu].tid %d invalid", i, t->tid);
 	if (t->regs.len != sizeof(struct user_regs_struct))
@@ -195,6 +227,12 @@ static int validate_process(struct dm_checkpoint *ck, size_t idx)
 			return bad(name, "ppid %d is not an earlier process of the tree", p->ppid);
 	}
 	if (p->state != DM__PROC_STATE__PROC_ZOMBIE) {
+		if (!p->creds)
+			return bad(name, "creds missing: the process would run with the restorer's "
+					 "credentials (root)");
+		r = validate_creds(name, "creds", p->creds);
+		if (r < 0)
+			return r;
 		if (p->n_threads == 0 || p->threads[0]->tid != p->pid)
 			return bad(name, "threads: main thread missing");
 		if (p->n_threads > 4096)
@@ -240,8 +278,6 @@ static int validate_process(struct dm_checkpoint *ck, size_t idx)
 	for (size_t i = 0; i < p->n_shared_pending; i++)
 		if (p->shared_pending[i].len != SIGINFO_SIZE)
 			return bad(name, "shared_pending[%zu]: %zu bytes", i, p->shared_pending[i].len);
-	if (p->creds && p->creds->n_groups > 65536)
-		return bad(name, "creds.groups: too many");
 	if (p->has_cwd_file_id) {
 		r = check_file_ref(ck, name, "cwd_file_id", p->cwd_file_id);
 		if (r < 0)

@@ -349,8 +349,10 @@ static void *pull_thread(void *arg)
 	struct mem_netsrc *n = arg;
 
 	pthread_mutex_lock(&n->lock);
+	/* no deadline of its own: stop (mem_netsrc_stop) or an error ends it;
+	 * it looks again every second all the same */
 	while (!n->push_ended && !atomic_load(&n->stop) && !dm_errbox_code(&n->err))
-		pthread_cond_wait(&n->cond, &n->lock);
+		cond_wait_ms(&n->cond, &n->lock, 1000);
 	pthread_mutex_unlock(&n->lock);
 	while (!atomic_load(&n->stop) && !dm_errbox_code(&n->err)) {
 		struct mem_lazy *l = atomic_load(&n->lazy);

@@ -295,6 +295,14 @@ json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct 
 	return o;
 }
 
+static uint64_t watched_bytes(struct mig_watchdog *w)
+{
+	uint64_t b = 0;
+	for (int i = 0; i < 3; i++)
+		b += mig_chan_bytes(w->chans[i]);
+	return b;
+}
+
 static void *watchdog_thread(void *arg)
 {
 	struct mig_watchdog *w = arg;
@@ -303,14 +311,34 @@ static void *watchdog_thread(void *arg)
 		nanosleep(&ts, NULL);
 		if (w->tick)
 			w->tick(w->tick_arg);
+		pthread_mutex_lock(&w->arm_lock);
+		int idle = atomic_load(&w->idle_ms);
+		if (idle > 0) {
+			uint64_t b = watched_bytes(w);
+			if (b != w->idle_bytes) {
+				w->idle_bytes = b;
+				atomic_store(&w->deadline_ns, clock_ns() + (uint64_t)idle * 1000000);
+			}
+		}
+		pthread_mutex_unlock(&w->arm_lock);
 		uint64_t d = atomic_load(&w->deadline_ns);
 		int cerr = w->check ? w->check(w->check_arg) : 0;
 		if (cerr < 0)
 			dm_errbox_put(&w->check_err, cerr);
 		if ((d && clock_ns() > d) || cerr < 0) {
-			if (!atomic_exchange(&w->fired, true)) {
+			if (!atomic_load(&w->fired)) {
+				const char *what = w->what ? w->what : "the peer";
+				if (cerr < 0)
+					snprintf(w->fired_msg, sizeof(w->fired_msg), "a worker failed");
+				else if (idle > 0)
+					snprintf(w->fired_msg, sizeof(w->fired_msg),
+						 "nothing came from the peer for %d s while waiting for %s "
+						 "(is it stopped or wedged?)", idle / 1000, what);
+				else
+					snprintf(w->fired_msg, sizeof(w->fired_msg), "timed out waiting for %s", what);
+				atomic_store(&w->fired, true);
 				if (cerr >= 0)
-					pr_warn("timed out waiting for %s", w->what ? w->what : "the peer");
+					pr_warn("%s", w->fired_msg);
 				for (int i = 0; i < 3; i++)
 					if (w->chans[i])
 						net_chan_shutdown(w->chans[i]);
@@ -331,8 +359,27 @@ int mig_watchdog_start(struct mig_watchdog *w)
 
 void mig_watchdog_arm(struct mig_watchdog *w, const char *what, int timeout_ms)
 {
+	pthread_mutex_lock(&w->arm_lock);
 	w->what = what;
+	atomic_store(&w->idle_ms, 0);
 	atomic_store(&w->deadline_ns, timeout_ms > 0 ? clock_ns() + (uint64_t)timeout_ms * 1000000 : 0);
+	pthread_mutex_unlock(&w->arm_lock);
+}
+
+void mig_watchdog_arm_silent(struct mig_watchdog *w, const char *what, int idle_ms)
+{
+	pthread_mutex_lock(&w->arm_lock);
+	w->what = what;
+	atomic_store(&w->deadline_ns, clock_ns() + (uint64_t)idle_ms * 1000000);
+	atomic_store(&w->idle_ms, idle_ms);
+	pthread_mutex_unlock(&w->arm_lock);
+}
+
+int mig_watchdog_error(struct mig_watchdog *w, int err)
+{
+	if (!atomic_load(&w->fired) || dm_errbox_code(&w->check_err))
+		return err;
+	return dm_fail(-ETIMEDOUT, "%s", w->fired_msg);
 }
 
 void mig_watchdog_stop(struct mig_watchdog *w)

@@ -2,8 +2,10 @@
 /*
  * The destination side of a migration (dmigrated), see wire.h.
  *
- *   main thread     accept loop: TLS + Hello (net), then by role:
- *                   control -> a new session (one at a time; "busy" else),
+ *   main thread     accept loop (the TLS + Hello of each connection run on a
+ *                   thread of their own, net_accept_next), then by role:
+ *                   control -> a new session on its own thread (up to
+ *                   MIG_SESSIONS_MAX at once, each failing alone; "busy" else),
  *                   fault/bulk -> the session whose id they carry
  *   session thread  START -> ACCEPT; files into STATE_DIR/incoming/<id>/;
  *                   [store modes: every page into mem_store first];
@@ -71,6 +73,7 @@ struct dsess {
 	uint64_t t_start, t_state, t_resume, t_done;
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
+	uint64_t reserved;         /* bytes of store_reserved this session holds */
 	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
 	pid_t guard_pid;
 	_Atomic bool finished;
@@ -79,6 +82,15 @@ struct dsess {
 };
 
 static _Atomic bool daemon_stop;
+/* memory the migrations in progress may still take (their stores, their
+ * trees): a new one counts it as gone (MemAvailable only drops as they fill) */
+static pthread_mutex_t reserve_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t store_reserved;
+
+static int peer_timeout_ms(const struct dsess *s)
+{
+	return s->o->peer_timeout_ms > 0 ? s->o->peer_timeout_ms : MIG_WAIT_SILENT_MS;
+}
 
 static bool store_mode(enum mig_mode m)
 {
@@ -131,26 +143,58 @@ static int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
-	if (s->mode != MIG_POST_COPY) {
-		uint64_t want = st->has_store_bytes ? st->store_bytes : 0, avail = mem_available();
-		if (want < (64u << 20))
-			want = 64u << 20;
-		/* pages wait in memory until the restore installs them */
-		if (avail && want > avail - MIN(avail, (uint64_t)(256u << 20))) {
-			r = dm_fail(-ENOMEM, "not enough memory here for %s: %" PRIu64 " MiB needed, %" PRIu64
-					     " MiB available",
-				    st->mode, want >> 20, avail >> 20);
-			goto out;
-		}
-		r = mem_store_new(want, &s->store);
+	/*
+	 * Refuse here, before the source freezes anything, what could not run
+	 * here: the tree's CPU features, the kernel features the restore uses,
+	 * room for its memory and its images.
+	 */
+	if (st->has_xcr0) {
+		r = host_check_xfeatures(st->xcr0, "the tree (its CPU offered them at the source)");
 		if (r < 0)
 			goto out;
 	}
+	r = host_check_kernel(LAZY_FEATURES);
+	if (r < 0)
+		goto out;
 	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
 	r = mkdir_p(base, 0700);
 	if (r < 0) {
 		r = dm_fail(r, "%s: %s", base, strerror(-r));
 		goto out;
+	}
+	r = host_check_disk(base, MIG_STATE_DISK_MIN);
+	if (r < 0)
+		goto out;
+	{
+		/* the tree's memory lands here in every mode; the store modes
+		 * first hold it in the store (the source's bound, above its RSS) */
+		uint64_t want = st->has_tree_bytes ? st->tree_bytes : 0, avail = mem_available();
+		if (s->mode != MIG_POST_COPY) {
+			uint64_t store = st->has_store_bytes ? st->store_bytes : 0;
+			if (store < (64u << 20))
+				store = 64u << 20;
+			want = MAX(want, store);
+		}
+		/* what the other migrations may still take is not available */
+		pthread_mutex_lock(&reserve_lock);
+		uint64_t others = store_reserved;
+		uint64_t room = avail - MIN(avail, (uint64_t)(256u << 20) + others);
+		if (avail && want > room) {
+			pthread_mutex_unlock(&reserve_lock);
+			r = dm_fail(-ENOMEM, "not enough memory here for %s: %" PRIu64 " MiB needed, %" PRIu64
+					     " MiB available%s",
+				    st->mode, want >> 20, room >> 20,
+				    others ? " (beside what the migrations in progress may still take)" : "");
+			goto out;
+		}
+		store_reserved += want;
+		s->reserved = want;
+		pthread_mutex_unlock(&reserve_lock);
+		if (s->mode != MIG_POST_COPY) {
+			r = mem_store_new(want, &s->store);
+			if (r < 0)
+				goto out;
+		}
 	}
 	s->dir = xasprintf("%s/%s", base, s->hex);
 	if (mkdir(s->dir, 0700) < 0) {
@@ -593,8 +637,9 @@ static int serve_until_done(struct dsess *s)
 			mem_done = true;
 			if (!t_mem)
 				t_mem = clock_ns();
-			else if (clock_ns() - t_mem > 30000000000ULL)
-				return dm_fail(-ETIMEDOUT, "the source never said whether VMA flags changed");
+			else if (clock_ns() - t_mem > MIG_WAIT_VMA_FIX_MS * 1000000ULL)
+				return dm_fail(-ETIMEDOUT, "the source never said whether VMA flags changed (waited %d s)",
+					       MIG_WAIT_VMA_FIX_MS / 1000);
 		} else if (r != -ETIMEDOUT) {
 			return dm_wrap(r, "serving pages");
 		} else {
@@ -651,14 +696,19 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
+	/* the frame may come in pieces: the watchdog bounds the whole wait */
+	mig_watchdog_arm(&s->wd, what, timeout_ms);
 	int k = net_chan_has_pending(s->ctl) ? 1 : poll(&p, 1, timeout_ms);
-	if (k == 0)
-		return dm_fail(-ETIMEDOUT, "no %s from the source", what);
+	if (k == 0) {
+		mig_watchdog_arm(&s->wd, NULL, 0);
+		return dm_fail(-ETIMEDOUT, "no %s from the source within %d ms", what, timeout_ms);
+	}
 	int r = mig_recv(s->ctl, &type, &len, &m);
+	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (m)
 		protobuf_c_message_free_unpacked(m, NULL);
 	if (r < 0)
-		return dm_wrap(r, "no %s from the source", what);
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "no %s from the source", what);
 	if (type != want || len)
 		return dm_fail(-EBADMSG, "expected %s, got frame %#x", what, type);
 	return 0;
@@ -674,6 +724,10 @@ static void session_cleanup(struct dsess *s)
 	s->netsrc = NULL;
 	mem_store_free(s->store);
 	s->store = NULL;
+	pthread_mutex_lock(&reserve_lock);
+	store_reserved -= s->reserved;
+	s->reserved = 0;
+	pthread_mutex_unlock(&reserve_lock);
 	if (s->dir && !s->o->keep_images)
 		rm_rf(s->dir);
 	free(s->dir);
@@ -698,11 +752,11 @@ static void *session_thread(void *arg)
 	r = mig_watchdog_start(&s->wd);
 	if (r < 0)
 		goto fail;
-	mig_watchdog_arm(&s->wd, "START", 15000);
+	mig_watchdog_arm(&s->wd, "START", MIG_WAIT_START_MS);
 	r = handle_start(s);
 	if (r < 0)
 		goto fail;
-	r = wait_channels(s, 15000);
+	r = wait_channels(s, MIG_WAIT_JOIN_MS);
 	if (r < 0)
 		goto fail;
 	r = guardian_start(s);
@@ -712,8 +766,8 @@ static void *session_thread(void *arg)
 	mig_tune_chan(s->bulk, false);
 	s->wd.chans[1] = s->fault;
 	s->wd.chans[2] = s->bulk;
-	/* a peer that stops sending the state (it is small) is broken */
-	mig_watchdog_arm(&s->wd, "the state", 600000);
+	/* a peer that stops sending the state is stopped or broken */
+	mig_watchdog_arm_silent(&s->wd, "the state", peer_timeout_ms(s));
 	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
 	if (r >= 0)
 		r = mem_netsrc_start(s->netsrc);
@@ -733,9 +787,13 @@ static void *session_thread(void *arg)
 	 * landed would come back, a page read while it lands would be torn.
 	 */
 	if (store_mode(s->mode) || s->mode == MIG_HYBRID) {
-		r = mem_netsrc_wait_store_end(s->netsrc, -1);
+		/* as long as memory keeps coming: the watchdog ends a silence */
+		mig_watchdog_arm_silent(&s->wd, "the memory before the restore", peer_timeout_ms(s));
+		while ((r = mem_netsrc_wait_store_end(s->netsrc, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+			;
+		mig_watchdog_arm(&s->wd, NULL, 0);
 		if (r < 0) {
-			dm_wrap(r, "receiving memory");
+			dm_wrap(mig_watchdog_error(&s->wd, r), "receiving memory");
 			goto fail;
 		}
 	}
@@ -766,9 +824,7 @@ static void *session_thread(void *arg)
 	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
 	if (r < 0)
 		goto fail;
-	/* shorter than the source's detection of a dead link (keepalive, ~7 s):
-	 * it must not find our copy still running when it thaws its own */
-	r = expect_empty(s, MIG_T_COMMIT, 5000, "COMMIT");
+	r = expect_empty(s, MIG_T_COMMIT, MIG_WAIT_COMMIT_MS, "COMMIT");
 	if (r < 0)
 		goto fail;
 	s->committed = true;
@@ -777,7 +833,11 @@ static void *session_thread(void *arg)
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
 	if (s->lazy) {
+		/* bounds the control frames read meanwhile (serve_until_done
+		 * has its own, finer limits on the pages) */
+		mig_watchdog_arm_silent(&s->wd, "the missing pages", (MIG_LINK_PATIENCE_S + 10) * 1000);
 		r = serve_until_done(s);
+		mig_watchdog_arm(&s->wd, NULL, 0);
 		if (r < 0)
 			goto fail;
 	}
@@ -790,7 +850,7 @@ static void *session_thread(void *arg)
 	if (r < 0)
 		goto fail;
 	/* the source kills its copy, then says FIN; a missing FIN changes nothing here */
-	if (expect_empty(s, MIG_T_FIN, 30000, "FIN") < 0)
+	if (expect_empty(s, MIG_T_FIN, MIG_WAIT_FIN_MS, "FIN") < 0)
 		pr_warn("migration %.8s: %s", s->hex, dm_last_error());
 	pr_info("migration %.8s done: pid %d runs here", s->hex, s->root);
 	s->keep_root = true;
@@ -798,6 +858,7 @@ static void *session_thread(void *arg)
 	atomic_store(&s->finished, true);
 	return NULL;
 fail:
+	r = mig_watchdog_error(&s->wd, r);
 	abort_with(s, r);
 	guardian_end(s, false);
 	if (s->resumed) {
@@ -870,7 +931,9 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_net_ctx_ struct net_ctx *ctx = NULL;
 	_cleanup_net_listener_ struct net_listener *l = NULL;
 	struct net_config cfg = { .insecure = o->insecure, .io_timeout_ms = -1 };
-	struct dsess *cur = NULL;
+	/* the migrations in progress, each on its own thread */
+	struct dsess *sess[MIG_SESSIONS_MAX];
+	size_t n_sess = 0;
 	unsigned done = 0;
 	int r;
 
@@ -910,30 +973,47 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			rename(tmp, o->ready_file);
 		}
 	}
-	while (!atomic_load(&daemon_stop) || (cur && !atomic_load(&cur->finished))) {
+	while (!atomic_load(&daemon_stop) || n_sess) {
 		struct net_chan *c = NULL;
-		if (cur && atomic_load(&cur->finished)) {
-			free_session(cur);
-			cur = NULL;
+		for (size_t i = 0; i < n_sess;) {
+			if (!atomic_load(&sess[i]->finished)) {
+				i++;
+				continue;
+			}
+			free_session(sess[i]);
+			sess[i] = sess[--n_sess];
 			done++;
-			if (o->max_migrations && done >= o->max_migrations)
-				break;
 		}
+		if (o->max_migrations && done >= o->max_migrations && !n_sess)
+			break;
 		reap_roots();
 		struct signalfd_siginfo si;
 		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 			on_signal((int)si.ssi_signo);
-		r = net_accept(l, 200, &c);
+		/* handshakes run on threads of their own (a silent client holds
+		 * only its own connection), within per-address and global limits */
+		r = net_accept_next(l, 200, &c);
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
 		if (r < 0) {
-			pr_warn("refused a connection: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			pr_warn("accepting connections: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
 			continue;
 		}
 		enum net_role role = net_chan_role(c);
+		struct dsess *cur = NULL;
+		for (size_t i = 0; i < n_sess && !cur; i++)
+			if (!memcmp(net_chan_session(c), sess[i]->session, NET_SESSION_LEN))
+				cur = sess[i];
 		if (role == NET_ROLE_CONTROL) {
-			if (cur) {
-				refuse(c, "busy with another migration");
+			/* (the listener refuses a control channel whose session is in use) */
+			if (n_sess >= MIG_SESSIONS_MAX) {
+				char why[64];
+				snprintf(why, sizeof(why), "busy: %d migrations are in progress", MIG_SESSIONS_MAX);
+				refuse(c, why);
+				continue;
+			}
+			if (o->max_migrations && done + n_sess >= o->max_migrations) {
+				refuse(c, "busy with its last migration");
 				continue;
 			}
 			if (atomic_load(&daemon_stop)) {
@@ -956,12 +1036,12 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 				pthread_mutex_destroy(&cur->lock);
 				pthread_cond_destroy(&cur->cond);
 				free(cur);
-				cur = NULL;
+				continue;
 			}
+			sess[n_sess++] = cur;
 			continue;
 		}
-		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur &&
-		    !memcmp(net_chan_session(c), cur->session, NET_SESSION_LEN)) {
+		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur) {
 			pthread_mutex_lock(&cur->lock);
 			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault : &cur->bulk;
 			if (!*slot) {
@@ -976,7 +1056,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			net_chan_close(c);
 		}
 	}
-	if (cur)
-		free_session(cur);
+	for (size_t i = 0; i < n_sess; i++)
+		free_session(sess[i]);
 	return 0;
 }

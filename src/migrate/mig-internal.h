@@ -55,13 +55,46 @@ uint64_t mig_chan_bytes(struct net_chan *c);
 /* SIGKILL a process tree (stopped first so that it cannot fork away). */
 /* Pids of the tree under root (root included), parents first; *ret is malloc'ed. */
 
+/*
+ * Every wait on the peer has a limit, and they are all here.  Expiring one
+ * is an error that names the phase waited for.  "Silent" limits count from
+ * the last byte that moved on any channel of the migration (a big memory
+ * on a slow link takes long, but never says nothing); the others from the
+ * start of the wait.
+ */
+#define MIG_WAIT_START_MS 15000     /* dest: START after the control channel's Hello */
+#define MIG_WAIT_ACCEPT_MS 15000    /* source: ACCEPT after START */
+#define MIG_WAIT_JOIN_MS 15000      /* dest: the fault and bulk channels after ACCEPT */
+#define MIG_WAIT_SILENT_MS 60000    /* dest, silent: the state, then the memory before the
+				     * restore (dmigrated --peer-timeout) */
+#define MIG_WAIT_RESTORE_MS 300000  /* source: RESUMED after the state */
+/* dest: COMMIT after RESUMED, shorter than the source's detection of a dead
+ * link (keepalive, ~7 s): it must not find our copy still running when it
+ * thaws its own */
+#define MIG_WAIT_COMMIT_MS 5000
+#define MIG_WAIT_VMA_FIX_MS 30000   /* dest: the VMA fix-ups once every page is in */
+#define MIG_WAIT_FIN_MS 30000       /* dest: FIN after MEM_DONE (its absence changes nothing) */
+/* dest, silent, after COMMIT: the pages still missing (MIG_LINK_PATIENCE_S + 10 s) */
+
+/* dmigrated: free disk space its state dir must have to take a migration
+ * (the image of the state: no memory, but files, ghosts, pipes) */
+#define MIG_STATE_DISK_MIN (64ULL << 20)
+
+/* dmigrated: migrations served at once (draining a host moves many trees);
+ * one more is told "busy" */
+#define MIG_SESSIONS_MAX 8
+
 /* A thread that shuts the channels down when a deadline passes. */
 struct mig_watchdog {
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
 	_Atomic uint64_t deadline_ns;   /* 0: none */
+	pthread_mutex_t arm_lock;       /* arming vs the thread moving a silent deadline (zeroed: ready) */
+	_Atomic int idle_ms;            /* > 0: the deadline moves while bytes move (arm_silent) */
+	uint64_t idle_bytes;            /* watchdog thread only */
 	_Atomic bool fired;
+	char fired_msg[256];            /* why it fired, once fired */
 	struct net_chan *chans[3];
 	const char *what;               /* the phase waited for */
 	void (*tick)(void *arg);        /* called ~4 times a second (progress display) */
@@ -71,5 +104,11 @@ struct mig_watchdog {
 	struct dm_errbox check_err; /* the first error check() returned, with its message */
 };
 int mig_watchdog_start(struct mig_watchdog *w);
+/* what must not come later than timeout_ms from now (<= 0: disarm) */
 void mig_watchdog_arm(struct mig_watchdog *w, const char *what, int timeout_ms);
+/* what may take any time, as long as no idle_ms pass without a byte on chans[] */
+void mig_watchdog_arm_silent(struct mig_watchdog *w, const char *what, int idle_ms);
+/* After a failure: if the watchdog fired, replace the error by the timeout
+ * (which names the phase) and return -ETIMEDOUT; else return err. */
+int mig_watchdog_error(struct mig_watchdog *w, int err);
 void mig_watchdog_stop(struct mig_watchdog *w);

@@ -74,9 +74,11 @@ struct mig_daemon_opts {
 	unsigned max_migrations;   /* stop after this many (0: run forever) */
 	const char *ready_file;    /* written once listening ("ADDR:PORT\n") */
 	bool keep_images;          /* debugging: leave incoming images in state_dir */
+	int peer_timeout_ms;       /* a source silent this long before the restore is given up; 0: 60 s */
 };
 
-/* Serve until SIGINT/SIGTERM (or max_migrations).  One migration at a time. */
+/* Serve until SIGINT/SIGTERM (or max_migrations).  Several migrations at once
+ * (MIG_SESSIONS_MAX), each on its own thread: one that fails takes only its own tree. */
 int mig_daemon_run(const struct mig_daemon_opts *o);
 
 /* Test points (tests/e2e): with DMIGRATE_TEST_PAUSE="name[,name...]" set,

@@ -29,6 +29,7 @@
 #include "image/image.h"
 #include "mem/mem.h"
 #include "proc/proc.h"
+#include "restore/restore.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -193,6 +194,20 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 	dm_error_clear();
 	*ret_n = (unsigned)n;
 	return total;
+}
+
+/* Tests: DMIGRATE_TEST_FORGE_XCR0=HEX claims xsave components this CPU may
+ * not have (the destination must refuse them before the freeze). */
+static uint64_t forged_xfeatures(void)
+{
+	const char *v = getenv("DMIGRATE_TEST_FORGE_XCR0");
+	unsigned long long x;
+	char *end;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	x = strtoull(v, &end, 16);
+	return errno || *end ? 0 : (uint64_t)x;
 }
 
 static int connect_all(struct src *s)
@@ -707,11 +722,16 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		}
 		m.has_processes = true;
 		m.processes = nprocs;
+		/* for the destination's checks before the freeze */
+		m.has_xcr0 = true;
+		m.xcr0 = host_xcr0() | forged_xfeatures();
+		m.has_tree_bytes = true;
+		m.tree_bytes = anon;
 		r = net_send_msg(s.ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			goto fail_early;
 	}
-	mig_watchdog_arm(&s.wd, "the destination to accept", 15000);
+	mig_watchdog_arm(&s.wd, "the destination to accept", MIG_WAIT_ACCEPT_MS);
 	r = expect_reply(&s, MIG_T_ACCEPT, &rep);
 	if (r < 0)
 		goto fail_early;
@@ -801,9 +821,13 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_STORE);
 		if (r < 0)
 			goto fail;
-		r = mem_server_wait_push(s.srv, -1);
+		/* as long as the destination takes it: the watchdog ends a silence */
+		mig_watchdog_arm_silent(&s.wd, "the destination to take the memory", MIG_WAIT_SILENT_MS);
+		while ((r = mem_server_wait_push(s.srv, 1000)) == -ETIMEDOUT && !atomic_load(&s.wd.fired))
+			;
+		mig_watchdog_arm(&s.wd, NULL, 0);
 		if (r < 0) {
-			dm_wrap(r, "sending memory");
+			dm_wrap(mig_watchdog_error(&s.wd, r), "sending memory");
 			goto fail;
 		}
 		mig_test_point("src-pushed");
@@ -815,7 +839,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 
 	/* ---- the switch-over ---- */
 	atomic_store(&s.phase, "restoring");
-	mig_watchdog_arm(&s.wd, "the restore", 300000);
+	mig_watchdog_arm(&s.wd, "the restore", MIG_WAIT_RESTORE_MS);
 	r = expect_reply(&s, MIG_T_RESUMED, &rep);
 	if (r < 0)
 		goto fail;

@@ -8,11 +8,14 @@
 #include "base/clock.h"
 #include "base/log.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <openssl/rand.h>
 
@@ -289,11 +292,32 @@ void net_sessions_leave(struct net_sessions *s, const uint8_t *session)
 
 /* ---- server ---------------------------------------------------------------- */
 
+/* A handshake in progress on its own thread (net_accept_next). */
+struct hs {
+	struct hs *next;
+	struct net_listener *l;
+	int fd;          /* the connection: the thread owns it */
+	int shut_fd;     /* a dup of it, to end the handshake from net_listener_free() */
+	char addr[INET6_ADDRSTRLEN]; /* the peer's address, without the port */
+};
+
 struct net_listener {
 	int fd;
 	uint16_t port;
 	struct net_ctx *ctx;
 	struct net_sessions *sessions;
+
+	/* net_accept_next() */
+	pthread_mutex_t hs_lock;
+	pthread_cond_t hs_cond;    /* a handshake thread ended */
+	struct hs *hs;             /* in progress */
+	unsigned hs_running;
+	bool closing;
+	struct net_chan **ready;   /* handshakes done, oldest first */
+	size_t n_ready, cap_ready;
+	int wake_fd;               /* eventfd: a handshake ended */
+	uint64_t refused_log_ns;   /* refusals are logged at most once a second */
+	unsigned refused_quiet;
 };
 
 int net_listen(struct net_ctx *ctx, const char *addr, struct net_listener **ret_listener)
@@ -339,6 +363,9 @@ int net_listen(struct net_ctx *ctx, const char *addr, struct net_listener **ret_
 						   ((struct sockaddr_in *)&ss)->sin_port);
 	l->ctx = net_ctx_ref(ctx);
 	l->sessions = sessions_new();
+	pthread_mutex_init(&l->hs_lock, NULL);
+	pthread_cond_init(&l->hs_cond, NULL);
+	l->wake_fd = -1;
 	if (ctx->insecure)
 		pr_warn("INSECURE listener on %s (port %u): it accepts unauthenticated, "
 			"unencrypted channels. Benchmarks on a private link only.",
@@ -352,6 +379,21 @@ void net_listener_free(struct net_listener *l)
 	if (!l)
 		return;
 	close(l->fd);
+	/* end the handshakes in progress (they fail at once) and wait for their threads */
+	pthread_mutex_lock(&l->hs_lock);
+	l->closing = true;
+	for (struct hs *h = l->hs; h; h = h->next)
+		shutdown(h->shut_fd, SHUT_RDWR);
+	while (l->hs_running)
+		pthread_cond_wait(&l->hs_cond, &l->hs_lock);
+	pthread_mutex_unlock(&l->hs_lock);
+	for (size_t i = 0; i < l->n_ready; i++)
+		net_chan_close(l->ready[i]);
+	free(l->ready);
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
+	pthread_mutex_destroy(&l->hs_lock);
+	pthread_cond_destroy(&l->hs_cond);
 	net_sessions_unref(l->sessions); /* open channels keep their own reference */
 	net_ctx_unref(l->ctx);
 	free(l);
@@ -427,5 +469,176 @@ int net_accept(struct net_listener *l, int timeout_ms, struct net_chan **ret_cha
 		if (n == 0 && timeout_ms >= 0 &&
 		    (clock_ns() - start) / 1000000 >= (uint64_t)timeout_ms)
 			return dm_fail(-ETIMEDOUT, "no connection within %d ms", timeout_ms);
+	}
+}
+
+/* ---- handshakes off the accept loop ------------------------------------------- */
+
+static void *hs_thread(void *arg)
+{
+	struct hs *h = arg;
+	struct net_listener *l = h->l;
+	struct net_chan *c = NULL;
+	uint64_t one = 1;
+	int r;
+
+	r = net_listener_handshake(l, h->fd, &c);
+	if (r < 0)
+		pr_warn("refused a connection: %s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+	pthread_mutex_lock(&l->hs_lock);
+	for (struct hs **pp = &l->hs; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	close(h->shut_fd);
+	if (c && l->closing) {
+		net_chan_close(c);
+		c = NULL;
+	}
+	if (c) {
+		if (l->n_ready == l->cap_ready) {
+			l->cap_ready = l->cap_ready ? 2 * l->cap_ready : 8;
+			l->ready = xrealloc(l->ready, l->cap_ready * sizeof(*l->ready));
+		}
+		l->ready[l->n_ready++] = c;
+	}
+	if (l->wake_fd >= 0)
+		(void)!write(l->wake_fd, &one, sizeof(one));
+	l->hs_running--;
+	pthread_cond_broadcast(&l->hs_cond);
+	pthread_mutex_unlock(&l->hs_lock);
+	free(h);
+	return NULL;
+}
+
+static void peer_addr(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTRLEN])
+{
+	const void *a = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+						    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	if (!inet_ntop(ss->ss_family, a, buf, INET6_ADDRSTRLEN))
+		snprintf(buf, INET6_ADDRSTRLEN, "?");
+}
+
+/* Under hs_lock: NULL if the connection may start its handshake, else why not. */
+static const char *hs_refusal(struct net_listener *l, const char *addr, char *why, size_t len)
+{
+	unsigned same = 0;
+
+	if (l->closing)
+		return "the listener is closing";
+	if (l->hs_running >= l->ctx->handshakes_max) {
+		snprintf(why, len, "%u handshakes are in progress (the limit)", l->hs_running);
+		return why;
+	}
+	for (struct hs *h = l->hs; h; h = h->next)
+		same += !strcmp(h->addr, addr);
+	if (same >= l->ctx->handshakes_per_addr) {
+		snprintf(why, len, "%u handshakes from %s are in progress (the limit per address)", same, addr);
+		return why;
+	}
+	return NULL;
+}
+
+/* Start the handshake of a new connection on a thread, or close it at once. */
+static void hs_admit(struct net_listener *l, int fd, const struct sockaddr_storage *ss)
+{
+	char addr[INET6_ADDRSTRLEN], why[160];
+	const char *no;
+	pthread_attr_t attr;
+	pthread_t t;
+	struct hs *h;
+
+	peer_addr(ss, addr);
+	pthread_mutex_lock(&l->hs_lock);
+	no = hs_refusal(l, addr, why, sizeof(why));
+	if (!no) {
+		h = xcalloc(1, sizeof(*h));
+		h->l = l;
+		h->fd = fd;
+		h->shut_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		snprintf(h->addr, sizeof(h->addr), "%s", addr);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (h->shut_fd < 0 || pthread_create(&t, &attr, hs_thread, h) != 0) {
+			if (h->shut_fd >= 0)
+				close(h->shut_fd);
+			free(h);
+			no = "cannot start a handshake thread";
+		} else {
+			h->next = l->hs;
+			l->hs = h;
+			l->hs_running++;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	if (no) {
+		uint64_t now = clock_ns();
+		close(fd);
+		if (now - l->refused_log_ns >= 1000000000ULL) {
+			if (l->refused_quiet)
+				pr_warn("refused a connection from %s: %s (and %u more refusals in the last second)",
+					addr, no, l->refused_quiet);
+			else
+				pr_warn("refused a connection from %s: %s", addr, no);
+			l->refused_log_ns = now;
+			l->refused_quiet = 0;
+		} else {
+			l->refused_quiet++;
+		}
+	}
+	pthread_mutex_unlock(&l->hs_lock);
+}
+
+int net_accept_next(struct net_listener *l, int timeout_ms, struct net_chan **ret_chan)
+{
+	uint64_t start = clock_ns();
+
+	if (l->wake_fd < 0) {
+		l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (l->wake_fd < 0)
+			return dm_fail(neg_errno(), "eventfd: %m");
+	}
+	for (;;) {
+		struct pollfd p[2] = { { .fd = l->fd, .events = POLLIN }, { .fd = l->wake_fd, .events = POLLIN } };
+		int timeout = -1, n;
+
+		pthread_mutex_lock(&l->hs_lock);
+		if (l->n_ready) {
+			*ret_chan = l->ready[0];
+			memmove(l->ready, l->ready + 1, --l->n_ready * sizeof(*l->ready));
+			pthread_mutex_unlock(&l->hs_lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&l->hs_lock);
+		if (timeout_ms >= 0) {
+			uint64_t spent = (clock_ns() - start) / 1000000;
+			if (spent >= (uint64_t)timeout_ms)
+				return dm_fail(-ETIMEDOUT, "no connection within %d ms", timeout_ms);
+			timeout = timeout_ms - (int)spent;
+		}
+		n = poll(p, 2, timeout);
+		if (n < 0 && errno != EINTR)
+			return dm_fail(neg_errno(), "poll on the listener: %m");
+		if (n <= 0)
+			continue;
+		if (p[1].revents) {
+			uint64_t v;
+			(void)!read(l->wake_fd, &v, sizeof(v));
+		}
+		while (p[0].revents) {
+			struct sockaddr_storage ss = { 0 };
+			socklen_t sslen = sizeof(ss);
+			int fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd < 0) {
+				if (errno == EINTR || errno == ECONNABORTED)
+					continue;
+				if (errno != EAGAIN && errno != EWOULDBLOCK)
+					pr_warn("accept: %m");
+				break;
+			}
+			set_sockopts(fd);
+			hs_admit(l, fd, &ss);
+		}
 	}
 }

@@ -15,6 +15,7 @@ struct net_ctx {
 	atomic_int refs;
 	bool insecure;
 	int connect_timeout_ms, handshake_timeout_ms, io_timeout_ms; /* defaults applied */
+	unsigned handshakes_per_addr, handshakes_max;                 /* defaults applied */
 	char **features;                                              /* NULL-terminated */
 	SSL_CTX *ssl_client, *ssl_server;                             /* NULL when insecure */
 	uint8_t psk[NET_PSK_LEN];

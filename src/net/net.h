@@ -146,7 +146,12 @@ struct net_config {
 	int handshake_timeout_ms;  /* TLS + Hello, whole; 0: 5000, < 0: none */
 	int io_timeout_ms;         /* a send/recv making no progress; 0: 60000, < 0: none */
 	const char *const *features; /* NULL-terminated, announced in Hello; may be NULL */
+	/* server side, net_accept_next(): handshakes in progress at once from
+	 * one peer address, and in all; 0: NET_HANDSHAKES_PER_ADDR, _MAX */
+	unsigned handshakes_per_addr, handshakes_max;
 };
+#define NET_HANDSHAKES_PER_ADDR 8 /* a source opens 3 channels per migration, one after the other */
+#define NET_HANDSHAKES_MAX 64
 
 struct net_ctx;
 /* key may be NULL only when cfg->insecure.  The context copies both. */
@@ -267,6 +272,18 @@ int net_accept(struct net_listener *l, int timeout_ms, struct net_chan **ret_cha
  * (closes it on failure) and is thread-safe. */
 int net_listener_accept_fd(struct net_listener *l);
 int net_listener_handshake(struct net_listener *l, int fd, struct net_chan **ret_chan);
+/*
+ * For a server that must not stall on a slow or silent client: every
+ * connection gets its handshake (TLS + Hello, within the handshake timeout)
+ * on a thread of its own, so that one peer that says nothing cannot hold up
+ * the channels of another.  Waits up to timeout_ms (< 0: forever) for a
+ * channel whose handshake succeeded (-ETIMEDOUT).  A connection beyond the
+ * limits (handshakes_per_addr from its address, handshakes_max in all) is
+ * closed at once; failed handshakes and refusals are logged here, never
+ * returned.  One caller thread at a time; net_listener_free() ends the
+ * handshakes still in progress and waits for their threads.
+ */
+int net_accept_next(struct net_listener *l, int timeout_ms, struct net_chan **ret_chan);
 
 /*
  * Egress queueing (egress.c): whether the queue in front of the link a

@@ -155,6 +155,8 @@ int net_ctx_new(const struct net_config *cfg, const struct net_key *key, struct 
 	ctx->connect_timeout_ms = net_timeout_or(cfg->connect_timeout_ms, 5000);
 	ctx->handshake_timeout_ms = net_timeout_or(cfg->handshake_timeout_ms, 5000);
 	ctx->io_timeout_ms = net_timeout_or(cfg->io_timeout_ms, 60000);
+	ctx->handshakes_per_addr = cfg->handshakes_per_addr ? cfg->handshakes_per_addr : NET_HANDSHAKES_PER_ADDR;
+	ctx->handshakes_max = cfg->handshakes_max ? cfg->handshakes_max : NET_HANDSHAKES_MAX;
 	while (cfg->features && cfg->features[n])
 		n++;
 	ctx->features = xcalloc(n + 1, sizeof(char *));

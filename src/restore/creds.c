@@ -222,6 +222,10 @@ int creds_restore(struct rst_ctx *c, struct rst_proc *p)
 	const Dm__Creds *cr = p->img->creds;
 	int r;
 
+	/* image_validate() refuses this already: never restore a process with ours */
+	if (!cr)
+		return dm_fail(-EBADMSG, "pid %d: the image has no credentials: it would run as root "
+				"with the restorer's capabilities", p->img->pid);
 	for (size_t i = 0; i < p->n_threads; i++) {
 		const Dm__Creds *tc = p->threads[i].img->creds ? p->threads[i].img->creds : cr;
 		uint64_t missing = tc ? tc->cap_prm & ~c->cap_all : 0;

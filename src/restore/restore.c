@@ -295,6 +295,9 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	r = image_open(o->images_dir, false, &c->img);
 	if (r >= 0)
 		r = image_load(c->img, &c->ck);
+	/* refuse what cannot run here before anything is made */
+	if (r >= 0)
+		r = restore_check_host(c->ck, o->lazy ? o->lazy_features : 0, o->lazy);
 	if (r < 0)
 		goto out;
 	c->st.load_ms = lap(&t);

@@ -128,3 +128,23 @@ extern const size_t restore_madv_count;
 
 /* Stats as a JSON object (jansson json_t *, returned as void * to keep this header light). */
 void *restore_stats_json(const struct restore_stats *st);
+
+/*
+ * What this host offers a restored tree (hostcheck.c).  The checks return 0
+ * or -errno with a message that names what is missing (-EOPNOTSUPP for CPU
+ * and kernel features, -ENOMEM, -ENOSPC).  restore_tree() runs
+ * restore_check_host() before it creates anything; dmigrated runs the parts
+ * it can at START, before the source freezes.
+ */
+struct dm_checkpoint;
+uint64_t host_xcr0(void); /* the xsave components enabled here; 0 without xsave */
+const char *xfeature_names(uint64_t mask, char *buf, size_t len);
+int host_check_xfeatures(uint64_t need, const char *whose);
+int host_check_kernel(uint64_t uffd_features); /* clone3; userfaultfd with these features (0: none) */
+int host_check_memory(uint64_t need_bytes, const char *what);
+int host_check_disk(const char *dir, uint64_t need_bytes);
+/* XSTATE_BV of every dumped thread, or'ed */
+uint64_t image_xfeatures_used(const struct dm_checkpoint *ck);
+/* The image's CPU needs (recorded XCR0 of its host, xstate in use), the
+ * kernel features, and (unless lazy) memory for its pages. */
+int restore_check_host(const struct dm_checkpoint *ck, uint64_t uffd_features, bool lazy);

@@ -96,6 +96,37 @@ expect_restore_error "empty directory" "$WORK/c6" "inventory.img" ""
 
 expect_restore_error "no directory" "$WORK/nonexistent" "nonexistent" ""
 
+# --- what this host cannot run: refused before anything is made --------
+# an xsave component this CPU lacks (AMX, else AVX-512, else a reserved bit)
+missing_xfeature() {
+	if ! grep -qw amx_tile /proc/cpuinfo; then echo 60000
+	elif ! grep -qw avx512f /proc/cpuinfo; then echo e0
+	else echo 4000000000000000; fi
+}
+# the image's recorded XCR0 (Inventory field 220) made to claim it: a field
+# appended to a protobuf message overrides an earlier one; the CRC is redone
+forge_inventory_xcr0() { # DIR HEX
+	python3 - "$1/inventory.img" "$2" <<'PY'
+import struct, sys, zlib
+path, extra = sys.argv[1], int(sys.argv[2], 16)
+b = open(path, "rb").read()
+magic, kind, ver, plen, crc, res = struct.unpack("<IHHQII", b[:24])
+def varint(n):
+    out = b""
+    while True:
+        x = n & 0x7F
+        n >>= 7
+        if not n:
+            return out + bytes([x])
+        out += bytes([x | 0x80])
+payload = b[24:24 + plen] + varint(220 << 3) + varint(extra)
+open(path, "wb").write(struct.pack("<IHHQII", magic, kind, ver, len(payload), zlib.crc32(payload), res) + payload)
+PY
+}
+cp -a "$WORK/img1" "$WORK/c7"
+forge_inventory_xcr0 "$WORK/c7" "$(missing_xfeature)"
+expect_restore_error "xsave feature this CPU lacks" "$WORK/c7" "lacks xsave features the tree uses: .*bit" "$pid"
+
 # a good image restores (control for the cases above)
 if "$DM" restore --images "$WORK/img1" --pidfile "$WORK/pidfile" >"$WORK/r.log" 2>&1; then
 	r=$(cat "$WORK/pidfile")

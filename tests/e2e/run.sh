@@ -9,6 +9,17 @@
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
+#   waits/...      the source dmigrate stopped (SIGSTOP) before the switch-over:
+#                  b gives up after its --peer-timeout, names the phase, and
+#                  takes the next migration; the source then rolls back
+#   concurrent/... four workloads migrate a -> b at once; the source of one is
+#                  killed: it fails alone, the three others complete
+#   refuse/...     a source claiming an xsave feature b's CPU lacks is refused
+#                  at START, before the freeze: the tree runs on in a
+#   strangers/...  silent clients without the key (from host b's address)
+#                  hold only their own connections: a migration from a
+#                  completes meanwhile, one over the per-address limit is
+#                  closed at once
 #   hostile/...    malformed frames, messages, files and images from a broken
 #                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
@@ -84,6 +95,7 @@ ADDR_A=198.18.0.1
 ADDR_B=198.18.0.2
 NPASS=0 NFAIL=0 NSKIP=0
 DAEMON_PID=
+DAEMON_ARGS=()	# more options for dmigrated (start_daemon)
 WL_PID= WL_NS= WL_LOG=
 
 log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
@@ -107,6 +119,23 @@ wait_until() {	# SECONDS CMD...
 
 in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
 
+# the `dmigrate migrate` among the descendants of job PID (an `in_host` runs it
+# below testhost's helper)
+migrate_below() {
+	local -a todo=("$1")
+	local p
+	while ((${#todo[@]})); do
+		p=${todo[0]}
+		todo=("${todo[@]:1}")
+		if [[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == "$DM migrate "* ]]; then
+			echo "$p"
+			return 0
+		fi
+		todo+=($(cat /proc/"$p"/task/*/children 2>/dev/null))
+	done
+	return 1
+}
+
 cleanup() {
 	stop_workload
 	stop_daemon
@@ -124,7 +153,8 @@ start_daemon() {	# [KEYFILE] [ENV=VAL...]: dmigrated in host b
 	stop_daemon
 	rm -f "$WORK/ready"
 	DAEMON_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
-		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v) || return 1
+		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v \
+		"${DAEMON_ARGS[@]}") || return 1
 	wait_until 10 test -e "$WORK/ready"
 }
 
@@ -483,11 +513,212 @@ test_rollback() {	# POINT KIND MODE
 	[[ -n $DAEMON_PID ]] || start_daemon
 }
 
+# strangers/silent-clients: 8 silent connections from b's own address (the
+# per-address limit), kept open for the whole test, while a migrates to b
+test_strangers() {
+	local t=strangers/silent-clients spid before
+	selected "$t" || return 0
+	if ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	: >"$WORK/strangers.out"
+	in_host b python3 "$E2E_DIR/lib/strangers.py" "$ADDR_B" 7070 8 60 >"$WORK/strangers.out" 2>&1 &
+	spid=$!
+	if ! wait_until 40 grep -q extra "$WORK/strangers.out"; then
+		result FAIL "$t" "the stranger did not connect: $(tail -n 1 "$WORK/strangers.out")"
+		kill "$spid" 2>/dev/null
+		wait "$spid" 2>/dev/null
+		stop_workload
+		return
+	fi
+	before=$(last_report)
+	if ! grep -q '^extra refused' "$WORK/strangers.out"; then
+		result FAIL "$t" "$(head -n 1 "$WORK/strangers.out")"
+	elif ! migrate post-copy; then
+		result FAIL "$t" "migrate failed beside silent clients: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 20 reports_from "$PREFIX-b" "${before%% *}"; then
+		result FAIL "$t" "no report from b after the migration (last: $(last_report))"
+	elif ! grep -q 'handshakes from .* are in progress' "$WORK/dmigrated.log"; then
+		result FAIL "$t" "dmigrated did not log the refused connection"
+	else
+		result PASS "$t"
+	fi
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	stop_workload
+}
+
+# waits/source-stopped: stop-and-copy; the source dmigrate is stopped right
+# after it sent the state, before the memory.  b (--peer-timeout 4) gives up
+# on its own, says which phase it waited for, and is free for the next
+# migration; after SIGCONT the source finds the link gone and rolls back.
+test_source_stopped() {
+	local t=waits/source-stopped marks=$WORK/marks mpid spid rc before
+	selected "$t" || return 0
+	DAEMON_ARGS=(--peer-timeout 4)
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_daemon || ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		DAEMON_ARGS=()
+		start_daemon
+		return
+	fi
+	in_host a env DMIGRATE_TEST_PAUSE=src-state-sent DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=6000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode stop-and-copy \
+		>"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 30 test -e "$marks/src-state-sent" || ! spid=$(migrate_below "$mpid"); then
+		wait "$mpid"
+		result FAIL "$t" "never reached src-state-sent: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	else
+		kill -STOP "$spid"
+		if ! wait_until 60 grep -q 'failed: nothing came from the peer for 4 s while waiting for the memory before the restore' \
+			"$WORK/dmigrated.log"; then
+			kill -CONT "$spid"
+			wait "$mpid"
+			result FAIL "$t" "b did not give the stopped source up: $(tail -n 1 "$WORK/dmigrated.log")"
+		else
+			kill -CONT "$spid"
+			wait "$mpid"
+			rc=$?
+			before=$(last_report)
+			if ((rc == 0)); then
+				result FAIL "$t" "the migration succeeded"
+			elif ! wait_until 10 reports_from "$PREFIX-a" "${before%% *}"; then
+				result FAIL "$t" "the workload does not go on in a after the rollback"
+			elif ! migrate stop-and-copy; then
+				result FAIL "$t" "b did not take the next migration: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+			elif ! wait_until 20 reports_from "$PREFIX-b" 0; then
+				result FAIL "$t" "the next migration's workload does not run in b"
+			else
+				result PASS "$t"
+			fi
+		fi
+	fi
+	stop_workload
+	DAEMON_ARGS=()
+	start_daemon
+}
+
+# concurrent/four-at-once: four python3 counters migrate from a to b at the
+# same time (post-copy); each source pauses at src-connected, so all four
+# sessions are open on b at once.  The source of #3 is killed there: its
+# migration fails and its workload runs on in a, the three others complete.
+all_marked() { local k; for k in 0 1 2 3; do [[ -e $WORK/cmarks$k/src-connected ]] || return 1; done; }
+
+test_concurrent() {
+	local t=concurrent/four-at-once i why= spid
+	local -a pids=() nss=() logs=() mpids=() befores=() rcs=()
+	selected "$t" || return 0
+	for i in 0 1 2 3; do
+		logs[i]=$WORK/conc$i.log
+		: >"${logs[i]}"
+		pids[i]=$("$DM" testhost spawn --prefix "$PREFIX" a -- python3 "$E2E_DIR/lib/counter.py" "${logs[i]}") ||
+			{ why="spawn failed"; break; }
+		nss[i]=$(awk '/^NSpid:/ { print $NF }' "/proc/${pids[i]}/status")
+	done
+	for i in 0 1 2 3; do
+		[[ -n $why ]] && break
+		WL_LOG=${logs[i]}
+		wait_until 20 has_lines 3 || why="workload $i did not start"
+	done
+	if [[ -z $why ]]; then
+		for i in 0 1 2 3; do
+			rm -rf "$WORK/cmarks$i"
+			mkdir -p "$WORK/cmarks$i"
+			WL_LOG=${logs[i]}
+			befores[i]=$(last_report)
+			in_host a env DMIGRATE_TEST_PAUSE=src-connected DMIGRATE_TEST_MARK="$WORK/cmarks$i" DMIGRATE_TEST_PAUSE_MS=6000 \
+				"$DM" migrate "pid:${nss[i]}" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy \
+				>"$WORK/cmig$i.out" 2>&1 &
+			mpids[i]=$!
+		done
+		if ! wait_until 60 all_marked; then
+			why="not all four were accepted at once: $(grep -h -v '^(' "$WORK"/cmig*.out | tail -n 2 | tr '\n' ' ')"
+		elif ! spid=$(migrate_below "${mpids[3]}"); then
+			why="no source process for #3"
+		else
+			kill -KILL "$spid"
+		fi
+		for i in 0 1 2 3; do
+			wait "${mpids[i]}"
+			rcs[i]=$?
+		done
+	fi
+	for i in 0 1 2; do
+		[[ -n $why ]] && break
+		WL_LOG=${logs[i]}
+		if ((rcs[i] != 0)); then
+			why="migration $i failed: $(grep -v '^(' "$WORK/cmig$i.out" | tail -n 1)"
+		elif ! wait_until 20 reports_from "$PREFIX-b" "${befores[i]%% *}"; then
+			why="workload $i does not go on in b (last: $(last_report))"
+		elif any_bad; then
+			why="workload $i: memory check failed"
+		fi
+	done
+	if [[ -z $why ]]; then
+		WL_LOG=${logs[3]}
+		if ((rcs[3] == 0)); then
+			why="the migration whose source was killed succeeded"
+		elif ! wait_until 10 reports_from "$PREFIX-a" "${befores[3]%% *}"; then
+			why="workload 3 does not run on in a"
+		elif ! wait_until 10 eval '! host_pid b "${nss[3]}" >/dev/null'; then
+			why="b still has a copy of workload 3"
+		elif gone "$DAEMON_PID"; then
+			why="dmigrated died"
+		fi
+	fi
+	if [[ -z $why ]]; then result PASS "$t"; else result FAIL "$t" "$why"; fi
+	for i in 0 1 2 3; do
+		[[ -n ${nss[i]:-} ]] || continue
+		for h in a b; do
+			spid=$(host_pid "$h" "${nss[i]}") && kill -KILL "$spid" 2>/dev/null
+		done
+		kill -KILL "${pids[i]}" 2>/dev/null
+	done
+}
+
+# refuse/xfeature: the source claims (DMIGRATE_TEST_FORGE_XCR0) an xsave
+# component this CPU lacks; b refuses at START, naming it, before anything
+# is frozen: the workload never stops in a
+missing_xfeature() {
+	if ! grep -qw amx_tile /proc/cpuinfo; then echo 60000
+	elif ! grep -qw avx512f /proc/cpuinfo; then echo e0
+	else echo 4000000000000000; fi
+}
+
+test_refuse_xfeature() {
+	local t=refuse/xfeature before
+	selected "$t" || return 0
+	if ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	before=$(last_report)
+	if in_host a env DMIGRATE_TEST_FORGE_XCR0="$(missing_xfeature)" "$DM" migrate "pid:$WL_NS" \
+		--to "$ADDR_B:7070" --key "$KEY" --mode post-copy >"$WORK/migrate.out" 2>&1; then
+		result FAIL "$t" "the migration succeeded"
+	elif ! grep -q 'lacks xsave features the tree .*bit' "$WORK/migrate.out"; then
+		result FAIL "$t" "the error does not name the feature: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! grep -q 'nothing was changed' "$WORK/migrate.out" || grep -q 'freeze \.\.\.' "$WORK/migrate.out"; then
+		result FAIL "$t" "not refused before the freeze: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! wait_until 10 reports_from "$PREFIX-a" "${before%% *}"; then
+		result FAIL "$t" "the workload does not run on in a"
+	elif host_pid b "$WL_NS" >/dev/null; then
+		result FAIL "$t" "b has a copy"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+}
+
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
 # the daemon still serves a real migration afterwards
 test_hostile() {
 	local names="garbage bad-magic huge-frame bad-seq bad-mode bad-protobuf too-much-memory path-escape
-		extent-out-of-range wrong-file-count bad-image" n hpid
+		extent-out-of-range wrong-file-count bad-image no-creds tree-too-big xfeature-missing" n hpid
 	selected hostile/ || [[ $FILTER =~ hostile ]] || return 0
 	hpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/hostile-dmigrated.log" b -- \
 		"$DM" daemon --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
@@ -576,6 +807,10 @@ cp "$DM" "$WORK/dmigrate-workload"
 start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"; exit 1; }
 
 test_auth
+test_strangers
+test_source_stopped
+test_concurrent
+test_refuse_xfeature
 test_hostile
 for mode in $MODES; do
 	for w in python3 busybox cprog; do

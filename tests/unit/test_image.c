@@ -63,8 +63,15 @@ static void write_valid(struct dm_image *img)
 	Dm__Fd fd = DM__FD__INIT, *fdp = &fd;
 	fd.fd = 0; fd.file_id = 1;
 	Dm__Mm mm = DM__MM__INIT;
+	Dm__Creds cr = DM__CREDS__INIT;
+	uint32_t groups[] = { 1000, 27 };
+	cr.uid = cr.euid = cr.suid = cr.fsuid = 1000;
+	cr.gid = cr.egid = cr.sgid = cr.fsgid = 1000;
+	cr.n_groups = 2;
+	cr.groups = groups;
 	Dm__Process p = DM__PROCESS__INIT;
 	p.pid = 42;
+	p.creds = &cr;
 	p.n_threads = 1; p.threads = &thp;
 	p.n_vmas = 2; p.vmas = vp;
 	p.n_pagemap = 1; p.pagemap = &pep;
@@ -205,6 +212,61 @@ static void test_validate_pagemap(void **state)
 	image_close(img);
 }
 
+/* Credentials are required and may not say "leave the restorer's" (-1). */
+static void test_validate_creds(void **state)
+{
+	struct dm_image *img;
+	struct dm_checkpoint *ck;
+	(void)state;
+	assert_int_equal(image_open(dir, true, &img), 0);
+	write_valid(img);
+	assert_int_equal(image_load(img, &ck), 0);
+	Dm__Process *p = ck->procs[0];
+	Dm__Creds *cr = p->creds;
+
+	p->creds = NULL;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "proc-42.img: creds missing"));
+	p->creds = cr;
+	assert_int_equal(image_validate(img, ck), 0);
+
+	cr->euid = UINT32_MAX;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "creds.euid is -1"));
+	cr->euid = 1000;
+	cr->groups[1] = UINT32_MAX;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "creds.groups[1] is -1"));
+	cr->groups[1] = 27;
+	cr->cap_eff = 1;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "not in the permitted set"));
+	cr->cap_eff = 0;
+
+	/* a thread's own creds are checked the same way */
+	Dm__Creds tc = *cr;
+	tc.fsgid = UINT32_MAX;
+	p->threads[0]->creds = &tc;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "threads[0].creds.fsgid is -1"));
+	p->threads[0]->creds = NULL;
+	assert_int_equal(image_validate(img, ck), 0);
+	checkpoint_free(ck);
+	image_close(img);
+
+	/* and on disk: an image written without them does not load */
+	assert_int_equal(image_open(dir, true, &img), 0);
+	write_valid(img);
+	assert_int_equal(image_load(img, &ck), 0);
+	cr = ck->procs[0]->creds;
+	ck->procs[0]->creds = NULL;
+	assert_int_equal(image_write_msg(img, "proc-42.img", IMG_PROCESS, &ck->procs[0]->base), 0);
+	ck->procs[0]->creds = cr;
+	checkpoint_free(ck);
+	image_close(img);
+	expect_load_error("creds missing");
+}
+
 static void test_raw(void **state)
 {
 	struct dm_image *img;
@@ -242,6 +304,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_pagemap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_validate_creds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

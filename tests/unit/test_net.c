@@ -14,6 +14,7 @@
 
 #include <endian.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <arpa/inet.h>
@@ -800,6 +801,101 @@ static void test_handshake_silent_client(void **state)
 	net_ctx_unref(ctx);
 }
 
+/*
+ * net_accept_next: silent clients from one address hold only their own
+ * handshakes; one more from that address is closed at once, and a client
+ * from another address gets its channel while the silent ones wait.
+ */
+struct connector {
+	struct net_ctx *ctx;
+	char addr[64];
+	pthread_t thread;
+	int r;
+	struct net_chan *c;
+	char err[1024];
+};
+
+static void *connect_thread(void *p)
+{
+	struct connector *k = p;
+	k->r = net_connect(k->ctx, k->addr, NET_ROLE_CONTROL, NULL, &k->c);
+	snprintf(k->err, sizeof(k->err), "%s", dm_last_error());
+	return NULL;
+}
+
+static int raw_connect_from(uint16_t port, const char *from)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(inet_pton(AF_INET, from, &src.sin_addr), 1);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return fd;
+}
+
+/* the server closed fd: EOF or a reset (waits up to 30 s for it) */
+static bool closed_by_server(int fd, int wait_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char b;
+	if (poll(&p, 1, wait_ms) <= 0)
+		return false;
+	ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN);
+}
+
+static void test_handshake_limits(void **state)
+{
+	struct net_config cfg = { .handshake_timeout_ms = 60000, .handshakes_per_addr = 2 };
+	struct net_ctx *ctx;
+	struct net_listener *l;
+	struct net_chan *c = NULL;
+	struct connector k = { 0 };
+	int silent[2], extra;
+
+	for (int insecure = 0; insecure < 2; insecure++) {
+		cfg.insecure = insecure;
+		assert_int_equal(net_ctx_new(&cfg, insecure ? NULL : &key_a, &ctx), 0);
+		assert_int_equal(net_listen(ctx, "127.0.0.1:0", &l), 0);
+		for (int i = 0; i < 2; i++)
+			silent[i] = raw_connect_from(net_listener_port(l), "127.0.0.2");
+		extra = raw_connect_from(net_listener_port(l), "127.0.0.2");
+		/* all three are accepted here; the third over the limit */
+		assert_int_equal(net_accept_next(l, 300, &c), -ETIMEDOUT);
+		assert_true(closed_by_server(extra, 30000));
+		for (int i = 0; i < 2; i++)
+			assert_false(closed_by_server(silent[i], 0));
+		/* a client from another address is served meanwhile */
+		assert_int_equal(make_ctx(insecure, &key_a, 30000, &k.ctx), 0);
+		addr_of(l, k.addr);
+		assert_int_equal(pthread_create(&k.thread, NULL, connect_thread, &k), 0);
+		int r = net_accept_next(l, 30000, &c);
+		pthread_join(k.thread, NULL);
+		if (r < 0 || k.r < 0)
+			print_error("accept %d: %s / connect %d: %s\n", r, dm_last_error(), k.r, k.err);
+		assert_int_equal(r, 0);
+		assert_int_equal(k.r, 0);
+		assert_int_equal(net_chan_role(c), NET_ROLE_CONTROL);
+		for (int i = 0; i < 2; i++)
+			assert_false(closed_by_server(silent[i], 0));
+		net_chan_close(c);
+		net_chan_close(k.c);
+		net_ctx_unref(k.ctx);
+		/* freeing the listener ends the silent handshakes */
+		net_listener_free(l);
+		for (int i = 0; i < 2; i++) {
+			assert_true(closed_by_server(silent[i], 30000));
+			close(silent[i]);
+		}
+		close(extra);
+		net_ctx_unref(ctx);
+	}
+}
+
 static void test_handshake_silent_server(void **state)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -1170,6 +1266,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_garbage),
 		cmocka_unit_test(test_handshake_silent_client),
 		cmocka_unit_test(test_handshake_silent_server),
+		cmocka_unit_test(test_handshake_limits),
 		cmocka_unit_test(test_version_mismatch),
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_shutdown_and_timeout),

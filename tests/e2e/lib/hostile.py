@@ -4,7 +4,7 @@
 # then sends what a correct source never would.  Each scenario must end with
 # the daemon refusing (an ABORT frame, or closing), never with it crashing.
 #   hostile.py HOST PORT SCENARIO     exit 0: refused as it should be
-import os, socket, struct, sys, time
+import os, socket, struct, sys, time, zlib
 
 MAGIC = 0x464E4D44
 T_HELLO, T_PAGES = 1, 2
@@ -69,12 +69,31 @@ class Peer:
         assert typ == T_HELLO, "no hello back"
         return body
 
-    def start(self, mode="post-copy", store=0):
+    def start(self, mode="post-copy", store=0, xcr0=0, tree=0):
         m = field_bytes(1, mode) + field_bytes(2, "pid:1")
         if store:
             m += field_varint(4, store)
+        if xcr0:
+            m += field_varint(220, xcr0)
+        if tree:
+            m += field_varint(221, tree)
         self.send(T_START, m)
         return self.recv()
+
+    def refused_with(self, needle):
+        """The daemon answers ABORT and its message contains needle."""
+        try:
+            while True:
+                typ, body = self.recv()
+                if typ == T_ACCEPT:
+                    continue
+                if typ == T_ABORT and needle in body:
+                    return True
+                print("answer %s: %r" % (typ, body[:300]))
+                return False
+        except (ConnectionError, socket.timeout) as e:
+            print("no answer: %s" % e)
+            return False
 
     def refused(self):
         """The daemon answers ABORT or closes; anything else is a failure."""
@@ -111,6 +130,29 @@ def accepted(mode="post-copy"):
         p.s.close()
         time.sleep(0.2)
     raise SystemExit("never accepted")
+
+
+def img_file(kind, payload):
+    """An image file: the 24-byte header (docs/image-format.md), then a protobuf payload."""
+    return struct.pack("<IHHQII", 0x474D4944, kind, 1, len(payload), zlib.crc32(payload), 0) + payload
+
+
+def send_file(p, name, data):
+    p.send(T_FILE, field_bytes(1, name) + field_varint(2, len(data)))
+    p.send(T_DATA, struct.pack("<QII", 0, len(data), 0) + data)
+    p.send(T_FILE_END, b"")
+
+
+def image_without_creds(pid=3333):
+    """A structurally valid one-process image whose process has no credentials."""
+    inv = field_varint(1, 1) + field_varint(2, pid) + field_varint(3, 0) + field_varint(4, pid)
+    files = b""
+    thread = field_varint(1, pid) + field_bytes(2, b"\0" * 216) + field_varint(4, 0)
+    mm = b"".join(field_varint(i, 0) for i in range(1, 12))
+    proc = (field_varint(1, pid) + field_varint(2, 0) + field_varint(3, pid) + field_varint(4, pid) +
+            field_varint(5, 0) + field_bytes(7, thread) + field_bytes(10, mm))
+    return {"inventory.img": img_file(1, inv), "files.img": img_file(4, files),
+            "proc-%d.img" % pid: img_file(2, proc)}
 
 
 def scenario(name, p):
@@ -157,6 +199,25 @@ def scenario(name, p):
         p.send(T_DATA, struct.pack("<QII", 0, 64, 0) + os.urandom(64))
         p.send(T_FILE_END, b"")
         p.send(T_STATE_END, field_varint(1, 1))
+    elif name == "tree-too-big":
+        # a post-copy tree larger than this host's memory: refused at START
+        p.hello()
+        p.send(T_START, field_bytes(1, "post-copy") + field_bytes(2, "pid:1") + field_varint(221, 1 << 50))
+        return p.refused_with(b"not enough memory")
+    elif name == "xfeature-missing":
+        # an xsave component no CPU enables (bit 62 is reserved): refused at START
+        p.hello()
+        p.send(T_START, field_bytes(1, "post-copy") + field_bytes(2, "pid:1") + field_varint(220, 7 | 1 << 62))
+        return p.refused_with(b"lacks xsave features")
+    elif name == "no-creds":
+        # must be refused for what it is, before anything runs as root
+        p = accepted()
+        keep = join(p)
+        files = image_without_creds()
+        for n in sorted(files):
+            send_file(p, n, files[n])
+        p.send(T_STATE_END, field_varint(1, len(files)))
+        return p.refused_with(b"creds missing")
     else:
         raise SystemExit("unknown scenario " + name)
     return p.refused()
