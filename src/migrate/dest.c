@@ -75,6 +75,7 @@ struct dsess {
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
+	char *target;              /* "pid:N" on the source (for messages) */
 	pthread_t thread;
 };
 
@@ -129,6 +130,8 @@ static int handle_start(struct dsess *s)
 	/* post-copy: the source reads the VMA flags before its freeze and says
 	 * after the switch-over which changed meanwhile (maybe none) */
 	s->vma_checked = s->mode != MIG_POST_COPY;
+	if (st->target && strlen(st->target) < 32)
+		s->target = xstrdup(st->target);
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
 	if (s->mode != MIG_POST_COPY) {
@@ -415,6 +418,43 @@ static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
 	return mem_netsrc_fetch(s->netsrc, pid, addr, page, 10000);
 }
 
+static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what);
+
+/*
+ * The restored tree is complete and stopped (every thread traced by this
+ * thread): say RESUMED and wait for COMMIT before it runs.  So our copy
+ * never runs unless the source has committed, i.e. has left its own copy
+ * stopped for good; without COMMIT (the source gave up, died, or the link
+ * broke) the restore kills a tree that never ran, and the source, which
+ * has not sent COMMIT, thaws its own.  The two copies cannot overlap
+ * whatever the timings.  The cost: half a round trip more downtime.
+ */
+#define COMMIT_WAIT_MS 10000
+
+static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struct restore_stats *st)
+{
+	struct dsess *s = arg;
+	int r;
+
+	s->root = pids[0];
+	for (size_t i = 0; i < n; i++)
+		guardian_add(s, pids[i]);
+	s->restore_stats = restore_stats_json(st);
+	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
+	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	pr_info("migration %.8s: restored, root pid %d; waiting for COMMIT", s->hex, s->root);
+	mig_test_point("dst-restored");
+	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
+	if (r < 0)
+		return r;
+	mig_test_point("dst-resumed");
+	r = expect_empty(s, MIG_T_COMMIT, COMMIT_WAIT_MS, "COMMIT");
+	if (r < 0)
+		return r;
+	s->committed = true;
+	return 0;
+}
+
 static int do_restore(struct dsess *s)
 {
 	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID };
@@ -437,6 +477,8 @@ static int do_restore(struct dsess *s)
 		.lazy_fetch = lazy_fetch,
 		.lazy_arg = s,
 		.lazy_features = LAZY_FEATURES,
+		.before_resume = hold_until_commit,
+		.before_resume_arg = s,
 	};
 	r = restore_tree(&ro, &res);
 	if (r < 0)
@@ -444,11 +486,7 @@ static int do_restore(struct dsess *s)
 	s->resumed = true;
 	s->t_resume = clock_ns();
 	s->root = res.root_pid;
-	guardian_add(s, res.root_pid);
 	s->root_pidfd = res.root_pidfd;
-	s->restore_stats = restore_stats_json(&res.stats);
-	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
-	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, s->t_resume)));
 	if (store_mode(s->mode)) {
 		/* every page was installed by the hook: let the areas go */
 		mem_lazy_free(s->lazy);
@@ -686,6 +724,8 @@ static void session_cleanup(struct dsess *s)
 	free(s->dirty);
 	free(s->pids);
 	s->dirty = NULL;
+	free(s->target);
+	s->target = NULL;
 }
 
 static void *session_thread(void *arg)
@@ -758,20 +798,11 @@ static void *session_thread(void *arg)
 			for (uint64_t k = 0; k < d->npages; k++)
 				mem_store_drop(s->store, d->space, d->addr + k * DM_PAGE_SIZE);
 		}
+	/* RESUMED, COMMIT: in the restore's last step (hold_until_commit) */
 	r = do_restore(s);
 	if (r < 0)
 		goto fail;
-	pr_info("migration %.8s: restored, root pid %d", s->hex, s->root);
-	mig_test_point("dst-restored");
-	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
-	if (r < 0)
-		goto fail;
-	/* shorter than the source's detection of a dead link (keepalive, ~7 s):
-	 * it must not find our copy still running when it thaws its own */
-	r = expect_empty(s, MIG_T_COMMIT, 5000, "COMMIT");
-	if (r < 0)
-		goto fail;
-	s->committed = true;
+	pr_info("migration %.8s: committed, root pid %d runs", s->hex, s->root);
 	/* from here a dead link costs the tree: wait for it to come back */
 	mig_chan_patience(s->ctl, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
@@ -798,19 +829,26 @@ static void *session_thread(void *arg)
 	atomic_store(&s->finished, true);
 	return NULL;
 fail:
-	abort_with(s, r);
-	guardian_end(s, false);
+	/* kill first, then ABORT: once the source reads it, nothing of ours runs */
 	if (s->resumed) {
-		/* not committed, or committed but its memory can never be complete */
-		pr_warn("migration %.8s: killing the restored tree (pid %d)%s", s->hex, s->root,
-			s->committed ? ": the source keeps its stopped copy" : "");
+		/* committed, but its memory can never be complete (a tree that
+		 * was not committed never ran: the restore killed it) */
+		pr_warn("migration %.8s: killing the restored tree (pid %d): %s", s->hex, s->root,
+			dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		guardian_end(s, false);
 		if (s->root_pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, s->root_pidfd, SIGKILL, NULL, 0);
 		proc_kill_tree(s->root);
-		/* it is our child: its pid must be free again for a retry */
+	}
+	guardian_end(s, false);
+	if (s->committed)
+		pr_warn("migration %.8s: the source keeps its copy of %s stopped: 'kill -CONT' of its processes there "
+			"resumes it", s->hex, s->target ? s->target : "the tree");
+	abort_with(s, r);
+	/* the root is our child: its pid must be free again for a retry */
+	if (s->root > 0)
 		while (waitpid(s->root, NULL, __WALL) < 0 && errno == EINTR)
 			;
-	}
 	session_cleanup(s);
 	atomic_store(&s->finished, true);
 	return NULL;

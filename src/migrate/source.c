@@ -33,6 +33,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -896,6 +897,19 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	s.dest_restore = mig_reply_stats(rep);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	mig_test_point("src-resumed-received");
+	{
+		/* the destination says nothing between RESUMED and COMMIT: anything
+		 * readable now is its ABORT or its end, and it has not run its copy */
+		struct pollfd pc = { .fd = net_chan_fd(s.ctl), .events = POLLIN };
+		if (net_chan_has_pending(s.ctl) || poll(&pc, 1, 0) > 0) {
+			r = expect_reply(&s, MIG_T_COMMIT, &rep);
+			if (r >= 0)
+				protobuf_c_message_free_unpacked(&rep->base, NULL);
+			r = dm_fail(r < 0 ? r : -EPROTO, "the destination gave up before the switch-over: %s",
+				    dm_last_error()[0] ? dm_last_error() : "no reason given");
+			goto fail;
+		}
+	}
 	{
 		int st = SRC_RUNNING;
 		if (!atomic_compare_exchange_strong(&s.commit_state, &st, SRC_COMMITTING)) {

@@ -215,7 +215,7 @@ tree_procs() {	# H
 # the states of the workload's processes in host H, sorted and unique ("S T")
 tree_states() {	# H
 	local p
-	for p in $(tree_procs "$1"); do pstate "$p"; echo; done | sort -u | tr '\n' ' '
+	for p in $(tree_procs "$1"); do pstate "$p"; done | sort -u | tr '\n' ' '
 }
 b_empty() { [[ -z $(tree_procs b) ]]; }
 
@@ -784,7 +784,9 @@ if ((SAFETY)); then
 		test_safety src-connected "$action" post-copy a
 		test_safety src-frozen "$action" post-copy a
 		test_safety src-state-sent "$action" post-copy a
-		test_safety dst-resumed "$action" post-copy a
+		test_safety dst-restored "$action" post-copy a
+		test_safety src-resumed-received "$action" post-copy a
+		test_safety dst-resumed "$action" post-copy none
 		test_safety src-resumed "$action" post-copy none
 		test_safety src-resumed "$action" stop-and-copy b
 	done
