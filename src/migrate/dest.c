@@ -22,6 +22,7 @@
  */
 #define LOG_PREFIX "dmigrated: "
 #include "migrate/mig-internal.h"
+#include "migrate/treecg.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
@@ -72,6 +73,7 @@ struct dsess {
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
+	struct treecg cg;          /* the tree's own cgroup (version NONE: none usable) */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -300,17 +302,22 @@ static int recv_files(struct dsess *s)
 /* ---- the guardian --------------------------------------------------------- */
 
 /*
- * A restored tree runs from the moment restore_tree() returns, but belongs
- * here only once the source COMMITs.  If this daemon dies in between (killed,
- * crashed), nobody would remove it while the source thaws its own copy.  So
- * a small child process holds a pidfd of every restored process and kills
- * them when its pipe from us closes without the commit byte: it sees our
- * death as EOF.  It only uses system calls (we are multithreaded when it
+ * A restored tree runs from COMMIT on, but belongs here only once it has
+ * every page (post-copy) or from COMMIT (store modes).  If this daemon dies
+ * in between (killed, crashed), nobody would remove it, and the source keeps
+ * its complete copy stopped.  So a small child process, forked before the
+ * restore, kills it when its pipe from us closes without the commit byte: it
+ * sees our death as EOF.  It kills the tree's cgroup as a whole (treecg.h),
+ * so what the tree forked since the resume dies too; pidfds of the restored
+ * processes are the fallback where no cgroup is usable.  Until COMMIT the
+ * tree is also frozen in its cgroup (v2): if we die while we hold it traced,
+ * the kernel detaches it and it must not run even for the moment the
+ * guardian needs.  It only uses system calls (we are multithreaded when it
  * forks) and keeps no other fd of ours.
  */
 #define GUARD_MAX 4096
 
-_Noreturn static void guardian_main(int rfd)
+_Noreturn static void guardian_main(int rfd, const struct treecg *cg)
 {
 	int fds[GUARD_MAX], n = 0;
 	for (;;) {
@@ -328,10 +335,14 @@ _Noreturn static void guardian_main(int rfd)
 				fds[n++] = fd;
 		}
 	}
+	if (cg->version != TREECG_NONE)
+		treecg_kill(cg, 10000);
 	for (int i = 0; i < n; i++)
 		syscall(SYS_pidfd_send_signal, fds[i], SIGSTOP, NULL, 0);
 	for (int i = 0; i < n; i++)
 		syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+	if (cg->version != TREECG_NONE)
+		treecg_remove(cg);
 	_exit(0);
 }
 
@@ -351,7 +362,7 @@ static int guardian_start(struct dsess *s)
 		if (dup2(p[0], 3) < 0)
 			_exit(1);
 		syscall(SYS_close_range, 4, ~0U, 0);
-		guardian_main(3);
+		guardian_main(3, &s->cg);
 	}
 	close(p[0]);
 	s->guard_fd = p[1];
@@ -437,11 +448,30 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	int r;
 
 	s->root = pids[0];
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		guardian_add(s, pids[i]);
+		if (s->cg.version != TREECG_NONE) {
+			r = treecg_add(&s->cg, pids[i]);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (s->cg.version == TREECG_V2) {
+		r = treecg_freeze(&s->cg, true);
+		if (r < 0)
+			return r;
+	}
 	s->restore_stats = restore_stats_json(st);
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	if (!store_mode(s->mode)) {
+		/* the source pushes (and sends absent ranges) right after COMMIT:
+		 * the handler must be in place before it can be sent */
+		mem_netsrc_set_lazy(s->netsrc, s->lazy);
+		r = mem_lazy_start(s->lazy);
+		if (r < 0)
+			return r;
+	}
 	pr_info("migration %.8s: restored, root pid %d; waiting for COMMIT", s->hex, s->root);
 	mig_test_point("dst-restored");
 	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
@@ -452,6 +482,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	if (r < 0)
 		return r;
 	s->committed = true;
+	/* it runs as soon as the restore detaches it */
+	if (s->cg.version == TREECG_V2)
+		return treecg_freeze(&s->cg, false);
 	return 0;
 }
 
@@ -491,11 +524,6 @@ static int do_restore(struct dsess *s)
 		/* every page was installed by the hook: let the areas go */
 		mem_lazy_free(s->lazy);
 		s->lazy = NULL;
-	} else {
-		mem_netsrc_set_lazy(s->netsrc, s->lazy);
-		r = mem_lazy_start(s->lazy);
-		if (r < 0)
-			return r;
 	}
 	return 0;
 }
@@ -745,6 +773,12 @@ static void *session_thread(void *arg)
 	r = wait_channels(s, 15000);
 	if (r < 0)
 		goto fail;
+	/* the tree's cgroup: the guardian kills it as a whole */
+	if (treecg_create(s->hex, TREECG_NONE, &s->cg) < 0) {
+		pr_warn("migration %.8s: %s; a failed migration kills the restored processes it knows of, not "
+			"what they forked", s->hex, dm_last_error());
+		dm_error_clear();
+	}
 	r = guardian_start(s);
 	if (r < 0)
 		goto fail;
@@ -869,6 +903,20 @@ static void on_signal(int sig)
  */
 static pid_t *roots;
 static size_t n_roots;
+/* cgroups of migrated trees that run here: removed once empty */
+static struct treecg *cgs;
+static size_t n_cgs;
+
+static void sweep_cgroups(void)
+{
+	for (size_t i = 0; i < n_cgs;) {
+		if (!treecg_populated(&cgs[i]) && treecg_remove(&cgs[i]) == 0) {
+			cgs[i] = cgs[--n_cgs];
+			continue;
+		}
+		i++;
+	}
+}
 
 static void reap_roots(void)
 {
@@ -888,6 +936,13 @@ static void free_session(struct dsess *s)
 	if (s->keep_root && s->root > 0) {
 		roots = xrealloc(roots, (n_roots + 1) * sizeof(*roots));
 		roots[n_roots++] = s->root;
+	}
+	if (s->keep_root && s->cg.version != TREECG_NONE) {
+		cgs = xrealloc(cgs, (n_cgs + 1) * sizeof(*cgs));
+		cgs[n_cgs++] = s->cg;
+	} else if (s->cg.version != TREECG_NONE) {
+		/* the guardian removed it after the kill; a tree that never got that far left it empty */
+		treecg_remove(&s->cg);
 	}
 	net_chan_close(s->fault);
 	net_chan_close(s->bulk);
@@ -958,6 +1013,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 				break;
 		}
 		reap_roots();
+		sweep_cgroups();
 		struct signalfd_siginfo si;
 		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 			on_signal((int)si.ssi_signo);

@@ -527,14 +527,16 @@ test_rollback() {	# POINT KIND MODE
 # nothing left, the way to resume a's copy was printed; SIGCONT resumes it).
 # In every case b keeps no process of the tree (forks included) unless the
 # tree runs there, and every memory check stays ok.
-test_safety() {	# POINT ACTION MODE WANT
-	local point=$1 action=$2 mode=$3 want=$4 t="safety/$1/$2/$3" marks=$WORK/marks rc mpid c sp
+test_safety() {	# POINT ACTION MODE WANT [b-forked]
+	local point=$1 action=$2 mode=$3 want=$4 t="safety/$1/$2/$3" marks=$WORK/marks rc mpid c sp pause=3000
+	# b-forked: the action waits until b's copy has forked (a long pause, ended once done)
+	[[ ${5:-} == b-forked ]] && pause=30000
 	selected "$t" || return 0
 	rm -rf "$marks"
 	mkdir -p "$marks"
 	local -a denv=() senv=()
-	[[ $point == dst-* ]] && denv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=3000)
-	[[ $point == src-* ]] && senv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=3000)
+	[[ $point == dst-* ]] && denv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=$pause)
+	[[ $point == src-* ]] && senv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=$pause)
 	if ! start_daemon "$KEY" "${denv[@]}" || ! start_workload forker || ! wait_until 20 grep -q '^child' "$WL_LOG"; then
 		result FAIL "$t" "setup failed"
 		return
@@ -548,12 +550,20 @@ test_safety() {	# POINT ACTION MODE WANT
 		stop_workload
 		return
 	fi
+	if [[ ${5:-} == b-forked ]] && ! wait_until 25 grep -q "^child [0-9.]* $PREFIX-b " "$WL_LOG"; then
+		touch "$marks/$point.go"
+		wait "$mpid"
+		result FAIL "$t" "b's copy did not fork"
+		stop_workload
+		return
+	fi
 	case $action in
 	kill-source) kill -KILL "$sp" ;;
 	kill-dest) kill -KILL "$DAEMON_PID"; DAEMON_PID= ;;
 	sigint) kill -INT "$sp" ;;
 	sighup) kill -HUP "$sp" ;;
 	esac
+	touch "$marks/$point.go"
 	wait "$mpid"
 	rc=$?
 	c=$(last_report)
@@ -784,10 +794,10 @@ if ((SAFETY)); then
 		test_safety src-connected "$action" post-copy a
 		test_safety src-frozen "$action" post-copy a
 		test_safety src-state-sent "$action" post-copy a
-		test_safety dst-restored "$action" post-copy a
+		test_safety dst-restored "$action" stop-and-copy a
 		test_safety src-resumed-received "$action" post-copy a
 		test_safety dst-resumed "$action" post-copy none
-		test_safety src-resumed "$action" post-copy none
+		test_safety src-resumed "$action" post-copy none b-forked
 		test_safety src-resumed "$action" stop-and-copy b
 	done
 fi
