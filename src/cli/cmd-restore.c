@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "compat.h"
 #include "mem/mem.h"
+#include "migrate/migrate.h"
 #include "proc/proc.h"
 #include "restore/restore.h"
 
@@ -20,8 +21,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <linux/userfaultfd.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 
 #define LAZY_FEATURES                                                                     \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |   \
@@ -167,6 +170,7 @@ int cmd_restore(int argc, char **argv)
 	const char *pidfile = NULL, *stats = NULL;
 	struct img_src src = { 0 };
 	bool lazy = false;
+	_cleanup_close_ int sigfd = -1;
 	double lazy_ms = 0;
 	int c, r;
 
@@ -207,6 +211,22 @@ int cmd_restore(int argc, char **argv)
 				dm_last_error()[0] ? dm_last_error() : strerror(-r));
 			return 1;
 		}
+		/*
+		 * From the resume on, the tree's missing pages come from this
+		 * process only: if it ended, its userfaultfds would close, the
+		 * lazy areas would be unregistered and every page not yet in would
+		 * read as zeros.  So HUP, INT, TERM and PIPE are blocked (the
+		 * restored tasks get their own masks from the image) and only
+		 * reported while pages are missing.
+		 */
+		sigset_t ss;
+		sigemptyset(&ss);
+		sigaddset(&ss, SIGHUP);
+		sigaddset(&ss, SIGINT);
+		sigaddset(&ss, SIGTERM);
+		sigaddset(&ss, SIGPIPE);
+		sigprocmask(SIG_BLOCK, &ss, NULL);
+		sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 		o.lazy = true;
 		o.lazy_cb = img_add;
 		o.lazy_arg = &src;
@@ -232,9 +252,25 @@ int cmd_restore(int argc, char **argv)
 		 * Stay until every lazy page is in.
 		 */
 		double t0 = clock_ms();
+		mig_test_point("restore-lazy-serving"); /* tests: the tree runs, nothing serves it yet */
 		r = mem_lazy_start(src.lazy);
-		if (r >= 0)
-			r = mem_lazy_wait(src.lazy, LAZY_TIMEOUT_MS);
+		while (r >= 0) {
+			struct signalfd_siginfo si;
+			r = mem_lazy_wait(src.lazy, 200);
+			while (sigfd >= 0 && read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				fprintf(stderr,
+					"dmigrate: SIG%s ignored: the restored tree (pid %d) needs the pages only this "
+					"command serves (without them it would read zeros); exiting once they are all "
+					"in (%" PRIu64 " left)\n",
+					sigabbrev_np((int)si.ssi_signo), res.root_pid, mem_lazy_missing(src.lazy));
+			if (r != -ETIMEDOUT)
+				break;
+			if (clock_ms() - t0 > LAZY_TIMEOUT_MS) {
+				r = dm_fail(-ETIMEDOUT, "not every lazy page was installed in %d s", LAZY_TIMEOUT_MS / 1000);
+				break;
+			}
+			r = 0;
+		}
 		lazy_ms = clock_ms() - t0;
 		/* pages it never got would read as zeros once the handler is gone:
 		 * a tree that cannot be completed must not run on */

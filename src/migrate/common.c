@@ -61,9 +61,15 @@ void mig_test_point(const char *name)
 		if (ms)
 			parse_long(ms, &v);
 		pr_warn("test point %s: pausing %ld ms", name, v);
-		struct timespec ts = { v / 1000, (v % 1000) * 1000000 };
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		/* $DMIGRATE_TEST_MARK/name.go ends the pause early */
+		_cleanup_free_ char *go = mark ? xasprintf("%s/%s.go", mark, name) : NULL;
+		for (long t = 0; t < v; t += 20) {
+			struct timespec ts = { 0, MIN(20L, v - t) * 1000000 };
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			if (go && access(go, F_OK) == 0)
+				break;
+		}
 		return;
 	}
 }

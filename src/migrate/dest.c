@@ -24,6 +24,7 @@
  */
 #define LOG_PREFIX "dmigrated: "
 #include "migrate/mig-internal.h"
+#include "migrate/treecg.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
@@ -75,9 +76,11 @@ struct dsess {
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
 	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
+	struct treecg cg;          /* the tree's own cgroup (version NONE: none usable) */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
+	char *target;              /* "pid:N" on the source (for messages) */
 	pthread_t thread;
 };
 
@@ -141,6 +144,8 @@ static int handle_start(struct dsess *s)
 	/* post-copy: the source reads the VMA flags before its freeze and says
 	 * after the switch-over which changed meanwhile (maybe none) */
 	s->vma_checked = s->mode != MIG_POST_COPY;
+	if (st->target && strlen(st->target) < 32)
+		s->target = xstrdup(st->target);
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
 	/*
@@ -341,17 +346,22 @@ static int recv_files(struct dsess *s)
 /* ---- the guardian --------------------------------------------------------- */
 
 /*
- * A restored tree runs from the moment restore_tree() returns, but belongs
- * here only once the source COMMITs.  If this daemon dies in between (killed,
- * crashed), nobody would remove it while the source thaws its own copy.  So
- * a small child process holds a pidfd of every restored process and kills
- * them when its pipe from us closes without the commit byte: it sees our
- * death as EOF.  It only uses system calls (we are multithreaded when it
+ * A restored tree runs from COMMIT on, but belongs here only once it has
+ * every page (post-copy) or from COMMIT (store modes).  If this daemon dies
+ * in between (killed, crashed), nobody would remove it, and the source keeps
+ * its complete copy stopped.  So a small child process, forked before the
+ * restore, kills it when its pipe from us closes without the commit byte: it
+ * sees our death as EOF.  It kills the tree's cgroup as a whole (treecg.h),
+ * so what the tree forked since the resume dies too; pidfds of the restored
+ * processes are the fallback where no cgroup is usable.  Until COMMIT the
+ * tree is also frozen in its cgroup (v2): if we die while we hold it traced,
+ * the kernel detaches it and it must not run even for the moment the
+ * guardian needs.  It only uses system calls (we are multithreaded when it
  * forks) and keeps no other fd of ours.
  */
 #define GUARD_MAX 4096
 
-_Noreturn static void guardian_main(int rfd)
+_Noreturn static void guardian_main(int rfd, const struct treecg *cg)
 {
 	int fds[GUARD_MAX], n = 0;
 	for (;;) {
@@ -369,10 +379,14 @@ _Noreturn static void guardian_main(int rfd)
 				fds[n++] = fd;
 		}
 	}
+	if (cg->version != TREECG_NONE)
+		treecg_kill(cg, 10000);
 	for (int i = 0; i < n; i++)
 		syscall(SYS_pidfd_send_signal, fds[i], SIGSTOP, NULL, 0);
 	for (int i = 0; i < n; i++)
 		syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+	if (cg->version != TREECG_NONE)
+		treecg_remove(cg);
 	_exit(0);
 }
 
@@ -392,7 +406,7 @@ static int guardian_start(struct dsess *s)
 		if (dup2(p[0], 3) < 0)
 			_exit(1);
 		syscall(SYS_close_range, 4, ~0U, 0);
-		guardian_main(3);
+		guardian_main(3, &s->cg);
 	}
 	close(p[0]);
 	s->guard_fd = p[1];
@@ -459,6 +473,63 @@ static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
 	return mem_netsrc_fetch(s->netsrc, pid, addr, page, 10000);
 }
 
+static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what);
+
+/*
+ * The restored tree is complete and stopped (every thread traced by this
+ * thread): say RESUMED and wait for COMMIT before it runs.  So our copy
+ * never runs unless the source has committed, i.e. has left its own copy
+ * stopped for good; without COMMIT (the source gave up, died, or the link
+ * broke) the restore kills a tree that never ran, and the source, which
+ * has not sent COMMIT, thaws its own.  The two copies cannot overlap
+ * whatever the timings.  The cost: half a round trip more downtime.
+ */
+static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struct restore_stats *st)
+{
+	struct dsess *s = arg;
+	int r;
+
+	s->root = pids[0];
+	for (size_t i = 0; i < n; i++) {
+		guardian_add(s, pids[i]);
+		if (s->cg.version != TREECG_NONE) {
+			r = treecg_add(&s->cg, pids[i]);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (s->cg.version == TREECG_V2) {
+		r = treecg_freeze(&s->cg, true);
+		if (r < 0)
+			return r;
+	}
+	s->restore_stats = restore_stats_json(st);
+	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
+	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	if (!store_mode(s->mode)) {
+		/* the source pushes (and sends absent ranges) right after COMMIT:
+		 * the handler must be in place before it can be sent */
+		mem_netsrc_set_lazy(s->netsrc, s->lazy);
+		r = mem_lazy_start(s->lazy);
+		if (r < 0)
+			return r;
+	}
+	pr_info("migration %.8s: restored, root pid %d; waiting for COMMIT", s->hex, s->root);
+	mig_test_point("dst-restored");
+	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
+	if (r < 0)
+		return r;
+	mig_test_point("dst-resumed");
+	r = expect_empty(s, MIG_T_COMMIT, MIG_WAIT_COMMIT_MS, "COMMIT");
+	if (r < 0)
+		return r;
+	s->committed = true;
+	/* it runs as soon as the restore detaches it */
+	if (s->cg.version == TREECG_V2)
+		return treecg_freeze(&s->cg, false);
+	return 0;
+}
+
 static int do_restore(struct dsess *s)
 {
 	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID };
@@ -481,6 +552,8 @@ static int do_restore(struct dsess *s)
 		.lazy_fetch = lazy_fetch,
 		.lazy_arg = s,
 		.lazy_features = LAZY_FEATURES,
+		.before_resume = hold_until_commit,
+		.before_resume_arg = s,
 	};
 	r = restore_tree(&ro, &res);
 	if (r < 0)
@@ -488,20 +561,11 @@ static int do_restore(struct dsess *s)
 	s->resumed = true;
 	s->t_resume = clock_ns();
 	s->root = res.root_pid;
-	guardian_add(s, res.root_pid);
 	s->root_pidfd = res.root_pidfd;
-	s->restore_stats = restore_stats_json(&res.stats);
-	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
-	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, s->t_resume)));
 	if (store_mode(s->mode)) {
 		/* every page was installed by the hook: let the areas go */
 		mem_lazy_free(s->lazy);
 		s->lazy = NULL;
-	} else {
-		mem_netsrc_set_lazy(s->netsrc, s->lazy);
-		r = mem_lazy_start(s->lazy);
-		if (r < 0)
-			return r;
 	}
 	return 0;
 }
@@ -740,6 +804,8 @@ static void session_cleanup(struct dsess *s)
 	free(s->dirty);
 	free(s->pids);
 	s->dirty = NULL;
+	free(s->target);
+	s->target = NULL;
 }
 
 static void *session_thread(void *arg)
@@ -759,6 +825,12 @@ static void *session_thread(void *arg)
 	r = wait_channels(s, MIG_WAIT_JOIN_MS);
 	if (r < 0)
 		goto fail;
+	/* the tree's cgroup: the guardian kills it as a whole */
+	if (treecg_create(s->hex, TREECG_NONE, &s->cg) < 0) {
+		pr_warn("migration %.8s: %s; a failed migration kills the restored processes it knows of, not "
+			"what they forked", s->hex, dm_last_error());
+		dm_error_clear();
+	}
 	r = guardian_start(s);
 	if (r < 0)
 		goto fail;
@@ -816,18 +888,11 @@ static void *session_thread(void *arg)
 			for (uint64_t k = 0; k < d->npages; k++)
 				mem_store_drop(s->store, d->space, d->addr + k * DM_PAGE_SIZE);
 		}
+	/* RESUMED, COMMIT: in the restore's last step (hold_until_commit) */
 	r = do_restore(s);
 	if (r < 0)
 		goto fail;
-	pr_info("migration %.8s: restored, root pid %d", s->hex, s->root);
-	mig_test_point("dst-restored");
-	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
-	if (r < 0)
-		goto fail;
-	r = expect_empty(s, MIG_T_COMMIT, MIG_WAIT_COMMIT_MS, "COMMIT");
-	if (r < 0)
-		goto fail;
-	s->committed = true;
+	pr_info("migration %.8s: committed, root pid %d runs", s->hex, s->root);
 	/* from here a dead link costs the tree: wait for it to come back */
 	mig_chan_patience(s->ctl, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
@@ -859,19 +924,26 @@ static void *session_thread(void *arg)
 	return NULL;
 fail:
 	r = mig_watchdog_error(&s->wd, r);
-	abort_with(s, r);
-	guardian_end(s, false);
+	/* kill first, then ABORT: once the source reads it, nothing of ours runs */
 	if (s->resumed) {
-		/* not committed, or committed but its memory can never be complete */
-		pr_warn("migration %.8s: killing the restored tree (pid %d)%s", s->hex, s->root,
-			s->committed ? ": the source keeps its stopped copy" : "");
+		/* committed, but its memory can never be complete (a tree that
+		 * was not committed never ran: the restore killed it) */
+		pr_warn("migration %.8s: killing the restored tree (pid %d): %s", s->hex, s->root,
+			dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		guardian_end(s, false);
 		if (s->root_pidfd >= 0)
 			syscall(SYS_pidfd_send_signal, s->root_pidfd, SIGKILL, NULL, 0);
 		proc_kill_tree(s->root);
-		/* it is our child: its pid must be free again for a retry */
+	}
+	guardian_end(s, false);
+	if (s->committed)
+		pr_warn("migration %.8s: the source keeps its copy of %s stopped: 'kill -CONT' of its processes there "
+			"resumes it", s->hex, s->target ? s->target : "the tree");
+	abort_with(s, r);
+	/* the root is our child: its pid must be free again for a retry */
+	if (s->root > 0)
 		while (waitpid(s->root, NULL, __WALL) < 0 && errno == EINTR)
 			;
-	}
 	session_cleanup(s);
 	atomic_store(&s->finished, true);
 	return NULL;
@@ -892,6 +964,20 @@ static void on_signal(int sig)
  */
 static pid_t *roots;
 static size_t n_roots;
+/* cgroups of migrated trees that run here: removed once empty */
+static struct treecg *cgs;
+static size_t n_cgs;
+
+static void sweep_cgroups(void)
+{
+	for (size_t i = 0; i < n_cgs;) {
+		if (!treecg_populated(&cgs[i]) && treecg_remove(&cgs[i]) == 0) {
+			cgs[i] = cgs[--n_cgs];
+			continue;
+		}
+		i++;
+	}
+}
 
 static void reap_roots(void)
 {
@@ -911,6 +997,13 @@ static void free_session(struct dsess *s)
 	if (s->keep_root && s->root > 0) {
 		roots = xrealloc(roots, (n_roots + 1) * sizeof(*roots));
 		roots[n_roots++] = s->root;
+	}
+	if (s->keep_root && s->cg.version != TREECG_NONE) {
+		cgs = xrealloc(cgs, (n_cgs + 1) * sizeof(*cgs));
+		cgs[n_cgs++] = s->cg;
+	} else if (s->cg.version != TREECG_NONE) {
+		/* the guardian removed it after the kill; a tree that never got that far left it empty */
+		treecg_remove(&s->cg);
 	}
 	net_chan_close(s->fault);
 	net_chan_close(s->bulk);
@@ -987,6 +1080,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 		if (o->max_migrations && done >= o->max_migrations && !n_sess)
 			break;
 		reap_roots();
+		sweep_cgroups();
 		struct signalfd_siginfo si;
 		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 			on_signal((int)si.ssi_signo);

@@ -68,10 +68,10 @@ uint64_t mig_chan_bytes(struct net_chan *c);
 #define MIG_WAIT_SILENT_MS 60000    /* dest, silent: the state, then the memory before the
 				     * restore (dmigrated --peer-timeout) */
 #define MIG_WAIT_RESTORE_MS 300000  /* source: RESUMED after the state */
-/* dest: COMMIT after RESUMED, shorter than the source's detection of a dead
- * link (keepalive, ~7 s): it must not find our copy still running when it
- * thaws its own */
-#define MIG_WAIT_COMMIT_MS 5000
+/* dest: COMMIT after RESUMED.  Our copy stays stopped until COMMIT (see
+ * hold_until_commit() in dest.c), so this bound is for freeing the slot, not
+ * for safety: the two copies cannot overlap whatever its value */
+#define MIG_WAIT_COMMIT_MS 10000
 #define MIG_WAIT_VMA_FIX_MS 30000   /* dest: the VMA fix-ups once every page is in */
 #define MIG_WAIT_FIN_MS 30000       /* dest: FIN after MEM_DONE (its absence changes nothing) */
 /* dest, silent, after COMMIT: the pages still missing (MIG_LINK_PATIENCE_S + 10 s) */

@@ -84,5 +84,6 @@ int mig_daemon_run(const struct mig_daemon_opts *o);
 /* Test points (tests/e2e): with DMIGRATE_TEST_PAUSE="name[,name...]" set,
  * reaching point name creates $DMIGRATE_TEST_MARK/name (if set) and sleeps
  * DMIGRATE_TEST_PAUSE_MS (default 3000) ms, so that a test can cut the link
- * or kill the peer at a known phase. */
+ * or kill the peer at a known phase; $DMIGRATE_TEST_MARK/name.go, once it
+ * exists, ends the pause early. */
 void mig_test_point(const char *name);

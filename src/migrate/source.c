@@ -34,9 +34,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -76,7 +78,20 @@ struct src {
 	bool stall_warned;
 	pid_t dest_pid;
 	bool committed;
+	/*
+	 * SIGHUP, SIGINT, SIGTERM, SIGPIPE: blocked in every thread and read
+	 * from sigfd by the watchdog.  Before the switch-over one rolls the
+	 * migration back; from the moment COMMIT may be on its way it is only
+	 * reported.  commit_state decides which, atomically: the main thread
+	 * moves it RUNNING -> COMMITTING before it sends COMMIT, the watchdog
+	 * RUNNING -> ABORTING when a signal comes first.
+	 */
+	int sigfd;
+	_Atomic int commit_state;
+	_Atomic int interrupted; /* the signal that made us roll back */
 };
+
+enum { SRC_RUNNING, SRC_COMMITTING, SRC_ABORTING };
 
 static double ms_since(const struct src *s, uint64_t t)
 {
@@ -168,12 +183,62 @@ static void watch_link(struct src *s)
 	}
 }
 
+/* The watchdog thread: a signal that asks us to stop (see struct src). */
+static int watch_signals(struct src *s)
+{
+	struct signalfd_siginfo si;
+
+	while (s->sigfd >= 0 && read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		int sig = (int)si.ssi_signo, st = SRC_RUNNING;
+		if (atomic_compare_exchange_strong(&s->commit_state, &st, SRC_ABORTING) || st == SRC_ABORTING) {
+			if (!atomic_exchange(&s->interrupted, sig))
+				pr_warn("SIG%s: rolling back (process %d runs on here)", sigabbrev_np(sig), s->o->pid);
+			continue;
+		}
+		pr_warn("SIG%s ignored: the tree runs on %s since the switch-over and needs what this "
+			"command still sends; our copy stays stopped until it is done", sigabbrev_np(sig), s->o->to);
+	}
+	return atomic_load(&s->interrupted) ? -EINTR : 0;
+}
+
 static int watch_workers(void *arg)
 {
 	struct src *s = arg;
+	int r = watch_signals(s);
+	if (r < 0)
+		return r;
 	if (atomic_load(&s->switched_over) && !atomic_load(&s->mem_done))
 		watch_link(s);
 	return s->srv ? mem_server_error(s->srv) : 0;
+}
+
+/*
+ * Before COMMIT: a group stop that outlives us.  Every task of the tree is
+ * in a ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT, dump-seize.c): a
+ * signal sent now is only queued, since a traced task takes no signal
+ * before its tracer resumes it, so nothing in the tree sees it while we
+ * hold it.  If this process dies (SIGKILL, OOM, a crash), the kernel
+ * detaches its tracees; each wakes, finds the SIGSTOP pending, and as it
+ * is no longer traced the SIGSTOP starts a group stop: do_signal_stop()
+ * runs under the siglock right after the dequeue, so no thread of the
+ * process returns to user space in between, and a thread detached later
+ * sees the group stop pending (__ptrace_unlink re-arms it).  The tree is
+ * then stopped, not running: one copy at most runs, the destination's.
+ *
+ * Queued only once the dump is complete (a pending signal would be dumped,
+ * and would stop the parasite's injected code), and only before COMMIT:
+ * before it our death must thaw the tree (the destination keeps its copy
+ * stopped until COMMIT and kills it without).
+ */
+static void queue_stop(struct src *s)
+{
+	for (size_t i = 0; i < s->ck->nprocs; i++) {
+		if (s->ck->procs[i]->state == DM__PROC_STATE__PROC_ZOMBIE)
+			continue;
+		pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
+		if (h > 0 && kill(h, SIGSTOP) < 0)
+			pr_warn("process %d: SIGSTOP: %m", h);
+	}
 }
 
 /* Private anonymous memory of the tree (an upper bound of what pre-copy and
@@ -612,6 +677,11 @@ static json_t *build_stats(struct src *s, int err)
 static void cleanup(struct src *s)
 {
 	mig_watchdog_stop(&s->wd);
+	if (s->sigfd >= 0) {
+		watch_signals(s); /* what came since the watchdog's last look */
+		close(s->sigfd);
+		s->sigfd = -1;
+	}
 	mem_server_free(s->srv);
 	mem_dirty_free(s->dirty);
 	if (s->ck)
@@ -639,7 +709,11 @@ static void cleanup(struct src *s)
 static void rollback(struct src *s, int err)
 {
 	char msg[1024];
-	snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-err));
+	int sig = atomic_load(&s->interrupted);
+	if (sig)
+		snprintf(msg, sizeof(msg), "interrupted by SIG%s", sigabbrev_np(sig));
+	else
+		snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-err));
 	mem_server_stop(s->srv);
 	if (s->ctl && !atomic_load(&s->wd.fired))
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
@@ -679,12 +753,21 @@ static void keep_stopped(struct src *s, int err)
 
 int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 {
-	struct src s = { .o = o };
+	struct src s = { .o = o, .sigfd = -1 };
 	Dm__MigReply *rep = NULL;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
 	pthread_mutex_init(&s.out_lock, NULL);
+	/* before any thread starts: they all inherit the mask */
+	sigset_t ss, old_mask;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &ss, &old_mask);
+	s.sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	s.tty = o->progress;
 	s.t0 = clock_ns();
 	atomic_store(&s.phase, "connecting");
@@ -848,6 +931,29 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	s.dest_pid = rep->has_root_pid ? rep->root_pid : 0;
 	s.dest_restore = mig_reply_stats(rep);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	mig_test_point("src-resumed-received");
+	{
+		/* the destination says nothing between RESUMED and COMMIT: anything
+		 * readable now is its ABORT or its end, and it has not run its copy */
+		struct pollfd pc = { .fd = net_chan_fd(s.ctl), .events = POLLIN };
+		if (net_chan_has_pending(s.ctl) || poll(&pc, 1, 0) > 0) {
+			r = expect_reply(&s, MIG_T_COMMIT, &rep);
+			if (r >= 0)
+				protobuf_c_message_free_unpacked(&rep->base, NULL);
+			r = dm_fail(r < 0 ? r : -EPROTO, "the destination gave up before the switch-over: %s",
+				    dm_last_error()[0] ? dm_last_error() : "no reason given");
+			goto fail;
+		}
+	}
+	{
+		int st = SRC_RUNNING;
+		if (!atomic_compare_exchange_strong(&s.commit_state, &st, SRC_COMMITTING)) {
+			/* a signal came first: no COMMIT, the destination kills its stopped copy */
+			r = -EINTR;
+			goto fail;
+		}
+	}
+	queue_stop(&s);
 	ret->switched = s.committed = true;
 	ret->dest_pid = s.dest_pid;
 	mig_chan_patience(s.ctl, MIG_LINK_PATIENCE_S);
@@ -894,6 +1000,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000, ns_to_ms(s.t_freeze, s.t_resume));
 	ret->stats = build_stats(&s, 0);
 	cleanup(&s);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return 0;
 
 fail:
@@ -903,6 +1010,8 @@ fail:
 		rollback(&s, r);
 	if (0) {
 fail_early:
+		if (atomic_load(&s.interrupted))
+			dm_fail(r, "interrupted by SIG%s", sigabbrev_np(atomic_load(&s.interrupted)));
 		dm_wrap(r, "nothing was changed: process %d runs on here", o->pid);
 	}
 fail_refused:
@@ -916,5 +1025,6 @@ fail_refused:
 		cleanup(&s);
 		dm_fail(r, "%s", msg);
 	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return r;
 }

@@ -331,6 +331,16 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	count_injected(c);
 	if (pinned && r >= 0)
 		unpin_tree(c, &cpus);
+	if (r >= 0 && o->before_resume) {
+		_cleanup_free_ pid_t *pids = xcalloc(c->nprocs, sizeof(*pids));
+		size_t n = 0;
+		for (size_t i = 0; i < c->nprocs; i++)
+			if (c->procs[i].state == RST_SEIZED)
+				pids[n++] = c->procs[i].host_pid;
+		c->st.restore_ms = ns_to_ms(t0, clock_ns());
+		r = o->before_resume(o->before_resume_arg, pids, n, &c->st);
+		t = clock_ns(); /* the wait is not the restore's */
+	}
 	if (r >= 0)
 		r = detach_all(c);
 	c->st.resume_ms = lap(&t);

@@ -74,6 +74,18 @@ typedef int (*restore_lazy_cb)(void *arg, const struct restore_lazy_proc *lp);
  */
 typedef int (*restore_lazy_fetch)(void *arg, pid_t pid, uint64_t addr, void *page);
 
+struct restore_stats;
+
+/*
+ * Called once the tree is complete and before any of it runs: every thread
+ * is at its final state, stopped and traced by the calling thread.  pids are
+ * the host pids of its live processes, the root first; st the stats so far.
+ * 0 lets the tree run; a negative return kills it instead (it never ran) and
+ * restore_tree() fails with that error.  Migration: wait here for the
+ * source's COMMIT, so that the two copies never run at once.
+ */
+typedef int (*restore_before_resume_cb)(void *arg, const pid_t *pids, size_t n, const struct restore_stats *st);
+
 struct restore_opts {
 	const char *images_dir;
 	int root_fd;            /* the tree's root directory; -1: the host's / */
@@ -82,6 +94,8 @@ struct restore_opts {
 	restore_lazy_fetch lazy_fetch;
 	void *lazy_arg;         /* first argument of lazy_cb and lazy_fetch */
 	uint64_t lazy_features; /* UFFD_FEATURE_* asked for in UFFDIO_API (0: none) */
+	restore_before_resume_cb before_resume; /* NULL: none */
+	void *before_resume_arg;
 };
 
 struct restore_stats {

@@ -5,7 +5,8 @@
 # (dmigrate testhost: network, mount, pid and uts namespaces, veth).
 #
 #   tests/e2e/run.sh [--build DIR] [--filter REGEX] [--zdtm-filter REGEX]
-#                    [--modes "m1 m2"] [--no-zdtm] [--no-rollback] [--tbf] [--keep] [-v]
+#                    [--modes "m1 m2"] [--no-zdtm] [--no-rollback] [--no-safety]
+#                    [--tbf] [--keep] [-v]
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
@@ -39,6 +40,10 @@
 #                  DMIGRATE_TEST_PAUSE): before the switch-over the workload
 #                  runs on in a, unchanged, and b keeps nothing; after it, the
 #                  source keeps its copy stopped
+#   safety/...     a forking workload; kill -9 of either side, or a signal to
+#                  dmigrate migrate, at each phase: exactly one copy runs
+#                  afterwards (or none, the source's stopped and how to resume
+#                  it printed), its memory intact, b keeps nothing else
 #
 # Output: "PASS name", "FAIL name: reason", "SKIP name: reason", then
 # "N passed, N failed, N skipped".  Exit status 1 if anything failed.
@@ -53,6 +58,7 @@ ZFILTER=
 MODES="post-copy stop-and-copy pre-copy hybrid"
 ZDTM=1
 ROLLBACK=1
+SAFETY=1
 TBF=
 KEEP=0
 VERBOSE=0
@@ -66,10 +72,11 @@ while (($#)); do
 	--modes) MODES=$2; shift ;;
 	--no-zdtm) ZDTM=0 ;;
 	--no-rollback) ROLLBACK=0 ;;
+	--no-safety) SAFETY=0 ;;
 	--tbf) TBF=--tbf ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -193,10 +200,11 @@ start_workload() {
 	: >"$WL_LOG"
 	case $name in
 	python3) cmd=(python3 "$E2E_DIR/lib/counter.py" "$WL_LOG") ;;
+	forker) cmd=(python3 "$E2E_DIR/lib/forker.py" "$WL_LOG") ;;
 	busybox) cmd=(busybox sh "$E2E_DIR/lib/counter.sh") ;;
 	cprog) cmd=("$WORK/dmigrate-workload" demo-workload --mib 64) ;;
 	esac
-	if [[ $name == python3 ]]; then
+	if [[ $name == python3 || $name == forker ]]; then
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "${cmd[@]}") || return 1
 	else
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- "${cmd[@]}") || return 1
@@ -212,8 +220,37 @@ stop_workload() {
 		p=$(host_pid "$h" "$WL_NS") && kill -KILL "$p" 2>/dev/null
 	done
 	[[ -n $WL_PID ]] && kill -KILL "$WL_PID" 2>/dev/null
+	# forks of the workload (a stopped one would never notice its parent's end)
+	for h in a b; do
+		for p in $(tree_procs "$h"); do kill -KILL "$p" 2>/dev/null; done
+	done
 	WL_PID= WL_NS=
 }
+
+# pids (here) of the processes in host H that are not ours (comm dmigrate:
+# the host's init, dmigrated, its guardians, dmigrate migrate): the workload
+# and whatever it forked
+tree_procs() {	# H
+	local init want d
+	init=$("$DM" testhost pid --prefix "$PREFIX" "$1") || return 0
+	want=$(readlink "/proc/$init/ns/pid")
+	for d in /proc/[0-9]*; do
+		[[ $(readlink "$d/ns/pid" 2>/dev/null) == "$want" ]] || continue
+		[[ $(cat "$d/comm" 2>/dev/null) == dmigrate ]] && continue
+		[[ $(pstate "${d#/proc/}") == Z ]] && continue
+		echo "${d#/proc/}"
+	done
+}
+
+# the states of the workload's processes in host H, sorted and unique ("S T")
+tree_states() {	# H
+	local p
+	for p in $(tree_procs "$1"); do pstate "$p"; done | sort -u | tr '\n' ' '
+}
+b_empty() { [[ -z $(tree_procs b) ]]; }
+
+# pid (here) of the `dmigrate migrate` of the workload running in host a
+migrate_pid() { pgrep -f "^$DM migrate pid:$WL_NS " | head -n 1 | grep .; }
 
 has_lines() { (($(wc -l <"$WL_LOG") >= $1)); }
 
@@ -230,7 +267,7 @@ last_report() {
 	END { print line }' "$WL_LOG"
 }
 
-any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
+any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|^child [0-9.]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
 
 # wait for a report from HOST with a counter above N
 reports_from() {	# HOST N
@@ -714,6 +751,154 @@ test_refuse_xfeature() {
 	stop_workload
 }
 
+# safety/POINT/ACTION/MODE: the forking workload (forker.py) migrates in
+# MODE; at test point POINT (src-*: dmigrate migrate, dst-*: dmigrated)
+# ACTION happens: kill-source (kill -9 dmigrate migrate), kill-dest (kill -9
+# dmigrated), sigint/sighup (to dmigrate migrate).  WANT says where the one
+# copy runs afterwards: a (rolled back: b's copy never ran, not one line from
+# b), b (a's copy is gone or stopped), none (a's copy is stopped, b has
+# nothing left, the way to resume a's copy was printed; SIGCONT resumes it).
+# In every case b keeps no process of the tree (forks included) unless the
+# tree runs there, and every memory check stays ok.
+test_safety() {	# POINT ACTION MODE WANT [b-forked]
+	local point=$1 action=$2 mode=$3 want=$4 t="safety/$1/$2/$3" marks=$WORK/marks rc mpid c sp pause=3000
+	# b-forked: the action waits until b's copy has forked (a long pause, ended once done)
+	[[ ${5:-} == b-forked ]] && pause=30000
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	local -a denv=() senv=()
+	[[ $point == dst-* ]] && denv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=$pause)
+	[[ $point == src-* ]] && senv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=$pause)
+	if ! start_daemon "$KEY" "${denv[@]}" || ! start_workload forker || ! wait_until 20 grep -q '^child' "$WL_LOG"; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	in_host a env "${senv[@]}" "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode "$mode" \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 60 test -e "$marks/$point" || ! sp=$(migrate_pid); then
+		wait "$mpid"
+		result FAIL "$t" "never reached $point: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		stop_workload
+		return
+	fi
+	if [[ ${5:-} == b-forked ]] && ! wait_until 25 grep -q "^child [0-9.]* $PREFIX-b " "$WL_LOG"; then
+		touch "$marks/$point.go"
+		wait "$mpid"
+		result FAIL "$t" "b's copy did not fork"
+		stop_workload
+		return
+	fi
+	case $action in
+	kill-source) kill -KILL "$sp" ;;
+	kill-dest) kill -KILL "$DAEMON_PID"; DAEMON_PID= ;;
+	sigint) kill -INT "$sp" ;;
+	sighup) kill -HUP "$sp" ;;
+	esac
+	touch "$marks/$point.go"
+	wait "$mpid"
+	rc=$?
+	c=$(last_report)
+	c=${c%% *}
+	local why=
+	case $want in
+	a)
+		if [[ $action != kill-source ]] && ((rc == 0)); then
+			why="the migration succeeded"
+		elif ! wait_until 10 reports_from "$PREFIX-a" "$c"; then
+			why="the workload does not go on in a (states: $(tree_states a))"
+		elif ! wait_until 10 b_empty; then
+			why="b still runs processes of the tree: $(tree_procs b)"
+		elif grep -q " $PREFIX-b " "$WL_LOG"; then
+			why="b's copy ran (two copies): $(grep -m1 " $PREFIX-b " "$WL_LOG")"
+		elif [[ $action == sig* ]] && ! grep -q "interrupted by ${action^^}" "$WORK/migrate.out"; then
+			why="the error does not name the signal: $(tail -n 1 "$WORK/migrate.out")"
+		elif [[ $action == kill-dest ]] && ! grep -q 'runs on here' "$WORK/migrate.out"; then
+			why="no rollback message: $(tail -n 1 "$WORK/migrate.out")"
+		fi ;;
+	b)
+		if [[ $action == sig* ]] && ((rc != 0)); then
+			why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		elif [[ $action == sig* ]] && ! grep -q "${action^^} ignored" "$WORK/migrate.out"; then
+			why="the signal was not reported as ignored"
+		elif ! wait_until 20 reports_from "$PREFIX-b" "$c"; then
+			why="the workload does not go on in b (last: $(last_report))"
+		elif ! wait_until 5 eval '[[ -z $(tree_states a | tr -d "T ") ]]'; then
+			why="a copy still runs in a (states: $(tree_states a))"
+		fi ;;
+	none)
+		if ((rc == 0)); then
+			why="the migration succeeded"
+		elif ! wait_until 15 b_empty; then
+			why="b still runs processes of the tree: $(tree_procs b)"
+		elif [[ $(tree_states a) != "T " ]]; then
+			why="a's copy is not stopped (states: $(tree_states a))"
+		elif ! grep -q 'kill -CONT' "$WORK/migrate.out" "$WORK/dmigrated.log"; then
+			why="nobody said how to resume a's copy"
+		else
+			c=$(last_report)
+			c=${c%% *}
+			for sp in $(tree_procs a); do kill -CONT "$sp"; done
+			wait_until 10 reports_from "$PREFIX-a" "$c" || why="a's copy does not go on after SIGCONT"
+		fi ;;
+	esac
+	if [[ -z $why ]] && any_bad; then
+		why="a memory check failed: $(grep -m1 BAD "$WL_LOG")"
+	fi
+	if [[ -n $why ]]; then
+		result FAIL "$t" "$why"
+		((VERBOSE)) && { cat "$WORK/migrate.out"; tail -n 20 "$WORK/dmigrated.log"; } >&2
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	start_daemon
+}
+
+# safety/restore-lazy-sigint: `restore --lazy` is the only page source of
+# the tree it restored: SIGINT while pages are missing is reported, not
+# obeyed, and every page arrives (the workload's memory checks stay ok)
+test_restore_lazy_sigint() {
+	local t=safety/restore-lazy-sigint img=/var/lib/dmigrate/lazy-img marks=$WORK/marks rpid c rc
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_workload python3 || ! in_host a "$DM" checkpoint --pid "$WL_NS" --images "$img" --lazy >"$WORK/ckpt.out" 2>&1; then
+		result FAIL "$t" "setup failed: $(tail -n 1 "$WORK/ckpt.out" 2>/dev/null)"
+		stop_workload
+		return
+	fi
+	c=$(last_report)
+	c=${c%% *}
+	wait_until 10 eval '[[ ! -d /proc/$WL_PID ]]' # reaped by host a's init: its pid is free
+	in_host a env DMIGRATE_TEST_PAUSE=restore-lazy-serving DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=1500 \
+		"$DM" restore --images "$img" --lazy >"$WORK/restore.out" 2>&1 &
+	rpid=$!
+	if ! wait_until 30 test -e "$marks/restore-lazy-serving" ||
+		! rpid=$(pgrep -f "^$DM restore --images $img" | head -n 1 | grep .); then
+		wait
+		result FAIL "$t" "never reached the test point: $(tail -n 1 "$WORK/restore.out")"
+		stop_workload
+		return
+	fi
+	kill -INT "$rpid"
+	wait_until 30 gone "$rpid"
+	wait %% 2>/dev/null
+	rc=$?
+	if ! grep -q 'SIGINT ignored' "$WORK/restore.out"; then
+		result FAIL "$t" "restore did not report the signal (rc $rc): $(tail -n 1 "$WORK/restore.out")"
+	elif ! wait_until 10 reports_from "$PREFIX-a" "$c"; then
+		result FAIL "$t" "the restored workload does not go on (last: $(last_report))"
+	elif ! wait_until 10 eval 'c2=$(last_report); ((${c2%% *} > c + 10))' || any_bad; then
+		result FAIL "$t" "memory check failed: $(grep -m1 BAD "$WL_LOG")"
+	else
+		result PASS "$t"
+	fi
+	in_host a rm -rf "$img"
+	stop_workload
+}
+
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
 # the daemon still serves a real migration afterwards
 test_hostile() {
@@ -834,6 +1019,24 @@ if ((ROLLBACK)); then
 		test_rollback dst-restored "$kind" post-copy
 	done
 	test_rollback src-resumed peer post-copy
+fi
+if ((SAFETY)); then
+	test_restore_lazy_sigint
+	# signals to dmigrate migrate: before the switch-over they roll back, after it they are reported
+	test_safety src-state-sent sigint stop-and-copy a
+	test_safety src-resumed sigint post-copy b
+	test_safety src-resumed sighup stop-and-copy b
+	# kill -9 of either side at each phase
+	for action in kill-source kill-dest; do
+		test_safety src-connected "$action" post-copy a
+		test_safety src-frozen "$action" post-copy a
+		test_safety src-state-sent "$action" post-copy a
+		test_safety dst-restored "$action" stop-and-copy a
+		test_safety src-resumed-received "$action" post-copy a
+		test_safety dst-resumed "$action" post-copy none
+		test_safety src-resumed "$action" post-copy none b-forked
+		test_safety src-resumed "$action" stop-and-copy b
+	done
 fi
 if ((ZDTM)); then
 	for mode in $MODES; do

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: MIT
+# e2e workload that forks: like counter.py (a counter, a 16 MiB buffer whose
+# digest it checks: "N HOST ok|BAD"), and every 5th step it forks a child
+# that lives on by itself (until killed: the parent kills the oldest beyond
+# 4) and checks its copy of the buffer every 2 s ("child N.K HOST ok|BAD"):
+# a copy of the tree that ran for a while has children born where it ran.
+import hashlib, os, socket, sys, time
+
+out = open(sys.argv[1], "a", buffering=1)
+buf = bytearray(hashlib.sha256(str(k).encode()).digest()[k % 32] for k in range(1 << 16)) * 256
+want = hashlib.md5(buf).hexdigest()
+kids = []
+i = 0
+while True:
+    i += 1
+    ok = hashlib.md5(buf).hexdigest() == want if i % 5 == 0 else True
+    out.write("%d %s %s\n" % (i, socket.gethostname(), "ok" if ok else "BAD"))
+    if i % 5 == 0:
+        if len(kids) >= 4:
+            os.kill(kids[0], 9)
+            os.waitpid(kids[0], 0)
+            kids = kids[1:]
+        pid = os.fork()
+        if pid == 0:
+            # lives until killed, wherever it runs, checking its copy of the buffer
+            k = 0
+            while True:
+                good = hashlib.md5(buf).hexdigest() == want
+                out.write("child %d.%d %s %s\n" % (i, k, socket.gethostname(), "ok" if good else "BAD"))
+                k += 1
+                time.sleep(2)
+        kids.append(pid)
+    time.sleep(0.1)
