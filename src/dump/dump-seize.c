@@ -77,8 +77,10 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	if (r < 0)
 		return r;
 	if ((st >> 16) == PTRACE_EVENT_STOP && (WSTOPSIG(st) == SIGSTOP || WSTOPSIG(st) == SIGTSTP ||
-						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU))
+						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU)) {
 		p->stopped = true;
+		p->stop_sig = WSTOPSIG(st);
+	}
 	else if ((st >> 16) != PTRACE_EVENT_STOP)
 		pr_debug("thread %d: first stop %#x", tid, st);
 	return 0;

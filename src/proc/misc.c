@@ -242,6 +242,28 @@ int proc_read_personality(pid_t pid, unsigned int *ret)
 	return proc_parse_personality(buf, len, ret);
 }
 
+int proc_parse_s64(const char *buf, size_t len, int64_t *ret)
+{
+	const char *p = buf, *end = buf + len;
+	int64_t v;
+
+	/* "%lld\n" (oom_score_adj, loginuid, timerslack_ns...) */
+	if (pp_dec_s64(&p, end, &v) < 0 || (p < end && !pp_char(&p, end, '\n')) || p != end)
+		return -EBADMSG;
+	*ret = v;
+	return 0;
+}
+
+int proc_read_s64(pid_t pid, const char *name, int64_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = proc_read_pid_file(pid, 0, name, 64, 4096, &buf, &len);
+	if (r < 0)
+		return r;
+	return proc_parse_s64(buf, len, ret);
+}
+
 int proc_parse_comm(const char *buf, size_t len, char ret[PROC_COMM_MAX + 1])
 {
 	/* raw bytes and one '\n' that the kernel adds; comm itself may end in '\n' */

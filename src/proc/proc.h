@@ -435,6 +435,9 @@ int proc_read_mountinfo(pid_t pid, struct proc_mount_list *ret);
 
 int proc_parse_personality(const char *buf, size_t len, unsigned int *ret);
 int proc_read_personality(pid_t pid, unsigned int *ret);
+/* A file of /proc/PID holding one decimal number: oom_score_adj, loginuid ... */
+int proc_parse_s64(const char *buf, size_t len, int64_t *ret);
+int proc_read_s64(pid_t pid, const char *name, int64_t *ret);
 
 /* /proc/PID/comm: raw bytes minus the final '\n' (comm may hold any byte but NUL) */
 int proc_parse_comm(const char *buf, size_t len, char ret[PROC_COMM_MAX + 1]);

@@ -196,8 +196,11 @@ static int detach_all(struct rst_ctx *c)
 		struct rst_proc *p = &c->procs[i];
 		if (p->state != RST_SEIZED)
 			continue;
-		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, SIGSTOP) < 0)
-			return dm_fail(neg_errno(), "pid %d: SIGSTOP: %m", p->img->pid);
+		/* the stop signal is what the parent's wait reports (SIGTSTP, ...) */
+		int stop = p->img->has_stop_signal && p->img->stop_signal > 0 ? p->img->stop_signal :
+										 SIGSTOP;
+		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, stop) < 0)
+			return dm_fail(neg_errno(), "pid %d: %s: %m", p->img->pid, strsignal(stop));
 		for (size_t k = p->n_threads; k-- > 0;) {
 			if (ptrace(PTRACE_DETACH, p->threads[k].t.tid, 0, 0) < 0)
 				return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_DETACH: %m",
@@ -260,7 +263,7 @@ static int for_alive(struct rst_ctx *c, phase_fn fn)
 /* threads, and everything the threads set themselves: signals, timers, identity */
 static int phase_threads(struct rst_ctx *c, struct rst_proc *p)
 {
-	return threads_create(c, p) ?: threads_state(c, p);
+	return threads_create(c, p) ?: threads_state(c, p) ?: loginuid_restore(c, p);
 }
 
 static double lap(uint64_t *t)
@@ -325,6 +328,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	c->st.creds_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, threads_finalize);
+	if (r >= 0)
+		r = for_alive(c, threads_sched);
 	count_injected(c);
 	if (pinned && r >= 0)
 		unpin_tree(c, &cpus);

@@ -931,6 +931,17 @@ static void test_small_files(void **state)
 	assert_int_equal(proc_parse_personality(T("100000000\n"), &pers), -EBADMSG);
 	assert_int_equal(proc_parse_personality(T("0\n\n"), &pers), -EBADMSG);
 
+	int64_t v;
+	assert_int_equal(proc_parse_s64(T("-1000\n"), &v), 0);
+	assert_int_equal(v, -1000);
+	assert_int_equal(proc_parse_s64(T("4294967295\n"), &v), 0);
+	assert_int_equal(v, 4294967295LL);
+	assert_int_equal(proc_parse_s64(T("12"), &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(proc_parse_s64(T("12\n\n"), &v), -EBADMSG);
+	assert_int_equal(proc_parse_s64(T(" 12\n"), &v), -EBADMSG);
+	assert_int_equal(proc_parse_s64(T(""), &v), -EBADMSG);
+
 	assert_int_equal(proc_parse_comm(S(comm), comm), 0);
 	assert_string_equal(comm, "a) (b\nc\\ d");
 	assert_int_equal(proc_parse_comm(T("x\n\n"), comm), 0);
