@@ -153,6 +153,71 @@ static int check_proc(struct dump_ctx *d, struct dproc *p)
 	return 0;
 }
 
+static const char *const ns_what[PROC_NS_COUNT] = {
+	[PROC_NS_CGROUP] = "cgroup namespace",
+	[PROC_NS_IPC] = "IPC namespace",
+	[PROC_NS_MNT] = "mount namespace",
+	[PROC_NS_NET] = "network namespace",
+	[PROC_NS_PID] = "PID namespace",
+	[PROC_NS_PID_FOR_CHILDREN] = "PID namespace for its children (unshare(CLONE_NEWPID))",
+	[PROC_NS_TIME] = "time namespace",
+	[PROC_NS_TIME_FOR_CHILDREN] = "time namespace for its children (unshare(CLONE_NEWTIME))",
+	[PROC_NS_USER] = "user namespace",
+	[PROC_NS_UTS] = "UTS namespace",
+};
+
+/*
+ * The restore makes every process in the restorer's namespaces, except the
+ * PID namespace of a tree that owns one (its init is the root): a thread in
+ * any other namespace than ours would come back in the wrong one (a mount
+ * namespace: its / and /proc would be the host's).  Refused, named.
+ */
+static int check_namespaces(struct dump_ctx *d)
+{
+	struct proc_ns ours, root = {};
+	int r;
+
+	r = proc_read_all_ns(0, &ours);
+	if (r < 0)
+		return dm_fail(r, "cannot read our own namespaces: %s", strerror(-r));
+	if (d->own_pidns) {
+		r = proc_read_thread_ns(d->procs[0]->pid, 0, PROC_NS_PID, &root.ino[PROC_NS_PID]);
+		if (r < 0)
+			return dm_fail(r, "process %d: PID namespace: %s", d->procs[0]->pid, strerror(-r));
+	}
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		for (size_t k = 0; k < p->nthreads; k++) {
+			pid_t tid = p->threads[k].tid;
+			for (int t = 0; t < PROC_NS_COUNT; t++) {
+				uint64_t ino, want = ours.ino[t];
+				if (!ours.ino[t])
+					continue;	/* a kernel without this type */
+				r = proc_read_thread_ns(p->pid, tid, (enum proc_ns_type)t, &ino);
+				if (r == -ENOENT && (t == PROC_NS_PID_FOR_CHILDREN ||
+						     t == PROC_NS_TIME_FOR_CHILDREN)) {
+					dm_error_clear();
+					continue;
+				}
+				if (r < 0)
+					return dm_fail(r, "thread %d of process %d: %s: %s", tid, p->pid,
+						       ns_what[t], strerror(-r));
+				if (d->own_pidns && (t == PROC_NS_PID || t == PROC_NS_PID_FOR_CHILDREN))
+					want = root.ino[PROC_NS_PID];
+				if (ino == want)
+					continue;
+				return dm_fail(-ENOTSUP, "%s %d of process %d is in its own %s "
+					       "(%s:[%llu], ours is [%llu]): the restore cannot bring it "
+					       "back (only a tree's own PID namespace is restored)",
+					       tid == p->pid ? "main thread" : "thread", tid, p->pid,
+					       ns_what[t], proc_ns_name((enum proc_ns_type)t),
+					       (unsigned long long)ino, (unsigned long long)want);
+			}
+		}
+	}
+	return 0;
+}
+
 int dump_seize_tree(struct dump_ctx *d)
 {
 	struct proc_status ps = {};
@@ -217,6 +282,10 @@ int dump_seize_tree(struct dump_ctx *d)
 			}
 		}
 	} while (changed);
+
+	r = check_namespaces(d);
+	if (r < 0)
+		return r;
 
 	/* image pids: the ids in the tree's namespace */
 	for (size_t i = 0; i < d->nprocs; i++) {

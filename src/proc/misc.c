@@ -433,12 +433,17 @@ int proc_parse_ns_link(const char *link, size_t len, const char *type, uint64_t 
 
 int proc_read_ns(pid_t pid, enum proc_ns_type t, uint64_t *ret_ino)
 {
+	return proc_read_thread_ns(pid, 0, t, ret_ino);
+}
+
+int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret_ino)
+{
 	char name[32], path[PROC_PATH_MAX], link[128];
 
 	if ((unsigned)t >= PROC_NS_COUNT)
 		return -EINVAL;
 	snprintf(name, sizeof(name), "ns/%s", ns_names[t]);
-	int r = proc_path(path, pid, 0, name);
+	int r = proc_path(path, pid, tid, name);
 	if (r < 0)
 		return r;
 	ssize_t l = readlink(path, link, sizeof(link));

@@ -487,6 +487,8 @@ struct proc_ns {
 /* "net:[4026531833]" -> 4026531833, checking the type name */
 int proc_parse_ns_link(const char *link, size_t len, const char *type, uint64_t *ret_ino);
 int proc_read_ns(pid_t pid, enum proc_ns_type t, uint64_t *ret_ino);
+/* the same for one thread (namespaces are per thread: setns, unshare) */
+int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret_ino);
 int proc_read_all_ns(pid_t pid, struct proc_ns *ret);
 
 struct proc_cgroup {
