@@ -137,6 +137,39 @@ static void drop_proc(struct dump_ctx *d, size_t i)
 	dm_error_clear();
 }
 
+#define PF_EXITING 0x4
+
+/*
+ * A zombie main thread with threads that still run: the leader called
+ * pthread_exit() (or SYS_exit) and the process goes on.  The restore cannot
+ * make such a process (it would come back as a zombie without its threads),
+ * so it is refused.  Threads that are exiting themselves (PF_EXITING: an
+ * exit_group() under way) are a process about to be a plain zombie.
+ */
+static int check_zombie_leader(struct dproc *p)
+{
+	_cleanup_free_ pid_t *tids = NULL;
+	size_t n;
+	int r = proc_read_tasks(p->pid, &tids, &n);
+
+	if (r < 0) {
+		dm_error_clear();
+		return 0;	/* gone meanwhile: a zombie or nothing */
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct proc_stat ts;
+		if (tids[i] == p->pid || proc_read_stat(p->pid, tids[i], &ts) < 0)
+			continue;
+		if (ts.state == 'Z' || ts.state == 'X' || (ts.flags & PF_EXITING))
+			continue;
+		return dm_fail(-ENOTSUP, "process %d: its main thread has exited while thread %d "
+			       "still runs (a zombie thread-group leader): the restore cannot bring "
+			       "such a process back", p->pid, tids[i]);
+	}
+	dm_error_clear();
+	return 0;
+}
+
 static int check_proc(struct dump_ctx *d, struct dproc *p)
 {
 	struct proc_stat st;
@@ -144,6 +177,9 @@ static int check_proc(struct dump_ctx *d, struct dproc *p)
 	if (r < 0)
 		return dm_fail(r, "process %d vanished or is unreadable: %s", p->pid, strerror(-r));
 	if (st.state == 'Z' || st.state == 'X') {
+		r = check_zombie_leader(p);
+		if (r < 0)
+			return r;
 		p->zombie = true;
 		return 0;
 	}
@@ -283,6 +319,14 @@ int dump_seize_tree(struct dump_ctx *d)
 		}
 	} while (changed);
 
+	/* a main thread that exited after the check above, before its seize */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		if (!p->zombie && !has_thread(p, p->pid))
+			return dm_fail(-ENOTSUP, "process %d: its main thread has exited while "
+				       "thread %d still runs (a zombie thread-group leader): the restore "
+				       "cannot bring such a process back", p->pid, p->threads[0].tid);
+	}
 	r = check_namespaces(d);
 	if (r < 0)
 		return r;
