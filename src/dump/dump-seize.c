@@ -16,10 +16,14 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <linux/sched.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #define SEIZE_OPTS (PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP)
+/* how long a seized thread may take to stop (one in an uninterruptible wait) */
+#define SEIZE_STOP_TIMEOUT_MS 10000
 
 static struct dproc *find_proc(struct dump_ctx *d, pid_t pid)
 {
@@ -48,10 +52,47 @@ static bool thread_exiting(pid_t pid, pid_t tid)
 	return r < 0 || st.state == 'Z' || st.state == 'X';
 }
 
+/*
+ * A parent blocked in vfork() until its child execs or exits sleeps
+ * uninterruptibly: it cannot stop for us, and a wait for its stop never ends.
+ * Refused before the seize, named.
+ */
+static int check_vfork(struct dproc *p, pid_t tid)
+{
+	struct proc_stat st;
+	long nr;
+	uint64_t a1;
+	bool vfork = false;
+
+	if (proc_read_stat(p->pid, tid, &st) < 0 || st.state != 'D' ||
+	    proc_read_syscall(p->pid, tid, &nr, &a1) < 0) {
+		dm_error_clear();
+		return 0;
+	}
+	if (nr == SYS_vfork)
+		vfork = true;
+	else if (nr == SYS_clone)
+		vfork = a1 & CLONE_VFORK;
+	else if (nr == SYS_clone3) {
+		uint64_t flags = 0;
+		struct iovec li = { &flags, sizeof(flags) }, ri = { (void *)(uintptr_t)a1, sizeof(flags) };
+		vfork = process_vm_readv(p->pid, &li, 1, &ri, 1, 0) == sizeof(flags) &&
+			(flags & CLONE_VFORK);
+	}
+	if (!vfork)
+		return 0;
+	return dm_fail(-EBUSY, "process %d: thread %d is blocked in vfork() until its child execs "
+		       "or exits: it cannot be stopped; checkpoint it after that", p->pid, tid);
+}
+
 /* Returns 1 when the thread was seized and stopped, 0 when it is exiting. */
 static int seize_thread(struct dproc *p, pid_t tid)
 {
 	int st, r;
+
+	r = check_vfork(p, tid);
+	if (r < 0)
+		return r;
 
 	if (ptrace(PTRACE_SEIZE, tid, 0, SEIZE_OPTS) < 0) {
 		r = neg_errno();
@@ -67,7 +108,15 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	t->seized = true;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return dm_fail(neg_errno(), "cannot interrupt thread %d: %m", tid);
-	r = ptrace_wait_stop(tid, &st);
+	r = ptrace_wait_stop_bounded(tid, &st, SEIZE_STOP_TIMEOUT_MS);
+	if (r == -ETIMEDOUT) {
+		struct proc_stat ts = {};
+		proc_read_stat(p->pid, tid, &ts);
+		dm_error_clear();
+		return dm_fail(r, "thread %d of process %d did not stop within %d s after "
+			       "PTRACE_INTERRUPT (state %c: an uninterruptible wait)", tid, p->pid,
+			       SEIZE_STOP_TIMEOUT_MS / 1000, ts.state ? ts.state : '?');
+	}
 	if (r == -ECHILD) {
 		/* it was already exiting when seized: it ended instead of stopping */
 		p->nthreads--;
