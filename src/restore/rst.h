@@ -37,6 +37,7 @@ struct rst_thread {
 	const Dm__Thread *img;
 	struct tracee t;        /* t.memfd is the process's (not owned here) */
 	bool seized;            /* under our ptrace */
+	uint64_t pcount;        /* times switched in (schedstat) before the detach */
 };
 
 enum rst_proc_state {

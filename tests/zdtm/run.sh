@@ -29,6 +29,9 @@
 #   dump-err=REGEX   with expect=dump-fail: the engine's error output must match
 #                    REGEX (grep -Ei), i.e. the error names the culprit
 #   nocmp=maps|fds   do not compare that view (say why in the test's comment)
+#   signal-after-move=SIG  send SIG to the root the instant the move returns
+#                    (before any view is taken): the restored tree must already
+#                    run in its final state
 #
 # Known-benign differences between the views before and after (not failures):
 #   - numbers of pipe/socket/anon/shmem/deleted-file inodes: objects are new
@@ -330,6 +333,10 @@ restore_step() {
 	run_dmigrate "$T_RESTORE" "$W/restore.log" restore --images "$IMG" --pidfile "$W/restore.pid" \
 		--stats "$W/restore.stats.json" "$@"
 	rc=$?
+	# signal-after-move: at once, with builtins only
+	if ((rc == 0)) && [[ -n $SIG_AFTER ]] && read -r NEWPID <"$W/restore.pid" 2>/dev/null; then
+		kill -s "$SIG_AFTER" "$NEWPID" 2>/dev/null && SIG_SENT=1
+	fi
 	if ((rc != 0)); then
 		ERR="restore failed (rc $rc): $(grep -v '^+ ' "$W/restore.log" | tail -n 1)"
 		return 1
@@ -567,6 +574,8 @@ run_one() {
 	has_flag transition && TRANSITION=1
 	[[ $(flag_value expect) == dump-fail ]] && EXPECT_DUMP_FAIL=1
 	DUMP_ERR=$(flag_value dump-err || true)
+	SIG_AFTER=$(flag_value signal-after-move || true)
+	SIG_SENT=
 	[[ $(flag_value nocmp) == maps ]] && CMP_MAPS=0
 	[[ $(flag_value nocmp) == fds ]] && CMP_FDS=0
 	((TRANSITION)) && ONLY_ROOT=1
@@ -606,6 +615,9 @@ run_one() {
 
 	if [[ -z $ERR ]]; then
 		"$MODE_FN" "$pid" || true
+		if [[ -z $ERR && -z $SKIP && -n $SIG_AFTER && -z $SIG_SENT ]]; then
+			kill -s "$SIG_AFTER" "$NEWPID" 2>/dev/null || ERR="cannot send SIG$SIG_AFTER to $NEWPID"
+		fi
 	fi
 
 	if [[ -z $ERR && -z $SKIP ]]; then
