@@ -32,6 +32,7 @@ struct dproc {
 	pid_t ppid;  /* host pid of the parent (0 for the root) */
 	bool zombie;
 	bool stopped;  /* in a job-control stop when seized */
+	int stop_sig;  /* the signal of that stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) */
 	struct dthread *threads;
 	size_t nthreads;
 	struct proc_vma_list vmas;

@@ -153,6 +153,8 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 		x->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
 		if (v->kind == PROC_VMA_STACK || (v->vmflags & PROC_VMF_GD))
 			x->flags |= MAP_GROWSDOWN;
+		if (v->vmflags & PROC_VMF_NR)	/* "nr": mapped with MAP_NORESERVE */
+			x->flags |= MAP_NORESERVE;
 		x->kind = vma_kind(v);
 		x->has_madv = true;
 		x->madv = dump_madv_bits(v->vmflags);

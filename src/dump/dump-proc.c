@@ -27,6 +27,22 @@ struct rseq_conf {
 	uint32_t rseq_abi_size, signature, flags, pad;
 };
 
+/* struct sched_attr (uapi linux/sched/types.h, first version plus util clamps) */
+struct dm_sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+
+#ifndef MEMBARRIER_CMD_PRIVATE_EXPEDITED
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED (1 << 3)
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ (1 << 7)
+#endif
+
 struct k_sigaction {
 	uint64_t handler, flags, restorer, mask;
 };
@@ -95,6 +111,10 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 		return 0;
 	}
 	m->state = p->stopped ? DM__PROC_STATE__PROC_STOPPED : DM__PROC_STATE__PROC_ALIVE;
+	if (p->stopped) {
+		m->has_stop_signal = true;
+		m->stop_signal = p->stop_sig;
+	}
 	m->has_umask = true;
 	m->umask = s.umask;
 	m->has_shared_pending_mask = true;
@@ -102,6 +122,22 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 
 	m->creds = creds_from_status(&s);
 	proc_status_done(&s);
+
+	int64_t v;
+	r = proc_read_s64(p->pid, "oom_score_adj", &v);
+	if (r < 0)
+		return dm_fail(r, "process %d: oom_score_adj: %s", p->pid, strerror(-r));
+	m->has_oom_score_adj = true;
+	m->oom_score_adj = (int32_t)v;
+	/* audit's login uid: absent without CONFIG_AUDITSYSCALL */
+	r = proc_read_s64(p->pid, "loginuid", &v);
+	if (r >= 0) {
+		m->has_loginuid = true;
+		m->loginuid = (uint32_t)v;
+	} else if (r != -ENOENT) {
+		return dm_fail(r, "process %d: loginuid: %s", p->pid, strerror(-r));
+	}
+	dm_error_clear();
 
 	unsigned pers;
 	if (proc_read_personality(p->pid, &pers) >= 0) {
@@ -287,6 +323,29 @@ static int dump_threads_regs(struct dproc *p)
 			if (!same_creds(&main_st, &ts))
 				tm->creds = creds_from_status(&ts);
 		}
+		struct dm_sched_attr sa = {};
+		if (syscall(SYS_sched_getattr, t->tid, &sa, sizeof(sa), 0) < 0)
+			return dm_fail(neg_errno(), "thread %d: sched_getattr: %m", t->tid);
+		tm->has_sched_policy = tm->has_sched_flags = tm->has_sched_nice = true;
+		tm->sched_policy = sa.sched_policy;
+		tm->sched_flags = sa.sched_flags;
+		/* sched_getattr gives the nice value of SCHED_OTHER/BATCH threads only;
+		 * an RT or idle thread has one too (it acts after a switch back) */
+		struct proc_stat tst;
+		r = proc_read_stat(p->pid, t->tid, &tst);
+		if (r < 0)
+			return dm_fail(r, "thread %d: stat: %s", t->tid, strerror(-r));
+		tm->sched_nice = (int32_t)tst.nice;
+		if (sa.sched_priority) {
+			tm->has_sched_priority = true;
+			tm->sched_priority = sa.sched_priority;
+		}
+		if (sa.sched_policy == 6 /* SCHED_DEADLINE */) {
+			tm->has_sched_runtime = tm->has_sched_deadline = tm->has_sched_period = true;
+			tm->sched_runtime = sa.sched_runtime;
+			tm->sched_deadline = sa.sched_deadline;
+			tm->sched_period = sa.sched_period;
+		}
 		tm->has_in_syscall = true;
 		tm->in_syscall = (long)t->regs.orig_rax >= 0;
 		r = dump_seccomp(p, t, tm);
@@ -298,6 +357,37 @@ static int dump_threads_regs(struct dproc *p)
 		tm->regs.data = dup_bytes(&fixed, sizeof(fixed));
 	}
 	return peek_siginfo(p->pid, true, &m->shared_pending, &m->n_shared_pending);
+}
+
+/*
+ * membarrier registrations are shown nowhere: a private expedited barrier
+ * succeeds only in a registered process (EPERM otherwise).  The barrier
+ * itself changes nothing, every thread being stopped.  One injected syscall
+ * each (a batch stops at the first failure), for the commands this kernel
+ * has.  Registration for GLOBAL_EXPEDITED cannot be probed: the restore
+ * registers every process for it (see docs/design.md).
+ */
+static int probe_membarrier(struct tracee *t, struct dproc *p)
+{
+	static const int cmds[] = { MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+				    MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE,
+				    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ };
+	long have = syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0);
+	Dm__Process *m = p->msg;
+
+	m->has_membarrier = true;
+	m->membarrier = 0;
+	for (size_t k = 0; k < ARRAY_SIZE(cmds); k++) {
+		if (have < 0 || !(have & cmds[k]))
+			continue;
+		long r = inject_syscall(t, SYS_membarrier, cmds[k], 0, 0, 0, 0, 0);
+		if (r == 0)
+			m->membarrier |= 1u << k;
+		else if (r != -EPERM && r != -EINVAL)
+			return dm_fail(r < 0 ? (int)r : -EPROTO, "process %d: membarrier probe: %s",
+				       p->pid, strerror(r < 0 ? (int)-r : EPROTO));
+	}
+	return 0;
 }
 
 /*
@@ -368,6 +458,8 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 		batch_add(b, "prctl(PR_GET_CHILD_SUBREAPER)", SYS_prctl, PR_GET_CHILD_SUBREAPER, sr, 0, 0, 0, 0);
 		batch_add(b, "prctl(PR_GET_DUMPABLE)", SYS_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0, 0);
 		unsigned dump_idx = b->n - 1;
+		batch_add(b, "prctl(PR_GET_THP_DISABLE)", SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0, 0);
+		unsigned thp_idx = b->n - 1;
 		(void)sb;
 		r = batch_run(b, NULL);
 		if (r < 0)
@@ -414,6 +506,11 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 		m->child_subreaper = *(int *)batch_local(b, sr) != 0;
 		m->has_dumpable = true;
 		m->dumpable = batch_result(b, dump_idx) == 1;
+		m->has_thp_disable = true;
+		m->thp_disable = (uint32_t)batch_result(b, thp_idx);
+		r = probe_membarrier(&t, p);
+		if (r < 0)
+			goto out;
 	}
 
 	/* POSIX timers: ids from /proc, state from timer_gettime */
@@ -464,12 +561,16 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 		tt.tid = p->threads[i].tid;
 		batch_init(b, &tt);
 		uint64_t ta = batch_reserve(b, 8), ss = batch_reserve(b, sizeof(stack_t));
+		batch_add(b, "prctl(PR_GET_TIMERSLACK)", SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0, 0);
+		unsigned slack_idx = b->n - 1;
 		batch_add(b, "prctl(PR_GET_TID_ADDRESS)", SYS_prctl, PR_GET_TID_ADDRESS, ta, 0, 0, 0, 0);
 		batch_add(b, "sigaltstack", SYS_sigaltstack, 0, ss, 0, 0, 0, 0);
 		r = batch_run(b, NULL);
 		if (r < 0)
 			goto out;
 		Dm__Thread *th = m->threads[i];
+		th->has_timer_slack_ns = true;
+		th->timer_slack_ns = (uint64_t)batch_result(b, slack_idx);
 		uint64_t tid_addr = *(uint64_t *)batch_local(b, ta);
 		if (tid_addr) {
 			th->has_clear_tid = true;

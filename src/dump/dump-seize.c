@@ -16,10 +16,14 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <linux/sched.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #define SEIZE_OPTS (PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP)
+/* how long a seized thread may take to stop (one in an uninterruptible wait) */
+#define SEIZE_STOP_TIMEOUT_MS 10000
 
 static struct dproc *find_proc(struct dump_ctx *d, pid_t pid)
 {
@@ -48,10 +52,47 @@ static bool thread_exiting(pid_t pid, pid_t tid)
 	return r < 0 || st.state == 'Z' || st.state == 'X';
 }
 
+/*
+ * A parent blocked in vfork() until its child execs or exits sleeps
+ * uninterruptibly: it cannot stop for us, and a wait for its stop never ends.
+ * Refused before the seize, named.
+ */
+static int check_vfork(struct dproc *p, pid_t tid)
+{
+	struct proc_stat st;
+	long nr;
+	uint64_t a1;
+	bool vfork = false;
+
+	if (proc_read_stat(p->pid, tid, &st) < 0 || st.state != 'D' ||
+	    proc_read_syscall(p->pid, tid, &nr, &a1) < 0) {
+		dm_error_clear();
+		return 0;
+	}
+	if (nr == SYS_vfork)
+		vfork = true;
+	else if (nr == SYS_clone)
+		vfork = a1 & CLONE_VFORK;
+	else if (nr == SYS_clone3) {
+		uint64_t flags = 0;
+		struct iovec li = { &flags, sizeof(flags) }, ri = { (void *)(uintptr_t)a1, sizeof(flags) };
+		vfork = process_vm_readv(p->pid, &li, 1, &ri, 1, 0) == sizeof(flags) &&
+			(flags & CLONE_VFORK);
+	}
+	if (!vfork)
+		return 0;
+	return dm_fail(-EBUSY, "process %d: thread %d is blocked in vfork() until its child execs "
+		       "or exits: it cannot be stopped; checkpoint it after that", p->pid, tid);
+}
+
 /* Returns 1 when the thread was seized and stopped, 0 when it is exiting. */
 static int seize_thread(struct dproc *p, pid_t tid)
 {
 	int st, r;
+
+	r = check_vfork(p, tid);
+	if (r < 0)
+		return r;
 
 	if (ptrace(PTRACE_SEIZE, tid, 0, SEIZE_OPTS) < 0) {
 		r = neg_errno();
@@ -67,7 +108,15 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	t->seized = true;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return dm_fail(neg_errno(), "cannot interrupt thread %d: %m", tid);
-	r = ptrace_wait_stop(tid, &st);
+	r = ptrace_wait_stop_bounded(tid, &st, SEIZE_STOP_TIMEOUT_MS);
+	if (r == -ETIMEDOUT) {
+		struct proc_stat ts = {};
+		proc_read_stat(p->pid, tid, &ts);
+		dm_error_clear();
+		return dm_fail(r, "thread %d of process %d did not stop within %d s after "
+			       "PTRACE_INTERRUPT (state %c: an uninterruptible wait)", tid, p->pid,
+			       SEIZE_STOP_TIMEOUT_MS / 1000, ts.state ? ts.state : '?');
+	}
 	if (r == -ECHILD) {
 		/* it was already exiting when seized: it ended instead of stopping */
 		p->nthreads--;
@@ -77,8 +126,10 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	if (r < 0)
 		return r;
 	if ((st >> 16) == PTRACE_EVENT_STOP && (WSTOPSIG(st) == SIGSTOP || WSTOPSIG(st) == SIGTSTP ||
-						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU))
+						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU)) {
 		p->stopped = true;
+		p->stop_sig = WSTOPSIG(st);
+	}
 	else if ((st >> 16) != PTRACE_EVENT_STOP)
 		pr_debug("thread %d: first stop %#x", tid, st);
 	return 0;
@@ -135,6 +186,39 @@ static void drop_proc(struct dump_ctx *d, size_t i)
 	dm_error_clear();
 }
 
+#define PF_EXITING 0x4
+
+/*
+ * A zombie main thread with threads that still run: the leader called
+ * pthread_exit() (or SYS_exit) and the process goes on.  The restore cannot
+ * make such a process (it would come back as a zombie without its threads),
+ * so it is refused.  Threads that are exiting themselves (PF_EXITING: an
+ * exit_group() under way) are a process about to be a plain zombie.
+ */
+static int check_zombie_leader(struct dproc *p)
+{
+	_cleanup_free_ pid_t *tids = NULL;
+	size_t n;
+	int r = proc_read_tasks(p->pid, &tids, &n);
+
+	if (r < 0) {
+		dm_error_clear();
+		return 0;	/* gone meanwhile: a zombie or nothing */
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct proc_stat ts;
+		if (tids[i] == p->pid || proc_read_stat(p->pid, tids[i], &ts) < 0)
+			continue;
+		if (ts.state == 'Z' || ts.state == 'X' || (ts.flags & PF_EXITING))
+			continue;
+		return dm_fail(-ENOTSUP, "process %d: its main thread has exited while thread %d "
+			       "still runs (a zombie thread-group leader): the restore cannot bring "
+			       "such a process back", p->pid, tids[i]);
+	}
+	dm_error_clear();
+	return 0;
+}
+
 static int check_proc(struct dump_ctx *d, struct dproc *p)
 {
 	struct proc_stat st;
@@ -142,6 +226,9 @@ static int check_proc(struct dump_ctx *d, struct dproc *p)
 	if (r < 0)
 		return dm_fail(r, "process %d vanished or is unreadable: %s", p->pid, strerror(-r));
 	if (st.state == 'Z' || st.state == 'X') {
+		r = check_zombie_leader(p);
+		if (r < 0)
+			return r;
 		p->zombie = true;
 		return 0;
 	}
@@ -188,6 +275,71 @@ int dump_check_root(pid_t pid)
 		if (up == a)
 			break;
 		a = up;
+	}
+	return 0;
+}
+
+static const char *const ns_what[PROC_NS_COUNT] = {
+	[PROC_NS_CGROUP] = "cgroup namespace",
+	[PROC_NS_IPC] = "IPC namespace",
+	[PROC_NS_MNT] = "mount namespace",
+	[PROC_NS_NET] = "network namespace",
+	[PROC_NS_PID] = "PID namespace",
+	[PROC_NS_PID_FOR_CHILDREN] = "PID namespace for its children (unshare(CLONE_NEWPID))",
+	[PROC_NS_TIME] = "time namespace",
+	[PROC_NS_TIME_FOR_CHILDREN] = "time namespace for its children (unshare(CLONE_NEWTIME))",
+	[PROC_NS_USER] = "user namespace",
+	[PROC_NS_UTS] = "UTS namespace",
+};
+
+/*
+ * The restore makes every process in the restorer's namespaces, except the
+ * PID namespace of a tree that owns one (its init is the root): a thread in
+ * any other namespace than ours would come back in the wrong one (a mount
+ * namespace: its / and /proc would be the host's).  Refused, named.
+ */
+static int check_namespaces(struct dump_ctx *d)
+{
+	struct proc_ns ours, root = {};
+	int r;
+
+	r = proc_read_all_ns(0, &ours);
+	if (r < 0)
+		return dm_fail(r, "cannot read our own namespaces: %s", strerror(-r));
+	if (d->own_pidns) {
+		r = proc_read_thread_ns(d->procs[0]->pid, 0, PROC_NS_PID, &root.ino[PROC_NS_PID]);
+		if (r < 0)
+			return dm_fail(r, "process %d: PID namespace: %s", d->procs[0]->pid, strerror(-r));
+	}
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		for (size_t k = 0; k < p->nthreads; k++) {
+			pid_t tid = p->threads[k].tid;
+			for (int t = 0; t < PROC_NS_COUNT; t++) {
+				uint64_t ino, want = ours.ino[t];
+				if (!ours.ino[t])
+					continue;	/* a kernel without this type */
+				r = proc_read_thread_ns(p->pid, tid, (enum proc_ns_type)t, &ino);
+				if (r == -ENOENT && (t == PROC_NS_PID_FOR_CHILDREN ||
+						     t == PROC_NS_TIME_FOR_CHILDREN)) {
+					dm_error_clear();
+					continue;
+				}
+				if (r < 0)
+					return dm_fail(r, "thread %d of process %d: %s: %s", tid, p->pid,
+						       ns_what[t], strerror(-r));
+				if (d->own_pidns && (t == PROC_NS_PID || t == PROC_NS_PID_FOR_CHILDREN))
+					want = root.ino[PROC_NS_PID];
+				if (ino == want)
+					continue;
+				return dm_fail(-ENOTSUP, "%s %d of process %d is in its own %s "
+					       "(%s:[%llu], ours is [%llu]): the restore cannot bring it "
+					       "back (only a tree's own PID namespace is restored)",
+					       tid == p->pid ? "main thread" : "thread", tid, p->pid,
+					       ns_what[t], proc_ns_name((enum proc_ns_type)t),
+					       (unsigned long long)ino, (unsigned long long)want);
+			}
+		}
 	}
 	return 0;
 }
@@ -258,6 +410,18 @@ int dump_seize_tree(struct dump_ctx *d)
 			}
 		}
 	} while (changed);
+
+	/* a main thread that exited after the check above, before its seize */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		if (!p->zombie && !has_thread(p, p->pid))
+			return dm_fail(-ENOTSUP, "process %d: its main thread has exited while "
+				       "thread %d still runs (a zombie thread-group leader): the restore "
+				       "cannot bring such a process back", p->pid, p->threads[0].tid);
+	}
+	r = check_namespaces(d);
+	if (r < 0)
+		return r;
 
 	/* image pids: the ids in the tree's namespace */
 	for (size_t i = 0; i < d->nprocs; i++) {

@@ -56,6 +56,11 @@ _Static_assert(sizeof(struct dm_img_hdr) == 24, "image header is 24 bytes on dis
 #define DM_MADV_SEQ (1u << 7)        /* sr */
 #define DM_MADV_RAND (1u << 8)       /* rr */
 
+/* bits of Process.membarrier: the private registrations the dump saw */
+#define DM_MEMBARRIER_PRIVATE_EXPEDITED (1u << 0)
+#define DM_MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE (1u << 1)
+#define DM_MEMBARRIER_PRIVATE_EXPEDITED_RSEQ (1u << 2)
+
 struct dm_image {
 	int dirfd;
 	char *path;

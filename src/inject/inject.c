@@ -2,9 +2,12 @@
 #define LOG_PREFIX "inject: "
 #include "inject/inject.h"
 #include "base/log.h"
+#include "base/clock.h"
 
 #include <elf.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -120,6 +123,72 @@ int ptrace_wait_stop(pid_t tid, int *ret_status)
 			return neg_errno();
 		}
 		break;
+	}
+	if (!WIFSTOPPED(st))
+		return dm_fail(-ECHILD, "thread %d ended (status %#x) while under control", tid, st);
+	*ret_status = st;
+	return 0;
+}
+
+/*
+ * A bounded wait: a per-thread timer sends WAKE_SIG (a handler that does
+ * nothing, without SA_RESTART) to this thread, so that waitpid() returns
+ * EINTR; it fires again every 100 ms in case it came just before the
+ * waitpid.  The fast path (already stopped) costs no timer.
+ */
+#define WAKE_SIG (SIGRTMIN + 6)
+
+static void wake_noop(int sig) { (void)sig; }
+
+static void wake_install(void)
+{
+	struct sigaction sa = { .sa_handler = wake_noop };
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIG, &sa, NULL);
+}
+
+int ptrace_wait_stop_bounded(pid_t tid, int *ret_status, int timeout_ms)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID };
+	struct itimerspec its = { .it_interval = { 0, 100 * 1000000L } };
+	sigset_t set, old;
+	timer_t tm;
+	int st, r = 0;
+	pid_t w = waitpid(tid, &st, __WALL | WNOHANG);
+
+	if (w == 0) {
+		pthread_once(&once, wake_install);
+		sev.sigev_signo = WAKE_SIG;
+		sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+		if (timer_create(CLOCK_MONOTONIC, &sev, &tm) < 0)
+			return dm_fail(neg_errno(), "timer_create: %m");
+		sigemptyset(&set);
+		sigaddset(&set, WAKE_SIG);
+		pthread_sigmask(SIG_UNBLOCK, &set, &old);
+		its.it_value.tv_sec = timeout_ms / 1000;
+		its.it_value.tv_nsec = (timeout_ms % 1000) * 1000000L;
+		uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000ULL;
+		timer_settime(tm, 0, &its, NULL);
+		for (;;) {
+			w = waitpid(tid, &st, __WALL);
+			if (w >= 0)
+				break;
+			if (errno != EINTR) {
+				r = neg_errno();
+				break;
+			}
+			if (clock_ns() >= deadline) {
+				r = -ETIMEDOUT;
+				break;
+			}
+		}
+		timer_delete(tm);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r < 0)
+			return r;
+	} else if (w < 0) {
+		return neg_errno();
 	}
 	if (!WIFSTOPPED(st))
 		return dm_fail(-ECHILD, "thread %d ended (status %#x) while under control", tid, st);

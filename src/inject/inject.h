@@ -51,6 +51,8 @@ int ptrace_getxstate(pid_t tid, void *buf, size_t size, size_t *ret_len);
 int ptrace_setxstate(pid_t tid, const void *buf, size_t len);
 /* Wait for a ptrace stop of tid; returns the status. -ECHILD if it died. */
 int ptrace_wait_stop(pid_t tid, int *ret_status);
+/* The same, giving up after timeout_ms with -ETIMEDOUT (nothing logged). */
+int ptrace_wait_stop_bounded(pid_t tid, int *ret_status, int timeout_ms);
 
 /* Remote memory */
 int tracee_write(struct tracee *t, uint64_t addr, const void *buf, size_t len);

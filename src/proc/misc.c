@@ -242,6 +242,61 @@ int proc_read_personality(pid_t pid, unsigned int *ret)
 	return proc_parse_personality(buf, len, ret);
 }
 
+int proc_parse_s64(const char *buf, size_t len, int64_t *ret)
+{
+	const char *p = buf, *end = buf + len;
+	int64_t v;
+
+	/* "%lld\n" (oom_score_adj, loginuid, timerslack_ns...) */
+	if (pp_dec_s64(&p, end, &v) < 0 || (p < end && !pp_char(&p, end, '\n')) || p != end)
+		return -EBADMSG;
+	*ret = v;
+	return 0;
+}
+
+int proc_read_s64(pid_t pid, const char *name, int64_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = proc_read_pid_file(pid, 0, name, 64, 4096, &buf, &len);
+	if (r < 0)
+		return r;
+	return proc_parse_s64(buf, len, ret);
+}
+
+int proc_parse_syscall(const char *buf, size_t len, long *ret_nr, uint64_t *ret_arg1)
+{
+	const char *p = buf, *end = buf + len;
+	int64_t nr;
+	uint64_t a1 = 0;
+
+	/* "running\n", "-1 SP PC\n" (not in a syscall) or "NR 0xA1 ... 0xA6 SP PC\n" */
+	if (len >= 7 && !memcmp(buf, "running", 7)) {
+		*ret_nr = -2;
+		return 0;
+	}
+	if (pp_dec_s64(&p, end, &nr) < 0)
+		return -EBADMSG;
+	if (nr >= 0) {
+		if (!pp_char(&p, end, ' ') || !pp_lit(&p, end, "0x") || pp_hex_u64(&p, end, &a1) < 0)
+			return -EBADMSG;
+	}
+	*ret_nr = (long)nr;
+	if (ret_arg1)
+		*ret_arg1 = a1;
+	return 0;
+}
+
+int proc_read_syscall(pid_t pid, pid_t tid, long *ret_nr, uint64_t *ret_arg1)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = proc_read_pid_file(pid, tid, "syscall", 128, 4096, &buf, &len);
+	if (r < 0)
+		return r;
+	return proc_parse_syscall(buf, len, ret_nr, ret_arg1);
+}
+
 int proc_parse_comm(const char *buf, size_t len, char ret[PROC_COMM_MAX + 1])
 {
 	/* raw bytes and one '\n' that the kernel adds; comm itself may end in '\n' */
@@ -411,12 +466,17 @@ int proc_parse_ns_link(const char *link, size_t len, const char *type, uint64_t 
 
 int proc_read_ns(pid_t pid, enum proc_ns_type t, uint64_t *ret_ino)
 {
+	return proc_read_thread_ns(pid, 0, t, ret_ino);
+}
+
+int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret_ino)
+{
 	char name[32], path[PROC_PATH_MAX], link[128];
 
 	if ((unsigned)t >= PROC_NS_COUNT)
 		return -EINVAL;
 	snprintf(name, sizeof(name), "ns/%s", ns_names[t]);
-	int r = proc_path(path, pid, 0, name);
+	int r = proc_path(path, pid, tid, name);
 	if (r < 0)
 		return r;
 	ssize_t l = readlink(path, link, sizeof(link));

@@ -435,6 +435,13 @@ int proc_read_mountinfo(pid_t pid, struct proc_mount_list *ret);
 
 int proc_parse_personality(const char *buf, size_t len, unsigned int *ret);
 int proc_read_personality(pid_t pid, unsigned int *ret);
+/* A file of /proc/PID holding one decimal number: oom_score_adj, loginuid ... */
+int proc_parse_s64(const char *buf, size_t len, int64_t *ret);
+int proc_read_s64(pid_t pid, const char *name, int64_t *ret);
+/* /proc/PID/task/TID/syscall: the syscall a blocked thread is in (-1: none,
+ * -2: running) and its first argument. */
+int proc_parse_syscall(const char *buf, size_t len, long *ret_nr, uint64_t *ret_arg1);
+int proc_read_syscall(pid_t pid, pid_t tid, long *ret_nr, uint64_t *ret_arg1);
 
 /* /proc/PID/comm: raw bytes minus the final '\n' (comm may hold any byte but NUL) */
 int proc_parse_comm(const char *buf, size_t len, char ret[PROC_COMM_MAX + 1]);
@@ -484,6 +491,8 @@ struct proc_ns {
 /* "net:[4026531833]" -> 4026531833, checking the type name */
 int proc_parse_ns_link(const char *link, size_t len, const char *type, uint64_t *ret_ino);
 int proc_read_ns(pid_t pid, enum proc_ns_type t, uint64_t *ret_ino);
+/* the same for one thread (namespaces are per thread: setns, unshare) */
+int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret_ino);
 int proc_read_all_ns(pid_t pid, struct proc_ns *ret);
 
 struct proc_cgroup {

@@ -25,10 +25,12 @@
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
 #include "base/log.h"
+#include "proc/proc.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/membarrier.h>
 #include <linux/seccomp.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -84,6 +86,8 @@ static int set_oom_score(struct rst_proc *p)
 	return 0;
 }
 
+static int membarrier_add(const Dm__Process *ip, struct rbatch *rb);
+
 /* The process-wide part of the identity, into the main thread's batch. */
 int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 {
@@ -95,22 +99,95 @@ int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 		r = rb_add(rb, "umask", SYS_umask, ip->umask & 0777, 0, 0, 0, 0, 0);
 	if (r >= 0 && ip->has_personality)
 		r = rb_add(rb, "personality", SYS_personality, ip->personality, 0, 0, 0, 0, 0);
-	/*
-	 * The parent-death signal fires when the thread that created the task
-	 * exits.  The root's creator is the restorer, which exits right after
-	 * the restore: the root keeps none (its real parent is not ours to give).
-	 */
-	if (r >= 0)
-		r = rb_add(rb, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
-			   p->parent && ip->has_pdeath_signal ? (uint64_t)ip->pdeath_signal : 0, 0, 0,
-			   0, 0);
-	if (!p->parent && ip->has_pdeath_signal && ip->pdeath_signal)
-		pr_warn("pid %d: parent-death signal %d not restored (its parent is outside the tree)",
-			ip->pid, ip->pdeath_signal);
 	if (r >= 0 && ip->has_child_subreaper && ip->child_subreaper)
 		r = rb_add(rb, "prctl(PR_SET_CHILD_SUBREAPER)", SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0,
 			   0, 0, 0);
+	if (r >= 0 && ip->has_thp_disable && (ip->thp_disable & 1))
+		r = rb_add(rb, "prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1,
+			   ip->thp_disable & 2 /* PR_THP_DISABLE_EXCEPT_ADVISED */, 0, 0, 0);
+	if (r >= 0)
+		r = membarrier_add(ip, rb);
 	return r;
+}
+
+/*
+ * membarrier: the private registrations the dump probed, again; the global
+ * one cannot be probed, so every process is registered for it (it only
+ * makes other processes' global barriers reach it too).
+ */
+static int membarrier_add(const Dm__Process *ip, struct rbatch *rb)
+{
+	static const struct { unsigned bit; int cmd; } regs[] = {
+		{ DM_MEMBARRIER_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED },
+		{ DM_MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE,
+		  MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE },
+		{ DM_MEMBARRIER_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ },
+	};
+	long have = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	int r = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(regs) && r >= 0; i++) {
+		if (!ip->has_membarrier || !(ip->membarrier & regs[i].bit))
+			continue;
+		if (have < 0 || !(have & regs[i].cmd))
+			return dm_fail(-ENOTSUP, "pid %d: this kernel has no membarrier command %#x "
+				       "(registered at the checkpoint)", ip->pid, regs[i].cmd);
+		r = rb_add(rb, "membarrier (register)", SYS_membarrier, regs[i].cmd, 0, 0, 0, 0, 0);
+	}
+	if (r >= 0 && have > 0 && (have & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+		r = rb_add(rb, "membarrier(REGISTER_GLOBAL_EXPEDITED)", SYS_membarrier,
+			   MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0, 0, 0, 0);
+	return r;
+}
+
+/*
+ * The audit login uid.  Only the task itself may write its
+ * /proc/PID/loginuid (with CAP_AUDIT_CONTROL, which it still has before its
+ * credentials): open, then write and close, two round trips, and only when it
+ * differs from ours, which the stub inherited.
+ */
+int loginuid_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	static const char path[] = "/proc/thread-self/loginuid";
+	int64_t ours;
+	char val[16];
+	uint64_t rp, rv;
+	struct rbatch *rb;
+	int r;
+
+	if (!p->img->has_loginuid)
+		return 0;
+	if (proc_read_s64(0, "loginuid", &ours) < 0) {
+		dm_error_clear();
+		return dm_fail(-ENOTSUP, "pid %d: login uid %u cannot be restored: this kernel has no "
+			       "/proc/PID/loginuid", p->img->pid, p->img->loginuid);
+	}
+	if ((uint32_t)ours == p->img->loginuid)
+		return 0;
+	rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	r = rb_stage(rb, path, sizeof(path), &rp);
+	if (r >= 0)
+		r = rb_add(rb, "open(/proc/thread-self/loginuid)", SYS_openat, AT_FDCWD, rp,
+			   O_WRONLY | O_CLOEXEC, 0, 0, 0);
+	if (r >= 0)
+		r = rb_run(rb);
+	if (r >= 0) {
+		long fd = batch_result(&rb->b, 0);
+		int n = snprintf(val, sizeof(val), "%u", p->img->loginuid);
+		rb_init(rb, c, rst_main(p));
+		r = rb_stage(rb, val, (size_t)n, &rv);
+		if (r >= 0)
+			r = rb_add(rb, "write(loginuid)", SYS_write, (uint64_t)fd, rv, (uint64_t)n, 0, 0, 0);
+		if (r >= 0)
+			r = rb_add(rb, "close(loginuid)", SYS_close, (uint64_t)fd, 0, 0, 0, 0, 0);
+		if (r >= 0)
+			r = rb_run(rb);
+	}
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: login uid %u", p->img->pid, p->img->loginuid);
+	return 0;
 }
 
 /* ------------------------------------------------------------ creds */
@@ -203,7 +280,18 @@ static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread
 			r = rb_add(rb, "prctl(PR_SET_NO_NEW_PRIVS)", SYS_prctl, PR_SET_NO_NEW_PRIVS, 1,
 				   0, 0, 0, 0);
 	}
-	/* the last thread's batch: what must follow every thread's creds */
+	/* the last thread's batch: what must follow every thread's creds.
+	 * A change of credentials clears the parent-death signal.  It fires
+	 * when the thread that created the task exits; the root's creator is
+	 * the restorer, which exits right after the restore: the root keeps
+	 * none (its real parent is not ours to give). */
+	if (r >= 0 && last)
+		r = rb_add(rb, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
+			   p->parent && p->img->has_pdeath_signal ? (uint64_t)p->img->pdeath_signal : 0,
+			   0, 0, 0, 0);
+	if (last && !p->parent && p->img->has_pdeath_signal && p->img->pdeath_signal)
+		pr_warn("pid %d: parent-death signal %d not restored (its parent is outside the tree)",
+			p->img->pid, p->img->pdeath_signal);
 	if (r >= 0 && last && p->img->has_dumpable)
 		r = rb_add(rb, "prctl(PR_SET_DUMPABLE)", SYS_prctl, PR_SET_DUMPABLE,
 			   p->img->dumpable ? 1 : 0, 0, 0, 0, 0);

@@ -25,18 +25,22 @@
 #include "restore/rst.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "proc/proc.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int rst_wrap(int err, const char *fmt, ...)
 {
@@ -190,15 +194,90 @@ static void unpin_tree(struct rst_ctx *c, const cpu_set_t *orig)
 	}
 }
 
+/* Times the thread was switched in (/proc/PID/task/TID/schedstat, 3rd field). */
+static int read_pcount(pid_t pid, pid_t tid, uint64_t *ret, char *ret_state)
+{
+	char path[96], buf[256];
+	unsigned long long run, wait, pcount;
+	struct proc_stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? neg_errno() : -EBADMSG;
+	buf[n] = 0;
+	if (sscanf(buf, "%llu %llu %llu", &run, &wait, &pcount) != 3)
+		return -EBADMSG;
+	*ret = pcount;
+	if (ret_state) {
+		if (proc_read_stat(pid, tid, &st) < 0) {
+			dm_error_clear();
+			return -ESRCH;
+		}
+		*ret_state = st.state;
+	}
+	return 0;
+}
+
+/*
+ * The detach wakes every thread with TIF_SIGPENDING set: until a thread has
+ * run once, the kernel gives a process-directed signal to another thread
+ * (wants_signal()), where the original would have taken it itself, e.g. a
+ * main thread back in pause().  So restore returns only once every thread
+ * has been switched in since the detach (its schedstat count moved) and one
+ * that was blocked in a syscall sleeps again (state S or D), within a bound;
+ * past it the restore goes on, saying which thread it waited for.
+ */
+#define SETTLE_TIMEOUT_NS (5 * 1000000000ULL)
+
+static void wait_settled(struct rst_ctx *c)
+{
+	uint64_t deadline = clock_ns() + SETTLE_TIMEOUT_NS;
+
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct rst_proc *p = &c->procs[i];
+		if (p->state != RST_DETACHED || p->zombie ||
+		    p->img->state == DM__PROC_STATE__PROC_STOPPED)
+			continue;
+		for (size_t k = 0; k < p->n_threads; k++) {
+			struct rst_thread *th = &p->threads[k];
+			bool blocked = th->img->has_in_syscall && th->img->in_syscall;
+			for (;;) {
+				uint64_t now_count;
+				char state = 0;
+				if (read_pcount(p->host_pid, th->t.tid, &now_count, &state) < 0)
+					break;	/* gone, or no schedstat here */
+				if (now_count > th->pcount &&
+				    (!blocked || state == 'S' || state == 'D' || now_count > th->pcount + 1))
+					break;
+				if (clock_ns() > deadline) {
+					pr_warn("pid %d: thread %d has not run since the restore (state %c); "
+						"not waiting longer", p->img->pid, th->img->tid, state);
+					return;
+				}
+				usleep(200);
+			}
+		}
+	}
+}
+
 static int detach_all(struct rst_ctx *c)
 {
 	for (size_t i = c->nprocs; i-- > 0;) {
 		struct rst_proc *p = &c->procs[i];
 		if (p->state != RST_SEIZED)
 			continue;
-		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, SIGSTOP) < 0)
-			return dm_fail(neg_errno(), "pid %d: SIGSTOP: %m", p->img->pid);
+		/* the stop signal is what the parent's wait reports (SIGTSTP, ...) */
+		int stop = p->img->has_stop_signal && p->img->stop_signal > 0 ? p->img->stop_signal :
+										 SIGSTOP;
+		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, stop) < 0)
+			return dm_fail(neg_errno(), "pid %d: %s: %m", p->img->pid, strsignal(stop));
 		for (size_t k = p->n_threads; k-- > 0;) {
+			if (read_pcount(p->host_pid, p->threads[k].t.tid, &p->threads[k].pcount, NULL) < 0)
+				p->threads[k].pcount = 0;
 			if (ptrace(PTRACE_DETACH, p->threads[k].t.tid, 0, 0) < 0)
 				return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_DETACH: %m",
 					       p->img->pid, p->threads[k].t.tid);
@@ -260,7 +339,7 @@ static int for_alive(struct rst_ctx *c, phase_fn fn)
 /* threads, and everything the threads set themselves: signals, timers, identity */
 static int phase_threads(struct rst_ctx *c, struct rst_proc *p)
 {
-	return threads_create(c, p) ?: threads_state(c, p);
+	return threads_create(c, p) ?: threads_state(c, p) ?: loginuid_restore(c, p);
 }
 
 static double lap(uint64_t *t)
@@ -328,6 +407,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	c->st.creds_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, threads_finalize);
+	if (r >= 0)
+		r = for_alive(c, threads_sched);
 	count_injected(c);
 	if (pinned && r >= 0)
 		unpin_tree(c, &cpus);
@@ -343,6 +424,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	}
 	if (r >= 0)
 		r = detach_all(c);
+	if (r >= 0)
+		wait_settled(c);
 	c->st.resume_ms = lap(&t);
 	if (r < 0)
 		goto out;

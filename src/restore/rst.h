@@ -37,6 +37,7 @@ struct rst_thread {
 	const Dm__Thread *img;
 	struct tracee t;        /* t.memfd is the process's (not owned here) */
 	bool seized;            /* under our ptrace */
+	uint64_t pcount;        /* times switched in (schedstat) before the detach */
 };
 
 enum rst_proc_state {
@@ -161,9 +162,14 @@ int threads_finalize(struct rst_ctx *c, struct rst_proc *p);
 int signals_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb);
 int signals_pending_add(struct rst_proc *p, struct rst_thread *th, struct rbatch *rb);
 
+/* threads.c: scheduling attributes of every thread, last before the detach */
+int threads_sched(struct rst_ctx *c, struct rst_proc *p);
+
 /* creds.c */
 int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb);
 int creds_restore(struct rst_ctx *c, struct rst_proc *p);
+/* The audit login uid: only the task itself may write it (before the creds). */
+int loginuid_restore(struct rst_ctx *c, struct rst_proc *p);
 
 /* lazy.c */
 int lazy_register(struct rst_ctx *c, struct rst_proc *p);

@@ -102,6 +102,10 @@ static int thread_state_add(struct rst_proc *p, struct rst_thread *th, struct rb
 		if (r >= 0)
 			r = rb_add(rb, "sigaltstack", SYS_sigaltstack, rss, 0, 0, 0, 0, 0);
 	}
+	/* before the scheduling policy: an RT thread ignores PR_SET_TIMERSLACK */
+	if (r >= 0 && ti->has_timer_slack_ns && ti->timer_slack_ns)
+		r = rb_add(rb, "prctl(PR_SET_TIMERSLACK)", SYS_prctl, PR_SET_TIMERSLACK,
+			   ti->timer_slack_ns, 0, 0, 0, 0);
 	const char *comm = ti->comm ? ti->comm : (th == &p->threads[0] ? p->img->comm : NULL);
 	if (r >= 0 && comm) {
 		char name[16] = { 0 };
@@ -165,6 +169,62 @@ static int final_regs(struct rst_proc *p, struct rst_thread *th)
 	if (ptrace(PTRACE_SETSIGMASK, th->t.tid, sizeof(mask), &mask) < 0)
 		return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_SETSIGMASK: %m", p->img->pid,
 			       ti->tid);
+	return 0;
+}
+
+/* struct sched_attr (uapi linux/sched/types.h, first version) */
+struct dm_sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+#define SCHED_FLAGS_KEPT 0x7 /* RESET_ON_FORK, RECLAIM, DL_OVERRUN */
+
+static int set_sched(const struct rst_proc *p, const struct rst_thread *th, struct dm_sched_attr *a)
+{
+	if (syscall(SYS_sched_setattr, th->t.tid, a, 0) == 0)
+		return 0;
+	return dm_fail(neg_errno(), "pid %d: thread %d: scheduling policy %u priority %u nice %d "
+		       "cannot be set here: %m", p->img->pid, th->img->tid, a->sched_policy,
+		       a->sched_priority, a->sched_nice);
+}
+
+/*
+ * Scheduling policy, priority and nice value of every thread, set by us
+ * (CAP_SYS_NICE) once nothing more runs in the tree before it resumes: an RT
+ * policy would otherwise apply to our injected work.  An RT or deadline
+ * thread keeps a nice value too (it shows again after a switch back to
+ * SCHED_NORMAL): that is set first, under SCHED_OTHER.
+ */
+int threads_sched(struct rst_ctx *c, struct rst_proc *p)
+{
+	(void)c;
+	for (size_t i = 0; i < p->n_threads; i++) {
+		const Dm__Thread *ti = p->threads[i].img;
+		if (!ti->has_sched_policy)
+			continue;
+		struct dm_sched_attr a = { .size = sizeof(a), .sched_policy = SCHED_NORMAL,
+					   .sched_nice = ti->sched_nice };
+		bool fair = ti->sched_policy == SCHED_NORMAL || ti->sched_policy == SCHED_BATCH;
+		int r;
+		if (!fair) {
+			r = set_sched(p, &p->threads[i], &a);
+			if (r < 0)
+				return r;
+		}
+		a.sched_policy = ti->sched_policy;
+		a.sched_flags = ti->sched_flags & SCHED_FLAGS_KEPT;
+		a.sched_priority = ti->has_sched_priority ? ti->sched_priority : 0;
+		a.sched_runtime = ti->sched_runtime;
+		a.sched_deadline = ti->sched_deadline;
+		a.sched_period = ti->sched_period;
+		r = set_sched(p, &p->threads[i], &a);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

@@ -931,6 +931,30 @@ static void test_small_files(void **state)
 	assert_int_equal(proc_parse_personality(T("100000000\n"), &pers), -EBADMSG);
 	assert_int_equal(proc_parse_personality(T("0\n\n"), &pers), -EBADMSG);
 
+	int64_t v;
+	assert_int_equal(proc_parse_s64(T("-1000\n"), &v), 0);
+	assert_int_equal(v, -1000);
+	assert_int_equal(proc_parse_s64(T("4294967295\n"), &v), 0);
+	assert_int_equal(v, 4294967295LL);
+	assert_int_equal(proc_parse_s64(T("12"), &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(proc_parse_s64(T("12\n\n"), &v), -EBADMSG);
+	assert_int_equal(proc_parse_s64(T(" 12\n"), &v), -EBADMSG);
+	assert_int_equal(proc_parse_s64(T(""), &v), -EBADMSG);
+
+	long nr;
+	uint64_t a1;
+	assert_int_equal(proc_parse_syscall(T("58 0x0 0x0 0x0 0x0 0x0 0x0 0x7ffc 0x7f12\n"), &nr, &a1), 0);
+	assert_int_equal(nr, 58);
+	assert_int_equal(proc_parse_syscall(T("56 0x4111 0x0 0x0 0x0 0x0 0x0 0x7ffc 0x7f12\n"), &nr, &a1), 0);
+	assert_int_equal(nr, 56);
+	assert_int_equal(a1, 0x4111);
+	assert_int_equal(proc_parse_syscall(T("-1 0x7ffc 0x7f12\n"), &nr, &a1), 0);
+	assert_int_equal(nr, -1);
+	assert_int_equal(proc_parse_syscall(T("running\n"), &nr, &a1), 0);
+	assert_int_equal(nr, -2);
+	assert_int_equal(proc_parse_syscall(T("x\n"), &nr, &a1), -EBADMSG);
+
 	assert_int_equal(proc_parse_comm(S(comm), comm), 0);
 	assert_string_equal(comm, "a) (b\nc\\ d");
 	assert_int_equal(proc_parse_comm(T("x\n\n"), comm), 0);

@@ -32,6 +32,9 @@
 #   distinct-fs      in the migrate modes, needs a destination with a file system
 #                    of its own: SKIPped (before it runs) when ZDTM_SHARED_FS=1
 #                    says that the source and destination share one
+#   signal-after-move=SIG  send SIG to the root the instant the move returns
+#                    (before any view is taken): the restored tree must already
+#                    run in its final state
 #
 # Known-benign differences between the views before and after (not failures):
 #   - numbers of pipe/socket/anon/shmem/deleted-file inodes: objects are new
@@ -333,6 +336,10 @@ restore_step() {
 	run_dmigrate "$T_RESTORE" "$W/restore.log" restore --images "$IMG" --pidfile "$W/restore.pid" \
 		--stats "$W/restore.stats.json" "$@"
 	rc=$?
+	# signal-after-move: at once, with builtins only
+	if ((rc == 0)) && [[ -n $SIG_AFTER ]] && read -r NEWPID <"$W/restore.pid" 2>/dev/null; then
+		kill -s "$SIG_AFTER" "$NEWPID" 2>/dev/null && SIG_SENT=1
+	fi
 	if ((rc != 0)); then
 		ERR="restore failed (rc $rc): $(grep -v '^+ ' "$W/restore.log" | tail -n 1)"
 		return 1
@@ -570,6 +577,8 @@ run_one() {
 	has_flag transition && TRANSITION=1
 	[[ $(flag_value expect) == dump-fail ]] && EXPECT_DUMP_FAIL=1
 	DUMP_ERR=$(flag_value dump-err || true)
+	SIG_AFTER=$(flag_value signal-after-move || true)
+	SIG_SENT=
 	[[ $(flag_value nocmp) == maps ]] && CMP_MAPS=0
 	[[ $(flag_value nocmp) == fds ]] && CMP_FDS=0
 	((TRANSITION)) && ONLY_ROOT=1
@@ -614,6 +623,9 @@ run_one() {
 
 	if [[ -z $ERR ]]; then
 		"$MODE_FN" "$pid" || true
+		if [[ -z $ERR && -z $SKIP && -n $SIG_AFTER && -z $SIG_SENT ]]; then
+			kill -s "$SIG_AFTER" "$NEWPID" 2>/dev/null || ERR="cannot send SIG$SIG_AFTER to $NEWPID"
+		fi
 	fi
 
 	if [[ -z $ERR && -z $SKIP ]]; then
