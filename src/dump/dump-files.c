@@ -247,6 +247,50 @@ static const char *sock_family(struct dproc *p, int fdnum)
 	}
 }
 
+static Dm__FileLock *lock_msg(const struct proc_lock *l)
+{
+	Dm__FileLock *m = PB_NEW(Dm__FileLock, dm__file_lock__init);
+	m->kind = l->kind == PROC_LOCK_POSIX ? DM__LOCK_KIND__LOCK_POSIX
+		: l->kind == PROC_LOCK_OFD  ? DM__LOCK_KIND__LOCK_OFD
+					    : DM__LOCK_KIND__LOCK_FLOCK;
+	m->write = l->write;
+	m->start = l->start;
+	m->len = l->end == UINT64_MAX ? 0 : l->end - l->start + 1;
+	return m;
+}
+
+/*
+ * The locks of one fd (its fdinfo "lock:" lines).  POSIX locks belong to
+ * the process: they go with the fd (out), and the restore takes them inside
+ * the process.  OFD and flock locks belong to the description: they go with
+ * the file (f, NULL when the description was seen already).  Leases and
+ * delegations cannot be taken back: the dump is refused.
+ */
+static int dump_fd_locks(struct dproc *p, const struct proc_fd *pf, const struct proc_fdinfo *fi,
+			 Dm__Fd *out, Dm__File *f)
+{
+	_cleanup_free_ struct proc_lock *l = NULL;
+	size_t n;
+	int r = proc_fdinfo_locks(fi, &l, &n);
+
+	if (r < 0)
+		return dm_fail(r, "process %d: fd %d: cannot parse its locks in fdinfo", p->pid, pf->fd);
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].kind == PROC_LOCK_OTHER)
+			return dm_fail(-ENOTSUP, "process %d: fd %d (%s) holds a %s lock, which cannot be "
+				       "restored", p->pid, pf->fd, pf->target, l[i].name);
+		if (l[i].kind == PROC_LOCK_POSIX) {
+			out->posix_locks = xrealloc(out->posix_locks,
+						    (out->n_posix_locks + 1) * sizeof(*out->posix_locks));
+			out->posix_locks[out->n_posix_locks++] = lock_msg(&l[i]);
+		} else if (f) {
+			f->locks = xrealloc(f->locks, (f->n_locks + 1) * sizeof(*f->locks));
+			f->locks[f->n_locks++] = lock_msg(&l[i]);
+		}
+	}
+	return 0;
+}
+
 static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out)
 {
 	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
@@ -273,10 +317,15 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	id = find_shared(d, p->pid, pf->fd, &st);
 	if (id) {
 		out->file_id = id;
-		return 0;
+		return dump_fd_locks(p, pf, &fi, out, NULL);
 	}
 
 	Dm__File *f = PB_NEW(Dm__File, dm__file__init);
+	r = dump_fd_locks(p, pf, &fi, out, f);
+	if (r < 0) {
+		protobuf_c_message_free_unpacked(&f->base, NULL);
+		return r;
+	}
 	f->has_flags = f->has_pos = f->has_mode = f->has_ino = f->has_dev = true;
 	f->flags = fi.flags & FDINFO_FLAGS_MASK;
 	f->pos = fi.pos;

@@ -113,6 +113,11 @@ int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd)
 		return dm_fail(-ENOTSUP, "file %u (%s): type %s is not restored yet", id,
 			       f->path ? f->path : "no path", type_name(f->type));
 	r = t->open(fs, f, &fd);
+	if (r >= 0 && f->n_locks) {
+		r = rst_locks_desc(f, fd);
+		if (r < 0)
+			close(fd);
+	}
 	if (r < 0)
 		return rst_wrap(r, "file %u (%s %s)", id, t->name, f->path ? f->path : "");
 	fs->desc[id] = fd;
@@ -311,6 +316,11 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 			r = rb_add(rb, "fcntl(F_SETFD)", SYS_fcntl, i, F_SETFD, FD_CLOEXEC, 0, 0, 0);
 		}
 	}
+	/* after every dup3: a POSIX lock is dropped when any fd of its file closes */
+	for (size_t i = 0; i < k && r >= 0; i++)
+		if (ip->fds[i]->n_posix_locks)
+			r = rst_locks_posix(rb, checkpoint_file(c->ck, ip->fds[i]->file_id), ip->fds[i],
+					    fds[i]);
 	int32_t pgrp = 0;
 	int tty = r >= 0 ? ctty_fd(fs, ip, &pgrp) : -1;
 	if (tty >= 0) {
