@@ -35,17 +35,24 @@ uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f)
 	return f->id;
 }
 
-/* Contents of a deleted file into ghost-<id>.img. */
-int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id)
+/*
+ * Contents of a deleted file into ghost-<id>.img, and its metadata into f.
+ * Only the data extents are read (SEEK_DATA / SEEK_HOLE) and written at
+ * their own offsets; f->ghost_data lists them, so the restore writes the
+ * same extents and leaves the same holes.  fd must be open for reading: the
+ * caller reopens the file through /proc (the process's own description may
+ * be write-only).
+ */
+int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f)
 {
 	_cleanup_close_ int out = -1;
 	_cleanup_free_ char *buf = NULL;
+	uint64_t size = (uint64_t)st->st_size, data = 0, *ext = NULL;
+	size_t n_ext = 0;
 	char name[64];
 	uint64_t id;
 	int r;
 
-	if (size > (1ULL << 32))
-		return dm_fail(-EFBIG, "deleted file of %" PRIu64 " bytes is too large to carry", size);
 	pthread_mutex_lock(&d->lock);
 	id = ++d->next_ghost_id;
 	pthread_mutex_unlock(&d->lock);
@@ -55,21 +62,64 @@ int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id
 		return r;
 	buf = xmalloc(1 << 20);
 	for (uint64_t off = 0; off < size;) {
-		ssize_t n = pread(fd, buf, MIN(size - off, (uint64_t)(1 << 20)), off);
-		if (n < 0)
-			return dm_fail(neg_errno(), "reading a deleted file: %m");
-		if (n == 0)
+		off_t start = lseek(fd, (off_t)off, SEEK_DATA), end;
+		if (start < 0 && errno == ENXIO)
+			break; /* only a hole up to the end */
+		if (start < 0) {
+			r = dm_fail(neg_errno(), "deleted file %s: SEEK_DATA: %m", f->path);
+			goto fail;
+		}
+		end = lseek(fd, start, SEEK_HOLE);
+		if (end < 0) {
+			r = dm_fail(neg_errno(), "deleted file %s: SEEK_HOLE: %m", f->path);
+			goto fail;
+		}
+		end = MIN((uint64_t)end, size);
+		if ((uint64_t)start >= size)
 			break;
-		r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + off);
-		if (r < 0)
-			return r;
-		off += n;
+		data += (uint64_t)(end - start);
+		if (data > (1ULL << 32)) {
+			r = dm_fail(-EFBIG, "deleted file %s: more than 4 GiB of data is too much to carry",
+				    f->path);
+			goto fail;
+		}
+		for (off = (uint64_t)start; off < (uint64_t)end;) {
+			ssize_t n = pread(fd, buf, MIN((uint64_t)end - off, (uint64_t)(1 << 20)), (off_t)off);
+			if (n < 0) {
+				r = dm_fail(neg_errno(), "reading the deleted file %s: %m", f->path);
+				goto fail;
+			}
+			if (n == 0)
+				break; /* truncated meanwhile: the tree is frozen, only an outsider */
+			r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + off);
+			if (r < 0)
+				goto fail;
+			off += (uint64_t)n;
+		}
+		ext = xrealloc(ext, (n_ext + 2) * sizeof(*ext));
+		ext[n_ext++] = (uint64_t)start;
+		ext[n_ext++] = off - (uint64_t)start;
+		off = (uint64_t)end;
+	}
+	/* the image file has the file's size, holes included */
+	if (ftruncate(out, (off_t)(DM_IMG_DATA_OFF + size)) < 0) {
+		r = dm_fail(neg_errno(), "%s: %m", name);
+		goto fail;
 	}
 	r = image_finish_raw(out, IMG_GHOST, size);
 	if (r < 0)
-		return r;
-	*ret_id = id;
+		goto fail;
+	f->has_ghost_id = true;
+	f->ghost_id = id;
+	f->ghost_data = ext;
+	f->n_ghost_data = n_ext;
+	f->has_uid = f->has_gid = true;
+	f->uid = st->st_uid;
+	f->gid = st->st_gid;
 	return 0;
+fail:
+	free(ext);
+	return r;
 }
 
 /*
@@ -111,8 +161,7 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 			protobuf_c_message_free_unpacked(&f->base, NULL);
 			return 0;
 		}
-		f->has_ghost_id = true;
-		r = dump_write_ghost(d, fd, st.st_size, &f->ghost_id);
+		r = dump_write_ghost(d, fd, &st, f);
 		if (r < 0) {
 			*ret_err = r;
 			protobuf_c_message_free_unpacked(&f->base, NULL);
@@ -347,13 +396,15 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 		f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
 		r = 0;
 		if (pf->deleted) {
-			_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, pf->fd, 0);
+			/* a new description for reading: the process's may be write-only */
+			_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOATIME);
+			if (fd < 0 && errno == EPERM)
+				fd = open(link, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
-				r = dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
-			else {
-				f->has_ghost_id = true;
-				r = dump_write_ghost(d, fd, st.st_size, &f->ghost_id);
-			}
+				r = dm_fail(neg_errno(), "process %d: fd %d: cannot reopen the deleted file "
+					    "%s for reading: %m", p->pid, pf->fd, pf->target);
+			else
+				r = dump_write_ghost(d, fd, &st, f);
 		}
 	} else if (S_ISDIR(st.st_mode)) {
 		f->type = DM__FILE_TYPE__FILE_DIR;
