@@ -340,6 +340,57 @@ static int dump_fd_locks(struct dproc *p, const struct proc_fd *pf, const struct
 	return 0;
 }
 
+/* A host pid or tid of the owner of a description, as the tree sees it; 0 if outside the tree. */
+static pid_t tree_owner(struct dump_ctx *d, int type, pid_t host)
+{
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const struct dproc *q = d->procs[i];
+		if (type != F_OWNER_TID) {
+			/* a process group is named by its leader, which must be in the tree */
+			if (q->pid == host)
+				return q->vpid;
+			continue;
+		}
+		for (size_t k = 0; k < q->nthreads; k++)
+			if (q->threads[k].tid == host)
+				return q->threads[k].vtid;
+	}
+	return 0;
+}
+
+/*
+ * The SIGIO owner (F_SETOWN_EX) and signal (F_SETSIG) of a description:
+ * both belong to the description, read on a copy of the fd (pidfd_getfd).
+ */
+static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__File *f)
+{
+	_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, pf->fd, 0);
+	struct f_owner_ex o;
+	int sig;
+
+	if (fd < 0)
+		return dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
+	if (fcntl(fd, F_GETOWN_EX, &o) < 0 || (sig = fcntl(fd, F_GETSIG)) < 0)
+		return dm_fail(neg_errno(), "process %d: fd %d: F_GETOWN_EX: %m", p->pid, pf->fd);
+	if (sig) {
+		f->has_signum = true;
+		f->signum = sig;
+	}
+	if (o.pid <= 0)
+		return 0;
+	pid_t v = tree_owner(d, o.type, o.pid);
+	if (!v)
+		return dm_fail(-ENOTSUP, "process %d: fd %d (%s): its SIGIO owner (F_SETOWN), %s %d, is "
+			       "not in the tree", p->pid, pf->fd, pf->target,
+			       o.type == F_OWNER_TID ? "thread" : o.type == F_OWNER_PGRP ? "process group"
+											  : "process",
+			       o.pid);
+	f->has_owner_type = f->has_owner_pid = true;
+	f->owner_type = o.type;
+	f->owner_pid = v;
+	return 0;
+}
+
 static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out)
 {
 	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
@@ -371,6 +422,8 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 
 	Dm__File *f = PB_NEW(Dm__File, dm__file__init);
 	r = dump_fd_locks(p, pf, &fi, out, f);
+	if (r >= 0)
+		r = dump_fown(d, p, pf, f);
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(&f->base, NULL);
 		return r;
@@ -493,5 +546,35 @@ int dump_proc_fds(struct dump_ctx *d, struct dproc *p)
 			p->exe_file_id = id;
 		}
 	}
+	return 0;
+}
+
+static int kcmp_files(const void *a, const void *b)
+{
+	const struct dproc *x = *(struct dproc *const *)a, *y = *(struct dproc *const *)b;
+	long r = syscall(SYS_kcmp, x->pid, y->pid, KCMP_FILES, 0, 0);
+	/* 0 equal, 1 less, 2 greater (an order of the kernel pointers); 3 or -1: keep pids apart */
+	return r == 0 ? 0 : r == 1 ? -1 : r == 2 ? 1 : (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/*
+ * Two processes sharing one fd table (clone(CLONE_FILES) without
+ * CLONE_THREAD): the restore makes every process with its own table, so
+ * this is refused.  kcmp orders the tables: sorted, sharers are neighbours.
+ */
+int dump_check_fd_tables(struct dump_ctx *d)
+{
+	_cleanup_free_ struct dproc **v = xcalloc(d->nprocs ? d->nprocs : 1, sizeof(*v));
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (!d->procs[i]->zombie)
+			v[n++] = d->procs[i];
+	qsort(v, n, sizeof(*v), kcmp_files);
+	for (size_t i = 1; i < n; i++)
+		if (syscall(SYS_kcmp, v[i - 1]->pid, v[i]->pid, KCMP_FILES, 0, 0) == 0)
+			return dm_fail(-ENOTSUP, "processes %d and %d share one fd table (clone with "
+				       "CLONE_FILES), which cannot be restored", MIN(v[i - 1]->pid, v[i]->pid),
+				       MAX(v[i - 1]->pid, v[i]->pid));
 	return 0;
 }

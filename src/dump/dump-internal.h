@@ -111,6 +111,8 @@ uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
 int dump_ctty(struct dump_ctx *d);
 int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
+/* Refuse processes that share one fd table (CLONE_FILES). */
+int dump_check_fd_tables(struct dump_ctx *d);
 
 /* allocation helpers for protobuf-c messages built by hand */
 #define PB_NEW(type, init_fn) ({ type *_m = xcalloc(1, sizeof(type)); init_fn(_m); _m; })

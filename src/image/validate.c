@@ -10,6 +10,7 @@
 #include "image/image.h"
 #include "base/log.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
@@ -67,6 +68,13 @@ static int validate_files(struct dm_checkpoint *ck)
 		default:
 			break;
 		}
+		if (f->has_owner_pid && (f->owner_pid <= 0 || !f->has_owner_type ||
+					 (f->owner_type != F_OWNER_TID && f->owner_type != F_OWNER_PID &&
+					  f->owner_type != F_OWNER_PGRP)))
+			return bad(IMG_FILES_FILE, "file %u: SIGIO owner %d of type %d", f->id, f->owner_pid,
+				   f->owner_type);
+		if (f->has_signum && (f->signum < 0 || f->signum > 64))
+			return bad(IMG_FILES_FILE, "file %u: F_SETSIG %d", f->id, f->signum);
 		for (size_t k = 0; k < f->n_locks; k++) {
 			int r = check_lock(IMG_FILES_FILE, "file locks", k, f->locks[k], false);
 			if (r < 0)

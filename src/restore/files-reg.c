@@ -229,7 +229,7 @@ static int reg_do_open(struct rst_files *fs, const Dm__File *f, int flags, bool 
 	    lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
 		return dm_fail(neg_errno(), "%s: lseek to %" PRIu64 ": %m", f->path, f->pos);
 	if (is_desc && !(flags & O_PATH)) {
-		r = rst_set_status_flags(f, fd); /* O_ASYNC is not taken by open() */
+		r = rst_set_status_flags(f, fd);
 		if (r < 0)
 			return dm_fail(r, "%s: status flags: %s", f->path, strerror(-r));
 	}
