@@ -14,9 +14,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/kcmp.h>
+#include <linux/magic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
@@ -391,6 +394,45 @@ static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *
 	return 0;
 }
 
+/*
+ * A regular file of procfs: its size and mtime say nothing (they change all
+ * the time), so it is reopened by path.  "/proc/<pid>/..." names a process
+ * by its host pid: it must be one of the tree (recorded by its pid in the
+ * tree, swapped for the new host pid at restore), and "/proc/<pid>/task/<tid>"
+ * one of its main thread (the others do not exist yet when files are opened).
+ */
+static int dump_procfs(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__File *f)
+{
+	const char *s = pf->target + strlen("/proc/"), *e;
+	char *end;
+	long pid, tid;
+
+	f->has_procfs = true;
+	f->procfs = true;
+	f->has_size = f->has_mtime_ns = false;
+	if (strncmp(pf->target, "/proc/", 6) || *s < '1' || *s > '9')
+		return 0; /* /proc/meminfo, /proc/sys/...: the same path on any host */
+	errno = 0;
+	pid = strtol(s, &end, 10);
+	if (errno || (*end != '/' && *end))
+		return 0;
+	e = end;
+	if (!strncmp(e, "/task/", 6)) {
+		tid = strtol(e + 6, &end, 10);
+		if (tid != pid)
+			return dm_fail(-ENOTSUP, "process %d: fd %d (%s): a /proc file of a thread other "
+				       "than the main one cannot be reopened", p->pid, pf->fd, pf->target);
+	}
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == pid && !d->procs[i]->zombie) {
+			f->has_proc_pid = true;
+			f->proc_pid = d->procs[i]->vpid;
+			return 0;
+		}
+	return dm_fail(-ENOTSUP, "process %d: fd %d (%s): a /proc file of process %ld, which is not "
+		       "in the tree, cannot be reopened after restore", p->pid, pf->fd, pf->target, pid);
+}
+
 static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out)
 {
 	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
@@ -448,7 +490,10 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 		f->size = st.st_size;
 		f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
 		r = 0;
-		if (pf->deleted) {
+		struct statfs sfs;
+		if (statfs(link, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC)
+			r = dump_procfs(d, p, pf, f);
+		else if (pf->deleted) {
 			/* a new description for reading: the process's may be write-only */
 			_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOATIME);
 			if (fd < 0 && errno == EPERM)

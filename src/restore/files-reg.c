@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 
 static int check_same(const Dm__File *f, int fd)
 {
@@ -201,13 +203,56 @@ static int reopen_fd(int fd, int flags, int *ret_fd)
 	return 0;
 }
 
+/*
+ * A /proc file: its path with the pid of the process (proc_pid, as the tree
+ * sees it) replaced by the restored one's, and no size or mtime check.
+ */
+static int procfs_open(struct rst_files *fs, const Dm__File *f, int flags, int *ret_fd)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct statfs sfs;
+	int r;
+
+	if (!f->path || strncmp(f->path, "/proc/", 6))
+		return dm_fail(-EBADMSG, "procfs file without a /proc path");
+	if (f->has_proc_pid) {
+		const char *rest = f->path + 6;
+		struct rst_proc *p = rst_find(fs->c, f->proc_pid);
+		rest += strspn(rest, "0123456789");
+		if (!p || p->host_pid <= 0)
+			return dm_fail(-ESRCH, "%s: process %d of the tree is not restored", f->path,
+				       f->proc_pid);
+		/* /proc/<pid>/task/<pid>/...: the main thread, the same number */
+		if (!strncmp(rest, "/task/", 6)) {
+			rest += 6 + strspn(rest + 6, "0123456789");
+			path = xasprintf("/proc/%d/task/%d%s", p->host_pid, p->host_pid, rest);
+		} else {
+			path = xasprintf("/proc/%d%s", p->host_pid, rest);
+		}
+	} else {
+		path = xstrdup(f->path);
+	}
+	r = rst_open_path(fs, path, flags, 0, &fd);
+	if (r < 0)
+		return dm_fail(r, "%s (now %s): %s", f->path, path, strerror(-r));
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+		return dm_fail(-ESTALE, "%s is no longer a /proc file", path);
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
 static int reg_do_open(struct rst_files *fs, const Dm__File *f, int flags, bool is_desc,
 		       int *ret_fd)
 {
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (f->has_ghost_id) {
+	if (f->has_procfs && f->procfs) {
+		r = procfs_open(fs, f, flags, &fd);
+		if (r < 0)
+			return r;
+	} else if (f->has_ghost_id) {
 		int g = -1;
 		r = ghost_get(fs, f, &g);
 		if (r < 0)
