@@ -14,9 +14,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/kcmp.h>
+#include <linux/magic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
@@ -35,17 +38,24 @@ uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f)
 	return f->id;
 }
 
-/* Contents of a deleted file into ghost-<id>.img. */
-int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id)
+/*
+ * Contents of a deleted file into ghost-<id>.img, and its metadata into f.
+ * Only the data extents are read (SEEK_DATA / SEEK_HOLE) and written at
+ * their own offsets; f->ghost_data lists them, so the restore writes the
+ * same extents and leaves the same holes.  fd must be open for reading: the
+ * caller reopens the file through /proc (the process's own description may
+ * be write-only).
+ */
+int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f)
 {
 	_cleanup_close_ int out = -1;
 	_cleanup_free_ char *buf = NULL;
+	uint64_t size = (uint64_t)st->st_size, data = 0, *ext = NULL;
+	size_t n_ext = 0;
 	char name[64];
 	uint64_t id;
 	int r;
 
-	if (size > (1ULL << 32))
-		return dm_fail(-EFBIG, "deleted file of %" PRIu64 " bytes is too large to carry", size);
 	pthread_mutex_lock(&d->lock);
 	id = ++d->next_ghost_id;
 	pthread_mutex_unlock(&d->lock);
@@ -55,21 +65,64 @@ int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id
 		return r;
 	buf = xmalloc(1 << 20);
 	for (uint64_t off = 0; off < size;) {
-		ssize_t n = pread(fd, buf, MIN(size - off, (uint64_t)(1 << 20)), off);
-		if (n < 0)
-			return dm_fail(neg_errno(), "reading a deleted file: %m");
-		if (n == 0)
+		off_t start = lseek(fd, (off_t)off, SEEK_DATA), end;
+		if (start < 0 && errno == ENXIO)
+			break; /* only a hole up to the end */
+		if (start < 0) {
+			r = dm_fail(neg_errno(), "deleted file %s: SEEK_DATA: %m", f->path);
+			goto fail;
+		}
+		end = lseek(fd, start, SEEK_HOLE);
+		if (end < 0) {
+			r = dm_fail(neg_errno(), "deleted file %s: SEEK_HOLE: %m", f->path);
+			goto fail;
+		}
+		end = MIN((uint64_t)end, size);
+		if ((uint64_t)start >= size)
 			break;
-		r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + off);
-		if (r < 0)
-			return r;
-		off += n;
+		data += (uint64_t)(end - start);
+		if (data > (1ULL << 32)) {
+			r = dm_fail(-EFBIG, "deleted file %s: more than 4 GiB of data is too much to carry",
+				    f->path);
+			goto fail;
+		}
+		for (off = (uint64_t)start; off < (uint64_t)end;) {
+			ssize_t n = pread(fd, buf, MIN((uint64_t)end - off, (uint64_t)(1 << 20)), (off_t)off);
+			if (n < 0) {
+				r = dm_fail(neg_errno(), "reading the deleted file %s: %m", f->path);
+				goto fail;
+			}
+			if (n == 0)
+				break; /* truncated meanwhile: the tree is frozen, only an outsider */
+			r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + off);
+			if (r < 0)
+				goto fail;
+			off += (uint64_t)n;
+		}
+		ext = xrealloc(ext, (n_ext + 2) * sizeof(*ext));
+		ext[n_ext++] = (uint64_t)start;
+		ext[n_ext++] = off - (uint64_t)start;
+		off = (uint64_t)end;
+	}
+	/* the image file has the file's size, holes included */
+	if (ftruncate(out, (off_t)(DM_IMG_DATA_OFF + size)) < 0) {
+		r = dm_fail(neg_errno(), "%s: %m", name);
+		goto fail;
 	}
 	r = image_finish_raw(out, IMG_GHOST, size);
 	if (r < 0)
-		return r;
-	*ret_id = id;
+		goto fail;
+	f->has_ghost_id = true;
+	f->ghost_id = id;
+	f->ghost_data = ext;
+	f->n_ghost_data = n_ext;
+	f->has_uid = f->has_gid = true;
+	f->uid = st->st_uid;
+	f->gid = st->st_gid;
 	return 0;
+fail:
+	free(ext);
+	return r;
 }
 
 /*
@@ -111,8 +164,7 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 			protobuf_c_message_free_unpacked(&f->base, NULL);
 			return 0;
 		}
-		f->has_ghost_id = true;
-		r = dump_write_ghost(d, fd, st.st_size, &f->ghost_id);
+		r = dump_write_ghost(d, fd, &st, f);
 		if (r < 0) {
 			*ret_err = r;
 			protobuf_c_message_free_unpacked(&f->base, NULL);
@@ -247,6 +299,140 @@ static const char *sock_family(struct dproc *p, int fdnum)
 	}
 }
 
+static Dm__FileLock *lock_msg(const struct proc_lock *l)
+{
+	Dm__FileLock *m = PB_NEW(Dm__FileLock, dm__file_lock__init);
+	m->kind = l->kind == PROC_LOCK_POSIX ? DM__LOCK_KIND__LOCK_POSIX
+		: l->kind == PROC_LOCK_OFD  ? DM__LOCK_KIND__LOCK_OFD
+					    : DM__LOCK_KIND__LOCK_FLOCK;
+	m->write = l->write;
+	m->start = l->start;
+	m->len = l->end == UINT64_MAX ? 0 : l->end - l->start + 1;
+	return m;
+}
+
+/*
+ * The locks of one fd (its fdinfo "lock:" lines).  POSIX locks belong to
+ * the process: they go with the fd (out), and the restore takes them inside
+ * the process.  OFD and flock locks belong to the description: they go with
+ * the file (f, NULL when the description was seen already).  Leases and
+ * delegations cannot be taken back: the dump is refused.
+ */
+static int dump_fd_locks(struct dproc *p, const struct proc_fd *pf, const struct proc_fdinfo *fi,
+			 Dm__Fd *out, Dm__File *f)
+{
+	_cleanup_free_ struct proc_lock *l = NULL;
+	size_t n;
+	int r = proc_fdinfo_locks(fi, &l, &n);
+
+	if (r < 0)
+		return dm_fail(r, "process %d: fd %d: cannot parse its locks in fdinfo", p->pid, pf->fd);
+	for (size_t i = 0; i < n; i++) {
+		if (l[i].kind == PROC_LOCK_OTHER)
+			return dm_fail(-ENOTSUP, "process %d: fd %d (%s) holds a %s lock, which cannot be "
+				       "restored", p->pid, pf->fd, pf->target, l[i].name);
+		if (l[i].kind == PROC_LOCK_POSIX) {
+			out->posix_locks = xrealloc(out->posix_locks,
+						    (out->n_posix_locks + 1) * sizeof(*out->posix_locks));
+			out->posix_locks[out->n_posix_locks++] = lock_msg(&l[i]);
+		} else if (f) {
+			f->locks = xrealloc(f->locks, (f->n_locks + 1) * sizeof(*f->locks));
+			f->locks[f->n_locks++] = lock_msg(&l[i]);
+		}
+	}
+	return 0;
+}
+
+/* A host pid or tid of the owner of a description, as the tree sees it; 0 if outside the tree. */
+static pid_t tree_owner(struct dump_ctx *d, int type, pid_t host)
+{
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const struct dproc *q = d->procs[i];
+		if (type != F_OWNER_TID) {
+			/* a process group is named by its leader, which must be in the tree */
+			if (q->pid == host)
+				return q->vpid;
+			continue;
+		}
+		for (size_t k = 0; k < q->nthreads; k++)
+			if (q->threads[k].tid == host)
+				return q->threads[k].vtid;
+	}
+	return 0;
+}
+
+/*
+ * The SIGIO owner (F_SETOWN_EX) and signal (F_SETSIG) of a description:
+ * both belong to the description, read on a copy of the fd (pidfd_getfd).
+ */
+static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__File *f)
+{
+	_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, pf->fd, 0);
+	struct f_owner_ex o;
+	int sig;
+
+	if (fd < 0)
+		return dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
+	if (fcntl(fd, F_GETOWN_EX, &o) < 0 || (sig = fcntl(fd, F_GETSIG)) < 0)
+		return dm_fail(neg_errno(), "process %d: fd %d: F_GETOWN_EX: %m", p->pid, pf->fd);
+	if (sig) {
+		f->has_signum = true;
+		f->signum = sig;
+	}
+	if (o.pid <= 0)
+		return 0;
+	pid_t v = tree_owner(d, o.type, o.pid);
+	if (!v)
+		return dm_fail(-ENOTSUP, "process %d: fd %d (%s): its SIGIO owner (F_SETOWN), %s %d, is "
+			       "not in the tree", p->pid, pf->fd, pf->target,
+			       o.type == F_OWNER_TID ? "thread" : o.type == F_OWNER_PGRP ? "process group"
+											  : "process",
+			       o.pid);
+	f->has_owner_type = f->has_owner_pid = true;
+	f->owner_type = o.type;
+	f->owner_pid = v;
+	return 0;
+}
+
+/*
+ * A regular file of procfs: its size and mtime say nothing (they change all
+ * the time), so it is reopened by path.  "/proc/<pid>/..." names a process
+ * by its host pid: it must be one of the tree (recorded by its pid in the
+ * tree, swapped for the new host pid at restore), and "/proc/<pid>/task/<tid>"
+ * one of its main thread (the others do not exist yet when files are opened).
+ */
+static int dump_procfs(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__File *f)
+{
+	const char *s = pf->target + strlen("/proc/"), *e;
+	char *end;
+	long pid, tid;
+
+	f->has_procfs = true;
+	f->procfs = true;
+	f->has_size = f->has_mtime_ns = false;
+	if (strncmp(pf->target, "/proc/", 6) || *s < '1' || *s > '9')
+		return 0; /* /proc/meminfo, /proc/sys/...: the same path on any host */
+	errno = 0;
+	pid = strtol(s, &end, 10);
+	if (errno || (*end != '/' && *end))
+		return 0;
+	e = end;
+	if (!strncmp(e, "/task/", 6)) {
+		tid = strtol(e + 6, &end, 10);
+		if (tid != pid)
+			return dm_fail(-ENOTSUP, "process %d: fd %d (%s): a /proc file of a thread other "
+				       "than the main one cannot be reopened", p->pid, pf->fd, pf->target);
+	}
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == pid && !d->procs[i]->zombie) {
+			f->has_proc_pid = true;
+			f->proc_pid = d->procs[i]->vpid;
+			return 0;
+		}
+	return dm_fail(-ENOTSUP, "process %d: fd %d (%s): a /proc file of process %ld, which is not "
+		       "in the tree, cannot be reopened after restore", p->pid, pf->fd, pf->target, pid);
+}
+
 static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out)
 {
 	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
@@ -273,10 +459,17 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	id = find_shared(d, p->pid, pf->fd, &st);
 	if (id) {
 		out->file_id = id;
-		return 0;
+		return dump_fd_locks(p, pf, &fi, out, NULL);
 	}
 
 	Dm__File *f = PB_NEW(Dm__File, dm__file__init);
+	r = dump_fd_locks(p, pf, &fi, out, f);
+	if (r >= 0)
+		r = dump_fown(d, p, pf, f);
+	if (r < 0) {
+		protobuf_c_message_free_unpacked(&f->base, NULL);
+		return r;
+	}
 	f->has_flags = f->has_pos = f->has_mode = f->has_ino = f->has_dev = true;
 	f->flags = fi.flags & FDINFO_FLAGS_MASK;
 	f->pos = fi.pos;
@@ -297,14 +490,19 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 		f->size = st.st_size;
 		f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
 		r = 0;
-		if (pf->deleted) {
-			_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, pf->fd, 0);
+		struct statfs sfs;
+		if (statfs(link, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC)
+			r = dump_procfs(d, p, pf, f);
+		else if (pf->deleted) {
+			/* a new description for reading: the process's may be write-only */
+			_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOATIME);
+			if (fd < 0 && errno == EPERM)
+				fd = open(link, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
-				r = dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
-			else {
-				f->has_ghost_id = true;
-				r = dump_write_ghost(d, fd, st.st_size, &f->ghost_id);
-			}
+				r = dm_fail(neg_errno(), "process %d: fd %d: cannot reopen the deleted file "
+					    "%s for reading: %m", p->pid, pf->fd, pf->target);
+			else
+				r = dump_write_ghost(d, fd, &st, f);
 		}
 	} else if (S_ISDIR(st.st_mode)) {
 		f->type = DM__FILE_TYPE__FILE_DIR;
@@ -393,5 +591,35 @@ int dump_proc_fds(struct dump_ctx *d, struct dproc *p)
 			p->exe_file_id = id;
 		}
 	}
+	return 0;
+}
+
+static int kcmp_files(const void *a, const void *b)
+{
+	const struct dproc *x = *(struct dproc *const *)a, *y = *(struct dproc *const *)b;
+	long r = syscall(SYS_kcmp, x->pid, y->pid, KCMP_FILES, 0, 0);
+	/* 0 equal, 1 less, 2 greater (an order of the kernel pointers); 3 or -1: keep pids apart */
+	return r == 0 ? 0 : r == 1 ? -1 : r == 2 ? 1 : (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/*
+ * Two processes sharing one fd table (clone(CLONE_FILES) without
+ * CLONE_THREAD): the restore makes every process with its own table, so
+ * this is refused.  kcmp orders the tables: sorted, sharers are neighbours.
+ */
+int dump_check_fd_tables(struct dump_ctx *d)
+{
+	_cleanup_free_ struct dproc **v = xcalloc(d->nprocs ? d->nprocs : 1, sizeof(*v));
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (!d->procs[i]->zombie)
+			v[n++] = d->procs[i];
+	qsort(v, n, sizeof(*v), kcmp_files);
+	for (size_t i = 1; i < n; i++)
+		if (syscall(SYS_kcmp, v[i - 1]->pid, v[i]->pid, KCMP_FILES, 0, 0) == 0)
+			return dm_fail(-ENOTSUP, "processes %d and %d share one fd table (clone with "
+				       "CLONE_FILES), which cannot be restored", MIN(v[i - 1]->pid, v[i]->pid),
+				       MAX(v[i - 1]->pid, v[i]->pid));
 	return 0;
 }

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 #include <sys/user.h>
 
 #include "dump/dump.h"
@@ -110,7 +111,9 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
 int dump_ctty(struct dump_ctx *d);
 int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
-int dump_write_ghost(struct dump_ctx *d, int fd, uint64_t size, uint64_t *ret_id);
+int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
+/* Refuse processes that share one fd table (CLONE_FILES). */
+int dump_check_fd_tables(struct dump_ctx *d);
 
 /* allocation helpers for protobuf-c messages built by hand */
 #define PB_NEW(type, init_fn) ({ type *_m = xcalloc(1, sizeof(type)); init_fn(_m); _m; })

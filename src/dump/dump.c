@@ -137,8 +137,11 @@ static int control_task(struct pool *pool, void *arg)
 static int main_task(struct pool *pool, void *arg)
 {
 	struct dump_ctx *d = arg;
+	int r = dump_check_fd_tables(d);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < d->nprocs; i++) {
-		int r = add_ptask(pool, control_task, d, d->procs[i], POOL_PINNED, "control");
+		r = add_ptask(pool, control_task, d, d->procs[i], POOL_PINNED, "control");
 		if (r < 0)
 			return r;
 	}

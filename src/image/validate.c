@@ -10,6 +10,7 @@
 #include "image/image.h"
 #include "base/log.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <string.h>
@@ -23,6 +24,20 @@
 #define SIGINFO_SIZE 128
 
 #define bad(file, fmt, ...) dm_fail(-EBADMSG, "%s: " fmt, file, ##__VA_ARGS__)
+
+/* A lock of the expected kind(s) with a range that fits struct flock (off_t). */
+static int check_lock(const char *file, const char *what, size_t i, const Dm__FileLock *l, bool posix)
+{
+	bool ok = posix ? l->kind == DM__LOCK_KIND__LOCK_POSIX
+			: l->kind == DM__LOCK_KIND__LOCK_OFD || l->kind == DM__LOCK_KIND__LOCK_FLOCK;
+	if (!ok)
+		return bad(file, "%s[%zu]: lock kind %d does not belong here", what, i, (int)l->kind);
+	if (l->start > INT64_MAX || l->len > INT64_MAX || l->start + l->len > INT64_MAX ||
+	    (l->kind == DM__LOCK_KIND__LOCK_FLOCK && (l->start || l->len)))
+		return bad(file, "%s[%zu]: lock range %" PRIu64 "+%" PRIu64 " out of range", what, i,
+			   l->start, l->len);
+	return 0;
+}
 
 static int validate_files(struct dm_checkpoint *ck)
 {
@@ -52,6 +67,18 @@ static int validate_files(struct dm_checkpoint *ck)
 			break;
 		default:
 			break;
+		}
+		if (f->has_owner_pid && (f->owner_pid <= 0 || !f->has_owner_type ||
+					 (f->owner_type != F_OWNER_TID && f->owner_type != F_OWNER_PID &&
+					  f->owner_type != F_OWNER_PGRP)))
+			return bad(IMG_FILES_FILE, "file %u: SIGIO owner %d of type %d", f->id, f->owner_pid,
+				   f->owner_type);
+		if (f->has_signum && (f->signum < 0 || f->signum > 64))
+			return bad(IMG_FILES_FILE, "file %u: F_SETSIG %d", f->id, f->signum);
+		for (size_t k = 0; k < f->n_locks; k++) {
+			int r = check_lock(IMG_FILES_FILE, "file locks", k, f->locks[k], false);
+			if (r < 0)
+				return r;
 		}
 	}
 	ck->max_file_id = max;
@@ -269,6 +296,11 @@ static int validate_process(struct dm_checkpoint *ck, size_t idx)
 		r = check_file_ref(ck, name, "fd file_id", p->fds[i]->file_id);
 		if (r < 0)
 			return r;
+		for (size_t k = 0; k < p->fds[i]->n_posix_locks; k++) {
+			r = check_lock(name, "fd posix_locks", k, p->fds[i]->posix_locks[k], true);
+			if (r < 0)
+				return r;
+		}
 	}
 	for (size_t i = 0; i < p->n_sigactions; i++) {
 		uint32_t s = p->sigactions[i]->sig;

@@ -488,3 +488,84 @@ int proc_fdinfo_inotify(const struct proc_fdinfo *fi, struct proc_inotify_wd **r
 	*ret_n = n;
 	return (int)MIN(n, (size_t)INT_MAX);
 }
+
+/*
+ * "%lld: " then the kind: "POSIX  ADVISORY  ", "OFDLCK ADVISORY  ",
+ * "FLOCK  ADVISORY  " (others: LEASE, DELEG, ACCESS, UNKNOWN), the type
+ * "READ"/"WRITE", "%d %02x:%02x:%lu " (pid, dev, inode), then
+ * "%lld EOF" or "%lld %lld" (first and last byte).
+ */
+static int parse_lock(const char *v, struct proc_lock *l)
+{
+	const char *end = vend(v), *w;
+	uint64_t id, x;
+	int64_t pid;
+
+	*l = (struct proc_lock){};
+	if (pp_dec_u64(&v, end, &id) < 0 || !pp_char(&v, end, ':'))
+		return -EBADMSG;
+	pp_skip_blanks(&v, end);
+	w = v;
+	while (v < end && !pp_isblank(*v))
+		v++;
+	if (v == w)
+		return -EBADMSG;
+	memcpy(l->name, w, MIN((size_t)(v - w), sizeof(l->name) - 1));
+	if (!strcmp(l->name, "POSIX"))
+		l->kind = PROC_LOCK_POSIX;
+	else if (!strcmp(l->name, "OFDLCK"))
+		l->kind = PROC_LOCK_OFD;
+	else if (!strcmp(l->name, "FLOCK"))
+		l->kind = PROC_LOCK_FLOCK;
+	else {
+		l->kind = PROC_LOCK_OTHER;
+		return 0;
+	}
+	if (!tag(&v, end, "ADVISORY"))
+		return -EBADMSG;
+	if (pp_lit(&v, end, "WRITE"))
+		l->write = true;
+	else if (!pp_lit(&v, end, "READ"))
+		return -EBADMSG;
+	if (!pp_blanks(&v, end) || pp_dec_s64(&v, end, &pid) < 0 || pid < INT_MIN || pid > INT_MAX ||
+	    !pp_blanks(&v, end))
+		return -EBADMSG;
+	l->pid = (int)pid;
+	/* dev "fe:00:123": two hex numbers and the inode */
+	if (pp_hex_u64(&v, end, &x) < 0 || !pp_char(&v, end, ':') || pp_hex_u64(&v, end, &x) < 0 ||
+	    !pp_char(&v, end, ':') || pp_dec_u64(&v, end, &x) < 0 || !pp_blanks(&v, end) ||
+	    pp_dec_u64(&v, end, &l->start) < 0 || !pp_blanks(&v, end))
+		return -EBADMSG;
+	if (pp_lit(&v, end, "EOF"))
+		l->end = UINT64_MAX;
+	else if (pp_dec_u64(&v, end, &l->end) < 0 || l->end < l->start)
+		return -EBADMSG;
+	pp_skip_blanks(&v, end);
+	return v == end ? 0 : -EBADMSG;
+}
+
+int proc_fdinfo_locks(const struct proc_fdinfo *fi, struct proc_lock **ret, size_t *ret_n)
+{
+	_cleanup_free_ struct proc_lock *l = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < fi->n_kv; i++)
+		if (strcmp(fi->kv[i].key, "lock") == 0)
+			n++;
+	*ret = NULL;
+	*ret_n = 0;
+	if (!n)
+		return 0;
+	l = xcalloc(n, sizeof(*l));
+	n = 0;
+	for (size_t i = 0; i < fi->n_kv; i++) {
+		if (strcmp(fi->kv[i].key, "lock") != 0)
+			continue;
+		if (parse_lock(fi->kv[i].val, &l[n]) < 0)
+			return -EBADMSG;
+		n++;
+	}
+	*ret = TAKE_PTR(l);
+	*ret_n = n;
+	return (int)MIN(n, (size_t)INT_MAX);
+}

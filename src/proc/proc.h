@@ -383,6 +383,29 @@ struct proc_inotify_wd {
 };
 int proc_fdinfo_inotify(const struct proc_fdinfo *fi, struct proc_inotify_wd **ret, size_t *ret_n);
 
+/*
+ * "lock:" lines: the locks this fd's open file description holds, as the
+ * kernel lists them for this fd (a POSIX lock only when this process owns it
+ * and took it through this description; an OFD or flock lock for every fd of
+ * the description).
+ */
+enum proc_lock_kind {
+	PROC_LOCK_POSIX = 0,	/* fcntl F_SETLK: owned by the process (its fd table) */
+	PROC_LOCK_OFD,		/* fcntl F_OFD_SETLK: owned by the open file description */
+	PROC_LOCK_FLOCK,	/* flock(): owned by the open file description */
+	PROC_LOCK_OTHER,	/* LEASE, DELEG, ACCESS, ...: only name is set */
+};
+struct proc_lock {
+	enum proc_lock_kind kind;
+	char name[16];		/* the kernel's word for the kind: "POSIX", "OFDLCK", "LEASE"... */
+	bool write;		/* WRITE; else READ */
+	int pid;		/* owner as the kernel shows it (-1 for OFD locks) */
+	uint64_t start;
+	uint64_t end;		/* inclusive; UINT64_MAX for "EOF" (to the end of the file) */
+};
+/* All "lock:" lines; returns the count, *ret is malloc'ed (NULL if none). */
+int proc_fdinfo_locks(const struct proc_fdinfo *fi, struct proc_lock **ret, size_t *ret_n);
+
 /* ------------------------------------------------------------------------ */
 /* threads, children, timers                                                 */
 

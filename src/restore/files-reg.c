@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 
 static int check_same(const Dm__File *f, int fd)
 {
@@ -44,23 +46,76 @@ static int check_same(const Dm__File *f, int fd)
 	return 0;
 }
 
-/* The contents of ghost-<id>.img into fd, and the recorded size. */
-static int copy_in(int fd, int img, uint64_t len, const char *name, const Dm__File *f)
+static int copy_range(int fd, int img, uint64_t off, uint64_t len, const char *name, const Dm__File *f)
 {
-	off_t off = DM_IMG_DATA_OFF;
+	off_t in = (off_t)(DM_IMG_DATA_OFF + off), out = (off_t)off;
 	int r;
 
-	for (uint64_t left = len; left;) {
-		ssize_t n = sendfile(fd, img, &off, MIN(left, (uint64_t)1 << 30));
+	while (len) {
+		ssize_t n = copy_file_range(img, &in, fd, &out, MIN(len, (uint64_t)1 << 30), 0);
+		if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP)) {
+			lseek(fd, out, SEEK_SET);
+			n = sendfile(fd, img, &in, MIN(len, (uint64_t)1 << 30));
+			if (n > 0)
+				out += n;
+		}
 		if (n <= 0) {
 			r = n < 0 ? neg_errno() : -EIO;
 			return dm_fail(r, "%s: copying into %s: %s", name, f->path, strerror(-r));
 		}
-		left -= (uint64_t)n;
+		len -= (uint64_t)n;
 	}
-	if (f->has_size && f->size > len && ftruncate(fd, (off_t)f->size) < 0) {
+	return 0;
+}
+
+/*
+ * The contents of ghost-<id>.img into fd: only its data extents (the holes
+ * stay holes), then the recorded size.  An image without the extent list
+ * holds all data.
+ */
+static int copy_in(int fd, int img, uint64_t len, const char *name, const Dm__File *f)
+{
+	int r;
+
+	if (f->n_ghost_data % 2)
+		return dm_fail(-EBADMSG, "%s: odd number of extent values", name);
+	if (!f->n_ghost_data && !f->ghost_data) {
+		r = copy_range(fd, img, 0, len, name, f);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < f->n_ghost_data; i += 2) {
+		uint64_t off = f->ghost_data[i], n = f->ghost_data[i + 1];
+		if (off > len || n > len - off)
+			return dm_fail(-EBADMSG, "%s: extent %" PRIu64 "+%" PRIu64 " beyond its %" PRIu64
+				       " bytes", name, off, n, len);
+		r = copy_range(fd, img, off, n, name, f);
+		if (r < 0)
+			return r;
+	}
+	uint64_t size = f->has_size ? f->size : len;
+	if (ftruncate(fd, (off_t)size) < 0) {
 		r = neg_errno();
 		return dm_fail(r, "%s: size: %s", f->path, strerror(-r));
+	}
+	return 0;
+}
+
+/* Owner, group, mode and mtime of a recreated deleted file, as they were. */
+static int ghost_meta(int fd, const Dm__File *f)
+{
+	if ((f->has_uid || f->has_gid) &&
+	    fchown(fd, f->has_uid ? f->uid : (uid_t)-1, f->has_gid ? f->gid : (gid_t)-1) < 0)
+		return dm_fail(neg_errno(), "deleted file %s: owner %u:%u: %m", f->path, f->uid, f->gid);
+	/* after fchown, which clears set-id bits; open() applied our umask */
+	if (f->has_mode && fchmod(fd, f->mode & 07777) < 0)
+		return dm_fail(neg_errno(), "deleted file %s: mode %o: %m", f->path, f->mode & 07777);
+	if (f->has_mtime_ns) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+					  { .tv_sec = (time_t)(f->mtime_ns / 1000000000ULL),
+					    .tv_nsec = (long)(f->mtime_ns % 1000000000ULL) } };
+		if (futimens(fd, ts) < 0)
+			return dm_fail(neg_errno(), "deleted file %s: mtime: %m", f->path);
 	}
 	return 0;
 }
@@ -96,6 +151,9 @@ static int ghost_get(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		r = copy_in(fd, img, len, name, f);
 		if (r < 0)
 			return r;
+		r = ghost_meta(fd, f);
+		if (r < 0)
+			return r;
 		goto keep;
 	}
 	dup1 = xstrdup(f->path);
@@ -116,6 +174,8 @@ static int ghost_get(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	if (fd < 0)
 		return dm_fail(neg_errno(), "deleted file %s: cannot recreate it: %m", f->path);
 	r = copy_in(fd, img, len, name, f);
+	if (r >= 0)
+		r = ghost_meta(fd, f);
 	if (r < 0) {
 		unlinkat(dfd, leaf, 0);
 		return r;
@@ -143,13 +203,56 @@ static int reopen_fd(int fd, int flags, int *ret_fd)
 	return 0;
 }
 
+/*
+ * A /proc file: its path with the pid of the process (proc_pid, as the tree
+ * sees it) replaced by the restored one's, and no size or mtime check.
+ */
+static int procfs_open(struct rst_files *fs, const Dm__File *f, int flags, int *ret_fd)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+	struct statfs sfs;
+	int r;
+
+	if (!f->path || strncmp(f->path, "/proc/", 6))
+		return dm_fail(-EBADMSG, "procfs file without a /proc path");
+	if (f->has_proc_pid) {
+		const char *rest = f->path + 6;
+		struct rst_proc *p = rst_find(fs->c, f->proc_pid);
+		rest += strspn(rest, "0123456789");
+		if (!p || p->host_pid <= 0)
+			return dm_fail(-ESRCH, "%s: process %d of the tree is not restored", f->path,
+				       f->proc_pid);
+		/* /proc/<pid>/task/<pid>/...: the main thread, the same number */
+		if (!strncmp(rest, "/task/", 6)) {
+			rest += 6 + strspn(rest + 6, "0123456789");
+			path = xasprintf("/proc/%d/task/%d%s", p->host_pid, p->host_pid, rest);
+		} else {
+			path = xasprintf("/proc/%d%s", p->host_pid, rest);
+		}
+	} else {
+		path = xstrdup(f->path);
+	}
+	r = rst_open_path(fs, path, flags, 0, &fd);
+	if (r < 0)
+		return dm_fail(r, "%s (now %s): %s", f->path, path, strerror(-r));
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC)
+		return dm_fail(-ESTALE, "%s is no longer a /proc file", path);
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
 static int reg_do_open(struct rst_files *fs, const Dm__File *f, int flags, bool is_desc,
 		       int *ret_fd)
 {
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	if (f->has_ghost_id) {
+	if (f->has_procfs && f->procfs) {
+		r = procfs_open(fs, f, flags, &fd);
+		if (r < 0)
+			return r;
+	} else if (f->has_ghost_id) {
 		int g = -1;
 		r = ghost_get(fs, f, &g);
 		if (r < 0)
@@ -171,7 +274,7 @@ static int reg_do_open(struct rst_files *fs, const Dm__File *f, int flags, bool 
 	    lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
 		return dm_fail(neg_errno(), "%s: lseek to %" PRIu64 ": %m", f->path, f->pos);
 	if (is_desc && !(flags & O_PATH)) {
-		r = rst_set_status_flags(f, fd); /* O_ASYNC is not taken by open() */
+		r = rst_set_status_flags(f, fd);
 		if (r < 0)
 			return dm_fail(r, "%s: status flags: %s", f->path, strerror(-r));
 	}

@@ -72,12 +72,21 @@ int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode
 int rst_open_flags(const Dm__File *f)
 {
 	int fl = f->has_flags ? (int)f->flags : O_RDONLY;
-	return (fl & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_TMPFILE)) | O_CLOEXEC;
+	/* O_ASYNC from open() would mark the file without registering it for SIGIO */
+	return (fl & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_TMPFILE | O_ASYNC)) |
+	       O_CLOEXEC;
 }
 
+#define STATUS_FLAGS (O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME)
+
+/*
+ * Without O_ASYNC: setting it registers the fd number it is set through
+ * (the si_fd of every SIGIO with F_SETSIG), which must be the process's, so
+ * the process sets it itself (files_restore).
+ */
 int rst_set_status_flags(const Dm__File *f, int fd)
 {
-	const int mask = O_APPEND | O_NONBLOCK | O_ASYNC | O_DIRECT | O_NOATIME;
+	const int mask = STATUS_FLAGS & ~O_ASYNC;
 	int want = (f->has_flags ? (int)f->flags : 0) & mask;
 	int cur = fcntl(fd, F_GETFL);
 
@@ -113,6 +122,15 @@ int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd)
 		return dm_fail(-ENOTSUP, "file %u (%s): type %s is not restored yet", id,
 			       f->path ? f->path : "no path", type_name(f->type));
 	r = t->open(fs, f, &fd);
+	if (r >= 0 && f->has_signum && f->signum && fcntl(fd, F_SETSIG, f->signum) < 0) {
+		r = dm_fail(neg_errno(), "F_SETSIG %d: %m", f->signum);
+		close(fd);
+	}
+	if (r >= 0 && f->n_locks) {
+		r = rst_locks_desc(f, fd);
+		if (r < 0)
+			close(fd);
+	}
 	if (r < 0)
 		return rst_wrap(r, "file %u (%s %s)", id, t->name, f->path ? f->path : "");
 	fs->desc[id] = fd;
@@ -311,6 +329,20 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 			r = rb_add(rb, "fcntl(F_SETFD)", SYS_fcntl, i, F_SETFD, FD_CLOEXEC, 0, 0, 0);
 		}
 	}
+	/* after every dup3: a POSIX lock is dropped when any fd of its file closes */
+	for (size_t i = 0; i < k && r >= 0; i++)
+		if (ip->fds[i]->n_posix_locks)
+			r = rst_locks_posix(rb, checkpoint_file(c->ck, ip->fds[i]->file_id), ip->fds[i],
+					    fds[i]);
+	/* O_ASYNC, through the first fd that holds the description (see rst_set_status_flags) */
+	for (size_t i = 0; i < k && r >= 0; i++) {
+		const Dm__File *f = checkpoint_file(c->ck, ip->fds[i]->file_id);
+		if (!f->has_flags || !(f->flags & O_ASYNC) || fs->async_set[f->id])
+			continue;
+		fs->async_set[f->id] = true;
+		r = rb_add(rb, "fcntl(F_SETFL, O_ASYNC)", SYS_fcntl, (uint64_t)ip->fds[i]->fd, F_SETFL,
+			   f->flags & STATUS_FLAGS, 0, 0, 0);
+	}
 	int32_t pgrp = 0;
 	int tty = r >= 0 ? ctty_fd(fs, ip, &pgrp) : -1;
 	if (tty >= 0) {
@@ -331,6 +363,43 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 	return 0;
 }
 
+/*
+ * SIGIO owners (F_SETOWN_EX) of the descriptions, once every thread exists
+ * (the owner may be a thread): the tree's pid translated to ours.  The
+ * owner's credentials recorded by the kernel are then the restorer's.
+ */
+int files_set_owners(struct rst_ctx *c)
+{
+	const Dm__FileTable *ft = c->ck->files;
+
+	for (size_t i = 0; i < ft->n_files; i++) {
+		const Dm__File *f = ft->files[i];
+		struct f_owner_ex o = { .type = f->owner_type };
+		int fd = c->files->desc[f->id];
+
+		if (!f->has_owner_pid || fd < 0)
+			continue;
+		for (size_t k = 0; k < c->nprocs && !o.pid; k++) {
+			const struct rst_proc *p = &c->procs[k];
+			if (o.type != F_OWNER_TID) {
+				if (p->img->pid == f->owner_pid)
+					o.pid = p->host_pid;
+				continue;
+			}
+			for (size_t t = 0; t < p->n_threads; t++)
+				if (p->threads[t].img && p->threads[t].img->tid == f->owner_pid)
+					o.pid = p->threads[t].t.tid;
+		}
+		if (o.pid <= 0)
+			return dm_fail(-ESRCH, "file %u (%s): its SIGIO owner %d is not in the restored tree",
+				       f->id, f->path ? f->path : "", f->owner_pid);
+		if (fcntl(fd, F_SETOWN_EX, &o) < 0)
+			return dm_fail(neg_errno(), "file %u (%s): F_SETOWN_EX %d: %m", f->id,
+				       f->path ? f->path : "", f->owner_pid);
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ lifetime */
 
 int files_init(struct rst_ctx *c)
@@ -342,6 +411,7 @@ int files_init(struct rst_ctx *c)
 	fs->desc = xmalloc(n * sizeof(int));
 	fs->mapfd[0] = xmalloc(n * sizeof(int));
 	fs->mapfd[1] = xmalloc(n * sizeof(int));
+	fs->async_set = xcalloc(n, sizeof(bool));
 	for (size_t i = 0; i < n; i++)
 		fs->desc[i] = fs->mapfd[0][i] = fs->mapfd[1][i] = -1;
 	c->files = fs;
@@ -388,6 +458,7 @@ void files_fini(struct rst_ctx *c)
 	free(fs->desc);
 	free(fs->mapfd[0]);
 	free(fs->mapfd[1]);
+	free(fs->async_set);
 	free(fs->pipes);
 	free(fs->ttys);
 	free(fs->keep);

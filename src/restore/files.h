@@ -29,6 +29,7 @@ struct rst_files {
 	struct rst_ctx *c;
 	int *desc;            /* file id -> our fd of its description, -1 if not opened */
 	int *mapfd[2];        /* file id -> fd to mmap: [0] O_RDONLY, [1] O_RDWR */
+	bool *async_set;      /* file id -> O_ASYNC set by a process already */
 	struct rst_pipe *pipes;
 	size_t n_pipes;
 	struct rst_tty *ttys;
@@ -58,7 +59,7 @@ extern const struct rst_file_type rst_file_tty;
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
 /* The open() flags of a description, made safe for reopening it. */
 int rst_open_flags(const Dm__File *f);
-/* F_SETFL with the status flags of f (O_APPEND, O_NONBLOCK, O_ASYNC, O_DIRECT, O_NOATIME). */
+/* F_SETFL with the status flags of f (O_APPEND, O_NONBLOCK, O_DIRECT, O_NOATIME; not O_ASYNC). */
 int rst_set_status_flags(const Dm__File *f, int fd);
 /* Keep fd open until files_finish() */
 void rst_files_keep(struct rst_files *fs, int fd);
@@ -66,3 +67,8 @@ void rst_files_keep(struct rst_files *fs, int fd);
 int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd);
 /* A regular file for mmap: accmode O_RDONLY or O_RDWR (files-reg.c). */
 int rst_reg_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd);
+
+/* files-lock.c: the OFD and flock locks of f, on our new description fd. */
+int rst_locks_desc(const Dm__File *f, int fd);
+/* The POSIX locks of fd (a file f, our description desc), taken by the process in rb. */
+int rst_locks_posix(struct rbatch *rb, const Dm__File *f, const Dm__Fd *fd, int desc);

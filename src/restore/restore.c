@@ -397,7 +397,7 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		r = for_alive(c, files_restore) ?: files_finish(c);
 	c->st.fds_ms = lap(&t);
 	if (r >= 0)
-		r = for_alive(c, phase_threads);
+		r = for_alive(c, phase_threads) ?: files_set_owners(c);
 	c->st.threads_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, lazy_register);

@@ -147,6 +147,8 @@ int files_init(struct rst_ctx *c);
 void files_fini(struct rst_ctx *c);
 int files_restore(struct rst_ctx *c, struct rst_proc *p);
 int files_finish(struct rst_ctx *c);
+/* F_SETOWN_EX of every description that had a SIGIO owner (after the threads exist). */
+int files_set_owners(struct rst_ctx *c);
 /* Send fds to the transport and add the matching recvmsg calls to rb: they
  * land at the lowest free numbers of the tracee, in order. */
 int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);

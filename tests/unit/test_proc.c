@@ -688,6 +688,14 @@ static void test_fdinfo_tricky(void **state)
 	assert_int_equal(fi.ino, 0);
 	assert_string_equal(proc_fdinfo_get(&fi, "lock"), "1: FLOCK  ADVISORY  WRITE 359 00:13:11691 0 EOF");
 	assert_string_equal(proc_fdinfo_get(&fi, "fanotify"), "flags:10 event-flags:0");
+	_cleanup_free_ struct proc_lock *lk = NULL;
+	size_t nl;
+	assert_int_equal(proc_fdinfo_locks(&fi, &lk, &nl), 1);
+	assert_int_equal(lk[0].kind, PROC_LOCK_FLOCK);
+	assert_true(lk[0].write);
+	assert_int_equal(lk[0].pid, 359);
+	assert_int_equal(lk[0].start, 0);
+	assert_true(lk[0].end == UINT64_MAX);
 	_cleanup_free_ struct proc_epoll_tfd *t = NULL;
 	size_t n;
 	assert_int_equal(proc_fdinfo_epoll(&fi, &t, &n), 1);
@@ -741,6 +749,57 @@ static void test_fdinfo_tricky(void **state)
 		}
 		if (r != -EBADMSG)
 			fail_msg("typed case %zu: %d", i, r);
+	}
+}
+
+/* "lock:" lines as this kernel prints them (fs/locks.c lock_get_status) */
+static void test_fdinfo_locks(void **state)
+{
+	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
+	_cleanup_free_ struct proc_lock *l = NULL;
+	size_t n;
+
+	assert_int_equal(proc_parse_fdinfo(T(FI_HEAD "ino:\t10954440\n"
+					     "lock:\t1: POSIX  ADVISORY  WRITE 2131 fe:00:10954440 1073741824 1073741824\n"
+					     "lock:\t2: POSIX  ADVISORY  READ 2131 fe:00:10954440 1073741826 EOF\n"
+					     "lock:\t3: OFDLCK ADVISORY  WRITE -1 fe:00:10954440 10 14\n"
+					     "lock:\t4: FLOCK  ADVISORY  READ 2131 fe:00:10954440 0 EOF\n"
+					     "lock:\t5: LEASE  ACTIVE    READ 2131 fe:00:10954440 0 EOF\n"),
+					   &fi),
+			 0);
+	assert_int_equal(proc_fdinfo_locks(&fi, &l, &n), 5);
+	assert_int_equal(l[0].kind, PROC_LOCK_POSIX);
+	assert_true(l[0].write);
+	assert_int_equal(l[0].pid, 2131);
+	assert_int_equal(l[0].start, 1073741824);
+	assert_int_equal(l[0].end, 1073741824);
+	assert_int_equal(l[1].kind, PROC_LOCK_POSIX);
+	assert_false(l[1].write);
+	assert_true(l[1].end == UINT64_MAX);
+	assert_int_equal(l[2].kind, PROC_LOCK_OFD);
+	assert_int_equal(l[2].pid, -1);
+	assert_int_equal(l[2].start, 10);
+	assert_int_equal(l[2].end, 14);
+	assert_int_equal(l[3].kind, PROC_LOCK_FLOCK);
+	assert_int_equal(l[4].kind, PROC_LOCK_OTHER);
+	assert_string_equal(l[4].name, "LEASE");
+
+	static const char *const bad[] = {
+		FI_HEAD "lock:\tPOSIX  ADVISORY  WRITE 1 fe:00:1 0 EOF\n",	/* no id */
+		FI_HEAD "lock:\t1: POSIX  MANDATORY WRITE 1 fe:00:1 0 EOF\n",
+		FI_HEAD "lock:\t1: POSIX  ADVISORY  UNLCK 1 fe:00:1 0 EOF\n",
+		FI_HEAD "lock:\t1: POSIX  ADVISORY  WRITE 1 fe:00:1 5 4\n",	/* end < start */
+		FI_HEAD "lock:\t1: POSIX  ADVISORY  WRITE 1 fe:00:1 0\n",
+		FI_HEAD "lock:\t1: POSIX  ADVISORY  WRITE 1 fe:00:1 0 EOF x\n",
+		FI_HEAD "lock:\t1: FLOCK  ADVISORY  READ x fe:00:1 0 EOF\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		_cleanup_(proc_fdinfo_done) struct proc_fdinfo f2 = {};
+		_cleanup_free_ struct proc_lock *l2 = NULL;
+		assert_int_equal(proc_parse_fdinfo(bad[i], strlen(bad[i]), &f2), 0);
+		int r = proc_fdinfo_locks(&f2, &l2, &n);
+		if (r != -EBADMSG)
+			fail_msg("lock case %zu: %d", i, r);
 	}
 }
 
@@ -1152,6 +1211,7 @@ int main(void)
 		cmocka_unit_test(test_status_many_groups),
 		cmocka_unit_test(test_fdinfo_samples),
 		cmocka_unit_test(test_fdinfo_tricky),
+		cmocka_unit_test(test_fdinfo_locks),
 		cmocka_unit_test(test_fd_targets),
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_mountinfo),
