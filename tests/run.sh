@@ -76,6 +76,11 @@ if ((QUICK == 0)); then
 	fi
 fi
 
+note "# install"
+out=$("$REPO/tests/install/run.sh" --build "$BUILD" 2>&1)
+printf '%s\n' "$out"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
+
 note "# cli"
 out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"

@@ -139,6 +139,13 @@ int cmd_testhost(int argc, char **argv)
 int cmd_demo_workload(int argc, char **argv)
 {
 	long mib = 256;
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: dmigrate demo-workload [--mib N]\n"
+		       "  The demo's program: N MiB of memory (default 256), a few pages rewritten\n"
+		       "  at each step; every 200 ms it checks all of it and prints counter, checksum\n"
+		       "  verdict, host name and pid.\n");
+		return 0;
+	}
 	if (argc >= 3 && !strcmp(argv[1], "--mib") && parse_long(argv[2], &mib) < 0)
 		mib = -1;
 	if (mib <= 0 || mib > (1L << 20)) {

@@ -4,8 +4,12 @@
 # End-to-end tests: real migrations between two test hosts on this machine
 # (dmigrate testhost: network, mount, pid and uts namespaces, veth).
 #
-#   tests/e2e/run.sh [--build DIR] [--filter REGEX] [--zdtm-filter REGEX]
+#   tests/e2e/run.sh [--build DIR | --bin-dir DIR] [--filter REGEX] [--zdtm-filter REGEX]
 #                    [--modes "m1 m2"] [--no-zdtm] [--no-rollback] [--tbf] [--keep] [-v]
+#
+# --bin-dir DIR: the installed dmigrate and dmigrated of DIR (e.g. /usr/sbin
+# after installing the package) instead of a build's; --build is still read
+# for the zdtm programs.
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
@@ -46,10 +50,12 @@ TBF=
 KEEP=0
 VERBOSE=0
 PREFIX=${DM_E2E_PREFIX:-dme2e}	# distinct prefixes let two runs share a machine
+BIN_DIR=
 
 while (($#)); do
 	case $1 in
 	--build) BUILD=$2; shift ;;
+	--bin-dir) BIN_DIR=$2; shift ;;
 	--filter) FILTER=$2; shift ;;
 	--zdtm-filter) ZFILTER=$2; shift ;;
 	--modes) MODES=$2; shift ;;
@@ -58,19 +64,28 @@ while (($#)); do
 	--tbf) TBF=--tbf ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
-if [[ -z $BUILD ]]; then
+if [[ -z $BUILD && -z $BIN_DIR ]]; then
 	for d in "$REPO/build" "$REPO/builddir" /work/build-mig; do
 		[[ -x $d/dmigrate ]] && { BUILD=$d; break; }
 	done
 fi
-[[ -n $BUILD && -x $BUILD/dmigrate ]] || { echo "run.sh: no build dir with dmigrate (--build DIR)" >&2; exit 2; }
-BUILD=$(cd "$BUILD" && pwd)
-DM=$BUILD/dmigrate
+if [[ -n $BIN_DIR ]]; then
+	[[ -x $BIN_DIR/dmigrate && -x $BIN_DIR/dmigrated ]] ||
+		{ echo "run.sh: no dmigrate and dmigrated in $BIN_DIR" >&2; exit 2; }
+	DM=$(cd "$BIN_DIR" && pwd)/dmigrate
+	DMD=("${DM%/*}/dmigrated")
+	((ZDTM)) && [[ -z $BUILD ]] && { echo "run.sh: the zdtm programs are in a build dir (--build DIR, or --no-zdtm)" >&2; exit 2; }
+else
+	[[ -n $BUILD && -x $BUILD/dmigrate ]] || { echo "run.sh: no build dir with dmigrate (--build DIR)" >&2; exit 2; }
+	DM=$BUILD/dmigrate
+	DMD=("$DM" daemon)	# dmigrated: the same front end as a verb of dmigrate
+fi
+[[ -n $BUILD ]] && BUILD=$(cd "$BUILD" && pwd)
 if ((EUID != 0)); then
 	echo "SKIP e2e: needs root (namespaces, ptrace)"
 	echo "0 passed, 0 failed, 1 skipped"
@@ -124,7 +139,7 @@ start_daemon() {	# [KEYFILE] [ENV=VAL...]: dmigrated in host b
 	stop_daemon
 	rm -f "$WORK/ready"
 	DAEMON_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
-		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v) || return 1
+		env "$@" "${DMD[@]}" --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v) || return 1
 	wait_until 10 test -e "$WORK/ready"
 }
 
@@ -488,7 +503,7 @@ test_hostile() {
 		extent-out-of-range wrong-file-count bad-image" n hpid
 	selected hostile/ || [[ $FILTER =~ hostile ]] || return 0
 	hpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/hostile-dmigrated.log" b -- \
-		"$DM" daemon --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
+		"${DMD[@]}" --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
 	wait_until 10 test -e "$WORK/hready"
 	for n in $names; do
 		selected "hostile/$n" || continue
