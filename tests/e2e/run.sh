@@ -16,9 +16,10 @@
 #   hostile/...    malformed frames, messages, files and images from a broken
 #                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
-#                  demo's C program with a memory checksum) migrates from a to b
-#                  in each mode, goes on from where it was (counter, host name
-#                  changes, memory checks stay ok), and nothing is left on a
+#                  demo's C program: working-set checksum, whole memory checked
+#                  in the background) migrates from a to b in each mode, goes
+#                  on from where it was (counter, host name changes, memory
+#                  checks stay ok, one whole pass in b), nothing is left on a
 #   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
 #                  checked by the program's own verdict
 #   resilience/... the link down for 12 s after the switch-over: both sides
@@ -215,6 +216,9 @@ last_report() {
 	END { print line }' "$WL_LOG"
 }
 
+# the C workload's background check read its whole memory in HOST
+memcheck_from() { grep -q " memcheck .* host=$1 " "$WL_LOG"; }
+
 any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
 
 # wait for a report from HOST with a counter above N
@@ -274,6 +278,8 @@ test_workload() {	# WORKLOAD MODE
 	c=${before%% *}
 	if ! wait_until 20 reports_from "$PREFIX-b" "$c"; then
 		result FAIL "$t" "no report from b after the migration (last: $(last_report))"
+	elif [[ $1 == cprog ]] && ! wait_until 60 memcheck_from "$PREFIX-b"; then
+		result FAIL "$t" "no check of the whole memory ended in b (last: $(grep memcheck "$WL_LOG" | tail -n 1))"
 	elif any_bad; then
 		result FAIL "$t" "a memory check failed: $(grep -m1 BAD "$WL_LOG")"
 	elif ! gone "$WL_PID"; then
