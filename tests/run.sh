@@ -3,7 +3,7 @@
 #
 # The whole test suite, as README.md says: builds dmigrate (normal and
 # ASan+UBSan), runs the unit tests in both builds, the zdtm feature suite in
-# every engine mode, and the e2e migration tests when they exist.
+# every engine mode, the e2e migration tests when they exist, and a short soak.
 # The last line is the summary: "N passed, N failed, N skipped".
 #
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
@@ -97,6 +97,14 @@ done
 if [[ -x $REPO/tests/e2e/run.sh ]]; then
 	note "# e2e"
 	out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
+	printf '%s\n' "$out"
+	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
+fi
+
+# the soak, short: 8 migrations back and forth (tests/soak/run.sh --count 100 is the long one)
+if [[ -x $REPO/tests/soak/run.sh ]]; then
+	note "# soak (short)"
+	out=$("$REPO/tests/soak/run.sh" --build "$BUILD" --count 8 2>&1)
 	printf '%s\n' "$out"
 	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)"
 fi
