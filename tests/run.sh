@@ -3,7 +3,8 @@
 #
 # The whole test suite, as README.md says: builds dmigrate (normal and
 # ASan+UBSan), runs the unit tests in both builds, the zdtm feature suite in
-# every engine mode, the fuzz targets (20 s each) and the e2e migration tests.
+# every engine mode, the fuzz targets (20 s each), the e2e migration tests
+# and a short soak.
 # The last line is the summary: "N passed, N failed, N skipped".
 #
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
@@ -87,6 +88,12 @@ if ((QUICK == 0)); then
 	fi
 fi
 
+note "# install"
+out=$("$REPO/tests/install/run.sh" --build "$BUILD" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc install
+
 note "# cli"
 out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)
 rc=$?
@@ -122,6 +129,13 @@ out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc e2e
+
+# the soak, short: 8 migrations back and forth (tests/soak/run.sh --count 100 is the long one)
+note "# soak (short)"
+out=$("$REPO/tests/soak/run.sh" --build "$BUILD" --count 8 2>&1)
+rc=$?
+printf '%s\n' "$out"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc soak
 
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

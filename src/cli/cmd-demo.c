@@ -15,7 +15,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static void testhost_usage(FILE *out)
@@ -130,48 +132,165 @@ int cmd_testhost(int argc, char **argv)
 /* ---- dmigrate demo-workload: the demo's program ------------------------- */
 
 /*
- * N MiB of memory, every page holding (its index, its version).  Each step
- * rewrites a few pages with a new version and keeps the expected sum of all
- * versions; every ~200 ms it sums the versions actually in memory (touching
- * every page) and prints counter, checksum verdict and where it runs.
- * A page lost or stale in a migration shows as "checksum BAD".
+ * N MiB of memory, every page holding its index, a version and a pattern
+ * made from its index.  Two parts, as a service has them:
+ *
+ * - the working set (the first --working-set MiB): the main thread rewrites
+ *   a few of its pages at each step, keeps the expected sum of their
+ *   versions, and every ~100 ms checks them and prints counter, verdict,
+ *   host and pid.  It touches nothing else, so the time between two of its
+ *   reports across a migration is the pause a service sees (the downtime),
+ *   not the time to move all memory.
+ * - the rest: a second thread reads all of it in passes (one every
+ *   --check-every ms), checks every page (index, pattern, and the version it
+ *   must have after the passes so far), and bumps the version of one page in
+ *   16 in each pass, so that the memory keeps changing for pre-copy to
+ *   track.  It prints a "memcheck" line after each pass.
+ *
+ * A page lost, zeroed or stale anywhere shows as "checksum=BAD".
  */
+struct wl_mem {
+	uint64_t *mem;
+	size_t npages, ws;	/* pages; the working set is [0, ws) */
+	long check_ms;
+};
+
+#define WL_WORDS 512	/* uint64_t per page */
+#define WL_STRIDE 16	/* a pass bumps the version of one page in WL_STRIDE */
+
+static uint64_t wl_pattern(size_t i, size_t k)
+{
+	return i * 31 + k;
+}
+
+static void wl_print(const char *what)
+{
+	char host[64] = "?";
+	struct timespec rt;
+	gethostname(host, sizeof(host) - 1);
+	clock_gettime(CLOCK_REALTIME, &rt);
+	printf("%ld.%03ld %s host=%s pid=%d\n", (long)rt.tv_sec, rt.tv_nsec / 1000000, what, host, getpid());
+}
+
+/* the version page i holds before pass q: 1, plus one per earlier pass that bumped it */
+static uint64_t wl_cold_version(size_t i, uint64_t q)
+{
+	uint64_t r = i % WL_STRIDE;
+	return 1 + (q > r ? (q - r - 1) / WL_STRIDE + 1 : 0);
+}
+
+static void *wl_checker(void *arg)
+{
+	struct wl_mem *w = arg;
+	for (uint64_t q = 0;; q++) {
+		size_t bad = 0, first_bad = 0;
+		for (size_t i = w->ws; i < w->npages; i++) {
+			uint64_t *p = w->mem + i * WL_WORDS;
+			bool ok = p[0] == i && p[1] == wl_cold_version(i, q);
+			for (size_t k = 2; ok && k < WL_WORDS; k++)
+				ok = p[k] == wl_pattern(i, k);
+			if (!ok && bad++ == 0)
+				first_bad = i;
+			if (i % WL_STRIDE == q % WL_STRIDE)
+				p[1] = wl_cold_version(i, q) + 1; /* what it must be, whatever it was */
+		}
+		char what[160];
+		if (bad)
+			snprintf(what, sizeof(what), "memcheck pass=%" PRIu64 " pages=%zu checksum=BAD bad_pages=%zu first=%zu",
+				 q + 1, w->npages - w->ws, bad, first_bad);
+		else
+			snprintf(what, sizeof(what), "memcheck pass=%" PRIu64 " pages=%zu checksum=ok", q + 1,
+				 w->npages - w->ws);
+		wl_print(what);
+		struct timespec ts = { w->check_ms / 1000, (w->check_ms % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	return NULL;
+}
+
+static void wl_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: dmigrate demo-workload [--mib N] [--working-set MIB] [--check-every MS]\n"
+		"  The demo's program: N MiB of memory (default 256).  It works on a small\n"
+		"  working set (default 1 MiB) and reports every ~100 ms:\n"
+		"    TIME counter=N checksum=ok|BAD host=H pid=P      (the working set)\n"
+		"  and a second thread checks the whole rest of the memory in the background,\n"
+		"  one pass every MS ms (default 500), each reported as:\n"
+		"    TIME memcheck pass=N pages=N checksum=ok|BAD host=H pid=P\n");
+}
+
 int cmd_demo_workload(int argc, char **argv)
 {
-	long mib = 256;
-	if (argc >= 3 && !strcmp(argv[1], "--mib") && parse_long(argv[2], &mib) < 0)
-		mib = -1;
-	if (mib <= 0 || mib > (1L << 20)) {
-		fprintf(stderr, "usage: dmigrate demo-workload [--mib N]\n");
+	static const struct option opts[] = {
+		{ "mib", required_argument, NULL, 'm' },
+		{ "working-set", required_argument, NULL, 'w' },
+		{ "check-every", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	long mib = 256, ws_mib = 1, check_ms = 500;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "m:w:c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (parse_long(optarg, &mib) < 0 || mib < 1 || mib > (1L << 20))
+				mib = -1;
+			break;
+		case 'w':
+			if (parse_long(optarg, &ws_mib) < 0 || ws_mib < 1)
+				ws_mib = -1;
+			break;
+		case 'c':
+			if (parse_long(optarg, &check_ms) < 0 || check_ms < 0 || check_ms > 86400000L)
+				check_ms = -1;
+			break;
+		case 'h': wl_usage(stdout); return 0;
+		default: wl_usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || mib < 0 || ws_mib < 0 || check_ms < 0) {
+		wl_usage(stderr);
 		return 2;
 	}
-	size_t npages = (size_t)mib << 8;
-	uint64_t *mem = malloc(npages * 4096);
-	uint64_t expect = 0, counter = 0;
-	if (!mem) {
-		perror("malloc");
+	if (ws_mib > mib)
+		ws_mib = mib;
+	struct wl_mem w = { .npages = (size_t)mib << 8, .ws = (size_t)ws_mib << 8, .check_ms = check_ms };
+	w.mem = mmap(NULL, w.npages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w.mem == MAP_FAILED) {
+		perror("mmap");
 		return 1;
 	}
-	for (size_t i = 0; i < npages; i++) {
-		uint64_t *p = mem + i * 512;
+	for (size_t i = 0; i < w.npages; i++) {
+		uint64_t *p = w.mem + i * WL_WORDS;
 		p[0] = i;
 		p[1] = 1;
-		for (size_t k = 2; k < 512; k++)
-			p[k] = i * 31 + k;
-		expect += 1;
+		for (size_t k = 2; k < WL_WORDS; k++)
+			p[k] = wl_pattern(i, k);
 	}
+	uint64_t expect = w.ws, counter = 0;
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("memory at %p: %zu pages, working set %zu pages\n", (void *)w.mem, w.npages, w.ws);
+	pthread_t th;
+	int r = -pthread_create(&th, NULL, wl_checker, &w);
+	if (r < 0) {
+		fprintf(stderr, "demo-workload: cannot start the checker thread: %s\n", strerror(-r));
+		return 1;
+	}
 	uint64_t last = clock_us();
 	for (;;) {
-		/* a few writes per step */
-		for (int w = 0; w < 64; w++) {
-			size_t i = (counter * 7919 + (size_t)w * 104729) % npages;
-			mem[i * 512 + 1]++;
+		/* a few writes per step, in the working set */
+		for (int k = 0; k < 64; k++) {
+			size_t i = (counter * 7919 + (size_t)k * 104729) % w.ws;
+			w.mem[i * WL_WORDS + 1]++;
 			expect++;
 		}
 		counter++;
 		uint64_t now = clock_us();
-		if (now - last < 200000) {
+		if (now - last < 100000) {
 			struct timespec ts = { 0, 10 * 1000000 };
 			nanosleep(&ts, NULL);
 			continue;
@@ -179,17 +298,15 @@ int cmd_demo_workload(int argc, char **argv)
 		last = now;
 		uint64_t sum = 0;
 		bool ok = true;
-		for (size_t i = 0; i < npages; i++) {
-			sum += mem[i * 512 + 1];
-			if (mem[i * 512] != i || mem[i * 512 + 511] != i * 31 + 511)
+		for (size_t i = 0; i < w.ws; i++) {
+			const uint64_t *p = w.mem + i * WL_WORDS;
+			sum += p[1];
+			if (p[0] != i || p[2] != wl_pattern(i, 2) || p[WL_WORDS - 1] != wl_pattern(i, WL_WORDS - 1))
 				ok = false;
 		}
-		char host[64] = "?";
-		gethostname(host, sizeof(host) - 1);
-		struct timespec rt;
-		clock_gettime(CLOCK_REALTIME, &rt);
-		printf("%ld.%03ld counter=%" PRIu64 " checksum=%s host=%s pid=%d\n", (long)rt.tv_sec,
-		       rt.tv_nsec / 1000000, counter, ok && sum == expect ? "ok" : "BAD", host, getpid());
+		char what[96];
+		snprintf(what, sizeof(what), "counter=%" PRIu64 " checksum=%s", counter, ok && sum == expect ? "ok" : "BAD");
+		wl_print(what);
 	}
 }
 
@@ -365,7 +482,9 @@ int cmd_demo(int argc, char **argv)
 		goto out;
 	}
 	pid_t wns = ns_pid_of(wpid);
-	printf("   workload: %ld MiB, pid %d on host a; it prints counter + checksum of its memory:\n", mib, wns);
+	printf("   workload: %ld MiB, pid %d on host a; it reports counter + checksum of its 1 MiB working set\n"
+	       "   every 100 ms, and checks all its memory in the background:\n",
+	       mib, wns);
 	for (int i = 0; i < 600 && count_lines(wlog, NULL, 0) < 5; i++)
 		usleep(50000);
 	if (count_lines(wlog, NULL, 0) < 1) {
@@ -393,6 +512,21 @@ int cmd_demo(int argc, char **argv)
 		if (count_lines(wlog, NULL, 0) >= before + 12)
 			break;
 	}
+	/*
+	 * and until its background check has read all its memory there once: a
+	 * pass that ends on b (in post-copy, once every page has come)
+	 */
+	char bhost[64];
+	snprintf(bhost, sizeof(bhost), "host=%s-b ", prefix);
+	char memcheck[512] = "";
+	for (int i = 0; i < 2400 && !memcheck[0]; i++) {
+		_cleanup_fclose_ FILE *m = fopen(wlog, "re");
+		while (m && fgets(line, sizeof(line), m))
+			if (strstr(line, " memcheck ") && strstr(line, bhost))
+				snprintf(memcheck, sizeof(memcheck), "%s", line);
+		if (!memcheck[0])
+			usleep(50000);
+	}
 
 	/* what the program said around the switch */
 	f = fopen(wlog, "re");
@@ -401,6 +535,10 @@ int cmd_demo(int argc, char **argv)
 	double gap = 0;
 	printf("\n== the workload's own log around the migration\n");
 	while (f && fgets(line, sizeof(line), f)) {
+		if (strstr(line, " memcheck ") && strstr(line, "checksum=BAD")) {
+			bad = true;
+			printf("     %s", line);
+		}
 		if (!parse_wl(line, &cur))
 			continue;
 		if (strcmp(cur.checksum, "ok"))
@@ -413,7 +551,8 @@ int cmd_demo(int argc, char **argv)
 			printf("     %s", "");
 			printf("%.3f counter=%llu checksum=%s host=%s pid=%d\n", prev.t, prev.counter, prev.checksum,
 			       prev.host, prev.pid);
-			printf("     ---- migrated: %.0f ms between these two reports ----\n", gap * 1000);
+			printf("     ---- migrated: %.0f ms between these two reports (the pause the service saw) ----\n",
+			       gap * 1000);
 			printf("     %s", line);
 		}
 		prev = cur;
@@ -442,12 +581,17 @@ int cmd_demo(int argc, char **argv)
 			       json_number_value(json_object_get(json_object_get(st, "fault_latency_us"), "p99")));
 		json_decref(st);
 	}
-	if (moved && !bad && gap_ok) {
-		printf("   the program went on where it was on host b: same counter sequence, memory checksum ok\n");
+	if (memcheck[0])
+		printf("   whole memory checked on host b: %s", memcheck);
+	if (moved && !bad && gap_ok && memcheck[0]) {
+		printf("   the program went on where it was on host b: same counter sequence, working set and whole\n"
+		       "   memory checked ok; the gap between its reports is the pause the service saw\n");
 		rc = 0;
 	} else {
 		printf("   FAILED: %s\n", !moved ? "the program did not report from host b" :
-				   bad ? "a memory checksum was wrong" : "the counter went backwards");
+				   bad ? "a memory checksum was wrong" :
+				   !gap_ok ? "the counter went backwards" :
+					     "no check of the whole memory ended on host b within 120 s");
 	}
 out:
 	if (keep) {

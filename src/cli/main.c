@@ -26,7 +26,7 @@ static const struct verb {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: dmigrate [-v|-vv] <command> [options]\n\ncommands:\n");
+	fprintf(out, "usage: dmigrate [-v|-vv] <command> [options]\n       dmigrate --help | --version\n\ncommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
 		fprintf(out, "  %-12s %s\n", verbs[i].name, verbs[i].help);
 	fprintf(out, "\nrun 'dmigrate <command> --help' for the options of a command\n");
@@ -44,6 +44,9 @@ int main(int argc, char **argv)
 			level = LOG_DEBUG;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("dmigrate %s\n", DM_VERSION);
 			return 0;
 		} else {
 			fprintf(stderr, "dmigrate: unknown option %s\n", argv[i]);

@@ -19,14 +19,17 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: dmigrated [--listen ADDR:PORT] --key FILE [--state-dir DIR] [-v|-vv]\n"
+		"                 [--once] [--ready-file FILE] [--keep-images] [--peer-timeout S]\n"
 		"       dmigrated [--listen ADDR:PORT] --insecure ...\n"
+		"       dmigrated --help | --version\n"
 		"  Receives live migrations from 'dmigrate migrate --to ADDR:PORT'.  Listens on\n"
 		"  127.0.0.1:%u unless told.  Every channel is TLS 1.3 authenticated with the\n"
 		"  shared key (dmigrate keygen FILE; the same file on both hosts).  --insecure\n"
 		"  drops authentication and encryption: benchmarks only.  Incoming images go to\n"
 		"  DIR/incoming (default /var/lib/dmigrate) and are removed after the restore.\n"
-		"  --once: exit after one migration; --ready-file F: write the port to F once\n"
-		"  listening; --keep-images: leave the images (debugging).\n"
+		"  --once: exit after one migration; --ready-file FILE: write the port to FILE\n"
+		"  once listening; --keep-images: leave the images (debugging); -v, --verbose\n"
+		"  (twice: debug): log more.\n"
 		"  --peer-timeout S: give a migration up when its source sends nothing for S\n"
 		"  seconds while it should send the state or the memory (default 60).\n",
 		NET_DEFAULT_PORT);
@@ -45,6 +48,7 @@ int daemon_main(int argc, char **argv)
 		{ "peer-timeout", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{},
 	};
 	struct mig_daemon_opts o = {};
@@ -72,6 +76,7 @@ int daemon_main(int argc, char **argv)
 			break;
 		case 'v': level = level < LOG_INFO ? LOG_INFO : LOG_DEBUG; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("dmigrated %s\n", DM_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

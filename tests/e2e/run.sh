@@ -4,9 +4,13 @@
 # End-to-end tests: real migrations between two test hosts on this machine
 # (dmigrate testhost: network, mount, pid and uts namespaces, veth).
 #
-#   tests/e2e/run.sh [--build DIR] [--filter REGEX] [--zdtm-filter REGEX]
+#   tests/e2e/run.sh [--build DIR | --bin-dir DIR] [--filter REGEX] [--zdtm-filter REGEX]
 #                    [--modes "m1 m2"] [--no-zdtm] [--no-rollback] [--no-safety]
 #                    [--tbf] [--keep] [-v]
+#
+# --bin-dir DIR: the installed dmigrate and dmigrated of DIR (e.g. /usr/sbin
+# after installing the package) instead of a build's; --build is still read
+# for the zdtm programs.
 #
 # Groups (test names are GROUP/...; --filter selects by name):
 #   auth/...       a wrong key is refused on both sides; the tree runs on
@@ -24,9 +28,10 @@
 #   hostile/...    malformed frames, messages, files and images from a broken
 #                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
-#                  demo's C program with a memory checksum) migrates from a to b
-#                  in each mode, goes on from where it was (counter, host name
-#                  changes, memory checks stay ok), and nothing is left on a
+#                  demo's C program: working-set checksum, whole memory checked
+#                  in the background) migrates from a to b in each mode, goes
+#                  on from where it was (counter, host name changes, memory
+#                  checks stay ok, one whole pass in b), nothing is left on a
 #   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
 #                  checked by the program's own verdict
 #   resilience/... the link down for 12 s after the switch-over: both sides
@@ -63,10 +68,12 @@ TBF=
 KEEP=0
 VERBOSE=0
 PREFIX=${DM_E2E_PREFIX:-dme2e}	# distinct prefixes let two runs share a machine
+BIN_DIR=
 
 while (($#)); do
 	case $1 in
 	--build) BUILD=$2; shift ;;
+	--bin-dir) BIN_DIR=$2; shift ;;
 	--filter) FILTER=$2; shift ;;
 	--zdtm-filter) ZFILTER=$2; shift ;;
 	--modes) MODES=$2; shift ;;
@@ -76,19 +83,28 @@ while (($#)); do
 	--tbf) TBF=--tbf ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
-if [[ -z $BUILD ]]; then
+if [[ -z $BUILD && -z $BIN_DIR ]]; then
 	for d in "$REPO/build" "$REPO/builddir" /work/build-mig; do
 		[[ -x $d/dmigrate ]] && { BUILD=$d; break; }
 	done
 fi
-[[ -n $BUILD && -x $BUILD/dmigrate ]] || { echo "run.sh: no build dir with dmigrate (--build DIR)" >&2; exit 2; }
-BUILD=$(cd "$BUILD" && pwd)
-DM=$BUILD/dmigrate
+if [[ -n $BIN_DIR ]]; then
+	[[ -x $BIN_DIR/dmigrate && -x $BIN_DIR/dmigrated ]] ||
+		{ echo "run.sh: no dmigrate and dmigrated in $BIN_DIR" >&2; exit 2; }
+	DM=$(cd "$BIN_DIR" && pwd)/dmigrate
+	DMD=("${DM%/*}/dmigrated")
+	((ZDTM)) && [[ -z $BUILD ]] && { echo "run.sh: the zdtm programs are in a build dir (--build DIR, or --no-zdtm)" >&2; exit 2; }
+else
+	[[ -n $BUILD && -x $BUILD/dmigrate ]] || { echo "run.sh: no build dir with dmigrate (--build DIR)" >&2; exit 2; }
+	DM=$BUILD/dmigrate
+	DMD=("$DM" daemon)	# dmigrated: the same front end as a verb of dmigrate
+fi
+[[ -n $BUILD ]] && BUILD=$(cd "$BUILD" && pwd)
 if ((EUID != 0)); then
 	echo "SKIP e2e: needs root (namespaces, ptrace)"
 	echo "0 passed, 0 failed, 1 skipped"
@@ -160,7 +176,7 @@ start_daemon() {	# [KEYFILE] [ENV=VAL...]: dmigrated in host b
 	stop_daemon
 	rm -f "$WORK/ready"
 	DAEMON_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
-		env "$@" "$DM" daemon --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v \
+		env "$@" "${DMD[@]}" --listen "$ADDR_B:7070" --key "$key" --ready-file "$WORK/ready" -v \
 		"${DAEMON_ARGS[@]}") || return 1
 	wait_until 10 test -e "$WORK/ready"
 }
@@ -267,6 +283,9 @@ last_report() {
 	END { print line }' "$WL_LOG"
 }
 
+# the C workload's background check read its whole memory in HOST
+memcheck_from() { grep -q " memcheck .* host=$1 " "$WL_LOG"; }
+
 any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|^child [0-9.]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
 
 # wait for a report from HOST with a counter above N
@@ -326,6 +345,8 @@ test_workload() {	# WORKLOAD MODE
 	c=${before%% *}
 	if ! wait_until 20 reports_from "$PREFIX-b" "$c"; then
 		result FAIL "$t" "no report from b after the migration (last: $(last_report))"
+	elif [[ $1 == cprog ]] && ! wait_until 60 memcheck_from "$PREFIX-b"; then
+		result FAIL "$t" "no check of the whole memory ended in b (last: $(grep memcheck "$WL_LOG" | tail -n 1))"
 	elif any_bad; then
 		result FAIL "$t" "a memory check failed: $(grep -m1 BAD "$WL_LOG")"
 	elif ! gone "$WL_PID"; then
@@ -906,7 +927,7 @@ test_hostile() {
 		extent-out-of-range wrong-file-count bad-image no-creds tree-too-big xfeature-missing" n hpid
 	selected hostile/ || [[ $FILTER =~ hostile ]] || return 0
 	hpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/hostile-dmigrated.log" b -- \
-		"$DM" daemon --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
+		"${DMD[@]}" --listen "$ADDR_B:7071" --insecure --ready-file "$WORK/hready" -v) || return
 	wait_until 10 test -e "$WORK/hready"
 	for n in $names; do
 		selected "hostile/$n" || continue
