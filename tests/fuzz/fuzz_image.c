@@ -115,6 +115,11 @@ static void directory(const uint8_t *data, size_t size)
 		fprintf(stderr, "refused: %s\n", dm_last_error());
 }
 
+static void remove_scratch(void)
+{
+	rm_rf(scratch);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool init;
@@ -123,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dm_log_init(-1, -1);
 		if (!mkdtemp(scratch))
 			abort();
+		atexit(remove_scratch); /* libFuzzer ends a timed run with exit() */
 		init = true;
 	}
 	if (size < 1)

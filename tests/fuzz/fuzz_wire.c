@@ -29,6 +29,11 @@ static struct net_listener *listener;
 static char state_dir[] = "/dev/shm/dm-fuzz-wire.XXXXXX";
 static struct mem_store *store; /* recv_files() only asks whether there is one */
 
+static void remove_state_dir(void)
+{
+	rm_rf(state_dir);
+}
+
 static void setup(void)
 {
 	struct net_config cfg = { .insecure = true, .handshake_timeout_ms = 2000, .io_timeout_ms = 2000 };
@@ -37,6 +42,7 @@ static void setup(void)
 	if (net_ctx_new(&cfg, NULL, &ctx) < 0 || net_listen(ctx, "127.0.0.1:0", &listener) < 0 ||
 	    !mkdtemp(state_dir) || mem_store_new(1u << 20, &store) < 0)
 		abort();
+	atexit(remove_state_dir); /* libFuzzer ends a timed run with exit() */
 }
 
 /* A socket (the daemon's end) that reads the input, then EOF; *ret_peer is ours. */
