@@ -380,6 +380,12 @@ static int write_tables(struct dump_ctx *d)
 	/* what a restoring host's CPU must offer (restore_check_host) */
 	inv.has_xcr0 = true;
 	inv.xcr0 = host_xcr0();
+	uint32_t cf[HOST_CPU_WORDS];
+	host_cpu_flags(cf);
+	inv.has_cpuid_1_ecx = inv.has_cpuid_7_ebx = inv.has_cpuid_7_ecx = true;
+	inv.cpuid_1_ecx = cf[0];
+	inv.cpuid_7_ebx = cf[1];
+	inv.cpuid_7_ecx = cf[2];
 	inv.has_xfeatures_used = true;
 	inv.xfeatures_used = 0;
 	for (size_t i = 0; i < d->nprocs; i++) {

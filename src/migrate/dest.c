@@ -158,6 +158,14 @@ static int handle_start(struct dsess *s)
 		if (r < 0)
 			goto out;
 	}
+	{
+		uint32_t cf[HOST_CPU_WORDS] = { st->has_cpuid_1_ecx ? st->cpuid_1_ecx : 0,
+						st->has_cpuid_7_ebx ? st->cpuid_7_ebx : 0,
+						st->has_cpuid_7_ecx ? st->cpuid_7_ecx : 0 };
+		r = host_check_cpu_flags(cf, "the tree (its CPU offered them at the source)");
+		if (r < 0)
+			goto out;
+	}
 	r = host_check_kernel(LAZY_FEATURES);
 	if (r < 0)
 		goto out;

@@ -810,6 +810,12 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		m.xcr0 = host_xcr0() | forged_xfeatures();
 		m.has_tree_bytes = true;
 		m.tree_bytes = anon;
+		uint32_t cf[HOST_CPU_WORDS];
+		host_cpu_flags(cf);
+		m.has_cpuid_1_ecx = m.has_cpuid_7_ebx = m.has_cpuid_7_ecx = true;
+		m.cpuid_1_ecx = cf[0];
+		m.cpuid_7_ebx = cf[1];
+		m.cpuid_7_ecx = cf[2];
 		r = net_send_msg(s.ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			goto fail_early;

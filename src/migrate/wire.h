@@ -3,8 +3,10 @@
  * The control channel of a migration (frames NET_T_MIGRATE + n).
  *
  *   source (dmigrate migrate)                     destination (dmigrated)
- *   START {mode, target, store_bytes}  -------->  checks, makes its work dir
- *                                     <--------  ACCEPT {ok | error}
+ *   START {mode, target, store_bytes,  -------->  checks what it could not run (CPU
+ *          xcr0, tree_bytes}                     xsave features, kernel, memory, disk),
+ *                                                makes its work dir
+ *                                     <--------  ACCEPT {ok | error}   (before any freeze)
  *   fault + bulk channels join the session
  *   [pre-copy, hybrid: bulk carries PHASE STORE + PRECOPY pages while the tree runs]
  *   -- freeze, dump --

@@ -86,6 +86,64 @@ const char *xfeature_names(uint64_t mask, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * cpuid flags of instruction sets that user code picks at start-up (glibc's
+ * ifuncs, JITs): a tree that started where they exist may use them.  Three
+ * words: leaf 1 ECX, leaf 7.0 EBX, leaf 7.0 ECX; only the bits below count.
+ * Names as /proc/cpuinfo spells them.
+ */
+static const struct { uint8_t word, bit; const char *name; } cpu_flag[] = {
+	{ 0, 0, "pni (sse3)" }, { 0, 1, "pclmulqdq" }, { 0, 9, "ssse3" }, { 0, 12, "fma" },
+	{ 0, 13, "cx16" }, { 0, 19, "sse4_1" }, { 0, 20, "sse4_2" }, { 0, 22, "movbe" },
+	{ 0, 23, "popcnt" }, { 0, 25, "aes" }, { 0, 28, "avx" }, { 0, 29, "f16c" }, { 0, 30, "rdrand" },
+	{ 1, 3, "bmi1" }, { 1, 5, "avx2" }, { 1, 8, "bmi2" }, { 1, 16, "avx512f" }, { 1, 17, "avx512dq" },
+	{ 1, 18, "rdseed" }, { 1, 19, "adx" }, { 1, 21, "avx512ifma" }, { 1, 28, "avx512cd" },
+	{ 1, 29, "sha_ni" }, { 1, 30, "avx512bw" }, { 1, 31, "avx512vl" },
+	{ 2, 1, "avx512vbmi" }, { 2, 6, "avx512_vbmi2" }, { 2, 8, "gfni" }, { 2, 9, "vaes" },
+	{ 2, 10, "vpclmulqdq" }, { 2, 11, "avx512_vnni" }, { 2, 12, "avx512_bitalg" },
+	{ 2, 14, "avx512_vpopcntdq" },
+};
+
+void host_cpu_flags(uint32_t w[HOST_CPU_WORDS])
+{
+	unsigned a, b, c, d;
+	uint32_t raw[HOST_CPU_WORDS] = { 0 };
+
+	if (__get_cpuid(1, &a, &b, &c, &d))
+		raw[0] = c;
+	if (__get_cpuid_max(0, NULL) >= 7) {
+		__cpuid_count(7, 0, a, b, c, d);
+		raw[1] = b;
+		raw[2] = c;
+	}
+	for (size_t k = 0; k < HOST_CPU_WORDS; k++)
+		w[k] = 0;
+	for (size_t i = 0; i < sizeof(cpu_flag) / sizeof(cpu_flag[0]); i++)
+		w[cpu_flag[i].word] |= raw[cpu_flag[i].word] & (1u << cpu_flag[i].bit);
+}
+
+int host_check_cpu_flags(const uint32_t need[HOST_CPU_WORDS], const char *whose)
+{
+	uint32_t have[HOST_CPU_WORDS];
+	char names[512];
+	size_t off = 0;
+
+	host_cpu_flags(have);
+	names[0] = 0;
+	for (size_t i = 0; i < sizeof(cpu_flag) / sizeof(cpu_flag[0]); i++) {
+		uint32_t m = 1u << cpu_flag[i].bit;
+		if ((need[cpu_flag[i].word] & m) && !(have[cpu_flag[i].word] & m) && off < sizeof(names)) {
+			int n = snprintf(names + off, sizeof(names) - off, "%s%s", off ? ", " : "", cpu_flag[i].name);
+			if (n > 0)
+				off += (size_t)n;
+		}
+	}
+	if (!off)
+		return 0;
+	return dm_fail(-EOPNOTSUPP, "this CPU lacks instruction sets %s may use: %s; restored there it "
+				    "would die of SIGILL", whose, names);
+}
+
 int host_check_xfeatures(uint64_t need, const char *whose)
 {
 	uint64_t have = host_xcr0(), missing = need & ~have;
@@ -175,6 +233,12 @@ int restore_check_host(const struct dm_checkpoint *ck, uint64_t uffd_features, b
 	const Dm__Inventory *inv = ck->inv;
 	uint64_t need = image_xfeatures_used(ck) | (inv->has_xcr0 ? inv->xcr0 : 0);
 	int r = host_check_xfeatures(need, "the tree");
+	if (r < 0)
+		return r;
+	uint32_t flags[HOST_CPU_WORDS] = { inv->has_cpuid_1_ecx ? inv->cpuid_1_ecx : 0,
+					   inv->has_cpuid_7_ebx ? inv->cpuid_7_ebx : 0,
+					   inv->has_cpuid_7_ecx ? inv->cpuid_7_ecx : 0 };
+	r = host_check_cpu_flags(flags, "the tree");
 	if (r < 0)
 		return r;
 	r = host_check_kernel(uffd_features);

@@ -154,6 +154,10 @@ struct dm_checkpoint;
 uint64_t host_xcr0(void); /* the xsave components enabled here; 0 without xsave */
 const char *xfeature_names(uint64_t mask, char *buf, size_t len);
 int host_check_xfeatures(uint64_t need, const char *whose);
+/* cpuid flags of instruction sets (leaf 1 ECX, leaf 7 EBX, ECX), only the ones user code picks */
+#define HOST_CPU_WORDS 3
+void host_cpu_flags(uint32_t w[HOST_CPU_WORDS]);
+int host_check_cpu_flags(const uint32_t need[HOST_CPU_WORDS], const char *whose);
 int host_check_kernel(uint64_t uffd_features); /* clone3; userfaultfd with these features (0: none) */
 int host_check_memory(uint64_t need_bytes, const char *what);
 int host_check_disk(const char *dir, uint64_t need_bytes);

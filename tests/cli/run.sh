@@ -12,7 +12,7 @@ BUILD=$REPO/build
 [[ ${1:-} == --build ]] && BUILD=$2
 DM=$BUILD/dmigrate
 WORK=$(mktemp -d /tmp/dm-cli.XXXXXX)
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
@@ -105,10 +105,10 @@ missing_xfeature() {
 }
 # the image's recorded XCR0 (Inventory field 220) made to claim it: a field
 # appended to a protobuf message overrides an earlier one; the CRC is redone
-forge_inventory_xcr0() { # DIR HEX
-	python3 - "$1/inventory.img" "$2" <<'PY'
+forge_inventory() { # DIR FIELD HEX
+	python3 - "$1/inventory.img" "$2" "$3" <<'PY'
 import struct, sys, zlib
-path, extra = sys.argv[1], int(sys.argv[2], 16)
+path, field, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 16)
 b = open(path, "rb").read()
 magic, kind, ver, plen, crc, res = struct.unpack("<IHHQII", b[:24])
 def varint(n):
@@ -119,13 +119,28 @@ def varint(n):
         if not n:
             return out + bytes([x])
         out += bytes([x | 0x80])
-payload = b[24:24 + plen] + varint(220 << 3) + varint(extra)
+payload = b[24:24 + plen] + varint(field << 3) + varint(extra)
 open(path, "wb").write(struct.pack("<IHHQII", magic, kind, ver, len(payload), zlib.crc32(payload), res) + payload)
 PY
 }
 cp -a "$WORK/img1" "$WORK/c7"
-forge_inventory_xcr0 "$WORK/c7" "$(missing_xfeature)"
+forge_inventory "$WORK/c7" 220 "$(missing_xfeature)"
 expect_restore_error "xsave feature this CPU lacks" "$WORK/c7" "lacks xsave features the tree uses: .*bit" "$pid"
+
+# an instruction set this CPU lacks (Inventory.cpuid_1_ecx 222, cpuid_7_ebx 223, cpuid_7_ecx 224)
+missing=
+for f in rdseed:223:18 sha_ni:223:29 avx512f:223:16 avx512vbmi:224:1 gfni:224:8 vaes:224:9 avx2:223:5 movbe:222:22; do
+	grep -qw "${f%%:*}" /proc/cpuinfo || { missing=$f; break; }
+done
+if [[ -z $missing ]]; then
+	echo "SKIP instruction set this CPU lacks: this CPU has all the candidates"
+	skipped=$((skipped + 1))
+else
+	IFS=: read -r name field bit <<<"$missing"
+	cp -a "$WORK/img1" "$WORK/c8"
+	forge_inventory "$WORK/c8" "$field" "$(printf '%x' $((1 << bit)))"
+	expect_restore_error "instruction set this CPU lacks" "$WORK/c8" "lacks instruction sets the tree may use: $name" "$pid"
+fi
 
 # a good image restores (control for the cases above)
 if "$DM" restore --images "$WORK/img1" --pidfile "$WORK/pidfile" >"$WORK/r.log" 2>&1; then
@@ -316,5 +331,5 @@ with open("/proc/%s/mem" % sys.argv[1], "r+b", buffering=0) as f:
 fi
 wl_stop
 
-echo "$passed passed, $failed failed, 0 skipped"
+echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -224,8 +224,8 @@ def scenario(name, p):
 
 
 host, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-# One migration at a time: wait until the daemon is idle, i.e. refuses a bad
-# mode (which it checks first) rather than saying it is busy.
+# Wait until the daemon takes a migration, i.e. refuses a bad mode (which it
+# checks first) rather than saying it is busy (all its sessions in use).
 for _ in range(200):
     probe = Peer(host, port)
     probe.hello()
