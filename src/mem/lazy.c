@@ -911,6 +911,8 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 				c->n_remaps = mm->n_remaps;
 				c->window = l->o.window_min;
 				fcntl(c->uffd, F_SETFD, FD_CLOEXEC);
+				if (l->o.on_fork_uffd)
+					l->o.on_fork_uffd(l->o.on_fork_arg, c->uffd);
 				int fl = fcntl(c->uffd, F_GETFL);
 				if (fl >= 0)
 					fcntl(c->uffd, F_SETFL, fl | O_NONBLOCK);

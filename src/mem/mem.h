@@ -210,6 +210,10 @@ struct mem_lazy_opts {
 	bool push_local;        /* a thread installs every page local() has, in the background */
 	unsigned window_min;    /* neighbour window in pages (0: 4) */
 	unsigned window_max;    /* (0: MEM_WINDOW_MAX) */
+	/* Called (uffd thread) with the userfaultfd of each fork as soon as
+	 * its FORK event is read; the callee must not keep it (dup it). */
+	void (*on_fork_uffd)(void *arg, int uffd);
+	void *on_fork_arg;
 };
 
 struct mem_lazy;

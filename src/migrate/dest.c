@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -75,7 +76,8 @@ struct dsess {
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
-	int guard_fd;              /* write end of the guardian's pipe, -1 when none */
+	int guard_fd;              /* our end of the guardian's socket pair, -1 when none */
+	pthread_mutex_t guard_lock; /* guard_fd: the handler's thread sends forks' uffds */
 	struct treecg cg;          /* the tree's own cgroup (version NONE: none usable) */
 	pid_t guard_pid;
 	_Atomic bool finished;
@@ -368,24 +370,58 @@ static int recv_files(struct dsess *s)
  * forks) and keeps no other fd of ours.
  */
 #define GUARD_MAX 4096
+#define GUARD_UFFD_MAX 4096
 
-_Noreturn static void guardian_main(int rfd, const struct treecg *cg)
+/*
+ * What really prevents zero reads is not the kill but the userfaultfds:
+ * when the last reference to one closes, the kernel unregisters its ranges
+ * and a missing page reads as zeros from then on.  Our death closes ours;
+ * so in the lazy modes the guardian holds a reference to every uffd of the
+ * tree too (the restored processes' ones before anything runs, each fork's
+ * as soon as its event is read).  After our death a fault in the tree then
+ * waits on a uffd nobody reads (killably) instead of reading zeros, until
+ * the guardian has killed the whole cgroup; only then does it let the
+ * uffds go (at its exit).
+ *
+ * Messages on the SOCK_SEQPACKET pair: an int32, a pid, 0 for the commit,
+ * or -1 with a uffd in SCM_RIGHTS.
+ */
+_Noreturn static void guardian_main(int rfd, const struct treecg *cg, long delay_ms)
 {
-	int fds[GUARD_MAX], n = 0;
+	int fds[GUARD_MAX], n = 0, n_uffd = 0;
 	for (;;) {
 		int32_t v;
-		ssize_t k = read(rfd, &v, sizeof(v));
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = { &v, sizeof(v) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+				     .msg_controllen = sizeof(cm.buf) };
+		ssize_t k = recvmsg(rfd, &mh, MSG_CMSG_CLOEXEC);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k != (ssize_t)sizeof(v))
 			break; /* EOF: the daemon is gone, or it aborted */
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			n_uffd++; /* kept open: closed by our exit, after the kill */
+		if (v < 0)
+			continue; /* a uffd (dropped if our fd table was full) */
 		if (v == 0)
-			_exit(0); /* committed: the tree is the destination's now */
+			_exit(0); /* committed and complete: the tree is the destination's now */
 		if (n < GUARD_MAX) {
 			int fd = (int)syscall(SYS_pidfd_open, (pid_t)v, 0);
 			if (fd >= 0)
 				fds[n++] = fd;
 		}
+	}
+	(void)n_uffd;
+	if (delay_ms > 0) {
+		/* tests: a guardian that is slow to run (a loaded host) */
+		struct timespec ts = { delay_ms / 1000, (delay_ms % 1000) * 1000000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
 	}
 	if (cg->version != TREECG_NONE)
 		treecg_kill(cg, 10000);
@@ -393,6 +429,11 @@ _Noreturn static void guardian_main(int rfd, const struct treecg *cg)
 		syscall(SYS_pidfd_send_signal, fds[i], SIGSTOP, NULL, 0);
 	for (int i = 0; i < n; i++)
 		syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+	/* the uffds go only once nothing of the tree can fault any more */
+	for (int i = 0; i < n; i++) {
+		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		poll(&p, 1, 5000);
+	}
 	if (cg->version != TREECG_NONE)
 		treecg_remove(cg);
 	_exit(0);
@@ -401,7 +442,11 @@ _Noreturn static void guardian_main(int rfd, const struct treecg *cg)
 static int guardian_start(struct dsess *s)
 {
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
+	long delay = 0;
+	const char *d = getenv("DMIGRATE_TEST_GUARDIAN_DELAY_MS");
+	if (d)
+		parse_long(d, &delay);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) < 0)
 		return neg_errno();
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -414,7 +459,7 @@ static int guardian_start(struct dsess *s)
 		if (dup2(p[0], 3) < 0)
 			_exit(1);
 		syscall(SYS_close_range, 4, ~0U, 0);
-		guardian_main(3, &s->cg);
+		guardian_main(3, &s->cg, delay);
 	}
 	close(p[0]);
 	s->guard_fd = p[1];
@@ -422,24 +467,64 @@ static int guardian_start(struct dsess *s)
 	return 0;
 }
 
+static void guardian_send(int gfd, int32_t v, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = { &v, sizeof(v) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	while (sendmsg(gfd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
 static void guardian_add(struct dsess *s, pid_t pid)
 {
-	int32_t v = pid;
+	pthread_mutex_lock(&s->guard_lock);
 	if (s->guard_fd >= 0 && pid > 0)
-		write_all(s->guard_fd, &v, sizeof(v));
+		guardian_send(s->guard_fd, pid, -1);
+	pthread_mutex_unlock(&s->guard_lock);
+}
+
+/* a uffd of the tree: the guardian keeps it open until the tree is dead
+ * (lazy modes; forks come from the handler's thread) */
+static void guardian_add_uffd(struct dsess *s, int uffd)
+{
+	pthread_mutex_lock(&s->guard_lock);
+	if (s->guard_fd >= 0 && uffd >= 0)
+		guardian_send(s->guard_fd, -1, uffd);
+	pthread_mutex_unlock(&s->guard_lock);
+}
+
+static void guardian_fork_uffd(void *arg, int uffd)
+{
+	guardian_add_uffd(arg, uffd);
 }
 
 /* commit: the guardian leaves the tree alone; else it kills it */
 static void guardian_end(struct dsess *s, bool commit)
 {
-	if (s->guard_fd < 0)
-		return;
-	if (commit) {
-		int32_t zero = 0;
-		write_all(s->guard_fd, &zero, sizeof(zero));
-	}
-	close(s->guard_fd);
+	pthread_mutex_lock(&s->guard_lock);
+	int fd = s->guard_fd;
 	s->guard_fd = -1;
+	if (fd >= 0 && commit)
+		guardian_send(fd, 0, -1);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&s->guard_lock);
+	if (fd < 0)
+		return;
 	while (waitpid(s->guard_pid, NULL, 0) < 0 && errno == EINTR)
 		;
 }
@@ -450,6 +535,8 @@ static int lazy_cb(void *arg, const struct restore_lazy_proc *lp)
 {
 	struct dsess *s = arg;
 	guardian_add(s, lp->host_pid);
+	if (!store_mode(s->mode))
+		guardian_add_uffd(s, lp->uffd);
 	s->pids = xrealloc(s->pids, (s->n_pids + 1) * sizeof(*s->pids));
 	s->pids[s->n_pids].vpid = lp->pid;
 	s->pids[s->n_pids++].host = lp->host_pid;
@@ -540,7 +627,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 
 static int do_restore(struct dsess *s)
 {
-	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID };
+	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID,
+				    .on_fork_uffd = store_mode(s->mode) ? NULL : guardian_fork_uffd,
+				    .on_fork_arg = s };
 	struct restore_result res = { .root_pidfd = -1 };
 	int r;
 
@@ -1017,6 +1106,7 @@ static void free_session(struct dsess *s)
 	net_chan_close(s->bulk);
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->guard_lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
 }
@@ -1130,12 +1220,14 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			memcpy(cur->session, net_chan_session(c), NET_SESSION_LEN);
 			net_session_hex(cur->session, cur->hex);
 			pthread_mutex_init(&cur->lock, NULL);
+			pthread_mutex_init(&cur->guard_lock, NULL);
 			pthread_cond_init(&cur->cond, NULL);
 			mig_tune_chan(c, true);
 			r = -pthread_create(&cur->thread, NULL, session_thread, cur);
 			if (r < 0) {
 				refuse(c, "cannot start a thread");
 				pthread_mutex_destroy(&cur->lock);
+				pthread_mutex_destroy(&cur->guard_lock);
 				pthread_cond_destroy(&cur->cond);
 				free(cur);
 				continue;

@@ -219,6 +219,7 @@ start_workload() {
 	forker) cmd=(python3 "$E2E_DIR/lib/forker.py" "$WL_LOG") ;;
 	busybox) cmd=(busybox sh "$E2E_DIR/lib/counter.sh") ;;
 	cprog) cmd=("$WORK/dmigrate-workload" demo-workload --mib 64) ;;
+	cprog256) cmd=("$WORK/dmigrate-workload" demo-workload --mib 256) ;;
 	esac
 	if [[ $name == python3 || $name == forker ]]; then
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "${cmd[@]}") || return 1
@@ -286,7 +287,7 @@ last_report() {
 # the C workload's background check read its whole memory in HOST
 memcheck_from() { grep -q " memcheck .* host=$1 " "$WL_LOG"; }
 
-any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|^child [0-9.]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
+any_bad() { grep -Eq '(^[0-9]+ [^ ]+ BAD$|^(child|cold) [0-9.]+ [^ ]+ BAD$|checksum=BAD)' "$WL_LOG"; }
 
 # wait for a report from HOST with a counter above N
 reports_from() {	# HOST N
@@ -791,6 +792,9 @@ test_safety() {	# POINT ACTION MODE WANT [b-forked]
 	local -a denv=() senv=()
 	[[ $point == dst-* ]] && denv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=$pause)
 	[[ $point == src-* ]] && senv=(DMIGRATE_TEST_PAUSE="$point" DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=$pause)
+	# a guardian slow to run (a loaded host): b's copy would read zeros meanwhile if the
+	# guardian did not hold the uffds (its cold buffer is read in that time)
+	[[ $action == kill-dest && ${5:-} == b-forked ]] && denv+=(DMIGRATE_TEST_GUARDIAN_DELAY_MS=4000)
 	if ! start_daemon "$KEY" "${denv[@]}" || ! start_workload forker || ! wait_until 20 grep -q '^child' "$WL_LOG"; then
 		result FAIL "$t" "setup failed"
 		return
@@ -920,6 +924,49 @@ test_restore_lazy_sigint() {
 	stop_workload
 }
 
+# safety/zero-reads/kill-dest/post-copy: dmigrated killed right after COMMIT,
+# while the tree on b faults in its 256 MiB, its guardian slow to run (a
+# loaded host, 3 s): b's copy must not read a single zero page meanwhile.
+# Closing the daemon's uffds unregisters the ranges; the guardian holds
+# references to them until the tree is dead, so faults wait instead.
+test_zero_reads() {
+	local t=safety/zero-reads/kill-dest/post-copy marks=$WORK/marks rc mpid
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_daemon "$KEY" DMIGRATE_TEST_GUARDIAN_DELAY_MS=3000 || ! start_workload cprog256; then
+		result FAIL "$t" "setup failed"
+		return
+	fi
+	in_host a env DMIGRATE_TEST_PAUSE=src-resumed DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=30000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 60 test -e "$marks/src-resumed"; then
+		wait "$mpid"
+		result FAIL "$t" "never reached src-resumed: $(tail -n 1 "$WORK/migrate.out")"
+		stop_workload
+		return
+	fi
+	kill -KILL "$DAEMON_PID"
+	DAEMON_PID=
+	touch "$marks/src-resumed.go"
+	wait "$mpid"
+	rc=$?
+	if ((rc == 0)); then
+		result FAIL "$t" "the migration succeeded"
+	elif ! wait_until 20 b_empty; then
+		result FAIL "$t" "b still runs the tree: $(tree_procs b)"
+	elif any_bad; then
+		result FAIL "$t" "b's copy read zeros: $(grep -m1 BAD "$WL_LOG")"
+	elif [[ $(tree_states a) != "T " ]]; then
+		result FAIL "$t" "a's copy is not stopped (states: $(tree_states a))"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	start_daemon
+}
+
 # hostile/NAME: a broken source speaking to an --insecure dmigrated: refused, and
 # the daemon still serves a real migration afterwards
 test_hostile() {
@@ -1043,6 +1090,7 @@ if ((ROLLBACK)); then
 fi
 if ((SAFETY)); then
 	test_restore_lazy_sigint
+	test_zero_reads
 	# signals to dmigrate migrate: before the switch-over they roll back, after it they are reported
 	test_safety src-state-sent sigint stop-and-copy a
 	test_safety src-resumed sigint post-copy b
