@@ -112,6 +112,9 @@ int cmd_checkpoint(int argc, char **argv)
 	r = dump_release(d, leave ? DUMP_RESUME : DUMP_KILL);
 	if (r < 0)
 		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
+	/* a restore right after us must find the pids free */
+	if (!leave && dump_wait_gone(d, 10000) < 0)
+		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
 	if (stats) {
 		json_t *j = json_object();
 		dump_stats_json(d, j);

@@ -34,6 +34,7 @@ struct dproc {
 	bool zombie;
 	bool stopped;  /* in a job-control stop when seized */
 	int stop_sig;  /* the signal of that stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) */
+	uint64_t start_time; /* stat: with the pid, its identity */
 	struct dthread *threads;
 	size_t nthreads;
 	struct proc_vma_list vmas;
@@ -90,6 +91,8 @@ int dump_detach_all(struct dump_ctx *d, bool kill_tree);
 /* dump-proc.c: the pinned per-process task (ptrace, injection) */
 int dump_proc_core(struct dump_ctx *d, struct dproc *p);
 int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p);
+/* A `syscall` instruction in the process's vDSO (to inject without a blob). */
+int dump_syscall_insn(struct dproc *p, uint64_t *ret);
 
 /* dump-mm.c: VMAs, page maps, page contents */
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p);

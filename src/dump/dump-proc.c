@@ -243,7 +243,7 @@ static int peek_siginfo(pid_t tid, bool shared, ProtobufCBinaryData **ret, size_
 }
 
 /* A `syscall` instruction in the target's vDSO, to inject the parasite mmap. */
-static int find_syscall_insn(struct dproc *p, uint64_t *ret)
+int dump_syscall_insn(struct dproc *p, uint64_t *ret)
 {
 	for (size_t i = 0; i < p->vmas.n; i++) {
 		const struct proc_vma *v = &p->vmas.vmas[i];
@@ -405,7 +405,7 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 	uint64_t insn = 0, blob = 0;
 	int r;
 
-	r = find_syscall_insn(p, &insn);
+	r = dump_syscall_insn(p, &insn);
 	if (r < 0)
 		return r;
 	long a = inject_syscall_at(p->pid, insn, SYS_mmap, 0, INJ_BLOB_SIZE,

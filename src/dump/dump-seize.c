@@ -225,6 +225,7 @@ static int check_proc(struct dump_ctx *d, struct dproc *p)
 	int r = proc_read_stat(p->pid, 0, &st);
 	if (r < 0)
 		return dm_fail(r, "process %d vanished or is unreadable: %s", p->pid, strerror(-r));
+	p->start_time = st.start_time;
 	if (st.state == 'Z' || st.state == 'X') {
 		r = check_zombie_leader(p);
 		if (r < 0)
@@ -445,10 +446,68 @@ int dump_seize_tree(struct dump_ctx *d)
 	return 0;
 }
 
+/* Reap, as its tracer, the exit of every thread of a process we killed. */
+static void reap_traced(struct dproc *p, uint64_t deadline)
+{
+	for (size_t k = p->nthreads; k-- > 0;) {	/* the leader's exit comes last */
+		pid_t tid = p->threads[k].tid;
+		for (;;) {
+			int st;
+			pid_t w = waitpid(tid, &st, __WALL | WNOHANG);
+			if (w < 0 || (w == tid && (WIFEXITED(st) || WIFSIGNALED(st))))
+				break;
+			if (clock_ns() > deadline)
+				return;
+			if (w == 0)
+				usleep(100);
+		}
+		p->threads[k].seized = false;
+	}
+}
+
+/*
+ * In the host's PID namespace a killed child's zombie went to init (or a
+ * subreaper), which may never reap it: its pid, and the group and session
+ * numbers it holds, stayed in use and a restore right after failed.  So the
+ * children go first, leaves up: killed, their exit taken as their tracer,
+ * then reaped by their own parent, still stopped under us, with an
+ * injected waitid() (zombies of the image too).  What is left over (a
+ * timeout, a parent that ignores SIGCHLD and has reaped already) falls back
+ * to the plain kill below.
+ */
+static void kill_reap_children(struct dump_ctx *d)
+{
+	uint64_t deadline = clock_ns() + 5000000000ULL;
+
+	for (size_t i = d->nprocs; i-- > 1;) {
+		struct dproc *p = d->procs[i], *parent = find_proc(d, p->ppid);
+		uint64_t insn;
+		if (!parent || parent->zombie || !parent->nthreads || !parent->threads[0].seized)
+			continue;
+		if (!p->zombie) {
+			kill(p->pid, SIGKILL);
+			reap_traced(p, deadline);
+		}
+		if (dump_syscall_insn(parent, &insn) < 0) {
+			dm_error_clear();
+			continue;
+		}
+		long r = inject_syscall_at(parent->threads[0].tid, insn, SYS_waitid, P_PID,
+					   (uint64_t)p->pid, 0, WEXITED | WNOHANG | __WALL, 0, 0);
+		if (r < 0)
+			pr_debug("pid %d: reaping %d from it: %s", parent->pid, p->pid,
+				 strerror((int)-r));
+		p->zombie = true;	/* nothing more to kill */
+	}
+	dm_error_clear();
+}
+
 int dump_detach_all(struct dump_ctx *d, bool kill_tree)
 {
 	int err = 0;
 
+	if (kill_tree && !d->own_pidns)
+		kill_reap_children(d);
 	if (kill_tree) {
 		/* SIGKILL first: a traced task dies on SIGKILL even while stopped */
 		for (size_t i = 0; i < d->nprocs; i++)

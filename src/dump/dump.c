@@ -449,6 +449,39 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 	return dump_detach_all(d, action == DUMP_KILL);
 }
 
+/*
+ * After DUMP_KILL in the host's PID namespace: the killed processes' zombies
+ * go to their new parent (init or a subreaper), which may reap them late;
+ * until then their pids, and the group and session numbers they lead, are
+ * in use and a restore right away fails.  Wait, bounded, until every one but
+ * the root (its own parent's to reap) is gone: its pid no longer names it
+ * (no /proc entry, or another process with another start time).
+ */
+int dump_wait_gone(struct dump_ctx *d, int timeout_ms)
+{
+	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000ULL;
+
+	if (d->own_pidns)
+		return 0;	/* the restore makes a new namespace: no pid of ours is wanted */
+	for (size_t i = 1; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		for (;;) {
+			struct proc_stat st;
+			if (proc_read_stat(p->pid, 0, &st) < 0 || st.start_time != p->start_time) {
+				dm_error_clear();
+				break;
+			}
+			if (clock_ns() > deadline)
+				return dm_fail(-ETIMEDOUT, "pid %d of the tree is still in use %d s after "
+					       "the checkpoint (state %c: its new parent %d has not reaped it); "
+					       "a restore needs the pid free", p->pid, timeout_ms / 1000,
+					       st.state, st.ppid);
+			usleep(1000);
+		}
+	}
+	return 0;
+}
+
 void dump_free(struct dump_ctx *d)
 {
 	if (!d)

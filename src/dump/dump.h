@@ -67,6 +67,9 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx);
 int dump_collect(struct dump_ctx *d);
 /* Always succeeds in the end; returns the first error of releasing. */
 int dump_release(struct dump_ctx *d, enum dump_release_action action);
+/* After DUMP_KILL: wait (bounded) until the tree's pids are free again, the
+ * root's excepted (its parent reaps it). -ETIMEDOUT names the pid. */
+int dump_wait_gone(struct dump_ctx *d, int timeout_ms);
 void dump_free(struct dump_ctx *d);
 
 /* Stats of the last collect: freeze_ms, frozen_ms, processes, threads, vmas,
