@@ -185,6 +185,10 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 			int err = 0;
 			x->has_file_id = x->has_pgoff = true;
 			x->pgoff = v->pgoff;
+			if (v->shared && (v->vmflags & PROC_VMF_MW)) {
+				x->has_may_write = true;
+				x->may_write = true;
+			}
 			x->file_id = dump_file_path(d, DM__FILE_TYPE__FILE_REG, v->path,
 						    v->deleted || v->kind == PROC_VMA_MEMFD, p->pid, link, &err);
 			if (err < 0)

@@ -172,6 +172,44 @@ static int mapfd_index(struct rst_ctx *c, struct mapfds *m, int kind, uint64_t i
 	return 0;
 }
 
+/*
+ * The access mode to open a mapped file with: read-write for a shared
+ * mapping that is writable or may become so (VM_MAYWRITE: the file was open
+ * for writing when mapped; mprotect(PROT_WRITE) must work after restore).
+ */
+static int vma_map_acc(const Dm__Vma *v)
+{
+	bool w = (v->prot & PROT_WRITE) || (v->has_may_write && v->may_write);
+	return (v->flags & MAP_SHARED) && w ? O_RDWR : O_RDONLY;
+}
+
+size_t mm_map_fds(const Dm__Process *p)
+{
+	struct { int kind; uint64_t id; int acc; } *u = NULL;
+	size_t n = 0;
+
+	/* as map_vmas counts them: one per (file, access mode), one per shared memory object */
+	for (size_t i = 0; i < p->n_vmas; i++) {
+		const Dm__Vma *v = p->vmas[i];
+		int kind = v->kind == DM__VMA_KIND__VMA_FILE ? MAPFD_FILE : MAPFD_SHMEM;
+		uint64_t id = kind == MAPFD_FILE ? v->file_id : v->shmem_id;
+		int acc = kind == MAPFD_FILE ? vma_map_acc(v) : O_RDWR;
+		size_t k = 0;
+		if (v->kind != DM__VMA_KIND__VMA_FILE && v->kind != DM__VMA_KIND__VMA_SHMEM)
+			continue;
+		while (k < n && !(u[k].kind == kind && u[k].id == id && u[k].acc == acc))
+			k++;
+		if (k < n)
+			continue;
+		u = xrealloc(u, (n + 1) * sizeof(*u));
+		u[n].kind = kind;
+		u[n].id = id;
+		u[n++].acc = acc;
+	}
+	free(u);
+	return n + (p->mm && p->mm->has_exe_file_id ? 1 : 0);
+}
+
 static int vma_flags(const Dm__Vma *v)
 {
 	int f = (int)(v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN | MAP_NORESERVE));
@@ -230,8 +268,7 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 		const Dm__Vma *v = ip->vmas[i];
 		idx[i] = -1;
 		if (v->kind == DM__VMA_KIND__VMA_FILE) {
-			int acc = (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE) ? O_RDWR : O_RDONLY;
-			r = mapfd_index(c, &m, MAPFD_FILE, v->file_id, acc, v, &idx[i]);
+			r = mapfd_index(c, &m, MAPFD_FILE, v->file_id, vma_map_acc(v), v, &idx[i]);
 		} else if (v->kind == DM__VMA_KIND__VMA_SHMEM) {
 			if (!v->has_shmem_id) {
 				r = dm_fail(-EBADMSG, "pid %d: %s: shared memory without shmem_id",

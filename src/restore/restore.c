@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <linux/capability.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -82,6 +83,8 @@ static int prepare(struct rst_ctx *c)
 {
 	const Dm__Inventory *inv = c->ck->inv;
 	int maxfd = 2, low = 0, r;
+	pid_t low_pid = 0;
+	bool low_maps = false;
 
 	c->nprocs = c->ck->nprocs;
 	c->procs = xcalloc(c->nprocs, sizeof(*c->procs));
@@ -92,9 +95,16 @@ static int prepare(struct rst_ctx *c)
 		if (p->n_fds)
 			maxfd = MAX(maxfd, p->fds[p->n_fds - 1]->fd);
 		/* fds received over the transport land at 0..n-1: the fds of mappings
-		 * (at most one per VMA, plus the exe), or the fds plus cwd and root */
-		int need = (int)MAX(p->n_vmas + 1, p->n_fds + 2);
-		low = MAX(low, need);
+		 * (one per file and access mode, shared memory object, the exe), or
+		 * the fds plus cwd and root */
+		size_t maps = mm_map_fds(p);
+		size_t want = MAX(maps, p->n_fds + 2);
+		int need = (int)MIN(want, (size_t)INT_MAX - 1);
+		if (need > low) {
+			low = need;
+			low_pid = p->pid;
+			low_maps = maps > p->n_fds + 2;
+		}
 		for (size_t k = 0; k < p->n_pagemap && !c->lazy; k++)
 			if (c->o->lazy && p->pagemap[k]->has_lazy && p->pagemap[k]->lazy)
 				c->lazy = true;
@@ -108,9 +118,14 @@ static int prepare(struct rst_ctx *c)
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return dm_fail(neg_errno(), "getrlimit: %m");
-	if ((rlim_t)c->tfd >= rl.rlim_max)
-		return dm_fail(-EMFILE, "fd %d of the image is above our RLIMIT_NOFILE (%llu)", maxfd,
+	if ((rlim_t)c->tfd >= rl.rlim_max) {
+		if (c->tfd == maxfd + 1)
+			return dm_fail(-EMFILE, "fd %d of the image is above our RLIMIT_NOFILE (%llu)",
+				       maxfd, (unsigned long long)rl.rlim_max);
+		return dm_fail(-EMFILE, "process %d needs %d fds at once for its %s, our RLIMIT_NOFILE "
+			       "is %llu", low_pid, low, low_maps ? "mapped files" : "fds, cwd and root",
 			       (unsigned long long)rl.rlim_max);
+	}
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
