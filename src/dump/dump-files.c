@@ -509,6 +509,16 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 		f->path = xstrdup(pf->target);
 		r = pf->deleted ? dm_fail(-ENOTSUP, "process %d: fd %d: deleted directory %s", p->pid,
 					  pf->fd, pf->target) : 0;
+	} else if (S_ISFIFO(st.st_mode) && pf->deleted) {
+		r = dm_fail(-ENOTSUP, "fd %d of process %d: the FIFO %s was deleted, it cannot be "
+			    "reopened", pf->fd, p->pid, pf->target);
+	} else if (S_ISCHR(st.st_mode) && pf->deleted) {
+		/* a devpts node goes when its master is closed */
+		r = major(st.st_rdev) == 136
+			? dm_fail(-ENOTSUP, "fd %d of process %d: pty slave %s whose master was closed: "
+				  "the pty cannot be made again", pf->fd, p->pid, pf->target)
+			: dm_fail(-ENOTSUP, "fd %d of process %d: the device node %s was deleted, it "
+				  "cannot be reopened", pf->fd, p->pid, pf->target);
 	} else if (S_ISFIFO(st.st_mode)) {
 		f->type = DM__FILE_TYPE__FILE_FIFO;
 		f->path = xstrdup(pf->target);
@@ -577,6 +587,9 @@ int dump_proc_fds(struct dump_ctx *d, struct dproc *p)
 			target[n - 10] = 0;
 			deleted = true;
 		}
+		if (deleted && k < 2)
+			return dm_fail(-ENOTSUP, "process %d: its %s %s was deleted, it cannot be entered "
+				       "again", p->pid, k ? "root directory" : "working directory", target);
 		uint32_t id = dump_file_path(d, k < 2 ? DM__FILE_TYPE__FILE_DIR : DM__FILE_TYPE__FILE_REG,
 					     target, deleted, p->pid, link, &err);
 		if (err < 0)
