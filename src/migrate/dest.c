@@ -12,15 +12,17 @@
  *                   restore_tree (lazy: the hook hands each process's
  *                   userfaultfd to mem_lazy; in stop-and-copy and pre-copy
  *                   the hook fills every page from the store before it
- *                   returns, so all memory is in before the resume);
- *                   RESUMED -> COMMIT; [post-copy, hybrid: serve faults until
- *                   every page is in]; MEM_DONE -> FIN.
+ *                   returns, so all memory is in before the resume); the
+ *                   complete tree held stopped (traced, frozen in its
+ *                   cgroup): RESUMED -> COMMIT, then it runs; [post-copy,
+ *                   hybrid: serve faults until every page is in];
+ *                   MEM_DONE -> FIN.
  *
  * Everything the peer sends is checked (names, sizes, ranges, message
  * order).  Before COMMIT any failure removes what was made (the restore
- * kills its half-made tree itself; a restored tree without COMMIT is
- * killed here).  After COMMIT, a post-copy tree that cannot get its pages
- * any more is killed too: the source keeps its complete, stopped copy.
+ * kills its half-made or held tree itself: it never ran).  After COMMIT, a
+ * post-copy tree that cannot get its pages any more is killed too, as a
+ * whole (its cgroup): the source keeps its complete, stopped copy.
  */
 #define LOG_PREFIX "dmigrated: "
 #include "migrate/mig-internal.h"

@@ -12,14 +12,16 @@
  *   stop-and-copy, pre-copy: push every page not sent clean (bulk, STORE)
  *   post-copy, hybrid: page server on the fault channel (the restore may
  *                      already need a page)
- *   <- RESUMED (destination runs the tree)                          t_resume
- *   COMMIT; [post-copy, hybrid] push the rest (bulk, INSTALL)
+ *   <- RESUMED (the destination holds its restored tree stopped)    t_resume
+ *   SIGSTOP queued to the tree (a group stop if we die), COMMIT: it runs there;
+ *   [post-copy, hybrid] push the rest (bulk, INSTALL)
  *   <- MEM_DONE                                                       t_done
  *   kill the frozen tree, FIN
  *
  * The rule: every ptrace operation on the tree (freeze, dump, release)
  * happens on this thread.  Workers (page server, pusher) only read memory.
- * Until RESUMED arrives, any failure thaws the tree (DUMP_RESUME).
+ * Until COMMIT is sent, any failure (or SIGHUP/INT/TERM/PIPE) thaws the tree
+ * (DUMP_RESUME); after it, the tree stays stopped here whatever happens.
  */
 #define LOG_PREFIX "migrate: "
 #include "migrate/mig-internal.h"

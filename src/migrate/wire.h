@@ -13,16 +13,20 @@
  *   FILE {name, size}, DATA {off,len}+bytes..., FILE_END     (per image file, sparse)
  *   DIRTY [{space, addr, npages}...]   (pages sent before the freeze and written since)
  *   STATE_END {files, bytes}  -------->  [store modes: waits for bulk PUSH_END]
- *                                        restore (lazy: pages come later)
+ *                                        restore (lazy: pages come later), the tree
+ *                                        complete but stopped (held, frozen in its cgroup)
  *                                     <--------  RESUMED {root_pid, stats}  | ABORT
- *   COMMIT  -------------------------->  (without COMMIT in time, the destination kills its copy)
+ *   [SIGSTOP queued to the frozen tree]
+ *   COMMIT  -------------------------->  the tree runs (without COMMIT in time: killed, it never ran)
  *   [post-copy, hybrid: bulk: PHASE INSTALL + pushed pages; fault: requests/replies]
  *                                     <--------  MEM_DONE {stats}   (every page is in)
  *   -- kill the frozen source --
  *   FIN ------------------------------>  releases everything
  *
  * ABORT {error} may come from either side at any point before COMMIT; the
- * source then thaws its tree and the destination removes what it made.
+ * source then thaws its tree and the destination removes what it made.  The
+ * destination kills before it sends ABORT, and never runs its copy before
+ * COMMIT; the source never thaws its copy once it has sent COMMIT.
  */
 #pragma once
 
