@@ -155,6 +155,10 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 			x->flags |= MAP_GROWSDOWN;
 		if (v->vmflags & PROC_VMF_NR)	/* "nr": mapped with MAP_NORESERVE */
 			x->flags |= MAP_NORESERVE;
+		if ((v->vmflags & PROC_VMF_AC) && !v->shared && !(v->prot & PROT_WRITE)) {
+			x->has_accounted = true;
+			x->accounted = true;
+		}
 		x->kind = vma_kind(v);
 		x->has_madv = true;
 		x->madv = dump_madv_bits(v->vmflags);

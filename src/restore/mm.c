@@ -305,7 +305,14 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 		} else {
 			flags |= MAP_ANONYMOUS;
 		}
-		r = rb_add(rb, "mmap", SYS_mmap, v->start, len, v->prot, (uint64_t)flags, fd, off);
+		/* a private mapping charged for writes ("ac") that is no longer
+		 * writable (RELRO, PROT_NONE guards): writable first, as it was */
+		bool acct = v->has_accounted && v->accounted && !(v->flags & MAP_SHARED) &&
+			    !(v->prot & PROT_WRITE);
+		r = rb_add(rb, "mmap", SYS_mmap, v->start, len, v->prot | (acct ? PROT_WRITE : 0),
+			   (uint64_t)flags, fd, off);
+		if (r >= 0 && acct)
+			r = rb_add(rb, "mprotect", SYS_mprotect, v->start, len, v->prot, 0, 0, 0);
 		c->st.vmas++;
 		/* [anon:NAME] (PR_SET_VMA_ANON_NAME) */
 		if (r >= 0 && v->kind == DM__VMA_KIND__VMA_ANON && v->name && v->name[0] &&

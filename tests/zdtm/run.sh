@@ -28,7 +28,7 @@
 #                    running unharmed; it then checks itself as usual
 #   dump-err=REGEX   with expect=dump-fail: the engine's error output must match
 #                    REGEX (grep -Ei), i.e. the error names the culprit
-#   nocmp=maps|fds   do not compare that view (say why in the test's comment)
+#   nocmp=maps|fds|attrs  do not compare that view (say why in the test's comment)
 #   distinct-fs      in the migrate modes, needs a destination with a file system
 #                    of its own: SKIPped (before it runs) when ZDTM_SHARED_FS=1
 #                    says that the source and destination share one
@@ -47,6 +47,9 @@
 #   - pids without a PID namespace: processes are keyed by depth and comm
 #   - mnt_id in fdinfo; the position of O_APPEND fds (the shared log moves
 #     with every line logged; writes go to the end anyway)
+#   - attrs (lib/procview.py, not for transition tests): CPU times, counters,
+#     memory counters, host ids, CPU/memory masks, soft-dirty and userfaultfd
+#     VmFlags; the list and the reasons are at the top of procview.py
 # Everything else in /proc/PID/maps (ranges, perms, offsets, devices, paths),
 # in the fd table (targets, flags incl. O_CLOEXEC, positions), in the process
 # tree (ns pids, comm, stopped/zombie state, thread ids in a PID namespace)
@@ -263,6 +266,12 @@ snapshot() {
 		fi
 	done
 	sort -o "$dir/tree" "$dir/tree"
+	# attributes of every process and thread (lib/procview.py says what and why not)
+	: >"$dir/attrs"
+	if ((CMP_ATTRS && !TRANSITION)); then
+		python3 "$ZDTM_DIR/lib/procview.py" "$root" "$PIDNS" "$ONLY_ROOT" >"$dir/attrs" 2>"$dir/attrs.err" ||
+			echo "procview failed: $(head -n 3 "$dir/attrs.err")" >>"$dir/attrs"
+	fi
 	# Stable sort by process key keeps each process's lines in address/fd order.
 	sort -s -t$'\t' -k1,1 "$dir/raw.maps" | awk -f "$ZDTM_DIR/lib/maps.awk" >"$dir/maps"
 	sort -s -t$'\t' -k1,1 "$dir/raw.fds" | awk -f "$ZDTM_DIR/lib/fds.awk" >"$dir/fds"
@@ -271,7 +280,7 @@ snapshot() {
 # compare PRE POST: prints the first differences, returns 1 when they differ.
 compare_views() {
 	local pre=$1 post=$2 v rc=0
-	for v in tree maps fds; do
+	for v in tree maps fds attrs; do
 		if ! diff -u "$pre/$v" "$post/$v" >"$post/$v.diff" 2>&1; then
 			CMP_ERR="$v differ: $(grep -E '^[-+][^-+]' "$post/$v.diff" | head -4 | tr '\t\n' ' |')"
 			rc=1
@@ -571,6 +580,7 @@ run_one() {
 	EXPECT_DUMP_FAIL=0
 	CMP_MAPS=1
 	CMP_FDS=1
+	CMP_ATTRS=1
 	ONLY_ROOT=0
 	has_flag pidns && PIDNS=1
 	[[ $name == transition/* ]] && TRANSITION=1
@@ -581,6 +591,7 @@ run_one() {
 	SIG_SENT=
 	[[ $(flag_value nocmp) == maps ]] && CMP_MAPS=0
 	[[ $(flag_value nocmp) == fds ]] && CMP_FDS=0
+	[[ $(flag_value nocmp) == attrs ]] && CMP_ATTRS=0
 	((TRANSITION)) && ONLY_ROOT=1
 
 	if [[ ! -x $bin ]]; then
