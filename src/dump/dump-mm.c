@@ -381,6 +381,18 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 			p->deferred_pages += pages;
 			continue;
 		}
+		r = proc_pagemap_guard_runs(pm, v->start, v->end, &vec, &cap, &n);
+		if (r < 0)
+			return dm_fail(r, "process %d: PAGEMAP_SCAN (guards) %#" PRIx64 ": %s", p->pid,
+				       v->start, strerror(-r));
+		if (n) {
+			Dm__Vma *w = m->vmas[i];
+			w->guards = xcalloc(2 * n, sizeof(*w->guards));
+			for (size_t k = 0; k < n; k++) {
+				w->guards[w->n_guards++] = vec[k].start;
+				w->guards[w->n_guards++] = vec[k].end - vec[k].start;
+			}
+		}
 		r = proc_pagemap_data_runs(pm, v->start, v->end, &vec, &cap, &n);
 		if (r < 0)
 			return dm_fail(r, "process %d: PAGEMAP_SCAN %#" PRIx64 ": %s", p->pid, v->start,

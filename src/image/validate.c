@@ -163,6 +163,14 @@ static int validate_vmas(const char *name, struct dm_checkpoint *ck, const Dm__P
 		if (v->start >= v->end || !PAGE_ALIGNED(v->start) || !PAGE_ALIGNED(v->end))
 			return bad(name, "vmas[%zu]: bad range %#" PRIx64 "-%#" PRIx64, i, v->start,
 				   v->end);
+		if (v->n_guards % 2)
+			return bad(name, "vmas[%zu]: odd guards", i);
+		for (size_t k = 0; k < v->n_guards; k += 2)
+			if (!PAGE_ALIGNED(v->guards[k]) || !PAGE_ALIGNED(v->guards[k + 1]) ||
+			    !v->guards[k + 1] || v->guards[k] < v->start || v->guards[k] > v->end ||
+			    v->guards[k + 1] > v->end - v->guards[k])
+				return bad(name, "vmas[%zu]: guard %#" PRIx64 "+%#" PRIx64 " outside it", i,
+					   v->guards[k], v->guards[k + 1]);
 		if (v->kind == DM__VMA_KIND__VMA_VSYSCALL) {
 			if (v->start != VSYSCALL_ADDR)
 				return bad(name, "vmas[%zu]: vsyscall at %#" PRIx64, i, v->start);

@@ -12,31 +12,52 @@
 #include "compat.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/ioctl.h>
 
 #define SCAN_VEC 512
 
-int proc_pagemap_data_runs(int pagemap_fd, uint64_t start, uint64_t end, struct proc_range **runs,
-			   size_t *cap, size_t *ret_n)
+#ifndef PAGE_IS_GUARD
+#define PAGE_IS_GUARD (1 << 8) /* Linux 6.14: a MADV_GUARD_INSTALL marker */
+#endif
+
+/* PAGE_IS_GUARD is known to this kernel (older ones refuse the bit: EINVAL) */
+static _Atomic int guard_known = -1;
+
+static int scan_runs(int pagemap_fd, uint64_t start, uint64_t end, bool guards, struct proc_range **runs,
+		     size_t *cap, size_t *ret_n)
 {
 	struct page_region vec[SCAN_VEC];
 	size_t n = 0;
+	uint64_t guard = guard_known != 0 ? PAGE_IS_GUARD : 0;
 
 	while (start < end) {
+		/* data: present or swapped, neither page cache, the zero page, nor a
+		 * guard marker (which reads as EIO); guards: only the markers */
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
 			.start = start,
 			.end = end,
 			.vec = (uint64_t)vec,
 			.vec_len = SCAN_VEC,
-			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_mask = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.category_inverted = guards ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO | guard,
+			.category_mask = guards ? PAGE_IS_GUARD : PAGE_IS_FILE | PAGE_IS_PFNZERO | guard,
+			.category_anyof_mask = guards ? 0 : PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+			.return_mask = guards ? PAGE_IS_GUARD : PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		};
 		long got = ioctl(pagemap_fd, PAGEMAP_SCAN, &a);
+		if (got < 0 && errno == EINVAL && guard_known < 0) {
+			guard_known = 0;
+			if (guards)
+				break; /* no guard regions on this kernel */
+			guard = 0;
+			continue;
+		}
 		if (got < 0)
 			return -errno;
+		if (guard)
+			guard_known = 1;
 		for (long k = 0; k < got; k++) {
 			struct proc_range r = { vec[k].start, vec[k].end };
 			/* A full vector may end inside a huge page that walk_end
@@ -64,4 +85,17 @@ int proc_pagemap_data_runs(int pagemap_fd, uint64_t start, uint64_t end, struct 
 	}
 	*ret_n = n;
 	return 0;
+}
+
+int proc_pagemap_data_runs(int pagemap_fd, uint64_t start, uint64_t end, struct proc_range **runs,
+			   size_t *cap, size_t *ret_n)
+{
+	return scan_runs(pagemap_fd, start, end, false, runs, cap, ret_n);
+}
+
+int proc_pagemap_guard_runs(int pagemap_fd, uint64_t start, uint64_t end, struct proc_range **runs,
+			    size_t *cap, size_t *ret_n)
+{
+	*ret_n = 0;
+	return scan_runs(pagemap_fd, start, end, true, runs, cap, ret_n);
 }

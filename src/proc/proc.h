@@ -576,10 +576,13 @@ struct proc_range {
 /*
  * The runs of [start, end) (page aligned, inside one VMA or not) that hold
  * private anonymous data: present or swapped, not page cache, not the zero
- * page.  Adjacent runs are merged.  *runs grows as needed (*cap its size);
+ * page, not a guard marker.  Adjacent runs are merged.  *runs grows as needed (*cap its size);
  * the result is in (*runs)[0 .. *ret_n).
  */
 int proc_pagemap_data_runs(int pagemap_fd, uint64_t start, uint64_t end, struct proc_range **runs,
 			   size_t *cap, size_t *ret_n);
+/* The runs of [start, end) that are guard regions (MADV_GUARD_INSTALL); none on old kernels. */
+int proc_pagemap_guard_runs(int pagemap_fd, uint64_t start, uint64_t end, struct proc_range **runs,
+			    size_t *cap, size_t *ret_n);
 
 int proc_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);

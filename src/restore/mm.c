@@ -244,6 +244,13 @@ static int add_madvise(struct rst_ctx *c, struct rst_proc *p, const Dm__Vma *v, 
 		if (r < 0)
 			return r;
 	}
+	/* guard regions: no pages were stored there, the markers come back */
+	for (size_t i = 0; i + 1 < v->n_guards; i += 2) {
+		r = rb_add(rb, "madvise(GUARD_INSTALL)", SYS_madvise, v->guards[i], v->guards[i + 1],
+			   102 /* MADV_GUARD_INSTALL */, 0, 0, 0);
+		if (r < 0)
+			return r;
+	}
 	if (m & DM_MADV_LOCKED) {
 		/* populating a lazy area would fill it with zeros before its pages arrive */
 		bool lazy = pages_vma_lazy(c, p->img, v);
