@@ -410,8 +410,22 @@ _Noreturn static void guardian_main(int rfd, const struct treecg *cg, long delay
 			n_uffd++; /* kept open: closed by our exit, after the kill */
 		if (v < 0)
 			continue; /* a uffd (dropped if our fd table was full) */
-		if (v == 0)
-			_exit(0); /* committed and complete: the tree is the destination's now */
+		if (v == 0) {
+			/* committed and complete: the tree is the destination's now.
+			 * Let its uffds and pidfds go; a child of ours (we must end:
+			 * the daemon waits for us) removes its cgroup once it is
+			 * empty, whether the daemon still runs by then or not */
+			syscall(SYS_close_range, 3, ~0U, 0);
+			if (cg->version != TREECG_NONE && fork() == 0) {
+				setsid();
+				while (treecg_populated(cg) || treecg_remove(cg) == -EBUSY) {
+					struct timespec ts = { 1, 0 };
+					nanosleep(&ts, NULL);
+				}
+				_exit(0);
+			}
+			_exit(0);
+		}
 		if (n < GUARD_MAX) {
 			int fd = (int)syscall(SYS_pidfd_open, (pid_t)v, 0);
 			if (fd >= 0)
