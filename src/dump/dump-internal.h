@@ -98,7 +98,7 @@ int dump_syscall_insn(struct dproc *p, uint64_t *ret);
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p);
 
 /* dump-vmflags.c: VMA flags read before the freeze (opts.early_vmflags) */
-void dump_vmflags_preread(struct dump_ctx *d);
+int dump_vmflags_preread(struct dump_ctx *d);
 /* Take p's flags from the early read if its VMAs are the same; false: read smaps. */
 bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p);
 void dump_vmflags_free(struct dump_ctx *d);

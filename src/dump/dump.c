@@ -35,8 +35,13 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 	d = xcalloc(1, sizeof(*d));
 	d->opts = *o;
 	pthread_mutex_init(&d->lock, NULL);
-	if (o->early_vmflags)
-		dump_vmflags_preread(d);
+	if (o->early_vmflags) {
+		r = dump_vmflags_preread(d);
+		if (r < 0) {
+			dump_free(d);
+			return r;
+		}
+	}
 	if (!o->lazy_remote) {
 		d->img_dir_made = access(o->images_dir, F_OK) < 0;
 		r = image_open(o->images_dir, true, &d->img);

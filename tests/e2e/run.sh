@@ -375,7 +375,11 @@ test_zdtm() {	# MODE
 	# distinct-fs (a FIFO is one object for both hosts) are skipped up front;
 	# a short work dir: static/dir_fd fails with long ones (also in mode none)
 	local zrc
+	# the programs start in host a's network namespace, where its dmigrate
+	# runs: a tree in another one than the dumper's is refused (and would
+	# come back in the wrong one)
 	E2E_DMIGRATE=$DM E2E_PREFIX=$PREFIX E2E_KEY=$KEY ZDTM_MIGRATE_TO=$ADDR_B:7070 ZDTM_SHARED_FS=1 \
+		ZDTM_NETNS=/run/netns/$PREFIX-a \
 		ZDTM_WORKDIR=/tmp/dmz.$$.${mode:0:2} \
 		"$REPO/tests/zdtm/run.sh" --mode "$mode" --build "$BUILD" \
 		--dmigrate "$E2E_DIR/lib/dmigrate-a.sh" "${zf[@]}" >"$WORK/zdtm-$mode.out" 2>&1

@@ -28,6 +28,8 @@
 #                    running unharmed; it then checks itself as usual
 #   dump-err=REGEX   with expect=dump-fail: the engine's error output must match
 #                    REGEX (grep -Ei), i.e. the error names the culprit
+#   refused-in=M1+M2 expect=dump-fail in those modes only (what one mode cannot
+#                    bring back exactly, it refuses)
 #   nocmp=maps|fds|attrs  do not compare that view (say why in the test's comment)
 #   distinct-fs      in the migrate modes, needs a destination with a file system
 #                    of its own: SKIPped (before it runs) when ZDTM_SHARED_FS=1
@@ -58,7 +60,8 @@
 # Output: one line per test, "PASS name", "FAIL name: reason" or
 # "SKIP name: reason", then "N passed, N failed, N skipped". Exit 1 if any
 # test failed. Environment knobs: ZDTM_TIMEOUT_READY, ZDTM_TIMEOUT_CHECKPOINT,
-# ZDTM_TIMEOUT_RESTORE, ZDTM_TIMEOUT_RESULT (seconds), ZDTM_WORKDIR.
+# ZDTM_TIMEOUT_RESTORE, ZDTM_TIMEOUT_RESULT (seconds), ZDTM_WORKDIR,
+# ZDTM_NETNS (a /run/netns/NAME path: tests start in that network namespace).
 
 set -u -o pipefail
 export LC_ALL=C
@@ -586,6 +589,7 @@ run_one() {
 	[[ $name == transition/* ]] && TRANSITION=1
 	has_flag transition && TRANSITION=1
 	[[ $(flag_value expect) == dump-fail ]] && EXPECT_DUMP_FAIL=1
+	[[ +$(flag_value refused-in || true)+ == *+$MODE+* ]] && EXPECT_DUMP_FAIL=1
 	DUMP_ERR=$(flag_value dump-err || true)
 	SIG_AFTER=$(flag_value signal-after-move || true)
 	SIG_SENT=
@@ -604,9 +608,13 @@ run_one() {
 		return
 	fi
 
-	local -a largs=()
+	local -a largs=() wrap=()
 	((PIDNS)) && largs+=(--pidns)
-	"$LAUNCH" "${largs[@]}" -- "$bin" --out "$out" </dev/null >>"$W/test.log" 2>&1 &
+	# ZDTM_NETNS: start the test in that network namespace (the e2e runner's
+	# source host, where its dmigrate runs: a tree in another namespace than
+	# the dumper's is refused).  nsenter execs, so $! is still the launcher.
+	[[ -n ${ZDTM_NETNS:-} ]] && wrap=(nsenter "--net=$ZDTM_NETNS")
+	"${wrap[@]}" "$LAUNCH" "${largs[@]}" -- "$bin" --out "$out" </dev/null >>"$W/test.log" 2>&1 &
 	launcher=$!
 	remember "$launcher"
 	# Not a job of ours any more: bash still reaps it, but does not report

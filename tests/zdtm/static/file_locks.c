@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=
+// zdtm: flags=distinct-fs
 /*
+ * distinct-fs: between two test hosts of one machine the destination's
+ * locks would conflict with the frozen source's own (one file for both).
+ *
  * File locks as sqlite takes them, and the two other kinds: POSIX record
  * locks (a WRITE lock on the PENDING byte at 1 GiB, a READ lock on the
  * SHARED range after it, a READ lock from 1 GiB + 1 KiB to the end of the file),

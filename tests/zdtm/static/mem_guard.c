@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=
+// zdtm: flags=refused-in=post-copy,dump-err=guard regions
 /*
+ * Post-copy scans a page map after the resume, too late for guard markers:
+ * it refuses the tree before the freeze, naming the guard region.
+ *
  * Guard regions (madvise MADV_GUARD_INSTALL, Linux 6.13+): two guard pages
  * inside a written private anonymous area.  After restore the data around
  * them is the same and the guard pages still fault (SIGSEGV on access), so
