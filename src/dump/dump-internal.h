@@ -101,6 +101,7 @@ struct dump_ctx {
 	struct prealloc { pid_t pid; int fd; } *prealloc; /* page files reserved before the freeze */
 	size_t n_prealloc;
 	double prealloc_ms;
+	uint64_t prealloc_bytes;     /* reserved for all page files */
 	const char *images_fs;       /* the image directory's file system (stats) */
 	bool pretouch;               /* the reserved files were written before the freeze */
 	bool img_dir_made;           /* the image directory is ours: removed if the freeze fails */

@@ -207,12 +207,17 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
  * (expensive on a VM: the host backs each page anew) and an munmap whose
  * TLB shootdown stops the other workers.  A chunk takes a free buffer and
  * gives it back; a worker never holds more than one, so there is always one
- * free (copy_buffers_late in the stats counts the exceptions).
+ * free (copy_buffers_late in the stats counts the exceptions).  No more
+ * buffers than the reserved memory has chunks: a small tree on a big host
+ * does not fault in 4 MiB per CPU.
  */
 void dump_bufs_alloc(struct dump_ctx *d)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t n = d->opts.dump_threads ? d->opts.dump_threads : (size_t)(cpus > 0 ? cpus : 1);
+
+	if (d->prealloc_bytes)
+		n = MIN(n, (size_t)((d->prealloc_bytes + CHUNK_BYTES - 1) / CHUNK_BYTES));
 
 	d->bufs = xcalloc(n, sizeof(*d->bufs));
 	for (size_t i = 0; i < n; i++) {
@@ -410,6 +415,7 @@ void dump_prealloc_pages(struct dump_ctx *d)
 			continue;
 		if (zeros)
 			pretouch(fd, bytes, zeros);
+		d->prealloc_bytes += bytes;
 		d->prealloc = xrealloc(d->prealloc, (d->n_prealloc + 1) * sizeof(*d->prealloc));
 		d->prealloc[d->n_prealloc++] = (struct prealloc){ pids[i], fd };
 	}
