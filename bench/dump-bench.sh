@@ -25,8 +25,13 @@
 # page data (summed over the pool's workers: read, write, alloc; see
 # docs/design.md "Where the frozen time goes").
 #
+# --pool-threads N runs the "pool" variant with exactly N workers (no sensors):
+# what the hardware gives when the sensors would hold the pool back (a loaded
+# host).
+#
 #   bench/dump-bench.sh [--build DIR] [--rounds N] [--dir IMGDIR]...
 #                       [--state fresh|warm|both] [--only 16x64|1x1024]
+#                       [--pool-threads N]
 set -u -o pipefail
 export LC_ALL=C
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,8 +40,9 @@ ROUNDS=3
 DIRS=()
 STATES=(fresh warm)
 CASES=("16x64" "1x1024")
+POOL=pool
 usage() {
-	echo "usage: $0 [--build DIR] [--rounds N] [--dir IMGDIR]... [--state fresh|warm|both] [--only 16x64|1x1024]" >&2
+	echo "usage: $0 [--build DIR] [--rounds N] [--dir IMGDIR]... [--state fresh|warm|both] [--only 16x64|1x1024] [--pool-threads N]" >&2
 	exit 2
 }
 while (($#)); do
@@ -52,6 +58,7 @@ while (($#)); do
 		esac
 		shift 2 ;;
 	--only) CASES=("$2"); shift 2 ;;
+	--pool-threads) POOL=$2; shift 2 ;;
 	*) usage ;;
 	esac
 done
@@ -130,6 +137,7 @@ for i in "${!DIRS[@]}"; do
 	echo "# images in ${DIRS[$i]} ($(fs_of "${DIRS[$i]}"))"
 done
 echo "# states: ${STATES[*]} (fresh: $( ((CAN_DROP)) && echo "page cache dropped" || echo "page cache NOT dropped (no permission)"), 3 s for free page reporting; warm: an untimed dump first)"
+echo "# pool: $([[ $POOL == pool ]] && echo "resource-aware (sensors)" || echo "--dump-threads $POOL (no sensors)")"
 echo "# alternation within a round: for each case, directory and state: serial, then pool"
 for ((r = 0; r < ROUNDS; r++)); do
 	for c in "${CASES[@]}"; do
@@ -137,7 +145,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 		for i in "${!DIRS[@]}"; do
 			for s in "${STATES[@]}"; do
 				dump_once "$c.$i.$s.serial" "${WORKS[$i]}" "$n" "$mib" "$s" 1
-				dump_once "$c.$i.$s.pool" "${WORKS[$i]}" "$n" "$mib" "$s" pool
+				dump_once "$c.$i.$s.pool" "${WORKS[$i]}" "$n" "$mib" "$s" "$POOL"
 			done
 		done
 	done
