@@ -10,17 +10,22 @@
 #   b) restore of a small process (bench/memhog 1 4): dmigrate restore_ms (target < 20 ms) and
 #      CRIU's restore_time for comparison;
 #   c) the serial dump against the resource-aware pool (16 x 64 MiB) is bench/dump-bench.sh;
-#      --dump-bench runs it at the end (note: dump-bench.sh kills with `pkill -f $BUILD/bench/memhog`,
-#      i.e. every memhog of that build dir, not only its own).
+#      --dump-bench runs it at the end (memory states fresh and warm, the same --dir).
 # Both engines write their images under the same directory (default /dev/shm; --dir to
 # change, e.g. /var/tmp for the disk).  Every restored process is checked: alive, and its memory
 # equal to what memhog wrote (bench/memcheck); outside the timed part.
+# --state sets the memory state before each timed checkpoint or dump (both engines alike):
+#   fresh  drop the page cache and wait 3 s (free page reporting hands freed memory back to the
+#          host, which then backs each page the engine allocates anew: expensive on a VM);
+#   warm   write and delete MIB MiB in the image directory first (the memory the engine will
+#          allocate for its image was just used and is backed);
+#   as-is  (default) nothing: whatever the previous round left.
 # CRIU 4.1 is installed when missing with ../shared/tools/install-criu-baseline.sh (relative to
 # the repository); without that script the CRIU rows print SKIP.
 #
 #   bench/cr-bench.sh [--build DIR] [--rounds N] [--small-rounds N] [--dir IMGDIR]
 #                     [--mib N] [--small-mib N] [--only big|small|none] [--dump-bench]
-#                     [--profile OUTDIR] [--ckpt-args "ARGS"]
+#                     [--profile OUTDIR] [--ckpt-args "ARGS"] [--state fresh|warm|as-is]
 # --ckpt-args: extra arguments for `dmigrate checkpoint` (e.g. "--dump-threads 2").
 # --profile: after the rounds, `perf record -g` one dmigrate checkpoint and one restore of the
 # big process and print the top of `perf report --no-children` for each (data kept in OUTDIR).
@@ -37,9 +42,11 @@ ONLY=
 DUMP_BENCH=0
 PROFILE=
 CKPT_ARGS=()
+STATE=as-is
 usage() {
 	echo "usage: $0 [--build DIR] [--rounds N] [--small-rounds N] [--dir IMGDIR] [--mib N]" \
-		"[--small-mib N] [--only big|small|none] [--dump-bench] [--profile OUTDIR] [--ckpt-args ARGS]" >&2
+		"[--small-mib N] [--only big|small|none] [--dump-bench] [--profile OUTDIR] [--ckpt-args ARGS]" \
+		"[--state fresh|warm|as-is]" >&2
 	exit 2
 }
 while (($#)); do
@@ -54,6 +61,7 @@ while (($#)); do
 	--dump-bench) DUMP_BENCH=1; shift ;;
 	--profile) PROFILE=$2; shift 2 ;;
 	--ckpt-args) read -r -a CKPT_ARGS <<<"$2"; shift 2 ;;
+	--state) STATE=$2; shift 2; [[ $STATE == @(fresh|warm|as-is) ]] || usage ;;
 	*) usage ;;
 	esac
 done
@@ -121,6 +129,19 @@ start_hog() { # mib tag: sets HOG_PID (the memhog root)
 	HOG_PID=$(awk '/^ready/{print $2}' "$out")
 	[[ -n $HOG_PID ]] || { echo "memhog did not start: $(cat "$out")" >&2; exit 1; }
 	PIDS+=("$HOG_PID")
+}
+
+# the memory state before a timed checkpoint or dump (--state)
+settle() {
+	case $STATE in
+	fresh)
+		sync
+		[[ -w /proc/sys/vm/drop_caches ]] && echo 3 >/proc/sys/vm/drop_caches
+		sleep 3 ;;
+	warm)
+		dd if=/dev/zero of="$WORK/warm" bs=1M count="$MIB" status=none
+		rm -f "$WORK/warm" ;;
+	esac
 }
 
 # the dumped hog was killed by the engine; its pid must be free (reaped: bash reaps its disowned
@@ -225,6 +246,7 @@ dm_round() { # mib tag
 	rm -rf "$img"
 	start_hog "$1" "dm$2"
 	pid=$HOG_PID
+	settle
 	t=$(now)
 	if ! "$DM" checkpoint --pid "$pid" --images "$img" "${CKPT_ARGS[@]}" --stats "$WORK/dm-ck.json" >"$WORK/dm-ck.log" 2>&1; then
 		echo "# dmigrate checkpoint --pid $pid failed: $(tail -3 "$WORK/dm-ck.log")" >&2
@@ -260,6 +282,7 @@ criu_round() { # mib tag
 	rm -rf "$img"; mkdir -p "$img"
 	start_hog "$1" "criu$2"
 	pid=$HOG_PID
+	settle
 	t=$(now)
 	if ! "$CRIU" dump -t "$pid" -D "$img" -o dump.log >/dev/null 2>&1; then
 		echo "# criu dump -t $pid failed: $(grep -m3 Error "$img/dump.log")" >&2
@@ -289,6 +312,11 @@ fs_of() { df -T "$1" 2>/dev/null | awk 'NR==2{print $2}'; }
 echo "# cr-bench: dmigrate $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) ($BUILD) vs CRIU ${CRIU_VER:-SKIP}"
 ((${#CKPT_ARGS[@]})) && echo "# dmigrate checkpoint ${CKPT_ARGS[*]}"
 echo "# images in $IMGROOT ($(fs_of "$IMGROOT")), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+case $STATE in
+fresh) echo "# memory state: fresh (page cache $([[ -w /proc/sys/vm/drop_caches ]] && echo dropped || echo "NOT dropped: no permission"), 3 s wait before each timed run)" ;;
+warm) echo "# memory state: warm ($MIB MiB written and deleted in the image directory before each timed run)" ;;
+*) echo "# memory state: as-is (not controlled: --state fresh|warm)" ;;
+esac
 ((CRIU_OK)) || echo "# CRIU: SKIP ($CRIU_WHY)"
 ((DM_OK)) || echo "# dmigrate restore: SKIP ($DM_WHY)"
 

@@ -49,6 +49,34 @@ struct dproc {
 	uint32_t securebits;        /* set by the core task */
 };
 
+/*
+ * Where the frozen window goes.  Each task times its own steps with a lap
+ * clock (wall and thread CPU time) and adds them to the phase they belong to;
+ * laps never nest, so on one thread the phases add up to at most the time it
+ * spent, and summed over the pool's workers to at most frozen_ms x workers.
+ */
+enum dump_phase {
+	DPH_POOL,      /* the pool: creating workers, taking tasks (owner, outside tasks) */
+	DPH_PROC,      /* /proc parsing: maps, smaps, status, stat, creds, rlimits */
+	DPH_PARASITE,  /* ptrace: registers, xstate, signals, injected syscalls */
+	DPH_VMAS,      /* the VMA list, shared memory objects */
+	DPH_PAGEMAP,   /* PAGEMAP_SCAN of private memory */
+	DPH_ALLOC,     /* image space: linking the reserved file, sizing it */
+	DPH_READ,      /* the tree's memory: process_vm_readv (/proc/PID/mem) */
+	DPH_WRITE,     /* page contents into pages-*.img */
+	DPH_FDS,       /* fds, cwd, root, exe, the files table */
+	DPH_IMAGE,     /* process and table images, lazy split, at the end */
+	DPH_N
+};
+
+struct dump_phase_acc {
+	_Atomic uint64_t wall_ns, cpu_ns, n;
+};
+
+struct dump_lap {
+	uint64_t wall, cpu;
+};
+
 struct dump_ctx {
 	struct dump_opts opts;
 	struct dm_image *img;
@@ -73,6 +101,9 @@ struct dump_ctx {
 	struct prealloc { pid_t pid; int fd; } *prealloc; /* page files reserved before the freeze */
 	size_t n_prealloc;
 	double prealloc_ms;
+	uint64_t prealloc_bytes;     /* reserved for all page files */
+	const char *images_fs;       /* the image directory's file system (stats) */
+	bool pretouch;               /* the reserved files were written before the freeze */
 	bool img_dir_made;           /* the image directory is ours: removed if the freeze fails */
 	struct early_vmas *early;    /* early_vmflags: VMAs read before the freeze */
 	size_t n_early;
@@ -82,7 +113,18 @@ struct dump_ctx {
 	size_t vmas_total;
 	json_t *pool_stats;
 	bool released;
+	uint64_t t_release, t_released; /* dump_release(): start, the tree runs again (or is dead) */
+	struct dump_phase_acc phase[DPH_N];
+	/* copy buffers, mapped and faulted in before the freeze */
+	uint8_t **bufs;
+	size_t nbufs, bufs_free;
+	_Atomic uint64_t bufs_late;  /* chunks that had to map a buffer in the freeze */
 };
+
+/* dump.c: phase accounting (lock-free; any thread) */
+void dump_lap_start(struct dump_lap *l);
+/* Add the time since l to phase ph and restart l. */
+void dump_lap(struct dump_ctx *d, enum dump_phase ph, struct dump_lap *l);
 
 /* dump-seize.c */
 int dump_seize_tree(struct dump_ctx *d);
@@ -106,6 +148,9 @@ void dump_vmflags_free(struct dump_ctx *d);
 /* dump-mm.c: page files reserved before the freeze (RssAnon of each process) */
 void dump_prealloc_pages(struct dump_ctx *d);
 void dump_prealloc_free(struct dump_ctx *d);
+/* dump-mm.c: copy buffers for the page chunks, one per possible worker */
+void dump_bufs_alloc(struct dump_ctx *d);
+void dump_bufs_free(struct dump_ctx *d);
 
 /* dump-files.c: fds, cwd, root, exe, files table */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);

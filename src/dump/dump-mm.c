@@ -22,7 +22,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #define CHUNK_BYTES (4UL << 20)
 
@@ -203,40 +205,78 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 }
 
 /*
- * One copy buffer per worker, kept: a fresh 4 MiB malloc is an mmap, 1024
- * page faults to fill, and an munmap whose TLB shootdown stops the other
- * workers of this process (measured: the pool was slower than one worker
- * once the file no longer cost its allocation).
+ * The chunks' copy buffers: as many as the pool can have workers, mapped
+ * and faulted in before the freeze (MAP_POPULATE), kept to the end.  A
+ * buffer made in the freeze costs an mmap, 1024 page faults of fresh memory
+ * (expensive on a VM: the host backs each page anew) and an munmap whose
+ * TLB shootdown stops the other workers.  A chunk takes a free buffer and
+ * gives it back; a worker never holds more than one, so there is always one
+ * free (copy_buffers_late in the stats counts the exceptions).  No more
+ * buffers than the reserved memory has chunks: a small tree on a big host
+ * does not fault in 4 MiB per CPU.
  */
-static pthread_key_t buf_key;
-static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
-
-static void buf_key_init(void)
+void dump_bufs_alloc(struct dump_ctx *d)
 {
-	pthread_key_create(&buf_key, free);
-}
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = d->opts.dump_threads ? d->opts.dump_threads : (size_t)(cpus > 0 ? cpus : 1);
 
-static uint8_t *worker_buf(void)
-{
-	pthread_once(&buf_once, buf_key_init);
-	uint8_t *b = pthread_getspecific(buf_key);
-	if (!b) {
-		b = xmalloc(CHUNK_BYTES);
-		pthread_setspecific(buf_key, b);
+	if (d->prealloc_bytes)
+		n = MIN(n, (size_t)((d->prealloc_bytes + CHUNK_BYTES - 1) / CHUNK_BYTES));
+
+	d->bufs = xcalloc(n, sizeof(*d->bufs));
+	for (size_t i = 0; i < n; i++) {
+		void *b = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (b == MAP_FAILED)
+			break;	/* the chunks map their own */
+		d->bufs[d->nbufs++] = b;
 	}
-	return b;
+	d->bufs_free = d->nbufs;
 }
 
-static int chunk_task(struct pool *pool, void *arg)
+void dump_bufs_free(struct dump_ctx *d)
 {
-	struct chunk_task *c = arg;
-	struct dproc *p = c->p;
-	uint8_t *buf;
+	for (size_t i = 0; i < d->nbufs; i++)
+		if (d->bufs[i])
+			munmap(d->bufs[i], CHUNK_BYTES);
+	free(d->bufs);
+	d->bufs = NULL;
+	d->nbufs = d->bufs_free = 0;
+}
+
+/* A free buffer (*own false) or a new one (*own true: unmap it after). */
+static uint8_t *buf_get(struct dump_ctx *d, bool *own)
+{
+	uint8_t *b = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->bufs_free)
+		b = d->bufs[--d->bufs_free];
+	pthread_mutex_unlock(&d->lock);
+	*own = !b;
+	if (b)
+		return b;
+	atomic_fetch_add(&d->bufs_late, 1);
+	b = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return b == MAP_FAILED ? NULL : b;
+}
+
+static void buf_put(struct dump_ctx *d, uint8_t *b, bool own)
+{
+	if (own) {
+		munmap(b, CHUNK_BYTES);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->bufs[d->bufs_free++] = b;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int chunk_copy(struct dump_ctx *d, struct dproc *p, const struct chunk_task *c, uint8_t *buf,
+		      struct dump_lap *l)
+{
 	int r;
 
-	if (pool_failed(pool))
-		return 0;
-	buf = worker_buf();
 	struct iovec li = { buf, c->len }, ri = { (void *)c->vaddr, c->len };
 	ssize_t n = process_vm_readv(p->pid, &li, 1, &ri, 1, 0);
 	if (n < 0)
@@ -253,10 +293,31 @@ static int chunk_task(struct pool *pool, void *arg)
 			return dm_fail(r, "process %d: cannot read memory at %#" PRIx64 ": %s", p->pid,
 				       c->vaddr + n, strerror(-r));
 	}
+	dump_lap(d, DPH_READ, l);
 	r = pwrite_all(p->pages_fd, buf, c->len, DM_IMG_DATA_OFF + c->file_off);
+	dump_lap(d, DPH_WRITE, l);
 	if (r < 0)
 		return dm_fail(r, "pages-%d.img: write: %s", p->vpid, strerror(-r));
 	return 0;
+}
+
+static int chunk_task(struct pool *pool, void *arg)
+{
+	struct chunk_task *c = arg;
+	struct dump_ctx *d = c->d;
+	struct dump_lap l;
+	bool own;
+
+	if (pool_failed(pool))
+		return 0;
+	dump_lap_start(&l);
+	uint8_t *buf = buf_get(d, &own);
+	dump_lap(d, DPH_ALLOC, &l);
+	if (!buf)
+		return dm_fail(-ENOMEM, "process %d: no memory for a copy buffer", c->p->pid);
+	int r = chunk_copy(d, c->p, c, buf, &l);
+	buf_put(d, buf, own);
+	return r;
 }
 
 /* Largest VMA left unscanned with defer_pagemap: beyond it the page server's
@@ -297,14 +358,59 @@ static Dm__PagemapEntry **add_entry(Dm__Process *m, size_t *cap)
  */
 #define PREALLOC_MIN (1ULL << 20)
 
+/*
+ * fallocate reserves, it does not touch.  On a disk file system (ext4, xfs)
+ * it leaves unwritten extents: the first write of each page still allocates
+ * its page cache page and converts the extent, in the freeze.  On tmpfs it
+ * allocates the pages but leaves them uncleared: the first write clears
+ * each one, and on a VM with free page reporting that is the page's first
+ * touch since the host took it back (~12 us a page here: 1 GiB of image
+ * cost seconds of frozen time after the page cache had been dropped).
+ * Writing the reserved range once before the freeze does all of it there:
+ * the freeze overwrites pages that exist and are backed.
+ * DMIGRATE_DUMP_PRETOUCH=0 turns it off.
+ */
+static const char *fs_name(unsigned long type)
+{
+	switch (type) {
+	case 0x01021994: return "tmpfs";
+	case 0xEF53: return "ext4";
+	case 0x58465342: return "xfs";
+	case 0x9123683E: return "btrfs";
+	case 0x794c7630: return "overlay";
+	default: return "other";
+	}
+}
+
+static void pretouch(int fd, uint64_t len, const uint8_t *zeros)
+{
+	for (uint64_t o = 0; o < len; o += CHUNK_BYTES) {
+		size_t n = MIN(CHUNK_BYTES, len - o);
+		if (pwrite_all(fd, zeros, n, DM_IMG_DATA_OFF + o) < 0)
+			return;	/* only a cost: the freeze writes it anyway */
+	}
+}
+
 void dump_prealloc_pages(struct dump_ctx *d)
 {
-	const char *e = getenv("DMIGRATE_DUMP_PREALLOC");
+	const char *e = getenv("DMIGRATE_DUMP_PREALLOC"), *pt = getenv("DMIGRATE_DUMP_PRETOUCH");
 	_cleanup_free_ pid_t *pids = NULL;
+	uint8_t *zeros = NULL;
+	struct statfs sf;
 	uint64_t t = clock_ns();
 
+	d->images_fs = fstatfs(d->img->dirfd, &sf) == 0 ? fs_name(sf.f_type) : "other";
 	if (e && !strcmp(e, "0"))
 		return;
+	d->pretouch = !(pt && !strcmp(pt, "0"));
+	if (d->pretouch) {
+		/* read-only zero pages: nothing to fault in */
+		zeros = mmap(NULL, CHUNK_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (zeros == MAP_FAILED) {
+			zeros = NULL;
+			d->pretouch = false;
+		}
+	}
 	size_t n = proc_tree_pids(d->opts.pid, &pids);
 	for (size_t i = 0; i < n && i < 4096; i++) {
 		struct proc_status st = {};
@@ -315,9 +421,14 @@ void dump_prealloc_pages(struct dump_ctx *d)
 		proc_status_done(&st);
 		if (bytes < PREALLOC_MIN || image_prealloc_raw(d->img, bytes, &fd) < 0)
 			continue;
+		if (zeros)
+			pretouch(fd, bytes, zeros);
+		d->prealloc_bytes += bytes;
 		d->prealloc = xrealloc(d->prealloc, (d->n_prealloc + 1) * sizeof(*d->prealloc));
 		d->prealloc[d->n_prealloc++] = (struct prealloc){ pids[i], fd };
 	}
+	if (zeros)
+		munmap(zeros, CHUNK_BYTES);
 	dm_error_clear();
 	d->prealloc_ms = ns_to_ms(t, clock_ns());
 }
@@ -352,10 +463,13 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	_cleanup_free_ struct proc_range *vec = NULL;
 	size_t cap = 0, nent_cap = 0;
 	uint64_t off = 0;
+	struct dump_lap l;
 	char path[64];
 	int r;
 
+	dump_lap_start(&l);
 	r = build_vmas(d, p);
+	dump_lap(d, DPH_VMAS, &l);
 	if (r < 0)
 		return r;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
@@ -414,6 +528,7 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 			off += len;
 		}
 	}
+	dump_lap(d, DPH_PAGEMAP, &l);
 	p->nr_pages = off / DM_PAGE_SIZE - p->deferred_pages;
 	p->pages_bytes = off;
 	atomic_fetch_add(&d->total_pages, p->nr_pages);
@@ -430,6 +545,7 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	/* the reservation was a guess (RssAnon): cut or extend it to size */
 	if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
 		return dm_fail(neg_errno(), "%s: %m", path);
+	dump_lap(d, DPH_ALLOC, &l);
 	for (size_t i = 0; i < m->n_pagemap; i++) {
 		const Dm__PagemapEntry *e = m->pagemap[i];
 		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;
@@ -445,5 +561,6 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 				return r;
 		}
 	}
+	dump_lap(d, DPH_POOL, &l);
 	return 0;
 }

@@ -23,6 +23,24 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+void dump_lap_start(struct dump_lap *l)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	l->cpu = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	l->wall = clock_ns();
+}
+
+void dump_lap(struct dump_ctx *d, enum dump_phase ph, struct dump_lap *l)
+{
+	struct dump_lap now;
+	dump_lap_start(&now);
+	atomic_fetch_add(&d->phase[ph].wall_ns, now.wall - l->wall);
+	atomic_fetch_add(&d->phase[ph].cpu_ns, now.cpu >= l->cpu ? now.cpu - l->cpu : 0);
+	atomic_fetch_add(&d->phase[ph].n, 1);
+	*l = now;
+}
+
 int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 {
 	struct dump_ctx *d;
@@ -52,6 +70,8 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 			return r;
 		}
 		dump_prealloc_pages(d);
+		/* the chunks' copy buffers, faulted in now: not in the freeze */
+		dump_bufs_alloc(d);
 		dm_error_clear();
 	}
 	if (o->before_freeze)
@@ -81,8 +101,12 @@ struct ptask {
 static int static_task(struct pool *pool, void *arg)
 {
 	struct ptask *t = arg;
+	struct dump_lap l;
 	(void)pool;
-	return dump_proc_fill_static(t->d, t->p);
+	dump_lap_start(&l);
+	int r = dump_proc_fill_static(t->d, t->p);
+	dump_lap(t->d, DPH_PROC, &l);
+	return r;
 }
 
 static int mm_task(struct pool *pool, void *arg)
@@ -94,8 +118,12 @@ static int mm_task(struct pool *pool, void *arg)
 static int fds_task(struct pool *pool, void *arg)
 {
 	struct ptask *t = arg;
+	struct dump_lap l;
 	(void)pool;
-	return dump_proc_fds(t->d, t->p);
+	dump_lap_start(&l);
+	int r = dump_proc_fds(t->d, t->p);
+	dump_lap(t->d, DPH_FDS, &l);
+	return r;
 }
 
 static int add_ptask(struct pool *pool, pool_fn fn, struct dump_ctx *d, struct dproc *p, unsigned flags,
@@ -112,8 +140,10 @@ static int control_task(struct pool *pool, void *arg)
 	struct ptask *t = arg;
 	struct dump_ctx *d = t->d;
 	struct dproc *p = t->p;
+	struct dump_lap l;
 	int r;
 
+	dump_lap_start(&l);
 	p->msg = PB_NEW(Dm__Process, dm__process__init);
 	p->msg->pid = p->vpid;
 	if (!p->zombie) {
@@ -127,6 +157,7 @@ static int control_task(struct pool *pool, void *arg)
 		if (r < 0)
 			return dm_fail(r, "process %d: smaps: %s", p->pid, strerror(-r));
 	}
+	dump_lap(d, DPH_PROC, &l);
 	r = add_ptask(pool, static_task, d, p, 0, "static");
 	if (r < 0 || p->zombie)
 		return r;
@@ -136,7 +167,10 @@ static int control_task(struct pool *pool, void *arg)
 	r = add_ptask(pool, fds_task, d, p, 0, "fds");
 	if (r < 0)
 		return r;
-	return dump_proc_core(d, p);
+	dump_lap(d, DPH_POOL, &l);
+	r = dump_proc_core(d, p);
+	dump_lap(d, DPH_PARASITE, &l);
+	return r;
 }
 
 static int main_task(struct pool *pool, void *arg)
@@ -411,8 +445,10 @@ int dump_collect(struct dump_ctx *d)
 {
 	_cleanup_pool_ struct pool *pool = NULL;
 	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
+	struct dump_lap l;
 	int r;
 
+	dump_lap_start(&l);
 	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
 	 * tasks that need no ptrace (reading fds, memory) run on worker threads
 	 * only, never on the thread that reports the error */
@@ -427,8 +463,11 @@ int dump_collect(struct dump_ctx *d)
 	if (r < 0)
 		return dm_fail(r, "cannot create the dump pool: %s", strerror(-r));
 	r = pool_add(pool, main_task, d, 0, "main");
+	dump_lap(d, DPH_POOL, &l);
 	if (r >= 0)
 		r = pool_run(pool);
+	/* the tasks timed themselves: restart the owner's lap */
+	dump_lap_start(&l);
 	d->pool_stats = json_object();
 	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
 	if (r < 0)
@@ -442,6 +481,7 @@ int dump_collect(struct dump_ctx *d)
 	r = write_tables(d);
 	if (r < 0)
 		return r;
+	dump_lap(d, DPH_IMAGE, &l);
 	d->t_collected = clock_ns();
 	return 0;
 }
@@ -451,7 +491,10 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 	if (d->released)
 		return 0;
 	d->released = true;
-	return dump_detach_all(d, action == DUMP_KILL);
+	d->t_release = clock_ns();
+	int r = dump_detach_all(d, action == DUMP_KILL);
+	d->t_released = clock_ns();
+	return r;
 }
 
 /*
@@ -512,6 +555,7 @@ void dump_free(struct dump_ctx *d)
 	free(d->owners);
 	dump_vmflags_free(d);
 	dump_prealloc_free(d);
+	dump_bufs_free(d);
 	if (d->pool_stats)
 		json_decref(d->pool_stats);
 	image_close(d->img);
@@ -546,12 +590,46 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
 	if (d->opts.defer_pagemap)
 		json_object_set_new(obj, "pages_deferred", json_integer(atomic_load(&d->deferred_pages)));
-	if (d->n_prealloc)
+	if (d->n_prealloc) {
 		json_object_set_new(obj, "prealloc_ms", json_real(d->prealloc_ms));
+		json_object_set_new(obj, "prealloc_pretouch", json_boolean(d->pretouch));
+	}
+	if (d->images_fs)
+		json_object_set_new(obj, "images_fs", json_string(d->images_fs));
 	if (d->opts.early_vmflags) {
 		json_object_set_new(obj, "vmflags_early_ms", json_real(d->early_ms));
 		json_object_set_new(obj, "vmflags_early_procs", json_integer(atomic_load(&d->procs_vmflags_early)));
 	}
 	if (d->pool_stats)
 		json_object_update(obj, d->pool_stats);
+	if (!d->t_collected)
+		return;
+
+	/* the frozen window, phase by phase (docs/design.md, "Where the frozen time goes") */
+	static const char *const names[DPH_N] = {
+		[DPH_POOL] = "pool", [DPH_PROC] = "proc", [DPH_PARASITE] = "parasite",
+		[DPH_VMAS] = "vmas", [DPH_PAGEMAP] = "pagemap", [DPH_ALLOC] = "alloc",
+		[DPH_READ] = "read", [DPH_WRITE] = "write", [DPH_FDS] = "fds", [DPH_IMAGE] = "image",
+	};
+	json_t *ph = json_object();
+	uint64_t wall = 0, cpu = 0;
+	for (int i = 0; i < DPH_N; i++) {
+		uint64_t w = atomic_load(&d->phase[i].wall_ns), c = atomic_load(&d->phase[i].cpu_ns);
+		json_t *o = json_object();
+		json_object_set_new(o, "wall_ms", json_real(w / 1e6));
+		json_object_set_new(o, "cpu_ms", json_real(c / 1e6));
+		json_object_set_new(o, "count", json_integer(atomic_load(&d->phase[i].n)));
+		json_object_set_new(ph, names[i], o);
+		wall += w;
+		cpu += c;
+	}
+	json_object_set_new(obj, "frozen_phases", ph);
+	json_object_set_new(obj, "frozen_phases_wall_ms", json_real(wall / 1e6));
+	json_object_set_new(obj, "frozen_phases_cpu_ms", json_real(cpu / 1e6));
+	json_object_set_new(obj, "copy_buffers", json_integer(d->nbufs));
+	json_object_set_new(obj, "copy_buffers_late", json_integer(atomic_load(&d->bufs_late)));
+	if (d->t_released) {
+		json_object_set_new(obj, "resume_ms", json_real(ns_to_ms(d->t_release, d->t_released)));
+		json_object_set_new(obj, "stopped_ms", json_real(ns_to_ms(d->t_start, d->t_released)));
+	}
 }

@@ -255,6 +255,57 @@ fi
 kill -KILL "$nl" 2>/dev/null
 wait_gone "$nl"
 
+# --stats: where the frozen time went, phase by phase.  Every phase is
+# there; on one worker the phases add up to no more than the frozen time, on
+# N workers to no more than N times it; the copy buffers were all made
+# before the freeze; the image directory's file system is named, and the
+# page files were written (pre-touched) before the freeze.
+setsid "$BUILD/bench/memhog" 2 16 >"$WORK/hog.out" 2>&1 </dev/null &
+hog=$!
+PIDS+=("$hog")
+disown "$hog"
+for _ in $(seq 600); do grep -q '^ready' "$WORK/hog.out" && break; sleep 0.1; done
+SHM=$(mktemp -d /dev/shm/dm-cli.XXXXXX)
+for v in "1 $WORK/st1" "2 $SHM/st2"; do
+	read -r n dir <<<"$v"
+	t="checkpoint --stats: frozen phases ($n workers, $(stat -f -c %T "$(dirname "$dir")"))"
+	if ! out=$("$DM" checkpoint --pid "$hog" --images "$dir" --dump-threads "$n" --leave-running \
+		--stats "$dir.json" 2>&1); then
+		bad "$t" "checkpoint failed: $out"
+		continue
+	fi
+	if out=$(python3 - "$dir.json" "$n" "$(stat -f -c %T "$(dirname "$dir")")" <<'PY' 2>&1
+import json, sys
+j = json.load(open(sys.argv[1])); n = int(sys.argv[2]); fs = sys.argv[3]
+names = ["pool", "proc", "parasite", "vmas", "pagemap", "alloc", "read", "write", "fds", "image"]
+ph = j["frozen_phases"]
+assert sorted(ph) == sorted(names), ph.keys()
+for k in names:
+    for f in ("wall_ms", "cpu_ms", "count"):
+        assert ph[k][f] >= 0, (k, f)
+    # a lap's CPU time is its thread's: never more than its wall time (1 ms of clock skew)
+    assert ph[k]["cpu_ms"] <= ph[k]["wall_ms"] + 1, (k, ph[k])
+# 32 MiB of data: 8 chunks at least, each read and written
+assert ph["read"]["count"] >= 8 and ph["write"]["count"] >= 8, ph
+assert ph["parasite"]["count"] == 2 and ph["vmas"]["count"] == 2, ph
+wall = sum(ph[k]["wall_ms"] for k in names)
+assert abs(wall - j["frozen_phases_wall_ms"]) < 0.01, (wall, j["frozen_phases_wall_ms"])
+assert j["dump_threads_max"] == n
+assert wall <= j["frozen_ms"] * n + 0.01, (wall, j["frozen_ms"], n)
+assert j["copy_buffers"] == n and j["copy_buffers_late"] == 0, j
+assert 0 <= j["resume_ms"] and j["stopped_ms"] >= j["freeze_ms"] + j["frozen_ms"], j
+assert (j["images_fs"] == "tmpfs") == (fs == "tmpfs"), (j["images_fs"], fs)
+assert j["prealloc_pretouch"] is True, j
+PY
+	); then
+		ok "$t"
+	else
+		bad "$t" "$out"
+	fi
+done
+rm -rf "$SHM"
+kill -KILL -- "-$hog" 2>/dev/null
+
 out=$("$DM" checkpoint --images "$WORK/x3" 2>&1)
 if (($? == 2)); then ok "usage error"; else bad "usage error" "exit $? $out"; fi
 
