@@ -87,6 +87,10 @@ static void session_done(struct dsess *s)
 	}
 	mem_store_free(s->store);
 	free(s->dirty);
+	free(s->target);
+	/* what handle_start() reserved for a store mode (or a fuzzed START
+	 * would find the host full after a few runs) */
+	store_reserved -= s->reserved;
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
