@@ -85,6 +85,12 @@ static int check_vfork(struct dproc *p, pid_t tid)
 		       "or exits: it cannot be stopped; checkpoint it after that", p->pid, tid);
 }
 
+int dump_check_vfork(pid_t pid, pid_t tid)
+{
+	struct dproc p = { .pid = pid };
+	return check_vfork(&p, tid);
+}
+
 /* Returns 1 when the thread was seized and stopped, 0 when it is exiting. */
 static int seize_thread(struct dproc *p, pid_t tid)
 {

@@ -62,6 +62,8 @@ enum dump_release_action { DUMP_KILL, DUMP_RESUME };
  * dump_freeze() checks it first; a migration asks before it connects.
  */
 int dump_check_root(pid_t pid);
+/* A thread blocked in vfork() cannot be stopped: refused (-EBUSY), named. */
+int dump_check_vfork(pid_t pid, pid_t tid);
 
 int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx);
 int dump_collect(struct dump_ctx *d);

@@ -30,6 +30,7 @@
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
 #include "base/log.h"
+#include "dump/dump.h"
 #include "inject/inject.h"
 #include "proc/proc.h"
 #include "compat.h"
@@ -108,6 +109,11 @@ static int attach(struct dirty_proc *p)
 	long ufd = -1, r;
 	int err;
 
+	/* its main thread is stopped for the injection: one blocked in
+	 * vfork() never stops (refused as the dump's seize would) */
+	err = dump_check_vfork(p->pid, p->pid);
+	if (err < 0)
+		return err;
 	err = inject_live_begin(p->pid, &lv);
 	if (err < 0)
 		return dm_wrap(err, "process %d: cannot track its writes", p->pid);
@@ -235,7 +241,10 @@ int mem_dirty_new(pid_t root, struct mem_dirty **ret)
 			pr_info("process %d: cannot open %s: %m (not tracked)", p->pid, path);
 			continue;
 		}
-		attach(p);
+		if (attach(p) < 0) {
+			pr_info("%s (not tracked)", dm_last_error());
+			dm_error_clear();
+		}
 	}
 	*ret = d;
 	return 0;
