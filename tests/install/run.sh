@@ -159,7 +159,9 @@ dmd_opts=$( {
 man_text() { sed 's/\\-/-/g' "$1"; }
 has() { grep -qE -- "(^|[^a-z-])$2([^a-z0-9-]|$)" <<<"$1"; }	# TEXT OPTION
 r=
+command -v man >/dev/null || echo "# no man: the man pages were not rendered"
 for m in "$MAN1" "$MAN2"; do
+	command -v man >/dev/null || break
 	w=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$m" 2>&1 >/dev/null)
 	[[ -n $w ]] && { r="$(basename "$m") renders with warnings: $w"; break; }
 done

@@ -101,6 +101,15 @@ host_procs() {	# H: "PID NSPID NSSID" of every live process in host H's pid name
 	done
 	return 0	# a process that ended meanwhile is not an error
 }
+host_holds() {	# H NSPID: a process of H (a zombie too) has NSPID as its pid, group or session
+	local want=${HOSTNS[$1]} d
+	want=${want//[/\\[}
+	want=${want//]/\\]}
+	for d in $(find /proc/[0-9]*/ns/pid -maxdepth 0 -lname "$want" 2>/dev/null); do
+		awk -v n="$2" '/^NS(pid|pgid|sid):/ && $NF == n { f = 1 } END { exit !f }' "${d%/ns/pid}/status" 2>/dev/null && return 0
+	done
+	return 1
+}
 host_pid() {	# H NSPID: the pid here of NSPID in H
 	host_procs "$1" | awk -v n="$2" '$2 == n && !found { print $1; found = 1 } END { exit !found }'
 }
@@ -213,10 +222,15 @@ migrate_once() {
 		fail "$t" "a report is not ok: $(awk 'NF >= 3 && $1 ~ /^[0-9]+$/ && $3 != "ok"' "$WL_LOG" | head -n 1)"
 	elif ! wait_until 15 eval '! host_pid "$(other "$expect_to")" "$WL_NS" >/dev/null'; then
 		fail "$t" "a copy of the workload is left in $(other "$expect_to")"
+	elif ! wait_until 15 eval '! host_holds "$(other "$expect_to")" "$WL_NS"'; then
+		# its pid must be free there for the way back
+		fail "$t" "pid $WL_NS is still held in $(other "$expect_to") (a zombie, or its group or session)"
 	else
 		log "$t: ok ($(last_report)), $((SECONDS - t0)) s"
 		pass "$t"
 	fi
+	# where it runs, whatever was expected
+	host_pid "$expect_to" "$WL_NS" >/dev/null || expect_to=$(other "$expect_to")
 	echo "$expect_to" >"$WORK/where"
 }
 
@@ -230,6 +244,7 @@ for ((i = 1; i <= COUNT; i++)); do
 	# the workload must run somewhere to go on
 	host_pid "$where" "$WL_NS" >/dev/null || { fail soak/workload "the workload is gone (last: $(last_report))"; break; }
 	((i == 2)) && snapshot before
+	((i == COUNT / 2 && i > 2)) && snapshot middle
 done
 if [[ ! -e $WORK/snap.before ]]; then
 	fail soak/no-leaks "the soak stopped before its first figures"
@@ -239,6 +254,7 @@ fi
 snapshot after
 echo "# $COUNT migrations in $((SECONDS - start)) s"
 echo "# before (after 2 migrations): $(cat "$WORK/snap.before")"
+[[ -e $WORK/snap.middle ]] && echo "# middle ($((COUNT / 2)) migrations):  $(cat "$WORK/snap.middle")"
 echo "# after  ($COUNT migrations):  $(cat "$WORK/snap.after")"
 # the figures that must not change, and RSS at most +16 MiB
 t=soak/no-leaks
