@@ -6,6 +6,7 @@
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
 #include "base/log.h"
+#include "compat.h"
 
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -25,16 +26,6 @@
 struct rseq_conf {
 	uint64_t rseq_abi_pointer;
 	uint32_t rseq_abi_size, signature, flags, pad;
-};
-
-/* struct sched_attr (uapi linux/sched/types.h, first version plus util clamps) */
-struct dm_sched_attr {
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-	uint32_t sched_util_min, sched_util_max;
 };
 
 #ifndef MEMBARRIER_CMD_PRIVATE_EXPEDITED

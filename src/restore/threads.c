@@ -18,6 +18,7 @@
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
 #include "base/log.h"
+#include "compat.h"
 
 #include <linux/sched.h>
 #include <signal.h>
@@ -171,15 +172,6 @@ static int final_regs(struct rst_proc *p, struct rst_thread *th)
 			       ti->tid);
 	return 0;
 }
-
-/* struct sched_attr (uapi linux/sched/types.h, first version) */
-struct dm_sched_attr {
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-};
 
 #define SCHED_FLAGS_KEPT 0x7 /* RESET_ON_FORK, RECLAIM, DL_OVERRUN */
 

@@ -81,3 +81,14 @@ struct pm_scan_arg {
 #define PR_TIMER_CREATE_RESTORE_IDS_ON 1
 #define PR_TIMER_CREATE_RESTORE_IDS_GET 2
 #endif
+
+/* ---- struct sched_attr (uapi linux/sched/types.h; glibc 2.36 has no header for it) ---- */
+/* SCHED_ATTR_SIZE_VER1: the first version plus the utilization clamps */
+struct dm_sched_attr {
+	__u32 size, sched_policy;
+	__u64 sched_flags;
+	__s32 sched_nice;
+	__u32 sched_priority;
+	__u64 sched_runtime, sched_deadline, sched_period;
+	__u32 sched_util_min, sched_util_max;
+};
