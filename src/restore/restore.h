@@ -96,6 +96,15 @@ struct restore_opts {
 	uint64_t lazy_features; /* UFFD_FEATURE_* asked for in UFFDIO_API (0: none) */
 	restore_before_resume_cb before_resume; /* NULL: none */
 	void *before_resume_arg;
+	/*
+	 * The root stub runs already, made by a container runtime as the init
+	 * of the container (src/container/, docs/containers.md): its host pid
+	 * and our end of its transport (SOCK_DGRAM; the stub holds the other at
+	 * EXT_STUB_SOCK).  It is sent struct ext_stub_args and then does what
+	 * our own cloned stub does.  0: we clone the stub.
+	 */
+	pid_t stub_pid;
+	int stub_sock;
 };
 
 struct restore_stats {
