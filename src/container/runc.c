@@ -810,7 +810,8 @@ int runc_finish(struct runc_ct *ct, bool left_running)
 		nanosleep(&ts, NULL);
 	}
 	dm_error_clear();
-	r = run((const char *const[]){ "runc", "--root", ct->root, "delete", "-f", ct->id, NULL }, NULL, 0,
+	/* not -f: it refuses an init that is a zombie its parent did not reap yet */
+	r = run((const char *const[]){ "runc", "--root", ct->root, "delete", ct->id, NULL }, NULL, 0,
 		NULL, &err);
 	if (r)
 		return dm_fail(r < 0 ? r : -EIO, "runc delete %s: %s", ct->id, err ? runc_msg(err) : "failed");
@@ -840,7 +841,8 @@ static const char *const all_caps[] = {
  * its root the bundle's rootfs by absolute path, the user's bundle kept in an
  * annotation.
  */
-static json_t *stub_config(const Dm__Container *m, const char *bundle, char **ret_rootfs)
+static json_t *stub_config(const Dm__Container *m, const char *bundle, const char *copy_dir,
+			   char **ret_rootfs)
 {
 	json_error_t je;
 	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je);
@@ -894,6 +896,19 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, char **re
 		json_object_set_new(c, "annotations", an);
 	}
 	json_object_set_new(an, RUNC_BUNDLE_ANNOTATION, json_string(bundle));
+	/* the config copy goes with the container: `runc delete` runs this */
+	json_t *hooks = json_object_get(c, "hooks");
+	if (!json_is_object(hooks)) {
+		hooks = json_object();
+		json_object_set_new(c, "hooks", hooks);
+	}
+	json_t *post = json_object_get(hooks, "poststop");
+	if (!json_is_array(post)) {
+		post = json_array();
+		json_object_set_new(hooks, "poststop", post);
+	}
+	json_array_append_new(post, json_pack("{s:s,s:[s,s,s]}", "path", "/bin/rm", "args", "rm", "-rf",
+					      copy_dir));
 	return c;
 }
 
@@ -1024,19 +1039,9 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 	const char *bundle = o->bundle ? o->bundle : m->bundle;
 	s.id = xstrdup(o->name ? o->name : m->id);
 	s.root = xstrdup(o->root ? o->root : RUNC_DEFAULT_ROOT);
-	cfg = stub_config(m, bundle, &rootfs);
-	if (!cfg) {
-		r = -EBADMSG;
-		goto fail;
-	}
-	if (access(rootfs, F_OK) < 0) {
-		r = dm_fail(-ENOENT, "the container's rootfs %s is not here (bundle %s; --runc-bundle "
-			    "names another)", rootfs, bundle);
-		goto fail;
-	}
 	/* the config copy: a directory of its own, runc's bundle from now on
-	 * (runc exec runs in it); removed by a checkpoint that deletes the
-	 * container, or by a failed restore */
+	 * (runc exec runs in it); removed by runc delete (a poststop hook), a
+	 * checkpoint that deletes the container, or a failed restore */
 	if (mkdir_p("/run/dmigrate", 0700) < 0) {
 		r = dm_fail(neg_errno(), "/run/dmigrate: %m");
 		goto fail;
@@ -1047,6 +1052,16 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 		goto fail;
 	}
 	s.tmp_bundle = xstrdup(tmpl);
+	cfg = stub_config(m, bundle, s.tmp_bundle, &rootfs);
+	if (!cfg) {
+		r = -EBADMSG;
+		goto fail;
+	}
+	if (access(rootfs, F_OK) < 0) {
+		r = dm_fail(-ENOENT, "the container's rootfs %s is not here (bundle %s; --runc-bundle "
+			    "names another)", rootfs, bundle);
+		goto fail;
+	}
 	cfgpath = xasprintf("%s/config.json", s.tmp_bundle);
 	if (json_dump_file(cfg, cfgpath, JSON_INDENT(1)) < 0) {
 		r = dm_fail(-EIO, "cannot write %s", cfgpath);

@@ -1,0 +1,237 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Checkpoint and restore of a runc container on one host (docs/containers.md):
+# the busybox counter of mkbundle.sh, with a seccomp filter, no_new_privs and
+# the default capabilities.
+#
+#   tests/containers/runc-cr.sh [--build DIR] [--filter REGEX]
+#
+# Cases:
+#   cr          checkpoint runc:ID (the container goes), restore: the same
+#               ID runs under runc with its init as pid 1, the counter goes
+#               on from the value it had (not from 1), the host name set at
+#               run time and a file in its /dev/shm tmpfs are back, CapEff,
+#               CapPrm, CapBnd, NoNewPrivs, Seccomp and Seccomp_filters of the
+#               init are what they were; runc state/exec/kill/delete work
+#   leave       checkpoint --leave-running: it runs on, same init, counting
+#   refused     a netlink socket in the init's tree (uevent started by the
+#               init): the checkpoint fails naming it, the container runs
+#               on, thawed, its pid the same, no partial image
+#   not-tree    a process of `runc exec` (its parent is runc, or the host's
+#               reaper once runc goes: never below the init): refused, named,
+#               the container runs on, thawed
+#   chain       a restored container checkpointed again (from runc's copy of
+#               its config) and restored under another name (--name)
+# Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
+set -u -o pipefail
+export LC_ALL=C
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$REPO/build
+FILTER=.
+while (($#)); do
+	case $1 in
+	--build) BUILD=$2; shift ;;
+	--filter) FILTER=$2; shift ;;
+	*) echo "usage: $0 [--build DIR] [--filter REGEX]" >&2; exit 2 ;;
+	esac
+	shift
+done
+DM=$BUILD/dmigrate
+WORK=$(mktemp -d /tmp/dm-runc.XXXXXX)
+ROOT=$WORK/state
+B=$WORK/bundle
+R=(runc --root "$ROOT")
+passed=0 failed=0 skipped=0
+IDS=()
+EXECS=()
+
+cleanup() {
+	local id
+	for p in "${EXECS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for id in "${IDS[@]}"; do "${R[@]}" delete -f "$id" >/dev/null 2>&1; done
+	# config copies of the restored containers
+	for id in "${IDS[@]}"; do :; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { echo "PASS $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+want() { [[ $1 =~ $FILTER ]]; }
+
+if ! command -v runc >/dev/null; then
+	echo "SKIP all: runc is not installed (scripts/deps.sh)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+"$REPO/tests/containers/mkbundle.sh" busybox "$B" >/dev/null || { echo "FAIL bundle: mkbundle.sh"; exit 1; }
+# a seccomp filter and no_new_privs: the restored init must be as confined
+jq '.process.noNewPrivileges = true |
+    .linux.seccomp = {defaultAction: "SCMP_ACT_ALLOW",
+                      syscalls: [{names: ["swapon", "swapoff"], action: "SCMP_ACT_ERRNO"}]}' \
+	"$B/config.json" >"$WORK/config.json" && cp "$WORK/config.json" "$B/config.json"
+# mkbundle's stamp covers its own inputs: the edited config is ours from here
+
+init_pid() { local o; o=$("${R[@]}" state "$1" 2>/dev/null) && jq -r '.pid // 0' <<<"$o" || echo 0; }
+status_of() { local o; o=$("${R[@]}" state "$1" 2>/dev/null) && jq -r '.status // "none"' <<<"$o" || echo none; }
+confinement() { grep -E '^(CapEff|CapPrm|CapBnd|CapInh|NoNewPrivs|Seccomp|Seccomp_filters):' "/proc/$1/status"; }
+counter() { cat "$B/rootfs/tmp/counter" 2>/dev/null; }
+
+start() { # id [bundle]
+	IDS+=("$1")
+	"${R[@]}" run -d --bundle "${2:-$B}" "$1" </dev/null >/dev/null 2>&1 || return 1
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || return 1
+	# far enough from 1 that a counter started again would show (see case_cr)
+	for _ in $(seq 150); do (($(counter) >= 5)) && return 0; sleep 0.1; done
+	return 1
+}
+
+# wait (bounded) until the counter file holds something else than $1
+counter_moves_from() {
+	local v
+	for _ in $(seq 150); do
+		v=$(counter)
+		[[ $v =~ ^[0-9]+$ && $v != "$1" ]] && { echo "$v"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+
+# the freezer (v1) or cgroup.freeze (v2) of a container says it runs
+thawed() {
+	local st p
+	st=$(cat "$ROOT/$1/state.json")
+	p=$(jq -r '.cgroup_paths.freezer // empty' <<<"$st")
+	if [[ -n $p && -e $p/freezer.state ]]; then
+		[[ $(cat "$p/freezer.state") == THAWED ]]
+	else
+		p=$(jq -r '.cgroup_paths[""]' <<<"$st")
+		grep -q '^frozen 0' "$p/cgroup.events"
+	fi
+}
+
+source "$REPO/tests/containers/lib.sh"
+
+case_cr() {
+	local id=dmcr$$ img=$WORK/img-cr pid before after v0 v1 out
+	start "$id" || { bad cr "the container does not count"; return; }
+	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" hostname dm-changed || { bad cr "hostname"; return; }
+	"${R[@]}" exec "$id" sh -c 'echo in-tmpfs >/dev/shm/kept' || { bad cr "tmpfs file"; return; }
+	pid=$(init_pid "$id")
+	before=$(confinement "$pid")
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
+		{ bad cr "checkpoint: $out"; return; }
+	[[ $(status_of "$id") == none ]] || { bad cr "the container is still there after the checkpoint: $(status_of "$id") $out"; return; }
+	v0=$(counter)
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad cr "restore: $out"; return; }
+	[[ $(status_of "$id") == running ]] || { bad cr "runc state: $(status_of "$id")"; return; }
+	pid=$(init_pid "$id")
+	# it goes on from v0 (+1, or more if this shell was slow to look); a
+	# counter started again would be below v0 for v0 ticks
+	v1=$(counter_moves_from "$v0") || { bad cr "the counter stays at $v0"; return; }
+	((v1 > v0)) || { bad cr "the counter went from $v0 to $v1 (restarted?)"; return; }
+	out=$("${R[@]}" exec "$id" cat /proc/1/cmdline | tr '\0' ' ')
+	[[ $out == "/bin/sh -c i=0; while"* ]] || { bad cr "pid 1 in the container is '$out'"; return; }
+	[[ $(awk '/^NSpid:/ {print $NF}' "/proc/$pid/status") == 1 ]] || { bad cr "runc's pid is not pid 1"; return; }
+	out=$("${R[@]}" exec "$id" hostname)
+	[[ $out == dm-changed ]] || { bad cr "hostname is '$out'"; return; }
+	out=$("${R[@]}" exec "$id" cat /dev/shm/kept)
+	[[ $out == in-tmpfs ]] || { bad cr "/dev/shm/kept holds '$out'"; return; }
+	after=$(confinement "$pid")
+	[[ $before == "$after" ]] || { bad cr "confinement differs: before: $(echo $before) after: $(echo $after)"; return; }
+	"${R[@]}" list | grep -q "^$id " || { bad cr "runc list does not show it"; return; }
+	"${R[@]}" kill "$id" KILL || { bad cr "runc kill"; return; }
+	for _ in $(seq 100); do [[ $(status_of "$id") == stopped ]] && break; sleep 0.1; done
+	[[ $(status_of "$id") == stopped ]] || { bad cr "not stopped after runc kill: $(status_of "$id")"; return; }
+	"${R[@]}" delete "$id" || { bad cr "runc delete"; return; }
+	[[ $(status_of "$id") == none ]] || { bad cr "still there after runc delete"; return; }
+	ok cr
+}
+
+case_leave() {
+	local id=dmlv$$ img=$WORK/img-leave pid out
+	start "$id" || { bad leave "the container does not count"; return; }
+	pid=$(init_pid "$id")
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" --leave-running 2>&1) ||
+		{ bad leave "checkpoint: $out"; return; }
+	[[ $(status_of "$id") == running && $(init_pid "$id") == "$pid" ]] || { bad leave "not running on"; return; }
+	thawed "$id" || { bad leave "left frozen"; return; }
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || { bad leave "the counter stopped"; return; }
+	[[ -f $img/inventory.img ]] || { bad leave "no image"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok leave
+}
+
+case_refused() {
+	local id=dmrf$$ img=$WORK/img-refused b2=$WORK/bundle-uevent pid out
+	# the same rootfs; the init starts uevent (a netlink socket) in the
+	# background: a process of its tree holds what the engine cannot restore
+	mkdir -p "$b2"
+	jq --arg root "$B/rootfs" '.root.path = $root |
+	    .process.args[2] = "uevent </dev/null >/dev/null 2>&1 & " + .process.args[2]' \
+		"$B/config.json" >"$b2/config.json"
+	start "$id" "$b2" || { bad refused "the container does not count"; return; }
+	pid=$(init_pid "$id")
+	for _ in $(seq 100); do pgrep -P "$pid" -x uevent >/dev/null && break; sleep 0.05; done
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1)
+	if (($? == 0)); then bad refused "the checkpoint succeeded"; return; fi
+	grep -Eq 'unsupported fd [0-9]+ of process [0-9]+.*NETLINK' <<<"$out" ||
+		{ bad refused "the error does not name the socket: $out"; return; }
+	grep -q "container $id runs on, unchanged" <<<"$out" || { bad refused "no 'runs on': $out"; return; }
+	[[ $(status_of "$id") == running && $(init_pid "$id") == "$pid" ]] || { bad refused "not running on"; return; }
+	thawed "$id" || { bad refused "left frozen"; return; }
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || { bad refused "the counter stopped"; return; }
+	[[ ! -e $img ]] || { bad refused "a partial image is left"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok refused
+}
+
+case_not_tree() {
+	local id=dmnt$$ img=$WORK/img-nt out
+	start "$id" || { bad not-tree "the container does not count"; return; }
+	"${R[@]}" exec "$id" sleep 1000 </dev/null >/dev/null 2>&1 &
+	EXECS+=($!)
+	disown $!
+	for _ in $(seq 100); do pgrep -x sleep -P "$(init_pid "$id")" >/dev/null; \
+		[[ $(wc -l <"$(jq -r '.cgroup_paths.freezer // .cgroup_paths[""]' "$ROOT/$id/state.json")/cgroup.procs") -ge 3 ]] && break; sleep 0.05; done
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1)
+	if (($? == 0)); then bad not-tree "the checkpoint succeeded"; return; fi
+	grep -Eq 'process [0-9]+ \(sleep\) is in container .* not below its init' <<<"$out" ||
+		{ bad not-tree "the error does not name the process: $out"; return; }
+	[[ $(status_of "$id") == running ]] && thawed "$id" || { bad not-tree "not running on, thawed"; return; }
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || { bad not-tree "the counter stopped"; return; }
+	kill -KILL "${EXECS[@]}" 2>/dev/null
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok not-tree
+}
+
+case_chain() {
+	local id=dmch$$ id2=dmch2$$ v0 v1 out
+	start "$id" || { bad chain "the container does not count"; return; }
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$WORK/img-ch1" 2>&1) &&
+		out=$("$DM" restore --images "$WORK/img-ch1" --runc-root "$ROOT" 2>&1) ||
+		{ bad chain "first checkpoint/restore: $out"; return; }
+	IDS+=("$id2")
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$WORK/img-ch2" 2>&1) ||
+		{ bad chain "checkpoint of the restored container: $out"; return; }
+	v0=$(counter)
+	out=$("$DM" restore --images "$WORK/img-ch2" --runc-root "$ROOT" --name "$id2" 2>&1) ||
+		{ bad chain "restore --name: $out"; return; }
+	[[ $(status_of "$id2") == running ]] || { bad chain "$id2 is $(status_of "$id2")"; return; }
+	v1=$(counter_moves_from "$v0") && ((v1 > v0)) || { bad chain "counter $v0 -> ${v1:-}"; return; }
+	[[ $("${R[@]}" state "$id2" | jq -r '.annotations["org.dmigrate.bundle"]') == "$B" ]] ||
+		{ bad chain "the user's bundle is lost"; return; }
+	"${R[@]}" delete -f "$id2" >/dev/null 2>&1
+	ok chain
+}
+
+t0=$(date +%s.%N)
+want cr && case_cr
+want leave && case_leave
+want refused && case_refused
+want not-tree && case_not_tree
+want chain && case_chain
+echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
