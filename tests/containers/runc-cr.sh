@@ -11,7 +11,8 @@
 #   cr          checkpoint runc:ID (the container goes), restore: the same
 #               ID runs under runc with its init as pid 1, the counter goes
 #               on from the value it had (not from 1), the host name set at
-#               run time and a file in its /dev/shm tmpfs are back, CapEff,
+#               run time, a file in its /dev/shm tmpfs and the memory and pids
+#               limits set with `runc update` are back, CapEff,
 #               CapPrm, CapBnd, NoNewPrivs, Seccomp and Seccomp_filters of the
 #               init are what they were; runc state/exec/kill/delete work
 #   leave       checkpoint --leave-running: it runs on, same init, counting
@@ -77,6 +78,12 @@ init_pid() { local o; o=$("${R[@]}" state "$1" 2>/dev/null) && jq -r '.pid // 0'
 status_of() { local o; o=$("${R[@]}" state "$1" 2>/dev/null) && jq -r '.status // "none"' <<<"$o" || echo none; }
 confinement() { grep -E '^(CapEff|CapPrm|CapBnd|CapInh|NoNewPrivs|Seccomp|Seccomp_filters):' "/proc/$1/status"; }
 counter() { cat "$B/rootfs/tmp/counter" 2>/dev/null; }
+# cgfile ID CONTROLLER FILE: a v1 cgroup file of the container (v2: the unified one)
+cgfile() {
+	local d
+	d=$(jq -r --arg c "$2" '.cgroup_paths[$c] // .cgroup_paths[""]' "$ROOT/$1/state.json")
+	cat "$d/$3" 2>/dev/null || cat "$d/${3/limit_in_bytes/max}"
+}
 
 start() { # id [bundle]
 	IDS+=("$1")
@@ -118,8 +125,13 @@ case_cr() {
 	start "$id" || { bad cr "the container does not count"; return; }
 	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" hostname dm-changed || { bad cr "hostname"; return; }
 	"${R[@]}" exec "$id" sh -c 'echo in-tmpfs >/dev/shm/kept' || { bad cr "tmpfs file"; return; }
+	"${R[@]}" update --memory 67108864 --pids-limit 77 "$id" || { bad cr "runc update"; return; }
 	pid=$(init_pid "$id")
 	before=$(confinement "$pid")
+	# what is compared is confinement indeed: filter mode, no_new_privs, few caps
+	grep -q $'^Seccomp:\t2' <<<"$before" && grep -q $'^NoNewPrivs:\t1' <<<"$before" &&
+		! grep -q $'^CapEff:\t000001ffffffffff' <<<"$before" ||
+		{ bad cr "the container is not confined as configured: $(echo $before)"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
 		{ bad cr "checkpoint: $out"; return; }
 	[[ $(status_of "$id") == none ]] || { bad cr "the container is still there after the checkpoint: $(status_of "$id") $out"; return; }
@@ -138,6 +150,8 @@ case_cr() {
 	[[ $out == dm-changed ]] || { bad cr "hostname is '$out'"; return; }
 	out=$("${R[@]}" exec "$id" cat /dev/shm/kept)
 	[[ $out == in-tmpfs ]] || { bad cr "/dev/shm/kept holds '$out'"; return; }
+	out=$(cgfile "$id" memory memory.limit_in_bytes)/$(cgfile "$id" pids pids.max)
+	[[ $out == 67108864/77 ]] || { bad cr "cgroup limits (memory/pids) are $out, not 67108864/77"; return; }
 	after=$(confinement "$pid")
 	[[ $before == "$after" ]] || { bad cr "confinement differs: before: $(echo $before) after: $(echo $after)"; return; }
 	"${R[@]}" list | grep -q "^$id " || { bad cr "runc list does not show it"; return; }
