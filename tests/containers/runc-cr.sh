@@ -22,6 +22,8 @@
 #   not-tree    a process of `runc exec` (its parent is runc, or the host's
 #               reaper once runc goes: never below the init): refused, named,
 #               the container runs on, thawed
+#   refused-ns  SysV shared memory in its IPC namespace, then a tmpfs mounted
+#               at run time: each refused, named, the container runs on
 #   chain       a restored container checkpointed again (from runc's copy of
 #               its config) and restored under another name (--name)
 # Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
@@ -220,6 +222,33 @@ case_not_tree() {
 	ok not-tree
 }
 
+# refused NAME WHAT REGEX: the checkpoint of $id fails naming WHAT (REGEX), and
+# the container runs on, thawed, counting
+expect_refused() {
+	local name=$1 id=$2 re=$3 img=$WORK/img-$1 out
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1)
+	if (($? == 0)); then bad "$name" "the checkpoint succeeded"; return 1; fi
+	grep -Eq "$re" <<<"$out" || { bad "$name" "the error does not match /$re/: $out"; return 1; }
+	[[ $(status_of "$id") == running ]] && thawed "$id" || { bad "$name" "not running on, thawed"; return 1; }
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || { bad "$name" "the counter stopped"; return 1; }
+	[[ ! -e $img ]] || { bad "$name" "a partial image is left"; return 1; }
+}
+
+case_refused_ns() {
+	local id=dmns$$ pid
+	start "$id" || { bad refused-ns "the container does not count"; return; }
+	pid=$(init_pid "$id")
+	# SysV shared memory in its IPC namespace: runc would make an empty one
+	nsenter --ipc="/proc/$pid/ns/ipc" ipcmk -M 4096 >/dev/null || { bad refused-ns "ipcmk"; return; }
+	expect_refused refused-ns "$id" "container '$id' holds a SysV shm \\(key [0-9-]+, id [0-9]+\\).*not restored" || return
+	nsenter --ipc="/proc/$pid/ns/ipc" ipcrm -a
+	# a mount made at run time: not in the config, runc would not make it
+	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" mount -t tmpfs none /srv || { bad refused-ns "mount"; return; }
+	expect_refused refused-ns "$id" "tmpfs mount at /srv was made at run time" || return
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok refused-ns
+}
+
 case_chain() {
 	local id=dmch$$ id2=dmch2$$ v0 v1 out
 	start "$id" || { bad chain "the container does not count"; return; }
@@ -245,6 +274,7 @@ want cr && case_cr
 want leave && case_leave
 want refused && case_refused
 want not-tree && case_not_tree
+want refused-ns && case_refused_ns
 want chain && case_chain
 echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 echo "$passed passed, $failed failed, $skipped skipped"
