@@ -24,6 +24,10 @@
 #               the container runs on, thawed
 #   refused-ns  SysV shared memory in its IPC namespace, then a tmpfs mounted
 #               at run time: each refused, named, the container runs on
+#   refused-net an interface added to the network namespace runc made: refused
+#   host-file   its stdout a file of the host (no path to it inside): refused
+#   bad-image   a restore from a corrupted image, or from a bundle that is not
+#               there, fails naming it and leaves no container, no config copy
 #   chain       a restored container checkpointed again (from runc's copy of
 #               its config) and restored under another name (--name)
 # Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
@@ -53,8 +57,7 @@ cleanup() {
 	local id
 	for p in "${EXECS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for id in "${IDS[@]}"; do "${R[@]}" delete -f "$id" >/dev/null 2>&1; done
-	# config copies of the restored containers
-	for id in "${IDS[@]}"; do :; done
+	ip link del "dmp$$" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -249,6 +252,54 @@ case_refused_ns() {
 	ok refused-ns
 }
 
+case_refused_net() {
+	local id=dmnet$$ pid
+	start "$id" || { bad refused-net "the container does not count"; return; }
+	pid=$(init_pid "$id")
+	# an interface added after runc made the network namespace (as CNI does)
+	ip link add "dmd$$" type veth peer name "dmp$$" && ip link set "dmd$$" netns "$pid" ||
+		{ bad refused-net "ip link"; return; }
+	expect_refused refused-net "$id" "network interface dmd$$ is in the network namespace runc made" || return
+	ip link del "dmp$$" 2>/dev/null
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok refused-net
+}
+
+case_host_file() {
+	local id=dmhf$$
+	# its stdout is a file of the host, not reachable inside the container
+	IDS+=("$id")
+	"${R[@]}" run -d --bundle "$B" "$id" </dev/null >"$WORK/host.log" 2>&1 ||
+		{ bad host-file "runc run"; return; }
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || { bad host-file "the container does not count"; return; }
+	expect_refused host-file "$id" "fd 1 of process [0-9]+ \\(sh\\) in container '$id' is $WORK/host.log, on a mount outside the container" || return
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok host-file
+}
+
+# a restore that fails makes nothing: no container, no config copy
+case_bad_image() {
+	local id=dmbi$$ img=$WORK/img-bad out copies
+	start "$id" || { bad bad-image "the container does not count"; return; }
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" --leave-running 2>&1) ||
+		{ bad bad-image "checkpoint: $out"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	copies=$(ls /run/dmigrate 2>/dev/null | wc -l)
+	# a good image whose bundle is not there: refused before runc runs
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" --runc-bundle "$WORK/nowhere" 2>&1)
+	if (($? == 0)); then bad bad-image "the restore from a missing bundle succeeded"; return; fi
+	grep -q "rootfs $WORK/nowhere/rootfs is not here" <<<"$out" || { bad bad-image "missing rootfs: $out"; return; }
+	[[ $(status_of "$id") == none ]] || { bad bad-image "a container is left after the missing bundle"; return; }
+	# a byte of the init's image changed: its checksum fails, before runc runs
+	printf 'X' | dd of="$img/proc-1.img" bs=1 seek=100 conv=notrunc 2>/dev/null
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1)
+	if (($? == 0)); then bad bad-image "the restore succeeded"; return; fi
+	grep -q "proc-1.img" <<<"$out" || { bad bad-image "the error does not name the file: $out"; return; }
+	[[ $(status_of "$id") == none ]] || { bad bad-image "a container is left: $(status_of "$id")"; return; }
+	(($(ls /run/dmigrate 2>/dev/null | wc -l) == copies)) || { bad bad-image "a config copy is left in /run/dmigrate"; return; }
+	ok bad-image
+}
+
 case_chain() {
 	local id=dmch$$ id2=dmch2$$ v0 v1 out
 	start "$id" || { bad chain "the container does not count"; return; }
@@ -275,6 +326,9 @@ want leave && case_leave
 want refused && case_refused
 want not-tree && case_not_tree
 want refused-ns && case_refused_ns
+want refused-net && case_refused_net
+want host-file && case_host_file
+want bad-image && case_bad_image
 want chain && case_chain
 echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 echo "$passed passed, $failed failed, $skipped skipped"
