@@ -11,7 +11,7 @@
 #
 #   NAME           busybox      sh loop: a counter, one line a tick, on stdout
 #                               and in /tmp/counter
-#                  python-http  python3 -m http.server 8000 serving /srv
+#                  python-http  python3 -m http.server 8000 serving /srv (IPv4 and v6)
 #                  redis        redis-server on 6379 (no persistence)
 #                  memcached    memcached on 11211 (64 MiB)
 #                  nginx        nginx on 80, a master and two workers, /srv
@@ -40,6 +40,7 @@
 # is not empty) is refused rather than overwritten.
 set -eu -o pipefail
 export LC_ALL=C
+PATH=$PATH:/usr/sbin:/sbin	# ldconfig
 
 PROG=$(readlink -f "${BASH_SOURCE[0]}")
 NAMES="busybox python-http redis memcached nginx"
@@ -114,7 +115,8 @@ python-http)
 		grep -Ev '^/usr/share/(doc|man|lintian|binfmts|applications|pixmaps)/|/test/|/idlelib/|/tkinter/')
 	FILES+=(/usr/bin/python3)
 	ELFS=($PY /usr/lib/python3.11/lib-dynload/*.so)
-	ARGS=(/usr/bin/python3 -m http.server 8000 --directory /srv)
+	# "::" with IPV6_V6ONLY off (http.server's DualStackServer): IPv4 and IPv6
+	ARGS=(/usr/bin/python3 -m http.server 8000 --bind :: --directory /srv)
 	ENV_EXTRA=(PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1)
 	;;
 redis)
