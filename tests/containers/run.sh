@@ -9,6 +9,9 @@
 #   tests/containers/run.sh [--build DIR] [--filter REGEX] [--keep] [-v]
 #
 # Cases (names are GROUP/NAME; --filter selects by name):
+#   testbed/mkbundle   a second mkbundle.sh call with the same inputs changes
+#                      nothing; another host name rebuilds; a directory it did
+#                      not make is refused and left as it was
 #   testbed/hosts      each host has a cgroup namespace of its own (neither
 #                      the machine's nor the other host's) and sees its cgroups
 #                      as roots; the machine cannot route to the segment
@@ -47,7 +50,7 @@ while (($#)); do
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -213,6 +216,25 @@ t_service() {
 	result PASS $t
 }
 
+# mkbundle.sh: a second call with the same inputs changes nothing, other
+# inputs rebuild, a directory it did not make is refused (untouched)
+t_mkbundle() {
+	local t=testbed/mkbundle d=$WORK/mkb out before after
+	out=$("$CT_DIR/mkbundle.sh" --hostname one busybox "$d" 2>&1) || { result FAIL $t "first build: $out"; return; }
+	before=$(find "$d" -printf '%p %i %T@\n' | sort | sha256sum)
+	out=$("$CT_DIR/mkbundle.sh" --hostname one busybox "$d" 2>&1) || { result FAIL $t "second call: $out"; return; }
+	after=$(find "$d" -printf '%p %i %T@\n' | sort | sha256sum)
+	[[ $out == *"up to date"* && $before == "$after" ]] || { result FAIL $t "the second call changed the bundle: $out"; return; }
+	out=$("$CT_DIR/mkbundle.sh" --hostname two busybox "$d" 2>&1) || { result FAIL $t "rebuild: $out"; return; }
+	[[ $(jq -r .hostname "$d/config.json") == two ]] || { result FAIL $t "another host name did not rebuild: $out"; return; }
+	mkdir -p "$WORK/foreign"
+	echo keep >"$WORK/foreign/file"
+	out=$("$CT_DIR/mkbundle.sh" busybox "$WORK/foreign" 2>&1) && { result FAIL $t "overwrote a directory it did not make"; return; }
+	[[ $(cat "$WORK/foreign/file") == keep && ! -e $WORK/foreign/rootfs ]] || { result FAIL $t "touched a directory it refused"; return; }
+	[[ $out == *"not made by mkbundle.sh"* ]] || { result FAIL $t "refusal does not say why: $out"; return; }
+	result PASS $t
+}
+
 t_cleanup() {
 	local t=testbed/cleanup id=$PREFIX-left b pids p out cgs
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
@@ -243,8 +265,9 @@ t_cleanup() {
 
 # ---------------------------------------------------------------- run
 
-CASES=(testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx)
+CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx)
 declare -A RUN=(
+	[testbed/mkbundle]=t_mkbundle
 	[testbed/hosts]=t_hosts
 	[testbed/busybox]=t_busybox
 	[testbed/redis]="t_service redis 17"
