@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: MIT
 # Clients of the services of tests/containers/mkbundle.sh, for the container
 # tests: each asks the service with its real client and prints the answer;
@@ -60,7 +61,7 @@ ctr_ask() {
 # ctr_counter_advances FILE: the busybox counter in FILE is a number that
 # grows (read twice, polled)
 ctr_counter_advances() {
-	local f=$1 a= b= i
+	local f=$1 a='' b='' i
 	for ((i = 0; i < CTR_ASK_TRIES; i++)); do
 		a=$(cat "$f" 2>/dev/null) && [[ $a =~ ^[0-9]+$ ]] && break
 		sleep 0.2
@@ -138,4 +139,39 @@ ctr_cgroup_pids() {
 	local d
 	d=$(ctr_info "$1.cgroup" | grep -m1 '/pids/') || d=$(ctr_info "$1.cgroup" | head -1)
 	cat "$d/$2/cgroup.procs" 2>/dev/null
+}
+
+# ---- a client that keeps one connection (lib/client.py) -----------------------
+CTR_CLIENT=${CTR_CLIENT:-$(dirname "${BASH_SOURCE[0]}")/lib/client.py}
+
+# ctr_load SERVICE ADDR N [SIZE] / ctr_verify ...: N keys (redis, memcached),
+# from the client namespace
+ctr_load() { ctr_client /usr/bin/python3 "$CTR_CLIENT" "$1" "$2" load "$3" --size "${4:-64}"; }
+ctr_verify() { ctr_client /usr/bin/python3 "$CTR_CLIENT" "$1" "$2" verify "$3" --size "${4:-64}"; }
+
+# ctr_keep_start SERVICE ADDR STATUS [ARGS...]: the keep client in the
+# background in the client namespace (a child of this shell: call it without
+# $(...)); its pid in CTR_KEEP_PID, its output in STATUS.out
+ctr_keep_start() {
+	local svc=$1 addr=$2 status=$3
+	shift 3
+	rm -f "$status"
+	# not through ctr_client: $! must be the client itself (ip execs it)
+	ip netns exec "$PREFIX-c" /usr/bin/python3 "$CTR_CLIENT" "$svc" "$addr" keep --status "$status" "$@" \
+		</dev/null >"$status.out" 2>&1 &
+	# shellcheck disable=SC2034  # for the caller
+	CTR_KEEP_PID=$!
+}
+# ctr_keep_field STATUS KEY: a field of its status file ("" before it exists)
+ctr_keep_field() { jq -r ".$2" "$1" 2>/dev/null; }
+# ctr_keep_past STATUS N: has it had more than N right answers?
+ctr_keep_past() { local r; r=$(ctr_keep_field "$1" requests) && [[ $r =~ ^[0-9]+$ ]] && ((r > $2)); }
+# ctr_keep_stop PID STATUS: stop it (SIGTERM: it reads back what it wrote) and
+# wait; its exit status (0: every answer right, one connection throughout)
+ctr_keep_stop() {
+	local pid=$1 rc
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	rc=$?
+	return $rc
 }

@@ -11,10 +11,12 @@
 #
 #   NAME           busybox      sh loop: a counter, one line a tick, on stdout
 #                               and in /tmp/counter
-#                  python-http  python3 -m http.server 8000 serving /srv (IPv4 and v6)
+#                  python-http  python3 -m http.server 8000 serving /srv (IPv4 and v6,
+#                               HTTP/1.1 keep-alive)
 #                  redis        redis-server on 6379 (no persistence)
 #                  memcached    memcached on 11211 (64 MiB)
 #                  nginx        nginx on 80, a master and two workers, /srv
+#                               (keep-alive without limits)
 #   --netns MODE   new (default): runc makes the container an empty network
 #                  namespace (lo only; the caller adds an interface between
 #                  `runc create` and `runc start`, as CNI does);
@@ -114,9 +116,10 @@ python-http)
 	mapfile -t FILES < <(pkg_files python3.11-minimal libpython3.11-minimal libpython3.11-stdlib |
 		grep -Ev '^/usr/share/(doc|man|lintian|binfmts|applications|pixmaps)/|/test/|/idlelib/|/tkinter/')
 	FILES+=(/usr/bin/python3)
-	ELFS=($PY /usr/lib/python3.11/lib-dynload/*.so)
-	# "::" with IPV6_V6ONLY off (http.server's DualStackServer): IPv4 and IPv6
-	ARGS=(/usr/bin/python3 -m http.server 8000 --bind :: --directory /srv)
+	ELFS=("$PY" /usr/lib/python3.11/lib-dynload/*.so)
+	# "::" with IPV6_V6ONLY off (http.server's DualStackServer): IPv4 and IPv6;
+	# HTTP/1.1: a client keeps its connection (lib/client.py keep)
+	ARGS=(/usr/bin/python3 -m http.server 8000 --bind :: --protocol HTTP/1.1 --directory /srv)
 	ENV_EXTRA=(PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1)
 	;;
 redis)
@@ -226,6 +229,9 @@ else
 		http {
 			access_log off;
 			default_type text/html;
+			# a client keeps one connection as long as it likes
+			keepalive_requests 100000000;
+			keepalive_timeout 3600s;
 			client_body_temp_path /tmp/nginx-body;
 			proxy_temp_path /tmp/nginx-proxy;
 			fastcgi_temp_path /tmp/nginx-fastcgi;

@@ -24,7 +24,11 @@
 #                      its veth on a's bridge, started; its client answers from
 #                      the client namespace and from host b (across the
 #                      bridges' link); python-http over IPv6 too; nginx is a
-#                      master and two workers
+#                      master and two workers; lib/client.py keeps one
+#                      connection for 200 requests and reads back what it
+#                      wrote; redis, memcached: 2000 keys loaded and verified
+#                      (and a wrong value is caught); redis: the kept client
+#                      fails, named, when the container is deleted under it
 #   testbed/cleanup    (always last) a container left running in host a:
 #                      `testhost down` kills it and leaves no namespace,
 #                      cgroup, runc state or veth behind
@@ -50,7 +54,7 @@ while (($#)); do
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -194,7 +198,7 @@ t_busybox() {
 # t_service NAME N: the service in host a at address N; clients from the
 # client namespace and from host b
 t_service() {
-	local name=$1 n=$2 t=testbed/$1 id=$PREFIX-$1 b out n_procs
+	local name=$1 n=$2 t=testbed/$1 id=$PREFIX-$1 b out
 	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
 	CTRS+=("a $id")
 	out=$(ctr_start a "$id" "$b" "$n" "$WORK/$id.log") || { result FAIL $t "$out"; return; }
@@ -206,6 +210,30 @@ t_service() {
 	if [[ $name == python-http ]]; then
 		out=$(ctr_client curl -sS --max-time 10 "http://[$(ctr_addr6 "$n")]:8000/index.html" 2>&1)
 		[[ $out == "dmigrate $name" ]] || { result FAIL $t "no answer over IPv6: $out"; return; }
+	fi
+	# one kept connection: 200 right answers, then everything written is read
+	# back on it
+	ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep"
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 200 ||
+		{ kill "$CTR_KEEP_PID"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out" 2>/dev/null)"; return; }
+	ctr_keep_stop "$CTR_KEEP_PID" || { result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	if [[ $name == redis || $name == memcached ]]; then
+		out=$(ctr_load "$name" "$(ctr_addr "$n")" 2000 100 2>&1) || { result FAIL $t "load: $out"; return; }
+		out=$(ctr_verify "$name" "$(ctr_addr "$n")" 2000 100 2>&1) || { result FAIL $t "verify: $out"; return; }
+		# the checks can fail: another size is another value
+		ctr_verify "$name" "$(ctr_addr "$n")" 2000 99 >/dev/null 2>&1 &&
+			{ result FAIL $t "verify accepts wrong values"; return; }
+	fi
+	if [[ $name == redis ]]; then
+		# the kept connection sees the service go: it fails, named
+		ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep2"
+		wait_until 60 ctr_keep_past "$WORK/$id.keep2" 10 ||
+			{ kill "$CTR_KEEP_PID"; result FAIL $t "second kept connection does not start"; return; }
+		ctr_delete a "$id"
+		wait "$CTR_KEEP_PID" && { result FAIL $t "the kept client did not notice the service was gone"; return; }
+		[[ $(ctr_keep_field "$WORK/$id.keep2" error) == *"closed the connection"* ||
+			$(ctr_keep_field "$WORK/$id.keep2" error) == *"reset"* ]] ||
+			{ result FAIL $t "the kept client's error: $(ctr_keep_field "$WORK/$id.keep2" error)"; return; }
 	fi
 	if [[ $name == nginx ]]; then
 		# the master and its two workers, in the container's cgroup
