@@ -25,7 +25,7 @@
 #                      the client namespace and from host b (across the
 #                      bridges' link); python-http over IPv6 too; nginx is a
 #                      master and two workers; lib/client.py keeps one
-#                      connection for 200 requests and reads back what it
+#                      connection for 50 requests and reads back what it
 #                      wrote; redis, memcached: 2000 keys loaded and verified
 #                      (and a wrong value is caught); redis: the kept client
 #                      fails, named, when the container is deleted under it
@@ -211,10 +211,10 @@ t_service() {
 		out=$(ctr_client curl -sS --max-time 10 "http://[$(ctr_addr6 "$n")]:8000/index.html" 2>&1)
 		[[ $out == "dmigrate $name" ]] || { result FAIL $t "no answer over IPv6: $out"; return; }
 	fi
-	# one kept connection: 200 right answers, then everything written is read
+	# one kept connection: 50 right answers, then everything written is read
 	# back on it
 	ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep"
-	wait_until 60 ctr_keep_past "$WORK/$id.keep" 200 ||
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 50 ||
 		{ kill "$CTR_KEEP_PID"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out" 2>/dev/null)"; return; }
 	ctr_keep_stop "$CTR_KEEP_PID" || { result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
 	if [[ $name == redis || $name == memcached ]]; then
