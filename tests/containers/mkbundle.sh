@@ -11,10 +11,12 @@
 #
 #   NAME           busybox      sh loop: a counter, one line a tick, on stdout
 #                               and in /tmp/counter
-#                  python-http  python3 -m http.server 8000 serving /srv
+#                  python-http  python3 -m http.server 8000 serving /srv (IPv4 and v6,
+#                               HTTP/1.1 keep-alive)
 #                  redis        redis-server on 6379 (no persistence)
-#                  memcached    memcached on 11211 (64 MiB)
+#                  memcached    memcached on 11211 (64 MiB, --mem)
 #                  nginx        nginx on 80, a master and two workers, /srv
+#                               (keep-alive without limits)
 #   --netns MODE   new (default): runc makes the container an empty network
 #                  namespace (lo only; the caller adds an interface between
 #                  `runc create` and `runc start`, as CNI does);
@@ -23,6 +25,7 @@
 #                  /run/netns/NAME of `ip netns add`)
 #   --hostname H   the container's host name (default dm-NAME)
 #   --interval S   busybox: seconds between ticks (default 0.2)
+#   --mem MIB      memcached: its cache size, -m (default 64)
 #   --check        after building, run the bundle with `runc run -d` in a
 #                  scratch state root, ask the service with its client
 #                  (counter advancing, redis-cli ping, memcached set/get, an
@@ -40,12 +43,14 @@
 # is not empty) is refused rather than overwritten.
 set -eu -o pipefail
 export LC_ALL=C
+PATH=$PATH:/usr/sbin:/sbin	# ldconfig
 
 PROG=$(readlink -f "${BASH_SOURCE[0]}")
 NAMES="busybox python-http redis memcached nginx"
 NETNS=new
 HOSTNAME_=
 INTERVAL=0.2
+MEM=64
 CHECK=0
 
 die() { echo "mkbundle: $*" >&2; exit 1; }
@@ -56,6 +61,7 @@ while (($#)); do
 	--netns) NETNS=${2:?}; shift ;;
 	--hostname) HOSTNAME_=${2:?}; shift ;;
 	--interval) INTERVAL=${2:?}; shift ;;
+	--mem) MEM=${2:?}; shift ;;
 	--check) CHECK=1 ;;
 	--list) echo "$NAMES"; exit 0 ;;
 	-h|--help) usage ;;
@@ -73,6 +79,7 @@ new|host|/*) ;;
 *) die "--netns: new, host or an absolute path, not '$NETNS'" ;;
 esac
 [[ $INTERVAL =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--interval: a number of seconds, not '$INTERVAL'"
+[[ $MEM =~ ^[1-9][0-9]*$ ]] || die "--mem: a number of MiB, not '$MEM'"
 HOSTNAME_=${HOSTNAME_:-dm-$NAME}
 for t in runc jq ldd ldconfig sha256sum; do
 	command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh installs it)"
@@ -113,8 +120,10 @@ python-http)
 	mapfile -t FILES < <(pkg_files python3.11-minimal libpython3.11-minimal libpython3.11-stdlib |
 		grep -Ev '^/usr/share/(doc|man|lintian|binfmts|applications|pixmaps)/|/test/|/idlelib/|/tkinter/')
 	FILES+=(/usr/bin/python3)
-	ELFS=($PY /usr/lib/python3.11/lib-dynload/*.so)
-	ARGS=(/usr/bin/python3 -m http.server 8000 --directory /srv)
+	ELFS=("$PY" /usr/lib/python3.11/lib-dynload/*.so)
+	# "::" with IPV6_V6ONLY off (http.server's DualStackServer): IPv4 and IPv6;
+	# HTTP/1.1: a client keeps its connection (lib/client.py keep)
+	ARGS=(/usr/bin/python3 -m http.server 8000 --bind :: --protocol HTTP/1.1 --directory /srv)
 	ENV_EXTRA=(PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1)
 	;;
 redis)
@@ -127,7 +136,7 @@ redis)
 memcached)
 	need_bin /usr/bin/memcached memcached
 	ELFS=(/usr/bin/memcached)
-	ARGS=(/usr/bin/memcached -u root -l 0.0.0.0 -p 11211 -m 64)
+	ARGS=(/usr/bin/memcached -u root -l 0.0.0.0 -p 11211 -m "$MEM")
 	;;
 nginx)
 	need_bin /usr/sbin/nginx nginx-light
@@ -146,7 +155,7 @@ esac
 stamp_of() {
 	{
 		sha256sum "$PROG"
-		printf 'name=%s netns=%s hostname=%s interval=%s\n' "$NAME" "$NETNS" "$HOSTNAME_" "$INTERVAL"
+		printf 'name=%s netns=%s hostname=%s interval=%s mem=%s\n' "$NAME" "$NETNS" "$HOSTNAME_" "$INTERVAL" "$MEM"
 		runc --version | head -1
 		printf '%s\n' "$@"
 		stat -L -c '%n %s %Y' $BUSYBOX "${ELFS[@]}" "${FILES[@]}" "$@" 2>&1
@@ -224,6 +233,9 @@ else
 		http {
 			access_log off;
 			default_type text/html;
+			# a client keeps one connection as long as it likes
+			keepalive_requests 100000000;
+			keepalive_timeout 3600s;
 			client_body_temp_path /tmp/nginx-body;
 			proxy_temp_path /tmp/nginx-proxy;
 			fastcgi_temp_path /tmp/nginx-fastcgi;
