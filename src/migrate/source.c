@@ -865,8 +865,11 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,
 		.before_freeze = before_freeze,
+		.container = o->container,
 	};
 	r = dump_freeze(&dopts, &s.d);
+	if (r >= 0 && o->container_record)
+		r = o->container_record(o->container_arg, s.workdir);
 	if (r < 0)
 		goto fail;
 	s.t_freeze = clock_ns();
@@ -996,6 +999,8 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	mem_server_stop(s.srv);
 	dump_release(s.d, DUMP_KILL);
+	if (o->container_gone)
+		o->container_gone(o->container_arg);
 	mig_send_empty(s.ctl, MIG_T_FIN);
 	atomic_store(&s.phase, "done");
 	mig_watchdog_stop(&s.wd);

@@ -29,6 +29,13 @@
 #                      wrote; redis, memcached: 2000 keys loaded and verified
 #                      (and a wrong value is caught); redis: the kept client
 #                      fails, named, when the container is deleted under it
+#   runc/migrate-MODE  post-copy, stop-and-copy, pre-copy, hybrid: the
+#                      busybox counter in host a, migrated with `dmigrate
+#                      migrate runc:ID` to dmigrated in host b (the bundle at
+#                      the same path: shared storage): host a's runc no longer
+#                      knows it, host b's runs it with the same init as pid 1,
+#                      its counter goes on from where it was, its host name
+#                      is the one set at run time (docs/containers.md)
 #   testbed/cleanup    (always last) a container left running in host a:
 #                      `testhost down` kills it and leaves no namespace,
 #                      cgroup, runc state or veth behind
@@ -104,6 +111,7 @@ WORK=$(mktemp -d /tmp/dmigrate-ct.XXXXXX)
 CTRS=()	# "H ID" of containers to delete at the end
 cleanup() {
 	local c
+	[[ -n ${DMD_PID:-} ]] && kill "$DMD_PID" 2>/dev/null && wait "$DMD_PID" 2>/dev/null
 	for c in "${CTRS[@]}"; do ctr_delete $c; done
 	if ((KEEP)); then
 		echo "# kept: test hosts $PREFIX (dmigrate testhost down --prefix $PREFIX), $WORK" >&2
@@ -293,8 +301,52 @@ t_cleanup() {
 
 # ---------------------------------------------------------------- run
 
-CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx)
+# the destination's dmigrated in host b, started once for the migrate cases
+DMD_PID=
+dmd_up() {
+	[[ -n $DMD_PID ]] && return 0
+	"$DM" keygen "$WORK/key" >/dev/null || return 1
+	rm -f "$WORK/dmd.ready"
+	ctr_host b "$DM" daemon --listen "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--state-dir "$WORK/dmd-state" --ready-file "$WORK/dmd.ready" >"$WORK/dmd.log" 2>&1 &
+	DMD_PID=$!
+	wait_until 20 test -s "$WORK/dmd.ready"
+}
+
+t_migrate() {
+	local mode=$1 t=runc/migrate-$1 id=$PREFIX-m${1%%-*} b out v0 v1 pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	CTRS+=("a $id" "b $id")
+	# stdio: the host's /dev/null (a host file would be refused: no path inside)
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" hostname "moved-$1" || { result FAIL $t "hostname"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+	v0=$(cat "$b/rootfs/tmp/counter")
+	[[ -z $(ctr_status a "$id") ]] || { result FAIL $t "host a still has it: $(ctr_status a "$id")"; return; }
+	[[ $(ctr_status b "$id") == running ]] || { result FAIL $t "not running in b: $(ctr_status b "$id")"; return; }
+	pid=$(ctr_pid b "$id") || { result FAIL $t "no pid in b"; return; }
+	out=$(ctr_runc b exec "$id" cat /proc/1/cmdline | tr '\0' ' ')
+	[[ $out == "/bin/sh -c i=0;"* ]] || { result FAIL $t "pid 1 in b is '$out'"; return; }
+	out=$(ctr_runc b exec "$id" hostname)
+	[[ $out == "moved-$1" ]] || { result FAIL $t "host name '$out'"; return; }
+	# it goes on from v0 (a counter started again would be below it)
+	wait_until 30 sh -c "v=\$(cat '$b/rootfs/tmp/counter'); [ \"\$v\" -gt $v0 ] 2>/dev/null" ||
+		{ result FAIL $t "the counter does not go on from $v0: $(cat "$b/rootfs/tmp/counter")"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
+CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx
+	runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy runc/migrate-hybrid)
 declare -A RUN=(
+	[runc/migrate-post-copy]="t_migrate post-copy"
+	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
+	[runc/migrate-pre-copy]="t_migrate pre-copy"
+	[runc/migrate-hybrid]="t_migrate hybrid"
 	[testbed/mkbundle]=t_mkbundle
 	[testbed/hosts]=t_hosts
 	[testbed/busybox]=t_busybox

@@ -95,7 +95,8 @@ start() { # id [bundle]
 	"${R[@]}" run -d --bundle "${2:-$B}" "$1" </dev/null >/dev/null 2>&1 || return 1
 	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || return 1
 	# far enough from 1 that a counter started again would show (see case_cr)
-	for _ in $(seq 150); do (($(counter) >= 5)) && return 0; sleep 0.1; done
+	local v
+	for _ in $(seq 150); do v=$(counter); [[ $v =~ ^[0-9]+$ ]] && ((v >= 5)) && return 0; sleep 0.1; done
 	return 1
 }
 
