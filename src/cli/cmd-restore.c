@@ -248,11 +248,6 @@ int cmd_restore(int argc, char **argv)
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		return 2;
 	}
-	if (inv->container && lazy) {
-		fprintf(stderr, "dmigrate: restore: --lazy is not supported for containers yet\n");
-		protobuf_c_message_free_unpacked(&inv->base, NULL);
-		return 2;
-	}
 	if (inv->container) {
 		ro.images_dir = o.images_dir;
 		r = runc_restore_start(inv->container, &ro, &rs);

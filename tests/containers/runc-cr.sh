@@ -28,6 +28,8 @@
 #   host-file   its stdout a file of the host (no path to it inside): refused
 #   bad-image   a restore from a corrupted image, or from a bundle that is not
 #               there, fails naming it and leaves no container, no config copy
+#   lazy        checkpoint --lazy, restore --lazy (pages served after the
+#               resume from the image): it runs on from where it was
 #   chain       a restored container checkpointed again (from runc's copy of
 #               its config) and restored under another name (--name)
 # Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
@@ -301,6 +303,22 @@ case_bad_image() {
 	ok bad-image
 }
 
+case_lazy() {
+	local id=dmlz$$ v0 v1 out
+	start "$id" || { bad lazy "the container does not count"; return; }
+	out=$("$DM" checkpoint "runc:$id" --lazy --runc-root "$ROOT" --images "$WORK/img-lazy" 2>&1) ||
+		{ bad lazy "checkpoint --lazy: $out"; return; }
+	v0=$(counter)
+	out=$("$DM" restore --lazy --images "$WORK/img-lazy" --runc-root "$ROOT" 2>&1) ||
+		{ bad lazy "restore --lazy: $out"; return; }
+	[[ $(status_of "$id") == running ]] || { bad lazy "runc state: $(status_of "$id")"; return; }
+	v1=$(counter_moves_from "$v0") && ((v1 > v0)) || { bad lazy "counter $v0 -> ${v1:-}"; return; }
+	out=$("${R[@]}" exec "$id" cat /proc/1/cmdline | tr '\0' ' ')
+	[[ $out == "/bin/sh -c i=0; while"* ]] || { bad lazy "pid 1 in the container is '$out'"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok lazy
+}
+
 case_chain() {
 	local id=dmch$$ id2=dmch2$$ v0 v1 out
 	start "$id" || { bad chain "the container does not count"; return; }
@@ -330,6 +348,7 @@ want refused-ns && case_refused_ns
 want refused-net && case_refused_net
 want host-file && case_host_file
 want bad-image && case_bad_image
+want lazy && case_lazy
 want chain && case_chain
 echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 echo "$passed passed, $failed failed, $skipped skipped"
