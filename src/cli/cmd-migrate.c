@@ -80,7 +80,7 @@ int cmd_migrate(int argc, char **argv)
 	struct mig_source_opts o = { .mode = MIG_POST_COPY };
 	struct mig_result res;
 	struct net_key key;
-	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *runc_id = NULL;
+	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
 	struct runc_ct *ct = NULL;
 	bool json = false, quiet = false;
 	long v;
@@ -128,7 +128,7 @@ int cmd_migrate(int argc, char **argv)
 	const char *t = argv[optind];
 	if (!strncmp(t, "runc:", 5)) {
 		pid_t unused;
-		if (runc_parse_target(t, &runc_id, &unused) < 0) {
+		if (runc_parse_target(t, &ctr_id, &unused) < 0) {
 			fprintf(stderr, "dmigrate: migrate: %s\n", dm_last_error());
 			return 2;
 		}
@@ -136,8 +136,8 @@ int cmd_migrate(int argc, char **argv)
 		fprintf(stderr, "dmigrate: migrate: --runc-root is for a runc:ID target\n");
 		return 2;
 	}
-	if (runc_id) {
-		r = runc_open(runc_root, runc_id, &ct);
+	if (ctr_id) {
+		r = runc_open(runc_root, ctr_id, &ct);
 		if (r < 0) {
 			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
 			return 1;
@@ -147,6 +147,8 @@ int cmd_migrate(int argc, char **argv)
 		o.container_record = mig_runc_record;
 		o.container_gone = mig_runc_gone;
 		o.container_arg = ct;
+		o.container_id = runc_id(ct);
+		o.container_rootfs = runc_rootfs(ct);
 	} else if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0) {
 		fprintf(stderr, "dmigrate: migrate: the target must be pid:PID (got '%s')\n", t);
 		return 2;
@@ -154,11 +156,11 @@ int cmd_migrate(int argc, char **argv)
 	/* a number that cannot be a pid is a usage error; a pid that cannot be
 	 * migrated (init, a thread, dmigrate's own tree) is refused below, by
 	 * the migration, with the reason */
-	if (!runc_id && (v <= 0 || v > (1 << 22))) {
+	if (!ctr_id && (v <= 0 || v > (1 << 22))) {
 		fprintf(stderr, "dmigrate: migrate: bad pid %ld in '%s' (pids are 1 to %d)\n", v, t, 1 << 22);
 		return 2;
 	}
-	if (!runc_id)
+	if (!ctr_id)
 		o.pid = v;
 	if (o.insecure) {
 		fprintf(stderr, "dmigrate: WARNING: --insecure: the migration is neither authenticated nor "

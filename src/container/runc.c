@@ -40,6 +40,7 @@ struct runc_ct {
 	pid_t pid;
 	char *bundle;
 	char *copy_bundle;      /* a container we restored: the config copy runc runs it from */
+	char *rootfs;           /* absolute */
 	char *freezer;          /* v1: the freezer cgroup directory */
 	char *cg2;              /* v2: the cgroup directory (cgroup.freeze) */
 	json_t *state;          /* state.json */
@@ -270,6 +271,12 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		r = dm_fail(-EBADMSG, "container '%s': %s: %s", id, cp, je.text);
 		goto fail;
 	}
+	const char *rp = jstr(json_object_get(ct->config, "root"), "path");
+	if (!rp) {
+		r = dm_fail(-EBADMSG, "container '%s': %s has no root.path", id, cp);
+		goto fail;
+	}
+	ct->rootfs = rp[0] == '/' ? xstrdup(rp) : xasprintf("%s/%s", ct->bundle, rp);
 	json_t *proc = json_object_get(ct->config, "process");
 	if (json_is_true(json_object_get(proc, "terminal"))) {
 		r = dm_fail(-ENOTSUP, "container '%s' runs on a terminal (process.terminal): not "
@@ -288,6 +295,38 @@ pid_t runc_init_pid(const struct runc_ct *ct)
 	return ct->pid;
 }
 
+const char *runc_id(const struct runc_ct *ct)
+{
+	return ct->id;
+}
+
+const char *runc_rootfs(const struct runc_ct *ct)
+{
+	return ct->rootfs;
+}
+
+int runc_check_here(const char *root, const char *id, const char *rootfs)
+{
+	_cleanup_free_ char *err = NULL;
+	struct stat st;
+	int r;
+
+	root = root ? root : RUNC_DEFAULT_ROOT;
+	if (!id[0] || strchr(id, '/') || strlen(id) > 1024)
+		return dm_fail(-EINVAL, "bad container id");
+	r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, NULL, &err);
+	if (r == 127)
+		return dm_fail(-ENOENT, "the container cannot be made here: cannot run runc: %s", err);
+	if (r == 0)
+		return dm_fail(-EEXIST, "a container '%s' exists here already (runc state root %s)", id, root);
+	if (r < 0)
+		return r;
+	if (rootfs && (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode)))
+		return dm_fail(-ENOENT, "the container's rootfs %s is not here (its bundle must be at the "
+			       "same path on both hosts)", rootfs);
+	return 0;
+}
+
 void runc_free(struct runc_ct *ct)
 {
 	if (!ct)
@@ -298,6 +337,7 @@ void runc_free(struct runc_ct *ct)
 	free(ct->id);
 	free(ct->bundle);
 	free(ct->copy_bundle);
+	free(ct->rootfs);
 	free(ct->freezer);
 	free(ct->cg2);
 	if (ct->state)

@@ -175,6 +175,11 @@ static int handle_start(struct dsess *s)
 	r = host_check_kernel(LAZY_FEATURES);
 	if (r < 0)
 		goto out;
+	if (st->container_id) {
+		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
+		if (r < 0)
+			goto out;
+	}
 	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
 	r = mkdir_p(base, 0700);
 	if (r < 0) {

@@ -57,6 +57,8 @@ struct mig_source_opts {
 	int (*container_record)(void *arg, const char *images_dir);
 	void (*container_gone)(void *arg);
 	void *container_arg;
+	const char *container_id;      /* checked by the destination before the freeze */
+	const char *container_rootfs;
 };
 
 struct mig_result {

@@ -818,6 +818,8 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		m.cpuid_1_ecx = cf[0];
 		m.cpuid_7_ebx = cf[1];
 		m.cpuid_7_ecx = cf[2];
+		m.container_id = (char *)o->container_id;
+		m.container_rootfs = (char *)o->container_rootfs;
 		r = net_send_msg(s.ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			goto fail_early;

@@ -36,6 +36,8 @@
 #                      knows it, host b's runs it with the same init as pid 1,
 #                      its counter goes on from where it was, its host name
 #                      is the one set at run time (docs/containers.md)
+#   runc/migrate-refused  host b's runc has a container of that ID: refused at
+#                      START, named, before the freeze; a's runs on
 #   testbed/cleanup    (always last) a container left running in host a:
 #                      `testhost down` kills it and leaves no namespace,
 #                      cgroup, runc state or veth behind
@@ -340,9 +342,35 @@ t_migrate() {
 	result PASS $t
 }
 
+# the destination refuses at START (before the freeze) a container whose ID
+# its runc has already: the source's runs on, same init, counting
+t_migrate_refused() {
+	local t=runc/migrate-refused id=$PREFIX-mref b out pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in a"; return; }
+	ctr_runc b run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in b"; return; }
+	pid=$(ctr_pid a "$id")
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --quiet 2>&1) &&
+		{ result FAIL $t "the migration succeeded"; return; }
+	grep -q "a container '$id' exists here already" <<<"$out" || { result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is $(ctr_status a "$id")"; return; }
+	ctr_delete b "$id"	# the counter is a's alone from here
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx
-	runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy runc/migrate-hybrid)
+	runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy runc/migrate-hybrid
+	runc/migrate-refused)
 declare -A RUN=(
+	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"
