@@ -412,18 +412,10 @@ _Noreturn static void guardian_main(int rfd, const struct treecg *cg, long delay
 			continue; /* a uffd (dropped if our fd table was full) */
 		if (v == 0) {
 			/* committed and complete: the tree is the destination's now.
-			 * Let its uffds and pidfds go; a child of ours (we must end:
-			 * the daemon waits for us) removes its cgroup once it is
-			 * empty, whether the daemon still runs by then or not */
-			syscall(SYS_close_range, 3, ~0U, 0);
-			if (cg->version != TREECG_NONE && fork() == 0) {
-				setsid();
-				while (treecg_populated(cg) || treecg_remove(cg) == -EBUSY) {
-					struct timespec ts = { 1, 0 };
-					nanosleep(&ts, NULL);
-				}
-				_exit(0);
-			}
+			 * Let its uffds and pidfds go.  The daemon removes its cgroup
+			 * once it is empty (sweep_cgroups); one left by a daemon that
+			 * died meanwhile goes at the next daemon's start
+			 * (treecg_sweep_stale) */
 			_exit(0);
 		}
 		if (n < GUARD_MAX) {
@@ -1151,6 +1143,10 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_free_ char *incoming = xasprintf("%s/incoming", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
 	if (!o->keep_images)
 		rm_rf(incoming);
+	/* empty tree cgroups a dead daemon left; ten minutes old at least, so
+	 * that another daemon's just made one is never taken (test hosts share
+	 * the hierarchy) */
+	treecg_sweep_stale(600);
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;
