@@ -10,6 +10,8 @@
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${DM_BUILD:-$REPO/build}

@@ -65,6 +65,8 @@
 
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 ZDTM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$ZDTM_DIR/../.." && pwd)
@@ -190,8 +192,10 @@ same_proc() { [[ -n ${1:-} && -n ${IDENT[$1]:-} && $(proc_starttime "$1") == "${
 kill_test() {
 	local -a roots=() ids=() all=()
 	local r p rounds sid
+	local -A given=()
 	for r in "$@"; do
-		[[ -n $r ]] || continue
+		[[ -n $r && -z ${given[$r]:-} ]] || continue
+		given[$r]=1
 		ids+=("$r")
 		same_proc "$r" && roots+=("$r")
 	done
@@ -200,20 +204,24 @@ kill_test() {
 		for r in "${roots[@]}"; do
 			while read -r p _; do found+=("$p"); done < <(tree_walk "$r")
 		done
-		for p in /proc/[0-9]*; do
-			p=${p#/proc/}
-			sid=$(sed -E 's/.*\) . [0-9]+ ([0-9]+) ([0-9]+).*/\1 \2/' "/proc/$p/stat" 2>/dev/null) || continue
-			for r in "${ids[@]}"; do
-				[[ " $sid " == *" $r "* ]] && { found+=("$p"); break; }
-			done
-		done
+		# every process whose group or session is one of ids: one pass
+		# over /proc (a fork per process took seconds on a loaded host)
+		if ((${#ids[@]})); then
+			while read -r p; do found+=("$p"); done < <(
+				cat /proc/[0-9]*/stat 2>/dev/null | awk -v ids=" ${ids[*]} " '
+					{ pid = $1; sub(/.*\) /, "")	# state ppid pgrp session ...
+					  if (index(ids, " " $3 " ") || index(ids, " " $4 " ")) print pid }')
+		fi
 		((${#found[@]})) || break
 		kill -STOP "${found[@]}" 2>/dev/null
 		all+=("${found[@]}")
 		roots=("${found[@]}")
 		ids=()
 	done
-	((${#all[@]})) && kill -KILL "${all[@]}" 2>/dev/null
+	((${#all[@]})) || return 0
+	# each once (a pid is found in the tree and in its group)
+	mapfile -t all < <(printf '%s\n' "${all[@]}" | sort -un)
+	kill -KILL "${all[@]}" 2>/dev/null
 	for p in "${all[@]}"; do wait_until 5 proc_gone "$p"; done
 	return 0
 }
