@@ -3,8 +3,8 @@
 #
 # The whole test suite, as README.md says: builds dmigrate (normal and
 # ASan+UBSan), runs the unit tests in both builds, the zdtm feature suite in
-# every engine mode, the fuzz targets (20 s each), the e2e migration tests
-# and a short soak.
+# every engine mode, the fuzz targets (20 s each), the e2e migration tests,
+# the container tests and a short soak.
 # The last line is the summary: "N passed, N failed, N skipped".
 #
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
@@ -139,6 +139,14 @@ out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc e2e
+
+# runc containers of real services in the test hosts (bundles built once in
+# the build dir); runc missing is a failure
+note "# containers"
+out=$("$REPO/tests/containers/run.sh" --build "$BUILD" 2>&1)
+rc=$?
+printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 containers\//"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc containers
 
 # the soak, short: 8 migrations back and forth (tests/soak/run.sh --count 100 is the long one)
 section "soak (short)"

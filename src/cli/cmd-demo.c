@@ -28,14 +28,18 @@ static void testhost_usage(FILE *out)
 		"       dmigrate testhost run [--prefix P] a|b -- CMD [ARGS...]\n"
 		"       dmigrate testhost spawn [--prefix P] [--log FILE] a|b -- CMD [ARGS...]\n"
 		"       dmigrate testhost pid [--prefix P] a|b\n"
+		"       dmigrate testhost info [--prefix P]\n"
 		"  Two test hosts on this machine: a network, mount, PID and UTS namespace each,\n"
 		"  a veth pair 198.18.0.1/24 (a) <-> 198.18.0.2/24 (b), a tmpfs on\n"
 		"  /var/lib/dmigrate in each.  --tbf: a token bucket (1gbit) on both ends whose\n"
 		"  queue is pfifo_fast (a host's default: interactive frames first), or one FIFO\n"
 		"  with --fifo-link.  'run' runs a command in a host and waits; 'spawn' starts it\n"
 		"  in the background (new session, output to --log or /dev/null) and prints its\n"
-		"  pid; 'down' removes everything.\n"
-		"  The prefix (default %s) names them: netns P-a, P-b.\n",
+		"  pid; 'down' removes everything.  Each host also has its own cgroups (a cgroup\n"
+		"  namespace; /sys/fs/cgroup shows them) and /run/runc, and a bridge dmbr0\n"
+		"  (198.19.0.1/24 in a, .2 in b) the two of which are linked, with a client\n"
+		"  netns P-c (198.19.0.3) on it.  'info' prints all of it as key=value lines.\n"
+		"  The prefix (default %s) names them: netns P-a, P-b, P-c.\n",
 		TESTHOST_PREFIX_DEFAULT);
 }
 
@@ -72,6 +76,18 @@ int cmd_testhost(int argc, char **argv)
 		case 'h': testhost_usage(stdout); return 0;
 		default: testhost_usage(stderr); return 2;
 		}
+	}
+	if (!strcmp(sub, "info")) {
+		if (optind != argc) {
+			testhost_usage(stderr);
+			return 2;
+		}
+		r = testhost_info(o.prefix, stdout);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: testhost info: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			return 1;
+		}
+		return 0;
 	}
 	if (!strcmp(sub, "up") || !strcmp(sub, "down")) {
 		if (optind != argc) {

@@ -10,6 +10,12 @@
  *   netns-a/-b   ip netns add
  *   init-a/-b    "PID STARTTIME" of the host's init (the start time guards
  *                against killing a recycled pid)
+ *   route6       we added "unreachable 2001:db8:d1::/64" (the segment's v6)
+ *   netns-c      ip netns add PREFIX-c (the client on the bridges' segment)
+ *   runcdir      we created /run/runc (the mount point of each host's own)
+ *   cgroups-a/-b the host's cgroups, one directory a line (under the caller's
+ *                cgroup of each hierarchy), written before they are made
+ *   runc-a/-b    the host's runc state root (its /run/runc), a directory
  * and, shared by all sets, TESTHOST_STATE_DIR/.pid_max: kernel.pid_max as it
  * was before the first set raised it (put back when the last set goes).
  * The veth pair lives in the two network namespaces and goes with them.
@@ -35,9 +41,16 @@
 
 #define VARDIR "/var/lib/dmigrate"
 #define TEST_NET "198.18.0.0/15"
+#define TEST_NET6 TESTHOST_SEG6_NET
+#define RUNC_DIR "/run/runc"
+#define CGROUP_DIR "/sys/fs/cgroup"
 
 static const char *const host_names[2] = { "a", "b" };
 static const char *const host_addrs[2] = { "198.18.0.1", "198.18.0.2" };
+static const char *const seg_addrs[3] = { TESTHOST_SEG_PREFIX "1", TESTHOST_SEG_PREFIX "2",
+					  TESTHOST_SEG_PREFIX "3" };
+static const char *const seg6_addrs[3] = { TESTHOST_SEG6_PREFIX "1", TESTHOST_SEG6_PREFIX "2",
+					   TESTHOST_SEG6_PREFIX "3" };
 
 const char *testhost_addr(int host)
 {
@@ -300,15 +313,326 @@ static void restore_pid_max(void)
 	unlink(PID_MAX_ORIG);
 }
 
-static int start_init(const char *prefix, int host, long pid_base)
+/* ---- each host's cgroups --------------------------------------------------
+ *
+ * A host gets a cgroup of its own in every hierarchy the machine mounts
+ * (testhost-PREFIX-a, below the caller's cgroup there), and a cgroup
+ * namespace rooted in them: its init mounts the hierarchies again in its
+ * mount namespace, so the host sees its cgroups as the roots of
+ * /sys/fs/cgroup/..., and runc in host b cannot see (or touch) host a's
+ * containers.  Every process that enters the host joins them first.
+ */
+#define TH_MAX_CG 16
+
+struct host_cg {
+	char mnt[128];      /* where the machine mounts the hierarchy */
+	char fstype[16];    /* cgroup | cgroup2 */
+	char opts[160];     /* options that mount the same hierarchy again */
+	char dir[2][400];   /* host a's and b's cgroup in it */
+};
+
+/* v1 super options that are not the hierarchy's controllers or name */
+static bool cg_option_is_flag(const char *t)
+{
+	static const char *const flags[] = { "rw", "ro", "xattr", "noprefix", "clone_children",
+					     "cpuset_v2_mode", "favordynmods", "nsdelegate",
+					     "memory_localevents", "memory_recursiveprot" };
+	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
+		if (!strcmp(t, flags[i]))
+			return true;
+	return !strncmp(t, "release_agent=", 14);
+}
+
+/* the controllers (and name=) of a v1 mount's super options, comma-joined */
+static void cg_controllers(const char *super, char *out, size_t n)
+{
+	char buf[256], *save = NULL;
+	size_t k = 0;
+
+	snprintf(buf, sizeof(buf), "%s", super ? super : "");
+	out[0] = 0;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (cg_option_is_flag(t))
+			continue;
+		int w = snprintf(out + k, n - k, "%s%s", k ? "," : "", t);
+		if (w < 0 || (size_t)w >= n - k)
+			break;
+		k += (size_t)w;
+	}
+}
+
+/* same comma-separated sets? */
+static bool cg_same_set(const char *a, const char *b)
+{
+	char x[256], y[256], *sa = NULL, *sb = NULL;
+	int na = 0, nb = 0;
+
+	snprintf(y, sizeof(y), "%s", b);
+	for (char *t = strtok_r(y, ",", &sb); t; t = strtok_r(NULL, ",", &sb))
+		nb++;
+	snprintf(x, sizeof(x), "%s", a);
+	for (char *t = strtok_r(x, ",", &sa); t; t = strtok_r(NULL, ",", &sa)) {
+		char pat[260];
+		snprintf(pat, sizeof(pat), ",%s,", t);
+		char whole[260];
+		snprintf(whole, sizeof(whole), ",%s,", b);
+		if (!strstr(whole, pat))
+			return false;
+		na++;
+	}
+	return na == nb;
+}
+
+/*
+ * The machine's hierarchies and the caller's cgroup in each (from
+ * /proc/self/cgroup), and each host's cgroup below it.  A hierarchy whose
+ * mount does not show the caller's cgroup is left out.
+ */
+static int cg_discover(const char *prefix, struct host_cg *cgs, size_t *ncg)
+{
+	_cleanup_(proc_mount_list_done) struct proc_mount_list l = {};
+	_cleanup_free_ char *self = NULL;
+	char *save = NULL;
+	int r;
+
+	*ncg = 0;
+	r = proc_read_mountinfo(getpid(), &l);
+	if (r < 0)
+		return dm_fail(r, "/proc/self/mountinfo: %s", strerror(-r));
+	r = read_full_file("/proc/self/cgroup", 64 << 10, &self, NULL);
+	if (r < 0)
+		return dm_fail(r, "/proc/self/cgroup: %s", strerror(-r));
+	for (char *line = strtok_r(self, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c1 = *c2 = 0;
+		const char *ctrls = c1 + 1, *path = c2 + 1;
+		bool v2 = !strcmp(line, "0") && !*ctrls;
+		const struct proc_mount *found = NULL;
+		char mine[256] = "";
+
+		for (size_t i = 0; i < l.n && !found; i++) {
+			const struct proc_mount *m = &l.mounts[i];
+			if (v2 ? strcmp(m->fstype, "cgroup2") : strcmp(m->fstype, "cgroup"))
+				continue;
+			if (!v2) {
+				cg_controllers(m->super_options, mine, sizeof(mine));
+				if (!cg_same_set(ctrls, mine))
+					continue;
+			}
+			found = m;
+		}
+		if (!found)
+			continue;
+		/* the caller's cgroup, relative to what the mount shows */
+		size_t rl = strlen(found->root);
+		const char *rel;
+		if (!strcmp(found->root, "/"))
+			rel = path;
+		else if (!strncmp(path, found->root, rl) && (path[rl] == '/' || !path[rl]))
+			rel = path + rl;
+		else {
+			pr_warn("cgroup hierarchy %s: the caller's cgroup %s is not under its mount %s: left out",
+				found->mountpoint, path, found->mountpoint);
+			continue;
+		}
+		if (*ncg == TH_MAX_CG)
+			return dm_fail(-E2BIG, "more than %d cgroup hierarchies", TH_MAX_CG);
+		struct host_cg *cg = &cgs[*ncg];
+		memset(cg, 0, sizeof(*cg));
+		snprintf(cg->mnt, sizeof(cg->mnt), "%s", found->mountpoint);
+		snprintf(cg->fstype, sizeof(cg->fstype), "%s", found->fstype);
+		if (!v2) {
+			/* only a name: "none" keeps the kernel from adding every controller */
+			bool named_only = !strncmp(mine, "name=", 5) && !strchr(mine, ',');
+			snprintf(cg->opts, sizeof(cg->opts), "%s%s", named_only ? "none," : "", mine);
+		}
+		size_t relen = strlen(rel);
+		const char *sep = relen && rel[relen - 1] == '/' ? "" : "/";
+		for (int h = 0; h < 2; h++) {
+			int w = snprintf(cg->dir[h], sizeof(cg->dir[h]), "%s%s%stesthost-%s-%s", found->mountpoint,
+					 rel, sep, prefix, host_names[h]);
+			if (w < 0 || (size_t)w >= sizeof(cg->dir[h]))
+				return dm_fail(-ENAMETOOLONG, "cgroup path under %s%s too long", found->mountpoint, rel);
+		}
+		(*ncg)++;
+	}
+	return 0;
+}
+
+/* cpuset: a new v1 cgroup has no cpus nor mems: the parent's */
+static void cg_cpuset_inherit(const char *dir)
+{
+	static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+	_cleanup_free_ char *parent = xstrdup(dir);
+	char *slash = strrchr(parent, '/');
+
+	if (!slash)
+		return;
+	*slash = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *src = xasprintf("%s/%s", parent, files[i]);
+		_cleanup_free_ char *dst = xasprintf("%s/%s", dir, files[i]);
+		_cleanup_free_ char *buf = NULL;
+		if (access(src, F_OK) < 0 || read_full_file(src, 4096, &buf, NULL) < 0)
+			continue;
+		_cleanup_close_ int fd = open(dst, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0 && write_all(fd, buf, strlen(buf)) < 0)
+			pr_warn("%s: %m", dst);
+	}
+}
+
+/* record host h's cgroups, then make them */
+static int cg_make(const char *prefix, int h, const struct host_cg *cgs, size_t ncg)
+{
+	char item[16];
+	size_t len = 0;
+	int r;
+
+	for (size_t i = 0; i < ncg; i++)
+		len += strlen(cgs[i].dir[h]) + 1;
+	_cleanup_free_ char *rec = xcalloc(1, len + 1);
+	for (size_t i = 0; i < ncg; i++) {
+		strcat(rec, cgs[i].dir[h]);
+		strcat(rec, "\n");
+	}
+	snprintf(item, sizeof(item), "cgroups-%s", host_names[h]);
+	r = record(prefix, item, rec);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ncg; i++) {
+		if (mkdir(cgs[i].dir[h], 0755) < 0 && errno != EEXIST)
+			return dm_fail(neg_errno(), "mkdir %s: %m", cgs[i].dir[h]);
+		if (strcmp(cgs[i].fstype, "cgroup") == 0 && strstr(cgs[i].opts, "cpuset"))
+			cg_cpuset_inherit(cgs[i].dir[h]);
+	}
+	return 0;
+}
+
+/* the calling process into the cgroups of a list (one directory a line):
+ * 0 or -errno with the directory named */
+static int cg_join(const char *list)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		size_t n = strcspn(p, "\n");
+		char path[512];
+		if (n && n < sizeof(path) - 16) {
+			memcpy(path, p, n);
+			memcpy(path + n, "/cgroup.procs", 14);
+			int fd = open(path, O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				return neg_errno();
+			ssize_t w = write(fd, "0", 1);
+			int e = errno;
+			close(fd);
+			if (w != 1)
+				return -e;
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
+/* rmdir a cgroup and the cgroups below it (what runc left) */
+static int cg_rmdir_tree(const char *dir, int depth)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return errno == ENOENT ? 0 : neg_errno();
+	if (depth < 16)
+		while ((de = readdir(d))) {
+			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			_cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+			cg_rmdir_tree(sub, depth + 1);
+		}
+	return rmdir(dir) < 0 && errno != ENOENT ? neg_errno() : 0;
+}
+
+/* host h's cgroups go: waits (10 s at most) for its processes to be gone */
+static int cg_remove(const char *prefix, int h)
+{
+	char item[16];
+	_cleanup_free_ char *buf = NULL;
+	int err = 0;
+
+	snprintf(item, sizeof(item), "cgroups-%s", host_names[h]);
+	_cleanup_free_ char *p = state_path(prefix, item);
+	if (read_full_file(p, 64 << 10, &buf, NULL) < 0)
+		return 0;
+	char *save = NULL;
+	for (char *dir = strtok_r(buf, "\n", &save); dir; dir = strtok_r(NULL, "\n", &save)) {
+		int r = 0;
+		for (int i = 0; i < 200; i++) {
+			r = cg_rmdir_tree(dir, 0);
+			if (r != -EBUSY)
+				break;
+			struct timespec ts = { 0, 50 * 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (r < 0 && !err)
+			err = dm_fail(r, "cannot remove the test host's cgroup %s: %s", dir, strerror(-r));
+	}
+	unrecord(prefix, item);
+	return err;
+}
+
+/* in the host's init, after unshare(CLONE_NEWNS | CLONE_NEWCGROUP): the
+ * hierarchies again, now rooted in the host's cgroups; -errno, *what set */
+static int cg_mount_own(const struct host_cg *cgs, size_t ncg, const char **what)
+{
+	bool under = false, at = false;
+
+	for (size_t i = 0; i < ncg; i++) {
+		if (!strcmp(cgs[i].mnt, CGROUP_DIR))
+			at = true;
+		else if (!strncmp(cgs[i].mnt, CGROUP_DIR "/", sizeof(CGROUP_DIR)))
+			under = true;
+	}
+	/* the machine's mounts go (they would show the host's cgroups as "/.."
+	 * to whoever reads mountinfo: runc, treecg), then v1 (or hybrid): a
+	 * tmpfs of mount points, as the machine has */
+	if ((under || at) && umount2(CGROUP_DIR, MNT_DETACH) < 0 && errno != EINVAL) {
+		*what = "umount " CGROUP_DIR;
+		return neg_errno();
+	}
+	if (under && !at && mount("tmpfs", CGROUP_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755") < 0) {
+		*what = "mount tmpfs " CGROUP_DIR;
+		return neg_errno();
+	}
+	for (size_t i = 0; i < ncg; i++) {
+		if (strcmp(cgs[i].mnt, CGROUP_DIR) && strncmp(cgs[i].mnt, CGROUP_DIR "/", sizeof(CGROUP_DIR)))
+			umount2(cgs[i].mnt, MNT_DETACH);
+		mkdir(cgs[i].mnt, 0755);
+		if (mount("cgroup", cgs[i].mnt, cgs[i].fstype, MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  cgs[i].opts[0] ? cgs[i].opts : NULL) < 0) {
+			*what = cgs[i].mnt;
+			return neg_errno();
+		}
+	}
+	return 0;
+}
+
+static int start_init(const char *prefix, int host, long pid_base, const struct host_cg *cgs, size_t ncg,
+		      const char *cg_list)
 {
 	char ns[64], hostname[32], rec[64], item[16];
+	_cleanup_free_ char *runc_root = NULL;
 	struct init_msg m;
 	pid_t init = -1;
 	int pfd[2], st, r = 0;
 
 	snprintf(ns, sizeof(ns), "/run/netns/%s-%s", prefix, host_names[host]);
 	snprintf(hostname, sizeof(hostname), "%s-%s", prefix, host_names[host]);
+	snprintf(item, sizeof(item), "runc-%s", host_names[host]);
+	runc_root = state_path(prefix, item);
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return neg_errno();
 	pid_t c1 = fork();
@@ -333,12 +657,31 @@ static int start_init(const char *prefix, int host, long pid_base)
 			_exit(1);
 		}
 		close(nfd);
-		if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS) < 0) {
+		/* into the host's cgroups, which become the roots of its cgroup namespace */
+		int cr = cg_join(cg_list);
+		if (cr < 0) {
+			init_send(w, 'E', cr, "join the host's cgroups");
+			_exit(1);
+		}
+		if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWCGROUP) < 0) {
 			init_send(w, 'E', neg_errno(), "unshare");
 			_exit(1);
 		}
 		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 			init_send(w, 'E', neg_errno(), "mount --make-rprivate /");
+			_exit(1);
+		}
+		const char *what = NULL;
+		cr = cg_mount_own(cgs, ncg, &what);
+		if (cr < 0) {
+			char msg[48];
+			snprintf(msg, sizeof(msg), "mount cgroup %s", what);
+			init_send(w, 'E', cr, msg);
+			_exit(1);
+		}
+		/* runc's default state root is the host's own */
+		if (mount(runc_root, RUNC_DIR, NULL, MS_BIND, NULL) < 0) {
+			init_send(w, 'E', neg_errno(), "bind the host's runc root on " RUNC_DIR);
 			_exit(1);
 		}
 		if (sethostname(hostname, strlen(hostname)) < 0) {
@@ -426,6 +769,90 @@ static bool other_sets(const char *prefix)
 		if (de->d_name[0] != '.' && strcmp(de->d_name, prefix))
 			return true;
 	return false;
+}
+
+/*
+ * The containers' segment: a bridge in each host (TESTHOST_BRIDGE, the same
+ * name in both, as on two machines), the two linked by a veth pair
+ * (PREFIX-al in a, PREFIX-bl in b), the client namespace PREFIX-c on a's
+ * bridge (PREFIX-c0 there, PREFIX-cl its port); addresses from
+ * TESTHOST_SEG_NET / TESTHOST_SEG6_NET.  IPv6 addresses are added without
+ * duplicate address detection: usable at once.
+ */
+static int setup_segment(const char *prefix, char ns[2][32])
+{
+	char link[2][32], cns[32], c0[32], cl[32], cidr[40];
+	int r;
+
+	/* nothing for the segment's v6 range may leave the machine either */
+	{
+		char out[512] = "";
+		r = run_cmd_out((const char *const[]){ "ip", "-6", "route", "show", "exact", TEST_NET6, NULL },
+				out, sizeof(out));
+		if (r < 0)
+			return r;
+		r = RUN("ip", "-6", "route", "replace", "unreachable", TEST_NET6);
+		if (r < 0)
+			return r;
+		if (!strstr(out, TEST_NET6) || other_sets(prefix)) {
+			r = record(prefix, "route6", "unreachable " TEST_NET6 "\n");
+			if (r < 0)
+				return r;
+		}
+	}
+	snprintf(cns, sizeof(cns), "%s-c", prefix);
+	snprintf(c0, sizeof(c0), "%s-c0", prefix);
+	snprintf(cl, sizeof(cl), "%s-cl", prefix);
+	{
+		char p[64];
+		snprintf(p, sizeof(p), "/run/netns/%s", cns);
+		if (access(p, F_OK) == 0)
+			return dm_fail(-EEXIST, "network namespace %s exists already", cns);
+	}
+	if ((r = RUN("ip", "netns", "add", cns)) < 0 || (r = record(prefix, "netns-c", cns)) < 0)
+		return r;
+	for (int h = 0; h < 2; h++) {
+		snprintf(link[h], sizeof(link[h]), "%s-%sl", prefix, host_names[h]);
+		if ((r = RUN("ip", "-n", ns[h], "link", "add", TESTHOST_BRIDGE, "type", "bridge", "forward_delay",
+			     "0")) < 0)
+			return r;
+		snprintf(cidr, sizeof(cidr), "%s/%d", seg_addrs[h], TESTHOST_SEG_LEN);
+		if ((r = RUN("ip", "-n", ns[h], "addr", "add", cidr, "dev", TESTHOST_BRIDGE)) < 0)
+			return r;
+		snprintf(cidr, sizeof(cidr), "%s/%d", seg6_addrs[h], TESTHOST_SEG6_LEN);
+		if ((r = RUN("ip", "-n", ns[h], "addr", "add", cidr, "dev", TESTHOST_BRIDGE, "nodad")) < 0 ||
+		    (r = RUN("ip", "-n", ns[h], "link", "set", TESTHOST_BRIDGE, "up")) < 0)
+			return r;
+	}
+	/* made here, moved into the namespaces: they go with them */
+	if ((r = RUN("ip", "link", "add", link[0], "type", "veth", "peer", "name", link[1])) < 0)
+		return r;
+	for (int h = 0; h < 2; h++)
+		if ((r = RUN("ip", "link", "set", link[h], "netns", ns[h])) < 0) {
+			RUN("ip", "link", "del", link[h]);
+			return r;
+		}
+	if ((r = RUN("ip", "link", "add", c0, "type", "veth", "peer", "name", cl)) < 0)
+		return r;
+	if ((r = RUN("ip", "link", "set", c0, "netns", cns)) < 0 ||
+	    (r = RUN("ip", "link", "set", cl, "netns", ns[0])) < 0) {
+		RUN("ip", "link", "del", cl);
+		return r;
+	}
+	for (int h = 0; h < 2; h++)
+		if ((r = RUN("ip", "-n", ns[h], "link", "set", link[h], "master", TESTHOST_BRIDGE, "up")) < 0)
+			return r;
+	if ((r = RUN("ip", "-n", ns[0], "link", "set", cl, "master", TESTHOST_BRIDGE, "up")) < 0)
+		return r;
+	snprintf(cidr, sizeof(cidr), "%s/%d", seg_addrs[2], TESTHOST_SEG_LEN);
+	if ((r = RUN("ip", "-n", cns, "addr", "add", cidr, "dev", c0)) < 0)
+		return r;
+	snprintf(cidr, sizeof(cidr), "%s/%d", seg6_addrs[2], TESTHOST_SEG6_LEN);
+	if ((r = RUN("ip", "-n", cns, "addr", "add", cidr, "dev", c0, "nodad")) < 0 ||
+	    (r = RUN("ip", "-n", cns, "link", "set", "lo", "up")) < 0 ||
+	    (r = RUN("ip", "-n", cns, "link", "set", c0, "up")) < 0)
+		return r;
+	return 0;
 }
 
 int testhost_up(const struct testhost_opts *o)
@@ -522,12 +949,48 @@ int testhost_up(const struct testhost_opts *o)
 				goto fail;
 		}
 	}
-	long pid_base = raise_pid_max();
-	for (int h = 0; h < 2; h++) {
-		r = start_init(prefix, h, pid_base);
+	r = setup_segment(prefix, ns);
+	if (r < 0)
+		goto fail;
+
+	/* each host's cgroups and runc state root */
+	struct host_cg cgs[TH_MAX_CG];
+	size_t ncg = 0;
+	r = cg_discover(prefix, cgs, &ncg);
+	if (r < 0)
+		goto fail;
+	if (stat(RUNC_DIR, &st) < 0) {
+		r = mkdir_p(RUNC_DIR, 0700);
+		if (r < 0) {
+			r = dm_fail(r, "mkdir %s: %s", RUNC_DIR, strerror(-r));
+			goto fail;
+		}
+		r = record(prefix, "runcdir", RUNC_DIR "\n");
 		if (r < 0)
 			goto fail;
 	}
+	char *cg_list[2] = { NULL, NULL };
+	for (int h = 0; h < 2 && r >= 0; h++) {
+		char item[16];
+		snprintf(item, sizeof(item), "runc-%s", host_names[h]);
+		_cleanup_free_ char *rr = state_path(prefix, item);
+		if (mkdir(rr, 0700) < 0 && errno != EEXIST)
+			r = dm_fail(neg_errno(), "mkdir %s: %m", rr);
+		else
+			r = cg_make(prefix, h, cgs, ncg);
+		if (r >= 0) {
+			snprintf(item, sizeof(item), "cgroups-%s", host_names[h]);
+			_cleanup_free_ char *p = state_path(prefix, item);
+			r = read_full_file(p, 64 << 10, &cg_list[h], NULL);
+		}
+	}
+	long pid_base = raise_pid_max();
+	for (int h = 0; h < 2 && r >= 0; h++)
+		r = start_init(prefix, h, pid_base, cgs, ncg, cg_list[h]);
+	free(cg_list[0]);
+	free(cg_list[1]);
+	if (r < 0)
+		goto fail;
 	pr_info("test hosts %s-a (%s) and %s-b (%s) are up%s", prefix, host_addrs[0], prefix,
 		host_addrs[1], !o->tbf ? "" : o->fifo_link ? " (tbf, one fifo)" : " (tbf > pfifo_fast)");
 	return 0;
@@ -573,9 +1036,19 @@ int testhost_down(const char *prefix)
 	for (int h = 0; h < 2; h++)
 		kill_init(prefix, h);
 	for (int h = 0; h < 2; h++) {
+		char item[16];
+		r = cg_remove(prefix, h);
+		if (r < 0 && !err)
+			err = r;
+		snprintf(item, sizeof(item), "runc-%s", host_names[h]);
+		_cleanup_free_ char *rr = state_path(prefix, item);
+		rm_rf(rr);
+	}
+	for (int h = 0; h < 3; h++) {
+		static const char *const all[3] = { "a", "b", "c" };
 		char item[16], ns[32];
-		snprintf(item, sizeof(item), "netns-%s", host_names[h]);
-		snprintf(ns, sizeof(ns), "%s-%s", prefix, host_names[h]);
+		snprintf(item, sizeof(item), "netns-%s", all[h]);
+		snprintf(ns, sizeof(ns), "%s-%s", prefix, all[h]);
 		if (!recorded(prefix, item))
 			continue;
 		r = RUN("ip", "netns", "del", ns);
@@ -588,6 +1061,16 @@ int testhost_down(const char *prefix)
 		if (!other_sets(prefix))
 			RUN("ip", "route", "del", "unreachable", TEST_NET);
 		unrecord(prefix, "route");
+	}
+	if (recorded(prefix, "route6")) {
+		if (!other_sets(prefix))
+			RUN("ip", "-6", "route", "del", "unreachable", TEST_NET6);
+		unrecord(prefix, "route6");
+	}
+	if (recorded(prefix, "runcdir")) {
+		if (!other_sets(prefix))
+			rmdir(RUNC_DIR); /* only if empty: runc of the machine may use it now */
+		unrecord(prefix, "runcdir");
 	}
 	if (recorded(prefix, "vardir")) {
 		rmdir(VARDIR);
@@ -602,16 +1085,28 @@ int testhost_down(const char *prefix)
 	return err;
 }
 
-/* In a fresh child: join the host's namespaces (mount last: it resets cwd). */
-static int enter_host(pid_t init)
+/*
+ * In a fresh child: join the host's cgroups (cg_list, NULL for hosts made
+ * without), then its namespaces (cgroup first: its root is the cgroups just
+ * joined; mount last: it resets cwd).
+ */
+static int enter_host(pid_t init, const char *cg_list)
 {
 	static const struct { const char *name; int type; } nss[] = {
-		{ "net", CLONE_NEWNET }, { "uts", CLONE_NEWUTS }, { "pid", CLONE_NEWPID }, { "mnt", CLONE_NEWNS },
+		{ "cgroup", CLONE_NEWCGROUP }, { "net", CLONE_NEWNET }, { "uts", CLONE_NEWUTS },
+		{ "pid", CLONE_NEWPID }, { "mnt", CLONE_NEWNS },
 	};
 	char cwd[PATH_MAX];
 	bool have_cwd = getcwd(cwd, sizeof(cwd)) != NULL;
 
+	if (cg_list) {
+		int r = cg_join(cg_list);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(nss); i++) {
+		if (!cg_list && nss[i].type == CLONE_NEWCGROUP)
+			continue;
 		char p[64];
 		snprintf(p, sizeof(p), "/proc/%d/ns/%s", init, nss[i].name);
 		int fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -647,6 +1142,15 @@ static int spawn_common(const char *prefix, int host, char *const argv[], const 
 	r = testhost_init_pid(prefix, host, &init);
 	if (r < 0)
 		return r;
+	_cleanup_free_ char *cg_list = NULL;
+	{
+		char item[16];
+		snprintf(item, sizeof(item), "cgroups-%s", host_names[host]);
+		_cleanup_free_ char *p = state_path(prefix, item);
+		r = read_full_file(p, 64 << 10, &cg_list, NULL);
+		if (r < 0 && r != -ENOENT)
+			return dm_fail(r, "%s: %s", p, strerror(-r));
+	}
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return neg_errno();
 	pid_t helper = fork();
@@ -658,7 +1162,7 @@ static int spawn_common(const char *prefix, int host, char *const argv[], const 
 	}
 	if (helper == 0) {
 		close(pfd[0]);
-		r = enter_host(init);
+		r = enter_host(init, cg_list);
 		if (r < 0) {
 			m = (struct spawn_msg){ 'E', r };
 			ssize_t w = write(pfd[1], &m, sizeof(m));
@@ -730,4 +1234,44 @@ int testhost_spawn(const char *prefix, int host, char *const argv[], const char 
 int testhost_run(const char *prefix, int host, char *const argv[])
 {
 	return spawn_common(prefix, host, argv, NULL, false, NULL);
+}
+
+int testhost_info(const char *prefix, FILE *out)
+{
+	int r;
+
+	if (!prefix)
+		prefix = TESTHOST_PREFIX_DEFAULT;
+	r = check_prefix(prefix);
+	if (r < 0)
+		return r;
+	fprintf(out, "prefix=%s\n", prefix);
+	for (int h = 0; h < 2; h++) {
+		const char *n = host_names[h];
+		char item[16];
+		pid_t init;
+		r = testhost_init_pid(prefix, h, &init);
+		if (r < 0)
+			return r;
+		snprintf(item, sizeof(item), "runc-%s", n);
+		_cleanup_free_ char *rr = state_path(prefix, item);
+		fprintf(out, "%s.netns=%s-%s\n%s.init=%d\n%s.addr=%s\n", n, prefix, n, n, init, n, host_addrs[h]);
+		fprintf(out, "%s.dev=%s-%s0\n%s.bridge=%s\n%s.seg_addr=%s\n%s.seg_addr6=%s\n", n, prefix, n, n,
+			TESTHOST_BRIDGE, n, seg_addrs[h], n, seg6_addrs[h]);
+		fprintf(out, "%s.runc_root=%s\n", n, rr);
+		snprintf(item, sizeof(item), "cgroups-%s", n);
+		_cleanup_free_ char *p = state_path(prefix, item);
+		_cleanup_free_ char *cgl = NULL;
+		if (read_full_file(p, 64 << 10, &cgl, NULL) == 0) {
+			char *save = NULL;
+			for (char *d = strtok_r(cgl, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
+				fprintf(out, "%s.cgroup=%s\n", n, d);
+		}
+	}
+	fprintf(out, "client.netns=%s-c\nclient.dev=%s-c0\nclient.addr=%s\nclient.addr6=%s\n", prefix, prefix,
+		seg_addrs[2], seg6_addrs[2]);
+	fprintf(out, "seg.prefix=%s\nseg.len=%d\nseg.prefix6=%s\nseg.len6=%d\nseg.first_free=%d\n",
+		TESTHOST_SEG_PREFIX, TESTHOST_SEG_LEN, TESTHOST_SEG6_PREFIX, TESTHOST_SEG6_LEN,
+		TESTHOST_SEG_FIRST_FREE);
+	return 0;
 }

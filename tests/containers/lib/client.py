@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""A client of the container tests' services that speaks their protocols
+itself (RESP for redis, memcached's text protocol, HTTP/1.1), on ONE TCP
+connection, so that a test can tell a kept connection from a new one.
+
+  client.py SERVICE ADDR load N [--size B]      SET keys k:0..k:N-1 (pipelined)
+  client.py SERVICE ADDR verify N [--size B]    every key there with its value
+  client.py SERVICE ADDR keep --status FILE [--interval-ms MS] [--stop-file F]
+
+SERVICE: redis | memcached | python-http | nginx (ports as in lib.sh;
+--port overrides).  `keep` sends a request every MS milliseconds (redis and
+memcached: SET s:I I; http: GET /index.html with keep-alive), checks each
+answer, and never reconnects: a closed or broken connection ends it at once
+with an error.  It writes FILE (JSON: requests, last, max_gap_ms, error,
+done) every 100 requests and at the end; it ends on SIGTERM/SIGINT or when
+the stop file exists, after reading every s:I back on the same connection
+(redis, memcached).  Exit status 0 only if every answer was right.
+max_gap_ms is the longest time between two answers: a figure for reports
+and benchmarks, never a verdict.
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+PORTS = {"redis": 6379, "memcached": 11211, "python-http": 8000, "nginx": 80}
+
+
+class Conn:
+    def __init__(self, addr, port, timeout):
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        self.s = socket.socket(fam, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect((addr, port))
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def send(self, data):
+        self.s.sendall(data)
+
+    def _fill(self):
+        d = self.s.recv(1 << 16)
+        if not d:
+            raise ConnectionError("the server closed the connection")
+        self.buf += d
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        d, self.buf = self.buf[:n], self.buf[n:]
+        return d
+
+
+def value(i, size):
+    v = b"v%d-" % i
+    return (v * (size // len(v) + 1))[:size] if size > len(v) else v
+
+
+# ---- protocols: requests as bytes, answers read from the connection
+
+def redis_cmd(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def redis_reply(c):
+    ln = c.line()
+    t, rest = ln[:1], ln[1:]
+    if t == b"+":
+        return rest
+    if t == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        d = c.exact(n + 2)
+        return d[:-2]
+    if t == b":":
+        return int(rest)
+    raise ValueError("redis: unexpected reply %r" % ln)
+
+
+def mc_set(key, val):
+    return b"set %s 0 0 %d\r\n%s\r\n" % (key, len(val), val)
+
+
+def mc_get_reply(c, key):
+    ln = c.line()
+    if ln == b"END":
+        return None
+    parts = ln.split()
+    if len(parts) != 4 or parts[0] != b"VALUE" or parts[1] != key:
+        raise ValueError("memcached: unexpected reply %r" % ln)
+    d = c.exact(int(parts[3]) + 2)[:-2]
+    if c.line() != b"END":
+        raise ValueError("memcached: no END after the value")
+    return d
+
+
+def http_get(c, host):
+    c.send(b"GET /index.html HTTP/1.1\r\nHost: %s\r\nConnection: keep-alive\r\n\r\n" % host.encode())
+    status = c.line()
+    if not status.startswith(b"HTTP/1.1 200"):
+        raise ValueError("http: %r" % status)
+    length = None
+    while True:
+        h = c.line()
+        if not h:
+            break
+        k, _, v = h.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v.strip())
+        if k.strip().lower() == b"connection" and v.strip().lower() == b"close":
+            raise ValueError("http: the server closes the connection after each answer")
+    if length is None:
+        raise ValueError("http: no Content-Length")
+    return c.exact(length)
+
+
+# ---- load / verify
+
+def batch_set(c, svc, items):
+    if svc == "redis":
+        c.send(b"".join(redis_cmd("SET", k, v) for k, v in items))
+        for k, _ in items:
+            r = redis_reply(c)
+            if r != b"OK":
+                raise ValueError("SET %s: %r" % (k, r))
+    else:
+        c.send(b"".join(mc_set(k, v) for k, v in items))
+        for k, _ in items:
+            r = c.line()
+            if r != b"STORED":
+                raise ValueError("set %s: %r" % (k, r))
+
+
+def batch_get(c, svc, keys):
+    if svc == "redis":
+        c.send(b"".join(redis_cmd("GET", k) for k in keys))
+        return [redis_reply(c) for _ in keys]
+    c.send(b"".join(b"get %s\r\n" % k for k in keys))
+    return [mc_get_reply(c, k) for k in keys]
+
+
+def load(c, svc, n, size, verify):
+    bad = 0
+    for start in range(0, n, 500):
+        idx = range(start, min(n, start + 500))
+        keys = [b"k:%d" % i for i in idx]
+        if verify:
+            got = batch_get(c, svc, keys)
+            for i, g in zip(idx, got):
+                if g != value(i, size):
+                    if bad < 5:
+                        print("k:%d: %s" % (i, "missing" if g is None else "wrong value"), file=sys.stderr)
+                    bad += 1
+        else:
+            batch_set(c, svc, [(k, value(i, size)) for k, i in zip(keys, idx)])
+    if verify:
+        print("%d keys checked, %d missing or wrong" % (n, bad))
+    else:
+        print("%d keys set (%d bytes each)" % (n, size))
+    return bad == 0
+
+
+# ---- keep
+
+def keep(c, svc, host, args):
+    st = {"service": svc, "requests": 0, "last": -1, "max_gap_ms": 0.0, "error": None, "done": False}
+    stop = [False]
+
+    def on_signal(*_):
+        stop[0] = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def write():
+        tmp = args.status + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(st, f)
+        os.replace(tmp, args.status)
+
+    write()
+    prev = time.monotonic()
+    i = 0
+    try:
+        while not stop[0] and not (args.stop_file and os.path.exists(args.stop_file)):
+            if svc == "redis":
+                c.send(redis_cmd("SET", b"s:%d" % i, i))
+                r = redis_reply(c)
+                if r != b"OK":
+                    raise ValueError("SET s:%d: %r" % (i, r))
+            elif svc == "memcached":
+                c.send(mc_set(b"s:%d" % i, b"%d" % i))
+                r = c.line()
+                if r != b"STORED":
+                    raise ValueError("set s:%d: %r" % (i, r))
+            else:
+                body = http_get(c, host)
+                if body != b"dmigrate %s\n" % svc.encode():
+                    raise ValueError("GET: %r" % body[:80])
+            now = time.monotonic()
+            st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev) * 1000.0)
+            prev = now
+            st["requests"] += 1
+            st["last"] = i
+            i += 1
+            if i % 100 == 0:
+                write()
+            time.sleep(args.interval_ms / 1000.0)
+        # every value written on this connection is there
+        if svc in ("redis", "memcached"):
+            for start in range(0, i, 500):
+                idx = range(start, min(i, start + 500))
+                got = batch_get(c, svc, [b"s:%d" % j for j in idx])
+                for j, g in zip(idx, got):
+                    if g != b"%d" % j:
+                        raise ValueError("s:%d: %s after the run" % (j, "missing" if g is None else "wrong"))
+        st["done"] = True
+    except (OSError, ValueError, ConnectionError) as e:
+        st["error"] = "request %d: %s" % (i, e)
+    write()
+    print(json.dumps(st))
+    return st["error"] is None
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("service", choices=sorted(PORTS))
+    p.add_argument("addr")
+    p.add_argument("mode", choices=["load", "verify", "keep"])
+    p.add_argument("n", nargs="?", type=int, default=0)
+    p.add_argument("--port", type=int)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--status")
+    p.add_argument("--interval-ms", type=float, default=5.0)
+    p.add_argument("--stop-file")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds one answer may take (a migration's downtime is far below)")
+    args = p.parse_args()
+    port = args.port or PORTS[args.service]
+    if args.mode in ("load", "verify") and args.service not in ("redis", "memcached"):
+        p.error("load/verify: redis or memcached")
+    if args.mode == "keep" and not args.status:
+        p.error("keep: --status FILE")
+    try:
+        c = Conn(args.addr, port, args.timeout)
+    except OSError as e:
+        print("cannot connect to %s port %d: %s" % (args.addr, port, e), file=sys.stderr)
+        return 1
+    try:
+        if args.mode == "keep":
+            ok = keep(c, args.service, args.addr, args)
+        else:
+            ok = load(c, args.service, args.n, args.size, args.mode == "verify")
+    except (OSError, ValueError, ConnectionError) as e:
+        print("%s %s: %s" % (args.service, args.mode, e), file=sys.stderr)
+        return 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Container tests: runc containers of real services (bundles of
+# tests/containers/mkbundle.sh) in the test hosts of `dmigrate testhost`
+# (docs/net.md: each host with its own cgroups and runc root, a bridge in
+# each on one segment, a client namespace on it), asked by their real clients.
+#
+#   tests/containers/run.sh [--build DIR] [--filter REGEX] [--keep] [-v]
+#
+# Cases (names are GROUP/NAME; --filter selects by name):
+#   testbed/mkbundle   a second mkbundle.sh call with the same inputs changes
+#                      nothing; another host name rebuilds; a directory it did
+#                      not make is refused and left as it was
+#   testbed/hosts      each host has a cgroup namespace of its own (neither
+#                      the machine's nor the other host's) and sees its cgroups
+#                      as roots; the machine cannot route to the segment
+#                      (v4, v6); the client reaches both hosts' bridges
+#   testbed/busybox    `runc run -d` in host a: running, its counter advances;
+#                      host a's runc lists it, host b's runc does not know it
+#                      and host b's cgroups do not show it; runc delete
+#                      removes its cgroup
+#   testbed/SERVICE    redis, memcached, python-http, nginx: created in host a,
+#                      its veth on a's bridge, started; its client answers from
+#                      the client namespace and from host b (across the
+#                      bridges' link); python-http over IPv6 too; nginx is a
+#                      master and two workers; lib/client.py keeps one
+#                      connection for 200 requests and reads back what it
+#                      wrote; redis, memcached: 2000 keys loaded and verified
+#                      (and a wrong value is caught); redis: the kept client
+#                      fails, named, when the container is deleted under it
+#   testbed/cleanup    (always last) a container left running in host a:
+#                      `testhost down` kills it and leaves no namespace,
+#                      cgroup, runc state or veth behind
+#
+# The bundles are built once in DIR/containers-bundles (mkbundle.sh is
+# idempotent).  DM_E2E_PREFIX names the test hosts (default dmct).
+# Output: "PASS name", "FAIL name: reason", "SKIP name: reason", then
+# "N passed, N failed, N skipped".  Exit status 1 if anything failed.
+set -u -o pipefail
+export LC_ALL=C
+
+CT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$CT_DIR/../.." && pwd)
+BUILD=
+FILTER=
+KEEP=0
+VERBOSE=0
+PREFIX=${DM_E2E_PREFIX:-dmct}
+
+while (($#)); do
+	case $1 in
+	--build) BUILD=$2; shift ;;
+	--filter) FILTER=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-v | --verbose) VERBOSE=1 ;;
+	-h | --help) sed -n '4,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [[ -z $BUILD ]]; then
+	for d in "$REPO/build" "$REPO/builddir"; do
+		[[ -x $d/dmigrate ]] && { BUILD=$d; break; }
+	done
+fi
+[[ -n $BUILD && -x $BUILD/dmigrate ]] || { echo "run.sh: no build dir with dmigrate (--build DIR)" >&2; exit 2; }
+BUILD=$(cd "$BUILD" && pwd)
+DM=$BUILD/dmigrate
+BUNDLES=$BUILD/containers-bundles
+
+NPASS=0 NFAIL=0 NSKIP=0
+log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
+result() {
+	case $1 in
+	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
+	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
+	FAIL) echo "FAIL $2: $3"; NFAIL=$((NFAIL + 1)) ;;
+	esac
+}
+summary() { echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"; }
+selected() { [[ -z $FILTER ]] || [[ $1 =~ $FILTER ]]; }
+
+if ((EUID != 0)); then
+	echo "SKIP containers: needs root (namespaces, runc)"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
+# the tools are installed by scripts/deps.sh: missing is a failure, not a skip
+missing=
+for t in runc jq ip nsenter curl redis-cli busybox; do
+	command -v "$t" >/dev/null || missing+=" $t"
+done
+if [[ -n $missing ]]; then
+	result FAIL containers/setup "not found:$missing (scripts/deps.sh installs them)"
+	summary
+	exit 1
+fi
+
+# shellcheck source=lib.sh
+source "$CT_DIR/lib.sh"
+
+WORK=$(mktemp -d /tmp/dmigrate-ct.XXXXXX)
+CTRS=()	# "H ID" of containers to delete at the end
+cleanup() {
+	local c
+	for c in "${CTRS[@]}"; do ctr_delete $c; done
+	if ((KEEP)); then
+		echo "# kept: test hosts $PREFIX (dmigrate testhost down --prefix $PREFIX), $WORK" >&2
+	else
+		"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# bundle NAME: the bundle's directory, built if it is not up to date
+bundle() {
+	local out
+	out=$("$CT_DIR/mkbundle.sh" "$1" "$BUNDLES/$1" 2>&1) || { echo "mkbundle $1: $out" >&2; return 1; }
+	log "$out"
+	echo "$BUNDLES/$1"
+}
+
+hosts_up() {
+	"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
+	"$DM" testhost up --prefix "$PREFIX" >"$WORK/up.log" 2>&1
+}
+
+# wait_until SECONDS CMD...
+wait_until() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		((SECONDS >= end)) && return 1
+		sleep 0.1
+	done
+}
+
+# ---------------------------------------------------------------- cases
+
+t_hosts() {
+	local t=testbed/hosts h ns pa pb m out
+	m=$(readlink /proc/self/ns/cgroup)
+	pa=$("$DM" testhost pid --prefix "$PREFIX" a) && pb=$("$DM" testhost pid --prefix "$PREFIX" b) ||
+		{ result FAIL $t "no init"; return; }
+	[[ $(readlink "/proc/$pa/ns/cgroup") != "$m" && $(readlink "/proc/$pb/ns/cgroup") != "$m" &&
+		$(readlink "/proc/$pa/ns/cgroup") != $(readlink "/proc/$pb/ns/cgroup") ]] ||
+		{ result FAIL $t "the hosts do not have cgroup namespaces of their own"; return; }
+	for h in a b; do
+		# a process entering the host is in the host's cgroup namespace and cgroups
+		out=$(ctr_host $h sh -c 'readlink /proc/self/ns/cgroup; cut -d: -f3 /proc/self/cgroup | sort -u')
+		ns=$(readlink "/proc/$(ctr_info $h.init)/ns/cgroup")
+		[[ $(head -1 <<<"$out") == "$ns" ]] || { result FAIL $t "a command run in $h is not in its cgroup namespace"; return; }
+		[[ $(tail -n +2 <<<"$out") == / ]] || { result FAIL $t "in $h, /proc/self/cgroup is not all '/': $out"; return; }
+		out=$(ctr_host $h awk '$9 ~ /^cgroup/ && $4 != "/" { print $5 }' /proc/self/mountinfo)
+		[[ -z $out ]] || { result FAIL $t "in $h, cgroup mounts not rooted in the host's cgroups: $out"; return; }
+		ctr_host $h test -d /sys/fs/cgroup/freezer -o -d /sys/fs/cgroup/unified -o -f /sys/fs/cgroup/cgroup.procs ||
+			{ result FAIL $t "in $h, no cgroup hierarchy under /sys/fs/cgroup"; return; }
+	done
+	ip route get "$(ctr_addr 16)" >/dev/null 2>&1 && { result FAIL $t "the machine routes to $(ctr_addr 16)"; return; }
+	ip -6 route get "$(ctr_addr6 16)" >/dev/null 2>&1 && { result FAIL $t "the machine routes to $(ctr_addr6 16)"; return; }
+	for a in "$(ctr_info a.seg_addr)" "$(ctr_info b.seg_addr)" "$(ctr_info b.seg_addr6)"; do
+		wait_until 20 ctr_client busybox ping -c 1 -W 2 "$a" >/dev/null 2>&1 ||
+			{ result FAIL $t "the client does not reach $a"; return; }
+	done
+	result PASS $t
+}
+
+t_busybox() {
+	local t=testbed/busybox id=$PREFIX-bb b out d pids
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	CTRS+=("a $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >"$WORK/$id.log" 2>&1 ||
+		{ result FAIL $t "runc run -d: $(tail -3 "$WORK/$id.log")"; return; }
+	[[ $(ctr_status a "$id") == running ]] || { result FAIL $t "not running in a: $(ctr_status a "$id")"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	grep -qE '^[0-9]+$' "$WORK/$id.log" || { result FAIL $t "no counter on its stdout"; return; }
+	ctr_runc a list -q | grep -qx "$id" || { result FAIL $t "host a's runc does not list it"; return; }
+	ctr_runc b list -q | grep -q . && { result FAIL $t "host b's runc lists: $(ctr_runc b list -q | tr '\n' ' ')"; return; }
+	ctr_runc b state "$id" >/dev/null 2>&1 && { result FAIL $t "host b's runc knows $id"; return; }
+	ctr_host a sh -c "find /sys/fs/cgroup -maxdepth 2 -type d -name '$id' | grep -q ." ||
+		{ result FAIL $t "its cgroup is not in host a's view"; return; }
+	out=$(ctr_host b find /sys/fs/cgroup -type d -name "$id")
+	[[ -z $out ]] || { result FAIL $t "host b sees its cgroups: $out"; return; }
+	pids=$(ctr_cgroup_pids a "$id")
+	[[ -n $pids ]] || { result FAIL $t "no process in its cgroup"; return; }
+	ctr_delete a "$id"
+	[[ -z $(ctr_status a "$id") ]] || { result FAIL $t "still known to runc after delete"; return; }
+	for d in $(ctr_info a.cgroup); do
+		[[ -e $d/$id ]] && { result FAIL $t "its cgroup $d/$id is left after runc delete"; return; }
+	done
+	result PASS $t
+}
+
+# t_service NAME N: the service in host a at address N; clients from the
+# client namespace and from host b
+t_service() {
+	local name=$1 n=$2 t=testbed/$1 id=$PREFIX-$1 b out
+	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
+	CTRS+=("a $id")
+	out=$(ctr_start a "$id" "$b" "$n" "$WORK/$id.log") || { result FAIL $t "$out"; return; }
+	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) ||
+		{ result FAIL $t "no answer in the client namespace: $out; log: $(tail -3 "$WORK/$id.log")"; return; }
+	log "$t: client: $out"
+	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_host b) ||
+		{ result FAIL $t "no answer from host b: $out"; return; }
+	if [[ $name == python-http ]]; then
+		out=$(ctr_client curl -sS --max-time 10 "http://[$(ctr_addr6 "$n")]:8000/index.html" 2>&1)
+		[[ $out == "dmigrate $name" ]] || { result FAIL $t "no answer over IPv6: $out"; return; }
+	fi
+	# one kept connection: 200 right answers, then everything written is read
+	# back on it
+	ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep"
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 200 ||
+		{ kill "$CTR_KEEP_PID"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out" 2>/dev/null)"; return; }
+	ctr_keep_stop "$CTR_KEEP_PID" || { result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	if [[ $name == redis || $name == memcached ]]; then
+		out=$(ctr_load "$name" "$(ctr_addr "$n")" 2000 100 2>&1) || { result FAIL $t "load: $out"; return; }
+		out=$(ctr_verify "$name" "$(ctr_addr "$n")" 2000 100 2>&1) || { result FAIL $t "verify: $out"; return; }
+		# the checks can fail: another size is another value
+		ctr_verify "$name" "$(ctr_addr "$n")" 2000 99 >/dev/null 2>&1 &&
+			{ result FAIL $t "verify accepts wrong values"; return; }
+	fi
+	if [[ $name == redis ]]; then
+		# the kept connection sees the service go: it fails, named
+		ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep2"
+		wait_until 60 ctr_keep_past "$WORK/$id.keep2" 10 ||
+			{ kill "$CTR_KEEP_PID"; result FAIL $t "second kept connection does not start"; return; }
+		ctr_delete a "$id"
+		wait "$CTR_KEEP_PID" && { result FAIL $t "the kept client did not notice the service was gone"; return; }
+		[[ $(ctr_keep_field "$WORK/$id.keep2" error) == *"closed the connection"* ||
+			$(ctr_keep_field "$WORK/$id.keep2" error) == *"reset"* ]] ||
+			{ result FAIL $t "the kept client's error: $(ctr_keep_field "$WORK/$id.keep2" error)"; return; }
+	fi
+	if [[ $name == nginx ]]; then
+		# the master and its two workers, in the container's cgroup
+		wait_until 30 eval '(($(ctr_cgroup_pids a "$id" | wc -l) == 3))' ||
+			{ result FAIL $t "not a master and two workers: $(ctr_cgroup_pids a "$id" | wc -l) processes"; return; }
+	fi
+	ctr_delete a "$id"
+	result PASS $t
+}
+
+# mkbundle.sh: a second call with the same inputs changes nothing, other
+# inputs rebuild, a directory it did not make is refused (untouched)
+t_mkbundle() {
+	local t=testbed/mkbundle d=$WORK/mkb out before after
+	out=$("$CT_DIR/mkbundle.sh" --hostname one busybox "$d" 2>&1) || { result FAIL $t "first build: $out"; return; }
+	before=$(find "$d" -printf '%p %i %T@\n' | sort | sha256sum)
+	out=$("$CT_DIR/mkbundle.sh" --hostname one busybox "$d" 2>&1) || { result FAIL $t "second call: $out"; return; }
+	after=$(find "$d" -printf '%p %i %T@\n' | sort | sha256sum)
+	[[ $out == *"up to date"* && $before == "$after" ]] || { result FAIL $t "the second call changed the bundle: $out"; return; }
+	out=$("$CT_DIR/mkbundle.sh" --hostname two busybox "$d" 2>&1) || { result FAIL $t "rebuild: $out"; return; }
+	[[ $(jq -r .hostname "$d/config.json") == two ]] || { result FAIL $t "another host name did not rebuild: $out"; return; }
+	mkdir -p "$WORK/foreign"
+	echo keep >"$WORK/foreign/file"
+	out=$("$CT_DIR/mkbundle.sh" busybox "$WORK/foreign" 2>&1) && { result FAIL $t "overwrote a directory it did not make"; return; }
+	[[ $(cat "$WORK/foreign/file") == keep && ! -e $WORK/foreign/rootfs ]] || { result FAIL $t "touched a directory it refused"; return; }
+	[[ $out == *"not made by mkbundle.sh"* ]] || { result FAIL $t "refusal does not say why: $out"; return; }
+	result PASS $t
+}
+
+t_cleanup() {
+	local t=testbed/cleanup id=$PREFIX-left b pids p out cgs
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >"$WORK/$id.log" 2>&1 ||
+		{ result FAIL $t "runc run -d: $(tail -3 "$WORK/$id.log")"; return; }
+	pids=$(ctr_cgroup_pids a "$id")
+	[[ -n $pids ]] || { result FAIL $t "no process in the container's cgroup"; return; }
+	cgs=$(ctr_info 'a.cgroup'; ctr_info 'b.cgroup')
+	"$DM" testhost down --prefix "$PREFIX" >"$WORK/down.log" 2>&1 ||
+		{ result FAIL $t "testhost down: $(tail -1 "$WORK/down.log")"; return; }
+	for p in $pids; do
+		wait_until 20 eval "[[ ! -d /proc/$p ]] || [[ \$(awk '{print \$3}' /proc/$p/stat 2>/dev/null) == Z ]]" ||
+			{ result FAIL $t "process $p of the container survives"; return; }
+	done
+	for p in "$PREFIX-a" "$PREFIX-b" "$PREFIX-c"; do
+		[[ -e /run/netns/$p ]] && { result FAIL $t "netns $p is left"; return; }
+	done
+	out=$(ip -o link show | grep -F " $PREFIX-")
+	[[ -z $out ]] || { result FAIL $t "links left: $out"; return; }
+	for p in $cgs; do
+		[[ -e $p ]] && { result FAIL $t "cgroup $p is left"; return; }
+	done
+	out=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "testhost-$PREFIX-*" 2>/dev/null)
+	[[ -z $out ]] || { result FAIL $t "cgroups left: $out"; return; }
+	[[ -e /run/dmigrate-testhost/$PREFIX ]] && { result FAIL $t "state left: $(ls /run/dmigrate-testhost/$PREFIX)"; return; }
+	result PASS $t
+}
+
+# ---------------------------------------------------------------- run
+
+CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx)
+declare -A RUN=(
+	[testbed/mkbundle]=t_mkbundle
+	[testbed/hosts]=t_hosts
+	[testbed/busybox]=t_busybox
+	[testbed/redis]="t_service redis 17"
+	[testbed/memcached]="t_service memcached 18"
+	[testbed/python-http]="t_service python-http 19"
+	[testbed/nginx]="t_service nginx 20"
+)
+todo=()
+for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
+if ((${#todo[@]})); then
+	if ! hosts_up; then
+		result FAIL containers/setup "cannot make the test hosts: $(tail -n 1 "$WORK/up.log")"
+		summary
+		exit 1
+	fi
+	for c in "${todo[@]}"; do
+		[[ $c == testbed/cleanup ]] && continue
+		log "case $c"
+		${RUN[$c]}
+	done
+	if selected testbed/cleanup && ((KEEP == 0)); then
+		t_cleanup
+	fi
+fi
+summary
+((NFAIL == 0))
