@@ -396,3 +396,13 @@ void mig_watchdog_stop(struct mig_watchdog *w)
 	pthread_join(w->thread, NULL);
 	w->started = false;
 }
+
+const char *mig_phase_name(enum mig_phase p)
+{
+	static const char *const names[_MIG_PH_MAX] = {
+		[MIG_PH_PREPARE] = "prepare", [MIG_PH_FREEZE] = "freeze", [MIG_PH_STATE] = "state",
+		[MIG_PH_RESUME] = "resume",   [MIG_PH_MEMORY] = "memory", [MIG_PH_ROOTFS] = "rootfs",
+		[MIG_PH_COMMIT] = "commit",   [MIG_PH_RELEASE] = "release",
+	};
+	return (unsigned)p < _MIG_PH_MAX ? names[p] : "?";
+}
