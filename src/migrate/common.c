@@ -304,7 +304,7 @@ json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct 
 static uint64_t watched_bytes(struct mig_watchdog *w)
 {
 	uint64_t b = 0;
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(w->chans); i++)
 		b += mig_chan_bytes(w->chans[i]);
 	return b;
 }
@@ -345,7 +345,7 @@ static void *watchdog_thread(void *arg)
 				atomic_store(&w->fired, true);
 				if (cerr >= 0)
 					pr_warn("%s", w->fired_msg);
-				for (int i = 0; i < 3; i++)
+				for (size_t i = 0; i < ARRAY_SIZE(w->chans); i++)
 					if (w->chans[i])
 						net_chan_shutdown(w->chans[i]);
 			}

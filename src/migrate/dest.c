@@ -85,6 +85,12 @@ struct dsess {
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
 	char *target;              /* "pid:N" on the source (for messages) */
+	/* the tree's files (rootfs.h): announced in START, on their own channel */
+	enum rfs_mode rfs_mode;    /* RFS_NONE: none move */
+	char *rfs_src_dir;         /* the rootfs on the source: image paths under it */
+	char *rfs_root;            /* the copy: STATE_DIR/rootfs/<session> */
+	struct net_chan *rfs_chan;
+	struct rfs_receiver *rfs;
 	pthread_t thread;
 };
 
@@ -150,6 +156,14 @@ static int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	if (st->target && strlen(st->target) < 32)
 		s->target = xstrdup(st->target);
+	if (st->rootfs_mode) {
+		if (rfs_mode_parse(st->rootfs_mode, &s->rfs_mode) < 0 || s->rfs_mode == RFS_NONE || !st->rootfs_dir ||
+		    st->rootfs_dir[0] != '/' || strlen(st->rootfs_dir) >= RFS_PATH_MAX || !strcmp(st->rootfs_dir, "/")) {
+			r = dm_fail(-EINVAL, "unknown rootfs mode '%.32s' or bad rootfs dir", st->rootfs_mode);
+			goto out;
+		}
+		s->rfs_src_dir = xstrdup(st->rootfs_dir);
+	}
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
 	/*
@@ -182,6 +196,14 @@ static int handle_start(struct dsess *s)
 	r = host_check_disk(base, MIG_STATE_DISK_MIN);
 	if (r < 0)
 		goto out;
+	if (s->rfs_mode) {
+		_cleanup_free_ char *rb = xasprintf("%s/rootfs", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
+		r = mkdir_p(rb, 0700);
+		if (r < 0) {
+			r = dm_fail(r, "%s: %s", rb, strerror(-r));
+			goto out;
+		}
+	}
 	{
 		/* the tree's memory lands here in every mode; the store modes
 		 * first hold it in the store (the source's bound, above its RSS) */
@@ -231,9 +253,9 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
-	while (!s->fault || !s->bulk) {
+	while (!s->fault || !s->bulk || (s->rfs_mode && !s->rfs_chan)) {
 		if (clock_ns() > deadline) {
-			r = dm_fail(-ETIMEDOUT, "the fault and bulk channels did not join");
+			r = dm_fail(-ETIMEDOUT, "the fault and bulk%s channels did not join", s->rfs_mode ? " and rootfs" : "");
 			break;
 		}
 		/* nothing may come on the control channel meanwhile: EOF, or a broken peer */
@@ -667,6 +689,9 @@ static int do_restore(struct dsess *s)
 		.lazy_features = LAZY_FEATURES,
 		.before_resume = hold_until_commit,
 		.before_resume_arg = s,
+		/* the tree's paths under its rootfs on the source resolve in the copy */
+		.path_from = s->rfs_src_dir,
+		.path_to = s->rfs_src_dir ? s->rfs_root : NULL,
 	};
 	r = restore_tree(&ro, &res);
 	if (r < 0)
@@ -919,6 +944,15 @@ static void session_cleanup(struct dsess *s)
 	s->dirty = NULL;
 	free(s->target);
 	s->target = NULL;
+	rfs_recv_free(s->rfs);
+	s->rfs = NULL;
+	/* the copy stays with a tree that runs on it */
+	if (s->rfs_root && !s->keep_root)
+		rm_rf(s->rfs_root);
+	free(s->rfs_root);
+	s->rfs_root = NULL;
+	free(s->rfs_src_dir);
+	s->rfs_src_dir = NULL;
 }
 
 /* ---- the phases ----------------------------------------------------------- */
@@ -975,7 +1009,30 @@ static int ph_prepare(struct dsess *s)
 	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
 	if (r >= 0)
 		r = mem_netsrc_start(s->netsrc);
-	return r;
+	if (r < 0 || !s->rfs_mode)
+		return r;
+	/* the files arrive from the source's freeze on, beside the state */
+	mig_tune_chan(s->rfs_chan, false);
+	s->wd.chans[3] = s->rfs_chan;
+	s->rfs_root = xasprintf("%s/rootfs/%s", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate", s->hex);
+	return rfs_recv_start(s->rfs_chan, s->rfs_root, &s->rfs);
+}
+
+/* rootfs, before the restore: every file (the restore and the tree read
+ * them from the copy; silent limit: --peer-timeout) */
+static int ph_rootfs(struct dsess *s)
+{
+	int r;
+	if (!s->rfs)
+		return 0;
+	mig_watchdog_arm_silent(&s->wd, "the files", peer_timeout_ms(s));
+	while ((r = rfs_recv_wait_all(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
+	mig_test_point("dst-rootfs-received");
+	return 0;
 }
 
 /* state: the image files (silent limit: --peer-timeout) */
@@ -1084,6 +1141,7 @@ static const struct dst_phase dst_phases[] = {
 	{ MIG_PH_PREPARE, "START, channels, guardian", ph_prepare },
 	{ MIG_PH_STATE, "receive the state", ph_state },
 	{ MIG_PH_MEMORY, "memory before the restore", ph_memory_before },
+	{ MIG_PH_ROOTFS, "the files before the restore", ph_rootfs },
 	{ MIG_PH_RESUME, "restore, RESUMED, COMMIT", ph_resume },
 	{ MIG_PH_MEMORY, "memory after the resume", ph_memory_after },
 	{ MIG_PH_COMMIT, "MEM_DONE", ph_commit },
@@ -1193,6 +1251,7 @@ static void free_session(struct dsess *s)
 	}
 	net_chan_close(s->fault);
 	net_chan_close(s->bulk);
+	net_chan_close(s->rfs_chan);
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->guard_lock);
@@ -1324,9 +1383,11 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			sess[n_sess++] = cur;
 			continue;
 		}
-		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur) {
+		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK || role == NET_ROLE_ROOTFS) && cur) {
 			pthread_mutex_lock(&cur->lock);
-			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault : &cur->bulk;
+			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault :
+						 role == NET_ROLE_BULK	? &cur->bulk :
+									  &cur->rfs_chan;
 			if (!*slot) {
 				*slot = c;
 				c = NULL;

@@ -59,6 +59,10 @@ struct src {
 	struct net_egress egress; /* the queue in front of the bulk channel's link */
 	struct mig_result *ret;
 	struct dump_opts dopts;
+	/* the tree's files (--rootfs-dir): their channel and sender */
+	char *rootfs_dir;        /* realpath of o->rootfs_dir */
+	struct net_chan *rfs_chan;
+	struct rfs_sender *rfs;
 	enum mig_phase cur_phase;
 
 	uint64_t t0, t_freeze, t_state, t_resume, t_done; /* ns */
@@ -123,7 +127,7 @@ _printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
 /* Bytes over the three channels so far, both ways. */
 static uint64_t bytes_moved(const struct src *s)
 {
-	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk) + mig_chan_bytes(s->rfs_chan);
 }
 
 static void tick(void *arg)
@@ -156,9 +160,12 @@ static void tick(void *arg)
 			 b, (double)shown * 4 / 1024, (double)st.pages_total * 4 / 1024, st.pages_fault,
 			 st.pages_pushed, st.pages_prefetch);
 	}
+	char files[160] = "";
+	if (s->rfs)
+		rfs_send_progress(s->rfs, files, sizeof(files));
 	pthread_mutex_lock(&s->out_lock);
-	fprintf(stderr, "\r\033[K  %-14s %6.1f s  %8.1f MiB sent  %6.1f MiB/s%s", atomic_load(&s->phase),
-		ns_to_ms(s->t0, now) / 1000, (double)bytes / 1048576, s->rate / 1048576, pages);
+	fprintf(stderr, "\r\033[K  %-14s %6.1f s  %8.1f MiB sent  %6.1f MiB/s%s%s", atomic_load(&s->phase),
+		ns_to_ms(s->t0, now) / 1000, (double)bytes / 1048576, s->rate / 1048576, pages, files);
 	s->status_shown = true;
 	pthread_mutex_unlock(&s->out_lock);
 }
@@ -214,6 +221,8 @@ static int watch_workers(void *arg)
 		return r;
 	if (atomic_load(&s->switched_over) && !atomic_load(&s->mem_done))
 		watch_link(s);
+	if (s->rfs && (r = rfs_send_wait(s->rfs, 0)) < 0 && r != -ETIMEDOUT)
+		return r;
 	return s->srv ? mem_server_error(s->srv) : 0;
 }
 
@@ -622,6 +631,14 @@ static json_t *build_stats(struct src *s, int err)
 			    s->t_freeze && s->t_resume ? json_real(ns_to_ms(s->t_freeze, s->t_resume)) : json_null());
 	json_object_set_new(j, "total_ms", s->t_done ? json_real(ns_to_ms(s->t0, s->t_done)) : json_null());
 	json_object_set_new(j, "bytes", mig_bytes_json(s->ctl, s->fault, s->bulk));
+	if (s->rfs_chan) {
+		json_t *b = json_object_get(j, "bytes");
+		uint64_t rb = mig_chan_bytes(s->rfs_chan);
+		json_object_set_new(b, "rootfs", json_integer((json_int_t)rb));
+		json_object_set_new(b, "total", json_integer(json_integer_value(json_object_get(b, "total")) + (json_int_t)rb));
+	}
+	if (s->rfs)
+		json_object_set_new(j, "rootfs", rfs_send_stats(s->rfs, s->t0));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
@@ -687,6 +704,10 @@ static void cleanup(struct src *s)
 		close(s->sigfd);
 		s->sigfd = -1;
 	}
+	rfs_send_free(s->rfs);
+	s->rfs = NULL;
+	net_chan_close(s->rfs_chan);
+	free(s->rootfs_dir);
 	mem_server_free(s->srv);
 	mem_dirty_free(s->dirty);
 	if (s->ck)
@@ -722,6 +743,8 @@ static void rollback(struct src *s, int err)
 	mem_server_stop(s->srv);
 	if (s->ctl && !atomic_load(&s->wd.fired))
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
+	/* no more reads of the tree's files before it runs again */
+	rfs_send_stop(s->rfs);
 	mem_dirty_detach(s->dirty);
 	if (s->d)
 		dump_release(s->d, DUMP_RESUME);
@@ -754,6 +777,50 @@ static void keep_stopped(struct src *s, int err)
 	}
 	dm_fail(err, "%s; the destination had resumed the tree: it is left stopped (SIGSTOP) here, pid %d "
 		     "('kill -CONT' resumes it here, 'kill -KILL' drops it)", msg, s->o->pid);
+}
+
+/* ---- the rootfs ------------------------------------------------------------ */
+
+/*
+ * --rootfs-dir DIR: every process of the tree must run chrooted into DIR.
+ * Its paths (open files, mappings, cwd, exe) are then under DIR as this
+ * process sees them, and relative to its root as the tree sees them; on the
+ * destination the restore maps DIR to the copy and chroots the tree into
+ * it, so every path the tree uses later resolves in the copy too.  A
+ * process whose root is elsewhere would keep paths into DIR that the
+ * destination does not have: refused, before anything is done.
+ */
+static int check_rootfs(struct src *s)
+{
+	char real[PATH_MAX];
+	if (!realpath(s->o->rootfs_dir, real))
+		return dm_fail(neg_errno(), "--rootfs-dir %s: %m", s->o->rootfs_dir);
+	if (!strcmp(real, "/"))
+		return dm_fail(-EINVAL, "--rootfs-dir /: the whole file system cannot move");
+	s->rootfs_dir = xstrdup(real);
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = proc_tree_pids(s->o->pid, &pids);
+	for (size_t i = 0; i < n; i++) {
+		char link[64], root[PATH_MAX], comm[32] = "?";
+		snprintf(link, sizeof(link), "/proc/%d/root", pids[i]);
+		ssize_t k = readlink(link, root, sizeof(root) - 1);
+		if (k < 0)
+			continue; /* gone meanwhile */
+		root[k] = 0;
+		if (!strcmp(root, real))
+			continue;
+		snprintf(link, sizeof(link), "/proc/%d/comm", pids[i]);
+		FILE *f = fopen(link, "re");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		return dm_fail(-EINVAL, "--rootfs-dir %s: process %d (%s) has its root at %s: the tree must run "
+					"chrooted into %s", s->o->rootfs_dir, pids[i], comm, root, real);
+	}
+	dm_error_clear();
+	return 0;
 }
 
 /* ---- the phases ----------------------------------------------------------- */
@@ -789,7 +856,10 @@ struct src_phase {
  * message is the cause alone: it does not claim the tree runs on) */
 static int ph_check(struct src *s)
 {
-	return dump_check_root(s->o->pid);
+	int r = dump_check_root(s->o->pid);
+	if (r < 0 || !s->o->rootfs_dir)
+		return r;
+	return check_rootfs(s);
 }
 
 /* prepare: connect, START -> ACCEPT (MIG_WAIT_ACCEPT_MS), the data channels */
@@ -833,6 +903,10 @@ static int ph_connect(struct src *s)
 		m.cpuid_1_ecx = cf[0];
 		m.cpuid_7_ebx = cf[1];
 		m.cpuid_7_ecx = cf[2];
+		if (s->rootfs_dir) {
+			m.rootfs_mode = (char *)rfs_mode_name(o->rootfs_mode);
+			m.rootfs_dir = s->rootfs_dir;
+		}
 		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			return r;
@@ -845,6 +919,13 @@ static int ph_connect(struct src *s)
 	r = connect_data(s);
 	if (r < 0)
 		return r;
+	if (s->rootfs_dir) {
+		r = net_connect(s->ctx, o->to, NET_ROLE_ROOTFS, net_chan_session(s->ctl), &s->rfs_chan);
+		if (r < 0)
+			return r;
+		mig_tune_chan(s->rfs_chan, false);
+		s->wd.chans[3] = s->rfs_chan;
+	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
 	    mig_mode_name(o->mode));
@@ -893,6 +974,12 @@ static int ph_freeze(struct src *s)
 	s->t_freeze = clock_ns();
 	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
+	if (s->rootfs_dir) {
+		/* the files from now on, beside the dump and the state */
+		r = rfs_send_start(s->rfs_chan, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
+		if (r < 0)
+			return r;
+	}
 	if (s->dirty) {
 		uint64_t n = 0;
 		uint64_t t = clock_ns();
@@ -1025,6 +1112,29 @@ static int ph_memory_after(struct src *s)
 	return 0;
 }
 
+/* rootfs: the destination has every file (DONE on the rootfs channel; silent
+ * limit MIG_WAIT_SILENT_MS) */
+static int ph_rootfs(struct src *s)
+{
+	int r;
+	if (!s->rfs)
+		return 0;
+	atomic_store(&s->phase, "files");
+	mig_watchdog_arm_silent(&s->wd, "the destination to take the files", MIG_WAIT_SILENT_MS);
+	while ((r = rfs_send_wait(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return mig_watchdog_error(&s->wd, r);
+	json_t *st = rfs_send_stats(s->rfs, s->t0);
+	say(s, "files ......... %.0f ms   (%lld files, %.1f MiB, %lld misses)",
+	    json_real_value(json_object_get(st, "done_ms")), json_integer_value(json_object_get(st, "files")),
+	    (double)json_integer_value(json_object_get(st, "bytes")) / 1048576,
+	    json_integer_value(json_object_get(st, "misses")));
+	json_decref(st);
+	return 0;
+}
+
 /* commit: MEM_DONE, the destination has everything: the tree is its own
  * (no limit of its own: the watchdog's link patience, watch_link) */
 static int ph_commit(struct src *s)
@@ -1059,6 +1169,7 @@ static const struct src_phase src_phases[] = {
 	{ MIG_PH_MEMORY, "memory before the resume", ph_memory_before, SRC_UNDO_THAW },
 	{ MIG_PH_RESUME, "switch-over", ph_resume, SRC_UNDO_THAW },
 	{ MIG_PH_MEMORY, "memory after the resume", ph_memory_after, SRC_UNDO_KEEP_STOPPED },
+	{ MIG_PH_ROOTFS, "the files", ph_rootfs, SRC_UNDO_KEEP_STOPPED },
 	{ MIG_PH_COMMIT, "wait for MEM_DONE", ph_commit, SRC_UNDO_KEEP_STOPPED },
 	{ MIG_PH_RELEASE, "kill our copy", ph_release, SRC_UNDO_KEEP_STOPPED },
 };
