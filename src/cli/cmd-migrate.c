@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "daemon/daemon.h"
 #include "migrate/migrate.h"
+#include "migrate/rootfs.h"
 #include "net/net.h"
 
 #include <fcntl.h>
@@ -20,6 +21,7 @@ static void usage(FILE *out)
 		"                        [--mode post-copy|pre-copy|stop-and-copy|hybrid]\n"
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
+		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
 		"  follows; stop-and-copy: all memory moves while it is frozen; pre-copy: rounds\n"
@@ -27,7 +29,12 @@ static void usage(FILE *out)
 		"  pre-copy round, then post-copy.  If anything fails before the destination\n"
 		"  resumes the tree, it runs on here unchanged.  --stats FILE: the migration's\n"
 		"  JSON stats (--json prints them); --pidfile FILE: the pid of the tree on the\n"
-		"  destination (in its pid namespace).\n");
+		"  destination (in its pid namespace).  --rootfs-dir DIR: the tree runs chrooted\n"
+		"  into DIR; its files move too, beside its memory, from the freeze on, into the\n"
+		"  destination's state directory, and the tree is chrooted into that copy there.\n"
+		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
+		"  mapped first, then what it touches, then the smallest), lazy (directory\n"
+		"  order), eager (every file before the resume).\n");
 }
 
 static int write_pidfile(const char *path, pid_t pid)
@@ -56,6 +63,8 @@ int cmd_migrate(int argc, char **argv)
 		{ "dump-threads", required_argument, NULL, 'j' },
 		{ "precopy-rounds", required_argument, NULL, 'r' },
 		{ "work-dir", required_argument, NULL, 'w' },
+		{ "rootfs-dir", required_argument, NULL, 'R' },
+		{ "rootfs", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -67,7 +76,7 @@ int cmd_migrate(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -97,10 +106,24 @@ int cmd_migrate(int argc, char **argv)
 			o.precopy_max_rounds = v;
 			break;
 		case 'w': o.work_dir = optarg; break;
+		case 'R': o.rootfs_dir = optarg; break;
+		case 'F':
+			if (rfs_mode_parse(optarg, &o.rootfs_mode) < 0 || o.rootfs_mode == RFS_NONE) {
+				fprintf(stderr, "dmigrate: migrate: unknown --rootfs '%s' (priority, lazy, eager)\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (o.rootfs_mode && !o.rootfs_dir) {
+		fprintf(stderr, "dmigrate: migrate: --rootfs needs --rootfs-dir DIR\n");
+		return 2;
+	}
+	if (o.rootfs_dir && !o.rootfs_mode)
+		o.rootfs_mode = RFS_PRIORITY;
 	if (optind + 1 != argc || !o.to || (!keyfile && !o.insecure) || (keyfile && o.insecure)) {
 		usage(stderr);
 		return 2;

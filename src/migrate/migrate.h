@@ -30,6 +30,7 @@
 
 #include "base/util.h"
 #include "net/net.h"
+#include "migrate/rootfs.h"
 
 enum mig_mode { MIG_POST_COPY = 0, MIG_PRE_COPY, MIG_STOP_AND_COPY, MIG_HYBRID, _MIG_MODE_MAX };
 
@@ -48,6 +49,8 @@ struct mig_source_opts {
 	unsigned precopy_max_rounds;   /* 0: 12 */
 	uint64_t precopy_stop_pages;   /* stop iterating below this many dirty pages; 0: 1024 */
 	const char *work_dir;      /* where the (memory-less) image is written; NULL: /dev/shm */
+	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */
+	enum rfs_mode rootfs_mode; /* RFS_NONE without rootfs_dir */
 };
 
 struct mig_result {

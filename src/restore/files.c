@@ -55,7 +55,14 @@ static const char *type_name(Dm__FileType t)
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd)
 {
 	int root = fs->c->o->root_fd, fd;
+	_cleanup_free_ char *mapped = NULL;
+	const char *from = fs->c->o->path_from;
 
+	if (from && fs->c->o->path_to) {
+		size_t l = strlen(from);
+		if (!strncmp(path, from, l) && (path[l] == '/' || !path[l]))
+			path = mapped = xasprintf("%s%s", fs->c->o->path_to, path + l);
+	}
 	if (root >= 0) {
 		struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
 					.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
