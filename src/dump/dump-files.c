@@ -299,6 +299,13 @@ static const char *sock_family(struct dproc *p, int fdnum)
 	}
 }
 
+/* TCP and UDP sockets are fd-inet.c's */
+static bool is_inet(struct dproc *p, int fdnum)
+{
+	const char *fam = sock_family(p, fdnum);
+	return !strcmp(fam, "AF_INET") || !strcmp(fam, "AF_INET6");
+}
+
 static Dm__FileLock *lock_msg(const struct proc_lock *l)
 {
 	Dm__FileLock *m = PB_NEW(Dm__FileLock, dm__file_lock__init);
@@ -442,7 +449,7 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	int r;
 
 	snprintf(link, sizeof(link), "/proc/%d/fd/%d", p->pid, pf->fd);
-	if (pf->kind == PROC_FD_SOCKET)
+	if (pf->kind == PROC_FD_SOCKET && !is_inet(p, pf->fd))
 		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (%s)", pf->fd, p->pid,
 			       pf->target, sock_family(p, pf->fd));
 	if (pf->kind == PROC_FD_ANON || pf->kind == PROC_FD_NS || pf->kind == PROC_FD_OTHER)
@@ -481,6 +488,8 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 		f->pipe = PB_NEW(Dm__PipeData, dm__pipe_data__init);
 		f->pipe->pipe_id = pf->ino;
 		r = dump_pipe_data(d, p, pf->fd, pf->ino, f->pipe);
+	} else if (pf->kind == PROC_FD_SOCKET) {
+		r = dump_inet_fd(d, p, pf, st.st_ino, f);
 	} else if (pf->kind == PROC_FD_MEMFD) {
 		r = dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (memfd)", pf->fd, p->pid, pf->target);
 	} else if (S_ISREG(st.st_mode)) {
