@@ -153,19 +153,17 @@ void dump_prealloc_free(struct dump_ctx *d);
 void dump_bufs_alloc(struct dump_ctx *d);
 void dump_bufs_free(struct dump_ctx *d);
 
-/* dump-files.c: fds, cwd, root, exe, files table */
+/* dump-files.c: fds, cwd, root, exe, files table (the fd types: fd.h) */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);
 uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
 			pid_t pid, const char *link, int *ret_err);
 uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
 int dump_ctty(struct dump_ctx *d);
-int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
+/* fd-reg.c: the contents of a deleted file (fd open for reading) */
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
 /* fd-inet.c: TCP and UDP sockets.  Before the fds are read (frozen tree):
  * match the tree's sockets with sock_diag, lock and repair its connections. */
 int dump_inet_prepare(struct dump_ctx *d);
-/* One socket fd of an inet family (ino: its inode), into f; refusals named. */
-int dump_inet_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, uint64_t ino, Dm__File *f);
 /* The network lock's name (nft table), or NULL if there is none. */
 const char *dump_inet_lock(const struct dump_ctx *d);
 /* Leave repair mode and unlock (tree resumed), or keep quiet (tree killed). */

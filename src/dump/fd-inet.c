@@ -24,7 +24,7 @@
  * (opts.keep_net_lock: the restore removes it), else it goes with the tree.
  */
 #define LOG_PREFIX "dump: "
-#include "dump/dump-internal.h"
+#include "dump/fd.h"
 #include "base/log.h"
 #include "net/inet.h"
 
@@ -374,15 +374,30 @@ static int dump_tcp_conn(int fd, Dm__TcpConn *t)
 	return 0;
 }
 
-int dump_inet_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, uint64_t ino, Dm__File *f)
+static bool inet_match(const struct dump_fd *x)
 {
-	struct inet_entry *e = find_entry(d->inet, ino);
-	_cleanup_close_ int fd = (int)syscall(SYS_pidfd_getfd, p->pidfd, pf->fd, 0);
+	int dom = 0;
+	socklen_t len = sizeof(dom);
+
+	if (x->pf->kind != PROC_FD_SOCKET)
+		return false;
+	_cleanup_close_ int fd = (int)syscall(SYS_pidfd_getfd, x->p->pidfd, x->pf->fd, 0);
+	return fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) == 0 &&
+	       (dom == AF_INET || dom == AF_INET6);
+}
+
+static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
+{
+	struct dproc *p = x->p;
+	const struct proc_fd *pf = x->pf;
+	struct inet_entry *e = find_entry(d->inet, x->st->st_ino);
+	_cleanup_close_ int fd = -1;
 	int type = 0, proto = 0, dom = 0, r;
 	socklen_t len = sizeof(int);
 
-	if (fd < 0)
-		return dm_fail(neg_errno(), "process %d: fd %d: cannot copy the socket: %m", p->pid, pf->fd);
+	r = dump_fd_dup(x, &fd);
+	if (r < 0)
+		return r;
 	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len);
 	len = sizeof(int);
 	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
@@ -464,3 +479,6 @@ int dump_inet_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, 
 	}
 	return 0;
 }
+
+const struct dump_fd_type dump_fd_inet = { .name = "TCP/UDP socket", .match = inet_match,
+					   .dump = inet_dump };
