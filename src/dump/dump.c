@@ -499,8 +499,13 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 		return 0;
 	d->released = true;
 	d->t_release = clock_ns();
+	/* connections out of repair mode before the tree runs (a recv there fails
+	 * with EPERM); a killed tree's close them in repair mode: nothing is sent */
+	if (action == DUMP_RESUME)
+		dump_inet_release(d, false);
 	int r = dump_detach_all(d, action == DUMP_KILL);
-	dump_inet_release(d, action == DUMP_KILL);
+	if (action == DUMP_KILL)
+		dump_inet_release(d, true);
 	d->t_released = clock_ns();
 	return r;
 }
