@@ -84,6 +84,7 @@ int cmd_checkpoint(int argc, char **argv)
 	struct stat st;
 	created = stat(o.images_dir, &st) < 0;
 
+	o.keep_net_lock = !leave;
 	r = dump_freeze(&o, &d);
 	if (r >= 0)
 		r = dump_collect(d);

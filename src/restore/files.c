@@ -42,6 +42,7 @@ static const struct rst_file_type *type_of(Dm__FileType t)
 	case DM__FILE_TYPE__FILE_FIFO: return &rst_file_fifo;
 	case DM__FILE_TYPE__FILE_CHR: return &rst_file_chr;
 	case DM__FILE_TYPE__FILE_TTY: return &rst_file_tty;
+	case DM__FILE_TYPE__FILE_INET_SK: return &rst_file_inet;
 	default: return NULL;
 	}
 }
@@ -437,7 +438,7 @@ int files_finish(struct rst_ctx *c)
 {
 	static const struct rst_file_type *const all[] = {
 		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
-		&rst_file_fifo, &rst_file_chr, &rst_file_tty,
+		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		if (!all[i]->finish)
@@ -470,6 +471,7 @@ void files_fini(struct rst_ctx *c)
 		close(fs->keep[i]);
 	for (size_t i = 0; i < fs->n_ghosts; i++)
 		close(fs->ghosts[i].fd);
+	rst_inet_fini(fs);
 	free(fs->desc);
 	free(fs->mapfd[0]);
 	free(fs->mapfd[1]);

@@ -50,6 +50,7 @@ struct rst_files {
 	struct { uint64_t id, dev; int fd; } *ghosts; /* deleted files (by inode), recreated */
 	size_t n_ghosts;
 	bool warned_tty;
+	struct rst_inet *inet; /* files-inet.c: connections in repair mode, the network lock */
 };
 
 struct rst_file_type {
@@ -68,6 +69,14 @@ extern const struct rst_file_type rst_file_pipe;
 extern const struct rst_file_type rst_file_fifo;
 extern const struct rst_file_type rst_file_chr;
 extern const struct rst_file_type rst_file_tty;
+extern const struct rst_file_type rst_file_inet;
+
+/* files-inet.c: lock the image's TCP connections (before any socket is made) */
+int rst_inet_lock(struct rst_ctx *c);
+/* files-inet.c: connections out of repair mode (the tree is about to run) */
+int rst_inet_resume(struct rst_ctx *c);
+/* files-inet.c: unlock (after the descriptions are closed); frees */
+void rst_inet_fini(struct rst_files *fs);
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
