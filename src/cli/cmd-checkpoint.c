@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* dmigrate checkpoint --pid PID --images DIR [--leave-running] [--dump-threads N] [--stats FILE] */
+/* dmigrate checkpoint pid:PID|runc:ID|--pid PID --images DIR [--leave-running] [--runc-root DIR]
+ *                    [--dump-threads N] [--stats FILE] */
 #include "base/json.h"
+#include "container/runc.h"
 #include "base/log.h"
 #include "cli/cli.h"
 #include "dump/dump.h"
@@ -12,10 +14,13 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: dmigrate checkpoint --pid PID --images DIR [--leave-running]\n"
-		     "                           [--dump-threads N] [--lazy] [--stats FILE]\n"
+	fprintf(out, "usage: dmigrate checkpoint pid:PID|runc:ID|--pid PID --images DIR [--leave-running]\n"
+		     "                           [--runc-root DIR] [--dump-threads N] [--lazy] [--stats FILE]\n"
 		     "  Freezes the process tree rooted at PID, writes its image to DIR and kills it\n"
-		     "  (or lets it run again with --leave-running).  --dump-threads N fixes the\n"
+		     "  (or lets it run again with --leave-running).  runc:ID is the runc container ID\n"
+		     "  (runc's state under --runc-root, default " RUNC_DEFAULT_ROOT "): frozen through its\n"
+		     "  cgroup, its whole tree and what runc needs to make it again are dumped, and\n"
+		     "  the container is deleted (unless --leave-running).  --dump-threads N fixes the\n"
 		     "  number of dump workers (1 = serial); by default the pool grows while the\n"
 		     "  host has spare CPU and memory.  --lazy marks the pages a task needs only\n"
 		     "  after it runs, for restore --lazy (post-copy from the image).\n");
@@ -30,18 +35,24 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "dump-threads", required_argument, NULL, 'j' },
 		{ "stats", required_argument, NULL, 's' },
 		{ "lazy", no_argument, NULL, 'L' },
+		{ "runc-root", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct dump_opts o = {};
+	struct runc_ct *ct = NULL;
+	const char *runc_id = NULL, *runc_root = NULL;
 	struct dump_ctx *d = NULL;
 	const char *stats = NULL;
 	bool leave = false, created = false;
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "p:D:Rj:s:Lh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:D:Rj:s:LT:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'T':
+			runc_root = optarg;
+			break;
 		case 'p':
 			if (parse_long(optarg, &v) < 0 || v <= 0 || v > (1 << 22)) {
 				fprintf(stderr, "dmigrate: checkpoint: bad pid '%s' (pids are 1 to %d)\n", optarg,
@@ -77,7 +88,21 @@ int cmd_checkpoint(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!o.pid || !o.images_dir || optind != argc) {
+	if (optind < argc) {
+		pid_t tp = 0;
+		r = o.pid ? -EINVAL : runc_parse_target(argv[optind++], &runc_id, &tp);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: checkpoint: %s\n",
+				o.pid ? "give the target once (pid:PID, runc:ID or --pid PID)" : dm_last_error());
+			return 2;
+		}
+		o.pid = tp;
+	}
+	if (runc_root && !runc_id) {
+		fprintf(stderr, "dmigrate: checkpoint: --runc-root is for a runc:ID target\n");
+		return 2;
+	}
+	if ((!o.pid && !runc_id) || !o.images_dir || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -85,7 +110,19 @@ int cmd_checkpoint(int argc, char **argv)
 	created = stat(o.images_dir, &st) < 0;
 
 	o.keep_net_lock = !leave;
+	if (runc_id) {
+		r = runc_open(runc_root, runc_id, &ct);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: checkpoint failed: %s\n", dm_error_text(r));
+			return 1;
+		}
+		o.pid = runc_init_pid(ct);
+		o.container = runc_dump_hooks(ct);
+	}
 	r = dump_freeze(&o, &d);
+	/* what runc does not make again, read from the frozen container */
+	if (r >= 0 && ct)
+		r = runc_record(ct, o.images_dir);
 	if (r >= 0)
 		r = dump_collect(d);
 	if (r < 0) {
@@ -103,15 +140,20 @@ int cmd_checkpoint(int argc, char **argv)
 		if (d && rr < 0)
 			fprintf(stderr, "dmigrate: the tree of process %d could not be fully released: %s\n",
 				o.pid, dm_error_text(rr));
+		else if (d && ct && kill(o.pid, 0) == 0)
+			fprintf(stderr, "dmigrate: container %s runs on, unchanged\n", runc_id);
 		else if (d && kill(o.pid, 0) == 0)
 			fprintf(stderr, "dmigrate: process %d runs on, unchanged\n", o.pid);
 		if (created)
 			rm_rf(o.images_dir);
 		dump_free(d);
+		runc_free(ct);
 		return 1;
 	}
 	r = dump_release(d, leave ? DUMP_RESUME : DUMP_KILL);
 	if (r < 0)
+		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
+	if (ct && runc_finish(ct, leave) < 0)
 		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
 	/* a restore right after us must find the pids free */
 	if (!leave && dump_wait_gone(d, 10000) < 0)
@@ -124,5 +166,6 @@ int cmd_checkpoint(int argc, char **argv)
 		json_decref(j);
 	}
 	dump_free(d);
+	runc_free(ct);
 	return 0;
 }

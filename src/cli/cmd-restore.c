@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "compat.h"
+#include "container/runc.h"
 #include "mem/mem.h"
 #include "migrate/migrate.h"
 #include "proc/proc.h"
@@ -136,7 +137,11 @@ static void img_src_free(struct img_src *src)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: dmigrate restore --images DIR [--pidfile FILE] [--stats FILE] [--lazy]\n"
+		     "                        [--runc-bundle DIR] [--name ID] [--runc-root DIR]\n"
 		     "  Restores the process tree of the image directory DIR and lets it run.\n"
+		     "  An image of a runc container is restored under runc: the container ID (or\n"
+		     "  --name) is made from its recorded bundle (or --runc-bundle) under runc's\n"
+		     "  state root (--runc-root, default " RUNC_DEFAULT_ROOT "), and the tree runs in it.\n"
 		     "  --pidfile FILE receives the pid of the restored root; --stats FILE a JSON\n"
 		     "  object with the restore time and its phases.  --lazy: the pages marked\n"
 		     "  lazy (checkpoint --lazy) are served on demand after the resume and pushed\n"
@@ -162,10 +167,16 @@ int cmd_restore(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, 'P' },
 		{ "stats", required_argument, NULL, 's' },
 		{ "lazy", no_argument, NULL, 'L' },
+		{ "runc-bundle", required_argument, NULL, 'B' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "runc-root", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct restore_opts o = { .root_fd = -1 };
+	struct runc_restore_opts ro = { 0 };
+	struct runc_started rs = { .sock = -1, .root_fd = -1 };
+	Dm__Inventory *inv = NULL;
 	struct restore_result res = { .root_pidfd = -1 };
 	const char *pidfile = NULL, *stats = NULL;
 	struct img_src src = { 0 };
@@ -174,8 +185,17 @@ int cmd_restore(int argc, char **argv)
 	double lazy_ms = 0;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "D:P:s:Lh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "D:P:s:LB:N:T:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'B':
+			ro.bundle = optarg;
+			break;
+		case 'N':
+			ro.name = optarg;
+			break;
+		case 'T':
+			ro.root = optarg;
+			break;
 		case 'D':
 			o.images_dir = optarg;
 			break;
@@ -199,6 +219,43 @@ int cmd_restore(int argc, char **argv)
 	if (!o.images_dir || optind != argc) {
 		usage(stderr);
 		return 2;
+	}
+	/* a container's image: runc makes the container, its init is our stub */
+	{
+		_cleanup_image_ struct dm_image *img = NULL;
+		r = image_open(o.images_dir, false, &img);
+		if (r >= 0)
+			r = image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor,
+					   (ProtobufCMessage **)&inv);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: restore failed: %s\n", dm_error_text(r));
+			return 1;
+		}
+	}
+	if (!inv->container && (ro.bundle || ro.name || ro.root)) {
+		fprintf(stderr, "dmigrate: restore: --runc-bundle, --name and --runc-root are for images of "
+			"containers; %s is a process tree's\n", o.images_dir);
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+		return 2;
+	}
+	if (inv->container && lazy) {
+		fprintf(stderr, "dmigrate: restore: --lazy is not supported for containers yet\n");
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+		return 2;
+	}
+	if (inv->container) {
+		ro.images_dir = o.images_dir;
+		r = runc_restore_start(inv->container, &ro, &rs);
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: restore failed: %s\n", dm_error_text(r));
+			return 1;
+		}
+		o.stub_pid = rs.pid;
+		o.stub_sock = rs.sock;
+		o.root_fd = rs.root_fd;
+	} else {
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}
 
 	if (lazy) {
@@ -234,6 +291,8 @@ int cmd_restore(int argc, char **argv)
 	}
 
 	r = restore_tree(&o, &res);
+	if (o.stub_pid > 0)
+		runc_restore_done(&rs, r >= 0);
 	if (r < 0) {
 		fprintf(stderr, "dmigrate: restore failed: %s\n",
 			dm_last_error()[0] ? dm_last_error() : strerror(-r));

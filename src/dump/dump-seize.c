@@ -92,14 +92,11 @@ int dump_check_vfork(pid_t pid, pid_t tid)
 	return check_vfork(&p, tid);
 }
 
-/* Returns 1 when the thread was seized and stopped, 0 when it is exiting. */
-static int seize_thread(struct dproc *p, pid_t tid)
+/* PTRACE_SEIZE + PTRACE_INTERRUPT.  1: seized (its stop is to be waited
+ * for), 0: it is exiting. */
+static int seize_attach(struct dproc *p, pid_t tid)
 {
-	int st, r;
-
-	r = check_vfork(p, tid);
-	if (r < 0)
-		return r;
+	int r;
 
 	if (ptrace(PTRACE_SEIZE, tid, 0, SEIZE_OPTS) < 0) {
 		r = neg_errno();
@@ -115,6 +112,15 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	t->seized = true;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return dm_fail(neg_errno(), "cannot interrupt thread %d: %m", tid);
+	return 1;
+}
+
+/* The first stop of the thread seized last (p->threads[p->nthreads - 1]). */
+static int seize_wait(struct dproc *p, size_t idx)
+{
+	pid_t tid = p->threads[idx].tid;
+	int st, r;
+
 	r = ptrace_wait_stop_bounded(tid, &st, SEIZE_STOP_TIMEOUT_MS);
 	if (r == -ETIMEDOUT) {
 		struct proc_stat ts = {};
@@ -126,6 +132,8 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	}
 	if (r == -ECHILD) {
 		/* it was already exiting when seized: it ended instead of stopping */
+		memmove(&p->threads[idx], &p->threads[idx + 1],
+			(p->nthreads - idx - 1) * sizeof(*p->threads));
 		p->nthreads--;
 		dm_error_clear();
 		return 0;
@@ -139,7 +147,22 @@ static int seize_thread(struct dproc *p, pid_t tid)
 	}
 	else if ((st >> 16) != PTRACE_EVENT_STOP)
 		pr_debug("thread %d: first stop %#x", tid, st);
-	return 0;
+	return 1;
+}
+
+/* 0 when the thread was seized and stopped, or is exiting. */
+static int seize_thread(struct dproc *p, pid_t tid)
+{
+	int r;
+
+	r = check_vfork(p, tid);
+	if (r < 0)
+		return r;
+	r = seize_attach(p, tid);
+	if (r <= 0)
+		return r;
+	r = seize_wait(p, p->nthreads - 1);
+	return r < 0 ? r : 0;
 }
 
 /* One pass over a process: seize threads not yet seized. Returns how many were new. */
@@ -319,6 +342,18 @@ static int check_namespaces(struct dump_ctx *d)
 		if (r < 0)
 			return dm_fail(r, "process %d: PID namespace: %s", d->procs[0]->pid, strerror(-r));
 	}
+	/* a container's runtime makes these again from its config: the tree
+	 * must share its init's */
+	static const enum proc_ns_type runtime_ns[] = { PROC_NS_CGROUP, PROC_NS_IPC, PROC_NS_MNT,
+							PROC_NS_NET, PROC_NS_UTS };
+	for (size_t i = 0; d->opts.container && i < ARRAY_SIZE(runtime_ns); i++) {
+		enum proc_ns_type t = runtime_ns[i];
+		if (!ours.ino[t])
+			continue;
+		r = proc_read_thread_ns(d->procs[0]->pid, 0, t, &ours.ino[t]);
+		if (r < 0)
+			return dm_fail(r, "process %d: %s: %s", d->procs[0]->pid, ns_what[t], strerror(-r));
+	}
 	for (size_t i = 0; i < d->nprocs; i++) {
 		struct dproc *p = d->procs[i];
 		for (size_t k = 0; k < p->nthreads; k++) {
@@ -340,6 +375,19 @@ static int check_namespaces(struct dump_ctx *d)
 					want = root.ino[PROC_NS_PID];
 				if (ino == want)
 					continue;
+				if (d->opts.container && i > 0)
+					return dm_fail(-ENOTSUP, "%s %d of process %d is in another %s "
+						       "than the container's init (%s:[%llu], the init's is "
+						       "[%llu]): the runtime makes only the container's own",
+						       tid == p->pid ? "main thread" : "thread", tid, p->pid,
+						       ns_what[t], proc_ns_name((enum proc_ns_type)t),
+						       (unsigned long long)ino, (unsigned long long)want);
+				if (d->opts.container)
+					return dm_fail(-ENOTSUP, "the container's %s (%s:[%llu], ours is "
+						       "[%llu]) cannot be restored: only its mount, network, "
+						       "UTS, IPC, PID and cgroup namespaces are",
+						       ns_what[t], proc_ns_name((enum proc_ns_type)t),
+						       (unsigned long long)ino, (unsigned long long)want);
 				return dm_fail(-ENOTSUP, "%s %d of process %d is in its own %s "
 					       "(%s:[%llu], ours is [%llu]): the restore cannot bring it "
 					       "back (only a tree's own PID namespace is restored)",
@@ -350,6 +398,74 @@ static int check_namespaces(struct dump_ctx *d)
 		}
 	}
 	return 0;
+}
+
+/*
+ * A container: its cgroup is frozen, so nothing of it runs, forks or exits
+ * while the tree is walked; every thread is seized and interrupted frozen
+ * (the stop is queued), the container is checked to hold nothing but the
+ * tree, the cgroup is thawed and every thread takes its stop.  The walk in
+ * dump_seize_tree() then finds the set closed.
+ */
+static int seize_frozen(struct dump_ctx *d)
+{
+	const struct dump_container *ct = d->opts.container;
+	int r, rt;
+
+	r = ct->freeze(ct->arg);
+	if (r < 0)
+		return r;
+	add_proc(d, d->opts.pid, 0);
+	for (size_t i = 0; i < d->nprocs && r >= 0; i++) {
+		struct dproc *p = d->procs[i];
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t n = 0;
+
+		r = check_proc(d, p);
+		if (r < 0 || p->zombie)
+			continue;
+		r = proc_read_tasks(p->pid, &tids, &n);
+		if (r < 0) {
+			r = dm_fail(r, "process %d: cannot list threads: %s", p->pid, strerror(-r));
+			break;
+		}
+		for (size_t k = 0; k < n && r >= 0; k++) {
+			r = check_vfork(p, tids[k]);
+			if (r >= 0)
+				r = seize_attach(p, tids[k]);
+		}
+		for (size_t k = 0; k < n && r >= 0; k++) {
+			_cleanup_free_ pid_t *kids = NULL;
+			size_t nk;
+			r = proc_read_children(p->pid, tids[k], &kids, &nk);
+			if (r < 0) {
+				r = dm_fail(r, "process %d: cannot list children: %s", p->pid, strerror(-r));
+				break;
+			}
+			for (size_t c = 0; c < nk; c++)
+				if (!find_proc(d, kids[c]))
+					add_proc(d, kids[c], p->pid);
+		}
+	}
+	if (r >= 0) {
+		_cleanup_free_ pid_t *pids = xcalloc(d->nprocs, sizeof(*pids));
+		for (size_t i = 0; i < d->nprocs; i++)
+			pids[i] = d->procs[i]->pid;
+		r = ct->check_tree(ct->arg, pids, d->nprocs);
+	}
+	rt = ct->thaw(ct->arg);
+	/* the queued stops happen now */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		for (size_t k = p->nthreads; k-- > 0;) {
+			int w = seize_wait(p, k);
+			if (w < 0 && r >= 0)
+				r = w;
+		}
+	}
+	if (r >= 0 && rt < 0)
+		r = rt;
+	return r;
 }
 
 int dump_seize_tree(struct dump_ctx *d)
@@ -369,8 +485,17 @@ int dump_seize_tree(struct dump_ctx *d)
 	d->ns_level = ps.n_nspid ? ps.n_nspid - 1 : 0;
 	d->own_pidns = ps.n_nspid > 1 && ps.nspid[ps.n_nspid - 1] == 1;
 	proc_status_done(&ps);
+	if (d->opts.container && !d->own_pidns)
+		return dm_fail(-ENOTSUP, "the container's init (process %d) is not pid 1 of a PID "
+			       "namespace of its own (its config shares one): not supported", d->opts.pid);
 
-	add_proc(d, d->opts.pid, 0);
+	if (d->opts.container) {
+		r = seize_frozen(d);
+		if (r < 0)
+			return r;
+	} else {
+		add_proc(d, d->opts.pid, 0);
+	}
 	do {
 		changed = false;
 		for (size_t i = 0; i < d->nprocs; i++) {

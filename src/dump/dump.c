@@ -425,6 +425,7 @@ static int write_tables(struct dump_ctx *d)
 	inv.cpuid_1_ecx = cf[0];
 	inv.cpuid_7_ebx = cf[1];
 	inv.cpuid_7_ecx = cf[2];
+	inv.container = (Dm__Container *)(d->opts.container ? d->opts.container->msg : NULL);
 	inv.has_xfeatures_used = true;
 	inv.xfeatures_used = 0;
 	for (size_t i = 0; i < d->nprocs; i++) {

@@ -15,9 +15,28 @@
 #include <sys/types.h>
 
 #include "base/util.h"
+#include "image/image.h"
+
+/*
+ * A container target (src/container/): the tree is a container's, its root
+ * the container's init.  Its own mount, network, UTS, IPC, PID and cgroup
+ * namespaces are allowed (the runtime makes them again at restore); every
+ * process of the tree must share the root's.  The container's cgroup is
+ * frozen while every thread is seized, so nothing forks away meanwhile.
+ */
+struct dump_container {
+	int (*freeze)(void *arg);
+	int (*thaw)(void *arg);
+	/* While frozen, after the walk: the tree's host pids.  Refuses what is in
+	 * the container and not in the tree. */
+	int (*check_tree)(void *arg, const pid_t *pids, size_t n);
+	void *arg;
+	const Dm__Container *msg;  /* Inventory.container (complete by dump_collect) */
+};
 
 struct dump_opts {
 	pid_t pid;                /* root of the tree (host pid) */
+	const struct dump_container *container; /* NULL: a plain process tree */
 	const char *images_dir;
 	unsigned dump_threads;    /* 0: resource-aware pool; N: exactly N workers */
 	/*

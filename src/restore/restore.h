@@ -99,6 +99,15 @@ struct restore_opts {
 	/* paths of the image under path_from (a directory: "/a/b" and below) are
 	 * opened under path_to instead (a tree's rootfs copied elsewhere) */
 	const char *path_from, *path_to;
+	/*
+	 * The root stub runs already, made by a container runtime as the init
+	 * of the container (src/container/, docs/containers.md): its host pid
+	 * and our end of its transport (SOCK_DGRAM; the stub holds the other at
+	 * EXT_STUB_SOCK).  It is sent struct ext_stub_args and then does what
+	 * our own cloned stub does.  0: we clone the stub.
+	 */
+	pid_t stub_pid;
+	int stub_sock;
 };
 
 struct restore_stats {

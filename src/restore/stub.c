@@ -23,6 +23,7 @@
 #include "restore/rst.h"
 #include "proc/proc.h"
 #include "base/log.h"
+#include "container/ext-stub.h"
 
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -74,6 +75,18 @@ int stub_pick_hole(struct rst_ctx *c)
 	for (size_t i = 0; i < self.n; i++)
 		if (self.vmas[i].end <= TASK_TOP)
 			rs[n++] = (struct range){ self.vmas[i].start, self.vmas[i].end };
+	/* a stub made by a container runtime: the blob goes into its space */
+	_cleanup_(proc_vma_list_done) struct proc_vma_list ext = { 0 };
+	if (c->o->stub_pid > 0) {
+		r = proc_read_maps(c->o->stub_pid, &ext);
+		if (r < 0)
+			return dm_fail(r, "cannot read the maps of the container's stub (pid %d): %s",
+				       c->o->stub_pid, strerror(-r));
+		rs = xrealloc(rs, (cap + ext.n) * sizeof(*rs));
+		for (size_t i = 0; i < ext.n; i++)
+			if (ext.vmas[i].end <= TASK_TOP)
+				rs[n++] = (struct range){ ext.vmas[i].start, ext.vmas[i].end };
+	}
 	for (size_t i = 0; i < c->nprocs; i++) {
 		const Dm__Process *p = c->procs[i].img;
 		for (size_t k = 0; k < p->n_vmas; k++)
@@ -208,6 +221,8 @@ static int open_mem(pid_t pid, int *ret_fd)
 	return 0;
 }
 
+static const char *ext_stub_err_name(int code);
+
 static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 {
 	struct pollfd pfd[2] = { { .fd = c->sock, .events = POLLIN },
@@ -220,6 +235,8 @@ static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 		return dm_fail(neg_errno(), "waiting for the root stub: %m");
 	if (r == 0)
 		return dm_fail(-ETIMEDOUT, "root stub %d did not start within 10 s", pid);
+	if (!(pfd[0].revents & POLLIN) && c->o->stub_pid > 0)
+		return dm_fail(-EIO, "the root stub in the container (pid %d) exited", pid);
 	if (!(pfd[0].revents & POLLIN)) {
 		int st = 0;
 		waitpid(pid, &st, 0);
@@ -228,15 +245,65 @@ static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 				       stub_err_name(WEXITSTATUS(st)), WEXITSTATUS(st));
 		return dm_fail(-EIO, "root stub %d died (status %#x)", pid, st);
 	}
+	char m[2] = { 0, 0 };
+	if (c->o->stub_pid > 0 && recv(c->sock, m, 2, MSG_PEEK) == 2 && m[0] == 'E')
+		return dm_fail(-EIO, "the root stub in the container (pid %d) failed %s", pid,
+			       ext_stub_err_name(m[1]));
 	if (recv(c->sock, &b, 1, 0) != 1 || b != 'R')
 		return dm_fail(-EPROTO, "root stub %d: bad readiness message", pid);
 	return 0;
 }
 
+static const char *ext_stub_err_name(int code)
+{
+	switch (code) {
+	case EXT_STUB_ERR_ARGS: return "waiting for its arguments";
+	case EXT_STUB_ERR_MMAP: return "mapping the blob";
+	case EXT_STUB_ERR_MPROTECT: return "protecting the blob";
+	case EXT_STUB_ERR_DUP: return "moving the transport socket";
+	case EXT_STUB_ERR_CLOSE: return "closing inherited fds";
+	case EXT_STUB_ERR_SEND: return "signalling readiness";
+	case EXT_STUB_ERR_TIMEOUT: return "waiting to be seized";
+	default: return "an unknown step";
+	}
+}
+
+/*
+ * The stub a container runtime made (runc-stub.c): it waits for its
+ * arguments on its end of the transport, then does what stub_main() does.
+ */
+static int ext_stub_start(struct rst_ctx *c, struct rst_proc *root)
+{
+	struct ext_stub_args a = { .magic = EXT_STUB_MAGIC, .tfd = (uint32_t)c->tfd, .blob = c->blob,
+				   .blob_size = INJ_BLOB_SIZE, .code_size = INJ_CODE_SIZE };
+	uint8_t code[INJ_BLOB_CODE_MAX];
+	size_t len = 0;
+	pid_t pid = c->o->stub_pid;
+
+	_Static_assert(INJ_BLOB_CODE_MAX <= EXT_STUB_CODE_MAX, "stub code size");
+	inject_blob_code(code, &len);
+	memcpy(a.code, code, len);
+	a.code_len = (uint32_t)len;
+	c->sock = fcntl(c->o->stub_sock, F_DUPFD_CLOEXEC, 0);
+	if (c->sock < 0)
+		return dm_fail(neg_errno(), "transport: %m");
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return dm_fail(neg_errno(), "the container's stub (pid %d): pidfd_open: %m", pid);
+	root->host_pid = pid;
+	root->pidfd = pidfd;
+	root->state = RST_SEIZED; /* from here on, failure cleanup kills it */
+	if (send(c->sock, &a, sizeof(a), 0) != (ssize_t)sizeof(a))
+		return dm_fail(neg_errno(), "the container's stub (pid %d): sending its arguments: %m", pid);
+	return wait_ready(c, pid, pidfd);
+}
+
+static int finish_root(struct rst_ctx *c, struct rst_proc *root);
+
 int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 {
 	struct stub_args a = { .blob = c->blob, .tfd = c->tfd };
-	int pidfd = -1, memfd = -1, r;
+	int pidfd = -1, r;
 	pid_t want = root->img->pid;
 	sigset_t all, old;
 	struct clone_args ca = {
@@ -246,6 +313,10 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	};
 	int sp[2];
 
+	if (c->o->stub_pid > 0) {
+		r = ext_stub_start(c, root);
+		return r < 0 ? r : finish_root(c, root);
+	}
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return dm_fail(neg_errno(), "transport socketpair: %m");
 	c->sock = sp[0];
@@ -278,6 +349,13 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	r = wait_ready(c, root->host_pid, pidfd);
 	if (r < 0)
 		return r;
+	return finish_root(c, root);
+}
+
+static int finish_root(struct rst_ctx *c, struct rst_proc *root)
+{
+	int memfd = -1, r;
+
 	r = seize(c, root->host_pid);
 	if (r < 0)
 		return r;

@@ -148,6 +148,9 @@ static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_pro
 
 static int do_setsid(struct rst_ctx *c, struct rst_proc *p)
 {
+	/* a container's init leads its session already (runc made it so) */
+	if (getsid(p->host_pid) == p->host_pid)
+		return 0;
 	long r = rst_inject(c, rst_main(p), SYS_setsid, 0, 0, 0, 0, 0, 0);
 	if (r < 0)
 		return dm_fail((int)r, "pid %d: setsid: %s", p->img->pid, strerror((int)-r));

@@ -1,0 +1,1121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runc containers: what runc knows of one, its freezer, what the image keeps
+ * of it, and its restore under runc (runc.h, docs/containers.md).
+ */
+#define LOG_PREFIX "runc: "
+#include "container/runc.h"
+#include "container/ext-stub.h"
+#include "base/log.h"
+#include "proc/proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const unsigned char runc_stub_bin[];
+extern const size_t runc_stub_bin_len;
+
+#define FREEZE_TIMEOUT_MS 10000
+#define RUNC_COPY_PREFIX "/run/dmigrate/runc-"
+
+struct runc_ct {
+	char *root, *id;
+	pid_t pid;
+	char *bundle;
+	char *copy_bundle;      /* a container we restored: the config copy runc runs it from */
+	char *freezer;          /* v1: the freezer cgroup directory */
+	char *cg2;              /* v2: the cgroup directory (cgroup.freeze) */
+	json_t *state;          /* state.json */
+	json_t *config;         /* the bundle's config.json */
+	Dm__Container *msg;
+	struct dump_container hooks;
+	bool frozen;
+};
+
+/* ------------------------------------------------------------ commands */
+
+static int memfd(const char *name)
+{
+	return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+}
+
+static char *read_memfd(int fd)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0 || read_full_fd(fd, 1 << 20, &buf, &len) < 0)
+		return xstrdup("");
+	/* one line for messages: runc's log lines end with newlines */
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+		buf[--len] = 0;
+	return buf;
+}
+
+/*
+ * Runs argv with stdin /dev/null, stdout and stderr into memfds (no pipe to
+ * drain: a detached container keeps what it inherited).  extra: fds put at
+ * 3, 4, ... in the child.  Returns the exit status (>= 0) or -errno.
+ */
+static int run(const char *const argv[], const int *extra, size_t n_extra, char **ret_out,
+	       char **ret_err)
+{
+	_cleanup_close_ int out = memfd("runc-out"), err = memfd("runc-err");
+	int st;
+
+	if (out < 0 || err < 0)
+		return dm_fail(neg_errno(), "memfd_create: %m");
+	pid_t pid = fork();
+	if (pid < 0)
+		return dm_fail(neg_errno(), "fork: %m");
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		int fds[8];
+		/* above every target number first, then into place */
+		for (size_t i = 0; i < n_extra && i < 8; i++)
+			fds[i] = fcntl(extra[i], F_DUPFD, 64);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+			_exit(127);
+		for (size_t i = 0; i < n_extra && i < 8; i++)
+			if (fds[i] < 0 || dup2(fds[i], 3 + (int)i) < 0)
+				_exit(127);
+		syscall(SYS_close_range, 3 + n_extra, ~0U, 0);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execvp(argv[0], (char *const *)argv);
+		dprintf(2, "cannot run %s: %s", argv[0], strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return dm_fail(neg_errno(), "waitpid: %m");
+	if (ret_out)
+		*ret_out = read_memfd(out);
+	if (ret_err)
+		*ret_err = read_memfd(err);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* runc's error line: the msg="..." of its last log line, or all of it */
+static const char *runc_msg(char *err)
+{
+	char *m = strstr(err, "msg=\"");
+	if (!m)
+		return err;
+	char *last = m;
+	while ((m = strstr(last + 1, "msg=\"")))
+		last = m;
+	last += 5;
+	char *end = strrchr(last, '"');
+	if (end)
+		*end = 0;
+	return last;
+}
+
+/*
+ * Runs fn in a child that entered the namespace nstype ("uts", "net", "ipc")
+ * of pid; the child's stdout (fd 1) is returned in *ret_out.  fn returns the
+ * exit code; it may exec.
+ */
+static int in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out)
+{
+	char path[64];
+	_cleanup_close_ int nsfd = -1, out = memfd("ns-out"), err = memfd("ns-err");
+	int st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", pid, nstype);
+	nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0)
+		return dm_fail(neg_errno(), "%s: %m", path);
+	if (out < 0 || err < 0)
+		return dm_fail(neg_errno(), "memfd_create: %m");
+	pid_t c = fork();
+	if (c < 0)
+		return dm_fail(neg_errno(), "fork: %m");
+	if (c == 0) {
+		if (setns(nsfd, 0) < 0) {
+			dprintf(err, "setns(%s): %s", path, strerror(errno));
+			_exit(126);
+		}
+		if (dup2(out, 1) < 0 || dup2(err, 2) < 0)
+			_exit(126);
+		_exit(fn(arg));
+	}
+	while (waitpid(c, &st, 0) < 0)
+		if (errno != EINTR)
+			return dm_fail(neg_errno(), "waitpid: %m");
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		_cleanup_free_ char *e = read_memfd(err);
+		return dm_fail(-EIO, "in the %s namespace of process %d: %s", nstype, pid,
+			       e[0] ? e : "failed");
+	}
+	if (ret_out)
+		*ret_out = read_memfd(out);
+	return 0;
+}
+
+/* ------------------------------------------------------------ state */
+
+int runc_parse_target(const char *arg, const char **ret_id, pid_t *ret_pid)
+{
+	long v;
+
+	if (strncmp(arg, "runc:", 5) == 0) {
+		if (!arg[5] || strchr(arg + 5, '/'))
+			return dm_fail(-EINVAL, "bad container id in '%s'", arg);
+		*ret_id = arg + 5;
+		return 1;
+	}
+	if (strncmp(arg, "pid:", 4) == 0 && parse_long(arg + 4, &v) == 0 && v > 0 && v <= (1 << 22)) {
+		*ret_pid = (pid_t)v;
+		return 0;
+	}
+	return dm_fail(-EINVAL, "bad target '%s' (pid:PID or runc:ID)", arg);
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	_cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+	return access(p, F_OK) == 0;
+}
+
+int runc_open(const char *root, const char *id, struct runc_ct **ret)
+{
+	_cleanup_free_ char *out = NULL, *err = NULL, *sp = NULL, *cp = NULL;
+	struct runc_ct *ct;
+	json_error_t je;
+	json_t *st;
+	int r;
+
+	root = root ? root : RUNC_DEFAULT_ROOT;
+	r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+	if (r < 0)
+		return r;
+	if (r == 127)
+		return dm_fail(-ENOENT, "cannot run runc: %s", err);
+	if (r)
+		return dm_fail(-ENOENT, "no runc container '%s' under %s: %s", id, root, runc_msg(err));
+	st = json_loads(out, 0, &je);
+	if (!st)
+		return dm_fail(-EBADMSG, "runc state %s: not JSON: %s", id, je.text);
+	const char *status = jstr(st, "status"), *bundle = jstr(st, "bundle");
+	json_t *annot = json_object_get(st, "annotations");
+	json_int_t pid = json_integer_value(json_object_get(st, "pid"));
+	if (!status || strcmp(status, "running")) {
+		r = dm_fail(-ESRCH, "container '%s' is %s, not running", id, status ? status : "in no state");
+		json_decref(st);
+		return r;
+	}
+	ct = xcalloc(1, sizeof(*ct));
+	ct->root = xstrdup(root);
+	ct->id = xstrdup(id);
+	ct->pid = (pid_t)pid;
+	/* a container we restored runs from a config copy: the user's bundle is kept */
+	const char *ub = annot ? jstr(annot, RUNC_BUNDLE_ANNOTATION) : NULL;
+	ct->bundle = xstrdup(ub ? ub : bundle ? bundle : "");
+	if (ub && bundle && !strncmp(bundle, RUNC_COPY_PREFIX, strlen(RUNC_COPY_PREFIX)))
+		ct->copy_bundle = xstrdup(bundle);
+	json_decref(st);
+
+	/* cgroups and namespaces: runc's own state file */
+	sp = xasprintf("%s/%s/state.json", root, id);
+	ct->state = json_load_file(sp, 0, &je);
+	if (!ct->state) {
+		r = dm_fail(-EBADMSG, "%s: %s", sp, je.text);
+		goto fail;
+	}
+	json_t *paths = json_object_get(ct->state, "cgroup_paths");
+	const char *fz = paths ? jstr(paths, "freezer") : NULL, *v2 = paths ? jstr(paths, "") : NULL;
+	if (fz && file_exists(fz, "freezer.state"))
+		ct->freezer = xstrdup(fz);
+	else if (v2 && file_exists(v2, "cgroup.freeze"))
+		ct->cg2 = xstrdup(v2);
+	else {
+		r = dm_fail(-ENOTSUP, "container '%s' has no cgroup freezer (neither a v1 freezer nor "
+			    "cgroup.freeze in %s's cgroup paths)", id, sp);
+		goto fail;
+	}
+	/* the config it was made from */
+	if (ub && !file_exists(ct->bundle, "config.json")) {
+		r = dm_fail(-ENOENT, "container '%s': its bundle %s has no config.json", id, ct->bundle);
+		goto fail;
+	}
+	cp = xasprintf("%s/config.json", ct->bundle);
+	ct->config = json_load_file(cp, 0, &je);
+	if (!ct->config) {
+		r = dm_fail(-EBADMSG, "container '%s': %s: %s", id, cp, je.text);
+		goto fail;
+	}
+	json_t *proc = json_object_get(ct->config, "process");
+	if (json_is_true(json_object_get(proc, "terminal"))) {
+		r = dm_fail(-ENOTSUP, "container '%s' runs on a terminal (process.terminal): not "
+			    "supported", id);
+		goto fail;
+	}
+	*ret = ct;
+	return 0;
+fail:
+	runc_free(ct);
+	return r;
+}
+
+pid_t runc_init_pid(const struct runc_ct *ct)
+{
+	return ct->pid;
+}
+
+void runc_free(struct runc_ct *ct)
+{
+	if (!ct)
+		return;
+	if (ct->frozen)
+		ct->hooks.thaw(ct);
+	free(ct->root);
+	free(ct->id);
+	free(ct->bundle);
+	free(ct->copy_bundle);
+	free(ct->freezer);
+	free(ct->cg2);
+	if (ct->state)
+		json_decref(ct->state);
+	if (ct->config)
+		json_decref(ct->config);
+	if (ct->msg)
+		protobuf_c_message_free_unpacked(&ct->msg->base, NULL);
+	free(ct);
+}
+
+/* ------------------------------------------------------------ freezer */
+
+static int write_str(const char *dir, const char *name, const char *val)
+{
+	_cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+	_cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		return dm_fail(neg_errno(), "%s: %m", p);
+	return 0;
+}
+
+static int read_str(const char *dir, const char *name, char **ret)
+{
+	_cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+	size_t len;
+	int r = read_full_file(p, 1 << 20, ret, &len);
+	if (r < 0)
+		return dm_fail(r, "%s: %s", p, strerror(-r));
+	return 0;
+}
+
+static bool frozen_now(struct runc_ct *ct)
+{
+	_cleanup_free_ char *s = NULL;
+
+	if (ct->freezer)
+		return read_str(ct->freezer, "freezer.state", &s) == 0 && strncmp(s, "FROZEN", 6) == 0;
+	return read_str(ct->cg2, "cgroup.events", &s) == 0 && strstr(s, "frozen 1");
+}
+
+static int do_freeze(void *arg)
+{
+	struct runc_ct *ct = arg;
+	struct timespec ts = { 0, 1000000 };
+	int r;
+
+	r = ct->freezer ? write_str(ct->freezer, "freezer.state", "FROZEN")
+			: write_str(ct->cg2, "cgroup.freeze", "1");
+	if (r < 0)
+		return r;
+	ct->frozen = true;
+	for (int i = 0; i < FREEZE_TIMEOUT_MS; i++) {
+		if (frozen_now(ct))
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	dm_error_clear();
+	return dm_fail(-ETIMEDOUT, "container '%s' did not freeze within %d s (%s)", ct->id,
+		       FREEZE_TIMEOUT_MS / 1000, ct->freezer ? ct->freezer : ct->cg2);
+}
+
+static int do_thaw(void *arg)
+{
+	struct runc_ct *ct = arg;
+	int r = ct->freezer ? write_str(ct->freezer, "freezer.state", "THAWED")
+			    : write_str(ct->cg2, "cgroup.freeze", "0");
+	if (r >= 0)
+		ct->frozen = false;
+	return r;
+}
+
+/* Everything in the container's cgroup must be the tree: a process left by
+ * `runc exec` (its runc still waits for it outside) would be lost. */
+static int check_tree(void *arg, const pid_t *pids, size_t n)
+{
+	struct runc_ct *ct = arg;
+	_cleanup_free_ char *procs = NULL;
+	int r = read_str(ct->freezer ? ct->freezer : ct->cg2, "cgroup.procs", &procs);
+
+	if (r < 0)
+		return r;
+	for (char *s = procs, *e; *s; s = e) {
+		long v = strtol(s, &e, 10);
+		if (e == s)
+			break;
+		bool in = false;
+		for (size_t i = 0; i < n && !in; i++)
+			in = pids[i] == v;
+		if (!in) {
+			char comm[PROC_COMM_MAX + 1] = "?";
+			proc_read_comm((pid_t)v, 0, comm);
+			dm_error_clear();
+			return dm_fail(-ENOTSUP, "process %ld (%s) is in container '%s' but not below its "
+				       "init (a `runc exec` whose runc still waits for it): it would "
+				       "be lost", v, comm, ct->id);
+		}
+		while (*e == '\n')
+			e++;
+	}
+	return 0;
+}
+
+const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
+{
+	Dm__Container *m = xmalloc(sizeof(*m));
+	size_t len = 0;
+	char *cfg = json_dumps(ct->config, JSON_COMPACT);
+
+	dm__container__init(m);
+	m->runtime = xstrdup("runc");
+	m->id = xstrdup(ct->id);
+	m->bundle = xstrdup(ct->bundle);
+	len = strlen(cfg);
+	m->config.data = (uint8_t *)cfg;
+	m->config.len = len;
+	m->runc_root = xstrdup(ct->root);
+	m->cgroup_freezer = xstrdup(ct->freezer ? "v1" : "v2");
+	ct->msg = m;
+	ct->hooks = (struct dump_container){ .freeze = do_freeze, .thaw = do_thaw,
+					     .check_tree = check_tree, .arg = ct, .msg = m };
+	return &ct->hooks;
+}
+
+/* ------------------------------------------------------------ record */
+
+#define APPEND(arr, n, v)                                                      \
+	do {                                                                   \
+		(arr) = xrealloc((arr), ((n) + 1) * sizeof(*(arr)));           \
+		(arr)[(n)++] = (v);                                            \
+	} while (0)
+
+static int print_hostname(void *arg)
+{
+	struct utsname u;
+	(void)arg;
+	if (uname(&u) < 0)
+		return 1;
+	return printf("%s", u.nodename) < 0 || fflush(stdout) ? 1 : 0;
+}
+
+/* SysV IPC objects of the namespace (/proc/sysvipc shows the reader's) and
+ * POSIX message queues (an mqueue mounted in a mount namespace of our own). */
+static int print_ipc(void *arg)
+{
+	static const char *const kinds[] = { "shm", "sem", "msg" };
+	(void)arg;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		char path[64], line[512];
+		snprintf(path, sizeof(path), "/proc/sysvipc/%s", kinds[i]);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		bool head = true;
+		while (fgets(line, sizeof(line), f)) {
+			long key, id;
+			if (head) {
+				head = false;
+				continue;
+			}
+			if (sscanf(line, "%ld %ld", &key, &id) == 2)
+				printf("SysV %s (key %ld, id %ld)\n", kinds[i], key, id);
+		}
+		fclose(f);
+	}
+	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+	    mount("mqueue", "/tmp", "mqueue", 0, NULL) == 0) {
+		DIR *d = opendir("/tmp");
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (e->d_name[0] != '.')
+				printf("POSIX message queue /%s\n", e->d_name);
+		if (d)
+			closedir(d);
+	}
+	fflush(stdout);
+	return 0;
+}
+
+static int exec_ip(void *arg)
+{
+	execvp("ip", (char *const *)arg);
+	dprintf(2, "cannot run ip: %s", strerror(errno));
+	return 127;
+}
+
+static bool config_has_mount(struct runc_ct *ct, const char *mp)
+{
+	json_t *ms = json_object_get(ct->config, "mounts"), *m;
+	size_t i;
+
+	json_array_foreach(ms, i, m) {
+		const char *dst = jstr(m, "destination");
+		if (!dst)
+			continue;
+		size_t l = strlen(dst);
+		while (l > 1 && dst[l - 1] == '/')
+			l--;
+		if (strlen(mp) == l && strncmp(dst, mp, l) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool under(const char *mp, const char *dir)
+{
+	size_t l = strlen(dir);
+	return strncmp(mp, dir, l) == 0 && (mp[l] == '/' || mp[l] == 0);
+}
+
+static int record_ns(struct runc_ct *ct)
+{
+	static const enum proc_ns_type types[] = { PROC_NS_CGROUP, PROC_NS_IPC, PROC_NS_MNT,
+						   PROC_NS_NET, PROC_NS_PID, PROC_NS_UTS };
+	static const char *const oci[] = { "cgroup", "ipc", "mount", "network", "pid", "uts" };
+	Dm__Container *m = ct->msg;
+
+	for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+		uint64_t ino = 0, ours = 0;
+		int r = proc_read_ns(ct->pid, types[i], &ino);
+		if (r < 0)
+			return dm_fail(r, "container '%s': %s namespace: %s", ct->id,
+				       proc_ns_name(types[i]), strerror(-r));
+		if (proc_read_ns(getpid(), types[i], &ours) == 0 && ours == ino)
+			continue;
+		dm_error_clear();
+		Dm__ContainerNs *n = xmalloc(sizeof(*n));
+		dm__container_ns__init(n);
+		n->type = xstrdup(proc_ns_name(types[i]));
+		n->ino = ino;
+		json_t *nss = json_object_get(json_object_get(ct->config, "linux"), "namespaces"), *e;
+		size_t k;
+		json_array_foreach(nss, k, e) {
+			const char *t = jstr(e, "type"), *path = jstr(e, "path");
+			if (t && path && !strcmp(t, oci[i]))
+				n->path = xstrdup(path);
+		}
+		APPEND(m->namespaces, m->n_namespaces, n);
+	}
+	return 0;
+}
+
+static int record_mounts(struct runc_ct *ct, const char *images_dir)
+{
+	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
+	Dm__Container *m = ct->msg;
+	int r = proc_read_mountinfo(ct->pid, &ml);
+
+	if (r < 0)
+		return dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
+	for (size_t i = 0; i < ml.n; i++) {
+		const struct proc_mount *pm = &ml.mounts[i];
+		const char *mp = pm->mountpoint;
+		Dm__ContainerMount *cm = xmalloc(sizeof(*cm));
+		dm__container_mount__init(cm);
+		cm->mountpoint = xstrdup(mp);
+		cm->fstype = xstrdup(pm->fstype ? pm->fstype : "");
+		cm->source = xstrdup(pm->source ? pm->source : "");
+		cm->options = xstrdup(pm->options ? pm->options : "");
+		APPEND(m->mounts, m->n_mounts, cm);
+		/* runc's own: the root, /proc and /sys masks, /dev and its devices */
+		bool configured = config_has_mount(ct, mp);
+		if (!strcmp(mp, "/") || under(mp, "/proc") || under(mp, "/sys") ||
+		    (under(mp, "/dev") && !configured))
+			continue;
+		if (!configured)
+			return dm_fail(-ENOTSUP, "container '%s': the %s mount at %s was made at run time "
+				       "(it is not in the config): it would not come back", ct->id,
+				       pm->fstype, mp);
+		/* /dev is runc's: its device nodes and links, made again */
+		if (!pm->fstype || strcmp(pm->fstype, "tmpfs") || !strcmp(mp, "/dev"))
+			continue;
+		/* a tmpfs of the config: runc makes it empty, its files are ours */
+		Dm__ContainerTmpfs *t = xmalloc(sizeof(*t));
+		dm__container_tmpfs__init(t);
+		t->mountpoint = xstrdup(mp);
+		t->archive = xasprintf("tmpfs-%zu.tar", m->n_tmpfs);
+		APPEND(m->tmpfs, m->n_tmpfs, t);
+		_cleanup_free_ char *src = xasprintf("/proc/%d/root%s", ct->pid, mp);
+		_cleanup_free_ char *dst = xasprintf("%s/%s", images_dir, t->archive);
+		_cleanup_free_ char *err = NULL;
+		r = run((const char *const[]){ "tar", "--one-file-system", "--numeric-owner", "--xattrs",
+					       "-cf", dst, "-C", src, ".", NULL },
+			NULL, 0, NULL, &err);
+		if (r)
+			return dm_fail(r < 0 ? r : -EIO, "container '%s': saving the files of the tmpfs at "
+				       "%s: tar: %s", ct->id, mp, err ? err : "failed");
+	}
+	return 0;
+}
+
+static int record_net(struct runc_ct *ct)
+{
+	static const char *const addr[] = { "ip", "-j", "addr", "show", NULL };
+	static const char *const route[] = { "ip", "-o", "route", "show", "table", "all", NULL };
+	_cleanup_free_ char *out = NULL, *rout = NULL;
+	Dm__Container *m = ct->msg;
+	json_error_t je;
+	json_t *ifs, *e;
+	size_t i;
+	bool own_netns = false;
+	int r;
+
+	for (size_t k = 0; k < m->n_namespaces; k++)
+		if (!strcmp(m->namespaces[k]->type, "net"))
+			own_netns = !m->namespaces[k]->path;
+	r = in_ns(ct->pid, "net", exec_ip, (void *)addr, &out);
+	if (r < 0)
+		return r;
+	ifs = json_loads(out, 0, &je);
+	if (!json_is_array(ifs)) {
+		json_decref(ifs);
+		return dm_fail(-EBADMSG, "container '%s': ip -j addr: not a JSON array", ct->id);
+	}
+	json_array_foreach(ifs, i, e) {
+		Dm__ContainerNetIf *nif = xmalloc(sizeof(*nif));
+		json_t *a, *flags = json_object_get(e, "flags");
+		size_t k;
+		dm__container_net_if__init(nif);
+		nif->name = xstrdup(jstr(e, "ifname") ? jstr(e, "ifname") : "?");
+		if (jstr(e, "address"))
+			nif->mac = xstrdup(jstr(e, "address"));
+		nif->has_mtu = true;
+		nif->mtu = (uint32_t)json_integer_value(json_object_get(e, "mtu"));
+		json_array_foreach(flags, k, a)
+			if (json_is_string(a) && !strcmp(json_string_value(a), "UP"))
+				nif->has_up = nif->up = true;
+		json_array_foreach(json_object_get(e, "addr_info"), k, a) {
+			const char *l = jstr(a, "local");
+			if (l)
+				APPEND(nif->addrs, nif->n_addrs,
+				       xasprintf("%s/%lld", l, (long long)json_integer_value(
+								       json_object_get(a, "prefixlen"))));
+		}
+		APPEND(m->interfaces, m->n_interfaces, nif);
+	}
+	json_decref(ifs);
+	r = in_ns(ct->pid, "net", exec_ip, (void *)route, &rout);
+	if (r < 0)
+		return r;
+	for (char *s = rout, *nl; s && *s; s = nl) {
+		nl = strchr(s, '\n');
+		if (nl)
+			*nl++ = 0;
+		if (*s)
+			APPEND(m->routes, m->n_routes, xstrdup(s));
+	}
+	/* runc makes a network namespace of its own with lo only: more would be lost */
+	for (size_t k = 0; own_netns && k < m->n_interfaces; k++)
+		if (strcmp(m->interfaces[k]->name, "lo"))
+			return dm_fail(-ENOTSUP, "container '%s': network interface %s is in the network "
+				       "namespace runc made: it would not come back", ct->id,
+				       m->interfaces[k]->name);
+	return 0;
+}
+
+static const struct cg_file {
+	const char *ctl, *file, *runc_flag;
+} cg_files[] = {
+	{ "memory", "memory.limit_in_bytes", "--memory" },
+	{ "memory", "memory.soft_limit_in_bytes", "--memory-reservation" },
+	{ "memory", "memory.memsw.limit_in_bytes", "--memory-swap" },
+	{ "cpu", "cpu.shares", "--cpu-share" },
+	{ "cpu", "cpu.cfs_period_us", "--cpu-period" },
+	{ "cpu", "cpu.cfs_quota_us", "--cpu-quota" },
+	{ "cpuset", "cpuset.cpus", "--cpuset-cpus" },
+	{ "cpuset", "cpuset.mems", "--cpuset-mems" },
+	{ "pids", "pids.max", "--pids-limit" },
+	{ "blkio", "blkio.weight", "--blkio-weight" },
+	{ "", "memory.max", "--memory" },
+	{ "", "memory.low", "--memory-reservation" },
+	{ "", "pids.max", "--pids-limit" },
+	{ "", "cpu.weight", NULL },
+	{ "", "cpu.max", NULL },
+	{ "", "cpuset.cpus", "--cpuset-cpus" },
+	{ "", "cpuset.mems", "--cpuset-mems" },
+};
+
+static const char *cg_dir(json_t *state, const char *ctl)
+{
+	return jstr(json_object_get(state, "cgroup_paths"), ctl);
+}
+
+static void record_cgroup(struct runc_ct *ct)
+{
+	Dm__Container *m = ct->msg;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cg_files); i++) {
+		const char *dir = cg_dir(ct->state, cg_files[i].ctl);
+		_cleanup_free_ char *v = NULL;
+		if (!dir || read_str(dir, cg_files[i].file, &v) < 0) {
+			dm_error_clear();
+			continue;
+		}
+		v[strcspn(v, "\n")] = 0;
+		Dm__ContainerCgroupValue *cv = xmalloc(sizeof(*cv));
+		dm__container_cgroup_value__init(cv);
+		cv->controller = xstrdup(cg_files[i].ctl);
+		cv->file = xstrdup(cg_files[i].file);
+		cv->value = TAKE_PTR(v);
+		APPEND(m->cgroup, m->n_cgroup, cv);
+	}
+}
+
+/*
+ * The restore opens a file by its path inside the container: a file or
+ * directory the tree holds on a mount of another mount namespace (a log file
+ * of the host given to runc as stdout) would be another file there.  Devices
+ * are the same device on either side; pipes and sockets have no path.
+ */
+static int check_fds(struct runc_ct *ct)
+{
+	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
+	_cleanup_free_ char *procs = NULL;
+	int r = proc_read_mountinfo(ct->pid, &ml);
+
+	if (r < 0)
+		return dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
+	r = read_str(ct->freezer ? ct->freezer : ct->cg2, "cgroup.procs", &procs);
+	if (r < 0)
+		return r;
+	for (char *s = procs, *e; *s; s = e) {
+		long pid = strtol(s, &e, 10);
+		if (e == s)
+			break;
+		while (*e == '\n')
+			e++;
+		_cleanup_free_ char *dir = xasprintf("/proc/%ld/fd", pid);
+		_cleanup_closedir_ DIR *d = opendir(dir);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			char path[320], link[512] = "", info[4096];
+			struct stat st;
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/fd/%s", pid, de->d_name);
+			if (stat(path, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+				continue;
+			ssize_t n = readlink(path, link, sizeof(link) - 1);
+			link[n > 0 ? n : 0] = 0;
+			if (!strncmp(link, "/memfd:", 7) || !link[0] || link[0] != '/')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, de->d_name);
+			_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+			ssize_t l = fd < 0 ? -1 : read(fd, info, sizeof(info) - 1);
+			const char *mi = l > 0 ? (info[l] = 0, strstr(info, "mnt_id:")) : NULL;
+			if (!mi)
+				continue;
+			int mnt_id = atoi(mi + 7);
+			bool found = false;
+			for (size_t i = 0; i < ml.n && !found; i++)
+				found = ml.mounts[i].mnt_id == mnt_id;
+			if (found)
+				continue;
+			char comm[PROC_COMM_MAX + 1] = "?";
+			proc_read_comm((pid_t)pid, 0, comm);
+			dm_error_clear();
+			return dm_fail(-ENOTSUP, "fd %s of process %ld (%s) in container '%s' is %s, on a "
+				       "mount outside the container (given from the host?): the restore "
+				       "would not find it", de->d_name, pid, comm, ct->id, link);
+		}
+	}
+	return 0;
+}
+
+int runc_record(struct runc_ct *ct, const char *images_dir)
+{
+	_cleanup_free_ char *ipc = NULL;
+	int r;
+
+	r = record_ns(ct);
+	if (r < 0)
+		return r;
+	r = in_ns(ct->pid, "uts", print_hostname, NULL, &ct->msg->hostname);
+	if (r < 0)
+		return r;
+	r = in_ns(ct->pid, "ipc", print_ipc, NULL, &ipc);
+	if (r < 0)
+		return r;
+	if (ipc[0]) {
+		ipc[strcspn(ipc, "\n")] = 0;
+		return dm_fail(-ENOTSUP, "container '%s' holds a %s in its IPC namespace: not restored",
+			       ct->id, ipc);
+	}
+	r = record_net(ct);
+	if (r < 0)
+		return r;
+	r = check_fds(ct);
+	if (r < 0)
+		return r;
+	record_cgroup(ct);
+	return record_mounts(ct, images_dir);
+}
+
+int runc_finish(struct runc_ct *ct, bool left_running)
+{
+	_cleanup_free_ char *err = NULL;
+	int r;
+
+	if (left_running)
+		return 0;
+	/* its init was killed: once it is a zombie or gone (its parent is not
+	 * ours to wait for), runc sees the container stopped and deletes it:
+	 * its id must be free for the restore */
+	for (int i = 0; i < 10000; i++) {
+		struct proc_stat ps;
+		if (proc_read_stat(ct->pid, 0, &ps) < 0 || ps.state == 'Z' || ps.state == 'X')
+			break;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	dm_error_clear();
+	r = run((const char *const[]){ "runc", "--root", ct->root, "delete", "-f", ct->id, NULL }, NULL, 0,
+		NULL, &err);
+	if (r)
+		return dm_fail(r < 0 ? r : -EIO, "runc delete %s: %s", ct->id, err ? runc_msg(err) : "failed");
+	if (ct->copy_bundle)
+		rm_rf(ct->copy_bundle);
+	return 0;
+}
+
+/* ------------------------------------------------------------ restore */
+
+static const char *const all_caps[] = {
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+	"CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+};
+
+/*
+ * The config runc starts the stub with: the container's, but its process is
+ * the stub (/proc/self/fd/3), as root with every capability, no seccomp and
+ * no no_new_privs (the restore needs them; the tree gets its own back last),
+ * its root the bundle's rootfs by absolute path, the user's bundle kept in an
+ * annotation.
+ */
+static json_t *stub_config(const Dm__Container *m, const char *bundle, char **ret_rootfs)
+{
+	json_error_t je;
+	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je);
+	if (!json_is_object(c)) {
+		json_decref(c);
+		dm_fail(-EBADMSG, "the image's container config is not JSON: %s", je.text);
+		return NULL;
+	}
+	json_t *proc = json_object_get(c, "process");
+	if (!json_is_object(proc)) {
+		proc = json_object();
+		json_object_set_new(c, "process", proc);
+	}
+	json_object_set_new(proc, "args", json_pack("[s]", "/proc/self/fd/3"));
+	json_object_set_new(proc, "terminal", json_false());
+	json_object_set_new(proc, "cwd", json_string("/"));
+	json_object_set_new(proc, "user", json_pack("{s:i,s:i}", "uid", 0, "gid", 0));
+	json_object_set_new(proc, "noNewPrivileges", json_false());
+	json_object_del(proc, "apparmorProfile");
+	json_object_del(proc, "selinuxLabel");
+	/* every capability we have (root may lack some here: CAP_SYS_RESOURCE) */
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = {};
+	syscall(SYS_capget, &h, d);
+	uint64_t have = d[0].permitted | (uint64_t)d[1].permitted << 32;
+	json_t *caps = json_array();
+	for (size_t i = 0; i < ARRAY_SIZE(all_caps); i++)
+		if (have >> i & 1)
+			json_array_append_new(caps, json_string(all_caps[i]));
+	json_object_set_new(proc, "capabilities",
+			    json_pack("{s:O,s:O,s:O,s:O,s:O}", "bounding", caps, "effective", caps,
+				      "permitted", caps, "inheritable", caps, "ambient", json_array()));
+	json_decref(caps);
+	json_t *lx = json_object_get(c, "linux");
+	if (json_is_object(lx))
+		json_object_del(lx, "seccomp");
+
+	json_t *root = json_object_get(c, "root");
+	const char *rp = root ? jstr(root, "path") : NULL;
+	if (!rp) {
+		json_decref(c);
+		dm_fail(-EBADMSG, "the image's container config has no root.path");
+		return NULL;
+	}
+	char *abs = rp[0] == '/' ? xstrdup(rp) : xasprintf("%s/%s", bundle, rp);
+	json_object_set_new(root, "path", json_string(abs));
+	*ret_rootfs = abs;
+	json_t *an = json_object_get(c, "annotations");
+	if (!json_is_object(an)) {
+		an = json_object();
+		json_object_set_new(c, "annotations", an);
+	}
+	json_object_set_new(an, RUNC_BUNDLE_ANNOTATION, json_string(bundle));
+	return c;
+}
+
+static int stub_memfd(void)
+{
+	int fd = (int)syscall(SYS_memfd_create, "dmigrate-stub", MFD_CLOEXEC | 0x0010U /* MFD_EXEC */);
+	if (fd < 0 && errno == EINVAL)
+		fd = (int)syscall(SYS_memfd_create, "dmigrate-stub", MFD_CLOEXEC);
+	if (fd < 0)
+		return dm_fail(neg_errno(), "memfd_create: %m");
+	if (write_all(fd, runc_stub_bin, runc_stub_bin_len) < 0) {
+		close(fd);
+		return dm_fail(-EIO, "writing the stub: %m");
+	}
+	return fd;
+}
+
+static int host_pid_of(const char *root, const char *id, pid_t *ret)
+{
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	json_error_t je;
+	int r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+
+	if (r)
+		return dm_fail(r < 0 ? r : -EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
+	json_t *st = json_loads(out, 0, &je);
+	*ret = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	json_decref(st);
+	if (*ret <= 0)
+		return dm_fail(-EBADMSG, "runc state %s: no pid", id);
+	return 0;
+}
+
+static int set_hostname(void *arg)
+{
+	const char *h = arg;
+	if (sethostname(h, strlen(h)) < 0) {
+		dprintf(2, "sethostname(%s): %s", h, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* What runc made from the config but the container had changed since. */
+static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
+{
+	int r;
+
+	if (m->hostname) {
+		r = in_ns(s->pid, "uts", set_hostname, m->hostname, NULL);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < m->n_tmpfs; i++) {
+		const Dm__ContainerTmpfs *t = m->tmpfs[i];
+		if (strchr(t->archive, '/'))
+			return dm_fail(-EBADMSG, "bad tmpfs archive name '%s'", t->archive);
+		_cleanup_free_ char *src = xasprintf("%s/%s", o->images_dir, t->archive);
+		_cleanup_free_ char *dst = xasprintf("/proc/%d/root%s", s->pid, t->mountpoint);
+		_cleanup_free_ char *err = NULL;
+		r = run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C", dst,
+					       NULL },
+			NULL, 0, NULL, &err);
+		if (r)
+			return dm_fail(r < 0 ? r : -EIO, "the files of the tmpfs at %s: tar: %s", t->mountpoint,
+				       err ? err : "failed");
+	}
+	return 0;
+}
+
+/* Limits changed with `runc update` since the container was made: the same
+ * update on the new one (a file runc cannot update is written directly). */
+static int put_back_cgroup(const Dm__Container *m, struct runc_started *s)
+{
+	_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
+	json_error_t je;
+	json_t *st = json_load_file(sp, 0, &je);
+	int r = 0;
+
+	if (!st)
+		return dm_fail(-EBADMSG, "%s: %s", sp, je.text);
+	for (size_t i = 0; i < m->n_cgroup && r >= 0; i++) {
+		const Dm__ContainerCgroupValue *v = m->cgroup[i];
+		const char *dir = cg_dir(st, v->controller), *flag = NULL;
+		_cleanup_free_ char *now = NULL, *err = NULL;
+		if (!dir || read_str(dir, v->file, &now) < 0) {
+			r = dm_fail(-ENOENT, "the container's cgroup has no %s%s%s: its limit %s cannot "
+				    "be set", v->controller, v->controller[0] ? "/" : "", v->file, v->value);
+			break;
+		}
+		now[strcspn(now, "\n")] = 0;
+		if (!strcmp(now, v->value))
+			continue;
+		for (size_t k = 0; k < ARRAY_SIZE(cg_files); k++)
+			if (!strcmp(cg_files[k].ctl, v->controller) && !strcmp(cg_files[k].file, v->file))
+				flag = cg_files[k].runc_flag;
+		pr_debug("%s: %s is %s, was %s", s->id, v->file, now, v->value);
+		if (!flag) {
+			r = write_str(dir, v->file, v->value);
+			continue;
+		}
+		unsigned long long n;
+		const char *val = v->value;
+		if (!strcmp(val, "max") || (sscanf(val, "%llu", &n) == 1 && n >= (1ULL << 62)))
+			val = "-1";
+		int rc = run((const char *const[]){ "runc", "--root", s->root, "update", flag, val, s->id,
+						    NULL },
+			     NULL, 0, NULL, &err);
+		if (rc)
+			r = dm_fail(rc < 0 ? rc : -EIO, "runc update %s %s %s (the limit at the "
+				    "checkpoint): %s", flag, val, s->id, err ? runc_msg(err) : "failed");
+	}
+	json_decref(st);
+	return r;
+}
+
+int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
+		       struct runc_started *ret)
+{
+	struct runc_started s = { .sock = -1, .root_fd = -1 };
+	_cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *err = NULL, *rootp = NULL;
+	_cleanup_close_ int exe = -1;
+	json_t *cfg = NULL;
+	int sp[2] = { -1, -1 }, r;
+
+	if (strcmp(m->runtime, "runc"))
+		return dm_fail(-ENOTSUP, "the image is a %s container: only runc is supported", m->runtime);
+	const char *bundle = o->bundle ? o->bundle : m->bundle;
+	s.id = xstrdup(o->name ? o->name : m->id);
+	s.root = xstrdup(o->root ? o->root : RUNC_DEFAULT_ROOT);
+	cfg = stub_config(m, bundle, &rootfs);
+	if (!cfg) {
+		r = -EBADMSG;
+		goto fail;
+	}
+	if (access(rootfs, F_OK) < 0) {
+		r = dm_fail(-ENOENT, "the container's rootfs %s is not here (bundle %s; --runc-bundle "
+			    "names another)", rootfs, bundle);
+		goto fail;
+	}
+	/* the config copy: a directory of its own, runc's bundle from now on
+	 * (runc exec runs in it); removed by a checkpoint that deletes the
+	 * container, or by a failed restore */
+	if (mkdir_p("/run/dmigrate", 0700) < 0) {
+		r = dm_fail(neg_errno(), "/run/dmigrate: %m");
+		goto fail;
+	}
+	char tmpl[] = RUNC_COPY_PREFIX "XXXXXX";
+	if (!mkdtemp(tmpl)) {
+		r = dm_fail(neg_errno(), "mkdtemp %s: %m", tmpl);
+		goto fail;
+	}
+	s.tmp_bundle = xstrdup(tmpl);
+	cfgpath = xasprintf("%s/config.json", s.tmp_bundle);
+	if (json_dump_file(cfg, cfgpath, JSON_INDENT(1)) < 0) {
+		r = dm_fail(-EIO, "cannot write %s", cfgpath);
+		goto fail;
+	}
+	exe = stub_memfd();
+	if (exe < 0) {
+		r = exe;
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		r = dm_fail(neg_errno(), "socketpair: %m");
+		goto fail;
+	}
+	int extra[2] = { exe, sp[1] };
+	r = run((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
+				       "--bundle", s.tmp_bundle, s.id, NULL },
+		extra, 2, NULL, &err);
+	close(sp[1]);
+	s.sock = sp[0];
+	if (r) {
+		r = dm_fail(r < 0 ? r : -EIO, "runc run %s: %s", s.id, err ? runc_msg(err) : "failed");
+		/* an id in use is not ours to delete */
+		free(s.id);
+		s.id = NULL;
+		goto fail;
+	}
+	r = host_pid_of(s.root, s.id, &s.pid);
+	if (r < 0)
+		goto fail;
+	rootp = xasprintf("/proc/%d/root", s.pid);
+	s.root_fd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s.root_fd < 0) {
+		r = dm_fail(neg_errno(), "%s: %m", rootp);
+		goto fail;
+	}
+	r = put_back(m, o, &s);
+	if (r >= 0)
+		r = put_back_cgroup(m, &s);
+	if (r < 0)
+		goto fail;
+	json_decref(cfg);
+	*ret = s;
+	return 0;
+fail:
+	json_decref(cfg);
+	runc_restore_done(&s, false);
+	return r;
+}
+
+void runc_restore_done(struct runc_started *s, bool ok)
+{
+	if (!ok && s->id) {
+		char msg[DM_ERRMSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		_cleanup_free_ char *err = NULL;
+		if (run((const char *const[]){ "runc", "--root", s->root, "delete", "-f", s->id, NULL }, NULL,
+			0, NULL, &err))
+			pr_warn("runc delete -f %s: %s", s->id, err ? runc_msg(err) : "failed");
+		dm_error_set_message(msg);
+	}
+	if (s->tmp_bundle && !ok)
+		rm_rf(s->tmp_bundle);
+	if (s->sock >= 0)
+		close(s->sock);
+	if (s->root_fd >= 0)
+		close(s->root_fd);
+	free(s->tmp_bundle);
+	free(s->id);
+	free(s->root);
+	*s = (struct runc_started){ .sock = -1, .root_fd = -1 };
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runc (OCI) containers: checkpoint target `runc:ID` and restore under runc
+ * (docs/containers.md).
+ *
+ * Checkpoint:
+ *   runc_open(root, id)       runc's state of the container, its config, its
+ *                             cgroup freezer; refusals that need no freeze
+ *   runc_dump_hooks()         struct dump_container for dump_opts.container:
+ *                             freeze/thaw of its cgroup, the tree check
+ *   runc_record(images)       while the tree is frozen: hostname, mounts,
+ *                             interfaces, cgroup limits, tmpfs contents (tar
+ *                             files in the image), refusals of what runc does
+ *                             not make again (run-time mounts, SysV IPC, ...)
+ *   runc_finish(leave)        after the dump: `runc delete` unless left running
+ * Restore (the image's Inventory.container):
+ *   runc_restore_start()      a config copy whose process is our static stub,
+ *                             `runc run -d`, tmpfs contents and hostname put
+ *                             back; restore_opts.stub_pid/stub_sock/root_fd
+ *   runc_restore_done()       after restore_tree(): the config copy goes; on
+ *                             failure the container goes too (`runc delete -f`)
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "dump/dump.h"
+#include "image/image.h"
+#include "restore/restore.h"
+
+#define RUNC_DEFAULT_ROOT "/run/runc"
+/* The config annotation that keeps the user's bundle across restores. */
+#define RUNC_BUNDLE_ANNOTATION "org.dmigrate.bundle"
+
+struct runc_ct;
+
+int runc_open(const char *root, const char *id, struct runc_ct **ret);
+pid_t runc_init_pid(const struct runc_ct *ct);
+const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
+int runc_record(struct runc_ct *ct, const char *images_dir);
+/* After a dump without --leave-running: the container is stopped: delete it. */
+int runc_finish(struct runc_ct *ct, bool left_running);
+void runc_free(struct runc_ct *ct);
+
+struct runc_restore_opts {
+	const char *images_dir;
+	const char *bundle;     /* NULL: the recorded one */
+	const char *name;       /* NULL: the recorded id */
+	const char *root;       /* NULL: RUNC_DEFAULT_ROOT */
+};
+
+struct runc_started {
+	char *id, *root, *tmp_bundle;
+	pid_t pid;              /* the stub, the container's init (host pid) */
+	int sock;               /* our end of the stub's transport */
+	int root_fd;            /* the container's / (O_PATH) */
+};
+
+/* Creates the container with the stub as its init; fills *ret (and, on
+ * failure, has removed what it made). */
+int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
+		       struct runc_started *ret);
+/* ok: the tree runs; else the container is deleted.  Frees *s. */
+void runc_restore_done(struct runc_started *s, bool ok);
+
+/* Parses "runc:ID" / "pid:PID"; returns 1 for runc (id set), 0 for pid. */
+int runc_parse_target(const char *arg, const char **ret_id, pid_t *ret_pid);
