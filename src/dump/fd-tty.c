@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
 
@@ -77,6 +78,25 @@ static int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj
 			t->has_output = true;
 			t->output.data = out;
 			t->output.len = out_len;
+		}
+	}
+	/* the slave node's owner and permissions: a new pty's are its
+	 * creator's and the devpts mount's defaults */
+	{
+		struct stat sst;
+		_cleanup_close_ int sl = -1;
+		int r = 0;
+		if (t->master) {
+			sl = ioctl(fd, TIOCGPTPEER, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+			r = sl < 0 ? -1 : fstat(sl, &sst);
+		} else {
+			r = fstat(fd, &sst);
+		}
+		if (r == 0) {
+			t->has_slave_uid = t->has_slave_gid = t->has_slave_mode = true;
+			t->slave_uid = sst.st_uid;
+			t->slave_gid = sst.st_gid;
+			t->slave_mode = sst.st_mode & 07777;
 		}
 	}
 	if (ioctl(fd, TIOCGWINSZ, &ws) == 0) {
