@@ -9,7 +9,7 @@ pkgs=(build-essential meson ninja-build pkg-config clang libclang-rt-dev
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq
-	runc redis-server redis-tools memcached nginx-light curl)
+	runc redis-server redis-tools memcached nginx-light curl nftables)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

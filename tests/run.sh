@@ -10,6 +10,8 @@
 #   tests/run.sh [--quick]     --quick: skip the sanitizer build
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${DM_BUILD:-$REPO/build}
@@ -19,6 +21,14 @@ QUICK=0
 
 passed=0 failed=0 skipped=0
 note() { printf '%s\n' "$*"; }
+# sections and their durations, printed before the summary (CI's budget)
+sect="" sect_t0=$SECONDS
+times=()
+section() {
+	[[ -n $sect ]] && times+=("$sect: $((SECONDS - sect_t0)) s")
+	sect=$1 sect_t0=$SECONDS
+	[[ -n $1 ]] && note "# $1"
+}
 
 # count "N passed, N failed, N skipped" of a sub-runner's last line; a runner
 # that exits non-zero counts as a failure even when its summary says none
@@ -70,7 +80,7 @@ run_units() {
 	done
 }
 
-note "# build: $BUILD"
+section "build: $BUILD"
 if ! build "$BUILD" -Dwerror=true; then
 	note "FAIL build"
 	echo "0 passed, 1 failed"
@@ -79,7 +89,7 @@ fi
 run_units "$BUILD" ""
 
 if ((QUICK == 0)); then
-	note "# sanitizer build: $ASAN_BUILD"
+	section "sanitizer build: $ASAN_BUILD"
 	if build "$ASAN_BUILD" -Db_sanitize=address,undefined -Db_lundef=false; then
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_units "$ASAN_BUILD" "-asan"
 	else
@@ -88,13 +98,13 @@ if ((QUICK == 0)); then
 	fi
 fi
 
-note "# install"
+section "install"
 out=$("$REPO/tests/install/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc install
 
-note "# cli"
+section "cli"
 out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"
@@ -108,7 +118,7 @@ add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | 
 
 # zdtm: every engine mode the build supports
 for mode in cr dump lazy; do
-	note "# zdtm --mode $mode"
+	section "zdtm --mode $mode"
 	out=$("$REPO/tests/zdtm/run.sh" --mode "$mode" --build "$BUILD" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 zdtm-$mode\//"
@@ -117,7 +127,7 @@ done
 
 # fuzz targets: each runs a fixed time from the corpus in the repo; a crash,
 # leak or sanitizer report is a failure (tests/fuzz/build.sh)
-note "# fuzz"
+section "fuzz"
 out=$(DM_BUILD=$BUILD "$REPO/tests/fuzz/build.sh" "${DM_FUZZ_SECONDS:-20}" 2>&1)
 rc=$?
 printf '%s\n' "$out"
@@ -130,7 +140,7 @@ if ((rc != 0 && fz_fail == 0)); then
 	failed=$((failed + 1))
 fi
 
-note "# e2e"
+section "e2e"
 out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out"
@@ -145,11 +155,13 @@ printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 containers\//"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc containers
 
 # the soak, short: 8 migrations back and forth (tests/soak/run.sh --count 100 is the long one)
-note "# soak (short)"
+section "soak (short)"
 out=$("$REPO/tests/soak/run.sh" --build "$BUILD" --count 8 2>&1)
 rc=$?
 printf '%s\n' "$out"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc soak
 
+section ""
+note "# durations: $(IFS=,; echo "${times[*]}")"
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -109,6 +109,7 @@ int cmd_checkpoint(int argc, char **argv)
 	struct stat st;
 	created = stat(o.images_dir, &st) < 0;
 
+	o.keep_net_lock = !leave;
 	if (runc_id) {
 		r = runc_open(runc_root, runc_id, &ct);
 		if (r < 0) {

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "daemon/daemon.h"
 #include "migrate/migrate.h"
+#include "migrate/rootfs.h"
 #include "net/net.h"
 
 #include <fcntl.h>
@@ -23,6 +24,7 @@ static void usage(FILE *out)
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
 		"                        [--runc-root DIR]\n"
+		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
 		"  follows; stop-and-copy: all memory moves while it is frozen; pre-copy: rounds\n"
@@ -32,7 +34,13 @@ static void usage(FILE *out)
 		"  JSON stats (--json prints them); --pidfile FILE: the pid of the tree on the\n"
 		"  destination (in its pid namespace).  runc:ID: the runc container ID (runc's\n"
 		"  state under --runc-root, default " RUNC_DEFAULT_ROOT "); the destination's runc\n"
-		"  makes it again from the same bundle path, and it is deleted here.\n");
+		"  makes it again from the same bundle path, and it is deleted here.\n"
+		"  --rootfs-dir DIR: the tree runs chrooted into DIR; its files move too, beside\n"
+		"  its memory, from the freeze on, into the destination's state directory, and\n"
+		"  the tree is chrooted into that copy there.\n"
+		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
+		"  mapped first, then what it touches, then the smallest), lazy (directory\n"
+		"  order), eager (every file before the resume).\n");
 }
 
 static int mig_runc_record(void *arg, const char *dir)
@@ -74,6 +82,8 @@ int cmd_migrate(int argc, char **argv)
 		{ "precopy-rounds", required_argument, NULL, 'r' },
 		{ "work-dir", required_argument, NULL, 'w' },
 		{ "runc-root", required_argument, NULL, 'T' },
+		{ "rootfs-dir", required_argument, NULL, 'R' },
+		{ "rootfs", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -86,7 +96,7 @@ int cmd_migrate(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:T:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -117,10 +127,24 @@ int cmd_migrate(int argc, char **argv)
 			break;
 		case 'w': o.work_dir = optarg; break;
 		case 'T': runc_root = optarg; break;
+		case 'R': o.rootfs_dir = optarg; break;
+		case 'F':
+			if (rfs_mode_parse(optarg, &o.rootfs_mode) < 0 || o.rootfs_mode == RFS_NONE) {
+				fprintf(stderr, "dmigrate: migrate: unknown --rootfs '%s' (priority, lazy, eager)\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (o.rootfs_mode && !o.rootfs_dir) {
+		fprintf(stderr, "dmigrate: migrate: --rootfs needs --rootfs-dir DIR\n");
+		return 2;
+	}
+	if (o.rootfs_dir && !o.rootfs_mode)
+		o.rootfs_mode = RFS_PRIORITY;
 	if (optind + 1 != argc || !o.to || (!keyfile && !o.insecure) || (keyfile && o.insecure)) {
 		usage(stderr);
 		return 2;

@@ -119,6 +119,7 @@ struct dump_ctx {
 	uint8_t **bufs;
 	size_t nbufs, bufs_free;
 	_Atomic uint64_t bufs_late;  /* chunks that had to map a buffer in the freeze */
+	struct dump_inet *inet;      /* fd-inet.c: the tree's TCP/UDP sockets, the network lock */
 };
 
 /* dump.c: phase accounting (lock-free; any thread) */
@@ -152,14 +153,22 @@ void dump_prealloc_free(struct dump_ctx *d);
 void dump_bufs_alloc(struct dump_ctx *d);
 void dump_bufs_free(struct dump_ctx *d);
 
-/* dump-files.c: fds, cwd, root, exe, files table */
+/* dump-files.c: fds, cwd, root, exe, files table (the fd types: fd.h) */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);
 uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
 			pid_t pid, const char *link, int *ret_err);
 uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
 int dump_ctty(struct dump_ctx *d);
-int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
+/* fd-reg.c: the contents of a deleted file (fd open for reading) */
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
+/* fd-inet.c: TCP and UDP sockets.  Before the fds are read (frozen tree):
+ * match the tree's sockets with sock_diag, lock and repair its connections. */
+int dump_inet_prepare(struct dump_ctx *d);
+/* The network lock's name (nft table), or NULL if there is none. */
+const char *dump_inet_lock(const struct dump_ctx *d);
+/* Leave repair mode and unlock (tree resumed), or keep quiet (tree killed). */
+void dump_inet_release(struct dump_ctx *d, bool killed);
+void dump_inet_free(struct dump_ctx *d);
 /* Refuse processes that share one fd table (CLONE_FILES). */
 int dump_check_fd_tables(struct dump_ctx *d);
 

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define SEIZE_OPTS (PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP)
 /* how long a seized thread may take to stop (one in an uninterruptible wait) */
@@ -667,11 +668,31 @@ int dump_detach_all(struct dump_ctx *d, bool kill_tree)
 		}
 	}
 	if (kill_tree) {
-		/* reap the ptrace stops of the dying threads (we are their tracer) */
+		/* Reap the deaths of the killed threads: we are their tracer,
+		 * and until we have seen a traced thread die its zombie (and so
+		 * its pid, pgid and sid numbers) stays; its parent can reap it
+		 * only then.  A migration back onto this host needs those pids
+		 * free, so wait for each (bounded: SIGKILL is quick, but a
+		 * thread in an uninterruptible sleep is not). */
+		uint64_t end = clock_ns() + 5000000000ull;
 		for (size_t i = 0; i < d->nprocs; i++)
-			for (size_t k = 0; k < d->procs[i]->nthreads; k++)
-				while (waitpid(d->procs[i]->threads[k].tid, NULL, __WALL | WNOHANG) > 0)
-					;
+			for (size_t k = 0; k < d->procs[i]->nthreads; k++) {
+				pid_t tid = d->procs[i]->threads[k].tid;
+				for (;;) {
+					pid_t w = waitpid(tid, NULL, __WALL | WNOHANG);
+					if (w < 0 && errno == EINTR)
+						continue;
+					if (w < 0)
+						break; /* ECHILD: gone, or no longer ours */
+					if (w == 0 && clock_ns() > end) {
+						pr_warn("thread %d of process %d did not die within 5 s of SIGKILL",
+							tid, d->procs[i]->pid);
+						break;
+					}
+					if (w == 0)
+						usleep(500);
+				}
+			}
 	}
 	return err;
 }

@@ -438,6 +438,8 @@ static int write_tables(struct dump_ctx *d)
 			inv.xfeatures_used |= bv;
 		}
 	}
+	if (d->opts.keep_net_lock && dump_inet_lock(d))
+		inv.net_lock = (char *)dump_inet_lock(d);
 	/* the inventory last: an image without it is incomplete */
 	return image_write_msg(d->img, IMG_INVENTORY_FILE, IMG_INVENTORY, &inv.base);
 }
@@ -460,6 +462,11 @@ int dump_collect(struct dump_ctx *d)
 		if (r < 0)
 			return r;
 	}
+	/* sockets: lock and repair the connections before any queue is read */
+	r = dump_inet_prepare(d);
+	dump_lap(d, DPH_FDS, &l);
+	if (r < 0)
+		return r;
 	r = pool_create(&po, &pool);
 	if (r < 0)
 		return dm_fail(r, "cannot create the dump pool: %s", strerror(-r));
@@ -493,7 +500,13 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 		return 0;
 	d->released = true;
 	d->t_release = clock_ns();
+	/* connections out of repair mode before the tree runs (a recv there fails
+	 * with EPERM); a killed tree's close them in repair mode: nothing is sent */
+	if (action == DUMP_RESUME)
+		dump_inet_release(d, false);
 	int r = dump_detach_all(d, action == DUMP_KILL);
+	if (action == DUMP_KILL)
+		dump_inet_release(d, true);
 	d->t_released = clock_ns();
 	return r;
 }
@@ -557,6 +570,7 @@ void dump_free(struct dump_ctx *d)
 	dump_vmflags_free(d);
 	dump_prealloc_free(d);
 	dump_bufs_free(d);
+	dump_inet_free(d);
 	if (d->pool_stats)
 		json_decref(d->pool_stats);
 	image_close(d->img);

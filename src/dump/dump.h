@@ -64,6 +64,13 @@ struct dump_opts {
 	 * changed without a VMA change (a whole-VMA madvise in the gap).
 	 */
 	bool early_vmflags;
+	/*
+	 * The tree is killed and its image restored on this host later
+	 * (`checkpoint`): the network lock of its TCP connections stays in place
+	 * after the kill, named in the image, and the restore removes it.
+	 * Otherwise the lock goes when the tree is released.
+	 */
+	bool keep_net_lock;
 	/* Called after that read, right before the freeze (tests pause there). */
 	void (*before_freeze)(void *arg);
 	void *before_freeze_arg;

@@ -304,7 +304,7 @@ json_t *mig_bytes_json(struct net_chan *control, struct net_chan *fault, struct 
 static uint64_t watched_bytes(struct mig_watchdog *w)
 {
 	uint64_t b = 0;
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < ARRAY_SIZE(w->chans); i++)
 		b += mig_chan_bytes(w->chans[i]);
 	return b;
 }
@@ -345,7 +345,7 @@ static void *watchdog_thread(void *arg)
 				atomic_store(&w->fired, true);
 				if (cerr >= 0)
 					pr_warn("%s", w->fired_msg);
-				for (int i = 0; i < 3; i++)
+				for (size_t i = 0; i < ARRAY_SIZE(w->chans); i++)
 					if (w->chans[i])
 						net_chan_shutdown(w->chans[i]);
 			}
@@ -395,4 +395,14 @@ void mig_watchdog_stop(struct mig_watchdog *w)
 	atomic_store(&w->stop, true);
 	pthread_join(w->thread, NULL);
 	w->started = false;
+}
+
+const char *mig_phase_name(enum mig_phase p)
+{
+	static const char *const names[_MIG_PH_MAX] = {
+		[MIG_PH_PREPARE] = "prepare", [MIG_PH_FREEZE] = "freeze", [MIG_PH_STATE] = "state",
+		[MIG_PH_RESUME] = "resume",   [MIG_PH_MEMORY] = "memory", [MIG_PH_ROOTFS] = "rootfs",
+		[MIG_PH_COMMIT] = "commit",   [MIG_PH_RELEASE] = "release",
+	};
+	return (unsigned)p < _MIG_PH_MAX ? names[p] : "?";
 }

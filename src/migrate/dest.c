@@ -87,6 +87,12 @@ struct dsess {
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
 	char *target;              /* "pid:N" on the source (for messages) */
+	/* the tree's files (rootfs.h): announced in START, on their own channel */
+	enum rfs_mode rfs_mode;    /* RFS_NONE: none move */
+	char *rfs_src_dir;         /* the rootfs on the source: image paths under it */
+	char *rfs_root;            /* the copy: STATE_DIR/rootfs/<session> */
+	struct net_chan *rfs_chan;
+	struct rfs_receiver *rfs;
 	pthread_t thread;
 };
 
@@ -152,6 +158,14 @@ static int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	if (st->target && strlen(st->target) < 32)
 		s->target = xstrdup(st->target);
+	if (st->rootfs_mode) {
+		if (rfs_mode_parse(st->rootfs_mode, &s->rfs_mode) < 0 || s->rfs_mode == RFS_NONE || !st->rootfs_dir ||
+		    st->rootfs_dir[0] != '/' || strlen(st->rootfs_dir) >= RFS_PATH_MAX || !strcmp(st->rootfs_dir, "/")) {
+			r = dm_fail(-EINVAL, "unknown rootfs mode '%.32s' or bad rootfs dir", st->rootfs_mode);
+			goto out;
+		}
+		s->rfs_src_dir = xstrdup(st->rootfs_dir);
+	}
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
 	/*
@@ -189,6 +203,14 @@ static int handle_start(struct dsess *s)
 	r = host_check_disk(base, MIG_STATE_DISK_MIN);
 	if (r < 0)
 		goto out;
+	if (s->rfs_mode) {
+		_cleanup_free_ char *rb = xasprintf("%s/rootfs", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
+		r = mkdir_p(rb, 0700);
+		if (r < 0) {
+			r = dm_fail(r, "%s: %s", rb, strerror(-r));
+			goto out;
+		}
+	}
 	{
 		/* the tree's memory lands here in every mode; the store modes
 		 * first hold it in the store (the source's bound, above its RSS) */
@@ -238,9 +260,9 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
-	while (!s->fault || !s->bulk) {
+	while (!s->fault || !s->bulk || (s->rfs_mode && !s->rfs_chan)) {
 		if (clock_ns() > deadline) {
-			r = dm_fail(-ETIMEDOUT, "the fault and bulk channels did not join");
+			r = dm_fail(-ETIMEDOUT, "the fault and bulk%s channels did not join", s->rfs_mode ? " and rootfs" : "");
 			break;
 		}
 		/* nothing may come on the control channel meanwhile: EOF, or a broken peer */
@@ -419,18 +441,10 @@ _Noreturn static void guardian_main(int rfd, const struct treecg *cg, long delay
 			continue; /* a uffd (dropped if our fd table was full) */
 		if (v == 0) {
 			/* committed and complete: the tree is the destination's now.
-			 * Let its uffds and pidfds go; a child of ours (we must end:
-			 * the daemon waits for us) removes its cgroup once it is
-			 * empty, whether the daemon still runs by then or not */
-			syscall(SYS_close_range, 3, ~0U, 0);
-			if (cg->version != TREECG_NONE && fork() == 0) {
-				setsid();
-				while (treecg_populated(cg) || treecg_remove(cg) == -EBUSY) {
-					struct timespec ts = { 1, 0 };
-					nanosleep(&ts, NULL);
-				}
-				_exit(0);
-			}
+			 * Let its uffds and pidfds go.  The daemon removes its cgroup
+			 * once it is empty (sweep_cgroups); one left by a daemon that
+			 * died meanwhile goes at the next daemon's start
+			 * (treecg_sweep_stale) */
 			_exit(0);
 		}
 		if (n < GUARD_MAX) {
@@ -675,6 +689,9 @@ static int do_restore(struct dsess *s)
 		.lazy_features = LAZY_FEATURES,
 		.before_resume = hold_until_commit,
 		.before_resume_arg = s,
+		/* the tree's paths under its rootfs on the source resolve in the copy */
+		.path_from = s->rfs_src_dir,
+		.path_to = s->rfs_src_dir ? s->rfs_root : NULL,
 	};
 	/* a container's image: runc makes the container, the tree runs in it */
 	struct runc_started rs = { .sock = -1, .root_fd = -1 };
@@ -949,25 +966,53 @@ static void session_cleanup(struct dsess *s)
 	s->dirty = NULL;
 	free(s->target);
 	s->target = NULL;
+	rfs_recv_free(s->rfs);
+	s->rfs = NULL;
+	/* the copy stays with a tree that runs on it */
+	if (s->rfs_root && !s->keep_root)
+		rm_rf(s->rfs_root);
+	free(s->rfs_root);
+	s->rfs_root = NULL;
+	free(s->rfs_src_dir);
+	s->rfs_src_dir = NULL;
 }
 
-static void *session_thread(void *arg)
-{
-	struct dsess *s = arg;
-	int r;
+/* ---- the phases ----------------------------------------------------------- */
 
-	s->t_start = clock_ns();
+/*
+ * The session as the named phases of mig-internal.h, run in order by
+ * session_thread().  What a failure undoes depends on how far the tree
+ * got, and is done in one place, dst_undo():
+ *
+ *   before the resume   nothing of ours ever ran: the restore kills a
+ *                       half-made or held tree itself; the guardian ends,
+ *                       ABORT, the work dir goes
+ *   after COMMIT, while its memory is incomplete (s->resumed): the whole
+ *                       tree (its cgroup) killed first, then ABORT; the
+ *                       source keeps its stopped copy
+ */
+struct dst_phase {
+	enum mig_phase id;
+	const char *step;
+	int (*run)(struct dsess *s);
+};
+
+/* prepare: START (MIG_WAIT_START_MS) -> ACCEPT, the channels (MIG_WAIT_JOIN_MS),
+ * the tree's cgroup and guardian, the page receiver */
+static int ph_prepare(struct dsess *s)
+{
+	int r;
 	s->wd.chans[0] = s->ctl;
 	r = mig_watchdog_start(&s->wd);
 	if (r < 0)
-		goto fail;
+		return r;
 	mig_watchdog_arm(&s->wd, "START", MIG_WAIT_START_MS);
 	r = handle_start(s);
 	if (r < 0)
-		goto fail;
+		return r;
 	r = wait_channels(s, MIG_WAIT_JOIN_MS);
 	if (r < 0)
-		goto fail;
+		return r;
 	/* the tree's cgroup: the guardian kills it as a whole */
 	if (treecg_create(s->hex, TREECG_NONE, &s->cg) < 0) {
 		pr_warn("migration %.8s: %s; a failed migration kills the restored processes it knows of, not "
@@ -976,7 +1021,7 @@ static void *session_thread(void *arg)
 	}
 	r = guardian_start(s);
 	if (r < 0)
-		goto fail;
+		return r;
 	mig_tune_chan(s->fault, true);
 	mig_tune_chan(s->bulk, false);
 	s->wd.chans[1] = s->fault;
@@ -986,14 +1031,48 @@ static void *session_thread(void *arg)
 	r = mem_netsrc_new(s->fault, s->bulk, s->store, &s->netsrc);
 	if (r >= 0)
 		r = mem_netsrc_start(s->netsrc);
+	if (r < 0 || !s->rfs_mode)
+		return r;
+	/* the files arrive from the source's freeze on, beside the state */
+	mig_tune_chan(s->rfs_chan, false);
+	s->wd.chans[3] = s->rfs_chan;
+	s->rfs_root = xasprintf("%s/rootfs/%s", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate", s->hex);
+	return rfs_recv_start(s->rfs_chan, s->rfs_root, &s->rfs);
+}
+
+/* rootfs, before the restore: every file (the restore and the tree read
+ * them from the copy; silent limit: --peer-timeout) */
+static int ph_rootfs(struct dsess *s)
+{
+	int r;
+	if (!s->rfs)
+		return 0;
+	mig_watchdog_arm_silent(&s->wd, "the files", peer_timeout_ms(s));
+	while ((r = rfs_recv_wait_all(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (r < 0)
-		goto fail;
-	r = recv_files(s);
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
+	mig_test_point("dst-rootfs-received");
+	return 0;
+}
+
+/* state: the image files (silent limit: --peer-timeout) */
+static int ph_state(struct dsess *s)
+{
+	int r = recv_files(s);
 	if (r < 0)
-		goto fail;
+		return r;
 	s->t_state = clock_ns();
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	mig_test_point("dst-state-received");
+	return 0;
+}
+
+/* memory, before the resume: the store modes' pages (silent limit) */
+static int ph_memory_before(struct dsess *s)
+{
+	int r;
 	/*
 	 * Store pages are written straight into their slots by the bulk thread:
 	 * nothing may read them, or drop them, before the store phase ended.
@@ -1007,10 +1086,8 @@ static void *session_thread(void *arg)
 		while ((r = mem_netsrc_wait_store_end(s->netsrc, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 			;
 		mig_watchdog_arm(&s->wd, NULL, 0);
-		if (r < 0) {
-			dm_wrap(mig_watchdog_error(&s->wd, r), "receiving memory");
-			goto fail;
-		}
+		if (r < 0)
+			return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving memory");
 	}
 	/* hybrid: pages written after the pre-copy pass come over the network
 	 * after the resume; their old copies must not be installed.  (In
@@ -1023,50 +1100,81 @@ static void *session_thread(void *arg)
 			/* a bound on the work a peer can ask for: 2^26 pages (256 GiB).
 			 * Not the store's size: pages the tree touched first after the
 			 * pre-copy pass are dirty without ever having been stored. */
-			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT ||
-			    dirty_pages > (1ULL << 26)) {
-				r = dm_fail(-EBADMSG, "dirty range %#" PRIx64 "+%" PRIu64 " out of range", d->addr, d->npages);
-				goto fail;
-			}
+			if (d->npages > (1u << 28) || d->addr >= MEM_ADDR_LIMIT || dirty_pages > (1ULL << 26))
+				return dm_fail(-EBADMSG, "dirty range %#" PRIx64 "+%" PRIu64 " out of range", d->addr,
+					       d->npages);
 			for (uint64_t k = 0; k < d->npages; k++)
 				mem_store_drop(s->store, d->space, d->addr + k * DM_PAGE_SIZE);
 		}
-	/* RESUMED, COMMIT: in the restore's last step (hold_until_commit) */
-	r = do_restore(s);
+	return 0;
+}
+
+/* resume: the restore; RESUMED, COMMIT (MIG_WAIT_COMMIT_MS) in its last
+ * step (hold_until_commit) */
+static int ph_resume(struct dsess *s)
+{
+	int r = do_restore(s);
 	if (r < 0)
-		goto fail;
+		return r;
 	pr_info("migration %.8s: committed, root pid %d runs", s->hex, s->root);
 	/* from here a dead link costs the tree: wait for it to come back */
 	mig_chan_patience(s->ctl, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
-	if (s->lazy) {
-		/* bounds the control frames read meanwhile (serve_until_done
-		 * has its own, finer limits on the pages) */
-		mig_watchdog_arm_silent(&s->wd, "the missing pages", (MIG_LINK_PATIENCE_S + 10) * 1000);
-		r = serve_until_done(s);
-		mig_watchdog_arm(&s->wd, NULL, 0);
-		if (r < 0)
-			goto fail;
-	}
+	return 0;
+}
+
+/* memory, after the resume: every missing page (post-copy, hybrid) */
+static int ph_memory_after(struct dsess *s)
+{
+	if (!s->lazy)
+		return 0;
+	/* bounds the control frames read meanwhile (serve_until_done
+	 * has its own, finer limits on the pages) */
+	mig_watchdog_arm_silent(&s->wd, "the missing pages", (MIG_LINK_PATIENCE_S + 10) * 1000);
+	int r = serve_until_done(s);
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	return r;
+}
+
+/* commit: every page is in: from here the tree lives without us; MEM_DONE */
+static int ph_commit(struct dsess *s)
+{
 	s->t_done = clock_ns();
-	/* every page is in: from here the tree lives without us */
 	guardian_end(s, true);
 	json_t *st = mem_stats(s);
-	r = mig_send_reply(s->ctl, MIG_T_MEM_DONE, true, 0, NULL, s->root, st);
+	int r = mig_send_reply(s->ctl, MIG_T_MEM_DONE, true, 0, NULL, s->root, st);
 	json_decref(st);
-	if (r < 0)
-		goto fail;
-	/* the source kills its copy, then says FIN; a missing FIN changes nothing here */
+	return r;
+}
+
+/* release: the source kills its copy, then says FIN (MIG_WAIT_FIN_MS); a
+ * missing FIN changes nothing here */
+static int ph_release(struct dsess *s)
+{
 	if (expect_empty(s, MIG_T_FIN, MIG_WAIT_FIN_MS, "FIN") < 0)
 		pr_warn("migration %.8s: %s", s->hex, dm_last_error());
 	pr_info("migration %.8s done: pid %d runs here", s->hex, s->root);
 	s->keep_root = true;
-	session_cleanup(s);
-	atomic_store(&s->finished, true);
-	return NULL;
-fail:
+	return 0;
+}
+
+static const struct dst_phase dst_phases[] = {
+	{ MIG_PH_PREPARE, "START, channels, guardian", ph_prepare },
+	{ MIG_PH_STATE, "receive the state", ph_state },
+	{ MIG_PH_MEMORY, "memory before the restore", ph_memory_before },
+	{ MIG_PH_ROOTFS, "the files before the restore", ph_rootfs },
+	{ MIG_PH_RESUME, "restore, RESUMED, COMMIT", ph_resume },
+	{ MIG_PH_MEMORY, "memory after the resume", ph_memory_after },
+	{ MIG_PH_COMMIT, "MEM_DONE", ph_commit },
+	{ MIG_PH_RELEASE, "FIN", ph_release },
+};
+
+/* The one place where a failed session is undone (see above). */
+static void dst_undo(struct dsess *s, const struct dst_phase *ph, int r)
+{
 	r = mig_watchdog_error(&s->wd, r);
+	pr_debug("migration %.8s: phase %s (%s) failed", s->hex, mig_phase_name(ph->id), ph->step);
 	/* kill first, then ABORT: once the source reads it, nothing of ours runs */
 	if (s->resumed) {
 		/* committed, but its memory can never be complete (a tree that
@@ -1087,6 +1195,21 @@ fail:
 	if (s->root > 0)
 		while (waitpid(s->root, NULL, __WALL) < 0 && errno == EINTR)
 			;
+}
+
+static void *session_thread(void *arg)
+{
+	struct dsess *s = arg;
+	int r = 0;
+
+	s->t_start = clock_ns();
+	for (size_t i = 0; i < ARRAY_SIZE(dst_phases); i++) {
+		r = dst_phases[i].run(s);
+		if (r < 0) {
+			dst_undo(s, &dst_phases[i], r);
+			break;
+		}
+	}
 	session_cleanup(s);
 	atomic_store(&s->finished, true);
 	return NULL;
@@ -1150,6 +1273,7 @@ static void free_session(struct dsess *s)
 	}
 	net_chan_close(s->fault);
 	net_chan_close(s->bulk);
+	net_chan_close(s->rfs_chan);
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->guard_lock);
@@ -1181,6 +1305,10 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_free_ char *incoming = xasprintf("%s/incoming", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
 	if (!o->keep_images)
 		rm_rf(incoming);
+	/* empty tree cgroups a dead daemon left; ten minutes old at least, so
+	 * that another daemon's just made one is never taken (test hosts share
+	 * the hierarchy) */
+	treecg_sweep_stale(600);
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;
@@ -1281,9 +1409,11 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			sess[n_sess++] = cur;
 			continue;
 		}
-		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK) && cur) {
+		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK || role == NET_ROLE_ROOTFS) && cur) {
 			pthread_mutex_lock(&cur->lock);
-			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault : &cur->bulk;
+			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault :
+						 role == NET_ROLE_BULK	? &cur->bulk :
+									  &cur->rfs_chan;
 			if (!*slot) {
 				*slot = c;
 				c = NULL;

@@ -56,25 +56,61 @@ uint64_t mig_chan_bytes(struct net_chan *c);
 /* Pids of the tree under root (root included), parents first; *ret is malloc'ed. */
 
 /*
- * Every wait on the peer has a limit, and they are all here.  Expiring one
- * is an error that names the phase waited for.  "Silent" limits count from
- * the last byte that moved on any channel of the migration (a big memory
- * on a slow link takes long, but never says nothing); the others from the
- * start of the wait.
+ * The migration as phases, the same names on both sides (source.c and
+ * dest.c each run a table of them, in order, and undo a failed one in one
+ * place).  A stream that moves beside the others (the memory, the files)
+ * starts in the phase that makes its data available and ends in its own.
+ *
+ *   prepare   connect, START -> ACCEPT, the data channels; pre-copy rounds
+ *   freeze    (source) freeze, dump without memory, the page server
+ *   state     the image files -> the destination
+ *   memory    before the resume: every page (stop-and-copy, pre-copy);
+ *             after it: the rest (post-copy, hybrid)
+ *   resume    the restore, RESUMED, COMMIT: the switch-over
+ *   rootfs    the tree's files (issue 9)
+ *   commit    MEM_DONE: the destination has everything, the tree is its own
+ *   release   the source's copy killed, FIN, everything freed
  */
+enum mig_phase {
+	MIG_PH_PREPARE,
+	MIG_PH_FREEZE,
+	MIG_PH_STATE,
+	MIG_PH_RESUME,
+	MIG_PH_MEMORY,
+	MIG_PH_ROOTFS,
+	MIG_PH_COMMIT,
+	MIG_PH_RELEASE,
+	_MIG_PH_MAX,
+};
+const char *mig_phase_name(enum mig_phase p);
+
+/*
+ * Every wait on the peer has a limit, and they are all here, by phase.
+ * Expiring one is an error that names what was waited for.  "Silent"
+ * limits count from the last byte that moved on any channel of the
+ * migration (a big memory on a slow link takes long, but never says
+ * nothing); the others from the start of the wait.
+ */
+/* prepare */
 #define MIG_WAIT_START_MS 15000     /* dest: START after the control channel's Hello */
 #define MIG_WAIT_ACCEPT_MS 15000    /* source: ACCEPT after START */
 #define MIG_WAIT_JOIN_MS 15000      /* dest: the fault and bulk channels after ACCEPT */
+/* state, memory before the resume */
 #define MIG_WAIT_SILENT_MS 60000    /* dest, silent: the state, then the memory before the
-				     * restore (dmigrated --peer-timeout) */
+				     * restore (dmigrated --peer-timeout); source, silent: the
+				     * destination taking the memory */
+/* resume */
 #define MIG_WAIT_RESTORE_MS 300000  /* source: RESUMED after the state */
 /* dest: COMMIT after RESUMED.  Our copy stays stopped until COMMIT (see
  * hold_until_commit() in dest.c), so this bound is for freeing the slot, not
  * for safety: the two copies cannot overlap whatever its value */
 #define MIG_WAIT_COMMIT_MS 10000
+/* memory after the resume */
 #define MIG_WAIT_VMA_FIX_MS 30000   /* dest: the VMA fix-ups once every page is in */
+/* dest, silent, after COMMIT: the pages still missing (MIG_LINK_PATIENCE_S + 10 s);
+ * source: a silent link is only reported (watch_link), up to MIG_LINK_PATIENCE_S */
+/* release */
 #define MIG_WAIT_FIN_MS 30000       /* dest: FIN after MEM_DONE (its absence changes nothing) */
-/* dest, silent, after COMMIT: the pages still missing (MIG_LINK_PATIENCE_S + 10 s) */
 
 /* dmigrated: free disk space its state dir must have to take a migration
  * (the image of the state: no memory, but files, ghosts, pipes) */
@@ -95,7 +131,7 @@ struct mig_watchdog {
 	uint64_t idle_bytes;            /* watchdog thread only */
 	_Atomic bool fired;
 	char fired_msg[256];            /* why it fired, once fired */
-	struct net_chan *chans[3];
+	struct net_chan *chans[4]; /* control, fault, bulk, rootfs (NULL: none) */
 	const char *what;               /* the phase waited for */
 	void (*tick)(void *arg);        /* called ~4 times a second (progress display) */
 	void *tick_arg;

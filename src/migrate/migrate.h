@@ -32,6 +32,7 @@
 
 #include "base/util.h"
 #include "net/net.h"
+#include "migrate/rootfs.h"
 
 enum mig_mode { MIG_POST_COPY = 0, MIG_PRE_COPY, MIG_STOP_AND_COPY, MIG_HYBRID, _MIG_MODE_MAX };
 
@@ -59,6 +60,8 @@ struct mig_source_opts {
 	void *container_arg;
 	const char *container_id;      /* checked by the destination before the freeze */
 	const char *container_rootfs;
+	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */
+	enum rfs_mode rootfs_mode; /* RFS_NONE without rootfs_dir */
 };
 
 struct mig_result {

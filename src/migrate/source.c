@@ -57,6 +57,13 @@ struct src {
 	char *workdir;
 	struct mig_watchdog wd;
 	struct net_egress egress; /* the queue in front of the bulk channel's link */
+	struct mig_result *ret;
+	struct dump_opts dopts;
+	/* the tree's files (--rootfs-dir): their channel and sender */
+	char *rootfs_dir;        /* realpath of o->rootfs_dir */
+	struct net_chan *rfs_chan;
+	struct rfs_sender *rfs;
+	enum mig_phase cur_phase;
 
 	uint64_t t0, t_freeze, t_state, t_resume, t_done; /* ns */
 	_Atomic(const char *) phase;
@@ -120,7 +127,7 @@ _printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
 /* Bytes over the three channels so far, both ways. */
 static uint64_t bytes_moved(const struct src *s)
 {
-	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk);
+	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk) + mig_chan_bytes(s->rfs_chan);
 }
 
 static void tick(void *arg)
@@ -153,9 +160,12 @@ static void tick(void *arg)
 			 b, (double)shown * 4 / 1024, (double)st.pages_total * 4 / 1024, st.pages_fault,
 			 st.pages_pushed, st.pages_prefetch);
 	}
+	char files[160] = "";
+	if (s->rfs)
+		rfs_send_progress(s->rfs, files, sizeof(files));
 	pthread_mutex_lock(&s->out_lock);
-	fprintf(stderr, "\r\033[K  %-14s %6.1f s  %8.1f MiB sent  %6.1f MiB/s%s", atomic_load(&s->phase),
-		ns_to_ms(s->t0, now) / 1000, (double)bytes / 1048576, s->rate / 1048576, pages);
+	fprintf(stderr, "\r\033[K  %-14s %6.1f s  %8.1f MiB sent  %6.1f MiB/s%s%s", atomic_load(&s->phase),
+		ns_to_ms(s->t0, now) / 1000, (double)bytes / 1048576, s->rate / 1048576, pages, files);
 	s->status_shown = true;
 	pthread_mutex_unlock(&s->out_lock);
 }
@@ -211,6 +221,8 @@ static int watch_workers(void *arg)
 		return r;
 	if (atomic_load(&s->switched_over) && !atomic_load(&s->mem_done))
 		watch_link(s);
+	if (s->rfs && (r = rfs_send_wait(s->rfs, 0)) < 0 && r != -ETIMEDOUT)
+		return r;
 	return s->srv ? mem_server_error(s->srv) : 0;
 }
 
@@ -619,6 +631,14 @@ static json_t *build_stats(struct src *s, int err)
 			    s->t_freeze && s->t_resume ? json_real(ns_to_ms(s->t_freeze, s->t_resume)) : json_null());
 	json_object_set_new(j, "total_ms", s->t_done ? json_real(ns_to_ms(s->t0, s->t_done)) : json_null());
 	json_object_set_new(j, "bytes", mig_bytes_json(s->ctl, s->fault, s->bulk));
+	if (s->rfs_chan) {
+		json_t *b = json_object_get(j, "bytes");
+		uint64_t rb = mig_chan_bytes(s->rfs_chan);
+		json_object_set_new(b, "rootfs", json_integer((json_int_t)rb));
+		json_object_set_new(b, "total", json_integer(json_integer_value(json_object_get(b, "total")) + (json_int_t)rb));
+	}
+	if (s->rfs)
+		json_object_set_new(j, "rootfs", rfs_send_stats(s->rfs, s->t0));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
@@ -684,6 +704,10 @@ static void cleanup(struct src *s)
 		close(s->sigfd);
 		s->sigfd = -1;
 	}
+	rfs_send_free(s->rfs);
+	s->rfs = NULL;
+	net_chan_close(s->rfs_chan);
+	free(s->rootfs_dir);
 	mem_server_free(s->srv);
 	mem_dirty_free(s->dirty);
 	if (s->ck)
@@ -719,6 +743,8 @@ static void rollback(struct src *s, int err)
 	mem_server_stop(s->srv);
 	if (s->ctl && !atomic_load(&s->wd.fired))
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
+	/* no more reads of the tree's files before it runs again */
+	rfs_send_stop(s->rfs);
 	mem_dirty_detach(s->dirty);
 	if (s->d)
 		dump_release(s->d, DUMP_RESUME);
@@ -753,44 +779,103 @@ static void keep_stopped(struct src *s, int err)
 		     "('kill -CONT' resumes it here, 'kill -KILL' drops it)", msg, s->o->pid);
 }
 
-int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
+/* ---- the rootfs ------------------------------------------------------------ */
+
+/*
+ * --rootfs-dir DIR: every process of the tree must run chrooted into DIR.
+ * Its paths (open files, mappings, cwd, exe) are then under DIR as this
+ * process sees them, and relative to its root as the tree sees them; on the
+ * destination the restore maps DIR to the copy and chroots the tree into
+ * it, so every path the tree uses later resolves in the copy too.  A
+ * process whose root is elsewhere would keep paths into DIR that the
+ * destination does not have: refused, before anything is done.
+ */
+static int check_rootfs(struct src *s)
 {
-	struct src s = { .o = o, .sigfd = -1 };
+	char real[PATH_MAX];
+	if (!realpath(s->o->rootfs_dir, real))
+		return dm_fail(neg_errno(), "--rootfs-dir %s: %m", s->o->rootfs_dir);
+	if (!strcmp(real, "/"))
+		return dm_fail(-EINVAL, "--rootfs-dir /: the whole file system cannot move");
+	s->rootfs_dir = xstrdup(real);
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = proc_tree_pids(s->o->pid, &pids);
+	for (size_t i = 0; i < n; i++) {
+		char link[64], root[PATH_MAX], comm[32] = "?";
+		snprintf(link, sizeof(link), "/proc/%d/root", pids[i]);
+		ssize_t k = readlink(link, root, sizeof(root) - 1);
+		if (k < 0)
+			continue; /* gone meanwhile */
+		root[k] = 0;
+		if (!strcmp(root, real))
+			continue;
+		snprintf(link, sizeof(link), "/proc/%d/comm", pids[i]);
+		FILE *f = fopen(link, "re");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		return dm_fail(-EINVAL, "--rootfs-dir %s: process %d (%s) has its root at %s: the tree must run "
+					"chrooted into %s", s->o->rootfs_dir, pids[i], comm, root, real);
+	}
+	dm_error_clear();
+	return 0;
+}
+
+/* ---- the phases ----------------------------------------------------------- */
+
+/*
+ * The migration is a sequence of named phases (mig-internal.h), run in
+ * order on this thread by mig_source_run().  A stream that moves beside
+ * the others (the memory, the files) starts in the phase that makes its
+ * data available and has its own phase where it ends.  A failure in a
+ * phase is undone by the undo of its table entry, all in src_undo():
+ *
+ *   REFUSED       the tree cannot be moved: nothing was done, the cause alone
+ *   NOTHING       nothing was frozen: "nothing was changed", the tree runs on
+ *   THAW          before COMMIT may be on its way: ABORT, the tree thawed and
+ *                 running on here, unchanged (the destination kills its copy,
+ *                 which never ran)
+ *   KEEP_STOPPED  after it: ABORT, our copy left stopped for the operator
+ *                 (the destination kills its incomplete one)
+ *
+ * A THAW phase that has sent COMMIT (the resume, at its very end) is undone
+ * as KEEP_STOPPED: s->committed decides, the moment COMMIT may be on its way.
+ */
+enum src_undo { SRC_UNDO_REFUSED, SRC_UNDO_NOTHING, SRC_UNDO_THAW, SRC_UNDO_KEEP_STOPPED };
+
+struct src_phase {
+	enum mig_phase id;
+	const char *step;     /* what it does, for the log */
+	int (*run)(struct src *s);
+	enum src_undo undo;
+};
+
+/* prepare: a tree that cannot be moved is refused before anything else (the
+ * message is the cause alone: it does not claim the tree runs on) */
+static int ph_check(struct src *s)
+{
+	int r = dump_check_root(s->o->pid);
+	if (r < 0 || !s->o->rootfs_dir)
+		return r;
+	return check_rootfs(s);
+}
+
+/* prepare: connect, START -> ACCEPT (MIG_WAIT_ACCEPT_MS), the data channels */
+static int ph_connect(struct src *s)
+{
+	const struct mig_source_opts *o = s->o;
 	Dm__MigReply *rep = NULL;
 	int r;
 
-	memset(ret, 0, sizeof(*ret));
-	pthread_mutex_init(&s.out_lock, NULL);
-	/* before any thread starts: they all inherit the mask */
-	sigset_t ss, old_mask;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGHUP);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &ss, &old_mask);
-	s.sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
-	s.tty = o->progress;
-	s.t0 = clock_ns();
-	atomic_store(&s.phase, "connecting");
-	s.wd.tick = tick;
-	s.wd.tick_arg = &s;
-	s.wd.check = watch_workers;
-	s.wd.check_arg = &s;
-	/* a tree that cannot be moved is refused before anything else: the
-	 * message is the cause alone (it does not claim the tree runs on) */
-	r = dump_check_root(o->pid);
+	r = mig_watchdog_start(&s->wd);
 	if (r < 0)
-		goto fail_refused;
-	r = mig_watchdog_start(&s.wd);
+		return r;
+	r = connect_all(s);
 	if (r < 0)
-		goto fail_early;
-
-	/* ---- connect, START ---- */
-	r = connect_all(&s);
-	if (r < 0)
-		goto fail_early;
-	s.wd.chans[0] = s.ctl;
+		return r;
+	s->wd.chans[0] = s->ctl;
 	{
 		unsigned nprocs = 0;
 		uint64_t anon = tree_anon_bytes(o->pid, &nprocs);
@@ -818,45 +903,62 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		m.cpuid_1_ecx = cf[0];
 		m.cpuid_7_ebx = cf[1];
 		m.cpuid_7_ecx = cf[2];
+		if (s->rootfs_dir) {
+			m.rootfs_mode = (char *)rfs_mode_name(o->rootfs_mode);
+			m.rootfs_dir = s->rootfs_dir;
+		}
 		m.container_id = (char *)o->container_id;
 		m.container_rootfs = (char *)o->container_rootfs;
-		r = net_send_msg(s.ctl, MIG_T_START, &m.base);
+		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
-			goto fail_early;
+			return r;
 	}
-	mig_watchdog_arm(&s.wd, "the destination to accept", MIG_WAIT_ACCEPT_MS);
-	r = expect_reply(&s, MIG_T_ACCEPT, &rep);
+	mig_watchdog_arm(&s->wd, "the destination to accept", MIG_WAIT_ACCEPT_MS);
+	r = expect_reply(s, MIG_T_ACCEPT, &rep);
 	if (r < 0)
-		goto fail_early;
+		return r;
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
-	r = connect_data(&s);
+	r = connect_data(s);
 	if (r < 0)
-		goto fail_early;
-	mig_watchdog_arm(&s.wd, NULL, 0);
-	say(&s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s.ctl) ? "TLS 1.3, key verified" : "INSECURE",
+		return r;
+	if (s->rootfs_dir) {
+		r = net_connect(s->ctx, o->to, NET_ROLE_ROOTFS, net_chan_session(s->ctl), &s->rfs_chan);
+		if (r < 0)
+			return r;
+		mig_tune_chan(s->rfs_chan, false);
+		s->wd.chans[3] = s->rfs_chan;
+	}
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
 	    mig_mode_name(o->mode));
 	mig_test_point("src-connected");
+	return 0;
+}
 
-	/* ---- pre-copy ---- */
-	if (o->mode == MIG_PRE_COPY || o->mode == MIG_HYBRID) {
-		r = precopy(&s);
-		if (r < 0)
-			goto fail;
-	}
+/* prepare: pre-copy rounds while the tree runs (pre-copy, hybrid) */
+static int ph_precopy(struct src *s)
+{
+	if (s->o->mode != MIG_PRE_COPY && s->o->mode != MIG_HYBRID)
+		return 0;
+	return precopy(s);
+}
 
-	/* ---- freeze, dump ---- */
+/* freeze: freeze, the last dirty scan, the dump without memory, the page server */
+static int ph_freeze(struct src *s)
+{
+	const struct mig_source_opts *o = s->o;
+	int r;
+
 	{
 		_cleanup_free_ char *tmpl = xasprintf("%s/dmigrate-out.XXXXXX", o->work_dir ? o->work_dir : "/dev/shm");
-		if (!mkdtemp(tmpl)) {
-			r = dm_fail(neg_errno(), "%s: %m", tmpl);
-			goto fail;
-		}
-		s.workdir = TAKE_PTR(tmpl);
+		if (!mkdtemp(tmpl))
+			return dm_fail(neg_errno(), "%s: %m", tmpl);
+		s->workdir = TAKE_PTR(tmpl);
 	}
-	atomic_store(&s.phase, "freezing");
-	struct dump_opts dopts = {
+	atomic_store(&s->phase, "freezing");
+	s->dopts = (struct dump_opts){
 		.pid = o->pid,
-		.images_dir = s.workdir,
+		.images_dir = s->workdir,
 		.dump_threads = o->dump_threads,
 		.lazy_remote = true,
 		/* post-copy: the page map of anonymous memory is read after the
@@ -869,167 +971,286 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		.before_freeze = before_freeze,
 		.container = o->container,
 	};
-	r = dump_freeze(&dopts, &s.d);
+	r = dump_freeze(&s->dopts, &s->d);
 	if (r >= 0 && o->container_record)
-		r = o->container_record(o->container_arg, s.workdir);
+		r = o->container_record(o->container_arg, s->workdir);
 	if (r < 0)
-		goto fail;
-	s.t_freeze = clock_ns();
-	say(&s, "freeze ........ %.0f ms", ms_since(&s, s.t_freeze));
+		return r;
+	s->t_freeze = clock_ns();
+	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
-	if (s.dirty) {
+	if (s->rootfs_dir) {
+		/* the files from now on, beside the dump and the state */
+		r = rfs_send_start(s->rfs_chan, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
+		if (r < 0)
+			return r;
+	}
+	if (s->dirty) {
 		uint64_t n = 0;
 		uint64_t t = clock_ns();
-		r = mem_dirty_scan(s.dirty, false, final_cb, &s, &n);
+		r = mem_dirty_scan(s->dirty, false, final_cb, s, &n);
 		if (r < 0)
-			goto fail;
+			return r;
 		pr_info("%" PRIu64 " pages written since the last round (scan %.1f ms)", n, ns_to_ms(t, clock_ns()));
 	}
-	atomic_store(&s.phase, "dumping");
-	r = dump_collect(s.d);
+	atomic_store(&s->phase, "dumping");
+	r = dump_collect(s->d);
 	if (r < 0)
-		goto fail;
-	s.dump_stats = json_object();
-	dump_stats_json(s.d, s.dump_stats);
+		return r;
+	s->dump_stats = json_object();
+	dump_stats_json(s->d, s->dump_stats);
 	uint64_t t_srv = clock_ns();
-	r = setup_server(&s);
+	r = setup_server(s);
 	pr_info("page server ready in %.1f ms", ns_to_ms(t_srv, clock_ns()));
-	if (r < 0)
-		goto fail;
+	return r;
+}
 
-	/* ---- the state ---- */
-	atomic_store(&s.phase, "sending state");
-	r = send_state(&s);
+/* state: the image files, the dirty list, STATE_END */
+static int ph_state(struct src *s)
+{
+	atomic_store(&s->phase, "sending state");
+	int r = send_state(s);
 	if (r < 0)
-		goto fail;
-	s.t_state = clock_ns();
-	{
-		unsigned threads = 0;
-		for (size_t i = 0; i < s.ck->nprocs; i++)
-			threads += s.ck->procs[i]->n_threads;
-		say(&s, "state sent .... %.0f ms   (%.0f KiB, %zu processes, %u threads)", ms_since(&s, s.t_state),
-		    (double)s.state_bytes / 1024, s.ck->nprocs, threads);
-	}
+		return r;
+	s->t_state = clock_ns();
+	unsigned threads = 0;
+	for (size_t i = 0; i < s->ck->nprocs; i++)
+		threads += s->ck->procs[i]->n_threads;
+	say(s, "state sent .... %.0f ms   (%.0f KiB, %zu processes, %u threads)", ms_since(s, s->t_state),
+	    (double)s->state_bytes / 1024, s->ck->nprocs, threads);
 	mig_test_point("src-state-sent");
+	return 0;
+}
 
-	if (o->mode == MIG_STOP_AND_COPY || o->mode == MIG_PRE_COPY) {
-		atomic_store(&s.phase, "copying memory");
-		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_STORE);
-		if (r < 0)
-			goto fail;
-		/* as long as the destination takes it: the watchdog ends a silence */
-		mig_watchdog_arm_silent(&s.wd, "the destination to take the memory", MIG_WAIT_SILENT_MS);
-		while ((r = mem_server_wait_push(s.srv, 1000)) == -ETIMEDOUT && !atomic_load(&s.wd.fired))
-			;
-		mig_watchdog_arm(&s.wd, NULL, 0);
-		if (r < 0) {
-			dm_wrap(mig_watchdog_error(&s.wd, r), "sending memory");
-			goto fail;
-		}
-		mig_test_point("src-pushed");
-	} else {
-		r = mem_server_start(s.srv, s.fault, NULL, MEM_PHASE_INSTALL);
-		if (r < 0)
-			goto fail;
-	}
-
-	/* ---- the switch-over ---- */
-	atomic_store(&s.phase, "restoring");
-	mig_watchdog_arm(&s.wd, "the restore", MIG_WAIT_RESTORE_MS);
-	r = expect_reply(&s, MIG_T_RESUMED, &rep);
+/* memory, before the resume: stop-and-copy and pre-copy push every page not
+ * sent clean (silent limit MIG_WAIT_SILENT_MS); post-copy and hybrid start
+ * the page server on the fault channel (the restore may already need a page) */
+static int ph_memory_before(struct src *s)
+{
+	int r;
+	if (s->o->mode != MIG_STOP_AND_COPY && s->o->mode != MIG_PRE_COPY)
+		return mem_server_start(s->srv, s->fault, NULL, MEM_PHASE_INSTALL);
+	atomic_store(&s->phase, "copying memory");
+	r = mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_STORE);
 	if (r < 0)
-		goto fail;
-	s.t_resume = clock_ns();
-	mig_watchdog_arm(&s.wd, NULL, 0);
-	s.dest_pid = rep->has_root_pid ? rep->root_pid : 0;
-	s.dest_restore = mig_reply_stats(rep);
+		return r;
+	/* as long as the destination takes it: the watchdog ends a silence */
+	mig_watchdog_arm_silent(&s->wd, "the destination to take the memory", MIG_WAIT_SILENT_MS);
+	while ((r = mem_server_wait_push(s->srv, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "sending memory");
+	mig_test_point("src-pushed");
+	return 0;
+}
+
+/* resume: RESUMED (MIG_WAIT_RESTORE_MS), then the switch-over: SIGSTOP
+ * queued to the frozen tree, COMMIT */
+static int ph_resume(struct src *s)
+{
+	Dm__MigReply *rep = NULL;
+	int r;
+
+	atomic_store(&s->phase, "restoring");
+	mig_watchdog_arm(&s->wd, "the restore", MIG_WAIT_RESTORE_MS);
+	r = expect_reply(s, MIG_T_RESUMED, &rep);
+	if (r < 0)
+		return r;
+	s->t_resume = clock_ns();
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	s->dest_pid = rep->has_root_pid ? rep->root_pid : 0;
+	s->dest_restore = mig_reply_stats(rep);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	mig_test_point("src-resumed-received");
 	{
 		/* the destination says nothing between RESUMED and COMMIT: anything
 		 * readable now is its ABORT or its end, and it has not run its copy */
-		struct pollfd pc = { .fd = net_chan_fd(s.ctl), .events = POLLIN };
-		if (net_chan_has_pending(s.ctl) || poll(&pc, 1, 0) > 0) {
-			r = expect_reply(&s, MIG_T_COMMIT, &rep);
+		struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+		if (net_chan_has_pending(s->ctl) || poll(&pc, 1, 0) > 0) {
+			r = expect_reply(s, MIG_T_COMMIT, &rep);
 			if (r >= 0)
 				protobuf_c_message_free_unpacked(&rep->base, NULL);
-			r = dm_fail(r < 0 ? r : -EPROTO, "the destination gave up before the switch-over: %s",
-				    dm_last_error()[0] ? dm_last_error() : "no reason given");
-			goto fail;
+			return dm_fail(r < 0 ? r : -EPROTO, "the destination gave up before the switch-over: %s",
+				       dm_last_error()[0] ? dm_last_error() : "no reason given");
 		}
 	}
 	{
 		int st = SRC_RUNNING;
-		if (!atomic_compare_exchange_strong(&s.commit_state, &st, SRC_COMMITTING)) {
+		if (!atomic_compare_exchange_strong(&s->commit_state, &st, SRC_COMMITTING))
 			/* a signal came first: no COMMIT, the destination kills its stopped copy */
-			r = -EINTR;
-			goto fail;
-		}
+			return -EINTR;
 	}
-	queue_stop(&s);
-	ret->switched = s.committed = true;
-	ret->dest_pid = s.dest_pid;
-	mig_chan_patience(s.ctl, MIG_LINK_PATIENCE_S);
-	mig_chan_patience(s.fault, MIG_LINK_PATIENCE_S);
-	mig_chan_patience(s.bulk, MIG_LINK_PATIENCE_S);
-	atomic_store(&s.switched_over, true);
-	r = mig_send_empty(s.ctl, MIG_T_COMMIT);
-	say(&s, "resumed on %s (pid %d there)  downtime %.0f ms", o->to, s.dest_pid,
-	    ns_to_ms(s.t_freeze, s.t_resume));
+	queue_stop(s);
+	/* from here a failure keeps our copy stopped (src_undo) */
+	s->ret->switched = s->committed = true;
+	s->ret->dest_pid = s->dest_pid;
+	mig_chan_patience(s->ctl, MIG_LINK_PATIENCE_S);
+	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
+	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
+	atomic_store(&s->switched_over, true);
+	r = mig_send_empty(s->ctl, MIG_T_COMMIT);
+	say(s, "resumed on %s (pid %d there)  downtime %.0f ms", s->o->to, s->dest_pid,
+	    ns_to_ms(s->t_freeze, s->t_resume));
 	if (r < 0)
-		goto fail;
+		return r;
 	mig_test_point("src-resumed");
-
-	/* ---- the rest of the memory ---- */
-	if (o->mode == MIG_POST_COPY || o->mode == MIG_HYBRID) {
-		atomic_store(&s.phase, "post-copy");
-		r = mem_server_start(s.srv, NULL, s.bulk, MEM_PHASE_INSTALL);
-		if (r < 0)
-			goto fail;
-	}
-	if (dopts.early_vmflags) {
-		r = send_vma_fixes(&s);
-		if (r < 0)
-			goto fail;
-	}
-	r = expect_reply(&s, MIG_T_MEM_DONE, &rep);
-	atomic_store(&s.mem_done, true);
-	if (r < 0)
-		goto fail;
-	s.t_done = clock_ns();
-	s.dest_mem = mig_reply_stats(rep);
-	protobuf_c_message_free_unpacked(&rep->base, NULL);
-	mem_server_stop(s.srv);
-	dump_release(s.d, DUMP_KILL);
-	if (o->container_gone)
-		o->container_gone(o->container_arg);
-	mig_send_empty(s.ctl, MIG_T_FIN);
-	atomic_store(&s.phase, "done");
-	mig_watchdog_stop(&s.wd);
-	if (s.tty) {
-		/* the final state of the status line stays on the screen */
-		tick(&s);
-		fputc('\n', stderr);
-		s.status_shown = false;
-	}
-	say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000, ns_to_ms(s.t_freeze, s.t_resume));
-	ret->stats = build_stats(&s, 0);
-	cleanup(&s);
-	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	return 0;
+}
 
-fail:
-	if (s.committed)
-		keep_stopped(&s, r);
-	else
-		rollback(&s, r);
-	if (0) {
-fail_early:
-		if (atomic_load(&s.interrupted))
-			dm_fail(r, "interrupted by SIG%s", sigabbrev_np(atomic_load(&s.interrupted)));
-		dm_wrap(r, "nothing was changed: process %d runs on here", o->pid);
+/* memory, after the resume: post-copy and hybrid push the rest; the VMA
+ * flags that changed before the freeze (post-copy) */
+static int ph_memory_after(struct src *s)
+{
+	int r;
+	if (s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID) {
+		atomic_store(&s->phase, "post-copy");
+		r = mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_INSTALL);
+		if (r < 0)
+			return r;
 	}
-fail_refused:
+	if (s->dopts.early_vmflags) {
+		r = send_vma_fixes(s);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* rootfs: the destination has every file (DONE on the rootfs channel; silent
+ * limit MIG_WAIT_SILENT_MS) */
+static int ph_rootfs(struct src *s)
+{
+	int r;
+	if (!s->rfs)
+		return 0;
+	atomic_store(&s->phase, "files");
+	mig_watchdog_arm_silent(&s->wd, "the destination to take the files", MIG_WAIT_SILENT_MS);
+	while ((r = rfs_send_wait(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return mig_watchdog_error(&s->wd, r);
+	json_t *st = rfs_send_stats(s->rfs, s->t0);
+	say(s, "files ......... %.0f ms   (%lld files, %.1f MiB, %lld misses)",
+	    json_real_value(json_object_get(st, "done_ms")), json_integer_value(json_object_get(st, "files")),
+	    (double)json_integer_value(json_object_get(st, "bytes")) / 1048576,
+	    json_integer_value(json_object_get(st, "misses")));
+	json_decref(st);
+	return 0;
+}
+
+/* commit: MEM_DONE, the destination has everything: the tree is its own
+ * (no limit of its own: the watchdog's link patience, watch_link) */
+static int ph_commit(struct src *s)
+{
+	Dm__MigReply *rep = NULL;
+	int r = expect_reply(s, MIG_T_MEM_DONE, &rep);
+	atomic_store(&s->mem_done, true);
+	if (r < 0)
+		return r;
+	s->t_done = clock_ns();
+	s->dest_mem = mig_reply_stats(rep);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	return 0;
+}
+
+/* release: our frozen copy killed, FIN */
+static int ph_release(struct src *s)
+{
+	mem_server_stop(s->srv);
+	dump_release(s->d, DUMP_KILL);
+	if (s->o->container_gone)
+		s->o->container_gone(s->o->container_arg);
+	mig_send_empty(s->ctl, MIG_T_FIN);
+	atomic_store(&s->phase, "done");
+	return 0;
+}
+
+static const struct src_phase src_phases[] = {
+	{ MIG_PH_PREPARE, "check the tree", ph_check, SRC_UNDO_REFUSED },
+	{ MIG_PH_PREPARE, "connect", ph_connect, SRC_UNDO_NOTHING },
+	{ MIG_PH_PREPARE, "pre-copy", ph_precopy, SRC_UNDO_THAW },
+	{ MIG_PH_FREEZE, "freeze and dump", ph_freeze, SRC_UNDO_THAW },
+	{ MIG_PH_STATE, "send the state", ph_state, SRC_UNDO_THAW },
+	{ MIG_PH_MEMORY, "memory before the resume", ph_memory_before, SRC_UNDO_THAW },
+	{ MIG_PH_RESUME, "switch-over", ph_resume, SRC_UNDO_THAW },
+	{ MIG_PH_MEMORY, "memory after the resume", ph_memory_after, SRC_UNDO_KEEP_STOPPED },
+	{ MIG_PH_ROOTFS, "the files", ph_rootfs, SRC_UNDO_KEEP_STOPPED },
+	{ MIG_PH_COMMIT, "wait for MEM_DONE", ph_commit, SRC_UNDO_KEEP_STOPPED },
+	{ MIG_PH_RELEASE, "kill our copy", ph_release, SRC_UNDO_KEEP_STOPPED },
+};
+
+/* The one place where a failed phase is undone (see enum src_undo). */
+static void src_undo(struct src *s, const struct src_phase *ph, int r)
+{
+	enum src_undo u = ph->undo;
+	if (u == SRC_UNDO_THAW && s->committed)
+		u = SRC_UNDO_KEEP_STOPPED; /* COMMIT may be on its way */
+	pr_debug("phase %s (%s) failed: %s", mig_phase_name(ph->id), ph->step, strerror(-r));
+	switch (u) {
+	case SRC_UNDO_REFUSED:
+		break;
+	case SRC_UNDO_NOTHING:
+		if (atomic_load(&s->interrupted))
+			dm_fail(r, "interrupted by SIG%s", sigabbrev_np(atomic_load(&s->interrupted)));
+		dm_wrap(r, "nothing was changed: process %d runs on here", s->o->pid);
+		break;
+	case SRC_UNDO_THAW:
+		rollback(s, r);
+		break;
+	case SRC_UNDO_KEEP_STOPPED:
+		keep_stopped(s, r);
+		break;
+	}
+}
+
+int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
+{
+	struct src s = { .o = o, .ret = ret, .sigfd = -1 };
+	const struct src_phase *ph = NULL;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_init(&s.out_lock, NULL);
+	/* before any thread starts: they all inherit the mask */
+	sigset_t ss, old_mask;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGHUP);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &ss, &old_mask);
+	s.sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
+	s.tty = o->progress;
+	s.t0 = clock_ns();
+	atomic_store(&s.phase, "connecting");
+	s.wd.tick = tick;
+	s.wd.tick_arg = &s;
+	s.wd.check = watch_workers;
+	s.wd.check_arg = &s;
+
+	for (size_t i = 0; i < ARRAY_SIZE(src_phases) && r >= 0; i++) {
+		ph = &src_phases[i];
+		s.cur_phase = ph->id;
+		r = ph->run(&s);
+	}
+	if (r >= 0) {
+		mig_watchdog_stop(&s.wd);
+		if (s.tty) {
+			/* the final state of the status line stays on the screen */
+			tick(&s);
+			fputc('\n', stderr);
+			s.status_shown = false;
+		}
+		say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000,
+		    ns_to_ms(s.t_freeze, s.t_resume));
+		ret->stats = build_stats(&s, 0);
+		cleanup(&s);
+		pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+		return 0;
+	}
+	src_undo(&s, ph, r);
 	{
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
@@ -1037,6 +1258,7 @@ fail_refused:
 		if (s.tty && s.status_shown)
 			fprintf(stderr, "\r\033[K");
 		ret->stats = build_stats(&s, r);
+		json_object_set_new(ret->stats, "failed_phase", json_string(mig_phase_name(ph->id)));
 		cleanup(&s);
 		dm_fail(r, "%s", msg);
 	}

@@ -6,6 +6,7 @@
 #include "base/util.h"
 #include "proc/proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -233,6 +234,41 @@ static int try_create(const char *name, enum treecg_version v, struct treecg *re
 		}
 	}
 	return 0;
+}
+
+/* rmdir every empty tree cgroup under MNT/dmigrate of hierarchy v whose
+ * directory is older than min_age_s: how many were removed */
+static int sweep_stale(enum treecg_version v, int min_age_s)
+{
+	char mnt[256], base[512];
+	int n = 0;
+	if (find_mount(v, mnt, sizeof(mnt)) < 0)
+		return 0;
+	join(base, sizeof(base), mnt, "dmigrate");
+	_cleanup_(closedirp) DIR *d = opendir(base);
+	if (!d)
+		return 0;
+	time_t now = time(NULL);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct treecg cg = { .version = v };
+		struct stat st;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		join(cg.path, sizeof(cg.path), base, e->d_name);
+		if (stat(cg.path, &st) < 0 || now - st.st_mtime < min_age_s || treecg_populated(&cg))
+			continue;
+		if (treecg_remove(&cg) == 0) {
+			pr_debug("removed the empty cgroup %s, left by an earlier daemon", cg.path);
+			n++;
+		}
+	}
+	return n;
+}
+
+int treecg_sweep_stale(int min_age_s)
+{
+	return sweep_stale(TREECG_V2, min_age_s) + sweep_stale(TREECG_V1_FREEZER, min_age_s);
 }
 
 int treecg_create(const char *name, enum treecg_version want, struct treecg *ret)

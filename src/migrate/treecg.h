@@ -45,3 +45,7 @@ int treecg_kill(const struct treecg *cg, int timeout_ms);
 int treecg_remove(const struct treecg *cg);
 /* Is anything in it? (cgroup.procs not empty) */
 bool treecg_populated(const struct treecg *cg);
+/* The daemon's start: rmdir the empty tree cgroups older than min_age_s that
+ * an earlier daemon left (it removes its own once their tree has ended, but
+ * not after its death).  Returns how many. */
+int treecg_sweep_stale(int min_age_s);

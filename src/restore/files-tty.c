@@ -29,6 +29,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 /* <asm/termbits.h> and <termios.h> do not mix: the few ioctls we need */
 #ifndef TIOCGPTN
@@ -109,6 +111,17 @@ static int open_master(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	r = set_state(t, f, fd);
 	if (r < 0)
 		return r;
+	if (f->tty->has_slave_uid) {
+		/* the slave node as it was: owner, group, permissions */
+		_cleanup_close_ int sl = ioctl(fd, TIOCGPTPEER, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (sl < 0)
+			return dm_fail(neg_errno(), "pty %u: TIOCGPTPEER: %m", f->tty->index);
+		if (fchown(sl, f->tty->slave_uid, f->tty->slave_gid) < 0 ||
+		    (f->tty->has_slave_mode && fchmod(sl, f->tty->slave_mode & 07777) < 0))
+			return dm_fail(neg_errno(), "pty %u: owner %u:%u, mode %#o of /dev/pts/%u: %m",
+				       f->tty->index, f->tty->slave_uid, f->tty->slave_gid,
+				       f->tty->slave_mode, idx);
+	}
 	if (f->tty->has_input || f->tty->has_output) {
 		int slave = ioctl(fd, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (slave < 0)

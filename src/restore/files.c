@@ -12,6 +12,7 @@
  *   fchdir(root) chroot(".") fchdir(cwd) close(k) close(k+1)
  *   for i = k-1 .. 0:  dup3(i, fd[i], cloexec) close(i)     (fd[i] >= i: sorted,
  *                      never lands on a slot not yet moved)
+ *   fcntl(F_SETLK) of its POSIX locks, the types' in_tracee() (epoll_ctl...)
  *   ioctl(TIOCSCTTY), ioctl(TIOCSPGRP) for a session leader and its terminal
  *
  * A SOCK_DGRAM queue holds only net.unix.max_dgram_qlen (10) datagrams: the
@@ -41,6 +42,7 @@ static const struct rst_file_type *type_of(Dm__FileType t)
 	case DM__FILE_TYPE__FILE_FIFO: return &rst_file_fifo;
 	case DM__FILE_TYPE__FILE_CHR: return &rst_file_chr;
 	case DM__FILE_TYPE__FILE_TTY: return &rst_file_tty;
+	case DM__FILE_TYPE__FILE_INET_SK: return &rst_file_inet;
 	default: return NULL;
 	}
 }
@@ -54,7 +56,14 @@ static const char *type_name(Dm__FileType t)
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd)
 {
 	int root = fs->c->o->root_fd, fd;
+	_cleanup_free_ char *mapped = NULL;
+	const char *from = fs->c->o->path_from;
 
+	if (from && fs->c->o->path_to) {
+		size_t l = strlen(from);
+		if (!strncmp(path, from, l) && (path[l] == '/' || !path[l]))
+			path = mapped = xasprintf("%s%s", fs->c->o->path_to, path + l);
+	}
 	if (root >= 0) {
 		struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
 					.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
@@ -334,6 +343,13 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 		if (ip->fds[i]->n_posix_locks)
 			r = rst_locks_posix(rb, checkpoint_file(c->ck, ip->fds[i]->file_id), ip->fds[i],
 					    fds[i]);
+	/* what the types do in the process, with its fd numbers (files.h) */
+	for (size_t i = 0; i < k && r >= 0; i++) {
+		const Dm__File *f = checkpoint_file(c->ck, ip->fds[i]->file_id);
+		const struct rst_file_type *t = type_of(f->type);
+		if (t->in_tracee)
+			r = t->in_tracee(fs, rb, ip, ip->fds[i], f, fds[i]);
+	}
 	/* O_ASYNC, through the first fd that holds the description (see rst_set_status_flags) */
 	for (size_t i = 0; i < k && r >= 0; i++) {
 		const Dm__File *f = checkpoint_file(c->ck, ip->fds[i]->file_id);
@@ -422,7 +438,7 @@ int files_finish(struct rst_ctx *c)
 {
 	static const struct rst_file_type *const all[] = {
 		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
-		&rst_file_fifo, &rst_file_chr, &rst_file_tty,
+		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		if (!all[i]->finish)
@@ -455,6 +471,7 @@ void files_fini(struct rst_ctx *c)
 		close(fs->keep[i]);
 	for (size_t i = 0; i < fs->n_ghosts; i++)
 		close(fs->ghosts[i].fd);
+	rst_inet_fini(fs);
 	free(fs->desc);
 	free(fs->mapfd[0]);
 	free(fs->mapfd[1]);

@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The file engine's type interface.  One file per type (files-reg.c,
- * files-pipe.c, ...): its open() runs in the restorer and returns a new open
- * file description (an O_CLOEXEC fd of ours) for one files.img entry.  The
- * engine (files.c) calls it once per file id and installs the result in
- * every process that holds that id, so shared descriptions stay shared and
- * the offset and status flags are set once, here.
+ * files-pipe.c, ...), the twin of the dump's (src/dump/fd.h):
+ *
+ *   open()      runs in the restorer and returns a new open file description
+ *               (an O_CLOEXEC fd of ours) for one files.img entry.  The
+ *               engine (files.c) calls it once per file id and installs the
+ *               result in every process that holds that id, so shared
+ *               descriptions stay shared and the offset and status flags are
+ *               set once, here.
+ *   in_tracee() optional: runs for every fd of the type in every process,
+ *               once that process has all its fds at their numbers, and
+ *               queues on rb the syscalls the process must make itself with
+ *               its own fd numbers (epoll_ctl of its registrations, ...):
+ *               rb_stage() the arguments, rb_add() the syscall with a static
+ *               description ("epoll_ctl(ADD)"); a failing one fails the
+ *               restore, named.  The engine runs the batch.
+ *   finish()    optional: once every process has its fds.
  */
 #pragma once
 
@@ -39,11 +50,15 @@ struct rst_files {
 	struct { uint64_t id, dev; int fd; } *ghosts; /* deleted files (by inode), recreated */
 	size_t n_ghosts;
 	bool warned_tty;
+	struct rst_inet *inet; /* files-inet.c: connections in repair mode, the network lock */
 };
 
 struct rst_file_type {
 	const char *name;
 	int (*open)(struct rst_files *fs, const Dm__File *f, int *ret_fd);
+	/* optional: fd (f, our description desc) is installed in process p, as all its fds */
+	int (*in_tracee)(struct rst_files *fs, struct rbatch *rb, const Dm__Process *p,
+			 const Dm__Fd *fd, const Dm__File *f, int desc);
 	/* optional, once every process has its fds */
 	int (*finish)(struct rst_files *fs);
 };
@@ -54,6 +69,14 @@ extern const struct rst_file_type rst_file_pipe;
 extern const struct rst_file_type rst_file_fifo;
 extern const struct rst_file_type rst_file_chr;
 extern const struct rst_file_type rst_file_tty;
+extern const struct rst_file_type rst_file_inet;
+
+/* files-inet.c: lock the image's TCP connections (before any socket is made) */
+int rst_inet_lock(struct rst_ctx *c);
+/* files-inet.c: connections out of repair mode (the tree is about to run) */
+int rst_inet_resume(struct rst_ctx *c);
+/* files-inet.c: unlock (after the descriptions are closed); frees */
+void rst_inet_fini(struct rst_files *fs);
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);

@@ -23,6 +23,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
+#include "restore/files.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "proc/proc.h"
@@ -409,6 +410,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		r = for_alive(c, mm_restore);
 	c->st.mem_ms = lap(&t);
 	if (r >= 0)
+		r = rst_inet_lock(c);
+	if (r >= 0)
 		r = for_alive(c, files_restore) ?: files_finish(c);
 	c->st.fds_ms = lap(&t);
 	if (r >= 0)
@@ -437,6 +440,9 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		r = o->before_resume(o->before_resume_arg, pids, n, &c->st);
 		t = clock_ns(); /* the wait is not the restore's */
 	}
+	/* after a migration's commit: the connections may speak again */
+	if (r >= 0)
+		r = rst_inet_resume(c);
 	if (r >= 0)
 		r = detach_all(c);
 	if (r >= 0)

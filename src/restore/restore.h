@@ -96,6 +96,9 @@ struct restore_opts {
 	uint64_t lazy_features; /* UFFD_FEATURE_* asked for in UFFDIO_API (0: none) */
 	restore_before_resume_cb before_resume; /* NULL: none */
 	void *before_resume_arg;
+	/* paths of the image under path_from (a directory: "/a/b" and below) are
+	 * opened under path_to instead (a tree's rootfs copied elsewhere) */
+	const char *path_from, *path_to;
 	/*
 	 * The root stub runs already, made by a container runtime as the init
 	 * of the container (src/container/, docs/containers.md): its host pid

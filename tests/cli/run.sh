@@ -7,6 +7,8 @@
 #   tests/cli/run.sh [--build DIR]
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$REPO/build
 [[ ${1:-} == --build ]] && BUILD=$2

@@ -38,6 +38,12 @@
 #                  restore is post-copy's and whose memory paths are pre-copy's,
 #                  the memory, process, thread and transition programs
 #                  (--zdtm-all: every program in every mode)
+#   rootfs/MODE    a tree chrooted into a directory of host a's own tmpfs (b
+#                  cannot see it) migrates with --rootfs-dir: b's copy equals
+#                  the source (types, modes, owners, times, holes, links,
+#                  xattrs, devices, contents), the tree reads its open and
+#                  mapped files and walks the rest right in b, its write
+#                  stays; the working set went first (stats)
 #   resilience/... the link down for 12 s after the switch-over: both sides
 #                  wait for it and the migration completes
 #   link/queue-Q   the source reads the queue in front of its link (pfifo_fast
@@ -58,6 +64,8 @@
 # "N passed, N failed, N skipped".  Exit status 1 if anything failed.
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$E2E_DIR/../.." && pwd)
@@ -1063,6 +1071,95 @@ test_link_queue() {
 	link_queue "$([[ -n $TBF ]] && echo prio || echo none)"
 }
 
+# rootfs/MODE: a tree chrooted into a directory of host a's own tmpfs, which
+# host b cannot see, migrates with --rootfs-dir: the files land under b's
+# dmigrated state dir and the tree runs chrooted into that copy.  The
+# workload (lib/rootfs_work.c) keeps a file open and one mapped, checks
+# them again after the move, walks /data checking every file, writes one.
+# Afterwards every entry of the copy is the source's (type, mode, size,
+# owner, mtime, allocated blocks: holes; symlink targets; contents), hard
+# links are one inode, the xattr, fifo and device are there, and the stats
+# say the working set went first.
+RFS_DIR=/var/lib/dmigrate/rfsrc
+tree_listing() {	# DIR: one line per entry, /out (the workload writes there) left out
+	(cd "$1" && find . -path ./out -prune -o -printf '%P %M %s %U %G %T@ %b %l\n' | sort)
+}
+test_rootfs() {	# MODE
+	local mode=$1 t=rootfs/$1 ainit dest src copy why
+	selected "$t" || return 0
+	if [[ ! -x $WORK/rootfs_work ]] && ! cc -static -O2 -o "$WORK/rootfs_work" "$E2E_DIR/lib/rootfs_work.c"; then
+		result FAIL "$t" "cannot build lib/rootfs_work.c (static)"
+		return
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	if ! in_host a python3 "$E2E_DIR/lib/mkrootfs.py" "$RFS_DIR" "$WORK/rootfs_work" 6 30; then
+		result FAIL "$t" "cannot make the rootfs"
+		return
+	fi
+	if in_host b test -e "$RFS_DIR"; then
+		result FAIL "$t" "host b sees host a's $RFS_DIR: the test would prove nothing"
+		return
+	fi
+	WL_LOG=$WORK/rootfs.$RANDOM.log
+	: >"$WL_LOG"
+	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- chroot "$RFS_DIR" /bin/work) ||
+		{ result FAIL "$t" "spawn failed"; return; }
+	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
+	if ! wait_until 20 grep -q '^ready ' "$WL_LOG"; then
+		result FAIL "$t" "the workload did not start: $(tail -n 1 "$WL_LOG")"
+		stop_workload
+		return
+	fi
+	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
+	src=/proc/$ainit/root$RFS_DIR
+	if ! migrate "$mode" --rootfs-dir "$RFS_DIR"; then
+		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 60 grep -q '^wrote ' "$WL_LOG"; then
+		result FAIL "$t" "the workload did not finish in b: $(tail -n 1 "$WL_LOG")"
+	elif ! grep -q "^first-read $PREFIX-b ok" "$WL_LOG"; then
+		result FAIL "$t" "the working set read wrong in b: $(grep '^first-read' "$WL_LOG")"
+	elif ! grep -Eq "^walk $PREFIX-b files=[0-9]+ ok" "$WL_LOG"; then
+		result FAIL "$t" "a file read wrong in b: $(grep '^walk' "$WL_LOG")"
+	elif ! grep -q "^wrote $PREFIX-b\$" "$WL_LOG"; then
+		result FAIL "$t" "the write failed in b"
+	elif ! dest=$(host_pid b "$WL_NS"); then
+		result FAIL "$t" "no process $WL_NS in b"
+	elif ! copy=$(readlink "/proc/$dest/root") || [[ $copy != /var/lib/dmigrate/rootfs/* ]]; then
+		result FAIL "$t" "the tree in b is not chrooted into a copy in the state dir (root: $copy)"
+	elif ! diff <(tree_listing "$src") <(tree_listing "/proc/$dest/root") >"$WORK/rootfs.diff"; then
+		result FAIL "$t" "the copy differs: $(head -n 4 "$WORK/rootfs.diff" | tr '\n' ' ')"
+	elif diff -r --no-dereference -x out "$src/" "/proc/$dest/root/" 2>&1 |
+		grep -Ev '^File .* is a (fifo|character special file) while file .* is a (fifo|character special file)$' >"$WORK/rootfs.diff"; then
+		result FAIL "$t" "contents differ: $(head -n 2 "$WORK/rootfs.diff" | tr '\n' ' ')"
+	elif [[ $(stat -c %i "/proc/$dest/root/data/d02/f003") != $(stat -c %i "/proc/$dest/root/data/d02/link-f003") ]]; then
+		result FAIL "$t" "a hard link became two files"
+	elif [[ $(getfattr --only-values -n user.dmigrate "/proc/$dest/root/data/d00/f004" 2>/dev/null ||
+		python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.dmigrate").decode(), end="")' "/proc/$dest/root/data/d00/f004") != kept ]]; then
+		result FAIL "$t" "the xattr was lost"
+	elif [[ $(stat -c '%F %t:%T' "/proc/$dest/root/dev/null") != "character special file 1:3" ]]; then
+		result FAIL "$t" "the device node was not made again"
+	elif [[ $(cat "/proc/$dest/root/out/written.txt") != "written on $PREFIX-b" ]]; then
+		result FAIL "$t" "the tree's write is not in the copy"
+	elif ! why=$(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["rootfs"]
+by = j["sent_by_priority"]
+assert j["files_sent"] == j["files"] and j["files"] > 180, "files %d of %d" % (j["files_sent"], j["files"])
+assert by["working_set"]["files"] >= 3, "working set %s" % by["working_set"]
+assert j["destination"]["files"] == j["files"], "destination %s" % j["destination"]
+print("%d files, %.1f MiB, working set %d files ready at %.0f ms, done at %.0f ms" % (j["files"], j["bytes"] / 1048576,
+      by["working_set"]["files"], j["working_set_ready_ms"], j["done_ms"]))' "$WORK/stats.json" 2>&1); then
+		result FAIL "$t" "stats: $(echo "$why" | tail -n 1)"
+	else
+		log "$t: $why"
+		result PASS "$t"
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	in_host b sh -c 'rm -rf /var/lib/dmigrate/rootfs/*'
+}
+
 # ---------------------------------------------------------------- main
 
 "$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
@@ -1094,6 +1191,9 @@ done
 test_vmflags
 test_link_cut_after_switch
 test_link_queue
+for mode in post-copy stop-and-copy; do
+	test_rootfs "$mode"
+done
 if ((ROLLBACK)); then
 	for kind in peer link; do
 		test_rollback src-connected "$kind" post-copy

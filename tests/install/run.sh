@@ -19,6 +19,8 @@
 # Output: "PASS name" / "FAIL name: reason", then "N passed, N failed, N skipped".
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$REPO/build
 [[ ${1:-} == --build ]] && BUILD=$2

@@ -24,6 +24,8 @@
 # Output: "PASS soak/...", "FAIL soak/...: reason", "N passed, N failed, N skipped".
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 SOAK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SOAK_DIR/../.." && pwd)
 BUILD=$REPO/build BIN_DIR= COUNT=100 VERBOSE=0

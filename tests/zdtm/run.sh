@@ -37,6 +37,11 @@
 #   signal-after-move=SIG  send SIG to the root the instant the move returns
 #                    (before any view is taken): the restored tree must already
 #                    run in its final state
+#   peer             before the test, start its binary again with --arg peer
+#                    and --out DIR/peer.result, outside the tree (its own
+#                    session): a peer the tree talks to across the move; its
+#                    verdict must be PASS too.  Skipped in the migrate modes
+#                    (the peer stays on this host)
 #
 # Known-benign differences between the views before and after (not failures):
 #   - numbers of pipe/socket/anon/shmem/deleted-file inodes: objects are new
@@ -65,6 +70,8 @@
 
 set -u -o pipefail
 export LC_ALL=C
+# Debian's tools first: a pyenv shim in front of python3 costs a second a call
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 ZDTM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$ZDTM_DIR/../.." && pwd)
@@ -190,8 +197,10 @@ same_proc() { [[ -n ${1:-} && -n ${IDENT[$1]:-} && $(proc_starttime "$1") == "${
 kill_test() {
 	local -a roots=() ids=() all=()
 	local r p rounds sid
+	local -A given=()
 	for r in "$@"; do
-		[[ -n $r ]] || continue
+		[[ -n $r && -z ${given[$r]:-} ]] || continue
+		given[$r]=1
 		ids+=("$r")
 		same_proc "$r" && roots+=("$r")
 	done
@@ -200,20 +209,24 @@ kill_test() {
 		for r in "${roots[@]}"; do
 			while read -r p _; do found+=("$p"); done < <(tree_walk "$r")
 		done
-		for p in /proc/[0-9]*; do
-			p=${p#/proc/}
-			sid=$(sed -E 's/.*\) . [0-9]+ ([0-9]+) ([0-9]+).*/\1 \2/' "/proc/$p/stat" 2>/dev/null) || continue
-			for r in "${ids[@]}"; do
-				[[ " $sid " == *" $r "* ]] && { found+=("$p"); break; }
-			done
-		done
+		# every process whose group or session is one of ids: one pass
+		# over /proc (a fork per process took seconds on a loaded host)
+		if ((${#ids[@]})); then
+			while read -r p; do found+=("$p"); done < <(
+				cat /proc/[0-9]*/stat 2>/dev/null | awk -v ids=" ${ids[*]} " '
+					{ pid = $1; sub(/.*\) /, "")	# state ppid pgrp session ...
+					  if (index(ids, " " $3 " ") || index(ids, " " $4 " ")) print pid }')
+		fi
 		((${#found[@]})) || break
 		kill -STOP "${found[@]}" 2>/dev/null
 		all+=("${found[@]}")
 		roots=("${found[@]}")
 		ids=()
 	done
-	((${#all[@]})) && kill -KILL "${all[@]}" 2>/dev/null
+	((${#all[@]})) || return 0
+	# each once (a pid is found in the tree and in its group)
+	mapfile -t all < <(printf '%s\n' "${all[@]}" | sort -un)
+	kill -KILL "${all[@]}" 2>/dev/null
 	for p in "${all[@]}"; do wait_until 5 proc_gone "$p"; done
 	return 0
 }
@@ -560,7 +573,7 @@ show_log() {
 
 run_one() {
 	local name=$1 src=$2 bin=$3
-	local launcher pid rc cmpfail=
+	local launcher pid rc cmpfail= peerpid=
 	W=$WORK/${name//\//_}
 	IMG=$W/img
 	rm -rf "$W"
@@ -608,12 +621,25 @@ run_one() {
 		return
 	fi
 
+	PEER=0
+	has_flag peer && PEER=1
+	if ((PEER)) && [[ $MODE == post-copy || $MODE == pre-copy || $MODE == stop-and-copy || $MODE == hybrid ]]; then
+		result SKIP "$name" "its peer outside the tree stays on this host"
+		return
+	fi
+
 	local -a largs=() wrap=()
 	((PIDNS)) && largs+=(--pidns)
 	# ZDTM_NETNS: start the test in that network namespace (the e2e runner's
 	# source host, where its dmigrate runs: a tree in another namespace than
 	# the dumper's is refused).  nsenter execs, so $! is still the launcher.
 	[[ -n ${ZDTM_NETNS:-} ]] && wrap=(nsenter "--net=$ZDTM_NETNS")
+	if ((PEER)); then
+		"${wrap[@]}" setsid "$bin" --out "$W/out/peer.result" --arg peer </dev/null >>"$W/peer.log" 2>&1 &
+		peerpid=$!
+		remember "$peerpid"
+		disown "$peerpid"
+	fi
 	"${wrap[@]}" "$LAUNCH" "${largs[@]}" -- "$bin" --out "$out" </dev/null >>"$W/test.log" 2>&1 &
 	launcher=$!
 	remember "$launcher"
@@ -675,6 +701,10 @@ run_one() {
 	[[ -n $NEWPID ]] && wait_until 10 proc_gone "$NEWPID"
 	kill_test "$NEWPID" "$pid" "$RESTORED"
 	same_proc "$launcher" && kill -KILL "$launcher" 2>/dev/null
+	if [[ -n $peerpid ]]; then
+		peer_gone() { ! same_proc "$peerpid"; }
+		wait_until 10 peer_gone || kill_test "$peerpid"
+	fi
 	lazy_finish
 	IDENT=()
 
@@ -686,6 +716,8 @@ run_one() {
 		local v
 		v=$(head -n 1 "$out")
 		result FAIL "$name" "${v#FAIL: }"
+	elif ((PEER)) && ! grep -q '^PASS$' "$W/out/peer.result" 2>/dev/null; then
+		result FAIL "$name" "peer: $(head -n 1 "$W/out/peer.result" 2>/dev/null || echo "no verdict (see peer.log)")"
 	elif [[ -n $cmpfail ]]; then
 		result FAIL "$name" "$cmpfail"
 	elif [[ -n $LAZY_ERR ]]; then

@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP and UDP sockets, IPv4 and IPv6 (docs/net.md, "Sockets and the network
+ * lock").
+ *
+ * Before any fd is read (dump_inet_prepare, the tree frozen): the tree's
+ * socket inodes are matched with sock_diag's view of this network namespace,
+ * the established TCP connections among them are locked (net/netlock.c:
+ * their packets are dropped both ways) and put in repair mode through a copy
+ * of the fd (pidfd_getfd).  From then on their queues cannot change, a
+ * socket closed by the checkpoint's kill sends nothing (no FIN, no RST), and
+ * what the dump reads is what the restore brings back.
+ *
+ * Per fd (dump_inet_fd, on a pool worker): state, addresses, the options
+ * (raw getsockopt values; the restore sets those that differ from a new
+ * socket's), and for an established connection the repair state: sequence
+ * numbers, both queues (peeked in repair mode), MSS, window scale, SACK,
+ * timestamps, windows.  What cannot come back exactly is refused, named.
+ *
+ * Release: with the tree going on (--leave-running, or a failure) every
+ * repaired socket leaves repair mode (TCP_REPAIR_OFF sends a window probe),
+ * gets its SO_REUSEADDR back (repair mode overwrites it) and the lock goes.
+ * With the tree killed the lock stays when the image is to be restored here
+ * (opts.keep_net_lock: the restore removes it), else it goes with the tree.
+ */
+#define LOG_PREFIX "dump: "
+#include "dump/fd.h"
+#include "base/log.h"
+#include "net/inet.h"
+
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+struct inet_entry {
+	struct inet_sk_diag dg;
+	pid_t pid;              /* a holder (host pid) and its fd */
+	int fd;
+	int dup;                /* our copy, while in repair mode; -1 otherwise */
+	int reuse;              /* SO_REUSEADDR before repair mode overwrote it */
+};
+
+struct dump_inet {
+	struct inet_entry *e;
+	size_t n;
+	char lock[64];          /* nft table, "" if none */
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct inet_entry *x = a, *y = b;
+	return (x->dg.ino > y->dg.ino) - (x->dg.ino < y->dg.ino);
+}
+
+static struct inet_entry *find_entry(struct dump_inet *in, uint64_t ino)
+{
+	struct inet_entry key = { .dg.ino = ino };
+	return in ? bsearch(&key, in->e, in->n, sizeof(*in->e), entry_cmp) : NULL;
+}
+
+static int pidfd_dup(pid_t pid, int fd, int *ret)
+{
+	_cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return neg_errno();
+	int x = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+	if (x < 0)
+		return neg_errno();
+	*ret = x;
+	return 0;
+}
+
+static int repair(int fd, int on)
+{
+	return setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0 ? neg_errno() : 0;
+}
+
+int dump_inet_prepare(struct dump_ctx *d)
+{
+	struct dump_inet *in = xcalloc(1, sizeof(*in));
+	struct inet_entry *want = NULL;
+	struct netlock_conn *c = NULL;
+	size_t n_want = 0, nc = 0;
+	int r;
+
+	d->inet = in;
+	/* the tree's sockets: inode, and one holder to copy the fd from */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		_cleanup_(proc_fd_list_done) struct proc_fd_list fds = {};
+		struct dproc *p = d->procs[i];
+		if (p->zombie)
+			continue;
+		r = proc_read_fds(p->pid, &fds);
+		if (r < 0)
+			return dm_fail(r, "process %d: cannot list fds: %s", p->pid, strerror(-r));
+		for (size_t k = 0; k < fds.n; k++) {
+			if (fds.fds[k].kind != PROC_FD_SOCKET)
+				continue;
+			want = xrealloc(want, (n_want + 1) * sizeof(*want));
+			want[n_want++] = (struct inet_entry){ .dg.ino = fds.fds[k].ino, .pid = p->pid,
+							      .fd = fds.fds[k].fd, .dup = -1 };
+		}
+	}
+	if (!n_want)
+		return 0;
+	qsort(want, n_want, sizeof(*want), entry_cmp);
+
+	static const int kinds[4][2] = { { AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
+					 { AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP } };
+	for (int k = 0; k < 4; k++) {
+		_cleanup_free_ struct inet_sk_diag *v = NULL;
+		size_t n = 0;
+		r = inet_diag_list(kinds[k][0], kinds[k][1], &v, &n);
+		if (r < 0)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			struct inet_entry key = { .dg.ino = v[i].ino };
+			struct inet_entry *w = v[i].ino ? bsearch(&key, want, n_want, sizeof(*want), entry_cmp)
+							: NULL;
+			if (!w || find_entry(in, v[i].ino))
+				continue;
+			in->e = xrealloc(in->e, (in->n + 1) * sizeof(*in->e));
+			in->e[in->n] = *w;
+			in->e[in->n].dg = v[i];
+			in->n++;
+			/* keep it sorted for find_entry (few sockets: insertion) */
+			for (size_t j = in->n - 1; j > 0 && in->e[j - 1].dg.ino > in->e[j].dg.ino; j--) {
+				struct inet_entry t = in->e[j];
+				in->e[j] = in->e[j - 1];
+				in->e[j - 1] = t;
+			}
+		}
+	}
+
+	/* lock the established connections, then freeze their state */
+	for (size_t i = 0; i < in->n; i++) {
+		const struct inet_sk_diag *g = &in->e[i].dg;
+		if (g->protocol != IPPROTO_TCP || g->state != TCP_ESTABLISHED)
+			continue;
+		c = xrealloc(c, (nc + 1) * sizeof(*c));
+		c[nc] = (struct netlock_conn){ .family = g->family, .sport = g->sport, .dport = g->dport };
+		memcpy(c[nc].src, g->src, 16);
+		memcpy(c[nc].dst, g->dst, 16);
+		nc++;
+	}
+	if (!nc) {
+		r = 0;
+		goto out;
+	}
+	snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
+		 (unsigned long long)d->procs[0]->start_time);
+	r = netlock_conns(in->lock, c, nc);
+	if (r < 0) {
+		in->lock[0] = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < in->n; i++) {
+		struct inet_entry *e = &in->e[i];
+		socklen_t len = sizeof(e->reuse);
+		int fd;
+		if (e->dg.protocol != IPPROTO_TCP || e->dg.state != TCP_ESTABLISHED)
+			continue;
+		r = pidfd_dup(e->pid, e->fd, &fd);
+		if (r < 0) {
+			r = dm_fail(r, "process %d: fd %d: cannot copy the socket: %s", e->pid, e->fd,
+				    strerror(-r));
+			goto out;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &e->reuse, &len) < 0 || (r = repair(fd, TCP_REPAIR_ON)) < 0) {
+			r = r < 0 ? r : neg_errno();
+			close(fd);
+			r = dm_fail(r, "fd %d of process %d: cannot put the TCP connection in repair mode "
+				    "(TCP_REPAIR): %s", e->fd, e->pid, strerror(-r));
+			goto out;
+		}
+		e->dup = fd;
+	}
+	r = 0;
+out:
+	free(want);
+	free(c);
+	return r;
+}
+
+const char *dump_inet_lock(const struct dump_ctx *d)
+{
+	return d->inet && d->inet->lock[0] ? d->inet->lock : NULL;
+}
+
+void dump_inet_release(struct dump_ctx *d, bool killed)
+{
+	struct dump_inet *in = d->inet;
+
+	if (!in)
+		return;
+	for (size_t i = 0; i < in->n; i++) {
+		struct inet_entry *e = &in->e[i];
+		if (e->dup < 0)
+			continue;
+		if (!killed) {
+			/* TCP_REPAIR_OFF sets sk_reuse to "no": give the process's value back */
+			if (repair(e->dup, TCP_REPAIR_OFF) < 0 ||
+			    setsockopt(e->dup, SOL_SOCKET, SO_REUSEADDR, &e->reuse, sizeof(e->reuse)) < 0)
+				pr_warn("fd %d of process %d: leaving repair mode: %m", e->fd, e->pid);
+		}
+		/* killed: still in repair mode, the last close sends nothing */
+		close(e->dup);
+		e->dup = -1;
+	}
+	if (in->lock[0] && (!killed || !d->opts.keep_net_lock)) {
+		if (netlock_unlock(in->lock) < 0)
+			pr_warn("%s", dm_last_error());
+		in->lock[0] = 0;
+	}
+}
+
+void dump_inet_free(struct dump_ctx *d)
+{
+	if (!d->inet)
+		return;
+	for (size_t i = 0; i < d->inet->n; i++)
+		if (d->inet->e[i].dup >= 0)
+			close(d->inet->e[i].dup);
+	free(d->inet->e);
+	free(d->inet);
+	d->inet = NULL;
+}
+
+/* ------------------------------------------------------------ per fd */
+
+struct optdesc {
+	int level, name;
+	bool tcp_only, udp_only;
+};
+
+/* What a service sets on its sockets; the restore sets those that differ from a new socket's. */
+static const struct optdesc opts_sol[] = {
+	{ SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT }, { SOL_SOCKET, SO_KEEPALIVE },
+	{ SOL_SOCKET, SO_BROADCAST }, { SOL_SOCKET, SO_PRIORITY }, { SOL_SOCKET, SO_RCVLOWAT },
+	{ SOL_SOCKET, SO_MARK }, { SOL_SOCKET, SO_LINGER }, { SOL_SOCKET, SO_OOBINLINE },
+	{ SOL_SOCKET, SO_RCVTIMEO }, { SOL_SOCKET, SO_SNDTIMEO }, { SOL_SOCKET, SO_BINDTODEVICE },
+	{ SOL_SOCKET, SO_DONTROUTE }, { SOL_SOCKET, SO_TIMESTAMP }, { SOL_SOCKET, SO_TIMESTAMPNS },
+	{ SOL_SOCKET, SO_NO_CHECK }, { SOL_SOCKET, SO_SNDBUF }, { SOL_SOCKET, SO_RCVBUF },
+	{ IPPROTO_TCP, TCP_NODELAY, true }, { IPPROTO_TCP, TCP_KEEPIDLE, true },
+	{ IPPROTO_TCP, TCP_KEEPINTVL, true }, { IPPROTO_TCP, TCP_KEEPCNT, true },
+	{ IPPROTO_TCP, TCP_USER_TIMEOUT, true }, { IPPROTO_TCP, TCP_CONGESTION, true },
+	{ IPPROTO_TCP, TCP_DEFER_ACCEPT, true }, { IPPROTO_TCP, TCP_NOTSENT_LOWAT, true },
+	{ IPPROTO_TCP, TCP_SYNCNT, true }, { IPPROTO_TCP, TCP_LINGER2, true },
+	{ IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, true }, { IPPROTO_TCP, TCP_FASTOPEN, true },
+	{ IPPROTO_TCP, TCP_CORK, true },
+	{ IPPROTO_UDP, UDP_CORK, false, true }, { IPPROTO_UDP, UDP_SEGMENT, false, true },
+	{ IPPROTO_UDP, UDP_GRO, false, true },
+};
+static const struct optdesc opts_ip[] = {
+	{ IPPROTO_IP, IP_TOS }, { IPPROTO_IP, IP_TTL }, { IPPROTO_IP, IP_FREEBIND },
+	{ IPPROTO_IP, IP_TRANSPARENT }, { IPPROTO_IP, IP_RECVERR }, { IPPROTO_IP, IP_PKTINFO },
+	{ IPPROTO_IP, IP_RECVTOS }, { IPPROTO_IP, IP_RECVTTL }, { IPPROTO_IP, IP_MTU_DISCOVER },
+	{ IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT }, { IPPROTO_IP, IP_MULTICAST_TTL, false, true },
+	{ IPPROTO_IP, IP_MULTICAST_LOOP, false, true },
+};
+static const struct optdesc opts_ip6[] = {
+	{ IPPROTO_IPV6, IPV6_V6ONLY }, { IPPROTO_IPV6, IPV6_TCLASS }, { IPPROTO_IPV6, IPV6_UNICAST_HOPS },
+	{ IPPROTO_IPV6, IPV6_RECVPKTINFO }, { IPPROTO_IPV6, IPV6_RECVERR },
+	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER }, { IPPROTO_IPV6, IPV6_FREEBIND },
+	{ IPPROTO_IPV6, IPV6_TRANSPARENT }, { IPPROTO_IPV6, IPV6_MULTICAST_HOPS, false, true },
+	{ IPPROTO_IPV6, IPV6_MULTICAST_LOOP, false, true },
+};
+
+static void add_opt(Dm__InetSk *s, int level, int name, const void *val, size_t len)
+{
+	Dm__InetOpt *o = PB_NEW(Dm__InetOpt, dm__inet_opt__init);
+	o->level = level;
+	o->name = name;
+	o->value.data = xmalloc(len ? len : 1);
+	memcpy(o->value.data, val, len);
+	o->value.len = len;
+	s->opts = xrealloc(s->opts, (s->n_opts + 1) * sizeof(*s->opts));
+	s->opts[s->n_opts++] = o;
+}
+
+static void read_opts(int fd, const struct optdesc *t, size_t n, bool tcp, Dm__InetSk *s, int reuse)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t buf[64];
+		socklen_t len = sizeof(buf);
+		if ((t[i].tcp_only && !tcp) || (t[i].udp_only && tcp))
+			continue;
+		if (t[i].level == SOL_SOCKET && t[i].name == SO_REUSEADDR && reuse >= 0) {
+			/* repair mode overwrote it: the value from before */
+			add_opt(s, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof(reuse));
+			continue;
+		}
+		memset(buf, 0, sizeof(buf));
+		if (getsockopt(fd, t[i].level, t[i].name, buf, &len) < 0)
+			continue; /* not of this kind of socket, or this kernel */
+		add_opt(s, t[i].level, t[i].name, buf, len);
+	}
+}
+
+static int peek_queue(int fd, int queue, uint32_t len, uint32_t *ret_seq, ProtobufCBinaryData *out)
+{
+	socklen_t sl = sizeof(*ret_seq);
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(queue)) < 0 ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, ret_seq, &sl) < 0)
+		return neg_errno();
+	if (!len)
+		return 0;
+	/* one byte more than there should be: proves that there is no more */
+	out->data = xmalloc(len + 1);
+	ssize_t n = recv(fd, out->data, len + 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		return neg_errno();
+	if ((size_t)n != len)
+		return -EAGAIN;
+	out->len = len;
+	return 0;
+}
+
+static int dump_tcp_conn(int fd, Dm__TcpConn *t)
+{
+	struct tcp_info ti = {};
+	struct tcp_repair_window w = {};
+	socklen_t len = sizeof(ti);
+	int inq = 0, outq = 0, unsent = 0, none = TCP_NO_QUEUE, r;
+	uint32_t v;
+
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return neg_errno();
+	t->tcpi_options = ti.tcpi_options;
+	if (ti.tcpi_options & TCPI_OPT_WSCALE) {
+		t->has_snd_wscale = t->has_rcv_wscale = true;
+		t->snd_wscale = ti.tcpi_snd_wscale;
+		t->rcv_wscale = ti.tcpi_rcv_wscale;
+	}
+	len = sizeof(v);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &v, &len) < 0)	/* repair mode: mss_clamp */
+		return neg_errno();
+	t->mss_clamp = v;
+	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS) {
+		len = sizeof(v);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &v, &len) < 0)
+			return neg_errno();
+		t->has_timestamp = true;
+		t->timestamp = v;
+	}
+	len = sizeof(w);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &len) < 0)
+		return neg_errno();
+	t->snd_wl1 = w.snd_wl1;
+	t->snd_wnd = w.snd_wnd;
+	t->max_window = w.max_window;
+	t->rcv_wnd = w.rcv_wnd;
+	t->rcv_wup = w.rcv_wup;
+	if (ioctl(fd, SIOCINQ, &inq) < 0 || ioctl(fd, SIOCOUTQ, &outq) < 0 ||
+	    ioctl(fd, SIOCOUTQNSD, &unsent) < 0)
+		return neg_errno();
+	r = peek_queue(fd, TCP_RECV_QUEUE, (uint32_t)inq, &t->rcv_seq, &t->recv_queue);
+	if (r >= 0)
+		r = peek_queue(fd, TCP_SEND_QUEUE, (uint32_t)outq, &t->snd_seq, &t->send_queue);
+	setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &none, sizeof(none));
+	if (r < 0)
+		return r;
+	t->has_recv_queue = inq > 0;
+	t->has_send_queue = outq > 0;
+	t->has_unsent = true;
+	t->unsent = (uint32_t)unsent;
+	return 0;
+}
+
+static bool inet_match(const struct dump_fd *x)
+{
+	int dom = 0;
+	socklen_t len = sizeof(dom);
+
+	if (x->pf->kind != PROC_FD_SOCKET)
+		return false;
+	_cleanup_close_ int fd = (int)syscall(SYS_pidfd_getfd, x->p->pidfd, x->pf->fd, 0);
+	return fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) == 0 &&
+	       (dom == AF_INET || dom == AF_INET6);
+}
+
+static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
+{
+	struct dproc *p = x->p;
+	const struct proc_fd *pf = x->pf;
+	struct inet_entry *e = find_entry(d->inet, x->st->st_ino);
+	_cleanup_close_ int fd = -1;
+	int type = 0, proto = 0, dom = 0, r;
+	socklen_t len = sizeof(int);
+
+	r = dump_fd_dup(x, &fd);
+	if (r < 0)
+		return r;
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len);
+	len = sizeof(int);
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+	len = sizeof(int);
+	getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len);
+	if (!e || (type != SOCK_STREAM && type != SOCK_DGRAM) ||
+	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (%s %s, protocol %d)",
+			       pf->fd, p->pid, pf->target, dom == AF_INET6 ? "AF_INET6" : "AF_INET",
+			       type == SOCK_RAW ? "SOCK_RAW" : type == SOCK_STREAM ? "SOCK_STREAM"
+				: type == SOCK_DGRAM ? "SOCK_DGRAM" : "other type", proto);
+
+	const struct inet_sk_diag *g = &e->dg;
+	const char *what = proto == IPPROTO_TCP ? "TCP" : "UDP";
+	bool tcp = proto == IPPROTO_TCP;
+	if (tcp && g->state != TCP_LISTEN && g->state != TCP_ESTABLISHED && g->state != TCP_CLOSE)
+		return dm_fail(-ENOTSUP, "fd %d of process %d: %s socket %s:%u in state %s, which cannot "
+			       "be restored (only LISTEN, ESTABLISHED and CLOSE are)", pf->fd, p->pid, what,
+			       pf->target, g->sport, inet_state_name(g->state));
+	if (tcp && g->state == TCP_LISTEN && g->rqueue)
+		return dm_fail(-ENOTSUP, "fd %d of process %d: listening TCP socket on port %u has %u "
+			       "connections not yet accepted, which cannot be restored", pf->fd, p->pid,
+			       g->sport, g->rqueue);
+	if (tcp && g->state == TCP_ESTABLISHED && g->shutdown)
+		return dm_fail(-ENOTSUP, "fd %d of process %d: TCP connection %u -> %u was shut down "
+			       "(%s), which cannot be restored", pf->fd, p->pid, g->sport, g->dport,
+			       g->shutdown == 3 ? "both ways" : g->shutdown & 2 ? "for writing" : "for reading");
+	if (!tcp) {
+		int inq = 0;
+		if (ioctl(fd, SIOCINQ, &inq) == 0 && (inq > 0 || g->rqueue))
+			return dm_fail(-ENOTSUP, "fd %d of process %d: UDP socket on port %u has datagrams "
+				       "queued, unread (%u bytes of memory), which are not restored", pf->fd,
+				       p->pid, g->sport, g->rqueue);
+		if (g->wqueue)
+			return dm_fail(-ENOTSUP, "fd %d of process %d: UDP socket on port %u has %u bytes "
+				       "being sent (corked), which are not restored", pf->fd, p->pid,
+				       g->sport, g->wqueue);
+	}
+
+	Dm__InetSk *s = f->inet = PB_NEW(Dm__InetSk, dm__inet_sk__init);
+	f->type = DM__FILE_TYPE__FILE_INET_SK;
+	s->family = g->family;
+	s->type = type;
+	s->protocol = proto;
+	s->state = g->state;
+	size_t alen = g->family == AF_INET6 ? 16 : 4;
+	s->src_addr.data = xmalloc(alen);
+	s->dst_addr.data = xmalloc(alen);
+	memcpy(s->src_addr.data, g->src, alen);
+	memcpy(s->dst_addr.data, g->dst, alen);
+	s->src_addr.len = s->dst_addr.len = alen;
+	s->src_port = g->sport;
+	s->dst_port = g->dport;
+	if (tcp && g->state == TCP_LISTEN) {
+		s->has_backlog = true;
+		s->backlog = g->wqueue;
+	}
+	read_opts(fd, opts_sol, ARRAY_SIZE(opts_sol), tcp, s, e->dup >= 0 ? e->reuse : -1);
+	if (g->family == AF_INET)
+		read_opts(fd, opts_ip, ARRAY_SIZE(opts_ip), tcp, s, -1);
+	else
+		read_opts(fd, opts_ip6, ARRAY_SIZE(opts_ip6), tcp, s, -1);
+	if (tcp && g->state != TCP_ESTABLISHED) {
+		uint8_t v[4];
+		socklen_t l = sizeof(v);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, v, &l) == 0)
+			add_opt(s, IPPROTO_TCP, TCP_MAXSEG, v, l);
+	}
+	if (tcp && g->state == TCP_ESTABLISHED) {
+		if (e->dup < 0)
+			return dm_fail(-EPROTO, "fd %d of process %d: TCP connection %u -> %u was not put in "
+				       "repair mode (it was established after the freeze)", pf->fd, p->pid,
+				       g->sport, g->dport);
+		s->tcp = PB_NEW(Dm__TcpConn, dm__tcp_conn__init);
+		r = dump_tcp_conn(fd, s->tcp);
+		if (r < 0)
+			return dm_fail(r, "fd %d of process %d: reading the TCP connection %u -> %u in repair "
+				       "mode: %s", pf->fd, p->pid, g->sport, g->dport, strerror(-r));
+	}
+	return 0;
+}
+
+const struct dump_fd_type dump_fd_inet = { .name = "TCP/UDP socket", .match = inet_match,
+					   .dump = inet_dump };

@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: MIT */
+/* The source's end of the rootfs channel, see rootfs.h. */
+#define LOG_PREFIX "rootfs: "
+#include "migrate/rootfs.h"
+#include "migrate/rootfs-sched.h"
+#include "migrate/mig-internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/sync.h"
+#include "mem/mem.h"
+#include "proc/proc.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zlib.h>
+
+struct rfs_ent {
+	char *path;        /* relative to the rootfs, "" for itself */
+	struct stat st;
+	uint32_t parent;   /* entry id of its directory */
+	int64_t link_id;   /* hard link of an earlier entry, or -1 */
+	int64_t file;      /* index among the files with data (the scheduler's), or -1 */
+};
+
+struct rfs_file_state {
+	uint32_t ent;
+	uint64_t off;
+	uint32_t crc;
+	int fd;
+	enum rfs_why why;
+};
+
+struct rfs_sender {
+	struct net_chan *c;
+	char *dir;
+	int dirfd;
+	enum rfs_mode mode;
+	pid_t root;
+	pthread_t thread;
+	bool started;
+	struct rfs_ent *ents;
+	size_t n_ents, cap_ents;
+	struct rfs_file_state *files;
+	size_t n_files;
+	struct rfs_sched *sched;
+	uint8_t *buf;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int err;               /* the thread's end: > 0 running, 0 DONE, < 0 error */
+	char errmsg[512];
+	/* stats (lock) */
+	uint64_t t_start, t_ws_ready, t_end, t_done;
+	uint64_t files_by[_RFS_WHY_MAX], bytes_by[_RFS_WHY_MAX];
+	uint64_t files_sent, bytes_sent, bytes_total, misses, touches;
+	json_t *dest;
+};
+
+const char *rfs_mode_name(enum rfs_mode m)
+{
+	static const char *const n[] = { "none", "priority", "lazy", "eager" };
+	return (unsigned)m < ARRAY_SIZE(n) ? n[m] : "?";
+}
+
+int rfs_mode_parse(const char *s, enum rfs_mode *ret)
+{
+	for (enum rfs_mode m = RFS_NONE; m <= RFS_EAGER; m++)
+		if (!strcmp(s, rfs_mode_name(m))) {
+			*ret = m;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* ---- the walk ---- */
+
+static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
+{
+	if (s->n_ents >= RFS_ENTRIES_MAX)
+		return dm_fail(-E2BIG, "%s holds more than %u entries", s->dir, RFS_ENTRIES_MAX);
+	if (s->n_ents == s->cap_ents) {
+		s->cap_ents = s->cap_ents ? 2 * s->cap_ents : 1024;
+		s->ents = xrealloc(s->ents, s->cap_ents * sizeof(*s->ents));
+	}
+	s->ents[s->n_ents++] = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent,
+						 .link_id = -1, .file = -1 };
+	return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* pre-order, names sorted: a directory before what it holds */
+static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
+{
+	int fd = rel[0] ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+			: fcntl(s->dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+	}
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	qsort(names, n, sizeof(*names), cmp_name);
+	int r = 0;
+	uint32_t *subdirs = xcalloc(n + 1, sizeof(*subdirs));
+	size_t n_sub = 0;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		struct stat st;
+		if (fstatat(dirfd(d), names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			r = dm_fail(neg_errno(), "%s/%s%s%s: %m", s->dir, rel, rel[0] ? "/" : "", names[i]);
+			break;
+		}
+		_cleanup_free_ char *p = rel[0] ? xasprintf("%s/%s", rel, names[i]) : xstrdup(names[i]);
+		if (S_ISSOCK(st.st_mode)) {
+			r = dm_fail(-ENOTSUP, "--rootfs-dir: %s/%s is a socket: a socket file cannot be moved "
+					      "(the socket it names stays here)", s->dir, p);
+			break;
+		}
+		if (strlen(p) >= RFS_PATH_MAX) {
+			r = dm_fail(-ENAMETOOLONG, "--rootfs-dir: %s/%s: path too long", s->dir, p);
+			break;
+		}
+		r = add_ent(s, p, &st, self);
+		if (r >= 0 && S_ISDIR(st.st_mode))
+			subdirs[n_sub++] = (uint32_t)(s->n_ents - 1);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	closedir(d);
+	for (size_t i = 0; i < n_sub && r >= 0; i++) {
+		_cleanup_free_ char *p = xstrdup(s->ents[subdirs[i]].path);
+		r = walk(s, p, subdirs[i]);
+	}
+	free(subdirs);
+	return r;
+}
+
+struct inode_key {
+	dev_t dev;
+	ino_t ino;
+	uint32_t id;
+};
+
+static int cmp_inode(const void *a, const void *b)
+{
+	const struct inode_key *x = a, *y = b;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* hard links (the first entry of an inode carries it) and the files with data */
+static void index_files(struct rfs_sender *s)
+{
+	size_t k = 0;
+	struct inode_key *v = xcalloc(s->n_ents + 1, sizeof(*v));
+	for (size_t i = 0; i < s->n_ents; i++)
+		if (S_ISREG(s->ents[i].st.st_mode) && s->ents[i].st.st_nlink > 1)
+			v[k++] = (struct inode_key){ s->ents[i].st.st_dev, s->ents[i].st.st_ino, (uint32_t)i };
+	qsort(v, k, sizeof(*v), cmp_inode);
+	for (size_t i = 1; i < k; i++)
+		if (v[i].dev == v[i - 1].dev && v[i].ino == v[i - 1].ino)
+			s->ents[v[i].id].link_id = s->ents[v[i - 1].id].link_id >= 0 ? s->ents[v[i - 1].id].link_id
+										  : v[i - 1].id;
+	free(v);
+	for (size_t i = 0; i < s->n_ents; i++)
+		if (S_ISREG(s->ents[i].st.st_mode) && s->ents[i].link_id < 0)
+			s->ents[i].file = (int64_t)s->n_files++;
+	s->files = xcalloc(s->n_files + 1, sizeof(*s->files));
+	uint64_t *sizes = xcalloc(s->n_files + 1, sizeof(*sizes));
+	uint32_t *dirs = xcalloc(s->n_files + 1, sizeof(*dirs));
+	for (size_t i = 0; i < s->n_ents; i++) {
+		int64_t f = s->ents[i].file;
+		if (f < 0)
+			continue;
+		s->files[f] = (struct rfs_file_state){ .ent = (uint32_t)i, .fd = -1 };
+		sizes[f] = (uint64_t)s->ents[i].st.st_size;
+		dirs[f] = s->ents[i].parent;
+		s->bytes_total += sizes[f];
+	}
+	s->sched = rfs_sched_new(sizes, dirs, s->n_files, s->mode == RFS_LAZY);
+	free(sizes);
+	free(dirs);
+}
+
+static int cmp_ent_path(const void *key, const void *e)
+{
+	return strcmp(key, ((const struct rfs_ent *)e)->path);
+}
+
+/* the entry of a host path under DIR (entries are in walk order, not sorted:
+ * a linear search over the few paths of the working set is fine) */
+static int64_t ent_of(struct rfs_sender *s, const char *host_path)
+{
+	size_t l = strlen(s->dir);
+	if (strncmp(host_path, s->dir, l) || (host_path[l] != '/' && host_path[l]))
+		return -1;
+	const char *rel = host_path[l] ? host_path + l + 1 : "";
+	size_t n = s->n_ents;
+	struct rfs_ent *e = lfind(rel, s->ents, &n, sizeof(*s->ents), cmp_ent_path);
+	return e ? e - s->ents : -1;
+}
+
+static void ws_path(struct rfs_sender *s, const char *p)
+{
+	int64_t e = ent_of(s, p);
+	if (e < 0)
+		return;
+	while (s->ents[e].link_id >= 0)
+		e = s->ents[e].link_id;
+	if (s->ents[e].file >= 0)
+		rfs_sched_working_set(s->sched, (uint32_t)s->ents[e].file);
+}
+
+/* the working set: exe, every open fd, every mapped file of the frozen tasks */
+static void working_set(struct rfs_sender *s)
+{
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = proc_tree_pids(s->root, &pids);
+	char link[320], target[PATH_MAX + 1];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(link, sizeof(link), "/proc/%d/exe", pids[i]);
+		ssize_t k = readlink(link, target, sizeof(target) - 1);
+		if (k > 0) {
+			target[k] = 0;
+			ws_path(s, target);
+		}
+		snprintf(link, sizeof(link), "/proc/%d/fd", pids[i]);
+		DIR *d = opendir(link);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(link, sizeof(link), "/proc/%d/fd/%s", pids[i], de->d_name);
+			k = readlink(link, target, sizeof(target) - 1);
+			if (k > 0) {
+				target[k] = 0;
+				ws_path(s, target);
+			}
+		}
+		if (d)
+			closedir(d);
+		snprintf(link, sizeof(link), "/proc/%d/maps", pids[i]);
+		FILE *f = fopen(link, "re");
+		char line[PATH_MAX + 128];
+		while (f && fgets(line, sizeof(line), f)) {
+			char *p = strchr(line, '/');
+			if (!p)
+				continue;
+			p[strcspn(p, "\n")] = 0;
+			ws_path(s, p);
+		}
+		if (f)
+			fclose(f);
+	}
+	dm_error_clear();
+}
+
+/* ---- sending ---- */
+
+static int send_entry(struct rfs_sender *s, uint32_t id)
+{
+	const struct rfs_ent *e = &s->ents[id];
+	Dm__RootfsEntry m = DM__ROOTFS_ENTRY__INIT;
+	char target[RFS_PATH_MAX];
+	char names[8192];
+	Dm__RootfsXattr xa[32], *xp[32];
+	uint8_t *vals[32] = {};
+	int r;
+
+	m.id = id;
+	m.path = e->path;
+	m.mode = e->st.st_mode;
+	m.has_uid = m.has_gid = true;
+	m.uid = e->st.st_uid;
+	m.gid = e->st.st_gid;
+	m.has_atime_ns = m.has_mtime_ns = true;
+	m.atime_ns = (int64_t)e->st.st_atim.tv_sec * 1000000000LL + e->st.st_atim.tv_nsec;
+	m.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
+	if (e->link_id >= 0) {
+		m.has_link_id = true;
+		m.link_id = (uint32_t)e->link_id;
+	} else if (S_ISREG(e->st.st_mode)) {
+		m.has_size = true;
+		m.size = (uint64_t)e->st.st_size;
+	} else if (S_ISLNK(e->st.st_mode)) {
+		ssize_t k = readlinkat(s->dirfd, e->path, target, sizeof(target) - 1);
+		if (k < 0)
+			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, e->path);
+		target[k] = 0;
+		m.target = target;
+	} else if (S_ISCHR(e->st.st_mode) || S_ISBLK(e->st.st_mode)) {
+		m.has_rdev = true;
+		m.rdev = e->st.st_rdev;
+	}
+	/* extended attributes (not of symlinks: a user.* one cannot be on a link) */
+	if (!S_ISLNK(e->st.st_mode) && e->link_id < 0) {
+		_cleanup_free_ char *full = xasprintf("%s/%s", s->dir, e->path);
+		ssize_t k = llistxattr(full, names, sizeof(names));
+		size_t nx = 0;
+		for (ssize_t o = 0; k > 0 && o < k && nx < 32; o += (ssize_t)strlen(names + o) + 1) {
+			ssize_t vl = lgetxattr(full, names + o, NULL, 0);
+			if (vl < 0)
+				continue;
+			vals[nx] = xmalloc((size_t)vl + 1);
+			vl = lgetxattr(full, names + o, vals[nx], (size_t)vl);
+			if (vl < 0) {
+				free(vals[nx]);
+				vals[nx] = NULL;
+				continue;
+			}
+			dm__rootfs_xattr__init(&xa[nx]);
+			xa[nx].name = names + o;
+			xa[nx].value.data = vals[nx];
+			xa[nx].value.len = (size_t)vl;
+			xp[nx] = &xa[nx];
+			nx++;
+		}
+		m.n_xattrs = nx;
+		m.xattrs = xp;
+	}
+	r = net_send_msg(s->c, RFS_T_ENTRY, &m.base);
+	for (size_t i = 0; i < 32; i++)
+		free(vals[i]);
+	return r;
+}
+
+static void set_err(struct rfs_sender *s, int r)
+{
+	pthread_mutex_lock(&s->lock);
+	s->err = r;
+	if (r < 0)
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
+{
+	if (w->id >= s->n_ents)
+		return dm_fail(-EBADMSG, "request for entry %u of %zu", w->id, s->n_ents);
+	int64_t e = w->id;
+	if (w->kind == RFS_WANT_MISS) {
+		while (s->ents[e].link_id >= 0)
+			e = s->ents[e].link_id;
+		if (s->ents[e].file < 0)
+			return 0;
+		if (rfs_sched_demand(s->sched, (uint32_t)s->ents[e].file)) {
+			pthread_mutex_lock(&s->lock);
+			s->misses++;
+			pthread_mutex_unlock(&s->lock);
+			pr_debug("miss: %s", s->ents[e].path);
+		}
+	} else if (w->kind == RFS_WANT_TOUCH) {
+		if (!S_ISDIR(s->ents[e].st.st_mode))
+			return 0;
+		rfs_sched_touch(s->sched, (uint32_t)e);
+		pthread_mutex_lock(&s->lock);
+		s->touches++;
+		pthread_mutex_unlock(&s->lock);
+	} else {
+		return dm_fail(-EBADMSG, "request of unknown kind %u", w->kind);
+	}
+	return 0;
+}
+
+/* one frame from the destination; block: wait for it */
+static int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
+{
+	if (!block && !net_chan_has_pending(s->c)) {
+		struct pollfd p = { .fd = net_chan_fd(s->c), .events = POLLIN };
+		if (poll(&p, 1, 0) <= 0)
+			return 0;
+	}
+	struct net_frame f;
+	void *buf = NULL;
+	int r = net_recv_frame(s->c, 1 << 20, &f, &buf);
+	if (r < 0)
+		return dm_wrap(r, "the rootfs channel");
+	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
+		r = handle_want(s, buf);
+	} else if (f.type == RFS_T_DONE) {
+		Dm__MigReply *rep = dm__mig_reply__unpack(NULL, f.len, buf);
+		if (!rep) {
+			r = dm_fail(-EBADMSG, "malformed DONE on the rootfs channel");
+		} else if (!rep->ok) {
+			r = dm_fail(-EREMOTEIO, "the destination failed to take the files: %s",
+				    rep->error ? rep->error : "no reason given");
+		} else {
+			pthread_mutex_lock(&s->lock);
+			s->dest = mig_reply_stats(rep);
+			pthread_mutex_unlock(&s->lock);
+			*ret_done = true;
+		}
+		if (rep)
+			dm__mig_reply__free_unpacked(rep, NULL);
+	} else {
+		r = dm_fail(-EBADMSG, "unexpected frame %#x (%u bytes) on the rootfs channel", f.type, f.len);
+	}
+	free(buf);
+	return r;
+}
+
+/* one chunk of file f (its data extents; holes are skipped) */
+static int send_chunk(struct rfs_sender *s, uint32_t f, enum rfs_why why, bool *ret_done)
+{
+	struct rfs_file_state *fs = &s->files[f];
+	const struct rfs_ent *e = &s->ents[fs->ent];
+	uint64_t size = (uint64_t)e->st.st_size;
+	int r;
+
+	if (fs->fd < 0) {
+		fs->fd = openat(s->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		if (fs->fd < 0 && errno == EPERM)
+			fs->fd = openat(s->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fs->fd < 0)
+			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, e->path);
+		fs->why = why;
+		fs->crc = (uint32_t)crc32(0, NULL, 0);
+	}
+	*ret_done = false;
+	uint32_t len = 0;
+	if (fs->off < size) {
+		off_t data = lseek(fs->fd, (off_t)fs->off, SEEK_DATA);
+		if (data < 0 || (uint64_t)data >= size) {
+			fs->off = size; /* only a hole is left */
+		} else {
+			off_t hole = lseek(fs->fd, data, SEEK_HOLE);
+			if (hole < 0 || (uint64_t)hole > size)
+				hole = (off_t)size;
+			len = (uint32_t)MIN((uint64_t)(hole - data), (uint64_t)RFS_CHUNK);
+			r = pread_exact(fs->fd, s->buf, len, data);
+			if (r < 0)
+				return dm_fail(r, "%s/%s: read: %s (did it shrink?)", s->dir, e->path, strerror(-r));
+			struct rfs_wire_data h = { .id = fs->ent, .len = len, .off = (uint64_t)data };
+			struct iovec iov[2] = { { &h, sizeof(h) }, { s->buf, len } };
+			r = net_send_framev(s->c, RFS_T_DATA, iov, 2);
+			if (r < 0)
+				return r;
+			fs->crc = (uint32_t)crc32(fs->crc, s->buf, len);
+			fs->off = (uint64_t)data + len;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	s->bytes_by[why] += len;
+	s->bytes_sent += len;
+	pthread_mutex_unlock(&s->lock);
+	if (fs->off < size)
+		return 0;
+	struct rfs_wire_file_end fe = { .id = fs->ent, .crc = fs->crc, .size = size, .why = fs->why };
+	r = net_send_frame(s->c, RFS_T_FILE_END, &fe, sizeof(fe));
+	if (r < 0)
+		return r;
+	close(fs->fd);
+	fs->fd = -1;
+	pthread_mutex_lock(&s->lock);
+	s->files_by[fs->why]++;
+	s->files_sent++;
+	pthread_mutex_unlock(&s->lock);
+	*ret_done = true;
+	return 0;
+}
+
+static int run(struct rfs_sender *s)
+{
+	int r;
+
+	r = walk(s, "", 0);
+	if (r < 0)
+		return r;
+	index_files(s);
+	if (s->mode != RFS_LAZY)
+		working_set(s);
+	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
+	for (size_t i = 0; i < s->n_ents; i++) {
+		r = send_entry(s, (uint32_t)i);
+		if (r < 0)
+			return r;
+	}
+	Dm__RootfsMetaEnd me = DM__ROOTFS_META_END__INIT;
+	me.entries = (uint32_t)s->n_ents;
+	me.files = (uint32_t)s->n_files;
+	me.bytes = s->bytes_total;
+	r = net_send_msg(s->c, RFS_T_META_END, &me.base);
+	if (r < 0)
+		return r;
+	s->buf = xmalloc(RFS_CHUNK);
+	bool done = false, ws = false;
+	uint32_t f;
+	enum rfs_why why;
+	while (rfs_sched_next(s->sched, &f, &why)) {
+		if (!ws && why != RFS_WORKING_SET && why != RFS_DEMAND) {
+			ws = true;
+			pthread_mutex_lock(&s->lock);
+			s->t_ws_ready = clock_ns();
+			pthread_mutex_unlock(&s->lock);
+		}
+		bool fdone;
+		r = send_chunk(s, f, why, &fdone);
+		if (r < 0)
+			return r;
+		rfs_sched_sent(s->sched, f, fdone);
+		r = read_peer(s, false, &done);
+		if (r < 0)
+			return r;
+		if (done)
+			return dm_fail(-EBADMSG, "the destination said DONE before the last file");
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!s->t_ws_ready)
+		s->t_ws_ready = clock_ns();
+	s->t_end = clock_ns();
+	pthread_mutex_unlock(&s->lock);
+	r = mig_send_empty(s->c, RFS_T_END);
+	if (r < 0)
+		return r;
+	while (!done) {
+		r = read_peer(s, true, &done);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->t_done = clock_ns();
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static void *thread_main(void *arg)
+{
+	struct rfs_sender *s = arg;
+	int r = run(s);
+	if (r < 0)
+		pr_debug("sender: %s", dm_last_error());
+	set_err(s, r < 0 ? r : 0);
+	return NULL;
+}
+
+int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_t root, struct rfs_sender **ret)
+{
+	struct rfs_sender *s = xcalloc(1, sizeof(*s));
+	s->c = c;
+	s->dir = xstrdup(dir);
+	s->mode = mode;
+	s->root = root;
+	s->err = 1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->t_start = clock_ns();
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		int r = dm_fail(neg_errno(), "--rootfs-dir %s: %m", dir);
+		rfs_send_free(s);
+		return r;
+	}
+	struct stat st;
+	if (fstat(s->dirfd, &st) < 0 || add_ent(s, "", &st, 0) < 0) {
+		int r = dm_fail(neg_errno(), "--rootfs-dir %s: %m", dir);
+		rfs_send_free(s);
+		return r;
+	}
+	int r = -pthread_create(&s->thread, NULL, thread_main, s);
+	if (r < 0) {
+		rfs_send_free(s);
+		return dm_fail(r, "cannot start the rootfs sender: %s", strerror(-r));
+	}
+	s->started = true;
+	*ret = s;
+	return 0;
+}
+
+int rfs_send_wait(struct rfs_sender *s, int timeout_ms)
+{
+	uint64_t end = clock_ns() + (uint64_t)timeout_ms * 1000000;
+	int r;
+	pthread_mutex_lock(&s->lock);
+	while (s->err > 0 && clock_ns() < end)
+		cond_wait_ms(&s->cond, &s->lock, 100);
+	r = s->err;
+	pthread_mutex_unlock(&s->lock);
+	if (r > 0)
+		return -ETIMEDOUT;
+	if (r < 0)
+		return dm_fail(r, "sending the files: %s", s->errmsg);
+	return 0;
+}
+
+void rfs_send_stop(struct rfs_sender *s)
+{
+	if (!s || !s->started)
+		return;
+	net_chan_shutdown(s->c);
+	pthread_join(s->thread, NULL);
+	s->started = false;
+}
+
+void rfs_send_free(struct rfs_sender *s)
+{
+	if (!s)
+		return;
+	rfs_send_stop(s);
+	for (size_t i = 0; i < s->n_files; i++)
+		if (s->files[i].fd >= 0)
+			close(s->files[i].fd);
+	for (size_t i = 0; i < s->n_ents; i++)
+		free(s->ents[i].path);
+	free(s->ents);
+	free(s->files);
+	rfs_sched_free(s->sched);
+	free(s->buf);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s->dir);
+	json_decref(s->dest);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
+{
+	json_t *j = json_object(), *by = json_object();
+	pthread_mutex_lock(&s->lock);
+	json_object_set_new(j, "mode", json_string(rfs_mode_name(s->mode)));
+	json_object_set_new(j, "entries", json_integer((json_int_t)s->n_ents));
+	json_object_set_new(j, "files", json_integer((json_int_t)s->n_files));
+	json_object_set_new(j, "bytes", json_integer((json_int_t)s->bytes_total));
+	json_object_set_new(j, "files_sent", json_integer((json_int_t)s->files_sent));
+	json_object_set_new(j, "bytes_sent", json_integer((json_int_t)s->bytes_sent));
+	for (int w = 0; w < _RFS_WHY_MAX; w++)
+		json_object_set_new(by, rfs_why_name(w), json_pack("{s:I, s:I}", "files", (json_int_t)s->files_by[w],
+								 "bytes", (json_int_t)s->bytes_by[w]));
+	json_object_set_new(j, "sent_by_priority", by);
+	json_object_set_new(j, "misses", json_integer((json_int_t)s->misses));
+	json_object_set_new(j, "touches", json_integer((json_int_t)s->touches));
+	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
+	json_object_set_new(j, "working_set_ready_ms", s->t_ws_ready ? json_real(ns_to_ms(t0, s->t_ws_ready)) : json_null());
+	json_object_set_new(j, "last_file_ms", s->t_end ? json_real(ns_to_ms(t0, s->t_end)) : json_null());
+	json_object_set_new(j, "done_ms", s->t_done ? json_real(ns_to_ms(t0, s->t_done)) : json_null());
+	if (s->dest)
+		json_object_set_new(j, "destination", json_incref(s->dest));
+	pthread_mutex_unlock(&s->lock);
+	return j;
+}
+
+void rfs_send_progress(struct rfs_sender *s, char *buf, size_t len)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(buf, len, "  files %" PRIu64 "/%zu (%.1f/%.1f MiB, %" PRIu64 " misses)", s->files_sent, s->n_files,
+		 (double)s->bytes_sent / 1048576, (double)s->bytes_total / 1048576, s->misses);
+	pthread_mutex_unlock(&s->lock);
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The tree's files (issue 9): `dmigrate migrate pid:N --rootfs-dir DIR`
+ * moves the tree's root directory DIR beside its memory, on a channel of
+ * its own (NET_ROLE_ROOTFS), from the freeze on.
+ *
+ *   source (rfs_sender, a thread)               destination (rfs_receiver, a thread)
+ *   walk DIR; the working set from the frozen tasks
+ *   ENTRY {id, path, mode, owner, times, ...} ...   dirs, empty sparse files, symlinks,
+ *   META_END {entries, files, bytes}  -------->     hard links, devices made under ROOT
+ *   DATA {id, off, len} + bytes ...   -------->     written at off (holes stay holes)
+ *   FILE_END {id, size, crc}          -------->     size and crc32 checked, times set
+ *                                    <--------      WANT {id, MISS | TOUCH}  (any time)
+ *   END                               -------->     directory times set
+ *                                    <--------      DONE {stats}  (MigReply)
+ *
+ * Files are sent in the order of rootfs-sched.h, in chunks of at most
+ * RFS_CHUNK bytes.  Paths from the peer are checked (relative, no "..", no
+ * empty or "." component) and every entry is made with openat2(RESOLVE_
+ * BENEATH | RESOLVE_NO_SYMLINKS) below ROOT: nothing can land outside it.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "net/net.h"
+
+enum rfs_frame_type {
+	RFS_T_ENTRY = NET_T_ROOTFS + 1,    /* Dm__RootfsEntry */
+	RFS_T_META_END = NET_T_ROOTFS + 2, /* Dm__RootfsMetaEnd */
+	RFS_T_DATA = NET_T_ROOTFS + 3,     /* struct rfs_wire_data + len bytes */
+	RFS_T_FILE_END = NET_T_ROOTFS + 4, /* struct rfs_wire_file_end */
+	RFS_T_END = NET_T_ROOTFS + 5,      /* empty */
+	RFS_T_WANT = NET_T_ROOTFS + 6,     /* struct rfs_wire_want, destination -> source */
+	RFS_T_DONE = NET_T_ROOTFS + 7,     /* Dm__MigReply {stats}, destination -> source */
+};
+
+#define RFS_CHUNK (1u << 20)
+#define RFS_ENTRIES_MAX 2000000u
+#define RFS_PATH_MAX 4096
+
+struct rfs_wire_data {
+	uint32_t id;
+	uint32_t len;       /* 1..RFS_CHUNK bytes follow */
+	uint64_t off;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rfs_wire_data) == 16, "rootfs data header is 16 bytes");
+
+struct rfs_wire_file_end {
+	uint32_t id;
+	uint32_t crc;       /* crc32 of the data extents, in order */
+	uint64_t size;
+	uint32_t why;       /* enum rfs_why of its first chunk */
+	uint32_t reserved;  /* 0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct rfs_wire_file_end) == 24, "rootfs file end is 24 bytes");
+
+enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2 };
+struct rfs_wire_want {
+	uint32_t id;        /* a regular file (MISS) or a directory (TOUCH) */
+	uint32_t kind;
+} __attribute__((packed));
+
+enum rfs_mode { RFS_NONE = 0, RFS_PRIORITY, RFS_LAZY, RFS_EAGER };
+const char *rfs_mode_name(enum rfs_mode m);
+int rfs_mode_parse(const char *s, enum rfs_mode *ret);
+
+/* ---- source ---- */
+struct rfs_sender;
+/* Walks dir and starts sending on c (a thread), the working set taken from
+ * the frozen tree under root.  The channel stays the caller's. */
+int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_t root, struct rfs_sender **ret);
+/* 0 once the destination said DONE; -ETIMEDOUT after timeout_ms; the sender's error */
+int rfs_send_wait(struct rfs_sender *s, int timeout_ms);
+/* stop (shuts the channel down) and join the thread; NULL is fine */
+void rfs_send_stop(struct rfs_sender *s);
+void rfs_send_free(struct rfs_sender *s); /* stops it first */
+/* {mode, files, bytes, sent_by_priority{why: {files, bytes}}, misses, working_set_ready_ms,
+ *  done_ms (from t0, ns clock), destination{...}} */
+json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0);
+/* one line for the progress display: "files 120/3000 (12.0/200.0 MiB)" */
+void rfs_send_progress(struct rfs_sender *s, char *buf, size_t len);
+
+/* ---- destination ---- */
+struct rfs_receiver;
+/* Receives into root (made here, must not exist). */
+int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret);
+/* every file arrived (0), -ETIMEDOUT after timeout_ms, or the receiver's error */
+int rfs_recv_wait_all(struct rfs_receiver *r, int timeout_ms);
+void rfs_recv_free(struct rfs_receiver *r);
+/* after DONE was sent: stats the destination gave */
+json_t *rfs_recv_stats(struct rfs_receiver *r);
+uint64_t rfs_recv_bytes(struct rfs_receiver *r);

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sock_diag (inet_diag) reader: state, addresses, queues and inode of every
+ * TCP or UDP socket of this network namespace.  The dump matches a tree's
+ * socket fds to these by inode.
+ */
+#define LOG_PREFIX "inet-diag: "
+#include "net/inet.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+struct list {
+	struct inet_sk_diag *v;
+	size_t n, cap;
+	int protocol;
+};
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	uint8_t *shut = data;
+	if (mnl_attr_get_type(a) == INET_DIAG_SHUTDOWN && mnl_attr_get_payload_len(a) >= 1)
+		*shut = *(const uint8_t *)mnl_attr_get_payload(a);
+	return MNL_CB_OK;
+}
+
+static int msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct list *l = data;
+	const struct inet_diag_msg *m = mnl_nlmsg_get_payload(nlh);
+
+	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*m))
+		return MNL_CB_ERROR;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	struct inet_sk_diag *s = &l->v[l->n++];
+	memset(s, 0, sizeof(*s));
+	s->family = m->idiag_family;
+	s->protocol = l->protocol;
+	s->state = m->idiag_state;
+	memcpy(s->src, m->id.idiag_src, 16);
+	memcpy(s->dst, m->id.idiag_dst, 16);
+	s->sport = ntohs(m->id.idiag_sport);
+	s->dport = ntohs(m->id.idiag_dport);
+	s->ifindex = m->id.idiag_if;
+	s->rqueue = m->idiag_rqueue;
+	s->wqueue = m->idiag_wqueue;
+	s->ino = m->idiag_inode;
+	mnl_attr_parse(nlh, sizeof(*m), attr_cb, &s->shutdown);
+	return MNL_CB_OK;
+}
+
+int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE > 32768 ? MNL_SOCKET_BUFFER_SIZE : 32768];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	struct list l = { .protocol = protocol };
+	unsigned seq = (unsigned)time(NULL), port;
+	int r = 0;
+
+	if (!nl)
+		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = dm_fail(neg_errno(), "sock_diag: bind: %m");
+		goto out;
+	}
+	port = mnl_socket_get_portid(nl);
+
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = (uint8_t)family;
+	req->sdiag_protocol = (uint8_t)protocol;
+	req->idiag_states = ~0U;
+	req->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = dm_fail(neg_errno(), "sock_diag: send: %m");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0) {
+			r = dm_fail(neg_errno(), "sock_diag: receive: %m");
+			goto out;
+		}
+		int cr = mnl_cb_run(buf, (size_t)n, seq, port, msg_cb, &l);
+		if (cr == MNL_CB_STOP)
+			break;
+		if (cr < 0) {
+			/* a kernel without UDP diag (CONFIG_INET_UDP_DIAG) answers ENOENT */
+			r = dm_fail(errno ? neg_errno() : -EPROTO, "sock_diag of %s %s sockets: %m",
+				    family == AF_INET6 ? "IPv6" : "IPv4", protocol == IPPROTO_UDP ? "UDP" : "TCP");
+			goto out;
+		}
+	}
+out:
+	mnl_socket_close(nl);
+	if (r < 0) {
+		free(l.v);
+		return r;
+	}
+	*ret = l.v;
+	*ret_n = l.n;
+	return 0;
+}
+
+const char *inet_state_name(unsigned state)
+{
+	static const char *const names[] = {
+		[1] = "ESTABLISHED", [2] = "SYN_SENT", [3] = "SYN_RECV", [4] = "FIN_WAIT1",
+		[5] = "FIN_WAIT2", [6] = "TIME_WAIT", [7] = "CLOSE", [8] = "CLOSE_WAIT",
+		[9] = "LAST_ACK", [10] = "LISTEN", [11] = "CLOSING", [12] = "NEW_SYN_RECV",
+	};
+	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown state";
+}

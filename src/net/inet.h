@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP and UDP sockets seen from outside: the sock_diag reader (inet-diag.c)
+ * and the network lock (netlock.c).  docs/net.md, "Sockets and the network
+ * lock", says how the dump and the restore use them.
+ *
+ * Both work in the caller's network namespace (a sock_diag socket and an
+ * nft run see the namespace of the thread that makes them): to look into
+ * a container's namespace, setns() into it first.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One socket as sock_diag reports it. */
+struct inet_sk_diag {
+	int family;             /* AF_INET, AF_INET6 */
+	int protocol;           /* IPPROTO_TCP, IPPROTO_UDP */
+	uint8_t state;          /* TCP_* (UDP: TCP_CLOSE, or TCP_ESTABLISHED when connected) */
+	uint8_t shutdown;       /* RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2 */
+	uint8_t src[16], dst[16]; /* network order; AF_INET: the first 4 bytes */
+	uint16_t sport, dport;  /* host order */
+	uint32_t ifindex;       /* SO_BINDTODEVICE, 0 if none */
+	uint32_t rqueue;        /* LISTEN: connections not yet accepted; TCP: unread bytes; UDP: memory queued */
+	uint32_t wqueue;        /* LISTEN: the backlog; TCP: unacknowledged bytes; UDP: memory queued */
+	uint64_t ino;
+};
+
+/*
+ * Every socket of family (AF_INET / AF_INET6) and protocol (IPPROTO_TCP /
+ * IPPROTO_UDP) in this network namespace, in every state.  *ret malloc'd
+ * (NULL when *ret_n is 0).  -errno, dm_fail'ed.
+ */
+int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
+
+/* "ESTABLISHED", "LISTEN", ... for a TCP_* state. */
+const char *inet_state_name(unsigned state);
+
+/* One TCP connection to block: its local and remote ends. */
+struct netlock_conn {
+	int family;             /* AF_INET, AF_INET6 (a v4-mapped address is blocked as IPv4) */
+	uint8_t src[16], dst[16];
+	uint16_t sport, dport;
+};
+
+/*
+ * The network lock, an nftables table of family inet named name, whose
+ * input and output chains (priority -400: before conntrack) drop every
+ * packet of the given TCP connections both ways: nothing the peer sends is
+ * acknowledged, nothing (data, RST, FIN) reaches it.  Installing replaces a
+ * table of that name in one nft transaction (no gap when the restore takes
+ * over the dump's lock).  The table outlives the process: `checkpoint`
+ * leaves it for the restore to remove.  -errno, dm_fail'ed (nft's message).
+ */
+int netlock_conns(const char *name, const struct netlock_conn *c, size_t n);
+/* The whole network namespace (a container's): every packet in or out is dropped. */
+int netlock_netns(const char *name);
+/* Remove the lock; 0 when there is none. */
+int netlock_unlock(const char *name);
+/* Is there a lock of that name in this namespace? */
+bool netlock_exists(const char *name);
+/* The nft script of netlock_conns() (or of netlock_netns() with c == NULL); malloc'd. */
+char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, bool netns);
