@@ -629,14 +629,53 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 	return 0;
 }
 
+/* `ip -j ARGS...` (in pid's network namespace when pid > 0) as JSON */
+static json_t *ip_json(pid_t pid, const char *const argv[])
+{
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	json_error_t je;
+	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, &out)
+			: run(argv, NULL, 0, &out, &err);
+
+	if (r) {
+		if (r > 0)
+			dm_fail(-EIO, "%s %s: %s", argv[0], argv[2], err ? err : "failed");
+		return NULL;
+	}
+	json_t *j = json_loads(out, 0, &je);
+	if (!json_is_array(j)) {
+		json_decref(j);
+		dm_fail(-EBADMSG, "%s %s: not a JSON array", argv[0], argv[2]);
+		return NULL;
+	}
+	return j;
+}
+
+/* The other end of the container's veth in our network namespace: its
+ * ifindex is the container end's link_index, and its own link_index is the
+ * container end's ifindex. */
+static json_t *veth_peer(json_t *ours, json_t *ctr_if)
+{
+	json_int_t want = json_integer_value(json_object_get(ctr_if, "link_index"));
+	json_int_t back = json_integer_value(json_object_get(ctr_if, "ifindex"));
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(ours, i, e)
+		if (json_integer_value(json_object_get(e, "ifindex")) == want &&
+		    json_integer_value(json_object_get(e, "link_index")) == back)
+			return e;
+	return NULL;
+}
+
 static int record_net(struct runc_ct *ct)
 {
-	static const char *const addr[] = { "ip", "-j", "addr", "show", NULL };
-	static const char *const route[] = { "ip", "-o", "route", "show", "table", "all", NULL };
-	_cleanup_free_ char *out = NULL, *rout = NULL;
+	static const char *const addr[] = { "ip", "-j", "-d", "addr", "show", NULL };
+	static const char *const route[] = { "ip", "-o", "route", "show", NULL };
+	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
+	_cleanup_free_ char *rout = NULL;
 	Dm__Container *m = ct->msg;
-	json_error_t je;
-	json_t *ifs, *e;
+	json_t *ifs, *ours, *e;
 	size_t i;
 	bool own_netns = false;
 	int r;
@@ -644,14 +683,15 @@ static int record_net(struct runc_ct *ct)
 	for (size_t k = 0; k < m->n_namespaces; k++)
 		if (!strcmp(m->namespaces[k]->type, "net"))
 			own_netns = !m->namespaces[k]->path;
-	r = in_ns(ct->pid, "net", exec_ip, (void *)addr, &out);
-	if (r < 0)
-		return r;
-	ifs = json_loads(out, 0, &je);
-	if (!json_is_array(ifs)) {
+	ifs = ip_json(ct->pid, addr);
+	if (!ifs)
+		return -EIO;
+	ours = own_netns ? ip_json(0, links) : json_array();
+	if (!ours) {
 		json_decref(ifs);
-		return dm_fail(-EBADMSG, "container '%s': ip -j addr: not a JSON array", ct->id);
+		return -EIO;
 	}
+	r = 0;
 	json_array_foreach(ifs, i, e) {
 		Dm__ContainerNetIf *nif = xmalloc(sizeof(*nif));
 		json_t *a, *flags = json_object_get(e, "flags");
@@ -665,16 +705,37 @@ static int record_net(struct runc_ct *ct)
 		json_array_foreach(flags, k, a)
 			if (json_is_string(a) && !strcmp(json_string_value(a), "UP"))
 				nif->has_up = nif->up = true;
+		const char *kind = jstr(json_object_get(e, "linkinfo"), "info_kind");
+		if (kind)
+			nif->kind = xstrdup(kind);
 		json_array_foreach(json_object_get(e, "addr_info"), k, a) {
-			const char *l = jstr(a, "local");
-			if (l)
+			const char *l = jstr(a, "local"), *scope = jstr(a, "scope");
+			/* link-local IPv6 comes back by itself */
+			if (l && !(scope && !strcmp(scope, "link") && strchr(l, ':')))
 				APPEND(nif->addrs, nif->n_addrs,
 				       xasprintf("%s/%lld", l, (long long)json_integer_value(
 								       json_object_get(a, "prefixlen"))));
 		}
 		APPEND(m->interfaces, m->n_interfaces, nif);
+		if (!own_netns || !strcmp(nif->name, "lo") || r < 0)
+			continue;
+		/* runc makes an empty network namespace: what is in it now must be
+		 * made again, which we can for a veth whose other end is ours */
+		json_t *peer = kind && !strcmp(kind, "veth") ? veth_peer(ours, e) : NULL;
+		if (!peer) {
+			r = dm_fail(-ENOTSUP, "container '%s': network interface %s (%s) is in the network "
+				    "namespace runc made and is not a veth whose other end is in ours: it "
+				    "would not come back", ct->id, nif->name, kind ? kind : "no kind");
+			continue;
+		}
+		nif->peer_name = xstrdup(jstr(peer, "ifname") ? jstr(peer, "ifname") : "?");
+		if (jstr(peer, "master"))
+			nif->peer_master = xstrdup(jstr(peer, "master"));
 	}
 	json_decref(ifs);
+	json_decref(ours);
+	if (r < 0)
+		return r;
 	r = in_ns(ct->pid, "net", exec_ip, (void *)route, &rout);
 	if (r < 0)
 		return r;
@@ -685,12 +746,6 @@ static int record_net(struct runc_ct *ct)
 		if (*s)
 			APPEND(m->routes, m->n_routes, xstrdup(s));
 	}
-	/* runc makes a network namespace of its own with lo only: more would be lost */
-	for (size_t k = 0; own_netns && k < m->n_interfaces; k++)
-		if (strcmp(m->interfaces[k]->name, "lo"))
-			return dm_fail(-ENOTSUP, "container '%s': network interface %s is in the network "
-				       "namespace runc made: it would not come back", ct->id,
-				       m->interfaces[k]->name);
 	return 0;
 }
 
@@ -992,10 +1047,73 @@ static int set_hostname(void *arg)
 	return 0;
 }
 
+static int ip_in(pid_t pid, const char *const argv[])
+{
+	_cleanup_free_ char *err = NULL;
+	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : run(argv, NULL, 0, NULL, &err);
+	if (r > 0)
+		return dm_fail(-EIO, "ip %s %s %s: %s", argv[1], argv[2], argv[3] ? argv[3] : "",
+			       err ? err : "failed");
+	return r;
+}
+
+/*
+ * The container's veths, as they were: its end with its name, MAC, MTU and
+ * addresses, up, its routes; our end with its name, on the bridge it was on.
+ */
+static int put_back_net(const Dm__Container *m, pid_t pid)
+{
+	char pidstr[16], mtu[16];
+	int r = 0;
+
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		if (!n->peer_name)
+			continue;
+		r = ip_in(0, (const char *const[]){ "ip", "link", "add", n->peer_name, "type", "veth", "peer",
+						   "name", n->name, "netns", pidstr, NULL });
+		if (r >= 0 && n->mac)
+			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "address", n->mac,
+							     NULL });
+		snprintf(mtu, sizeof(mtu), "%u", n->mtu);
+		if (r >= 0 && n->has_mtu && n->mtu)
+			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "mtu", mtu, NULL });
+		for (size_t k = 0; k < n->n_addrs && r >= 0; k++)
+			r = ip_in(pid, (const char *const[]){ "ip", "addr", "add", n->addrs[k], "dev", n->name,
+							     strchr(n->addrs[k], ':') ? "nodad" : NULL, NULL });
+		if (r >= 0 && n->up)
+			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "up", NULL });
+		if (r >= 0 && n->peer_master)
+			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "master",
+							   n->peer_master, NULL });
+		if (r >= 0)
+			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "up", NULL });
+	}
+	/* routes the kernel did not make with the addresses */
+	for (size_t i = 0; i < m->n_routes && r >= 0; i++) {
+		const char *rt = m->routes[i];
+		if (strstr(rt, " proto kernel "))
+			continue;
+		_cleanup_free_ char *line = xstrdup(rt);
+		const char *argv[64] = { "ip", "route", "replace" };
+		size_t n = 3;
+		for (char *tok = strtok(line, " \t"); tok && n < ARRAY_SIZE(argv) - 1; tok = strtok(NULL, " \t"))
+			argv[n++] = tok;
+		argv[n] = NULL;
+		r = ip_in(pid, argv);
+	}
+	return r;
+}
+
 /* What runc made from the config but the container had changed since. */
 static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	int r;
+
+	r = put_back_net(m, s->pid);
+	if (r < 0)
+		return r;
 
 	if (m->hostname) {
 		r = in_ns(s->pid, "uts", set_hostname, m->hostname, NULL);

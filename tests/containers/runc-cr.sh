@@ -24,7 +24,11 @@
 #               the container runs on, thawed
 #   refused-ns  SysV shared memory in its IPC namespace, then a tmpfs mounted
 #               at run time: each refused, named, the container runs on
-#   refused-net an interface added to the network namespace runc made: refused
+#   refused-net a veth in the network namespace runc made whose other end is
+#               in a third namespace: refused, named
+#   net         a veth whose other end is on a bridge of ours (CNI's way): its
+#               name, MAC, MTU, address and default route are back, our end
+#               on the bridge, and it answers a ping
 #   host-file   its stdout a file of the host (no path to it inside): refused
 #   bad-image   a restore from a corrupted image, or from a bundle that is not
 #               there, fails naming it and leaves no container, no config copy
@@ -54,12 +58,15 @@ R=(runc --root "$ROOT")
 passed=0 failed=0 skipped=0
 IDS=()
 EXECS=()
+NETNS=()
+BRIDGES=()
 
 cleanup() {
 	local id
 	for p in "${EXECS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for id in "${IDS[@]}"; do "${R[@]}" delete -f "$id" >/dev/null 2>&1; done
-	ip link del "dmp$$" 2>/dev/null
+	for n in "${NETNS[@]}"; do ip netns del "$n" 2>/dev/null; done
+	for n in "${BRIDGES[@]}"; do ip link del "$n" 2>/dev/null; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -259,13 +266,40 @@ case_refused_net() {
 	local id=dmnet$$ pid
 	start "$id" || { bad refused-net "the container does not count"; return; }
 	pid=$(init_pid "$id")
-	# an interface added after runc made the network namespace (as CNI does)
-	ip link add "dmd$$" type veth peer name "dmp$$" && ip link set "dmd$$" netns "$pid" ||
+	# a veth whose other end is in a third network namespace: not ours to make
+	ip netns add "dmx$$" && NETNS+=("dmx$$") &&
+		ip link add "dmd$$" type veth peer name "dmp$$" netns "dmx$$" && ip link set "dmd$$" netns "$pid" ||
 		{ bad refused-net "ip link"; return; }
-	expect_refused refused-net "$id" "network interface dmd$$ is in the network namespace runc made" || return
-	ip link del "dmp$$" 2>/dev/null
+	expect_refused refused-net "$id" "network interface dmd$$ \\(veth\\) is in the network namespace runc made and is not a veth whose other end is in ours" || return
 	"${R[@]}" delete -f "$id" >/dev/null 2>&1
 	ok refused-net
+}
+
+# its veth (the other end on a bridge of ours, as CNI's bridge plugin does)
+# comes back: name, MAC, MTU, address, route, our end on the bridge
+case_net() {
+	local id=dmvn$$ img=$WORK/img-net pid out before after br=dmb$$ h=dmh$$
+	start "$id" || { bad net "the container does not count"; return; }
+	pid=$(init_pid "$id")
+	ip link add "$br" type bridge && BRIDGES+=("$br") && ip addr add 10.213.77.1/24 dev "$br" &&
+		ip link set "$br" up && ip link add "$h" type veth peer name eth0 netns "$pid" &&
+		ip link set "$h" master "$br" up && nsenter --net="/proc/$pid/ns/net" sh -c "
+			ip link set eth0 address 02:00:0a:d5:4d:02 mtu 1400 && ip addr add 10.213.77.2/24 dev eth0 &&
+			ip link set eth0 up && ip route add default via 10.213.77.1" || { bad net "network setup"; return; }
+	busybox ping -c 1 -W 5 10.213.77.2 >/dev/null || { bad net "no answer before the checkpoint"; return; }
+	view() { nsenter --net="/proc/$1/ns/net" sh -c 'ip -br link show eth0 | sed "s/@if[0-9]*//" | tr -s " "
+		ip -o -4 addr show dev eth0 | awk "{print \$4}"; ip link show eth0 | grep -o "mtu [0-9]*"; ip route show default'; }
+	before=$(view "$pid")
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) || { bad net "checkpoint: $out"; return; }
+	ip link show "$h" >/dev/null 2>&1 && { bad net "our end outlived the container"; return; }
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad net "restore: $out"; return; }
+	pid=$(init_pid "$id")
+	after=$(view "$pid")
+	[[ $before == "$after" ]] || { bad net "eth0 differs: before: $(echo $before) after: $(echo $after)"; return; }
+	[[ $(ip -j link show "$h" | jq -r '.[0].master') == "$br" ]] || { bad net "our end is not on $br"; return; }
+	busybox ping -c 1 -W 5 10.213.77.2 >/dev/null || { bad net "no answer after the restore"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok net
 }
 
 case_host_file() {
@@ -346,6 +380,7 @@ want refused && case_refused
 want not-tree && case_not_tree
 want refused-ns && case_refused_ns
 want refused-net && case_refused_net
+want net && case_net
 want host-file && case_host_file
 want bad-image && case_bad_image
 want lazy && case_lazy
