@@ -328,9 +328,16 @@ t_migrate() {
 	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
 	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
 	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" hostname "moved-$1" || { result FAIL $t "hostname"; return; }
+	# the value before the migration (the file is rewritten each tick: read
+	# until it holds a number); far enough from 1 that a counter started
+	# again would show
+	wait_until 30 sh -c "v=\$(cat '$b/rootfs/tmp/counter'); [ \"\$v\" -ge 5 ] 2>/dev/null" ||
+		{ result FAIL $t "the counter does not reach 5"; return; }
+	v0=$(cat "$b/rootfs/tmp/counter")
+	[[ $v0 =~ ^[0-9]+$ ]] || v0=$(cat "$b/rootfs/tmp/counter")
+	[[ $v0 =~ ^[0-9]+$ ]] || v0=5
 	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
 		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
-	v0=$(cat "$b/rootfs/tmp/counter")
 	[[ -z $(ctr_status a "$id") ]] || { result FAIL $t "host a still has it: $(ctr_status a "$id")"; return; }
 	[[ $(ctr_status b "$id") == running ]] || { result FAIL $t "not running in b: $(ctr_status b "$id")"; return; }
 	pid=$(ctr_pid b "$id") || { result FAIL $t "no pid in b"; return; }

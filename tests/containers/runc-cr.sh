@@ -92,6 +92,16 @@ init_pid() { local o; o=$("${R[@]}" state "$1" 2>/dev/null) && jq -r '.pid // 0'
 status_of() { local o; o=$("${R[@]}" state "$1" 2>/dev/null) && jq -r '.status // "none"' <<<"$o" || echo none; }
 confinement() { grep -E '^(CapEff|CapPrm|CapBnd|CapInh|NoNewPrivs|Seccomp|Seccomp_filters):' "/proc/$1/status"; }
 counter() { cat "$B/rootfs/tmp/counter" 2>/dev/null; }
+# the counter as a number (the file is rewritten each tick: a read may find it
+# empty); while the container runs
+counter_now() {
+	local v
+	for _ in $(seq 100); do v=$(counter); [[ $v =~ ^[0-9]+$ ]] && { echo "$v"; return 0; }; sleep 0.02; done
+	return 1
+}
+# after the checkpoint killed it: its last value, or the one read before
+# (killed between the truncation and the write)
+counter_after() { local v; v=$(counter); [[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo "$1"; }
 # cgfile ID CONTROLLER FILE: a v1 cgroup file of the container (v2: the unified one)
 cgfile() {
 	local d
@@ -136,12 +146,13 @@ thawed() {
 source "$REPO/tests/containers/lib.sh"
 
 case_cr() {
-	local id=dmcr$$ img=$WORK/img-cr pid before after v0 v1 out
+	local id=dmcr$$ img=$WORK/img-cr pid before after v0 v1 vb out
 	start "$id" || { bad cr "the container does not count"; return; }
 	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" hostname dm-changed || { bad cr "hostname"; return; }
 	"${R[@]}" exec "$id" sh -c 'echo in-tmpfs >/dev/shm/kept' || { bad cr "tmpfs file"; return; }
 	"${R[@]}" update --memory 67108864 --pids-limit 77 "$id" || { bad cr "runc update"; return; }
 	pid=$(init_pid "$id")
+	vb=$(counter_now)
 	before=$(confinement "$pid")
 	# what is compared is confinement indeed: filter mode, no_new_privs, few caps
 	grep -q $'^Seccomp:\t2' <<<"$before" && grep -q $'^NoNewPrivs:\t1' <<<"$before" &&
@@ -150,7 +161,7 @@ case_cr() {
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
 		{ bad cr "checkpoint: $out"; return; }
 	[[ $(status_of "$id") == none ]] || { bad cr "the container is still there after the checkpoint: $(status_of "$id") $out"; return; }
-	v0=$(counter)
+	v0=$(counter_after "$vb")
 	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad cr "restore: $out"; return; }
 	[[ $(status_of "$id") == running ]] || { bad cr "runc state: $(status_of "$id")"; return; }
 	pid=$(init_pid "$id")
@@ -338,11 +349,12 @@ case_bad_image() {
 }
 
 case_lazy() {
-	local id=dmlz$$ v0 v1 out
+	local id=dmlz$$ v0 v1 vb out
 	start "$id" || { bad lazy "the container does not count"; return; }
+	vb=$(counter_now)
 	out=$("$DM" checkpoint "runc:$id" --lazy --runc-root "$ROOT" --images "$WORK/img-lazy" 2>&1) ||
 		{ bad lazy "checkpoint --lazy: $out"; return; }
-	v0=$(counter)
+	v0=$(counter_after "$vb")
 	out=$("$DM" restore --lazy --images "$WORK/img-lazy" --runc-root "$ROOT" 2>&1) ||
 		{ bad lazy "restore --lazy: $out"; return; }
 	[[ $(status_of "$id") == running ]] || { bad lazy "runc state: $(status_of "$id")"; return; }
@@ -354,15 +366,16 @@ case_lazy() {
 }
 
 case_chain() {
-	local id=dmch$$ id2=dmch2$$ v0 v1 out
+	local id=dmch$$ id2=dmch2$$ v0 v1 vb out
 	start "$id" || { bad chain "the container does not count"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$WORK/img-ch1" 2>&1) &&
 		out=$("$DM" restore --images "$WORK/img-ch1" --runc-root "$ROOT" 2>&1) ||
 		{ bad chain "first checkpoint/restore: $out"; return; }
 	IDS+=("$id2")
+	vb=$(counter_now)
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$WORK/img-ch2" 2>&1) ||
 		{ bad chain "checkpoint of the restored container: $out"; return; }
-	v0=$(counter)
+	v0=$(counter_after "$vb")
 	out=$("$DM" restore --images "$WORK/img-ch2" --runc-root "$ROOT" --name "$id2" 2>&1) ||
 		{ bad chain "restore --name: $out"; return; }
 	[[ $(status_of "$id2") == running ]] || { bad chain "$id2 is $(status_of "$id2")"; return; }
