@@ -22,8 +22,9 @@
 #   not-tree    a process of `runc exec` (its parent is runc, or the host's
 #               reaper once runc goes: never below the init): refused, named,
 #               the container runs on, thawed
-#   refused-ns  SysV shared memory in its IPC namespace, then a tmpfs mounted
-#               at run time: each refused, named, the container runs on
+#   refused-ns  SysV shared memory in its IPC namespace, a POSIX message
+#               queue, then a tmpfs mounted at run time: each refused, named,
+#               the container runs on
 #   refused-net a veth in the network namespace runc made whose other end is
 #               in a third namespace: refused, named
 #   net         a veth whose other end is on a bridge of ours (CNI's way): its
@@ -266,6 +267,15 @@ case_refused_ns() {
 	nsenter --ipc="/proc/$pid/ns/ipc" ipcmk -M 4096 >/dev/null || { bad refused-ns "ipcmk"; return; }
 	expect_refused refused-ns "$id" "container '$id' holds a SysV shm \\(key [0-9-]+, id [0-9]+\\).*not restored" || return
 	nsenter --ipc="/proc/$pid/ns/ipc" ipcrm -a
+	# a POSIX message queue (mq_open through the host's python3 and libc)
+	nsenter --ipc="/proc/$pid/ns/ipc" python3 -c "
+import ctypes, os, sys
+libc = ctypes.CDLL('libc.so.6', use_errno=True)
+sys.exit(0 if libc.mq_open(b'/dmq', os.O_CREAT | os.O_RDWR, 0o600, None) >= 0 else 1)" ||
+		{ bad refused-ns "mq_open"; return; }
+	expect_refused refused-ns "$id" "container '$id' holds a POSIX message queue /dmq in its IPC namespace" || return
+	nsenter --ipc="/proc/$pid/ns/ipc" python3 -c "
+import ctypes; ctypes.CDLL('libc.so.6').mq_unlink(b'/dmq')"
 	# a mount made at run time: not in the config, runc would not make it
 	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" mount -t tmpfs none /srv || { bad refused-ns "mount"; return; }
 	expect_refused refused-ns "$id" "tmpfs mount at /srv was made at run time" || return
