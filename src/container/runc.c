@@ -968,7 +968,7 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, const cha
 		if (have >> i & 1)
 			json_array_append_new(caps, json_string(all_caps[i]));
 	json_object_set_new(proc, "capabilities",
-			    json_pack("{s:O,s:O,s:O,s:O,s:O}", "bounding", caps, "effective", caps,
+			    json_pack("{s:O,s:O,s:O,s:O,s:o}", "bounding", caps, "effective", caps,
 				      "permitted", caps, "inheritable", caps, "ambient", json_array()));
 	json_decref(caps);
 	json_t *lx = json_object_get(c, "linux");
