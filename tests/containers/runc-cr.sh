@@ -234,8 +234,17 @@ case_not_tree() {
 	"${R[@]}" exec "$id" sleep 1000 </dev/null >/dev/null 2>&1 &
 	EXECS+=($!)
 	disown $!
-	for _ in $(seq 100); do pgrep -x sleep -P "$(init_pid "$id")" >/dev/null; \
-		[[ $(wc -l <"$(jq -r '.cgroup_paths.freezer // .cgroup_paths[""]' "$ROOT/$id/state.json")/cgroup.procs") -ge 3 ]] && break; sleep 0.05; done
+	# until `sleep 1000` is in the container's cgroup
+	local cg p found=0
+	cg=$(jq -r '.cgroup_paths.freezer // .cgroup_paths[""]' "$ROOT/$id/state.json")
+	for _ in $(seq 200); do
+		for p in $(cat "$cg/cgroup.procs"); do
+			[[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == "sleep 1000 " ]] && found=1
+		done
+		((found)) && break
+		sleep 0.05
+	done
+	((found)) || { bad not-tree "runc exec sleep 1000 did not start"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1)
 	if (($? == 0)); then bad not-tree "the checkpoint succeeded"; return; fi
 	grep -Eq 'process [0-9]+ \(sleep\) is in container .* not below its init' <<<"$out" ||
