@@ -214,7 +214,8 @@ case_refused() {
 		"$B/config.json" >"$b2/config.json"
 	start "$id" "$b2" || { bad refused "the container does not count"; return; }
 	pid=$(init_pid "$id")
-	for _ in $(seq 100); do pgrep -P "$pid" -x uevent >/dev/null && break; sleep 0.05; done
+	for _ in $(seq 200); do pgrep -P "$pid" -x uevent >/dev/null && break; sleep 0.05; done
+	pgrep -P "$pid" -x uevent >/dev/null || { bad refused "uevent did not start"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1)
 	if (($? == 0)); then bad refused "the checkpoint succeeded"; return; fi
 	grep -Eq 'unsupported fd [0-9]+ of process [0-9]+.*NETLINK' <<<"$out" ||
