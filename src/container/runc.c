@@ -251,7 +251,10 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	}
 	json_t *paths = json_object_get(ct->state, "cgroup_paths");
 	const char *fz = paths ? jstr(paths, "freezer") : NULL, *v2 = paths ? jstr(paths, "") : NULL;
-	if (fz && file_exists(fz, "freezer.state"))
+	/* tests: the v2 path on a hybrid host (runc puts the container in both) */
+	const char *force = getenv("DMIGRATE_TEST_FREEZER");
+	bool want_v2 = force && !strcmp(force, "v2");
+	if (fz && file_exists(fz, "freezer.state") && !want_v2)
 		ct->freezer = xstrdup(fz);
 	else if (v2 && file_exists(v2, "cgroup.freeze"))
 		ct->cg2 = xstrdup(v2);

@@ -53,6 +53,8 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 		json_object_set_new(c, "runtime", json_string(ct->runtime));
 		json_object_set_new(c, "id", json_string(ct->id));
 		json_object_set_new(c, "bundle", json_string(ct->bundle));
+		if (ct->cgroup_freezer)
+			json_object_set_new(c, "freezer", json_string(ct->cgroup_freezer));
 		if (ct->hostname)
 			json_object_set_new(c, "hostname", json_string(ct->hostname));
 		for (size_t i = 0; i < ct->n_namespaces; i++)

@@ -35,6 +35,8 @@
 #               there, fails naming it and leaves no container, no config copy
 #   lazy        checkpoint --lazy, restore --lazy (pages served after the
 #               resume from the image): it runs on from where it was
+#   freezer-v2  the same with cgroup.freeze (v2) forced (runc chose v1 here):
+#               --leave-running leaves it thawed, a restore goes on counting
 #   chain       a restored container checkpointed again (from runc's copy of
 #               its config) and restored under another name (--name)
 # Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
@@ -131,17 +133,19 @@ counter_moves_from() {
 	return 1
 }
 
-# the freezer (v1) or cgroup.freeze (v2) of a container says it runs
+# the freezer (v1) and cgroup.freeze (v2) of a container say it runs
 thawed() {
 	local st p
 	st=$(cat "$ROOT/$1/state.json")
 	p=$(jq -r '.cgroup_paths.freezer // empty' <<<"$st")
 	if [[ -n $p && -e $p/freezer.state ]]; then
-		[[ $(cat "$p/freezer.state") == THAWED ]]
-	else
-		p=$(jq -r '.cgroup_paths[""]' <<<"$st")
-		grep -q '^frozen 0' "$p/cgroup.events"
+		[[ $(cat "$p/freezer.state") == THAWED ]] || return 1
 	fi
+	p=$(jq -r '.cgroup_paths[""] // empty' <<<"$st")
+	if [[ -n $p && -e $p/cgroup.events ]]; then
+		grep -q '^frozen 0' "$p/cgroup.events" || return 1
+	fi
+	return 0
 }
 
 source "$REPO/tests/containers/lib.sh"
@@ -385,6 +389,26 @@ case_lazy() {
 	ok lazy
 }
 
+# the v2 freezer (cgroup.freeze), which runc's hybrid mode here does not
+# choose: forced for the test; the container runs on thawed, then moves
+case_v2() {
+	local id=dmv2$$ vb v0 v1 out
+	start "$id" || { bad freezer-v2 "the container does not count"; return; }
+	out=$(DMIGRATE_TEST_FREEZER=v2 "$DM" checkpoint "runc:$id" --runc-root "$ROOT" \
+		--images "$WORK/img-v2a" --leave-running 2>&1) || { bad freezer-v2 "checkpoint: $out"; return; }
+	[[ $(show_freezer "$WORK/img-v2a") == v2 ]] || { bad freezer-v2 "not frozen with v2"; return; }
+	thawed "$id" && [[ $(status_of "$id") == running ]] || { bad freezer-v2 "left frozen"; return; }
+	vb=$(counter_now)
+	out=$(DMIGRATE_TEST_FREEZER=v2 "$DM" checkpoint "runc:$id" --runc-root "$ROOT" \
+		--images "$WORK/img-v2b" 2>&1) || { bad freezer-v2 "checkpoint: $out"; return; }
+	v0=$(counter_after "$vb")
+	out=$("$DM" restore --images "$WORK/img-v2b" --runc-root "$ROOT" 2>&1) || { bad freezer-v2 "restore: $out"; return; }
+	v1=$(counter_moves_from "$v0") && ((v1 > v0)) || { bad freezer-v2 "counter $v0 -> ${v1:-}"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok freezer-v2
+}
+show_freezer() { "$DM" show-image --json "$1" | jq -r '.container.freezer // empty'; }
+
 case_chain() {
 	local id=dmch$$ id2=dmch2$$ v0 v1 vb out
 	start "$id" || { bad chain "the container does not count"; return; }
@@ -417,6 +441,7 @@ want net && case_net
 want host-file && case_host_file
 want bad-image && case_bad_image
 want lazy && case_lazy
+want freezer-v2 && case_v2
 want chain && case_chain
 echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 echo "$passed passed, $failed failed, $skipped skipped"
