@@ -39,6 +39,9 @@
 #   runc/migrate-net-post-copy  the busybox counter with its veth on a's
 #                      bridge, migrated to b: its eth0 has the same MAC there,
 #                      its end is on b's bridge and it answers a ping
+#   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
+#                      container of that ID meanwhile): rolled back, a's runs
+#                      on thawed, b keeps no container of the attempt
 #   runc/migrate-refused  host b's runc has a container of that ID: refused at
 #                      START, named, before the freeze; a's runs on
 #   testbed/cleanup    (always last) a container left running in host a:
@@ -378,6 +381,48 @@ t_migrate_net() {
 	result PASS $t
 }
 
+# the destination's restore fails after the freeze (its runc got a container
+# of that ID meanwhile: made while dmigrated pauses after the state): the
+# migration rolls back, a's container runs on, thawed, counting, and b keeps
+# nothing of the attempt (no other container, no config copy)
+t_migrate_rollback() {
+	local t=runc/migrate-rollback id=$PREFIX-mrb b out pid mark=$WORK/mark-rb mpid copies
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b"; return; }
+	mkdir -p "$mark"
+	ctr_host b env DMIGRATE_TEST_PAUSE=dst-state-received DMIGRATE_TEST_MARK="$mark" \
+		DMIGRATE_TEST_PAUSE_MS=60000 "$DM" daemon --listen "$(ctr_info b.seg_addr):7071" \
+		--key "$WORK/key" --state-dir "$WORK/dmd2-state" --ready-file "$WORK/dmd2.ready" --once \
+		>"$WORK/dmd2.log" 2>&1 &
+	local dpid=$!
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id")
+	copies=$(ls /run/dmigrate 2>/dev/null | wc -l)
+	wait_until 20 test -s "$WORK/dmd2.ready" || { result FAIL $t "the second dmigrated in b"; return; }
+	ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7071" --key "$WORK/key" \
+		--mode post-copy --quiet >"$WORK/mrb.out" 2>&1 &
+	mpid=$!
+	wait_until 60 test -e "$mark/dst-state-received" || { result FAIL $t "b never paused"; kill $dpid; return; }
+	ctr_runc b run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in b"; return; }
+	touch "$mark/dst-state-received.go"
+	wait "$mpid" && { result FAIL $t "the migration succeeded"; return; }
+	wait "$dpid"
+	grep -q "rolled back" "$WORK/mrb.out" || { result FAIL $t "no rollback: $(cat "$WORK/mrb.out")"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	ctr_delete b "$id"	# the counter is a's alone from here
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	[[ -z $(ctr_runc b list -q) ]] || { result FAIL $t "b's runc keeps: $(ctr_runc b list -q | tr '\n' ' ')"; return; }
+	(($(ls /run/dmigrate 2>/dev/null | wc -l) <= copies)) || { result FAIL $t "a config copy is left"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
 # the destination refuses at START (before the freeze) a container whose ID
 # its runc has already: the source's runs on, same init, counting
 t_migrate_refused() {
@@ -404,8 +449,9 @@ t_migrate_refused() {
 
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx
 	runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy runc/migrate-hybrid
-	runc/migrate-refused runc/migrate-net-post-copy)
+	runc/migrate-refused runc/migrate-net-post-copy runc/migrate-rollback)
 declare -A RUN=(
+	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-post-copy]="t_migrate post-copy"
