@@ -28,6 +28,9 @@
 #   hostile/...    malformed frames, messages, files and images from a broken
 #                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
+#                  sqlite3 writer holding its database's locks on the
+#                  hosts' shared file system: refused, named, it runs on in a
+#                  (post-copy and stop-and-copy only),
 #                  demo's C program: working-set checksum, whole memory checked
 #                  in the background) migrates from a to b in each mode, goes
 #                  on from where it was (counter, host name changes, memory
@@ -230,11 +233,12 @@ start_workload() {
 	case $name in
 	python3) cmd=(python3 "$E2E_DIR/lib/counter.py" "$WL_LOG") ;;
 	forker) cmd=(python3 "$E2E_DIR/lib/forker.py" "$WL_LOG") ;;
+	sqlite) cmd=(python3 "$E2E_DIR/lib/sqlite_writer.py" "$WL_LOG" "$SQL_DIR/wl.sqlite") ;;
 	busybox) cmd=(busybox sh "$E2E_DIR/lib/counter.sh") ;;
 	cprog) cmd=("$WORK/dmigrate-workload" demo-workload --mib 64) ;;
 	cprog256) cmd=("$WORK/dmigrate-workload" demo-workload --mib 256) ;;
 	esac
-	if [[ $name == python3 || $name == forker ]]; then
+	if [[ $name == python3 || $name == forker || $name == sqlite ]]; then
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "${cmd[@]}") || return 1
 	else
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- "${cmd[@]}") || return 1
@@ -378,6 +382,41 @@ test_workload() {	# WORKLOAD MODE
 		result PASS "$t"
 	fi
 	stop_workload
+}
+
+# File locks: python3's sqlite3 writes a database in transactions, holding
+# its POSIX locks most of the time (issue 11: migrated mid-run it died on b
+# with "disk I/O error" when they were dropped).  The test hosts share one
+# file system, as hosts on shared storage do: the source's frozen copy still
+# holds the locks when b would take them, so the migration must fail before
+# the switch-over, naming the lock, and the writer runs on in a with its
+# database intact.  (A copy of the database on b's own disk would not do
+# either: sqlite sees another inode at that path and turns read-only.)
+test_sqlite() {	# MODE
+	local t=work/sqlite/$1 before c
+	selected "$t" || return 0
+	SQL_DIR=$WORK
+	rm -f "$SQL_DIR"/wl.sqlite*
+	if ! start_workload sqlite; then
+		result FAIL "$t" "the workload did not start"
+	else
+		sleep 0.5
+		before=$(last_report)
+		c=${before%% *}
+		if migrate "$1"; then
+			result FAIL "$t" "the migration succeeded although the frozen source holds the database's locks"
+		elif ! grep -q 'lock .*cannot be taken back' "$WORK/migrate.out"; then
+			result FAIL "$t" "the refusal does not name the lock: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		elif ! wait_until 20 reports_from "$PREFIX-a" "$((c + 5))"; then
+			result FAIL "$t" "the writer does not go on in a (last: $(last_report))"
+		elif grep -q BAD "$WL_LOG"; then
+			result FAIL "$t" "the database went wrong: $(grep -m1 BAD "$WL_LOG")"
+		else
+			result PASS "$t"
+		fi
+	fi
+	stop_workload
+	rm -f "$SQL_DIR"/wl.sqlite*
 }
 
 test_zdtm() {	# MODE
@@ -1187,6 +1226,9 @@ for mode in $MODES; do
 		fi
 		test_workload "$w" "$mode"
 	done
+done
+for mode in post-copy stop-and-copy; do
+	test_sqlite "$mode"
 done
 test_vmflags
 test_link_cut_after_switch
