@@ -1083,7 +1083,7 @@ tree_listing() {	# DIR: one line per entry, /out (the workload writes there) lef
 	(cd "$1" && find . -path ./out -prune -o -printf '%P %M %s %U %G %T@ %b %l\n' | sort)
 }
 test_rootfs() {	# MODE
-	local mode=$1 t=rootfs/$1 ainit dest src copy why
+	local mode=$1 t=rootfs/$1 ainit dest src copy why marks=$WORK/marks mpid rc
 	selected "$t" || return 0
 	if [[ ! -x $WORK/rootfs_work ]] && ! cc -static -O2 -o "$WORK/rootfs_work" "$E2E_DIR/lib/rootfs_work.c"; then
 		result FAIL "$t" "cannot build lib/rootfs_work.c (static)"
@@ -1111,7 +1111,20 @@ test_rootfs() {	# MODE
 	fi
 	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
 	src=/proc/$ainit/root$RFS_DIR
-	if ! migrate "$mode" --rootfs-dir "$RFS_DIR"; then
+	# the sender holds everything but the working set and what the tree
+	# misses until the workload has walked /data in b: it resumed before
+	# its files were in, and every file it read was a miss served at once
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	in_host a env DMIGRATE_TEST_PAUSE=src-rootfs-hold DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode "$mode" --rootfs-dir "$RFS_DIR" \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	wait_until 60 grep -q '^walk ' "$WL_LOG"
+	touch "$marks/src-rootfs-hold.go"
+	wait "$mpid"
+	rc=$?
+	if ((rc != 0)); then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif ! wait_until 60 grep -q '^wrote ' "$WL_LOG"; then
 		result FAIL "$t" "the workload did not finish in b: $(tail -n 1 "$WL_LOG")"
@@ -1145,9 +1158,14 @@ j = json.load(open(sys.argv[1]))["rootfs"]
 by = j["sent_by_priority"]
 assert j["files_sent"] == j["files"] and j["files"] > 180, "files %d of %d" % (j["files_sent"], j["files"])
 assert by["working_set"]["files"] >= 3, "working set %s" % by["working_set"]
-assert j["destination"]["files"] == j["files"], "destination %s" % j["destination"]
-print("%d files, %.1f MiB, working set %d files ready at %.0f ms, done at %.0f ms" % (j["files"], j["bytes"] / 1048576,
-      by["working_set"]["files"], j["working_set_ready_ms"], j["done_ms"]))' "$WORK/stats.json" 2>&1); then
+d = j["destination"]
+assert d["files"] == j["files"], "destination %s" % d
+resume = json.load(open(sys.argv[1]))["timestamps"]["resume"]
+assert resume < j["last_file_ms"], "resumed at %.0f ms, after the last file (%.0f ms)" % (resume, j["last_file_ms"])
+assert d["misses"] >= 1 and by["demand"]["files"] >= 1, "no miss served: %s, %s" % (d, by["demand"])
+print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max)" % (
+      j["files"], j["bytes"] / 1048576, by["working_set"]["files"], j["working_set_ready_ms"], resume, j["last_file_ms"],
+      d["misses"], d["miss_wait_max_ms"]))' "$WORK/stats.json" 2>&1); then
 		result FAIL "$t" "stats: $(echo "$why" | tail -n 1)"
 	else
 		log "$t: $why"
@@ -1155,7 +1173,11 @@ print("%d files, %.1f MiB, working set %d files ready at %.0f ms, done at %.0f m
 	fi
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
-	in_host b sh -c 'rm -rf /var/lib/dmigrate/rootfs/*'
+	# dmigrated unmounts the view and removes the copy once the tree is gone
+	if ! wait_until 20 in_host b sh -c '! grep -q dmigrate-rootfs /proc/self/mounts && [ -z "$(ls /var/lib/dmigrate/rootfs)" ]'; then
+		result FAIL "$t/cleanup" "the copy or its view is still in b after the tree ended"
+		in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs/*/root; rm -rf /var/lib/dmigrate/rootfs/*' 2>/dev/null
+	fi
 }
 
 # ---------------------------------------------------------------- main

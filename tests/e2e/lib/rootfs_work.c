@@ -14,6 +14,7 @@
  *                    says "wrote HOST", then sleeps.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -140,7 +141,7 @@ int main(void)
 		printf("walk %s files=%ld ok\n", h, n);
 	int fd = open("/out/written.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, "written on ", 11) != 11 || write(fd, h, strlen(h)) != (ssize_t)strlen(h) || close(fd) < 0)
-		printf("wrote %s BAD\n", h);
+		printf("wrote %s BAD %s\n", h, strerror(errno));
 	else
 		printf("wrote %s\n", h);
 	for (;;)
