@@ -1,0 +1,160 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# The tree's files: copied before the resume (--rootfs eager: every file
+# inside the downtime, the way Podman's export moves a container's changes)
+# against dmigrate's lazy transfers (--rootfs priority: working set first,
+# then what the tree touches, then smallest first; --rootfs lazy: the same
+# lazy view, files in directory order).  A static program chrooted into a
+# rootfs of NDIRS x PER files of mixed sizes (about 235 MB with the
+# defaults: every 13th file 1-3 MiB, the rest below 64 KiB) plus a working
+# set of 3.25 MiB that it keeps open and mapped; after the move it reads
+# the working set back, then walks and checks every file.  Between two test
+# hosts joined by a 1 Gbit/s link (veth + tbf), post-copy.
+#
+#   bench/rootfs-bench.sh [--build DIR] [--modes "eager priority lazy"]
+#                         [--dirs N] [--per N] [--repeat N] [--json FILE]
+#
+# Columns: downtime (freeze -> resumed, dmigrate's), first read (the
+# program's own gap: its last tick before the freeze to its working set
+# read back in host b), files done (the destination has every file, ms
+# from the start), total (the migration's end), misses and the hit rate of
+# the program's opens (destination), bytes of files on the wire.
+# Ratios are computed inside one run only: this machine is shared and noisy.
+set -u -o pipefail
+export LC_ALL=C
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=
+MODES="eager priority lazy"
+NDIRS=20
+PER=60
+REPEAT=1
+JSON=
+PREFIX=dmrfb
+RFS=/var/lib/dmigrate/benchroot
+
+while (($#)); do
+	case $1 in
+	--build) BUILD=$2; shift ;;
+	--modes) MODES=$2; shift ;;
+	--dirs) NDIRS=$2; shift ;;
+	--per) PER=$2; shift ;;
+	--repeat) REPEAT=$2; shift ;;
+	--json) JSON=$2; shift ;;
+	-h | --help) sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "usage: $0 [--build DIR] [--modes ...] [--dirs N] [--per N] [--repeat N] [--json FILE]" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [[ -z $BUILD ]]; then
+	for d in "$REPO/build" /work/build-mig; do [[ -x $d/dmigrate ]] && { BUILD=$d; break; }; done
+fi
+DM=$BUILD/dmigrate
+[[ -x $DM ]] || { echo "no dmigrate in $BUILD" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/dmigrate-rfbench.XXXXXX)
+chmod 755 "$WORK"
+ROWS=$WORK/rows.tsv
+: >"$ROWS"
+DPID= WPID=
+cc -static -O2 -o "$WORK/work" "$REPO/tests/e2e/lib/rootfs_work.c" || exit 1
+
+in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
+wait_grep() { for _ in $(seq 1 1200); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+kill_work() {
+	local init d
+	[[ -n $WPID ]] && kill -KILL "$WPID" 2>/dev/null
+	# its copy in host b: the only process there that is not ours
+	if init=$("$DM" testhost pid --prefix "$PREFIX" b 2>/dev/null); then
+		for d in /proc/[0-9]*; do
+			[[ $d/ns/pid -ef /proc/$init/ns/pid ]] 2>/dev/null || continue
+			[[ $(cat "$d/comm" 2>/dev/null) == work ]] && kill -KILL "${d#/proc/}" 2>/dev/null
+		done
+	fi
+	WPID=
+	# dmigrated unmounts the view and removes the copy once the tree is gone
+	for _ in $(seq 1 200); do
+		in_host b sh -c '[ -z "$(ls /var/lib/dmigrate/rootfs 2>/dev/null)" ]' && break
+		sleep 0.05
+	done
+}
+
+cleanup() {
+	kill_work
+	[[ -n $DPID ]] && kill "$DPID" 2>/dev/null
+	sleep 0.5
+	"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$DM" testhost down --prefix "$PREFIX" >/dev/null 2>&1
+"$DM" testhost up --prefix "$PREFIX" --tbf || exit 1
+"$DM" keygen "$WORK/key" >/dev/null
+DPID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
+	"$DM" daemon --listen 198.18.0.2:7070 --key "$WORK/key" --ready-file "$WORK/ready") || exit 1
+wait_grep . "$WORK/ready" || { echo "dmigrated did not start" >&2; exit 1; }
+echo "# making the rootfs in host a ($NDIRS x $PER files)" >&2
+in_host a python3 "$REPO/tests/e2e/lib/mkrootfs.py" "$RFS" "$WORK/work" "$NDIRS" "$PER" || exit 1
+echo "# rootfs: $(in_host a du -sm "$RFS" | cut -f1) MiB, $(in_host a find "$RFS" -type f | wc -l) files" >&2
+
+run_one() {	# MODE
+	local mode=$1 log=$WORK/work.$RANDOM.log st=$WORK/stats.json
+	: >"$log"
+	WPID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$log" a -- chroot "$RFS" /bin/work) || return 1
+	wait_grep '^ready ' "$log" || return 1
+	local ns
+	ns=$(awk '/^NSpid:/ { print $NF }' "/proc/$WPID/status")
+	if ! in_host a "$DM" migrate "pid:$ns" --to 198.18.0.2:7070 --key "$WORK/key" --mode post-copy \
+		--rootfs-dir "$RFS" --rootfs "$mode" --stats "$st" >"$WORK/migrate.out" 2>&1; then
+		echo "# $mode: migrate failed: $(tail -n 1 "$WORK/migrate.out")" >&2
+		kill_work
+		return 1
+	fi
+	wait_grep '^walk ' "$log"
+	python3 - "$st" "$log" "$mode" >>"$ROWS" <<'PY'
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+log = open(sys.argv[2]).read()
+r = j["rootfs"]; d = r.get("destination", {})
+m = re.search(r"^first-read \S+ (\S+) gap_ms=([0-9.]+)", log, re.M)
+walk = "ok" if re.search(r"^walk \S+ files=\d+ ok", log, re.M) else "BAD"
+hr = d.get("hit_rate")
+print("\t".join([sys.argv[3], "%.0f" % j["downtime_ms"], m.group(2) if m else "-",
+                 "%.0f" % (r["done_ms"] or 0), "%.0f" % j["total_ms"], str(d.get("misses", 0)),
+                 "-" if hr is None else "%.2f" % hr, "%.0f" % (j["bytes"].get("rootfs", 0) / 1048576),
+                 (m.group(1) if m else "?") + "/" + walk]))
+PY
+	kill_work
+}
+
+for ((i = 0; i < REPEAT; i++)); do
+	for mode in $MODES; do
+		echo "# $mode (run $((i + 1)))" >&2
+		run_one "$mode"
+	done
+done
+
+printf '%-9s %9s %11s %11s %9s %7s %6s %9s %s\n' mode downtime_ms first_read_ms files_done_ms total_ms misses hits rootfs_MiB check
+sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok; do
+	printf '%-9s %9s %11s %11s %9s %7s %6s %9s %s\n' "$mode" "$dt" "$fr" "$fd" "$tot" "$mi" "$hr" "$mb" "$ok"
+done
+python3 - "$ROWS" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+def med(mode, col):
+    v = sorted(float(r[col]) for r in rows if r[0] == mode and r[col] not in ("-", ""))
+    return v[len(v) // 2] if v else None
+e, p = med("eager", 1), med("priority", 1)
+if e and p:
+    print("# downtime priority/eager: %.2f; first read priority/eager: %.2f" % (p / e, (med("priority", 2) or 0) / (med("eager", 2) or 1)))
+PY
+if [[ -n $JSON ]]; then
+	python3 - "$ROWS" >"$JSON" <<'PY'
+import json, sys
+keys = ["mode", "downtime_ms", "first_read_ms", "files_done_ms", "total_ms", "misses", "hit_rate", "rootfs_mib", "check"]
+print(json.dumps([dict(zip(keys, l.rstrip("\n").split("\t"))) for l in open(sys.argv[1])], indent=1))
+PY
+fi
