@@ -37,12 +37,14 @@
 #include "restore/restore.h"
 #include "compat.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1286,6 +1288,31 @@ static void drop_kept(struct kept_rootfs *k)
 	free(k->dir);
 }
 
+/*
+ * A daemon that was killed left the lazy views of its trees mounted, dead
+ * (their trees see ENOTCONN): unmount those and remove their copies.  An
+ * eager copy (no view) may still be a running tree's root: it stays.
+ */
+static void sweep_stale_views(const struct mig_daemon_opts *o)
+{
+	_cleanup_free_ char *base = xasprintf("%s/rootfs", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
+	_cleanup_closedir_ DIR *d = opendir(base);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *mnt = xasprintf("%s/%s/root", base, de->d_name);
+		struct stat st;
+		if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+			continue;
+		if (umount2(mnt, MNT_DETACH) < 0)
+			pr_warn("%s: a dead view of a former dmigrated: umount: %m", mnt);
+		_cleanup_free_ char *dir = xasprintf("%s/%s", base, de->d_name);
+		pr_info("removing %s: its view died with a former dmigrated", dir);
+		rm_rf(dir);
+	}
+}
+
 static void sweep_rootfs(void)
 {
 	for (size_t i = 0; i < n_kept;) {
@@ -1368,6 +1395,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_free_ char *incoming = xasprintf("%s/incoming", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
 	if (!o->keep_images)
 		rm_rf(incoming);
+	sweep_stale_views(o);
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;

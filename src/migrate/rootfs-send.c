@@ -674,8 +674,12 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "working_set_ready_ms", s->t_ws_ready ? json_real(ns_to_ms(t0, s->t_ws_ready)) : json_null());
 	json_object_set_new(j, "last_file_ms", s->t_end ? json_real(ns_to_ms(t0, s->t_end)) : json_null());
 	json_object_set_new(j, "done_ms", s->t_done ? json_real(ns_to_ms(t0, s->t_done)) : json_null());
-	if (s->dest)
+	if (s->dest) {
+		/* the tree's view of it: opens that did not wait */
+		json_t *hr = json_object_get(s->dest, "hit_rate");
+		json_object_set_new(j, "hit_rate", hr ? json_incref(hr) : json_null());
 		json_object_set_new(j, "destination", json_incref(s->dest));
+	}
 	pthread_mutex_unlock(&s->lock);
 	return j;
 }
