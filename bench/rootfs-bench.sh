@@ -20,6 +20,9 @@
 # read back in host b), files done (the destination has every file, ms
 # from the start), total (the migration's end), misses and the hit rate of
 # the program's opens (destination), bytes of files on the wire.
+# Then, once every file is in, the read overhead of the lazy view: every
+# file read through it with its page cache dropped, again warm, and from
+# the plain copy beneath it (MiB/s).
 # Ratios are computed inside one run only: this machine is shared and noisy.
 set -u -o pipefail
 export LC_ALL=C
@@ -41,7 +44,7 @@ while (($#)); do
 	--per) PER=$2; shift ;;
 	--repeat) REPEAT=$2; shift ;;
 	--json) JSON=$2; shift ;;
-	-h | --help) sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "usage: $0 [--build DIR] [--modes ...] [--dirs N] [--per N] [--repeat N] [--json FILE]" >&2; exit 2 ;;
 	esac
 	shift
@@ -61,6 +64,54 @@ cc -static -O2 -o "$WORK/work" "$REPO/tests/e2e/lib/rootfs_work.c" || exit 1
 
 in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
 wait_grep() { for _ in $(seq 1 1200); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# the program's copy in host b (pid here): the only process named work there
+dest_pid() {
+	local init d
+	init=$("$DM" testhost pid --prefix "$PREFIX" b 2>/dev/null) || return 1
+	for d in /proc/[0-9]*; do
+		[[ $d/ns/pid -ef /proc/$init/ns/pid ]] 2>/dev/null || continue
+		[[ $(cat "$d/comm" 2>/dev/null) == work ]] && { echo "${d#/proc/}"; return 0; }
+	done
+	return 1
+}
+
+# Reads of every file once all have arrived: through the lazy view with its
+# page cache dropped first (fadvise DONTNEED: every read goes to dmigrated),
+# through the view again (page cache warm), and from the plain copy under it.
+read_overhead() {	# MODE
+	local dp init
+	dp=$(dest_pid) || return 0
+	init=$("$DM" testhost pid --prefix "$PREFIX" b) || return 0
+	python3 - "/proc/$dp/root" /proc/"$init"/root/var/lib/dmigrate/rootfs "$1" >>"$WORK/overhead.tsv" <<'PY'
+import os, sys, time
+view, base, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+data = os.path.join(base, os.listdir(base)[0], "data")
+files = []
+for d, _, fs in os.walk(data):
+    for f in fs:
+        p = os.path.join(d, f)
+        if os.path.isfile(p) and not os.path.islink(p):
+            files.append(os.path.relpath(p, data))
+def read_all(root, drop):
+    n, t = 0, time.monotonic()
+    for f in files:
+        fd = os.open(os.path.join(root, f), os.O_RDONLY)
+        if drop:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            n += len(b)
+        os.close(fd)
+    return n / 1048576 / (time.monotonic() - t)
+cold = read_all(view, True)
+warm = read_all(view, False)
+plain = read_all(data, False)
+print("%s\t%d\t%.0f\t%.0f\t%.0f" % (mode, len(files), cold, warm, plain))
+PY
+}
 
 kill_work() {
 	local init d
@@ -114,6 +165,7 @@ run_one() {	# MODE
 		return 1
 	fi
 	wait_grep '^walk ' "$log"
+	[[ $mode != eager ]] && read_overhead "$mode"
 	python3 - "$st" "$log" "$mode" >>"$ROWS" <<'PY'
 import json, re, sys
 j = json.load(open(sys.argv[1]))
@@ -141,6 +193,13 @@ printf '%-9s %9s %11s %11s %9s %7s %6s %9s %s\n' mode downtime_ms first_read_ms 
 sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok; do
 	printf '%-9s %9s %11s %11s %9s %7s %6s %9s %s\n' "$mode" "$dt" "$fr" "$fd" "$tot" "$mi" "$hr" "$mb" "$ok"
 done
+if [[ -s $WORK/overhead.tsv ]]; then
+	echo "# reads of every file after the move, MiB/s: through the view with its page cache dropped, through the view warm, the plain copy"
+	printf '%-9s %7s %12s %12s %12s\n' mode files view_cold view_warm plain
+	while IFS=$'\t' read -r mode n cold warm plain; do
+		printf '%-9s %7s %12s %12s %12s\n' "$mode" "$n" "$cold" "$warm" "$plain"
+	done <"$WORK/overhead.tsv"
+fi
 python3 - "$ROWS" <<'PY'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
