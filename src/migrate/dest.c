@@ -1166,6 +1166,13 @@ static int ph_commit(struct dsess *s)
 {
 	s->t_done = clock_ns();
 	guardian_end(s, true);
+	if (s->rfs_root) {
+		/* the copy is the tree's now: a later dmigrated keeps it (sweep_stale_views) */
+		_cleanup_free_ char *m = xasprintf("%s/committed", s->rfs_root);
+		int fd = open(m, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
 	json_t *st = mem_stats(s);
 	int r = mig_send_reply(s->ctl, MIG_T_MEM_DONE, true, 0, NULL, s->root, st);
 	json_decref(st);
@@ -1289,9 +1296,11 @@ static void drop_kept(struct kept_rootfs *k)
 }
 
 /*
- * A daemon that was killed left the lazy views of its trees mounted, dead
- * (their trees see ENOTCONN): unmount those and remove their copies.  An
- * eager copy (no view) may still be a running tree's root: it stays.
+ * A daemon that was killed left copies behind: those of migrations that
+ * never committed (their trees were killed by the guardians), and the lazy
+ * views of committed trees, mounted but dead (the trees see ENOTCONN).
+ * Those are unmounted and removed.  A committed eager copy (no view) may
+ * still be a running tree's root: it stays.
  */
 static void sweep_stale_views(const struct mig_daemon_opts *o)
 {
@@ -1302,13 +1311,16 @@ static void sweep_stale_views(const struct mig_daemon_opts *o)
 		if (de->d_name[0] == '.')
 			continue;
 		_cleanup_free_ char *mnt = xasprintf("%s/%s/root", base, de->d_name);
+		_cleanup_free_ char *committed = xasprintf("%s/%s/committed", base, de->d_name);
 		struct stat st;
-		if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+		bool dead = stat(mnt, &st) < 0 && errno == ENOTCONN;
+		if (!dead && access(committed, F_OK) == 0)
 			continue;
-		if (umount2(mnt, MNT_DETACH) < 0)
+		if (dead && umount2(mnt, MNT_DETACH) < 0)
 			pr_warn("%s: a dead view of a former dmigrated: umount: %m", mnt);
 		_cleanup_free_ char *dir = xasprintf("%s/%s", base, de->d_name);
-		pr_info("removing %s: its view died with a former dmigrated", dir);
+		pr_info("removing %s: %s", dir, dead ? "its view died with a former dmigrated" :
+						       "its migration never committed");
 		rm_rf(dir);
 	}
 }
