@@ -17,7 +17,8 @@
 #
 # Columns: downtime (freeze -> resumed, dmigrate's), first read (the
 # program's own gap: its last tick before the freeze to its working set
-# read back in host b), files done (the destination has every file, ms
+# read back in host b), meta (every entry made in b, ms from the start,
+# about: the destination's clock starts at its session), files done (the destination has every file, ms
 # from the start), total (the migration's end), misses and the hit rate of
 # the program's opens (destination), bytes of files on the wire.
 # Then, once every file is in, the read overhead of the lazy view: every
@@ -177,7 +178,8 @@ hr = d.get("hit_rate")
 print("\t".join([sys.argv[3], "%.0f" % j["downtime_ms"], m.group(2) if m else "-",
                  "%.0f" % (r["done_ms"] or 0), "%.0f" % j["total_ms"], str(d.get("misses", 0)),
                  "-" if hr is None else "%.2f" % hr, "%.0f" % (j["bytes"].get("rootfs", 0) / 1048576),
-                 (m.group(1) if m else "?") + "/" + walk]))
+                 (m.group(1) if m else "?") + "/" + walk,
+                 "-" if d.get("metadata_ms") is None else "%.0f" % (d["metadata_ms"] + r["start_ms"])]))
 PY
 	kill_work
 }
@@ -189,9 +191,9 @@ for ((i = 0; i < REPEAT; i++)); do
 	done
 done
 
-printf '%-9s %9s %11s %11s %9s %7s %6s %9s %s\n' mode downtime_ms first_read_ms files_done_ms total_ms misses hits rootfs_MiB check
-sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok; do
-	printf '%-9s %9s %11s %11s %9s %7s %6s %9s %s\n' "$mode" "$dt" "$fr" "$fd" "$tot" "$mi" "$hr" "$mb" "$ok"
+printf '%-9s %9s %11s %8s %11s %9s %7s %6s %9s %s\n' mode downtime_ms first_read_ms meta_ms files_done_ms total_ms misses hits rootfs_MiB check
+sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok me; do
+	printf '%-9s %9s %11s %8s %11s %9s %7s %6s %9s %s\n' "$mode" "$dt" "$fr" "$me" "$fd" "$tot" "$mi" "$hr" "$mb" "$ok"
 done
 if [[ -s $WORK/overhead.tsv ]]; then
 	echo "# reads of every file after the move, MiB/s: through the view with its page cache dropped, through the view warm, the plain copy"
@@ -213,7 +215,7 @@ PY
 if [[ -n $JSON ]]; then
 	python3 - "$ROWS" >"$JSON" <<'PY'
 import json, sys
-keys = ["mode", "downtime_ms", "first_read_ms", "files_done_ms", "total_ms", "misses", "hit_rate", "rootfs_mib", "check"]
+keys = ["mode", "downtime_ms", "first_read_ms", "files_done_ms", "total_ms", "misses", "hit_rate", "rootfs_mib", "check", "metadata_ms"]
 print(json.dumps([dict(zip(keys, l.rstrip("\n").split("\t"))) for l in open(sys.argv[1])], indent=1))
 PY
 fi
