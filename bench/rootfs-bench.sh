@@ -10,9 +10,11 @@
 # defaults: every 13th file 1-3 MiB, the rest below 64 KiB) plus a working
 # set of 3.25 MiB that it keeps open and mapped; after the move it reads
 # the working set back, then walks and checks every file.  Between two test
-# hosts joined by a 1 Gbit/s link (veth + tbf), post-copy.
+# hosts joined by a 1 Gbit/s link (veth + tbf), post-copy.  --rootfs none
+# is the floor: shared storage, simulated by an identical copy (cp -a) at
+# the same path in host b made before the migration; no file moves.
 #
-#   bench/rootfs-bench.sh [--build DIR] [--modes "eager priority lazy"]
+#   bench/rootfs-bench.sh [--build DIR] [--modes "none eager priority lazy"]
 #                         [--dirs N] [--per N] [--repeat N] [--json FILE]
 #
 # Columns: downtime (freeze -> resumed, dmigrate's), first read (the
@@ -29,7 +31,7 @@ set -u -o pipefail
 export LC_ALL=C
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=
-MODES="eager priority lazy"
+MODES="none eager priority lazy"
 NDIRS=20
 PER=60
 REPEAT=1
@@ -153,8 +155,14 @@ in_host a python3 "$REPO/tests/e2e/lib/mkrootfs.py" "$RFS" "$WORK/work" "$NDIRS"
 echo "# rootfs: $(in_host a du -sm "$RFS" | cut -f1) MiB, $(in_host a find "$RFS" -type f | wc -l) files" >&2
 
 run_one() {	# MODE
-	local mode=$1 log=$WORK/work.$RANDOM.log st=$WORK/stats.json
+	local mode=$1 log=$WORK/work.$RANDOM.log st=$WORK/stats.json ainit binit
 	: >"$log"
+	ainit=$("$DM" testhost pid --prefix "$PREFIX" a) || return 1
+	binit=$("$DM" testhost pid --prefix "$PREFIX" b) || return 1
+	rm -rf "/proc/$binit/root$RFS"
+	if [[ $mode == none ]]; then
+		cp -a "/proc/$ainit/root$RFS" "/proc/$binit/root$RFS" || return 1
+	fi
 	WPID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$log" a -- chroot "$RFS" /bin/work) || return 1
 	wait_grep '^ready ' "$log" || return 1
 	local ns
@@ -166,7 +174,7 @@ run_one() {	# MODE
 		return 1
 	fi
 	wait_grep '^walk ' "$log"
-	[[ $mode != eager ]] && read_overhead "$mode"
+	[[ $mode == priority || $mode == lazy ]] && read_overhead "$mode"
 	python3 - "$st" "$log" "$mode" >>"$ROWS" <<'PY'
 import json, re, sys
 j = json.load(open(sys.argv[1]))
@@ -176,12 +184,13 @@ m = re.search(r"^first-read \S+ (\S+) gap_ms=([0-9.]+)", log, re.M)
 walk = "ok" if re.search(r"^walk \S+ files=\d+ ok", log, re.M) else "BAD"
 hr = d.get("hit_rate")
 print("\t".join([sys.argv[3], "%.0f" % j["downtime_ms"], m.group(2) if m else "-",
-                 "%.0f" % (r["done_ms"] or 0), "%.0f" % j["total_ms"], str(d.get("misses", 0)),
+                 "%.0f" % (r.get("done_ms") or 0), "%.0f" % j["total_ms"], str(d.get("misses", 0)),
                  "-" if hr is None else "%.2f" % hr, "%.0f" % (j["bytes"].get("rootfs", 0) / 1048576),
                  (m.group(1) if m else "?") + "/" + walk,
                  "-" if d.get("metadata_ms") is None else "%.0f" % (d["metadata_ms"] + r["start_ms"])]))
 PY
 	kill_work
+	rm -rf "/proc/$binit/root$RFS"
 }
 
 for ((i = 0; i < REPEAT; i++)); do
@@ -208,9 +217,11 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 def med(mode, col):
     v = sorted(float(r[col]) for r in rows if r[0] == mode and r[col] not in ("-", ""))
     return v[len(v) // 2] if v else None
-e, p = med("eager", 1), med("priority", 1)
+e, p, n = med("eager", 1), med("priority", 1), med("none", 1)
 if e and p:
     print("# downtime priority/eager: %.2f; first read priority/eager: %.2f" % (p / e, (med("priority", 2) or 0) / (med("eager", 2) or 1)))
+if n and p:
+    print("# downtime priority/none: %.2f; first read priority/none: %.2f" % (p / n, (med("priority", 2) or 0) / (med("none", 2) or 1)))
 PY
 if [[ -n $JSON ]]; then
 	python3 - "$ROWS" >"$JSON" <<'PY'

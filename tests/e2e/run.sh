@@ -44,6 +44,7 @@
 #                  xattrs, devices, contents), the tree reads its open and
 #                  mapped files and walks the rest right in b, its write
 #                  stays; the working set went first (stats)
+#   rootfs/none    shared storage (an identical DIR in b): nothing moves
 #   rootfs/kill-dest  dmigrated killed once the files' metadata is in: the
 #                  tree runs on in a, files unchanged; the next dmigrated
 #                  removes the dead view and the copy
@@ -1167,6 +1168,37 @@ test_rootfs_kill_dest() {
 	in_host b sh -c 'for m in /var/lib/dmigrate/rootfs/*/root; do umount -l "$m"; done; rm -rf /var/lib/dmigrate/rootfs/*' 2>/dev/null
 }
 
+# rootfs/none: shared storage (an identical copy, cp -a, at the same path in
+# b, made beforehand): --rootfs none moves no file, the tree runs on b's
+# copy of DIR and reads it right
+test_rootfs_none() {
+	local t=rootfs/none ainit binit why=
+	selected "$t" || return 0
+	start_rootfs_workload "$t" || return
+	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
+	binit=$("$DM" testhost pid --prefix "$PREFIX" b)
+	cp -a "/proc/$ainit/root$RFS_DIR" "/proc/$binit/root$RFS_DIR"
+	if ! migrate post-copy --rootfs-dir "$RFS_DIR" --rootfs none; then
+		why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 60 grep -q '^wrote ' "$WL_LOG"; then
+		why="the workload did not finish in b: $(tail -n 1 "$WL_LOG")"
+	elif ! grep -q "^first-read $PREFIX-b ok" "$WL_LOG" || ! grep -Eq "^walk $PREFIX-b files=[0-9]+ ok" "$WL_LOG"; then
+		why="reads went wrong in b: $(grep -E '^(first-read|walk)' "$WL_LOG" | tr '\n' ' ')"
+	elif [[ $(cat "/proc/$binit/root$RFS_DIR/out/written.txt") != "written on $PREFIX-b" ]]; then
+		why="the write is not in b's DIR"
+	elif ! python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["rootfs"] == {"mode": "none"} and "rootfs" not in j["bytes"] else 1)' "$WORK/stats.json"; then
+		why="files moved, or the stats do not say none"
+	fi
+	if [[ -n $why ]]; then
+		result FAIL "$t" "$why"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	in_host b rm -rf "$RFS_DIR"
+}
+
 test_rootfs() {	# MODE
 	local mode=$1 t=rootfs/$1 ainit dest src copy why marks=$WORK/marks mpid rc
 	selected "$t" || return 0
@@ -1277,6 +1309,7 @@ for mode in post-copy stop-and-copy; do
 	test_rootfs "$mode"
 done
 test_rootfs_kill_dest
+test_rootfs_none
 if ((ROLLBACK)); then
 	for kind in peer link; do
 		test_rollback src-connected "$kind" post-copy
