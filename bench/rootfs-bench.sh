@@ -63,7 +63,7 @@ chmod 755 "$WORK"
 ROWS=$WORK/rows.tsv
 : >"$ROWS"
 DPID= WPID=
-cc -static -O2 -o "$WORK/work" "$REPO/tests/e2e/lib/rootfs_work.c" || exit 1
+cc -static -O2 -o "$WORK/work" "$REPO/tests/e2e/lib/rootfs_work.c" || { rm -rf "$WORK"; exit 1; }
 
 in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
 wait_grep() { for _ in $(seq 1 1200); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
