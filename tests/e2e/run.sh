@@ -99,7 +99,7 @@ while (($#)); do
 	--tbf) TBF=--tbf ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,58p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,68p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
