@@ -29,9 +29,9 @@
 #                      wrote; redis, memcached: 2000 keys loaded and verified
 #                      (and a wrong value is caught); redis: the kept client
 #                      fails, named, when the container is deleted under it
-#   testbed/cleanup    (always last) a container left running in host a:
-#                      `testhost down` kills it and leaves no namespace,
-#                      cgroup, runc state or veth behind
+#   testbed/cleanup    (always last) a container left in host a, paused
+#                      (frozen): `testhost down` kills it and leaves no
+#                      namespace, cgroup, runc state or veth behind
 #
 # The bundles are built once in DIR/containers-bundles (mkbundle.sh is
 # idempotent).  DM_E2E_PREFIX names the test hosts (default dmct).
@@ -270,6 +270,10 @@ t_cleanup() {
 		{ result FAIL $t "runc run -d: $(tail -3 "$WORK/$id.log")"; return; }
 	pids=$(ctr_cgroup_pids a "$id")
 	[[ -n $pids ]] || { result FAIL $t "no process in the container's cgroup"; return; }
+	# frozen, as a checkpoint that failed half-way may leave it: SIGKILL alone
+	# does not end a task of a frozen v1 cgroup
+	ctr_runc a pause "$id" || { result FAIL $t "runc pause failed"; return; }
+	[[ $(ctr_status a "$id") == paused ]] || { result FAIL $t "not paused: $(ctr_status a "$id")"; return; }
 	cgs=$(ctr_info 'a.cgroup'; ctr_info 'b.cgroup')
 	"$DM" testhost down --prefix "$PREFIX" >"$WORK/down.log" 2>&1 ||
 		{ result FAIL $t "testhost down: $(tail -1 "$WORK/down.log")"; return; }
