@@ -29,6 +29,9 @@
 #                      wrote; redis, memcached: 2000 keys loaded and verified
 #                      (and a wrong value is caught); redis: the kept client
 #                      fails, named, when the container is deleted under it
+#   testbed/move       redis in host a, deleted, then the same bundle with the
+#                      same MAC and addresses in host b: the client reaches it
+#                      through the bridges' link; only b's runc knows it
 #   testbed/cleanup    (always last) a container left in host a, paused
 #                      (frozen): `testhost down` kills it and leaves no
 #                      namespace, cgroup, runc state or veth behind
@@ -54,7 +57,7 @@ while (($#)); do
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -263,6 +266,27 @@ t_mkbundle() {
 	result PASS $t
 }
 
+# a container that "moves": redis in host a, then the same bundle with the
+# same MAC and addresses in host b (shared storage); the client, whose
+# neighbour cache still holds the MAC, reaches it through a's bridge and the
+# bridges' link; host a's runc no longer knows it, host b's does
+t_move() {
+	local t=testbed/move id=$PREFIX-mv n=22 b out
+	b=$(bundle redis) || { result FAIL $t "no bundle"; return; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n "$WORK/$id-a.log") || { result FAIL $t "in a: $out"; return; }
+	out=$(ctr_ask redis "$(ctr_addr $n)" ctr_client) || { result FAIL $t "no answer in a: $out"; return; }
+	ctr_delete a "$id"
+	out=$(ctr_start b "$id" "$b" $n "$WORK/$id-b.log") || { result FAIL $t "in b: $out"; return; }
+	[[ $(ctr_status b "$id") == running && -z $(ctr_status a "$id") ]] ||
+		{ result FAIL $t "runc state: a '$(ctr_status a "$id")', b '$(ctr_status b "$id")'"; return; }
+	out=$(ctr_ask redis "$(ctr_addr $n)" ctr_client) || { result FAIL $t "no answer in b: $out"; return; }
+	ctr_client ip neigh show "$(ctr_addr $n)" | grep -qi "$(ctr_mac $n)" ||
+		{ result FAIL $t "the client's neighbour entry is not the container's MAC: $(ctr_client ip neigh show "$(ctr_addr $n)")"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
 t_cleanup() {
 	local t=testbed/cleanup id=$PREFIX-left b pids p out cgs
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
@@ -297,7 +321,7 @@ t_cleanup() {
 
 # ---------------------------------------------------------------- run
 
-CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx)
+CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move)
 declare -A RUN=(
 	[testbed/mkbundle]=t_mkbundle
 	[testbed/hosts]=t_hosts
@@ -306,6 +330,7 @@ declare -A RUN=(
 	[testbed/memcached]="t_service memcached 18"
 	[testbed/python-http]="t_service python-http 19"
 	[testbed/nginx]="t_service nginx 20"
+	[testbed/move]=t_move
 )
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
