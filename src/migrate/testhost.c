@@ -483,6 +483,27 @@ static void cg_cpuset_inherit(const char *dir)
 	}
 }
 
+/*
+ * With RT group scheduling, a new cpu cgroup has no real-time runtime: no
+ * task in it may take SCHED_FIFO or SCHED_RR (EPERM), where the machine's
+ * root cgroup allows it.  Each host gets a little, so that real-time
+ * threads run (and migrate) in it; the sum of all sets' hosts must stay
+ * within the parent's (950 ms of each second by default): 20 ms each.
+ */
+#define TESTHOST_RT_RUNTIME_US "20000"
+
+static void cg_rt_runtime(const char *dir)
+{
+	_cleanup_free_ char *f = xasprintf("%s/cpu.rt_runtime_us", dir);
+	_cleanup_close_ int fd = open(f, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* no RT group scheduling: nothing to give */
+	int r = write_all(fd, TESTHOST_RT_RUNTIME_US, strlen(TESTHOST_RT_RUNTIME_US));
+	if (r < 0)
+		pr_warn("%s: cannot give the test host %s us of real-time runtime (%s): SCHED_FIFO and "
+			"SCHED_RR fail in it", f, TESTHOST_RT_RUNTIME_US, strerror(-r));
+}
+
 /* record host h's cgroups, then make them */
 static int cg_make(const char *prefix, int h, const struct host_cg *cgs, size_t ncg)
 {
@@ -506,6 +527,7 @@ static int cg_make(const char *prefix, int h, const struct host_cg *cgs, size_t 
 			return dm_fail(neg_errno(), "mkdir %s: %m", cgs[i].dir[h]);
 		if (strcmp(cgs[i].fstype, "cgroup") == 0 && strstr(cgs[i].opts, "cpuset"))
 			cg_cpuset_inherit(cgs[i].dir[h]);
+		cg_rt_runtime(cgs[i].dir[h]);
 	}
 	return 0;
 }

@@ -14,7 +14,9 @@
 #                      not make is refused and left as it was
 #   testbed/hosts      each host has a cgroup namespace of its own (neither
 #                      the machine's nor the other host's) and sees its cgroups
-#                      as roots; the machine cannot route to the segment
+#                      as roots; SCHED_FIFO works in it (RT group scheduling
+#                      gives a new cpu cgroup no runtime); the machine cannot
+#                      route to the segment
 #                      (v4, v6); the client reaches both hosts' bridges
 #   testbed/busybox    `runc run -d` in host a: running, its counter advances;
 #                      host a's runc lists it, host b's runc does not know it
@@ -57,7 +59,7 @@ while (($#)); do
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -161,6 +163,10 @@ t_hosts() {
 		[[ -z $out ]] || { result FAIL $t "in $h, cgroup mounts not rooted in the host's cgroups: $out"; return; }
 		ctr_host $h test -d /sys/fs/cgroup/freezer -o -d /sys/fs/cgroup/unified -o -f /sys/fs/cgroup/cgroup.procs ||
 			{ result FAIL $t "in $h, no cgroup hierarchy under /sys/fs/cgroup"; return; }
+		# real-time policies work in the host's cgroup as on the machine
+		if chrt -f 7 true 2>/dev/null; then
+			out=$(ctr_host $h chrt -f 7 true 2>&1) || { result FAIL $t "in $h, SCHED_FIFO is refused: $out"; return; }
+		fi
 	done
 	ip route get "$(ctr_addr 16)" >/dev/null 2>&1 && { result FAIL $t "the machine routes to $(ctr_addr 16)"; return; }
 	ip -6 route get "$(ctr_addr6 16)" >/dev/null 2>&1 && { result FAIL $t "the machine routes to $(ctr_addr6 16)"; return; }
