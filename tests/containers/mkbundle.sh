@@ -14,7 +14,7 @@
 #                  python-http  python3 -m http.server 8000 serving /srv (IPv4 and v6,
 #                               HTTP/1.1 keep-alive)
 #                  redis        redis-server on 6379 (no persistence)
-#                  memcached    memcached on 11211 (64 MiB)
+#                  memcached    memcached on 11211 (64 MiB, --mem)
 #                  nginx        nginx on 80, a master and two workers, /srv
 #                               (keep-alive without limits)
 #   --netns MODE   new (default): runc makes the container an empty network
@@ -25,6 +25,7 @@
 #                  /run/netns/NAME of `ip netns add`)
 #   --hostname H   the container's host name (default dm-NAME)
 #   --interval S   busybox: seconds between ticks (default 0.2)
+#   --mem MIB      memcached: its cache size, -m (default 64)
 #   --check        after building, run the bundle with `runc run -d` in a
 #                  scratch state root, ask the service with its client
 #                  (counter advancing, redis-cli ping, memcached set/get, an
@@ -49,6 +50,7 @@ NAMES="busybox python-http redis memcached nginx"
 NETNS=new
 HOSTNAME_=
 INTERVAL=0.2
+MEM=64
 CHECK=0
 
 die() { echo "mkbundle: $*" >&2; exit 1; }
@@ -59,6 +61,7 @@ while (($#)); do
 	--netns) NETNS=${2:?}; shift ;;
 	--hostname) HOSTNAME_=${2:?}; shift ;;
 	--interval) INTERVAL=${2:?}; shift ;;
+	--mem) MEM=${2:?}; shift ;;
 	--check) CHECK=1 ;;
 	--list) echo "$NAMES"; exit 0 ;;
 	-h|--help) usage ;;
@@ -76,6 +79,7 @@ new|host|/*) ;;
 *) die "--netns: new, host or an absolute path, not '$NETNS'" ;;
 esac
 [[ $INTERVAL =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--interval: a number of seconds, not '$INTERVAL'"
+[[ $MEM =~ ^[1-9][0-9]*$ ]] || die "--mem: a number of MiB, not '$MEM'"
 HOSTNAME_=${HOSTNAME_:-dm-$NAME}
 for t in runc jq ldd ldconfig sha256sum; do
 	command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh installs it)"
@@ -132,7 +136,7 @@ redis)
 memcached)
 	need_bin /usr/bin/memcached memcached
 	ELFS=(/usr/bin/memcached)
-	ARGS=(/usr/bin/memcached -u root -l 0.0.0.0 -p 11211 -m 64)
+	ARGS=(/usr/bin/memcached -u root -l 0.0.0.0 -p 11211 -m "$MEM")
 	;;
 nginx)
 	need_bin /usr/sbin/nginx nginx-light
@@ -151,7 +155,7 @@ esac
 stamp_of() {
 	{
 		sha256sum "$PROG"
-		printf 'name=%s netns=%s hostname=%s interval=%s\n' "$NAME" "$NETNS" "$HOSTNAME_" "$INTERVAL"
+		printf 'name=%s netns=%s hostname=%s interval=%s mem=%s\n' "$NAME" "$NETNS" "$HOSTNAME_" "$INTERVAL" "$MEM"
 		runc --version | head -1
 		printf '%s\n' "$@"
 		stat -L -c '%n %s %Y' $BUSYBOX "${ELFS[@]}" "${FILES[@]}" "$@" 2>&1

@@ -13,7 +13,7 @@ SERVICE: redis | memcached | python-http | nginx (ports as in lib.sh;
 memcached: SET s:I I; http: GET /index.html with keep-alive), checks each
 answer, and never reconnects: a closed or broken connection ends it at once
 with an error.  It writes FILE (JSON: requests, last, max_gap_ms, error,
-done) every 100 requests and at the end; it ends on SIGTERM/SIGINT or when
+done) every 10 requests and at the end; it ends on SIGTERM/SIGINT or when
 the stop file exists, after reading every s:I back on the same connection
 (redis, memcached).  Exit status 0 only if every answer was right.
 max_gap_ms is the longest time between two answers: a figure for reports
@@ -217,7 +217,7 @@ def keep(c, svc, host, args):
             st["requests"] += 1
             st["last"] = i
             i += 1
-            if i % 100 == 0:
+            if i % 10 == 0:
                 write()
             time.sleep(args.interval_ms / 1000.0)
         # every value written on this connection is there
