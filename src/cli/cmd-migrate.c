@@ -24,7 +24,7 @@ static void usage(FILE *out)
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
 		"                        [--runc-root DIR]\n"
-		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager]]\n"
+		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
 		"  follows; stop-and-copy: all memory moves while it is frozen; pre-copy: rounds\n"
@@ -40,7 +40,8 @@ static void usage(FILE *out)
 		"  the tree is chrooted into that copy there.\n"
 		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
 		"  mapped first, then what it touches, then the smallest), lazy (directory\n"
-		"  order), eager (every file before the resume).\n");
+		"  order), eager (every file before the resume), none (shared storage: DIR is\n"
+		"  the same on the destination, nothing moves).\n");
 }
 
 static int mig_runc_record(void *arg, const char *dir)
@@ -92,7 +93,7 @@ int cmd_migrate(int argc, char **argv)
 	struct net_key key;
 	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
 	struct runc_ct *ct = NULL;
-	bool json = false, quiet = false;
+	bool json = false, quiet = false, rootfs_set = false;
 	long v;
 	int c, r;
 
@@ -129,21 +130,22 @@ int cmd_migrate(int argc, char **argv)
 		case 'T': runc_root = optarg; break;
 		case 'R': o.rootfs_dir = optarg; break;
 		case 'F':
-			if (rfs_mode_parse(optarg, &o.rootfs_mode) < 0 || o.rootfs_mode == RFS_NONE) {
-				fprintf(stderr, "dmigrate: migrate: unknown --rootfs '%s' (priority, lazy, eager)\n",
+			if (rfs_mode_parse(optarg, &o.rootfs_mode) < 0) {
+				fprintf(stderr, "dmigrate: migrate: unknown --rootfs '%s' (priority, lazy, eager, none)\n",
 					optarg);
 				return 2;
 			}
+			rootfs_set = true;
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (o.rootfs_mode && !o.rootfs_dir) {
+	if (rootfs_set && !o.rootfs_dir) {
 		fprintf(stderr, "dmigrate: migrate: --rootfs needs --rootfs-dir DIR\n");
 		return 2;
 	}
-	if (o.rootfs_dir && !o.rootfs_mode)
+	if (o.rootfs_dir && !rootfs_set)
 		o.rootfs_mode = RFS_PRIORITY;
 	if (optind + 1 != argc || !o.to || (!keyfile && !o.insecure) || (keyfile && o.insecure)) {
 		usage(stderr);

@@ -480,7 +480,9 @@ int dump_collect(struct dump_ctx *d)
 	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
 	if (r < 0)
 		return r;
-	dump_ctty(d);
+	r = dump_ctty(d);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < d->nprocs; i++) {
 		r = write_process(d, d->procs[i]);
 		if (r < 0)

@@ -154,6 +154,7 @@ int dump_ctty(struct dump_ctx *d)
 		for (size_t k = 0; k < d->nprocs; k++)
 			if (d->procs[k]->pid == st.tpgid)
 				fg = d->procs[k]->vpid;
+		Dm__File *any = NULL;
 		for (size_t k = 0; k < d->nfiles; k++) {
 			Dm__File *f = d->files[k];
 			if (f->type != DM__FILE_TYPE__FILE_TTY || !f->tty || f->tty->master ||
@@ -165,7 +166,17 @@ int dump_ctty(struct dump_ctx *d)
 				f->tty->has_pgrp = true;
 				f->tty->pgrp = fg;
 			}
+			if (!any)
+				any = f;
 		}
+		if (!any)
+			return dm_fail(-ENOTSUP, "process %d leads a session whose controlling terminal "
+				       "(device %u:%u) is not open in the tree: it cannot be given back",
+				       p->pid, major((dev_t)st.tty_nr), minor((dev_t)st.tty_nr));
+		/* the restore gives it to the leader before it forks its
+		 * members (they inherit it at fork), held by the leader or not */
+		p->msg->has_ctty_file_id = true;
+		p->msg->ctty_file_id = any->id;
 	}
 	return 0;
 }

@@ -74,6 +74,39 @@ void mig_test_point(const char *name)
 	}
 }
 
+bool mig_test_held(const char *name, uint64_t *since_ns)
+{
+	const char *list = getenv("DMIGRATE_TEST_PAUSE");
+	if (!list || !*list)
+		return false;
+	size_t n = strlen(name);
+	const char *p;
+	for (p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (!p[n] || p[n] == ','))
+			break;
+	if (!p)
+		return false;
+	const char *mark = getenv("DMIGRATE_TEST_MARK");
+	const char *ms = getenv("DMIGRATE_TEST_PAUSE_MS");
+	long v = 3000;
+	if (ms)
+		parse_long(ms, &v);
+	if (!*since_ns) {
+		*since_ns = clock_ns();
+		pr_warn("test point %s: holding up to %ld ms", name, v);
+		if (mark) {
+			_cleanup_free_ char *path = xasprintf("%s/%s", mark, name);
+			int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	_cleanup_free_ char *go = mark ? xasprintf("%s/%s.go", mark, name) : NULL;
+	if (go && access(go, F_OK) == 0)
+		return false;
+	return clock_ns() - *since_ns < (uint64_t)v * 1000000;
+}
+
 void mig_tune_chan(struct net_chan *c, bool nodelay)
 {
 	int fd = net_chan_fd(c), one = 1, idle = 2, intvl = 1, cnt = 5;

@@ -38,12 +38,14 @@
 #include "restore/restore.h"
 #include "compat.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -90,9 +92,11 @@ struct dsess {
 	/* the tree's files (rootfs.h): announced in START, on their own channel */
 	enum rfs_mode rfs_mode;    /* RFS_NONE: none move */
 	char *rfs_src_dir;         /* the rootfs on the source: image paths under it */
-	char *rfs_root;            /* the copy: STATE_DIR/rootfs/<session> */
+	char *rfs_root;            /* STATE_DIR/rootfs/<session>: data/ the copy, root/ the lazy view */
+	char *rfs_data, *rfs_mnt;
 	struct net_chan *rfs_chan;
 	struct rfs_receiver *rfs;
+	struct rfs_view *view;     /* the lazy view the tree runs in (priority, lazy) */
 	pthread_t thread;
 };
 
@@ -691,7 +695,7 @@ static int do_restore(struct dsess *s)
 		.before_resume_arg = s,
 		/* the tree's paths under its rootfs on the source resolve in the copy */
 		.path_from = s->rfs_src_dir,
-		.path_to = s->rfs_src_dir ? s->rfs_root : NULL,
+		.path_to = !s->rfs_src_dir ? NULL : s->view ? s->rfs_mnt : s->rfs_data,
 	};
 	/* a container's image: runc makes the container, the tree runs in it */
 	struct runc_started rs = { .sock = -1, .root_fd = -1 };
@@ -966,13 +970,21 @@ static void session_cleanup(struct dsess *s)
 	s->dirty = NULL;
 	free(s->target);
 	s->target = NULL;
+	/* the copy and its view stay with a tree that runs on them (free_session) */
+	if (!s->keep_root) {
+		rfs_view_free(s->view);
+		s->view = NULL;
+	}
 	rfs_recv_free(s->rfs);
 	s->rfs = NULL;
-	/* the copy stays with a tree that runs on it */
-	if (s->rfs_root && !s->keep_root)
+	if (s->rfs_root && !s->keep_root) {
 		rm_rf(s->rfs_root);
-	free(s->rfs_root);
-	s->rfs_root = NULL;
+		free(s->rfs_root);
+		s->rfs_root = NULL;
+	}
+	free(s->rfs_data);
+	free(s->rfs_mnt);
+	s->rfs_data = s->rfs_mnt = NULL;
 	free(s->rfs_src_dir);
 	s->rfs_src_dir = NULL;
 }
@@ -1037,23 +1049,57 @@ static int ph_prepare(struct dsess *s)
 	mig_tune_chan(s->rfs_chan, false);
 	s->wd.chans[3] = s->rfs_chan;
 	s->rfs_root = xasprintf("%s/rootfs/%s", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate", s->hex);
-	return rfs_recv_start(s->rfs_chan, s->rfs_root, &s->rfs);
+	s->rfs_data = xasprintf("%s/data", s->rfs_root);
+	s->rfs_mnt = xasprintf("%s/root", s->rfs_root);
+	if (mkdir(s->rfs_root, 0700) < 0)
+		return dm_fail(neg_errno(), "%s: %m", s->rfs_root);
+	return rfs_recv_start(s->rfs_chan, s->rfs_data, &s->rfs);
 }
 
-/* rootfs, before the restore: every file (the restore and the tree read
- * them from the copy; silent limit: --peer-timeout) */
-static int ph_rootfs(struct dsess *s)
+/* rootfs, before the restore.  eager: every file (silent limit:
+ * --peer-timeout); priority, lazy: the metadata, then the lazy view is
+ * mounted and the restore opens what it needs through it (a miss each
+ * time a file is not in yet) */
+static int ph_rootfs_before(struct dsess *s)
 {
 	int r;
 	if (!s->rfs)
 		return 0;
-	mig_watchdog_arm_silent(&s->wd, "the files", peer_timeout_ms(s));
+	bool eager = s->rfs_mode == RFS_EAGER;
+	mig_watchdog_arm_silent(&s->wd, eager ? "the files" : "the files' metadata", peer_timeout_ms(s));
+	while ((r = eager ? rfs_recv_wait_all(s->rfs, 1000) : rfs_recv_wait_meta(s->rfs, 1000)) == -ETIMEDOUT &&
+	       !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
+	if (!eager) {
+		r = rfs_view_start(s->rfs, s->rfs_data, s->rfs_mnt, &s->view);
+		if (r < 0)
+			return r;
+	}
+	mig_test_point("dst-rootfs-received");
+	return 0;
+}
+
+/* rootfs, after the resume: the rest of the files (the link's patience, as
+ * for the memory); then the view needs the receiver no more */
+static int ph_rootfs_after(struct dsess *s)
+{
+	int r;
+	if (!s->rfs)
+		return 0;
+	mig_watchdog_arm_silent(&s->wd, "the missing files", (MIG_LINK_PATIENCE_S + 10) * 1000);
 	while ((r = rfs_recv_wait_all(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 		;
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (r < 0)
 		return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
-	mig_test_point("dst-rootfs-received");
+	rfs_view_detach(s->view);
+	json_t *st = rfs_recv_stats(s->rfs);
+	pr_info("migration %.8s: every file is in (%lld opens, %lld misses)", s->hex,
+		json_integer_value(json_object_get(st, "opens")), json_integer_value(json_object_get(st, "misses")));
+	json_decref(st);
 	return 0;
 }
 
@@ -1142,6 +1188,13 @@ static int ph_commit(struct dsess *s)
 {
 	s->t_done = clock_ns();
 	guardian_end(s, true);
+	if (s->rfs_root) {
+		/* the copy is the tree's now: a later dmigrated keeps it (sweep_stale_views) */
+		_cleanup_free_ char *m = xasprintf("%s/committed", s->rfs_root);
+		int fd = open(m, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+	}
 	json_t *st = mem_stats(s);
 	int r = mig_send_reply(s->ctl, MIG_T_MEM_DONE, true, 0, NULL, s->root, st);
 	json_decref(st);
@@ -1163,9 +1216,10 @@ static const struct dst_phase dst_phases[] = {
 	{ MIG_PH_PREPARE, "START, channels, guardian", ph_prepare },
 	{ MIG_PH_STATE, "receive the state", ph_state },
 	{ MIG_PH_MEMORY, "memory before the restore", ph_memory_before },
-	{ MIG_PH_ROOTFS, "the files before the restore", ph_rootfs },
+	{ MIG_PH_ROOTFS, "the files before the restore", ph_rootfs_before },
 	{ MIG_PH_RESUME, "restore, RESUMED, COMMIT", ph_resume },
 	{ MIG_PH_MEMORY, "memory after the resume", ph_memory_after },
+	{ MIG_PH_ROOTFS, "the files after the resume", ph_rootfs_after },
 	{ MIG_PH_COMMIT, "MEM_DONE", ph_commit },
 	{ MIG_PH_RELEASE, "FIN", ph_release },
 };
@@ -1233,12 +1287,75 @@ static size_t n_roots;
 /* cgroups of migrated trees that run here: removed once empty */
 static struct treecg *cgs;
 static size_t n_cgs;
+/* the copies of the files of trees that run here, and their lazy views:
+ * unmounted and removed once the tree is gone (its cgroup empty; without
+ * one, its root reaped) */
+struct kept_rootfs {
+	struct treecg cg;
+	pid_t root;
+	struct rfs_view *view;
+	char *dir;
+};
+static struct kept_rootfs *kept;
+static size_t n_kept;
 
 static void sweep_cgroups(void)
 {
 	for (size_t i = 0; i < n_cgs;) {
 		if (!treecg_populated(&cgs[i]) && treecg_remove(&cgs[i]) == 0) {
 			cgs[i] = cgs[--n_cgs];
+			continue;
+		}
+		i++;
+	}
+}
+
+static void drop_kept(struct kept_rootfs *k)
+{
+	rfs_view_free(k->view);
+	rm_rf(k->dir);
+	free(k->dir);
+}
+
+/*
+ * A daemon that was killed left copies behind: those of migrations that
+ * never committed (their trees were killed by the guardians), and the lazy
+ * views of committed trees, mounted but dead (the trees see ENOTCONN).
+ * Those are unmounted and removed.  A committed eager copy (no view) may
+ * still be a running tree's root: it stays.
+ */
+static void sweep_stale_views(const struct mig_daemon_opts *o)
+{
+	_cleanup_free_ char *base = xasprintf("%s/rootfs", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
+	_cleanup_closedir_ DIR *d = opendir(base);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *mnt = xasprintf("%s/%s/root", base, de->d_name);
+		_cleanup_free_ char *committed = xasprintf("%s/%s/committed", base, de->d_name);
+		struct stat st;
+		bool dead = stat(mnt, &st) < 0 && errno == ENOTCONN;
+		if (!dead && access(committed, F_OK) == 0)
+			continue;
+		if (dead && umount2(mnt, MNT_DETACH) < 0)
+			pr_warn("%s: a dead view of a former dmigrated: umount: %m", mnt);
+		_cleanup_free_ char *dir = xasprintf("%s/%s", base, de->d_name);
+		pr_info("removing %s: %s", dir, dead ? "its view died with a former dmigrated" :
+						       "its migration never committed");
+		rm_rf(dir);
+	}
+}
+
+static void sweep_rootfs(void)
+{
+	for (size_t i = 0; i < n_kept;) {
+		struct kept_rootfs *k = &kept[i];
+		bool gone = k->cg.version != TREECG_NONE ? !treecg_populated(&k->cg)
+							 : kill(k->root, 0) < 0 && errno == ESRCH;
+		if (gone) {
+			drop_kept(k);
+			kept[i] = kept[--n_kept];
 			continue;
 		}
 		i++;
@@ -1270,6 +1387,13 @@ static void free_session(struct dsess *s)
 	} else if (s->cg.version != TREECG_NONE) {
 		/* the guardian removed it after the kill; a tree that never got that far left it empty */
 		treecg_remove(&s->cg);
+	}
+	if (s->keep_root && s->rfs_root) {
+		kept = xrealloc(kept, (n_kept + 1) * sizeof(*kept));
+		kept[n_kept++] = (struct kept_rootfs){ .cg = s->cg, .root = s->root, .view = s->view,
+						       .dir = s->rfs_root };
+		s->view = NULL;
+		s->rfs_root = NULL;
 	}
 	net_chan_close(s->fault);
 	net_chan_close(s->bulk);
@@ -1309,6 +1433,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	 * that another daemon's just made one is never taken (test hosts share
 	 * the hierarchy) */
 	treecg_sweep_stale(600);
+	sweep_stale_views(o);
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;
@@ -1352,6 +1477,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 		if (o->max_migrations && done >= o->max_migrations && !n_sess)
 			break;
 		reap_roots();
+		sweep_rootfs();
 		sweep_cgroups();
 		struct signalfd_siginfo si;
 		if (sfd >= 0 && read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -1428,5 +1554,13 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	}
 	for (size_t i = 0; i < n_sess; i++)
 		free_session(sess[i]);
+	/* the lazy views end with us: a tree still running on one gets ENOTCONN */
+	for (size_t i = 0; i < n_kept; i++) {
+		if (kept[i].view)
+			pr_warn("the files of the tree of pid %d are no longer served", kept[i].root);
+		rfs_view_free(kept[i].view);
+		free(kept[i].dir);
+	}
+	n_kept = 0;
 	return 0;
 }

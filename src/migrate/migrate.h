@@ -101,3 +101,9 @@ int mig_daemon_run(const struct mig_daemon_opts *o);
  * or kill the peer at a known phase; $DMIGRATE_TEST_MARK/name.go, once it
  * exists, ends the pause early. */
 void mig_test_point(const char *name);
+/* A hold instead of a pause, for a thread that must go on serving meanwhile:
+ * true while name is listed, its .go mark is absent and DMIGRATE_TEST_PAUSE_MS
+ * have not passed since the first call (which creates the mark; *since_ns
+ * starts at 0).  src-rootfs-hold: the rootfs sender sends only the working
+ * set and what the tree misses. */
+bool mig_test_held(const char *name, uint64_t *since_ns);

@@ -30,6 +30,7 @@ struct rent {
 	int fd;            /* open while its data arrives */
 	uint32_t crc;
 	bool arrived;
+	bool is_data;      /* a regular file with data of its own */
 };
 
 struct rfs_receiver {
@@ -50,6 +51,11 @@ struct rfs_receiver {
 	char errmsg[512];
 	uint64_t t_start, t_meta, t_done;
 	uint64_t files_in, bytes_in;
+	/* the lazy view's side (rfs_recv_file etc.): paths sorted for lookups, once the metadata is in */
+	uint32_t *by_path;
+	uint8_t *asked;          /* entry id -> WANT sent (1 miss, 2 touch) */
+	uint64_t opens, hits, misses, miss_wait_ns, miss_wait_max_ns;
+	uint64_t t_first_miss;
 };
 
 /* relative, no empty, "." or ".." component */
@@ -164,8 +170,10 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		_cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
-		if (ftruncate(fd, (off_t)m->size) < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
+		if (ftruncate(fd, (off_t)m->size) < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0 ||
+		    futimens(fd, e->times) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
+		e->is_data = true;
 		r->files_announced++;
 		return set_xattrs(fd, m);
 	}
@@ -271,7 +279,25 @@ static int on_end(struct rfs_receiver *r)
 {
 	if (!r->meta_done || r->files_in != r->files_announced)
 		return dm_fail(-EBADMSG, "rootfs end: %" PRIu64 " of %u files arrived", r->files_in, r->files_announced);
-	/* the directories' times last: making their entries changed them */
+	return 0;
+}
+
+static const struct rfs_receiver *sort_r;
+static int cmp_by_path(const void *a, const void *b)
+{
+	return strcmp(sort_r->ents[*(const uint32_t *)a].path, sort_r->ents[*(const uint32_t *)b].path);
+}
+
+/* every entry is made: the directories' times (making their entries changed
+ * them; the data that follows does not), the path index */
+static int on_meta_end(struct rfs_receiver *r)
+{
+	r->by_path = xcalloc(r->n_ents + 1, sizeof(*r->by_path));
+	r->asked = xcalloc(r->n_ents + 1, 1);
+	for (size_t i = 0; i < r->n_ents; i++)
+		r->by_path[i] = (uint32_t)i;
+	sort_r = r;
+	qsort(r->by_path, r->n_ents, sizeof(*r->by_path), cmp_by_path);
 	for (size_t i = r->n_ents; i-- > 0;) {
 		struct rent *e = &r->ents[i];
 		if (!S_ISDIR(e->mode))
@@ -292,6 +318,13 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	json_object_set_new(j, "bytes", json_integer((json_int_t)r->bytes_in));
 	json_object_set_new(j, "metadata_ms", r->t_meta ? json_real(ns_to_ms(r->t_start, r->t_meta)) : json_null());
 	json_object_set_new(j, "done_ms", r->t_done ? json_real(ns_to_ms(r->t_start, r->t_done)) : json_null());
+	/* the lazy view: opens of files of the rootfs, those that had to wait */
+	json_object_set_new(j, "opens", json_integer((json_int_t)r->opens));
+	json_object_set_new(j, "misses", json_integer((json_int_t)r->misses));
+	json_object_set_new(j, "hit_rate", r->opens ? json_real((double)r->hits / (double)r->opens) : json_null());
+	json_object_set_new(j, "miss_wait_ms", json_real((double)r->miss_wait_ns / 1e6));
+	json_object_set_new(j, "miss_wait_max_ms", json_real((double)r->miss_wait_max_ns / 1e6));
+	json_object_set_new(j, "first_miss_ms", r->t_first_miss ? json_real(ns_to_ms(r->t_start, r->t_first_miss)) : json_null());
 	return j;
 }
 
@@ -330,6 +363,9 @@ static int run(struct rfs_receiver *r)
 			if (!ok)
 				return dm_fail(-EBADMSG, "rootfs metadata end: counts differ (%zu entries, %u files)",
 					       r->n_ents, r->files_announced);
+			k = on_meta_end(r);
+			if (k < 0)
+				return k;
 			pthread_mutex_lock(&r->lock);
 			r->meta_done = true;
 			r->t_meta = clock_ns();
@@ -449,6 +485,119 @@ json_t *rfs_recv_stats(struct rfs_receiver *r)
 	return j;
 }
 
+int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms)
+{
+	uint64_t end = clock_ns() + (uint64_t)timeout_ms * 1000000;
+	pthread_mutex_lock(&r->lock);
+	while (!r->meta_done && r->err > 0 && clock_ns() < end)
+		cond_wait_ms(&r->cond, &r->lock, 100);
+	int k = r->meta_done ? 0 : r->err > 0 ? -ETIMEDOUT : r->err;
+	pthread_mutex_unlock(&r->lock);
+	if (k < 0 && k != -ETIMEDOUT)
+		return dm_fail(k, "receiving the files: %s", r->errmsg);
+	return k;
+}
+
+int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel)
+{
+	if (!r->by_path)
+		return -1;
+	size_t lo = 0, hi = r->n_ents;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(r->ents[r->by_path[mid]].path, rel);
+		if (!c)
+			return r->by_path[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind)
+{
+	struct rfs_wire_want w = { .id = id, .kind = kind };
+	if (net_send_frame(r->c, RFS_T_WANT, &w, sizeof(w)) < 0)
+		pr_debug("WANT %u: %s", id, dm_last_error());
+}
+
+void rfs_recv_touch(struct rfs_receiver *r, int64_t dir)
+{
+	if (dir < 0 || (size_t)dir >= r->n_ents || !S_ISDIR(r->ents[dir].mode))
+		return;
+	pthread_mutex_lock(&r->lock);
+	bool send = !(r->asked[dir] & 2) && r->files_in < r->files_announced;
+	r->asked[dir] |= 2;
+	pthread_mutex_unlock(&r->lock);
+	if (send)
+		want(r, (uint32_t)dir, RFS_WANT_TOUCH);
+}
+
+bool rfs_recv_pending(struct rfs_receiver *r, int64_t id, struct timespec times[2])
+{
+	if (id < 0 || (size_t)id >= r->n_ents)
+		return false;
+	struct rent *e = &r->ents[id];
+	while (e->link_id >= 0)
+		e = &r->ents[e->link_id];
+	pthread_mutex_lock(&r->lock);
+	bool p = e->is_data && !e->arrived;
+	pthread_mutex_unlock(&r->lock);
+	if (p && times) {
+		times[0] = e->times[0];
+		times[1] = e->times[1];
+	}
+	return p;
+}
+
+int rfs_recv_open(struct rfs_receiver *r, int64_t id)
+{
+	if (id < 0 || (size_t)id >= r->n_ents)
+		return 0;
+	int64_t d = id;
+	while (r->ents[d].link_id >= 0)
+		d = r->ents[d].link_id;
+	struct rent *e = &r->ents[d];
+	if (!e->is_data)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	r->opens++;
+	if (e->arrived) {
+		r->hits++;
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	/* a miss: asked for at once, ahead of everything; the caller waits */
+	uint64_t t = clock_ns();
+	r->misses++;
+	if (!r->t_first_miss)
+		r->t_first_miss = t;
+	bool send = !(r->asked[d] & 1);
+	r->asked[d] |= 1;
+	pthread_mutex_unlock(&r->lock);
+	if (send)
+		want(r, (uint32_t)d, RFS_WANT_MISS);
+	pthread_mutex_lock(&r->lock);
+	while (!e->arrived && r->err > 0)
+		cond_wait_ms(&r->cond, &r->lock, 1000);
+	int k = e->arrived ? 0 : -EIO;
+	uint64_t w = clock_ns() - t;
+	r->miss_wait_ns += w;
+	r->miss_wait_max_ns = MAX(r->miss_wait_max_ns, w);
+	pthread_mutex_unlock(&r->lock);
+	return k;
+}
+
+bool rfs_recv_all_in(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool a = r->err == 0;
+	pthread_mutex_unlock(&r->lock);
+	return a;
+}
+
 void rfs_recv_free(struct rfs_receiver *r)
 {
 	if (!r)
@@ -463,6 +612,8 @@ void rfs_recv_free(struct rfs_receiver *r)
 		free(r->ents[i].path);
 	}
 	free(r->ents);
+	free(r->by_path);
+	free(r->asked);
 	if (r->rootfd >= 0)
 		close(r->rootfd);
 	free(r->root);

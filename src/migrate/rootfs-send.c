@@ -512,7 +512,8 @@ static int run(struct rfs_sender *s)
 	if (r < 0)
 		return r;
 	s->buf = xmalloc(RFS_CHUNK);
-	bool done = false, ws = false;
+	bool done = false, ws = false, hold = true;
+	uint64_t held = 0;
 	uint32_t f;
 	enum rfs_why why;
 	while (rfs_sched_next(s->sched, &f, &why)) {
@@ -521,6 +522,16 @@ static int run(struct rfs_sender *s)
 			pthread_mutex_lock(&s->lock);
 			s->t_ws_ready = clock_ns();
 			pthread_mutex_unlock(&s->lock);
+		}
+		if (hold && why != RFS_WORKING_SET && why != RFS_DEMAND) {
+			/* tests: only what the tree misses, for a while */
+			if ((hold = mig_test_held("src-rootfs-hold", &held))) {
+				r = read_peer(s, false, &done);
+				if (r < 0)
+					return r;
+				usleep(5000);
+				continue;
+			}
 		}
 		bool fdone;
 		r = send_chunk(s, f, why, &fdone);
@@ -663,8 +674,12 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "working_set_ready_ms", s->t_ws_ready ? json_real(ns_to_ms(t0, s->t_ws_ready)) : json_null());
 	json_object_set_new(j, "last_file_ms", s->t_end ? json_real(ns_to_ms(t0, s->t_end)) : json_null());
 	json_object_set_new(j, "done_ms", s->t_done ? json_real(ns_to_ms(t0, s->t_done)) : json_null());
-	if (s->dest)
+	if (s->dest) {
+		/* the tree's view of it: opens that did not wait */
+		json_t *hr = json_object_get(s->dest, "hit_rate");
+		json_object_set_new(j, "hit_rate", hr ? json_incref(hr) : json_null());
 		json_object_set_new(j, "destination", json_incref(s->dest));
+	}
 	pthread_mutex_unlock(&s->lock);
 	return j;
 }

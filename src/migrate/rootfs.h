@@ -94,3 +94,32 @@ void rfs_recv_free(struct rfs_receiver *r);
 /* after DONE was sent: stats the destination gave */
 json_t *rfs_recv_stats(struct rfs_receiver *r);
 uint64_t rfs_recv_bytes(struct rfs_receiver *r);
+/* the metadata is in (every entry exists, sizes final): 0, -ETIMEDOUT, or the error */
+int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms);
+/* for the lazy view, once the metadata is in: the entry of a path (relative,
+ * "" for the root), -1 if it came from the tree itself */
+int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel);
+/* the tree looked into directory dir: its files go next (WANT TOUCH, once) */
+void rfs_recv_touch(struct rfs_receiver *r, int64_t dir);
+/* entry id's data has not arrived yet; times: what it will have */
+bool rfs_recv_pending(struct rfs_receiver *r, int64_t id, struct timespec times[2]);
+/* the tree opens entry id: counted; if its data is not in, a miss: asked for
+ * at once and waited for (0, or -EIO if the transfer broke) */
+int rfs_recv_open(struct rfs_receiver *r, int64_t id);
+bool rfs_recv_all_in(struct rfs_receiver *r);
+
+/*
+ * The lazy view (rootfs-fuse.c): a FUSE file system at mnt over the copy
+ * being received in backing, so that the tree runs before its files are in.
+ * Lookups and stat never block (the metadata is in first); an open of a
+ * file whose data is not in blocks that thread only, until it is (a miss,
+ * asked for at once); every directory the tree looks into sends its files
+ * next.  Writes go to the copy (a file is complete before the tree can open
+ * it, so nothing that arrives later overwrites them).  It lives as long as
+ * the tree; rfs_view_detach() once every file is in (the receiver may go).
+ */
+struct rfs_view;
+int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt, struct rfs_view **ret);
+void rfs_view_detach(struct rfs_view *v);
+/* unmount (lazily: a tree still in it gets ENOTCONN) and free; NULL is fine */
+void rfs_view_free(struct rfs_view *v);

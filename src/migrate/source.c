@@ -639,6 +639,8 @@ static json_t *build_stats(struct src *s, int err)
 	}
 	if (s->rfs)
 		json_object_set_new(j, "rootfs", rfs_send_stats(s->rfs, s->t0));
+	else if (s->o->rootfs_dir && s->o->rootfs_mode == RFS_NONE)
+		json_object_set_new(j, "rootfs", json_pack("{s:s}", "mode", "none"));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
@@ -903,7 +905,7 @@ static int ph_connect(struct src *s)
 		m.cpuid_1_ecx = cf[0];
 		m.cpuid_7_ebx = cf[1];
 		m.cpuid_7_ecx = cf[2];
-		if (s->rootfs_dir) {
+		if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
 			m.rootfs_mode = (char *)rfs_mode_name(o->rootfs_mode);
 			m.rootfs_dir = s->rootfs_dir;
 		}
@@ -921,7 +923,7 @@ static int ph_connect(struct src *s)
 	r = connect_data(s);
 	if (r < 0)
 		return r;
-	if (s->rootfs_dir) {
+	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
 		r = net_connect(s->ctx, o->to, NET_ROLE_ROOTFS, net_chan_session(s->ctl), &s->rfs_chan);
 		if (r < 0)
 			return r;
@@ -979,7 +981,7 @@ static int ph_freeze(struct src *s)
 	s->t_freeze = clock_ns();
 	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
-	if (s->rootfs_dir) {
+	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
 		/* the files from now on, beside the dump and the state */
 		r = rfs_send_start(s->rfs_chan, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
 		if (r < 0)

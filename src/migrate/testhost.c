@@ -483,6 +483,27 @@ static void cg_cpuset_inherit(const char *dir)
 	}
 }
 
+/*
+ * With RT group scheduling, a new cpu cgroup has no real-time runtime: no
+ * task in it may take SCHED_FIFO or SCHED_RR (EPERM), where the machine's
+ * root cgroup allows it.  Each host gets a little, so that real-time
+ * threads run (and migrate) in it; the sum of all sets' hosts must stay
+ * within the parent's (950 ms of each second by default): 20 ms each.
+ */
+#define TESTHOST_RT_RUNTIME_US "20000"
+
+static void cg_rt_runtime(const char *dir)
+{
+	_cleanup_free_ char *f = xasprintf("%s/cpu.rt_runtime_us", dir);
+	_cleanup_close_ int fd = open(f, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* no RT group scheduling: nothing to give */
+	int r = write_all(fd, TESTHOST_RT_RUNTIME_US, strlen(TESTHOST_RT_RUNTIME_US));
+	if (r < 0)
+		pr_warn("%s: cannot give the test host %s us of real-time runtime (%s): SCHED_FIFO and "
+			"SCHED_RR fail in it", f, TESTHOST_RT_RUNTIME_US, strerror(-r));
+}
+
 /* record host h's cgroups, then make them */
 static int cg_make(const char *prefix, int h, const struct host_cg *cgs, size_t ncg)
 {
@@ -506,6 +527,7 @@ static int cg_make(const char *prefix, int h, const struct host_cg *cgs, size_t 
 			return dm_fail(neg_errno(), "mkdir %s: %m", cgs[i].dir[h]);
 		if (strcmp(cgs[i].fstype, "cgroup") == 0 && strstr(cgs[i].opts, "cpuset"))
 			cg_cpuset_inherit(cgs[i].dir[h]);
+		cg_rt_runtime(cgs[i].dir[h]);
 	}
 	return 0;
 }
@@ -556,32 +578,100 @@ static int cg_rmdir_tree(const char *dir, int depth)
 	return rmdir(dir) < 0 && errno != ENOENT ? neg_errno() : 0;
 }
 
-/* host h's cgroups go: waits (10 s at most) for its processes to be gone */
+/*
+ * Thaw every cgroup of a tree (v1 freezer.state, v2 cgroup.freeze) and
+ * SIGKILL the processes in it: what the host's init took with it is gone
+ * already, but a task of a frozen v1 cgroup (a container paused, or frozen
+ * by a checkpoint that failed half-way) does not die of SIGKILL before it is
+ * thawed, and a process may have joined the host's cgroups without its pid
+ * namespace.  Killed first, thawed after: they die on waking.
+ */
+static void cg_kill_tree(const char *dir, int depth)
+{
+	_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+	_cleanup_free_ char *buf = NULL;
+
+	if (read_full_file(procs, 1 << 20, &buf, NULL) == 0) {
+		char *save = NULL;
+		for (char *t = strtok_r(buf, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+			long pid;
+			if (parse_long(t, &pid) == 0 && pid > 1 && pid != getpid())
+				kill((pid_t)pid, SIGKILL);
+		}
+	}
+	static const struct { const char *file, *thawed; } thaw[] = {
+		{ "freezer.state", "THAWED" }, { "cgroup.freeze", "0" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(thaw); i++) {
+		_cleanup_free_ char *f = xasprintf("%s/%s", dir, thaw[i].file);
+		_cleanup_close_ int fd = open(f, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0)
+			(void)write_all(fd, thaw[i].thawed, strlen(thaw[i].thawed));
+	}
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && depth < 16 && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		_cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+		cg_kill_tree(sub, depth + 1);
+	}
+}
+
+/* cg_kill_tree() on each of host h's cgroups */
+static void cg_kill_host(const char *prefix, int h)
+{
+	char item[16];
+	_cleanup_free_ char *buf = NULL;
+	char *save = NULL;
+
+	snprintf(item, sizeof(item), "cgroups-%s", host_names[h]);
+	_cleanup_free_ char *p = state_path(prefix, item);
+	if (read_full_file(p, 64 << 10, &buf, NULL) < 0)
+		return;
+	for (char *dir = strtok_r(buf, "\n", &save); dir; dir = strtok_r(NULL, "\n", &save))
+		cg_kill_tree(dir, 0);
+}
+
+/* host h's cgroups go, with what is left in them (10 s at most); the record
+ * stays when one could not be removed, so that down can be tried again */
 static int cg_remove(const char *prefix, int h)
 {
 	char item[16];
 	_cleanup_free_ char *buf = NULL;
-	int err = 0;
+	const char *dirs[TH_MAX_CG];
+	size_t n = 0;
+	int r = 0;
 
 	snprintf(item, sizeof(item), "cgroups-%s", host_names[h]);
 	_cleanup_free_ char *p = state_path(prefix, item);
 	if (read_full_file(p, 64 << 10, &buf, NULL) < 0)
 		return 0;
 	char *save = NULL;
-	for (char *dir = strtok_r(buf, "\n", &save); dir; dir = strtok_r(NULL, "\n", &save)) {
-		int r = 0;
-		for (int i = 0; i < 200; i++) {
-			r = cg_rmdir_tree(dir, 0);
-			if (r != -EBUSY)
-				break;
-			struct timespec ts = { 0, 50 * 1000000 };
-			nanosleep(&ts, NULL);
+	for (char *dir = strtok_r(buf, "\n", &save); dir && n < TH_MAX_CG; dir = strtok_r(NULL, "\n", &save))
+		dirs[n++] = dir;
+	for (int tries = 0; tries < 200; tries++) {
+		const char *busy = NULL;
+		r = 0;
+		for (size_t i = 0; i < n; i++) {
+			int k = cg_rmdir_tree(dirs[i], 0);
+			if (k == -EBUSY && !busy)
+				busy = dirs[i];
+			else if (k < 0 && k != -EBUSY && !r)
+				r = dm_fail(k, "cannot remove the test host's cgroup %s: %s", dirs[i], strerror(-k));
 		}
-		if (r < 0 && !err)
-			err = dm_fail(r, "cannot remove the test host's cgroup %s: %s", dir, strerror(-r));
+		if (!busy)
+			break;
+		r = dm_fail(-EBUSY, "cannot remove the test host's cgroup %s: processes are left in it", busy);
+		/* the freezer hierarchy may be any of them: every one, every time */
+		for (size_t i = 0; i < n; i++)
+			cg_kill_tree(dirs[i], 0);
+		struct timespec ts = { 0, 50 * 1000000 };
+		nanosleep(&ts, NULL);
 	}
-	unrecord(prefix, item);
-	return err;
+	if (r == 0)
+		unrecord(prefix, item);
+	return r;
 }
 
 /* in the host's init, after unshare(CLONE_NEWNS | CLONE_NEWCGROUP): the
@@ -1015,8 +1105,11 @@ static int kill_init(const char *prefix, int host)
 		/* SIGKILL to a pid namespace's init kills every process in it */
 		kill(pid, SIGKILL);
 		if (pfd >= 0) {
+			/* it exits once every process of its namespace has: frozen
+			 * ones (a paused container) only after a thaw */
 			struct pollfd p = { .fd = pfd, .events = POLLIN };
-			poll(&p, 1, 5000);
+			for (int i = 0; i < 100 && poll(&p, 1, 50) == 0; i++)
+				cg_kill_host(prefix, host);
 			close(pfd);
 		}
 	}

@@ -60,8 +60,14 @@ static int conflict(int fd, int getcmd, const Dm__FileLock *l, const char *path)
 	if (fl.l_pid > 0)
 		return dm_fail(-EAGAIN, "%s: the %s cannot be taken back: process %d outside the tree "
 			       "holds a conflicting lock", path, what, fl.l_pid);
-	return dm_fail(-EAGAIN, "%s: the %s cannot be taken back: an open file outside the tree "
-		       "holds a conflicting OFD lock", path, what);
+	if (fl.l_pid < 0)
+		return dm_fail(-EAGAIN, "%s: the %s cannot be taken back: an open file outside the tree "
+			       "holds a conflicting OFD lock", path, what);
+	/* 0: a POSIX lock of a process this pid namespace does not see (the
+	 * source's own frozen copy, when both hosts see the same file: shared
+	 * storage holds the locks until the source's copy is gone) */
+	return dm_fail(-EAGAIN, "%s: the %s cannot be taken back: a process outside this host's view "
+		       "holds a conflicting lock (on shared storage: the source's frozen copy)", path, what);
 }
 
 int rst_locks_desc(const Dm__File *f, int fd)

@@ -23,6 +23,9 @@
 #include "base/log.h"
 
 #include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <errno.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -279,12 +282,55 @@ static int ctty_fd(struct rst_files *fs, const Dm__Process *p, int32_t *ret_pgrp
 	return -1;
 }
 
+/*
+ * A session leader's controlling terminal, at once after its setsid() and
+ * before it forks the members of its session: a process gets its terminal
+ * (signal->tty) from its parent at fork, and only the leader's TIOCSCTTY
+ * sets it, so members forked before it would have none (/dev/tty: ENXIO).
+ * The description lands at the lowest fd the stub has free (recvmsg takes
+ * that one), just for the ioctl.  The foreground group is set with the
+ * files, once every group exists.
+ */
+int files_ctty_early(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	int desc, r, lowest = 0;
+
+	if (!ip->has_ctty_file_id || ip->sid != ip->pid)
+		return 0;
+	r = rst_files_desc(c->files, ip->ctty_file_id, &desc);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: controlling terminal", ip->pid);
+	/* the stub is stopped: its fd table does not change meanwhile */
+	for (;; lowest++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", p->host_pid, lowest);
+		if (access(path, F_OK) < 0 && errno == ENOENT)
+			break;
+		if (lowest > 1 << 20)
+			return dm_fail(-EMFILE, "pid %d: no free fd for its terminal", ip->pid);
+	}
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	r = files_send(c, rb, &desc, 1);
+	if (r >= 0)
+		r = rb_add(rb, "ioctl(TIOCSCTTY)", SYS_ioctl, lowest, TIOCSCTTY, 0, 0, 0, 0);
+	if (r >= 0)
+		r = rb_add(rb, "close (terminal)", SYS_close, lowest, 0, 0, 0, 0, 0);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: controlling terminal", ip->pid);
+	return 0;
+}
+
 int files_restore(struct rst_ctx *c, struct rst_proc *p)
 {
 	struct rst_files *fs = c->files;
 	const Dm__Process *ip = p->img;
 	size_t k = ip->n_fds, n = k;
-	_cleanup_free_ int *fds = xcalloc(k + 2, sizeof(int));
+	_cleanup_free_ int *fds = xcalloc(k + 3, sizeof(int)); /* + cwd, ctty, root */
 	_cleanup_close_ int cwd = -1, root = -1;
 	int cwd_idx = -1, root_idx = -1, r;
 	struct rbatch *rb;
@@ -300,6 +346,18 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 			return rst_wrap(r, "pid %d: cwd", ip->pid);
 		cwd_idx = (int)n;
 		fds[n++] = cwd;
+	}
+	/* a session leader whose terminal only its members hold: the
+	 * description comes in just for TIOCSCTTY (below) */
+	int ctty_idx = -1;
+	bool ctty_held = false;
+	for (size_t i = 0; i < k; i++)
+		ctty_held |= ip->has_ctty_file_id && ip->fds[i]->file_id == ip->ctty_file_id;
+	if (ip->has_ctty_file_id && ip->sid == ip->pid && !ctty_held) {
+		r = rst_files_desc(fs, ip->ctty_file_id, &fds[n]);
+		if (r < 0)
+			return rst_wrap(r, "pid %d: controlling terminal", ip->pid);
+		ctty_idx = (int)n++;
 	}
 	if (needs_root(fs, ip)) {
 		if (ip->has_root_file_id)
@@ -325,6 +383,17 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 	}
 	if (r >= 0 && cwd_idx >= 0)
 		r = rb_add(rb, "fchdir(cwd)", SYS_fchdir, cwd_idx, 0, 0, 0, 0, 0);
+	if (r >= 0 && ctty_idx >= 0) {
+		const Dm__File *tf = checkpoint_file(c->ck, ip->ctty_file_id);
+		r = rb_add(rb, "ioctl(TIOCSCTTY)", SYS_ioctl, ctty_idx, TIOCSCTTY, 0, 0, 0, 0);
+		if (r >= 0 && tf->tty && tf->tty->has_pgrp && rst_find(c, tf->tty->pgrp)) {
+			uint64_t rp;
+			int32_t pg = tf->tty->pgrp;
+			r = rb_stage(rb, &pg, sizeof(pg), &rp);
+			if (r >= 0)
+				r = rb_add(rb, "ioctl(TIOCSPGRP)", SYS_ioctl, ctty_idx, TIOCSPGRP, rp, 0, 0, 0);
+		}
+	}
 	if (r >= 0 && n > k)
 		r = rb_add(rb, "close_range", SYS_close_range, k, n - 1, 0, 0, 0, 0);
 	for (size_t i = k; i-- > 0 && r >= 0;) {

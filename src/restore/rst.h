@@ -154,6 +154,8 @@ int files_set_owners(struct rst_ctx *c);
 /* Send fds to the transport and add the matching recvmsg calls to rb: they
  * land at the lowest free numbers of the tracee, in order. */
 int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
+/* A session leader takes its controlling terminal (after setsid, before its members exist). */
+int files_ctty_early(struct rst_ctx *c, struct rst_proc *p);
 /* A description of file id for mapping it (accmode O_RDONLY or O_RDWR). */
 int files_open_for_map(struct rst_ctx *c, uint32_t file_id, int accmode, int *ret_fd);
 

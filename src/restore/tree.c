@@ -319,6 +319,8 @@ static int create_subtree(struct tree_walk *w, struct rst_proc *p)
 	if (!leader)
 		return 0;
 	r = do_setsid(c, p);
+	if (r >= 0)
+		r = files_ctty_early(c, p);
 	if (r < 0)
 		return r;
 	w->cur_sid[pi] = w->cur_pgid[pi] = p->img->pid;

@@ -14,7 +14,9 @@
 #                      not make is refused and left as it was
 #   testbed/hosts      each host has a cgroup namespace of its own (neither
 #                      the machine's nor the other host's) and sees its cgroups
-#                      as roots; the machine cannot route to the segment
+#                      as roots; SCHED_FIFO works in it (RT group scheduling
+#                      gives a new cpu cgroup no runtime); the machine cannot
+#                      route to the segment
 #                      (v4, v6); the client reaches both hosts' bridges
 #   testbed/busybox    `runc run -d` in host a: running, its counter advances;
 #                      host a's runc lists it, host b's runc does not know it
@@ -29,6 +31,9 @@
 #                      wrote; redis, memcached: 2000 keys loaded and verified
 #                      (and a wrong value is caught); redis: the kept client
 #                      fails, named, when the container is deleted under it
+#   testbed/move       redis in host a, deleted, then the same bundle with the
+#                      same MAC and addresses in host b: the client reaches it
+#                      through the bridges' link; only b's runc knows it
 #   runc/migrate-MODE  post-copy, stop-and-copy, pre-copy, hybrid: the
 #                      busybox counter in host a, migrated with `dmigrate
 #                      migrate runc:ID` to dmigrated in host b (the bundle at
@@ -44,9 +49,9 @@
 #                      on thawed, b keeps no container of the attempt
 #   runc/migrate-refused  host b's runc has a container of that ID: refused at
 #                      START, named, before the freeze; a's runs on
-#   testbed/cleanup    (always last) a container left running in host a:
-#                      `testhost down` kills it and leaves no namespace,
-#                      cgroup, runc state or veth behind
+#   testbed/cleanup    (always last) a container left in host a, paused
+#                      (frozen): `testhost down` kills it and leaves no
+#                      namespace, cgroup, runc state or veth behind
 #
 # The bundles are built once in DIR/containers-bundles (mkbundle.sh is
 # idempotent).  DM_E2E_PREFIX names the test hosts (default dmct).
@@ -69,7 +74,7 @@ while (($#)); do
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,/^# "N passed/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -174,6 +179,10 @@ t_hosts() {
 		[[ -z $out ]] || { result FAIL $t "in $h, cgroup mounts not rooted in the host's cgroups: $out"; return; }
 		ctr_host $h test -d /sys/fs/cgroup/freezer -o -d /sys/fs/cgroup/unified -o -f /sys/fs/cgroup/cgroup.procs ||
 			{ result FAIL $t "in $h, no cgroup hierarchy under /sys/fs/cgroup"; return; }
+		# real-time policies work in the host's cgroup as on the machine
+		if chrt -f 7 true 2>/dev/null; then
+			out=$(ctr_host $h chrt -f 7 true 2>&1) || { result FAIL $t "in $h, SCHED_FIFO is refused: $out"; return; }
+		fi
 	done
 	ip route get "$(ctr_addr 16)" >/dev/null 2>&1 && { result FAIL $t "the machine routes to $(ctr_addr 16)"; return; }
 	ip -6 route get "$(ctr_addr6 16)" >/dev/null 2>&1 && { result FAIL $t "the machine routes to $(ctr_addr6 16)"; return; }
@@ -279,6 +288,27 @@ t_mkbundle() {
 	result PASS $t
 }
 
+# a container that "moves": redis in host a, then the same bundle with the
+# same MAC and addresses in host b (shared storage); the client, whose
+# neighbour cache still holds the MAC, reaches it through a's bridge and the
+# bridges' link; host a's runc no longer knows it, host b's does
+t_move() {
+	local t=testbed/move id=$PREFIX-mv n=22 b out
+	b=$(bundle redis) || { result FAIL $t "no bundle"; return; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n "$WORK/$id-a.log") || { result FAIL $t "in a: $out"; return; }
+	out=$(ctr_ask redis "$(ctr_addr $n)" ctr_client) || { result FAIL $t "no answer in a: $out"; return; }
+	ctr_delete a "$id"
+	out=$(ctr_start b "$id" "$b" $n "$WORK/$id-b.log") || { result FAIL $t "in b: $out"; return; }
+	[[ $(ctr_status b "$id") == running && -z $(ctr_status a "$id") ]] ||
+		{ result FAIL $t "runc state: a '$(ctr_status a "$id")', b '$(ctr_status b "$id")'"; return; }
+	out=$(ctr_ask redis "$(ctr_addr $n)" ctr_client) || { result FAIL $t "no answer in b: $out"; return; }
+	ctr_client ip neigh show "$(ctr_addr $n)" | grep -qi "$(ctr_mac $n)" ||
+		{ result FAIL $t "the client's neighbour entry is not the container's MAC: $(ctr_client ip neigh show "$(ctr_addr $n)")"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
 t_cleanup() {
 	local t=testbed/cleanup id=$PREFIX-left b pids p out cgs
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
@@ -286,6 +316,10 @@ t_cleanup() {
 		{ result FAIL $t "runc run -d: $(tail -3 "$WORK/$id.log")"; return; }
 	pids=$(ctr_cgroup_pids a "$id")
 	[[ -n $pids ]] || { result FAIL $t "no process in the container's cgroup"; return; }
+	# frozen, as a checkpoint that failed half-way may leave it: SIGKILL alone
+	# does not end a task of a frozen v1 cgroup
+	ctr_runc a pause "$id" || { result FAIL $t "runc pause failed"; return; }
+	[[ $(ctr_status a "$id") == paused ]] || { result FAIL $t "not paused: $(ctr_status a "$id")"; return; }
 	cgs=$(ctr_info 'a.cgroup'; ctr_info 'b.cgroup')
 	"$DM" testhost down --prefix "$PREFIX" >"$WORK/down.log" 2>&1 ||
 		{ result FAIL $t "testhost down: $(tail -1 "$WORK/down.log")"; return; }
@@ -457,7 +491,7 @@ t_migrate_refused() {
 	result PASS $t
 }
 
-CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx
+CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy runc/migrate-hybrid
 	runc/migrate-refused runc/migrate-net-post-copy runc/migrate-rollback)
 declare -A RUN=(
@@ -475,6 +509,7 @@ declare -A RUN=(
 	[testbed/memcached]="t_service memcached 18"
 	[testbed/python-http]="t_service python-http 19"
 	[testbed/nginx]="t_service nginx 20"
+	[testbed/move]=t_move
 )
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done

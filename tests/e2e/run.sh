@@ -28,6 +28,9 @@
 #   hostile/...    malformed frames, messages, files and images from a broken
 #                  source are refused; dmigrated lives on and still migrates
 #   work/W/MODE    a workload (python3 loop, busybox sh loop that forks, the
+#                  sqlite3 writer holding its database's locks on the
+#                  hosts' shared file system: refused, named, it runs on in a
+#                  (post-copy and stop-and-copy only),
 #                  demo's C program: working-set checksum, whole memory checked
 #                  in the background) migrates from a to b in each mode, goes
 #                  on from where it was (counter, host name changes, memory
@@ -44,6 +47,10 @@
 #                  xattrs, devices, contents), the tree reads its open and
 #                  mapped files and walks the rest right in b, its write
 #                  stays; the working set went first (stats)
+#   rootfs/none    shared storage (an identical DIR in b): nothing moves
+#   rootfs/kill-dest  dmigrated killed once the files' metadata is in: the
+#                  tree runs on in a, files unchanged; the next dmigrated
+#                  removes the dead view and the copy
 #   resilience/... the link down for 12 s after the switch-over: both sides
 #                  wait for it and the migration completes
 #   link/queue-Q   the source reads the queue in front of its link (pfifo_fast
@@ -97,7 +104,7 @@ while (($#)); do
 	--tbf) TBF=--tbf ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,58p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,68p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -230,11 +237,12 @@ start_workload() {
 	case $name in
 	python3) cmd=(python3 "$E2E_DIR/lib/counter.py" "$WL_LOG") ;;
 	forker) cmd=(python3 "$E2E_DIR/lib/forker.py" "$WL_LOG") ;;
+	sqlite) cmd=(python3 "$E2E_DIR/lib/sqlite_writer.py" "$WL_LOG" "$SQL_DIR/wl.sqlite") ;;
 	busybox) cmd=(busybox sh "$E2E_DIR/lib/counter.sh") ;;
 	cprog) cmd=("$WORK/dmigrate-workload" demo-workload --mib 64) ;;
 	cprog256) cmd=("$WORK/dmigrate-workload" demo-workload --mib 256) ;;
 	esac
-	if [[ $name == python3 || $name == forker ]]; then
+	if [[ $name == python3 || $name == forker || $name == sqlite ]]; then
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "${cmd[@]}") || return 1
 	else
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- "${cmd[@]}") || return 1
@@ -378,6 +386,41 @@ test_workload() {	# WORKLOAD MODE
 		result PASS "$t"
 	fi
 	stop_workload
+}
+
+# File locks: python3's sqlite3 writes a database in transactions, holding
+# its POSIX locks most of the time (issue 11: migrated mid-run it died on b
+# with "disk I/O error" when they were dropped).  The test hosts share one
+# file system, as hosts on shared storage do: the source's frozen copy still
+# holds the locks when b would take them, so the migration must fail before
+# the switch-over, naming the lock, and the writer runs on in a with its
+# database intact.  (A copy of the database on b's own disk would not do
+# either: sqlite sees another inode at that path and turns read-only.)
+test_sqlite() {	# MODE
+	local t=work/sqlite/$1 before c
+	selected "$t" || return 0
+	SQL_DIR=$WORK
+	rm -f "$SQL_DIR"/wl.sqlite*
+	if ! start_workload sqlite; then
+		result FAIL "$t" "the workload did not start"
+	else
+		sleep 0.5
+		before=$(last_report)
+		c=${before%% *}
+		if migrate "$1"; then
+			result FAIL "$t" "the migration succeeded although the frozen source holds the database's locks"
+		elif ! grep -q 'lock .*cannot be taken back' "$WORK/migrate.out"; then
+			result FAIL "$t" "the refusal does not name the lock: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		elif ! wait_until 20 reports_from "$PREFIX-a" "$((c + 5))"; then
+			result FAIL "$t" "the writer does not go on in a (last: $(last_report))"
+		elif grep -q BAD "$WL_LOG"; then
+			result FAIL "$t" "the database went wrong: $(grep -m1 BAD "$WL_LOG")"
+		else
+			result PASS "$t"
+		fi
+	fi
+	stop_workload
+	rm -f "$SQL_DIR"/wl.sqlite*
 }
 
 test_zdtm() {	# MODE
@@ -1084,36 +1127,139 @@ RFS_DIR=/var/lib/dmigrate/rfsrc
 tree_listing() {	# DIR: one line per entry, /out (the workload writes there) left out
 	(cd "$1" && find . -path ./out -prune -o -printf '%P %M %s %U %G %T@ %b %l\n' | sort)
 }
-test_rootfs() {	# MODE
-	local mode=$1 t=rootfs/$1 ainit dest src copy why
-	selected "$t" || return 0
+# the rootfs in host a and the workload chrooted into it; FAIL and 1 if not
+start_rootfs_workload() {	# TEST
+	local t=$1
 	if [[ ! -x $WORK/rootfs_work ]] && ! cc -static -O2 -o "$WORK/rootfs_work" "$E2E_DIR/lib/rootfs_work.c"; then
 		result FAIL "$t" "cannot build lib/rootfs_work.c (static)"
-		return
+		return 1
 	fi
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 	if ! in_host a python3 "$E2E_DIR/lib/mkrootfs.py" "$RFS_DIR" "$WORK/rootfs_work" 6 30; then
 		result FAIL "$t" "cannot make the rootfs"
-		return
+		return 1
 	fi
 	if in_host b test -e "$RFS_DIR"; then
 		result FAIL "$t" "host b sees host a's $RFS_DIR: the test would prove nothing"
-		return
+		return 1
 	fi
 	WL_LOG=$WORK/rootfs.$RANDOM.log
 	: >"$WL_LOG"
 	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- chroot "$RFS_DIR" /bin/work) ||
-		{ result FAIL "$t" "spawn failed"; return; }
+		{ result FAIL "$t" "spawn failed"; return 1; }
 	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
 	if ! wait_until 20 grep -q '^ready ' "$WL_LOG"; then
 		result FAIL "$t" "the workload did not start: $(tail -n 1 "$WL_LOG")"
 		stop_workload
-		return
+		return 1
 	fi
+}
+b_rootfs_clean() { in_host b sh -c '! grep -q dmigrate-rootfs /proc/self/mounts && [ -z "$(ls /var/lib/dmigrate/rootfs 2>/dev/null)" ]'; }
+
+# rootfs/kill-dest: dmigrated killed (-9) once the files' metadata is in and
+# the lazy view mounted, before the restore: the source rolls back, the tree
+# runs on in a with its files unchanged, b runs nothing of it, and the next
+# dmigrated unmounts the dead view and removes the copy
+test_rootfs_kill_dest() {
+	local t=rootfs/kill-dest marks=$WORK/marks ainit src before rc why=
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-rootfs-received DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=30000 ||
+		{ result FAIL "$t" "dmigrated did not start"; return; }
+	start_rootfs_workload "$t" || { start_daemon; return; }
 	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
 	src=/proc/$ainit/root$RFS_DIR
-	if ! migrate "$mode" --rootfs-dir "$RFS_DIR"; then
+	before=$(tree_listing "$src")
+	migrate post-copy --rootfs-dir "$RFS_DIR" &
+	local mpid=$!
+	if ! wait_until 30 test -e "$marks/dst-rootfs-received"; then
+		why="the destination never had the metadata: $(tail -n 2 "$WORK/dmigrated.log" | tr '\n' ' ')"
+	fi
+	kill -KILL "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+	wait "$mpid"
+	rc=$?
+	if [[ -n $why ]]; then
+		:
+	elif ((rc == 0)); then
+		why="the migration succeeded"
+	elif ! grep -q 'runs on here' "$WORK/migrate.out"; then
+		why="no rollback message: $(tail -n 1 "$WORK/migrate.out")"
+	elif gone "$WL_PID" || [[ $(pstate "$WL_PID") == T ]]; then
+		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
+	elif ! wait_until 15 b_empty; then
+		why="b still runs processes of the tree: $(tree_procs b)"
+	elif [[ $(tree_listing "$src") != "$before" ]]; then
+		why="the files changed in a"
+	elif ! start_daemon; then
+		why="dmigrated did not start again"
+	elif ! wait_until 10 b_rootfs_clean; then
+		why="the new dmigrated left the dead view or the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
+	fi
+	if [[ -n $why ]]; then
+		result FAIL "$t" "$why"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	[[ -n $DAEMON_PID ]] || start_daemon
+	in_host b sh -c 'for m in /var/lib/dmigrate/rootfs/*/root; do umount -l "$m"; done; rm -rf /var/lib/dmigrate/rootfs/*' 2>/dev/null
+}
+
+# rootfs/none: shared storage (an identical copy, cp -a, at the same path in
+# b, made beforehand): --rootfs none moves no file, the tree runs on b's
+# copy of DIR and reads it right
+test_rootfs_none() {
+	local t=rootfs/none ainit binit why=
+	selected "$t" || return 0
+	start_rootfs_workload "$t" || return
+	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
+	binit=$("$DM" testhost pid --prefix "$PREFIX" b)
+	cp -a "/proc/$ainit/root$RFS_DIR" "/proc/$binit/root$RFS_DIR"
+	if ! migrate post-copy --rootfs-dir "$RFS_DIR" --rootfs none; then
+		why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 60 grep -q '^wrote ' "$WL_LOG"; then
+		why="the workload did not finish in b: $(tail -n 1 "$WL_LOG")"
+	elif ! grep -q "^first-read $PREFIX-b ok" "$WL_LOG" || ! grep -Eq "^walk $PREFIX-b files=[0-9]+ ok" "$WL_LOG"; then
+		why="reads went wrong in b: $(grep -E '^(first-read|walk)' "$WL_LOG" | tr '\n' ' ')"
+	elif [[ $(cat "/proc/$binit/root$RFS_DIR/out/written.txt") != "written on $PREFIX-b" ]]; then
+		why="the write is not in b's DIR"
+	elif ! python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["rootfs"] == {"mode": "none"} and "rootfs" not in j["bytes"] else 1)' "$WORK/stats.json"; then
+		why="files moved, or the stats do not say none"
+	fi
+	if [[ -n $why ]]; then
+		result FAIL "$t" "$why"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	in_host b rm -rf "$RFS_DIR"
+}
+
+test_rootfs() {	# MODE
+	local mode=$1 t=rootfs/$1 ainit dest src copy why marks=$WORK/marks mpid rc
+	selected "$t" || return 0
+	start_rootfs_workload "$t" || return
+	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
+	src=/proc/$ainit/root$RFS_DIR
+	# the sender holds everything but the working set and what the tree
+	# misses until the workload has walked /data in b: it resumed before
+	# its files were in, and every file it read was a miss served at once
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	in_host a env DMIGRATE_TEST_PAUSE=src-rootfs-hold DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode "$mode" --rootfs-dir "$RFS_DIR" \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	wait_until 60 grep -q '^walk ' "$WL_LOG"
+	touch "$marks/src-rootfs-hold.go"
+	wait "$mpid"
+	rc=$?
+	if ((rc != 0)); then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif ! wait_until 60 grep -q '^wrote ' "$WL_LOG"; then
 		result FAIL "$t" "the workload did not finish in b: $(tail -n 1 "$WL_LOG")"
@@ -1147,9 +1293,14 @@ j = json.load(open(sys.argv[1]))["rootfs"]
 by = j["sent_by_priority"]
 assert j["files_sent"] == j["files"] and j["files"] > 180, "files %d of %d" % (j["files_sent"], j["files"])
 assert by["working_set"]["files"] >= 3, "working set %s" % by["working_set"]
-assert j["destination"]["files"] == j["files"], "destination %s" % j["destination"]
-print("%d files, %.1f MiB, working set %d files ready at %.0f ms, done at %.0f ms" % (j["files"], j["bytes"] / 1048576,
-      by["working_set"]["files"], j["working_set_ready_ms"], j["done_ms"]))' "$WORK/stats.json" 2>&1); then
+d = j["destination"]
+assert d["files"] == j["files"], "destination %s" % d
+resume = json.load(open(sys.argv[1]))["timestamps"]["resume"]
+assert resume < j["last_file_ms"], "resumed at %.0f ms, after the last file (%.0f ms)" % (resume, j["last_file_ms"])
+assert d["misses"] >= 1 and by["demand"]["files"] >= 1, "no miss served: %s, %s" % (d, by["demand"])
+print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max)" % (
+      j["files"], j["bytes"] / 1048576, by["working_set"]["files"], j["working_set_ready_ms"], resume, j["last_file_ms"],
+      d["misses"], d["miss_wait_max_ms"]))' "$WORK/stats.json" 2>&1); then
 		result FAIL "$t" "stats: $(echo "$why" | tail -n 1)"
 	else
 		log "$t: $why"
@@ -1157,7 +1308,11 @@ print("%d files, %.1f MiB, working set %d files ready at %.0f ms, done at %.0f m
 	fi
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
-	in_host b sh -c 'rm -rf /var/lib/dmigrate/rootfs/*'
+	# dmigrated unmounts the view and removes the copy once the tree is gone
+	if ! wait_until 20 b_rootfs_clean; then
+		result FAIL "$t/cleanup" "the copy or its view is still in b after the tree ended"
+		in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs/*/root; rm -rf /var/lib/dmigrate/rootfs/*' 2>/dev/null
+	fi
 }
 
 # ---------------------------------------------------------------- main
@@ -1188,12 +1343,17 @@ for mode in $MODES; do
 		test_workload "$w" "$mode"
 	done
 done
+for mode in post-copy stop-and-copy; do
+	test_sqlite "$mode"
+done
 test_vmflags
 test_link_cut_after_switch
 test_link_queue
 for mode in post-copy stop-and-copy; do
 	test_rootfs "$mode"
 done
+test_rootfs_kill_dest
+test_rootfs_none
 if ((ROLLBACK)); then
 	for kind in peer link; do
 		test_rollback src-connected "$kind" post-copy

@@ -8,12 +8,14 @@
  *                    checks both, says "ready HOST"; then, every 20 ms, looks
  *                    at the host name.  Once it changed (it was migrated):
  *                    reads the working set again through its fd and its
- *                    mapping, says "first-read HOST ok|BAD", walks /data
+ *                    mapping, says "first-read HOST ok|BAD gap_ms=MS" (from
+ *                    its last tick before the move), walks /data
  *                    checking every regular file ("walk HOST files=N ok" or
  *                    "walk HOST BAD PATH"), writes /out/written.txt and
  *                    says "wrote HOST", then sleeps.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint32_t fnv1a(const char *s)
@@ -98,6 +101,13 @@ static long walk(const char *dir, char *bad, size_t badlen)
 	return n;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static void host(char *buf, size_t len)
 {
 	struct utsname u;
@@ -125,14 +135,18 @@ int main(void)
 	}
 	host(h0, sizeof(h0));
 	printf("ready %s\n", h0);
+	uint64_t tick = 0;
 	for (;;) {
+		tick = now_ns(); /* the last moment seen running before the move */
 		usleep(20000);
 		host(h, sizeof(h));
 		if (strcmp(h, h0))
 			break;
 	}
 	int ok = check_fd("/ws/big.dat", big) == 0 && check_bytes("/ws/lib.bin", lib, (size_t)st.st_size, 0) == 0;
-	printf("first-read %s %s\n", h, ok ? "ok" : "BAD");
+	/* gap_ms: from the last tick before the freeze to the working set read
+	 * back in its new host (the pause the service saw, file reads included) */
+	printf("first-read %s %s gap_ms=%.1f\n", h, ok ? "ok" : "BAD", (double)(now_ns() - tick) / 1e6);
 	long n = walk("/data", bad, sizeof(bad));
 	if (n < 0)
 		printf("walk %s BAD %s\n", h, bad);
@@ -140,7 +154,7 @@ int main(void)
 		printf("walk %s files=%ld ok\n", h, n);
 	int fd = open("/out/written.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, "written on ", 11) != 11 || write(fd, h, strlen(h)) != (ssize_t)strlen(h) || close(fd) < 0)
-		printf("wrote %s BAD\n", h);
+		printf("wrote %s BAD %s\n", h, strerror(errno));
 	else
 		printf("wrote %s\n", h);
 	for (;;)

@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The lazy view of a tree's rootfs on the destination (see rootfs.h): a
+ * FUSE file system (libfuse3, the path-based API) over the copy that the
+ * receiver fills.  Every operation works on the copy relative to its
+ * directory fd; the kernel resolves paths one component at a time (through
+ * our getattr), and opens below it use openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS), so nothing reaches outside the copy.
+ *
+ * Caching: entries and attributes are cached by the kernel (1 s) and file
+ * pages are kept across opens (kernel_cache: a file's data is final before
+ * the tree can open it, and only the tree writes it after).  Reads of data
+ * not in the page cache cost a round trip through this process: the price
+ * of staying in FUSE once everything has arrived (libfuse 3.14 has no FUSE
+ * passthrough; docs/migration.md).
+ */
+#define FUSE_USE_VERSION 31
+#define LOG_PREFIX "rootfs view: "
+#include "migrate/rootfs.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+struct rfs_view {
+	struct fuse *f;
+	pthread_t thread;
+	bool running;
+	int bfd;                  /* the copy */
+	char *mnt;
+	pthread_rwlock_t lock;    /* r: NULL once detached */
+	struct rfs_receiver *r;
+};
+
+static struct rfs_view *view(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* "/a/b" -> "a/b", "/" -> "." */
+static const char *rel(const char *path)
+{
+	while (*path == '/')
+		path++;
+	return *path ? path : ".";
+}
+
+static int64_t entry_of(struct rfs_view *v, const char *path)
+{
+	const char *p = rel(path);
+	return rfs_recv_lookup(v->r, strcmp(p, ".") ? p : "");
+}
+
+/* the directory of path, told to the receiver (its files go next) */
+static void touch_parent(struct rfs_view *v, const char *path)
+{
+	const char *p = rel(path);
+	const char *slash = strrchr(p, '/');
+	if (!strcmp(p, "."))
+		return;
+	if (!slash) {
+		rfs_recv_touch(v->r, 0);
+		return;
+	}
+	char *d = strndup(p, (size_t)(slash - p));
+	rfs_recv_touch(v->r, rfs_recv_lookup(v->r, d));
+	free(d);
+}
+
+static int open_beneath(struct rfs_view *v, const char *path, int flags, mode_t mode)
+{
+	/* openat2 refuses what open() ignores: a mode with its type bits (FUSE's
+	 * create passes S_IFREG), flags it does not know */
+	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC),
+				.mode = (flags & O_CREAT) ? (mode & 07777) : 0,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, v->bfd, rel(path), &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/* wait for a file's data before the tree may see or change it */
+static int need_data(struct rfs_view *v, const char *path)
+{
+	int r = 0;
+	pthread_rwlock_rdlock(&v->lock);
+	if (v->r)
+		r = rfs_recv_open(v->r, entry_of(v, path));
+	pthread_rwlock_unlock(&v->lock);
+	return r;
+}
+
+/* a change of the tree's tree shape (rename, rmdir of a directory): only
+ * once every file is in, so that the receiver's paths stay true */
+static int need_all(struct rfs_view *v)
+{
+	for (;;) {
+		pthread_rwlock_rdlock(&v->lock);
+		bool done = !v->r || rfs_recv_all_in(v->r);
+		pthread_rwlock_unlock(&v->lock);
+		if (done)
+			return 0;
+		usleep(20000);
+	}
+}
+
+static void creds(int fd, const char *name, int dirfd)
+{
+	struct fuse_context *c = fuse_get_context();
+	if (fd >= 0) {
+		if (fchown(fd, c->uid, c->gid) < 0)
+			pr_debug("chown: %m");
+	} else if (fchownat(dirfd, name, c->uid, c->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		pr_debug("chown %s: %m", name);
+	}
+}
+
+static int v_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = fi ? fstat((int)fi->fh, st) : fstatat(v->bfd, rel(path), st, AT_SYMLINK_NOFOLLOW);
+	if (r < 0)
+		return -errno;
+	pthread_rwlock_rdlock(&v->lock);
+	if (v->r) {
+		struct timespec ts[2];
+		touch_parent(v, path);
+		/* a file still arriving shows the times it will have */
+		if (S_ISREG(st->st_mode) && rfs_recv_pending(v->r, entry_of(v, path), ts)) {
+			st->st_atim = ts[0];
+			st->st_mtim = ts[1];
+		}
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return 0;
+}
+
+static int v_readlink(const char *path, char *buf, size_t size)
+{
+	ssize_t k = readlinkat(view()->bfd, rel(path), buf, size - 1);
+	if (k < 0)
+		return -errno;
+	buf[k] = 0;
+	return 0;
+}
+
+static int v_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+		     enum fuse_readdir_flags flags)
+{
+	struct rfs_view *v = view();
+	int fd = open_beneath(v, path, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	pthread_rwlock_rdlock(&v->lock);
+	if (v->r)
+		rfs_recv_touch(v->r, entry_of(v, path));
+	pthread_rwlock_unlock(&v->lock);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (fill(buf, de->d_name, NULL, 0, 0))
+			break;
+	closedir(d);
+	return 0;
+}
+
+static int v_open(const char *path, struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path);
+	if (r < 0)
+		return r;
+	int fd = open_beneath(v, path, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), 0);
+	if (fd < 0)
+		return fd;
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = 1;
+	return 0;
+}
+
+static int v_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path); /* O_CREAT of a file that exists (O_TRUNC included) */
+	if (r < 0)
+		return r;
+	int fd = open_beneath(v, path, fi->flags | O_CREAT, mode);
+	if (fd < 0)
+		return fd;
+	creds(fd, NULL, -1);
+	fi->fh = (uint64_t)fd;
+	return 0;
+}
+
+static int v_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t k = pread((int)fi->fh, buf, size, off);
+	return k < 0 ? -errno : (int)k;
+}
+
+static int v_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t k = pwrite((int)fi->fh, buf, size, off);
+	return k < 0 ? -errno : (int)k;
+}
+
+static int v_release(const char *path, struct fuse_file_info *fi)
+{
+	close((int)fi->fh);
+	return 0;
+}
+
+static int v_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	return (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0 ? -errno : 0;
+}
+
+static int v_statfs(const char *path, struct statvfs *st)
+{
+	return fstatvfs(view()->bfd, st) < 0 ? -errno : 0;
+}
+
+/* parent fd and leaf name of path; *leaf points into path */
+static int parent(struct rfs_view *v, const char *path, const char **leaf)
+{
+	const char *p = rel(path);
+	const char *slash = strrchr(p, '/');
+	if (!slash) {
+		*leaf = p;
+		return fcntl(v->bfd, F_DUPFD_CLOEXEC, 0);
+	}
+	*leaf = slash + 1;
+	char *d = strndup(p, (size_t)(slash - p));
+	int fd = open_beneath(v, d, O_PATH | O_DIRECTORY, 0);
+	free(d);
+	return fd;
+}
+
+static int v_mkdir(const char *path, mode_t mode)
+{
+	struct rfs_view *v = view();
+	const char *leaf;
+	int pfd = parent(v, path, &leaf);
+	if (pfd < 0)
+		return pfd;
+	int r = mkdirat(pfd, leaf, mode) < 0 ? -errno : 0;
+	if (!r)
+		creds(-1, leaf, pfd);
+	close(pfd);
+	return r;
+}
+
+static int v_mknod(const char *path, mode_t mode, dev_t dev)
+{
+	struct rfs_view *v = view();
+	const char *leaf;
+	int pfd = parent(v, path, &leaf);
+	if (pfd < 0)
+		return pfd;
+	int r = mknodat(pfd, leaf, mode, dev) < 0 ? -errno : 0;
+	if (!r)
+		creds(-1, leaf, pfd);
+	close(pfd);
+	return r;
+}
+
+static int v_symlink(const char *target, const char *path)
+{
+	struct rfs_view *v = view();
+	const char *leaf;
+	int pfd = parent(v, path, &leaf);
+	if (pfd < 0)
+		return pfd;
+	int r = symlinkat(target, pfd, leaf) < 0 ? -errno : 0;
+	if (!r)
+		creds(-1, leaf, pfd);
+	close(pfd);
+	return r;
+}
+
+static int v_unlink(const char *path)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path); /* the receiver still writes it */
+	if (r < 0)
+		return r;
+	const char *leaf;
+	int pfd = parent(v, path, &leaf);
+	if (pfd < 0)
+		return pfd;
+	r = unlinkat(pfd, leaf, 0) < 0 ? -errno : 0;
+	close(pfd);
+	return r;
+}
+
+static int v_rmdir(const char *path)
+{
+	struct rfs_view *v = view();
+	const char *leaf;
+	int pfd = parent(v, path, &leaf);
+	if (pfd < 0)
+		return pfd;
+	int r = unlinkat(pfd, leaf, AT_REMOVEDIR) < 0 ? -errno : 0;
+	close(pfd);
+	return r;
+}
+
+static int v_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct rfs_view *v = view();
+	need_all(v);
+	const char *lf, *lt;
+	int pf = parent(v, from, &lf);
+	if (pf < 0)
+		return pf;
+	int pt = parent(v, to, &lt);
+	if (pt < 0) {
+		close(pf);
+		return pt;
+	}
+	int r = (int)syscall(SYS_renameat2, pf, lf, pt, lt, flags) < 0 ? -errno : 0;
+	close(pf);
+	close(pt);
+	return r;
+}
+
+static int v_link(const char *from, const char *to)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, from);
+	if (r < 0)
+		return r;
+	int src = open_beneath(v, from, O_PATH, 0);
+	if (src < 0)
+		return src;
+	const char *leaf;
+	int pfd = parent(v, to, &leaf);
+	if (pfd < 0) {
+		close(src);
+		return pfd;
+	}
+	r = linkat(src, "", pfd, leaf, AT_EMPTY_PATH) < 0 ? -errno : 0;
+	close(src);
+	close(pfd);
+	return r;
+}
+
+static int v_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path);
+	if (r < 0)
+		return r;
+	if (fi)
+		return fchmod((int)fi->fh, mode) < 0 ? -errno : 0;
+	return fchmodat(v->bfd, rel(path), mode, 0) < 0 ? -errno : 0;
+}
+
+static int v_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path);
+	if (r < 0)
+		return r;
+	if (fi)
+		return fchown((int)fi->fh, uid, gid) < 0 ? -errno : 0;
+	return fchownat(v->bfd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static int v_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path);
+	if (r < 0)
+		return r;
+	if (fi)
+		return ftruncate((int)fi->fh, size) < 0 ? -errno : 0;
+	int fd = open_beneath(v, path, O_WRONLY, 0);
+	if (fd < 0)
+		return fd;
+	r = ftruncate(fd, size) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static int v_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	struct rfs_view *v = view();
+	int r = need_data(v, path);
+	if (r < 0)
+		return r;
+	if (fi)
+		return futimens((int)fi->fh, tv) < 0 ? -errno : 0;
+	return utimensat(v->bfd, rel(path), tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* xattrs through /proc/self/fd of an O_PATH fd (no *at forms) */
+static int xpath(struct rfs_view *v, const char *path, char buf[64])
+{
+	int fd = open_beneath(v, path, O_PATH | O_NOFOLLOW, 0);
+	if (fd >= 0)
+		snprintf(buf, 64, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static int v_getxattr(const char *path, const char *name, char *val, size_t size)
+{
+	char p[64];
+	int fd = xpath(view(), path, p);
+	if (fd < 0)
+		return fd;
+	ssize_t k = getxattr(p, name, val, size);
+	int e = errno;
+	close(fd);
+	return k < 0 ? -e : (int)k;
+}
+
+static int v_listxattr(const char *path, char *list, size_t size)
+{
+	char p[64];
+	int fd = xpath(view(), path, p);
+	if (fd < 0)
+		return fd;
+	ssize_t k = listxattr(p, list, size);
+	int e = errno;
+	close(fd);
+	return k < 0 ? -e : (int)k;
+}
+
+static int v_setxattr(const char *path, const char *name, const char *val, size_t size, int flags)
+{
+	char p[64];
+	int fd = xpath(view(), path, p);
+	if (fd < 0)
+		return fd;
+	int r = setxattr(p, name, val, size, flags) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static int v_removexattr(const char *path, const char *name)
+{
+	char p[64];
+	int fd = xpath(view(), path, p);
+	if (fd < 0)
+		return fd;
+	int r = removexattr(p, name) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+static void *v_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->use_ino = 1;          /* the copy's inode numbers: hard links stay one inode */
+	cfg->kernel_cache = 1;
+	cfg->entry_timeout = 1.0;
+	cfg->attr_timeout = 1.0;
+	cfg->negative_timeout = 0;
+	cfg->nullpath_ok = 0;
+	return fuse_get_context()->private_data;
+}
+
+static const struct fuse_operations ops = {
+	.init = v_init,
+	.getattr = v_getattr,
+	.readlink = v_readlink,
+	.readdir = v_readdir,
+	.open = v_open,
+	.create = v_create,
+	.read = v_read,
+	.write = v_write,
+	.release = v_release,
+	.fsync = v_fsync,
+	.statfs = v_statfs,
+	.mkdir = v_mkdir,
+	.mknod = v_mknod,
+	.symlink = v_symlink,
+	.unlink = v_unlink,
+	.rmdir = v_rmdir,
+	.rename = v_rename,
+	.link = v_link,
+	.chmod = v_chmod,
+	.chown = v_chown,
+	.truncate = v_truncate,
+	.utimens = v_utimens,
+	.getxattr = v_getxattr,
+	.listxattr = v_listxattr,
+	.setxattr = v_setxattr,
+	.removexattr = v_removexattr,
+};
+
+static void *loop_main(void *arg)
+{
+	struct rfs_view *v = arg;
+	fuse_loop_mt(v->f, 0);
+	return NULL;
+}
+
+int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt, struct rfs_view **ret)
+{
+	struct rfs_view *v = xcalloc(1, sizeof(*v));
+	char *argv[] = { "dmigrated-rootfs", "-o", "allow_other,default_permissions,fsname=dmigrate-rootfs,"
+						  "subtype=dmigrate",
+			 NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int k;
+
+	v->r = r;
+	v->bfd = -1;
+	pthread_rwlock_init(&v->lock, NULL);
+	v->mnt = xstrdup(mnt);
+	v->bfd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (v->bfd < 0) {
+		k = dm_fail(neg_errno(), "%s: %m", backing);
+		goto fail;
+	}
+	if (mkdir(mnt, 0700) < 0 && errno != EEXIST) {
+		k = dm_fail(neg_errno(), "%s: %m", mnt);
+		goto fail;
+	}
+	v->f = fuse_new(&args, &ops, sizeof(ops), v);
+	fuse_opt_free_args(&args);
+	if (!v->f) {
+		k = dm_fail(-EIO, "the lazy view of the files: libfuse refused its options");
+		goto fail;
+	}
+	if (fuse_mount(v->f, mnt) < 0) {
+		k = dm_fail(-EIO, "the lazy view of the files: cannot mount FUSE at %s (is /dev/fuse there?)", mnt);
+		fuse_destroy(v->f);
+		v->f = NULL;
+		goto fail;
+	}
+	k = -pthread_create(&v->thread, NULL, loop_main, v);
+	if (k < 0) {
+		fuse_unmount(v->f);
+		fuse_destroy(v->f);
+		v->f = NULL;
+		dm_fail(k, "the lazy view: no thread: %s", strerror(-k));
+		goto fail;
+	}
+	v->running = true;
+	*ret = v;
+	return 0;
+fail:
+	rfs_view_free(v);
+	return k;
+}
+
+void rfs_view_detach(struct rfs_view *v)
+{
+	if (!v)
+		return;
+	pthread_rwlock_wrlock(&v->lock);
+	v->r = NULL;
+	pthread_rwlock_unlock(&v->lock);
+}
+
+void rfs_view_free(struct rfs_view *v)
+{
+	if (!v)
+		return;
+	if (v->running) {
+		fuse_exit(v->f);
+		fuse_unmount(v->f);
+		pthread_join(v->thread, NULL);
+	}
+	if (v->f)
+		fuse_destroy(v->f);
+	if (v->bfd >= 0)
+		close(v->bfd);
+	pthread_rwlock_destroy(&v->lock);
+	free(v->mnt);
+	free(v);
+}
