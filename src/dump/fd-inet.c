@@ -450,6 +450,14 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 				       g->sport, g->wqueue);
 	}
 
+	/* a link-local IPv6 address needs its interface (the scope), which the image does not keep yet */
+	for (int k = 0; k < 2 && g->family == AF_INET6; k++) {
+		const uint8_t *ad = k ? g->dst : g->src;
+		if (ad[0] == 0xfe && (ad[1] & 0xc0) == 0x80)
+			return dm_fail(-ENOTSUP, "fd %d of process %d: %s socket on port %u uses the "
+				       "link-local IPv6 address of an interface, which is not restored yet",
+				       pf->fd, p->pid, what, g->sport);
+	}
 	/* what a socket may carry that cannot be read back */
 	socklen_t flen = 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &flen) == 0 && flen > 0)
