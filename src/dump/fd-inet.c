@@ -25,6 +25,7 @@
  */
 #define LOG_PREFIX "dump: "
 #include "dump/fd.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "net/inet.h"
 
@@ -50,6 +51,8 @@ struct dump_inet {
 	struct inet_entry *e;
 	size_t n;
 	char lock[64];          /* nft table, "" if none */
+	size_t n_locked;        /* connections locked and repaired */
+	double lock_ms;         /* nft's run, in the frozen window */
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -161,7 +164,10 @@ int dump_inet_prepare(struct dump_ctx *d)
 	}
 	snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
 		 (unsigned long long)d->procs[0]->start_time);
+	uint64_t t0 = clock_ns();
 	r = netlock_conns(in->lock, c, nc);
+	in->lock_ms = ns_to_ms(t0, clock_ns());
+	in->n_locked = nc;
 	if (r < 0) {
 		in->lock[0] = 0;
 		goto out;
@@ -192,6 +198,16 @@ out:
 	free(want);
 	free(c);
 	return r;
+}
+
+void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
+{
+	if (!d->inet || !d->inet->n)
+		return;
+	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
+	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
+	if (d->inet->n_locked)
+		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 }
 
 const char *dump_inet_lock(const struct dump_ctx *d)
