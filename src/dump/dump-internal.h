@@ -164,6 +164,8 @@ int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File
 /* fd-inet.c: TCP and UDP sockets.  Before the fds are read (frozen tree):
  * match the tree's sockets with sock_diag, lock and repair its connections. */
 int dump_inet_prepare(struct dump_ctx *d);
+/* Stats: inet_sockets, tcp_connections_locked, net_lock_ms (nft's run in the freeze). */
+void dump_inet_stats(const struct dump_ctx *d, json_t *obj);
 /* The network lock's name (nft table), or NULL if there is none. */
 const char *dump_inet_lock(const struct dump_ctx *d);
 /* Leave repair mode and unlock (tree resumed), or keep quiet (tree killed). */

@@ -619,6 +619,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	}
 	if (d->pool_stats)
 		json_object_update(obj, d->pool_stats);
+	dump_inet_stats(d, obj);
 	if (!d->t_collected)
 		return;
 

@@ -25,6 +25,7 @@
  */
 #define LOG_PREFIX "dump: "
 #include "dump/fd.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "net/inet.h"
 
@@ -50,6 +51,8 @@ struct dump_inet {
 	struct inet_entry *e;
 	size_t n;
 	char lock[64];          /* nft table, "" if none */
+	size_t n_locked;        /* connections locked and repaired */
+	double lock_ms;         /* nft's run, in the frozen window */
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -117,6 +120,12 @@ int dump_inet_prepare(struct dump_ctx *d)
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t n = 0;
 		r = inet_diag_list(kinds[k][0], kinds[k][1], &v, &n);
+		if (r < 0 && kinds[k][1] == IPPROTO_UDP) {
+			/* no udp_diag here: a UDP socket of the tree is refused by its fd */
+			pr_warn("%s", dm_last_error());
+			dm_error_clear();
+			continue;
+		}
 		if (r < 0)
 			goto out;
 		for (size_t i = 0; i < n; i++) {
@@ -155,7 +164,10 @@ int dump_inet_prepare(struct dump_ctx *d)
 	}
 	snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
 		 (unsigned long long)d->procs[0]->start_time);
+	uint64_t t0 = clock_ns();
 	r = netlock_conns(in->lock, c, nc);
+	in->lock_ms = ns_to_ms(t0, clock_ns());
+	in->n_locked = nc;
 	if (r < 0) {
 		in->lock[0] = 0;
 		goto out;
@@ -186,6 +198,16 @@ out:
 	free(want);
 	free(c);
 	return r;
+}
+
+void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
+{
+	if (!d->inet || !d->inet->n)
+		return;
+	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
+	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
+	if (d->inet->n_locked)
+		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 }
 
 const char *dump_inet_lock(const struct dump_ctx *d)
@@ -246,14 +268,16 @@ static const struct optdesc opts_sol[] = {
 	{ SOL_SOCKET, SO_MARK }, { SOL_SOCKET, SO_LINGER }, { SOL_SOCKET, SO_OOBINLINE },
 	{ SOL_SOCKET, SO_RCVTIMEO }, { SOL_SOCKET, SO_SNDTIMEO }, { SOL_SOCKET, SO_BINDTODEVICE },
 	{ SOL_SOCKET, SO_DONTROUTE }, { SOL_SOCKET, SO_TIMESTAMP }, { SOL_SOCKET, SO_TIMESTAMPNS },
-	{ SOL_SOCKET, SO_NO_CHECK }, { SOL_SOCKET, SO_SNDBUF }, { SOL_SOCKET, SO_RCVBUF },
+	{ SOL_SOCKET, SO_NO_CHECK }, { SOL_SOCKET, SO_TIMESTAMPING }, { SOL_SOCKET, SO_BUSY_POLL },
+	{ SOL_SOCKET, SO_ZEROCOPY }, { SOL_SOCKET, SO_SELECT_ERR_QUEUE },
+	{ SOL_SOCKET, SO_SNDBUF }, { SOL_SOCKET, SO_RCVBUF },
 	{ IPPROTO_TCP, TCP_NODELAY, true }, { IPPROTO_TCP, TCP_KEEPIDLE, true },
 	{ IPPROTO_TCP, TCP_KEEPINTVL, true }, { IPPROTO_TCP, TCP_KEEPCNT, true },
 	{ IPPROTO_TCP, TCP_USER_TIMEOUT, true }, { IPPROTO_TCP, TCP_CONGESTION, true },
 	{ IPPROTO_TCP, TCP_DEFER_ACCEPT, true }, { IPPROTO_TCP, TCP_NOTSENT_LOWAT, true },
 	{ IPPROTO_TCP, TCP_SYNCNT, true }, { IPPROTO_TCP, TCP_LINGER2, true },
 	{ IPPROTO_TCP, TCP_THIN_LINEAR_TIMEOUTS, true }, { IPPROTO_TCP, TCP_FASTOPEN, true },
-	{ IPPROTO_TCP, TCP_CORK, true },
+	{ IPPROTO_TCP, TCP_INQ, true }, { IPPROTO_TCP, TCP_CORK, true },
 	{ IPPROTO_UDP, UDP_CORK, false, true }, { IPPROTO_UDP, UDP_SEGMENT, false, true },
 	{ IPPROTO_UDP, UDP_GRO, false, true },
 };
@@ -261,14 +285,15 @@ static const struct optdesc opts_ip[] = {
 	{ IPPROTO_IP, IP_TOS }, { IPPROTO_IP, IP_TTL }, { IPPROTO_IP, IP_FREEBIND },
 	{ IPPROTO_IP, IP_TRANSPARENT }, { IPPROTO_IP, IP_RECVERR }, { IPPROTO_IP, IP_PKTINFO },
 	{ IPPROTO_IP, IP_RECVTOS }, { IPPROTO_IP, IP_RECVTTL }, { IPPROTO_IP, IP_MTU_DISCOVER },
-	{ IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT }, { IPPROTO_IP, IP_MULTICAST_TTL, false, true },
+	{ IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT }, { IPPROTO_IP, IP_RECVORIGDSTADDR }, { IPPROTO_IP, IP_MULTICAST_TTL, false, true },
 	{ IPPROTO_IP, IP_MULTICAST_LOOP, false, true },
 };
 static const struct optdesc opts_ip6[] = {
 	{ IPPROTO_IPV6, IPV6_V6ONLY }, { IPPROTO_IPV6, IPV6_TCLASS }, { IPPROTO_IPV6, IPV6_UNICAST_HOPS },
 	{ IPPROTO_IPV6, IPV6_RECVPKTINFO }, { IPPROTO_IPV6, IPV6_RECVERR },
 	{ IPPROTO_IPV6, IPV6_MTU_DISCOVER }, { IPPROTO_IPV6, IPV6_FREEBIND },
-	{ IPPROTO_IPV6, IPV6_TRANSPARENT }, { IPPROTO_IPV6, IPV6_MULTICAST_HOPS, false, true },
+	{ IPPROTO_IPV6, IPV6_TRANSPARENT }, { IPPROTO_IPV6, IPV6_RECVTCLASS },
+	{ IPPROTO_IPV6, IPV6_RECVHOPLIMIT }, { IPPROTO_IPV6, IPV6_DONTFRAG }, { IPPROTO_IPV6, IPV6_MULTICAST_HOPS, false, true },
 	{ IPPROTO_IPV6, IPV6_MULTICAST_LOOP, false, true },
 };
 
@@ -403,6 +428,10 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
 	len = sizeof(int);
 	getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len);
+	if (!e && (proto == IPPROTO_TCP || proto == IPPROTO_UDP))
+		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (%s %s): sock_diag does not "
+			       "show it (for UDP the kernel needs udp_diag)", pf->fd, p->pid, pf->target,
+			       dom == AF_INET6 ? "AF_INET6" : "AF_INET", proto == IPPROTO_TCP ? "TCP" : "UDP");
 	if (!e || (type != SOCK_STREAM && type != SOCK_DGRAM) ||
 	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (%s %s, protocol %d)",
@@ -436,6 +465,26 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 				       "being sent (corked), which are not restored", pf->fd, p->pid,
 				       g->sport, g->wqueue);
 	}
+
+	/* a link-local IPv6 address needs its interface (the scope), which the image does not keep yet */
+	for (int k = 0; k < 2 && g->family == AF_INET6; k++) {
+		const uint8_t *ad = k ? g->dst : g->src;
+		if (ad[0] == 0xfe && (ad[1] & 0xc0) == 0x80)
+			return dm_fail(-ENOTSUP, "fd %d of process %d: %s socket on port %u uses the "
+				       "link-local IPv6 address of an interface, which is not restored yet",
+				       pf->fd, p->pid, what, g->sport);
+	}
+	/* what a socket may carry that cannot be read back */
+	socklen_t flen = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &flen) == 0 && flen > 0)
+		return dm_fail(-ENOTSUP, "fd %d of process %d: %s socket on port %u has a socket filter "
+			       "(SO_ATTACH_FILTER), which is not restored", pf->fd, p->pid, what, g->sport);
+	char ulp[16] = "";
+	socklen_t ulen = sizeof(ulp) - 1;
+	if (tcp && getsockopt(fd, IPPROTO_TCP, TCP_ULP, ulp, &ulen) == 0 && ulp[0])
+		return dm_fail(-ENOTSUP, "fd %d of process %d: TCP socket on port %u has the upper layer "
+			       "protocol %s (TCP_ULP, e.g. kernel TLS), which is not restored", pf->fd, p->pid,
+			       g->sport, ulp);
 
 	Dm__InetSk *s = f->inet = PB_NEW(Dm__InetSk, dm__inet_sk__init);
 	f->type = DM__FILE_TYPE__FILE_INET_SK;

@@ -3,6 +3,7 @@
 #include "image/image.h"
 #include "base/log.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <string.h>
@@ -37,6 +38,31 @@ static void prot_str(uint32_t prot, uint32_t flags, char out[5])
 	out[4] = 0;
 }
 
+/* "TCP ESTABLISHED 127.0.0.1:5000 -> 127.0.0.1:41234, 10 bytes unread, 0 unacknowledged" */
+static void inet_str(const Dm__InetSk *s, char *buf, size_t len)
+{
+	static const char *const st[] = { [1] = "ESTABLISHED", [7] = "CLOSE", [10] = "LISTEN" };
+	char a[INET6_ADDRSTRLEN] = "?", b[INET6_ADDRSTRLEN] = "?";
+	int fam = s->family == AF_INET6 ? AF_INET6 : AF_INET;
+	size_t alen = fam == AF_INET6 ? 16 : 4;
+	bool tcp = s->protocol == IPPROTO_TCP;
+
+	if (s->src_addr.len == alen)
+		inet_ntop(fam, s->src_addr.data, a, sizeof(a));
+	if (s->dst_addr.len == alen)
+		inet_ntop(fam, s->dst_addr.data, b, sizeof(b));
+	int n = snprintf(buf, len, "%s%s %s %s%s%s:%u", tcp ? "TCP" : "UDP", fam == AF_INET6 ? "v6" : "",
+			 s->state < ARRAY_SIZE(st) && st[s->state] ? (tcp || s->state != 1 ? st[s->state]
+				: "CONNECTED") : "?",
+			 fam == AF_INET6 ? "[" : "", a, fam == AF_INET6 ? "]" : "", s->src_port);
+	if (n > 0 && (size_t)n < len && s->dst_port)
+		n += snprintf(buf + n, len - (size_t)n, fam == AF_INET6 ? " -> [%s]:%u" : " -> %s:%u", b,
+			      s->dst_port);
+	if (n > 0 && (size_t)n < len && s->tcp)
+		snprintf(buf + n, len - (size_t)n, ", %zu bytes unread, %zu unacknowledged (%u never sent)",
+			 s->tcp->recv_queue.len, s->tcp->send_queue.len, s->tcp->unsent);
+}
+
 static json_t *show_json(const struct dm_checkpoint *ck)
 {
 	json_t *root = json_object(), *procs = json_array(), *files = json_array();
@@ -47,6 +73,8 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 	json_object_set_new(root, "lazy", json_boolean(ck->inv->has_lazy && ck->inv->lazy));
 	if (ck->inv->hostname)
 		json_object_set_new(root, "hostname", json_string(ck->inv->hostname));
+	if (ck->inv->net_lock)
+		json_object_set_new(root, "net_lock", json_string(ck->inv->net_lock));
 	const Dm__Container *ct = ck->inv->container;
 	if (ct) {
 		json_t *c = json_object(), *a = json_array();
@@ -111,6 +139,11 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 			json_object_set_new(jf, "pos", json_integer((json_int_t)f->pos));
 		if (f->has_flags)
 			json_object_set_new(jf, "flags", json_integer(f->flags));
+		if (f->inet) {
+			char s[256];
+			inet_str(f->inet, s, sizeof(s));
+			json_object_set_new(jf, "socket", json_string(s));
+		}
 		json_array_append_new(files, jf);
 	}
 	json_object_set_new(root, "processes", procs);
@@ -125,6 +158,9 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 	fprintf(out, "image version %u, root pid %d%s%s\n", ck->inv->version, ck->inv->root_pid,
 		ck->inv->own_pidns ? " (own pid namespace)" : "",
 		ck->inv->has_lazy && ck->inv->lazy ? ", lazy pages" : "");
+	if (ck->inv->net_lock)
+		fprintf(out, "network lock in place: nft table inet %s (the restore removes it)\n",
+			ck->inv->net_lock);
 	const Dm__Container *ct = ck->inv->container;
 	if (ct) {
 		fprintf(out, "%s container %s, bundle %s, host name %s\n  namespaces:", ct->runtime, ct->id,
@@ -161,8 +197,13 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 			const Dm__File *f = checkpoint_file(ck, p->fds[k]->file_id);
 			fprintf(out, "    %4d -> #%u %s %s", p->fds[k]->fd, p->fds[k]->file_id,
 				f ? file_type(f->type) : "?", f && f->path ? f->path : "");
-			if (f && f->has_pos)
+			if (f && f->has_pos && !f->inet)
 				fprintf(out, " pos %" PRIu64, f->pos);
+			if (f && f->inet) {
+				char s[256];
+				inet_str(f->inet, s, sizeof(s));
+				fprintf(out, "%s", s);
+			}
 			fprintf(out, "\n");
 		}
 		if (p->n_sigactions)

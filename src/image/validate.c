@@ -12,6 +12,8 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -65,6 +67,20 @@ static int validate_files(struct dm_checkpoint *ck)
 			if (!f->tty)
 				return bad(IMG_FILES_FILE, "file %u: tty without tty info", f->id);
 			break;
+		case DM__FILE_TYPE__FILE_INET_SK: {
+			const Dm__InetSk *s = f->inet;
+			size_t alen = s && s->family == AF_INET6 ? 16 : 4;
+			if (!s || (s->family != AF_INET && s->family != AF_INET6) ||
+			    (s->protocol != IPPROTO_TCP && s->protocol != IPPROTO_UDP))
+				return bad(IMG_FILES_FILE, "file %u: socket without a TCP or UDP description", f->id);
+			if (s->src_addr.len != alen || s->dst_addr.len != alen || s->src_port > 65535 ||
+			    s->dst_port > 65535)
+				return bad(IMG_FILES_FILE, "file %u: socket address of the wrong size", f->id);
+			if (s->protocol == IPPROTO_TCP && s->state == 1 /* ESTABLISHED */ &&
+			    (!s->tcp || s->tcp->unsent > s->tcp->send_queue.len || !s->dst_port))
+				return bad(IMG_FILES_FILE, "file %u: TCP connection without its repair state", f->id);
+			break;
+		}
 		default:
 			break;
 		}

@@ -85,15 +85,18 @@ static int set_buf(int fd, int name, int reported)
 
 /*
  * Every recorded option whose value differs from the socket's now (a new
- * socket's default): set.  deferred: only the corks (they hold data back),
- * else all but them.
+ * socket's default): set.  corks: only the corks (they hold data back),
+ * else all but them.  The socket level goes last: IP_TOS also sets the
+ * priority, which SO_PRIORITY may have changed since.
  */
 static int set_opts(int fd, const Dm__InetSk *s, bool corks)
 {
-	for (size_t i = 0; i < s->n_opts; i++) {
-		const Dm__InetOpt *o = s->opts[i];
+	for (size_t j = 0; j < 2 * s->n_opts; j++) {
+		const Dm__InetOpt *o = s->opts[j % s->n_opts];
 		uint8_t cur[64];
 		socklen_t len = sizeof(cur);
+		if ((o->level == SOL_SOCKET) != (j >= s->n_opts))
+			continue;
 		if (is_cork(o) != corks || o->value.len > sizeof(cur))
 			continue;
 		memset(cur, 0, sizeof(cur));

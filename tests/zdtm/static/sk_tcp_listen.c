@@ -3,7 +3,7 @@
  * Listening TCP sockets, IPv4 and IPv6, with the options services set.
  * After restore each listens on the same address and port with the same
  * options (SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_RCVBUF, TCP_NODELAY,
- * TCP_KEEPIDLE, TCP_DEFER_ACCEPT, IPV6_V6ONLY) and accepts a new connection
+ * TCP_KEEPIDLE, IP_TOS then SO_PRIORITY, TCP_DEFER_ACCEPT, IPV6_V6ONLY) and accepts a new connection
  * that carries bytes both ways.
  */
 #include "zdtm.h"
@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
@@ -28,6 +29,9 @@ static const struct opt v4_opts[] = {
 	{ SOL_SOCKET, SO_RCVBUF, 100000, "SO_RCVBUF" },
 	{ IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY" },
 	{ IPPROTO_TCP, TCP_KEEPIDLE, 77, "TCP_KEEPIDLE" },
+	/* IP_TOS sets the priority too: SO_PRIORITY after it must win */
+	{ IPPROTO_IP, IP_TOS, 0x10, "IP_TOS" },
+	{ SOL_SOCKET, SO_PRIORITY, 3, "SO_PRIORITY" },
 };
 static const struct opt v6_opts[] = {
 	{ IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY" },

@@ -6,8 +6,10 @@
  * (the parent's send queue holds the rest, never sent: the window is
  * closed), and the parent has 1000 bytes from the child it has not read.
  * The parent's listener stays open next to the connection it accepted (the
- * same port).  After restore every byte arrives once, in order, the
- * connection carries new bytes both ways, and the listener accepts.
+ * same port).  The parent also holds both ends of an IPv6 connection
+ * with a few bytes unread each way.  After restore every byte arrives
+ * once, in order, the connections carry new bytes both ways, and the
+ * listener accepts.
  */
 #include "zdtm.h"
 
@@ -35,6 +37,23 @@ static void timeouts(int fd)
 	struct timeval tv = { .tv_sec = 60 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Both ends of an IPv6 loopback connection, in this process. */
+static void v6_pair(int *a, int *b)
+{
+	struct sockaddr_in6 s = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t sl = sizeof(s);
+	int l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&s, sl) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&s, &sl))
+		fail_errno("IPv6 listener");
+	*a = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*a < 0 || connect(*a, (struct sockaddr *)&s, sl) || (*b = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		fail_errno("IPv6 connection");
+	close(l);
+	timeouts(*a);
+	timeouts(*b);
 }
 
 static void child(int sk, int go)
@@ -137,10 +156,20 @@ int main(int argc, char **argv)
 		fail("setup: %d bytes from the child (want %d), %d queued to it (want some)", inq, SMALL, outq);
 	test_msg("%llu bytes sent to the child, %d of them still in our send queue",
 		 (unsigned long long)sent, outq);
+	int x6, y6;
+	v6_pair(&x6, &y6);
+	if (test_write_all(x6, small, 100) || test_write_all(y6, small + 200, 300))
+		fail_errno("IPv6 write");
 
 	test_ready();
 	test_wait_check();
 
+	uint8_t v6[300];
+	if (test_read_all(y6, v6, 100) || memcmp(v6, small, 100) || test_read_all(x6, v6, 300) ||
+	    memcmp(v6, small + 200, 300))
+		fail("the bytes queued on the IPv6 connection are not all there after restore");
+	if (test_write_all(x6, "six", 3) || test_read_all(y6, v6, 3) || memcmp(v6, "six", 3))
+		fail("the IPv6 connection does not carry new bytes");
 	if (test_write_all(go[1], &sent, sizeof(sent)))
 		fail_errno("write(go)");
 	uint8_t got[SMALL];
