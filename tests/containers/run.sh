@@ -445,7 +445,8 @@ t_migrate_rollback() {
 		[[ -e $mark/dst-state-received ]] && break
 		wait "$mpid"
 		grep -q "cannot connect" "$WORK/mrb.out" && ((try == 1)) && { log "retry: $(cat "$WORK/mrb.out")"; continue; }
-		result FAIL $t "b never paused: $(cat "$WORK/mrb.out") $(tail -3 "$WORK/dmd2.log")"
+		cp "$WORK/dmd2.log" "/tmp/dm-runc-rollback-dmd2.log" 2>/dev/null
+		result FAIL $t "b never paused: $(cat "$WORK/mrb.out") $(tail -3 "$WORK/dmd2.log") (its log: /tmp/dm-runc-rollback-dmd2.log)"
 		kill $dpid
 		return
 	done
@@ -492,8 +493,8 @@ t_migrate_refused() {
 }
 
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
-	runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy runc/migrate-hybrid
-	runc/migrate-refused runc/migrate-net-post-copy runc/migrate-rollback)
+	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
+	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"

@@ -244,7 +244,7 @@ case_not_tree() {
 	cg=$(jq -r '.cgroup_paths.freezer // .cgroup_paths[""]' "$ROOT/$id/state.json")
 	for _ in $(seq 200); do
 		for p in $(cat "$cg/cgroup.procs"); do
-			[[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == "sleep 1000 " ]] && found=1
+			[[ $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") == "sleep 1000 " ]] && found=1
 		done
 		((found)) && break
 		sleep 0.05
