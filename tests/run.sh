@@ -110,6 +110,12 @@ rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc cli
 
+note "# containers (runc)"
+out=$("$REPO/tests/containers/runc-cr.sh" --build "$BUILD" 2>&1)
+rc=$?
+printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 runc\//"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc runc
+
 # zdtm: every engine mode the build supports
 for mode in cr dump lazy; do
 	section "zdtm --mode $mode"

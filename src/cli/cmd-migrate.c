@@ -14,13 +14,16 @@
 #include <getopt.h>
 #include <string.h>
 
+#include "container/runc.h"
+
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: dmigrate migrate pid:PID --to ADDR:PORT (--key FILE | --insecure)\n"
+		"usage: dmigrate migrate pid:PID|runc:ID --to ADDR:PORT (--key FILE | --insecure)\n"
 		"                        [--mode post-copy|pre-copy|stop-and-copy|hybrid]\n"
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
+		"                        [--runc-root DIR]\n"
 		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
@@ -29,13 +32,28 @@ static void usage(FILE *out)
 		"  pre-copy round, then post-copy.  If anything fails before the destination\n"
 		"  resumes the tree, it runs on here unchanged.  --stats FILE: the migration's\n"
 		"  JSON stats (--json prints them); --pidfile FILE: the pid of the tree on the\n"
-		"  destination (in its pid namespace).  --rootfs-dir DIR: the tree runs chrooted\n"
-		"  into DIR; its files move too, beside its memory, from the freeze on, into the\n"
-		"  destination's state directory, and the tree is chrooted into that copy there.\n"
+		"  destination (in its pid namespace).  runc:ID: the runc container ID (runc's\n"
+		"  state under --runc-root, default " RUNC_DEFAULT_ROOT "); the destination's runc\n"
+		"  makes it again from the same bundle path, and it is deleted here.\n"
+		"  --rootfs-dir DIR: the tree runs chrooted into DIR; its files move too, beside\n"
+		"  its memory, from the freeze on, into the destination's state directory, and\n"
+		"  the tree is chrooted into that copy there.\n"
 		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
 		"  mapped first, then what it touches, then the smallest), lazy (directory\n"
 		"  order), eager (every file before the resume), none (shared storage: DIR is\n"
 		"  the same on the destination, nothing moves).\n");
+}
+
+static int mig_runc_record(void *arg, const char *dir)
+{
+	return runc_record(arg, dir);
+}
+
+/* the source's copy was killed after the switch-over: runc forgets it */
+static void mig_runc_gone(void *arg)
+{
+	if (runc_finish(arg, false) < 0)
+		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
 }
 
 static int write_pidfile(const char *path, pid_t pid)
@@ -64,6 +82,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "dump-threads", required_argument, NULL, 'j' },
 		{ "precopy-rounds", required_argument, NULL, 'r' },
 		{ "work-dir", required_argument, NULL, 'w' },
+		{ "runc-root", required_argument, NULL, 'T' },
 		{ "rootfs-dir", required_argument, NULL, 'R' },
 		{ "rootfs", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
@@ -72,12 +91,13 @@ int cmd_migrate(int argc, char **argv)
 	struct mig_source_opts o = { .mode = MIG_POST_COPY };
 	struct mig_result res;
 	struct net_key key;
-	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL;
+	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
+	struct runc_ct *ct = NULL;
 	bool json = false, quiet = false, rootfs_set = false;
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -107,6 +127,7 @@ int cmd_migrate(int argc, char **argv)
 			o.precopy_max_rounds = v;
 			break;
 		case 'w': o.work_dir = optarg; break;
+		case 'T': runc_root = optarg; break;
 		case 'R': o.rootfs_dir = optarg; break;
 		case 'F':
 			if (rfs_mode_parse(optarg, &o.rootfs_mode) < 0) {
@@ -131,18 +152,42 @@ int cmd_migrate(int argc, char **argv)
 		return 2;
 	}
 	const char *t = argv[optind];
-	if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0) {
+	if (!strncmp(t, "runc:", 5)) {
+		pid_t unused;
+		if (runc_parse_target(t, &ctr_id, &unused) < 0) {
+			fprintf(stderr, "dmigrate: migrate: %s\n", dm_last_error());
+			return 2;
+		}
+	} else if (runc_root) {
+		fprintf(stderr, "dmigrate: migrate: --runc-root is for a runc:ID target\n");
+		return 2;
+	}
+	if (ctr_id) {
+		r = runc_open(runc_root, ctr_id, &ct);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
+			return 1;
+		}
+		o.pid = runc_init_pid(ct);
+		o.container = runc_dump_hooks(ct);
+		o.container_record = mig_runc_record;
+		o.container_gone = mig_runc_gone;
+		o.container_arg = ct;
+		o.container_id = runc_id(ct);
+		o.container_rootfs = runc_rootfs(ct);
+	} else if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0) {
 		fprintf(stderr, "dmigrate: migrate: the target must be pid:PID (got '%s')\n", t);
 		return 2;
 	}
 	/* a number that cannot be a pid is a usage error; a pid that cannot be
 	 * migrated (init, a thread, dmigrate's own tree) is refused below, by
 	 * the migration, with the reason */
-	if (v <= 0 || v > (1 << 22)) {
+	if (!ctr_id && (v <= 0 || v > (1 << 22))) {
 		fprintf(stderr, "dmigrate: migrate: bad pid %ld in '%s' (pids are 1 to %d)\n", v, t, 1 << 22);
 		return 2;
 	}
-	o.pid = v;
+	if (!ctr_id)
+		o.pid = v;
 	if (o.insecure) {
 		fprintf(stderr, "dmigrate: WARNING: --insecure: the migration is neither authenticated nor "
 				"encrypted (benchmarks only)\n");
@@ -173,6 +218,7 @@ int cmd_migrate(int argc, char **argv)
 		}
 		json_decref(res.stats);
 	}
+	runc_free(ct);
 	return r < 0 ? 1 : 0;
 }
 

@@ -220,14 +220,24 @@ int cmd_restore(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	/* a container's image: runc makes the container, its init is our stub */
+	/* a container's image: runc makes the container, its init is our stub.
+	 * Nothing is made before the image is known good and fits this host. */
 	{
 		_cleanup_image_ struct dm_image *img = NULL;
 		r = image_open(o.images_dir, false, &img);
 		if (r >= 0)
 			r = image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor,
 					   (ProtobufCMessage **)&inv);
+		if (r >= 0 && inv->container) {
+			struct dm_checkpoint *ck = NULL;
+			r = image_load(img, &ck);
+			if (r >= 0)
+				r = restore_check_host(ck, 0, false);
+			checkpoint_free(ck);
+		}
 		if (r < 0) {
+			if (inv)
+				protobuf_c_message_free_unpacked(&inv->base, NULL);
 			fprintf(stderr, "dmigrate: restore failed: %s\n", dm_error_text(r));
 			return 1;
 		}
@@ -235,11 +245,6 @@ int cmd_restore(int argc, char **argv)
 	if (!inv->container && (ro.bundle || ro.name || ro.root)) {
 		fprintf(stderr, "dmigrate: restore: --runc-bundle, --name and --runc-root are for images of "
 			"containers; %s is a process tree's\n", o.images_dir);
-		protobuf_c_message_free_unpacked(&inv->base, NULL);
-		return 2;
-	}
-	if (inv->container && lazy) {
-		fprintf(stderr, "dmigrate: restore: --lazy is not supported for containers yet\n");
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		return 2;
 	}

@@ -40,6 +40,7 @@ struct runc_ct {
 	pid_t pid;
 	char *bundle;
 	char *copy_bundle;      /* a container we restored: the config copy runc runs it from */
+	char *rootfs;           /* absolute */
 	char *freezer;          /* v1: the freezer cgroup directory */
 	char *cg2;              /* v2: the cgroup directory (cgroup.freeze) */
 	json_t *state;          /* state.json */
@@ -250,7 +251,10 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	}
 	json_t *paths = json_object_get(ct->state, "cgroup_paths");
 	const char *fz = paths ? jstr(paths, "freezer") : NULL, *v2 = paths ? jstr(paths, "") : NULL;
-	if (fz && file_exists(fz, "freezer.state"))
+	/* tests: the v2 path on a hybrid host (runc puts the container in both) */
+	const char *force = getenv("DMIGRATE_TEST_FREEZER");
+	bool want_v2 = force && !strcmp(force, "v2");
+	if (fz && file_exists(fz, "freezer.state") && !want_v2)
 		ct->freezer = xstrdup(fz);
 	else if (v2 && file_exists(v2, "cgroup.freeze"))
 		ct->cg2 = xstrdup(v2);
@@ -270,6 +274,12 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		r = dm_fail(-EBADMSG, "container '%s': %s: %s", id, cp, je.text);
 		goto fail;
 	}
+	const char *rp = jstr(json_object_get(ct->config, "root"), "path");
+	if (!rp) {
+		r = dm_fail(-EBADMSG, "container '%s': %s has no root.path", id, cp);
+		goto fail;
+	}
+	ct->rootfs = rp[0] == '/' ? xstrdup(rp) : xasprintf("%s/%s", ct->bundle, rp);
 	json_t *proc = json_object_get(ct->config, "process");
 	if (json_is_true(json_object_get(proc, "terminal"))) {
 		r = dm_fail(-ENOTSUP, "container '%s' runs on a terminal (process.terminal): not "
@@ -288,6 +298,38 @@ pid_t runc_init_pid(const struct runc_ct *ct)
 	return ct->pid;
 }
 
+const char *runc_id(const struct runc_ct *ct)
+{
+	return ct->id;
+}
+
+const char *runc_rootfs(const struct runc_ct *ct)
+{
+	return ct->rootfs;
+}
+
+int runc_check_here(const char *root, const char *id, const char *rootfs)
+{
+	_cleanup_free_ char *err = NULL;
+	struct stat st;
+	int r;
+
+	root = root ? root : RUNC_DEFAULT_ROOT;
+	if (!id[0] || strchr(id, '/') || strlen(id) > 1024)
+		return dm_fail(-EINVAL, "bad container id");
+	r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, NULL, &err);
+	if (r == 127)
+		return dm_fail(-ENOENT, "the container cannot be made here: cannot run runc: %s", err);
+	if (r == 0)
+		return dm_fail(-EEXIST, "a container '%s' exists here already (runc state root %s)", id, root);
+	if (r < 0)
+		return r;
+	if (rootfs && (stat(rootfs, &st) < 0 || !S_ISDIR(st.st_mode)))
+		return dm_fail(-ENOENT, "the container's rootfs %s is not here (its bundle must be at the "
+			       "same path on both hosts)", rootfs);
+	return 0;
+}
+
 void runc_free(struct runc_ct *ct)
 {
 	if (!ct)
@@ -298,6 +340,7 @@ void runc_free(struct runc_ct *ct)
 	free(ct->id);
 	free(ct->bundle);
 	free(ct->copy_bundle);
+	free(ct->rootfs);
 	free(ct->freezer);
 	free(ct->cg2);
 	if (ct->state)
@@ -589,14 +632,53 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 	return 0;
 }
 
+/* `ip -j ARGS...` (in pid's network namespace when pid > 0) as JSON */
+static json_t *ip_json(pid_t pid, const char *const argv[])
+{
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	json_error_t je;
+	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, &out)
+			: run(argv, NULL, 0, &out, &err);
+
+	if (r) {
+		if (r > 0)
+			dm_fail(-EIO, "%s %s: %s", argv[0], argv[2], err ? err : "failed");
+		return NULL;
+	}
+	json_t *j = json_loads(out, 0, &je);
+	if (!json_is_array(j)) {
+		json_decref(j);
+		dm_fail(-EBADMSG, "%s %s: not a JSON array", argv[0], argv[2]);
+		return NULL;
+	}
+	return j;
+}
+
+/* The other end of the container's veth in our network namespace: its
+ * ifindex is the container end's link_index, and its own link_index is the
+ * container end's ifindex. */
+static json_t *veth_peer(json_t *ours, json_t *ctr_if)
+{
+	json_int_t want = json_integer_value(json_object_get(ctr_if, "link_index"));
+	json_int_t back = json_integer_value(json_object_get(ctr_if, "ifindex"));
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(ours, i, e)
+		if (json_integer_value(json_object_get(e, "ifindex")) == want &&
+		    json_integer_value(json_object_get(e, "link_index")) == back)
+			return e;
+	return NULL;
+}
+
 static int record_net(struct runc_ct *ct)
 {
-	static const char *const addr[] = { "ip", "-j", "addr", "show", NULL };
-	static const char *const route[] = { "ip", "-o", "route", "show", "table", "all", NULL };
-	_cleanup_free_ char *out = NULL, *rout = NULL;
+	static const char *const addr[] = { "ip", "-j", "-d", "addr", "show", NULL };
+	static const char *const route[] = { "ip", "-o", "route", "show", NULL };
+	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
+	_cleanup_free_ char *rout = NULL;
 	Dm__Container *m = ct->msg;
-	json_error_t je;
-	json_t *ifs, *e;
+	json_t *ifs, *ours, *e;
 	size_t i;
 	bool own_netns = false;
 	int r;
@@ -604,14 +686,15 @@ static int record_net(struct runc_ct *ct)
 	for (size_t k = 0; k < m->n_namespaces; k++)
 		if (!strcmp(m->namespaces[k]->type, "net"))
 			own_netns = !m->namespaces[k]->path;
-	r = in_ns(ct->pid, "net", exec_ip, (void *)addr, &out);
-	if (r < 0)
-		return r;
-	ifs = json_loads(out, 0, &je);
-	if (!json_is_array(ifs)) {
+	ifs = ip_json(ct->pid, addr);
+	if (!ifs)
+		return -EIO;
+	ours = own_netns ? ip_json(0, links) : json_array();
+	if (!ours) {
 		json_decref(ifs);
-		return dm_fail(-EBADMSG, "container '%s': ip -j addr: not a JSON array", ct->id);
+		return -EIO;
 	}
+	r = 0;
 	json_array_foreach(ifs, i, e) {
 		Dm__ContainerNetIf *nif = xmalloc(sizeof(*nif));
 		json_t *a, *flags = json_object_get(e, "flags");
@@ -625,16 +708,37 @@ static int record_net(struct runc_ct *ct)
 		json_array_foreach(flags, k, a)
 			if (json_is_string(a) && !strcmp(json_string_value(a), "UP"))
 				nif->has_up = nif->up = true;
+		const char *kind = jstr(json_object_get(e, "linkinfo"), "info_kind");
+		if (kind)
+			nif->kind = xstrdup(kind);
 		json_array_foreach(json_object_get(e, "addr_info"), k, a) {
-			const char *l = jstr(a, "local");
-			if (l)
+			const char *l = jstr(a, "local"), *scope = jstr(a, "scope");
+			/* link-local IPv6 comes back by itself */
+			if (l && !(scope && !strcmp(scope, "link") && strchr(l, ':')))
 				APPEND(nif->addrs, nif->n_addrs,
 				       xasprintf("%s/%lld", l, (long long)json_integer_value(
 								       json_object_get(a, "prefixlen"))));
 		}
 		APPEND(m->interfaces, m->n_interfaces, nif);
+		if (!own_netns || !strcmp(nif->name, "lo") || r < 0)
+			continue;
+		/* runc makes an empty network namespace: what is in it now must be
+		 * made again, which we can for a veth whose other end is ours */
+		json_t *peer = kind && !strcmp(kind, "veth") ? veth_peer(ours, e) : NULL;
+		if (!peer) {
+			r = dm_fail(-ENOTSUP, "container '%s': network interface %s (%s) is in the network "
+				    "namespace runc made and is not a veth whose other end is in ours: it "
+				    "would not come back", ct->id, nif->name, kind ? kind : "no kind");
+			continue;
+		}
+		nif->peer_name = xstrdup(jstr(peer, "ifname") ? jstr(peer, "ifname") : "?");
+		if (jstr(peer, "master"))
+			nif->peer_master = xstrdup(jstr(peer, "master"));
 	}
 	json_decref(ifs);
+	json_decref(ours);
+	if (r < 0)
+		return r;
 	r = in_ns(ct->pid, "net", exec_ip, (void *)route, &rout);
 	if (r < 0)
 		return r;
@@ -645,12 +749,6 @@ static int record_net(struct runc_ct *ct)
 		if (*s)
 			APPEND(m->routes, m->n_routes, xstrdup(s));
 	}
-	/* runc makes a network namespace of its own with lo only: more would be lost */
-	for (size_t k = 0; own_netns && k < m->n_interfaces; k++)
-		if (strcmp(m->interfaces[k]->name, "lo"))
-			return dm_fail(-ENOTSUP, "container '%s': network interface %s is in the network "
-				       "namespace runc made: it would not come back", ct->id,
-				       m->interfaces[k]->name);
 	return 0;
 }
 
@@ -810,7 +908,8 @@ int runc_finish(struct runc_ct *ct, bool left_running)
 		nanosleep(&ts, NULL);
 	}
 	dm_error_clear();
-	r = run((const char *const[]){ "runc", "--root", ct->root, "delete", "-f", ct->id, NULL }, NULL, 0,
+	/* not -f: it refuses an init that is a zombie its parent did not reap yet */
+	r = run((const char *const[]){ "runc", "--root", ct->root, "delete", ct->id, NULL }, NULL, 0,
 		NULL, &err);
 	if (r)
 		return dm_fail(r < 0 ? r : -EIO, "runc delete %s: %s", ct->id, err ? runc_msg(err) : "failed");
@@ -840,7 +939,8 @@ static const char *const all_caps[] = {
  * its root the bundle's rootfs by absolute path, the user's bundle kept in an
  * annotation.
  */
-static json_t *stub_config(const Dm__Container *m, const char *bundle, char **ret_rootfs)
+static json_t *stub_config(const Dm__Container *m, const char *bundle, const char *copy_dir,
+			   char **ret_rootfs)
 {
 	json_error_t je;
 	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je);
@@ -871,7 +971,7 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, char **re
 		if (have >> i & 1)
 			json_array_append_new(caps, json_string(all_caps[i]));
 	json_object_set_new(proc, "capabilities",
-			    json_pack("{s:O,s:O,s:O,s:O,s:O}", "bounding", caps, "effective", caps,
+			    json_pack("{s:O,s:O,s:O,s:O,s:o}", "bounding", caps, "effective", caps,
 				      "permitted", caps, "inheritable", caps, "ambient", json_array()));
 	json_decref(caps);
 	json_t *lx = json_object_get(c, "linux");
@@ -894,6 +994,19 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, char **re
 		json_object_set_new(c, "annotations", an);
 	}
 	json_object_set_new(an, RUNC_BUNDLE_ANNOTATION, json_string(bundle));
+	/* the config copy goes with the container: `runc delete` runs this */
+	json_t *hooks = json_object_get(c, "hooks");
+	if (!json_is_object(hooks)) {
+		hooks = json_object();
+		json_object_set_new(c, "hooks", hooks);
+	}
+	json_t *post = json_object_get(hooks, "poststop");
+	if (!json_is_array(post)) {
+		post = json_array();
+		json_object_set_new(hooks, "poststop", post);
+	}
+	json_array_append_new(post, json_pack("{s:s,s:[s,s,s]}", "path", "/bin/rm", "args", "rm", "-rf",
+					      copy_dir));
 	return c;
 }
 
@@ -937,10 +1050,73 @@ static int set_hostname(void *arg)
 	return 0;
 }
 
+static int ip_in(pid_t pid, const char *const argv[])
+{
+	_cleanup_free_ char *err = NULL;
+	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : run(argv, NULL, 0, NULL, &err);
+	if (r > 0)
+		return dm_fail(-EIO, "ip %s %s %s: %s", argv[1], argv[2], argv[3] ? argv[3] : "",
+			       err ? err : "failed");
+	return r;
+}
+
+/*
+ * The container's veths, as they were: its end with its name, MAC, MTU and
+ * addresses, up, its routes; our end with its name, on the bridge it was on.
+ */
+static int put_back_net(const Dm__Container *m, pid_t pid)
+{
+	char pidstr[16], mtu[16];
+	int r = 0;
+
+	snprintf(pidstr, sizeof(pidstr), "%d", pid);
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		if (!n->peer_name)
+			continue;
+		r = ip_in(0, (const char *const[]){ "ip", "link", "add", n->peer_name, "type", "veth", "peer",
+						   "name", n->name, "netns", pidstr, NULL });
+		if (r >= 0 && n->mac)
+			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "address", n->mac,
+							     NULL });
+		snprintf(mtu, sizeof(mtu), "%u", n->mtu);
+		if (r >= 0 && n->has_mtu && n->mtu)
+			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "mtu", mtu, NULL });
+		for (size_t k = 0; k < n->n_addrs && r >= 0; k++)
+			r = ip_in(pid, (const char *const[]){ "ip", "addr", "add", n->addrs[k], "dev", n->name,
+							     strchr(n->addrs[k], ':') ? "nodad" : NULL, NULL });
+		if (r >= 0 && n->up)
+			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "up", NULL });
+		if (r >= 0 && n->peer_master)
+			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "master",
+							   n->peer_master, NULL });
+		if (r >= 0)
+			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "up", NULL });
+	}
+	/* routes the kernel did not make with the addresses */
+	for (size_t i = 0; i < m->n_routes && r >= 0; i++) {
+		const char *rt = m->routes[i];
+		if (strstr(rt, " proto kernel "))
+			continue;
+		_cleanup_free_ char *line = xstrdup(rt);
+		const char *argv[64] = { "ip", "route", "replace" };
+		size_t n = 3;
+		for (char *tok = strtok(line, " \t"); tok && n < ARRAY_SIZE(argv) - 1; tok = strtok(NULL, " \t"))
+			argv[n++] = tok;
+		argv[n] = NULL;
+		r = ip_in(pid, argv);
+	}
+	return r;
+}
+
 /* What runc made from the config but the container had changed since. */
 static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	int r;
+
+	r = put_back_net(m, s->pid);
+	if (r < 0)
+		return r;
 
 	if (m->hostname) {
 		r = in_ns(s->pid, "uts", set_hostname, m->hostname, NULL);
@@ -1024,19 +1200,9 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 	const char *bundle = o->bundle ? o->bundle : m->bundle;
 	s.id = xstrdup(o->name ? o->name : m->id);
 	s.root = xstrdup(o->root ? o->root : RUNC_DEFAULT_ROOT);
-	cfg = stub_config(m, bundle, &rootfs);
-	if (!cfg) {
-		r = -EBADMSG;
-		goto fail;
-	}
-	if (access(rootfs, F_OK) < 0) {
-		r = dm_fail(-ENOENT, "the container's rootfs %s is not here (bundle %s; --runc-bundle "
-			    "names another)", rootfs, bundle);
-		goto fail;
-	}
 	/* the config copy: a directory of its own, runc's bundle from now on
-	 * (runc exec runs in it); removed by a checkpoint that deletes the
-	 * container, or by a failed restore */
+	 * (runc exec runs in it); removed by runc delete (a poststop hook), a
+	 * checkpoint that deletes the container, or a failed restore */
 	if (mkdir_p("/run/dmigrate", 0700) < 0) {
 		r = dm_fail(neg_errno(), "/run/dmigrate: %m");
 		goto fail;
@@ -1047,6 +1213,16 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 		goto fail;
 	}
 	s.tmp_bundle = xstrdup(tmpl);
+	cfg = stub_config(m, bundle, s.tmp_bundle, &rootfs);
+	if (!cfg) {
+		r = -EBADMSG;
+		goto fail;
+	}
+	if (access(rootfs, F_OK) < 0) {
+		r = dm_fail(-ENOENT, "the container's rootfs %s is not here (bundle %s; --runc-bundle "
+			    "names another)", rootfs, bundle);
+		goto fail;
+	}
 	cfgpath = xasprintf("%s/config.json", s.tmp_bundle);
 	if (json_dump_file(cfg, cfgpath, JSON_INDENT(1)) < 0) {
 		r = dm_fail(-EIO, "cannot write %s", cfgpath);

@@ -37,6 +37,12 @@ struct runc_ct;
 
 int runc_open(const char *root, const char *id, struct runc_ct **ret);
 pid_t runc_init_pid(const struct runc_ct *ct);
+const char *runc_id(const struct runc_ct *ct);
+/* The absolute path of its rootfs (root.path of its config, in its bundle). */
+const char *runc_rootfs(const struct runc_ct *ct);
+/* A destination, before the source freezes: runc runs here, the ID is free
+ * under root (NULL: RUNC_DEFAULT_ROOT), the rootfs is here. */
+int runc_check_here(const char *root, const char *id, const char *rootfs);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
 /* After a dump without --leave-running: the container is stopped: delete it. */

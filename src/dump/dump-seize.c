@@ -646,6 +646,16 @@ int dump_detach_all(struct dump_ctx *d, bool kill_tree)
 			if (!d->procs[i]->zombie)
 				kill(d->procs[i]->pid, SIGKILL);
 	}
+	if (kill_tree && d->own_pidns) {
+		/* the namespace's init ends only once it has reaped every other
+		 * process of it, and a traced one's exit is ours to take first:
+		 * taken now (bounded), the namespace is gone when we return, not
+		 * when dmigrate exits (runc sees a killed container stopped) */
+		uint64_t deadline = clock_ns() + 5000000000ULL;
+		for (size_t i = d->nprocs; i-- > 0;)
+			if (!d->procs[i]->zombie)
+				reap_traced(d->procs[i], deadline);
+	}
 	for (size_t i = 0; i < d->nprocs; i++) {
 		struct dproc *p = d->procs[i];
 		for (size_t k = 0; k < p->nthreads; k++) {

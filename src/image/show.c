@@ -75,6 +75,30 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 		json_object_set_new(root, "hostname", json_string(ck->inv->hostname));
 	if (ck->inv->net_lock)
 		json_object_set_new(root, "net_lock", json_string(ck->inv->net_lock));
+	const Dm__Container *ct = ck->inv->container;
+	if (ct) {
+		json_t *c = json_object(), *a = json_array();
+		json_object_set_new(c, "runtime", json_string(ct->runtime));
+		json_object_set_new(c, "id", json_string(ct->id));
+		json_object_set_new(c, "bundle", json_string(ct->bundle));
+		if (ct->cgroup_freezer)
+			json_object_set_new(c, "freezer", json_string(ct->cgroup_freezer));
+		if (ct->hostname)
+			json_object_set_new(c, "hostname", json_string(ct->hostname));
+		for (size_t i = 0; i < ct->n_namespaces; i++)
+			json_array_append_new(a, json_string(ct->namespaces[i]->type));
+		json_object_set_new(c, "namespaces", a);
+		a = json_array();
+		for (size_t i = 0; i < ct->n_tmpfs; i++)
+			json_array_append_new(a, json_pack("{s:s,s:s}", "mountpoint", ct->tmpfs[i]->mountpoint,
+							   "archive", ct->tmpfs[i]->archive));
+		json_object_set_new(c, "tmpfs", a);
+		a = json_array();
+		for (size_t i = 0; i < ct->n_interfaces; i++)
+			json_array_append_new(a, json_string(ct->interfaces[i]->name));
+		json_object_set_new(c, "interfaces", a);
+		json_object_set_new(root, "container", c);
+	}
 	for (size_t i = 0; i < ck->nprocs; i++) {
 		const Dm__Process *p = ck->procs[i];
 		json_t *jp = json_object(), *th = json_array(), *vm = json_array(), *fd = json_array();
@@ -137,6 +161,19 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 	if (ck->inv->net_lock)
 		fprintf(out, "network lock in place: nft table inet %s (the restore removes it)\n",
 			ck->inv->net_lock);
+	const Dm__Container *ct = ck->inv->container;
+	if (ct) {
+		fprintf(out, "%s container %s, bundle %s, host name %s\n  namespaces:", ct->runtime, ct->id,
+			ct->bundle, ct->hostname ? ct->hostname : "?");
+		for (size_t i = 0; i < ct->n_namespaces; i++)
+			fprintf(out, " %s", ct->namespaces[i]->type);
+		fprintf(out, "\n");
+		for (size_t i = 0; i < ct->n_tmpfs; i++)
+			fprintf(out, "  tmpfs %s: files in %s\n", ct->tmpfs[i]->mountpoint, ct->tmpfs[i]->archive);
+		for (size_t i = 0; i < ct->n_cgroup; i++)
+			fprintf(out, "  cgroup %s%s%s = %s\n", ct->cgroup[i]->controller,
+				ct->cgroup[i]->controller[0] ? "/" : "", ct->cgroup[i]->file, ct->cgroup[i]->value);
+	}
 	for (size_t i = 0; i < ck->nprocs; i++) {
 		const Dm__Process *p = ck->procs[i];
 		uint64_t pages = proc_pages(p);

@@ -27,6 +27,7 @@
 #define LOG_PREFIX "dmigrated: "
 #include "migrate/mig-internal.h"
 #include "migrate/treecg.h"
+#include "container/runc.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
@@ -83,6 +84,7 @@ struct dsess {
 	int guard_fd;              /* our end of the guardian's socket pair, -1 when none */
 	pthread_mutex_t guard_lock; /* guard_fd: the handler's thread sends forks' uffds */
 	struct treecg cg;          /* the tree's own cgroup (version NONE: none usable) */
+	bool container;            /* a container's tree: runc made its cgroup (runc.h) */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -191,6 +193,11 @@ static int handle_start(struct dsess *s)
 	r = host_check_kernel(LAZY_FEATURES);
 	if (r < 0)
 		goto out;
+	if (st->container_id) {
+		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
+		if (r < 0)
+			goto out;
+	}
 	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
 	r = mkdir_p(base, 0700);
 	if (r < 0) {
@@ -621,13 +628,14 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	s->root = pids[0];
 	for (size_t i = 0; i < n; i++) {
 		guardian_add(s, pids[i]);
-		if (s->cg.version != TREECG_NONE) {
+		/* a container's tree stays in the cgroup runc made for it */
+		if (s->cg.version != TREECG_NONE && !s->container) {
 			r = treecg_add(&s->cg, pids[i]);
 			if (r < 0)
 				return r;
 		}
 	}
-	if (s->cg.version == TREECG_V2) {
+	if (s->cg.version == TREECG_V2 && !s->container) {
 		r = treecg_freeze(&s->cg, true);
 		if (r < 0)
 			return r;
@@ -654,7 +662,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		return r;
 	s->committed = true;
 	/* it runs as soon as the restore detaches it */
-	if (s->cg.version == TREECG_V2)
+	if (s->cg.version == TREECG_V2 && !s->container)
 		return treecg_freeze(&s->cg, false);
 	return 0;
 }
@@ -689,7 +697,29 @@ static int do_restore(struct dsess *s)
 		.path_from = s->rfs_src_dir,
 		.path_to = !s->rfs_src_dir ? NULL : s->view ? s->rfs_mnt : s->rfs_data,
 	};
+	/* a container's image: runc makes the container, the tree runs in it */
+	struct runc_started rs = { .sock = -1, .root_fd = -1 };
+	Dm__Inventory *inv = NULL;
+	_cleanup_image_ struct dm_image *img = NULL;
+	if (image_open(s->dir, false, &img) >= 0 &&
+	    image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor,
+			   (ProtobufCMessage **)&inv) >= 0 && inv->container) {
+		struct runc_restore_opts rro = { .images_dir = s->dir };
+		r = runc_restore_start(inv->container, &rro, &rs);
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+		if (r < 0)
+			return r;
+		s->container = true;
+		ro.stub_pid = rs.pid;
+		ro.stub_sock = rs.sock;
+		ro.root_fd = rs.root_fd;
+	} else if (inv) {
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+	}
+	dm_error_clear();
 	r = restore_tree(&ro, &res);
+	if (s->container)
+		runc_restore_done(&rs, r >= 0);
 	if (r < 0)
 		return r;
 	s->resumed = true;

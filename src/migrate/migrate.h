@@ -24,6 +24,8 @@
  */
 #pragma once
 
+#include "dump/dump.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -49,6 +51,15 @@ struct mig_source_opts {
 	unsigned precopy_max_rounds;   /* 0: 12 */
 	uint64_t precopy_stop_pages;   /* stop iterating below this many dirty pages; 0: 1024 */
 	const char *work_dir;      /* where the (memory-less) image is written; NULL: /dev/shm */
+	/* a container (runc:ID, src/container/runc.h): the dump's hooks; what it
+	 * records while frozen goes into the image directory; gone() after the
+	 * source's copy was killed (the runtime forgets it) */
+	const struct dump_container *container;
+	int (*container_record)(void *arg, const char *images_dir);
+	void (*container_gone)(void *arg);
+	void *container_arg;
+	const char *container_id;      /* checked by the destination before the freeze */
+	const char *container_rootfs;
 	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */
 	enum rfs_mode rootfs_mode; /* RFS_NONE without rootfs_dir */
 };

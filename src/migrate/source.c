@@ -909,6 +909,8 @@ static int ph_connect(struct src *s)
 			m.rootfs_mode = (char *)rfs_mode_name(o->rootfs_mode);
 			m.rootfs_dir = s->rootfs_dir;
 		}
+		m.container_id = (char *)o->container_id;
+		m.container_rootfs = (char *)o->container_rootfs;
 		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			return r;
@@ -969,8 +971,11 @@ static int ph_freeze(struct src *s)
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,
 		.before_freeze = before_freeze,
+		.container = o->container,
 	};
 	r = dump_freeze(&s->dopts, &s->d);
+	if (r >= 0 && o->container_record)
+		r = o->container_record(o->container_arg, s->workdir);
 	if (r < 0)
 		return r;
 	s->t_freeze = clock_ns();
@@ -1157,6 +1162,8 @@ static int ph_release(struct src *s)
 {
 	mem_server_stop(s->srv);
 	dump_release(s->d, DUMP_KILL);
+	if (s->o->container_gone)
+		s->o->container_gone(s->o->container_arg);
 	mig_send_empty(s->ctl, MIG_T_FIN);
 	atomic_store(&s->phase, "done");
 	return 0;

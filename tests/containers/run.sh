@@ -34,6 +34,21 @@
 #   testbed/move       redis in host a, deleted, then the same bundle with the
 #                      same MAC and addresses in host b: the client reaches it
 #                      through the bridges' link; only b's runc knows it
+#   runc/migrate-MODE  post-copy, stop-and-copy, pre-copy, hybrid: the
+#                      busybox counter in host a, migrated with `dmigrate
+#                      migrate runc:ID` to dmigrated in host b (the bundle at
+#                      the same path: shared storage): host a's runc no longer
+#                      knows it, host b's runs it with the same init as pid 1,
+#                      its counter goes on from where it was, its host name
+#                      is the one set at run time (docs/containers.md)
+#   runc/migrate-net-post-copy  the busybox counter with its veth on a's
+#                      bridge, migrated to b: its eth0 has the same MAC there,
+#                      its end is on b's bridge and it answers a ping
+#   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
+#                      container of that ID meanwhile): rolled back, a's runs
+#                      on thawed, b keeps no container of the attempt
+#   runc/migrate-refused  host b's runc has a container of that ID: refused at
+#                      START, named, before the freeze; a's runs on
 #   testbed/cleanup    (always last) a container left in host a, paused
 #                      (frozen): `testhost down` kills it and leaves no
 #                      namespace, cgroup, runc state or veth behind
@@ -59,7 +74,7 @@ while (($#)); do
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
-	-h | --help) sed -n '4,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,/^# "N passed/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -109,6 +124,7 @@ WORK=$(mktemp -d /tmp/dmigrate-ct.XXXXXX)
 CTRS=()	# "H ID" of containers to delete at the end
 cleanup() {
 	local c
+	[[ -n ${DMD_PID:-} ]] && kill "$DMD_PID" 2>/dev/null && wait "$DMD_PID" 2>/dev/null
 	for c in "${CTRS[@]}"; do ctr_delete $c; done
 	if ((KEEP)); then
 		echo "# kept: test hosts $PREFIX (dmigrate testhost down --prefix $PREFIX), $WORK" >&2
@@ -327,8 +343,166 @@ t_cleanup() {
 
 # ---------------------------------------------------------------- run
 
-CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move)
+# the destination's dmigrated in host b, started once for the migrate cases
+DMD_PID=
+dmd_up() {
+	[[ -n $DMD_PID ]] && return 0
+	"$DM" keygen "$WORK/key" >/dev/null || return 1
+	rm -f "$WORK/dmd.ready"
+	ctr_host b "$DM" daemon --listen "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--state-dir "$WORK/dmd-state" --ready-file "$WORK/dmd.ready" >"$WORK/dmd.log" 2>&1 &
+	DMD_PID=$!
+	wait_until 20 test -s "$WORK/dmd.ready"
+}
+
+t_migrate() {
+	local mode=$1 t=runc/migrate-$1 id=$PREFIX-m${1%%-*} b out v0 v1 pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	CTRS+=("a $id" "b $id")
+	# stdio: the host's /dev/null (a host file would be refused: no path inside)
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" hostname "moved-$1" || { result FAIL $t "hostname"; return; }
+	# the value before the migration (the file is rewritten each tick: read
+	# until it holds a number); far enough from 1 that a counter started
+	# again would show
+	wait_until 30 sh -c "v=\$(cat '$b/rootfs/tmp/counter'); [ \"\$v\" -ge 5 ] 2>/dev/null" ||
+		{ result FAIL $t "the counter does not reach 5"; return; }
+	v0=$(cat "$b/rootfs/tmp/counter")
+	[[ $v0 =~ ^[0-9]+$ ]] || v0=$(cat "$b/rootfs/tmp/counter")
+	[[ $v0 =~ ^[0-9]+$ ]] || v0=5
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+	[[ -z $(ctr_status a "$id") ]] || { result FAIL $t "host a still has it: $(ctr_status a "$id")"; return; }
+	[[ $(ctr_status b "$id") == running ]] || { result FAIL $t "not running in b: $(ctr_status b "$id")"; return; }
+	pid=$(ctr_pid b "$id") || { result FAIL $t "no pid in b"; return; }
+	out=$(ctr_runc b exec "$id" cat /proc/1/cmdline | tr '\0' ' ')
+	[[ $out == "/bin/sh -c i=0;"* ]] || { result FAIL $t "pid 1 in b is '$out'"; return; }
+	out=$(ctr_runc b exec "$id" hostname)
+	[[ $out == "moved-$1" ]] || { result FAIL $t "host name '$out'"; return; }
+	# it goes on from v0 (a counter started again would be below it)
+	wait_until 30 sh -c "v=\$(cat '$b/rootfs/tmp/counter'); [ \"\$v\" -gt $v0 ] 2>/dev/null" ||
+		{ result FAIL $t "the counter does not go on from $v0: $(cat "$b/rootfs/tmp/counter")"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
+# the busybox counter with its veth on host a's bridge, migrated to b: its
+# network comes back there (its MAC and address, its end on b's bridge of the
+# same name) and it answers a ping from the client namespace.  (A service's
+# listening socket in a container's network namespace is refused by the
+# engine today: the sockets of containers come next.)
+t_migrate_net() {
+	local mode=$1 t=runc/migrate-net-$1 id=$PREFIX-mn${1%%-*} n=22 b out mac
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
+	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
+		{ result FAIL $t "no answer before"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	mac=$(ctr_runc b exec "$id" cat /sys/class/net/eth0/address)
+	[[ $mac == "$(ctr_mac $n)" ]] || { result FAIL $t "eth0's MAC in b is '$mac'"; return; }
+	# the bridges learnt the MAC on a's side: wait for the ping to get through
+	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
+		{ result FAIL $t "no answer from b"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
+# the destination's restore fails after the freeze (its runc got a container
+# of that ID meanwhile: made while dmigrated pauses after the state): the
+# migration rolls back, a's container runs on, thawed, counting, and b keeps
+# nothing of the attempt (no other container, no config copy)
+t_migrate_rollback() {
+	local t=runc/migrate-rollback id=$PREFIX-mrb b out pid mark=$WORK/mark-rb mpid copies
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b"; return; }
+	mkdir -p "$mark"
+	ctr_host b env DMIGRATE_TEST_PAUSE=dst-state-received DMIGRATE_TEST_MARK="$mark" \
+		DMIGRATE_TEST_PAUSE_MS=60000 "$DM" daemon --listen "$(ctr_info b.seg_addr):7071" \
+		--key "$WORK/key" --state-dir "$WORK/dmd2-state" --ready-file "$WORK/dmd2.ready" --once \
+		>"$WORK/dmd2.log" 2>&1 &
+	local dpid=$!
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id")
+	copies=$(ls /run/dmigrate 2>/dev/null | wc -l)
+	wait_until 20 test -s "$WORK/dmd2.ready" || { result FAIL $t "the second dmigrated in b"; return; }
+	# (a connect that timed out changed nothing: tried once more; seen twice
+	# on this loaded machine after the other migrate cases)
+	for try in 1 2; do
+		ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7071" --key "$WORK/key" \
+			--mode post-copy --quiet >"$WORK/mrb.out" 2>&1 &
+		mpid=$!
+		wait_until 60 sh -c "test -e '$mark/dst-state-received' || ! kill -0 $mpid 2>/dev/null"
+		[[ -e $mark/dst-state-received ]] && break
+		wait "$mpid"
+		grep -q "cannot connect" "$WORK/mrb.out" && ((try == 1)) && { log "retry: $(cat "$WORK/mrb.out")"; continue; }
+		cp "$WORK/dmd2.log" "/tmp/dm-runc-rollback-dmd2.log" 2>/dev/null
+		result FAIL $t "b never paused: $(cat "$WORK/mrb.out") $(tail -3 "$WORK/dmd2.log") (its log: /tmp/dm-runc-rollback-dmd2.log)"
+		kill $dpid
+		return
+	done
+	ctr_runc b run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in b"; return; }
+	touch "$mark/dst-state-received.go"
+	wait "$mpid" && { result FAIL $t "the migration succeeded"; return; }
+	wait "$dpid"
+	grep -q "rolled back" "$WORK/mrb.out" || { result FAIL $t "no rollback: $(cat "$WORK/mrb.out")"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	ctr_delete b "$id"	# the counter is a's alone from here
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	[[ -z $(ctr_runc b list -q) ]] || { result FAIL $t "b's runc keeps: $(ctr_runc b list -q | tr '\n' ' ')"; return; }
+	(($(ls /run/dmigrate 2>/dev/null | wc -l) <= copies)) || { result FAIL $t "a config copy is left"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
+# the destination refuses at START (before the freeze) a container whose ID
+# its runc has already: the source's runs on, same init, counting
+t_migrate_refused() {
+	local t=runc/migrate-refused id=$PREFIX-mref b out pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in a"; return; }
+	ctr_runc b run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in b"; return; }
+	pid=$(ctr_pid a "$id")
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --quiet 2>&1) &&
+		{ result FAIL $t "the migration succeeded"; return; }
+	grep -q "a container '$id' exists here already" <<<"$out" || { result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is $(ctr_status a "$id")"; return; }
+	ctr_delete b "$id"	# the counter is a's alone from here
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
+CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
+	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
+	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
 declare -A RUN=(
+	[runc/migrate-rollback]=t_migrate_rollback
+	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
+	[runc/migrate-refused]=t_migrate_refused
+	[runc/migrate-post-copy]="t_migrate post-copy"
+	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
+	[runc/migrate-pre-copy]="t_migrate pre-copy"
+	[runc/migrate-hybrid]="t_migrate hybrid"
 	[testbed/mkbundle]=t_mkbundle
 	[testbed/hosts]=t_hosts
 	[testbed/busybox]=t_busybox
