@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* dmigrate checkpoint --pid PID --images DIR [--leave-running] [--dump-threads N] [--stats FILE] */
+/* dmigrate checkpoint --pid PID --images DIR [--leave-running] [--dump-threads N] [--stats FILE]
+ * [--ext-unix] */
 #include "base/json.h"
 #include "base/log.h"
 #include "cli/cli.h"
@@ -14,11 +15,15 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: dmigrate checkpoint --pid PID --images DIR [--leave-running]\n"
 		     "                           [--dump-threads N] [--lazy] [--stats FILE]\n"
+		     "                           [--ext-unix]\n"
 		     "  Freezes the process tree rooted at PID, writes its image to DIR and kills it\n"
 		     "  (or lets it run again with --leave-running).  --dump-threads N fixes the\n"
 		     "  number of dump workers (1 = serial); by default the pool grows while the\n"
 		     "  host has spare CPU and memory.  --lazy marks the pages a task needs only\n"
-		     "  after it runs, for restore --lazy (post-copy from the image).\n");
+		     "  after it runs, for restore --lazy (post-copy from the image).\n"
+		     "  --ext-unix: a unix socket connected to a peer outside the tree is\n"
+		     "  reconnected to that peer's name at restore (a new connection), instead\n"
+		     "  of refusing the checkpoint.\n");
 }
 
 int cmd_checkpoint(int argc, char **argv)
@@ -30,6 +35,7 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "dump-threads", required_argument, NULL, 'j' },
 		{ "stats", required_argument, NULL, 's' },
 		{ "lazy", no_argument, NULL, 'L' },
+		{ "ext-unix", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -40,7 +46,7 @@ int cmd_checkpoint(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "p:D:Rj:s:Lh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:D:Rj:s:LUh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (parse_long(optarg, &v) < 0 || v <= 0 || v > (1 << 22)) {
@@ -68,6 +74,9 @@ int cmd_checkpoint(int argc, char **argv)
 			break;
 		case 'L':
 			o.lazy = true;
+			break;
+		case 'U':
+			o.ext_unix = true;
 			break;
 		case 'h':
 			usage(stdout);

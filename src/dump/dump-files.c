@@ -442,7 +442,7 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	int r;
 
 	snprintf(link, sizeof(link), "/proc/%d/fd/%d", p->pid, pf->fd);
-	if (pf->kind == PROC_FD_SOCKET)
+	if (pf->kind == PROC_FD_SOCKET && !dump_fd_is_unix(p, pf->fd))
 		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (%s)", pf->fd, p->pid,
 			       pf->target, sock_family(p, pf->fd));
 	if (pf->kind == PROC_FD_ANON || pf->kind == PROC_FD_NS || pf->kind == PROC_FD_OTHER)
@@ -481,6 +481,8 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 		f->pipe = PB_NEW(Dm__PipeData, dm__pipe_data__init);
 		f->pipe->pipe_id = pf->ino;
 		r = dump_pipe_data(d, p, pf->fd, pf->ino, f->pipe);
+	} else if (pf->kind == PROC_FD_SOCKET) {
+		r = dump_unix_fd(d, p, pf->fd, pf->ino, f);
 	} else if (pf->kind == PROC_FD_MEMFD) {
 		r = dm_fail(-ENOTSUP, "unsupported fd %d of process %d: %s (memfd)", pf->fd, p->pid, pf->target);
 	} else if (S_ISREG(st.st_mode)) {

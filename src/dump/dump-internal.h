@@ -119,6 +119,7 @@ struct dump_ctx {
 	uint8_t **bufs;
 	size_t nbufs, bufs_free;
 	_Atomic uint64_t bufs_late;  /* chunks that had to map a buffer in the freeze */
+	struct dump_unix *unix_sks;  /* fd-unix.c: the unix sockets seen (under lock) */
 };
 
 /* dump.c: phase accounting (lock-free; any thread) */
@@ -162,6 +163,13 @@ int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsig
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
 /* Refuse processes that share one fd table (CLONE_FILES). */
 int dump_check_fd_tables(struct dump_ctx *d);
+
+/* fd-unix.c: unix sockets */
+bool dump_fd_is_unix(struct dproc *p, int fdnum);
+int dump_unix_fd(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, Dm__File *f);
+/* Once every fd is dumped: peers, listeners' pending connections, senders. */
+int dump_unix_finish(struct dump_ctx *d);
+void dump_unix_free(struct dump_ctx *d);
 
 /* allocation helpers for protobuf-c messages built by hand */
 #define PB_NEW(type, init_fn) ({ type *_m = xcalloc(1, sizeof(type)); init_fn(_m); _m; })

@@ -472,6 +472,9 @@ int dump_collect(struct dump_ctx *d)
 	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
 	if (r < 0)
 		return r;
+	r = dump_unix_finish(d);
+	if (r < 0)
+		return r;
 	dump_ctty(d);
 	for (size_t i = 0; i < d->nprocs; i++) {
 		r = write_process(d, d->procs[i]);
@@ -554,6 +557,7 @@ void dump_free(struct dump_ctx *d)
 	free(d->files);
 	free(d->owners);
 	dump_vmflags_free(d);
+	dump_unix_free(d);
 	dump_prealloc_free(d);
 	dump_bufs_free(d);
 	if (d->pool_stats)

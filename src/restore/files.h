@@ -39,6 +39,7 @@ struct rst_files {
 	struct { uint64_t id, dev; int fd; } *ghosts; /* deleted files (by inode), recreated */
 	size_t n_ghosts;
 	bool warned_tty;
+	struct rst_unix *unix_sks; /* files-unix.c: every unix socket, made at the first */
 };
 
 struct rst_file_type {
@@ -54,6 +55,9 @@ extern const struct rst_file_type rst_file_pipe;
 extern const struct rst_file_type rst_file_fifo;
 extern const struct rst_file_type rst_file_chr;
 extern const struct rst_file_type rst_file_tty;
+extern const struct rst_file_type rst_file_unix;
+/* files-unix.c: close the sockets no process took */
+void rst_unix_fini(struct rst_files *fs);
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
