@@ -42,6 +42,15 @@ struct dunix {
 	pid_t pid;
 	int fd;
 	Dm__UnixSk *m;
+	/*
+	 * Connected, but its peer has no inode: a connection not accepted yet
+	 * (the peer is the listener's embryo, which sock_diag does not show).
+	 * A listener of the tree lists it in its icons; else it is outside.
+	 */
+	bool unaccepted;
+	uint32_t wqueue;        /* bytes it sent that nobody has read (an embryo holds them) */
+	uint8_t peer_len;       /* getpeername(): the listener's name */
+	char peer_name[PROC_UNIX_NAME_MAX];
 };
 
 struct dump_unix {
@@ -339,11 +348,27 @@ int dump_unix_fd(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, D
 				return r;
 		}
 	}
+	struct dunix rec = { .pid = p->pid, .fd = fdnum, .m = m, .wqueue = s->wqueue };
 	if (s->peer_ino) {
 		m->has_peer_ino = true;
 		m->peer_ino = s->peer_ino;
 	} else if (s->state == PROC_UNIX_ESTABLISHED && s->type != SOCK_DGRAM) {
-		m->has_peer_closed = m->peer_closed = true;
+		/* the peer's close shuts both directions of the survivor down */
+		if (s->shutdown == 3) {
+			m->has_peer_closed = m->peer_closed = true;
+		} else {
+			struct sockaddr_un sa;
+			socklen_t sl = sizeof(sa);
+			rec.unaccepted = true;
+			if (getpeername(sk, (struct sockaddr *)&sa, &sl) == 0 &&
+			    sl > offsetof(struct sockaddr_un, sun_path)) {
+				rec.peer_len = (uint8_t)(sl - offsetof(struct sockaddr_un, sun_path));
+				memcpy(rec.peer_name, sa.sun_path, rec.peer_len);
+				/* a path comes back with its NUL: the name is the bytes before */
+				if (rec.peer_name[0])
+					rec.peer_len = (uint8_t)strnlen(rec.peer_name, rec.peer_len);
+			}
+		}
 	}
 	if (s->shutdown) {
 		m->has_shutdown = true;
@@ -366,7 +391,7 @@ int dump_unix_fd(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, D
 	pthread_mutex_lock(&d->lock);
 	struct dump_unix *u = d->unix_sks;
 	u->v = xrealloc(u->v, (u->n + 1) * sizeof(*u->v));
-	u->v[u->n++] = (struct dunix){ .pid = p->pid, .fd = fdnum, .m = m };
+	u->v[u->n++] = rec;
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
@@ -376,16 +401,6 @@ static const struct dunix *by_ino(const struct dump_unix *u, uint64_t ino)
 	for (size_t i = 0; i < u->n; i++)
 		if (u->v[i].m->ino == ino)
 			return &u->v[i];
-	return NULL;
-}
-
-/* The tree's listener that holds ino as a pending connection, or NULL. */
-static const struct dunix *pending_in(const struct dump_unix *u, uint64_t ino)
-{
-	for (size_t i = 0; i < u->n; i++)
-		for (size_t k = 0; k < u->v[i].m->n_icons; k++)
-			if (u->v[i].m->icons[k] == ino)
-				return &u->v[i];
 	return NULL;
 }
 
@@ -405,21 +420,19 @@ int dump_unix_finish(struct dump_ctx *d)
 		const struct dunix *x = &u->v[i];
 		Dm__UnixSk *m = x->m;
 
-		/* every pending connection of a listener: a client in the tree, no data yet */
+		/* every pending connection of a listener (its icons are the clients' inodes):
+		 * a client of the tree, that has sent nothing yet */
 		for (size_t k = 0; k < m->n_icons; k++) {
-			const struct proc_unix_sk *e = proc_unix_find(&u->tab, m->icons[k]);
-			bool client = false;
-			for (size_t j = 0; j < u->n && !client; j++)
-				client = u->v[j].m->has_peer_ino && u->v[j].m->peer_ino == m->icons[k];
-			if (!client)
+			struct dunix *c = (struct dunix *)by_ino(u, m->icons[k]);
+			if (!c || !c->unaccepted)
 				return dm_fail(-ENOTSUP, "listening unix socket fd %d of process %d (%s) has a "
 					       "pending connection from outside the tree", x->fd, x->pid,
 					       who(x->pid, comm));
-			if (e && e->rqueue)
+			if (c->wqueue)
 				return dm_fail(-ENOTSUP, "listening unix socket fd %d of process %d (%s) has a "
-					       "pending connection with %u bytes sent and not yet accepted, "
-					       "which cannot be restored", x->fd, x->pid, who(x->pid, comm),
-					       e->rqueue);
+					       "pending connection with data sent and not yet accepted, "
+					       "which cannot be restored", x->fd, x->pid, who(x->pid, comm));
+			c->unaccepted = false; /* in the tree */
 		}
 		/* datagrams from a named sender must come from a socket of the tree */
 		for (size_t k = 0; k < m->n_msg_from; k++) {
@@ -434,12 +447,27 @@ int dump_unix_finish(struct dump_ctx *d)
 					       who(x->pid, comm), nm);
 			}
 		}
-		if (!m->has_peer_ino || by_ino(u, m->peer_ino) || pending_in(u, m->peer_ino))
+	}
+	for (size_t i = 0; i < u->n; i++) {
+		const struct dunix *x = &u->v[i];
+		Dm__UnixSk *m = x->m;
+		const char *pname;
+		size_t plen;
+
+		if (x->unaccepted) {
+			/* waiting in the backlog of a listener outside the tree */
+			pname = x->peer_name;
+			plen = x->peer_len;
+		} else if (m->has_peer_ino && !by_ino(u, m->peer_ino)) {
+			const struct proc_unix_sk *e = proc_unix_find(&u->tab, m->peer_ino);
+			pname = e ? e->name : "";
+			plen = e ? e->name_len : 0;
+		} else {
 			continue;
+		}
 		/* the peer is outside the tree */
-		const struct proc_unix_sk *e = proc_unix_find(&u->tab, m->peer_ino);
-		name_text(e ? e->name : "", e ? e->name_len : 0, nm, sizeof(nm));
-		if (!d->opts.ext_unix || !e || !e->name_len)
+		name_text(pname, plen, nm, sizeof(nm));
+		if (!d->opts.ext_unix || !plen)
 			return dm_fail(-ENOTSUP, "unix socket fd %d of process %d (%s) is connected to %s "
 				       "outside the tree%s", x->fd, x->pid, who(x->pid, comm), nm,
 				       !d->opts.ext_unix ? " (--ext-unix reconnects it at restore)"
@@ -451,9 +479,9 @@ int dump_unix_finish(struct dump_ctx *d)
 				       m->data.len);
 		m->has_peer_ino = false;
 		m->has_ext_name = true;
-		m->ext_name.len = e->name_len;
-		m->ext_name.data = xmalloc(e->name_len);
-		memcpy(m->ext_name.data, e->name, e->name_len);
+		m->ext_name.len = plen;
+		m->ext_name.data = xmalloc(plen);
+		memcpy(m->ext_name.data, pname, plen);
 	}
 	return 0;
 }

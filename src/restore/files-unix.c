@@ -575,10 +575,7 @@ static int prepare(struct rst_files *fs, struct rst_unix *u)
 	for (size_t i = 0; i < u->n && r >= 0; i++) {
 		struct usk *l = &u->v[i];
 		for (size_t k = 0; k < l->m->n_icons && r >= 0; k++) {
-			struct usk *c = NULL;
-			for (size_t j = 0; j < u->n && !c; j++)
-				if (u->v[j].m->has_peer_ino && u->v[j].m->peer_ino == l->m->icons[k])
-					c = &u->v[j];
+			struct usk *c = by_ino(u, l->m->icons[k]);
 			if (!c)
 				continue; /* refused at the dump; an old image */
 			if (c->done)
