@@ -153,20 +153,18 @@ void dump_prealloc_free(struct dump_ctx *d);
 void dump_bufs_alloc(struct dump_ctx *d);
 void dump_bufs_free(struct dump_ctx *d);
 
-/* dump-files.c: fds, cwd, root, exe, files table */
+/* dump-files.c: fds, cwd, root, exe, files table (the fd types: fd.h) */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);
 uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
 			pid_t pid, const char *link, int *ret_err);
 uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);
 int dump_ctty(struct dump_ctx *d);
-int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f);
+/* fd-reg.c: the contents of a deleted file (fd open for reading) */
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
 /* Refuse processes that share one fd table (CLONE_FILES). */
 int dump_check_fd_tables(struct dump_ctx *d);
 
 /* fd-unix.c: unix sockets */
-bool dump_fd_is_unix(struct dproc *p, int fdnum);
-int dump_unix_fd(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, Dm__File *f);
 /* Once every fd is dumped: peers, listeners' pending connections, senders. */
 int dump_unix_finish(struct dump_ctx *d);
 void dump_unix_free(struct dump_ctx *d);

@@ -16,7 +16,7 @@
  * outside the tree.  Refusals name the fd, the process and the peer.
  */
 #define LOG_PREFIX "dump: "
-#include "dump/dump-internal.h"
+#include "dump/fd.h"
 #include "base/log.h"
 #include "proc/unixdiag.h"
 
@@ -297,25 +297,32 @@ static int peek_queue(struct dproc *p, int fdnum, int sk, const struct proc_unix
 	return 0;
 }
 
-bool dump_fd_is_unix(struct dproc *p, int fdnum)
+static bool unix_match(const struct dump_fd *x)
 {
-	_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, fdnum, 0);
+	_cleanup_close_ int fd = -1;
 	int dom = -1;
 	socklen_t len = sizeof(dom);
 
+	if (x->pf->kind != PROC_FD_SOCKET)
+		return false;
+	fd = (int)syscall(SYS_pidfd_getfd, x->p->pidfd, x->pf->fd, 0);
 	return fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &len) == 0 && dom == AF_UNIX;
 }
 
-int dump_unix_fd(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, Dm__File *f)
+static int unix_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 {
 	const struct proc_unix_table *tab;
 	const struct proc_unix_sk *s;
 	char comm[PROC_COMM_MAX + 1];
-	_cleanup_close_ int sk = syscall(SYS_pidfd_getfd, p->pidfd, fdnum, 0);
+	struct dproc *p = x->p;
+	int fdnum = x->pf->fd;
+	uint64_t ino = x->pf->ino;
+	_cleanup_close_ int sk = -1;
 	int r;
 
-	if (sk < 0)
-		return dm_fail(neg_errno(), "process %d: fd %d: pidfd_getfd: %m", p->pid, fdnum);
+	r = dump_fd_dup(x, &sk);
+	if (r < 0)
+		return r;
 	r = unix_table(d, &tab);
 	if (r < 0)
 		return r;
@@ -395,6 +402,8 @@ int dump_unix_fd(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, D
 	pthread_mutex_unlock(&d->lock);
 	return 0;
 }
+
+const struct dump_fd_type dump_fd_unix = { .name = "unix socket", .match = unix_match, .dump = unix_dump };
 
 static const struct dunix *by_ino(const struct dump_unix *u, uint64_t ino)
 {

@@ -12,6 +12,7 @@
  *   fchdir(root) chroot(".") fchdir(cwd) close(k) close(k+1)
  *   for i = k-1 .. 0:  dup3(i, fd[i], cloexec) close(i)     (fd[i] >= i: sorted,
  *                      never lands on a slot not yet moved)
+ *   fcntl(F_SETLK) of its POSIX locks, the types' in_tracee() (epoll_ctl...)
  *   ioctl(TIOCSCTTY), ioctl(TIOCSPGRP) for a session leader and its terminal
  *
  * A SOCK_DGRAM queue holds only net.unix.max_dgram_qlen (10) datagrams: the
@@ -335,6 +336,13 @@ int files_restore(struct rst_ctx *c, struct rst_proc *p)
 		if (ip->fds[i]->n_posix_locks)
 			r = rst_locks_posix(rb, checkpoint_file(c->ck, ip->fds[i]->file_id), ip->fds[i],
 					    fds[i]);
+	/* what the types do in the process, with its fd numbers (files.h) */
+	for (size_t i = 0; i < k && r >= 0; i++) {
+		const Dm__File *f = checkpoint_file(c->ck, ip->fds[i]->file_id);
+		const struct rst_file_type *t = type_of(f->type);
+		if (t->in_tracee)
+			r = t->in_tracee(fs, rb, ip, ip->fds[i], f, fds[i]);
+	}
 	/* O_ASYNC, through the first fd that holds the description (see rst_set_status_flags) */
 	for (size_t i = 0; i < k && r >= 0; i++) {
 		const Dm__File *f = checkpoint_file(c->ck, ip->fds[i]->file_id);

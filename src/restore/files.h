@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The file engine's type interface.  One file per type (files-reg.c,
- * files-pipe.c, ...): its open() runs in the restorer and returns a new open
- * file description (an O_CLOEXEC fd of ours) for one files.img entry.  The
- * engine (files.c) calls it once per file id and installs the result in
- * every process that holds that id, so shared descriptions stay shared and
- * the offset and status flags are set once, here.
+ * files-pipe.c, ...), the twin of the dump's (src/dump/fd.h):
+ *
+ *   open()      runs in the restorer and returns a new open file description
+ *               (an O_CLOEXEC fd of ours) for one files.img entry.  The
+ *               engine (files.c) calls it once per file id and installs the
+ *               result in every process that holds that id, so shared
+ *               descriptions stay shared and the offset and status flags are
+ *               set once, here.
+ *   in_tracee() optional: runs for every fd of the type in every process,
+ *               once that process has all its fds at their numbers, and
+ *               queues on rb the syscalls the process must make itself with
+ *               its own fd numbers (epoll_ctl of its registrations, ...):
+ *               rb_stage() the arguments, rb_add() the syscall with a static
+ *               description ("epoll_ctl(ADD)"); a failing one fails the
+ *               restore, named.  The engine runs the batch.
+ *   finish()    optional: once every process has its fds.
  */
 #pragma once
 
@@ -45,6 +56,9 @@ struct rst_files {
 struct rst_file_type {
 	const char *name;
 	int (*open)(struct rst_files *fs, const Dm__File *f, int *ret_fd);
+	/* optional: fd (f, our description desc) is installed in process p, as all its fds */
+	int (*in_tracee)(struct rst_files *fs, struct rbatch *rb, const Dm__Process *p,
+			 const Dm__Fd *fd, const Dm__File *f, int desc);
 	/* optional, once every process has its fds */
 	int (*finish)(struct rst_files *fs);
 };

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Pseudo terminals: which pty, master or slave, its settings. */
+/*
+ * Pseudo terminals: which pty, master or slave, its settings, the bytes
+ * buffered in the pair; and the controlling terminal of each session leader.
+ * Other terminals (consoles, serial lines) are refused.
+ */
 #define LOG_PREFIX "dump: "
-#include "dump/dump-internal.h"
+#include "dump/fd.h"
 #include "base/log.h"
 #include "files/tty-data.h"
 
@@ -10,9 +14,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 
-int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f)
+static int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsigned min, Dm__File *f)
 {
 	_cleanup_close_ int fd = syscall(SYS_pidfd_getfd, p->pidfd, fdnum, 0);
 	struct termios tio;
@@ -82,6 +87,34 @@ int dump_tty(struct dump_ctx *d, struct dproc *p, int fdnum, unsigned maj, unsig
 	}
 	return 0;
 }
+
+static bool is_tty(dev_t rdev)
+{
+	unsigned maj = major(rdev), min = minor(rdev);
+	return maj == 136 || (maj == 5 && min == 2) || maj == 4 || (maj == 5 && min == 0);
+}
+
+/* A deleted node of another terminal is fd-chr.c's ("device node ... was deleted"). */
+static bool tty_match(const struct dump_fd *x)
+{
+	return x->pf->kind == PROC_FD_FILE && S_ISCHR(x->st->st_mode) && is_tty(x->st->st_rdev) &&
+	       (!x->pf->deleted || major(x->st->st_rdev) == 136);
+}
+
+static int tty_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
+{
+	/* a devpts node goes when its master is closed */
+	if (x->pf->deleted)
+		return dm_fail(-ENOTSUP, "fd %d of process %d: pty slave %s whose master was closed: "
+			       "the pty cannot be made again", x->pf->fd, x->p->pid, x->pf->target);
+	f->type = DM__FILE_TYPE__FILE_TTY;
+	f->has_rdev = true;
+	f->rdev = x->st->st_rdev;
+	f->path = xstrdup(x->pf->target);
+	return dump_tty(d, x->p, x->pf->fd, major(x->st->st_rdev), minor(x->st->st_rdev), f);
+}
+
+const struct dump_fd_type dump_fd_tty = { .name = "tty", .match = tty_match, .dump = tty_dump };
 
 /*
  * Controlling terminals: a session leader's /proc stat names the device of
