@@ -588,9 +588,10 @@ static int prepare(struct rst_files *fs, struct rst_unix *u)
 	/* 6. --ext-unix, and every socket not made yet (unconnected) */
 	for (size_t i = 0; i < u->n && r >= 0; i++) {
 		struct usk *s = &u->v[i];
-		if (s->done)
+		if (s->done && !s->m->has_ext_name)
 			continue;
-		r = make_single(fs, s);
+		if (!s->done)
+			r = make_single(fs, s);
 		if (r >= 0 && s->m->has_ext_name)
 			r = do_connect(fs, s->fd, &s->m->ext_name, NULL, s->m);
 		else if (r >= 0 && s->m->has_peer_ino)

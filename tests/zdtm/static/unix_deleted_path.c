@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=
+// zdtm: flags=distinct-fs
 /*
  * Path names whose socket file is gone, and one relative name:
  *   - a datagram socket bound to a path, the file then unlinked, with a

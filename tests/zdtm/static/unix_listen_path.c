@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=
+// zdtm: flags=distinct-fs
 /*
  * A stream listener bound to a path (socket file mode 0640):
  *   - one connection accepted, data queued both ways;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=pidns
+// zdtm: flags=pidns,distinct-fs
 /*
  * Unix connections between two processes of the tree:
  *   - a stream accepted by the parent from a listener bound to a path,
