@@ -180,12 +180,20 @@ static void sockopts(int sk, Dm__UnixSk *m)
 	}
 }
 
-/* Close the fds a peek of SCM_RIGHTS put in our table; true if there were any. */
-static bool drop_rights(struct msghdr *mh)
+/*
+ * Close the fds a peek of SCM_RIGHTS put in our table; true if there were
+ * any.  The sender's credentials, if the message has them, go to cred.
+ */
+static bool drop_rights(struct msghdr *mh, struct ucred *cred, bool *has_cred)
 {
 	bool any = false;
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(*cred))) {
+			memcpy(cred, CMSG_DATA(c), sizeof(*cred));
+			*has_cred = true;
+		}
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -205,7 +213,33 @@ static bool drop_rights(struct msghdr *mh)
  * than the buffer is peeked again whole with a larger one, and a stream is
  * read in order across its skbs.  The tree's own offset is put back.
  */
-static int peek_queue(struct dproc *p, int fdnum, int sk, const struct proc_unix_sk *s, Dm__UnixSk *m)
+/*
+ * A message's sender credentials, its pid as the tree sees it: a process of
+ * the tree by its pid there; one outside is 0, which is what the tree reads
+ * when it has its own pid namespace (else that pid could not be given back).
+ */
+static int add_cred(struct dump_ctx *d, struct dproc *p, int fdnum, const struct ucred *uc,
+		    Dm__UnixSk *m)
+{
+	char comm[PROC_COMM_MAX + 1];
+	Dm__UnixCred *c = PB_NEW(Dm__UnixCred, dm__unix_cred__init);
+
+	m->msg_cred = xrealloc(m->msg_cred, (m->n_msg_cred + 1) * sizeof(*m->msg_cred));
+	m->msg_cred[m->n_msg_cred++] = c;
+	c->uid = uc->uid;
+	c->gid = uc->gid;
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == uc->pid)
+			c->pid = d->procs[i]->vpid;
+	if (!c->pid && uc->pid && !d->own_pidns)
+		return dm_fail(-ENOTSUP, "unix socket fd %d of process %d (%s) has a message queued by "
+			       "process %d, outside the tree, with SO_PASSCRED on: its pid cannot be "
+			       "given back", fdnum, p->pid, who(p->pid, comm), uc->pid);
+	return 0;
+}
+
+static int peek_queue(struct dump_ctx *d, struct dproc *p, int fdnum, int sk, const struct proc_unix_sk *s,
+		      Dm__UnixSk *m)
 {
 	char comm[PROC_COMM_MAX + 1];
 	char cbuf[CMSG_SPACE(64 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred)) + 256];
@@ -246,7 +280,9 @@ static int peek_queue(struct dproc *p, int fdnum, int sk, const struct proc_unix
 				    fdnum);
 			break;
 		}
-		if (drop_rights(&mh)) {
+		struct ucred uc = { 0 };
+		bool has_cred = false;
+		if (drop_rights(&mh, &uc, &has_cred)) {
 			r = dm_fail(-ENOTSUP, "unix socket fd %d of process %d (%s) has file descriptors in "
 				    "flight (SCM_RIGHTS) in its receive queue, which cannot be restored",
 				    fdnum, p->pid, who(p->pid, comm));
@@ -256,6 +292,14 @@ static int peek_queue(struct dproc *p, int fdnum, int sk, const struct proc_unix
 			if (n == 0)
 				break; /* shut down for reading: no more */
 			used += (size_t)n;
+			/* with SO_PASSCRED a peek stops where the sender changes: one run each */
+			if (m->passcred) {
+				m->msg_len = xrealloc(m->msg_len, (m->n_msg_len + 1) * sizeof(*m->msg_len));
+				m->msg_len[m->n_msg_len++] = (uint32_t)n;
+				r = add_cred(d, p, fdnum, &uc, m);
+				if (r < 0)
+					break;
+			}
 			continue;
 		}
 		if (n == 0 && (s->shutdown & 1) && !(mh.msg_flags & MSG_TRUNC))
@@ -270,6 +314,11 @@ static int peek_queue(struct dproc *p, int fdnum, int sk, const struct proc_unix
 		used += (size_t)n;
 		m->msg_len = xrealloc(m->msg_len, (m->n_msg_len + 1) * sizeof(*m->msg_len));
 		m->msg_len[m->n_msg_len++] = (uint32_t)n;
+		if (m->passcred) {
+			r = add_cred(d, p, fdnum, &uc, m);
+			if (r < 0)
+				break;
+		}
 		if (s->type == SOCK_DGRAM) {
 			size_t fl = mh.msg_namelen > offsetof(struct sockaddr_un, sun_path)
 					    ? mh.msg_namelen - offsetof(struct sockaddr_un, sun_path) : 0;
@@ -391,7 +440,7 @@ static int unix_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 			m->n_icons = s->n_icons;
 		}
 	} else {
-		r = peek_queue(p, fdnum, sk, s, m);
+		r = peek_queue(d, p, fdnum, sk, s, m);
 		if (r < 0)
 			return r;
 	}

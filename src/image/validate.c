@@ -81,7 +81,9 @@ static int validate_files(struct dm_checkpoint *ck)
 				sum += u->msg_len[k];
 			if ((u->n_msg_len && sum != (u->has_data ? u->data.len : 0)) ||
 			    (u->n_msg_from && u->n_msg_from != u->n_msg_len) ||
-			    (u->type != SOCK_STREAM && u->has_data && !u->n_msg_len))
+			    (u->n_msg_cred && u->n_msg_cred != u->n_msg_len) ||
+			    (u->type != SOCK_STREAM && u->has_data && !u->n_msg_len) ||
+			    (u->has_data && u->n_msg_len == 0 && u->n_msg_cred))
 				return bad(IMG_FILES_FILE, "file %u: unix socket queue: message lengths do not "
 					   "add up to its data", f->id);
 			break;

@@ -28,8 +28,10 @@
  * no dirfd).  A stale socket file at a name is removed first, but only when
  * nothing listens on it any more (a probe connect() is refused).
  *
- * What does not come back the same: SO_PEERCRED of a connection (the
- * restorer made it), and the sender credentials of queued messages.
+ * Queued messages keep their sender's credentials (SCM_CREDENTIALS, for a
+ * receiver with SO_PASSCRED): sent with the sender's new host pid.  What
+ * does not come back the same: SO_PEERCRED of a connection (the restorer
+ * made it).
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
@@ -105,7 +107,30 @@ struct op_args {
 	const Dm__UnixSk *mode; /* OP_BIND: file mode and owner to give back */
 	const void *buf;        /* OP_SENDTO */
 	size_t len;
+	const struct ucred *cred; /* OP_SENDTO: SCM_CREDENTIALS, or NULL */
 };
+
+/* One sendmsg, with the sender's credentials if given; bytes sent or -errno. */
+static ssize_t send_cred(int fd, const void *buf, size_t len, const struct sockaddr_un *to, socklen_t tolen,
+			 const struct ucred *cred)
+{
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))] = { 0 };
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = to ? tolen : 0, .msg_iov = &iov,
+			     .msg_iovlen = 1 };
+
+	if (cred) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_CREDENTIALS;
+		c->cmsg_len = CMSG_LEN(sizeof(*cred));
+		memcpy(CMSG_DATA(c), cred, sizeof(*cred));
+	}
+	ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return n < 0 ? neg_errno() : n;
+}
 
 /* -errno; runs in the restorer or in a child inside the tree's root. */
 static int op_run(const struct op_args *a)
@@ -122,9 +147,10 @@ static int op_run(const struct op_args *a)
 		return unlink(path) < 0 && errno != ENOENT ? neg_errno() : 0;
 	case OP_CONNECT:
 		return connect(a->sk, (struct sockaddr *)&sa, sl) < 0 ? neg_errno() : 0;
-	case OP_SENDTO:
-		return sendto(a->sk, a->buf, a->len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sl) ==
-				       (ssize_t)a->len ? 0 : errno ? neg_errno() : -EIO;
+	case OP_SENDTO: {
+		ssize_t n = send_cred(a->sk, a->buf, a->len, &sa, sl, a->cred);
+		return n < 0 ? (int)n : (size_t)n == a->len ? 0 : -EIO;
+	}
 	case OP_BIND:
 		break;
 	}
@@ -417,17 +443,30 @@ static int set_opts(struct usk *s)
 }
 
 /* Send one message (or a stream's bytes) from fd, connected to the receiver. */
-static int send_all(int fd, const uint8_t *p, size_t len, bool stream, const Dm__UnixSk *to)
+static int send_all(int fd, const uint8_t *p, size_t len, bool stream, const Dm__UnixSk *to,
+		    const struct ucred *cred)
 {
 	do {
-		ssize_t n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send_cred(fd, p, len, NULL, 0, cred);
 		if (n < 0)
-			return dm_fail(neg_errno(), "unix socket (inode %lu at dump): queueing its %zu "
-				       "bytes again: %m", (unsigned long)to->ino, len);
+			return dm_fail((int)n, "unix socket (inode %lu at dump): queueing its %zu bytes "
+				       "again: %s", (unsigned long)to->ino, len, strerror((int)-n));
 		p += n;
 		len -= (size_t)n;
 	} while (stream && len);
 	return 0;
+}
+
+/* The credentials message k was sent with: its sender's new host pid. */
+static const struct ucred *msg_cred(struct rst_files *fs, const Dm__UnixSk *m, size_t k, struct ucred *uc)
+{
+	if (k >= m->n_msg_cred)
+		return NULL;
+	const Dm__UnixCred *c = m->msg_cred[k];
+	struct rst_proc *p = c->pid ? rst_find(fs->c, c->pid) : NULL;
+	/* a sender outside the tree: read as 0 in the tree's pid namespace, as ours is */
+	*uc = (struct ucred){ .pid = p ? p->host_pid : getpid(), .uid = c->uid, .gid = c->gid };
+	return uc;
 }
 
 /* The receive queue of s, sent again by its peer (a datagram: by its sender). */
@@ -440,25 +479,27 @@ static int refill(struct rst_files *fs, struct rst_unix *u, struct usk *s)
 
 	if (!m->has_data || !m->data.len)
 		return 0;
-	if (m->type == SOCK_STREAM) {
+	if (m->type == SOCK_STREAM && !m->n_msg_len) {
 		int from = s->tmp >= 0 ? s->tmp : peer ? peer->fd : -1;
 		if (from < 0)
 			return dm_fail(-EBADMSG, "unix socket (inode %lu at dump): queued data but no peer",
 				       (unsigned long)m->ino);
-		return send_all(from, p, m->data.len, true, m);
+		return send_all(from, p, m->data.len, true, m, NULL);
 	}
 	size_t off = 0;
 	for (size_t k = 0; k < m->n_msg_len; k++) {
 		size_t len = m->msg_len[k];
+		struct ucred ucb;
+		const struct ucred *uc = msg_cred(fs, m, k, &ucb);
 		if (off + len > m->data.len)
 			return dm_fail(-EBADMSG, "unix socket (inode %lu at dump): message lengths beyond "
 				       "its data", (unsigned long)m->ino);
-		if (m->type == SOCK_SEQPACKET) {
+		if (m->type != SOCK_DGRAM) {
 			int from = s->tmp >= 0 ? s->tmp : peer ? peer->fd : -1;
 			if (from < 0)
 				return dm_fail(-EBADMSG, "unix socket (inode %lu at dump): queued messages "
 					       "but no peer", (unsigned long)m->ino);
-			r = send_all(from, p + off, len, false, m);
+			r = send_all(from, p + off, len, m->type == SOCK_STREAM, m, uc);
 		} else {
 			const ProtobufCBinaryData *fr = k < m->n_msg_from ? &m->msg_from[k] : NULL;
 			struct usk *snd = NULL;
@@ -479,10 +520,10 @@ static int refill(struct rst_files *fs, struct rst_unix *u, struct usk *s)
 				from = anon;
 			}
 			if (snd && snd->m->has_peer_ino && snd->m->peer_ino == m->ino) {
-				r = send_all(from, p + off, len, false, m);
+				r = send_all(from, p + off, len, false, m, uc);
 			} else if (m->has_name) {
 				struct op_args a = { .op = OP_SENDTO, .sk = from, .name = &m->name,
-						     .buf = p + off, .len = len };
+						     .buf = p + off, .len = len, .cred = uc };
 				r = name_op(fs, &a, m->name_dir);
 				if (r < 0)
 					r = dm_fail(r, "unix socket (inode %lu at dump): queueing a datagram "

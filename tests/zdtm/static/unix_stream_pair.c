@@ -3,7 +3,8 @@
 /*
  * socketpair(AF_UNIX, SOCK_STREAM) with data queued both ways:
  *   - a pair with 3000 bytes one way (three writes) and 100000 the other,
- *     SO_PASSCRED and a larger SO_SNDBUF on one end, O_NONBLOCK and
+ *     SO_PASSCRED (the data keeps its sender's credentials) and a larger
+ *     SO_SNDBUF on one end, O_NONBLOCK and
  *     SO_RCVTIMEO on the other, SO_PEEK_OFF set on one end;
  *   - a pair whose one end was shut down for writing after its data: the
  *     other reads the data, then EOF, and its own writes still arrive;
@@ -117,6 +118,20 @@ int main(int argc, char **argv)
 	peek = -1;
 	setsockopt(s[1], SOL_SOCKET, SO_PEEK_OFF, &peek, sizeof(peek));
 
+	/* SO_PASSCRED: the queued data carries its sender's credentials (this process) */
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = { chk, 16 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	struct ucred uc;
+	if (recvmsg(a[0], &mh, MSG_PEEK) <= 0 || !(cm = CMSG_FIRSTHDR(&mh)) ||
+	    cm->cmsg_type != SCM_CREDENTIALS)
+		fail("pair a: no credentials with the queued data (SO_PASSCRED)");
+	memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+	if (uc.pid != getpid() || uc.uid != getuid() || uc.gid != getgid())
+		fail("pair a: queued data from pid %d uid %u gid %u, sent by pid %d uid %u gid %u",
+		     uc.pid, uc.uid, uc.gid, getpid(), getuid(), getgid());
 	expect_data(a[1], 3000, 2100, "pair a, first end to second");
 	expect_empty(a[1], "pair a, second end");
 	fcntl(a[0], F_SETFL, 0);
