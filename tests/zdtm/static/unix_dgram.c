@@ -3,7 +3,7 @@
 /*
  * Datagram unix sockets:
  *   - socketpair(SOCK_DGRAM) with datagrams of several sizes queued both
- *     ways (one of 100000 bytes, larger than a first peek);
+ *     ways (one empty, one of 100000 bytes, larger than a first peek);
  *   - a server bound to an abstract name, not connected, with datagrams
  *     queued from a named client, from an unnamed one and from a client
  *     connected to it (connect() by name, one way);
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 static char buf[1 << 17], chk[1 << 17];
-static const size_t sizes[] = { 1, 700, 100000, 64, 3 };
+static const size_t sizes[] = { 1, 700, 0, 100000, 64, 3 };
 
 static socklen_t abstract(struct sockaddr_un *sa, const char *name)
 {
