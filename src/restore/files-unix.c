@@ -39,6 +39,7 @@
 #include "proc/unixdiag.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -514,7 +515,11 @@ static int refill(struct rst_files *fs, struct rst_unix *u, struct usk *s)
 			if (snd) {
 				from = snd->fd;
 			} else {
+				/* an unnamed sender that is gone: room for a datagram as large as its */
 				r = new_sock(SOCK_DGRAM, &anon);
+				if (r >= 0 && len > (1u << 16))
+					r = set_int(anon, SO_SNDBUFFORCE, (int)MIN(len + (1u << 16), (size_t)INT_MAX / 2), m,
+						    "SO_SNDBUFFORCE");
 				if (r < 0)
 					return r;
 				from = anon;
@@ -603,8 +608,9 @@ static int prepare(struct rst_files *fs, struct rst_unix *u)
 	}
 	for (size_t i = 0; i < u->n && r >= 0; i++) {
 		struct usk *s = &u->v[i], *p;
+		/* mutual peers are pairs already; one connected to itself connects here */
 		if (s->m->type != SOCK_DGRAM || !s->m->has_peer_ino || !(p = by_ino(u, s->m->peer_ino)) ||
-		    (p->m->has_peer_ino && p->m->peer_ino == s->m->ino))
+		    (p != s && p->m->has_peer_ino && p->m->peer_ino == s->m->ino))
 			continue;
 		if (!p->m->has_name)
 			r = dm_fail(-EBADMSG, "unix datagram socket (inode %lu at dump) is connected to an "

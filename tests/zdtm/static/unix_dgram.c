@@ -7,7 +7,10 @@
  *   - a server bound to an abstract name, not connected, with datagrams
  *     queued from a named client, from an unnamed one and from a client
  *     connected to it (connect() by name, one way);
- *   - the connected client shut down for reading.
+ *   - the connected client shut down for reading;
+ *   - a datagram of 150000 bytes queued to the server by an unnamed socket
+ *     with a large SO_SNDBUF, since closed;
+ *   - a socket connected to itself, with a datagram to itself queued.
  * After restore each datagram comes back whole, in order, once, with the
  * sender's address; the one-way client still sends to the server.
  */
@@ -21,7 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static char buf[1 << 17], chk[1 << 17];
+static char buf[1 << 18], chk[1 << 18];
 static const size_t sizes[] = { 1, 700, 0, 100000, 64, 3 };
 
 static socklen_t abstract(struct sockaddr_un *sa, const char *name)
@@ -69,13 +72,17 @@ int main(int argc, char **argv)
 	struct sockaddr_un srv_a, cl_a;
 	socklen_t srv_l, cl_l;
 	char name[64], cname[64];
-	int p[2], srv, cl, anon, conn;
+	int p[2], srv, cl, anon, conn, big, self;
+	struct sockaddr_un self_a;
+	socklen_t self_l;
 
 	test_init(argc, argv);
 	snprintf(name, sizeof(name), "zdtm-dgram-srv-%d", getpid());
 	snprintf(cname, sizeof(cname), "zdtm-dgram-cl-%d", getpid());
 	srv_l = abstract(&srv_a, name);
 	cl_l = abstract(&cl_a, cname);
+	snprintf(cname, sizeof(cname), "zdtm-dgram-self-%d", getpid());
+	self_l = abstract(&self_a, cname);
 	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, p))
 		fail_errno("socketpair");
 	srv = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -106,6 +113,18 @@ int main(int argc, char **argv)
 	test_fill(buf, 40, 2402);
 	if (send(conn, buf, 33, 0) != 33)
 		fail_errno("send from the connected client");
+	big = socket(AF_UNIX, SOCK_DGRAM, 0);
+	int sz = 400000;
+	if (big < 0 || setsockopt(big, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)))
+		fail_errno("big sender");
+	test_fill(buf, 150008, 2403);
+	if (sendto(big, buf, 150000, 0, (struct sockaddr *)&srv_a, srv_l) != 150000)
+		fail_errno("sendto 150000 bytes");
+	close(big);
+	self = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (self < 0 || bind(self, (struct sockaddr *)&self_a, self_l) ||
+	    connect(self, (struct sockaddr *)&self_a, self_l) || send(self, "self", 4, 0) != 4)
+		fail_errno("a socket connected to itself");
 	if (shutdown(conn, SHUT_RD))
 		fail_errno("shutdown");
 	if (!rdhup(conn))
@@ -128,7 +147,15 @@ int main(int argc, char **argv)
 	expect_dgram(srv, 1000, 2401, &unnamed, 0,
 		     "server, from the unnamed client");
 	expect_dgram(srv, 33, 2402, NULL, 0, "server, from the connected client");
+	expect_dgram(srv, 150000, 2403, &unnamed, 0, "server, the big one from a closed socket");
 	expect_empty(srv, "server");
+	char b4[8];
+	struct sockaddr_un got;
+	socklen_t gotl = sizeof(got);
+	if (recv(self, b4, sizeof(b4), MSG_DONTWAIT) != 4 || memcmp(b4, "self", 4))
+		fail("the socket connected to itself lost its datagram");
+	if (getpeername(self, (struct sockaddr *)&got, &gotl) || gotl != self_l || memcmp(&got, &self_a, self_l))
+		fail("the socket connected to itself is not any more");
 
 	struct sockaddr_un sa;
 	socklen_t sl = sizeof(sa);
