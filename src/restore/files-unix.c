@@ -235,7 +235,7 @@ static struct usk *by_ino(struct rst_unix *u, uint64_t ino)
 static bool same_name(const Dm__UnixSk *a, const Dm__UnixSk *b)
 {
 	if (!a->has_name || !b->has_name || a->name.len != b->name.len ||
-	    memcmp(a->name.data, b->name.data, a->name.len))
+	    memcmp(a->name.data, b->name.data, a->name.len) != 0)
 		return false;
 	/* relative path names are equal only in the same directory */
 	return !a->name_dir == !b->name_dir && (!a->name_dir || !strcmp(a->name_dir, b->name_dir));
