@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=expect=dump-fail,dump-err=unix socket fd [0-9]+ of process [0-9]+ \(unix_ext_peer\) is connected to /.*ext\..* outside the tree
+// zdtm: flags=expect=dump-fail,dump-err=unix.socket.fd.[0-9]+.of.process.[0-9]+.\(unix_ext_peer\).is.connected.to./.*/ext[.a-z]*.outside.the.tree
 /*
  * A unix stream connected to a listener outside the tree: an echo server
  * run by an orphaned grandchild (reparented away: not part of the tree).

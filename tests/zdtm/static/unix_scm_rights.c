@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=expect=dump-fail,dump-err=unix socket fd [0-9]+ of process [0-9]+ \(unix_scm_rights\) has file descriptors in flight \(SCM_RIGHTS\)
+// zdtm: flags=expect=dump-fail,dump-err=unix.socket.fd.[0-9]+.of.process.[0-9]+.\(unix_scm_rights\).has.file.descriptors.in.flight.\(SCM_RIGHTS\)
 /*
  * A file descriptor in flight: sent with SCM_RIGHTS over a socketpair and
  * not received yet.  The checkpoint must be refused, naming the socket, and
