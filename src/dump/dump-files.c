@@ -243,6 +243,7 @@ static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *
 static const struct dump_fd_type *const dump_fd_types[] = {
 	&dump_fd_pipe, &dump_fd_reg, &dump_fd_dir, &dump_fd_fifo, &dump_fd_tty, &dump_fd_chr,
 	&dump_fd_inet,
+	&dump_fd_unix,
 };
 
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd)

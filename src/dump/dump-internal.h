@@ -120,6 +120,7 @@ struct dump_ctx {
 	size_t nbufs, bufs_free;
 	_Atomic uint64_t bufs_late;  /* chunks that had to map a buffer in the freeze */
 	struct dump_inet *inet;      /* fd-inet.c: the tree's TCP/UDP sockets, the network lock */
+	struct dump_unix *unix_sks;  /* fd-unix.c: the unix sockets seen (under lock) */
 };
 
 /* dump.c: phase accounting (lock-free; any thread) */
@@ -173,6 +174,11 @@ void dump_inet_release(struct dump_ctx *d, bool killed);
 void dump_inet_free(struct dump_ctx *d);
 /* Refuse processes that share one fd table (CLONE_FILES). */
 int dump_check_fd_tables(struct dump_ctx *d);
+
+/* fd-unix.c: unix sockets */
+/* Once every fd is dumped: peers, listeners' pending connections, senders. */
+int dump_unix_finish(struct dump_ctx *d);
+void dump_unix_free(struct dump_ctx *d);
 
 /* allocation helpers for protobuf-c messages built by hand */
 #define PB_NEW(type, init_fn) ({ type *_m = xcalloc(1, sizeof(type)); init_fn(_m); _m; })

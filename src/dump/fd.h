@@ -51,6 +51,7 @@ extern const struct dump_fd_type dump_fd_fifo;  /* fd-pipe.c: named pipes */
 extern const struct dump_fd_type dump_fd_tty;   /* fd-tty.c: ptys */
 extern const struct dump_fd_type dump_fd_chr;   /* fd-chr.c: memory devices */
 extern const struct dump_fd_type dump_fd_inet;  /* fd-inet.c: TCP and UDP sockets, IPv4 and IPv6 */
+extern const struct dump_fd_type dump_fd_unix;  /* fd-unix.c: unix sockets */
 
 /* A copy of the fd in the dumper (pidfd_getfd): same description.  -errno, dm_fail'ed. */
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd);

@@ -11,6 +11,7 @@
 #include "base/log.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -79,6 +80,28 @@ static int validate_files(struct dm_checkpoint *ck)
 			if (s->protocol == IPPROTO_TCP && s->state == 1 /* ESTABLISHED */ &&
 			    (!s->tcp || s->tcp->unsent > s->tcp->send_queue.len || !s->dst_port))
 				return bad(IMG_FILES_FILE, "file %u: TCP connection without its repair state", f->id);
+			break;
+		}
+		case DM__FILE_TYPE__FILE_UNIX_SK: {
+			const Dm__UnixSk *u = f->unix_sk;
+			size_t sum = 0;
+			if (!u)
+				return bad(IMG_FILES_FILE, "file %u: unix socket without its state", f->id);
+			if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET)
+				return bad(IMG_FILES_FILE, "file %u: unix socket type %u", f->id, u->type);
+			if ((u->has_name && (u->name.len == 0 || u->name.len > 108)) ||
+			    (u->has_ext_name && (u->ext_name.len == 0 || u->ext_name.len > 108)))
+				return bad(IMG_FILES_FILE, "file %u: unix socket name of %zu bytes", f->id,
+					   u->has_name ? u->name.len : u->ext_name.len);
+			for (size_t k = 0; k < u->n_msg_len; k++)
+				sum += u->msg_len[k];
+			if ((u->n_msg_len && sum != (u->has_data ? u->data.len : 0)) ||
+			    (u->n_msg_from && u->n_msg_from != u->n_msg_len) ||
+			    (u->n_msg_cred && u->n_msg_cred != u->n_msg_len) ||
+			    (u->type != SOCK_STREAM && u->has_data && !u->n_msg_len) ||
+			    (u->has_data && u->n_msg_len == 0 && u->n_msg_cred))
+				return bad(IMG_FILES_FILE, "file %u: unix socket queue: message lengths do not "
+					   "add up to its data", f->id);
 			break;
 		}
 		default:

@@ -46,6 +46,7 @@ static const struct rst_file_type *type_of(Dm__FileType t)
 	case DM__FILE_TYPE__FILE_CHR: return &rst_file_chr;
 	case DM__FILE_TYPE__FILE_TTY: return &rst_file_tty;
 	case DM__FILE_TYPE__FILE_INET_SK: return &rst_file_inet;
+	case DM__FILE_TYPE__FILE_UNIX_SK: return &rst_file_unix;
 	default: return NULL;
 	}
 }
@@ -507,7 +508,7 @@ int files_finish(struct rst_ctx *c)
 {
 	static const struct rst_file_type *const all[] = {
 		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
-		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet,
+		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet, &rst_file_unix,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		if (!all[i]->finish)
@@ -538,6 +539,7 @@ void files_fini(struct rst_ctx *c)
 				close(fs->pipes[i].fds[e]);
 	for (size_t i = 0; i < fs->n_keep; i++)
 		close(fs->keep[i]);
+	rst_unix_fini(fs);
 	for (size_t i = 0; i < fs->n_ghosts; i++)
 		close(fs->ghosts[i].fd);
 	rst_inet_fini(fs);

@@ -51,6 +51,7 @@ struct rst_files {
 	size_t n_ghosts;
 	bool warned_tty;
 	struct rst_inet *inet; /* files-inet.c: connections in repair mode, the network lock */
+	struct rst_unix *unix_sks; /* files-unix.c: every unix socket, made at the first */
 };
 
 struct rst_file_type {
@@ -77,6 +78,9 @@ int rst_inet_lock(struct rst_ctx *c);
 int rst_inet_resume(struct rst_ctx *c);
 /* files-inet.c: unlock (after the descriptions are closed); frees */
 void rst_inet_fini(struct rst_files *fs);
+extern const struct rst_file_type rst_file_unix;
+/* files-unix.c: close the sockets no process took */
+void rst_unix_fini(struct rst_files *fs);
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
