@@ -242,6 +242,8 @@ static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *
  */
 static const struct dump_fd_type *const dump_fd_types[] = {
 	&dump_fd_pipe, &dump_fd_reg, &dump_fd_dir, &dump_fd_fifo, &dump_fd_tty, &dump_fd_chr,
+	&dump_fd_eventfd, &dump_fd_signalfd, &dump_fd_timerfd, &dump_fd_epoll, &dump_fd_inotify,
+	&dump_fd_memfd,
 };
 
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd)

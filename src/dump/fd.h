@@ -50,6 +50,12 @@ extern const struct dump_fd_type dump_fd_pipe;  /* fd-pipe.c: pipes */
 extern const struct dump_fd_type dump_fd_fifo;  /* fd-pipe.c: named pipes */
 extern const struct dump_fd_type dump_fd_tty;   /* fd-tty.c: ptys */
 extern const struct dump_fd_type dump_fd_chr;   /* fd-chr.c: memory devices */
+extern const struct dump_fd_type dump_fd_eventfd;  /* fd-eventfd.c */
+extern const struct dump_fd_type dump_fd_signalfd; /* fd-signalfd.c */
+extern const struct dump_fd_type dump_fd_timerfd;  /* fd-timerfd.c */
+extern const struct dump_fd_type dump_fd_epoll;    /* fd-epoll.c */
+extern const struct dump_fd_type dump_fd_inotify;  /* fd-inotify.c */
+extern const struct dump_fd_type dump_fd_memfd;    /* fd-memfd.c */
 
 /* A copy of the fd in the dumper (pidfd_getfd): same description.  -errno, dm_fail'ed. */
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd);

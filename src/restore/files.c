@@ -42,6 +42,12 @@ static const struct rst_file_type *type_of(Dm__FileType t)
 	case DM__FILE_TYPE__FILE_FIFO: return &rst_file_fifo;
 	case DM__FILE_TYPE__FILE_CHR: return &rst_file_chr;
 	case DM__FILE_TYPE__FILE_TTY: return &rst_file_tty;
+	case DM__FILE_TYPE__FILE_EVENTFD: return &rst_file_eventfd;
+	case DM__FILE_TYPE__FILE_SIGNALFD: return &rst_file_signalfd;
+	case DM__FILE_TYPE__FILE_TIMERFD: return &rst_file_timerfd;
+	case DM__FILE_TYPE__FILE_EPOLL: return &rst_file_epoll;
+	case DM__FILE_TYPE__FILE_INOTIFY: return &rst_file_inotify;
+	case DM__FILE_TYPE__FILE_MEMFD: return &rst_file_memfd;
 	default: return NULL;
 	}
 }
@@ -430,7 +436,9 @@ int files_finish(struct rst_ctx *c)
 {
 	static const struct rst_file_type *const all[] = {
 		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
-		&rst_file_fifo, &rst_file_chr, &rst_file_tty,
+		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_eventfd,
+		&rst_file_signalfd, &rst_file_timerfd, &rst_file_epoll, &rst_file_inotify,
+		&rst_file_memfd,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		if (!all[i]->finish)

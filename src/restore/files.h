@@ -68,6 +68,12 @@ extern const struct rst_file_type rst_file_pipe;
 extern const struct rst_file_type rst_file_fifo;
 extern const struct rst_file_type rst_file_chr;
 extern const struct rst_file_type rst_file_tty;
+extern const struct rst_file_type rst_file_eventfd;
+extern const struct rst_file_type rst_file_signalfd;
+extern const struct rst_file_type rst_file_timerfd;
+extern const struct rst_file_type rst_file_epoll;
+extern const struct rst_file_type rst_file_inotify;
+extern const struct rst_file_type rst_file_memfd;
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
