@@ -215,8 +215,10 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 				x->has_may_write = true;
 				x->may_write = true;
 			}
-			x->file_id = dump_file_path(d, DM__FILE_TYPE__FILE_REG, v->path,
-						    v->deleted || v->kind == PROC_VMA_MEMFD, p->pid, link, &err);
+			/* a private mapping of a memfd maps the memfd (fd-memfd.c), not a copy */
+			x->file_id = dump_file_path(d, v->kind == PROC_VMA_MEMFD ? DM__FILE_TYPE__FILE_MEMFD
+										 : DM__FILE_TYPE__FILE_REG,
+						    v->path, v->deleted, p->pid, link, &err);
 			if (err < 0)
 				return err;
 		}

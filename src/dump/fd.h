@@ -57,5 +57,7 @@ extern const struct dump_fd_type dump_fd_epoll;    /* fd-epoll.c */
 extern const struct dump_fd_type dump_fd_inotify;  /* fd-inotify.c */
 extern const struct dump_fd_type dump_fd_memfd;    /* fd-memfd.c */
 
+/* fd-memfd.c: f (path "/memfd:NAME" set) as the memfd fd (open for reading, st its stat) is. */
+int dump_memfd_fill(struct dump_ctx *d, int fd, const struct stat *st, const char *what, Dm__File *f);
 /* A copy of the fd in the dumper (pidfd_getfd): same description.  -errno, dm_fail'ed. */
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd);

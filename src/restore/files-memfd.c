@@ -19,12 +19,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int memfd_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+/* A new description of the memfd of f, opened with flags. */
+static int reopen(struct rst_files *fs, const Dm__File *f, int flags, int *ret_fd)
 {
 	const Dm__MemfdFile *m = f->memfd;
-	_cleanup_close_ int fd = -1;
 	char path[64];
-	int obj, r;
+	int obj, fd, r;
 
 	if (!m || !f->path)
 		return dm_fail(-EBADMSG, "memfd without its object");
@@ -34,9 +34,26 @@ static int memfd_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	if (f->has_mode && fchmod(obj, f->mode & 07777) < 0)
 		return dm_fail(neg_errno(), "memfd %s: mode %#o: %m", m->name, f->mode & 07777);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", obj);
-	fd = open(path, rst_open_flags(f));
+	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0)
 		return dm_fail(neg_errno(), "memfd %s: a new description of it: %m", m->name);
+	*ret_fd = fd;
+	return 0;
+}
+
+int rst_memfd_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd)
+{
+	return reopen(fs, f, accmode, ret_fd);
+}
+
+static int memfd_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+{
+	const Dm__MemfdFile *m = f->memfd;
+	_cleanup_close_ int fd = -1;
+	int r = reopen(fs, f, rst_open_flags(f), &fd);
+
+	if (r < 0)
+		return r;
 	if (f->has_pos && f->pos && lseek(fd, (off_t)f->pos, SEEK_SET) < 0)
 		return dm_fail(neg_errno(), "memfd %s: offset %" PRIu64 ": %m", m->name, f->pos);
 	r = rst_set_status_flags(f, fd);

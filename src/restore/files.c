@@ -157,10 +157,13 @@ int files_open_for_map(struct rst_ctx *c, uint32_t id, int accmode, int *ret_fd)
 		*ret_fd = fs->mapfd[slot][id];
 		return 0;
 	}
-	if (f->type != DM__FILE_TYPE__FILE_REG && f->type != DM__FILE_TYPE__FILE_CHR)
+	if (f->type != DM__FILE_TYPE__FILE_REG && f->type != DM__FILE_TYPE__FILE_CHR &&
+	    f->type != DM__FILE_TYPE__FILE_MEMFD)
 		return dm_fail(-ENOTSUP, "mapped file %u (%s): type %s cannot be mapped yet", id,
 			       f->path ? f->path : "", type_name(f->type));
-	if (f->type == DM__FILE_TYPE__FILE_CHR)
+	if (f->type == DM__FILE_TYPE__FILE_MEMFD)
+		r = rst_memfd_open_for_map(fs, f, accmode, &fs->mapfd[slot][id]);
+	else if (f->type == DM__FILE_TYPE__FILE_CHR)
 		r = rst_open_path(fs, f->path, accmode, 0, &fs->mapfd[slot][id]);
 	else
 		r = rst_reg_open_for_map(fs, f, accmode, &fs->mapfd[slot][id]);

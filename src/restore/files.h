@@ -87,6 +87,8 @@ void rst_files_keep(struct rst_files *fs, int fd);
 int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd);
 /* A regular file for mmap: accmode O_RDONLY or O_RDWR (files-reg.c). */
 int rst_reg_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd);
+/* A memfd for mmap (a private mapping of it): accmode O_RDONLY or O_RDWR (files-memfd.c). */
+int rst_memfd_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd);
 
 /* files-lock.c: the OFD and flock locks of f, on our new description fd. */
 int rst_locks_desc(const Dm__File *f, int fd);

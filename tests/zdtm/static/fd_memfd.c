@@ -6,7 +6,8 @@
  *     elsewhere), sealed F_SEAL_SHRINK | F_SEAL_GROW, mapped MAP_SHARED
  *     read-write, held by a second description (read-only, its own
  *     offset) and by a child process through the same description and its
- *     own shared mapping;
+ *     own shared mapping, and mapped MAP_PRIVATE with one page copied on
+ *     write;
  *   - "zdtm-sealed": sealed F_SEAL_WRITE, mapped read-only (a mapping that
  *     cannot be made writable);
  *   - "zdtm-future": a writable mapping made before F_SEAL_FUTURE_WRITE
@@ -55,7 +56,7 @@ static void check_seals(int fd, int want, const char *what)
 int main(int argc, char **argv)
 {
 	int data, data_ro, sealed, future, nosealing, cmd[2], rep[2];
-	char *map, *ro_map, *fut_map;
+	char *map, *ro_map, *fut_map, *priv;
 	struct stat st, st2;
 	pid_t child;
 	off_t off;
@@ -83,8 +84,10 @@ int main(int argc, char **argv)
 	map = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED, data, 0);
 	ro_map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, sealed, 0);
 	fut_map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, future, 0);
-	if (map == MAP_FAILED || ro_map == MAP_FAILED || fut_map == MAP_FAILED)
+	priv = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_PRIVATE, data, 0);
+	if (map == MAP_FAILED || ro_map == MAP_FAILED || fut_map == MAP_FAILED || priv == MAP_FAILED)
 		fail_errno("mmap");
+	priv[MIB + 100] = 'P'; /* that page is the process's own now */
 	if (fcntl(future, F_ADD_SEALS, F_SEAL_FUTURE_WRITE))
 		fail_errno("F_SEAL_FUTURE_WRITE");
 	{
@@ -186,6 +189,14 @@ int main(int argc, char **argv)
 		fail("a write through the mapping is not seen through the fd");
 	if (pwrite(data, "R", 1, MIB + 9) != 1 || map[MIB + 9] != 'R')
 		fail("a write through the fd is not seen in the mapping");
+	/* the private mapping: its copied page is its own, the others are the memfd's */
+	if (priv[MIB + 100] != 'P' || priv[MIB + 8] == 'Q')
+		fail("the private mapping lost its copied page");
+	test_fill(buf, 8192, 71);
+	if (memcmp(priv, buf, 8192))
+		fail("the private mapping does not show the memfd's data");
+	if (pwrite(data, "S", 1, 4096 + 7) != 1 || priv[4096 + 7] != 'S')
+		fail("the private mapping is not a mapping of the memfd (a write to it is not seen)");
 	if (write(cmd[1], "?", 1) != 1 || read(rep[0], chk, 1) != 1)
 		fail_errno("child");
 	if (chk[0] != 'Q')
