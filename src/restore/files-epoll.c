@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * epoll: the instance is made here; its registrations are made again by
- * the process whose fd numbers they name (EpollFile.pid), with an injected
+ * the process whose fd numbers they name (EpollFile.pid, or EpollTarget.pid
+ * for one made with another process's number), with an injected
  * epoll_ctl(EPOLL_CTL_ADD) per target once all its fds are installed
  * (in_tracee), through its first fd of the epoll.  Readiness is the
  * kernel's to compute again: a level-triggered target that was ready is
@@ -49,6 +50,12 @@ static bool disarmed(const Dm__EpollTarget *t)
 	return (t->events & EPOLLONESHOT) && !(t->events & ~(uint32_t)EP_PRIVATE);
 }
 
+/* The process (pid in the tree) whose fd number t is. */
+static int32_t owner(const Dm__EpollFile *e, const Dm__EpollTarget *t)
+{
+	return t->has_pid ? t->pid : e->pid;
+}
+
 /* Register t (a fired one-shot) and have it fire: see the top. */
 static int add_disarmed(struct rbatch *rb, const Dm__Process *p, int epfd, const Dm__EpollTarget *t)
 {
@@ -87,15 +94,13 @@ static int epoll_in_tracee(struct rst_files *fs, struct rbatch *rb, const Dm__Pr
 
 	(void)fs;
 	(void)desc;
-	if (p->pid != e->pid)
-		return 0;
 	for (size_t i = 0; i < p->n_fds; i++)
 		if (p->fds[i]->file_id == f->id && p->fds[i] != fd)
 			return 0; /* the first fd of the epoll does it (fds are sorted) */
 		else if (p->fds[i] == fd)
 			break;
 	for (size_t i = 0; i < e->n_targets; i++) {
-		if (!disarmed(e->targets[i]))
+		if (!disarmed(e->targets[i]) || owner(e, e->targets[i]) != p->pid)
 			continue;
 		int r = add_disarmed(rb, p, fd->fd, e->targets[i]);
 		if (r < 0)
@@ -103,7 +108,7 @@ static int epoll_in_tracee(struct rst_files *fs, struct rbatch *rb, const Dm__Pr
 	}
 	for (size_t i = 0; i < e->n_targets; i++) {
 		const Dm__EpollTarget *t = e->targets[i];
-		if (disarmed(t))
+		if (disarmed(t) || owner(e, t) != p->pid)
 			continue;
 		struct epoll_event ev = { .events = t->events, .data.u64 = t->data };
 		uint64_t rev;
@@ -117,5 +122,39 @@ static int epoll_in_tracee(struct rst_files *fs, struct rbatch *rb, const Dm__Pr
 	return 0;
 }
 
+/* Does process pid of the tree hold file id? */
+static bool holds(struct rst_ctx *c, int32_t pid, uint32_t id)
+{
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const Dm__Process *p = c->procs[i].img;
+		if (p->pid != pid || !rst_alive(&c->procs[i]))
+			continue;
+		for (size_t k = 0; k < p->n_fds; k++)
+			if (p->fds[k]->file_id == id)
+				return true;
+	}
+	return false;
+}
+
+/* Every registration was made: its process holds the epoll (an image could say otherwise). */
+static int epoll_finish(struct rst_files *fs)
+{
+	const Dm__FileTable *ft = fs->c->ck->files;
+
+	for (size_t i = 0; i < ft->n_files; i++) {
+		const Dm__File *f = ft->files[i];
+		if (f->type != DM__FILE_TYPE__FILE_EPOLL || fs->desc[f->id] < 0)
+			continue;
+		for (size_t k = 0; k < f->epoll->n_targets; k++) {
+			int32_t pid = owner(f->epoll, f->epoll->targets[k]);
+			if (!holds(fs->c, pid, f->id))
+				return dm_fail(-EBADMSG, "epoll (file %u): its registration of fd %d belongs "
+					       "to process %d, which does not hold the epoll", f->id,
+					       f->epoll->targets[k]->fd, pid);
+		}
+	}
+	return 0;
+}
+
 const struct rst_file_type rst_file_epoll = { .name = "epoll", .open = epoll_open,
-					      .in_tracee = epoll_in_tracee };
+					      .in_tracee = epoll_in_tracee, .finish = epoll_finish };
