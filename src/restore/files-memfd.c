@@ -4,9 +4,12 @@
  * made once with its name and exact size, filled from shmem-<id>.img, and
  * mapped by the processes' MAP_SHARED mappings of it); each description is
  * a new open of it through /proc/self/fd with its own access mode, offset
- * and status flags.  Its seals are added once every process has its fds
- * and mappings (finish): F_SEAL_WRITE would refuse a writable mapping made
- * after it, as it did at the source.
+ * and status flags; a MAP_PRIVATE mapping of it maps such a description
+ * too (rst_memfd_open_for_map).  Seals: pages.c adds them when it makes the
+ * object, before any mapping (a read-only shared mapping of a write-sealed
+ * memfd must not be able to become writable), except F_SEAL_FUTURE_WRITE,
+ * which allows the writable mappings that existed: it (and F_SEAL_SEAL with
+ * it) is added here once every process has its mappings and fds (finish).
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
