@@ -147,6 +147,9 @@ int dump_vmflags_preread(struct dump_ctx *d);
 bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p);
 void dump_vmflags_free(struct dump_ctx *d);
 
+/* dump-mm.c: a shared memory object (inode ino, fd open for reading) into shmem-<ino>.img, once */
+int dump_shmem_fd(struct dump_ctx *d, int fd, uint64_t ino, const char *what);
+
 /* dump-mm.c: page files reserved before the freeze (RssAnon of each process) */
 void dump_prealloc_pages(struct dump_ctx *d);
 void dump_prealloc_free(struct dump_ctx *d);

@@ -104,6 +104,40 @@ static int validate_files(struct dm_checkpoint *ck)
 					   "add up to its data", f->id);
 			break;
 		}
+		case DM__FILE_TYPE__FILE_EVENTFD:
+			if (!f->eventfd)
+				return bad(IMG_FILES_FILE, "file %u: eventfd without its counter", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_SIGNALFD:
+			if (!f->signalfd)
+				return bad(IMG_FILES_FILE, "file %u: signalfd without its set", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_TIMERFD:
+			if (!f->timerfd)
+				return bad(IMG_FILES_FILE, "file %u: timerfd without its timer", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_EPOLL:
+			if (!f->epoll)
+				return bad(IMG_FILES_FILE, "file %u: epoll without its registrations", f->id);
+			for (size_t k = 0; k < f->epoll->n_targets; k++)
+				if (f->epoll->targets[k]->fd < 0)
+					return bad(IMG_FILES_FILE, "file %u: epoll registration of fd %d", f->id,
+						   f->epoll->targets[k]->fd);
+			break;
+		case DM__FILE_TYPE__FILE_INOTIFY:
+			if (!f->inotify)
+				return bad(IMG_FILES_FILE, "file %u: inotify without its watches", f->id);
+			for (size_t k = 0; k < f->inotify->n_watches; k++)
+				if (f->inotify->watches[k]->wd <= 0 || f->inotify->watches[k]->path[0] != '/' ||
+				    (k && f->inotify->watches[k]->wd <= f->inotify->watches[k - 1]->wd))
+					return bad(IMG_FILES_FILE, "file %u: inotify watch %zu (wd %d) out of "
+						   "order or without an absolute path", f->id, k,
+						   f->inotify->watches[k]->wd);
+			break;
+		case DM__FILE_TYPE__FILE_MEMFD:
+			if (!f->memfd || !f->path || strncmp(f->path, "/memfd:", 7))
+				return bad(IMG_FILES_FILE, "file %u: memfd without its object or name", f->id);
+			break;
 		default:
 			break;
 		}

@@ -142,6 +142,8 @@ bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
 /* A page map entry left to the page server (lazy, in a registered VMA). */
 bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__PagemapEntry *e);
 int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd);
+/* The shared memory object id (made and filled on first use; vname "/memfd:NAME" or any), our fd. */
+int shmem_get(struct rst_ctx *c, uint64_t id, const char *vname, int *ret_fd);
 void shmem_fini(struct rst_ctx *c);
 
 /* files.c */
