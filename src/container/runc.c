@@ -7,6 +7,7 @@
 #include "container/runc.h"
 #include "container/ext-stub.h"
 #include "base/log.h"
+#include "net/inet.h"
 #include "proc/proc.h"
 
 #include <dirent.h>
@@ -1064,11 +1065,35 @@ static int ip_in(pid_t pid, const char *const argv[])
  * The container's veths, as they were: its end with its name, MAC, MTU and
  * addresses, up, its routes; our end with its name, on the bridge it was on.
  */
-static int put_back_net(const Dm__Container *m, pid_t pid)
+static int put_back_net(const Dm__Container *m, pid_t pid, bool *ret_locked)
 {
 	char pidstr[16], mtu[16];
 	int r = 0;
 
+	/*
+	 * The namespace is locked before it has an interface: a peer's
+	 * retransmission reaching the new namespace before the restore has
+	 * made the connection's socket would be answered with a RST.  The
+	 * restore of the sockets takes the lock over (same name) and removes
+	 * it after the resume; runc_restore_done() removes it in any case.
+	 */
+	bool veth = false;
+	for (size_t i = 0; i < m->n_interfaces; i++)
+		veth |= m->interfaces[i]->peer_name != NULL;
+	if (veth) {
+		_cleanup_close_ int ns = -1;
+		int back = -1;
+		r = netns_of_pid(pid, &ns);
+		if (r > 0)
+			r = netns_enter(ns, &back);
+		if (r >= 0 && ns >= 0) {
+			r = netlock_netns(NETLOCK_NETNS_NAME);
+			netns_leave(back);
+			*ret_locked = r >= 0;
+		}
+		if (r < 0)
+			return r;
+	}
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
 	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
 		const Dm__ContainerNetIf *n = m->interfaces[i];
@@ -1114,7 +1139,7 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 {
 	int r;
 
-	r = put_back_net(m, s->pid);
+	r = put_back_net(m, s->pid, &s->net_locked);
 	if (r < 0)
 		return r;
 
@@ -1283,6 +1308,15 @@ void runc_restore_done(struct runc_started *s, bool ok)
 			0, NULL, &err))
 			pr_warn("runc delete -f %s: %s", s->id, err ? runc_msg(err) : "failed");
 		dm_error_set_message(msg);
+	}
+	if (ok && s->net_locked) {
+		/* the restore of the sockets removed it already, unless the tree has none */
+		_cleanup_close_ int ns = -1;
+		int back = -1;
+		if (netns_of_pid(s->pid, &ns) < 0 || netns_enter(ns, &back) < 0 ||
+		    netlock_unlock(NETLOCK_NETNS_NAME) < 0)
+			pr_warn("%s", dm_last_error());
+		netns_leave(back);
 	}
 	if (s->tmp_bundle && !ok)
 		rm_rf(s->tmp_bundle);

@@ -61,6 +61,7 @@ struct runc_started {
 	pid_t pid;              /* the stub, the container's init (host pid) */
 	int sock;               /* our end of the stub's transport */
 	int root_fd;            /* the container's / (O_PATH) */
+	bool net_locked;        /* its new network namespace is locked (NETLOCK_NETNS_NAME) */
 };
 
 /* Creates the container with the stub as its init; fills *ret (and, on

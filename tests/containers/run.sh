@@ -492,9 +492,64 @@ t_migrate_refused() {
 	result PASS $t
 }
 
+# t_svc SERVICE MODE N: a real service in host a, its veth on a's bridge
+# (address N); redis and memcached loaded with keys; lib/client.py keeps ONE
+# connection and writes every 5 ms while the container is checkpointed and
+# restored in a (MODE cr) or migrated to b (post-copy, stop-and-copy); then
+# the same connection answers on (no reconnect: the client never makes
+# another), everything it wrote is read back on it, every key is there, and
+# new connections are answered.  docs/containers.md, "Services".
+t_svc() {
+	local name=$1 mode=$2 n=$3 t=svc/$1-$2 id=$PREFIX-s${1:0:2}${2:0:1} b out h=b img req
+	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
+	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
+	[[ $mode == cr ]] && h=a
+	[[ $mode == cr ]] || { dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
+	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	if [[ $name == redis || $name == memcached ]]; then
+		out=$(ctr_load "$name" "$(ctr_addr "$n")" "$keys" "$size" 2>&1) || { result FAIL $t "load: $out"; return; }
+	fi
+	ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep"
+	local kpid=$CTR_KEEP_PID
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 20 ||
+		{ kill "$kpid"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	if [[ $mode == cr ]]; then
+		img=$WORK/$id.img
+		rm -rf "$img"
+		out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) ||
+			{ kill "$kpid"; result FAIL $t "checkpoint: $out"; return; }
+		out=$(ctr_host a "$DM" restore --images "$img" 2>&1) ||
+			{ kill "$kpid"; result FAIL $t "restore: $out"; return; }
+		rm -rf "$img"
+	else
+		out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+			--mode "$mode" --quiet 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
+		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
+	fi
+	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
+	# the kept connection goes on: 50 more right answers on it
+	req=$(ctr_keep_field "$WORK/$id.keep" requests)
+	wait_until 90 ctr_keep_past "$WORK/$id.keep" $((req + 50)) ||
+		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req: $(cat "$WORK/$id.keep.out")"; return; }
+	ctr_keep_stop "$kpid" "$WORK/$id.keep" ||
+		{ result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out") $(cat "$WORK/$id.keep")"; return; }
+	if [[ $name == redis || $name == memcached ]]; then
+		out=$(ctr_verify "$name" "$(ctr_addr "$n")" "$keys" "$size" 2>&1) || { result FAIL $t "verify: $out"; return; }
+	fi
+	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) || { result FAIL $t "no answer after: $out"; return; }
+	log "$t: kept connection: $(cat "$WORK/$id.keep")"
+	ctr_delete $h "$id"
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
+for svc in python-http redis memcached nginx; do
+	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
+done
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
@@ -512,6 +567,13 @@ declare -A RUN=(
 	[testbed/nginx]="t_service nginx 20"
 	[testbed/move]=t_move
 )
+svc_n=30
+for svc in python-http redis memcached nginx; do
+	for m in cr post-copy stop-and-copy; do
+		RUN[svc/$svc-$m]="t_svc $svc $m $svc_n"
+		svc_n=$((svc_n + 1))
+	done
+done
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
 if ((${#todo[@]})); then
