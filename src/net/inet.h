@@ -79,3 +79,11 @@ char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, b
 int netns_of_pid(pid_t pid, int *ret_fd);
 int netns_enter(int nsfd, int *ret_back);
 void netns_leave(int back);
+
+/*
+ * Announce addr ("ADDR" or "ADDR/PREFIX") of interface ifname of the
+ * calling thread's network namespace on its segment: a gratuitous ARP
+ * (IPv4) or an unsolicited neighbour advertisement with the override flag
+ * (IPv6; a link-local address is skipped).  -errno, dm_fail'ed.
+ */
+int net_announce(const char *ifname, const char *addr);

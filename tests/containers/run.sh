@@ -43,7 +43,17 @@
 #                      is the one set at run time (docs/containers.md)
 #   runc/migrate-net-post-copy  the busybox counter with its veth on a's
 #                      bridge, migrated to b: its eth0 has the same MAC there,
-#                      its end is on b's bridge and it answers a ping
+#                      its end is on b's bridge and it answers a ping; the
+#                      client namespace sees its addresses announced after
+#                      the resume (gratuitous ARP, unsolicited NA)
+#   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
+#                      a's bridge (redis, memcached: 20000 keys of 1000 bytes
+#                      loaded), lib/client.py keeping ONE connection and
+#                      writing every 5 ms; MODE cr: checkpoint and restore in
+#                      a; post-copy, stop-and-copy: migrated to b.  The same
+#                      connection goes on (50 more right answers), what it
+#                      wrote is read back on it, every key is there, new
+#                      connections are answered
 #   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
 #                      container of that ID meanwhile): rolled back, a's runs
 #                      on thawed, b keeps no container of the attempt
@@ -402,8 +412,16 @@ t_migrate_net() {
 	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
 	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer before"; return; }
+	# the announcement of its addresses after the resume, seen from the client
+	rm -f "$WORK/$id.watch.ready"
+	ip netns exec "$PREFIX-c" /usr/bin/python3 "$CT_DIR/lib/announce-watch.py" "$PREFIX-c0" \
+		--ready "$WORK/$id.watch.ready" --timeout 60 --v4 "$(ctr_addr $n)" --v6 "$(ctr_addr6 $n)" \
+		>"$WORK/$id.watch" 2>&1 &
+	local wpid=$!
+	wait_until 20 test -e "$WORK/$id.watch.ready" || { kill $wpid; result FAIL $t "the watcher does not start"; return; }
 	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
-		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+		--mode "$mode" --quiet 2>&1) || { kill $wpid; result FAIL $t "migrate: $out"; return; }
+	wait $wpid || { result FAIL $t "after the migration: $(cat "$WORK/$id.watch")"; return; }
 	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
 		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
 	mac=$(ctr_runc b exec "$id" cat /sys/class/net/eth0/address)
