@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* dmigrate checkpoint pid:PID|runc:ID|--pid PID --images DIR [--leave-running] [--runc-root DIR]
- *                    [--dump-threads N] [--stats FILE] */
+ *                    [--dump-threads N] [--stats FILE] [--ext-unix] */
 #include "base/json.h"
 #include "container/runc.h"
 #include "base/log.h"
@@ -16,6 +16,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: dmigrate checkpoint pid:PID|runc:ID|--pid PID --images DIR [--leave-running]\n"
 		     "                           [--runc-root DIR] [--dump-threads N] [--lazy] [--stats FILE]\n"
+		     "                           [--ext-unix]\n"
 		     "  Freezes the process tree rooted at PID, writes its image to DIR and kills it\n"
 		     "  (or lets it run again with --leave-running).  runc:ID is the runc container ID\n"
 		     "  (runc's state under --runc-root, default " RUNC_DEFAULT_ROOT "): frozen through its\n"
@@ -23,7 +24,10 @@ static void usage(FILE *out)
 		     "  the container is deleted (unless --leave-running).  --dump-threads N fixes the\n"
 		     "  number of dump workers (1 = serial); by default the pool grows while the\n"
 		     "  host has spare CPU and memory.  --lazy marks the pages a task needs only\n"
-		     "  after it runs, for restore --lazy (post-copy from the image).\n");
+		     "  after it runs, for restore --lazy (post-copy from the image).\n"
+		     "  --ext-unix: a unix socket connected to a peer outside the tree is\n"
+		     "  reconnected to that peer's name at restore (a new connection), instead\n"
+		     "  of refusing the checkpoint.\n");
 }
 
 int cmd_checkpoint(int argc, char **argv)
@@ -36,6 +40,7 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "stats", required_argument, NULL, 's' },
 		{ "lazy", no_argument, NULL, 'L' },
 		{ "runc-root", required_argument, NULL, 'T' },
+		{ "ext-unix", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -48,7 +53,7 @@ int cmd_checkpoint(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "p:D:Rj:s:LT:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:D:Rj:s:LT:Uh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'T':
 			runc_root = optarg;
@@ -79,6 +84,9 @@ int cmd_checkpoint(int argc, char **argv)
 			break;
 		case 'L':
 			o.lazy = true;
+			break;
+		case 'U':
+			o.ext_unix = true;
 			break;
 		case 'h':
 			usage(stdout);

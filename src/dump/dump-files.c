@@ -68,7 +68,18 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 	f->ino = st.st_ino;
 	f->dev = st.st_dev;
 	f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
-	if (deleted && S_ISREG(st.st_mode)) {
+	if (type == DM__FILE_TYPE__FILE_MEMFD) {
+		_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
+		char what[64];
+		snprintf(what, sizeof(what), "process %d: mapping of %s", pid, path);
+		r = fd < 0 ? dm_fail(neg_errno(), "process %d: %s: %m", pid, path)
+			   : dump_memfd_fill(d, fd, &st, what, f);
+		if (r < 0) {
+			*ret_err = r;
+			protobuf_c_message_free_unpacked(&f->base, NULL);
+			return 0;
+		}
+	} else if (deleted && S_ISREG(st.st_mode)) {
 		_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			*ret_err = dm_fail(neg_errno(), "process %d: deleted file %s: %m", pid, path);
@@ -243,6 +254,9 @@ static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *
 static const struct dump_fd_type *const dump_fd_types[] = {
 	&dump_fd_pipe, &dump_fd_reg, &dump_fd_dir, &dump_fd_fifo, &dump_fd_tty, &dump_fd_chr,
 	&dump_fd_inet,
+	&dump_fd_unix,
+	&dump_fd_eventfd, &dump_fd_signalfd, &dump_fd_timerfd, &dump_fd_epoll, &dump_fd_inotify,
+	&dump_fd_memfd,
 };
 
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd)

@@ -120,6 +120,7 @@ struct dump_ctx {
 	size_t nbufs, bufs_free;
 	_Atomic uint64_t bufs_late;  /* chunks that had to map a buffer in the freeze */
 	struct dump_inet *inet;      /* fd-inet.c: the tree's TCP/UDP sockets, the network lock */
+	struct dump_unix *unix_sks;  /* fd-unix.c: the unix sockets seen (under lock) */
 };
 
 /* dump.c: phase accounting (lock-free; any thread) */
@@ -145,6 +146,9 @@ int dump_vmflags_preread(struct dump_ctx *d);
 /* Take p's flags from the early read if its VMAs are the same; false: read smaps. */
 bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p);
 void dump_vmflags_free(struct dump_ctx *d);
+
+/* dump-mm.c: a shared memory object (inode ino, fd open for reading) into shmem-<ino>.img, once */
+int dump_shmem_fd(struct dump_ctx *d, int fd, uint64_t ino, const char *what);
 
 /* dump-mm.c: page files reserved before the freeze (RssAnon of each process) */
 void dump_prealloc_pages(struct dump_ctx *d);
@@ -173,6 +177,11 @@ void dump_inet_release(struct dump_ctx *d, bool killed);
 void dump_inet_free(struct dump_ctx *d);
 /* Refuse processes that share one fd table (CLONE_FILES). */
 int dump_check_fd_tables(struct dump_ctx *d);
+
+/* fd-unix.c: unix sockets */
+/* Once every fd is dumped: peers, listeners' pending connections, senders. */
+int dump_unix_finish(struct dump_ctx *d);
+void dump_unix_free(struct dump_ctx *d);
 
 /* allocation helpers for protobuf-c messages built by hand */
 #define PB_NEW(type, init_fn) ({ type *_m = xcalloc(1, sizeof(type)); init_fn(_m); _m; })

@@ -82,35 +82,35 @@ static bool vma_has_private_pages(const Dm__Vma *v)
 	}
 }
 
-/* Save a shared memory object once (by inode), sparse. */
-static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma *v)
+/*
+ * Save a shared memory object once (by inode), sparse, from fd (open for
+ * reading): anonymous shared memory and memfd, reached through a mapping or
+ * an fd (fd-memfd.c).  what names it in errors.
+ */
+int dump_shmem_fd(struct dump_ctx *d, int fd, uint64_t ino, const char *what)
 {
-	char path[128], name[64];
-	_cleanup_close_ int fd = -1, out = -1;
+	char name[64];
+	_cleanup_close_ int out = -1;
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
 	int r;
 
 	pthread_mutex_lock(&d->lock);
 	for (size_t i = 0; i < d->nshmem_done; i++)
-		if (d->shmem_done[i] == v->inode) {
+		if (d->shmem_done[i] == ino) {
 			pthread_mutex_unlock(&d->lock);
 			return 0;
 		}
 	if (d->nshmem_done == ARRAY_SIZE(d->shmem_done)) {
 		pthread_mutex_unlock(&d->lock);
-		return dm_fail(-E2BIG, "process %d: too many shared memory objects", p->pid);
+		return dm_fail(-E2BIG, "%s: too many shared memory objects", what);
 	}
-	d->shmem_done[d->nshmem_done++] = v->inode;
+	d->shmem_done[d->nshmem_done++] = ino;
 	pthread_mutex_unlock(&d->lock);
 
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, p->pid, v->start, v->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return dm_fail(neg_errno(), "process %d: shared mapping %#" PRIx64 ": %m", p->pid, v->start);
 	if (fstat(fd, &st) < 0)
 		return neg_errno();
-	snprintf(name, sizeof(name), IMG_SHMEM_FMT, (uint64_t)v->inode);
+	snprintf(name, sizeof(name), IMG_SHMEM_FMT, ino);
 	r = image_create_raw(d->img, name, IMG_SHMEM, &out);
 	if (r < 0)
 		return r;
@@ -126,7 +126,7 @@ static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma
 			size_t n = MIN((uint64_t)(hole - o), CHUNK_BYTES);
 			r = pread_exact(fd, buf, n, o);
 			if (r < 0)
-				return dm_fail(r, "process %d: reading shared memory: %s", p->pid, strerror(-r));
+				return dm_fail(r, "%s: reading shared memory: %s", what, strerror(-r));
 			r = pwrite_all(out, buf, n, DM_IMG_DATA_OFF + o);
 			if (r < 0)
 				return r;
@@ -137,6 +137,26 @@ static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma
 	if (ftruncate(out, DM_IMG_DATA_OFF + st.st_size) < 0)
 		return neg_errno();
 	return image_finish_raw(out, IMG_SHMEM, st.st_size);
+}
+
+static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma *v)
+{
+	char path[128], what[64];
+	_cleanup_close_ int fd = -1;
+
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nshmem_done; i++)
+		if (d->shmem_done[i] == v->inode) {
+			pthread_mutex_unlock(&d->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&d->lock);
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, p->pid, v->start, v->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dm_fail(neg_errno(), "process %d: shared mapping %#" PRIx64 ": %m", p->pid, v->start);
+	snprintf(what, sizeof(what), "process %d", p->pid);
+	return dump_shmem_fd(d, fd, v->inode, what);
 }
 
 static int build_vmas(struct dump_ctx *d, struct dproc *p)
@@ -195,8 +215,10 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 				x->has_may_write = true;
 				x->may_write = true;
 			}
-			x->file_id = dump_file_path(d, DM__FILE_TYPE__FILE_REG, v->path,
-						    v->deleted || v->kind == PROC_VMA_MEMFD, p->pid, link, &err);
+			/* a private mapping of a memfd maps the memfd (fd-memfd.c), not a copy */
+			x->file_id = dump_file_path(d, v->kind == PROC_VMA_MEMFD ? DM__FILE_TYPE__FILE_MEMFD
+										 : DM__FILE_TYPE__FILE_REG,
+						    v->path, v->deleted, p->pid, link, &err);
 			if (err < 0)
 				return err;
 		}

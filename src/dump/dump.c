@@ -480,6 +480,9 @@ int dump_collect(struct dump_ctx *d)
 	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
 	if (r < 0)
 		return r;
+	r = dump_unix_finish(d);
+	if (r < 0)
+		return r;
 	r = dump_ctty(d);
 	if (r < 0)
 		return r;
@@ -570,6 +573,7 @@ void dump_free(struct dump_ctx *d)
 	free(d->files);
 	free(d->owners);
 	dump_vmflags_free(d);
+	dump_unix_free(d);
 	dump_prealloc_free(d);
 	dump_bufs_free(d);
 	dump_inet_free(d);

@@ -71,6 +71,12 @@ struct dump_opts {
 	 * Otherwise the lock goes when the tree is released.
 	 */
 	bool keep_net_lock;
+	/*
+	 * A unix socket connected to a peer outside the tree is reconnected to
+	 * the peer's name at restore instead of being refused (a new
+	 * connection: the peer sees the old one closed and a new one made).
+	 */
+	bool ext_unix;
 	/* Called after that read, right before the freeze (tests pause there). */
 	void (*before_freeze)(void *arg);
 	void *before_freeze_arg;

@@ -51,6 +51,15 @@ extern const struct dump_fd_type dump_fd_fifo;  /* fd-pipe.c: named pipes */
 extern const struct dump_fd_type dump_fd_tty;   /* fd-tty.c: ptys */
 extern const struct dump_fd_type dump_fd_chr;   /* fd-chr.c: memory devices */
 extern const struct dump_fd_type dump_fd_inet;  /* fd-inet.c: TCP and UDP sockets, IPv4 and IPv6 */
+extern const struct dump_fd_type dump_fd_unix;  /* fd-unix.c: unix sockets */
+extern const struct dump_fd_type dump_fd_eventfd;  /* fd-eventfd.c */
+extern const struct dump_fd_type dump_fd_signalfd; /* fd-signalfd.c */
+extern const struct dump_fd_type dump_fd_timerfd;  /* fd-timerfd.c */
+extern const struct dump_fd_type dump_fd_epoll;    /* fd-epoll.c */
+extern const struct dump_fd_type dump_fd_inotify;  /* fd-inotify.c */
+extern const struct dump_fd_type dump_fd_memfd;    /* fd-memfd.c */
 
+/* fd-memfd.c: f (path "/memfd:NAME" set) as the memfd fd (open for reading, st its stat) is. */
+int dump_memfd_fill(struct dump_ctx *d, int fd, const struct stat *st, const char *what, Dm__File *f);
 /* A copy of the fd in the dumper (pidfd_getfd): same description.  -errno, dm_fail'ed. */
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd);

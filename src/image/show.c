@@ -63,6 +63,34 @@ static void inet_str(const Dm__InetSk *s, char *buf, size_t len)
 			 s->tcp->recv_queue.len, s->tcp->send_queue.len, s->tcp->unsent);
 }
 
+/* A unix socket for a human: "stream @name peer 1234 queued 10 bytes" (name bytes made printable). */
+static void unix_text(const Dm__UnixSk *u, char *buf, size_t size)
+{
+	char name[2 * 108 + 2] = "";
+	size_t k = 0;
+	const char *ty = u->type == 1 ? "stream" : u->type == 2 ? "dgram" : u->type == 5 ? "seqpacket" : "?";
+
+	if (u->has_name && u->name.len) {
+		size_t i = 0;
+		if (!u->name.data[0]) {
+			name[k++] = '@';
+			i = 1;
+		}
+		/* a path ends at its NUL; an abstract name may hold NULs (shown as '?') */
+		for (; i < u->name.len && k + 1 < sizeof(name); i++) {
+			uint8_t ch = u->name.data[i];
+			if (u->name.data[0] && !ch)
+				break;
+			name[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+		}
+		name[k] = 0;
+	}
+	snprintf(buf, size, "%s%s%s%s peer %" PRIu64 "%s queued %zu bytes", ty, k ? " " : "", name,
+		 u->state == 10 ? " listening" : "", u->has_peer_ino ? u->peer_ino : 0,
+		 u->has_ext_name ? " (outside, reconnected)" : u->peer_closed ? " (closed)" : "",
+		 u->has_data ? u->data.len : 0);
+}
+
 static json_t *show_json(const struct dm_checkpoint *ck)
 {
 	json_t *root = json_object(), *procs = json_array(), *files = json_array();
@@ -144,6 +172,11 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 			inet_str(f->inet, s, sizeof(s));
 			json_object_set_new(jf, "socket", json_string(s));
 		}
+		if (f->unix_sk) {
+			char u[320];
+			unix_text(f->unix_sk, u, sizeof(u));
+			json_object_set_new(jf, "unix", json_string(u));
+		}
 		json_array_append_new(files, jf);
 	}
 	json_object_set_new(root, "processes", procs);
@@ -203,6 +236,11 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 				char s[256];
 				inet_str(f->inet, s, sizeof(s));
 				fprintf(out, "%s", s);
+			}
+			if (f && f->unix_sk) {
+				char u[320];
+				unix_text(f->unix_sk, u, sizeof(u));
+				fprintf(out, " %s", u);
 			}
 			fprintf(out, "\n");
 		}

@@ -11,6 +11,7 @@
 #include "base/log.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -81,6 +82,62 @@ static int validate_files(struct dm_checkpoint *ck)
 				return bad(IMG_FILES_FILE, "file %u: TCP connection without its repair state", f->id);
 			break;
 		}
+		case DM__FILE_TYPE__FILE_UNIX_SK: {
+			const Dm__UnixSk *u = f->unix_sk;
+			size_t sum = 0;
+			if (!u)
+				return bad(IMG_FILES_FILE, "file %u: unix socket without its state", f->id);
+			if (u->type != SOCK_STREAM && u->type != SOCK_DGRAM && u->type != SOCK_SEQPACKET)
+				return bad(IMG_FILES_FILE, "file %u: unix socket type %u", f->id, u->type);
+			if ((u->has_name && (u->name.len == 0 || u->name.len > 108)) ||
+			    (u->has_ext_name && (u->ext_name.len == 0 || u->ext_name.len > 108)))
+				return bad(IMG_FILES_FILE, "file %u: unix socket name of %zu bytes", f->id,
+					   u->has_name ? u->name.len : u->ext_name.len);
+			for (size_t k = 0; k < u->n_msg_len; k++)
+				sum += u->msg_len[k];
+			if ((u->n_msg_len && sum != (u->has_data ? u->data.len : 0)) ||
+			    (u->n_msg_from && u->n_msg_from != u->n_msg_len) ||
+			    (u->n_msg_cred && u->n_msg_cred != u->n_msg_len) ||
+			    (u->type != SOCK_STREAM && u->has_data && !u->n_msg_len) ||
+			    (u->has_data && u->n_msg_len == 0 && u->n_msg_cred))
+				return bad(IMG_FILES_FILE, "file %u: unix socket queue: message lengths do not "
+					   "add up to its data", f->id);
+			break;
+		}
+		case DM__FILE_TYPE__FILE_EVENTFD:
+			if (!f->eventfd)
+				return bad(IMG_FILES_FILE, "file %u: eventfd without its counter", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_SIGNALFD:
+			if (!f->signalfd)
+				return bad(IMG_FILES_FILE, "file %u: signalfd without its set", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_TIMERFD:
+			if (!f->timerfd)
+				return bad(IMG_FILES_FILE, "file %u: timerfd without its timer", f->id);
+			break;
+		case DM__FILE_TYPE__FILE_EPOLL:
+			if (!f->epoll)
+				return bad(IMG_FILES_FILE, "file %u: epoll without its registrations", f->id);
+			for (size_t k = 0; k < f->epoll->n_targets; k++)
+				if (f->epoll->targets[k]->fd < 0)
+					return bad(IMG_FILES_FILE, "file %u: epoll registration of fd %d", f->id,
+						   f->epoll->targets[k]->fd);
+			break;
+		case DM__FILE_TYPE__FILE_INOTIFY:
+			if (!f->inotify)
+				return bad(IMG_FILES_FILE, "file %u: inotify without its watches", f->id);
+			for (size_t k = 0; k < f->inotify->n_watches; k++)
+				if (f->inotify->watches[k]->wd <= 0 || f->inotify->watches[k]->path[0] != '/' ||
+				    (k && f->inotify->watches[k]->wd <= f->inotify->watches[k - 1]->wd))
+					return bad(IMG_FILES_FILE, "file %u: inotify watch %zu (wd %d) out of "
+						   "order or without an absolute path", f->id, k,
+						   f->inotify->watches[k]->wd);
+			break;
+		case DM__FILE_TYPE__FILE_MEMFD:
+			if (!f->memfd || !f->path || strncmp(f->path, "/memfd:", 7))
+				return bad(IMG_FILES_FILE, "file %u: memfd without its object or name", f->id);
+			break;
 		default:
 			break;
 		}

@@ -46,6 +46,13 @@ static const struct rst_file_type *type_of(Dm__FileType t)
 	case DM__FILE_TYPE__FILE_CHR: return &rst_file_chr;
 	case DM__FILE_TYPE__FILE_TTY: return &rst_file_tty;
 	case DM__FILE_TYPE__FILE_INET_SK: return &rst_file_inet;
+	case DM__FILE_TYPE__FILE_UNIX_SK: return &rst_file_unix;
+	case DM__FILE_TYPE__FILE_EVENTFD: return &rst_file_eventfd;
+	case DM__FILE_TYPE__FILE_SIGNALFD: return &rst_file_signalfd;
+	case DM__FILE_TYPE__FILE_TIMERFD: return &rst_file_timerfd;
+	case DM__FILE_TYPE__FILE_EPOLL: return &rst_file_epoll;
+	case DM__FILE_TYPE__FILE_INOTIFY: return &rst_file_inotify;
+	case DM__FILE_TYPE__FILE_MEMFD: return &rst_file_memfd;
 	default: return NULL;
 	}
 }
@@ -162,10 +169,13 @@ int files_open_for_map(struct rst_ctx *c, uint32_t id, int accmode, int *ret_fd)
 		*ret_fd = fs->mapfd[slot][id];
 		return 0;
 	}
-	if (f->type != DM__FILE_TYPE__FILE_REG && f->type != DM__FILE_TYPE__FILE_CHR)
+	if (f->type != DM__FILE_TYPE__FILE_REG && f->type != DM__FILE_TYPE__FILE_CHR &&
+	    f->type != DM__FILE_TYPE__FILE_MEMFD)
 		return dm_fail(-ENOTSUP, "mapped file %u (%s): type %s cannot be mapped yet", id,
 			       f->path ? f->path : "", type_name(f->type));
-	if (f->type == DM__FILE_TYPE__FILE_CHR)
+	if (f->type == DM__FILE_TYPE__FILE_MEMFD)
+		r = rst_memfd_open_for_map(fs, f, accmode, &fs->mapfd[slot][id]);
+	else if (f->type == DM__FILE_TYPE__FILE_CHR)
 		r = rst_open_path(fs, f->path, accmode, 0, &fs->mapfd[slot][id]);
 	else
 		r = rst_reg_open_for_map(fs, f, accmode, &fs->mapfd[slot][id]);
@@ -507,7 +517,9 @@ int files_finish(struct rst_ctx *c)
 {
 	static const struct rst_file_type *const all[] = {
 		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
-		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet,
+		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet, &rst_file_unix,
+		&rst_file_eventfd, &rst_file_signalfd, &rst_file_timerfd, &rst_file_epoll,
+		&rst_file_inotify, &rst_file_memfd,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		if (!all[i]->finish)
@@ -538,6 +550,7 @@ void files_fini(struct rst_ctx *c)
 				close(fs->pipes[i].fds[e]);
 	for (size_t i = 0; i < fs->n_keep; i++)
 		close(fs->keep[i]);
+	rst_unix_fini(fs);
 	for (size_t i = 0; i < fs->n_ghosts; i++)
 		close(fs->ghosts[i].fd);
 	rst_inet_fini(fs);

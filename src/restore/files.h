@@ -51,6 +51,7 @@ struct rst_files {
 	size_t n_ghosts;
 	bool warned_tty;
 	struct rst_inet *inet; /* files-inet.c: connections in repair mode, the network lock */
+	struct rst_unix *unix_sks; /* files-unix.c: every unix socket, made at the first */
 };
 
 struct rst_file_type {
@@ -77,6 +78,15 @@ int rst_inet_lock(struct rst_ctx *c);
 int rst_inet_resume(struct rst_ctx *c);
 /* files-inet.c: unlock (after the descriptions are closed); frees */
 void rst_inet_fini(struct rst_files *fs);
+extern const struct rst_file_type rst_file_unix;
+/* files-unix.c: close the sockets no process took */
+void rst_unix_fini(struct rst_files *fs);
+extern const struct rst_file_type rst_file_eventfd;
+extern const struct rst_file_type rst_file_signalfd;
+extern const struct rst_file_type rst_file_timerfd;
+extern const struct rst_file_type rst_file_epoll;
+extern const struct rst_file_type rst_file_inotify;
+extern const struct rst_file_type rst_file_memfd;
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);
@@ -90,6 +100,8 @@ void rst_files_keep(struct rst_files *fs, int fd);
 int rst_files_desc(struct rst_files *fs, uint32_t id, int *ret_fd);
 /* A regular file for mmap: accmode O_RDONLY or O_RDWR (files-reg.c). */
 int rst_reg_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd);
+/* A memfd for mmap (a private mapping of it): accmode O_RDONLY or O_RDWR (files-memfd.c). */
+int rst_memfd_open_for_map(struct rst_files *fs, const Dm__File *f, int accmode, int *ret_fd);
 
 /* files-lock.c: the OFD and flock locks of f, on our new description fd. */
 int rst_locks_desc(const Dm__File *f, int fd);

@@ -612,9 +612,30 @@ static int shm_memfd(const char *vname, uint64_t size, int *ret_fd)
 	return 0;
 }
 
+/* The memfd entry of files.img for object id, if an fd of it was open. */
+static const Dm__File *shm_memfd_file(struct rst_ctx *c, uint64_t id)
+{
+	const Dm__FileTable *ft = c->ck->files;
+	for (size_t i = 0; i < ft->n_files; i++)
+		if (ft->files[i]->type == DM__FILE_TYPE__FILE_MEMFD && ft->files[i]->memfd &&
+		    ft->files[i]->memfd->shmem_id == id)
+			return ft->files[i];
+	return NULL;
+}
+
 int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd)
 {
-	uint64_t id = v->shmem_id;
+	return shmem_get(c, v->shmem_id, v->name, ret_fd);
+}
+
+/*
+ * A memfd with an fd in the image takes its size from it, exactly (a
+ * mapping may reach past the end); objects known by their mappings only
+ * have the size of the data or of the mappings, whichever is larger.
+ */
+int shmem_get(struct rst_ctx *c, uint64_t id, const char *vname, int *ret_fd)
+{
+	const Dm__File *mf = shm_memfd_file(c, id);
 	struct pagefile pf = { 0 };
 	char name[64];
 	int fd = -1, r;
@@ -632,9 +653,16 @@ int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd)
 	}
 	if (r < 0)
 		return r;
-	uint64_t size = shm_size(c, id, pf.payload);
-	if (v->name && !strncmp(v->name, "/memfd:", 7))
-		r = shm_memfd(v->name, size, &fd);
+	uint64_t size = mf ? mf->memfd->size : shm_size(c, id, pf.payload);
+	if (mf && pf.payload > size) {
+		pagefile_close(&pf);
+		return dm_fail(-EBADMSG, "%s: %" PRIu64 " bytes for a memfd of %" PRIu64, name,
+			       pf.payload, size);
+	}
+	if (mf)
+		r = shm_memfd(mf->path, size, &fd);
+	else if (vname && !strncmp(vname, "/memfd:", 7))
+		r = shm_memfd(vname, size, &fd);
 	else
 		r = shm_anon(size, &fd);
 	if (r < 0) {
@@ -648,6 +676,20 @@ int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd)
 			r = dm_fail(r, "%s: filling the object: %s", name, strerror(-r));
 	}
 	pagefile_close(&pf);
+	/*
+	 * Seals before any mapping: a read-only MAP_SHARED mapping of a memfd
+	 * sealed F_SEAL_WRITE loses VM_MAYWRITE, as it did at the source.
+	 * F_SEAL_FUTURE_WRITE allows the writable mappings that exist: it (and
+	 * F_SEAL_SEAL) wait for files-memfd.c's finish, after the mappings.
+	 */
+	if (r >= 0 && mf && mf->memfd->seals) {
+		unsigned early = mf->memfd->seals;
+		if (early & F_SEAL_FUTURE_WRITE)
+			early &= ~(unsigned)(F_SEAL_FUTURE_WRITE | F_SEAL_SEAL);
+		if (early && fcntl(fd, F_ADD_SEALS, (int)early) < 0)
+			r = dm_fail(neg_errno(), "memfd %s: adding its seals %#x: %m", mf->memfd->name,
+				    early);
+	}
 	if (r < 0) {
 		close(fd);
 		return r;

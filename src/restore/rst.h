@@ -142,6 +142,8 @@ bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
 /* A page map entry left to the page server (lazy, in a registered VMA). */
 bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__PagemapEntry *e);
 int shmem_get_fd(struct rst_ctx *c, const Dm__Vma *v, int *ret_fd);
+/* The shared memory object id (made and filled on first use; vname "/memfd:NAME" or any), our fd. */
+int shmem_get(struct rst_ctx *c, uint64_t id, const char *vname, int *ret_fd);
 void shmem_fini(struct rst_ctx *c);
 
 /* files.c */
@@ -154,6 +156,8 @@ int files_set_owners(struct rst_ctx *c);
 /* Send fds to the transport and add the matching recvmsg calls to rb: they
  * land at the lowest free numbers of the tracee, in order. */
 int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
+/* pid is at or above kernel.pid_max (its value in *ret_max): clone3(set_tid) says EINVAL */
+bool rst_pid_over_max(pid_t pid, long *ret_max);
 /* A session leader takes its controlling terminal (after setsid, before its members exist). */
 int files_ctty_early(struct rst_ctx *c, struct rst_proc *p);
 /* A description of file id for mapping it (accmode O_RDONLY or O_RDWR). */

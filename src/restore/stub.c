@@ -340,6 +340,10 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	if (pid < 0) {
 		if (r == -EEXIST)
 			return dm_fail(r, "pid %d is in use", want);
+		long max;
+		if (r == -EINVAL && rst_pid_over_max(want, &max))
+			return dm_fail(r, "pid %d is above this host's kernel.pid_max (%ld): raise it "
+				       "(sysctl kernel.pid_max) to restore the tree with its pids", want, max);
 		return dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
 	}
 
@@ -410,4 +414,19 @@ int stub_adopt(struct rst_ctx *c, struct rst_proc *p, pid_t host_tid, struct rst
 	if (r < 0)
 		p->threads[0].t.memfd = memfd;
 	return r;
+}
+
+bool rst_pid_over_max(pid_t pid, long *ret_max)
+{
+	char buf[32];
+	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	*ret_max = strtol(buf, NULL, 10);
+	return *ret_max > 0 && pid >= *ret_max;
 }

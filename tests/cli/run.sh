@@ -257,6 +257,32 @@ fi
 kill -KILL "$nl" 2>/dev/null
 wait_gone "$nl"
 
+# inotify events queued at the checkpoint are not carried: the checkpoint
+# says so (a warning naming the process, the fd and the bytes) and succeeds
+mkdir -p "$WORK/watched"
+setsid python3 -c '
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+if fd < 0 or libc.inotify_add_watch(fd, sys.argv[1].encode(), 0x100) < 0: sys.exit(1)
+open(os.path.join(sys.argv[1], "new"), "w").close()
+open(sys.argv[1] + "/.ready", "w").close()
+time.sleep(600)' "$WORK/watched" </dev/null >/dev/null 2>&1 &
+ino=$!
+PIDS+=("$ino")
+disown "$ino"
+for _ in $(seq 300); do [[ -e $WORK/watched/.ready ]] && break; sleep 0.05; done
+out=$("$DM" checkpoint --pid "$ino" --images "$WORK/x5" --leave-running 2>&1)
+rc=$?
+if ((rc == 0)) && grep -Eq "process $ino: fd [0-9]+ \(inotify\): [1-9][0-9]* bytes of events not yet read are dropped" <<<"$out" &&
+	[[ -e /proc/$ino ]]; then
+	ok "checkpoint warns of dropped inotify events"
+else
+	bad "checkpoint warns of dropped inotify events" "rc $rc: $out"
+fi
+kill -KILL "$ino" 2>/dev/null
+wait_gone "$ino"
+
 # --stats: where the frozen time went, phase by phase.  Every phase is
 # there; on one worker the phases add up to no more than the frozen time, on
 # N workers to no more than N times it; the copy buffers were all made

@@ -34,6 +34,8 @@
 #   distinct-fs      in the migrate modes, needs a destination with a file system
 #                    of its own: SKIPped (before it runs) when ZDTM_SHARED_FS=1
 #                    says that the source and destination share one
+#   dump-opt=OPTION  one more option for `dmigrate checkpoint` (e.g. --ext-unix);
+#                    the migrate modes do not take it
 #   signal-after-move=SIG  send SIG to the root the instant the move returns
 #                    (before any view is taken): the restored tree must already
 #                    run in its final state
@@ -329,7 +331,7 @@ dump_step() {
 	local pid=$1 rc
 	shift
 	run_dmigrate "$T_CHECKPOINT" "$W/checkpoint.log" checkpoint --pid "$pid" --images "$IMG" \
-		--stats "$W/checkpoint.stats.json" "$@"
+		--stats "$W/checkpoint.stats.json" ${DUMP_OPT:+"$DUMP_OPT"} "$@"
 	rc=$?
 	if ((EXPECT_DUMP_FAIL)); then
 		if ((rc == 0)); then
@@ -604,6 +606,7 @@ run_one() {
 	[[ $(flag_value expect) == dump-fail ]] && EXPECT_DUMP_FAIL=1
 	[[ +$(flag_value refused-in || true)+ == *+$MODE+* ]] && EXPECT_DUMP_FAIL=1
 	DUMP_ERR=$(flag_value dump-err || true)
+	DUMP_OPT=$(flag_value dump-opt || true)
 	SIG_AFTER=$(flag_value signal-after-move || true)
 	SIG_SENT=
 	[[ $(flag_value nocmp) == maps ]] && CMP_MAPS=0
