@@ -402,9 +402,8 @@ t_migrate() {
 
 # the busybox counter with its veth on host a's bridge, migrated to b: its
 # network comes back there (its MAC and address, its end on b's bridge of the
-# same name) and it answers a ping from the client namespace.  (A service's
-# listening socket in a container's network namespace is refused by the
-# engine today: the sockets of containers come next.)
+# same name) and it answers a ping from the client namespace; the client
+# namespace sees its IPv4 and IPv6 addresses announced after the resume
 t_migrate_net() {
 	local mode=$1 t=runc/migrate-net-$1 id=$PREFIX-mn${1%%-*} n=22 b out mac
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
