@@ -51,10 +51,12 @@
 #                      loaded), lib/client.py keeping ONE connection and
 #                      writing every 5 ms; MODE cr: checkpoint and restore in
 #                      a (nginx: twice); post-copy, stop-and-copy: migrated
-#                      to b.  The same
+#                      to b; python-http leave: checkpoint --leave-running
+#                      (the source's side of a rollback).  The same
 #                      connection goes on (50 more right answers), what it
 #                      wrote is read back on it, every key is there, new
-#                      connections are answered
+#                      connections are answered, no nft table is left in its
+#                      network namespace
 #   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
 #                      container of that ID meanwhile): rolled back, a's runs
 #                      on thawed, b keeps no container of the attempt
@@ -521,8 +523,8 @@ t_svc() {
 	local name=$1 mode=$2 n=$3 t=svc/$1-$2 id=$PREFIX-s${1:0:2}${2:0:1} b out h=b img req
 	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
 	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
-	[[ $mode == cr ]] && h=a
-	[[ $mode == cr ]] || { dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }; }
+	[[ $mode == cr || $mode == leave ]] && h=a
+	[[ $mode == cr || $mode == leave ]] || { dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }; }
 	CTRS+=("a $id" "b $id")
 	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
 	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
@@ -547,6 +549,13 @@ t_svc() {
 				{ kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
 		done
 		rm -rf "$img"
+	elif [[ $mode == leave ]]; then
+		# the source's side of a rollback: the tree resumes, the namespace is unlocked
+		img=$WORK/$id.img
+		rm -rf "$img"
+		out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" --leave-running 2>&1) ||
+			{ kill "$kpid"; result FAIL $t "checkpoint: $out"; return; }
+		rm -rf "$img"
 	else
 		out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
 			--mode "$mode" --quiet 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
@@ -563,6 +572,9 @@ t_svc() {
 		out=$(ctr_verify "$name" "$(ctr_addr "$n")" "$keys" "$size" 2>&1) || { result FAIL $t "verify: $out"; return; }
 	fi
 	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) || { result FAIL $t "no answer after: $out"; return; }
+	# no lock left in its network namespace
+	out=$(ctr_host $h nsenter -t "$(ctr_pid $h "$id")" -n nft list tables 2>&1)
+	[[ -z $out ]] || { result FAIL $t "its network namespace keeps: $out"; return; }
 	log "$t: kept connection: $(cat "$WORK/$id.keep")"
 	ctr_delete $h "$id"
 	result PASS $t
@@ -574,6 +586,7 @@ CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memc
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
+CASES+=(svc/python-http-leave)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
@@ -598,6 +611,7 @@ for svc in python-http redis memcached nginx; do
 		svc_n=$((svc_n + 1))
 	done
 done
+RUN[svc/python-http-leave]="t_svc python-http leave $svc_n"
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
 if ((${#todo[@]})); then
