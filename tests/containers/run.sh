@@ -52,7 +52,8 @@
 #                      writing every 5 ms; MODE cr: checkpoint and restore in
 #                      a (nginx: twice); post-copy, stop-and-copy: migrated
 #                      to b; python-http leave: checkpoint --leave-running
-#                      (the source's side of a rollback).  The same
+#                      (the source's side of a rollback); python-http6: the
+#                      client over IPv6.  The same
 #                      connection goes on (50 more right answers), what it
 #                      wrote is read back on it, every key is there, new
 #                      connections are answered, no nft table is left in its
@@ -520,18 +521,21 @@ t_migrate_refused() {
 # another), everything it wrote is read back on it, every key is there, and
 # new connections are answered.  docs/containers.md, "Services".
 t_svc() {
-	local name=$1 mode=$2 n=$3 t=svc/$1-$2 id=$PREFIX-s${1:0:2}${2:0:1} b out h=b img req
+	local name=$1 mode=$2 n=$3 v6=${4:-} t=svc/$1${4:-}-$2 id=$PREFIX-s${1:0:2}${2:0:1}${4:-} b out h=b img req
 	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
+	local addr ask
+	addr=$(ctr_addr "$n") ask=$(ctr_addr "$n")
+	[[ $v6 == 6 ]] && addr=$(ctr_addr6 "$n") ask="[$(ctr_addr6 "$n")]"	# curl's URL form
 	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
 	[[ $mode == cr || $mode == leave ]] && h=a
 	[[ $mode == cr || $mode == leave ]] || { dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }; }
 	CTRS+=("a $id" "b $id")
 	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
-	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	out=$(ctr_ask "$name" "$ask" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
 	if [[ $name == redis || $name == memcached ]]; then
-		out=$(ctr_load "$name" "$(ctr_addr "$n")" "$keys" "$size" 2>&1) || { result FAIL $t "load: $out"; return; }
+		out=$(ctr_load "$name" "$addr" "$keys" "$size" 2>&1) || { result FAIL $t "load: $out"; return; }
 	fi
-	ctr_keep_start "$name" "$(ctr_addr "$n")" "$WORK/$id.keep"
+	ctr_keep_start "$name" "$addr" "$WORK/$id.keep"
 	local kpid=$CTR_KEEP_PID
 	wait_until 60 ctr_keep_past "$WORK/$id.keep" 20 ||
 		{ kill "$kpid"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
@@ -569,9 +573,9 @@ t_svc() {
 	ctr_keep_stop "$kpid" "$WORK/$id.keep" ||
 		{ result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out") $(cat "$WORK/$id.keep")"; return; }
 	if [[ $name == redis || $name == memcached ]]; then
-		out=$(ctr_verify "$name" "$(ctr_addr "$n")" "$keys" "$size" 2>&1) || { result FAIL $t "verify: $out"; return; }
+		out=$(ctr_verify "$name" "$addr" "$keys" "$size" 2>&1) || { result FAIL $t "verify: $out"; return; }
 	fi
-	out=$(ctr_ask "$name" "$(ctr_addr "$n")" ctr_client) || { result FAIL $t "no answer after: $out"; return; }
+	out=$(ctr_ask "$name" "$ask" ctr_client) || { result FAIL $t "no answer after: $out"; return; }
 	# no lock left in its network namespace
 	out=$(ctr_host $h nsenter -t "$(ctr_pid $h "$id")" -n nft list tables 2>&1)
 	[[ -z $out ]] || { result FAIL $t "its network namespace keeps: $out"; return; }
@@ -586,7 +590,7 @@ CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memc
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
-CASES+=(svc/python-http-leave)
+CASES+=(svc/python-http-leave svc/python-http6-post-copy)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
@@ -612,6 +616,7 @@ for svc in python-http redis memcached nginx; do
 	done
 done
 RUN[svc/python-http-leave]="t_svc python-http leave $svc_n"
+RUN[svc/python-http6-post-copy]="t_svc python-http post-copy $((svc_n + 1)) 6"
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
 if ((${#todo[@]})); then
