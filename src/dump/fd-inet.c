@@ -177,8 +177,11 @@ int dump_inet_prepare(struct dump_ctx *d)
 		r = 0;
 		goto out;
 	}
-	snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
-		 (unsigned long long)d->procs[0]->start_time);
+	if (in->netns >= 0)	/* the name the restore of a namespace takes over */
+		snprintf(in->lock, sizeof(in->lock), "%s", NETLOCK_NETNS_NAME);
+	else
+		snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
+			 (unsigned long long)d->procs[0]->start_time);
 	uint64_t t0 = clock_ns();
 	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
 	in->lock_ms = ns_to_ms(t0, clock_ns());
@@ -226,10 +229,26 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 }
 
+/*
+ * The tree's namespace is the container's own (runc made it; it ends with
+ * the container), not one its config joins by path (which outlives it).
+ */
+static bool netns_own(const struct dump_ctx *d)
+{
+	const Dm__Container *m = d->opts.container ? d->opts.container->msg : NULL;
+
+	if (!m || !d->inet || d->inet->netns < 0)
+		return false;
+	for (size_t i = 0; i < m->n_namespaces; i++)
+		if (!strcmp(m->namespaces[i]->type, "net"))
+			return !m->namespaces[i]->path;
+	return true;
+}
+
 const char *dump_inet_lock(const struct dump_ctx *d)
 {
-	/* a container's lock is in its namespace, which goes with it: nothing to hand on */
-	return d->inet && d->inet->lock[0] && d->inet->netns < 0 ? d->inet->lock : NULL;
+	/* a container's own namespace goes with it, and its lock: nothing to hand on */
+	return d->inet && d->inet->lock[0] && !netns_own(d) ? d->inet->lock : NULL;
 }
 
 void dump_inet_release(struct dump_ctx *d, bool killed)
@@ -253,12 +272,14 @@ void dump_inet_release(struct dump_ctx *d, bool killed)
 		e->dup = -1;
 	}
 	/*
-	 * A container's namespace stays locked when its tree was killed: it
-	 * ends with the container, and until then a peer's retransmission must
-	 * not meet an unlocked namespace without the socket (a RST would end
-	 * the connection that the destination is bringing back).
+	 * A container's own namespace stays locked when its tree was killed:
+	 * it ends with the container, and until then a peer's retransmission
+	 * must not meet an unlocked namespace without the socket (a RST would
+	 * end the connection that the destination is bringing back).  A
+	 * namespace the config joins outlives the container: its lock is the
+	 * host's kind, handed to the restore or removed.
 	 */
-	if (in->lock[0] && in->netns >= 0 && killed) {
+	if (in->lock[0] && killed && netns_own(d)) {
 		in->lock[0] = 0;
 	} else if (in->lock[0] && (!killed || !d->opts.keep_net_lock)) {
 		int back = -1;

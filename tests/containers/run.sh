@@ -53,7 +53,10 @@
 #                      a (nginx: twice); post-copy, stop-and-copy: migrated
 #                      to b; python-http leave: checkpoint --leave-running
 #                      (the source's side of a rollback); python-http6: the
-#                      client over IPv6.  The same
+#                      client over IPv6; python-http-joined: in a network
+#                      namespace its config joins by path (it outlives the
+#                      container: the checkpoint's lock there is taken over
+#                      and removed by the restore).  The same
 #                      connection goes on (50 more right answers), what it
 #                      wrote is read back on it, every key is there, new
 #                      connections are answered, no nft table is left in its
@@ -584,13 +587,62 @@ t_svc() {
 	result PASS $t
 }
 
+# python-http in a network namespace its config joins by path (made in host a,
+# a veth on a's bridge), checkpointed and restored in a with the kept
+# connection: that namespace outlives the container, so the checkpoint's lock
+# in it must be taken over and removed by the restore (left there, it would
+# drop all of the restored service's traffic)
+t_svc_joined() {
+	local ns=$PREFIX-jn
+	# `ip netns add` in host a mounts the namespace there, on a file of the
+	# machine's /run/netns: the file stays when host a goes (a failed run)
+	rm -f "/run/netns/$ns"
+	t_svc_joined_1
+	ctr_delete a "$PREFIX-sjn"
+	ctr_host a ip netns del "$ns" 2>/dev/null
+	rm -f "/run/netns/$ns"
+	return 0
+}
+t_svc_joined_1() {
+	local t=svc/python-http-joined id=$PREFIX-sjn n=45 b bj=$WORK/bundle-joined ns=$PREFIX-jn v out img=$WORK/sjn.img req
+	b=$(bundle python-http) || { result FAIL $t "no bundle"; return; }
+	v=$(ctr_veth $n)
+	CTRS+=("a $id")
+	ctr_host a sh -ec "
+		ip netns add $ns
+		ip link add $v type veth peer name eth0 netns $ns
+		ip link set $v master dmbr0 up
+		ip -n $ns link set lo up
+		ip -n $ns link set eth0 address $(ctr_mac $n)
+		ip -n $ns addr add $(ctr_addr $n)/24 dev eth0
+		ip -n $ns link set eth0 up" || { result FAIL $t "the named namespace"; return; }
+	mkdir -p "$bj"
+	jq --arg root "$b/rootfs" --arg ns "/run/netns/$ns" \
+		'.root.path = $root | .linux.namespaces |= map(if .type == "network" then .path = $ns else . end)' \
+		"$b/config.json" >"$bj/config.json" || { result FAIL $t "config"; return; }
+	ctr_runc a run -d --bundle "$bj" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_ask python-http "$(ctr_addr $n)" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	ctr_keep_start python-http "$(ctr_addr $n)" "$WORK/$id.keep"
+	local kpid=$CTR_KEEP_PID
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 20 || { kill "$kpid"; result FAIL $t "kept connection"; return; }
+	out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) || { kill "$kpid"; result FAIL $t "checkpoint: $out"; return; }
+	out=$(ctr_host a "$DM" restore --images "$img" 2>&1) || { kill "$kpid"; result FAIL $t "restore: $out"; return; }
+	req=$(ctr_keep_field "$WORK/$id.keep" requests)
+	wait_until 90 ctr_keep_past "$WORK/$id.keep" $((req + 50)) ||
+		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req; $ns has: $(ctr_host a ip netns exec $ns nft list tables)"; return; }
+	ctr_keep_stop "$kpid" "$WORK/$id.keep" || { result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	out=$(ctr_host a ip netns exec "$ns" nft list tables 2>&1)
+	[[ -z $out ]] || { result FAIL $t "$ns keeps: $out"; return; }
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
-CASES+=(svc/python-http-leave svc/python-http6-post-copy)
+CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
@@ -616,6 +668,7 @@ for svc in python-http redis memcached nginx; do
 	done
 done
 RUN[svc/python-http-leave]="t_svc python-http leave $svc_n"
+RUN[svc/python-http-joined]=t_svc_joined
 RUN[svc/python-http6-post-copy]="t_svc python-http post-copy $((svc_n + 1)) 6"
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
