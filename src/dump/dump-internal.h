@@ -25,6 +25,7 @@ struct dthread {
 	pid_t vtid;  /* in the tree's pid namespace */
 	struct user_regs_struct regs;  /* as seized (before any injection) */
 	bool seized;
+	bool reaped;  /* dump_detach_all(): its death collected after the kill */
 };
 
 struct dproc {

@@ -675,24 +675,30 @@ int dump_detach_all(struct dump_ctx *d, bool kill_tree)
 		 * free, so wait for each (bounded: SIGKILL is quick, but a
 		 * thread in an uninterruptible sleep is not). */
 		uint64_t end = clock_ns() + 5000000000ull;
-		for (size_t i = 0; i < d->nprocs; i++)
-			for (size_t k = 0; k < d->procs[i]->nthreads; k++) {
-				pid_t tid = d->procs[i]->threads[k].tid;
-				for (;;) {
-					pid_t w = waitpid(tid, NULL, __WALL | WNOHANG);
-					if (w < 0 && errno == EINTR)
+		/* every thread in each pass: a traced group leader's death is
+		 * reported only after its other threads have been reaped */
+		for (bool left = true; left;) {
+			left = false;
+			for (size_t i = 0; i < d->nprocs; i++)
+				for (size_t k = 0; k < d->procs[i]->nthreads; k++) {
+					struct dthread *t = &d->procs[i]->threads[k];
+					if (t->reaped)
 						continue;
+					pid_t w;
+					while ((w = waitpid(t->tid, NULL, __WALL | WNOHANG)) < 0 && errno == EINTR)
+						;
 					if (w < 0)
-						break; /* ECHILD: gone, or no longer ours */
-					if (w == 0 && clock_ns() > end) {
-						pr_warn("thread %d of process %d did not die within 5 s of SIGKILL",
-							tid, d->procs[i]->pid);
-						break;
-					}
-					if (w == 0)
-						usleep(500);
+						t->reaped = true; /* ECHILD: gone, or no longer ours */
+					else
+						left = true;
 				}
+			if (left && clock_ns() > end) {
+				pr_warn("the killed tree did not end within 5 s of SIGKILL");
+				break;
 			}
+			if (left)
+				usleep(500);
+		}
 	}
 	return err;
 }
