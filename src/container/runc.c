@@ -7,6 +7,7 @@
 #include "container/runc.h"
 #include "container/ext-stub.h"
 #include "base/log.h"
+#include "net/inet.h"
 #include "proc/proc.h"
 
 #include <dirent.h>
@@ -1064,11 +1065,35 @@ static int ip_in(pid_t pid, const char *const argv[])
  * The container's veths, as they were: its end with its name, MAC, MTU and
  * addresses, up, its routes; our end with its name, on the bridge it was on.
  */
-static int put_back_net(const Dm__Container *m, pid_t pid)
+static int put_back_net(const Dm__Container *m, pid_t pid, struct runc_started *s)
 {
 	char pidstr[16], mtu[16];
 	int r = 0;
 
+	/*
+	 * The namespace is locked before it has an interface: a peer's
+	 * retransmission reaching the new namespace before the restore has
+	 * made the connection's socket would be answered with a RST.  The
+	 * restore of the sockets takes the lock over (same name) and removes
+	 * it after the resume; runc_restore_done() removes it in any case.
+	 */
+	bool veth = false;
+	for (size_t i = 0; i < m->n_interfaces; i++)
+		veth |= m->interfaces[i]->peer_name != NULL;
+	if (veth) {
+		_cleanup_close_ int ns = -1;
+		int back = -1;
+		r = netns_of_pid(pid, &ns);
+		if (r > 0)
+			r = netns_enter(ns, &back);
+		if (r >= 0 && ns >= 0) {
+			r = netlock_netns(NETLOCK_NETNS_NAME);
+			netns_leave(back);
+			s->net_locked = r >= 0;
+		}
+		if (r < 0)
+			return r;
+	}
 	snprintf(pidstr, sizeof(pidstr), "%d", pid);
 	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
 		const Dm__ContainerNetIf *n = m->interfaces[i];
@@ -1087,6 +1112,12 @@ static int put_back_net(const Dm__Container *m, pid_t pid)
 							     strchr(n->addrs[k], ':') ? "nodad" : NULL, NULL });
 		if (r >= 0 && n->up)
 			r = ip_in(pid, (const char *const[]){ "ip", "link", "set", n->name, "up", NULL });
+		for (size_t k = 0; k < n->n_addrs && r >= 0 && n->up; k++) {
+			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
+			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
+			s->ann_if[s->n_ann] = xstrdup(n->name);
+			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
+		}
 		if (r >= 0 && n->peer_master)
 			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "master",
 							   n->peer_master, NULL });
@@ -1114,7 +1145,7 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 {
 	int r;
 
-	r = put_back_net(m, s->pid);
+	r = put_back_net(m, s->pid, s);
 	if (r < 0)
 		return r;
 
@@ -1284,6 +1315,26 @@ void runc_restore_done(struct runc_started *s, bool ok)
 			pr_warn("runc delete -f %s: %s", s->id, err ? runc_msg(err) : "failed");
 		dm_error_set_message(msg);
 	}
+	if (ok && (s->net_locked || s->n_ann)) {
+		/* the restore of the sockets removed the lock already, unless the tree has none */
+		_cleanup_close_ int ns = -1;
+		int back = -1;
+		if (netns_of_pid(s->pid, &ns) < 0 || netns_enter(ns, &back) < 0 ||
+		    (s->net_locked && netlock_unlock(NETLOCK_NETNS_NAME) < 0))
+			pr_warn("%s", dm_last_error());
+		/* the tree runs: its addresses are where it is now (after a migration, another port
+		 * of the segment); a failed announcement only delays the switch to the next packet */
+		for (size_t i = 0; back >= 0 && i < s->n_ann; i++)
+			if (net_announce(s->ann_if[i], s->ann_addr[i]) < 0)
+				pr_warn("%s", dm_last_error());
+		netns_leave(back);
+	}
+	for (size_t i = 0; i < s->n_ann; i++) {
+		free(s->ann_if[i]);
+		free(s->ann_addr[i]);
+	}
+	free(s->ann_if);
+	free(s->ann_addr);
 	if (s->tmp_bundle && !ok)
 		rm_rf(s->tmp_bundle);
 	if (s->sock >= 0)

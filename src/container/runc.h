@@ -61,6 +61,9 @@ struct runc_started {
 	pid_t pid;              /* the stub, the container's init (host pid) */
 	int sock;               /* our end of the stub's transport */
 	int root_fd;            /* the container's / (O_PATH) */
+	bool net_locked;        /* its new network namespace is locked (NETLOCK_NETNS_NAME) */
+	char **ann_if, **ann_addr; /* addresses to announce once the tree runs (n_ann) */
+	size_t n_ann;
 };
 
 /* Creates the container with the stub as its init; fills *ret (and, on

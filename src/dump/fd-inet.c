@@ -51,6 +51,7 @@ struct dump_inet {
 	struct inet_entry *e;
 	size_t n;
 	char lock[64];          /* nft table, "" if none */
+	int netns;              /* the tree's network namespace when not ours (a container's), else -1 */
 	size_t n_locked;        /* connections locked and repaired */
 	double lock_ms;         /* nft's run, in the frozen window */
 };
@@ -90,9 +91,10 @@ int dump_inet_prepare(struct dump_ctx *d)
 	struct inet_entry *want = NULL;
 	struct netlock_conn *c = NULL;
 	size_t n_want = 0, nc = 0;
-	int r;
+	int r, back = -1;
 
 	d->inet = in;
+	in->netns = -1;
 	/* the tree's sockets: inode, and one holder to copy the fd from */
 	for (size_t i = 0; i < d->nprocs; i++) {
 		_cleanup_(proc_fd_list_done) struct proc_fd_list fds = {};
@@ -113,6 +115,13 @@ int dump_inet_prepare(struct dump_ctx *d)
 	if (!n_want)
 		return 0;
 	qsort(want, n_want, sizeof(*want), entry_cmp);
+	/* a container's sockets are in its namespace: sock_diag and nft run there */
+	r = netns_of_pid(d->procs[0]->pid, &in->netns);
+	if (r < 0)
+		goto out;
+	r = netns_enter(in->netns, &back);
+	if (r < 0)
+		goto out;
 
 	static const int kinds[4][2] = { { AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
 					 { AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP } };
@@ -158,14 +167,23 @@ int dump_inet_prepare(struct dump_ctx *d)
 		memcpy(c[nc].dst, g->dst, 16);
 		nc++;
 	}
-	if (!nc) {
+	/*
+	 * A container's namespace is locked as a whole as soon as it has a
+	 * socket of ours: no packet in or out, so neither a connection's bytes
+	 * nor a new connection to a listener (it would wait in the backlog,
+	 * not in the image) get in while the state is read.
+	 */
+	if (!nc && (in->netns < 0 || !in->n)) {
 		r = 0;
 		goto out;
 	}
-	snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
-		 (unsigned long long)d->procs[0]->start_time);
+	if (in->netns >= 0)	/* the name the restore of a namespace takes over */
+		snprintf(in->lock, sizeof(in->lock), "%s", NETLOCK_NETNS_NAME);
+	else
+		snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
+			 (unsigned long long)d->procs[0]->start_time);
 	uint64_t t0 = clock_ns();
-	r = netlock_conns(in->lock, c, nc);
+	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
 	in->lock_ms = ns_to_ms(t0, clock_ns());
 	in->n_locked = nc;
 	if (r < 0) {
@@ -195,6 +213,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 	}
 	r = 0;
 out:
+	netns_leave(back);
 	free(want);
 	free(c);
 	return r;
@@ -210,9 +229,26 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 }
 
+/*
+ * The tree's namespace is the container's own (runc made it; it ends with
+ * the container), not one its config joins by path (which outlives it).
+ */
+static bool netns_own(const struct dump_ctx *d)
+{
+	const Dm__Container *m = d->opts.container ? d->opts.container->msg : NULL;
+
+	if (!m || !d->inet || d->inet->netns < 0)
+		return false;
+	for (size_t i = 0; i < m->n_namespaces; i++)
+		if (!strcmp(m->namespaces[i]->type, "net"))
+			return !m->namespaces[i]->path;
+	return true;
+}
+
 const char *dump_inet_lock(const struct dump_ctx *d)
 {
-	return d->inet && d->inet->lock[0] ? d->inet->lock : NULL;
+	/* a container's own namespace goes with it, and its lock: nothing to hand on */
+	return d->inet && d->inet->lock[0] && !netns_own(d) ? d->inet->lock : NULL;
 }
 
 void dump_inet_release(struct dump_ctx *d, bool killed)
@@ -235,9 +271,21 @@ void dump_inet_release(struct dump_ctx *d, bool killed)
 		close(e->dup);
 		e->dup = -1;
 	}
-	if (in->lock[0] && (!killed || !d->opts.keep_net_lock)) {
-		if (netlock_unlock(in->lock) < 0)
+	/*
+	 * A container's own namespace stays locked when its tree was killed:
+	 * it ends with the container, and until then a peer's retransmission
+	 * must not meet an unlocked namespace without the socket (a RST would
+	 * end the connection that the destination is bringing back).  A
+	 * namespace the config joins outlives the container: its lock is the
+	 * host's kind, handed to the restore or removed.
+	 */
+	if (in->lock[0] && killed && netns_own(d)) {
+		in->lock[0] = 0;
+	} else if (in->lock[0] && (!killed || !d->opts.keep_net_lock)) {
+		int back = -1;
+		if (netns_enter(in->netns, &back) < 0 || netlock_unlock(in->lock) < 0)
 			pr_warn("%s", dm_last_error());
+		netns_leave(back);
 		in->lock[0] = 0;
 	}
 }
@@ -249,6 +297,8 @@ void dump_inet_free(struct dump_ctx *d)
 	for (size_t i = 0; i < d->inet->n; i++)
 		if (d->inet->e[i].dup >= 0)
 			close(d->inet->e[i].dup);
+	if (d->inet->netns >= 0)
+		close(d->inet->netns);
 	free(d->inet->e);
 	free(d->inet);
 	d->inet = NULL;

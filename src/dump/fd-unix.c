@@ -18,6 +18,7 @@
 #define LOG_PREFIX "dump: "
 #include "dump/fd.h"
 #include "base/log.h"
+#include "net/inet.h"
 #include "proc/unixdiag.h"
 
 #include <fcntl.h>
@@ -70,7 +71,15 @@ static int unix_table(struct dump_ctx *d, const struct proc_unix_table **ret)
 	if (!d->unix_sks)
 		d->unix_sks = xcalloc(1, sizeof(*d->unix_sks));
 	if (!d->unix_sks->loaded) {
-		d->unix_sks->load_err = proc_unix_read(&d->unix_sks->tab);
+		/* sock_diag lists the caller's network namespace: a container's is its own */
+		int ns = -1, back = -1;
+		r = netns_of_pid(d->procs[0]->pid, &ns);
+		if (r >= 0)
+			r = netns_enter(ns, &back);
+		d->unix_sks->load_err = r < 0 ? r : proc_unix_read(&d->unix_sks->tab);
+		netns_leave(back);
+		if (ns >= 0)
+			close(ns);
 		d->unix_sks->loaded = true;
 	}
 	r = d->unix_sks->load_err;

@@ -903,8 +903,17 @@ static int setup_segment(const char *prefix, char ns[2][32])
 		return r;
 	for (int h = 0; h < 2; h++) {
 		snprintf(link[h], sizeof(link[h]), "%s-%sl", prefix, host_names[h]);
-		if ((r = RUN("ip", "-n", ns[h], "link", "add", TESTHOST_BRIDGE, "type", "bridge", "forward_delay",
-			     "0")) < 0)
+		/*
+		 * Its MAC fixed: a bridge whose address was not set takes the
+		 * lowest of its ports', so a container's veth joining or leaving
+		 * it (a migration) changed the address of host b under host a's
+		 * neighbour entry, and a's next connect to b's dmigrated timed
+		 * out until the entry went stale.
+		 */
+		char mac[18];
+		snprintf(mac, sizeof(mac), "02:00:c6:13:00:%02x", h + 1);
+		if ((r = RUN("ip", "-n", ns[h], "link", "add", TESTHOST_BRIDGE, "address", mac, "type", "bridge",
+			     "forward_delay", "0")) < 0)
 			return r;
 		snprintf(cidr, sizeof(cidr), "%s/%d", seg_addrs[h], TESTHOST_SEG_LEN);
 		if ((r = RUN("ip", "-n", ns[h], "addr", "add", cidr, "dev", TESTHOST_BRIDGE)) < 0)

@@ -55,7 +55,10 @@ struct netlock_conn {
  * leaves it for the restore to remove.  -errno, dm_fail'ed (nft's message).
  */
 int netlock_conns(const char *name, const struct netlock_conn *c, size_t n);
-/* The whole network namespace (a container's): every packet in or out is dropped. */
+/* The whole network namespace (a container's): every packet in or out is dropped.
+ * The restore's lock of a container's new namespace has this name (made when
+ * its interfaces are, taken over by the restore of the sockets). */
+#define NETLOCK_NETNS_NAME "dmigrate_netns"
 int netlock_netns(const char *name);
 /* Remove the lock; 0 when there is none. */
 int netlock_unlock(const char *name);
@@ -63,3 +66,24 @@ int netlock_unlock(const char *name);
 bool netlock_exists(const char *name);
 /* The nft script of netlock_conns() (or of netlock_netns() with c == NULL); malloc'd. */
 char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, bool netns);
+
+/*
+ * A tree in a network namespace of its own (a container's): its sockets are
+ * seen, locked and made there.  netns_of_pid(): 1 and *ret_fd an fd of
+ * pid's network namespace when it is not the calling thread's, 0 and -1
+ * when it is the same.  netns_enter(): the calling thread enters nsfd (-1:
+ * stays) and *ret_back can bring it back; netns_leave(back) does (aborts if
+ * the kernel refuses: a thread must not go on in the tree's namespace).
+ */
+#include <sys/types.h>
+int netns_of_pid(pid_t pid, int *ret_fd);
+int netns_enter(int nsfd, int *ret_back);
+void netns_leave(int back);
+
+/*
+ * Announce addr ("ADDR" or "ADDR/PREFIX") of interface ifname of the
+ * calling thread's network namespace on its segment: a gratuitous ARP
+ * (IPv4) or an unsolicited neighbour advertisement with the override flag
+ * (IPv6; a link-local address is skipped).  -errno, dm_fail'ed.
+ */
+int net_announce(const char *ifname, const char *addr);

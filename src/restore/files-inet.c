@@ -52,13 +52,33 @@ struct rst_inet {
 	bool lock_existed;      /* the checkpoint's: kept if the restore fails */
 	bool resumed;
 	bool listeners_done;
+	int netns;              /* the tree's network namespace if not ours (a container's), else -1 */
+	bool netns_known;
 };
 
 static struct rst_inet *inet_of(struct rst_files *fs)
 {
-	if (!fs->inet)
+	if (!fs->inet) {
 		fs->inet = xcalloc(1, sizeof(*fs->inet));
+		fs->inet->netns = -1;
+	}
 	return fs->inet;
+}
+
+/*
+ * The namespace the tree's sockets belong in: its root's (a container's
+ * root was made by the runtime in the new namespace).  Its sockets are made
+ * there, and it is locked there.
+ */
+static int tree_netns(struct rst_ctx *c, struct rst_inet *in)
+{
+	if (in->netns_known)
+		return 0;
+	int r = netns_of_pid(c->procs[0].host_pid, &in->netns);
+	if (r < 0)
+		return r;
+	in->netns_known = true;
+	return 0;
 }
 
 static const char *opt_name(int level, int name)
@@ -278,10 +298,20 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	if (tcp && s->state == TCP_ESTABLISHED && (!s->tcp || s->tcp->unsent > s->tcp->send_queue.len))
 		return dm_fail(-EBADMSG, "TCP connection without its repair state in files.img");
 
+	struct rst_inet *in = inet_of(fs);
+	int back = -1;
+	r = tree_netns(fs->c, in);
+	if (r >= 0)
+		r = netns_enter(in->netns, &back);
+	if (r < 0)
+		return r;
+	/* a socket stays in the namespace it was made in: bind, connect, listen work there */
 	_cleanup_close_ int fd = socket(s->family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC,
 					s->protocol);
+	int err = errno;
+	netns_leave(back);
 	if (fd < 0)
-		return dm_fail(neg_errno(), "socket: %m");
+		return dm_fail(-err, "socket: %s", strerror(err));
 	r = set_opts(fd, s, false);
 	if (r < 0)
 		return r;
@@ -322,7 +352,6 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		if (r < 0)
 			return rst_wrap(r, "TCP connection %s -> %s", addr_str(s, true, a, sizeof(a)),
 					addr_str(s, false, b, sizeof(b)));
-		struct rst_inet *in = inet_of(fs);
 		in->conns = xrealloc(in->conns, (in->n_conns + 1) * sizeof(*in->conns));
 		in->conns[in->n_conns++] = (struct rst_inet_conn){ .fd = fd, .s = s, .bumped = bumped };
 	} else {
@@ -384,23 +413,46 @@ static size_t image_conns(const struct dm_checkpoint *ck, struct netlock_conn **
 	return n;
 }
 
+static bool image_has_inet(const struct dm_checkpoint *ck)
+{
+	for (size_t i = 0; i < ck->files->n_files; i++)
+		if (ck->files->files[i]->type == DM__FILE_TYPE__FILE_INET_SK)
+			return true;
+	return false;
+}
+
 int rst_inet_lock(struct rst_ctx *c)
 {
 	_cleanup_free_ struct netlock_conn *conns = NULL;
 	size_t n = image_conns(c->ck, &conns);
 	struct rst_inet *in;
+	int r, back = -1;
 
-	if (!n)
+	if (!image_has_inet(c->ck))
 		return 0;
 	in = inet_of(c->files);
-	if (c->ck->inv->net_lock && c->ck->inv->net_lock[0] && strlen(c->ck->inv->net_lock) < 64 &&
+	r = tree_netns(c, in);
+	if (r < 0)
+		return r;
+	/* a container's namespace as a whole, the host's connection by connection */
+	if (!n && in->netns < 0)
+		return 0;
+	if (in->netns >= 0)
+		snprintf(in->lock, sizeof(in->lock), "%s", NETLOCK_NETNS_NAME);
+	else if (c->ck->inv->net_lock && c->ck->inv->net_lock[0] && strlen(c->ck->inv->net_lock) < 64 &&
 	    strspn(c->ck->inv->net_lock, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(c->ck->inv->net_lock))
 		snprintf(in->lock, sizeof(in->lock), "%s", c->ck->inv->net_lock);
 	else
 		snprintf(in->lock, sizeof(in->lock), "dmigrate_restore_%d_%lld", (int)getpid(),
 			 (long long)time(NULL));
+	r = netns_enter(in->netns, &back);
+	if (r < 0) {
+		in->lock[0] = 0;
+		return r;
+	}
 	in->lock_existed = netlock_exists(in->lock);
-	int r = netlock_conns(in->lock, conns, n);
+	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, conns, n);
+	netns_leave(back);
 	if (r < 0)
 		in->lock[0] = 0;
 	return r;
@@ -459,8 +511,14 @@ void rst_inet_fini(struct rst_files *fs)
 	if (!in)
 		return;
 	/* after the descriptions are closed: a failed restore's sockets went quietly */
-	if (in->lock[0] && (in->resumed || !in->lock_existed) && netlock_unlock(in->lock) < 0)
-		pr_warn("%s", dm_last_error());
+	if (in->lock[0] && (in->resumed || !in->lock_existed)) {
+		int back = -1;
+		if (netns_enter(in->netns, &back) < 0 || netlock_unlock(in->lock) < 0)
+			pr_warn("%s", dm_last_error());
+		netns_leave(back);
+	}
+	if (in->netns >= 0)
+		close(in->netns);
 	free(in->conns);
 	free(in);
 	fs->inet = NULL;

@@ -26,6 +26,7 @@
 #include "restore/files.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "net/inet.h"
 #include "proc/proc.h"
 
 #include <fcntl.h>
@@ -377,6 +378,28 @@ static void count_injected(struct rst_ctx *c)
 	c->st.processes = c->nprocs;
 }
 
+/*
+ * The files, made in the tree's network namespace (a container's new one):
+ * a socket belongs to the namespace it was made in, for good (a unix socket
+ * made in ours would be missing from the container's sock_diag at its next
+ * checkpoint, an abstract name would be bound in ours).  Only this thread
+ * enters it.
+ */
+static int files_in_netns(struct rst_ctx *c)
+{
+	int ns = -1, back = -1, r;
+
+	r = netns_of_pid(c->procs[0].host_pid, &ns);
+	if (r >= 0)
+		r = netns_enter(ns, &back);
+	if (r >= 0)
+		r = for_alive(c, files_restore) ?: files_finish(c);
+	netns_leave(back);
+	if (ns >= 0)
+		close(ns);
+	return r;
+}
+
 int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 {
 	struct rst_ctx *c = xcalloc(1, sizeof(*c));
@@ -412,7 +435,7 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		r = rst_inet_lock(c);
 	if (r >= 0)
-		r = for_alive(c, files_restore) ?: files_finish(c);
+		r = files_in_netns(c);
 	c->st.fds_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, phase_threads) ?: files_set_owners(c);

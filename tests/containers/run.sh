@@ -43,7 +43,24 @@
 #                      is the one set at run time (docs/containers.md)
 #   runc/migrate-net-post-copy  the busybox counter with its veth on a's
 #                      bridge, migrated to b: its eth0 has the same MAC there,
-#                      its end is on b's bridge and it answers a ping
+#                      its end is on b's bridge and it answers a ping; the
+#                      client namespace sees its addresses announced after
+#                      the resume (gratuitous ARP, unsolicited NA)
+#   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
+#                      a's bridge (redis, memcached: 20000 keys of 1000 bytes
+#                      loaded), lib/client.py keeping ONE connection and
+#                      writing every 5 ms; MODE cr: checkpoint and restore in
+#                      a (nginx: twice); post-copy, stop-and-copy: migrated
+#                      to b; python-http leave: checkpoint --leave-running
+#                      (the source's side of a rollback); python-http6: the
+#                      client over IPv6; python-http-joined: in a network
+#                      namespace its config joins by path (it outlives the
+#                      container: the checkpoint's lock there is taken over
+#                      and removed by the restore).  The same
+#                      connection goes on (50 more right answers), what it
+#                      wrote is read back on it, every key is there, new
+#                      connections are answered, no nft table is left in its
+#                      network namespace
 #   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
 #                      container of that ID meanwhile): rolled back, a's runs
 #                      on thawed, b keeps no container of the attempt
@@ -391,9 +408,8 @@ t_migrate() {
 
 # the busybox counter with its veth on host a's bridge, migrated to b: its
 # network comes back there (its MAC and address, its end on b's bridge of the
-# same name) and it answers a ping from the client namespace.  (A service's
-# listening socket in a container's network namespace is refused by the
-# engine today: the sockets of containers come next.)
+# same name) and it answers a ping from the client namespace; the client
+# namespace sees its IPv4 and IPv6 addresses announced after the resume
 t_migrate_net() {
 	local mode=$1 t=runc/migrate-net-$1 id=$PREFIX-mn${1%%-*} n=22 b out mac
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
@@ -402,8 +418,16 @@ t_migrate_net() {
 	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
 	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer before"; return; }
+	# the announcement of its addresses after the resume, seen from the client
+	rm -f "$WORK/$id.watch.ready"
+	ip netns exec "$PREFIX-c" /usr/bin/python3 "$CT_DIR/lib/announce-watch.py" "$PREFIX-c0" \
+		--ready "$WORK/$id.watch.ready" --timeout 60 --v4 "$(ctr_addr $n)" --v6 "$(ctr_addr6 $n)" \
+		>"$WORK/$id.watch" 2>&1 &
+	local wpid=$!
+	wait_until 20 test -e "$WORK/$id.watch.ready" || { kill $wpid; result FAIL $t "the watcher does not start"; return; }
 	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
-		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+		--mode "$mode" --quiet 2>&1) || { kill $wpid; result FAIL $t "migrate: $out"; return; }
+	wait $wpid || { result FAIL $t "after the migration: $(cat "$WORK/$id.watch")"; return; }
 	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
 		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
 	mac=$(ctr_runc b exec "$id" cat /sys/class/net/eth0/address)
@@ -492,9 +516,133 @@ t_migrate_refused() {
 	result PASS $t
 }
 
+# t_svc SERVICE MODE N: a real service in host a, its veth on a's bridge
+# (address N); redis and memcached loaded with keys; lib/client.py keeps ONE
+# connection and writes every 5 ms while the container is checkpointed and
+# restored in a (MODE cr) or migrated to b (post-copy, stop-and-copy); then
+# the same connection answers on (no reconnect: the client never makes
+# another), everything it wrote is read back on it, every key is there, and
+# new connections are answered.  docs/containers.md, "Services".
+t_svc() {
+	local name=$1 mode=$2 n=$3 v6=${4:-} t=svc/$1${4:-}-$2 id=$PREFIX-s${1:0:2}${2:0:1}${4:-} b out h=b img req
+	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
+	local addr ask
+	addr=$(ctr_addr "$n") ask=$(ctr_addr "$n")
+	[[ $v6 == 6 ]] && addr=$(ctr_addr6 "$n") ask="[$(ctr_addr6 "$n")]"	# curl's URL form
+	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
+	[[ $mode == cr || $mode == leave ]] && h=a
+	[[ $mode == cr || $mode == leave ]] || { dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
+	out=$(ctr_ask "$name" "$ask" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	if [[ $name == redis || $name == memcached ]]; then
+		out=$(ctr_load "$name" "$addr" "$keys" "$size" 2>&1) || { result FAIL $t "load: $out"; return; }
+	fi
+	ctr_keep_start "$name" "$addr" "$WORK/$id.keep"
+	local kpid=$CTR_KEEP_PID
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 20 ||
+		{ kill "$kpid"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	if [[ $mode == cr ]]; then
+		# nginx twice: a restored container's sockets (its unix socket pairs
+		# too) must be in its network namespace for the next checkpoint
+		local round rounds=1
+		[[ $name == nginx ]] && rounds=2
+		img=$WORK/$id.img
+		for ((round = 1; round <= rounds; round++)); do
+			rm -rf "$img"
+			out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) ||
+				{ kill "$kpid"; result FAIL $t "checkpoint $round: $out"; return; }
+			out=$(ctr_host a "$DM" restore --images "$img" 2>&1) ||
+				{ kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
+		done
+		rm -rf "$img"
+	elif [[ $mode == leave ]]; then
+		# the source's side of a rollback: the tree resumes, the namespace is unlocked
+		img=$WORK/$id.img
+		rm -rf "$img"
+		out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" --leave-running 2>&1) ||
+			{ kill "$kpid"; result FAIL $t "checkpoint: $out"; return; }
+		rm -rf "$img"
+	else
+		out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+			--mode "$mode" --quiet 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
+		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
+	fi
+	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
+	# the kept connection goes on: 50 more right answers on it
+	req=$(ctr_keep_field "$WORK/$id.keep" requests)
+	wait_until 90 ctr_keep_past "$WORK/$id.keep" $((req + 50)) ||
+		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req: $(cat "$WORK/$id.keep.out")"; return; }
+	ctr_keep_stop "$kpid" "$WORK/$id.keep" ||
+		{ result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out") $(cat "$WORK/$id.keep")"; return; }
+	if [[ $name == redis || $name == memcached ]]; then
+		out=$(ctr_verify "$name" "$addr" "$keys" "$size" 2>&1) || { result FAIL $t "verify: $out"; return; }
+	fi
+	out=$(ctr_ask "$name" "$ask" ctr_client) || { result FAIL $t "no answer after: $out"; return; }
+	# no lock left in its network namespace
+	out=$(ctr_host $h nsenter -t "$(ctr_pid $h "$id")" -n nft list tables 2>&1)
+	[[ -z $out ]] || { result FAIL $t "its network namespace keeps: $out"; return; }
+	log "$t: kept connection: $(cat "$WORK/$id.keep")"
+	ctr_delete $h "$id"
+	result PASS $t
+}
+
+# python-http in a network namespace its config joins by path (made in host a,
+# a veth on a's bridge), checkpointed and restored in a with the kept
+# connection: that namespace outlives the container, so the checkpoint's lock
+# in it must be taken over and removed by the restore (left there, it would
+# drop all of the restored service's traffic)
+t_svc_joined() {
+	local ns=$PREFIX-jn
+	# `ip netns add` in host a mounts the namespace there, on a file of the
+	# machine's /run/netns: the file stays when host a goes (a failed run)
+	rm -f "/run/netns/$ns"
+	t_svc_joined_1
+	ctr_delete a "$PREFIX-sjn"
+	ctr_host a ip netns del "$ns" 2>/dev/null
+	rm -f "/run/netns/$ns"
+	return 0
+}
+t_svc_joined_1() {
+	local t=svc/python-http-joined id=$PREFIX-sjn n=45 b bj=$WORK/bundle-joined ns=$PREFIX-jn v out img=$WORK/sjn.img req
+	b=$(bundle python-http) || { result FAIL $t "no bundle"; return; }
+	v=$(ctr_veth $n)
+	CTRS+=("a $id")
+	ctr_host a sh -ec "
+		ip netns add $ns
+		ip link add $v type veth peer name eth0 netns $ns
+		ip link set $v master dmbr0 up
+		ip -n $ns link set lo up
+		ip -n $ns link set eth0 address $(ctr_mac $n)
+		ip -n $ns addr add $(ctr_addr $n)/24 dev eth0
+		ip -n $ns link set eth0 up" || { result FAIL $t "the named namespace"; return; }
+	mkdir -p "$bj"
+	jq --arg root "$b/rootfs" --arg ns "/run/netns/$ns" \
+		'.root.path = $root | .linux.namespaces |= map(if .type == "network" then .path = $ns else . end)' \
+		"$b/config.json" >"$bj/config.json" || { result FAIL $t "config"; return; }
+	ctr_runc a run -d --bundle "$bj" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_ask python-http "$(ctr_addr $n)" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	ctr_keep_start python-http "$(ctr_addr $n)" "$WORK/$id.keep"
+	local kpid=$CTR_KEEP_PID
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 20 || { kill "$kpid"; result FAIL $t "kept connection"; return; }
+	out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) || { kill "$kpid"; result FAIL $t "checkpoint: $out"; return; }
+	out=$(ctr_host a "$DM" restore --images "$img" 2>&1) || { kill "$kpid"; result FAIL $t "restore: $out"; return; }
+	req=$(ctr_keep_field "$WORK/$id.keep" requests)
+	wait_until 90 ctr_keep_past "$WORK/$id.keep" $((req + 50)) ||
+		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req; $ns has: $(ctr_host a ip netns exec $ns nft list tables)"; return; }
+	ctr_keep_stop "$kpid" "$WORK/$id.keep" || { result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	out=$(ctr_host a ip netns exec "$ns" nft list tables 2>&1)
+	[[ -z $out ]] || { result FAIL $t "$ns keeps: $out"; return; }
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
+for svc in python-http redis memcached nginx; do
+	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
+done
+CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
@@ -512,6 +660,16 @@ declare -A RUN=(
 	[testbed/nginx]="t_service nginx 20"
 	[testbed/move]=t_move
 )
+svc_n=30
+for svc in python-http redis memcached nginx; do
+	for m in cr post-copy stop-and-copy; do
+		RUN[svc/$svc-$m]="t_svc $svc $m $svc_n"
+		svc_n=$((svc_n + 1))
+	done
+done
+RUN[svc/python-http-leave]="t_svc python-http leave $svc_n"
+RUN[svc/python-http-joined]=t_svc_joined
+RUN[svc/python-http6-post-copy]="t_svc python-http post-copy $((svc_n + 1)) 6"
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
 if ((${#todo[@]})); then
