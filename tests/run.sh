@@ -110,7 +110,7 @@ rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 cli\//"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc cli
 
-note "# containers (runc)"
+section "containers (runc)"
 out=$("$REPO/tests/containers/runc-cr.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 runc\//"
@@ -148,7 +148,7 @@ add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | 
 
 # runc containers of real services in the test hosts (bundles built once in
 # the build dir); runc missing is a failure
-note "# containers"
+section "containers"
 out=$("$REPO/tests/containers/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 containers\//"

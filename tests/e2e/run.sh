@@ -37,10 +37,11 @@
 #                  checks stay ok, one whole pass in b), nothing is left on a
 #   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
 #                  checked by the program's own verdict: all of them in
-#                  post-copy and pre-copy; in stop-and-copy and hybrid, whose
-#                  restore is post-copy's and whose memory paths are pre-copy's,
-#                  the memory, process, thread and transition programs
-#                  (--zdtm-all: every program in every mode)
+#                  post-copy (the lazy restore, the page server); in pre-copy,
+#                  stop-and-copy and hybrid, whose restores share post-copy's
+#                  file, socket and process code, the memory, process, thread,
+#                  signal and transition programs (--zdtm-all: every program
+#                  in every mode)
 #   rootfs/MODE    a tree chrooted into a directory of host a's own tmpfs (b
 #                  cannot see it) migrates with --rootfs-dir: b's copy equals
 #                  the source (types, modes, owners, times, holes, links,
@@ -429,7 +430,7 @@ test_zdtm() {	# MODE
 	local -a zf=()
 	if [[ -n $ZFILTER ]]; then
 		zf=(--filter "$ZFILTER")
-	elif ((!ZDTM_ALL)) && [[ $mode == stop-and-copy || $mode == hybrid ]]; then
+	elif ((!ZDTM_ALL)) && [[ $mode == stop-and-copy || $mode == hybrid || $mode == pre-copy ]]; then
 		# keeps the suite's time in bounds (each program costs a migration)
 		zf=(--filter 'mem_|transition/|fork|thread|zombie|pgid|stopped|sig|vdso')
 	fi
