@@ -156,8 +156,9 @@ int files_set_owners(struct rst_ctx *c);
 /* Send fds to the transport and add the matching recvmsg calls to rb: they
  * land at the lowest free numbers of the tracee, in order. */
 int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
-/* pid is at or above kernel.pid_max (its value in *ret_max): clone3(set_tid) says EINVAL */
-bool rst_pid_over_max(pid_t pid, long *ret_max);
+/* clone3(set_tid = [pid]) failed with r: the cause named for a pid in use
+ * (EEXIST) or at or above kernel.pid_max (EINVAL), else 0 */
+int rst_clone_pid_error(pid_t pid, int r);
 /* A session leader takes its controlling terminal (after setsid, before its members exist). */
 int files_ctty_early(struct rst_ctx *c, struct rst_proc *p);
 /* A description of file id for mapping it (accmode O_RDONLY or O_RDWR). */

@@ -338,12 +338,9 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	close(sp[1]);
 	if (pid < 0) {
-		if (r == -EEXIST)
-			return dm_fail(r, "pid %d is in use", want);
-		long max;
-		if (r == -EINVAL && rst_pid_over_max(want, &max))
-			return dm_fail(r, "pid %d is above this host's kernel.pid_max (%ld): raise it "
-				       "(sysctl kernel.pid_max) to restore the tree with its pids", want, max);
+		int e = rst_clone_pid_error(want, r);
+		if (e < 0)
+			return e;
 		return dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
 	}
 
@@ -416,17 +413,18 @@ int stub_adopt(struct rst_ctx *c, struct rst_proc *p, pid_t host_tid, struct rst
 	return r;
 }
 
-bool rst_pid_over_max(pid_t pid, long *ret_max)
+int rst_clone_pid_error(pid_t pid, int r)
 {
-	char buf[32];
-	int fd = open("/proc/sys/kernel/pid_max", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	*ret_max = strtol(buf, NULL, 10);
-	return *ret_max > 0 && pid >= *ret_max;
+	_cleanup_free_ char *buf = NULL;
+	long max = 0;
+
+	if (r == -EEXIST)
+		return dm_fail(r, "pid %d is in use", pid);
+	if (r != -EINVAL || read_full_file("/proc/sys/kernel/pid_max", 32, &buf, NULL) < 0)
+		return 0;
+	buf[strcspn(buf, "\n")] = 0;
+	if (parse_long(buf, &max) < 0 || max <= 0 || pid < max)
+		return 0;
+	return dm_fail(r, "pid %d is above this host's kernel.pid_max (%ld): raise it "
+		       "(sysctl kernel.pid_max) to restore the tree with its pids", pid, max);
 }

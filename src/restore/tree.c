@@ -124,12 +124,11 @@ static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_pro
 		return r;
 	pt->last_clone = 0;
 	r = rb_run(&rb);
-	if (r == -EEXIST)
-		return dm_fail(r, "pid %d is in use", p->img->pid);
-	long max;
-	if (r == -EINVAL && !c->own_pidns && rst_pid_over_max(p->img->pid, &max))
-		return dm_fail(r, "pid %d is above this host's kernel.pid_max (%ld): raise it "
-			       "(sysctl kernel.pid_max) to restore the tree with its pids", p->img->pid, max);
+	if (r < 0 && (r == -EEXIST || !c->own_pidns)) {
+		int e = rst_clone_pid_error(p->img->pid, r);
+		if (e < 0)
+			return e;
+	}
 	if (r < 0)
 		return rst_wrap(r, "pid %d: cannot create it in its parent %d", p->img->pid,
 				parent->img->pid);
