@@ -4,10 +4,12 @@ set -eu -o pipefail
 # runc and the services (with their clients: redis-tools, curl; memcached's is
 # busybox nc) of the container tests: tests/containers/mkbundle.sh builds
 # their bundles from these packages' files
+# libcurl4-openssl-dev: the Docker Engine API client (HTTP over dockerd's unix socket)
 # libclang-rt-dev: libFuzzer and the sanitizer runtimes of tests/fuzz (clang only recommends it)
 pkgs=(build-essential meson ninja-build pkg-config clang libclang-rt-dev
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
+	libcurl4-openssl-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq
 	runc redis-server redis-tools memcached nginx-light curl nftables)
 missing=()
