@@ -5,13 +5,18 @@ set -eu -o pipefail
 # busybox nc) of the container tests: tests/containers/mkbundle.sh builds
 # their bundles from these packages' files
 # libcurl4-openssl-dev: the Docker Engine API client (HTTP over dockerd's unix socket)
+# docker.io (dockerd 20.10, containerd, /usr/bin/docker): the Docker tests run a
+# dockerd of their own in each test host (tests/docker/lib.sh), with private
+# /run, /var/lib/docker, /etc/docker: a system dockerd the package may start
+# is neither used nor touched
 # libclang-rt-dev: libFuzzer and the sanitizer runtimes of tests/fuzz (clang only recommends it)
 pkgs=(build-essential meson ninja-build pkg-config clang libclang-rt-dev
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
 	libcurl4-openssl-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq
-	runc redis-server redis-tools memcached nginx-light curl nftables)
+	runc redis-server redis-tools memcached nginx-light curl nftables
+	docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

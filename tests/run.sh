@@ -154,6 +154,14 @@ rc=$?
 printf '%s\n' "$out" | sed "s/^\(PASS\|FAIL\|SKIP\) /\1 containers\//"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc containers
 
+# Docker: two dockerds in the test hosts, the test images built once (their
+# rootfs tarballs kept in the build dir); docker missing is a failure
+section "docker"
+out=$("$REPO/tests/docker/run.sh" --build "$BUILD" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc docker
+
 # the soak, short: 8 migrations back and forth (tests/soak/run.sh --count 100 is the long one)
 section "soak (short)"
 out=$("$REPO/tests/soak/run.sh" --build "$BUILD" --count 8 2>&1)
