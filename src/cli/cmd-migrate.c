@@ -15,15 +15,16 @@
 #include <string.h>
 
 #include "container/runc.h"
+#include "container/docker-mig.h"
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: dmigrate migrate pid:PID|runc:ID --to ADDR:PORT (--key FILE | --insecure)\n"
+		"usage: dmigrate migrate pid:PID|runc:ID|docker:NAME --to ADDR:PORT (--key FILE | --insecure)\n"
 		"                        [--mode post-copy|pre-copy|stop-and-copy|hybrid]\n"
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
-		"                        [--runc-root DIR]\n"
+		"                        [--runc-root DIR] [--keep-source]\n"
 		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
@@ -35,6 +36,9 @@ static void usage(FILE *out)
 		"  destination (in its pid namespace).  runc:ID: the runc container ID (runc's\n"
 		"  state under --runc-root, default " RUNC_DEFAULT_ROOT "); the destination's runc\n"
 		"  makes it again from the same bundle path, and it is deleted here.\n"
+		"  docker:NAME: the Docker container NAME (or ID) of the dockerd at $DOCKER_HOST;\n"
+		"  the destination's dockerd makes it again (same name, image, config) and its\n"
+		"  own layer moves with it; it is removed here (--keep-source: left stopped).\n"
 		"  --rootfs-dir DIR: the tree runs chrooted into DIR; its files move too, beside\n"
 		"  its memory, from the freeze on, into the destination's state directory, and\n"
 		"  the tree is chrooted into that copy there.\n"
@@ -47,6 +51,18 @@ static void usage(FILE *out)
 static int mig_runc_record(void *arg, const char *dir)
 {
 	return runc_record(arg, dir);
+}
+
+/* the source's copy was killed after the switch-over: Docker removes it */
+static bool keep_source;
+static int mig_docker_record(void *arg, const char *dir)
+{
+	return runc_record(docker_src_runc(arg), dir);
+}
+
+static void mig_docker_gone(void *arg)
+{
+	docker_src_end(arg, true, keep_source);
 }
 
 /* the source's copy was killed after the switch-over: runc forgets it */
@@ -85,6 +101,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "runc-root", required_argument, NULL, 'T' },
 		{ "rootfs-dir", required_argument, NULL, 'R' },
 		{ "rootfs", required_argument, NULL, 'F' },
+		{ "keep-source", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -93,11 +110,13 @@ int cmd_migrate(int argc, char **argv)
 	struct net_key key;
 	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
 	struct runc_ct *ct = NULL;
+	struct docker_src *ds = NULL;
+	const char *docker_name = NULL;
 	bool json = false, quiet = false, rootfs_set = false;
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:Kh", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -137,9 +156,33 @@ int cmd_migrate(int argc, char **argv)
 			}
 			rootfs_set = true;
 			break;
+		case 'K': keep_source = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	const char *t = optind < argc ? argv[optind] : "";
+	if (!strncmp(t, "docker:", 7)) {
+		docker_name = t + 7;
+		if (!docker_name[0]) {
+			fprintf(stderr, "dmigrate: migrate: docker: names no container\n");
+			return 2;
+		}
+		/* its own layer is its rootfs: it moves before it starts there */
+		if (o.rootfs_dir) {
+			fprintf(stderr, "dmigrate: migrate: a Docker container's layer moves by itself: no "
+					"--rootfs-dir\n");
+			return 2;
+		}
+		if (rootfs_set && o.rootfs_mode != RFS_EAGER) {
+			fprintf(stderr, "dmigrate: migrate: a Docker container's layer moves eagerly (--rootfs "
+					"eager); the lazy modes are not done for Docker\n");
+			return 2;
+		}
+		rootfs_set = false;
+	} else if (keep_source) {
+		fprintf(stderr, "dmigrate: migrate: --keep-source is for a docker:NAME target\n");
+		return 2;
 	}
 	if (rootfs_set && !o.rootfs_dir) {
 		fprintf(stderr, "dmigrate: migrate: --rootfs needs --rootfs-dir DIR\n");
@@ -151,15 +194,31 @@ int cmd_migrate(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	const char *t = argv[optind];
-	if (!strncmp(t, "runc:", 5)) {
+	if (docker_name) {
+		r = docker_src_open(docker_name, runc_root, &ds);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
+			return 1;
+		}
+		ct = docker_src_runc(ds);
+		o.pid = runc_init_pid(ct);
+		o.container = runc_dump_hooks(ct);
+		o.container_record = mig_docker_record;
+		o.container_gone = mig_docker_gone;
+		o.container_arg = ds;
+		o.docker_inspect = docker_src_inspect_text(ds);
+		o.rootfs_dir = docker_src_layer(ds);
+		o.rootfs_mode = RFS_EAGER;
+		o.rootfs_is_layer = true;
+		v = o.pid;
+	} else if (!strncmp(t, "runc:", 5)) {
 		pid_t unused;
 		if (runc_parse_target(t, &ctr_id, &unused) < 0) {
 			fprintf(stderr, "dmigrate: migrate: %s\n", dm_last_error());
 			return 2;
 		}
 	} else if (runc_root) {
-		fprintf(stderr, "dmigrate: migrate: --runc-root is for a runc:ID target\n");
+		fprintf(stderr, "dmigrate: migrate: --runc-root is for a runc:ID or docker:NAME target\n");
 		return 2;
 	}
 	if (ctr_id) {
@@ -175,18 +234,18 @@ int cmd_migrate(int argc, char **argv)
 		o.container_arg = ct;
 		o.container_id = runc_id(ct);
 		o.container_rootfs = runc_rootfs(ct);
-	} else if (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0) {
+	} else if (!docker_name && (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0)) {
 		fprintf(stderr, "dmigrate: migrate: the target must be pid:PID (got '%s')\n", t);
 		return 2;
 	}
 	/* a number that cannot be a pid is a usage error; a pid that cannot be
 	 * migrated (init, a thread, dmigrate's own tree) is refused below, by
 	 * the migration, with the reason */
-	if (!ctr_id && (v <= 0 || v > (1 << 22))) {
+	if (!ctr_id && !docker_name && (v <= 0 || v > (1 << 22))) {
 		fprintf(stderr, "dmigrate: migrate: bad pid %ld in '%s' (pids are 1 to %d)\n", v, t, 1 << 22);
 		return 2;
 	}
-	if (!ctr_id)
+	if (!ctr_id && !docker_name)
 		o.pid = v;
 	if (o.insecure) {
 		fprintf(stderr, "dmigrate: WARNING: --insecure: the migration is neither authenticated nor "
@@ -201,7 +260,18 @@ int cmd_migrate(int argc, char **argv)
 	}
 	o.progress = !quiet && isatty(STDERR_FILENO);
 
+	if (ds) {
+		/* dockerd must not start it again here when its tree is killed */
+		r = docker_src_hold(ds);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
+			docker_src_free(ds);
+			return 1;
+		}
+	}
 	r = mig_source_run(&o, &res);
+	if (ds && !res.switched)
+		docker_src_end(ds, false, keep_source);
 	if (r < 0)
 		fprintf(stderr, "dmigrate: migration failed: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
 	if (res.dest_pid > 0 && pidfile && res.switched) {
@@ -218,7 +288,10 @@ int cmd_migrate(int argc, char **argv)
 		}
 		json_decref(res.stats);
 	}
-	runc_free(ct);
+	if (ds)
+		docker_src_free(ds);
+	else
+		runc_free(ct);
 	return r < 0 ? 1 : 0;
 }
 

@@ -49,6 +49,7 @@ struct runc_ct {
 	Dm__Container *msg;
 	struct dump_container hooks;
 	bool frozen;
+	bool managed;           /* another manager's (Docker's): never `runc delete` it */
 };
 
 /* ------------------------------------------------------------ commands */
@@ -891,12 +892,17 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	return record_mounts(ct, images_dir);
 }
 
+void runc_set_managed(struct runc_ct *ct)
+{
+	ct->managed = true;
+}
+
 int runc_finish(struct runc_ct *ct, bool left_running)
 {
 	_cleanup_free_ char *err = NULL;
 	int r;
 
-	if (left_running)
+	if (left_running || ct->managed)
 		return 0;
 	/* its init was killed: once it is a zombie or gone (its parent is not
 	 * ours to wait for), runc sees the container stopped and deletes it:
@@ -940,16 +946,13 @@ static const char *const all_caps[] = {
  * its root the bundle's rootfs by absolute path, the user's bundle kept in an
  * annotation.
  */
-static json_t *stub_config(const Dm__Container *m, const char *bundle, const char *copy_dir,
-			   char **ret_rootfs)
+/*
+ * The process a restore's stub runs as, in a container's config: the stub
+ * (/proc/self/fd/3), as root with every capability, no seccomp and no
+ * no_new_privs (the restore needs them; the tree gets its own back last).
+ */
+void runc_stub_process(json_t *c)
 {
-	json_error_t je;
-	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je);
-	if (!json_is_object(c)) {
-		json_decref(c);
-		dm_fail(-EBADMSG, "the image's container config is not JSON: %s", je.text);
-		return NULL;
-	}
 	json_t *proc = json_object_get(c, "process");
 	if (!json_is_object(proc)) {
 		proc = json_object();
@@ -978,6 +981,24 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, const cha
 	json_t *lx = json_object_get(c, "linux");
 	if (json_is_object(lx))
 		json_object_del(lx, "seccomp");
+}
+
+/*
+ * The config runc starts the stub with: the container's, its process the
+ * stub (runc_stub_process), its root the bundle's rootfs by absolute path,
+ * the user's bundle kept in an annotation.
+ */
+static json_t *stub_config(const Dm__Container *m, const char *bundle, const char *copy_dir,
+			   char **ret_rootfs)
+{
+	json_error_t je;
+	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je);
+	if (!json_is_object(c)) {
+		json_decref(c);
+		dm_fail(-EBADMSG, "the image's container config is not JSON: %s", je.text);
+		return NULL;
+	}
+	runc_stub_process(c);
 
 	json_t *root = json_object_get(c, "root");
 	const char *rp = root ? jstr(root, "path") : NULL;
@@ -1011,7 +1032,7 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, const cha
 	return c;
 }
 
-static int stub_memfd(void)
+int runc_stub_memfd(void)
 {
 	int fd = (int)syscall(SYS_memfd_create, "dmigrate-stub", MFD_CLOEXEC | 0x0010U /* MFD_EXEC */);
 	if (fd < 0 && errno == EINVAL)
@@ -1145,9 +1166,11 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 {
 	int r;
 
-	r = put_back_net(m, s->pid, s);
-	if (r < 0)
-		return r;
+	if (!o->runtime_made) {
+		r = put_back_net(m, s->pid, s);
+		if (r < 0)
+			return r;
+	}
 
 	if (m->hostname) {
 		r = in_ns(s->pid, "uts", set_hostname, m->hostname, NULL);
@@ -1259,7 +1282,7 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 		r = dm_fail(-EIO, "cannot write %s", cfgpath);
 		goto fail;
 	}
-	exe = stub_memfd();
+	exe = runc_stub_memfd();
 	if (exe < 0) {
 		r = exe;
 		goto fail;
@@ -1300,6 +1323,28 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 	return 0;
 fail:
 	json_decref(cfg);
+	runc_restore_done(&s, false);
+	return r;
+}
+
+int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *o, pid_t pid,
+			int sock, struct runc_started *ret)
+{
+	struct runc_started s = { .sock = sock, .root_fd = -1, .pid = pid };
+	_cleanup_free_ char *rootp = xasprintf("/proc/%d/root", pid);
+	int r;
+
+	s.root_fd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s.root_fd < 0) {
+		r = dm_fail(neg_errno(), "the container's init %d: %s: %m", pid, rootp);
+		goto fail;
+	}
+	r = put_back(m, o, &s);
+	if (r < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
 	runc_restore_done(&s, false);
 	return r;
 }

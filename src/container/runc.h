@@ -25,6 +25,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "dump/dump.h"
 #include "image/image.h"
 #include "restore/restore.h"
@@ -45,6 +47,9 @@ const char *runc_rootfs(const struct runc_ct *ct);
 int runc_check_here(const char *root, const char *id, const char *rootfs);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
+/* The container belongs to a manager above runc (Docker): runc_finish()
+ * leaves its deletion to it. */
+void runc_set_managed(struct runc_ct *ct);
 /* After a dump without --leave-running: the container is stopped: delete it. */
 int runc_finish(struct runc_ct *ct, bool left_running);
 void runc_free(struct runc_ct *ct);
@@ -54,6 +59,9 @@ struct runc_restore_opts {
 	const char *bundle;     /* NULL: the recorded one */
 	const char *name;       /* NULL: the recorded id */
 	const char *root;       /* NULL: RUNC_DEFAULT_ROOT */
+	/* runc_restore_attach(): another runtime (Docker) made the container
+	 * from its own config: its network and cgroup limits are its own */
+	bool runtime_made;
 };
 
 struct runc_started {
@@ -70,6 +78,16 @@ struct runc_started {
  * failure, has removed what it made). */
 int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
 		       struct runc_started *ret);
+/* A container another runtime made with the stub as its init (docker.h):
+ * pid the stub (host pid), sock our end of its transport (taken over).  Puts
+ * back what the runtime does not make (tmpfs files, host name); *ret as for
+ * runc_restore_start(), without a container of ours to delete. */
+int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *o, pid_t pid,
+			int sock, struct runc_started *ret);
+/* The stub's config: the container's process made into the restore's stub. */
+void runc_stub_process(json_t *config);
+/* A memfd holding the stub (to be the child's fd EXT_STUB_EXE). */
+int runc_stub_memfd(void);
 /* ok: the tree runs; else the container is deleted.  Frees *s. */
 void runc_restore_done(struct runc_started *s, bool ok);
 

@@ -85,11 +85,38 @@ static bool pipe_match(const struct dump_fd *x)
 	return x->pf->kind == PROC_FD_PIPE;
 }
 
+/*
+ * A container's init's stdin, stdout or stderr as a pipe: the other end is
+ * the container runtime's (Docker's log copier, runc's caller), outside the
+ * tree.  The restore joins the pipe the new container's runtime gave its
+ * init, so the output goes on reaching `docker logs`.  Its bytes in flight
+ * stay: the source's runtime reads them.  0: not one of them.
+ */
+static unsigned container_stdio(struct dump_ctx *d, uint64_t ino)
+{
+	if (!d->opts.container || !d->nprocs)
+		return 0;
+	for (int n = 0; n < 3; n++) {
+		char path[64];
+		struct stat st;
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", d->procs[0]->pid, n);
+		if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_ino == ino)
+			return (unsigned)n + 1;
+	}
+	return 0;
+}
+
 static int pipe_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 {
 	f->type = DM__FILE_TYPE__FILE_PIPE;
 	f->pipe = PB_NEW(Dm__PipeData, dm__pipe_data__init);
 	f->pipe->pipe_id = x->pf->ino;
+	unsigned n = container_stdio(d, x->pf->ino);
+	if (n) {
+		f->pipe->has_container_stdio = true;
+		f->pipe->container_stdio = n;
+		return 0;
+	}
 	return pipe_data(d, x->p, x->pf->fd, x->pf->ino, f->pipe);
 }
 

@@ -28,6 +28,7 @@
 #include "migrate/mig-internal.h"
 #include "migrate/treecg.h"
 #include "container/runc.h"
+#include "container/docker-mig.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
@@ -85,6 +86,7 @@ struct dsess {
 	pthread_mutex_t guard_lock; /* guard_fd: the handler's thread sends forks' uffds */
 	struct treecg cg;          /* the tree's own cgroup (version NONE: none usable) */
 	bool container;            /* a container's tree: runc made its cgroup (runc.h) */
+	struct docker_dst *docker; /* docker:NAME: the container made here (docker-mig.h) */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -195,6 +197,17 @@ static int handle_start(struct dsess *s)
 		goto out;
 	if (st->container_id) {
 		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
+		if (r < 0)
+			goto out;
+	}
+	if (st->docker_inspect) {
+		/* its layer lands in the container's own one, before it starts */
+		if (s->rfs_mode != RFS_EAGER) {
+			r = dm_fail(-EINVAL, "a Docker container's layer moves eagerly here (got rootfs mode %s)",
+				    s->rfs_mode ? rfs_mode_name(s->rfs_mode) : "none");
+			goto out;
+		}
+		r = docker_dst_prepare(st->docker_inspect, &s->docker);
 		if (r < 0)
 			goto out;
 	}
@@ -694,8 +707,8 @@ static int do_restore(struct dsess *s)
 		.before_resume = hold_until_commit,
 		.before_resume_arg = s,
 		/* the tree's paths under its rootfs on the source resolve in the copy */
-		.path_from = s->rfs_src_dir,
-		.path_to = !s->rfs_src_dir ? NULL : s->view ? s->rfs_mnt : s->rfs_data,
+		.path_from = s->docker ? NULL : s->rfs_src_dir,
+		.path_to = !s->rfs_src_dir || s->docker ? NULL : s->view ? s->rfs_mnt : s->rfs_data,
 	};
 	/* a container's image: runc makes the container, the tree runs in it */
 	struct runc_started rs = { .sock = -1, .root_fd = -1 };
@@ -703,7 +716,33 @@ static int do_restore(struct dsess *s)
 	_cleanup_image_ struct dm_image *img = NULL;
 	if (image_open(s->dir, false, &img) >= 0 &&
 	    image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor,
-			   (ProtobufCMessage **)&inv) >= 0 && inv->container) {
+			   (ProtobufCMessage **)&inv) >= 0 && inv->container && s->docker) {
+		/* Docker makes the container; its runtime hands us the stub */
+		struct handoff h;
+		struct runc_restore_opts rro = { .images_dir = s->dir, .runtime_made = true };
+		r = docker_dst_start(s->docker, &h);
+		if (r >= 0) {
+			r = runc_restore_attach(inv->container, &rro, h.pid, h.sock, &rs);
+			h.sock = -1;
+		}
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+		if (r < 0) {
+			handoff_close(&h);
+			return r;
+		}
+		s->container = true;
+		ro.stub_pid = rs.pid;
+		ro.stub_sock = rs.sock;
+		ro.root_fd = rs.root_fd;
+		ro.stdio_given = true;
+		memcpy(ro.stdio_fds, h.stdio, sizeof(h.stdio));
+		ro.inet_close_foreign = true;
+		dm_error_clear();
+		r = restore_tree(&ro, &res);
+		handoff_close(&h);
+		runc_restore_done(&rs, r >= 0);
+		goto restored;
+	} else if (inv && inv->container) {
 		struct runc_restore_opts rro = { .images_dir = s->dir };
 		r = runc_restore_start(inv->container, &rro, &rs);
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
@@ -720,6 +759,7 @@ static int do_restore(struct dsess *s)
 	r = restore_tree(&ro, &res);
 	if (s->container)
 		runc_restore_done(&rs, r >= 0);
+restored:
 	if (r < 0)
 		return r;
 	s->resumed = true;
@@ -945,6 +985,8 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 static void session_cleanup(struct dsess *s)
 {
 	mig_watchdog_stop(&s->wd);
+	docker_dst_free(s->docker);
+	s->docker = NULL;
 	mem_netsrc_stop(s->netsrc);
 	mem_lazy_free(s->lazy);
 	s->lazy = NULL;
@@ -1049,7 +1091,8 @@ static int ph_prepare(struct dsess *s)
 	mig_tune_chan(s->rfs_chan, false);
 	s->wd.chans[3] = s->rfs_chan;
 	s->rfs_root = xasprintf("%s/rootfs/%s", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate", s->hex);
-	s->rfs_data = xasprintf("%s/data", s->rfs_root);
+	/* a Docker container's layer: straight into the (empty) one made here */
+	s->rfs_data = s->docker ? xstrdup(docker_dst_layer(s->docker)) : xasprintf("%s/data", s->rfs_root);
 	s->rfs_mnt = xasprintf("%s/root", s->rfs_root);
 	if (mkdir(s->rfs_root, 0700) < 0)
 		return dm_fail(neg_errno(), "%s: %m", s->rfs_root);
@@ -1241,6 +1284,8 @@ static void dst_undo(struct dsess *s, const struct dst_phase *ph, int r)
 		proc_kill_tree(s->root);
 	}
 	guardian_end(s, false);
+	/* a Docker container made for the tree goes with it */
+	docker_dst_abort(s->docker);
 	if (s->committed)
 		pr_warn("migration %.8s: the source keeps its copy of %s stopped: 'kill -CONT' of its processes there "
 			"resumes it", s->hex, s->target ? s->target : "the tree");

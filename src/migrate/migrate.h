@@ -62,6 +62,13 @@ struct mig_source_opts {
 	const char *container_rootfs;
 	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */
 	enum rfs_mode rootfs_mode; /* RFS_NONE without rootfs_dir */
+	/* rootfs_dir is the container's own layer (a Docker container's overlay
+	 * upper directory): the tree's paths are relative to its root, which is
+	 * not rootfs_dir; the destination puts the files into its own layer */
+	bool rootfs_is_layer;
+	/* docker:NAME: the container as the source's dockerd describes it (the
+	 * destination makes its own from it before the freeze) */
+	const char *docker_inspect;
 };
 
 struct mig_result {

@@ -427,9 +427,23 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* an existing empty directory may receive (a container's own layer) */
+static bool dir_is_empty(const char *path)
+{
+	_cleanup_closedir_ DIR *d = opendir(path);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			return false;
+	if (!d)
+		return false;
+	errno = EEXIST;
+	return true;
+}
+
 int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret)
 {
-	if (mkdir(root, 0700) < 0)
+	if (mkdir(root, 0700) < 0 && (errno != EEXIST || !dir_is_empty(root)))
 		return dm_fail(neg_errno(), "%s: %m", root);
 	struct rfs_receiver *r = xcalloc(1, sizeof(*r));
 	r->c = c;

@@ -800,6 +800,8 @@ static int check_rootfs(struct src *s)
 	if (!strcmp(real, "/"))
 		return dm_fail(-EINVAL, "--rootfs-dir /: the whole file system cannot move");
 	s->rootfs_dir = xstrdup(real);
+	if (s->o->rootfs_is_layer)
+		return 0;
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n = proc_tree_pids(s->o->pid, &pids);
 	for (size_t i = 0; i < n; i++) {
@@ -911,6 +913,7 @@ static int ph_connect(struct src *s)
 		}
 		m.container_id = (char *)o->container_id;
 		m.container_rootfs = (char *)o->container_rootfs;
+		m.docker_inspect = (char *)o->docker_inspect;
 		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			return r;

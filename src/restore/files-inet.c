@@ -280,6 +280,33 @@ static int tcp_established(struct rst_files *fs, int fd, const Dm__InetSk *s, bo
 	return 0;
 }
 
+/*
+ * A connection whose own address this network namespace does not have (a
+ * Docker container on a default bridge gets the destination's address): it
+ * cannot go on, so it ends as the peer had closed it: fd is connected to a
+ * loopback listener (made in the same namespace) whose side closes at once;
+ * the tree reads EOF, and a write fails.  lfd: a socket made in the
+ * namespace for the listener.
+ */
+static int tcp_closed(int fd, int lfd, int family)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	socklen_t sl = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+
+	if (family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	if (bind(lfd, (struct sockaddr *)&ss, sl) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&ss, &sl) < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0)
+		return dm_fail(neg_errno(), "a closed stand-in on loopback: %m (is lo up?)");
+	int a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (a < 0)
+		return dm_fail(neg_errno(), "accept: %m");
+	close(a);
+	return 0;
+}
+
 static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 {
 	const Dm__InetSk *s = f->inet;
@@ -309,6 +336,19 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	_cleanup_close_ int fd = socket(s->family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC,
 					s->protocol);
 	int err = errno;
+	/* is the connection's own address here? (only where the runtime chose it) */
+	_cleanup_close_ int stand_in = -1;
+	if (fd >= 0 && tcp && s->state == TCP_ESTABLISHED && fs->c->o->inet_close_foreign) {
+		_cleanup_close_ int probe = socket(s->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_storage pa;
+		socklen_t pl = make_addr(s, true, &pa);
+		if (s->family == AF_INET)
+			((struct sockaddr_in *)&pa)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)&pa)->sin6_port = 0;
+		if (probe >= 0 && bind(probe, (struct sockaddr *)&pa, pl) < 0 && errno == EADDRNOTAVAIL)
+			stand_in = socket(s->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	}
 	netns_leave(back);
 	if (fd < 0)
 		return dm_fail(-err, "socket: %s", strerror(err));
@@ -347,6 +387,13 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		if (listen(fd, s->has_backlog ? (int)s->backlog : SOMAXCONN) < 0)
 			return dm_fail(neg_errno(), "listen on %s: %m%s", addr_str(s, true, a, sizeof(a)),
 				       errno == EADDRINUSE ? " (another socket holds the port)" : "");
+	} else if (s->state == TCP_ESTABLISHED && stand_in >= 0) {
+		r = tcp_closed(fd, stand_in, s->family);
+		if (r < 0)
+			return rst_wrap(r, "TCP connection %s -> %s", addr_str(s, true, a, sizeof(a)),
+					addr_str(s, false, b, sizeof(b)));
+		pr_info("TCP connection %s -> %s: its address is not here, it ends (the tree reads EOF)",
+			addr_str(s, true, a, sizeof(a)), addr_str(s, false, b, sizeof(b)));
 	} else if (s->state == TCP_ESTABLISHED) {
 		r = tcp_established(fs, fd, s, &bumped);
 		if (r < 0)

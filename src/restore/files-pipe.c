@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PIPE_DEF_SIZE 65536u
 
@@ -151,6 +152,28 @@ static int pipe_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	int acc = (f->has_flags ? (int)f->flags : O_RDONLY) & O_ACCMODE;
 	int r;
 
+	if (!p && f->pipe->has_container_stdio && f->pipe->container_stdio) {
+		/* the container runtime's pipe: the end the tree held */
+		unsigned n = f->pipe->container_stdio - 1;
+		const struct restore_opts *o = fs->c->o;
+		if (n > 2 || o->stub_pid <= 0 || !o->stdio_given || o->stdio_fds[n] < 0)
+			return dm_fail(-ENOTSUP, "pipe %" PRIu64 " was the container's %s: this restore "
+				       "has no container runtime's stdio to join", id,
+				       n == 0 ? "stdin" : n == 1 ? "stdout" : "stderr");
+		int end = acc == O_WRONLY;
+		struct stat st;
+		if (fstat(o->stdio_fds[n], &st) < 0 || !S_ISFIFO(st.st_mode))
+			return dm_fail(-ENOTSUP, "pipe %" PRIu64 " was the container's fd %u: the new "
+				       "container's is not a pipe", id, n);
+		int fd = fcntl(o->stdio_fds[n], F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return dm_fail(neg_errno(), "pipe %" PRIu64 ": dup: %m", id);
+		p = pipe_add(fs, id);
+		p->fds[end] = fd;
+	}
+	if (p && p->fds[acc == O_WRONLY] < 0)
+		return dm_fail(-ENOTSUP, "pipe %" PRIu64 ": the tree holds both ends of the container's "
+			       "stdio: not restored", id);
 	if (!p) {
 		bool direct;
 		const Dm__File *info = pipe_info(fs, id, &direct);

@@ -108,6 +108,18 @@ struct restore_opts {
 	 */
 	pid_t stub_pid;
 	int stub_sock;
+	/*
+	 * The new container's stdin, stdout, stderr as its runtime gave them
+	 * to the stub (taken before the stub closes them; -1: none): a pipe
+	 * the image marks as the container's stdio N (PipeData.container_stdio)
+	 * is this fd instead of a new pipe.  Only with stub_pid and stdio_given.
+	 */
+	bool stdio_given;
+	int stdio_fds[3];
+	/* The runtime gave the tree's network namespace its own addresses (a
+	 * Docker container on a default bridge): a TCP connection whose address
+	 * is not there ends (the tree reads EOF) instead of failing the restore. */
+	bool inet_close_foreign;
 };
 
 struct restore_stats {

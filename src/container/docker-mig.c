@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Docker containers as migration targets: the source's and the destination's
+ * steps around the ordinary runc-container migration (docker-mig.h,
+ * docs/docker.md).
+ */
+#define LOG_PREFIX "docker: "
+#include "container/docker-mig.h"
+#include "container/docker.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* how long `docker start` of the restored container may take, the runtime's
+ * hand-off included */
+#define DOCKER_START_WAIT_MS 60000
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* ------------------------------------------------------------ source */
+
+struct docker_src {
+	struct docker *dk;
+	json_t *inspect;
+	char *inspect_text;
+	struct docker_ctr ctr;
+	struct runc_ct *ct;
+	json_t *policy;         /* the restart policy before docker_src_hold() */
+	bool held;
+};
+
+/*
+ * Docker's runc keeps its containers' state under the exec root's
+ * runtime-<runtime name>/moby (Docker 20.10), or containerd's
+ * /run/containerd/runc/moby (newer Docker with containerd's runc shim).
+ */
+static int find_runc_root(const char *runtime, const char *id, char **ret)
+{
+	char *cands[] = { xasprintf("/run/docker/runtime-%s/moby", runtime),
+			  xasprintf("/var/run/docker/runtime-%s/moby", runtime),
+			  xstrdup("/run/containerd/runc/moby") };
+	for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
+		_cleanup_free_ char *root = TAKE_PTR(cands[i]);
+		_cleanup_free_ char *st = xasprintf("%s/%s/state.json", root, id);
+		if (access(st, F_OK) == 0) {
+			*ret = TAKE_PTR(root);
+			for (size_t k = i + 1; k < ARRAY_SIZE(cands); k++)
+				free(cands[k]);
+			return 0;
+		}
+	}
+	return dm_fail(-ENOENT, "the runc state of Docker container %.12s was not found (runtime %s; "
+		       "--runc-root names Docker's runc state root)", id, runtime);
+}
+
+int docker_src_open(const char *name, const char *runc_root, struct docker_src **ret)
+{
+	struct docker_src *ds = xcalloc(1, sizeof(*ds));
+	_cleanup_free_ char *root = NULL;
+	int r;
+
+	r = docker_open(NULL, &ds->dk);
+	if (r < 0)
+		goto fail;
+	r = docker_inspect(ds->dk, name, &ds->inspect);
+	if (r < 0)
+		goto fail;
+	r = docker_ctr_parse(ds->inspect, &ds->ctr);
+	if (r < 0)
+		goto fail;
+	if (!ds->ctr.running || ds->ctr.paused) {
+		r = dm_fail(-EINVAL, "Docker container %s is not running%s", ds->ctr.name,
+			    ds->ctr.paused ? " (paused)" : "");
+		goto fail;
+	}
+	json_t *cfg = json_object_get(ds->inspect, "Config");
+	if (json_is_true(json_object_get(cfg, "Tty"))) {
+		r = dm_fail(-ENOTSUP, "Docker container %s has a terminal (docker run -t): not supported",
+			    ds->ctr.name);
+		goto fail;
+	}
+	if (json_is_true(json_object_get(cfg, "OpenStdin"))) {
+		r = dm_fail(-ENOTSUP, "Docker container %s keeps its stdin open (docker run -i): not "
+			    "supported", ds->ctr.name);
+		goto fail;
+	}
+	const char *driver = jstr(json_object_get(ds->inspect, "GraphDriver"), "Name");
+	if (!ds->ctr.upperdir) {
+		r = dm_fail(-ENOTSUP, "Docker container %s: its storage driver %s is not overlay2: its "
+			    "layer cannot move", ds->ctr.name, driver ? driver : "?");
+		goto fail;
+	}
+	if (runc_root) {
+		root = xstrdup(runc_root);
+	} else {
+		const char *rt = jstr(json_object_get(ds->inspect, "HostConfig"), "Runtime");
+		r = find_runc_root(rt && rt[0] ? rt : "runc", ds->ctr.id, &root);
+		if (r < 0)
+			goto fail;
+	}
+	r = runc_open(root, ds->ctr.id, &ds->ct);
+	if (r < 0)
+		goto fail;
+	if (runc_init_pid(ds->ct) != ds->ctr.pid) {
+		r = dm_fail(-ESRCH, "Docker says container %s runs as pid %d, runc says %d: is this "
+			    "dmigrate in dockerd's PID namespace?", ds->ctr.name, ds->ctr.pid,
+			    runc_init_pid(ds->ct));
+		goto fail;
+	}
+	runc_set_managed(ds->ct);
+	ds->inspect_text = json_dumps(ds->inspect, JSON_COMPACT);
+	*ret = ds;
+	return 0;
+fail:
+	docker_src_free(ds);
+	return r;
+}
+
+struct runc_ct *docker_src_runc(struct docker_src *ds)
+{
+	return ds->ct;
+}
+
+const char *docker_src_inspect_text(const struct docker_src *ds)
+{
+	return ds->inspect_text;
+}
+
+const char *docker_src_layer(const struct docker_src *ds)
+{
+	return ds->ctr.upperdir;
+}
+
+const char *docker_src_name(const struct docker_src *ds)
+{
+	return ds->ctr.name;
+}
+
+int docker_src_hold(struct docker_src *ds)
+{
+	json_t *pol = json_object_get(json_object_get(ds->inspect, "HostConfig"), "RestartPolicy");
+	const char *name = jstr(pol, "Name");
+
+	if (!name || !name[0] || !strcmp(name, "no"))
+		return 0;
+	json_t *no = json_pack("{s:s,s:i}", "Name", "no", "MaximumRetryCount", 0);
+	int r = docker_update_restart_policy(ds->dk, ds->ctr.id, no);
+	json_decref(no);
+	if (r < 0)
+		return r;
+	ds->policy = json_incref(pol);
+	ds->held = true;
+	pr_info("container %s: restart policy %s -> no until the migration ends", ds->ctr.name, name);
+	return 0;
+}
+
+void docker_src_end(struct docker_src *ds, bool moved, bool keep)
+{
+	if (!ds)
+		return;
+	if (!moved) {
+		if (ds->held && docker_update_restart_policy(ds->dk, ds->ctr.id, ds->policy) < 0)
+			pr_warn("container %s: its restart policy could not be put back: %s", ds->ctr.name,
+				dm_last_error());
+		ds->held = false;
+		return;
+	}
+	/* its tree was killed: Docker sees it exit */
+	if (docker_wait_state(ds->dk, ds->ctr.id, "exited", 10000) < 0)
+		pr_warn("container %s: %s", ds->ctr.name, dm_last_error());
+	if (keep) {
+		pr_info("container %s: left stopped here (--keep-source)%s", ds->ctr.name,
+			ds->held ? ", restart policy no" : "");
+		return;
+	}
+	if (docker_remove(ds->dk, ds->ctr.id, true, false) < 0)
+		pr_warn("container %s moved, but it could not be removed here: %s", ds->ctr.name,
+			dm_last_error());
+	dm_error_clear();
+}
+
+void docker_src_free(struct docker_src *ds)
+{
+	if (!ds)
+		return;
+	if (ds->ct)
+		runc_free(ds->ct);
+	docker_ctr_free(&ds->ctr);
+	json_decref(ds->inspect);
+	json_decref(ds->policy);
+	free(ds->inspect_text);
+	if (ds->dk)
+		docker_close(ds->dk);
+	free(ds);
+}
+
+/* ------------------------------------------------------------ destination */
+
+struct docker_dst {
+	struct docker *dk;
+	json_t *inspect;        /* the source's */
+	struct docker_ctr src;  /* what the source's inspect says */
+	char *id;               /* the container made here */
+	char *layer;            /* its upper directory */
+	int lfd;                /* the hand-off socket */
+};
+
+static int check_binds(struct docker_dst *dd)
+{
+	for (size_t i = 0; i < dd->src.n_binds; i++) {
+		struct stat st;
+		if (stat(dd->src.binds[i], &st) < 0)
+			return dm_fail(-ENOENT, "container %s bind-mounts %s, which is not on this host",
+				       dd->src.name, dd->src.binds[i]);
+	}
+	return 0;
+}
+
+int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
+{
+	struct docker_dst *dd = xcalloc(1, sizeof(*dd));
+	json_error_t je;
+	json_t *mine = NULL, *body = NULL, *img = NULL;
+	int r;
+
+	dd->lfd = -1;
+	dd->inspect = json_loads(inspect_text, 0, &je);
+	if (!json_is_object(dd->inspect)) {
+		r = dm_fail(-EBADMSG, "the source's container description is not JSON: %s", je.text);
+		goto fail;
+	}
+	r = docker_ctr_parse(dd->inspect, &dd->src);
+	if (r < 0)
+		goto fail;
+	r = docker_open(NULL, &dd->dk);
+	if (r < 0)
+		goto fail;
+	r = docker_has_runtime(dd->dk, DOCKER_RUNTIME_NAME, NULL);
+	if (r <= 0) {
+		r = r < 0 ? r : dm_fail(-ENOTSUP, "dockerd at %s has no runtime \"%s\" (run `dmigrate "
+					"setup` on this host)", docker_host(dd->dk), DOCKER_RUNTIME_NAME);
+		goto fail;
+	}
+	r = docker_image_inspect(dd->dk, dd->src.image, &img);
+	if (r < 0) {
+		if (r == -ENOENT) {
+			const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
+			dm_error_clear();
+			r = dm_fail(-ENOENT, "the image of container %s (%s, %.19s) is not on this host",
+				    dd->src.name, ref ? ref : "?", dd->src.image);
+		}
+		goto fail;
+	}
+	r = docker_inspect(dd->dk, dd->src.name, &mine);
+	if (r == 0) {
+		r = dm_fail(-EEXIST, "a container named %s exists on this host already", dd->src.name);
+		goto fail;
+	}
+	if (r != -ENOENT)
+		goto fail;
+	dm_error_clear();
+	r = check_binds(dd);
+	if (r < 0)
+		goto fail;
+	body = docker_create_body(dd->inspect, DOCKER_RUNTIME_NAME);
+	if (!body) {
+		r = dm_fail(-EBADMSG, "the source's container description has no Config or HostConfig");
+		goto fail;
+	}
+	r = docker_create(dd->dk, dd->src.name, body, &dd->id);
+	if (r < 0)
+		goto fail;
+	json_t *ins = NULL;
+	struct docker_ctr here = {};
+	r = docker_inspect(dd->dk, dd->id, &ins);
+	if (r >= 0)
+		r = docker_ctr_parse(ins, &here);
+	json_decref(ins);
+	if (r >= 0 && !here.upperdir)
+		r = dm_fail(-ENOTSUP, "this dockerd's storage driver is not overlay2: the container's layer "
+			    "has nowhere to go");
+	dd->layer = here.upperdir ? xstrdup(here.upperdir) : NULL;
+	docker_ctr_free(&here);
+	if (r >= 0)
+		r = handoff_listen(dd->id, &dd->lfd);
+	if (r < 0)
+		goto fail;
+	pr_info("container %s made here (%.12s), waiting for its tree", dd->src.name, dd->id);
+	json_decref(body);
+	json_decref(img);
+	*ret = dd;
+	return 0;
+fail:
+	json_decref(body);
+	json_decref(img);
+	json_decref(mine);
+	docker_dst_abort(dd);
+	docker_dst_free(dd);
+	return r;
+}
+
+const char *docker_dst_id(const struct docker_dst *dd)
+{
+	return dd->id;
+}
+
+const char *docker_dst_layer(const struct docker_dst *dd)
+{
+	return dd->layer;
+}
+
+struct starter {
+	struct docker *dk;
+	const char *id;
+	int r;
+	char err[DM_ERRMSG_MAX];
+};
+
+static void *start_thread(void *arg)
+{
+	struct starter *st = arg;
+	st->r = docker_start(st->dk, st->id);
+	if (st->r < 0)
+		snprintf(st->err, sizeof(st->err), "%s", dm_last_error());
+	return NULL;
+}
+
+int docker_dst_start(struct docker_dst *dd, struct handoff *h)
+{
+	struct starter st = { .dk = dd->dk, .id = dd->id };
+	pthread_t t;
+	int r;
+
+	*h = (struct handoff){ .sock = -1, .stdio = { -1, -1, -1 } };
+	r = -pthread_create(&t, NULL, start_thread, &st);
+	if (r < 0)
+		return dm_fail(r, "cannot start a thread: %s", strerror(-r));
+	r = handoff_accept(dd->lfd, DOCKER_START_WAIT_MS, h);
+	pthread_join(t, NULL);
+	if (st.r < 0) {
+		handoff_close(h);
+		dm_error_set_message(st.err);
+		return dm_fail(st.r, "docker start %s: %s", dd->src.name, st.err);
+	}
+	if (r < 0)
+		return r;
+	pr_info("container %s started, its init %d waits for the tree", dd->src.name, h->pid);
+	return 0;
+}
+
+void docker_dst_abort(struct docker_dst *dd)
+{
+	if (!dd)
+		return;
+	handoff_unlisten(dd->id, dd->lfd);
+	dd->lfd = -1;
+	if (dd->id && dd->dk) {
+		char msg[DM_ERRMSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		if (docker_remove(dd->dk, dd->id, true, false) < 0)
+			pr_warn("container %s (%.12s) could not be removed: %s", dd->src.name, dd->id,
+				dm_last_error());
+		dm_error_set_message(msg);
+	}
+	free(dd->id);
+	dd->id = NULL;
+}
+
+void docker_dst_free(struct docker_dst *dd)
+{
+	if (!dd)
+		return;
+	handoff_unlisten(dd->id, dd->lfd);
+	json_decref(dd->inspect);
+	docker_ctr_free(&dd->src);
+	free(dd->id);
+	free(dd->layer);
+	if (dd->dk)
+		docker_close(dd->dk);
+	free(dd);
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Docker containers as migration targets (`docker:NAME`, docs/docker.md).
+ *
+ * Source: the container is found through dockerd's API (docker.h); its tree is
+ * the runc container under Docker's runc state root, frozen, dumped and
+ * recorded as any runc container (runc.h); its restart policy is set to "no"
+ * until the migration ends (dockerd must not start it again when its tree is
+ * killed), put back if the migration fails before the switch-over.  On
+ * success the container is removed (or kept, stopped, with --keep-source).
+ *
+ * Destination: before the source freezes anything, the container is created
+ * through the destination's dockerd like the source's (docker_create_body),
+ * with the runtime "dmigrate" (`dmigrate setup`), and announced to that
+ * runtime (handoff.h).  Its own layer (the source's overlay upper directory)
+ * arrives with the rootfs mechanism and is put in its upper directory before
+ * it starts; then `docker start` runs dmigrate-runc, whose stub becomes the
+ * restored tree's root.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "container/handoff.h"
+#include "container/runc.h"
+
+#define DOCKER_RUNTIME_NAME "dmigrate"
+
+struct docker_src;
+
+/* name: the container (name or id); runc_root NULL: Docker's runc state root
+ * for the container's runtime.  Refuses what cannot move, before anything is
+ * changed. */
+int docker_src_open(const char *name, const char *runc_root, struct docker_src **ret);
+struct runc_ct *docker_src_runc(struct docker_src *ds);
+const char *docker_src_inspect_text(const struct docker_src *ds);
+/* the container's own layer (overlay2's upper directory), NULL without one */
+const char *docker_src_layer(const struct docker_src *ds);
+const char *docker_src_name(const struct docker_src *ds);
+/* Before the freeze: restart policy "no" (put back by docker_src_end(false)). */
+int docker_src_hold(struct docker_src *ds);
+/* After the migration: moved (the tree was killed: remove the container, or
+ * leave it stopped when keep), or not (the policy comes back). */
+void docker_src_end(struct docker_src *ds, bool moved, bool keep);
+void docker_src_free(struct docker_src *ds);
+
+struct docker_dst;
+
+/* At START: inspect_text is the source's inspect.  Checks (dockerd, the
+ * runtime, the image, the name, bind mount sources) and creates the
+ * container, announced to its runtime. */
+int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret);
+const char *docker_dst_id(const struct docker_dst *dd);
+/* where the container's own layer goes (its overlay upper directory) */
+const char *docker_dst_layer(const struct docker_dst *dd);
+/* `docker start` and the runtime's hand-off: *h the stub (the caller closes
+ * it with handoff_close). */
+int docker_dst_start(struct docker_dst *dd, struct handoff *h);
+/* The migration failed: the container goes. */
+void docker_dst_abort(struct docker_dst *dd);
+void docker_dst_free(struct docker_dst *dd);
