@@ -10,3 +10,4 @@ int cmd_migrate(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_demo_workload(int argc, char **argv);
+int cmd_setup(int argc, char **argv);

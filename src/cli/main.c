@@ -18,6 +18,7 @@ static const struct verb {
 	{ "show-image", cmd_show_image, "print an image directory (--json for JSON)" },
 	{ "migrate", cmd_migrate, "move a running process tree to another host (dmigrated)" },
 	{ "keygen", cmd_keygen, "write a fresh shared key for dmigrated and migrate" },
+	{ "setup", cmd_setup, "register the OCI runtime dmigrate with dockerd (Docker destinations)" },
 	{ "daemon", cmd_daemon, "receive migrations (the same as dmigrated)" },
 	{ "demo", cmd_demo, "migrate a live workload between two local test hosts" },
 	{ "demo-workload", cmd_demo_workload, "the demo's program (memory + progress reports)" },

@@ -156,10 +156,19 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
 static int unreachable(struct docker *dk, CURLcode rc)
 {
 	const char *why = dk->errbuf[0] ? dk->errbuf : curl_easy_strerror(rc);
+	long oserr = 0;
 	int err = -ECONNREFUSED;
 
-	if (dk->sock && access(dk->sock, F_OK) < 0 && errno == ENOENT)
+	curl_easy_getinfo(dk->curl, CURLINFO_OS_ERRNO, &oserr);
+	/* over a socket file curl's text would name "docker port 80": the
+	 * connect's own errno is the reason */
+	if (dk->sock && oserr > 0) {
+		why = strerror((int)oserr);
+		if (oserr == ENOENT || oserr == EACCES || oserr == ENOTDIR)
+			err = -(int)oserr;
+	} else if (dk->sock && access(dk->sock, F_OK) < 0 && errno == ENOENT) {
 		err = -ENOENT;
+	}
 	return dm_fail(err, "cannot reach dockerd at %s: %s", dk->host, why);
 }
 

@@ -410,5 +410,16 @@ with open("/proc/%s/mem" % sys.argv[1], "r+b", buffering=0) as f:
 fi
 wl_stop
 
+# --- dmigrate setup against a private dockerd (its own script: it can run alone)
+out=$("$REPO/tests/cli/docker-setup.sh" --build "$BUILD" 2>&1)
+rc=$?
+printf '%s\n' "$out" | grep -vE '^[0-9]+ passed, [0-9]+ failed'
+if [[ $(tail -n 1 <<<"$out") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed,\ ([0-9]+)\ skipped$ ]]; then
+	passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2])) skipped=$((skipped + BASH_REMATCH[3]))
+	((rc != 0 && BASH_REMATCH[2] == 0)) && bad "docker-setup.sh" "exit status $rc"
+else
+	bad "docker-setup.sh" "no summary line: $(tail -n 3 <<<"$out")"
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

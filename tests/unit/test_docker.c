@@ -482,6 +482,7 @@ static void test_not_there(void **state)
 	assert_int_equal(docker_open(gone, &dk), -ENOENT);
 	assert_null(dk);
 	assert_non_null(strstr(dm_last_error(), "cannot reach dockerd at unix:///tmp/dm-unit-docker."));
+	assert_non_null(strstr(dm_last_error(), "nosuch.sock: No such file or directory"));
 
 	/* a socket nobody listens on */
 	_cleanup_free_ char *path = xasprintf("%s/dead.sock", dir);
@@ -493,6 +494,7 @@ static void test_not_there(void **state)
 	_cleanup_free_ char *dead = xasprintf("unix://%s", path);
 	assert_int_equal(docker_open(dead, &dk), -ECONNREFUSED);
 	assert_non_null(strstr(dm_last_error(), "cannot reach dockerd at unix://"));
+	assert_non_null(strstr(dm_last_error(), "dead.sock: Connection refused"));
 	unlink(path);
 	rmdir(dir);
 
