@@ -210,6 +210,7 @@ int cmd_migrate(int argc, char **argv)
 		o.rootfs_dir = docker_src_layer(ds);
 		o.rootfs_mode = RFS_EAGER;
 		o.rootfs_is_layer = true;
+		o.reset_unaccepted = docker_src_address_changes(ds);
 		v = o.pid;
 	} else if (!strncmp(t, "runc:", 5)) {
 		pid_t unused;

@@ -142,6 +142,12 @@ const char *docker_src_layer(const struct docker_src *ds)
 	return ds->ctr.upperdir;
 }
 
+bool docker_src_address_changes(const struct docker_src *ds)
+{
+	const char *nm = jstr(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
+	return !nm || !strcmp(nm, "default") || !strcmp(nm, "bridge");
+}
+
 const char *docker_src_name(const struct docker_src *ds)
 {
 	return ds->ctr.name;
@@ -278,6 +284,15 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 		r = dm_fail(-EBADMSG, "the source's container description has no Config or HostConfig");
 		goto fail;
 	}
+	/* the image by the name the user gave it, where that name is the same
+	 * image here (docker ps shows it), else by its id */
+	const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
+	json_t *byref = NULL;
+	if (ref && docker_image_inspect(dd->dk, ref, &byref) == 0 &&
+	    !strcmp(jstr(byref, "Id") ? jstr(byref, "Id") : "", dd->src.image))
+		json_object_set_new(body, "Image", json_string(ref));
+	json_decref(byref);
+	dm_error_clear();
 	r = docker_create(dd->dk, dd->src.name, body, &dd->id);
 	if (r < 0)
 		goto fail;

@@ -38,6 +38,9 @@ const char *docker_src_inspect_text(const struct docker_src *ds);
 /* the container's own layer (overlay2's upper directory), NULL without one */
 const char *docker_src_layer(const struct docker_src *ds);
 const char *docker_src_name(const struct docker_src *ds);
+/* On Docker's default bridge, whose subnet is each host's own: the
+ * container gets the destination's address, its connections end. */
+bool docker_src_address_changes(const struct docker_src *ds);
 /* Before the freeze: restart policy "no" (put back by docker_src_end(false)). */
 int docker_src_hold(struct docker_src *ds);
 /* After the migration: moved (the tree was killed: remove the container, or

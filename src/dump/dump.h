@@ -49,6 +49,10 @@ struct dump_opts {
 	 */
 	bool lazy;
 	bool lazy_remote;
+	/* connections queued on a listener, not yet accepted, are reset (the
+	 * tree's address changes: a Docker container on a default bridge)
+	 * instead of refusing the dump */
+	bool reset_unaccepted;
 	/*
 	 * With lazy_remote: do not read the page map of private anonymous VMAs
 	 * while the tree is frozen (PAGEMAP_SCAN costs ~15 ms per GiB of touched

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
@@ -496,7 +497,27 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 		return dm_fail(-ENOTSUP, "fd %d of process %d: %s socket %s:%u in state %s, which cannot "
 			       "be restored (only LISTEN, ESTABLISHED and CLOSE are)", pf->fd, p->pid, what,
 			       pf->target, g->sport, inet_state_name(g->state));
-	if (tcp && g->state == TCP_LISTEN && g->rqueue)
+	if (tcp && g->state == TCP_LISTEN && g->rqueue && d->opts.reset_unaccepted) {
+		/*
+		 * The tree never saw them, and they could not go on where it goes
+		 * (its address changes): reset, as a server too busy to take them
+		 * would.  The tree is frozen and its namespace locked: nobody else
+		 * accepts, and no new one completes meanwhile.
+		 */
+		unsigned n = 0;
+		struct pollfd pl = { fd, POLLIN, 0 };
+		while (poll(&pl, 1, 0) == 1 && (pl.revents & POLLIN)) {
+			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0)
+				break;
+			struct linger lg = { 1, 0 };
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(c);
+			n++;
+		}
+		pr_info("fd %d of process %d: %u connections to port %u not yet accepted were reset",
+			pf->fd, p->pid, n, g->sport);
+	} else if (tcp && g->state == TCP_LISTEN && g->rqueue)
 		return dm_fail(-ENOTSUP, "fd %d of process %d: listening TCP socket on port %u has %u "
 			       "connections not yet accepted, which cannot be restored", pf->fd, p->pid,
 			       g->sport, g->rqueue);

@@ -69,6 +69,7 @@ struct mig_source_opts {
 	/* docker:NAME: the container as the source's dockerd describes it (the
 	 * destination makes its own from it before the freeze) */
 	const char *docker_inspect;
+	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */
 };
 
 struct mig_result {

@@ -966,6 +966,7 @@ static int ph_freeze(struct src *s)
 		.images_dir = s->workdir,
 		.dump_threads = o->dump_threads,
 		.lazy_remote = true,
+		.reset_unaccepted = o->reset_unaccepted,
 		/* post-copy: the page map of anonymous memory is read after the
 		 * resume (the page server), not in the downtime; the other modes
 		 * send every page before the resume and need it now */

@@ -24,6 +24,25 @@
 #                   http.server answer on their published ports from the
 #                   client namespace; dm-python's memtouch (MB=16) prints
 #                   its timestamps every 10 ms
+#   docker/migrate-bb-MODE  (post-copy, stop-and-copy) `dmigrate migrate
+#                   docker:NAME` of the dm-bb counter (restart policy
+#                   always) from a to b: gone from a; on b running, same
+#                   name, image, policy, runtime dmigrate; its count goes on
+#                   from where it was (logs and /tmp/count: the container's
+#                   layer moved), docker logs/exec/stop/rm work there
+#   docker/migrate-python   dm-python memtouch (MB=64), post-copy: every page
+#                   checked on b after the move (SIGUSR1: VERIFIED)
+#   docker/migrate-redis    dm-redis with 2000 keys and a client writing
+#                   (INCR through a's published port) until the switch:
+#                   on b's published port every key, the counter at least
+#                   the last value a acknowledged
+#   docker/migrate-nginx    dm-nginx (master + worker): answers on b's
+#                   published port after the move, master and worker there
+#   docker/refuse   refused before the freeze, named, nothing left behind
+#                   (the container runs on in a, its policy unchanged, b
+#                   has no container of that name): an unknown container, an
+#                   image b lacks, a bind mount source b lacks, dockerd down
+#                   at the source, dockerd unreachable at the destination
 #   docker/cleanup  (last; not with --keep) dk_down leaves no dockerd,
 #                   containerd, shim or container process, no network
 #                   namespace, cgroup, mount point it made or file
@@ -139,6 +158,209 @@ setup() {
 	out=$(dk_images_build a 2>&1) || { result FAIL docker/setup "images: $out"; return 1; }
 	out=$(dk_images_copy a b 2>&1) || { result FAIL docker/setup "images to b: $out"; return 1; }
 	log "images built and copied in $((SECONDS - t0)) s"
+}
+
+# ---------------------------------------------------------------- migration
+
+DMD=$BUILD/src/daemon/dmigrated
+MIG_UP=0
+ADDR_B=
+# once: `dmigrate setup` in b (the runtime dmigrate), dmigrated in b
+mig_up() {
+	local out
+	((MIG_UP)) && return 0
+	ADDR_B=$("$DM" testhost info --prefix "$PREFIX" | sed -n 's/^b.addr=//p')
+	"$DM" keygen "$WORK/key" >/dev/null || { echo "keygen failed"; return 1; }
+	out=$(dk_in b "$DM" setup --runtime "$BUILD/dmigrate-runc" 2>&1) || { echo "dmigrate setup in b: $out"; return 1; }
+	log "setup: $out"
+	rm -f "$WORK/ready"
+	"$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$DMD" --listen "$ADDR_B:7070" --key "$WORK/key" \
+		--ready-file "$WORK/ready" -v >/dev/null || { echo "cannot start dmigrated in b"; return 1; }
+	wait_until 30 test -e "$WORK/ready" || { echo "dmigrated in b is not ready: $(tail -n 3 "$WORK/dmigrated.log")"; return 1; }
+	MIG_UP=1
+}
+# mig NAME [dmigrate migrate options...]: docker:NAME from a to b
+mig() {
+	local n=$1
+	shift
+	dk_in a "$DM" migrate "docker:$n" --to "$ADDR_B:7070" --key "$WORK/key" --stats "$WORK/stats-$n.json" "$@"
+}
+mig_fail() { result FAIL "$1" "$2 (dmigrated: $(tail -n 2 "$WORK/dmigrated.log" | tr '\n' '|'))"; }
+# the first number b's copy printed, and how far a's had got
+logs_first() { dk_in "$1" docker logs "$2" 2>/dev/null | head -n 1; }
+logs_last() { dk_in "$1" docker logs "$2" 2>/dev/null | tail -n 1; }
+
+t_mig_bb() {
+	local mode=$1 t=docker/migrate-bb-$1 ok=0 out
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	dk_in a docker run -d --name dk-mbb --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return; }
+	t_mig_bb_1 && ok=1
+	dk_rm a dk-mbb
+	dk_rm b dk-mbb
+	((ok)) && result PASS "$t"
+}
+t_mig_bb_1() {
+	local out na nb c0 c1 st
+	wait_until 60 eval '[[ $(logs_last a dk-mbb) -ge 5 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
+	out=$(mig dk-mbb --mode "$mode" 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	na=$(grep -c . <<<"$out")
+	log "migrate: $out"
+	out=$(dk_in a docker inspect dk-mbb 2>&1) && { result FAIL "$t" "dk-mbb is still in a"; return 1; }
+	st=$(dk_in b docker inspect --format '{{.State.Status}} {{.Config.Image}} {{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Runtime}}' dk-mbb 2>&1)
+	[[ $st == "running dm-bb always dmigrate" ]] || { result FAIL "$t" "in b: $st"; return 1; }
+	[[ $(dk_in b docker ps --format '{{.Names}}') == dk-mbb ]] || { result FAIL "$t" "b's docker ps: $(dk_in b docker ps)"; return 1; }
+	# b's copy goes on counting from where a's was (not from 1: not a new container)
+	wait_until 30 eval '[[ -n $(logs_first b dk-mbb) ]]' || { result FAIL "$t" "nothing in b's docker logs"; return 1; }
+	nb=$(logs_first b dk-mbb)
+	((nb > 5)) || { result FAIL "$t" "b's copy printed $nb first: it started again"; return 1; }
+	c0=$(dk_in b docker exec dk-mbb cat /tmp/count) && ((c0 >= nb)) || { result FAIL "$t" "docker exec cat /tmp/count in b: '$c0' (first log $nb)"; return 1; }
+	wait_until 30 eval 'c1=$(dk_in b docker exec dk-mbb cat /tmp/count) && ((c1 > c0))' || { result FAIL "$t" "the counter does not advance in b"; return 1; }
+	[[ $(jq -r .mode "$WORK/stats-dk-mbb.json" 2>/dev/null) == "$mode" ]] || { result FAIL "$t" "--stats: $(head -c 200 "$WORK/stats-dk-mbb.json")"; return 1; }
+	dk_in b docker stop -t 1 dk-mbb >/dev/null && [[ $(dk_in b docker inspect --format '{{.State.Status}}' dk-mbb) == exited ]] ||
+		{ result FAIL "$t" "docker stop in b"; return 1; }
+	dk_in b docker rm dk-mbb >/dev/null || { result FAIL "$t" "docker rm in b"; return 1; }
+	return 0
+}
+
+t_mig_python() {
+	local t=docker/migrate-python ok=0 out
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	dk_in a docker run -d --name dk-mpy -e MB=64 dm-python >/dev/null || { result FAIL "$t" "docker run"; return; }
+	t_mig_python_1 && ok=1
+	dk_rm a dk-mpy
+	dk_rm b dk-mpy
+	((ok)) && result PASS "$t"
+}
+t_mig_python_1() {
+	local out
+	wait_until 120 eval '[[ $(dk_in a docker logs dk-mpy 2>/dev/null | wc -l) -gt 20 ]]' || { result FAIL "$t" "memtouch does not run in a: $(dk_in a docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
+	out=$(mig dk-mpy --mode post-copy 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	wait_until 30 eval '[[ $(dk_in b docker logs dk-mpy 2>/dev/null | wc -l) -gt 20 ]]' || { result FAIL "$t" "memtouch does not go on in b: $(dk_in b docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
+	dk_in b docker kill -s USR1 dk-mpy >/dev/null || { result FAIL "$t" "docker kill -s USR1 in b"; return 1; }
+	wait_until 60 eval 'dk_in b docker logs dk-mpy 2>&1 | grep -q -e "^VERIFIED" -e BAD' || { result FAIL "$t" "no verdict: $(dk_in b docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
+	out=$(dk_in b docker logs dk-mpy 2>&1 | grep -e "^VERIFIED" -e BAD)
+	[[ $out == "VERIFIED pages=16384" ]] || { result FAIL "$t" "memory in b: $out"; return 1; }
+	[[ $(dk_in b docker inspect --format '{{.State.Running}}' dk-mpy) == true ]] || { result FAIL "$t" "memtouch exited in b"; return 1; }
+	return 0
+}
+
+t_mig_redis() {
+	local t=docker/migrate-redis ok=0 out
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	dk_in a docker run -d --name dk-mredis -p 6379:6379 dm-redis >/dev/null || { result FAIL "$t" "docker run"; return; }
+	t_mig_redis_1 && ok=1
+	[[ -n ${WPID:-} ]] && kill "$WPID" 2>/dev/null
+	dk_rm a dk-mredis
+	dk_rm b dk-mredis
+	((ok)) && result PASS "$t"
+}
+t_mig_redis_1() {
+	local aa ab out last got
+	aa=$(seg_addr a)
+	ab=$(seg_addr b)
+	wait_until 60 eval '[[ $(client redis-cli -h "$aa" ping 2>/dev/null) == PONG ]]' || { result FAIL "$t" "redis does not answer in a"; return 1; }
+	# 2000 keys, then a writer: INCR through a's published port until it fails
+	for ((i = 0; i < 2000; i++)); do echo "SET k$i v$i-$((i * 7))"; done | client redis-cli -h "$aa" >/dev/null ||
+		{ result FAIL "$t" "loading the keys"; return 1; }
+	: >"$WORK/incr.log"
+	( while client redis-cli -h "$aa" incr ctr >>"$WORK/incr.log" 2>/dev/null; do sleep 0.005; done ) &
+	WPID=$!
+	wait_until 30 eval '[[ $(wc -l <"$WORK/incr.log") -ge 20 ]]' || { result FAIL "$t" "the writer does not write"; return 1; }
+	out=$(mig dk-mredis --mode post-copy 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	wait_until 30 eval '! kill -0 $WPID 2>/dev/null' || { result FAIL "$t" "the writer still writes to a after the move"; return 1; }
+	WPID=
+	last=$(grep -E '^[0-9]+$' "$WORK/incr.log" | tail -n 1)
+	wait_until 30 eval '[[ $(client redis-cli -h "$ab" ping 2>/dev/null) == PONG ]]' || { result FAIL "$t" "redis does not answer on b's published port"; return 1; }
+	got=$(client redis-cli -h "$ab" get ctr)
+	((got >= last && got <= last + 1)) || { result FAIL "$t" "ctr is $got in b, a acknowledged $last"; return 1; }
+	out=$(for ((i = 0; i < 2000; i++)); do echo "GET k$i"; done | client redis-cli -h "$ab" | awk -v bad=0 '$0 != "v" NR-1 "-" (NR-1)*7 { bad++ } END { print NR, bad }')
+	[[ $out == "2000 0" ]] || { result FAIL "$t" "keys in b: $out (lines, wrong)"; return 1; }
+	return 0
+}
+
+t_mig_nginx() {
+	local t=docker/migrate-nginx ok=0 out
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	dk_in a docker run -d --name dk-mngx -p 8080:80 dm-nginx >/dev/null || { result FAIL "$t" "docker run"; return; }
+	t_mig_nginx_1 && ok=1
+	dk_rm a dk-mngx
+	dk_rm b dk-mngx
+	((ok)) && result PASS "$t"
+}
+t_mig_nginx_1() {
+	local aa ab out procs
+	aa=$(seg_addr a)
+	ab=$(seg_addr b)
+	wait_until 60 eval '[[ $(client curl -sS --max-time 5 "http://$aa:8080/index.html" 2>/dev/null) == "dmigrate nginx" ]]' ||
+		{ result FAIL "$t" "nginx does not answer in a"; return 1; }
+	out=$(mig dk-mngx --mode post-copy 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	wait_until 30 eval '[[ $(client curl -sS --max-time 5 "http://$ab:8080/index.html" 2>/dev/null) == "dmigrate nginx" ]]' ||
+		{ result FAIL "$t" "nginx does not answer on b's published port"; return 1; }
+	out=$(client curl -sS --max-time 30 "http://$ab:8080/blob-8m" | sha256sum | cut -c1-16)
+	[[ $out == "$(client curl -sS --max-time 30 "http://$ab:8080/blob-8m" | sha256sum | cut -c1-16)" && -n $out ]] ||
+		{ result FAIL "$t" "blob-8m differs between two downloads"; return 1; }
+	procs=$(dk_in b docker top dk-mngx -o pid,args | tail -n +2)
+	[[ $(grep -c 'nginx: master' <<<"$procs") == 1 && $(grep -c 'nginx: worker' <<<"$procs") == 1 ]] ||
+		{ result FAIL "$t" "in b, not a master and 1 worker: $procs"; return 1; }
+	return 0
+}
+
+# a refusal: exit status, the message, a's container running on, b clean
+refused() {
+	local name=$1 want=$2 out=$3 rc=$4 c0 c1
+	((rc != 0)) || { result FAIL "$t" "$name: the migration did not fail"; return 1; }
+	[[ $out == *"$want"* ]] || { result FAIL "$t" "$name: the message does not say '$want': $out"; return 1; }
+	dk_in b docker inspect "$name" >/dev/null 2>&1 && { result FAIL "$t" "$name: a container is left in b"; return 1; }
+	[[ -z $(dk_in b sh -c 'ls /run/dmigrate/docker 2>/dev/null') ]] || { result FAIL "$t" "$name: hand-off sockets left in b"; return 1; }
+	dk_in a docker inspect "$name" >/dev/null 2>&1 || return 0
+	[[ $(dk_in a docker inspect --format '{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}' "$name") == "running always" ]] ||
+		{ result FAIL "$t" "$name: in a: $(dk_in a docker inspect --format '{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}' "$name")"; return 1; }
+	c0=$(logs_last a "$name")
+	wait_until 30 eval 'c1=$(logs_last a "$name") && ((c1 > c0))' || { result FAIL "$t" "$name: the counter stopped in a"; return 1; }
+	return 0
+}
+
+t_refuse() {
+	local t=docker/refuse ok=0 out
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	t_refuse_1 && ok=1
+	dk_rm a dk-rimg dk-rbind dk-rdown dk-rsrc
+	dk_in a docker rmi dk-onlya >/dev/null 2>&1
+	dk_in a rm -rf /run/dk-only-a
+	[[ -n ${DPID2:-} ]] && kill "$DPID2" 2>/dev/null
+	((ok)) && result PASS "$t"
+}
+t_refuse_1() {
+	local out rc
+	out=$(mig dk-nosuch 2>&1); rc=$?
+	refused dk-nosuch "No such container" "$out" $rc || return 1
+	# an image only a has (a commit of a container)
+	dk_in a docker run -d --name dk-tmp dm-bb >/dev/null && dk_in a docker commit dk-tmp dk-onlya >/dev/null &&
+		dk_rm a dk-tmp && dk_in a docker run -d --name dk-rimg --restart always dk-onlya >/dev/null || { result FAIL "$t" "making dk-onlya"; return 1; }
+	wait_until 30 eval '[[ -n $(logs_last a dk-rimg) ]]'
+	out=$(mig dk-rimg 2>&1); rc=$?
+	refused dk-rimg "is not on this host" "$out" $rc || return 1
+	# a bind mount whose source only a has (its private /run)
+	dk_in a mkdir -p /run/dk-only-a && dk_in a docker run -d --name dk-rbind --restart always -v /run/dk-only-a:/data dm-bb >/dev/null ||
+		{ result FAIL "$t" "docker run -v"; return 1; }
+	wait_until 30 eval '[[ -n $(logs_last a dk-rbind) ]]'
+	out=$(mig dk-rbind 2>&1); rc=$?
+	refused dk-rbind "/run/dk-only-a, which is not on this host" "$out" $rc || return 1
+	# dockerd unreachable at the source
+	dk_in a docker run -d --name dk-rsrc --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
+	wait_until 30 eval '[[ -n $(logs_last a dk-rsrc) ]]'
+	out=$(dk_in a env DOCKER_HOST=unix:///run/dk-nodockerd.sock "$DM" migrate docker:dk-rsrc --to "$ADDR_B:7070" --key "$WORK/key" 2>&1); rc=$?
+	refused dk-rsrc "cannot reach dockerd at unix:///run/dk-nodockerd.sock" "$out" $rc || return 1
+	# ... and at the destination: a second dmigrated in b whose DOCKER_HOST answers nothing
+	rm -f "$WORK/ready2"
+	DPID2=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated2.log" b -- \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin DOCKER_HOST=unix:///run/dk-nodockerd.sock "$DMD" \
+		--listen "$ADDR_B:7071" --key "$WORK/key" --ready-file "$WORK/ready2") &&
+		wait_until 30 test -e "$WORK/ready2" || { result FAIL "$t" "second dmigrated"; return 1; }
+	out=$(dk_in a "$DM" migrate docker:dk-rsrc --to "$ADDR_B:7071" --key "$WORK/key" 2>&1); rc=$?
+	refused dk-rsrc "cannot reach dockerd at unix:///run/dk-nodockerd.sock" "$out" $rc || return 1
+	return 0
 }
 
 # ---------------------------------------------------------------- cases
@@ -304,11 +526,18 @@ t_cleanup() {
 
 # ---------------------------------------------------------------- run
 
-CASES=(docker/images docker/hosts docker/services)
+CASES=(docker/images docker/hosts docker/services docker/migrate-bb-post-copy docker/migrate-bb-stop-and-copy
+	docker/migrate-python docker/migrate-redis docker/migrate-nginx docker/refuse)
 declare -A RUN=(
 	[docker/images]=t_images
 	[docker/hosts]=t_hosts
 	[docker/services]=t_services
+	[docker/migrate-bb-post-copy]="t_mig_bb post-copy"
+	[docker/migrate-bb-stop-and-copy]="t_mig_bb stop-and-copy"
+	[docker/migrate-python]=t_mig_python
+	[docker/migrate-redis]=t_mig_redis
+	[docker/migrate-nginx]=t_mig_nginx
+	[docker/refuse]=t_refuse
 )
 todo=()
 for c in "${CASES[@]}" docker/cleanup; do selected "$c" && todo+=("$c"); done
