@@ -60,6 +60,11 @@ static int mig_docker_record(void *arg, const char *dir)
 	return runc_record(docker_src_runc(arg), dir);
 }
 
+static int mig_docker_image(void *arg, int fd)
+{
+	return docker_src_save_image(arg, fd);
+}
+
 static void mig_docker_gone(void *arg)
 {
 	docker_src_end(arg, true, keep_source);
@@ -211,6 +216,7 @@ int cmd_migrate(int argc, char **argv)
 		o.rootfs_mode = RFS_EAGER;
 		o.rootfs_is_layer = true;
 		o.reset_unaccepted = docker_src_address_changes(ds);
+		o.image_save = mig_docker_image;
 		v = o.pid;
 	} else if (!strncmp(t, "runc:", 5)) {
 		pid_t unused;

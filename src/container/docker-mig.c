@@ -142,6 +142,25 @@ const char *docker_src_layer(const struct docker_src *ds)
 	return ds->ctr.upperdir;
 }
 
+int docker_src_save_image(struct docker_src *ds, int fd)
+{
+	/* by the name it was run with, where that is still its image: the
+	 * destination gets the tag too */
+	const char *ref = jstr(json_object_get(ds->inspect, "Config"), "Image");
+	json_t *img = NULL;
+	bool byref = ref && docker_image_inspect(ds->dk, ref, &img) == 0 &&
+		     !strcmp(jstr(img, "Id") ? jstr(img, "Id") : "", ds->ctr.image);
+	json_decref(img);
+	dm_error_clear();
+	int r = docker_image_save(ds->dk, byref ? ref : ds->ctr.image, fd);
+	if (r == -ENOENT) {
+		dm_error_clear();
+		return dm_fail(r, "the image of container %s (%.19s) is not on this host either: it cannot "
+			       "be sent", ds->ctr.name, ds->ctr.image);
+	}
+	return r;
+}
+
 bool docker_src_address_changes(const struct docker_src *ds)
 {
 	const char *nm = jstr(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
@@ -220,6 +239,7 @@ struct docker_dst {
 	char *id;               /* the container made here */
 	char *layer;            /* its upper directory */
 	int lfd;                /* the hand-off socket */
+	bool need_image;        /* the image is not here (yet) */
 };
 
 static int check_binds(struct docker_dst *dd)
@@ -237,7 +257,7 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 {
 	struct docker_dst *dd = xcalloc(1, sizeof(*dd));
 	json_error_t je;
-	json_t *mine = NULL, *body = NULL, *img = NULL;
+	json_t *mine = NULL, *img = NULL;
 	int r;
 
 	dd->lfd = -1;
@@ -258,16 +278,6 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 					"setup` on this host)", docker_host(dd->dk), DOCKER_RUNTIME_NAME);
 		goto fail;
 	}
-	r = docker_image_inspect(dd->dk, dd->src.image, &img);
-	if (r < 0) {
-		if (r == -ENOENT) {
-			const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
-			dm_error_clear();
-			r = dm_fail(-ENOENT, "the image of container %s (%s, %.19s) is not on this host",
-				    dd->src.name, ref ? ref : "?", dd->src.image);
-		}
-		goto fail;
-	}
 	r = docker_inspect(dd->dk, dd->src.name, &mine);
 	if (r == 0) {
 		r = dm_fail(-EEXIST, "a container named %s exists on this host already", dd->src.name);
@@ -279,11 +289,61 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 	r = check_binds(dd);
 	if (r < 0)
 		goto fail;
-	body = docker_create_body(dd->inspect, DOCKER_RUNTIME_NAME);
-	if (!body) {
-		r = dm_fail(-EBADMSG, "the source's container description has no Config or HostConfig");
-		goto fail;
+	r = docker_image_inspect(dd->dk, dd->src.image, &img);
+	if (r == -ENOENT) {
+		/* the source sends it (docker_dst_load_image) */
+		dm_error_clear();
+		dd->need_image = true;
+		r = 0;
 	}
+	if (r < 0)
+		goto fail;
+	json_decref(img);
+	*ret = dd;
+	return 0;
+fail:
+	json_decref(img);
+	json_decref(mine);
+	docker_dst_free(dd);
+	return r;
+}
+
+bool docker_dst_needs_image(const struct docker_dst *dd)
+{
+	return dd->need_image;
+}
+
+const char *docker_dst_image_name(const struct docker_dst *dd)
+{
+	const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
+	return ref ? ref : dd->src.image;
+}
+
+int docker_dst_load_image(struct docker_dst *dd, int fd)
+{
+	json_t *img = NULL;
+	int r = docker_image_load(dd->dk, fd);
+
+	if (r < 0)
+		return r;
+	r = docker_image_inspect(dd->dk, dd->src.image, &img);
+	json_decref(img);
+	if (r < 0) {
+		dm_error_clear();
+		return dm_fail(-EBADMSG, "the image the source sent is not %.19s, the container's", dd->src.image);
+	}
+	dd->need_image = false;
+	pr_info("image %s (%.19s) loaded from the source", docker_dst_image_name(dd), dd->src.image);
+	return 0;
+}
+
+int docker_dst_create(struct docker_dst *dd)
+{
+	json_t *body = docker_create_body(dd->inspect, DOCKER_RUNTIME_NAME);
+	int r;
+
+	if (!body)
+		return dm_fail(-EBADMSG, "the source's container description has no Config or HostConfig");
 	/* the image by the name the user gave it, where that name is the same
 	 * image here (docker ps shows it), else by its id */
 	const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
@@ -294,8 +354,9 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 	json_decref(byref);
 	dm_error_clear();
 	r = docker_create(dd->dk, dd->src.name, body, &dd->id);
+	json_decref(body);
 	if (r < 0)
-		goto fail;
+		return r;
 	json_t *ins = NULL;
 	struct docker_ctr here = {};
 	r = docker_inspect(dd->dk, dd->id, &ins);
@@ -309,20 +370,12 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 	docker_ctr_free(&here);
 	if (r >= 0)
 		r = handoff_listen(dd->id, &dd->lfd);
-	if (r < 0)
-		goto fail;
+	if (r < 0) {
+		docker_dst_abort(dd);
+		return r;
+	}
 	pr_info("container %s made here (%.12s), waiting for its tree", dd->src.name, dd->id);
-	json_decref(body);
-	json_decref(img);
-	*ret = dd;
 	return 0;
-fail:
-	json_decref(body);
-	json_decref(img);
-	json_decref(mine);
-	docker_dst_abort(dd);
-	docker_dst_free(dd);
-	return r;
 }
 
 const char *docker_dst_id(const struct docker_dst *dd)

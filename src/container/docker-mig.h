@@ -38,6 +38,8 @@ const char *docker_src_inspect_text(const struct docker_src *ds);
 /* the container's own layer (overlay2's upper directory), NULL without one */
 const char *docker_src_layer(const struct docker_src *ds);
 const char *docker_src_name(const struct docker_src *ds);
+/* `docker save` of the container's image into fd (the destination lacks it). */
+int docker_src_save_image(struct docker_src *ds, int fd);
 /* On Docker's default bridge, whose subnet is each host's own: the
  * container gets the destination's address, its connections end. */
 bool docker_src_address_changes(const struct docker_src *ds);
@@ -51,9 +53,14 @@ void docker_src_free(struct docker_src *ds);
 struct docker_dst;
 
 /* At START: inspect_text is the source's inspect.  Checks (dockerd, the
- * runtime, the image, the name, bind mount sources) and creates the
- * container, announced to its runtime. */
+ * runtime, the name, bind mount sources, whether the image is here). */
 int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret);
+bool docker_dst_needs_image(const struct docker_dst *dd);
+const char *docker_dst_image_name(const struct docker_dst *dd);
+/* The image's `docker save` tar, read from fd until EOF, into dockerd. */
+int docker_dst_load_image(struct docker_dst *dd, int fd);
+/* The container, made like the source's, announced to its runtime. */
+int docker_dst_create(struct docker_dst *dd);
 const char *docker_dst_id(const struct docker_dst *dd);
 /* where the container's own layer goes (its overlay upper directory) */
 const char *docker_dst_layer(const struct docker_dst *dd);

@@ -215,6 +215,7 @@ int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, Protobuf
 		desc = &dm__mig_start__descriptor;
 		break;
 	case MIG_T_ACCEPT:
+	case MIG_T_NEED_IMAGE:
 	case MIG_T_RESUMED:
 	case MIG_T_MEM_DONE:
 	case MIG_T_ABORT:
@@ -227,6 +228,8 @@ int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, Protobuf
 		desc = &dm__mig_state_end__descriptor;
 		break;
 	case MIG_T_DATA:
+	case MIG_T_IMAGE_DATA:
+	case MIG_T_IMAGE_END:
 	case MIG_T_DIRTY:
 	case MIG_T_VMA_FIX:
 	case MIG_T_FILE_END:

@@ -137,6 +137,99 @@ static uint64_t mem_available(void)
 
 /* ---- START ------------------------------------------------------------- */
 
+struct image_loader {
+	struct docker_dst *dd;
+	int fd;
+	int r;
+	char err[DM_ERRMSG_MAX];
+};
+
+static void *image_load_thread(void *arg)
+{
+	struct image_loader *l = arg;
+	l->r = docker_dst_load_image(l->dd, l->fd);
+	if (l->r < 0)
+		snprintf(l->err, sizeof(l->err), "%s", dm_last_error());
+	/* the receiver's writes fail from here on, if it still writes */
+	shutdown(l->fd, SHUT_RDWR);
+	return NULL;
+}
+
+/*
+ * A Docker container whose image is not here: NEED_IMAGE instead of ACCEPT;
+ * the source sends the image's `docker save` tar (IMAGE_DATA frames, then
+ * IMAGE_END), which goes into dockerd as it arrives.  Before anything is
+ * frozen at the source: the images' layers do not change.
+ */
+static int recv_image(struct dsess *s)
+{
+	struct image_loader l = { .dd = s->docker, .fd = -1 };
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint64_t total = 0;
+	pthread_t t;
+	int sp[2], r;
+
+	pr_info("migration %.8s: image %s is not here: the source sends it", s->hex,
+		docker_dst_image_name(s->docker));
+	r = mig_send_reply(s->ctl, MIG_T_NEED_IMAGE, true, 0, NULL, 0, NULL);
+	if (r < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return dm_fail(neg_errno(), "socketpair: %m");
+	l.fd = sp[0];
+	r = -pthread_create(&t, NULL, image_load_thread, &l);
+	if (r < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return dm_fail(r, "cannot start a thread: %s", strerror(-r));
+	}
+	buf = xmalloc(MIG_DATA_MAX);
+	mig_watchdog_arm_silent(&s->wd, "the image", peer_timeout_ms(s));
+	for (;;) {
+		ProtobufCMessage *m = NULL;
+		uint16_t type;
+		uint32_t len;
+		r = mig_recv(s->ctl, &type, &len, &m);
+		if (r < 0)
+			break;
+		if (type == MIG_T_IMAGE_END)
+			break;
+		if (type == MIG_T_ABORT) {
+			Dm__MigReply *rep = (Dm__MigReply *)m;
+			r = dm_fail(-EREMOTEIO, "the source could not send the image: %s",
+				    rep->error ? rep->error : "no reason given");
+			protobuf_c_message_free_unpacked(m, NULL);
+			break;
+		}
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		if (type != MIG_T_IMAGE_DATA || len == 0 || len > MIG_DATA_MAX) {
+			if (!m)
+				net_skip_body(s->ctl);
+			r = dm_fail(-EBADMSG, "unexpected frame %#x (%u bytes) in the image", type, len);
+			break;
+		}
+		r = net_recv_body(s->ctl, buf, len);
+		if (r < 0)
+			break;
+		total += len;
+		/* once the loader failed, the rest is read and dropped */
+		if (send(sp[1], buf, len, MSG_NOSIGNAL) != (ssize_t)len && !l.err[0])
+			pr_debug("image: dockerd stopped reading: %m");
+	}
+	close(sp[1]);
+	mig_watchdog_arm(&s->wd, "dockerd to load the image", MIG_WAIT_IMAGE_LOAD_MS);
+	pthread_join(t, NULL);
+	close(sp[0]);
+	if (r >= 0 && l.r < 0)
+		r = dm_fail(l.r, "%s", l.err);
+	if (r < 0)
+		return r;
+	pr_info("migration %.8s: image in (%.1f MiB)", s->hex, (double)total / (1 << 20));
+	mig_watchdog_arm(&s->wd, "START", MIG_WAIT_START_MS);
+	return 0;
+}
+
 static int handle_start(struct dsess *s)
 {
 	_cleanup_free_ char *base = NULL;
@@ -207,6 +300,7 @@ static int handle_start(struct dsess *s)
 				    s->rfs_mode ? rfs_mode_name(s->rfs_mode) : "none");
 			goto out;
 		}
+		/* made (and its image asked for) last, once every check passed */
 		r = docker_dst_prepare(st->docker_inspect, &s->docker);
 		if (r < 0)
 			goto out;
@@ -265,6 +359,16 @@ static int handle_start(struct dsess *s)
 		free(s->dir);
 		s->dir = NULL;
 		goto out;
+	}
+	if (s->docker && docker_dst_needs_image(s->docker)) {
+		r = recv_image(s);
+		if (r < 0)
+			goto out;
+	}
+	if (s->docker) {
+		r = docker_dst_create(s->docker);
+		if (r < 0)
+			goto out;
 	}
 	r = mig_send_reply(s->ctl, MIG_T_ACCEPT, true, 0, NULL, 0, NULL);
 out:

@@ -69,6 +69,8 @@ struct mig_source_opts {
 	/* docker:NAME: the container as the source's dockerd describes it (the
 	 * destination makes its own from it before the freeze) */
 	const char *docker_inspect;
+	/* the destination lacks its image: write it (a tar) into fd */
+	int (*image_save)(void *arg, int fd);
 	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */
 };
 

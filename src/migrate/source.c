@@ -40,6 +40,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -330,7 +331,17 @@ static int connect_data(struct src *s)
 }
 
 /* Wait for a reply of type want (or ABORT).  ABORT and errors: -errno and dm_error set. */
+static int expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigReply **ret,
+			   uint16_t *ret_type);
+
 static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
+{
+	return expect_reply_of(s, want, 0, ret, NULL);
+}
+
+/* A reply of type want, or of type also (0: none) when ret_type says which. */
+static int expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigReply **ret,
+			   uint16_t *ret_type)
 {
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
@@ -350,11 +361,13 @@ static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
 		protobuf_c_message_free_unpacked(m, NULL);
 		return r;
 	}
-	if (type != want || !m) {
+	if ((type != want && (!also || type != also)) || !m) {
 		if (m)
 			protobuf_c_message_free_unpacked(m, NULL);
 		return dm_fail(-EBADMSG, "%s: unexpected message %#x (waiting for %#x)", s->o->to, type, want);
 	}
+	if (ret_type)
+		*ret_type = type;
 	if (!rep->ok) {
 		r = dm_fail(-EREMOTEIO, "the destination refused: %s", rep->error ? rep->error : "no reason given");
 		protobuf_c_message_free_unpacked(m, NULL);
@@ -362,6 +375,77 @@ static int expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret)
 	}
 	*ret = rep;
 	return 0;
+}
+
+/* ---- a Docker container's image ------------------------------------------ */
+
+struct image_saver {
+	const struct mig_source_opts *o;
+	int fd;
+	int r;
+	char err[DM_ERRMSG_MAX];
+};
+
+static void *image_save_thread(void *arg)
+{
+	struct image_saver *v = arg;
+	v->r = v->o->image_save(v->o->container_arg, v->fd);
+	if (v->r < 0)
+		snprintf(v->err, sizeof(v->err), "%s", dm_last_error());
+	shutdown(v->fd, SHUT_RDWR);
+	return NULL;
+}
+
+/* The destination lacks the container's image: its `docker save`, before
+ * anything is frozen, as IMAGE_DATA frames and IMAGE_END (or ABORT). */
+static int send_image(struct src *s)
+{
+	struct image_saver v = { .o = s->o, .fd = -1 };
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint64_t total = 0;
+	pthread_t t;
+	int sp[2], r = 0;
+
+	if (!s->o->image_save)
+		return dm_fail(-EPROTO, "the destination asks for an image: the tree is not a Docker container");
+	say(s, "the destination lacks the container's image: sending it");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return dm_fail(neg_errno(), "socketpair: %m");
+	v.fd = sp[1];
+	r = -pthread_create(&t, NULL, image_save_thread, &v);
+	if (r < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return dm_fail(r, "cannot start a thread: %s", strerror(-r));
+	}
+	mig_watchdog_arm(&s->wd, "sending the image", MIG_WAIT_IMAGE_LOAD_MS);
+	buf = xmalloc(MIG_DATA_MAX);
+	for (;;) {
+		ssize_t n = read(sp[0], buf, MIG_DATA_MAX);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		r = net_send_frame(s->ctl, MIG_T_IMAGE_DATA, buf, (size_t)n);
+		if (r < 0)
+			break;
+		total += (uint64_t)n;
+	}
+	shutdown(sp[0], SHUT_RDWR);
+	pthread_join(t, NULL);
+	close(sp[0]);
+	close(sp[1]);
+	if (r < 0)
+		return dm_wrap(r, "sending the image");
+	if (v.r < 0) {
+		r = dm_fail(v.r, "%s", v.err);
+		mig_send_reply(s->ctl, MIG_T_ABORT, false, r, v.err, 0, NULL);
+		return r;
+	}
+	r = net_send_frame(s->ctl, MIG_T_IMAGE_END, NULL, 0);
+	if (r >= 0)
+		say(s, "image sent (%.1f MiB)", (double)total / (1 << 20));
+	return r;
 }
 
 /* ---- pre-copy ---------------------------------------------------------- */
@@ -919,9 +1003,20 @@ static int ph_connect(struct src *s)
 			return r;
 	}
 	mig_watchdog_arm(&s->wd, "the destination to accept", MIG_WAIT_ACCEPT_MS);
-	r = expect_reply(s, MIG_T_ACCEPT, &rep);
+	uint16_t got = 0;
+	r = expect_reply_of(s, MIG_T_ACCEPT, MIG_T_NEED_IMAGE, &rep, &got);
 	if (r < 0)
 		return r;
+	if (got == MIG_T_NEED_IMAGE) {
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		r = send_image(s);
+		if (r < 0)
+			return r;
+		mig_watchdog_arm(&s->wd, "the destination to load the image", MIG_WAIT_IMAGE_LOAD_MS);
+		r = expect_reply(s, MIG_T_ACCEPT, &rep);
+		if (r < 0)
+			return r;
+	}
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	r = connect_data(s);
 	if (r < 0)

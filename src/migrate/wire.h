@@ -48,6 +48,11 @@ enum mig_frame_type {
 	MIG_T_FIN = NET_T_MIGRATE + 11,     /* empty */
 	MIG_T_ABORT = NET_T_MIGRATE + 12,   /* Dm__MigReply */
 	MIG_T_VMA_FIX = NET_T_MIGRATE + 13, /* struct mig_wire_vma_fix[], after COMMIT */
+	/* docker: the destination lacks the container's image (instead of
+	 * ACCEPT): the source sends `docker save` of it, then ACCEPT or ABORT */
+	MIG_T_NEED_IMAGE = NET_T_MIGRATE + 14, /* Dm__MigReply */
+	MIG_T_IMAGE_DATA = NET_T_MIGRATE + 15, /* 1..MIG_DATA_MAX bytes of the image's tar */
+	MIG_T_IMAGE_END = NET_T_MIGRATE + 16,  /* empty */
 };
 
 #define MIG_DATA_MAX (1u << 20)        /* bytes of one DATA frame */

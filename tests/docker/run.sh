@@ -38,11 +38,14 @@
 #                   the last value a acknowledged
 #   docker/migrate-nginx    dm-nginx (master + worker): answers on b's
 #                   published port after the move, master and worker there
+#   docker/migrate-image   a container of an image only a has (a commit):
+#                   b asks for it, a sends its `docker save` before the
+#                   freeze; on b the image has the same ID and name
 #   docker/refuse   refused before the freeze, named, nothing left behind
 #                   (the container runs on in a, its policy unchanged, b
-#                   has no container of that name): an unknown container, an
-#                   image b lacks, a bind mount source b lacks, dockerd down
-#                   at the source, dockerd unreachable at the destination
+#                   has no container of that name): an unknown container, a
+#                   bind mount source b lacks, dockerd down at the source,
+#                   dockerd unreachable at the destination
 #   docker/cleanup  (last; not with --keep) dk_down leaves no dockerd,
 #                   containerd, shim or container process, no network
 #                   namespace, cgroup, mount point it made or file
@@ -306,6 +309,33 @@ t_mig_nginx_1() {
 	return 0
 }
 
+t_mig_image() {
+	local t=docker/migrate-image ok=0 out
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	t_mig_image_1 && ok=1
+	dk_rm a dk-mimg dk-tmp
+	dk_rm b dk-mimg
+	dk_in a docker rmi dk-onlya >/dev/null 2>&1
+	dk_in b docker rmi dk-onlya >/dev/null 2>&1
+	((ok)) && result PASS "$t"
+}
+t_mig_image_1() {
+	local out ida idb st
+	# an image only a has (a commit of a container), its container in a
+	dk_in a docker run -d --name dk-tmp dm-bb >/dev/null && dk_in a docker commit dk-tmp dk-onlya >/dev/null &&
+		dk_rm a dk-tmp && dk_in a docker run -d --name dk-mimg --restart always dk-onlya >/dev/null ||
+		{ result FAIL "$t" "making dk-onlya"; return 1; }
+	ida=$(dk_image_id a dk-onlya)
+	dk_in b docker image inspect "$ida" >/dev/null 2>&1 && { result FAIL "$t" "b has the image already"; return 1; }
+	wait_until 30 eval '[[ $(logs_last a dk-mimg) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
+	out=$(mig dk-mimg 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	idb=$(dk_image_id b dk-onlya)
+	[[ $idb == "$ida" ]] || { result FAIL "$t" "b's dk-onlya is '$idb', a's $ida"; return 1; }
+	st=$(dk_in b docker inspect --format '{{.State.Status}} {{.Config.Image}}' dk-mimg 2>&1)
+	[[ $st == "running dk-onlya" ]] || { result FAIL "$t" "in b: $st"; return 1; }
+	return 0
+}
+
 # a refusal: exit status, the message, a's container running on, b clean
 refused() {
 	local name=$1 want=$2 out=$3 rc=$4 c0 c1
@@ -325,8 +355,7 @@ t_refuse() {
 	local t=docker/refuse ok=0 out
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
 	t_refuse_1 && ok=1
-	dk_rm a dk-rimg dk-rbind dk-rdown dk-rsrc
-	dk_in a docker rmi dk-onlya >/dev/null 2>&1
+	dk_rm a dk-rbind dk-rsrc
 	dk_in a rm -rf /run/dk-only-a
 	[[ -n ${DPID2:-} ]] && kill "$DPID2" 2>/dev/null
 	((ok)) && result PASS "$t"
@@ -335,12 +364,6 @@ t_refuse_1() {
 	local out rc
 	out=$(mig dk-nosuch 2>&1); rc=$?
 	refused dk-nosuch "No such container" "$out" $rc || return 1
-	# an image only a has (a commit of a container)
-	dk_in a docker run -d --name dk-tmp dm-bb >/dev/null && dk_in a docker commit dk-tmp dk-onlya >/dev/null &&
-		dk_rm a dk-tmp && dk_in a docker run -d --name dk-rimg --restart always dk-onlya >/dev/null || { result FAIL "$t" "making dk-onlya"; return 1; }
-	wait_until 30 eval '[[ -n $(logs_last a dk-rimg) ]]'
-	out=$(mig dk-rimg 2>&1); rc=$?
-	refused dk-rimg "is not on this host" "$out" $rc || return 1
 	# a bind mount whose source only a has (its private /run)
 	dk_in a mkdir -p /run/dk-only-a && dk_in a docker run -d --name dk-rbind --restart always -v /run/dk-only-a:/data dm-bb >/dev/null ||
 		{ result FAIL "$t" "docker run -v"; return 1; }
@@ -527,7 +550,7 @@ t_cleanup() {
 # ---------------------------------------------------------------- run
 
 CASES=(docker/images docker/hosts docker/services docker/migrate-bb-post-copy docker/migrate-bb-stop-and-copy
-	docker/migrate-python docker/migrate-redis docker/migrate-nginx docker/refuse)
+	docker/migrate-python docker/migrate-redis docker/migrate-nginx docker/migrate-image docker/refuse)
 declare -A RUN=(
 	[docker/images]=t_images
 	[docker/hosts]=t_hosts
@@ -537,6 +560,7 @@ declare -A RUN=(
 	[docker/migrate-python]=t_mig_python
 	[docker/migrate-redis]=t_mig_redis
 	[docker/migrate-nginx]=t_mig_nginx
+	[docker/migrate-image]=t_mig_image
 	[docker/refuse]=t_refuse
 )
 todo=()
