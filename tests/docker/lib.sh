@@ -164,22 +164,27 @@ dk_up() {
 # hosts (their pid namespaces end every process left: containerd, shims;
 # their mount namespaces every mount), then the files
 dk_down() {
-	local h pid i ids work=${DK_WORK:-}
+	local h work=${DK_WORK:-} stoppers=()
 	# a set left by an earlier run of this prefix: its work directory
 	[[ -z $work && -f $DK_STATE/sets/$DK_PREFIX ]] && work=$(<"$DK_STATE/sets/$DK_PREFIX")
 	if [[ -n $work ]]; then
+		# both hosts at once: a dockerd takes seconds to stop
 		for h in a b; do
-			pid=$(DK_WORK=$work _dk_dockerd_pid "$h") || continue
-			ids=$(DK_WORK=$work dk_in "$h" timeout 60 docker ps -aq 2>/dev/null)
-			# shellcheck disable=SC2086
-			[[ -n $ids ]] && DK_WORK=$work dk_in "$h" timeout 120 docker rm -f $ids >/dev/null 2>&1
-			kill -TERM "$pid" 2>/dev/null
-			for ((i = 0; i < 300; i++)); do
-				[[ -d /proc/$pid ]] || break
-				sleep 0.1
-			done
-			kill -KILL "$pid" 2>/dev/null
+			(
+				pid=$(DK_WORK=$work _dk_dockerd_pid "$h") || exit 0
+				ids=$(DK_WORK=$work dk_in "$h" timeout 60 docker ps -aq 2>/dev/null)
+				# shellcheck disable=SC2086
+				[[ -n $ids ]] && DK_WORK=$work dk_in "$h" timeout 120 docker rm -f $ids >/dev/null 2>&1
+				kill -TERM "$pid" 2>/dev/null
+				for ((i = 0; i < 300; i++)); do
+					[[ -d /proc/$pid ]] || exit 0
+					sleep 0.1
+				done
+				kill -KILL "$pid" 2>/dev/null
+			) &
+			stoppers+=($!)
 		done
+		wait "${stoppers[@]}"
 	fi
 	"$DM" testhost down --prefix "$DK_PREFIX" >/dev/null 2>&1
 	if [[ -n $work ]]; then

@@ -278,7 +278,9 @@ t_cleanup() {
 	shown=$(cat "$cg/docker/$id/cgroup.procs" 2>/dev/null | tr '\n' ' ')
 	[[ -n $shown ]] || { result FAIL $t "no process in $cg/docker/$id"; return; }
 	mps=$(cat "$DK_STATE/made" 2>/dev/null)
+	log "cleanup: before dk_down $((SECONDS - t0)) s"
 	dk_down
+	log "cleanup: dk_down done $((SECONDS - t0)) s"
 	HOSTS_UP=0
 	for p in $pids $shown; do
 		wait_until 20 eval "[[ ! -d /proc/$p ]] || [[ \$(awk '{print \$3}' /proc/$p/stat 2>/dev/null) == Z ]]" ||
@@ -319,11 +321,14 @@ if ((${#todo[@]})); then
 	fi
 	for c in "${todo[@]}"; do
 		[[ $c == docker/cleanup ]] && continue
-		log "case $c"
+		t0=$SECONDS
 		${RUN[$c]}
+		log "$c: $((SECONDS - t0)) s"
 	done
 	if selected docker/cleanup && ((KEEP == 0)); then
+		t0=$SECONDS
 		t_cleanup
+		log "docker/cleanup: $((SECONDS - t0)) s"
 	fi
 fi
 summary
