@@ -14,9 +14,11 @@ target (a service that moved to another host's published port).
          its answers count up by one: "redis_jumps" counts the answers that
          do not (an INCR whose answer was lost in the move skips one),
          "redis_back" those that went back (writes lost: a restarted redis)
---ready FILE is written at the first right answer."""
+--ready FILE is written at the first right answer; --status FILE holds the
+time of the latest right answer (rewritten at most every 50 ms)."""
 import argparse
 import json
+import os
 import signal
 import socket
 import sys
@@ -29,6 +31,7 @@ ap.add_argument("--interval", type=float, default=0.005)
 ap.add_argument("--timeout", type=float, default=1.0)
 ap.add_argument("--seconds", type=float, default=0)
 ap.add_argument("--ready")
+ap.add_argument("--status")
 a = ap.parse_args()
 targets = []
 for t in a.targets.split(","):
@@ -95,6 +98,7 @@ once = http_once if a.kind == "http" else redis_once
 start = time.monotonic()
 nxt = start
 prev = None
+status_at = 0.0
 while not stop and (a.seconds == 0 or time.monotonic() - start < a.seconds):
     st["requests"] += 1
     h, p = targets[cur]
@@ -111,6 +115,11 @@ while not stop and (a.seconds == 0 or time.monotonic() - start < a.seconds):
                 open(a.ready, "w").close()
         st["last"] = now
         prev = now
+        if a.status and now - status_at >= 0.05:
+            with open(a.status + ".tmp", "w") as f:
+                f.write("%.6f\n" % now)
+            os.rename(a.status + ".tmp", a.status)
+            status_at = now
     except (OSError, ValueError) as e:
         st["errors"] += 1
         st["last_error"] = "%s:%d: %s" % (h, p, e)
