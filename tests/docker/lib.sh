@@ -33,6 +33,10 @@
 #                           cgroup and file dk_up made; twice is fine
 #   dk_in H CMD...          CMD in host H (a or b), Debian's docker first in PATH
 #   dk_wait_ready H         dockerd of H answers (bounded; its log on failure)
+#   dk_dockerd_stop H, dk_dockerd_start H, dk_dockerd_restart H
+#                           dockerd of H down (SIGTERM), up again (its
+#                           daemon.json as it is now), both and ready
+#   dk_logs                 the tail of both dockerd logs (on a failure)
 #   dk_images_build H       the images (dm-bb, dm-python, dm-redis, dm-nginx)
 #                           imported in H from cached rootfs tarballs
 #   dk_images_copy F T [IMG...]  docker save in F | docker load in T (same IDs)
@@ -70,9 +74,10 @@ _dk_dockerd_pid() {
 dk_wait_ready() {
 	local h=$1 end=$((SECONDS + DK_READY_SECONDS)) out
 	while :; do
-		out=$(dk_in "$h" docker info --format '{{.Driver}}' 2>&1) && [[ $out == overlay2 ]] && return 0
-		if [[ $out == ?* && $out != *"Cannot connect"* && $out != *"Is the docker daemon running"* ]]; then
-			_dk_err "host $h: docker info: $out"
+		# (a daemon not answering yet fails the command; its words vary)
+		if out=$(dk_in "$h" docker info --format '{{.Driver}}' 2>&1); then
+			[[ $out == overlay2 ]] && return 0
+			_dk_err "host $h: dockerd's storage driver is '$out', not overlay2"
 			break
 		fi
 		if ! _dk_dockerd_pid "$h" >/dev/null; then
@@ -115,12 +120,13 @@ _dk_mounts() {
 		mount -n --bind "$d/etc-docker" /etc/docker' sh "$d"
 }
 
-# dk_dockerd_start H: dockerd in H (daemon.json in its /etc/docker)
-dk_dockerd_start() {
-	local h=$1 d=$DK_WORK/$1 bip=172.17.0.1/16 exp=false pid
+# the host's /etc/docker/daemon.json as dk_up writes it (later changes, such
+# as a runtime that `dmigrate setup` registers, are kept across restarts)
+_dk_daemon_json() {
+	local h=$1 bip=172.17.0.1/16 exp=false
 	[[ $h == b ]] && bip=172.18.0.1/16
 	[[ ${DK_EXPERIMENTAL:-0} == 1 ]] && exp=true
-	cat >"$d/etc-docker/daemon.json" <<-EOF
+	cat >"$DK_WORK/$h/etc-docker/daemon.json" <<-EOF
 	{
 		"storage-driver": "overlay2",
 		"bip": "$bip",
@@ -128,17 +134,45 @@ dk_dockerd_start() {
 		"log-driver": "json-file"
 	}
 	EOF
+}
+
+# dk_dockerd_start H: dockerd in H (as configured by its /etc/docker); its
+# log is appended to DK_WORK/H/dockerd.log
+dk_dockerd_start() {
+	local h=$1 d=$DK_WORK/$1 pid
+	_dk_dockerd_pid "$h" >/dev/null && { _dk_err "host $h: dockerd runs already"; return 1; }
 	# the segment's bridge (dmbr0) forwards as before dockerd: with
 	# br_netfilter, bridged frames pass the FORWARD chain, whose policy
-	# dockerd sets to DROP
-	dk_in "$h" sh -c 'iptables -I FORWARD -i dmbr0 -o dmbr0 -j ACCEPT &&
-		ip6tables -I FORWARD -i dmbr0 -o dmbr0 -j ACCEPT' || { _dk_err "host $h: iptables"; return 1; }
-	: >"$d/dockerd.log"
+	# dockerd sets to DROP when it turns forwarding on
+	dk_in "$h" sh -c 'for t in iptables ip6tables; do
+			$t -C FORWARD -i dmbr0 -o dmbr0 -j ACCEPT 2>/dev/null ||
+				$t -I FORWARD -i dmbr0 -o dmbr0 -j ACCEPT || exit 1
+		done' || { _dk_err "host $h: iptables"; return 1; }
+	echo "--- dockerd started $(date -u +%FT%T.%3NZ)" >>"$d/dockerd.log"
 	pid=$("$DM" testhost spawn --prefix "$DK_PREFIX" --log "$d/dockerd.log" "$h" -- \
 		env -u DOCKER_HOST -u NOTIFY_SOCKET PATH="${DK_DOCKERD_PATH:-/usr/sbin:/usr/bin:/sbin:/bin}" \
 		dockerd) || { _dk_err "host $h: cannot start dockerd"; return 1; }
 	echo "$pid" >"$d/dockerd.pid"
 }
+
+# dk_dockerd_stop H: H's dockerd stopped (SIGTERM, bounded; its containers
+# stop with it), as a daemon that is down; dk_dockerd_start H and
+# dk_wait_ready H bring it back
+dk_dockerd_stop() {
+	local pid i
+	pid=$(_dk_dockerd_pid "$1") || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 600; i++)); do
+		[[ -d /proc/$pid ]] || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	_dk_err "host $1: dockerd did not stop within 60 s: killed"
+}
+
+# dk_dockerd_restart H: stopped, started, ready (e.g. after a change to its
+# /etc/docker/daemon.json that SIGHUP does not reload)
+dk_dockerd_restart() { dk_dockerd_stop "$1" && dk_dockerd_start "$1" && dk_wait_ready "$1"; }
 
 dk_up() {
 	local h
@@ -153,6 +187,7 @@ dk_up() {
 		{ _dk_err "testhost up: $(tail -n 1 "$DK_WORK/testhost-up.log")"; return 1; }
 	for h in a b; do
 		_dk_mounts "$h" || { _dk_err "host $h: private mounts failed"; return 1; }
+		_dk_daemon_json "$h" || return 1
 		dk_dockerd_start "$h" || return 1
 	done
 	for h in a b; do
@@ -164,22 +199,27 @@ dk_up() {
 # hosts (their pid namespaces end every process left: containerd, shims;
 # their mount namespaces every mount), then the files
 dk_down() {
-	local h pid i ids work=${DK_WORK:-}
+	local h work=${DK_WORK:-} stoppers=()
 	# a set left by an earlier run of this prefix: its work directory
 	[[ -z $work && -f $DK_STATE/sets/$DK_PREFIX ]] && work=$(<"$DK_STATE/sets/$DK_PREFIX")
 	if [[ -n $work ]]; then
+		# both hosts at once: a dockerd takes seconds to stop
 		for h in a b; do
-			pid=$(DK_WORK=$work _dk_dockerd_pid "$h") || continue
-			ids=$(DK_WORK=$work dk_in "$h" timeout 60 docker ps -aq 2>/dev/null)
-			# shellcheck disable=SC2086
-			[[ -n $ids ]] && DK_WORK=$work dk_in "$h" timeout 120 docker rm -f $ids >/dev/null 2>&1
-			kill -TERM "$pid" 2>/dev/null
-			for ((i = 0; i < 300; i++)); do
-				[[ -d /proc/$pid ]] || break
-				sleep 0.1
-			done
-			kill -KILL "$pid" 2>/dev/null
+			(
+				pid=$(DK_WORK=$work _dk_dockerd_pid "$h") || exit 0
+				ids=$(DK_WORK=$work dk_in "$h" timeout 60 docker ps -aq 2>/dev/null)
+				# shellcheck disable=SC2086
+				[[ -n $ids ]] && DK_WORK=$work dk_in "$h" timeout 120 docker rm -f $ids >/dev/null 2>&1
+				kill -TERM "$pid" 2>/dev/null
+				for ((i = 0; i < 300; i++)); do
+					[[ -d /proc/$pid ]] || exit 0
+					sleep 0.1
+				done
+				kill -KILL "$pid" 2>/dev/null
+			) &
+			stoppers+=($!)
 		done
+		wait "${stoppers[@]}"
 	fi
 	"$DM" testhost down --prefix "$DK_PREFIX" >/dev/null 2>&1
 	if [[ -n $work ]]; then
@@ -200,6 +240,15 @@ dk_down() {
 		fi
 	) 9>>/run/dmigrate-docker.lock
 	return 0
+}
+
+dk_logs() {
+	local h
+	for h in a b; do
+		[[ -f ${DK_WORK:-}/$h/dockerd.log ]] || continue
+		echo "--- host $h: dockerd.log (last lines)"
+		tail -n "${1:-20}" "$DK_WORK/$h/dockerd.log"
+	done
 }
 
 # ---- images ------------------------------------------------------------------

@@ -24,6 +24,9 @@
 #                   http.server answer on their published ports from the
 #                   client namespace; dm-python's memtouch (MB=16) prints
 #                   its timestamps every 10 ms
+#   docker/restart  b's dockerd stopped (dk_dockerd_stop): b's docker CLI
+#                   cannot connect, a's answers; started again after a change
+#                   to its daemon.json: the change holds, its images are kept
 #   docker/migrate-bb-MODE  (post-copy, stop-and-copy) `dmigrate migrate
 #                   docker:NAME` of the dm-bb counter (restart policy
 #                   always) from a to b: gone from a; on b running, same
@@ -507,6 +510,26 @@ t_services_1() {
 	return 0
 }
 
+# host b's dockerd down: b's docker CLI says so, a's goes on; started again
+# with a change to its daemon.json (as `dmigrate setup` makes one): the
+# change is in effect, b's images are still there
+t_restart() {
+	local t=docker/restart out id0
+	id0=$(dk_image_id b dm-bb)
+	dk_dockerd_stop b
+	out=$(dk_in b docker ps 2>&1) && { result FAIL $t "b's docker ps answers with its dockerd stopped"; return; }
+	[[ $out == *"Cannot connect to the Docker daemon"* ]] || { result FAIL $t "b's docker ps: $out"; return; }
+	dk_in a docker ps >/dev/null 2>&1 || { result FAIL $t "a's dockerd went down with b's"; return; }
+	jq '.labels = ["dk.restart=yes"]' "$DK_WORK/b/etc-docker/daemon.json" >"$DK_WORK/daemon.json" &&
+		cp "$DK_WORK/daemon.json" "$DK_WORK/b/etc-docker/daemon.json" || { result FAIL $t "daemon.json"; return; }
+	dk_dockerd_start b && dk_wait_ready b 2>"$DK_WORK/restart.err" ||
+		{ result FAIL $t "b does not come back: $(cat "$DK_WORK/restart.err")"; return; }
+	out=$(dk_in b docker info --format '{{json .Labels}}')
+	[[ $out == '["dk.restart=yes"]' ]] || { result FAIL $t "b's labels after the restart: $out"; return; }
+	[[ $(dk_image_id b dm-bb) == "$id0" && -n $id0 ]] || { result FAIL $t "b's dm-bb is gone after the restart"; return; }
+	result PASS $t
+}
+
 t_cleanup() {
 	local t=docker/cleanup h pids p out mps id cg shown
 	pids=
@@ -523,7 +546,9 @@ t_cleanup() {
 	shown=$(cat "$cg/docker/$id/cgroup.procs" 2>/dev/null | tr '\n' ' ')
 	[[ -n $shown ]] || { result FAIL $t "no process in $cg/docker/$id"; return; }
 	mps=$(cat "$DK_STATE/made" 2>/dev/null)
+	log "cleanup: before dk_down $((SECONDS - t0)) s"
 	dk_down
+	log "cleanup: dk_down done $((SECONDS - t0)) s"
 	HOSTS_UP=0
 	for p in $pids $shown; do
 		wait_until 20 eval "[[ ! -d /proc/$p ]] || [[ \$(awk '{print \$3}' /proc/$p/stat 2>/dev/null) == Z ]]" ||
@@ -549,9 +574,11 @@ t_cleanup() {
 
 # ---------------------------------------------------------------- run
 
-CASES=(docker/images docker/hosts docker/services docker/migrate-bb-post-copy docker/migrate-bb-stop-and-copy
-	docker/migrate-python docker/migrate-redis docker/migrate-nginx docker/migrate-image docker/refuse)
+CASES=(docker/images docker/hosts docker/services docker/restart docker/migrate-bb-post-copy
+	docker/migrate-bb-stop-and-copy docker/migrate-python docker/migrate-redis docker/migrate-nginx
+	docker/migrate-image docker/refuse)
 declare -A RUN=(
+	[docker/restart]=t_restart
 	[docker/images]=t_images
 	[docker/hosts]=t_hosts
 	[docker/services]=t_services
@@ -572,11 +599,16 @@ if ((${#todo[@]})); then
 	fi
 	for c in "${todo[@]}"; do
 		[[ $c == docker/cleanup ]] && continue
-		log "case $c"
+		t0=$SECONDS
 		${RUN[$c]}
+		log "$c: $((SECONDS - t0)) s"
 	done
+	# what the daemons said, when something failed (their logs go with the hosts)
+	((NFAIL == 0)) || dk_logs 20 | sed 's/^/# /'
 	if selected docker/cleanup && ((KEEP == 0)); then
+		t0=$SECONDS
 		t_cleanup
+		log "docker/cleanup: $((SECONDS - t0)) s"
 	fi
 fi
 summary

@@ -1,0 +1,264 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# Moving a Docker container: downtime and total time, per workload and
+# method, in the Docker test hosts of tests/docker/lib.sh (docs/docker-tests.md).
+#
+#   bench/docker-bench.sh [--build DIR] [--runs N] [--workloads LIST]
+#                         [--variants LIST] [--mb MIB] [--out FILE]
+#                         [--criu PATH] [--keep]
+#
+# Workloads (a fresh container in host a for every run):
+#   python-http  dm-python's `python3 -m http.server`, published on 8000;
+#                bench/lib/gapclient.py in the client namespace GETs
+#                /index.html every 5 ms
+#   redis        dm-redis, published on 6379; the client sends INCR every
+#                5 ms on one connection (made again after an error)
+#   memtouch     dm-python's memtouch.py with MB=512 (--mb): its own
+#                timestamps, every 10 ms, in `docker logs`
+# Variants (methods), alternated within each run (the order rotates), so that
+# they meet the same load of this shared machine:
+#   docker-checkpoint  Docker's own: `docker checkpoint create` then
+#                `docker start --checkpoint` of the same container on host a
+#                (dockerd --experimental, CRIU 4.1 of --criu, default
+#                /opt/criu-baseline/bin/criu: /work/shared/tools/install-criu-baseline.sh)
+#
+# downtime: the largest gap between two right answers the client saw (for
+# memtouch: between two consecutive timestamps, which must also count on by
+# one: the same process, not a new one); total: from the method's start to
+# its end (the container running again).  One JSON line per run and
+# method on stdout (and appended to --out), then a summary (medians).
+#
+# A method is a function v_NAME (the variant name with - as _) called as
+# `v_NAME WORKLOAD CONTAINER RUN` with the container running in host a; it
+# sets V_HOST (a or b: where the container runs afterwards), V_TOTAL_MS and
+# V_DETAIL (a JSON object), or V_ERR and returns 1.  A `dmigrate migrate
+# docker:NAME` variant is one more such function (the clients already try
+# host b's published port when host a's does not answer).
+set -u -o pipefail
+export LC_ALL=C
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+BUILD=
+RUNS=3
+WORKLOADS="python-http redis memtouch"
+VARIANTS="docker-checkpoint"
+MB=512
+OUT=
+CRIU=/opt/criu-baseline/bin/criu
+KEEP=0
+
+while (($#)); do
+	case $1 in
+	--build) BUILD=$2; shift ;;
+	--runs) RUNS=$2; shift ;;
+	--workloads) WORKLOADS=$2; shift ;;
+	--variants) VARIANTS=$2; shift ;;
+	--mb) MB=$2; shift ;;
+	--out) OUT=$2; shift ;;
+	--criu) CRIU=$2; shift ;;
+	--keep) KEEP=1 ;;
+	-h | --help) sed -n '4,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "docker-bench: unknown argument $1 (--help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+[[ -n $BUILD ]] || BUILD=$REPO/build
+DM=$(cd "$BUILD" 2>/dev/null && pwd)/dmigrate
+[[ -x $DM ]] || { echo "docker-bench: no dmigrate in $BUILD (--build DIR)" >&2; exit 2; }
+((EUID == 0)) || { echo "docker-bench: needs root" >&2; exit 2; }
+[[ " $VARIANTS " == *" docker-checkpoint "* && ! -x $CRIU ]] &&
+	{ echo "docker-bench: no CRIU at $CRIU (sh /work/shared/tools/install-criu-baseline.sh, or --criu PATH)" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/dmigrate-dkbench.XXXXXX)
+export DK_WORK=$WORK/hosts DK_PREFIX=${DM_E2E_PREFIX:-dmdkb} DK_EXPERIMENTAL=1
+export DK_CACHE=${DK_CACHE:-$(dirname "$DM")/docker-rootfs}
+# runc (started by dockerd's containerd) finds the baseline's CRIU first
+mkdir -p "$WORK/criu-bin"
+ln -s "$CRIU" "$WORK/criu-bin/criu"
+export DK_DOCKERD_PATH=$WORK/criu-bin:/usr/sbin:/usr/bin:/sbin:/bin
+# shellcheck source=../tests/docker/lib.sh
+source "$REPO/tests/docker/lib.sh"
+# runc's CRIU options (/etc/criu/runc.conf), the bench hosts' own
+DK_MOUNTPOINTS+=(/etc/criu)
+
+cleanup() {
+	if ((KEEP)); then
+		echo "# kept: DM=$DM DK_WORK=$DK_WORK DK_PREFIX=$DK_PREFIX; source tests/docker/lib.sh; dk_down; $WORK" >&2
+	else
+		dk_down
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "# $*" >&2; }
+now_ms() { date +%s%3N; }
+client_ns() { ip netns exec "$DK_PREFIX-c" "$@"; }
+
+t0=$SECONDS
+dk_up || exit 1
+for h in a b; do
+	mkdir -p "$DK_WORK/$h/etc-criu" "$DK_WORK/$h/criu-work"
+	# tcp-established: an open client connection does not fail the dump;
+	# skip-in-flight: nor one half made; work-dir keeps CRIU's logs
+	printf 'tcp-established\nskip-in-flight\nwork-dir %s\n' "$DK_WORK/$h/criu-work" >"$DK_WORK/$h/etc-criu/runc.conf"
+	dk_in $h mount -n --bind "$DK_WORK/$h/etc-criu" /etc/criu || exit 1
+done
+dk_images_build a && dk_images_copy a b || exit 1
+SEG_A=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^a.seg_addr=//p')
+SEG_B=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^b.seg_addr=//p')
+say "hosts and images ready in $((SECONDS - t0)) s; $("$CRIU" --version 2>/dev/null | head -1) for runc"
+
+# ---------------------------------------------------------------- workloads
+
+# wl_start WORKLOAD NAME: the container in host a, answering
+wl_start() {
+	local w=$1 n=$2 i
+	case $w in
+	python-http)
+		dk_in a docker run -d --name "$n" -p 8000:8000 dm-python \
+			python3 -m http.server 8000 --directory /srv >/dev/null ;;
+	redis) dk_in a docker run -d --name "$n" -p 6379:6379 dm-redis >/dev/null ;;
+	memtouch) dk_in a docker run -d --name "$n" -e "MB=$MB" dm-python >/dev/null ;;
+	esac || return 1
+	for ((i = 0; i < 600; i++)); do
+		case $w in
+		python-http) client_ns curl -s --max-time 2 "http://$SEG_A:8000/index.html" 2>/dev/null | grep -q dmigrate && return 0 ;;
+		redis) [[ $(client_ns redis-cli -h "$SEG_A" ping 2>/dev/null) == PONG ]] && return 0 ;;
+		memtouch) (($(dk_in a docker logs "$n" 2>/dev/null | wc -l) > 100)) && return 0 ;;
+		esac
+		sleep 0.2
+	done
+	return 1
+}
+wl_port() { case $1 in python-http) echo 8000 ;; redis) echo 6379 ;; esac; }
+wl_client() { case $1 in python-http) echo http ;; redis) echo redis ;; esac; }
+
+# memtouch's gap: the largest difference of consecutive "N TIME" lines of
+# the container's log in host H, as JSON; N must count on by one across it
+mt_gap() {
+	dk_in "$1" docker logs "$2" 2>/dev/null | awk '
+		$1 ~ /^[0-9]+$/ && NF == 2 {
+			if (have) {
+				g = ($2 - t) * 1000
+				if (g > max) { max = g; n0 = p; n1 = $1 }
+			}
+			have = 1; p = $1; t = $2; lines++
+		}
+		END { printf "{\"max_gap_ms\": %.1f, \"lines\": %d, \"gap_n\": [%d, %d], \"same_process\": %s}\n",
+			max, lines, n0, n1, (n1 == n0 + 1) ? "true" : "false" }'
+}
+
+# ---------------------------------------------------------------- methods
+
+v_docker_checkpoint() {
+	local w=$1 n=$2 r=$3 t0 t1 t2 out
+	t0=$(now_ms)
+	out=$(dk_in a docker checkpoint create "$n" "cp$r" 2>&1) || { V_ERR="docker checkpoint create: $out"; return 1; }
+	t1=$(now_ms)
+	out=$(dk_in a docker start --checkpoint "cp$r" "$n" 2>&1) || { V_ERR="docker start --checkpoint: $out"; return 1; }
+	t2=$(now_ms)
+	V_HOST=a
+	V_TOTAL_MS=$((t2 - t0))
+	V_DETAIL="{\"checkpoint_ms\": $((t1 - t0)), \"start_ms\": $((t2 - t1))}"
+}
+
+# ---------------------------------------------------------------- runs
+
+emit() {
+	echo "$1"
+	[[ -z $OUT ]] || echo "$1" >>"$OUT"
+}
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+
+# one_run WORKLOAD VARIANT RUN
+one_run() {
+	local w=$1 v=$2 r=$3 n=bench-$1-$3 fn=v_${2//-/_} cpid= status=$WORK/client.ready cout=$WORK/client.out line gap='{}' ok=true err= dt i tend last
+	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR=
+	if ! wl_start "$w" "$n"; then
+		err="the workload does not start: $(dk_in a docker logs "$n" 2>&1 | tail -n 3 | tr '\n' ' ')"
+	else
+		if [[ $w != memtouch ]]; then
+			rm -f "$status" "$cout.status"
+			# not through client_ns: $! must be the client (ip execs it)
+			ip netns exec "$DK_PREFIX-c" /usr/bin/python3 "$HERE/lib/gapclient.py" "$(wl_client "$w")" \
+				"$SEG_A:$(wl_port "$w"),$SEG_B:$(wl_port "$w")" --ready "$status" --status "$cout.status" >"$cout" 2>&1 &
+			cpid=$!
+			for ((i = 0; i < 300; i++)); do [[ -e $status ]] && break; sleep 0.1; done
+		fi
+		sleep 1	# a second of steady state before
+		if "$fn" "$w" "$n" "$r"; then
+			# then until the service answers again after the method's end
+			# (bounded: a service that does not come back is an error)
+			tend=$(now_ms)
+			for ((i = 0; i < 600; i++)); do
+				if [[ $w == memtouch ]]; then
+					last=$(dk_in "$V_HOST" docker logs --tail 1 "$n" 2>/dev/null | awk 'NF == 2 { print $2 }')
+				else
+					last=$(cat "$cout.status" 2>/dev/null)
+				fi
+				[[ $last =~ ^[0-9]+\.[0-9]+$ ]] && ((${last/./} / 1000 > tend)) && break
+				sleep 0.1
+			done
+			((i < 600)) || { ok=false err="no answer within 60 s after the method's end"; }
+			sleep 0.2	# and a little steady state after
+		else
+			ok=false err=$V_ERR
+		fi
+		if [[ -n $cpid ]]; then
+			kill -TERM "$cpid" 2>/dev/null
+			wait "$cpid"
+			gap=$(tail -n 1 "$cout")
+		else
+			gap=$(mt_gap "$V_HOST" "$n")
+		fi
+		[[ $(jq -r '.max_gap_ms' <<<"$gap" 2>/dev/null) =~ ^[0-9.]+$ ]] || { ok=false err="no measurement: $gap"; gap='{}'; }
+		if $ok && [[ $w == memtouch && $(jq -r .same_process <<<"$gap") != true ]]; then
+			ok=false err="memtouch's counter does not go on across the gap: $gap"
+		fi
+		if $ok && [[ $w == redis && $(jq -r .redis_back <<<"$gap") != 0 ]]; then
+			ok=false err="redis lost writes (its counter went back): $gap"
+		fi
+		if $ok && [[ $(dk_in "$V_HOST" docker inspect --format '{{.State.Running}}' "$n" 2>/dev/null) != true ]]; then
+			ok=false err="not running in $V_HOST afterwards: $(dk_in "$V_HOST" docker logs "$n" 2>&1 | grep -v '^[0-9]' | tail -n 2 | tr '\n' ' ')"
+		fi
+	fi
+	dt=$(jq -r '.max_gap_ms // null' <<<"$gap")
+	line=$(jq -cn --arg w "$w" --arg v "$v" --argjson r "$r" --argjson ok "$ok" --arg err "$err" \
+		--argjson down "${dt:-null}" --argjson total "$V_TOTAL_MS" --argjson method "$V_DETAIL" \
+		--argjson measure "$gap" --arg host "$V_HOST" --argjson mb "$MB" \
+		'{bench: "docker", workload: $w, variant: $v, run: $r, ok: $ok, downtime_ms: $down,
+		  total_ms: $total, host_after: $host, method: $method, measure: $measure}
+		 + (if $w == "memtouch" then {mb: $mb} else {} end)
+		 + (if $err != "" then {error: $err} else {} end)')
+	emit "$line"
+	echo "$line" >>"$RESULTS"
+	dk_in a docker rm -f "$n" >/dev/null 2>&1
+	dk_in b docker rm -f "$n" >/dev/null 2>&1
+	return 0
+}
+
+read -ra VLIST <<<"$VARIANTS"
+for ((r = 1; r <= RUNS; r++)); do
+	for w in $WORKLOADS; do
+		# the order of the methods rotates from run to run
+		for ((k = 0; k < ${#VLIST[@]}; k++)); do
+			v=${VLIST[$(((k + r - 1) % ${#VLIST[@]}))]}
+			say "run $r: $w, $v"
+			one_run "$w" "$v" "$r"
+		done
+	done
+done
+
+say "summary (medians of the runs that succeeded; ms):"
+jq -rs 'group_by(.workload + " " + .variant)[] |
+	(map(select(.ok)) | sort_by(.downtime_ms)) as $ok |
+	(map(select(.ok)) | map(.total_ms) | sort) as $tot |
+	"#   \(.[0].workload) \(.[0].variant): downtime \(if ($ok | length) > 0 then $ok[($ok | length) / 2 | floor].downtime_ms else "-" end)" +
+	"  total \(if ($tot | length) > 0 then $tot[($tot | length) / 2 | floor] else "-" end)" +
+	"  (\($ok | length)/\(length) ok)"' "$RESULTS" >&2
