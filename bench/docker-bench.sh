@@ -22,6 +22,11 @@
 #                `docker start --checkpoint` of the same container on host a
 #                (dockerd --experimental, CRIU 4.1 of --criu, default
 #                /opt/criu-baseline/bin/criu: /work/shared/tools/install-criu-baseline.sh)
+#   dmigrate     `dmigrate migrate docker:NAME --mode post-copy` from host a
+#                to host b (`dmigrate setup` and a dmigrated in b), over the
+#                hosts' link: a 1 Gbit/s token bucket (--link none: the veth
+#                as it is); memtouch's gap is read across both hosts' logs
+#                (--keep-source keeps a's)
 #
 # downtime: the largest gap between two right answers the client saw (for
 # memtouch: between two consecutive timestamps, which must also count on by
@@ -44,7 +49,8 @@ REPO=$(cd "$HERE/.." && pwd)
 BUILD=
 RUNS=3
 WORKLOADS="python-http redis memtouch"
-VARIANTS="docker-checkpoint"
+VARIANTS="docker-checkpoint dmigrate"
+LINK=1gbit
 MB=512
 OUT=
 CRIU=/opt/criu-baseline/bin/criu
@@ -59,6 +65,7 @@ while (($#)); do
 	--mb) MB=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--criu) CRIU=$2; shift ;;
+	--link) LINK=$2; shift ;;
 	--keep) KEEP=1 ;;
 	-h | --help) sed -n '4,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "docker-bench: unknown argument $1 (--help)" >&2; exit 2 ;;
@@ -74,6 +81,7 @@ DM=$(cd "$BUILD" 2>/dev/null && pwd)/dmigrate
 
 WORK=$(mktemp -d /tmp/dmigrate-dkbench.XXXXXX)
 export DK_WORK=$WORK/hosts DK_PREFIX=${DM_E2E_PREFIX:-dmdkb} DK_EXPERIMENTAL=1
+[[ $LINK == 1gbit ]] && export DK_TBF=1
 export DK_CACHE=${DK_CACHE:-$(dirname "$DM")/docker-rootfs}
 # runc (started by dockerd's containerd) finds the baseline's CRIU first
 mkdir -p "$WORK/criu-bin"
@@ -139,9 +147,11 @@ wl_port() { case $1 in python-http) echo 8000 ;; redis) echo 6379 ;; esac; }
 wl_client() { case $1 in python-http) echo http ;; redis) echo redis ;; esac; }
 
 # memtouch's gap: the largest difference of consecutive "N TIME" lines of
-# the container's log in host H, as JSON; N must count on by one across it
+# the container's logs in hosts H ("a", or "a b" for a container that moved:
+# a's lines, then b's), as JSON; N must count on by one across it
 mt_gap() {
-	dk_in "$1" docker logs "$2" 2>/dev/null | awk '
+	local h
+	for h in $1; do dk_in "$h" docker logs "$2" 2>/dev/null; done | awk '
 		$1 ~ /^[0-9]+$/ && NF == 2 {
 			if (have) {
 				g = ($2 - t) * 1000
@@ -167,6 +177,38 @@ v_docker_checkpoint() {
 	V_DETAIL="{\"checkpoint_ms\": $((t1 - t0)), \"start_ms\": $((t2 - t1))}"
 }
 
+DMIG_UP=0
+ADDR_B=
+# once: the runtime registered in b, a dmigrated there
+dmig_up() {
+	local bin
+	((DMIG_UP)) && return 0
+	bin=$(dirname "$DM")
+	"$DM" keygen "$WORK/key" >/dev/null || return 1
+	dk_in b "$DM" setup --runtime "$bin/dmigrate-runc" >&2 || return 1
+	ADDR_B=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^b.addr=//p')
+	"$DM" testhost spawn --prefix "$DK_PREFIX" --log "$WORK/dmigrated.log" b -- \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$bin/src/daemon/dmigrated" --listen "$ADDR_B:7070" \
+		--key "$WORK/key" --ready-file "$WORK/dmigrated.ready" >/dev/null || return 1
+	for ((i = 0; i < 300; i++)); do [[ -e $WORK/dmigrated.ready ]] && break; sleep 0.1; done
+	[[ -e $WORK/dmigrated.ready ]] || return 1
+	DMIG_UP=1
+}
+
+v_dmigrate() {
+	local w=$1 n=$2 r=$3 t0 t1 out
+	dmig_up || { V_ERR="dmigrate setup or dmigrated in b failed"; return 1; }
+	t0=$(now_ms)
+	out=$(dk_in a "$DM" migrate "docker:$n" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
+		--keep-source --stats "$WORK/mig-stats.json" 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
+	t1=$(now_ms)
+	V_HOST=b
+	V_LOGS="a b"
+	V_TOTAL_MS=$((t1 - t0))
+	V_DETAIL=$(jq -c '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes}' "$WORK/mig-stats.json" 2>/dev/null) ||
+		V_DETAIL='{}'
+}
+
 # ---------------------------------------------------------------- runs
 
 emit() {
@@ -179,7 +221,7 @@ RESULTS=$WORK/results.jsonl
 # one_run WORKLOAD VARIANT RUN
 one_run() {
 	local w=$1 v=$2 r=$3 n=bench-$1-$3 fn=v_${2//-/_} cpid= status=$WORK/client.ready cout=$WORK/client.out line gap='{}' ok=true err= dt i tend last
-	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR=
+	V_HOST=a V_LOGS= V_TOTAL_MS=0 V_DETAIL='{}' V_ERR=
 	if ! wl_start "$w" "$n"; then
 		err="the workload does not start: $(dk_in a docker logs "$n" 2>&1 | tail -n 3 | tr '\n' ' ')"
 	else
@@ -215,7 +257,7 @@ one_run() {
 			wait "$cpid"
 			gap=$(tail -n 1 "$cout")
 		else
-			gap=$(mt_gap "$V_HOST" "$n")
+			gap=$(mt_gap "${V_LOGS:-$V_HOST}" "$n")
 		fi
 		[[ $(jq -r '.max_gap_ms' <<<"$gap" 2>/dev/null) =~ ^[0-9.]+$ ]] || { ok=false err="no measurement: $gap"; gap='{}'; }
 		if $ok && [[ $w == memtouch && $(jq -r .same_process <<<"$gap") != true ]]; then

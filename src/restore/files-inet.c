@@ -283,27 +283,35 @@ static int tcp_established(struct rst_files *fs, int fd, const Dm__InetSk *s, bo
 /*
  * A connection whose own address this network namespace does not have (a
  * Docker container on a default bridge gets the destination's address): it
- * cannot go on, so it ends as the peer had closed it: fd is connected to a
- * loopback listener (made in the same namespace) whose side closes at once;
- * the tree reads EOF, and a write fails.  lfd: a socket made in the
- * namespace for the listener.
+ * cannot go on, so it ends as if the peer had closed it.  The stand-in is
+ * made in repair mode, which sends nothing (the namespace is locked, and
+ * nothing may leave for a peer that is not there): connected on loopback to
+ * a port nobody listens on, then shut for reading.  The tree reads EOF; what
+ * it writes meets a reset once the lock is gone.
  */
-static int tcp_closed(int fd, int lfd, int family)
+static int tcp_closed(int fd, int family)
 {
-	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	struct sockaddr_storage src = { .ss_family = (sa_family_t)family }, dst;
 	socklen_t sl = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int r;
 
 	if (family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		((struct sockaddr_in *)&src)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	else
-		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-	if (bind(lfd, (struct sockaddr *)&ss, sl) < 0 || listen(lfd, 1) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&ss, &sl) < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0)
-		return dm_fail(neg_errno(), "a closed stand-in on loopback: %m (is lo up?)");
-	int a = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (a < 0)
-		return dm_fail(neg_errno(), "accept: %m");
-	close(a);
+		((struct sockaddr_in6 *)&src)->sin6_addr = in6addr_loopback;
+	dst = src;
+	if (family == AF_INET)
+		((struct sockaddr_in *)&dst)->sin_port = htons(1);
+	else
+		((struct sockaddr_in6 *)&dst)->sin6_port = htons(1);
+	if ((r = repair(fd, TCP_REPAIR_ON)) < 0)
+		return dm_fail(r, "a closed stand-in: TCP_REPAIR: %s", strerror(-r));
+	if (bind(fd, (struct sockaddr *)&src, sl) < 0 || connect(fd, (struct sockaddr *)&dst, sl) < 0)
+		return dm_fail(neg_errno(), "a closed stand-in on loopback: %m");
+	if ((r = repair(fd, TCP_REPAIR_OFF_NO_WP)) < 0)
+		return dm_fail(r, "a closed stand-in: leaving repair mode: %s", strerror(-r));
+	if (shutdown(fd, SHUT_RD) < 0)
+		return dm_fail(neg_errno(), "a closed stand-in: shutdown: %m");
 	return 0;
 }
 
@@ -337,7 +345,7 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 					s->protocol);
 	int err = errno;
 	/* is the connection's own address here? (only where the runtime chose it) */
-	_cleanup_close_ int stand_in = -1;
+	bool stand_in = false;
 	if (fd >= 0 && tcp && s->state == TCP_ESTABLISHED && fs->c->o->inet_close_foreign) {
 		_cleanup_close_ int probe = socket(s->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		struct sockaddr_storage pa;
@@ -346,8 +354,7 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 			((struct sockaddr_in *)&pa)->sin_port = 0;
 		else
 			((struct sockaddr_in6 *)&pa)->sin6_port = 0;
-		if (probe >= 0 && bind(probe, (struct sockaddr *)&pa, pl) < 0 && errno == EADDRNOTAVAIL)
-			stand_in = socket(s->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+		stand_in = probe >= 0 && bind(probe, (struct sockaddr *)&pa, pl) < 0 && errno == EADDRNOTAVAIL;
 	}
 	netns_leave(back);
 	if (fd < 0)
@@ -387,8 +394,8 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		if (listen(fd, s->has_backlog ? (int)s->backlog : SOMAXCONN) < 0)
 			return dm_fail(neg_errno(), "listen on %s: %m%s", addr_str(s, true, a, sizeof(a)),
 				       errno == EADDRINUSE ? " (another socket holds the port)" : "");
-	} else if (s->state == TCP_ESTABLISHED && stand_in >= 0) {
-		r = tcp_closed(fd, stand_in, s->family);
+	} else if (s->state == TCP_ESTABLISHED && stand_in) {
+		r = tcp_closed(fd, s->family);
 		if (r < 0)
 			return rst_wrap(r, "TCP connection %s -> %s", addr_str(s, true, a, sizeof(a)),
 					addr_str(s, false, b, sizeof(b)));

@@ -38,7 +38,8 @@
 #   docker/migrate-redis    dm-redis with 2000 keys and a client writing
 #                   (INCR through a's published port) until the switch:
 #                   on b's published port every key, the counter at least
-#                   the last value a acknowledged
+#                   the last value a acknowledged; a connection held through
+#                   the move ends on b (its address changed): redis drops it
 #   docker/migrate-nginx    dm-nginx (master + worker): answers on b's
 #                   published port after the move, master and worker there
 #   docker/migrate-image   a container of an image only a has (a commit):
@@ -257,6 +258,7 @@ t_mig_redis() {
 	dk_in a docker run -d --name dk-mredis -p 6379:6379 dm-redis >/dev/null || { result FAIL "$t" "docker run"; return; }
 	t_mig_redis_1 && ok=1
 	[[ -n ${WPID:-} ]] && kill "$WPID" 2>/dev/null
+	[[ -n ${HPID:-} ]] && kill "$HPID" 2>/dev/null
 	dk_rm a dk-mredis
 	dk_rm b dk-mredis
 	((ok)) && result PASS "$t"
@@ -273,6 +275,13 @@ t_mig_redis_1() {
 	( while client redis-cli -h "$aa" incr ctr >>"$WORK/incr.log" 2>/dev/null; do sleep 0.005; done ) &
 	WPID=$!
 	wait_until 30 eval '[[ $(wc -l <"$WORK/incr.log") -ge 20 ]]' || { result FAIL "$t" "the writer does not write"; return 1; }
+	# and a client holding one connection: on the default bridge the container's
+	# address changes, so on b the connection ends (redis reads EOF, drops it)
+	client python3 -c 'import socket, sys, time
+s = socket.create_connection((sys.argv[1], 6379)); s.sendall(b"PING\r\n"); s.recv(64)
+print("held", flush=True); time.sleep(120)' "$aa" >"$WORK/held.log" 2>&1 &
+	HPID=$!
+	wait_until 30 grep -q held "$WORK/held.log" || { result FAIL "$t" "the held connection: $(cat "$WORK/held.log")"; return 1; }
 	out=$(mig dk-mredis --mode post-copy 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
 	wait_until 30 eval '! kill -0 $WPID 2>/dev/null' || { result FAIL "$t" "the writer still writes to a after the move"; return 1; }
 	WPID=
@@ -282,6 +291,10 @@ t_mig_redis_1() {
 	((got >= last && got <= last + 1)) || { result FAIL "$t" "ctr is $got in b, a acknowledged $last"; return 1; }
 	out=$(for ((i = 0; i < 2000; i++)); do echo "GET k$i"; done | client redis-cli -h "$ab" | awk -v bad=0 '$0 != "v" NR-1 "-" (NR-1)*7 { bad++ } END { print NR, bad }')
 	[[ $out == "2000 0" ]] || { result FAIL "$t" "keys in b: $out (lines, wrong)"; return 1; }
+	# the held connection's restored end read EOF and redis let it go: only
+	# this redis-cli is connected
+	wait_until 30 eval '[[ $(client redis-cli -h "$ab" info clients | tr -d "\r" | sed -n "s/^connected_clients://p") == 1 ]]' ||
+		{ result FAIL "$t" "clients in b: $(client redis-cli -h "$ab" client list | tr -d '\r' | tr '\n' '|')"; return 1; }
 	return 0
 }
 
