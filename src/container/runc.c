@@ -11,6 +11,7 @@
 #include "proc/proc.h"
 
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1327,6 +1328,63 @@ fail:
 	return r;
 }
 
+/* Is addr ("A/P") one of the addresses of the namespace we are in? */
+static bool address_here(const char *addr)
+{
+	_cleanup_free_ char *a = xstrdup(addr);
+	struct sockaddr_storage ss = {};
+	socklen_t sl;
+
+	a[strcspn(a, "/")] = 0;
+	if (inet_pton(AF_INET, a, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		sl = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, a, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		sl = sizeof(struct sockaddr_in6);
+	} else {
+		return false;
+	}
+	_cleanup_close_ int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return fd >= 0 && bind(fd, (struct sockaddr *)&ss, sl) == 0;
+}
+
+/*
+ * A container another runtime made with its network (Docker): its namespace
+ * is locked at once (the restore of the sockets takes the lock over), and
+ * the addresses it had that it has here again (a fixed address on a segment
+ * both hosts share) are announced once the tree runs; the others (a default
+ * bridge's, each host's own) are not announced.
+ */
+static int lock_and_announce(const Dm__Container *m, struct runc_started *s)
+{
+	_cleanup_close_ int ns = -1;
+	int back = -1, r;
+
+	if (!m->n_interfaces)
+		return 0;
+	r = netns_of_pid(s->pid, &ns);
+	if (r > 0)
+		r = netns_enter(ns, &back);
+	if (r < 0 || ns < 0)
+		return r;
+	r = netlock_netns(NETLOCK_NETNS_NAME);
+	s->net_locked = r >= 0;
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		for (size_t k = 0; k < n->n_addrs; k++) {
+			if (!address_here(n->addrs[k]))
+				continue;
+			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
+			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
+			s->ann_if[s->n_ann] = xstrdup(n->name);
+			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
+		}
+	}
+	netns_leave(back);
+	return r;
+}
+
 int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *o, pid_t pid,
 			int sock, struct runc_started *ret)
 {
@@ -1339,7 +1397,9 @@ int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *
 		r = dm_fail(neg_errno(), "the container's init %d: %s: %m", pid, rootp);
 		goto fail;
 	}
-	r = put_back(m, o, &s);
+	r = lock_and_announce(m, &s);
+	if (r >= 0)
+		r = put_back(m, o, &s);
 	if (r < 0)
 		goto fail;
 	*ret = s;
