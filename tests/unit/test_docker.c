@@ -72,6 +72,17 @@ static unsigned char pattern(size_t i)
 	return (unsigned char)((i * 31 + 7) % 251);
 }
 
+/* pattern(i) has a period of 251: PAT + i % 251 is the pattern from i on,
+ * for up to 64 KiB */
+#define BLK 65536
+static unsigned char PAT[BLK + 251];
+
+static void pat_init(void)
+{
+	for (size_t i = 0; i < sizeof(PAT); i++)
+		PAT[i] = pattern(i);
+}
+
 /* A buffered reader of one connection. */
 struct conn {
 	int fd;
@@ -89,6 +100,18 @@ static int conn_getc(struct conn *c)
 		c->len = (size_t)n;
 	}
 	return (unsigned char)c->buf[c->off++];
+}
+
+/* Up to n bytes (> 0 unless the peer is gone). */
+static ssize_t conn_read(struct conn *c, char *p, size_t n)
+{
+	if (c->off < c->len) {
+		n = MIN(n, c->len - c->off);
+		memcpy(p, c->buf + c->off, n);
+		c->off += n;
+		return (ssize_t)n;
+	}
+	return read(c->fd, p, n);
 }
 
 static int conn_line(struct conn *c, char *line, size_t max)
@@ -109,23 +132,42 @@ static int conn_line(struct conn *c, char *line, size_t max)
 	return -1;
 }
 
-/* A body byte: kept (small) and checked against the pattern (large). */
+/* A request body: kept (small) and checked against the pattern (large). */
 struct body_sink {
 	char *small;
 	size_t len;
 	bool pattern_ok;
 };
 
-static void sink_put(struct body_sink *s, int ch)
+static void sink_put(struct body_sink *s, const char *p, size_t n)
 {
-	if (s->len < 65536) {
-		s->small = xrealloc(s->small, s->len + 2);
-		s->small[s->len] = (char)ch;
-		s->small[s->len + 1] = 0;
+	if (s->len < BLK) {
+		size_t k = MIN(n, BLK - s->len);
+		s->small = xrealloc(s->small, s->len + k + 1);
+		memcpy(s->small + s->len, p, k);
+		s->small[s->len + k] = 0;
 	}
-	if ((unsigned char)ch != pattern(s->len))
-		s->pattern_ok = false;
-	s->len++;
+	for (size_t off = 0; off < n; off += BLK) {
+		size_t m = MIN((size_t)BLK, n - off);
+		if (memcmp(p + off, PAT + (s->len + off) % 251, m))
+			s->pattern_ok = false;
+	}
+	s->len += n;
+}
+
+/* n bytes of the connection into the sink */
+static int conn_body(struct conn *c, struct body_sink *s, size_t n)
+{
+	static char buf[BLK];
+
+	while (n) {
+		ssize_t k = conn_read(c, buf, MIN(n, sizeof(buf)));
+		if (k <= 0)
+			return -1;
+		sink_put(s, buf, (size_t)k);
+		n -= (size_t)k;
+	}
+	return 0;
 }
 
 static void send_all(int fd, const void *p, size_t n)
@@ -167,21 +209,12 @@ static void serve_one(struct fake *f, int fd)
 				conn_line(&c, line, sizeof(line));
 				break;
 			}
-			for (long i = 0; i < n; i++) {
-				int ch = conn_getc(&c);
-				if (ch < 0)
-					return;
-				sink_put(&body, ch);
-			}
+			if (n < 0 || conn_body(&c, &body, (size_t)n) < 0)
+				return;
 			conn_line(&c, line, sizeof(line));
 		}
-	} else {
-		for (long i = 0; i < clen; i++) {
-			int ch = conn_getc(&c);
-			if (ch < 0)
-				return;
-			sink_put(&body, ch);
-		}
+	} else if (clen > 0 && conn_body(&c, &body, (size_t)clen) < 0) {
+		return;
 	}
 	pthread_mutex_lock(&f->lock);
 	if (f->n_req < MAX_REQ) {
@@ -189,7 +222,7 @@ static void serve_one(struct fake *f, int fd)
 		f->body[f->n_req] = body.small ? xstrdup(body.small) : NULL;
 		f->n_req++;
 	}
-	if (body.len > 65536) {
+	if (body.len > BLK) {
 		f->upload_len = body.len;
 		f->upload_ok = body.pattern_ok;
 	}
@@ -208,13 +241,8 @@ static void serve_one(struct fake *f, int fd)
 	send_all(fd, line, (size_t)l);
 	if (r->stream) {
 		send_all(fd, "Transfer-Encoding: chunked\r\n\r\n", 30);
-		static unsigned char blk[65536];
-		for (size_t off = 0; off < r->stream; off += sizeof(blk)) {
-			size_t n = MIN(sizeof(blk), r->stream - off);
-			for (size_t i = 0; i < n; i++)
-				blk[i] = pattern(off + i);
-			send_chunk(fd, blk, n);
-		}
+		for (size_t off = 0; off < r->stream; off += BLK)
+			send_chunk(fd, PAT + off % 251, MIN((size_t)BLK, r->stream - off));
 		send_all(fd, "0\r\n\r\n", 5);
 	} else if (r->chunked) {
 		size_t n = strlen(r->body);
@@ -505,6 +533,13 @@ static void test_not_there(void **state)
 	unsetenv("DOCKER_HOST");
 	assert_int_equal(docker_open("ssh://user@host", &dk), -ENOTSUP);
 	assert_non_null(strstr(dm_last_error(), "unix:///PATH or tcp://HOST:PORT"));
+	/* tcp:// without TLS; a closed port of this host */
+	assert_int_equal(docker_open("tcp://127.0.0.1:1", &dk), -ECONNREFUSED);
+	assert_non_null(strstr(dm_last_error(), "cannot reach dockerd at tcp://127.0.0.1:1: "));
+	setenv("DOCKER_TLS_VERIFY", "1", 1);
+	assert_int_equal(docker_open("tcp://127.0.0.1:1", &dk), -ENOTSUP);
+	assert_non_null(strstr(dm_last_error(), "TLS (DOCKER_TLS_VERIFY) is not supported"));
+	unsetenv("DOCKER_TLS_VERIFY");
 }
 
 #define IMG_BYTES ((size_t)5 << 20 | 12345)
@@ -529,9 +564,9 @@ static void test_image_streams(void **state)
 	assert_int_equal((size_t)st.st_size, IMG_BYTES);
 	unsigned char *m = mmap(NULL, IMG_BYTES, PROT_READ, MAP_SHARED, fd, 0);
 	assert_true(m != MAP_FAILED);
-	for (size_t i = 0; i < IMG_BYTES; i++)
-		if (m[i] != pattern(i))
-			fail_msg("byte %zu of the saved image is %u, not %u", i, m[i], pattern(i));
+	for (size_t off = 0; off < IMG_BYTES; off += BLK)
+		if (memcmp(m + off, PAT + off % 251, MIN((size_t)BLK, IMG_BYTES - off)))
+			fail_msg("the saved image differs in its bytes %zu..%zu", off, off + BLK);
 	munmap(m, IMG_BYTES);
 
 	/* the error reply of a save is not written to the image */
@@ -545,11 +580,8 @@ static void test_image_streams(void **state)
 
 	/* load: the same bytes go up, chunked */
 	fd = memfd_create("img", MFD_CLOEXEC);
-	unsigned char *buf = xmalloc(IMG_BYTES);
-	for (size_t i = 0; i < IMG_BYTES; i++)
-		buf[i] = pattern(i);
-	assert_int_equal(write_all(fd, buf, IMG_BYTES), 0);
-	free(buf);
+	for (size_t off = 0; off < IMG_BYTES; off += BLK)
+		assert_int_equal(write_all(fd, PAT + off % 251, MIN((size_t)BLK, IMG_BYTES - off)), 0);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	assert_int_equal(docker_image_load(dk, fd), 0);
 	assert_int_equal(f->upload_len, IMG_BYTES);
@@ -1088,5 +1120,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_live_create_like, live_setup, live_teardown),
 	};
 	signal(SIGPIPE, SIG_IGN);
+	pat_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
