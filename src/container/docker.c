@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -742,17 +743,56 @@ int docker_wait_state(struct docker *dk, const char *id, const char *status, int
 
 /* ------------------------------------------------------------ images */
 
+/*
+ * out_fd may be a pipe whose reader is gone: the write must fail with EPIPE,
+ * not kill a program that did not ignore SIGPIPE (a library must not count on
+ * that).  Blocked in this thread for the transfer; one it raised is taken
+ * before the mask is restored.
+ */
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t s, p;
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &s, &g->old);
+	sigpending(&p);
+	g->was_pending = sigismember(&p, SIGPIPE);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	sigset_t s, p;
+	struct timespec zero = { 0, 0 };
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGPIPE);
+	sigpending(&p);
+	if (!g->was_pending && sigismember(&p, SIGPIPE))
+		while (sigtimedwait(&s, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 int docker_image_save(struct docker *dk, const char *ref, int out_fd)
 {
 	_cleanup_free_ char *path = NULL;
 	struct xfer x = { .out_fd = out_fd, .in_fd = -1 };
+	struct sigpipe_guard g;
 	long status;
 	int r = check_ref("image", ref);
 
 	if (r < 0)
 		return r;
 	path = xasprintf("/images/%s/get", ref);
+	sigpipe_block(&g);
 	r = dk_call(dk, "GET", path, true, NULL, NULL, &x, 0, &status);
+	sigpipe_restore(&g);
 	if (r >= 0 && status != 200)
 		r = status_fail(dk, &x, status, -EBUSY, "cannot save image '%s'", ref);
 	xfer_free(&x);

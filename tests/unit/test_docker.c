@@ -170,18 +170,29 @@ static int conn_body(struct conn *c, struct body_sink *s, size_t n)
 	return 0;
 }
 
-static void send_all(int fd, const void *p, size_t n)
+/* MSG_NOSIGNAL: a client that hangs up must not kill the test (which, like
+ * any program using the library, does not ignore SIGPIPE) */
+static int send_all(int fd, const void *p, size_t n)
 {
-	assert_int_equal(write_all(fd, p, n), 0);
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+	return 0;
 }
 
-static void send_chunk(int fd, const void *p, size_t n)
+static int send_chunk(int fd, const void *p, size_t n)
 {
 	char h[32];
 	int l = snprintf(h, sizeof(h), "%zx\r\n", n);
-	send_all(fd, h, (size_t)l);
-	send_all(fd, p, n);
-	send_all(fd, "\r\n", 2);
+	if (send_all(fd, h, (size_t)l) < 0 || send_all(fd, p, n) < 0)
+		return -1;
+	return send_all(fd, "\r\n", 2);
 }
 
 static void serve_one(struct fake *f, int fd)
@@ -242,7 +253,8 @@ static void serve_one(struct fake *f, int fd)
 	if (r->stream) {
 		send_all(fd, "Transfer-Encoding: chunked\r\n\r\n", 30);
 		for (size_t off = 0; off < r->stream; off += BLK)
-			send_chunk(fd, PAT + off % 251, MIN((size_t)BLK, r->stream - off));
+			if (send_chunk(fd, PAT + off % 251, MIN((size_t)BLK, r->stream - off)) < 0)
+				return; /* the client hung up */
 		send_all(fd, "0\r\n\r\n", 5);
 	} else if (r->chunked) {
 		size_t n = strlen(r->body);
@@ -577,6 +589,17 @@ static void test_image_streams(void **state)
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 0);
 	close(fd);
+
+	/* a reader that is gone: EPIPE, not SIGPIPE (nothing here ignores it) */
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	close(p[0]);
+	assert_int_equal(docker_image_save(dk, "sha256:aa", p[1]), -EPIPE);
+	assert_non_null(strstr(dm_last_error(), "writing the reply: Broken pipe"));
+	sigset_t pend;
+	sigpending(&pend);
+	assert_false(sigismember(&pend, SIGPIPE));
+	close(p[1]);
 
 	/* load: the same bytes go up, chunked */
 	fd = memfd_create("img", MFD_CLOEXEC);
@@ -1020,6 +1043,9 @@ static void test_live_create_like(void **state)
 			    "--hostname web1host --log-opt max-size=1m --entrypoint /bin/sh dmunit/busybox:1 "
 			    "-c 'sleep 1000' >/dev/null", H, D), 0);
 
+	/* a second network: before API 1.44 the copy joins it after create */
+	assert_int_equal(sh("docker -H %s network create --subnet 10.213.58.0/24 dmunitback >/dev/null && "
+			    "docker -H %s network connect --ip 10.213.58.10 --alias back1 dmunitback orig", H, H), 0);
 	assert_ok(docker_inspect(l->dk, "orig", &orig));
 	assert_ok(docker_ctr_parse(orig, &c));
 	assert_true(c.running);
@@ -1066,17 +1092,23 @@ static void test_live_create_like(void **state)
 	assert_ok(docker_start(l->dk, id));
 	assert_ok(docker_wait_state(l->dk, id, "running", 30000));
 	assert_ok(docker_inspect(l->dk, id, &after));
-	json_t *n1 = jpath(json_object_get(orig, "NetworkSettings"), "Networks", "dmunitnet");
-	json_t *n2 = jpath(json_object_get(after, "NetworkSettings"), "Networks", "dmunitnet");
-	assert_string_equal(json_string_value(json_object_get(n2, "IPAddress")), "10.213.57.10");
-	assert_string_equal(json_string_value(json_object_get(n2, "MacAddress")),
-			    json_string_value(json_object_get(n1, "MacAddress")));
-	assert_true(json_equal(jpath(n1, "IPAMConfig", "IPv4Address"), jpath(n2, "IPAMConfig", "IPv4Address")));
-	bool alias = false;
-	json_t *a;
-	json_array_foreach(json_object_get(n2, "Aliases"), i, a)
-		alias |= !strcmp(json_string_value(a), "webalias");
-	assert_true(alias);
+	static const char *const nets[][3] = { { "dmunitnet", "10.213.57.10", "webalias" },
+					       { "dmunitback", "10.213.58.10", "back1" } };
+	assert_int_equal(json_object_size(jpath(after, "NetworkSettings", "Networks")), 2);
+	for (size_t n = 0; n < ARRAY_SIZE(nets); n++) {
+		json_t *n1 = jpath(json_object_get(orig, "NetworkSettings"), "Networks", nets[n][0]);
+		json_t *n2 = jpath(json_object_get(after, "NetworkSettings"), "Networks", nets[n][0]);
+		assert_non_null(n2);
+		assert_string_equal(json_string_value(json_object_get(n2, "IPAddress")), nets[n][1]);
+		assert_string_equal(json_string_value(json_object_get(n2, "MacAddress")),
+				    json_string_value(json_object_get(n1, "MacAddress")));
+		assert_true(json_equal(jpath(n1, "IPAMConfig", "IPv4Address"), jpath(n2, "IPAMConfig", "IPv4Address")));
+		bool alias = false;
+		json_t *a;
+		json_array_foreach(json_object_get(n2, "Aliases"), i, a)
+			alias |= !strcmp(json_string_value(a), nets[n][2]);
+		assert_true(alias);
+	}
 
 	json_auto *policy = json_pack("{s:s, s:i}", "Name", "no", "MaximumRetryCount", 0);
 	assert_ok(docker_update_restart_policy(l->dk, id, policy));
@@ -1119,7 +1151,6 @@ int main(void)
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test_setup_teardown(test_live_create_like, live_setup, live_teardown),
 	};
-	signal(SIGPIPE, SIG_IGN);
 	pat_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
