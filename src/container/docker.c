@@ -215,7 +215,7 @@ static int dk_call(struct docker *dk, const char *method, const char *path, bool
 			curl_easy_setopt(dk->curl, CURLOPT_READFUNCTION, on_read);
 			curl_easy_setopt(dk->curl, CURLOPT_READDATA, x);
 		}
-		if (strcmp(method, "POST"))
+		if (strcmp(method, "POST") != 0)
 			curl_easy_setopt(dk->curl, CURLOPT_CUSTOMREQUEST, method);
 	} else if (!strcmp(method, "POST")) {
 		curl_easy_setopt(dk->curl, CURLOPT_POST, 1L);
@@ -223,7 +223,7 @@ static int dk_call(struct docker *dk, const char *method, const char *path, bool
 		curl_easy_setopt(dk->curl, CURLOPT_POSTFIELDSIZE, 0L);
 	} else if (!strcmp(method, "HEAD")) {
 		curl_easy_setopt(dk->curl, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(method, "GET")) {
+	} else if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(dk->curl, CURLOPT_CUSTOMREQUEST, method);
 	}
 	curl_easy_setopt(dk->curl, CURLOPT_HTTPHEADER, hdr);
@@ -306,7 +306,7 @@ int docker_request(struct docker *dk, const char *method, const char *path, json
 		   long *ret_status, json_t **ret_reply)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_json_call(dk, method, path, body, &x, REQUEST_TIMEOUT_S, &status);
@@ -356,7 +356,7 @@ static int negotiate(struct docker *dk)
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
 	_cleanup_json_ json_t *v = NULL;
 	int our_major, our_minor, dmaj, dmin, mmaj, mmin;
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_call(dk, "GET", "/_ping", false, NULL, NULL, &x, CONNECT_TIMEOUT_S * 3, &status);
@@ -459,7 +459,7 @@ dk_expect(struct docker *dk, const char *method, const char *path, json_t *body,
 	  const long *ok, int conflict, json_t **ret_reply, const char *fmt, ...)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_json_call(dk, method, path, body, &x, REQUEST_TIMEOUT_S, &status);
@@ -633,7 +633,7 @@ int docker_create(struct docker *dk, const char *name, json_t *body, char **ret_
 			if (r < 0) {
 				_cleanup_free_ char *dp = xasprintf("/containers/%s?force=1&v=1", id);
 				struct xfer x = { .out_fd = -1, .in_fd = -1 };
-				long st;
+				long st = 0;
 				_cleanup_free_ char *msg = xstrdup(dm_last_error());
 				dk_json_call(dk, "DELETE", dp, NULL, &x, REQUEST_TIMEOUT_S, &st);
 				xfer_free(&x);
@@ -661,7 +661,7 @@ int docker_stop(struct docker *dk, const char *id, int timeout_s)
 {
 	_cleanup_free_ char *path = NULL;
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status;
+	long status = 0;
 	int r = check_ref("container", id);
 
 	if (r < 0)
@@ -784,7 +784,7 @@ int docker_image_save(struct docker *dk, const char *ref, int out_fd)
 	_cleanup_free_ char *path = NULL;
 	struct xfer x = { .out_fd = out_fd, .in_fd = -1 };
 	struct sigpipe_guard g;
-	long status;
+	long status = 0;
 	int r = check_ref("image", ref);
 
 	if (r < 0)
@@ -831,7 +831,7 @@ static int load_stream_error(struct docker *dk, const struct xfer *x)
 int docker_image_load(struct docker *dk, int in_fd)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = in_fd };
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_call(dk, "POST", "/images/load?quiet=1", true, NULL, "application/x-tar", &x, 0, &status);
