@@ -563,6 +563,27 @@ int docker_image_inspect(struct docker *dk, const char *ref, json_t **ret)
 	return 0;
 }
 
+int docker_network_inspect(struct docker *dk, const char *name_or_id, json_t **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	json_t *j = NULL;
+	int r = check_ref("network", name_or_id);
+
+	if (r < 0)
+		return r;
+	path = xasprintf("/networks/%s", name_or_id);
+	r = dk_expect(dk, "GET", path, NULL, OK200, -EBUSY, &j, "cannot inspect network '%s'", name_or_id);
+	if (r < 0)
+		return r;
+	r = need_object(dk, j, path);
+	if (r < 0) {
+		json_decref(j);
+		return r;
+	}
+	*ret = j;
+	return 0;
+}
+
 static bool is_builtin_net(const char *n)
 {
 	return !strcmp(n, "bridge") || !strcmp(n, "default") || !strcmp(n, "host") || !strcmp(n, "none");

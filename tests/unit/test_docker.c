@@ -422,6 +422,8 @@ static void test_status_mapping(void **state)
 		{ "POST", "/v1.41/containers/web3/kill?signal=SIGTERM", 409,
 		  "{\"message\":\"Container web3 is not running\"}", false, 0 },
 		{ "GET", "/v1.41/images/nosuch:1/json", 404, "{\"message\":\"No such image: nosuch:1\"}", false, 0 },
+		{ "GET", "/v1.41/networks/front", 404, "{\"message\":\"network front not found\"}", false, 0 },
+		{ "GET", "/v1.41/networks/back", 200, "{\"Name\":\"back\",\"IPAM\":{\"Config\":[{\"Subnet\":\"10.2.0.0/24\"}]}}", false, 0 },
 		{ "POST", "/v1.41/containers/web4/start", 502, "Bad Gateway\n", false, 0 },
 		{ "POST", "/v1.41/containers/web5/start", 304, "", false, 0 },
 		{ "POST", "/v1.41/containers/web5/stop?t=3", 304, "", false, 0 },
@@ -453,6 +455,14 @@ static void test_status_mapping(void **state)
 
 	assert_int_equal(docker_image_inspect(dk, "nosuch:1", &j), -ENOENT);
 	assert_non_null(strstr(dm_last_error(), "No such image: nosuch:1"));
+
+	assert_int_equal(docker_network_inspect(dk, "front", &j), -ENOENT);
+	assert_non_null(strstr(dm_last_error(), "network 'front': network front not found"));
+	assert_int_equal(docker_network_inspect(dk, "back", &j), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(
+		json_object_get(j, "IPAM"), "Config"), 0), "Subnet")), "10.2.0.0/24");
+	json_decref(j);
+	j = NULL;
 
 	/* not JSON: the text itself */
 	assert_int_equal(docker_start(dk, "web4"), -EIO);
@@ -1056,6 +1066,10 @@ static void test_live_create_like(void **state)
 	assert_int_equal(c.n_volumes, 1);
 	assert_string_equal(c.volumes[0], "dmunitvol");
 	docker_ctr_free(&c);
+	json_auto *net = NULL;
+	assert_ok(docker_network_inspect(l->dk, "dmunitnet", &net));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(jpath(net, "IPAM", "Config"), 0),
+							      "Subnet")), "10.213.57.0/24");
 	assert_ok(docker_image_inspect(l->dk, "dmunit/busybox:1", &img));
 	assert_string_equal(json_string_value(json_object_get(img, "Id")),
 			    json_string_value(json_object_get(orig, "Image")));
