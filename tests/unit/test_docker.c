@@ -349,6 +349,16 @@ static struct docker *open_fake(struct fake *f)
 
 /* ------------------------------------------------------------ the client */
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static void test_negotiate_older_daemon(void **state)
 {
 	static const struct route routes[] = {
@@ -1144,6 +1154,17 @@ static void test_live_create_like(void **state)
 	assert_int_equal(docker_kill(l->dk, id, "SIGKILL"), -EBUSY);
 	assert_ok(docker_remove(l->dk, id, true, true));
 	assert_int_equal(docker_inspect(l->dk, id, &after), -ENOENT);
+
+	/* dockerd keeps the connection open between requests: it goes with
+	 * docker_close() */
+	int fds = count_fds();
+	struct docker *dk2 = NULL;
+	assert_ok(docker_open(l->host, &dk2));
+	json_auto *info = NULL;
+	assert_ok(docker_info(dk2, &info));
+	assert_true(count_fds() > fds);
+	docker_close(dk2);
+	assert_int_equal(count_fds(), fds);
 
 	/* the image goes out as `docker save` and back in as `docker load` */
 	_cleanup_free_ char *tarp = xasprintf("%s/img.tar", D);
