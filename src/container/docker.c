@@ -1052,13 +1052,21 @@ int docker_config_add_runtime(json_t *cfg, const char *name, const char *path)
 int docker_config_file_add_runtime(const char *file, const char *name, const char *path)
 {
 	_cleanup_json_ json_t *cfg = NULL;
-	_cleanup_free_ char *text = NULL, *tmp = NULL, *dir = NULL;
+	_cleanup_free_ char *text = NULL, *tmp = NULL, *dir = NULL, *real = NULL;
 	_cleanup_close_ int fd = -1;
 	mode_t mode = 0644;
 	struct stat st;
 	json_error_t je;
 	int r, change;
 
+	/* a symlink (to a file kept elsewhere) stays one: the rename below
+	 * replaces its target */
+	if (lstat(file, &st) == 0 && S_ISLNK(st.st_mode)) {
+		real = realpath(file, NULL);
+		if (!real)
+			return dm_fail(neg_errno(), "%s: %m", file);
+		file = real;
+	}
 	if (stat(file, &st) == 0) {
 		mode = st.st_mode & 07777;
 		cfg = json_load_file(file, 0, &je);
@@ -1096,8 +1104,8 @@ int docker_config_file_add_runtime(const char *file, const char *name, const cha
 	text = json_dumps(cfg, JSON_INDENT(2));
 	if (!text)
 		return dm_fail(-ENOMEM, "%s: cannot write JSON", file);
-	tmp = xasprintf("%s.dmigrate-tmp", file);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	tmp = xasprintf("%s.dmigrate-tmp.%d", file, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return dm_fail(neg_errno(), "%s: %m", tmp);
 	r = write_all(fd, text, strlen(text));

@@ -911,6 +911,15 @@ static void test_config_file(void **state)
 	assert_int_equal(stat(f2, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 
+	/* a symlink stays one, its target changes */
+	_cleanup_free_ char *link = xasprintf("%s/link.json", dir);
+	assert_int_equal(symlink("d2.json", link), 0);
+	assert_int_equal(docker_config_file_add_runtime(link, "dmigrate", "/z"), DOCKER_CFG_UPDATED);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	json_auto *j3 = json_load_file(f2, 0, NULL);
+	assert_string_equal(sget(json_object_get(json_object_get(j3, "runtimes"), "dmigrate"), "path"), "/z");
+
 	/* not JSON: named with its line; the file is left alone */
 	_cleanup_free_ char *f3 = xasprintf("%s/d3.json", dir);
 	fd = open(f3, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
