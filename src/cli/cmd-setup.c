@@ -97,6 +97,15 @@ static int read_pidfile(const char *file, pid_t *ret)
 		return dm_fail(-EBADMSG, "%s: no pid in it", file);
 	if (kill((pid_t)pid, 0) < 0)
 		return dm_fail(neg_errno(), "dockerd is not running: pid %ld of %s: %m", pid, file);
+	/* a stale pid file may name another program now: SIGHUP would end it */
+	_cleanup_free_ char *cpath = xasprintf("/proc/%ld/comm", pid), *comm = NULL;
+	r = read_full_file(cpath, 64, &comm, NULL);
+	if (r < 0)
+		return dm_fail(r, "dockerd is not running: pid %ld of %s: %s", pid, file, strerror(-r));
+	comm[strcspn(comm, "\n")] = 0;
+	if (strcmp(comm, "dockerd") != 0)
+		return dm_fail(-ESRCH, "dockerd is not running: pid %ld of %s is %s (a stale pid file?)",
+			       pid, file, comm);
 	*ret = (pid_t)pid;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,7 +215,7 @@ static int dk_call(struct docker *dk, const char *method, const char *path, bool
 			curl_easy_setopt(dk->curl, CURLOPT_READFUNCTION, on_read);
 			curl_easy_setopt(dk->curl, CURLOPT_READDATA, x);
 		}
-		if (strcmp(method, "POST"))
+		if (strcmp(method, "POST") != 0)
 			curl_easy_setopt(dk->curl, CURLOPT_CUSTOMREQUEST, method);
 	} else if (!strcmp(method, "POST")) {
 		curl_easy_setopt(dk->curl, CURLOPT_POST, 1L);
@@ -222,7 +223,7 @@ static int dk_call(struct docker *dk, const char *method, const char *path, bool
 		curl_easy_setopt(dk->curl, CURLOPT_POSTFIELDSIZE, 0L);
 	} else if (!strcmp(method, "HEAD")) {
 		curl_easy_setopt(dk->curl, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(method, "GET")) {
+	} else if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(dk->curl, CURLOPT_CUSTOMREQUEST, method);
 	}
 	curl_easy_setopt(dk->curl, CURLOPT_HTTPHEADER, hdr);
@@ -305,7 +306,7 @@ int docker_request(struct docker *dk, const char *method, const char *path, json
 		   long *ret_status, json_t **ret_reply)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_json_call(dk, method, path, body, &x, REQUEST_TIMEOUT_S, &status);
@@ -355,7 +356,7 @@ static int negotiate(struct docker *dk)
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
 	_cleanup_json_ json_t *v = NULL;
 	int our_major, our_minor, dmaj, dmin, mmaj, mmin;
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_call(dk, "GET", "/_ping", false, NULL, NULL, &x, CONNECT_TIMEOUT_S * 3, &status);
@@ -458,7 +459,7 @@ dk_expect(struct docker *dk, const char *method, const char *path, json_t *body,
 	  const long *ok, int conflict, json_t **ret_reply, const char *fmt, ...)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_json_call(dk, method, path, body, &x, REQUEST_TIMEOUT_S, &status);
@@ -562,6 +563,27 @@ int docker_image_inspect(struct docker *dk, const char *ref, json_t **ret)
 	return 0;
 }
 
+int docker_network_inspect(struct docker *dk, const char *name_or_id, json_t **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	json_t *j = NULL;
+	int r = check_ref("network", name_or_id);
+
+	if (r < 0)
+		return r;
+	path = xasprintf("/networks/%s", name_or_id);
+	r = dk_expect(dk, "GET", path, NULL, OK200, -EBUSY, &j, "cannot inspect network '%s'", name_or_id);
+	if (r < 0)
+		return r;
+	r = need_object(dk, j, path);
+	if (r < 0) {
+		json_decref(j);
+		return r;
+	}
+	*ret = j;
+	return 0;
+}
+
 static bool is_builtin_net(const char *n)
 {
 	return !strcmp(n, "bridge") || !strcmp(n, "default") || !strcmp(n, "host") || !strcmp(n, "none");
@@ -632,7 +654,7 @@ int docker_create(struct docker *dk, const char *name, json_t *body, char **ret_
 			if (r < 0) {
 				_cleanup_free_ char *dp = xasprintf("/containers/%s?force=1&v=1", id);
 				struct xfer x = { .out_fd = -1, .in_fd = -1 };
-				long st;
+				long st = 0;
 				_cleanup_free_ char *msg = xstrdup(dm_last_error());
 				dk_json_call(dk, "DELETE", dp, NULL, &x, REQUEST_TIMEOUT_S, &st);
 				xfer_free(&x);
@@ -660,7 +682,7 @@ int docker_stop(struct docker *dk, const char *id, int timeout_s)
 {
 	_cleanup_free_ char *path = NULL;
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status;
+	long status = 0;
 	int r = check_ref("container", id);
 
 	if (r < 0)
@@ -742,17 +764,56 @@ int docker_wait_state(struct docker *dk, const char *id, const char *status, int
 
 /* ------------------------------------------------------------ images */
 
+/*
+ * out_fd may be a pipe whose reader is gone: the write must fail with EPIPE,
+ * not kill a program that did not ignore SIGPIPE (a library must not count on
+ * that).  Blocked in this thread for the transfer; one it raised is taken
+ * before the mask is restored.
+ */
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t s, p;
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &s, &g->old);
+	sigpending(&p);
+	g->was_pending = sigismember(&p, SIGPIPE);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	sigset_t s, p;
+	struct timespec zero = { 0, 0 };
+
+	sigemptyset(&s);
+	sigaddset(&s, SIGPIPE);
+	sigpending(&p);
+	if (!g->was_pending && sigismember(&p, SIGPIPE))
+		while (sigtimedwait(&s, NULL, &zero) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 int docker_image_save(struct docker *dk, const char *ref, int out_fd)
 {
 	_cleanup_free_ char *path = NULL;
 	struct xfer x = { .out_fd = out_fd, .in_fd = -1 };
-	long status;
+	struct sigpipe_guard g;
+	long status = 0;
 	int r = check_ref("image", ref);
 
 	if (r < 0)
 		return r;
 	path = xasprintf("/images/%s/get", ref);
+	sigpipe_block(&g);
 	r = dk_call(dk, "GET", path, true, NULL, NULL, &x, 0, &status);
+	sigpipe_restore(&g);
 	if (r >= 0 && status != 200)
 		r = status_fail(dk, &x, status, -EBUSY, "cannot save image '%s'", ref);
 	xfer_free(&x);
@@ -791,7 +852,7 @@ static int load_stream_error(struct docker *dk, const struct xfer *x)
 int docker_image_load(struct docker *dk, int in_fd)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = in_fd };
-	long status;
+	long status = 0;
 	int r;
 
 	r = dk_call(dk, "POST", "/images/load?quiet=1", true, NULL, "application/x-tar", &x, 0, &status);
@@ -991,13 +1052,21 @@ int docker_config_add_runtime(json_t *cfg, const char *name, const char *path)
 int docker_config_file_add_runtime(const char *file, const char *name, const char *path)
 {
 	_cleanup_json_ json_t *cfg = NULL;
-	_cleanup_free_ char *text = NULL, *tmp = NULL, *dir = NULL;
+	_cleanup_free_ char *text = NULL, *tmp = NULL, *dir = NULL, *real = NULL;
 	_cleanup_close_ int fd = -1;
 	mode_t mode = 0644;
 	struct stat st;
 	json_error_t je;
 	int r, change;
 
+	/* a symlink (to a file kept elsewhere) stays one: the rename below
+	 * replaces its target */
+	if (lstat(file, &st) == 0 && S_ISLNK(st.st_mode)) {
+		real = realpath(file, NULL);
+		if (!real)
+			return dm_fail(neg_errno(), "%s: %m", file);
+		file = real;
+	}
 	if (stat(file, &st) == 0) {
 		mode = st.st_mode & 07777;
 		cfg = json_load_file(file, 0, &je);
@@ -1035,8 +1104,8 @@ int docker_config_file_add_runtime(const char *file, const char *name, const cha
 	text = json_dumps(cfg, JSON_INDENT(2));
 	if (!text)
 		return dm_fail(-ENOMEM, "%s: cannot write JSON", file);
-	tmp = xasprintf("%s.dmigrate-tmp", file);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	tmp = xasprintf("%s.dmigrate-tmp.%d", file, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return dm_fail(neg_errno(), "%s: %m", tmp);
 	r = write_all(fd, text, strlen(text));

@@ -5,7 +5,8 @@
 # socket, daemon.json, pid file and cgroup parent; in its own network and
 # mount namespaces): the runtime is added and dockerd lists it, a second run
 # changes nothing, another path is changed, and the errors (no dmigrate-runc
-# next to dmigrate, daemon.json not JSON, dockerd not running or not
+# next to dmigrate, daemon.json not JSON, dockerd not running, a stale pid
+# file that names another program (not signalled), dockerd not
 # reachable) name their cause and leave daemon.json as it was.  Skipped
 # without dockerd.  Run by tests/cli/run.sh; alone:
 #   tests/cli/docker-setup.sh [--build DIR]
@@ -118,6 +119,22 @@ cp "$CFG" "$W/before.json"
 out=$(setup --docker-pidfile "$W/nosuch.pid" --runtime /usr/sbin/runc)
 if (($? != 1)); then bad "$t" "exit status: $out"
 elif ! grep -q "$W/nosuch.pid: No such file or directory (is dockerd running" <<<"$out"; then bad "$t" "$out"
+elif ! cmp -s "$CFG" "$W/before.json"; then bad "$t" "daemon.json changed"
+else ok "$t"; fi
+
+t="setup does not signal what a stale pid file names"
+sleep 600 &
+spid=$!
+echo "$spid" >"$W/stale.pid"
+out=$(setup --docker-pidfile "$W/stale.pid" --runtime /usr/sbin/runc)
+rc=$?
+alive=0
+kill -0 "$spid" 2>/dev/null && alive=1
+kill "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
+if ((rc != 1)); then bad "$t" "exit status $rc: $out"
+elif ! grep -q "dockerd is not running: pid $spid of $W/stale.pid is sleep (a stale pid file?)" <<<"$out"; then bad "$t" "$out"
+elif ((!alive)); then bad "$t" "the process of the stale pid file is gone"
 elif ! cmp -s "$CFG" "$W/before.json"; then bad "$t" "daemon.json changed"
 else ok "$t"; fi
 

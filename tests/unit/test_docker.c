@@ -8,7 +8,7 @@
  * setup`; then, where dockerd is installed, the same against a private
  * dockerd in its own network namespace: a container made from
  * docker_create_body of another's inspect has the same Config and
- * HostConfig.
+ * HostConfig (not in the sanitizer build: once per suite is enough).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -72,6 +72,17 @@ static unsigned char pattern(size_t i)
 	return (unsigned char)((i * 31 + 7) % 251);
 }
 
+/* pattern(i) has a period of 251: PAT + i % 251 is the pattern from i on,
+ * for up to 64 KiB */
+#define BLK 65536
+static unsigned char PAT[BLK + 251];
+
+static void pat_init(void)
+{
+	for (size_t i = 0; i < sizeof(PAT); i++)
+		PAT[i] = pattern(i);
+}
+
 /* A buffered reader of one connection. */
 struct conn {
 	int fd;
@@ -89,6 +100,18 @@ static int conn_getc(struct conn *c)
 		c->len = (size_t)n;
 	}
 	return (unsigned char)c->buf[c->off++];
+}
+
+/* Up to n bytes (> 0 unless the peer is gone). */
+static ssize_t conn_read(struct conn *c, char *p, size_t n)
+{
+	if (c->off < c->len) {
+		n = MIN(n, c->len - c->off);
+		memcpy(p, c->buf + c->off, n);
+		c->off += n;
+		return (ssize_t)n;
+	}
+	return read(c->fd, p, n);
 }
 
 static int conn_line(struct conn *c, char *line, size_t max)
@@ -109,37 +132,67 @@ static int conn_line(struct conn *c, char *line, size_t max)
 	return -1;
 }
 
-/* A body byte: kept (small) and checked against the pattern (large). */
+/* A request body: kept (small) and checked against the pattern (large). */
 struct body_sink {
 	char *small;
 	size_t len;
 	bool pattern_ok;
 };
 
-static void sink_put(struct body_sink *s, int ch)
+static void sink_put(struct body_sink *s, const char *p, size_t n)
 {
-	if (s->len < 65536) {
-		s->small = xrealloc(s->small, s->len + 2);
-		s->small[s->len] = (char)ch;
-		s->small[s->len + 1] = 0;
+	if (s->len < BLK) {
+		size_t k = MIN(n, BLK - s->len);
+		s->small = xrealloc(s->small, s->len + k + 1);
+		memcpy(s->small + s->len, p, k);
+		s->small[s->len + k] = 0;
 	}
-	if ((unsigned char)ch != pattern(s->len))
-		s->pattern_ok = false;
-	s->len++;
+	for (size_t off = 0; off < n; off += BLK) {
+		size_t m = MIN((size_t)BLK, n - off);
+		if (memcmp(p + off, PAT + (s->len + off) % 251, m))
+			s->pattern_ok = false;
+	}
+	s->len += n;
 }
 
-static void send_all(int fd, const void *p, size_t n)
+/* n bytes of the connection into the sink */
+static int conn_body(struct conn *c, struct body_sink *s, size_t n)
 {
-	assert_int_equal(write_all(fd, p, n), 0);
+	static char buf[BLK];
+
+	while (n) {
+		ssize_t k = conn_read(c, buf, MIN(n, sizeof(buf)));
+		if (k <= 0)
+			return -1;
+		sink_put(s, buf, (size_t)k);
+		n -= (size_t)k;
+	}
+	return 0;
 }
 
-static void send_chunk(int fd, const void *p, size_t n)
+/* MSG_NOSIGNAL: a client that hangs up must not kill the test (which, like
+ * any program using the library, does not ignore SIGPIPE) */
+static int send_all(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int send_chunk(int fd, const void *p, size_t n)
 {
 	char h[32];
 	int l = snprintf(h, sizeof(h), "%zx\r\n", n);
-	send_all(fd, h, (size_t)l);
-	send_all(fd, p, n);
-	send_all(fd, "\r\n", 2);
+	if (send_all(fd, h, (size_t)l) < 0 || send_all(fd, p, n) < 0)
+		return -1;
+	return send_all(fd, "\r\n", 2);
 }
 
 static void serve_one(struct fake *f, int fd)
@@ -167,21 +220,12 @@ static void serve_one(struct fake *f, int fd)
 				conn_line(&c, line, sizeof(line));
 				break;
 			}
-			for (long i = 0; i < n; i++) {
-				int ch = conn_getc(&c);
-				if (ch < 0)
-					return;
-				sink_put(&body, ch);
-			}
+			if (n < 0 || conn_body(&c, &body, (size_t)n) < 0)
+				return;
 			conn_line(&c, line, sizeof(line));
 		}
-	} else {
-		for (long i = 0; i < clen; i++) {
-			int ch = conn_getc(&c);
-			if (ch < 0)
-				return;
-			sink_put(&body, ch);
-		}
+	} else if (clen > 0 && conn_body(&c, &body, (size_t)clen) < 0) {
+		return;
 	}
 	pthread_mutex_lock(&f->lock);
 	if (f->n_req < MAX_REQ) {
@@ -189,7 +233,7 @@ static void serve_one(struct fake *f, int fd)
 		f->body[f->n_req] = body.small ? xstrdup(body.small) : NULL;
 		f->n_req++;
 	}
-	if (body.len > 65536) {
+	if (body.len > BLK) {
 		f->upload_len = body.len;
 		f->upload_ok = body.pattern_ok;
 	}
@@ -208,13 +252,9 @@ static void serve_one(struct fake *f, int fd)
 	send_all(fd, line, (size_t)l);
 	if (r->stream) {
 		send_all(fd, "Transfer-Encoding: chunked\r\n\r\n", 30);
-		static unsigned char blk[65536];
-		for (size_t off = 0; off < r->stream; off += sizeof(blk)) {
-			size_t n = MIN(sizeof(blk), r->stream - off);
-			for (size_t i = 0; i < n; i++)
-				blk[i] = pattern(off + i);
-			send_chunk(fd, blk, n);
-		}
+		for (size_t off = 0; off < r->stream; off += BLK)
+			if (send_chunk(fd, PAT + off % 251, MIN((size_t)BLK, r->stream - off)) < 0)
+				return; /* the client hung up */
 		send_all(fd, "0\r\n\r\n", 5);
 	} else if (r->chunked) {
 		size_t n = strlen(r->body);
@@ -309,6 +349,16 @@ static struct docker *open_fake(struct fake *f)
 
 /* ------------------------------------------------------------ the client */
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static void test_negotiate_older_daemon(void **state)
 {
 	static const struct route routes[] = {
@@ -382,6 +432,8 @@ static void test_status_mapping(void **state)
 		{ "POST", "/v1.41/containers/web3/kill?signal=SIGTERM", 409,
 		  "{\"message\":\"Container web3 is not running\"}", false, 0 },
 		{ "GET", "/v1.41/images/nosuch:1/json", 404, "{\"message\":\"No such image: nosuch:1\"}", false, 0 },
+		{ "GET", "/v1.41/networks/front", 404, "{\"message\":\"network front not found\"}", false, 0 },
+		{ "GET", "/v1.41/networks/back", 200, "{\"Name\":\"back\",\"IPAM\":{\"Config\":[{\"Subnet\":\"10.2.0.0/24\"}]}}", false, 0 },
 		{ "POST", "/v1.41/containers/web4/start", 502, "Bad Gateway\n", false, 0 },
 		{ "POST", "/v1.41/containers/web5/start", 304, "", false, 0 },
 		{ "POST", "/v1.41/containers/web5/stop?t=3", 304, "", false, 0 },
@@ -413,6 +465,14 @@ static void test_status_mapping(void **state)
 
 	assert_int_equal(docker_image_inspect(dk, "nosuch:1", &j), -ENOENT);
 	assert_non_null(strstr(dm_last_error(), "No such image: nosuch:1"));
+
+	assert_int_equal(docker_network_inspect(dk, "front", &j), -ENOENT);
+	assert_non_null(strstr(dm_last_error(), "network 'front': network front not found"));
+	assert_int_equal(docker_network_inspect(dk, "back", &j), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(
+		json_object_get(j, "IPAM"), "Config"), 0), "Subnet")), "10.2.0.0/24");
+	json_decref(j);
+	j = NULL;
 
 	/* not JSON: the text itself */
 	assert_int_equal(docker_start(dk, "web4"), -EIO);
@@ -505,6 +565,13 @@ static void test_not_there(void **state)
 	unsetenv("DOCKER_HOST");
 	assert_int_equal(docker_open("ssh://user@host", &dk), -ENOTSUP);
 	assert_non_null(strstr(dm_last_error(), "unix:///PATH or tcp://HOST:PORT"));
+	/* tcp:// without TLS; a closed port of this host */
+	assert_int_equal(docker_open("tcp://127.0.0.1:1", &dk), -ECONNREFUSED);
+	assert_non_null(strstr(dm_last_error(), "cannot reach dockerd at tcp://127.0.0.1:1: "));
+	setenv("DOCKER_TLS_VERIFY", "1", 1);
+	assert_int_equal(docker_open("tcp://127.0.0.1:1", &dk), -ENOTSUP);
+	assert_non_null(strstr(dm_last_error(), "TLS (DOCKER_TLS_VERIFY) is not supported"));
+	unsetenv("DOCKER_TLS_VERIFY");
 }
 
 #define IMG_BYTES ((size_t)5 << 20 | 12345)
@@ -529,9 +596,9 @@ static void test_image_streams(void **state)
 	assert_int_equal((size_t)st.st_size, IMG_BYTES);
 	unsigned char *m = mmap(NULL, IMG_BYTES, PROT_READ, MAP_SHARED, fd, 0);
 	assert_true(m != MAP_FAILED);
-	for (size_t i = 0; i < IMG_BYTES; i++)
-		if (m[i] != pattern(i))
-			fail_msg("byte %zu of the saved image is %u, not %u", i, m[i], pattern(i));
+	for (size_t off = 0; off < IMG_BYTES; off += BLK)
+		if (memcmp(m + off, PAT + off % 251, MIN((size_t)BLK, IMG_BYTES - off)))
+			fail_msg("the saved image differs in its bytes %zu..%zu", off, off + BLK);
 	munmap(m, IMG_BYTES);
 
 	/* the error reply of a save is not written to the image */
@@ -543,13 +610,21 @@ static void test_image_streams(void **state)
 	assert_int_equal(st.st_size, 0);
 	close(fd);
 
+	/* a reader that is gone: EPIPE, not SIGPIPE (nothing here ignores it) */
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	close(p[0]);
+	assert_int_equal(docker_image_save(dk, "sha256:aa", p[1]), -EPIPE);
+	assert_non_null(strstr(dm_last_error(), "writing the reply: Broken pipe"));
+	sigset_t pend;
+	sigpending(&pend);
+	assert_false(sigismember(&pend, SIGPIPE));
+	close(p[1]);
+
 	/* load: the same bytes go up, chunked */
 	fd = memfd_create("img", MFD_CLOEXEC);
-	unsigned char *buf = xmalloc(IMG_BYTES);
-	for (size_t i = 0; i < IMG_BYTES; i++)
-		buf[i] = pattern(i);
-	assert_int_equal(write_all(fd, buf, IMG_BYTES), 0);
-	free(buf);
+	for (size_t off = 0; off < IMG_BYTES; off += BLK)
+		assert_int_equal(write_all(fd, PAT + off % 251, MIN((size_t)BLK, IMG_BYTES - off)), 0);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	assert_int_equal(docker_image_load(dk, fd), 0);
 	assert_int_equal(f->upload_len, IMG_BYTES);
@@ -836,6 +911,15 @@ static void test_config_file(void **state)
 	assert_int_equal(stat(f2, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 
+	/* a symlink stays one, its target changes */
+	_cleanup_free_ char *link = xasprintf("%s/link.json", dir);
+	assert_int_equal(symlink("d2.json", link), 0);
+	assert_int_equal(docker_config_file_add_runtime(link, "dmigrate", "/z"), DOCKER_CFG_UPDATED);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	json_auto *j3 = json_load_file(f2, 0, NULL);
+	assert_string_equal(sget(json_object_get(json_object_get(j3, "runtimes"), "dmigrate"), "path"), "/z");
+
 	/* not JSON: named with its line; the file is left alone */
 	_cleanup_free_ char *f3 = xasprintf("%s/d3.json", dir);
 	fd = open(f3, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -891,7 +975,17 @@ static int live_setup(void **state)
 {
 	struct live *l;
 
-	if (geteuid() != 0 || !in_path("dockerd") || !in_path("docker") || !in_path("busybox")) {
+	/*
+	 * Once per suite: the sanitizer build runs the same client code against
+	 * the fake dockerd above; a second dockerd start there would only add
+	 * its 10-20 s to the suite.
+	 */
+#ifdef __SANITIZE_ADDRESS__
+	const bool sanitized = true;
+#else
+	const bool sanitized = false;
+#endif
+	if (sanitized || geteuid() != 0 || !in_path("dockerd") || !in_path("docker") || !in_path("busybox")) {
 		*state = NULL;
 		return 0;
 	}
@@ -988,6 +1082,9 @@ static void test_live_create_like(void **state)
 			    "--hostname web1host --log-opt max-size=1m --entrypoint /bin/sh dmunit/busybox:1 "
 			    "-c 'sleep 1000' >/dev/null", H, D), 0);
 
+	/* a second network: before API 1.44 the copy joins it after create */
+	assert_int_equal(sh("docker -H %s network create --subnet 10.213.58.0/24 dmunitback >/dev/null && "
+			    "docker -H %s network connect --ip 10.213.58.10 --alias back1 dmunitback orig", H, H), 0);
 	assert_ok(docker_inspect(l->dk, "orig", &orig));
 	assert_ok(docker_ctr_parse(orig, &c));
 	assert_true(c.running);
@@ -998,6 +1095,10 @@ static void test_live_create_like(void **state)
 	assert_int_equal(c.n_volumes, 1);
 	assert_string_equal(c.volumes[0], "dmunitvol");
 	docker_ctr_free(&c);
+	json_auto *net = NULL;
+	assert_ok(docker_network_inspect(l->dk, "dmunitnet", &net));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(jpath(net, "IPAM", "Config"), 0),
+							      "Subnet")), "10.213.57.0/24");
 	assert_ok(docker_image_inspect(l->dk, "dmunit/busybox:1", &img));
 	assert_string_equal(json_string_value(json_object_get(img, "Id")),
 			    json_string_value(json_object_get(orig, "Image")));
@@ -1034,17 +1135,23 @@ static void test_live_create_like(void **state)
 	assert_ok(docker_start(l->dk, id));
 	assert_ok(docker_wait_state(l->dk, id, "running", 30000));
 	assert_ok(docker_inspect(l->dk, id, &after));
-	json_t *n1 = jpath(json_object_get(orig, "NetworkSettings"), "Networks", "dmunitnet");
-	json_t *n2 = jpath(json_object_get(after, "NetworkSettings"), "Networks", "dmunitnet");
-	assert_string_equal(json_string_value(json_object_get(n2, "IPAddress")), "10.213.57.10");
-	assert_string_equal(json_string_value(json_object_get(n2, "MacAddress")),
-			    json_string_value(json_object_get(n1, "MacAddress")));
-	assert_true(json_equal(jpath(n1, "IPAMConfig", "IPv4Address"), jpath(n2, "IPAMConfig", "IPv4Address")));
-	bool alias = false;
-	json_t *a;
-	json_array_foreach(json_object_get(n2, "Aliases"), i, a)
-		alias |= !strcmp(json_string_value(a), "webalias");
-	assert_true(alias);
+	static const char *const nets[][3] = { { "dmunitnet", "10.213.57.10", "webalias" },
+					       { "dmunitback", "10.213.58.10", "back1" } };
+	assert_int_equal(json_object_size(jpath(after, "NetworkSettings", "Networks")), 2);
+	for (size_t n = 0; n < ARRAY_SIZE(nets); n++) {
+		json_t *n1 = jpath(json_object_get(orig, "NetworkSettings"), "Networks", nets[n][0]);
+		json_t *n2 = jpath(json_object_get(after, "NetworkSettings"), "Networks", nets[n][0]);
+		assert_non_null(n2);
+		assert_string_equal(json_string_value(json_object_get(n2, "IPAddress")), nets[n][1]);
+		assert_string_equal(json_string_value(json_object_get(n2, "MacAddress")),
+				    json_string_value(json_object_get(n1, "MacAddress")));
+		assert_true(json_equal(jpath(n1, "IPAMConfig", "IPv4Address"), jpath(n2, "IPAMConfig", "IPv4Address")));
+		bool alias = false;
+		json_t *a;
+		json_array_foreach(json_object_get(n2, "Aliases"), i, a)
+			alias |= !strcmp(json_string_value(a), nets[n][2]);
+		assert_true(alias);
+	}
 
 	json_auto *policy = json_pack("{s:s, s:i}", "Name", "no", "MaximumRetryCount", 0);
 	assert_ok(docker_update_restart_policy(l->dk, id, policy));
@@ -1056,6 +1163,17 @@ static void test_live_create_like(void **state)
 	assert_int_equal(docker_kill(l->dk, id, "SIGKILL"), -EBUSY);
 	assert_ok(docker_remove(l->dk, id, true, true));
 	assert_int_equal(docker_inspect(l->dk, id, &after), -ENOENT);
+
+	/* dockerd keeps the connection open between requests: it goes with
+	 * docker_close() */
+	int fds = count_fds();
+	struct docker *dk2 = NULL;
+	assert_ok(docker_open(l->host, &dk2));
+	json_auto *info = NULL;
+	assert_ok(docker_info(dk2, &info));
+	assert_true(count_fds() > fds);
+	docker_close(dk2);
+	assert_int_equal(count_fds(), fds);
 
 	/* the image goes out as `docker save` and back in as `docker load` */
 	_cleanup_free_ char *tarp = xasprintf("%s/img.tar", D);
@@ -1087,6 +1205,6 @@ int main(void)
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test_setup_teardown(test_live_create_like, live_setup, live_teardown),
 	};
-	signal(SIGPIPE, SIG_IGN);
+	pat_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
