@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/util.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -94,6 +95,17 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 		r = dm_fail(-ENOTSUP, "Docker container %s keeps its stdin open (docker run -i): not "
 			    "supported", ds->ctr.name);
 		goto fail;
+	}
+	/* a namespace shared with another container, which the destination lacks */
+	json_t *hc = json_object_get(ds->inspect, "HostConfig");
+	static const char *const modes[] = { "NetworkMode", "PidMode", "IpcMode" };
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		const char *v = jstr(hc, modes[i]);
+		if (v && !strncmp(v, "container:", 10)) {
+			r = dm_fail(-ENOTSUP, "Docker container %s shares a namespace with another container "
+				    "(%s %s): not supported", ds->ctr.name, modes[i], v);
+			goto fail;
+		}
 	}
 	const char *driver = jstr(json_object_get(ds->inspect, "GraphDriver"), "Name");
 	if (!ds->ctr.upperdir) {
@@ -253,6 +265,62 @@ static int check_binds(struct docker_dst *dd)
 	return 0;
 }
 
+/* Is the IPv4 address a in the CIDR subnet? */
+static bool in_subnet(const char *a, const char *cidr)
+{
+	_cleanup_free_ char *net = xstrdup(cidr);
+	char *slash = strchr(net, '/');
+	struct in_addr x, n;
+	long p;
+
+	if (!slash || parse_long(slash + 1, &p) < 0 || p < 0 || p > 32)
+		return false;
+	*slash = 0;
+	if (inet_pton(AF_INET, a, &x) != 1 || inet_pton(AF_INET, net, &n) != 1)
+		return false;
+	uint32_t mask = p ? htonl(~0u << (32 - p)) : 0;
+	return (x.s_addr & mask) == (n.s_addr & mask);
+}
+
+/*
+ * The networks it is on, other than Docker's own (bridge, host, none): each
+ * must be here, and a fixed address it keeps must be in its subnet here.
+ */
+static int check_networks(struct docker_dst *dd)
+{
+	json_t *nets = json_object_get(json_object_get(dd->inspect, "NetworkSettings"), "Networks"), *ep;
+	const char *name;
+
+	json_object_foreach(nets, name, ep) {
+		if (!strcmp(name, "bridge") || !strcmp(name, "host") || !strcmp(name, "none"))
+			continue;
+		json_t *net = NULL;
+		int r = docker_network_inspect(dd->dk, name, &net);
+		if (r < 0) {
+			if (r == -ENOENT) {
+				dm_error_clear();
+				r = dm_fail(-ENOENT, "container %s is on network %s, which is not on this host",
+					    dd->src.name, name);
+			}
+			return r;
+		}
+		const char *ip = jstr(json_object_get(ep, "IPAMConfig"), "IPv4Address");
+		bool ok = !ip || !ip[0];
+		json_t *cfgs = json_object_get(json_object_get(net, "IPAM"), "Config"), *c;
+		size_t i;
+		json_array_foreach(cfgs, i, c) {
+			const char *sub = jstr(c, "Subnet");
+			if (!ok && sub && in_subnet(ip, sub))
+				ok = true;
+		}
+		json_decref(net);
+		if (!ok)
+			return dm_fail(-EADDRNOTAVAIL, "container %s keeps the address %s on network %s, which "
+				       "is not in that network's subnet here", dd->src.name, ip, name);
+	}
+	return 0;
+}
+
 int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 {
 	struct docker_dst *dd = xcalloc(1, sizeof(*dd));
@@ -287,6 +355,8 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 		goto fail;
 	dm_error_clear();
 	r = check_binds(dd);
+	if (r >= 0)
+		r = check_networks(dd);
 	if (r < 0)
 		goto fail;
 	r = docker_image_inspect(dd->dk, dd->src.image, &img);

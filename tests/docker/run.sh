@@ -45,10 +45,15 @@
 #   docker/migrate-image   a container of an image only a has (a commit):
 #                   b asks for it, a sends its `docker save` before the
 #                   freeze; on b the image has the same ID and name
+#   docker/migrate-samenet  dm-redis with a fixed address on a network of
+#                   the segment both hosts share (dk-seg on their linked
+#                   bridges): a client's ONE connection (an INCR every 10 ms,
+#                   each answer the next number) goes on through the move;
+#                   same address on b
 #   docker/refuse   refused before the freeze, named, nothing left behind
 #                   (the container runs on in a, its policy unchanged, b
 #                   has no container of that name): an unknown container, a
-#                   bind mount source b lacks, dockerd down at the source,
+#                   bind mount source b lacks, a network b lacks, dockerd down at the source,
 #                   dockerd unreachable at the destination
 #   docker/cleanup  (last; not with --keep) dk_down leaves no dockerd,
 #                   containerd, shim or container process, no network
@@ -352,6 +357,54 @@ t_mig_image_1() {
 	return 0
 }
 
+# a network on the segment both hosts share (their bridges dmbr0 are linked)
+seg_net() {
+	local h gw
+	for h in a b; do
+		gw=$(seg_addr $h)
+		dk_in $h docker network inspect dk-seg >/dev/null 2>&1 && continue
+		dk_in $h docker network create -d bridge --subnet 198.19.0.0/24 --gateway "$gw" \
+			--ip-range 198.19.0.128/25 -o com.docker.network.bridge.name=dmbr0 dk-seg >/dev/null || return 1
+	done
+}
+
+t_mig_samenet() {
+	local t=docker/migrate-samenet ok=0
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	seg_net || { result FAIL "$t" "docker network create dk-seg"; return; }
+	dk_in a docker run -d --name dk-mseg --network dk-seg --ip 198.19.0.150 dm-redis >/dev/null ||
+		{ result FAIL "$t" "docker run"; return; }
+	t_mig_samenet_1 && ok=1
+	[[ -n ${HPID:-} ]] && kill "$HPID" 2>/dev/null
+	dk_rm a dk-mseg
+	dk_rm b dk-mseg
+	((ok)) && result PASS "$t"
+}
+t_mig_samenet_1() {
+	local out ip
+	wait_until 60 eval '[[ $(client redis-cli -h 198.19.0.150 ping 2>/dev/null) == PONG ]]' || { result FAIL "$t" "redis does not answer in a"; return 1; }
+	# ONE connection, an INCR every 10 ms, each answer the next number, through the move
+	client python3 -c 'import socket, sys, time
+s = socket.create_connection(("198.19.0.150", 6379)); s.settimeout(60)
+print("held", flush=True)
+for i in range(1, 601):
+    s.sendall(b"INCR c\r\n"); r = s.recv(64)
+    if r != b":%d\r\n" % i: print("wrong", i, r, flush=True); sys.exit(1)
+    time.sleep(0.01)
+print("done", flush=True)' >"$WORK/held.log" 2>&1 &
+	HPID=$!
+	wait_until 30 grep -q held "$WORK/held.log" || { result FAIL "$t" "the client: $(cat "$WORK/held.log")"; return 1; }
+	sleep 1
+	out=$(mig dk-mseg 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	wait "$HPID"
+	HPID=
+	[[ $(tail -n 1 "$WORK/held.log") == done ]] || { result FAIL "$t" "the connection through the move: $(tail -n 2 "$WORK/held.log" | tr '\n' ' ')"; return 1; }
+	ip=$(dk_in b docker inspect --format '{{(index .NetworkSettings.Networks "dk-seg").IPAddress}}' dk-mseg 2>&1)
+	[[ $ip == 198.19.0.150 ]] || { result FAIL "$t" "in b its address is $ip"; return 1; }
+	dk_in a docker inspect dk-mseg >/dev/null 2>&1 && { result FAIL "$t" "dk-mseg is still in a"; return 1; }
+	return 0
+}
+
 # a refusal: exit status, the message, a's container running on, b clean
 refused() {
 	local name=$1 want=$2 out=$3 rc=$4 c0 c1
@@ -371,7 +424,8 @@ t_refuse() {
 	local t=docker/refuse ok=0 out
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
 	t_refuse_1 && ok=1
-	dk_rm a dk-rbind dk-rsrc
+	dk_rm a dk-rbind dk-rsrc dk-rnet
+	dk_in a docker network rm dk-onlya >/dev/null 2>&1
 	dk_in a rm -rf /run/dk-only-a
 	[[ -n ${DPID2:-} ]] && kill "$DPID2" 2>/dev/null
 	((ok)) && result PASS "$t"
@@ -386,6 +440,12 @@ t_refuse_1() {
 	wait_until 30 eval '[[ -n $(logs_last a dk-rbind) ]]'
 	out=$(mig dk-rbind 2>&1); rc=$?
 	refused dk-rbind "/run/dk-only-a, which is not on this host" "$out" $rc || return 1
+	# a network only a has
+	dk_in a docker network create dk-onlya >/dev/null && dk_in a docker run -d --name dk-rnet --restart always --network dk-onlya dm-bb >/dev/null ||
+		{ result FAIL "$t" "docker network create / run"; return 1; }
+	wait_until 30 eval '[[ -n $(logs_last a dk-rnet) ]]'
+	out=$(mig dk-rnet 2>&1); rc=$?
+	refused dk-rnet "network dk-onlya, which is not on this host" "$out" $rc || return 1
 	# dockerd unreachable at the source
 	dk_in a docker run -d --name dk-rsrc --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
 	wait_until 30 eval '[[ -n $(logs_last a dk-rsrc) ]]'
@@ -589,7 +649,7 @@ t_cleanup() {
 
 CASES=(docker/images docker/hosts docker/services docker/restart docker/migrate-bb-post-copy
 	docker/migrate-bb-stop-and-copy docker/migrate-python docker/migrate-redis docker/migrate-nginx
-	docker/migrate-image docker/refuse)
+	docker/migrate-image docker/migrate-samenet docker/refuse)
 declare -A RUN=(
 	[docker/restart]=t_restart
 	[docker/images]=t_images
@@ -601,6 +661,7 @@ declare -A RUN=(
 	[docker/migrate-redis]=t_mig_redis
 	[docker/migrate-nginx]=t_mig_nginx
 	[docker/migrate-image]=t_mig_image
+	[docker/migrate-samenet]=t_mig_samenet
 	[docker/refuse]=t_refuse
 )
 todo=()
