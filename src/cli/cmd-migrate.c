@@ -217,6 +217,12 @@ int cmd_migrate(int argc, char **argv)
 		o.rootfs_is_layer = true;
 		o.reset_unaccepted = docker_src_address_changes(ds);
 		o.image_save = mig_docker_image;
+		r = docker_src_layer_dirs(ds, &o.layer_dirs, &o.n_layer_dirs, &o.layer_dirs_all);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
+			docker_src_free(ds);
+			return 1;
+		}
 		v = o.pid;
 	} else if (!strncmp(t, "runc:", 5)) {
 		pid_t unused;

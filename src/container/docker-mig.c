@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 /* how long `docker start` of the restored container may take, the runtime's
@@ -39,6 +41,9 @@ struct docker_src {
 	struct runc_ct *ct;
 	json_t *policy;         /* the restart policy before docker_src_hold() */
 	bool held;
+	Dm__RootfsEntry **dirs; /* its layer's directories (docker_src_layer_dirs) */
+	size_t n_dirs;
+	bool dirs_walked, dirs_all;
 };
 
 /*
@@ -173,6 +178,86 @@ int docker_src_save_image(struct docker_src *ds, int fd)
 	return r;
 }
 
+/* at most this many directories go in START (beyond, the destination
+ * starts the container once every file is in) */
+#define LAYER_DIRS_MAX 20000
+
+static int walk_dirs(struct docker_src *ds, const char *rel, int dfd)
+{
+	_cleanup_closedir_ DIR *d = fdopendir(dfd);
+	struct dirent *de;
+
+	if (!d) {
+		close(dfd);
+		return dm_fail(neg_errno(), "%s/%s: %m", ds->ctr.upperdir, rel);
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (ds->n_dirs >= LAYER_DIRS_MAX) {
+			ds->dirs_all = false;
+			return 0;
+		}
+		_cleanup_free_ char *path = rel[0] ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+		Dm__RootfsEntry *e = xmalloc(sizeof(*e));
+		dm__rootfs_entry__init(e);
+		e->id = (uint32_t)ds->n_dirs;
+		e->path = xstrdup(path);
+		e->mode = st.st_mode;
+		e->has_uid = e->has_gid = true;
+		e->uid = st.st_uid;
+		e->gid = st.st_gid;
+		/* an opaque directory hides the layers below it: the overlay
+		 * must see that when it looks it up */
+		_cleanup_free_ char *full = xasprintf("%s/%s", ds->ctr.upperdir, path);
+		char v[16];
+		static const char *const names[] = { "trusted.overlay.opaque", "user.overlay.opaque" };
+		for (size_t k = 0; k < ARRAY_SIZE(names); k++) {
+			ssize_t l = lgetxattr(full, names[k], v, sizeof(v));
+			if (l <= 0)
+				continue;
+			Dm__RootfsXattr *x = xmalloc(sizeof(*x));
+			dm__rootfs_xattr__init(x);
+			x->name = xstrdup(names[k]);
+			x->value.len = (size_t)l;
+			x->value.data = xmalloc((size_t)l);
+			memcpy(x->value.data, v, (size_t)l);
+			e->xattrs = xrealloc(e->xattrs, (e->n_xattrs + 1) * sizeof(*e->xattrs));
+			e->xattrs[e->n_xattrs++] = x;
+		}
+		ds->dirs = xrealloc(ds->dirs, (ds->n_dirs + 1) * sizeof(*ds->dirs));
+		ds->dirs[ds->n_dirs++] = e;
+		int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			continue;
+		int r = walk_dirs(ds, path, sub);
+		if (r < 0 || !ds->dirs_all)
+			return r;
+	}
+	return 0;
+}
+
+int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t *ret_n, bool *ret_all)
+{
+	if (!ds->dirs_walked) {
+		ds->dirs_walked = true;
+		ds->dirs_all = true;
+		int fd = open(ds->ctr.upperdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return dm_fail(neg_errno(), "%s: %m", ds->ctr.upperdir);
+		int r = walk_dirs(ds, "", fd);
+		if (r < 0)
+			return r;
+	}
+	*ret = ds->dirs;
+	*ret_n = ds->n_dirs;
+	*ret_all = ds->dirs_all;
+	return 0;
+}
+
 bool docker_src_address_changes(const struct docker_src *ds)
 {
 	const char *nm = jstr(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
@@ -234,6 +319,9 @@ void docker_src_free(struct docker_src *ds)
 	if (ds->ct)
 		runc_free(ds->ct);
 	docker_ctr_free(&ds->ctr);
+	for (size_t i = 0; i < ds->n_dirs; i++)
+		dm__rootfs_entry__free_unpacked(ds->dirs[i], NULL);
+	free(ds->dirs);
 	json_decref(ds->inspect);
 	json_decref(ds->policy);
 	free(ds->inspect_text);
@@ -252,6 +340,8 @@ struct docker_dst {
 	char *layer;            /* its upper directory */
 	int lfd;                /* the hand-off socket */
 	bool need_image;        /* the image is not here (yet) */
+	bool started;           /* docker_dst_start() done: h is the stub */
+	struct handoff h;
 };
 
 static int check_binds(struct docker_dst *dd)
@@ -329,6 +419,7 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 	int r;
 
 	dd->lfd = -1;
+	dd->h = (struct handoff){ .sock = -1, .stdio = { -1, -1, -1 } };
 	dd->inspect = json_loads(inspect_text, 0, &je);
 	if (!json_is_object(dd->inspect)) {
 		r = dm_fail(-EBADMSG, "the source's container description is not JSON: %s", je.text);
@@ -474,13 +565,27 @@ static void *start_thread(void *arg)
 	return NULL;
 }
 
-int docker_dst_start(struct docker_dst *dd, struct handoff *h)
+int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h)
+{
+	if (!dd->started) {
+		int r = docker_dst_start(dd);
+		if (r < 0)
+			return r;
+	}
+	*h = dd->h;
+	dd->h = (struct handoff){ .sock = -1, .stdio = { -1, -1, -1 } };
+	return 0;
+}
+
+int docker_dst_start(struct docker_dst *dd)
 {
 	struct starter st = { .dk = dd->dk, .id = dd->id };
+	struct handoff *h = &dd->h;
 	pthread_t t;
 	int r;
 
-	*h = (struct handoff){ .sock = -1, .stdio = { -1, -1, -1 } };
+	if (dd->started)
+		return 0;
 	r = -pthread_create(&t, NULL, start_thread, &st);
 	if (r < 0)
 		return dm_fail(r, "cannot start a thread: %s", strerror(-r));
@@ -493,6 +598,7 @@ int docker_dst_start(struct docker_dst *dd, struct handoff *h)
 	}
 	if (r < 0)
 		return r;
+	dd->started = true;
 	pr_info("container %s started, its init %d waits for the tree", dd->src.name, h->pid);
 	return 0;
 }
@@ -519,6 +625,7 @@ void docker_dst_free(struct docker_dst *dd)
 {
 	if (!dd)
 		return;
+	handoff_close(&dd->h);
 	handoff_unlisten(dd->id, dd->lfd);
 	json_decref(dd->inspect);
 	docker_ctr_free(&dd->src);

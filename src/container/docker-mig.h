@@ -24,6 +24,7 @@
 
 #include "container/handoff.h"
 #include "container/runc.h"
+#include "migrate/migrate.pb-c.h"
 
 #define DOCKER_RUNTIME_NAME "dmigrate"
 
@@ -38,6 +39,9 @@ const char *docker_src_inspect_text(const struct docker_src *ds);
 /* the container's own layer (overlay2's upper directory), NULL without one */
 const char *docker_src_layer(const struct docker_src *ds);
 const char *docker_src_name(const struct docker_src *ds);
+/* Its layer's directories, parents first, with their overlay xattrs (all:
+ * every one is listed); owned by ds. */
+int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t *ret_n, bool *ret_all);
 /* `docker save` of the container's image into fd (the destination lacks it). */
 int docker_src_save_image(struct docker_src *ds, int fd);
 /* On Docker's default bridge, whose subnet is each host's own: the
@@ -64,9 +68,12 @@ int docker_dst_create(struct docker_dst *dd);
 const char *docker_dst_id(const struct docker_dst *dd);
 /* where the container's own layer goes (its overlay upper directory) */
 const char *docker_dst_layer(const struct docker_dst *dd);
-/* `docker start` and the runtime's hand-off: *h the stub (the caller closes
- * it with handoff_close). */
-int docker_dst_start(struct docker_dst *dd, struct handoff *h);
+/* `docker start` and the runtime's hand-off: the stub runs and waits (the
+ * container's layer must be complete, or its directories made: see
+ * docs/docker.md). */
+int docker_dst_start(struct docker_dst *dd);
+/* The stub (started now if it was not): *h is the caller's (handoff_close). */
+int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h);
 /* The migration failed: the container goes. */
 void docker_dst_abort(struct docker_dst *dd);
 void docker_dst_free(struct docker_dst *dd);

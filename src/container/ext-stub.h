@@ -17,7 +17,7 @@
 #define EXT_STUB_SOCK 4         /* its end of the transport */
 #define EXT_STUB_MAGIC 0x444d5354u
 #define EXT_STUB_CODE_MAX 128   /* = INJ_BLOB_CODE_MAX */
-#define EXT_STUB_ARGS_WAIT_MS 120000 /* the stub gives up without its arguments */
+#define EXT_STUB_ARGS_WAIT_MS 600000 /* the stub gives up without its arguments (a Docker container starts before the freeze) */
 #define EXT_STUB_SEIZE_WAIT_MS 60000 /* ... or without being seized after "R" */
 
 struct ext_stub_args {

@@ -369,6 +369,20 @@ static int handle_start(struct dsess *s)
 		r = docker_dst_create(s->docker);
 		if (r < 0)
 			goto out;
+		/*
+		 * With every directory of its layer made in its upper directory
+		 * before dockerd mounts the overlay, the container starts now,
+		 * before the source freezes (docker start is the slowest step of
+		 * its restore): the files that land in those directories later
+		 * are found through the mounted overlay (docs/docker.md).
+		 */
+		if (st->has_docker_layer_dirs_all && st->docker_layer_dirs_all) {
+			r = rfs_make_dirs(docker_dst_layer(s->docker), st->docker_layer_dirs, st->n_docker_layer_dirs);
+			if (r >= 0)
+				r = docker_dst_start(s->docker);
+			if (r < 0)
+				goto out;
+		}
 	}
 	r = mig_send_reply(s->ctl, MIG_T_ACCEPT, true, 0, NULL, 0, NULL);
 out:
@@ -824,7 +838,7 @@ static int do_restore(struct dsess *s)
 		/* Docker makes the container; its runtime hands us the stub */
 		struct handoff h;
 		struct runc_restore_opts rro = { .images_dir = s->dir, .runtime_made = true };
-		r = docker_dst_start(s->docker, &h);
+		r = docker_dst_take_handoff(s->docker, &h);
 		if (r >= 0) {
 			r = runc_restore_attach(inv->container, &rro, h.pid, h.sock, &rs);
 			h.sock = -1;

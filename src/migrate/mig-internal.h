@@ -94,6 +94,7 @@ const char *mig_phase_name(enum mig_phase p);
 /* prepare */
 #define MIG_WAIT_START_MS 15000     /* dest: START after the control channel's Hello */
 #define MIG_WAIT_IMAGE_LOAD_MS 300000 /* both: dockerd loads an image the destination lacked */
+#define MIG_WAIT_DOCKER_ACCEPT_MS 90000 /* source: ACCEPT after START, a Docker container made and started */
 #define MIG_WAIT_ACCEPT_MS 15000    /* source: ACCEPT after START */
 #define MIG_WAIT_JOIN_MS 15000      /* dest: the fault and bulk channels after ACCEPT */
 /* state, memory before the resume */

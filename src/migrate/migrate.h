@@ -33,6 +33,7 @@
 #include "base/util.h"
 #include "net/net.h"
 #include "migrate/rootfs.h"
+#include "migrate/migrate.pb-c.h"
 
 enum mig_mode { MIG_POST_COPY = 0, MIG_PRE_COPY, MIG_STOP_AND_COPY, MIG_HYBRID, _MIG_MODE_MAX };
 
@@ -69,6 +70,10 @@ struct mig_source_opts {
 	/* docker:NAME: the container as the source's dockerd describes it (the
 	 * destination makes its own from it before the freeze) */
 	const char *docker_inspect;
+	/* its layer's directories (all: every one), made before it starts there */
+	Dm__RootfsEntry **layer_dirs;
+	size_t n_layer_dirs;
+	bool layer_dirs_all;
 	/* the destination lacks its image: write it (a tar) into fd */
 	int (*image_save)(void *arg, int fd);
 	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */

@@ -144,7 +144,10 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		return dm_fail(pfd, "rootfs entry %s: its directory: %s", m->path, strerror(-pfd));
 	switch (m->mode & S_IFMT) {
 	case S_IFDIR: {
-		if (mkdirat(pfd, leaf, 0700) < 0)
+		/* a container's layer: its directories may be there already (rfs_make_dirs) */
+		struct stat dst;
+		if (mkdirat(pfd, leaf, 0700) < 0 &&
+		    !(errno == EEXIST && fstatat(pfd, leaf, &dst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(dst.st_mode)))
 			return dm_fail(neg_errno(), "%s: mkdir: %m", m->path);
 		_cleanup_close_ int fd = open_beneath(r, m->path, O_RDONLY | O_DIRECTORY, 0);
 		if (fd < 0)
@@ -427,23 +430,47 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* an existing empty directory may receive (a container's own layer) */
-static bool dir_is_empty(const char *path)
+int rfs_make_dirs(const char *root, Dm__RootfsEntry *const *dirs, size_t n)
 {
-	_cleanup_closedir_ DIR *d = opendir(path);
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			return false;
-	if (!d)
-		return false;
-	errno = EEXIST;
-	return true;
+	struct rfs_receiver r = { .root = (char *)root };
+	int k = 0;
+
+	r.rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r.rootfd < 0)
+		return dm_fail(neg_errno(), "%s: %m", root);
+	for (size_t i = 0; i < n && k >= 0; i++) {
+		const Dm__RootfsEntry *m = dirs[i];
+		const char *leaf;
+		if (!path_ok(m->path) || !S_ISDIR(m->mode)) {
+			k = dm_fail(-EBADMSG, "layer directory '%.64s' refused", m->path);
+			break;
+		}
+		_cleanup_close_ int pfd = parent_of(&r, m->path, &leaf);
+		if (pfd < 0) {
+			k = dm_fail(pfd, "layer directory %s: its parent: %s", m->path, strerror(-pfd));
+			break;
+		}
+		if (mkdirat(pfd, leaf, 0700) < 0 && errno != EEXIST) {
+			k = dm_fail(neg_errno(), "%s: mkdir: %m", m->path);
+			break;
+		}
+		_cleanup_close_ int fd = open_beneath(&r, m->path, O_RDONLY | O_DIRECTORY, 0);
+		if (fd < 0) {
+			k = dm_fail(fd, "%s: %s", m->path, strerror(-fd));
+			break;
+		}
+		if (fchown(fd, m->has_uid ? m->uid : 0, m->has_gid ? m->gid : 0) < 0 || fchmod(fd, m->mode & 07777) < 0)
+			k = dm_fail(neg_errno(), "%s: %m", m->path);
+		else
+			k = set_xattrs(fd, m);
+	}
+	close(r.rootfd);
+	return k;
 }
 
 int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret)
 {
-	if (mkdir(root, 0700) < 0 && (errno != EEXIST || !dir_is_empty(root)))
+	if (mkdir(root, 0700) < 0 && errno != EEXIST)
 		return dm_fail(neg_errno(), "%s: %m", root);
 	struct rfs_receiver *r = xcalloc(1, sizeof(*r));
 	r->c = c;

@@ -21,6 +21,7 @@
  */
 #pragma once
 
+#include "migrate/migrate.pb-c.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -87,7 +88,13 @@ void rfs_send_progress(struct rfs_sender *s, char *buf, size_t len);
 /* ---- destination ---- */
 struct rfs_receiver;
 /* Receives into root (made here, must not exist). */
+/* root may exist (a container's layer, its directories made beforehand by
+ * rfs_make_dirs): directories that are there already are kept */
 int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret);
+/* The directories of a container's layer (parents first) under root, before
+ * its overlay is mounted: the overlay then sees them as its upper ones, and
+ * files that land in them later are found (docs/docker.md). */
+int rfs_make_dirs(const char *root, Dm__RootfsEntry *const *dirs, size_t n);
 /* every file arrived (0), -ETIMEDOUT after timeout_ms, or the receiver's error */
 int rfs_recv_wait_all(struct rfs_receiver *r, int timeout_ms);
 void rfs_recv_free(struct rfs_receiver *r);

@@ -998,11 +998,17 @@ static int ph_connect(struct src *s)
 		m.container_id = (char *)o->container_id;
 		m.container_rootfs = (char *)o->container_rootfs;
 		m.docker_inspect = (char *)o->docker_inspect;
+		m.docker_layer_dirs = o->layer_dirs;
+		m.n_docker_layer_dirs = o->n_layer_dirs;
+		m.has_docker_layer_dirs_all = o->docker_inspect != NULL;
+		m.docker_layer_dirs_all = o->layer_dirs_all;
 		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			return r;
 	}
-	mig_watchdog_arm(&s->wd, "the destination to accept", MIG_WAIT_ACCEPT_MS);
+	/* a Docker container is made and started there before it accepts */
+	mig_watchdog_arm(&s->wd, "the destination to accept",
+			 o->docker_inspect ? MIG_WAIT_DOCKER_ACCEPT_MS : MIG_WAIT_ACCEPT_MS);
 	uint16_t got = 0;
 	r = expect_reply_of(s, MIG_T_ACCEPT, MIG_T_NEED_IMAGE, &rep, &got);
 	if (r < 0)

@@ -215,7 +215,13 @@ t_mig_bb() {
 t_mig_bb_1() {
 	local out na nb c0 c1 st
 	wait_until 60 eval '[[ $(logs_last a dk-mbb) -ge 5 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
+	# files its layer has in directories of the image that runc looks into
+	# (/etc: the hosts file's mount) and in a new one, and a deleted file
+	dk_in a docker exec dk-mbb sh -c 'echo e1 >/etc/dk-added && mkdir -p /new/d && echo n1 >/new/d/f && rm /bin/true' ||
+		{ result FAIL "$t" "docker exec in a"; return 1; }
 	out=$(mig dk-mbb --mode "$mode" 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	out=$(dk_in b docker exec dk-mbb sh -c 'cat /etc/dk-added /new/d/f; test -e /bin/true && echo true-back' 2>&1)
+	[[ $out == $'e1\nn1' ]] || { result FAIL "$t" "its layer in b: '$out'"; return 1; }
 	na=$(grep -c . <<<"$out")
 	log "migrate: $out"
 	out=$(dk_in a docker inspect dk-mbb 2>&1) && { result FAIL "$t" "dk-mbb is still in a"; return 1; }
