@@ -43,13 +43,13 @@ mkdir -p "$OUT/obj"
 CFLAGS=(-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DDM_FUZZ_NO_CHECKSUM -std=gnu17 -pthread
 	-I"$REPO/src" -I"$REPO/src/arch/x86_64" -I"$BUILD" -I"$BUILD/src" $(pkg-config --cflags fuse3))
-LIBS=(-lprotobuf-c -ljansson -lssl -lcrypto -lz -lmnl -lfuse3 -lpthread)
+LIBS=(-lprotobuf-c -ljansson -lssl -lcrypto -lz -lmnl -lfuse3 -lcurl -lpthread)
 
 # The library: every module but the front ends (src/cli, src/daemon).
 srcs=()
 for f in "$REPO"/src/*/*.c; do
 	# runc-stub.c is a program of its own (no libc), embedded as runc-stub-bin.c
-	case $f in */src/cli/* | */src/daemon/* | */src/container/runc-stub.c) continue ;; esac
+	case $f in */src/cli/* | */src/daemon/* | */src/container/runc-stub.c | */src/container/runtime-main.c) continue ;; esac
 	srcs+=("$f")
 done
 srcs+=("$BUILD/image.pb-c.c" "$BUILD/rpc.pb-c.c" "$BUILD/src/migrate/migrate.pb-c.c"
