@@ -28,10 +28,6 @@ VMFLAGS_EXCLUDED):
   - the audit session id (the kernel gives a new one with the login uid)
   - VmFlags "sd" (soft-dirty: every restored mapping is new), "um", "uw",
     "ui" (userfaultfd registration of the lazy restore)
-  - VmFlags "ac" of anonymous mappings only: a KNOWN GAP, not a legitimate
-    change: an anonymous private area once writable, now read-only or
-    PROT_NONE, comes back without its commit charge (file mappings are
-    exact). Remove this exclusion when the restore keeps it.
 """
 import os
 import sys
@@ -135,8 +131,7 @@ def main():
             if w and "-" in w[0] and len(w) >= 5 and not w[0].endswith(":"):
                 cur = f"{w[1]} {w[5] if len(w) > 5 else '[anon]'}"
             elif w and w[0] == "VmFlags:" and cur:
-                fl = " ".join(sorted(x for x in w[1:] if x not in VMFLAGS_EXCLUDED and
-                                     not (x == "ac" and cur.endswith("[anon]"))))
+                fl = " ".join(sorted(x for x in w[1:] if x not in VMFLAGS_EXCLUDED))
                 lines.add(f"{key}\tvma {cur} flags={fl}")
         tids = sorted(os.listdir(f"/proc/{p}/task"), key=int) if os.path.isdir(f"/proc/{p}/task") else []
         for rank, t in enumerate(tids):
