@@ -161,6 +161,7 @@ int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
 int rst_clone_pid_error(pid_t pid, int r);
 /* A session leader takes its controlling terminal (after setsid, before its members exist). */
 int files_ctty_early(struct rst_ctx *c, struct rst_proc *p);
+int files_ctty_drop(struct rst_ctx *c, struct rst_proc *p);
 /* A description of file id for mapping it (accmode O_RDONLY or O_RDWR). */
 int files_open_for_map(struct rst_ctx *c, uint32_t file_id, int accmode, int *ret_fd);
 

@@ -13,7 +13,7 @@ Compared: status (identity, capabilities, signal masks and dispositions,
 seccomp, speculation, THP, no_new_privs, umask), per thread the scheduling
 policy, RT priority, nice value, signal mask and pending set, credentials;
 oom_score_adj, loginuid, personality, timerslack_ns, coredump_filter,
-limits; the set of (perms, path, VmFlags) of the mappings in smaps; for each
+limits; whether it has a controlling terminal; the set of (perms, path, VmFlags) of the mappings in smaps; for each
 namespace type, whether the process shares the runner's namespace.
 
 Left out, because they legitimately change (see EXCLUDED_STATUS, and
@@ -112,6 +112,9 @@ def main():
         for k, v in status(f"/proc/{p}/status").items():
             if k not in EXCLUDED_STATUS and k not in THREAD_STATUS:
                 lines.add(f"{key}\tstatus.{k}={v}")
+        # whether it has a controlling terminal (tty_nr; the number itself may
+        # change: a pty gets another index on another host)
+        lines.add(f"{key}\tctty={'no' if st[4] == '0' else 'yes'}")
         for f in PROC_FILES:
             v = read(f"/proc/{p}/{f}")
             if v is not None:
