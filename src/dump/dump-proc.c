@@ -535,6 +535,22 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 		p->securebits = (uint32_t)batch_result(b, sb_idx);
 		m->has_pdeath_signal = true;
 		m->pdeath_signal = *(int *)batch_local(b, pd);
+		/*
+		 * The root's parent-death signal belongs to its parent, which is
+		 * outside the tree: after a restore the root's parent is the
+		 * restorer (it exits at once: the signal would come then) or the
+		 * daemon, never the process it was set for.  Neither firing on
+		 * their exit nor dropping it (PR_GET_PDEATHSIG would say 0) is
+		 * what the program set up: refused.
+		 */
+		if (p == d->procs[0] && m->pdeath_signal) {
+			r = dm_fail(-ENOTSUP, "process %d (%s), the root of the tree, has a parent-death "
+				    "signal (SIG%s, PR_SET_PDEATHSIG) tied to its parent %d outside the tree: "
+				    "after a restore its parent is another process, the signal cannot "
+				    "be given back", p->pid, m->comm ? m->comm : "?",
+				    sigabbrev_np(m->pdeath_signal) ?: "?", p->ppid);
+			goto out;
+		}
 		m->has_child_subreaper = true;
 		m->child_subreaper = *(int *)batch_local(b, sr) != 0;
 		m->has_dumpable = true;
