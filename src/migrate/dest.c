@@ -1186,6 +1186,7 @@ static int ph_memory_after(struct dsess *s)
 /* commit: every page is in: from here the tree lives without us; MEM_DONE */
 static int ph_commit(struct dsess *s)
 {
+	mig_test_point("dst-before-mem-done"); /* tests: a destination that never says MEM_DONE */
 	s->t_done = clock_ns();
 	guardian_end(s, true);
 	if (s->rfs_root) {
