@@ -182,6 +182,10 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 			x->has_accounted = true;
 			x->accounted = true;
 		}
+		if (v->vmflags & PROC_VMF_SL) {
+			x->has_sealed = true;
+			x->sealed = true;
+		}
 		x->kind = vma_kind(v);
 		x->has_madv = true;
 		x->madv = dump_madv_bits(v->vmflags);

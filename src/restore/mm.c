@@ -431,6 +431,36 @@ int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p)
 	return 0;
 }
 
+/*
+ * mseal() of the VMAs that were sealed: once nothing of the restore changes
+ * them any more (mapping, madvise, pages, the lazy registration), before the
+ * credentials drop.  Lazy pages still arrive afterwards: UFFDIO_COPY fills a
+ * sealed VMA like a fault.
+ */
+int mm_seal(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct rbatch *rb = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < ip->n_vmas && r >= 0; i++) {
+		const Dm__Vma *v = ip->vmas[i];
+		if (!v->has_sealed || !v->sealed || is_special(v->kind))
+			continue;
+		if (!rb) {
+			rb = xmalloc(sizeof(*rb));
+			rb_init(rb, c, rst_main(p));
+		}
+		r = rb_add(rb, "mseal", 462 /* SYS_mseal */, v->start, v->end - v->start, 0, 0, 0, 0);
+	}
+	if (r >= 0 && rb)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: sealing its mappings (mseal)", ip->pid);
+	return 0;
+}
+
 int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 {
 	_cleanup_(proc_vma_list_done) struct proc_vma_list sm = { 0 };

@@ -137,6 +137,7 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 /* How many fds the mappings of p take at once (their files, shared memory, the exe). */
 size_t mm_map_fds(const Dm__Process *p);
 int pages_write(struct rst_ctx *c, struct rst_proc *p);
+int mm_seal(struct rst_ctx *c, struct rst_proc *p);
 /* A private VMA holding lazy pages: registered on the uffd (lazy restore only). */
 bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
 /* A page map entry left to the page server (lazy, in a registered VMA). */

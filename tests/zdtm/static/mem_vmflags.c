@@ -13,7 +13,8 @@
  *   - madvise: DONTFORK, WIPEONFORK, DONTDUMP, SEQUENTIAL, RANDOM,
  *     HUGEPAGE / NOHUGEPAGE (where THP is built), MERGEABLE (where KSM is);
  *   - mlock ("lo") and mlock2(MLOCK_ONFAULT) ("lo lf"): where the
- *     memlock limit allows.
+ *     memlock limit allows;
+ *   - sealed (mseal, "sl", Linux 6.10+): mprotect fails with EPERM.
  * Each case is its own mapping, one unmapped page from the next (no
  * merging). After restore every line (range, perms, VmFlags minus the
  * flags the kernel sets itself: "sd" soft-dirty, "um"/"uw"/"ui"
@@ -125,7 +126,7 @@ static void try_madvise(char *p, size_t len, int advice, const char *what)
 int main(int argc, char **argv)
 {
 	const int A = MAP_PRIVATE | MAP_ANONYMOUS;
-	char *p, *ro, *none, *raised, *nr, *shared;
+	char *p, *ro, *none, *raised, *nr, *shared, *sealed;
 
 	test_init(argc, argv);
 	base = mmap(NULL, NSLOT * SLOT, PROT_NONE, A | MAP_NORESERVE, -1, 0);
@@ -191,6 +192,17 @@ int main(int argc, char **argv)
 	    errno != EAGAIN && errno != EINVAL)
 		fail_errno("mlock2(MLOCK_ONFAULT)");
 
+	/* sealed, read-only, written before */
+	sealed = map_case(1, PROT_READ | PROT_WRITE, A);
+	fill(sealed, 1, 22);
+	if (mprotect(sealed, PG, PROT_READ))
+		fail_errno("mprotect sealed");
+	if (syscall(462 /* SYS_mseal */, sealed, PG, 0)) {
+		if (errno != ENOSYS && errno != EINVAL && errno != EPERM)
+			fail_errno("mseal");
+		sealed = NULL;	/* not in this kernel */
+	}
+
 	snapshot(before, sizeof(before));
 	test_msg("mappings:\n%s", before);
 
@@ -203,6 +215,9 @@ int main(int argc, char **argv)
 	if (!check_fill(ro, 2, 1) || !check_fill(raised, 2, 3) || !check_fill(nr, 2, 4) ||
 	    !check_fill(shared, 1, 6))
 		fail("data of the mappings changed");
+	if (sealed && (!check_fill(sealed, 1, 22) || !mprotect(sealed, PG, PROT_READ | PROT_WRITE) ||
+		       errno != EPERM))
+		fail("the sealed mapping: data changed, or mprotect did not fail with EPERM (%m)");
 	if (mprotect(none, PG, PROT_READ))
 		fail_errno("mprotect none readable");
 	if (!check_fill(none, 1, 2))
