@@ -77,16 +77,15 @@ static void mig_runc_gone(void *arg)
 		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
 }
 
-static int write_pidfile(const char *path, pid_t pid)
+/* the pid file is opened before anything is frozen: a path it cannot
+ * write is refused while the tree runs on untouched */
+static int write_pidfile(int fd, pid_t pid)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (ftruncate(fd, 0) < 0)
 		return neg_errno();
-	int r = write_all(fd, buf, (size_t)n);
-	close(fd);
-	return r;
+	return write_all(fd, buf, (size_t)n);
 }
 
 int cmd_migrate(int argc, char **argv)
@@ -114,6 +113,7 @@ int cmd_migrate(int argc, char **argv)
 	struct mig_result res;
 	struct net_key key;
 	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
+	_cleanup_close_ int pidfile_fd = -1;
 	struct runc_ct *ct = NULL;
 	struct docker_src *ds = NULL;
 	const char *docker_name = NULL;
@@ -260,6 +260,15 @@ int cmd_migrate(int argc, char **argv)
 	}
 	if (!ctr_id && !docker_name)
 		o.pid = v;
+	if (pidfile) {
+		pidfile_fd = open(pidfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (pidfile_fd < 0) {
+			fprintf(stderr, "dmigrate: migrate: cannot write the pid file %s: %s (nothing was "
+				"done)\n", pidfile, strerror(errno));
+			runc_free(ct);
+			return 1;
+		}
+	}
 	if (o.insecure) {
 		fprintf(stderr, "dmigrate: WARNING: --insecure: the migration is neither authenticated nor "
 				"encrypted (benchmarks only)\n");
@@ -288,9 +297,13 @@ int cmd_migrate(int argc, char **argv)
 	if (r < 0)
 		fprintf(stderr, "dmigrate: migration failed: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
 	if (res.dest_pid > 0 && pidfile && res.switched) {
-		int w = write_pidfile(pidfile, res.dest_pid);
-		if (w < 0)
-			fprintf(stderr, "dmigrate: cannot write %s: %s\n", pidfile, strerror(-w));
+		int w = write_pidfile(pidfile_fd, res.dest_pid);
+		if (w < 0) {
+			fprintf(stderr, "dmigrate: the tree runs on the destination (pid %d), but its pid "
+				"could not be written to %s: %s\n", res.dest_pid, pidfile, strerror(-w));
+			if (r >= 0)
+				r = w;
+		}
 	}
 	if (res.stats) {
 		if (stats && json_write_file(res.stats, stats) < 0)

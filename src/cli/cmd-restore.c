@@ -142,22 +142,22 @@ static void usage(FILE *out)
 		     "  An image of a runc container is restored under runc: the container ID (or\n"
 		     "  --name) is made from its recorded bundle (or --runc-bundle) under runc's\n"
 		     "  state root (--runc-root, default " RUNC_DEFAULT_ROOT "), and the tree runs in it.\n"
-		     "  --pidfile FILE receives the pid of the restored root; --stats FILE a JSON\n"
+		     "  --pidfile FILE receives the pid of the restored root (opened first: a path\n"
+		     "  it cannot write fails before anything is restored); --stats FILE a JSON\n"
 		     "  object with the restore time and its phases.  --lazy: the pages marked\n"
 		     "  lazy (checkpoint --lazy) are served on demand after the resume and pushed\n"
 		     "  in the background; the command returns once all of them are in.\n");
 }
 
-static int write_pidfile(const char *path, pid_t pid)
+/* the pid file is opened before anything is restored: a path it cannot
+ * write is refused while nothing runs yet */
+static int write_pidfile(int fd, pid_t pid)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+	if (ftruncate(fd, 0) < 0)
 		return neg_errno();
-	int r = write_all(fd, buf, (size_t)n);
-	close(fd);
-	return r;
+	return write_all(fd, buf, (size_t)n);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -181,7 +181,7 @@ int cmd_restore(int argc, char **argv)
 	const char *pidfile = NULL, *stats = NULL;
 	struct img_src src = { 0 };
 	bool lazy = false;
-	_cleanup_close_ int sigfd = -1;
+	_cleanup_close_ int sigfd = -1, pidfd_file = -1;
 	double lazy_ms = 0;
 	int c, r;
 
@@ -219,6 +219,14 @@ int cmd_restore(int argc, char **argv)
 	if (!o.images_dir || optind != argc) {
 		usage(stderr);
 		return 2;
+	}
+	if (pidfile) {
+		pidfd_file = open(pidfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (pidfd_file < 0) {
+			fprintf(stderr, "dmigrate: restore: cannot write the pid file %s: %s (nothing was "
+				"restored)\n", pidfile, strerror(errno));
+			return 1;
+		}
 	}
 	/* a container's image: runc makes the container, its init is our stub.
 	 * Nothing is made before the image is known good and fits this host. */
@@ -349,9 +357,12 @@ int cmd_restore(int argc, char **argv)
 		}
 	}
 	if (pidfile) {
-		r = write_pidfile(pidfile, res.root_pid);
-		if (r < 0)
-			fprintf(stderr, "dmigrate: cannot write %s: %s\n", pidfile, strerror(-r));
+		r = write_pidfile(pidfd_file, res.root_pid);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: restore: the tree runs (root pid %d), but its pid could "
+				"not be written to %s: %s\n", res.root_pid, pidfile, strerror(-r));
+			return 1;
+		}
 	}
 	if (stats) {
 		json_t *j = restore_stats_json(&res.stats);

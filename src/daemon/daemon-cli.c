@@ -85,10 +85,8 @@ int daemon_main(int argc, char **argv)
 		return 2;
 	}
 	dm_log_init(level, -1);
-	if (o.insecure) {
-		fprintf(stderr, "dmigrated: WARNING: --insecure: no authentication, no encryption. Anyone who can\n"
-				"dmigrated: WARNING: reach this port can make this host run code. Benchmarks only.\n");
-	} else {
+	/* --insecure: the listener warns, once, naming its address */
+	if (!o.insecure) {
 		r = net_key_load(keyfile, &key);
 		if (r < 0) {
 			fprintf(stderr, "dmigrated: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));

@@ -61,6 +61,7 @@ uint32_t dump_madv_bits(uint64_t f)
 	if (f & PROC_VMF_NH) m |= DM_MADV_NOHUGEPAGE;
 	if (f & PROC_VMF_MG) m |= DM_MADV_MERGEABLE;
 	if (f & PROC_VMF_LO) m |= DM_MADV_LOCKED;
+	if (f & PROC_VMF_LF) m |= DM_MADV_LOCKONFAULT;
 	if (f & PROC_VMF_SR) m |= DM_MADV_SEQ;
 	if (f & PROC_VMF_RR) m |= DM_MADV_RAND;
 	return m;
@@ -180,6 +181,10 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 		if ((v->vmflags & PROC_VMF_AC) && !v->shared && !(v->prot & PROT_WRITE)) {
 			x->has_accounted = true;
 			x->accounted = true;
+		}
+		if (v->vmflags & PROC_VMF_SL) {
+			x->has_sealed = true;
+			x->sealed = true;
 		}
 		x->kind = vma_kind(v);
 		x->has_madv = true;

@@ -8,8 +8,10 @@
 #include "base/log.h"
 #include "compat.h"
 
+#include <dirent.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -75,6 +77,34 @@ static bool same_creds(const struct proc_status *a, const struct proc_status *b)
 	       a->no_new_privs == b->no_new_privs;
 }
 
+/*
+ * Whether the process group is orphaned, as the kernel decides it
+ * (will_become_orphaned_pgrp): no live member has a parent in another group
+ * of the same session.  Read from every process of /proc: a group may have
+ * members outside the tree.
+ */
+static bool pgrp_orphaned(pid_t pgrp)
+{
+	_cleanup_closedir_ DIR *dir = opendir("/proc");
+	struct dirent *de;
+
+	if (!dir)
+		return false;
+	while ((de = readdir(dir))) {
+		struct proc_stat m, parent;
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (pid <= 0 || *end || proc_read_stat((pid_t)pid, 0, &m) < 0 || m.pgrp != pgrp ||
+		    m.state == 'Z' || m.state == 'X' || m.ppid <= 0)
+			continue;
+		if (proc_read_stat(m.ppid, 0, &parent) < 0)
+			continue;
+		if (parent.pgrp != pgrp && parent.session == m.session)
+			return false;
+	}
+	return true;
+}
+
 int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -105,6 +135,18 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 	if (p->stopped) {
 		m->has_stop_signal = true;
 		m->stop_signal = p->stop_sig;
+		/*
+		 * The restore stops it with the same signal, and the kernel
+		 * discards SIGTSTP, SIGTTIN and SIGTTOU sent to an orphaned group:
+		 * such a stop can only have come before the group was orphaned
+		 * without the kernel noticing (setpgid, setsid of a parent).
+		 */
+		if (p->stop_sig != SIGSTOP && pgrp_orphaned(st.pgrp)) {
+			proc_status_done(&s);
+			return dm_fail(-ENOTSUP, "process %d (%s) is stopped by SIG%s in an orphaned process "
+				       "group: the kernel discards that signal there, a restore could not stop "
+				       "it the same way", p->pid, st.comm, sigabbrev_np(p->stop_sig) ?: "?");
+		}
 	}
 	m->has_umask = true;
 	m->umask = s.umask;
@@ -493,6 +535,22 @@ static int dump_parasite(struct dump_ctx *d, struct dproc *p)
 		p->securebits = (uint32_t)batch_result(b, sb_idx);
 		m->has_pdeath_signal = true;
 		m->pdeath_signal = *(int *)batch_local(b, pd);
+		/*
+		 * The root's parent-death signal belongs to its parent, which is
+		 * outside the tree: after a restore the root's parent is the
+		 * restorer (it exits at once: the signal would come then) or the
+		 * daemon, never the process it was set for.  Neither firing on
+		 * their exit nor dropping it (PR_GET_PDEATHSIG would say 0) is
+		 * what the program set up: refused.
+		 */
+		if (p == d->procs[0] && m->pdeath_signal) {
+			r = dm_fail(-ENOTSUP, "process %d (%s), the root of the tree, has a parent-death "
+				    "signal (SIG%s, PR_SET_PDEATHSIG) tied to its parent %d outside the tree: "
+				    "after a restore its parent is another process, the signal cannot "
+				    "be given back", p->pid, m->comm ? m->comm : "?",
+				    sigabbrev_np(m->pdeath_signal) ?: "?", p->ppid);
+			goto out;
+		}
 		m->has_child_subreaper = true;
 		m->child_subreaper = *(int *)batch_local(b, sr) != 0;
 		m->has_dumpable = true;

@@ -230,6 +230,14 @@ static void eager_pages(const struct dproc *p, struct eager_set *s)
 		if (t->has_altstack_sp && t->altstack_size)
 			eager_add(s, t->altstack_sp, t->altstack_sp + t->altstack_size);
 	}
+	/* mlock()ed memory is resident: its pages are in before the resume, so
+	 * that the restore can lock it as it was (not on fault) */
+	for (size_t i = 0; i < m->n_vmas; i++) {
+		const Dm__Vma *v = m->vmas[i];
+		uint32_t madv = v->has_madv ? v->madv : 0;
+		if ((madv & DM_MADV_LOCKED) && !(madv & DM_MADV_LOCKONFAULT))
+			eager_add(s, v->start, v->end);
+	}
 	qsort(s->r, s->n, sizeof(*s->r), range_cmp);
 	size_t k = 0;
 	for (size_t i = 0; i < s->n; i++) {

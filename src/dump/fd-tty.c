@@ -178,5 +178,22 @@ int dump_ctty(struct dump_ctx *d)
 		p->msg->has_ctty_file_id = true;
 		p->msg->ctty_file_id = any->id;
 	}
+	/* a terminal is per process: the members of such a session that have none */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		struct proc_stat st;
+		const Dm__Process *leader = NULL;
+		if (p->zombie || !p->msg || p->msg->sid == p->msg->pid)
+			continue;
+		for (size_t k = 0; k < d->nprocs && !leader; k++)
+			if (d->procs[k]->msg && d->procs[k]->msg->pid == p->msg->sid)
+				leader = d->procs[k]->msg;
+		if (!leader || !leader->has_ctty_file_id)
+			continue;
+		if (proc_read_stat(p->pid, 0, &st) < 0)
+			return dm_fail(-ESRCH, "process %d: cannot read its /proc stat", p->pid);
+		if (st.tty_nr == 0)
+			p->msg->has_no_ctty = p->msg->no_ctty = true;
+	}
 	return 0;
 }

@@ -55,6 +55,7 @@ _Static_assert(sizeof(struct dm_img_hdr) == 24, "image header is 24 bytes on dis
 #define DM_MADV_LOCKED (1u << 6)     /* lo */
 #define DM_MADV_SEQ (1u << 7)        /* sr */
 #define DM_MADV_RAND (1u << 8)       /* rr */
+#define DM_MADV_LOCKONFAULT (1u << 9) /* lf: with LOCKED, mlock2(MLOCK_ONFAULT) */
 
 /* bits of Process.membarrier: the private registrations the dump saw */
 #define DM_MEMBARRIER_PRIVATE_EXPEDITED (1u << 0)

@@ -993,7 +993,7 @@ static int apply_vma_fixes(struct dsess *s, uint32_t len)
 			if (advice >= 0)
 				x = inject_live_call(&lv, SYS_madvise, a, l, (uint64_t)advice, 0, 0, 0);
 		}
-		if (x >= 0 && (diff & DM_MADV_LOCKED))
+		if (x >= 0 && (diff & (DM_MADV_LOCKED | DM_MADV_LOCKONFAULT)))
 			/* on fault: the area may still miss pages that are on their way */
 			x = v[i].madv & DM_MADV_LOCKED ? inject_live_call(&lv, SYS_mlock2, a, l, MLOCK_ONFAULT, 0, 0, 0)
 						       : inject_live_call(&lv, SYS_munlock, a, l, 0, 0, 0, 0);
@@ -1347,6 +1347,7 @@ static int ph_memory_after(struct dsess *s)
 /* commit: every page is in: from here the tree lives without us; MEM_DONE */
 static int ph_commit(struct dsess *s)
 {
+	mig_test_point("dst-before-mem-done"); /* tests: a destination that never says MEM_DONE */
 	s->t_done = clock_ns();
 	guardian_end(s, true);
 	if (s->rfs_root) {

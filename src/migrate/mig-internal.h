@@ -111,6 +111,13 @@ const char *mig_phase_name(enum mig_phase p);
 #define MIG_WAIT_VMA_FIX_MS 30000   /* dest: the VMA fix-ups once every page is in */
 /* dest, silent, after COMMIT: the pages still missing (MIG_LINK_PATIENCE_S + 10 s);
  * source: a silent link is only reported (watch_link), up to MIG_LINK_PATIENCE_S */
+/* source: MEM_DONE after COMMIT, while nothing moves on the channels (pages
+ * moving push it back).  Longer than the destination's own silent bound after
+ * COMMIT (MIG_LINK_PATIENCE_S + 10 s), so that a destination that gives up
+ * first says why (ABORT) before this fires; a stopped or wedged destination
+ * (its kernel still answers TCP keepalives: the link's patience never ends)
+ * is given up on here.  Tests: DMIGRATE_TEST_WAIT_MEM_DONE_MS. */
+#define MIG_WAIT_MEM_DONE_MS ((MIG_LINK_PATIENCE_S + 30) * 1000)
 /* release */
 #define MIG_WAIT_FIN_MS 30000       /* dest: FIN after MEM_DONE (its absence changes nothing) */
 

@@ -1247,15 +1247,28 @@ static int ph_rootfs(struct src *s)
 	return 0;
 }
 
-/* commit: MEM_DONE, the destination has everything: the tree is its own
- * (no limit of its own: the watchdog's link patience, watch_link) */
+/* MIG_WAIT_MEM_DONE_MS, or DMIGRATE_TEST_WAIT_MEM_DONE_MS (tests) */
+static int mem_done_wait_ms(void)
+{
+	const char *v = getenv("DMIGRATE_TEST_WAIT_MEM_DONE_MS");
+	long ms;
+	if (v && parse_long(v, &ms) >= 0 && ms > 0 && ms <= MIG_WAIT_MEM_DONE_MS)
+		return (int)ms;
+	return MIG_WAIT_MEM_DONE_MS;
+}
+
+/* commit: MEM_DONE, the destination has everything: the tree is its own.
+ * Bounded by silence (MIG_WAIT_MEM_DONE_MS): while pages move, it waits */
 static int ph_commit(struct src *s)
 {
 	Dm__MigReply *rep = NULL;
+	mig_watchdog_arm_silent(&s->wd, "MEM_DONE, the destination's word that every page is in",
+				mem_done_wait_ms());
 	int r = expect_reply(s, MIG_T_MEM_DONE, &rep);
+	mig_watchdog_arm(&s->wd, NULL, 0);
 	atomic_store(&s->mem_done, true);
 	if (r < 0)
-		return r;
+		return mig_watchdog_error(&s->wd, r);
 	s->t_done = clock_ns();
 	s->dest_mem = mig_reply_stats(rep);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);

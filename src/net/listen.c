@@ -367,9 +367,9 @@ int net_listen(struct net_ctx *ctx, const char *addr, struct net_listener **ret_
 	pthread_cond_init(&l->hs_cond, NULL);
 	l->wake_fd = -1;
 	if (ctx->insecure)
-		pr_warn("INSECURE listener on %s (port %u): it accepts unauthenticated, "
-			"unencrypted channels. Benchmarks on a private link only.",
-			addr, l->port);
+		pr_warn("INSECURE listener on %s (port %u): no authentication, no encryption: anyone "
+			"who can reach this port can make this host run code or read the memory it "
+			"receives. Benchmarks on a private link only.", addr, l->port);
 	*ret_listener = l;
 	return 0;
 }

@@ -163,10 +163,8 @@ int net_ctx_new(const struct net_config *cfg, const struct net_key *key, struct 
 	for (size_t i = 0; i < n; i++)
 		ctx->features[i] = xstrdup(cfg->features[i]);
 
+	/* insecure: the commands warn, once (dmigrate migrate; the listener) */
 	if (ctx->insecure) {
-		pr_warn("INSECURE network mode: channels are neither authenticated nor encrypted; "
-			"anyone who can reach the port can inject a container or read its memory. "
-			"Use it for benchmarks on a private link only.");
 		*ret_ctx = ctx;
 		return 0;
 	}

@@ -284,7 +284,8 @@ static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread
 	 * A change of credentials clears the parent-death signal.  It fires
 	 * when the thread that created the task exits; the root's creator is
 	 * the restorer, which exits right after the restore: the root keeps
-	 * none (its real parent is not ours to give). */
+	 * none (its real parent is not ours to give; the checkpoint refuses a
+	 * root with one, dump-proc.c: only an older image has it). */
 	if (r >= 0 && last)
 		r = rb_add(rb, "prctl(PR_SET_PDEATHSIG)", SYS_prctl, PR_SET_PDEATHSIG,
 			   p->parent && p->img->has_pdeath_signal ? (uint64_t)p->img->pdeath_signal : 0,

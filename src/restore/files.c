@@ -301,14 +301,13 @@ static int ctty_fd(struct rst_files *fs, const Dm__Process *p, int32_t *ret_pgrp
  * that one), just for the ioctl.  The foreground group is set with the
  * files, once every group exists.
  */
-int files_ctty_early(struct rst_ctx *c, struct rst_proc *p)
+static int ctty_ioctl(struct rst_ctx *c, struct rst_proc *p, uint32_t file_id, unsigned long req,
+		      const char *what)
 {
 	const Dm__Process *ip = p->img;
 	int desc, r, lowest = 0;
 
-	if (!ip->has_ctty_file_id || ip->sid != ip->pid)
-		return 0;
-	r = rst_files_desc(c->files, ip->ctty_file_id, &desc);
+	r = rst_files_desc(c->files, file_id, &desc);
 	if (r < 0)
 		return rst_wrap(r, "pid %d: controlling terminal", ip->pid);
 	/* the stub is stopped: its fd table does not change meanwhile */
@@ -324,7 +323,7 @@ int files_ctty_early(struct rst_ctx *c, struct rst_proc *p)
 	rb_init(rb, c, rst_main(p));
 	r = files_send(c, rb, &desc, 1);
 	if (r >= 0)
-		r = rb_add(rb, "ioctl(TIOCSCTTY)", SYS_ioctl, lowest, TIOCSCTTY, 0, 0, 0, 0);
+		r = rb_add(rb, what, SYS_ioctl, lowest, req, 0, 0, 0, 0);
 	if (r >= 0)
 		r = rb_add(rb, "close (terminal)", SYS_close, lowest, 0, 0, 0, 0, 0);
 	if (r >= 0)
@@ -333,6 +332,33 @@ int files_ctty_early(struct rst_ctx *c, struct rst_proc *p)
 	if (r < 0)
 		return rst_wrap(r, "pid %d: controlling terminal", ip->pid);
 	return 0;
+}
+
+int files_ctty_early(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+
+	if (!ip->has_ctty_file_id || ip->sid != ip->pid)
+		return 0;
+	return ctty_ioctl(c, p, ip->ctty_file_id, TIOCSCTTY, "ioctl(TIOCSCTTY)");
+}
+
+/*
+ * A member of that session which had no terminal: it inherited the
+ * leader's at fork, and gives it up (TIOCNOTTY of a member clears its own
+ * signal->tty only) before it forks anything.
+ */
+int files_ctty_drop(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct rst_proc *leader;
+
+	if (!ip->has_no_ctty || !ip->no_ctty || ip->sid == ip->pid)
+		return 0;
+	leader = rst_find(c, ip->sid);
+	if (!leader || !leader->img->has_ctty_file_id)
+		return 0;	/* a session without a terminal: nothing was inherited */
+	return ctty_ioctl(c, p, leader->img->ctty_file_id, TIOCNOTTY, "ioctl(TIOCNOTTY)");
 }
 
 int files_restore(struct rst_ctx *c, struct rst_proc *p)

@@ -31,6 +31,9 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #ifndef MLOCK_ONFAULT
 #define MLOCK_ONFAULT 0x01
 #endif
@@ -252,10 +255,12 @@ static int add_madvise(struct rst_ctx *c, struct rst_proc *p, const Dm__Vma *v, 
 			return r;
 	}
 	if (m & DM_MADV_LOCKED) {
-		/* populating a lazy area would fill it with zeros before its pages arrive */
-		bool lazy = pages_vma_lazy(c, p->img, v);
+		/* locked on fault ("lf") as it was; and populating a lazy area would
+		 * fill it with zeros before its pages arrive (the dump makes the pages
+		 * of a plain mlock()ed area eager, an older image may not) */
+		bool onfault = (m & DM_MADV_LOCKONFAULT) || pages_vma_lazy(c, p->img, v);
 		r = rb_add(rb, "mlock2", SYS_mlock2, v->start, v->end - v->start,
-			   lazy ? MLOCK_ONFAULT : 0, 0, 0, 0);
+			   onfault ? MLOCK_ONFAULT : 0, 0, 0, 0);
 		if (r < 0)
 			return r;
 	}
@@ -318,6 +323,18 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 			    !(v->prot & PROT_WRITE);
 		r = rb_add(rb, "mmap", SYS_mmap, v->start, len, v->prot | (acct ? PROT_WRITE : 0),
 			   (uint64_t)flags, fd, off);
+		/*
+		 * An anonymous one also needs its anon_vma, or mprotect drops the
+		 * charge of a mapping that was never faulted in (mprotect_fixup):
+		 * fault one page in and give it back, so that it neither shows in
+		 * the RSS nor hides a lazy page from userfaultfd.
+		 */
+		if (r >= 0 && acct && idx[i] < 0)
+			r = rb_add(rb, "madvise(POPULATE_WRITE)", SYS_madvise, v->start, DM_PAGE_SIZE,
+				   MADV_POPULATE_WRITE, 0, 0, 0);
+		if (r >= 0 && acct && idx[i] < 0)
+			r = rb_add(rb, "madvise(DONTNEED)", SYS_madvise, v->start, DM_PAGE_SIZE,
+				   MADV_DONTNEED, 0, 0, 0);
 		if (r >= 0 && acct)
 			r = rb_add(rb, "mprotect", SYS_mprotect, v->start, len, v->prot, 0, 0, 0);
 		c->st.vmas++;
@@ -411,6 +428,36 @@ int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p)
 	free(rb);
 	if (r < 0)
 		return rst_wrap(r, "pid %d: emptying the stub", p->img->pid);
+	return 0;
+}
+
+/*
+ * mseal() of the VMAs that were sealed: once nothing of the restore changes
+ * them any more (mapping, madvise, pages, the lazy registration), before the
+ * credentials drop.  Lazy pages still arrive afterwards: UFFDIO_COPY fills a
+ * sealed VMA like a fault.
+ */
+int mm_seal(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct rbatch *rb = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < ip->n_vmas && r >= 0; i++) {
+		const Dm__Vma *v = ip->vmas[i];
+		if (!v->has_sealed || !v->sealed || is_special(v->kind))
+			continue;
+		if (!rb) {
+			rb = xmalloc(sizeof(*rb));
+			rb_init(rb, c, rst_main(p));
+		}
+		r = rb_add(rb, "mseal", 462 /* SYS_mseal */, v->start, v->end - v->start, 0, 0, 0, 0);
+	}
+	if (r >= 0 && rb)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: sealing its mappings (mseal)", ip->pid);
 	return 0;
 }
 

@@ -442,6 +442,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	c->st.threads_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, lazy_register);
+	if (r >= 0)
+		r = for_alive(c, mm_seal);
 	c->st.lazy_ms = lap(&t);
 	if (r >= 0)
 		r = for_alive(c, creds_restore);

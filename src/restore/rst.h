@@ -137,6 +137,7 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 /* How many fds the mappings of p take at once (their files, shared memory, the exe). */
 size_t mm_map_fds(const Dm__Process *p);
 int pages_write(struct rst_ctx *c, struct rst_proc *p);
+int mm_seal(struct rst_ctx *c, struct rst_proc *p);
 /* A private VMA holding lazy pages: registered on the uffd (lazy restore only). */
 bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
 /* A page map entry left to the page server (lazy, in a registered VMA). */
@@ -161,6 +162,7 @@ int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
 int rst_clone_pid_error(pid_t pid, int r);
 /* A session leader takes its controlling terminal (after setsid, before its members exist). */
 int files_ctty_early(struct rst_ctx *c, struct rst_proc *p);
+int files_ctty_drop(struct rst_ctx *c, struct rst_proc *p);
 /* A description of file id for mapping it (accmode O_RDONLY or O_RDWR). */
 int files_open_for_map(struct rst_ctx *c, uint32_t file_id, int accmode, int *ret_fd);
 

@@ -181,6 +181,8 @@ static int create_child(struct tree_walk *w, struct rst_proc *creator, struct rs
 			       "such a session cannot be restored yet", ch->img->pid, ch->img->sid);
 	}
 	int r = create_one(c, creator, ch);
+	if (r >= 0)
+		r = files_ctty_drop(c, ch);
 	if (r < 0)
 		return r;
 	w->cur_sid[ci] = sid;

@@ -144,6 +144,18 @@ else
 	expect_restore_error "instruction set this CPU lacks" "$WORK/c8" "lacks instruction sets the tree may use: $name" "$pid"
 fi
 
+# a pid file that cannot be written is refused before anything is restored
+out=$("$DM" restore --images "$WORK/img1" --pidfile "$WORK/nodir/pidfile" 2>&1)
+rc=$?
+if ((rc == 1)) && grep -q "cannot write the pid file $WORK/nodir/pidfile: No such file or directory (nothing was restored)" <<<"$out" &&
+	[[ ! -e /proc/$pid ]]; then
+	ok "restore: unwritable pid file"
+else
+	bad "restore: unwritable pid file" "rc $rc, /proc/$pid $([[ -e /proc/$pid ]] && echo exists || echo absent): $out"
+	kill -KILL -- "-$pid" 2>/dev/null
+	for _ in $(seq 500); do [[ -e /proc/$pid ]] || break; sleep 0.01; done
+fi
+
 # a good image restores (control for the cases above)
 if "$DM" restore --images "$WORK/img1" --pidfile "$WORK/pidfile" >"$WORK/r.log" 2>&1; then
 	r=$(cat "$WORK/pidfile")
@@ -232,6 +244,22 @@ if ((rc == 1)) && grep -q "nothing was changed: process $pid runs on here: canno
 	ok "migrate: peer refuses the connection"
 else
 	bad "migrate: peer refuses the connection" "rc $rc: $out"
+fi
+refuse "migrate: unwritable pid file" 1 "cannot write the pid file $WORK/nodir/p: No such file or directory \\(nothing was done\\)" \
+	"$DM" migrate "pid:$pid" --to 127.0.0.1:9 --insecure --pidfile "$WORK/nodir/p"
+# --insecure is said once, by each command
+if (($(grep -ci insecure <<<"$out") == 1)); then ok "migrate: --insecure warns once"; else bad "migrate: --insecure warns once" "$out"; fi
+"$DM" daemon --listen 127.0.0.1:0 --insecure >"$WORK/daemon.log" 2>&1 &
+dpid=$!
+PIDS+=("$dpid")
+for _ in $(seq 1000); do grep -q "INSECURE listener" "$WORK/daemon.log" && break; sleep 0.01; done
+kill -TERM "$dpid" 2>/dev/null
+wait "$dpid" 2>/dev/null
+if grep -q "INSECURE listener on 127.0.0.1:0 (port [0-9]*)" "$WORK/daemon.log" &&
+	(($(grep -ci insecure "$WORK/daemon.log") == 1)); then
+	ok "daemon: --insecure warns once"
+else
+	bad "daemon: --insecure warns once" "$(cat "$WORK/daemon.log")"
 fi
 kill -KILL "$pid"
 wait_gone "$pid"

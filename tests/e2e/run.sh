@@ -17,6 +17,9 @@
 #   waits/...      the source dmigrate stopped (SIGSTOP) before the switch-over:
 #                  b gives up after its --peer-timeout, names the phase, and
 #                  takes the next migration; the source then rolls back
+#   waits/mem-done the destination never says MEM_DONE after the switch-over
+#                  (test point): the source gives up after its silent bound,
+#                  names the wait and keeps its copy stopped
 #   concurrent/... four workloads migrate a -> b at once; the source of one is
 #                  killed: it fails alone, the three others complete
 #   refuse/...     a source claiming an xsave feature b's CPU lacks is refused
@@ -730,6 +733,48 @@ test_source_stopped() {
 	start_daemon
 }
 
+# waits/mem-done: the destination has every page but never says MEM_DONE (test
+# point dst-before-mem-done holds it; its kernel still answers the link's
+# keepalives, so the link's patience never ends).  The source gives it up
+# after its silent bound (MIG_WAIT_MEM_DONE_MS, 3 s here through
+# DMIGRATE_TEST_WAIT_MEM_DONE_MS), says what it waited for, and keeps its
+# copy stopped; at most one copy runs (b's, if its late MEM_DONE went out)
+test_mem_done_bound() {
+	local t=waits/mem-done marks=$WORK/marks mpid rc
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-before-mem-done DMIGRATE_TEST_MARK="$marks" \
+		DMIGRATE_TEST_PAUSE_MS=60000 || ! start_workload python3; then
+		result FAIL "$t" "setup failed"
+		start_daemon
+		return
+	fi
+	in_host a env DMIGRATE_TEST_WAIT_MEM_DONE_MS=3000 "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" \
+		--key "$KEY" --mode post-copy >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 60 test -e "$marks/dst-before-mem-done"; then
+		wait "$mpid"
+		result FAIL "$t" "b never reached dst-before-mem-done: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	else
+		# the bound under test ends it: without it, only b's 60 s pause would
+		wait "$mpid"
+		rc=$?
+		touch "$marks/dst-before-mem-done.go"
+		if ((rc == 0)); then
+			result FAIL "$t" "the migration succeeded: the source waited until b's pause ended"
+		elif ! grep -q 'nothing came from the peer for 3 s while waiting for MEM_DONE' "$WORK/migrate.out"; then
+			result FAIL "$t" "the error does not name the wait: $(grep -v '^(' "$WORK/migrate.out" | tail -n 2)"
+		elif [[ $(pstate "$WL_PID") != T ]] || ! grep -q 'left stopped' "$WORK/migrate.out"; then
+			result FAIL "$t" "a's copy is not left stopped (state $(pstate "$WL_PID")): $(tail -n 1 "$WORK/migrate.out")"
+		else
+			result PASS "$t"
+		fi
+	fi
+	stop_workload
+	start_daemon
+}
+
 # concurrent/four-at-once: four python3 counters migrate from a to b at the
 # same time (post-copy); each source pauses at src-connected, so all four
 # sessions are open on b at once.  The source of #3 is killed there: its
@@ -1335,6 +1380,7 @@ start_daemon || { result FAIL setup "dmigrated did not start"; echo "$NPASS pass
 test_auth
 test_strangers
 test_source_stopped
+test_mem_done_bound
 test_concurrent
 test_refuse_xfeature
 test_hostile

@@ -13,7 +13,7 @@ Compared: status (identity, capabilities, signal masks and dispositions,
 seccomp, speculation, THP, no_new_privs, umask), per thread the scheduling
 policy, RT priority, nice value, signal mask and pending set, credentials;
 oom_score_adj, loginuid, personality, timerslack_ns, coredump_filter,
-limits; the set of (perms, path, VmFlags) of the mappings in smaps; for each
+limits; whether it has a controlling terminal; the set of (perms, path, VmFlags) of the mappings in smaps; for each
 namespace type, whether the process shares the runner's namespace.
 
 Left out, because they legitimately change (see EXCLUDED_STATUS, and
@@ -28,10 +28,6 @@ VMFLAGS_EXCLUDED):
   - the audit session id (the kernel gives a new one with the login uid)
   - VmFlags "sd" (soft-dirty: every restored mapping is new), "um", "uw",
     "ui" (userfaultfd registration of the lazy restore)
-  - VmFlags "ac" of anonymous mappings only: a KNOWN GAP, not a legitimate
-    change: an anonymous private area once writable, now read-only or
-    PROT_NONE, comes back without its commit charge (file mappings are
-    exact). Remove this exclusion when the restore keeps it.
 """
 import os
 import sys
@@ -116,6 +112,9 @@ def main():
         for k, v in status(f"/proc/{p}/status").items():
             if k not in EXCLUDED_STATUS and k not in THREAD_STATUS:
                 lines.add(f"{key}\tstatus.{k}={v}")
+        # whether it has a controlling terminal (tty_nr; the number itself may
+        # change: a pty gets another index on another host)
+        lines.add(f"{key}\tctty={'no' if st[4] == '0' else 'yes'}")
         for f in PROC_FILES:
             v = read(f"/proc/{p}/{f}")
             if v is not None:
@@ -135,8 +134,7 @@ def main():
             if w and "-" in w[0] and len(w) >= 5 and not w[0].endswith(":"):
                 cur = f"{w[1]} {w[5] if len(w) > 5 else '[anon]'}"
             elif w and w[0] == "VmFlags:" and cur:
-                fl = " ".join(sorted(x for x in w[1:] if x not in VMFLAGS_EXCLUDED and
-                                     not (x == "ac" and cur.endswith("[anon]"))))
+                fl = " ".join(sorted(x for x in w[1:] if x not in VMFLAGS_EXCLUDED))
                 lines.add(f"{key}\tvma {cur} flags={fl}")
         tids = sorted(os.listdir(f"/proc/{p}/task"), key=int) if os.path.isdir(f"/proc/{p}/task") else []
         for rank, t in enumerate(tids):
