@@ -72,8 +72,9 @@
 #
 # The bundles are built once in DIR/containers-bundles (mkbundle.sh is
 # idempotent).  DM_E2E_PREFIX names the test hosts (default dmct).
-# Output: "PASS name", "FAIL name: reason", "SKIP name: reason", then
-# "N passed, N failed, N skipped".  Exit status 1 if anything failed.
+# Output: "PASS name (T s)", "FAIL name: reason (T s)", "SKIP name: reason
+# (T s)" (T: the case's duration), then "N passed, N failed, N skipped".
+# Exit status 1 if anything failed.
 set -u -o pipefail
 export LC_ALL=C
 
@@ -108,12 +109,19 @@ BUNDLES=$BUILD/containers-bundles
 
 NPASS=0 NFAIL=0 NSKIP=0
 log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
+# seconds since CASE_T0 (the case's start, or the previous result), "1.23"
+CASE_T0=${EPOCHREALTIME/./}
+elapsed() {
+	local us=$((${EPOCHREALTIME/./} - CASE_T0))
+	printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
+}
 result() {
 	case $1 in
-	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
-	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
-	FAIL) echo "FAIL $2: $3"; NFAIL=$((NFAIL + 1)) ;;
+	PASS) echo "PASS $2 ($(elapsed) s)"; NPASS=$((NPASS + 1)) ;;
+	SKIP) echo "SKIP $2: $3 ($(elapsed) s)"; NSKIP=$((NSKIP + 1)) ;;
+	FAIL) echo "FAIL $2: $3 ($(elapsed) s)"; NFAIL=$((NFAIL + 1)) ;;
 	esac
+	CASE_T0=${EPOCHREALTIME/./}
 }
 summary() { echo "$NPASS passed, $NFAIL failed, $NSKIP skipped"; }
 selected() { [[ -z $FILTER ]] || [[ $1 =~ $FILTER ]]; }
@@ -681,6 +689,7 @@ if ((${#todo[@]})); then
 	for c in "${todo[@]}"; do
 		[[ $c == testbed/cleanup ]] && continue
 		log "case $c"
+		CASE_T0=${EPOCHREALTIME/./}
 		${RUN[$c]}
 	done
 	if selected testbed/cleanup && ((KEEP == 0)); then

@@ -74,8 +74,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "PASS $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+# seconds since CASE_T0 (the previous result), "1.23"
+CASE_T0=${EPOCHREALTIME/./}
+elapsed() {
+	local us=$((${EPOCHREALTIME/./} - CASE_T0))
+	printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
+}
+ok() { echo "PASS $1 ($(elapsed) s)"; passed=$((passed + 1)); CASE_T0=${EPOCHREALTIME/./}; }
+bad() { echo "FAIL $1: $2 ($(elapsed) s)"; failed=$((failed + 1)); CASE_T0=${EPOCHREALTIME/./}; }
 want() { [[ $1 =~ $FILTER ]]; }
 
 if ! command -v runc >/dev/null; then

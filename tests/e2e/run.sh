@@ -71,8 +71,9 @@
 #                  afterwards (or none, the source's stopped and how to resume
 #                  it printed), its memory intact, b keeps nothing else
 #
-# Output: "PASS name", "FAIL name: reason", "SKIP name: reason", then
-# "N passed, N failed, N skipped".  Exit status 1 if anything failed.
+# Output: "PASS name (T s)", "FAIL name: reason (T s)", "SKIP name: reason
+# (T s)" (T: the case's duration), then "N passed, N failed, N skipped".
+# Exit status 1 if anything failed.
 set -u -o pipefail
 export LC_ALL=C
 # Debian's tools first: a pyenv shim in front of python3 costs a second a call
@@ -147,14 +148,26 @@ DAEMON_ARGS=()	# more options for dmigrated (start_daemon)
 WL_PID= WL_NS= WL_LOG=
 
 log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
-result() {
-	case $1 in
-	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
-	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
-	FAIL) echo "FAIL $2: $3"; NFAIL=$((NFAIL + 1)) ;;
-	esac
+# A case's duration: from its selected() (or the previous result) to its
+# result; DUR, when set, is given (the zdtm runner's own measure).
+CASE_T0=${EPOCHREALTIME/./}
+elapsed() {
+	local us=$((${EPOCHREALTIME/./} - CASE_T0))
+	printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
 }
-selected() { [[ -z $FILTER ]] || [[ $1 =~ $FILTER ]]; }
+result() {
+	local d=${DUR:-$(elapsed)}
+	case $1 in
+	PASS) echo "PASS $2 ($d s)"; NPASS=$((NPASS + 1)) ;;
+	SKIP) echo "SKIP $2: $3 ($d s)"; NSKIP=$((NSKIP + 1)) ;;
+	FAIL) echo "FAIL $2: $3 ($d s)"; NFAIL=$((NFAIL + 1)) ;;
+	esac
+	CASE_T0=${EPOCHREALTIME/./}
+}
+selected() {
+	[[ -z $FILTER || $1 =~ $FILTER ]] || return 1
+	CASE_T0=${EPOCHREALTIME/./}
+}
 
 wait_until() {	# SECONDS CMD...
 	local end=$((SECONDS + $1))
@@ -455,7 +468,12 @@ test_zdtm() {	# MODE
 		{ ((zrc != 0)) && ! grep -q '^FAIL ' "$WORK/zdtm-$mode.out"; }; then
 		result FAIL "zdtm/$mode" "tests/zdtm/run.sh ended with status $zrc: $(tail -n 1 "$WORK/zdtm-$mode.out")"
 	fi
+	local DUR
 	while read -r verdict name rest; do
+		# the runner's lines end with the program's duration
+		DUR=
+		[[ $rest =~ ^(.*)\ ?\(([0-9.]+)\ s\)$ ]] && { DUR=${BASH_REMATCH[2]}; rest=${BASH_REMATCH[1]}; }
+		rest=${rest% }
 		case $verdict in
 		PASS) result PASS "zdtm/$mode/$name" ;;
 		FAIL) result FAIL "zdtm/$mode/${name%:}" "$rest" ;;
@@ -506,6 +524,7 @@ test_vmflags() {
 	fi
 	kill -USR1 "$WL_PID"
 	wait_until 5 grep -q '^flipped 1' "$log"
+	touch "$WORK/marks/src-vmflags-read.go"
 	wait "$MPID"
 	rc=$?
 	fixes=$(jq -r '.vma_fixes // "none"' "$WORK/stats.json" 2>/dev/null)
@@ -596,6 +615,8 @@ test_rollback() {	# POINT KIND MODE
 	else
 		cut_link
 	fi
+	# done: the side that paused goes on at once (the pause is an upper bound)
+	touch "$marks/$point.go"
 	wait "$mpid"
 	rc=$?
 	fix_link
@@ -711,6 +732,7 @@ test_source_stopped() {
 			wait "$mpid"
 			result FAIL "$t" "b did not give the stopped source up: $(tail -n 1 "$WORK/dmigrated.log")"
 		else
+			touch "$marks/src-state-sent.go"
 			kill -CONT "$spid"
 			wait "$mpid"
 			rc=$?
@@ -815,6 +837,8 @@ test_concurrent() {
 		else
 			kill -KILL "$spid"
 		fi
+		# all four were open at once: the pauses may end
+		for i in 0 1 2 3; do touch "$WORK/cmarks$i/src-connected.go"; done
 		for i in 0 1 2 3; do
 			wait "${mpids[i]}"
 			rcs[i]=$?
@@ -1022,6 +1046,7 @@ test_restore_lazy_sigint() {
 		return
 	fi
 	kill -INT "$rpid"
+	touch "$marks/restore-lazy-serving.go"
 	wait_until 30 gone "$rpid"
 	wait %% 2>/dev/null
 	rc=$?

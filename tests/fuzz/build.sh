@@ -7,6 +7,9 @@
 #
 #   tests/fuzz/build.sh [SECONDS] [TARGET...]     (default: 20 s each, every target)
 #
+# DM_FUZZ_JOBS (default 2, at most the CPUs): how many targets run at once, and
+# the compile jobs of the library.
+#
 # Targets (each says in its header what it feeds where):
 #   fuzz_image      image files past their checksum + image_validate() (inventory
 #                   included), and whole image directories through image_load()
@@ -80,22 +83,22 @@ if ! nice ninja -C "$OUT" -j "$JOBS" libdm-fuzz.a >"$OUT/build.log" 2>&1; then
 	exit 1
 fi
 
-fail=0
-for t in "${TARGETS[@]}"; do
+# One target: link it, run it SECS from its corpus; its result line (and the
+# lines that say why it failed) go to $OUT/$t.result, exit 1 on failure.
+fuzz_one() {
+	local t=$1 src seeds run
 	src=$REPO/tests/fuzz/$t.c
-	[[ -f $src ]] || { echo "FAIL fuzz/$t: no $src"; fail=1; continue; }
+	[[ -f $src ]] || { echo "FAIL fuzz/$t: no $src"; return 1; }
 	if ! clang "${CFLAGS[@]/fuzzer-no-link/fuzzer}" -o "$OUT/$t" "$src" "$OUT/libdm-fuzz.a" "${LIBS[@]}" \
 		2>"$OUT/$t.build.log"; then
 		echo "FAIL fuzz/$t: does not build (see $OUT/$t.build.log)"
 		tail -20 "$OUT/$t.build.log"
-		fail=1
-		continue
+		return 1
 	fi
 	seeds=$REPO/tests/fuzz/corpus/${t#fuzz_}
 	if [[ ! -d $seeds ]] || [[ -z $(ls -A "$seeds") ]]; then
 		echo "FAIL fuzz/$t: no seed corpus in $seeds"
-		fail=1
-		continue
+		return 1
 	fi
 	run=$OUT/corpus-${t#fuzz_}
 	mkdir -p "$run"
@@ -109,7 +112,29 @@ for t in "${TARGETS[@]}"; do
 	else
 		echo "FAIL fuzz/$t: see $OUT/$t.log"
 		grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$OUT/$t.log" | head -8
-		fail=1
+		return 1
 	fi
+}
+
+# The targets run JOBS at a time (DM_FUZZ_JOBS, default 2, at most the CPUs):
+# each is one single-threaded process, so on CI's two cores each still has a
+# core of its own for its SECS, as when they ran one after the other.  Their
+# lines are printed in the order of TARGETS.
+RJOBS=${DM_FUZZ_JOBS:-2}
+((RJOBS > $(nproc))) && RJOBS=$(nproc)
+((RJOBS >= 1)) || RJOBS=1
+for t in "${TARGETS[@]}"; do
+	while (($(jobs -rp | wc -l) >= RJOBS)); do wait -n; done
+	rm -f "$OUT/$t.result"
+	fuzz_one "$t" >"$OUT/$t.result" 2>&1 &
+done
+wait
+fail=0
+for t in "${TARGETS[@]}"; do
+	cat "$OUT/$t.result" 2>/dev/null
+	# fuzz_one prints PASS, or FAIL and why; neither: it died
+	grep -q "^PASS fuzz/$t " "$OUT/$t.result" 2>/dev/null && continue
+	fail=1
+	grep -q "^FAIL fuzz/$t" "$OUT/$t.result" 2>/dev/null || echo "FAIL fuzz/$t: no result (see $OUT/$t.log)"
 done
 exit $fail

@@ -21,7 +21,8 @@
 #
 #   tests/soak/run.sh [--build DIR | --bin-dir DIR] [--count N] [-v]
 #   DM_E2E_PREFIX=NAME (test hosts, default dmsoak)
-# Output: "PASS soak/...", "FAIL soak/...: reason", "N passed, N failed, N skipped".
+# Output: "PASS soak/... (T s)", "FAIL soak/...: reason (T s)" (T: since the
+# previous line), "N passed, N failed, N skipped".
 set -u -o pipefail
 export LC_ALL=C
 # Debian's tools first: a pyenv shim in front of python3 costs a second a call
@@ -36,7 +37,7 @@ while (($#)); do
 	--bin-dir) BIN_DIR=$2; shift ;;
 	--count) COUNT=$2; shift ;;
 	-v) VERBOSE=1 ;;
-	-h | --help) sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "soak: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -66,8 +67,14 @@ NPASS=0 NFAIL=0
 WL_NS= WL_LOG=$WORK/workload.log
 
 log() { ((VERBOSE)) && echo "# $*" >&2; return 0; }
-pass() { echo "PASS $1"; NPASS=$((NPASS + 1)); }
-fail() { echo "FAIL $1: $2"; NFAIL=$((NFAIL + 1)); }
+# seconds since CASE_T0 (the previous result), "1.23"
+CASE_T0=${EPOCHREALTIME/./}
+elapsed() {
+	local us=$((${EPOCHREALTIME/./} - CASE_T0))
+	printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
+}
+pass() { echo "PASS $1 ($(elapsed) s)"; NPASS=$((NPASS + 1)); CASE_T0=${EPOCHREALTIME/./}; }
+fail() { echo "FAIL $1: $2 ($(elapsed) s)"; NFAIL=$((NFAIL + 1)); CASE_T0=${EPOCHREALTIME/./}; }
 other() { [[ $1 == a ]] && echo b || echo a; }
 in_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }
 wait_until() {	# SECONDS CMD...

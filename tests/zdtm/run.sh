@@ -64,8 +64,9 @@
 # tree (ns pids, comm, stopped/zombie state, thread ids in a PID namespace)
 # must be identical.
 #
-# Output: one line per test, "PASS name", "FAIL name: reason" or
-# "SKIP name: reason", then "N passed, N failed, N skipped". Exit 1 if any
+# Output: one line per test, "PASS name (T s)", "FAIL name: reason (T s)" or
+# "SKIP name: reason (T s)" (T: the test's duration, start to cleanup), then
+# "N passed, N failed, N skipped". Exit 1 if any
 # test failed. Environment knobs: ZDTM_TIMEOUT_READY, ZDTM_TIMEOUT_CHECKPOINT,
 # ZDTM_TIMEOUT_RESTORE, ZDTM_TIMEOUT_RESULT (seconds), ZDTM_WORKDIR,
 # ZDTM_NETNS (a /run/netns/NAME path: tests start in that network namespace).
@@ -147,12 +148,19 @@ wait_until() {
 	return 0
 }
 
-proc_state() { sed -E 's/.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null; }
+# STAT_REST: the stat of a process after its comm, from the state letter on
+# (builtins only: these run in polling loops, and a fork costs tens of ms on
+# a loaded host).
+stat_rest() {
+	local l
+	STAT_REST=
+	read -r l 2>/dev/null <"/proc/$1/stat" || return 1
+	STAT_REST=${l##*) }
+}
 
 proc_alive() {
-	local s
-	s=$(proc_state "$1") || return 1
-	[[ -n $s && $s != Z && $s != X ]]
+	stat_rest "$1" || return 1
+	[[ -n $STAT_REST && ${STAT_REST:0:1} != Z && ${STAT_REST:0:1} != X ]]
 }
 
 proc_gone() { ! proc_alive "$1"; }
@@ -162,44 +170,32 @@ pid_free() { [[ ! -e /proc/$1 ]]; }
 
 file_exists() { [[ -e $1 ]]; }
 
-# Pids of the tree under $1 (included), breadth first, one per line as "pid depth".
-tree_walk() {
-	local -a queue=("$1 0")
-	local item p d c
-	while ((${#queue[@]})); do
-		item=${queue[0]}
-		queue=("${queue[@]:1}")
-		p=${item% *}
-		d=${item#* }
-		[[ -d /proc/$p ]] || continue
-		echo "$p $d"
-		for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
-			queue+=("$c $((d + 1))")
-		done
-	done
-}
-
-# Innermost pid of a host pid (its pid in its own namespace).
-ns_pid() { awk '/^NSpid:/ { print $NF }' "/proc/$1/status" 2>/dev/null; }
-
 # Start time of a process (field 22 of stat): with the pid, its identity.
 # Pids wrap quickly here; a pid we saw earlier may name another process now.
-proc_starttime() { sed -E 's/.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'; }
+# (STARTTIME set, builtins only)
+proc_starttime() {
+	local -a f
+	STARTTIME=
+	stat_rest "$1" || return 1
+	read -ra f <<<"$STAT_REST"
+	STARTTIME=${f[19]:-}
+}
 
 declare -A IDENT=()
-remember() { [[ -n ${1:-} ]] && IDENT[$1]=$(proc_starttime "$1"); return 0; }
-same_proc() { [[ -n ${1:-} && -n ${IDENT[$1]:-} && $(proc_starttime "$1") == "${IDENT[$1]}" ]]; }
+remember() { [[ -n ${1:-} ]] && proc_starttime "$1" && IDENT[$1]=$STARTTIME; return 0; }
+same_proc() { [[ -n ${1:-} && -n ${IDENT[$1]:-} ]] && proc_starttime "$1" && [[ $STARTTIME == "${IDENT[$1]}" ]]; }
 
 # Kill everything that belongs to a test: the tree under each given root
 # that is still the process we remembered, and whatever is in the session
 # or process group of a root (children that setsid() or were orphaned; a
 # pid in use as a session or group id is never reused, so this is safe
 # also when the root itself is gone). Stop first, so that a forking loop
-# cannot outrun us.
+# cannot outrun us; again until a pass finds no process it had not stopped.
+# Zombies are left to their reaper (a signal does nothing to them).
 kill_test() {
-	local -a roots=() ids=() all=()
-	local r p rounds sid
-	local -A given=()
+	local -a roots=() ids=() all=() found=()
+	local r p rounds
+	local -A given=() seen=()
 	for r in "$@"; do
 		[[ -n $r && -z ${given[$r]:-} ]] || continue
 		given[$r]=1
@@ -207,27 +203,34 @@ kill_test() {
 		same_proc "$r" && roots+=("$r")
 	done
 	for rounds in 1 2 3 4 5; do
-		local -a found=()
-		for r in "${roots[@]}"; do
-			while read -r p _; do found+=("$p"); done < <(tree_walk "$r")
+		# one pass over /proc (a fork per process took seconds on a loaded
+		# host): the live processes that are roots, in the group or session
+		# of an id, or below one of those (by parent pid)
+		mapfile -t found < <(
+			cat /proc/[0-9]*/stat 2>/dev/null | awk -v roots=" ${roots[*]} " -v ids=" ${ids[*]} " '
+				function below(p,   q, r) {
+					if (p in memo) return memo[p]
+					memo[p] = 0
+					q = ppid[p]
+					r = (p in hit) || (q in ppid && below(q))
+					memo[p] = r
+					return r
+				}
+				{ pid = $1; sub(/.*\) /, "")	# state ppid pgrp session ...
+				  ppid[pid] = $2; live[pid] = ($1 != "Z" && $1 != "X")
+				  if (index(roots, " " pid " ") || index(ids, " " $3 " ") || index(ids, " " $4 " "))
+					hit[pid] = 1 }
+				END { for (p in ppid) if (live[p] && below(p)) print p }')
+		local -a new=()
+		for p in "${found[@]}"; do
+			[[ -n ${seen[$p]:-} ]] || { seen[$p]=1; new+=("$p"); }
 		done
-		# every process whose group or session is one of ids: one pass
-		# over /proc (a fork per process took seconds on a loaded host)
-		if ((${#ids[@]})); then
-			while read -r p; do found+=("$p"); done < <(
-				cat /proc/[0-9]*/stat 2>/dev/null | awk -v ids=" ${ids[*]} " '
-					{ pid = $1; sub(/.*\) /, "")	# state ppid pgrp session ...
-					  if (index(ids, " " $3 " ") || index(ids, " " $4 " ")) print pid }')
-		fi
-		((${#found[@]})) || break
-		kill -STOP "${found[@]}" 2>/dev/null
-		all+=("${found[@]}")
-		roots=("${found[@]}")
-		ids=()
+		((${#new[@]})) || break
+		kill -STOP "${new[@]}" 2>/dev/null
+		all+=("${new[@]}")
+		roots=("${all[@]}")
 	done
 	((${#all[@]})) || return 0
-	# each once (a pid is found in the tree and in its group)
-	mapfile -t all < <(printf '%s\n' "${all[@]}" | sort -un)
 	kill -KILL "${all[@]}" 2>/dev/null
 	for p in "${all[@]}"; do wait_until 5 proc_gone "$p"; done
 	return 0
@@ -235,60 +238,19 @@ kill_test() {
 
 # ---------------------------------------------------------------- /proc views
 
-# snapshot ROOT DIR: write DIR/tree, DIR/maps, DIR/fds for the tree under ROOT.
+# snapshot ROOT DIR: write DIR/tree, DIR/maps, DIR/fds, DIR/attrs for the tree
+# under ROOT (lib/snapshot.py takes them in one process: a shell loop forking
+# per fd took seconds per test on a loaded host).
 snapshot() {
-	local root=$1 dir=$2 p d key comm st thr tids fd tgt flags pos ppid item
+	local root=$1 dir=$2
 	mkdir -p "$dir"
-	: >"$dir/raw.maps"
-	: >"$dir/raw.fds"
-	: >"$dir/tree"
-	local -a procs=()
-	if ((ONLY_ROOT)); then
-		procs=("$root 0")
-	else
-		mapfile -t procs < <(tree_walk "$root")
-	fi
-	for item in "${procs[@]}"; do
-		p=${item% *}
-		d=${item#* }
-		comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
-		st=$(proc_state "$p")
-		[[ $st == [ZT] ]] || st=-
-		thr=$(ls "/proc/$p/task" 2>/dev/null | wc -l)
-		if ((PIDNS)); then
-			key="pid=$(ns_pid "$p")"
-			tids=$(for t in /proc/"$p"/task/*; do
-				awk '/^NSpid:/ { print $NF }' "$t/status"
-			done 2>/dev/null | sort -n | tr '\n' ,)
-			ppid=-
-			if ((d > 0)); then
-				ppid=$(ns_pid "$(awk '/^PPid:/ { print $2 }' "/proc/$p/status")")
-			fi
-			echo "$key ppid=$ppid depth=$d comm=$comm state=$st threads=$thr tids=$tids" >>"$dir/tree"
-		else
-			key="depth=$d comm=$comm"
-			echo "$key state=$st threads=$thr" >>"$dir/tree"
-		fi
-		[[ $st == Z ]] && continue
-		if ((CMP_MAPS)); then
-			sed "s|^|$key\t|" "/proc/$p/maps" >>"$dir/raw.maps" 2>/dev/null
-		fi
-		if ((CMP_FDS)); then
-			for fd in $(ls "/proc/$p/fd" 2>/dev/null | sort -n); do
-				tgt=$(readlink "/proc/$p/fd/$fd" 2>/dev/null) || continue
-				flags=$(awk '/^flags:/ { print $2 }' "/proc/$p/fdinfo/$fd" 2>/dev/null)
-				pos=$(awk '/^pos:/ { print $2 }' "/proc/$p/fdinfo/$fd" 2>/dev/null)
-				((TRANSITION)) && pos=-
-				printf '%s\t%s %s flags=%s pos=%s\n' "$key" "$fd" "$tgt" "$flags" "$pos" >>"$dir/raw.fds"
-			done
-		fi
-	done
-	sort -o "$dir/tree" "$dir/tree"
-	# attributes of every process and thread (lib/procview.py says what and why not)
-	: >"$dir/attrs"
-	if ((CMP_ATTRS && !TRANSITION)); then
-		python3 "$ZDTM_DIR/lib/procview.py" "$root" "$PIDNS" "$ONLY_ROOT" >"$dir/attrs" 2>"$dir/attrs.err" ||
-			echo "procview failed: $(head -n 3 "$dir/attrs.err")" >>"$dir/attrs"
+	if ! python3 "$ZDTM_DIR/lib/snapshot.py" "$root" "$dir" "$PIDNS" "$ONLY_ROOT" "$TRANSITION" \
+		"$CMP_MAPS" "$CMP_FDS" "$CMP_ATTRS" 2>"$dir/snapshot.err"; then
+		# a view that cannot be taken differs from any view: the compare fails
+		echo "snapshot of $dir failed: $(tail -n 1 "$dir/snapshot.err")" >>"$dir/tree"
+		: >>"$dir/raw.maps"
+		: >>"$dir/raw.fds"
+		: >>"$dir/attrs"
 	fi
 	# Stable sort by process key keeps each process's lines in address/fd order.
 	sort -s -t$'\t' -k1,1 "$dir/raw.maps" | awk -f "$ZDTM_DIR/lib/maps.awk" >"$dir/maps"
@@ -540,6 +502,9 @@ if [[ $MODE != none && ! -x $DMIGRATE ]]; then
 	echo "run.sh: no dmigrate binary at $DMIGRATE (use --dmigrate PATH)" >&2
 	exit 2
 fi
+# the modes that compare the /proc views before and after (mode_migrate does not)
+VIEWS=1
+[[ $MODE == post-copy || $MODE == pre-copy || $MODE == stop-and-copy || $MODE == hybrid ]] && VIEWS=0
 UNSUPPORTED=
 if declare -F "supports_${MODE//-/_}" >/dev/null; then
 	"supports_${MODE//-/_}" || true
@@ -663,11 +628,10 @@ run_one() {
 		remember "$pid"
 	fi
 
-	if [[ -z $ERR ]]; then
-		snapshot "$pid" "$W/pre"
-		# A verdict already published means a piece of the tree failed early.
-		[[ -e $out ]] && ERR="verdict before checkpoint: $(cat "$out")"
-	fi
+	# the migrate modes compare no views (the tree is on another host)
+	[[ -z $ERR ]] && ((VIEWS)) && snapshot "$pid" "$W/pre"
+	# A verdict already published means a piece of the tree failed early.
+	[[ -z $ERR && -e $out ]] && ERR="verdict before checkpoint: $(cat "$out")"
 
 	if [[ -z $ERR ]]; then
 		"$MODE_FN" "$pid" || true
@@ -740,12 +704,20 @@ NFAIL=0
 NSKIP=0
 LAST=
 
+# seconds since CASE_T0 (a run_one's start), "1.23" (builtins only)
+CASE_T0=${EPOCHREALTIME/./}
+elapsed() {
+	local us=$((${EPOCHREALTIME/./} - CASE_T0))
+	printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000))
+}
+
+# PASS/FAIL/SKIP lines end with the test's duration, "(1.23 s)"
 result() {
 	LAST=$1
 	case $1 in
-	PASS) echo "PASS $2"; NPASS=$((NPASS + 1)) ;;
-	SKIP) echo "SKIP $2: $3"; NSKIP=$((NSKIP + 1)) ;;
-	FAIL) echo "FAIL $2: $3"; NFAIL=$((NFAIL + 1)); show_log ;;
+	PASS) echo "PASS $2 ($(elapsed) s)"; NPASS=$((NPASS + 1)) ;;
+	SKIP) echo "SKIP $2: $3 ($(elapsed) s)"; NSKIP=$((NSKIP + 1)) ;;
+	FAIL) echo "FAIL $2: $3 ($(elapsed) s)"; NFAIL=$((NFAIL + 1)); show_log ;;
 	esac
 }
 
@@ -777,6 +749,7 @@ for src in "$ZDTM_DIR"/static/*.c "$ZDTM_DIR"/transition/*.c; do
 	name=${src#"$ZDTM_DIR"/}
 	name=${name%.c}
 	[[ -n $FILTER && ! $name =~ $FILTER ]] && continue
+	CASE_T0=${EPOCHREALTIME/./}
 	if [[ -n $UNSUPPORTED ]]; then
 		result FAIL "$name" "mode $MODE: $UNSUPPORTED"
 		continue

@@ -44,15 +44,18 @@ if ((rc == 0)) && [[ -n $pidfile ]]; then
 	# has one more level below it)
 	level=$(awk '/^NSpid:/ { print NF - 1 }' "/proc/$init/status")
 	want=$(readlink "/proc/$init/ns/pid")
-	for d in /proc/[0-9]*; do
-		got=$(awk -v l="$level" '/^NSpid:/ { if (NF > l) print $(l + 1) }' "$d/status" 2>/dev/null)
-		[[ $got == "$nspid" ]] || continue
+	# candidates: the processes with nspid at host b's level, "PID PPID" (one
+	# awk over every status file: a fork per process took seconds when loaded)
+	while read -r pid ppid; do
 		# in host b's pid namespace, or the init of a namespace made there
-		ppid=$(awk '/^PPid:/ { print $2 }' "$d/status")
-		[[ $(readlink "$d/ns/pid") == "$want" || $(readlink "/proc/$ppid/ns/pid" 2>/dev/null) == "$want" ]] || continue
-		echo "${d#/proc/}" >"$pidfile"
+		[[ $(readlink "/proc/$pid/ns/pid") == "$want" || $(readlink "/proc/$ppid/ns/pid" 2>/dev/null) == "$want" ]] || continue
+		echo "$pid" >"$pidfile"
 		break
-	done
+	done < <(cat /proc/[0-9]*/status 2>/dev/null | awk -v l="$level" -v want="$nspid" '
+		/^Name:/ { pid = ppid = "" }	# the first line of each file
+		/^Pid:/ { pid = $2 }
+		/^PPid:/ { ppid = $2 }
+		/^NSpid:/ { if (NF > l && $(l + 1) == want && pid != "") print pid, ppid }')
 	[[ -s $pidfile ]] || { echo "dmigrate-a: pid $nspid not found in host b" >&2; rc=1; }
 fi
 exit $rc

@@ -98,8 +98,8 @@ def stat_fields(path):
     return text[text.rfind(")") + 2:].split()
 
 
-def main():
-    root, pidns, only_root = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
+def attrs(root, pidns, only_root):
+    """The attribute lines of the tree under root, sorted, as one string."""
     ours = {t: os.readlink(f"/proc/self/ns/{t}") for t in NS_TYPES
             if os.path.exists(f"/proc/self/ns/{t}")}
     lines = set()
@@ -148,7 +148,12 @@ def main():
             for k, v in status(tp + "/status").items():
                 if k in THREAD_STATUS:
                     lines.add(f"{tkey}\tstatus.{k}={v}")
-    sys.stdout.write("".join(f"{x}\n" for x in sorted(lines)))
+    return "".join(f"{x}\n" for x in sorted(lines))
+
+
+def main():
+    root, pidns, only_root = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
+    sys.stdout.write(attrs(root, pidns, only_root))
 
 
 if __name__ == "__main__":
