@@ -77,7 +77,7 @@ struct dsess {
 	unsigned vma_fixes;
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
-	uint64_t t_start, t_state, t_resume, t_done;
+	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_resume, t_done;
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
@@ -643,6 +643,14 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	s->restore_stats = restore_stats_json(st);
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	if (s->rfs) {
+		/* what the files cost before the resume: the wait for them, the
+		 * restore's opens that had to wait (misses) */
+		json_t *rs = rfs_recv_stats(s->rfs);
+		json_object_set_new(rs, "wait_from_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_wait)));
+		json_object_set_new(rs, "ready_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_ready)));
+		json_object_set_new(s->restore_stats, "rootfs", rs);
+	}
 	if (!store_mode(s->mode)) {
 		/* the source pushes (and sends absent ranges) right after COMMIT:
 		 * the handler must be in place before it can be sent */
@@ -1066,6 +1074,7 @@ static int ph_rootfs_before(struct dsess *s)
 	if (!s->rfs)
 		return 0;
 	bool eager = s->rfs_mode == RFS_EAGER;
+	s->t_rootfs_wait = clock_ns();
 	mig_watchdog_arm_silent(&s->wd, eager ? "the files" : "the files' metadata", peer_timeout_ms(s));
 	while ((r = eager ? rfs_recv_wait_all(s->rfs, 1000) : rfs_recv_wait_meta(s->rfs, 1000)) == -ETIMEDOUT &&
 	       !atomic_load(&s->wd.fired))
@@ -1078,6 +1087,7 @@ static int ph_rootfs_before(struct dsess *s)
 		if (r < 0)
 			return r;
 	}
+	s->t_rootfs_ready = clock_ns();
 	mig_test_point("dst-rootfs-received");
 	return 0;
 }

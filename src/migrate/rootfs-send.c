@@ -61,7 +61,7 @@ struct rfs_sender {
 	int err;               /* the thread's end: > 0 running, 0 DONE, < 0 error */
 	char errmsg[512];
 	/* stats (lock) */
-	uint64_t t_start, t_ws_ready, t_end, t_done;
+	uint64_t t_start, t_walked, t_meta_sent, t_ws_ready, t_end, t_done;
 	uint64_t files_by[_RFS_WHY_MAX], bytes_by[_RFS_WHY_MAX];
 	uint64_t files_sent, bytes_sent, bytes_total, misses, touches;
 	json_t *dest;
@@ -498,6 +498,9 @@ static int run(struct rfs_sender *s)
 	index_files(s);
 	if (s->mode != RFS_LAZY)
 		working_set(s);
+	pthread_mutex_lock(&s->lock);
+	s->t_walked = clock_ns();
+	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	for (size_t i = 0; i < s->n_ents; i++) {
 		r = send_entry(s, (uint32_t)i);
@@ -511,6 +514,9 @@ static int run(struct rfs_sender *s)
 	r = net_send_msg(s->c, RFS_T_META_END, &me.base);
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&s->lock);
+	s->t_meta_sent = clock_ns();
+	pthread_mutex_unlock(&s->lock);
 	s->buf = xmalloc(RFS_CHUNK);
 	bool done = false, ws = false, hold = true;
 	uint64_t held = 0;
@@ -671,6 +677,8 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "misses", json_integer((json_int_t)s->misses));
 	json_object_set_new(j, "touches", json_integer((json_int_t)s->touches));
 	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
+	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
+	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());
 	json_object_set_new(j, "working_set_ready_ms", s->t_ws_ready ? json_real(ns_to_ms(t0, s->t_ws_ready)) : json_null());
 	json_object_set_new(j, "last_file_ms", s->t_end ? json_real(ns_to_ms(t0, s->t_end)) : json_null());
 	json_object_set_new(j, "done_ms", s->t_done ? json_real(ns_to_ms(t0, s->t_done)) : json_null());
