@@ -203,7 +203,8 @@ print("\t".join([sys.argv[2], "%.0f" % j["downtime_ms"], rel(ts.get("dumped"), f
                  rel(rs.get("state_received_ms"), 0), rel(rr.get("ready_ms"), 0),
                  "%.0f" % rs.get("restore_ms", 0), rel(rs.get("resume_at_ms"), 0),
                  str(rr.get("misses", "-")), "%.0f" % rr.get("miss_wait_ms", 0),
-                 ",".join("%s=%.0f" % (k[:-3], v) for k, v in rs.get("phases", {}).items() if v >= 1)]))
+                 ",".join("%s=%.0f" % (k[:-3], v) for k, v in rs.get("phases", {}).items() if v >= 1) +
+                 (" first_miss=%s" % rr["first_miss"] if rr.get("first_miss") else "")]))
 PY
 	kill_work
 	rm -rf "/proc/$binit/root$RFS"
