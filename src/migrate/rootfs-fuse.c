@@ -42,6 +42,7 @@ struct rfs_view {
 	pthread_rwlock_t lock;    /* r: NULL once detached */
 	struct rfs_receiver *r;
 	struct rfs_receiver *rcv; /* the same, kept to unregister from it */
+	struct rfs_inomap *inos;  /* the source's inode numbers (kept after detach) */
 };
 
 /* an open file of the tree: fi->fh */
@@ -163,6 +164,7 @@ static int v_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	r = fi ? fstat(vf(fi)->fd, st) : fstatat(v->bfd, rel(path), st, AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		return -errno;
+	st->st_ino = rfs_inomap_get(v->inos, st->st_ino);
 	pthread_rwlock_rdlock(&v->lock);
 	if (v->r && path) {
 		struct timespec ts[2];
@@ -209,9 +211,12 @@ static int v_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t of
 		rfs_recv_touch(v->r, entry_of(v, path));
 	pthread_rwlock_unlock(&v->lock);
 	struct dirent *de;
-	while ((de = readdir(d)))
-		if (fill(buf, de->d_name, NULL, 0, 0))
+	while ((de = readdir(d))) {
+		/* d_ino as stat says it (the source's numbers) */
+		struct stat st = { .st_ino = rfs_inomap_get(v->inos, de->d_ino), .st_mode = DTTOIF(de->d_type) };
+		if (fill(buf, de->d_name, &st, 0, 0))
 			break;
+	}
 	closedir(d);
 	return 0;
 }
@@ -542,7 +547,8 @@ static int v_removexattr(const char *path, const char *name)
 
 static void *v_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	cfg->use_ino = 1;          /* the copy's inode numbers: hard links stay one inode */
+	cfg->use_ino = 1;          /* the source's inode numbers (hard links stay one inode) */
+	cfg->readdir_ino = 0;      /* (readdir gives them itself) */
 	cfg->kernel_cache = 1;
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
@@ -643,6 +649,7 @@ int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt,
 	}
 	v->running = true;
 	v->rcv = r;
+	v->inos = rfs_recv_inomap(r);
 	rfs_recv_on_arrival(r, on_arrival, v);
 	*ret = v;
 	return 0;
@@ -677,6 +684,7 @@ void rfs_view_free(struct rfs_view *v)
 		fuse_destroy(v->f);
 	if (v->bfd >= 0)
 		close(v->bfd);
+	rfs_inomap_put(v->inos);
 	pthread_rwlock_destroy(&v->lock);
 	free(v->mnt);
 	free(v);

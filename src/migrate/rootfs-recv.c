@@ -38,6 +38,89 @@ struct rent {
 	uint32_t *crcs;    /* per chunk: crc32 of its data (little-endian) */
 };
 
+struct rfs_inomap {
+	pthread_mutex_t lock;
+	int refs;
+	uint64_t *copy, *src;    /* copy[k] -> src[k], open addressing on copy; 0: empty */
+	uint64_t *srcs;          /* the source's numbers, open addressing */
+	size_t mask;
+};
+
+static size_t ino_slot(const uint64_t *t, size_t mask, uint64_t ino)
+{
+	size_t k = (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 17) & mask;
+	while (t[k] && t[k] != ino)
+		k = (k + 1) & mask;
+	return k;
+}
+
+static struct rfs_inomap *inomap_new(void)
+{
+	struct rfs_inomap *m = xcalloc(1, sizeof(*m));
+	pthread_mutex_init(&m->lock, NULL);
+	m->refs = 1;
+	return m;
+}
+
+static void inomap_size(struct rfs_inomap *m, size_t entries)
+{
+	size_t hs = 2;
+	while (hs < 2 * entries + 2)
+		hs *= 2;
+	pthread_mutex_lock(&m->lock);
+	m->copy = xcalloc(hs, sizeof(*m->copy));
+	m->src = xcalloc(hs, sizeof(*m->src));
+	m->srcs = xcalloc(hs, sizeof(*m->srcs));
+	m->mask = hs - 1;
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* (at most one pair per entry: the table never fills) */
+static void inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino)
+{
+	if (!copy_ino || !src_ino)
+		return;
+	pthread_mutex_lock(&m->lock);
+	size_t k = ino_slot(m->copy, m->mask, copy_ino);
+	m->copy[k] = copy_ino;
+	m->src[k] = src_ino;
+	m->srcs[ino_slot(m->srcs, m->mask, src_ino)] = src_ino;
+	pthread_mutex_unlock(&m->lock);
+}
+
+uint64_t rfs_inomap_get(struct rfs_inomap *m, uint64_t copy_ino)
+{
+	uint64_t r = copy_ino;
+	if (!m || !copy_ino)
+		return r;
+	pthread_mutex_lock(&m->lock);
+	if (m->copy) {
+		size_t k = ino_slot(m->copy, m->mask, copy_ino);
+		if (m->copy[k])
+			r = m->src[k];
+		else if (m->srcs[ino_slot(m->srcs, m->mask, copy_ino)])
+			r = copy_ino | (1ULL << 63); /* the tree's own file: not one of the source's numbers */
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+void rfs_inomap_put(struct rfs_inomap *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	bool last = !--m->refs;
+	pthread_mutex_unlock(&m->lock);
+	if (!last)
+		return;
+	free(m->copy);
+	free(m->src);
+	free(m->srcs);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
 struct rfs_receiver {
 	struct net_chan *c;
 	char *root;
@@ -47,6 +130,7 @@ struct rfs_receiver {
 	struct rent *ents;         /* sized by META_BEGIN, never moved: the view reads it */
 	size_t n_ents, cap;        /* n_ents: made (lock for the view) */
 	uint32_t *hash;            /* path -> entry id + 1, open addressing (lock) */
+	struct rfs_inomap *inos;
 	size_t hash_mask;
 	uint32_t files_announced;
 	uint64_t bytes_announced;
@@ -166,10 +250,30 @@ static int on_meta_begin(struct rfs_receiver *r, const Dm__RootfsMetaEnd *m)
 	r->hash = xcalloc(hs, sizeof(*r->hash));
 	r->hash_mask = hs - 1;
 	pthread_mutex_unlock(&r->lock);
+	inomap_size(r->inos, m->entries);
 	return 0;
 }
 
+static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m);
+
+/* an entry, and its inode number here against the source's */
 static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
+{
+	int k = make_entry_at(r, m);
+	if (k < 0 || !m->has_ino)
+		return k;
+	struct stat st;
+	int fd = m->id ? open_beneath(r, m->path, O_PATH | O_NOFOLLOW, 0) : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return dm_fail(fd, "%s: %s", m->path, strerror(-fd));
+	k = fstat(fd, &st) < 0 ? dm_fail(neg_errno(), "%s: %m", m->path) : 0;
+	close(fd);
+	if (k >= 0)
+		inomap_add(r->inos, st.st_ino, m->ino);
+	return k;
+}
+
+static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 {
 	const char *leaf;
 	int r2;
@@ -598,6 +702,7 @@ int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **r
 	r->root = xstrdup(root);
 	r->err = 1;
 	r->cur_id = -1;
+	r->inos = inomap_new();
 	r->t_start = clock_ns();
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->arrival_lock, NULL);
@@ -838,6 +943,14 @@ int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len
 	return !ok ? -EIO : waited;
 }
 
+struct rfs_inomap *rfs_recv_inomap(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->inos->lock);
+	r->inos->refs++;
+	pthread_mutex_unlock(&r->inos->lock);
+	return r->inos;
+}
+
 void rfs_recv_resumed(struct rfs_receiver *r)
 {
 	want(r, 0, RFS_WANT_RESUMED, 0);
@@ -883,6 +996,7 @@ void rfs_recv_free(struct rfs_receiver *r)
 	}
 	free(r->ents);
 	free(r->hash);
+	rfs_inomap_put(r->inos);
 	free(r->asked);
 	if (r->rootfd >= 0)
 		close(r->rootfd);

@@ -396,6 +396,8 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 	m.has_atime_ns = m.has_mtime_ns = true;
 	m.atime_ns = (int64_t)e->st.st_atim.tv_sec * 1000000000LL + e->st.st_atim.tv_nsec;
 	m.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
+	m.has_ino = true;
+	m.ino = e->st.st_ino;
 	if (e->link_id >= 0) {
 		m.has_link_id = true;
 		m.link_id = (uint32_t)e->link_id;

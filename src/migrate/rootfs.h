@@ -175,6 +175,15 @@ bool rfs_recv_all_in(struct rfs_receiver *r);
  * names (for the view to drop what the kernel cached of it) */
 void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const char *rel), void *arg);
 
+/* The source's inode numbers: the copy's st_ino -> the source's.  The view
+ * reports them (programs compare st_ino: sqlite refuses a database whose
+ * inode changed).  A file the tree made here keeps the copy's number, with
+ * bit 63 set if that number is one of the source's. */
+struct rfs_inomap;
+struct rfs_inomap *rfs_recv_inomap(struct rfs_receiver *r); /* a reference */
+uint64_t rfs_inomap_get(struct rfs_inomap *m, uint64_t copy_ino);
+void rfs_inomap_put(struct rfs_inomap *m);
+
 /*
  * The lazy view (rootfs-fuse.c): a FUSE file system at mnt over the copy
  * being received in backing, so that the tree runs before its files are in.

@@ -1120,13 +1120,13 @@ test_link_queue() {
 # dmigrated state dir and the tree runs chrooted into that copy.  The
 # workload (lib/rootfs_work.c) keeps a file open and one mapped, checks
 # them again after the move, walks /data checking every file, writes one.
-# Afterwards every entry of the copy is the source's (type, mode, size,
-# owner, mtime, allocated blocks: holes; symlink targets; contents), hard
-# links are one inode, the xattr, fifo and device are there, and the stats
-# say the working set went first.
+# Afterwards every entry of the copy is the source's (inode number, type,
+# mode, size, owner, mtime, allocated blocks: holes; symlink targets;
+# contents), hard links are one inode, the xattr, fifo and device are
+# there, and the stats say the working set went first.
 RFS_DIR=/var/lib/dmigrate/rfsrc
 tree_listing() {	# DIR: one line per entry, /out (the workload writes there) left out
-	(cd "$1" && find . -path ./out -prune -o -printf '%P %M %s %U %G %T@ %b %l\n' | sort)
+	(cd "$1" && find . -path ./out -prune -o -printf '%P %i %M %s %U %G %T@ %b %l\n' | sort)
 }
 # the rootfs in host a and the workload chrooted into it; FAIL and 1 if not
 start_rootfs_workload() {	# TEST
