@@ -33,17 +33,21 @@ struct rent {
 	bool arrived;
 	bool is_data;      /* a regular file with data of its own */
 	bool dir_done;     /* a directory whose entries are all made (DIR_END) */
+	uint8_t asked;     /* WANT sent: 1 the whole file, 2 touch (lock) */
 	uint32_t n_chunks, n_in;
 	uint8_t *chunk_in; /* per chunk: 1 in, 2 asked for (lock) */
 	uint32_t *crcs;    /* per chunk: crc32 of its data (little-endian) */
 };
+
+#define RBLK 4096u
+#define ENT(r, id) (&(r)->blk[(size_t)(id) / RBLK][(size_t)(id) % RBLK])
 
 struct rfs_inomap {
 	pthread_mutex_t lock;
 	int refs;
 	uint64_t *copy, *src;    /* copy[k] -> src[k], open addressing on copy; 0: empty */
 	uint64_t *srcs;          /* the source's numbers, open addressing */
-	size_t mask;
+	size_t mask, n;
 };
 
 static size_t ino_slot(const uint64_t *t, size_t mask, uint64_t ino)
@@ -62,26 +66,40 @@ static struct rfs_inomap *inomap_new(void)
 	return m;
 }
 
-static void inomap_size(struct rfs_inomap *m, size_t entries)
+/* (lock) room for one more pair: the tables at most half full */
+static void inomap_grow(struct rfs_inomap *m)
 {
-	size_t hs = 2;
-	while (hs < 2 * entries + 2)
-		hs *= 2;
-	pthread_mutex_lock(&m->lock);
-	m->copy = xcalloc(hs, sizeof(*m->copy));
-	m->src = xcalloc(hs, sizeof(*m->src));
-	m->srcs = xcalloc(hs, sizeof(*m->srcs));
+	if (m->copy && 2 * (m->n + 1) <= m->mask + 1)
+		return;
+	size_t hs = m->copy ? 2 * (m->mask + 1) : 1024;
+	uint64_t *copy = xcalloc(hs, sizeof(*copy)), *src = xcalloc(hs, sizeof(*src)), *srcs = xcalloc(hs, sizeof(*srcs));
+	for (size_t k = 0; m->copy && k <= m->mask; k++) {
+		if (m->copy[k]) {
+			size_t j = ino_slot(copy, hs - 1, m->copy[k]);
+			copy[j] = m->copy[k];
+			src[j] = m->src[k];
+		}
+		if (m->srcs[k])
+			srcs[ino_slot(srcs, hs - 1, m->srcs[k])] = m->srcs[k];
+	}
+	free(m->copy);
+	free(m->src);
+	free(m->srcs);
+	m->copy = copy;
+	m->src = src;
+	m->srcs = srcs;
 	m->mask = hs - 1;
-	pthread_mutex_unlock(&m->lock);
 }
 
-/* (at most one pair per entry: the table never fills) */
 static void inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino)
 {
 	if (!copy_ino || !src_ino)
 		return;
 	pthread_mutex_lock(&m->lock);
+	inomap_grow(m);
 	size_t k = ino_slot(m->copy, m->mask, copy_ino);
+	if (!m->copy[k])
+		m->n++;
 	m->copy[k] = copy_ino;
 	m->src[k] = src_ino;
 	m->srcs[ino_slot(m->srcs, m->mask, src_ino)] = src_ino;
@@ -127,8 +145,10 @@ struct rfs_receiver {
 	int rootfd;
 	pthread_t thread;
 	bool started;
-	struct rent *ents;         /* sized by META_BEGIN, never moved: the view reads it */
-	size_t n_ents, cap;        /* n_ents: made (lock for the view) */
+	/* entries in blocks that never move (the view holds pointers to
+	 * them); a new block and a larger hash table are made under lock */
+	struct rent *blk[RFS_ENTRIES_MAX / RBLK + 1];
+	size_t n_ents;             /* made (lock for the view) */
 	uint32_t *hash;            /* path -> entry id + 1, open addressing (lock) */
 	struct rfs_inomap *inos;
 	size_t hash_mask;
@@ -149,7 +169,6 @@ struct rfs_receiver {
 	uint64_t t_start, t_meta, t_done;
 	uint64_t files_in, bytes_in;
 	/* the lazy view's side */
-	uint8_t *asked;          /* entry id -> WANT sent (1 whole file, 2 touch) */
 	uint64_t opens, misses, waits, miss_wait_ns, miss_wait_max_ns;
 	uint64_t t_first_miss;
 	char first_miss[128];    /* the path and byte of the first wait */
@@ -223,35 +242,30 @@ static int64_t hash_find(struct rfs_receiver *r, const char *rel)
 		uint32_t v = r->hash[k];
 		if (!v)
 			return -1;
-		if (!strcmp(r->ents[v - 1].path, rel))
+		if (!strcmp(ENT(r, v - 1)->path, rel))
 			return v - 1;
 	}
 }
 
+/* (lock) */
 static void hash_add(struct rfs_receiver *r, uint32_t id)
 {
-	size_t k = path_hash(r->ents[id].path) & r->hash_mask;
+	if (!r->hash || 2 * (id + 1) > r->hash_mask + 1) {
+		size_t hs = r->hash ? 2 * (r->hash_mask + 1) : 4096;
+		free(r->hash);
+		r->hash = xcalloc(hs, sizeof(*r->hash));
+		r->hash_mask = hs - 1;
+		for (uint32_t i = 0; i < id; i++) {
+			size_t k = path_hash(ENT(r, i)->path) & r->hash_mask;
+			while (r->hash[k])
+				k = (k + 1) & r->hash_mask;
+			r->hash[k] = i + 1;
+		}
+	}
+	size_t k = path_hash(ENT(r, id)->path) & r->hash_mask;
 	while (r->hash[k])
 		k = (k + 1) & r->hash_mask;
 	r->hash[k] = id + 1;
-}
-
-static int on_meta_begin(struct rfs_receiver *r, const Dm__RootfsMetaEnd *m)
-{
-	if (r->ents || !m->entries || m->entries > RFS_ENTRIES_MAX || m->files > m->entries)
-		return dm_fail(-EBADMSG, "rootfs metadata of %u entries (%u files) refused", m->entries, m->files);
-	size_t hs = 2;
-	while (hs < 2 * (size_t)m->entries)
-		hs *= 2;
-	pthread_mutex_lock(&r->lock);
-	r->cap = m->entries;
-	r->ents = xcalloc(r->cap, sizeof(*r->ents));
-	r->asked = xcalloc(r->cap, 1);
-	r->hash = xcalloc(hs, sizeof(*r->hash));
-	r->hash_mask = hs - 1;
-	pthread_mutex_unlock(&r->lock);
-	inomap_size(r->inos, m->entries);
-	return 0;
 }
 
 static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m);
@@ -278,13 +292,19 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	const char *leaf;
 	int r2;
 
-	if (m->id != r->n_ents || r->meta_done || r->n_ents >= r->cap)
+	if (m->id != r->n_ents || r->meta_done || r->n_ents >= RFS_ENTRIES_MAX)
 		return dm_fail(-EBADMSG, "rootfs entry %u out of place", m->id);
+	if (!r->blk[m->id / RBLK]) {
+		struct rent *b = xcalloc(RBLK, sizeof(*b));
+		pthread_mutex_lock(&r->lock);
+		r->blk[m->id / RBLK] = b;
+		pthread_mutex_unlock(&r->lock);
+	}
 	bool is_root = m->id == 0;
 	if (is_root ? m->path[0] || !S_ISDIR(m->mode) : !path_ok(m->path))
 		return dm_fail(-EBADMSG, "rootfs entry %u: path '%.64s' refused (absolute, '..', or empty part)",
 			       m->id, m->path);
-	struct rent *e = &r->ents[r->n_ents];
+	struct rent *e = ENT(r, r->n_ents);
 	*e = (struct rent){ .path = xstrdup(m->path), .mode = m->mode, .link_id = -1, .next_link = -1, .fd = -1,
 			    .size = m->has_size ? m->size : 0 };
 	e->times[0] = ns_ts(m->has_atime_ns ? m->atime_ns : 0);
@@ -323,14 +343,14 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	}
 	case S_IFREG: {
 		if (m->has_link_id) {
-			if (m->link_id >= m->id || !S_ISREG(r->ents[m->link_id].mode) || r->ents[m->link_id].link_id >= 0)
+			if (m->link_id >= m->id || !S_ISREG(ENT(r, m->link_id)->mode) || ENT(r, m->link_id)->link_id >= 0)
 				return dm_fail(-EBADMSG, "%s: hard link to entry %u refused", m->path, m->link_id);
 			e->link_id = m->link_id;
-			e->next_link = r->ents[m->link_id].next_link;
-			r->ents[m->link_id].next_link = m->id;
-			_cleanup_close_ int src = open_beneath(r, r->ents[m->link_id].path, O_PATH, 0);
+			e->next_link = ENT(r, m->link_id)->next_link;
+			ENT(r, m->link_id)->next_link = m->id;
+			_cleanup_close_ int src = open_beneath(r, ENT(r, m->link_id)->path, O_PATH, 0);
 			if (src < 0)
-				return dm_fail(src, "%s: %s", r->ents[m->link_id].path, strerror(-src));
+				return dm_fail(src, "%s: %s", ENT(r, m->link_id)->path, strerror(-src));
 			if (linkat(src, "", pfd, leaf, AT_EMPTY_PATH) < 0)
 				return dm_fail(neg_errno(), "%s: link: %m", m->path);
 			return 0;
@@ -382,7 +402,7 @@ static struct rent *data_ent(struct rfs_receiver *r, uint32_t id)
 {
 	if (id >= r->n_ents)
 		return NULL;
-	struct rent *e = &r->ents[id];
+	struct rent *e = ENT(r, id);
 	if (!e->is_data || e->arrived)
 		return NULL;
 	return e;
@@ -486,8 +506,8 @@ static int on_file_end(struct rfs_receiver *r, const struct rfs_wire_file_end *f
 	 * (not under r->lock: the kernel may wait for a read of the file to end) */
 	pthread_mutex_lock(&r->arrival_lock);
 	if (r->on_arrival)
-		for (int64_t i = fe->id; i >= 0; i = r->ents[i].next_link)
-			r->on_arrival(r->on_arrival_arg, r->ents[i].path);
+		for (int64_t i = fe->id; i >= 0; i = ENT(r, i)->next_link)
+			r->on_arrival(r->on_arrival_arg, ENT(r, i)->path);
 	pthread_mutex_unlock(&r->arrival_lock);
 	return 0;
 }
@@ -496,9 +516,9 @@ static int on_file_end(struct rfs_receiver *r, const struct rfs_wire_file_end *f
  * nothing below changes them again), and the view may look into it */
 static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 {
-	if (de->id >= r->n_ents || !S_ISDIR(r->ents[de->id].mode) || r->ents[de->id].dir_done)
+	if (de->id >= r->n_ents || !S_ISDIR(ENT(r, de->id)->mode) || ENT(r, de->id)->dir_done)
 		return dm_fail(-EBADMSG, "rootfs directory end of entry %u out of place", de->id);
-	struct rent *e = &r->ents[de->id];
+	struct rent *e = ENT(r, de->id);
 	_cleanup_close_ int fd = de->id ? open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
 					 : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0 || futimens(fd, e->times) < 0)
@@ -513,8 +533,6 @@ static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 /* entries and directory ends, in order: records {type, len, bytes} */
 static int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len)
 {
-	if (!r->ents)
-		return dm_fail(-EBADMSG, "rootfs metadata without its counts");
 	for (uint32_t off = 0; off < len;) {
 		struct rfs_wire_rec h;
 		if (len - off < sizeof(h))
@@ -591,31 +609,18 @@ static int run(struct rfs_receiver *r)
 			if (k < 0)
 				return k;
 			break;
-		case RFS_T_META_BEGIN:
 		case RFS_T_META_END: {
 			if (f.len > NET_MSG_MAX)
 				return dm_fail(-EBADMSG, "rootfs message of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k < 0)
 				return k;
-			if (f.type == RFS_T_META_BEGIN) {
-				Dm__RootfsMetaEnd *m = dm__rootfs_meta_end__unpack(NULL, f.len, buf);
-				if (!m)
-					return dm_fail(-EBADMSG, "malformed rootfs metadata");
-				k = on_meta_begin(r, m);
-				dm__rootfs_meta_end__free_unpacked(m, NULL);
-				if (k < 0)
-					return k;
-				break;
-			}
-			if (!r->ents)
-				return dm_fail(-EBADMSG, "rootfs metadata without its counts");
 			Dm__RootfsMetaEnd *m = dm__rootfs_meta_end__unpack(NULL, f.len, buf);
 			if (!m)
 				return dm_fail(-EBADMSG, "malformed rootfs metadata end");
 			bool ok = !r->meta_done && m->entries == r->n_ents && m->files == r->files_announced;
 			for (size_t i = 0; ok && i < r->n_ents; i++)
-				ok = !S_ISDIR(r->ents[i].mode) || r->ents[i].dir_done;
+				ok = !S_ISDIR(ENT(r, i)->mode) || ENT(r, i)->dir_done;
 			r->bytes_announced = m->bytes;
 			dm__rootfs_meta_end__free_unpacked(m, NULL);
 			if (!ok)
@@ -788,16 +793,16 @@ int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel)
 /* (lock) directory id is complete, or the transfer broke */
 static int wait_dir_locked(struct rfs_receiver *r, int64_t id)
 {
-	while (!r->ents[id].dir_done && r->err > 0)
+	while (!ENT(r, id)->dir_done && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
-	return r->ents[id].dir_done ? 0 : -EIO;
+	return ENT(r, id)->dir_done ? 0 : -EIO;
 }
 
 int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
 {
 	int k;
 	pthread_mutex_lock(&r->lock);
-	/* the root first: its entry is the first (after META_BEGIN) */
+	/* the root first: its entry is the first */
 	while (!r->n_ents && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
 	if (!r->n_ents) {
@@ -815,7 +820,7 @@ int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
 		memcpy(p, rel, i);
 		p[i] = 0;
 		int64_t id = hash_find(r, p);
-		if (id < 0 || !S_ISDIR(r->ents[id].mode))
+		if (id < 0 || !S_ISDIR(ENT(r, id)->mode))
 			break;
 		k = wait_dir_locked(r, id);
 	}
@@ -833,12 +838,12 @@ static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t of
 void rfs_recv_touch(struct rfs_receiver *r, int64_t dir)
 {
 	pthread_mutex_lock(&r->lock);
-	if (dir < 0 || (size_t)dir >= r->n_ents || !S_ISDIR(r->ents[dir].mode)) {
+	if (dir < 0 || (size_t)dir >= r->n_ents || !S_ISDIR(ENT(r, dir)->mode)) {
 		pthread_mutex_unlock(&r->lock);
 		return;
 	}
-	bool send = !(r->asked[dir] & 2) && r->files_in < r->files_announced;
-	r->asked[dir] |= 2;
+	bool send = !(ENT(r, dir)->asked & 2) && (!r->meta_done || r->files_in < r->files_announced);
+	ENT(r, dir)->asked |= 2;
 	pthread_mutex_unlock(&r->lock);
 	if (send)
 		want(r, (uint32_t)dir, RFS_WANT_TOUCH, 0);
@@ -849,10 +854,10 @@ static struct rent *file_of(struct rfs_receiver *r, int64_t id, int64_t *ret_id)
 {
 	if (id < 0 || (size_t)id >= r->n_ents)
 		return NULL;
-	while (r->ents[id].link_id >= 0)
-		id = r->ents[id].link_id;
+	while (ENT(r, id)->link_id >= 0)
+		id = ENT(r, id)->link_id;
 	*ret_id = id;
-	return r->ents[id].is_data ? &r->ents[id] : NULL;
+	return ENT(r, id)->is_data ? ENT(r, id) : NULL;
 }
 
 bool rfs_recv_pending(struct rfs_receiver *r, int64_t id, struct timespec times[2])
@@ -896,8 +901,8 @@ int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
 	}
 	/* it may change the file: all its data first, asked for at once */
 	uint64_t t = clock_ns();
-	bool send = !(r->asked[id] & 1);
-	r->asked[id] |= 1;
+	bool send = !(e->asked & 1);
+	e->asked |= 1;
 	pthread_mutex_unlock(&r->lock);
 	if (send)
 		want(r, (uint32_t)id, RFS_WANT_MISS, RFS_WANT_WHOLE);
@@ -988,16 +993,16 @@ void rfs_recv_free(struct rfs_receiver *r)
 		pthread_join(r->thread, NULL);
 	}
 	for (size_t i = 0; i < r->n_ents; i++) {
-		if (r->ents[i].fd >= 0)
-			close(r->ents[i].fd);
-		free(r->ents[i].path);
-		free(r->ents[i].chunk_in);
-		free(r->ents[i].crcs);
+		if (ENT(r, i)->fd >= 0)
+			close(ENT(r, i)->fd);
+		free(ENT(r, i)->path);
+		free(ENT(r, i)->chunk_in);
+		free(ENT(r, i)->crcs);
 	}
-	free(r->ents);
+	for (size_t b = 0; b < ARRAY_SIZE(r->blk); b++)
+		free(r->blk[b]);
 	free(r->hash);
 	rfs_inomap_put(r->inos);
-	free(r->asked);
 	if (r->rootfd >= 0)
 		close(r->rootfd);
 	free(r->root);

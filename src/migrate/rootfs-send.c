@@ -63,7 +63,8 @@ struct rfs_sender {
 	struct rfs_ent *ents;
 	size_t n_ents, cap_ents;
 	struct rfs_file_state *files;
-	size_t n_files;
+	size_t n_files, cap_files;
+	void *inodes;          /* tsearch: struct inode_key of files with more than one name */
 	struct rfs_sched *sched;
 	uint8_t *buf;
 	uint8_t batch[RFS_BATCH_MAX];   /* META_BATCH being filled */
@@ -71,9 +72,6 @@ struct rfs_sender {
 	int batch_err;
 	size_t meta_next;               /* entries put in batches */
 	size_t meta_dirs;               /* of dirs_done, DIR_ENDs put */
-	size_t batch_upto;              /* entries before it are in the batch or sent */
-	size_t ents_out;                /* entries sent (their batch went) */
-	bool meta_sent;                 /* META_END went */
 	/* the walk: directories in the order their entries were complete; the
 	 * working set's paths (relative), whose directories are walked first */
 	struct dir_done *dirs_done;
@@ -115,6 +113,22 @@ int rfs_mode_parse(const char *s, enum rfs_mode *ret)
 
 /* ---- the walk ---- */
 
+struct inode_key {
+	dev_t dev;
+	ino_t ino;
+	uint32_t id;
+};
+
+static int cmp_inode(const void *a, const void *b)
+{
+	const struct inode_key *x = a, *y = b;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
+
 static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
 {
 	if (s->n_ents >= RFS_ENTRIES_MAX)
@@ -123,8 +137,32 @@ static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st
 		s->cap_ents = s->cap_ents ? 2 * s->cap_ents : 1024;
 		s->ents = xrealloc(s->ents, s->cap_ents * sizeof(*s->ents));
 	}
-	s->ents[s->n_ents++] = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent,
-						 .link_id = -1, .file = -1 };
+	uint32_t id = (uint32_t)s->n_ents++;
+	struct rfs_ent *e = &s->ents[id];
+	*e = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent, .link_id = -1, .file = -1 };
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	if (st->st_nlink > 1) {
+		/* a hard link of a file met before: that entry carries the data */
+		struct inode_key *k = xmalloc(sizeof(*k)), **found;
+		*k = (struct inode_key){ st->st_dev, st->st_ino, id };
+		found = tsearch(k, &s->inodes, cmp_inode);
+		if (!found)
+			abort();
+		if (*found != k) {
+			free(k);
+			e->link_id = (*found)->id;
+			return 0;
+		}
+	}
+	if (s->n_files == s->cap_files) {
+		s->cap_files = s->cap_files ? 2 * s->cap_files : 1024;
+		s->files = xrealloc(s->files, s->cap_files * sizeof(*s->files));
+	}
+	e->file = (int64_t)s->n_files;
+	s->files[s->n_files++] = (struct rfs_file_state){ .ent = id, .fd = -1,
+							  .n_chunks = rfs_chunks((uint64_t)st->st_size) };
+	s->bytes_total += (uint64_t)st->st_size;
 	return 0;
 }
 
@@ -142,6 +180,8 @@ static bool on_ws_path(struct rfs_sender *s, const char *dir)
 			return true;
 	return false;
 }
+
+static int emit(struct rfs_sender *s);
 
 /* pre-order, names sorted: a directory before what it holds; a
  * directory's entries are listed together (then it is done, dirs_done) */
@@ -199,6 +239,13 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	}
 	s->dirs_done = xrealloc(s->dirs_done, (s->n_dirs_done + 1) * sizeof(*s->dirs_done));
 	s->dirs_done[s->n_dirs_done++] = (struct dir_done){ .dir = self, .at = s->n_ents };
+	/* its entries go now: the destination can look into it while the
+	 * rest of the tree is walked */
+	r = emit(s);
+	if (r < 0) {
+		free(subdirs);
+		return r;
+	}
 	/* the directories on the working set's paths first: the restore
 	 * waits for their entries, not for the rest of the tree's */
 	for (int pass = 0; pass < 2 && r >= 0; pass++)
@@ -212,51 +259,14 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	return r;
 }
 
-struct inode_key {
-	dev_t dev;
-	ino_t ino;
-	uint32_t id;
-};
-
-static int cmp_inode(const void *a, const void *b)
+/* the order of the files, once the walk is over */
+static void make_sched(struct rfs_sender *s)
 {
-	const struct inode_key *x = a, *y = b;
-	if (x->dev != y->dev)
-		return x->dev < y->dev ? -1 : 1;
-	if (x->ino != y->ino)
-		return x->ino < y->ino ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* hard links (the first entry of an inode carries it) and the files with data */
-static void index_files(struct rfs_sender *s)
-{
-	size_t k = 0;
-	struct inode_key *v = xcalloc(s->n_ents + 1, sizeof(*v));
-	for (size_t i = 0; i < s->n_ents; i++)
-		if (S_ISREG(s->ents[i].st.st_mode) && s->ents[i].st.st_nlink > 1)
-			v[k++] = (struct inode_key){ s->ents[i].st.st_dev, s->ents[i].st.st_ino, (uint32_t)i };
-	qsort(v, k, sizeof(*v), cmp_inode);
-	for (size_t i = 1; i < k; i++)
-		if (v[i].dev == v[i - 1].dev && v[i].ino == v[i - 1].ino)
-			s->ents[v[i].id].link_id = s->ents[v[i - 1].id].link_id >= 0 ? s->ents[v[i - 1].id].link_id
-										  : v[i - 1].id;
-	free(v);
-	for (size_t i = 0; i < s->n_ents; i++)
-		if (S_ISREG(s->ents[i].st.st_mode) && s->ents[i].link_id < 0)
-			s->ents[i].file = (int64_t)s->n_files++;
-	s->files = xcalloc(s->n_files + 1, sizeof(*s->files));
 	uint64_t *sizes = xcalloc(s->n_files + 1, sizeof(*sizes));
 	uint32_t *dirs = xcalloc(s->n_files + 1, sizeof(*dirs));
-	for (size_t i = 0; i < s->n_ents; i++) {
-		int64_t f = s->ents[i].file;
-		if (f < 0)
-			continue;
-		s->files[f] = (struct rfs_file_state){ .ent = (uint32_t)i, .fd = -1,
-							.n_chunks = rfs_chunks((uint64_t)s->ents[i].st.st_size) };
-		sizes[f] = (uint64_t)s->ents[i].st.st_size;
-		dirs[f] = s->ents[i].parent;
-		s->bytes_total += sizes[f];
+	for (size_t f = 0; f < s->n_files; f++) {
+		sizes[f] = (uint64_t)s->ents[s->files[f].ent].st.st_size;
+		dirs[f] = s->ents[s->files[f].ent].parent;
 	}
 	s->sched = rfs_sched_new(sizes, dirs, s->n_files, s->mode == RFS_LAZY);
 	free(sizes);
@@ -361,7 +371,6 @@ static int batch_flush(struct rfs_sender *s)
 		return 0;
 	int r = net_send_frame(s->c, RFS_T_META_BATCH, s->batch, s->batch_len);
 	s->batch_len = 0;
-	s->ents_out = s->batch_upto;
 	return r;
 }
 
@@ -663,43 +672,28 @@ static void meta_counts(struct rfs_sender *s, Dm__RootfsMetaEnd *me)
 	me->bytes = s->bytes_total;
 }
 
-/* the next entries up to a sent batch (a full one, or one that ends a
- * directory of the working set's paths), a directory's DIR_END after its
- * last entry; META_END after the last */
-static int send_meta_step(struct rfs_sender *s)
+/* the entries walked and not sent yet, a directory's DIR_END after its
+ * last entry; the batch goes when it is full and at the end of the root
+ * or of a directory on the working set's paths (what the restore looks
+ * into first) */
+static int emit(struct rfs_sender *s)
 {
 	int r = 0;
-	size_t flushed = s->meta_next;
-	while (r >= 0 && s->meta_next < s->n_ents && flushed == s->meta_next) {
-		size_t i = s->meta_next++;
-		r = send_entry(s, (uint32_t)i);
-		s->batch_upto = i + 1;
-		for (; r >= 0 && s->meta_dirs < s->n_dirs_done && s->dirs_done[s->meta_dirs].at == i + 1; s->meta_dirs++) {
+	for (;;) {
+		for (; r >= 0 && s->meta_dirs < s->n_dirs_done && s->dirs_done[s->meta_dirs].at <= s->meta_next;
+		     s->meta_dirs++) {
 			struct rfs_wire_dir_end de = { .id = s->dirs_done[s->meta_dirs].dir };
 			memcpy(batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
-			/* the working set's directories are walked first: what the
-			 * restore looks into goes out at once */
-			if (!de.id || on_ws_path(s, s->ents[de.id].path)) {
+			if (!de.id || on_ws_path(s, s->ents[de.id].path))
 				r = batch_flush(s);
-				flushed = s->meta_next;
-			}
 		}
+		if (r < 0 || s->meta_next >= s->n_ents)
+			break;
+		size_t i = s->meta_next++;
+		r = send_entry(s, (uint32_t)i);
 		r = r ?: s->batch_err;
-		if (r >= 0 && s->batch_len == 0)
-			flushed = s->meta_next; /* batch_add sent a full batch */
 	}
-	if (r >= 0 && s->meta_next == s->n_ents) {
-		Dm__RootfsMetaEnd me;
-		meta_counts(s, &me);
-		r = batch_flush(s);
-		if (r >= 0)
-			r = net_send_msg(s->c, RFS_T_META_END, &me.base);
-		s->meta_sent = true;
-		pthread_mutex_lock(&s->lock);
-		s->t_meta_sent = clock_ns();
-		pthread_mutex_unlock(&s->lock);
-	}
-	return r;
+	return r ?: s->batch_err;
 }
 
 /*
@@ -714,20 +708,23 @@ static int run(struct rfs_sender *s)
 
 	if (s->mode != RFS_LAZY)
 		working_set_paths(s);
+	/* the entries go as the walk lists them */
 	r = walk(s, "", 0);
+	if (r >= 0)
+		r = batch_flush(s);
 	if (r < 0)
 		return r;
-	index_files(s);
-	working_set(s);
-	pthread_mutex_lock(&s->lock);
-	s->t_walked = clock_ns();
-	pthread_mutex_unlock(&s->lock);
-	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	Dm__RootfsMetaEnd me;
 	meta_counts(s, &me);
-	r = net_send_msg(s->c, RFS_T_META_BEGIN, &me.base);
+	r = net_send_msg(s->c, RFS_T_META_END, &me.base);
 	if (r < 0)
 		return r;
+	make_sched(s);
+	working_set(s);
+	pthread_mutex_lock(&s->lock);
+	s->t_walked = s->t_meta_sent = clock_ns();
+	pthread_mutex_unlock(&s->lock);
+	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	s->buf = xmalloc(RFS_CHUNK);
 	bool done = false, ws = false, hold = true;
 	uint64_t held = 0;
@@ -736,15 +733,6 @@ static int run(struct rfs_sender *s)
 		enum rfs_why why;
 		bool from_cw = s->cw_head < s->cw_n;
 		bool urgent = !from_cw && rfs_sched_urgent(s->sched);
-		if (!from_cw && !urgent && !s->meta_sent) {
-			r = send_meta_step(s);
-			if (r < 0)
-				return r;
-			r = read_peer(s, false, &done);
-			if (r < 0)
-				return r;
-			continue;
-		}
 		if (!from_cw && !urgent && !s->resumed) {
 			r = read_peer(s, true, &done);
 			if (r < 0)
@@ -762,13 +750,6 @@ static int run(struct rfs_sender *s)
 				continue;
 		} else if (rfs_sched_next(s->sched, &f, &why)) {
 			c = s->files[f].next;
-			if (s->files[f].ent >= s->ents_out) {
-				/* its entry first */
-				r = send_meta_step(s);
-				if (r < 0)
-					return r;
-				continue;
-			}
 		} else {
 			break;
 		}
@@ -801,8 +782,6 @@ static int run(struct rfs_sender *s)
 		if (done)
 			return dm_fail(-EBADMSG, "the destination said DONE before the last file");
 	}
-	if (!s->meta_sent)
-		return dm_fail(-EPROTO, "every file sent before the metadata (cannot be)");
 	pthread_mutex_lock(&s->lock);
 	if (!s->t_ws_ready)
 		s->t_ws_ready = clock_ns();
@@ -911,6 +890,7 @@ void rfs_send_free(struct rfs_sender *s)
 		free(s->ents[i].path);
 	free(s->ents);
 	free(s->files);
+	tdestroy(s->inodes, free);
 	rfs_sched_free(s->sched);
 	free(s->buf);
 	if (s->dirfd >= 0)

@@ -5,20 +5,18 @@
  * its own (NET_ROLE_ROOTFS), from the freeze on.
  *
  *   source (rfs_sender, a thread)               destination (rfs_receiver, a thread)
- *   walk DIR (the working set's directories first)
- *   META_BEGIN {entries, files, bytes}  -------->   every array sized once
- *   META_BATCH: records, in order:                  dirs, empty sparse files, symlinks,
+ *   walk DIR, the working set's directories first; each directory's entries
+ *   go as soon as it is listed:
+ *   META_BATCH: records, in order           --->    dirs, empty sparse files, symlinks,
  *     ENTRY {id, path, mode, owner, times, ...}     hard links, devices made under ROOT;
- *     DIR_END {dir} after the last entry of dir -->
- *                                                   a directory's lookups wait for its DIR_END
- *   META_END {entries, files, bytes}  -------->
- *   DATA {id, off, len} + bytes ...   -------->     written at off (holes stay holes)
- *   CHUNK_END {id, chunk, crc}        -------->     crc checked; reads of the chunk go on
- *   FILE_END {id, size, crc}          -------->     size and crc of the chunks' crcs checked,
- *                                                   times set
- *                                    <--------      WANT {id, MISS | TOUCH, off}  (any time)
- *   END                               -------->
- *                                    <--------      DONE {stats}  (MigReply)
+ *     DIR_END {dir} after dir's last entry          a lookup in dir waits for its DIR_END
+ *   META_END {entries, files, bytes}        --->    counts checked
+ *   DATA {id, off, len} + bytes ...         --->    written at off (holes stay holes)
+ *   CHUNK_END {id, chunk, crc}              --->    crc checked; reads of the chunk go on
+ *   FILE_END {id, size, crc}                --->    size, crc of the chunks' crcs, times
+ *                                           <---    WANT {id, MISS | TOUCH | RESUMED, off}
+ *   END                                     --->
+ *                                           <---    DONE {stats}  (MigReply)
  *
  * Files are sent in the order of rootfs-sched.h, chunk by chunk: chunk k of
  * a file is its bytes [k * RFS_CHUNK, (k + 1) * RFS_CHUNK), its data extents
@@ -46,7 +44,7 @@ enum rfs_frame_type {
 	RFS_T_END = NET_T_ROOTFS + 5,      /* empty */
 	RFS_T_WANT = NET_T_ROOTFS + 6,     /* struct rfs_wire_want, destination -> source */
 	RFS_T_DONE = NET_T_ROOTFS + 7,     /* Dm__MigReply {stats}, destination -> source */
-	RFS_T_META_BEGIN = NET_T_ROOTFS + 8, /* Dm__RootfsMetaEnd: the counts, before the entries */
+	/* NET_T_ROOTFS + 8: not used */
 	RFS_T_DIR_END = NET_T_ROOTFS + 9,  /* struct rfs_wire_dir_end (a record of META_BATCH) */
 	RFS_T_CHUNK_END = NET_T_ROOTFS + 10, /* struct rfs_wire_chunk_end */
 	RFS_T_META_BATCH = NET_T_ROOTFS + 11, /* records: struct rfs_wire_rec + len bytes, ... */
