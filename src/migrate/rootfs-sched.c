@@ -233,13 +233,7 @@ bool rfs_sched_urgent(const struct rfs_sched *s)
 	for (size_t k = s->demand_head; k < s->demand.n; k++)
 		if (s->state[s->demand.v[k]] != ST_DONE)
 			return true;
-	if (s->cur >= 0 && s->state[s->cur] != ST_DONE && (s->cur_why == RFS_WORKING_SET || s->cur_why == RFS_DEMAND))
-		return true;
-	const struct stack *w = &s->stk[RFS_WORKING_SET];
-	for (size_t k = 0; k < w->n; k++)
-		if (s->state[w->v[k]] == ST_PENDING)
-			return true;
-	return false;
+	return s->cur >= 0 && s->state[s->cur] != ST_DONE && s->cur_why == RFS_DEMAND;
 }
 
 void rfs_sched_sent(struct rfs_sched *s, uint32_t i, bool done)

@@ -39,6 +39,7 @@ struct rfs_file_state {
 	int fd;
 	enum rfs_why why;       /* of its first chunk */
 	uint32_t n_chunks, next, n_sent;
+	bool done;              /* FILE_END sent */
 	uint8_t *sent;          /* per chunk: sent */
 	uint32_t *crcs;         /* per chunk: crc32 of its data */
 };
@@ -77,7 +78,12 @@ struct rfs_sender {
 	struct dir_done *dirs_done;
 	size_t n_dirs_done;
 	char **ws;
+	bool *ws_mapped;
 	size_t n_ws;
+	uint32_t *early;       /* mapped files of the working set, not sent yet (the restore reads them) */
+	size_t n_early;
+	uint32_t *touched;     /* directories touched during the walk */
+	size_t n_touched;
 	/* chunks the tree is blocked on, FIFO */
 	struct chunk_want *cw;
 	size_t cw_head, cw_n, cw_cap;
@@ -162,6 +168,13 @@ static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st
 	e->file = (int64_t)s->n_files;
 	s->files[s->n_files++] = (struct rfs_file_state){ .ent = id, .fd = -1,
 							  .n_chunks = rfs_chunks((uint64_t)st->st_size) };
+	for (size_t i = 0; i < s->n_ws; i++)
+		if (s->ws_mapped[i] && !strcmp(s->ws[i], path)) {
+			/* what the restore reads: sent during the walk, once its entry is out */
+			s->early = xrealloc(s->early, (s->n_early + 1) * sizeof(*s->early));
+			s->early[s->n_early++] = (uint32_t)e->file;
+			break;
+		}
 	s->bytes_total += (uint64_t)st->st_size;
 	return 0;
 }
@@ -182,6 +195,7 @@ static bool on_ws_path(struct rfs_sender *s, const char *dir)
 }
 
 static int emit(struct rfs_sender *s);
+static int serve_misses(struct rfs_sender *s);
 
 /* pre-order, names sorted: a directory before what it holds; a
  * directory's entries are listed together (then it is done, dirs_done) */
@@ -240,8 +254,10 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	s->dirs_done = xrealloc(s->dirs_done, (s->n_dirs_done + 1) * sizeof(*s->dirs_done));
 	s->dirs_done[s->n_dirs_done++] = (struct dir_done){ .dir = self, .at = s->n_ents };
 	/* its entries go now: the destination can look into it while the
-	 * rest of the tree is walked */
+	 * rest of the tree is walked; what the tree is blocked on meanwhile */
 	r = emit(s);
+	if (r >= 0)
+		r = serve_misses(s);
 	if (r < 0) {
 		free(subdirs);
 		return r;
@@ -287,26 +303,32 @@ static int64_t ent_of(struct rfs_sender *s, const char *rel)
 	return e ? e - s->ents : -1;
 }
 
-static void ws_add(struct rfs_sender *s, const char *host_path)
+/* mapped: the exe or a mapped file, which the restore reads (the pages of
+ * a private mapping that the tree changed are written over the file's) */
+static void ws_add(struct rfs_sender *s, const char *host_path, bool mapped)
 {
 	size_t l = strlen(s->dir);
 	if (strncmp(host_path, s->dir, l) || (host_path[l] != '/' && host_path[l]))
 		return;
 	const char *rel = host_path[l] ? host_path + l + 1 : "";
 	for (size_t i = 0; i < s->n_ws; i++)
-		if (!strcmp(s->ws[i], rel))
+		if (!strcmp(s->ws[i], rel)) {
+			s->ws_mapped[i] |= mapped;
 			return;
+		}
 	s->ws = xrealloc(s->ws, (s->n_ws + 1) * sizeof(*s->ws));
+	s->ws_mapped = xrealloc(s->ws_mapped, (s->n_ws + 1) * sizeof(*s->ws_mapped));
+	s->ws_mapped[s->n_ws] = mapped;
 	s->ws[s->n_ws++] = xstrdup(rel);
 }
 
-static void ws_link(struct rfs_sender *s, const char *link)
+static void ws_link(struct rfs_sender *s, const char *link, bool mapped)
 {
 	char target[PATH_MAX + 1];
 	ssize_t k = readlink(link, target, sizeof(target) - 1);
 	if (k > 0) {
 		target[k] = 0;
-		ws_add(s, target);
+		ws_add(s, target, mapped);
 	}
 }
 
@@ -321,7 +343,7 @@ static void working_set_paths(struct rfs_sender *s)
 		static const char *const links[] = { "exe", "cwd", "root" };
 		for (size_t k = 0; k < ARRAY_SIZE(links); k++) {
 			snprintf(link, sizeof(link), "/proc/%d/%s", pids[i], links[k]);
-			ws_link(s, link);
+			ws_link(s, link, k == 0);
 		}
 		snprintf(link, sizeof(link), "/proc/%d/fd", pids[i]);
 		DIR *d = opendir(link);
@@ -330,7 +352,7 @@ static void working_set_paths(struct rfs_sender *s)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(link, sizeof(link), "/proc/%d/fd/%s", pids[i], de->d_name);
-			ws_link(s, link);
+			ws_link(s, link, false);
 		}
 		if (d)
 			closedir(d);
@@ -342,7 +364,7 @@ static void working_set_paths(struct rfs_sender *s)
 			if (!p)
 				continue;
 			p[strcspn(p, "\n")] = 0;
-			ws_add(s, p);
+			ws_add(s, p, true);
 		}
 		if (f)
 			fclose(f);
@@ -487,7 +509,7 @@ static void want_chunk(struct rfs_sender *s, uint32_t f, uint32_t chunk)
 
 static bool chunk_sent(const struct rfs_file_state *fs, uint32_t chunk)
 {
-	return fs->sent && fs->sent[chunk];
+	return fs->done || (fs->sent && fs->sent[chunk]);
 }
 
 static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
@@ -503,16 +525,22 @@ static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
 		uint32_t f = (uint32_t)s->ents[e].file;
 		const struct rfs_file_state *fs = &s->files[f];
 		bool queued;
-		if (w->off == RFS_WANT_WHOLE || !fs->n_chunks) {
+		if ((w->off == RFS_WANT_WHOLE || !fs->n_chunks) && s->sched) {
 			/* the whole file, next, ahead of everything */
 			queued = rfs_sched_demand(s->sched, f);
+		} else if (w->off == RFS_WANT_WHOLE || !fs->n_chunks) {
+			/* (during the walk: its chunks, at once) */
+			queued = !fs->done;
+			for (uint32_t c = 0; queued && c < MAX(fs->n_chunks, 1u); c++)
+				if (!chunk_sent(fs, c))
+					want_chunk(s, f, c);
 		} else {
 			/* only the chunk the tree is blocked on, at once */
 			uint64_t c = w->off / RFS_CHUNK;
 			if (c >= fs->n_chunks)
 				return dm_fail(-EBADMSG, "request for byte %" PRIu64 " of %s (%" PRIu64 " bytes)", w->off,
 					       s->ents[e].path, (uint64_t)s->ents[e].st.st_size);
-			queued = !rfs_sched_is_done(s->sched, f) && !chunk_sent(fs, (uint32_t)c);
+			queued = !fs->done && !chunk_sent(fs, (uint32_t)c);
 			if (queued)
 				want_chunk(s, f, (uint32_t)c);
 		}
@@ -530,7 +558,13 @@ static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
 	} else if (w->kind == RFS_WANT_TOUCH) {
 		if (!S_ISDIR(s->ents[e].st.st_mode))
 			return 0;
-		rfs_sched_touch(s->sched, (uint32_t)e);
+		if (s->sched) {
+			rfs_sched_touch(s->sched, (uint32_t)e);
+		} else {
+			/* (during the walk: once the scheduler is there) */
+			s->touched = xrealloc(s->touched, (s->n_touched + 1) * sizeof(*s->touched));
+			s->touched[s->n_touched++] = (uint32_t)e;
+		}
 		pthread_mutex_lock(&s->lock);
 		s->touches++;
 		pthread_mutex_unlock(&s->lock);
@@ -656,6 +690,7 @@ static int send_chunk(struct rfs_sender *s, uint32_t f, uint32_t c, enum rfs_why
 	free(fs->crcs);
 	fs->sent = NULL;
 	fs->crcs = NULL;
+	fs->done = true;
 	pthread_mutex_lock(&s->lock);
 	s->files_by[fs->why]++;
 	s->files_sent++;
@@ -696,11 +731,73 @@ static int emit(struct rfs_sender *s)
 	return r ?: s->batch_err;
 }
 
+/* during the walk: the requests that came, the chunks the tree is blocked on */
+static int serve_misses(struct rfs_sender *s)
+{
+	bool done = false;
+	int r;
+	do {
+		size_t before = s->cw_n;
+		r = read_peer(s, false, &done);
+		if (r < 0)
+			return r;
+		if (done)
+			return dm_fail(-EBADMSG, "the destination said DONE before the last file");
+		if (s->cw_n == before && !net_chan_has_pending(s->c))
+			break;
+	} while (true);
+	if ((s->cw_head < s->cw_n || s->n_early) && s->batch_len) {
+		/* the entries of what goes first */
+		r = batch_flush(s);
+		if (r < 0)
+			return r;
+	}
+	while (s->cw_head < s->cw_n) {
+		uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
+		bool fdone;
+		if (chunk_sent(&s->files[f], c))
+			continue;
+		r = send_chunk(s, f, c, RFS_DEMAND, &fdone);
+		if (r < 0)
+			return r;
+	}
+	/* the working set's files met so far, smallest first, a chunk at a
+	 * time (a miss goes between) */
+	while (s->n_early && s->cw_head == s->cw_n) {
+		size_t k = 0;
+		for (size_t i = 1; i < s->n_early; i++)
+			if (s->ents[s->files[s->early[i]].ent].st.st_size < s->ents[s->files[s->early[k]].ent].st.st_size)
+				k = i;
+		struct rfs_file_state *fs = &s->files[s->early[k]];
+		bool fdone = fs->done;
+		if (!fdone) {
+			r = send_chunk(s, s->early[k], fs->next, RFS_WORKING_SET, &fdone);
+			if (r < 0)
+				return r;
+		}
+		if (fdone)
+			s->early[k] = s->early[--s->n_early];
+		r = read_peer(s, false, &done);
+		if (r < 0)
+			return r;
+		while (s->cw_head < s->cw_n) {
+			uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
+			if (chunk_sent(&s->files[f], c))
+				continue;
+			r = send_chunk(s, f, c, RFS_DEMAND, &fdone);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 /*
- * What goes next, in this order: a chunk the tree is blocked on; the
- * working set (once its entries are out); the metadata, batch by batch;
+ * What goes next, in this order: during the walk, after each directory's
+ * entries, a chunk the tree is blocked on, then the mapped files of the
+ * working set (the restore reads them); after the walk the same, and
  * before the resume nothing else (it would stand in the restore's way on
- * the link); then stacks 2 and 3.
+ * the link and in the destination's CPU); then stacks 1, 2 and 3.
  */
 static int run(struct rfs_sender *s)
 {
@@ -709,6 +806,7 @@ static int run(struct rfs_sender *s)
 	if (s->mode != RFS_LAZY)
 		working_set_paths(s);
 	/* the entries go as the walk lists them */
+	s->buf = xmalloc(RFS_CHUNK);
 	r = walk(s, "", 0);
 	if (r >= 0)
 		r = batch_flush(s);
@@ -720,12 +818,16 @@ static int run(struct rfs_sender *s)
 	if (r < 0)
 		return r;
 	make_sched(s);
+	for (size_t f = 0; f < s->n_files; f++)
+		if (s->files[f].done) /* a miss's during the walk */
+			rfs_sched_sent(s->sched, (uint32_t)f, true);
+	for (size_t i = 0; i < s->n_touched; i++)
+		rfs_sched_touch(s->sched, s->touched[i]);
 	working_set(s);
 	pthread_mutex_lock(&s->lock);
 	s->t_walked = s->t_meta_sent = clock_ns();
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
-	s->buf = xmalloc(RFS_CHUNK);
 	bool done = false, ws = false, hold = true;
 	uint64_t held = 0;
 	for (;;) {
@@ -733,6 +835,13 @@ static int run(struct rfs_sender *s)
 		enum rfs_why why;
 		bool from_cw = s->cw_head < s->cw_n;
 		bool urgent = !from_cw && rfs_sched_urgent(s->sched);
+		if (!from_cw && !urgent && !s->resumed && s->n_early) {
+			/* what the restore reads, left from the walk */
+			r = serve_misses(s);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (!from_cw && !urgent && !s->resumed) {
 			r = read_peer(s, true, &done);
 			if (r < 0)
@@ -746,7 +855,7 @@ static int run(struct rfs_sender *s)
 			f = s->cw[s->cw_head].f;
 			c = s->cw[s->cw_head++].chunk;
 			why = RFS_DEMAND;
-			if (rfs_sched_is_done(s->sched, f) || chunk_sent(&s->files[f], c))
+			if (chunk_sent(&s->files[f], c))
 				continue;
 		} else if (rfs_sched_next(s->sched, &f, &why)) {
 			c = s->files[f].next;
@@ -884,7 +993,10 @@ void rfs_send_free(struct rfs_sender *s)
 	for (size_t i = 0; i < s->n_ws; i++)
 		free(s->ws[i]);
 	free(s->ws);
+	free(s->ws_mapped);
 	free(s->dirs_done);
+	free(s->touched);
+	free(s->early);
 	free(s->cw);
 	for (size_t i = 0; i < s->n_ents; i++)
 		free(s->ents[i].path);

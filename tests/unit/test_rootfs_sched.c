@@ -186,7 +186,7 @@ static double hit_rate(const uint32_t *order, const uint64_t *mb, size_t n)
 	return hits / 10;
 }
 
-/* what may go before the resume: demands and the working set, nothing else */
+/* what may go before the resume: demands, nothing else */
 static void test_urgent(void **st)
 {
 	(void)st;
@@ -197,24 +197,25 @@ static void test_urgent(void **st)
 	enum rfs_why w;
 	assert_false(rfs_sched_urgent(s)); /* only stack 3 */
 	rfs_sched_touch(s, 1);
-	assert_false(rfs_sched_urgent(s)); /* stack 2 is not */
-	rfs_sched_working_set(s, 0);
+	rfs_sched_working_set(s, 3);
+	assert_false(rfs_sched_urgent(s)); /* stacks 1 and 2 are not */
+	assert_true(rfs_sched_demand(s, 0));
 	assert_true(rfs_sched_urgent(s));
 	assert_true(rfs_sched_next(s, &i, &w));
 	assert_int_equal(i, 0);
-	assert_int_equal(w, RFS_WORKING_SET);
+	assert_int_equal(w, RFS_DEMAND);
 	rfs_sched_sent(s, 0, false);
-	assert_true(rfs_sched_urgent(s)); /* the working set's file in progress */
+	assert_true(rfs_sched_urgent(s)); /* the demanded file in progress */
+	assert_true(rfs_sched_next(s, &i, &w));
+	assert_int_equal(i, 0);
 	rfs_sched_sent(s, 0, true);
 	assert_false(rfs_sched_urgent(s));
-	assert_true(rfs_sched_demand(s, 1));
-	assert_true(rfs_sched_urgent(s));
+	/* then stack 1, stack 2 (file 2, the smaller of dir 1): not urgent */
 	assert_true(rfs_sched_next(s, &i, &w));
-	assert_int_equal(i, 1);
-	assert_int_equal(w, RFS_DEMAND);
-	rfs_sched_sent(s, 1, true);
+	assert_int_equal(i, 3);
+	assert_int_equal(w, RFS_WORKING_SET);
 	assert_false(rfs_sched_urgent(s));
-	/* then stack 2 (file 2, the smaller of dir 1), not urgent */
+	rfs_sched_sent(s, 3, true);
 	assert_true(rfs_sched_next(s, &i, &w));
 	assert_int_equal(i, 2);
 	assert_int_equal(w, RFS_SAME_DIR);
