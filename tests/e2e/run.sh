@@ -49,7 +49,7 @@
 #                  mapped files and walks the rest right in b, its write
 #                  stays; the working set went first (stats)
 #   rootfs/none    shared storage (an identical DIR in b): nothing moves
-#   rootfs/kill-dest  dmigrated killed once the files' metadata is in: the
+#   rootfs/kill-dest  dmigrated killed with the view mounted, before the restore: the
 #                  tree runs on in a, files unchanged; the next dmigrated
 #                  removes the dead view and the copy
 #   resilience/... the link down for 12 s after the switch-over: both sides
@@ -1158,8 +1158,8 @@ start_rootfs_workload() {	# TEST
 }
 b_rootfs_clean() { in_host b sh -c '! grep -q dmigrate-rootfs /proc/self/mounts && [ -z "$(ls /var/lib/dmigrate/rootfs 2>/dev/null)" ]'; }
 
-# rootfs/kill-dest: dmigrated killed (-9) once the files' metadata is in and
-# the lazy view mounted, before the restore: the source rolls back, the tree
+# rootfs/kill-dest: dmigrated killed (-9) with the lazy view mounted and the
+# files arriving, before the restore: the source rolls back, the tree
 # runs on in a with its files unchanged, b runs nothing of it, and the next
 # dmigrated unmounts the dead view and removes the copy
 test_rootfs_kill_dest() {
@@ -1176,7 +1176,7 @@ test_rootfs_kill_dest() {
 	migrate post-copy --rootfs-dir "$RFS_DIR" &
 	local mpid=$!
 	if ! wait_until 30 test -e "$marks/dst-rootfs-received"; then
-		why="the destination never had the metadata: $(tail -n 2 "$WORK/dmigrated.log" | tr '\n' ' ')"
+		why="the destination never got to the restore: $(tail -n 2 "$WORK/dmigrated.log" | tr '\n' ' ')"
 	fi
 	kill -KILL "$DAEMON_PID" 2>/dev/null
 	DAEMON_PID=
