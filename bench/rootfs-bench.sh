@@ -189,6 +189,23 @@ print("\t".join([sys.argv[3], "%.0f" % j["downtime_ms"], m.group(2) if m else "-
                  (m.group(1) if m else "?") + "/" + walk,
                  "-" if d.get("metadata_ms") is None else "%.0f" % (d["metadata_ms"] + r["start_ms"])]))
 PY
+	python3 - "$st" "$mode" >>"$WORK/phases.tsv" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+ts, r = j["timestamps"], j.get("rootfs", {})
+rs = j.get("restore", {})
+rr = rs.get("rootfs", {})
+def rel(v, base):
+    return "-" if v is None or base is None else "%.0f" % (v - base)
+f = ts["freeze"]
+print("\t".join([sys.argv[2], "%.0f" % j["downtime_ms"], rel(ts.get("dumped"), f), rel(ts.get("state_sent"), f),
+                 rel(r.get("walked_ms"), f), rel(r.get("metadata_sent_ms"), f),
+                 rel(rs.get("state_received_ms"), 0), rel(rr.get("ready_ms"), 0),
+                 "%.0f" % rs.get("restore_ms", 0), rel(rs.get("resume_at_ms"), 0),
+                 str(rr.get("misses", "-")), "%.0f" % rr.get("miss_wait_ms", 0),
+                 ",".join("%s=%.0f" % (k[:-3], v) for k, v in rs.get("phases", {}).items() if v >= 1) +
+                 (" first_miss=%s" % rr["first_miss"] if rr.get("first_miss") else "")]))
+PY
 	kill_work
 	rm -rf "/proc/$binit/root$RFS"
 }
@@ -204,6 +221,18 @@ printf '%-9s %9s %11s %8s %11s %9s %7s %6s %9s %s\n' mode downtime_ms first_read
 sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok me; do
 	printf '%-9s %9s %11s %8s %11s %9s %7s %6s %9s %s\n' "$mode" "$dt" "$fr" "$me" "$fd" "$tot" "$mi" "$hr" "$mb" "$ok"
 done
+if [[ -s $WORK/phases.tsv ]]; then
+	# where the downtime goes: source ms from the freeze (dump done, state
+	# sent, rootfs walked, its metadata sent); destination ms from its
+	# session's start (state in, files ready for the restore, the restore,
+	# the resume) and the restore's opens that waited for their data
+	echo "# phases: source ms after the freeze | destination ms from its session's start"
+	printf '%-9s %8s %7s %7s %7s %7s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
+		state_in rfs_rdy restore resume misses miss_ms restore_phases
+	while IFS=$'\t' read -r mode dt du sts wa me si rr rt ra mi mw rp; do
+		printf '%-9s %8s %7s %7s %7s %7s | %7s %7s %8s %7s %7s %8s  %s\n' "$mode" "$dt" "$du" "$sts" "$wa" "$me" "$si" "$rr" "$rt" "$ra" "$mi" "$mw" "$rp"
+	done <"$WORK/phases.tsv"
+fi
 if [[ -s $WORK/overhead.tsv ]]; then
 	echo "# reads of every file after the move, MiB/s: through the view with its page cache dropped, through the view warm, the plain copy"
 	printf '%-9s %7s %12s %12s %12s\n' mode files view_cold view_warm plain

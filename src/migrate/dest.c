@@ -78,7 +78,7 @@ struct dsess {
 	unsigned vma_fixes;
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
-	uint64_t t_start, t_state, t_resume, t_done;
+	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_resume, t_done;
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
@@ -774,6 +774,20 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	s->restore_stats = restore_stats_json(st);
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	if (s->rfs) {
+		/* a transfer broken before the switch-over rolls back */
+		r = rfs_recv_failed(s->rfs);
+		if (r < 0)
+			return r;
+	}
+	if (s->rfs) {
+		/* what the files cost before the resume: the wait for them, the
+		 * restore's opens that had to wait (misses) */
+		json_t *rs = rfs_recv_stats(s->rfs);
+		json_object_set_new(rs, "wait_from_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_wait)));
+		json_object_set_new(rs, "ready_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_ready)));
+		json_object_set_new(s->restore_stats, "rootfs", rs);
+	}
 	if (!store_mode(s->mode)) {
 		/* the source pushes (and sends absent ranges) right after COMMIT:
 		 * the handler must be in place before it can be sent */
@@ -1135,6 +1149,7 @@ static void session_cleanup(struct dsess *s)
 		rfs_view_free(s->view);
 		s->view = NULL;
 	}
+	rfs_view_detach(s->view); /* a kept view: it needs the receiver no more */
 	rfs_recv_free(s->rfs);
 	s->rfs = NULL;
 	if (s->rfs_root && !s->keep_root) {
@@ -1214,31 +1229,36 @@ static int ph_prepare(struct dsess *s)
 	s->rfs_mnt = xasprintf("%s/root", s->rfs_root);
 	if (mkdir(s->rfs_root, 0700) < 0)
 		return dm_fail(neg_errno(), "%s: %m", s->rfs_root);
-	return rfs_recv_start(s->rfs_chan, s->rfs_data, &s->rfs);
+	r = rfs_recv_start(s->rfs_chan, s->rfs_data, &s->rfs);
+	if (r < 0 || s->rfs_mode == RFS_EAGER)
+		return r;
+	/* priority, lazy: the view is mounted now, before the freeze; what
+	 * looks into it waits for the entries of the directories it goes
+	 * through, and a read for the chunks it needs, nothing else */
+	return rfs_view_start(s->rfs, s->rfs_data, s->rfs_mnt, &s->view);
 }
 
 /* rootfs, before the restore.  eager: every file (silent limit:
- * --peer-timeout); priority, lazy: the metadata, then the lazy view is
- * mounted and the restore opens what it needs through it (a miss each
- * time a file is not in yet) */
+ * --peer-timeout); priority, lazy: nothing: the view is mounted (ph_prepare)
+ * and the restore goes through it, waiting only for the directories it
+ * looks into and the chunks it reads (a miss each) */
 static int ph_rootfs_before(struct dsess *s)
 {
 	int r;
 	if (!s->rfs)
 		return 0;
-	bool eager = s->rfs_mode == RFS_EAGER;
-	mig_watchdog_arm_silent(&s->wd, eager ? "the files" : "the files' metadata", peer_timeout_ms(s));
-	while ((r = eager ? rfs_recv_wait_all(s->rfs, 1000) : rfs_recv_wait_meta(s->rfs, 1000)) == -ETIMEDOUT &&
-	       !atomic_load(&s->wd.fired))
-		;
-	mig_watchdog_arm(&s->wd, NULL, 0);
-	if (r < 0)
-		return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
-	if (!eager) {
-		r = rfs_view_start(s->rfs, s->rfs_data, s->rfs_mnt, &s->view);
+	s->t_rootfs_wait = clock_ns();
+	if (s->rfs_mode == RFS_EAGER) {
+		mig_watchdog_arm_silent(&s->wd, "the files", peer_timeout_ms(s));
+		while ((r = rfs_recv_wait_all(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+			;
+		mig_watchdog_arm(&s->wd, NULL, 0);
 		if (r < 0)
-			return r;
+			return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
+	} else if ((r = rfs_recv_failed(s->rfs)) < 0) {
+		return r;
 	}
+	s->t_rootfs_ready = clock_ns();
 	mig_test_point("dst-rootfs-received");
 	return 0;
 }
@@ -1324,6 +1344,8 @@ static int ph_resume(struct dsess *s)
 	if (r < 0)
 		return r;
 	pr_info("migration %.8s: committed, root pid %d runs", s->hex, s->root);
+	if (s->rfs)
+		rfs_recv_resumed(s->rfs); /* the rest of the files may come now */
 	/* from here a dead link costs the tree: wait for it to come back */
 	mig_chan_patience(s->ctl, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);

@@ -41,7 +41,21 @@ struct rfs_view {
 	char *mnt;
 	pthread_rwlock_t lock;    /* r: NULL once detached */
 	struct rfs_receiver *r;
+	struct rfs_receiver *rcv; /* the same, kept to unregister from it */
+	struct rfs_inomap *inos;  /* the source's inode numbers (kept after detach) */
 };
+
+/* an open file of the tree: fi->fh */
+struct vfile {
+	int fd;
+	int64_t id;               /* its entry, -1: the tree's own */
+	bool waited;              /* a read of it had to wait (one miss) */
+};
+
+static struct vfile *vf(const struct fuse_file_info *fi)
+{
+	return (struct vfile *)(uintptr_t)fi->fh;
+}
 
 static struct rfs_view *view(void)
 {
@@ -60,6 +74,22 @@ static int64_t entry_of(struct rfs_view *v, const char *path)
 {
 	const char *p = rel(path);
 	return rfs_recv_lookup(v->r, strcmp(p, ".") ? p : "");
+}
+
+/* (lock) every directory on the way to path is made, path itself if it
+ * is one of the source's directories: what the tree sees of them is final */
+static int settled(struct rfs_view *v, const char *path)
+{
+	const char *p = rel(path);
+	return v->r ? rfs_recv_wait_path(v->r, strcmp(p, ".") ? p : "") : 0;
+}
+
+static int settle(struct rfs_view *v, const char *path)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	int r = settled(v, path);
+	pthread_rwlock_unlock(&v->lock);
+	return r;
 }
 
 /* the directory of path, told to the receiver (its files go next) */
@@ -89,15 +119,15 @@ static int open_beneath(struct rfs_view *v, const char *path, int flags, mode_t 
 	return fd < 0 ? -errno : fd;
 }
 
-/* wait for a file's data before the tree may see or change it */
+/* wait for a file's data before the tree may change it */
 static int need_data(struct rfs_view *v, const char *path)
 {
 	int r = 0;
 	pthread_rwlock_rdlock(&v->lock);
-	if (v->r)
-		r = rfs_recv_open(v->r, entry_of(v, path));
+	if (v->r && (r = settled(v, path)) >= 0 && (r = rfs_recv_open(v->r, entry_of(v, path), true)) > 0)
+		rfs_recv_note_miss(v->r);
 	pthread_rwlock_unlock(&v->lock);
-	return r;
+	return r < 0 ? r : 0;
 }
 
 /* a change of the tree's tree shape (rename, rmdir of a directory): only
@@ -128,11 +158,15 @@ static void creds(int fd, const char *name, int dirfd)
 static int v_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct rfs_view *v = view();
-	int r = fi ? fstat((int)fi->fh, st) : fstatat(v->bfd, rel(path), st, AT_SYMLINK_NOFOLLOW);
+	int r = fi ? 0 : settle(v, path);
+	if (r < 0)
+		return r;
+	r = fi ? fstat(vf(fi)->fd, st) : fstatat(v->bfd, rel(path), st, AT_SYMLINK_NOFOLLOW);
 	if (r < 0)
 		return -errno;
+	st->st_ino = rfs_inomap_get(v->inos, st->st_ino);
 	pthread_rwlock_rdlock(&v->lock);
-	if (v->r) {
+	if (v->r && path) {
 		struct timespec ts[2];
 		touch_parent(v, path);
 		/* a file still arriving shows the times it will have */
@@ -147,6 +181,9 @@ static int v_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 
 static int v_readlink(const char *path, char *buf, size_t size)
 {
+	int r = settle(view(), path);
+	if (r < 0)
+		return r;
 	ssize_t k = readlinkat(view()->bfd, rel(path), buf, size - 1);
 	if (k < 0)
 		return -errno;
@@ -158,7 +195,10 @@ static int v_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t of
 		     enum fuse_readdir_flags flags)
 {
 	struct rfs_view *v = view();
-	int fd = open_beneath(v, path, O_RDONLY | O_DIRECTORY, 0);
+	int fd = settle(v, path);
+	if (fd < 0)
+		return fd;
+	fd = open_beneath(v, path, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		return fd;
 	DIR *d = fdopendir(fd);
@@ -171,25 +211,47 @@ static int v_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t of
 		rfs_recv_touch(v->r, entry_of(v, path));
 	pthread_rwlock_unlock(&v->lock);
 	struct dirent *de;
-	while ((de = readdir(d)))
-		if (fill(buf, de->d_name, NULL, 0, 0))
+	while ((de = readdir(d))) {
+		/* d_ino as stat says it (the source's numbers) */
+		struct stat st = { .st_ino = rfs_inomap_get(v->inos, de->d_ino), .st_mode = DTTOIF(de->d_type) };
+		if (fill(buf, de->d_name, &st, 0, 0))
 			break;
+	}
 	closedir(d);
 	return 0;
 }
 
+static int new_vfile(struct fuse_file_info *fi, int fd, int64_t id)
+{
+	struct vfile *f = xcalloc(1, sizeof(*f));
+	f->fd = fd;
+	f->id = id;
+	fi->fh = (uint64_t)(uintptr_t)f;
+	return 0;
+}
+
+/* A read-only open waits for nothing: its reads wait for the chunks they
+ * need.  An open that may change the file waits for all of it. */
 static int v_open(const char *path, struct fuse_file_info *fi)
 {
 	struct rfs_view *v = view();
-	int r = need_data(v, path);
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+	int64_t id = -1;
+	int r = 0;
+	pthread_rwlock_rdlock(&v->lock);
+	if (v->r && (r = settled(v, path)) >= 0) {
+		id = entry_of(v, path);
+		if ((r = rfs_recv_open(v->r, id, write)) > 0)
+			rfs_recv_note_miss(v->r);
+	}
+	pthread_rwlock_unlock(&v->lock);
 	if (r < 0)
 		return r;
 	int fd = open_beneath(v, path, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), 0);
 	if (fd < 0)
 		return fd;
-	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
-	return 0;
+	return new_vfile(fi, fd, id);
 }
 
 static int v_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -202,31 +264,45 @@ static int v_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (fd < 0)
 		return fd;
 	creds(fd, NULL, -1);
-	fi->fh = (uint64_t)fd;
-	return 0;
+	return new_vfile(fi, fd, -1);
 }
 
 static int v_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	ssize_t k = pread((int)fi->fh, buf, size, off);
+	struct rfs_view *v = view();
+	struct vfile *f = vf(fi);
+	if (f->id >= 0) {
+		int r = 0;
+		pthread_rwlock_rdlock(&v->lock);
+		/* the chunks it needs (a miss each, asked for at once) */
+		if (v->r && (r = rfs_recv_read(v->r, f->id, (uint64_t)off, size)) > 0 && !f->waited) {
+			f->waited = true;
+			rfs_recv_note_miss(v->r);
+		}
+		pthread_rwlock_unlock(&v->lock);
+		if (r < 0)
+			return r;
+	}
+	ssize_t k = pread(f->fd, buf, size, off);
 	return k < 0 ? -errno : (int)k;
 }
 
 static int v_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	ssize_t k = pwrite((int)fi->fh, buf, size, off);
+	ssize_t k = pwrite(vf(fi)->fd, buf, size, off);
 	return k < 0 ? -errno : (int)k;
 }
 
 static int v_release(const char *path, struct fuse_file_info *fi)
 {
-	close((int)fi->fh);
+	close(vf(fi)->fd);
+	free(vf(fi));
 	return 0;
 }
 
 static int v_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	return (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0 ? -errno : 0;
+	return (datasync ? fdatasync(vf(fi)->fd) : fsync(vf(fi)->fd)) < 0 ? -errno : 0;
 }
 
 static int v_statfs(const char *path, struct statvfs *st)
@@ -237,6 +313,9 @@ static int v_statfs(const char *path, struct statvfs *st)
 /* parent fd and leaf name of path; *leaf points into path */
 static int parent(struct rfs_view *v, const char *path, const char **leaf)
 {
+	int r = settle(v, path);
+	if (r < 0)
+		return r;
 	const char *p = rel(path);
 	const char *slash = strrchr(p, '/');
 	if (!slash) {
@@ -366,7 +445,7 @@ static int v_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (r < 0)
 		return r;
 	if (fi)
-		return fchmod((int)fi->fh, mode) < 0 ? -errno : 0;
+		return fchmod(vf(fi)->fd, mode) < 0 ? -errno : 0;
 	return fchmodat(v->bfd, rel(path), mode, 0) < 0 ? -errno : 0;
 }
 
@@ -377,7 +456,7 @@ static int v_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info
 	if (r < 0)
 		return r;
 	if (fi)
-		return fchown((int)fi->fh, uid, gid) < 0 ? -errno : 0;
+		return fchown(vf(fi)->fd, uid, gid) < 0 ? -errno : 0;
 	return fchownat(v->bfd, rel(path), uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
@@ -388,7 +467,7 @@ static int v_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (r < 0)
 		return r;
 	if (fi)
-		return ftruncate((int)fi->fh, size) < 0 ? -errno : 0;
+		return ftruncate(vf(fi)->fd, size) < 0 ? -errno : 0;
 	int fd = open_beneath(v, path, O_WRONLY, 0);
 	if (fd < 0)
 		return fd;
@@ -404,14 +483,17 @@ static int v_utimens(const char *path, const struct timespec tv[2], struct fuse_
 	if (r < 0)
 		return r;
 	if (fi)
-		return futimens((int)fi->fh, tv) < 0 ? -errno : 0;
+		return futimens(vf(fi)->fd, tv) < 0 ? -errno : 0;
 	return utimensat(v->bfd, rel(path), tv, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 /* xattrs through /proc/self/fd of an O_PATH fd (no *at forms) */
 static int xpath(struct rfs_view *v, const char *path, char buf[64])
 {
-	int fd = open_beneath(v, path, O_PATH | O_NOFOLLOW, 0);
+	int fd = settle(v, path);
+	if (fd < 0)
+		return fd;
+	fd = open_beneath(v, path, O_PATH | O_NOFOLLOW, 0);
 	if (fd >= 0)
 		snprintf(buf, 64, "/proc/self/fd/%d", fd);
 	return fd;
@@ -465,7 +547,8 @@ static int v_removexattr(const char *path, const char *name)
 
 static void *v_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	cfg->use_ino = 1;          /* the copy's inode numbers: hard links stay one inode */
+	cfg->use_ino = 1;          /* the source's inode numbers (hard links stay one inode) */
+	cfg->readdir_ino = 0;      /* (readdir gives them itself) */
 	cfg->kernel_cache = 1;
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
@@ -502,6 +585,18 @@ static const struct fuse_operations ops = {
 	.setxattr = v_setxattr,
 	.removexattr = v_removexattr,
 };
+
+/* a file arrived: what the kernel cached of its names (st_blocks and the
+ * times of before, pages) goes; the next stat asks us again */
+static void on_arrival(void *arg, const char *path)
+{
+	struct rfs_view *v = arg;
+	char p[RFS_PATH_MAX + 2];
+	snprintf(p, sizeof(p), "/%s", path);
+	int r = fuse_invalidate_path(v->f, p);
+	if (r < 0 && r != -ENOENT)
+		pr_debug("invalidate %s: %s", p, strerror(-r));
+}
 
 static void *loop_main(void *arg)
 {
@@ -553,6 +648,9 @@ int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt,
 		goto fail;
 	}
 	v->running = true;
+	v->rcv = r;
+	v->inos = rfs_recv_inomap(r);
+	rfs_recv_on_arrival(r, on_arrival, v);
 	*ret = v;
 	return 0;
 fail:
@@ -567,12 +665,16 @@ void rfs_view_detach(struct rfs_view *v)
 	pthread_rwlock_wrlock(&v->lock);
 	v->r = NULL;
 	pthread_rwlock_unlock(&v->lock);
+	if (v->rcv)
+		rfs_recv_on_arrival(v->rcv, NULL, NULL);
+	v->rcv = NULL;
 }
 
 void rfs_view_free(struct rfs_view *v)
 {
 	if (!v)
 		return;
+	rfs_view_detach(v);
 	if (v->running) {
 		fuse_exit(v->f);
 		fuse_unmount(v->f);
@@ -582,6 +684,7 @@ void rfs_view_free(struct rfs_view *v)
 		fuse_destroy(v->f);
 	if (v->bfd >= 0)
 		close(v->bfd);
+	rfs_inomap_put(v->inos);
 	pthread_rwlock_destroy(&v->lock);
 	free(v->mnt);
 	free(v);

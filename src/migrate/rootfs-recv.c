@@ -8,6 +8,7 @@
 #include "base/sync.h"
 #include "mem/mem.h"
 
+#include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
@@ -27,11 +28,116 @@ struct rent {
 	uint64_t size;
 	struct timespec times[2];
 	int64_t link_id;
+	int64_t next_link; /* the next name of the same file (a chain from the file's entry), or -1 */
 	int fd;            /* open while its data arrives */
-	uint32_t crc;
 	bool arrived;
 	bool is_data;      /* a regular file with data of its own */
+	bool dir_done;     /* a directory whose entries are all made (DIR_END) */
+	uint8_t asked;     /* WANT sent: 1 the whole file, 2 touch (lock) */
+	uint32_t n_chunks, n_in;
+	uint8_t *chunk_in; /* per chunk: 1 in, 2 asked for (lock) */
+	uint32_t *crcs;    /* per chunk: crc32 of its data (little-endian) */
 };
+
+#define RBLK 4096u
+#define ENT(r, id) (&(r)->blk[(size_t)(id) / RBLK][(size_t)(id) % RBLK])
+
+struct rfs_inomap {
+	pthread_mutex_t lock;
+	int refs;
+	uint64_t *copy, *src;    /* copy[k] -> src[k], open addressing on copy; 0: empty */
+	uint64_t *srcs;          /* the source's numbers, open addressing */
+	size_t mask, n;
+};
+
+static size_t ino_slot(const uint64_t *t, size_t mask, uint64_t ino)
+{
+	size_t k = (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 17) & mask;
+	while (t[k] && t[k] != ino)
+		k = (k + 1) & mask;
+	return k;
+}
+
+static struct rfs_inomap *inomap_new(void)
+{
+	struct rfs_inomap *m = xcalloc(1, sizeof(*m));
+	pthread_mutex_init(&m->lock, NULL);
+	m->refs = 1;
+	return m;
+}
+
+/* (lock) room for one more pair: the tables at most half full */
+static void inomap_grow(struct rfs_inomap *m)
+{
+	if (m->copy && 2 * (m->n + 1) <= m->mask + 1)
+		return;
+	size_t hs = m->copy ? 2 * (m->mask + 1) : 1024;
+	uint64_t *copy = xcalloc(hs, sizeof(*copy)), *src = xcalloc(hs, sizeof(*src)), *srcs = xcalloc(hs, sizeof(*srcs));
+	for (size_t k = 0; m->copy && k <= m->mask; k++) {
+		if (m->copy[k]) {
+			size_t j = ino_slot(copy, hs - 1, m->copy[k]);
+			copy[j] = m->copy[k];
+			src[j] = m->src[k];
+		}
+		if (m->srcs[k])
+			srcs[ino_slot(srcs, hs - 1, m->srcs[k])] = m->srcs[k];
+	}
+	free(m->copy);
+	free(m->src);
+	free(m->srcs);
+	m->copy = copy;
+	m->src = src;
+	m->srcs = srcs;
+	m->mask = hs - 1;
+}
+
+static void inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino)
+{
+	if (!copy_ino || !src_ino)
+		return;
+	pthread_mutex_lock(&m->lock);
+	inomap_grow(m);
+	size_t k = ino_slot(m->copy, m->mask, copy_ino);
+	if (!m->copy[k])
+		m->n++;
+	m->copy[k] = copy_ino;
+	m->src[k] = src_ino;
+	m->srcs[ino_slot(m->srcs, m->mask, src_ino)] = src_ino;
+	pthread_mutex_unlock(&m->lock);
+}
+
+uint64_t rfs_inomap_get(struct rfs_inomap *m, uint64_t copy_ino)
+{
+	uint64_t r = copy_ino;
+	if (!m || !copy_ino)
+		return r;
+	pthread_mutex_lock(&m->lock);
+	if (m->copy) {
+		size_t k = ino_slot(m->copy, m->mask, copy_ino);
+		if (m->copy[k])
+			r = m->src[k];
+		else if (m->srcs[ino_slot(m->srcs, m->mask, copy_ino)])
+			r = copy_ino | (1ULL << 63); /* the tree's own file: not one of the source's numbers */
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+void rfs_inomap_put(struct rfs_inomap *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	bool last = !--m->refs;
+	pthread_mutex_unlock(&m->lock);
+	if (!last)
+		return;
+	free(m->copy);
+	free(m->src);
+	free(m->srcs);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
 
 struct rfs_receiver {
 	struct net_chan *c;
@@ -39,11 +145,22 @@ struct rfs_receiver {
 	int rootfd;
 	pthread_t thread;
 	bool started;
-	struct rent *ents;
-	size_t n_ents, cap;
+	/* entries in blocks that never move (the view holds pointers to
+	 * them); a new block and a larger hash table are made under lock */
+	struct rent *blk[RFS_ENTRIES_MAX / RBLK + 1];
+	size_t n_ents;             /* made (lock for the view) */
+	uint32_t *hash;            /* path -> entry id + 1, open addressing (lock) */
+	struct rfs_inomap *inos;
+	size_t hash_mask;
 	uint32_t files_announced;
 	uint64_t bytes_announced;
 	bool meta_done;
+	/* the chunk whose DATA frames are arriving */
+	int64_t cur_id;
+	uint32_t cur_chunk, cur_crc;
+	pthread_mutex_t arrival_lock; /* held while on_arrival runs */
+	void (*on_arrival)(void *arg, const char *rel);
+	void *on_arrival_arg;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -51,11 +168,10 @@ struct rfs_receiver {
 	char errmsg[512];
 	uint64_t t_start, t_meta, t_done;
 	uint64_t files_in, bytes_in;
-	/* the lazy view's side (rfs_recv_file etc.): paths sorted for lookups, once the metadata is in */
-	uint32_t *by_path;
-	uint8_t *asked;          /* entry id -> WANT sent (1 miss, 2 touch) */
-	uint64_t opens, hits, misses, miss_wait_ns, miss_wait_max_ns;
+	/* the lazy view's side */
+	uint64_t opens, misses, waits, miss_wait_ns, miss_wait_max_ns;
 	uint64_t t_first_miss;
+	char first_miss[128];    /* the path and byte of the first wait */
 };
 
 /* relative, no empty, "." or ".." component */
@@ -109,27 +225,99 @@ static int set_xattrs(int fd, const Dm__RootfsEntry *m)
 	return 0;
 }
 
+static uint32_t path_hash(const char *p)
+{
+	uint32_t h = 2166136261u;
+	for (; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
+}
+
+/* (lock) */
+static int64_t hash_find(struct rfs_receiver *r, const char *rel)
+{
+	if (!r->hash)
+		return -1;
+	for (size_t k = path_hash(rel) & r->hash_mask;; k = (k + 1) & r->hash_mask) {
+		uint32_t v = r->hash[k];
+		if (!v)
+			return -1;
+		if (!strcmp(ENT(r, v - 1)->path, rel))
+			return v - 1;
+	}
+}
+
+/* (lock) */
+static void hash_add(struct rfs_receiver *r, uint32_t id)
+{
+	if (!r->hash || 2 * (id + 1) > r->hash_mask + 1) {
+		size_t hs = r->hash ? 2 * (r->hash_mask + 1) : 4096;
+		free(r->hash);
+		r->hash = xcalloc(hs, sizeof(*r->hash));
+		r->hash_mask = hs - 1;
+		for (uint32_t i = 0; i < id; i++) {
+			size_t k = path_hash(ENT(r, i)->path) & r->hash_mask;
+			while (r->hash[k])
+				k = (k + 1) & r->hash_mask;
+			r->hash[k] = i + 1;
+		}
+	}
+	size_t k = path_hash(ENT(r, id)->path) & r->hash_mask;
+	while (r->hash[k])
+		k = (k + 1) & r->hash_mask;
+	r->hash[k] = id + 1;
+}
+
+static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m);
+
+/* an entry, and its inode number here against the source's */
 static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
+{
+	int k = make_entry_at(r, m);
+	if (k < 0 || !m->has_ino)
+		return k;
+	struct stat st;
+	int fd = m->id ? open_beneath(r, m->path, O_PATH | O_NOFOLLOW, 0) : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return dm_fail(fd, "%s: %s", m->path, strerror(-fd));
+	k = fstat(fd, &st) < 0 ? dm_fail(neg_errno(), "%s: %m", m->path) : 0;
+	close(fd);
+	if (k >= 0)
+		inomap_add(r->inos, st.st_ino, m->ino);
+	return k;
+}
+
+static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 {
 	const char *leaf;
 	int r2;
 
 	if (m->id != r->n_ents || r->meta_done || r->n_ents >= RFS_ENTRIES_MAX)
 		return dm_fail(-EBADMSG, "rootfs entry %u out of place", m->id);
+	if (!r->blk[m->id / RBLK]) {
+		struct rent *b = xcalloc(RBLK, sizeof(*b));
+		pthread_mutex_lock(&r->lock);
+		r->blk[m->id / RBLK] = b;
+		pthread_mutex_unlock(&r->lock);
+	}
 	bool is_root = m->id == 0;
 	if (is_root ? m->path[0] || !S_ISDIR(m->mode) : !path_ok(m->path))
 		return dm_fail(-EBADMSG, "rootfs entry %u: path '%.64s' refused (absolute, '..', or empty part)",
 			       m->id, m->path);
-	if (r->n_ents == r->cap) {
-		r->cap = r->cap ? 2 * r->cap : 1024;
-		r->ents = xrealloc(r->ents, r->cap * sizeof(*r->ents));
-	}
-	struct rent *e = &r->ents[r->n_ents];
-	*e = (struct rent){ .path = xstrdup(m->path), .mode = m->mode, .link_id = -1, .fd = -1,
+	struct rent *e = ENT(r, r->n_ents);
+	*e = (struct rent){ .path = xstrdup(m->path), .mode = m->mode, .link_id = -1, .next_link = -1, .fd = -1,
 			    .size = m->has_size ? m->size : 0 };
 	e->times[0] = ns_ts(m->has_atime_ns ? m->atime_ns : 0);
 	e->times[1] = ns_ts(m->has_mtime_ns ? m->mtime_ns : 0);
+	/* made below; the view finds it once its directory's DIR_END is in */
+	pthread_mutex_lock(&r->lock);
 	r->n_ents++;
+	if (hash_find(r, e->path) >= 0) {
+		pthread_mutex_unlock(&r->lock);
+		return dm_fail(-EBADMSG, "rootfs entry %u: %.64s sent twice", m->id, m->path);
+	}
+	hash_add(r, m->id);
+	pthread_mutex_unlock(&r->lock);
 	uid_t uid = m->has_uid ? m->uid : 0;
 	gid_t gid = m->has_gid ? m->gid : 0;
 	mode_t perm = m->mode & 07777;
@@ -158,12 +346,14 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	}
 	case S_IFREG: {
 		if (m->has_link_id) {
-			if (m->link_id >= m->id || !S_ISREG(r->ents[m->link_id].mode) || r->ents[m->link_id].link_id >= 0)
+			if (m->link_id >= m->id || !S_ISREG(ENT(r, m->link_id)->mode) || ENT(r, m->link_id)->link_id >= 0)
 				return dm_fail(-EBADMSG, "%s: hard link to entry %u refused", m->path, m->link_id);
 			e->link_id = m->link_id;
-			_cleanup_close_ int src = open_beneath(r, r->ents[m->link_id].path, O_PATH, 0);
+			e->next_link = ENT(r, m->link_id)->next_link;
+			ENT(r, m->link_id)->next_link = m->id;
+			_cleanup_close_ int src = open_beneath(r, ENT(r, m->link_id)->path, O_PATH, 0);
 			if (src < 0)
-				return dm_fail(src, "%s: %s", r->ents[m->link_id].path, strerror(-src));
+				return dm_fail(src, "%s: %s", ENT(r, m->link_id)->path, strerror(-src));
 			if (linkat(src, "", pfd, leaf, AT_EMPTY_PATH) < 0)
 				return dm_fail(neg_errno(), "%s: link: %m", m->path);
 			return 0;
@@ -177,6 +367,9 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		    futimens(fd, e->times) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
 		e->is_data = true;
+		e->n_chunks = rfs_chunks(m->size);
+		e->chunk_in = xcalloc(e->n_chunks + 1, 1);
+		e->crcs = xcalloc(e->n_chunks + 1, sizeof(*e->crcs));
 		r->files_announced++;
 		return set_xattrs(fd, m);
 	}
@@ -210,14 +403,25 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 
 static struct rent *data_ent(struct rfs_receiver *r, uint32_t id)
 {
-	if (!r->meta_done || id >= r->n_ents)
+	if (id >= r->n_ents)
 		return NULL;
-	struct rent *e = &r->ents[id];
-	if (!S_ISREG(e->mode) || e->link_id >= 0 || e->arrived)
+	struct rent *e = ENT(r, id);
+	if (!e->is_data || e->arrived)
 		return NULL;
 	return e;
 }
 
+static int open_data(struct rfs_receiver *r, struct rent *e)
+{
+	if (e->fd >= 0)
+		return 0;
+	e->fd = open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
+	if (e->fd < 0)
+		return dm_fail(e->fd, "%s: %s", e->path, strerror(-e->fd));
+	return 0;
+}
+
+/* DATA: within one chunk not yet in; a chunk's frames come together, in order */
 static int on_data(struct rfs_receiver *r, uint32_t len, uint8_t *buf)
 {
 	struct rfs_wire_data h;
@@ -227,23 +431,50 @@ static int on_data(struct rfs_receiver *r, uint32_t len, uint8_t *buf)
 	if (k < 0)
 		return k;
 	struct rent *e = data_ent(r, h.id);
-	if (!e || h.len != len - sizeof(h) || !h.len || h.off > e->size || h.len > e->size - h.off)
-		return dm_fail(-EBADMSG, "rootfs data %u+%u of entry %u out of range", (unsigned)h.off, h.len, h.id);
+	uint64_t c = h.off / RFS_CHUNK;
+	if (!e || h.len != len - sizeof(h) || !h.len || h.off > e->size || h.len > e->size - h.off ||
+	    (h.off + h.len - 1) / RFS_CHUNK != c || e->chunk_in[c] & 1 ||
+	    (r->cur_id >= 0 && (r->cur_id != h.id || r->cur_chunk != c)))
+		return dm_fail(-EBADMSG, "rootfs data %" PRIu64 "+%u of entry %u out of place", h.off, h.len, h.id);
 	k = net_recv_body(r->c, buf, h.len);
 	if (k < 0)
 		return k;
-	if (e->fd < 0) {
-		e->fd = open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
-		if (e->fd < 0)
-			return dm_fail(e->fd, "%s: %s", e->path, strerror(-e->fd));
-		e->crc = (uint32_t)crc32(0, NULL, 0);
-	}
+	k = open_data(r, e);
+	if (k < 0)
+		return k;
 	k = pwrite_all(e->fd, buf, h.len, (off_t)h.off);
 	if (k < 0)
 		return dm_fail(k, "%s: write: %s", e->path, strerror(-k));
-	e->crc = (uint32_t)crc32(e->crc, buf, h.len);
+	if (r->cur_id < 0) {
+		r->cur_id = h.id;
+		r->cur_chunk = (uint32_t)c;
+		r->cur_crc = (uint32_t)crc32(0, NULL, 0);
+	}
+	r->cur_crc = (uint32_t)crc32(r->cur_crc, buf, h.len);
 	pthread_mutex_lock(&r->lock);
 	r->bytes_in += h.len;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* CHUNK_END: checked, then the tree's reads of it go on */
+static int on_chunk_end(struct rfs_receiver *r, const struct rfs_wire_chunk_end *ce)
+{
+	struct rent *e = data_ent(r, ce->id);
+	if (!e || ce->reserved || ce->chunk >= e->n_chunks || e->chunk_in[ce->chunk] & 1 ||
+	    (r->cur_id >= 0 && (r->cur_id != ce->id || r->cur_chunk != ce->chunk)))
+		return dm_fail(-EBADMSG, "rootfs chunk end %u of entry %u out of place", ce->chunk, ce->id);
+	uint32_t crc = r->cur_id >= 0 ? r->cur_crc : (uint32_t)crc32(0, NULL, 0);
+	r->cur_id = -1;
+	if (crc != ce->crc)
+		return dm_fail(-EIO, "%s arrived damaged: bytes %" PRIu64 "-%" PRIu64 ": crc %08x (want %08x)", e->path,
+			       (uint64_t)ce->chunk * RFS_CHUNK, MIN((uint64_t)(ce->chunk + 1) * RFS_CHUNK, e->size), crc,
+			       ce->crc);
+	e->crcs[ce->chunk] = htole32(crc);
+	pthread_mutex_lock(&r->lock);
+	e->chunk_in[ce->chunk] |= 1;
+	e->n_in++;
+	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
@@ -251,21 +482,18 @@ static int on_data(struct rfs_receiver *r, uint32_t len, uint8_t *buf)
 static int on_file_end(struct rfs_receiver *r, const struct rfs_wire_file_end *fe)
 {
 	struct rent *e = data_ent(r, fe->id);
-	if (!e || fe->reserved)
+	if (!e || fe->reserved || e->n_in != e->n_chunks || r->cur_id >= 0)
 		return dm_fail(-EBADMSG, "rootfs file end of entry %u out of place", fe->id);
-	if (e->fd < 0) {
-		/* no data: empty, or holes only */
-		e->fd = open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
-		if (e->fd < 0)
-			return dm_fail(e->fd, "%s: %s", e->path, strerror(-e->fd));
-		e->crc = (uint32_t)crc32(0, NULL, 0);
-	}
+	int k = open_data(r, e);
+	if (k < 0)
+		return k;
 	struct stat st;
 	if (fstat(e->fd, &st) < 0)
 		return dm_fail(neg_errno(), "%s: %m", e->path);
-	if (fe->size != e->size || (uint64_t)st.st_size != e->size || fe->crc != e->crc)
+	uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), (const uint8_t *)e->crcs, e->n_chunks * sizeof(*e->crcs));
+	if (fe->size != e->size || (uint64_t)st.st_size != e->size || fe->crc != crc)
 		return dm_fail(-EIO, "%s arrived damaged: size %" PRIu64 " (want %" PRIu64 "), crc %08x (want %08x)",
-			       e->path, (uint64_t)st.st_size, e->size, e->crc, fe->crc);
+			       e->path, (uint64_t)st.st_size, e->size, crc, fe->crc);
 	if (futimens(e->fd, e->times) < 0)
 		return dm_fail(neg_errno(), "%s: times: %m", e->path);
 	close(e->fd);
@@ -275,6 +503,65 @@ static int on_file_end(struct rfs_receiver *r, const struct rfs_wire_file_end *f
 	r->files_in++;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+	free(e->crcs);
+	e->crcs = NULL;
+	/* what the kernel cached of it before (st_blocks, times) is stale now
+	 * (not under r->lock: the kernel may wait for a read of the file to end) */
+	pthread_mutex_lock(&r->arrival_lock);
+	if (r->on_arrival)
+		for (int64_t i = fe->id; i >= 0; i = ENT(r, i)->next_link)
+			r->on_arrival(r->on_arrival_arg, ENT(r, i)->path);
+	pthread_mutex_unlock(&r->arrival_lock);
+	return 0;
+}
+
+/* every entry of a directory is made: its times (making them changed them;
+ * nothing below changes them again), and the view may look into it */
+static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
+{
+	if (de->id >= r->n_ents || !S_ISDIR(ENT(r, de->id)->mode) || ENT(r, de->id)->dir_done)
+		return dm_fail(-EBADMSG, "rootfs directory end of entry %u out of place", de->id);
+	struct rent *e = ENT(r, de->id);
+	_cleanup_close_ int fd = de->id ? open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
+					 : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || futimens(fd, e->times) < 0)
+		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: directory times", e->path);
+	pthread_mutex_lock(&r->lock);
+	e->dir_done = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* entries and directory ends, in order: records {type, len, bytes} */
+static int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len)
+{
+	for (uint32_t off = 0; off < len;) {
+		struct rfs_wire_rec h;
+		if (len - off < sizeof(h))
+			return dm_fail(-EBADMSG, "rootfs metadata: a record cut short");
+		memcpy(&h, buf + off, sizeof(h));
+		off += sizeof(h);
+		if (h.len > len - off)
+			return dm_fail(-EBADMSG, "rootfs metadata: a record of %u bytes cut short", h.len);
+		int k;
+		if (h.type == RFS_T_ENTRY) {
+			Dm__RootfsEntry *m = dm__rootfs_entry__unpack(NULL, h.len, buf + off);
+			if (!m)
+				return dm_fail(-EBADMSG, "malformed rootfs entry");
+			k = make_entry(r, m);
+			dm__rootfs_entry__free_unpacked(m, NULL);
+		} else if (h.type == RFS_T_DIR_END && h.len == sizeof(struct rfs_wire_dir_end)) {
+			struct rfs_wire_dir_end de;
+			memcpy(&de, buf + off, sizeof(de));
+			k = on_dir_end(r, &de);
+		} else {
+			k = dm_fail(-EBADMSG, "rootfs metadata: a record of type %#x (%u bytes)", h.type, h.len);
+		}
+		if (k < 0)
+			return k;
+		off += h.len;
+	}
 	return 0;
 }
 
@@ -282,34 +569,6 @@ static int on_end(struct rfs_receiver *r)
 {
 	if (!r->meta_done || r->files_in != r->files_announced)
 		return dm_fail(-EBADMSG, "rootfs end: %" PRIu64 " of %u files arrived", r->files_in, r->files_announced);
-	return 0;
-}
-
-static const struct rfs_receiver *sort_r;
-static int cmp_by_path(const void *a, const void *b)
-{
-	return strcmp(sort_r->ents[*(const uint32_t *)a].path, sort_r->ents[*(const uint32_t *)b].path);
-}
-
-/* every entry is made: the directories' times (making their entries changed
- * them; the data that follows does not), the path index */
-static int on_meta_end(struct rfs_receiver *r)
-{
-	r->by_path = xcalloc(r->n_ents + 1, sizeof(*r->by_path));
-	r->asked = xcalloc(r->n_ents + 1, 1);
-	for (size_t i = 0; i < r->n_ents; i++)
-		r->by_path[i] = (uint32_t)i;
-	sort_r = r;
-	qsort(r->by_path, r->n_ents, sizeof(*r->by_path), cmp_by_path);
-	for (size_t i = r->n_ents; i-- > 0;) {
-		struct rent *e = &r->ents[i];
-		if (!S_ISDIR(e->mode))
-			continue;
-		_cleanup_close_ int fd = i ? open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
-					   : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
-		if (fd < 0 || futimens(fd, e->times) < 0)
-			return dm_fail(fd < 0 ? fd : neg_errno(), "%s: directory times", e->path);
-	}
 	return 0;
 }
 
@@ -324,9 +583,13 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	/* the lazy view: opens of files of the rootfs, those that had to wait */
 	json_object_set_new(j, "opens", json_integer((json_int_t)r->opens));
 	json_object_set_new(j, "misses", json_integer((json_int_t)r->misses));
-	json_object_set_new(j, "hit_rate", r->opens ? json_real((double)r->hits / (double)r->opens) : json_null());
+	json_object_set_new(j, "waits", json_integer((json_int_t)r->waits));
+	json_object_set_new(j, "hit_rate", r->opens ? json_real((double)(r->opens - MIN(r->misses, r->opens)) / (double)r->opens)
+						   : json_null());
 	json_object_set_new(j, "miss_wait_ms", json_real((double)r->miss_wait_ns / 1e6));
 	json_object_set_new(j, "miss_wait_max_ms", json_real((double)r->miss_wait_max_ns / 1e6));
+	if (r->first_miss[0])
+		json_object_set_new(j, "first_miss", json_string(r->first_miss));
 	json_object_set_new(j, "first_miss_ms", r->t_first_miss ? json_real(ns_to_ms(r->t_start, r->t_first_miss)) : json_null());
 	return j;
 }
@@ -340,35 +603,32 @@ static int run(struct rfs_receiver *r)
 		if (k < 0)
 			return dm_wrap(k, "the rootfs channel");
 		switch (f.type) {
-		case RFS_T_ENTRY:
+		case RFS_T_META_BATCH:
+			if (f.len > RFS_CHUNK)
+				return dm_fail(-EBADMSG, "rootfs metadata of %u bytes", f.len);
+			k = net_recv_body(r->c, buf, f.len);
+			if (k >= 0)
+				k = on_meta_batch(r, buf, f.len);
+			if (k < 0)
+				return k;
+			break;
 		case RFS_T_META_END: {
 			if (f.len > NET_MSG_MAX)
 				return dm_fail(-EBADMSG, "rootfs message of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k < 0)
 				return k;
-			if (f.type == RFS_T_ENTRY) {
-				Dm__RootfsEntry *m = dm__rootfs_entry__unpack(NULL, f.len, buf);
-				if (!m)
-					return dm_fail(-EBADMSG, "malformed rootfs entry");
-				k = make_entry(r, m);
-				dm__rootfs_entry__free_unpacked(m, NULL);
-				if (k < 0)
-					return k;
-				break;
-			}
 			Dm__RootfsMetaEnd *m = dm__rootfs_meta_end__unpack(NULL, f.len, buf);
 			if (!m)
 				return dm_fail(-EBADMSG, "malformed rootfs metadata end");
 			bool ok = !r->meta_done && m->entries == r->n_ents && m->files == r->files_announced;
+			for (size_t i = 0; ok && i < r->n_ents; i++)
+				ok = !S_ISDIR(ENT(r, i)->mode) || ENT(r, i)->dir_done;
 			r->bytes_announced = m->bytes;
 			dm__rootfs_meta_end__free_unpacked(m, NULL);
 			if (!ok)
-				return dm_fail(-EBADMSG, "rootfs metadata end: counts differ (%zu entries, %u files)",
+				return dm_fail(-EBADMSG, "rootfs metadata end: counts differ or a directory is not done (%zu entries, %u files)",
 					       r->n_ents, r->files_announced);
-			k = on_meta_end(r);
-			if (k < 0)
-				return k;
 			pthread_mutex_lock(&r->lock);
 			r->meta_done = true;
 			r->t_meta = clock_ns();
@@ -382,6 +642,17 @@ static int run(struct rfs_receiver *r)
 			if (k < 0)
 				return k;
 			break;
+		case RFS_T_CHUNK_END: {
+			struct rfs_wire_chunk_end ce;
+			if (f.len != sizeof(ce))
+				return dm_fail(-EBADMSG, "rootfs chunk end of %u bytes", f.len);
+			k = net_recv_body(r->c, &ce, sizeof(ce));
+			if (k >= 0)
+				k = on_chunk_end(r, &ce);
+			if (k < 0)
+				return k;
+			break;
+		}
 		case RFS_T_FILE_END: {
 			struct rfs_wire_file_end fe;
 			if (f.len != sizeof(fe))
@@ -476,8 +747,11 @@ int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **r
 	r->c = c;
 	r->root = xstrdup(root);
 	r->err = 1;
+	r->cur_id = -1;
+	r->inos = inomap_new();
 	r->t_start = clock_ns();
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->arrival_lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	r->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->rootfd < 0) {
@@ -539,96 +813,200 @@ int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms)
 	return k;
 }
 
-int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel)
+int rfs_recv_failed(struct rfs_receiver *r)
 {
-	if (!r->by_path)
-		return -1;
-	size_t lo = 0, hi = r->n_ents;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(r->ents[r->by_path[mid]].path, rel);
-		if (!c)
-			return r->by_path[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
+	pthread_mutex_lock(&r->lock);
+	int k = r->err < 0 ? r->err : 0;
+	pthread_mutex_unlock(&r->lock);
+	if (k < 0)
+		return dm_fail(k, "receiving the files: %s", r->errmsg);
+	return 0;
 }
 
-static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind)
+int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel)
 {
-	struct rfs_wire_want w = { .id = id, .kind = kind };
+	pthread_mutex_lock(&r->lock);
+	int64_t id = hash_find(r, rel);
+	pthread_mutex_unlock(&r->lock);
+	return id;
+}
+
+/* (lock) directory id is complete, or the transfer broke */
+static int wait_dir_locked(struct rfs_receiver *r, int64_t id)
+{
+	while (!ENT(r, id)->dir_done && r->err > 0)
+		cond_wait_ms(&r->cond, &r->lock, 1000);
+	return ENT(r, id)->dir_done ? 0 : -EIO;
+}
+
+int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
+{
+	int k;
+	pthread_mutex_lock(&r->lock);
+	/* the root first: its entry is the first */
+	while (!r->n_ents && r->err > 0)
+		cond_wait_ms(&r->cond, &r->lock, 1000);
+	if (!r->n_ents) {
+		pthread_mutex_unlock(&r->lock);
+		return -EIO;
+	}
+	k = wait_dir_locked(r, 0);
+	/* then each directory on the way: one of the source's (made by the
+	 * time its parent is done), or not (the tree's own: nothing to wait for) */
+	char p[RFS_PATH_MAX];
+	size_t l = strlen(rel);
+	for (size_t i = 1; k >= 0 && l < sizeof(p) && i <= l; i++) {
+		if (rel[i] != '/' && rel[i])
+			continue;
+		memcpy(p, rel, i);
+		p[i] = 0;
+		int64_t id = hash_find(r, p);
+		if (id < 0 || !S_ISDIR(ENT(r, id)->mode))
+			break;
+		k = wait_dir_locked(r, id);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return k;
+}
+
+static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off)
+{
+	struct rfs_wire_want w = { .id = id, .kind = kind, .off = off };
 	if (net_send_frame(r->c, RFS_T_WANT, &w, sizeof(w)) < 0)
 		pr_debug("WANT %u: %s", id, dm_last_error());
 }
 
 void rfs_recv_touch(struct rfs_receiver *r, int64_t dir)
 {
-	if (dir < 0 || (size_t)dir >= r->n_ents || !S_ISDIR(r->ents[dir].mode))
-		return;
 	pthread_mutex_lock(&r->lock);
-	bool send = !(r->asked[dir] & 2) && r->files_in < r->files_announced;
-	r->asked[dir] |= 2;
+	if (dir < 0 || (size_t)dir >= r->n_ents || !S_ISDIR(ENT(r, dir)->mode)) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	bool send = !(ENT(r, dir)->asked & 2) && (!r->meta_done || r->files_in < r->files_announced);
+	ENT(r, dir)->asked |= 2;
 	pthread_mutex_unlock(&r->lock);
 	if (send)
-		want(r, (uint32_t)dir, RFS_WANT_TOUCH);
+		want(r, (uint32_t)dir, RFS_WANT_TOUCH, 0);
+}
+
+/* (lock) the file of entry id (its first name), NULL if it has no data of its own */
+static struct rent *file_of(struct rfs_receiver *r, int64_t id, int64_t *ret_id)
+{
+	if (id < 0 || (size_t)id >= r->n_ents)
+		return NULL;
+	while (ENT(r, id)->link_id >= 0)
+		id = ENT(r, id)->link_id;
+	*ret_id = id;
+	return ENT(r, id)->is_data ? ENT(r, id) : NULL;
 }
 
 bool rfs_recv_pending(struct rfs_receiver *r, int64_t id, struct timespec times[2])
 {
-	if (id < 0 || (size_t)id >= r->n_ents)
-		return false;
-	struct rent *e = &r->ents[id];
-	while (e->link_id >= 0)
-		e = &r->ents[e->link_id];
 	pthread_mutex_lock(&r->lock);
-	bool p = e->is_data && !e->arrived;
-	pthread_mutex_unlock(&r->lock);
+	struct rent *e = file_of(r, id, &id);
+	bool p = e && !e->arrived;
 	if (p && times) {
 		times[0] = e->times[0];
 		times[1] = e->times[1];
 	}
+	pthread_mutex_unlock(&r->lock);
 	return p;
 }
 
-int rfs_recv_open(struct rfs_receiver *r, int64_t id)
+/* (lock) a wait of the tree's, from t: counted */
+static void count_wait(struct rfs_receiver *r, uint64_t t, const struct rent *e, uint64_t off)
 {
-	if (id < 0 || (size_t)id >= r->n_ents)
-		return 0;
-	int64_t d = id;
-	while (r->ents[d].link_id >= 0)
-		d = r->ents[d].link_id;
-	struct rent *e = &r->ents[d];
-	if (!e->is_data)
-		return 0;
+	if (!r->t_first_miss)
+		snprintf(r->first_miss, sizeof(r->first_miss), "%s@%" PRIu64, e->path, off);
+	uint64_t w = clock_ns() - t;
+	r->waits++;
+	r->miss_wait_ns += w;
+	r->miss_wait_max_ns = MAX(r->miss_wait_max_ns, w);
+	if (!r->t_first_miss)
+		r->t_first_miss = t;
+}
+
+int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
+{
 	pthread_mutex_lock(&r->lock);
-	r->opens++;
-	if (e->arrived) {
-		r->hits++;
+	struct rent *e = file_of(r, id, &id);
+	if (!e) {
 		pthread_mutex_unlock(&r->lock);
 		return 0;
 	}
-	/* a miss: asked for at once, ahead of everything; the caller waits */
+	r->opens++;
+	if (e->arrived || !write) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	/* it may change the file: all its data first, asked for at once */
 	uint64_t t = clock_ns();
-	r->misses++;
-	if (!r->t_first_miss)
-		r->t_first_miss = t;
-	bool send = !(r->asked[d] & 1);
-	r->asked[d] |= 1;
+	bool send = !(e->asked & 1);
+	e->asked |= 1;
 	pthread_mutex_unlock(&r->lock);
 	if (send)
-		want(r, (uint32_t)d, RFS_WANT_MISS);
+		want(r, (uint32_t)id, RFS_WANT_MISS, RFS_WANT_WHOLE);
 	pthread_mutex_lock(&r->lock);
 	while (!e->arrived && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
-	int k = e->arrived ? 0 : -EIO;
-	uint64_t w = clock_ns() - t;
-	r->miss_wait_ns += w;
-	r->miss_wait_max_ns = MAX(r->miss_wait_max_ns, w);
+	int k = e->arrived ? 1 : -EIO;
+	count_wait(r, t, e, 0);
 	pthread_mutex_unlock(&r->lock);
 	return k;
+}
+
+int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len)
+{
+	pthread_mutex_lock(&r->lock);
+	struct rent *e = file_of(r, id, &id);
+	if (!e || e->arrived || !len || off >= e->size) {
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	uint32_t c0 = (uint32_t)(off / RFS_CHUNK);
+	uint32_t c1 = (uint32_t)((MIN(off + len, e->size) - 1) / RFS_CHUNK);
+	uint64_t t = clock_ns();
+	bool waited = false, ok = true;
+	for (uint32_t c = c0; c <= c1 && ok; c++) {
+		if (e->arrived || e->chunk_in[c] & 1)
+			continue;
+		/* a miss: this chunk, ahead of everything */
+		waited = true;
+		if (!(e->chunk_in[c] & 2)) {
+			e->chunk_in[c] |= 2;
+			pthread_mutex_unlock(&r->lock);
+			want(r, (uint32_t)id, RFS_WANT_MISS, (uint64_t)c * RFS_CHUNK);
+			pthread_mutex_lock(&r->lock);
+		}
+		while (!e->arrived && !(e->chunk_in[c] & 1) && r->err > 0)
+			cond_wait_ms(&r->cond, &r->lock, 1000);
+		ok = e->arrived || e->chunk_in[c] & 1;
+	}
+	if (waited)
+		count_wait(r, t, e, off);
+	pthread_mutex_unlock(&r->lock);
+	return !ok ? -EIO : waited;
+}
+
+struct rfs_inomap *rfs_recv_inomap(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->inos->lock);
+	r->inos->refs++;
+	pthread_mutex_unlock(&r->inos->lock);
+	return r->inos;
+}
+
+void rfs_recv_resumed(struct rfs_receiver *r)
+{
+	want(r, 0, RFS_WANT_RESUMED, 0);
+}
+
+void rfs_recv_note_miss(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->misses++;
+	pthread_mutex_unlock(&r->lock);
 }
 
 bool rfs_recv_all_in(struct rfs_receiver *r)
@@ -637,6 +1015,14 @@ bool rfs_recv_all_in(struct rfs_receiver *r)
 	bool a = r->err == 0;
 	pthread_mutex_unlock(&r->lock);
 	return a;
+}
+
+void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const char *rel), void *arg)
+{
+	pthread_mutex_lock(&r->arrival_lock);
+	r->on_arrival = fn;
+	r->on_arrival_arg = arg;
+	pthread_mutex_unlock(&r->arrival_lock);
 }
 
 void rfs_recv_free(struct rfs_receiver *r)
@@ -648,17 +1034,21 @@ void rfs_recv_free(struct rfs_receiver *r)
 		pthread_join(r->thread, NULL);
 	}
 	for (size_t i = 0; i < r->n_ents; i++) {
-		if (r->ents[i].fd >= 0)
-			close(r->ents[i].fd);
-		free(r->ents[i].path);
+		if (ENT(r, i)->fd >= 0)
+			close(ENT(r, i)->fd);
+		free(ENT(r, i)->path);
+		free(ENT(r, i)->chunk_in);
+		free(ENT(r, i)->crcs);
 	}
-	free(r->ents);
-	free(r->by_path);
-	free(r->asked);
+	for (size_t b = 0; b < ARRAY_SIZE(r->blk); b++)
+		free(r->blk[b]);
+	free(r->hash);
+	rfs_inomap_put(r->inos);
 	if (r->rootfd >= 0)
 		close(r->rootfd);
 	free(r->root);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->arrival_lock);
 	pthread_cond_destroy(&r->cond);
 	free(r);
 }

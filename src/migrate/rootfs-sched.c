@@ -228,6 +228,14 @@ bool rfs_sched_next(struct rfs_sched *s, uint32_t *ret_i, enum rfs_why *ret_why)
 	return false;
 }
 
+bool rfs_sched_urgent(const struct rfs_sched *s)
+{
+	for (size_t k = s->demand_head; k < s->demand.n; k++)
+		if (s->state[s->demand.v[k]] != ST_DONE)
+			return true;
+	return s->cur >= 0 && s->state[s->cur] != ST_DONE && s->cur_why == RFS_DEMAND;
+}
+
 void rfs_sched_sent(struct rfs_sched *s, uint32_t i, bool done)
 {
 	if (i >= s->n || s->state[i] == ST_DONE)

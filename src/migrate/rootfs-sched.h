@@ -44,6 +44,10 @@ bool rfs_sched_demand(struct rfs_sched *s, uint32_t i);
 
 /* The file to send a chunk of now, and why; false once every file is sent. */
 bool rfs_sched_next(struct rfs_sched *s, uint32_t *ret_i, enum rfs_why *ret_why);
+/* There is a demand, pending or in progress: the tree is blocked on it
+ * (before the resume, the sender sends only that, and what the restore
+ * reads). */
+bool rfs_sched_urgent(const struct rfs_sched *s);
 /* A chunk of file i was sent; done: it was its last. */
 void rfs_sched_sent(struct rfs_sched *s, uint32_t i, bool done);
 bool rfs_sched_is_done(const struct rfs_sched *s, uint32_t i);

@@ -11,6 +11,7 @@
 #include "proc/proc.h"
 
 #include <dirent.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -35,10 +36,21 @@ struct rfs_ent {
 
 struct rfs_file_state {
 	uint32_t ent;
-	uint64_t off;
-	uint32_t crc;
 	int fd;
-	enum rfs_why why;
+	enum rfs_why why;       /* of its first chunk */
+	uint32_t n_chunks, next, n_sent;
+	bool done;              /* FILE_END sent */
+	uint8_t *sent;          /* per chunk: sent */
+	uint32_t *crcs;         /* per chunk: crc32 of its data */
+};
+
+struct dir_done {
+	uint32_t dir;
+	size_t at;              /* its last entry is entry at - 1 */
+};
+
+struct chunk_want {
+	uint32_t f, chunk;
 };
 
 struct rfs_sender {
@@ -52,16 +64,38 @@ struct rfs_sender {
 	struct rfs_ent *ents;
 	size_t n_ents, cap_ents;
 	struct rfs_file_state *files;
-	size_t n_files;
+	size_t n_files, cap_files;
+	void *inodes;          /* tsearch: struct inode_key of files with more than one name */
 	struct rfs_sched *sched;
 	uint8_t *buf;
+	uint8_t batch[RFS_BATCH_MAX];   /* META_BATCH being filled */
+	size_t batch_len;
+	int batch_err;
+	size_t meta_next;               /* entries put in batches */
+	size_t meta_dirs;               /* of dirs_done, DIR_ENDs put */
+	/* the walk: directories in the order their entries were complete; the
+	 * working set's paths (relative), whose directories are walked first */
+	struct dir_done *dirs_done;
+	size_t n_dirs_done;
+	char **ws;
+	bool *ws_mapped;
+	size_t n_ws;
+	uint32_t *early;       /* mapped files of the working set, not sent yet (the restore reads them) */
+	size_t n_early;
+	uint32_t *touched;     /* directories touched during the walk */
+	size_t n_touched;
+	/* chunks the tree is blocked on, FIFO */
+	struct chunk_want *cw;
+	size_t cw_head, cw_n, cw_cap;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int err;               /* the thread's end: > 0 running, 0 DONE, < 0 error */
 	char errmsg[512];
 	/* stats (lock) */
-	uint64_t t_start, t_ws_ready, t_end, t_done;
+	bool resumed;          /* the destination said RESUMED (eager: from the start) */
+	uint64_t t_resumed;
+	uint64_t t_start, t_walked, t_meta_sent, t_ws_ready, t_end, t_done;
 	uint64_t files_by[_RFS_WHY_MAX], bytes_by[_RFS_WHY_MAX];
 	uint64_t files_sent, bytes_sent, bytes_total, misses, touches;
 	json_t *dest;
@@ -85,6 +119,22 @@ int rfs_mode_parse(const char *s, enum rfs_mode *ret)
 
 /* ---- the walk ---- */
 
+struct inode_key {
+	dev_t dev;
+	ino_t ino;
+	uint32_t id;
+};
+
+static int cmp_inode(const void *a, const void *b)
+{
+	const struct inode_key *x = a, *y = b;
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return 0;
+}
+
 static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
 {
 	if (s->n_ents >= RFS_ENTRIES_MAX)
@@ -93,8 +143,39 @@ static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st
 		s->cap_ents = s->cap_ents ? 2 * s->cap_ents : 1024;
 		s->ents = xrealloc(s->ents, s->cap_ents * sizeof(*s->ents));
 	}
-	s->ents[s->n_ents++] = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent,
-						 .link_id = -1, .file = -1 };
+	uint32_t id = (uint32_t)s->n_ents++;
+	struct rfs_ent *e = &s->ents[id];
+	*e = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent, .link_id = -1, .file = -1 };
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	if (st->st_nlink > 1) {
+		/* a hard link of a file met before: that entry carries the data */
+		struct inode_key *k = xmalloc(sizeof(*k)), **found;
+		*k = (struct inode_key){ st->st_dev, st->st_ino, id };
+		found = tsearch(k, &s->inodes, cmp_inode);
+		if (!found)
+			abort();
+		if (*found != k) {
+			free(k);
+			e->link_id = (*found)->id;
+			return 0;
+		}
+	}
+	if (s->n_files == s->cap_files) {
+		s->cap_files = s->cap_files ? 2 * s->cap_files : 1024;
+		s->files = xrealloc(s->files, s->cap_files * sizeof(*s->files));
+	}
+	e->file = (int64_t)s->n_files;
+	s->files[s->n_files++] = (struct rfs_file_state){ .ent = id, .fd = -1,
+							  .n_chunks = rfs_chunks((uint64_t)st->st_size) };
+	for (size_t i = 0; i < s->n_ws; i++)
+		if (s->ws_mapped[i] && !strcmp(s->ws[i], path)) {
+			/* what the restore reads: sent during the walk, once its entry is out */
+			s->early = xrealloc(s->early, (s->n_early + 1) * sizeof(*s->early));
+			s->early[s->n_early++] = (uint32_t)e->file;
+			break;
+		}
+	s->bytes_total += (uint64_t)st->st_size;
 	return 0;
 }
 
@@ -103,7 +184,21 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* pre-order, names sorted: a directory before what it holds */
+/* dir (relative) is a working set path or one of its directories */
+static bool on_ws_path(struct rfs_sender *s, const char *dir)
+{
+	size_t l = strlen(dir);
+	for (size_t i = 0; i < s->n_ws; i++)
+		if (!strncmp(s->ws[i], dir, l) && (s->ws[i][l] == '/' || !s->ws[i][l]))
+			return true;
+	return false;
+}
+
+static int emit(struct rfs_sender *s);
+static int serve_misses(struct rfs_sender *s);
+
+/* pre-order, names sorted: a directory before what it holds; a
+ * directory's entries are listed together (then it is done, dirs_done) */
 static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 {
 	int fd = rel[0] ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -152,58 +247,42 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 		free(names[i]);
 	free(names);
 	closedir(d);
-	for (size_t i = 0; i < n_sub && r >= 0; i++) {
-		_cleanup_free_ char *p = xstrdup(s->ents[subdirs[i]].path);
-		r = walk(s, p, subdirs[i]);
+	if (r < 0) {
+		free(subdirs);
+		return r;
 	}
+	s->dirs_done = xrealloc(s->dirs_done, (s->n_dirs_done + 1) * sizeof(*s->dirs_done));
+	s->dirs_done[s->n_dirs_done++] = (struct dir_done){ .dir = self, .at = s->n_ents };
+	/* its entries go now: the destination can look into it while the
+	 * rest of the tree is walked; what the tree is blocked on meanwhile */
+	r = emit(s);
+	if (r >= 0)
+		r = serve_misses(s);
+	if (r < 0) {
+		free(subdirs);
+		return r;
+	}
+	/* the directories on the working set's paths first: the restore
+	 * waits for their entries, not for the rest of the tree's */
+	for (int pass = 0; pass < 2 && r >= 0; pass++)
+		for (size_t i = 0; i < n_sub && r >= 0; i++) {
+			_cleanup_free_ char *p = xstrdup(s->ents[subdirs[i]].path);
+			if (on_ws_path(s, p) != !pass)
+				continue;
+			r = walk(s, p, subdirs[i]);
+		}
 	free(subdirs);
 	return r;
 }
 
-struct inode_key {
-	dev_t dev;
-	ino_t ino;
-	uint32_t id;
-};
-
-static int cmp_inode(const void *a, const void *b)
+/* the order of the files, once the walk is over */
+static void make_sched(struct rfs_sender *s)
 {
-	const struct inode_key *x = a, *y = b;
-	if (x->dev != y->dev)
-		return x->dev < y->dev ? -1 : 1;
-	if (x->ino != y->ino)
-		return x->ino < y->ino ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* hard links (the first entry of an inode carries it) and the files with data */
-static void index_files(struct rfs_sender *s)
-{
-	size_t k = 0;
-	struct inode_key *v = xcalloc(s->n_ents + 1, sizeof(*v));
-	for (size_t i = 0; i < s->n_ents; i++)
-		if (S_ISREG(s->ents[i].st.st_mode) && s->ents[i].st.st_nlink > 1)
-			v[k++] = (struct inode_key){ s->ents[i].st.st_dev, s->ents[i].st.st_ino, (uint32_t)i };
-	qsort(v, k, sizeof(*v), cmp_inode);
-	for (size_t i = 1; i < k; i++)
-		if (v[i].dev == v[i - 1].dev && v[i].ino == v[i - 1].ino)
-			s->ents[v[i].id].link_id = s->ents[v[i - 1].id].link_id >= 0 ? s->ents[v[i - 1].id].link_id
-										  : v[i - 1].id;
-	free(v);
-	for (size_t i = 0; i < s->n_ents; i++)
-		if (S_ISREG(s->ents[i].st.st_mode) && s->ents[i].link_id < 0)
-			s->ents[i].file = (int64_t)s->n_files++;
-	s->files = xcalloc(s->n_files + 1, sizeof(*s->files));
 	uint64_t *sizes = xcalloc(s->n_files + 1, sizeof(*sizes));
 	uint32_t *dirs = xcalloc(s->n_files + 1, sizeof(*dirs));
-	for (size_t i = 0; i < s->n_ents; i++) {
-		int64_t f = s->ents[i].file;
-		if (f < 0)
-			continue;
-		s->files[f] = (struct rfs_file_state){ .ent = (uint32_t)i, .fd = -1 };
-		sizes[f] = (uint64_t)s->ents[i].st.st_size;
-		dirs[f] = s->ents[i].parent;
-		s->bytes_total += sizes[f];
+	for (size_t f = 0; f < s->n_files; f++) {
+		sizes[f] = (uint64_t)s->ents[s->files[f].ent].st.st_size;
+		dirs[f] = s->ents[s->files[f].ent].parent;
 	}
 	s->sched = rfs_sched_new(sizes, dirs, s->n_files, s->mode == RFS_LAZY);
 	free(sizes);
@@ -215,42 +294,56 @@ static int cmp_ent_path(const void *key, const void *e)
 	return strcmp(key, ((const struct rfs_ent *)e)->path);
 }
 
-/* the entry of a host path under DIR (entries are in walk order, not sorted:
- * a linear search over the few paths of the working set is fine) */
-static int64_t ent_of(struct rfs_sender *s, const char *host_path)
+/* the entry of a relative path (entries are in walk order, not sorted: a
+ * linear search over the few paths of the working set is fine) */
+static int64_t ent_of(struct rfs_sender *s, const char *rel)
 {
-	size_t l = strlen(s->dir);
-	if (strncmp(host_path, s->dir, l) || (host_path[l] != '/' && host_path[l]))
-		return -1;
-	const char *rel = host_path[l] ? host_path + l + 1 : "";
 	size_t n = s->n_ents;
 	struct rfs_ent *e = lfind(rel, s->ents, &n, sizeof(*s->ents), cmp_ent_path);
 	return e ? e - s->ents : -1;
 }
 
-static void ws_path(struct rfs_sender *s, const char *p)
+/* mapped: the exe or a mapped file, which the restore reads (the pages of
+ * a private mapping that the tree changed are written over the file's) */
+static void ws_add(struct rfs_sender *s, const char *host_path, bool mapped)
 {
-	int64_t e = ent_of(s, p);
-	if (e < 0)
+	size_t l = strlen(s->dir);
+	if (strncmp(host_path, s->dir, l) || (host_path[l] != '/' && host_path[l]))
 		return;
-	while (s->ents[e].link_id >= 0)
-		e = s->ents[e].link_id;
-	if (s->ents[e].file >= 0)
-		rfs_sched_working_set(s->sched, (uint32_t)s->ents[e].file);
+	const char *rel = host_path[l] ? host_path + l + 1 : "";
+	for (size_t i = 0; i < s->n_ws; i++)
+		if (!strcmp(s->ws[i], rel)) {
+			s->ws_mapped[i] |= mapped;
+			return;
+		}
+	s->ws = xrealloc(s->ws, (s->n_ws + 1) * sizeof(*s->ws));
+	s->ws_mapped = xrealloc(s->ws_mapped, (s->n_ws + 1) * sizeof(*s->ws_mapped));
+	s->ws_mapped[s->n_ws] = mapped;
+	s->ws[s->n_ws++] = xstrdup(rel);
 }
 
-/* the working set: exe, every open fd, every mapped file of the frozen tasks */
-static void working_set(struct rfs_sender *s)
+static void ws_link(struct rfs_sender *s, const char *link, bool mapped)
+{
+	char target[PATH_MAX + 1];
+	ssize_t k = readlink(link, target, sizeof(target) - 1);
+	if (k > 0) {
+		target[k] = 0;
+		ws_add(s, target, mapped);
+	}
+}
+
+/* the working set: exe, cwd, root, every open fd, every mapped file of the
+ * frozen tasks (their paths; the files among them go on stack 1) */
+static void working_set_paths(struct rfs_sender *s)
 {
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n = proc_tree_pids(s->root, &pids);
-	char link[320], target[PATH_MAX + 1];
+	char link[320];
 	for (size_t i = 0; i < n; i++) {
-		snprintf(link, sizeof(link), "/proc/%d/exe", pids[i]);
-		ssize_t k = readlink(link, target, sizeof(target) - 1);
-		if (k > 0) {
-			target[k] = 0;
-			ws_path(s, target);
+		static const char *const links[] = { "exe", "cwd", "root" };
+		for (size_t k = 0; k < ARRAY_SIZE(links); k++) {
+			snprintf(link, sizeof(link), "/proc/%d/%s", pids[i], links[k]);
+			ws_link(s, link, k == 0);
 		}
 		snprintf(link, sizeof(link), "/proc/%d/fd", pids[i]);
 		DIR *d = opendir(link);
@@ -259,11 +352,7 @@ static void working_set(struct rfs_sender *s)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(link, sizeof(link), "/proc/%d/fd/%s", pids[i], de->d_name);
-			k = readlink(link, target, sizeof(target) - 1);
-			if (k > 0) {
-				target[k] = 0;
-				ws_path(s, target);
-			}
+			ws_link(s, link, false);
 		}
 		if (d)
 			closedir(d);
@@ -275,7 +364,7 @@ static void working_set(struct rfs_sender *s)
 			if (!p)
 				continue;
 			p[strcspn(p, "\n")] = 0;
-			ws_path(s, p);
+			ws_add(s, p, true);
 		}
 		if (f)
 			fclose(f);
@@ -283,7 +372,41 @@ static void working_set(struct rfs_sender *s)
 	dm_error_clear();
 }
 
+static void working_set(struct rfs_sender *s)
+{
+	for (size_t i = 0; i < s->n_ws; i++) {
+		int64_t e = ent_of(s, s->ws[i]);
+		if (e < 0)
+			continue;
+		while (s->ents[e].link_id >= 0)
+			e = s->ents[e].link_id;
+		if (s->ents[e].file >= 0)
+			rfs_sched_working_set(s->sched, (uint32_t)s->ents[e].file);
+	}
+}
+
 /* ---- sending ---- */
+
+static int batch_flush(struct rfs_sender *s)
+{
+	if (!s->batch_len)
+		return 0;
+	int r = net_send_frame(s->c, RFS_T_META_BATCH, s->batch, s->batch_len);
+	s->batch_len = 0;
+	return r;
+}
+
+/* room for a record of len bytes in the batch (sent first if full) */
+static uint8_t *batch_add(struct rfs_sender *s, uint32_t type, size_t len)
+{
+	struct rfs_wire_rec h = { .type = type, .len = (uint32_t)len };
+	if (s->batch_len + sizeof(h) + len > RFS_BATCH_MAX)
+		s->batch_err = s->batch_err ?: batch_flush(s);
+	memcpy(s->batch + s->batch_len, &h, sizeof(h));
+	uint8_t *p = s->batch + s->batch_len + sizeof(h);
+	s->batch_len += sizeof(h) + len;
+	return p;
+}
 
 static int send_entry(struct rfs_sender *s, uint32_t id)
 {
@@ -304,6 +427,8 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 	m.has_atime_ns = m.has_mtime_ns = true;
 	m.atime_ns = (int64_t)e->st.st_atim.tv_sec * 1000000000LL + e->st.st_atim.tv_nsec;
 	m.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
+	m.has_ino = true;
+	m.ino = e->st.st_ino;
 	if (e->link_id >= 0) {
 		m.has_link_id = true;
 		m.link_id = (uint32_t)e->link_id;
@@ -346,7 +471,13 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 		m.n_xattrs = nx;
 		m.xattrs = xp;
 	}
-	r = net_send_msg(s->c, RFS_T_ENTRY, &m.base);
+	size_t len = protobuf_c_message_get_packed_size(&m.base);
+	r = 0;
+	if (len > RFS_BATCH_MAX - sizeof(struct rfs_wire_rec))
+		r = dm_fail(-E2BIG, "%s/%s: its metadata (%zu bytes of extended attributes and names) is too large",
+			    s->dir, e->path, len);
+	else
+		protobuf_c_message_pack(&m.base, batch_add(s, RFS_T_ENTRY, len));
 	for (size_t i = 0; i < 32; i++)
 		free(vals[i]);
 	return r;
@@ -362,6 +493,25 @@ static void set_err(struct rfs_sender *s, int r)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static void want_chunk(struct rfs_sender *s, uint32_t f, uint32_t chunk)
+{
+	for (size_t k = s->cw_head; k < s->cw_n; k++)
+		if (s->cw[k].f == f && s->cw[k].chunk == chunk)
+			return;
+	if (s->cw_head == s->cw_n)
+		s->cw_head = s->cw_n = 0;
+	if (s->cw_n == s->cw_cap) {
+		s->cw_cap = s->cw_cap ? 2 * s->cw_cap : 64;
+		s->cw = xrealloc(s->cw, s->cw_cap * sizeof(*s->cw));
+	}
+	s->cw[s->cw_n++] = (struct chunk_want){ f, chunk };
+}
+
+static bool chunk_sent(const struct rfs_file_state *fs, uint32_t chunk)
+{
+	return fs->done || (fs->sent && fs->sent[chunk]);
+}
+
 static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
 {
 	if (w->id >= s->n_ents)
@@ -372,16 +522,49 @@ static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
 			e = s->ents[e].link_id;
 		if (s->ents[e].file < 0)
 			return 0;
-		if (rfs_sched_demand(s->sched, (uint32_t)s->ents[e].file)) {
+		uint32_t f = (uint32_t)s->ents[e].file;
+		const struct rfs_file_state *fs = &s->files[f];
+		bool queued;
+		if ((w->off == RFS_WANT_WHOLE || !fs->n_chunks) && s->sched) {
+			/* the whole file, next, ahead of everything */
+			queued = rfs_sched_demand(s->sched, f);
+		} else if (w->off == RFS_WANT_WHOLE || !fs->n_chunks) {
+			/* (during the walk: its chunks, at once) */
+			queued = !fs->done;
+			for (uint32_t c = 0; queued && c < MAX(fs->n_chunks, 1u); c++)
+				if (!chunk_sent(fs, c))
+					want_chunk(s, f, c);
+		} else {
+			/* only the chunk the tree is blocked on, at once */
+			uint64_t c = w->off / RFS_CHUNK;
+			if (c >= fs->n_chunks)
+				return dm_fail(-EBADMSG, "request for byte %" PRIu64 " of %s (%" PRIu64 " bytes)", w->off,
+					       s->ents[e].path, (uint64_t)s->ents[e].st.st_size);
+			queued = !fs->done && !chunk_sent(fs, (uint32_t)c);
+			if (queued)
+				want_chunk(s, f, (uint32_t)c);
+		}
+		if (queued) {
 			pthread_mutex_lock(&s->lock);
 			s->misses++;
 			pthread_mutex_unlock(&s->lock);
-			pr_debug("miss: %s", s->ents[e].path);
+			pr_debug("miss: %s (byte %" PRIu64 ")", s->ents[e].path, w->off);
 		}
+	} else if (w->kind == RFS_WANT_RESUMED) {
+		s->resumed = true;
+		pthread_mutex_lock(&s->lock);
+		s->t_resumed = clock_ns();
+		pthread_mutex_unlock(&s->lock);
 	} else if (w->kind == RFS_WANT_TOUCH) {
 		if (!S_ISDIR(s->ents[e].st.st_mode))
 			return 0;
-		rfs_sched_touch(s->sched, (uint32_t)e);
+		if (s->sched) {
+			rfs_sched_touch(s->sched, (uint32_t)e);
+		} else {
+			/* (during the walk: once the scheduler is there) */
+			s->touched = xrealloc(s->touched, (s->n_touched + 1) * sizeof(*s->touched));
+			s->touched[s->n_touched++] = (uint32_t)e;
+		}
 		pthread_mutex_lock(&s->lock);
 		s->touches++;
 		pthread_mutex_unlock(&s->lock);
@@ -406,6 +589,11 @@ static int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 		return dm_wrap(r, "the rootfs channel");
 	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
 		r = handle_want(s, buf);
+	} else if (f.type == RFS_T_WANT && f.len == 8) {
+		/* a peer that asks for whole files only */
+		struct rfs_wire_want w = { .off = RFS_WANT_WHOLE };
+		memcpy(&w, buf, 8);
+		r = handle_want(s, &w);
 	} else if (f.type == RFS_T_DONE) {
 		Dm__MigReply *rep = dm__mig_reply__unpack(NULL, f.len, buf);
 		if (!rep) {
@@ -428,34 +616,39 @@ static int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 	return r;
 }
 
-/* one chunk of file f (its data extents; holes are skipped) */
-static int send_chunk(struct rfs_sender *s, uint32_t f, enum rfs_why why, bool *ret_done)
+/* chunk c of file f: its data extents (holes are skipped), CHUNK_END; the
+ * file's FILE_END after its last chunk.  *ret_done: the file is complete */
+static int send_chunk(struct rfs_sender *s, uint32_t f, uint32_t c, enum rfs_why why, bool *ret_done)
 {
 	struct rfs_file_state *fs = &s->files[f];
 	const struct rfs_ent *e = &s->ents[fs->ent];
-	uint64_t size = (uint64_t)e->st.st_size;
+	uint64_t size = (uint64_t)e->st.st_size, sent = 0;
 	int r;
 
-	if (fs->fd < 0) {
+	*ret_done = false;
+	if (fs->fd < 0 && fs->n_chunks) {
 		fs->fd = openat(s->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
 		if (fs->fd < 0 && errno == EPERM)
 			fs->fd = openat(s->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fs->fd < 0)
 			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, e->path);
-		fs->why = why;
-		fs->crc = (uint32_t)crc32(0, NULL, 0);
 	}
-	*ret_done = false;
-	uint32_t len = 0;
-	if (fs->off < size) {
-		off_t data = lseek(fs->fd, (off_t)fs->off, SEEK_DATA);
-		if (data < 0 || (uint64_t)data >= size) {
-			fs->off = size; /* only a hole is left */
-		} else {
+	if (!fs->n_sent) {
+		fs->why = why;
+		fs->sent = xcalloc(fs->n_chunks + 1, 1);
+		fs->crcs = xcalloc(fs->n_chunks + 1, sizeof(*fs->crcs));
+	}
+	if (c < fs->n_chunks && !fs->sent[c]) {
+		uint64_t pos = (uint64_t)c * RFS_CHUNK, end = MIN(pos + RFS_CHUNK, size);
+		uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+		while (pos < end) {
+			off_t data = lseek(fs->fd, (off_t)pos, SEEK_DATA);
+			if (data < 0 || (uint64_t)data >= end)
+				break; /* only a hole is left in this chunk */
 			off_t hole = lseek(fs->fd, data, SEEK_HOLE);
-			if (hole < 0 || (uint64_t)hole > size)
-				hole = (off_t)size;
-			len = (uint32_t)MIN((uint64_t)(hole - data), (uint64_t)RFS_CHUNK);
+			if (hole < 0 || (uint64_t)hole > end)
+				hole = (off_t)end;
+			uint32_t len = (uint32_t)((uint64_t)hole - (uint64_t)data);
 			r = pread_exact(fs->fd, s->buf, len, data);
 			if (r < 0)
 				return dm_fail(r, "%s/%s: read: %s (did it shrink?)", s->dir, e->path, strerror(-r));
@@ -464,22 +657,40 @@ static int send_chunk(struct rfs_sender *s, uint32_t f, enum rfs_why why, bool *
 			r = net_send_framev(s->c, RFS_T_DATA, iov, 2);
 			if (r < 0)
 				return r;
-			fs->crc = (uint32_t)crc32(fs->crc, s->buf, len);
-			fs->off = (uint64_t)data + len;
+			crc = (uint32_t)crc32(crc, s->buf, len);
+			pos = (uint64_t)data + len;
+			sent += len;
 		}
+		struct rfs_wire_chunk_end ce = { .id = fs->ent, .chunk = c, .crc = crc };
+		r = net_send_frame(s->c, RFS_T_CHUNK_END, &ce, sizeof(ce));
+		if (r < 0)
+			return r;
+		fs->sent[c] = 1;
+		fs->crcs[c] = htole32(crc);
+		fs->n_sent++;
+		while (fs->next < fs->n_chunks && fs->sent[fs->next])
+			fs->next++;
 	}
 	pthread_mutex_lock(&s->lock);
-	s->bytes_by[why] += len;
-	s->bytes_sent += len;
+	s->bytes_by[why] += sent;
+	s->bytes_sent += sent;
 	pthread_mutex_unlock(&s->lock);
-	if (fs->off < size)
+	if (fs->n_sent < fs->n_chunks)
 		return 0;
-	struct rfs_wire_file_end fe = { .id = fs->ent, .crc = fs->crc, .size = size, .why = fs->why };
+	struct rfs_wire_file_end fe = { .id = fs->ent, .size = size, .why = fs->why,
+					.crc = (uint32_t)crc32(crc32(0, NULL, 0), (const uint8_t *)fs->crcs,
+							       fs->n_chunks * sizeof(*fs->crcs)) };
 	r = net_send_frame(s->c, RFS_T_FILE_END, &fe, sizeof(fe));
 	if (r < 0)
 		return r;
-	close(fs->fd);
+	if (fs->fd >= 0)
+		close(fs->fd);
 	fs->fd = -1;
+	free(fs->sent);
+	free(fs->crcs);
+	fs->sent = NULL;
+	fs->crcs = NULL;
+	fs->done = true;
 	pthread_mutex_lock(&s->lock);
 	s->files_by[fs->why]++;
 	s->files_sent++;
@@ -488,35 +699,169 @@ static int send_chunk(struct rfs_sender *s, uint32_t f, enum rfs_why why, bool *
 	return 0;
 }
 
+static void meta_counts(struct rfs_sender *s, Dm__RootfsMetaEnd *me)
+{
+	dm__rootfs_meta_end__init(me);
+	me->entries = (uint32_t)s->n_ents;
+	me->files = (uint32_t)s->n_files;
+	me->bytes = s->bytes_total;
+}
+
+/* the entries walked and not sent yet, a directory's DIR_END after its
+ * last entry; the batch goes when it is full and at the end of the root
+ * or of a directory on the working set's paths (what the restore looks
+ * into first) */
+static int emit(struct rfs_sender *s)
+{
+	int r = 0;
+	for (;;) {
+		for (; r >= 0 && s->meta_dirs < s->n_dirs_done && s->dirs_done[s->meta_dirs].at <= s->meta_next;
+		     s->meta_dirs++) {
+			struct rfs_wire_dir_end de = { .id = s->dirs_done[s->meta_dirs].dir };
+			memcpy(batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
+			if (!de.id || on_ws_path(s, s->ents[de.id].path))
+				r = batch_flush(s);
+		}
+		if (r < 0 || s->meta_next >= s->n_ents)
+			break;
+		size_t i = s->meta_next++;
+		r = send_entry(s, (uint32_t)i);
+		r = r ?: s->batch_err;
+	}
+	return r ?: s->batch_err;
+}
+
+/* during the walk: the requests that came, the chunks the tree is blocked on */
+static int serve_misses(struct rfs_sender *s)
+{
+	bool done = false;
+	int r;
+	do {
+		size_t before = s->cw_n;
+		r = read_peer(s, false, &done);
+		if (r < 0)
+			return r;
+		if (done)
+			return dm_fail(-EBADMSG, "the destination said DONE before the last file");
+		if (s->cw_n == before && !net_chan_has_pending(s->c))
+			break;
+	} while (true);
+	if ((s->cw_head < s->cw_n || s->n_early) && s->batch_len) {
+		/* the entries of what goes first */
+		r = batch_flush(s);
+		if (r < 0)
+			return r;
+	}
+	while (s->cw_head < s->cw_n) {
+		uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
+		bool fdone;
+		if (chunk_sent(&s->files[f], c))
+			continue;
+		r = send_chunk(s, f, c, RFS_DEMAND, &fdone);
+		if (r < 0)
+			return r;
+	}
+	/* the working set's files met so far, smallest first, a chunk at a
+	 * time (a miss goes between) */
+	while (s->n_early && s->cw_head == s->cw_n) {
+		size_t k = 0;
+		for (size_t i = 1; i < s->n_early; i++)
+			if (s->ents[s->files[s->early[i]].ent].st.st_size < s->ents[s->files[s->early[k]].ent].st.st_size)
+				k = i;
+		struct rfs_file_state *fs = &s->files[s->early[k]];
+		bool fdone = fs->done;
+		if (!fdone) {
+			r = send_chunk(s, s->early[k], fs->next, RFS_WORKING_SET, &fdone);
+			if (r < 0)
+				return r;
+		}
+		if (fdone)
+			s->early[k] = s->early[--s->n_early];
+		r = read_peer(s, false, &done);
+		if (r < 0)
+			return r;
+		while (s->cw_head < s->cw_n) {
+			uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
+			if (chunk_sent(&s->files[f], c))
+				continue;
+			r = send_chunk(s, f, c, RFS_DEMAND, &fdone);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * What goes next, in this order: during the walk, after each directory's
+ * entries, a chunk the tree is blocked on, then the mapped files of the
+ * working set (the restore reads them); after the walk the same, and
+ * before the resume nothing else (it would stand in the restore's way on
+ * the link and in the destination's CPU); then stacks 1, 2 and 3.
+ */
 static int run(struct rfs_sender *s)
 {
 	int r;
 
+	if (s->mode != RFS_LAZY)
+		working_set_paths(s);
+	/* the entries go as the walk lists them */
+	s->buf = xmalloc(RFS_CHUNK);
 	r = walk(s, "", 0);
+	if (r >= 0)
+		r = batch_flush(s);
 	if (r < 0)
 		return r;
-	index_files(s);
-	if (s->mode != RFS_LAZY)
-		working_set(s);
-	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
-	for (size_t i = 0; i < s->n_ents; i++) {
-		r = send_entry(s, (uint32_t)i);
-		if (r < 0)
-			return r;
-	}
-	Dm__RootfsMetaEnd me = DM__ROOTFS_META_END__INIT;
-	me.entries = (uint32_t)s->n_ents;
-	me.files = (uint32_t)s->n_files;
-	me.bytes = s->bytes_total;
+	Dm__RootfsMetaEnd me;
+	meta_counts(s, &me);
 	r = net_send_msg(s->c, RFS_T_META_END, &me.base);
 	if (r < 0)
 		return r;
-	s->buf = xmalloc(RFS_CHUNK);
+	make_sched(s);
+	for (size_t f = 0; f < s->n_files; f++)
+		if (s->files[f].done) /* a miss's during the walk */
+			rfs_sched_sent(s->sched, (uint32_t)f, true);
+	for (size_t i = 0; i < s->n_touched; i++)
+		rfs_sched_touch(s->sched, s->touched[i]);
+	working_set(s);
+	pthread_mutex_lock(&s->lock);
+	s->t_walked = s->t_meta_sent = clock_ns();
+	pthread_mutex_unlock(&s->lock);
+	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	bool done = false, ws = false, hold = true;
 	uint64_t held = 0;
-	uint32_t f;
-	enum rfs_why why;
-	while (rfs_sched_next(s->sched, &f, &why)) {
+	for (;;) {
+		uint32_t f, c;
+		enum rfs_why why;
+		bool from_cw = s->cw_head < s->cw_n;
+		bool urgent = !from_cw && rfs_sched_urgent(s->sched);
+		if (!from_cw && !urgent && !s->resumed && s->n_early) {
+			/* what the restore reads, left from the walk */
+			r = serve_misses(s);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (!from_cw && !urgent && !s->resumed) {
+			r = read_peer(s, true, &done);
+			if (r < 0)
+				return r;
+			if (done)
+				return dm_fail(-EBADMSG, "the destination said DONE before the last file");
+			continue;
+		}
+		if (from_cw) {
+			/* a chunk the tree is blocked on, at once */
+			f = s->cw[s->cw_head].f;
+			c = s->cw[s->cw_head++].chunk;
+			why = RFS_DEMAND;
+			if (chunk_sent(&s->files[f], c))
+				continue;
+		} else if (rfs_sched_next(s->sched, &f, &why)) {
+			c = s->files[f].next;
+		} else {
+			break;
+		}
 		if (!ws && why != RFS_WORKING_SET && why != RFS_DEMAND) {
 			ws = true;
 			pthread_mutex_lock(&s->lock);
@@ -534,10 +879,12 @@ static int run(struct rfs_sender *s)
 			}
 		}
 		bool fdone;
-		r = send_chunk(s, f, why, &fdone);
+		r = send_chunk(s, f, c, why, &fdone);
 		if (r < 0)
 			return r;
-		rfs_sched_sent(s->sched, f, fdone);
+		/* (a chunk of a file the scheduler has not picked leaves it where it is) */
+		if (fdone || !from_cw)
+			rfs_sched_sent(s->sched, f, fdone);
 		r = read_peer(s, false, &done);
 		if (r < 0)
 			return r;
@@ -579,6 +926,7 @@ int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_
 	s->c = c;
 	s->dir = xstrdup(dir);
 	s->mode = mode;
+	s->resumed = mode == RFS_EAGER;
 	s->root = root;
 	s->err = 1;
 	pthread_mutex_init(&s->lock, NULL);
@@ -636,13 +984,25 @@ void rfs_send_free(struct rfs_sender *s)
 	if (!s)
 		return;
 	rfs_send_stop(s);
-	for (size_t i = 0; i < s->n_files; i++)
+	for (size_t i = 0; i < s->n_files; i++) {
 		if (s->files[i].fd >= 0)
 			close(s->files[i].fd);
+		free(s->files[i].sent);
+		free(s->files[i].crcs);
+	}
+	for (size_t i = 0; i < s->n_ws; i++)
+		free(s->ws[i]);
+	free(s->ws);
+	free(s->ws_mapped);
+	free(s->dirs_done);
+	free(s->touched);
+	free(s->early);
+	free(s->cw);
 	for (size_t i = 0; i < s->n_ents; i++)
 		free(s->ents[i].path);
 	free(s->ents);
 	free(s->files);
+	tdestroy(s->inodes, free);
 	rfs_sched_free(s->sched);
 	free(s->buf);
 	if (s->dirfd >= 0)
@@ -671,6 +1031,9 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "misses", json_integer((json_int_t)s->misses));
 	json_object_set_new(j, "touches", json_integer((json_int_t)s->touches));
 	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
+	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
+	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());
+	json_object_set_new(j, "resumed_ms", s->t_resumed ? json_real(ns_to_ms(t0, s->t_resumed)) : json_null());
 	json_object_set_new(j, "working_set_ready_ms", s->t_ws_ready ? json_real(ns_to_ms(t0, s->t_ws_ready)) : json_null());
 	json_object_set_new(j, "last_file_ms", s->t_end ? json_real(ns_to_ms(t0, s->t_end)) : json_null());
 	json_object_set_new(j, "done_ms", s->t_done ? json_real(ns_to_ms(t0, s->t_done)) : json_null());

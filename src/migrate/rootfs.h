@@ -5,19 +5,27 @@
  * its own (NET_ROLE_ROOTFS), from the freeze on.
  *
  *   source (rfs_sender, a thread)               destination (rfs_receiver, a thread)
- *   walk DIR; the working set from the frozen tasks
- *   ENTRY {id, path, mode, owner, times, ...} ...   dirs, empty sparse files, symlinks,
- *   META_END {entries, files, bytes}  -------->     hard links, devices made under ROOT
- *   DATA {id, off, len} + bytes ...   -------->     written at off (holes stay holes)
- *   FILE_END {id, size, crc}          -------->     size and crc32 checked, times set
- *                                    <--------      WANT {id, MISS | TOUCH}  (any time)
- *   END                               -------->     directory times set
- *                                    <--------      DONE {stats}  (MigReply)
+ *   walk DIR, the working set's directories first; each directory's entries
+ *   go as soon as it is listed:
+ *   META_BATCH: records, in order           --->    dirs, empty sparse files, symlinks,
+ *     ENTRY {id, path, mode, owner, times, ...}     hard links, devices made under ROOT;
+ *     DIR_END {dir} after dir's last entry          a lookup in dir waits for its DIR_END
+ *   META_END {entries, files, bytes}        --->    counts checked
+ *   DATA {id, off, len} + bytes ...         --->    written at off (holes stay holes)
+ *   CHUNK_END {id, chunk, crc}              --->    crc checked; reads of the chunk go on
+ *   FILE_END {id, size, crc}                --->    size, crc of the chunks' crcs, times
+ *                                           <---    WANT {id, MISS | TOUCH | RESUMED, off}
+ *   END                                     --->
+ *                                           <---    DONE {stats}  (MigReply)
  *
- * Files are sent in the order of rootfs-sched.h, in chunks of at most
- * RFS_CHUNK bytes.  Paths from the peer are checked (relative, no "..", no
- * empty or "." component) and every entry is made with openat2(RESOLVE_
- * BENEATH | RESOLVE_NO_SYMLINKS) below ROOT: nothing can land outside it.
+ * Files are sent in the order of rootfs-sched.h, chunk by chunk: chunk k of
+ * a file is its bytes [k * RFS_CHUNK, (k + 1) * RFS_CHUNK), its data extents
+ * in DATA frames (holes skipped), then CHUNK_END; a MISS with an offset asks
+ * for that chunk ahead of everything, so a read of a large file waits for
+ * its chunk, not the whole file.  Paths from the peer are checked
+ * (relative, no "..", no empty or "." component) and every entry is made
+ * with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) below ROOT: nothing
+ * can land outside it.
  */
 #pragma once
 
@@ -30,14 +38,26 @@
 #include "net/net.h"
 
 enum rfs_frame_type {
-	RFS_T_ENTRY = NET_T_ROOTFS + 1,    /* Dm__RootfsEntry */
+	RFS_T_ENTRY = NET_T_ROOTFS + 1,    /* Dm__RootfsEntry (a record of META_BATCH) */
 	RFS_T_META_END = NET_T_ROOTFS + 2, /* Dm__RootfsMetaEnd */
 	RFS_T_DATA = NET_T_ROOTFS + 3,     /* struct rfs_wire_data + len bytes */
 	RFS_T_FILE_END = NET_T_ROOTFS + 4, /* struct rfs_wire_file_end */
 	RFS_T_END = NET_T_ROOTFS + 5,      /* empty */
 	RFS_T_WANT = NET_T_ROOTFS + 6,     /* struct rfs_wire_want, destination -> source */
 	RFS_T_DONE = NET_T_ROOTFS + 7,     /* Dm__MigReply {stats}, destination -> source */
+	/* NET_T_ROOTFS + 8: not used */
+	RFS_T_DIR_END = NET_T_ROOTFS + 9,  /* struct rfs_wire_dir_end (a record of META_BATCH) */
+	RFS_T_CHUNK_END = NET_T_ROOTFS + 10, /* struct rfs_wire_chunk_end */
+	RFS_T_META_BATCH = NET_T_ROOTFS + 11, /* records: struct rfs_wire_rec + len bytes, ... */
 };
+
+/* one record of a META_BATCH frame: ENTRY or DIR_END (one frame and one
+ * TLS record for many entries) */
+struct rfs_wire_rec {
+	uint32_t type;
+	uint32_t len;
+} __attribute__((packed));
+#define RFS_BATCH_MAX (64u << 10)
 
 #define RFS_CHUNK (1u << 20)
 #define RFS_ENTRIES_MAX 2000000u
@@ -50,20 +70,44 @@ struct rfs_wire_data {
 } __attribute__((packed));
 _Static_assert(sizeof(struct rfs_wire_data) == 16, "rootfs data header is 16 bytes");
 
+/* every entry of directory id has been sent (after the last one) */
+struct rfs_wire_dir_end {
+	uint32_t id;
+} __attribute__((packed));
+
+/* chunk `chunk` of file id is complete: its data extents came in DATA
+ * frames (none: a hole), crc is crc32 of those bytes in order */
+struct rfs_wire_chunk_end {
+	uint32_t id;
+	uint32_t chunk;
+	uint32_t crc;
+	uint32_t reserved;  /* 0 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct rfs_wire_chunk_end) == 16, "rootfs chunk end is 16 bytes");
+
 struct rfs_wire_file_end {
 	uint32_t id;
-	uint32_t crc;       /* crc32 of the data extents, in order */
+	uint32_t crc;       /* crc32 of the chunks' crcs (little-endian uint32s, chunk order) */
 	uint64_t size;
 	uint32_t why;       /* enum rfs_why of its first chunk */
 	uint32_t reserved;  /* 0 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct rfs_wire_file_end) == 24, "rootfs file end is 24 bytes");
 
-enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2 };
+/* RESUMED: the tree runs on the destination; until then the source sends
+ * only what the restore may wait for (the working set, demands) */
+enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2, RFS_WANT_RESUMED = 3 };
+#define RFS_WANT_WHOLE UINT64_MAX
 struct rfs_wire_want {
 	uint32_t id;        /* a regular file (MISS) or a directory (TOUCH) */
 	uint32_t kind;
+	uint64_t off;       /* MISS: the chunk holding this byte; RFS_WANT_WHOLE: the whole file */
 } __attribute__((packed));
+_Static_assert(sizeof(struct rfs_wire_want) == 16, "rootfs want is 16 bytes");
+static inline uint32_t rfs_chunks(uint64_t size)
+{
+	return (uint32_t)((size + RFS_CHUNK - 1) / RFS_CHUNK);
+}
 
 enum rfs_mode { RFS_NONE = 0, RFS_PRIORITY, RFS_LAZY, RFS_EAGER };
 const char *rfs_mode_name(enum rfs_mode m);
@@ -103,17 +147,47 @@ json_t *rfs_recv_stats(struct rfs_receiver *r);
 uint64_t rfs_recv_bytes(struct rfs_receiver *r);
 /* the metadata is in (every entry exists, sizes final): 0, -ETIMEDOUT, or the error */
 int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms);
-/* for the lazy view, once the metadata is in: the entry of a path (relative,
- * "" for the root), -1 if it came from the tree itself */
+/* the receiver failed: its error (named), else 0 */
+int rfs_recv_failed(struct rfs_receiver *r);
+
+/* For the lazy view, which runs from before the freeze: an operation on a
+ * path first waits for the entries of the directories it goes through
+ * (rfs_recv_wait_path), so it never sees a directory half made. */
+/* every directory of rel ("" the root; rel itself if it is a directory) is
+ * complete: 0, or -EIO if the transfer broke */
+int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel);
+/* the entry of a path (relative, "" for the root), -1 if it came from the
+ * tree itself (or is not there yet: wait for its directory first) */
 int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel);
 /* the tree looked into directory dir: its files go next (WANT TOUCH, once) */
 void rfs_recv_touch(struct rfs_receiver *r, int64_t dir);
 /* entry id's data has not arrived yet; times: what it will have */
 bool rfs_recv_pending(struct rfs_receiver *r, int64_t id, struct timespec times[2]);
-/* the tree opens entry id: counted; if its data is not in, a miss: asked for
- * at once and waited for (0, or -EIO if the transfer broke) */
-int rfs_recv_open(struct rfs_receiver *r, int64_t id);
+/* the tree opens entry id: counted.  write: it may change the file, which
+ * must have all its data first (a miss if not: asked for at once, waited
+ * for); a read-only open waits for nothing (its reads wait).  0, or -EIO
+ * if the transfer broke; 1: it waited */
+int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write);
+/* the tree reads [off, off + len) of entry id: waits for the chunks not in
+ * (each asked for at once, ahead of everything).  0, 1: it waited, -EIO */
+int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len);
+/* the tree runs here: the source may send the rest (WANT RESUMED) */
+void rfs_recv_resumed(struct rfs_receiver *r);
+/* an open of the tree that had to wait (counted once per open) */
+void rfs_recv_note_miss(struct rfs_receiver *r);
 bool rfs_recv_all_in(struct rfs_receiver *r);
+/* called by the receiver once a file has arrived, with the paths of its
+ * names (for the view to drop what the kernel cached of it) */
+void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const char *rel), void *arg);
+
+/* The source's inode numbers: the copy's st_ino -> the source's.  The view
+ * reports them (programs compare st_ino: sqlite refuses a database whose
+ * inode changed).  A file the tree made here keeps the copy's number, with
+ * bit 63 set if that number is one of the source's. */
+struct rfs_inomap;
+struct rfs_inomap *rfs_recv_inomap(struct rfs_receiver *r); /* a reference */
+uint64_t rfs_inomap_get(struct rfs_inomap *m, uint64_t copy_ino);
+void rfs_inomap_put(struct rfs_inomap *m);
 
 /*
  * The lazy view (rootfs-fuse.c): a FUSE file system at mnt over the copy

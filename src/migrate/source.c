@@ -66,7 +66,7 @@ struct src {
 	struct rfs_sender *rfs;
 	enum mig_phase cur_phase;
 
-	uint64_t t0, t_freeze, t_state, t_resume, t_done; /* ns */
+	uint64_t t0, t_freeze, t_dumped, t_state, t_resume, t_done; /* ns */
 	_Atomic(const char *) phase;
 	pthread_mutex_t out_lock;
 	bool tty, status_shown;
@@ -707,6 +707,7 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(j, "secure", json_boolean(!s->o->insecure));
 	json_object_set_new(ts, "start", json_real(0));
 	json_object_set_new(ts, "freeze", json_real(ms_since(s, s->t_freeze)));
+	json_object_set_new(ts, "dumped", json_real(ms_since(s, s->t_dumped)));
 	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
 	json_object_set_new(ts, "resume", json_real(ms_since(s, s->t_resume)));
 	json_object_set_new(ts, "done", json_real(ms_since(s, s->t_done)));
@@ -1104,6 +1105,7 @@ static int ph_freeze(struct src *s)
 	r = dump_collect(s->d);
 	if (r < 0)
 		return r;
+	s->t_dumped = clock_ns();
 	s->dump_stats = json_object();
 	dump_stats_json(s->d, s->dump_stats);
 	uint64_t t_srv = clock_ns();

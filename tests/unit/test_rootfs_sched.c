@@ -186,6 +186,43 @@ static double hit_rate(const uint32_t *order, const uint64_t *mb, size_t n)
 	return hits / 10;
 }
 
+/* what may go before the resume: demands, nothing else */
+static void test_urgent(void **st)
+{
+	(void)st;
+	const uint64_t sz[] = { 1000, 5, 6, 7 };
+	const uint32_t dr[] = { 0, 0, 1, 1 };
+	struct rfs_sched *s = rfs_sched_new(sz, dr, 4, false);
+	uint32_t i;
+	enum rfs_why w;
+	assert_false(rfs_sched_urgent(s)); /* only stack 3 */
+	rfs_sched_touch(s, 1);
+	rfs_sched_working_set(s, 3);
+	assert_false(rfs_sched_urgent(s)); /* stacks 1 and 2 are not */
+	assert_true(rfs_sched_demand(s, 0));
+	assert_true(rfs_sched_urgent(s));
+	assert_true(rfs_sched_next(s, &i, &w));
+	assert_int_equal(i, 0);
+	assert_int_equal(w, RFS_DEMAND);
+	rfs_sched_sent(s, 0, false);
+	assert_true(rfs_sched_urgent(s)); /* the demanded file in progress */
+	assert_true(rfs_sched_next(s, &i, &w));
+	assert_int_equal(i, 0);
+	rfs_sched_sent(s, 0, true);
+	assert_false(rfs_sched_urgent(s));
+	/* then stack 1, stack 2 (file 2, the smaller of dir 1): not urgent */
+	assert_true(rfs_sched_next(s, &i, &w));
+	assert_int_equal(i, 3);
+	assert_int_equal(w, RFS_WORKING_SET);
+	assert_false(rfs_sched_urgent(s));
+	rfs_sched_sent(s, 3, true);
+	assert_true(rfs_sched_next(s, &i, &w));
+	assert_int_equal(i, 2);
+	assert_int_equal(w, RFS_SAME_DIR);
+	assert_false(rfs_sched_urgent(s));
+	rfs_sched_free(s);
+}
+
 static void test_paper_example(void **st)
 {
 	(void)st;
@@ -223,7 +260,7 @@ static void test_paper_example(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_small_first), cmocka_unit_test(test_walk_order),
+		cmocka_unit_test(test_small_first), cmocka_unit_test(test_walk_order), cmocka_unit_test(test_urgent),
 		cmocka_unit_test(test_stacks),      cmocka_unit_test(test_non_preemptive),
 		cmocka_unit_test(test_demand),      cmocka_unit_test(test_paper_example),
 	};

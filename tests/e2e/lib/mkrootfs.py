@@ -4,7 +4,10 @@
 # Byte i of every generated file PATH (as the chrooted tree sees it) is
 # (fnv1a(PATH) + i) & 0xff: rootfs_work.c checks them.  Besides: a working
 # set in /ws, mixed sizes in /data (a few of 1-3 MiB, most small), symlinks,
-# hard links, a sparse file, xattrs, a fifo and a device node, /out for writes.
+# hard links, a sparse file, xattrs, a fifo and a device node, /out for writes,
+# and /late: files the workload never touches, which the e2e test reads in
+# the destination before they have arrived (a small one with a hard link, a
+# large one of several chunks).
 import os, shutil, stat, sys
 
 def fnv1a(s):
@@ -27,12 +30,15 @@ def put(root, path, n, mode=0o644):
 root = sys.argv[1].rstrip("/")
 ndirs = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 per = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-for d in ("ws", "data", "out", "dev", "bin"):
+for d in ("ws", "data", "out", "dev", "bin", "late"):
     os.makedirs(root + "/" + d, exist_ok=True)
 shutil.copy(sys.argv[2], root + "/bin/work")
 os.chmod(root + "/bin/work", 0o755)
 put(root, "/ws/big.dat", 3 << 20)
 put(root, "/ws/lib.bin", 256 << 10)
+put(root, "/late/small.txt", 10000)
+os.link(root + "/late/small.txt", root + "/late/small-link")
+put(root, "/late/large.bin", (5 << 20) + 12345)
 for d in range(ndirs):
     dd = "/data/d%02d" % d
     os.makedirs(root + dd, exist_ok=True)
