@@ -199,10 +199,12 @@ dk_up() {
 # hosts (their pid namespaces end every process left: containerd, shims;
 # their mount namespaces every mount), then the files
 dk_down() {
-	local h work=${DK_WORK:-} stoppers=()
-	# a set left by an earlier run of this prefix: its work directory
-	[[ -z $work && -f $DK_STATE/sets/$DK_PREFIX ]] && work=$(<"$DK_STATE/sets/$DK_PREFIX")
-	if [[ -n $work ]]; then
+	local h work works=() stoppers=() rec=
+	[[ -n ${DK_WORK:-} ]] && works+=("$DK_WORK")
+	# and a set left by an earlier run of this prefix (killed): its work directory
+	[[ -f $DK_STATE/sets/$DK_PREFIX ]] && rec=$(<"$DK_STATE/sets/$DK_PREFIX")
+	[[ -n $rec && $rec != "${DK_WORK:-}" ]] && works+=("$rec")
+	for work in "${works[@]}"; do
 		# both hosts at once: a dockerd takes seconds to stop
 		for h in a b; do
 			(
@@ -219,15 +221,15 @@ dk_down() {
 			) &
 			stoppers+=($!)
 		done
-		wait "${stoppers[@]}"
-	fi
+	done
+	((${#stoppers[@]} == 0)) || wait "${stoppers[@]}"
 	"$DM" testhost down --prefix "$DK_PREFIX" >/dev/null 2>&1
-	if [[ -n $work ]]; then
+	for work in "${works[@]}"; do
 		for h in a b; do
 			# the mounts went with the host's mount namespace: plain files
 			rm -rf "${work:?}/$h"
 		done
-	fi
+	done
 	(
 		flock 9
 		rm -f "$DK_STATE/sets/$DK_PREFIX"

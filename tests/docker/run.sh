@@ -27,7 +27,8 @@
 #   docker/restart  b's dockerd stopped (dk_dockerd_stop): b's docker CLI
 #                   cannot connect, a's answers; started again after a change
 #                   to its daemon.json: the change holds, its images are kept
-#   docker/cleanup  (last; not with --keep) dk_down leaves no dockerd,
+#   docker/cleanup  (last; not with --keep) dk_down, from a shell that does
+#                   not know the work dir (as after a killed run), leaves no dockerd,
 #                   containerd, shim or container process, no network
 #                   namespace, cgroup, mount point it made or file
 #
@@ -194,6 +195,7 @@ t_hosts() {
 	((ok)) && result PASS $t
 }
 t_hosts_1() {
+	# shellcheck disable=SC2034  # n1: set in an eval
 	local t=docker/hosts out n0 n1
 	[[ $(dk_in a docker ps -q --no-trunc) == "$ida" ]] || { result FAIL $t "a's docker ps: $(dk_in a docker ps -q --no-trunc)"; return 1; }
 	[[ $(dk_in b docker ps -q --no-trunc) == "$idb" ]] || { result FAIL $t "b's docker ps: $(dk_in b docker ps -q --no-trunc)"; return 1; }
@@ -302,7 +304,9 @@ t_cleanup() {
 	[[ -n $shown ]] || { result FAIL $t "no process in $cg/docker/$id"; return; }
 	mps=$(cat "$DK_STATE/made" 2>/dev/null)
 	log "cleanup: before dk_down $((SECONDS - t0)) s"
-	dk_down
+	# from a shell that does not know the work dir, as after a killed run:
+	# the set's record names it
+	(unset DK_WORK; dk_down)
 	log "cleanup: dk_down done $((SECONDS - t0)) s"
 	HOSTS_UP=0
 	for p in $pids $shown; do
