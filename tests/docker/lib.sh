@@ -10,6 +10,7 @@
 #   DK_CACHE       where the images' rootfs tarballs are kept between runs
 #                  (default: DIR/docker-rootfs next to $DM)
 #   DK_EXPERIMENTAL=1  dockerd --experimental (docker checkpoint)
+#   DK_TESTHOST_ARGS   more arguments of `testhost up` (--tbf: the 1 Gbit link)
 #   DK_DOCKERD_PATH    PATH of dockerd (and so of containerd and runc: the
 #                  CRIU that runc finds), default Debian's
 #
@@ -183,7 +184,8 @@ dk_up() {
 	mkdir -p "$DK_WORK" || return 1
 	(flock 9 && _dk_mountpoints && echo "$DK_WORK" >"$DK_STATE/sets/$DK_PREFIX") 9>>/run/dmigrate-docker.lock ||
 		{ _dk_err "cannot make the mount points ${DK_MOUNTPOINTS[*]}"; return 1; }
-	"$DM" testhost up --prefix "$DK_PREFIX" >"$DK_WORK/testhost-up.log" 2>&1 ||
+	# shellcheck disable=SC2086  # DK_TESTHOST_ARGS: words (e.g. --tbf)
+	"$DM" testhost up --prefix "$DK_PREFIX" ${DK_TESTHOST_ARGS:-} >"$DK_WORK/testhost-up.log" 2>&1 ||
 		{ _dk_err "testhost up: $(tail -n 1 "$DK_WORK/testhost-up.log")"; return 1; }
 	for h in a b; do
 		_dk_mounts "$h" || { _dk_err "host $h: private mounts failed"; return 1; }
