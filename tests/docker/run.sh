@@ -174,6 +174,9 @@ t_hosts() {
 	[[ ${ida#* } == "overlay2 /var/lib/docker" && ${idb#* } == "overlay2 /var/lib/docker" ]] ||
 		{ result FAIL $t "docker info: a '$ida', b '$idb'"; return; }
 	[[ ${ida%% *} != "${idb%% *}" ]] || { result FAIL $t "a and b talk to the same dockerd (${ida%% *})"; return; }
+	# Debian's CLI (20.10, as dockerd), not a newer one earlier in the caller's PATH
+	out=$(dk_in a sh -c 'command -v docker')
+	[[ $out == /usr/bin/docker ]] || { result FAIL $t "the docker CLI in the hosts is $out"; return; }
 	# the default socket and data root are each host's own
 	for h in a b; do
 		out=$(dk_in $h sh -c 'test -S /run/docker.sock && test -S /var/run/docker.sock && echo ok')
