@@ -6,7 +6,10 @@
 #
 #   bench/docker-bench.sh [--build DIR] [--runs N] [--workloads LIST]
 #                         [--variants LIST] [--mb MIB] [--out FILE]
-#                         [--criu PATH] [--keep]
+#                         [--criu PATH] [--tbf] [--keep]
+#
+# --tbf: the test hosts' link (198.18.0.1 <-> .2) is 1 Gbit/s (testhost up
+# --tbf); criu-lazy's page server listens on host a's end of it
 #
 # Workloads (a fresh container in host a for every run):
 #   python-http  dm-python's `python3 -m http.server`, published on 8000;
@@ -24,9 +27,12 @@
 #                /opt/criu-baseline/bin/criu: /work/shared/tools/install-criu-baseline.sh)
 #   dmigrate     `dmigrate migrate docker:NAME --mode post-copy` from host a
 #                to host b (`dmigrate setup` and a dmigrated in b), over the
-#                hosts' link: a 1 Gbit/s token bucket (--link none: the veth
-#                as it is); memtouch's gap is read across both hosts' logs
-#                (--keep-source keeps a's)
+#                hosts' link (--tbf: a 1 Gbit/s token bucket); memtouch's gap
+#                is read across both hosts' logs (--keep-source keeps a's)
+#   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
+#                (`runc checkpoint --lazy-pages`, `criu lazy-pages`, `docker
+#                start --checkpoint` of an identical container in b):
+#                memtouch only (the others are left out of its runs)
 #
 # downtime: the largest gap between two right answers the client saw (for
 # memtouch: between two consecutive timestamps, which must also count on by
@@ -49,8 +55,7 @@ REPO=$(cd "$HERE/.." && pwd)
 BUILD=
 RUNS=3
 WORKLOADS="python-http redis memtouch"
-VARIANTS="docker-checkpoint dmigrate"
-LINK=1gbit
+VARIANTS="docker-checkpoint criu-lazy dmigrate"
 MB=512
 OUT=
 CRIU=/opt/criu-baseline/bin/criu
@@ -65,7 +70,7 @@ while (($#)); do
 	--mb) MB=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--criu) CRIU=$2; shift ;;
-	--link) LINK=$2; shift ;;
+	--tbf) export DK_TESTHOST_ARGS=--tbf ;;
 	--keep) KEEP=1 ;;
 	-h | --help) sed -n '4,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "docker-bench: unknown argument $1 (--help)" >&2; exit 2 ;;
@@ -76,12 +81,11 @@ done
 DM=$(cd "$BUILD" 2>/dev/null && pwd)/dmigrate
 [[ -x $DM ]] || { echo "docker-bench: no dmigrate in $BUILD (--build DIR)" >&2; exit 2; }
 ((EUID == 0)) || { echo "docker-bench: needs root" >&2; exit 2; }
-[[ " $VARIANTS " == *" docker-checkpoint "* && ! -x $CRIU ]] &&
+[[ " $VARIANTS " == *" docker-checkpoint "* || " $VARIANTS " == *" criu-lazy "* ]] && [[ ! -x $CRIU ]] &&
 	{ echo "docker-bench: no CRIU at $CRIU (sh /work/shared/tools/install-criu-baseline.sh, or --criu PATH)" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/dmigrate-dkbench.XXXXXX)
 export DK_WORK=$WORK/hosts DK_PREFIX=${DM_E2E_PREFIX:-dmdkb} DK_EXPERIMENTAL=1
-[[ $LINK == 1gbit ]] && export DK_TBF=1
 export DK_CACHE=${DK_CACHE:-$(dirname "$DM")/docker-rootfs}
 # runc (started by dockerd's containerd) finds the baseline's CRIU first
 mkdir -p "$WORK/criu-bin"
@@ -119,6 +123,7 @@ done
 dk_images_build a && dk_images_copy a b || exit 1
 SEG_A=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^a.seg_addr=//p')
 SEG_B=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^b.seg_addr=//p')
+LINK_A=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^a.addr=//p')
 say "hosts and images ready in $((SECONDS - t0)) s; $("$CRIU" --version 2>/dev/null | head -1) for runc"
 
 # ---------------------------------------------------------------- workloads
@@ -147,11 +152,11 @@ wl_port() { case $1 in python-http) echo 8000 ;; redis) echo 6379 ;; esac; }
 wl_client() { case $1 in python-http) echo http ;; redis) echo redis ;; esac; }
 
 # memtouch's gap: the largest difference of consecutive "N TIME" lines of
-# the container's logs in hosts H ("a", or "a b" for a container that moved:
-# a's lines, then b's), as JSON; N must count on by one across it
+# the container's logs in hosts HOSTS (before and after a move), as JSON; N
+# must count on by one across it
 mt_gap() {
 	local h
-	for h in $1; do dk_in "$h" docker logs "$2" 2>/dev/null; done | awk '
+	for h in $1; do dk_in "$h" docker logs "$2" 2>/dev/null; done | sort -n -k2,2 | awk '
 		$1 ~ /^[0-9]+$/ && NF == 2 {
 			if (have) {
 				g = ($2 - t) * 1000
@@ -166,9 +171,14 @@ mt_gap() {
 # ---------------------------------------------------------------- methods
 
 v_docker_checkpoint() {
-	local w=$1 n=$2 r=$3 t0 t1 t2 out
+	local w=$1 n=$2 r=$3 t0 t1 t2 out id
+	id=$(dk_in a docker inspect --format '{{.Id}}' "$n") || { V_ERR="docker inspect"; return 1; }
 	t0=$(now_ms)
 	out=$(dk_in a docker checkpoint create "$n" "cp$r" 2>&1) || { V_ERR="docker checkpoint create: $out"; return 1; }
+	# dockerd uploads the checkpoint to containerd's content store, which
+	# refuses content it has already ("commit failed: ... already exists":
+	# seen with redis in a third run): a file of its own makes it new
+	date +%s%N >"$DK_WORK/a/lib-docker/containers/$id/checkpoints/cp$r/dm-nonce"
 	t1=$(now_ms)
 	out=$(dk_in a docker start --checkpoint "cp$r" "$n" 2>&1) || { V_ERR="docker start --checkpoint: $out"; return 1; }
 	t2=$(now_ms)
@@ -203,10 +213,66 @@ v_dmigrate() {
 		--keep-source --stats "$WORK/mig-stats.json" 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b
-	V_LOGS="a b"
 	V_TOTAL_MS=$((t1 - t0))
 	V_DETAIL=$(jq -c '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes}' "$WORK/mig-stats.json" 2>/dev/null) ||
 		V_DETAIL='{}'
+}
+
+# CRIU 4.1's own post-copy of the Docker container from host a to host b,
+# driven through runc as Docker has no lazy option (the recipe of
+# /work/shared/tools/baseline-docker/docker_lazy.sh, across the two hosts):
+# in a, `runc checkpoint --lazy-pages --page-server` of the container (its
+# pages stay behind a page server on a's link address); the images without
+# the pages are copied into the checkpoints of an identical container that
+# b's dockerd created (a container moved between two hosts cannot keep a
+# connection bound to its old address on a default bridge: memtouch only);
+# `criu lazy-pages` in b pulls from a's page server for `docker start
+# --checkpoint` in b.  total: until the last page has moved.
+v_criu_lazy() {
+	local w=$1 n=$2 r=$3 x=$WORK/lazy-$3 sid did cp t0 t1 t2 t3 t4 t5 out port=27100 lpd ckp i
+	local crpath=PATH=$WORK/criu-bin:/usr/sbin:/usr/bin:/sbin:/bin
+	[[ $w == memtouch ]] || { V_ERR="criu-lazy: memtouch only"; return 1; }
+	rm -rf "$x"
+	mkdir -p "$x/src" "$x/srcwork"
+	sid=$(dk_in a docker inspect --format '{{.Id}}' "$n") || { V_ERR="docker inspect in a"; return 1; }
+	# before the freeze: the container in b (created, not started)
+	did=$(dk_in b docker create --name "$n" -e "MB=$MB" dm-python 2>&1) || { V_ERR="docker create in b: $did"; return 1; }
+	cp=$DK_WORK/b/lib-docker/containers/$did/checkpoints/cp
+	mkfifo "$x/status"
+	t0=$(now_ms)
+	# criu writes a byte on the status fd when its page server is ready
+	(timeout 300 head -c1 "$x/status" >"$x/status.got") &
+	local rd=$!
+	dk_in a env "$crpath" sh -c 'exec 3>"$1"; shift; exec "$@"' sh "$x/status" \
+		runc --root /run/docker/runtime-runc/moby checkpoint --lazy-pages \
+		--page-server "$LINK_A:$port" --status-fd 3 --image-path "$x/src" --work-path "$x/srcwork" "$sid" \
+		>"$x/runc-checkpoint.out" 2>&1 &
+	ckp=$!
+	wait "$rd"
+	[[ -s $x/status.got ]] || { kill "$ckp" 2>/dev/null; V_ERR="runc checkpoint --lazy-pages: $(tail -n 3 "$x/runc-checkpoint.out")"; return 1; }
+	t1=$(now_ms)
+	mkdir -p "$cp"
+	cp -a "$x/src/." "$cp/"
+	t2=$(now_ms)
+	dk_in b env "$crpath" criu lazy-pages --page-server --address "$LINK_A" --port "$port" -D "$cp" \
+		-W "$DK_WORK/b/criu-work" -o lazy-pages.log >"$x/lazy-pages.out" 2>&1 &
+	lpd=$!
+	for ((i = 0; i < 300; i++)); do [[ -S $DK_WORK/b/criu-work/lazy-pages.socket ]] && break; sleep 0.01; done
+	printf 'lazy-pages\n' >>"$DK_WORK/b/etc-criu/runc.conf"
+	out=$(dk_in b docker start --checkpoint cp "$n" 2>&1)
+	local rc=$?
+	sed -i '/^lazy-pages$/d' "$DK_WORK/b/etc-criu/runc.conf"
+	t3=$(now_ms)
+	((rc == 0)) || { kill "$lpd" "$ckp" 2>/dev/null; V_ERR="docker start --checkpoint in b: $out"; return 1; }
+	# every page moved: the lazy-pages daemon ends, then the source's runc
+	wait "$lpd"
+	t4=$(now_ms)
+	wait "$ckp"
+	t5=$(now_ms)
+	V_HOST=b
+	V_TOTAL_MS=$((t4 - t0))
+	V_DETAIL="{\"dump_ms\": $((t1 - t0)), \"copy_ms\": $((t2 - t1)), \"start_ms\": $((t3 - t2)), \"pages_ms\": $((t4 - t3)), \"source_released_ms\": $((t5 - t0)), \"images_bytes\": $(du -sb "$x/src" | cut -f1)}"
+	rm -rf "$x"
 }
 
 # ---------------------------------------------------------------- runs
@@ -220,8 +286,8 @@ RESULTS=$WORK/results.jsonl
 
 # one_run WORKLOAD VARIANT RUN
 one_run() {
-	local w=$1 v=$2 r=$3 n=bench-$1-$3 fn=v_${2//-/_} cpid= status=$WORK/client.ready cout=$WORK/client.out line gap='{}' ok=true err= dt i tend last
-	V_HOST=a V_LOGS= V_TOTAL_MS=0 V_DETAIL='{}' V_ERR=
+	local w=$1 v=$2 r=$3 n=bench-$1-$3 fn=v_${2//-/_} cpid='' status=$WORK/client.ready cout=$WORK/client.out line gap='{}' ok=true err='' dt i tend last
+	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR=
 	if ! wl_start "$w" "$n"; then
 		err="the workload does not start: $(dk_in a docker logs "$n" 2>&1 | tail -n 3 | tr '\n' ' ')"
 	else
@@ -257,7 +323,7 @@ one_run() {
 			wait "$cpid"
 			gap=$(tail -n 1 "$cout")
 		else
-			gap=$(mt_gap "${V_LOGS:-$V_HOST}" "$n")
+			gap=$(mt_gap "$(echo a "$V_HOST" | tr ' ' '\n' | sort -u)" "$n")
 		fi
 		[[ $(jq -r '.max_gap_ms' <<<"$gap" 2>/dev/null) =~ ^[0-9.]+$ ]] || { ok=false err="no measurement: $gap"; gap='{}'; }
 		if $ok && [[ $w == memtouch && $(jq -r .same_process <<<"$gap") != true ]]; then
@@ -291,6 +357,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		# the order of the methods rotates from run to run
 		for ((k = 0; k < ${#VLIST[@]}; k++)); do
 			v=${VLIST[$(((k + r - 1) % ${#VLIST[@]}))]}
+			[[ $v == criu-lazy && $w != memtouch ]] && continue
 			say "run $r: $w, $v"
 			one_run "$w" "$v" "$r"
 		done

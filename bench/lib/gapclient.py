@@ -9,7 +9,11 @@ object on stdout.
 
 TARGETS: HOST:PORT[,HOST:PORT...]; a request that fails moves to the next
 target (a service that moved to another host's published port).
-  http   GET /index.html on a new connection each time (HTTP/1.0);
+  http   GET /index.html on a new connection each time (HTTP/1.0), each
+         in a thread of its own: a request whose SYN was lost (the kernel
+         sends it again only after a second) does not hold back the next
+         ones, so the gap is the service's, to within INTERVAL; at most
+         --max-pending at once (a tick that finds that many is skipped);
   redis  INCR bench:count on one connection, made again after an error;
          its answers count up by one: "redis_jumps" counts the answers that
          do not (an INCR whose answer was lost in the move skips one),
@@ -22,13 +26,15 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("kind", choices=["http", "redis"])
 ap.add_argument("targets")
 ap.add_argument("--interval", type=float, default=0.005)
-ap.add_argument("--timeout", type=float, default=1.0)
+ap.add_argument("--timeout", type=float, default=3.0)
+ap.add_argument("--max-pending", type=int, default=400)
 ap.add_argument("--seconds", type=float, default=0)
 ap.add_argument("--ready")
 ap.add_argument("--status")
@@ -54,7 +60,7 @@ conn = None
 last_incr = None
 st = {"requests": 0, "right": 0, "errors": 0, "reconnects": 0, "redis_jumps": 0, "redis_back": 0,
       "max_gap_ms": 0.0, "gap_from": None, "gap_to": None, "first": None, "last": None,
-      "last_error": None}
+      "last_error": None, "skipped": 0}
 
 
 def http_once(h, p):
@@ -94,16 +100,17 @@ def redis_once(h, p):
     last_incr = v
 
 
-once = http_once if a.kind == "http" else redis_once
-start = time.monotonic()
-nxt = start
+lock = threading.Lock()
 prev = None
 status_at = 0.0
-while not stop and (a.seconds == 0 or time.monotonic() - start < a.seconds):
-    st["requests"] += 1
-    h, p = targets[cur]
-    try:
-        once(h, p)
+pending = 0
+
+
+def right():
+    """an answer came right, now (the time is taken under the lock: the
+    answers are counted in the order of their times)"""
+    global prev, status_at
+    with lock:
         now = time.time()
         st["right"] += 1
         if prev is not None and (now - prev) * 1000 > st["max_gap_ms"]:
@@ -113,25 +120,71 @@ while not stop and (a.seconds == 0 or time.monotonic() - start < a.seconds):
             st["first"] = now
             if a.ready:
                 open(a.ready, "w").close()
-        st["last"] = now
-        prev = now
+        if prev is None or now > prev:
+            prev = now
+            st["last"] = now
         if a.status and now - status_at >= 0.05:
             with open(a.status + ".tmp", "w") as f:
                 f.write("%.6f\n" % now)
             os.rename(a.status + ".tmp", a.status)
             status_at = now
-    except (OSError, ValueError) as e:
+
+
+def wrong(h, p, e):
+    with lock:
         st["errors"] += 1
         st["last_error"] = "%s:%d: %s" % (h, p, e)
-        if conn is not None:
-            conn.close()
-            conn = None
-        cur = (cur + 1) % len(targets)
+
+
+def http_job(h, p):
+    global pending, cur
+    try:
+        http_once(h, p)
+        right()
+    except (OSError, ValueError) as e:
+        wrong(h, p, e)
+        with lock:
+            if targets[cur] == (h, p):
+                cur = (cur + 1) % len(targets)
+    finally:
+        with lock:
+            pending -= 1
+
+
+start = time.monotonic()
+nxt = start
+while not stop and (a.seconds == 0 or time.monotonic() - start < a.seconds):
+    h, p = targets[cur]
+    if a.kind == "http":
+        with lock:
+            busy = pending >= a.max_pending
+            if not busy:
+                pending += 1
+                st["requests"] += 1
+            else:
+                st["skipped"] += 1
+        if not busy:
+            threading.Thread(target=http_job, args=(h, p), daemon=True).start()
+    else:
+        st["requests"] += 1
+        try:
+            redis_once(h, p)
+            right()
+        except (OSError, ValueError) as e:
+            wrong(h, p, e)
+            if conn is not None:
+                conn.close()
+                conn = None
+            cur = (cur + 1) % len(targets)
     nxt += a.interval
     d = nxt - time.monotonic()
     if d > 0:
         time.sleep(d)
     else:
         nxt = time.monotonic()
+# the requests under way end within their timeout
+end = time.monotonic() + a.timeout + 1
+while pending and time.monotonic() < end:
+    time.sleep(0.01)
 st["max_gap_ms"] = round(st["max_gap_ms"], 1)
 print(json.dumps(st), flush=True)

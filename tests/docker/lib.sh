@@ -10,8 +10,7 @@
 #   DK_CACHE       where the images' rootfs tarballs are kept between runs
 #                  (default: DIR/docker-rootfs next to $DM)
 #   DK_EXPERIMENTAL=1  dockerd --experimental (docker checkpoint)
-#   DK_TBF=1       the link between the hosts is a 1 Gbit/s token bucket
-#                  (testhost up --tbf; the benchmarks' link)
+#   DK_TESTHOST_ARGS   more arguments of `testhost up` (--tbf: the 1 Gbit link)
 #   DK_DOCKERD_PATH    PATH of dockerd (and so of containerd and runc: the
 #                  CRIU that runc finds), default Debian's
 #
@@ -185,7 +184,8 @@ dk_up() {
 	mkdir -p "$DK_WORK" || return 1
 	(flock 9 && _dk_mountpoints && echo "$DK_WORK" >"$DK_STATE/sets/$DK_PREFIX") 9>>/run/dmigrate-docker.lock ||
 		{ _dk_err "cannot make the mount points ${DK_MOUNTPOINTS[*]}"; return 1; }
-	"$DM" testhost up --prefix "$DK_PREFIX" ${DK_TBF:+--tbf} >"$DK_WORK/testhost-up.log" 2>&1 ||
+	# shellcheck disable=SC2086  # DK_TESTHOST_ARGS: words (e.g. --tbf)
+	"$DM" testhost up --prefix "$DK_PREFIX" ${DK_TESTHOST_ARGS:-} >"$DK_WORK/testhost-up.log" 2>&1 ||
 		{ _dk_err "testhost up: $(tail -n 1 "$DK_WORK/testhost-up.log")"; return 1; }
 	for h in a b; do
 		_dk_mounts "$h" || { _dk_err "host $h: private mounts failed"; return 1; }
@@ -201,10 +201,12 @@ dk_up() {
 # hosts (their pid namespaces end every process left: containerd, shims;
 # their mount namespaces every mount), then the files
 dk_down() {
-	local h work=${DK_WORK:-} stoppers=()
-	# a set left by an earlier run of this prefix: its work directory
-	[[ -z $work && -f $DK_STATE/sets/$DK_PREFIX ]] && work=$(<"$DK_STATE/sets/$DK_PREFIX")
-	if [[ -n $work ]]; then
+	local h work works=() stoppers=() rec=
+	[[ -n ${DK_WORK:-} ]] && works+=("$DK_WORK")
+	# and a set left by an earlier run of this prefix (killed): its work directory
+	[[ -f $DK_STATE/sets/$DK_PREFIX ]] && rec=$(<"$DK_STATE/sets/$DK_PREFIX")
+	[[ -n $rec && $rec != "${DK_WORK:-}" ]] && works+=("$rec")
+	for work in "${works[@]}"; do
 		# both hosts at once: a dockerd takes seconds to stop
 		for h in a b; do
 			(
@@ -221,15 +223,15 @@ dk_down() {
 			) &
 			stoppers+=($!)
 		done
-		wait "${stoppers[@]}"
-	fi
+	done
+	((${#stoppers[@]} == 0)) || wait "${stoppers[@]}"
 	"$DM" testhost down --prefix "$DK_PREFIX" >/dev/null 2>&1
-	if [[ -n $work ]]; then
+	for work in "${works[@]}"; do
 		for h in a b; do
 			# the mounts went with the host's mount namespace: plain files
 			rm -rf "${work:?}/$h"
 		done
-	fi
+	done
 	(
 		flock 9
 		rm -f "$DK_STATE/sets/$DK_PREFIX"

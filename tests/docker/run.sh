@@ -55,7 +55,8 @@
 #                   has no container of that name): an unknown container, a
 #                   bind mount source b lacks, a network b lacks, dockerd down at the source,
 #                   dockerd unreachable at the destination
-#   docker/cleanup  (last; not with --keep) dk_down leaves no dockerd,
+#   docker/cleanup  (last; not with --keep) dk_down, from a shell that does
+#                   not know the work dir (as after a killed run), leaves no dockerd,
 #                   containerd, shim or container process, no network
 #                   namespace, cgroup, mount point it made or file
 #
@@ -497,6 +498,9 @@ t_hosts() {
 	[[ ${ida#* } == "overlay2 /var/lib/docker" && ${idb#* } == "overlay2 /var/lib/docker" ]] ||
 		{ result FAIL $t "docker info: a '$ida', b '$idb'"; return; }
 	[[ ${ida%% *} != "${idb%% *}" ]] || { result FAIL $t "a and b talk to the same dockerd (${ida%% *})"; return; }
+	# Debian's CLI (20.10, as dockerd), not a newer one earlier in the caller's PATH
+	out=$(dk_in a sh -c 'command -v docker')
+	[[ $out == /usr/bin/docker ]] || { result FAIL $t "the docker CLI in the hosts is $out"; return; }
 	# the default socket and data root are each host's own
 	for h in a b; do
 		out=$(dk_in $h sh -c 'test -S /run/docker.sock && test -S /var/run/docker.sock && echo ok')
@@ -518,6 +522,7 @@ t_hosts() {
 	((ok)) && result PASS $t
 }
 t_hosts_1() {
+	# shellcheck disable=SC2034  # n1: set in an eval
 	local t=docker/hosts out n0 n1
 	[[ $(dk_in a docker ps -q --no-trunc) == "$ida" ]] || { result FAIL $t "a's docker ps: $(dk_in a docker ps -q --no-trunc)"; return 1; }
 	[[ $(dk_in b docker ps -q --no-trunc) == "$idb" ]] || { result FAIL $t "b's docker ps: $(dk_in b docker ps -q --no-trunc)"; return 1; }
@@ -626,7 +631,9 @@ t_cleanup() {
 	[[ -n $shown ]] || { result FAIL $t "no process in $cg/docker/$id"; return; }
 	mps=$(cat "$DK_STATE/made" 2>/dev/null)
 	log "cleanup: before dk_down $((SECONDS - t0)) s"
-	dk_down
+	# from a shell that does not know the work dir, as after a killed run:
+	# the set's record names it
+	(unset DK_WORK; dk_down)
 	log "cleanup: dk_down done $((SECONDS - t0)) s"
 	HOSTS_UP=0
 	for p in $pids $shown; do
