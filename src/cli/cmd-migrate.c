@@ -57,7 +57,8 @@ static int mig_runc_record(void *arg, const char *dir)
 static bool keep_source;
 static int mig_docker_record(void *arg, const char *dir)
 {
-	return runc_record(docker_src_runc(arg), dir);
+	int r = runc_record(docker_src_runc(arg), dir);
+	return r < 0 ? r : docker_src_record_volumes(arg, dir);
 }
 
 static int mig_docker_image(void *arg, int fd)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -30,6 +31,53 @@ static const char *jstr(json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
 }
+
+/* Runs argv (stdin /dev/null); its stderr's last line into err.  The exit
+ * status, or -errno. */
+static int run_cmd(const char *const argv[], char *err, size_t errlen)
+{
+	int p[2], st;
+
+	err[0] = 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return neg_errno();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return neg_errno();
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(p[1], 2) < 0)
+			_exit(127);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t got = 0;
+	ssize_t n;
+	char tmp[512];
+	while ((n = read(p[0], tmp, sizeof(tmp))) > 0 || (n < 0 && errno == EINTR)) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (tmp[i] == '\n') {
+				if (got)
+					err[got] = 0, got = 0;
+				continue;
+			}
+			if (got < errlen - 1)
+				err[got++] = tmp[i];
+		}
+	}
+	if (got)
+		err[got] = 0;
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#define VOLUMES_FILE "docker-volumes.json"
 
 /* ------------------------------------------------------------ source */
 
@@ -258,6 +306,51 @@ int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t 
 	return 0;
 }
 
+/*
+ * While frozen: the contents of its named volumes (the local driver's),
+ * one tar each in the image with a list (docker-volumes.json), as the
+ * tmpfs mounts of a runc container: they move with the state.
+ */
+int docker_src_record_volumes(struct docker_src *ds, const char *images_dir)
+{
+	json_t *mounts = json_object_get(ds->inspect, "Mounts"), *m, *list = json_array();
+	size_t i, n = 0;
+	int r = 0;
+
+	json_array_foreach(mounts, i, m) {
+		const char *type = jstr(m, "Type"), *name = jstr(m, "Name"), *src = jstr(m, "Source");
+		const char *drv = jstr(m, "Driver");
+		if (!type || strcmp(type, "volume") || !name || !src)
+			continue;
+		if (drv && strcmp(drv, "local")) {
+			r = dm_fail(-ENOTSUP, "container %s: volume %s has the driver %s: its data cannot move",
+				    ds->ctr.name, name, drv);
+			break;
+		}
+		_cleanup_free_ char *archive = xasprintf("docker-volume-%zu.tar", n++);
+		_cleanup_free_ char *path = xasprintf("%s/%s", images_dir, archive);
+		char err[512];
+		int k = run_cmd((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "--acls",
+						       "--sparse", "-cf", path, "-C", src, ".", NULL },
+				err, sizeof(err));
+		if (k) {
+			r = dm_fail(k < 0 ? k : -EIO, "container %s: volume %s: tar: %s", ds->ctr.name, name,
+				    err[0] ? err : "failed");
+			break;
+		}
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", name, "destination",
+						      jstr(m, "Destination") ? jstr(m, "Destination") : "",
+						      "archive", archive));
+	}
+	if (r >= 0 && n) {
+		_cleanup_free_ char *lp = xasprintf("%s/" VOLUMES_FILE, images_dir);
+		if (json_dump_file(list, lp, JSON_COMPACT) < 0)
+			r = dm_fail(-EIO, "cannot write %s", lp);
+	}
+	json_decref(list);
+	return r;
+}
+
 bool docker_src_address_changes(const struct docker_src *ds)
 {
 	const char *nm = jstr(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
@@ -448,6 +541,18 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 	r = check_binds(dd);
 	if (r >= 0)
 		r = check_networks(dd);
+	for (size_t i = 0; r >= 0 && i < dd->src.n_volumes; i++) {
+		/* its data comes with the state: a volume here of that name would
+		 * be mixed with it */
+		_cleanup_free_ char *path = xasprintf("/volumes/%s", dd->src.volumes[i]);
+		long st = 0;
+		json_t *rep = NULL;
+		r = docker_request(dd->dk, "GET", path, NULL, &st, &rep);
+		json_decref(rep);
+		if (r >= 0 && st == 200)
+			r = dm_fail(-EEXIST, "container %s has the volume %s, and a volume of that name exists "
+				    "on this host already", dd->src.name, dd->src.volumes[i]);
+	}
 	if (r < 0)
 		goto fail;
 	r = docker_image_inspect(dd->dk, dd->src.image, &img);
@@ -603,6 +708,54 @@ int docker_dst_start(struct docker_dst *dd)
 	return 0;
 }
 
+int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir)
+{
+	_cleanup_free_ char *lp = xasprintf("%s/" VOLUMES_FILE, images_dir);
+	json_error_t je;
+	json_t *list, *v, *ins = NULL;
+	size_t i;
+	int r = 0;
+
+	if (access(lp, F_OK) < 0)
+		return 0;
+	list = json_load_file(lp, 0, &je);
+	if (!json_is_array(list)) {
+		json_decref(list);
+		return dm_fail(-EBADMSG, "%s: %s", lp, je.text);
+	}
+	r = docker_inspect(dd->dk, dd->id, &ins);
+	json_array_foreach(list, i, v) {
+		const char *name = jstr(v, "name"), *archive = jstr(v, "archive"), *src = NULL;
+		if (r < 0)
+			break;
+		if (!name || !archive || strchr(archive, '/')) {
+			r = dm_fail(-EBADMSG, "%s: a bad entry", lp);
+			break;
+		}
+		json_t *m;
+		size_t k;
+		json_array_foreach(json_object_get(ins, "Mounts"), k, m) {
+			const char *n = jstr(m, "Name");
+			if (n && !strcmp(n, name) && jstr(m, "Type") && !strcmp(jstr(m, "Type"), "volume"))
+				src = jstr(m, "Source");
+		}
+		if (!src) {
+			r = dm_fail(-ENOENT, "container %s here has no volume %s", dd->src.name, name);
+			break;
+		}
+		_cleanup_free_ char *path = xasprintf("%s/%s", images_dir, archive);
+		char err[512];
+		int c = run_cmd((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "--acls", "-xpf",
+						       path, "-C", src, NULL },
+				err, sizeof(err));
+		if (c)
+			r = dm_fail(c < 0 ? c : -EIO, "volume %s: tar: %s", name, err[0] ? err : "failed");
+	}
+	json_decref(ins);
+	json_decref(list);
+	return r;
+}
+
 void docker_dst_abort(struct docker_dst *dd)
 {
 	if (!dd)
@@ -612,9 +765,20 @@ void docker_dst_abort(struct docker_dst *dd)
 	if (dd->id && dd->dk) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
-		if (docker_remove(dd->dk, dd->id, true, false) < 0)
+		/* with its volumes: made for it here (none of those names was
+		 * here before), they hold nothing else */
+		if (docker_remove(dd->dk, dd->id, true, true) < 0)
 			pr_warn("container %s (%.12s) could not be removed: %s", dd->src.name, dd->id,
 				dm_last_error());
+		for (size_t i = 0; i < dd->src.n_volumes; i++) {
+			_cleanup_free_ char *path = xasprintf("/volumes/%s", dd->src.volumes[i]);
+			long st = 0;
+			json_t *rep = NULL;
+			if (docker_request(dd->dk, "DELETE", path, NULL, &st, &rep) < 0 || (st != 204 && st != 404))
+				pr_warn("volume %s made for container %s could not be removed (HTTP %ld)",
+					dd->src.volumes[i], dd->src.name, st);
+			json_decref(rep);
+		}
 		dm_error_set_message(msg);
 	}
 	free(dd->id);

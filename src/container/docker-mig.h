@@ -42,6 +42,8 @@ const char *docker_src_name(const struct docker_src *ds);
 /* Its layer's directories, parents first, with their overlay xattrs (all:
  * every one is listed); owned by ds. */
 int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t *ret_n, bool *ret_all);
+/* While frozen: its named volumes' contents into the image directory. */
+int docker_src_record_volumes(struct docker_src *ds, const char *images_dir);
 /* `docker save` of the container's image into fd (the destination lacks it). */
 int docker_src_save_image(struct docker_src *ds, int fd);
 /* On Docker's default bridge, whose subnet is each host's own: the
@@ -74,6 +76,9 @@ const char *docker_dst_layer(const struct docker_dst *dd);
 int docker_dst_start(struct docker_dst *dd);
 /* The stub (started now if it was not): *h is the caller's (handoff_close). */
 int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h);
-/* The migration failed: the container goes. */
+/* The volumes' contents from the image (docker_src_record_volumes) into
+ * the container's volumes here, before its tree is restored. */
+int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir);
+/* The migration failed: the container goes (with the volumes made for it). */
 void docker_dst_abort(struct docker_dst *dd);
 void docker_dst_free(struct docker_dst *dd);

@@ -850,9 +850,11 @@ static int do_restore(struct dsess *s)
 	    image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor,
 			   (ProtobufCMessage **)&inv) >= 0 && inv->container && s->docker) {
 		/* Docker makes the container; its runtime hands us the stub */
-		struct handoff h;
+		struct handoff h = { .sock = -1, .stdio = { -1, -1, -1 } };
 		struct runc_restore_opts rro = { .images_dir = s->dir, .runtime_made = true };
 		r = docker_dst_take_handoff(s->docker, &h);
+		if (r >= 0)
+			r = docker_dst_put_volumes(s->docker, s->dir);
 		if (r >= 0) {
 			r = runc_restore_attach(inv->container, &rro, h.pid, h.sock, &rs);
 			h.sock = -1;

@@ -32,7 +32,9 @@
 #                   always) from a to b: gone from a; on b running, same
 #                   name, image, policy, runtime dmigrate; its count goes on
 #                   from where it was (logs and /tmp/count: the container's
-#                   layer moved), docker logs/exec/stop/rm work there
+#                   layer moved; files added in /etc and a new directory, a
+#                   deleted one; a file of its named volume), docker
+#                   logs/exec/stop/rm work there
 #   docker/migrate-python   dm-python memtouch (MB=64), post-copy: every page
 #                   checked on b after the move (SIGUSR1: VERIFIED)
 #   docker/migrate-redis    dm-redis with 2000 keys and a client writing
@@ -207,10 +209,12 @@ logs_last() { dk_in "$1" docker logs "$2" 2>/dev/null | tail -n 1; }
 t_mig_bb() {
 	local mode=$1 t=docker/migrate-bb-$1 ok=0 out
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
-	dk_in a docker run -d --name dk-mbb --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return; }
+	dk_in a docker run -d --name dk-mbb --restart always -v "dk-vol-$mode:/data" dm-bb >/dev/null || { result FAIL "$t" "docker run"; return; }
 	t_mig_bb_1 && ok=1
 	dk_rm a dk-mbb
 	dk_rm b dk-mbb
+	dk_in a docker volume rm "dk-vol-$mode" >/dev/null 2>&1
+	dk_in b docker volume rm "dk-vol-$mode" >/dev/null 2>&1
 	((ok)) && result PASS "$t"
 }
 t_mig_bb_1() {
@@ -218,11 +222,14 @@ t_mig_bb_1() {
 	wait_until 60 eval '[[ $(logs_last a dk-mbb) -ge 5 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
 	# files its layer has in directories of the image that runc looks into
 	# (/etc: the hosts file's mount) and in a new one, and a deleted file
-	dk_in a docker exec dk-mbb sh -c 'echo e1 >/etc/dk-added && mkdir -p /new/d && echo n1 >/new/d/f && rm /bin/true' ||
-		{ result FAIL "$t" "docker exec in a"; return 1; }
+	# and a file in its named volume
+	dk_in a docker exec dk-mbb sh -c 'echo e1 >/etc/dk-added && mkdir -p /new/d && echo n1 >/new/d/f && rm /bin/true &&
+		echo v1 >/data/vf' || { result FAIL "$t" "docker exec in a"; return 1; }
 	out=$(mig dk-mbb --mode "$mode" 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
-	out=$(dk_in b docker exec dk-mbb sh -c 'cat /etc/dk-added /new/d/f; test -e /bin/true && echo true-back' 2>&1)
-	[[ $out == $'e1\nn1' ]] || { result FAIL "$t" "its layer in b: '$out'"; return 1; }
+	out=$(dk_in b docker exec dk-mbb sh -c 'cat /etc/dk-added /new/d/f /data/vf; test -e /bin/true && echo true-back' 2>&1)
+	[[ $out == $'e1\nn1\nv1' ]] || { result FAIL "$t" "its layer and volume in b: '$out'"; return 1; }
+	[[ $(dk_in b docker volume inspect --format '{{.Name}}' "dk-vol-$mode" 2>&1) == "dk-vol-$mode" ]] ||
+		{ result FAIL "$t" "no volume dk-vol-$mode in b"; return 1; }
 	na=$(grep -c . <<<"$out")
 	log "migrate: $out"
 	out=$(dk_in a docker inspect dk-mbb 2>&1) && { result FAIL "$t" "dk-mbb is still in a"; return 1; }
@@ -431,7 +438,9 @@ t_refuse() {
 	local t=docker/refuse ok=0 out
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
 	t_refuse_1 && ok=1
-	dk_rm a dk-rbind dk-rsrc dk-rnet
+	dk_rm a dk-rbind dk-rsrc dk-rnet dk-rvol
+	dk_in a docker volume rm dk-vol-b >/dev/null 2>&1
+	dk_in b docker volume rm dk-vol-b >/dev/null 2>&1
 	dk_in a docker network rm dk-onlya >/dev/null 2>&1
 	dk_in a rm -rf /run/dk-only-a
 	[[ -n ${DPID2:-} ]] && kill "$DPID2" 2>/dev/null
@@ -453,6 +462,12 @@ t_refuse_1() {
 	wait_until 30 eval '[[ -n $(logs_last a dk-rnet) ]]'
 	out=$(mig dk-rnet 2>&1); rc=$?
 	refused dk-rnet "network dk-onlya, which is not on this host" "$out" $rc || return 1
+	# a volume of its volume's name that b has already
+	dk_in b docker volume create dk-vol-b >/dev/null && dk_in a docker run -d --name dk-rvol --restart always -v dk-vol-b:/data dm-bb >/dev/null ||
+		{ result FAIL "$t" "docker volume create / run -v"; return 1; }
+	wait_until 30 eval '[[ -n $(logs_last a dk-rvol) ]]'
+	out=$(mig dk-rvol 2>&1); rc=$?
+	refused dk-rvol "a volume of that name exists on this host already" "$out" $rc || return 1
 	# dockerd unreachable at the source
 	dk_in a docker run -d --name dk-rsrc --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
 	wait_until 30 eval '[[ -n $(logs_last a dk-rsrc) ]]'
