@@ -66,6 +66,11 @@ static int mig_docker_image(void *arg, int fd)
 	return docker_src_save_image(arg, fd);
 }
 
+static void mig_docker_committed(void *arg)
+{
+	docker_src_committed(arg);
+}
+
 static void mig_docker_gone(void *arg)
 {
 	docker_src_end(arg, true, keep_source);
@@ -211,6 +216,7 @@ int cmd_migrate(int argc, char **argv)
 		o.container = runc_dump_hooks(ct);
 		o.container_record = mig_docker_record;
 		o.container_gone = mig_docker_gone;
+		o.container_committed = mig_docker_committed;
 		o.container_arg = ds;
 		o.docker_inspect = docker_src_inspect_text(ds);
 		o.rootfs_dir = docker_src_layer(ds);

@@ -8,6 +8,7 @@
 #include "container/docker-mig.h"
 #include "container/docker.h"
 #include "base/log.h"
+#include "net/inet.h"
 #include "base/util.h"
 
 #include <arpa/inet.h>
@@ -349,6 +350,38 @@ int docker_src_record_volumes(struct docker_src *ds, const char *images_dir)
 	}
 	json_decref(list);
 	return r;
+}
+
+void docker_src_committed(struct docker_src *ds)
+{
+	_cleanup_close_ int ns = -1;
+	unsigned n = 0;
+	int back = -1, r;
+
+	if (!docker_src_address_changes(ds))
+		return;
+	/*
+	 * Its address changed: its connections went on nowhere (the copy there
+	 * reads EOF on them), and their peers would wait here for a frozen
+	 * process until they time out.  The namespace's lock goes and every
+	 * TCP socket of it is destroyed: each peer gets a reset now, and
+	 * connects again (to the published port there).
+	 */
+	r = netns_of_pid(ds->ctr.pid, &ns);
+	if (r > 0)
+		r = netns_enter(ns, &back);
+	if (r >= 0 && ns >= 0) {
+		r = netlock_unlock(NETLOCK_NETNS_NAME);
+		if (r >= 0)
+			r = inet_diag_destroy_tcp(&n);
+		netns_leave(back);
+	}
+	if (r < 0)
+		pr_warn("container %s: its connections here could not be reset: %s", ds->ctr.name,
+			dm_last_error());
+	else if (n)
+		pr_info("container %s: %u TCP sockets here reset (its address changed)", ds->ctr.name, n);
+	dm_error_clear();
 }
 
 bool docker_src_address_changes(const struct docker_src *ds)

@@ -46,6 +46,9 @@ int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t 
 int docker_src_record_volumes(struct docker_src *ds, const char *images_dir);
 /* `docker save` of the container's image into fd (the destination lacks it). */
 int docker_src_save_image(struct docker_src *ds, int fd);
+/* After COMMIT: where its address changes, its connections here are reset
+ * (their peers learn at once, instead of timing out). */
+void docker_src_committed(struct docker_src *ds);
 /* On Docker's default bridge, whose subnet is each host's own: the
  * container gets the destination's address, its connections end. */
 bool docker_src_address_changes(const struct docker_src *ds);

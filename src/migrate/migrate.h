@@ -58,6 +58,8 @@ struct mig_source_opts {
 	const struct dump_container *container;
 	int (*container_record)(void *arg, const char *images_dir);
 	void (*container_gone)(void *arg);
+	/* right after COMMIT (the destination's copy runs), our copy frozen */
+	void (*container_committed)(void *arg);
 	void *container_arg;
 	const char *container_id;      /* checked by the destination before the freeze */
 	const char *container_rootfs;

@@ -1203,6 +1203,8 @@ static int ph_resume(struct src *s)
 	    ns_to_ms(s->t_freeze, s->t_resume));
 	if (r < 0)
 		return r;
+	if (s->o->container_committed)
+		s->o->container_committed(s->o->container_arg);
 	mig_test_point("src-resumed");
 	return 0;
 }

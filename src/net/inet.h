@@ -35,6 +35,10 @@ struct inet_sk_diag {
  */
 int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
 
+/* Destroys every TCP socket of the calling thread's network namespace but
+ * TIME_WAIT ones (their peers get a reset); how many in *ret_n. */
+int inet_diag_destroy_tcp(unsigned *ret_n);
+
 /* "ESTABLISHED", "LISTEN", ... for a TCP_* state. */
 const char *inet_state_name(unsigned state);
 

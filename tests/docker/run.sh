@@ -41,7 +41,8 @@
 #                   (INCR through a's published port) until the switch:
 #                   on b's published port every key, the counter at least
 #                   the last value a acknowledged; a connection held through
-#                   the move ends on b (its address changed): redis drops it
+#                   the move is reset at the switch-over (its address
+#                   changed), and redis on b drops its end
 #   docker/migrate-nginx    dm-nginx (master + worker): answers on b's
 #                   published port after the move, master and worker there
 #   docker/migrate-image   a container of an image only a has (a commit):
@@ -295,10 +296,19 @@ t_mig_redis_1() {
 	WPID=$!
 	wait_until 30 eval '[[ $(wc -l <"$WORK/incr.log") -ge 20 ]]' || { result FAIL "$t" "the writer does not write"; return 1; }
 	# and a client holding one connection: on the default bridge the container's
-	# address changes, so on b the connection ends (redis reads EOF, drops it)
+	# address changes, so the connection ends: the client gets a reset at the
+	# switch-over (not a wait for a frozen process), and on b redis reads EOF
+	# on its end and drops it
 	client python3 -c 'import socket, sys, time
-s = socket.create_connection((sys.argv[1], 6379)); s.sendall(b"PING\r\n"); s.recv(64)
-print("held", flush=True); time.sleep(120)' "$aa" >"$WORK/held.log" 2>&1 &
+s = socket.create_connection((sys.argv[1], 6379)); s.settimeout(90)
+print("held", flush=True)
+while True:
+    try:
+        s.sendall(b"INCR held\r\n")
+        if not s.recv(64): print("ended: EOF", flush=True); break
+    except socket.timeout: print("ended: timeout", flush=True); break
+    except OSError as e: print("ended:", e, flush=True); break
+    time.sleep(0.01)' "$aa" >"$WORK/held.log" 2>&1 &
 	HPID=$!
 	wait_until 30 grep -q held "$WORK/held.log" || { result FAIL "$t" "the held connection: $(cat "$WORK/held.log")"; return 1; }
 	out=$(mig dk-mredis --mode post-copy 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
@@ -310,8 +320,10 @@ print("held", flush=True); time.sleep(120)' "$aa" >"$WORK/held.log" 2>&1 &
 	((got >= last && got <= last + 1)) || { result FAIL "$t" "ctr is $got in b, a acknowledged $last"; return 1; }
 	out=$(for ((i = 0; i < 2000; i++)); do echo "GET k$i"; done | client redis-cli -h "$ab" | awk -v bad=0 '$0 != "v" NR-1 "-" (NR-1)*7 { bad++ } END { print NR, bad }')
 	[[ $out == "2000 0" ]] || { result FAIL "$t" "keys in b: $out (lines, wrong)"; return 1; }
-	# the held connection's restored end read EOF and redis let it go: only
-	# this redis-cli is connected
+	# the held connection was reset at the switch-over
+	wait_until 30 grep -q ended "$WORK/held.log" || { result FAIL "$t" "the held connection still waits after the move"; return 1; }
+	grep -q -e "ended: EOF" -e "reset by peer" "$WORK/held.log" || { result FAIL "$t" "the held connection: $(cat "$WORK/held.log")"; return 1; }
+	# its restored end read EOF and redis let it go: only this redis-cli is connected
 	wait_until 30 eval '[[ $(client redis-cli -h "$ab" info clients | tr -d "\r" | sed -n "s/^connected_clients://p") == 1 ]]' ||
 		{ result FAIL "$t" "clients in b: $(client redis-cli -h "$ab" client list | tr -d '\r' | tr '\n' '|')"; return 1; }
 	return 0
