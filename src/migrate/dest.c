@@ -984,7 +984,10 @@ static void session_cleanup(struct dsess *s)
 	s->dirty = NULL;
 	free(s->target);
 	s->target = NULL;
-	/* the copy and its view stay with a tree that runs on them (free_session) */
+	/* the copy and its view stay with a tree that runs on them (free_session);
+	 * the receiver stops first: a view's thread waiting for data that will
+	 * not come gets -EIO and lets the view go */
+	rfs_recv_stop(s->rfs);
 	if (!s->keep_root) {
 		rfs_view_free(s->view);
 		s->view = NULL;

@@ -984,14 +984,20 @@ void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const cha
 	pthread_mutex_unlock(&r->arrival_lock);
 }
 
+void rfs_recv_stop(struct rfs_receiver *r)
+{
+	if (!r || !r->started)
+		return;
+	net_chan_shutdown(r->c);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+}
+
 void rfs_recv_free(struct rfs_receiver *r)
 {
 	if (!r)
 		return;
-	if (r->started) {
-		net_chan_shutdown(r->c);
-		pthread_join(r->thread, NULL);
-	}
+	rfs_recv_stop(r);
 	for (size_t i = 0; i < r->n_ents; i++) {
 		if (ENT(r, i)->fd >= 0)
 			close(ENT(r, i)->fd);

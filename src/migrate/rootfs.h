@@ -134,6 +134,8 @@ struct rfs_receiver;
 int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret);
 /* every file arrived (0), -ETIMEDOUT after timeout_ms, or the receiver's error */
 int rfs_recv_wait_all(struct rfs_receiver *r, int timeout_ms);
+/* stop the thread (the channel shut down): the view's waiters get -EIO */
+void rfs_recv_stop(struct rfs_receiver *r);
 void rfs_recv_free(struct rfs_receiver *r);
 /* after DONE was sent: stats the destination gave */
 json_t *rfs_recv_stats(struct rfs_receiver *r);
