@@ -759,19 +759,6 @@ json_t *rfs_recv_stats(struct rfs_receiver *r)
 	return j;
 }
 
-int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms)
-{
-	uint64_t end = clock_ns() + (uint64_t)timeout_ms * 1000000;
-	pthread_mutex_lock(&r->lock);
-	while (!r->meta_done && r->err > 0 && clock_ns() < end)
-		cond_wait_ms(&r->cond, &r->lock, 100);
-	int k = r->meta_done ? 0 : r->err > 0 ? -ETIMEDOUT : r->err;
-	pthread_mutex_unlock(&r->lock);
-	if (k < 0 && k != -ETIMEDOUT)
-		return dm_fail(k, "receiving the files: %s", r->errmsg);
-	return k;
-}
-
 int rfs_recv_failed(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);

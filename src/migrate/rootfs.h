@@ -140,8 +140,6 @@ void rfs_recv_free(struct rfs_receiver *r);
 /* after DONE was sent: stats the destination gave */
 json_t *rfs_recv_stats(struct rfs_receiver *r);
 uint64_t rfs_recv_bytes(struct rfs_receiver *r);
-/* the metadata is in (every entry exists, sizes final): 0, -ETIMEDOUT, or the error */
-int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms);
 /* the receiver failed: its error (named), else 0 */
 int rfs_recv_failed(struct rfs_receiver *r);
 
