@@ -1077,6 +1077,7 @@ static int ph_prepare(struct dsess *s)
 	/* priority, lazy: the view is mounted now, before the freeze; what
 	 * looks into it waits for the entries of the directories it goes
 	 * through, and a read for the chunks it needs, nothing else */
+	rfs_recv_background(s->rfs);
 	return rfs_view_start(s->rfs, s->rfs_data, s->rfs_mnt, &s->view);
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -49,6 +50,11 @@ struct rfs_inomap {
 	uint64_t *srcs;          /* the source's numbers, open addressing */
 	size_t mask, n;
 };
+
+/* while the restore runs the receiver makes the entries the restore does
+ * not look into: it yields the CPU to it (the restore waits for what it
+ * needs on the FUSE threads, which keep their priority) */
+#define RFS_BACKGROUND_NICE 10
 
 static size_t ino_slot(const uint64_t *t, size_t mask, uint64_t ino)
 {
@@ -159,6 +165,8 @@ struct rfs_receiver {
 	int64_t cur_id;
 	uint32_t cur_chunk, cur_crc;
 	pthread_mutex_t arrival_lock; /* held while on_arrival runs */
+	pid_t tid;                 /* the thread's (lock) */
+	bool background;           /* niced while the restore runs (lock) */
 	void (*on_arrival)(void *arg, const char *rel);
 	void *on_arrival_arg;
 
@@ -685,6 +693,11 @@ static int run(struct rfs_receiver *r)
 static void *thread_main(void *arg)
 {
 	struct rfs_receiver *r = arg;
+	pthread_mutex_lock(&r->lock);
+	r->tid = gettid();
+	if (r->background && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_mutex_unlock(&r->lock);
 	int k = run(r);
 	pthread_mutex_lock(&r->lock);
 	r->err = k < 0 ? k : 0;
@@ -943,8 +956,23 @@ struct rfs_inomap *rfs_recv_inomap(struct rfs_receiver *r)
 	return r->inos;
 }
 
+void rfs_recv_background(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->background = true;
+	if (r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rfs_recv_resumed(struct rfs_receiver *r)
 {
+	pthread_mutex_lock(&r->lock);
+	/* the tree runs: its misses are ours to serve at full speed */
+	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, 0) < 0)
+		pr_debug("nice 0: %m");
+	r->background = false;
+	pthread_mutex_unlock(&r->lock);
 	want(r, 0, RFS_WANT_RESUMED, 0);
 }
 
