@@ -1146,7 +1146,10 @@ static void session_cleanup(struct dsess *s)
 	s->dirty = NULL;
 	free(s->target);
 	s->target = NULL;
-	/* the copy and its view stay with a tree that runs on them (free_session) */
+	/* the copy and its view stay with a tree that runs on them (free_session);
+	 * the receiver stops first: a view's thread waiting for data that will
+	 * not come gets -EIO and lets the view go */
+	rfs_recv_stop(s->rfs);
 	if (!s->keep_root) {
 		rfs_view_free(s->view);
 		s->view = NULL;
@@ -1237,6 +1240,7 @@ static int ph_prepare(struct dsess *s)
 	/* priority, lazy: the view is mounted now, before the freeze; what
 	 * looks into it waits for the entries of the directories it goes
 	 * through, and a read for the chunks it needs, nothing else */
+	rfs_recv_background(s->rfs);
 	return rfs_view_start(s->rfs, s->rfs_data, s->rfs_mnt, &s->view);
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -49,6 +50,11 @@ struct rfs_inomap {
 	uint64_t *srcs;          /* the source's numbers, open addressing */
 	size_t mask, n;
 };
+
+/* while the restore runs the receiver makes the entries the restore does
+ * not look into: it yields the CPU to it (the restore waits for what it
+ * needs on the FUSE threads, which keep their priority) */
+#define RFS_BACKGROUND_NICE 10
 
 static size_t ino_slot(const uint64_t *t, size_t mask, uint64_t ino)
 {
@@ -159,6 +165,8 @@ struct rfs_receiver {
 	int64_t cur_id;
 	uint32_t cur_chunk, cur_crc;
 	pthread_mutex_t arrival_lock; /* held while on_arrival runs */
+	pid_t tid;                 /* the thread's (lock) */
+	bool background;           /* niced while the restore runs (lock) */
 	void (*on_arrival)(void *arg, const char *rel);
 	void *on_arrival_arg;
 
@@ -688,6 +696,11 @@ static int run(struct rfs_receiver *r)
 static void *thread_main(void *arg)
 {
 	struct rfs_receiver *r = arg;
+	pthread_mutex_lock(&r->lock);
+	r->tid = gettid();
+	if (r->background && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_mutex_unlock(&r->lock);
 	int k = run(r);
 	pthread_mutex_lock(&r->lock);
 	r->err = k < 0 ? k : 0;
@@ -798,19 +811,6 @@ json_t *rfs_recv_stats(struct rfs_receiver *r)
 	json_t *j = stats_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	return j;
-}
-
-int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms)
-{
-	uint64_t end = clock_ns() + (uint64_t)timeout_ms * 1000000;
-	pthread_mutex_lock(&r->lock);
-	while (!r->meta_done && r->err > 0 && clock_ns() < end)
-		cond_wait_ms(&r->cond, &r->lock, 100);
-	int k = r->meta_done ? 0 : r->err > 0 ? -ETIMEDOUT : r->err;
-	pthread_mutex_unlock(&r->lock);
-	if (k < 0 && k != -ETIMEDOUT)
-		return dm_fail(k, "receiving the files: %s", r->errmsg);
-	return k;
 }
 
 int rfs_recv_failed(struct rfs_receiver *r)
@@ -997,8 +997,23 @@ struct rfs_inomap *rfs_recv_inomap(struct rfs_receiver *r)
 	return r->inos;
 }
 
+void rfs_recv_background(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->background = true;
+	if (r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rfs_recv_resumed(struct rfs_receiver *r)
 {
+	pthread_mutex_lock(&r->lock);
+	/* the tree runs: its misses are ours to serve at full speed */
+	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, 0) < 0)
+		pr_debug("nice 0: %m");
+	r->background = false;
+	pthread_mutex_unlock(&r->lock);
 	want(r, 0, RFS_WANT_RESUMED, 0);
 }
 
@@ -1025,14 +1040,20 @@ void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const cha
 	pthread_mutex_unlock(&r->arrival_lock);
 }
 
+void rfs_recv_stop(struct rfs_receiver *r)
+{
+	if (!r || !r->started)
+		return;
+	net_chan_shutdown(r->c);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+}
+
 void rfs_recv_free(struct rfs_receiver *r)
 {
 	if (!r)
 		return;
-	if (r->started) {
-		net_chan_shutdown(r->c);
-		pthread_join(r->thread, NULL);
-	}
+	rfs_recv_stop(r);
 	for (size_t i = 0; i < r->n_ents; i++) {
 		if (ENT(r, i)->fd >= 0)
 			close(ENT(r, i)->fd);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -94,6 +95,8 @@ struct rfs_sender {
 	char errmsg[512];
 	/* stats (lock) */
 	bool resumed;          /* the destination said RESUMED (eager: from the start) */
+	pid_t tid;             /* the thread's (lock) */
+	bool background;       /* niced while the tree is dumped (lock) */
 	uint64_t t_resumed;
 	uint64_t t_start, t_walked, t_meta_sent, t_ws_ready, t_end, t_done;
 	uint64_t files_by[_RFS_WHY_MAX], bytes_by[_RFS_WHY_MAX];
@@ -910,9 +913,19 @@ static int run(struct rfs_sender *s)
 	return 0;
 }
 
+/* while the tree is dumped the sender yields the CPU to the dump, which
+ * the downtime waits for (the walk goes on when the dump waits for the
+ * tree); rfs_send_foreground() once the dump is over */
+#define RFS_BACKGROUND_NICE 10
+
 static void *thread_main(void *arg)
 {
 	struct rfs_sender *s = arg;
+	pthread_mutex_lock(&s->lock);
+	s->tid = gettid();
+	if (s->background && setpriority(PRIO_PROCESS, (id_t)s->tid, RFS_BACKGROUND_NICE) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_mutex_unlock(&s->lock);
 	int r = run(s);
 	if (r < 0)
 		pr_debug("sender: %s", dm_last_error());
@@ -927,6 +940,7 @@ int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_
 	s->dir = xstrdup(dir);
 	s->mode = mode;
 	s->resumed = mode == RFS_EAGER;
+	s->background = true;
 	s->root = root;
 	s->err = 1;
 	pthread_mutex_init(&s->lock, NULL);
@@ -968,6 +982,20 @@ int rfs_send_wait(struct rfs_sender *s, int timeout_ms)
 	if (r < 0)
 		return dm_fail(r, "sending the files: %s", s->errmsg);
 	return 0;
+}
+
+void rfs_send_foreground(struct rfs_sender *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (!s->background)
+		goto out;
+	s->background = false;
+	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, 0) < 0)
+		pr_debug("nice 0: %m");
+out:
+	pthread_mutex_unlock(&s->lock);
 }
 
 void rfs_send_stop(struct rfs_sender *s)

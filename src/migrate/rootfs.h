@@ -118,6 +118,8 @@ struct rfs_sender;
 /* Walks dir and starts sending on c (a thread), the working set taken from
  * the frozen tree under root.  The channel stays the caller's. */
 int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_t root, struct rfs_sender **ret);
+/* the thread runs niced until this: the dump is over, the downtime waits for us now */
+void rfs_send_foreground(struct rfs_sender *s);
 /* 0 once the destination said DONE; -ETIMEDOUT after timeout_ms; the sender's error */
 int rfs_send_wait(struct rfs_sender *s, int timeout_ms);
 /* stop (shuts the channel down) and join the thread; NULL is fine */
@@ -141,12 +143,12 @@ int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **r
 int rfs_make_dirs(const char *root, Dm__RootfsEntry *const *dirs, size_t n);
 /* every file arrived (0), -ETIMEDOUT after timeout_ms, or the receiver's error */
 int rfs_recv_wait_all(struct rfs_receiver *r, int timeout_ms);
+/* stop the thread (the channel shut down): the view's waiters get -EIO */
+void rfs_recv_stop(struct rfs_receiver *r);
 void rfs_recv_free(struct rfs_receiver *r);
 /* after DONE was sent: stats the destination gave */
 json_t *rfs_recv_stats(struct rfs_receiver *r);
 uint64_t rfs_recv_bytes(struct rfs_receiver *r);
-/* the metadata is in (every entry exists, sizes final): 0, -ETIMEDOUT, or the error */
-int rfs_recv_wait_meta(struct rfs_receiver *r, int timeout_ms);
 /* the receiver failed: its error (named), else 0 */
 int rfs_recv_failed(struct rfs_receiver *r);
 
@@ -171,7 +173,9 @@ int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write);
 /* the tree reads [off, off + len) of entry id: waits for the chunks not in
  * (each asked for at once, ahead of everything).  0, 1: it waited, -EIO */
 int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len);
-/* the tree runs here: the source may send the rest (WANT RESUMED) */
+/* until rfs_recv_resumed(), the thread runs niced: it yields the CPU to the restore */
+void rfs_recv_background(struct rfs_receiver *r);
+/* the tree runs here: the source may send the rest (WANT RESUMED); the thread at full priority again */
 void rfs_recv_resumed(struct rfs_receiver *r);
 /* an open of the tree that had to wait (counted once per open) */
 void rfs_recv_note_miss(struct rfs_receiver *r);

@@ -1106,6 +1106,7 @@ static int ph_freeze(struct src *s)
 	if (r < 0)
 		return r;
 	s->t_dumped = clock_ns();
+	rfs_send_foreground(s->rfs);
 	s->dump_stats = json_object();
 	dump_stats_json(s->d, s->dump_stats);
 	uint64_t t_srv = clock_ns();

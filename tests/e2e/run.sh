@@ -47,10 +47,13 @@
 #                  in every mode)
 #   rootfs/MODE    a tree chrooted into a directory of host a's own tmpfs (b
 #                  cannot see it) migrates with --rootfs-dir: b's copy equals
-#                  the source (types, modes, owners, times, holes, links,
-#                  xattrs, devices, contents), the tree reads its open and
-#                  mapped files and walks the rest right in b, its write
-#                  stays; the working set went first (stats)
+#                  the source (inode numbers, types, modes, owners, times,
+#                  holes, links, xattrs, devices, contents), the tree reads
+#                  its open and mapped files and walks the rest right in b,
+#                  its write stays; the working set went first (stats); in
+#                  b, before they arrived: a listed file's blocks right at
+#                  once after its arrival, a read of a large file's last
+#                  chunk brings that chunk only
 #   rootfs/none    shared storage (an identical DIR in b): nothing moves
 #   rootfs/kill-dest  dmigrated killed with the view mounted, before the restore: the
 #                  tree runs on in a, files unchanged; the next dmigrated
