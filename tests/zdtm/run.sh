@@ -170,6 +170,21 @@ pid_free() { [[ ! -e /proc/$1 ]]; }
 
 file_exists() { [[ -e $1 ]]; }
 
+# sig_taken PID SIG: no thread of PID has SIG pending, nor the process
+# (SigPnd, ShdPnd of /proc/PID/task/*/status; builtins only)
+sig_taken() {
+	local n k v t
+	n=$(kill -l "$2" 2>/dev/null) || return 0
+	for t in /proc/"$1"/task/*/status; do
+		while read -r k v; do
+			case $k in
+			SigPnd: | ShdPnd:) (((16#$v >> (n - 1)) & 1)) && return 1 ;;
+			esac
+		done <"$t" 2>/dev/null
+	done
+	return 0
+}
+
 # Start time of a process (field 22 of stat): with the pid, its identity.
 # Pids wrap quickly here; a pid we saw earlier may name another process now.
 # (STARTTIME set, builtins only)
@@ -650,6 +665,11 @@ run_one() {
 	fi
 
 	if [[ -z $ERR && -z $SKIP ]]; then
+		# signal-after-move: SIGTERM only once that signal has been taken (the
+		# test is about which thread takes it; two signals in flight at once
+		# hung signal_target, where the old, slower runner never sent them so)
+		[[ -n $SIG_AFTER ]] && ! wait_until 10 sig_taken "$NEWPID" "$SIG_AFTER" &&
+			log "$name: SIG$SIG_AFTER still pending after 10 s"
 		kill -TERM "$NEWPID" 2>/dev/null
 		result_or_gone() { [[ -e $out ]] || proc_gone "$NEWPID"; }
 		wait_until "$T_RESULT" result_or_gone
