@@ -38,7 +38,8 @@
 #                    the migrate modes do not take it
 #   signal-after-move=SIG  send SIG to the root the instant the move returns
 #                    (before any view is taken): the restored tree must already
-#                    run in its final state
+#                    run in its final state; the check's SIGTERM follows once
+#                    SIG has been taken (no longer pending)
 #   peer             before the test, start its binary again with --arg peer
 #                    and --out DIR/peer.result, outside the tree (its own
 #                    session): a peer the tree talks to across the move; its
