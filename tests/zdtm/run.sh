@@ -38,7 +38,8 @@
 #                    the migrate modes do not take it
 #   signal-after-move=SIG  send SIG to the root the instant the move returns
 #                    (before any view is taken): the restored tree must already
-#                    run in its final state
+#                    run in its final state; the check's SIGTERM follows once
+#                    SIG has been taken (no longer pending)
 #   peer             before the test, start its binary again with --arg peer
 #                    and --out DIR/peer.result, outside the tree (its own
 #                    session): a peer the tree talks to across the move; its
@@ -169,6 +170,21 @@ proc_gone() { ! proc_alive "$1"; }
 pid_free() { [[ ! -e /proc/$1 ]]; }
 
 file_exists() { [[ -e $1 ]]; }
+
+# sig_taken PID SIG: no thread of PID has SIG pending, nor the process
+# (SigPnd, ShdPnd of /proc/PID/task/*/status; builtins only)
+sig_taken() {
+	local n k v t
+	n=$(kill -l "$2" 2>/dev/null) || return 0
+	for t in /proc/"$1"/task/*/status; do
+		while read -r k v; do
+			case $k in
+			SigPnd: | ShdPnd:) (((16#$v >> (n - 1)) & 1)) && return 1 ;;
+			esac
+		done <"$t" 2>/dev/null
+	done
+	return 0
+}
 
 # Start time of a process (field 22 of stat): with the pid, its identity.
 # Pids wrap quickly here; a pid we saw earlier may name another process now.
@@ -650,6 +666,11 @@ run_one() {
 	fi
 
 	if [[ -z $ERR && -z $SKIP ]]; then
+		# signal-after-move: SIGTERM only once that signal has been taken (the
+		# test is about which thread takes it; two signals in flight at once
+		# hung signal_target, where the old, slower runner never sent them so)
+		[[ -n $SIG_AFTER ]] && ! wait_until 10 sig_taken "$NEWPID" "$SIG_AFTER" &&
+			log "$name: SIG$SIG_AFTER still pending after 10 s"
 		kill -TERM "$NEWPID" 2>/dev/null
 		result_or_gone() { [[ -e $out ]] || proc_gone "$NEWPID"; }
 		wait_until "$T_RESULT" result_or_gone
