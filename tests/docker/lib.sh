@@ -264,16 +264,25 @@ dk_image_id() { dk_in "$1" docker image inspect --format '{{.Id}}' "$2" 2>/dev/n
 # dk_images_build H: each image of DK_IMAGES imported in H from its rootfs
 # tarball (built by mkrootfs.sh into DK_CACHE if missing or out of date)
 dk_images_build() {
-	local h=$1 img out
+	local h=$1 img out c pids=() rc=0 i
+	# the tarballs one after the other (mkbundle.sh shares its bundles), the
+	# imports at once
 	for img in "${DK_IMAGES[@]}"; do
 		out=$("$DK_DIR/mkrootfs.sh" "$img" "$DK_CACHE" 2>&1) || { _dk_err "$img: $out"; return 1; }
-		local tar=$DK_CACHE/$img.tar changes=()
-		mapfile -t changes <"$DK_CACHE/$img.changes"
-		local args=() c
-		for c in "${changes[@]}"; do args+=(--change "$c"); done
-		out=$(dk_in "$h" docker import "${args[@]}" "$tar" "$img:latest" 2>&1) ||
-			{ _dk_err "$img: docker import: $out"; return 1; }
 	done
+	for img in "${DK_IMAGES[@]}"; do
+		local changes=() args=()
+		mapfile -t changes <"$DK_CACHE/$img.changes"
+		for c in "${changes[@]}"; do args+=(--change "$c"); done
+		dk_in "$h" docker import "${args[@]}" "$DK_CACHE/$img.tar" "$img:latest" >"$DK_WORK/import-$img.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" && continue
+		_dk_err "${DK_IMAGES[$i]}: docker import: $(cat "$DK_WORK/import-${DK_IMAGES[$i]}.out")"
+		rc=1
+	done
+	return $rc
 }
 
 # dk_images_copy FROM TO [IMG...]: docker save | docker load (the same IDs)

@@ -131,10 +131,10 @@ if [[ -n $missing ]]; then
 	exit 1
 fi
 
+# shellcheck source=lib.sh
+source "$DK_TESTS/lib.sh" || exit 2
 WORK=$(mktemp -d /tmp/dmigrate-dk.XXXXXX)
 export DK_WORK=$WORK/hosts
-# shellcheck source=lib.sh
-source "$DK_TESTS/lib.sh"
 PREFIX=$DK_PREFIX
 CLIENT_NS=$PREFIX-c
 
