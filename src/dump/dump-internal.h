@@ -26,6 +26,7 @@ struct dthread {
 	struct user_regs_struct regs;  /* as seized (before any injection) */
 	bool seized;
 	bool reaped;  /* dump_detach_all(): its death collected after the kill */
+	uint64_t runs;  /* dump_detach_all(): times scheduled before the detach */
 };
 
 struct dproc {

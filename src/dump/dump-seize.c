@@ -661,11 +661,39 @@ int dump_detach_all(struct dump_ctx *d, bool kill_tree)
 		for (size_t k = 0; k < p->nthreads; k++) {
 			if (!p->threads[k].seized)
 				continue;
+			p->threads[k].runs = UINT64_MAX;
+			if (!kill_tree && proc_read_runcount(p->pid, p->threads[k].tid, &p->threads[k].runs, NULL) < 0)
+				p->threads[k].runs = UINT64_MAX;
 			if (!kill_tree && ptrace(PTRACE_DETACH, p->threads[k].tid, 0, 0) < 0 &&
 			    errno != ESRCH && !err)
 				err = dm_fail(neg_errno(), "detach %d: %m", p->threads[k].tid);
 			p->threads[k].seized = false;
 		}
+	}
+	if (!kill_tree) {
+		/*
+		 * The tree runs again once each thread has been scheduled since
+		 * its detach: until then a thread is still leaving its ptrace
+		 * stop, and a signal sent to the process now may go to another
+		 * thread than the one that would take it (a test sending one as
+		 * soon as `checkpoint --leave-running` returns saw that).  A
+		 * thread in a job-control stop does not run: not waited for.
+		 * Bounded: 2 s in all.
+		 */
+		uint64_t end = clock_ns() + 2000000000ull;
+		for (size_t i = 0; i < d->nprocs; i++) {
+			struct dproc *p = d->procs[i];
+			if (p->zombie || p->stopped)
+				continue;
+			for (size_t k = 0; k < p->nthreads; k++) {
+				uint64_t now;
+				while (p->threads[k].runs != UINT64_MAX &&
+				       proc_read_runcount(p->pid, p->threads[k].tid, &now, NULL) == 0 &&
+				       now <= p->threads[k].runs && clock_ns() < end)
+					usleep(200);
+			}
+		}
+		dm_error_clear();
 	}
 	if (kill_tree) {
 		/* Reap the deaths of the killed threads: we are their tracer,

@@ -217,6 +217,9 @@ struct proc_stat {
 };
 int proc_parse_stat(const char *buf, size_t len, struct proc_stat *ret);
 int proc_read_stat(pid_t pid, pid_t tid, struct proc_stat *ret);
+/* How many times the thread was scheduled (schedstat's third field) and,
+ * if ret_state, its state letter: whether it ran since a moment. */
+int proc_read_runcount(pid_t pid, pid_t tid, uint64_t *ret, char *ret_state);
 
 /* which fields were present in status */
 enum {

@@ -7,8 +7,10 @@
  * newline; only the LAST ')' of the line ends it.  status prints Name with
  * '\n' and '\\' escaped, so it is read with the C unescaper.
  */
+#include "base/log.h"
 #include "proc/proc-internal.h"
 
+#include <fcntl.h>
 #include <limits.h>
 
 /* ------------------------------------------------------------------------ */
@@ -419,4 +421,31 @@ int proc_read_status(pid_t pid, pid_t tid, struct proc_status *ret)
 	if (r < 0)
 		return r;
 	return proc_parse_status(buf, len, ret);
+}
+
+int proc_read_runcount(pid_t pid, pid_t tid, uint64_t *ret, char *ret_state)
+{
+	char path[96], buf[256];
+	unsigned long long run, wait, pcount;
+	struct proc_stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return n < 0 ? neg_errno() : -EBADMSG;
+	buf[n] = 0;
+	if (sscanf(buf, "%llu %llu %llu", &run, &wait, &pcount) != 3)
+		return -EBADMSG;
+	*ret = pcount;
+	if (ret_state) {
+		if (proc_read_stat(pid, tid, &st) < 0) {
+			dm_error_clear();
+			return -ESRCH;
+		}
+		*ret_state = st.state;
+	}
+	return 0;
 }

@@ -212,32 +212,6 @@ static void unpin_tree(struct rst_ctx *c, const cpu_set_t *orig)
 }
 
 /* Times the thread was switched in (/proc/PID/task/TID/schedstat, 3rd field). */
-static int read_pcount(pid_t pid, pid_t tid, uint64_t *ret, char *ret_state)
-{
-	char path[96], buf[256];
-	unsigned long long run, wait, pcount;
-	struct proc_stat st;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", pid, tid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return neg_errno();
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return n < 0 ? neg_errno() : -EBADMSG;
-	buf[n] = 0;
-	if (sscanf(buf, "%llu %llu %llu", &run, &wait, &pcount) != 3)
-		return -EBADMSG;
-	*ret = pcount;
-	if (ret_state) {
-		if (proc_read_stat(pid, tid, &st) < 0) {
-			dm_error_clear();
-			return -ESRCH;
-		}
-		*ret_state = st.state;
-	}
-	return 0;
-}
 
 /*
  * The detach wakes every thread with TIF_SIGPENDING set: until a thread has
@@ -265,7 +239,7 @@ static void wait_settled(struct rst_ctx *c)
 			for (;;) {
 				uint64_t now_count;
 				char state = 0;
-				if (read_pcount(p->host_pid, th->t.tid, &now_count, &state) < 0)
+				if (proc_read_runcount(p->host_pid, th->t.tid, &now_count, &state) < 0)
 					break;	/* gone, or no schedstat here */
 				if (now_count > th->pcount &&
 				    (!blocked || state == 'S' || state == 'D' || now_count > th->pcount + 1))
@@ -293,7 +267,7 @@ static int detach_all(struct rst_ctx *c)
 		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, stop) < 0)
 			return dm_fail(neg_errno(), "pid %d: %s: %m", p->img->pid, strsignal(stop));
 		for (size_t k = p->n_threads; k-- > 0;) {
-			if (read_pcount(p->host_pid, p->threads[k].t.tid, &p->threads[k].pcount, NULL) < 0)
+			if (proc_read_runcount(p->host_pid, p->threads[k].t.tid, &p->threads[k].pcount, NULL) < 0)
 				p->threads[k].pcount = 0;
 			if (ptrace(PTRACE_DETACH, p->threads[k].t.tid, 0, 0) < 0)
 				return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_DETACH: %m",
