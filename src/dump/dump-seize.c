@@ -693,7 +693,6 @@ int dump_detach_all(struct dump_ctx *d, bool kill_tree)
 					usleep(200);
 			}
 		}
-		dm_error_clear();
 	}
 	if (kill_tree) {
 		/* Reap the deaths of the killed threads: we are their tracer,
