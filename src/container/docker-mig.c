@@ -33,49 +33,22 @@ static const char *jstr(json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-/* Runs argv (stdin /dev/null); its stderr's last line into err.  The exit
- * status, or -errno. */
+/* Runs argv; the last line it wrote on stderr into err.  The exit status,
+ * or -errno. */
 static int run_cmd(const char *const argv[], char *err, size_t errlen)
 {
-	int p[2], st;
+	_cleanup_free_ char *e = NULL;
+	int r = ctr_run(argv, NULL, 0, NULL, &e);
 
 	err[0] = 0;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return neg_errno();
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return neg_errno();
+	if (e) {
+		size_t l = strlen(e);
+		while (l && e[l - 1] == '\n')
+			e[--l] = 0;
+		char *last = strrchr(e, '\n');
+		snprintf(err, errlen, "%s", last ? last + 1 : e);
 	}
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(p[1], 2) < 0)
-			_exit(127);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(p[1]);
-	size_t got = 0;
-	ssize_t n;
-	char tmp[512];
-	while ((n = read(p[0], tmp, sizeof(tmp))) > 0 || (n < 0 && errno == EINTR)) {
-		for (ssize_t i = 0; i < n; i++) {
-			if (tmp[i] == '\n') {
-				if (got)
-					err[got] = 0, got = 0;
-				continue;
-			}
-			if (got < errlen - 1)
-				err[got++] = tmp[i];
-		}
-	}
-	if (got)
-		err[got] = 0;
-	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return r;
 }
 
 #define VOLUMES_FILE "docker-volumes.json"

@@ -78,7 +78,7 @@ static char *read_memfd(int fd)
  * drain: a detached container keeps what it inherited).  extra: fds put at
  * 3, 4, ... in the child.  Returns the exit status (>= 0) or -errno.
  */
-static int run(const char *const argv[], const int *extra, size_t n_extra, char **ret_out,
+int ctr_run(const char *const argv[], const int *extra, size_t n_extra, char **ret_out,
 	       char **ret_err)
 {
 	_cleanup_close_ int out = memfd("runc-out"), err = memfd("runc-err");
@@ -216,7 +216,7 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	int r;
 
 	root = root ? root : RUNC_DEFAULT_ROOT;
-	r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
 	if (r < 0)
 		return r;
 	if (r == 127)
@@ -320,7 +320,7 @@ int runc_check_here(const char *root, const char *id, const char *rootfs)
 	root = root ? root : RUNC_DEFAULT_ROOT;
 	if (!id[0] || strchr(id, '/') || strlen(id) > 1024)
 		return dm_fail(-EINVAL, "bad container id");
-	r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, NULL, &err);
+	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, NULL, &err);
 	if (r == 127)
 		return dm_fail(-ENOENT, "the container cannot be made here: cannot run runc: %s", err);
 	if (r == 0)
@@ -625,7 +625,7 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 		_cleanup_free_ char *src = xasprintf("/proc/%d/root%s", ct->pid, mp);
 		_cleanup_free_ char *dst = xasprintf("%s/%s", images_dir, t->archive);
 		_cleanup_free_ char *err = NULL;
-		r = run((const char *const[]){ "tar", "--one-file-system", "--numeric-owner", "--xattrs",
+		r = ctr_run((const char *const[]){ "tar", "--one-file-system", "--numeric-owner", "--xattrs",
 					       "-cf", dst, "-C", src, ".", NULL },
 			NULL, 0, NULL, &err);
 		if (r)
@@ -641,7 +641,7 @@ static json_t *ip_json(pid_t pid, const char *const argv[])
 	_cleanup_free_ char *out = NULL, *err = NULL;
 	json_error_t je;
 	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, &out)
-			: run(argv, NULL, 0, &out, &err);
+			: ctr_run(argv, NULL, 0, &out, &err);
 
 	if (r) {
 		if (r > 0)
@@ -917,7 +917,7 @@ int runc_finish(struct runc_ct *ct, bool left_running)
 	}
 	dm_error_clear();
 	/* not -f: it refuses an init that is a zombie its parent did not reap yet */
-	r = run((const char *const[]){ "runc", "--root", ct->root, "delete", ct->id, NULL }, NULL, 0,
+	r = ctr_run((const char *const[]){ "runc", "--root", ct->root, "delete", ct->id, NULL }, NULL, 0,
 		NULL, &err);
 	if (r)
 		return dm_fail(r < 0 ? r : -EIO, "runc delete %s: %s", ct->id, err ? runc_msg(err) : "failed");
@@ -1051,7 +1051,7 @@ static int host_pid_of(const char *root, const char *id, pid_t *ret)
 {
 	_cleanup_free_ char *out = NULL, *err = NULL;
 	json_error_t je;
-	int r = run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
 
 	if (r)
 		return dm_fail(r < 0 ? r : -EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
@@ -1076,7 +1076,7 @@ static int set_hostname(void *arg)
 static int ip_in(pid_t pid, const char *const argv[])
 {
 	_cleanup_free_ char *err = NULL;
-	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : run(argv, NULL, 0, NULL, &err);
+	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : ctr_run(argv, NULL, 0, NULL, &err);
 	if (r > 0)
 		return dm_fail(-EIO, "ip %s %s %s: %s", argv[1], argv[2], argv[3] ? argv[3] : "",
 			       err ? err : "failed");
@@ -1185,7 +1185,7 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 		_cleanup_free_ char *src = xasprintf("%s/%s", o->images_dir, t->archive);
 		_cleanup_free_ char *dst = xasprintf("/proc/%d/root%s", s->pid, t->mountpoint);
 		_cleanup_free_ char *err = NULL;
-		r = run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C", dst,
+		r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C", dst,
 					       NULL },
 			NULL, 0, NULL, &err);
 		if (r)
@@ -1230,7 +1230,7 @@ static int put_back_cgroup(const Dm__Container *m, struct runc_started *s)
 		const char *val = v->value;
 		if (!strcmp(val, "max") || (sscanf(val, "%llu", &n) == 1 && n >= (1ULL << 62)))
 			val = "-1";
-		int rc = run((const char *const[]){ "runc", "--root", s->root, "update", flag, val, s->id,
+		int rc = ctr_run((const char *const[]){ "runc", "--root", s->root, "update", flag, val, s->id,
 						    NULL },
 			     NULL, 0, NULL, &err);
 		if (rc)
@@ -1293,7 +1293,7 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 		goto fail;
 	}
 	int extra[2] = { exe, sp[1] };
-	r = run((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
+	r = ctr_run((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
 				       "--bundle", s.tmp_bundle, s.id, NULL },
 		extra, 2, NULL, &err);
 	close(sp[1]);
@@ -1415,7 +1415,7 @@ void runc_restore_done(struct runc_started *s, bool ok)
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		_cleanup_free_ char *err = NULL;
-		if (run((const char *const[]){ "runc", "--root", s->root, "delete", "-f", s->id, NULL }, NULL,
+		if (ctr_run((const char *const[]){ "runc", "--root", s->root, "delete", "-f", s->id, NULL }, NULL,
 			0, NULL, &err))
 			pr_warn("runc delete -f %s: %s", s->id, err ? runc_msg(err) : "failed");
 		dm_error_set_message(msg);

@@ -91,5 +91,10 @@ int runc_stub_memfd(void);
 /* ok: the tree runs; else the container is deleted.  Frees *s. */
 void runc_restore_done(struct runc_started *s, bool ok);
 
+/* Runs argv with stdin /dev/null, stdout and stderr into memfds; extra: fds
+ * put at 3, 4, ... in the child; *ret_out, *ret_err (malloc'd, may be NULL)
+ * what it printed.  The exit status (>= 0), or -errno. */
+int ctr_run(const char *const argv[], const int *extra, size_t n_extra, char **ret_out, char **ret_err);
+
 /* Parses "runc:ID" / "pid:PID"; returns 1 for runc (id set), 0 for pid. */
 int runc_parse_target(const char *arg, const char **ret_id, pid_t *ret_pid);
