@@ -493,7 +493,13 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 	const struct inet_sk_diag *g = &e->dg;
 	const char *what = proto == IPPROTO_TCP ? "TCP" : "UDP";
 	bool tcp = proto == IPPROTO_TCP;
-	if (tcp && g->state != TCP_LISTEN && g->state != TCP_ESTABLISHED && g->state != TCP_CLOSE)
+	/* where its address changes, a connection ends anyway: one that was
+	 * already closing (the peer's FIN in, CLOSE_WAIT; ours out, FIN_WAIT)
+	 * or still connecting goes as it is and ends there (a closed stand-in) */
+	bool ending = tcp && d->opts.reset_unaccepted &&
+		      (g->state == TCP_CLOSE_WAIT || g->state == TCP_FIN_WAIT1 || g->state == TCP_FIN_WAIT2 ||
+		       g->state == TCP_LAST_ACK || g->state == TCP_CLOSING || g->state == TCP_SYN_SENT);
+	if (tcp && !ending && g->state != TCP_LISTEN && g->state != TCP_ESTABLISHED && g->state != TCP_CLOSE)
 		return dm_fail(-ENOTSUP, "fd %d of process %d: %s socket %s:%u in state %s, which cannot "
 			       "be restored (only LISTEN, ESTABLISHED and CLOSE are)", pf->fd, p->pid, what,
 			       pf->target, g->sport, inet_state_name(g->state));
@@ -521,7 +527,9 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 		return dm_fail(-ENOTSUP, "fd %d of process %d: listening TCP socket on port %u has %u "
 			       "connections not yet accepted, which cannot be restored", pf->fd, p->pid,
 			       g->sport, g->rqueue);
-	if (tcp && g->state == TCP_ESTABLISHED && g->shutdown)
+	if (tcp && g->state == TCP_ESTABLISHED && g->shutdown && d->opts.reset_unaccepted)
+		ending = true;
+	else if (tcp && g->state == TCP_ESTABLISHED && g->shutdown)
 		return dm_fail(-ENOTSUP, "fd %d of process %d: TCP connection %u -> %u was shut down "
 			       "(%s), which cannot be restored", pf->fd, p->pid, g->sport, g->dport,
 			       g->shutdown == 3 ? "both ways" : g->shutdown & 2 ? "for writing" : "for reading");
@@ -571,6 +579,13 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 	s->src_addr.len = s->dst_addr.len = alen;
 	s->src_port = g->sport;
 	s->dst_port = g->dport;
+	if (ending) {
+		/* recorded as closing, without its repair state: it ends */
+		s->state = TCP_CLOSE_WAIT;
+		pr_info("fd %d of process %d: TCP connection %u -> %u (%s) ends where the tree goes "
+			"(its address changes)", pf->fd, p->pid, g->sport, g->dport, inet_state_name(g->state));
+		return 0;
+	}
 	if (tcp && g->state == TCP_LISTEN) {
 		s->has_backlog = true;
 		s->backlog = g->wqueue;

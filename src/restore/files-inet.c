@@ -408,6 +408,12 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 					addr_str(s, false, b, sizeof(b)));
 		in->conns = xrealloc(in->conns, (in->n_conns + 1) * sizeof(*in->conns));
 		in->conns[in->n_conns++] = (struct rst_inet_conn){ .fd = fd, .s = s, .bumped = bumped };
+	} else if (s->state == TCP_CLOSE_WAIT && fs->c->o->inet_close_foreign) {
+		/* a connection that was closing where its address changed: it ends */
+		r = tcp_closed(fd, s->family);
+		if (r < 0)
+			return rst_wrap(r, "TCP connection %s -> %s", addr_str(s, true, a, sizeof(a)),
+					addr_str(s, false, b, sizeof(b)));
 	} else {
 		return dm_fail(-ENOTSUP, "TCP socket in state %s cannot be restored",
 			       inet_state_name(s->state));

@@ -1331,12 +1331,22 @@ def content(path, off, n):
     for c in path.encode():
         h = ((h ^ c) * 16777619) & 0xffffffff
     return bytes(((h & 0xff) + off + i) & 0xff for i in range(n))
-s0 = os.lstat(view + "/late/small.txt")
+import time
+s0, t0 = os.lstat(view + "/late/small.txt"), time.monotonic()
 if s0.st_blocks:
     sys.exit("late/small.txt was in before it was read (%d blocks): the sender did not hold it" % s0.st_blocks)
 if open(view + "/late/small-link", "rb").read() != content("/late/small.txt", 0, 10000):
     sys.exit("late/small-link read wrong")
-s1, want = os.lstat(view + "/late/small.txt"), os.lstat(src + "/late/small.txt")
+# the read returns once its chunk is in; the file's end (and the view's
+# invalidation of what the kernel cached at s0) follows within moments.
+# Polled for half the view's 1 s attribute cache only: without the
+# invalidation the stale attributes would last past it.
+want = os.lstat(src + "/late/small.txt")
+while True:
+    s1 = os.lstat(view + "/late/small.txt")
+    if (s1.st_size, s1.st_blocks) == (want.st_size, want.st_blocks) or time.monotonic() - t0 > 0.5:
+        break
+    time.sleep(0.01)
 if (s1.st_size, s1.st_blocks) != (want.st_size, want.st_blocks):
     sys.exit("late/small.txt shows size %d, %d blocks after it arrived; the source: %d, %d" %
              (s1.st_size, s1.st_blocks, want.st_size, want.st_blocks))
