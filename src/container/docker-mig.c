@@ -481,7 +481,7 @@ static int check_networks(struct docker_dst *dd)
 	const char *name;
 
 	json_object_foreach(nets, name, ep) {
-		if (!strcmp(name, "bridge") || !strcmp(name, "host") || !strcmp(name, "none"))
+		if (docker_network_is_builtin(name))
 			continue;
 		json_t *net = NULL;
 		int r = docker_network_inspect(dd->dk, name, &net);
@@ -550,14 +550,16 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 	for (size_t i = 0; r >= 0 && i < dd->src.n_volumes; i++) {
 		/* its data comes with the state: a volume here of that name would
 		 * be mixed with it */
-		_cleanup_free_ char *path = xasprintf("/volumes/%s", dd->src.volumes[i]);
-		long st = 0;
-		json_t *rep = NULL;
-		r = docker_request(dd->dk, "GET", path, NULL, &st, &rep);
-		json_decref(rep);
-		if (r >= 0 && st == 200)
+		json_t *vol = NULL;
+		r = docker_volume_inspect(dd->dk, dd->src.volumes[i], &vol);
+		json_decref(vol);
+		if (r == 0)
 			r = dm_fail(-EEXIST, "container %s has the volume %s, and a volume of that name exists "
 				    "on this host already", dd->src.name, dd->src.volumes[i]);
+		else if (r == -ENOENT) {
+			dm_error_clear();
+			r = 0;
+		}
 	}
 	if (r < 0)
 		goto fail;

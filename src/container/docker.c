@@ -521,16 +521,19 @@ int docker_info(struct docker *dk, json_t **ret)
 	return 0;
 }
 
-int docker_inspect(struct docker *dk, const char *name_or_id, json_t **ret)
+/* GET of one object (kind: "container", "image", "network", "volume") at
+ * /COLLECTION/REF/SUFFIX: its JSON object, or a message naming it. */
+static int inspect_object(struct docker *dk, const char *kind, const char *collection, const char *ref,
+			  const char *suffix, json_t **ret)
 {
 	_cleanup_free_ char *path = NULL;
 	json_t *j = NULL;
-	int r = check_ref("container", name_or_id);
+	int r = check_ref(kind, ref);
 
 	if (r < 0)
 		return r;
-	path = xasprintf("/containers/%s/json", name_or_id);
-	r = dk_expect(dk, "GET", path, NULL, OK200, -EBUSY, &j, "cannot inspect container '%s'", name_or_id);
+	path = xasprintf("/%s/%s%s", collection, ref, suffix);
+	r = dk_expect(dk, "GET", path, NULL, OK200, -EBUSY, &j, "cannot inspect %s '%s'", kind, ref);
 	if (r < 0)
 		return r;
 	r = need_object(dk, j, path);
@@ -540,51 +543,29 @@ int docker_inspect(struct docker *dk, const char *name_or_id, json_t **ret)
 	}
 	*ret = j;
 	return 0;
+}
+
+int docker_inspect(struct docker *dk, const char *name_or_id, json_t **ret)
+{
+	return inspect_object(dk, "container", "containers", name_or_id, "/json", ret);
 }
 
 int docker_image_inspect(struct docker *dk, const char *ref, json_t **ret)
 {
-	_cleanup_free_ char *path = NULL;
-	json_t *j = NULL;
-	int r = check_ref("image", ref);
-
-	if (r < 0)
-		return r;
-	path = xasprintf("/images/%s/json", ref);
-	r = dk_expect(dk, "GET", path, NULL, OK200, -EBUSY, &j, "cannot inspect image '%s'", ref);
-	if (r < 0)
-		return r;
-	r = need_object(dk, j, path);
-	if (r < 0) {
-		json_decref(j);
-		return r;
-	}
-	*ret = j;
-	return 0;
+	return inspect_object(dk, "image", "images", ref, "/json", ret);
 }
 
 int docker_network_inspect(struct docker *dk, const char *name_or_id, json_t **ret)
 {
-	_cleanup_free_ char *path = NULL;
-	json_t *j = NULL;
-	int r = check_ref("network", name_or_id);
-
-	if (r < 0)
-		return r;
-	path = xasprintf("/networks/%s", name_or_id);
-	r = dk_expect(dk, "GET", path, NULL, OK200, -EBUSY, &j, "cannot inspect network '%s'", name_or_id);
-	if (r < 0)
-		return r;
-	r = need_object(dk, j, path);
-	if (r < 0) {
-		json_decref(j);
-		return r;
-	}
-	*ret = j;
-	return 0;
+	return inspect_object(dk, "network", "networks", name_or_id, "", ret);
 }
 
-static bool is_builtin_net(const char *n)
+int docker_volume_inspect(struct docker *dk, const char *name, json_t **ret)
+{
+	return inspect_object(dk, "volume", "volumes", name, "", ret);
+}
+
+bool docker_network_is_builtin(const char *n)
 {
 	return !strcmp(n, "bridge") || !strcmp(n, "default") || !strcmp(n, "host") || !strcmp(n, "none");
 }
@@ -910,7 +891,7 @@ json_t *docker_create_body(json_t *inspect, const char *runtime)
 	eps = json_object();
 	json_object_foreach(nets, name, net) {
 		json_t *ep = json_object();
-		if (!is_builtin_net(name)) {
+		if (!docker_network_is_builtin(name)) {
 			/* user-defined: the same address (and MAC) as on the source */
 			json_t *ipam = json_is_object(json_object_get(net, "IPAMConfig"))
 				? json_deep_copy(json_object_get(net, "IPAMConfig")) : json_object();

@@ -51,6 +51,9 @@ int docker_inspect(struct docker *dk, const char *name_or_id, json_t **ret);
 int docker_image_inspect(struct docker *dk, const char *ref, json_t **ret);
 /* GET /networks/NAME: its IPAM subnets tell whether an address can be kept */
 int docker_network_inspect(struct docker *dk, const char *name_or_id, json_t **ret);
+int docker_volume_inspect(struct docker *dk, const char *name, json_t **ret);
+/* Docker's own networks ("bridge", "default", "host", "none"), on every host. */
+bool docker_network_is_builtin(const char *name);
 /* POST /containers/create?name=NAME.  A body with several networks on a
  * daemon older than API 1.44 (which takes one at create): the container is
  * created on the one of HostConfig.NetworkMode and connected to the others

@@ -1033,7 +1033,7 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, const cha
 	return c;
 }
 
-int runc_stub_memfd(void)
+int runc_stub_fds(int *ret_exe, int ret_sock[2])
 {
 	int fd = (int)syscall(SYS_memfd_create, "dmigrate-stub", MFD_CLOEXEC | 0x0010U /* MFD_EXEC */);
 	if (fd < 0 && errno == EINVAL)
@@ -1044,7 +1044,13 @@ int runc_stub_memfd(void)
 		close(fd);
 		return dm_fail(-EIO, "writing the stub: %m");
 	}
-	return fd;
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ret_sock) < 0) {
+		int r = dm_fail(neg_errno(), "socketpair: %m");
+		close(fd);
+		return r;
+	}
+	*ret_exe = fd;
+	return 0;
 }
 
 static int host_pid_of(const char *root, const char *id, pid_t *ret)
@@ -1283,15 +1289,9 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 		r = dm_fail(-EIO, "cannot write %s", cfgpath);
 		goto fail;
 	}
-	exe = runc_stub_memfd();
-	if (exe < 0) {
-		r = exe;
+	r = runc_stub_fds(&exe, sp);
+	if (r < 0)
 		goto fail;
-	}
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		r = dm_fail(neg_errno(), "socketpair: %m");
-		goto fail;
-	}
 	int extra[2] = { exe, sp[1] };
 	r = ctr_run((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
 				       "--bundle", s.tmp_bundle, s.id, NULL },

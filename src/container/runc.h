@@ -86,8 +86,10 @@ int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *
 			int sock, struct runc_started *ret);
 /* The stub's config: the container's process made into the restore's stub. */
 void runc_stub_process(json_t *config);
-/* A memfd holding the stub (to be the child's fd EXT_STUB_EXE). */
-int runc_stub_memfd(void);
+/* What the stub's container init gets: a memfd holding the stub (its fd
+ * EXT_STUB_EXE) and a SOCK_DGRAM pair, [1] its transport (EXT_STUB_SOCK),
+ * [0] ours. */
+int runc_stub_fds(int *ret_exe, int ret_sock[2]);
 /* ok: the tree runs; else the container is deleted.  Frees *s. */
 void runc_restore_done(struct runc_started *s, bool ok);
 

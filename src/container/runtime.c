@@ -311,15 +311,9 @@ static int create_for_restore(const char *runc, int c, int argc, char **argv, in
 	r = stub_bundle(bundle, &saved);
 	if (r < 0)
 		goto fail;
-	exe = runc_stub_memfd();
-	if (exe < 0) {
-		r = exe;
+	r = runc_stub_fds(&exe, sp);
+	if (r < 0)
 		goto fail;
-	}
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sp) < 0) {
-		r = dm_fail(neg_errno(), "socketpair: %m");
-		goto fail;
-	}
 	/* runc create ... --preserve-fds 2 ... : fds 3 and 4 go to the init */
 	char **args = xcalloc((size_t)argc + 4, sizeof(*args));
 	int k = 0;
