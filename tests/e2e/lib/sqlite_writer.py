@@ -3,17 +3,17 @@
 # hold its locks most of the time (a POSIX write lock and read locks on the
 # file: a migration is likely to catch them held).  One line per step:
 # "N HOST ok|BAD" (BAD: the rows are not what was committed).
-# Between two transactions sqlite holds no lock (a fifth of the time), so a
-# write lock on byte 0 of the database (a byte sqlite's own locking never
-# uses) is held all along: a checkpoint always finds a lock on the file that
-# the destination cannot take while the frozen source holds it (a read lock
-# could be taken by both), whenever it comes.
+# Between two transactions sqlite holds no lock (a fifth of the time), so an
+# exclusive flock on the database is held all along: a checkpoint always
+# finds a lock on the file that the destination cannot take while the frozen
+# source holds it, whenever it comes.  Not a POSIX lock: sqlite's return to
+# no lock is an F_UNLCK of the whole file, which would drop it too.
 import fcntl, os, socket, sqlite3, sys, time
 
 out = open(sys.argv[1], "a", buffering=1)
 db = sqlite3.connect(sys.argv[2], isolation_level=None, timeout=5)
-held = os.open(sys.argv[2], os.O_RDWR)   # never closed: that would drop sqlite's locks too
-fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+held = os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o644)  # never closed: that would drop sqlite's locks
+fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
 db.execute("PRAGMA journal_mode=DELETE")
 db.execute("CREATE TABLE IF NOT EXISTS t (i INTEGER PRIMARY KEY, host TEXT)")
 i = db.execute("SELECT COUNT(*) FROM t").fetchone()[0]
