@@ -114,6 +114,11 @@ int cmd_checkpoint(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (stats && (r = json_check_writable(stats)) < 0) {
+		fprintf(stderr, "dmigrate: checkpoint: cannot write the statistics to %s: %s (nothing "
+			"was done)\n", stats, strerror(-r));
+		return 1;
+	}
 	struct stat st;
 	created = stat(o.images_dir, &st) < 0;
 
@@ -169,9 +174,16 @@ int cmd_checkpoint(int argc, char **argv)
 	if (stats) {
 		json_t *j = json_object();
 		dump_stats_json(d, j);
-		if (json_write_file(j, stats) < 0)
-			fprintf(stderr, "dmigrate: cannot write %s\n", stats);
+		r = json_write_file(j, stats);
 		json_decref(j);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: checkpoint: the images are complete in %s, but the "
+				"statistics could not be written to %s: %s\n", o.images_dir, stats,
+				strerror(-r));
+			dump_free(d);
+			runc_free(ct);
+			return 1;
+		}
 	}
 	dump_free(d);
 	runc_free(ct);

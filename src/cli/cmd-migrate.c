@@ -267,6 +267,12 @@ int cmd_migrate(int argc, char **argv)
 	}
 	if (!ctr_id && !docker_name)
 		o.pid = v;
+	if (stats && (r = json_check_writable(stats)) < 0) {
+		fprintf(stderr, "dmigrate: migrate: cannot write the statistics to %s: %s (nothing was "
+			"done)\n", stats, strerror(-r));
+		runc_free(ct);
+		return 1;
+	}
 	if (pidfile) {
 		pidfile_fd = open(pidfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 		if (pidfile_fd < 0) {
@@ -313,8 +319,13 @@ int cmd_migrate(int argc, char **argv)
 		}
 	}
 	if (res.stats) {
-		if (stats && json_write_file(res.stats, stats) < 0)
-			fprintf(stderr, "dmigrate: cannot write %s\n", stats);
+		int w = stats ? json_write_file(res.stats, stats) : 0;
+		if (w < 0) {
+			fprintf(stderr, "dmigrate: the statistics could not be written to %s: %s\n", stats,
+				strerror(-w));
+			if (r >= 0)
+				r = w;
+		}
 		if (json) {
 			json_dumpf(res.stats, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 			fputc('\n', stdout);

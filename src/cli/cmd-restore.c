@@ -220,6 +220,11 @@ int cmd_restore(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (stats && (r = json_check_writable(stats)) < 0) {
+		fprintf(stderr, "dmigrate: restore: cannot write the statistics to %s: %s (nothing was "
+			"restored)\n", stats, strerror(-r));
+		return 1;
+	}
 	if (pidfile) {
 		pidfd_file = open(pidfile, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 		if (pidfd_file < 0) {
@@ -368,9 +373,13 @@ int cmd_restore(int argc, char **argv)
 		json_t *j = restore_stats_json(&res.stats);
 		if (lazy)
 			json_object_set_new(j, "lazy_done_ms", json_real(lazy_ms));
-		if (json_write_file(j, stats) < 0)
-			fprintf(stderr, "dmigrate: cannot write %s\n", stats);
+		r = json_write_file(j, stats);
 		json_decref(j);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: restore: the tree runs (root pid %d), but its statistics "
+				"could not be written to %s: %s\n", res.root_pid, stats, strerror(-r));
+			return 1;
+		}
 	}
 	return 0;
 }

@@ -156,6 +156,18 @@ else
 	for _ in $(seq 500); do [[ -e /proc/$pid ]] || break; sleep 0.01; done
 fi
 
+# so is a stats file
+out=$("$DM" restore --images "$WORK/img1" --stats "$WORK/nodir/s.json" 2>&1)
+rc=$?
+if ((rc == 1)) && grep -q "cannot write the statistics to $WORK/nodir/s.json: No such file or directory (nothing was restored)" <<<"$out" &&
+	[[ ! -e /proc/$pid ]]; then
+	ok "restore: unwritable stats file"
+else
+	bad "restore: unwritable stats file" "rc $rc, /proc/$pid $([[ -e /proc/$pid ]] && echo exists || echo absent): $out"
+	kill -KILL -- "-$pid" 2>/dev/null
+	for _ in $(seq 500); do [[ -e /proc/$pid ]] || break; sleep 0.01; done
+fi
+
 # a good image restores (control for the cases above)
 if "$DM" restore --images "$WORK/img1" --pidfile "$WORK/pidfile" >"$WORK/r.log" 2>&1; then
 	r=$(cat "$WORK/pidfile")
@@ -247,6 +259,13 @@ else
 fi
 refuse "migrate: unwritable pid file" 1 "cannot write the pid file $WORK/nodir/p: No such file or directory \\(nothing was done\\)" \
 	"$DM" migrate "pid:$pid" --to 127.0.0.1:9 --insecure --pidfile "$WORK/nodir/p"
+refuse "migrate: unwritable stats file" 1 "cannot write the statistics to $WORK/nodir/s.json: No such file or directory \\(nothing was done\\)" \
+	"$DM" migrate "pid:$pid" --to 127.0.0.1:9 --insecure --stats "$WORK/nodir/s.json"
+refuse "checkpoint: unwritable stats file" 1 "cannot write the statistics to $WORK/nodir/s.json: No such file or directory \\(nothing was done\\)" \
+	"$DM" checkpoint --pid "$pid" --images "$WORK/cs" --stats "$WORK/nodir/s.json"
+if [[ -e $WORK/cs || $(sed -E 's/.*\) (.).*/\1/' "/proc/$pid/stat") != [RS] ]]; then
+	bad "checkpoint: unwritable stats file leaves the tree alone" "$(ls -d "$WORK/cs" 2>&1); $(cat "/proc/$pid/stat")"
+fi
 # --insecure is said once, by each command
 if (($(grep -ci insecure <<<"$out") == 1)); then ok "migrate: --insecure warns once"; else bad "migrate: --insecure warns once" "$out"; fi
 "$DM" daemon --listen 127.0.0.1:0 --insecure >"$WORK/daemon.log" 2>&1 &
