@@ -7,6 +7,7 @@
 #define LOG_PREFIX "docker: "
 #include "container/docker-mig.h"
 #include "container/docker.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
 #include "base/util.h"
@@ -27,11 +28,6 @@
 /* how long `docker start` of the restored container may take, the runtime's
  * hand-off included */
 #define DOCKER_START_WAIT_MS 60000
-
-static const char *jstr(json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
 
 /* Runs argv; the last line it wrote on stderr into err.  The exit status,
  * or -errno. */
@@ -127,14 +123,14 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 	json_t *hc = json_object_get(ds->inspect, "HostConfig");
 	static const char *const modes[] = { "NetworkMode", "PidMode", "IpcMode" };
 	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
-		const char *v = jstr(hc, modes[i]);
+		const char *v = json_str(hc, modes[i]);
 		if (v && !strncmp(v, "container:", 10)) {
 			r = dm_fail(-ENOTSUP, "Docker container %s shares a namespace with another container "
 				    "(%s %s): not supported", ds->ctr.name, modes[i], v);
 			goto fail;
 		}
 	}
-	const char *driver = jstr(json_object_get(ds->inspect, "GraphDriver"), "Name");
+	const char *driver = json_str(json_object_get(ds->inspect, "GraphDriver"), "Name");
 	if (!ds->ctr.upperdir) {
 		r = dm_fail(-ENOTSUP, "Docker container %s: its storage driver %s is not overlay2: its "
 			    "layer cannot move", ds->ctr.name, driver ? driver : "?");
@@ -143,7 +139,7 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 	if (runc_root) {
 		root = xstrdup(runc_root);
 	} else {
-		const char *rt = jstr(json_object_get(ds->inspect, "HostConfig"), "Runtime");
+		const char *rt = json_str(json_object_get(ds->inspect, "HostConfig"), "Runtime");
 		r = find_runc_root(rt && rt[0] ? rt : "runc", ds->ctr.id, &root);
 		if (r < 0)
 			goto fail;
@@ -185,10 +181,10 @@ int docker_src_save_image(struct docker_src *ds, int fd)
 {
 	/* by the name it was run with, where that is still its image: the
 	 * destination gets the tag too */
-	const char *ref = jstr(json_object_get(ds->inspect, "Config"), "Image");
+	const char *ref = json_str(json_object_get(ds->inspect, "Config"), "Image");
 	json_t *img = NULL;
 	bool byref = ref && docker_image_inspect(ds->dk, ref, &img) == 0 &&
-		     !strcmp(jstr(img, "Id") ? jstr(img, "Id") : "", ds->ctr.image);
+		     !strcmp(json_str(img, "Id") ? json_str(img, "Id") : "", ds->ctr.image);
 	json_decref(img);
 	dm_error_clear();
 	int r = docker_image_save(ds->dk, byref ? ref : ds->ctr.image, fd);
@@ -292,8 +288,8 @@ int docker_src_record_volumes(struct docker_src *ds, const char *images_dir)
 	int r = 0;
 
 	json_array_foreach(mounts, i, m) {
-		const char *type = jstr(m, "Type"), *name = jstr(m, "Name"), *src = jstr(m, "Source");
-		const char *drv = jstr(m, "Driver");
+		const char *type = json_str(m, "Type"), *name = json_str(m, "Name"), *src = json_str(m, "Source");
+		const char *drv = json_str(m, "Driver");
 		if (!type || strcmp(type, "volume") || !name || !src)
 			continue;
 		if (drv && strcmp(drv, "local")) {
@@ -313,7 +309,7 @@ int docker_src_record_volumes(struct docker_src *ds, const char *images_dir)
 			break;
 		}
 		json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", name, "destination",
-						      jstr(m, "Destination") ? jstr(m, "Destination") : "",
+						      json_str(m, "Destination") ? json_str(m, "Destination") : "",
 						      "archive", archive));
 	}
 	if (r >= 0 && n) {
@@ -359,7 +355,7 @@ void docker_src_committed(struct docker_src *ds)
 
 bool docker_src_address_changes(const struct docker_src *ds)
 {
-	const char *nm = jstr(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
+	const char *nm = json_str(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
 	return !nm || !strcmp(nm, "default") || !strcmp(nm, "bridge");
 }
 
@@ -371,7 +367,7 @@ const char *docker_src_name(const struct docker_src *ds)
 int docker_src_hold(struct docker_src *ds)
 {
 	json_t *pol = json_object_get(json_object_get(ds->inspect, "HostConfig"), "RestartPolicy");
-	const char *name = jstr(pol, "Name");
+	const char *name = json_str(pol, "Name");
 
 	if (!name || !name[0] || !strcmp(name, "no"))
 		return 0;
@@ -493,12 +489,12 @@ static int check_networks(struct docker_dst *dd)
 			}
 			return r;
 		}
-		const char *ip = jstr(json_object_get(ep, "IPAMConfig"), "IPv4Address");
+		const char *ip = json_str(json_object_get(ep, "IPAMConfig"), "IPv4Address");
 		bool ok = !ip || !ip[0];
 		json_t *cfgs = json_object_get(json_object_get(net, "IPAM"), "Config"), *c;
 		size_t i;
 		json_array_foreach(cfgs, i, c) {
-			const char *sub = jstr(c, "Subnet");
+			const char *sub = json_str(c, "Subnet");
 			if (!ok && sub && in_subnet(ip, sub))
 				ok = true;
 		}
@@ -589,7 +585,7 @@ bool docker_dst_needs_image(const struct docker_dst *dd)
 
 const char *docker_dst_image_name(const struct docker_dst *dd)
 {
-	const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
+	const char *ref = json_str(json_object_get(dd->inspect, "Config"), "Image");
 	return ref ? ref : dd->src.image;
 }
 
@@ -620,10 +616,10 @@ int docker_dst_create(struct docker_dst *dd)
 		return dm_fail(-EBADMSG, "the source's container description has no Config or HostConfig");
 	/* the image by the name the user gave it, where that name is the same
 	 * image here (docker ps shows it), else by its id */
-	const char *ref = jstr(json_object_get(dd->inspect, "Config"), "Image");
+	const char *ref = json_str(json_object_get(dd->inspect, "Config"), "Image");
 	json_t *byref = NULL;
 	if (ref && docker_image_inspect(dd->dk, ref, &byref) == 0 &&
-	    !strcmp(jstr(byref, "Id") ? jstr(byref, "Id") : "", dd->src.image))
+	    !strcmp(json_str(byref, "Id") ? json_str(byref, "Id") : "", dd->src.image))
 		json_object_set_new(body, "Image", json_string(ref));
 	json_decref(byref);
 	dm_error_clear();
@@ -733,7 +729,7 @@ int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir)
 	}
 	r = docker_inspect(dd->dk, dd->id, &ins);
 	json_array_foreach(list, i, v) {
-		const char *name = jstr(v, "name"), *archive = jstr(v, "archive"), *src = NULL;
+		const char *name = json_str(v, "name"), *archive = json_str(v, "archive"), *src = NULL;
 		if (r < 0)
 			break;
 		if (!name || !archive || strchr(archive, '/')) {
@@ -743,9 +739,9 @@ int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir)
 		json_t *m;
 		size_t k;
 		json_array_foreach(json_object_get(ins, "Mounts"), k, m) {
-			const char *n = jstr(m, "Name");
-			if (n && !strcmp(n, name) && jstr(m, "Type") && !strcmp(jstr(m, "Type"), "volume"))
-				src = jstr(m, "Source");
+			const char *n = json_str(m, "Name");
+			if (n && !strcmp(n, name) && json_str(m, "Type") && !strcmp(json_str(m, "Type"), "volume"))
+				src = json_str(m, "Source");
 		}
 		if (!src) {
 			r = dm_fail(-ENOENT, "container %s here has no volume %s", dd->src.name, name);

@@ -53,12 +53,6 @@ static void docker_freep(struct docker **p)
 	docker_close(*p);
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* "1.41" -> 1, 41 */
 static int parse_api(const char *s, int *ret_major, int *ret_minor)
 {
@@ -256,7 +250,7 @@ static char *reply_message(const struct xfer *x, long status)
 {
 	if (x->len) {
 		json_t *j = json_loadb(x->buf, x->len, 0, NULL);
-		const char *m = jstr(j, "message");
+		const char *m = json_str(j, "message");
 		if (m) {
 			char *s = xstrdup(m);
 			json_decref(j);
@@ -380,13 +374,13 @@ static int negotiate(struct docker *dk)
 	v = x.len ? json_loadb(x.buf, x.len, 0, NULL) : NULL;
 	xfer_free(&x);
 	parse_api(DOCKER_API_VERSION, &our_major, &our_minor);
-	if (parse_api(jstr(v, "ApiVersion"), &dmaj, &dmin) < 0)
+	if (parse_api(json_str(v, "ApiVersion"), &dmaj, &dmin) < 0)
 		return dm_fail(-EPROTO, "dockerd at %s: /version has no ApiVersion we can read", dk->host);
-	if (jstr(v, "MinAPIVersion") && !parse_api(jstr(v, "MinAPIVersion"), &mmaj, &mmin) &&
+	if (json_str(v, "MinAPIVersion") && !parse_api(json_str(v, "MinAPIVersion"), &mmaj, &mmin) &&
 	    api_cmp(mmaj, mmin, our_major, our_minor) > 0)
 		return dm_fail(-EPROTONOSUPPORT, "dockerd at %s (Docker %s) needs API %s or newer; "
 			       "dmigrate speaks up to %s", dk->host,
-			       jstr(v, "Version") ? jstr(v, "Version") : "?", jstr(v, "MinAPIVersion"),
+			       json_str(v, "Version") ? json_str(v, "Version") : "?", json_str(v, "MinAPIVersion"),
 			       DOCKER_API_VERSION);
 	if (api_cmp(dmaj, dmin, our_major, our_minor) > 0) {
 		dmaj = our_major;
@@ -573,7 +567,7 @@ bool docker_network_is_builtin(const char *n)
 /* The network a container is created on: HostConfig.NetworkMode's. */
 static const char *primary_net(json_t *body)
 {
-	const char *m = jstr(json_object_get(body, "HostConfig"), "NetworkMode");
+	const char *m = json_str(json_object_get(body, "HostConfig"), "NetworkMode");
 	return !m || !strcmp(m, "default") ? "bridge" : m;
 }
 
@@ -616,7 +610,7 @@ int docker_create(struct docker *dk, const char *name, json_t *body, char **ret_
 		      name ? name : "(unnamed)");
 	if (r < 0)
 		return r;
-	id = jstr(reply, "Id");
+	id = json_str(reply, "Id");
 	if (!id)
 		return dm_fail(-EBADMSG, "create '%s': dockerd at %s replied no Id", name ? name : "", dk->host);
 	if (api_cmp(dk->api_major, dk->api_minor, 1, 44) < 0) {
@@ -730,7 +724,7 @@ int docker_wait_state(struct docker *dk, const char *id, const char *status, int
 		int r = docker_inspect(dk, id, &j);
 		if (r < 0)
 			return r;
-		const char *st = jstr(json_object_get(j, "State"), "Status");
+		const char *st = json_str(json_object_get(j, "State"), "Status");
 		if (st && !strcmp(st, status))
 			return 0;
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -815,9 +809,9 @@ static int load_stream_error(struct docker *dk, const struct xfer *x)
 		if (!j)
 			break;
 		off += je.position;
-		const char *e = jstr(j, "error");
+		const char *e = json_str(j, "error");
 		if (!e)
-			e = jstr(json_object_get(j, "errorDetail"), "message");
+			e = json_str(json_object_get(j, "errorDetail"), "message");
 		if (e) {
 			int r = dm_fail(-EIO, "cannot load images into dockerd at %s: %s", dk->host, e);
 			json_decref(j);
@@ -855,7 +849,7 @@ json_t *docker_create_body(json_t *inspect, const char *runtime)
 	json_t *config = json_object_get(inspect, "Config");
 	json_t *hc = json_object_get(inspect, "HostConfig");
 	json_t *nets = json_object_get(json_object_get(inspect, "NetworkSettings"), "Networks");
-	const char *id = jstr(inspect, "Id"), *image = jstr(inspect, "Image");
+	const char *id = json_str(inspect, "Id"), *image = json_str(inspect, "Image");
 	json_t *body, *c, *h, *eps, *net;
 	const char *mode, *name;
 
@@ -873,7 +867,7 @@ json_t *docker_create_body(json_t *inspect, const char *runtime)
 		json_object_del(h, hostconfig_drop[i]);
 	if (runtime)
 		json_object_set_new(h, "Runtime", json_string(runtime));
-	mode = jstr(hc, "NetworkMode");
+	mode = json_str(hc, "NetworkMode");
 	if (!mode)
 		mode = "default";
 	/* host or another container's network: Hostname is that of the source
@@ -895,8 +889,8 @@ json_t *docker_create_body(json_t *inspect, const char *runtime)
 			/* user-defined: the same address (and MAC) as on the source */
 			json_t *ipam = json_is_object(json_object_get(net, "IPAMConfig"))
 				? json_deep_copy(json_object_get(net, "IPAMConfig")) : json_object();
-			const char *ip4 = jstr(net, "IPAddress"), *ip6 = jstr(net, "GlobalIPv6Address");
-			const char *mac = jstr(net, "MacAddress");
+			const char *ip4 = json_str(net, "IPAddress"), *ip6 = json_str(net, "GlobalIPv6Address");
+			const char *mac = json_str(net, "MacAddress");
 			if (ip4 && *ip4)
 				json_object_set_new(ipam, "IPv4Address", json_string(ip4));
 			if (ip6 && *ip6)
@@ -947,8 +941,8 @@ int docker_ctr_parse(json_t *inspect, struct docker_ctr *ret)
 	json_t *state = json_object_get(inspect, "State");
 	json_t *gd = json_object_get(inspect, "GraphDriver");
 	json_t *mounts = json_object_get(inspect, "Mounts"), *m;
-	const char *id = jstr(inspect, "Id"), *name = jstr(inspect, "Name");
-	const char *image = jstr(inspect, "Image"), *gname = jstr(gd, "Name");
+	const char *id = json_str(inspect, "Id"), *name = json_str(inspect, "Name");
+	const char *image = json_str(inspect, "Image"), *gname = json_str(gd, "Name");
 	json_t *pid = json_object_get(state, "Pid");
 	size_t i;
 
@@ -964,19 +958,19 @@ int docker_ctr_parse(json_t *inspect, struct docker_ctr *ret)
 	c.running = json_is_true(json_object_get(state, "Running"));
 	c.paused = json_is_true(json_object_get(state, "Paused"));
 	if (gname && !strcmp(gname, "overlay2")) {
-		const char *u = jstr(json_object_get(gd, "Data"), "UpperDir");
-		const char *l = jstr(json_object_get(gd, "Data"), "LowerDir");
+		const char *u = json_str(json_object_get(gd, "Data"), "UpperDir");
+		const char *l = json_str(json_object_get(gd, "Data"), "LowerDir");
 		c.upperdir = u ? xstrdup(u) : NULL;
 		c.lowerdir = l ? xstrdup(l) : NULL;
 	}
 	json_array_foreach(mounts, i, m) {
-		const char *type = jstr(m, "Type");
+		const char *type = json_str(m, "Type");
 		if (!type)
 			continue;
-		if (!strcmp(type, "bind") && jstr(m, "Source"))
-			c.binds = strv_add(c.binds, &c.n_binds, jstr(m, "Source"));
-		else if (!strcmp(type, "volume") && jstr(m, "Name"))
-			c.volumes = strv_add(c.volumes, &c.n_volumes, jstr(m, "Name"));
+		if (!strcmp(type, "bind") && json_str(m, "Source"))
+			c.binds = strv_add(c.binds, &c.n_binds, json_str(m, "Source"));
+		else if (!strcmp(type, "volume") && json_str(m, "Name"))
+			c.volumes = strv_add(c.volumes, &c.n_volumes, json_str(m, "Name"));
 	}
 	*ret = c;
 	return 0;
@@ -1023,7 +1017,7 @@ int docker_config_add_runtime(json_t *cfg, const char *name, const char *path)
 	}
 	if (!json_is_object(rt))
 		return dm_fail(-EBADMSG, "its runtime \"%s\" is not a JSON object", name);
-	old = jstr(rt, "path");
+	old = json_str(rt, "path");
 	if (old && !strcmp(old, path))
 		return DOCKER_CFG_SAME;
 	json_object_set_new(rt, "path", json_string(path));
@@ -1118,6 +1112,6 @@ int docker_has_runtime(struct docker *dk, const char *name, const char *path)
 		return 0;
 	if (!path)
 		return 1;
-	const char *p = jstr(rt, "path");
+	const char *p = json_str(rt, "path");
 	return p && !strcmp(p, path);
 }

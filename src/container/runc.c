@@ -6,6 +6,7 @@
 #define LOG_PREFIX "runc: "
 #include "container/runc.h"
 #include "container/ext-stub.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
 #include "proc/proc.h"
@@ -195,12 +196,6 @@ int runc_parse_target(const char *arg, const char **ret_id, pid_t *ret_pid)
 	return dm_fail(-EINVAL, "bad target '%s' (pid:PID or runc:ID)", arg);
 }
 
-static const char *jstr(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static bool file_exists(const char *dir, const char *name)
 {
 	_cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
@@ -226,7 +221,7 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	st = json_loads(out, 0, &je);
 	if (!st)
 		return dm_fail(-EBADMSG, "runc state %s: not JSON: %s", id, je.text);
-	const char *status = jstr(st, "status"), *bundle = jstr(st, "bundle");
+	const char *status = json_str(st, "status"), *bundle = json_str(st, "bundle");
 	json_t *annot = json_object_get(st, "annotations");
 	json_int_t pid = json_integer_value(json_object_get(st, "pid"));
 	if (!status || strcmp(status, "running")) {
@@ -239,7 +234,7 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	ct->id = xstrdup(id);
 	ct->pid = (pid_t)pid;
 	/* a container we restored runs from a config copy: the user's bundle is kept */
-	const char *ub = annot ? jstr(annot, RUNC_BUNDLE_ANNOTATION) : NULL;
+	const char *ub = annot ? json_str(annot, RUNC_BUNDLE_ANNOTATION) : NULL;
 	ct->bundle = xstrdup(ub ? ub : bundle ? bundle : "");
 	if (ub && bundle && !strncmp(bundle, RUNC_COPY_PREFIX, strlen(RUNC_COPY_PREFIX)))
 		ct->copy_bundle = xstrdup(bundle);
@@ -253,7 +248,7 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		goto fail;
 	}
 	json_t *paths = json_object_get(ct->state, "cgroup_paths");
-	const char *fz = paths ? jstr(paths, "freezer") : NULL, *v2 = paths ? jstr(paths, "") : NULL;
+	const char *fz = paths ? json_str(paths, "freezer") : NULL, *v2 = paths ? json_str(paths, "") : NULL;
 	/* tests: the v2 path on a hybrid host (runc puts the container in both) */
 	const char *force = getenv("DMIGRATE_TEST_FREEZER");
 	bool want_v2 = force && !strcmp(force, "v2");
@@ -277,7 +272,7 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		r = dm_fail(-EBADMSG, "container '%s': %s: %s", id, cp, je.text);
 		goto fail;
 	}
-	const char *rp = jstr(json_object_get(ct->config, "root"), "path");
+	const char *rp = json_str(json_object_get(ct->config, "root"), "path");
 	if (!rp) {
 		r = dm_fail(-EBADMSG, "container '%s': %s has no root.path", id, cp);
 		goto fail;
@@ -536,7 +531,7 @@ static bool config_has_mount(struct runc_ct *ct, const char *mp)
 	size_t i;
 
 	json_array_foreach(ms, i, m) {
-		const char *dst = jstr(m, "destination");
+		const char *dst = json_str(m, "destination");
 		if (!dst)
 			continue;
 		size_t l = strlen(dst);
@@ -577,7 +572,7 @@ static int record_ns(struct runc_ct *ct)
 		json_t *nss = json_object_get(json_object_get(ct->config, "linux"), "namespaces"), *e;
 		size_t k;
 		json_array_foreach(nss, k, e) {
-			const char *t = jstr(e, "type"), *path = jstr(e, "path");
+			const char *t = json_str(e, "type"), *path = json_str(e, "path");
 			if (t && path && !strcmp(t, oci[i]))
 				n->path = xstrdup(path);
 		}
@@ -703,19 +698,19 @@ static int record_net(struct runc_ct *ct)
 		json_t *a, *flags = json_object_get(e, "flags");
 		size_t k;
 		dm__container_net_if__init(nif);
-		nif->name = xstrdup(jstr(e, "ifname") ? jstr(e, "ifname") : "?");
-		if (jstr(e, "address"))
-			nif->mac = xstrdup(jstr(e, "address"));
+		nif->name = xstrdup(json_str(e, "ifname") ? json_str(e, "ifname") : "?");
+		if (json_str(e, "address"))
+			nif->mac = xstrdup(json_str(e, "address"));
 		nif->has_mtu = true;
 		nif->mtu = (uint32_t)json_integer_value(json_object_get(e, "mtu"));
 		json_array_foreach(flags, k, a)
 			if (json_is_string(a) && !strcmp(json_string_value(a), "UP"))
 				nif->has_up = nif->up = true;
-		const char *kind = jstr(json_object_get(e, "linkinfo"), "info_kind");
+		const char *kind = json_str(json_object_get(e, "linkinfo"), "info_kind");
 		if (kind)
 			nif->kind = xstrdup(kind);
 		json_array_foreach(json_object_get(e, "addr_info"), k, a) {
-			const char *l = jstr(a, "local"), *scope = jstr(a, "scope");
+			const char *l = json_str(a, "local"), *scope = json_str(a, "scope");
 			/* link-local IPv6 comes back by itself */
 			if (l && !(scope && !strcmp(scope, "link") && strchr(l, ':')))
 				APPEND(nif->addrs, nif->n_addrs,
@@ -734,9 +729,9 @@ static int record_net(struct runc_ct *ct)
 				    "would not come back", ct->id, nif->name, kind ? kind : "no kind");
 			continue;
 		}
-		nif->peer_name = xstrdup(jstr(peer, "ifname") ? jstr(peer, "ifname") : "?");
-		if (jstr(peer, "master"))
-			nif->peer_master = xstrdup(jstr(peer, "master"));
+		nif->peer_name = xstrdup(json_str(peer, "ifname") ? json_str(peer, "ifname") : "?");
+		if (json_str(peer, "master"))
+			nif->peer_master = xstrdup(json_str(peer, "master"));
 	}
 	json_decref(ifs);
 	json_decref(ours);
@@ -779,7 +774,7 @@ static const struct cg_file {
 
 static const char *cg_dir(json_t *state, const char *ctl)
 {
-	return jstr(json_object_get(state, "cgroup_paths"), ctl);
+	return json_str(json_object_get(state, "cgroup_paths"), ctl);
 }
 
 static void record_cgroup(struct runc_ct *ct)
@@ -1002,7 +997,7 @@ static json_t *stub_config(const Dm__Container *m, const char *bundle, const cha
 	runc_stub_process(c);
 
 	json_t *root = json_object_get(c, "root");
-	const char *rp = root ? jstr(root, "path") : NULL;
+	const char *rp = root ? json_str(root, "path") : NULL;
 	if (!rp) {
 		json_decref(c);
 		dm_fail(-EBADMSG, "the image's container config has no root.path");
