@@ -83,17 +83,6 @@ static void mig_runc_gone(void *arg)
 		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
 }
 
-/* the pid file is opened before anything is frozen: a path it cannot
- * write is refused while the tree runs on untouched */
-static int write_pidfile(int fd, pid_t pid)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
-	if (ftruncate(fd, 0) < 0)
-		return neg_errno();
-	return write_all(fd, buf, (size_t)n);
-}
-
 int cmd_migrate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -310,7 +299,7 @@ int cmd_migrate(int argc, char **argv)
 	if (r < 0)
 		fprintf(stderr, "dmigrate: migration failed: %s\n", dm_last_error()[0] ? dm_last_error() : strerror(-r));
 	if (res.dest_pid > 0 && pidfile && res.switched) {
-		int w = write_pidfile(pidfile_fd, res.dest_pid);
+		int w = cli_pidfile_write(pidfile_fd, res.dest_pid);
 		if (w < 0) {
 			fprintf(stderr, "dmigrate: the tree runs on the destination (pid %d), but its pid "
 				"could not be written to %s: %s\n", res.dest_pid, pidfile, strerror(-w));

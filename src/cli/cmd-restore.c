@@ -149,17 +149,6 @@ static void usage(FILE *out)
 		     "  in the background; the command returns once all of them are in.\n");
 }
 
-/* the pid file is opened before anything is restored: a path it cannot
- * write is refused while nothing runs yet */
-static int write_pidfile(int fd, pid_t pid)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%d\n", pid);
-	if (ftruncate(fd, 0) < 0)
-		return neg_errno();
-	return write_all(fd, buf, (size_t)n);
-}
-
 int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -362,7 +351,7 @@ int cmd_restore(int argc, char **argv)
 		}
 	}
 	if (pidfile) {
-		r = write_pidfile(pidfd_file, res.root_pid);
+		r = cli_pidfile_write(pidfd_file, res.root_pid);
 		if (r < 0) {
 			fprintf(stderr, "dmigrate: restore: the tree runs (root pid %d), but its pid could "
 				"not be written to %s: %s\n", res.root_pid, pidfile, strerror(-r));
