@@ -449,15 +449,17 @@ static int fix_escaped_names(pid_t pid, struct proc_vma_list *l)
 	return 0;
 }
 
-int proc_read_maps(pid_t pid, struct proc_vma_list *ret)
+/* /proc/PID/FILE (maps or smaps) read whole, parsed by parse, names fixed */
+static int read_vma_file(pid_t pid, const char *file, size_t hint,
+			 int (*parse)(char *, size_t, struct proc_vma_list *), struct proc_vma_list *ret)
 {
 	_cleanup_(proc_vma_list_done) struct proc_vma_list l = {};
 	char *buf;
 	size_t len;
-	int r = proc_read_pid_file(pid, 0, "maps", 256UL * 1024, PROC_MAX_BIG, &buf, &len);
+	int r = proc_read_pid_file(pid, 0, file, hint, PROC_MAX_BIG, &buf, &len);
 	if (r < 0)
 		return r;
-	r = parse_maps_owned(buf, len, &l);
+	r = parse(buf, len, &l);
 	if (r < 0)
 		return r;
 	int k = fix_escaped_names(pid, &l);
@@ -468,23 +470,14 @@ int proc_read_maps(pid_t pid, struct proc_vma_list *ret)
 	return r;
 }
 
+int proc_read_maps(pid_t pid, struct proc_vma_list *ret)
+{
+	return read_vma_file(pid, "maps", 256UL * 1024, parse_maps_owned, ret);
+}
+
 int proc_read_smaps(pid_t pid, struct proc_vma_list *ret)
 {
-	_cleanup_(proc_vma_list_done) struct proc_vma_list l = {};
-	char *buf;
-	size_t len;
-	int r = proc_read_pid_file(pid, 0, "smaps", 1024UL * 1024, PROC_MAX_BIG, &buf, &len);
-	if (r < 0)
-		return r;
-	r = parse_smaps_owned(buf, len, &l);
-	if (r < 0)
-		return r;
-	int k = fix_escaped_names(pid, &l);
-	if (k < 0)
-		return k;
-	*ret = l;
-	l = (struct proc_vma_list){};
-	return r;
+	return read_vma_file(pid, "smaps", 1024UL * 1024, parse_smaps_owned, ret);
 }
 
 int proc_vma_is_deleted(pid_t pid, const struct proc_vma *v)
