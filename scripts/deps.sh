@@ -5,6 +5,7 @@ set -eu -o pipefail
 # busybox nc) of the container tests: tests/containers/mkbundle.sh builds
 # their bundles from these packages' files
 # libcurl4-openssl-dev: the Docker Engine API client (HTTP over dockerd's unix socket)
+# libarchive-dev: a Docker image's `docker save` tar without the layers the destination has
 # libnftables-dev: the network lock runs its nft scripts in process (no nft fork in the frozen window)
 # docker.io (dockerd 20.10, containerd, /usr/bin/docker): the Docker tests run a
 # dockerd of their own in each test host (tests/docker/lib.sh), with private
@@ -14,7 +15,7 @@ set -eu -o pipefail
 pkgs=(build-essential meson ninja-build pkg-config clang libclang-rt-dev
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
-	libcurl4-openssl-dev libnftables-dev
+	libcurl4-openssl-dev libnftables-dev libarchive-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq
 	runc redis-server redis-tools memcached nginx-light curl nftables
 	docker.io)

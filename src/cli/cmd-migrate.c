@@ -61,9 +61,9 @@ static int mig_docker_record(void *arg, const char *dir)
 	return r < 0 ? r : docker_src_record_volumes(arg, dir);
 }
 
-static int mig_docker_image(void *arg, int fd)
+static int mig_docker_image(void *arg, int fd, uint32_t layers_here, uint64_t *skipped)
 {
-	return docker_src_save_image(arg, fd);
+	return docker_src_save_image(arg, fd, layers_here, skipped);
 }
 
 static void mig_docker_committed(void *arg)
@@ -213,6 +213,7 @@ int cmd_migrate(int argc, char **argv)
 		o.rootfs_is_layer = true;
 		o.reset_unaccepted = docker_src_address_changes(ds);
 		o.image_save = mig_docker_image;
+		o.image_layers = docker_src_image_layers(ds, &o.n_image_layers);
 		r = docker_src_layer_dirs(ds, &o.layer_dirs, &o.n_layer_dirs, &o.layer_dirs_all);
 		if (r < 0) {
 			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));

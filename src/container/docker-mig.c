@@ -7,6 +7,7 @@
 #define LOG_PREFIX "docker: "
 #include "container/docker-mig.h"
 #include "container/docker.h"
+#include "container/image-tar.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
@@ -62,6 +63,8 @@ struct docker_src {
 	Dm__RootfsEntry **dirs; /* its layer's directories (docker_src_layer_dirs) */
 	size_t n_dirs;
 	bool dirs_walked, dirs_all;
+	char **layers;          /* its image's diff IDs, lowest first */
+	size_t n_layers;
 };
 
 /*
@@ -86,6 +89,49 @@ static int find_runc_root(const char *runtime, const char *id, char **ret)
 	}
 	return dm_fail(-ENOENT, "the runc state of Docker container %.12s was not found (runtime %s; "
 		       "--runc-root names Docker's runc state root)", id, runtime);
+}
+
+/* the source keeps an image with layers to leave out here while it reads
+ * its manifest (an unnamed file: nothing stays if we die) */
+#define IMAGE_SPOOL_DIR "/var/tmp"
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* An image's RootFS.Layers (diff IDs, lowest first); none if it is gone. */
+static int image_layers(struct docker *dk, const char *ref, char ***ret, size_t *ret_n)
+{
+	json_t *img = NULL;
+	int r = docker_image_inspect(dk, ref, &img);
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (r == -ENOENT) {
+		dm_error_clear();
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	json_t *l = json_object_get(json_object_get(img, "RootFS"), "Layers");
+	size_t n = json_array_size(l);
+	char **v = xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		const char *d = json_string_value(json_array_get(l, i));
+		if (!d) {
+			free_strv(v);
+			json_decref(img);
+			return dm_fail(-EBADMSG, "image %.19s: its RootFS.Layers is not a list of digests", ref);
+		}
+		v[i] = xstrdup(d);
+	}
+	json_decref(img);
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 int docker_src_open(const char *name, const char *runc_root, struct docker_src **ret)
@@ -136,6 +182,9 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 			    "layer cannot move", ds->ctr.name, driver ? driver : "?");
 		goto fail;
 	}
+	r = image_layers(ds->dk, ds->ctr.image, &ds->layers, &ds->n_layers);
+	if (r < 0)
+		goto fail;
 	if (runc_root) {
 		root = xstrdup(runc_root);
 	} else {
@@ -177,7 +226,13 @@ const char *docker_src_layer(const struct docker_src *ds)
 	return ds->ctr.upperdir;
 }
 
-int docker_src_save_image(struct docker_src *ds, int fd)
+const char *const *docker_src_image_layers(const struct docker_src *ds, size_t *ret_n)
+{
+	*ret_n = ds->n_layers;
+	return (const char *const *)ds->layers;
+}
+
+int docker_src_save_image(struct docker_src *ds, int fd, uint32_t layers_here, uint64_t *ret_skipped)
 {
 	/* by the name it was run with, where that is still its image: the
 	 * destination gets the tag too */
@@ -187,13 +242,33 @@ int docker_src_save_image(struct docker_src *ds, int fd)
 		     !strcmp(json_str(img, "Id") ? json_str(img, "Id") : "", ds->ctr.image);
 	json_decref(img);
 	dm_error_clear();
-	int r = docker_image_save(ds->dk, byref ? ref : ds->ctr.image, fd);
+	ref = byref ? ref : ds->ctr.image;
+	*ret_skipped = 0;
+	if (!layers_here || !ds->n_layers) {
+		int r = docker_image_save(ds->dk, ref, fd);
+		if (r == -ENOENT) {
+			dm_error_clear();
+			return dm_fail(r, "the image of container %s (%.19s) is not on this host either: it "
+				       "cannot be sent", ds->ctr.name, ds->ctr.image);
+		}
+		return r;
+	}
+	/* the layers the destination has are left out: save's manifest, which
+	 * says which file is which layer, comes last, so the tar is kept here
+	 * first (on disk, not in memory: an image may be large) */
+	_cleanup_close_ int spool = open(IMAGE_SPOOL_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (spool < 0)
+		return dm_fail(neg_errno(), "%s: cannot make a file to keep the image in: %m", IMAGE_SPOOL_DIR);
+	int r = docker_image_save(ds->dk, ref, spool);
 	if (r == -ENOENT) {
 		dm_error_clear();
 		return dm_fail(r, "the image of container %s (%.19s) is not on this host either: it cannot "
 			       "be sent", ds->ctr.name, ds->ctr.image);
 	}
-	return r;
+	if (r < 0)
+		return r;
+	return image_tar_without_layers(spool, fd, (const char *const *)ds->layers, ds->n_layers,
+					layers_here, ret_skipped);
 }
 
 /* at most this many directories go in START (beyond, the destination
@@ -417,6 +492,7 @@ void docker_src_free(struct docker_src *ds)
 	for (size_t i = 0; i < ds->n_dirs; i++)
 		dm__rootfs_entry__free_unpacked(ds->dirs[i], NULL);
 	free(ds->dirs);
+	free_strv(ds->layers);
 	json_decref(ds->inspect);
 	json_decref(ds->policy);
 	free(ds->inspect_text);
@@ -435,6 +511,7 @@ struct docker_dst {
 	char *layer;            /* its upper directory */
 	int lfd;                /* the hand-off socket */
 	bool need_image;        /* the image is not here (yet) */
+	uint32_t layers_here;   /* then: how many of its first layers are */
 	bool started;           /* docker_dst_start() done: h is the stub */
 	struct handoff h;
 };
@@ -506,7 +583,49 @@ static int check_networks(struct docker_dst *dd)
 	return 0;
 }
 
-int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
+/*
+ * How many of the first layers of an image (diff IDs, lowest first) this
+ * dockerd has: the longest prefix they share with the layers of an image
+ * here (image-tar.h: chain IDs).  0 when the images cannot be listed: the
+ * whole image is sent then.
+ */
+static uint32_t count_layers_here(struct docker_dst *dd, const char *const *layers, size_t n)
+{
+	json_t *list = NULL;
+	long status = 0;
+	size_t best = 0, i;
+	json_t *it;
+
+	if (!n || docker_request(dd->dk, "GET", "/images/json?all=1", NULL, &status, &list) < 0 ||
+	    status != 200 || !json_is_array(list)) {
+		pr_warn("the images of dockerd at %s cannot be listed: the whole image comes", docker_host(dd->dk));
+		dm_error_clear();
+		json_decref(list);
+		return 0;
+	}
+	json_array_foreach(list, i, it) {
+		json_t *img = NULL;
+		const char *id = json_str(it, "Id");
+		if (!id || docker_image_inspect(dd->dk, id, &img) < 0) {
+			dm_error_clear();
+			continue;
+		}
+		json_t *l = json_object_get(json_object_get(img, "RootFS"), "Layers");
+		size_t k = 0;
+		while (k < n && k < json_array_size(l) && json_string_value(json_array_get(l, k)) &&
+		       !strcmp(json_string_value(json_array_get(l, k)), layers[k]))
+			k++;
+		best = MAX(best, k);
+		json_decref(img);
+		if (best == n)
+			break;
+	}
+	json_decref(list);
+	return (uint32_t)best;
+}
+
+int docker_dst_prepare(const char *inspect_text, const char *const *layers, size_t n_layers,
+		       struct docker_dst **ret)
 {
 	struct docker_dst *dd = xcalloc(1, sizeof(*dd));
 	json_error_t je;
@@ -564,6 +683,7 @@ int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret)
 		/* the source sends it (docker_dst_load_image) */
 		dm_error_clear();
 		dd->need_image = true;
+		dd->layers_here = count_layers_here(dd, layers, n_layers);
 		r = 0;
 	}
 	if (r < 0)
@@ -581,6 +701,11 @@ fail:
 bool docker_dst_needs_image(const struct docker_dst *dd)
 {
 	return dd->need_image;
+}
+
+uint32_t docker_dst_layers_here(const struct docker_dst *dd)
+{
+	return dd->layers_here;
 }
 
 const char *docker_dst_image_name(const struct docker_dst *dd)

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "container/handoff.h"
@@ -44,8 +45,12 @@ const char *docker_src_name(const struct docker_src *ds);
 int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t *ret_n, bool *ret_all);
 /* While frozen: its named volumes' contents into the image directory. */
 int docker_src_record_volumes(struct docker_src *ds, const char *images_dir);
-/* `docker save` of the container's image into fd (the destination lacks it). */
-int docker_src_save_image(struct docker_src *ds, int fd);
+/* Its image's layers (diff IDs, lowest first; none if the image is gone). */
+const char *const *docker_src_image_layers(const struct docker_src *ds, size_t *ret_n);
+/* `docker save` of the container's image into fd (the destination lacks it),
+ * without the layer files of its first layers_here layers (the destination
+ * has them); *ret_skipped: the bytes left out. */
+int docker_src_save_image(struct docker_src *ds, int fd, uint32_t layers_here, uint64_t *ret_skipped);
 /* After COMMIT: where its address changes, its connections here are reset
  * (their peers learn at once, instead of timing out). */
 void docker_src_committed(struct docker_src *ds);
@@ -61,10 +66,14 @@ void docker_src_free(struct docker_src *ds);
 
 struct docker_dst;
 
-/* At START: inspect_text is the source's inspect.  Checks (dockerd, the
- * runtime, the name, bind mount sources, whether the image is here). */
-int docker_dst_prepare(const char *inspect_text, struct docker_dst **ret);
+/* At START: inspect_text is the source's inspect, layers its image's diff
+ * IDs.  Checks (dockerd, the runtime, the name, bind mount sources, whether
+ * the image is here and, if not, how many of its layers are). */
+int docker_dst_prepare(const char *inspect_text, const char *const *layers, size_t n_layers,
+		       struct docker_dst **ret);
 bool docker_dst_needs_image(const struct docker_dst *dd);
+/* the image is not here: how many of its first layers are */
+uint32_t docker_dst_layers_here(const struct docker_dst *dd);
 const char *docker_dst_image_name(const struct docker_dst *dd);
 /* The image's `docker save` tar, read from fd until EOF, into dockerd. */
 int docker_dst_load_image(struct docker_dst *dd, int fd);

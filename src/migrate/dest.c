@@ -169,9 +169,13 @@ static int recv_image(struct dsess *s)
 	pthread_t t;
 	int sp[2], r;
 
-	pr_info("migration %.8s: image %s is not here: the source sends it", s->hex,
-		docker_dst_image_name(s->docker));
-	r = mig_send_reply(s->ctl, MIG_T_NEED_IMAGE, true, 0, NULL, 0, NULL);
+	Dm__MigReply need = DM__MIG_REPLY__INIT;
+	need.ok = true;
+	need.has_docker_layers_here = true;
+	need.docker_layers_here = docker_dst_layers_here(s->docker);
+	pr_info("migration %.8s: image %s is not here (%u of its layers are): the source sends it",
+		s->hex, docker_dst_image_name(s->docker), need.docker_layers_here);
+	r = net_send_msg(s->ctl, MIG_T_NEED_IMAGE, &need.base);
 	if (r < 0)
 		return r;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -301,7 +305,8 @@ static int handle_start(struct dsess *s)
 			goto out;
 		}
 		/* made (and its image asked for) last, once every check passed */
-		r = docker_dst_prepare(st->docker_inspect, &s->docker);
+		r = docker_dst_prepare(st->docker_inspect, (const char *const *)st->docker_image_layers,
+				       st->n_docker_image_layers, &s->docker);
 		if (r < 0)
 			goto out;
 	}

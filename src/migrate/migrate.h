@@ -76,8 +76,13 @@ struct mig_source_opts {
 	Dm__RootfsEntry **layer_dirs;
 	size_t n_layer_dirs;
 	bool layer_dirs_all;
-	/* the destination lacks its image: write it (a tar) into fd */
-	int (*image_save)(void *arg, int fd);
+	/* its image's layers (diff IDs, lowest first), in START */
+	const char *const *image_layers;
+	size_t n_image_layers;
+	/* the destination lacks its image but has its first layers_here layers:
+	 * write the image (a `docker save` tar without those) into fd;
+	 * *skipped: the bytes left out */
+	int (*image_save)(void *arg, int fd, uint32_t layers_here, uint64_t *skipped);
 	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */
 };
 

@@ -48,6 +48,7 @@
 
 struct src {
 	const struct mig_source_opts *o;
+	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
 	struct net_ctx *ctx;
 	struct net_chan *ctl, *fault, *bulk;
 	struct dump_ctx *d;
@@ -382,6 +383,8 @@ static int expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigR
 struct image_saver {
 	const struct mig_source_opts *o;
 	int fd;
+	uint32_t layers_here;
+	uint64_t skipped;
 	int r;
 	char err[DM_ERRMSG_MAX];
 };
@@ -389,18 +392,19 @@ struct image_saver {
 static void *image_save_thread(void *arg)
 {
 	struct image_saver *v = arg;
-	v->r = v->o->image_save(v->o->container_arg, v->fd);
+	v->r = v->o->image_save(v->o->container_arg, v->fd, v->layers_here, &v->skipped);
 	if (v->r < 0)
 		snprintf(v->err, sizeof(v->err), "%s", dm_last_error());
 	shutdown(v->fd, SHUT_RDWR);
 	return NULL;
 }
 
-/* The destination lacks the container's image: its `docker save`, before
- * anything is frozen, as IMAGE_DATA frames and IMAGE_END (or ABORT). */
-static int send_image(struct src *s)
+/* The destination lacks the container's image: its `docker save` (without
+ * the layers the destination has), before anything is frozen, as
+ * IMAGE_DATA frames and IMAGE_END (or ABORT). */
+static int send_image(struct src *s, uint32_t layers_here)
 {
-	struct image_saver v = { .o = s->o, .fd = -1 };
+	struct image_saver v = { .o = s->o, .fd = -1, .layers_here = layers_here };
 	_cleanup_free_ uint8_t *buf = NULL;
 	uint64_t total = 0;
 	pthread_t t;
@@ -408,7 +412,14 @@ static int send_image(struct src *s)
 
 	if (!s->o->image_save)
 		return dm_fail(-EPROTO, "the destination asks for an image: the tree is not a Docker container");
-	say(s, "the destination lacks the container's image: sending it");
+	if (layers_here > s->o->n_image_layers)
+		return dm_fail(-EPROTO, "the destination claims %u layers of an image of %zu", layers_here,
+			       s->o->n_image_layers);
+	if (layers_here)
+		say(s, "the destination lacks the container's image: sending it (it has %u of its %zu layers)",
+		    layers_here, s->o->n_image_layers);
+	else
+		say(s, "the destination lacks the container's image: sending it");
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return dm_fail(neg_errno(), "socketpair: %m");
 	v.fd = sp[1];
@@ -444,6 +455,13 @@ static int send_image(struct src *s)
 	}
 	r = net_send_frame(s->ctl, MIG_T_IMAGE_END, NULL, 0);
 	if (r >= 0)
+		s->image_stats = json_pack("{s:I,s:I,s:I,s:I}", "bytes", (json_int_t)total, "bytes_left_out",
+					   (json_int_t)v.skipped, "layers", (json_int_t)s->o->n_image_layers,
+					   "layers_at_destination", (json_int_t)layers_here);
+	if (r >= 0 && v.skipped)
+		say(s, "image sent (%.1f MiB; %.1f MiB of layers the destination has left out)",
+		    (double)total / (1 << 20), (double)v.skipped / (1 << 20));
+	else if (r >= 0)
 		say(s, "image sent (%.1f MiB)", (double)total / (1 << 20));
 	return r;
 }
@@ -726,6 +744,8 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(j, "rootfs", rfs_send_stats(s->rfs, s->t0));
 	else if (s->o->rootfs_dir && s->o->rootfs_mode == RFS_NONE)
 		json_object_set_new(j, "rootfs", json_pack("{s:s}", "mode", "none"));
+	if (s->image_stats)
+		json_object_set(j, "image", s->image_stats);
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
@@ -811,6 +831,7 @@ static void cleanup(struct src *s)
 		free(s->workdir);
 	}
 	json_decref(s->rounds);
+	json_decref(s->image_stats);
 	json_decref(s->dest_restore);
 	json_decref(s->dest_mem);
 	json_decref(s->dump_stats);
@@ -1003,6 +1024,8 @@ static int ph_connect(struct src *s)
 		m.n_docker_layer_dirs = o->n_layer_dirs;
 		m.has_docker_layer_dirs_all = o->docker_inspect != NULL;
 		m.docker_layer_dirs_all = o->layer_dirs_all;
+		m.docker_image_layers = (char **)o->image_layers;
+		m.n_docker_image_layers = o->n_image_layers;
 		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			return r;
@@ -1015,8 +1038,9 @@ static int ph_connect(struct src *s)
 	if (r < 0)
 		return r;
 	if (got == MIG_T_NEED_IMAGE) {
+		uint32_t here = rep->has_docker_layers_here ? rep->docker_layers_here : 0;
 		protobuf_c_message_free_unpacked(&rep->base, NULL);
-		r = send_image(s);
+		r = send_image(s, here);
 		if (r < 0)
 			return r;
 		mig_watchdog_arm(&s->wd, "the destination to load the image", MIG_WAIT_IMAGE_LOAD_MS);

@@ -45,9 +45,11 @@
 #                   changed), and redis on b drops its end
 #   docker/migrate-nginx    dm-nginx (master + worker): answers on b's
 #                   published port after the move, master and worker there
-#   docker/migrate-image   a container of an image only a has (a commit):
-#                   b asks for it, a sends its `docker save` before the
-#                   freeze; on b the image has the same ID and name
+#   docker/migrate-image   a container of an image only a has (a commit of
+#                   dm-bb with a file): b asks for it, saying it has its
+#                   first layer (dm-bb's); a sends its `docker save` without
+#                   that layer before the freeze; on b the image has the
+#                   same ID and name, and the commit's file
 #   docker/migrate-samenet  dm-redis with a fixed address on a network of
 #                   the segment both hosts share (dk-seg on their linked
 #                   bridges): a client's ONE connection (an INCR every 10 ms,
@@ -368,18 +370,29 @@ t_mig_image() {
 }
 t_mig_image_1() {
 	local out ida idb st
-	# an image only a has (a commit of a container), its container in a
-	dk_in a docker run -d --name dk-tmp dm-bb >/dev/null && dk_in a docker commit dk-tmp dk-onlya >/dev/null &&
+	# an image only a has (a commit of a container with a file of its own:
+	# dm-bb's layer and one more), its container in a
+	dk_in a docker run -d --name dk-tmp dm-bb >/dev/null &&
+		dk_in a docker exec dk-tmp sh -c 'echo only-in-a >/onlya' &&
+		dk_in a docker commit dk-tmp dk-onlya >/dev/null &&
 		dk_rm a dk-tmp && dk_in a docker run -d --name dk-mimg --restart always dk-onlya >/dev/null ||
 		{ result FAIL "$t" "making dk-onlya"; return 1; }
 	ida=$(dk_image_id a dk-onlya)
 	dk_in b docker image inspect "$ida" >/dev/null 2>&1 && { result FAIL "$t" "b has the image already"; return 1; }
 	wait_until 30 eval '[[ $(logs_last a dk-mimg) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
 	out=$(mig dk-mimg 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	# b has dm-bb, whose layer is the image's first: only the commit's goes
+	st=$(jq -c '.image' "$WORK/stats-dk-mimg.json")
+	jq -e '.image.layers == 2 and .image.layers_at_destination == 1 and .image.bytes_left_out > 1000000 and
+		.image.bytes < .image.bytes_left_out' "$WORK/stats-dk-mimg.json" >/dev/null ||
+		{ result FAIL "$t" "the layer b has was not left out: image $st"; return 1; }
+	log "$t: image $st"
 	idb=$(dk_image_id b dk-onlya)
 	[[ $idb == "$ida" ]] || { result FAIL "$t" "b's dk-onlya is '$idb', a's $ida"; return 1; }
 	st=$(dk_in b docker inspect --format '{{.State.Status}} {{.Config.Image}}' dk-mimg 2>&1)
 	[[ $st == "running dk-onlya" ]] || { result FAIL "$t" "in b: $st"; return 1; }
+	st=$(dk_in b docker exec dk-mimg cat /onlya 2>&1)
+	[[ $st == only-in-a ]] || { result FAIL "$t" "the commit's file in b: $st"; return 1; }
 	return 0
 }
 

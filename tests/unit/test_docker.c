@@ -18,6 +18,10 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "container/docker.h"
+#include "container/image-tar.h"
+
+#include <archive.h>
+#include <archive_entry.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1186,6 +1190,194 @@ static void test_live_create_like(void **state)
 	close(fd);
 }
 
+
+/* ---------------------------------------------------------- image tar */
+
+struct tar_ent {
+	const char *name;
+	size_t size;	/* a regular file of this many bytes of its first letter */
+	const char *link;	/* or a symlink to this */
+};
+
+static int tar_make(const struct tar_ent *e, size_t n)
+{
+	int fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	struct archive *w = archive_write_new();
+	assert_true(fd >= 0);
+	archive_write_set_format_pax_restricted(w);
+	assert_int_equal(archive_write_open_fd(w, fd), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *ae = archive_entry_new();
+		archive_entry_set_pathname(ae, e[i].name);
+		archive_entry_set_perm(ae, 0644);
+		if (e[i].link) {
+			archive_entry_set_filetype(ae, AE_IFLNK);
+			archive_entry_set_symlink(ae, e[i].link);
+		} else {
+			archive_entry_set_filetype(ae, AE_IFREG);
+			archive_entry_set_size(ae, (la_int64_t)e[i].size);
+		}
+		assert_int_equal(archive_write_header(w, ae), ARCHIVE_OK);
+		if (!e[i].link && e[i].size) {
+			char *b = malloc(e[i].size);
+			memset(b, e[i].name[0], e[i].size);
+			assert_int_equal(archive_write_data(w, b, e[i].size), (la_ssize_t)e[i].size);
+			free(b);
+		}
+		archive_entry_free(ae);
+	}
+	archive_write_free(w);
+	return fd;
+}
+
+/* the manifest of layers a, b, c (save's layout: layer dirs by name, the
+ * manifest last) */
+static int save_tar(const char *manifest, bool c_links_a)
+{
+	int fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	struct archive *w = archive_write_new();
+	const struct tar_ent ents[] = {
+		{ "aaa/VERSION", 3, NULL }, { "aaa/layer.tar", 1000, NULL },
+		{ "bbb/VERSION", 3, NULL }, { "bbb/layer.tar", 2000, NULL },
+		{ "ccc/VERSION", 3, NULL }, { "ccc/layer.tar", c_links_a ? 0 : 3000, c_links_a ? "../aaa/layer.tar" : NULL },
+		{ "cfg.json", 10, NULL },
+	};
+	assert_true(fd >= 0);
+	archive_write_set_format_pax_restricted(w);
+	assert_int_equal(archive_write_open_fd(w, fd), ARCHIVE_OK);
+	for (size_t i = 0; i < ARRAY_SIZE(ents) + 1; i++) {
+		struct archive_entry *ae = archive_entry_new();
+		bool man = i == ARRAY_SIZE(ents);
+		const struct tar_ent *e = man ? NULL : &ents[i];
+		size_t size = man ? strlen(manifest) : e->size;
+		archive_entry_set_pathname(ae, man ? "manifest.json" : e->name);
+		archive_entry_set_perm(ae, 0644);
+		if (!man && e->link) {
+			archive_entry_set_filetype(ae, AE_IFLNK);
+			archive_entry_set_symlink(ae, e->link);
+		} else {
+			archive_entry_set_filetype(ae, AE_IFREG);
+			archive_entry_set_size(ae, (la_int64_t)size);
+		}
+		assert_int_equal(archive_write_header(w, ae), ARCHIVE_OK);
+		if (man) {
+			assert_int_equal(archive_write_data(w, manifest, size), (la_ssize_t)size);
+		} else if (!e->link) {
+			char *b = malloc(size);
+			memset(b, e->name[0], size);
+			assert_int_equal(archive_write_data(w, b, size), (la_ssize_t)size);
+			free(b);
+		}
+		archive_entry_free(ae);
+	}
+	archive_write_free(w);
+	return fd;
+}
+
+/* the names in a tar (with their sizes), "name:size " each; every byte of
+ * a regular file checked to be its first letter */
+static char *tar_list(int fd)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	char *out = xstrdup(""), buf[8192];
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_fd(a, fd, 65536), ARCHIVE_OK);
+	while (archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(ae);
+		la_ssize_t got;
+		size_t total = 0;
+		while ((got = archive_read_data(a, buf, sizeof(buf))) > 0) {
+			if (strcmp(name, "manifest.json"))
+				for (la_ssize_t i = 0; i < got; i++)
+					assert_int_equal(buf[i], name[0]);
+			total += (size_t)got;
+		}
+		assert_true(got == 0);
+		char *n = xasprintf("%s%s:%zu ", out, name, total);
+		free(out);
+		out = n;
+	}
+	archive_read_free(a);
+	return out;
+}
+
+static const char *const DIFFS3[] = { "sha256:01", "sha256:02", "sha256:03" };
+#define MANIFEST3 "[{\"Config\":\"cfg.json\",\"RepoTags\":[\"x:1\"],\"Layers\":[\"aaa/layer.tar\",\"bbb/layer.tar\",\"./ccc/layer.tar\"]}]"
+
+static void test_image_tar_skip(void **state)
+{
+	(void)state;
+	for (size_t skip = 0; skip <= 3; skip++) {
+		int in = save_tar(MANIFEST3, false);
+		int out = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		uint64_t skipped = 99;
+		assert_ok(image_tar_without_layers(in, out, DIFFS3, 3, skip, &skipped));
+		_cleanup_free_ char *l = tar_list(out);
+		static const char *const want[] = {
+			"aaa/VERSION:3 aaa/layer.tar:1000 bbb/VERSION:3 bbb/layer.tar:2000 ccc/VERSION:3 ccc/layer.tar:3000 cfg.json:10 manifest.json:",
+			"aaa/VERSION:3 bbb/VERSION:3 bbb/layer.tar:2000 ccc/VERSION:3 ccc/layer.tar:3000 cfg.json:10 manifest.json:",
+			"aaa/VERSION:3 bbb/VERSION:3 ccc/VERSION:3 ccc/layer.tar:3000 cfg.json:10 manifest.json:",
+			"aaa/VERSION:3 bbb/VERSION:3 ccc/VERSION:3 cfg.json:10 manifest.json:",
+		};
+		static const uint64_t want_skipped[] = { 0, 1000, 3000, 6000 };
+		assert_true(!strncmp(l, want[skip], strlen(want[skip])));
+		assert_int_equal(skipped, want_skipped[skip]);
+		close(in);
+		close(out);
+	}
+}
+
+/* save links a layer whose diff is one already written to that file: it
+ * stays when a layer sent needs it */
+static void test_image_tar_dup_diff(void **state)
+{
+	static const char *const diffs[] = { "sha256:01", "sha256:02", "sha256:01" };
+	(void)state;
+	int in = save_tar(MANIFEST3, true);
+	int out = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	uint64_t skipped = 0;
+	assert_ok(image_tar_without_layers(in, out, diffs, 3, 2, &skipped));
+	_cleanup_free_ char *l = tar_list(out);
+	assert_non_null(strstr(l, "aaa/layer.tar:1000 "));
+	assert_null(strstr(l, "bbb/layer.tar"));
+	assert_non_null(strstr(l, "ccc/layer.tar:0 "));
+	assert_int_equal(skipped, 2000);
+	close(in);
+	close(out);
+}
+
+static void test_image_tar_bad(void **state)
+{
+	static const char *const bad[] = {
+		"[]", "{}", "not json",
+		"[{\"Layers\":[\"aaa/layer.tar\"]}]",	/* one layer, three expected */
+		MANIFEST3 ",",
+	};
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int in = save_tar(bad[i], false), out = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		uint64_t skipped;
+		assert_int_equal(image_tar_without_layers(in, out, DIFFS3, 3, 1, &skipped), -EBADMSG);
+		assert_non_null(strstr(dm_last_error(), "manifest.json"));
+		close(in);
+		close(out);
+	}
+	/* no manifest at all, and no tar at all */
+	const struct tar_ent none[] = { { "aaa/layer.tar", 10, NULL } };
+	int in = tar_make(none, 1), out = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	uint64_t skipped;
+	assert_int_equal(image_tar_without_layers(in, out, DIFFS3, 3, 1, &skipped), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "no manifest.json"));
+	close(in);
+	in = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	assert_int_equal(write(in, "garbage that is no tar at all", 29), 29);
+	assert_int_equal(image_tar_without_layers(in, out, DIFFS3, 3, 1, &skipped), -EBADMSG);
+	close(in);
+	close(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1203,6 +1395,9 @@ int main(void)
 		cmocka_unit_test(test_ctr_parse),
 		cmocka_unit_test(test_config_merge),
 		cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_image_tar_skip),
+		cmocka_unit_test(test_image_tar_dup_diff),
+		cmocka_unit_test(test_image_tar_bad),
 		cmocka_unit_test_setup_teardown(test_live_create_like, live_setup, live_teardown),
 	};
 	pat_init();
