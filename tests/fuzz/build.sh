@@ -46,7 +46,7 @@ mkdir -p "$OUT/obj"
 CFLAGS=(-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 	-D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -DDM_FUZZ_NO_CHECKSUM -std=gnu17 -pthread
 	-I"$REPO/src" -I"$REPO/src/arch/x86_64" -I"$BUILD" -I"$BUILD/src" $(pkg-config --cflags fuse3))
-LIBS=(-lprotobuf-c -ljansson -lssl -lcrypto -lz -lmnl -lfuse3 -lcurl -lnftables -lpthread)
+LIBS=(-lprotobuf-c -ljansson -lssl -lcrypto -lz -lmnl -lfuse3 -lcurl -lnftables -larchive -lpthread)
 
 # The library: every module but the front ends (src/cli, src/daemon).
 srcs=()
