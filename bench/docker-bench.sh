@@ -160,12 +160,12 @@ mt_gap() {
 		$1 ~ /^[0-9]+$/ && NF == 2 {
 			if (have) {
 				g = ($2 - t) * 1000
-				if (g > max) { max = g; n0 = p; n1 = $1 }
+				if (g > max) { max = g; n0 = p; n1 = $1; from = t }
 			}
 			have = 1; p = $1; t = $2; lines++
 		}
-		END { printf "{\"max_gap_ms\": %.1f, \"lines\": %d, \"gap_n\": [%d, %d], \"same_process\": %s}\n",
-			max, lines, n0, n1, (n1 == n0 + 1) ? "true" : "false" }'
+		END { printf "{\"max_gap_ms\": %.1f, \"lines\": %d, \"gap_n\": [%d, %d], \"gap_from\": %.3f, \"same_process\": %s}\n",
+			max, lines, n0, n1, from, (n1 == n0 + 1) ? "true" : "false" }'
 }
 
 # ---------------------------------------------------------------- methods
@@ -214,8 +214,12 @@ v_dmigrate() {
 	t1=$(now_ms)
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
-	V_DETAIL=$(jq -c '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes}' "$WORK/mig-stats.json" 2>/dev/null) ||
-		V_DETAIL='{}'
+	# where the client's gap lies: the freeze's wall clock (ms), and the
+	# slowest fault after the switch-over (max_at_ms after COMMIT)
+	cp "$WORK/mig-stats.json" "$WORK/mig-stats-$w-$r.json" 2>/dev/null
+	V_DETAIL=$(jq -c --argjson t0 "$t0" '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes,
+		freeze_wall_ms: ($t0 + .timestamps.freeze), fault_latency_us: .destination.fault_latency_us}' \
+		"$WORK/mig-stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
 
 # CRIU 4.1's own post-copy of the Docker container from host a to host b,

@@ -110,6 +110,10 @@ struct mem_lazy {
 	uint64_t reaped;           /* forks that ended, freed (uffd thread only) */
 	uint64_t last_reap_ns;
 	struct mem_hist hist;
+	/* the slowest fault (plock): when it came (clock_ns), where */
+	uint64_t slowest_ns, slowest_t0, slowest_addr;
+	uint64_t slowest_install_ns; /* of it: from its reply's arrival (0: unknown) */
+	uint32_t slowest_space;
 };
 
 static void wake_waiters(struct mem_lazy *l)
@@ -257,7 +261,7 @@ static uint32_t contiguous_dst(const struct lazy_mm *mm, uint64_t a, uint32_t n)
 	return k;
 }
 
-static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint64_t npages)
+static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint64_t npages, uint64_t t_in)
 {
 	uint64_t now = 0;
 
@@ -270,6 +274,13 @@ static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t add
 			if (!now)
 				now = clock_ns();
 			mem_hist_add(&l->hist, (now - p->t0) / 1000);
+			if (now - p->t0 > l->slowest_ns) {
+				l->slowest_ns = now - p->t0;
+				l->slowest_t0 = p->t0;
+				l->slowest_addr = p->addr;
+				l->slowest_space = mm->space;
+				l->slowest_install_ns = t_in && now > t_in ? now - t_in : 0;
+			}
 			l->pending[i] = l->pending[--l->n_pending];
 			atomic_store(&l->n_pending_hint, l->n_pending);
 			continue;
@@ -298,7 +309,7 @@ static void mark_gone(struct mem_lazy *l, struct lazy_mm *mm, const char *why)
 {
 	if (!atomic_exchange(&mm->gone, true)) {
 		pr_debug("address space of process %d%s is gone (%s)", mm->space, mm->child ? " (fork)" : "", why);
-		resolve_pending(l, mm, 0, MEM_ADDR_LIMIT / DM_PAGE_SIZE);
+		resolve_pending(l, mm, 0, MEM_ADDR_LIMIT / DM_PAGE_SIZE, 0);
 		wake_waiters(l);
 	}
 }
@@ -335,7 +346,7 @@ static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 			if (!pageset_set(&mm->need, a + k * DM_PAGE_SIZE))
 				newly++;
 		if (done)
-			resolve_pending(l, mm, a, done);
+			resolve_pending(l, mm, a, done, 0);
 		if (!e) {
 			i += run;
 			continue;
@@ -348,7 +359,7 @@ static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 			atomic_fetch_add(&l->eexist, 1);
 			if (!pageset_set(&mm->need, a))
 				newly++;
-			resolve_pending(l, mm, a, 1);
+			resolve_pending(l, mm, a, 1, 0);
 			i++;
 			break;
 		case ENOENT:
@@ -374,7 +385,7 @@ static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 					/* ENOENT for one page: unmapped or not registered any more */
 					if (!pageset_set(&mm->need, b))
 						newly++;
-					resolve_pending(l, mm, b, 1);
+					resolve_pending(l, mm, b, 1, 0);
 				}
 				i += run - done;
 				break;
@@ -382,7 +393,7 @@ static long install_chunk(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 			/* not registered any more (unmapped, replaced): nothing to serve */
 			if (!pageset_set(&mm->need, a))
 				newly++;
-			resolve_pending(l, mm, a, 1);
+			resolve_pending(l, mm, a, 1, 0);
 			i++;
 			break;
 		case ESRCH:
@@ -503,13 +514,14 @@ int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t
 {
 	struct lazy_mm **mms;
 	size_t n;
+	uint64_t t_in = origin == MEM_FROM_FAULT ? clock_ns() : 0;
 	int r = peer_range_mms(l, space, addr, npages, "pages", &mms, &n);
 
 	for (size_t i = 0; i < n && r >= 0; i++) {
 		r = install_mm(l, mms[i], addr, npages, data, origin);
 		/* a reply for pages that came by another way (or were absent) */
 		if (r >= 0 && origin == MEM_FROM_FAULT)
-			resolve_pending(l, mms[i], addr, npages);
+			resolve_pending(l, mms[i], addr, npages, t_in);
 	}
 	put_mms(mms, n);
 	return r;
@@ -552,7 +564,7 @@ int mem_lazy_absent(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t 
 		uint64_t newly = atomic_load(&mm->need.count) - before;
 		wake_range(mm, addr, npages);
 		pthread_rwlock_unlock(&l->lock);
-		resolve_pending(l, mm, addr, npages);
+		resolve_pending(l, mm, addr, npages, 0);
 		if (!mm->child)
 			atomic_fetch_add(&l->absent, newly);
 		if (mm_done(mm))
@@ -1174,6 +1186,10 @@ void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret)
 	ret->forks = atomic_load(&l->forks);
 	pthread_mutex_lock(&l->plock);
 	ret->forks_ended = l->reaped;
+	ret->slowest_fault_t0_ns = l->slowest_t0;
+	ret->slowest_fault_addr = l->slowest_addr;
+	ret->slowest_fault_space = l->slowest_space;
+	ret->slowest_fault_install_ns = l->slowest_install_ns;
 	pthread_mutex_unlock(&l->plock);
 	ret->removes = atomic_load(&l->removes);
 	ret->unmaps = atomic_load(&l->unmaps);

@@ -264,6 +264,11 @@ struct mem_lazy_stats {
 	uint64_t forks_ended;          /* forks that exited, no longer served */
 	uint64_t eexist;
 	double fault_p50_us, fault_p99_us, fault_max_us;
+	/* the slowest fault: when it came (clock_ns; 0: none), its source
+	 * address and address space */
+	uint64_t slowest_fault_t0_ns, slowest_fault_addr;
+	uint32_t slowest_fault_space;
+	uint64_t slowest_fault_install_ns;	/* of it: from its page's arrival to installed */
 	json_t *fault_hist;            /* mem_hist_json(), owned by the caller */
 };
 void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret);

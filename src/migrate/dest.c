@@ -78,7 +78,7 @@ struct dsess {
 	unsigned vma_fixes;
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
-	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_resume, t_done;
+	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
@@ -811,6 +811,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	if (r < 0)
 		return r;
 	s->committed = true;
+	s->t_commit = clock_ns();
 	/* it runs as soon as the restore detaches it */
 	if (s->cg.version == TREECG_V2 && !s->container)
 		return treecg_freeze(&s->cg, false);
@@ -939,12 +940,28 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(lat, "p99", json_real(st.fault_p99_us));
 		json_object_set_new(lat, "max", json_real(st.fault_max_us));
 		json_object_set_new(lat, "count", json_integer((json_int_t)st.faults_remote));
+		if (st.slowest_fault_t0_ns) {
+			/* when the slowest one came (ms after COMMIT, from when the tree
+			 * may run: negative, during the restore) and where, to tell
+			 * what held it up */
+			char addr[32];
+			snprintf(addr, sizeof(addr), "%#" PRIx64, st.slowest_fault_addr);
+			json_object_set_new(lat, "max_at_ms",
+					    json_real(((double)st.slowest_fault_t0_ns - (double)s->t_commit) / 1e6));
+			json_object_set_new(lat, "max_addr", json_string(addr));
+			json_object_set_new(lat, "max_space", json_integer(st.slowest_fault_space));
+			json_object_set_new(lat, "max_install_us",
+					    json_real((double)st.slowest_fault_install_ns / 1000));
+		}
 		json_object_set_new(j, "fault_latency_us", lat);
 		json_object_set_new(j, "fault_latency_hist_us", st.fault_hist);
 	}
 	if (s->store)
 		json_object_set_new(j, "store_pages_left", json_integer((json_int_t)mem_store_pages(s->store)));
 	json_object_set_new(j, "resume_to_done_ms", json_real(s->t_done ? ns_to_ms(s->t_resume, s->t_done) : 0));
+	/* from COMMIT to the tree running (the restore let it go) */
+	if (s->t_commit && s->t_resume > s->t_commit)
+		json_object_set_new(j, "commit_to_running_ms", json_real(ns_to_ms(s->t_commit, s->t_resume)));
 	return j;
 }
 
