@@ -600,6 +600,11 @@ pid_t dump_host_pid(const struct dump_ctx *d, pid_t image_pid)
 	return -1;
 }
 
+uint64_t dump_freeze_started(const struct dump_ctx *d)
+{
+	return d->t_start;
+}
+
 void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 {
 	uint64_t pages = atomic_load(&d->total_pages);

@@ -102,6 +102,9 @@ int dump_check_root(pid_t pid);
 int dump_check_vfork(pid_t pid, pid_t tid);
 
 int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx);
+/* When dump_freeze() began to stop the tree (clock_ns): where the tree's
+ * downtime starts. */
+uint64_t dump_freeze_started(const struct dump_ctx *d);
 int dump_collect(struct dump_ctx *d);
 /* Always succeeds in the end; returns the first error of releasing. */
 int dump_release(struct dump_ctx *d, enum dump_release_action action);

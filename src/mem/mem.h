@@ -108,9 +108,14 @@ struct mem_wire_phase {
 } __attribute__((packed));
 _Static_assert(sizeof(struct mem_wire_phase) == 8, "phase is 8 bytes on the wire");
 
-/* The calling thread serves page faults: a real-time priority (SCHED_FIFO,
- * lowest level) when allowed, so that a busy host does not queue a fault
- * behind bulk work.  Best effort: nothing happens without the privilege. */
+/* The calling thread serves page faults: a high priority (nice
+ * FAULT_THREAD_NICE) when allowed, so that a busy host does not queue a
+ * fault behind bulk work.  Not a real-time one: SCHED_FIFO fault threads
+ * starved the network's own processing (softirq work left to ksoftirqd, a
+ * normal thread) on a busy host, and a fault's request or reply then sat
+ * 200-550 ms in the stack; at nice -10 none waited more than 20 ms.  Best
+ * effort: nothing happens without the privilege; DMIGRATE_NO_RT=1: none. */
+#define FAULT_THREAD_NICE (-10)
 void mem_fault_thread_priority(void);
 
 /* ---- pageset: a set of pages over fixed regions (atomic bits) ----------- */

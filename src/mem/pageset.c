@@ -9,6 +9,8 @@
 #include "mem/mem.h"
 #include "base/log.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -247,10 +249,10 @@ bool pageset_next_clear(const struct pageset *s, uint64_t addr, uint64_t *ret_ad
 
 void mem_fault_thread_priority(void)
 {
-	struct sched_param sp = { .sched_priority = 1 };
 	if (getenv("DMIGRATE_NO_RT"))
 		return;
-	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	/* the thread's own nice value (Linux: per thread, by tid) */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), FAULT_THREAD_NICE);
 }
 
 /* ---- histogram: 16 linear sub-buckets per power of two of microseconds ---- */

@@ -49,6 +49,7 @@
 struct src {
 	const struct mig_source_opts *o;
 	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
+	double container_record_ms; /* the container's own state, recorded while frozen */
 	struct net_ctx *ctx;
 	struct net_chan *ctl, *fault, *bulk;
 	struct dump_ctx *d;
@@ -746,6 +747,8 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(j, "rootfs", json_pack("{s:s}", "mode", "none"));
 	if (s->image_stats)
 		json_object_set(j, "image", s->image_stats);
+	if (s->o->container_record)
+		json_object_set_new(j, "container_record_ms", json_real(s->container_record_ms));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
@@ -1104,11 +1107,18 @@ static int ph_freeze(struct src *s)
 		.container = o->container,
 	};
 	r = dump_freeze(&s->dopts, &s->d);
-	if (r >= 0 && o->container_record)
-		r = o->container_record(o->container_arg, s->workdir);
 	if (r < 0)
 		return r;
-	s->t_freeze = clock_ns();
+	/* the downtime starts when the tree begins to stop, and counts the
+	 * freeze and what is recorded while frozen */
+	s->t_freeze = dump_freeze_started(s->d);
+	if (o->container_record) {
+		uint64_t t = clock_ns();
+		r = o->container_record(o->container_arg, s->workdir);
+		s->container_record_ms = ns_to_ms(t, clock_ns());
+		if (r < 0)
+			return r;
+	}
 	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
 	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
