@@ -31,6 +31,9 @@
 #include "base/log.h"
 #include "net/inet.h"
 #include "net/net.h"
+#include "net/rtnl.h"
+
+#include <jansson.h>
 #include "rpc.pb-c.h"
 
 static char tmpdir[64];
@@ -1359,6 +1362,139 @@ static void test_netlock_live(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- rtnl: what `ip` prints, read in process ---------------------------- */
+
+static int sh(const char *cmd)
+{
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *cmd_out(const char *cmd)
+{
+	FILE *f = popen(cmd, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	if (!f)
+		return NULL;
+	FILE *m = open_memstream(&buf, &len);
+	int c;
+	while ((c = fgetc(f)) != EOF)
+		fputc(c, m);
+	fclose(m);
+	pclose(f);
+	return buf;
+}
+
+/* a namespace with a veth pair (one end in a second namespace, on a
+ * bridge there), addresses of both families, routes of several kinds:
+ * rtnl_read() gives what `ip -j -d link`, `ip -j addr` and `ip -o route` do */
+static void test_rtnl_like_ip(void **state)
+{
+	char ns[32], ns2[32], cmd[2048], path[64];
+	(void)state;
+	if (geteuid() != 0)	/* namespaces of our own */
+		skip();
+	snprintf(ns, sizeof(ns), "dmut-rt%d", getpid());
+	snprintf(ns2, sizeof(ns2), "dmut-rs%d", getpid());
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; ip netns add %1$s; ip netns add %2$s; "
+		 "ip -n %2$s link add br9 type bridge; ip -n %2$s link set br9 up; "
+		 "ip -n %1$s link add eth7 type veth peer name ve7 netns %2$s; "
+		 "ip -n %2$s link set ve7 master br9 up; "
+		 "ip -n %1$s link set eth7 address 02:42:c6:13:00:07 mtu 1450 up; ip -n %1$s link set lo up; "
+		 "ip -n %1$s addr add 198.19.7.7/24 dev eth7; ip -n %1$s addr add fd00:7::7/64 dev eth7 nodad; "
+		 "ip -n %1$s route add default via 198.19.7.1 dev eth7; "
+		 "ip -n %1$s route add 198.19.80.0/20 via 198.19.7.2 dev eth7 proto static metric 50; "
+		 "ip -n %1$s route add 198.19.99.9 dev eth7 scope link src 198.19.7.7; "
+		 "ip -n %1$s route add unreachable 198.19.120.0/24; "
+		 "ip -n %1$s link add dummy7 type dummy 2>/dev/null || true",
+		 ns, ns2);
+	int rc = sh(cmd);
+	if (rc) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns, ns2);
+		sh(cmd);
+		fail_msg("setting up the namespaces failed (%d)", rc);
+	}
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	struct rtnl_info in;
+	int r = rtnl_read(fd, &in);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "ip -n %s -j -d link show", ns);
+	char *links = cmd_out(cmd);
+	snprintf(cmd, sizeof(cmd), "ip -n %s -j addr show", ns);
+	char *addrs = cmd_out(cmd);
+	snprintf(cmd, sizeof(cmd), "ip -n %s -o route show", ns);
+	char *routes = cmd_out(cmd);
+	snprintf(cmd, sizeof(cmd), "ip netns del %s; ip netns del %s", ns, ns2);
+	sh(cmd);
+	assert_int_equal(r, 0);
+
+	json_t *jl = json_loads(links, 0, NULL), *ja = json_loads(addrs, 0, NULL), *e, *a;
+	size_t i, k;
+	assert_true(json_is_array(jl) && json_is_array(ja));
+	assert_int_equal(json_array_size(jl), in.n_links);
+	bool saw_veth = false;
+	json_array_foreach(jl, i, e) {
+		const struct rtnl_link *l = rtnl_link_by_index(&in, (int)json_integer_value(json_object_get(e, "ifindex")));
+		assert_non_null(l);
+		assert_string_equal(l->name, json_string_value(json_object_get(e, "ifname")));
+		assert_int_equal(l->mtu, json_integer_value(json_object_get(e, "mtu")));
+		const char *mac = json_string_value(json_object_get(e, "address"));
+		if (mac && strlen(mac) == 17)
+			assert_string_equal(l->mac, mac);
+		const char *kind = json_string_value(json_object_get(json_object_get(e, "linkinfo"), "info_kind"));
+		assert_string_equal(l->kind, kind ? kind : "");
+		assert_int_equal(l->link, json_integer_value(json_object_get(e, "link_index")));
+		bool up = false;
+		json_array_foreach(json_object_get(e, "flags"), k, a)
+			up |= !strcmp(json_string_value(a), "UP");
+		assert_int_equal(l->up, up);
+		if (!strcmp(l->name, "eth7")) {
+			saw_veth = true;
+			assert_string_equal(l->kind, "veth");
+			assert_string_equal(l->mac, "02:42:c6:13:00:07");
+			assert_true(l->link > 0 && l->up && l->mtu == 1450);
+		}
+	}
+	assert_true(saw_veth);
+	size_t want_addrs = 0;
+	json_array_foreach(ja, i, e) {
+		json_array_foreach(json_object_get(e, "addr_info"), k, a) {
+			char text[80];
+			snprintf(text, sizeof(text), "%s/%lld", json_string_value(json_object_get(a, "local")),
+				 (long long)json_integer_value(json_object_get(a, "prefixlen")));
+			bool found = false;
+			for (size_t m = 0; m < in.n_addrs; m++)
+				found |= in.addrs[m].ifindex == json_integer_value(json_object_get(e, "ifindex")) &&
+					 !strcmp(in.addrs[m].addr, text);
+			if (!found)
+				fail_msg("address %s not read", text);
+			want_addrs++;
+		}
+	}
+	assert_int_equal(in.n_addrs, want_addrs);
+	/* the routes, line by line, as `ip -o route` prints them */
+	size_t nl = 0;
+	for (char *line = strtok(routes, "\n"); line; line = strtok(NULL, "\n"), nl++) {
+		size_t len = strlen(line);
+		while (len && (line[len - 1] == ' ' || line[len - 1] == '\\'))
+			line[--len] = 0;
+		assert_true(nl < in.n_routes);
+		assert_string_equal(in.routes[nl], line);
+	}
+	assert_int_equal(in.n_routes, nl);
+	assert_true(nl >= 5);
+	json_decref(jl);
+	json_decref(ja);
+	free(links);
+	free(addrs);
+	free(routes);
+	rtnl_info_done(&in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1388,6 +1524,7 @@ int main(void)
 		cmocka_unit_test(test_egress_of_loopback),
 		cmocka_unit_test(test_netlock_script),
 		cmocka_unit_test(test_netlock_live),
+		cmocka_unit_test(test_rtnl_like_ip),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
