@@ -42,6 +42,7 @@ struct dproc {
 	struct proc_vma_list vmas;
 	Dm__Process *msg;            /* built by the tasks, freed by dump_free */
 	int pages_fd;                /* pages-<vpid>.img */
+	int mem_fd;                  /* /proc/PID/mem, for the page copies */
 	uint64_t pages_bytes;
 	uint64_t nr_pages;         /* pages with data (known) */
 	uint64_t deferred_pages;   /* pages of sparse runs: page map not read */

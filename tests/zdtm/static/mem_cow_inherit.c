@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// zdtm: flags=pidns
+/*
+ * Copy-on-write sharing between a parent and its forked children.  The root
+ * fills 64 MiB of private anonymous memory with a pattern and forks 4
+ * children that only read it and one that writes WRITER_PAGES pages of it.
+ * While a page is shared, parent and child have one physical page.
+ *
+ * After the restore:
+ *   - every process has its bytes: the readers and the root the root's
+ *     pattern everywhere, the writer its own pattern in the pages it wrote
+ *     (so the root's copy of those pages differs from the writer's);
+ *   - the tree still shares: the sum of Pss_Anon (smaps_rollup) over the
+ *     tree is at most 5/4 of what it was before the checkpoint, plus the
+ *     writer's pages and 4 MiB of slack (stacks, the engine's own pages).
+ *     Restored as copies it would be about 5 times as much.
+ */
+#include "zdtm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define BUF_SIZE	(64UL << 20)
+#define PAGE		4096UL
+#define NR_READERS	4
+#define WRITER_PAGES	16
+#define WRITER_STRIDE	(BUF_SIZE / WRITER_PAGES)
+#define SEED		0xc0feULL
+#define WSEED		0xbeefULL
+
+static uint8_t *buf;
+static pid_t kids[NR_READERS + 1];
+
+/* Each page has its own pattern, seeded by its offset. */
+static void check_page(const char *who, uint64_t off)
+{
+	size_t bad = test_check(buf + off, PAGE, SEED + off);
+	if (bad != (size_t)-1)
+		fail("%s: byte %#lx differs from the root's pattern", who, (unsigned long)(off + bad));
+}
+
+static void fill_all(void)
+{
+	for (uint64_t off = 0; off < BUF_SIZE; off += PAGE)
+		test_fill(buf + off, PAGE, SEED + off);
+}
+
+static void check_all(const char *who)
+{
+	for (uint64_t off = 0; off < BUF_SIZE; off += PAGE)
+		check_page(who, off);
+}
+
+static void writer_write(void)
+{
+	for (int k = 0; k < WRITER_PAGES; k++)
+		test_fill(buf + k * WRITER_STRIDE, PAGE, WSEED + (uint64_t)k);
+}
+
+static void writer_check(void)
+{
+	for (int k = 0; k < WRITER_PAGES; k++) {
+		uint64_t off = k * WRITER_STRIDE;
+		size_t bad = test_check(buf + off, PAGE, WSEED + (uint64_t)k);
+		if (bad != (size_t)-1)
+			fail("writer: its page %#lx (byte %#lx) lost what it wrote", (unsigned long)off,
+			     (unsigned long)(off + bad));
+		for (uint64_t o = off + PAGE; o < off + WRITER_STRIDE; o += PAGE)
+			check_page("writer", o);
+	}
+}
+
+static __attribute__((noreturn)) void child_main(bool writer, int barrier[2])
+{
+	if (writer)
+		writer_write();
+	else
+		check_all("reader"); /* reads only: the pages stay shared */
+	test_barrier_done(barrier);
+	test_wait_check();
+	if (writer)
+		writer_check();
+	else
+		check_all("reader");
+	_exit(0);
+}
+
+/* Pss_Anon of one process (host pid, or 0 for ourselves), in kB. */
+static long pss_anon_kb(pid_t pid)
+{
+	char path[64], text[4096], *p;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps_rollup");
+	if (test_read_file(path, text, sizeof(text)) < 0)
+		fail_errno("reading %s", path);
+	p = strstr(text, "\nPss_Anon:");
+	if (!p)
+		fail("%s: no Pss_Anon line", path);
+	return atol(p + strlen("\nPss_Anon:"));
+}
+
+static long tree_pss_kb(void)
+{
+	pid_t host[16];
+	int n = test_proc_children(host, 16);
+	long sum = pss_anon_kb(0);
+
+	if (n != NR_READERS + 1)
+		fail("%d children in /proc, expected %d", n, NR_READERS + 1);
+	for (int i = 0; i < n; i++)
+		sum += pss_anon_kb(host[i]);
+	return sum;
+}
+
+int main(int argc, char **argv)
+{
+	int barrier[2];
+	long before, after, bound;
+
+	test_init(argc, argv);
+	buf = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		fail_errno("mmap");
+	fill_all();
+	test_barrier_init(barrier);
+	for (int i = 0; i <= NR_READERS; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			fail_errno("fork");
+		if (pid == 0)
+			child_main(i == NR_READERS, barrier);
+		kids[i] = pid;
+	}
+	test_barrier_wait(barrier);
+	before = tree_pss_kb();
+	if (before > (long)(BUF_SIZE >> 10) * 3 / 2)
+		fail("the tree's Pss_Anon is %ld kB before the checkpoint: the pages are not shared",
+		     before);
+
+	test_ready();
+	test_wait_check();
+
+	after = tree_pss_kb();
+	bound = before * 5 / 4 + (long)(WRITER_PAGES * PAGE >> 10) + 4096;
+	test_msg("tree Pss_Anon: %ld kB before, %ld kB after (bound %ld kB)", before, after, bound);
+	if (after > bound)
+		fail("the tree's Pss_Anon is %ld kB after the restore, %ld kB before: the "
+		     "copy-on-write sharing between the root and its children was lost", after, before);
+	check_all("root");
+	test_stop_children(kids, NR_READERS + 1, "child");
+	pass();
+}
