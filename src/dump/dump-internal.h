@@ -65,7 +65,7 @@ enum dump_phase {
 	DPH_VMAS,      /* the VMA list, shared memory objects */
 	DPH_PAGEMAP,   /* PAGEMAP_SCAN of private memory */
 	DPH_ALLOC,     /* image space: linking the reserved file, sizing it */
-	DPH_READ,      /* the tree's memory: process_vm_readv (/proc/PID/mem) */
+	DPH_READ,      /* the tree's memory: /proc/PID/mem (no pin: chunk_copy) */
 	DPH_WRITE,     /* page contents into pages-*.img */
 	DPH_FDS,       /* fds, cwd, root, exe, the files table */
 	DPH_IMAGE,     /* process and table images, lazy split, at the end */

@@ -5,9 +5,11 @@
  * The page map of a process comes from one PAGEMAP_SCAN walk per VMA
  * (proc_pagemap_data_runs: present or swapped, not page cache, not the zero
  * page); with defer_pagemap an anonymous VMA is one sparse run instead.
- * Contents are copied by pool tasks of at most CHUNK_BYTES each
- * (process_vm_readv into a buffer, pwrite at the page's offset in
- * pages-<pid>.img), so one big process is dumped by every worker.
+ * Pages a child still shares with its parent are left out (cow_split:
+ * Process.inherited).  Contents are copied by pool tasks of at most
+ * CHUNK_BYTES each (a read of /proc/PID/mem into a buffer, pwrite at the
+ * page's offset in pages-<pid>.img), so one big process is dumped by every
+ * worker.
  */
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
