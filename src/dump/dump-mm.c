@@ -555,14 +555,21 @@ static const struct proc_vma *cow_parent_vma(struct cow *w, const struct proc_vm
 	    (v->vmflags & COW_NEVER_VMF))
 		return NULL;
 	pl = &w->parent->vmas;
-	for (size_t i = 0; i < pl->n; i++) {
-		const struct proc_vma *pv = &pl->vmas[i];
-		if (pv->start != v->start)
-			continue;
-		if (pv->end != v->end || pv->shared || pv->kind != v->kind || !pv->has_vmflags ||
-		    ((pv->vmflags ^ v->vmflags) & COW_SAME_VMF) || strcmp(pv->path, v->path))
-			return NULL;
-		return pv;
+	size_t lo = 0, hi = pl->n; /* maps are sorted by address */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct proc_vma *pv = &pl->vmas[mid];
+		if (pv->start < v->start) {
+			lo = mid + 1;
+		} else if (pv->start > v->start) {
+			hi = mid;
+		} else {
+			if (pv->end != v->end || pv->shared || pv->kind != v->kind || !pv->has_vmflags ||
+			    ((pv->vmflags ^ v->vmflags) & COW_SAME_VMF) || (pv->vmflags & COW_NEVER_VMF) ||
+			    strcmp(pv->path, v->path))
+				return NULL;
+			return pv;
+		}
 	}
 	return NULL;
 }

@@ -256,11 +256,19 @@ static bool vma_kept(const struct rst_proc *p, const Dm__Vma *v)
 static int check_kept(const struct rst_proc *p, const struct proc_vma_list *sm, const Dm__Vma *v)
 {
 	uint64_t a = v->start;
+	size_t lo = 0, hi = sm->n;
 
-	for (size_t i = 0; i < sm->n && a < v->end; i++) {
+	while (lo < hi) { /* the first stub VMA that ends after a (maps are sorted) */
+		size_t mid = (lo + hi) / 2;
+		if (sm->vmas[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < sm->n && a < v->end; i++) {
 		const struct proc_vma *x = &sm->vmas[i];
-		if (x->end <= a || x->start > a)
-			continue;
+		if (x->start > a)
+			break;
 		if (x->shared || (x->kind != PROC_VMA_ANON && x->kind != PROC_VMA_ANON_NAMED &&
 				  x->kind != PROC_VMA_HEAP && x->kind != PROC_VMA_STACK))
 			break;
@@ -489,6 +497,7 @@ static int add_unmap_stub(struct rst_ctx *c, const struct rst_proc *p,
 			  const struct proc_vma_list *sm, struct rbatch *rb)
 {
 	const Dm__Process *ip = p ? p->img : NULL;
+	size_t k0 = 0;
 	int r;
 
 	for (size_t i = 0; i < sm->n; i++) {
@@ -500,9 +509,14 @@ static int add_unmap_stub(struct rst_ctx *c, const struct rst_proc *p,
 		if (v->start >= c->blob && v->end <= c->blob + INJ_BLOB_SIZE)
 			continue;
 		uint64_t a = v->start;
-		for (size_t k = 0; ip && ip->n_inherited && k < ip->n_vmas && a < v->end; k++) {
+		/* both lists are sorted: the image's VMAs before this one are done */
+		while (ip && k0 < ip->n_vmas && ip->vmas[k0]->end <= v->start)
+			k0++;
+		for (size_t k = k0; ip && ip->n_inherited && k < ip->n_vmas && a < v->end; k++) {
 			const Dm__Vma *kv = ip->vmas[k];
-			if (kv->end <= a || kv->start >= v->end || !vma_kept(p, kv))
+			if (kv->start >= v->end)
+				break;
+			if (kv->end <= a || !vma_kept(p, kv))
 				continue;
 			if (kv->start > a) {
 				r = rb_add(rb, "munmap (stub)", SYS_munmap, a, kv->start - a, 0, 0, 0, 0);

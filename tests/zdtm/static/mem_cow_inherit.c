@@ -3,8 +3,10 @@
 /*
  * Copy-on-write sharing between a parent and its forked children.  The root
  * fills 64 MiB of private anonymous memory with a pattern and forks 4
- * children that only read it and one that writes WRITER_PAGES pages of it.
- * While a page is shared, parent and child have one physical page.
+ * children that only read it and one that writes WRITER_PAGES pages of it;
+ * the first reader forks a grandchild that only reads it too (it inherits
+ * from a process that inherits).  While a page is shared, parent and child
+ * have one physical page.
  *
  * After the restore:
  *   - every process has its bytes: the readers and the root the root's
@@ -13,7 +15,7 @@
  *   - the tree still shares: the sum of Pss_Anon (smaps_rollup) over the
  *     tree is at most 5/4 of what it was before the checkpoint, plus the
  *     writer's pages and 4 MiB of slack (stacks, the engine's own pages).
- *     Restored as copies it would be about 5 times as much.
+ *     Restored as copies it would be about 7 times as much.
  *
  * A migration does not keep the sharing yet (docs/design.md): in those
  * modes the runner passes --arg copies and only the contents are checked.
@@ -76,18 +78,29 @@ static void writer_check(void)
 	}
 }
 
-static __attribute__((noreturn)) void child_main(bool writer, int barrier[2])
+static __attribute__((noreturn)) void child_main(bool writer, bool grand, int barrier[2])
 {
+	pid_t gc = 0;
+
 	if (writer)
 		writer_write();
 	else
-		check_all("reader"); /* reads only: the pages stay shared */
+		check_all(grand ? "grandchild" : "reader"); /* reads only: the pages stay shared */
+	if (grand) {
+		gc = fork();
+		if (gc < 0)
+			fail_errno("fork");
+		if (gc == 0)
+			child_main(false, false, barrier);
+	}
 	test_barrier_done(barrier);
 	test_wait_check();
 	if (writer)
 		writer_check();
 	else
-		check_all("reader");
+		check_all(grand ? "grandchild's parent" : "reader");
+	if (gc)
+		test_stop_children(&gc, 1, "grandchild");
 	_exit(0);
 }
 
@@ -108,16 +121,44 @@ static long pss_anon_kb(pid_t pid)
 	return atol(p + strlen("\nPss_Anon:"));
 }
 
+/* Children of a process (host pid: /proc is the runner's) from task/PID/children. */
+static int kids_of(pid_t pid, pid_t *out, int max)
+{
+	char path[96], text[512], *p = text;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if (test_read_file(path, text, sizeof(text)) < 0)
+		fail_errno("reading %s", path);
+	while (n < max) {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		out[n++] = (pid_t)v;
+		p = end;
+	}
+	return n;
+}
+
+/* Pss_Anon summed over the root, its children and grandchildren. */
 static long tree_pss_kb(void)
 {
-	pid_t host[16];
-	int n = test_proc_children(host, 16);
+	pid_t host[16], grand[16];
+	int n = test_proc_children(host, 16), ng = 0;
 	long sum = pss_anon_kb(0);
 
 	if (n != NR_READERS + 1)
 		fail("%d children in /proc, expected %d", n, NR_READERS + 1);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		sum += pss_anon_kb(host[i]);
+		int k = kids_of(host[i], grand, 16);
+		for (int j = 0; j < k; j++)
+			sum += pss_anon_kb(grand[j]);
+		ng += k;
+	}
+	if (ng != 1)
+		fail("%d grandchildren in /proc, expected 1", ng);
 	return sum;
 }
 
@@ -137,7 +178,7 @@ int main(int argc, char **argv)
 		if (pid < 0)
 			fail_errno("fork");
 		if (pid == 0)
-			child_main(i == NR_READERS, barrier);
+			child_main(i == NR_READERS, i == 0, barrier);
 		kids[i] = pid;
 	}
 	test_barrier_wait(barrier);
