@@ -511,7 +511,7 @@ void dump_prealloc_free(struct dump_ctx *d)
 struct cow {
 	struct dproc *parent;
 	int ppm;            /* the parent's /proc/PID/pagemap, -1 until needed */
-	uint64_t *mine, *theirs;
+	uint64_t *mine, *theirs, *again;
 	Dm__Process *m;
 	size_t cap;         /* of m->inherited */
 };
@@ -540,6 +540,7 @@ static void cow_done(struct cow *w)
 		close(w->ppm);
 	free(w->mine);
 	free(w->theirs);
+	free(w->again);
 }
 
 /*
@@ -590,6 +591,7 @@ static int cow_parent_ready(struct cow *w, const struct proc_vma *pv, struct pro
 			return dm_fail(neg_errno(), "process %d: %s: %m", w->parent->pid, path);
 		w->mine = xmalloc(COW_CHUNK * sizeof(uint64_t));
 		w->theirs = xmalloc(COW_CHUNK * sizeof(uint64_t));
+		w->again = xmalloc(COW_CHUNK * sizeof(uint64_t));
 	}
 	r = proc_pagemap_guard_runs(w->ppm, pv->start, pv->end, vec, cap, &n);
 	if (r < 0)
@@ -633,16 +635,21 @@ static int cow_split(struct cow *w, pid_t pid, int pm, uint64_t start, uint64_t 
 	for (uint64_t a = start; a < end;) {
 		size_t k = (size_t)MIN((end - a) / DM_PAGE_SIZE, (uint64_t)COW_CHUNK);
 		off_t at = (off_t)(a / DM_PAGE_SIZE * sizeof(uint64_t));
+		/* the child's entries again after the parent's: a page the kernel
+		 * migrated meanwhile (compaction) compares unequal, never equal */
 		r = pread_exact(pm, w->mine, k * sizeof(uint64_t), at);
 		if (r >= 0)
 			r = pread_exact(w->ppm, w->theirs, k * sizeof(uint64_t), at);
+		if (r >= 0)
+			r = pread_exact(pm, w->again, k * sizeof(uint64_t), at);
 		if (r < 0)
 			return dm_fail(r, "process %d: reading the page map at %#" PRIx64 ": %s", pid, a,
 				       strerror(-r));
 		for (size_t i = 0; i < k; i++, a += DM_PAGE_SIZE) {
 			uint64_t x = w->mine[i], y = w->theirs[i];
 			bool inh = (x & PM_PRESENT) && (y & PM_PRESENT) && !(x & PM_EXCLUSIVE) &&
-				   (x & PM_PFN_MASK) && (x & PM_PFN_MASK) == (y & PM_PFN_MASK);
+				   (x & PM_PFN_MASK) && (x & PM_PFN_MASK) == (y & PM_PFN_MASK) &&
+				   x == w->again[i];
 			if (a == start) {
 				run_inh = inh;
 				continue;

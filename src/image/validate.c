@@ -365,7 +365,8 @@ static bool cow_vma_kind(const Dm__Vma *v)
  * Pages a process inherits from its parent by fork (Process.inherited):
  * sorted runs, each inside one private anonymous VMA of the process that the
  * parent has at the same place, mapped the same way (the restore keeps the
- * parent's VMA in the child), with no page of its own page map there, and
+ * parent's VMA in the child; its commit charge is not checked: the dump
+ * compares it, the image has it only for read-only VMAs), with no page of its own page map there, and
  * held by the parent itself before it forks (an eager page or a run it
  * inherits in turn).  Anything else would make the child read the parent's
  * bytes, or zeros, where it had its own.
@@ -400,7 +401,7 @@ static int validate_inherited(const char *name, struct dm_checkpoint *ck, const 
 				   "vma", i / 2, a);
 		if (!pv || pv->start != v->start || pv->end != v->end || pv->kind != v->kind ||
 		    pv->flags != v->flags || !cow_vma_kind(pv) || pv->n_guards || v->n_guards ||
-		    (pv->has_accounted && pv->accounted) != (v->has_accounted && v->accounted) ||
+
 		    strcmp(pv->name ? pv->name : "", v->name ? v->name : "") ||
 		    (((pv->has_madv ? pv->madv : 0) ^ (v->has_madv ? v->madv : 0)) & COW_SAME_MADV))
 			return bad(name, "inherited[%zu]: %#" PRIx64 ": the parent %d has no vma "

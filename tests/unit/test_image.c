@@ -326,6 +326,12 @@ static void test_validate_inherited(void **state)
 	pp->vmas[0]->madv = DM_MADV_DONTFORK; /* set after the fork: the restore does the same */
 	assert_int_equal(image_validate(img, ck), 0);
 	pp->vmas[0]->has_madv = false;
+	/* another protection: the child's VMA is mprotected (contents are the same) */
+	ch->vmas[0]->prot = PROT_READ;
+	ch->vmas[0]->has_accounted = ch->vmas[0]->accounted = true;
+	assert_int_equal(image_validate(img, ck), 0);
+	ch->vmas[0]->prot = PROT_READ | PROT_WRITE;
+	ch->vmas[0]->has_accounted = ch->vmas[0]->accounted = false;
 
 	/* the parent must have the pages itself, before it forks */
 	pp->pagemap[0]->has_lazy = pp->pagemap[0]->lazy = true;

@@ -5,8 +5,12 @@
  * fills 64 MiB of private anonymous memory with a pattern and forks 4
  * children that only read it and one that writes WRITER_PAGES pages of it;
  * the first reader forks a grandchild that only reads it too (it inherits
- * from a process that inherits).  While a page is shared, parent and child
- * have one physical page.
+ * from a process that inherits); the second reader makes it read-only
+ * (same bounds, another protection).  While a page is shared, parent and
+ * child have one physical page.  Two small areas, read by every child too,
+ * get MADV_DONTFORK and MADV_WIPEONFORK in the root after the forks: the
+ * restore must fork the children before it sets them (the runner compares
+ * every process's VmFlags).
  *
  * After the restore:
  *   - every process has its bytes: the readers and the root the root's
@@ -36,8 +40,31 @@
 #define SEED		0xc0feULL
 #define WSEED		0xbeefULL
 
-static uint8_t *buf;
+#define LATE_SIZE	(16 * PAGE)
+#define DSEED		0xdf00ULL
+#define FSEED		0x3f00ULL
+
+static uint8_t *buf, *late_df, *late_wf;
 static pid_t kids[NR_READERS + 1];
+
+/* An area that merges with no neighbour (PROT_NONE pages around it). */
+static uint8_t *map_alone(size_t size)
+{
+	uint8_t *p = mmap(NULL, size + 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		fail_errno("mmap");
+	if (mprotect(p + PAGE, size, PROT_READ | PROT_WRITE))
+		fail_errno("mprotect");
+	return p + PAGE;
+}
+
+static void check_late(const char *who)
+{
+	if (test_check(late_df, LATE_SIZE, DSEED) != (size_t)-1)
+		fail("%s: the area it shares with the root (DONTFORK there) differs", who);
+	if (test_check(late_wf, LATE_SIZE, FSEED) != (size_t)-1)
+		fail("%s: the area it shares with the root (WIPEONFORK there) differs", who);
+}
 
 /* Each page has its own pattern, seeded by its offset. */
 static void check_page(const char *who, uint64_t off)
@@ -78,20 +105,23 @@ static void writer_check(void)
 	}
 }
 
-static __attribute__((noreturn)) void child_main(bool writer, bool grand, int barrier[2])
+static __attribute__((noreturn)) void child_main(bool writer, bool grand, bool ro, int barrier[2])
 {
 	pid_t gc = 0;
 
+	check_late("child");
 	if (writer)
 		writer_write();
 	else
 		check_all(grand ? "grandchild" : "reader"); /* reads only: the pages stay shared */
+	if (ro && mprotect(buf, BUF_SIZE, PROT_READ))
+		fail_errno("mprotect(PROT_READ)");
 	if (grand) {
 		gc = fork();
 		if (gc < 0)
 			fail_errno("fork");
 		if (gc == 0)
-			child_main(false, false, barrier);
+			child_main(false, false, false, barrier);
 	}
 	test_barrier_done(barrier);
 	test_wait_check();
@@ -99,6 +129,7 @@ static __attribute__((noreturn)) void child_main(bool writer, bool grand, int ba
 		writer_check();
 	else
 		check_all(grand ? "grandchild's parent" : "reader");
+	check_late("child");
 	if (gc)
 		test_stop_children(&gc, 1, "grandchild");
 	_exit(0);
@@ -168,20 +199,24 @@ int main(int argc, char **argv)
 	long before, after, bound;
 
 	test_init(argc, argv);
-	buf = mmap(NULL, BUF_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
-		fail_errno("mmap");
+	buf = map_alone(BUF_SIZE);
+	late_df = map_alone(LATE_SIZE);
+	late_wf = map_alone(LATE_SIZE);
 	fill_all();
+	test_fill(late_df, LATE_SIZE, DSEED);
+	test_fill(late_wf, LATE_SIZE, FSEED);
 	test_barrier_init(barrier);
 	for (int i = 0; i <= NR_READERS; i++) {
 		pid_t pid = fork();
 		if (pid < 0)
 			fail_errno("fork");
 		if (pid == 0)
-			child_main(i == NR_READERS, i == 0, barrier);
+			child_main(i == NR_READERS, i == 0, i == 1, barrier);
 		kids[i] = pid;
 	}
 	test_barrier_wait(barrier);
+	if (madvise(late_df, LATE_SIZE, MADV_DONTFORK) || madvise(late_wf, LATE_SIZE, MADV_WIPEONFORK))
+		fail_errno("madvise");
 	before = tree_pss_kb();
 	if (before > (long)(BUF_SIZE >> 10) * 3 / 2)
 		fail("the tree's Pss_Anon is %ld kB before the checkpoint: the pages are not shared",
@@ -197,6 +232,7 @@ int main(int argc, char **argv)
 		fail("the tree's Pss_Anon is %ld kB after the restore, %ld kB before: the "
 		     "copy-on-write sharing between the root and its children was lost", after, before);
 	check_all("root");
+	check_late("root");
 	test_stop_children(kids, NR_READERS + 1, "child");
 	pass();
 }
