@@ -10,7 +10,9 @@
  * child have one physical page.  Two small areas, read by every child too,
  * get MADV_DONTFORK and MADV_WIPEONFORK in the root after the forks: the
  * restore must fork the children before it sets them (the runner compares
- * every process's VmFlags).
+ * every process's VmFlags).  An 8 MiB area with MADV_HUGEPAGE (huge pages
+ * where the system gives them) is shared the same way, and the writer
+ * writes one page of it.
  *
  * After the restore:
  *   - every process has its bytes: the readers and the root the root's
@@ -44,7 +46,11 @@
 #define DSEED		0xdf00ULL
 #define FSEED		0x3f00ULL
 
-static uint8_t *buf, *late_df, *late_wf;
+#define THP_SIZE	(8UL << 20)
+#define THP_WPAGE	(THP_SIZE / 2 + PAGE) /* the page the writer writes */
+#define TSEED		0x7400ULL
+
+static uint8_t *buf, *late_df, *late_wf, *thp;
 static pid_t kids[NR_READERS + 1];
 
 /* An area that merges with no neighbour (PROT_NONE pages around it). */
@@ -56,6 +62,16 @@ static uint8_t *map_alone(size_t size)
 	if (mprotect(p + PAGE, size, PROT_READ | PROT_WRITE))
 		fail_errno("mprotect");
 	return p + PAGE;
+}
+
+/* The huge page area: its own pattern per page; the writer's page is its own. */
+static void check_thp(const char *who, bool writer)
+{
+	for (uint64_t off = 0; off < THP_SIZE; off += PAGE) {
+		bool mine = writer && off == THP_WPAGE;
+		if (test_check(thp + off, PAGE, (mine ? WSEED : TSEED) + off) != (size_t)-1)
+			fail("%s: page %#lx of the huge page area differs", who, (unsigned long)off);
+	}
 }
 
 static void check_late(const char *who)
@@ -110,10 +126,13 @@ static __attribute__((noreturn)) void child_main(bool writer, bool grand, bool r
 	pid_t gc = 0;
 
 	check_late("child");
-	if (writer)
+	if (writer) {
 		writer_write();
-	else
+		test_fill(thp + THP_WPAGE, PAGE, WSEED + THP_WPAGE);
+	} else {
 		check_all(grand ? "grandchild" : "reader"); /* reads only: the pages stay shared */
+	}
+	check_thp(writer ? "writer" : "child", writer);
 	if (ro && mprotect(buf, BUF_SIZE, PROT_READ))
 		fail_errno("mprotect(PROT_READ)");
 	if (grand) {
@@ -130,6 +149,7 @@ static __attribute__((noreturn)) void child_main(bool writer, bool grand, bool r
 	else
 		check_all(grand ? "grandchild's parent" : "reader");
 	check_late("child");
+	check_thp(writer ? "writer" : "child", writer);
 	if (gc)
 		test_stop_children(&gc, 1, "grandchild");
 	_exit(0);
@@ -202,6 +222,11 @@ int main(int argc, char **argv)
 	buf = map_alone(BUF_SIZE);
 	late_df = map_alone(LATE_SIZE);
 	late_wf = map_alone(LATE_SIZE);
+	thp = map_alone(THP_SIZE);
+	if (madvise(thp, THP_SIZE, MADV_HUGEPAGE))
+		fail_errno("madvise(HUGEPAGE)");
+	for (uint64_t off = 0; off < THP_SIZE; off += PAGE)
+		test_fill(thp + off, PAGE, TSEED + off);
 	fill_all();
 	test_fill(late_df, LATE_SIZE, DSEED);
 	test_fill(late_wf, LATE_SIZE, FSEED);
@@ -233,6 +258,7 @@ int main(int argc, char **argv)
 		     "copy-on-write sharing between the root and its children was lost", after, before);
 	check_all("root");
 	check_late("root");
+	check_thp("root", false);
 	test_stop_children(kids, NR_READERS + 1, "child");
 	pass();
 }
