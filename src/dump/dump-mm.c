@@ -491,9 +491,10 @@ void dump_prealloc_free(struct dump_ctx *d)
  * children").  Found per page through /proc/PID/pagemap (the PFN is there
  * for root), only in a VMA of the child that the parent has at the same
  * address with the same kind, name and the flags a fork keeps; the restore
- * keeps that VMA of the parent in the child.  Not for an image whose pages
- * a page server serves (lazy_remote): the parent's pages would have to be
- * in before the fork.
+ * keeps that VMA of the parent in the child.  With lazy_remote (a
+ * migration) only in stop-and-copy: the parent's pages a child inherits
+ * travel in the image (eager: lazy_split), and the destination's store
+ * holds no page of the child there (no_inherit for the other modes).
  */
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 #define PM_EXCLUSIVE (1ULL << 56)
@@ -527,7 +528,7 @@ static void cow_init(struct dump_ctx *d, struct dproc *p, struct cow *w)
 	memset(w, 0, sizeof(*w));
 	w->ppm = -1;
 	w->m = p->msg;
-	if (d->opts.lazy_remote || !p->ppid)
+	if (d->opts.no_inherit || d->opts.defer_pagemap || !p->ppid)
 		return;
 	for (size_t i = 0; i < d->nprocs; i++)
 		if (d->procs[i]->pid == p->ppid && !d->procs[i]->zombie)
