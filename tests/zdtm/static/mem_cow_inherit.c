@@ -23,8 +23,9 @@
  *     writer's pages and 4 MiB of slack (stacks, the engine's own pages).
  *     Restored as copies it would be about 7 times as much.
  *
- * A migration does not keep the sharing yet (docs/design.md): in those
- * modes the runner passes --arg copies and only the contents are checked.
+ * Post-copy, pre-copy and hybrid migrations do not keep the sharing
+ * (docs/design.md): in those modes the runner passes --arg copies and only
+ * the contents are checked.
  */
 #include "zdtm.h"
 
