@@ -42,6 +42,7 @@ struct dproc {
 	struct proc_vma_list vmas;
 	Dm__Process *msg;            /* built by the tasks, freed by dump_free */
 	int pages_fd;                /* pages-<vpid>.img */
+	int mem_fd;                  /* /proc/PID/mem, for the page copies */
 	uint64_t pages_bytes;
 	uint64_t nr_pages;         /* pages with data (known) */
 	uint64_t deferred_pages;   /* pages of sparse runs: page map not read */
@@ -64,7 +65,7 @@ enum dump_phase {
 	DPH_VMAS,      /* the VMA list, shared memory objects */
 	DPH_PAGEMAP,   /* PAGEMAP_SCAN of private memory */
 	DPH_ALLOC,     /* image space: linking the reserved file, sizing it */
-	DPH_READ,      /* the tree's memory: process_vm_readv (/proc/PID/mem) */
+	DPH_READ,      /* the tree's memory: /proc/PID/mem (no pin: chunk_copy) */
 	DPH_WRITE,     /* page contents into pages-*.img */
 	DPH_FDS,       /* fds, cwd, root, exe, the files table */
 	DPH_IMAGE,     /* process and table images, lazy split, at the end */

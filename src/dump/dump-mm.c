@@ -5,9 +5,11 @@
  * The page map of a process comes from one PAGEMAP_SCAN walk per VMA
  * (proc_pagemap_data_runs: present or swapped, not page cache, not the zero
  * page); with defer_pagemap an anonymous VMA is one sparse run instead.
- * Contents are copied by pool tasks of at most CHUNK_BYTES each
- * (process_vm_readv into a buffer, pwrite at the page's offset in
- * pages-<pid>.img), so one big process is dumped by every worker.
+ * Pages a child still shares with its parent are left out (cow_split:
+ * Process.inherited).  Contents are copied by pool tasks of at most
+ * CHUNK_BYTES each (a read of /proc/PID/mem into a buffer, pwrite at the
+ * page's offset in pages-<pid>.img), so one big process is dumped by every
+ * worker.
  */
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
@@ -299,27 +301,23 @@ static void buf_put(struct dump_ctx *d, uint8_t *b, bool own)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/*
+ * Through /proc/PID/mem, not process_vm_readv: the latter pins the pages
+ * (FOLL_PIN), and a pin of an anonymous page still shared copy-on-write
+ * with another process makes the kernel give the target its own copy
+ * first (gup_must_unshare): a dump that read a prefork server that way left
+ * it (with --leave-running) using its memory once per worker, and the
+ * inheritance found by the page map (cow_split) would depend on whether
+ * the parent's copy had been read yet.  /proc/PID/mem takes references
+ * without a pin, and forces unreadable protections (PROT_NONE, --x).
+ */
 static int chunk_copy(struct dump_ctx *d, struct dproc *p, const struct chunk_task *c, uint8_t *buf,
 		      struct dump_lap *l)
 {
-	int r;
-
-	struct iovec li = { buf, c->len }, ri = { (void *)c->vaddr, c->len };
-	ssize_t n = process_vm_readv(p->pid, &li, 1, &ri, 1, 0);
-	if (n < 0)
-		n = 0;
-	if ((uint64_t)n < c->len) {
-		/* unreadable protections (PROT_NONE, --x): /proc/PID/mem forces them */
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
-		_cleanup_close_ int mem = open(path, O_RDONLY | O_CLOEXEC);
-		if (mem < 0)
-			return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, path);
-		r = pread_exact(mem, buf + n, c->len - n, c->vaddr + n);
-		if (r < 0)
-			return dm_fail(r, "process %d: cannot read memory at %#" PRIx64 ": %s", p->pid,
-				       c->vaddr + n, strerror(-r));
-	}
+	int r = pread_exact(p->mem_fd, buf, c->len, c->vaddr);
+	if (r < 0)
+		return dm_fail(r, "process %d: cannot read memory at %#" PRIx64 ": %s", p->pid, c->vaddr,
+			       strerror(-r));
 	dump_lap(d, DPH_READ, l);
 	r = pwrite_all(p->pages_fd, buf, c->len, DM_IMG_DATA_OFF + c->file_off);
 	dump_lap(d, DPH_WRITE, l);
@@ -483,17 +481,220 @@ void dump_prealloc_free(struct dump_ctx *d)
 	d->n_prealloc = 0;
 }
 
+/* ------------------------------------------- copy-on-write inheritance */
+
+/*
+ * A private anonymous page that a child still shares with its parent (one
+ * physical page since the fork) is "inherited": the restore gets it by
+ * forking the child from its restored parent, so it is one page again
+ * (docs/design.md, "Copy-on-write pages shared between a parent and its
+ * children").  Found per page through /proc/PID/pagemap (the PFN is there
+ * for root), only in a VMA of the child that the parent has at the same
+ * address with the same kind, name and the flags a fork keeps; the restore
+ * keeps that VMA of the parent in the child.  With lazy_remote (a
+ * migration) only in stop-and-copy: the parent's pages a child inherits
+ * travel in the image (eager: lazy_split), and the destination's store
+ * holds no page of the child there (no_inherit for the other modes).
+ */
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+#define PM_EXCLUSIVE (1ULL << 56)
+#define PM_PRESENT (1ULL << 63)
+#define COW_CHUNK 1024 /* pagemap entries read at once */
+
+/* flags that must be the same in parent and child for the child to keep the
+ * parent's VMA: how it was mapped and the madvise state a fork copies (the
+ * fork-only ones, DONTFORK and WIPEONFORK, and mlock, which a fork drops,
+ * are set in the child on their own) */
+#define COW_SAME_VMF (PROC_VMF_GD | PROC_VMF_NR | PROC_VMF_AC | PROC_VMF_HG | PROC_VMF_NH | \
+		      PROC_VMF_MG | PROC_VMF_DD | PROC_VMF_SR | PROC_VMF_RR)
+#define COW_NEVER_VMF (PROC_VMF_HT | PROC_VMF_PF | PROC_VMF_IO)
+
+struct cow {
+	struct dproc *parent;
+	int ppm;            /* the parent's /proc/PID/pagemap, -1 until needed */
+	uint64_t *mine, *theirs, *again;
+	Dm__Process *m;
+	size_t cap;         /* of m->inherited */
+};
+
+static bool cow_kind(enum proc_vma_kind k)
+{
+	return k == PROC_VMA_ANON || k == PROC_VMA_ANON_NAMED || k == PROC_VMA_HEAP ||
+	       k == PROC_VMA_STACK;
+}
+
+static void cow_init(struct dump_ctx *d, struct dproc *p, struct cow *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->ppm = -1;
+	w->m = p->msg;
+	if (d->opts.no_inherit || d->opts.defer_pagemap || !p->ppid)
+		return;
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == p->ppid && !d->procs[i]->zombie)
+			w->parent = d->procs[i];
+}
+
+static void cow_done(struct cow *w)
+{
+	if (w->ppm >= 0)
+		close(w->ppm);
+	free(w->mine);
+	free(w->theirs);
+	free(w->again);
+}
+
+/*
+ * The parent's VMA the child's v may inherit from, or NULL.  The parent's
+ * VMA list is complete: its control task ran before ours (pinned tasks run
+ * in order, parents first), and nothing changes it any more.
+ */
+static const struct proc_vma *cow_parent_vma(struct cow *w, const struct proc_vma *v)
+{
+	const struct proc_vma_list *pl;
+
+	if (!w->parent || v->shared || !cow_kind(v->kind) || !v->has_vmflags ||
+	    (v->vmflags & COW_NEVER_VMF))
+		return NULL;
+	pl = &w->parent->vmas;
+	size_t lo = 0, hi = pl->n; /* maps are sorted by address */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct proc_vma *pv = &pl->vmas[mid];
+		if (pv->start < v->start) {
+			lo = mid + 1;
+		} else if (pv->start > v->start) {
+			hi = mid;
+		} else {
+			if (pv->end != v->end || pv->shared || pv->kind != v->kind || !pv->has_vmflags ||
+			    ((pv->vmflags ^ v->vmflags) & COW_SAME_VMF) || (pv->vmflags & COW_NEVER_VMF) ||
+			    strcmp(pv->path, v->path))
+				return NULL;
+			return pv;
+		}
+	}
+	return NULL;
+}
+
+/* The parent's pagemap, and no guard region in pv (a fork copies the markers). */
+static int cow_parent_ready(struct cow *w, const struct proc_vma *pv, struct proc_range **vec,
+			    size_t *cap, bool *ok)
+{
+	char path[64];
+	size_t n;
+	int r;
+
+	*ok = false;
+	if (w->ppm < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", w->parent->pid);
+		w->ppm = open(path, O_RDONLY | O_CLOEXEC);
+		if (w->ppm < 0)
+			return dm_fail(neg_errno(), "process %d: %s: %m", w->parent->pid, path);
+		w->mine = xmalloc(COW_CHUNK * sizeof(uint64_t));
+		w->theirs = xmalloc(COW_CHUNK * sizeof(uint64_t));
+		w->again = xmalloc(COW_CHUNK * sizeof(uint64_t));
+	}
+	r = proc_pagemap_guard_runs(w->ppm, pv->start, pv->end, vec, cap, &n);
+	if (r < 0)
+		return dm_fail(r, "process %d: PAGEMAP_SCAN (guards) %#" PRIx64 ": %s", w->parent->pid,
+			       pv->start, strerror(-r));
+	*ok = n == 0;
+	return 0;
+}
+
+static void cow_add_inherited(struct cow *w, uint64_t start, uint64_t end)
+{
+	Dm__Process *m = w->m;
+	uint64_t pages = (end - start) / DM_PAGE_SIZE;
+
+	if (m->n_inherited >= 2 && m->inherited[m->n_inherited - 2] +
+	    m->inherited[m->n_inherited - 1] * DM_PAGE_SIZE == start) {
+		m->inherited[m->n_inherited - 1] += pages;
+		return;
+	}
+	if (m->n_inherited + 2 > w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 32;
+		m->inherited = xrealloc(m->inherited, w->cap * sizeof(*m->inherited));
+	}
+	m->inherited[m->n_inherited++] = start;
+	m->inherited[m->n_inherited++] = pages;
+}
+
+/*
+ * Split the data run [start, end) of the child (pm: its pagemap) into the
+ * pages it inherits, recorded in m->inherited, and its own, appended to
+ * own (as ranges).  A page is inherited when both have it present with the
+ * same PFN and the child's is not mapped exclusively.
+ */
+static int cow_split(struct cow *w, pid_t pid, int pm, uint64_t start, uint64_t end,
+		     struct proc_range **own, size_t *n_own, size_t *cap_own)
+{
+	uint64_t run = start;   /* start of the current piece */
+	bool run_inh = false;
+	int r;
+
+	for (uint64_t a = start; a < end;) {
+		size_t k = (size_t)MIN((end - a) / DM_PAGE_SIZE, (uint64_t)COW_CHUNK);
+		off_t at = (off_t)(a / DM_PAGE_SIZE * sizeof(uint64_t));
+		/* the child's entries again after the parent's: a page the kernel
+		 * migrated meanwhile (compaction) compares unequal, never equal */
+		r = pread_exact(pm, w->mine, k * sizeof(uint64_t), at);
+		if (r >= 0)
+			r = pread_exact(w->ppm, w->theirs, k * sizeof(uint64_t), at);
+		if (r >= 0)
+			r = pread_exact(pm, w->again, k * sizeof(uint64_t), at);
+		if (r < 0)
+			return dm_fail(r, "process %d: reading the page map at %#" PRIx64 ": %s", pid, a,
+				       strerror(-r));
+		for (size_t i = 0; i < k; i++, a += DM_PAGE_SIZE) {
+			uint64_t x = w->mine[i], y = w->theirs[i];
+			bool inh = (x & PM_PRESENT) && (y & PM_PRESENT) && !(x & PM_EXCLUSIVE) &&
+				   (x & PM_PFN_MASK) && (x & PM_PFN_MASK) == (y & PM_PFN_MASK) &&
+				   x == w->again[i];
+			if (a == start) {
+				run_inh = inh;
+				continue;
+			}
+			if (inh == run_inh)
+				continue;
+			if (run_inh) {
+				cow_add_inherited(w, run, a);
+			} else {
+				if (*n_own == *cap_own) {
+					*cap_own = *cap_own ? *cap_own * 2 : 64;
+					*own = xrealloc(*own, *cap_own * sizeof(**own));
+				}
+				(*own)[(*n_own)++] = (struct proc_range){ run, a };
+			}
+			run = a;
+			run_inh = inh;
+		}
+	}
+	if (run_inh) {
+		cow_add_inherited(w, run, end);
+	} else {
+		if (*n_own == *cap_own) {
+			*cap_own = *cap_own ? *cap_own * 2 : 64;
+			*own = xrealloc(*own, *cap_own * sizeof(**own));
+		}
+		(*own)[(*n_own)++] = (struct proc_range){ run, end };
+	}
+	return 0;
+}
+
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
 	_cleanup_close_ int pm = -1;
-	_cleanup_free_ struct proc_range *vec = NULL;
-	size_t cap = 0, nent_cap = 0;
+	_cleanup_free_ struct proc_range *vec = NULL, *own = NULL;
+	size_t cap = 0, nent_cap = 0, n_own = 0, cap_own = 0;
+	_cleanup_(cow_done) struct cow cow;
 	uint64_t off = 0;
 	struct dump_lap l;
 	char path[64];
 	int r;
 
+	cow_init(d, p, &cow);
 	dump_lap_start(&l);
 	r = build_vmas(d, p);
 	dump_lap(d, DPH_VMAS, &l);
@@ -534,21 +735,43 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 				w->guards[w->n_guards++] = vec[k].end - vec[k].start;
 			}
 		}
+		/* the parent's VMA this one may inherit pages from (none with guards) */
+		const struct proc_vma *pv = n ? NULL : cow_parent_vma(&cow, &p->vmas.vmas[i]);
+		if (pv) {
+			bool ok;
+			r = cow_parent_ready(&cow, pv, &vec, &cap, &ok);
+			if (r < 0)
+				return r;
+			if (!ok)
+				pv = NULL;
+		}
 		r = proc_pagemap_data_runs(pm, v->start, v->end, &vec, &cap, &n);
 		if (r < 0)
 			return dm_fail(r, "process %d: PAGEMAP_SCAN %#" PRIx64 ": %s", p->pid, v->start,
 				       strerror(-r));
+		const struct proc_range *runs = vec;
+		if (pv) {
+			n_own = 0;
+			for (size_t k = 0; k < n; k++) {
+				r = cow_split(&cow, p->pid, pm, vec[k].start, vec[k].end, &own, &n_own,
+					      &cap_own);
+				if (r < 0)
+					return r;
+			}
+			runs = own;
+			n = n_own;
+		}
 		size_t first = m->n_pagemap;
 		for (size_t k = 0; k < n; k++) {
 			/* merge with the previous entry of this VMA when contiguous */
-			uint64_t len = vec[k].end - vec[k].start;
+			uint64_t len = runs[k].end - runs[k].start;
 			Dm__PagemapEntry *prev = m->n_pagemap > first ? m->pagemap[m->n_pagemap - 1] : NULL;
-			if (prev && prev->vaddr + (uint64_t)prev->nr_pages * DM_PAGE_SIZE == vec[k].start &&
+			if (prev && prev->vaddr + (uint64_t)prev->nr_pages * DM_PAGE_SIZE == runs[k].start &&
 			    prev->nr_pages + len / DM_PAGE_SIZE < (1u << 20)) {
 				prev->nr_pages += len / DM_PAGE_SIZE;
 			} else {
 				Dm__PagemapEntry *e = *add_entry(m, &nent_cap);
-				e->vaddr = vec[k].start;
+				e->vaddr = runs[k].start;
 				e->nr_pages = len / DM_PAGE_SIZE;
 				e->offset = off;
 			}
@@ -573,6 +796,10 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
 		return dm_fail(neg_errno(), "%s: %m", path);
 	dump_lap(d, DPH_ALLOC, &l);
+	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
+	p->mem_fd = m->n_pagemap ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (m->n_pagemap && p->mem_fd < 0)
+		return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, path);
 	for (size_t i = 0; i < m->n_pagemap; i++) {
 		const Dm__PagemapEntry *e = m->pagemap[i];
 		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;

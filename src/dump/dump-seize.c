@@ -199,6 +199,7 @@ static struct dproc *add_proc(struct dump_ctx *d, pid_t pid, pid_t ppid)
 	p->pid = pid;
 	p->ppid = ppid;
 	p->pages_fd = -1;
+	p->mem_fd = -1;
 	p->pidfd = -1;
 	d->procs = xrealloc(d->procs, (d->nprocs + 1) * sizeof(*d->procs));
 	d->procs[d->nprocs++] = p;

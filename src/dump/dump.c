@@ -213,9 +213,18 @@ static int range_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static void eager_pages(const struct dproc *p, struct eager_set *s)
+static void eager_pages(const struct dump_ctx *d, const struct dproc *p, struct eager_set *s)
 {
 	const Dm__Process *m = p->msg;
+	/* what a child inherits must be in before the restore forks it */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const struct dproc *ch = d->procs[i];
+		if (ch->ppid != p->pid || ch == p || !ch->msg)
+			continue;
+		for (size_t k = 0; k + 1 < ch->msg->n_inherited; k += 2)
+			eager_add(s, ch->msg->inherited[k],
+				  ch->msg->inherited[k] + ch->msg->inherited[k + 1] * DM_PAGE_SIZE);
+	}
 	for (size_t i = 0; i < m->n_threads; i++) {
 		const Dm__Thread *t = m->threads[i];
 		const struct user_regs_struct *r = (const void *)t->regs.data;
@@ -293,7 +302,7 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 	char name[64];
 	int r;
 
-	eager_pages(p, &eg);
+	eager_pages(d, p, &eg);
 	for (size_t i = 0; i < m->n_pagemap; i++) {
 		Dm__PagemapEntry *e = m->pagemap[i];
 		uint64_t a = e->vaddr, end = e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE;
@@ -570,6 +579,8 @@ void dump_free(struct dump_ctx *d)
 		proc_vma_list_done(&p->vmas);
 		if (p->pages_fd >= 0)
 			close(p->pages_fd);
+		if (p->mem_fd >= 0)
+			close(p->mem_fd);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
 		free(p->threads);

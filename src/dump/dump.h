@@ -62,6 +62,13 @@ struct dump_opts {
 	 */
 	bool defer_pagemap;
 	/*
+	 * Store every private page of each process, also those a child still
+	 * shares copy-on-write with its parent (no Process.inherited): for the
+	 * migrations whose pages the destination may already hold, or gets
+	 * after the restore (pre-copy, hybrid; post-copy has no page map).
+	 */
+	bool no_inherit;
+	/*
 	 * Read the VMA flags (smaps, a walk of every page table) just before the
 	 * freeze instead of in it; a process whose VMAs changed in between is
 	 * read again in the freeze.  dump_vmflags_verify() finds the flags

@@ -29,6 +29,15 @@ static uint64_t proc_pages(const Dm__Process *p)
 	return n;
 }
 
+/* Pages the process gets from its parent by fork (Process.inherited). */
+static uint64_t proc_inherited(const Dm__Process *p)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i + 1 < p->n_inherited; i += 2)
+		n += p->inherited[i + 1];
+	return n;
+}
+
 static void prot_str(uint32_t prot, uint32_t flags, char out[5])
 {
 	out[0] = prot & PROT_READ ? 'r' : '-';
@@ -155,6 +164,7 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 		json_object_set_new(jp, "fds", fd);
 		json_object_set_new(jp, "pages", json_integer((json_int_t)proc_pages(p)));
 		json_object_set_new(jp, "bytes", json_integer((json_int_t)(proc_pages(p) * DM_PAGE_SIZE)));
+		json_object_set_new(jp, "inherited_pages", json_integer((json_int_t)proc_inherited(p)));
 		json_object_set_new(jp, "sigactions", json_integer((json_int_t)p->n_sigactions));
 		json_array_append_new(procs, jp);
 	}
@@ -216,8 +226,12 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 		fprintf(out, "  threads:");
 		for (size_t k = 0; k < p->n_threads; k++)
 			fprintf(out, " %d", p->threads[k]->tid);
-		fprintf(out, "\n  memory: %zu vmas, %" PRIu64 " pages (%.1f MiB) saved\n", p->n_vmas, pages,
+		fprintf(out, "\n  memory: %zu vmas, %" PRIu64 " pages (%.1f MiB) saved", p->n_vmas, pages,
 			pages * DM_PAGE_SIZE / 1048576.0);
+		if (p->n_inherited)
+			fprintf(out, ", %" PRIu64 " pages (%.1f MiB) shared with its parent (copy-on-write)",
+				proc_inherited(p), proc_inherited(p) * DM_PAGE_SIZE / 1048576.0);
+		fprintf(out, "\n");
 		for (size_t k = 0; k < p->n_vmas; k++) {
 			const Dm__Vma *v = p->vmas[k];
 			char perm[5];

@@ -315,6 +315,115 @@ static int validate_pagemap(const char *name, const Dm__Process *p)
 	return 0;
 }
 
+/* The end of what p has itself at a (an eager page map entry or an inherited
+ * run), or 0 when it has nothing there. */
+static uint64_t has_pages_until(const Dm__Process *p, uint64_t a)
+{
+	size_t lo = 0, hi = p->n_pagemap;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const Dm__PagemapEntry *e = p->pagemap[mid];
+		uint64_t end = e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+		if (a < e->vaddr) {
+			hi = mid;
+		} else if (a >= end) {
+			lo = mid + 1;
+		} else {
+			if ((e->has_lazy && e->lazy) || (e->has_remote && e->remote))
+				return 0; /* not in the parent yet when it forks */
+			return end;
+		}
+	}
+	/* sorted pairs, validated with p (parents come first) */
+	lo = 0;
+	hi = p->n_inherited / 2;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		uint64_t s = p->inherited[2 * mid], end = s + p->inherited[2 * mid + 1] * DM_PAGE_SIZE;
+		if (a < s)
+			hi = mid;
+		else if (a >= end)
+			lo = mid + 1;
+		else
+			return end;
+	}
+	return 0;
+}
+
+static bool cow_vma_kind(const Dm__Vma *v)
+{
+	return !(v->flags & MAP_SHARED) &&
+	       (v->kind == DM__VMA_KIND__VMA_ANON || v->kind == DM__VMA_KIND__VMA_HEAP ||
+		v->kind == DM__VMA_KIND__VMA_STACK);
+}
+
+/* madvise state a fork copies: the same in the parent's and the child's VMA */
+#define COW_SAME_MADV (DM_MADV_DONTDUMP | DM_MADV_HUGEPAGE | DM_MADV_NOHUGEPAGE | \
+		       DM_MADV_MERGEABLE | DM_MADV_SEQ | DM_MADV_RAND)
+
+/*
+ * Pages a process inherits from its parent by fork (Process.inherited):
+ * sorted runs, each inside one private anonymous VMA of the process that the
+ * parent has at the same place, mapped the same way (the restore keeps the
+ * parent's VMA in the child; its commit charge is not checked: the dump
+ * compares it, the image has it only for read-only VMAs), with no page of its own page map there, and
+ * held by the parent itself before it forks (an eager page or a run it
+ * inherits in turn).  Anything else would make the child read the parent's
+ * bytes, or zeros, where it had its own.
+ */
+static int validate_inherited(const char *name, struct dm_checkpoint *ck, const Dm__Process *p,
+			      size_t idx)
+{
+	const Dm__Process *pp;
+	uint64_t prev = 0;
+	size_t e = 0;
+
+	if (!p->n_inherited)
+		return 0;
+	if (p->n_inherited % 2)
+		return bad(name, "inherited: %zu numbers, not (vaddr, pages) pairs", p->n_inherited);
+	if (idx == 0 || p->state == DM__PROC_STATE__PROC_ZOMBIE)
+		return bad(name, "inherited: pages inherited by %s", idx ? "a zombie" : "the root");
+	pp = checkpoint_find_proc(ck, p->ppid);
+	if (!pp || pp->state == DM__PROC_STATE__PROC_ZOMBIE)
+		return bad(name, "inherited: the parent %d cannot fork it", p->ppid);
+	for (size_t i = 0; i < p->n_inherited; i += 2) {
+		uint64_t a = p->inherited[i], pages = p->inherited[i + 1];
+		uint64_t end = a + pages * DM_PAGE_SIZE;
+		if (!PAGE_ALIGNED(a) || pages == 0 || pages > TASK_SIZE_MAX / DM_PAGE_SIZE ||
+		    end <= a || a < prev)
+			return bad(name, "inherited[%zu]: bad run %#" PRIx64 "+%" PRIu64 " pages", i / 2,
+				   a, pages);
+		prev = end;
+		const Dm__Vma *v = checkpoint_vma_at(p, a), *pv = checkpoint_vma_at(pp, a);
+		if (!v || end > v->end || !cow_vma_kind(v))
+			return bad(name, "inherited[%zu]: %#" PRIx64 " is not in a private anonymous "
+				   "vma", i / 2, a);
+		if (!pv || pv->start != v->start || pv->end != v->end || pv->kind != v->kind ||
+		    pv->flags != v->flags || !cow_vma_kind(pv) || pv->n_guards || v->n_guards ||
+
+		    strcmp(pv->name ? pv->name : "", v->name ? v->name : "") ||
+		    (((pv->has_madv ? pv->madv : 0) ^ (v->has_madv ? v->madv : 0)) & COW_SAME_MADV))
+			return bad(name, "inherited[%zu]: %#" PRIx64 ": the parent %d has no vma "
+				   "mapped the same way there", i / 2, a, p->ppid);
+		/* the page map is sorted: no entry may reach into [a, end) */
+		while (e < p->n_pagemap &&
+		       p->pagemap[e]->vaddr + (uint64_t)p->pagemap[e]->nr_pages * DM_PAGE_SIZE <= a)
+			e++;
+		if (e < p->n_pagemap && p->pagemap[e]->vaddr < end)
+			return bad(name, "inherited[%zu]: %#" PRIx64 " is also in the page map", i / 2,
+				   p->pagemap[e]->vaddr < a ? a : p->pagemap[e]->vaddr);
+		for (uint64_t x = a; x < end;) {
+			uint64_t upto = has_pages_until(pp, x);
+			if (!upto)
+				return bad(name, "inherited[%zu]: the parent %d has no page at %#" PRIx64
+					   " before it forks", i / 2, p->ppid, x);
+			x = upto;
+		}
+	}
+	return 0;
+}
+
 static int validate_process(struct dm_checkpoint *ck, size_t idx)
 {
 	const Dm__Process *p = ck->procs[idx];
@@ -367,6 +476,9 @@ static int validate_process(struct dm_checkpoint *ck, size_t idx)
 	if (r < 0)
 		return r;
 	r = validate_pagemap(name, p);
+	if (r < 0)
+		return r;
+	r = validate_inherited(name, ck, p, idx);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < p->n_fds; i++) {

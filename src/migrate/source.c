@@ -1100,6 +1100,10 @@ static int ph_freeze(struct src *s)
 		 * resume (the page server), not in the downtime; the other modes
 		 * send every page before the resume and need it now */
 		.defer_pagemap = o->mode == MIG_POST_COPY,
+		/* pages still shared copy-on-write with a parent come back shared in
+		 * stop-and-copy only: pre-copy and hybrid sent pages before the
+		 * freeze, which may now be inherited (docs/design.md) */
+		.no_inherit = o->mode != MIG_STOP_AND_COPY,
 		/* and the VMA flags are read before the freeze (a smaps walk
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,

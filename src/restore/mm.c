@@ -221,6 +221,91 @@ static int vma_flags(const Dm__Vma *v)
 	return f;
 }
 
+/* ------------------------------------------------- inherited pages */
+
+uint64_t mm_inherited_in(const Dm__Process *p, uint64_t start, uint64_t end, uint64_t *run_start)
+{
+	size_t lo = 0, hi = p->n_inherited / 2;
+
+	/* the first run that ends after start (sorted, validated) */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (p->inherited[2 * mid] + p->inherited[2 * mid + 1] * DM_PAGE_SIZE <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == p->n_inherited / 2 || p->inherited[2 * lo] >= end)
+		return 0;
+	*run_start = MAX(p->inherited[2 * lo], start);
+	return MIN(p->inherited[2 * lo] + p->inherited[2 * lo + 1] * DM_PAGE_SIZE, end);
+}
+
+/* A VMA of p that holds pages inherited from its parent: the parent's copy is kept. */
+static bool vma_kept(const struct rst_proc *p, const Dm__Vma *v)
+{
+	uint64_t s;
+	return p->img->n_inherited && mm_inherited_in(p->img, v->start, v->end, &s);
+}
+
+/*
+ * The child's stub is a copy of its restored parent: each kept VMA must be
+ * there whole, private and anonymous (the validator saw the parent's image
+ * VMA at the same place; this is what the kernel made of it).
+ */
+static int check_kept(const struct rst_proc *p, const struct proc_vma_list *sm, const Dm__Vma *v)
+{
+	uint64_t a = v->start;
+	size_t lo = 0, hi = sm->n;
+
+	while (lo < hi) { /* the first stub VMA that ends after a (maps are sorted) */
+		size_t mid = (lo + hi) / 2;
+		if (sm->vmas[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < sm->n && a < v->end; i++) {
+		const struct proc_vma *x = &sm->vmas[i];
+		if (x->start > a)
+			break;
+		if (x->shared || (x->kind != PROC_VMA_ANON && x->kind != PROC_VMA_ANON_NAMED &&
+				  x->kind != PROC_VMA_HEAP && x->kind != PROC_VMA_STACK))
+			break;
+		a = x->end;
+	}
+	if (a < v->end)
+		return dm_fail(-EPROTO, "pid %d: the memory it inherits at %#" PRIx64 "-%#" PRIx64
+			       " is not in its parent's copy (at %#" PRIx64 ")", p->img->pid, v->start,
+			       v->end, a);
+	return 0;
+}
+
+/*
+ * In a kept VMA the child has the parent's pages: all but the ones it
+ * inherits go (MADV_DONTNEED), its own are written there afterwards like
+ * in a fresh VMA (pages.c), lazy ones fault in.  Before any mlock: a
+ * locked VMA refuses MADV_DONTNEED.
+ */
+static int add_zap(struct rbatch *rb, const Dm__Process *ip, const Dm__Vma *v)
+{
+	uint64_t a = v->start, s, e;
+	int r;
+
+	while (a < v->end) {
+		e = mm_inherited_in(ip, a, v->end, &s);
+		uint64_t upto = e ? s : v->end;
+		if (upto > a) {
+			r = rb_add(rb, "madvise(DONTNEED) (inherited vma)", SYS_madvise, a, upto - a,
+				   MADV_DONTNEED, 0, 0, 0);
+			if (r < 0)
+				return r;
+		}
+		a = e ? e : v->end;
+	}
+	return 0;
+}
+
 const struct restore_madv restore_madv_table[] = {
 	{ DM_MADV_DONTFORK, MADV_DONTFORK, MADV_DOFORK, "madvise(DONTFORK)" },
 	{ DM_MADV_WIPEONFORK, MADV_WIPEONFORK, MADV_KEEPONFORK, "madvise(WIPEONFORK)" },
@@ -239,6 +324,9 @@ static int add_madvise(struct rst_ctx *c, struct rst_proc *p, const Dm__Vma *v, 
 	uint32_t m = v->has_madv ? v->madv : 0;
 	int r;
 
+	/* a parent of inheriting children forks them first (mm_fork_madvise) */
+	if (p->cow_parent)
+		m &= ~(uint32_t)(DM_MADV_DONTFORK | DM_MADV_WIPEONFORK);
 	for (size_t i = 0; i < restore_madv_count; i++) {
 		if (!(m & adv[i].bit))
 			continue;
@@ -293,7 +381,12 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 			pr_debug("pid %d: %s: %s", ip->pid, rst_vma_desc(v, desc, sizeof(desc)),
 				 dm_last_error());
 	}
-	if (r >= 0 && ip->mm && ip->mm->has_exe_file_id)
+	/* a copy of a parent restored before it forked has that exe file already,
+	 * and the kernel refuses to replace an exe file that is still mapped */
+	const Dm__Mm *pmm = p->parent && p->parent->cow_parent ? p->parent->img->mm : NULL;
+	bool exe_same = ip->mm && ip->mm->has_exe_file_id && pmm && pmm->has_exe_file_id &&
+			pmm->exe_file_id == ip->mm->exe_file_id;
+	if (r >= 0 && ip->mm && ip->mm->has_exe_file_id && !exe_same)
 		r = mapfd_index(c, &m, MAPFD_FILE, ip->mm->exe_file_id, O_RDONLY, NULL, &exe_idx);
 	if (r >= 0 && m.n) {
 		int *fds = xcalloc(m.n, sizeof(int));
@@ -311,6 +404,15 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 
 		if (is_special(v->kind))
 			continue;
+		if (vma_kept(p, v)) {
+			/* the parent's, at the same place and mapped the same way */
+			r = rb_add(rb, "mprotect (inherited vma)", SYS_mprotect, v->start, len, v->prot,
+				   0, 0, 0);
+			if (r >= 0)
+				r = add_zap(rb, ip, v);
+			c->st.vmas++;
+			continue;
+		}
 		if (idx[i] >= 0) {
 			fd = (uint64_t)idx[i];
 			off = v->has_pgoff ? v->pgoff : 0;
@@ -387,9 +489,17 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 	return r;
 }
 
-/* munmap every VMA of the stub but the blob and the kernel's special mappings */
-static int add_unmap_stub(struct rst_ctx *c, const struct proc_vma_list *sm, struct rbatch *rb)
+/*
+ * munmap every VMA of the stub but the blob, the kernel's special mappings
+ * and, with p, the VMAs p keeps from its parent (inherited pages).
+ */
+static int add_unmap_stub(struct rst_ctx *c, const struct rst_proc *p,
+			  const struct proc_vma_list *sm, struct rbatch *rb)
 {
+	const Dm__Process *ip = p ? p->img : NULL;
+	size_t k0 = 0;
+	int r;
+
 	for (size_t i = 0; i < sm->n; i++) {
 		const struct proc_vma *v = &sm->vmas[i];
 		if (v->kind == PROC_VMA_VVAR || v->kind == PROC_VMA_VVAR_VCLOCK ||
@@ -398,7 +508,26 @@ static int add_unmap_stub(struct rst_ctx *c, const struct proc_vma_list *sm, str
 			continue;
 		if (v->start >= c->blob && v->end <= c->blob + INJ_BLOB_SIZE)
 			continue;
-		int r = rb_add(rb, "munmap (stub)", SYS_munmap, v->start, v->end - v->start, 0, 0, 0, 0);
+		uint64_t a = v->start;
+		/* both lists are sorted: the image's VMAs before this one are done */
+		while (ip && k0 < ip->n_vmas && ip->vmas[k0]->end <= v->start)
+			k0++;
+		for (size_t k = k0; ip && ip->n_inherited && k < ip->n_vmas && a < v->end; k++) {
+			const Dm__Vma *kv = ip->vmas[k];
+			if (kv->start >= v->end)
+				break;
+			if (kv->end <= a || !vma_kept(p, kv))
+				continue;
+			if (kv->start > a) {
+				r = rb_add(rb, "munmap (stub)", SYS_munmap, a, kv->start - a, 0, 0, 0, 0);
+				if (r < 0)
+					return r;
+			}
+			a = kv->end;
+		}
+		if (a >= v->end)
+			continue;
+		r = rb_add(rb, "munmap (stub)", SYS_munmap, a, v->end - a, 0, 0, 0, 0);
 		if (r < 0)
 			return r;
 	}
@@ -422,7 +551,7 @@ int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p)
 		return dm_fail(r, "pid %d: cannot read the stub's maps: %s", p->img->pid, strerror(-r));
 	rb = xmalloc(sizeof(*rb));
 	rb_init(rb, c, rst_main(p));
-	r = add_unmap_stub(c, &sm, rb);
+	r = add_unmap_stub(c, NULL, &sm, rb);
 	if (r >= 0)
 		r = rb_run(rb);
 	free(rb);
@@ -461,19 +590,66 @@ int mm_seal(struct rst_ctx *c, struct rst_proc *p)
 	return 0;
 }
 
+/*
+ * madvise(DONTFORK) and (WIPEONFORK) of a parent whose children inherit
+ * pages: held back until they are forked (add_madvise), as at the source,
+ * where they were set after the fork or the child had nothing there.
+ */
+int mm_fork_madvise(struct rst_ctx *c, struct rst_proc *p)
+{
+	const Dm__Process *ip = p->img;
+	struct rbatch *rb = NULL;
+	int r = 0;
+
+	for (size_t i = 0; i < ip->n_vmas && r >= 0; i++) {
+		const Dm__Vma *v = ip->vmas[i];
+		uint32_t m = v->has_madv ? v->madv : 0;
+		if (is_special(v->kind))
+			continue;
+		for (size_t k = 0; k < restore_madv_count && r >= 0; k++) {
+			const struct restore_madv *a = &restore_madv_table[k];
+			if (!(m & a->bit & (DM_MADV_DONTFORK | DM_MADV_WIPEONFORK)))
+				continue;
+			if (!rb) {
+				rb = xmalloc(sizeof(*rb));
+				rb_init(rb, c, rst_main(p));
+			}
+			r = rb_add(rb, a->what, SYS_madvise, v->start, v->end - v->start,
+				   (uint64_t)a->on, 0, 0, 0);
+		}
+	}
+	if (r >= 0 && rb)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: address space", ip->pid);
+	return 0;
+}
+
 int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 {
 	_cleanup_(proc_vma_list_done) struct proc_vma_list sm = { 0 };
-	struct rbatch *rb = xmalloc(sizeof(*rb));
+	struct rbatch *rb;
 	int r;
 
+	if (p->mm_done)
+		return 0; /* a parent of inheriting children, before it forked them (tree.c) */
+	p->mm_done = true;
+	rb = xmalloc(sizeof(*rb));
 	r = proc_read_maps(p->host_pid, &sm);
 	if (r < 0) {
 		r = dm_fail(r, "pid %d: cannot read the stub's maps: %s", p->img->pid, strerror(-r));
 		goto out;
 	}
+	for (size_t i = 0; i < p->img->n_vmas && r >= 0 && p->img->n_inherited; i++)
+		if (vma_kept(p, p->img->vmas[i]))
+			r = check_kept(p, &sm, p->img->vmas[i]);
+	if (r < 0)
+		goto out;
 	rb_init(rb, c, rst_main(p));
-	r = add_unmap_stub(c, &sm, rb); /* normally nothing left: see mm_clean_stub() */
+	/* normally nothing left (mm_clean_stub()) but the parent's copy, when it
+	 * was restored before it forked p */
+	r = add_unmap_stub(c, p, &sm, rb);
 	if (r < 0)
 		goto out;
 	r = move_specials(c, p, &sm, rb);

@@ -195,8 +195,11 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 		if (i && v[i - 1] == a)
 			continue;
 		const Dm__Vma *vma = checkpoint_vma_at(ip, a);
+		uint64_t inh;
 		if (!vma || !pages_vma_lazy(c, ip, vma))
 			continue;
+		if (mm_inherited_in(ip, a, a + DM_PAGE_SIZE, &inh))
+			continue; /* the parent's page, there since the fork */
 		const Dm__PagemapEntry *e = entry_of(ip, a);
 		const uint8_t *src = page;
 		if (e && !(e->has_lazy && e->lazy))

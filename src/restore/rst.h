@@ -59,6 +59,8 @@ struct rst_proc {
 	size_t n_threads;
 	size_t sid_done;        /* setsid done (tree.c) */
 	bool had_zombie_child;  /* drain the SIGCHLD its zombie children sent */
+	bool cow_parent;        /* a child inherits pages: memory before it forks (tree.c) */
+	bool mm_done;           /* mm_restore() ran */
 	uint64_t hostpid_seen;  /* unused */
 };
 
@@ -138,6 +140,10 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 size_t mm_map_fds(const Dm__Process *p);
 int pages_write(struct rst_ctx *c, struct rst_proc *p);
 int mm_seal(struct rst_ctx *c, struct rst_proc *p);
+/* A parent whose children inherit pages: its DONTFORK/WIPEONFORK, once they exist. */
+int mm_fork_madvise(struct rst_ctx *c, struct rst_proc *p);
+/* Does p inherit pages from its parent in [start, end)?  The end of the first such run, or 0. */
+uint64_t mm_inherited_in(const Dm__Process *p, uint64_t start, uint64_t end, uint64_t *run_start);
 /* A private VMA holding lazy pages: registered on the uffd (lazy restore only). */
 bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v);
 /* A page map entry left to the page server (lazy, in a registered VMA). */

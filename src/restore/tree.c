@@ -86,6 +86,8 @@ int tree_build(struct rst_ctx *c)
 		struct rst_proc *pp = p->parent;
 		pp->children = xrealloc(pp->children, (pp->n_children + 1) * sizeof(*pp->children));
 		pp->children[pp->n_children++] = p;
+		if (p->img->n_inherited)
+			pp->cow_parent = true; /* validated: pp is no zombie */
 	}
 	if (c->procs[0].zombie)
 		return dm_fail(-EBADMSG, "root pid %d is a zombie", c->procs[0].img->pid);
@@ -301,7 +303,7 @@ static int create_orphans(struct tree_walk *w, struct rst_proc *p)
 	return 0;
 }
 
-static int create_subtree(struct tree_walk *w, struct rst_proc *p)
+static int create_children(struct tree_walk *w, struct rst_proc *p)
 {
 	struct rst_ctx *c = w->c;
 	size_t pi = idx_of(c, p);
@@ -338,6 +340,27 @@ static int create_subtree(struct tree_walk *w, struct rst_proc *p)
 			return r;
 	}
 	return 0;
+}
+
+/*
+ * A parent whose children inherit pages from it (copy-on-write shared at the
+ * dump) gets its address space and pages before it forks anyone: the
+ * children start as its copy and keep those pages (mm.c).  What a fork
+ * would not copy as it was (DONTFORK, WIPEONFORK) waits until they exist.
+ */
+static int create_subtree(struct tree_walk *w, struct rst_proc *p)
+{
+	int r;
+
+	if (p->cow_parent) {
+		r = mm_restore(w->c, p);
+		if (r < 0)
+			return r;
+	}
+	r = create_children(w, p);
+	if (r >= 0 && p->cow_parent)
+		r = mm_fork_madvise(w->c, p);
+	return r;
 }
 
 static int set_groups(struct tree_walk *w)

@@ -212,6 +212,158 @@ static void test_validate_pagemap(void **state)
 	image_close(img);
 }
 
+/*
+ * A parent (42) and its child (43) with the same two VMAs; the parent has
+ * the pages of the first, the child inherits them (Process.inherited).
+ */
+static void write_cow_pair(struct dm_image *img)
+{
+	Dm__Inventory inv = DM__INVENTORY__INIT;
+	int32_t pids[] = { 42, 43 };
+	inv.version = DM_IMG_VERSION;
+	inv.root_pid = 42;
+	inv.n_pids = 2;
+	inv.pids = pids;
+	assert_int_equal(image_write_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &inv.base), 0);
+	Dm__FileTable ft = DM__FILE_TABLE__INIT;
+	assert_int_equal(image_write_msg(img, IMG_FILES_FILE, IMG_FILES, &ft.base), 0);
+
+	for (int32_t pid = 42; pid <= 43; pid++) {
+		struct user_regs_struct regs = {};
+		Dm__Thread th = DM__THREAD__INIT, *thp = &th;
+		th.tid = pid;
+		th.regs.len = sizeof(regs);
+		th.regs.data = (uint8_t *)&regs;
+		Dm__Vma v1 = DM__VMA__INIT, v2 = DM__VMA__INIT, *vp[2] = { &v1, &v2 };
+		v1.start = 0x400000; v1.end = 0x402000; v1.prot = PROT_READ | PROT_WRITE;
+		v1.flags = MAP_PRIVATE; v1.kind = DM__VMA_KIND__VMA_ANON;
+		v2.start = 0x500000; v2.end = 0x501000; v2.prot = PROT_READ; v2.flags = MAP_PRIVATE;
+		v2.kind = DM__VMA_KIND__VMA_ANON;
+		Dm__PagemapEntry pe = DM__PAGEMAP_ENTRY__INIT, *pep = &pe;
+		pe.vaddr = 0x400000; pe.nr_pages = 2; pe.offset = 0;
+		uint64_t inh[] = { 0x400000, 2 };
+		Dm__Mm mm = DM__MM__INIT;
+		Dm__Creds cr = DM__CREDS__INIT;
+		cr.uid = cr.euid = cr.suid = cr.fsuid = 1000;
+		cr.gid = cr.egid = cr.sgid = cr.fsgid = 1000;
+		Dm__Process p = DM__PROCESS__INIT;
+		p.pid = pid;
+		p.ppid = pid == 43 ? 42 : 0;
+		p.creds = &cr;
+		p.n_threads = 1; p.threads = &thp;
+		p.n_vmas = 2; p.vmas = vp;
+		if (pid == 42) {
+			p.n_pagemap = 1; p.pagemap = &pep;
+		} else {
+			p.n_inherited = 2; p.inherited = inh;
+		}
+		p.mm = &mm;
+		char name[32];
+		snprintf(name, sizeof(name), "proc-%d.img", pid);
+		assert_int_equal(image_write_msg(img, name, IMG_PROCESS, &p.base), 0);
+	}
+}
+
+static void expect_bad(struct dm_image *img, struct dm_checkpoint *ck, const char *msg)
+{
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	if (!strstr(dm_last_error(), msg))
+		fail_msg("error \"%s\" does not say \"%s\"", dm_last_error(), msg);
+}
+
+/* Inherited pages: only where the restore's fork gives exactly the parent's bytes. */
+static void test_validate_inherited(void **state)
+{
+	struct dm_image *img;
+	struct dm_checkpoint *ck;
+	(void)state;
+	assert_int_equal(image_open(dir, true, &img), 0);
+	write_cow_pair(img);
+	assert_int_equal(image_load(img, &ck), 0);
+	Dm__Process *pp = ck->procs[0], *ch = ck->procs[1];
+	assert_int_equal(image_validate(img, ck), 0);
+
+	ch->inherited[1] = 3; /* past the VMA */
+	expect_bad(img, ck, "not in a private anonymous vma");
+	ch->inherited[1] = 0;
+	expect_bad(img, ck, "bad run");
+	ch->inherited[1] = 2;
+	ch->inherited[0] = 0x400800; /* not page aligned */
+	expect_bad(img, ck, "bad run");
+	ch->inherited[0] = 0x400000;
+	ch->n_inherited = 1;
+	expect_bad(img, ck, "pairs");
+	ch->n_inherited = 2;
+
+	ch->vmas[0]->flags = MAP_SHARED;
+	expect_bad(img, ck, "not in a private anonymous vma");
+	ch->vmas[0]->flags = MAP_PRIVATE;
+	ch->vmas[0]->kind = DM__VMA_KIND__VMA_FILE;
+	ch->vmas[0]->has_file_id = true;
+	ch->vmas[0]->file_id = 1;
+	Dm__File f = DM__FILE__INIT, *fp = &f;
+	f.id = 1;
+	f.type = DM__FILE_TYPE__FILE_REG;
+	f.path = "/bin/true";
+	ck->files->n_files = 1;
+	ck->files->files = &fp;
+	expect_bad(img, ck, "not in a private anonymous vma");
+	ck->files->n_files = 0;
+	ck->files->files = NULL;
+	ch->vmas[0]->kind = DM__VMA_KIND__VMA_ANON;
+	ch->vmas[0]->has_file_id = false;
+
+	/* the parent's VMA must be the child's */
+	pp->vmas[0]->end = 0x403000;
+	expect_bad(img, ck, "has no vma mapped the same way");
+	pp->vmas[0]->end = 0x402000;
+	pp->vmas[0]->flags = MAP_PRIVATE | MAP_NORESERVE;
+	expect_bad(img, ck, "has no vma mapped the same way");
+	pp->vmas[0]->flags = MAP_PRIVATE;
+	pp->vmas[0]->has_madv = true;
+	pp->vmas[0]->madv = DM_MADV_HUGEPAGE;
+	expect_bad(img, ck, "has no vma mapped the same way");
+	pp->vmas[0]->madv = DM_MADV_DONTFORK; /* set after the fork: the restore does the same */
+	assert_int_equal(image_validate(img, ck), 0);
+	pp->vmas[0]->has_madv = false;
+	/* another protection: the child's VMA is mprotected (contents are the same) */
+	ch->vmas[0]->prot = PROT_READ;
+	ch->vmas[0]->has_accounted = ch->vmas[0]->accounted = true;
+	assert_int_equal(image_validate(img, ck), 0);
+	ch->vmas[0]->prot = PROT_READ | PROT_WRITE;
+	ch->vmas[0]->has_accounted = ch->vmas[0]->accounted = false;
+
+	/* the parent must have the pages itself, before it forks */
+	pp->pagemap[0]->has_lazy = pp->pagemap[0]->lazy = true;
+	expect_bad(img, ck, "has no page at 0x400000");
+	pp->pagemap[0]->has_lazy = pp->pagemap[0]->lazy = false;
+	pp->pagemap[0]->nr_pages = 1;
+	expect_bad(img, ck, "has no page at 0x401000");
+	pp->pagemap[0]->nr_pages = 2;
+
+	/* a page is the child's own or inherited, not both */
+	Dm__PagemapEntry own = DM__PAGEMAP_ENTRY__INIT, *ownp = &own;
+	own.vaddr = 0x401000; own.nr_pages = 1; own.offset = 0;
+	ch->n_pagemap = 1;
+	ch->pagemap = &ownp;
+	expect_bad(img, ck, "also in the page map");
+	ch->inherited[1] = 1; /* own page after the inherited one: fine */
+	assert_int_equal(image_validate(img, ck), 0);
+	ch->inherited[1] = 2;
+	ch->n_pagemap = 0;
+	ch->pagemap = NULL;
+
+	/* only a live child inherits */
+	ch->state = DM__PROC_STATE__PROC_ZOMBIE;
+	ch->has_exit_code = true;
+	expect_bad(img, ck, "inherited by a zombie");
+	ch->state = DM__PROC_STATE__PROC_ALIVE;
+	ch->has_exit_code = false;
+	assert_int_equal(image_validate(img, ck), 0);
+	checkpoint_free(ck);
+	image_close(img);
+}
+
 /* Credentials are required and may not say "leave the restorer's" (-1). */
 static void test_validate_creds(void **state)
 {
@@ -305,6 +457,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_pagemap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate_creds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_validate_inherited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_raw, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
