@@ -218,9 +218,23 @@ cat >"$WORK/netup-hook.sh" <<'EOF'
 #!/bin/sh
 # OCI prestart hook (runc restore in host b): the container's veth as
 # tests/containers/lib.sh's ctr_netup makes it.  $1 our end, $2 MAC, $3 ADDR/LEN;
-# the container's state (its pid) on stdin
+# the container's state (its pid) on stdin.  CRIU locks the namespace only
+# after this hook (--empty-ns network, as runc restores it): a packet of the
+# client arriving in between would meet no socket and reset the connection.
+# So the hook takes CRIU's own lock first (the rules of CRIU's net.c: only
+# packets of its repair sockets, mark 0xC114, pass); CRIU's lock rewrites the
+# chain and its unlock after the restore removes it and both jumps.
 set -e
 pid=$(sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p')
+lock='*filter
+:CRIU - [0:0]
+-I INPUT -j CRIU
+-I OUTPUT -j CRIU
+-A CRIU -m mark --mark 0xC114 -j ACCEPT
+-A CRIU -j DROP
+COMMIT'
+echo "$lock" | nsenter -t "$pid" -n iptables-restore -w --noflush
+echo "$lock" | nsenter -t "$pid" -n ip6tables-restore -w --noflush
 ip link add "$1" type veth peer name eth0 netns "$pid"
 ip link set "$1" master dmbr0 up
 nsenter -t "$pid" -n sh -ec "ip link set lo up; ip link set eth0 address $2; ip addr add $3 dev eth0; ip link set eth0 up"
@@ -447,6 +461,10 @@ one_run() {
 			ctr_keep_stop "$kpid" || { $ok && ok=false err="client: $(tail -n 1 "$keep.out")"; }
 			measure=$(tail -n 1 "$keep.out" | jq -c . 2>/dev/null) || measure='{}'
 			gap=$(jq -r '.max_gap_ms // null | if . == null then null else (. * 10 | round / 10) end' <<<"$measure")
+			if $ok && [[ $v == criu-lazy ]] &&
+				out=$(ctr_host b nsenter -t "$(ctr_pid b "$id")" -n iptables-save 2>&1) && [[ $out == *CRIU* ]]; then
+				ok=false err="CRIU's network lock is left in the container's namespace"
+			fi
 			if $ok && [[ $(ctr_status "$V_HOST" "$id") != running ]]; then
 				ok=false err="not running in $V_HOST afterwards: '$(ctr_status "$V_HOST" "$id")'"
 			fi
