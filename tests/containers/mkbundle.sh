@@ -13,7 +13,9 @@
 #                               and in /tmp/counter
 #                  python-http  python3 -m http.server 8000 serving /srv (IPv4 and v6,
 #                               HTTP/1.1 keep-alive)
-#                  redis        redis-server on 6379 (no persistence)
+#                  redis        redis-server on 6379 (no persistence; DEBUG
+#                               allowed: DEBUG POPULATE fills it, DEBUG DIGEST
+#                               hashes the data set)
 #                  memcached    memcached on 11211 (64 MiB, --mem)
 #                  nginx        nginx on 80, a master and two workers, /srv
 #                               (keep-alive without limits)
@@ -131,7 +133,8 @@ redis)
 	FILES=(/usr/bin/redis-server)
 	ELFS=(/usr/bin/redis-check-rdb)
 	ARGS=(/usr/bin/redis-server --bind 0.0.0.0 --port 6379 --protected-mode no
-		--save "" --appendonly no --dir /tmp --daemonize no)
+		--save "" --appendonly no --dir /tmp --daemonize no
+		--enable-debug-command yes)
 	;;
 memcached)
 	need_bin /usr/bin/memcached memcached
