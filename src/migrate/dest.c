@@ -79,6 +79,7 @@ struct dsess {
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_resume, t_done;
+	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
@@ -898,6 +899,7 @@ restored:
 		return r;
 	s->resumed = true;
 	s->t_resume = clock_ns();
+	s->resumed_stats = res.stats;
 	s->root = res.root_pid;
 	s->root_pidfd = res.root_pidfd;
 	if (store_mode(s->mode)) {
@@ -940,6 +942,13 @@ static json_t *mem_stats(struct dsess *s)
 	if (s->store)
 		json_object_set_new(j, "store_pages_left", json_integer((json_int_t)mem_store_pages(s->store)));
 	json_object_set_new(j, "resume_to_done_ms", json_real(s->t_done ? ns_to_ms(s->t_resume, s->t_done) : 0));
+	if (s->resumed_stats.lock_counted) {
+		/* the tree's own connections, dropped on this side while locked */
+		json_object_set_new(j, "net_lock_tcp_dropped_in",
+				    json_integer((json_int_t)s->resumed_stats.lock_tcp_dropped_in));
+		json_object_set_new(j, "net_lock_tcp_dropped_out",
+				    json_integer((json_int_t)s->resumed_stats.lock_tcp_dropped_out));
+	}
 	return j;
 }
 

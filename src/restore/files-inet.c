@@ -34,6 +34,7 @@
 #include "net/inet.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
@@ -547,12 +548,12 @@ int rst_inet_resume(struct rst_ctx *c)
 	if (in->lock[0]) {
 		int back = -1;
 		r = netns_enter(in->netns, &back);
+		/* its counters stay until rst_inet_settled() has read them */
 		if (r >= 0)
-			r = netlock_unlock(in->lock);
+			r = netlock_open(in->lock);
 		netns_leave(back);
 		if (r < 0)
 			return r;
-		in->lock[0] = 0;
 	}
 	for (size_t i = 0; i < in->n_conns; i++) {
 		const struct rst_inet_conn *k = &in->conns[i];
@@ -596,6 +597,31 @@ int rst_inet_resume(struct rst_ctx *c)
 				       strerror(-r));
 	}
 	return 0;
+}
+
+void rst_inet_settled(struct rst_ctx *c)
+{
+	struct rst_inet *in = c->files ? c->files->inet : NULL;
+	int back = -1;
+
+	if (!in || !in->lock[0] || !in->resumed)
+		return;
+	if (netns_enter(in->netns, &back) >= 0) {
+		if (netlock_dropped(in->lock, &c->st.lock_tcp_dropped_in, &c->st.lock_tcp_dropped_out) >= 0)
+			c->st.lock_counted = true;
+		else
+			pr_warn("%s", dm_last_error());
+		if (netlock_unlock(in->lock) >= 0)
+			in->lock[0] = 0;
+		else
+			pr_warn("%s", dm_last_error());
+	} else {
+		pr_warn("%s", dm_last_error());
+	}
+	netns_leave(back);
+	if (c->st.lock_counted)
+		pr_info("the network lock dropped %" PRIu64 " TCP packets from the peers, %" PRIu64
+			" from the tree's sockets", c->st.lock_tcp_dropped_in, c->st.lock_tcp_dropped_out);
 }
 
 void rst_inet_fini(struct rst_files *fs)

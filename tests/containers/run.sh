@@ -60,7 +60,9 @@
 #                      connection goes on (50 more right answers), what it
 #                      wrote is read back on it, every key is there, new
 #                      connections are answered, no nft table is left in its
-#                      network namespace
+#                      network namespace; the restore's lock dropped no packet
+#                      of the tree's (it went before the tree ran: --stats
+#                      net_lock_tcp_dropped_out, not joined, not leave)
 #   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
 #                      container of that ID meanwhile): rolled back, a's runs
 #                      on thawed, b keeps no container of the attempt
@@ -524,17 +526,31 @@ t_migrate_refused() {
 	result PASS $t
 }
 
+# ctr_lock_quiet STATS PATH: the restore's network lock (PATH in the --stats
+# JSON: its counts; "" for the top level) dropped nothing the tree sent: it was gone before the
+# tree ran, so the tree's first answers (to a request acknowledged before the
+# freeze) went out at once instead of waiting for the new socket's
+# retransmission timer (3 s: it knows no round trip)
+ctr_lock_quiet() {
+	local o
+	o=$(jq -r "$2.net_lock_tcp_dropped_out" "$1" 2>&1)
+	[[ $o =~ ^[0-9]+$ ]] || { echo "no count of the lock's drops in $1 ($2): $o"; return 1; }
+	((o == 0)) || { echo "the restore's lock dropped $o TCP packets from the tree's sockets, $(jq -r "${2:-.}.net_lock_tcp_dropped_in" "$1") from its peers"; return 1; }
+	jq -r "\"lock dropped: in \\($2.net_lock_tcp_dropped_in), out \\($2.net_lock_tcp_dropped_out)\"" "$1"
+}
+
 # t_svc SERVICE MODE N: a real service in host a, its veth on a's bridge
 # (address N); redis and memcached loaded with keys; lib/client.py keeps ONE
 # connection and writes every 5 ms while the container is checkpointed and
 # restored in a (MODE cr) or migrated to b (post-copy, stop-and-copy); then
 # the same connection answers on (no reconnect: the client never makes
 # another), everything it wrote is read back on it, every key is there, and
-# new connections are answered.  docs/containers.md, "Services".
+# new connections are answered; the restore's network lock dropped nothing
+# the tree sent (ctr_lock_quiet).  docs/containers.md, "Services".
 t_svc() {
 	local name=$1 mode=$2 n=$3 v6=${4:-} t=svc/$1${4:-}-$2 id=$PREFIX-s${1:0:2}${2:0:1}${4:-} b out h=b img req
 	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
-	local addr ask
+	local addr ask out_lock=
 	addr=$(ctr_addr "$n") ask=$(ctr_addr "$n")
 	[[ $v6 == 6 ]] && addr=$(ctr_addr6 "$n") ask="[$(ctr_addr6 "$n")]"	# curl's URL form
 	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
@@ -560,8 +576,10 @@ t_svc() {
 			rm -rf "$img"
 			out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) ||
 				{ kill "$kpid"; result FAIL $t "checkpoint $round: $out"; return; }
-			out=$(ctr_host a "$DM" restore --images "$img" 2>&1) ||
+			out=$(ctr_host a "$DM" restore --images "$img" --stats "$WORK/$id.stats" 2>&1) ||
 				{ kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
+			out=$(ctr_lock_quiet "$WORK/$id.stats" "") || { kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
+			out_lock=$out
 		done
 		rm -rf "$img"
 	elif [[ $mode == leave ]]; then
@@ -573,8 +591,10 @@ t_svc() {
 		rm -rf "$img"
 	else
 		out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
-			--mode "$mode" --quiet 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
+			--mode "$mode" --quiet --stats "$WORK/$id.stats" 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
 		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
+		out=$(ctr_lock_quiet "$WORK/$id.stats" .destination) || { kill "$kpid"; result FAIL $t "$out"; return; }
+		out_lock=$out
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
@@ -590,7 +610,7 @@ t_svc() {
 	# no lock left in its network namespace
 	out=$(ctr_host $h nsenter -t "$(ctr_pid $h "$id")" -n nft list tables 2>&1)
 	[[ -z $out ]] || { result FAIL $t "its network namespace keeps: $out"; return; }
-	log "$t: kept connection: $(cat "$WORK/$id.keep")"
+	log "$t: kept connection: $(cat "$WORK/$id.keep") $out_lock"
 	ctr_delete $h "$id"
 	result PASS $t
 }
