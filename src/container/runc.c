@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -672,6 +673,89 @@ static json_t *veth_peer(json_t *ours, json_t *ctr_if)
 		    json_integer_value(json_object_get(e, "link_index")) == back)
 			return e;
 	return NULL;
+}
+
+/*
+ * The bridges the host ends of the container's veths are on, read while it
+ * runs (before the freeze): the destination must have each, or the
+ * container would come back cut off.  Unique names, malloc'd; none when the
+ * container has no network namespace of its own.
+ */
+int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n)
+{
+	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
+	Dm__Container *m = ct->msg;
+	char **v = NULL;
+	size_t n = 0, i;
+	json_t *e;
+
+	*ret = NULL;
+	*ret_n = 0;
+	(void)m;
+	/* in ours (or the host's, shared): its veths' ends are not told apart there */
+	_cleanup_free_ char *nsp = xasprintf("/proc/%d/ns/net", (int)ct->pid);
+	struct stat a, b;
+	if (stat(nsp, &a) < 0)
+		return dm_fail(neg_errno(), "container '%s': its network namespace: %m", ct->id);
+	if (stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		return 0;
+	json_t *ifs = ip_json(ct->pid, links);
+	if (!ifs)
+		return -EIO;
+	json_t *ours = ip_json(0, links);
+	if (!ours) {
+		json_decref(ifs);
+		return -EIO;
+	}
+	json_array_foreach(ifs, i, e) {
+		const char *kind = jstr(json_object_get(e, "linkinfo"), "info_kind");
+		json_t *peer = kind && !strcmp(kind, "veth") ? veth_peer(ours, e) : NULL;
+		const char *br = peer ? jstr(peer, "master") : NULL;
+		size_t k;
+		if (!br)
+			continue;
+		for (k = 0; k < n && strcmp(v[k], br); k++)
+			;
+		if (k == n)
+			APPEND(v, n, xstrdup(br));
+	}
+	json_decref(ifs);
+	json_decref(ours);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int runc_check_bridges(const char *id, char *const *bridges, size_t n)
+{
+	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
+	json_t *ours, *e;
+	size_t k;
+	int r = 0;
+
+	if (!n)
+		return 0;
+	/* ip(8), not /sys/class/net: sysfs shows the namespace of whoever mounted it */
+	ours = ip_json(0, links);
+	if (!ours)
+		return -EIO;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const char *kind = NULL;
+		bool found = false;
+		json_array_foreach(ours, k, e) {
+			const char *name = jstr(e, "ifname");
+			if (name && !strcmp(name, bridges[i])) {
+				found = true;
+				kind = jstr(json_object_get(e, "linkinfo"), "info_kind");
+			}
+		}
+		if (!found || !kind || strcmp(kind, "bridge"))
+			r = dm_fail(-ENODEV, "container '%s': its network interface is on bridge %s at the source, "
+				    "and there is %s here", id, bridges[i],
+				    found ? "an interface of that name, but not a bridge," : "no bridge of that name");
+	}
+	json_decref(ours);
+	return r;
 }
 
 static int record_net(struct runc_ct *ct)

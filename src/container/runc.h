@@ -45,6 +45,11 @@ const char *runc_rootfs(const struct runc_ct *ct);
 /* A destination, before the source freezes: runc runs here, the ID is free
  * under root (NULL: RUNC_DEFAULT_ROOT), the rootfs is here. */
 int runc_check_here(const char *root, const char *id, const char *rootfs);
+/* The bridges its veths' host ends are on (runc_bridges(), before the freeze:
+ * unique, malloc'd), and a destination's check that it has each (in its own
+ * network namespace, where the restore makes the veths again). */
+int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n);
+int runc_check_bridges(const char *id, char *const *bridges, size_t n);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
 /* The container belongs to a manager above runc (Docker): runc_finish()

@@ -291,6 +291,8 @@ static int handle_start(struct dsess *s)
 		goto out;
 	if (st->container_id) {
 		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
+		if (r >= 0)
+			r = runc_check_bridges(st->container_id, st->container_bridges, st->n_container_bridges);
 		if (r < 0)
 			goto out;
 	}

@@ -63,6 +63,8 @@ struct mig_source_opts {
 	void *container_arg;
 	const char *container_id;      /* checked by the destination before the freeze */
 	const char *container_rootfs;
+	char **container_bridges;      /* the bridges its veths are on: checked there too */
+	size_t n_container_bridges;
 	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */
 	enum rfs_mode rootfs_mode; /* RFS_NONE without rootfs_dir */
 	/* rootfs_dir is the container's own layer (a Docker container's overlay

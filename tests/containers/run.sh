@@ -68,6 +68,9 @@
 #                      on thawed, b keeps no container of the attempt
 #   runc/migrate-refused  host b's runc has a container of that ID: refused at
 #                      START, named, before the freeze; a's runs on
+#   runc/migrate-nobridge  its veth is on a bridge host b lacks (dmbrx):
+#                      refused at START, the bridge named, before the freeze;
+#                      a's runs on, b has no container of that ID
 #   testbed/cleanup    (always last) a container left in host a, paused
 #                      (frozen): `testhost down` kills it and leaves no
 #                      namespace, cgroup, runc state or veth behind
@@ -526,6 +529,49 @@ t_migrate_refused() {
 	result PASS $t
 }
 
+# the busybox counter with its veth on a bridge that host a has and host b
+# does not (dmbrx): refused at START, the bridge named, before the freeze;
+# a's runs on (same init, thawed, counting), b has no container of that ID
+t_migrate_nobridge() {
+	local t=runc/migrate-nobridge
+	t_migrate_nobridge_1
+	ctr_delete a "$PREFIX-mnb"
+	ctr_host a ip link del dmbrx 2>/dev/null
+	return 0
+}
+t_migrate_nobridge_1() {
+	local t=runc/migrate-nobridge id=$PREFIX-mnb n=23 b out pid v
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	ctr_host a sh -ec "ip link add dmbrx type bridge; ip link set dmbrx up" || { result FAIL $t "bridge dmbrx in a"; return; }
+	ctr_runc a create --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc create in a"; return; }
+	pid=$(ctr_pid a "$id") || { result FAIL $t "no pid in a"; return; }
+	v=$(ctr_veth $n)
+	ctr_host a sh -ec "
+		ip link add $v type veth peer name eth0 netns $pid
+		ip link set $v master dmbrx up
+		nsenter -t $pid -n sh -ec '
+			ip link set lo up
+			ip link set eth0 address $(ctr_mac $n)
+			ip addr add $(ctr_addr $n)/24 dev eth0
+			ip link set eth0 up'" || { result FAIL $t "its veth on dmbrx"; return; }
+	ctr_runc a start "$id" || { result FAIL $t "runc start in a"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --quiet 2>&1) &&
+		{ result FAIL $t "the migration succeeded"; return; }
+	grep -q "on bridge dmbrx at the source, and there is no bridge of that name here" <<<"$out" ||
+		{ result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is $(ctr_status a "$id")"; return; }
+	[[ -z $(ctr_status b "$id") ]] || { result FAIL $t "b has a container $id: $(ctr_status b "$id")"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	result PASS $t
+}
+
 # ctr_lock_quiet STATS PATH: the restore's network lock (PATH in the --stats
 # JSON: its counts; "" for the top level) dropped nothing the tree sent: it was gone before the
 # tree ran, so the tree's first answers (to a request acknowledged before the
@@ -666,7 +712,7 @@ t_svc_joined_1() {
 
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
-	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
+	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-net-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -675,6 +721,7 @@ declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
 	[runc/migrate-refused]=t_migrate_refused
+	[runc/migrate-nobridge]=t_migrate_nobridge
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"
