@@ -726,7 +726,7 @@ int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n)
 	return 0;
 }
 
-int runc_check_bridges(const char *id, char *const *bridges, size_t n)
+int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given)
 {
 	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
 	json_t *ours, *e;
@@ -749,7 +749,11 @@ int runc_check_bridges(const char *id, char *const *bridges, size_t n)
 				kind = jstr(json_object_get(e, "linkinfo"), "info_kind");
 			}
 		}
-		if (!found || !kind || strcmp(kind, "bridge"))
+		if ((!found || !kind || strcmp(kind, "bridge")) && given)
+			r = dm_fail(-ENODEV, "container '%s': its network interfaces go on bridge %s here "
+				    "(dmigrated --bridge), and there is %s", id, bridges[i],
+				    found ? "an interface of that name, but not a bridge" : "no bridge of that name");
+		else if (!found || !kind || strcmp(kind, "bridge"))
 			r = dm_fail(-ENODEV, "container '%s': its network interface is on bridge %s at the source, "
 				    "and there is %s here", id, bridges[i],
 				    found ? "an interface of that name, but not a bridge," : "no bridge of that name");
@@ -1177,7 +1181,7 @@ static int ip_in(pid_t pid, const char *const argv[])
  * The container's veths, as they were: its end with its name, MAC, MTU and
  * addresses, up, its routes; our end with its name, on the bridge it was on.
  */
-static int put_back_net(const Dm__Container *m, pid_t pid, struct runc_started *s)
+static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
 {
 	char pidstr[16], mtu[16];
 	int r = 0;
@@ -1230,9 +1234,10 @@ static int put_back_net(const Dm__Container *m, pid_t pid, struct runc_started *
 			s->ann_if[s->n_ann] = xstrdup(n->name);
 			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
 		}
+		/* dmigrated --bridge: on that one instead of the one of the same name */
 		if (r >= 0 && n->peer_master)
 			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "master",
-							   n->peer_master, NULL });
+							   bridge ? bridge : n->peer_master, NULL });
 		if (r >= 0)
 			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "up", NULL });
 	}
@@ -1258,7 +1263,7 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 	int r;
 
 	if (!o->runtime_made) {
-		r = put_back_net(m, s->pid, s);
+		r = put_back_net(m, s->pid, o->bridge, s);
 		if (r < 0)
 			return r;
 	}

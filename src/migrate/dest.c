@@ -291,8 +291,13 @@ static int handle_start(struct dsess *s)
 		goto out;
 	if (st->container_id) {
 		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
-		if (r >= 0)
-			r = runc_check_bridges(st->container_id, st->container_bridges, st->n_container_bridges);
+		/* dmigrated --bridge: every veth goes there instead */
+		char *given[] = { (char *)s->o->bridge };
+		if (r >= 0 && s->o->bridge && st->n_container_bridges)
+			r = runc_check_bridges(st->container_id, given, 1, true);
+		else if (r >= 0)
+			r = runc_check_bridges(st->container_id, st->container_bridges, st->n_container_bridges,
+					       false);
 		if (r < 0)
 			goto out;
 	}
@@ -880,7 +885,7 @@ static int do_restore(struct dsess *s)
 		runc_restore_done(&rs, r >= 0);
 		goto restored;
 	} else if (inv && inv->container) {
-		struct runc_restore_opts rro = { .images_dir = s->dir };
+		struct runc_restore_opts rro = { .images_dir = s->dir, .bridge = s->o->bridge };
 		r = runc_restore_start(inv->container, &rro, &rs);
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)

@@ -108,6 +108,7 @@ struct mig_daemon_opts {
 	const char *ready_file;    /* written once listening ("ADDR:PORT\n") */
 	bool keep_images;          /* debugging: leave incoming images in state_dir */
 	int peer_timeout_ms;       /* a source silent this long before the restore is given up; 0: 60 s */
+	const char *bridge;        /* a container's veths go on this bridge (NULL: the source's of the same name) */
 };
 
 /* Serve until SIGINT/SIGTERM (or max_migrations).  Several migrations at once

@@ -71,6 +71,9 @@
 #   runc/migrate-nobridge  its veth is on a bridge host b lacks (dmbrx):
 #                      refused at START, the bridge named, before the freeze;
 #                      a's runs on, b has no container of that ID
+#   runc/migrate-bridge  to a dmigrated --bridge dmbry in b: refused at START,
+#                      named, while b has no dmbry; then moved (post-copy),
+#                      its veth's end in b on dmbry
 #   testbed/cleanup    (always last) a container left in host a, paused
 #                      (frozen): `testhost down` kills it and leaves no
 #                      namespace, cgroup, runc state or veth behind
@@ -572,6 +575,50 @@ t_migrate_nobridge_1() {
 	result PASS $t
 }
 
+# dmigrated --bridge dmbry in b: while b has no dmbry, refused at START, the
+# bridge named, a's runs on; with dmbry made in b, the busybox counter (its
+# veth on dmbr0 in a) moves and its veth's end in b is on dmbry
+t_migrate_bridge() {
+	t_migrate_bridge_1
+	ctr_delete a "$PREFIX-mbr"
+	ctr_delete b "$PREFIX-mbr"
+	ctr_host b ip link del dmbry 2>/dev/null
+	return 0
+}
+# dmd_bridge PORT: a dmigrated --bridge dmbry --once in b on PORT (ready)
+dmd_bridge() {
+	rm -f "$WORK/dmd-$1.ready"
+	ctr_host b "$DM" daemon --listen "$(ctr_info b.seg_addr):$1" --key "$WORK/key" --state-dir "$WORK/dmd-$1" \
+		--ready-file "$WORK/dmd-$1.ready" --once --bridge dmbry >"$WORK/dmd-$1.log" 2>&1 &
+	wait_until 20 test -s "$WORK/dmd-$1.ready"
+}
+t_migrate_bridge_1() {
+	local t=runc/migrate-bridge id=$PREFIX-mbr n=24 b out pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id") || { result FAIL $t "no pid in a"; return; }
+	dmd_bridge 7072 || { result FAIL $t "dmigrated --bridge in b: $(tail -3 "$WORK/dmd-7072.log")"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7072" --key "$WORK/key" --quiet 2>&1) &&
+		{ result FAIL $t "migrated to b without dmbry"; return; }
+	grep -q "go on bridge dmbry here (dmigrated --bridge), and there is no bridge of that name" <<<"$out" ||
+		{ result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is $(ctr_status a "$id")"; return; }
+	ctr_host b sh -ec "ip link add dmbry type bridge; ip link set dmbry up" || { result FAIL $t "dmbry in b"; return; }
+	dmd_bridge 7073 || { result FAIL $t "dmigrated --bridge in b: $(tail -3 "$WORK/dmd-7073.log")"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7073" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	out=$(ctr_host b ip -o link show master dmbry)
+	[[ $out == *"$(ctr_veth $n)@"* ]] || { result FAIL $t "its veth is not on dmbry in b: '$out'"; return; }
+	out=$(ctr_host b ip -o link show master dmbr0)
+	[[ $out != *"$(ctr_veth $n)@"* ]] || { result FAIL $t "its veth is on dmbr0 in b: '$out'"; return; }
+	result PASS $t
+}
+
 # ctr_lock_quiet STATS PATH: the restore's network lock (PATH in the --stats
 # JSON: its counts; "" for the top level) dropped nothing the tree sent: it was gone before the
 # tree ran, so the tree's first answers (to a request acknowledged before the
@@ -712,7 +759,7 @@ t_svc_joined_1() {
 
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
-	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-net-post-copy)
+	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -722,6 +769,7 @@ declare -A RUN=(
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-nobridge]=t_migrate_nobridge
+	[runc/migrate-bridge]=t_migrate_bridge
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"
