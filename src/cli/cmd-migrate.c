@@ -244,6 +244,11 @@ int cmd_migrate(int argc, char **argv)
 		o.container_arg = ct;
 		o.container_id = runc_id(ct);
 		o.container_rootfs = runc_rootfs(ct);
+		r = runc_bridges(ct, &o.container_bridges, &o.n_container_bridges);
+		if (r < 0) {
+			fprintf(stderr, "dmigrate: migration failed: nothing was changed: %s\n", dm_error_text(r));
+			return 1;
+		}
 	} else if (!docker_name && (strncmp(t, "pid:", 4) || parse_long(t + 4, &v) < 0)) {
 		fprintf(stderr, "dmigrate: migrate: the target must be pid:PID (got '%s')\n", t);
 		return 2;

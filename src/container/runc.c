@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -669,6 +670,93 @@ static json_t *veth_peer(json_t *ours, json_t *ctr_if)
 	return NULL;
 }
 
+/*
+ * The bridges the host ends of the container's veths are on, read while it
+ * runs (before the freeze): the destination must have each, or the
+ * container would come back cut off.  Unique names, malloc'd; none when the
+ * container has no network namespace of its own.
+ */
+int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n)
+{
+	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
+	Dm__Container *m = ct->msg;
+	char **v = NULL;
+	size_t n = 0, i;
+	json_t *e;
+
+	*ret = NULL;
+	*ret_n = 0;
+	(void)m;
+	/* in ours (or the host's, shared): its veths' ends are not told apart there */
+	_cleanup_free_ char *nsp = xasprintf("/proc/%d/ns/net", (int)ct->pid);
+	struct stat a, b;
+	if (stat(nsp, &a) < 0)
+		return dm_fail(neg_errno(), "container '%s': its network namespace: %m", ct->id);
+	if (stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		return 0;
+	json_t *ifs = ip_json(ct->pid, links);
+	if (!ifs)
+		return -EIO;
+	json_t *ours = ip_json(0, links);
+	if (!ours) {
+		json_decref(ifs);
+		return -EIO;
+	}
+	json_array_foreach(ifs, i, e) {
+		const char *kind = json_str(json_object_get(e, "linkinfo"), "info_kind");
+		json_t *peer = kind && !strcmp(kind, "veth") ? veth_peer(ours, e) : NULL;
+		const char *br = peer ? json_str(peer, "master") : NULL;
+		size_t k;
+		if (!br)
+			continue;
+		for (k = 0; k < n && strcmp(v[k], br); k++)
+			;
+		if (k == n)
+			APPEND(v, n, xstrdup(br));
+	}
+	json_decref(ifs);
+	json_decref(ours);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given)
+{
+	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
+	json_t *ours, *e;
+	size_t k;
+	int r = 0;
+
+	if (!n)
+		return 0;
+	/* ip(8), not /sys/class/net: sysfs shows the namespace of whoever mounted it */
+	ours = ip_json(0, links);
+	if (!ours)
+		return -EIO;
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const char *kind = NULL;
+		bool found = false;
+		json_array_foreach(ours, k, e) {
+			const char *name = json_str(e, "ifname");
+			if (name && !strcmp(name, bridges[i])) {
+				found = true;
+				kind = json_str(json_object_get(e, "linkinfo"), "info_kind");
+			}
+		}
+		if ((!found || !kind || strcmp(kind, "bridge")) && given)
+			r = dm_fail(-ENODEV, "container '%s': its network interfaces go on bridge %s here "
+				    "(dmigrated --bridge), and there is %s", id, bridges[i],
+				    found ? "an interface of that name, but not a bridge" : "no bridge of that name");
+		else if (!found || !kind || strcmp(kind, "bridge"))
+			r = dm_fail(-ENODEV, "container '%s': its network interface is on bridge %s at the source, "
+				    "and there is %s here", id, bridges[i],
+				    found ? "an interface of that name, but not a bridge," : "no bridge of that name");
+	}
+	json_decref(ours);
+	return r;
+}
+
 static int record_net(struct runc_ct *ct)
 {
 	static const char *const addr[] = { "ip", "-j", "-d", "addr", "show", NULL };
@@ -1088,7 +1176,7 @@ static int ip_in(pid_t pid, const char *const argv[])
  * The container's veths, as they were: its end with its name, MAC, MTU and
  * addresses, up, its routes; our end with its name, on the bridge it was on.
  */
-static int put_back_net(const Dm__Container *m, pid_t pid, struct runc_started *s)
+static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
 {
 	char pidstr[16], mtu[16];
 	int r = 0;
@@ -1141,9 +1229,10 @@ static int put_back_net(const Dm__Container *m, pid_t pid, struct runc_started *
 			s->ann_if[s->n_ann] = xstrdup(n->name);
 			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
 		}
+		/* dmigrated --bridge: on that one instead of the one of the same name */
 		if (r >= 0 && n->peer_master)
 			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "master",
-							   n->peer_master, NULL });
+							   bridge ? bridge : n->peer_master, NULL });
 		if (r >= 0)
 			r = ip_in(0, (const char *const[]){ "ip", "link", "set", n->peer_name, "up", NULL });
 	}
@@ -1169,7 +1258,7 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 	int r;
 
 	if (!o->runtime_made) {
-		r = put_back_net(m, s->pid, s);
+		r = put_back_net(m, s->pid, o->bridge, s);
 		if (r < 0)
 			return r;
 	}

@@ -45,6 +45,12 @@ const char *runc_rootfs(const struct runc_ct *ct);
 /* A destination, before the source freezes: runc runs here, the ID is free
  * under root (NULL: RUNC_DEFAULT_ROOT), the rootfs is here. */
 int runc_check_here(const char *root, const char *id, const char *rootfs);
+/* The bridges its veths' host ends are on (runc_bridges(), before the freeze:
+ * unique, malloc'd), and a destination's check that it has each (in its own
+ * network namespace, where the restore makes the veths again); given: the
+ * one bridge of dmigrated --bridge instead. */
+int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n);
+int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
 /* The container belongs to a manager above runc (Docker): runc_finish()
@@ -59,6 +65,7 @@ struct runc_restore_opts {
 	const char *bundle;     /* NULL: the recorded one */
 	const char *name;       /* NULL: the recorded id */
 	const char *root;       /* NULL: RUNC_DEFAULT_ROOT */
+	const char *bridge;     /* NULL: each veth's host end on the bridge it was on */
 	/* runc_restore_attach(): another runtime (Docker) made the container
 	 * from its own config: its network and cgroup limits are its own */
 	bool runtime_made;

@@ -20,6 +20,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: dmigrated [--listen ADDR:PORT] --key FILE [--state-dir DIR] [-v|-vv]\n"
 		"                 [--once] [--ready-file FILE] [--keep-images] [--peer-timeout S]\n"
+		"                 [--bridge NAME]\n"
 		"       dmigrated [--listen ADDR:PORT] --insecure ...\n"
 		"       dmigrated --help | --version\n"
 		"  Receives live migrations from 'dmigrate migrate --to ADDR:PORT'.  Listens on\n"
@@ -31,7 +32,10 @@ static void usage(FILE *out)
 		"  once listening; --keep-images: leave the images (debugging); -v, --verbose\n"
 		"  (twice: debug): log more.\n"
 		"  --peer-timeout S: give a migration up when its source sends nothing for S\n"
-		"  seconds while it should send the state or the memory (default 60).\n",
+		"  seconds while it should send the state or the memory (default 60).\n"
+		"  --bridge NAME: a runc container's veths go on bridge NAME here (default: the\n"
+		"  bridge of the same name as at the source); a migration is refused before the\n"
+		"  freeze if it is not here.\n",
 		NET_DEFAULT_PORT);
 }
 
@@ -46,6 +50,7 @@ int daemon_main(int argc, char **argv)
 		{ "ready-file", required_argument, NULL, 'R' },
 		{ "keep-images", no_argument, NULL, 'K' },
 		{ "peer-timeout", required_argument, NULL, 'T' },
+		{ "bridge", required_argument, NULL, 'B' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -58,7 +63,7 @@ int daemon_main(int argc, char **argv)
 	unsigned long secs;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "l:k:Id:1R:KT:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:k:Id:1R:KT:B:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': o.listen = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -73,6 +78,13 @@ int daemon_main(int argc, char **argv)
 				return 2;
 			}
 			o.peer_timeout_ms = (int)secs * 1000;
+			break;
+		case 'B':
+			if (!optarg[0] || strlen(optarg) >= 16 || strchr(optarg, '/') || strchr(optarg, ' ')) {
+				fprintf(stderr, "dmigrated: --bridge wants an interface name (got '%s')\n", optarg);
+				return 2;
+			}
+			o.bridge = optarg;
 			break;
 		case 'v': level = level < LOG_INFO ? LOG_INFO : LOG_DEBUG; break;
 		case 'h': usage(stdout); return 0;

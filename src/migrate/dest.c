@@ -79,6 +79,7 @@ struct dsess {
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
+	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
 	uint64_t reserved;         /* bytes of store_reserved this session holds */
@@ -294,6 +295,13 @@ static int handle_start(struct dsess *s)
 		goto out;
 	if (st->container_id) {
 		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
+		/* dmigrated --bridge: every veth goes there instead */
+		char *given[] = { (char *)s->o->bridge };
+		if (r >= 0 && s->o->bridge && st->n_container_bridges)
+			r = runc_check_bridges(st->container_id, given, 1, true);
+		else if (r >= 0)
+			r = runc_check_bridges(st->container_id, st->container_bridges, st->n_container_bridges,
+					       false);
 		if (r < 0)
 			goto out;
 	}
@@ -883,7 +891,7 @@ static int do_restore(struct dsess *s)
 		runc_restore_done(&rs, r >= 0);
 		goto restored;
 	} else if (inv && inv->container) {
-		struct runc_restore_opts rro = { .images_dir = s->dir };
+		struct runc_restore_opts rro = { .images_dir = s->dir, .bridge = s->o->bridge };
 		r = runc_restore_start(inv->container, &rro, &rs);
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)
@@ -904,6 +912,7 @@ restored:
 		return r;
 	s->resumed = true;
 	s->t_resume = clock_ns();
+	s->resumed_stats = res.stats;
 	s->root = res.root_pid;
 	s->root_pidfd = res.root_pidfd;
 	if (store_mode(s->mode)) {
@@ -962,6 +971,13 @@ static json_t *mem_stats(struct dsess *s)
 	/* from COMMIT to the tree running (the restore let it go) */
 	if (s->t_commit && s->t_resume > s->t_commit)
 		json_object_set_new(j, "commit_to_running_ms", json_real(ns_to_ms(s->t_commit, s->t_resume)));
+	if (s->resumed_stats.lock_counted) {
+		/* the tree's own connections, dropped on this side while locked */
+		json_object_set_new(j, "net_lock_tcp_dropped_in",
+				    json_integer((json_int_t)s->resumed_stats.lock_tcp_dropped_in));
+		json_object_set_new(j, "net_lock_tcp_dropped_out",
+				    json_integer((json_int_t)s->resumed_stats.lock_tcp_dropped_out));
+	}
 	return j;
 }
 

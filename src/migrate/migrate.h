@@ -63,6 +63,8 @@ struct mig_source_opts {
 	void *container_arg;
 	const char *container_id;      /* checked by the destination before the freeze */
 	const char *container_rootfs;
+	char **container_bridges;      /* the bridges its veths are on: checked there too */
+	size_t n_container_bridges;
 	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */
 	enum rfs_mode rootfs_mode; /* RFS_NONE without rootfs_dir */
 	/* rootfs_dir is the container's own layer (a Docker container's overlay
@@ -111,6 +113,7 @@ struct mig_daemon_opts {
 	const char *ready_file;    /* written once listening ("ADDR:PORT\n") */
 	bool keep_images;          /* debugging: leave incoming images in state_dir */
 	int peer_timeout_ms;       /* a source silent this long before the restore is given up; 0: 60 s */
+	const char *bridge;        /* a container's veths go on this bridge (NULL: the source's of the same name) */
 };
 
 /* Serve until SIGINT/SIGTERM (or max_migrations).  Several migrations at once

@@ -1022,6 +1022,8 @@ static int ph_connect(struct src *s)
 		}
 		m.container_id = (char *)o->container_id;
 		m.container_rootfs = (char *)o->container_rootfs;
+		m.container_bridges = o->container_bridges;
+		m.n_container_bridges = o->n_container_bridges;
 		m.docker_inspect = (char *)o->docker_inspect;
 		m.docker_layer_dirs = o->layer_dirs;
 		m.n_docker_layer_dirs = o->n_layer_dirs;

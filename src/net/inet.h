@@ -66,6 +66,17 @@ int netlock_conns(const char *name, const struct netlock_conn *c, size_t n);
 int netlock_netns(const char *name);
 /* Remove the lock; 0 when there is none. */
 int netlock_unlock(const char *name);
+/*
+ * Let everything through but keep the table with its counters (its chains
+ * go): the restore opens the lock before the tree runs and reads what it
+ * dropped later, off the critical path.  netlock_unlock() removes it.
+ */
+int netlock_open(const char *name);
+/* The TCP packets a lock of this process's making has dropped, in (from the
+ * peers) and out (from the tree's sockets).  -ENOENT if it has no counters. */
+#define NETLOCK_TCP_IN "tcp_in"
+#define NETLOCK_TCP_OUT "tcp_out"
+int netlock_dropped(const char *name, uint64_t *in, uint64_t *out);
 /* Is there a lock of that name in this namespace? */
 bool netlock_exists(const char *name);
 /* The nft script of netlock_conns() (or of netlock_netns() with c == NULL); malloc'd. */

@@ -35,7 +35,8 @@ static bool v4_mapped(const uint8_t *a)
 }
 
 /* "ip saddr A ip daddr B tcp sport P tcp dport Q" for packets from (a, pa) to (b, pb). */
-static void match(FILE *f, int family, const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+static void match(FILE *f, int family, const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb,
+		  const char *counter)
 {
 	char sa[INET6_ADDRSTRLEN], sb[INET6_ADDRSTRLEN];
 	const char *kw = "ip6";
@@ -49,7 +50,8 @@ static void match(FILE *f, int family, const uint8_t *a, uint16_t pa, const uint
 		kw = "ip";
 	inet_ntop(family, a, sa, sizeof(sa));
 	inet_ntop(family, b, sb, sizeof(sb));
-	fprintf(f, "\t\t%s saddr %s %s daddr %s tcp sport %u tcp dport %u drop\n", kw, sa, kw, sb, pa, pb);
+	fprintf(f, "\t\t%s saddr %s %s daddr %s tcp sport %u tcp dport %u counter name \"%s\" drop\n", kw, sa,
+		kw, sb, pa, pb, counter);
 }
 
 char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, bool netns)
@@ -61,14 +63,19 @@ char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, b
 	if (!f)
 		abort();
 	fprintf(f, "add table inet %s\ndelete table inet %s\ntable inet %s {\n", name, name, name);
+	/* the TCP packets dropped each way (netlock_dropped()) */
+	fprintf(f, "\tcounter " NETLOCK_TCP_IN " { }\n\tcounter " NETLOCK_TCP_OUT " { }\n");
 	for (int dir = 0; dir < 2; dir++) {
+		const char *cnt = dir ? NETLOCK_TCP_OUT : NETLOCK_TCP_IN;
 		fprintf(f, "\tchain %s {\n\t\ttype filter hook %s priority -400; policy %s;\n",
 			dir ? "out" : "in", dir ? "output" : "input", netns ? "drop" : "accept");
+		if (netns)
+			fprintf(f, "\t\tmeta l4proto tcp counter name \"%s\" drop\n", cnt);
 		for (size_t i = 0; !netns && i < n; i++) {
 			if (dir)	/* out: from the tree's end to the peer */
-				match(f, c[i].family, c[i].src, c[i].sport, c[i].dst, c[i].dport);
+				match(f, c[i].family, c[i].src, c[i].sport, c[i].dst, c[i].dport, cnt);
 			else		/* in: from the peer to the tree's end */
-				match(f, c[i].family, c[i].dst, c[i].dport, c[i].src, c[i].sport);
+				match(f, c[i].family, c[i].dst, c[i].dport, c[i].src, c[i].sport, cnt);
 		}
 		fprintf(f, "\t}\n");
 	}
@@ -84,7 +91,7 @@ char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, b
  * sits inside the frozen window, where nft's start-up cost ~40 ms a call
  * here.  nft's complaint (its first line) into err.
  */
-static int run_nft(const char *script, char *err, size_t errlen)
+static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	int r;
@@ -100,8 +107,17 @@ static int run_nft(const char *script, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", e);
 		err[strcspn(err, "\n")] = 0;
 	}
+	if (out) {
+		const char *o = nft_ctx_get_output_buffer(ctx);
+		*out = xstrdup(o ? o : "");
+	}
 	nft_ctx_free(ctx);
 	return r;
+}
+
+static int run_nft(const char *script, char *err, size_t errlen)
+{
+	return run_nft_out(script, err, errlen, NULL);
 }
 
 static int install(const char *name, const struct netlock_conn *c, size_t n, bool netns)
@@ -144,5 +160,44 @@ int netlock_unlock(const char *name)
 	if (r == -EIO)
 		return dm_fail(r, "cannot unlock the network (nft table inet %s): %s", name,
 			       err[0] ? err : "nft failed");
+	return r;
+}
+
+int netlock_open(const char *name)
+{
+	char err[512] = "";
+	/* a base chain deleted takes its hook and rules along; the counters stay */
+	_cleanup_free_ char *s = xasprintf("delete chain inet %s in\ndelete chain inet %s out\n", name, name);
+	int r = run_nft(s, err, sizeof(err));
+	if (r == -EIO)
+		return dm_fail(r, "cannot unlock the network (nft table inet %s): %s", name,
+			       err[0] ? err : "nft failed");
+	return r;
+}
+
+/* "packets N" of counter cnt in `list counters` output */
+static int counter_of(const char *out, const char *cnt, uint64_t *ret)
+{
+	_cleanup_free_ char *key = xasprintf("counter %s {", cnt);
+	const char *p = strstr(out, key);
+	unsigned long long v;
+
+	if (!p || !(p = strstr(p, "packets ")) || sscanf(p, "packets %llu", &v) != 1)
+		return -ENOENT;
+	*ret = v;
+	return 0;
+}
+
+int netlock_dropped(const char *name, uint64_t *in, uint64_t *out)
+{
+	char err[512] = "";
+	_cleanup_free_ char *s = xasprintf("list counters table inet %s\n", name), *o = NULL;
+	int r = run_nft_out(s, err, sizeof(err), &o);
+
+	if (r == -EIO)
+		return dm_fail(r, "cannot read the network lock's counters (nft table inet %s): %s", name,
+			       err[0] ? err : "nft failed");
+	if (r >= 0 && (counter_of(o, NETLOCK_TCP_IN, in) < 0 || counter_of(o, NETLOCK_TCP_OUT, out) < 0))
+		r = dm_fail(-ENOENT, "the network lock %s has no counters", name);
 	return r;
 }

@@ -13,13 +13,16 @@
  *                      connection is rebuilt in repair mode (sequence numbers,
  *                      both queues, MSS, window scale, SACK, timestamps,
  *                      windows) and stays there
- *   rst_inet_resume()  once the tree is to run (after a migration's commit):
- *                      repair mode off, the send queue's unsent tail written
- *                      as ordinary data, SO_REUSEADDR and TCP_CORK given back
- *   files_fini()       after the detach: the lock goes.  A restore that
- *                      failed kills its sockets still in repair mode (they
- *                      send nothing) and keeps the checkpoint's lock for the
- *                      next try; a lock it made itself goes.
+ *   rst_inet_resume()  once the tree is to run (after a migration's commit),
+ *                      before it runs: the lock goes, then repair mode off
+ *                      (a window probe the peer answers at once), the send
+ *                      queue (sent but not acknowledged, and never sent)
+ *                      written as ordinary data, SO_REUSEADDR and TCP_CORK
+ *                      given back
+ *   files_fini()       a restore that failed before that kills its sockets
+ *                      still in repair mode (they send nothing) and keeps
+ *                      the checkpoint's lock for the next try; a lock it
+ *                      made itself goes.
  *
  * Listening sockets are made before any connection: an accepted
  * connection's socket shares its listener's port, and binding a listener
@@ -31,6 +34,7 @@
 #include "net/inet.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
@@ -223,7 +227,6 @@ static int tcp_established(struct rst_files *fs, int fd, const Dm__InetSk *s, bo
 	const Dm__TcpConn *t = s->tcp;
 	struct sockaddr_storage src, dst;
 	socklen_t sl = make_addr(s, true, &src), dl = make_addr(s, false, &dst);
-	size_t sent = t->send_queue.len - t->unsent;
 	int r;
 
 	r = repair(fd, TCP_REPAIR_ON);
@@ -266,10 +269,15 @@ static int tcp_established(struct rst_files *fs, int fd, const Dm__InetSk *s, bo
 	     (r = send_all(fd, t->recv_queue.data, t->recv_queue.len)) < 0))
 		return dm_fail(r, "putting back %zu bytes received, not read: %s", t->recv_queue.len,
 			       strerror(-r));
-	/* sent, not acknowledged: in repair mode, as sent (retransmitted if need be) */
-	if (sent && ((r = set_u32(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)) < 0 ||
-		     (r = send_all(fd, t->send_queue.data, sent)) < 0))
-		return dm_fail(r, "putting back %zu bytes sent, not acknowledged: %s", sent, strerror(-r));
+	/*
+	 * Sent, not acknowledged: not put back as sent.  Written in repair
+	 * mode they would count as in flight and go out again only when this
+	 * new socket's retransmission timer fires (it knows no round trip:
+	 * a second or more), although the peer may never have had them (the
+	 * lock dropped what the kernel sent while the tree was frozen).  The
+	 * sequence starts at the first unacknowledged byte and rst_inet_resume()
+	 * writes the whole queue as ordinary data once the lock is gone.
+	 */
 	struct tcp_repair_window w = { .snd_wl1 = t->snd_wl1, .snd_wnd = t->snd_wnd,
 				       .max_window = t->max_window, .rcv_wnd = t->rcv_wnd,
 				       .rcv_wup = t->rcv_wup };
@@ -527,6 +535,26 @@ int rst_inet_resume(struct rst_ctx *c)
 	if (!in)
 		return 0;
 	in->resumed = true;
+	/*
+	 * The lock goes first, before a connection leaves repair mode and
+	 * before the tree runs: from here on (on a destination, after the
+	 * source's commit) these sockets are the connections, and what they
+	 * acknowledge they hold.  Anything sent while still locked would be
+	 * dropped and wait for a retransmission timer: the peer's backed-off
+	 * one, or this new socket's, which knows no round trip yet (a second
+	 * or more).  So the window probe below, the tree's first answer and
+	 * the bytes the lock ate all reach the peer at once.
+	 */
+	if (in->lock[0]) {
+		int back = -1;
+		r = netns_enter(in->netns, &back);
+		/* its counters stay until rst_inet_settled() has read them */
+		if (r >= 0)
+			r = netlock_open(in->lock);
+		netns_leave(back);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < in->n_conns; i++) {
 		const struct rst_inet_conn *k = &in->conns[i];
 		const Dm__InetSk *s = k->s;
@@ -534,11 +562,18 @@ int rst_inet_resume(struct rst_ctx *c)
 		const Dm__InetOpt *o;
 		int reuse = 0;
 
-		/* TCP_REPAIR_OFF: a window probe tells the peer where we are (dropped while locked) */
+		/*
+		 * TCP_REPAIR_OFF sends a window probe (a segment below the
+		 * peer's window): the peer answers it with an ACK at once, which
+		 * acknowledges what it got of ours and teaches the bridges on the
+		 * way where this end is now.
+		 */
 		r = repair(k->fd, TCP_REPAIR_OFF);
-		/* never sent: ordinary data now */
-		if (r >= 0 && t->unsent)
-			r = send_all(k->fd, t->send_queue.data + (t->send_queue.len - t->unsent), t->unsent);
+		/* sent before the freeze but not acknowledged (tcp_established()
+		 * kept them back), and never sent: ordinary data now, on the wire
+		 * at once; what the peer has already it drops as a duplicate */
+		if (r >= 0 && t->send_queue.len)
+			r = send_all(k->fd, t->send_queue.data, t->send_queue.len);
 		if (r >= 0 && k->bumped) {
 			for (int j = 0; j < 2 && r >= 0; j++) {
 				int name = j ? SO_RCVBUF : SO_SNDBUF, v;
@@ -562,6 +597,31 @@ int rst_inet_resume(struct rst_ctx *c)
 				       strerror(-r));
 	}
 	return 0;
+}
+
+void rst_inet_settled(struct rst_ctx *c)
+{
+	struct rst_inet *in = c->files ? c->files->inet : NULL;
+	int back = -1;
+
+	if (!in || !in->lock[0] || !in->resumed)
+		return;
+	if (netns_enter(in->netns, &back) >= 0) {
+		if (netlock_dropped(in->lock, &c->st.lock_tcp_dropped_in, &c->st.lock_tcp_dropped_out) >= 0)
+			c->st.lock_counted = true;
+		else
+			pr_warn("%s", dm_last_error());
+		if (netlock_unlock(in->lock) >= 0)
+			in->lock[0] = 0;
+		else
+			pr_warn("%s", dm_last_error());
+	} else {
+		pr_warn("%s", dm_last_error());
+	}
+	netns_leave(back);
+	if (c->st.lock_counted)
+		pr_info("the network lock dropped %" PRIu64 " TCP packets from the peers, %" PRIu64
+			" from the tree's sockets", c->st.lock_tcp_dropped_in, c->st.lock_tcp_dropped_out);
 }
 
 void rst_inet_fini(struct rst_files *fs)

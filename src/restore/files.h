@@ -76,6 +76,8 @@ extern const struct rst_file_type rst_file_inet;
 int rst_inet_lock(struct rst_ctx *c);
 /* files-inet.c: connections out of repair mode (the tree is about to run) */
 int rst_inet_resume(struct rst_ctx *c);
+/* files-inet.c: once the tree runs: what the lock dropped into c->st, then it goes */
+void rst_inet_settled(struct rst_ctx *c);
 /* files-inet.c: unlock (after the descriptions are closed); frees */
 void rst_inet_fini(struct rst_files *fs);
 extern const struct rst_file_type rst_file_unix;

@@ -447,6 +447,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		wait_settled(c);
 	c->st.resume_ms = lap(&t);
+	if (r >= 0)
+		rst_inet_settled(c);
 	if (r < 0)
 		goto out;
 
@@ -489,5 +491,9 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(o, "pages_lazy", json_integer((json_int_t)st->pages_lazy));
 	json_object_set_new(o, "injected_syscalls", json_integer((json_int_t)st->injected));
 	json_object_set_new(o, "ptrace_round_trips", json_integer((json_int_t)st->round_trips));
+	if (st->lock_counted) {
+		json_object_set_new(o, "net_lock_tcp_dropped_in", json_integer((json_int_t)st->lock_tcp_dropped_in));
+		json_object_set_new(o, "net_lock_tcp_dropped_out", json_integer((json_int_t)st->lock_tcp_dropped_out));
+	}
 	return o;
 }

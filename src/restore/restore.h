@@ -141,6 +141,11 @@ struct restore_stats {
 	uint64_t pages_lazy;
 	uint64_t injected;      /* injected syscalls (batched ones count one each) */
 	uint64_t round_trips;   /* ptrace round trips used to run them */
+	/* TCP packets the restore's network lock dropped: from the peers, and
+	 * from the tree's sockets (none: the lock goes before the tree runs) */
+	uint64_t lock_tcp_dropped_in;
+	uint64_t lock_tcp_dropped_out;
+	bool lock_counted;      /* the two above were read */
 };
 
 struct restore_result {

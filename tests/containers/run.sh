@@ -60,12 +60,20 @@
 #                      connection goes on (50 more right answers), what it
 #                      wrote is read back on it, every key is there, new
 #                      connections are answered, no nft table is left in its
-#                      network namespace
+#                      network namespace; the restore's lock dropped no packet
+#                      of the tree's (it went before the tree ran: --stats
+#                      net_lock_tcp_dropped_out, not joined, not leave)
 #   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
 #                      container of that ID meanwhile): rolled back, a's runs
 #                      on thawed, b keeps no container of the attempt
 #   runc/migrate-refused  host b's runc has a container of that ID: refused at
 #                      START, named, before the freeze; a's runs on
+#   runc/migrate-nobridge  its veth is on a bridge host b lacks (dmbrx):
+#                      refused at START, the bridge named, before the freeze;
+#                      a's runs on, b has no container of that ID
+#   runc/migrate-bridge  to a dmigrated --bridge dmbry in b: refused at START,
+#                      named, while b has no dmbry; then moved (post-copy),
+#                      its veth's end in b on dmbry
 #   testbed/cleanup    (always last) a container left in host a, paused
 #                      (frozen): `testhost down` kills it and leaves no
 #                      namespace, cgroup, runc state or veth behind
@@ -524,17 +532,118 @@ t_migrate_refused() {
 	result PASS $t
 }
 
+# the busybox counter with its veth on a bridge that host a has and host b
+# does not (dmbrx): refused at START, the bridge named, before the freeze;
+# a's runs on (same init, thawed, counting), b has no container of that ID
+t_migrate_nobridge() {
+	local t=runc/migrate-nobridge
+	t_migrate_nobridge_1
+	ctr_delete a "$PREFIX-mnb"
+	ctr_host a ip link del dmbrx 2>/dev/null
+	return 0
+}
+t_migrate_nobridge_1() {
+	local t=runc/migrate-nobridge id=$PREFIX-mnb n=23 b out pid v
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	ctr_host a sh -ec "ip link add dmbrx type bridge; ip link set dmbrx up" || { result FAIL $t "bridge dmbrx in a"; return; }
+	ctr_runc a create --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc create in a"; return; }
+	pid=$(ctr_pid a "$id") || { result FAIL $t "no pid in a"; return; }
+	v=$(ctr_veth $n)
+	ctr_host a sh -ec "
+		ip link add $v type veth peer name eth0 netns $pid
+		ip link set $v master dmbrx up
+		nsenter -t $pid -n sh -ec '
+			ip link set lo up
+			ip link set eth0 address $(ctr_mac $n)
+			ip addr add $(ctr_addr $n)/24 dev eth0
+			ip link set eth0 up'" || { result FAIL $t "its veth on dmbrx"; return; }
+	ctr_runc a start "$id" || { result FAIL $t "runc start in a"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --quiet 2>&1) &&
+		{ result FAIL $t "the migration succeeded"; return; }
+	grep -q "on bridge dmbrx at the source, and there is no bridge of that name here" <<<"$out" ||
+		{ result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is $(ctr_status a "$id")"; return; }
+	[[ -z $(ctr_status b "$id") ]] || { result FAIL $t "b has a container $id: $(ctr_status b "$id")"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	result PASS $t
+}
+
+# dmigrated --bridge dmbry in b: while b has no dmbry, refused at START, the
+# bridge named, a's runs on; with dmbry made in b, the busybox counter (its
+# veth on dmbr0 in a) moves and its veth's end in b is on dmbry
+t_migrate_bridge() {
+	t_migrate_bridge_1
+	ctr_delete a "$PREFIX-mbr"
+	ctr_delete b "$PREFIX-mbr"
+	ctr_host b ip link del dmbry 2>/dev/null
+	return 0
+}
+# dmd_bridge PORT: a dmigrated --bridge dmbry --once in b on PORT (ready)
+dmd_bridge() {
+	rm -f "$WORK/dmd-$1.ready"
+	ctr_host b "$DM" daemon --listen "$(ctr_info b.seg_addr):$1" --key "$WORK/key" --state-dir "$WORK/dmd-$1" \
+		--ready-file "$WORK/dmd-$1.ready" --once --bridge dmbry >"$WORK/dmd-$1.log" 2>&1 &
+	wait_until 20 test -s "$WORK/dmd-$1.ready"
+}
+t_migrate_bridge_1() {
+	local t=runc/migrate-bridge id=$PREFIX-mbr n=24 b out pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id") || { result FAIL $t "no pid in a"; return; }
+	dmd_bridge 7072 || { result FAIL $t "dmigrated --bridge in b: $(tail -3 "$WORK/dmd-7072.log")"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7072" --key "$WORK/key" --quiet 2>&1) &&
+		{ result FAIL $t "migrated to b without dmbry"; return; }
+	grep -q "go on bridge dmbry here (dmigrated --bridge), and there is no bridge of that name" <<<"$out" ||
+		{ result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is $(ctr_status a "$id")"; return; }
+	ctr_host b sh -ec "ip link add dmbry type bridge; ip link set dmbry up" || { result FAIL $t "dmbry in b"; return; }
+	dmd_bridge 7073 || { result FAIL $t "dmigrated --bridge in b: $(tail -3 "$WORK/dmd-7073.log")"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7073" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	out=$(ctr_host b ip -o link show master dmbry)
+	[[ $out == *"$(ctr_veth $n)@"* ]] || { result FAIL $t "its veth is not on dmbry in b: '$out'"; return; }
+	out=$(ctr_host b ip -o link show master dmbr0)
+	[[ $out != *"$(ctr_veth $n)@"* ]] || { result FAIL $t "its veth is on dmbr0 in b: '$out'"; return; }
+	result PASS $t
+}
+
+# ctr_lock_quiet STATS PATH: the restore's network lock (PATH in the --stats
+# JSON: its counts; "" for the top level) dropped nothing the tree sent: it was gone before the
+# tree ran, so the tree's first answers (to a request acknowledged before the
+# freeze) went out at once instead of waiting for the new socket's
+# retransmission timer (3 s: it knows no round trip)
+ctr_lock_quiet() {
+	local o
+	o=$(jq -r "$2.net_lock_tcp_dropped_out" "$1" 2>&1)
+	[[ $o =~ ^[0-9]+$ ]] || { echo "no count of the lock's drops in $1 ($2): $o"; return 1; }
+	((o == 0)) || { echo "the restore's lock dropped $o TCP packets from the tree's sockets, $(jq -r "${2:-.}.net_lock_tcp_dropped_in" "$1") from its peers"; return 1; }
+	jq -r "\"lock dropped: in \\($2.net_lock_tcp_dropped_in), out \\($2.net_lock_tcp_dropped_out)\"" "$1"
+}
+
 # t_svc SERVICE MODE N: a real service in host a, its veth on a's bridge
 # (address N); redis and memcached loaded with keys; lib/client.py keeps ONE
 # connection and writes every 5 ms while the container is checkpointed and
 # restored in a (MODE cr) or migrated to b (post-copy, stop-and-copy); then
 # the same connection answers on (no reconnect: the client never makes
 # another), everything it wrote is read back on it, every key is there, and
-# new connections are answered.  docs/containers.md, "Services".
+# new connections are answered; the restore's network lock dropped nothing
+# the tree sent (ctr_lock_quiet).  docs/containers.md, "Services".
 t_svc() {
 	local name=$1 mode=$2 n=$3 v6=${4:-} t=svc/$1${4:-}-$2 id=$PREFIX-s${1:0:2}${2:0:1}${4:-} b out h=b img req
 	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
-	local addr ask
+	local addr ask out_lock=
 	addr=$(ctr_addr "$n") ask=$(ctr_addr "$n")
 	[[ $v6 == 6 ]] && addr=$(ctr_addr6 "$n") ask="[$(ctr_addr6 "$n")]"	# curl's URL form
 	b=$(bundle "$name") || { result FAIL $t "no bundle"; return; }
@@ -560,8 +669,10 @@ t_svc() {
 			rm -rf "$img"
 			out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) ||
 				{ kill "$kpid"; result FAIL $t "checkpoint $round: $out"; return; }
-			out=$(ctr_host a "$DM" restore --images "$img" 2>&1) ||
+			out=$(ctr_host a "$DM" restore --images "$img" --stats "$WORK/$id.stats" 2>&1) ||
 				{ kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
+			out=$(ctr_lock_quiet "$WORK/$id.stats" "") || { kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
+			out_lock=$out
 		done
 		rm -rf "$img"
 	elif [[ $mode == leave ]]; then
@@ -573,8 +684,10 @@ t_svc() {
 		rm -rf "$img"
 	else
 		out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
-			--mode "$mode" --quiet 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
+			--mode "$mode" --quiet --stats "$WORK/$id.stats" 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
 		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
+		out=$(ctr_lock_quiet "$WORK/$id.stats" .destination) || { kill "$kpid"; result FAIL $t "$out"; return; }
+		out_lock=$out
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
@@ -590,7 +703,7 @@ t_svc() {
 	# no lock left in its network namespace
 	out=$(ctr_host $h nsenter -t "$(ctr_pid $h "$id")" -n nft list tables 2>&1)
 	[[ -z $out ]] || { result FAIL $t "its network namespace keeps: $out"; return; }
-	log "$t: kept connection: $(cat "$WORK/$id.keep")"
+	log "$t: kept connection: $(cat "$WORK/$id.keep") $out_lock"
 	ctr_delete $h "$id"
 	result PASS $t
 }
@@ -646,7 +759,7 @@ t_svc_joined_1() {
 
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
-	runc/migrate-hybrid runc/migrate-refused runc/migrate-net-post-copy)
+	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -655,6 +768,8 @@ declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
 	[runc/migrate-refused]=t_migrate_refused
+	[runc/migrate-nobridge]=t_migrate_nobridge
+	[runc/migrate-bridge]=t_migrate_bridge
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"

@@ -1270,15 +1270,19 @@ static void test_netlock_script(void **state)
 	assert_non_null(strstr(s, "add table inet dm_t\ndelete table inet dm_t\ntable inet dm_t {"));
 	assert_non_null(strstr(s, "type filter hook input priority -400; policy accept;"));
 	/* out: from the tree's end; in: from the peer */
-	assert_non_null(strstr(s, "ip saddr 127.0.0.1 ip daddr 10.1.2.3 tcp sport 5000 tcp dport 41000 drop"));
-	assert_non_null(strstr(s, "ip saddr 10.1.2.3 ip daddr 127.0.0.1 tcp sport 41000 tcp dport 5000 drop"));
-	assert_non_null(strstr(s, "ip6 saddr ::1 ip6 daddr fe80::2 tcp sport 80 tcp dport 50000 drop"));
-	assert_non_null(strstr(s, "ip6 saddr fe80::2 ip6 daddr ::1 tcp sport 50000 tcp dport 80 drop"));
-	assert_non_null(strstr(s, "ip saddr 127.0.0.2 ip daddr 127.0.0.3 tcp sport 7 tcp dport 8 drop"));
+	assert_non_null(strstr(s, "ip saddr 127.0.0.1 ip daddr 10.1.2.3 tcp sport 5000 tcp dport 41000 counter name \"tcp_out\" drop"));
+	assert_non_null(strstr(s, "ip saddr 10.1.2.3 ip daddr 127.0.0.1 tcp sport 41000 tcp dport 5000 counter name \"tcp_in\" drop"));
+	assert_non_null(strstr(s, "ip6 saddr ::1 ip6 daddr fe80::2 tcp sport 80 tcp dport 50000 counter name \"tcp_out\" drop"));
+	assert_non_null(strstr(s, "ip6 saddr fe80::2 ip6 daddr ::1 tcp sport 50000 tcp dport 80 counter name \"tcp_in\" drop"));
+	assert_non_null(strstr(s, "ip saddr 127.0.0.2 ip daddr 127.0.0.3 tcp sport 7 tcp dport 8 counter name \"tcp_out\" drop"));
 	free(s);
 	s = netlock_script("dm_ns", NULL, 0, true);
 	assert_non_null(strstr(s, "hook input priority -400; policy drop;"));
 	assert_non_null(strstr(s, "hook output priority -400; policy drop;"));
+	/* TCP counted each way, then dropped like the rest */
+	assert_non_null(strstr(s, "counter tcp_in { }\n\tcounter tcp_out { }"));
+	assert_non_null(strstr(s, "meta l4proto tcp counter name \"tcp_in\" drop"));
+	assert_non_null(strstr(s, "meta l4proto tcp counter name \"tcp_out\" drop"));
 	assert_null(strstr(s, "saddr"));
 	free(s);
 }
@@ -1336,11 +1340,19 @@ static int netlock_child(void)
 	/* dropped: nothing may arrive (a lock that works never makes this flaky) */
 	if (readable(s, 300))
 		return 10;
-	if (netlock_unlock("dm_unit") < 0 || netlock_exists("dm_unit") || netlock_unlock("dm_unit") < 0)
+	/* opened (the restore's way): everything passes, the counters stay */
+	if (netlock_open("dm_unit") < 0 || !netlock_exists("dm_unit"))
 		return 11;
 	/* the kernel retransmits: bounded generously */
 	if (!readable(s, 30000) || read(s, buf, sizeof(buf)) != 6 || memcmp(buf, "locked", 6))
 		return 12;
+	/* the data segment (and its retransmissions) left c and were dropped on the way out;
+	 * nothing came back in, s never had it to acknowledge */
+	uint64_t in = 99, out = 0;
+	if (netlock_dropped("dm_unit", &in, &out) < 0 || out < 1 || in != 0)
+		return 13;
+	if (netlock_unlock("dm_unit") < 0 || netlock_exists("dm_unit") || netlock_unlock("dm_unit") < 0)
+		return 14;
 	return 0;
 }
 
