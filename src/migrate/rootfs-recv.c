@@ -203,6 +203,7 @@ struct rfs_receiver {
 	uint64_t files_in, bytes_in;
 	/* the lazy view's side */
 	uint64_t opens, misses, waits, miss_wait_ns, miss_wait_max_ns;
+	uint64_t t_resumed, misses_1s;  /* the tree runs here; its misses in the first second after */
 	uint64_t t_first_miss;
 	char first_miss[128];    /* the path and byte of the first wait */
 };
@@ -698,6 +699,7 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	/* the lazy view: opens of files of the rootfs, those that had to wait */
 	json_object_set_new(j, "opens", json_integer((json_int_t)r->opens));
 	json_object_set_new(j, "misses", json_integer((json_int_t)r->misses));
+	json_object_set_new(j, "misses_first_s", json_integer((json_int_t)r->misses_1s));
 	json_object_set_new(j, "waits", json_integer((json_int_t)r->waits));
 	json_object_set_new(j, "hit_rate", r->opens ? json_real((double)(r->opens - MIN(r->misses, r->opens)) / (double)r->opens)
 						   : json_null());
@@ -1200,6 +1202,7 @@ void rfs_recv_resumed(struct rfs_receiver *r)
 	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, 0) < 0)
 		pr_debug("nice 0: %m");
 	r->background = false;
+	r->t_resumed = clock_ns();
 	pthread_mutex_unlock(&r->lock);
 	want(r, 0, RFS_WANT_RESUMED, 0);
 }
@@ -1208,6 +1211,8 @@ void rfs_recv_note_miss(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
 	r->misses++;
+	if (r->t_resumed && clock_ns() - r->t_resumed <= 1000000000ull)
+		r->misses_1s++;
 	pthread_mutex_unlock(&r->lock);
 }
 

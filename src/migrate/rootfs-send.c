@@ -35,7 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -58,8 +61,11 @@ struct rfs_file_state {
 	bool done;              /* FILE_END sent */
 	bool ending;            /* its last chunk is sent: FILE_END is on its way (lock) */
 	uint8_t end_sent;       /* FILE_END went: SENT_BULK, SENT_MISS (lock) */
+	uint8_t end_ch;         /* the channel its last chunk's thread sends FILE_END on (lock) */
+	uint64_t end_at;        /* on the bulk channel: its bytes on the wire before it (lock) */
 	int users;              /* threads reading fd (lock) */
 	uint8_t *sent;          /* per chunk: SENT_* and BUSY_* (lock) */
+	uint64_t *bulk_at;      /* per chunk sent on the bulk channel: its bytes on the wire before it (lock) */
 	uint32_t *crcs;         /* per chunk: crc32 of its data */
 };
 
@@ -543,13 +549,19 @@ static void set_err(struct rfs_sender *s, int r)
 /* ---- chunks, from either thread ---- */
 
 /* per chunk (fs->sent), and per file for its FILE_END (fs->end_sent): on
- * which channel it went or is going.  The bulk thread sends a chunk once;
- * the miss thread sends again, on its channel, a chunk that the bulk
- * thread sent or is sending (the destination asked: it is not there yet,
- * maybe behind bulk data in the sockets), so a miss waits for one chunk on
- * the miss channel, never for the bulk channel's queue. */
+ * which channel it went or is going.  The bulk thread sends a chunk once.
+ * The miss thread sends a chunk asked for that nobody sent, and sends again,
+ * on its channel, one that the bulk thread sent when more than
+ * RFS_RESEND_AHEAD bytes of the bulk channel were not yet acknowledged in
+ * front of it: it may wait there behind that much bulk data (in the socket,
+ * in the host's queue), longer than its journey on the miss channel, whose
+ * frames pass the bulk channel's in a priority queue.  Less than that, and
+ * the copy on its way comes about as soon as a second one would. */
 enum { SENT_BULK = 1, SENT_MISS = 2, BUSY_BULK = 4, BUSY_MISS = 8 };
 #define ON_MISS(miss, bulk_bit) ((miss) ? (bulk_bit) << 1 : (bulk_bit))
+#define RFS_RESEND_AHEAD (2ull * RFS_CHUNK)
+/* the bulk channel's unsent bytes in its socket: what a new file waits behind */
+#define RFS_BULK_NOTSENT (256u << 10)
 
 /* (lock) chunk c of file f is sent or being sent on that thread's channel
  * (the bulk thread: on any) */
@@ -558,6 +570,29 @@ static bool chunk_taken(const struct rfs_file_state *fs, uint32_t c, bool miss)
 	if (miss)
 		return fs->sent && fs->sent[c] & (SENT_MISS | BUSY_MISS);
 	return fs->done || fs->ending || (fs->sent && fs->sent[c]);
+}
+
+/* bytes of the bulk channel the peer acknowledged (TCP), 0 if unknown */
+static uint64_t bulk_acked(struct rfs_sender *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(net_chan_fd(s->c), IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+		return 0;
+	return ti.tcpi_bytes_acked;
+}
+
+/* (lock) the miss thread leaves chunk c to the bulk channel: it went there
+ * (or is going) with little in front of it */
+static bool bulk_has_it(struct rfs_sender *s, const struct rfs_file_state *fs, uint32_t c)
+{
+	if (!fs->sent || !(fs->sent[c] & (SENT_BULK | BUSY_BULK)))
+		return false;
+	if (!fs->n_chunks)
+		return true; /* an empty file: its FILE_END only (send_whole_on_miss) */
+	return fs->bulk_at[c] <= bulk_acked(s) + RFS_RESEND_AHEAD;
 }
 
 /* the file's FILE_END on channel ch: its size, the crc of its chunks' crcs */
@@ -600,8 +635,14 @@ static int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, u
 		fs->why = why;
 		fs->sent = xcalloc(fs->n_chunks + 1, 1);
 		fs->crcs = xcalloc(fs->n_chunks + 1, sizeof(*fs->crcs));
+		fs->bulk_at = xcalloc(fs->n_chunks + 1, sizeof(*fs->bulk_at));
 	}
 	fs->sent[c] |= ON_MISS(miss, BUSY_BULK);
+	if (!miss) {
+		struct net_chan_stats cs;
+		net_chan_get_stats(ch, &cs);
+		fs->bulk_at[c] = cs.wire_sent;
+	}
 	if (fs->fd < 0 && n_chunks) {
 		fs->fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
 		if (fs->fd < 0 && errno == EPERM)
@@ -667,8 +708,15 @@ static int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, u
 	s->bytes_by[why] += sent;
 	s->bytes_sent += sent;
 	bool last = first && fs->n_sent == fs->n_chunks && !fs->ending;
-	if (last)
+	if (last) {
 		fs->ending = true;
+		fs->end_ch = ON_MISS(miss, SENT_BULK);
+		if (!miss) {
+			struct net_chan_stats cs;
+			net_chan_get_stats(ch, &cs);
+			fs->end_at = cs.wire_sent;
+		}
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (!last)
 		return 0;
@@ -694,23 +742,30 @@ static int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, u
 }
 
 /* A whole file the tree is blocked on (an open that may change it): its
- * chunks not sent on the miss channel yet, then its FILE_END there too if
- * it went on the bulk channel (where it may wait behind bulk data). */
+ * chunks on the miss channel (bulk_has_it: those left to the bulk
+ * channel), then its FILE_END there too if it went on the bulk channel
+ * with more than RFS_RESEND_AHEAD in front of it. */
 static int send_whole_on_miss(struct rfs_sender *s, uint32_t f)
 {
 	pthread_mutex_lock(&s->lock);
 	uint32_t n = MAX(s->files[f].n_chunks, 1u);
 	pthread_mutex_unlock(&s->lock);
 	for (uint32_t c = 0; c < n; c++) {
+		pthread_mutex_lock(&s->lock);
+		bool skip = bulk_has_it(s, &s->files[f], c);
+		pthread_mutex_unlock(&s->lock);
 		bool fdone;
-		int r = send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
+		int r = skip ? 0 : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
 		if (r < 0)
 			return r;
 	}
-	/* every chunk went on some channel (the crcs are known): the file's end
-	 * here too, unless it went here already */
+	/* every chunk went on some channel (the crcs are known once the file
+	 * is ending): its end here too, unless it went here already or the
+	 * bulk channel has it close */
 	pthread_mutex_lock(&s->lock);
-	bool again = s->files[f].ending && !(s->files[f].end_sent & SENT_MISS);
+	const struct rfs_file_state *fs = &s->files[f];
+	bool again = fs->ending && fs->end_ch == SENT_BULK && !(fs->end_sent & SENT_MISS) &&
+		     fs->end_at > bulk_acked(s) + RFS_RESEND_AHEAD;
 	if (again)
 		s->files[f].end_sent |= SENT_MISS;
 	pthread_mutex_unlock(&s->lock);
@@ -761,7 +816,7 @@ static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *
 			if (c >= fs->n_chunks)
 				return dm_fail(-EBADMSG, "request for byte %" PRIu64 " of %s (%" PRIu64 " bytes)", w->off,
 					       s->ents[e].path, (uint64_t)s->ents[e].st.st_size);
-			queued = !chunk_taken(fs, (uint32_t)c, true);
+			queued = !chunk_taken(fs, (uint32_t)c, true) && !bulk_has_it(s, fs, (uint32_t)c);
 			if (queued)
 				want_chunk(s, f, (uint32_t)c);
 		}
@@ -1125,6 +1180,11 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->t_start = clock_ns();
+	/* a file the scheduler picks waits behind little unsent bulk data, and
+	 * a chunk handed to the socket is on its way (bulk_has_it) */
+	int lowat = RFS_BULK_NOTSENT;
+	if (setsockopt(net_chan_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
+		pr_debug("TCP_NOTSENT_LOWAT: %m");
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		int r = dm_fail(neg_errno(), "--rootfs-dir %s: %m", dir);
@@ -1213,6 +1273,7 @@ void rfs_send_free(struct rfs_sender *s)
 			close(s->files[i].fd);
 		free(s->files[i].sent);
 		free(s->files[i].crcs);
+		free(s->files[i].bulk_at);
 	}
 	for (size_t i = 0; i < s->n_ws; i++)
 		free(s->ws[i]);

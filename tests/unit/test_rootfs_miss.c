@@ -6,7 +6,8 @@
  * A large file is being sent in bulk on the rootfs channel, and the
  * destination's reader of that channel is held after its first chunk, so
  * the rest of the large file stays queued in front of it (in the sockets,
- * as it would on a busy link).  A read of a small file then misses: its
+ * as it would on a busy link; the destination's receive buffer is made
+ * small, so that the queue cannot hold the whole large file).  A read of a small file then misses: its
  * chunk must come on the miss channel and the read return while the large
  * file has not arrived.  Checked by order of arrival (the large file is
  * still pending when the read returns), not by time: if the miss waited
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +33,7 @@
 #include "migrate/rootfs.h"
 #include "net/net.h"
 
-#define BIG_SIZE (6u << 20)
+#define BIG_SIZE (8u << 20)
 #define SMALL_SIZE 4096u
 
 static char tmp[64];
@@ -132,6 +134,8 @@ static void test_miss_passes_bulk(void **state)
 	}
 	assert_non_null(drc);
 	assert_non_null(dmc);
+	int rcvbuf = 256 << 10;
+	assert_int_equal(setsockopt(net_chan_fd(drc), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
 
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(drc, dmc, dst, &r), 0);
