@@ -205,7 +205,8 @@ print("\t".join([sys.argv[2], "%.0f" % j["downtime_ms"], rel(ts.get("dumped"), f
                  "%.0f" % rs.get("restore_ms", 0), rel(rs.get("resume_at_ms"), 0),
                  str(rr.get("misses", "-")), "%.0f" % rr.get("miss_wait_ms", 0),
                  ",".join("%s=%.0f" % (k[:-3], v) for k, v in rs.get("phases", {}).items() if v >= 1) +
-                 (" first_miss=%s" % rr["first_miss"] if rr.get("first_miss") else "")]))
+                 (" first_miss=%s" % rr["first_miss"] if rr.get("first_miss") else "") +
+                 "".join(" %s=%d/%.1fms" % (k, v["n"], v["ms"]) for k, v in rr.get("view", {}).items())]))
 PY
 	kill_work
 	rm -rf "/proc/$binit/root$RFS"
@@ -226,7 +227,9 @@ if [[ -s $WORK/phases.tsv ]]; then
 	# where the downtime goes: source ms from the freeze (dump done, state
 	# sent, rootfs walked, its metadata sent); destination ms from its
 	# session's start (state in, files ready for the restore, the restore,
-	# the resume) and the restore's opens that waited for their data
+	# the resume) and the restore's opens that waited for their data; then
+	# the restore's phases (ms) and its requests through the lazy view
+	# (count/ms in our FUSE handlers, waits for the files included)
 	echo "# phases: source ms after the freeze | destination ms from its session's start"
 	printf '%-9s %8s %7s %7s %7s %7s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
 		state_in rfs_rdy restore resume misses miss_ms restore_phases

@@ -804,6 +804,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		json_t *rs = rfs_recv_stats(s->rfs);
 		json_object_set_new(rs, "wait_from_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_wait)));
 		json_object_set_new(rs, "ready_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_ready)));
+		/* the restore's requests through the view (nothing else uses it before the resume) */
+		if (s->view)
+			json_object_set_new(rs, "view", rfs_view_stats(s->view));
 		json_object_set_new(s->restore_stats, "rootfs", rs);
 	}
 	if (!store_mode(s->mode)) {

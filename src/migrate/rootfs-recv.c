@@ -192,6 +192,7 @@ struct rfs_receiver {
 	pthread_mutex_t arrival_lock; /* held while on_arrival runs */
 	pid_t tid;                 /* the thread's (lock) */
 	bool background;           /* niced while the restore runs (lock) */
+	int base_nice;             /* the starter's nice: foreground; background is 10 more */
 	void (*on_arrival)(void *arg, const char *rel);
 	void *on_arrival_arg;
 
@@ -875,7 +876,7 @@ static void *thread_main(void *arg)
 	if (!rd->miss) {
 		pthread_mutex_lock(&r->lock);
 		r->tid = gettid();
-		if (r->background && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+		if (r->background && setpriority(PRIO_PROCESS, (id_t)r->tid, MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
 			pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
 		pthread_mutex_unlock(&r->lock);
 	}
@@ -945,6 +946,7 @@ int rfs_recv_start(struct net_chan *c, struct net_chan *miss, const char *root, 
 	r->mc = miss;
 	r->root = xstrdup(root);
 	r->err = 1;
+	r->base_nice = mig_thread_nice();
 	r->bulk = (struct rfs_reader){ .r = r, .c = c, .cur_id = -1, .fd = -1, .fd_id = -1 };
 	r->miss = (struct rfs_reader){ .r = r, .c = miss, .miss = true, .cur_id = -1, .fd = -1, .fd_id = -1 };
 	r->inos = inomap_new();
@@ -1190,7 +1192,7 @@ void rfs_recv_background(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
 	r->background = true;
-	if (r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+	if (r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
 		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -1199,8 +1201,8 @@ void rfs_recv_resumed(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
 	/* the tree runs: its misses are ours to serve at full speed */
-	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, 0) < 0)
-		pr_debug("nice 0: %m");
+	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, r->base_nice) < 0)
+		pr_debug("nice back: %m");
 	r->background = false;
 	r->t_resumed = clock_ns();
 	pthread_mutex_unlock(&r->lock);

@@ -110,6 +110,9 @@ struct rfs_sender {
 	bool *ws_mapped;
 	size_t n_ws;
 	uint32_t *early;       /* mapped files of the working set, not sent yet (the restore reads them) */
+	bool ws_walked;        /* every directory on the working set's paths is listed */
+	uint32_t *deferred;    /* directories off those paths, walked after them */
+	size_t n_deferred;
 	size_t n_early;
 	uint32_t *touched;     /* directories touched during the walk (lock) */
 	size_t n_touched;
@@ -125,6 +128,7 @@ struct rfs_sender {
 	bool resumed;          /* the destination said RESUMED (eager: from the start) (lock) */
 	pid_t tid;             /* the thread's (lock) */
 	bool background;       /* niced while the tree is dumped (lock) */
+	int base_nice;         /* the starter's nice: foreground; background is 10 more */
 	uint64_t t_resumed;
 	uint64_t t_start, t_walked, t_meta_sent, t_ws_ready, t_end, t_done;
 	uint64_t files_by[_RFS_WHY_MAX], bytes_by[_RFS_WHY_MAX];
@@ -305,21 +309,28 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	s->dirs_done = xrealloc(s->dirs_done, (s->n_dirs_done + 1) * sizeof(*s->dirs_done));
 	s->dirs_done[s->n_dirs_done++] = (struct dir_done){ .dir = self, .at = s->n_ents };
 	/* its entries go now: the destination can look into it while the
-	 * rest of the tree is walked; then the files the restore reads */
+	 * rest of the tree is walked; then the files the restore reads, once
+	 * every directory on the working set's paths is listed */
 	r = emit(s);
-	if (r >= 0)
+	if (r >= 0 && s->ws_walked)
 		r = send_early(s);
 	if (r < 0) {
 		free(subdirs);
 		return r;
 	}
-	/* the directories on the working set's paths first: the restore
-	 * waits for their entries, not for the rest of the tree's */
+	/* the directories on the working set's paths first, in the whole
+	 * tree: the restore waits for their entries, not for the rest of the
+	 * tree's; the others are walked after them (run()) */
 	for (int pass = 0; pass < 2 && r >= 0; pass++)
 		for (size_t i = 0; i < n_sub && r >= 0; i++) {
 			_cleanup_free_ char *p = xstrdup(s->ents[subdirs[i]].path);
 			if (on_ws_path(s, p) != !pass)
 				continue;
+			if (pass && !s->ws_walked) {
+				s->deferred = xrealloc(s->deferred, (s->n_deferred + 1) * sizeof(*s->deferred));
+				s->deferred[s->n_deferred++] = subdirs[i];
+				continue;
+			}
 			r = walk(s, p, subdirs[i]);
 		}
 	free(subdirs);
@@ -1039,7 +1050,16 @@ static int run(struct rfs_sender *s)
 		working_set_paths(s);
 	/* the entries go as the walk lists them */
 	s->buf = xmalloc(RFS_CHUNK);
+	/* (lazy: no working set, the plain walk) */
+	s->ws_walked = !s->n_ws;
 	r = walk(s, "", 0);
+	s->ws_walked = true;
+	if (r >= 0)
+		r = send_early(s);
+	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
+		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
+		r = walk(s, p, s->deferred[i]);
+	}
 	if (r >= 0)
 		r = batch_flush(s);
 	if (r < 0)
@@ -1154,7 +1174,7 @@ static void *thread_main(void *arg)
 	struct rfs_sender *s = arg;
 	pthread_mutex_lock(&s->lock);
 	s->tid = gettid();
-	if (s->background && setpriority(PRIO_PROCESS, (id_t)s->tid, RFS_BACKGROUND_NICE) < 0)
+	if (s->background && setpriority(PRIO_PROCESS, (id_t)s->tid, MIN(s->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
 		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
 	pthread_mutex_unlock(&s->lock);
 	int r = run(s);
@@ -1175,6 +1195,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->mode = mode;
 	s->resumed = mode == RFS_EAGER;
 	s->background = true;
+	s->base_nice = mig_thread_nice();
 	s->root = root;
 	s->err = 1;
 	pthread_mutex_init(&s->lock, NULL);
@@ -1237,8 +1258,8 @@ void rfs_send_foreground(struct rfs_sender *s)
 	if (!s->background)
 		goto out;
 	s->background = false;
-	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, 0) < 0)
-		pr_debug("nice 0: %m");
+	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, s->base_nice) < 0)
+		pr_debug("nice back: %m");
 out:
 	pthread_mutex_unlock(&s->lock);
 }
@@ -1282,6 +1303,7 @@ void rfs_send_free(struct rfs_sender *s)
 	free(s->dirs_done);
 	free(s->touched);
 	free(s->early);
+	free(s->deferred);
 	free(s->cw);
 	for (size_t i = 0; i < s->n_ents; i++)
 		free(s->ents[i].path);

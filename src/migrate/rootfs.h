@@ -238,5 +238,8 @@ void rfs_inomap_put(struct rfs_inomap *m);
 struct rfs_view;
 int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt, struct rfs_view **ret);
 void rfs_view_detach(struct rfs_view *v);
+/* the requests it served so far, by kind: {getattr: {n, ms, max_ms}, open: ...}
+ * (their time includes the waits for the files) */
+json_t *rfs_view_stats(struct rfs_view *v);
 /* unmount (lazily: a tree still in it gets ENOTCONN) and free; NULL is fine */
 void rfs_view_free(struct rfs_view *v);
