@@ -193,6 +193,7 @@ struct rfs_receiver {
 	pid_t tid;                 /* the thread's (lock) */
 	bool background;           /* niced while the restore runs (lock) */
 	int base_nice;             /* the starter's nice: foreground; background is 10 more */
+	int waiting;               /* the tree's threads waiting for data (lock) */
 	void (*on_arrival)(void *arg, const char *rel);
 	void *on_arrival_arg;
 
@@ -1023,10 +1024,16 @@ int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel)
 }
 
 /* (lock) directory id is complete, or the transfer broke */
+static void waiting_locked(struct rfs_receiver *r, int d);
+
 static int wait_dir_locked(struct rfs_receiver *r, int64_t id)
 {
+	if (ENT(r, id)->dir_done)
+		return 0;
+	waiting_locked(r, 1);
 	while (!ENT(r, id)->dir_done && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
+	waiting_locked(r, -1);
 	return ENT(r, id)->dir_done ? 0 : -EIO;
 }
 
@@ -1118,6 +1125,19 @@ static void count_wait(struct rfs_receiver *r, uint64_t t, const struct rent *e,
 		r->t_first_miss = t;
 }
 
+/* (lock) a thread of the tree starts (+1) or ends (-1) a wait for data:
+ * while one waits, the bulk reader runs at the starter's priority even in
+ * the background (the chunk may be in its socket, behind data it has not
+ * read yet, and the restore, which it yields to, waits for it) */
+static void waiting_locked(struct rfs_receiver *r, int d)
+{
+	r->waiting += d;
+	if (!r->background || !r->tid || (d > 0 ? r->waiting != 1 : r->waiting != 0))
+		return;
+	if (setpriority(PRIO_PROCESS, (id_t)r->tid, d > 0 ? r->base_nice : MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+		pr_debug("nice: %m");
+}
+
 int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
 {
 	pthread_mutex_lock(&r->lock);
@@ -1139,8 +1159,10 @@ int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
 	if (send)
 		want(r, (uint32_t)id, RFS_WANT_MISS, RFS_WANT_WHOLE);
 	pthread_mutex_lock(&r->lock);
+	waiting_locked(r, 1);
 	while (!e->arrived && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
+	waiting_locked(r, -1);
 	int k = e->arrived ? 1 : -EIO;
 	count_wait(r, t, e, 0);
 	pthread_mutex_unlock(&r->lock);
@@ -1170,8 +1192,10 @@ int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len
 			want(r, (uint32_t)id, RFS_WANT_MISS, (uint64_t)c * RFS_CHUNK);
 			pthread_mutex_lock(&r->lock);
 		}
+		waiting_locked(r, 1);
 		while (!e->arrived && !(e->chunk_in[c] & 1) && r->err > 0)
 			cond_wait_ms(&r->cond, &r->lock, 1000);
+		waiting_locked(r, -1);
 		ok = e->arrived || e->chunk_in[c] & 1;
 	}
 	if (waited)

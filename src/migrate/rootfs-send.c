@@ -896,8 +896,16 @@ static int miss_run(struct rfs_sender *s)
 		}
 		if (s->cw_head < s->cw_n) {
 			uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
-			bool fdone;
-			r = c == CW_WHOLE ? send_whole_on_miss(s, f) : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
+			bool fdone, skip = false;
+			if (c != CW_WHOLE) {
+				/* (the bulk thread may have taken it since it was asked for) */
+				pthread_mutex_lock(&s->lock);
+				skip = bulk_has_it(s, &s->files[f], c);
+				pthread_mutex_unlock(&s->lock);
+			}
+			r = c == CW_WHOLE ? send_whole_on_miss(s, f)
+			    : skip	  ? 0
+					  : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
 			if (r < 0)
 				return r;
 		}
