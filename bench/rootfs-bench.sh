@@ -36,7 +36,7 @@ NDIRS=20
 PER=60
 REPEAT=1
 JSON=
-PREFIX=dmrfb
+PREFIX=${DM_E2E_PREFIX:-dmrfb}
 RFS=/var/lib/dmigrate/benchroot
 
 while (($#)); do
@@ -187,7 +187,8 @@ print("\t".join([sys.argv[3], "%.0f" % j["downtime_ms"], m.group(2) if m else "-
                  "%.0f" % (r.get("done_ms") or 0), "%.0f" % j["total_ms"], str(d.get("misses", 0)),
                  "-" if hr is None else "%.2f" % hr, "%.0f" % (j["bytes"].get("rootfs", 0) / 1048576),
                  (m.group(1) if m else "?") + "/" + walk,
-                 "-" if d.get("metadata_ms") is None else "%.0f" % (d["metadata_ms"] + r["start_ms"])]))
+                 "-" if d.get("metadata_ms") is None else "%.0f" % (d["metadata_ms"] + r["start_ms"]),
+                 str(d.get("misses_first_s", 0))]))
 PY
 	python3 - "$st" "$mode" >>"$WORK/phases.tsv" <<'PY'
 import json, sys
@@ -204,7 +205,8 @@ print("\t".join([sys.argv[2], "%.0f" % j["downtime_ms"], rel(ts.get("dumped"), f
                  "%.0f" % rs.get("restore_ms", 0), rel(rs.get("resume_at_ms"), 0),
                  str(rr.get("misses", "-")), "%.0f" % rr.get("miss_wait_ms", 0),
                  ",".join("%s=%.0f" % (k[:-3], v) for k, v in rs.get("phases", {}).items() if v >= 1) +
-                 (" first_miss=%s" % rr["first_miss"] if rr.get("first_miss") else "")]))
+                 (" first_miss=%s" % rr["first_miss"] if rr.get("first_miss") else "") +
+                 "".join(" %s=%d/%.1fms" % (k, v["n"], v["ms"]) for k, v in rr.get("view", {}).items())]))
 PY
 	kill_work
 	rm -rf "/proc/$binit/root$RFS"
@@ -217,15 +219,17 @@ for ((i = 0; i < REPEAT; i++)); do
 	done
 done
 
-printf '%-9s %9s %11s %8s %11s %9s %7s %6s %9s %s\n' mode downtime_ms first_read_ms meta_ms files_done_ms total_ms misses hits rootfs_MiB check
-sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok me; do
-	printf '%-9s %9s %11s %8s %11s %9s %7s %6s %9s %s\n' "$mode" "$dt" "$fr" "$me" "$fd" "$tot" "$mi" "$hr" "$mb" "$ok"
+printf '%-9s %9s %11s %8s %11s %9s %7s %9s %6s %9s %s\n' mode downtime_ms first_read_ms meta_ms files_done_ms total_ms misses misses_1s hits rootfs_MiB check
+sort -s -k1,1 "$ROWS" | while IFS=$'\t' read -r mode dt fr fd tot mi hr mb ok me m1; do
+	printf '%-9s %9s %11s %8s %11s %9s %7s %9s %6s %9s %s\n' "$mode" "$dt" "$fr" "$me" "$fd" "$tot" "$mi" "$m1" "$hr" "$mb" "$ok"
 done
 if [[ -s $WORK/phases.tsv ]]; then
 	# where the downtime goes: source ms from the freeze (dump done, state
 	# sent, rootfs walked, its metadata sent); destination ms from its
 	# session's start (state in, files ready for the restore, the restore,
-	# the resume) and the restore's opens that waited for their data
+	# the resume) and the restore's opens that waited for their data; then
+	# the restore's phases (ms) and its requests through the lazy view
+	# (count/ms in our FUSE handlers, waits for the files included)
 	echo "# phases: source ms after the freeze | destination ms from its session's start"
 	printf '%-9s %8s %7s %7s %7s %7s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
 		state_in rfs_rdy restore resume misses miss_ms restore_phases
@@ -251,11 +255,18 @@ if e and p:
     print("# downtime priority/eager: %.2f; first read priority/eager: %.2f" % (p / e, (med("priority", 2) or 0) / (med("eager", 2) or 1)))
 if n and p:
     print("# downtime priority/none: %.2f; first read priority/none: %.2f" % (p / n, (med("priority", 2) or 0) / (med("none", 2) or 1)))
+l1, p1 = med("lazy", 10), med("priority", 10)
+if l1 is not None and p1 is not None:
+    print("# misses in the first second after the resume (median): priority %.0f, lazy %.0f, priority/lazy %s" %
+          (p1, l1, "%.2f" % (p1 / l1) if l1 else "-"))
+hl, hp = med("lazy", 6), med("priority", 6)
+if hl is not None and hp is not None:
+    print("# hit rate (median): priority %.2f, lazy %.2f" % (hp, hl))
 PY
 if [[ -n $JSON ]]; then
 	python3 - "$ROWS" >"$JSON" <<'PY'
 import json, sys
-keys = ["mode", "downtime_ms", "first_read_ms", "files_done_ms", "total_ms", "misses", "hit_rate", "rootfs_mib", "check", "metadata_ms"]
+keys = ["mode", "downtime_ms", "first_read_ms", "files_done_ms", "total_ms", "misses", "hit_rate", "rootfs_mib", "check", "metadata_ms", "misses_first_s"]
 print(json.dumps([dict(zip(keys, l.rstrip("\n").split("\t"))) for l in open(sys.argv[1])], indent=1))
 PY
 fi

@@ -98,6 +98,7 @@ struct dsess {
 	char *rfs_root;            /* STATE_DIR/rootfs/<session>: data/ the copy, root/ the lazy view */
 	char *rfs_data, *rfs_mnt;
 	struct net_chan *rfs_chan;
+	struct net_chan *rfs_miss;  /* the chunks the tree is blocked on (rootfs.h) */
 	struct rfs_receiver *rfs;
 	struct rfs_view *view;     /* the lazy view the tree runs in (priority, lazy) */
 	pthread_t thread;
@@ -269,6 +270,14 @@ static int handle_start(struct dsess *s)
 			goto out;
 		}
 		s->rfs_src_dir = xstrdup(st->rootfs_dir);
+		/* the files' frames: the same format on both hosts, or nothing moves */
+		uint32_t theirs = st->has_rootfs_wire ? st->rootfs_wire : 1;
+		if (theirs != rfs_wire_version()) {
+			r = dm_fail(-EPROTONOSUPPORT, "the source speaks rootfs wire protocol version %u%s, this dmigrated "
+				    "version %u: run the same dmigrate version on both hosts", theirs,
+				    st->has_rootfs_wire ? "" : " (it names none)", rfs_wire_version());
+			goto out;
+		}
 	}
 	pr_info("migration %.8s from %s: %s, mode %s, %u processes", s->hex, net_chan_peer(s->ctl),
 		st->target ? st->target : "?", st->mode, st->has_processes ? st->processes : 0);
@@ -397,7 +406,15 @@ static int handle_start(struct dsess *s)
 				goto out;
 		}
 	}
-	r = mig_send_reply(s->ctl, MIG_T_ACCEPT, true, 0, NULL, 0, NULL);
+	{
+		Dm__MigReply acc = DM__MIG_REPLY__INIT;
+		acc.ok = true;
+		if (s->rfs_mode) {
+			acc.has_rootfs_wire = true;
+			acc.rootfs_wire = rfs_wire_version();
+		}
+		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);
+	}
 out:
 	protobuf_c_message_free_unpacked(m, NULL);
 	return r;
@@ -408,9 +425,10 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
-	while (!s->fault || !s->bulk || (s->rfs_mode && !s->rfs_chan)) {
+	while (!s->fault || !s->bulk || (s->rfs_mode && (!s->rfs_chan || !s->rfs_miss))) {
 		if (clock_ns() > deadline) {
-			r = dm_fail(-ETIMEDOUT, "the fault and bulk%s channels did not join", s->rfs_mode ? " and rootfs" : "");
+			r = dm_fail(-ETIMEDOUT, "the fault and bulk%s channels did not join",
+				    s->rfs_mode ? ", rootfs and rootfs-miss" : "");
 			break;
 		}
 		/* nothing may come on the control channel meanwhile: EOF, or a broken peer */
@@ -799,6 +817,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		json_t *rs = rfs_recv_stats(s->rfs);
 		json_object_set_new(rs, "wait_from_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_wait)));
 		json_object_set_new(rs, "ready_ms", json_real(ns_to_ms(s->t_start, s->t_rootfs_ready)));
+		/* the restore's requests through the view (nothing else uses it before the resume) */
+		if (s->view)
+			json_object_set_new(rs, "view", rfs_view_stats(s->view));
 		json_object_set_new(s->restore_stats, "rootfs", rs);
 	}
 	if (!store_mode(s->mode)) {
@@ -1265,14 +1286,16 @@ static int ph_prepare(struct dsess *s)
 		return r;
 	/* the files arrive from the source's freeze on, beside the state */
 	mig_tune_chan(s->rfs_chan, false);
+	mig_tune_chan(s->rfs_miss, true);
 	s->wd.chans[3] = s->rfs_chan;
+	s->wd.chans[4] = s->rfs_miss;
 	s->rfs_root = xasprintf("%s/rootfs/%s", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate", s->hex);
 	/* a Docker container's layer: straight into the (empty) one made here */
 	s->rfs_data = s->docker ? xstrdup(docker_dst_layer(s->docker)) : xasprintf("%s/data", s->rfs_root);
 	s->rfs_mnt = xasprintf("%s/root", s->rfs_root);
 	if (mkdir(s->rfs_root, 0700) < 0)
 		return dm_fail(neg_errno(), "%s: %m", s->rfs_root);
-	r = rfs_recv_start(s->rfs_chan, s->rfs_data, &s->rfs);
+	r = rfs_recv_start(s->rfs_chan, s->rfs_miss, s->rfs_data, &s->rfs);
 	if (r < 0 || s->rfs_mode == RFS_EAGER)
 		return r;
 	/* priority, lazy: the view is mounted now, before the freeze; what
@@ -1628,6 +1651,7 @@ static void free_session(struct dsess *s)
 	net_chan_close(s->fault);
 	net_chan_close(s->bulk);
 	net_chan_close(s->rfs_chan);
+	net_chan_close(s->rfs_miss);
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->guard_lock);
@@ -1765,11 +1789,13 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			sess[n_sess++] = cur;
 			continue;
 		}
-		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK || role == NET_ROLE_ROOTFS) && cur) {
+		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK || role == NET_ROLE_ROOTFS ||
+		     role == NET_ROLE_ROOTFS_MISS) && cur) {
 			pthread_mutex_lock(&cur->lock);
-			struct net_chan **slot = role == NET_ROLE_FAULT ? &cur->fault :
-						 role == NET_ROLE_BULK	? &cur->bulk :
-									  &cur->rfs_chan;
+			struct net_chan **slot = role == NET_ROLE_FAULT	 ? &cur->fault :
+						 role == NET_ROLE_BULK	 ? &cur->bulk :
+						 role == NET_ROLE_ROOTFS ? &cur->rfs_chan :
+									   &cur->rfs_miss;
 			if (!*slot) {
 				*slot = c;
 				c = NULL;

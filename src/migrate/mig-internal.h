@@ -2,9 +2,11 @@
 /* Inside migrate/: helpers shared by the source and the destination. */
 #pragma once
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include "base/log.h"
 #include "migrate/migrate.h"
@@ -25,6 +27,15 @@ void mig_tune_chan(struct net_chan *c, bool nodelay);
  */
 void mig_chan_patience(struct net_chan *c, unsigned seconds);
 #define MIG_LINK_PATIENCE_S 120
+
+/* the calling thread's nice value (a thread niced "in the background" goes
+ * 10 above it, not to an absolute 10: under `nice` that would be no lower) */
+static inline int mig_thread_nice(void)
+{
+	errno = 0;
+	int n = getpriority(PRIO_PROCESS, 0);
+	return n == -1 && errno ? 0 : n;
+}
 
 int mig_send_empty(struct net_chan *c, uint16_t type);
 /* ok = false: an ABORT-style reply (error and err set). stats may be NULL. */
@@ -140,7 +151,7 @@ struct mig_watchdog {
 	uint64_t idle_bytes;            /* watchdog thread only */
 	_Atomic bool fired;
 	char fired_msg[256];            /* why it fired, once fired */
-	struct net_chan *chans[4]; /* control, fault, bulk, rootfs (NULL: none) */
+	struct net_chan *chans[5]; /* control, fault, bulk, rootfs, rootfs miss (NULL: none) */
 	const char *what;               /* the phase waited for */
 	void (*tick)(void *arg);        /* called ~4 times a second (progress display) */
 	void *tick_arg;

@@ -17,6 +17,7 @@
 #define FUSE_USE_VERSION 31
 #define LOG_PREFIX "rootfs view: "
 #include "migrate/rootfs.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -26,6 +27,7 @@
 #include <fuse.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,7 +35,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* requests the view served, by kind, and the time spent in them (their
+ * waits for the files included): what the restore costs through FUSE */
+enum { VOP_GETATTR, VOP_READLINK, VOP_READDIR, VOP_OPEN, VOP_READ, VOP_XATTR, _VOP_MAX };
+static const char *const vop_names[_VOP_MAX] = { "getattr", "readlink", "readdir", "open", "read", "xattr" };
+
 struct rfs_view {
+	_Atomic uint64_t ops[_VOP_MAX], op_ns[_VOP_MAX], op_max_ns[_VOP_MAX];
 	struct fuse *f;
 	pthread_t thread;
 	bool running;
@@ -557,14 +565,87 @@ static void *v_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fuse_get_context()->private_data;
 }
 
+static void counted(int op, uint64_t t)
+{
+	struct rfs_view *v = view();
+	uint64_t ns = clock_ns() - t, max = atomic_load(&v->op_max_ns[op]);
+	atomic_fetch_add(&v->ops[op], 1);
+	atomic_fetch_add(&v->op_ns[op], ns);
+	while (ns > max && !atomic_compare_exchange_weak(&v->op_max_ns[op], &max, ns))
+		;
+}
+
+static int w_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	uint64_t t = clock_ns();
+	int r = v_getattr(path, st, fi);
+	counted(VOP_GETATTR, t);
+	return r;
+}
+
+static int w_readlink(const char *path, char *buf, size_t size)
+{
+	uint64_t t = clock_ns();
+	int r = v_readlink(path, buf, size);
+	counted(VOP_READLINK, t);
+	return r;
+}
+
+static int w_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off, struct fuse_file_info *fi,
+		     enum fuse_readdir_flags flags)
+{
+	uint64_t t = clock_ns();
+	int r = v_readdir(path, buf, fill, off, fi, flags);
+	counted(VOP_READDIR, t);
+	return r;
+}
+
+static int w_open(const char *path, struct fuse_file_info *fi)
+{
+	uint64_t t = clock_ns();
+	int r = v_open(path, fi);
+	counted(VOP_OPEN, t);
+	return r;
+}
+
+static int w_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	uint64_t t = clock_ns();
+	int r = v_read(path, buf, size, off, fi);
+	counted(VOP_READ, t);
+	return r;
+}
+
+static int w_getxattr(const char *path, const char *name, char *val, size_t size)
+{
+	uint64_t t = clock_ns();
+	int r = v_getxattr(path, name, val, size);
+	counted(VOP_XATTR, t);
+	return r;
+}
+
+json_t *rfs_view_stats(struct rfs_view *v)
+{
+	json_t *j = json_object();
+	for (int op = 0; v && op < _VOP_MAX; op++) {
+		uint64_t n = atomic_load(&v->ops[op]);
+		if (n)
+			json_object_set_new(j, vop_names[op],
+					    json_pack("{s:I, s:f, s:f}", "n", (json_int_t)n, "ms",
+						      (double)atomic_load(&v->op_ns[op]) / 1e6, "max_ms",
+						      (double)atomic_load(&v->op_max_ns[op]) / 1e6));
+	}
+	return j;
+}
+
 static const struct fuse_operations ops = {
 	.init = v_init,
-	.getattr = v_getattr,
-	.readlink = v_readlink,
-	.readdir = v_readdir,
-	.open = v_open,
+	.getattr = w_getattr,
+	.readlink = w_readlink,
+	.readdir = w_readdir,
+	.open = w_open,
 	.create = v_create,
-	.read = v_read,
+	.read = w_read,
 	.write = v_write,
 	.release = v_release,
 	.fsync = v_fsync,
@@ -580,7 +661,7 @@ static const struct fuse_operations ops = {
 	.chown = v_chown,
 	.truncate = v_truncate,
 	.utimens = v_utimens,
-	.getxattr = v_getxattr,
+	.getxattr = w_getxattr,
 	.listxattr = v_listxattr,
 	.setxattr = v_setxattr,
 	.removexattr = v_removexattr,

@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The destination's end of the rootfs channel, see rootfs.h. */
+/* The destination's end of the rootfs channels, see rootfs.h.
+ *
+ * Two threads read: the bulk reader the rootfs channel (metadata, the
+ * files in the source's order, END), the miss reader the miss channel (the
+ * chunks the view asked for there).  Chunks of one file may come on both,
+ * and its FILE_END on either before the other's chunks: a file has arrived
+ * once its FILE_END and all its chunks are in, which the thread that
+ * completes it checks (finish_file).  Each reader writes through a file
+ * descriptor of its own. */
 #define LOG_PREFIX "rootfs: "
 #include "migrate/rootfs.h"
 #include "migrate/mig-internal.h"
@@ -30,13 +38,16 @@ struct rent {
 	struct timespec times[2];
 	int64_t link_id;
 	int64_t next_link; /* the next name of the same file (a chain from the file's entry), or -1 */
-	int fd;            /* open while its data arrives */
 	bool arrived;
+	uint8_t end_in;    /* FILE_END came: on CH_BULK, CH_MISS (lock) */
+	bool finishing;    /* a reader checks it, the file is complete (lock) */
+	uint32_t end_crc;  /* FILE_END's crc of the chunks' crcs */
+	int writers;       /* readers writing a chunk of it (lock) */
 	bool is_data;      /* a regular file with data of its own */
 	bool dir_done;     /* a directory whose entries are all made (DIR_END) */
 	uint8_t asked;     /* WANT sent: 1 the whole file, 2 touch (lock) */
 	uint32_t n_chunks, n_in;
-	uint8_t *chunk_in; /* per chunk: 1 in, 2 asked for (lock) */
+	uint8_t *chunk_in; /* per chunk: 1 in, 2 asked for, CH_BULK, CH_MISS: came there (lock) */
 	uint32_t *crcs;    /* per chunk: crc32 of its data (little-endian) */
 };
 
@@ -145,12 +156,26 @@ void rfs_inomap_put(struct rfs_inomap *m)
 	free(m);
 }
 
-struct rfs_receiver {
+/* one channel's reader: the chunk whose DATA frames are arriving, and the
+ * file it writes to */
+struct rfs_reader {
+	struct rfs_receiver *r;
 	struct net_chan *c;
-	char *root;
-	int rootfd;
+	bool miss;              /* the miss channel's */
 	pthread_t thread;
 	bool started;
+	int64_t cur_id;
+	uint32_t cur_chunk, cur_crc;
+	int fd;                 /* open on entry fd_id, or -1 */
+	int64_t fd_id;
+};
+
+struct rfs_receiver {
+	struct net_chan *c;     /* rootfs: metadata, files, END, DONE */
+	struct net_chan *mc;    /* miss: WANTs out, the chunks asked for in */
+	struct rfs_reader bulk, miss;
+	char *root;
+	int rootfd;
 	/* entries in blocks that never move (the view holds pointers to
 	 * them); a new block and a larger hash table are made under lock */
 	struct rent *blk[RFS_ENTRIES_MAX / RBLK + 1];
@@ -161,12 +186,14 @@ struct rfs_receiver {
 	uint32_t files_announced;
 	uint64_t bytes_announced;
 	bool meta_done;
-	/* the chunk whose DATA frames are arriving */
-	int64_t cur_id;
-	uint32_t cur_chunk, cur_crc;
+	bool ended;                /* END handled, DONE on its way: the channels may close (lock) */
+	bool stopping;             /* rfs_recv_stop() (lock) */
+	bool hold, held;           /* tests: rfs_recv_test_hold() (lock) */
 	pthread_mutex_t arrival_lock; /* held while on_arrival runs */
 	pid_t tid;                 /* the thread's (lock) */
 	bool background;           /* niced while the restore runs (lock) */
+	int base_nice;             /* the starter's nice: foreground; background is 10 more */
+	int waiting;               /* the tree's threads waiting for data (lock) */
 	void (*on_arrival)(void *arg, const char *rel);
 	void *on_arrival_arg;
 
@@ -178,6 +205,7 @@ struct rfs_receiver {
 	uint64_t files_in, bytes_in;
 	/* the lazy view's side */
 	uint64_t opens, misses, waits, miss_wait_ns, miss_wait_max_ns;
+	uint64_t t_resumed, misses_1s;  /* the tree runs here; its misses in the first second after */
 	uint64_t t_first_miss;
 	char first_miss[128];    /* the path and byte of the first wait */
 };
@@ -313,7 +341,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		return dm_fail(-EBADMSG, "rootfs entry %u: path '%.64s' refused (absolute, '..', or empty part)",
 			       m->id, m->path);
 	struct rent *e = ENT(r, r->n_ents);
-	*e = (struct rent){ .path = xstrdup(m->path), .mode = m->mode, .link_id = -1, .next_link = -1, .fd = -1,
+	*e = (struct rent){ .path = xstrdup(m->path), .mode = m->mode, .link_id = -1, .next_link = -1,
 			    .size = m->has_size ? m->size : 0 };
 	e->times[0] = ns_ts(m->has_atime_ns ? m->atime_ns : 0);
 	e->times[1] = ns_ts(m->has_mtime_ns ? m->mtime_ns : 0);
@@ -409,118 +437,207 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	return 0;
 }
 
-static struct rent *data_ent(struct rfs_receiver *r, uint32_t id)
+/* A chunk may come twice, once on each channel: the source sends again on
+ * the miss channel a chunk the tree is blocked on that it sent on the bulk
+ * channel (it may be queued there behind bulk data).  The first to come
+ * is written; the other is checked and dropped.  The same for FILE_END. */
+enum { CH_BULK = 4, CH_MISS = 8 };
+#define CH_BIT(rd) ((rd)->miss ? CH_MISS : CH_BULK)
+
+/* (lock) the entry of a file with data of its own (arrived or not) */
+static struct rent *file_ent(struct rfs_receiver *r, uint32_t id)
 {
 	if (id >= r->n_ents)
 		return NULL;
 	struct rent *e = ENT(r, id);
-	if (!e->is_data || e->arrived)
-		return NULL;
-	return e;
+	return e->is_data ? e : NULL;
 }
 
-static int open_data(struct rfs_receiver *r, struct rent *e)
+/* the reader's descriptor of entry id, for writing */
+static int open_data(struct rfs_reader *rd, uint32_t id, const char *path)
 {
-	if (e->fd >= 0)
-		return 0;
-	e->fd = open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
-	if (e->fd < 0)
-		return dm_fail(e->fd, "%s: %s", e->path, strerror(-e->fd));
-	return 0;
+	if (rd->fd >= 0 && rd->fd_id == id)
+		return rd->fd;
+	if (rd->fd >= 0)
+		close(rd->fd);
+	rd->fd_id = -1;
+	rd->fd = open_beneath(rd->r, path, O_WRONLY | O_NOFOLLOW, 0);
+	if (rd->fd < 0) {
+		int k = rd->fd;
+		rd->fd = -1;
+		return dm_fail(k, "%s: %s", path, strerror(-k));
+	}
+	rd->fd_id = id;
+	return rd->fd;
 }
 
-/* DATA: within one chunk not yet in; a chunk's frames come together, in order */
-static int on_data(struct rfs_receiver *r, uint32_t len, uint8_t *buf)
+/* DATA: within one chunk, the frames of a chunk together, in order, on
+ * one channel; written unless the chunk is in (from the other channel) */
+static int on_data(struct rfs_reader *rd, uint32_t len, uint8_t *buf)
 {
+	struct rfs_receiver *r = rd->r;
 	struct rfs_wire_data h;
 	if (len < sizeof(h) || len - sizeof(h) > RFS_CHUNK)
 		return dm_fail(-EBADMSG, "rootfs data frame of %u bytes", len);
-	int k = net_recv_body(r->c, &h, sizeof(h));
+	int k = net_recv_body(rd->c, &h, sizeof(h));
 	if (k < 0)
 		return k;
-	struct rent *e = data_ent(r, h.id);
+	pthread_mutex_lock(&r->lock);
+	struct rent *e = file_ent(r, h.id);
 	uint64_t c = h.off / RFS_CHUNK;
-	if (!e || h.len != len - sizeof(h) || !h.len || h.off > e->size || h.len > e->size - h.off ||
-	    (h.off + h.len - 1) / RFS_CHUNK != c || e->chunk_in[c] & 1 ||
-	    (r->cur_id >= 0 && (r->cur_id != h.id || r->cur_chunk != c)))
+	bool ok = e && h.len == len - sizeof(h) && h.len && h.off <= e->size && h.len <= e->size - h.off &&
+		  (h.off + h.len - 1) / RFS_CHUNK == c &&
+		  (rd->cur_id < 0 ? !(e->chunk_in[c] & CH_BIT(rd)) : rd->cur_id == h.id && rd->cur_chunk == c);
+	bool write = ok && !(e->chunk_in[c] & 1);
+	if (ok)
+		e->chunk_in[c] |= CH_BIT(rd);
+	if (write)
+		e->writers++;
+	pthread_mutex_unlock(&r->lock);
+	if (!ok)
 		return dm_fail(-EBADMSG, "rootfs data %" PRIu64 "+%u of entry %u out of place", h.off, h.len, h.id);
-	k = net_recv_body(r->c, buf, h.len);
-	if (k < 0)
-		return k;
-	k = open_data(r, e);
-	if (k < 0)
-		return k;
-	k = pwrite_all(e->fd, buf, h.len, (off_t)h.off);
-	if (k < 0)
-		return dm_fail(k, "%s: write: %s", e->path, strerror(-k));
-	if (r->cur_id < 0) {
-		r->cur_id = h.id;
-		r->cur_chunk = (uint32_t)c;
-		r->cur_crc = (uint32_t)crc32(0, NULL, 0);
+	k = net_recv_body(rd->c, buf, h.len);
+	if (k >= 0 && write) {
+		int fd = open_data(rd, h.id, e->path);
+		k = fd < 0 ? fd : pwrite_all(fd, buf, h.len, (off_t)h.off);
+		if (k < 0 && fd >= 0)
+			k = dm_fail(k, "%s: write: %s", e->path, strerror(-k));
 	}
-	r->cur_crc = (uint32_t)crc32(r->cur_crc, buf, h.len);
-	pthread_mutex_lock(&r->lock);
-	r->bytes_in += h.len;
-	pthread_mutex_unlock(&r->lock);
-	return 0;
-}
-
-/* CHUNK_END: checked, then the tree's reads of it go on */
-static int on_chunk_end(struct rfs_receiver *r, const struct rfs_wire_chunk_end *ce)
-{
-	struct rent *e = data_ent(r, ce->id);
-	if (!e || ce->reserved || ce->chunk >= e->n_chunks || e->chunk_in[ce->chunk] & 1 ||
-	    (r->cur_id >= 0 && (r->cur_id != ce->id || r->cur_chunk != ce->chunk)))
-		return dm_fail(-EBADMSG, "rootfs chunk end %u of entry %u out of place", ce->chunk, ce->id);
-	uint32_t crc = r->cur_id >= 0 ? r->cur_crc : (uint32_t)crc32(0, NULL, 0);
-	r->cur_id = -1;
-	if (crc != ce->crc)
-		return dm_fail(-EIO, "%s arrived damaged: bytes %" PRIu64 "-%" PRIu64 ": crc %08x (want %08x)", e->path,
-			       (uint64_t)ce->chunk * RFS_CHUNK, MIN((uint64_t)(ce->chunk + 1) * RFS_CHUNK, e->size), crc,
-			       ce->crc);
-	e->crcs[ce->chunk] = htole32(crc);
-	pthread_mutex_lock(&r->lock);
-	e->chunk_in[ce->chunk] |= 1;
-	e->n_in++;
-	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
-	return 0;
-}
-
-static int on_file_end(struct rfs_receiver *r, const struct rfs_wire_file_end *fe)
-{
-	struct rent *e = data_ent(r, fe->id);
-	if (!e || fe->reserved || e->n_in != e->n_chunks || r->cur_id >= 0)
-		return dm_fail(-EBADMSG, "rootfs file end of entry %u out of place", fe->id);
-	int k = open_data(r, e);
+	if (write) {
+		pthread_mutex_lock(&r->lock);
+		e->writers--;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+	}
 	if (k < 0)
 		return k;
+	if (rd->cur_id < 0) {
+		rd->cur_id = h.id;
+		rd->cur_chunk = (uint32_t)c;
+		rd->cur_crc = (uint32_t)crc32(0, NULL, 0);
+	}
+	rd->cur_crc = (uint32_t)crc32(rd->cur_crc, buf, h.len);
+	if (write) {
+		pthread_mutex_lock(&r->lock);
+		r->bytes_in += h.len;
+		pthread_mutex_unlock(&r->lock);
+	}
+	return 0;
+}
+
+/*
+ * File id has its FILE_END and all its chunks: checked (size, crc of the
+ * chunks' crcs), its times set, arrived.  Called by the reader that
+ * completed it (e->finishing, taken under the lock).
+ */
+static int finish_file(struct rfs_reader *rd, uint32_t id)
+{
+	struct rfs_receiver *r = rd->r;
+	struct rent *e = ENT(r, id);
+	_cleanup_close_ int fd = open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return dm_fail(fd, "%s: %s", e->path, strerror(-fd));
 	struct stat st;
-	if (fstat(e->fd, &st) < 0)
+	if (fstat(fd, &st) < 0)
 		return dm_fail(neg_errno(), "%s: %m", e->path);
 	uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), (const uint8_t *)e->crcs, e->n_chunks * sizeof(*e->crcs));
-	if (fe->size != e->size || (uint64_t)st.st_size != e->size || fe->crc != crc)
+	if ((uint64_t)st.st_size != e->size || e->end_crc != crc)
 		return dm_fail(-EIO, "%s arrived damaged: size %" PRIu64 " (want %" PRIu64 "), crc %08x (want %08x)",
-			       e->path, (uint64_t)st.st_size, e->size, crc, fe->crc);
-	if (futimens(e->fd, e->times) < 0)
+			       e->path, (uint64_t)st.st_size, e->size, crc, e->end_crc);
+	if (futimens(fd, e->times) < 0)
 		return dm_fail(neg_errno(), "%s: times: %m", e->path);
-	close(e->fd);
-	e->fd = -1;
+	/* the readers' descriptors of it go (no chunk of it comes any more) */
+	if (rd->fd_id == id) {
+		close(rd->fd);
+		rd->fd = -1;
+		rd->fd_id = -1;
+	}
 	pthread_mutex_lock(&r->lock);
+	/* a write of a chunk that came on both channels at once may be going on */
+	while (e->writers)
+		cond_wait_ms(&r->cond, &r->lock, 100);
 	e->arrived = true;
 	r->files_in++;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	free(e->crcs);
-	e->crcs = NULL;
 	/* what the kernel cached of it before (st_blocks, times) is stale now
 	 * (not under r->lock: the kernel may wait for a read of the file to end) */
 	pthread_mutex_lock(&r->arrival_lock);
 	if (r->on_arrival)
-		for (int64_t i = fe->id; i >= 0; i = ENT(r, i)->next_link)
+		for (int64_t i = id; i >= 0; i = ENT(r, i)->next_link)
 			r->on_arrival(r->on_arrival_arg, ENT(r, i)->path);
 	pthread_mutex_unlock(&r->arrival_lock);
 	return 0;
+}
+
+/* (lock) the file is complete and nobody checks it yet: this reader will */
+static bool take_finish_locked(struct rent *e)
+{
+	if (!e->end_in || e->n_in != e->n_chunks || e->finishing)
+		return false;
+	e->finishing = true;
+	return true;
+}
+
+/* CHUNK_END: checked, then the tree's reads of it go on (a chunk that came
+ * on the other channel first: checked against it, dropped) */
+static int on_chunk_end(struct rfs_reader *rd, const struct rfs_wire_chunk_end *ce)
+{
+	struct rfs_receiver *r = rd->r;
+	uint32_t crc = rd->cur_id >= 0 ? rd->cur_crc : (uint32_t)crc32(0, NULL, 0);
+	bool had_data = rd->cur_id >= 0;
+	bool cur_ok = !had_data || (rd->cur_id == ce->id && rd->cur_chunk == ce->chunk);
+	rd->cur_id = -1;
+	pthread_mutex_lock(&r->lock);
+	struct rent *e = file_ent(r, ce->id);
+	if (!e || ce->reserved || ce->chunk >= e->n_chunks || !cur_ok ||
+	    (!had_data && e->chunk_in[ce->chunk] & CH_BIT(rd))) {
+		pthread_mutex_unlock(&r->lock);
+		return dm_fail(-EBADMSG, "rootfs chunk end %u of entry %u out of place", ce->chunk, ce->id);
+	}
+	e->chunk_in[ce->chunk] |= CH_BIT(rd);
+	if (crc != ce->crc || (e->chunk_in[ce->chunk] & 1 && le32toh(e->crcs[ce->chunk]) != crc)) {
+		pthread_mutex_unlock(&r->lock);
+		return dm_fail(-EIO, "%s arrived damaged: bytes %" PRIu64 "-%" PRIu64 ": crc %08x (want %08x)", e->path,
+			       (uint64_t)ce->chunk * RFS_CHUNK, MIN((uint64_t)(ce->chunk + 1) * RFS_CHUNK, e->size), crc,
+			       ce->crc);
+	}
+	if (e->chunk_in[ce->chunk] & 1) {
+		/* the other channel's copy is in */
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	e->crcs[ce->chunk] = htole32(crc);
+	e->chunk_in[ce->chunk] |= 1;
+	e->n_in++;
+	bool fin = take_finish_locked(e);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return fin ? finish_file(rd, ce->id) : 0;
+}
+
+/* FILE_END: the file is complete once its chunks are in (some may still
+ * travel on the other channel); it may come on both channels */
+static int on_file_end(struct rfs_reader *rd, const struct rfs_wire_file_end *fe)
+{
+	struct rfs_receiver *r = rd->r;
+	pthread_mutex_lock(&r->lock);
+	struct rent *e = file_ent(r, fe->id);
+	if (!e || fe->reserved || e->end_in & CH_BIT(rd) || rd->cur_id >= 0) {
+		pthread_mutex_unlock(&r->lock);
+		return dm_fail(-EBADMSG, "rootfs file end of entry %u out of place", fe->id);
+	}
+	if (fe->size != e->size || (e->end_in && fe->crc != e->end_crc)) {
+		pthread_mutex_unlock(&r->lock);
+		return dm_fail(-EIO, "%s arrived damaged: size %" PRIu64 " (want %" PRIu64 "), crc %08x (want %08x)",
+			       e->path, fe->size, e->size, fe->crc, e->end_crc);
+	}
+	bool first = !e->end_in;
+	e->end_in |= CH_BIT(rd);
+	e->end_crc = fe->crc;
+	bool fin = first && take_finish_locked(e);
+	pthread_mutex_unlock(&r->lock);
+	return fin ? finish_file(rd, fe->id) : 0;
 }
 
 /* every entry of a directory is made: its times (making them changed them;
@@ -573,13 +690,6 @@ static int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t le
 	return 0;
 }
 
-static int on_end(struct rfs_receiver *r)
-{
-	if (!r->meta_done || r->files_in != r->files_announced)
-		return dm_fail(-EBADMSG, "rootfs end: %" PRIu64 " of %u files arrived", r->files_in, r->files_announced);
-	return 0;
-}
-
 static json_t *stats_locked(struct rfs_receiver *r)
 {
 	json_t *j = json_object();
@@ -591,6 +701,7 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	/* the lazy view: opens of files of the rootfs, those that had to wait */
 	json_object_set_new(j, "opens", json_integer((json_int_t)r->opens));
 	json_object_set_new(j, "misses", json_integer((json_int_t)r->misses));
+	json_object_set_new(j, "misses_first_s", json_integer((json_int_t)r->misses_1s));
 	json_object_set_new(j, "waits", json_integer((json_int_t)r->waits));
 	json_object_set_new(j, "hit_rate", r->opens ? json_real((double)(r->opens - MIN(r->misses, r->opens)) / (double)r->opens)
 						   : json_null());
@@ -602,8 +713,64 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	return j;
 }
 
-static int run(struct rfs_receiver *r)
+/* END: every file announced is in, those whose last chunks travel on the
+ * miss channel included (wait for them) */
+static int on_end(struct rfs_receiver *r)
 {
+	pthread_mutex_lock(&r->lock);
+	while (r->meta_done && r->files_in != r->files_announced && r->err > 0 && !r->stopping)
+		cond_wait_ms(&r->cond, &r->lock, 1000);
+	bool ok = r->meta_done && r->files_in == r->files_announced;
+	uint64_t in = r->files_in;
+	pthread_mutex_unlock(&r->lock);
+	if (!ok)
+		return dm_fail(-EBADMSG, "rootfs end: %" PRIu64 " of %u files arrived", in, r->files_announced);
+	return 0;
+}
+
+/* one frame of file data (DATA, CHUNK_END, FILE_END), either channel; 1: not one of those */
+static int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf)
+{
+	int k;
+	switch (f->type) {
+	case RFS_T_DATA:
+		return on_data(rd, f->len, buf);
+	case RFS_T_CHUNK_END: {
+		struct rfs_wire_chunk_end ce;
+		if (f->len != sizeof(ce))
+			return dm_fail(-EBADMSG, "rootfs chunk end of %u bytes", f->len);
+		k = net_recv_body(rd->c, &ce, sizeof(ce));
+		return k < 0 ? k : on_chunk_end(rd, &ce);
+	}
+	case RFS_T_FILE_END: {
+		struct rfs_wire_file_end fe;
+		if (f->len != sizeof(fe))
+			return dm_fail(-EBADMSG, "rootfs file end of %u bytes", f->len);
+		k = net_recv_body(rd->c, &fe, sizeof(fe));
+		return k < 0 ? k : on_file_end(rd, &fe);
+	}
+	default:
+		return 1;
+	}
+}
+
+/* tests: the bulk reader stops after a chunk while held */
+static void test_hold(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->hold) {
+		r->held = true;
+		pthread_cond_broadcast(&r->cond);
+		while (r->hold && !r->stopping && r->err > 0)
+			cond_wait_ms(&r->cond, &r->lock, 100);
+		r->held = false;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int run_bulk(struct rfs_receiver *r)
+{
+	struct rfs_reader *rd = &r->bulk;
 	_cleanup_free_ uint8_t *buf = xmalloc(RFS_CHUNK);
 	for (;;) {
 		struct net_frame f;
@@ -645,33 +812,6 @@ static int run(struct rfs_receiver *r)
 			pr_info("metadata of %zu entries in %.0f ms", r->n_ents, ns_to_ms(r->t_start, r->t_meta));
 			break;
 		}
-		case RFS_T_DATA:
-			k = on_data(r, f.len, buf);
-			if (k < 0)
-				return k;
-			break;
-		case RFS_T_CHUNK_END: {
-			struct rfs_wire_chunk_end ce;
-			if (f.len != sizeof(ce))
-				return dm_fail(-EBADMSG, "rootfs chunk end of %u bytes", f.len);
-			k = net_recv_body(r->c, &ce, sizeof(ce));
-			if (k >= 0)
-				k = on_chunk_end(r, &ce);
-			if (k < 0)
-				return k;
-			break;
-		}
-		case RFS_T_FILE_END: {
-			struct rfs_wire_file_end fe;
-			if (f.len != sizeof(fe))
-				return dm_fail(-EBADMSG, "rootfs file end of %u bytes", f.len);
-			k = net_recv_body(r->c, &fe, sizeof(fe));
-			if (k >= 0)
-				k = on_file_end(r, &fe);
-			if (k < 0)
-				return k;
-			break;
-		}
 		case RFS_T_END:
 			if (f.len)
 				return dm_fail(-EBADMSG, "rootfs end with a payload");
@@ -680,6 +820,7 @@ static int run(struct rfs_receiver *r)
 				return k;
 			pthread_mutex_lock(&r->lock);
 			r->t_done = clock_ns();
+			r->ended = true;
 			json_t *st = stats_locked(r);
 			pthread_mutex_unlock(&r->lock);
 			k = mig_send_reply(r->c, RFS_T_DONE, true, 0, NULL, 0, st);
@@ -688,29 +829,74 @@ static int run(struct rfs_receiver *r)
 				ns_to_ms(r->t_start, r->t_done));
 			return k;
 		default:
-			return dm_fail(-EBADMSG, "unexpected frame %#x on the rootfs channel", f.type);
+			k = on_file_frame(rd, &f, buf);
+			if (k > 0)
+				return dm_fail(-EBADMSG, "unexpected frame %#x on the rootfs channel", f.type);
+			if (k < 0)
+				return k;
+			if (f.type == RFS_T_CHUNK_END)
+				test_hold(r);
+			break;
 		}
 	}
 }
 
+static int run_miss(struct rfs_receiver *r)
+{
+	struct rfs_reader *rd = &r->miss;
+	_cleanup_free_ uint8_t *buf = xmalloc(RFS_CHUNK);
+	for (;;) {
+		struct net_frame f;
+		int k = net_recv_hdr(r->mc, &f);
+		if (k < 0)
+			return dm_wrap(k, "the rootfs miss channel");
+		k = on_file_frame(rd, &f, buf);
+		if (k > 0)
+			return dm_fail(-EBADMSG, "unexpected frame %#x on the rootfs miss channel", f.type);
+		if (k < 0)
+			return k;
+	}
+}
+
+/* (lock) the transfer failed: the first error is kept, and the source told
+ * why (it rolls back before the switch-over) */
+static void fail_locked(struct rfs_receiver *r, int k)
+{
+	if (r->err <= 0)
+		return;
+	r->err = k;
+	snprintf(r->errmsg, sizeof(r->errmsg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-k));
+	mig_send_reply(r->c, RFS_T_DONE, false, k, r->errmsg, 0, NULL);
+	pthread_cond_broadcast(&r->cond);
+}
+
 static void *thread_main(void *arg)
 {
-	struct rfs_receiver *r = arg;
-	pthread_mutex_lock(&r->lock);
-	r->tid = gettid();
-	if (r->background && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
-		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
-	pthread_mutex_unlock(&r->lock);
-	int k = run(r);
-	pthread_mutex_lock(&r->lock);
-	r->err = k < 0 ? k : 0;
-	if (k < 0) {
-		snprintf(r->errmsg, sizeof(r->errmsg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-k));
-		/* tell the source why; it rolls back before the switch-over */
-		mig_send_reply(r->c, RFS_T_DONE, false, k, r->errmsg, 0, NULL);
+	struct rfs_reader *rd = arg;
+	struct rfs_receiver *r = rd->r;
+	if (!rd->miss) {
+		pthread_mutex_lock(&r->lock);
+		r->tid = gettid();
+		if (r->background && setpriority(PRIO_PROCESS, (id_t)r->tid, MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+			pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+		pthread_mutex_unlock(&r->lock);
 	}
-	pthread_cond_broadcast(&r->cond);
+	int k = rd->miss ? run_miss(r) : run_bulk(r);
+	pthread_mutex_lock(&r->lock);
+	if (!rd->miss && k >= 0 && r->err > 0) {
+		r->err = 0;
+		pthread_cond_broadcast(&r->cond);
+	} else if (k < 0 && !r->stopping && !(rd->miss && r->ended)) {
+		/* (the miss channel closes once the transfer is over: not an error) */
+		fail_locked(r, k);
+	}
 	pthread_mutex_unlock(&r->lock);
+	if (rd->fd >= 0)
+		close(rd->fd);
+	rd->fd = -1;
+	/* the other reader may be blocked on its channel */
+	if (k < 0 && !r->ended)
+		net_chan_shutdown(rd->miss ? r->c : r->mc);
 	return NULL;
 }
 
@@ -752,15 +938,18 @@ int rfs_make_dirs(const char *root, Dm__RootfsEntry *const *dirs, size_t n)
 	return k;
 }
 
-int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret)
+int rfs_recv_start(struct net_chan *c, struct net_chan *miss, const char *root, struct rfs_receiver **ret)
 {
 	if (mkdir(root, 0700) < 0 && errno != EEXIST)
 		return dm_fail(neg_errno(), "%s: %m", root);
 	struct rfs_receiver *r = xcalloc(1, sizeof(*r));
 	r->c = c;
+	r->mc = miss;
 	r->root = xstrdup(root);
 	r->err = 1;
-	r->cur_id = -1;
+	r->base_nice = mig_thread_nice();
+	r->bulk = (struct rfs_reader){ .r = r, .c = c, .cur_id = -1, .fd = -1, .fd_id = -1 };
+	r->miss = (struct rfs_reader){ .r = r, .c = miss, .miss = true, .cur_id = -1, .fd = -1, .fd_id = -1 };
 	r->inos = inomap_new();
 	r->t_start = clock_ns();
 	pthread_mutex_init(&r->lock, NULL);
@@ -772,12 +961,15 @@ int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **r
 		rfs_recv_free(r);
 		return k;
 	}
-	int k = -pthread_create(&r->thread, NULL, thread_main, r);
-	if (k < 0) {
-		rfs_recv_free(r);
-		return dm_fail(k, "cannot start the rootfs receiver: %s", strerror(-k));
+	for (int i = 0; i < 2; i++) {
+		struct rfs_reader *rd = i ? &r->miss : &r->bulk;
+		int k = -pthread_create(&rd->thread, NULL, thread_main, rd);
+		if (k < 0) {
+			rfs_recv_free(r);
+			return dm_fail(k, "cannot start the rootfs receiver: %s", strerror(-k));
+		}
+		rd->started = true;
 	}
-	r->started = true;
 	*ret = r;
 	return 0;
 }
@@ -832,10 +1024,16 @@ int64_t rfs_recv_lookup(struct rfs_receiver *r, const char *rel)
 }
 
 /* (lock) directory id is complete, or the transfer broke */
+static void waiting_locked(struct rfs_receiver *r, int d);
+
 static int wait_dir_locked(struct rfs_receiver *r, int64_t id)
 {
+	if (ENT(r, id)->dir_done)
+		return 0;
+	waiting_locked(r, 1);
 	while (!ENT(r, id)->dir_done && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
+	waiting_locked(r, -1);
 	return ENT(r, id)->dir_done ? 0 : -EIO;
 }
 
@@ -872,7 +1070,7 @@ int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
 static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off)
 {
 	struct rfs_wire_want w = { .id = id, .kind = kind, .off = off };
-	if (net_send_frame(r->c, RFS_T_WANT, &w, sizeof(w)) < 0)
+	if (net_send_frame(r->mc, RFS_T_WANT, &w, sizeof(w)) < 0)
 		pr_debug("WANT %u: %s", id, dm_last_error());
 }
 
@@ -927,6 +1125,19 @@ static void count_wait(struct rfs_receiver *r, uint64_t t, const struct rent *e,
 		r->t_first_miss = t;
 }
 
+/* (lock) a thread of the tree starts (+1) or ends (-1) a wait for data:
+ * while one waits, the bulk reader runs at the starter's priority even in
+ * the background (the chunk may be in its socket, behind data it has not
+ * read yet, and the restore, which it yields to, waits for it) */
+static void waiting_locked(struct rfs_receiver *r, int d)
+{
+	r->waiting += d;
+	if (!r->background || !r->tid || (d > 0 ? r->waiting != 1 : r->waiting != 0))
+		return;
+	if (setpriority(PRIO_PROCESS, (id_t)r->tid, d > 0 ? r->base_nice : MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+		pr_debug("nice: %m");
+}
+
 int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
 {
 	pthread_mutex_lock(&r->lock);
@@ -948,8 +1159,10 @@ int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
 	if (send)
 		want(r, (uint32_t)id, RFS_WANT_MISS, RFS_WANT_WHOLE);
 	pthread_mutex_lock(&r->lock);
+	waiting_locked(r, 1);
 	while (!e->arrived && r->err > 0)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
+	waiting_locked(r, -1);
 	int k = e->arrived ? 1 : -EIO;
 	count_wait(r, t, e, 0);
 	pthread_mutex_unlock(&r->lock);
@@ -979,8 +1192,10 @@ int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len
 			want(r, (uint32_t)id, RFS_WANT_MISS, (uint64_t)c * RFS_CHUNK);
 			pthread_mutex_lock(&r->lock);
 		}
+		waiting_locked(r, 1);
 		while (!e->arrived && !(e->chunk_in[c] & 1) && r->err > 0)
 			cond_wait_ms(&r->cond, &r->lock, 1000);
+		waiting_locked(r, -1);
 		ok = e->arrived || e->chunk_in[c] & 1;
 	}
 	if (waited)
@@ -1001,7 +1216,7 @@ void rfs_recv_background(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
 	r->background = true;
-	if (r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, RFS_BACKGROUND_NICE) < 0)
+	if (r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
 		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -1010,9 +1225,10 @@ void rfs_recv_resumed(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
 	/* the tree runs: its misses are ours to serve at full speed */
-	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, 0) < 0)
-		pr_debug("nice 0: %m");
+	if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, r->base_nice) < 0)
+		pr_debug("nice back: %m");
 	r->background = false;
+	r->t_resumed = clock_ns();
 	pthread_mutex_unlock(&r->lock);
 	want(r, 0, RFS_WANT_RESUMED, 0);
 }
@@ -1021,6 +1237,8 @@ void rfs_recv_note_miss(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
 	r->misses++;
+	if (r->t_resumed && clock_ns() - r->t_resumed <= 1000000000ull)
+		r->misses_1s++;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -1040,13 +1258,38 @@ void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const cha
 	pthread_mutex_unlock(&r->arrival_lock);
 }
 
+void rfs_recv_test_hold(struct rfs_receiver *r, bool hold)
+{
+	pthread_mutex_lock(&r->lock);
+	r->hold = hold;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+bool rfs_recv_test_held(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool h = r->held;
+	pthread_mutex_unlock(&r->lock);
+	return h;
+}
+
 void rfs_recv_stop(struct rfs_receiver *r)
 {
-	if (!r || !r->started)
+	if (!r)
 		return;
-	net_chan_shutdown(r->c);
-	pthread_join(r->thread, NULL);
-	r->started = false;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < 2; i++) {
+		struct rfs_reader *rd = i ? &r->miss : &r->bulk;
+		if (!rd->started)
+			continue;
+		net_chan_shutdown(rd->c);
+		pthread_join(rd->thread, NULL);
+		rd->started = false;
+	}
 }
 
 void rfs_recv_free(struct rfs_receiver *r)
@@ -1055,8 +1298,6 @@ void rfs_recv_free(struct rfs_receiver *r)
 		return;
 	rfs_recv_stop(r);
 	for (size_t i = 0; i < r->n_ents; i++) {
-		if (ENT(r, i)->fd >= 0)
-			close(ENT(r, i)->fd);
 		free(ENT(r, i)->path);
 		free(ENT(r, i)->chunk_in);
 		free(ENT(r, i)->crcs);

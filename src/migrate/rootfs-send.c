@@ -1,5 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* The source's end of the rootfs channel, see rootfs.h. */
+/* The source's end of the rootfs channels, see rootfs.h.
+ *
+ * Two threads.  The bulk thread walks DIR, sends the metadata, the files
+ * the restore reads (the exe and mapped files) and, once the tree runs on
+ * the destination, every file in the scheduler's order, on the rootfs
+ * channel.  The miss thread reads the destination's requests on the miss
+ * channel and sends each chunk the tree is blocked on at once, on that
+ * channel: its wait is one chunk's journey, not the bulk data the rootfs
+ * channel's socket already holds.  A chunk is claimed under s->lock by the
+ * thread that sends it, so it goes once; the thread that sends a file's
+ * last chunk sends its FILE_END.
+ *
+ * s->lock guards what both threads see: the arrays of entries and files
+ * (the walk grows them; the bulk thread reads them without the lock, being
+ * their only writer), each file's chunk states, fd and crcs, the
+ * scheduler, resumed and the stats. */
 #define LOG_PREFIX "rootfs: "
 #include "migrate/rootfs.h"
 #include "migrate/rootfs-sched.h"
@@ -20,7 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -41,7 +59,13 @@ struct rfs_file_state {
 	enum rfs_why why;       /* of its first chunk */
 	uint32_t n_chunks, next, n_sent;
 	bool done;              /* FILE_END sent */
-	uint8_t *sent;          /* per chunk: sent */
+	bool ending;            /* its last chunk is sent: FILE_END is on its way (lock) */
+	uint8_t end_sent;       /* FILE_END went: SENT_BULK, SENT_MISS (lock) */
+	uint8_t end_ch;         /* the channel its last chunk's thread sends FILE_END on (lock) */
+	uint64_t end_at;        /* on the bulk channel: its bytes on the wire before it (lock) */
+	int users;              /* threads reading fd (lock) */
+	uint8_t *sent;          /* per chunk: SENT_* and BUSY_* (lock) */
+	uint64_t *bulk_at;      /* per chunk sent on the bulk channel: its bytes on the wire before it (lock) */
 	uint32_t *crcs;         /* per chunk: crc32 of its data */
 };
 
@@ -55,7 +79,11 @@ struct chunk_want {
 };
 
 struct rfs_sender {
-	struct net_chan *c;
+	struct net_chan *c;    /* rootfs: metadata, files in order (the bulk thread) */
+	struct net_chan *mc;   /* miss: requests in, the chunks asked for out (the miss thread) */
+	pthread_t miss_thread;
+	bool miss_started;
+	bool stopping;         /* rfs_send_stop() (lock) */
 	char *dir;
 	int dirfd;
 	enum rfs_mode mode;
@@ -68,7 +96,7 @@ struct rfs_sender {
 	size_t n_files, cap_files;
 	void *inodes;          /* tsearch: struct inode_key of files with more than one name */
 	struct rfs_sched *sched;
-	uint8_t *buf;
+	uint8_t *buf, *mbuf;   /* a chunk, the bulk thread's and the miss thread's */
 	uint8_t batch[RFS_BATCH_MAX];   /* META_BATCH being filled */
 	size_t batch_len;
 	int batch_err;
@@ -82,10 +110,13 @@ struct rfs_sender {
 	bool *ws_mapped;
 	size_t n_ws;
 	uint32_t *early;       /* mapped files of the working set, not sent yet (the restore reads them) */
+	bool ws_walked;        /* every directory on the working set's paths is listed */
+	uint32_t *deferred;    /* directories off those paths, walked after them */
+	size_t n_deferred;
 	size_t n_early;
-	uint32_t *touched;     /* directories touched during the walk */
+	uint32_t *touched;     /* directories touched during the walk (lock) */
 	size_t n_touched;
-	/* chunks the tree is blocked on, FIFO */
+	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
 	size_t cw_head, cw_n, cw_cap;
 
@@ -94,15 +125,25 @@ struct rfs_sender {
 	int err;               /* the thread's end: > 0 running, 0 DONE, < 0 error */
 	char errmsg[512];
 	/* stats (lock) */
-	bool resumed;          /* the destination said RESUMED (eager: from the start) */
+	bool resumed;          /* the destination said RESUMED (eager: from the start) (lock) */
 	pid_t tid;             /* the thread's (lock) */
 	bool background;       /* niced while the tree is dumped (lock) */
+	int base_nice;         /* the starter's nice: foreground; background is 10 more */
 	uint64_t t_resumed;
 	uint64_t t_start, t_walked, t_meta_sent, t_ws_ready, t_end, t_done;
 	uint64_t files_by[_RFS_WHY_MAX], bytes_by[_RFS_WHY_MAX];
 	uint64_t files_sent, bytes_sent, bytes_total, misses, touches;
 	json_t *dest;
 };
+
+uint32_t rfs_wire_version(void)
+{
+	const char *e = getenv("DMIGRATE_TEST_RFS_WIRE");
+	long v;
+	if (e && parse_long(e, &v) >= 0 && v > 0 && v <= UINT32_MAX)
+		return (uint32_t)v;
+	return RFS_WIRE_VERSION;
+}
 
 const char *rfs_mode_name(enum rfs_mode m)
 {
@@ -138,7 +179,18 @@ static int cmp_inode(const void *a, const void *b)
 	return 0;
 }
 
+static int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
+
+/* (the arrays move: the miss thread reads them under the lock) */
 static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = add_ent_locked(s, path, st, parent);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
 {
 	if (s->n_ents >= RFS_ENTRIES_MAX)
 		return dm_fail(-E2BIG, "%s holds more than %u entries", s->dir, RFS_ENTRIES_MAX);
@@ -198,7 +250,7 @@ static bool on_ws_path(struct rfs_sender *s, const char *dir)
 }
 
 static int emit(struct rfs_sender *s);
-static int serve_misses(struct rfs_sender *s);
+static int send_early(struct rfs_sender *s);
 
 /* pre-order, names sorted: a directory before what it holds; a
  * directory's entries are listed together (then it is done, dirs_done) */
@@ -257,21 +309,28 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	s->dirs_done = xrealloc(s->dirs_done, (s->n_dirs_done + 1) * sizeof(*s->dirs_done));
 	s->dirs_done[s->n_dirs_done++] = (struct dir_done){ .dir = self, .at = s->n_ents };
 	/* its entries go now: the destination can look into it while the
-	 * rest of the tree is walked; what the tree is blocked on meanwhile */
+	 * rest of the tree is walked; then the files the restore reads, once
+	 * every directory on the working set's paths is listed */
 	r = emit(s);
-	if (r >= 0)
-		r = serve_misses(s);
+	if (r >= 0 && s->ws_walked)
+		r = send_early(s);
 	if (r < 0) {
 		free(subdirs);
 		return r;
 	}
-	/* the directories on the working set's paths first: the restore
-	 * waits for their entries, not for the rest of the tree's */
+	/* the directories on the working set's paths first, in the whole
+	 * tree: the restore waits for their entries, not for the rest of the
+	 * tree's; the others are walked after them (run()) */
 	for (int pass = 0; pass < 2 && r >= 0; pass++)
 		for (size_t i = 0; i < n_sub && r >= 0; i++) {
 			_cleanup_free_ char *p = xstrdup(s->ents[subdirs[i]].path);
 			if (on_ws_path(s, p) != !pass)
 				continue;
+			if (pass && !s->ws_walked) {
+				s->deferred = xrealloc(s->deferred, (s->n_deferred + 1) * sizeof(*s->deferred));
+				s->deferred[s->n_deferred++] = subdirs[i];
+				continue;
+			}
 			r = walk(s, p, subdirs[i]);
 		}
 	free(subdirs);
@@ -489,12 +548,244 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 static void set_err(struct rfs_sender *s, int r)
 {
 	pthread_mutex_lock(&s->lock);
-	s->err = r;
-	if (r < 0)
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+	if (s->err > 0) {
+		s->err = r;
+		if (r < 0)
+			snprintf(s->errmsg, sizeof(s->errmsg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+	}
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- chunks, from either thread ---- */
+
+/* per chunk (fs->sent), and per file for its FILE_END (fs->end_sent): on
+ * which channel it went or is going.  The bulk thread sends a chunk once.
+ * The miss thread sends a chunk asked for that nobody sent, and sends again,
+ * on its channel, one that the bulk thread sent when more than
+ * RFS_RESEND_AHEAD bytes of the bulk channel were not yet acknowledged in
+ * front of it: it may wait there behind that much bulk data (in the socket,
+ * in the host's queue), longer than its journey on the miss channel, whose
+ * frames pass the bulk channel's in a priority queue.  Less than that, and
+ * the copy on its way comes about as soon as a second one would. */
+enum { SENT_BULK = 1, SENT_MISS = 2, BUSY_BULK = 4, BUSY_MISS = 8 };
+#define ON_MISS(miss, bulk_bit) ((miss) ? (bulk_bit) << 1 : (bulk_bit))
+#define RFS_RESEND_AHEAD (2ull * RFS_CHUNK)
+/* the bulk channel's unsent bytes in its socket: what a new file waits behind */
+#define RFS_BULK_NOTSENT (256u << 10)
+
+/* (lock) chunk c of file f is sent or being sent on that thread's channel
+ * (the bulk thread: on any) */
+static bool chunk_taken(const struct rfs_file_state *fs, uint32_t c, bool miss)
+{
+	if (miss)
+		return fs->sent && fs->sent[c] & (SENT_MISS | BUSY_MISS);
+	return fs->done || fs->ending || (fs->sent && fs->sent[c]);
+}
+
+/* bytes of the bulk channel the peer acknowledged (TCP), 0 if unknown */
+static uint64_t bulk_acked(struct rfs_sender *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(net_chan_fd(s->c), IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked))
+		return 0;
+	return ti.tcpi_bytes_acked;
+}
+
+/* (lock) the miss thread leaves chunk c to the bulk channel: it went there
+ * (or is going) with little in front of it */
+static bool bulk_has_it(struct rfs_sender *s, const struct rfs_file_state *fs, uint32_t c)
+{
+	if (!fs->sent || !(fs->sent[c] & (SENT_BULK | BUSY_BULK)))
+		return false;
+	if (!fs->n_chunks)
+		return true; /* an empty file: its FILE_END only (send_whole_on_miss) */
+	return fs->bulk_at[c] <= bulk_acked(s) + RFS_RESEND_AHEAD;
+}
+
+/* the file's FILE_END on channel ch: its size, the crc of its chunks' crcs */
+static int send_file_end(struct rfs_sender *s, struct net_chan *ch, uint32_t f)
+{
+	pthread_mutex_lock(&s->lock);
+	const struct rfs_file_state *fs = &s->files[f];
+	struct rfs_wire_file_end fe = { .id = fs->ent, .size = (uint64_t)s->ents[fs->ent].st.st_size, .why = fs->why,
+					.crc = (uint32_t)crc32(crc32(0, NULL, 0), (const uint8_t *)fs->crcs,
+							       fs->n_chunks * sizeof(*fs->crcs)) };
+	pthread_mutex_unlock(&s->lock);
+	return net_send_frame(ch, RFS_T_FILE_END, &fe, sizeof(fe));
+}
+
+/*
+ * Chunk c of file f on channel ch (buf: RFS_CHUNK bytes of the thread's):
+ * its data extents (holes are skipped), CHUNK_END; then FILE_END if it was
+ * the file's last (an empty file has only that).  Nothing if it is taken
+ * (chunk_taken).  *ret_done: this call completed the file.
+ */
+static int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t f, uint32_t c,
+		      enum rfs_why why, bool *ret_done)
+{
+	bool miss = ch == s->mc;
+	uint64_t sent = 0;
+	int r;
+
+	*ret_done = false;
+	pthread_mutex_lock(&s->lock);
+	struct rfs_file_state *fs = &s->files[f];
+	const struct rfs_ent *e = &s->ents[fs->ent];
+	const char *path = e->path;
+	uint64_t size = (uint64_t)e->st.st_size;
+	uint32_t ent = fs->ent, n_chunks = fs->n_chunks;
+	if (chunk_taken(fs, c, miss) || (!n_chunks && (fs->ending || fs->done))) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (!fs->sent) {
+		fs->why = why;
+		fs->sent = xcalloc(fs->n_chunks + 1, 1);
+		fs->crcs = xcalloc(fs->n_chunks + 1, sizeof(*fs->crcs));
+		fs->bulk_at = xcalloc(fs->n_chunks + 1, sizeof(*fs->bulk_at));
+	}
+	fs->sent[c] |= ON_MISS(miss, BUSY_BULK);
+	if (!miss) {
+		struct net_chan_stats cs;
+		net_chan_get_stats(ch, &cs);
+		fs->bulk_at[c] = cs.wire_sent;
+	}
+	if (fs->fd < 0 && n_chunks) {
+		fs->fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		if (fs->fd < 0 && errno == EPERM)
+			fs->fd = openat(s->dirfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fs->fd < 0) {
+			r = dm_fail(neg_errno(), "%s/%s: %m", s->dir, path);
+			pthread_mutex_unlock(&s->lock);
+			return r;
+		}
+	}
+	int fd = fs->fd;
+	fs->users++;
+	pthread_mutex_unlock(&s->lock);
+
+	/* the data, outside the lock (the other thread sends other chunks meanwhile) */
+	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+	r = 0;
+	if (c < n_chunks) {
+		uint64_t pos = (uint64_t)c * RFS_CHUNK, end = MIN(pos + RFS_CHUNK, size);
+		while (pos < end) {
+			off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+			if (data < 0 || (uint64_t)data >= end)
+				break; /* only a hole is left in this chunk */
+			off_t hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || (uint64_t)hole > end)
+				hole = (off_t)end;
+			uint32_t len = (uint32_t)((uint64_t)hole - (uint64_t)data);
+			r = pread_exact(fd, buf, len, data);
+			if (r < 0) {
+				r = dm_fail(r, "%s/%s: read: %s (did it shrink?)", s->dir, path, strerror(-r));
+				break;
+			}
+			struct rfs_wire_data h = { .id = ent, .len = len, .off = (uint64_t)data };
+			struct iovec iov[2] = { { &h, sizeof(h) }, { buf, len } };
+			r = net_send_framev(ch, RFS_T_DATA, iov, 2);
+			if (r < 0)
+				break;
+			crc = (uint32_t)crc32(crc, buf, len);
+			pos = (uint64_t)data + len;
+			sent += len;
+		}
+		if (r >= 0) {
+			struct rfs_wire_chunk_end ce = { .id = ent, .chunk = c, .crc = crc };
+			r = net_send_frame(ch, RFS_T_CHUNK_END, &ce, sizeof(ce));
+		}
+	}
+
+	pthread_mutex_lock(&s->lock);
+	fs = &s->files[f];
+	fs->users--;
+	if (r < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	bool first = !(fs->sent[c] & (SENT_BULK | SENT_MISS));
+	fs->sent[c] = (uint8_t)((fs->sent[c] & ~ON_MISS(miss, BUSY_BULK)) | ON_MISS(miss, SENT_BULK));
+	if (first && c < n_chunks) {
+		fs->crcs[c] = htole32(crc);
+		fs->n_sent++;
+	}
+	while (fs->next < fs->n_chunks && fs->sent[fs->next])
+		fs->next++;
+	s->bytes_by[why] += sent;
+	s->bytes_sent += sent;
+	bool last = first && fs->n_sent == fs->n_chunks && !fs->ending;
+	if (last) {
+		fs->ending = true;
+		fs->end_ch = ON_MISS(miss, SENT_BULK);
+		if (!miss) {
+			struct net_chan_stats cs;
+			net_chan_get_stats(ch, &cs);
+			fs->end_at = cs.wire_sent;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!last)
+		return 0;
+	r = send_file_end(s, ch, f);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	fs = &s->files[f];
+	fs->end_sent |= ON_MISS(miss, SENT_BULK);
+	if (fs->fd >= 0 && !fs->users) {
+		close(fs->fd);
+		fs->fd = -1;
+	}
+	fs->done = true;
+	s->files_by[fs->why]++;
+	s->files_sent++;
+	if (s->sched)
+		rfs_sched_sent(s->sched, f, true);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	*ret_done = true;
+	return 0;
+}
+
+/* A whole file the tree is blocked on (an open that may change it): its
+ * chunks on the miss channel (bulk_has_it: those left to the bulk
+ * channel), then its FILE_END there too if it went on the bulk channel
+ * with more than RFS_RESEND_AHEAD in front of it. */
+static int send_whole_on_miss(struct rfs_sender *s, uint32_t f)
+{
+	pthread_mutex_lock(&s->lock);
+	uint32_t n = MAX(s->files[f].n_chunks, 1u);
+	pthread_mutex_unlock(&s->lock);
+	for (uint32_t c = 0; c < n; c++) {
+		pthread_mutex_lock(&s->lock);
+		bool skip = bulk_has_it(s, &s->files[f], c);
+		pthread_mutex_unlock(&s->lock);
+		bool fdone;
+		int r = skip ? 0 : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
+		if (r < 0)
+			return r;
+	}
+	/* every chunk went on some channel (the crcs are known once the file
+	 * is ending): its end here too, unless it went here already or the
+	 * bulk channel has it close */
+	pthread_mutex_lock(&s->lock);
+	const struct rfs_file_state *fs = &s->files[f];
+	bool again = fs->ending && fs->end_ch == SENT_BULK && !(fs->end_sent & SENT_MISS) &&
+		     fs->end_at > bulk_acked(s) + RFS_RESEND_AHEAD;
+	if (again)
+		s->files[f].end_sent |= SENT_MISS;
+	pthread_mutex_unlock(&s->lock);
+	return again ? send_file_end(s, s->mc, f) : 0;
+}
+
+/* ---- the miss thread ---- */
+
+#define CW_WHOLE UINT32_MAX /* chunk_want.chunk: the whole file */
 
 static void want_chunk(struct rfs_sender *s, uint32_t f, uint32_t chunk)
 {
@@ -510,12 +801,8 @@ static void want_chunk(struct rfs_sender *s, uint32_t f, uint32_t chunk)
 	s->cw[s->cw_n++] = (struct chunk_want){ f, chunk };
 }
 
-static bool chunk_sent(const struct rfs_file_state *fs, uint32_t chunk)
-{
-	return fs->done || (fs->sent && fs->sent[chunk]);
-}
-
-static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
+/* (lock) */
+static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *w)
 {
 	if (w->id >= s->n_ents)
 		return dm_fail(-EBADMSG, "request for entry %u of %zu", w->id, s->n_ents);
@@ -528,36 +815,30 @@ static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
 		uint32_t f = (uint32_t)s->ents[e].file;
 		const struct rfs_file_state *fs = &s->files[f];
 		bool queued;
-		if ((w->off == RFS_WANT_WHOLE || !fs->n_chunks) && s->sched) {
-			/* the whole file, next, ahead of everything */
-			queued = rfs_sched_demand(s->sched, f);
-		} else if (w->off == RFS_WANT_WHOLE || !fs->n_chunks) {
-			/* (during the walk: its chunks, at once) */
-			queued = !fs->done;
-			for (uint32_t c = 0; queued && c < MAX(fs->n_chunks, 1u); c++)
-				if (!chunk_sent(fs, c))
-					want_chunk(s, f, c);
+		if (w->off == RFS_WANT_WHOLE || !fs->n_chunks) {
+			/* the whole file, at once, on the miss channel */
+			queued = !(fs->end_sent & SENT_MISS);
+			if (queued)
+				want_chunk(s, f, CW_WHOLE);
 		} else {
-			/* only the chunk the tree is blocked on, at once */
+			/* only the chunk the tree is blocked on, at once (again if
+			 * it went on the bulk channel: it is not there yet) */
 			uint64_t c = w->off / RFS_CHUNK;
 			if (c >= fs->n_chunks)
 				return dm_fail(-EBADMSG, "request for byte %" PRIu64 " of %s (%" PRIu64 " bytes)", w->off,
 					       s->ents[e].path, (uint64_t)s->ents[e].st.st_size);
-			queued = !fs->done && !chunk_sent(fs, (uint32_t)c);
+			queued = !chunk_taken(fs, (uint32_t)c, true) && !bulk_has_it(s, fs, (uint32_t)c);
 			if (queued)
 				want_chunk(s, f, (uint32_t)c);
 		}
 		if (queued) {
-			pthread_mutex_lock(&s->lock);
 			s->misses++;
-			pthread_mutex_unlock(&s->lock);
 			pr_debug("miss: %s (byte %" PRIu64 ")", s->ents[e].path, w->off);
 		}
 	} else if (w->kind == RFS_WANT_RESUMED) {
 		s->resumed = true;
-		pthread_mutex_lock(&s->lock);
 		s->t_resumed = clock_ns();
-		pthread_mutex_unlock(&s->lock);
+		pthread_cond_broadcast(&s->cond);
 	} else if (w->kind == RFS_WANT_TOUCH) {
 		if (!S_ISDIR(s->ents[e].st.st_mode))
 			return 0;
@@ -568,16 +849,90 @@ static int handle_want(struct rfs_sender *s, const struct rfs_wire_want *w)
 			s->touched = xrealloc(s->touched, (s->n_touched + 1) * sizeof(*s->touched));
 			s->touched[s->n_touched++] = (uint32_t)e;
 		}
-		pthread_mutex_lock(&s->lock);
 		s->touches++;
-		pthread_mutex_unlock(&s->lock);
 	} else {
 		return dm_fail(-EBADMSG, "request of unknown kind %u", w->kind);
 	}
 	return 0;
 }
 
-/* one frame from the destination; block: wait for it */
+/* one request from the destination on the miss channel; block: wait for it.
+ * 0: none there (not blocking), 1: one handled */
+static int read_want(struct rfs_sender *s, bool block)
+{
+	if (!block && !net_chan_has_pending(s->mc)) {
+		struct pollfd p = { .fd = net_chan_fd(s->mc), .events = POLLIN };
+		if (poll(&p, 1, 0) <= 0)
+			return 0;
+	}
+	struct net_frame f;
+	void *buf = NULL;
+	int r = net_recv_frame(s->mc, 4096, &f, &buf);
+	if (r < 0)
+		return dm_wrap(r, "the rootfs miss channel");
+	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
+		pthread_mutex_lock(&s->lock);
+		r = handle_want_locked(s, buf);
+		pthread_mutex_unlock(&s->lock);
+	} else {
+		r = dm_fail(-EBADMSG, "unexpected frame %#x (%u bytes) on the rootfs miss channel", f.type, f.len);
+	}
+	free(buf);
+	return r < 0 ? r : 1;
+}
+
+/* the requests, as they come; each chunk asked for goes at once, on the
+ * miss channel (requests that came meanwhile are read between chunks) */
+static int miss_run(struct rfs_sender *s)
+{
+	for (;;) {
+		int r = read_want(s, s->cw_head == s->cw_n);
+		if (r < 0)
+			return r;
+		while (r > 0) {
+			r = read_want(s, false);
+			if (r < 0)
+				return r;
+		}
+		if (s->cw_head < s->cw_n) {
+			uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
+			bool fdone, skip = false;
+			if (c != CW_WHOLE) {
+				/* (the bulk thread may have taken it since it was asked for) */
+				pthread_mutex_lock(&s->lock);
+				skip = bulk_has_it(s, &s->files[f], c);
+				pthread_mutex_unlock(&s->lock);
+			}
+			r = c == CW_WHOLE ? send_whole_on_miss(s, f)
+			    : skip	  ? 0
+					  : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
+			if (r < 0)
+				return r;
+		}
+	}
+}
+
+static void *miss_thread_main(void *arg)
+{
+	struct rfs_sender *s = arg;
+	int r = miss_run(s);
+	pthread_mutex_lock(&s->lock);
+	/* the end of the transfer, or a stop: the channel closes, not an error */
+	bool quiet = s->stopping || s->err <= 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!quiet) {
+		pr_debug("miss thread: %s", dm_last_error());
+		set_err(s, r);
+		/* the bulk thread may be blocked on its channel */
+		net_chan_shutdown(s->c);
+	}
+	return NULL;
+}
+
+/* ---- the bulk thread ---- */
+
+/* a frame from the destination on the rootfs channel: only DONE comes
+ * there; block: wait for it */
 static int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 {
 	if (!block && !net_chan_has_pending(s->c)) {
@@ -590,14 +945,7 @@ static int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 	int r = net_recv_frame(s->c, 1 << 20, &f, &buf);
 	if (r < 0)
 		return dm_wrap(r, "the rootfs channel");
-	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
-		r = handle_want(s, buf);
-	} else if (f.type == RFS_T_WANT && f.len == 8) {
-		/* a peer that asks for whole files only */
-		struct rfs_wire_want w = { .off = RFS_WANT_WHOLE };
-		memcpy(&w, buf, 8);
-		r = handle_want(s, &w);
-	} else if (f.type == RFS_T_DONE) {
+	if (f.type == RFS_T_DONE) {
 		Dm__MigReply *rep = dm__mig_reply__unpack(NULL, f.len, buf);
 		if (!rep) {
 			r = dm_fail(-EBADMSG, "malformed DONE on the rootfs channel");
@@ -617,89 +965,6 @@ static int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 	}
 	free(buf);
 	return r;
-}
-
-/* chunk c of file f: its data extents (holes are skipped), CHUNK_END; the
- * file's FILE_END after its last chunk.  *ret_done: the file is complete */
-static int send_chunk(struct rfs_sender *s, uint32_t f, uint32_t c, enum rfs_why why, bool *ret_done)
-{
-	struct rfs_file_state *fs = &s->files[f];
-	const struct rfs_ent *e = &s->ents[fs->ent];
-	uint64_t size = (uint64_t)e->st.st_size, sent = 0;
-	int r;
-
-	*ret_done = false;
-	if (fs->fd < 0 && fs->n_chunks) {
-		fs->fd = openat(s->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-		if (fs->fd < 0 && errno == EPERM)
-			fs->fd = openat(s->dirfd, e->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fs->fd < 0)
-			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, e->path);
-	}
-	if (!fs->n_sent) {
-		fs->why = why;
-		fs->sent = xcalloc(fs->n_chunks + 1, 1);
-		fs->crcs = xcalloc(fs->n_chunks + 1, sizeof(*fs->crcs));
-	}
-	if (c < fs->n_chunks && !fs->sent[c]) {
-		uint64_t pos = (uint64_t)c * RFS_CHUNK, end = MIN(pos + RFS_CHUNK, size);
-		uint32_t crc = (uint32_t)crc32(0, NULL, 0);
-		while (pos < end) {
-			off_t data = lseek(fs->fd, (off_t)pos, SEEK_DATA);
-			if (data < 0 || (uint64_t)data >= end)
-				break; /* only a hole is left in this chunk */
-			off_t hole = lseek(fs->fd, data, SEEK_HOLE);
-			if (hole < 0 || (uint64_t)hole > end)
-				hole = (off_t)end;
-			uint32_t len = (uint32_t)((uint64_t)hole - (uint64_t)data);
-			r = pread_exact(fs->fd, s->buf, len, data);
-			if (r < 0)
-				return dm_fail(r, "%s/%s: read: %s (did it shrink?)", s->dir, e->path, strerror(-r));
-			struct rfs_wire_data h = { .id = fs->ent, .len = len, .off = (uint64_t)data };
-			struct iovec iov[2] = { { &h, sizeof(h) }, { s->buf, len } };
-			r = net_send_framev(s->c, RFS_T_DATA, iov, 2);
-			if (r < 0)
-				return r;
-			crc = (uint32_t)crc32(crc, s->buf, len);
-			pos = (uint64_t)data + len;
-			sent += len;
-		}
-		struct rfs_wire_chunk_end ce = { .id = fs->ent, .chunk = c, .crc = crc };
-		r = net_send_frame(s->c, RFS_T_CHUNK_END, &ce, sizeof(ce));
-		if (r < 0)
-			return r;
-		fs->sent[c] = 1;
-		fs->crcs[c] = htole32(crc);
-		fs->n_sent++;
-		while (fs->next < fs->n_chunks && fs->sent[fs->next])
-			fs->next++;
-	}
-	pthread_mutex_lock(&s->lock);
-	s->bytes_by[why] += sent;
-	s->bytes_sent += sent;
-	pthread_mutex_unlock(&s->lock);
-	if (fs->n_sent < fs->n_chunks)
-		return 0;
-	struct rfs_wire_file_end fe = { .id = fs->ent, .size = size, .why = fs->why,
-					.crc = (uint32_t)crc32(crc32(0, NULL, 0), (const uint8_t *)fs->crcs,
-							       fs->n_chunks * sizeof(*fs->crcs)) };
-	r = net_send_frame(s->c, RFS_T_FILE_END, &fe, sizeof(fe));
-	if (r < 0)
-		return r;
-	if (fs->fd >= 0)
-		close(fs->fd);
-	fs->fd = -1;
-	free(fs->sent);
-	free(fs->crcs);
-	fs->sent = NULL;
-	fs->crcs = NULL;
-	fs->done = true;
-	pthread_mutex_lock(&s->lock);
-	s->files_by[fs->why]++;
-	s->files_sent++;
-	pthread_mutex_unlock(&s->lock);
-	*ret_done = true;
-	return 0;
 }
 
 static void meta_counts(struct rfs_sender *s, Dm__RootfsMetaEnd *me)
@@ -734,73 +999,56 @@ static int emit(struct rfs_sender *s)
 	return r ?: s->batch_err;
 }
 
-/* during the walk: the requests that came, the chunks the tree is blocked on */
-static int serve_misses(struct rfs_sender *s)
+/* the mapped files of the working set met so far (the restore reads
+ * them), smallest first, on the rootfs channel; during the walk, after
+ * each directory's entries (the misses go meanwhile on their channel) */
+static int send_early(struct rfs_sender *s)
 {
-	bool done = false;
 	int r;
-	do {
-		size_t before = s->cw_n;
-		r = read_peer(s, false, &done);
-		if (r < 0)
-			return r;
-		if (done)
-			return dm_fail(-EBADMSG, "the destination said DONE before the last file");
-		if (s->cw_n == before && !net_chan_has_pending(s->c))
-			break;
-	} while (true);
-	if ((s->cw_head < s->cw_n || s->n_early) && s->batch_len) {
-		/* the entries of what goes first */
+	if (s->n_early && s->batch_len) {
+		/* their entries first */
 		r = batch_flush(s);
 		if (r < 0)
 			return r;
 	}
-	while (s->cw_head < s->cw_n) {
-		uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
-		bool fdone;
-		if (chunk_sent(&s->files[f], c))
-			continue;
-		r = send_chunk(s, f, c, RFS_DEMAND, &fdone);
-		if (r < 0)
-			return r;
-	}
-	/* the working set's files met so far, smallest first, a chunk at a
-	 * time (a miss goes between) */
-	while (s->n_early && s->cw_head == s->cw_n) {
+	while (s->n_early) {
 		size_t k = 0;
 		for (size_t i = 1; i < s->n_early; i++)
 			if (s->ents[s->files[s->early[i]].ent].st.st_size < s->ents[s->files[s->early[k]].ent].st.st_size)
 				k = i;
-		struct rfs_file_state *fs = &s->files[s->early[k]];
-		bool fdone = fs->done;
-		if (!fdone) {
-			r = send_chunk(s, s->early[k], fs->next, RFS_WORKING_SET, &fdone);
+		uint32_t f = s->early[k];
+		for (uint32_t c = 0; c < MAX(s->files[f].n_chunks, 1u); c++) {
+			bool fdone;
+			r = send_chunk(s, s->c, s->buf, f, c, RFS_WORKING_SET, &fdone);
 			if (r < 0)
 				return r;
 		}
-		if (fdone)
-			s->early[k] = s->early[--s->n_early];
-		r = read_peer(s, false, &done);
-		if (r < 0)
-			return r;
-		while (s->cw_head < s->cw_n) {
-			uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
-			if (chunk_sent(&s->files[f], c))
-				continue;
-			r = send_chunk(s, f, c, RFS_DEMAND, &fdone);
-			if (r < 0)
-				return r;
-		}
+		s->early[k] = s->early[--s->n_early];
 	}
 	return 0;
 }
 
+/* (lock) a chunk of file f not sent nor being sent; false: none left */
+static bool next_chunk_locked(struct rfs_sender *s, uint32_t f, uint32_t *ret_c)
+{
+	const struct rfs_file_state *fs = &s->files[f];
+	if (fs->done || fs->ending)
+		return false;
+	for (uint32_t c = fs->sent ? fs->next : 0; c < MAX(fs->n_chunks, 1u); c++)
+		if (!fs->sent || !fs->sent[c]) {
+			*ret_c = c;
+			return true;
+		}
+	return false;
+}
+
 /*
- * What goes next, in this order: during the walk, after each directory's
- * entries, a chunk the tree is blocked on, then the mapped files of the
- * working set (the restore reads them); after the walk the same, and
- * before the resume nothing else (it would stand in the restore's way on
- * the link and in the destination's CPU); then stacks 1, 2 and 3.
+ * What goes on the rootfs channel, in this order: during the walk, after
+ * each directory's entries, the mapped files of the working set (the
+ * restore reads them); before the resume nothing else (it would stand in
+ * the restore's way on the link and in the destination's CPU); then
+ * stacks 1, 2 and 3.  The chunks the tree is blocked on go on the miss
+ * channel meanwhile (miss_run).
  */
 static int run(struct rfs_sender *s)
 {
@@ -810,7 +1058,16 @@ static int run(struct rfs_sender *s)
 		working_set_paths(s);
 	/* the entries go as the walk lists them */
 	s->buf = xmalloc(RFS_CHUNK);
+	/* (lazy: no working set, the plain walk) */
+	s->ws_walked = !s->n_ws;
 	r = walk(s, "", 0);
+	s->ws_walked = true;
+	if (r >= 0)
+		r = send_early(s);
+	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
+		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
+		r = walk(s, p, s->deferred[i]);
+	}
 	if (r >= 0)
 		r = batch_flush(s);
 	if (r < 0)
@@ -820,6 +1077,7 @@ static int run(struct rfs_sender *s)
 	r = net_send_msg(s->c, RFS_T_META_END, &me.base);
 	if (r < 0)
 		return r;
+	pthread_mutex_lock(&s->lock);
 	make_sched(s);
 	for (size_t f = 0; f < s->n_files; f++)
 		if (s->files[f].done) /* a miss's during the walk */
@@ -827,7 +1085,6 @@ static int run(struct rfs_sender *s)
 	for (size_t i = 0; i < s->n_touched; i++)
 		rfs_sched_touch(s->sched, s->touched[i]);
 	working_set(s);
-	pthread_mutex_lock(&s->lock);
 	s->t_walked = s->t_meta_sent = clock_ns();
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
@@ -836,35 +1093,35 @@ static int run(struct rfs_sender *s)
 	for (;;) {
 		uint32_t f, c;
 		enum rfs_why why;
-		bool from_cw = s->cw_head < s->cw_n;
-		bool urgent = !from_cw && rfs_sched_urgent(s->sched);
-		if (!from_cw && !urgent && !s->resumed && s->n_early) {
-			/* what the restore reads, left from the walk */
-			r = serve_misses(s);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (!from_cw && !urgent && !s->resumed) {
-			r = read_peer(s, true, &done);
+		pthread_mutex_lock(&s->lock);
+		if (!s->resumed && !s->stopping && s->err > 0) {
+			/* until the tree runs there: only the misses, on their channel;
+			 * a failing destination says so here meanwhile */
+			cond_wait_ms(&s->cond, &s->lock, 100);
+			pthread_mutex_unlock(&s->lock);
+			r = read_peer(s, false, &done);
 			if (r < 0)
 				return r;
 			if (done)
 				return dm_fail(-EBADMSG, "the destination said DONE before the last file");
 			continue;
 		}
-		if (from_cw) {
-			/* a chunk the tree is blocked on, at once */
-			f = s->cw[s->cw_head].f;
-			c = s->cw[s->cw_head++].chunk;
-			why = RFS_DEMAND;
-			if (chunk_sent(&s->files[f], c))
-				continue;
-		} else if (rfs_sched_next(s->sched, &f, &why)) {
-			c = s->files[f].next;
-		} else {
+		if (s->stopping || s->err <= 0) {
+			pthread_mutex_unlock(&s->lock);
+			return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
+		}
+		if (!rfs_sched_next(s->sched, &f, &why)) {
+			pthread_mutex_unlock(&s->lock);
 			break;
 		}
+		if (!next_chunk_locked(s, f, &c)) {
+			/* the miss thread has its last chunks: it finishes the file */
+			if (!s->files[f].done)
+				cond_wait_ms(&s->cond, &s->lock, 100);
+			pthread_mutex_unlock(&s->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&s->lock);
 		if (!ws && why != RFS_WORKING_SET && why != RFS_DEMAND) {
 			ws = true;
 			pthread_mutex_lock(&s->lock);
@@ -882,12 +1139,14 @@ static int run(struct rfs_sender *s)
 			}
 		}
 		bool fdone;
-		r = send_chunk(s, f, c, why, &fdone);
+		r = send_chunk(s, s->c, s->buf, f, c, why, &fdone);
 		if (r < 0)
 			return r;
-		/* (a chunk of a file the scheduler has not picked leaves it where it is) */
-		if (fdone || !from_cw)
-			rfs_sched_sent(s->sched, f, fdone);
+		if (!fdone) {
+			pthread_mutex_lock(&s->lock);
+			rfs_sched_sent(s->sched, f, false);
+			pthread_mutex_unlock(&s->lock);
+		}
 		r = read_peer(s, false, &done);
 		if (r < 0)
 			return r;
@@ -923,7 +1182,7 @@ static void *thread_main(void *arg)
 	struct rfs_sender *s = arg;
 	pthread_mutex_lock(&s->lock);
 	s->tid = gettid();
-	if (s->background && setpriority(PRIO_PROCESS, (id_t)s->tid, RFS_BACKGROUND_NICE) < 0)
+	if (s->background && setpriority(PRIO_PROCESS, (id_t)s->tid, MIN(s->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
 		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
 	pthread_mutex_unlock(&s->lock);
 	int r = run(s);
@@ -933,19 +1192,28 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_t root, struct rfs_sender **ret)
+int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
+		   struct rfs_sender **ret)
 {
 	struct rfs_sender *s = xcalloc(1, sizeof(*s));
 	s->c = c;
+	s->mc = miss;
+	s->mbuf = xmalloc(RFS_CHUNK);
 	s->dir = xstrdup(dir);
 	s->mode = mode;
 	s->resumed = mode == RFS_EAGER;
 	s->background = true;
+	s->base_nice = mig_thread_nice();
 	s->root = root;
 	s->err = 1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->t_start = clock_ns();
+	/* a file the scheduler picks waits behind little unsent bulk data, and
+	 * a chunk handed to the socket is on its way (bulk_has_it) */
+	int lowat = RFS_BULK_NOTSENT;
+	if (setsockopt(net_chan_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
+		pr_debug("TCP_NOTSENT_LOWAT: %m");
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		int r = dm_fail(neg_errno(), "--rootfs-dir %s: %m", dir);
@@ -964,6 +1232,12 @@ int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_
 		return dm_fail(r, "cannot start the rootfs sender: %s", strerror(-r));
 	}
 	s->started = true;
+	r = -pthread_create(&s->miss_thread, NULL, miss_thread_main, s);
+	if (r < 0) {
+		rfs_send_free(s);
+		return dm_fail(r, "cannot start the rootfs sender: %s", strerror(-r));
+	}
+	s->miss_started = true;
 	*ret = s;
 	return 0;
 }
@@ -992,19 +1266,30 @@ void rfs_send_foreground(struct rfs_sender *s)
 	if (!s->background)
 		goto out;
 	s->background = false;
-	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, 0) < 0)
-		pr_debug("nice 0: %m");
+	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, s->base_nice) < 0)
+		pr_debug("nice back: %m");
 out:
 	pthread_mutex_unlock(&s->lock);
 }
 
 void rfs_send_stop(struct rfs_sender *s)
 {
-	if (!s || !s->started)
+	if (!s)
 		return;
-	net_chan_shutdown(s->c);
-	pthread_join(s->thread, NULL);
-	s->started = false;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->started) {
+		net_chan_shutdown(s->c);
+		pthread_join(s->thread, NULL);
+		s->started = false;
+	}
+	if (s->miss_started) {
+		net_chan_shutdown(s->mc);
+		pthread_join(s->miss_thread, NULL);
+		s->miss_started = false;
+	}
 }
 
 void rfs_send_free(struct rfs_sender *s)
@@ -1017,6 +1302,7 @@ void rfs_send_free(struct rfs_sender *s)
 			close(s->files[i].fd);
 		free(s->files[i].sent);
 		free(s->files[i].crcs);
+		free(s->files[i].bulk_at);
 	}
 	for (size_t i = 0; i < s->n_ws; i++)
 		free(s->ws[i]);
@@ -1025,6 +1311,7 @@ void rfs_send_free(struct rfs_sender *s)
 	free(s->dirs_done);
 	free(s->touched);
 	free(s->early);
+	free(s->deferred);
 	free(s->cw);
 	for (size_t i = 0; i < s->n_ents; i++)
 		free(s->ents[i].path);
@@ -1033,6 +1320,7 @@ void rfs_send_free(struct rfs_sender *s)
 	tdestroy(s->inodes, free);
 	rfs_sched_free(s->sched);
 	free(s->buf);
+	free(s->mbuf);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->dir);

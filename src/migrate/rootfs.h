@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The tree's files (issue 9): `dmigrate migrate pid:N --rootfs-dir DIR`
- * moves the tree's root directory DIR beside its memory, on a channel of
- * its own (NET_ROLE_ROOTFS), from the freeze on.
+ * moves the tree's root directory DIR beside its memory, on two channels
+ * of its own, from the freeze on: the rootfs channel (NET_ROLE_ROOTFS:
+ * metadata and the files in the scheduler's order) and the miss channel
+ * (NET_ROLE_ROOTFS_MISS: the destination's requests, and the chunks the
+ * tree is blocked on), so that a miss never queues behind bulk data already
+ * written into the rootfs channel's socket.
  *
- *   source (rfs_sender, a thread)               destination (rfs_receiver, a thread)
+ *   source                                      destination
+ *   rootfs channel (rfs_sender's bulk thread)   (rfs_receiver's bulk thread)
  *   walk DIR, the working set's directories first; each directory's entries
  *   go as soon as it is listed:
  *   META_BATCH: records, in order           --->    dirs, empty sparse files, symlinks,
@@ -14,18 +19,31 @@
  *   DATA {id, off, len} + bytes ...         --->    written at off (holes stay holes)
  *   CHUNK_END {id, chunk, crc}              --->    crc checked; reads of the chunk go on
  *   FILE_END {id, size, crc}                --->    size, crc of the chunks' crcs, times
- *                                           <---    WANT {id, MISS | TOUCH | RESUMED, off}
- *   END                                     --->
+ *   END                                     --->    (once every file is in, both channels)
  *                                           <---    DONE {stats}  (MigReply)
+ *   miss channel (the sender's miss thread)     (the receiver's miss thread; the view)
+ *                                           <---    WANT {id, MISS | TOUCH | RESUMED, off}
+ *   DATA, CHUNK_END of a chunk asked for    --->    as above
+ *   FILE_END when that chunk was the file's last
  *
  * Files are sent in the order of rootfs-sched.h, chunk by chunk: chunk k of
  * a file is its bytes [k * RFS_CHUNK, (k + 1) * RFS_CHUNK), its data extents
- * in DATA frames (holes skipped), then CHUNK_END; a MISS with an offset asks
- * for that chunk ahead of everything, so a read of a large file waits for
- * its chunk, not the whole file.  Paths from the peer are checked
- * (relative, no "..", no empty or "." component) and every entry is made
- * with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) below ROOT: nothing
- * can land outside it.
+ * in DATA frames (holes skipped), then CHUNK_END.  A chunk goes once, on
+ * one of the two channels (the two threads claim it under a lock); a
+ * file's FILE_END goes after its last chunk, on the channel of that chunk,
+ * so it may arrive before chunks still travelling on the other channel:
+ * the destination takes the file as arrived once it has both.  A MISS with
+ * an offset asks for that chunk, which the miss thread sends at once, on
+ * its own channel: a read of a large file waits for its chunk, not the whole
+ * file, and not for the bulk data queued in front of it.  Paths from the
+ * peer are checked (relative, no "..", no empty or "." component) and
+ * every entry is made with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+ * below ROOT: nothing can land outside it.
+ *
+ * The frame format has a version, RFS_WIRE_VERSION, exchanged in START
+ * (MigStart.rootfs_wire) and ACCEPT (MigReply.rootfs_wire): hosts that
+ * speak different ones refuse the migration there, before anything is
+ * frozen, naming both versions.
  */
 #pragma once
 
@@ -36,6 +54,12 @@
 #include <sys/types.h>
 
 #include "net/net.h"
+
+/* 1: one channel, no version exchanged (absent from START/ACCEPT);
+ * 2: the miss channel, FILE_END possibly ahead of chunks on the other channel */
+#define RFS_WIRE_VERSION 2u
+/* RFS_WIRE_VERSION, or for tests $DMIGRATE_TEST_RFS_WIRE (a host of another version) */
+uint32_t rfs_wire_version(void);
 
 enum rfs_frame_type {
 	RFS_T_ENTRY = NET_T_ROOTFS + 1,    /* Dm__RootfsEntry (a record of META_BATCH) */
@@ -115,14 +139,17 @@ int rfs_mode_parse(const char *s, enum rfs_mode *ret);
 
 /* ---- source ---- */
 struct rfs_sender;
-/* Walks dir and starts sending on c (a thread), the working set taken from
- * the frozen tree under root.  The channel stays the caller's. */
-int rfs_send_start(struct net_chan *c, const char *dir, enum rfs_mode mode, pid_t root, struct rfs_sender **ret);
+/* Walks dir and starts sending on c (a thread: metadata and the files in
+ * order) and on miss (a thread: the destination's requests, the chunks it
+ * is blocked on), the working set taken from the frozen tree under root.
+ * The channels stay the caller's. */
+int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
+		   struct rfs_sender **ret);
 /* the thread runs niced until this: the dump is over, the downtime waits for us now */
 void rfs_send_foreground(struct rfs_sender *s);
 /* 0 once the destination said DONE; -ETIMEDOUT after timeout_ms; the sender's error */
 int rfs_send_wait(struct rfs_sender *s, int timeout_ms);
-/* stop (shuts the channel down) and join the thread; NULL is fine */
+/* stop (shuts the channels down) and join the threads; NULL is fine */
 void rfs_send_stop(struct rfs_sender *s);
 void rfs_send_free(struct rfs_sender *s); /* stops it first */
 /* {mode, files, bytes, sent_by_priority{why: {files, bytes}}, misses, working_set_ready_ms,
@@ -133,17 +160,17 @@ void rfs_send_progress(struct rfs_sender *s, char *buf, size_t len);
 
 /* ---- destination ---- */
 struct rfs_receiver;
-/* Receives into root (made here, must not exist). */
-/* root may exist (a container's layer, its directories made beforehand by
- * rfs_make_dirs): directories that are there already are kept */
-int rfs_recv_start(struct net_chan *c, const char *root, struct rfs_receiver **ret);
+/* Receives into root (made here, must not exist) from c and miss (a thread
+ * each).  root may exist (a container's layer, its directories made
+ * beforehand by rfs_make_dirs): directories that are there already are kept */
+int rfs_recv_start(struct net_chan *c, struct net_chan *miss, const char *root, struct rfs_receiver **ret);
 /* The directories of a container's layer (parents first) under root, before
  * its overlay is mounted: the overlay then sees them as its upper ones, and
  * files that land in them later are found (docs/docker.md). */
 int rfs_make_dirs(const char *root, Dm__RootfsEntry *const *dirs, size_t n);
 /* every file arrived (0), -ETIMEDOUT after timeout_ms, or the receiver's error */
 int rfs_recv_wait_all(struct rfs_receiver *r, int timeout_ms);
-/* stop the thread (the channel shut down): the view's waiters get -EIO */
+/* stop the threads (the channels shut down): the view's waiters get -EIO */
 void rfs_recv_stop(struct rfs_receiver *r);
 void rfs_recv_free(struct rfs_receiver *r);
 /* after DONE was sent: stats the destination gave */
@@ -180,6 +207,11 @@ void rfs_recv_resumed(struct rfs_receiver *r);
 /* an open of the tree that had to wait (counted once per open) */
 void rfs_recv_note_miss(struct rfs_receiver *r);
 bool rfs_recv_all_in(struct rfs_receiver *r);
+/* tests: hold the rootfs channel's reader after the next chunk it
+ * completes (it reads nothing more until released: the bulk data stays
+ * queued in front of it); held: it is holding now */
+void rfs_recv_test_hold(struct rfs_receiver *r, bool hold);
+bool rfs_recv_test_held(struct rfs_receiver *r);
 /* called by the receiver once a file has arrived, with the paths of its
  * names (for the view to drop what the kernel cached of it) */
 void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const char *rel), void *arg);
@@ -206,5 +238,8 @@ void rfs_inomap_put(struct rfs_inomap *m);
 struct rfs_view;
 int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt, struct rfs_view **ret);
 void rfs_view_detach(struct rfs_view *v);
+/* the requests it served so far, by kind: {getattr: {n, ms, max_ms}, open: ...}
+ * (their time includes the waits for the files) */
+json_t *rfs_view_stats(struct rfs_view *v);
 /* unmount (lazily: a tree still in it gets ENOTCONN) and free; NULL is fine */
 void rfs_view_free(struct rfs_view *v);

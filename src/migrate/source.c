@@ -65,6 +65,7 @@ struct src {
 	/* the tree's files (--rootfs-dir): their channel and sender */
 	char *rootfs_dir;        /* realpath of o->rootfs_dir */
 	struct net_chan *rfs_chan;
+	struct net_chan *rfs_miss;  /* the chunks the tree is blocked on (rootfs.h) */
 	struct rfs_sender *rfs;
 	enum mig_phase cur_phase;
 
@@ -130,7 +131,8 @@ _printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
 /* Bytes over the three channels so far, both ways. */
 static uint64_t bytes_moved(const struct src *s)
 {
-	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk) + mig_chan_bytes(s->rfs_chan);
+	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk) + mig_chan_bytes(s->rfs_chan) +
+	       mig_chan_bytes(s->rfs_miss);
 }
 
 static void tick(void *arg)
@@ -737,7 +739,7 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(j, "bytes", mig_bytes_json(s->ctl, s->fault, s->bulk));
 	if (s->rfs_chan) {
 		json_t *b = json_object_get(j, "bytes");
-		uint64_t rb = mig_chan_bytes(s->rfs_chan);
+		uint64_t rb = mig_chan_bytes(s->rfs_chan) + mig_chan_bytes(s->rfs_miss);
 		json_object_set_new(b, "rootfs", json_integer((json_int_t)rb));
 		json_object_set_new(b, "total", json_integer(json_integer_value(json_object_get(b, "total")) + (json_int_t)rb));
 	}
@@ -817,6 +819,7 @@ static void cleanup(struct src *s)
 	rfs_send_free(s->rfs);
 	s->rfs = NULL;
 	net_chan_close(s->rfs_chan);
+	net_chan_close(s->rfs_miss);
 	free(s->rootfs_dir);
 	mem_server_free(s->srv);
 	mem_dirty_free(s->dirty);
@@ -1019,6 +1022,8 @@ static int ph_connect(struct src *s)
 		if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
 			m.rootfs_mode = (char *)rfs_mode_name(o->rootfs_mode);
 			m.rootfs_dir = s->rootfs_dir;
+			m.has_rootfs_wire = true;
+			m.rootfs_wire = rfs_wire_version();
 		}
 		m.container_id = (char *)o->container_id;
 		m.container_rootfs = (char *)o->container_rootfs;
@@ -1053,6 +1058,17 @@ static int ph_connect(struct src *s)
 		if (r < 0)
 			return r;
 	}
+	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
+		/* the files' frames: the same format on both hosts, or nothing moves */
+		uint32_t theirs = rep->has_rootfs_wire ? rep->rootfs_wire : 1;
+		if (theirs != rfs_wire_version()) {
+			r = dm_fail(-EPROTONOSUPPORT, "dmigrated on %s speaks rootfs wire protocol version %u%s, this "
+				    "dmigrate version %u: run the same dmigrate version on both hosts (nothing was changed)",
+				    o->to, theirs, rep->has_rootfs_wire ? "" : " (it names none)", rfs_wire_version());
+			protobuf_c_message_free_unpacked(&rep->base, NULL);
+			return r;
+		}
+	}
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	r = connect_data(s);
 	if (r < 0)
@@ -1063,6 +1079,12 @@ static int ph_connect(struct src *s)
 			return r;
 		mig_tune_chan(s->rfs_chan, false);
 		s->wd.chans[3] = s->rfs_chan;
+		/* misses pass the bulk data queued on the rootfs channel */
+		r = net_connect(s->ctx, o->to, NET_ROLE_ROOTFS_MISS, net_chan_session(s->ctl), &s->rfs_miss);
+		if (r < 0)
+			return r;
+		mig_tune_chan(s->rfs_miss, true);
+		s->wd.chans[4] = s->rfs_miss;
 	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
@@ -1129,7 +1151,7 @@ static int ph_freeze(struct src *s)
 	mig_test_point("src-frozen");
 	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
 		/* the files from now on, beside the dump and the state */
-		r = rfs_send_start(s->rfs_chan, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
+		r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
 		if (r < 0)
 			return r;
 	}

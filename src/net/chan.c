@@ -30,6 +30,7 @@ static const char *const role_names[_NET_ROLE_MAX] = {
 	[NET_ROLE_FAULT] = "fault",
 	[NET_ROLE_BULK] = "bulk",
 	[NET_ROLE_ROOTFS] = "rootfs",
+	[NET_ROLE_ROOTFS_MISS] = "rootfs-miss",
 };
 
 const char *net_role_name(enum net_role role)

@@ -116,7 +116,8 @@ enum net_role {
 	NET_ROLE_CONTROL = 0, /* first channel: creates the session */
 	NET_ROLE_FAULT,       /* page faults: small, latency critical */
 	NET_ROLE_BULK,        /* pushed pages: large buffers */
-	NET_ROLE_ROOTFS,      /* files */
+	NET_ROLE_ROOTFS,      /* files: metadata and bulk data */
+	NET_ROLE_ROOTFS_MISS, /* files: requests and the chunks the tree is blocked on */
 	_NET_ROLE_MAX,
 };
 const char *net_role_name(enum net_role role);
