@@ -192,6 +192,25 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 		x->name = xstrdup(v->kind == PROC_VMA_ANON ? "" : v->path);
 		switch (v->kind) {
 		case PROC_VMA_SYSV_SHM:
+			/* its contents are the segment's, dumped with the container's
+			 * IPC namespace (container/ipc.c); the restore attaches it again */
+			if (!d->opts.container)
+				return dm_fail(-ENOTSUP, "process %d: SysV shared memory segment id %" PRIu64
+					       " attached at %#" PRIx64 ": a segment is restored only with its "
+					       "container's IPC namespace (checkpoint runc:ID)", p->pid, v->inode,
+					       v->start);
+			if (v->pgoff)
+				return dm_fail(-ENOTSUP, "process %d: part of SysV shared memory segment id %" PRIu64
+					       " (from offset %#" PRIx64 ") mapped at %#" PRIx64 ": not supported",
+					       p->pid, v->inode, v->pgoff, v->start);
+			x->kind = DM__VMA_KIND__VMA_SYSV_SHM;
+			x->has_shmem_id = true;
+			x->shmem_id = v->inode;
+			if (v->vmflags & PROC_VMF_MW) {
+				x->has_may_write = true;
+				x->may_write = true;
+			}
+			continue;
 		case PROC_VMA_HUGETLB_ANON:
 		case PROC_VMA_AIO:
 		case PROC_VMA_SPECIAL:
