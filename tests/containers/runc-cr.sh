@@ -305,29 +305,10 @@ case_refused_ns() {
 	ok refused-ns
 }
 
-# the dm-ipc program (tests/containers/dm-ipc.c) as a container's init: its
-# commands and acknowledgements are files in the rootfs's /tmp
 IPC_DIR=$B/rootfs/tmp
-ipc_ack() { # WANT: wait (bounded) until dm-ipc acknowledges WANT ("ready", "check ok", ...)
-	local a
-	for _ in $(seq 300); do
-		a=$(cat "$IPC_DIR/dm-ipc.ack" 2>/dev/null)
-		[[ $a == "$1" ]] && return 0
-		[[ $a == "${1%% *} FAIL"* ]] && { echo "$a"; return 1; }
-		sleep 0.05
-	done
-	echo "no '$1' from dm-ipc (last: '$a')"
-	return 1
-}
-ipc_cmd() { echo "$1" >"$IPC_DIR/dm-ipc.cmd.tmp" && mv "$IPC_DIR/dm-ipc.cmd.tmp" "$IPC_DIR/dm-ipc.cmd" && ipc_ack "$1 ok"; }
-# what the IPC namespace of process $1 holds, seen from outside (no times: the
-# restore cannot keep them, nor the pids of the last operations)
-ipc_view() {
-	nsenter --ipc="/proc/$1/ns/ipc" ipcs -m -s -q | grep -v '^$'
-	nsenter --ipc="/proc/$1/ns/ipc" ipcs -c | grep -v '^$'
-	nsenter --ipc="/proc/$1/ns/ipc" unshare -m sh -c \
-		'mount -t mqueue none /mnt && ls -ln /mnt | cut -d" " -f1,3,4 && cat /mnt/dmq1 /mnt/dmq2'
-}
+ipc_ack() { ctr_ipc_ack "$IPC_DIR" "$1"; }
+ipc_cmd() { ctr_ipc_cmd "$IPC_DIR" "$1"; }
+ipc_view() { ctr_ipc_view "$1"; }
 
 case_ipc() {
 	local id=dmipc$$ b2=$WORK/bundle-ipc img=$WORK/img-ipc pid out before after
