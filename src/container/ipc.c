@@ -11,6 +11,7 @@
  */
 #define LOG_PREFIX "ipc: "
 #include "container/ipc.h"
+#include "base/clock.h"
 #include "base/log.h"
 
 #include <dirent.h>
@@ -50,16 +51,16 @@ union semun {
 
 typedef int (*ipc_fn)(void *arg, int out);
 
-/*
- * Runs fn(arg, out) in a child in pid's IPC namespace; out is a memfd
- * returned (rewound) in *ret_out when asked for.  The child's failure comes
- * back with its message and errno.
- */
-static int in_ipc_ns(pid_t pid, ipc_fn fn, void *arg, int *ret_out)
+struct ipc_child {
+	pid_t pid;
+	int out, err;           /* memfds: what it wrote, its error message */
+};
+
+/* Starts fn(arg, out) in a child in pid's IPC namespace. */
+static int child_start(pid_t pid, ipc_fn fn, void *arg, struct ipc_child *ret)
 {
 	char path[64];
 	_cleanup_close_ int nsfd = -1, out = -1, err = -1;
-	int st;
 
 	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
 	nsfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -84,14 +85,30 @@ static int in_ipc_ns(pid_t pid, ipc_fn fn, void *arg, int *ret_out)
 		}
 		_exit(0);
 	}
-	while (waitpid(c, &st, 0) < 0)
+	*ret = (struct ipc_child){ c, TAKE_FD(out), TAKE_FD(err) };
+	return 0;
+}
+
+/*
+ * Waits for the child; its failure comes back with its message and errno.
+ * *ret_out (when asked for): the memfd of what it wrote, rewound.
+ */
+static int child_wait(struct ipc_child *c, int *ret_out)
+{
+	_cleanup_close_ int out = TAKE_FD(c->out), err = TAKE_FD(c->err);
+	int st;
+
+	while (waitpid(c->pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return dm_fail(neg_errno(), "waitpid: %m");
+	c->pid = 0;
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		_cleanup_free_ char *msg = NULL;
 		size_t len = 0;
-		if (lseek(err, 0, SEEK_SET) < 0 || read_full_fd(err, 4096, &msg, &len) < 0 || !len)
+		if (lseek(err, 0, SEEK_SET) < 0 || read_full_fd(err, 4096, &msg, &len) < 0 || !len) {
+			free(msg);
 			msg = xasprintf("its helper %s", WIFEXITED(st) ? "failed" : "was killed");
+		}
 		return dm_fail(WIFEXITED(st) ? -WEXITSTATUS(st) : -EIO, "%s", msg);
 	}
 	if (ret_out) {
@@ -100,6 +117,14 @@ static int in_ipc_ns(pid_t pid, ipc_fn fn, void *arg, int *ret_out)
 		*ret_out = TAKE_FD(out);
 	}
 	return 0;
+}
+
+static int in_ipc_ns(pid_t pid, ipc_fn fn, void *arg, int *ret_out)
+{
+	struct ipc_child c;
+	int r = child_start(pid, fn, arg, &c);
+
+	return r < 0 ? r : child_wait(&c, ret_out);
 }
 
 static Dm__IpcPerm *perm_msg(const struct ipc_perm *p, int id)
@@ -428,16 +453,42 @@ static int dump_child(void *arg, int out)
 	return write_all(out, buf, len) < 0 ? dm_fail(-EIO, "writing the IPC dump: %m") : 0;
 }
 
-int ipc_dump(pid_t pid, const char *images_dir, Dm__ContainerIpc **ret)
+struct ipc_dump {
+	struct ipc_child child;
+	struct dump_arg arg;
+	uint64_t t0;
+};
+
+int ipc_dump_start(pid_t pid, const char *images_dir, struct ipc_dump **ret)
 {
-	struct dump_arg a = { .images_dir = images_dir };
+	struct ipc_dump *j = xcalloc(1, sizeof(*j));
+	int r;
+
+	j->arg.images_dir = images_dir;
+	j->t0 = clock_ns();
+	dm__container_ipc__init(&j->arg.m);
+	r = child_start(pid, dump_child, &j->arg, &j->child);
+	if (r < 0) {
+		free(j);
+		return r;
+	}
+	*ret = j;
+	return 0;
+}
+
+int ipc_dump_finish(struct ipc_dump *j, Dm__ContainerIpc **ret)
+{
 	_cleanup_close_ int out = -1;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
+	uint64_t t0 = j->t0, tw = clock_ns();
 	int r;
 
-	dm__container_ipc__init(&a.m);
-	r = in_ipc_ns(pid, dump_child, &a, &out);
+	r = child_wait(&j->child, &out);
+	free(j);
+	/* what it costs the freeze is the wait: the rest overlapped the caller */
+	pr_debug("IPC namespace read: the freeze waited %.1f ms for it (%.1f ms after its start)",
+		 ns_to_ms(tw, clock_ns()), ns_to_ms(t0, clock_ns()));
 	if (r < 0)
 		return r;
 	r = read_full_fd(out, DM_IMG_MAX_MSG, &buf, &len);

@@ -8,7 +8,7 @@
  * interfaces (SHM_STAT, MSG_COPY, mq_open, the *_next_id sysctls) act on the
  * caller's IPC namespace.
  *
- *   ipc_dump()     while the tree is frozen: every object with its ids,
+ *   ipc_dump_*()   while the tree is frozen: every object with its ids,
  *                  owners, modes, values and messages, read without being
  *                  consumed (SysV: MSG_COPY; POSIX queues: read and written
  *                  back in the same order at once); the contents of each shm
@@ -32,6 +32,14 @@
 
 #define IPC_SHM_IMG_FMT "sysvshm-%d.img"
 
-/* *ret is NULL when the namespace holds nothing. */
-int ipc_dump(pid_t pid, const char *images_dir, Dm__ContainerIpc **ret);
+struct ipc_dump;
+
+/*
+ * The dump runs beside the caller (the other steps of a container's record,
+ * in the same frozen window): started, then always finished (*ret NULL when
+ * the namespace holds nothing; it frees j).  It is never killed: it may be
+ * between reading a POSIX queue and writing its messages back.
+ */
+int ipc_dump_start(pid_t pid, const char *images_dir, struct ipc_dump **ret);
+int ipc_dump_finish(struct ipc_dump *j, Dm__ContainerIpc **ret);
 int ipc_restore(pid_t pid, const char *images_dir, const Dm__ContainerIpc *m);

@@ -956,7 +956,8 @@ static int check_fds(struct runc_ct *ct)
 
 int runc_record(struct runc_ct *ct, const char *images_dir)
 {
-	int r;
+	struct ipc_dump *ipc = NULL;
+	int r, ri;
 
 	r = record_ns(ct);
 	if (r < 0)
@@ -964,21 +965,27 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	r = in_ns(ct->pid, "uts", print_hostname, NULL, &ct->msg->hostname);
 	if (r < 0)
 		return r;
-	/* SysV objects and POSIX queues: runc makes the namespace empty */
-	r = ipc_dump(ct->pid, images_dir, &ct->msg->ipc);
-	if (r < 0) {
+	/* SysV objects and POSIX queues (runc makes the namespace empty): read
+	 * by a child of ours beside the steps below, in the same freeze */
+	r = ipc_dump_start(ct->pid, images_dir, &ipc);
+	if (r >= 0)
+		r = record_net(ct);
+	if (r >= 0)
+		r = check_fds(ct);
+	if (r >= 0) {
+		record_cgroup(ct);
+		r = record_mounts(ct, images_dir);
+	}
+	if (!ipc)
+		return r;
+	/* its refusal first: it is the older step */
+	ri = ipc_dump_finish(ipc, &ct->msg->ipc);
+	if (ri < 0) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
-		return dm_fail(r, "container '%s': its IPC namespace: %s", ct->id, msg);
+		return dm_fail(ri, "container '%s': its IPC namespace: %s", ct->id, msg);
 	}
-	r = record_net(ct);
-	if (r < 0)
-		return r;
-	r = check_fds(ct);
-	if (r < 0)
-		return r;
-	record_cgroup(ct);
-	return record_mounts(ct, images_dir);
+	return r;
 }
 
 void runc_set_managed(struct runc_ct *ct)
