@@ -160,6 +160,30 @@ static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma
 	return dump_shmem_fd(d, fd, v->inode, what);
 }
 
+/*
+ * The restore attaches a segment whole (shmat): a VMA that is a part of one
+ * (its head or tail unmapped, or split by mprotect) would not come back so.
+ * The segment's size is its shmem file's, reached through the mapping.
+ */
+static int sysv_whole(pid_t pid, const struct proc_vma *v)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start, v->end);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return dm_fail(neg_errno(), "process %d: SysV shared memory at %#" PRIx64 ": %s: %m", pid,
+			       v->start, path);
+	uint64_t len = ((uint64_t)st.st_size + DM_PAGE_SIZE - 1) & ~(uint64_t)(DM_PAGE_SIZE - 1);
+	if (v->pgoff || len != v->end - v->start)
+		return dm_fail(-ENOTSUP, "process %d: part of SysV shared memory segment id %" PRIu64
+			       " (%" PRIu64 " bytes from offset %#" PRIx64 " of %" PRIu64 ") mapped at %#"
+			       PRIx64 ": not supported", pid, v->inode, v->end - v->start, v->pgoff,
+			       (uint64_t)st.st_size, v->start);
+	return 0;
+}
+
 static int build_vmas(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -199,10 +223,9 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 					       " attached at %#" PRIx64 ": a segment is restored only with its "
 					       "container's IPC namespace (checkpoint runc:ID)", p->pid, v->inode,
 					       v->start);
-			if (v->pgoff)
-				return dm_fail(-ENOTSUP, "process %d: part of SysV shared memory segment id %" PRIu64
-					       " (from offset %#" PRIx64 ") mapped at %#" PRIx64 ": not supported",
-					       p->pid, v->inode, v->pgoff, v->start);
+			r = sysv_whole(p->pid, v);
+			if (r < 0)
+				return r;
 			x->kind = DM__VMA_KIND__VMA_SYSV_SHM;
 			x->has_shmem_id = true;
 			x->shmem_id = v->inode;

@@ -19,10 +19,11 @@
  * acknowledged in DIR/dm-ipc.ack as "WORD ok" or "WORD FAIL: why"):
  *   check    every value above, as it was made (consumes the messages)
  *   dest     a segment attached and removed (IPC_RMID): the dump refuses it
+ *   part     segment A attached once more, its last page unmapped: refused
  *   notify   an mq_notify registration on /dmq2 (its descriptor open: closing
  *            it would end the registration): refused for the registration
  *   mqfd     /dmq2 held open: refused
- *   clean    undoes dest, notify and mqfd
+ *   clean    undoes dest, part, notify and mqfd
  * DIR is argv[1] (default /tmp).
  */
 #ifndef _GNU_SOURCE
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -60,6 +62,7 @@ static const char *dir = "/tmp";
 static int id_a, id_b, id_s, id_q, id_dest = -1;
 static unsigned char *a_rw, *a_ro;
 static void *dest_at;
+static unsigned char *part_at;
 static mqd_t held = (mqd_t)-1;
 static char why[512];
 
@@ -322,6 +325,12 @@ static int step(const char *cmd)
 			return fail("dest: %s", strerror(errno));
 		return 0;
 	}
+	if (!strcmp(cmd, "part")) {
+		part_at = shmat(id_a, NULL, SHM_RDONLY);
+		if (part_at == (void *)-1 || munmap(part_at + 3 * PAGE, PAGE) < 0)
+			return fail("part: %s", strerror(errno));
+		return 0;
+	}
 	if (!strcmp(cmd, "notify") || !strcmp(cmd, "mqfd")) {
 		held = mq_open("/dmq2", O_RDONLY | O_NONBLOCK);
 		struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
@@ -335,6 +344,9 @@ static int step(const char *cmd)
 		if (dest_at && dest_at != (void *)-1)
 			shmdt(dest_at);
 		dest_at = NULL;
+		if (part_at && part_at != (void *)-1)
+			shmdt(part_at);
+		part_at = NULL;
 		mqd_t q = mq_open("/dmq2", O_RDONLY | O_NONBLOCK);
 		if (q != (mqd_t)-1) {
 			mq_notify(q, NULL);

@@ -28,7 +28,8 @@
 #   ipc         dm-ipc (tests/containers/dm-ipc.c) as the init: SysV shm
 #               (attached twice, one not attached), semaphores, a message
 #               queue, POSIX queues with messages; a segment removed while
-#               attached, an mq_notify registration and an open queue are
+#               attached, a part of one mapped, an mq_notify registration and
+#               an open queue are
 #               each refused, named, the container running on; a checkpoint
 #               --leave-running leaves the namespace as it was (ipcs and the
 #               queues' files compared); checkpoint + restore: the same seen
@@ -327,8 +328,9 @@ case_ipc() {
 		grep -q 'QSIZE:15' <<<"$before" || { bad ipc "the namespace does not hold the objects: $before"; return; }
 	# what cannot come back is refused, named, and the container runs on
 	local cmd re
-	for cmd in dest notify mqfd; do
+	for cmd in dest part notify mqfd; do
 		case $cmd in
+		part) re="process [0-9]+: part of SysV shared memory segment id [0-9]+ \\(12288 bytes from offset 0 of 12411\\)" ;;
 		dest) re="SysV shm segment id [0-9]+ \\(4096 bytes\\) was removed \\(IPC_RMID\\) while still attached" ;;
 		notify) re="POSIX message queue /dmq2 has an mq_notify registration \\(of process [0-9]+" ;;
 		mqfd) re="unsupported fd [0-9]+ of process [0-9]+ \\(dm-ipc\\) in container '$id': the POSIX message queue /dmq2 is open" ;;
