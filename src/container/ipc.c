@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <mqueue.h>
 #include <sched.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,6 +179,11 @@ static int dump_shm_contents(struct dm_image *img, int id, uint64_t size, const 
 	shmdt(p);
 	if (r < 0)
 		return r;
+	/* made again as ordinary shmem: a segment of huge pages would not be */
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == HUGETLBFS_MAGIC)
+		return dm_fail(-ENOTSUP, "SysV shm segment id %d (%" PRIu64 " bytes) is of huge pages "
+			       "(SHM_HUGETLB): not restored", id, size);
 	r = image_create_raw(img, name, IMG_SHMEM, &out);
 	if (r < 0)
 		return r;
@@ -348,7 +355,11 @@ static int mq_notify_pid(int dirfd, const char *name, long *ret)
  * same messages sent back in the same order (each with its priority keeps
  * its place: a queue is FIFO within a priority), so that the source's queue
  * is as it was whether the migration goes on or is rolled back.  The tree is
- * frozen: nobody else sends or receives meanwhile.
+ * frozen: nobody else sends or receives meanwhile.  Nor does anyone wait on
+ * the queue: every thread of the tree is in its ptrace stop, which took it
+ * out of mq_timedsend/mq_timedreceive (it restarts them once it runs).  A
+ * waiter would have had our receive pull its message into a full queue, or
+ * our send hand a message straight to it.
  */
 static int dump_one_mq(int dirfd, const char *name, Dm__ContainerIpc *out)
 {

@@ -597,7 +597,9 @@ static int walk_dev(struct dev_walk *w, int dfd, const char *rel, int depth)
 		_cleanup_free_ char *p = rel[0] ? xasprintf("%s/%s", rel, e->d_name) : xstrdup(e->d_name);
 		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return dm_fail(neg_errno(), "container '%s': /dev/%s: %m", w->ct->id, p);
-		if (st.st_dev != w->dev || (!rel[0] && runc_makes(w->ct, e->d_name)))
+		/* a socket file is the name of a bound unix socket: the restore of
+		 * that socket binds it again (docs/net.md) */
+		if (st.st_dev != w->dev || S_ISSOCK(st.st_mode) || (!rel[0] && runc_makes(w->ct, e->d_name)))
 			continue;
 		if (++w->n > 100000 || depth > 64)
 			return dm_fail(-E2BIG, "container '%s': too many files in /dev", w->ct->id);

@@ -13,11 +13,13 @@
  *   - POSIX message queues /dmq1 (4 messages, priorities 1, 9, 1, 5) and
  *     /dmq2 (empty, mode 0600); no descriptor of them kept open;
  *   - ids that are not the first ones a namespace gives (objects made and
- *     removed first).
+ *     removed first);
+ *   - a unix datagram socket bound in runc's /dev tmpfs (/dev/dm-ipc.sock).
  *
  * Then it obeys DIR/dm-ipc.cmd (polled; each new word is done once and
  * acknowledged in DIR/dm-ipc.ack as "WORD ok" or "WORD FAIL: why"):
- *   check    every value above, as it was made (consumes the messages)
+ *   check    every value above, as it was made (consumes the messages); a
+ *            datagram sent to /dev/dm-ipc.sock arrives on the socket
  *   dest     a segment attached and removed (IPC_RMID): the dump refuses it
  *   part     segment A attached once more, its last page unmapped: refused
  *   notify   an mq_notify registration on /dmq2 (its descriptor open: closing
@@ -42,6 +44,8 @@
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +69,8 @@ static void *dest_at;
 static unsigned char *part_at;
 static mqd_t held = (mqd_t)-1;
 static char why[512];
+static int sock = -1;
+static const struct sockaddr_un sock_addr = { AF_UNIX, "/dev/dm-ipc.sock" };
 
 static const struct { long type; const char *text; size_t len; } msgs[] = {
 	{ 5, "first", 5 }, { 1, "second", 6 }, { 5, NULL, 3000 }, { 2, "", 0 },
@@ -170,6 +176,11 @@ static void setup(void)
 			die("mq_send");
 	mq_close(q1);
 	mq_close(q2);
+
+	/* a socket bound in runc's /dev (as a syslog's /dev/log) */
+	sock = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (sock < 0 || bind(sock, (const struct sockaddr *)&sock_addr, sizeof(sock_addr)) < 0)
+		die("bind /dev/dm-ipc.sock");
 }
 
 static int check_perm(const char *what, const struct ipc_perm *p, int key, unsigned uid, unsigned gid,
@@ -311,6 +322,14 @@ static int check(void)
 		return fail("/dmq2: maxmsg %ld msgsize %ld curmsgs %ld mode %o", at.mq_maxmsg, at.mq_msgsize,
 			    at.mq_curmsgs, st.st_mode & 0777);
 	mq_close(q);
+
+	/* the socket in /dev: bound again there, reachable by its name */
+	int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (c < 0 || sendto(c, "ping", 4, 0, (const struct sockaddr *)&sock_addr, sizeof(sock_addr)) != 4)
+		return fail("/dev/dm-ipc.sock: %s", strerror(errno));
+	close(c);
+	if (recv(sock, buf, sizeof(buf), MSG_DONTWAIT) != 4 || memcmp(buf, "ping", 4))
+		return fail("/dev/dm-ipc.sock: the datagram sent to its name is not on it");
 	return 0;
 }
 
