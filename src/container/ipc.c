@@ -612,6 +612,9 @@ static void as_root(void)
 
 static int check_id(const char *what, const Dm__IpcPerm *p, int got)
 {
+	if (got < 0 && errno == EEXIST)
+		return dm_fail(-EEXIST, "SysV %s key %d (id %d): one of that key exists already", what,
+			       p->key, p->id);
 	if (got < 0)
 		return dm_fail(neg_errno(), "SysV %s key %d, id %d: %m", what, p->key, p->id);
 	if (got != p->id)
