@@ -956,6 +956,16 @@ static int check_fds(struct runc_ct *ct)
 	return 0;
 }
 
+/* The container has a namespace of that type that runc made (not the
+ * dumper's, not one the config joins by path). */
+static bool own_ns(const Dm__Container *m, const char *type)
+{
+	for (size_t k = 0; k < m->n_namespaces; k++)
+		if (!strcmp(m->namespaces[k]->type, type))
+			return !m->namespaces[k]->path;
+	return false;
+}
+
 int runc_record(struct runc_ct *ct, const char *images_dir)
 {
 	struct ipc_dump *ipc = NULL;
@@ -968,8 +978,11 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	if (r < 0)
 		return r;
 	/* SysV objects and POSIX queues (runc makes the namespace empty): read
-	 * by a child of ours beside the steps below, in the same freeze */
-	r = ipc_dump_start(ct->pid, images_dir, &ipc);
+	 * by a child of ours beside the steps below, in the same freeze.  Only
+	 * a namespace runc made: one the config joins by path, or the host's,
+	 * outlives the container with what it holds */
+	if (own_ns(ct->msg, "ipc"))
+		r = ipc_dump_start(ct->pid, images_dir, &ipc);
 	if (r >= 0)
 		r = record_net(ct);
 	if (r >= 0)

@@ -184,6 +184,22 @@ static int sysv_whole(pid_t pid, const struct proc_vma *v)
 	return 0;
 }
 
+/*
+ * The tree is a container's whose IPC namespace its runtime made (and so
+ * makes again): its contents are in the image (Container.ipc, read by
+ * runc_record() before this).  The host's namespace, or one the config
+ * joins, is not dumped.
+ */
+static bool container_ipc(const struct dump_ctx *d)
+{
+	const Dm__Container *m = d->opts.container ? d->opts.container->msg : NULL;
+
+	for (size_t k = 0; m && k < m->n_namespaces; k++)
+		if (!strcmp(m->namespaces[k]->type, "ipc"))
+			return !m->namespaces[k]->path;
+	return false;
+}
+
 static int build_vmas(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -218,11 +234,11 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 		case PROC_VMA_SYSV_SHM:
 			/* its contents are the segment's, dumped with the container's
 			 * IPC namespace (container/ipc.c); the restore attaches it again */
-			if (!d->opts.container)
+			if (!container_ipc(d))
 				return dm_fail(-ENOTSUP, "process %d: SysV shared memory segment id %" PRIu64
-					       " attached at %#" PRIx64 ": a segment is restored only with its "
-					       "container's IPC namespace (checkpoint runc:ID)", p->pid, v->inode,
-					       v->start);
+					       " attached at %#" PRIx64 ": a segment is restored only with the "
+					       "IPC namespace a container's runtime made for it (checkpoint "
+					       "runc:ID)", p->pid, v->inode, v->start);
 			r = sysv_whole(p->pid, v);
 			if (r < 0)
 				return r;
