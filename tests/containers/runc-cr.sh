@@ -354,6 +354,10 @@ case_ipc() {
 	after=$(ipc_view "$pid")
 	[[ $after == "$before" ]] || { bad ipc "a checkpoint changed the namespace: $(diff <(echo "$before") <(echo "$after"))"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) || { bad ipc "checkpoint: $out"; return; }
+	# show-image names them; the init's two attachments are SysV VMAs
+	out=$("$DM" show-image --json "$img" | jq -c '[(.container.ipc | [(.shm|length), (.sem|length),
+		(.msq[0].messages), ([.mqueue[].messages]|add)]), ([.processes[0].vmas[] | select(.kind == "SYSV_SHM")] | length)]')
+	[[ $out == "[[2,1,4,4],2]" ]] || { bad ipc "show-image --json: $out"; return; }
 	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad ipc "restore: $out"; return; }
 	[[ $(status_of "$id") == running ]] || { bad ipc "runc state: $(status_of "$id")"; return; }
 	after=$(ipc_view "$(init_pid "$id")")
