@@ -22,7 +22,9 @@
  *                  values, messages and contents.
  *
  * Not restorable and not visible to a dumper: a process's semadj (SEM_UNDO)
- * values; they are lost (docs/containers.md).
+ * values; they are lost (docs/containers.md).  Not even detectable: the
+ * undo list kcmp(KCMP_SYSVSEM) could compare is allocated for any process
+ * that made a thread (CLONE_SYSVSEM), not only by SEM_UNDO.
  */
 #pragma once
 
