@@ -6,6 +6,7 @@
 #define LOG_PREFIX "runc: "
 #include "container/runc.h"
 #include "container/ext-stub.h"
+#include "container/ipc.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
@@ -27,6 +28,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -37,6 +39,7 @@ extern const unsigned char runc_stub_bin[];
 extern const size_t runc_stub_bin_len;
 
 #define FREEZE_TIMEOUT_MS 10000
+#define MQUEUE_MAGIC 0x19800202 /* ipc/mqueue.c: not in linux/magic.h */
 #define RUNC_COPY_PREFIX "/run/dmigrate/runc-"
 
 struct runc_ct {
@@ -481,44 +484,6 @@ static int print_hostname(void *arg)
 	return printf("%s", u.nodename) < 0 || fflush(stdout) ? 1 : 0;
 }
 
-/* SysV IPC objects of the namespace (/proc/sysvipc shows the reader's) and
- * POSIX message queues (an mqueue mounted in a mount namespace of our own). */
-static int print_ipc(void *arg)
-{
-	static const char *const kinds[] = { "shm", "sem", "msg" };
-	(void)arg;
-	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
-		char path[64], line[512];
-		snprintf(path, sizeof(path), "/proc/sysvipc/%s", kinds[i]);
-		FILE *f = fopen(path, "re");
-		if (!f)
-			continue;
-		bool head = true;
-		while (fgets(line, sizeof(line), f)) {
-			long key, id;
-			if (head) {
-				head = false;
-				continue;
-			}
-			if (sscanf(line, "%ld %ld", &key, &id) == 2)
-				printf("SysV %s (key %ld, id %ld)\n", kinds[i], key, id);
-		}
-		fclose(f);
-	}
-	if (unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
-	    mount("mqueue", "/tmp", "mqueue", 0, NULL) == 0) {
-		DIR *d = opendir("/tmp");
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			if (e->d_name[0] != '.')
-				printf("POSIX message queue /%s\n", e->d_name);
-		if (d)
-			closedir(d);
-	}
-	fflush(stdout);
-	return 0;
-}
-
 static int exec_ip(void *arg)
 {
 	execvp("ip", (char *const *)arg);
@@ -582,6 +547,122 @@ static int record_ns(struct runc_ct *ct)
 	return 0;
 }
 
+/*
+ * What runc makes in its /dev tmpfs from the config, made again by runc at
+ * restore: the default devices and links (libcontainer's), the config's
+ * linux.devices, and the mount points on it (pts, shm, mqueue: mounts of
+ * their own).
+ */
+static bool runc_makes(struct runc_ct *ct, const char *rel)
+{
+	static const char *const made[] = { "null", "zero", "full", "random", "urandom", "tty",
+					    "console", "ptmx", "fd", "stdin", "stdout", "stderr",
+					    "core", "pts", "shm", "mqueue" };
+	json_t *devs = json_object_get(json_object_get(ct->config, "linux"), "devices"), *e;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(made); i++)
+		if (!strcmp(rel, made[i]))
+			return true;
+	json_array_foreach(devs, i, e) {
+		const char *p = json_str(e, "path");
+		if (p && !strncmp(p, "/dev/", 5) && !strcmp(p + 5, rel))
+			return true;
+	}
+	return false;
+}
+
+struct dev_walk {
+	struct runc_ct *ct;
+	dev_t dev;              /* the /dev tmpfs: another file system is a mount */
+	FILE *list;             /* NUL-separated names for tar -T */
+	size_t n;
+};
+
+/* The entries of dir (rel: its path under /dev, "" for /dev) runc does not make. */
+static int walk_dev(struct dev_walk *w, int dfd, const char *rel, int depth)
+{
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *e;
+	int fd = dup(dfd);
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return dm_fail(neg_errno(), "container '%s': /dev/%s: %m", w->ct->id, rel);
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		_cleanup_free_ char *p = rel[0] ? xasprintf("%s/%s", rel, e->d_name) : xstrdup(e->d_name);
+		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return dm_fail(neg_errno(), "container '%s': /dev/%s: %m", w->ct->id, p);
+		/* a socket file is the name of a bound unix socket: the restore of
+		 * that socket binds it again (docs/net.md) */
+		if (st.st_dev != w->dev || S_ISSOCK(st.st_mode) || (!rel[0] && runc_makes(w->ct, e->d_name)))
+			continue;
+		if (++w->n > 100000 || depth > 64)
+			return dm_fail(-E2BIG, "container '%s': too many files in /dev", w->ct->id);
+		fprintf(w->list, "./%s%c", p, 0);
+		if (S_ISDIR(st.st_mode)) {
+			_cleanup_close_ int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+							 O_CLOEXEC);
+			if (sub < 0)
+				return dm_fail(neg_errno(), "container '%s': /dev/%s: %m", w->ct->id, p);
+			int r = walk_dev(w, sub, p, depth + 1);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * runc's /dev tmpfs: the files, directories, links, FIFOs and nodes a
+ * service made there (not runc's devices and links, which runc makes again
+ * from the config), in one more tar file restored like a tmpfs's.
+ */
+static int record_dev(struct runc_ct *ct, const char *images_dir)
+{
+	_cleanup_free_ char *src = xasprintf("/proc/%d/root/dev", ct->pid), *err = NULL, *dst = NULL;
+	_cleanup_close_ int dfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int lfd = memfd("dev-list");
+	Dm__Container *m = ct->msg;
+	struct stat st;
+	int r;
+
+	if (dfd < 0 || fstat(dfd, &st) < 0)
+		return dm_fail(neg_errno(), "container '%s': its /dev: %m", ct->id);
+	if (lfd < 0)
+		return dm_fail(neg_errno(), "memfd_create: %m");
+	struct dev_walk w = { .ct = ct, .dev = st.st_dev, .list = fdopen(dup(lfd), "w") };
+	if (!w.list)
+		return dm_fail(neg_errno(), "fdopen: %m");
+	r = walk_dev(&w, dfd, "", 0);
+	if (fclose(w.list) != 0 && r >= 0)
+		r = dm_fail(-EIO, "container '%s': the list of its /dev: %m", ct->id);
+	if (r < 0 || !w.n)
+		return r;
+	Dm__ContainerTmpfs *t = xmalloc(sizeof(*t));
+	dm__container_tmpfs__init(t);
+	t->mountpoint = xstrdup("/dev");
+	t->archive = xasprintf("tmpfs-%zu.tar", m->n_tmpfs);
+	t->has_files = true;
+	t->files = w.n;
+	APPEND(m->tmpfs, m->n_tmpfs, t);
+	dst = xasprintf("%s/%s", images_dir, t->archive);
+	if (lseek(lfd, 0, SEEK_SET) < 0)
+		return dm_fail(neg_errno(), "lseek: %m");
+	r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-cf", dst, "-C", src,
+				       "--no-recursion", "--null", "-T", "/proc/self/fd/3", NULL },
+		&lfd, 1, NULL, &err);
+	if (r)
+		return dm_fail(r < 0 ? r : -EIO, "container '%s': saving the files made in its /dev: tar: %s",
+			       ct->id, err ? err : "failed");
+	return 0;
+}
+
 static int record_mounts(struct runc_ct *ct, const char *images_dir)
 {
 	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
@@ -609,9 +690,15 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 			return dm_fail(-ENOTSUP, "container '%s': the %s mount at %s was made at run time "
 				       "(it is not in the config): it would not come back", ct->id,
 				       pm->fstype, mp);
-		/* /dev is runc's: its device nodes and links, made again */
-		if (!pm->fstype || strcmp(pm->fstype, "tmpfs") || !strcmp(mp, "/dev"))
+		if (!pm->fstype || strcmp(pm->fstype, "tmpfs"))
 			continue;
+		/* runc's /dev: what runc makes there comes again, the rest is ours */
+		if (!strcmp(mp, "/dev")) {
+			r = record_dev(ct, images_dir);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		/* a tmpfs of the config: runc makes it empty, its files are ours */
 		Dm__ContainerTmpfs *t = xmalloc(sizeof(*t));
 		dm__container_tmpfs__init(t);
@@ -924,6 +1011,16 @@ static int check_fds(struct runc_ct *ct)
 			link[n > 0 ? n : 0] = 0;
 			if (!strncmp(link, "/memfd:", 7) || !link[0] || link[0] != '/')
 				continue;
+			struct statfs sfs;
+			if (statfs(path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC) {
+				char comm[PROC_COMM_MAX + 1] = "?";
+				proc_read_comm((pid_t)pid, 0, comm);
+				dm_error_clear();
+				return dm_fail(-ENOTSUP, "unsupported fd %s of process %ld (%s) in container '%s': "
+					       "the POSIX message queue %s is open (a queue and its messages "
+					       "are restored, an open descriptor of one is not)", de->d_name,
+					       pid, comm, ct->id, link);
+			}
 			snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, de->d_name);
 			_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 			ssize_t l = fd < 0 ? -1 : read(fd, info, sizeof(info) - 1);
@@ -947,10 +1044,20 @@ static int check_fds(struct runc_ct *ct)
 	return 0;
 }
 
+/* The container has a namespace of that type that runc made (not the
+ * dumper's, not one the config joins by path). */
+static bool own_ns(const Dm__Container *m, const char *type)
+{
+	for (size_t k = 0; k < m->n_namespaces; k++)
+		if (!strcmp(m->namespaces[k]->type, type))
+			return !m->namespaces[k]->path;
+	return false;
+}
+
 int runc_record(struct runc_ct *ct, const char *images_dir)
 {
-	_cleanup_free_ char *ipc = NULL;
-	int r;
+	struct ipc_dump *ipc = NULL;
+	int r, ri;
 
 	r = record_ns(ct);
 	if (r < 0)
@@ -958,22 +1065,30 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	r = in_ns(ct->pid, "uts", print_hostname, NULL, &ct->msg->hostname);
 	if (r < 0)
 		return r;
-	r = in_ns(ct->pid, "ipc", print_ipc, NULL, &ipc);
-	if (r < 0)
-		return r;
-	if (ipc[0]) {
-		ipc[strcspn(ipc, "\n")] = 0;
-		return dm_fail(-ENOTSUP, "container '%s' holds a %s in its IPC namespace: not restored",
-			       ct->id, ipc);
+	/* SysV objects and POSIX queues (runc makes the namespace empty): read
+	 * by a child of ours beside the steps below, in the same freeze.  Only
+	 * a namespace runc made: one the config joins by path, or the host's,
+	 * outlives the container with what it holds */
+	if (own_ns(ct->msg, "ipc"))
+		r = ipc_dump_start(ct->pid, images_dir, &ipc);
+	if (r >= 0)
+		r = record_net(ct);
+	if (r >= 0)
+		r = check_fds(ct);
+	if (r >= 0) {
+		record_cgroup(ct);
+		r = record_mounts(ct, images_dir);
 	}
-	r = record_net(ct);
-	if (r < 0)
+	if (!ipc)
 		return r;
-	r = check_fds(ct);
-	if (r < 0)
-		return r;
-	record_cgroup(ct);
-	return record_mounts(ct, images_dir);
+	/* its refusal first: it is the older step */
+	ri = ipc_dump_finish(ipc, &ct->msg->ipc);
+	if (ri < 0) {
+		char msg[DM_ERRMSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		return dm_fail(ri, "container '%s': its IPC namespace: %s", ct->id, msg);
+	}
+	return r;
 }
 
 void runc_set_managed(struct runc_ct *ct)
@@ -1267,6 +1382,15 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 		r = in_ns(s->pid, "uts", set_hostname, m->hostname, NULL);
 		if (r < 0)
 			return r;
+	}
+	/* before any process of the tree: they attach to the segments */
+	if (m->ipc) {
+		r = ipc_restore(s->pid, o->images_dir, m->ipc);
+		if (r < 0) {
+			char msg[DM_ERRMSG_MAX];
+			snprintf(msg, sizeof(msg), "%s", dm_last_error());
+			return dm_fail(r, "the container's IPC namespace: %s", msg);
+		}
 	}
 	for (size_t i = 0; i < m->n_tmpfs; i++) {
 		const Dm__ContainerTmpfs *t = m->tmpfs[i];

@@ -162,6 +162,46 @@ static int dump_shmem(struct dump_ctx *d, struct dproc *p, const struct proc_vma
 	return dump_shmem_fd(d, fd, v->inode, what);
 }
 
+/*
+ * The restore attaches a segment whole (shmat): a VMA that is a part of one
+ * (its head or tail unmapped, or split by mprotect) would not come back so.
+ * The segment's size is its shmem file's, reached through the mapping.
+ */
+static int sysv_whole(pid_t pid, const struct proc_vma *v)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, v->start, v->end);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return dm_fail(neg_errno(), "process %d: SysV shared memory at %#" PRIx64 ": %s: %m", pid,
+			       v->start, path);
+	uint64_t len = ((uint64_t)st.st_size + DM_PAGE_SIZE - 1) & ~(uint64_t)(DM_PAGE_SIZE - 1);
+	if (v->pgoff || len != v->end - v->start)
+		return dm_fail(-ENOTSUP, "process %d: part of SysV shared memory segment id %" PRIu64
+			       " (%" PRIu64 " bytes from offset %#" PRIx64 " of %" PRIu64 ") mapped at %#"
+			       PRIx64 ": not supported", pid, v->inode, v->end - v->start, v->pgoff,
+			       (uint64_t)st.st_size, v->start);
+	return 0;
+}
+
+/*
+ * The tree is a container's whose IPC namespace its runtime made (and so
+ * makes again): its contents are in the image (Container.ipc, read by
+ * runc_record() before this).  The host's namespace, or one the config
+ * joins, is not dumped.
+ */
+static bool container_ipc(const struct dump_ctx *d)
+{
+	const Dm__Container *m = d->opts.container ? d->opts.container->msg : NULL;
+
+	for (size_t k = 0; m && k < m->n_namespaces; k++)
+		if (!strcmp(m->namespaces[k]->type, "ipc"))
+			return !m->namespaces[k]->path;
+	return false;
+}
+
 static int build_vmas(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -194,6 +234,24 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 		x->name = xstrdup(v->kind == PROC_VMA_ANON ? "" : v->path);
 		switch (v->kind) {
 		case PROC_VMA_SYSV_SHM:
+			/* its contents are the segment's, dumped with the container's
+			 * IPC namespace (container/ipc.c); the restore attaches it again */
+			if (!container_ipc(d))
+				return dm_fail(-ENOTSUP, "process %d: SysV shared memory segment id %" PRIu64
+					       " attached at %#" PRIx64 ": a segment is restored only with the "
+					       "IPC namespace a container's runtime made for it (checkpoint "
+					       "runc:ID)", p->pid, v->inode, v->start);
+			r = sysv_whole(p->pid, v);
+			if (r < 0)
+				return r;
+			x->kind = DM__VMA_KIND__VMA_SYSV_SHM;
+			x->has_shmem_id = true;
+			x->shmem_id = v->inode;
+			if (v->vmflags & PROC_VMF_MW) {
+				x->has_may_write = true;
+				x->may_write = true;
+			}
+			continue;
 		case PROC_VMA_HUGETLB_ANON:
 		case PROC_VMA_AIO:
 		case PROC_VMA_SPECIAL:

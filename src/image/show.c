@@ -100,6 +100,50 @@ static void unix_text(const Dm__UnixSk *u, char *buf, size_t size)
 		 u->has_data ? u->data.len : 0);
 }
 
+
+/* A container's IPC namespace (Container.ipc): its objects by key and id. */
+static json_t *ipc_json(const Dm__ContainerIpc *m)
+{
+	json_t *o = json_object(), *a = json_array();
+
+	for (size_t i = 0; i < m->n_shm; i++)
+		json_array_append_new(a, json_pack("{s:i,s:i,s:I,s:s}", "key", m->shm[i]->perm->key, "id",
+						   m->shm[i]->perm->id, "size", (json_int_t)m->shm[i]->size,
+						   "contents", m->shm[i]->contents));
+	json_object_set_new(o, "shm", a);
+	a = json_array();
+	for (size_t i = 0; i < m->n_sem; i++)
+		json_array_append_new(a, json_pack("{s:i,s:i,s:I}", "key", m->sem[i]->perm->key, "id",
+						   m->sem[i]->perm->id, "nsems", (json_int_t)m->sem[i]->n_values));
+	json_object_set_new(o, "sem", a);
+	a = json_array();
+	for (size_t i = 0; i < m->n_msq; i++)
+		json_array_append_new(a, json_pack("{s:i,s:i,s:I}", "key", m->msq[i]->perm->key, "id",
+						   m->msq[i]->perm->id, "messages", (json_int_t)m->msq[i]->n_msgs));
+	json_object_set_new(o, "msq", a);
+	a = json_array();
+	for (size_t i = 0; i < m->n_mqueue; i++)
+		json_array_append_new(a, json_pack("{s:s,s:I}", "name", m->mqueue[i]->name, "messages",
+						   (json_int_t)m->mqueue[i]->n_msgs));
+	json_object_set_new(o, "mqueue", a);
+	return o;
+}
+
+static void ipc_text(const Dm__ContainerIpc *m, FILE *out)
+{
+	for (size_t i = 0; i < m->n_shm; i++)
+		fprintf(out, "  SysV shm key %#x id %d: %" PRIu64 " bytes in %s\n", (unsigned)m->shm[i]->perm->key,
+			m->shm[i]->perm->id, m->shm[i]->size, m->shm[i]->contents);
+	for (size_t i = 0; i < m->n_sem; i++)
+		fprintf(out, "  SysV semaphores key %#x id %d: %zu\n", (unsigned)m->sem[i]->perm->key,
+			m->sem[i]->perm->id, m->sem[i]->n_values);
+	for (size_t i = 0; i < m->n_msq; i++)
+		fprintf(out, "  SysV message queue key %#x id %d: %zu messages\n", (unsigned)m->msq[i]->perm->key,
+			m->msq[i]->perm->id, m->msq[i]->n_msgs);
+	for (size_t i = 0; i < m->n_mqueue; i++)
+		fprintf(out, "  POSIX message queue /%s: %zu messages\n", m->mqueue[i]->name, m->mqueue[i]->n_msgs);
+}
+
 static json_t *show_json(const struct dm_checkpoint *ck)
 {
 	json_t *root = json_object(), *procs = json_array(), *files = json_array();
@@ -134,6 +178,8 @@ static json_t *show_json(const struct dm_checkpoint *ck)
 		for (size_t i = 0; i < ct->n_interfaces; i++)
 			json_array_append_new(a, json_string(ct->interfaces[i]->name));
 		json_object_set_new(c, "interfaces", a);
+		if (ct->ipc)
+			json_object_set_new(c, "ipc", ipc_json(ct->ipc));
 		json_object_set_new(root, "container", c);
 	}
 	for (size_t i = 0; i < ck->nprocs; i++) {
@@ -216,6 +262,8 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 		for (size_t i = 0; i < ct->n_cgroup; i++)
 			fprintf(out, "  cgroup %s%s%s = %s\n", ct->cgroup[i]->controller,
 				ct->cgroup[i]->controller[0] ? "/" : "", ct->cgroup[i]->file, ct->cgroup[i]->value);
+		if (ct->ipc)
+			ipc_text(ct->ipc, out);
 	}
 	for (size_t i = 0; i < ck->nprocs; i++) {
 		const Dm__Process *p = ck->procs[i];

@@ -227,6 +227,31 @@ static int validate_thread(const char *name, size_t i, const Dm__Thread *t)
 	return 0;
 }
 
+/*
+ * An attached SysV segment is attached again whole (shmat): it must be one of
+ * the container's IPC namespace in the image, shared, and as long as the
+ * segment (pages).  A tree that is not a container's has no segments.
+ */
+static int check_sysv_vma(const char *name, const struct dm_checkpoint *ck, size_t i, const Dm__Vma *v)
+{
+	const Dm__ContainerIpc *ipc = ck->inv->container ? ck->inv->container->ipc : NULL;
+
+	if (!(v->flags & MAP_SHARED) || !v->has_shmem_id)
+		return bad(name, "vmas[%zu]: a SysV shm mapping that is not shared or has no id", i);
+	for (size_t k = 0; ipc && k < ipc->n_shm; k++) {
+		const Dm__SysvShm *s = ipc->shm[k];
+		if (s->perm->id < 0 || (uint64_t)s->perm->id != v->shmem_id)
+			continue;
+		uint64_t len = (s->size + 4095) & ~(uint64_t)4095;
+		if (len != v->end - v->start)
+			return bad(name, "vmas[%zu]: SysV shm id %" PRIu64 " is %" PRIu64 " bytes, mapped on %"
+				   PRIu64 " (a part: not restored)", i, v->shmem_id, s->size, v->end - v->start);
+		return 0;
+	}
+	return bad(name, "vmas[%zu]: SysV shm id %" PRIu64 " is not in the image's container IPC "
+		   "namespace", i, v->shmem_id);
+}
+
 static int validate_vmas(const char *name, struct dm_checkpoint *ck, const Dm__Process *p)
 {
 	uint64_t prev_end = 0;
@@ -258,8 +283,13 @@ static int validate_vmas(const char *name, struct dm_checkpoint *ck, const Dm__P
 			return bad(name, "vmas[%zu]: prot %#x", i, v->prot);
 		if (!!(v->flags & MAP_SHARED) == !!(v->flags & MAP_PRIVATE))
 			return bad(name, "vmas[%zu]: flags %#x must be shared or private", i, v->flags);
-		if ((unsigned)v->kind > DM__VMA_KIND__VMA_SHMEM)
+		if ((unsigned)v->kind > DM__VMA_KIND__VMA_SHMEM && v->kind != DM__VMA_KIND__VMA_SYSV_SHM)
 			return bad(name, "vmas[%zu]: kind %d", i, v->kind);
+		if (v->kind == DM__VMA_KIND__VMA_SYSV_SHM) {
+			int r = check_sysv_vma(name, ck, i, v);
+			if (r < 0)
+				return r;
+		}
 		if (v->kind == DM__VMA_KIND__VMA_FILE) {
 			if (!v->has_file_id)
 				return bad(name, "vmas[%zu]: file mapping without file_id", i);

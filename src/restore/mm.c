@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -355,6 +356,26 @@ static int add_madvise(struct rst_ctx *c, struct rst_proc *p, const Dm__Vma *v, 
 	return 0;
 }
 
+/*
+ * A SysV shm segment of the container's IPC namespace, made again with its
+ * id before the tree (container/ipc.c): attached where it was, read-write
+ * when it was or may become so (VM_MAYWRITE: mprotect may add PROT_WRITE
+ * only to a read-write attachment), then given its protection.  shmat
+ * refuses an address where something is mapped, as MAP_FIXED_NOREPLACE.
+ */
+static int add_shmat(struct rbatch *rb, const Dm__Vma *v)
+{
+	bool w = (v->prot & PROT_WRITE) || (v->has_may_write && v->may_write);
+	uint64_t fl = (w ? 0 : SHM_RDONLY) | ((v->prot & PROT_EXEC) ? SHM_EXEC : 0);
+	uint32_t got = PROT_READ | (w ? PROT_WRITE : 0) | (v->prot & PROT_EXEC);
+	int r = rb_add(rb, "shmat", SYS_shmat, v->shmem_id, v->start, fl, 0, 0, 0);
+
+	if (r >= 0 && got != v->prot)
+		r = rb_add(rb, "mprotect (SysV shm)", SYS_mprotect, v->start, v->end - v->start, v->prot, 0,
+			   0, 0);
+	return r;
+}
+
 static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 {
 	const Dm__Process *ip = p->img;
@@ -410,6 +431,11 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 				   0, 0, 0);
 			if (r >= 0)
 				r = add_zap(rb, ip, v);
+			c->st.vmas++;
+			continue;
+		}
+		if (v->kind == DM__VMA_KIND__VMA_SYSV_SHM) {
+			r = add_shmat(rb, v);
 			c->st.vmas++;
 			continue;
 		}

@@ -175,3 +175,30 @@ ctr_keep_stop() {
 	rc=$?
 	return $rc
 }
+
+# dm-ipc (tests/containers/dm-ipc.c) as a container's init: its commands and
+# acknowledgements are files in DIR, the rootfs's /tmp seen from here.
+# ctr_ipc_ack DIR WANT: wait (bounded) until it acknowledges WANT ("ready",
+# "check ok", ...); a FAIL of that command is printed at once
+ctr_ipc_ack() {
+	local a
+	for _ in $(seq 300); do
+		a=$(cat "$1/dm-ipc.ack" 2>/dev/null)
+		[[ $a == "$2" ]] && return 0
+		[[ $a == "${2%% *} FAIL"* ]] && { echo "$a"; return 1; }
+		sleep 0.05
+	done
+	echo "no '$2' from dm-ipc (last: '$a')"
+	return 1
+}
+ctr_ipc_cmd() { echo "$2" >"$1/dm-ipc.cmd.tmp" && mv "$1/dm-ipc.cmd.tmp" "$1/dm-ipc.cmd" && ctr_ipc_ack "$1" "$2 ok"; }	# DIR CMD
+# ctr_ipc_view PID [PREFIX...]: what the IPC namespace of process PID holds,
+# seen from outside (no times: a restore cannot keep them, nor the pids of the
+# last operations); PREFIX runs it elsewhere (ctr_host H)
+ctr_ipc_view() {
+	local pid=$1
+	shift
+	"$@" nsenter --ipc="/proc/$pid/ns/ipc" sh -c "ipcs -m -s -q; ipcs -c" | grep -v '^$'
+	"$@" nsenter --ipc="/proc/$pid/ns/ipc" unshare -m sh -c \
+		'mount -t mqueue none /mnt && ls -ln /mnt | cut -d" " -f1,3,4 && cat /mnt/dmq1 /mnt/dmq2'
+}

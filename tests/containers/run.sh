@@ -63,6 +63,12 @@
 #                      network namespace; the restore's lock dropped no packet
 #                      of the tree's (it went before the tree ran: --stats
 #                      net_lock_tcp_dropped_out, not joined, not leave)
+#   runc/migrate-ipc-post-copy  tests/containers/dm-ipc.c as the init in host
+#                      a: SysV shm (attached twice), semaphores, a message
+#                      queue, POSIX queues with messages, a file in runc's
+#                      /dev; migrated to b: ipcs and the queues' files there
+#                      are as they were in a, dm-ipc finds every id, owner,
+#                      mode, value, message and both attachments, the file
 #   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
 #                      container of that ID meanwhile): rolled back, a's runs
 #                      on thawed, b keeps no container of the attempt
@@ -422,6 +428,42 @@ t_migrate() {
 	result PASS $t
 }
 
+# dm-ipc (tests/containers/dm-ipc.c) as the init of a container in host a,
+# with its SysV objects, POSIX queues, two attachments of a segment and a file
+# in runc's /dev; migrated to b: the namespace there holds the same (ipcs and
+# the queues' files, seen from outside), dm-ipc finds every value as it was
+t_migrate_ipc() {
+	local mode=$1 t=runc/migrate-ipc-$1 id=$PREFIX-mi${1%%-*} b bi out pid before after
+	local prog=$BUILD/tests/containers/dm-ipc
+	[[ -x $prog ]] || { result FAIL $t "no $prog (ninja -C $BUILD)"; return; }
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	bi=$WORK/bundle-ipc-$1
+	mkdir -p "$bi"
+	cp "$prog" "$b/rootfs/dm-ipc" && rm -f "$b/rootfs/tmp"/dm-ipc.* || { result FAIL $t "dm-ipc in the rootfs"; return; }
+	jq --arg root "$b/rootfs" '.root.path = $root | .process.args = ["/dm-ipc", "/tmp"]' \
+		"$b/config.json" >"$bi/config.json"
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$bi" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_ipc_ack "$b/rootfs/tmp" ready) || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id") || { result FAIL $t "no pid in a"; return; }
+	before=$(ctr_ipc_view "$pid" ctr_host a)
+	grep -q '^0x444d0001 ' <<<"$before" || { result FAIL $t "no segment in a: $before"; return; }
+	ctr_runc a exec "$id" /bin/sh -c 'echo moved >/dev/dm-kept' || { result FAIL $t "a file in /dev"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
+	[[ -z $(ctr_status a "$id") ]] || { result FAIL $t "host a still has it: $(ctr_status a "$id")"; return; }
+	[[ $(ctr_status b "$id") == running ]] || { result FAIL $t "not running in b: $(ctr_status b "$id")"; return; }
+	pid=$(ctr_pid b "$id") || { result FAIL $t "no pid in b"; return; }
+	after=$(ctr_ipc_view "$pid" ctr_host b)
+	[[ $after == "$before" ]] || { result FAIL $t "the IPC namespace differs in b: $(diff <(echo "$before") <(echo "$after"))"; return; }
+	out=$(ctr_ipc_cmd "$b/rootfs/tmp" check) || { result FAIL $t "$out"; return; }
+	out=$(ctr_runc b exec "$id" cat /dev/dm-kept)
+	[[ $out == moved ]] || { result FAIL $t "/dev/dm-kept in b holds '$out'"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
 # the busybox counter with its veth on host a's bridge, migrated to b: its
 # network comes back there (its MAC and address, its end on b's bridge of the
 # same name) and it answers a ping from the client namespace; the client
@@ -759,7 +801,8 @@ t_svc_joined_1() {
 
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
-	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy)
+	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
+	runc/migrate-ipc-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -767,6 +810,7 @@ CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
+	[runc/migrate-ipc-post-copy]="t_migrate_ipc post-copy"
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-nobridge]=t_migrate_nobridge
 	[runc/migrate-bridge]=t_migrate_bridge

@@ -11,7 +11,8 @@
 #   cr          checkpoint runc:ID (the container goes), restore: the same
 #               ID runs under runc with its init as pid 1, the counter goes
 #               on from the value it had (not from 1), the host name set at
-#               run time, a file in its /dev/shm tmpfs and the memory and pids
+#               run time, a file in its /dev/shm tmpfs, files, a directory,
+#               a link and a FIFO made in runc's /dev tmpfs, the memory and pids
 #               limits set with `runc update` are back, CapEff,
 #               CapPrm, CapBnd, NoNewPrivs, Seccomp and Seccomp_filters of the
 #               init are what they were; runc state/exec/kill/delete work
@@ -22,9 +23,22 @@
 #   not-tree    a process of `runc exec` (its parent is runc, or the host's
 #               reaper once runc goes: never below the init): refused, named,
 #               the container runs on, thawed
-#   refused-ns  SysV shared memory in its IPC namespace, a POSIX message
-#               queue, then a tmpfs mounted at run time: each refused, named,
-#               the container runs on
+#   refused-ns  a tmpfs mounted at run time: refused, named, the container
+#               runs on
+#   ipc         dm-ipc (tests/containers/dm-ipc.c) as the init: SysV shm
+#               (attached twice, one not attached), semaphores, a message
+#               queue, POSIX queues with messages; a segment removed while
+#               attached, a part of one mapped, an mq_notify registration and
+#               an open queue are
+#               each refused, named, the container running on; a checkpoint
+#               --leave-running leaves the namespace as it was (ipcs and the
+#               queues' files compared); checkpoint + restore: the same seen
+#               from outside, and dm-ipc finds every id, owner, mode, size,
+#               value, message and both attachments as they were
+#   ipc-host    a config without an IPC namespace (the container shares
+#               ours, which holds a segment): the checkpoint does not take
+#               the host's objects, the restore makes none, ours are as
+#               they were
 #   refused-net a veth in the network namespace runc made whose other end is
 #               in a third namespace: refused, named
 #   net         a veth whose other end is on a bridge of ours (CNI's way): its
@@ -161,6 +175,10 @@ case_cr() {
 	start "$id" || { bad cr "the container does not count"; return; }
 	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" hostname dm-changed || { bad cr "hostname"; return; }
 	"${R[@]}" exec "$id" sh -c 'echo in-tmpfs >/dev/shm/kept' || { bad cr "tmpfs file"; return; }
+	# files a service made in runc's /dev tmpfs (beside runc's devices)
+	"${R[@]}" exec "$id" sh -c 'echo in-dev >/dev/dm-kept && chmod 640 /dev/dm-kept &&
+		mkdir -p /dev/dm-dir/sub && echo deep >/dev/dm-dir/sub/f && ln -s dm-kept /dev/dm-link &&
+		mkfifo /dev/dm-fifo' || { bad cr "files in /dev"; return; }
 	"${R[@]}" update --memory 67108864 --pids-limit 77 "$id" || { bad cr "runc update"; return; }
 	pid=$(init_pid "$id")
 	vb=$(counter_now)
@@ -187,6 +205,9 @@ case_cr() {
 	[[ $out == dm-changed ]] || { bad cr "hostname is '$out'"; return; }
 	out=$("${R[@]}" exec "$id" cat /dev/shm/kept)
 	[[ $out == in-tmpfs ]] || { bad cr "/dev/shm/kept holds '$out'"; return; }
+	out=$("${R[@]}" exec "$id" sh -c 'cat /dev/dm-kept /dev/dm-dir/sub/f; stat -c %a /dev/dm-kept;
+		readlink /dev/dm-link; test -p /dev/dm-fifo && echo fifo; test -c /dev/null && echo null' | tr '\n' ' ')
+	[[ $out == "in-dev deep 640 dm-kept fifo null " ]] || { bad cr "runc's /dev holds '$out'"; return; }
 	out=$(cgfile "$id" memory memory.limit_in_bytes)/$(cgfile "$id" pids pids.max)
 	[[ $out == 67108864/77 ]] || { bad cr "cgroup limits (memory/pids) are $out, not 67108864/77"; return; }
 	after=$(confinement "$pid")
@@ -280,27 +301,93 @@ expect_refused() {
 }
 
 case_refused_ns() {
-	local id=dmns$$ pid
+	local id=dmns$$
 	start "$id" || { bad refused-ns "the container does not count"; return; }
-	pid=$(init_pid "$id")
-	# SysV shared memory in its IPC namespace: runc would make an empty one
-	nsenter --ipc="/proc/$pid/ns/ipc" ipcmk -M 4096 >/dev/null || { bad refused-ns "ipcmk"; return; }
-	expect_refused refused-ns "$id" "container '$id' holds a SysV shm \\(key [0-9-]+, id [0-9]+\\).*not restored" || return
-	nsenter --ipc="/proc/$pid/ns/ipc" ipcrm -a
-	# a POSIX message queue (mq_open through the host's python3 and libc)
-	nsenter --ipc="/proc/$pid/ns/ipc" python3 -c "
-import ctypes, os, sys
-libc = ctypes.CDLL('libc.so.6', use_errno=True)
-sys.exit(0 if libc.mq_open(b'/dmq', os.O_CREAT | os.O_RDWR, 0o600, None) >= 0 else 1)" ||
-		{ bad refused-ns "mq_open"; return; }
-	expect_refused refused-ns "$id" "container '$id' holds a POSIX message queue /dmq in its IPC namespace" || return
-	nsenter --ipc="/proc/$pid/ns/ipc" python3 -c "
-import ctypes; ctypes.CDLL('libc.so.6').mq_unlink(b'/dmq')"
 	# a mount made at run time: not in the config, runc would not make it
 	"${R[@]}" exec --cap CAP_SYS_ADMIN "$id" mount -t tmpfs none /srv || { bad refused-ns "mount"; return; }
 	expect_refused refused-ns "$id" "tmpfs mount at /srv was made at run time" || return
 	"${R[@]}" delete -f "$id" >/dev/null 2>&1
 	ok refused-ns
+}
+
+IPC_DIR=$B/rootfs/tmp
+ipc_ack() { ctr_ipc_ack "$IPC_DIR" "$1"; }
+ipc_cmd() { ctr_ipc_cmd "$IPC_DIR" "$1"; }
+ipc_view() { ctr_ipc_view "$1"; }
+
+case_ipc() {
+	local id=dmipc$$ b2=$WORK/bundle-ipc img=$WORK/img-ipc pid out before after
+	local prog=$BUILD/tests/containers/dm-ipc
+	[[ -x $prog ]] || { bad ipc "no $prog (ninja -C $BUILD)"; return; }
+	cp "$prog" "$B/rootfs/dm-ipc" && rm -f "$IPC_DIR"/dm-ipc.* || { bad ipc "cannot put dm-ipc in the rootfs"; return; }
+	mkdir -p "$b2"
+	jq --arg root "$B/rootfs" '.root.path = $root | .process.args = ["/dm-ipc", "/tmp"]' \
+		"$B/config.json" >"$b2/config.json"
+	IDS+=("$id")
+	"${R[@]}" run -d --bundle "$b2" "$id" </dev/null >/dev/null 2>&1 || { bad ipc "runc run"; return; }
+	out=$(ipc_ack ready) || { bad ipc "$out"; return; }
+	pid=$(init_pid "$id")
+	before=$(ipc_view "$pid")
+	grep -q '^0x444d0001 ' <<<"$before" && grep -q '^0x444d0003 ' <<<"$before" &&
+		grep -q 'QSIZE:15' <<<"$before" || { bad ipc "the namespace does not hold the objects: $before"; return; }
+	# what cannot come back is refused, named, and the container runs on
+	local cmd re
+	for cmd in dest part notify mqfd; do
+		case $cmd in
+		part) re="process [0-9]+: part of SysV shared memory segment id [0-9]+ \\(12288 bytes from offset 0 of 12411\\)" ;;
+		dest) re="SysV shm segment id [0-9]+ \\(4096 bytes\\) was removed \\(IPC_RMID\\) while still attached" ;;
+		notify) re="POSIX message queue /dmq2 has an mq_notify registration \\(of process [0-9]+" ;;
+		mqfd) re="unsupported fd [0-9]+ of process [0-9]+ \\(dm-ipc\\) in container '$id': the POSIX message queue /dmq2 is open" ;;
+		esac
+		out=$(ipc_cmd "$cmd") || { bad ipc "$cmd: $out"; return; }
+		out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) &&
+			{ bad ipc "$cmd: the checkpoint succeeded"; return; }
+		grep -Eq "$re" <<<"$out" || { bad ipc "$cmd: the error does not match /$re/: $out"; return; }
+		[[ $(status_of "$id") == running && $(init_pid "$id") == "$pid" ]] && thawed "$id" ||
+			{ bad ipc "$cmd: not running on, thawed"; return; }
+		[[ ! -e $img ]] || { bad ipc "$cmd: a partial image is left"; return; }
+		out=$(ipc_cmd clean) || { bad ipc "clean: $out"; return; }
+	done
+	# reading the queues leaves them as they were (the source's side of a rollback)
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img-leave" --leave-running 2>&1) ||
+		{ bad ipc "checkpoint --leave-running: $out"; return; }
+	after=$(ipc_view "$pid")
+	[[ $after == "$before" ]] || { bad ipc "a checkpoint changed the namespace: $(diff <(echo "$before") <(echo "$after"))"; return; }
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) || { bad ipc "checkpoint: $out"; return; }
+	# show-image names them; the init's two attachments are SysV VMAs
+	out=$("$DM" show-image --json "$img" | jq -c '[(.container.ipc | [(.shm|length), (.sem|length),
+		(.msq[0].messages), ([.mqueue[].messages]|add)]), ([.processes[0].vmas[] | select(.kind == "SYSV_SHM")] | length)]')
+	[[ $out == "[[2,1,4,4],2]" ]] || { bad ipc "show-image --json: $out"; return; }
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad ipc "restore: $out"; return; }
+	[[ $(status_of "$id") == running ]] || { bad ipc "runc state: $(status_of "$id")"; return; }
+	after=$(ipc_view "$(init_pid "$id")")
+	[[ $after == "$before" ]] || { bad ipc "the namespace differs after the restore: $(diff <(echo "$before") <(echo "$after"))"; return; }
+	# and from inside: every id, owner, mode, size, value, message, the two attachments
+	out=$(ipc_cmd check) || { bad ipc "$out"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok ipc
+}
+
+# a config without an IPC namespace of its own: the container shares ours
+case_ipc_host() {
+	local id=dmih$$ b3=$WORK/bundle-hostipc img=$WORK/img-hostipc out shm before after
+	mkdir -p "$b3"
+	jq --arg root "$B/rootfs" '.root.path = $root | .linux.namespaces |= map(select(.type != "ipc"))' \
+		"$B/config.json" >"$b3/config.json"
+	# a segment of the host's: it is not the container's to dump or make
+	shm=$(ipcmk -M 4096 | grep -o '[0-9]*$') || { bad ipc-host "ipcmk"; return; }
+	before=$(ipcs -m | grep -v '^$')
+	start "$id" "$b3" || { bad ipc-host "the container does not count"; ipcrm -m "$shm"; return; }
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
+		{ bad ipc-host "checkpoint: $out"; ipcrm -m "$shm"; return; }
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad ipc-host "restore: $out"; ipcrm -m "$shm"; return; }
+	after=$(ipcs -m | grep -v '^$')
+	ipcrm -m "$shm"
+	[[ $(status_of "$id") == running ]] || { bad ipc-host "runc state: $(status_of "$id")"; return; }
+	[[ -z $(ls "$img" | grep sysvshm) ]] || { bad ipc-host "the host's segment is in the image"; return; }
+	[[ $after == "$before" ]] || { bad ipc-host "the host's segments changed: $(diff <(echo "$before") <(echo "$after"))"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok ipc-host
 }
 
 case_refused_net() {
@@ -442,6 +529,8 @@ want leave && case_leave
 want refused && case_refused
 want not-tree && case_not_tree
 want refused-ns && case_refused_ns
+want ipc && case_ipc
+want ipc-host && case_ipc_host
 want refused-net && case_refused_net
 want net && case_net
 want host-file && case_host_file
