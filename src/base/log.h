@@ -10,6 +10,8 @@
 #include "base/util.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdatomic.h>
 
 enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
@@ -83,3 +85,16 @@ int dm_errbox_take(struct dm_errbox *b);
  *   return dm_fail(-EBADMSG, "%s: vma %u: start %#lx not page aligned", file, i, start);
  */
 #define dm_fail(err, fmt, ...) dm_error((err), fmt, ##__VA_ARGS__)
+
+/*
+ * dm_fail() with the current error message appended ("what: why").  The
+ * message is copied first: dm_error() formats into the buffer that
+ * dm_last_error() returns.
+ */
+#define dm_wrap(err, fmt, ...)                                                                     \
+	({                                                                                         \
+		char _why[768];                                                                    \
+		int _e = (err);                                                                    \
+		snprintf(_why, sizeof(_why), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-_e)); \
+		dm_fail(_e, fmt ": %s", ##__VA_ARGS__, _why);                                      \
+	})

@@ -10,6 +10,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
+#include "net/rtnl.h"
 #include "proc/proc.h"
 
 #include <dirent.h>
@@ -718,43 +719,26 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 	return 0;
 }
 
-/* `ip -j ARGS...` (in pid's network namespace when pid > 0) as JSON */
-static json_t *ip_json(pid_t pid, const char *const argv[])
+/* The network namespace of pid (nsfd -1: ours) read over rtnetlink: no
+ * fork or exec of ip(8) while the container is frozen (net/rtnl.h). */
+static int net_of(pid_t pid, struct rtnl_info *ret)
 {
-	_cleanup_free_ char *out = NULL, *err = NULL;
-	json_error_t je;
-	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, &out)
-			: ctr_run(argv, NULL, 0, &out, &err);
+	_cleanup_close_ int ns = -1;
+	int r = pid > 0 ? netns_of_pid(pid, &ns) : 0;
 
-	if (r) {
-		if (r > 0)
-			dm_fail(-EIO, "%s %s: %s", argv[0], argv[2], err ? err : "failed");
-		return NULL;
-	}
-	json_t *j = json_loads(out, 0, &je);
-	if (!json_is_array(j)) {
-		json_decref(j);
-		dm_fail(-EBADMSG, "%s %s: not a JSON array", argv[0], argv[2]);
-		return NULL;
-	}
-	return j;
+	if (r < 0)
+		return r;
+	return rtnl_read(ns, ret);
 }
 
-/* The other end of the container's veth in our network namespace: its
- * ifindex is the container end's link_index, and its own link_index is the
- * container end's ifindex. */
-static json_t *veth_peer(json_t *ours, json_t *ctr_if)
+/* The other end of the container's veth l in our network namespace: its
+ * ifindex is the container end's link, and its own link is the container
+ * end's ifindex. */
+static const struct rtnl_link *veth_peer(const struct rtnl_info *ours, const struct rtnl_link *l)
 {
-	json_int_t want = json_integer_value(json_object_get(ctr_if, "link_index"));
-	json_int_t back = json_integer_value(json_object_get(ctr_if, "ifindex"));
-	json_t *e;
-	size_t i;
+	const struct rtnl_link *p = rtnl_link_by_index(ours, l->link);
 
-	json_array_foreach(ours, i, e)
-		if (json_integer_value(json_object_get(e, "ifindex")) == want &&
-		    json_integer_value(json_object_get(e, "link_index")) == back)
-			return e;
-	return NULL;
+	return p && p->link == l->ifindex ? p : NULL;
 }
 
 /*
@@ -765,15 +749,13 @@ static json_t *veth_peer(json_t *ours, json_t *ctr_if)
  */
 int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n)
 {
-	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
-	Dm__Container *m = ct->msg;
+	struct rtnl_info in = { 0 }, ours = { 0 };
 	char **v = NULL;
-	size_t n = 0, i;
-	json_t *e;
+	size_t n = 0;
+	int r;
 
 	*ret = NULL;
 	*ret_n = 0;
-	(void)m;
 	/* in ours (or the host's, shared): its veths' ends are not told apart there */
 	_cleanup_free_ char *nsp = xasprintf("/proc/%d/ns/net", (int)ct->pid);
 	struct stat a, b;
@@ -781,28 +763,29 @@ int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n)
 		return dm_fail(neg_errno(), "container '%s': its network namespace: %m", ct->id);
 	if (stat("/proc/self/ns/net", &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
 		return 0;
-	json_t *ifs = ip_json(ct->pid, links);
-	if (!ifs)
-		return -EIO;
-	json_t *ours = ip_json(0, links);
-	if (!ours) {
-		json_decref(ifs);
-		return -EIO;
-	}
-	json_array_foreach(ifs, i, e) {
-		const char *kind = json_str(json_object_get(e, "linkinfo"), "info_kind");
-		json_t *peer = kind && !strcmp(kind, "veth") ? veth_peer(ours, e) : NULL;
-		const char *br = peer ? json_str(peer, "master") : NULL;
+	r = net_of(ct->pid, &in);
+	if (r >= 0)
+		r = net_of(0, &ours);
+	for (size_t i = 0; r >= 0 && i < in.n_links; i++) {
+		const struct rtnl_link *l = &in.links[i];
+		const struct rtnl_link *peer = !strcmp(l->kind, "veth") ? veth_peer(&ours, l) : NULL;
+		const struct rtnl_link *br = peer && peer->master ? rtnl_link_by_index(&ours, peer->master) : NULL;
 		size_t k;
 		if (!br)
 			continue;
-		for (k = 0; k < n && strcmp(v[k], br); k++)
+		for (k = 0; k < n && strcmp(v[k], br->name); k++)
 			;
 		if (k == n)
-			APPEND(v, n, xstrdup(br));
+			APPEND(v, n, xstrdup(br->name));
 	}
-	json_decref(ifs);
-	json_decref(ours);
+	rtnl_info_done(&in);
+	rtnl_info_done(&ours);
+	if (r < 0) {
+		for (size_t k = 0; k < n; k++)
+			free(v[k]);
+		free(v);
+		return dm_wrap(r, "container '%s': its network interfaces", ct->id);
+	}
 	*ret = v;
 	*ret_n = n;
 	return 0;
@@ -810,119 +793,92 @@ int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n)
 
 int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given)
 {
-	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
-	json_t *ours, *e;
-	size_t k;
-	int r = 0;
+	struct rtnl_info ours;
+	int r;
 
 	if (!n)
 		return 0;
-	/* ip(8), not /sys/class/net: sysfs shows the namespace of whoever mounted it */
-	ours = ip_json(0, links);
-	if (!ours)
-		return -EIO;
+	/* rtnetlink, not /sys/class/net: sysfs shows the namespace of whoever mounted it */
+	r = rtnl_read(-1, &ours);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < n && r >= 0; i++) {
-		const char *kind = NULL;
-		bool found = false;
-		json_array_foreach(ours, k, e) {
-			const char *name = json_str(e, "ifname");
-			if (name && !strcmp(name, bridges[i])) {
-				found = true;
-				kind = json_str(json_object_get(e, "linkinfo"), "info_kind");
-			}
-		}
-		if ((!found || !kind || strcmp(kind, "bridge")) && given)
+		const struct rtnl_link *l = NULL;
+		for (size_t k = 0; k < ours.n_links && !l; k++)
+			if (!strcmp(ours.links[k].name, bridges[i]))
+				l = &ours.links[k];
+		bool bridge = l && !strcmp(l->kind, "bridge");
+		if (!bridge && given)
 			r = dm_fail(-ENODEV, "container '%s': its network interfaces go on bridge %s here "
 				    "(dmigrated --bridge), and there is %s", id, bridges[i],
-				    found ? "an interface of that name, but not a bridge" : "no bridge of that name");
-		else if (!found || !kind || strcmp(kind, "bridge"))
+				    l ? "an interface of that name, but not a bridge" : "no bridge of that name");
+		else if (!bridge)
 			r = dm_fail(-ENODEV, "container '%s': its network interface is on bridge %s at the source, "
 				    "and there is %s here", id, bridges[i],
-				    found ? "an interface of that name, but not a bridge," : "no bridge of that name");
+				    l ? "an interface of that name, but not a bridge," : "no bridge of that name");
 	}
-	json_decref(ours);
+	rtnl_info_done(&ours);
 	return r;
 }
 
 static int record_net(struct runc_ct *ct)
 {
-	static const char *const addr[] = { "ip", "-j", "-d", "addr", "show", NULL };
-	static const char *const route[] = { "ip", "-o", "route", "show", NULL };
-	static const char *const links[] = { "ip", "-j", "-d", "link", "show", NULL };
-	_cleanup_free_ char *rout = NULL;
+	struct rtnl_info in = { 0 }, ours = { 0 };
 	Dm__Container *m = ct->msg;
-	json_t *ifs, *ours, *e;
-	size_t i;
 	bool own_netns = false;
 	int r;
 
 	for (size_t k = 0; k < m->n_namespaces; k++)
 		if (!strcmp(m->namespaces[k]->type, "net"))
 			own_netns = !m->namespaces[k]->path;
-	ifs = ip_json(ct->pid, addr);
-	if (!ifs)
-		return -EIO;
-	ours = own_netns ? ip_json(0, links) : json_array();
-	if (!ours) {
-		json_decref(ifs);
-		return -EIO;
+	r = net_of(ct->pid, &in);
+	if (r >= 0 && own_netns)
+		r = net_of(0, &ours);
+	if (r < 0) {
+		rtnl_info_done(&in);
+		return dm_wrap(r, "container '%s': its network interfaces", ct->id);
 	}
-	r = 0;
-	json_array_foreach(ifs, i, e) {
+	for (size_t i = 0; i < in.n_links; i++) {
+		const struct rtnl_link *l = &in.links[i];
 		Dm__ContainerNetIf *nif = xmalloc(sizeof(*nif));
-		json_t *a, *flags = json_object_get(e, "flags");
-		size_t k;
 		dm__container_net_if__init(nif);
-		nif->name = xstrdup(json_str(e, "ifname") ? json_str(e, "ifname") : "?");
-		if (json_str(e, "address"))
-			nif->mac = xstrdup(json_str(e, "address"));
+		nif->name = xstrdup(l->name[0] ? l->name : "?");
+		if (l->mac[0])
+			nif->mac = xstrdup(l->mac);
 		nif->has_mtu = true;
-		nif->mtu = (uint32_t)json_integer_value(json_object_get(e, "mtu"));
-		json_array_foreach(flags, k, a)
-			if (json_is_string(a) && !strcmp(json_string_value(a), "UP"))
-				nif->has_up = nif->up = true;
-		const char *kind = json_str(json_object_get(e, "linkinfo"), "info_kind");
-		if (kind)
-			nif->kind = xstrdup(kind);
-		json_array_foreach(json_object_get(e, "addr_info"), k, a) {
-			const char *l = json_str(a, "local"), *scope = json_str(a, "scope");
+		nif->mtu = l->mtu;
+		if (l->up)
+			nif->has_up = nif->up = true;
+		if (l->kind[0])
+			nif->kind = xstrdup(l->kind);
+		for (size_t k = 0; k < in.n_addrs; k++) {
+			const struct rtnl_addr *a = &in.addrs[k];
 			/* link-local IPv6 comes back by itself */
-			if (l && !(scope && !strcmp(scope, "link") && strchr(l, ':')))
-				APPEND(nif->addrs, nif->n_addrs,
-				       xasprintf("%s/%lld", l, (long long)json_integer_value(
-								       json_object_get(a, "prefixlen"))));
+			if (a->ifindex == l->ifindex && !(a->ipv6 && a->link_scope))
+				APPEND(nif->addrs, nif->n_addrs, xstrdup(a->addr));
 		}
 		APPEND(m->interfaces, m->n_interfaces, nif);
 		if (!own_netns || !strcmp(nif->name, "lo") || r < 0)
 			continue;
 		/* runc makes an empty network namespace: what is in it now must be
 		 * made again, which we can for a veth whose other end is ours */
-		json_t *peer = kind && !strcmp(kind, "veth") ? veth_peer(ours, e) : NULL;
+		const struct rtnl_link *peer = !strcmp(l->kind, "veth") ? veth_peer(&ours, l) : NULL;
 		if (!peer) {
 			r = dm_fail(-ENOTSUP, "container '%s': network interface %s (%s) is in the network "
 				    "namespace runc made and is not a veth whose other end is in ours: it "
-				    "would not come back", ct->id, nif->name, kind ? kind : "no kind");
+				    "would not come back", ct->id, nif->name, l->kind[0] ? l->kind : "no kind");
 			continue;
 		}
-		nif->peer_name = xstrdup(json_str(peer, "ifname") ? json_str(peer, "ifname") : "?");
-		if (json_str(peer, "master"))
-			nif->peer_master = xstrdup(json_str(peer, "master"));
+		nif->peer_name = xstrdup(peer->name);
+		const struct rtnl_link *br = peer->master ? rtnl_link_by_index(&ours, peer->master) : NULL;
+		if (br)
+			nif->peer_master = xstrdup(br->name);
 	}
-	json_decref(ifs);
-	json_decref(ours);
-	if (r < 0)
-		return r;
-	r = in_ns(ct->pid, "net", exec_ip, (void *)route, &rout);
-	if (r < 0)
-		return r;
-	for (char *s = rout, *nl; s && *s; s = nl) {
-		nl = strchr(s, '\n');
-		if (nl)
-			*nl++ = 0;
-		if (*s)
-			APPEND(m->routes, m->n_routes, xstrdup(s));
-	}
-	return 0;
+	for (size_t i = 0; r >= 0 && i < in.n_routes; i++)
+		APPEND(m->routes, m->n_routes, xstrdup(in.routes[i]));
+	rtnl_info_done(&in);
+	rtnl_info_done(&ours);
+	return r;
 }
 
 static const struct cg_file {

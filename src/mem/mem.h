@@ -37,19 +37,6 @@
 #include "image/image.h"
 #include "net/net.h"
 
-/*
- * dm_fail() with the current error message appended ("what: why").  The
- * message is copied first: dm_error() formats into the buffer that
- * dm_last_error() returns.
- */
-#define dm_wrap(err, fmt, ...)                                                                     \
-	({                                                                                         \
-		char _why[768];                                                                    \
-		int _e = (err);                                                                    \
-		snprintf(_why, sizeof(_why), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-_e)); \
-		dm_fail(_e, fmt ": %s", ##__VA_ARGS__, _why);                                      \
-	})
-
 /* ---- wire: frames of mem on the fault and bulk channels ----------------- */
 
 enum mem_frame_type {
