@@ -476,13 +476,40 @@ const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 		(arr)[(n)++] = (v);                                            \
 	} while (0)
 
-static int print_hostname(void *arg)
+/*
+ * The host name of pid's UTS namespace: read (set NULL) or set.  The
+ * calling thread joins the namespace for the call (a UTS namespace is per
+ * thread) and comes back: no fork while the container is frozen.
+ */
+static int uts_hostname(pid_t pid, char **ret_get, const char *set)
 {
-	struct utsname u;
-	(void)arg;
-	if (uname(&u) < 0)
-		return 1;
-	return printf("%s", u.nodename) < 0 || fflush(stdout) ? 1 : 0;
+	char path[64], name[HOST_NAME_MAX + 1];
+	_cleanup_close_ int ns = -1, back = -1;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/uts", pid);
+	ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return dm_fail(neg_errno(), "%s: %m", path);
+	back = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC);
+	if (back < 0)
+		return dm_fail(neg_errno(), "cannot open our own UTS namespace: %m");
+	if (setns(ns, CLONE_NEWUTS) < 0)
+		return dm_fail(neg_errno(), "cannot enter the UTS namespace of process %d: %m", pid);
+	if (set && sethostname(set, strlen(set)) < 0)
+		r = dm_fail(neg_errno(), "sethostname(%s) in the UTS namespace of process %d: %m", set, pid);
+	else if (!set && gethostname(name, sizeof(name)) < 0)
+		r = dm_fail(neg_errno(), "gethostname in the UTS namespace of process %d: %m", pid);
+	if (setns(back, CLONE_NEWUTS) < 0) {
+		/* a thread left in the container's namespace must not go on */
+		pr_err("cannot return to our own UTS namespace: %m");
+		abort();
+	}
+	if (r >= 0 && ret_get) {
+		name[sizeof(name) - 1] = 0;
+		*ret_get = xstrdup(name);
+	}
+	return r;
 }
 
 static int exec_ip(void *arg)
@@ -1018,7 +1045,7 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	r = record_ns(ct);
 	if (r < 0)
 		return r;
-	r = in_ns(ct->pid, "uts", print_hostname, NULL, &ct->msg->hostname);
+	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
 	if (r < 0)
 		return r;
 	/* SysV objects and POSIX queues (runc makes the namespace empty): read
@@ -1223,16 +1250,6 @@ static int host_pid_of(const char *root, const char *id, pid_t *ret)
 	return 0;
 }
 
-static int set_hostname(void *arg)
-{
-	const char *h = arg;
-	if (sethostname(h, strlen(h)) < 0) {
-		dprintf(2, "sethostname(%s): %s", h, strerror(errno));
-		return 1;
-	}
-	return 0;
-}
-
 static int ip_in(pid_t pid, const char *const argv[])
 {
 	_cleanup_free_ char *err = NULL;
@@ -1335,7 +1352,7 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 	}
 
 	if (m->hostname) {
-		r = in_ns(s->pid, "uts", set_hostname, m->hostname, NULL);
+		r = uts_hostname(s->pid, NULL, m->hostname);
 		if (r < 0)
 			return r;
 	}
