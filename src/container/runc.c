@@ -5,6 +5,7 @@
  */
 #define LOG_PREFIX "runc: "
 #include "container/runc.h"
+#include "container/dirtar.h"
 #include "container/ext-stub.h"
 #include "container/ipc.h"
 #include "base/json.h"
@@ -603,7 +604,7 @@ static bool runc_makes(struct runc_ct *ct, const char *rel)
 struct dev_walk {
 	struct runc_ct *ct;
 	dev_t dev;              /* the /dev tmpfs: another file system is a mount */
-	FILE *list;             /* NUL-separated names for tar -T */
+	char **names;           /* "./REL" each (dirtar_create's only) */
 	size_t n;
 };
 
@@ -630,9 +631,9 @@ static int walk_dev(struct dev_walk *w, int dfd, const char *rel, int depth)
 		 * that socket binds it again (docs/net.md) */
 		if (st.st_dev != w->dev || S_ISSOCK(st.st_mode) || (!rel[0] && runc_makes(w->ct, e->d_name)))
 			continue;
-		if (++w->n > 100000 || depth > 64)
+		if (w->n >= 100000 || depth > 64)
 			return dm_fail(-E2BIG, "container '%s': too many files in /dev", w->ct->id);
-		fprintf(w->list, "./%s%c", p, 0);
+		APPEND(w->names, w->n, xasprintf("./%s", p));
 		if (S_ISDIR(st.st_mode)) {
 			_cleanup_close_ int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 							 O_CLOEXEC);
@@ -653,25 +654,18 @@ static int walk_dev(struct dev_walk *w, int dfd, const char *rel, int depth)
  */
 static int record_dev(struct runc_ct *ct, const char *images_dir)
 {
-	_cleanup_free_ char *src = xasprintf("/proc/%d/root/dev", ct->pid), *err = NULL, *dst = NULL;
+	_cleanup_free_ char *src = xasprintf("/proc/%d/root/dev", ct->pid), *dst = NULL;
 	_cleanup_close_ int dfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	_cleanup_close_ int lfd = memfd("dev-list");
 	Dm__Container *m = ct->msg;
 	struct stat st;
 	int r;
 
 	if (dfd < 0 || fstat(dfd, &st) < 0)
 		return dm_fail(neg_errno(), "container '%s': its /dev: %m", ct->id);
-	if (lfd < 0)
-		return dm_fail(neg_errno(), "memfd_create: %m");
-	struct dev_walk w = { .ct = ct, .dev = st.st_dev, .list = fdopen(dup(lfd), "w") };
-	if (!w.list)
-		return dm_fail(neg_errno(), "fdopen: %m");
+	struct dev_walk w = { .ct = ct, .dev = st.st_dev };
 	r = walk_dev(&w, dfd, "", 0);
-	if (fclose(w.list) != 0 && r >= 0)
-		r = dm_fail(-EIO, "container '%s': the list of its /dev: %m", ct->id);
 	if (r < 0 || !w.n)
-		return r;
+		goto out;
 	Dm__ContainerTmpfs *t = xmalloc(sizeof(*t));
 	dm__container_tmpfs__init(t);
 	t->mountpoint = xstrdup("/dev");
@@ -680,15 +674,14 @@ static int record_dev(struct runc_ct *ct, const char *images_dir)
 	t->files = w.n;
 	APPEND(m->tmpfs, m->n_tmpfs, t);
 	dst = xasprintf("%s/%s", images_dir, t->archive);
-	if (lseek(lfd, 0, SEEK_SET) < 0)
-		return dm_fail(neg_errno(), "lseek: %m");
-	r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-cf", dst, "-C", src,
-				       "--no-recursion", "--null", "-T", "/proc/self/fd/3", NULL },
-		&lfd, 1, NULL, &err);
-	if (r)
-		return dm_fail(r < 0 ? r : -EIO, "container '%s': saving the files made in its /dev: tar: %s",
-			       ct->id, err ? err : "failed");
-	return 0;
+	r = dirtar_create(src, (const char *const *)w.names, w.n, dst, NULL);
+	if (r < 0)
+		r = dm_wrap(r, "container '%s': saving the files made in its /dev", ct->id);
+out:
+	for (size_t i = 0; i < w.n; i++)
+		free(w.names[i]);
+	free(w.names);
+	return r;
 }
 
 static int record_mounts(struct runc_ct *ct, const char *images_dir)
@@ -735,13 +728,9 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 		APPEND(m->tmpfs, m->n_tmpfs, t);
 		_cleanup_free_ char *src = xasprintf("/proc/%d/root%s", ct->pid, mp);
 		_cleanup_free_ char *dst = xasprintf("%s/%s", images_dir, t->archive);
-		_cleanup_free_ char *err = NULL;
-		r = ctr_run((const char *const[]){ "tar", "--one-file-system", "--numeric-owner", "--xattrs",
-					       "-cf", dst, "-C", src, ".", NULL },
-			NULL, 0, NULL, &err);
-		if (r)
-			return dm_fail(r < 0 ? r : -EIO, "container '%s': saving the files of the tmpfs at "
-				       "%s: tar: %s", ct->id, mp, err ? err : "failed");
+		r = dirtar_create(src, NULL, 0, dst, NULL);
+		if (r < 0)
+			return dm_wrap(r, "container '%s': saving the files of the tmpfs at %s", ct->id, mp);
 	}
 	return 0;
 }

@@ -11,9 +11,19 @@
 #include <cmocka.h>
 
 #include "container/runc.h"
+#include "container/dirtar.h"
 #include "base/log.h"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 #include <errno.h>
 #include <string.h>
 
@@ -73,12 +83,140 @@ static void test_stub_static(void **state)
 	}
 }
 
+
+static void put(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static char *get(const char *path)
+{
+	static char buf[256];
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n < 0 ? 0 : n] = 0;
+	return buf;
+}
+
+/* a tree as a tmpfs holds one (a tmpfs of our own: hard links, a FIFO, a
+ * symlink, modes, owners, times, an xattr, a socket left out), written by
+ * dirtar_create and read back by tar(1) as the restore does */
+static void test_dirtar(void **state)
+{
+	char top[] = "/tmp/dm-dirtar.XXXXXX", src[128], out[128], tarf[128], p[256], q[256], cmd[512];
+	struct stat a, b;
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(top));
+	snprintf(src, sizeof(src), "%s/src", top);
+	snprintf(out, sizeof(out), "%s/out", top);
+	snprintf(tarf, sizeof(tarf), "%s/t.tar", top);
+	assert_int_equal(mkdir(src, 0755), 0);
+	assert_int_equal(mkdir(out, 0755), 0);
+	bool own_fs = geteuid() == 0 && mount("tmpfs", src, "tmpfs", 0, "mode=1777") == 0;
+	snprintf(p, sizeof(p), "%s/file", src);
+	put(p, "hello", 0640);
+	assert_int_equal(chown(p, 1234, 5678) == 0 || geteuid() != 0, true);
+	struct timespec ts[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	setxattr(p, "user.dm", "v1", 2, 0);	/* where the file system has user xattrs */
+	snprintf(q, sizeof(q), "%s/hard", src);
+	assert_int_equal(link(p, q), 0);
+	snprintf(p, sizeof(p), "%s/dir", src);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/dir/inner", src);
+	put(p, "deep", 0600);
+	snprintf(p, sizeof(p), "%s/dir/link", src);
+	assert_int_equal(symlink("../file", p), 0);
+	snprintf(p, sizeof(p), "%s/fifo", src);
+	assert_int_equal(mkfifo(p, 0620), 0);
+	assert_int_equal(chmod(p, 0620), 0);	/* past the umask */
+	snprintf(p, sizeof(p), "%s/sock", src);
+	int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	assert_true(strlen(p) < sizeof(un.sun_path));
+	memcpy(un.sun_path, p, strlen(p) + 1);
+	assert_int_equal(bind(sfd, (struct sockaddr *)&un, sizeof(un)), 0);
+
+	assert_int_equal(dirtar_create(src, NULL, 0, tarf, &n), 0);
+	assert_int_equal(n, 7);	/* . file hard dir dir/inner dir/link fifo */
+	snprintf(cmd, sizeof(cmd), "tar --numeric-owner --xattrs -xpf %s -C %s", tarf, out);
+	assert_int_equal(system(cmd), 0);
+	snprintf(p, sizeof(p), "%s/file", out);
+	assert_string_equal(get(p), "hello");
+	assert_int_equal(stat(p, &a), 0);
+	assert_int_equal(a.st_mode & 07777, 0640);
+	assert_int_equal(a.st_mtim.tv_sec, 1000000000);
+	if (geteuid() == 0)
+		assert_true(a.st_uid == 1234 && a.st_gid == 5678);
+	char xv[8] = { 0 };
+	snprintf(q, sizeof(q), "%s/file", src);
+	if (getxattr(q, "user.dm", xv, sizeof(xv)) == 2) {
+		memset(xv, 0, sizeof(xv));
+		assert_int_equal(getxattr(p, "user.dm", xv, sizeof(xv)), 2);
+		assert_string_equal(xv, "v1");
+	}
+	snprintf(q, sizeof(q), "%s/hard", out);
+	assert_int_equal(stat(q, &b), 0);
+	assert_true(a.st_ino == b.st_ino && a.st_nlink == 2);
+	snprintf(p, sizeof(p), "%s/dir", out);
+	assert_int_equal(stat(p, &a), 0);
+	assert_int_equal(a.st_mode & 07777, 0700);
+	snprintf(p, sizeof(p), "%s/dir/inner", out);
+	assert_string_equal(get(p), "deep");
+	snprintf(p, sizeof(p), "%s/dir/link", out);
+	char lt[64] = { 0 };
+	assert_int_equal(readlink(p, lt, sizeof(lt)), 7);
+	assert_string_equal(lt, "../file");
+	snprintf(p, sizeof(p), "%s/fifo", out);
+	assert_int_equal(lstat(p, &a), 0);
+	assert_true(S_ISFIFO(a.st_mode) && (a.st_mode & 07777) == 0620);
+	snprintf(p, sizeof(p), "%s/sock", out);
+	assert_int_equal(lstat(p, &a), -1);
+	if (own_fs) {
+		/* the top's mode, as the tmpfs had it */
+		assert_int_equal(stat(out, &a), 0);
+		assert_int_equal(a.st_mode & 07777, 01777);
+	}
+
+	/* only some names, without descending */
+	const char *only[] = { "./dir", "./fifo" };
+	assert_int_equal(dirtar_create(src, only, 2, tarf, &n), 0);
+	assert_int_equal(n, 2);
+	snprintf(cmd, sizeof(cmd), "tar -tf %s | tr '\\n' ' '", tarf);
+	FILE *f = popen(cmd, "r");
+	char list[256] = { 0 };
+	assert_non_null(fgets(list, sizeof(list), f));
+	pclose(f);
+	assert_string_equal(list, "./dir/ ./fifo ");
+
+	/* a missing top is named */
+	snprintf(p, sizeof(p), "%s/nosuch", top);
+	assert_int_equal(dirtar_create(p, NULL, 0, tarf, &n), -ENOENT);
+	assert_non_null(strstr(dm_last_error(), "nosuch"));
+
+	close(sfd);
+	if (own_fs)
+		umount(src);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_target),
 		cmocka_unit_test(test_check_here),
 		cmocka_unit_test(test_stub_static),
+		cmocka_unit_test(test_dirtar),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
