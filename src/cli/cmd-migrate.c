@@ -109,6 +109,7 @@ int cmd_migrate(int argc, char **argv)
 	struct net_key key;
 	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
 	_cleanup_close_ int pidfile_fd = -1;
+	_cleanup_free_ uint8_t *base = NULL;
 	struct runc_ct *ct = NULL;
 	struct docker_src *ds = NULL;
 	const char *docker_name = NULL;
@@ -244,7 +245,10 @@ int cmd_migrate(int argc, char **argv)
 		o.container_arg = ct;
 		o.container_id = runc_id(ct);
 		o.container_rootfs = runc_rootfs(ct);
-		r = runc_bridges(ct, &o.container_bridges, &o.n_container_bridges);
+		r = runc_base_record(ct, &base, &o.container_base_len);
+		o.container_base = base;
+		if (r >= 0)
+			r = runc_bridges(ct, &o.container_bridges, &o.n_container_bridges);
 		if (r < 0) {
 			fprintf(stderr, "dmigrate: migration failed: nothing was changed: %s\n", dm_error_text(r));
 			return 1;

@@ -1417,8 +1417,8 @@ static int put_back_cgroup(const Dm__Container *m, struct runc_started *s)
 	return r;
 }
 
-int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
-		       struct runc_started *ret)
+int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *o,
+			struct runc_started *ret)
 {
 	struct runc_started s = { .sock = -1, .root_fd = -1 };
 	_cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *err = NULL, *rootp = NULL;
@@ -1484,11 +1484,6 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 		r = dm_fail(neg_errno(), "%s: %m", rootp);
 		goto fail;
 	}
-	r = put_back(m, o, &s);
-	if (r >= 0)
-		r = put_back_cgroup(m, &s);
-	if (r < 0)
-		goto fail;
 	json_decref(cfg);
 	*ret = s;
 	return 0;
@@ -1496,6 +1491,49 @@ fail:
 	json_decref(cfg);
 	runc_restore_done(&s, false);
 	return r;
+}
+
+int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
+{
+	int r = put_back(m, o, s);
+
+	if (r >= 0)
+		r = put_back_cgroup(m, s);
+	if (r < 0)
+		runc_restore_done(s, false);
+	return r;
+}
+
+int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
+		       struct runc_started *ret)
+{
+	int r = runc_restore_launch(m, o, ret);
+
+	return r < 0 ? r : runc_restore_put_back(m, o, ret);
+}
+
+int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
+{
+	const Dm__Container *m = ct->msg;
+	Dm__Container b = DM__CONTAINER__INIT;
+
+	if (!m)
+		return dm_fail(-EINVAL, "container '%s': not described yet", ct->id);
+	b.runtime = m->runtime;
+	b.id = m->id;
+	b.bundle = m->bundle;
+	b.config = m->config;
+	b.runc_root = m->runc_root;
+	*ret_len = dm__container__get_packed_size(&b);
+	*ret = xmalloc(*ret_len ? *ret_len : 1);
+	dm__container__pack(&b, *ret);
+	return 0;
+}
+
+bool runc_same_container(const Dm__Container *a, const Dm__Container *b)
+{
+	return !strcmp(a->runtime, b->runtime) && !strcmp(a->id, b->id) && !strcmp(a->bundle, b->bundle) &&
+	       a->config.len == b->config.len && !memcmp(a->config.data, b->config.data, a->config.len);
 }
 
 /* Is addr ("A/P") one of the addresses of the namespace we are in? */

@@ -82,9 +82,26 @@ struct runc_started {
 };
 
 /* Creates the container with the stub as its init; fills *ret (and, on
- * failure, has removed what it made). */
+ * failure, has removed what it made).  = runc_restore_launch() and
+ * runc_restore_put_back(). */
 int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
 		       struct runc_started *ret);
+/* Its first half, which needs only what the container was made from (m's
+ * runtime, id, bundle and config): `runc run -d` of the stub, which waits.
+ * A migration does it at START, before the source freezes anything
+ * (runc_base_record()). */
+int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *o,
+			struct runc_started *ret);
+/* Its second half, with the whole record: what runc did not make again
+ * (network, host name, tmpfs files, IPC, cgroup limits).  On failure the
+ * container is removed (runc_restore_done(s, false)). */
+int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+/* What the container was made from (runtime, id, bundle, config, runc
+ * root), packed (a Container message, malloc'd): for runc_restore_launch()
+ * on the destination at START.  After runc_dump_hooks(). */
+int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len);
+/* a and b record the same container (runtime, id, bundle, config) */
+bool runc_same_container(const Dm__Container *a, const Dm__Container *b);
 /* A container another runtime made with the stub as its init (docker.h):
  * pid the stub (host pid), sock our end of its transport (taken over).  Puts
  * back what the runtime does not make (tmpfs files, host name); *ret as for

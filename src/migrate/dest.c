@@ -88,6 +88,9 @@ struct dsess {
 	struct treecg cg;          /* the tree's own cgroup (version NONE: none usable) */
 	bool container;            /* a container's tree: runc made its cgroup (runc.h) */
 	struct docker_dst *docker; /* docker:NAME: the container made here (docker-mig.h) */
+	/* runc:ID: its container, started with the restore stub at START */
+	struct runc_started runc_early;
+	Dm__Container *runc_base;  /* what it was made from (MigStart.container_base) */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -381,6 +384,28 @@ static int handle_start(struct dsess *s)
 		free(s->dir);
 		s->dir = NULL;
 		goto out;
+	}
+	if (st->container_id && st->has_container_base) {
+		/*
+		 * `runc run` of the stub is the slowest step of a runc container's
+		 * restore: done now, before the source freezes anything, it is out
+		 * of the downtime.  What runc does not make (network, host name,
+		 * tmpfs files, IPC, limits) comes with the state.  The new network
+		 * namespace stays empty until then: the source's addresses are
+		 * still in use on the segment.
+		 */
+		s->runc_base = dm__container__unpack(NULL, st->container_base.len, st->container_base.data);
+		if (!s->runc_base || strcmp(s->runc_base->id, st->container_id)) {
+			r = dm_fail(-EBADMSG, "START: the container's description does not unpack, or names "
+				    "another container than %s", st->container_id);
+			goto out;
+		}
+		struct runc_restore_opts rro = { .images_dir = s->dir, .bridge = s->o->bridge };
+		r = runc_restore_launch(s->runc_base, &rro, &s->runc_early);
+		if (r < 0)
+			goto out;
+		pr_info("migration %.8s: container %s started (its init waits for the restore)", s->hex,
+			st->container_id);
 	}
 	if (s->docker && docker_dst_needs_image(s->docker)) {
 		r = recv_image(s);
@@ -913,7 +938,20 @@ static int do_restore(struct dsess *s)
 		goto restored;
 	} else if (inv && inv->container) {
 		struct runc_restore_opts rro = { .images_dir = s->dir, .bridge = s->o->bridge };
-		r = runc_restore_start(inv->container, &rro, &rs);
+		if (s->runc_early.id) {
+			/* started at START: the rest of it */
+			rs = s->runc_early;
+			s->runc_early = (struct runc_started){ .sock = -1, .root_fd = -1 };
+			if (!runc_same_container(s->runc_base, inv->container)) {
+				r = dm_fail(-EPROTO, "the image's container (%s) is not the one started at START (%s)",
+					    inv->container->id, s->runc_base->id);
+				runc_restore_done(&rs, false);
+			} else {
+				r = runc_restore_put_back(inv->container, &rro, &rs);
+			}
+		} else {
+			r = runc_restore_start(inv->container, &rro, &rs);
+		}
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)
 			return r;
@@ -1180,6 +1218,12 @@ static void session_cleanup(struct dsess *s)
 	mig_watchdog_stop(&s->wd);
 	docker_dst_free(s->docker);
 	s->docker = NULL;
+	/* started at START, never restored into: it goes */
+	if (s->runc_early.id)
+		runc_restore_done(&s->runc_early, false);
+	if (s->runc_base)
+		dm__container__free_unpacked(s->runc_base, NULL);
+	s->runc_base = NULL;
 	mem_netsrc_stop(s->netsrc);
 	mem_lazy_free(s->lazy);
 	s->lazy = NULL;
@@ -1771,6 +1815,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			cur->ctl = c;
 			cur->root_pidfd = -1;
 			cur->guard_fd = -1;
+			cur->runc_early = (struct runc_started){ .sock = -1, .root_fd = -1 };
 			memcpy(cur->session, net_chan_session(c), NET_SESSION_LEN);
 			net_session_hex(cur->session, cur->hex);
 			pthread_mutex_init(&cur->lock, NULL);

@@ -63,6 +63,9 @@ struct mig_source_opts {
 	void *container_arg;
 	const char *container_id;      /* checked by the destination before the freeze */
 	const char *container_rootfs;
+	/* what it was made from (runc_base_record()): started there at START */
+	const uint8_t *container_base;
+	size_t container_base_len;
 	char **container_bridges;      /* the bridges its veths are on: checked there too */
 	size_t n_container_bridges;
 	const char *rootfs_dir;    /* the tree runs chrooted into it; its files move too (rootfs.h) */

@@ -1027,6 +1027,11 @@ static int ph_connect(struct src *s)
 		}
 		m.container_id = (char *)o->container_id;
 		m.container_rootfs = (char *)o->container_rootfs;
+		if (o->container_base) {
+			m.has_container_base = true;
+			m.container_base.data = (uint8_t *)o->container_base;
+			m.container_base.len = o->container_base_len;
+		}
 		m.container_bridges = o->container_bridges;
 		m.n_container_bridges = o->n_container_bridges;
 		m.docker_inspect = (char *)o->docker_inspect;

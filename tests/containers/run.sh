@@ -69,9 +69,10 @@
 #                      /dev; migrated to b: ipcs and the queues' files there
 #                      are as they were in a, dm-ipc finds every id, owner,
 #                      mode, value, message and both attachments, the file
-#   runc/migrate-rollback  b's restore fails after the freeze (its runc got a
-#                      container of that ID meanwhile): rolled back, a's runs
-#                      on thawed, b keeps no container of the attempt
+#   runc/migrate-rollback  b's restore fails after the freeze (the container b
+#                      started at START with the restore stub is killed
+#                      meanwhile): rolled back, a's runs on thawed, b keeps
+#                      no container of the attempt
 #   runc/migrate-refused  host b's runc has a container of that ID: refused at
 #                      START, named, before the freeze; a's runs on
 #   runc/migrate-nobridge  its veth is on a bridge host b lacks (dmbrx):
@@ -532,14 +533,17 @@ t_migrate_rollback() {
 		kill $dpid
 		return
 	done
-	ctr_runc b run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d in b"; return; }
+	# b started the container with its restore stub at START (before the
+	# freeze): its init killed now, the restore after the freeze fails
+	[[ $(ctr_status b "$id") == running ]] || { result FAIL $t "b did not start the container at START: '$(ctr_status b "$id")'"; return; }
+	ctr_runc b kill "$id" KILL || { result FAIL $t "runc kill in b"; return; }
 	touch "$mark/dst-state-received.go"
 	wait "$mpid" && { result FAIL $t "the migration succeeded"; return; }
 	wait "$dpid"
 	grep -q "rolled back" "$WORK/mrb.out" || { result FAIL $t "no rollback: $(cat "$WORK/mrb.out")"; return; }
 	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
 		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
-	ctr_delete b "$id"	# the counter is a's alone from here
+	[[ -z $(ctr_status b "$id") ]] || { result FAIL $t "b keeps the container: '$(ctr_status b "$id")'"; return; }
 	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
 	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
 		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
