@@ -1082,11 +1082,14 @@ static int ph_freeze(struct src *s)
 		.container = o->container,
 	};
 	r = dump_freeze(&s->dopts, &s->d);
+	/* the downtime starts here: the container's record (runc: its namespaces,
+	 * interfaces, routes, mounts, read by forks of ip and nsenter) is in it */
+	if (r >= 0)
+		s->t_freeze = clock_ns();
 	if (r >= 0 && o->container_record)
 		r = o->container_record(o->container_arg, s->workdir);
 	if (r < 0)
 		return r;
-	s->t_freeze = clock_ns();
 	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
 	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
