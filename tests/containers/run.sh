@@ -733,7 +733,7 @@ t_svc() {
 			--mode "$mode" --quiet --stats "$WORK/$id.stats" 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
 		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
 		out=$(ctr_lock_quiet "$WORK/$id.stats" .destination) || { kill "$kpid"; result FAIL $t "$out"; return; }
-		out_lock=$out
+		out_lock="$out; downtime $(jq -r '.downtime_ms | floor' "$WORK/$id.stats") ms"
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
