@@ -307,3 +307,302 @@ const struct rtnl_link *rtnl_link_by_index(const struct rtnl_info *i, int ifinde
 			return &i->links[k];
 	return NULL;
 }
+
+/* ---- making ------------------------------------------------------------- */
+
+struct rtnl {
+	struct mnl_socket *nl;
+	uint32_t seq;
+};
+
+int rtnl_open(int nsfd, struct rtnl **ret)
+{
+	int back = -1, r = netns_enter(nsfd, &back);
+	struct mnl_socket *nl;
+
+	if (r < 0)
+		return r;
+	nl = mnl_socket_open(NETLINK_ROUTE);
+	int e = errno;
+	netns_leave(back);
+	if (!nl)
+		return dm_fail(-e, "rtnetlink socket: %s", strerror(e));
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = dm_fail(neg_errno(), "rtnetlink bind: %m");
+		mnl_socket_close(nl);
+		return r;
+	}
+	*ret = xcalloc(1, sizeof(**ret));
+	(*ret)->nl = nl;
+	(*ret)->seq = (uint32_t)time(NULL);
+	return 0;
+}
+
+void rtnl_close(struct rtnl *h)
+{
+	if (!h)
+		return;
+	mnl_socket_close(h->nl);
+	free(h);
+}
+
+/* Sends a request built in buf and waits for its ACK: 0 or -errno (the
+ * kernel's answer), dm_fail'ed with what. */
+static int request(struct rtnl *h, struct nlmsghdr *nlh, const char *what)
+{
+	char buf[8192];
+
+	nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = ++h->seq;
+	if (mnl_socket_sendto(h->nl, nlh, nlh->nlmsg_len) < 0)
+		return dm_fail(neg_errno(), "%s: rtnetlink: %m", what);
+	ssize_t len = mnl_socket_recvfrom(h->nl, buf, sizeof(buf));
+	if (len < 0)
+		return dm_fail(neg_errno(), "%s: rtnetlink: %m", what);
+	if (mnl_cb_run(buf, (size_t)len, h->seq, mnl_socket_get_portid(h->nl), NULL, NULL) < 0)
+		return dm_fail(neg_errno(), "%s: %m", what);
+	return 0;
+}
+
+static int mac_parse(const char *s, unsigned char m[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (v[i] > 255)
+			return -EINVAL;
+		m[i] = (unsigned char)v[i];
+	}
+	return 0;
+}
+
+int rtnl_veth_add(struct rtnl *h, const char *ours, const char *peer, pid_t peer_ns_pid, const char *peer_mac,
+		  unsigned peer_mtu)
+{
+	char buf[4096], what[128];
+	unsigned char mac[6];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+
+	snprintf(what, sizeof(what), "veth %s (peer %s in the namespace of process %d)", ours, peer, peer_ns_pid);
+	if (peer_mac && mac_parse(peer_mac, mac) < 0)
+		return dm_fail(-EINVAL, "%s: bad MAC %s", what, peer_mac);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ours);
+	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+	struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	struct nlattr *pe = mnl_attr_nest_start(nlh, 1 /* VETH_INFO_PEER */);
+	/* the peer's own ifinfomsg, then its attributes */
+	struct ifinfomsg *pi = mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
+	memset(pi, 0, sizeof(*pi));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, peer);
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_PID, (uint32_t)peer_ns_pid);
+	if (peer_mac)
+		mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+	if (peer_mtu)
+		mnl_attr_put_u32(nlh, IFLA_MTU, peer_mtu);
+	mnl_attr_nest_end(nlh, pe);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, li);
+	return request(h, nlh, what);
+}
+
+static int if_index(struct rtnl *h, const char *ifname, const char *what)
+{
+	char buf[4096];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtnl_info in = { 0 };
+	struct dump d = { .info = &in };
+
+	/* RTM_GETLINK by name through this handle's namespace */
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = ++h->seq;
+	mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, ifname);
+	if (mnl_socket_sendto(h->nl, nlh, nlh->nlmsg_len) < 0)
+		return dm_fail(neg_errno(), "%s: rtnetlink: %m", what);
+	ssize_t len = mnl_socket_recvfrom(h->nl, buf, sizeof(buf));
+	if (len < 0)
+		return dm_fail(neg_errno(), "%s: rtnetlink: %m", what);
+	int r = mnl_cb_run(buf, (size_t)len, h->seq, mnl_socket_get_portid(h->nl), on_link, &d);
+	int idx = r >= 0 && in.n_links ? in.links[0].ifindex : 0;
+	rtnl_info_done(&in);
+	if (r < 0)
+		return dm_fail(neg_errno(), "%s: no interface %s here: %m", what, ifname);
+	return idx ? idx : dm_fail(-ENODEV, "%s: no interface %s here", what, ifname);
+}
+
+int rtnl_addr_add(struct rtnl *h, const char *ifname, const char *addr)
+{
+	char buf[1024], what[160], a[INET6_ADDRSTRLEN];
+	unsigned char bin[16];
+	unsigned prefix;
+	const char *slash = strchr(addr, '/');
+
+	snprintf(what, sizeof(what), "address %s on %s", addr, ifname);
+	if (!slash || (size_t)(slash - addr) >= sizeof(a) || sscanf(slash + 1, "%u", &prefix) != 1)
+		return dm_fail(-EINVAL, "%s: not ADDR/PREFIX", what);
+	memcpy(a, addr, (size_t)(slash - addr));
+	a[slash - addr] = 0;
+	int family = strchr(a, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(family, a, bin) != 1 || prefix > (family == AF_INET ? 32u : 128u))
+		return dm_fail(-EINVAL, "%s: not an address", what);
+	int idx = if_index(h, ifname, what);
+	if (idx < 0)
+		return idx;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWADDR;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = (unsigned char)family;
+	ifa->ifa_prefixlen = (unsigned char)prefix;
+	ifa->ifa_index = (unsigned)idx;
+	ifa->ifa_flags = family == AF_INET6 ? IFA_F_NODAD : 0;
+	size_t blen = family == AF_INET ? 4 : 16;
+	mnl_attr_put(nlh, IFA_LOCAL, blen, bin);
+	mnl_attr_put(nlh, IFA_ADDRESS, blen, bin);
+	if (family == AF_INET6)
+		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
+	return request(h, nlh, what);
+}
+
+int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master)
+{
+	char buf[1024], what[160];
+	int mi = 0;
+
+	snprintf(what, sizeof(what), "%s %s%s up", ifname, master ? "on " : "", master ? master : "");
+	int idx = if_index(h, ifname, what);
+	if (idx < 0)
+		return idx;
+	if (master) {
+		mi = if_index(h, master, what);
+		if (mi < 0)
+			return mi;
+	}
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = idx;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	if (master)
+		mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)mi);
+	return request(h, nlh, what);
+}
+
+static bool word_in(const char *w, const char *const *list, unsigned *ret)
+{
+	for (unsigned i = 0; list[i]; i++)
+		if (!strcmp(w, list[i])) {
+			*ret = i;
+			return true;
+		}
+	return false;
+}
+
+int rtnl_route_replace(struct rtnl *h, const char *line)
+{
+	static const char *const types[] = { "unicast", "unreachable", "blackhole", "prohibit", "throw", NULL };
+	static const unsigned type_val[] = { RTN_UNICAST, RTN_UNREACHABLE, RTN_BLACKHOLE, RTN_PROHIBIT, RTN_THROW };
+	_cleanup_free_ char *copy = xstrdup(line);
+	char buf[1024], what[300];
+	struct in_addr dst = { 0 }, gw = { 0 }, src = { 0 };
+	unsigned dst_len = 0, proto = RTPROT_BOOT, scope = RT_SCOPE_UNIVERSE, type = RTN_UNICAST, k;
+	bool has_gw = false, has_src = false, has_metric = false, onlink = false, has_scope = false;
+	uint32_t metric = 0;
+	int oif = 0;
+	char *save = NULL, *w = strtok_r(copy, " \t", &save);
+
+	snprintf(what, sizeof(what), "route %s", line);
+	if (w && word_in(w, types, &k)) {
+		type = type_val[k];
+		w = strtok_r(NULL, " \t", &save);
+	}
+	if (!w)
+		return 0;
+	if (strcmp(w, "default")) {
+		char *sl = strchr(w, '/');
+		if (sl)
+			*sl = 0;
+		if (inet_pton(AF_INET, w, &dst) != 1)
+			return 0;
+		dst_len = 32;
+		if (sl && (sscanf(sl + 1, "%u", &dst_len) != 1 || dst_len > 32))
+			return 0;
+	}
+	while ((w = strtok_r(NULL, " \t", &save))) {
+		char *v = NULL;
+		if (strcmp(w, "onlink") && !(v = strtok_r(NULL, " \t", &save)))
+			return 0;
+		if (!strcmp(w, "via")) {
+			if (inet_pton(AF_INET, v, &gw) != 1)
+				return 0;
+			has_gw = true;
+		} else if (!strcmp(w, "dev")) {
+			oif = if_index(h, v, what);
+			if (oif < 0)
+				return oif;
+		} else if (!strcmp(w, "proto")) {
+			static const char *const protos[] = { "unspec", "redirect", "kernel", "boot", "static", NULL };
+			if (!word_in(v, protos, &proto) && sscanf(v, "%u", &proto) != 1)
+				return 0;
+			if (!strcmp(v, "dhcp"))
+				proto = RTPROT_DHCP;
+		} else if (!strcmp(w, "scope")) {
+			has_scope = true;
+			if (!strcmp(v, "link"))
+				scope = RT_SCOPE_LINK;
+			else if (!strcmp(v, "host"))
+				scope = RT_SCOPE_HOST;
+			else if (!strcmp(v, "global"))
+				scope = RT_SCOPE_UNIVERSE;
+			else if (sscanf(v, "%u", &scope) != 1 || scope > 255)
+				return 0;
+		} else if (!strcmp(w, "src")) {
+			if (inet_pton(AF_INET, v, &src) != 1)
+				return 0;
+			has_src = true;
+		} else if (!strcmp(w, "metric")) {
+			if (sscanf(v, "%u", &metric) != 1)
+				return 0;
+			has_metric = true;
+		} else if (!strcmp(w, "onlink")) {
+			onlink = true;
+		} else {
+			return 0;	/* a word of ip's we do not parse */
+		}
+	}
+	/* as ip(8) does: a route through a device without a gateway is a link one */
+	if (!has_scope && type == RTN_UNICAST && !has_gw && oif)
+		scope = RT_SCOPE_LINK;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
+	rt->rtm_family = AF_INET;
+	rt->rtm_dst_len = (unsigned char)dst_len;
+	rt->rtm_table = RT_TABLE_MAIN;
+	rt->rtm_protocol = (unsigned char)proto;
+	rt->rtm_scope = (unsigned char)scope;
+	rt->rtm_type = (unsigned char)type;
+	rt->rtm_flags = onlink ? RTNH_F_ONLINK : 0;
+	if (dst_len)
+		mnl_attr_put(nlh, RTA_DST, 4, &dst);
+	if (has_gw)
+		mnl_attr_put(nlh, RTA_GATEWAY, 4, &gw);
+	if (oif)
+		mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)oif);
+	if (has_src)
+		mnl_attr_put(nlh, RTA_PREFSRC, 4, &src);
+	if (has_metric)
+		mnl_attr_put_u32(nlh, RTA_PRIORITY, metric);
+	int r = request(h, nlh, what);
+	return r < 0 ? r : 1;
+}

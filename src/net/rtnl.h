@@ -43,3 +43,25 @@ struct rtnl_info {
 int rtnl_read(int nsfd, struct rtnl_info *ret);
 void rtnl_info_done(struct rtnl_info *i);
 const struct rtnl_link *rtnl_link_by_index(const struct rtnl_info *i, int ifindex);
+
+/*
+ * Making a container's network again (what `ip link add ... type veth peer
+ * ... netns`, `ip addr add`, `ip link set ... master/up` and `ip route
+ * replace` do), over rtnetlink in process.  A handle is a socket in one
+ * network namespace (nsfd -1: the calling thread's).
+ */
+struct rtnl;
+int rtnl_open(int nsfd, struct rtnl **ret);
+void rtnl_close(struct rtnl *h);
+/* A veth pair: ours (in h's namespace) and its peer, made directly in the
+ * namespace of peer_ns_pid with the MAC (NULL: the kernel's) and MTU (0:
+ * the default) given. */
+int rtnl_veth_add(struct rtnl *h, const char *ours, const char *peer, pid_t peer_ns_pid, const char *peer_mac,
+		  unsigned peer_mtu);
+/* "ADDR/PREFIX" on interface ifname; IPv6 without duplicate address detection */
+int rtnl_addr_add(struct rtnl *h, const char *ifname, const char *addr);
+/* master: a bridge's name (NULL: unchanged); then up */
+int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master);
+/* An IPv4 route given as rtnl_read() (`ip -o route`) words: 1 done, 0 it
+ * has a word this parser does not know (the caller runs ip(8) for it). */
+int rtnl_route_replace(struct rtnl *h, const char *line);

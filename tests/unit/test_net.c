@@ -1507,6 +1507,131 @@ static void test_rtnl_like_ip(void **state)
 	rtnl_info_done(&in);
 }
 
+/* what rtnl_read() gives, made again in an empty namespace with the rtnl
+ * setters (as the restore of a container's network does), reads back the
+ * same: the veth end with its MAC, MTU and addresses, up, and the routes */
+static void test_rtnl_make_again(void **state)
+{
+	char ns[32], ns2[32], cmd[1024], path[64];
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	snprintf(ns, sizeof(ns), "dmut-ma%d", getpid());
+	snprintf(ns2, sizeof(ns2), "dmut-mb%d", getpid());
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; ip netns add %1$s; ip netns add %2$s; "
+		 "ip -n %1$s link add br5 type bridge; ip -n %1$s link set br5 up; "
+		 "ip -n %1$s link add ve5 type veth peer name eth5; "
+		 "ip -n %1$s link set eth5 address 02:42:c6:13:00:05 mtu 1400 up; ip -n %1$s link set ve5 master br5 up; "
+		 "ip -n %1$s addr add 198.19.5.5/24 dev eth5; ip -n %1$s addr add fd00:5::5/64 dev eth5 nodad; "
+		 "ip -n %1$s route add default via 198.19.5.1 dev eth5; "
+		 "ip -n %1$s route add 198.19.64.0/20 via 198.19.5.2 dev eth5 proto static metric 70; "
+		 "ip -n %1$s route add 198.19.99.5 dev eth5 scope link src 198.19.5.5; "
+		 "ip -n %1$s route add unreachable 198.19.121.0/24",
+		 ns, ns2);
+	if (sh(cmd)) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", ns, ns2);
+		sh(cmd);
+		fail_msg("setting up the namespaces failed");
+	}
+	snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct rtnl_info a = { 0 }, b = { 0 };
+	assert_int_equal(rtnl_read(fd, &a), 0);
+	/* a process in the second namespace: a veth end goes there by pid */
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		char np[64];
+		snprintf(np, sizeof(np), "/run/netns/%s", ns2);
+		int nfd = open(np, O_RDONLY);
+		if (nfd < 0 || setns(nfd, CLONE_NEWNET) < 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	for (int i = 0; i < 200; i++) {	/* until it is in there */
+		char a1[64], a2[64];
+		snprintf(cmd, sizeof(cmd), "/proc/%d/ns/net", p);
+		ssize_t n1 = readlink(cmd, a1, sizeof(a1) - 1);
+		snprintf(cmd, sizeof(cmd), "/proc/self/ns/net");
+		ssize_t n2 = readlink(cmd, a2, sizeof(a2) - 1);
+		if (n1 > 0 && n2 > 0 && (n1 != n2 || memcmp(a1, a2, (size_t)n1)))
+			break;
+		usleep(10000);
+	}
+	snprintf(path, sizeof(path), "/run/netns/%s", ns2);
+	int fd2 = open(path, O_RDONLY | O_CLOEXEC);
+	struct rtnl *here = NULL, *there = NULL;
+	int r = rtnl_open(fd, &here);
+	if (r >= 0)
+		r = rtnl_open(fd2, &there);
+	const struct rtnl_link *e = NULL;
+	for (size_t i = 0; i < a.n_links; i++)
+		if (!strcmp(a.links[i].name, "eth5"))
+			e = &a.links[i];
+	assert_non_null(e);
+	if (r >= 0)
+		r = rtnl_veth_add(here, "vx5", "eth5", p, e->mac, e->mtu);
+	for (size_t i = 0; r >= 0 && i < a.n_addrs; i++)
+		if (a.addrs[i].ifindex == e->ifindex && !(a.addrs[i].ipv6 && a.addrs[i].link_scope))
+			r = rtnl_addr_add(there, "eth5", a.addrs[i].addr);
+	if (r >= 0)
+		r = rtnl_link_up(there, "eth5", NULL);
+	if (r >= 0)
+		r = rtnl_link_up(here, "vx5", "br5");
+	for (size_t i = 0; r >= 0 && i < a.n_routes; i++)
+		if (!strstr(a.routes[i], " proto kernel "))
+			assert_int_equal(rtnl_route_replace(there, a.routes[i]), 1);
+	int r2 = r >= 0 ? rtnl_read(fd2, &b) : -1;
+	/* what the words say, refused: an unknown word, a bad address */
+	int unk = there ? rtnl_route_replace(there, "198.19.77.0/24 dev eth5 realm 3") : -1;
+	int bad = there ? rtnl_route_replace(there, "198.19.77.0/24 via not-an-address") : -1;
+	int nodev = there ? rtnl_route_replace(there, "198.19.78.0/24 dev nosuch0") : 0;
+	rtnl_close(here);
+	rtnl_close(there);
+	kill(p, SIGKILL);
+	waitpid(p, NULL, 0);
+	close(fd);
+	close(fd2);
+	snprintf(cmd, sizeof(cmd), "ip -n %s link show vx5 | grep -q 'master br5'", ns);
+	int on_bridge = sh(cmd);
+	snprintf(cmd, sizeof(cmd), "ip netns del %s; ip netns del %s", ns, ns2);
+	sh(cmd);
+	assert_int_equal(r, 0);
+	assert_int_equal(r2, 0);
+	assert_int_equal(on_bridge, 0);
+	assert_int_equal(unk, 0);
+	assert_int_equal(bad, 0);
+	assert_int_equal(nodev, -ENODEV);
+	const struct rtnl_link *f = NULL;
+	for (size_t i = 0; i < b.n_links; i++)
+		if (!strcmp(b.links[i].name, "eth5"))
+			f = &b.links[i];
+	assert_non_null(f);
+	assert_string_equal(f->mac, e->mac);
+	assert_int_equal(f->mtu, e->mtu);
+	assert_true(f->up && !strcmp(f->kind, "veth"));
+	size_t na = 0, nb = 0;
+	for (size_t i = 0; i < a.n_addrs; i++)
+		if (a.addrs[i].ifindex == e->ifindex && !a.addrs[i].link_scope) {
+			na++;
+			bool found = false;
+			for (size_t k = 0; k < b.n_addrs; k++)
+				found |= b.addrs[k].ifindex == f->ifindex && !strcmp(b.addrs[k].addr, a.addrs[i].addr);
+			if (!found)
+				fail_msg("address %s not made again", a.addrs[i].addr);
+		}
+	for (size_t k = 0; k < b.n_addrs; k++)
+		nb += b.addrs[k].ifindex == f->ifindex && !b.addrs[k].link_scope;
+	assert_int_equal(na, nb);
+	assert_int_equal(a.n_routes, b.n_routes);
+	for (size_t i = 0; i < a.n_routes; i++)
+		assert_string_equal(a.routes[i], b.routes[i]);
+	rtnl_info_done(&a);
+	rtnl_info_done(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1537,6 +1662,7 @@ int main(void)
 		cmocka_unit_test(test_netlock_script),
 		cmocka_unit_test(test_netlock_live),
 		cmocka_unit_test(test_rtnl_like_ip),
+		cmocka_unit_test(test_rtnl_make_again),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
