@@ -21,8 +21,11 @@
 # program's own gap: its last tick before the freeze to its working set
 # read back in host b), meta (every entry made in b, ms from the start,
 # about: the destination's clock starts at its session), files done (the destination has every file, ms
-# from the start), total (the migration's end), misses and the hit rate of
-# the program's opens (destination), bytes of files on the wire.
+# from the start), total (the migration's end), misses, those in the first
+# second after the resume (misses_1s) and the hit rate of the program's
+# opens (destination), bytes of files on the wire (both rootfs channels).
+# The phases table adds the restore's requests through the lazy view.
+# Its test hosts' prefix: $DM_E2E_PREFIX (default dmrfb).
 # Then, once every file is in, the read overhead of the lazy view: every
 # file read through it with its page cache dropped, again warm, and from
 # the plain copy beneath it (MiB/s).
@@ -47,7 +50,7 @@ while (($#)); do
 	--per) PER=$2; shift ;;
 	--repeat) REPEAT=$2; shift ;;
 	--json) JSON=$2; shift ;;
-	-h | --help) sed -n '4,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '4,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "usage: $0 [--build DIR] [--modes ...] [--dirs N] [--per N] [--repeat N] [--json FILE]" >&2; exit 2 ;;
 	esac
 	shift

@@ -180,6 +180,7 @@ struct rfs_receiver {
 	 * them); a new block and a larger hash table are made under lock */
 	struct rent *blk[RFS_ENTRIES_MAX / RBLK + 1];
 	size_t n_ents;             /* made (lock for the view) */
+	size_t n_made;             /* entries made on disk, files ready for data (lock) */
 	uint32_t *hash;            /* path -> entry id + 1, open addressing (lock) */
 	struct rfs_inomap *inos;
 	size_t hash_mask;
@@ -188,7 +189,9 @@ struct rfs_receiver {
 	bool meta_done;
 	bool ended;                /* END handled, DONE on its way: the channels may close (lock) */
 	bool stopping;             /* rfs_recv_stop() (lock) */
-	bool hold, held;           /* tests: rfs_recv_test_hold() (lock) */
+	int hold;                  /* tests: rfs_recv_test_hold() (lock) */
+	bool held;
+	uint64_t entry_waits;      /* the miss reader waited for an entry to be made (lock) */
 	pthread_mutex_t arrival_lock; /* held while on_arrival runs */
 	pid_t tid;                 /* the thread's (lock) */
 	bool background;           /* niced while the restore runs (lock) */
@@ -307,7 +310,23 @@ static void hash_add(struct rfs_receiver *r, uint32_t id)
 static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m);
 
 /* an entry, and its inode number here against the source's */
+static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m);
+
+/* (the miss channel's data may come before its entry is made: its reader
+ * waits for n_made) */
 static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
+{
+	int k = make_entry_ino(r, m);
+	if (k >= 0) {
+		pthread_mutex_lock(&r->lock);
+		r->n_made = (size_t)m->id + 1;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+	}
+	return k;
+}
+
+static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 {
 	int k = make_entry_at(r, m);
 	if (k < 0 || !m->has_ino)
@@ -444,10 +463,19 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 enum { CH_BULK = 4, CH_MISS = 8 };
 #define CH_BIT(rd) ((rd)->miss ? CH_MISS : CH_BULK)
 
-/* (lock) the entry of a file with data of its own (arrived or not) */
-static struct rent *file_ent(struct rfs_receiver *r, uint32_t id)
+/* (lock) the entry of a file with data of its own (arrived or not).  The
+ * source sends the files the restore reads on the miss channel as soon as
+ * their entries are out on the rootfs channel: the miss reader may get
+ * their data first, and waits for the bulk reader to make them (the bulk
+ * reader's own data always comes after its entry). */
+static struct rent *file_ent(struct rfs_reader *rd, uint32_t id)
 {
-	if (id >= r->n_ents)
+	struct rfs_receiver *r = rd->r;
+	if (rd->miss && id >= r->n_made)
+		r->entry_waits++;
+	while (rd->miss && id >= r->n_made && !r->meta_done && r->err > 0 && !r->stopping)
+		cond_wait_ms(&r->cond, &r->lock, 1000);
+	if (id >= r->n_made)
 		return NULL;
 	struct rent *e = ENT(r, id);
 	return e->is_data ? e : NULL;
@@ -483,7 +511,7 @@ static int on_data(struct rfs_reader *rd, uint32_t len, uint8_t *buf)
 	if (k < 0)
 		return k;
 	pthread_mutex_lock(&r->lock);
-	struct rent *e = file_ent(r, h.id);
+	struct rent *e = file_ent(rd, h.id);
 	uint64_t c = h.off / RFS_CHUNK;
 	bool ok = e && h.len == len - sizeof(h) && h.len && h.off <= e->size && h.len <= e->size - h.off &&
 		  (h.off + h.len - 1) / RFS_CHUNK == c &&
@@ -589,7 +617,7 @@ static int on_chunk_end(struct rfs_reader *rd, const struct rfs_wire_chunk_end *
 	bool cur_ok = !had_data || (rd->cur_id == ce->id && rd->cur_chunk == ce->chunk);
 	rd->cur_id = -1;
 	pthread_mutex_lock(&r->lock);
-	struct rent *e = file_ent(r, ce->id);
+	struct rent *e = file_ent(rd, ce->id);
 	if (!e || ce->reserved || ce->chunk >= e->n_chunks || !cur_ok ||
 	    (!had_data && e->chunk_in[ce->chunk] & CH_BIT(rd))) {
 		pthread_mutex_unlock(&r->lock);
@@ -622,7 +650,7 @@ static int on_file_end(struct rfs_reader *rd, const struct rfs_wire_file_end *fe
 {
 	struct rfs_receiver *r = rd->r;
 	pthread_mutex_lock(&r->lock);
-	struct rent *e = file_ent(r, fe->id);
+	struct rent *e = file_ent(rd, fe->id);
 	if (!e || fe->reserved || e->end_in & CH_BIT(rd) || rd->cur_id >= 0) {
 		pthread_mutex_unlock(&r->lock);
 		return dm_fail(-EBADMSG, "rootfs file end of entry %u out of place", fe->id);
@@ -755,13 +783,13 @@ static int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8
 }
 
 /* tests: the bulk reader stops after a chunk while held */
-static void test_hold(struct rfs_receiver *r)
+static void test_hold(struct rfs_receiver *r, int at)
 {
 	pthread_mutex_lock(&r->lock);
-	if (r->hold) {
+	if (r->hold == at) {
 		r->held = true;
 		pthread_cond_broadcast(&r->cond);
-		while (r->hold && !r->stopping && r->err > 0)
+		while (r->hold == at && !r->stopping && r->err > 0)
 			cond_wait_ms(&r->cond, &r->lock, 100);
 		r->held = false;
 	}
@@ -774,6 +802,7 @@ static int run_bulk(struct rfs_receiver *r)
 	_cleanup_free_ uint8_t *buf = xmalloc(RFS_CHUNK);
 	for (;;) {
 		struct net_frame f;
+		test_hold(r, RFS_HOLD_BEFORE_FRAME);
 		int k = net_recv_hdr(r->c, &f);
 		if (k < 0)
 			return dm_wrap(k, "the rootfs channel");
@@ -835,7 +864,7 @@ static int run_bulk(struct rfs_receiver *r)
 			if (k < 0)
 				return k;
 			if (f.type == RFS_T_CHUNK_END)
-				test_hold(r);
+				test_hold(r, RFS_HOLD_AFTER_CHUNK);
 			break;
 		}
 	}
@@ -1258,12 +1287,20 @@ void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const cha
 	pthread_mutex_unlock(&r->arrival_lock);
 }
 
-void rfs_recv_test_hold(struct rfs_receiver *r, bool hold)
+void rfs_recv_test_hold(struct rfs_receiver *r, int hold)
 {
 	pthread_mutex_lock(&r->lock);
 	r->hold = hold;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
+}
+
+uint64_t rfs_recv_test_entry_waits(struct rfs_receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	uint64_t n = r->entry_waits;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 bool rfs_recv_test_held(struct rfs_receiver *r)

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The source's end of the rootfs channels, see rootfs.h.
  *
- * Two threads.  The bulk thread walks DIR, sends the metadata, the files
- * the restore reads (the exe and mapped files) and, once the tree runs on
- * the destination, every file in the scheduler's order, on the rootfs
- * channel.  The miss thread reads the destination's requests on the miss
- * channel and sends each chunk the tree is blocked on at once, on that
+ * Two threads.  The bulk thread walks DIR, sends the metadata and, once the
+ * tree runs on the destination, every file in the scheduler's order, on the
+ * rootfs channel.  The miss thread reads the destination's requests on the
+ * miss channel and sends each chunk the tree is blocked on at once, on that
  * channel: its wait is one chunk's journey, not the bulk data the rootfs
- * channel's socket already holds.  A chunk is claimed under s->lock by the
+ * channel's socket already holds; when no request waits, it sends the files
+ * the restore reads (the exe and mapped files, handed over by the walk).  A chunk is claimed under s->lock by the
  * thread that sends it, so it goes once; the thread that sends a file's
  * last chunk sends its FILE_END.
  *
@@ -37,6 +37,7 @@
 #include <string.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -116,6 +117,12 @@ struct rfs_sender {
 	size_t n_early;
 	uint32_t *touched;     /* directories touched during the walk (lock) */
 	size_t n_touched;
+	/* the files the restore reads (the exe, mapped files), handed to the
+	 * miss thread as their entries go out: it sends them on its channel,
+	 * a chunk at a time, when no miss waits (lock); wake: an eventfd */
+	uint32_t *push;
+	size_t push_head, push_n;
+	int wake;
 	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
 	size_t cw_head, cw_n, cw_cap;
@@ -309,10 +316,10 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	s->dirs_done = xrealloc(s->dirs_done, (s->n_dirs_done + 1) * sizeof(*s->dirs_done));
 	s->dirs_done[s->n_dirs_done++] = (struct dir_done){ .dir = self, .at = s->n_ents };
 	/* its entries go now: the destination can look into it while the
-	 * rest of the tree is walked; then the files the restore reads, once
-	 * every directory on the working set's paths is listed */
+	 * rest of the tree is walked; the files the restore reads go on the
+	 * miss channel meanwhile */
 	r = emit(s);
-	if (r >= 0 && s->ws_walked)
+	if (r >= 0)
 		r = send_early(s);
 	if (r < 0) {
 		free(subdirs);
@@ -881,22 +888,66 @@ static int read_want(struct rfs_sender *s, bool block)
 	return r < 0 ? r : 1;
 }
 
+/* (lock) a chunk of a pushed file to send now; false: none */
+static bool next_push_locked(struct rfs_sender *s, uint32_t *ret_f, uint32_t *ret_c)
+{
+	while (s->push_head < s->push_n) {
+		uint32_t f = s->push[s->push_head];
+		const struct rfs_file_state *fs = &s->files[f];
+		for (uint32_t c = 0; !fs->done && !fs->ending && c < MAX(fs->n_chunks, 1u); c++)
+			if (!fs->sent || !fs->sent[c]) {
+				*ret_f = f;
+				*ret_c = c;
+				return true;
+			}
+		s->push_head++;
+	}
+	return false;
+}
+
+/* until a request comes, or a file is pushed: 0, or the channel's error */
+static int miss_wait(struct rfs_sender *s)
+{
+	if (net_chan_has_pending(s->mc))
+		return 0;
+	struct pollfd p[2] = { { .fd = net_chan_fd(s->mc), .events = POLLIN }, { .fd = s->wake, .events = POLLIN } };
+	while (poll(p, 2, -1) < 0)
+		if (errno != EINTR)
+			return dm_fail(neg_errno(), "the rootfs miss thread: poll: %m");
+	uint64_t v;
+	if (p[1].revents & POLLIN && read(s->wake, &v, sizeof(v)) < 0)
+		pr_debug("wake: %m");
+	return 0;
+}
+
 /* the requests, as they come; each chunk asked for goes at once, on the
- * miss channel (requests that came meanwhile are read between chunks) */
+ * miss channel (requests that came meanwhile are read between chunks);
+ * when none waits, a chunk of a file the restore reads (send_early) */
 static int miss_run(struct rfs_sender *s)
 {
 	for (;;) {
-		int r = read_want(s, s->cw_head == s->cw_n);
-		if (r < 0)
-			return r;
-		while (r > 0) {
-			r = read_want(s, false);
+		int r;
+		uint32_t f, c;
+		bool fdone, skip = false, push;
+		pthread_mutex_lock(&s->lock);
+		push = next_push_locked(s, &f, &c);
+		bool stop = s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
+		if (s->cw_head == s->cw_n && !push) {
+			r = miss_wait(s);
 			if (r < 0)
 				return r;
 		}
+		do {
+			r = read_want(s, false);
+			if (r < 0)
+				return r;
+		} while (r > 0);
 		if (s->cw_head < s->cw_n) {
-			uint32_t f = s->cw[s->cw_head].f, c = s->cw[s->cw_head++].chunk;
-			bool fdone, skip = false;
+			f = s->cw[s->cw_head].f;
+			c = s->cw[s->cw_head++].chunk;
 			if (c != CW_WHOLE) {
 				/* (the bulk thread may have taken it since it was asked for) */
 				pthread_mutex_lock(&s->lock);
@@ -906,9 +957,13 @@ static int miss_run(struct rfs_sender *s)
 			r = c == CW_WHOLE ? send_whole_on_miss(s, f)
 			    : skip	  ? 0
 					  : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
-			if (r < 0)
-				return r;
+		} else if (push) {
+			r = send_chunk(s, s->mc, s->mbuf, f, c, RFS_WORKING_SET, &fdone);
+		} else {
+			r = 0;
 		}
+		if (r < 0)
+			return r;
 	}
 }
 
@@ -1000,31 +1055,35 @@ static int emit(struct rfs_sender *s)
 }
 
 /* the mapped files of the working set met so far (the restore reads
- * them), smallest first, on the rootfs channel; during the walk, after
- * each directory's entries (the misses go meanwhile on their channel) */
+ * them): to the miss thread, which sends them at once on its channel, in
+ * parallel with the walk (sent by the walk, their data stood in front of
+ * the next directory's entries, or after every directory of the working
+ * set's paths, the restore waited for the exe's chunk) */
 static int send_early(struct rfs_sender *s)
 {
-	int r;
-	if (s->n_early && s->batch_len) {
+	if (!s->n_early)
+		return 0;
+	if (s->batch_len) {
 		/* their entries first */
-		r = batch_flush(s);
+		int r = batch_flush(s);
 		if (r < 0)
 			return r;
 	}
+	/* smallest first */
 	while (s->n_early) {
 		size_t k = 0;
 		for (size_t i = 1; i < s->n_early; i++)
 			if (s->ents[s->files[s->early[i]].ent].st.st_size < s->ents[s->files[s->early[k]].ent].st.st_size)
 				k = i;
-		uint32_t f = s->early[k];
-		for (uint32_t c = 0; c < MAX(s->files[f].n_chunks, 1u); c++) {
-			bool fdone;
-			r = send_chunk(s, s->c, s->buf, f, c, RFS_WORKING_SET, &fdone);
-			if (r < 0)
-				return r;
-		}
+		pthread_mutex_lock(&s->lock);
+		s->push = xrealloc(s->push, (s->push_n + 1) * sizeof(*s->push));
+		s->push[s->push_n++] = s->early[k];
+		pthread_mutex_unlock(&s->lock);
 		s->early[k] = s->early[--s->n_early];
 	}
+	uint64_t one = 1;
+	if (write(s->wake, &one, sizeof(one)) < 0)
+		pr_debug("wake: %m");
 	return 0;
 }
 
@@ -1062,8 +1121,6 @@ static int run(struct rfs_sender *s)
 	s->ws_walked = !s->n_ws;
 	r = walk(s, "", 0);
 	s->ws_walked = true;
-	if (r >= 0)
-		r = send_early(s);
 	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
 		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
 		r = walk(s, p, s->deferred[i]);
@@ -1199,6 +1256,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->c = c;
 	s->mc = miss;
 	s->mbuf = xmalloc(RFS_CHUNK);
+	s->wake = eventfd(0, EFD_CLOEXEC);
 	s->dir = xstrdup(dir);
 	s->mode = mode;
 	s->resumed = mode == RFS_EAGER;
@@ -1215,6 +1273,11 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	if (setsockopt(net_chan_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
 		pr_debug("TCP_NOTSENT_LOWAT: %m");
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->wake < 0) {
+		int r = dm_fail(neg_errno(), "the rootfs sender: eventfd: %m");
+		rfs_send_free(s);
+		return r;
+	}
 	if (s->dirfd < 0) {
 		int r = dm_fail(neg_errno(), "--rootfs-dir %s: %m", dir);
 		rfs_send_free(s);
@@ -1287,6 +1350,9 @@ void rfs_send_stop(struct rfs_sender *s)
 	}
 	if (s->miss_started) {
 		net_chan_shutdown(s->mc);
+		uint64_t one = 1;
+		if (write(s->wake, &one, sizeof(one)) < 0)
+			pr_debug("wake: %m");
 		pthread_join(s->miss_thread, NULL);
 		s->miss_started = false;
 	}
@@ -1312,6 +1378,9 @@ void rfs_send_free(struct rfs_sender *s)
 	free(s->touched);
 	free(s->early);
 	free(s->deferred);
+	free(s->push);
+	if (s->wake >= 0)
+		close(s->wake);
 	free(s->cw);
 	for (size_t i = 0; i < s->n_ents; i++)
 		free(s->ents[i].path);

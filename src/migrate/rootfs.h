@@ -25,6 +25,7 @@
  *                                           <---    WANT {id, MISS | TOUCH | RESUMED, off}
  *   DATA, CHUNK_END of a chunk asked for    --->    as above
  *   FILE_END when that chunk was the file's last
+ *   (no request waiting: the exe and mapped files, which the restore reads)
  *
  * Files are sent in the order of rootfs-sched.h, chunk by chunk: chunk k of
  * a file is its bytes [k * RFS_CHUNK, (k + 1) * RFS_CHUNK), its data extents
@@ -207,11 +208,15 @@ void rfs_recv_resumed(struct rfs_receiver *r);
 /* an open of the tree that had to wait (counted once per open) */
 void rfs_recv_note_miss(struct rfs_receiver *r);
 bool rfs_recv_all_in(struct rfs_receiver *r);
-/* tests: hold the rootfs channel's reader after the next chunk it
- * completes (it reads nothing more until released: the bulk data stays
- * queued in front of it); held: it is holding now */
-void rfs_recv_test_hold(struct rfs_receiver *r, bool hold);
+/* tests: hold the rootfs channel's reader (it reads nothing more until
+ * released with 0: the bulk data stays queued in front of it) after the
+ * next chunk it completes, or before its next frame; held: it is holding
+ * now; entry_waits: the miss reader had data for an entry not made yet
+ * (and waited for it) */
+enum { RFS_HOLD_AFTER_CHUNK = 1, RFS_HOLD_BEFORE_FRAME = 2 };
+void rfs_recv_test_hold(struct rfs_receiver *r, int hold);
 bool rfs_recv_test_held(struct rfs_receiver *r);
+uint64_t rfs_recv_test_entry_waits(struct rfs_receiver *r);
 /* called by the receiver once a file has arrived, with the paths of its
  * names (for the view to drop what the kernel cached of it) */
 void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const char *rel), void *arg);

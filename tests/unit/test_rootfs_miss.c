@@ -13,6 +13,13 @@
  * still pending when the read returns), not by time: if the miss waited
  * behind the bulk data, the read could only return once the hold is
  * released (a guard thread releases it after 20 s), after the large file.
+ *
+ * And the files the restore reads (mapped by the frozen tree), which the
+ * source pushes on the miss channel as soon as their entries are out on
+ * the rootfs channel: their data may come before the destination made
+ * their entries (its reader of the rootfs channel held before its first
+ * frames here); the miss reader waits for them instead of refusing the
+ * data, and every file arrives right.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,8 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +84,48 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
+/* loopback channels of one session: the source's rootfs and miss ends, the destination's */
+struct rig {
+	struct net_ctx *ctx;
+	struct accepting a;
+	struct net_chan *ctl, *rc, *mc, *drc, *dmc;
+};
+
+static void rig_open(struct rig *g)
+{
+	memset(g, 0, sizeof(*g));
+	struct net_config cfg = { .insecure = true, .io_timeout_ms = 60000 };
+	assert_int_equal(net_ctx_new(&cfg, NULL, &g->ctx), 0);
+	assert_int_equal(net_listen(g->ctx, "127.0.0.1:0", &g->a.l), 0);
+	char addr[64];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(g->a.l));
+	assert_int_equal(pthread_create(&g->a.thread, NULL, accept_main, &g->a), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_CONTROL, NULL, &g->ctl), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_ROOTFS, net_chan_session(g->ctl), &g->rc), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_ROOTFS_MISS, net_chan_session(g->ctl), &g->mc), 0);
+	pthread_join(g->a.thread, NULL);
+	assert_int_equal(g->a.r, 0);
+	for (int i = 0; i < 3; i++) {
+		if (net_chan_role(g->a.c[i]) == NET_ROLE_ROOTFS)
+			g->drc = g->a.c[i];
+		else if (net_chan_role(g->a.c[i]) == NET_ROLE_ROOTFS_MISS)
+			g->dmc = g->a.c[i];
+	}
+	assert_non_null(g->drc);
+	assert_non_null(g->dmc);
+}
+
+static void rig_close(struct rig *g)
+{
+	net_chan_close(g->rc);
+	net_chan_close(g->mc);
+	net_chan_close(g->ctl);
+	for (int i = 0; i < 3; i++)
+		net_chan_close(g->a.c[i]);
+	net_listener_free(g->a.l);
+	net_ctx_unref(g->ctx);
+}
+
 struct guard {
 	struct rfs_receiver *r;
 	pthread_mutex_t lock;
@@ -94,7 +147,7 @@ static void *guard_main(void *arg)
 		if (pthread_cond_timedwait(&g->cond, &g->lock, &ts))
 			break;
 	pthread_mutex_unlock(&g->lock);
-	rfs_recv_test_hold(g->r, false);
+	rfs_recv_test_hold(g->r, 0);
 	return NULL;
 }
 
@@ -111,35 +164,15 @@ static void test_miss_passes_bulk(void **state)
 	snprintf(path, sizeof(path), "%s/b-small", src);
 	fill(path, SMALL_SIZE, 2);
 
-	struct net_config cfg = { .insecure = true, .io_timeout_ms = 60000 };
-	struct net_ctx *ctx;
-	assert_int_equal(net_ctx_new(&cfg, NULL, &ctx), 0);
-	struct accepting a = { 0 };
-	assert_int_equal(net_listen(ctx, "127.0.0.1:0", &a.l), 0);
-	char addr[64];
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(a.l));
-	assert_int_equal(pthread_create(&a.thread, NULL, accept_main, &a), 0);
-	struct net_chan *ctl, *rc, *mc;
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_CONTROL, NULL, &ctl), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_ROOTFS, net_chan_session(ctl), &rc), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_ROOTFS_MISS, net_chan_session(ctl), &mc), 0);
-	pthread_join(a.thread, NULL);
-	assert_int_equal(a.r, 0);
-	struct net_chan *drc = NULL, *dmc = NULL;
-	for (int i = 0; i < 3; i++) {
-		if (net_chan_role(a.c[i]) == NET_ROLE_ROOTFS)
-			drc = a.c[i];
-		else if (net_chan_role(a.c[i]) == NET_ROLE_ROOTFS_MISS)
-			dmc = a.c[i];
-	}
-	assert_non_null(drc);
-	assert_non_null(dmc);
+	struct rig g;
+	rig_open(&g);
+	struct net_chan *drc = g.drc, *dmc = g.dmc, *rc = g.rc, *mc = g.mc;
 	int rcvbuf = 256 << 10;
 	assert_int_equal(setsockopt(net_chan_fd(drc), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
 
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(drc, dmc, dst, &r), 0);
-	rfs_recv_test_hold(r, true);
+	rfs_recv_test_hold(r, RFS_HOLD_AFTER_CHUNK);
 	struct rfs_sender *s;
 	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, getpid(), &s), 0);
 	rfs_send_foreground(s);
@@ -155,19 +188,19 @@ static void test_miss_passes_bulk(void **state)
 	assert_true(rfs_recv_pending(r, big, NULL));
 	assert_true(rfs_recv_pending(r, small, NULL));
 
-	struct guard g = { .r = r };
-	pthread_mutex_init(&g.lock, NULL);
-	pthread_cond_init(&g.cond, NULL);
-	assert_int_equal(pthread_create(&g.thread, NULL, guard_main, &g), 0);
+	struct guard gd = { .r = r };
+	pthread_mutex_init(&gd.lock, NULL);
+	pthread_cond_init(&gd.cond, NULL);
+	assert_int_equal(pthread_create(&gd.thread, NULL, guard_main, &gd), 0);
 	/* a miss on the small file: served while the large one is held up */
 	int k = rfs_recv_read(r, small, 0, SMALL_SIZE);
 	bool big_pending = rfs_recv_pending(r, big, NULL);
 	bool still_held = rfs_recv_test_held(r);
-	pthread_mutex_lock(&g.lock);
-	g.done = true;
-	pthread_cond_signal(&g.cond);
-	pthread_mutex_unlock(&g.lock);
-	pthread_join(g.thread, NULL);
+	pthread_mutex_lock(&gd.lock);
+	gd.done = true;
+	pthread_cond_signal(&gd.cond);
+	pthread_mutex_unlock(&gd.lock);
+	pthread_join(gd.thread, NULL);
 	assert_int_equal(k, 1);            /* it waited: a miss, now its bytes are there */
 	assert_true(big_pending);          /* before the large file: it did not queue behind it */
 	assert_true(still_held);
@@ -176,7 +209,7 @@ static void test_miss_passes_bulk(void **state)
 	assert_true(same_file(path, path2));
 
 	/* the rest arrives once the reader goes on */
-	rfs_recv_test_hold(r, false);
+	rfs_recv_test_hold(r, 0);
 	k = rfs_recv_wait_all(r, 60000);
 	if (k < 0)
 		print_error("receiver: %s\n", dm_last_error());
@@ -196,15 +229,98 @@ static void test_miss_passes_bulk(void **state)
 
 	rfs_send_free(s);
 	rfs_recv_free(r);
-	net_chan_close(rc);
-	net_chan_close(mc);
-	net_chan_close(ctl);
-	for (int i = 0; i < 3; i++)
-		net_chan_close(a.c[i]);
-	net_listener_free(a.l);
-	net_ctx_unref(ctx);
-	pthread_mutex_destroy(&g.lock);
-	pthread_cond_destroy(&g.cond);
+	rig_close(&g);
+	pthread_mutex_destroy(&gd.lock);
+	pthread_cond_destroy(&gd.cond);
+}
+
+/* a child that maps path (the frozen tree's mapped file) and waits */
+static pid_t mapper(const char *path)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
+			_exit(1);
+		close(fd);
+		for (;;)
+			pause();
+	}
+	char maps[64], line[512];
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
+	for (int i = 0; i < 3000; i++) {
+		FILE *f = fopen(maps, "re");
+		bool found = false;
+		while (f && fgets(line, sizeof(line), f))
+			found |= strstr(line, path) != NULL;
+		if (f)
+			fclose(f);
+		if (found)
+			return pid;
+		usleep(10000);
+	}
+	fail_msg("the child did not map %s", path);
+	return -1;
+}
+
+static void test_push_before_entry(void **state)
+{
+	(void)state;
+	char src[128], dst[128], path[256], path2[256];
+	snprintf(src, sizeof(src), "%s/src2", tmp);
+	snprintf(dst, sizeof(dst), "%s/dst2", tmp);
+	assert_int_equal(mkdir(src, 0755), 0);
+	snprintf(path, sizeof(path), "%s/ws", src);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/other", src);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/other/f", src);
+	fill(path, 65536, 3);
+	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
+	fill(path, 2u << 20, 4);
+	pid_t child = mapper(path);
+
+	struct rig g;
+	rig_open(&g);
+	struct rfs_receiver *r;
+	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
+	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_FRAME);
+	struct rfs_sender *s;
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	rfs_send_foreground(s);
+	/* the mapped file's data on the miss channel, its entry not made yet */
+	for (int i = 0; i < 3000 && !rfs_recv_test_entry_waits(r) && !rfs_recv_failed(r); i++)
+		usleep(10000);
+	int k = rfs_recv_failed(r);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	assert_true(rfs_recv_test_entry_waits(r) > 0);
+	rfs_recv_test_hold(r, 0);
+	rfs_recv_resumed(r);
+	k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	assert_int_equal(rfs_send_wait(s, 60000), 0);
+	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
+	assert_true(same_file(path, path2));
+	snprintf(path, sizeof(path), "%s/other/f", src);
+	snprintf(path2, sizeof(path2), "%s/other/f", dst);
+	assert_true(same_file(path, path2));
+	/* it went as the working set, not as a miss */
+	json_t *st = rfs_send_stats(s, 0);
+	json_t *ws = json_object_get(json_object_get(st, "sent_by_priority"), "working_set");
+	assert_int_equal(json_integer_value(json_object_get(ws, "files")), 1);
+	json_decref(st);
+
+	rfs_send_free(s);
+	rfs_recv_free(r);
+	rig_close(&g);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
 }
 
 static int setup(void **state)
@@ -226,6 +342,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_miss_passes_bulk),
+		cmocka_unit_test(test_push_before_entry),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
