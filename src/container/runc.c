@@ -684,6 +684,21 @@ out:
 	return r;
 }
 
+/* 1 when dir holds nothing (its attributes in *st), 0 when it holds
+ * something, or -errno */
+static int tmpfs_empty(const char *dir, struct stat *st)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d || fstat(dirfd(d), st) < 0)
+		return dm_fail(neg_errno(), "%s: %m", dir);
+	while ((errno = 0, e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			return 0;
+	return errno ? dm_fail(neg_errno(), "%s: %m", dir) : 1;
+}
+
 static int record_mounts(struct runc_ct *ct, const char *images_dir)
 {
 	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
@@ -724,9 +739,25 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 		Dm__ContainerTmpfs *t = xmalloc(sizeof(*t));
 		dm__container_tmpfs__init(t);
 		t->mountpoint = xstrdup(mp);
-		t->archive = xasprintf("tmpfs-%zu.tar", m->n_tmpfs);
 		APPEND(m->tmpfs, m->n_tmpfs, t);
 		_cleanup_free_ char *src = xasprintf("/proc/%d/root%s", ct->pid, mp);
+		struct stat st;
+		r = tmpfs_empty(src, &st);
+		if (r < 0)
+			return dm_wrap(r, "container '%s': the tmpfs at %s", ct->id, mp);
+		if (r > 0) {
+			/* nothing in it (often so: /dev/shm): its top's attributes only */
+			t->archive = xstrdup("");
+			t->has_files = true;
+			t->files = 0;
+			t->has_root_mode = t->has_root_uid = t->has_root_gid = t->has_root_mtime_ns = true;
+			t->root_mode = st.st_mode & 07777;
+			t->root_uid = st.st_uid;
+			t->root_gid = st.st_gid;
+			t->root_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+			continue;
+		}
+		t->archive = xasprintf("tmpfs-%zu.tar", m->n_tmpfs - 1);
 		_cleanup_free_ char *dst = xasprintf("%s/%s", images_dir, t->archive);
 		r = dirtar_create(src, NULL, 0, dst, NULL);
 		if (r < 0)
@@ -1335,6 +1366,26 @@ static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, s
 	return r < 0 ? r : 0;
 }
 
+/* An empty tmpfs: runc made it empty too; its top gets the recorded mode,
+ * owner and time (what the archive's "." entry would have given it). */
+static int put_back_empty_tmpfs(const Dm__ContainerTmpfs *t, pid_t pid)
+{
+	_cleanup_free_ char *dir = xasprintf("/proc/%d/root%s", pid, t->mountpoint);
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (!t->has_root_mode || !t->has_root_uid || !t->has_root_gid || !t->has_root_mtime_ns ||
+	    t->root_mode > 07777)
+		return dm_fail(-EBADMSG, "the empty tmpfs at %s: its attributes are not recorded", t->mountpoint);
+	if (fd < 0)
+		return dm_fail(neg_errno(), "the tmpfs at %s: %m", t->mountpoint);
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
+				  { .tv_sec = t->root_mtime_ns / 1000000000, .tv_nsec = t->root_mtime_ns % 1000000000 } };
+	if (fchown(fd, t->root_uid, t->root_gid) < 0 || fchmod(fd, (mode_t)t->root_mode) < 0 ||
+	    futimens(fd, ts) < 0)
+		return dm_fail(neg_errno(), "the tmpfs at %s: its mode, owner or time: %m", t->mountpoint);
+	return 0;
+}
+
 /* What runc made from the config but the container had changed since. */
 static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
@@ -1362,7 +1413,13 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 	}
 	for (size_t i = 0; i < m->n_tmpfs; i++) {
 		const Dm__ContainerTmpfs *t = m->tmpfs[i];
-		if (strchr(t->archive, '/'))
+		if (t->has_files && !t->files) {
+			r = put_back_empty_tmpfs(t, s->pid);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (!t->archive[0] || strchr(t->archive, '/'))
 			return dm_fail(-EBADMSG, "bad tmpfs archive name '%s'", t->archive);
 		_cleanup_free_ char *src = xasprintf("%s/%s", o->images_dir, t->archive);
 		_cleanup_free_ char *dst = xasprintf("/proc/%d/root%s", s->pid, t->mountpoint);

@@ -258,7 +258,11 @@ static void show_text(const struct dm_checkpoint *ck, FILE *out)
 			fprintf(out, " %s", ct->namespaces[i]->type);
 		fprintf(out, "\n");
 		for (size_t i = 0; i < ct->n_tmpfs; i++)
-			fprintf(out, "  tmpfs %s: files in %s\n", ct->tmpfs[i]->mountpoint, ct->tmpfs[i]->archive);
+			if (ct->tmpfs[i]->archive[0])
+				fprintf(out, "  tmpfs %s: files in %s\n", ct->tmpfs[i]->mountpoint, ct->tmpfs[i]->archive);
+			else
+				fprintf(out, "  tmpfs %s: empty (mode %04o, owner %u:%u)\n", ct->tmpfs[i]->mountpoint,
+					ct->tmpfs[i]->root_mode, ct->tmpfs[i]->root_uid, ct->tmpfs[i]->root_gid);
 		for (size_t i = 0; i < ct->n_cgroup; i++)
 			fprintf(out, "  cgroup %s%s%s = %s\n", ct->cgroup[i]->controller,
 				ct->cgroup[i]->controller[0] ? "/" : "", ct->cgroup[i]->file, ct->cgroup[i]->value);

@@ -469,13 +469,19 @@ case_lazy() {
 	local id=dmlz$$ v0 v1 vb out
 	start "$id" || { bad lazy "the container does not count"; return; }
 	vb=$(counter_now)
+	# an empty tmpfs whose top was changed: no archive, its attributes back
+	"${R[@]}" exec "$id" chmod 1770 /dev/shm || { bad lazy "chmod /dev/shm"; return; }
 	out=$("$DM" checkpoint "runc:$id" --lazy --runc-root "$ROOT" --images "$WORK/img-lazy" 2>&1) ||
 		{ bad lazy "checkpoint --lazy: $out"; return; }
+	"$DM" show-image "$WORK/img-lazy" | grep -q "tmpfs /dev/shm: empty (mode 1770" ||
+		{ bad lazy "the empty /dev/shm is not recorded as such: $("$DM" show-image "$WORK/img-lazy" | grep tmpfs)"; return; }
 	v0=$(counter_after "$vb")
 	out=$("$DM" restore --lazy --images "$WORK/img-lazy" --runc-root "$ROOT" 2>&1) ||
 		{ bad lazy "restore --lazy: $out"; return; }
 	[[ $(status_of "$id") == running ]] || { bad lazy "runc state: $(status_of "$id")"; return; }
 	v1=$(counter_moves_from "$v0") && ((v1 > v0)) || { bad lazy "counter $v0 -> ${v1:-}"; return; }
+	out=$("${R[@]}" exec "$id" stat -c %a /dev/shm)
+	[[ $out == 1770 ]] || { bad lazy "/dev/shm's mode is $out, not 1770"; return; }
 	out=$("${R[@]}" exec "$id" cat /proc/1/cmdline | tr '\0' ' ')
 	[[ $out == "/bin/sh -c i=0; while"* ]] || { bad lazy "pid 1 in the container is '$out'"; return; }
 	"${R[@]}" delete -f "$id" >/dev/null 2>&1
