@@ -329,8 +329,8 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret);
 int mem_send_pages(struct net_chan *c, uint32_t space, pid_t pid, int memfd, uint64_t addr,
 		   uint32_t npages, uint32_t flags, void *buf);
 
-/* Read npages of host_pid at addr into buf: process_vm_readv, then
- * /proc/PID/mem (memfd, may be -1) for what it cannot read (PROT_NONE). */
+/* Read len bytes of host_pid at addr into buf through /proc/PID/mem (memfd;
+ * process_vm_readv when it is -1, which unshares copy-on-write pages). */
 int mem_read_remote(pid_t pid, int memfd, uint64_t addr, void *buf, size_t len);
 
 /* ---- mem_dirty: pre-copy dirty tracking on a running tree --------------- */

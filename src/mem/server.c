@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mem_server: the source's page server.  It reads the frozen tree's memory
- * directly (process_vm_readv; /proc/PID/mem for unreadable protections): no
+ * directly (/proc/PID/mem: mem_read_remote): no
  * copy to disk, no pipes.
  *
  *   fault thread   MEM_T_REQ -> the faulting page alone (FAULT, one small
@@ -91,18 +91,22 @@ struct mem_server {
 	double scan_ms;
 };
 
+/*
+ * /proc/PID/mem first: process_vm_readv pins the pages, and the kernel
+ * gives a process its own copy of a page it shares copy-on-write before it
+ * lets it be pinned (gup_must_unshare): pre-copy rounds read that way left
+ * a running prefork server with its memory once per worker, and so did a
+ * migration rolled back.  /proc/PID/mem takes plain references (and reads
+ * PROT_NONE and exec-only pages: FOLL_FORCE).
+ */
 int mem_read_remote(pid_t pid, int memfd, uint64_t addr, void *buf, size_t len)
 {
-	struct iovec li = { buf, len }, ri = { (void *)addr, len };
-	ssize_t n = process_vm_readv(pid, &li, 1, &ri, 1, 0);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n == len)
-		return 0;
-	/* PROT_NONE or exec-only pages: /proc/PID/mem reads them (FOLL_FORCE) */
-	if (memfd < 0)
-		return -EFAULT;
-	int r = pread_exact(memfd, (uint8_t *)buf + n, len - n, addr + n);
+	if (memfd < 0) {
+		struct iovec li = { buf, len }, ri = { (void *)addr, len };
+		ssize_t n = process_vm_readv(pid, &li, 1, &ri, 1, 0);
+		return n >= 0 && (size_t)n == len ? 0 : -EFAULT;
+	}
+	int r = pread_exact(memfd, buf, len, addr);
 	return r == -ENODATA || r == -EIO ? -EFAULT : r;
 }
 
