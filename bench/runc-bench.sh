@@ -308,9 +308,13 @@ v_dmigrate() {
 	t1=$(now_ms)
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
-	V_DETAIL=$(jq -c '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes.total}' "$WORK/stats.json" 2>/dev/null) ||
-		V_DETAIL='{}'
+	V_DETAIL=$(jq -c "$STATS_JQ" "$WORK/stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
+# what the method's detail keeps of dmigrate's --stats: where the time went
+# (the phases' timestamps, ms from the start), the faults and their latency
+STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed,
+	fault_requests, fault_latency_us}'
+
 
 v_criu_lazy() {
 	local w=$1 id=$2 port=$((27100 + $3 * 10 + $4)) x=$WORK/lazy t0 t1 t2 t3 t4 out rc ckp lpd rd i
@@ -399,8 +403,8 @@ v_bare() {
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
 	V_GAP=$gap
-	V_DETAIL=$(jq -c --argjson mib "$mib" '{mib: $mib, downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes.total}' \
-		"$WORK/stats.json" 2>/dev/null) || V_DETAIL="{\"mib\": $mib}"
+	V_DETAIL=$(jq -c --argjson mib "$mib" "{mib: \$mib} + $STATS_JQ" "$WORK/stats.json" 2>/dev/null) ||
+		V_DETAIL="{\"mib\": $mib}"
 }
 
 # ---------------------------------------------------------------- runs
