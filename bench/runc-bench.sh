@@ -35,7 +35,8 @@
 #              dmigrated in host b
 #   criu-lazy  CRIU 4.1's post-copy through runc: `runc --criu CRIU
 #              checkpoint --lazy-pages --page-server A:PORT --status-fd`
-#              in a (pages stay behind a's page server), `criu lazy-pages
+#              in a (pages stay behind a's page server), the images
+#              without the pages copied to b's directory, `criu lazy-pages
 #              --page-server` in b and `runc restore --lazy-pages -d` in b
 #              (runc's own root); runc makes the container's network
 #              namespace empty, so b's config has a prestart hook that
@@ -308,9 +309,13 @@ v_dmigrate() {
 	t1=$(now_ms)
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
-	V_DETAIL=$(jq -c '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes.total}' "$WORK/stats.json" 2>/dev/null) ||
-		V_DETAIL='{}'
+	V_DETAIL=$(jq -c "$STATS_JQ" "$WORK/stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
+# what the method's detail keeps of dmigrate's --stats: where the time went
+# (the phases' timestamps, ms from the start), the faults and their latency
+STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed,
+	fault_requests, fault_latency_us}'
+
 
 v_criu_lazy() {
 	local w=$1 id=$2 port=$((27100 + $3 * 10 + $4)) x=$WORK/lazy t0 t1 t2 t3 t4 out rc ckp lpd rd i
@@ -333,13 +338,16 @@ v_criu_lazy() {
 		return 1
 	}
 	t1=$(now_ms)
-	# b reads the images where a wrote them (shared storage, as the bundle)
-	ctr_host b "$CRIU" lazy-pages --page-server --address "$LINK_A" --port "$port" -D "$x/img" \
+	# the images without the pages go to b's own directory (as they would
+	# over the network: they are a few MiB)
+	mkdir -p "$x/imgb"
+	cp -a "$x/img/." "$x/imgb/"
+	ctr_host b "$CRIU" lazy-pages --page-server --address "$LINK_A" --port "$port" -D "$x/imgb" \
 		-W "$x/wb" -o lazy-pages.log >"$x/lazy.out" 2>&1 &
 	lpd=$!
 	LAZY_PIDS="$ckp $lpd"
 	wait_until 30 test -S "$x/wb/lazy-pages.socket"
-	out=$(ctr_runc b --criu "$CRIU" restore -d --lazy-pages --tcp-established --image-path "$x/img" \
+	out=$(ctr_runc b --criu "$CRIU" restore -d --lazy-pages --tcp-established --image-path "$x/imgb" \
 		--work-path "$x/wb" --bundle "$WORK/bundle-$w-b" "$id" </dev/null 2>&1)
 	rc=$?
 	t2=$(now_ms)
@@ -399,8 +407,8 @@ v_bare() {
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
 	V_GAP=$gap
-	V_DETAIL=$(jq -c --argjson mib "$mib" '{mib: $mib, downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes.total}' \
-		"$WORK/stats.json" 2>/dev/null) || V_DETAIL="{\"mib\": $mib}"
+	V_DETAIL=$(jq -c --argjson mib "$mib" "{mib: \$mib} + $STATS_JQ" "$WORK/stats.json" 2>/dev/null) ||
+		V_DETAIL="{\"mib\": $mib}"
 }
 
 # ---------------------------------------------------------------- runs

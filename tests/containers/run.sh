@@ -6,7 +6,10 @@
 # (docs/net.md: each host with its own cgroups and runc root, a bridge in
 # each on one segment, a client namespace on it), asked by their real clients.
 #
-#   tests/containers/run.sh [--build DIR] [--filter REGEX] [--keep] [-v]
+#   tests/containers/run.sh [--build DIR] [--filter REGEX] [--big] [--keep] [-v]
+#
+# --big: also the case that moves 1 GiB (svc/redis-1g-post-copy: about a
+# minute here, so not in the default run; without --big it is skipped)
 #
 # Cases (names are GROUP/NAME; --filter selects by name):
 #   testbed/mkbundle   a second mkbundle.sh call with the same inputs changes
@@ -63,6 +66,13 @@
 #                      network namespace; the restore's lock dropped no packet
 #                      of the tree's (it went before the tree ran: --stats
 #                      net_lock_tcp_dropped_out, not joined, not leave)
+#   svc/redis-1g-post-copy  (--big) redis with 1 GiB of keys (DEBUG POPULATE;
+#                      SVC_BIG_MB=MIB for another size) migrated to b in
+#                      post-copy while lib/client.py writes on ONE kept
+#                      connection: it goes on, what it wrote is read back on
+#                      it; its keys deleted, DBSIZE and DEBUG DIGEST (every
+#                      key and value) are those of before, a sample of
+#                      values reads back
 #   runc/migrate-ipc-post-copy  tests/containers/dm-ipc.c as the init in host
 #                      a: SysV shm (attached twice), semaphores, a message
 #                      queue, POSIX queues with messages, a file in runc's
@@ -98,6 +108,7 @@ REPO=$(cd "$CT_DIR/../.." && pwd)
 BUILD=
 FILTER=
 KEEP=0
+BIG=0
 VERBOSE=0
 PREFIX=${DM_E2E_PREFIX:-dmct}
 
@@ -106,6 +117,7 @@ while (($#)); do
 	--build) BUILD=$2; shift ;;
 	--filter) FILTER=$2; shift ;;
 	--keep) KEEP=1 ;;
+	--big) BIG=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
 	-h | --help) sed -n '4,/^# "N passed/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -754,6 +766,68 @@ t_svc() {
 	result PASS $t
 }
 
+# redis with SVC_BIG_MB MiB of keys (default 1024: DEBUG POPULATE of
+# SVC_BIG_MB*1024 keys of 1 KiB), migrated to b in post-copy while
+# lib/client.py writes on ONE kept connection: the connection goes on (50
+# more right answers, everything it wrote read back on it); then its keys are
+# deleted and the data set must be the one loaded: DBSIZE, DEBUG DIGEST (a
+# hash of every key and value) as before, and a sample of values read back.
+# docs/containers.md, "Services".
+t_svc_big() {
+	local t=svc/redis-1g-post-copy id=$PREFIX-sbig n=50 b out addr d0 d1 k0 k1 req last i j
+	local mb=${SVC_BIG_MB:-1024}
+	local keys=$((mb * 1024))
+	addr=$(ctr_addr $n)
+	b=$(bundle redis) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
+	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	rcli() { ctr_client redis-cli -h "$addr" "$@" 2>&1; }
+	# only the keys loaded (ctr_ask wrote one of its own)
+	out=$(rcli FLUSHALL)/$(rcli DEBUG POPULATE "$keys" key 1024)
+	[[ $out == OK/OK ]] || { result FAIL $t "FLUSHALL/DEBUG POPULATE: $out"; return; }
+	log "$t: loaded at $(elapsed) s"
+	k0=$(rcli DBSIZE) d0=$(rcli DEBUG DIGEST)
+	log "$t: digest at $(elapsed) s"
+	[[ $k0 == "$keys" && $d0 =~ ^[0-9a-f]{40}$ ]] || { result FAIL $t "before: DBSIZE $k0, digest $d0"; return; }
+	ctr_keep_start redis "$addr" "$WORK/$id.keep"
+	local kpid=$CTR_KEEP_PID
+	wait_until 60 ctr_keep_past "$WORK/$id.keep" 20 ||
+		{ kill "$kpid"; result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) || { kill "$kpid"; result FAIL $t "migrate: $out"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ kill "$kpid"; result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	log "$t: migrated at $(elapsed) s"
+	req=$(ctr_keep_field "$WORK/$id.keep" requests)
+	wait_until 120 ctr_keep_past "$WORK/$id.keep" $((req + 50)) ||
+		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req: $(cat "$WORK/$id.keep.out")"; return; }
+	ctr_keep_stop "$kpid" "$WORK/$id.keep" ||
+		{ result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out")"; return; }
+	log "$t: client done at $(elapsed) s"
+	# its keys s:0..s:LAST go; what is left must be the data set loaded
+	last=$(ctr_keep_field "$WORK/$id.keep" last)
+	[[ $last =~ ^[0-9]+$ ]] || { result FAIL $t "the client's last key: '$last'"; return; }
+	out=$(for ((i = 0; i <= last; i += 500)); do
+		printf 'DEL'
+		for ((j = i; j < i + 500 && j <= last; j++)); do printf ' s:%d' $j; done
+		printf '\n'
+	done | ctr_client redis-cli -h "$addr" 2>&1 | awk '{ s += $1 } END { print s + 0 }')
+	((out == last + 1)) || { result FAIL $t "$out of the client's $((last + 1)) keys were there to delete"; return; }
+	k1=$(rcli DBSIZE) d1=$(rcli DEBUG DIGEST)
+	[[ $k1 == "$k0" ]] || { result FAIL $t "DBSIZE $k1 after, $k0 before"; return; }
+	[[ $d1 == "$d0" ]] || { result FAIL $t "DEBUG DIGEST $d1 after, $d0 before"; return; }
+	# and a sample read back: key:I holds "value:I" padded with zeros to 1 KiB
+	for i in 0 $((keys - 1)) $((RANDOM * 32768 % keys)) $((RANDOM * 7 % keys)) $((RANDOM % keys)); do
+		out=$(rcli STRLEN "key:$i")/$(rcli GETRANGE "key:$i" 0 15 | tr -d '\0')
+		[[ $out == "1024/value:$i" ]] || { result FAIL $t "key:$i: $out"; return; }
+	done
+	log "$t: $k1 keys, digest $d1; kept connection: $(cat "$WORK/$id.keep")"
+	ctr_delete b "$id"
+	result PASS $t
+}
+
 # python-http in a network namespace its config joins by path (made in host a,
 # a veth on a's bridge), checkpointed and restored in a with the kept
 # connection: that namespace outlives the container, so the checkpoint's lock
@@ -810,7 +884,7 @@ CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memc
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
-CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined)
+CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined svc/redis-1g-post-copy)
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
@@ -840,6 +914,11 @@ for svc in python-http redis memcached nginx; do
 done
 RUN[svc/python-http-leave]="t_svc python-http leave $svc_n"
 RUN[svc/python-http-joined]=t_svc_joined
+RUN[svc/redis-1g-post-copy]=t_svc_big_opt
+t_svc_big_opt() {
+	((BIG)) && { t_svc_big; return; }
+	result SKIP svc/redis-1g-post-copy "moves 1 GiB (about a minute): run.sh --big"
+}
 RUN[svc/python-http6-post-copy]="t_svc python-http post-copy $((svc_n + 1)) 6"
 todo=()
 for c in "${CASES[@]}" testbed/cleanup; do selected "$c" && todo+=("$c"); done
