@@ -35,10 +35,9 @@
 #               queues' files compared); checkpoint + restore: the same seen
 #               from outside, and dm-ipc finds every id, owner, mode, size,
 #               value, message and both attachments as they were
-#   ipc-host    a config without an IPC namespace (the container shares
-#               ours, which holds a segment): the checkpoint does not take
-#               the host's objects, the restore makes none, ours are as
-#               they were
+#   ipc-joined  a config that joins an IPC namespace by path (one made by
+#               the test, holding a segment): the checkpoint does not take
+#               its objects, the restore (which joins it again) makes none
 #   refused-net a veth in the network namespace runc made whose other end is
 #               in a third namespace: refused, named
 #   net         a veth whose other end is on a bridge of ours (CNI's way): its
@@ -368,26 +367,29 @@ case_ipc() {
 	ok ipc
 }
 
-# a config without an IPC namespace of its own: the container shares ours
-case_ipc_host() {
-	local id=dmih$$ b3=$WORK/bundle-hostipc img=$WORK/img-hostipc out shm before after
+# a config that joins an IPC namespace by path (one of ours, not the
+# machine's: the suite may run this beside other tests)
+case_ipc_joined() {
+	local id=dmij$$ b3=$WORK/bundle-joinedipc img=$WORK/img-joinedipc ns=$WORK/ipcns out before after
+	touch "$ns" && unshare --ipc="$ns" true || { bad ipc-joined "unshare --ipc=$ns"; return; }
 	mkdir -p "$b3"
-	jq --arg root "$B/rootfs" '.root.path = $root | .linux.namespaces |= map(select(.type != "ipc"))' \
+	jq --arg root "$B/rootfs" --arg ns "$ns" '.root.path = $root |
+	    .linux.namespaces |= map(if .type == "ipc" then .path = $ns else . end)' \
 		"$B/config.json" >"$b3/config.json"
-	# a segment of the host's: it is not the container's to dump or make
-	shm=$(ipcmk -M 4096 | grep -o '[0-9]*$') || { bad ipc-host "ipcmk"; return; }
-	before=$(ipcs -m | grep -v '^$')
-	start "$id" "$b3" || { bad ipc-host "the container does not count"; ipcrm -m "$shm"; return; }
+	# it outlives the container with what it holds: not the container's to dump or make
+	nsenter --ipc="$ns" ipcmk -M 4096 >/dev/null || { bad ipc-joined "ipcmk"; umount "$ns"; return; }
+	before=$(nsenter --ipc="$ns" ipcs -m | grep -v '^$')
+	start "$id" "$b3" || { bad ipc-joined "the container does not count"; umount "$ns"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
-		{ bad ipc-host "checkpoint: $out"; ipcrm -m "$shm"; return; }
-	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad ipc-host "restore: $out"; ipcrm -m "$shm"; return; }
-	after=$(ipcs -m | grep -v '^$')
-	ipcrm -m "$shm"
-	[[ $(status_of "$id") == running ]] || { bad ipc-host "runc state: $(status_of "$id")"; return; }
-	[[ -z $(ls "$img" | grep sysvshm) ]] || { bad ipc-host "the host's segment is in the image"; return; }
-	[[ $after == "$before" ]] || { bad ipc-host "the host's segments changed: $(diff <(echo "$before") <(echo "$after"))"; return; }
+		{ bad ipc-joined "checkpoint: $out"; umount "$ns"; return; }
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) ||
+		{ bad ipc-joined "restore: $out"; umount "$ns"; return; }
+	after=$(nsenter --ipc="$ns" ipcs -m | grep -v '^$')
 	"${R[@]}" delete -f "$id" >/dev/null 2>&1
-	ok ipc-host
+	umount "$ns"
+	[[ -z $(ls "$img" | grep sysvshm) ]] || { bad ipc-joined "the joined namespace's segment is in the image"; return; }
+	[[ $after == "$before" ]] || { bad ipc-joined "its segments changed: $(diff <(echo "$before") <(echo "$after"))"; return; }
+	ok ipc-joined
 }
 
 case_refused_net() {
@@ -530,7 +532,7 @@ want refused && case_refused
 want not-tree && case_not_tree
 want refused-ns && case_refused_ns
 want ipc && case_ipc
-want ipc-host && case_ipc_host
+want ipc-joined && case_ipc_joined
 want refused-net && case_refused_net
 want net && case_net
 want host-file && case_host_file
