@@ -923,16 +923,10 @@ static int check_fds(struct runc_ct *ct)
 			link[n > 0 ? n : 0] = 0;
 			if (!strncmp(link, "/memfd:", 7) || !link[0] || link[0] != '/')
 				continue;
+			/* a POSIX queue's descriptor: the fd layer's (dump/fd-mqueue.c) */
 			struct statfs sfs;
-			if (statfs(path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC) {
-				char comm[PROC_COMM_MAX + 1] = "?";
-				proc_read_comm((pid_t)pid, 0, comm);
-				dm_error_clear();
-				return dm_fail(-ENOTSUP, "unsupported fd %s of process %ld (%s) in container '%s': "
-					       "the POSIX message queue %s is open (a queue and its messages "
-					       "are restored, an open descriptor of one is not)", de->d_name,
-					       pid, comm, ct->id, link);
-			}
+			if (statfs(path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC)
+				continue;
 			snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, de->d_name);
 			_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 			ssize_t l = fd < 0 ? -1 : read(fd, info, sizeof(info) - 1);

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/statfs.h>
 
-#define MQUEUE_MAGIC 0x19800202 /* ipc/mqueue.c: not in linux/magic.h */
-
 /*
  * Contents of a deleted file into ghost-<id>.img, and its metadata into f.
  * Only the data extents are read (SEEK_DATA / SEEK_HOLE) and written at
@@ -161,13 +159,6 @@ static int reg_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 	f->mtime_ns = x->st->st_mtim.tv_sec * 1000000000ULL + x->st->st_mtim.tv_nsec;
 	if (statfs(x->link, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC)
 		return dump_procfs(d, x->p, pf, f);
-	/* a POSIX message queue's descriptor is a file of the mqueue file
-	 * system (its path, "/NAME", is not one to open again): the queue
-	 * itself comes back with a container's IPC namespace, a descriptor of
-	 * it does not */
-	if (statfs(x->link, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC)
-		return dm_fail(-ENOTSUP, "unsupported fd %d of process %d: the POSIX message queue %s (an open "
-			       "message queue descriptor is not restored)", pf->fd, x->p->pid, pf->target);
 	if (!pf->deleted)
 		return 0;
 	/* a new description for reading: the process's may be write-only */

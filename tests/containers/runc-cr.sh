@@ -331,12 +331,12 @@ case_ipc() {
 		grep -q 'QSIZE:15' <<<"$before" || { bad ipc "the namespace does not hold the objects: $before"; return; }
 	# what cannot come back is refused, named, and the container runs on
 	local cmd re
-	for cmd in dest part notify mqfd; do
+	for cmd in dest part notify unlinked; do
 		case $cmd in
 		part) re="process [0-9]+: part of SysV shared memory segment id [0-9]+ \\(12288 bytes from offset 0 of 12411\\)" ;;
 		dest) re="SysV shm segment id [0-9]+ \\(4096 bytes\\) was removed \\(IPC_RMID\\) while still attached" ;;
 		notify) re="POSIX message queue /dmq2 has an mq_notify registration \\(of process [0-9]+" ;;
-		mqfd) re="unsupported fd [0-9]+ of process [0-9]+ \\(dm-ipc\\) in container '$id': the POSIX message queue /dmq2 is open" ;;
+		unlinked) re="unsupported fd [0-9]+ of process [0-9]+: the POSIX message queue /dmq3 \\(deleted\\) is not in the container's IPC namespace \\(its name was unlinked\\)" ;;
 		esac
 		out=$(ipc_cmd "$cmd") || { bad ipc "$cmd: $out"; return; }
 		out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) &&

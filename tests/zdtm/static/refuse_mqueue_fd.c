@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=expect=dump-fail,dump-err=unsupported fd [0-9]+ of process [0-9]+: the POSIX message queue /zdtm-mq-[0-9]+ \(an open message queue descriptor is not restored\)
+// zdtm: flags=expect=dump-fail,dump-err=unsupported fd [0-9]+ of process [0-9]+: the POSIX message queue /zdtm-mq-[0-9]+ of the host's IPC namespace
 /*
- * An open POSIX message queue descriptor: a file of the mqueue file system,
- * whose path ("/NAME") is not one a restore could open again.  Refused,
- * named (before, it was dumped as a regular file "/NAME"); the test runs on
- * with its queue and the message in it.  The name is unlinked at once: the
- * queue lives as long as the descriptor.
+ * An open POSIX message queue descriptor of a plain tree: a file of the
+ * mqueue file system of the host's IPC namespace, which the restore does not
+ * make (a container's is: tests/containers, dm-ipc).  Refused, named
+ * (before, it was dumped as a regular file "/NAME", a path the restore would
+ * open on the host); the test runs on with its queue and the message in it.
+ * The name is unlinked at once: the queue lives as long as the descriptor.
  */
 #include "zdtm.h"
 
