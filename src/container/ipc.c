@@ -228,10 +228,6 @@ static int dump_shm(struct dump_arg *a)
 				continue; /* a free index */
 			return dm_fail(neg_errno(), "shmctl(%d, SHM_STAT): %m", i);
 		}
-		if (ds.shm_perm.mode & SHM_DEST)
-			return dm_fail(-ENOTSUP, "SysV shm segment id %d (%zu bytes) was removed "
-				       "(IPC_RMID) while still attached by %lu: not restored", id,
-				       (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch);
 		if (!img) {
 			int r = image_open(a->images_dir, false, &img);
 			if (r < 0)
@@ -244,6 +240,10 @@ static int dump_shm(struct dump_arg *a)
 		s->contents = xasprintf(IPC_SHM_IMG_FMT, id);
 		if (ds.shm_perm.mode & SHM_LOCKED)
 			s->has_locked = s->locked = true;
+		/* removed while attached: it lives until its last detach (Linux
+		 * lets it be attached by id meanwhile, as below) */
+		if (ds.shm_perm.mode & SHM_DEST)
+			s->has_removed = s->removed = true;
 		APPEND(a->m.shm, a->m.n_shm, s);
 		int r = dump_shm_contents(img, id, s->size, s->contents);
 		if (r < 0)
@@ -885,6 +885,40 @@ static int restore_child(void *arg, int out)
 	for (size_t i = 0; i < m->n_mqueue && r >= 0; i++)
 		r = restore_mq(m->mqueue[i]);
 	return r;
+}
+
+struct remove_arg {
+	const int *ids;
+	size_t n;
+};
+
+static int remove_child(void *arg, int out)
+{
+	const struct remove_arg *a = arg;
+
+	(void)out;
+	for (size_t i = 0; i < a->n; i++)
+		if (shmctl(a->ids[i], IPC_RMID, NULL) < 0)
+			return dm_fail(neg_errno(), "SysV shm id %d: IPC_RMID again: %m", a->ids[i]);
+	return 0;
+}
+
+size_t ipc_removed_shm(const Dm__ContainerIpc *m, int **ret_ids)
+{
+	size_t n = 0;
+
+	*ret_ids = NULL;
+	for (size_t i = 0; m && i < m->n_shm; i++)
+		if (m->shm[i]->has_removed && m->shm[i]->removed)
+			APPEND(*ret_ids, n, m->shm[i]->perm->id);
+	return n;
+}
+
+int ipc_remove_shm(pid_t pid, const int *ids, size_t n)
+{
+	struct remove_arg a = { ids, n };
+
+	return n ? in_ipc_ns(pid, remove_child, &a, NULL) : 0;
 }
 
 int ipc_restore(pid_t pid, const char *images_dir, const Dm__ContainerIpc *m)

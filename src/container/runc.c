@@ -1291,6 +1291,8 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 	/* before any process of the tree: they attach to the segments */
 	if (m->ipc) {
 		r = ipc_restore(s->pid, o->images_dir, m->ipc);
+		free(s->shm_rmid);
+		s->n_shm_rmid = ipc_removed_shm(m->ipc, &s->shm_rmid);
 		if (r < 0) {
 			char msg[DM_ERRMSG_MAX];
 			snprintf(msg, sizeof(msg), "%s", dm_last_error());
@@ -1547,6 +1549,11 @@ void runc_restore_done(struct runc_started *s, bool ok)
 				pr_warn("%s", dm_last_error());
 		netns_leave(back);
 	}
+	/* segments removed while attached: attached by the tree now, removed
+	 * again (they go with their last detach, as they would have) */
+	if (ok && s->n_shm_rmid && ipc_remove_shm(s->pid, s->shm_rmid, s->n_shm_rmid) < 0)
+		pr_warn("the container's IPC namespace: %s", dm_last_error());
+	free(s->shm_rmid);
 	for (size_t i = 0; i < s->n_ann; i++) {
 		free(s->ann_if[i]);
 		free(s->ann_addr[i]);

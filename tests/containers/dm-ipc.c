@@ -6,7 +6,8 @@
  *
  *   - SysV shared memory: segment A (a key, 3 pages and a bit, a hole in its
  *     second page) attached twice, read-write and read-only; segment B
- *     (IPC_PRIVATE) not attached, given to uid 1000:1001;
+ *     (IPC_PRIVATE) not attached, given to uid 1000:1001; a segment removed
+ *     (IPC_RMID) while attached, which lives until its last detach;
  *   - a SysV semaphore set of 4 with values 0, 1, 7, 32767;
  *   - a SysV message queue: 4 messages of types 5, 1, 5, 2 (one of 3000 bytes,
  *     one empty), its limit lowered to 12000 bytes;
@@ -21,12 +22,11 @@
  *   check    every value above, as it was made (consumes the messages; those
  *            of /dmq1 through its kept descriptor); a
  *            datagram sent to /dev/dm-ipc.sock arrives on the socket
- *   dest     a segment attached and removed (IPC_RMID): the dump refuses it
  *   part     segment A attached once more, its last page unmapped: refused
  *   notify   an mq_notify registration on /dmq2 (its descriptor open: closing
  *            it would end the registration): refused for the registration
  *   unlinked a descriptor of a queue whose name was unlinked (/dmq3): refused
- *   clean    undoes dest, part, notify and unlinked
+ *   clean    undoes part, notify and unlinked
  * DIR is argv[1] (default /tmp).
  */
 #ifndef _GNU_SOURCE
@@ -177,6 +177,15 @@ static void setup(void)
 			die("mq_send");
 	mq_close(q1);
 	mq_close(q2);
+	/* a segment removed while attached: it lives until its last detach */
+	id_dest = shmget(IPC_PRIVATE, PAGE, 0600);
+	dest_at = id_dest < 0 ? (void *)-1 : shmat(id_dest, NULL, 0);
+	if (dest_at == (void *)-1)
+		die("shmat (dest)");
+	strcpy(dest_at, "removed segment");
+	if (shmctl(id_dest, IPC_RMID, NULL) < 0)
+		die("IPC_RMID");
+
 	/* a descriptor of /dmq1 kept open, non-blocking, read by check */
 	held1 = mq_open("/dmq1", O_RDWR | O_NONBLOCK);
 	if (held1 == (mqd_t)-1)
@@ -251,6 +260,14 @@ static int check(void)
 	if (x == (void *)-1 || x[PAGE + 5] != 0x5a)
 		return fail("shm A: the attachments are not the segment of id %d", id_a);
 	shmdt(x);
+
+	/* the removed one: still attached here, still removed, its contents */
+	if (shmctl(id_dest, IPC_STAT, &sd) < 0)
+		return fail("removed segment (id %d) IPC_STAT: %s", id_dest, strerror(errno));
+	if (!(sd.shm_perm.mode & SHM_DEST) || sd.shm_nattch != 1 || sd.shm_perm.__key != IPC_PRIVATE ||
+	    strcmp(dest_at, "removed segment"))
+		return fail("removed segment: mode %#o, %lu attached, key %#x, '%.20s'", sd.shm_perm.mode,
+			    (unsigned long)sd.shm_nattch, sd.shm_perm.__key, (char *)dest_at);
 
 	/* shm B */
 	if (shmctl(id_b, IPC_STAT, &sd) < 0)
@@ -347,13 +364,6 @@ static int step(const char *cmd)
 {
 	if (!strcmp(cmd, "check"))
 		return check();
-	if (!strcmp(cmd, "dest")) {
-		id_dest = shmget(IPC_PRIVATE, PAGE, 0600);
-		dest_at = id_dest < 0 ? (void *)-1 : shmat(id_dest, NULL, 0);
-		if (dest_at == (void *)-1 || shmctl(id_dest, IPC_RMID, NULL) < 0)
-			return fail("dest: %s", strerror(errno));
-		return 0;
-	}
 	if (!strcmp(cmd, "part")) {
 		part_at = shmat(id_a, NULL, SHM_RDONLY);
 		if (part_at == (void *)-1 || munmap(part_at + 3 * PAGE, PAGE) < 0)
@@ -377,9 +387,6 @@ static int step(const char *cmd)
 		return 0;
 	}
 	if (!strcmp(cmd, "clean")) {
-		if (dest_at && dest_at != (void *)-1)
-			shmdt(dest_at);
-		dest_at = NULL;
 		if (part_at && part_at != (void *)-1)
 			shmdt(part_at);
 		part_at = NULL;
