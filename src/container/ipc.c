@@ -228,10 +228,6 @@ static int dump_shm(struct dump_arg *a)
 				continue; /* a free index */
 			return dm_fail(neg_errno(), "shmctl(%d, SHM_STAT): %m", i);
 		}
-		if (ds.shm_perm.mode & SHM_DEST)
-			return dm_fail(-ENOTSUP, "SysV shm segment id %d (%zu bytes) was removed "
-				       "(IPC_RMID) while still attached by %lu: not restored", id,
-				       (size_t)ds.shm_segsz, (unsigned long)ds.shm_nattch);
 		if (!img) {
 			int r = image_open(a->images_dir, false, &img);
 			if (r < 0)
@@ -244,6 +240,10 @@ static int dump_shm(struct dump_arg *a)
 		s->contents = xasprintf(IPC_SHM_IMG_FMT, id);
 		if (ds.shm_perm.mode & SHM_LOCKED)
 			s->has_locked = s->locked = true;
+		/* removed while attached: it lives until its last detach (Linux
+		 * lets it be attached by id meanwhile, as below) */
+		if (ds.shm_perm.mode & SHM_DEST)
+			s->has_removed = s->removed = true;
 		APPEND(a->m.shm, a->m.n_shm, s);
 		int r = dump_shm_contents(img, id, s->size, s->contents);
 		if (r < 0)
@@ -283,17 +283,33 @@ static int dump_sem(struct dump_arg *a)
 	return 0;
 }
 
+/* The namespace's msgmax: MSG_COPY copies into a buffer of at most that. */
+static int read_msgmax(size_t *ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	long v;
+	int r = read_full_file("/proc/sys/kernel/msgmax", 64, &buf, &len);
+
+	if (r < 0)
+		return dm_fail(r, "/proc/sys/kernel/msgmax: %s", strerror(-r));
+	buf[strcspn(buf, "\n")] = 0;
+	if (parse_long(buf, &v) < 0 || v <= 0)
+		return dm_fail(-EBADMSG, "/proc/sys/kernel/msgmax: '%s'", buf);
+	*ret = (size_t)v;
+	return 0;
+}
+
 /* Its messages in queue order, copied (MSG_COPY), the queue untouched. */
 static int dump_msq(struct dump_arg *a)
 {
 	struct msginfo mi;
 	int max = msgctl(0, MSG_INFO, (struct msqid_ds *)&mi);
-	size_t cap = 8192;
+	size_t cap = 0;
 	_cleanup_free_ struct { long mtype; char mtext[]; } *buf = NULL;
 
 	if (max < 0)
 		return dm_fail(neg_errno(), "msgctl(MSG_INFO): %m");
-	buf = xmalloc(sizeof(long) + cap);
 	for (int i = 0; i <= max; i++) {
 		struct msqid_ds ds;
 		int id = msgctl(i, MSG_STAT, &ds);
@@ -302,27 +318,32 @@ static int dump_msq(struct dump_arg *a)
 				continue;
 			return dm_fail(neg_errno(), "msgctl(%d, MSG_STAT): %m", i);
 		}
+		if (!buf) {
+			int r = read_msgmax(&cap);
+			if (r < 0)
+				return r;
+			buf = xmalloc(sizeof(long) + cap);
+		}
 		Dm__SysvMsq *q = xmalloc(sizeof(*q));
 		dm__sysv_msq__init(q);
 		q->perm = perm_msg(&ds.msg_perm, id);
 		q->qbytes = ds.msg_qbytes;
 		APPEND(a->m.msq, a->m.n_msq, q);
+		uint64_t sum = 0;
 		for (unsigned long k = 0; k < ds.msg_qnum; k++) {
-			ssize_t n = msgrcv(id, buf, cap, (long)k, IPC_NOWAIT | MSG_COPY | MSG_NOERROR);
-			if (n >= 0 && (size_t)n == cap && cap < (64u << 20)) {
-				/* maybe cut: again with room for the longest a queue can hold */
-				cap = MAX(cap * 2, (size_t)ds.msg_qbytes + 1);
-				buf = xrealloc(buf, sizeof(long) + cap);
-				k--;
-				continue;
-			}
-			if (n < 0) {
-				if (errno == ENOSYS)
-					return dm_fail(-ENOTSUP, "SysV message queue id %d: this kernel cannot "
-						       "copy messages (MSG_COPY needs CONFIG_CHECKPOINT_RESTORE)", id);
+			/* the copy's buffer is at most msgmax: a message sent before
+			 * msgmax was lowered does not fit it (EINVAL) */
+			ssize_t n = msgrcv(id, buf, cap, (long)k, IPC_NOWAIT | MSG_COPY);
+			if (n < 0 && errno == ENOSYS)
+				return dm_fail(-ENOTSUP, "SysV message queue id %d: this kernel cannot copy "
+					       "messages (MSG_COPY needs CONFIG_CHECKPOINT_RESTORE)", id);
+			if (n < 0 && (errno == EINVAL || errno == E2BIG))
+				return dm_fail(-ENOTSUP, "SysV message queue id %d: message %lu of %lu is "
+					       "longer than the namespace's msgmax (%zu) now: it cannot be copied, "
+					       "not restored", id, k + 1, (unsigned long)ds.msg_qnum, cap);
+			if (n < 0)
 				return dm_fail(neg_errno(), "SysV message queue id %d: message %lu of %lu: %m",
 					       id, k + 1, (unsigned long)ds.msg_qnum);
-			}
 			Dm__SysvMsg *m = xmalloc(sizeof(*m));
 			dm__sysv_msg__init(m);
 			m->type = buf->mtype;
@@ -330,7 +351,12 @@ static int dump_msq(struct dump_arg *a)
 			m->text.data = xmalloc(n ? (size_t)n : 1);
 			memcpy(m->text.data, buf->mtext, (size_t)n);
 			APPEND(q->msgs, q->n_msgs, m);
+			sum += (uint64_t)n;
 		}
+		if (sum != ds.msg_cbytes)
+			return dm_fail(-EIO, "SysV message queue id %d: its %lu messages hold %lu bytes, %" PRIu64
+				       " were copied", id, (unsigned long)ds.msg_qnum, (unsigned long)ds.msg_cbytes,
+				       sum);
 	}
 	return 0;
 }
@@ -859,6 +885,40 @@ static int restore_child(void *arg, int out)
 	for (size_t i = 0; i < m->n_mqueue && r >= 0; i++)
 		r = restore_mq(m->mqueue[i]);
 	return r;
+}
+
+struct remove_arg {
+	const int *ids;
+	size_t n;
+};
+
+static int remove_child(void *arg, int out)
+{
+	const struct remove_arg *a = arg;
+
+	(void)out;
+	for (size_t i = 0; i < a->n; i++)
+		if (shmctl(a->ids[i], IPC_RMID, NULL) < 0)
+			return dm_fail(neg_errno(), "SysV shm id %d: IPC_RMID again: %m", a->ids[i]);
+	return 0;
+}
+
+size_t ipc_removed_shm(const Dm__ContainerIpc *m, int **ret_ids)
+{
+	size_t n = 0;
+
+	*ret_ids = NULL;
+	for (size_t i = 0; m && i < m->n_shm; i++)
+		if (m->shm[i]->has_removed && m->shm[i]->removed)
+			APPEND(*ret_ids, n, m->shm[i]->perm->id);
+	return n;
+}
+
+int ipc_remove_shm(pid_t pid, const int *ids, size_t n)
+{
+	struct remove_arg a = { ids, n };
+
+	return n ? in_ipc_ns(pid, remove_child, &a, NULL) : 0;
 }
 
 int ipc_restore(pid_t pid, const char *images_dir, const Dm__ContainerIpc *m)

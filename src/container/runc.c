@@ -1014,16 +1014,10 @@ static int check_fds(struct runc_ct *ct)
 			link[n > 0 ? n : 0] = 0;
 			if (!strncmp(link, "/memfd:", 7) || !link[0] || link[0] != '/')
 				continue;
+			/* a POSIX queue's descriptor: the fd layer's (dump/fd-mqueue.c) */
 			struct statfs sfs;
-			if (statfs(path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC) {
-				char comm[PROC_COMM_MAX + 1] = "?";
-				proc_read_comm((pid_t)pid, 0, comm);
-				dm_error_clear();
-				return dm_fail(-ENOTSUP, "unsupported fd %s of process %ld (%s) in container '%s': "
-					       "the POSIX message queue %s is open (a queue and its messages "
-					       "are restored, an open descriptor of one is not)", de->d_name,
-					       pid, comm, ct->id, link);
-			}
+			if (statfs(path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC)
+				continue;
 			snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, de->d_name);
 			_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 			ssize_t l = fd < 0 ? -1 : read(fd, info, sizeof(info) - 1);
@@ -1405,6 +1399,8 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 	/* before any process of the tree: they attach to the segments */
 	if (m->ipc) {
 		r = ipc_restore(s->pid, o->images_dir, m->ipc);
+		free(s->shm_rmid);
+		s->n_shm_rmid = ipc_removed_shm(m->ipc, &s->shm_rmid);
 		if (r < 0) {
 			char msg[DM_ERRMSG_MAX];
 			snprintf(msg, sizeof(msg), "%s", dm_last_error());
@@ -1705,6 +1701,11 @@ void runc_restore_done(struct runc_started *s, bool ok)
 				pr_warn("%s", dm_last_error());
 		netns_leave(back);
 	}
+	/* segments removed while attached: attached by the tree now, removed
+	 * again (they go with their last detach, as they would have) */
+	if (ok && s->n_shm_rmid && ipc_remove_shm(s->pid, s->shm_rmid, s->n_shm_rmid) < 0)
+		pr_warn("the container's IPC namespace: %s", dm_last_error());
+	free(s->shm_rmid);
 	for (size_t i = 0; i < s->n_ann; i++) {
 		free(s->ann_if[i]);
 		free(s->ann_addr[i]);

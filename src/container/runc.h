@@ -79,6 +79,8 @@ struct runc_started {
 	bool net_locked;        /* its new network namespace is locked (NETLOCK_NETNS_NAME) */
 	char **ann_if, **ann_addr; /* addresses to announce once the tree runs (n_ann) */
 	size_t n_ann;
+	int *shm_rmid;          /* SysV segments to remove again once the tree runs */
+	size_t n_shm_rmid;
 };
 
 /* Creates the container with the stub as its init; fills *ret (and, on

@@ -252,7 +252,7 @@ static int dump_fown(struct dump_ctx *d, struct dproc *p, const struct proc_fd *
  * Narrow matches before broad ones (tty before chr).
  */
 static const struct dump_fd_type *const dump_fd_types[] = {
-	&dump_fd_pipe, &dump_fd_reg, &dump_fd_dir, &dump_fd_fifo, &dump_fd_tty, &dump_fd_chr,
+	&dump_fd_pipe, &dump_fd_mqueue, &dump_fd_reg, &dump_fd_dir, &dump_fd_fifo, &dump_fd_tty, &dump_fd_chr,
 	&dump_fd_inet,
 	&dump_fd_unix,
 	&dump_fd_eventfd, &dump_fd_signalfd, &dump_fd_timerfd, &dump_fd_epoll, &dump_fd_inotify,

@@ -58,6 +58,7 @@ extern const struct dump_fd_type dump_fd_timerfd;  /* fd-timerfd.c */
 extern const struct dump_fd_type dump_fd_epoll;    /* fd-epoll.c */
 extern const struct dump_fd_type dump_fd_inotify;  /* fd-inotify.c */
 extern const struct dump_fd_type dump_fd_memfd;    /* fd-memfd.c */
+extern const struct dump_fd_type dump_fd_mqueue;   /* fd-mqueue.c: POSIX message queues */
 
 /* fd-memfd.c: f (path "/memfd:NAME" set) as the memfd fd (open for reading, st its stat) is. */
 int dump_memfd_fill(struct dump_ctx *d, int fd, const struct stat *st, const char *what, Dm__File *f);

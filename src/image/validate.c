@@ -138,6 +138,11 @@ static int validate_files(struct dm_checkpoint *ck)
 			if (!f->memfd || !f->path || strncmp(f->path, "/memfd:", 7))
 				return bad(IMG_FILES_FILE, "file %u: memfd without its object or name", f->id);
 			break;
+		case DM__FILE_TYPE__FILE_MQUEUE:
+			if (!f->mqueue_name || !f->mqueue_name[0] || strchr(f->mqueue_name, '/') ||
+			    strlen(f->mqueue_name) > 255)
+				return bad(IMG_FILES_FILE, "file %u: POSIX message queue without a valid name", f->id);
+			break;
 		default:
 			break;
 		}

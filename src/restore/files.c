@@ -53,6 +53,7 @@ static const struct rst_file_type *type_of(Dm__FileType t)
 	case DM__FILE_TYPE__FILE_EPOLL: return &rst_file_epoll;
 	case DM__FILE_TYPE__FILE_INOTIFY: return &rst_file_inotify;
 	case DM__FILE_TYPE__FILE_MEMFD: return &rst_file_memfd;
+	case DM__FILE_TYPE__FILE_MQUEUE: return &rst_file_mqueue;
 	default: return NULL;
 	}
 }
@@ -545,7 +546,7 @@ int files_finish(struct rst_ctx *c)
 		&rst_file_reg, &rst_file_dir, &rst_file_pipe,
 		&rst_file_fifo, &rst_file_chr, &rst_file_tty, &rst_file_inet, &rst_file_unix,
 		&rst_file_eventfd, &rst_file_signalfd, &rst_file_timerfd, &rst_file_epoll,
-		&rst_file_inotify, &rst_file_memfd,
+		&rst_file_inotify, &rst_file_memfd, &rst_file_mqueue,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		if (!all[i]->finish)

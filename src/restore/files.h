@@ -89,6 +89,7 @@ extern const struct rst_file_type rst_file_timerfd;
 extern const struct rst_file_type rst_file_epoll;
 extern const struct rst_file_type rst_file_inotify;
 extern const struct rst_file_type rst_file_memfd;
+extern const struct rst_file_type rst_file_mqueue;
 
 /* Open path as the tree sees it (inside o->root_fd, if set). */
 int rst_open_path(struct rst_files *fs, const char *path, int flags, mode_t mode, int *ret_fd);

@@ -6,26 +6,27 @@
  *
  *   - SysV shared memory: segment A (a key, 3 pages and a bit, a hole in its
  *     second page) attached twice, read-write and read-only; segment B
- *     (IPC_PRIVATE) not attached, given to uid 1000:1001;
+ *     (IPC_PRIVATE) not attached, given to uid 1000:1001; a segment removed
+ *     (IPC_RMID) while attached, which lives until its last detach;
  *   - a SysV semaphore set of 4 with values 0, 1, 7, 32767;
  *   - a SysV message queue: 4 messages of types 5, 1, 5, 2 (one of 3000 bytes,
  *     one empty), its limit lowered to 12000 bytes;
- *   - POSIX message queues /dmq1 (4 messages, priorities 1, 9, 1, 5) and
- *     /dmq2 (empty, mode 0600); no descriptor of them kept open;
+ *   - POSIX message queues /dmq1 (4 messages, priorities 1, 9, 1, 5; a
+ *     descriptor of it kept open, O_NONBLOCK) and /dmq2 (empty, mode 0600);
  *   - ids that are not the first ones a namespace gives (objects made and
  *     removed first);
  *   - a unix datagram socket bound in runc's /dev tmpfs (/dev/dm-ipc.sock).
  *
  * Then it obeys DIR/dm-ipc.cmd (polled; each new word is done once and
  * acknowledged in DIR/dm-ipc.ack as "WORD ok" or "WORD FAIL: why"):
- *   check    every value above, as it was made (consumes the messages); a
+ *   check    every value above, as it was made (consumes the messages; those
+ *            of /dmq1 through its kept descriptor); a
  *            datagram sent to /dev/dm-ipc.sock arrives on the socket
- *   dest     a segment attached and removed (IPC_RMID): the dump refuses it
  *   part     segment A attached once more, its last page unmapped: refused
  *   notify   an mq_notify registration on /dmq2 (its descriptor open: closing
  *            it would end the registration): refused for the registration
- *   mqfd     /dmq2 held open: refused
- *   clean    undoes dest, part, notify and mqfd
+ *   unlinked a descriptor of a queue whose name was unlinked (/dmq3): refused
+ *   clean    undoes part, notify and unlinked
  * DIR is argv[1] (default /tmp).
  */
 #ifndef _GNU_SOURCE
@@ -67,7 +68,7 @@ static int id_a, id_b, id_s, id_q, id_dest = -1;
 static unsigned char *a_rw, *a_ro;
 static void *dest_at;
 static unsigned char *part_at;
-static mqd_t held = (mqd_t)-1;
+static mqd_t held = (mqd_t)-1, held1 = (mqd_t)-1;
 static char why[512];
 static int sock = -1;
 static const struct sockaddr_un sock_addr = { AF_UNIX, "/dev/dm-ipc.sock" };
@@ -176,6 +177,19 @@ static void setup(void)
 			die("mq_send");
 	mq_close(q1);
 	mq_close(q2);
+	/* a segment removed while attached: it lives until its last detach */
+	id_dest = shmget(IPC_PRIVATE, PAGE, 0600);
+	dest_at = id_dest < 0 ? (void *)-1 : shmat(id_dest, NULL, 0);
+	if (dest_at == (void *)-1)
+		die("shmat (dest)");
+	strcpy(dest_at, "removed segment");
+	if (shmctl(id_dest, IPC_RMID, NULL) < 0)
+		die("IPC_RMID");
+
+	/* a descriptor of /dmq1 kept open, non-blocking, read by check */
+	held1 = mq_open("/dmq1", O_RDWR | O_NONBLOCK);
+	if (held1 == (mqd_t)-1)
+		die("mq_open /dmq1");
 
 	/* a socket bound in runc's /dev (as a syslog's /dev/log) */
 	sock = socket(AF_UNIX, SOCK_DGRAM, 0);
@@ -247,6 +261,14 @@ static int check(void)
 		return fail("shm A: the attachments are not the segment of id %d", id_a);
 	shmdt(x);
 
+	/* the removed one: still attached here, still removed, its contents */
+	if (shmctl(id_dest, IPC_STAT, &sd) < 0)
+		return fail("removed segment (id %d) IPC_STAT: %s", id_dest, strerror(errno));
+	if (!(sd.shm_perm.mode & SHM_DEST) || sd.shm_nattch != 1 || sd.shm_perm.__key != IPC_PRIVATE ||
+	    strcmp(dest_at, "removed segment"))
+		return fail("removed segment: mode %#o, %lu attached, key %#x, '%.20s'", sd.shm_perm.mode,
+			    (unsigned long)sd.shm_nattch, sd.shm_perm.__key, (char *)dest_at);
+
 	/* shm B */
 	if (shmctl(id_b, IPC_STAT, &sd) < 0)
 		return fail("shm B (id %d) IPC_STAT: %s", id_b, strerror(errno));
@@ -298,12 +320,14 @@ static int check(void)
 	struct mq_attr at;
 	struct stat st;
 	char buf[128];
-	mqd_t q = mq_open("/dmq1", O_RDONLY | O_NONBLOCK);
-	if (q == (mqd_t)-1 || mq_getattr(q, &at) < 0 || fstat(q, &st) < 0)
-		return fail("/dmq1: %s", strerror(errno));
-	if (at.mq_maxmsg != 4 || at.mq_msgsize != 128 || at.mq_curmsgs != 4 || (st.st_mode & 0777) != 0640)
-		return fail("/dmq1: maxmsg %ld msgsize %ld curmsgs %ld mode %o", at.mq_maxmsg, at.mq_msgsize,
-			    at.mq_curmsgs, st.st_mode & 0777);
+	/* through the descriptor kept open: the same queue, still non-blocking */
+	mqd_t q = held1;
+	if (mq_getattr(q, &at) < 0 || fstat(q, &st) < 0)
+		return fail("/dmq1 (its kept descriptor): %s", strerror(errno));
+	if (at.mq_maxmsg != 4 || at.mq_msgsize != 128 || at.mq_curmsgs != 4 || (st.st_mode & 0777) != 0640 ||
+	    at.mq_flags != O_NONBLOCK)
+		return fail("/dmq1: maxmsg %ld msgsize %ld curmsgs %ld mode %o flags %#lx", at.mq_maxmsg,
+			    at.mq_msgsize, at.mq_curmsgs, st.st_mode & 0777, at.mq_flags);
 	for (size_t k = 0; k < 4; k++) {
 		unsigned prio;
 		ssize_t n = mq_receive(q, buf, sizeof(buf), &prio);
@@ -314,6 +338,9 @@ static int check(void)
 			return fail("/dmq1 message %zu: '%.*s' prio %u, want '%s' prio %u", k, (int)n, buf, prio,
 				    mqm[w].text, mqm[w].prio);
 	}
+	q = mq_open("/dmq1", O_RDONLY | O_NONBLOCK);
+	if (q == (mqd_t)-1 || mq_getattr(q, &at) < 0 || at.mq_curmsgs)
+		return fail("/dmq1 by its name: %s, %ld messages left", strerror(errno), at.mq_curmsgs);
 	mq_close(q);
 	q = mq_open("/dmq2", O_RDONLY | O_NONBLOCK);
 	if (q == (mqd_t)-1 || mq_getattr(q, &at) < 0 || fstat(q, &st) < 0)
@@ -337,32 +364,29 @@ static int step(const char *cmd)
 {
 	if (!strcmp(cmd, "check"))
 		return check();
-	if (!strcmp(cmd, "dest")) {
-		id_dest = shmget(IPC_PRIVATE, PAGE, 0600);
-		dest_at = id_dest < 0 ? (void *)-1 : shmat(id_dest, NULL, 0);
-		if (dest_at == (void *)-1 || shmctl(id_dest, IPC_RMID, NULL) < 0)
-			return fail("dest: %s", strerror(errno));
-		return 0;
-	}
 	if (!strcmp(cmd, "part")) {
 		part_at = shmat(id_a, NULL, SHM_RDONLY);
 		if (part_at == (void *)-1 || munmap(part_at + 3 * PAGE, PAGE) < 0)
 			return fail("part: %s", strerror(errno));
 		return 0;
 	}
-	if (!strcmp(cmd, "notify") || !strcmp(cmd, "mqfd")) {
+	if (!strcmp(cmd, "unlinked")) {
+		struct mq_attr at = { .mq_maxmsg = 1, .mq_msgsize = 8 };
+		held = mq_open("/dmq3", O_CREAT | O_RDWR, 0600, &at);
+		if (held == (mqd_t)-1 || mq_unlink("/dmq3") < 0)
+			return fail("unlinked: %s", strerror(errno));
+		return 0;
+	}
+	if (!strcmp(cmd, "notify")) {
 		held = mq_open("/dmq2", O_RDONLY | O_NONBLOCK);
 		struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
-		if (held == (mqd_t)-1 || (!strcmp(cmd, "notify") && mq_notify(held, &ev) < 0))
+		if (held == (mqd_t)-1 || mq_notify(held, &ev) < 0)
 			return fail("%s: %s", cmd, strerror(errno));
 		/* notify: the descriptor stays open (closing it by the registered
 		 * process ends the registration) */
 		return 0;
 	}
 	if (!strcmp(cmd, "clean")) {
-		if (dest_at && dest_at != (void *)-1)
-			shmdt(dest_at);
-		dest_at = NULL;
 		if (part_at && part_at != (void *)-1)
 			shmdt(part_at);
 		part_at = NULL;

@@ -27,18 +27,17 @@
 #               runs on
 #   ipc         dm-ipc (tests/containers/dm-ipc.c) as the init: SysV shm
 #               (attached twice, one not attached), semaphores, a message
-#               queue, POSIX queues with messages; a segment removed while
-#               attached, a part of one mapped, an mq_notify registration and
-#               an open queue are
+#               queue, POSIX queues with messages, a segment removed while
+#               attached; a part of a segment mapped, an mq_notify
+#               registration and a descriptor of an unlinked queue are
 #               each refused, named, the container running on; a checkpoint
 #               --leave-running leaves the namespace as it was (ipcs and the
 #               queues' files compared); checkpoint + restore: the same seen
 #               from outside, and dm-ipc finds every id, owner, mode, size,
 #               value, message and both attachments as they were
-#   ipc-host    a config without an IPC namespace (the container shares
-#               ours, which holds a segment): the checkpoint does not take
-#               the host's objects, the restore makes none, ours are as
-#               they were
+#   ipc-joined  a config that joins an IPC namespace by path (one made by
+#               the test, holding a segment): the checkpoint does not take
+#               its objects, the restore (which joins it again) makes none
 #   refused-net a veth in the network namespace runc made whose other end is
 #               in a third namespace: refused, named
 #   net         a veth whose other end is on a bridge of ours (CNI's way): its
@@ -332,12 +331,11 @@ case_ipc() {
 		grep -q 'QSIZE:15' <<<"$before" || { bad ipc "the namespace does not hold the objects: $before"; return; }
 	# what cannot come back is refused, named, and the container runs on
 	local cmd re
-	for cmd in dest part notify mqfd; do
+	for cmd in part notify unlinked; do
 		case $cmd in
 		part) re="process [0-9]+: part of SysV shared memory segment id [0-9]+ \\(12288 bytes from offset 0 of 12411\\)" ;;
-		dest) re="SysV shm segment id [0-9]+ \\(4096 bytes\\) was removed \\(IPC_RMID\\) while still attached" ;;
 		notify) re="POSIX message queue /dmq2 has an mq_notify registration \\(of process [0-9]+" ;;
-		mqfd) re="unsupported fd [0-9]+ of process [0-9]+ \\(dm-ipc\\) in container '$id': the POSIX message queue /dmq2 is open" ;;
+		unlinked) re="unsupported fd [0-9]+ of process [0-9]+: the POSIX message queue /dmq3 \\(deleted\\) is not in the container's IPC namespace \\(its name was unlinked\\)" ;;
 		esac
 		out=$(ipc_cmd "$cmd") || { bad ipc "$cmd: $out"; return; }
 		out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) &&
@@ -354,10 +352,10 @@ case_ipc() {
 	after=$(ipc_view "$pid")
 	[[ $after == "$before" ]] || { bad ipc "a checkpoint changed the namespace: $(diff <(echo "$before") <(echo "$after"))"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) || { bad ipc "checkpoint: $out"; return; }
-	# show-image names them; the init's two attachments are SysV VMAs
+	# show-image names them; the init's three attachments are SysV VMAs
 	out=$("$DM" show-image --json "$img" | jq -c '[(.container.ipc | [(.shm|length), (.sem|length),
 		(.msq[0].messages), ([.mqueue[].messages]|add)]), ([.processes[0].vmas[] | select(.kind == "SYSV_SHM")] | length)]')
-	[[ $out == "[[2,1,4,4],2]" ]] || { bad ipc "show-image --json: $out"; return; }
+	[[ $out == "[[3,1,4,4],3]" ]] || { bad ipc "show-image --json: $out"; return; }
 	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad ipc "restore: $out"; return; }
 	[[ $(status_of "$id") == running ]] || { bad ipc "runc state: $(status_of "$id")"; return; }
 	after=$(ipc_view "$(init_pid "$id")")
@@ -368,26 +366,29 @@ case_ipc() {
 	ok ipc
 }
 
-# a config without an IPC namespace of its own: the container shares ours
-case_ipc_host() {
-	local id=dmih$$ b3=$WORK/bundle-hostipc img=$WORK/img-hostipc out shm before after
+# a config that joins an IPC namespace by path (one of ours, not the
+# machine's: the suite may run this beside other tests)
+case_ipc_joined() {
+	local id=dmij$$ b3=$WORK/bundle-joinedipc img=$WORK/img-joinedipc ns=$WORK/ipcns out before after
+	touch "$ns" && unshare --ipc="$ns" true || { bad ipc-joined "unshare --ipc=$ns"; return; }
 	mkdir -p "$b3"
-	jq --arg root "$B/rootfs" '.root.path = $root | .linux.namespaces |= map(select(.type != "ipc"))' \
+	jq --arg root "$B/rootfs" --arg ns "$ns" '.root.path = $root |
+	    .linux.namespaces |= map(if .type == "ipc" then .path = $ns else . end)' \
 		"$B/config.json" >"$b3/config.json"
-	# a segment of the host's: it is not the container's to dump or make
-	shm=$(ipcmk -M 4096 | grep -o '[0-9]*$') || { bad ipc-host "ipcmk"; return; }
-	before=$(ipcs -m | grep -v '^$')
-	start "$id" "$b3" || { bad ipc-host "the container does not count"; ipcrm -m "$shm"; return; }
+	# it outlives the container with what it holds: not the container's to dump or make
+	nsenter --ipc="$ns" ipcmk -M 4096 >/dev/null || { bad ipc-joined "ipcmk"; umount "$ns"; return; }
+	before=$(nsenter --ipc="$ns" ipcs -m | grep -v '^$')
+	start "$id" "$b3" || { bad ipc-joined "the container does not count"; umount "$ns"; return; }
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
-		{ bad ipc-host "checkpoint: $out"; ipcrm -m "$shm"; return; }
-	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad ipc-host "restore: $out"; ipcrm -m "$shm"; return; }
-	after=$(ipcs -m | grep -v '^$')
-	ipcrm -m "$shm"
-	[[ $(status_of "$id") == running ]] || { bad ipc-host "runc state: $(status_of "$id")"; return; }
-	[[ -z $(ls "$img" | grep sysvshm) ]] || { bad ipc-host "the host's segment is in the image"; return; }
-	[[ $after == "$before" ]] || { bad ipc-host "the host's segments changed: $(diff <(echo "$before") <(echo "$after"))"; return; }
+		{ bad ipc-joined "checkpoint: $out"; umount "$ns"; return; }
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) ||
+		{ bad ipc-joined "restore: $out"; umount "$ns"; return; }
+	after=$(nsenter --ipc="$ns" ipcs -m | grep -v '^$')
 	"${R[@]}" delete -f "$id" >/dev/null 2>&1
-	ok ipc-host
+	umount "$ns"
+	[[ -z $(ls "$img" | grep sysvshm) ]] || { bad ipc-joined "the joined namespace's segment is in the image"; return; }
+	[[ $after == "$before" ]] || { bad ipc-joined "its segments changed: $(diff <(echo "$before") <(echo "$after"))"; return; }
+	ok ipc-joined
 }
 
 case_refused_net() {
@@ -536,7 +537,7 @@ want refused && case_refused
 want not-tree && case_not_tree
 want refused-ns && case_refused_ns
 want ipc && case_ipc
-want ipc-host && case_ipc_host
+want ipc-joined && case_ipc_joined
 want refused-net && case_refused_net
 want net && case_net
 want host-file && case_host_file

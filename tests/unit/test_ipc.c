@@ -32,6 +32,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* the namespace children of the running test: killed by its teardown too,
+ * so that a failing assertion leaves none behind */
+static pid_t kids[4];
+static size_t nkids;
+
 union semun {
 	int val;
 	struct semid_ds *buf;
@@ -95,19 +100,30 @@ static pid_t ns_child(bool populate)
 			pause();
 	}
 	close(p[1]);
+	if (nkids < 4)
+		kids[nkids++] = pid;
 	ssize_t n = read(p[0], &c, 1);
 	close(p[0]);
-	if (n != 1) {
-		waitpid(pid, NULL, 0);
-		return -1;
-	}
-	return pid;
+	return n == 1 ? pid : -1;
 }
 
 static void kill_child(pid_t pid)
 {
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	for (size_t i = 0; i < nkids; i++)
+		if (kids[i] == pid) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			kids[i] = kids[--nkids];
+			return;
+		}
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (nkids)
+		kill_child(kids[0]);
+	return 0;
 }
 
 static Dm__ContainerIpc *dump(pid_t pid, const char *dir)
@@ -216,6 +232,47 @@ static void test_round_trip(void **state)
 	rm_rf(d3);
 }
 
+/* A message longer than msgmax is now (lowered after it was sent): MSG_COPY
+ * cannot copy it (EINVAL), the dump refuses the queue, named. */
+static void test_msg_over_msgmax(void **state)
+{
+	char d[] = "/tmp/dm-unit-ipcm.XXXXXX";
+	int p[2];
+	char c;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_non_null(mkdtemp(d));
+	assert_int_equal(pipe(p), 0);
+	pid_t a = fork();
+	assert_true(a >= 0);
+	if (a == 0) {
+		struct { long t; char x[500]; } m = { 1, { 0 } };
+		int q, fd;
+		if (unshare(CLONE_NEWIPC) < 0 || (q = msgget(IPC_PRIVATE, 0600)) < 0 ||
+		    msgsnd(q, &m, sizeof(m.x), 0) < 0 ||
+		    (fd = open("/proc/sys/kernel/msgmax", O_WRONLY)) < 0 || write(fd, "100", 3) != 3 ||
+		    write(p[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	kids[nkids++] = a;
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	struct ipc_dump *j = NULL;
+	Dm__ContainerIpc *m = NULL;
+	int r = ipc_dump_start(a, d, &j);
+	if (r >= 0)
+		r = ipc_dump_finish(j, &m);
+	kill_child(a);
+	rm_rf(d);
+	assert_int_equal(r, -ENOTSUP);
+	assert_non_null(strstr(dm_last_error(), "message 1 of 1 is longer than the namespace's msgmax (100)"));
+}
+
 /* An empty namespace dumps as nothing. */
 static void test_empty(void **state)
 {
@@ -235,8 +292,9 @@ static void test_empty(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_empty),
+		cmocka_unit_test_teardown(test_round_trip, teardown),
+		cmocka_unit_test_teardown(test_empty, teardown),
+		cmocka_unit_test_teardown(test_msg_over_msgmax, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
