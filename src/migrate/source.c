@@ -1253,6 +1253,9 @@ static int ph_resume(struct src *s)
 		}
 	}
 	{
+		/* a signal delivered already comes first, even if the watchdog has
+		 * not read it yet (it looks now and then): read them here */
+		watch_signals(s);
 		int st = SRC_RUNNING;
 		if (!atomic_compare_exchange_strong(&s->commit_state, &st, SRC_COMMITTING))
 			/* a signal came first: no COMMIT, the destination kills its stopped copy */
