@@ -21,30 +21,37 @@
 #include <time.h>
 #include <unistd.h>
 
+/* a socket in one network namespace (rtnl_open, rtnl.h) */
+struct rtnl {
+	struct mnl_socket *nl;
+	uint32_t seq;
+};
+
 struct dump {
 	struct rtnl_info *info;
 	int err;
 };
 
-static int link_attr(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(a);
+/* An attribute table being filled: tb[0..max] */
+struct attrs {
+	const struct nlattr **tb;
+	int max;
+};
 
-	if (mnl_attr_type_valid(a, IFLA_MAX) < 0)
-		return MNL_CB_OK;
-	tb[type] = a;
+static int put_attr(const struct nlattr *a, void *data)
+{
+	const struct attrs *t = data;
+
+	if (mnl_attr_type_valid(a, (uint16_t)t->max) >= 0)
+		t->tb[mnl_attr_get_type(a)] = a;
 	return MNL_CB_OK;
 }
 
-static int info_attr(const struct nlattr *a, void *data)
+/* the attributes after a message's header of hdrlen bytes into tb[0..max] */
+static void parse_attrs(const struct nlmsghdr *nlh, size_t hdrlen, const struct nlattr **tb, int max)
 {
-	const struct nlattr **tb = data;
-
-	if (mnl_attr_type_valid(a, IFLA_INFO_MAX) < 0)
-		return MNL_CB_OK;
-	tb[mnl_attr_get_type(a)] = a;
-	return MNL_CB_OK;
+	struct attrs t = { tb, max };
+	mnl_attr_parse(nlh, (unsigned)hdrlen, put_attr, &t);
 }
 
 static int on_link(const struct nlmsghdr *nlh, void *data)
@@ -56,7 +63,7 @@ static int on_link(const struct nlmsghdr *nlh, void *data)
 
 	if (nlh->nlmsg_type != RTM_NEWLINK)
 		return MNL_CB_OK;
-	mnl_attr_parse(nlh, sizeof(*ifi), link_attr, tb);
+	parse_attrs(nlh, sizeof(*ifi), tb, IFLA_MAX);
 	if (tb[IFLA_IFNAME])
 		snprintf(l.name, sizeof(l.name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
 	if (tb[IFLA_ADDRESS] && mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) == 6) {
@@ -72,23 +79,13 @@ static int on_link(const struct nlmsghdr *nlh, void *data)
 		l.master = (int)mnl_attr_get_u32(tb[IFLA_MASTER]);
 	if (tb[IFLA_LINKINFO]) {
 		const struct nlattr *ti[IFLA_INFO_MAX + 1] = { 0 };
-		mnl_attr_parse_nested(tb[IFLA_LINKINFO], info_attr, ti);
+		mnl_attr_parse_nested(tb[IFLA_LINKINFO], put_attr, &(struct attrs){ ti, IFLA_INFO_MAX });
 		if (ti[IFLA_INFO_KIND])
 			snprintf(l.kind, sizeof(l.kind), "%s", mnl_attr_get_str(ti[IFLA_INFO_KIND]));
 	}
 	struct rtnl_info *i = d->info;
 	i->links = xrealloc(i->links, (i->n_links + 1) * sizeof(*i->links));
 	i->links[i->n_links++] = l;
-	return MNL_CB_OK;
-}
-
-static int addr_attr(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-
-	if (mnl_attr_type_valid(a, IFA_MAX) < 0)
-		return MNL_CB_OK;
-	tb[mnl_attr_get_type(a)] = a;
 	return MNL_CB_OK;
 }
 
@@ -101,7 +98,7 @@ static int on_addr(const struct nlmsghdr *nlh, void *data)
 
 	if (nlh->nlmsg_type != RTM_NEWADDR || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6))
 		return MNL_CB_OK;
-	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb);
+	parse_attrs(nlh, sizeof(*ifa), tb, IFA_MAX);
 	/* as `ip addr` says "local": IFA_LOCAL where there is one (IPv4; the
 	 * peer's is IFA_ADDRESS on a point-to-point link), else IFA_ADDRESS */
 	const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
@@ -115,16 +112,6 @@ static int on_addr(const struct nlmsghdr *nlh, void *data)
 	struct rtnl_info *i = d->info;
 	i->addrs = xrealloc(i->addrs, (i->n_addrs + 1) * sizeof(*i->addrs));
 	i->addrs[i->n_addrs++] = e;
-	return MNL_CB_OK;
-}
-
-static int route_attr(const struct nlattr *a, void *data)
-{
-	const struct nlattr **tb = data;
-
-	if (mnl_attr_type_valid(a, RTA_MAX) < 0)
-		return MNL_CB_OK;
-	tb[mnl_attr_get_type(a)] = a;
 	return MNL_CB_OK;
 }
 
@@ -174,7 +161,7 @@ static int on_route(const struct nlmsghdr *nlh, void *data)
 
 	if (nlh->nlmsg_type != RTM_NEWROUTE || rt->rtm_family != AF_INET || (rt->rtm_flags & RTM_F_CLONED))
 		return MNL_CB_OK;
-	mnl_attr_parse(nlh, sizeof(*rt), route_attr, tb);
+	parse_attrs(nlh, sizeof(*rt), tb, RTA_MAX);
 	unsigned table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rt->rtm_table;
 	if (table != RT_TABLE_MAIN)
 		return MNL_CB_OK;
@@ -260,31 +247,21 @@ static int dump(struct mnl_socket *nl, uint16_t type, int family, mnl_cb_t cb, s
 int rtnl_read(int nsfd, struct rtnl_info *ret)
 {
 	struct dump d = { .info = ret };
-	struct mnl_socket *nl;
-	int back = -1, r;
+	struct rtnl *h = NULL;
+	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	r = netns_enter(nsfd, &back);
+	r = rtnl_open(nsfd, &h);
 	if (r < 0)
 		return r;
-	nl = mnl_socket_open(NETLINK_ROUTE);
-	int e = errno;
-	netns_leave(back);
-	if (!nl)
-		return dm_fail(-e, "rtnetlink socket: %s", strerror(e));
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		r = dm_fail(neg_errno(), "rtnetlink bind: %m");
-		goto out;
-	}
-	r = dump(nl, RTM_GETLINK, AF_UNSPEC, on_link, &d);
+	r = dump(h->nl, RTM_GETLINK, AF_UNSPEC, on_link, &d);
 	if (r >= 0)
-		r = dump(nl, RTM_GETADDR, AF_UNSPEC, on_addr, &d);
+		r = dump(h->nl, RTM_GETADDR, AF_UNSPEC, on_addr, &d);
 	if (r >= 0)
-		r = dump(nl, RTM_GETROUTE, AF_INET, on_route, &d);
+		r = dump(h->nl, RTM_GETROUTE, AF_INET, on_route, &d);
 	if (r >= 0 && d.err)
 		r = d.err;
-out:
-	mnl_socket_close(nl);
+	rtnl_close(h);
 	if (r < 0)
 		rtnl_info_done(ret);
 	return r;
@@ -309,11 +286,6 @@ const struct rtnl_link *rtnl_link_by_index(const struct rtnl_info *i, int ifinde
 }
 
 /* ---- making ------------------------------------------------------------- */
-
-struct rtnl {
-	struct mnl_socket *nl;
-	uint32_t seq;
-};
 
 int rtnl_open(int nsfd, struct rtnl **ret)
 {
