@@ -83,6 +83,13 @@ struct dump_opts {
 	 */
 	bool keep_net_lock;
 	/*
+	 * A tree in a network namespace of its own (a container's) that is
+	 * locked as a whole: keep the TCP packets the lock drops (net/replay.h)
+	 * for dump_net_frames() (a migration delivers them on the destination)
+	 * and, when the tree goes on here, deliver them to it after the unlock.
+	 */
+	bool net_capture;
+	/*
 	 * A unix socket connected to a peer outside the tree is reconnected to
 	 * the peer's name at restore instead of being refused (a new
 	 * connection: the peer sees the old one closed and a new one made).
@@ -115,6 +122,14 @@ uint64_t dump_freeze_started(const struct dump_ctx *d);
 int dump_collect(struct dump_ctx *d);
 /* Always succeeds in the end; returns the first error of releasing. */
 int dump_release(struct dump_ctx *d, enum dump_release_action action);
+/*
+ * The TCP packets that reached the tree's locked namespace so far
+ * (opts.net_capture), as net/replay.h records: *buf malloc'd, NULL and 0
+ * when none.  The capture stops: they are the caller's to deliver.
+ */
+void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len);
+/* What dump_net_frames() took, in the stats' words ({kept, bytes, ...}); NULL if nothing was kept. */
+json_t *dump_net_frames_stats(const struct dump_ctx *d);
 /* After DUMP_KILL: wait (bounded) until the tree's pids are free again, the
  * root's excepted (its parent reaps it). -ETIMEDOUT names the pid. */
 int dump_wait_gone(struct dump_ctx *d, int timeout_ms);

@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "net/inet.h"
+#include "net/replay.h"
 
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -55,6 +56,10 @@ struct dump_inet {
 	int netns;              /* the tree's network namespace when not ours (a container's), else -1 */
 	size_t n_locked;        /* connections locked and repaired */
 	double lock_ms;         /* nft's run, in the frozen window */
+	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
+	struct net_capture_stats cap_st;
+	bool captured;          /* cap_st is read */
+	size_t replayed;        /* delivered here again after a rollback */
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -183,6 +188,11 @@ int dump_inet_prepare(struct dump_ctx *d)
 	else
 		snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
 			 (unsigned long long)d->procs[0]->start_time);
+	/* before the lock: nothing it drops goes unseen */
+	if (in->netns >= 0 && d->opts.net_capture && net_capture_start(&in->cap) < 0) {
+		pr_warn("%s (the peers will retransmit what the lock drops)", dm_last_error());
+		dm_error_clear();
+	}
 	uint64_t t0 = clock_ns();
 	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
 	in->lock_ms = ns_to_ms(t0, clock_ns());
@@ -228,6 +238,37 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
 	if (d->inet->n_locked)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
+	json_t *k = dump_net_frames_stats(d);
+	if (k)
+		json_object_set_new(obj, "net_lock_packets", k);
+}
+
+json_t *dump_net_frames_stats(const struct dump_ctx *d)
+{
+	if (!d->inet || !d->inet->captured)
+		return NULL;
+	const struct net_capture_stats *st = &d->inet->cap_st;
+	json_t *k = json_object();
+	json_object_set_new(k, "kept", json_integer((json_int_t)st->kept));
+	json_object_set_new(k, "bytes", json_integer((json_int_t)st->bytes));
+	json_object_set_new(k, "over_limit", json_integer((json_int_t)st->over));
+	json_object_set_new(k, "lost", json_integer((json_int_t)st->lost));
+	if (d->inet->replayed)
+		json_object_set_new(k, "delivered_here", json_integer((json_int_t)d->inet->replayed));
+	return k;
+}
+
+void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len)
+{
+	struct dump_inet *in = d->inet;
+
+	*buf = NULL;
+	*len = 0;
+	if (!in || !in->cap)
+		return;
+	net_capture_finish(in->cap, buf, len, &in->cap_st);
+	in->cap = NULL;
+	in->captured = true;
 }
 
 /*
@@ -284,11 +325,20 @@ void dump_inet_release(struct dump_ctx *d, bool killed)
 		in->lock[0] = 0;
 	} else if (in->lock[0] && (!killed || !d->opts.keep_net_lock)) {
 		int back = -1;
+		_cleanup_free_ uint8_t *kept = NULL;
+		size_t len = 0;
+		/* the tree goes on here: what the lock dropped is its own again */
+		if (!killed)
+			dump_net_frames(d, &kept, &len);
 		if (netns_enter(in->netns, &back) < 0 || netlock_unlock(in->lock) < 0)
+			pr_warn("%s", dm_last_error());
+		else if (len && net_frames_inject(kept, len, &in->replayed) < 0)
 			pr_warn("%s", dm_last_error());
 		netns_leave(back);
 		in->lock[0] = 0;
 	}
+	net_capture_free(in->cap);
+	in->cap = NULL;
 }
 
 void dump_inet_free(struct dump_ctx *d)
@@ -300,6 +350,7 @@ void dump_inet_free(struct dump_ctx *d)
 			close(d->inet->e[i].dup);
 	if (d->inet->netns >= 0)
 		close(d->inet->netns);
+	net_capture_free(d->inet->cap);
 	free(d->inet->e);
 	free(d->inet);
 	d->inet = NULL;

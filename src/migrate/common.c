@@ -230,6 +230,7 @@ int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, Protobuf
 	case MIG_T_DATA:
 	case MIG_T_IMAGE_DATA:
 	case MIG_T_IMAGE_END:
+	case MIG_T_NET_FRAMES:
 	case MIG_T_DIRTY:
 	case MIG_T_VMA_FIX:
 	case MIG_T_FILE_END:

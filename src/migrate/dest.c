@@ -33,6 +33,7 @@
 #include "base/log.h"
 #include "base/sync.h"
 #include "dump/dump.h"
+#include "net/replay.h"
 #include "inject/inject.h"
 #include "mem/mem.h"
 #include "proc/proc.h"
@@ -78,6 +79,7 @@ struct dsess {
 	unsigned vma_fixes;
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
+	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
 	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
@@ -438,6 +440,7 @@ static int handle_start(struct dsess *s)
 			acc.has_rootfs_wire = true;
 			acc.rootfs_wire = rfs_wire_version();
 		}
+		acc.has_net_frames = acc.net_frames = true;
 		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);
 	}
 out:
@@ -799,6 +802,62 @@ static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
 static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what);
 
 /*
+ * COMMIT, after at most one NET_FRAMES: the packets the source's network
+ * lock dropped, checked now and delivered by the restore as it lets the
+ * tree go (restore_opts.packets).  Both within MIG_WAIT_COMMIT_MS.
+ */
+static int expect_commit(struct dsess *s)
+{
+	uint64_t deadline = clock_ns() + (uint64_t)MIG_WAIT_COMMIT_MS * 1000000;
+
+	for (;;) {
+		struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+		int64_t left = ((int64_t)deadline - (int64_t)clock_ns()) / 1000000;
+		ProtobufCMessage *m = NULL;
+		uint16_t type;
+		uint32_t len;
+		int k, r;
+
+		if (left < 1)
+			left = 1;
+		mig_watchdog_arm(&s->wd, "COMMIT", (int)left);
+		k = net_chan_has_pending(s->ctl) ? 1 : poll(&p, 1, (int)left);
+		if (k == 0) {
+			mig_watchdog_arm(&s->wd, NULL, 0);
+			return dm_fail(-ETIMEDOUT, "no COMMIT from the source within %d ms", MIG_WAIT_COMMIT_MS);
+		}
+		r = mig_recv(s->ctl, &type, &len, &m);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		if (r >= 0 && type == MIG_T_NET_FRAMES && !s->packets.buf && len && len <= NET_FRAMES_MAX) {
+			size_t n = 0;
+			s->packets.buf = xmalloc(len);
+			r = net_recv_body(s->ctl, s->packets.buf, len);
+			if (r >= 0) {
+				s->packets.len = len;
+				r = net_frames_check(s->packets.buf, len, &n);
+				if (r < 0)
+					s->packets.len = 0;
+			}
+			mig_watchdog_arm(&s->wd, NULL, 0);
+			if (r < 0)
+				return dm_wrap(mig_watchdog_error(&s->wd, r), "the packets the source kept");
+			pr_debug("migration %.8s: %zu packets kept by the source's lock", s->hex, n);
+			continue;
+		}
+		mig_watchdog_arm(&s->wd, NULL, 0);
+		if (r < 0)
+			return dm_wrap(mig_watchdog_error(&s->wd, r), "no COMMIT from the source");
+		if (type != MIG_T_COMMIT || len) {
+			if (type == MIG_T_NET_FRAMES || len)
+				net_skip_body(s->ctl);
+			return dm_fail(-EBADMSG, "expected COMMIT, got frame %#x of %u bytes", type, len);
+		}
+		return 0;
+	}
+}
+
+/*
  * The restored tree is complete and stopped (every thread traced by this
  * thread): say RESUMED and wait for COMMIT before it runs.  So our copy
  * never runs unless the source has committed, i.e. has left its own copy
@@ -861,7 +920,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	if (r < 0)
 		return r;
 	mig_test_point("dst-resumed");
-	r = expect_empty(s, MIG_T_COMMIT, MIG_WAIT_COMMIT_MS, "COMMIT");
+	r = expect_commit(s);
 	if (r < 0)
 		return r;
 	s->committed = true;
@@ -898,6 +957,7 @@ static int do_restore(struct dsess *s)
 		.lazy_features = LAZY_FEATURES,
 		.before_resume = hold_until_commit,
 		.before_resume_arg = s,
+		.packets = &s->packets,
 		/* the tree's paths under its rootfs on the source resolve in the copy */
 		.path_from = s->docker ? NULL : s->rfs_src_dir,
 		.path_to = !s->rfs_src_dir || s->docker ? NULL : s->view ? s->rfs_mnt : s->rfs_data,
@@ -1030,6 +1090,13 @@ static json_t *mem_stats(struct dsess *s)
 	/* from COMMIT to the tree running (the restore let it go) */
 	if (s->t_commit && s->t_resume > s->t_commit)
 		json_object_set_new(j, "commit_to_running_ms", json_real(ns_to_ms(s->t_commit, s->t_resume)));
+	if (s->packets.len) {
+		/* what the source's lock dropped, delivered here */
+		size_t n = 0;
+		net_frames_check(s->packets.buf, s->packets.len, &n);
+		json_object_set_new(j, "net_packets_kept", json_integer((json_int_t)n));
+		json_object_set_new(j, "net_packets_delivered", json_integer((json_int_t)s->packets.delivered));
+	}
 	if (s->resumed_stats.lock_counted) {
 		/* the tree's own connections, dropped on this side while locked */
 		json_object_set_new(j, "net_lock_tcp_dropped_in",
@@ -1216,6 +1283,8 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 static void session_cleanup(struct dsess *s)
 {
 	mig_watchdog_stop(&s->wd);
+	free(s->packets.buf);
+	s->packets = (struct restore_packets){ 0 };
 	docker_dst_free(s->docker);
 	s->docker = NULL;
 	/* started at START, never restored into: it goes */

@@ -62,6 +62,7 @@ struct src {
 	struct net_egress egress; /* the queue in front of the bulk channel's link */
 	struct mig_result *ret;
 	struct dump_opts dopts;
+	bool peer_net_frames;   /* ACCEPT: the destination takes NET_FRAMES */
 	/* the tree's files (--rootfs-dir): their channel and sender */
 	char *rootfs_dir;        /* realpath of o->rootfs_dir */
 	struct net_chan *rfs_chan;
@@ -1074,6 +1075,7 @@ static int ph_connect(struct src *s)
 			return r;
 		}
 	}
+	s->peer_net_frames = rep->has_net_frames && rep->net_frames;
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	r = connect_data(s);
 	if (r < 0)
@@ -1136,6 +1138,9 @@ static int ph_freeze(struct src *s)
 		/* and the VMA flags are read before the freeze (a smaps walk
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,
+		/* a container's locked namespace: what the lock drops goes to the
+		 * destination with COMMIT (or back to the tree on a rollback) */
+		.net_capture = s->peer_net_frames,
 		.before_freeze = before_freeze,
 		.container = o->container,
 	};
@@ -1222,8 +1227,33 @@ static int ph_memory_before(struct src *s)
 	return 0;
 }
 
+/*
+ * The TCP packets that reached the frozen container since its namespace was
+ * locked (the peers' requests, their retransmissions): the destination
+ * delivers them as it lets the tree go, so the peers need not wait for
+ * their retransmission timers (net/replay.h).  Taken only once the
+ * switch-over is decided: until then a rollback gives them back to our
+ * copy.
+ */
+static int send_net_frames(struct src *s)
+{
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (!s->peer_net_frames)
+		return 0;
+	dump_net_frames(s->d, &buf, &len);
+	json_t *k = dump_net_frames_stats(s->d);
+	if (k && s->dump_stats)
+		json_object_set_new(s->dump_stats, "net_lock_packets", k);
+	else
+		json_decref(k);
+	pr_info("%zu bytes of packets kept by the network lock go to the destination", len);
+	return len ? net_send_frame(s->ctl, MIG_T_NET_FRAMES, buf, len) : 0;
+}
+
 /* resume: RESUMED (MIG_WAIT_RESTORE_MS), then the switch-over: SIGSTOP
- * queued to the frozen tree, COMMIT */
+ * queued to the frozen tree, NET_FRAMES, COMMIT */
 static int ph_resume(struct src *s)
 {
 	Dm__MigReply *rep = NULL;
@@ -1269,7 +1299,9 @@ static int ph_resume(struct src *s)
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
 	atomic_store(&s->switched_over, true);
-	r = mig_send_empty(s->ctl, MIG_T_COMMIT);
+	r = send_net_frames(s);
+	if (r >= 0)
+		r = mig_send_empty(s->ctl, MIG_T_COMMIT);
 	say(s, "resumed on %s (pid %d there)  downtime %.0f ms", s->o->to, s->dest_pid,
 	    ns_to_ms(s->t_freeze, s->t_resume));
 	if (r < 0)

@@ -17,7 +17,9 @@
  *                                        complete but stopped (held, frozen in its cgroup)
  *                                     <--------  RESUMED {root_pid, stats}  | ABORT
  *   [SIGSTOP queued to the frozen tree]
- *   COMMIT  -------------------------->  the tree runs (without COMMIT in time: killed, it never ran)
+ *   [NET_FRAMES  -------------------->  kept: the packets the source's lock dropped]
+ *   COMMIT  -------------------------->  the tree runs (without COMMIT in time: killed, it never ran);
+ *                                        the kept packets are delivered to it as it is let go
  *   [post-copy, hybrid: bulk: PHASE INSTALL + pushed pages; fault: requests/replies]
  *                                     <--------  MEM_DONE {stats}   (every page is in)
  *   -- kill the frozen source --
@@ -53,6 +55,10 @@ enum mig_frame_type {
 	MIG_T_NEED_IMAGE = NET_T_MIGRATE + 14, /* Dm__MigReply */
 	MIG_T_IMAGE_DATA = NET_T_MIGRATE + 15, /* 1..MIG_DATA_MAX bytes of the image's tar */
 	MIG_T_IMAGE_END = NET_T_MIGRATE + 16,  /* empty */
+	/* right before COMMIT, at most once, if ACCEPT said net_frames: the TCP
+	 * packets the source's network lock dropped (net/replay.h records,
+	 * 1..NET_FRAMES_MAX bytes), delivered to the tree when it is let go */
+	MIG_T_NET_FRAMES = NET_T_MIGRATE + 17,
 };
 
 #define MIG_DATA_MAX (1u << 20)        /* bytes of one DATA frame */

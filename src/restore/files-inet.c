@@ -32,6 +32,7 @@
 #include "restore/files.h"
 #include "base/log.h"
 #include "net/inet.h"
+#include "net/replay.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -595,6 +596,16 @@ int rst_inet_resume(struct rst_ctx *c)
 			return dm_fail(r, "TCP connection %s -> %s: leaving repair mode: %s",
 				       addr_str(s, true, a, sizeof(a)), addr_str(s, false, b, sizeof(b)),
 				       strerror(-r));
+	}
+	/* what the source's lock dropped reaches the connections now (the
+	 * tree's own namespace only: the host's holds other services too) */
+	struct restore_packets *kp = c->o->packets;
+	if (kp && kp->len && in->netns >= 0) {
+		int back = -1;
+		if (netns_enter(in->netns, &back) >= 0 && net_frames_inject(kp->buf, kp->len, &kp->delivered) < 0)
+			pr_warn("%s (the peers will retransmit)", dm_last_error());
+		netns_leave(back);
+		dm_error_clear();
 	}
 	return 0;
 }

@@ -120,6 +120,20 @@ struct restore_opts {
 	 * Docker container on a default bridge): a TCP connection whose address
 	 * is not there ends (the tree reads EOF) instead of failing the restore. */
 	bool inet_close_foreign;
+	/*
+	 * TCP packets to deliver into the tree's network namespace once its
+	 * connections are its sockets again (the lock open, repair mode off),
+	 * before the tree runs: the packets the source's lock dropped
+	 * (net/replay.h records).  The caller owns them and may fill them as
+	 * late as before_resume; the restore says how many it delivered.
+	 */
+	struct restore_packets *packets;
+};
+
+struct restore_packets {
+	uint8_t *buf;
+	size_t len;
+	size_t delivered;
 };
 
 struct restore_stats {

@@ -49,6 +49,14 @@
 #                      its end is on b's bridge and it answers a ping; the
 #                      client namespace sees its addresses announced after
 #                      the resume (gratuitous ARP, unsolicited NA)
+#   runc/migrate-replay-post-copy, runc/migrate-replay-rollback  redis in a, a
+#                      client sends a SET while the migration pauses before
+#                      COMMIT (the namespace locked: a's lock drops it), its
+#                      retransmissions then blocked in the client namespace:
+#                      the key is there after the migration (b delivered the
+#                      packet a kept) or after a rollback by SIGINT (a gave it
+#                      back to its own copy); the client gets its +OK on the
+#                      same connection once unblocked
 #   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
 #                      a's bridge (redis, memcached: 20000 keys of 1000 bytes
 #                      loaded), lib/client.py keeping ONE connection and
@@ -877,10 +885,82 @@ t_svc_joined_1() {
 	result PASS $t
 }
 
+# runc/migrate-replay-MODE: a request a client sends while the container is
+# frozen and its namespace locked (at the source's last point before COMMIT)
+# is dropped by the lock but kept: post-copy: the destination delivers it to
+# the restored redis as it lets it go; rollback (SIGINT at that point): the
+# source gives it back to its own thawed copy.  The client's retransmissions
+# are blocked from then on (an nft rule in the client namespace), so only the
+# kept copy can bring the SET in: the key is there (asked on another
+# connection), the stats count the packets, and once unblocked the client gets
+# its +OK on the same connection.  docs/net.md, "What the lock drops".
+rp_dropped() {	# H ID: a's lock in the container's namespace dropped a TCP packet from a peer
+	local out
+	out=$(ctr_host "$1" nsenter -t "$(ctr_pid "$1" "$2")" -n nft list counter inet dmigrate_netns tcp_in 2>&1)
+	[[ $out =~ packets\ ([0-9]+) ]] && ((BASH_REMATCH[1] > 0))
+}
+rp_key() { [[ $(ctr_client redis-cli -h "$1" GET dm-replay 2>&1) == sent-while-frozen ]]; }
+t_replay() {
+	local mode=$1 n=$2 t=runc/migrate-replay-$1 id=$PREFIX-rp${1:0:1} b out addr mark=$WORK/mark-rp$1 d=$WORK/rp$1
+	local mpid cpid port h=b k1 k2 k3
+	addr=$(ctr_addr "$n")
+	b=$(bundle redis) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -rf "$mark" "$d"
+	mkdir -p "$mark" "$d"
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
+	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	ctr_client /usr/bin/python3 "$CT_DIR/lib/send-late.py" "$addr" "$d" >"$d/client.out" 2>&1 &
+	cpid=$!
+	wait_until 20 test -s "$d/port" || { kill $cpid; result FAIL $t "the client did not connect: $(cat "$d/client.out")"; return; }
+	port=$(cat "$d/port")
+	ctr_host a env DMIGRATE_TEST_PAUSE=src-resumed-received DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
+		--stats "$d/stats" >"$d/mig.out" 2>&1 &
+	mpid=$!
+	rp_fail() { kill $cpid $mpid 2>/dev/null; ctr_client nft delete table inet dmrp 2>/dev/null; result FAIL $t "$1"; }
+	wait_until 60 sh -c "test -e '$mark/src-resumed-received' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/src-resumed-received ]] || { rp_fail "the migration never paused: $(cat "$d/mig.out")"; return; }
+	touch "$d/go"
+	wait_until 20 test -e "$d/sent" || { rp_fail "the client did not send: $(cat "$d/client.out")"; return; }
+	# dropped by a's lock...
+	wait_until 20 rp_dropped a "$id" || { rp_fail "a's lock did not drop the request"; return; }
+	# ...and from now on the client's retransmissions go nowhere
+	out=$(echo "table inet dmrp { chain out { type filter hook output priority 0; ip daddr $addr tcp sport $port drop; }; }" |
+		ctr_client nft -f - 2>&1) || { rp_fail "nft in the client namespace: $out"; return; }
+	if [[ $mode == rollback ]]; then
+		h=a
+		# the migration itself, not the testhost wrapper around it
+		pkill -INT -f "^$DM migrate runc:$id " || { rp_fail "no migrate process to interrupt"; return; }
+		touch "$mark/src-resumed-received.go"
+		wait $mpid && { rp_fail "the migration succeeded after SIGINT"; return; }
+		grep -q "rolled back" "$d/mig.out" || { rp_fail "no rollback: $(cat "$d/mig.out")"; return; }
+	else
+		touch "$mark/src-resumed-received.go"
+		wait $mpid || { rp_fail "migrate: $(cat "$d/mig.out")"; return; }
+	fi
+	[[ $(ctr_status $h "$id") == running ]] || { rp_fail "not running in $h: '$(ctr_status $h "$id")'"; return; }
+	# the SET came in by the kept copy alone
+	wait_until 30 rp_key "$addr" ||
+		{ rp_fail "the request sent while locked did not arrive: GET says '$(ctr_client redis-cli -h "$addr" GET dm-replay 2>&1)'; $(jq -c '{kept: .dump.net_lock_packets, delivered: .destination.net_packets_delivered}' "$d/stats" 2>&1)"; return; }
+	if [[ $mode == post-copy ]]; then
+		out=$(jq -r '"\(.dump.net_lock_packets.kept) \(.destination.net_packets_kept) \(.destination.net_packets_delivered)"' "$d/stats" 2>&1)
+		read -r k1 k2 k3 <<<"$out"
+		[[ $k1 =~ ^[0-9]+$ && $k1 -ge 1 && $k2 == "$k1" && $k3 == "$k1" ]] ||
+			{ rp_fail "stats: kept by a, kept and delivered by b: $out"; return; }
+	fi
+	ctr_client nft delete table inet dmrp
+	wait $cpid || { result FAIL $t "the client: $(cat "$d/client.out")"; return; }
+	[[ $(cat "$d/answer" 2>/dev/null) == +OK ]] || { result FAIL $t "the client's answer: '$(cat "$d/answer" 2>&1)'"; return; }
+	ctr_delete $h "$id"
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
-	runc/migrate-ipc-post-copy)
+	runc/migrate-ipc-post-copy runc/migrate-replay-post-copy runc/migrate-replay-rollback)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -892,6 +972,8 @@ declare -A RUN=(
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-nobridge]=t_migrate_nobridge
 	[runc/migrate-bridge]=t_migrate_bridge
+	[runc/migrate-replay-post-copy]="t_replay post-copy 57"
+	[runc/migrate-replay-rollback]="t_replay rollback 58"
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"
