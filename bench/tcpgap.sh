@@ -11,6 +11,11 @@
 #   bench/tcpgap.sh [--build DIR] [--service redis|memcached|python-http|nginx]
 #                   [--modes "stop-and-copy post-copy"] [--runs N]
 #                   [--compare DMIGRATE] [--out FILE] [--pcap-dir DIR] [-v]
+#                   [--client keep|fresh]
+#
+# --client fresh: every request on a connection of its own (client.py
+# --fresh: a client without keep-alive), so new connections are made
+# throughout the migration; keep (default): ONE connection.
 #
 # --compare DMIGRATE: another dmigrate binary (an older build), run as
 # variant "other" alternated with this build's ("this") within each run and
@@ -28,7 +33,7 @@ export LC_ALL=C
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-BUILD=$REPO/build SVC=redis MODES="stop-and-copy post-copy" RUNS=3 OTHER='' OUT='' PCAPS='' VERBOSE=0
+BUILD=$REPO/build SVC=redis MODES="stop-and-copy post-copy" RUNS=3 OTHER='' OUT='' PCAPS='' VERBOSE=0 CLIENT=keep
 while (($#)); do
 	case $1 in
 	--build) BUILD=$2; shift ;;
@@ -38,12 +43,14 @@ while (($#)); do
 	--compare) OTHER=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--pcap-dir) PCAPS=$2; shift ;;
+	--client) CLIENT=$2; shift ;;
 	-v) VERBOSE=1 ;;
 	-h | --help) sed -n '4,/^# Needs root/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "tcpgap.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
+[[ $CLIENT == @(keep|fresh) ]] || { echo "tcpgap.sh: --client keep or fresh, not $CLIENT" >&2; exit 2; }
 DM=$BUILD/dmigrate
 [[ -x $DM ]] || { echo "tcpgap.sh: no $DM (--build DIR)" >&2; exit 2; }
 PREFIX=${DM_E2E_PREFIX:-dmtg}
@@ -91,7 +98,11 @@ one_run() {
 			"tcp port $PORT or arp or icmp6" >/dev/null 2>&1 &
 		tdpid=$!
 	fi
-	ctr_keep_start "$SVC" "$(ctr_addr $N)" "$d/keep"
+	if [[ $CLIENT == fresh ]]; then
+		ctr_keep_start "$SVC" "$(ctr_addr $N)" "$d/keep" --fresh
+	else
+		ctr_keep_start "$SVC" "$(ctr_addr $N)" "$d/keep"
+	fi
 	kpid=$CTR_KEEP_PID
 	wait_for 30 ctr_keep_past "$d/keep" 100 || fail "the client does not start: $(cat "$d/keep.out")"
 	t0=$EPOCHREALTIME
@@ -115,11 +126,13 @@ one_run() {
 		((VERBOSE)) && sed 's/^/# /' "$d/timeline" >&2
 	fi
 	jq -cn --arg mode "$mode" --arg var "$var" --arg svc "$SVC" --argjson gap "$gap" --argjson down "$down" \
-		--slurpfile st "$d/stats.json" --argjson cap "$cap" \
-		'{service: $svc, mode: $mode, variant: $var, gap_ms: ($gap * 10 | round / 10),
+		--slurpfile st "$d/stats.json" --argjson cap "$cap" --arg client "$CLIENT" \
+		'{service: $svc, client: $client, mode: $mode, variant: $var, gap_ms: ($gap * 10 | round / 10),
 		  downtime_ms: ($down * 10 | round / 10), excess_ms: (($gap - $down) * 10 | round / 10),
 		  net_lock_tcp_dropped_in: $st[0].destination.net_lock_tcp_dropped_in,
-		  net_lock_tcp_dropped_out: $st[0].destination.net_lock_tcp_dropped_out} + $cap'
+		  net_lock_tcp_dropped_out: $st[0].destination.net_lock_tcp_dropped_out,
+		  packets_kept: $st[0].dump.net_lock_packets.kept,
+		  packets_delivered: $st[0].destination.net_packets_delivered} + $cap'
 }
 # wait_for SECONDS CMD...
 wait_for() {

@@ -252,8 +252,44 @@ int net_frames_check(const uint8_t *buf, size_t len, size_t *ret_n)
 	return 0;
 }
 
+/*
+ * Is the packet's destination an address of this namespace?  A packet for
+ * another one (a Docker container on a default bridge gets another address
+ * on another host) would not loop back: it would be routed out, a forged
+ * packet on the network.  Asked by binding a datagram socket to it.
+ */
+static bool dest_local(const uint8_t *p)
+{
+	bool v6 = (p[0] >> 4) == 6;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} a = { 0 };
+	socklen_t al;
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return false;
+	if (v6) {
+		a.in6.sin6_family = AF_INET6;
+		memcpy(&a.in6.sin6_addr, p + 24, 16);
+		al = sizeof(a.in6);
+	} else {
+		a.in.sin_family = AF_INET;
+		memcpy(&a.in.sin_addr, p + 16, 4);
+		al = sizeof(a.in);
+	}
+	bool ok = bind(fd, &a.sa, al) == 0;
+	close(fd);
+	return ok;
+}
+
 int net_frames_inject(const uint8_t *buf, size_t len, size_t *ret_sent)
 {
+	uint8_t last[16] = { 0 };
+	size_t last_len = 0;
+	bool last_ok = false;
 	int fd[2] = { -1, -1 }, r = 0;
 	const uint8_t *p;
 	size_t pos = 0, n, sent = 0;
@@ -268,6 +304,18 @@ int net_frames_inject(const uint8_t *buf, size_t len, size_t *ret_sent)
 		socklen_t tl;
 
 		if (!tcp_offset(p, n))
+			continue;
+		/* one answer per address in a row (they come in runs) */
+		size_t al = v6 ? 16 : 4;
+		const uint8_t *da = p + (v6 ? 24 : 16);
+		if (al != last_len || memcmp(last, da, al)) {
+			memcpy(last, da, al);
+			last_len = al;
+			last_ok = dest_local(p);
+			if (!last_ok)
+				pr_debug("kept packets for an address that is not here are not delivered");
+		}
+		if (!last_ok)
 			continue;
 		if (fd[v6] < 0) {
 			int one = 1;

@@ -280,6 +280,16 @@ static void test_capture_deliver(void **state)
 	assert_int_equal(net_frames_inject(buf, len, &sent), 0);
 	assert_int_equal(sent, n);
 	assert_int_equal(net_frames_inject(buf, len, &sent), 0);
+	/* a packet for an address that is not the namespace's is not sent out */
+	uint8_t other[2048];
+	uint32_t le0;
+	memcpy(&le0, buf, 4);
+	size_t k0 = le32toh(le0);
+	assert_true(k0 + 4 <= sizeof(other) && (buf[4] >> 4) == 4);
+	memcpy(other, buf, k0 + 4);
+	other[4 + 19] = 9;	/* 198.19.71.1 -> 198.19.71.9, on the link but not here */
+	assert_int_equal(net_frames_inject(other, k0 + 4, &sent), 0);
+	assert_int_equal(sent, 0);
 	netns_leave(back);
 	free(buf);
 

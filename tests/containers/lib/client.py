@@ -6,7 +6,7 @@ connection, so that a test can tell a kept connection from a new one.
 
   client.py SERVICE ADDR load N [--size B]      SET keys k:0..k:N-1 (pipelined)
   client.py SERVICE ADDR verify N [--size B]    every key there with its value
-  client.py SERVICE ADDR keep --status FILE [--interval-ms MS] [--stop-file F]
+  client.py SERVICE ADDR keep --status FILE [--interval-ms MS] [--stop-file F] [--fresh]
 
 SERVICE: redis | memcached | python-http | nginx (ports as in lib.sh;
 --port overrides).  `keep` sends a request every MS milliseconds (redis and
@@ -16,6 +16,9 @@ with an error.  It writes FILE (JSON: requests, last, max_gap_ms, error,
 done) every 10 requests and at the end; it ends on SIGTERM/SIGINT or when
 the stop file exists, after reading every s:I back on the same connection
 (redis, memcached).  Exit status 0 only if every answer was right.
+--fresh: each request on a connection of its own, made for it and closed
+after its answer (a client without keep-alive); the first connection only
+reads the values back at the end.
 max_gap_ms is the longest time between two answers: a figure for reports
 and benchmarks, never a verdict.
 """
@@ -177,7 +180,7 @@ def load(c, svc, n, size, verify):
 
 # ---- keep
 
-def keep(c, svc, host, args):
+def keep(c0, svc, host, args):
     st = {"service": svc, "requests": 0, "last": -1, "max_gap_ms": 0.0, "error": None, "done": False}
     stop = [False]
 
@@ -197,6 +200,7 @@ def keep(c, svc, host, args):
     i = 0
     try:
         while not stop[0] and not (args.stop_file and os.path.exists(args.stop_file)):
+            c = Conn(host, args.port or PORTS[svc], args.timeout) if args.fresh else c0
             if svc == "redis":
                 c.send(redis_cmd("SET", b"s:%d" % i, i))
                 r = redis_reply(c)
@@ -211,6 +215,8 @@ def keep(c, svc, host, args):
                 body = http_get(c, host)
                 if body != b"dmigrate %s\n" % svc.encode():
                     raise ValueError("GET: %r" % body[:80])
+            if args.fresh:
+                c.s.close()
             now = time.monotonic()
             st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev) * 1000.0)
             prev = now
@@ -224,7 +230,7 @@ def keep(c, svc, host, args):
         if svc in ("redis", "memcached"):
             for start in range(0, i, 500):
                 idx = range(start, min(i, start + 500))
-                got = batch_get(c, svc, [b"s:%d" % j for j in idx])
+                got = batch_get(c0, svc, [b"s:%d" % j for j in idx])
                 for j, g in zip(idx, got):
                     if g != b"%d" % j:
                         raise ValueError("s:%d: %s after the run" % (j, "missing" if g is None else "wrong"))
@@ -247,6 +253,7 @@ def main():
     p.add_argument("--status")
     p.add_argument("--interval-ms", type=float, default=5.0)
     p.add_argument("--stop-file")
+    p.add_argument("--fresh", action="store_true")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds one answer may take (a migration's downtime is far below)")
     args = p.parse_args()
