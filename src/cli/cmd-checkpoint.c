@@ -16,7 +16,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: dmigrate checkpoint pid:PID|runc:ID|--pid PID --images DIR [--leave-running]\n"
 		     "                           [--runc-root DIR] [--dump-threads N] [--lazy] [--stats FILE]\n"
-		     "                           [--ext-unix]\n"
+		     "                           [--ext-unix] [--accept-wait MS]\n"
 		     "  Freezes the process tree rooted at PID, writes its image to DIR and kills it\n"
 		     "  (or lets it run again with --leave-running).  runc:ID is the runc container ID\n"
 		     "  (runc's state under --runc-root, default " RUNC_DEFAULT_ROOT "): frozen through its\n"
@@ -27,7 +27,10 @@ static void usage(FILE *out)
 		     "  after it runs, for restore --lazy (post-copy from the image).\n"
 		     "  --ext-unix: a unix socket connected to a peer outside the tree is\n"
 		     "  reconnected to that peer's name at restore (a new connection), instead\n"
-		     "  of refusing the checkpoint.\n");
+		     "  of refusing the checkpoint.  --accept-wait MS: a container with TCP\n"
+		     "  listeners has its network locked just before the freeze and this long\n"
+		     "  (default 500) to accept the connections they have queued, which could not\n"
+		     "  be restored; still queued then, it is refused.\n");
 }
 
 int cmd_checkpoint(int argc, char **argv)
@@ -41,6 +44,7 @@ int cmd_checkpoint(int argc, char **argv)
 		{ "lazy", no_argument, NULL, 'L' },
 		{ "runc-root", required_argument, NULL, 'T' },
 		{ "ext-unix", no_argument, NULL, 'U' },
+		{ "accept-wait", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -53,7 +57,7 @@ int cmd_checkpoint(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "p:D:Rj:s:LT:Uh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:D:Rj:s:LT:UA:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'T':
 			runc_root = optarg;
@@ -81,6 +85,13 @@ int cmd_checkpoint(int argc, char **argv)
 			break;
 		case 's':
 			stats = optarg;
+			break;
+		case 'A':
+			if (parse_long(optarg, &v) < 0 || v < 1 || v > 600000) {
+				fprintf(stderr, "dmigrate: checkpoint: bad --accept-wait '%s' (1 to 600000 ms)\n", optarg);
+				return 2;
+			}
+			o.accept_wait_ms = (unsigned)v;
 			break;
 		case 'L':
 			o.lazy = true;

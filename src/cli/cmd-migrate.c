@@ -24,7 +24,7 @@ static void usage(FILE *out)
 		"                        [--mode post-copy|pre-copy|stop-and-copy|hybrid]\n"
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
-		"                        [--runc-root DIR] [--keep-source]\n"
+		"                        [--runc-root DIR] [--keep-source] [--accept-wait MS]\n"
 		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
@@ -45,7 +45,10 @@ static void usage(FILE *out)
 		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
 		"  mapped first, then what it touches, then the smallest), lazy (directory\n"
 		"  order), eager (every file before the resume), none (shared storage: DIR is\n"
-		"  the same on the destination, nothing moves).\n");
+		"  the same on the destination, nothing moves).\n"
+		"  --accept-wait MS: a container with TCP listeners has its network locked just\n"
+		"  before the freeze and this long (default 500) to accept the connections\n"
+		"  they have queued, which could not move; still queued then, it is refused.\n");
 }
 
 static int mig_runc_record(void *arg, const char *dir)
@@ -101,6 +104,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "rootfs-dir", required_argument, NULL, 'R' },
 		{ "rootfs", required_argument, NULL, 'F' },
 		{ "keep-source", no_argument, NULL, 'K' },
+		{ "accept-wait", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -117,7 +121,7 @@ int cmd_migrate(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:Kh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:KA:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -158,6 +162,13 @@ int cmd_migrate(int argc, char **argv)
 			rootfs_set = true;
 			break;
 		case 'K': keep_source = true; break;
+		case 'A':
+			if (parse_long(optarg, &v) < 0 || v < 1 || v > 600000) {
+				fprintf(stderr, "dmigrate: migrate: bad --accept-wait '%s' (1 to 600000 ms)\n", optarg);
+				return 2;
+			}
+			o.accept_wait_ms = (unsigned)v;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -170,6 +170,15 @@ int dump_ctty(struct dump_ctx *d);
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
 /* fd-inet.c: TCP and UDP sockets.  Before the fds are read (frozen tree):
  * match the tree's sockets with sock_diag, lock and repair its connections. */
+/*
+ * Before the freeze: a container's own network namespace that has a TCP
+ * listener is locked while the tree still runs, and the tree gets up to
+ * DUMP_ACCEPT_WAIT_MS to accept the connections queued on its listeners
+ * (they cannot be restored; nothing new is queued once locked).  The
+ * freeze's dump_inet_prepare() keeps that lock.
+ */
+#define DUMP_ACCEPT_WAIT_MS 500 /* dump_opts.accept_wait_ms 0 */
+int dump_inet_prelock(struct dump_ctx *d);
 int dump_inet_prepare(struct dump_ctx *d);
 /* Stats: inet_sockets, tcp_connections_locked, net_lock_ms (nft's run in the freeze). */
 void dump_inet_stats(const struct dump_ctx *d, json_t *obj);

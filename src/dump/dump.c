@@ -77,9 +77,13 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 	if (o->before_freeze)
 		o->before_freeze(o->before_freeze_arg);
 	d->t_start = clock_ns();
-	r = dump_seize_tree(d);
+	/* from here the peers of a container with listeners meet its lock */
+	r = dump_inet_prelock(d);
+	if (r >= 0)
+		r = dump_seize_tree(d);
 	if (r < 0) {
 		dump_detach_all(d, false);
+		dump_inet_release(d, false);
 		/* nothing was written: the reserved files have no name */
 		if (d->img_dir_made)
 			rmdir(o->images_dir);

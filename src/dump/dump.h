@@ -83,6 +83,12 @@ struct dump_opts {
 	 */
 	bool keep_net_lock;
 	/*
+	 * A container with TCP listeners is locked before the freeze and may
+	 * accept what they have queued for up to this long (0: the default,
+	 * DUMP_ACCEPT_WAIT_MS); what is still queued then refuses the dump.
+	 */
+	unsigned accept_wait_ms;
+	/*
 	 * A tree in a network namespace of its own (a container's) that is
 	 * locked as a whole: keep the TCP packets the lock drops (net/replay.h)
 	 * for dump_net_frames() (a migration delivers them on the destination)

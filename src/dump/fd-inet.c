@@ -56,6 +56,9 @@ struct dump_inet {
 	int netns;              /* the tree's network namespace when not ours (a container's), else -1 */
 	size_t n_locked;        /* connections locked and repaired */
 	double lock_ms;         /* nft's run, in the frozen window */
+	bool prelocked;         /* locked before the freeze (dump_inet_prelock) */
+	double accept_wait_ms;  /* how long the running tree had to accept its queued connections */
+	uint32_t accept_left;   /* connections still queued on its listeners then */
 	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
 	struct net_capture_stats cap_st;
 	bool captured;          /* cap_st is read */
@@ -91,16 +94,110 @@ static int repair(int fd, int on)
 	return setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) < 0 ? neg_errno() : 0;
 }
 
+/* connections queued on the TCP listeners of this namespace, not yet
+ * accepted; -errno */
+static int64_t queued_on_listeners(bool *any_listener)
+{
+	int64_t n = 0;
+
+	*any_listener = false;
+	for (int k = 0; k < 2; k++) {
+		_cleanup_free_ struct inet_sk_diag *v = NULL;
+		size_t nv = 0;
+		int r = inet_diag_list(k ? AF_INET6 : AF_INET, IPPROTO_TCP, &v, &nv);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < nv; i++) {
+			if (v[i].state != TCP_LISTEN)
+				continue;
+			*any_listener = true;
+			n += v[i].rqueue;
+		}
+	}
+	return n;
+}
+
+static unsigned accept_wait(const struct dump_ctx *d)
+{
+	return d->opts.accept_wait_ms ? d->opts.accept_wait_ms : DUMP_ACCEPT_WAIT_MS;
+}
+
+int dump_inet_prelock(struct dump_ctx *d)
+{
+	struct dump_inet *in;
+	bool listening = false;
+	int64_t queued;
+	int r, back = -1;
+
+	/* a container in a network namespace that is not ours (the freeze would
+	 * lock it as a whole too: here only sooner) */
+	if (!d->opts.container || d->inet)
+		return 0;
+	in = xcalloc(1, sizeof(*in));
+	in->netns = -1;
+	d->inet = in;
+	r = netns_of_pid(d->opts.pid, &in->netns);
+	if (r <= 0)
+		return r;
+	r = netns_enter(in->netns, &back);
+	if (r < 0)
+		return r;
+	queued = queued_on_listeners(&listening);
+	if (queued < 0 || !listening) {
+		/* nothing to accept: the lock comes with the freeze, as for any tree */
+		netns_leave(back);
+		dm_error_clear();
+		return 0;
+	}
+	if (d->opts.net_capture && net_capture_start(&in->cap) < 0) {
+		pr_warn("%s (the peers will retransmit what the lock drops)", dm_last_error());
+		dm_error_clear();
+	}
+	snprintf(in->lock, sizeof(in->lock), "%s", NETLOCK_NETNS_NAME);
+	uint64_t t0 = clock_ns();
+	r = netlock_netns(in->lock);
+	in->lock_ms = ns_to_ms(t0, clock_ns());
+	if (r < 0) {
+		in->lock[0] = 0;
+		net_capture_free(in->cap);
+		in->cap = NULL;
+		netns_leave(back);
+		return r;
+	}
+	in->prelocked = true;
+	/*
+	 * Nothing new gets in now (a SYN is dropped, and kept for the
+	 * destination), and the running tree takes what its listeners have
+	 * queued: a connection not yet accepted cannot be restored (no call
+	 * puts a socket back into a listener's queue), an accepted one is an
+	 * ordinary connection of the tree.
+	 */
+	t0 = clock_ns();
+	while (queued > 0 && ns_to_ms(t0, clock_ns()) < accept_wait(d)) {
+		usleep(1000);
+		queued = queued_on_listeners(&listening);
+	}
+	in->accept_wait_ms = ns_to_ms(t0, clock_ns());
+	in->accept_left = queued > 0 ? (uint32_t)queued : 0;
+	netns_leave(back);
+	dm_error_clear();
+	pr_info("network namespace locked before the freeze; its listeners' queues %s in %.1f ms",
+		in->accept_left ? "still hold connections" : "are empty", in->accept_wait_ms);
+	return 0;
+}
+
 int dump_inet_prepare(struct dump_ctx *d)
 {
-	struct dump_inet *in = xcalloc(1, sizeof(*in));
+	struct dump_inet *in = d->inet ? d->inet : xcalloc(1, sizeof(*in));
 	struct inet_entry *want = NULL;
 	struct netlock_conn *c = NULL;
 	size_t n_want = 0, nc = 0;
 	int r, back = -1;
 
-	d->inet = in;
-	in->netns = -1;
+	if (!d->inet) {
+		d->inet = in;
+		in->netns = -1;
+	}
 	/* the tree's sockets: inode, and one holder to copy the fd from */
 	for (size_t i = 0; i < d->nprocs; i++) {
 		_cleanup_(proc_fd_list_done) struct proc_fd_list fds = {};
@@ -122,7 +219,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 		return 0;
 	qsort(want, n_want, sizeof(*want), entry_cmp);
 	/* a container's sockets are in its namespace: sock_diag and nft run there */
-	r = netns_of_pid(d->procs[0]->pid, &in->netns);
+	r = in->netns >= 0 ? 1 : netns_of_pid(d->procs[0]->pid, &in->netns);
 	if (r < 0)
 		goto out;
 	r = netns_enter(in->netns, &back);
@@ -189,13 +286,15 @@ int dump_inet_prepare(struct dump_ctx *d)
 		snprintf(in->lock, sizeof(in->lock), "dmigrate_%d_%llu", d->procs[0]->pid,
 			 (unsigned long long)d->procs[0]->start_time);
 	/* before the lock: nothing it drops goes unseen */
-	if (in->netns >= 0 && d->opts.net_capture && net_capture_start(&in->cap) < 0) {
+	if (in->netns >= 0 && d->opts.net_capture && !in->cap && !in->prelocked && net_capture_start(&in->cap) < 0) {
 		pr_warn("%s (the peers will retransmit what the lock drops)", dm_last_error());
 		dm_error_clear();
 	}
 	uint64_t t0 = clock_ns();
-	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
-	in->lock_ms = ns_to_ms(t0, clock_ns());
+	/* locked before the freeze: it stays as it is */
+	r = in->prelocked ? 0 : in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
+	if (!in->prelocked)
+		in->lock_ms = ns_to_ms(t0, clock_ns());
 	in->n_locked = nc;
 	if (r < 0) {
 		in->lock[0] = 0;
@@ -236,8 +335,12 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 		return;
 	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
 	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
-	if (d->inet->n_locked)
+	if (d->inet->n_locked || d->inet->prelocked)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
+	if (d->inet->prelocked) {
+		json_object_set_new(obj, "net_locked_before_freeze", json_true());
+		json_object_set_new(obj, "accept_wait_ms", json_real(d->inet->accept_wait_ms));
+	}
 	json_t *k = dump_net_frames_stats(d);
 	if (k)
 		json_object_set_new(obj, "net_lock_packets", k);
@@ -574,7 +677,12 @@ static int inet_dump(struct dump_ctx *d, const struct dump_fd *x, Dm__File *f)
 		}
 		pr_info("fd %d of process %d: %u connections to port %u not yet accepted were reset",
 			pf->fd, p->pid, n, g->sport);
-	} else if (tcp && g->state == TCP_LISTEN && g->rqueue)
+	} else if (tcp && g->state == TCP_LISTEN && g->rqueue && d->inet->prelocked)
+		return dm_fail(-ENOTSUP, "fd %d of process %d: listening TCP socket on port %u has %u "
+			       "connections not yet accepted (the service did not take them within %u ms "
+			       "of the network lock: --accept-wait), which cannot be restored", pf->fd, p->pid,
+			       g->sport, g->rqueue, accept_wait(d));
+	else if (tcp && g->state == TCP_LISTEN && g->rqueue)
 		return dm_fail(-ENOTSUP, "fd %d of process %d: listening TCP socket on port %u has %u "
 			       "connections not yet accepted, which cannot be restored", pf->fd, p->pid,
 			       g->sport, g->rqueue);

@@ -1125,6 +1125,7 @@ static int ph_freeze(struct src *s)
 		.pid = o->pid,
 		.images_dir = s->workdir,
 		.dump_threads = o->dump_threads,
+		.accept_wait_ms = o->accept_wait_ms,
 		.lazy_remote = true,
 		.reset_unaccepted = o->reset_unaccepted,
 		/* post-copy: the page map of anonymous memory is read after the

@@ -57,6 +57,11 @@
 #                      packet a kept) or after a rollback by SIGINT (a gave it
 #                      back to its own copy); the client gets its +OK on the
 #                      same connection once unblocked
+#   runc/migrate-accept  a connection queued on the listener of a service
+#                      that holds its accept(): the network is locked before
+#                      the freeze, the service (let go once the lock is seen)
+#                      accepts it, the migration goes through and the
+#                      connection answers from b
 #   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
 #                      a's bridge (redis, memcached: 20000 keys of 1000 bytes
 #                      loaded), lib/client.py keeping ONE connection and
@@ -957,10 +962,61 @@ t_replay() {
 	result PASS $t
 }
 
+# runc/migrate-accept: a connection queued on the container's listener, not
+# yet accepted, when the migration starts (lib/accept-hold.py holds its
+# accept() while a file exists): the namespace is locked before the freeze,
+# the test sees the lock and lets the service accept; the migration goes
+# through (--accept-wait 30000: the test's reaction time is no verdict) and
+# the connection answers from b.  Without the lock before the freeze the
+# migration was refused ("connections not yet accepted").
+acc_locked() { ctr_host a nsenter -t "$1" -n nft list table inet dmigrate_netns >/dev/null 2>&1; }
+acc_locked_or_gone() { acc_locked "$1" || ! kill -0 "$2" 2>/dev/null; }	# PID MIGRATE-PID
+t_accept() {
+	local t=runc/migrate-accept id=$PREFIX-acc n=59 b0 out addr d=$WORK/acc pid mpid cpid q
+	addr=$(ctr_addr "$n")
+	b0=$(bundle python-http) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -rf "$d"
+	mkdir -p "$d/bundle"
+	rm -f "$b0"/rootfs/tmp/dm-acc-*
+	cp "$CT_DIR/lib/accept-hold.py" "$b0/rootfs/tmp/dm-acc-service.py"
+	jq --arg root "$(cd "$b0/rootfs" && pwd)" \
+		'.root.path = $root | .process.args = ["/usr/bin/python3", "/tmp/dm-acc-service.py"]' \
+		"$b0/config.json" >"$d/bundle/config.json" || { result FAIL $t "config"; return; }
+	CTRS+=("a $id" "b $id")
+	# it accepts nothing until the hold goes
+	touch "$b0/rootfs/tmp/dm-acc-hold"
+	out=$(ctr_start a "$id" "$d/bundle" "$n" /dev/null) || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id")
+	wait_until 30 test -e "$b0/rootfs/tmp/dm-acc-ready" || { result FAIL $t "the service did not start"; return; }
+	ctr_client /usr/bin/python3 "$CT_DIR/lib/connect-late.py" "$addr" 9000 "$d" >"$d/client.out" 2>&1 &
+	cpid=$!
+	wait_until 20 test -e "$d/connected" || { kill $cpid; result FAIL $t "no connection: $(cat "$d/client.out")"; return; }
+	q=$(ctr_host a nsenter -t "$pid" -n ss -Hltn 'sport = :9000' | awk '{ print $2 }')
+	[[ $q == 1 ]] || { kill $cpid; result FAIL $t "the listener's queue holds '$q' connections, not 1"; return; }
+	ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
+		--accept-wait 30000 --quiet --stats "$d/stats" >"$d/mig.out" 2>&1 &
+	mpid=$!
+	wait_until 60 acc_locked_or_gone "$pid" "$mpid"
+	rm -f "$b0/rootfs/tmp/dm-acc-hold"
+	wait $mpid || { kill $cpid; result FAIL $t "migrate: $(cat "$d/mig.out")"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ kill $cpid; result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	out=$(jq -r '"\(.dump.net_locked_before_freeze) \(.dump.accept_wait_ms != null)"' "$d/stats" 2>&1)
+	[[ $out == "true true" ]] || { kill $cpid; result FAIL $t "stats: locked before the freeze, accept wait: $out"; return; }
+	touch "$d/go"
+	wait $cpid || { result FAIL $t "the client: $(cat "$d/client.out")"; return; }
+	[[ $(cat "$d/answer" 2>/dev/null) == ping ]] || { result FAIL $t "the answer from b: '$(cat "$d/answer" 2>&1)'"; return; }
+	ctr_delete b "$id"
+	rm -f "$b0"/rootfs/tmp/dm-acc-*
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
-	runc/migrate-ipc-post-copy runc/migrate-replay-post-copy runc/migrate-replay-rollback)
+	runc/migrate-ipc-post-copy runc/migrate-replay-post-copy runc/migrate-replay-rollback
+	runc/migrate-accept)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -974,6 +1030,7 @@ declare -A RUN=(
 	[runc/migrate-bridge]=t_migrate_bridge
 	[runc/migrate-replay-post-copy]="t_replay post-copy 57"
 	[runc/migrate-replay-rollback]="t_replay rollback 58"
+	[runc/migrate-accept]=t_accept
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"
