@@ -11,11 +11,14 @@
 #   bench/tcpgap.sh [--build DIR] [--service redis|memcached|python-http|nginx]
 #                   [--modes "stop-and-copy post-copy"] [--runs N]
 #                   [--compare DMIGRATE] [--out FILE] [--pcap-dir DIR] [-v]
-#                   [--client keep|fresh]
+#                   [--client keep|fresh|stream]
 #
 # --client fresh: every request on a connection of its own (client.py
 # --fresh: a client without keep-alive), so new connections are made
-# throughout the migration; keep (default): ONE connection.
+# throughout the migration; stream (redis, memcached): ONE connection on
+# which requests go every 5 ms without waiting for the answers (client.py
+# --stream); keep (default): ONE connection, a request every 5 ms after
+# the answer to the last.
 #
 # --compare DMIGRATE: another dmigrate binary (an older build), run as
 # variant "other" alternated with this build's ("this") within each run and
@@ -50,7 +53,7 @@ while (($#)); do
 	esac
 	shift
 done
-[[ $CLIENT == @(keep|fresh) ]] || { echo "tcpgap.sh: --client keep or fresh, not $CLIENT" >&2; exit 2; }
+[[ $CLIENT == @(keep|fresh|stream) ]] || { echo "tcpgap.sh: --client keep, fresh or stream, not $CLIENT" >&2; exit 2; }
 DM=$BUILD/dmigrate
 [[ -x $DM ]] || { echo "tcpgap.sh: no $DM (--build DIR)" >&2; exit 2; }
 PREFIX=${DM_E2E_PREFIX:-dmtg}
@@ -98,8 +101,8 @@ one_run() {
 			"tcp port $PORT or arp or icmp6" >/dev/null 2>&1 &
 		tdpid=$!
 	fi
-	if [[ $CLIENT == fresh ]]; then
-		ctr_keep_start "$SVC" "$(ctr_addr $N)" "$d/keep" --fresh
+	if [[ $CLIENT != keep ]]; then
+		ctr_keep_start "$SVC" "$(ctr_addr $N)" "$d/keep" "--$CLIENT"
 	else
 		ctr_keep_start "$SVC" "$(ctr_addr $N)" "$d/keep"
 	fi
@@ -132,7 +135,8 @@ one_run() {
 		  net_lock_tcp_dropped_in: $st[0].destination.net_lock_tcp_dropped_in,
 		  net_lock_tcp_dropped_out: $st[0].destination.net_lock_tcp_dropped_out,
 		  packets_kept: $st[0].dump.net_lock_packets.kept,
-		  packets_delivered: $st[0].destination.net_packets_delivered} + $cap'
+		  packets_delivered: $st[0].destination.net_packets_delivered,
+		  net_lock_ms: $st[0].dump.net_lock_ms, accept_wait_ms: $st[0].dump.accept_wait_ms} + $cap'
 }
 # wait_for SECONDS CMD...
 wait_for() {

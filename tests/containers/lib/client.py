@@ -6,7 +6,7 @@ connection, so that a test can tell a kept connection from a new one.
 
   client.py SERVICE ADDR load N [--size B]      SET keys k:0..k:N-1 (pipelined)
   client.py SERVICE ADDR verify N [--size B]    every key there with its value
-  client.py SERVICE ADDR keep --status FILE [--interval-ms MS] [--stop-file F] [--fresh]
+  client.py SERVICE ADDR keep --status FILE [--interval-ms MS] [--stop-file F] [--fresh | --stream]
 
 SERVICE: redis | memcached | python-http | nginx (ports as in lib.sh;
 --port overrides).  `keep` sends a request every MS milliseconds (redis and
@@ -18,7 +18,10 @@ the stop file exists, after reading every s:I back on the same connection
 (redis, memcached).  Exit status 0 only if every answer was right.
 --fresh: each request on a connection of its own, made for it and closed
 after its answer (a client without keep-alive); the first connection only
-reads the values back at the end.
+reads the values back at the end.  --stream (redis, memcached): requests go
+every MS milliseconds without waiting for the answers (a client that
+streams: its bytes are in flight whenever the server stops); the answers
+are read as they come, max_gap_ms is the longest time between two.
 max_gap_ms is the longest time between two answers: a figure for reports
 and benchmarks, never a verdict.
 """
@@ -180,6 +183,48 @@ def load(c, svc, n, size, verify):
 
 # ---- keep
 
+def stream(c, svc, st, stop, write, args):
+    """--stream: a thread sends, this one reads the answers in order"""
+    import threading
+    sent = [0]
+    err = []
+
+    def sender():
+        try:
+            while not stop[0] and not (args.stop_file and os.path.exists(args.stop_file)):
+                i = sent[0]
+                c.send(redis_cmd("SET", b"s:%d" % i, i) if svc == "redis" else mc_set(b"s:%d" % i, b"%d" % i))
+                sent[0] = i + 1
+                time.sleep(args.interval_ms / 1000.0)
+        except OSError as e:
+            err.append(e)
+        stop[0] = True
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    prev = time.monotonic()
+    i = 0
+    while not (stop[0] and i >= sent[0]):
+        if i >= sent[0]:
+            time.sleep(0.001)
+            continue
+        r = redis_reply(c) if svc == "redis" else c.line()
+        if r != (b"OK" if svc == "redis" else b"STORED"):
+            raise ValueError("set s:%d: %r" % (i, r))
+        now = time.monotonic()
+        st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev) * 1000.0)
+        prev = now
+        st["requests"] += 1
+        st["last"] = i
+        i += 1
+        if i % 10 == 0:
+            write()
+    t.join()
+    if err:
+        raise err[0]
+    return i
+
+
 def keep(c0, svc, host, args):
     st = {"service": svc, "requests": 0, "last": -1, "max_gap_ms": 0.0, "error": None, "done": False}
     stop = [False]
@@ -199,7 +244,9 @@ def keep(c0, svc, host, args):
     prev = time.monotonic()
     i = 0
     try:
-        while not stop[0] and not (args.stop_file and os.path.exists(args.stop_file)):
+        if args.stream:
+            i = stream(c0, svc, st, stop, write, args)
+        while not args.stream and not stop[0] and not (args.stop_file and os.path.exists(args.stop_file)):
             c = Conn(host, args.port or PORTS[svc], args.timeout) if args.fresh else c0
             if svc == "redis":
                 c.send(redis_cmd("SET", b"s:%d" % i, i))
@@ -254,6 +301,7 @@ def main():
     p.add_argument("--interval-ms", type=float, default=5.0)
     p.add_argument("--stop-file")
     p.add_argument("--fresh", action="store_true")
+    p.add_argument("--stream", action="store_true")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds one answer may take (a migration's downtime is far below)")
     args = p.parse_args()
@@ -262,6 +310,8 @@ def main():
         p.error("load/verify: redis or memcached")
     if args.mode == "keep" and not args.status:
         p.error("keep: --status FILE")
+    if args.stream and (args.fresh or args.service not in ("redis", "memcached")):
+        p.error("--stream: redis or memcached, without --fresh")
     try:
         c = Conn(args.addr, port, args.timeout)
     except OSError as e:
