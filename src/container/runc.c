@@ -1239,7 +1239,11 @@ int runc_stub_fds(int *ret_exe, int ret_sock[2])
 		close(fd);
 		return dm_fail(-EIO, "writing the stub: %m");
 	}
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ret_sock) < 0) {
+	/* a sequenced-packet pair, not datagrams: when our end closes (the
+	 * daemon died before the restore) the stub's wait ends at once and it
+	 * exits, so runc sees the container stopped, instead of waiting out
+	 * EXT_STUB_ARGS_WAIT_MS on a datagram socket that never says so */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ret_sock) < 0) {
 		int r = dm_fail(neg_errno(), "socketpair: %m");
 		close(fd);
 		return r;
@@ -1674,6 +1678,37 @@ int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *
 fail:
 	runc_restore_done(&s, false);
 	return r;
+}
+
+int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle)
+{
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+
+	if (r < 0)
+		return r;
+	if (r) {
+		/* runc knows no such container: nothing but the bundle to remove */
+		if (!err || !strstr(err, "does not exist"))
+			return dm_fail(-EIO, "runc --root %s state %s: %s", root, id, err ? runc_msg(err) : "failed");
+	} else {
+		json_error_t je;
+		json_t *st = json_loads(out ? out : "", 0, &je);
+		const char *status = json_string_value(json_object_get(st, "status"));
+		bool stopped = status && !strcmp(status, "stopped");
+		json_decref(st);
+		if (!stopped)
+			return 0;
+		_cleanup_free_ char *derr = NULL;
+		r = ctr_run((const char *const[]){ "runc", "--root", root, "delete", "-f", id, NULL }, NULL, 0, NULL,
+			    &derr);
+		if (r)
+			return dm_fail(r < 0 ? r : -EIO, "runc --root %s delete -f %s: %s", root, id,
+				       derr ? runc_msg(derr) : "failed");
+	}
+	if (tmp_bundle && tmp_bundle[0])
+		rm_rf(tmp_bundle);
+	return 1;
 }
 
 void runc_restore_done(struct runc_started *s, bool ok)

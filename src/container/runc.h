@@ -118,6 +118,14 @@ void runc_stub_process(json_t *config);
 int runc_stub_fds(int *ret_exe, int ret_sock[2]);
 /* ok: the tree runs; else the container is deleted.  Frees *s. */
 void runc_restore_done(struct runc_started *s, bool ok);
+/*
+ * A container runc_restore_launch() made (root, id, its temporary bundle)
+ * that the daemon which made it never took nor removed (it died): deleted,
+ * with the bundle, if runc shows it stopped (the stub exits when its
+ * transport's other end closes).  1: gone (deleted, or runc does not know
+ * it), 0: left (it runs: not a dead daemon's), -errno.
+ */
+int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle);
 
 /* Runs argv with stdin /dev/null, stdout and stderr into memfds; extra: fds
  * put at 3, 4, ... in the child; *ret_out, *ret_err (malloc'd, may be NULL)

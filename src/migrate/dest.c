@@ -109,6 +109,102 @@ struct dsess {
 	pthread_t thread;
 };
 
+/*
+ * Containers started at START (`runc run -d` of the restore's stub) have a
+ * record, <state>/early/<session>: runc's root, the ID, the temporary
+ * bundle.  It goes once the restore has taken the container (it is the
+ * tree's then) or the session has deleted it.  A daemon that dies in
+ * between leaves it; the stub exits when our end of its transport closes,
+ * runc shows the container stopped, and the next daemon deletes it
+ * (sweep_early): else its ID would stay taken and every later migration of
+ * that container here would be refused.
+ */
+static char *early_dir(const struct mig_daemon_opts *o)
+{
+	return xasprintf("%s/early", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
+}
+
+static void early_note(struct dsess *s)
+{
+	_cleanup_free_ char *dir = early_dir(s->o), *path = xasprintf("%s/%s", dir, s->hex);
+	_cleanup_free_ char *text = xasprintf("%s\n%s\n%s\n", s->runc_early.root, s->runc_early.id,
+					      s->runc_early.tmp_bundle ? s->runc_early.tmp_bundle : "");
+	int fd;
+
+	if (mkdir_p(dir, 0700) < 0 ||
+	    (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		pr_warn("migration %.8s: cannot note the container started at START in %s: %m", s->hex, dir);
+		return;
+	}
+	if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0)
+		pr_warn("migration %.8s: %s: %m", s->hex, path);
+	close(fd);
+}
+
+/*
+ * The container a record names: deleted if runc shows it stopped, the
+ * record with it (1); left, with its record, if it runs (0); -errno.
+ */
+static int early_sweep_one(const char *path)
+{
+	char buf[3 * PATH_MAX + 4], *f[3] = { NULL };
+	int fd = open(path, O_RDONLY | O_CLOEXEC), n = 0, r;
+	ssize_t k;
+
+	if (fd < 0)
+		return errno == ENOENT ? 1 : neg_errno();
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k >= 0) {
+		buf[k] = 0;
+		/* strsep keeps the empty bundle line */
+		char *p = buf;
+		for (; n < 3 && p; n++)
+			f[n] = strsep(&p, "\n");
+	}
+	/* a record we cannot read names nothing we could delete safely */
+	if (n < 3 || f[0][0] != '/' || !f[1][0] || strchr(f[1], '/') || (f[2][0] && f[2][0] != '/')) {
+		pr_warn("%s: not a record of a container started here; removed", path);
+		unlink(path);
+		return 1;
+	}
+	r = runc_sweep_early(f[0], f[1], f[2]);
+	if (r > 0) {
+		pr_info("container %s, started for a migration that did not complete, removed", f[1]);
+		unlink(path);
+	} else if (r < 0) {
+		pr_warn("container %s, started for a migration: %s", f[1], dm_last_error());
+	}
+	return r;
+}
+
+/* at the session's end: a container it started and that its tree no longer
+ * runs in (a restore that failed, a tree killed after COMMIT) goes */
+static void early_settle(struct dsess *s)
+{
+	_cleanup_free_ char *dir = early_dir(s->o), *path = xasprintf("%s/%s", dir, s->hex);
+	if (early_sweep_one(path) == 0)
+		unlink(path);	/* it runs: the tree's container now */
+}
+
+static void sweep_early(const struct mig_daemon_opts *o)
+{
+	_cleanup_free_ char *dir = early_dir(o);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *path = xasprintf("%s/%s", dir, e->d_name);
+		early_sweep_one(path);
+	}
+	closedir(d);
+}
+
+
 static _Atomic bool daemon_stop;
 /* memory the migrations in progress may still take (their stores, their
  * trees): a new one counts it as gone (MemAvailable only drops as they fill) */
@@ -406,6 +502,7 @@ static int handle_start(struct dsess *s)
 		r = runc_restore_launch(s->runc_base, &rro, &s->runc_early);
 		if (r < 0)
 			goto out;
+		early_note(s);
 		pr_info("migration %.8s: container %s started (its init waits for the restore)", s->hex,
 			st->container_id);
 	}
@@ -1291,6 +1388,8 @@ static void session_cleanup(struct dsess *s)
 	if (s->runc_early.id)
 		runc_restore_done(&s->runc_early, false);
 	if (s->runc_base)
+		early_settle(s);
+	if (s->runc_base)
 		dm__container__free_unpacked(s->runc_base, NULL);
 	s->runc_base = NULL;
 	mem_netsrc_stop(s->netsrc);
@@ -1690,6 +1789,7 @@ static void drop_kept(struct kept_rootfs *k)
  * Those are unmounted and removed.  A committed eager copy (no view) may
  * still be a running tree's root: it stays.
  */
+
 static void sweep_stale_views(const struct mig_daemon_opts *o)
 {
 	_cleanup_free_ char *base = xasprintf("%s/rootfs", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
@@ -1801,6 +1901,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	 * the hierarchy) */
 	treecg_sweep_stale(600);
 	sweep_stale_views(o);
+	sweep_early(o);
 	r = net_listen(ctx, o->listen, &l);
 	if (r < 0)
 		return r;

@@ -102,7 +102,7 @@ struct restore_opts {
 	/*
 	 * The root stub runs already, made by a container runtime as the init
 	 * of the container (src/container/, docs/containers.md): its host pid
-	 * and our end of its transport (SOCK_DGRAM; the stub holds the other at
+	 * and our end of its transport (SOCK_SEQPACKET: the stub sees our end close; it holds the other at
 	 * EXT_STUB_SOCK).  It is sent struct ext_stub_args and then does what
 	 * our own cloned stub does.  0: we clone the stub.
 	 */

@@ -293,7 +293,7 @@ static int ext_stub_start(struct rst_ctx *c, struct rst_proc *root)
 	root->host_pid = pid;
 	root->pidfd = pidfd;
 	root->state = RST_SEIZED; /* from here on, failure cleanup kills it */
-	if (send(c->sock, &a, sizeof(a), 0) != (ssize_t)sizeof(a))
+	if (send(c->sock, &a, sizeof(a), MSG_NOSIGNAL) != (ssize_t)sizeof(a))
 		return dm_fail(neg_errno(), "the container's stub (pid %d): sending its arguments: %m", pid);
 	return wait_ready(c, pid, pidfd);
 }

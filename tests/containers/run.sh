@@ -62,6 +62,10 @@
 #                      the freeze, the service (let go once the lock is seen)
 #                      accepts it, the migration goes through and the
 #                      connection answers from b
+#   runc/migrate-dest-killed  dmigrated in b killed (-9) after it started the
+#                      container at START: the migration rolls back, a's runs
+#                      on; b's stops, the next dmigrated (same state dir)
+#                      removes it, and a second migration to b succeeds
 #   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
 #                      a's bridge (redis, memcached: 20000 keys of 1000 bytes
 #                      loaded), lib/client.py keeping ONE connection and
@@ -1012,11 +1016,63 @@ t_accept() {
 	result PASS $t
 }
 
+# runc/migrate-dest-killed: dmigrated in b killed (-9) after it started the
+# container for the restore at START (paused after the state): the migration
+# rolls back, a's container runs on; b's container stops (its stub's
+# transport closed) and the next dmigrated with that state directory removes
+# it, so a second migration of the same container to b succeeds.
+dk_daemon() {	# PORT: a dmigrated in b with its own state dir ($WORK/dmd-PORT)
+	ctr_host b env "${@:2}" "$DM" daemon --listen "$(ctr_info b.seg_addr):$1" --key "$WORK/key" \
+		--state-dir "$WORK/dmdk-state" --ready-file "$WORK/dmdk.ready" >>"$WORK/dmdk.log" 2>&1 &
+	DK_PID=$!
+}
+t_dest_killed() {
+	local t=runc/migrate-dest-killed id=$PREFIX-mdk b out pid mark=$WORK/mark-dk mpid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b"; return; }	# the key
+	rm -rf "$mark" "$WORK/dmdk-state"
+	mkdir -p "$mark"
+	rm -f "$WORK/dmdk.ready"
+	dk_daemon 7073 DMIGRATE_TEST_PAUSE=dst-state-received DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000
+	wait_until 20 test -s "$WORK/dmdk.ready" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id")
+	ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7073" --key "$WORK/key" \
+		--mode post-copy --quiet >"$WORK/mdk.out" 2>&1 &
+	mpid=$!
+	wait_until 60 sh -c "test -e '$mark/dst-state-received' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/dst-state-received ]] || { kill $DK_PID; result FAIL $t "b never paused: $(cat "$WORK/mdk.out")"; return; }
+	[[ $(ctr_status b "$id") == running ]] || { kill $DK_PID; result FAIL $t "b did not start the container at START"; return; }
+	# the daemon itself, not the testhost wrapper around it
+	pkill -KILL -f "^$DM daemon --listen $(ctr_info b.seg_addr):7073 " || { result FAIL $t "no dmigrated to kill"; return; }
+	wait "$mpid" && { result FAIL $t "the migration succeeded"; return; }
+	wait "$DK_PID"
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	wait_until 30 test "$(ctr_status b "$id")" = stopped ||
+		{ result FAIL $t "b's container is '$(ctr_status b "$id")', not stopped"; return; }
+	# the next daemon with that state directory removes it
+	rm -f "$WORK/dmdk.ready"
+	dk_daemon 7073
+	wait_until 20 test -s "$WORK/dmdk.ready" || { result FAIL $t "the second dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
+	[[ -z $(ctr_status b "$id") ]] || { kill $DK_PID; result FAIL $t "b's runc still has it: '$(ctr_status b "$id")'"; return; }
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7073" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) || { kill $DK_PID; result FAIL $t "the second migration: $out"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ kill $DK_PID; result FAIL $t "after it: a '$(ctr_status a "$id")', b '$(ctr_status b "$id")'"; return; }
+	kill $DK_PID
+	wait $DK_PID
+	ctr_delete b "$id"
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
 	runc/migrate-ipc-post-copy runc/migrate-replay-post-copy runc/migrate-replay-rollback
-	runc/migrate-accept)
+	runc/migrate-accept runc/migrate-dest-killed)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -1031,6 +1087,7 @@ declare -A RUN=(
 	[runc/migrate-replay-post-copy]="t_replay post-copy 57"
 	[runc/migrate-replay-rollback]="t_replay rollback 58"
 	[runc/migrate-accept]=t_accept
+	[runc/migrate-dest-killed]=t_dest_killed
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"
