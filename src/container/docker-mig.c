@@ -509,6 +509,7 @@ struct docker_dst {
 	struct docker_ctr src;  /* what the source's inspect says */
 	char *id;               /* the container made here */
 	char *layer;            /* its upper directory */
+	json_t *policy;         /* the source's restart policy (ours is "no" until complete) */
 	int lfd;                /* the hand-off socket */
 	bool need_image;        /* the image is not here (yet) */
 	uint32_t layers_here;   /* then: how many of its first layers are */
@@ -739,6 +740,12 @@ int docker_dst_create(struct docker_dst *dd)
 
 	if (!body)
 		return dm_fail(-EBADMSG, "the source's container description has no Config or HostConfig");
+	/* restart policy "no" until the migration is complete (docker_dst_complete) */
+	json_t *hcb = json_object_get(body, "HostConfig");
+	json_t *pol = json_object_get(hcb, "RestartPolicy");
+	json_decref(dd->policy);
+	dd->policy = pol ? json_deep_copy(pol) : NULL;
+	json_object_set_new(hcb, "RestartPolicy", json_pack("{s:s, s:i}", "Name", "no", "MaximumRetryCount", 0));
 	/* the image by the name the user gave it, where that name is the same
 	 * image here (docker ps shows it), else by its id */
 	const char *ref = json_str(json_object_get(dd->inspect, "Config"), "Image");
@@ -914,10 +921,73 @@ void docker_dst_abort(struct docker_dst *dd)
 	dd->id = NULL;
 }
 
+int docker_dst_complete(struct docker_dst *dd)
+{
+	const char *name = json_str(dd->policy, "Name");
+
+	if (!dd->id || !name || !name[0] || !strcmp(name, "no"))
+		return 0;
+	int r = docker_update_restart_policy(dd->dk, dd->id, dd->policy);
+	if (r >= 0)
+		pr_info("container %s: restart policy %s, as on the source", dd->src.name, name);
+	return r;
+}
+
+char *docker_dst_early_record(const struct docker_dst *dd)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	if (!f)
+		abort();
+	fprintf(f, "%s\n%s\n", docker_host(dd->dk), dd->id ? dd->id : "");
+	for (size_t i = 0; i < dd->src.n_volumes; i++)
+		fprintf(f, "%s\n", dd->src.volumes[i]);
+	fclose(f);
+	return s;
+}
+
+int docker_sweep_early(char *record)
+{
+	char *save = NULL, *host = strtok_r(record, "\n", &save), *id = strtok_r(NULL, "\n", &save);
+	struct docker *dk = NULL;
+	json_t *ins = NULL;
+	int r;
+
+	if (!host || !id || strspn(id, "0123456789abcdef") != strlen(id))
+		return dm_fail(-EINVAL, "not a record of a Docker container made here");
+	r = docker_open(host, &dk);
+	if (r < 0)
+		return r;
+	r = docker_inspect(dk, id, &ins);
+	if (r == -ENOENT) {
+		r = 1;	/* gone already; its volumes may not be */
+	} else if (r >= 0) {
+		bool running = json_is_true(json_object_get(json_object_get(ins, "State"), "Running"));
+		r = running ? 0 : docker_remove(dk, id, true, true);
+		if (r == 0 && !running)
+			r = 1;
+	}
+	json_decref(ins);
+	for (char *v; r > 0 && (v = strtok_r(NULL, "\n", &save));) {
+		/* made for it here (the destination refuses a name it has), holding nothing else */
+		_cleanup_free_ char *path = xasprintf("/volumes/%s", v);
+		long st = 0;
+		json_t *rep = NULL;
+		if (docker_request(dk, "DELETE", path, NULL, &st, &rep) < 0 || (st != 204 && st != 404))
+			pr_warn("volume %s could not be removed (HTTP %ld)", v, st);
+		json_decref(rep);
+	}
+	docker_close(dk);
+	return r;
+}
+
 void docker_dst_free(struct docker_dst *dd)
 {
 	if (!dd)
 		return;
+	json_decref(dd->policy);
 	handoff_close(&dd->h);
 	handoff_unlisten(dd->id, dd->lfd);
 	json_decref(dd->inspect);

@@ -93,4 +93,20 @@ int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h);
 int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir);
 /* The migration failed: the container goes (with the volumes made for it). */
 void docker_dst_abort(struct docker_dst *dd);
+/*
+ * The container is made with restart policy "no", whatever the source's:
+ * if its stub exited (our daemon died before the restore) or its tree was
+ * killed (its memory incomplete), dockerd must not start it again from its
+ * image while the source's copy runs or waits.  The migration complete
+ * (every page here), the source's policy is set.  -errno.
+ */
+int docker_dst_complete(struct docker_dst *dd);
+/*
+ * What a later daemon needs to remove the container made here if this one
+ * dies before the session ends (docker_sweep_early): lines of text, malloc'd.
+ */
+char *docker_dst_early_record(const struct docker_dst *dd);
+/* The container such a record names: removed with the volumes made for it
+ * if it does not run (1), left if it runs (0), -errno. */
+int docker_sweep_early(char *record);
 void docker_dst_free(struct docker_dst *dd);

@@ -79,6 +79,7 @@ struct dsess {
 	unsigned vma_fixes;
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
+	bool docker_early;         /* a Docker container was made for it (early_note) */
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
 	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
@@ -110,14 +111,16 @@ struct dsess {
 };
 
 /*
- * Containers started at START (`runc run -d` of the restore's stub) have a
- * record, <state>/early/<session>: runc's root, the ID, the temporary
- * bundle.  It goes once the restore has taken the container (it is the
- * tree's then) or the session has deleted it.  A daemon that dies in
- * between leaves it; the stub exits when our end of its transport closes,
- * runc shows the container stopped, and the next daemon deletes it
- * (sweep_early): else its ID would stay taken and every later migration of
- * that container here would be refused.
+ * Containers made at START for a restore (`runc run -d` of the restore's
+ * stub; a Docker container made through the API) have a record,
+ * <state>/early/<session>: "runc", runc's root, the ID, the temporary
+ * bundle; or "docker", DOCKER_HOST, the container's ID, the volumes made
+ * for it.  It goes when the session ends (settled: a container its tree
+ * does not run in is removed).  A daemon that dies first leaves it; the
+ * stub exits when our end of its transport closes, runc (or dockerd) shows
+ * the container stopped, and the next daemon removes it (sweep_early):
+ * else its name would stay taken and every later migration of that
+ * container here would be refused.
  */
 static char *early_dir(const struct mig_daemon_opts *o)
 {
@@ -126,10 +129,16 @@ static char *early_dir(const struct mig_daemon_opts *o)
 
 static void early_note(struct dsess *s)
 {
-	_cleanup_free_ char *dir = early_dir(s->o), *path = xasprintf("%s/%s", dir, s->hex);
-	_cleanup_free_ char *text = xasprintf("%s\n%s\n%s\n", s->runc_early.root, s->runc_early.id,
-					      s->runc_early.tmp_bundle ? s->runc_early.tmp_bundle : "");
+	_cleanup_free_ char *dir = early_dir(s->o), *path = xasprintf("%s/%s", dir, s->hex), *text = NULL;
 	int fd;
+
+	if (s->docker) {
+		_cleanup_free_ char *rec = docker_dst_early_record(s->docker);
+		text = xasprintf("docker\n%s", rec);
+	} else {
+		text = xasprintf("runc\n%s\n%s\n%s\n", s->runc_early.root, s->runc_early.id,
+				 s->runc_early.tmp_bundle ? s->runc_early.tmp_bundle : "");
+	}
 
 	if (mkdir_p(dir, 0700) < 0 ||
 	    (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
@@ -147,7 +156,7 @@ static void early_note(struct dsess *s)
  */
 static int early_sweep_one(const char *path)
 {
-	char buf[3 * PATH_MAX + 4], *f[3] = { NULL };
+	char buf[64 * 1024], *f[3] = { NULL }, *p = buf;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), n = 0, r;
 	ssize_t k;
 
@@ -155,10 +164,20 @@ static int early_sweep_one(const char *path)
 		return errno == ENOENT ? 1 : neg_errno();
 	k = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	if (k >= 0) {
-		buf[k] = 0;
+	buf[k > 0 ? k : 0] = 0;
+	char *kind = strsep(&p, "\n");
+	if (kind && p && !strcmp(kind, "docker")) {
+		r = docker_sweep_early(p);
+		if (r > 0) {
+			pr_info("the Docker container of a migration that did not complete (%s) removed", path);
+			unlink(path);
+		} else if (r < 0) {
+			pr_warn("the Docker container of a migration (%s): %s", path, dm_last_error());
+		}
+		return r;
+	}
+	if (kind && p && !strcmp(kind, "runc")) {
 		/* strsep keeps the empty bundle line */
-		char *p = buf;
 		for (; n < 3 && p; n++)
 			f[n] = strsep(&p, "\n");
 	}
@@ -515,6 +534,8 @@ static int handle_start(struct dsess *s)
 		r = docker_dst_create(s->docker);
 		if (r < 0)
 			goto out;
+		early_note(s);
+		s->docker_early = true;
 		/*
 		 * With every directory of its layer made in its upper directory
 		 * before dockerd mounts the overlay, the container starts now,
@@ -1387,7 +1408,7 @@ static void session_cleanup(struct dsess *s)
 	/* started at START, never restored into: it goes */
 	if (s->runc_early.id)
 		runc_restore_done(&s->runc_early, false);
-	if (s->runc_base)
+	if (s->runc_base || s->docker_early)
 		early_settle(s);
 	if (s->runc_base)
 		dm__container__free_unpacked(s->runc_base, NULL);
@@ -1651,6 +1672,9 @@ static int ph_commit(struct dsess *s)
 	mig_test_point("dst-before-mem-done"); /* tests: a destination that never says MEM_DONE */
 	s->t_done = clock_ns();
 	guardian_end(s, true);
+	/* complete: dockerd may start it again as the source's would have been */
+	if (s->docker && docker_dst_complete(s->docker) < 0)
+		pr_warn("migration %.8s: %s", s->hex, dm_last_error());
 	if (s->rfs_root) {
 		/* the copy is the tree's now: a later dmigrated keeps it (sweep_stale_views) */
 		_cleanup_free_ char *m = xasprintf("%s/committed", s->rfs_root);

@@ -60,6 +60,11 @@
 #                   has no container of that name): an unknown container, a
 #                   bind mount source b lacks, a network b lacks, dockerd down at the source,
 #                   dockerd unreachable at the destination
+#   docker/dest-killed  dmigrated in b killed (-9) after it made and started
+#                   the container: rollback, a's runs on; b's stops and is not
+#                   started again (policy `no` there until a migration
+#                   completes, `always` after); the next dmigrated removes it
+#                   and a second migration succeeds
 #   docker/cleanup  (last; not with --keep) dk_down, from a shell that does
 #                   not know the work dir (as after a killed run), leaves no dockerd,
 #                   containerd, shim or container process, no network
@@ -698,11 +703,67 @@ t_cleanup() {
 	result PASS $t
 }
 
+# docker/dest-killed: dmigrated in b killed (-9) after it made and started
+# the container (paused after the state): the migration rolls back and a's
+# container runs on; b's container stops (its stub's transport closed) and
+# dockerd does not start it again although its policy is `always` (it is
+# `no` there until a migration completes); the next dmigrated with that
+# state directory removes it, and a second migration succeeds.
+dk_dmd() {	# [ENV=V...]: a dmigrated in b on port 7071, state in $WORK/dmdk-state
+	rm -f "$WORK/dmdk.ready"
+	"$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmdk.log" b -- \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" "$DMD" --listen "$ADDR_B:7071" --key "$WORK/key" \
+		--state-dir "$WORK/dmdk-state" --ready-file "$WORK/dmdk.ready" -v >/dev/null || return 1
+	wait_until 30 test -e "$WORK/dmdk.ready"
+}
+dk_dmd_kill() { pkill -KILL -f "^$DMD --listen $ADDR_B:7071 "; }
+t_dest_killed() {
+	local t=docker/dest-killed ok=0
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	t_dest_killed_1 && ok=1
+	dk_dmd_kill
+	dk_rm a dk-dk
+	dk_rm b dk-dk
+	((ok)) && result PASS "$t"
+}
+t_dest_killed_1() {
+	local mark=$WORK/mark-dk mpid out st
+	rm -rf "$mark" "$WORK/dmdk-state"
+	mkdir -p "$mark"
+	dk_dmd DMIGRATE_TEST_PAUSE=dst-state-received DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 ||
+		{ result FAIL "$t" "dmigrated on 7071: $(tail -n 3 "$WORK/dmdk.log")"; return 1; }
+	dk_in a docker run -d --name dk-dk --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
+	wait_until 60 eval '[[ $(logs_last a dk-dk) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
+	dk_in a "$DM" migrate docker:dk-dk --to "$ADDR_B:7071" --key "$WORK/key" --mode post-copy >"$WORK/dk.out" 2>&1 &
+	mpid=$!
+	wait_until 90 eval "test -e '$mark/dst-state-received' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/dst-state-received ]] || { result FAIL "$t" "b never paused: $(cat "$WORK/dk.out")"; return 1; }
+	st=$(dk_in b docker inspect --format '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}' dk-dk 2>&1)
+	[[ $st == "true no" ]] || { result FAIL "$t" "b's container before the kill: '$st' (running, policy no)"; return 1; }
+	dk_dmd_kill || { result FAIL "$t" "no dmigrated to kill"; return 1; }
+	wait "$mpid" && { result FAIL "$t" "the migration succeeded"; return 1; }
+	grep -q "rolled back" "$WORK/dk.out" || { result FAIL "$t" "no rollback: $(cat "$WORK/dk.out")"; return 1; }
+	[[ $(dk_in a docker inspect --format '{{.State.Running}}' dk-dk) == true ]] || { result FAIL "$t" "a's container does not run"; return 1; }
+	wait_until 30 eval '[[ $(dk_in b docker inspect --format "{{.State.Running}}" dk-dk) == false ]]' ||
+		{ result FAIL "$t" "b's container still runs after its dmigrated died"; return 1; }
+	# dockerd would restart a stopped `always` container at once: give it the chance
+	sleep 2
+	st=$(dk_in b docker inspect --format '{{.State.Running}} {{.RestartCount}}' dk-dk 2>&1)
+	[[ $st == "false 0" ]] || { result FAIL "$t" "dockerd started b's container again: '$st'"; return 1; }
+	dk_dmd || { result FAIL "$t" "the second dmigrated on 7071: $(tail -n 3 "$WORK/dmdk.log")"; return 1; }
+	out=$(dk_in b docker inspect --format '{{.State.Status}}' dk-dk 2>&1) && { result FAIL "$t" "b keeps it: $out"; return 1; }
+	out=$(dk_in a "$DM" migrate docker:dk-dk --to "$ADDR_B:7071" --key "$WORK/key" --mode post-copy 2>&1) ||
+		{ result FAIL "$t" "the second migration: $out"; return 1; }
+	st=$(dk_in b docker inspect --format '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}' dk-dk 2>&1)
+	[[ $st == "true always" ]] || { result FAIL "$t" "b's container after the migration: '$st'"; return 1; }
+	return 0
+}
+
 # ---------------------------------------------------------------- run
 
 CASES=(docker/images docker/hosts docker/services docker/restart docker/migrate-bb-post-copy
 	docker/migrate-bb-stop-and-copy docker/migrate-python docker/migrate-redis docker/migrate-nginx
-	docker/migrate-image docker/migrate-samenet docker/refuse)
+	docker/migrate-image docker/migrate-samenet docker/refuse docker/dest-killed)
 declare -A RUN=(
 	[docker/restart]=t_restart
 	[docker/images]=t_images
@@ -716,6 +777,7 @@ declare -A RUN=(
 	[docker/migrate-image]=t_mig_image
 	[docker/migrate-samenet]=t_mig_samenet
 	[docker/refuse]=t_refuse
+	[docker/dest-killed]=t_dest_killed
 )
 todo=()
 for c in "${CASES[@]}" docker/cleanup; do selected "$c" && todo+=("$c"); done
