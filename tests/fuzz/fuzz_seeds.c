@@ -179,6 +179,23 @@ static void wire_seeds(void)
 	begin();
 	send_raw(MIG_T_VMA_FIX, NULL, 0);
 	end("wire", "vma-fix-none", 3);
+
+	/* before COMMIT: the packets the source's lock kept (an IPv4 and an
+	 * IPv6 TCP packet, 4-byte little-endian lengths), then COMMIT */
+	uint8_t rec[2 * 4 + 40 + 60];
+	memset(rec, 0, sizeof(rec));
+	uint8_t *p4 = rec + 4, *p6 = rec + 4 + 40 + 4;
+	rec[0] = 40;
+	p4[0] = 0x45, p4[3] = 40, p4[8] = 64, p4[9] = 6, p4[20 + 12] = 5 << 4;
+	rec[4 + 40] = 60;
+	p6[0] = 0x60, p6[5] = 20, p6[6] = 6, p6[7] = 64, p6[40 + 12] = 5 << 4;
+	begin();
+	send_raw(MIG_T_NET_FRAMES, rec, sizeof(rec));
+	send_raw(MIG_T_COMMIT, NULL, 0);
+	end("wire", "commit-frames", 4);
+	begin();
+	send_raw(MIG_T_COMMIT, NULL, 0);
+	end("wire", "commit", 4);
 }
 
 /* fuzz_mem serves address space 1234: lazy pages at MEM_BASE + [0, 32) and

@@ -11,6 +11,8 @@
  *   3  VMA fix-ups after COMMIT: mig_recv() + apply_vma_fixes() as
  *      serve_until_done() runs them (no process of the session is known, so
  *      no fix-up is ever applied to a process)
+ *   4  between RESUMED and COMMIT: expect_commit() (NET_FRAMES, the packets
+ *      the source's network lock kept, checked; nothing is delivered)
  * Nothing may crash, leak or read out of bounds; refusals are expected.
  * The static functions are reached by including src/migrate/dest.c.
  *   tests/fuzz/build.sh [SECONDS]      builds and runs every target
@@ -86,6 +88,7 @@ static void session_done(struct dsess *s)
 		free(s->dir);
 	}
 	mem_store_free(s->store);
+	free(s->packets.buf);
 	free(s->dirty);
 	free(s->target);
 	/* what handle_start() reserved for a store mode (or a fuzzed START
@@ -106,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (size < 1 || size > (1u << 20))
 		return 0;
-	unsigned what = data[0] % 4;
+	unsigned what = data[0] % 5;
 	data++;
 	size--;
 
@@ -134,6 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		s.store = store;
 		recv_files(&s);
 		s.store = NULL;
+	} else if (what == 4) {
+		expect_commit(&s);
 	} else {
 		for (;;) {
 			ProtobufCMessage *m = NULL;
