@@ -577,10 +577,16 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 				    s->rfs_mode ? ", rootfs and rootfs-miss" : "");
 			break;
 		}
-		/* nothing may come on the control channel meanwhile: EOF, or a broken peer */
-		struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
-		if (poll(&pc, 1, 0) > 0) {
-			r = dm_fail(-EPROTO, "the source closed or spoke before its channels joined");
+		/*
+		 * A source that went away ends the wait.  One that already sends
+		 * its state does not: its channels' handshakes run on threads of
+		 * their own and may reach the session after its first frames (a
+		 * loaded host); those wait in the socket until the channels are
+		 * here or the wait times out.
+		 */
+		struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLRDHUP };
+		if (poll(&pc, 1, 0) > 0 && (pc.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+			r = dm_fail(-EPROTO, "the source closed its control channel before its channels joined");
 			break;
 		}
 		cond_wait_ms(&s->cond, &s->lock, 100);
