@@ -170,6 +170,15 @@ struct rfs_reader {
 	int64_t fd_id;
 };
 
+/* a file of the working set sent before the freeze (PRE_*): an unnamed
+ * file in the root until an ENTRY names it (linked there) or META_END */
+struct rfs_staged {
+	int fd;            /* -1: none could be made (no O_TMPFILE here): its data was dropped */
+	uint64_t size, next, bytes;  /* next: where its data may go on (in order) */
+	uint32_t crc;
+	bool complete;     /* PRE_END came, size and crc right */
+};
+
 struct rfs_receiver {
 	struct net_chan *c;     /* rootfs: metadata, files, END, DONE */
 	struct net_chan *mc;    /* miss: WANTs out, the chunks asked for in */
@@ -186,6 +195,9 @@ struct rfs_receiver {
 	size_t hash_mask;
 	uint32_t files_announced;
 	uint64_t bytes_announced;
+	struct rfs_staged *staged;  /* the bulk reader's */
+	size_t n_staged;
+	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
 	bool meta_done;
 	bool ended;                /* END handled, DONE on its way: the channels may close (lock) */
 	bool stopping;             /* rfs_recv_stop() (lock) */
@@ -342,6 +354,72 @@ static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	return k;
 }
 
+/* A chunk may come twice, once on each channel: the source sends again on
+ * the miss channel a chunk the tree is blocked on that it sent on the bulk
+ * channel (it may be queued there behind bulk data).  The first to come
+ * is written; the other is checked and dropped.  The same for FILE_END. */
+enum { CH_BULK = 4, CH_MISS = 8 };
+
+static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
+
+/*
+ * A file whose data came before the freeze (m->presend) and did not change
+ * since (the source checked): its unnamed copy is linked at leaf, complete.
+ * A copy this host could not keep (no O_TMPFILE): an empty file, asked for
+ * whole at once on the miss channel.
+ */
+static int make_present(struct rfs_receiver *r, struct rent *e, const Dm__RootfsEntry *m, int pfd, const char *leaf)
+{
+	struct rfs_staged *p = m->presend < r->n_staged ? &r->staged[m->presend] : NULL;
+	if (!p || (p->fd >= 0 && (!p->complete || p->size != m->size)))
+		return dm_fail(-EBADMSG, "%s: names file %u sent before the freeze, which did not come whole", m->path,
+			       m->presend);
+	uid_t uid = m->has_uid ? m->uid : 0;
+	gid_t gid = m->has_gid ? m->gid : 0;
+	bool lost = p->fd < 0;
+	_cleanup_close_ int fd = -1;
+	if (lost) {
+		fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)m->size) < 0)
+			return dm_fail(neg_errno(), "%s: %m", m->path);
+	} else {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
+		if (linkat(AT_FDCWD, proc, pfd, leaf, AT_SYMLINK_FOLLOW) < 0)
+			return dm_fail(neg_errno(), "%s: link: %m", m->path);
+		fd = TAKE_FD(p->fd);
+	}
+	if (fchown(fd, uid, gid) < 0 || fchmod(fd, m->mode & 07777) < 0 || futimens(fd, e->times) < 0)
+		return dm_fail(neg_errno(), "%s: %m", m->path);
+	e->is_data = true;
+	e->n_chunks = rfs_chunks(m->size);
+	e->chunk_in = xcalloc(e->n_chunks + 1, 1);
+	e->crcs = xcalloc(e->n_chunks + 1, sizeof(*e->crcs));
+	r->files_announced++;
+	int k = set_xattrs(fd, m);
+	if (k < 0 || lost) {
+		if (k >= 0) {
+			/* (made under the lock of nothing: the view cannot see it before its DIR_END) */
+			e->asked = 1;
+			want(r, m->id, RFS_WANT_MISS, RFS_WANT_WHOLE);
+		}
+		return k;
+	}
+	pthread_mutex_lock(&r->lock);
+	memset(e->chunk_in, 1 | CH_BULK, e->n_chunks);
+	e->n_in = e->n_chunks;
+	e->end_in = CH_BULK;
+	e->finishing = true;
+	e->arrived = true;
+	r->files_in++;
+	r->pre_files++;
+	r->pre_bytes += p->bytes;
+	r->bytes_in += p->bytes;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
 static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 {
 	const char *leaf;
@@ -415,6 +493,8 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		}
 		if (!m->has_size || m->size > (1ULL << 46))
 			return dm_fail(-EBADMSG, "%s: bad size", m->path);
+		if (m->has_presend)
+			return make_present(r, e, m, pfd, leaf);
 		_cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
@@ -456,11 +536,6 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	return 0;
 }
 
-/* A chunk may come twice, once on each channel: the source sends again on
- * the miss channel a chunk the tree is blocked on that it sent on the bulk
- * channel (it may be queued there behind bulk data).  The first to come
- * is written; the other is checked and dropped.  The same for FILE_END. */
-enum { CH_BULK = 4, CH_MISS = 8 };
 #define CH_BIT(rd) ((rd)->miss ? CH_MISS : CH_BULK)
 
 /* (lock) the entry of a file with data of its own (arrived or not).  The
@@ -724,6 +799,9 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	json_object_set_new(j, "entries", json_integer((json_int_t)r->n_ents));
 	json_object_set_new(j, "files", json_integer((json_int_t)r->files_in));
 	json_object_set_new(j, "bytes", json_integer((json_int_t)r->bytes_in));
+	/* of them, sent before the freeze and linked in place */
+	json_object_set_new(j, "presend_files", json_integer((json_int_t)r->pre_files));
+	json_object_set_new(j, "presend_bytes", json_integer((json_int_t)r->pre_bytes));
 	json_object_set_new(j, "metadata_ms", r->t_meta ? json_real(ns_to_ms(r->t_start, r->t_meta)) : json_null());
 	json_object_set_new(j, "done_ms", r->t_done ? json_real(ns_to_ms(r->t_start, r->t_done)) : json_null());
 	/* the lazy view: opens of files of the rootfs, those that had to wait */
@@ -782,6 +860,80 @@ static int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8
 	}
 }
 
+/* the files sent before the freeze are not wanted any more: the unnamed ones go */
+static void staged_drop(struct rfs_receiver *r)
+{
+	for (size_t i = 0; i < r->n_staged; i++)
+		if (r->staged[i].fd >= 0) {
+			close(r->staged[i].fd);
+			r->staged[i].fd = -1;
+		}
+}
+
+/* PRE_FILE, PRE_DATA, PRE_END (before any entry): a file of the working
+ * set, into an unnamed file in the root (O_TMPFILE, the same file system
+ * as the copy: linked in place by its ENTRY).  Where none can be made, its
+ * data is read and dropped, and its ENTRY asks for it again. */
+static int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf)
+{
+	struct rfs_staged *p;
+	int k;
+	if (r->n_ents)
+		return dm_fail(-EBADMSG, "rootfs: a file sent before the freeze after the entries began");
+	if (f->type == RFS_T_PRE_DATA) {
+		struct rfs_wire_data h;
+		if (f->len < sizeof(h) || f->len - sizeof(h) > RFS_CHUNK)
+			return dm_fail(-EBADMSG, "rootfs pre-send data frame of %u bytes", f->len);
+		k = net_recv_body(r->c, &h, sizeof(h));
+		if (k < 0)
+			return k;
+		p = r->n_staged ? &r->staged[r->n_staged - 1] : NULL;
+		if (!p || p->complete || h.id != r->n_staged - 1 || h.len != f->len - sizeof(h) || !h.len ||
+		    h.off < p->next || h.off > p->size || h.len > p->size - h.off)
+			return dm_fail(-EBADMSG, "rootfs pre-send data %" PRIu64 "+%u of file %u out of place", h.off, h.len,
+				       h.id);
+		k = net_recv_body(r->c, buf, h.len);
+		if (k < 0)
+			return k;
+		if (p->fd >= 0 && (k = pwrite_all(p->fd, buf, h.len, (off_t)h.off)) < 0)
+			return dm_fail(k, "%s: a file sent before the freeze: write: %s", r->root, strerror(-k));
+		p->crc = (uint32_t)crc32(p->crc, buf, h.len);
+		p->next = h.off + h.len;
+		p->bytes += h.len;
+		return 0;
+	}
+	struct rfs_wire_pre h;
+	if (f->len != sizeof(h))
+		return dm_fail(-EBADMSG, "rootfs pre-send frame %#x of %u bytes", f->type, f->len);
+	k = net_recv_body(r->c, &h, sizeof(h));
+	if (k < 0)
+		return k;
+	if (f->type == RFS_T_PRE_FILE) {
+		if (h.pre != r->n_staged || h.crc || h.size > (1ULL << 46) ||
+		    (r->n_staged && !r->staged[r->n_staged - 1].complete) || r->n_staged >= RFS_ENTRIES_MAX)
+			return dm_fail(-EBADMSG, "rootfs pre-send file %u out of place", h.pre);
+		r->staged = xrealloc(r->staged, (r->n_staged + 1) * sizeof(*r->staged));
+		p = &r->staged[r->n_staged++];
+		*p = (struct rfs_staged){ .size = h.size, .crc = (uint32_t)crc32(0, NULL, 0) };
+		p->fd = openat(r->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (p->fd < 0) {
+			pr_info("%s: no unnamed file (%m): the working set comes after the freeze", r->root);
+		} else if (ftruncate(p->fd, (off_t)h.size) < 0) {
+			return dm_fail(neg_errno(), "%s: a file sent before the freeze: %m", r->root);
+		}
+		return 0;
+	}
+	/* PRE_END */
+	p = r->n_staged ? &r->staged[r->n_staged - 1] : NULL;
+	if (!p || p->complete || h.pre != r->n_staged - 1 || h.size != p->size)
+		return dm_fail(-EBADMSG, "rootfs pre-send end of file %u out of place", h.pre);
+	if (h.crc != p->crc)
+		return dm_fail(-EIO, "a file sent before the freeze arrived damaged: crc %08x (want %08x)", p->crc,
+			       h.crc);
+	p->complete = true;
+	return 0;
+}
+
 /* tests: the bulk reader stops after a chunk while held */
 static void test_hold(struct rfs_receiver *r, int at)
 {
@@ -808,11 +960,20 @@ static int run_bulk(struct rfs_receiver *r)
 			return dm_wrap(k, "the rootfs channel");
 		switch (f.type) {
 		case RFS_T_META_BATCH:
+			if (!r->n_ents)
+				test_hold(r, RFS_HOLD_BEFORE_META);
 			if (f.len > RFS_CHUNK)
 				return dm_fail(-EBADMSG, "rootfs metadata of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k >= 0)
 				k = on_meta_batch(r, buf, f.len);
+			if (k < 0)
+				return k;
+			break;
+		case RFS_T_PRE_FILE:
+		case RFS_T_PRE_DATA:
+		case RFS_T_PRE_END:
+			k = on_pre_frame(r, &f, buf);
 			if (k < 0)
 				return k;
 			break;
@@ -833,6 +994,7 @@ static int run_bulk(struct rfs_receiver *r)
 			if (!ok)
 				return dm_fail(-EBADMSG, "rootfs metadata end: counts differ or a directory is not done (%zu entries, %u files)",
 					       r->n_ents, r->files_announced);
+			staged_drop(r);
 			pthread_mutex_lock(&r->lock);
 			r->meta_done = true;
 			r->t_meta = clock_ns();
@@ -1334,6 +1496,8 @@ void rfs_recv_free(struct rfs_receiver *r)
 	if (!r)
 		return;
 	rfs_recv_stop(r);
+	staged_drop(r);
+	free(r->staged);
 	for (size_t i = 0; i < r->n_ents; i++) {
 		free(ENT(r, i)->path);
 		free(ENT(r, i)->chunk_in);

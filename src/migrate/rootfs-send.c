@@ -35,9 +35,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,6 +55,24 @@ struct rfs_ent {
 	uint32_t parent;   /* entry id of its directory */
 	int64_t link_id;   /* hard link of an earlier entry, or -1 */
 	int64_t file;      /* index among the files with data (the scheduler's), or -1 */
+	int32_t pre;       /* its data went before the freeze, unchanged since: that pre-send, or -1 */
+};
+
+/* a file of the working set sent before the freeze (PRE_*) */
+struct rfs_pre {
+	int fd;
+	int wd;            /* its inotify watch, set before its stat */
+	struct stat st;    /* before its data was read */
+	uint64_t bytes;    /* of data sent */
+	bool bad;          /* changed since (an inotify event), or not sent whole */
+	bool used;         /* an ENTRY names it */
+};
+
+/* a file the tree may write without its times changing (open for writing,
+ * mapped shared and writable) */
+struct rfs_writer {
+	dev_t dev;
+	ino_t ino;
 };
 
 struct rfs_file_state {
@@ -60,6 +81,7 @@ struct rfs_file_state {
 	enum rfs_why why;       /* of its first chunk */
 	uint32_t n_chunks, next, n_sent;
 	bool done;              /* FILE_END sent */
+	bool presend;           /* its data went before the freeze (done from the start) */
 	bool ending;            /* its last chunk is sent: FILE_END is on its way (lock) */
 	uint8_t end_sent;       /* FILE_END went: SENT_BULK, SENT_MISS (lock) */
 	uint8_t end_ch;         /* the channel its last chunk's thread sends FILE_END on (lock) */
@@ -123,6 +145,17 @@ struct rfs_sender {
 	uint32_t *push;
 	size_t push_head, push_n;
 	int wake;
+	/* the working set sent before the freeze, checked at the walk; the
+	 * tree's writers (rfs_writer) when the working set was taken */
+	struct rfs_pre *pre;
+	size_t n_pre;
+	int ino_fd;            /* inotify: the pre-sent files' watches */
+	struct rfs_writer *writers;
+	size_t n_writers;
+	bool presend_done;     /* (lock) */
+	bool frozen;           /* rfs_send_frozen() (lock) */
+	uint64_t t_pre_done, pre_bytes, pre_used_bytes;
+	size_t pre_used, pre_stale;
 	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
 	size_t cw_head, cw_n, cw_cap;
@@ -187,6 +220,7 @@ static int cmp_inode(const void *a, const void *b)
 }
 
 static int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
+static bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs);
 
 /* (the arrays move: the miss thread reads them under the lock) */
 static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
@@ -207,7 +241,7 @@ static int add_ent_locked(struct rfs_sender *s, const char *path, const struct s
 	}
 	uint32_t id = (uint32_t)s->n_ents++;
 	struct rfs_ent *e = &s->ents[id];
-	*e = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent, .link_id = -1, .file = -1 };
+	*e = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent, .link_id = -1, .file = -1, .pre = -1 };
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	if (st->st_nlink > 1) {
@@ -230,6 +264,9 @@ static int add_ent_locked(struct rfs_sender *s, const char *path, const struct s
 	e->file = (int64_t)s->n_files;
 	s->files[s->n_files++] = (struct rfs_file_state){ .ent = id, .fd = -1,
 							  .n_chunks = rfs_chunks((uint64_t)st->st_size) };
+	s->bytes_total += (uint64_t)st->st_size;
+	if (presend_take(s, e, &s->files[e->file]))
+		return 0;
 	for (size_t i = 0; i < s->n_ws; i++)
 		if (s->ws_mapped[i] && !strcmp(s->ws[i], path)) {
 			/* what the restore reads: sent during the walk, once its entry is out */
@@ -237,7 +274,6 @@ static int add_ent_locked(struct rfs_sender *s, const char *path, const struct s
 			s->early[s->n_early++] = (uint32_t)e->file;
 			break;
 		}
-	s->bytes_total += (uint64_t)st->st_size;
 	return 0;
 }
 
@@ -401,13 +437,68 @@ static void ws_link(struct rfs_sender *s, const char *link, bool mapped)
 	}
 }
 
+/* a file the tree may change without its times changing: open for
+ * writing (writes change them, but maybe within one tick of the clock),
+ * or mapped shared and writable (a write through a page already writable
+ * changes nothing, and tmpfs never updates them for mapped writes) */
+static void note_writer(struct rfs_sender *s, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	s->writers = xrealloc(s->writers, (s->n_writers + 1) * sizeof(*s->writers));
+	s->writers[s->n_writers++] = (struct rfs_writer){ st.st_dev, st.st_ino };
+}
+
+static bool is_writer(const struct rfs_sender *s, const struct stat *st)
+{
+	for (size_t i = 0; i < s->n_writers; i++)
+		if (s->writers[i].dev == st->st_dev && s->writers[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
+/* fd of process pid was opened for writing */
+static bool fd_writable(pid_t pid, const char *fd)
+{
+	char path[320], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", pid, fd);
+	FILE *f = fopen(path, "re");
+	bool w = false;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long fl;
+		if (sscanf(line, "flags: %lo", &fl) == 1) {
+			w = (fl & O_ACCMODE) != O_RDONLY;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return w;
+}
+
+static void ws_free(struct rfs_sender *s)
+{
+	for (size_t i = 0; i < s->n_ws; i++)
+		free(s->ws[i]);
+	free(s->ws);
+	free(s->ws_mapped);
+	free(s->writers);
+	s->ws = NULL;
+	s->ws_mapped = NULL;
+	s->writers = NULL;
+	s->n_ws = s->n_writers = 0;
+}
+
 /* the working set: exe, cwd, root, every open fd, every mapped file of the
- * frozen tasks (their paths; the files among them go on stack 1) */
+ * tree's tasks (their paths; the files among them go on stack 1), and the
+ * files they may write (note_writer) */
 static void working_set_paths(struct rfs_sender *s)
 {
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n = proc_tree_pids(s->root, &pids);
 	char link[320];
+	ws_free(s);
 	for (size_t i = 0; i < n; i++) {
 		static const char *const links[] = { "exe", "cwd", "root" };
 		for (size_t k = 0; k < ARRAY_SIZE(links); k++) {
@@ -422,6 +513,8 @@ static void working_set_paths(struct rfs_sender *s)
 				continue;
 			snprintf(link, sizeof(link), "/proc/%d/fd/%s", pids[i], de->d_name);
 			ws_link(s, link, false);
+			if (fd_writable(pids[i], de->d_name))
+				note_writer(s, link);
 		}
 		if (d)
 			closedir(d);
@@ -434,6 +527,10 @@ static void working_set_paths(struct rfs_sender *s)
 				continue;
 			p[strcspn(p, "\n")] = 0;
 			ws_add(s, p, true);
+			/* "start-end rw-s ...": shared and writable */
+			const char *perm = strchr(line, ' ');
+			if (perm && perm[1] && perm[2] == 'w' && perm[3] && perm[4] == 's')
+				note_writer(s, p);
 		}
 		if (f)
 			fclose(f);
@@ -452,6 +549,198 @@ static void working_set(struct rfs_sender *s)
 		if (s->ents[e].file >= 0)
 			rfs_sched_working_set(s->sched, (uint32_t)s->ents[e].file);
 	}
+}
+
+/* ---- the working set before the freeze ---- */
+
+/* path (relative) below the rootfs, read-only, never through a symlink */
+static int open_below(struct rfs_sender *s, const char *rel)
+{
+	struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, s->dirfd, rel, &how, sizeof(how));
+	if (fd < 0 && errno == EPERM) {
+		how.flags &= ~(uint64_t)O_NOATIME;
+		fd = (int)syscall(SYS_openat2, s->dirfd, rel, &how, sizeof(how));
+	}
+	return fd;
+}
+
+/* a change inotify reports makes the pre-sent copy stale (not IN_ACCESS,
+ * IN_OPEN: reads; IN_ATTRIB: the ENTRY sent after the freeze carries the
+ * attributes, but its ctime is compared anyway) */
+#define RFS_PRE_WATCH (IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+/* One file of the working set, read while the tree runs: watched first,
+ * then its stat, then its data (PRE_FILE, PRE_DATA..., PRE_END).  A file
+ * that is empty, over the budget, or that the tree may write without its
+ * times changing (is_writer) is left for after the freeze. */
+static int presend_one(struct rfs_sender *s, const char *rel, uint64_t *budget)
+{
+	int fd = open_below(s, rel);
+	if (fd < 0)
+		return 0;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int wd = inotify_add_watch(s->ino_fd, proc, RFS_PRE_WATCH);
+	struct stat st;
+	if (wd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !st.st_size || (uint64_t)st.st_size > *budget ||
+	    is_writer(s, &st)) {
+		if (wd >= 0)
+			inotify_rm_watch(s->ino_fd, wd);
+		close(fd);
+		return 0;
+	}
+	for (size_t i = 0; i < s->n_pre; i++)
+		if (s->pre[i].st.st_dev == st.st_dev && s->pre[i].st.st_ino == st.st_ino) {
+			/* another name of one sent already (one watch per inode: same wd) */
+			close(fd);
+			return 0;
+		}
+	uint32_t k = (uint32_t)s->n_pre;
+	struct rfs_wire_pre h = { .pre = k, .size = (uint64_t)st.st_size };
+	int r = net_send_frame(s->c, RFS_T_PRE_FILE, &h, sizeof(h));
+	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+	uint64_t pos = 0, size = (uint64_t)st.st_size, sent = 0;
+	bool whole = true;
+	while (r >= 0 && pos < size) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+		if (data < 0 || (uint64_t)data >= size)
+			break; /* only a hole is left */
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		uint64_t end = MIN((uint64_t)hole, ((uint64_t)data / RFS_CHUNK + 1) * RFS_CHUNK);
+		uint32_t len = (uint32_t)(end - (uint64_t)data);
+		if (pread_exact(fd, s->buf, len, data) < 0) {
+			/* it shrank: what went is dropped at the walk */
+			whole = false;
+			break;
+		}
+		struct rfs_wire_data d = { .id = k, .len = len, .off = (uint64_t)data };
+		struct iovec iov[2] = { { &d, sizeof(d) }, { s->buf, len } };
+		r = net_send_framev(s->c, RFS_T_PRE_DATA, iov, 2);
+		crc = (uint32_t)crc32(crc, s->buf, len);
+		pos = end;
+		sent += len;
+	}
+	if (r >= 0) {
+		h.crc = crc;
+		r = net_send_frame(s->c, RFS_T_PRE_END, &h, sizeof(h));
+	}
+	s->pre = xrealloc(s->pre, (s->n_pre + 1) * sizeof(*s->pre));
+	s->pre[s->n_pre++] = (struct rfs_pre){ .fd = fd, .wd = wd, .st = st, .bytes = sent, .bad = !whole };
+	s->pre_bytes += sent;
+	*budget -= (uint64_t)st.st_size;
+	return r;
+}
+
+struct pre_cand {
+	const char *rel;
+	bool mapped;
+	uint64_t size;
+};
+
+/* what the restore reads first (the exe, mapped files), then the open
+ * files; smallest first in each */
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct pre_cand *x = a, *y = b;
+	if (x->mapped != y->mapped)
+		return x->mapped ? -1 : 1;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* priority: the working set of the running tree, before the freeze (the
+ * restore then finds the exe and mapped files complete, the tree its open
+ * files); checked again at the walk (presend_take) */
+static int presend(struct rfs_sender *s)
+{
+	working_set_paths(s);
+	_cleanup_free_ struct pre_cand *c = xcalloc(s->n_ws + 1, sizeof(*c));
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_ws; i++) {
+		struct stat st;
+		if (!s->ws[i][0] || fstatat(s->dirfd, s->ws[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		c[n++] = (struct pre_cand){ s->ws[i], s->ws_mapped[i], (uint64_t)st.st_size };
+	}
+	qsort(c, n, sizeof(*c), cmp_cand);
+	uint64_t budget = RFS_PRESEND_MAX;
+	int r = 0;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = presend_one(s, c[i].rel, &budget);
+	if (r < 0)
+		return dm_wrap(r, "sending the working set before the freeze");
+	s->t_pre_done = clock_ns();
+	pr_info("%zu files of the working set, %.1f MiB, sent before the freeze", s->n_pre,
+		(double)s->pre_bytes / 1048576);
+	return 0;
+}
+
+/* The tree is frozen: the pre-sent files that changed since their stat
+ * (an inotify event; a full queue: all of them) are stale. */
+static void presend_check(struct rfs_sender *s)
+{
+	if (!s->n_pre)
+		return;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t k;
+	while ((k = read(s->ino_fd, buf, sizeof(buf))) > 0)
+		for (ssize_t o = 0; o < k;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + o);
+			for (size_t i = 0; i < s->n_pre; i++)
+				if (ev->mask & IN_Q_OVERFLOW || s->pre[i].wd == ev->wd)
+					s->pre[i].bad = true;
+			o += (ssize_t)(sizeof(*ev) + ev->len);
+		}
+}
+
+/* (lock) At the walk, a file with data of its own: if it went before the
+ * freeze and is the same now (no inotify event, same inode, size, mtime
+ * and ctime, and no task of the frozen tree may write it unseen), its
+ * ENTRY says so and nothing more of it goes; true then. */
+static bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs)
+{
+	for (size_t i = 0; i < s->n_pre; i++) {
+		struct rfs_pre *p = &s->pre[i];
+		if (p->used || p->st.st_dev != e->st.st_dev || p->st.st_ino != e->st.st_ino)
+			continue;
+		const struct stat *a = &p->st, *b = &e->st;
+		if (p->bad || a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+		    a->st_mtim.tv_nsec != b->st_mtim.tv_nsec || a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+		    a->st_ctim.tv_nsec != b->st_ctim.tv_nsec || is_writer(s, b)) {
+			if (!p->bad)
+				pr_debug("%s changed after it was sent: sent again", e->path);
+			p->bad = true;
+			s->pre_stale++;
+			return false;
+		}
+		p->used = true;
+		e->pre = (int32_t)i;
+		fs->done = fs->presend = true;
+		fs->why = RFS_WORKING_SET;
+		s->files_by[RFS_WORKING_SET]++;
+		s->bytes_by[RFS_WORKING_SET] += p->bytes;
+		s->files_sent++;
+		s->bytes_sent += p->bytes;
+		s->pre_used++;
+		s->pre_used_bytes += p->bytes;
+		return true;
+	}
+	return false;
+}
+
+static void presend_close(struct rfs_sender *s)
+{
+	for (size_t i = 0; i < s->n_pre; i++)
+		if (s->pre[i].fd >= 0) {
+			close(s->pre[i].fd);
+			s->pre[i].fd = -1;
+		}
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	s->ino_fd = -1;
 }
 
 /* ---- sending ---- */
@@ -498,6 +787,10 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 	m.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
 	m.has_ino = true;
 	m.ino = e->st.st_ino;
+	if (e->pre >= 0) {
+		m.has_presend = true;
+		m.presend = (uint32_t)e->pre;
+	}
 	if (e->link_id >= 0) {
 		m.has_link_id = true;
 		m.link_id = (uint32_t)e->link_id;
@@ -580,6 +873,11 @@ enum { SENT_BULK = 1, SENT_MISS = 2, BUSY_BULK = 4, BUSY_MISS = 8 };
 #define RFS_RESEND_AHEAD (2ull * RFS_CHUNK)
 /* the bulk channel's unsent bytes in its socket: what a new file waits behind */
 #define RFS_BULK_NOTSENT (256u << 10)
+
+/* while the tree is dumped the sender yields the CPU to the dump, which
+ * the downtime waits for (the walk goes on when the dump waits for the
+ * tree); rfs_send_foreground() once the dump is over */
+#define RFS_BACKGROUND_NICE 10
 
 /* (lock) chunk c of file f is sent or being sent on that thread's channel
  * (the bulk thread: on any) */
@@ -749,8 +1047,12 @@ static int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, u
 		fs->fd = -1;
 	}
 	fs->done = true;
-	s->files_by[fs->why]++;
-	s->files_sent++;
+	if (!fs->presend) {
+		/* (a pre-sent file counted when its ENTRY went: this is a copy the
+		 * destination asked for, having lost that one) */
+		s->files_by[fs->why]++;
+		s->files_sent++;
+	}
 	if (s->sched)
 		rfs_sched_sent(s->sched, f, true);
 	pthread_cond_broadcast(&s->cond);
@@ -1113,10 +1415,25 @@ static int run(struct rfs_sender *s)
 {
 	int r;
 
+	s->buf = xmalloc(RFS_CHUNK);
+	if (s->mode == RFS_PRIORITY) {
+		r = presend(s);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->presend_done = true;
+	pthread_cond_broadcast(&s->cond);
+	while (!s->frozen && !s->stopping)
+		cond_wait_ms(&s->cond, &s->lock, 100);
+	bool stop = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	if (stop)
+		return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
+	presend_check(s);
 	if (s->mode != RFS_LAZY)
 		working_set_paths(s);
 	/* the entries go as the walk lists them */
-	s->buf = xmalloc(RFS_CHUNK);
 	/* (lazy: no working set, the plain walk) */
 	s->ws_walked = !s->n_ws;
 	r = walk(s, "", 0);
@@ -1143,6 +1460,7 @@ static int run(struct rfs_sender *s)
 		rfs_sched_touch(s->sched, s->touched[i]);
 	working_set(s);
 	s->t_walked = s->t_meta_sent = clock_ns();
+	presend_close(s);
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	bool done = false, ws = false, hold = true;
@@ -1229,10 +1547,6 @@ static int run(struct rfs_sender *s)
 	return 0;
 }
 
-/* while the tree is dumped the sender yields the CPU to the dump, which
- * the downtime waits for (the walk goes on when the dump waits for the
- * tree); rfs_send_foreground() once the dump is over */
-#define RFS_BACKGROUND_NICE 10
 
 static void *thread_main(void *arg)
 {
@@ -1260,7 +1574,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->dir = xstrdup(dir);
 	s->mode = mode;
 	s->resumed = mode == RFS_EAGER;
-	s->background = true;
+	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	s->base_nice = mig_thread_nice();
 	s->root = root;
 	s->err = 1;
@@ -1273,8 +1587,8 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	if (setsockopt(net_chan_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
 		pr_debug("TCP_NOTSENT_LOWAT: %m");
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->wake < 0) {
-		int r = dm_fail(neg_errno(), "the rootfs sender: eventfd: %m");
+	if (s->wake < 0 || s->ino_fd < 0) {
+		int r = dm_fail(neg_errno(), "the rootfs sender: %s: %m", s->wake < 0 ? "eventfd" : "inotify");
 		rfs_send_free(s);
 		return r;
 	}
@@ -1319,6 +1633,31 @@ int rfs_send_wait(struct rfs_sender *s, int timeout_ms)
 	if (r < 0)
 		return dm_fail(r, "sending the files: %s", s->errmsg);
 	return 0;
+}
+
+int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms)
+{
+	uint64_t end = clock_ns() + (uint64_t)timeout_ms * 1000000;
+	pthread_mutex_lock(&s->lock);
+	while (!s->presend_done && s->err > 0 && clock_ns() < end)
+		cond_wait_ms(&s->cond, &s->lock, 100);
+	int r = s->presend_done ? 0 : s->err > 0 ? -ETIMEDOUT : s->err;
+	pthread_mutex_unlock(&s->lock);
+	if (r == -ETIMEDOUT || r >= 0)
+		return r;
+	return dm_fail(r, "sending the files: %s", s->errmsg);
+}
+
+void rfs_send_frozen(struct rfs_sender *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->frozen = true;
+	/* the walk yields the CPU to the dump until rfs_send_foreground() */
+	s->background = true;
+	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, MIN(s->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void rfs_send_foreground(struct rfs_sender *s)
@@ -1370,10 +1709,9 @@ void rfs_send_free(struct rfs_sender *s)
 		free(s->files[i].crcs);
 		free(s->files[i].bulk_at);
 	}
-	for (size_t i = 0; i < s->n_ws; i++)
-		free(s->ws[i]);
-	free(s->ws);
-	free(s->ws_mapped);
+	ws_free(s);
+	presend_close(s);
+	free(s->pre);
 	free(s->dirs_done);
 	free(s->touched);
 	free(s->early);
@@ -1415,6 +1753,12 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "sent_by_priority", by);
 	json_object_set_new(j, "misses", json_integer((json_int_t)s->misses));
 	json_object_set_new(j, "touches", json_integer((json_int_t)s->touches));
+	/* the working set sent before the freeze: files, bytes; those unchanged at the freeze */
+	json_object_set_new(j, "presend",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "files", (json_int_t)s->n_pre, "bytes",
+				      (json_int_t)s->pre_bytes, "used_files", (json_int_t)s->pre_used, "used_bytes",
+				      (json_int_t)s->pre_used_bytes, "stale_files", (json_int_t)s->pre_stale, "done_ms",
+				      s->t_pre_done ? json_real(ns_to_ms(t0, s->t_pre_done)) : json_null()));
 	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
 	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
 	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());

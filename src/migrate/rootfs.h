@@ -10,6 +10,15 @@
  *
  *   source                                      destination
  *   rootfs channel (rfs_sender's bulk thread)   (rfs_receiver's bulk thread)
+ *   before the freeze (priority): the working set's files, read while the
+ *   tree runs (watched with inotify from before their stat):
+ *   PRE_FILE {pre, size}                    --->    an unnamed file (O_TMPFILE) in ROOT
+ *   PRE_DATA {pre, off, len} + bytes ...    --->    written at off
+ *   PRE_END {pre, size, crc}                --->    size and crc checked
+ *   (the freeze; every file sent so is checked again: same inode, size,
+ *   mtime, ctime, no inotify event, no writer in the frozen tree; if so
+ *   its ENTRY says presend = pre and no more of it comes, else it goes as
+ *   any other file and the unnamed copy is dropped at META_END)
  *   walk DIR, the working set's directories first; each directory's entries
  *   go as soon as it is listed:
  *   META_BATCH: records, in order           --->    dirs, empty sparse files, symlinks,
@@ -57,8 +66,9 @@
 #include "net/net.h"
 
 /* 1: one channel, no version exchanged (absent from START/ACCEPT);
- * 2: the miss channel, FILE_END possibly ahead of chunks on the other channel */
-#define RFS_WIRE_VERSION 2u
+ * 2: the miss channel, FILE_END possibly ahead of chunks on the other channel;
+ * 3: the working set sent before the freeze (PRE_*, RootfsEntry.presend) */
+#define RFS_WIRE_VERSION 3u
 /* RFS_WIRE_VERSION, or for tests $DMIGRATE_TEST_RFS_WIRE (a host of another version) */
 uint32_t rfs_wire_version(void);
 
@@ -74,7 +84,21 @@ enum rfs_frame_type {
 	RFS_T_DIR_END = NET_T_ROOTFS + 9,  /* struct rfs_wire_dir_end (a record of META_BATCH) */
 	RFS_T_CHUNK_END = NET_T_ROOTFS + 10, /* struct rfs_wire_chunk_end */
 	RFS_T_META_BATCH = NET_T_ROOTFS + 11, /* records: struct rfs_wire_rec + len bytes, ... */
+	RFS_T_PRE_FILE = NET_T_ROOTFS + 12, /* struct rfs_wire_pre (crc 0): a file sent before the freeze */
+	RFS_T_PRE_DATA = NET_T_ROOTFS + 13, /* struct rfs_wire_data (id: its pre number) + len bytes */
+	RFS_T_PRE_END = NET_T_ROOTFS + 14,  /* struct rfs_wire_pre: all of it came, crc32 of its data */
 };
+
+/* PRE_FILE and PRE_END: file number pre (0, 1, ... in order), its size,
+ * and at PRE_END the crc32 of its data extents in order (holes skipped) */
+struct rfs_wire_pre {
+	uint32_t pre;
+	uint32_t crc;
+	uint64_t size;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rfs_wire_pre) == 16, "rootfs pre-send header is 16 bytes");
+/* what goes before the freeze at most: the rest of the working set after it */
+#define RFS_PRESEND_MAX (128ull << 20)
 
 /* one record of a META_BATCH frame: ENTRY or DIR_END (one frame and one
  * TLS record for many entries) */
@@ -140,12 +164,19 @@ int rfs_mode_parse(const char *s, enum rfs_mode *ret);
 
 /* ---- source ---- */
 struct rfs_sender;
-/* Walks dir and starts sending on c (a thread: metadata and the files in
- * order) and on miss (a thread: the destination's requests, the chunks it
- * is blocked on), the working set taken from the frozen tree under root.
- * The channels stay the caller's. */
+/* Before the freeze: starts the threads on c (metadata and the files in
+ * order) and on miss (the destination's requests, the chunks it is blocked
+ * on).  priority: the bulk thread sends the working set of the running tree
+ * under root first (PRE_*), then waits for rfs_send_frozen(); the others
+ * only wait.  The channels stay the caller's. */
 int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
 		   struct rfs_sender **ret);
+/* the pre-send is over (0), -ETIMEDOUT after timeout_ms, or the sender's error */
+int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms);
+/* the tree is frozen: what was sent before is checked, DIR walked, the
+ * working set taken again from the frozen tasks; the thread runs niced
+ * until rfs_send_foreground() */
+void rfs_send_frozen(struct rfs_sender *s);
 /* the thread runs niced until this: the dump is over, the downtime waits for us now */
 void rfs_send_foreground(struct rfs_sender *s);
 /* 0 once the destination said DONE; -ETIMEDOUT after timeout_ms; the sender's error */
@@ -213,7 +244,7 @@ bool rfs_recv_all_in(struct rfs_receiver *r);
  * next chunk it completes, or before its next frame; held: it is holding
  * now; entry_waits: the miss reader had data for an entry not made yet
  * (and waited for it) */
-enum { RFS_HOLD_AFTER_CHUNK = 1, RFS_HOLD_BEFORE_FRAME = 2 };
+enum { RFS_HOLD_AFTER_CHUNK = 1, RFS_HOLD_BEFORE_FRAME = 2, RFS_HOLD_BEFORE_META = 3 /* its first entries */ };
 void rfs_recv_test_hold(struct rfs_receiver *r, int hold);
 bool rfs_recv_test_held(struct rfs_receiver *r);
 uint64_t rfs_recv_test_entry_waits(struct rfs_receiver *r);

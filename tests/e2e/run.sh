@@ -1328,7 +1328,7 @@ test_rootfs_wire_version() {
 	if in_host a env DMIGRATE_TEST_RFS_WIRE=1 "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" \
 		--mode post-copy --rootfs-dir "$RFS_DIR" >"$WORK/migrate.out" 2>&1; then
 		why="the migration succeeded"
-	elif ! grep -q 'rootfs wire protocol version 1, this dmigrated version 2' "$WORK/migrate.out"; then
+	elif ! grep -q 'rootfs wire protocol version 1, this dmigrated version 3' "$WORK/migrate.out"; then
 		why="the error does not name both versions: $(tail -n 1 "$WORK/migrate.out")"
 	elif ! grep -q 'nothing was changed' "$WORK/migrate.out" || grep -q 'freeze \.\.\.' "$WORK/migrate.out"; then
 		why="not refused before the freeze: $(tail -n 1 "$WORK/migrate.out")"

@@ -19,7 +19,13 @@
  * the rootfs channel: their data may come before the destination made
  * their entries (its reader of the rootfs channel held before its first
  * frames here); the miss reader waits for them instead of refusing the
- * data, and every file arrives right.
+ * data, and every file arrives right.  Here the mapped file was sent
+ * before the freeze (the working set of the running tree) and changed
+ * after that: the source must send it again, and its new bytes arrive.
+ *
+ * And the working set sent before the freeze, unchanged at the freeze:
+ * its entry links the copy that came before (no byte of it comes again);
+ * a file the tree has open for writing is not sent before the freeze.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -175,6 +181,7 @@ static void test_miss_passes_bulk(void **state)
 	rfs_recv_test_hold(r, RFS_HOLD_AFTER_CHUNK);
 	struct rfs_sender *s;
 	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, getpid(), &s), 0);
+	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	assert_int_equal(rfs_recv_wait_path(r, ""), 0);
 	int64_t big = rfs_recv_lookup(r, "a-big"), small = rfs_recv_lookup(r, "b-small");
@@ -234,8 +241,9 @@ static void test_miss_passes_bulk(void **state)
 	pthread_cond_destroy(&gd.cond);
 }
 
-/* a child that maps path (the frozen tree's mapped file) and waits */
-static pid_t mapper(const char *path)
+/* a child that maps path (the frozen tree's mapped file), has wpath (if
+ * not NULL) open for writing, and waits */
+static pid_t mapper(const char *path, const char *wpath)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -245,6 +253,8 @@ static pid_t mapper(const char *path)
 		if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
 			_exit(1);
 		close(fd);
+		if (wpath && open(wpath, O_RDWR) < 0)
+			_exit(1);
 		for (;;)
 			pause();
 	}
@@ -280,15 +290,19 @@ static void test_push_before_entry(void **state)
 	fill(path, 65536, 3);
 	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
 	fill(path, 2u << 20, 4);
-	pid_t child = mapper(path);
+	pid_t child = mapper(path, NULL);
 
 	struct rig g;
 	rig_open(&g);
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
-	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_FRAME);
+	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_META);
 	struct rfs_sender *s;
 	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	/* sent while the tree runs, then changed (same size, new bytes) */
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	fill(path, 2u << 20, 5);
+	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	/* the mapped file's data on the miss channel, its entry not made yet */
 	for (int i = 0; i < 3000 && !rfs_recv_test_entry_waits(r) && !rfs_recv_failed(r); i++)
@@ -310,10 +324,80 @@ static void test_push_before_entry(void **state)
 	snprintf(path, sizeof(path), "%s/other/f", src);
 	snprintf(path2, sizeof(path2), "%s/other/f", dst);
 	assert_true(same_file(path, path2));
-	/* it went as the working set, not as a miss */
+	/* it went as the working set, not as a miss; the copy sent before the
+	 * freeze was stale, and dropped */
 	json_t *st = rfs_send_stats(s, 0);
 	json_t *ws = json_object_get(json_object_get(st, "sent_by_priority"), "working_set");
 	assert_int_equal(json_integer_value(json_object_get(ws, "files")), 1);
+	json_t *pre = json_object_get(st, "presend");
+	assert_int_equal(json_integer_value(json_object_get(pre, "files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "stale_files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "used_files")), 0);
+	json_decref(st);
+
+	rfs_send_free(s);
+	rfs_recv_free(r);
+	rig_close(&g);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
+static void test_presend_kept(void **state)
+{
+	(void)state;
+	char src[128], dst[128], path[256], path2[256], wpath[256];
+	snprintf(src, sizeof(src), "%s/src3", tmp);
+	snprintf(dst, sizeof(dst), "%s/dst3", tmp);
+	assert_int_equal(mkdir(src, 0755), 0);
+	snprintf(path, sizeof(path), "%s/ws", src);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(wpath, sizeof(wpath), "%s/ws/log", src);
+	fill(wpath, 8192, 6);
+	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
+	fill(path, (2u << 20) + 5000, 7);
+	pid_t child = mapper(path, wpath);
+
+	struct rig g;
+	rig_open(&g);
+	struct rfs_receiver *r;
+	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
+	struct rfs_sender *s;
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	rfs_send_frozen(s);
+	rfs_send_foreground(s);
+	/* the restore's read of the mapped file waits for nothing */
+	assert_int_equal(rfs_recv_wait_path(r, "ws"), 0);
+	int64_t lib = rfs_recv_lookup(r, "ws/lib.bin");
+	assert_true(lib > 0);
+	assert_false(rfs_recv_pending(r, lib, NULL));
+	assert_int_equal(rfs_recv_read(r, lib, 0, 2u << 20), 0);
+	rfs_recv_resumed(r);
+	int k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	assert_int_equal(rfs_send_wait(s, 60000), 0);
+	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
+	assert_true(same_file(path, path2));
+	snprintf(path2, sizeof(path2), "%s/ws/log", dst);
+	assert_true(same_file(wpath, path2));
+	struct stat a, b;
+	assert_int_equal(stat(path, &a), 0);
+	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
+	assert_int_equal(stat(path2, &b), 0);
+	assert_int_equal((long)a.st_mode, (long)b.st_mode);
+	assert_int_equal((long)a.st_mtim.tv_nsec, (long)b.st_mtim.tv_nsec);
+	json_t *st = rfs_send_stats(s, 0);
+	json_t *pre = json_object_get(st, "presend");
+	/* the exe of the test is outside src: the mapped file only (the log is open for writing) */
+	assert_int_equal(json_integer_value(json_object_get(pre, "files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "used_files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "stale_files")), 0);
+	json_t *d = json_object_get(st, "destination");
+	assert_int_equal(json_integer_value(json_object_get(d, "presend_files")), 1);
+	/* no byte of it came again */
+	assert_int_equal(json_integer_value(json_object_get(st, "bytes_sent")), (2u << 20) + 5000 + 8192);
 	json_decref(st);
 
 	rfs_send_free(s);
@@ -343,6 +427,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_miss_passes_bulk),
 		cmocka_unit_test(test_push_before_entry),
+		cmocka_unit_test(test_presend_kept),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
