@@ -198,6 +198,10 @@ struct rfs_receiver {
 	struct rfs_staged *staged;  /* the bulk reader's */
 	size_t n_staged;
 	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
+	/* the bulk reader's CPU at its first entry (after the freeze), and
+	 * from then to the resume: what the files cost while the tree is frozen */
+	uint64_t cpu_meta0, cpu_frozen;
+	bool cpu_meta0_set;
 	bool meta_done;
 	bool ended;                /* END handled, DONE on its way: the channels may close (lock) */
 	bool stopping;             /* rfs_recv_stop() (lock) */
@@ -802,6 +806,7 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	/* of them, sent before the freeze and linked in place */
 	json_object_set_new(j, "presend_files", json_integer((json_int_t)r->pre_files));
 	json_object_set_new(j, "presend_bytes", json_integer((json_int_t)r->pre_bytes));
+	json_object_set_new(j, "cpu_before_resume_ms", json_real((double)r->cpu_frozen / 1e6));
 	json_object_set_new(j, "metadata_ms", r->t_meta ? json_real(ns_to_ms(r->t_start, r->t_meta)) : json_null());
 	json_object_set_new(j, "done_ms", r->t_done ? json_real(ns_to_ms(r->t_start, r->t_done)) : json_null());
 	/* the lazy view: opens of files of the rootfs, those that had to wait */
@@ -960,8 +965,13 @@ static int run_bulk(struct rfs_receiver *r)
 			return dm_wrap(k, "the rootfs channel");
 		switch (f.type) {
 		case RFS_T_META_BATCH:
-			if (!r->n_ents)
+			if (!r->n_ents) {
 				test_hold(r, RFS_HOLD_BEFORE_META);
+				pthread_mutex_lock(&r->lock);
+				r->cpu_meta0 = thread_cpu_ns();
+				r->cpu_meta0_set = true;
+				pthread_mutex_unlock(&r->lock);
+			}
 			if (f.len > RFS_CHUNK)
 				return dm_fail(-EBADMSG, "rootfs metadata of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
@@ -1420,6 +1430,10 @@ void rfs_recv_resumed(struct rfs_receiver *r)
 		pr_debug("nice back: %m");
 	r->background = false;
 	r->t_resumed = clock_ns();
+	clockid_t cid;
+	struct timespec ts;
+	if (r->cpu_meta0_set && !pthread_getcpuclockid(r->bulk.thread, &cid) && !clock_gettime(cid, &ts))
+		r->cpu_frozen = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - r->cpu_meta0;
 	pthread_mutex_unlock(&r->lock);
 	want(r, 0, RFS_WANT_RESUMED, 0);
 }

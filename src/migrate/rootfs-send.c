@@ -155,6 +155,7 @@ struct rfs_sender {
 	bool presend_done;     /* (lock) */
 	bool frozen;           /* rfs_send_frozen() (lock) */
 	uint64_t t_pre_done, pre_bytes, pre_used_bytes;
+	uint64_t walk_cpu_ns;  /* the bulk thread's CPU from the freeze to the walk's end */
 	size_t pre_used, pre_stale;
 	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
@@ -1430,6 +1431,7 @@ static int run(struct rfs_sender *s)
 	pthread_mutex_unlock(&s->lock);
 	if (stop)
 		return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
+	uint64_t cpu0 = thread_cpu_ns();
 	presend_check(s);
 	if (s->mode != RFS_LAZY)
 		working_set_paths(s);
@@ -1460,6 +1462,7 @@ static int run(struct rfs_sender *s)
 		rfs_sched_touch(s->sched, s->touched[i]);
 	working_set(s);
 	s->t_walked = s->t_meta_sent = clock_ns();
+	s->walk_cpu_ns = thread_cpu_ns() - cpu0;
 	presend_close(s);
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
@@ -1760,6 +1763,7 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 				      (json_int_t)s->pre_used_bytes, "stale_files", (json_int_t)s->pre_stale, "done_ms",
 				      s->t_pre_done ? json_real(ns_to_ms(t0, s->t_pre_done)) : json_null()));
 	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
+	json_object_set_new(j, "walk_cpu_ms", json_real((double)s->walk_cpu_ns / 1e6));
 	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
 	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());
 	json_object_set_new(j, "resumed_ms", s->t_resumed ? json_real(ns_to_ms(t0, s->t_resumed)) : json_null());
