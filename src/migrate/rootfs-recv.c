@@ -45,6 +45,7 @@ struct rent {
 	int writers;       /* readers writing a chunk of it (lock) */
 	bool is_data;      /* a regular file with data of its own */
 	bool dir_done;     /* a directory whose entries are all made (DIR_END) */
+	bool removed;      /* REMOVE: gone (its id is not used again) */
 	uint8_t asked;     /* WANT sent: 1 the whole file, 2 touch (lock) */
 	uint32_t n_chunks, n_in;
 	uint8_t *chunk_in; /* per chunk: 1 in, 2 asked for, CH_BULK, CH_MISS: came there (lock) */
@@ -195,6 +196,7 @@ struct rfs_receiver {
 	size_t hash_mask;
 	uint32_t files_announced;
 	uint64_t bytes_announced;
+	bool prewalk;              /* PREWALK: the entries until META_END may change (lock) */
 	struct rfs_staged *staged;  /* the bulk reader's */
 	size_t n_staged;
 	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
@@ -297,7 +299,7 @@ static int64_t hash_find(struct rfs_receiver *r, const char *rel)
 		uint32_t v = r->hash[k];
 		if (!v)
 			return -1;
-		if (!strcmp(ENT(r, v - 1)->path, rel))
+		if (!ENT(r, v - 1)->removed && !strcmp(ENT(r, v - 1)->path, rel))
 			return v - 1;
 	}
 }
@@ -550,9 +552,12 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 static struct rent *file_ent(struct rfs_reader *rd, uint32_t id)
 {
 	struct rfs_receiver *r = rd->r;
-	if (rd->miss && id >= r->n_made)
+	/* (prewalk: the entry may be updated until META_END, which comes
+	 * before any data but the files pushed on the miss channel) */
+	bool wait = rd->miss && (id >= r->n_made || r->prewalk);
+	if (wait && !r->meta_done)
 		r->entry_waits++;
-	while (rd->miss && id >= r->n_made && !r->meta_done && r->err > 0 && !r->stopping)
+	while (wait && !r->meta_done && (id >= r->n_made || r->prewalk) && r->err > 0 && !r->stopping)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
 	if (id >= r->n_made)
 		return NULL;
@@ -751,7 +756,9 @@ static int on_file_end(struct rfs_reader *rd, const struct rfs_wire_file_end *fe
  * nothing below changes them again), and the view may look into it */
 static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 {
-	if (de->id >= r->n_ents || !S_ISDIR(ENT(r, de->id)->mode) || ENT(r, de->id)->dir_done)
+	/* (again for a directory that changed between the walk and the freeze) */
+	if (de->id >= r->n_ents || !S_ISDIR(ENT(r, de->id)->mode) || ENT(r, de->id)->removed ||
+	    (ENT(r, de->id)->dir_done && !r->prewalk))
 		return dm_fail(-EBADMSG, "rootfs directory end of entry %u out of place", de->id);
 	struct rent *e = ENT(r, de->id);
 	_cleanup_close_ int fd = de->id ? open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
@@ -760,6 +767,91 @@ static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: directory times", e->path);
 	pthread_mutex_lock(&r->lock);
 	e->dir_done = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* the extended attributes of fd, as m has them (those it had go first) */
+static int reset_xattrs(int fd, const Dm__RootfsEntry *m)
+{
+	char names[8192];
+	ssize_t k = flistxattr(fd, names, sizeof(names));
+	for (ssize_t o = 0; k > 0 && o < k; o += (ssize_t)strlen(names + o) + 1)
+		if (fremovexattr(fd, names + o) < 0 && errno != ENODATA)
+			return dm_fail(neg_errno(), "%s: xattr %s: %m", m->path, names + o);
+	return set_xattrs(fd, m);
+}
+
+/* UPDATE (between PREWALK and META_END): an entry that changed between
+ * the walk and the freeze, the same file still: a regular file's data
+ * comes again (it is emptied to its new size), a directory's attributes */
+static int update_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
+{
+	struct rent *e = m->id < r->n_ents ? ENT(r, m->id) : NULL;
+	if (!r->prewalk || r->meta_done || !e || e->removed || (e->mode & S_IFMT) != (m->mode & S_IFMT) ||
+	    strcmp(e->path, m->path) || m->has_link_id || e->link_id >= 0 || m->has_presend ||
+	    !(S_ISDIR(m->mode) || (S_ISREG(m->mode) && e->is_data)) || (S_ISREG(m->mode) && (!m->has_size || m->size > (1ULL << 46))))
+		return dm_fail(-EBADMSG, "rootfs update of entry %u out of place", m->id);
+	_cleanup_close_ int fd = !m->id ? fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0)
+				: open_beneath(r, m->path, S_ISDIR(m->mode) ? O_RDONLY | O_DIRECTORY : O_WRONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: %s", m->path, strerror(fd < 0 ? -fd : errno));
+	struct timespec times[2] = { ns_ts(m->has_atime_ns ? m->atime_ns : 0), ns_ts(m->has_mtime_ns ? m->mtime_ns : 0) };
+	if (S_ISREG(m->mode)) {
+		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)m->size) < 0 || futimens(fd, times) < 0)
+			return dm_fail(neg_errno(), "%s: %m", m->path);
+		uint32_t n = rfs_chunks(m->size);
+		pthread_mutex_lock(&r->lock);
+		if (e->arrived)
+			r->files_in--;
+		e->arrived = e->finishing = false;
+		e->end_in = 0;
+		e->asked = 0;
+		e->n_in = 0;
+		e->size = m->size;
+		e->n_chunks = n;
+		free(e->chunk_in);
+		free(e->crcs);
+		e->chunk_in = xcalloc(n + 1, 1);
+		e->crcs = xcalloc(n + 1, sizeof(*e->crcs));
+		pthread_mutex_unlock(&r->lock);
+	}
+	pthread_mutex_lock(&r->lock);
+	e->mode = m->mode;
+	e->times[0] = times[0];
+	e->times[1] = times[1];
+	pthread_mutex_unlock(&r->lock);
+	if (fchown(fd, m->has_uid ? m->uid : 0, m->has_gid ? m->gid : 0) < 0 || fchmod(fd, m->mode & 07777) < 0)
+		return dm_fail(neg_errno(), "%s: %m", m->path);
+	return reset_xattrs(fd, m);
+}
+
+/* REMOVE (between PREWALK and META_END): an entry gone between the walk
+ * and the freeze (a directory's entries went before it, the other names
+ * of a file before the one that carries its data) */
+static int remove_entry(struct rfs_receiver *r, uint32_t id)
+{
+	struct rent *e = id && id < r->n_ents ? ENT(r, id) : NULL;
+	if (!r->prewalk || r->meta_done || !e || e->removed || (e->link_id < 0 && e->next_link >= 0))
+		return dm_fail(-EBADMSG, "rootfs removal of entry %u out of place", id);
+	const char *leaf;
+	_cleanup_close_ int pfd = parent_of(r, e->path, &leaf);
+	if (pfd < 0 || unlinkat(pfd, leaf, S_ISDIR(e->mode) ? AT_REMOVEDIR : 0) < 0)
+		return dm_fail(pfd < 0 ? pfd : neg_errno(), "%s: remove: %s", e->path, strerror(pfd < 0 ? -pfd : errno));
+	pthread_mutex_lock(&r->lock);
+	if (e->is_data) {
+		r->files_announced--;
+		if (e->arrived)
+			r->files_in--;
+	}
+	if (e->link_id >= 0)
+		for (struct rent *p = ENT(r, e->link_id); p; p = p->next_link >= 0 ? ENT(r, p->next_link) : NULL)
+			if (p->next_link == (int64_t)id) {
+				p->next_link = e->next_link;
+				break;
+			}
+	e->removed = true;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
@@ -783,6 +875,16 @@ static int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t le
 				return dm_fail(-EBADMSG, "malformed rootfs entry");
 			k = make_entry(r, m);
 			dm__rootfs_entry__free_unpacked(m, NULL);
+		} else if (h.type == RFS_T_UPDATE) {
+			Dm__RootfsEntry *m = dm__rootfs_entry__unpack(NULL, h.len, buf + off);
+			if (!m)
+				return dm_fail(-EBADMSG, "malformed rootfs entry");
+			k = update_entry(r, m);
+			dm__rootfs_entry__free_unpacked(m, NULL);
+		} else if (h.type == RFS_T_REMOVE && h.len == sizeof(struct rfs_wire_dir_end)) {
+			struct rfs_wire_dir_end de;
+			memcpy(&de, buf + off, sizeof(de));
+			k = remove_entry(r, de.id);
 		} else if (h.type == RFS_T_DIR_END && h.len == sizeof(struct rfs_wire_dir_end)) {
 			struct rfs_wire_dir_end de;
 			memcpy(&de, buf + off, sizeof(de));
@@ -980,6 +1082,13 @@ static int run_bulk(struct rfs_receiver *r)
 			if (k < 0)
 				return k;
 			break;
+		case RFS_T_PREWALK:
+			if (f.len || r->n_ents)
+				return dm_fail(-EBADMSG, "rootfs: PREWALK out of place");
+			pthread_mutex_lock(&r->lock);
+			r->prewalk = true;
+			pthread_mutex_unlock(&r->lock);
+			break;
 		case RFS_T_PRE_FILE:
 		case RFS_T_PRE_DATA:
 		case RFS_T_PRE_END:
@@ -998,7 +1107,7 @@ static int run_bulk(struct rfs_receiver *r)
 				return dm_fail(-EBADMSG, "malformed rootfs metadata end");
 			bool ok = !r->meta_done && m->entries == r->n_ents && m->files == r->files_announced;
 			for (size_t i = 0; ok && i < r->n_ents; i++)
-				ok = !S_ISDIR(ENT(r, i)->mode) || ENT(r, i)->dir_done;
+				ok = !S_ISDIR(ENT(r, i)->mode) || ENT(r, i)->dir_done || ENT(r, i)->removed;
 			r->bytes_announced = m->bytes;
 			dm__rootfs_meta_end__free_unpacked(m, NULL);
 			if (!ok)
@@ -1248,6 +1357,18 @@ int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
 	if (!r->n_ents) {
 		pthread_mutex_unlock(&r->lock);
 		return -EIO;
+	}
+	if (r->prewalk && !r->meta_done) {
+		/* the entries came before the freeze: what changed since comes
+		 * before META_END (PREWALK came before the first entry) */
+		waiting_locked(r, 1);
+		while (!r->meta_done && r->err > 0)
+			cond_wait_ms(&r->cond, &r->lock, 1000);
+		waiting_locked(r, -1);
+		if (!r->meta_done) {
+			pthread_mutex_unlock(&r->lock);
+			return -EIO;
+		}
 	}
 	k = wait_dir_locked(r, 0);
 	/* then each directory on the way: one of the source's (made by the

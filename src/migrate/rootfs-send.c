@@ -56,6 +56,7 @@ struct rfs_ent {
 	int64_t link_id;   /* hard link of an earlier entry, or -1 */
 	int64_t file;      /* index among the files with data (the scheduler's), or -1 */
 	int32_t pre;       /* its data went before the freeze, unchanged since: that pre-send, or -1 */
+	bool removed;      /* gone between the walk and the freeze (REMOVE sent) */
 };
 
 /* a file of the working set sent before the freeze (PRE_*) */
@@ -66,6 +67,7 @@ struct rfs_pre {
 	uint64_t bytes;    /* of data sent */
 	bool bad;          /* changed since (an inotify event), or not sent whole */
 	bool used;         /* an ENTRY names it */
+	uint32_t ent;      /* that ENTRY */
 };
 
 /* a file the tree may write without its times changing (open for writing,
@@ -82,6 +84,7 @@ struct rfs_file_state {
 	uint32_t n_chunks, next, n_sent;
 	bool done;              /* FILE_END sent */
 	bool presend;           /* its data went before the freeze (done from the start) */
+	bool removed;           /* its entry is gone (done, nothing of it goes) */
 	bool ending;            /* its last chunk is sent: FILE_END is on its way (lock) */
 	uint8_t end_sent;       /* FILE_END went: SENT_BULK, SENT_MISS (lock) */
 	uint8_t end_ch;         /* the channel its last chunk's thread sends FILE_END on (lock) */
@@ -152,10 +155,24 @@ struct rfs_sender {
 	int ino_fd;            /* inotify: the pre-sent files' watches */
 	struct rfs_writer *writers;
 	size_t n_writers;
+	struct rfs_writer *pre_writers;  /* before and after the walk (prewalk) */
+	size_t n_pre_writers;
+	/* priority: the walk before the freeze (prewalk); each directory watched
+	 * (wd_dir[wd] = its id + 1) from before its listing; at the freeze what
+	 * changed is listed and stated again (delta) */
+	bool prewalk, walking_pre, watch_failed;
+	uint32_t *wd_dir;
+	size_t n_wd_dir;
+	uint8_t *dirty;        /* per entry, at the freeze: D_* */
+	size_t n_dirty;
+	uint32_t *kids, *kid_off;  /* the entries walked before the freeze, by directory */
+	size_t n_kids_ents;
+	size_t delta_updates, delta_removes, delta_adds;
 	bool presend_done;     /* (lock) */
 	bool frozen;           /* rfs_send_frozen() (lock) */
 	uint64_t t_pre_done, pre_bytes, pre_used_bytes;
 	uint64_t walk_cpu_ns;  /* the bulk thread's CPU from the freeze to the walk's end */
+	uint64_t t_prewalked;  /* the walk before the freeze ended */
 	size_t pre_used, pre_stale;
 	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
@@ -296,14 +313,43 @@ static bool on_ws_path(struct rfs_sender *s, const char *dir)
 static int emit(struct rfs_sender *s);
 static int send_early(struct rfs_sender *s);
 
+/* the directory is watched (prewalk) from before its listing: what
+ * changes in it until the freeze is looked at again then (delta) */
+#define RFS_DIR_WATCH                                                                                         \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE |          \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+static void watch_dir(struct rfs_sender *s, int fd, uint32_t self)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int wd = inotify_add_watch(s->ino_fd, proc, RFS_DIR_WATCH);
+	if (wd < 0) {
+		/* (max_user_watches): every directory is listed again at the freeze */
+		if (!s->watch_failed)
+			pr_info("%s: inotify: %m: every directory is listed again at the freeze", s->dir);
+		s->watch_failed = true;
+		return;
+	}
+	if ((size_t)wd >= s->n_wd_dir) {
+		size_t n = MAX((size_t)wd + 1, 2 * s->n_wd_dir);
+		s->wd_dir = xrealloc(s->wd_dir, n * sizeof(*s->wd_dir));
+		memset(s->wd_dir + s->n_wd_dir, 0, (n - s->n_wd_dir) * sizeof(*s->wd_dir));
+		s->n_wd_dir = n;
+	}
+	s->wd_dir[wd] = self + 1;
+}
+
 /* pre-order, names sorted: a directory before what it holds; a
  * directory's entries are listed together (then it is done, dirs_done) */
 static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 {
 	int fd = rel[0] ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-			: fcntl(s->dirfd, F_DUPFD_CLOEXEC, 0);
+			: openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) /* (its own offset: it is listed again) */;
 	if (fd < 0)
 		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+	if (s->walking_pre)
+		watch_dir(s, fd, self);
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -356,7 +402,7 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	 * rest of the tree is walked; the files the restore reads go on the
 	 * miss channel meanwhile */
 	r = emit(s);
-	if (r >= 0)
+	if (r >= 0 && !s->walking_pre)
 		r = send_early(s);
 	if (r < 0) {
 		free(subdirs);
@@ -404,9 +450,10 @@ static int cmp_ent_path(const void *key, const void *e)
  * linear search over the few paths of the working set is fine) */
 static int64_t ent_of(struct rfs_sender *s, const char *rel)
 {
-	size_t n = s->n_ents;
-	struct rfs_ent *e = lfind(rel, s->ents, &n, sizeof(*s->ents), cmp_ent_path);
-	return e ? e - s->ents : -1;
+	for (size_t i = 0; i < s->n_ents; i++)
+		if (!s->ents[i].removed && !cmp_ent_path(rel, &s->ents[i]))
+			return (int64_t)i;
+	return -1;
 }
 
 /* mapped: the exe or a mapped file, which the restore reads (the pages of
@@ -679,24 +726,6 @@ static int presend(struct rfs_sender *s)
 	return 0;
 }
 
-/* The tree is frozen: the pre-sent files that changed since their stat
- * (an inotify event; a full queue: all of them) are stale. */
-static void presend_check(struct rfs_sender *s)
-{
-	if (!s->n_pre)
-		return;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t k;
-	while ((k = read(s->ino_fd, buf, sizeof(buf))) > 0)
-		for (ssize_t o = 0; o < k;) {
-			const struct inotify_event *ev = (const struct inotify_event *)(buf + o);
-			for (size_t i = 0; i < s->n_pre; i++)
-				if (ev->mask & IN_Q_OVERFLOW || s->pre[i].wd == ev->wd)
-					s->pre[i].bad = true;
-			o += (ssize_t)(sizeof(*ev) + ev->len);
-		}
-}
-
 /* (lock) At the walk, a file with data of its own: if it went before the
  * freeze and is the same now (no inotify event, same inode, size, mtime
  * and ctime, and no task of the frozen tree may write it unseen), its
@@ -718,6 +747,7 @@ static bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_fil
 			return false;
 		}
 		p->used = true;
+		p->ent = (uint32_t)(e - s->ents);
 		e->pre = (int32_t)i;
 		fs->done = fs->presend = true;
 		fs->why = RFS_WORKING_SET;
@@ -767,7 +797,14 @@ static uint8_t *batch_add(struct rfs_sender *s, uint32_t type, size_t len)
 	return p;
 }
 
+static int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type);
 static int send_entry(struct rfs_sender *s, uint32_t id)
+{
+	return send_entry_as(s, id, RFS_T_ENTRY);
+}
+
+/* ENTRY (a new one) or UPDATE (one sent before the freeze, changed since) */
+static int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type)
 {
 	const struct rfs_ent *e = &s->ents[id];
 	Dm__RootfsEntry m = DM__ROOTFS_ENTRY__INIT;
@@ -840,7 +877,7 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 		r = dm_fail(-E2BIG, "%s/%s: its metadata (%zu bytes of extended attributes and names) is too large",
 			    s->dir, e->path, len);
 	else
-		protobuf_c_message_pack(&m.base, batch_add(s, RFS_T_ENTRY, len));
+		protobuf_c_message_pack(&m.base, batch_add(s, type, len));
 	for (size_t i = 0; i < 32; i++)
 		free(vals[i]);
 	return r;
@@ -1329,7 +1366,10 @@ static void meta_counts(struct rfs_sender *s, Dm__RootfsMetaEnd *me)
 {
 	dm__rootfs_meta_end__init(me);
 	me->entries = (uint32_t)s->n_ents;
-	me->files = (uint32_t)s->n_files;
+	uint32_t n = 0;
+	for (size_t f = 0; f < s->n_files; f++)
+		n += !s->files[f].removed;
+	me->files = n;
 	me->bytes = s->bytes_total;
 }
 
@@ -1404,6 +1444,406 @@ static bool next_chunk_locked(struct rfs_sender *s, uint32_t f, uint32_t *ret_c)
 	return false;
 }
 
+
+/* ---- the walk before the freeze, and what changed until the freeze ---- */
+
+enum { D_RELIST = 1, D_CHECK = 2, D_FORCE = 4, D_DIREND = 8 };
+
+static void mark(struct rfs_sender *s, uint32_t id, uint8_t bits)
+{
+	if (id >= s->n_dirty) {
+		size_t n = MAX(s->n_ents, 2 * s->n_dirty);
+		n = MAX(n, (size_t)id + 1);
+		s->dirty = xrealloc(s->dirty, n);
+		memset(s->dirty + s->n_dirty, 0, n - s->n_dirty);
+		s->n_dirty = n;
+	}
+	s->dirty[id] |= bits;
+}
+
+static const char *leaf_of(const char *path)
+{
+	const char *l = strrchr(path, '/');
+	return l ? l + 1 : path;
+}
+
+/* the entries of directory d walked before the freeze (by index), and
+ * those added since (a scan of the new ones) */
+static void build_kids(struct rfs_sender *s)
+{
+	if (s->kids)
+		return;
+	size_t n = s->n_kids_ents = s->n_ents;
+	s->kid_off = xcalloc(n + 2, sizeof(*s->kid_off));
+	s->kids = xcalloc(n + 1, sizeof(*s->kids));
+	for (size_t i = 1; i < n; i++)
+		s->kid_off[s->ents[i].parent + 1]++;
+	for (size_t i = 0; i < n; i++)
+		s->kid_off[i + 1] += s->kid_off[i];
+	_cleanup_free_ uint32_t *at = xcalloc(n + 1, sizeof(*at));
+	for (size_t i = 1; i < n; i++) {
+		uint32_t p = s->ents[i].parent;
+		s->kids[s->kid_off[p] + at[p]++] = (uint32_t)i;
+	}
+}
+
+/* the live entry named leaf in directory d, or -1 */
+static int64_t kid_named(struct rfs_sender *s, uint32_t d, const char *leaf)
+{
+	build_kids(s);
+	if (d < s->n_kids_ents)
+		for (uint32_t k = s->kid_off[d]; k < s->kid_off[d + 1]; k++)
+			if (!s->ents[s->kids[k]].removed && !strcmp(leaf_of(s->ents[s->kids[k]].path), leaf))
+				return s->kids[k];
+	for (size_t i = s->n_kids_ents; i < s->n_ents; i++)
+		if (s->ents[i].parent == d && i && !s->ents[i].removed && !strcmp(leaf_of(s->ents[i].path), leaf))
+			return (int64_t)i;
+	return -1;
+}
+
+/* what went of a file before the freeze is not its content any more */
+static void undo_presend(struct rfs_sender *s, uint32_t id)
+{
+	struct rfs_ent *e = &s->ents[id];
+	if (e->file < 0 || !s->files[e->file].presend)
+		return;
+	struct rfs_file_state *fs = &s->files[e->file];
+	struct rfs_pre *p = &s->pre[e->pre];
+	s->files_by[RFS_WORKING_SET]--;
+	s->bytes_by[RFS_WORKING_SET] -= p->bytes;
+	s->files_sent--;
+	s->bytes_sent -= p->bytes;
+	s->pre_used--;
+	s->pre_used_bytes -= p->bytes;
+	s->pre_stale++;
+	p->bad = true;
+	fs->presend = fs->done = false;
+	e->pre = -1;
+}
+
+static void remove_ent(struct rfs_sender *s, uint32_t id);
+
+/* (lock) a regular file that changed between the walk and the freeze: it
+ * is emptied there to its new size, and its data goes as any file's */
+static int update_file(struct rfs_sender *s, uint32_t id, const struct stat *st)
+{
+	struct rfs_ent *e = &s->ents[id];
+	struct rfs_file_state *fs = &s->files[e->file];
+	undo_presend(s, id);
+	s->bytes_total += (uint64_t)st->st_size - (uint64_t)e->st.st_size;
+	e->st = *st;
+	if (fs->fd >= 0)
+		close(fs->fd);
+	fs->fd = -1;
+	fs->n_chunks = rfs_chunks((uint64_t)st->st_size);
+	s->delta_updates++;
+	for (size_t i = 0; i < s->n_ws; i++)
+		if (s->ws_mapped[i] && !strcmp(s->ws[i], e->path)) {
+			/* what the restore reads: after the delta, on the miss channel */
+			s->early = xrealloc(s->early, (s->n_early + 1) * sizeof(*s->early));
+			s->early[s->n_early++] = (uint32_t)e->file;
+			break;
+		}
+	return send_entry_as(s, id, RFS_T_UPDATE);
+}
+
+/* (lock) an entry gone: a directory's entries first, the other names of a
+ * file before it (they are looked at again: their directories listed) */
+static void remove_ent(struct rfs_sender *s, uint32_t id)
+{
+	struct rfs_ent *e = &s->ents[id];
+	if (e->removed || !id)
+		return;
+	if (S_ISDIR(e->st.st_mode)) {
+		build_kids(s);
+		if (id < s->n_kids_ents)
+			for (uint32_t k = s->kid_off[id]; k < s->kid_off[id + 1]; k++)
+				remove_ent(s, s->kids[k]);
+		for (size_t i = s->n_kids_ents; i < s->n_ents; i++)
+			if (s->ents[i].parent == id && i)
+				remove_ent(s, (uint32_t)i);
+	}
+	if (e->file >= 0) {
+		for (size_t i = 0; i < s->n_ents; i++)
+			if (s->ents[i].link_id == (int64_t)id && !s->ents[i].removed) {
+				remove_ent(s, (uint32_t)i);
+				mark(s, s->ents[i].parent, D_RELIST);
+			}
+		struct inode_key k = { e->st.st_dev, e->st.st_ino, id }, **found = tfind(&k, &s->inodes, cmp_inode);
+		if (found && (*found)->id == id) {
+			struct inode_key *old = *found;
+			tdelete(&k, &s->inodes, cmp_inode);
+			free(old);
+		}
+		struct rfs_file_state *fs = &s->files[e->file];
+		undo_presend(s, id);
+		fs->done = fs->removed = true;
+		if (fs->fd >= 0)
+			close(fs->fd);
+		fs->fd = -1;
+		s->bytes_total -= (uint64_t)e->st.st_size;
+	}
+	e->removed = true;
+	s->delta_removes++;
+	struct rfs_wire_dir_end de = { .id = id };
+	memcpy(batch_add(s, RFS_T_REMOVE, sizeof(de)), &de, sizeof(de));
+	mark(s, e->parent, D_CHECK | D_DIREND);
+}
+
+/* (lock) a name in directory d that is new since the walk: its entry (a
+ * directory: walked, with what it holds) */
+static int add_new(struct rfs_sender *s, uint32_t d, const char *leaf)
+{
+	_cleanup_free_ char *p = d ? xasprintf("%s/%s", s->ents[d].path, leaf) : xstrdup(leaf);
+	struct stat st;
+	if (fstatat(s->dirfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : dm_fail(neg_errno(), "%s/%s: %m", s->dir, p);
+	if (S_ISSOCK(st.st_mode))
+		return dm_fail(-ENOTSUP, "--rootfs-dir: %s/%s is a socket: a socket file cannot be moved "
+					 "(the socket it names stays here)", s->dir, p);
+	if (strlen(p) >= RFS_PATH_MAX)
+		return dm_fail(-ENAMETOOLONG, "--rootfs-dir: %s/%s: path too long", s->dir, p);
+	int r = add_ent_locked(s, p, &st, d);
+	if (r < 0)
+		return r;
+	s->delta_adds++;
+	mark(s, d, D_CHECK | D_DIREND);
+	if (!S_ISDIR(st.st_mode))
+		return emit(s);
+	/* (walk takes the lock for its entries) */
+	pthread_mutex_unlock(&s->lock);
+	r = walk(s, p, (uint32_t)(s->n_ents - 1));
+	pthread_mutex_lock(&s->lock);
+	return r;
+}
+
+static bool stat_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_mode != b->st_mode || a->st_uid != b->st_uid || a->st_gid != b->st_gid ||
+	       a->st_size != b->st_size || a->st_nlink != b->st_nlink || a->st_rdev != b->st_rdev ||
+	       a->st_mtim.tv_sec != b->st_mtim.tv_sec || a->st_mtim.tv_nsec != b->st_mtim.tv_nsec ||
+	       a->st_ctim.tv_sec != b->st_ctim.tv_sec || a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
+}
+
+/* (lock) an entry that may have changed: the same file (type and inode)
+ * with other attributes is updated (a regular file's data again, a
+ * directory's attributes), another file at its name replaces it */
+static int check_ent(struct rfs_sender *s, uint32_t id, uint8_t bits)
+{
+	struct rfs_ent *e = &s->ents[id];
+	struct stat st;
+	if (e->removed)
+		return 0;
+	if (id ? fstatat(s->dirfd, e->path, &st, AT_SYMLINK_NOFOLLOW) < 0 : fstat(s->dirfd, &st) < 0) {
+		if (!id || (errno != ENOENT && errno != ENOTDIR))
+			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, e->path);
+		mark(s, e->parent, D_RELIST);
+		return 0;
+	}
+	bool same = (st.st_mode & S_IFMT) == (e->st.st_mode & S_IFMT) && st.st_ino == e->st.st_ino &&
+		    st.st_dev == e->st.st_dev;
+	if (!same || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && stat_changed(&e->st, &st))) {
+		if (!id)
+			return dm_fail(-EBUSY, "--rootfs-dir %s was replaced while it was read", s->dir);
+		uint32_t d = e->parent;
+		_cleanup_free_ char *leaf = xstrdup(leaf_of(e->path));
+		remove_ent(s, id);
+		return add_new(s, d, leaf);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int r = 0;
+		if (stat_changed(&e->st, &st)) {
+			e->st = st;
+			s->delta_updates++;
+			r = send_entry_as(s, id, RFS_T_UPDATE);
+			bits |= D_DIREND;
+		}
+		if (r >= 0 && bits & D_DIREND) {
+			struct rfs_wire_dir_end de = { .id = id };
+			memcpy(batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
+		}
+		return r ?: s->batch_err;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	uint32_t t = id;
+	while (s->ents[t].link_id >= 0)
+		t = (uint32_t)s->ents[t].link_id;
+	bool changed = stat_changed(&s->ents[t].st, &st);
+	e->st = st;
+	if (changed || bits & D_FORCE)
+		return update_file(s, t, &st);
+	return 0;
+}
+
+/* (lock) directory d listed again: names gone are removed, new ones added,
+ * the others checked */
+static int relist(struct rfs_sender *s, uint32_t d)
+{
+	if (s->ents[d].removed)
+		return 0;
+	const char *rel = s->ents[d].path;
+	int fd = d ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+		   : openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (!d || (errno != ENOENT && errno != ENOTDIR))
+			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+		mark(s, s->ents[d].parent, D_RELIST);
+		return 0;
+	}
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+	}
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	qsort(names, n, sizeof(*names), cmp_name);
+	build_kids(s);
+	int r = 0;
+	/* gone */
+	for (size_t i = 1; i < s->n_ents && r >= 0; i++) {
+		struct rfs_ent *e = &s->ents[i];
+		if (e->parent != d || e->removed)
+			continue;
+		const char *leaf = leaf_of(e->path);
+		if (!bsearch(&leaf, names, n, sizeof(*names), cmp_name))
+			remove_ent(s, (uint32_t)i);
+		else
+			mark(s, (uint32_t)i, D_CHECK);
+	}
+	/* new */
+	for (size_t i = 0; i < n && r >= 0; i++)
+		if (kid_named(s, d, names[i]) < 0)
+			r = add_new(s, d, names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	mark(s, d, D_CHECK | D_DIREND);
+	return r ?: s->batch_err;
+}
+
+/*
+ * The tree is frozen (prewalk): what changed since the walk, from the
+ * inotify events of the watched directories and pre-sent files, and the
+ * files the tree may write without an event (open for writing, mapped
+ * shared and writable: before the walk, after it and now), is looked at
+ * again and sent (UPDATE, REMOVE, new entries, DIR_END).  A full event
+ * queue, or a directory that could not be watched: every directory listed
+ * again.
+ */
+static int delta(struct rfs_sender *s)
+{
+	bool all = s->watch_failed;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t k;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while ((k = read(s->ino_fd, buf, sizeof(buf))) > 0)
+		for (ssize_t o = 0; o < k;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + o);
+			o += (ssize_t)(sizeof(*ev) + ev->len);
+			if (ev->mask & IN_Q_OVERFLOW) {
+				all = true;
+				continue;
+			}
+			for (size_t i = 0; i < s->n_pre; i++)
+				if (s->pre[i].wd == ev->wd) {
+					s->pre[i].bad = true;
+					if (s->pre[i].used)
+						mark(s, s->pre[i].ent, D_CHECK | D_FORCE);
+				}
+			if (ev->wd < 0 || (size_t)ev->wd >= s->n_wd_dir || !s->wd_dir[ev->wd])
+				continue;
+			uint32_t d = s->wd_dir[ev->wd] - 1;
+			if (ev->len && ev->name[0]) {
+				int64_t c = ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO) ? -1
+													   : kid_named(s, d, ev->name);
+				if (c < 0)
+					mark(s, d, D_RELIST);
+				else
+					mark(s, (uint32_t)c, D_CHECK);
+			} else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+				if (!d)
+					all = true;
+				else
+					mark(s, s->ents[d].parent, D_RELIST);
+			} else {
+				mark(s, d, D_CHECK);
+			}
+		}
+	/* the files the tree may write unseen; the pre-sent files' own check */
+	for (int pass = 0; pass < 2; pass++) {
+		const struct rfs_writer *w = pass ? s->writers : s->pre_writers;
+		size_t nw = pass ? s->n_writers : s->n_pre_writers;
+		for (size_t j = 0; j < nw; j++)
+			for (size_t i = 0; i < s->n_ents; i++)
+				if (!s->ents[i].removed && S_ISREG(s->ents[i].st.st_mode) &&
+				    s->ents[i].st.st_dev == w[j].dev && s->ents[i].st.st_ino == w[j].ino)
+					mark(s, (uint32_t)i, D_CHECK | D_FORCE);
+	}
+	for (size_t i = 0; i < s->n_pre; i++)
+		if (s->pre[i].used && s->pre[i].bad)
+			mark(s, s->pre[i].ent, D_CHECK | D_FORCE);
+	if (all)
+		for (size_t i = 0; i < s->n_ents; i++)
+			if (S_ISDIR(s->ents[i].st.st_mode))
+				mark(s, (uint32_t)i, D_RELIST);
+	/* until nothing is left to look at (a removal may send its other
+	 * names' directories to be listed again) */
+	for (bool more = true; more && r >= 0;) {
+		more = false;
+		for (size_t i = 0; i < s->n_dirty && r >= 0; i++)
+			if (s->dirty[i] & D_RELIST) {
+				s->dirty[i] &= (uint8_t)~D_RELIST;
+				r = relist(s, (uint32_t)i);
+				more = true;
+			}
+		for (size_t i = 0; i < s->n_dirty && r >= 0; i++)
+			if (s->dirty[i] & D_CHECK && !(s->dirty[i] & D_RELIST)) {
+				uint8_t bits = s->dirty[i];
+				s->dirty[i] = 0;
+				r = check_ent(s, (uint32_t)i, bits);
+				more = true;
+			}
+	}
+	if (r >= 0)
+		r = emit(s);
+	pthread_mutex_unlock(&s->lock);
+	if (r >= 0 && (s->delta_updates || s->delta_removes || s->delta_adds))
+		pr_info("changed between the walk and the freeze: %zu updated, %zu removed, %zu new", s->delta_updates,
+			s->delta_removes, s->delta_adds);
+	return r ?: s->batch_err;
+}
+
+/* the whole tree, the working set's directories first (pre: before the
+ * freeze, every directory watched from before its listing) */
+static int walk_all(struct rfs_sender *s, bool pre)
+{
+	s->walking_pre = pre;
+	/* (lazy: no working set, the plain walk) */
+	s->ws_walked = !s->n_ws;
+	int r = walk(s, "", 0);
+	s->ws_walked = true;
+	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
+		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
+		r = walk(s, p, s->deferred[i]);
+	}
+	s->walking_pre = false;
+	if (r >= 0)
+		r = batch_flush(s);
+	return r;
+}
+
 /*
  * What goes on the rootfs channel, in this order: during the walk, after
  * each directory's entries, the mapped files of the working set (the
@@ -1417,8 +1857,22 @@ static int run(struct rfs_sender *s)
 	int r;
 
 	s->buf = xmalloc(RFS_CHUNK);
-	if (s->mode == RFS_PRIORITY) {
+	s->prewalk = s->mode == RFS_PRIORITY;
+	if (s->prewalk) {
+		/* the working set's files, then the walk, while the tree runs */
 		r = presend(s);
+		if (r >= 0)
+			r = mig_send_empty(s->c, RFS_T_PREWALK);
+		if (r >= 0)
+			r = walk_all(s, true);
+		if (r >= 0) {
+			/* the writers again, now that every directory is watched */
+			working_set_paths(s);
+			s->pre_writers = xrealloc(s->pre_writers, (s->n_pre_writers + s->n_writers + 1) * sizeof(*s->pre_writers));
+			memcpy(s->pre_writers + s->n_pre_writers, s->writers, s->n_writers * sizeof(*s->writers));
+			s->n_pre_writers += s->n_writers;
+			s->t_prewalked = clock_ns();
+		}
 		if (r < 0)
 			return r;
 	}
@@ -1432,18 +1886,12 @@ static int run(struct rfs_sender *s)
 	if (stop)
 		return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
 	uint64_t cpu0 = thread_cpu_ns();
-	presend_check(s);
 	if (s->mode != RFS_LAZY)
 		working_set_paths(s);
-	/* the entries go as the walk lists them */
-	/* (lazy: no working set, the plain walk) */
-	s->ws_walked = !s->n_ws;
-	r = walk(s, "", 0);
-	s->ws_walked = true;
-	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
-		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
-		r = walk(s, p, s->deferred[i]);
-	}
+	/* the entries go as the walk lists them (prewalk: what changed since) */
+	r = s->prewalk ? delta(s) : walk_all(s, false);
+	if (r >= 0)
+		r = send_early(s);
 	if (r >= 0)
 		r = batch_flush(s);
 	if (r < 0)
@@ -1715,6 +2163,11 @@ void rfs_send_free(struct rfs_sender *s)
 	ws_free(s);
 	presend_close(s);
 	free(s->pre);
+	free(s->pre_writers);
+	free(s->wd_dir);
+	free(s->dirty);
+	free(s->kids);
+	free(s->kid_off);
 	free(s->dirs_done);
 	free(s->touched);
 	free(s->early);
@@ -1764,6 +2217,14 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 				      s->t_pre_done ? json_real(ns_to_ms(t0, s->t_pre_done)) : json_null()));
 	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
 	json_object_set_new(j, "walk_cpu_ms", json_real((double)s->walk_cpu_ns / 1e6));
+	/* the walk before the freeze (priority), and what changed until the freeze */
+	json_object_set_new(j, "prewalk",
+			    s->prewalk ? json_pack("{s:o, s:I, s:I, s:I, s:b}", "done_ms",
+						   s->t_prewalked ? json_real(ns_to_ms(t0, s->t_prewalked)) : json_null(),
+						   "updated", (json_int_t)s->delta_updates, "removed",
+						   (json_int_t)s->delta_removes, "added", (json_int_t)s->delta_adds,
+						   "watch_failed", s->watch_failed)
+				       : json_null());
 	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
 	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());
 	json_object_set_new(j, "resumed_ms", s->t_resumed ? json_real(ns_to_ms(t0, s->t_resumed)) : json_null());

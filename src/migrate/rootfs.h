@@ -15,10 +15,16 @@
  *   PRE_FILE {pre, size}                    --->    an unnamed file (O_TMPFILE) in ROOT
  *   PRE_DATA {pre, off, len} + bytes ...    --->    written at off
  *   PRE_END {pre, size, crc}                --->    size and crc checked
- *   (the freeze; every file sent so is checked again: same inode, size,
- *   mtime, ctime, no inotify event, no writer in the frozen tree; if so
- *   its ENTRY says presend = pre and no more of it comes, else it goes as
- *   any other file and the unnamed copy is dropped at META_END)
+ *   PREWALK                                 --->    the view waits for META_END
+ *   META_BATCH ... (the walk, below, while the tree runs; every directory
+ *   watched with inotify from before its listing; an ENTRY of a file
+ *   sent before says presend = pre: the unnamed copy is linked there)
+ *   the freeze: what changed since (inotify: the watched directories and
+ *   files; the frozen tree's writers) is listed and stated again:
+ *   META_BATCH {UPDATE {entry} (a regular file: its data again; a
+ *     directory: its attributes), REMOVE {id}, ENTRY ... (new ids),
+ *     DIR_END {dir} again (its times)} ---> applied; then META_END
+ *   (lazy, eager: the walk from the freeze on, no PRE_*, no PREWALK)
  *   walk DIR, the working set's directories first; each directory's entries
  *   go as soon as it is listed:
  *   META_BATCH: records, in order           --->    dirs, empty sparse files, symlinks,
@@ -87,6 +93,9 @@ enum rfs_frame_type {
 	RFS_T_PRE_FILE = NET_T_ROOTFS + 12, /* struct rfs_wire_pre (crc 0): a file sent before the freeze */
 	RFS_T_PRE_DATA = NET_T_ROOTFS + 13, /* struct rfs_wire_data (id: its pre number) + len bytes */
 	RFS_T_PRE_END = NET_T_ROOTFS + 14,  /* struct rfs_wire_pre: all of it came, crc32 of its data */
+	RFS_T_PREWALK = NET_T_ROOTFS + 15,  /* empty, first: the entries come before the freeze, META_END after it */
+	RFS_T_UPDATE = NET_T_ROOTFS + 16,   /* Dm__RootfsEntry of an entry sent before (a record of META_BATCH) */
+	RFS_T_REMOVE = NET_T_ROOTFS + 17,   /* struct rfs_wire_dir_end: that entry is gone (a record) */
 };
 
 /* PRE_FILE and PRE_END: file number pre (0, 1, ... in order), its size,

@@ -26,6 +26,12 @@
  * And the working set sent before the freeze, unchanged at the freeze:
  * its entry links the copy that came before (no byte of it comes again);
  * a file the tree has open for writing is not sent before the freeze.
+ *
+ * And the walk before the freeze: the tree changes between it and the
+ * freeze (a file written in place and one appended to, one removed, one
+ * renamed, a directory removed with its file, one made with a file, a
+ * chmod, the first name of a hard-linked file removed, a symlink pointed
+ * elsewhere): the copy must be the tree as it is at the freeze.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -407,6 +413,95 @@ static void test_presend_kept(void **state)
 	waitpid(child, NULL, 0);
 }
 
+static void put(const char *dir, const char *rel, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static void test_prewalk_delta(void **state)
+{
+	(void)state;
+	char src[128], dst[128], path[256];
+	snprintf(src, sizeof(src), "%s/src4", tmp);
+	snprintf(dst, sizeof(dst), "%s/dst4", tmp);
+	assert_int_equal(sh("mkdir -p %1$s/a %1$s/b %1$s/ws && true %2$s", src, ""), 0);
+	put(src, "a/keep.txt", "kept\n");
+	put(src, "a/mod.txt", "before\n");
+	put(src, "a/grow.txt", "line 1\n");
+	put(src, "a/gone.txt", "gone\n");
+	put(src, "a/old-name", "renamed\n");
+	put(src, "a/chmod.txt", "mode\n");
+	put(src, "a/h1", "hard\n");
+	put(src, "b/x", "in b\n");
+	assert_int_equal(sh("ln %s/a/h1 %s/a/h2", src, src), 0);
+	assert_int_equal(sh("ln -s keep.txt %s/a/sym%s", src, ""), 0);
+	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
+	fill(path, 300000, 8);
+	pid_t child = mapper(path, NULL);
+
+	struct rig g;
+	rig_open(&g);
+	struct rfs_receiver *r;
+	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
+	struct rfs_sender *s;
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	/* the walk is over, its entries sent; the tree changes */
+	put(src, "a/mod.txt", "AFTER\n");
+	assert_int_equal(sh("echo 'line 2' >> %s/a/grow.txt%s", src, ""), 0);
+	assert_int_equal(sh("rm %s/a/gone.txt && rm -r %s/b", src, src), 0);
+	assert_int_equal(sh("mv %s/a/old-name %s/a/new-name", src, src), 0);
+	assert_int_equal(sh("mkdir %s/c && echo new > %s/c/y", src, src), 0);
+	assert_int_equal(sh("chmod 600 %s/a/chmod.txt && rm %s/a/h1", src, src), 0);
+	assert_int_equal(sh("ln -sfn mod.txt %s/a/sym%s", src, ""), 0);
+	rfs_send_frozen(s);
+	rfs_send_foreground(s);
+	rfs_recv_resumed(r);
+	int k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	k = rfs_send_wait(s, 60000);
+	if (k < 0)
+		print_error("sender: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	/* the copy is the tree at the freeze: names, contents, modes, links */
+	assert_int_equal(sh("diff -r --no-dereference %s %s", src, dst), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > ../find-src4", src), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > ../find-dst4", dst), 0);
+	assert_int_equal(sh("cmp %s/../find-src4 %s/../find-dst4", src, dst), 0);
+	json_t *st = rfs_send_stats(s, 0);
+	json_t *pw = json_object_get(st, "prewalk");
+	assert_non_null(pw);
+	assert_true(json_integer_value(json_object_get(pw, "updated")) >= 3);
+	assert_true(json_integer_value(json_object_get(pw, "removed")) >= 5);
+	assert_true(json_integer_value(json_object_get(pw, "added")) >= 4);
+	/* the mapped file, unchanged, went before the freeze */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "presend"), "used_files")), 1);
+	json_decref(st);
+
+	rfs_send_free(s);
+	rfs_recv_free(r);
+	rig_close(&g);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -428,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_miss_passes_bulk),
 		cmocka_unit_test(test_push_before_entry),
 		cmocka_unit_test(test_presend_kept),
+		cmocka_unit_test(test_prewalk_delta),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
