@@ -200,8 +200,9 @@ struct rfs_receiver {
 	struct rfs_staged *staged;  /* the bulk reader's */
 	size_t n_staged;
 	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
-	/* the bulk reader's CPU at its first entry (after the freeze), and
-	 * from then to the resume: what the files cost while the tree is frozen */
+	/* the bulk reader's CPU at its first entry (after the freeze; prewalk:
+	 * at PREWALK_END), and from then to the resume: what the files cost
+	 * while the tree is frozen */
 	uint64_t cpu_meta0, cpu_frozen;
 	bool cpu_meta0_set;
 	bool meta_done;
@@ -1068,7 +1069,6 @@ static int run_bulk(struct rfs_receiver *r)
 		switch (f.type) {
 		case RFS_T_META_BATCH:
 			if (!r->n_ents) {
-				test_hold(r, RFS_HOLD_BEFORE_META);
 				pthread_mutex_lock(&r->lock);
 				r->cpu_meta0 = thread_cpu_ns();
 				r->cpu_meta0_set = true;
@@ -1087,6 +1087,16 @@ static int run_bulk(struct rfs_receiver *r)
 				return dm_fail(-EBADMSG, "rootfs: PREWALK out of place");
 			pthread_mutex_lock(&r->lock);
 			r->prewalk = true;
+			pthread_mutex_unlock(&r->lock);
+			break;
+		case RFS_T_PREWALK_END:
+			if (f.len || !r->prewalk || r->meta_done)
+				return dm_fail(-EBADMSG, "rootfs: PREWALK_END out of place");
+			/* the source freezes once the entries are made here: the
+			 * restore then waits only for what changed since */
+			want(r, 0, RFS_WANT_PREWALKED, 0);
+			pthread_mutex_lock(&r->lock);
+			r->cpu_meta0 = thread_cpu_ns(); /* (what the freeze brings from here) */
 			pthread_mutex_unlock(&r->lock);
 			break;
 		case RFS_T_PRE_FILE:

@@ -173,6 +173,8 @@ struct rfs_sender {
 	uint64_t t_pre_done, pre_bytes, pre_used_bytes;
 	uint64_t walk_cpu_ns;  /* the bulk thread's CPU from the freeze to the walk's end */
 	uint64_t t_prewalked;  /* the walk before the freeze ended */
+	bool prewalk_acked;    /* WANT PREWALKED: the destination made those entries (lock) */
+	uint64_t t_prewalk_acked;
 	size_t pre_used, pre_stale;
 	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
@@ -1182,6 +1184,10 @@ static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *
 			s->misses++;
 			pr_debug("miss: %s (byte %" PRIu64 ")", s->ents[e].path, w->off);
 		}
+	} else if (w->kind == RFS_WANT_PREWALKED) {
+		s->prewalk_acked = true;
+		s->t_prewalk_acked = clock_ns();
+		pthread_cond_broadcast(&s->cond);
 	} else if (w->kind == RFS_WANT_RESUMED) {
 		s->resumed = true;
 		s->t_resumed = clock_ns();
@@ -1872,9 +1878,15 @@ static int run(struct rfs_sender *s)
 			memcpy(s->pre_writers + s->n_pre_writers, s->writers, s->n_writers * sizeof(*s->writers));
 			s->n_pre_writers += s->n_writers;
 			s->t_prewalked = clock_ns();
+			r = mig_send_empty(s->c, RFS_T_PREWALK_END);
 		}
 		if (r < 0)
 			return r;
+		/* the destination made the entries: the restore will not wait for them */
+		pthread_mutex_lock(&s->lock);
+		while (!s->prewalk_acked && !s->stopping && s->err > 0)
+			cond_wait_ms(&s->cond, &s->lock, 100);
+		pthread_mutex_unlock(&s->lock);
 	}
 	pthread_mutex_lock(&s->lock);
 	s->presend_done = true;
@@ -2219,11 +2231,12 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "walk_cpu_ms", json_real((double)s->walk_cpu_ns / 1e6));
 	/* the walk before the freeze (priority), and what changed until the freeze */
 	json_object_set_new(j, "prewalk",
-			    s->prewalk ? json_pack("{s:o, s:I, s:I, s:I, s:b}", "done_ms",
+			    s->prewalk ? json_pack("{s:o, s:I, s:I, s:I, s:b, s:o}", "done_ms",
 						   s->t_prewalked ? json_real(ns_to_ms(t0, s->t_prewalked)) : json_null(),
 						   "updated", (json_int_t)s->delta_updates, "removed",
 						   (json_int_t)s->delta_removes, "added", (json_int_t)s->delta_adds,
-						   "watch_failed", s->watch_failed)
+						   "watch_failed", s->watch_failed, "made_ms",
+						   s->t_prewalk_acked ? json_real(ns_to_ms(t0, s->t_prewalk_acked)) : json_null())
 				       : json_null());
 	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
 	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());

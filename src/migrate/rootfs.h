@@ -19,6 +19,8 @@
  *   META_BATCH ... (the walk, below, while the tree runs; every directory
  *   watched with inotify from before its listing; an ENTRY of a file
  *   sent before says presend = pre: the unnamed copy is linked there)
+ *   PREWALK_END                             --->    (all made) WANT PREWALKED on
+ *   the freeze waits for it                 <---    the miss channel
  *   the freeze: what changed since (inotify: the watched directories and
  *   files; the frozen tree's writers) is listed and stated again:
  *   META_BATCH {UPDATE {entry} (a regular file: its data again; a
@@ -96,6 +98,7 @@ enum rfs_frame_type {
 	RFS_T_PREWALK = NET_T_ROOTFS + 15,  /* empty, first: the entries come before the freeze, META_END after it */
 	RFS_T_UPDATE = NET_T_ROOTFS + 16,   /* Dm__RootfsEntry of an entry sent before (a record of META_BATCH) */
 	RFS_T_REMOVE = NET_T_ROOTFS + 17,   /* struct rfs_wire_dir_end: that entry is gone (a record) */
+	RFS_T_PREWALK_END = NET_T_ROOTFS + 18, /* empty: every entry of the walk before the freeze is out */
 };
 
 /* PRE_FILE and PRE_END: file number pre (0, 1, ... in order), its size,
@@ -154,7 +157,8 @@ _Static_assert(sizeof(struct rfs_wire_file_end) == 24, "rootfs file end is 24 by
 
 /* RESUMED: the tree runs on the destination; until then the source sends
  * only what the restore may wait for (the working set, demands) */
-enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2, RFS_WANT_RESUMED = 3 };
+enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2, RFS_WANT_RESUMED = 3,
+       RFS_WANT_PREWALKED = 4 /* PREWALK_END: every entry before it is made here */ };
 #define RFS_WANT_WHOLE UINT64_MAX
 struct rfs_wire_want {
 	uint32_t id;        /* a regular file (MISS) or a directory (TOUCH) */
@@ -253,7 +257,7 @@ bool rfs_recv_all_in(struct rfs_receiver *r);
  * next chunk it completes, or before its next frame; held: it is holding
  * now; entry_waits: the miss reader had data for an entry not made yet
  * (and waited for it) */
-enum { RFS_HOLD_AFTER_CHUNK = 1, RFS_HOLD_BEFORE_FRAME = 2, RFS_HOLD_BEFORE_META = 3 /* its first entries */ };
+enum { RFS_HOLD_AFTER_CHUNK = 1, RFS_HOLD_BEFORE_FRAME = 2 };
 void rfs_recv_test_hold(struct rfs_receiver *r, int hold);
 bool rfs_recv_test_held(struct rfs_receiver *r);
 uint64_t rfs_recv_test_entry_waits(struct rfs_receiver *r);

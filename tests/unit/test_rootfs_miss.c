@@ -17,7 +17,8 @@
  * And the files the restore reads (mapped by the frozen tree), which the
  * source pushes on the miss channel as soon as their entries are out on
  * the rootfs channel: their data may come before the destination made
- * their entries (its reader of the rootfs channel held before its first
+ * their entries, or (the walk before the freeze) before it applied what
+ * changed since (its reader of the rootfs channel held before the freeze's
  * frames here); the miss reader waits for them instead of refusing the
  * data, and every file arrives right.  Here the mapped file was sent
  * before the freeze (the working set of the running tree) and changed
@@ -302,11 +303,13 @@ static void test_push_before_entry(void **state)
 	rig_open(&g);
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
-	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_META);
 	struct rfs_sender *s;
 	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
-	/* sent while the tree runs, then changed (same size, new bytes) */
+	/* sent while the tree runs, then changed (same size, new bytes); the
+	 * reader of the rootfs channel held before what comes at the freeze
+	 * (the change, META_END) */
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_FRAME);
 	fill(path, 2u << 20, 5);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
