@@ -325,7 +325,8 @@ static void watch_dir(struct rfs_sender *s, int fd, uint32_t self)
 {
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	int wd = inotify_add_watch(s->ino_fd, proc, RFS_DIR_WATCH);
+	/* (tests: $DMIGRATE_TEST_RFS_NOWATCH, as if no watch could be set) */
+	int wd = getenv("DMIGRATE_TEST_RFS_NOWATCH") ? (errno = ENOSPC, -1) : inotify_add_watch(s->ino_fd, proc, RFS_DIR_WATCH);
 	if (wd < 0) {
 		/* (max_user_watches): every directory is listed again at the freeze */
 		if (!s->watch_failed)
@@ -1570,7 +1571,7 @@ static void remove_ent(struct rfs_sender *s, uint32_t id)
 				remove_ent(s, (uint32_t)i);
 	}
 	if (e->file >= 0) {
-		for (size_t i = 0; i < s->n_ents; i++)
+		for (size_t i = 0; e->st.st_nlink > 1 && i < s->n_ents; i++)
 			if (s->ents[i].link_id == (int64_t)id && !s->ents[i].removed) {
 				remove_ent(s, (uint32_t)i);
 				mark(s, s->ents[i].parent, D_RELIST);
@@ -1715,10 +1716,12 @@ static int relist(struct rfs_sender *s, uint32_t d)
 	qsort(names, n, sizeof(*names), cmp_name);
 	build_kids(s);
 	int r = 0;
-	/* gone */
-	for (size_t i = 1; i < s->n_ents && r >= 0; i++) {
+	/* gone (its entries walked before the freeze, and those added since) */
+	size_t k0 = d < s->n_kids_ents ? s->kid_off[d] : 0, k1 = d < s->n_kids_ents ? s->kid_off[d + 1] : 0;
+	for (size_t k = k0, i; r >= 0 && (k < k1 || k - k1 + s->n_kids_ents < s->n_ents); k++) {
+		i = k < k1 ? s->kids[k] : k - k1 + s->n_kids_ents;
 		struct rfs_ent *e = &s->ents[i];
-		if (e->parent != d || e->removed)
+		if (!i || e->parent != d || e->removed)
 			continue;
 		const char *leaf = leaf_of(e->path);
 		if (!bsearch(&leaf, names, n, sizeof(*names), cmp_name))
@@ -1882,11 +1885,21 @@ static int run(struct rfs_sender *s)
 		}
 		if (r < 0)
 			return r;
-		/* the destination made the entries: the restore will not wait for them */
-		pthread_mutex_lock(&s->lock);
-		while (!s->prewalk_acked && !s->stopping && s->err > 0)
-			cond_wait_ms(&s->cond, &s->lock, 100);
-		pthread_mutex_unlock(&s->lock);
+		/* the destination made the entries: the restore will not wait for
+		 * them (a failing destination says so on this channel meanwhile) */
+		for (bool acked = false; !acked;) {
+			pthread_mutex_lock(&s->lock);
+			if (!s->prewalk_acked && !s->stopping && s->err > 0)
+				cond_wait_ms(&s->cond, &s->lock, 20);
+			acked = s->prewalk_acked || s->stopping || s->err <= 0;
+			pthread_mutex_unlock(&s->lock);
+			bool done = false;
+			r = acked ? 0 : read_peer(s, false, &done);
+			if (r < 0)
+				return r;
+			if (done)
+				return dm_fail(-EBADMSG, "the destination said DONE before the freeze");
+		}
 	}
 	pthread_mutex_lock(&s->lock);
 	s->presend_done = true;

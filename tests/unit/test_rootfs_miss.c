@@ -436,12 +436,11 @@ __attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
 	return system(cmd);
 }
 
-static void test_prewalk_delta(void **state)
+static void prewalk_delta(const char *name)
 {
-	(void)state;
 	char src[128], dst[128], path[256];
-	snprintf(src, sizeof(src), "%s/src4", tmp);
-	snprintf(dst, sizeof(dst), "%s/dst4", tmp);
+	snprintf(src, sizeof(src), "%s/src-%s", tmp, name);
+	snprintf(dst, sizeof(dst), "%s/dst-%s", tmp, name);
 	assert_int_equal(sh("mkdir -p %1$s/a %1$s/b %1$s/ws && true %2$s", src, ""), 0);
 	put(src, "a/keep.txt", "kept\n");
 	put(src, "a/mod.txt", "before\n");
@@ -485,15 +484,16 @@ static void test_prewalk_delta(void **state)
 	assert_int_equal(k, 0);
 	/* the copy is the tree at the freeze: names, contents, modes, links */
 	assert_int_equal(sh("diff -r --no-dereference %s %s", src, dst), 0);
-	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > ../find-src4", src), 0);
-	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > ../find-dst4", dst), 0);
-	assert_int_equal(sh("cmp %s/../find-src4 %s/../find-dst4", src, dst), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", src, src), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", dst, dst), 0);
+	assert_int_equal(sh("cmp %s.find %s.find", src, dst), 0);
 	json_t *st = rfs_send_stats(s, 0);
 	json_t *pw = json_object_get(st, "prewalk");
 	assert_non_null(pw);
 	assert_true(json_integer_value(json_object_get(pw, "updated")) >= 3);
 	assert_true(json_integer_value(json_object_get(pw, "removed")) >= 5);
 	assert_true(json_integer_value(json_object_get(pw, "added")) >= 4);
+	assert_int_equal(json_is_true(json_object_get(pw, "watch_failed")), getenv("DMIGRATE_TEST_RFS_NOWATCH") != NULL);
 	/* the mapped file, unchanged, went before the freeze */
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "presend"), "used_files")), 1);
 	json_decref(st);
@@ -503,6 +503,21 @@ static void test_prewalk_delta(void **state)
 	rig_close(&g);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
+}
+
+static void test_prewalk_delta(void **state)
+{
+	(void)state;
+	prewalk_delta("events");
+}
+
+/* no directory could be watched (inotify's limit): all are listed again */
+static void test_prewalk_delta_nowatch(void **state)
+{
+	(void)state;
+	setenv("DMIGRATE_TEST_RFS_NOWATCH", "1", 1);
+	prewalk_delta("nowatch");
+	unsetenv("DMIGRATE_TEST_RFS_NOWATCH");
 }
 
 static int setup(void **state)
@@ -527,6 +542,7 @@ int main(void)
 		cmocka_unit_test(test_push_before_entry),
 		cmocka_unit_test(test_presend_kept),
 		cmocka_unit_test(test_prewalk_delta),
+		cmocka_unit_test(test_prewalk_delta_nowatch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
