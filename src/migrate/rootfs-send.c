@@ -3,7 +3,9 @@
  *
  * Two threads.  The bulk thread walks DIR, sends the metadata and, once the
  * tree runs on the destination, every file in the scheduler's order, on the
- * rootfs channel.  The miss thread reads the destination's requests on the
+ * rootfs channel (priority: the working set's files and the walk before the
+ * freeze, the tree watched with inotify, and at the freeze what changed
+ * since: delta()).  The miss thread reads the destination's requests on the
  * miss channel and sends each chunk the tree is blocked on at once, on that
  * channel: its wait is one chunk's journey, not the bulk data the rootfs
  * channel's socket already holds; when no request waits, it sends the files
