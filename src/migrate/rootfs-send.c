@@ -637,19 +637,22 @@ static int presend_one(struct rfs_sender *s, const char *rel, uint64_t *budget)
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	int wd = inotify_add_watch(s->ino_fd, proc, RFS_PRE_WATCH);
 	struct stat st;
-	if (wd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !st.st_size || (uint64_t)st.st_size > *budget ||
-	    is_writer(s, &st)) {
-		if (wd >= 0)
-			inotify_rm_watch(s->ino_fd, wd);
+	if (wd < 0 || fstat(fd, &st) < 0) {
 		close(fd);
 		return 0;
 	}
 	for (size_t i = 0; i < s->n_pre; i++)
-		if (s->pre[i].st.st_dev == st.st_dev && s->pre[i].st.st_ino == st.st_ino) {
-			/* another name of one sent already (one watch per inode: same wd) */
+		if (s->pre[i].wd == wd) {
+			/* another name of one sent already (one watch per inode: the
+			 * same wd, which stays) */
 			close(fd);
 			return 0;
 		}
+	if (!S_ISREG(st.st_mode) || !st.st_size || (uint64_t)st.st_size > *budget || is_writer(s, &st)) {
+		inotify_rm_watch(s->ino_fd, wd);
+		close(fd);
+		return 0;
+	}
 	uint32_t k = (uint32_t)s->n_pre;
 	struct rfs_wire_pre h = { .pre = k, .size = (uint64_t)st.st_size };
 	int r = net_send_frame(s->c, RFS_T_PRE_FILE, &h, sizeof(h));
