@@ -1023,7 +1023,9 @@ static int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8
 		r->staged = xrealloc(r->staged, (r->n_staged + 1) * sizeof(*r->staged));
 		p = &r->staged[r->n_staged++];
 		*p = (struct rfs_staged){ .size = h.size, .crc = (uint32_t)crc32(0, NULL, 0) };
-		p->fd = openat(r->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		/* (tests: $DMIGRATE_TEST_RFS_NO_TMPFILE, a file system without them) */
+		p->fd = getenv("DMIGRATE_TEST_RFS_NO_TMPFILE") ? (errno = EOPNOTSUPP, -1)
+							       : openat(r->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (p->fd < 0) {
 			pr_info("%s: no unnamed file (%m): the working set comes after the freeze", r->root);
 		} else if (ftruncate(p->fd, (off_t)h.size) < 0) {

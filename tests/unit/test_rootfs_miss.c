@@ -351,12 +351,15 @@ static void test_push_before_entry(void **state)
 	waitpid(child, NULL, 0);
 }
 
-static void test_presend_kept(void **state)
+/* lost: the destination can make no unnamed file (it asks for the file
+ * again once its entry names it) */
+static void presend_kept(const char *name, bool lost)
 {
-	(void)state;
 	char src[128], dst[128], path[256], path2[256], wpath[256];
-	snprintf(src, sizeof(src), "%s/src3", tmp);
-	snprintf(dst, sizeof(dst), "%s/dst3", tmp);
+	snprintf(src, sizeof(src), "%s/src-%s", tmp, name);
+	snprintf(dst, sizeof(dst), "%s/dst-%s", tmp, name);
+	if (lost)
+		setenv("DMIGRATE_TEST_RFS_NO_TMPFILE", "1", 1);
 	assert_int_equal(mkdir(src, 0755), 0);
 	snprintf(path, sizeof(path), "%s/ws", src);
 	assert_int_equal(mkdir(path, 0755), 0);
@@ -375,12 +378,17 @@ static void test_presend_kept(void **state)
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
-	/* the restore's read of the mapped file waits for nothing */
+	/* the restore's read of the mapped file waits for nothing (lost: for
+	 * the copy asked for again) */
 	assert_int_equal(rfs_recv_wait_path(r, "ws"), 0);
 	int64_t lib = rfs_recv_lookup(r, "ws/lib.bin");
 	assert_true(lib > 0);
-	assert_false(rfs_recv_pending(r, lib, NULL));
-	assert_int_equal(rfs_recv_read(r, lib, 0, 2u << 20), 0);
+	if (!lost) {
+		assert_false(rfs_recv_pending(r, lib, NULL));
+		assert_int_equal(rfs_recv_read(r, lib, 0, 2u << 20), 0);
+	} else {
+		assert_true(rfs_recv_read(r, lib, 0, 2u << 20) >= 0);
+	}
 	rfs_recv_resumed(r);
 	int k = rfs_recv_wait_all(r, 60000);
 	if (k < 0)
@@ -404,10 +412,13 @@ static void test_presend_kept(void **state)
 	assert_int_equal(json_integer_value(json_object_get(pre, "used_files")), 1);
 	assert_int_equal(json_integer_value(json_object_get(pre, "stale_files")), 0);
 	json_t *d = json_object_get(st, "destination");
-	assert_int_equal(json_integer_value(json_object_get(d, "presend_files")), 1);
-	/* no byte of it came again */
-	assert_int_equal(json_integer_value(json_object_get(st, "bytes_sent")), (2u << 20) + 5000 + 8192);
+	assert_int_equal(json_integer_value(json_object_get(d, "presend_files")), lost ? 0 : 1);
+	/* no byte of it came again (lost: all of it) */
+	assert_int_equal(json_integer_value(json_object_get(st, "bytes_sent")),
+			 (lost ? 2 : 1) * ((2u << 20) + 5000) + 8192);
+	assert_int_equal(json_integer_value(json_object_get(st, "files_sent")), 2);
 	json_decref(st);
+	unsetenv("DMIGRATE_TEST_RFS_NO_TMPFILE");
 
 	rfs_send_free(s);
 	rfs_recv_free(r);
@@ -505,6 +516,18 @@ static void prewalk_delta(const char *name)
 	waitpid(child, NULL, 0);
 }
 
+static void test_presend_kept(void **state)
+{
+	(void)state;
+	presend_kept("kept", false);
+}
+
+static void test_presend_lost(void **state)
+{
+	(void)state;
+	presend_kept("lost", true);
+}
+
 static void test_prewalk_delta(void **state)
 {
 	(void)state;
@@ -541,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_miss_passes_bulk),
 		cmocka_unit_test(test_push_before_entry),
 		cmocka_unit_test(test_presend_kept),
+		cmocka_unit_test(test_presend_lost),
 		cmocka_unit_test(test_prewalk_delta),
 		cmocka_unit_test(test_prewalk_delta_nowatch),
 	};
