@@ -210,7 +210,8 @@ print("\t".join([sys.argv[2], "%.0f" % j["downtime_ms"], rel(ts.get("dumped"), f
                  rel(r.get("walked_ms"), f), rel(r.get("metadata_sent_ms"), f),
                  num(r.get("walk_cpu_ms"), "%.1f"), num(d.get("cpu_before_resume_ms"), "%.1f"),
                  num(sum(v["ms"] for v in rr.get("view", {}).values()) if rr.get("view") else None, "%.1f"),
-                 "%s/%s" % (pre.get("used_files", "-"), pre.get("files", "-")),
+                 "%s/%s@%s/%s/%s" % (pre.get("used_files", "-"), pre.get("files", "-"), num(pre.get("done_ms")),
+                                     num((r.get("prewalk") or {}).get("done_ms")), num((r.get("prewalk") or {}).get("made_ms"))),
                  rel(rs.get("state_received_ms"), 0), rel(rr.get("ready_ms"), 0),
                  "%.0f" % rs.get("restore_ms", 0), rel(rs.get("resume_at_ms"), 0),
                  str(rr.get("misses", "-")), "%.0f" % rr.get("miss_wait_ms", 0),
@@ -244,11 +245,13 @@ if [[ -s $WORK/phases.tsv ]]; then
 	# (walk_cpu: the source's walk thread's CPU from the freeze on;
 	# rcv_cpu: the destination's receiver's from the first entry to the
 	# resume; view_ms: the restore's time in the view's handlers; pre: the
-	# working set's files sent before the freeze, used/sent)
-	printf '%-9s %8s %7s %7s %7s %7s %8s %7s %7s %5s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
+	# working set's files sent before the freeze, used/sent, @ ms from the
+	# start when they were sent / the walk was sent / its entries were made
+	# in b: then the freeze)
+	printf '%-9s %8s %7s %7s %7s %7s %8s %7s %7s %15s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
 		walk_cpu rcv_cpu view_ms pre state_in rfs_rdy restore resume misses miss_ms restore_phases
 	while IFS=$'\t' read -r mode dt du sts wa me wc rc vm pr si rr rt ra mi mw rp; do
-		printf '%-9s %8s %7s %7s %7s %7s %8s %7s %7s %5s | %7s %7s %8s %7s %7s %8s  %s\n' "$mode" "$dt" "$du" "$sts" "$wa" "$me" "$wc" "$rc" "$vm" "$pr" "$si" "$rr" "$rt" "$ra" "$mi" "$mw" "$rp"
+		printf '%-9s %8s %7s %7s %7s %7s %8s %7s %7s %15s | %7s %7s %8s %7s %7s %8s  %s\n' "$mode" "$dt" "$du" "$sts" "$wa" "$me" "$wc" "$rc" "$vm" "$pr" "$si" "$rr" "$rt" "$ra" "$mi" "$mw" "$rp"
 	done <"$WORK/phases.tsv"
 	# medians per mode: where priority's downtime goes against none's
 	python3 - "$WORK/phases.tsv" <<'PY'

@@ -1089,6 +1089,10 @@ static int run_bulk(struct rfs_receiver *r)
 				return dm_fail(-EBADMSG, "rootfs: PREWALK out of place");
 			pthread_mutex_lock(&r->lock);
 			r->prewalk = true;
+			/* until PREWALK_END the source's freeze waits for us, and no
+			 * restore runs here to yield to */
+			if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, r->base_nice) < 0)
+				pr_debug("nice: %m");
 			pthread_mutex_unlock(&r->lock);
 			break;
 		case RFS_T_PREWALK_END:
@@ -1099,6 +1103,9 @@ static int run_bulk(struct rfs_receiver *r)
 			want(r, 0, RFS_WANT_PREWALKED, 0);
 			pthread_mutex_lock(&r->lock);
 			r->cpu_meta0 = thread_cpu_ns(); /* (what the freeze brings from here) */
+			if (r->background && r->tid && !r->waiting &&
+			    setpriority(PRIO_PROCESS, (id_t)r->tid, MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+				pr_debug("nice: %m");
 			pthread_mutex_unlock(&r->lock);
 			break;
 		case RFS_T_PRE_FILE:
