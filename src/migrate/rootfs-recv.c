@@ -200,6 +200,7 @@ struct rfs_receiver {
 	struct rfs_staged *staged;  /* the bulk reader's */
 	size_t n_staged;
 	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
+	uint64_t made_ino;         /* the copy's st_ino of the entry just made, if known (0: not) */
 	/* the bulk reader's CPU at its first entry (after the freeze; prewalk:
 	 * at PREWALK_END), and from then to the resume: what the files cost
 	 * while the tree is frozen */
@@ -347,9 +348,15 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 
 static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 {
+	r->made_ino = 0;
 	int k = make_entry_at(r, m);
 	if (k < 0 || !m->has_ino)
 		return k;
+	if (r->made_ino) {
+		/* (known from the descriptor it was made with) */
+		inomap_add(r->inos, r->made_ino, m->ino);
+		return k;
+	}
 	struct stat st;
 	int fd = m->id ? open_beneath(r, m->path, O_PATH | O_NOFOLLOW, 0) : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
@@ -368,6 +375,14 @@ static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 enum { CH_BULK = 4, CH_MISS = 8 };
 
 static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
+
+/* the copy's inode number of the entry being made, from fd */
+static void note_ino(struct rfs_receiver *r, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		r->made_ino = st.st_ino;
+}
 
 /*
  * A file whose data came before the freeze (m->presend) and did not change
@@ -398,6 +413,7 @@ static int make_present(struct rfs_receiver *r, struct rent *e, const Dm__Rootfs
 	}
 	if (fchown(fd, uid, gid) < 0 || fchmod(fd, m->mode & 07777) < 0 || futimens(fd, e->times) < 0)
 		return dm_fail(neg_errno(), "%s: %m", m->path);
+	note_ino(r, fd);
 	e->is_data = true;
 	e->n_chunks = rfs_chunks(m->size);
 	e->chunk_in = xcalloc(e->n_chunks + 1, 1);
@@ -465,6 +481,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	if (is_root) {
 		if (fchown(r->rootfd, uid, gid) < 0 || fchmod(r->rootfd, perm) < 0)
 			return dm_fail(neg_errno(), "%s: %m", r->root);
+		note_ino(r, r->rootfd);
 		return set_xattrs(r->rootfd, m);
 	}
 	_cleanup_close_ int pfd = parent_of(r, m->path, &leaf);
@@ -482,6 +499,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 			return dm_fail(fd, "%s: %s", m->path, strerror(-fd));
 		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
+		note_ino(r, fd);
 		return set_xattrs(fd, m);
 	}
 	case S_IFREG: {
@@ -508,6 +526,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		if (ftruncate(fd, (off_t)m->size) < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0 ||
 		    futimens(fd, e->times) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
+		note_ino(r, fd);
 		e->is_data = true;
 		e->n_chunks = rfs_chunks(m->size);
 		e->chunk_in = xcalloc(e->n_chunks + 1, 1);
