@@ -42,11 +42,11 @@ static void usage(FILE *out)
 		"  --rootfs-dir DIR: the tree runs chrooted into DIR; its files move too, beside\n"
 		"  its memory, into the destination's state directory, and the tree is chrooted\n"
 		"  into that copy there.\n"
-		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
-		"  mapped and every entry before the freeze, what changed since at it; then what\n"
-		"  it touches, then the smallest), lazy (directory order), eager (every file\n"
-		"  before the resume), none (shared storage: DIR is the same on the destination,\n"
-		"  nothing moves).\n");
+		"  --rootfs: the order of the files: priority (default: the open and mapped\n"
+		"  files and every entry before the freeze, what changed since at it; then\n"
+		"  what the tree touches, then the smallest), lazy (directory\n"
+		"  order), eager (every file before the resume), none (shared storage: DIR is\n"
+		"  the same on the destination, nothing moves).\n");
 }
 
 static int mig_runc_record(void *arg, const char *dir)
