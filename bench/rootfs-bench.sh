@@ -202,8 +202,16 @@ rr = rs.get("rootfs", {})
 def rel(v, base):
     return "-" if v is None or base is None else "%.0f" % (v - base)
 f = ts["freeze"]
+d = r.get("destination", {})
+pre = r.get("presend", {})
+def num(v, fmt="%.0f"):
+    return "-" if v is None else fmt % v
 print("\t".join([sys.argv[2], "%.0f" % j["downtime_ms"], rel(ts.get("dumped"), f), rel(ts.get("state_sent"), f),
                  rel(r.get("walked_ms"), f), rel(r.get("metadata_sent_ms"), f),
+                 num(r.get("walk_cpu_ms"), "%.1f"), num(d.get("cpu_before_resume_ms"), "%.1f"),
+                 num(sum(v["ms"] for v in rr.get("view", {}).values()) if rr.get("view") else None, "%.1f"),
+                 "%s/%s@%s/%s/%s" % (pre.get("used_files", "-"), pre.get("files", "-"), num(pre.get("done_ms")),
+                                     num((r.get("prewalk") or {}).get("done_ms")), num((r.get("prewalk") or {}).get("made_ms"))),
                  rel(rs.get("state_received_ms"), 0), rel(rr.get("ready_ms"), 0),
                  "%.0f" % rs.get("restore_ms", 0), rel(rs.get("resume_at_ms"), 0),
                  str(rr.get("misses", "-")), "%.0f" % rr.get("miss_wait_ms", 0),
@@ -234,11 +242,30 @@ if [[ -s $WORK/phases.tsv ]]; then
 	# the restore's phases (ms) and its requests through the lazy view
 	# (count/ms in our FUSE handlers, waits for the files included)
 	echo "# phases: source ms after the freeze | destination ms from its session's start"
-	printf '%-9s %8s %7s %7s %7s %7s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
-		state_in rfs_rdy restore resume misses miss_ms restore_phases
-	while IFS=$'\t' read -r mode dt du sts wa me si rr rt ra mi mw rp; do
-		printf '%-9s %8s %7s %7s %7s %7s | %7s %7s %8s %7s %7s %8s  %s\n' "$mode" "$dt" "$du" "$sts" "$wa" "$me" "$si" "$rr" "$rt" "$ra" "$mi" "$mw" "$rp"
+	# (walk_cpu: the source's walk thread's CPU from the freeze on;
+	# rcv_cpu: the destination's receiver's from the first entry to the
+	# resume; view_ms: the restore's time in the view's handlers; pre: the
+	# working set's files sent before the freeze, used/sent, @ ms from the
+	# start when they were sent / the walk was sent / its entries were made
+	# in b: then the freeze)
+	printf '%-9s %8s %7s %7s %7s %7s %8s %7s %7s %15s | %7s %7s %8s %7s %7s %8s  %s\n' mode downtime dumped state walked meta \
+		walk_cpu rcv_cpu view_ms pre state_in rfs_rdy restore resume misses miss_ms restore_phases
+	while IFS=$'\t' read -r mode dt du sts wa me wc rc vm pr si rr rt ra mi mw rp; do
+		printf '%-9s %8s %7s %7s %7s %7s %8s %7s %7s %15s | %7s %7s %8s %7s %7s %8s  %s\n' "$mode" "$dt" "$du" "$sts" "$wa" "$me" "$wc" "$rc" "$vm" "$pr" "$si" "$rr" "$rt" "$ra" "$mi" "$mw" "$rp"
 	done <"$WORK/phases.tsv"
+	# medians per mode: where priority's downtime goes against none's
+	python3 - "$WORK/phases.tsv" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+cols = {"downtime": 1, "dumped": 2, "state": 3, "restore": 12, "view_ms": 8, "walk_cpu": 6, "rcv_cpu": 7}
+def med(mode, c):
+    v = sorted(float(r[c]) for r in rows if r[0] == mode and r[c] not in ("-", ""))
+    return "%.1f" % v[len(v) // 2] if v else "-"
+modes = sorted(set(r[0] for r in rows))
+print("# medians: " + "  ".join("%s" % k for k in cols))
+for m in modes:
+    print("#   %-9s " % m + "  ".join("%s=%s" % (k, med(m, c)) for k, c in cols.items()))
+PY
 fi
 if [[ -s $WORK/overhead.tsv ]]; then
 	echo "# reads of every file after the move, MiB/s: through the view with its page cache dropped, through the view warm, the plain copy"

@@ -45,6 +45,7 @@ struct rent {
 	int writers;       /* readers writing a chunk of it (lock) */
 	bool is_data;      /* a regular file with data of its own */
 	bool dir_done;     /* a directory whose entries are all made (DIR_END) */
+	bool removed;      /* REMOVE: gone (its id is not used again) */
 	uint8_t asked;     /* WANT sent: 1 the whole file, 2 touch (lock) */
 	uint32_t n_chunks, n_in;
 	uint8_t *chunk_in; /* per chunk: 1 in, 2 asked for, CH_BULK, CH_MISS: came there (lock) */
@@ -170,6 +171,15 @@ struct rfs_reader {
 	int64_t fd_id;
 };
 
+/* a file of the working set sent before the freeze (PRE_*): an unnamed
+ * file in the root until an ENTRY names it (linked there) or META_END */
+struct rfs_staged {
+	int fd;            /* -1: none could be made (no O_TMPFILE here): its data was dropped */
+	uint64_t size, next, bytes;  /* next: where its data may go on (in order) */
+	uint32_t crc;
+	bool complete;     /* PRE_END came, size and crc right */
+};
+
 struct rfs_receiver {
 	struct net_chan *c;     /* rootfs: metadata, files, END, DONE */
 	struct net_chan *mc;    /* miss: WANTs out, the chunks asked for in */
@@ -186,6 +196,16 @@ struct rfs_receiver {
 	size_t hash_mask;
 	uint32_t files_announced;
 	uint64_t bytes_announced;
+	bool prewalk;              /* PREWALK: the entries until META_END may change (lock) */
+	struct rfs_staged *staged;  /* the bulk reader's */
+	size_t n_staged;
+	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
+	uint64_t made_ino;         /* the copy's st_ino of the entry just made, if known (0: not) */
+	/* the bulk reader's CPU at its first entry (after the freeze; prewalk:
+	 * at PREWALK_END), and from then to the resume: what the files cost
+	 * while the tree is frozen */
+	uint64_t cpu_meta0, cpu_frozen;
+	bool cpu_meta0_set;
 	bool meta_done;
 	bool ended;                /* END handled, DONE on its way: the channels may close (lock) */
 	bool stopping;             /* rfs_recv_stop() (lock) */
@@ -281,7 +301,7 @@ static int64_t hash_find(struct rfs_receiver *r, const char *rel)
 		uint32_t v = r->hash[k];
 		if (!v)
 			return -1;
-		if (!strcmp(ENT(r, v - 1)->path, rel))
+		if (!ENT(r, v - 1)->removed && !strcmp(ENT(r, v - 1)->path, rel))
 			return v - 1;
 	}
 }
@@ -328,9 +348,15 @@ static int make_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 
 static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 {
+	r->made_ino = 0;
 	int k = make_entry_at(r, m);
 	if (k < 0 || !m->has_ino)
 		return k;
+	if (r->made_ino) {
+		/* (known from the descriptor it was made with) */
+		inomap_add(r->inos, r->made_ino, m->ino);
+		return k;
+	}
 	struct stat st;
 	int fd = m->id ? open_beneath(r, m->path, O_PATH | O_NOFOLLOW, 0) : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
@@ -340,6 +366,81 @@ static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	if (k >= 0)
 		inomap_add(r->inos, st.st_ino, m->ino);
 	return k;
+}
+
+/* A chunk may come twice, once on each channel: the source sends again on
+ * the miss channel a chunk the tree is blocked on that it sent on the bulk
+ * channel (it may be queued there behind bulk data).  The first to come
+ * is written; the other is checked and dropped.  The same for FILE_END. */
+enum { CH_BULK = 4, CH_MISS = 8 };
+
+static void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
+
+/* the copy's inode number of the entry being made, from fd */
+static void note_ino(struct rfs_receiver *r, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		r->made_ino = st.st_ino;
+}
+
+/*
+ * A file whose data came before the freeze (m->presend) and did not change
+ * since (the source checked): its unnamed copy is linked at leaf, complete.
+ * A copy this host could not keep (no O_TMPFILE): an empty file, asked for
+ * whole at once on the miss channel.
+ */
+static int make_present(struct rfs_receiver *r, struct rent *e, const Dm__RootfsEntry *m, int pfd, const char *leaf)
+{
+	struct rfs_staged *p = m->presend < r->n_staged ? &r->staged[m->presend] : NULL;
+	if (!p || (p->fd >= 0 && (!p->complete || p->size != m->size)))
+		return dm_fail(-EBADMSG, "%s: names file %u sent before the freeze, which did not come whole", m->path,
+			       m->presend);
+	uid_t uid = m->has_uid ? m->uid : 0;
+	gid_t gid = m->has_gid ? m->gid : 0;
+	bool lost = p->fd < 0;
+	_cleanup_close_ int fd = -1;
+	if (lost) {
+		fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)m->size) < 0)
+			return dm_fail(neg_errno(), "%s: %m", m->path);
+	} else {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", p->fd);
+		if (linkat(AT_FDCWD, proc, pfd, leaf, AT_SYMLINK_FOLLOW) < 0)
+			return dm_fail(neg_errno(), "%s: link: %m", m->path);
+		fd = TAKE_FD(p->fd);
+	}
+	if (fchown(fd, uid, gid) < 0 || fchmod(fd, m->mode & 07777) < 0 || futimens(fd, e->times) < 0)
+		return dm_fail(neg_errno(), "%s: %m", m->path);
+	note_ino(r, fd);
+	e->is_data = true;
+	e->n_chunks = rfs_chunks(m->size);
+	e->chunk_in = xcalloc(e->n_chunks + 1, 1);
+	e->crcs = xcalloc(e->n_chunks + 1, sizeof(*e->crcs));
+	r->files_announced++;
+	int k = set_xattrs(fd, m);
+	if (k < 0 || lost) {
+		if (k >= 0) {
+			/* (made under the lock of nothing: the view cannot see it before its DIR_END) */
+			e->asked = 1;
+			want(r, m->id, RFS_WANT_MISS, RFS_WANT_WHOLE);
+		}
+		return k;
+	}
+	pthread_mutex_lock(&r->lock);
+	memset(e->chunk_in, 1 | CH_BULK, e->n_chunks);
+	e->n_in = e->n_chunks;
+	e->end_in = CH_BULK;
+	e->finishing = true;
+	e->arrived = true;
+	r->files_in++;
+	r->pre_files++;
+	r->pre_bytes += p->bytes;
+	r->bytes_in += p->bytes;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }
 
 static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
@@ -380,6 +481,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	if (is_root) {
 		if (fchown(r->rootfd, uid, gid) < 0 || fchmod(r->rootfd, perm) < 0)
 			return dm_fail(neg_errno(), "%s: %m", r->root);
+		note_ino(r, r->rootfd);
 		return set_xattrs(r->rootfd, m);
 	}
 	_cleanup_close_ int pfd = parent_of(r, m->path, &leaf);
@@ -397,6 +499,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 			return dm_fail(fd, "%s: %s", m->path, strerror(-fd));
 		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
+		note_ino(r, fd);
 		return set_xattrs(fd, m);
 	}
 	case S_IFREG: {
@@ -415,12 +518,15 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		}
 		if (!m->has_size || m->size > (1ULL << 46))
 			return dm_fail(-EBADMSG, "%s: bad size", m->path);
+		if (m->has_presend)
+			return make_present(r, e, m, pfd, leaf);
 		_cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
 		if (ftruncate(fd, (off_t)m->size) < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0 ||
 		    futimens(fd, e->times) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
+		note_ino(r, fd);
 		e->is_data = true;
 		e->n_chunks = rfs_chunks(m->size);
 		e->chunk_in = xcalloc(e->n_chunks + 1, 1);
@@ -456,11 +562,6 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	return 0;
 }
 
-/* A chunk may come twice, once on each channel: the source sends again on
- * the miss channel a chunk the tree is blocked on that it sent on the bulk
- * channel (it may be queued there behind bulk data).  The first to come
- * is written; the other is checked and dropped.  The same for FILE_END. */
-enum { CH_BULK = 4, CH_MISS = 8 };
 #define CH_BIT(rd) ((rd)->miss ? CH_MISS : CH_BULK)
 
 /* (lock) the entry of a file with data of its own (arrived or not).  The
@@ -471,9 +572,12 @@ enum { CH_BULK = 4, CH_MISS = 8 };
 static struct rent *file_ent(struct rfs_reader *rd, uint32_t id)
 {
 	struct rfs_receiver *r = rd->r;
-	if (rd->miss && id >= r->n_made)
+	/* (prewalk: the entry may be updated until META_END, which comes
+	 * before any data but the files pushed on the miss channel) */
+	bool wait = rd->miss && (id >= r->n_made || r->prewalk);
+	if (wait && !r->meta_done)
 		r->entry_waits++;
-	while (rd->miss && id >= r->n_made && !r->meta_done && r->err > 0 && !r->stopping)
+	while (wait && !r->meta_done && (id >= r->n_made || r->prewalk) && r->err > 0 && !r->stopping)
 		cond_wait_ms(&r->cond, &r->lock, 1000);
 	if (id >= r->n_made)
 		return NULL;
@@ -672,7 +776,9 @@ static int on_file_end(struct rfs_reader *rd, const struct rfs_wire_file_end *fe
  * nothing below changes them again), and the view may look into it */
 static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 {
-	if (de->id >= r->n_ents || !S_ISDIR(ENT(r, de->id)->mode) || ENT(r, de->id)->dir_done)
+	/* (again for a directory that changed between the walk and the freeze) */
+	if (de->id >= r->n_ents || !S_ISDIR(ENT(r, de->id)->mode) || ENT(r, de->id)->removed ||
+	    (ENT(r, de->id)->dir_done && !r->prewalk))
 		return dm_fail(-EBADMSG, "rootfs directory end of entry %u out of place", de->id);
 	struct rent *e = ENT(r, de->id);
 	_cleanup_close_ int fd = de->id ? open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
@@ -681,6 +787,91 @@ static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: directory times", e->path);
 	pthread_mutex_lock(&r->lock);
 	e->dir_done = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* the extended attributes of fd, as m has them (those it had go first) */
+static int reset_xattrs(int fd, const Dm__RootfsEntry *m)
+{
+	char names[8192];
+	ssize_t k = flistxattr(fd, names, sizeof(names));
+	for (ssize_t o = 0; k > 0 && o < k; o += (ssize_t)strlen(names + o) + 1)
+		if (fremovexattr(fd, names + o) < 0 && errno != ENODATA)
+			return dm_fail(neg_errno(), "%s: xattr %s: %m", m->path, names + o);
+	return set_xattrs(fd, m);
+}
+
+/* UPDATE (between PREWALK and META_END): an entry that changed between
+ * the walk and the freeze, the same file still: a regular file's data
+ * comes again (it is emptied to its new size), a directory's attributes */
+static int update_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
+{
+	struct rent *e = m->id < r->n_ents ? ENT(r, m->id) : NULL;
+	if (!r->prewalk || r->meta_done || !e || e->removed || (e->mode & S_IFMT) != (m->mode & S_IFMT) ||
+	    strcmp(e->path, m->path) || m->has_link_id || e->link_id >= 0 || m->has_presend ||
+	    !(S_ISDIR(m->mode) || (S_ISREG(m->mode) && e->is_data)) || (S_ISREG(m->mode) && (!m->has_size || m->size > (1ULL << 46))))
+		return dm_fail(-EBADMSG, "rootfs update of entry %u out of place", m->id);
+	_cleanup_close_ int fd = !m->id ? fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0)
+				: open_beneath(r, m->path, S_ISDIR(m->mode) ? O_RDONLY | O_DIRECTORY : O_WRONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: %s", m->path, strerror(fd < 0 ? -fd : errno));
+	struct timespec times[2] = { ns_ts(m->has_atime_ns ? m->atime_ns : 0), ns_ts(m->has_mtime_ns ? m->mtime_ns : 0) };
+	if (S_ISREG(m->mode)) {
+		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)m->size) < 0 || futimens(fd, times) < 0)
+			return dm_fail(neg_errno(), "%s: %m", m->path);
+		uint32_t n = rfs_chunks(m->size);
+		pthread_mutex_lock(&r->lock);
+		if (e->arrived)
+			r->files_in--;
+		e->arrived = e->finishing = false;
+		e->end_in = 0;
+		e->asked = 0;
+		e->n_in = 0;
+		e->size = m->size;
+		e->n_chunks = n;
+		free(e->chunk_in);
+		free(e->crcs);
+		e->chunk_in = xcalloc(n + 1, 1);
+		e->crcs = xcalloc(n + 1, sizeof(*e->crcs));
+		pthread_mutex_unlock(&r->lock);
+	}
+	pthread_mutex_lock(&r->lock);
+	e->mode = m->mode;
+	e->times[0] = times[0];
+	e->times[1] = times[1];
+	pthread_mutex_unlock(&r->lock);
+	if (fchown(fd, m->has_uid ? m->uid : 0, m->has_gid ? m->gid : 0) < 0 || fchmod(fd, m->mode & 07777) < 0)
+		return dm_fail(neg_errno(), "%s: %m", m->path);
+	return reset_xattrs(fd, m);
+}
+
+/* REMOVE (between PREWALK and META_END): an entry gone between the walk
+ * and the freeze (a directory's entries went before it, the other names
+ * of a file before the one that carries its data) */
+static int remove_entry(struct rfs_receiver *r, uint32_t id)
+{
+	struct rent *e = id && id < r->n_ents ? ENT(r, id) : NULL;
+	if (!r->prewalk || r->meta_done || !e || e->removed || (e->link_id < 0 && e->next_link >= 0))
+		return dm_fail(-EBADMSG, "rootfs removal of entry %u out of place", id);
+	const char *leaf;
+	_cleanup_close_ int pfd = parent_of(r, e->path, &leaf);
+	if (pfd < 0 || unlinkat(pfd, leaf, S_ISDIR(e->mode) ? AT_REMOVEDIR : 0) < 0)
+		return dm_fail(pfd < 0 ? pfd : neg_errno(), "%s: remove: %s", e->path, strerror(pfd < 0 ? -pfd : errno));
+	pthread_mutex_lock(&r->lock);
+	if (e->is_data) {
+		r->files_announced--;
+		if (e->arrived)
+			r->files_in--;
+	}
+	if (e->link_id >= 0)
+		for (struct rent *p = ENT(r, e->link_id); p; p = p->next_link >= 0 ? ENT(r, p->next_link) : NULL)
+			if (p->next_link == (int64_t)id) {
+				p->next_link = e->next_link;
+				break;
+			}
+	e->removed = true;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
@@ -704,6 +895,16 @@ static int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t le
 				return dm_fail(-EBADMSG, "malformed rootfs entry");
 			k = make_entry(r, m);
 			dm__rootfs_entry__free_unpacked(m, NULL);
+		} else if (h.type == RFS_T_UPDATE) {
+			Dm__RootfsEntry *m = dm__rootfs_entry__unpack(NULL, h.len, buf + off);
+			if (!m)
+				return dm_fail(-EBADMSG, "malformed rootfs entry");
+			k = update_entry(r, m);
+			dm__rootfs_entry__free_unpacked(m, NULL);
+		} else if (h.type == RFS_T_REMOVE && h.len == sizeof(struct rfs_wire_dir_end)) {
+			struct rfs_wire_dir_end de;
+			memcpy(&de, buf + off, sizeof(de));
+			k = remove_entry(r, de.id);
 		} else if (h.type == RFS_T_DIR_END && h.len == sizeof(struct rfs_wire_dir_end)) {
 			struct rfs_wire_dir_end de;
 			memcpy(&de, buf + off, sizeof(de));
@@ -724,6 +925,10 @@ static json_t *stats_locked(struct rfs_receiver *r)
 	json_object_set_new(j, "entries", json_integer((json_int_t)r->n_ents));
 	json_object_set_new(j, "files", json_integer((json_int_t)r->files_in));
 	json_object_set_new(j, "bytes", json_integer((json_int_t)r->bytes_in));
+	/* of them, sent before the freeze and linked in place */
+	json_object_set_new(j, "presend_files", json_integer((json_int_t)r->pre_files));
+	json_object_set_new(j, "presend_bytes", json_integer((json_int_t)r->pre_bytes));
+	json_object_set_new(j, "cpu_before_resume_ms", json_real((double)r->cpu_frozen / 1e6));
 	json_object_set_new(j, "metadata_ms", r->t_meta ? json_real(ns_to_ms(r->t_start, r->t_meta)) : json_null());
 	json_object_set_new(j, "done_ms", r->t_done ? json_real(ns_to_ms(r->t_start, r->t_done)) : json_null());
 	/* the lazy view: opens of files of the rootfs, those that had to wait */
@@ -782,6 +987,82 @@ static int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8
 	}
 }
 
+/* the files sent before the freeze are not wanted any more: the unnamed ones go */
+static void staged_drop(struct rfs_receiver *r)
+{
+	for (size_t i = 0; i < r->n_staged; i++)
+		if (r->staged[i].fd >= 0) {
+			close(r->staged[i].fd);
+			r->staged[i].fd = -1;
+		}
+}
+
+/* PRE_FILE, PRE_DATA, PRE_END (before any entry): a file of the working
+ * set, into an unnamed file in the root (O_TMPFILE, the same file system
+ * as the copy: linked in place by its ENTRY).  Where none can be made, its
+ * data is read and dropped, and its ENTRY asks for it again. */
+static int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf)
+{
+	struct rfs_staged *p;
+	int k;
+	if (r->n_ents)
+		return dm_fail(-EBADMSG, "rootfs: a file sent before the freeze after the entries began");
+	if (f->type == RFS_T_PRE_DATA) {
+		struct rfs_wire_data h;
+		if (f->len < sizeof(h) || f->len - sizeof(h) > RFS_CHUNK)
+			return dm_fail(-EBADMSG, "rootfs pre-send data frame of %u bytes", f->len);
+		k = net_recv_body(r->c, &h, sizeof(h));
+		if (k < 0)
+			return k;
+		p = r->n_staged ? &r->staged[r->n_staged - 1] : NULL;
+		if (!p || p->complete || h.id != r->n_staged - 1 || h.len != f->len - sizeof(h) || !h.len ||
+		    h.off < p->next || h.off > p->size || h.len > p->size - h.off)
+			return dm_fail(-EBADMSG, "rootfs pre-send data %" PRIu64 "+%u of file %u out of place", h.off, h.len,
+				       h.id);
+		k = net_recv_body(r->c, buf, h.len);
+		if (k < 0)
+			return k;
+		if (p->fd >= 0 && (k = pwrite_all(p->fd, buf, h.len, (off_t)h.off)) < 0)
+			return dm_fail(k, "%s: a file sent before the freeze: write: %s", r->root, strerror(-k));
+		p->crc = (uint32_t)crc32(p->crc, buf, h.len);
+		p->next = h.off + h.len;
+		p->bytes += h.len;
+		return 0;
+	}
+	struct rfs_wire_pre h;
+	if (f->len != sizeof(h))
+		return dm_fail(-EBADMSG, "rootfs pre-send frame %#x of %u bytes", f->type, f->len);
+	k = net_recv_body(r->c, &h, sizeof(h));
+	if (k < 0)
+		return k;
+	if (f->type == RFS_T_PRE_FILE) {
+		if (h.pre != r->n_staged || h.crc || h.size > (1ULL << 46) ||
+		    (r->n_staged && !r->staged[r->n_staged - 1].complete) || r->n_staged >= RFS_ENTRIES_MAX)
+			return dm_fail(-EBADMSG, "rootfs pre-send file %u out of place", h.pre);
+		r->staged = xrealloc(r->staged, (r->n_staged + 1) * sizeof(*r->staged));
+		p = &r->staged[r->n_staged++];
+		*p = (struct rfs_staged){ .size = h.size, .crc = (uint32_t)crc32(0, NULL, 0) };
+		/* (tests: $DMIGRATE_TEST_RFS_NO_TMPFILE, a file system without them) */
+		p->fd = getenv("DMIGRATE_TEST_RFS_NO_TMPFILE") ? (errno = EOPNOTSUPP, -1)
+							       : openat(r->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (p->fd < 0) {
+			pr_info("%s: no unnamed file (%m): the working set comes after the freeze", r->root);
+		} else if (ftruncate(p->fd, (off_t)h.size) < 0) {
+			return dm_fail(neg_errno(), "%s: a file sent before the freeze: %m", r->root);
+		}
+		return 0;
+	}
+	/* PRE_END */
+	p = r->n_staged ? &r->staged[r->n_staged - 1] : NULL;
+	if (!p || p->complete || h.pre != r->n_staged - 1 || h.size != p->size)
+		return dm_fail(-EBADMSG, "rootfs pre-send end of file %u out of place", h.pre);
+	if (h.crc != p->crc)
+		return dm_fail(-EIO, "a file sent before the freeze arrived damaged: crc %08x (want %08x)", p->crc,
+			       h.crc);
+	p->complete = true;
+	return 0;
+}
+
 /* tests: the bulk reader stops after a chunk while held */
 static void test_hold(struct rfs_receiver *r, int at)
 {
@@ -808,11 +1089,48 @@ static int run_bulk(struct rfs_receiver *r)
 			return dm_wrap(k, "the rootfs channel");
 		switch (f.type) {
 		case RFS_T_META_BATCH:
+			if (!r->n_ents) {
+				pthread_mutex_lock(&r->lock);
+				r->cpu_meta0 = thread_cpu_ns();
+				r->cpu_meta0_set = true;
+				pthread_mutex_unlock(&r->lock);
+			}
 			if (f.len > RFS_CHUNK)
 				return dm_fail(-EBADMSG, "rootfs metadata of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k >= 0)
 				k = on_meta_batch(r, buf, f.len);
+			if (k < 0)
+				return k;
+			break;
+		case RFS_T_PREWALK:
+			if (f.len || r->n_ents)
+				return dm_fail(-EBADMSG, "rootfs: PREWALK out of place");
+			pthread_mutex_lock(&r->lock);
+			r->prewalk = true;
+			/* until PREWALK_END the source's freeze waits for us, and no
+			 * restore runs here to yield to */
+			if (r->background && r->tid && setpriority(PRIO_PROCESS, (id_t)r->tid, r->base_nice) < 0)
+				pr_debug("nice: %m");
+			pthread_mutex_unlock(&r->lock);
+			break;
+		case RFS_T_PREWALK_END:
+			if (f.len || !r->prewalk || r->meta_done)
+				return dm_fail(-EBADMSG, "rootfs: PREWALK_END out of place");
+			/* the source freezes once the entries are made here: the
+			 * restore then waits only for what changed since */
+			want(r, 0, RFS_WANT_PREWALKED, 0);
+			pthread_mutex_lock(&r->lock);
+			r->cpu_meta0 = thread_cpu_ns(); /* (what the freeze brings from here) */
+			if (r->background && r->tid && !r->waiting &&
+			    setpriority(PRIO_PROCESS, (id_t)r->tid, MIN(r->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+				pr_debug("nice: %m");
+			pthread_mutex_unlock(&r->lock);
+			break;
+		case RFS_T_PRE_FILE:
+		case RFS_T_PRE_DATA:
+		case RFS_T_PRE_END:
+			k = on_pre_frame(r, &f, buf);
 			if (k < 0)
 				return k;
 			break;
@@ -827,12 +1145,13 @@ static int run_bulk(struct rfs_receiver *r)
 				return dm_fail(-EBADMSG, "malformed rootfs metadata end");
 			bool ok = !r->meta_done && m->entries == r->n_ents && m->files == r->files_announced;
 			for (size_t i = 0; ok && i < r->n_ents; i++)
-				ok = !S_ISDIR(ENT(r, i)->mode) || ENT(r, i)->dir_done;
+				ok = !S_ISDIR(ENT(r, i)->mode) || ENT(r, i)->dir_done || ENT(r, i)->removed;
 			r->bytes_announced = m->bytes;
 			dm__rootfs_meta_end__free_unpacked(m, NULL);
 			if (!ok)
 				return dm_fail(-EBADMSG, "rootfs metadata end: counts differ or a directory is not done (%zu entries, %u files)",
 					       r->n_ents, r->files_announced);
+			staged_drop(r);
 			pthread_mutex_lock(&r->lock);
 			r->meta_done = true;
 			r->t_meta = clock_ns();
@@ -1077,6 +1396,18 @@ int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
 		pthread_mutex_unlock(&r->lock);
 		return -EIO;
 	}
+	if (r->prewalk && !r->meta_done) {
+		/* the entries came before the freeze: what changed since comes
+		 * before META_END (PREWALK came before the first entry) */
+		waiting_locked(r, 1);
+		while (!r->meta_done && r->err > 0)
+			cond_wait_ms(&r->cond, &r->lock, 1000);
+		waiting_locked(r, -1);
+		if (!r->meta_done) {
+			pthread_mutex_unlock(&r->lock);
+			return -EIO;
+		}
+	}
 	k = wait_dir_locked(r, 0);
 	/* then each directory on the way: one of the source's (made by the
 	 * time its parent is done), or not (the tree's own: nothing to wait for) */
@@ -1258,6 +1589,10 @@ void rfs_recv_resumed(struct rfs_receiver *r)
 		pr_debug("nice back: %m");
 	r->background = false;
 	r->t_resumed = clock_ns();
+	clockid_t cid;
+	struct timespec ts;
+	if (r->cpu_meta0_set && !pthread_getcpuclockid(r->bulk.thread, &cid) && !clock_gettime(cid, &ts))
+		r->cpu_frozen = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - r->cpu_meta0;
 	pthread_mutex_unlock(&r->lock);
 	want(r, 0, RFS_WANT_RESUMED, 0);
 }
@@ -1334,6 +1669,8 @@ void rfs_recv_free(struct rfs_receiver *r)
 	if (!r)
 		return;
 	rfs_recv_stop(r);
+	staged_drop(r);
+	free(r->staged);
 	for (size_t i = 0; i < r->n_ents; i++) {
 		free(ENT(r, i)->path);
 		free(ENT(r, i)->chunk_in);

@@ -3,7 +3,9 @@
  *
  * Two threads.  The bulk thread walks DIR, sends the metadata and, once the
  * tree runs on the destination, every file in the scheduler's order, on the
- * rootfs channel.  The miss thread reads the destination's requests on the
+ * rootfs channel (priority: the working set's files and the walk before the
+ * freeze, the tree watched with inotify, and at the freeze what changed
+ * since: delta()).  The miss thread reads the destination's requests on the
  * miss channel and sends each chunk the tree is blocked on at once, on that
  * channel: its wait is one chunk's journey, not the bulk data the rootfs
  * channel's socket already holds; when no request waits, it sends the files
@@ -35,9 +37,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,6 +57,26 @@ struct rfs_ent {
 	uint32_t parent;   /* entry id of its directory */
 	int64_t link_id;   /* hard link of an earlier entry, or -1 */
 	int64_t file;      /* index among the files with data (the scheduler's), or -1 */
+	int32_t pre;       /* its data went before the freeze, unchanged since: that pre-send, or -1 */
+	bool removed;      /* gone between the walk and the freeze (REMOVE sent) */
+};
+
+/* a file of the working set sent before the freeze (PRE_*) */
+struct rfs_pre {
+	int fd;
+	int wd;            /* its inotify watch, set before its stat */
+	struct stat st;    /* before its data was read */
+	uint64_t bytes;    /* of data sent */
+	bool bad;          /* changed since (an inotify event), or not sent whole */
+	bool used;         /* an ENTRY names it */
+	uint32_t ent;      /* that ENTRY */
+};
+
+/* a file the tree may write without its times changing (open for writing,
+ * mapped shared and writable) */
+struct rfs_writer {
+	dev_t dev;
+	ino_t ino;
 };
 
 struct rfs_file_state {
@@ -60,6 +85,8 @@ struct rfs_file_state {
 	enum rfs_why why;       /* of its first chunk */
 	uint32_t n_chunks, next, n_sent;
 	bool done;              /* FILE_END sent */
+	bool presend;           /* its data went before the freeze (done from the start) */
+	bool removed;           /* its entry is gone (done, nothing of it goes) */
 	bool ending;            /* its last chunk is sent: FILE_END is on its way (lock) */
 	uint8_t end_sent;       /* FILE_END went: SENT_BULK, SENT_MISS (lock) */
 	uint8_t end_ch;         /* the channel its last chunk's thread sends FILE_END on (lock) */
@@ -123,6 +150,34 @@ struct rfs_sender {
 	uint32_t *push;
 	size_t push_head, push_n;
 	int wake;
+	/* the working set sent before the freeze, checked at the walk; the
+	 * tree's writers (rfs_writer) when the working set was taken */
+	struct rfs_pre *pre;
+	size_t n_pre;
+	int ino_fd;            /* inotify: the pre-sent files' watches */
+	struct rfs_writer *writers;
+	size_t n_writers;
+	struct rfs_writer *pre_writers;  /* before and after the walk (prewalk) */
+	size_t n_pre_writers;
+	/* priority: the walk before the freeze (prewalk); each directory watched
+	 * (wd_dir[wd] = its id + 1) from before its listing; at the freeze what
+	 * changed is listed and stated again (delta) */
+	bool prewalk, walking_pre, watch_failed;
+	uint32_t *wd_dir;
+	size_t n_wd_dir;
+	uint8_t *dirty;        /* per entry, at the freeze: D_* */
+	size_t n_dirty;
+	uint32_t *kids, *kid_off;  /* the entries walked before the freeze, by directory */
+	size_t n_kids_ents;
+	size_t delta_updates, delta_removes, delta_adds;
+	bool presend_done;     /* (lock) */
+	bool frozen;           /* rfs_send_frozen() (lock) */
+	uint64_t t_pre_done, pre_bytes, pre_used_bytes;
+	uint64_t walk_cpu_ns;  /* the bulk thread's CPU from the freeze to the walk's end */
+	uint64_t t_prewalked;  /* the walk before the freeze ended */
+	bool prewalk_acked;    /* WANT PREWALKED: the destination made those entries (lock) */
+	uint64_t t_prewalk_acked;
+	size_t pre_used, pre_stale;
 	/* chunks the tree is blocked on, FIFO (the miss thread's) */
 	struct chunk_want *cw;
 	size_t cw_head, cw_n, cw_cap;
@@ -187,6 +242,7 @@ static int cmp_inode(const void *a, const void *b)
 }
 
 static int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
+static bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs);
 
 /* (the arrays move: the miss thread reads them under the lock) */
 static int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
@@ -207,7 +263,7 @@ static int add_ent_locked(struct rfs_sender *s, const char *path, const struct s
 	}
 	uint32_t id = (uint32_t)s->n_ents++;
 	struct rfs_ent *e = &s->ents[id];
-	*e = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent, .link_id = -1, .file = -1 };
+	*e = (struct rfs_ent){ .path = xstrdup(path), .st = *st, .parent = parent, .link_id = -1, .file = -1, .pre = -1 };
 	if (!S_ISREG(st->st_mode))
 		return 0;
 	if (st->st_nlink > 1) {
@@ -230,6 +286,9 @@ static int add_ent_locked(struct rfs_sender *s, const char *path, const struct s
 	e->file = (int64_t)s->n_files;
 	s->files[s->n_files++] = (struct rfs_file_state){ .ent = id, .fd = -1,
 							  .n_chunks = rfs_chunks((uint64_t)st->st_size) };
+	s->bytes_total += (uint64_t)st->st_size;
+	if (presend_take(s, e, &s->files[e->file]))
+		return 0;
 	for (size_t i = 0; i < s->n_ws; i++)
 		if (s->ws_mapped[i] && !strcmp(s->ws[i], path)) {
 			/* what the restore reads: sent during the walk, once its entry is out */
@@ -237,7 +296,6 @@ static int add_ent_locked(struct rfs_sender *s, const char *path, const struct s
 			s->early[s->n_early++] = (uint32_t)e->file;
 			break;
 		}
-	s->bytes_total += (uint64_t)st->st_size;
 	return 0;
 }
 
@@ -259,14 +317,44 @@ static bool on_ws_path(struct rfs_sender *s, const char *dir)
 static int emit(struct rfs_sender *s);
 static int send_early(struct rfs_sender *s);
 
+/* the directory is watched (prewalk) from before its listing: what
+ * changes in it until the freeze is looked at again then (delta) */
+#define RFS_DIR_WATCH                                                                                         \
+	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE |          \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+static void watch_dir(struct rfs_sender *s, int fd, uint32_t self)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	/* (tests: $DMIGRATE_TEST_RFS_NOWATCH, as if no watch could be set) */
+	int wd = getenv("DMIGRATE_TEST_RFS_NOWATCH") ? (errno = ENOSPC, -1) : inotify_add_watch(s->ino_fd, proc, RFS_DIR_WATCH);
+	if (wd < 0) {
+		/* (max_user_watches): every directory is listed again at the freeze */
+		if (!s->watch_failed)
+			pr_info("%s: inotify: %m: every directory is listed again at the freeze", s->dir);
+		s->watch_failed = true;
+		return;
+	}
+	if ((size_t)wd >= s->n_wd_dir) {
+		size_t n = MAX((size_t)wd + 1, 2 * s->n_wd_dir);
+		s->wd_dir = xrealloc(s->wd_dir, n * sizeof(*s->wd_dir));
+		memset(s->wd_dir + s->n_wd_dir, 0, (n - s->n_wd_dir) * sizeof(*s->wd_dir));
+		s->n_wd_dir = n;
+	}
+	s->wd_dir[wd] = self + 1;
+}
+
 /* pre-order, names sorted: a directory before what it holds; a
  * directory's entries are listed together (then it is done, dirs_done) */
 static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 {
 	int fd = rel[0] ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-			: fcntl(s->dirfd, F_DUPFD_CLOEXEC, 0);
+			: openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) /* (its own offset: it is listed again) */;
 	if (fd < 0)
 		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+	if (s->walking_pre)
+		watch_dir(s, fd, self);
 	DIR *d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -319,7 +407,7 @@ static int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	 * rest of the tree is walked; the files the restore reads go on the
 	 * miss channel meanwhile */
 	r = emit(s);
-	if (r >= 0)
+	if (r >= 0 && !s->walking_pre)
 		r = send_early(s);
 	if (r < 0) {
 		free(subdirs);
@@ -367,9 +455,10 @@ static int cmp_ent_path(const void *key, const void *e)
  * linear search over the few paths of the working set is fine) */
 static int64_t ent_of(struct rfs_sender *s, const char *rel)
 {
-	size_t n = s->n_ents;
-	struct rfs_ent *e = lfind(rel, s->ents, &n, sizeof(*s->ents), cmp_ent_path);
-	return e ? e - s->ents : -1;
+	for (size_t i = 0; i < s->n_ents; i++)
+		if (!s->ents[i].removed && !cmp_ent_path(rel, &s->ents[i]))
+			return (int64_t)i;
+	return -1;
 }
 
 /* mapped: the exe or a mapped file, which the restore reads (the pages of
@@ -401,13 +490,68 @@ static void ws_link(struct rfs_sender *s, const char *link, bool mapped)
 	}
 }
 
+/* a file the tree may change without its times changing: open for
+ * writing (writes change them, but maybe within one tick of the clock),
+ * or mapped shared and writable (a write through a page already writable
+ * changes nothing, and tmpfs never updates them for mapped writes) */
+static void note_writer(struct rfs_sender *s, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	s->writers = xrealloc(s->writers, (s->n_writers + 1) * sizeof(*s->writers));
+	s->writers[s->n_writers++] = (struct rfs_writer){ st.st_dev, st.st_ino };
+}
+
+static bool is_writer(const struct rfs_sender *s, const struct stat *st)
+{
+	for (size_t i = 0; i < s->n_writers; i++)
+		if (s->writers[i].dev == st->st_dev && s->writers[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
+/* fd of process pid was opened for writing */
+static bool fd_writable(pid_t pid, const char *fd)
+{
+	char path[320], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", pid, fd);
+	FILE *f = fopen(path, "re");
+	bool w = false;
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long fl;
+		if (sscanf(line, "flags: %lo", &fl) == 1) {
+			w = (fl & O_ACCMODE) != O_RDONLY;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return w;
+}
+
+static void ws_free(struct rfs_sender *s)
+{
+	for (size_t i = 0; i < s->n_ws; i++)
+		free(s->ws[i]);
+	free(s->ws);
+	free(s->ws_mapped);
+	free(s->writers);
+	s->ws = NULL;
+	s->ws_mapped = NULL;
+	s->writers = NULL;
+	s->n_ws = s->n_writers = 0;
+}
+
 /* the working set: exe, cwd, root, every open fd, every mapped file of the
- * frozen tasks (their paths; the files among them go on stack 1) */
+ * tree's tasks (their paths; the files among them go on stack 1), and the
+ * files they may write (note_writer) */
 static void working_set_paths(struct rfs_sender *s)
 {
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n = proc_tree_pids(s->root, &pids);
 	char link[320];
+	ws_free(s);
 	for (size_t i = 0; i < n; i++) {
 		static const char *const links[] = { "exe", "cwd", "root" };
 		for (size_t k = 0; k < ARRAY_SIZE(links); k++) {
@@ -422,6 +566,8 @@ static void working_set_paths(struct rfs_sender *s)
 				continue;
 			snprintf(link, sizeof(link), "/proc/%d/fd/%s", pids[i], de->d_name);
 			ws_link(s, link, false);
+			if (fd_writable(pids[i], de->d_name))
+				note_writer(s, link);
 		}
 		if (d)
 			closedir(d);
@@ -434,6 +580,10 @@ static void working_set_paths(struct rfs_sender *s)
 				continue;
 			p[strcspn(p, "\n")] = 0;
 			ws_add(s, p, true);
+			/* "start-end rw-s ...": shared and writable */
+			const char *perm = strchr(line, ' ');
+			if (perm && perm[1] && perm[2] == 'w' && perm[3] && perm[4] == 's')
+				note_writer(s, p);
 		}
 		if (f)
 			fclose(f);
@@ -452,6 +602,184 @@ static void working_set(struct rfs_sender *s)
 		if (s->ents[e].file >= 0)
 			rfs_sched_working_set(s->sched, (uint32_t)s->ents[e].file);
 	}
+}
+
+/* ---- the working set before the freeze ---- */
+
+/* path (relative) below the rootfs, read-only, never through a symlink */
+static int open_below(struct rfs_sender *s, const char *rel)
+{
+	struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, s->dirfd, rel, &how, sizeof(how));
+	if (fd < 0 && errno == EPERM) {
+		how.flags &= ~(uint64_t)O_NOATIME;
+		fd = (int)syscall(SYS_openat2, s->dirfd, rel, &how, sizeof(how));
+	}
+	return fd;
+}
+
+/* a change inotify reports makes the pre-sent copy stale (not IN_ACCESS,
+ * IN_OPEN: reads; IN_ATTRIB: the ENTRY sent after the freeze carries the
+ * attributes, but its ctime is compared anyway) */
+#define RFS_PRE_WATCH (IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+/* One file of the working set, read while the tree runs: watched first,
+ * then its stat, then its data (PRE_FILE, PRE_DATA..., PRE_END).  A file
+ * that is empty, over the budget, or that the tree may write without its
+ * times changing (is_writer) is left for after the freeze. */
+static int presend_one(struct rfs_sender *s, const char *rel, uint64_t *budget)
+{
+	int fd = open_below(s, rel);
+	if (fd < 0)
+		return 0;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int wd = inotify_add_watch(s->ino_fd, proc, RFS_PRE_WATCH);
+	struct stat st;
+	if (wd < 0 || fstat(fd, &st) < 0) {
+		close(fd);
+		return 0;
+	}
+	for (size_t i = 0; i < s->n_pre; i++)
+		if (s->pre[i].wd == wd) {
+			/* another name of one sent already (one watch per inode: the
+			 * same wd, which stays) */
+			close(fd);
+			return 0;
+		}
+	if (!S_ISREG(st.st_mode) || !st.st_size || (uint64_t)st.st_size > *budget || is_writer(s, &st)) {
+		inotify_rm_watch(s->ino_fd, wd);
+		close(fd);
+		return 0;
+	}
+	uint32_t k = (uint32_t)s->n_pre;
+	struct rfs_wire_pre h = { .pre = k, .size = (uint64_t)st.st_size };
+	int r = net_send_frame(s->c, RFS_T_PRE_FILE, &h, sizeof(h));
+	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
+	uint64_t pos = 0, size = (uint64_t)st.st_size, sent = 0;
+	bool whole = true;
+	while (r >= 0 && pos < size) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+		if (data < 0 || (uint64_t)data >= size)
+			break; /* only a hole is left */
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		uint64_t end = MIN((uint64_t)hole, ((uint64_t)data / RFS_CHUNK + 1) * RFS_CHUNK);
+		uint32_t len = (uint32_t)(end - (uint64_t)data);
+		if (pread_exact(fd, s->buf, len, data) < 0) {
+			/* it shrank: what went is dropped at the walk */
+			whole = false;
+			break;
+		}
+		struct rfs_wire_data d = { .id = k, .len = len, .off = (uint64_t)data };
+		struct iovec iov[2] = { { &d, sizeof(d) }, { s->buf, len } };
+		r = net_send_framev(s->c, RFS_T_PRE_DATA, iov, 2);
+		crc = (uint32_t)crc32(crc, s->buf, len);
+		pos = end;
+		sent += len;
+	}
+	if (r >= 0) {
+		h.crc = crc;
+		r = net_send_frame(s->c, RFS_T_PRE_END, &h, sizeof(h));
+	}
+	s->pre = xrealloc(s->pre, (s->n_pre + 1) * sizeof(*s->pre));
+	s->pre[s->n_pre++] = (struct rfs_pre){ .fd = fd, .wd = wd, .st = st, .bytes = sent, .bad = !whole };
+	s->pre_bytes += sent;
+	*budget -= (uint64_t)st.st_size;
+	return r;
+}
+
+struct pre_cand {
+	const char *rel;
+	bool mapped;
+	uint64_t size;
+};
+
+/* what the restore reads first (the exe, mapped files), then the open
+ * files; smallest first in each */
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct pre_cand *x = a, *y = b;
+	if (x->mapped != y->mapped)
+		return x->mapped ? -1 : 1;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* priority: the working set of the running tree, before the freeze (the
+ * restore then finds the exe and mapped files complete, the tree its open
+ * files); checked again at the walk (presend_take) */
+static int presend(struct rfs_sender *s)
+{
+	working_set_paths(s);
+	_cleanup_free_ struct pre_cand *c = xcalloc(s->n_ws + 1, sizeof(*c));
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_ws; i++) {
+		struct stat st;
+		if (!s->ws[i][0] || fstatat(s->dirfd, s->ws[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		c[n++] = (struct pre_cand){ s->ws[i], s->ws_mapped[i], (uint64_t)st.st_size };
+	}
+	qsort(c, n, sizeof(*c), cmp_cand);
+	uint64_t budget = RFS_PRESEND_MAX;
+	int r = 0;
+	for (size_t i = 0; i < n && r >= 0; i++)
+		r = presend_one(s, c[i].rel, &budget);
+	if (r < 0)
+		return dm_wrap(r, "sending the working set before the freeze");
+	s->t_pre_done = clock_ns();
+	pr_info("%zu files of the working set, %.1f MiB, sent before the freeze", s->n_pre,
+		(double)s->pre_bytes / 1048576);
+	return 0;
+}
+
+/* (lock) At the walk, a file with data of its own: if it went before the
+ * freeze and is the same now (no inotify event, same inode, size, mtime
+ * and ctime, and no task of the frozen tree may write it unseen), its
+ * ENTRY says so and nothing more of it goes; true then. */
+static bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs)
+{
+	for (size_t i = 0; i < s->n_pre; i++) {
+		struct rfs_pre *p = &s->pre[i];
+		if (p->used || p->st.st_dev != e->st.st_dev || p->st.st_ino != e->st.st_ino)
+			continue;
+		const struct stat *a = &p->st, *b = &e->st;
+		if (p->bad || a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+		    a->st_mtim.tv_nsec != b->st_mtim.tv_nsec || a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+		    a->st_ctim.tv_nsec != b->st_ctim.tv_nsec || is_writer(s, b)) {
+			if (!p->bad)
+				pr_debug("%s changed after it was sent: sent again", e->path);
+			p->bad = true;
+			s->pre_stale++;
+			return false;
+		}
+		p->used = true;
+		p->ent = (uint32_t)(e - s->ents);
+		e->pre = (int32_t)i;
+		fs->done = fs->presend = true;
+		fs->why = RFS_WORKING_SET;
+		s->files_by[RFS_WORKING_SET]++;
+		s->bytes_by[RFS_WORKING_SET] += p->bytes;
+		s->files_sent++;
+		s->bytes_sent += p->bytes;
+		s->pre_used++;
+		s->pre_used_bytes += p->bytes;
+		return true;
+	}
+	return false;
+}
+
+static void presend_close(struct rfs_sender *s)
+{
+	for (size_t i = 0; i < s->n_pre; i++)
+		if (s->pre[i].fd >= 0) {
+			close(s->pre[i].fd);
+			s->pre[i].fd = -1;
+		}
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	s->ino_fd = -1;
 }
 
 /* ---- sending ---- */
@@ -477,7 +805,14 @@ static uint8_t *batch_add(struct rfs_sender *s, uint32_t type, size_t len)
 	return p;
 }
 
+static int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type);
 static int send_entry(struct rfs_sender *s, uint32_t id)
+{
+	return send_entry_as(s, id, RFS_T_ENTRY);
+}
+
+/* ENTRY (a new one) or UPDATE (one sent before the freeze, changed since) */
+static int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type)
 {
 	const struct rfs_ent *e = &s->ents[id];
 	Dm__RootfsEntry m = DM__ROOTFS_ENTRY__INIT;
@@ -498,6 +833,10 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 	m.mtime_ns = (int64_t)e->st.st_mtim.tv_sec * 1000000000LL + e->st.st_mtim.tv_nsec;
 	m.has_ino = true;
 	m.ino = e->st.st_ino;
+	if (e->pre >= 0) {
+		m.has_presend = true;
+		m.presend = (uint32_t)e->pre;
+	}
 	if (e->link_id >= 0) {
 		m.has_link_id = true;
 		m.link_id = (uint32_t)e->link_id;
@@ -546,7 +885,7 @@ static int send_entry(struct rfs_sender *s, uint32_t id)
 		r = dm_fail(-E2BIG, "%s/%s: its metadata (%zu bytes of extended attributes and names) is too large",
 			    s->dir, e->path, len);
 	else
-		protobuf_c_message_pack(&m.base, batch_add(s, RFS_T_ENTRY, len));
+		protobuf_c_message_pack(&m.base, batch_add(s, type, len));
 	for (size_t i = 0; i < 32; i++)
 		free(vals[i]);
 	return r;
@@ -580,6 +919,11 @@ enum { SENT_BULK = 1, SENT_MISS = 2, BUSY_BULK = 4, BUSY_MISS = 8 };
 #define RFS_RESEND_AHEAD (2ull * RFS_CHUNK)
 /* the bulk channel's unsent bytes in its socket: what a new file waits behind */
 #define RFS_BULK_NOTSENT (256u << 10)
+
+/* while the tree is dumped the sender yields the CPU to the dump, which
+ * the downtime waits for (the walk goes on when the dump waits for the
+ * tree); rfs_send_foreground() once the dump is over */
+#define RFS_BACKGROUND_NICE 10
 
 /* (lock) chunk c of file f is sent or being sent on that thread's channel
  * (the bulk thread: on any) */
@@ -749,8 +1093,12 @@ static int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, u
 		fs->fd = -1;
 	}
 	fs->done = true;
-	s->files_by[fs->why]++;
-	s->files_sent++;
+	if (!fs->presend) {
+		/* (a pre-sent file counted when its ENTRY went: this is a copy the
+		 * destination asked for, having lost that one) */
+		s->files_by[fs->why]++;
+		s->files_sent++;
+	}
 	if (s->sched)
 		rfs_sched_sent(s->sched, f, true);
 	pthread_cond_broadcast(&s->cond);
@@ -842,6 +1190,10 @@ static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *
 			s->misses++;
 			pr_debug("miss: %s (byte %" PRIu64 ")", s->ents[e].path, w->off);
 		}
+	} else if (w->kind == RFS_WANT_PREWALKED) {
+		s->prewalk_acked = true;
+		s->t_prewalk_acked = clock_ns();
+		pthread_cond_broadcast(&s->cond);
 	} else if (w->kind == RFS_WANT_RESUMED) {
 		s->resumed = true;
 		s->t_resumed = clock_ns();
@@ -1026,7 +1378,10 @@ static void meta_counts(struct rfs_sender *s, Dm__RootfsMetaEnd *me)
 {
 	dm__rootfs_meta_end__init(me);
 	me->entries = (uint32_t)s->n_ents;
-	me->files = (uint32_t)s->n_files;
+	uint32_t n = 0;
+	for (size_t f = 0; f < s->n_files; f++)
+		n += !s->files[f].removed;
+	me->files = n;
 	me->bytes = s->bytes_total;
 }
 
@@ -1101,6 +1456,408 @@ static bool next_chunk_locked(struct rfs_sender *s, uint32_t f, uint32_t *ret_c)
 	return false;
 }
 
+
+/* ---- the walk before the freeze, and what changed until the freeze ---- */
+
+enum { D_RELIST = 1, D_CHECK = 2, D_FORCE = 4, D_DIREND = 8 };
+
+static void mark(struct rfs_sender *s, uint32_t id, uint8_t bits)
+{
+	if (id >= s->n_dirty) {
+		size_t n = MAX(s->n_ents, 2 * s->n_dirty);
+		n = MAX(n, (size_t)id + 1);
+		s->dirty = xrealloc(s->dirty, n);
+		memset(s->dirty + s->n_dirty, 0, n - s->n_dirty);
+		s->n_dirty = n;
+	}
+	s->dirty[id] |= bits;
+}
+
+static const char *leaf_of(const char *path)
+{
+	const char *l = strrchr(path, '/');
+	return l ? l + 1 : path;
+}
+
+/* the entries of directory d walked before the freeze (by index), and
+ * those added since (a scan of the new ones) */
+static void build_kids(struct rfs_sender *s)
+{
+	if (s->kids)
+		return;
+	size_t n = s->n_kids_ents = s->n_ents;
+	s->kid_off = xcalloc(n + 2, sizeof(*s->kid_off));
+	s->kids = xcalloc(n + 1, sizeof(*s->kids));
+	for (size_t i = 1; i < n; i++)
+		s->kid_off[s->ents[i].parent + 1]++;
+	for (size_t i = 0; i < n; i++)
+		s->kid_off[i + 1] += s->kid_off[i];
+	_cleanup_free_ uint32_t *at = xcalloc(n + 1, sizeof(*at));
+	for (size_t i = 1; i < n; i++) {
+		uint32_t p = s->ents[i].parent;
+		s->kids[s->kid_off[p] + at[p]++] = (uint32_t)i;
+	}
+}
+
+/* the live entry named leaf in directory d, or -1 */
+static int64_t kid_named(struct rfs_sender *s, uint32_t d, const char *leaf)
+{
+	build_kids(s);
+	if (d < s->n_kids_ents)
+		for (uint32_t k = s->kid_off[d]; k < s->kid_off[d + 1]; k++)
+			if (!s->ents[s->kids[k]].removed && !strcmp(leaf_of(s->ents[s->kids[k]].path), leaf))
+				return s->kids[k];
+	for (size_t i = s->n_kids_ents; i < s->n_ents; i++)
+		if (s->ents[i].parent == d && i && !s->ents[i].removed && !strcmp(leaf_of(s->ents[i].path), leaf))
+			return (int64_t)i;
+	return -1;
+}
+
+/* what went of a file before the freeze is not its content any more */
+static void undo_presend(struct rfs_sender *s, uint32_t id)
+{
+	struct rfs_ent *e = &s->ents[id];
+	if (e->file < 0 || !s->files[e->file].presend)
+		return;
+	struct rfs_file_state *fs = &s->files[e->file];
+	struct rfs_pre *p = &s->pre[e->pre];
+	s->files_by[RFS_WORKING_SET]--;
+	s->bytes_by[RFS_WORKING_SET] -= p->bytes;
+	s->files_sent--;
+	s->bytes_sent -= p->bytes;
+	s->pre_used--;
+	s->pre_used_bytes -= p->bytes;
+	s->pre_stale++;
+	p->bad = true;
+	fs->presend = fs->done = false;
+	e->pre = -1;
+}
+
+static void remove_ent(struct rfs_sender *s, uint32_t id);
+
+/* (lock) a regular file that changed between the walk and the freeze: it
+ * is emptied there to its new size, and its data goes as any file's */
+static int update_file(struct rfs_sender *s, uint32_t id, const struct stat *st)
+{
+	struct rfs_ent *e = &s->ents[id];
+	struct rfs_file_state *fs = &s->files[e->file];
+	undo_presend(s, id);
+	s->bytes_total += (uint64_t)st->st_size - (uint64_t)e->st.st_size;
+	e->st = *st;
+	if (fs->fd >= 0)
+		close(fs->fd);
+	fs->fd = -1;
+	fs->n_chunks = rfs_chunks((uint64_t)st->st_size);
+	s->delta_updates++;
+	for (size_t i = 0; i < s->n_ws; i++)
+		if (s->ws_mapped[i] && !strcmp(s->ws[i], e->path)) {
+			/* what the restore reads: after the delta, on the miss channel */
+			s->early = xrealloc(s->early, (s->n_early + 1) * sizeof(*s->early));
+			s->early[s->n_early++] = (uint32_t)e->file;
+			break;
+		}
+	return send_entry_as(s, id, RFS_T_UPDATE);
+}
+
+/* (lock) an entry gone: a directory's entries first, the other names of a
+ * file before it (they are looked at again: their directories listed) */
+static void remove_ent(struct rfs_sender *s, uint32_t id)
+{
+	struct rfs_ent *e = &s->ents[id];
+	if (e->removed || !id)
+		return;
+	if (S_ISDIR(e->st.st_mode)) {
+		build_kids(s);
+		if (id < s->n_kids_ents)
+			for (uint32_t k = s->kid_off[id]; k < s->kid_off[id + 1]; k++)
+				remove_ent(s, s->kids[k]);
+		for (size_t i = s->n_kids_ents; i < s->n_ents; i++)
+			if (s->ents[i].parent == id && i)
+				remove_ent(s, (uint32_t)i);
+	}
+	if (e->file >= 0) {
+		for (size_t i = 0; e->st.st_nlink > 1 && i < s->n_ents; i++)
+			if (s->ents[i].link_id == (int64_t)id && !s->ents[i].removed) {
+				remove_ent(s, (uint32_t)i);
+				mark(s, s->ents[i].parent, D_RELIST);
+			}
+		struct inode_key k = { e->st.st_dev, e->st.st_ino, id }, **found = tfind(&k, &s->inodes, cmp_inode);
+		if (found && (*found)->id == id) {
+			struct inode_key *old = *found;
+			tdelete(&k, &s->inodes, cmp_inode);
+			free(old);
+		}
+		struct rfs_file_state *fs = &s->files[e->file];
+		undo_presend(s, id);
+		fs->done = fs->removed = true;
+		if (fs->fd >= 0)
+			close(fs->fd);
+		fs->fd = -1;
+		s->bytes_total -= (uint64_t)e->st.st_size;
+	}
+	e->removed = true;
+	s->delta_removes++;
+	struct rfs_wire_dir_end de = { .id = id };
+	memcpy(batch_add(s, RFS_T_REMOVE, sizeof(de)), &de, sizeof(de));
+	mark(s, e->parent, D_CHECK | D_DIREND);
+}
+
+/* (lock) a name in directory d that is new since the walk: its entry (a
+ * directory: walked, with what it holds) */
+static int add_new(struct rfs_sender *s, uint32_t d, const char *leaf)
+{
+	_cleanup_free_ char *p = d ? xasprintf("%s/%s", s->ents[d].path, leaf) : xstrdup(leaf);
+	struct stat st;
+	if (fstatat(s->dirfd, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : dm_fail(neg_errno(), "%s/%s: %m", s->dir, p);
+	if (S_ISSOCK(st.st_mode))
+		return dm_fail(-ENOTSUP, "--rootfs-dir: %s/%s is a socket: a socket file cannot be moved "
+					 "(the socket it names stays here)", s->dir, p);
+	if (strlen(p) >= RFS_PATH_MAX)
+		return dm_fail(-ENAMETOOLONG, "--rootfs-dir: %s/%s: path too long", s->dir, p);
+	int r = add_ent_locked(s, p, &st, d);
+	if (r < 0)
+		return r;
+	s->delta_adds++;
+	mark(s, d, D_CHECK | D_DIREND);
+	if (!S_ISDIR(st.st_mode))
+		return emit(s);
+	/* (walk takes the lock for its entries) */
+	pthread_mutex_unlock(&s->lock);
+	r = walk(s, p, (uint32_t)(s->n_ents - 1));
+	pthread_mutex_lock(&s->lock);
+	return r;
+}
+
+static bool stat_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_mode != b->st_mode || a->st_uid != b->st_uid || a->st_gid != b->st_gid ||
+	       a->st_size != b->st_size || a->st_nlink != b->st_nlink || a->st_rdev != b->st_rdev ||
+	       a->st_mtim.tv_sec != b->st_mtim.tv_sec || a->st_mtim.tv_nsec != b->st_mtim.tv_nsec ||
+	       a->st_ctim.tv_sec != b->st_ctim.tv_sec || a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
+}
+
+/* (lock) an entry that may have changed: the same file (type and inode)
+ * with other attributes is updated (a regular file's data again, a
+ * directory's attributes), another file at its name replaces it */
+static int check_ent(struct rfs_sender *s, uint32_t id, uint8_t bits)
+{
+	struct rfs_ent *e = &s->ents[id];
+	struct stat st;
+	if (e->removed)
+		return 0;
+	if (id ? fstatat(s->dirfd, e->path, &st, AT_SYMLINK_NOFOLLOW) < 0 : fstat(s->dirfd, &st) < 0) {
+		if (!id || (errno != ENOENT && errno != ENOTDIR))
+			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, e->path);
+		mark(s, e->parent, D_RELIST);
+		return 0;
+	}
+	bool same = (st.st_mode & S_IFMT) == (e->st.st_mode & S_IFMT) && st.st_ino == e->st.st_ino &&
+		    st.st_dev == e->st.st_dev;
+	if (!same || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && stat_changed(&e->st, &st))) {
+		if (!id)
+			return dm_fail(-EBUSY, "--rootfs-dir %s was replaced while it was read", s->dir);
+		uint32_t d = e->parent;
+		_cleanup_free_ char *leaf = xstrdup(leaf_of(e->path));
+		remove_ent(s, id);
+		return add_new(s, d, leaf);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int r = 0;
+		if (stat_changed(&e->st, &st)) {
+			e->st = st;
+			s->delta_updates++;
+			r = send_entry_as(s, id, RFS_T_UPDATE);
+			bits |= D_DIREND;
+		}
+		if (r >= 0 && bits & D_DIREND) {
+			struct rfs_wire_dir_end de = { .id = id };
+			memcpy(batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
+		}
+		return r ?: s->batch_err;
+	}
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	uint32_t t = id;
+	while (s->ents[t].link_id >= 0)
+		t = (uint32_t)s->ents[t].link_id;
+	bool changed = stat_changed(&s->ents[t].st, &st);
+	e->st = st;
+	if (changed || bits & D_FORCE)
+		return update_file(s, t, &st);
+	return 0;
+}
+
+/* (lock) directory d listed again: names gone are removed, new ones added,
+ * the others checked */
+static int relist(struct rfs_sender *s, uint32_t d)
+{
+	if (s->ents[d].removed)
+		return 0;
+	const char *rel = s->ents[d].path;
+	int fd = d ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+		   : openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (!d || (errno != ENOENT && errno != ENOTDIR))
+			return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+		mark(s, s->ents[d].parent, D_RELIST);
+		return 0;
+	}
+	DIR *dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
+	}
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	qsort(names, n, sizeof(*names), cmp_name);
+	build_kids(s);
+	int r = 0;
+	/* gone (its entries walked before the freeze, and those added since) */
+	size_t k0 = d < s->n_kids_ents ? s->kid_off[d] : 0, k1 = d < s->n_kids_ents ? s->kid_off[d + 1] : 0;
+	for (size_t k = k0, i; r >= 0 && (k < k1 || k - k1 + s->n_kids_ents < s->n_ents); k++) {
+		i = k < k1 ? s->kids[k] : k - k1 + s->n_kids_ents;
+		struct rfs_ent *e = &s->ents[i];
+		if (!i || e->parent != d || e->removed)
+			continue;
+		const char *leaf = leaf_of(e->path);
+		if (!bsearch(&leaf, names, n, sizeof(*names), cmp_name))
+			remove_ent(s, (uint32_t)i);
+		else
+			mark(s, (uint32_t)i, D_CHECK);
+	}
+	/* new */
+	for (size_t i = 0; i < n && r >= 0; i++)
+		if (kid_named(s, d, names[i]) < 0)
+			r = add_new(s, d, names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	mark(s, d, D_CHECK | D_DIREND);
+	return r ?: s->batch_err;
+}
+
+/*
+ * The tree is frozen (prewalk): what changed since the walk, from the
+ * inotify events of the watched directories and pre-sent files, and the
+ * files the tree may write without an event (open for writing, mapped
+ * shared and writable: before the walk, after it and now), is looked at
+ * again and sent (UPDATE, REMOVE, new entries, DIR_END).  A full event
+ * queue, or a directory that could not be watched: every directory listed
+ * again.
+ */
+static int delta(struct rfs_sender *s)
+{
+	bool all = s->watch_failed;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t k;
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while ((k = read(s->ino_fd, buf, sizeof(buf))) > 0)
+		for (ssize_t o = 0; o < k;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + o);
+			o += (ssize_t)(sizeof(*ev) + ev->len);
+			if (ev->mask & IN_Q_OVERFLOW) {
+				all = true;
+				continue;
+			}
+			for (size_t i = 0; i < s->n_pre; i++)
+				if (s->pre[i].wd == ev->wd) {
+					s->pre[i].bad = true;
+					if (s->pre[i].used)
+						mark(s, s->pre[i].ent, D_CHECK | D_FORCE);
+				}
+			if (ev->wd < 0 || (size_t)ev->wd >= s->n_wd_dir || !s->wd_dir[ev->wd])
+				continue;
+			uint32_t d = s->wd_dir[ev->wd] - 1;
+			if (ev->len && ev->name[0]) {
+				int64_t c = ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO) ? -1
+													   : kid_named(s, d, ev->name);
+				if (c < 0)
+					mark(s, d, D_RELIST);
+				else
+					mark(s, (uint32_t)c, D_CHECK);
+			} else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+				if (!d)
+					all = true;
+				else
+					mark(s, s->ents[d].parent, D_RELIST);
+			} else {
+				mark(s, d, D_CHECK);
+			}
+		}
+	/* the files the tree may write unseen; the pre-sent files' own check */
+	for (int pass = 0; pass < 2; pass++) {
+		const struct rfs_writer *w = pass ? s->writers : s->pre_writers;
+		size_t nw = pass ? s->n_writers : s->n_pre_writers;
+		for (size_t j = 0; j < nw; j++)
+			for (size_t i = 0; i < s->n_ents; i++)
+				if (!s->ents[i].removed && S_ISREG(s->ents[i].st.st_mode) &&
+				    s->ents[i].st.st_dev == w[j].dev && s->ents[i].st.st_ino == w[j].ino)
+					mark(s, (uint32_t)i, D_CHECK | D_FORCE);
+	}
+	for (size_t i = 0; i < s->n_pre; i++)
+		if (s->pre[i].used && s->pre[i].bad)
+			mark(s, s->pre[i].ent, D_CHECK | D_FORCE);
+	if (all)
+		for (size_t i = 0; i < s->n_ents; i++)
+			if (S_ISDIR(s->ents[i].st.st_mode))
+				mark(s, (uint32_t)i, D_RELIST);
+	/* until nothing is left to look at (a removal may send its other
+	 * names' directories to be listed again) */
+	for (bool more = true; more && r >= 0;) {
+		more = false;
+		for (size_t i = 0; i < s->n_dirty && r >= 0; i++)
+			if (s->dirty[i] & D_RELIST) {
+				s->dirty[i] &= (uint8_t)~D_RELIST;
+				r = relist(s, (uint32_t)i);
+				more = true;
+			}
+		for (size_t i = 0; i < s->n_dirty && r >= 0; i++)
+			if (s->dirty[i] & D_CHECK && !(s->dirty[i] & D_RELIST)) {
+				uint8_t bits = s->dirty[i];
+				s->dirty[i] = 0;
+				r = check_ent(s, (uint32_t)i, bits);
+				more = true;
+			}
+	}
+	if (r >= 0)
+		r = emit(s);
+	pthread_mutex_unlock(&s->lock);
+	if (r >= 0 && (s->delta_updates || s->delta_removes || s->delta_adds))
+		pr_info("changed between the walk and the freeze: %zu updated, %zu removed, %zu new", s->delta_updates,
+			s->delta_removes, s->delta_adds);
+	return r ?: s->batch_err;
+}
+
+/* the whole tree, the working set's directories first (pre: before the
+ * freeze, every directory watched from before its listing) */
+static int walk_all(struct rfs_sender *s, bool pre)
+{
+	s->walking_pre = pre;
+	/* (lazy: no working set, the plain walk) */
+	s->ws_walked = !s->n_ws;
+	int r = walk(s, "", 0);
+	s->ws_walked = true;
+	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
+		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
+		r = walk(s, p, s->deferred[i]);
+	}
+	s->walking_pre = false;
+	if (r >= 0)
+		r = batch_flush(s);
+	return r;
+}
+
 /*
  * What goes on the rootfs channel, in this order: during the walk, after
  * each directory's entries, the mapped files of the working set (the
@@ -1113,18 +1870,58 @@ static int run(struct rfs_sender *s)
 {
 	int r;
 
+	s->buf = xmalloc(RFS_CHUNK);
+	s->prewalk = s->mode == RFS_PRIORITY;
+	if (s->prewalk) {
+		/* the working set's files, then the walk, while the tree runs */
+		r = presend(s);
+		if (r >= 0)
+			r = mig_send_empty(s->c, RFS_T_PREWALK);
+		if (r >= 0)
+			r = walk_all(s, true);
+		if (r >= 0) {
+			/* the writers again, now that every directory is watched */
+			working_set_paths(s);
+			s->pre_writers = xrealloc(s->pre_writers, (s->n_pre_writers + s->n_writers + 1) * sizeof(*s->pre_writers));
+			memcpy(s->pre_writers + s->n_pre_writers, s->writers, s->n_writers * sizeof(*s->writers));
+			s->n_pre_writers += s->n_writers;
+			s->t_prewalked = clock_ns();
+			r = mig_send_empty(s->c, RFS_T_PREWALK_END);
+		}
+		if (r < 0)
+			return r;
+		/* the destination made the entries: the restore will not wait for
+		 * them (a failing destination says so on this channel meanwhile) */
+		for (bool acked = false; !acked;) {
+			pthread_mutex_lock(&s->lock);
+			if (!s->prewalk_acked && !s->stopping && s->err > 0)
+				cond_wait_ms(&s->cond, &s->lock, 20);
+			acked = s->prewalk_acked || s->stopping || s->err <= 0;
+			pthread_mutex_unlock(&s->lock);
+			bool done = false;
+			r = acked ? 0 : read_peer(s, false, &done);
+			if (r < 0)
+				return r;
+			if (done)
+				return dm_fail(-EBADMSG, "the destination said DONE before the freeze");
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	s->presend_done = true;
+	pthread_cond_broadcast(&s->cond);
+	while (!s->frozen && !s->stopping)
+		cond_wait_ms(&s->cond, &s->lock, 100);
+	bool stop = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	if (stop)
+		return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
+	uint64_t cpu0 = thread_cpu_ns();
 	if (s->mode != RFS_LAZY)
 		working_set_paths(s);
-	/* the entries go as the walk lists them */
-	s->buf = xmalloc(RFS_CHUNK);
-	/* (lazy: no working set, the plain walk) */
-	s->ws_walked = !s->n_ws;
-	r = walk(s, "", 0);
-	s->ws_walked = true;
-	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
-		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
-		r = walk(s, p, s->deferred[i]);
-	}
+	/* the entries go as the walk lists them (prewalk: what changed since) */
+	r = s->prewalk ? delta(s) : walk_all(s, false);
+	if (r >= 0)
+		r = send_early(s);
 	if (r >= 0)
 		r = batch_flush(s);
 	if (r < 0)
@@ -1143,6 +1940,8 @@ static int run(struct rfs_sender *s)
 		rfs_sched_touch(s->sched, s->touched[i]);
 	working_set(s);
 	s->t_walked = s->t_meta_sent = clock_ns();
+	s->walk_cpu_ns = thread_cpu_ns() - cpu0;
+	presend_close(s);
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	bool done = false, ws = false, hold = true;
@@ -1229,10 +2028,6 @@ static int run(struct rfs_sender *s)
 	return 0;
 }
 
-/* while the tree is dumped the sender yields the CPU to the dump, which
- * the downtime waits for (the walk goes on when the dump waits for the
- * tree); rfs_send_foreground() once the dump is over */
-#define RFS_BACKGROUND_NICE 10
 
 static void *thread_main(void *arg)
 {
@@ -1260,7 +2055,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->dir = xstrdup(dir);
 	s->mode = mode;
 	s->resumed = mode == RFS_EAGER;
-	s->background = true;
+	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	s->base_nice = mig_thread_nice();
 	s->root = root;
 	s->err = 1;
@@ -1273,8 +2068,8 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	if (setsockopt(net_chan_fd(c), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) < 0)
 		pr_debug("TCP_NOTSENT_LOWAT: %m");
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->wake < 0) {
-		int r = dm_fail(neg_errno(), "the rootfs sender: eventfd: %m");
+	if (s->wake < 0 || s->ino_fd < 0) {
+		int r = dm_fail(neg_errno(), "the rootfs sender: %s: %m", s->wake < 0 ? "eventfd" : "inotify");
 		rfs_send_free(s);
 		return r;
 	}
@@ -1319,6 +2114,31 @@ int rfs_send_wait(struct rfs_sender *s, int timeout_ms)
 	if (r < 0)
 		return dm_fail(r, "sending the files: %s", s->errmsg);
 	return 0;
+}
+
+int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms)
+{
+	uint64_t end = clock_ns() + (uint64_t)timeout_ms * 1000000;
+	pthread_mutex_lock(&s->lock);
+	while (!s->presend_done && s->err > 0 && clock_ns() < end)
+		cond_wait_ms(&s->cond, &s->lock, 100);
+	int r = s->presend_done ? 0 : s->err > 0 ? -ETIMEDOUT : s->err;
+	pthread_mutex_unlock(&s->lock);
+	if (r == -ETIMEDOUT || r >= 0)
+		return r;
+	return dm_fail(r, "sending the files: %s", s->errmsg);
+}
+
+void rfs_send_frozen(struct rfs_sender *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->frozen = true;
+	/* the walk yields the CPU to the dump until rfs_send_foreground() */
+	s->background = true;
+	if (s->tid && setpriority(PRIO_PROCESS, (id_t)s->tid, MIN(s->base_nice + RFS_BACKGROUND_NICE, 19)) < 0)
+		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void rfs_send_foreground(struct rfs_sender *s)
@@ -1370,10 +2190,14 @@ void rfs_send_free(struct rfs_sender *s)
 		free(s->files[i].crcs);
 		free(s->files[i].bulk_at);
 	}
-	for (size_t i = 0; i < s->n_ws; i++)
-		free(s->ws[i]);
-	free(s->ws);
-	free(s->ws_mapped);
+	ws_free(s);
+	presend_close(s);
+	free(s->pre);
+	free(s->pre_writers);
+	free(s->wd_dir);
+	free(s->dirty);
+	free(s->kids);
+	free(s->kid_off);
 	free(s->dirs_done);
 	free(s->touched);
 	free(s->early);
@@ -1415,7 +2239,23 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_object_set_new(j, "sent_by_priority", by);
 	json_object_set_new(j, "misses", json_integer((json_int_t)s->misses));
 	json_object_set_new(j, "touches", json_integer((json_int_t)s->touches));
+	/* the working set sent before the freeze: files, bytes; those unchanged at the freeze */
+	json_object_set_new(j, "presend",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "files", (json_int_t)s->n_pre, "bytes",
+				      (json_int_t)s->pre_bytes, "used_files", (json_int_t)s->pre_used, "used_bytes",
+				      (json_int_t)s->pre_used_bytes, "stale_files", (json_int_t)s->pre_stale, "done_ms",
+				      s->t_pre_done ? json_real(ns_to_ms(t0, s->t_pre_done)) : json_null()));
 	json_object_set_new(j, "start_ms", json_real(ns_to_ms(t0, s->t_start)));
+	json_object_set_new(j, "walk_cpu_ms", json_real((double)s->walk_cpu_ns / 1e6));
+	/* the walk before the freeze (priority), and what changed until the freeze */
+	json_object_set_new(j, "prewalk",
+			    s->prewalk ? json_pack("{s:o, s:I, s:I, s:I, s:b, s:o}", "done_ms",
+						   s->t_prewalked ? json_real(ns_to_ms(t0, s->t_prewalked)) : json_null(),
+						   "updated", (json_int_t)s->delta_updates, "removed",
+						   (json_int_t)s->delta_removes, "added", (json_int_t)s->delta_adds,
+						   "watch_failed", s->watch_failed, "made_ms",
+						   s->t_prewalk_acked ? json_real(ns_to_ms(t0, s->t_prewalk_acked)) : json_null())
+				       : json_null());
 	json_object_set_new(j, "walked_ms", s->t_walked ? json_real(ns_to_ms(t0, s->t_walked)) : json_null());
 	json_object_set_new(j, "metadata_sent_ms", s->t_meta_sent ? json_real(ns_to_ms(t0, s->t_meta_sent)) : json_null());
 	json_object_set_new(j, "resumed_ms", s->t_resumed ? json_real(ns_to_ms(t0, s->t_resumed)) : json_null());

@@ -10,6 +10,23 @@
  *
  *   source                                      destination
  *   rootfs channel (rfs_sender's bulk thread)   (rfs_receiver's bulk thread)
+ *   before the freeze (priority): the working set's files, read while the
+ *   tree runs (watched with inotify from before their stat):
+ *   PRE_FILE {pre, size}                    --->    an unnamed file (O_TMPFILE) in ROOT
+ *   PRE_DATA {pre, off, len} + bytes ...    --->    written at off
+ *   PRE_END {pre, size, crc}                --->    size and crc checked
+ *   PREWALK                                 --->    the view waits for META_END
+ *   META_BATCH ... (the walk, below, while the tree runs; every directory
+ *   watched with inotify from before its listing; an ENTRY of a file
+ *   sent before says presend = pre: the unnamed copy is linked there)
+ *   PREWALK_END                             --->    (all made) WANT PREWALKED on
+ *   the freeze waits for it                 <---    the miss channel
+ *   the freeze: what changed since (inotify: the watched directories and
+ *   files; the frozen tree's writers) is listed and stated again:
+ *   META_BATCH {UPDATE {entry} (a regular file: its data again; a
+ *     directory: its attributes), REMOVE {id}, ENTRY ... (new ids),
+ *     DIR_END {dir} again (its times)} ---> applied; then META_END
+ *   (lazy, eager: the walk from the freeze on, no PRE_*, no PREWALK)
  *   walk DIR, the working set's directories first; each directory's entries
  *   go as soon as it is listed:
  *   META_BATCH: records, in order           --->    dirs, empty sparse files, symlinks,
@@ -57,8 +74,9 @@
 #include "net/net.h"
 
 /* 1: one channel, no version exchanged (absent from START/ACCEPT);
- * 2: the miss channel, FILE_END possibly ahead of chunks on the other channel */
-#define RFS_WIRE_VERSION 2u
+ * 2: the miss channel, FILE_END possibly ahead of chunks on the other channel;
+ * 3: the working set sent before the freeze (PRE_*, RootfsEntry.presend) */
+#define RFS_WIRE_VERSION 3u
 /* RFS_WIRE_VERSION, or for tests $DMIGRATE_TEST_RFS_WIRE (a host of another version) */
 uint32_t rfs_wire_version(void);
 
@@ -74,7 +92,25 @@ enum rfs_frame_type {
 	RFS_T_DIR_END = NET_T_ROOTFS + 9,  /* struct rfs_wire_dir_end (a record of META_BATCH) */
 	RFS_T_CHUNK_END = NET_T_ROOTFS + 10, /* struct rfs_wire_chunk_end */
 	RFS_T_META_BATCH = NET_T_ROOTFS + 11, /* records: struct rfs_wire_rec + len bytes, ... */
+	RFS_T_PRE_FILE = NET_T_ROOTFS + 12, /* struct rfs_wire_pre (crc 0): a file sent before the freeze */
+	RFS_T_PRE_DATA = NET_T_ROOTFS + 13, /* struct rfs_wire_data (id: its pre number) + len bytes */
+	RFS_T_PRE_END = NET_T_ROOTFS + 14,  /* struct rfs_wire_pre: all of it came, crc32 of its data */
+	RFS_T_PREWALK = NET_T_ROOTFS + 15,  /* empty, first: the entries come before the freeze, META_END after it */
+	RFS_T_UPDATE = NET_T_ROOTFS + 16,   /* Dm__RootfsEntry of an entry sent before (a record of META_BATCH) */
+	RFS_T_REMOVE = NET_T_ROOTFS + 17,   /* struct rfs_wire_dir_end: that entry is gone (a record) */
+	RFS_T_PREWALK_END = NET_T_ROOTFS + 18, /* empty: every entry of the walk before the freeze is out */
 };
+
+/* PRE_FILE and PRE_END: file number pre (0, 1, ... in order), its size,
+ * and at PRE_END the crc32 of its data extents in order (holes skipped) */
+struct rfs_wire_pre {
+	uint32_t pre;
+	uint32_t crc;
+	uint64_t size;
+} __attribute__((packed));
+_Static_assert(sizeof(struct rfs_wire_pre) == 16, "rootfs pre-send header is 16 bytes");
+/* what goes before the freeze at most: the rest of the working set after it */
+#define RFS_PRESEND_MAX (128ull << 20)
 
 /* one record of a META_BATCH frame: ENTRY or DIR_END (one frame and one
  * TLS record for many entries) */
@@ -121,7 +157,8 @@ _Static_assert(sizeof(struct rfs_wire_file_end) == 24, "rootfs file end is 24 by
 
 /* RESUMED: the tree runs on the destination; until then the source sends
  * only what the restore may wait for (the working set, demands) */
-enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2, RFS_WANT_RESUMED = 3 };
+enum { RFS_WANT_MISS = 1, RFS_WANT_TOUCH = 2, RFS_WANT_RESUMED = 3,
+       RFS_WANT_PREWALKED = 4 /* PREWALK_END: every entry before it is made here */ };
 #define RFS_WANT_WHOLE UINT64_MAX
 struct rfs_wire_want {
 	uint32_t id;        /* a regular file (MISS) or a directory (TOUCH) */
@@ -140,12 +177,19 @@ int rfs_mode_parse(const char *s, enum rfs_mode *ret);
 
 /* ---- source ---- */
 struct rfs_sender;
-/* Walks dir and starts sending on c (a thread: metadata and the files in
- * order) and on miss (a thread: the destination's requests, the chunks it
- * is blocked on), the working set taken from the frozen tree under root.
- * The channels stay the caller's. */
+/* Before the freeze: starts the threads on c (metadata and the files in
+ * order) and on miss (the destination's requests, the chunks it is blocked
+ * on).  priority: the bulk thread sends the working set of the running tree
+ * under root first (PRE_*), then waits for rfs_send_frozen(); the others
+ * only wait.  The channels stay the caller's. */
 int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
 		   struct rfs_sender **ret);
+/* the pre-send is over (0), -ETIMEDOUT after timeout_ms, or the sender's error */
+int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms);
+/* the tree is frozen: what was sent before is checked, DIR walked, the
+ * working set taken again from the frozen tasks; the thread runs niced
+ * until rfs_send_foreground() */
+void rfs_send_frozen(struct rfs_sender *s);
 /* the thread runs niced until this: the dump is over, the downtime waits for us now */
 void rfs_send_foreground(struct rfs_sender *s);
 /* 0 once the destination said DONE; -ETIMEDOUT after timeout_ms; the sender's error */

@@ -71,6 +71,7 @@ struct src {
 	enum mig_phase cur_phase;
 
 	uint64_t t0, t_freeze, t_dumped, t_state, t_resume, t_done; /* ns */
+	uint64_t t_presend;      /* the working set's files sent before the freeze */
 	_Atomic(const char *) phase;
 	pthread_mutex_t out_lock;
 	bool tty, status_shown;
@@ -730,6 +731,8 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(ts, "start", json_real(0));
 	json_object_set_new(ts, "freeze", json_real(ms_since(s, s->t_freeze)));
 	json_object_set_new(ts, "dumped", json_real(ms_since(s, s->t_dumped)));
+	if (s->t_presend)
+		json_object_set_new(ts, "presend", json_real(ms_since(s, s->t_presend)));
 	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
 	json_object_set_new(ts, "resume", json_real(ms_since(s, s->t_resume)));
 	json_object_set_new(ts, "done", json_real(ms_since(s, s->t_done)));
@@ -1100,6 +1103,30 @@ static int ph_connect(struct src *s)
 	return 0;
 }
 
+/* prepare: the files' sender, and (priority) the working set of the
+ * running tree sent before the freeze, so that neither the restore nor
+ * the tree's first reads wait for it; checked again at the freeze */
+static int ph_rootfs_pre(struct src *s)
+{
+	const struct mig_source_opts *o = s->o;
+	int r;
+	if (!s->rootfs_dir || o->rootfs_mode == RFS_NONE)
+		return 0;
+	atomic_store(&s->phase, "sending the working set");
+	r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
+	if (r < 0)
+		return r;
+	mig_watchdog_arm_silent(&s->wd, "the destination to take the working set", MIG_WAIT_SILENT_MS);
+	while ((r = rfs_send_presend_wait(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+		;
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return dm_wrap(mig_watchdog_error(&s->wd, r), "sending the working set");
+	s->t_presend = clock_ns();
+	mig_test_point("src-rootfs-presend");
+	return 0;
+}
+
 /* prepare: pre-copy rounds while the tree runs (pre-copy, hybrid) */
 static int ph_precopy(struct src *s)
 {
@@ -1160,12 +1187,10 @@ static int ph_freeze(struct src *s)
 	}
 	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
-	if (s->rootfs_dir && o->rootfs_mode != RFS_NONE) {
-		/* the files from now on, beside the dump and the state */
-		r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
-		if (r < 0)
-			return r;
-	}
+	/* the files from now on, beside the dump and the state: what went
+	 * before the freeze checked, the walk */
+	if (s->rfs)
+		rfs_send_frozen(s->rfs);
 	if (s->dirty) {
 		uint64_t n = 0;
 		uint64_t t = clock_ns();
@@ -1398,6 +1423,7 @@ static int ph_release(struct src *s)
 static const struct src_phase src_phases[] = {
 	{ MIG_PH_PREPARE, "check the tree", ph_check, SRC_UNDO_REFUSED },
 	{ MIG_PH_PREPARE, "connect", ph_connect, SRC_UNDO_NOTHING },
+	{ MIG_PH_PREPARE, "the working set's files", ph_rootfs_pre, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "pre-copy", ph_precopy, SRC_UNDO_THAW },
 	{ MIG_PH_FREEZE, "freeze and dump", ph_freeze, SRC_UNDO_THAW },
 	{ MIG_PH_STATE, "send the state", ph_state, SRC_UNDO_THAW },

@@ -50,10 +50,15 @@
 #                  the source (inode numbers, types, modes, owners, times,
 #                  holes, links, xattrs, devices, contents), the tree reads
 #                  its open and mapped files and walks the rest right in b,
-#                  its write stays; the working set went first (stats); in
+#                  its write stays; the working set went first, before the
+#                  freeze with every entry, the restore waited for no data
+#                  (stats); in
 #                  b, before they arrived: a listed file's blocks right at
 #                  once after its arrival, a read of a large file's last
 #                  chunk brings that chunk only
+#   rootfs/changed-before-freeze  the tree changes after its working set and
+#                  entries went (before the freeze): b's copy is the tree at
+#                  the freeze, the stale copy not used
 #   rootfs/none    shared storage (an identical DIR in b): nothing moves
 #   rootfs/wire-version  a source speaking another rootfs frame format is
 #                  refused at START, both versions named; the tree runs on in a
@@ -1328,7 +1333,7 @@ test_rootfs_wire_version() {
 	if in_host a env DMIGRATE_TEST_RFS_WIRE=1 "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" \
 		--mode post-copy --rootfs-dir "$RFS_DIR" >"$WORK/migrate.out" 2>&1; then
 		why="the migration succeeded"
-	elif ! grep -q 'rootfs wire protocol version 1, this dmigrated version 2' "$WORK/migrate.out"; then
+	elif ! grep -q 'rootfs wire protocol version 1, this dmigrated version 3' "$WORK/migrate.out"; then
 		why="the error does not name both versions: $(tail -n 1 "$WORK/migrate.out")"
 	elif ! grep -q 'nothing was changed' "$WORK/migrate.out" || grep -q 'freeze \.\.\.' "$WORK/migrate.out"; then
 		why="not refused before the freeze: $(tail -n 1 "$WORK/migrate.out")"
@@ -1476,6 +1481,13 @@ assert d["files"] == j["files"], "destination %s" % d
 resume = json.load(open(sys.argv[1]))["timestamps"]["resume"]
 assert resume < j["last_file_ms"], "resumed at %.0f ms, after the last file (%.0f ms)" % (resume, j["last_file_ms"])
 assert d["misses"] >= 1 and by["demand"]["files"] >= 1, "no miss served: %s, %s" % (d, by["demand"])
+# the working set (exe, mapped file, open file) and every entry went before
+# the freeze: the restore waited for no data, the tree changed nothing since
+pre, pw = j["presend"], j["prewalk"]
+assert pre["used_files"] >= 3 and not pre["stale_files"], "presend %s" % pre
+assert pw["made_ms"] is not None and not (pw["updated"] or pw["removed"] or pw["added"]), "prewalk %s" % pw
+rs = json.load(open(sys.argv[1]))["restore"]["rootfs"]
+assert rs["waits"] == 0, "the restore waited for data: %s" % rs
 print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max)" % (
       j["files"], j["bytes"] / 1048576, by["working_set"]["files"], j["working_set_ready_ms"], resume, j["last_file_ms"],
       d["misses"], d["miss_wait_max_ms"]))' "$WORK/stats.json" 2>&1); then
@@ -1487,6 +1499,96 @@ print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 	# dmigrated unmounts the view and removes the copy once the tree is gone
+	if ! wait_until 20 b_rootfs_clean; then
+		result FAIL "$t/cleanup" "the copy or its view is still in b after the tree ended"
+		in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs/*/root; rm -rf /var/lib/dmigrate/rootfs/*' 2>/dev/null
+	fi
+}
+
+# rootfs/changed-before-freeze: with --rootfs priority the working set's
+# files and the whole tree's entries go before the freeze; the source is
+# paused right after (test point src-rootfs-presend) and the tree changes
+# in a: the mapped file of the working set written in place (same size), a
+# file of /data appended to, one removed, one made.  The copy in b must be
+# the tree at the freeze (every entry, every byte, compared with a's), and
+# the stats must say the pre-sent copy was stale and what the delta did.
+# (The workload's own check of its mapped file then fails: it changed
+# under it; its walk of /data must pass.)
+test_rootfs_changed() {
+	local t=rootfs/changed-before-freeze ainit dest src why= marks=$WORK/marks mpid rc
+	selected "$t" || return 0
+	start_rootfs_workload "$t" || return
+	ainit=$("$DM" testhost pid --prefix "$PREFIX" a)
+	src=/proc/$ainit/root$RFS_DIR
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	in_host a env DMIGRATE_TEST_PAUSE=src-rootfs-presend DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=30000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy --rootfs-dir "$RFS_DIR" \
+		--stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 30 test -e "$marks/src-rootfs-presend"; then
+		why="the source never reached src-rootfs-presend: $(tail -n 1 "$WORK/migrate.out")"
+	elif ! python3 - "$src" <<'PY'
+import os, sys
+root = sys.argv[1]
+def content(path, off, n):
+    h = 2166136261
+    for c in path.encode():
+        h = ((h ^ c) * 16777619) & 0xffffffff
+    return bytes(((h & 0xff) + off + i) & 0xff for i in range(n))
+# the mapped file, in place: same size, other bytes (its mtime and ctime may not move within a clock tick)
+with open(root + "/ws/lib.bin", "r+b") as f:
+    f.seek(8192)
+    f.write(b"\xaa" * 4096)
+# appended to (still the workload's pattern), removed, made
+p = "/data/d00/f001"
+n = os.path.getsize(root + p)
+with open(root + p, "ab") as f:
+    f.write(content(p, n, 5000))
+os.unlink(root + "/data/d01/f002")
+with open(root + "/data/d01/new.bin", "wb") as f:
+    f.write(content("/data/d01/new.bin", 0, 70000))
+PY
+	then
+		why="cannot change the tree in a"
+	fi
+	touch "$marks/src-rootfs-presend.go"
+	wait "$mpid"
+	rc=$?
+	if [[ -n $why ]]; then
+		:
+	elif ((rc != 0)); then
+		why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 60 grep -q '^wrote ' "$WL_LOG"; then
+		why="the workload did not finish in b: $(tail -n 1 "$WL_LOG")"
+	elif ! grep -Eq "^walk $PREFIX-b files=[0-9]+ ok" "$WL_LOG"; then
+		why="a file read wrong in b: $(grep '^walk' "$WL_LOG")"
+	elif ! dest=$(host_pid b "$WL_NS"); then
+		why="no process $WL_NS in b"
+	elif ! diff <(tree_listing "$src") <(tree_listing "/proc/$dest/root") >"$WORK/rootfs.diff"; then
+		why="the copy differs: $(head -n 4 "$WORK/rootfs.diff" | tr '\n' ' ')"
+	elif diff -r --no-dereference -x out "$src/" "/proc/$dest/root/" 2>&1 |
+		grep -Ev '^File .* is a (fifo|character special file) while file .* is a (fifo|character special file)$' >"$WORK/rootfs.diff"; then
+		why="contents differ: $(head -n 2 "$WORK/rootfs.diff" | tr '\n' ' ')"
+	elif ! why=$(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["rootfs"]
+pre, pw = j["presend"], j["prewalk"]
+assert pre["files"] >= 3 and pre["stale_files"] >= 1 and pre["used_files"] >= 1, "presend %s" % pre
+assert pw["updated"] >= 2 and pw["removed"] >= 1 and pw["added"] >= 1, "prewalk %s" % pw
+print("presend %s, delta %s" % (pre, pw))' "$WORK/stats.json" 2>&1); then
+		why="stats: $(echo "$why" | tail -n 1)"
+	else
+		log "$t: $why"
+		why=
+	fi
+	if [[ -n $why ]]; then
+		result FAIL "$t" "$why"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
 	if ! wait_until 20 b_rootfs_clean; then
 		result FAIL "$t/cleanup" "the copy or its view is still in b after the tree ended"
 		in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs/*/root; rm -rf /var/lib/dmigrate/rootfs/*' 2>/dev/null
@@ -1531,6 +1633,7 @@ test_link_queue
 for mode in post-copy stop-and-copy; do
 	test_rootfs "$mode"
 done
+test_rootfs_changed
 test_rootfs_kill_dest
 test_rootfs_none
 test_rootfs_wire_version

@@ -17,9 +17,22 @@
  * And the files the restore reads (mapped by the frozen tree), which the
  * source pushes on the miss channel as soon as their entries are out on
  * the rootfs channel: their data may come before the destination made
- * their entries (its reader of the rootfs channel held before its first
+ * their entries, or (the walk before the freeze) before it applied what
+ * changed since (its reader of the rootfs channel held before the freeze's
  * frames here); the miss reader waits for them instead of refusing the
- * data, and every file arrives right.
+ * data, and every file arrives right.  Here the mapped file was sent
+ * before the freeze (the working set of the running tree) and changed
+ * after that: the source must send it again, and its new bytes arrive.
+ *
+ * And the working set sent before the freeze, unchanged at the freeze:
+ * its entry links the copy that came before (no byte of it comes again);
+ * a file the tree has open for writing is not sent before the freeze.
+ *
+ * And the walk before the freeze: the tree changes between it and the
+ * freeze (a file written in place and one appended to, one removed, one
+ * renamed, a directory removed with its file, one made with a file, a
+ * chmod, the first name of a hard-linked file removed, a symlink pointed
+ * elsewhere): the copy must be the tree as it is at the freeze.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -175,6 +188,7 @@ static void test_miss_passes_bulk(void **state)
 	rfs_recv_test_hold(r, RFS_HOLD_AFTER_CHUNK);
 	struct rfs_sender *s;
 	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, getpid(), &s), 0);
+	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	assert_int_equal(rfs_recv_wait_path(r, ""), 0);
 	int64_t big = rfs_recv_lookup(r, "a-big"), small = rfs_recv_lookup(r, "b-small");
@@ -234,8 +248,9 @@ static void test_miss_passes_bulk(void **state)
 	pthread_cond_destroy(&gd.cond);
 }
 
-/* a child that maps path (the frozen tree's mapped file) and waits */
-static pid_t mapper(const char *path)
+/* a child that maps path (the frozen tree's mapped file), has wpath (if
+ * not NULL) open for writing, and waits */
+static pid_t mapper(const char *path, const char *wpath)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -245,6 +260,8 @@ static pid_t mapper(const char *path)
 		if (fd < 0 || mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED)
 			_exit(1);
 		close(fd);
+		if (wpath && open(wpath, O_RDWR) < 0)
+			_exit(1);
 		for (;;)
 			pause();
 	}
@@ -280,15 +297,21 @@ static void test_push_before_entry(void **state)
 	fill(path, 65536, 3);
 	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
 	fill(path, 2u << 20, 4);
-	pid_t child = mapper(path);
+	pid_t child = mapper(path, NULL);
 
 	struct rig g;
 	rig_open(&g);
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
-	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_FRAME);
 	struct rfs_sender *s;
 	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	/* sent while the tree runs, then changed (same size, new bytes); the
+	 * reader of the rootfs channel held before what comes at the freeze
+	 * (the change, META_END) */
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	rfs_recv_test_hold(r, RFS_HOLD_BEFORE_FRAME);
+	fill(path, 2u << 20, 5);
+	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	/* the mapped file's data on the miss channel, its entry not made yet */
 	for (int i = 0; i < 3000 && !rfs_recv_test_entry_waits(r) && !rfs_recv_failed(r); i++)
@@ -310,10 +333,15 @@ static void test_push_before_entry(void **state)
 	snprintf(path, sizeof(path), "%s/other/f", src);
 	snprintf(path2, sizeof(path2), "%s/other/f", dst);
 	assert_true(same_file(path, path2));
-	/* it went as the working set, not as a miss */
+	/* it went as the working set, not as a miss; the copy sent before the
+	 * freeze was stale, and dropped */
 	json_t *st = rfs_send_stats(s, 0);
 	json_t *ws = json_object_get(json_object_get(st, "sent_by_priority"), "working_set");
 	assert_int_equal(json_integer_value(json_object_get(ws, "files")), 1);
+	json_t *pre = json_object_get(st, "presend");
+	assert_int_equal(json_integer_value(json_object_get(pre, "files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "stale_files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "used_files")), 0);
 	json_decref(st);
 
 	rfs_send_free(s);
@@ -321,6 +349,198 @@ static void test_push_before_entry(void **state)
 	rig_close(&g);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
+}
+
+/* lost: the destination can make no unnamed file (it asks for the file
+ * again once its entry names it) */
+static void presend_kept(const char *name, bool lost)
+{
+	char src[128], dst[128], path[256], path2[256], wpath[256];
+	snprintf(src, sizeof(src), "%s/src-%s", tmp, name);
+	snprintf(dst, sizeof(dst), "%s/dst-%s", tmp, name);
+	if (lost)
+		setenv("DMIGRATE_TEST_RFS_NO_TMPFILE", "1", 1);
+	assert_int_equal(mkdir(src, 0755), 0);
+	snprintf(path, sizeof(path), "%s/ws", src);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(wpath, sizeof(wpath), "%s/ws/log", src);
+	fill(wpath, 8192, 6);
+	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
+	fill(path, (2u << 20) + 5000, 7);
+	pid_t child = mapper(path, wpath);
+
+	struct rig g;
+	rig_open(&g);
+	struct rfs_receiver *r;
+	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
+	struct rfs_sender *s;
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	rfs_send_frozen(s);
+	rfs_send_foreground(s);
+	/* the restore's read of the mapped file waits for nothing (lost: for
+	 * the copy asked for again) */
+	assert_int_equal(rfs_recv_wait_path(r, "ws"), 0);
+	int64_t lib = rfs_recv_lookup(r, "ws/lib.bin");
+	assert_true(lib > 0);
+	if (!lost) {
+		assert_false(rfs_recv_pending(r, lib, NULL));
+		assert_int_equal(rfs_recv_read(r, lib, 0, 2u << 20), 0);
+	} else {
+		assert_true(rfs_recv_read(r, lib, 0, 2u << 20) >= 0);
+	}
+	rfs_recv_resumed(r);
+	int k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	assert_int_equal(rfs_send_wait(s, 60000), 0);
+	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
+	assert_true(same_file(path, path2));
+	snprintf(path2, sizeof(path2), "%s/ws/log", dst);
+	assert_true(same_file(wpath, path2));
+	struct stat a, b;
+	assert_int_equal(stat(path, &a), 0);
+	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
+	assert_int_equal(stat(path2, &b), 0);
+	assert_int_equal((long)a.st_mode, (long)b.st_mode);
+	assert_int_equal((long)a.st_mtim.tv_nsec, (long)b.st_mtim.tv_nsec);
+	json_t *st = rfs_send_stats(s, 0);
+	json_t *pre = json_object_get(st, "presend");
+	/* the exe of the test is outside src: the mapped file only (the log is open for writing) */
+	assert_int_equal(json_integer_value(json_object_get(pre, "files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "used_files")), 1);
+	assert_int_equal(json_integer_value(json_object_get(pre, "stale_files")), 0);
+	json_t *d = json_object_get(st, "destination");
+	assert_int_equal(json_integer_value(json_object_get(d, "presend_files")), lost ? 0 : 1);
+	/* no byte of it came again (lost: all of it) */
+	assert_int_equal(json_integer_value(json_object_get(st, "bytes_sent")),
+			 (lost ? 2 : 1) * ((2u << 20) + 5000) + 8192);
+	assert_int_equal(json_integer_value(json_object_get(st, "files_sent")), 2);
+	json_decref(st);
+	unsetenv("DMIGRATE_TEST_RFS_NO_TMPFILE");
+
+	rfs_send_free(s);
+	rfs_recv_free(r);
+	rig_close(&g);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
+static void put(const char *dir, const char *rel, const char *text)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static void prewalk_delta(const char *name)
+{
+	char src[128], dst[128], path[256];
+	snprintf(src, sizeof(src), "%s/src-%s", tmp, name);
+	snprintf(dst, sizeof(dst), "%s/dst-%s", tmp, name);
+	assert_int_equal(sh("mkdir -p %1$s/a %1$s/b %1$s/ws && true %2$s", src, ""), 0);
+	put(src, "a/keep.txt", "kept\n");
+	put(src, "a/mod.txt", "before\n");
+	put(src, "a/grow.txt", "line 1\n");
+	put(src, "a/gone.txt", "gone\n");
+	put(src, "a/old-name", "renamed\n");
+	put(src, "a/chmod.txt", "mode\n");
+	put(src, "a/h1", "hard\n");
+	put(src, "b/x", "in b\n");
+	assert_int_equal(sh("ln %s/a/h1 %s/a/h2", src, src), 0);
+	assert_int_equal(sh("ln -s keep.txt %s/a/sym%s", src, ""), 0);
+	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
+	fill(path, 300000, 8);
+	pid_t child = mapper(path, NULL);
+
+	struct rig g;
+	rig_open(&g);
+	struct rfs_receiver *r;
+	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
+	struct rfs_sender *s;
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	/* the walk is over, its entries sent; the tree changes */
+	put(src, "a/mod.txt", "AFTER\n");
+	assert_int_equal(sh("echo 'line 2' >> %s/a/grow.txt%s", src, ""), 0);
+	assert_int_equal(sh("rm %s/a/gone.txt && rm -r %s/b", src, src), 0);
+	assert_int_equal(sh("mv %s/a/old-name %s/a/new-name", src, src), 0);
+	assert_int_equal(sh("mkdir %s/c && echo new > %s/c/y", src, src), 0);
+	assert_int_equal(sh("chmod 600 %s/a/chmod.txt && rm %s/a/h1", src, src), 0);
+	assert_int_equal(sh("ln -sfn mod.txt %s/a/sym%s", src, ""), 0);
+	rfs_send_frozen(s);
+	rfs_send_foreground(s);
+	rfs_recv_resumed(r);
+	int k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	k = rfs_send_wait(s, 60000);
+	if (k < 0)
+		print_error("sender: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	/* the copy is the tree at the freeze: names, contents, modes, links */
+	assert_int_equal(sh("diff -r --no-dereference %s %s", src, dst), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", src, src), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", dst, dst), 0);
+	assert_int_equal(sh("cmp %s.find %s.find", src, dst), 0);
+	json_t *st = rfs_send_stats(s, 0);
+	json_t *pw = json_object_get(st, "prewalk");
+	assert_non_null(pw);
+	assert_true(json_integer_value(json_object_get(pw, "updated")) >= 3);
+	assert_true(json_integer_value(json_object_get(pw, "removed")) >= 5);
+	assert_true(json_integer_value(json_object_get(pw, "added")) >= 4);
+	assert_int_equal(json_is_true(json_object_get(pw, "watch_failed")), getenv("DMIGRATE_TEST_RFS_NOWATCH") != NULL);
+	/* the mapped file, unchanged, went before the freeze */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "presend"), "used_files")), 1);
+	json_decref(st);
+
+	rfs_send_free(s);
+	rfs_recv_free(r);
+	rig_close(&g);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
+static void test_presend_kept(void **state)
+{
+	(void)state;
+	presend_kept("kept", false);
+}
+
+static void test_presend_lost(void **state)
+{
+	(void)state;
+	presend_kept("lost", true);
+}
+
+static void test_prewalk_delta(void **state)
+{
+	(void)state;
+	prewalk_delta("events");
+}
+
+/* no directory could be watched (inotify's limit): all are listed again */
+static void test_prewalk_delta_nowatch(void **state)
+{
+	(void)state;
+	setenv("DMIGRATE_TEST_RFS_NOWATCH", "1", 1);
+	prewalk_delta("nowatch");
+	unsetenv("DMIGRATE_TEST_RFS_NOWATCH");
 }
 
 static int setup(void **state)
@@ -343,6 +563,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_miss_passes_bulk),
 		cmocka_unit_test(test_push_before_entry),
+		cmocka_unit_test(test_presend_kept),
+		cmocka_unit_test(test_presend_lost),
+		cmocka_unit_test(test_prewalk_delta),
+		cmocka_unit_test(test_prewalk_delta_nowatch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
