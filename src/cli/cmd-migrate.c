@@ -24,7 +24,7 @@ static void usage(FILE *out)
 		"                        [--mode post-copy|pre-copy|stop-and-copy|hybrid]\n"
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
-		"                        [--runc-root DIR] [--keep-source]\n"
+		"                        [--runc-root DIR] [--keep-source] [--cow-max MIB]\n"
 		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
@@ -45,7 +45,12 @@ static void usage(FILE *out)
 		"  --rootfs: the order of the files: priority (default: what the tree has open or\n"
 		"  mapped first, then what it touches, then the smallest), lazy (directory\n"
 		"  order), eager (every file before the resume), none (shared storage: DIR is\n"
-		"  the same on the destination, nothing moves).\n");
+		"  the same on the destination, nothing moves).\n"
+		"  --cow-max MIB: memory a parent shares copy-on-write with its children (a\n"
+		"  prefork server's) comes back shared when it goes with the state, inside the\n"
+		"  downtime; up to MIB of it does (default %d; 0: never), more comes back as\n"
+		"  one copy per process, with a warning and the count in the stats.\n"
+		"  stop-and-copy always keeps the sharing.\n", MIG_COW_MAX_MIB);
 }
 
 static int mig_runc_record(void *arg, const char *dir)
@@ -101,6 +106,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "rootfs-dir", required_argument, NULL, 'R' },
 		{ "rootfs", required_argument, NULL, 'F' },
 		{ "keep-source", no_argument, NULL, 'K' },
+		{ "cow-max", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -117,7 +123,7 @@ int cmd_migrate(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:Kh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:KC:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -158,6 +164,14 @@ int cmd_migrate(int argc, char **argv)
 			rootfs_set = true;
 			break;
 		case 'K': keep_source = true; break;
+		case 'C':
+			if (parse_long(optarg, &v) < 0 || v < 0 || v > (1L << 30)) {
+				fprintf(stderr, "dmigrate: migrate: bad --cow-max '%s' (MiB, 0 or more)\n", optarg);
+				return 2;
+			}
+			o.cow_max_set = true;
+			o.cow_max_mib = (uint64_t)v;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

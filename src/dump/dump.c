@@ -503,6 +503,7 @@ int dump_collect(struct dump_ctx *d)
 	r = dump_ctty(d);
 	if (r < 0)
 		return r;
+	dump_inherit_finish(d);
 	for (size_t i = 0; i < d->nprocs; i++) {
 		r = write_process(d, d->procs[i]);
 		if (r < 0)
@@ -635,6 +636,16 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
 	if (d->opts.defer_pagemap)
 		json_object_set_new(obj, "pages_deferred", json_integer(atomic_load(&d->deferred_pages)));
+	/* copy-on-write sharing between parents and children (docs/design.md) */
+	json_t *cow = json_object();
+	json_object_set_new(cow, "inherit", json_boolean(!d->opts.no_inherit));
+	json_object_set_new(cow, "inherited_pages",
+			    json_integer((json_int_t)(atomic_load(&d->inherit_found) - d->inherit_copies)));
+	json_object_set_new(cow, "eager_pages", json_integer((json_int_t)d->inherit_eager));
+	json_object_set_new(cow, "copied_pages", json_integer((json_int_t)d->inherit_copies));
+	if (d->opts.inherit_max_pages)
+		json_object_set_new(cow, "max_pages", json_integer((json_int_t)d->opts.inherit_max_pages));
+	json_object_set_new(obj, "cow", cow);
 	if (d->n_prealloc) {
 		json_object_set_new(obj, "prealloc_ms", json_real(d->prealloc_ms));
 		json_object_set_new(obj, "prealloc_pretouch", json_boolean(d->pretouch));
@@ -654,7 +665,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	/* the frozen window, phase by phase (docs/design.md, "Where the frozen time goes") */
 	static const char *const names[DPH_N] = {
 		[DPH_POOL] = "pool", [DPH_PROC] = "proc", [DPH_PARASITE] = "parasite",
-		[DPH_VMAS] = "vmas", [DPH_PAGEMAP] = "pagemap", [DPH_ALLOC] = "alloc",
+		[DPH_VMAS] = "vmas", [DPH_PAGEMAP] = "pagemap", [DPH_COW] = "cow", [DPH_ALLOC] = "alloc",
 		[DPH_READ] = "read", [DPH_WRITE] = "write", [DPH_FDS] = "fds", [DPH_IMAGE] = "image",
 	};
 	json_t *ph = json_object();

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=pidns,copies-in=post-copy+pre-copy+hybrid
+// zdtm: flags=pidns,migrate-opt=--cow-max=256
 /*
  * Copy-on-write sharing between a parent and its forked children.  The root
  * fills 64 MiB of private anonymous memory with a pattern and forks 4
