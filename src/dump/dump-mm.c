@@ -618,6 +618,13 @@ static const struct proc_vma *cow_parent_vma(struct cow *w, const struct proc_vm
 	if (!w->parent || v->shared || !cow_kind(v->kind) || !v->has_vmflags ||
 	    (v->vmflags & COW_NEVER_VMF))
 		return NULL;
+	/* smaps counted no page of it that another process maps too: nothing
+	 * to inherit, and (post-copy) no reason to scan it in the freeze.  With
+	 * early_vmflags that count is from before the freeze; a page becomes
+	 * shared with the parent only by a fork, i.e. in a new child, whose
+	 * smaps are read in the freeze. */
+	if (v->has_shared && !v->shared_kb)
+		return NULL;
 	pl = &w->parent->vmas;
 	size_t lo = 0, hi = pl->n; /* maps are sorted by address */
 	while (lo < hi) {
