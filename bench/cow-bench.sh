@@ -9,7 +9,8 @@
 # within one run.  Per size and variant: the medians of the downtime, of the
 # source's frozen time and of its "cow" and "image" phases, the state's
 # bytes, and the tree's Pss_Anon on the destination afterwards; then the
-# downtime added per MiB shared (median of the pairwise differences).
+# downtime added per MiB shared (median of the pairwise differences over the
+# parent's pages that went with the state, its own heap included).
 #
 #   bench/cow-bench.sh [--build DIR] [--sizes "16 64 256"] [--workers N]
 #                      [--modes "post-copy"] [--repeat N] [--no-tbf]
@@ -181,7 +182,9 @@ for (m, s) in sorted({(k[0], k[1]) for k in by}):
     a, b = by.get((m, s, "shared"), []), by.get((m, s, "copies"), [])
     d = [float(x[3]) - float(y[3]) for x, y in zip(a, b)]
     f = [float(x[4]) - float(y[4]) for x, y in zip(a, b)]
-    if d:
-        print("%s %d MiB: downtime +%.1f ms (%.2f ms/MiB), frozen +%.1f ms (%.2f ms/MiB)" % (m, s, st.median(d),
-              st.median(d) / s, st.median(f), st.median(f) / s))
+    # per MiB that went with the state: the parent's shared pages (its heap too)
+    mib = st.median(float(x[8]) for x in a) * 4096 / 2**20 if a else 0
+    if d and mib:
+        print("%s %d MiB (%.1f MiB shared): downtime +%.1f ms (%.2f ms/MiB), frozen +%.1f ms (%.2f ms/MiB)" % (
+              m, s, mib, st.median(d), st.median(d) / mib, st.median(f), st.median(f) / mib))
 EOF

@@ -983,9 +983,9 @@ void dump_inherit_finish(struct dump_ctx *d)
 	d->inherit_eager = eager;
 	if (!max || eager <= max || !d->opts.lazy_remote)
 		return;
-	pr_warn("%" PRIu64 " MiB of memory shared copy-on-write between parents and their children is "
-		"over the bound of %" PRIu64 " MiB that may go inside the downtime: each child gets its own "
-		"copy of it", eager * DM_PAGE_SIZE >> 20, max * DM_PAGE_SIZE >> 20);
+	pr_warn("%.1f MiB of memory shared copy-on-write between parents and their children is over the "
+		"%" PRIu64 " MiB that may go inside the downtime (--cow-max): it comes back as copies, one "
+		"per process", (double)eager * DM_PAGE_SIZE / 1048576, max * DM_PAGE_SIZE >> 20);
 	for (size_t i = 0; i < d->nprocs; i++)
 		if (d->procs[i]->msg && d->procs[i]->msg->n_inherited)
 			inherit_undo(d, d->procs[i]);

@@ -98,7 +98,7 @@ struct mig_source_opts {
 	uint64_t cow_max_mib;
 };
 
-#define MIG_COW_MAX_MIB 64
+#define MIG_COW_MAX_MIB 32
 
 struct mig_result {
 	pid_t dest_pid;            /* the restored root, in the destination's pid namespace */
