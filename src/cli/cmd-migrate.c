@@ -47,10 +47,11 @@ static void usage(FILE *out)
 		"  order), eager (every file before the resume), none (shared storage: DIR is\n"
 		"  the same on the destination, nothing moves).\n"
 		"  --cow-max MIB: memory a parent shares copy-on-write with its children (a\n"
-		"  prefork server's) comes back shared when it goes with the state, inside the\n"
-		"  downtime; up to MIB of it does (default %d; 0: never), more comes back as\n"
-		"  one copy per process, with a warning and the count in the stats.\n"
-		"  stop-and-copy always keeps the sharing.\n", MIG_COW_MAX_MIB);
+		"  prefork server's) comes back shared when the parent's pages go with the\n"
+		"  state, inside the downtime (pre-copy and hybrid: those no round sent); up\n"
+		"  to MIB of it does (default %d; 0: never), more comes back as one copy per\n"
+		"  process, with a warning and the count in the stats.  stop-and-copy always\n"
+		"  keeps the sharing.\n", MIG_COW_MAX_MIB);
 }
 
 static int mig_runc_record(void *arg, const char *dir)

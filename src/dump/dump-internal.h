@@ -106,6 +106,8 @@ struct dump_ctx {
 	_Atomic uint64_t inherit_found;  /* pages children share with their parent (Process.inherited) */
 	uint64_t inherit_eager;      /* the parents' pages those are: eager in a lazy image */
 	uint64_t inherit_copies;     /* found, then stored as the child's own (over the bound) */
+	uint64_t inherit_at_dest;    /* of inherit_eager: at the destination already (page_at_dest) */
+	uint64_t eager_at_dest;      /* eager pages that became PagemapEntry.now (any reason) */
 	struct prealloc { pid_t pid; int fd; } *prealloc; /* page files reserved before the freeze */
 	size_t n_prealloc;
 	double prealloc_ms;

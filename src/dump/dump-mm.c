@@ -903,8 +903,9 @@ static int inherit_range_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* The pages of p (a parent) that its children inherit: the union of their runs. */
-static uint64_t inherit_parent_pages(const struct dump_ctx *d, const struct dproc *p)
+/* The pages of p (a parent) that its children inherit: the union of their
+ * runs; *at_dest: how many of them the destination has already. */
+static uint64_t inherit_parent_pages(const struct dump_ctx *d, const struct dproc *p, uint64_t *at_dest)
 {
 	_cleanup_free_ struct proc_range *v = NULL;
 	size_t n = 0, cap = 0;
@@ -930,6 +931,8 @@ static uint64_t inherit_parent_pages(const struct dump_ctx *d, const struct dpro
 		uint64_t s = MAX(v[i].start, end);
 		if (v[i].end > s)
 			pages += (v[i].end - s) / DM_PAGE_SIZE;
+		for (uint64_t a = s; d->opts.page_at_dest && a < v[i].end; a += DM_PAGE_SIZE)
+			*at_dest += d->opts.page_at_dest(d->opts.page_at_dest_arg, p->vpid, a);
 		end = MAX(end, v[i].end);
 	}
 	return pages;
@@ -975,14 +978,17 @@ static void inherit_undo(struct dump_ctx *d, struct dproc *p)
 
 void dump_inherit_finish(struct dump_ctx *d)
 {
-	uint64_t eager = 0, max = d->opts.inherit_max_pages;
+	uint64_t eager = 0, at_dest = 0, max = d->opts.inherit_max_pages;
 
 	for (size_t i = 0; i < d->nprocs; i++)
 		if (d->procs[i]->msg)
-			eager += inherit_parent_pages(d, d->procs[i]);
+			eager += inherit_parent_pages(d, d->procs[i], &at_dest);
 	d->inherit_eager = eager;
-	if (!max || eager <= max || !d->opts.lazy_remote)
+	d->inherit_at_dest = d->opts.lazy_remote ? at_dest : 0;
+	/* what a pre-copy round left at the destination does not go in the downtime */
+	if (!max || eager - d->inherit_at_dest <= max || !d->opts.lazy_remote)
 		return;
+	eager -= d->inherit_at_dest;
 	pr_warn("%.1f MiB of memory shared copy-on-write between parents and their children is over the "
 		"%" PRIu64 " MiB that may go inside the downtime (--cow-max): it comes back as copies, one "
 		"per process", (double)eager * DM_PAGE_SIZE / 1048576, max * DM_PAGE_SIZE >> 20);
@@ -990,4 +996,5 @@ void dump_inherit_finish(struct dump_ctx *d)
 		if (d->procs[i]->msg && d->procs[i]->msg->n_inherited)
 			inherit_undo(d, d->procs[i]);
 	d->inherit_eager = 0;
+	d->inherit_at_dest = 0;
 }

@@ -76,6 +76,14 @@ struct dump_opts {
 	 */
 	uint64_t inherit_max_pages;
 	/*
+	 * With lazy_remote: is the page at addr of the process (image pid)
+	 * already at the destination, unchanged since (a pre-copy round sent
+	 * it)?  An eager page that is becomes PagemapEntry.now (remote, written
+	 * before the task runs from there) instead of going with the state.
+	 */
+	bool (*page_at_dest)(void *arg, pid_t vpid, uint64_t addr);
+	void *page_at_dest_arg;
+	/*
 	 * Read the VMA flags (smaps, a walk of every page table) just before the
 	 * freeze instead of in it; a process whose VMAs changed in between is
 	 * read again in the freeze.  dump_vmflags_verify() finds the flags

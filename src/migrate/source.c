@@ -1106,6 +1106,15 @@ static int ph_precopy(struct src *s)
 	return precopy(s);
 }
 
+/* The page is at the destination, unchanged: sent clean by a pre-copy round
+ * (asked after the last scan, in the freeze). */
+static bool page_at_dest(void *arg, pid_t vpid, uint64_t addr)
+{
+	struct src *s = arg;
+	struct pageset *clean = s->dirty ? mem_dirty_clean(s->dirty, (uint32_t)vpid) : NULL;
+	return clean && pageset_test(clean, addr);
+}
+
 /* freeze: freeze, the last dirty scan, the dump without memory, the page server */
 static int ph_freeze(struct src *s)
 {
@@ -1137,6 +1146,10 @@ static int ph_freeze(struct src *s)
 		 * more in the freeze, up to a bound (docs/migration.md) */
 		.no_inherit = o->mode != MIG_STOP_AND_COPY && cow_max == 0,
 		.inherit_max_pages = o->mode == MIG_STOP_AND_COPY ? 0 : cow_max * ((1u << 20) / DM_PAGE_SIZE),
+		/* pre-copy, hybrid: an eager page a round left at the destination is
+		 * written there from its store before the task runs, not sent again */
+		.page_at_dest = page_at_dest,
+		.page_at_dest_arg = s,
 		/* and the VMA flags are read before the freeze (a smaps walk
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,
