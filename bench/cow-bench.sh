@@ -8,9 +8,10 @@
 # the downtime) and once as copies (--cow-max 0), the two variants alternated
 # within one run.  Per size and variant: the medians of the downtime, of the
 # source's frozen time and of its "cow" and "image" phases, the state's
-# bytes, and the tree's Pss_Anon on the destination afterwards; then the
+# bytes, the parent's pages a pre-copy round left at the destination, and the
+# tree's Pss_Anon on the destination afterwards; then the
 # downtime added per MiB shared (median of the pairwise differences over the
-# parent's pages that went with the state, its own heap included).
+# parent's pages its children share, its own heap included).
 #
 #   bench/cow-bench.sh [--build DIR] [--sizes "16 64 256"] [--workers N]
 #                      [--modes "post-copy"] [--repeat N] [--no-tbf]
@@ -148,7 +149,7 @@ j = json.load(open(sys.argv[1])); d = j["dump"]; ph = d.get("frozen_phases", {})
 print("\t".join(str(x) for x in (sys.argv[2], sys.argv[3], sys.argv[4], "%.1f" % j["downtime_ms"],
       "%.1f" % d.get("frozen_ms", 0), "%.1f" % ph.get("cow", {}).get("wall_ms", 0),
       "%.1f" % ph.get("image", {}).get("wall_ms", 0), j.get("state_bytes", j.get("bytes", {}).get("state", 0)),
-      cow.get("eager_pages", 0), cow.get("copied_pages", 0), sys.argv[5])))
+      cow.get("eager_pages", 0), cow.get("copied_pages", 0), sys.argv[5], cow.get("at_destination_pages", 0))))
 EOF
 }
 
@@ -171,18 +172,18 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault((r[0], int(r[1]), r[2]), []).append(r)
-print("%-10s %5s %-7s %9s %9s %7s %8s %10s %8s %8s %9s" % ("mode", "MiB", "variant", "downtime", "frozen",
-      "cow", "image", "state_B", "eager_p", "copied_p", "pss_kB"))
+print("%-10s %5s %-7s %9s %9s %7s %8s %10s %8s %8s %8s %9s" % ("mode", "MiB", "variant", "downtime", "frozen",
+      "cow", "image", "state_B", "eager_p", "at_dst_p", "copied_p", "pss_kB"))
 for (m, s, v), rs in sorted(by.items()):
     med = lambda k: st.median(float(r[k]) for r in rs)
-    print("%-10s %5d %-7s %9.1f %9.1f %7.1f %8.1f %10.0f %8.0f %8.0f %9.0f" % (m, s, v, med(3), med(4), med(5),
-          med(6), med(7), med(8), med(9), med(10)))
+    print("%-10s %5d %-7s %9.1f %9.1f %7.1f %8.1f %10.0f %8.0f %8.0f %8.0f %9.0f" % (m, s, v, med(3), med(4),
+          med(5), med(6), med(7), med(8), med(11), med(9), med(10)))
 # downtime added per MiB shared: pairwise differences within the run
 for (m, s) in sorted({(k[0], k[1]) for k in by}):
     a, b = by.get((m, s, "shared"), []), by.get((m, s, "copies"), [])
     d = [float(x[3]) - float(y[3]) for x, y in zip(a, b)]
     f = [float(x[4]) - float(y[4]) for x, y in zip(a, b)]
-    # per MiB that went with the state: the parent's shared pages (its heap too)
+    # per MiB of the parent's shared pages (its heap too)
     mib = st.median(float(x[8]) for x in a) * 4096 / 2**20 if a else 0
     if d and mib:
         print("%s %d MiB (%.1f MiB shared): downtime +%.1f ms (%.2f ms/MiB), frozen +%.1f ms (%.2f ms/MiB)" % (
