@@ -25,6 +25,7 @@ static void usage(FILE *out)
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
 		"                        [--runc-root DIR] [--keep-source] [--accept-wait MS]\n"
+		"                        [--cow-max MIB]\n"
 		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
@@ -49,7 +50,13 @@ static void usage(FILE *out)
 		"  the same on the destination, nothing moves).\n"
 		"  --accept-wait MS: a container with TCP listeners has its network locked just\n"
 		"  before the freeze and this long (default 500) to accept the connections\n"
-		"  they have queued, which could not move; still queued then, it is refused.\n");
+		"  they have queued, which could not move; still queued then, it is refused.\n"
+		"  --cow-max MIB: memory a parent shares copy-on-write with its children (a\n"
+		"  prefork server's) comes back shared when the parent's pages go with the\n"
+		"  state, inside the downtime (pre-copy and hybrid: those no round sent); up\n"
+		"  to MIB of it does (default %d; 0: never), more comes back as one copy per\n"
+		"  process, with a warning and the count in the stats.  stop-and-copy always\n"
+		"  keeps the sharing.\n", MIG_COW_MAX_MIB);
 }
 
 static int mig_runc_record(void *arg, const char *dir)
@@ -106,6 +113,7 @@ int cmd_migrate(int argc, char **argv)
 		{ "rootfs", required_argument, NULL, 'F' },
 		{ "keep-source", no_argument, NULL, 'K' },
 		{ "accept-wait", required_argument, NULL, 'A' },
+		{ "cow-max", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -122,7 +130,7 @@ int cmd_migrate(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:KA:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:KA:C:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -169,6 +177,14 @@ int cmd_migrate(int argc, char **argv)
 				return 2;
 			}
 			o.accept_wait_ms = (unsigned)v;
+			break;
+		case 'C':
+			if (parse_long(optarg, &v) < 0 || v < 0 || v > (1L << 30)) {
+				fprintf(stderr, "dmigrate: migrate: bad --cow-max '%s' (MiB, 0 or more)\n", optarg);
+				return 2;
+			}
+			o.cow_max_set = true;
+			o.cow_max_mib = (uint64_t)v;
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

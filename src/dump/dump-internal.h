@@ -64,6 +64,7 @@ enum dump_phase {
 	DPH_PARASITE,  /* ptrace: registers, xstate, signals, injected syscalls */
 	DPH_VMAS,      /* the VMA list, shared memory objects */
 	DPH_PAGEMAP,   /* PAGEMAP_SCAN of private memory */
+	DPH_COW,       /* pages a child shares with its parent: both page maps (cow_split) */
 	DPH_ALLOC,     /* image space: linking the reserved file, sizing it */
 	DPH_READ,      /* the tree's memory: /proc/PID/mem (no pin: chunk_copy) */
 	DPH_WRITE,     /* page contents into pages-*.img */
@@ -101,6 +102,12 @@ struct dump_ctx {
 	uint64_t t_start, t_frozen, t_collected;
 	_Atomic uint64_t total_pages;
 	_Atomic uint64_t deferred_pages;
+	/* copy-on-write inheritance (dump_inherit_finish) */
+	_Atomic uint64_t inherit_found;  /* pages children share with their parent (Process.inherited) */
+	uint64_t inherit_eager;      /* the parents' pages those are: eager in a lazy image */
+	uint64_t inherit_copies;     /* found, then stored as the child's own (over the bound) */
+	uint64_t inherit_at_dest;    /* of inherit_eager: at the destination already (page_at_dest) */
+	uint64_t eager_at_dest;      /* eager pages that became PagemapEntry.now (any reason) */
 	struct prealloc { pid_t pid; int fd; } *prealloc; /* page files reserved before the freeze */
 	size_t n_prealloc;
 	double prealloc_ms;
@@ -130,6 +137,11 @@ struct dump_ctx {
 void dump_lap_start(struct dump_lap *l);
 /* Add the time since l to phase ph and restart l. */
 void dump_lap(struct dump_ctx *d, enum dump_phase ph, struct dump_lap *l);
+
+/* dump-mm.c: after every mm task, before the processes are written: the
+ * totals, and over opts.inherit_max_pages every inherited run back into its
+ * child's page map (copies) */
+void dump_inherit_finish(struct dump_ctx *d);
 
 /* dump-seize.c */
 int dump_seize_tree(struct dump_ctx *d);

@@ -4,9 +4,9 @@
  *
  * The page map of a process comes from one PAGEMAP_SCAN walk per VMA
  * (proc_pagemap_data_runs: present or swapped, not page cache, not the zero
- * page); with defer_pagemap an anonymous VMA is one sparse run instead.
- * Pages a child still shares with its parent are left out (cow_split:
- * Process.inherited).  Contents are copied by pool tasks of at most
+ * page); with defer_pagemap an anonymous VMA is one sparse run instead
+ * (unless its parent has it too: it may inherit).  Pages a child still
+ * shares with its parent are left out (cow_split: Process.inherited).  Contents are copied by pool tasks of at most
  * CHUNK_BYTES each (a read of /proc/PID/mem into a buffer, pwrite at the
  * page's offset in pages-<pid>.img), so one big process is dumped by every
  * worker.
@@ -550,9 +550,13 @@ void dump_prealloc_free(struct dump_ctx *d)
  * for root), only in a VMA of the child that the parent has at the same
  * address with the same kind, name and the flags a fork keeps; the restore
  * keeps that VMA of the parent in the child.  With lazy_remote (a
- * migration) only in stop-and-copy: the parent's pages a child inherits
- * travel in the image (eager: lazy_split), and the destination's store
- * holds no page of the child there (no_inherit for the other modes).
+ * migration) the parent's pages a child inherits travel in the image
+ * (eager: lazy_split) and the child's are in no page map, so neither the
+ * push nor the destination's store installs them (a pre-copy round's copy
+ * stays unused in the store); with defer_pagemap (post-copy) a VMA that
+ * may inherit is scanned in the freeze rather than deferred.  Over
+ * inherit_max_pages of such parent pages the tree is stored as copies
+ * (dump_inherit_finish).
  */
 #define PM_PFN_MASK ((1ULL << 55) - 1)
 #define PM_EXCLUSIVE (1ULL << 56)
@@ -586,7 +590,7 @@ static void cow_init(struct dump_ctx *d, struct dproc *p, struct cow *w)
 	memset(w, 0, sizeof(*w));
 	w->ppm = -1;
 	w->m = p->msg;
-	if (d->opts.no_inherit || d->opts.defer_pagemap || !p->ppid)
+	if (d->opts.no_inherit || !p->ppid)
 		return;
 	for (size_t i = 0; i < d->nprocs; i++)
 		if (d->procs[i]->pid == p->ppid && !d->procs[i]->zombie)
@@ -613,6 +617,13 @@ static const struct proc_vma *cow_parent_vma(struct cow *w, const struct proc_vm
 
 	if (!w->parent || v->shared || !cow_kind(v->kind) || !v->has_vmflags ||
 	    (v->vmflags & COW_NEVER_VMF))
+		return NULL;
+	/* smaps counted no page of it that another process maps too: nothing
+	 * to inherit, and (post-copy) no reason to scan it in the freeze.  With
+	 * early_vmflags that count is from before the freeze; a page becomes
+	 * shared with the parent only by a fork, i.e. in a new child, whose
+	 * smaps are read in the freeze. */
+	if (v->has_shared && !v->shared_kb)
 		return NULL;
 	pl = &w->parent->vmas;
 	size_t lo = 0, hi = pl->n; /* maps are sorted by address */
@@ -768,7 +779,8 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		size_t n;
 		if (!vma_has_private_pages(v))
 			continue;
-		if (vma_deferred(d, v)) {
+		/* a VMA its parent has the same way is scanned: it may inherit */
+		if (vma_deferred(d, v) && !cow_parent_vma(&cow, &p->vmas.vmas[i])) {
 			uint64_t pages = (v->end - v->start) / DM_PAGE_SIZE;
 			for (uint64_t k = 0; k < pages; k += DEFER_ENTRY_PAGES) {
 				Dm__PagemapEntry *e = *add_entry(m, &nent_cap);
@@ -797,7 +809,9 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		const struct proc_vma *pv = n ? NULL : cow_parent_vma(&cow, &p->vmas.vmas[i]);
 		if (pv) {
 			bool ok;
+			dump_lap(d, DPH_PAGEMAP, &l);
 			r = cow_parent_ready(&cow, pv, &vec, &cap, &ok);
+			dump_lap(d, DPH_COW, &l);
 			if (r < 0)
 				return r;
 			if (!ok)
@@ -809,6 +823,7 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 				       strerror(-r));
 		const struct proc_range *runs = vec;
 		if (pv) {
+			dump_lap(d, DPH_PAGEMAP, &l);
 			n_own = 0;
 			for (size_t k = 0; k < n; k++) {
 				r = cow_split(&cow, p->pid, pm, vec[k].start, vec[k].end, &own, &n_own,
@@ -816,6 +831,7 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 				if (r < 0)
 					return r;
 			}
+			dump_lap(d, DPH_COW, &l);
 			runs = own;
 			n = n_own;
 		}
@@ -837,6 +853,8 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		}
 	}
 	dump_lap(d, DPH_PAGEMAP, &l);
+	for (size_t k = 0; k + 1 < m->n_inherited; k += 2)
+		atomic_fetch_add(&d->inherit_found, m->inherited[k + 1]);
 	p->nr_pages = off / DM_PAGE_SIZE - p->deferred_pages;
 	p->pages_bytes = off;
 	atomic_fetch_add(&d->total_pages, p->nr_pages);
@@ -875,4 +893,108 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	}
 	dump_lap(d, DPH_POOL, &l);
 	return 0;
+}
+
+/* ------------------------------------------- the bound on inheritance */
+
+static int inherit_range_cmp(const void *a, const void *b)
+{
+	const struct proc_range *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The pages of p (a parent) that its children inherit: the union of their
+ * runs; *at_dest: how many of them the destination has already. */
+static uint64_t inherit_parent_pages(const struct dump_ctx *d, const struct dproc *p, uint64_t *at_dest)
+{
+	_cleanup_free_ struct proc_range *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t pages = 0, end = 0;
+
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const struct dproc *ch = d->procs[i];
+		if (ch->ppid != p->pid || ch == p || !ch->msg)
+			continue;
+		for (size_t k = 0; k + 1 < ch->msg->n_inherited; k += 2) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 32;
+				v = xrealloc(v, cap * sizeof(*v));
+			}
+			v[n++] = (struct proc_range){ ch->msg->inherited[k],
+						      ch->msg->inherited[k] + ch->msg->inherited[k + 1] * DM_PAGE_SIZE };
+		}
+	}
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), inherit_range_cmp);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s = MAX(v[i].start, end);
+		if (v[i].end > s)
+			pages += (v[i].end - s) / DM_PAGE_SIZE;
+		for (uint64_t a = s; d->opts.page_at_dest && a < v[i].end; a += DM_PAGE_SIZE)
+			*at_dest += d->opts.page_at_dest(d->opts.page_at_dest_arg, p->vpid, a);
+		end = MAX(end, v[i].end);
+	}
+	return pages;
+}
+
+/*
+ * Put p's inherited runs back into its page map as its own pages (sorted,
+ * offsets laid out again: nothing of p is in its page file yet, lazy_remote).
+ */
+static void inherit_undo(struct dump_ctx *d, struct dproc *p)
+{
+	Dm__Process *m = p->msg;
+	size_t n = m->n_pagemap + m->n_inherited / 2, k = 0, j = 0, o = 0;
+	Dm__PagemapEntry **out = xcalloc(n + 1, sizeof(*out));
+	uint64_t off = 0, added = 0;
+
+	while (k < m->n_pagemap || j + 1 < m->n_inherited) {
+		Dm__PagemapEntry *e;
+		if (j + 1 < m->n_inherited && (k == m->n_pagemap || m->inherited[j] < m->pagemap[k]->vaddr)) {
+			e = PB_NEW(Dm__PagemapEntry, dm__pagemap_entry__init);
+			e->vaddr = m->inherited[j];
+			e->nr_pages = (uint32_t)m->inherited[j + 1];
+			added += m->inherited[j + 1];
+			j += 2;
+		} else {
+			e = m->pagemap[k++];
+		}
+		e->offset = off;
+		off += (uint64_t)e->nr_pages * DM_PAGE_SIZE;
+		out[o++] = e;
+	}
+	free(m->pagemap);
+	m->pagemap = out;
+	m->n_pagemap = o;
+	free(m->inherited);
+	m->inherited = NULL;
+	m->n_inherited = 0;
+	p->pages_bytes = off;
+	p->nr_pages += added;
+	atomic_fetch_add(&d->total_pages, added);
+	d->inherit_copies += added;
+}
+
+void dump_inherit_finish(struct dump_ctx *d)
+{
+	uint64_t eager = 0, at_dest = 0, max = d->opts.inherit_max_pages;
+
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->msg)
+			eager += inherit_parent_pages(d, d->procs[i], &at_dest);
+	d->inherit_eager = eager;
+	d->inherit_at_dest = d->opts.lazy_remote ? at_dest : 0;
+	/* what a pre-copy round left at the destination does not go in the downtime */
+	if (!max || eager - d->inherit_at_dest <= max || !d->opts.lazy_remote)
+		return;
+	eager -= d->inherit_at_dest;
+	pr_warn("%.1f MiB of memory shared copy-on-write between parents and their children is over the "
+		"%" PRIu64 " MiB that may go inside the downtime (--cow-max): it comes back as copies, one "
+		"per process", (double)eager * DM_PAGE_SIZE / 1048576, max * DM_PAGE_SIZE >> 20);
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->msg && d->procs[i]->msg->n_inherited)
+			inherit_undo(d, d->procs[i]);
+	d->inherit_eager = 0;
+	d->inherit_at_dest = 0;
 }

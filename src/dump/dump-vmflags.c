@@ -124,6 +124,8 @@ bool dump_vmflags_from_early(struct dump_ctx *d, struct dproc *p)
 		for (size_t k = 0; k < e->n; k++) {
 			p->vmas.vmas[k].vmflags = e->vmas[k].vmflags;
 			p->vmas.vmas[k].has_vmflags = true;
+			p->vmas.vmas[k].shared_kb = e->vmas[k].shared_kb;
+			p->vmas.vmas[k].has_shared = e->vmas[k].has_shared;
 		}
 		p->vmflags_early = true;
 		atomic_fetch_add(&d->procs_vmflags_early, 1);

@@ -278,6 +278,38 @@ static bool entry_in_anon_vma(const Dm__Process *m, const Dm__PagemapEntry *e)
 }
 
 static void push_entry(struct dump_ctx *d, const Dm__PagemapEntry *e, uint64_t a, uint64_t end, bool eager,
+		       Dm__PagemapEntry ***out, size_t *n, size_t *cap);
+
+/*
+ * An eager piece [a, end): the pages the destination already has unchanged
+ * (page_at_dest: a pre-copy round) become `now` entries, remote and written
+ * before the task runs from there; the rest is read into the page file.
+ */
+static void push_eager(struct dump_ctx *d, const struct dproc *p, const Dm__PagemapEntry *e, uint64_t a,
+		       uint64_t end, Dm__PagemapEntry ***out, size_t *n, size_t *cap)
+{
+	if (!d->opts.lazy_remote || !d->opts.page_at_dest) {
+		push_entry(d, e, a, end, true, out, n, cap);
+		return;
+	}
+	while (a < end) {
+		bool there = d->opts.page_at_dest(d->opts.page_at_dest_arg, p->vpid, a);
+		uint64_t b = a + DM_PAGE_SIZE;
+		while (b < end && d->opts.page_at_dest(d->opts.page_at_dest_arg, p->vpid, b) == there)
+			b += DM_PAGE_SIZE;
+		size_t k = *n;
+		push_entry(d, e, a, b, !there, out, n, cap);
+		if (there && *n > k) {
+			Dm__PagemapEntry *x = (*out)[k];
+			x->has_now = x->now = true;
+			x->has_sparse = x->sparse = false; /* the round sent it: it holds data */
+			d->eager_at_dest += (b - a) / DM_PAGE_SIZE;
+		}
+		a = b;
+	}
+}
+
+static void push_entry(struct dump_ctx *d, const Dm__PagemapEntry *e, uint64_t a, uint64_t end, bool eager,
 		       Dm__PagemapEntry ***out, size_t *n, size_t *cap)
 {
 	if (end <= a)
@@ -319,7 +351,7 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 					continue;
 				uint64_t es = MAX(eg.r[k].start, a), ee = MIN(eg.r[k].end, end);
 				push_entry(d, e, a, es, false, &out, &n, &cap);
-				push_entry(d, e, es, ee, true, &out, &n, &cap);
+				push_eager(d, p, e, es, ee, &out, &n, &cap);
 				a = ee;
 			}
 			push_entry(d, e, a, end, false, &out, &n, &cap);
@@ -507,6 +539,7 @@ int dump_collect(struct dump_ctx *d)
 	r = dump_ctty(d);
 	if (r < 0)
 		return r;
+	dump_inherit_finish(d);
 	for (size_t i = 0; i < d->nprocs; i++) {
 		r = write_process(d, d->procs[i]);
 		if (r < 0)
@@ -639,6 +672,18 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
 	if (d->opts.defer_pagemap)
 		json_object_set_new(obj, "pages_deferred", json_integer(atomic_load(&d->deferred_pages)));
+	/* copy-on-write sharing between parents and children (docs/design.md) */
+	json_t *cow = json_object();
+	json_object_set_new(cow, "inherit", json_boolean(!d->opts.no_inherit));
+	json_object_set_new(cow, "inherited_pages",
+			    json_integer((json_int_t)(atomic_load(&d->inherit_found) - d->inherit_copies)));
+	json_object_set_new(cow, "eager_pages", json_integer((json_int_t)d->inherit_eager));
+	json_object_set_new(cow, "copied_pages", json_integer((json_int_t)d->inherit_copies));
+	/* of eager_pages, those a pre-copy round left at the destination (not sent again) */
+	json_object_set_new(cow, "at_destination_pages", json_integer((json_int_t)d->inherit_at_dest));
+	if (d->opts.inherit_max_pages)
+		json_object_set_new(cow, "max_pages", json_integer((json_int_t)d->opts.inherit_max_pages));
+	json_object_set_new(obj, "cow", cow);
 	if (d->n_prealloc) {
 		json_object_set_new(obj, "prealloc_ms", json_real(d->prealloc_ms));
 		json_object_set_new(obj, "prealloc_pretouch", json_boolean(d->pretouch));
@@ -658,7 +703,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	/* the frozen window, phase by phase (docs/design.md, "Where the frozen time goes") */
 	static const char *const names[DPH_N] = {
 		[DPH_POOL] = "pool", [DPH_PROC] = "proc", [DPH_PARASITE] = "parasite",
-		[DPH_VMAS] = "vmas", [DPH_PAGEMAP] = "pagemap", [DPH_ALLOC] = "alloc",
+		[DPH_VMAS] = "vmas", [DPH_PAGEMAP] = "pagemap", [DPH_COW] = "cow", [DPH_ALLOC] = "alloc",
 		[DPH_READ] = "read", [DPH_WRITE] = "write", [DPH_FDS] = "fds", [DPH_IMAGE] = "image",
 	};
 	json_t *ph = json_object();

@@ -63,11 +63,26 @@ struct dump_opts {
 	bool defer_pagemap;
 	/*
 	 * Store every private page of each process, also those a child still
-	 * shares copy-on-write with its parent (no Process.inherited): for the
-	 * migrations whose pages the destination may already hold, or gets
-	 * after the restore (pre-copy, hybrid; post-copy has no page map).
+	 * shares copy-on-write with its parent (no Process.inherited).
 	 */
 	bool no_inherit;
+	/*
+	 * With lazy_remote: the most pages of parents that their children
+	 * inherit (eager: read, sent and written inside the downtime); when the
+	 * tree has more, every inherited run goes back into its child's page
+	 * map (restored as copies) and the stats say so.  0: no bound.  With
+	 * defer_pagemap a child's VMA that its parent has the same way is
+	 * scanned in the freeze (not deferred) to find them.
+	 */
+	uint64_t inherit_max_pages;
+	/*
+	 * With lazy_remote: is the page at addr of the process (image pid)
+	 * already at the destination, unchanged since (a pre-copy round sent
+	 * it)?  An eager page that is becomes PagemapEntry.now (remote, written
+	 * before the task runs from there) instead of going with the state.
+	 */
+	bool (*page_at_dest)(void *arg, pid_t vpid, uint64_t addr);
+	void *page_at_dest_arg;
 	/*
 	 * Read the VMA flags (smaps, a walk of every page table) just before the
 	 * freeze instead of in it; a process whose VMAs changed in between is

@@ -342,6 +342,8 @@ static int validate_pagemap(const char *name, const Dm__Process *p)
 		prev = e->vaddr + len;
 		if (e->remote && !e->lazy)
 			return bad(name, "pagemap[%zu]: remote pages must be lazy", i);
+		if (e->now && !e->remote)
+			return bad(name, "pagemap[%zu]: pages written now from the page source must be remote", i);
 		if (e->offset != off)
 			return bad(name, "pagemap[%zu]: offset %" PRIu64 ", expected %" PRIu64, i,
 				   e->offset, off);
@@ -364,7 +366,7 @@ static uint64_t has_pages_until(const Dm__Process *p, uint64_t a)
 		} else if (a >= end) {
 			lo = mid + 1;
 		} else {
-			if ((e->has_lazy && e->lazy) || (e->has_remote && e->remote))
+			if (((e->has_lazy && e->lazy) || (e->has_remote && e->remote)) && !(e->has_now && e->now))
 				return 0; /* not in the parent yet when it forks */
 			return end;
 		}

@@ -90,7 +90,16 @@ struct mig_source_opts {
 	 * *skipped: the bytes left out */
 	int (*image_save)(void *arg, int fd, uint32_t layers_here, uint64_t *skipped);
 	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */
+	/* post-copy, pre-copy, hybrid: the most memory (MiB) shared copy-on-write
+	 * between parents and children that goes with the state, inside the
+	 * downtime, to come back shared; more comes back as copies
+	 * (dump_opts.inherit_max_pages; 0: always copies).  Unset:
+	 * MIG_COW_MAX_MIB.  Stop-and-copy always inherits. */
+	bool cow_max_set;
+	uint64_t cow_max_mib;
 };
+
+#define MIG_COW_MAX_MIB 32
 
 struct mig_result {
 	pid_t dest_pid;            /* the restored root, in the destination's pid namespace */

@@ -1135,6 +1135,15 @@ static int ph_precopy(struct src *s)
 	return precopy(s);
 }
 
+/* The page is at the destination, unchanged: sent clean by a pre-copy round
+ * (asked after the last scan, in the freeze). */
+static bool page_at_dest(void *arg, pid_t vpid, uint64_t addr)
+{
+	struct src *s = arg;
+	struct pageset *clean = s->dirty ? mem_dirty_clean(s->dirty, (uint32_t)vpid) : NULL;
+	return clean && pageset_test(clean, addr);
+}
+
 /* freeze: freeze, the last dirty scan, the dump without memory, the page server */
 static int ph_freeze(struct src *s)
 {
@@ -1148,6 +1157,7 @@ static int ph_freeze(struct src *s)
 		s->workdir = TAKE_PTR(tmpl);
 	}
 	atomic_store(&s->phase, "freezing");
+	uint64_t cow_max = o->cow_max_set ? o->cow_max_mib : MIG_COW_MAX_MIB;
 	s->dopts = (struct dump_opts){
 		.pid = o->pid,
 		.images_dir = s->workdir,
@@ -1157,12 +1167,19 @@ static int ph_freeze(struct src *s)
 		.reset_unaccepted = o->reset_unaccepted,
 		/* post-copy: the page map of anonymous memory is read after the
 		 * resume (the page server), not in the downtime; the other modes
-		 * send every page before the resume and need it now */
+		 * send every page before the resume and need it now (a VMA a
+		 * child may inherit from its parent is read in any mode) */
 		.defer_pagemap = o->mode == MIG_POST_COPY,
-		/* pages still shared copy-on-write with a parent come back shared in
-		 * stop-and-copy only: pre-copy and hybrid sent pages before the
-		 * freeze, which may now be inherited (docs/design.md) */
-		.no_inherit = o->mode != MIG_STOP_AND_COPY,
+		/* pages still shared copy-on-write with a parent come back shared:
+		 * the parent's go with the state (eager), inside the downtime.
+		 * Stop-and-copy sends fewer pages that way; the other modes send
+		 * more in the freeze, up to a bound (docs/migration.md) */
+		.no_inherit = o->mode != MIG_STOP_AND_COPY && cow_max == 0,
+		.inherit_max_pages = o->mode == MIG_STOP_AND_COPY ? 0 : cow_max * ((1u << 20) / DM_PAGE_SIZE),
+		/* pre-copy, hybrid: an eager page a round left at the destination is
+		 * written there from its store before the task runs, not sent again */
+		.page_at_dest = page_at_dest,
+		.page_at_dest_arg = s,
 		/* and the VMA flags are read before the freeze (a smaps walk
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,

@@ -290,6 +290,7 @@ static int parse_vma_line(char *line, size_t len, struct proc_vma *v)
 	uint64_t start, vend, pgoff, ino;
 	uint32_t maj, min;
 
+	*v = (struct proc_vma){ .path = "" };
 	if (pp_hex_u64(&p, end, &start) < 0 || !pp_char(&p, end, '-') ||
 	    pp_hex_u64(&p, end, &vend) < 0 || !pp_char(&p, end, ' '))
 		return -EBADMSG;
@@ -510,6 +511,21 @@ static bool is_header_line(const char *line, size_t len)
 	return len && (pp_isdigit(line[0]) || (line[0] >= 'a' && line[0] <= 'f'));
 }
 
+/* A Shared_Clean: or Shared_Dirty: line adds its kB to *kb; other lines 0, bad ones -EBADMSG. */
+static int shared_line(const char *line, size_t llen, uint64_t *kb)
+{
+	const char *p = line + 13, *end = line + llen;
+	uint64_t v;
+
+	if (!pp_startswith(line, llen, "Shared_Clean:") && !pp_startswith(line, llen, "Shared_Dirty:"))
+		return 0;
+	pp_skip_blanks(&p, end);
+	if (pp_dec_u64(&p, end, &v) < 0)
+		return -EBADMSG;
+	*kb += v;
+	return 1;
+}
+
 static int parse_smaps_owned(char *buf, size_t len, struct proc_vma_list *ret)
 {
 	_cleanup_free_ char *storage = buf;
@@ -542,6 +558,10 @@ static int parse_smaps_owned(char *buf, size_t len, struct proc_vma_list *ret)
 				return -EBADMSG;
 			v->has_vmflags = true;
 			need_flags = false;
+		} else if (need_flags && (r = shared_line(line, llen, &vmas[n - 1].shared_kb)) != 0) {
+			if (r < 0)
+				return r;
+			vmas[n - 1].has_shared = true;
 		} else if (!n || !llen || line[0] < 'A' || line[0] > 'Z') {
 			return -EBADMSG;
 		}
@@ -583,9 +603,12 @@ static int parse_header_range(const char *line, size_t len, uint64_t *ret_start,
 int proc_parse_smaps_vmflags(const char *buf, size_t len, struct proc_vma_list *l)
 {
 	_cleanup_free_ uint64_t *flags = l->n ? xmalloc(l->n * sizeof(*flags)) : NULL;
+	_cleanup_free_ uint64_t *shared = l->n ? xcalloc(l->n, sizeof(*shared)) : NULL;
+	_cleanup_free_ bool *has_shared = l->n ? xcalloc(l->n, sizeof(*has_shared)) : NULL;
 	const char *p = buf, *end = buf + len, *line;
 	size_t i = 0, llen;
 	bool need_flags = false, skip = false;	/* skip: a header not in l */
+	uint64_t kb;
 	int r;
 
 	while ((r = pp_next_line(&p, end, &line, &llen)) > 0) {
@@ -611,6 +634,13 @@ int proc_parse_smaps_vmflags(const char *buf, size_t len, struct proc_vma_list *
 			if (!skip)
 				flags[i - 1] = f;
 			need_flags = false;
+		} else if (need_flags && (kb = 0, r = shared_line(line, llen, &kb)) != 0) {
+			if (r < 0)
+				return r;
+			if (!skip) {
+				shared[i - 1] += kb;
+				has_shared[i - 1] = true;
+			}
 		} else if (!llen || line[0] < 'A' || line[0] > 'Z') {
 			return -EBADMSG;
 		}
@@ -625,6 +655,8 @@ int proc_parse_smaps_vmflags(const char *buf, size_t len, struct proc_vma_list *
 	for (i = 0; i < l->n; i++) {
 		l->vmas[i].vmflags = flags[i];
 		l->vmas[i].has_vmflags = true;
+		l->vmas[i].shared_kb = shared[i];
+		l->vmas[i].has_shared = has_shared[i];
 	}
 	return 0;
 }

@@ -127,6 +127,11 @@ struct proc_vma {
 	uint64_t pgoff;		/* byte offset into the file (0 for anon) */
 	uint64_t inode;
 	uint64_t vmflags;	/* PROC_VMF_*, valid if has_vmflags */
+	/* smaps Shared_Clean + Shared_Dirty: resident pages that other processes
+	 * map too (copy-on-write after a fork, page cache, shmem); valid if
+	 * has_shared (the flags came from smaps with those lines) */
+	uint64_t shared_kb;
+	bool has_shared;
 	uint32_t dev_major, dev_minor;
 	uint8_t prot;		/* PROT_READ | PROT_WRITE | PROT_EXEC */
 	bool shared;		/* 's' in maps: VM_MAYSHARE */

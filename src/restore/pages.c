@@ -65,7 +65,8 @@ bool pages_vma_lazy(struct rst_ctx *c, const Dm__Process *p, const Dm__Vma *v)
 		const Dm__PagemapEntry *e = p->pagemap[i];
 		if (e->vaddr >= v->end)
 			break;
-		if (e->vaddr >= v->start && e->has_lazy && e->lazy)
+		/* `now` pages are written before the task runs: not lazy here */
+		if (e->vaddr >= v->start && e->has_lazy && e->lazy && !(e->has_now && e->now))
 			return true;
 	}
 	return false;
@@ -202,8 +203,8 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 			continue; /* the parent's page, there since the fork */
 		const Dm__PagemapEntry *e = entry_of(ip, a);
 		const uint8_t *src = page;
-		if (e && !(e->has_lazy && e->lazy))
-			continue; /* written from the file already */
+		if (e && (!(e->has_lazy && e->lazy) || (e->has_now && e->now)))
+			continue; /* written from the file (or the page source) already */
 		if (e && !(e->has_remote && e->remote)) {
 			src = pagefile_at(pf, e->offset + (a - e->vaddr), DM_PAGE_SIZE);
 			if (!src)
@@ -234,10 +235,11 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 static bool is_lazy(const Dm__PagemapEntry *e) { return e->has_lazy && e->lazy; }
 static bool is_remote(const Dm__PagemapEntry *e) { return e->has_remote && e->remote; }
 
-/* Left for the page server: lazy, in a VMA that is registered on the uffd. */
+/* Left for the page server: lazy, in a VMA that is registered on the uffd
+ * (not `now`: those are fetched and written before the task runs). */
 bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__PagemapEntry *e)
 {
-	if (!c->lazy || !is_lazy(e))
+	if (!c->lazy || !is_lazy(e) || (e->has_now && e->now))
 		return false;
 	const Dm__Vma *v = checkpoint_vma_at(p, e->vaddr);
 	return v && vma_uffd_ok(v);

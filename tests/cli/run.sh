@@ -352,7 +352,7 @@ for v in "1 $WORK/st1" "2 $SHM/st2"; do
 	if out=$(python3 - "$dir.json" "$n" "$(stat -f -c %T "$(dirname "$dir")")" <<'PY' 2>&1
 import json, sys
 j = json.load(open(sys.argv[1])); n = int(sys.argv[2]); fs = sys.argv[3]
-names = ["pool", "proc", "parasite", "vmas", "pagemap", "alloc", "read", "write", "fds", "image"]
+names = ["pool", "proc", "parasite", "vmas", "pagemap", "cow", "alloc", "read", "write", "fds", "image"]
 ph = j["frozen_phases"]
 assert sorted(ph) == sorted(names), ph.keys()
 for k in names:

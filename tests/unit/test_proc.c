@@ -163,7 +163,8 @@ static void test_smaps_vmflags_mismatch(void **state)
 	_cleanup_(proc_vma_list_done) struct proc_vma_list m = {}, q = {};
 	static const char maps[] = "1000-2000 r--p 00000000 00:00 0 \n"
 				   "3000-4000 rw-p 00000000 00:00 0 \n";
-	static const char smaps_same[] = "1000-2000 r--p 00000000 00:00 0 \nRss: 4 kB\nVmFlags: rd \n"
+	static const char smaps_same[] = "1000-2000 r--p 00000000 00:00 0 \nRss: 4 kB\n"
+					 "Shared_Clean: 4 kB\nShared_Dirty:     8 kB\nVmFlags: rd \n"
 					 "3000-4000 rw-p 00000000 00:00 0 \nVmFlags: rd wr \n"
 					 "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 "
 					 "                 [vsyscall]\nVmFlags: ex \n";
@@ -187,6 +188,18 @@ static void test_smaps_vmflags_mismatch(void **state)
 	assert_int_equal(proc_parse_smaps_vmflags(T(smaps_same), &m), 0);
 	assert_int_equal(m.vmas[0].vmflags, PROC_VMF_RD);
 	assert_int_equal(m.vmas[1].vmflags, PROC_VMF_RD | PROC_VMF_WR);
+	/* pages other processes map too: the copy-on-write candidates */
+	assert_true(m.vmas[0].has_shared);
+	assert_int_equal(m.vmas[0].shared_kb, 12);
+	assert_false(m.vmas[1].has_shared);
+	assert_int_equal(proc_parse_smaps(T(smaps_same), &q), 3);
+	assert_true(q.vmas[0].has_shared && !q.vmas[1].has_shared);
+	assert_int_equal(q.vmas[0].shared_kb, 12);
+	proc_vma_list_done(&q);
+	q = (struct proc_vma_list){};
+	assert_int_equal(proc_parse_smaps_vmflags(T("1000-2000 r--p 00000000 00:00 0 \nShared_Dirty: x kB\n"
+						    "VmFlags: rd \n3000-4000 rw-p 00000000 00:00 0 \nVmFlags: rd wr \n"), &m),
+			 -EBADMSG);
 
 	assert_int_equal(proc_parse_smaps(T(smaps_noflags), &q), -EBADMSG);
 	assert_int_equal(proc_parse_smaps(T("VmFlags: rd \n"), &q), -EBADMSG);

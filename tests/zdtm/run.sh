@@ -31,14 +31,17 @@
 #   refused-in=M1+M2 expect=dump-fail in those modes only (what one mode cannot
 #                    bring back exactly, it refuses)
 #   copies-in=M1+M2  in those modes the engine brings memory back exactly but
-#                    without its copy-on-write sharing (a documented limit): the
-#                    test gets --arg copies and checks the contents only
+#                    without its copy-on-write sharing (a documented limit, or
+#                    what migrate-opt asks for): the test gets --arg copies and
+#                    checks the contents only; a migration's stats must count
+#                    the copied pages (dump.cow.copied_pages)
 #   nocmp=maps|fds|attrs  do not compare that view (say why in the test's comment)
 #   distinct-fs      in the migrate modes, needs a destination with a file system
 #                    of its own: SKIPped (before it runs) when ZDTM_SHARED_FS=1
 #                    says that the source and destination share one
 #   dump-opt=OPTION  one more option for `dmigrate checkpoint` (e.g. --ext-unix);
 #                    the migrate modes do not take it
+#   migrate-opt=OPTION  one more option for `dmigrate migrate` (e.g. --cow-max=4)
 #   signal-after-move=SIG  send SIG to the root the instant the move returns
 #                    (before any view is taken): the restored tree must already
 #                    run in its final state; the check's SIGTERM follows once
@@ -492,7 +495,8 @@ mode_migrate() {
 	COMPARE=0
 	rm -f "$W/restore.pid"
 	run_dmigrate "$T_CHECKPOINT" "$W/migrate.log" migrate "pid:$pid" --to "$ZDTM_MIGRATE_TO" \
-		--mode "$how" --stats "$W/migrate.stats.json" --pidfile "$W/restore.pid"
+		--mode "$how" --stats "$W/migrate.stats.json" --pidfile "$W/restore.pid" \
+		${MIGRATE_OPT:+"$MIGRATE_OPT"}
 	rc=$?
 	if ((EXPECT_DUMP_FAIL)); then
 		((rc != 0)) || { ERR="migration succeeded, but it must fail for this test"; return 1; }
@@ -505,6 +509,14 @@ mode_migrate() {
 	[[ -n $NEWPID ]] || { ERR="migrate wrote no pid to --pidfile"; return 1; }
 	RESTORED=$NEWPID
 	remember "$RESTORED"
+	# memory restored as copies is counted in the stats (and warned about)
+	if ((COPIES)); then
+		local copied
+		copied=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dump"]["cow"]["copied_pages"])' \
+			"$W/migrate.stats.json" 2>/dev/null)
+		[[ $copied =~ ^[0-9]+$ ]] && ((copied > 0)) ||
+			{ ERR="copies-in: the stats count no copied pages (dump.cow.copied_pages: ${copied:-absent})"; return 1; }
+	fi
 }
 
 mode_post_copy() { mode_migrate "$1" post-copy; }
@@ -591,6 +603,9 @@ run_one() {
 	[[ +$(flag_value refused-in || true)+ == *+$MODE+* ]] && EXPECT_DUMP_FAIL=1
 	DUMP_ERR=$(flag_value dump-err || true)
 	DUMP_OPT=$(flag_value dump-opt || true)
+	MIGRATE_OPT=$(flag_value migrate-opt || true)
+	COPIES=0
+	[[ +$(flag_value copies-in || true)+ == *+$MODE+* ]] && COPIES=1
 	SIG_AFTER=$(flag_value signal-after-move || true)
 	SIG_SENT=
 	[[ $(flag_value nocmp) == maps ]] && CMP_MAPS=0
@@ -617,7 +632,7 @@ run_one() {
 
 	local -a largs=() wrap=() targs=()
 	((PIDNS)) && largs+=(--pidns)
-	[[ +$(flag_value copies-in || true)+ == *+$MODE+* ]] && targs=(--arg copies)
+	((COPIES)) && targs=(--arg copies)
 	# ZDTM_NETNS: start the test in that network namespace (the e2e runner's
 	# source host, where its dmigrate runs: a tree in another namespace than
 	# the dumper's is refused).  nsenter execs, so $! is still the launcher.
