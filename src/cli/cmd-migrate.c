@@ -53,6 +53,11 @@ static int mig_runc_record(void *arg, const char *dir)
 	return runc_record(arg, dir);
 }
 
+static void *mig_runc_record_stats(void *arg)
+{
+	return runc_record_stats_json(arg);
+}
+
 /* the source's copy was killed after the switch-over: Docker removes it */
 static bool keep_source;
 static int mig_docker_record(void *arg, const char *dir)
@@ -241,6 +246,7 @@ int cmd_migrate(int argc, char **argv)
 		o.pid = runc_init_pid(ct);
 		o.container = runc_dump_hooks(ct);
 		o.container_record = mig_runc_record;
+		o.container_record_stats = mig_runc_record_stats;
 		o.container_gone = mig_runc_gone;
 		o.container_arg = ct;
 		o.container_id = runc_id(ct);

@@ -8,6 +8,7 @@
 #include "container/dirtar.h"
 #include "container/ext-stub.h"
 #include "container/ipc.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
@@ -58,6 +59,8 @@ struct runc_ct {
 	struct dump_container hooks;
 	bool frozen;
 	bool managed;           /* another manager's (Docker's): never `runc delete` it */
+	/* runc_record()'s steps (ms), for the stats */
+	struct { double ns, hostname, net, fds, cgroup, mounts, ipc_wait; } rt;
 };
 
 /* ------------------------------------------------------------ commands */
@@ -1054,12 +1057,16 @@ static bool own_ns(const Dm__Container *m, const char *type)
 int runc_record(struct runc_ct *ct, const char *images_dir)
 {
 	struct ipc_dump *ipc = NULL;
+	uint64_t t = clock_ns();
 	int r, ri;
 
+#define LAP(f) (ct->rt.f = ns_to_ms(t, clock_ns()), t = clock_ns())
 	r = record_ns(ct);
+	LAP(ns);
 	if (r < 0)
 		return r;
 	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
+	LAP(hostname);
 	if (r < 0)
 		return r;
 	/* SysV objects and POSIX queues (runc makes the namespace empty): read
@@ -1070,22 +1077,35 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 		r = ipc_dump_start(ct->pid, images_dir, &ipc);
 	if (r >= 0)
 		r = record_net(ct);
+	LAP(net);
 	if (r >= 0)
 		r = check_fds(ct);
+	LAP(fds);
 	if (r >= 0) {
 		record_cgroup(ct);
+		LAP(cgroup);
 		r = record_mounts(ct, images_dir);
+		LAP(mounts);
 	}
 	if (!ipc)
 		return r;
 	/* its refusal first: it is the older step */
 	ri = ipc_dump_finish(ipc, &ct->msg->ipc);
+	LAP(ipc_wait);
+#undef LAP
 	if (ri < 0) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		return dm_fail(ri, "container '%s': its IPC namespace: %s", ct->id, msg);
 	}
 	return r;
+}
+
+json_t *runc_record_stats_json(const struct runc_ct *ct)
+{
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "namespaces_ms", ct->rt.ns, "hostname_ms",
+			 ct->rt.hostname, "net_ms", ct->rt.net, "fds_ms", ct->rt.fds, "cgroup_ms", ct->rt.cgroup,
+			 "mounts_ms", ct->rt.mounts, "ipc_wait_ms", ct->rt.ipc_wait);
 }
 
 void runc_set_managed(struct runc_ct *ct)
@@ -1299,9 +1319,11 @@ static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, s
 		if (r > 0)
 			r = netns_enter(ns, &back);
 		if (r >= 0 && ns >= 0) {
+			uint64_t t = clock_ns();
 			r = netlock_netns(NETLOCK_NETNS_NAME);
 			netns_leave(back);
 			s->net_locked = r >= 0;
+			s->t.netlock = ns_to_ms(t, clock_ns());
 		}
 		if (r < 0)
 			return r;
@@ -1385,20 +1407,26 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 {
 	int r;
 
+	uint64_t t = clock_ns();
 	if (!o->runtime_made) {
 		r = put_back_net(m, s->pid, o->bridge, s);
+		s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
 		if (r < 0)
 			return r;
 	}
 
 	if (m->hostname) {
+		t = clock_ns();
 		r = uts_hostname(s->pid, NULL, m->hostname);
+		s->t.hostname = ns_to_ms(t, clock_ns());
 		if (r < 0)
 			return r;
 	}
 	/* before any process of the tree: they attach to the segments */
+	t = clock_ns();
 	if (m->ipc) {
 		r = ipc_restore(s->pid, o->images_dir, m->ipc);
+		s->t.ipc = ns_to_ms(t, clock_ns());
 		free(s->shm_rmid);
 		s->n_shm_rmid = ipc_removed_shm(m->ipc, &s->shm_rmid);
 		if (r < 0) {
@@ -1407,26 +1435,28 @@ static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, s
 			return dm_fail(r, "the container's IPC namespace: %s", msg);
 		}
 	}
+	t = clock_ns();
 	for (size_t i = 0; i < m->n_tmpfs; i++) {
-		const Dm__ContainerTmpfs *t = m->tmpfs[i];
-		if (t->has_files && !t->files) {
-			r = put_back_empty_tmpfs(t, s->pid);
+		const Dm__ContainerTmpfs *tf = m->tmpfs[i];
+		if (tf->has_files && !tf->files) {
+			r = put_back_empty_tmpfs(tf, s->pid);
 			if (r < 0)
 				return r;
 			continue;
 		}
-		if (!t->archive[0] || strchr(t->archive, '/'))
-			return dm_fail(-EBADMSG, "bad tmpfs archive name '%s'", t->archive);
-		_cleanup_free_ char *src = xasprintf("%s/%s", o->images_dir, t->archive);
-		_cleanup_free_ char *dst = xasprintf("/proc/%d/root%s", s->pid, t->mountpoint);
+		if (!tf->archive[0] || strchr(tf->archive, '/'))
+			return dm_fail(-EBADMSG, "bad tmpfs archive name '%s'", tf->archive);
+		_cleanup_free_ char *src = xasprintf("%s/%s", o->images_dir, tf->archive);
+		_cleanup_free_ char *dst = xasprintf("/proc/%d/root%s", s->pid, tf->mountpoint);
 		_cleanup_free_ char *err = NULL;
 		r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C", dst,
 					       NULL },
 			NULL, 0, NULL, &err);
 		if (r)
-			return dm_fail(r < 0 ? r : -EIO, "the files of the tmpfs at %s: tar: %s", t->mountpoint,
+			return dm_fail(r < 0 ? r : -EIO, "the files of the tmpfs at %s: tar: %s", tf->mountpoint,
 				       err ? err : "failed");
 	}
+	s->t.tmpfs = ns_to_ms(t, clock_ns());
 	return 0;
 }
 
@@ -1480,6 +1510,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 			struct runc_started *ret)
 {
 	struct runc_started s = { .sock = -1, .root_fd = -1 };
+	uint64_t t0 = clock_ns();
 	_cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *err = NULL, *rootp = NULL;
 	_cleanup_close_ int exe = -1;
 	json_t *cfg = NULL;
@@ -1544,6 +1575,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 		goto fail;
 	}
 	json_decref(cfg);
+	s.t.launch = ns_to_ms(t0, clock_ns());
 	*ret = s;
 	return 0;
 fail:
@@ -1556,11 +1588,21 @@ int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts
 {
 	int r = put_back(m, o, s);
 
-	if (r >= 0)
+	if (r >= 0) {
+		uint64_t t = clock_ns();
 		r = put_back_cgroup(m, s);
+		s->t.cgroup = ns_to_ms(t, clock_ns());
+	}
 	if (r < 0)
 		runc_restore_done(s, false);
 	return r;
+}
+
+json_t *runc_putback_stats_json(const struct runc_started *s)
+{
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "launch_ms", s->t.launch, "netlock_ms", s->t.netlock,
+			 "net_ms", s->t.net, "hostname_ms", s->t.hostname, "ipc_ms", s->t.ipc, "tmpfs_ms",
+			 s->t.tmpfs, "cgroup_ms", s->t.cgroup);
 }
 
 int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,

@@ -53,6 +53,8 @@ int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n);
 int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
+/* how long runc_record()'s steps took (a new JSON object, ms) */
+json_t *runc_record_stats_json(const struct runc_ct *ct);
 /* The container belongs to a manager above runc (Docker): runc_finish()
  * leaves its deletion to it. */
 void runc_set_managed(struct runc_ct *ct);
@@ -81,7 +83,14 @@ struct runc_started {
 	size_t n_ann;
 	int *shm_rmid;          /* SysV segments to remove again once the tree runs */
 	size_t n_shm_rmid;
+	/* how long each step of the put-back took (ms; the stats' "container") */
+	struct runc_putback_times {
+		double launch, netlock, net, hostname, ipc, tmpfs, cgroup;
+	} t;
 };
+
+/* s->t as JSON (a new object) */
+json_t *runc_putback_stats_json(const struct runc_started *s);
 
 /* Creates the container with the stub as its init; fills *ret (and, on
  * failure, has removed what it made).  = runc_restore_launch() and

@@ -91,6 +91,9 @@ struct dsess {
 	/* runc:ID: its container, started with the restore stub at START */
 	struct runc_started runc_early;
 	Dm__Container *runc_base;  /* what it was made from (MigStart.container_base) */
+	json_t *ctr_stats;         /* its put-back's steps (the stats' restore.container) */
+	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
+	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -830,6 +833,11 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	s->restore_stats = restore_stats_json(st);
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
+	if (s->ctr_stats) {
+		json_object_set_new(s->ctr_stats, "put_back_end_ms", json_real(ns_to_ms(s->t_start, s->t_put_back)));
+		json_object_set_new(s->restore_stats, "container", json_incref(s->ctr_stats));
+	}
 	if (s->rfs) {
 		/* a transfer broken before the switch-over rolls back */
 		r = rfs_recv_failed(s->rfs);
@@ -885,6 +893,7 @@ static int do_restore(struct dsess *s)
 		lo.ops.request = NULL;    /* nothing is asked of the source after the resume */
 		lo.ops.local_done = NULL; /* the store goes as a whole right after */
 	}
+	s->t_restore = clock_ns();
 	r = mem_lazy_new(&lo, &s->lazy);
 	if (r < 0)
 		return r;
@@ -952,9 +961,12 @@ static int do_restore(struct dsess *s)
 		} else {
 			r = runc_restore_start(inv->container, &rro, &rs);
 		}
+		s->t_put_back = clock_ns();
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)
 			return r;
+		json_decref(s->ctr_stats);
+		s->ctr_stats = runc_putback_stats_json(&rs);
 		s->container = true;
 		ro.stub_pid = rs.pid;
 		ro.stub_sock = rs.sock;
@@ -964,8 +976,11 @@ static int do_restore(struct dsess *s)
 	}
 	dm_error_clear();
 	r = restore_tree(&ro, &res);
-	if (s->container)
+	if (s->container) {
+		uint64_t t = clock_ns();
 		runc_restore_done(&rs, r >= 0);
+		s->ctr_done_ms = ns_to_ms(t, clock_ns());
+	}
 restored:
 	if (r < 0)
 		return r;
@@ -1030,6 +1045,11 @@ static json_t *mem_stats(struct dsess *s)
 	/* from COMMIT to the tree running (the restore let it go) */
 	if (s->t_commit && s->t_resume > s->t_commit)
 		json_object_set_new(j, "commit_to_running_ms", json_real(ns_to_ms(s->t_commit, s->t_resume)));
+	if (s->ctr_stats) {
+		/* after the tree runs: the lock's, the announcements, segments removed again */
+		json_object_set_new(j, "container_done_ms", json_real(s->ctr_done_ms));
+		json_object_set_new(j, "unlock_ms", json_real(s->resumed_stats.unlock_ms));
+	}
 	if (s->resumed_stats.lock_counted) {
 		/* the tree's own connections, dropped on this side while locked */
 		json_object_set_new(j, "net_lock_tcp_dropped_in",
@@ -1243,6 +1263,8 @@ static void session_cleanup(struct dsess *s)
 		close(s->root_pidfd);
 	s->root_pidfd = -1;
 	json_decref(s->restore_stats);
+	json_decref(s->ctr_stats);
+	s->ctr_stats = NULL;
 	s->restore_stats = NULL;
 	free(s->dirty);
 	free(s->pids);

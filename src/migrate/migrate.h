@@ -57,6 +57,8 @@ struct mig_source_opts {
 	 * source's copy was killed (the runtime forgets it) */
 	const struct dump_container *container;
 	int (*container_record)(void *arg, const char *images_dir);
+	/* optional: its steps' times, for the stats (a new JSON object) */
+	void *(*container_record_stats)(void *arg);
 	void (*container_gone)(void *arg);
 	/* right after COMMIT (the destination's copy runs), our copy frozen */
 	void (*container_committed)(void *arg);

@@ -751,6 +751,8 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set(j, "image", s->image_stats);
 	if (s->o->container_record)
 		json_object_set_new(j, "container_record_ms", json_real(s->container_record_ms));
+	if (s->o->container_record_stats && s->container_record_ms > 0)
+		json_object_set_new(j, "container_record", s->o->container_record_stats(s->o->container_arg));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));

@@ -30,6 +30,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "net/inet.h"
 
@@ -435,6 +436,14 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	return 0;
 }
 
+static int inet_open_timed(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+{
+	uint64_t t = clock_ns();
+	int r = open_one(fs, f, ret_fd);
+	fs->c->st.inet_ms += ns_to_ms(t, clock_ns());
+	return r;
+}
+
 static int inet_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 {
 	struct rst_inet *in = inet_of(fs);
@@ -453,7 +462,7 @@ static int inet_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 				return r;
 		}
 	}
-	return open_one(fs, f, ret_fd);
+	return inet_open_timed(fs, f, ret_fd);
 }
 
 const struct rst_file_type rst_file_inet = { .name = "inet socket", .open = inet_open };

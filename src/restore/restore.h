@@ -133,6 +133,9 @@ struct restore_stats {
 	double lazy_ms;         /* lazy registration (userfaultfd) */
 	double creds_ms;        /* rlimits, creds and seccomp */
 	double resume_ms;       /* final registers, blob removal, detach */
+	double netlock_ms;      /* of fds_ms: the network lock taken (rst_inet_lock) */
+	double inet_ms;         /* of fds_ms: TCP/UDP sockets made (TCP repair) */
+	double unlock_ms;       /* of resume_ms: the lock opened, connections out of repair */
 	uint64_t processes;
 	uint64_t threads;
 	uint64_t fds;

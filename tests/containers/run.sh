@@ -746,6 +746,12 @@ t_svc() {
 		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
 		out=$(ctr_lock_quiet "$WORK/$id.stats" .destination) || { kill "$kpid"; result FAIL $t "$out"; return; }
 		out_lock="$out; downtime $(jq -r '.downtime_ms | floor' "$WORK/$id.stats") ms"
+		# where the downtime went (docs/containers.md, "A container's downtime"):
+		# the source's record and the destination's put-back, step by step
+		jq -e '(.container_record | .net_ms and .mounts_ms) and (.restore.container | .launch_ms and
+			.net_ms and .tmpfs_ms and .cgroup_ms and .put_back_end_ms) and .restore.phases.sockets_ms and
+			.destination.container_done_ms' "$WORK/$id.stats" >/dev/null ||
+			{ kill "$kpid"; result FAIL $t "--stats lacks the container's steps: $(jq -c '{container_record, restore}' "$WORK/$id.stats")"; return; }
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
