@@ -261,6 +261,7 @@ int cmd_restore(int argc, char **argv)
 		o.stub_pid = rs.pid;
 		o.stub_sock = rs.sock;
 		o.root_fd = rs.root_fd;
+		o.netns_locked = rs.net_locked;
 	} else {
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}

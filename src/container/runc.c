@@ -1294,47 +1294,91 @@ static int ip_in(pid_t pid, const char *const argv[])
 	return r;
 }
 
+/* The config makes the container a network namespace of its own (not one
+ * it joins by path, which outlives it and may carry other traffic). */
+static bool config_new_netns(const Dm__Container *m)
+{
+	json_error_t je;
+	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je), *e;
+	bool own = false;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(c, "linux"), "namespaces"), i, e) {
+		const char *t = json_str(e, "type");
+		if (t && !strcmp(t, "network"))
+			own = !json_str(e, "path");
+	}
+	json_decref(c);
+	return own;
+}
+
+static bool has_veth(const Dm__Container *m)
+{
+	for (size_t i = 0; i < m->n_interfaces; i++)
+		if (m->interfaces[i]->peer_name)
+			return true;
+	return false;
+}
+
+/*
+ * The container's new network namespace is locked before it has an
+ * interface: a peer's retransmission reaching it before the restore has
+ * made the connection's socket would be answered with a RST.  The restore
+ * of the sockets keeps the lock (restore_opts.netns_locked: same name) and
+ * removes it after the resume; runc_restore_done() removes it in any case.
+ */
+static int net_lock(pid_t pid, struct runc_started *s)
+{
+	_cleanup_close_ int ns = -1;
+	int back = -1;
+	int r = netns_of_pid(pid, &ns);
+
+	if (s->net_locked)
+		return 0;
+	if (r > 0)
+		r = netns_enter(ns, &back);
+	if (r >= 0 && ns >= 0) {
+		r = netlock_netns(NETLOCK_NETNS_NAME);
+		netns_leave(back);
+		s->net_locked = r >= 0;
+	}
+	return r < 0 ? r : 0;
+}
+
+/* The network part of a record, packed: what the early put-back made its
+ * network from (runc_started.net_made), compared with the full record's. */
+static void net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
+{
+	Dm__Container k = DM__CONTAINER__INIT;
+
+	k.runtime = k.id = k.bundle = (char *)"";
+	k.n_interfaces = m->n_interfaces;
+	k.interfaces = m->interfaces;
+	k.n_routes = m->n_routes;
+	k.routes = m->routes;
+	*ret_len = dm__container__get_packed_size(&k);
+	*ret = xmalloc(*ret_len ? *ret_len : 1);
+	dm__container__pack(&k, *ret);
+}
+
 /*
  * The container's veths, as they were: its end with its name, MAC, MTU and
- * addresses, up, its routes; our end with its name, on the bridge it was on.
+ * addresses, up, its routes; attach: our end with its name, on the bridge it
+ * was on (dmigrated --bridge: on that one instead), up.  Without attach our
+ * end stays down and on no bridge: the container's end has no carrier, so
+ * nothing of it reaches the segment (where the source's copy still has the
+ * same addresses) until net_attach().
  */
-static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
+static int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
 {
-	int r = 0;
-
-	/*
-	 * The namespace is locked before it has an interface: a peer's
-	 * retransmission reaching the new namespace before the restore has
-	 * made the connection's socket would be answered with a RST.  The
-	 * restore of the sockets takes the lock over (same name) and removes
-	 * it after the resume; runc_restore_done() removes it in any case.
-	 */
-	bool veth = false;
-	for (size_t i = 0; i < m->n_interfaces; i++)
-		veth |= m->interfaces[i]->peer_name != NULL;
-	if (veth) {
-		_cleanup_close_ int ns = -1;
-		int back = -1;
-		r = netns_of_pid(pid, &ns);
-		if (r > 0)
-			r = netns_enter(ns, &back);
-		if (r >= 0 && ns >= 0) {
-			uint64_t t = clock_ns();
-			r = netlock_netns(NETLOCK_NETNS_NAME);
-			netns_leave(back);
-			s->net_locked = r >= 0;
-			s->t.netlock = ns_to_ms(t, clock_ns());
-		}
-		if (r < 0)
-			return r;
-	}
 	/* over rtnetlink: a socket here for our ends, one in the container's
-	 * namespace for its ends (each ip(8) run was a fork and an exec in the
-	 * downtime) */
+	 * namespace for its ends (each ip(8) run was a fork and an exec) */
 	struct rtnl *here = NULL, *there = NULL;
 	_cleanup_close_ int ns = -1;
+	int r;
+
 	if (!m->n_interfaces && !m->n_routes)
-		return r;
+		return 0;
 	r = netns_of_pid(pid, &ns);
 	if (r >= 0)
 		r = rtnl_open(-1, &here);
@@ -1350,17 +1394,11 @@ static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, s
 			r = rtnl_addr_add(there, n->name, n->addrs[k]);
 		if (r >= 0 && n->up)
 			r = rtnl_link_up(there, n->name, NULL);
-		for (size_t k = 0; k < n->n_addrs && r >= 0 && n->up; k++) {
-			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
-			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
-			s->ann_if[s->n_ann] = xstrdup(n->name);
-			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
-		}
-		/* dmigrated --bridge: on that one instead of the one of the same name */
-		if (r >= 0)
+		if (r >= 0 && attach)
 			r = rtnl_link_up(here, n->peer_name, n->peer_master ? bridge ? bridge : n->peer_master : NULL);
 	}
-	/* routes the kernel did not make with the addresses */
+	/* routes the kernel did not make with the addresses (its end is up:
+	 * without a carrier a route through it is made all the same) */
 	for (size_t i = 0; i < m->n_routes && r >= 0; i++) {
 		const char *rt = m->routes[i];
 		if (strstr(rt, " proto kernel "))
@@ -1380,6 +1418,93 @@ static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, s
 	rtnl_close(here);
 	rtnl_close(there);
 	return r < 0 ? r : 0;
+}
+
+/* Our ends of what net_make(attach false) made: on their bridges, up. */
+static int net_attach(const Dm__Container *m, const char *bridge)
+{
+	struct rtnl *here = NULL;
+	int r = rtnl_open(-1, &here);
+
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		if (n->peer_name)
+			r = rtnl_link_up(here, n->peer_name, n->peer_master ? bridge ? bridge : n->peer_master : NULL);
+	}
+	rtnl_close(here);
+	return r < 0 ? r : 0;
+}
+
+/* What net_make() made (the record packed by net_key()): gone (deleting
+ * our end of a veth deletes the pair, its addresses and routes with it). */
+static int net_unmake(const uint8_t *key, size_t len)
+{
+	Dm__Container *m = dm__container__unpack(NULL, len, key);
+	struct rtnl *here = NULL;
+	int r;
+
+	if (!m)
+		return dm_fail(-EBADMSG, "the network made at START does not unpack");
+	r = rtnl_open(-1, &here);
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++)
+		if (m->interfaces[i]->peer_name)
+			r = rtnl_link_del(here, m->interfaces[i]->peer_name);
+	rtnl_close(here);
+	dm__container__free_unpacked(m, NULL);
+	return r < 0 ? r : 0;
+}
+
+/* The addresses to announce once the tree runs: those of its veths that are up. */
+static void net_announce_list(const Dm__Container *m, struct runc_started *s)
+{
+	for (size_t i = 0; i < m->n_interfaces; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		for (size_t k = 0; n->peer_name && n->up && k < n->n_addrs; k++) {
+			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
+			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
+			s->ann_if[s->n_ann] = xstrdup(n->name);
+			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
+		}
+	}
+}
+
+/*
+ * The container's network, as it was, in the downtime: what runc_restore_
+ * prepare() made before the freeze from the same description only needs
+ * our ends attached; made from another (it changed since START), it goes
+ * and is made again.
+ */
+static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
+{
+	int r = 0;
+	uint64_t t = clock_ns();
+
+	if (has_veth(m) || s->net_made) {
+		r = net_lock(pid, s);
+		s->t.netlock = ns_to_ms(t, clock_ns());
+		if (r < 0)
+			return r;
+	}
+	if (s->net_made) {
+		_cleanup_free_ uint8_t *key = NULL;
+		size_t len;
+		net_key(m, &key, &len);
+		if (len == s->net_made_len && !memcmp(key, s->net_made, len)) {
+			r = net_attach(m, bridge);
+		} else {
+			pr_info("%s: its network changed since START: made again", s->id);
+			r = net_unmake(s->net_made, s->net_made_len);
+			if (r >= 0)
+				r = net_make(m, pid, bridge, true);
+		}
+		free(s->net_made);
+		s->net_made = NULL;
+	} else {
+		r = net_make(m, pid, bridge, true);
+	}
+	if (r >= 0)
+		net_announce_list(m, s);
+	return r;
 }
 
 /* An empty tmpfs: runc made it empty too; its top gets the recorded mode,
@@ -1584,6 +1709,26 @@ fail:
 	return r;
 }
 
+int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_opts *o, struct runc_started *s)
+{
+	uint64_t t = clock_ns();
+	int r = 0;
+
+	if (o->runtime_made || !config_new_netns(base))
+		return 0;
+	r = net_lock(s->pid, s);
+	s->t.early_lock = ns_to_ms(t, clock_ns());
+	t = clock_ns();
+	if (r >= 0 && has_veth(base)) {
+		net_key(base, &s->net_made, &s->net_made_len);
+		r = net_make(base, s->pid, o->bridge, false);
+	}
+	s->t.early_net = ns_to_ms(t, clock_ns());
+	if (r < 0)
+		runc_restore_done(s, false);
+	return r;
+}
+
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	int r = put_back(m, o, s);
@@ -1600,7 +1745,8 @@ int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts
 
 json_t *runc_putback_stats_json(const struct runc_started *s)
 {
-	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "launch_ms", s->t.launch, "netlock_ms", s->t.netlock,
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "launch_ms", s->t.launch, "early_lock_ms",
+			 s->t.early_lock, "early_net_ms", s->t.early_net, "netlock_ms", s->t.netlock,
 			 "net_ms", s->t.net, "hostname_ms", s->t.hostname, "ipc_ms", s->t.ipc, "tmpfs_ms",
 			 s->t.tmpfs, "cgroup_ms", s->t.cgroup);
 }
@@ -1610,12 +1756,14 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 {
 	int r = runc_restore_launch(m, o, ret);
 
+	if (r >= 0)
+		r = runc_restore_prepare(m, o, ret);
 	return r < 0 ? r : runc_restore_put_back(m, o, ret);
 }
 
-int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
+int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 {
-	const Dm__Container *m = ct->msg;
+	Dm__Container *m = ct->msg;
 	Dm__Container b = DM__CONTAINER__INIT;
 
 	if (!m)
@@ -1625,9 +1773,33 @@ int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 	b.bundle = m->bundle;
 	b.config = m->config;
 	b.runc_root = m->runc_root;
+	/*
+	 * Its network as it is now, while it runs: the destination makes it
+	 * before the freeze (runc_restore_prepare()), and only attaches it in
+	 * the downtime if the record made while frozen says the same.  What
+	 * cannot be read or would be refused is left out here (the frozen
+	 * record refuses it, named): the destination then makes it all then.
+	 */
+	Dm__Container *net = xmalloc(sizeof(*net));
+	dm__container__init(net);
+	ct->msg = net;
+	int r = record_ns(ct);
+	if (r >= 0)
+		r = record_net(ct);
+	ct->msg = m;
+	if (r >= 0) {
+		b.n_interfaces = net->n_interfaces;
+		b.interfaces = net->interfaces;
+		b.n_routes = net->n_routes;
+		b.routes = net->routes;
+	} else {
+		pr_debug("container '%s': its network is not described at START: %s", ct->id, dm_last_error());
+		dm_error_clear();
+	}
 	*ret_len = dm__container__get_packed_size(&b);
 	*ret = xmalloc(*ret_len ? *ret_len : 1);
 	dm__container__pack(&b, *ret);
+	dm__container__free_unpacked(net, NULL);
 	return 0;
 }
 
@@ -1748,6 +1920,7 @@ void runc_restore_done(struct runc_started *s, bool ok)
 	if (ok && s->n_shm_rmid && ipc_remove_shm(s->pid, s->shm_rmid, s->n_shm_rmid) < 0)
 		pr_warn("the container's IPC namespace: %s", dm_last_error());
 	free(s->shm_rmid);
+	free(s->net_made);
 	for (size_t i = 0; i < s->n_ann; i++) {
 		free(s->ann_if[i]);
 		free(s->ann_addr[i]);

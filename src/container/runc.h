@@ -84,8 +84,13 @@ struct runc_started {
 	int *shm_rmid;          /* SysV segments to remove again once the tree runs */
 	size_t n_shm_rmid;
 	/* how long each step of the put-back took (ms; the stats' "container") */
+	/* the network runc_restore_prepare() made (net_key(): the record's
+	 * interfaces and routes, packed), our ends not attached yet */
+	uint8_t *net_made;
+	size_t net_made_len;
+	/* how long each step of the put-back took (ms; the stats' "container") */
 	struct runc_putback_times {
-		double launch, netlock, net, hostname, ipc, tmpfs, cgroup;
+		double launch, early_lock, early_net, netlock, net, hostname, ipc, tmpfs, cgroup;
 	} t;
 };
 
@@ -103,14 +108,24 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
  * (runc_base_record()). */
 int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *o,
 			struct runc_started *ret);
+/* Between the two, what can be made from a description of the container
+ * before it is frozen (base: what it was made from, and its interfaces and
+ * routes as they were then, runc_base_record()): its new network namespace
+ * locked; its veths made, addresses, its ends up, routes, but our ends
+ * down and on no bridge (nothing reaches the segment yet).  Put-back then
+ * only attaches our ends, or, if the full record differs, makes the network
+ * again.  On failure the container is removed. */
+int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_opts *o, struct runc_started *s);
 /* Its second half, with the whole record: what runc did not make again
  * (network, host name, tmpfs files, IPC, cgroup limits).  On failure the
  * container is removed (runc_restore_done(s, false)). */
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
 /* What the container was made from (runtime, id, bundle, config, runc
- * root), packed (a Container message, malloc'd): for runc_restore_launch()
- * on the destination at START.  After runc_dump_hooks(). */
-int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len);
+ * root) and its network interfaces and routes as they are now, packed (a
+ * Container message, malloc'd): for runc_restore_launch() and
+ * runc_restore_prepare() on the destination at START.  After
+ * runc_dump_hooks(). */
+int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len);
 /* a and b record the same container (runtime, id, bundle, config) */
 bool runc_same_container(const Dm__Container *a, const Dm__Container *b);
 /* A container another runtime made with the stub as its init (docker.h):

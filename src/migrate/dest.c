@@ -405,6 +405,9 @@ static int handle_start(struct dsess *s)
 		}
 		struct runc_restore_opts rro = { .images_dir = s->dir, .bridge = s->o->bridge };
 		r = runc_restore_launch(s->runc_base, &rro, &s->runc_early);
+		/* and its network, locked, with our ends of its veths down */
+		if (r >= 0)
+			r = runc_restore_prepare(s->runc_base, &rro, &s->runc_early);
 		if (r < 0)
 			goto out;
 		pr_info("migration %.8s: container %s started (its init waits for the restore)", s->hex,
@@ -971,6 +974,7 @@ static int do_restore(struct dsess *s)
 		ro.stub_pid = rs.pid;
 		ro.stub_sock = rs.sock;
 		ro.root_fd = rs.root_fd;
+		ro.netns_locked = rs.net_locked;
 	} else if (inv) {
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}

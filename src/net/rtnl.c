@@ -469,6 +469,21 @@ int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master)
 	return request(h, nlh, what);
 }
 
+int rtnl_link_del(struct rtnl *h, const char *ifname)
+{
+	char buf[256], what[160];
+
+	snprintf(what, sizeof(what), "deleting %s", ifname);
+	int idx = if_index(h, ifname, what);
+	if (idx < 0)
+		return idx;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_DELLINK;
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = idx;
+	return request(h, nlh, what);
+}
+
 static bool word_in(const char *w, const char *const *list, unsigned *ret)
 {
 	for (unsigned i = 0; list[i]; i++)

@@ -527,6 +527,14 @@ int rst_inet_lock(struct rst_ctx *c)
 		in->lock[0] = 0;
 		return r;
 	}
+	if (in->netns >= 0 && c->o->netns_locked) {
+		/* the caller's lock of the whole namespace, taken before it had
+		 * an interface: kept as it is (installing it again is two nft
+		 * transactions in the downtime) */
+		in->lock_existed = true;
+		netns_leave(back);
+		return 0;
+	}
 	in->lock_existed = netlock_exists(in->lock);
 	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, conns, n);
 	netns_leave(back);

@@ -109,6 +109,14 @@ struct restore_opts {
 	pid_t stub_pid;
 	int stub_sock;
 	/*
+	 * The tree's network namespace (stub_pid's) is locked already as a
+	 * whole, under NETLOCK_NETNS_NAME, by the caller (runc.h: before its
+	 * interfaces were made): the restore of the sockets keeps that lock
+	 * instead of installing it again, and removes it as its own after the
+	 * resume.
+	 */
+	bool netns_locked;
+	/*
 	 * The new container's stdin, stdout, stderr as its runtime gave them
 	 * to the stub (taken before the stub closes them; -1: none): a pipe
 	 * the image marks as the container's stdio N (PipeData.container_stdio)

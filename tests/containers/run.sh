@@ -46,7 +46,8 @@
 #                      is the one set at run time (docs/containers.md)
 #   runc/migrate-net-post-copy  the busybox counter with its veth on a's
 #                      bridge, migrated to b: its eth0 has the same MAC there,
-#                      its end is on b's bridge and it answers a ping; the
+#                      its end is on b's bridge and it answers a ping; a
+#                      route through a gateway is there too; the
 #                      client namespace sees its addresses announced after
 #                      the resume (gratuitous ARP, unsolicited NA)
 #   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
@@ -73,6 +74,11 @@
 #                      it; its keys deleted, DBSIZE and DEBUG DIGEST (every
 #                      key and value) are those of before, a sample of
 #                      values reads back
+#   runc/migrate-net-changed  b makes the container's network at START (its
+#                      veth with our end down, on no bridge: seen while the
+#                      source pauses after START); an address and a route
+#                      added in a meanwhile are in b after the migration,
+#                      the new address answers the client
 #   runc/migrate-ipc-post-copy  tests/containers/dm-ipc.c as the init in host
 #                      a: SysV shm (attached twice), semaphores, a message
 #                      queue, POSIX queues with messages, a file in runc's
@@ -489,6 +495,10 @@ t_migrate_net() {
 	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
 	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer before"; return; }
+	# a route through a gateway: b makes it at START, while its end of the
+	# veth has no carrier yet (its other end is down until the downtime)
+	ctr_host a nsenter -t "$(ctr_pid a "$id")" -n ip route add 203.0.113.0/24 via "$(ctr_addr 1)" ||
+		{ result FAIL $t "ip route add in a"; return; }
 	# the announcement of its addresses after the resume, seen from the client
 	rm -f "$WORK/$id.watch.ready"
 	ip netns exec "$PREFIX-c" /usr/bin/python3 "$CT_DIR/lib/announce-watch.py" "$PREFIX-c0" \
@@ -503,9 +513,60 @@ t_migrate_net() {
 		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
 	mac=$(ctr_runc b exec "$id" cat /sys/class/net/eth0/address)
 	[[ $mac == "$(ctr_mac $n)" ]] || { result FAIL $t "eth0's MAC in b is '$mac'"; return; }
+	out=$(ctr_host b nsenter -t "$(ctr_pid b "$id")" -n ip -o route show 203.0.113.0/24)
+	[[ $out == *"via $(ctr_addr 1) dev eth0"* ]] || { result FAIL $t "the route in b is '$out'"; return; }
 	# the bridges learnt the MAC on a's side: wait for the ping to get through
 	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer from b"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
+# b makes the container's network at START from the source's description
+# of it (locked, its veth with our end down and on no bridge); the downtime
+# only attaches our end.  Here it changes after START: while the source
+# pauses (src-connected), a second address and a route are added in a.  b
+# had made the veth (down, on no bridge); after the migration its eth0 has
+# both addresses and the route, our end is on b's bridge, and the new
+# address answers the client (docs/containers.md, "A container's downtime")
+t_migrate_net_changed() {
+	local t=runc/migrate-net-changed id=$PREFIX-mnc n=26 n2=27 b out mark=$WORK/mark-nc mpid v pid
+	v=$(ctr_veth $n)
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -rf "$mark"
+	mkdir -p "$mark"
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
+	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
+		{ result FAIL $t "no answer before"; return; }
+	ctr_host a env DMIGRATE_TEST_PAUSE=src-connected DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
+		--quiet >"$WORK/mnc.out" 2>&1 &
+	mpid=$!
+	wait_until 60 sh -c "test -e '$mark/src-connected' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/src-connected ]] || { wait $mpid; result FAIL $t "the source never paused: $(cat "$WORK/mnc.out")"; return; }
+	out=$(ctr_host b ip -o link show "$v" 2>&1)
+	[[ $out == *"$v@"* && $out != *master* && $out != *",UP"* ]] ||
+		{ touch "$mark/src-connected.go"; wait $mpid; result FAIL $t "b did not make the veth at START, down, on no bridge: '$out'"; return; }
+	pid=$(ctr_pid a "$id")
+	ctr_host a nsenter -t "$pid" -n sh -ec "ip addr add $(ctr_addr $n2)/24 dev eth0
+		ip route add 203.0.113.0/24 dev eth0" ||
+		{ touch "$mark/src-connected.go"; wait $mpid; result FAIL $t "changing the network in a"; return; }
+	touch "$mark/src-connected.go"
+	wait $mpid || { result FAIL $t "migrate: $(cat "$WORK/mnc.out")"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	pid=$(ctr_pid b "$id")
+	out=$(ctr_host b nsenter -t "$pid" -n ip -o addr show dev eth0)
+	[[ $out == *" $(ctr_addr $n)/24 "* && $out == *" $(ctr_addr $n2)/24 "* ]] ||
+		{ result FAIL $t "eth0's addresses in b: $out"; return; }
+	out=$(ctr_host b nsenter -t "$pid" -n ip -o route show 203.0.113.0/24)
+	[[ $out == *"dev eth0"* ]] || { result FAIL $t "the route in b is '$out'"; return; }
+	out=$(ctr_host b ip -o link show master dmbr0)
+	[[ $out == *"$v@"* ]] || { result FAIL $t "its veth is not on dmbr0 in b: '$out'"; return; }
+	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n2)" >/dev/null 2>&1 ||
+		{ result FAIL $t "the address added after START does not answer from b"; return; }
 	ctr_delete b "$id"
 	result PASS $t
 }
@@ -886,7 +947,7 @@ t_svc_joined_1() {
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
-	runc/migrate-ipc-post-copy)
+	runc/migrate-net-changed runc/migrate-ipc-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -894,6 +955,7 @@ CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined 
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
+	[runc/migrate-net-changed]=t_migrate_net_changed
 	[runc/migrate-ipc-post-copy]="t_migrate_ipc post-copy"
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-nobridge]=t_migrate_nobridge
