@@ -84,6 +84,7 @@ struct runc_started {
 	int *shm_rmid;          /* SysV segments to remove again once the tree runs */
 	size_t n_shm_rmid;
 	/* how long each step of the put-back took (ms; the stats' "container") */
+	struct runc_job *job;   /* runc_restore_put_back_async()'s thread */
 	/* the network runc_restore_prepare() made (net_key(): the record's
 	 * interfaces and routes, packed), our ends not attached yet */
 	uint8_t *net_made;
@@ -120,6 +121,16 @@ int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_op
  * (network, host name, tmpfs files, IPC, cgroup limits).  On failure the
  * container is removed (runc_restore_done(s, false)). */
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+/* The same, in a migration's downtime: the network now, the rest by a
+ * thread of ours beside restore_tree(), which waits for it where it needs
+ * it: restore_opts.beside_wait = runc_restore_wait, beside_arg = s (the
+ * SysV IPC objects and tmpfs files before the tree's address spaces; the
+ * host name and cgroup limits, which it applies once the tree's processes
+ * exist, before their credentials and scheduling).  s must stay where it
+ * is until runc_restore_done(), which ends the thread.  On failure the
+ * container is removed. */
+int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+int runc_restore_wait(void *s, int stage);
 /* What the container was made from (runtime, id, bundle, config, runc
  * root) and its network interfaces and routes as they are now, packed (a
  * Container message, malloc'd): for runc_restore_launch() and

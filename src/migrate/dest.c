@@ -92,6 +92,7 @@ struct dsess {
 	struct runc_started runc_early;
 	Dm__Container *runc_base;  /* what it was made from (MigStart.container_base) */
 	json_t *ctr_stats;         /* its put-back's steps (the stats' restore.container) */
+	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
 	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
 	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
 	pid_t guard_pid;
@@ -837,7 +838,10 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
 	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
-	if (s->ctr_stats) {
+	if (s->ctr_rs) {
+		/* its put-back is over (the restore waited for it: RST_BESIDE_ALL) */
+		json_decref(s->ctr_stats);
+		s->ctr_stats = runc_putback_stats_json(s->ctr_rs);
 		json_object_set_new(s->ctr_stats, "put_back_end_ms", json_real(ns_to_ms(s->t_start, s->t_put_back)));
 		json_object_set_new(s->restore_stats, "container", json_incref(s->ctr_stats));
 	}
@@ -959,7 +963,9 @@ static int do_restore(struct dsess *s)
 					    inv->container->id, s->runc_base->id);
 				runc_restore_done(&rs, false);
 			} else {
-				r = runc_restore_put_back(inv->container, &rro, &rs);
+				/* the network now; IPC, tmpfs files, host name and
+				 * limits by a thread beside the restore */
+				r = runc_restore_put_back_async(inv->container, &rro, &rs);
 			}
 		} else {
 			r = runc_restore_start(inv->container, &rro, &rs);
@@ -968,13 +974,16 @@ static int do_restore(struct dsess *s)
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)
 			return r;
-		json_decref(s->ctr_stats);
-		s->ctr_stats = runc_putback_stats_json(&rs);
+		s->ctr_rs = &rs;
 		s->container = true;
 		ro.stub_pid = rs.pid;
 		ro.stub_sock = rs.sock;
 		ro.root_fd = rs.root_fd;
 		ro.netns_locked = rs.net_locked;
+		if (rs.job) {
+			ro.beside_wait = runc_restore_wait;
+			ro.beside_arg = &rs;
+		}
 	} else if (inv) {
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}
@@ -984,6 +993,7 @@ static int do_restore(struct dsess *s)
 		uint64_t t = clock_ns();
 		runc_restore_done(&rs, r >= 0);
 		s->ctr_done_ms = ns_to_ms(t, clock_ns());
+		s->ctr_rs = NULL;
 	}
 restored:
 	if (r < 0)

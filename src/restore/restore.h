@@ -117,6 +117,16 @@ struct restore_opts {
 	 */
 	bool netns_locked;
 	/*
+	 * Optional: what the caller makes beside the restore, in a thread of
+	 * its own (a container's put-back, runc.h), waited for where the
+	 * restore needs it: beside_wait(beside_arg, RST_BESIDE_MM) once the
+	 * tree's processes exist, before their address spaces and files;
+	 * RST_BESIDE_ALL before their credentials and scheduling.  < 0 fails
+	 * the restore (its message set).
+	 */
+	int (*beside_wait)(void *arg, int stage);
+	void *beside_arg;
+	/*
 	 * The new container's stdin, stdout, stderr as its runtime gave them
 	 * to the stub (taken before the stub closes them; -1: none): a pipe
 	 * the image marks as the container's stdio N (PipeData.container_stdio)
@@ -129,6 +139,8 @@ struct restore_opts {
 	 * is not there ends (the tree reads EOF) instead of failing the restore. */
 	bool inet_close_foreign;
 };
+
+enum { RST_BESIDE_MM = 1, RST_BESIDE_ALL = 2 };
 
 struct restore_stats {
 	double restore_ms;      /* restore_tree() from call to return */
@@ -144,6 +156,7 @@ struct restore_stats {
 	double netlock_ms;      /* of fds_ms: the network lock taken (rst_inet_lock) */
 	double inet_ms;         /* of fds_ms: TCP/UDP sockets made (TCP repair) */
 	double unlock_ms;       /* of resume_ms: the lock opened, connections out of repair */
+	double beside_wait_ms;  /* waiting for restore_opts.beside_wait */
 	uint64_t processes;
 	uint64_t threads;
 	uint64_t fds;
