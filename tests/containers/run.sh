@@ -43,7 +43,8 @@
 #                      the same path: shared storage): host a's runc no longer
 #                      knows it, host b's runs it with the same init as pid 1,
 #                      its counter goes on from where it was, its host name
-#                      is the one set at run time (docs/containers.md)
+#                      is the one set at run time, its memory and pids
+#                      limits those set with runc update (docs/containers.md)
 #   runc/migrate-net-post-copy  the busybox counter with its veth on a's
 #                      bridge, migrated to b: its eth0 has the same MAC there,
 #                      its end is on b's bridge and it answers a ping; a
@@ -413,6 +414,13 @@ dmd_up() {
 	wait_until 20 test -s "$WORK/dmd.ready"
 }
 
+# ctr_cgfile H ID CONTROLLER FILE: a v1 cgroup file of container ID in host H
+# (v2: the unified one, limit_in_bytes read as max)
+ctr_cgfile() {
+	ctr_host "$1" sh -c 'd=$(jq -r --arg c "$2" ".cgroup_paths[\$c] // .cgroup_paths[\"\"]" "/run/runc/$1/state.json")
+		cat "$d/$3" 2>/dev/null || cat "$d/$(echo "$3" | sed s/limit_in_bytes/max/)"' sh "$2" "$3" "$4"
+}
+
 t_migrate() {
 	local mode=$1 t=runc/migrate-$1 id=$PREFIX-m${1%%-*} b out v0 v1 pid
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
@@ -423,6 +431,8 @@ t_migrate() {
 	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
 	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
 	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" hostname "moved-$1" || { result FAIL $t "hostname"; return; }
+	# limits changed with runc update: b applies them beside the restore, before the tree runs
+	ctr_runc a update --memory 67108864 --pids-limit 77 "$id" || { result FAIL $t "runc update"; return; }
 	# the value before the migration (the file is rewritten each tick: read
 	# until it holds a number); far enough from 1 that a counter started
 	# again would show
@@ -440,6 +450,8 @@ t_migrate() {
 	[[ $out == "/bin/sh -c i=0;"* ]] || { result FAIL $t "pid 1 in b is '$out'"; return; }
 	out=$(ctr_runc b exec "$id" hostname)
 	[[ $out == "moved-$1" ]] || { result FAIL $t "host name '$out'"; return; }
+	out=$(ctr_cgfile b "$id" memory memory.limit_in_bytes)/$(ctr_cgfile b "$id" pids pids.max)
+	[[ $out == 67108864/77 ]] || { result FAIL $t "cgroup limits (memory/pids) in b are $out, not 67108864/77"; return; }
 	# it goes on from v0 (a counter started again would be below it)
 	wait_until 30 sh -c "v=\$(cat '$b/rootfs/tmp/counter'); [ \"\$v\" -gt $v0 ] 2>/dev/null" ||
 		{ result FAIL $t "the counter does not go on from $v0: $(cat "$b/rootfs/tmp/counter")"; return; }
