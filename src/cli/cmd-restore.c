@@ -299,6 +299,9 @@ int cmd_restore(int argc, char **argv)
 	}
 
 	r = restore_tree(&o, &res);
+	/* the lock went with the restore's own (restore_opts.netns_locked) */
+	if (r >= 0 && res.stats.lock_removed)
+		rs.net_locked = false;
 	if (o.stub_pid > 0)
 		runc_restore_done(&rs, r >= 0);
 	if (r < 0) {

@@ -2109,7 +2109,8 @@ void runc_restore_done(struct runc_started *s, bool ok)
 		dm_error_set_message(msg);
 	}
 	if (ok && (s->net_locked || s->n_ann)) {
-		/* the restore of the sockets removed the lock already, unless the tree has none */
+		/* the restore of the sockets removed the lock already (the caller
+		 * clears net_locked then), unless the tree has none */
 		_cleanup_close_ int ns = -1;
 		int back = -1;
 		if (netns_of_pid(s->pid, &ns) < 0 || netns_enter(ns, &back) < 0 ||

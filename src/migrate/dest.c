@@ -989,6 +989,10 @@ static int do_restore(struct dsess *s)
 	}
 	dm_error_clear();
 	r = restore_tree(&ro, &res);
+	/* the lock went with the restore's own (restore_opts.netns_locked):
+	 * not another nft transaction before the announcements */
+	if (r >= 0 && res.stats.lock_removed)
+		rs.net_locked = false;
 	if (s->container) {
 		uint64_t t = clock_ns();
 		runc_restore_done(&rs, r >= 0);

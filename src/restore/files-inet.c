@@ -628,10 +628,12 @@ void rst_inet_settled(struct rst_ctx *c)
 			c->st.lock_counted = true;
 		else
 			pr_warn("%s", dm_last_error());
-		if (netlock_unlock(in->lock) >= 0)
+		if (netlock_unlock(in->lock) >= 0) {
 			in->lock[0] = 0;
-		else
+			c->st.lock_removed = true;
+		} else {
 			pr_warn("%s", dm_last_error());
+		}
 	} else {
 		pr_warn("%s", dm_last_error());
 	}

@@ -170,6 +170,7 @@ struct restore_stats {
 	uint64_t lock_tcp_dropped_in;
 	uint64_t lock_tcp_dropped_out;
 	bool lock_counted;      /* the two above were read */
+	bool lock_removed;      /* the restore removed its network lock after the resume */
 };
 
 struct restore_result {
