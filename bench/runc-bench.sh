@@ -316,7 +316,7 @@ v_dmigrate() {
 # and the container's steps on both sides (the frozen window's record; the
 # destination's put-back, restore phases, what runs after COMMIT)
 STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed,
-	fault_requests, fault_latency_us, container_record_ms, container_record, dump,
+	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
 	resume_at_ms}), after_commit: (.destination // {} | {commit_to_running_ms, container_done_ms,
 	unlock_ms})}'

@@ -60,6 +60,13 @@ struct runc_ct {
 	struct dump_container hooks;
 	bool frozen;
 	bool managed;           /* another manager's (Docker's): never `runc delete` it */
+	/* runc_record_head() started the IPC child, runc_record_tail() reads it
+	 * beside the dump; the dump waits for it before it reads msg->ipc
+	 * (dump_container.wait_ipc) */
+	struct ipc_dump *ipc_pending;
+	bool ipc_done;
+	pthread_mutex_t ipc_lock;
+	pthread_cond_t ipc_cond;
 	/* runc_record()'s steps (ms), for the stats */
 	struct { double ns, hostname, net, fds, cgroup, mounts, ipc_wait; } rt;
 };
@@ -240,6 +247,8 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		return r;
 	}
 	ct = xcalloc(1, sizeof(*ct));
+	pthread_mutex_init(&ct->ipc_lock, NULL);
+	pthread_cond_init(&ct->ipc_cond, NULL);
 	ct->root = xstrdup(root);
 	ct->id = xstrdup(id);
 	ct->pid = (pid_t)pid;
@@ -344,6 +353,14 @@ void runc_free(struct runc_ct *ct)
 		return;
 	if (ct->frozen)
 		ct->hooks.thaw(ct);
+	if (ct->ipc_pending) {
+		/* started, never read (the tail did not run): its child reaped */
+		Dm__ContainerIpc *x = NULL;
+		ipc_dump_finish(ct->ipc_pending, &x);
+		if (x)
+			protobuf_c_message_free_unpacked(&x->base, NULL);
+		dm_error_clear();
+	}
 	free(ct->root);
 	free(ct->id);
 	free(ct->bundle);
@@ -357,6 +374,8 @@ void runc_free(struct runc_ct *ct)
 		json_decref(ct->config);
 	if (ct->msg)
 		protobuf_c_message_free_unpacked(&ct->msg->base, NULL);
+	pthread_mutex_destroy(&ct->ipc_lock);
+	pthread_cond_destroy(&ct->ipc_cond);
 	free(ct);
 }
 
@@ -452,6 +471,18 @@ static int check_tree(void *arg, const pid_t *pids, size_t n)
 	return 0;
 }
 
+/* The record's IPC objects are complete (runc_record_tail() read them). */
+static int wait_ipc(void *arg)
+{
+	struct runc_ct *ct = arg;
+
+	pthread_mutex_lock(&ct->ipc_lock);
+	while (ct->ipc_pending && !ct->ipc_done)
+		pthread_cond_wait(&ct->ipc_cond, &ct->ipc_lock);
+	pthread_mutex_unlock(&ct->ipc_lock);
+	return 0;
+}
+
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 {
 	Dm__Container *m = xmalloc(sizeof(*m));
@@ -469,7 +500,7 @@ const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 	m->cgroup_freezer = xstrdup(ct->freezer ? "v1" : "v2");
 	ct->msg = m;
 	ct->hooks = (struct dump_container){ .freeze = do_freeze, .thaw = do_thaw,
-					     .check_tree = check_tree, .arg = ct, .msg = m };
+					     .check_tree = check_tree, .wait_ipc = wait_ipc, .arg = ct, .msg = m };
 	return &ct->hooks;
 }
 
@@ -561,7 +592,10 @@ static int record_ns(struct runc_ct *ct)
 		if (r < 0)
 			return dm_fail(r, "container '%s': %s namespace: %s", ct->id,
 				       proc_ns_name(types[i]), strerror(-r));
-		if (proc_read_ns(getpid(), types[i], &ours) == 0 && ours == ino)
+		/* the calling thread's own (not the process's: the record runs
+		 * beside the dump, whose thread enters the container's network
+		 * namespace to lock it) */
+		if (proc_read_ns((pid_t)gettid(), types[i], &ours) == 0 && ours == ino)
 			continue;
 		dm_error_clear();
 		Dm__ContainerNs *n = xmalloc(sizeof(*n));
@@ -1055,58 +1089,122 @@ static bool own_ns(const Dm__Container *m, const char *type)
 	return false;
 }
 
-int runc_record(struct runc_ct *ct, const char *images_dir)
+/* The IPC child's result (its refusal named), ipc its handle */
+static int record_ipc_finish(struct runc_ct *ct, struct ipc_dump *ipc)
 {
-	struct ipc_dump *ipc = NULL;
-	uint64_t t = clock_ns();
-	int r, ri;
-
-#define LAP(f) (ct->rt.f = ns_to_ms(t, clock_ns()), t = clock_ns())
-	r = record_ns(ct);
-	LAP(ns);
-	if (r < 0)
-		return r;
-	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
-	LAP(hostname);
-	if (r < 0)
-		return r;
-	/* SysV objects and POSIX queues (runc makes the namespace empty): read
-	 * by a child of ours beside the steps below, in the same freeze.  Only
-	 * a namespace runc made: one the config joins by path, or the host's,
-	 * outlives the container with what it holds */
-	if (own_ns(ct->msg, "ipc"))
-		r = ipc_dump_start(ct->pid, images_dir, &ipc);
-	if (r >= 0)
-		r = record_net(ct);
-	LAP(net);
-	if (r >= 0)
-		r = check_fds(ct);
-	LAP(fds);
-	if (r >= 0) {
-		record_cgroup(ct);
-		LAP(cgroup);
-		r = record_mounts(ct, images_dir);
-		LAP(mounts);
-	}
-	if (!ipc)
-		return r;
-	/* its refusal first: it is the older step */
-	ri = ipc_dump_finish(ipc, &ct->msg->ipc);
-	LAP(ipc_wait);
-#undef LAP
+	int ri = ipc_dump_finish(ipc, &ct->msg->ipc);
 	if (ri < 0) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		return dm_fail(ri, "container '%s': its IPC namespace: %s", ct->id, msg);
 	}
+	return 0;
+}
+
+/* SysV objects and POSIX queues (runc makes the namespace empty): read by a
+ * child of ours.  Only a namespace runc made: one the config joins by path,
+ * or the host's, outlives the container with what it holds */
+static int record_ipc_start(struct runc_ct *ct, const char *images_dir, struct ipc_dump **ret)
+{
+	*ret = NULL;
+	return own_ns(ct->msg, "ipc") ? ipc_dump_start(ct->pid, images_dir, ret) : 0;
+}
+
+/* What the dump of the tree reads of the record: the namespaces (whose
+ * network and IPC namespace are the container's own), its IPC objects (a
+ * descriptor of a POSIX queue is one of them); and the host name. */
+static int record_head(struct runc_ct *ct, uint64_t *t)
+{
+	int r = record_ns(ct);
+	ct->rt.ns = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
+	if (r < 0)
+		return r;
+	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
+	ct->rt.hostname = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
 	return r;
+}
+
+/* The rest, which the dump does not read: network, fds held on host
+ * mounts, cgroup limits, mounts and tmpfs files. */
+static int record_tail(struct runc_ct *ct, const char *images_dir, uint64_t *t)
+{
+	int r = record_net(ct);
+	ct->rt.net = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
+	if (r >= 0)
+		r = check_fds(ct);
+	ct->rt.fds = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
+	if (r >= 0) {
+		record_cgroup(ct);
+		ct->rt.cgroup = ns_to_ms(*t, clock_ns());
+		*t = clock_ns();
+		r = record_mounts(ct, images_dir);
+		ct->rt.mounts = ns_to_ms(*t, clock_ns());
+		*t = clock_ns();
+	}
+	return r;
+}
+
+int runc_record(struct runc_ct *ct, const char *images_dir)
+{
+	struct ipc_dump *ipc = NULL;
+	uint64_t t = clock_ns();
+	int r;
+
+	r = record_head(ct, &t);
+	if (r < 0)
+		return r;
+	/* the IPC child runs beside the steps below, in the same freeze */
+	r = record_ipc_start(ct, images_dir, &ipc);
+	if (r >= 0)
+		r = record_tail(ct, images_dir, &t);
+	if (!ipc)
+		return r;
+	/* its refusal first: it is the older step */
+	t = clock_ns();
+	int ri = record_ipc_finish(ct, ipc);
+	ct->rt.ipc_wait = ns_to_ms(t, clock_ns());
+	return ri < 0 ? ri : r;
+}
+
+int runc_record_head(struct runc_ct *ct, const char *images_dir)
+{
+	uint64_t t = clock_ns();
+	int r = record_head(ct, &t);
+
+	/* the IPC child runs from here, beside the dump and the tail */
+	if (r >= 0)
+		r = record_ipc_start(ct, images_dir, &ct->ipc_pending);
+	return r;
+}
+
+int runc_record_tail(struct runc_ct *ct, const char *images_dir)
+{
+	uint64_t t = clock_ns();
+	int r = record_tail(ct, images_dir, &t), ri = 0;
+
+	if (ct->ipc_pending) {
+		t = clock_ns();
+		ri = record_ipc_finish(ct, ct->ipc_pending);
+		ct->rt.ipc_wait = ns_to_ms(t, clock_ns());
+		pthread_mutex_lock(&ct->ipc_lock);
+		ct->ipc_pending = NULL;
+		ct->ipc_done = true;
+		pthread_cond_broadcast(&ct->ipc_cond);
+		pthread_mutex_unlock(&ct->ipc_lock);
+	}
+	/* its refusal first: it is the older step */
+	return ri < 0 ? ri : r;
 }
 
 json_t *runc_record_stats_json(const struct runc_ct *ct)
 {
 	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "namespaces_ms", ct->rt.ns, "hostname_ms",
 			 ct->rt.hostname, "net_ms", ct->rt.net, "fds_ms", ct->rt.fds, "cgroup_ms", ct->rt.cgroup,
-			 "mounts_ms", ct->rt.mounts, "ipc_wait_ms", ct->rt.ipc_wait);
+			 "mounts_ms", ct->rt.mounts, "ipc_ms", ct->rt.ipc_wait);
 }
 
 void runc_set_managed(struct runc_ct *ct)

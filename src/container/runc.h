@@ -53,6 +53,12 @@ int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n);
 int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
+/* runc_record() in two parts, for a migration that dumps the tree beside the
+ * second: head, what the dump reads of the record (namespaces, IPC objects)
+ * and the host name; tail, the rest (network, fds on host mounts, cgroup
+ * limits, mounts and tmpfs files), which reads nothing the dump changes. */
+int runc_record_head(struct runc_ct *ct, const char *images_dir);
+int runc_record_tail(struct runc_ct *ct, const char *images_dir);
 /* how long runc_record()'s steps took (a new JSON object, ms) */
 json_t *runc_record_stats_json(const struct runc_ct *ct);
 /* The container belongs to a manager above runc (Docker): runc_finish()

@@ -80,6 +80,9 @@
 #                      source pauses after START); an address and a route
 #                      added in a meanwhile are in b after the migration,
 #                      the new address answers the client
+#   runc/migrate-refused-mount  a tmpfs mounted at run time: refused, named,
+#                      by the record made beside the dump; a's container
+#                      runs on (same init, thawed, counting), b has none
 #   runc/migrate-ipc-post-copy  tests/containers/dm-ipc.c as the init in host
 #                      a: SysV shm (attached twice), semaphores, a message
 #                      queue, POSIX queues with messages, a file in runc's
@@ -639,6 +642,34 @@ t_migrate_rollback() {
 	result PASS $t
 }
 
+# a mount made at run time (not in the config: runc would not make it) is
+# refused by the record made beside the dump, while the tree is frozen and
+# its processes are being dumped: the migration fails naming it and rolls
+# back; a's container runs on (same init, thawed, counting), b keeps nothing
+t_migrate_refused_mount() {
+	local t=runc/migrate-refused-mount id=$PREFIX-mrm b out pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" mount -t tmpfs none /srv || { result FAIL $t "mount"; return; }
+	pid=$(ctr_pid a "$id")
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) && { result FAIL $t "the migration succeeded"; return; }
+	grep -q "tmpfs mount at /srv was made at run time" <<<"$out" || { result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "after: $out"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	[[ -z $(ctr_status b "$id") ]] || { result FAIL $t "b keeps the container: '$(ctr_status b "$id")'"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
 # the destination refuses at START (before the freeze) a container whose ID
 # its runc has already: the source's runs on, same init, counting
 t_migrate_refused() {
@@ -959,7 +990,7 @@ t_svc_joined_1() {
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
-	runc/migrate-net-changed runc/migrate-ipc-post-copy)
+	runc/migrate-net-changed runc/migrate-refused-mount runc/migrate-ipc-post-copy)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -968,6 +999,7 @@ declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
 	[runc/migrate-net-changed]=t_migrate_net_changed
+	[runc/migrate-refused-mount]=t_migrate_refused_mount
 	[runc/migrate-ipc-post-copy]="t_migrate_ipc post-copy"
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-nobridge]=t_migrate_nobridge
