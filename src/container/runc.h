@@ -12,11 +12,16 @@
  *                             interfaces, cgroup limits, tmpfs contents (tar
  *                             files in the image), refusals of what runc does
  *                             not make again (run-time mounts, SysV IPC, ...)
+ *   runc_record_head/_tail()  the same in two parts, a migration's second one
+ *                             beside the dump of the processes
  *   runc_finish(leave)        after the dump: `runc delete` unless left running
  * Restore (the image's Inventory.container):
  *   runc_restore_start()      a config copy whose process is our static stub,
  *                             `runc run -d`, tmpfs contents and hostname put
  *                             back; restore_opts.stub_pid/stub_sock/root_fd
+ *                             (= launch, prepare, put_back; a migration does
+ *                             the first two at START and the put-back beside
+ *                             the restore: runc_restore_put_back_async())
  *   runc_restore_done()       after restore_tree(): the config copy goes; on
  *                             failure the container goes too (`runc delete -f`)
  */
