@@ -60,11 +60,10 @@ struct runc_ct {
 	struct dump_container hooks;
 	bool frozen;
 	bool managed;           /* another manager's (Docker's): never `runc delete` it */
-	/* runc_record_head() started the IPC child, runc_record_tail() reads it
-	 * beside the dump; the dump waits for it before it reads msg->ipc
-	 * (dump_container.wait_ipc) */
-	struct ipc_dump *ipc_pending;
-	bool ipc_done;
+	/* runc_record_tail() reads the IPC namespace beside the dump (set by
+	 * runc_record_head(): it will); the dump waits for it before it reads
+	 * msg->ipc (dump_container.wait_ipc) */
+	bool ipc_expected, ipc_done;
 	pthread_mutex_t ipc_lock;
 	pthread_cond_t ipc_cond;
 	/* runc_record()'s steps (ms), for the stats */
@@ -353,14 +352,6 @@ void runc_free(struct runc_ct *ct)
 		return;
 	if (ct->frozen)
 		ct->hooks.thaw(ct);
-	if (ct->ipc_pending) {
-		/* started, never read (the tail did not run): its child reaped */
-		Dm__ContainerIpc *x = NULL;
-		ipc_dump_finish(ct->ipc_pending, &x);
-		if (x)
-			protobuf_c_message_free_unpacked(&x->base, NULL);
-		dm_error_clear();
-	}
 	free(ct->root);
 	free(ct->id);
 	free(ct->bundle);
@@ -477,7 +468,7 @@ static int wait_ipc(void *arg)
 	struct runc_ct *ct = arg;
 
 	pthread_mutex_lock(&ct->ipc_lock);
-	while (ct->ipc_pending && !ct->ipc_done)
+	while (ct->ipc_expected && !ct->ipc_done)
 		pthread_cond_wait(&ct->ipc_cond, &ct->ipc_lock);
 	pthread_mutex_unlock(&ct->ipc_lock);
 	return 0;
@@ -1175,27 +1166,30 @@ int runc_record_head(struct runc_ct *ct, const char *images_dir)
 	uint64_t t = clock_ns();
 	int r = record_head(ct, &t);
 
-	/* the IPC child runs from here, beside the dump and the tail */
-	if (r >= 0)
-		r = record_ipc_start(ct, images_dir, &ct->ipc_pending);
+	ct->ipc_expected = r >= 0 && own_ns(ct->msg, "ipc");
 	return r;
 }
 
 int runc_record_tail(struct runc_ct *ct, const char *images_dir)
 {
+	struct ipc_dump *ipc = NULL;
 	uint64_t t = clock_ns();
-	int r = record_tail(ct, images_dir, &t), ri = 0;
+	int r = 0, ri = 0;
 
-	if (ct->ipc_pending) {
+	/* the IPC child beside the steps below (and the dump) */
+	if (ct->ipc_expected)
+		ri = ipc_dump_start(ct->pid, images_dir, &ipc);
+	if (ri >= 0)
+		r = record_tail(ct, images_dir, &t);
+	if (ipc) {
 		t = clock_ns();
-		ri = record_ipc_finish(ct, ct->ipc_pending);
+		ri = record_ipc_finish(ct, ipc);
 		ct->rt.ipc_wait = ns_to_ms(t, clock_ns());
-		pthread_mutex_lock(&ct->ipc_lock);
-		ct->ipc_pending = NULL;
-		ct->ipc_done = true;
-		pthread_cond_broadcast(&ct->ipc_cond);
-		pthread_mutex_unlock(&ct->ipc_lock);
 	}
+	pthread_mutex_lock(&ct->ipc_lock);
+	ct->ipc_done = true;
+	pthread_cond_broadcast(&ct->ipc_cond);
+	pthread_mutex_unlock(&ct->ipc_lock);
 	/* its refusal first: it is the older step */
 	return ri < 0 ? ri : r;
 }

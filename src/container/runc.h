@@ -59,9 +59,11 @@ int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool give
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
 /* runc_record() in two parts, for a migration that dumps the tree beside the
- * second: head, what the dump reads of the record (namespaces, IPC objects)
- * and the host name; tail, the rest (network, fds on host mounts, cgroup
- * limits, mounts and tmpfs files), which reads nothing the dump changes. */
+ * second: head, what the dump reads of the record first (the namespaces)
+ * and the host name; tail, the rest (IPC objects, network, fds on host
+ * mounts, cgroup limits, mounts and tmpfs files), which reads nothing the
+ * dump changes; the dump waits for its IPC objects before it reads them
+ * (dump_container.wait_ipc). */
 int runc_record_head(struct runc_ct *ct, const char *images_dir);
 int runc_record_tail(struct runc_ct *ct, const char *images_dir);
 /* how long runc_record()'s steps took (a new JSON object, ms) */
