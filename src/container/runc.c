@@ -1456,11 +1456,11 @@ static void net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
 
 /*
  * The container's veths, as they were: its end with its name, MAC, MTU and
- * addresses, up, its routes; attach: our end with its name, on the bridge it
- * was on (dmigrated --bridge: on that one instead), up.  Without attach our
- * end stays down and on no bridge: the container's end has no carrier, so
- * nothing of it reaches the segment (where the source's copy still has the
- * same addresses) until net_attach().
+ * addresses, up, its routes; our end with its name, on the bridge it was on
+ * (dmigrated --bridge: on that one instead), and with attach up.  Without
+ * attach our end stays down: the container's end has no carrier and a port
+ * that is down forwards nothing, so nothing of it reaches the segment (where
+ * the source's copy still has the same addresses) until net_attach().
  */
 static int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
 {
@@ -1487,8 +1487,12 @@ static int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool 
 			r = rtnl_addr_add(there, n->name, n->addrs[k]);
 		if (r >= 0 && n->up)
 			r = rtnl_link_up(there, n->name, NULL);
-		if (r >= 0 && attach)
-			r = rtnl_link_up(here, n->peer_name, n->peer_master ? bridge ? bridge : n->peer_master : NULL);
+		const char *master = n->peer_master ? bridge ? bridge : n->peer_master : NULL;
+		/* without attach: on its bridge already (adding a port is the slow
+		 * part), but down: a port that is down forwards nothing */
+		if (r >= 0)
+			r = attach ? rtnl_link_up(here, n->peer_name, master)
+				   : master ? rtnl_link_master(here, n->peer_name, master) : 0;
 	}
 	/* routes the kernel did not make with the addresses (its end is up:
 	 * without a carrier a route through it is made all the same) */
@@ -1513,7 +1517,8 @@ static int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool 
 	return r < 0 ? r : 0;
 }
 
-/* Our ends of what net_make(attach false) made: on their bridges, up. */
+/* Our ends of what net_make(attach false) made: up (on their bridges
+ * already: naming the bridge again costs nothing and fails if it went). */
 static int net_attach(const Dm__Container *m, const char *bridge)
 {
 	struct rtnl *here = NULL;

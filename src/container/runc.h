@@ -125,9 +125,9 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 /* Between the two, what can be made from a description of the container
  * before it is frozen (base: what it was made from, and its interfaces and
  * routes as they were then, runc_base_record()): its new network namespace
- * locked; its veths made, addresses, its ends up, routes, but our ends
- * down and on no bridge (nothing reaches the segment yet).  Put-back then
- * only attaches our ends, or, if the full record differs, makes the network
+ * locked; its veths made, addresses, its ends up, routes, our ends on their
+ * bridges but down (nothing reaches the segment yet).  Put-back then only
+ * sets our ends up, or, if the full record differs, makes the network
  * again.  On failure the container is removed. */
 int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_opts *o, struct runc_started *s);
 /* Its second half, with the whole record: what runc did not make again
