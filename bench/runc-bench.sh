@@ -313,8 +313,13 @@ v_dmigrate() {
 }
 # what the method's detail keeps of dmigrate's --stats: where the time went
 # (the phases' timestamps, ms from the start), the faults and their latency
+# and the container's steps on both sides (the frozen window's record; the
+# destination's put-back, restore phases, what runs after COMMIT)
 STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed,
-	fault_requests, fault_latency_us}'
+	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
+	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
+	resume_at_ms}), after_commit: (.destination // {} | {commit_to_running_ms, container_done_ms,
+	unlock_ms})}'
 
 
 v_criu_lazy() {

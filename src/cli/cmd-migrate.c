@@ -61,7 +61,17 @@ static void usage(FILE *out)
 
 static int mig_runc_record(void *arg, const char *dir)
 {
-	return runc_record(arg, dir);
+	return runc_record_head(arg, dir);
+}
+
+static int mig_runc_record_tail(void *arg, const char *dir)
+{
+	return runc_record_tail(arg, dir);
+}
+
+static void *mig_runc_record_stats(void *arg)
+{
+	return runc_record_stats_json(arg);
 }
 
 /* the source's copy was killed after the switch-over: Docker removes it */
@@ -269,6 +279,8 @@ int cmd_migrate(int argc, char **argv)
 		o.pid = runc_init_pid(ct);
 		o.container = runc_dump_hooks(ct);
 		o.container_record = mig_runc_record;
+		o.container_record_beside = mig_runc_record_tail;
+		o.container_record_stats = mig_runc_record_stats;
 		o.container_gone = mig_runc_gone;
 		o.container_arg = ct;
 		o.container_id = runc_id(ct);

@@ -261,6 +261,7 @@ int cmd_restore(int argc, char **argv)
 		o.stub_pid = rs.pid;
 		o.stub_sock = rs.sock;
 		o.root_fd = rs.root_fd;
+		o.netns_locked = rs.net_locked;
 	} else {
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}
@@ -298,6 +299,9 @@ int cmd_restore(int argc, char **argv)
 	}
 
 	r = restore_tree(&o, &res);
+	/* the lock went with the restore's own (restore_opts.netns_locked) */
+	if (r >= 0 && res.stats.lock_removed)
+		rs.net_locked = false;
 	if (o.stub_pid > 0)
 		runc_restore_done(&rs, r >= 0);
 	if (r < 0) {

@@ -145,7 +145,9 @@ int dirtar_create(const char *src, const char *const *only, size_t n_only, const
 	t.disk = archive_read_disk_new();
 	t.lr = archive_entry_linkresolver_new();
 	t.buf = xmalloc(1 << 20);
-	archive_write_set_format_pax_restricted(t.w);
+	/* pax, not pax_restricted: every time with its nanoseconds (a file
+	 * the tree maps or opens is checked by its mtime at restore) */
+	archive_write_set_format_pax(t.w);
 	/* xattrs as GNU tar reads them back (the restore runs tar -x) */
 	archive_write_set_option(t.w, "pax", "xattrheader", "SCHILY");
 	archive_write_add_filter_none(t.w);

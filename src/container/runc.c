@@ -8,6 +8,7 @@
 #include "container/dirtar.h"
 #include "container/ext-stub.h"
 #include "container/ipc.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
@@ -21,6 +22,7 @@
 #include <jansson.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +60,14 @@ struct runc_ct {
 	struct dump_container hooks;
 	bool frozen;
 	bool managed;           /* another manager's (Docker's): never `runc delete` it */
+	/* runc_record_tail() reads the IPC namespace beside the dump (set by
+	 * runc_record_head(): it will); the dump waits for it before it reads
+	 * msg->ipc (dump_container.wait_ipc) */
+	bool ipc_expected, ipc_done;
+	pthread_mutex_t ipc_lock;
+	pthread_cond_t ipc_cond;
+	/* runc_record()'s steps (ms), for the stats */
+	struct { double ns, hostname, net, fds, cgroup, mounts, ipc_wait; } rt;
 };
 
 /* ------------------------------------------------------------ commands */
@@ -236,6 +246,8 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		return r;
 	}
 	ct = xcalloc(1, sizeof(*ct));
+	pthread_mutex_init(&ct->ipc_lock, NULL);
+	pthread_cond_init(&ct->ipc_cond, NULL);
 	ct->root = xstrdup(root);
 	ct->id = xstrdup(id);
 	ct->pid = (pid_t)pid;
@@ -353,6 +365,8 @@ void runc_free(struct runc_ct *ct)
 		json_decref(ct->config);
 	if (ct->msg)
 		protobuf_c_message_free_unpacked(&ct->msg->base, NULL);
+	pthread_mutex_destroy(&ct->ipc_lock);
+	pthread_cond_destroy(&ct->ipc_cond);
 	free(ct);
 }
 
@@ -448,6 +462,18 @@ static int check_tree(void *arg, const pid_t *pids, size_t n)
 	return 0;
 }
 
+/* The record's IPC objects are complete (runc_record_tail() read them). */
+static int wait_ipc(void *arg)
+{
+	struct runc_ct *ct = arg;
+
+	pthread_mutex_lock(&ct->ipc_lock);
+	while (ct->ipc_expected && !ct->ipc_done)
+		pthread_cond_wait(&ct->ipc_cond, &ct->ipc_lock);
+	pthread_mutex_unlock(&ct->ipc_lock);
+	return 0;
+}
+
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 {
 	Dm__Container *m = xmalloc(sizeof(*m));
@@ -465,7 +491,7 @@ const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 	m->cgroup_freezer = xstrdup(ct->freezer ? "v1" : "v2");
 	ct->msg = m;
 	ct->hooks = (struct dump_container){ .freeze = do_freeze, .thaw = do_thaw,
-					     .check_tree = check_tree, .arg = ct, .msg = m };
+					     .check_tree = check_tree, .wait_ipc = wait_ipc, .arg = ct, .msg = m };
 	return &ct->hooks;
 }
 
@@ -557,7 +583,10 @@ static int record_ns(struct runc_ct *ct)
 		if (r < 0)
 			return dm_fail(r, "container '%s': %s namespace: %s", ct->id,
 				       proc_ns_name(types[i]), strerror(-r));
-		if (proc_read_ns(getpid(), types[i], &ours) == 0 && ours == ino)
+		/* the calling thread's own (not the process's: the record runs
+		 * beside the dump, whose thread enters the container's network
+		 * namespace to lock it) */
+		if (proc_read_ns((pid_t)gettid(), types[i], &ours) == 0 && ours == ino)
 			continue;
 		dm_error_clear();
 		Dm__ContainerNs *n = xmalloc(sizeof(*n));
@@ -1051,41 +1080,125 @@ static bool own_ns(const Dm__Container *m, const char *type)
 	return false;
 }
 
-int runc_record(struct runc_ct *ct, const char *images_dir)
+/* The IPC child's result (its refusal named), ipc its handle */
+static int record_ipc_finish(struct runc_ct *ct, struct ipc_dump *ipc)
 {
-	struct ipc_dump *ipc = NULL;
-	int r, ri;
-
-	r = record_ns(ct);
-	if (r < 0)
-		return r;
-	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
-	if (r < 0)
-		return r;
-	/* SysV objects and POSIX queues (runc makes the namespace empty): read
-	 * by a child of ours beside the steps below, in the same freeze.  Only
-	 * a namespace runc made: one the config joins by path, or the host's,
-	 * outlives the container with what it holds */
-	if (own_ns(ct->msg, "ipc"))
-		r = ipc_dump_start(ct->pid, images_dir, &ipc);
-	if (r >= 0)
-		r = record_net(ct);
-	if (r >= 0)
-		r = check_fds(ct);
-	if (r >= 0) {
-		record_cgroup(ct);
-		r = record_mounts(ct, images_dir);
-	}
-	if (!ipc)
-		return r;
-	/* its refusal first: it is the older step */
-	ri = ipc_dump_finish(ipc, &ct->msg->ipc);
+	int ri = ipc_dump_finish(ipc, &ct->msg->ipc);
 	if (ri < 0) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		return dm_fail(ri, "container '%s': its IPC namespace: %s", ct->id, msg);
 	}
+	return 0;
+}
+
+/* SysV objects and POSIX queues (runc makes the namespace empty): read by a
+ * child of ours.  Only a namespace runc made: one the config joins by path,
+ * or the host's, outlives the container with what it holds */
+static int record_ipc_start(struct runc_ct *ct, const char *images_dir, struct ipc_dump **ret)
+{
+	*ret = NULL;
+	return own_ns(ct->msg, "ipc") ? ipc_dump_start(ct->pid, images_dir, ret) : 0;
+}
+
+/* What the dump of the tree reads of the record: the namespaces (whose
+ * network and IPC namespace are the container's own), its IPC objects (a
+ * descriptor of a POSIX queue is one of them); and the host name. */
+static int record_head(struct runc_ct *ct, uint64_t *t)
+{
+	int r = record_ns(ct);
+	ct->rt.ns = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
+	if (r < 0)
+		return r;
+	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
+	ct->rt.hostname = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
 	return r;
+}
+
+/* The rest, which the dump does not read: network, fds held on host
+ * mounts, cgroup limits, mounts and tmpfs files. */
+static int record_tail(struct runc_ct *ct, const char *images_dir, uint64_t *t)
+{
+	int r = record_net(ct);
+	ct->rt.net = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
+	if (r >= 0)
+		r = check_fds(ct);
+	ct->rt.fds = ns_to_ms(*t, clock_ns());
+	*t = clock_ns();
+	if (r >= 0) {
+		record_cgroup(ct);
+		ct->rt.cgroup = ns_to_ms(*t, clock_ns());
+		*t = clock_ns();
+		r = record_mounts(ct, images_dir);
+		ct->rt.mounts = ns_to_ms(*t, clock_ns());
+		*t = clock_ns();
+	}
+	return r;
+}
+
+int runc_record(struct runc_ct *ct, const char *images_dir)
+{
+	struct ipc_dump *ipc = NULL;
+	uint64_t t = clock_ns();
+	int r;
+
+	r = record_head(ct, &t);
+	if (r < 0)
+		return r;
+	/* the IPC child runs beside the steps below, in the same freeze */
+	r = record_ipc_start(ct, images_dir, &ipc);
+	if (r >= 0)
+		r = record_tail(ct, images_dir, &t);
+	if (!ipc)
+		return r;
+	/* its refusal first: it is the older step */
+	t = clock_ns();
+	int ri = record_ipc_finish(ct, ipc);
+	ct->rt.ipc_wait = ns_to_ms(t, clock_ns());
+	return ri < 0 ? ri : r;
+}
+
+int runc_record_head(struct runc_ct *ct, const char *images_dir)
+{
+	uint64_t t = clock_ns();
+	int r = record_head(ct, &t);
+
+	ct->ipc_expected = r >= 0 && own_ns(ct->msg, "ipc");
+	return r;
+}
+
+int runc_record_tail(struct runc_ct *ct, const char *images_dir)
+{
+	struct ipc_dump *ipc = NULL;
+	uint64_t t = clock_ns();
+	int r = 0, ri = 0;
+
+	/* the IPC child beside the steps below (and the dump) */
+	if (ct->ipc_expected)
+		ri = ipc_dump_start(ct->pid, images_dir, &ipc);
+	if (ri >= 0)
+		r = record_tail(ct, images_dir, &t);
+	if (ipc) {
+		t = clock_ns();
+		ri = record_ipc_finish(ct, ipc);
+		ct->rt.ipc_wait = ns_to_ms(t, clock_ns());
+	}
+	pthread_mutex_lock(&ct->ipc_lock);
+	ct->ipc_done = true;
+	pthread_cond_broadcast(&ct->ipc_cond);
+	pthread_mutex_unlock(&ct->ipc_lock);
+	/* its refusal first: it is the older step */
+	return ri < 0 ? ri : r;
+}
+
+json_t *runc_record_stats_json(const struct runc_ct *ct)
+{
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "namespaces_ms", ct->rt.ns, "hostname_ms",
+			 ct->rt.hostname, "net_ms", ct->rt.net, "fds_ms", ct->rt.fds, "cgroup_ms", ct->rt.cgroup,
+			 "mounts_ms", ct->rt.mounts, "ipc_ms", ct->rt.ipc_wait);
 }
 
 void runc_set_managed(struct runc_ct *ct)
@@ -1278,45 +1391,91 @@ static int ip_in(pid_t pid, const char *const argv[])
 	return r;
 }
 
+/* The config makes the container a network namespace of its own (not one
+ * it joins by path, which outlives it and may carry other traffic). */
+static bool config_new_netns(const Dm__Container *m)
+{
+	json_error_t je;
+	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je), *e;
+	bool own = false;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(c, "linux"), "namespaces"), i, e) {
+		const char *t = json_str(e, "type");
+		if (t && !strcmp(t, "network"))
+			own = !json_str(e, "path");
+	}
+	json_decref(c);
+	return own;
+}
+
+static bool has_veth(const Dm__Container *m)
+{
+	for (size_t i = 0; i < m->n_interfaces; i++)
+		if (m->interfaces[i]->peer_name)
+			return true;
+	return false;
+}
+
+/*
+ * The container's new network namespace is locked before it has an
+ * interface: a peer's retransmission reaching it before the restore has
+ * made the connection's socket would be answered with a RST.  The restore
+ * of the sockets keeps the lock (restore_opts.netns_locked: same name) and
+ * removes it after the resume; runc_restore_done() removes it in any case.
+ */
+static int net_lock(pid_t pid, struct runc_started *s)
+{
+	_cleanup_close_ int ns = -1;
+	int back = -1;
+	int r = netns_of_pid(pid, &ns);
+
+	if (s->net_locked)
+		return 0;
+	if (r > 0)
+		r = netns_enter(ns, &back);
+	if (r >= 0 && ns >= 0) {
+		r = netlock_netns(NETLOCK_NETNS_NAME);
+		netns_leave(back);
+		s->net_locked = r >= 0;
+	}
+	return r < 0 ? r : 0;
+}
+
+/* The network part of a record, packed: what the early put-back made its
+ * network from (runc_started.net_made), compared with the full record's. */
+static void net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
+{
+	Dm__Container k = DM__CONTAINER__INIT;
+
+	k.runtime = k.id = k.bundle = (char *)"";
+	k.n_interfaces = m->n_interfaces;
+	k.interfaces = m->interfaces;
+	k.n_routes = m->n_routes;
+	k.routes = m->routes;
+	*ret_len = dm__container__get_packed_size(&k);
+	*ret = xmalloc(*ret_len ? *ret_len : 1);
+	dm__container__pack(&k, *ret);
+}
+
 /*
  * The container's veths, as they were: its end with its name, MAC, MTU and
- * addresses, up, its routes; our end with its name, on the bridge it was on.
+ * addresses, up, its routes; our end with its name, on the bridge it was on
+ * (dmigrated --bridge: on that one instead), and with attach up.  Without
+ * attach our end stays down: the container's end has no carrier and a port
+ * that is down forwards nothing, so nothing of it reaches the segment (where
+ * the source's copy still has the same addresses) until net_attach().
  */
-static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
+static int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
 {
-	int r = 0;
-
-	/*
-	 * The namespace is locked before it has an interface: a peer's
-	 * retransmission reaching the new namespace before the restore has
-	 * made the connection's socket would be answered with a RST.  The
-	 * restore of the sockets takes the lock over (same name) and removes
-	 * it after the resume; runc_restore_done() removes it in any case.
-	 */
-	bool veth = false;
-	for (size_t i = 0; i < m->n_interfaces; i++)
-		veth |= m->interfaces[i]->peer_name != NULL;
-	if (veth) {
-		_cleanup_close_ int ns = -1;
-		int back = -1;
-		r = netns_of_pid(pid, &ns);
-		if (r > 0)
-			r = netns_enter(ns, &back);
-		if (r >= 0 && ns >= 0) {
-			r = netlock_netns(NETLOCK_NETNS_NAME);
-			netns_leave(back);
-			s->net_locked = r >= 0;
-		}
-		if (r < 0)
-			return r;
-	}
 	/* over rtnetlink: a socket here for our ends, one in the container's
-	 * namespace for its ends (each ip(8) run was a fork and an exec in the
-	 * downtime) */
+	 * namespace for its ends (each ip(8) run was a fork and an exec) */
 	struct rtnl *here = NULL, *there = NULL;
 	_cleanup_close_ int ns = -1;
+	int r;
+
 	if (!m->n_interfaces && !m->n_routes)
-		return r;
+		return 0;
 	r = netns_of_pid(pid, &ns);
 	if (r >= 0)
 		r = rtnl_open(-1, &here);
@@ -1332,17 +1491,15 @@ static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, s
 			r = rtnl_addr_add(there, n->name, n->addrs[k]);
 		if (r >= 0 && n->up)
 			r = rtnl_link_up(there, n->name, NULL);
-		for (size_t k = 0; k < n->n_addrs && r >= 0 && n->up; k++) {
-			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
-			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
-			s->ann_if[s->n_ann] = xstrdup(n->name);
-			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
-		}
-		/* dmigrated --bridge: on that one instead of the one of the same name */
+		const char *master = n->peer_master ? bridge ? bridge : n->peer_master : NULL;
+		/* without attach: on its bridge already (adding a port is the slow
+		 * part), but down: a port that is down forwards nothing */
 		if (r >= 0)
-			r = rtnl_link_up(here, n->peer_name, n->peer_master ? bridge ? bridge : n->peer_master : NULL);
+			r = attach ? rtnl_link_up(here, n->peer_name, master)
+				   : master ? rtnl_link_master(here, n->peer_name, master) : 0;
 	}
-	/* routes the kernel did not make with the addresses */
+	/* routes the kernel did not make with the addresses (its end is up:
+	 * without a carrier a route through it is made all the same) */
 	for (size_t i = 0; i < m->n_routes && r >= 0; i++) {
 		const char *rt = m->routes[i];
 		if (strstr(rt, " proto kernel "))
@@ -1364,18 +1521,101 @@ static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, s
 	return r < 0 ? r : 0;
 }
 
-/* An empty tmpfs: runc made it empty too; its top gets the recorded mode,
- * owner and time (what the archive's "." entry would have given it). */
-static int put_back_empty_tmpfs(const Dm__ContainerTmpfs *t, pid_t pid)
+/* Our ends of what net_make(attach false) made: up (on their bridges
+ * already: naming the bridge again costs nothing and fails if it went). */
+static int net_attach(const Dm__Container *m, const char *bridge)
 {
-	_cleanup_free_ char *dir = xasprintf("/proc/%d/root%s", pid, t->mountpoint);
-	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct rtnl *here = NULL;
+	int r = rtnl_open(-1, &here);
 
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		if (n->peer_name)
+			r = rtnl_link_up(here, n->peer_name, n->peer_master ? bridge ? bridge : n->peer_master : NULL);
+	}
+	rtnl_close(here);
+	return r < 0 ? r : 0;
+}
+
+/* What net_make() made (the record packed by net_key()): gone (deleting
+ * our end of a veth deletes the pair, its addresses and routes with it). */
+static int net_unmake(const uint8_t *key, size_t len)
+{
+	Dm__Container *m = dm__container__unpack(NULL, len, key);
+	struct rtnl *here = NULL;
+	int r;
+
+	if (!m)
+		return dm_fail(-EBADMSG, "the network made at START does not unpack");
+	r = rtnl_open(-1, &here);
+	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++)
+		if (m->interfaces[i]->peer_name)
+			r = rtnl_link_del(here, m->interfaces[i]->peer_name);
+	rtnl_close(here);
+	dm__container__free_unpacked(m, NULL);
+	return r < 0 ? r : 0;
+}
+
+/* The addresses to announce once the tree runs: those of its veths that are up. */
+static void net_announce_list(const Dm__Container *m, struct runc_started *s)
+{
+	for (size_t i = 0; i < m->n_interfaces; i++) {
+		const Dm__ContainerNetIf *n = m->interfaces[i];
+		for (size_t k = 0; n->peer_name && n->up && k < n->n_addrs; k++) {
+			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
+			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
+			s->ann_if[s->n_ann] = xstrdup(n->name);
+			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
+		}
+	}
+}
+
+/*
+ * The container's network, as it was, in the downtime: what runc_restore_
+ * prepare() made before the freeze from the same description only needs
+ * our ends attached; made from another (it changed since START), it goes
+ * and is made again.
+ */
+static int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
+{
+	int r = 0;
+	uint64_t t = clock_ns();
+
+	if (has_veth(m) || s->net_made) {
+		r = net_lock(pid, s);
+		s->t.netlock = ns_to_ms(t, clock_ns());
+		if (r < 0)
+			return r;
+	}
+	if (s->net_made) {
+		_cleanup_free_ uint8_t *key = NULL;
+		size_t len;
+		net_key(m, &key, &len);
+		if (len == s->net_made_len && !memcmp(key, s->net_made, len)) {
+			r = net_attach(m, bridge);
+		} else {
+			pr_info("%s: its network changed since START: made again", s->id);
+			r = net_unmake(s->net_made, s->net_made_len);
+			if (r >= 0)
+				r = net_make(m, pid, bridge, true);
+		}
+		free(s->net_made);
+		s->net_made = NULL;
+	} else {
+		r = net_make(m, pid, bridge, true);
+	}
+	if (r >= 0)
+		net_announce_list(m, s);
+	return r;
+}
+
+/* An empty tmpfs: runc made it empty too; its top (fd) gets the recorded
+ * mode, owner and time (what the archive's "." entry would have given it). */
+static int put_back_empty_tmpfs(const Dm__ContainerTmpfs *t, int fd)
+{
 	if (!t->has_root_mode || !t->has_root_uid || !t->has_root_gid || !t->has_root_mtime_ns ||
 	    t->root_mode > 07777)
 		return dm_fail(-EBADMSG, "the empty tmpfs at %s: its attributes are not recorded", t->mountpoint);
-	if (fd < 0)
-		return dm_fail(neg_errno(), "the tmpfs at %s: %m", t->mountpoint);
 	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT },
 				  { .tv_sec = t->root_mtime_ns / 1000000000, .tv_nsec = t->root_mtime_ns % 1000000000 } };
 	if (fchown(fd, t->root_uid, t->root_gid) < 0 || fchmod(fd, (mode_t)t->root_mode) < 0 ||
@@ -1384,54 +1624,111 @@ static int put_back_empty_tmpfs(const Dm__ContainerTmpfs *t, pid_t pid)
 	return 0;
 }
 
+/* The tmpfs mounts' top directories, opened now (the restore may change
+ * the process's root later: the files go where the mounts are now). */
+static int tmpfs_dirs(const Dm__Container *m, pid_t pid, int **ret)
+{
+	int *fds = xmalloc((m->n_tmpfs ? m->n_tmpfs : 1) * sizeof(*fds));
+
+	for (size_t i = 0; i < m->n_tmpfs; i++)
+		fds[i] = -1;
+	*ret = fds;
+	for (size_t i = 0; i < m->n_tmpfs; i++) {
+		const Dm__ContainerTmpfs *t = m->tmpfs[i];
+		_cleanup_free_ char *dir = xasprintf("/proc/%d/root%s", pid, t->mountpoint);
+		fds[i] = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fds[i] < 0)
+			return dm_fail(neg_errno(), "the tmpfs at %s: %m", t->mountpoint);
+	}
+	return 0;
+}
+
+static void tmpfs_dirs_close(int *fds, size_t n)
+{
+	for (size_t i = 0; fds && i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+}
+
+/* The files of the tmpfs mounts (dirs: tmpfs_dirs()): each archive
+ * extracted by tar into its mount, an empty one's top set. */
+static int put_back_tmpfs(const Dm__Container *m, const char *images_dir, const int *dirs)
+{
+	int r;
+
+	for (size_t i = 0; i < m->n_tmpfs; i++) {
+		const Dm__ContainerTmpfs *tf = m->tmpfs[i];
+		if (tf->has_files && !tf->files) {
+			r = put_back_empty_tmpfs(tf, dirs[i]);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (!tf->archive[0] || strchr(tf->archive, '/'))
+			return dm_fail(-EBADMSG, "bad tmpfs archive name '%s'", tf->archive);
+		_cleanup_free_ char *src = xasprintf("%s/%s", images_dir, tf->archive);
+		_cleanup_free_ char *err = NULL;
+		/* the mount's directory is tar's fd 3 */
+		r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C",
+					       "/proc/self/fd/3", NULL },
+			    &dirs[i], 1, NULL, &err);
+		if (r)
+			return dm_fail(r < 0 ? r : -EIO, "the files of the tmpfs at %s: tar: %s", tf->mountpoint,
+				       err ? err : "failed");
+	}
+	return 0;
+}
+
+static int put_back_ipc(const Dm__Container *m, const char *images_dir, struct runc_started *s)
+{
+	if (!m->ipc)
+		return 0;
+	int r = ipc_restore(s->pid, images_dir, m->ipc);
+	free(s->shm_rmid);
+	s->n_shm_rmid = ipc_removed_shm(m->ipc, &s->shm_rmid);
+	if (r < 0) {
+		char msg[DM_ERRMSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		return dm_fail(r, "the container's IPC namespace: %s", msg);
+	}
+	return 0;
+}
+
 /* What runc made from the config but the container had changed since. */
 static int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	int r;
 
+	uint64_t t = clock_ns();
 	if (!o->runtime_made) {
 		r = put_back_net(m, s->pid, o->bridge, s);
+		s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
 		if (r < 0)
 			return r;
 	}
 
 	if (m->hostname) {
+		t = clock_ns();
 		r = uts_hostname(s->pid, NULL, m->hostname);
+		s->t.hostname = ns_to_ms(t, clock_ns());
 		if (r < 0)
 			return r;
 	}
 	/* before any process of the tree: they attach to the segments */
-	if (m->ipc) {
-		r = ipc_restore(s->pid, o->images_dir, m->ipc);
-		free(s->shm_rmid);
-		s->n_shm_rmid = ipc_removed_shm(m->ipc, &s->shm_rmid);
-		if (r < 0) {
-			char msg[DM_ERRMSG_MAX];
-			snprintf(msg, sizeof(msg), "%s", dm_last_error());
-			return dm_fail(r, "the container's IPC namespace: %s", msg);
-		}
-	}
-	for (size_t i = 0; i < m->n_tmpfs; i++) {
-		const Dm__ContainerTmpfs *t = m->tmpfs[i];
-		if (t->has_files && !t->files) {
-			r = put_back_empty_tmpfs(t, s->pid);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		if (!t->archive[0] || strchr(t->archive, '/'))
-			return dm_fail(-EBADMSG, "bad tmpfs archive name '%s'", t->archive);
-		_cleanup_free_ char *src = xasprintf("%s/%s", o->images_dir, t->archive);
-		_cleanup_free_ char *dst = xasprintf("/proc/%d/root%s", s->pid, t->mountpoint);
-		_cleanup_free_ char *err = NULL;
-		r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C", dst,
-					       NULL },
-			NULL, 0, NULL, &err);
-		if (r)
-			return dm_fail(r < 0 ? r : -EIO, "the files of the tmpfs at %s: tar: %s", t->mountpoint,
-				       err ? err : "failed");
-	}
-	return 0;
+	t = clock_ns();
+	r = put_back_ipc(m, o->images_dir, s);
+	s->t.ipc = ns_to_ms(t, clock_ns());
+	if (r < 0)
+		return r;
+	t = clock_ns();
+	int *dirs = NULL;
+	r = tmpfs_dirs(m, s->pid, &dirs);
+	if (r >= 0)
+		r = put_back_tmpfs(m, o->images_dir, dirs);
+	tmpfs_dirs_close(dirs, m->n_tmpfs);
+	s->t.tmpfs = ns_to_ms(t, clock_ns());
+	return r;
 }
 
 /* Limits changed with `runc update` since the container was made: the same
@@ -1484,6 +1781,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 			struct runc_started *ret)
 {
 	struct runc_started s = { .sock = -1, .root_fd = -1 };
+	uint64_t t0 = clock_ns();
 	_cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *err = NULL, *rootp = NULL;
 	_cleanup_close_ int exe = -1;
 	json_t *cfg = NULL;
@@ -1548,6 +1846,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 		goto fail;
 	}
 	json_decref(cfg);
+	s.t.launch = ns_to_ms(t0, clock_ns());
 	*ret = s;
 	return 0;
 fail:
@@ -1556,15 +1855,207 @@ fail:
 	return r;
 }
 
+int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_opts *o, struct runc_started *s)
+{
+	uint64_t t = clock_ns();
+	int r = 0;
+
+	if (o->runtime_made || !config_new_netns(base))
+		return 0;
+	r = net_lock(s->pid, s);
+	s->t.early_lock = ns_to_ms(t, clock_ns());
+	t = clock_ns();
+	if (r >= 0 && has_veth(base)) {
+		net_key(base, &s->net_made, &s->net_made_len);
+		r = net_make(base, s->pid, o->bridge, false);
+	}
+	s->t.early_net = ns_to_ms(t, clock_ns());
+	if (r < 0)
+		runc_restore_done(s, false);
+	return r;
+}
+
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	int r = put_back(m, o, s);
 
-	if (r >= 0)
+	if (r >= 0) {
+		uint64_t t = clock_ns();
 		r = put_back_cgroup(m, s);
+		s->t.cgroup = ns_to_ms(t, clock_ns());
+	}
 	if (r < 0)
 		runc_restore_done(s, false);
 	return r;
+}
+
+/*
+ * A migration's put-back beside the restore (runc_restore_put_back_async()):
+ * a thread of ours does what needs neither the tree nor the session's
+ * thread (no ptrace: children of its own, files, cgroup files) while the
+ * restore makes the tree, which waits for it where it needs it
+ * (runc_restore_wait()).
+ */
+struct runc_job {
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;               /* RST_BESIDE_MM, then RST_BESIDE_ALL: its steps done */
+	bool tree_made;         /* the restore has made the tree's processes */
+	bool stop;              /* runc_restore_done(): do no more */
+	int err;                /* the first failure, its message in msg */
+	char msg[DM_ERRMSG_MAX];
+	Dm__Container *m;       /* its own copy of the record */
+	char *images_dir;
+	int *dirs;              /* tmpfs_dirs() */
+	struct runc_started *s;
+};
+
+static void job_step_done(struct runc_job *j, int done, int r)
+{
+	pthread_mutex_lock(&j->lock);
+	if (r < 0 && !j->err) {
+		j->err = r;
+		snprintf(j->msg, sizeof(j->msg), "%s", dm_last_error());
+	}
+	j->done = r < 0 ? RST_BESIDE_ALL : done;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
+static void *job_main(void *arg)
+{
+	struct runc_job *j = arg;
+	struct runc_started *s = j->s;
+	const Dm__Container *m = j->m;
+	uint64_t t = clock_ns();
+
+	/* before any process of the tree maps or opens anything: the SysV
+	 * segments they attach, the tmpfs files they map or open */
+	int r = put_back_ipc(m, j->images_dir, s);
+	s->t.ipc = ns_to_ms(t, clock_ns());
+	t = clock_ns();
+	if (r >= 0)
+		r = put_back_tmpfs(m, j->images_dir, j->dirs);
+	s->t.tmpfs = ns_to_ms(t, clock_ns());
+	job_step_done(j, RST_BESIDE_MM, r);
+	if (r < 0)
+		return NULL;
+	/*
+	 * The host name and cgroup limits once the tree's processes exist (a
+	 * pids.max lowered below the count the tree had, which the kernel lets
+	 * stand, would fail their clone3), and before they are given their
+	 * credentials and CPUs and run (runc_restore_wait(RST_BESIDE_ALL)): a
+	 * cpuset changed after their affinity was set would reset it.
+	 */
+	pthread_mutex_lock(&j->lock);
+	while (!j->tree_made && !j->stop)
+		pthread_cond_wait(&j->cond, &j->lock);
+	bool stop = j->stop;
+	pthread_mutex_unlock(&j->lock);
+	if (stop)
+		return NULL;
+	if (m->hostname) {
+		t = clock_ns();
+		r = uts_hostname(s->pid, NULL, m->hostname);
+		s->t.hostname = ns_to_ms(t, clock_ns());
+	}
+	if (r >= 0) {
+		t = clock_ns();
+		r = put_back_cgroup(m, s);
+		s->t.cgroup = ns_to_ms(t, clock_ns());
+	}
+	job_step_done(j, RST_BESIDE_ALL, r);
+	return NULL;
+}
+
+static void job_end(struct runc_started *s)
+{
+	struct runc_job *j = s->job;
+
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->stop = true;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	pthread_join(j->th, NULL);
+	tmpfs_dirs_close(j->dirs, j->m->n_tmpfs);
+	dm__container__free_unpacked(j->m, NULL);
+	free(j->images_dir);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+	s->job = NULL;
+}
+
+int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
+{
+	uint64_t t = clock_ns();
+	int r = put_back_net(m, s->pid, o->bridge, s);
+
+	s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
+	struct runc_job *j = xcalloc(1, sizeof(*j));
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	j->s = s;
+	j->images_dir = xstrdup(o->images_dir);
+	/* its own copy: the caller's may go before the thread ends */
+	size_t len = dm__container__get_packed_size(m);
+	_cleanup_free_ uint8_t *buf = xmalloc(len ? len : 1);
+	dm__container__pack(m, buf);
+	j->m = dm__container__unpack(NULL, len, buf);
+	if (!j->m)
+		abort();
+	if (r >= 0)
+		r = tmpfs_dirs(m, s->pid, &j->dirs);
+	if (r >= 0) {
+		r = -pthread_create(&j->th, NULL, job_main, j);
+		if (r < 0)
+			dm_fail(r, "cannot start a thread: %s", strerror(-r));
+	}
+	if (r < 0) {
+		tmpfs_dirs_close(j->dirs, j->m->n_tmpfs);
+		dm__container__free_unpacked(j->m, NULL);
+		free(j->images_dir);
+		pthread_mutex_destroy(&j->lock);
+		pthread_cond_destroy(&j->cond);
+		free(j);
+		runc_restore_done(s, false);
+		return r;
+	}
+	s->job = j;
+	return 0;
+}
+
+int runc_restore_wait(void *arg, int stage)
+{
+	struct runc_started *s = arg;
+	struct runc_job *j = s->job;
+	int r;
+
+	if (!j)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	if (stage >= RST_BESIDE_MM && !j->tree_made) {
+		j->tree_made = true;
+		pthread_cond_broadcast(&j->cond);
+	}
+	while (j->done < stage)
+		pthread_cond_wait(&j->cond, &j->lock);
+	r = j->err;
+	pthread_mutex_unlock(&j->lock);
+	if (r < 0)
+		dm_error_set_message(j->msg);
+	return r;
+}
+
+json_t *runc_putback_stats_json(const struct runc_started *s)
+{
+	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "launch_ms", s->t.launch, "early_lock_ms",
+			 s->t.early_lock, "early_net_ms", s->t.early_net, "netlock_ms", s->t.netlock,
+			 "net_ms", s->t.net, "hostname_ms", s->t.hostname, "ipc_ms", s->t.ipc, "tmpfs_ms",
+			 s->t.tmpfs, "cgroup_ms", s->t.cgroup);
 }
 
 int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o,
@@ -1572,12 +2063,14 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
 {
 	int r = runc_restore_launch(m, o, ret);
 
+	if (r >= 0)
+		r = runc_restore_prepare(m, o, ret);
 	return r < 0 ? r : runc_restore_put_back(m, o, ret);
 }
 
-int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
+int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 {
-	const Dm__Container *m = ct->msg;
+	Dm__Container *m = ct->msg;
 	Dm__Container b = DM__CONTAINER__INIT;
 
 	if (!m)
@@ -1587,9 +2080,33 @@ int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 	b.bundle = m->bundle;
 	b.config = m->config;
 	b.runc_root = m->runc_root;
+	/*
+	 * Its network as it is now, while it runs: the destination makes it
+	 * before the freeze (runc_restore_prepare()), and only attaches it in
+	 * the downtime if the record made while frozen says the same.  What
+	 * cannot be read or would be refused is left out here (the frozen
+	 * record refuses it, named): the destination then makes it all then.
+	 */
+	Dm__Container *net = xmalloc(sizeof(*net));
+	dm__container__init(net);
+	ct->msg = net;
+	int r = record_ns(ct);
+	if (r >= 0)
+		r = record_net(ct);
+	ct->msg = m;
+	if (r >= 0) {
+		b.n_interfaces = net->n_interfaces;
+		b.interfaces = net->interfaces;
+		b.n_routes = net->n_routes;
+		b.routes = net->routes;
+	} else {
+		pr_debug("container '%s': its network is not described at START: %s", ct->id, dm_last_error());
+		dm_error_clear();
+	}
 	*ret_len = dm__container__get_packed_size(&b);
 	*ret = xmalloc(*ret_len ? *ret_len : 1);
 	dm__container__pack(&b, *ret);
+	dm__container__free_unpacked(net, NULL);
 	return 0;
 }
 
@@ -1713,6 +2230,7 @@ int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle)
 
 void runc_restore_done(struct runc_started *s, bool ok)
 {
+	job_end(s);
 	if (!ok && s->id) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
@@ -1723,7 +2241,8 @@ void runc_restore_done(struct runc_started *s, bool ok)
 		dm_error_set_message(msg);
 	}
 	if (ok && (s->net_locked || s->n_ann)) {
-		/* the restore of the sockets removed the lock already, unless the tree has none */
+		/* the restore of the sockets removed the lock already (the caller
+		 * clears net_locked then), unless the tree has none */
 		_cleanup_close_ int ns = -1;
 		int back = -1;
 		if (netns_of_pid(s->pid, &ns) < 0 || netns_enter(ns, &back) < 0 ||
@@ -1741,6 +2260,7 @@ void runc_restore_done(struct runc_started *s, bool ok)
 	if (ok && s->n_shm_rmid && ipc_remove_shm(s->pid, s->shm_rmid, s->n_shm_rmid) < 0)
 		pr_warn("the container's IPC namespace: %s", dm_last_error());
 	free(s->shm_rmid);
+	free(s->net_made);
 	for (size_t i = 0; i < s->n_ann; i++) {
 		free(s->ann_if[i]);
 		free(s->ann_addr[i]);

@@ -12,11 +12,16 @@
  *                             interfaces, cgroup limits, tmpfs contents (tar
  *                             files in the image), refusals of what runc does
  *                             not make again (run-time mounts, SysV IPC, ...)
+ *   runc_record_head/_tail()  the same in two parts, a migration's second one
+ *                             beside the dump of the processes
  *   runc_finish(leave)        after the dump: `runc delete` unless left running
  * Restore (the image's Inventory.container):
  *   runc_restore_start()      a config copy whose process is our static stub,
  *                             `runc run -d`, tmpfs contents and hostname put
  *                             back; restore_opts.stub_pid/stub_sock/root_fd
+ *                             (= launch, prepare, put_back; a migration does
+ *                             the first two at START and the put-back beside
+ *                             the restore: runc_restore_put_back_async())
  *   runc_restore_done()       after restore_tree(): the config copy goes; on
  *                             failure the container goes too (`runc delete -f`)
  */
@@ -53,6 +58,16 @@ int runc_bridges(struct runc_ct *ct, char ***ret, size_t *ret_n);
 int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool given);
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct);
 int runc_record(struct runc_ct *ct, const char *images_dir);
+/* runc_record() in two parts, for a migration that dumps the tree beside the
+ * second: head, what the dump reads of the record first (the namespaces)
+ * and the host name; tail, the rest (IPC objects, network, fds on host
+ * mounts, cgroup limits, mounts and tmpfs files), which reads nothing the
+ * dump changes; the dump waits for its IPC objects before it reads them
+ * (dump_container.wait_ipc). */
+int runc_record_head(struct runc_ct *ct, const char *images_dir);
+int runc_record_tail(struct runc_ct *ct, const char *images_dir);
+/* how long runc_record()'s steps took (a new JSON object, ms) */
+json_t *runc_record_stats_json(const struct runc_ct *ct);
 /* The container belongs to a manager above runc (Docker): runc_finish()
  * leaves its deletion to it. */
 void runc_set_managed(struct runc_ct *ct);
@@ -81,7 +96,20 @@ struct runc_started {
 	size_t n_ann;
 	int *shm_rmid;          /* SysV segments to remove again once the tree runs */
 	size_t n_shm_rmid;
+	/* how long each step of the put-back took (ms; the stats' "container") */
+	struct runc_job *job;   /* runc_restore_put_back_async()'s thread */
+	/* the network runc_restore_prepare() made (net_key(): the record's
+	 * interfaces and routes, packed), our ends not attached yet */
+	uint8_t *net_made;
+	size_t net_made_len;
+	/* how long each step of the put-back took (ms; the stats' "container") */
+	struct runc_putback_times {
+		double launch, early_lock, early_net, netlock, net, hostname, ipc, tmpfs, cgroup;
+	} t;
 };
+
+/* s->t as JSON (a new object) */
+json_t *runc_putback_stats_json(const struct runc_started *s);
 
 /* Creates the container with the stub as its init; fills *ret (and, on
  * failure, has removed what it made).  = runc_restore_launch() and
@@ -94,14 +122,34 @@ int runc_restore_start(const Dm__Container *m, const struct runc_restore_opts *o
  * (runc_base_record()). */
 int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *o,
 			struct runc_started *ret);
+/* Between the two, what can be made from a description of the container
+ * before it is frozen (base: what it was made from, and its interfaces and
+ * routes as they were then, runc_base_record()): its new network namespace
+ * locked; its veths made, addresses, its ends up, routes, our ends on their
+ * bridges but down (nothing reaches the segment yet).  Put-back then only
+ * sets our ends up, or, if the full record differs, makes the network
+ * again.  On failure the container is removed. */
+int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_opts *o, struct runc_started *s);
 /* Its second half, with the whole record: what runc did not make again
  * (network, host name, tmpfs files, IPC, cgroup limits).  On failure the
  * container is removed (runc_restore_done(s, false)). */
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+/* The same, in a migration's downtime: the network now, the rest by a
+ * thread of ours beside restore_tree(), which waits for it where it needs
+ * it: restore_opts.beside_wait = runc_restore_wait, beside_arg = s (the
+ * SysV IPC objects and tmpfs files before the tree's address spaces; the
+ * host name and cgroup limits, which it applies once the tree's processes
+ * exist, before their credentials and scheduling).  s must stay where it
+ * is until runc_restore_done(), which ends the thread.  On failure the
+ * container is removed. */
+int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+int runc_restore_wait(void *s, int stage);
 /* What the container was made from (runtime, id, bundle, config, runc
- * root), packed (a Container message, malloc'd): for runc_restore_launch()
- * on the destination at START.  After runc_dump_hooks(). */
-int runc_base_record(const struct runc_ct *ct, uint8_t **ret, size_t *ret_len);
+ * root) and its network interfaces and routes as they are now, packed (a
+ * Container message, malloc'd): for runc_restore_launch() and
+ * runc_restore_prepare() on the destination at START.  After
+ * runc_dump_hooks(). */
+int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len);
 /* a and b record the same container (runtime, id, bundle, config) */
 bool runc_same_container(const Dm__Container *a, const Dm__Container *b);
 /* A container another runtime made with the stub as its init (docker.h):

@@ -545,6 +545,12 @@ int dump_collect(struct dump_ctx *d)
 		if (r < 0)
 			return r;
 	}
+	if (d->opts.before_inventory) {
+		r = d->opts.before_inventory(d->opts.before_inventory_arg);
+		if (r < 0)
+			return r;
+		dump_lap_start(&l); /* the wait is not the image's */
+	}
 	r = write_tables(d);
 	if (r < 0)
 		return r;

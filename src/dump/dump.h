@@ -30,6 +30,9 @@ struct dump_container {
 	/* While frozen, after the walk: the tree's host pids.  Refuses what is in
 	 * the container and not in the tree. */
 	int (*check_tree)(void *arg, const pid_t *pids, size_t n);
+	/* Optional: msg->ipc is complete (the record reads it beside the dump):
+	 * called before the dump reads it. */
+	int (*wait_ipc)(void *arg);
 	void *arg;
 	const Dm__Container *msg;  /* Inventory.container (complete by dump_collect) */
 };
@@ -119,6 +122,11 @@ struct dump_opts {
 	/* Called after that read, right before the freeze (tests pause there). */
 	void (*before_freeze)(void *arg);
 	void *before_freeze_arg;
+	/* Optional: dump_collect() calls it before it writes the inventory,
+	 * which holds container->msg (a container's record made beside the
+	 * dump by the caller); < 0 fails the dump (its message set). */
+	int (*before_inventory)(void *arg);
+	void *before_inventory_arg;
 };
 
 struct dump_ctx;

@@ -29,7 +29,10 @@ static bool mq_match(const struct dump_fd *x)
 /* The container's IPC namespace was dumped and holds a queue of that name. */
 static bool queue_dumped(const struct dump_ctx *d, const char *name)
 {
-	const Dm__Container *m = d->opts.container ? d->opts.container->msg : NULL;
+	const struct dump_container *ct = d->opts.container;
+	if (ct && ct->wait_ipc)
+		ct->wait_ipc(ct->arg);
+	const Dm__Container *m = ct ? ct->msg : NULL;
 	const Dm__ContainerIpc *ipc = m ? m->ipc : NULL;
 
 	for (size_t i = 0; ipc && i < ipc->n_mqueue; i++)

@@ -94,6 +94,10 @@ struct dsess {
 	/* runc:ID: its container, started with the restore stub at START */
 	struct runc_started runc_early;
 	Dm__Container *runc_base;  /* what it was made from (MigStart.container_base) */
+	json_t *ctr_stats;         /* its put-back's steps (the stats' restore.container) */
+	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
+	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
+	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -519,6 +523,9 @@ static int handle_start(struct dsess *s)
 		}
 		struct runc_restore_opts rro = { .images_dir = s->dir, .bridge = s->o->bridge };
 		r = runc_restore_launch(s->runc_base, &rro, &s->runc_early);
+		/* and its network, locked, with our ends of its veths down */
+		if (r >= 0)
+			r = runc_restore_prepare(s->runc_base, &rro, &s->runc_early);
 		if (r < 0)
 			goto out;
 		early_note(s);
@@ -1013,6 +1020,14 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	s->restore_stats = restore_stats_json(st);
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
+	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
+	if (s->ctr_rs) {
+		/* its put-back is over (the restore waited for it: RST_BESIDE_ALL) */
+		json_decref(s->ctr_stats);
+		s->ctr_stats = runc_putback_stats_json(s->ctr_rs);
+		json_object_set_new(s->ctr_stats, "put_back_end_ms", json_real(ns_to_ms(s->t_start, s->t_put_back)));
+		json_object_set_new(s->restore_stats, "container", json_incref(s->ctr_stats));
+	}
 	if (s->rfs) {
 		/* a transfer broken before the switch-over rolls back */
 		r = rfs_recv_failed(s->rfs);
@@ -1068,6 +1083,7 @@ static int do_restore(struct dsess *s)
 		lo.ops.request = NULL;    /* nothing is asked of the source after the resume */
 		lo.ops.local_done = NULL; /* the store goes as a whole right after */
 	}
+	s->t_restore = clock_ns();
 	r = mem_lazy_new(&lo, &s->lazy);
 	if (r < 0)
 		return r;
@@ -1131,25 +1147,42 @@ static int do_restore(struct dsess *s)
 					    inv->container->id, s->runc_base->id);
 				runc_restore_done(&rs, false);
 			} else {
-				r = runc_restore_put_back(inv->container, &rro, &rs);
+				/* the network now; IPC, tmpfs files, host name and
+				 * limits by a thread beside the restore */
+				r = runc_restore_put_back_async(inv->container, &rro, &rs);
 			}
 		} else {
 			r = runc_restore_start(inv->container, &rro, &rs);
 		}
+		s->t_put_back = clock_ns();
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)
 			return r;
+		s->ctr_rs = &rs;
 		s->container = true;
 		ro.stub_pid = rs.pid;
 		ro.stub_sock = rs.sock;
 		ro.root_fd = rs.root_fd;
+		ro.netns_locked = rs.net_locked;
+		if (rs.job) {
+			ro.beside_wait = runc_restore_wait;
+			ro.beside_arg = &rs;
+		}
 	} else if (inv) {
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}
 	dm_error_clear();
 	r = restore_tree(&ro, &res);
-	if (s->container)
+	/* the lock went with the restore's own (restore_opts.netns_locked):
+	 * not another nft transaction before the announcements */
+	if (r >= 0 && res.stats.lock_removed)
+		rs.net_locked = false;
+	if (s->container) {
+		uint64_t t = clock_ns();
 		runc_restore_done(&rs, r >= 0);
+		s->ctr_done_ms = ns_to_ms(t, clock_ns());
+		s->ctr_rs = NULL;
+	}
 restored:
 	if (r < 0)
 		return r;
@@ -1220,6 +1253,11 @@ static json_t *mem_stats(struct dsess *s)
 		net_frames_check(s->packets.buf, s->packets.len, &n);
 		json_object_set_new(j, "net_packets_kept", json_integer((json_int_t)n));
 		json_object_set_new(j, "net_packets_delivered", json_integer((json_int_t)s->packets.delivered));
+	}
+	if (s->ctr_stats) {
+		/* after the tree runs: the lock's, the announcements, segments removed again */
+		json_object_set_new(j, "container_done_ms", json_real(s->ctr_done_ms));
+		json_object_set_new(j, "unlock_ms", json_real(s->resumed_stats.unlock_ms));
 	}
 	if (s->resumed_stats.lock_counted) {
 		/* the tree's own connections, dropped on this side while locked */
@@ -1438,6 +1476,8 @@ static void session_cleanup(struct dsess *s)
 		close(s->root_pidfd);
 	s->root_pidfd = -1;
 	json_decref(s->restore_stats);
+	json_decref(s->ctr_stats);
+	s->ctr_stats = NULL;
 	s->restore_stats = NULL;
 	free(s->dirty);
 	free(s->pids);

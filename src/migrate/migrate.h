@@ -58,6 +58,12 @@ struct mig_source_opts {
 	 * source's copy was killed (the runtime forgets it) */
 	const struct dump_container *container;
 	int (*container_record)(void *arg, const char *images_dir);
+	/* optional: the rest of the record, which the dump does not read: made
+	 * by a thread beside the dump, which waits for it before it writes the
+	 * inventory (after container_record) */
+	int (*container_record_beside)(void *arg, const char *images_dir);
+	/* optional: its steps' times, for the stats (a new JSON object) */
+	void *(*container_record_stats)(void *arg);
 	void (*container_gone)(void *arg);
 	/* right after COMMIT (the destination's copy runs), our copy frozen */
 	void (*container_committed)(void *arg);

@@ -50,6 +50,15 @@ struct src {
 	const struct mig_source_opts *o;
 	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
 	double container_record_ms; /* the container's own state, recorded while frozen */
+	/* that record, made by a thread beside the dump (record_main()) */
+	struct {
+		pthread_t th;
+		bool started, joined;
+		int r;
+		char msg[DM_ERRMSG_MAX];
+	} rec;
+	double container_record_beside_ms; /* its time */
+	double container_record_wait_ms;   /* the dump's wait for it before its inventory */
 	struct net_ctx *ctx;
 	struct net_chan *ctl, *fault, *bulk;
 	struct dump_ctx *d;
@@ -755,6 +764,13 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set(j, "image", s->image_stats);
 	if (s->o->container_record)
 		json_object_set_new(j, "container_record_ms", json_real(s->container_record_ms));
+	if (s->rec.joined) {
+		/* beside the dump: its time, and how long the dump waited for it */
+		json_object_set_new(j, "container_record_beside_ms", json_real(s->container_record_beside_ms));
+		json_object_set_new(j, "container_record_wait_ms", json_real(s->container_record_wait_ms));
+	}
+	if (s->o->container_record_stats && (s->rec.joined || !s->rec.started) && s->container_record_ms > 0)
+		json_object_set_new(j, "container_record", s->o->container_record_stats(s->o->container_arg));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
@@ -1144,8 +1160,54 @@ static bool page_at_dest(void *arg, pid_t vpid, uint64_t addr)
 	return clean && pageset_test(clean, addr);
 }
 
-/* freeze: freeze, the last dirty scan, the dump without memory, the page server */
+/*
+ * The part of a container's record that the dump does not read (runc: its
+ * network, limits, mounts and tmpfs files) is made while the tree is
+ * frozen by this thread beside the dump of its processes: neither changes
+ * what the other reads.  The dump waits for it before it writes the
+ * inventory, which holds the record (record_join()).
+ */
+static void *record_main(void *arg)
+{
+	struct src *s = arg;
+	uint64_t t = clock_ns();
+	int r = s->o->container_record_beside(s->o->container_arg, s->workdir);
+
+	if (r < 0)
+		snprintf(s->rec.msg, sizeof(s->rec.msg), "%s", dm_last_error());
+	s->rec.r = r;
+	s->container_record_beside_ms = ns_to_ms(t, clock_ns());
+	return NULL;
+}
+
+static int record_join(void *arg)
+{
+	struct src *s = arg;
+
+	if (!s->rec.started || s->rec.joined)
+		return s->rec.r;
+	uint64_t t = clock_ns();
+	pthread_join(s->rec.th, NULL);
+	s->rec.joined = true;
+	s->container_record_wait_ms = ns_to_ms(t, clock_ns());
+	if (s->rec.r < 0)
+		dm_error_set_message(s->rec.msg);
+	return s->rec.r;
+}
+
+static int ph_freeze_dump(struct src *s);
+
+/* freeze: freeze, the last dirty scan, the dump without memory, the page
+ * server; a container's record beside the dump */
 static int ph_freeze(struct src *s)
+{
+	int r = ph_freeze_dump(s);
+	/* on any path: the record's refusal (it names what is refused) first */
+	int rr = record_join(s);
+	return rr < 0 ? rr : r;
+}
+
+static int ph_freeze_dump(struct src *s)
 {
 	const struct mig_source_opts *o = s->o;
 	int r;
@@ -1188,6 +1250,8 @@ static int ph_freeze(struct src *s)
 		.net_capture = s->peer_net_frames,
 		.before_freeze = before_freeze,
 		.container = o->container,
+		.before_inventory = o->container_record_beside ? record_join : NULL,
+		.before_inventory_arg = s,
 	};
 	r = dump_freeze(&s->dopts, &s->d);
 	if (r < 0)
@@ -1201,6 +1265,12 @@ static int ph_freeze(struct src *s)
 		s->container_record_ms = ns_to_ms(t, clock_ns());
 		if (r < 0)
 			return r;
+	}
+	if (o->container_record_beside) {
+		r = -pthread_create(&s->rec.th, NULL, record_main, s);
+		if (r < 0)
+			return dm_fail(r, "cannot start a thread: %s", strerror(-r));
+		s->rec.started = true;
 	}
 	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");

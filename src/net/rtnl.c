@@ -444,12 +444,12 @@ int rtnl_addr_add(struct rtnl *h, const char *ifname, const char *addr)
 	return request(h, nlh, what);
 }
 
-int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master)
+static int link_set(struct rtnl *h, const char *ifname, const char *master, bool up)
 {
 	char buf[1024], what[160];
 	int mi = 0;
 
-	snprintf(what, sizeof(what), "%s %s%s up", ifname, master ? "on " : "", master ? master : "");
+	snprintf(what, sizeof(what), "%s %s%s%s", ifname, master ? "on " : "", master ? master : "", up ? " up" : "");
 	int idx = if_index(h, ifname, what);
 	if (idx < 0)
 		return idx;
@@ -462,10 +462,35 @@ int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master)
 	nlh->nlmsg_type = RTM_NEWLINK;
 	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_index = idx;
-	ifi->ifi_flags = IFF_UP;
-	ifi->ifi_change = IFF_UP;
+	ifi->ifi_flags = up ? IFF_UP : 0;
+	ifi->ifi_change = up ? IFF_UP : 0;
 	if (master)
 		mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)mi);
+	return request(h, nlh, what);
+}
+
+int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master)
+{
+	return link_set(h, ifname, master, true);
+}
+
+int rtnl_link_master(struct rtnl *h, const char *ifname, const char *master)
+{
+	return link_set(h, ifname, master, false);
+}
+
+int rtnl_link_del(struct rtnl *h, const char *ifname)
+{
+	char buf[256], what[160];
+
+	snprintf(what, sizeof(what), "deleting %s", ifname);
+	int idx = if_index(h, ifname, what);
+	if (idx < 0)
+		return idx;
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_DELLINK;
+	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_index = idx;
 	return request(h, nlh, what);
 }
 

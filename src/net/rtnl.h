@@ -62,6 +62,10 @@ int rtnl_veth_add(struct rtnl *h, const char *ours, const char *peer, pid_t peer
 int rtnl_addr_add(struct rtnl *h, const char *ifname, const char *addr);
 /* master: a bridge's name (NULL: unchanged); then up */
 int rtnl_link_up(struct rtnl *h, const char *ifname, const char *master);
+/* on the bridge master, its state unchanged (a port that is down forwards nothing) */
+int rtnl_link_master(struct rtnl *h, const char *ifname, const char *master);
+/* The interface goes (a veth: both ends) */
+int rtnl_link_del(struct rtnl *h, const char *ifname);
 /* An IPv4 route given as rtnl_read() (`ip -o route`) words: 1 done, 0 it
  * has a word this parser does not know (the caller runs ip(8) for it). */
 int rtnl_route_replace(struct rtnl *h, const char *line);

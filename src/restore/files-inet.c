@@ -30,6 +30,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "net/inet.h"
 #include "net/replay.h"
@@ -436,6 +437,14 @@ static int open_one(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 	return 0;
 }
 
+static int inet_open_timed(struct rst_files *fs, const Dm__File *f, int *ret_fd)
+{
+	uint64_t t = clock_ns();
+	int r = open_one(fs, f, ret_fd);
+	fs->c->st.inet_ms += ns_to_ms(t, clock_ns());
+	return r;
+}
+
 static int inet_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 {
 	struct rst_inet *in = inet_of(fs);
@@ -454,7 +463,7 @@ static int inet_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 				return r;
 		}
 	}
-	return open_one(fs, f, ret_fd);
+	return inet_open_timed(fs, f, ret_fd);
 }
 
 const struct rst_file_type rst_file_inet = { .name = "inet socket", .open = inet_open };
@@ -518,6 +527,14 @@ int rst_inet_lock(struct rst_ctx *c)
 	if (r < 0) {
 		in->lock[0] = 0;
 		return r;
+	}
+	if (in->netns >= 0 && c->o->netns_locked) {
+		/* the caller's lock of the whole namespace, taken before it had
+		 * an interface: kept as it is (installing it again is two nft
+		 * transactions in the downtime) */
+		in->lock_existed = true;
+		netns_leave(back);
+		return 0;
 	}
 	in->lock_existed = netlock_exists(in->lock);
 	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, conns, n);
@@ -622,10 +639,12 @@ void rst_inet_settled(struct rst_ctx *c)
 			c->st.lock_counted = true;
 		else
 			pr_warn("%s", dm_last_error());
-		if (netlock_unlock(in->lock) >= 0)
+		if (netlock_unlock(in->lock) >= 0) {
 			in->lock[0] = 0;
-		else
+			c->st.lock_removed = true;
+		} else {
 			pr_warn("%s", dm_last_error());
+		}
 	} else {
 		pr_warn("%s", dm_last_error());
 	}

@@ -403,11 +403,19 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		r = tree_create(c) ?: tree_finish_zombies(c);
 	c->st.tree_ms = lap(&t);
+	if (r >= 0 && o->beside_wait) {
+		uint64_t tw = clock_ns();
+		r = o->beside_wait(o->beside_arg, RST_BESIDE_MM);
+		c->st.beside_wait_ms += ns_to_ms(tw, clock_ns());
+	}
 	if (r >= 0)
 		r = for_alive(c, mm_restore);
 	c->st.mem_ms = lap(&t);
-	if (r >= 0)
+	if (r >= 0) {
+		uint64_t tl = clock_ns();
 		r = rst_inet_lock(c);
+		c->st.netlock_ms = ns_to_ms(tl, clock_ns());
+	}
 	if (r >= 0)
 		r = files_in_netns(c);
 	c->st.fds_ms = lap(&t);
@@ -419,6 +427,11 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		r = for_alive(c, mm_seal);
 	c->st.lazy_ms = lap(&t);
+	if (r >= 0 && o->beside_wait) {
+		uint64_t tw = clock_ns();
+		r = o->beside_wait(o->beside_arg, RST_BESIDE_ALL);
+		c->st.beside_wait_ms += ns_to_ms(tw, clock_ns());
+	}
 	if (r >= 0)
 		r = for_alive(c, creds_restore);
 	c->st.creds_ms = lap(&t);
@@ -440,8 +453,11 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		t = clock_ns(); /* the wait is not the restore's */
 	}
 	/* after a migration's commit: the connections may speak again */
-	if (r >= 0)
+	if (r >= 0) {
+		uint64_t tu = clock_ns();
 		r = rst_inet_resume(c);
+		c->st.unlock_ms = ns_to_ms(tu, clock_ns());
+	}
 	if (r >= 0)
 		r = detach_all(c);
 	if (r >= 0)
@@ -482,6 +498,11 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(ph, "lazy_ms", json_real(st->lazy_ms));
 	json_object_set_new(ph, "creds_ms", json_real(st->creds_ms));
 	json_object_set_new(ph, "resume_ms", json_real(st->resume_ms));
+	/* parts of the phases above */
+	json_object_set_new(ph, "netlock_ms", json_real(st->netlock_ms));
+	json_object_set_new(ph, "sockets_ms", json_real(st->inet_ms));
+	json_object_set_new(ph, "unlock_ms", json_real(st->unlock_ms));
+	json_object_set_new(ph, "beside_wait_ms", json_real(st->beside_wait_ms));
 	json_object_set_new(o, "phases", ph);
 	json_object_set_new(o, "processes", json_integer((json_int_t)st->processes));
 	json_object_set_new(o, "threads", json_integer((json_int_t)st->threads));

@@ -109,6 +109,24 @@ struct restore_opts {
 	pid_t stub_pid;
 	int stub_sock;
 	/*
+	 * The tree's network namespace (stub_pid's) is locked already as a
+	 * whole, under NETLOCK_NETNS_NAME, by the caller (runc.h: before its
+	 * interfaces were made): the restore of the sockets keeps that lock
+	 * instead of installing it again, and removes it as its own after the
+	 * resume.
+	 */
+	bool netns_locked;
+	/*
+	 * Optional: what the caller makes beside the restore, in a thread of
+	 * its own (a container's put-back, runc.h), waited for where the
+	 * restore needs it: beside_wait(beside_arg, RST_BESIDE_MM) once the
+	 * tree's processes exist, before their address spaces and files;
+	 * RST_BESIDE_ALL before their credentials and scheduling.  < 0 fails
+	 * the restore (its message set).
+	 */
+	int (*beside_wait)(void *arg, int stage);
+	void *beside_arg;
+	/*
 	 * The new container's stdin, stdout, stderr as its runtime gave them
 	 * to the stub (taken before the stub closes them; -1: none): a pipe
 	 * the image marks as the container's stdio N (PipeData.container_stdio)
@@ -136,6 +154,8 @@ struct restore_packets {
 	size_t delivered;
 };
 
+enum { RST_BESIDE_MM = 1, RST_BESIDE_ALL = 2 };
+
 struct restore_stats {
 	double restore_ms;      /* restore_tree() from call to return */
 	double load_ms;         /* image_load() */
@@ -147,6 +167,10 @@ struct restore_stats {
 	double lazy_ms;         /* lazy registration (userfaultfd) */
 	double creds_ms;        /* rlimits, creds and seccomp */
 	double resume_ms;       /* final registers, blob removal, detach */
+	double netlock_ms;      /* of fds_ms: the network lock taken (rst_inet_lock) */
+	double inet_ms;         /* of fds_ms: TCP/UDP sockets made (TCP repair) */
+	double unlock_ms;       /* of resume_ms: the lock opened, connections out of repair */
+	double beside_wait_ms;  /* waiting for restore_opts.beside_wait */
 	uint64_t processes;
 	uint64_t threads;
 	uint64_t fds;
@@ -160,6 +184,7 @@ struct restore_stats {
 	uint64_t lock_tcp_dropped_in;
 	uint64_t lock_tcp_dropped_out;
 	bool lock_counted;      /* the two above were read */
+	bool lock_removed;      /* the restore removed its network lock after the resume */
 };
 
 struct restore_result {

@@ -16,6 +16,10 @@
  *   - ids that are not the first ones a namespace gives (objects made and
  *     removed first);
  *   - a unix datagram socket bound in runc's /dev tmpfs (/dev/dm-ipc.sock).
+ *   - a POSIX shared memory object, a file of the /dev/shm tmpfs
+ *     (/dev/shm/dm-ipc.shm, 2 pages of a pattern): mapped shared and its
+ *     descriptor kept open (the restore maps and opens it: its tmpfs files
+ *     must be back before the tree's address spaces are made).
  *
  * Then it obeys DIR/dm-ipc.cmd (polled; each new word is done once and
  * acknowledged in DIR/dm-ipc.ack as "WORD ok" or "WORD FAIL: why"):
@@ -72,6 +76,10 @@ static mqd_t held = (mqd_t)-1, held1 = (mqd_t)-1;
 static char why[512];
 static int sock = -1;
 static const struct sockaddr_un sock_addr = { AF_UNIX, "/dev/dm-ipc.sock" };
+#define SHM_FILE "/dev/shm/dm-ipc.shm"
+static int shm_fd = -1;
+static unsigned char *shm_map;
+static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + 3); }
 
 static const struct { long type; const char *text; size_t len; } msgs[] = {
 	{ 5, "first", 5 }, { 1, "second", 6 }, { 5, NULL, 3000 }, { 2, "", 0 },
@@ -195,6 +203,16 @@ static void setup(void)
 	sock = socket(AF_UNIX, SOCK_DGRAM, 0);
 	if (sock < 0 || bind(sock, (const struct sockaddr *)&sock_addr, sizeof(sock_addr)) < 0)
 		die("bind /dev/dm-ipc.sock");
+
+	/* POSIX shared memory (what shm_open makes): mapped shared, kept open */
+	shm_fd = open(SHM_FILE, O_CREAT | O_EXCL | O_RDWR, 0640);
+	if (shm_fd < 0 || ftruncate(shm_fd, 2 * PAGE) < 0)
+		die(SHM_FILE);
+	shm_map = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
+	if (shm_map == MAP_FAILED)
+		die("mmap " SHM_FILE);
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		shm_map[i] = pat(i);
 }
 
 static int check_perm(const char *what, const struct ipc_perm *p, int key, unsigned uid, unsigned gid,
@@ -349,6 +367,24 @@ static int check(void)
 		return fail("/dmq2: maxmsg %ld msgsize %ld curmsgs %ld mode %o", at.mq_maxmsg, at.mq_msgsize,
 			    at.mq_curmsgs, st.st_mode & 0777);
 	mq_close(q);
+
+	/* the POSIX shm file: its contents through the mapping and the kept
+	 * descriptor, which are the file of that name (a write through the
+	 * mapping is read through the descriptor) */
+	struct stat sn;
+	unsigned char page[PAGE];
+	if (fstat(shm_fd, &st) < 0 || stat(SHM_FILE, &sn) < 0)
+		return fail(SHM_FILE ": %s", strerror(errno));
+	if (st.st_ino != sn.st_ino || st.st_dev != sn.st_dev || st.st_size != 2 * PAGE || (st.st_mode & 0777) != 0640)
+		return fail(SHM_FILE ": the kept descriptor is not the file of that name, or size %lld mode %o",
+			    (long long)st.st_size, st.st_mode & 0777);
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		if (shm_map[i] != pat(i))
+			return fail(SHM_FILE ": byte %zu of its mapping is %u, want %u", i, shm_map[i], pat(i));
+	shm_map[PAGE + 5] ^= 0xff;
+	if (pread(shm_fd, page, PAGE, PAGE) != PAGE || page[5] != (unsigned char)(pat(PAGE + 5) ^ 0xff))
+		return fail(SHM_FILE ": a write through its mapping is not in the file");
+	shm_map[PAGE + 5] ^= 0xff;
 
 	/* the socket in /dev: bound again there, reachable by its name */
 	int c = socket(AF_UNIX, SOCK_DGRAM, 0);

@@ -43,10 +43,12 @@
 #                      the same path: shared storage): host a's runc no longer
 #                      knows it, host b's runs it with the same init as pid 1,
 #                      its counter goes on from where it was, its host name
-#                      is the one set at run time (docs/containers.md)
+#                      is the one set at run time, its memory and pids
+#                      limits those set with runc update (docs/containers.md)
 #   runc/migrate-net-post-copy  the busybox counter with its veth on a's
 #                      bridge, migrated to b: its eth0 has the same MAC there,
-#                      its end is on b's bridge and it answers a ping; the
+#                      its end is on b's bridge and it answers a ping; a
+#                      route through a gateway is there too; the
 #                      client namespace sees its addresses announced after
 #                      the resume (gratuitous ARP, unsolicited NA)
 #   runc/migrate-replay-post-copy, runc/migrate-replay-rollback  redis in a, a
@@ -90,6 +92,14 @@
 #                      it; its keys deleted, DBSIZE and DEBUG DIGEST (every
 #                      key and value) are those of before, a sample of
 #                      values reads back
+#   runc/migrate-net-changed  b makes the container's network at START (its
+#                      veth with our end on the bridge, down: seen while the
+#                      source pauses after START); an address and a route
+#                      added in a meanwhile are in b after the migration,
+#                      the new address answers the client
+#   runc/migrate-refused-mount  a tmpfs mounted at run time: refused, named,
+#                      by the record made beside the dump; a's container
+#                      runs on (same init, thawed, counting), b has none
 #   runc/migrate-ipc-post-copy  tests/containers/dm-ipc.c as the init in host
 #                      a: SysV shm (attached twice), semaphores, a message
 #                      queue, POSIX queues with messages, a file in runc's
@@ -424,6 +434,13 @@ dmd_up() {
 	wait_until 20 test -s "$WORK/dmd.ready"
 }
 
+# ctr_cgfile H ID CONTROLLER FILE: a v1 cgroup file of container ID in host H
+# (v2: the unified one, limit_in_bytes read as max)
+ctr_cgfile() {
+	ctr_host "$1" sh -c 'd=$(jq -r --arg c "$2" ".cgroup_paths[\$c] // .cgroup_paths[\"\"]" "/run/runc/$1/state.json")
+		cat "$d/$3" 2>/dev/null || cat "$d/$(echo "$3" | sed s/limit_in_bytes/max/)"' sh "$2" "$3" "$4"
+}
+
 t_migrate() {
 	local mode=$1 t=runc/migrate-$1 id=$PREFIX-m${1%%-*} b out v0 v1 pid
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
@@ -434,6 +451,8 @@ t_migrate() {
 	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
 	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
 	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" hostname "moved-$1" || { result FAIL $t "hostname"; return; }
+	# limits changed with runc update: b applies them beside the restore, before the tree runs
+	ctr_runc a update --memory 67108864 --pids-limit 77 "$id" || { result FAIL $t "runc update"; return; }
 	# the value before the migration (the file is rewritten each tick: read
 	# until it holds a number); far enough from 1 that a counter started
 	# again would show
@@ -451,6 +470,8 @@ t_migrate() {
 	[[ $out == "/bin/sh -c i=0;"* ]] || { result FAIL $t "pid 1 in b is '$out'"; return; }
 	out=$(ctr_runc b exec "$id" hostname)
 	[[ $out == "moved-$1" ]] || { result FAIL $t "host name '$out'"; return; }
+	out=$(ctr_cgfile b "$id" memory memory.limit_in_bytes)/$(ctr_cgfile b "$id" pids pids.max)
+	[[ $out == 67108864/77 ]] || { result FAIL $t "cgroup limits (memory/pids) in b are $out, not 67108864/77"; return; }
 	# it goes on from v0 (a counter started again would be below it)
 	wait_until 30 sh -c "v=\$(cat '$b/rootfs/tmp/counter'); [ \"\$v\" -gt $v0 ] 2>/dev/null" ||
 		{ result FAIL $t "the counter does not go on from $v0: $(cat "$b/rootfs/tmp/counter")"; return; }
@@ -506,6 +527,10 @@ t_migrate_net() {
 	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
 	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer before"; return; }
+	# a route through a gateway: b makes it at START, while its end of the
+	# veth has no carrier yet (its other end is down until the downtime)
+	ctr_host a nsenter -t "$(ctr_pid a "$id")" -n ip route add 203.0.113.0/24 via "$(ctr_addr 1)" ||
+		{ result FAIL $t "ip route add in a"; return; }
 	# the announcement of its addresses after the resume, seen from the client
 	rm -f "$WORK/$id.watch.ready"
 	ip netns exec "$PREFIX-c" /usr/bin/python3 "$CT_DIR/lib/announce-watch.py" "$PREFIX-c0" \
@@ -520,9 +545,60 @@ t_migrate_net() {
 		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
 	mac=$(ctr_runc b exec "$id" cat /sys/class/net/eth0/address)
 	[[ $mac == "$(ctr_mac $n)" ]] || { result FAIL $t "eth0's MAC in b is '$mac'"; return; }
+	out=$(ctr_host b nsenter -t "$(ctr_pid b "$id")" -n ip -o route show 203.0.113.0/24)
+	[[ $out == *"via $(ctr_addr 1) dev eth0"* ]] || { result FAIL $t "the route in b is '$out'"; return; }
 	# the bridges learnt the MAC on a's side: wait for the ping to get through
 	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer from b"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
+# b makes the container's network at START from the source's description
+# of it (locked, its veth with our end on the bridge but down); the downtime
+# only sets our end up.  Here it changes after START: while the source
+# pauses (src-connected), a second address and a route are added in a.  b
+# had made the veth (on the bridge, down); after the migration its eth0 has
+# both addresses and the route, our end is on b's bridge, and the new
+# address answers the client (docs/containers.md, "A container's downtime")
+t_migrate_net_changed() {
+	local t=runc/migrate-net-changed id=$PREFIX-mnc n=26 n2=27 b out mark=$WORK/mark-nc mpid v pid
+	v=$(ctr_veth $n)
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -rf "$mark"
+	mkdir -p "$mark"
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { result FAIL $t "$out"; return; }
+	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
+		{ result FAIL $t "no answer before"; return; }
+	ctr_host a env DMIGRATE_TEST_PAUSE=src-connected DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
+		--quiet >"$WORK/mnc.out" 2>&1 &
+	mpid=$!
+	wait_until 60 sh -c "test -e '$mark/src-connected' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/src-connected ]] || { wait $mpid; result FAIL $t "the source never paused: $(cat "$WORK/mnc.out")"; return; }
+	out=$(ctr_host b ip -o link show "$v" 2>&1)
+	[[ $out == *"$v@"* && $out == *"master dmbr0"* && $out != *",UP"* ]] ||
+		{ touch "$mark/src-connected.go"; wait $mpid; result FAIL $t "b did not make the veth at START, on its bridge, down: '$out'"; return; }
+	pid=$(ctr_pid a "$id")
+	ctr_host a nsenter -t "$pid" -n sh -ec "ip addr add $(ctr_addr $n2)/24 dev eth0
+		ip route add 203.0.113.0/24 dev eth0" ||
+		{ touch "$mark/src-connected.go"; wait $mpid; result FAIL $t "changing the network in a"; return; }
+	touch "$mark/src-connected.go"
+	wait $mpid || { result FAIL $t "migrate: $(cat "$WORK/mnc.out")"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ result FAIL $t "a: '$(ctr_status a "$id")', b: '$(ctr_status b "$id")'"; return; }
+	pid=$(ctr_pid b "$id")
+	out=$(ctr_host b nsenter -t "$pid" -n ip -o addr show dev eth0)
+	[[ $out == *" $(ctr_addr $n)/24 "* && $out == *" $(ctr_addr $n2)/24 "* ]] ||
+		{ result FAIL $t "eth0's addresses in b: $out"; return; }
+	out=$(ctr_host b nsenter -t "$pid" -n ip -o route show 203.0.113.0/24)
+	[[ $out == *"dev eth0"* ]] || { result FAIL $t "the route in b is '$out'"; return; }
+	out=$(ctr_host b ip -o link show master dmbr0)
+	[[ $out == *"$v@"* ]] || { result FAIL $t "its veth is not on dmbr0 in b: '$out'"; return; }
+	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n2)" >/dev/null 2>&1 ||
+		{ result FAIL $t "the address added after START does not answer from b"; return; }
 	ctr_delete b "$id"
 	result PASS $t
 }
@@ -579,6 +655,34 @@ t_migrate_rollback() {
 	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
 	[[ -z $(ctr_runc b list -q) ]] || { result FAIL $t "b's runc keeps: $(ctr_runc b list -q | tr '\n' ' ')"; return; }
 	(($(ls /run/dmigrate 2>/dev/null | wc -l) <= copies)) || { result FAIL $t "a config copy is left"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
+# a mount made at run time (not in the config: runc would not make it) is
+# refused by the record made beside the dump, while the tree is frozen and
+# its processes are being dumped: the migration fails naming it and rolls
+# back; a's container runs on (same init, thawed, counting), b keeps nothing
+t_migrate_refused_mount() {
+	local t=runc/migrate-refused-mount id=$PREFIX-mrm b out pid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -f "$b/rootfs/tmp/counter"
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	ctr_runc a exec --cap CAP_SYS_ADMIN "$id" mount -t tmpfs none /srv || { result FAIL $t "mount"; return; }
+	pid=$(ctr_pid a "$id")
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) && { result FAIL $t "the migration succeeded"; return; }
+	grep -q "tmpfs mount at /srv was made at run time" <<<"$out" || { result FAIL $t "not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "after: $out"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	[[ -z $(ctr_status b "$id") ]] || { result FAIL $t "b keeps the container: '$(ctr_status b "$id")'"; return; }
 	ctr_delete a "$id"
 	result PASS $t
 }
@@ -763,6 +867,12 @@ t_svc() {
 		[[ -z $(ctr_status a "$id") ]] || { kill "$kpid"; result FAIL $t "host a still has it"; return; }
 		out=$(ctr_lock_quiet "$WORK/$id.stats" .destination) || { kill "$kpid"; result FAIL $t "$out"; return; }
 		out_lock="$out; downtime $(jq -r '.downtime_ms | floor' "$WORK/$id.stats") ms"
+		# where the downtime went (docs/containers.md, "A container's downtime"):
+		# the source's record and the destination's put-back, step by step
+		jq -e '(.container_record | .net_ms and .mounts_ms) and (.restore.container | .launch_ms and
+			.net_ms and .tmpfs_ms and .cgroup_ms and .put_back_end_ms) and .restore.phases.sockets_ms and
+			.destination.container_done_ms' "$WORK/$id.stats" >/dev/null ||
+			{ kill "$kpid"; result FAIL $t "--stats lacks the container's steps: $(jq -c '{container_record, restore}' "$WORK/$id.stats")"; return; }
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
@@ -1071,8 +1181,8 @@ t_dest_killed() {
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
-	runc/migrate-ipc-post-copy runc/migrate-replay-post-copy runc/migrate-replay-rollback
-	runc/migrate-accept runc/migrate-dest-killed)
+	runc/migrate-net-changed runc/migrate-refused-mount runc/migrate-ipc-post-copy
+	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-accept runc/migrate-dest-killed)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -1080,6 +1190,8 @@ CASES+=(svc/python-http-leave svc/python-http6-post-copy svc/python-http-joined 
 declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
+	[runc/migrate-net-changed]=t_migrate_net_changed
+	[runc/migrate-refused-mount]=t_migrate_refused_mount
 	[runc/migrate-ipc-post-copy]="t_migrate_ipc post-copy"
 	[runc/migrate-refused]=t_migrate_refused
 	[runc/migrate-nobridge]=t_migrate_nobridge
