@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* dmigrate checkpoint pid:PID|runc:ID|--pid PID --images DIR [--leave-running] [--runc-root DIR]
  *                    [--dump-threads N] [--stats FILE] [--ext-unix] */
+#include "migrate/srcguard.h"
 #include "base/json.h"
 #include "container/runc.h"
 #include "base/log.h"
@@ -11,6 +12,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+
+static void ckpt_guard_lock(void *arg, int nsfd, const char *name)
+{
+	src_guard_netlock(arg, nsfd, name);
+}
 
 static void usage(FILE *out)
 {
@@ -143,6 +149,13 @@ int cmd_checkpoint(int argc, char **argv)
 		o.pid = runc_init_pid(ct);
 		o.container = runc_dump_hooks(ct);
 	}
+	/* a lock on a tree that runs on is removed by it if we die first */
+	struct src_guard *guard = NULL;
+	if (src_guard_start(&guard) < 0)
+		fprintf(stderr, "dmigrate: warning: %s (if this process dies before the end, the tree's "
+				"network lock stays)\n", dm_last_error());
+	o.on_lock = guard ? ckpt_guard_lock : NULL;
+	o.on_lock_arg = guard;
 	r = dump_freeze(&o, &d);
 	/* what runc does not make again, read from the frozen container */
 	if (r >= 0 && ct)
@@ -170,11 +183,14 @@ int cmd_checkpoint(int argc, char **argv)
 			fprintf(stderr, "dmigrate: process %d runs on, unchanged\n", o.pid);
 		if (created)
 			rm_rf(o.images_dir);
+		src_guard_free(guard);
 		dump_free(d);
 		runc_free(ct);
 		return 1;
 	}
 	r = dump_release(d, leave ? DUMP_RESUME : DUMP_KILL);
+	/* released: the lock is gone, or stays for the restore on purpose */
+	src_guard_free(guard);
 	if (r < 0)
 		fprintf(stderr, "dmigrate: warning: %s\n", dm_last_error());
 	if (ct && runc_finish(ct, leave) < 0)

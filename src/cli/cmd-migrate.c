@@ -16,6 +16,7 @@
 
 #include "container/runc.h"
 #include "container/docker-mig.h"
+#include "migrate/srcguard.h"
 
 static void usage(FILE *out)
 {
@@ -334,13 +335,26 @@ int cmd_migrate(int argc, char **argv)
 	}
 	o.progress = !quiet && isatty(STDERR_FILENO);
 
+	/* what we change about a tree that runs on is undone by it if we die first */
+	struct src_guard *guard = NULL;
+	if (src_guard_start(&guard) < 0)
+		fprintf(stderr, "dmigrate: warning: %s (if this process dies before the switch-over, the "
+				"container's network lock stays)\n", dm_last_error());
+	o.guard = guard;
 	if (ds) {
 		/* dockerd must not start it again here when its tree is killed */
 		r = docker_src_hold(ds);
 		if (r < 0) {
 			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
+			src_guard_free(guard);
 			docker_src_free(ds);
 			return 1;
+		}
+		const char *host, *id;
+		char *pol;
+		if (docker_src_held(ds, &host, &id, &pol)) {
+			src_guard_docker_policy(guard, host, id, pol);
+			free(pol);
 		}
 	}
 	r = mig_source_run(&o, &res);
@@ -371,6 +385,8 @@ int cmd_migrate(int argc, char **argv)
 		}
 		json_decref(res.stats);
 	}
+	/* whatever a rollback had to undo, it did */
+	src_guard_free(guard);
 	if (ds)
 		docker_src_free(ds);
 	else

@@ -5,6 +5,7 @@
  */
 #include "base/log.h"
 #include "cli/cli.h"
+#include "migrate/srcguard.h"
 
 #include <string.h>
 
@@ -60,6 +61,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* not a command: the source's guard (src/migrate/srcguard.h) */
+	if (!strcmp(argv[i], "__guard"))
+		return src_guard_main();
 	for (size_t k = 0; k < ARRAY_SIZE(verbs); k++)
 		if (!strcmp(argv[i], verbs[k].name))
 			return verbs[k].fn(argc - i, argv + i);

@@ -11,6 +11,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "net/inet.h"
+#include "proc/proc.h"
 #include "base/util.h"
 
 #include <arpa/inet.h>
@@ -66,6 +67,8 @@ struct docker_src {
 	char **layers;          /* its image's diff IDs, lowest first */
 	size_t n_layers;
 };
+
+static int held_check(struct docker_src *ds);
 
 /*
  * Docker's runc keeps its containers' state under the exec root's
@@ -154,6 +157,9 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 			    ds->ctr.paused ? " (paused)" : "");
 		goto fail;
 	}
+	r = held_check(ds);
+	if (r < 0)
+		goto fail;
 	json_t *cfg = json_object_get(ds->inspect, "Config");
 	if (json_is_true(json_object_get(cfg, "Tty"))) {
 		r = dm_fail(-ENOTSUP, "Docker container %s has a terminal (docker run -t): not supported",
@@ -439,6 +445,97 @@ const char *docker_src_name(const struct docker_src *ds)
 	return ds->ctr.name;
 }
 
+/*
+ * A restart policy held at "no" by a migration has a record, HELD_DIR/<id>:
+ * the policy (JSON) and the holder's pid and start time.  The migration's
+ * end removes it (its policy put back, or the container gone); a holder
+ * killed before that (kill -9 before COMMIT: its tree ran on) leaves it,
+ * and the next migration of that container puts the policy back first
+ * (held_check): else the container ran on without its restart policy.
+ */
+#define HELD_DIR "/var/lib/dmigrate/held"
+
+static char *held_path(const char *id)
+{
+	return xasprintf(HELD_DIR "/%s", id);
+}
+
+static void held_note(struct docker_src *ds)
+{
+	struct proc_stat st;
+	_cleanup_free_ char *path = held_path(ds->ctr.id), *pol = json_dumps(ds->policy, JSON_COMPACT);
+	_cleanup_free_ char *text = NULL;
+	int fd;
+
+	if (proc_read_stat(getpid(), 0, &st) < 0 || !pol)
+		return;
+	text = xasprintf("%d %llu\n%s\n", (int)getpid(), (unsigned long long)st.start_time, pol);
+	if (mkdir_p(HELD_DIR, 0700) < 0 || (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		pr_warn("container %s: cannot note its held restart policy in %s: %m", ds->ctr.name, HELD_DIR);
+		return;
+	}
+	if (write_all(fd, text, strlen(text)) < 0)
+		pr_warn("container %s: %s: %m", ds->ctr.name, path);
+	close(fd);
+}
+
+static void held_forget(struct docker_src *ds)
+{
+	docker_src_held_forget(ds->ctr.id);
+}
+
+void docker_src_held_forget(const char *id)
+{
+	_cleanup_free_ char *path = held_path(id);
+	unlink(path);
+}
+
+/*
+ * Before a migration of the container: a record left by a holder that is
+ * gone puts its policy back (and into our inspect, which saw "no"); one
+ * whose holder lives refuses (the container is being migrated).  -errno.
+ */
+static int held_check(struct docker_src *ds)
+{
+	_cleanup_free_ char *path = held_path(ds->ctr.id);
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), pid = 0;
+	unsigned long long start = 0;
+	ssize_t k;
+
+	if (fd < 0)
+		return 0;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[k > 0 ? k : 0] = 0;
+	char *nl = strchr(buf, '\n');
+	json_error_t je;
+	json_t *pol = nl ? json_loads(nl + 1, JSON_DISABLE_EOF_CHECK, &je) : NULL;
+	if (!nl || sscanf(buf, "%d %llu", &pid, &start) != 2 || !json_is_object(pol)) {
+		json_decref(pol);
+		pr_warn("%s: not a record of a held restart policy; removed", path);
+		unlink(path);
+		return 0;
+	}
+	struct proc_stat st;
+	if (pid > 0 && proc_read_stat(pid, 0, &st) == 0 && st.start_time == start) {
+		json_decref(pol);
+		return dm_fail(-EBUSY, "Docker container %s is being migrated by process %d", ds->ctr.name, pid);
+	}
+	const char *name = json_str(pol, "Name");
+	int r = docker_update_restart_policy(ds->dk, ds->ctr.id, pol);
+	if (r < 0) {
+		json_decref(pol);
+		return dm_wrap(r, "container %s: putting back the restart policy a migration that did not end "
+			       "held", ds->ctr.name);
+	}
+	pr_warn("container %s: restart policy %s put back (a migration by process %d held it and did not end)",
+		ds->ctr.name, name ? name : "?", pid);
+	json_object_set_new(json_object_get(ds->inspect, "HostConfig"), "RestartPolicy", pol);
+	unlink(path);
+	return 0;
+}
+
 int docker_src_hold(struct docker_src *ds)
 {
 	json_t *pol = json_object_get(json_object_get(ds->inspect, "HostConfig"), "RestartPolicy");
@@ -453,8 +550,19 @@ int docker_src_hold(struct docker_src *ds)
 		return r;
 	ds->policy = json_incref(pol);
 	ds->held = true;
+	held_note(ds);
 	pr_info("container %s: restart policy %s -> no until the migration ends", ds->ctr.name, name);
 	return 0;
+}
+
+bool docker_src_held(const struct docker_src *ds, const char **ret_host, const char **ret_id, char **ret_policy)
+{
+	if (!ds || !ds->held)
+		return false;
+	*ret_host = docker_host(ds->dk);
+	*ret_id = ds->ctr.id;
+	*ret_policy = json_dumps(ds->policy, JSON_COMPACT);
+	return *ret_policy != NULL;
 }
 
 void docker_src_end(struct docker_src *ds, bool moved, bool keep)
@@ -465,9 +573,14 @@ void docker_src_end(struct docker_src *ds, bool moved, bool keep)
 		if (ds->held && docker_update_restart_policy(ds->dk, ds->ctr.id, ds->policy) < 0)
 			pr_warn("container %s: its restart policy could not be put back: %s", ds->ctr.name,
 				dm_last_error());
+		else if (ds->held)
+			held_forget(ds);
 		ds->held = false;
 		return;
 	}
+	/* moved: the policy stays "no" here (the container goes, or stays stopped) */
+	if (ds->held)
+		held_forget(ds);
 	/* its tree was killed: Docker sees it exit */
 	if (docker_wait_state(ds->dk, ds->ctr.id, "exited", 10000) < 0)
 		pr_warn("container %s: %s", ds->ctr.name, dm_last_error());

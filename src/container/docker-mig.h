@@ -59,6 +59,11 @@ void docker_src_committed(struct docker_src *ds);
 bool docker_src_address_changes(const struct docker_src *ds);
 /* Before the freeze: restart policy "no" (put back by docker_src_end(false)). */
 int docker_src_hold(struct docker_src *ds);
+/* What docker_src_hold() changed, for the source's guard: the dockerd, the
+ * container's id and its policy (JSON, malloc'd); false if nothing. */
+bool docker_src_held(const struct docker_src *ds, const char **ret_host, const char **ret_id, char **ret_policy);
+/* The policy of container id was put back (by the guard): its record goes. */
+void docker_src_held_forget(const char *id);
 /* After the migration: moved (the tree was killed: remove the container, or
  * leave it stopped when keep), or not (the policy comes back). */
 void docker_src_end(struct docker_src *ds, bool moved, bool keep);

@@ -113,6 +113,10 @@ struct dump_opts {
 	 * and, when the tree goes on here, deliver them to it after the unlock.
 	 */
 	bool net_capture;
+	/* Told of each network lock as it is installed (its namespace, -1 for
+	 * ours, and name): the source's guard removes it if we die first. */
+	void (*on_lock)(void *arg, int nsfd, const char *name);
+	void *on_lock_arg;
 	/*
 	 * A unix socket connected to a peer outside the tree is reconnected to
 	 * the peer's name at restore instead of being refused (a new

@@ -165,6 +165,8 @@ int dump_inet_prelock(struct dump_ctx *d)
 		return r;
 	}
 	in->prelocked = true;
+	if (d->opts.on_lock)
+		d->opts.on_lock(d->opts.on_lock_arg, in->netns, in->lock);
 	/*
 	 * Nothing new gets in now (a SYN is dropped, and kept for the
 	 * destination), and the running tree takes what its listeners have
@@ -295,6 +297,8 @@ int dump_inet_prepare(struct dump_ctx *d)
 	r = in->prelocked ? 0 : in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
 	if (!in->prelocked)
 		in->lock_ms = ns_to_ms(t0, clock_ns());
+	if (r >= 0 && !in->prelocked && d->opts.on_lock)
+		d->opts.on_lock(d->opts.on_lock_arg, in->netns, in->lock);
 	in->n_locked = nc;
 	if (r < 0) {
 		in->lock[0] = 0;

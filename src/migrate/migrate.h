@@ -49,6 +49,7 @@ struct mig_source_opts {
 	enum mig_mode mode;
 	unsigned dump_threads;     /* 0: resource-aware pool */
 	unsigned accept_wait_ms;   /* dump_opts.accept_wait_ms */
+	struct src_guard *guard;   /* told of the network lock; disarmed at the switch-over (srcguard.h) */
 	bool progress;             /* live display on stderr (a tty) */
 	unsigned precopy_max_rounds;   /* 0: 12 */
 	uint64_t precopy_stop_pages;   /* stop iterating below this many dirty pages; 0: 1024 */

@@ -25,6 +25,7 @@
  */
 #define LOG_PREFIX "migrate: "
 #include "migrate/mig-internal.h"
+#include "migrate/srcguard.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "dump/dump.h"
@@ -634,6 +635,12 @@ static int send_state(struct src *s)
 	e.has_bytes = true;
 	e.bytes = s->state_bytes;
 	return net_send_msg(s->ctl, MIG_T_STATE_END, &e.base);
+}
+
+/* the dump installed a network lock: the guard removes it if we die before the switch-over */
+static void guard_lock(void *arg, int nsfd, const char *name)
+{
+	src_guard_netlock(arg, nsfd, name);
 }
 
 static void before_freeze(void *arg)
@@ -1248,6 +1255,8 @@ static int ph_freeze_dump(struct src *s)
 		/* a container's locked namespace: what the lock drops goes to the
 		 * destination with COMMIT (or back to the tree on a rollback) */
 		.net_capture = s->peer_net_frames,
+		.on_lock = o->guard ? guard_lock : NULL,
+		.on_lock_arg = o->guard,
 		.before_freeze = before_freeze,
 		.container = o->container,
 		.before_inventory = o->container_record_beside ? record_join : NULL,
@@ -1404,6 +1413,8 @@ static int ph_resume(struct src *s)
 			/* a signal came first: no COMMIT, the destination kills its stopped copy */
 			return -EINTR;
 	}
+	/* decided: from here our copy stays stopped, its lock and its policy with it */
+	src_guard_disarm(s->o->guard);
 	queue_stop(s);
 	/* from here a failure keeps our copy stopped (src_undo) */
 	s->ret->switched = s->committed = true;

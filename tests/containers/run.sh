@@ -68,6 +68,10 @@
 #                      container at START: the migration rolls back, a's runs
 #                      on; b's stops, the next dmigrated (same state dir)
 #                      removes it, and a second migration to b succeeds
+#   runc/migrate-src-killed  dmigrate migrate killed (-9) while the container
+#                      is frozen and locked: it runs on in a, its guard
+#                      removes the lock (redis answers there again, no nft
+#                      table left), b keeps nothing
 #   svc/SERVICE-MODE   python-http, redis, memcached, nginx with its veth on
 #                      a's bridge (redis, memcached: 20000 keys of 1000 bytes
 #                      loaded), lib/client.py keeping ONE connection and
@@ -1178,11 +1182,48 @@ t_dest_killed() {
 	result PASS $t
 }
 
+# runc/migrate-src-killed: dmigrate migrate killed (-9) while the container
+# is frozen and its namespace locked (src-frozen): the container runs on in a,
+# and its guard (src/migrate/srcguard.h) removes the lock, so redis answers
+# there again and no nft table is left in its namespace; b keeps nothing.
+t_src_killed() {
+	local t=runc/migrate-src-killed id=$PREFIX-msk n=60 b out addr mark=$WORK/mark-sk mpid pid
+	addr=$(ctr_addr "$n")
+	b=$(bundle redis) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
+	rm -rf "$mark"
+	mkdir -p "$mark"
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
+	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
+	pid=$(ctr_pid a "$id")
+	ctr_host a env DMIGRATE_TEST_PAUSE=src-frozen DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
+		>"$WORK/msk.out" 2>&1 &
+	mpid=$!
+	wait_until 60 sh -c "test -e '$mark/src-frozen' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/src-frozen ]] || { result FAIL $t "the migration never paused: $(cat "$WORK/msk.out")"; return; }
+	acc_locked "$pid" || { kill $mpid; result FAIL $t "its namespace is not locked at src-frozen"; return; }
+	pkill -KILL -f "^$DM migrate runc:$id " || { result FAIL $t "no migrate process to kill"; return; }
+	wait $mpid
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	wait_until 30 eval '! acc_locked "$pid"' ||
+		{ result FAIL $t "its namespace stays locked: $(cat "$WORK/msk.out")"; return; }
+	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "redis does not answer in a after: $out"; return; }
+	grep -q "network lock dmigrate_netns is removed" "$WORK/msk.out" ||
+		{ result FAIL $t "the guard did not say what it did: $(cat "$WORK/msk.out")"; return; }
+	wait_until 30 test -z "$(ctr_status b "$id")" || { result FAIL $t "b keeps '$(ctr_status b "$id")'"; return; }
+	ctr_delete a "$id"
+	result PASS $t
+}
+
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
 	runc/migrate-net-changed runc/migrate-refused-mount runc/migrate-ipc-post-copy
-	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-accept runc/migrate-dest-killed)
+	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-accept runc/migrate-dest-killed
+	runc/migrate-src-killed)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -1200,6 +1241,7 @@ declare -A RUN=(
 	[runc/migrate-replay-rollback]="t_replay rollback 58"
 	[runc/migrate-accept]=t_accept
 	[runc/migrate-dest-killed]=t_dest_killed
+	[runc/migrate-src-killed]=t_src_killed
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"

@@ -65,6 +65,9 @@
 #                   started again (policy `no` there until a migration
 #                   completes, `always` after); the next dmigrated removes it
 #                   and a second migration succeeds
+#   docker/src-killed  dmigrate migrate killed (-9) while the container is
+#                   frozen: it runs on in a and its guard puts its restart
+#                   policy (always) back; b keeps nothing
 #   docker/cleanup  (last; not with --keep) dk_down, from a shell that does
 #                   not know the work dir (as after a killed run), leaves no dockerd,
 #                   containerd, shim or container process, no network
@@ -759,11 +762,46 @@ t_dest_killed_1() {
 	return 0
 }
 
+# docker/src-killed: dmigrate migrate killed (-9) while the container is
+# frozen (src-frozen): its tree runs on in a, and the guard puts back the
+# restart policy the migration held at `no` (and removes the namespace's
+# lock); b keeps nothing.
+t_src_killed() {
+	local t=docker/src-killed ok=0
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	t_src_killed_1 && ok=1
+	dk_rm a dk-sk
+	dk_rm b dk-sk
+	((ok)) && result PASS "$t"
+}
+t_src_killed_1() {
+	local mark=$WORK/mark-sk mpid st c0
+	rm -rf "$mark"
+	mkdir -p "$mark"
+	dk_in a docker run -d --name dk-sk --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
+	wait_until 60 eval '[[ $(logs_last a dk-sk) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
+	dk_in a env DMIGRATE_TEST_PAUSE=src-frozen DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate docker:dk-sk --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy >"$WORK/sk.out" 2>&1 &
+	mpid=$!
+	wait_until 90 eval "test -e '$mark/src-frozen' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/src-frozen ]] || { result FAIL "$t" "the migration never paused: $(cat "$WORK/sk.out")"; return 1; }
+	st=$(dk_in a docker inspect --format '{{.HostConfig.RestartPolicy.Name}}' dk-sk 2>&1)
+	[[ $st == no ]] || { kill $mpid; result FAIL "$t" "a's policy while migrating: '$st' (no)"; return 1; }
+	pkill -KILL -f "^$DM migrate docker:dk-sk " || { result FAIL "$t" "no migrate process to kill"; return 1; }
+	wait "$mpid"
+	wait_until 30 eval '[[ $(dk_in a docker inspect --format "{{.HostConfig.RestartPolicy.Name}}" dk-sk) == always ]]' ||
+		{ result FAIL "$t" "a's restart policy stays '$(dk_in a docker inspect --format '{{.HostConfig.RestartPolicy.Name}}' dk-sk)': $(cat "$WORK/sk.out")"; return 1; }
+	c0=$(logs_last a dk-sk)
+	wait_until 30 eval '[[ $(logs_last a dk-sk) -gt $c0 ]] 2>/dev/null' || { result FAIL "$t" "a's counter stopped at $c0"; return 1; }
+	wait_until 30 eval '! dk_in b docker inspect dk-sk >/dev/null 2>&1' || { result FAIL "$t" "b keeps dk-sk"; return 1; }
+	return 0
+}
+
 # ---------------------------------------------------------------- run
 
 CASES=(docker/images docker/hosts docker/services docker/restart docker/migrate-bb-post-copy
 	docker/migrate-bb-stop-and-copy docker/migrate-python docker/migrate-redis docker/migrate-nginx
-	docker/migrate-image docker/migrate-samenet docker/refuse docker/dest-killed)
+	docker/migrate-image docker/migrate-samenet docker/refuse docker/dest-killed docker/src-killed)
 declare -A RUN=(
 	[docker/restart]=t_restart
 	[docker/images]=t_images
@@ -778,6 +816,7 @@ declare -A RUN=(
 	[docker/migrate-samenet]=t_mig_samenet
 	[docker/refuse]=t_refuse
 	[docker/dest-killed]=t_dest_killed
+	[docker/src-killed]=t_src_killed
 )
 todo=()
 for c in "${CASES[@]}" docker/cleanup; do selected "$c" && todo+=("$c"); done

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source's guard (srcguard.h): a process that undoes the network lock
+ * and a held restart policy if its parent dies before it is done.
+ *
+ * Messages on a SOCK_SEQPACKET pair: struct guard_msg, the lock's namespace
+ * as SCM_RIGHTS.  The guard reads until "disarm" (it exits: nothing to do)
+ * or the end of the socket (its parent is gone: it undoes what it was told,
+ * the last change first).
+ */
+#define LOG_PREFIX "guard: "
+#include "migrate/srcguard.h"
+#include "container/docker.h"
+#include "container/docker-mig.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "net/inet.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GUARD_FD 3
+#define GUARD_TEXT_MAX 4000
+#define GUARD_MAX 32
+
+enum { G_NETLOCK = 1, G_DOCKER = 2, G_DISARM = 3 };
+
+struct guard_msg {
+	uint32_t kind;
+	char text[GUARD_TEXT_MAX];
+};
+
+struct src_guard {
+	int fd;
+	pid_t pid;
+	bool disarmed;
+};
+
+int src_guard_start(struct src_guard **ret)
+{
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return dm_fail(neg_errno(), "the guard's socketpair: %m");
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = dm_fail(neg_errno(), "cannot start the guard: fork: %m");
+		close(sp[0]);
+		close(sp[1]);
+		return r;
+	}
+	if (pid == 0) {
+		/* async-signal-safe calls only until the exec (we may have threads) */
+		static char *const argv[] = { "dmigrate", "__guard", NULL };
+		sigset_t none;
+		setsid();
+		if (dup2(sp[1], GUARD_FD) < 0)
+			_exit(127);
+		syscall(SYS_close_range, GUARD_FD + 1, ~0U, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(sp[1]);
+	*ret = xcalloc(1, sizeof(**ret));
+	(*ret)->fd = sp[0];
+	(*ret)->pid = pid;
+	return 0;
+}
+
+static void send_msg(struct src_guard *g, uint32_t kind, const char *text, int fd)
+{
+	struct guard_msg m = { .kind = kind };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	size_t len = text ? strlen(text) : 0;
+
+	if (!g || g->disarmed || g->fd < 0)
+		return;
+	if (len >= sizeof(m.text)) {
+		pr_warn("too long for the guard: %.60s...", text);
+		return;
+	}
+	if (len)
+		memcpy(m.text, text, len + 1);
+	struct iovec iov = { &m, offsetof(struct guard_msg, text) + len + 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (fd >= 0) {
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	while (sendmsg(g->fd, &mh, MSG_NOSIGNAL) < 0) {
+		if (errno == EINTR)
+			continue;
+		pr_warn("the guard (pid %d) cannot be told: %m", (int)g->pid);
+		break;
+	}
+}
+
+void src_guard_netlock(struct src_guard *g, int nsfd, const char *name)
+{
+	send_msg(g, G_NETLOCK, name, nsfd);
+}
+
+void src_guard_docker_policy(struct src_guard *g, const char *docker_host, const char *id, const char *policy)
+{
+	_cleanup_free_ char *t = xasprintf("%s\n%s\n%s", docker_host, id, policy);
+	send_msg(g, G_DOCKER, t, -1);
+}
+
+void src_guard_disarm(struct src_guard *g)
+{
+	if (!g || g->disarmed)
+		return;
+	send_msg(g, G_DISARM, NULL, -1);
+	g->disarmed = true;
+}
+
+void src_guard_free(struct src_guard *g)
+{
+	if (!g)
+		return;
+	src_guard_disarm(g);
+	close(g->fd);
+	while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	free(g);
+}
+
+/* ---- the guard process ---------------------------------------------------- */
+
+struct undo {
+	uint32_t kind;
+	int fd;
+	char *text;
+};
+
+static void undo_docker(char *text)
+{
+	char *save = NULL, *host = strtok_r(text, "\n", &save), *id = strtok_r(NULL, "\n", &save);
+	char *pol = strtok_r(NULL, "", &save);
+	struct docker *dk = NULL;
+	json_error_t je;
+	json_t *p = pol ? json_loads(pol, 0, &je) : NULL;
+
+	if (!host || !id || !p || docker_open(host, &dk) < 0 || docker_update_restart_policy(dk, id, p) < 0)
+		fprintf(stderr, "dmigrate: the migration ended before it was done: the restart policy of Docker "
+				"container %.12s could not be put back: %s\n", id ? id : "?", dm_last_error());
+	else {
+		docker_src_held_forget(id);
+		fprintf(stderr, "dmigrate: the migration ended before it was done: the restart policy of Docker "
+				"container %.12s is put back\n", id);
+	}
+	json_decref(p);
+	if (dk)
+		docker_close(dk);
+}
+
+static void undo_netlock(int nsfd, const char *name)
+{
+	int back = -1;
+
+	if ((nsfd >= 0 && netns_enter(nsfd, &back) < 0) || netlock_unlock(name) < 0)
+		fprintf(stderr, "dmigrate: the migration ended before it was done: the network lock %s could "
+				"not be removed: %s (nft delete table inet %s)\n", name, dm_last_error(), name);
+	else
+		fprintf(stderr, "dmigrate: the migration ended before it was done: its network lock %s is "
+				"removed\n", name);
+	netns_leave(back);
+}
+
+int src_guard_main(void)
+{
+	struct undo u[GUARD_MAX];
+	size_t n = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		struct guard_msg m;
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = { &m, sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+				     .msg_controllen = sizeof(cm.buf) };
+		ssize_t k = recvmsg(GUARD_FD, &mh, MSG_CMSG_CLOEXEC);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break; /* our parent is gone: undo */
+		int fd = -1;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
+		if ((size_t)k < offsetof(struct guard_msg, text) + 1 || m.kind == G_DISARM) {
+			if (fd >= 0)
+				close(fd);
+			if (m.kind == G_DISARM)
+				return 0;
+			continue;
+		}
+		m.text[MIN((size_t)k - offsetof(struct guard_msg, text), sizeof(m.text) - 1)] = 0;
+		if (n == GUARD_MAX || (m.kind != G_NETLOCK && m.kind != G_DOCKER)) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		u[n++] = (struct undo){ .kind = m.kind, .fd = fd, .text = xstrdup(m.text) };
+	}
+	/* the last change first (the lock, then the policy), as a rollback does */
+	while (n--) {
+		if (u[n].kind == G_DOCKER)
+			undo_docker(u[n].text);
+		else
+			undo_netlock(u[n].fd, u[n].text);
+		if (u[n].fd >= 0)
+			close(u[n].fd);
+		free(u[n].text);
+	}
+	return 0;
+}
