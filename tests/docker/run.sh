@@ -712,14 +712,14 @@ t_cleanup() {
 # dockerd does not start it again although its policy is `always` (it is
 # `no` there until a migration completes); the next dmigrated with that
 # state directory removes it, and a second migration succeeds.
-dk_dmd() {	# [ENV=V...]: a dmigrated in b on port 7071, state in $WORK/dmdk-state
+dk_dmd() {	# [ENV=V...]: a dmigrated in b on port 7074 (docker/refuse leaves one on 7071), state in $WORK/dmdk-state
 	rm -f "$WORK/dmdk.ready"
 	"$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmdk.log" b -- \
-		env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" "$DMD" --listen "$ADDR_B:7071" --key "$WORK/key" \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" "$DMD" --listen "$ADDR_B:7074" --key "$WORK/key" \
 		--state-dir "$WORK/dmdk-state" --ready-file "$WORK/dmdk.ready" -v >/dev/null || return 1
 	wait_until 30 test -e "$WORK/dmdk.ready"
 }
-dk_dmd_kill() { pkill -KILL -f "^$DMD --listen $ADDR_B:7071 "; }
+dk_dmd_kill() { pkill -KILL -f "^$DMD --listen $ADDR_B:7074 "; }
 t_dest_killed() {
 	local t=docker/dest-killed ok=0
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
@@ -734,10 +734,10 @@ t_dest_killed_1() {
 	rm -rf "$mark" "$WORK/dmdk-state"
 	mkdir -p "$mark"
 	dk_dmd DMIGRATE_TEST_PAUSE=dst-state-received DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 ||
-		{ result FAIL "$t" "dmigrated on 7071: $(tail -n 3 "$WORK/dmdk.log")"; return 1; }
+		{ result FAIL "$t" "dmigrated on 7074: $(tail -n 3 "$WORK/dmdk.log")"; return 1; }
 	dk_in a docker run -d --name dk-dk --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
 	wait_until 60 eval '[[ $(logs_last a dk-dk) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
-	dk_in a "$DM" migrate docker:dk-dk --to "$ADDR_B:7071" --key "$WORK/key" --mode post-copy >"$WORK/dk.out" 2>&1 &
+	dk_in a "$DM" migrate docker:dk-dk --to "$ADDR_B:7074" --key "$WORK/key" --mode post-copy >"$WORK/dk.out" 2>&1 &
 	mpid=$!
 	wait_until 90 eval "test -e '$mark/dst-state-received' || ! kill -0 $mpid 2>/dev/null"
 	[[ -e $mark/dst-state-received ]] || { result FAIL "$t" "b never paused: $(cat "$WORK/dk.out")"; return 1; }
@@ -753,9 +753,9 @@ t_dest_killed_1() {
 	sleep 2
 	st=$(dk_in b docker inspect --format '{{.State.Running}} {{.RestartCount}}' dk-dk 2>&1)
 	[[ $st == "false 0" ]] || { result FAIL "$t" "dockerd started b's container again: '$st'"; return 1; }
-	dk_dmd || { result FAIL "$t" "the second dmigrated on 7071: $(tail -n 3 "$WORK/dmdk.log")"; return 1; }
+	dk_dmd || { result FAIL "$t" "the second dmigrated on 7074: $(tail -n 3 "$WORK/dmdk.log")"; return 1; }
 	out=$(dk_in b docker inspect --format '{{.State.Status}}' dk-dk 2>&1) && { result FAIL "$t" "b keeps it: $out"; return 1; }
-	out=$(dk_in a "$DM" migrate docker:dk-dk --to "$ADDR_B:7071" --key "$WORK/key" --mode post-copy 2>&1) ||
+	out=$(dk_in a "$DM" migrate docker:dk-dk --to "$ADDR_B:7074" --key "$WORK/key" --mode post-copy 2>&1) ||
 		{ result FAIL "$t" "the second migration: $out"; return 1; }
 	st=$(dk_in b docker inspect --format '{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}' dk-dk 2>&1)
 	[[ $st == "true always" ]] || { result FAIL "$t" "b's container after the migration: '$st'"; return 1; }
