@@ -207,9 +207,24 @@ static void in_ns(int nsfd, int (*fn)(const char *), const char *arg)
 	netns_leave(back);
 }
 
+static char srv[32], cli[32];
+
+/* the namespaces go whatever the test's end (a failed assertion leaves the function) */
+static int teardown_ns(void **state)
+{
+	char cmd[160];
+	(void)state;
+	if (srv[0]) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s 2>/dev/null; ip netns del %s 2>/dev/null", srv, cli);
+		if (system(cmd) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void test_capture_deliver(void **state)
 {
-	char srv[32], cli[32], cmd[1024];
+	char cmd[1024];
 	(void)state;
 	if (geteuid() != 0)
 		skip();
@@ -317,8 +332,6 @@ static void test_capture_deliver(void **state)
 	close(c6.srv);
 	close(sfd);
 	close(cfd);
-	snprintf(cmd, sizeof(cmd), "ip netns del %s; ip netns del %s", srv, cli);
-	sh(cmd);
 }
 
 int main(void)
@@ -326,7 +339,7 @@ int main(void)
 	dm_log_init(LOG_WARN, -1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frames_check),
-		cmocka_unit_test(test_capture_deliver),
+		cmocka_unit_test_teardown(test_capture_deliver, teardown_ns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
