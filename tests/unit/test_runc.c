@@ -108,6 +108,22 @@ static char *get(const char *path)
 /* a tree as a tmpfs holds one (a tmpfs of our own: hard links, a FIFO, a
  * symlink, modes, owners, times, an xattr, a socket left out), written by
  * dirtar_create and read back by tar(1) as the restore does */
+static char dirtar_top[64];
+
+/* the tmpfs and the directory go whatever the test's end (a failed assertion leaves it) */
+static int dirtar_teardown(void **state)
+{
+	char m[128], cmd[160];
+	(void)state;
+	if (!dirtar_top[0])
+		return 0;
+	snprintf(m, sizeof(m), "%s/src", dirtar_top);
+	umount2(m, MNT_DETACH);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dirtar_top);
+	dirtar_top[0] = 0;
+	return system(cmd) < 0 ? -1 : 0;
+}
+
 static void test_dirtar(void **state)
 {
 	char top[] = "/tmp/dm-dirtar.XXXXXX", src[128], out[128], tarf[128], p[256], q[256], cmd[512];
@@ -116,6 +132,7 @@ static void test_dirtar(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(top));
+	snprintf(dirtar_top, sizeof(dirtar_top), "%s", top);
 	snprintf(src, sizeof(src), "%s/src", top);
 	snprintf(out, sizeof(out), "%s/out", top);
 	snprintf(tarf, sizeof(tarf), "%s/t.tar", top);
@@ -216,7 +233,7 @@ int main(void)
 		cmocka_unit_test(test_parse_target),
 		cmocka_unit_test(test_check_here),
 		cmocka_unit_test(test_stub_static),
-		cmocka_unit_test(test_dirtar),
+		cmocka_unit_test_teardown(test_dirtar, dirtar_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
