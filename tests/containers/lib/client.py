@@ -183,7 +183,7 @@ def load(c, svc, n, size, verify):
 
 # ---- keep
 
-def stream(c, svc, st, stop, write, args):
+def stream(c, svc, stop, answered, args):
     """--stream: a thread sends, this one reads the answers in order"""
     import threading
     sent = [0]
@@ -202,7 +202,6 @@ def stream(c, svc, st, stop, write, args):
 
     t = threading.Thread(target=sender, daemon=True)
     t.start()
-    prev = time.monotonic()
     i = 0
     while not (stop[0] and i >= sent[0]):
         if i >= sent[0]:
@@ -211,14 +210,8 @@ def stream(c, svc, st, stop, write, args):
         r = redis_reply(c) if svc == "redis" else c.line()
         if r != (b"OK" if svc == "redis" else b"STORED"):
             raise ValueError("set s:%d: %r" % (i, r))
-        now = time.monotonic()
-        st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev) * 1000.0)
-        prev = now
-        st["requests"] += 1
-        st["last"] = i
+        answered(i)
         i += 1
-        if i % 10 == 0:
-            write()
     t.join()
     if err:
         raise err[0]
@@ -241,11 +234,22 @@ def keep(c0, svc, host, args):
         os.replace(tmp, args.status)
 
     write()
-    prev = time.monotonic()
+    prev = [time.monotonic()]
+
+    def answered(i):
+        """request i was answered right: the gap since the last answer, the counts"""
+        now = time.monotonic()
+        st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev[0]) * 1000.0)
+        prev[0] = now
+        st["requests"] += 1
+        st["last"] = i
+        if (i + 1) % 10 == 0:
+            write()
+
     i = 0
     try:
         if args.stream:
-            i = stream(c0, svc, st, stop, write, args)
+            i = stream(c0, svc, stop, answered, args)
         while not args.stream and not stop[0] and not (args.stop_file and os.path.exists(args.stop_file)):
             c = Conn(host, args.port or PORTS[svc], args.timeout) if args.fresh else c0
             if svc == "redis":
@@ -264,14 +268,8 @@ def keep(c0, svc, host, args):
                     raise ValueError("GET: %r" % body[:80])
             if args.fresh:
                 c.s.close()
-            now = time.monotonic()
-            st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev) * 1000.0)
-            prev = now
-            st["requests"] += 1
-            st["last"] = i
+            answered(i)
             i += 1
-            if i % 10 == 0:
-                write()
             time.sleep(args.interval_ms / 1000.0)
         # every value written on this connection is there
         if svc in ("redis", "memcached"):
