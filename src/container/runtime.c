@@ -15,6 +15,7 @@
 #include "container/handoff.h"
 #include "container/ext-stub.h"
 #include "container/runc.h"
+#include "base/fdpass.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -100,10 +101,6 @@ int handoff_accept(int lfd, int timeout_ms, struct handoff *ret)
 {
 	struct pollfd p = { lfd, POLLIN, 0 };
 	struct handoff_msg m = {};
-	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
 	int r;
 
 	*ret = (struct handoff){ .sock = -1, .stdio = { -1, -1, -1 } };
@@ -118,21 +115,17 @@ int handoff_accept(int lfd, int timeout_ms, struct handoff *ret)
 	p = (struct pollfd){ c, POLLIN, 0 };
 	if (poll(&p, 1, HANDOFF_ACK_WAIT_MS) != 1)
 		return dm_fail(-ETIMEDOUT, "the container's runtime connected but said nothing");
-	ssize_t n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
-	int fds[4] = { -1, -1, -1, -1 }, nfds = 0;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			memcpy(fds, CMSG_DATA(cm), (size_t)MIN(nfds, 4) * sizeof(int));
-		}
+	int fds[4] = { -1, -1, -1, -1 };
+	size_t nfds = 4;
+	ssize_t n = fdpass_recv(c, &m, sizeof(m), fds, &nfds, 0);
 	if (n != (ssize_t)sizeof(m) || m.magic != HANDOFF_MAGIC) {
-		for (int i = 0; i < nfds && i < 4; i++)
+		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);
 		return dm_fail(-EPROTO, "the container's runtime sent a bad hand-off message");
 	}
 	m.error[sizeof(m.error) - 1] = 0;
 	if (m.status != 0 || nfds != 4 || m.pid <= 0) {
-		for (int i = 0; i < nfds && i < 4; i++)
+		for (size_t i = 0; i < nfds; i++)
 			close(fds[i]);
 		return dm_fail(m.status < 0 ? m.status : -EIO, "the container's runtime could not start "
 			       "the restore: %s", m.error[0] ? m.error : "no reason given");
@@ -223,20 +216,8 @@ static const char *opt(char **argv, int from, int to, const char *name)
 
 static int send_msg(int c, const struct handoff_msg *m, const int *fds, int nfds)
 {
-	char cbuf[CMSG_SPACE(4 * sizeof(int))] = {};
-	struct iovec iov = { (void *)m, sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds) {
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
-	}
-	return sendmsg(c, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(*m) ? 0 : neg_errno();
+	ssize_t k = fdpass_send(c, m, sizeof(*m), fds, (size_t)nfds, 0);
+	return k == (ssize_t)sizeof(*m) ? 0 : k < 0 ? (int)k : -EIO;
 }
 
 static void send_failure(int c, int status, const char *why)

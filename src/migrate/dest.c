@@ -30,6 +30,7 @@
 #include "container/runc.h"
 #include "container/docker-mig.h"
 #include "base/clock.h"
+#include "base/fdpass.h"
 #include "base/log.h"
 #include "base/sync.h"
 #include "dump/dump.h"
@@ -747,20 +748,12 @@ _Noreturn static void guardian_main(int rfd, const struct treecg *cg, long delay
 	int fds[GUARD_MAX], n = 0, n_uffd = 0;
 	for (;;) {
 		int32_t v;
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} cm;
-		struct iovec iov = { &v, sizeof(v) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-				     .msg_controllen = sizeof(cm.buf) };
-		ssize_t k = recvmsg(rfd, &mh, MSG_CMSG_CLOEXEC);
-		if (k < 0 && errno == EINTR)
-			continue;
+		int ufd;
+		size_t nfd = 1;
+		ssize_t k = fdpass_recv(rfd, &v, sizeof(v), &ufd, &nfd, 0);
 		if (k != (ssize_t)sizeof(v))
 			break; /* EOF: the daemon is gone, or it aborted */
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		if (nfd)
 			n_uffd++; /* kept open: closed by our exit, after the kill */
 		if (v < 0)
 			continue; /* a uffd (dropped if our fd table was full) */
@@ -831,24 +824,7 @@ static int guardian_start(struct dsess *s)
 
 static void guardian_send(int gfd, int32_t v, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cm;
-	struct iovec iov = { &v, sizeof(v) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	while (sendmsg(gfd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
+	fdpass_send(gfd, &v, sizeof(v), &fd, fd >= 0 ? 1 : 0, 0);
 }
 
 static void guardian_add(struct dsess *s, pid_t pid)

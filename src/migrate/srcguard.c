@@ -12,6 +12,7 @@
 #include "migrate/srcguard.h"
 #include "container/docker.h"
 #include "container/docker-mig.h"
+#include "base/fdpass.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "net/inet.h"
@@ -82,11 +83,8 @@ int src_guard_start(struct src_guard **ret)
 static void send_msg(struct src_guard *g, uint32_t kind, const char *text, int fd)
 {
 	struct guard_msg m = { .kind = kind };
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cm;
 	size_t len = text ? strlen(text) : 0;
+	ssize_t k;
 
 	if (!g || g->disarmed || g->fd < 0)
 		return;
@@ -96,23 +94,9 @@ static void send_msg(struct src_guard *g, uint32_t kind, const char *text, int f
 	}
 	if (len)
 		memcpy(m.text, text, len + 1);
-	struct iovec iov = { &m, offsetof(struct guard_msg, text) + len + 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (fd >= 0) {
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = sizeof(cm.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	while (sendmsg(g->fd, &mh, MSG_NOSIGNAL) < 0) {
-		if (errno == EINTR)
-			continue;
-		pr_warn("the guard (pid %d) cannot be told: %m", (int)g->pid);
-		break;
-	}
+	k = fdpass_send(g->fd, &m, offsetof(struct guard_msg, text) + len + 1, &fd, fd >= 0 ? 1 : 0, 0);
+	if (k < 0)
+		pr_warn("the guard (pid %d) cannot be told: %s", (int)g->pid, strerror((int)-k));
 }
 
 void src_guard_netlock(struct src_guard *g, int nsfd, const char *name)
@@ -195,22 +179,11 @@ int src_guard_main(void)
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
 		struct guard_msg m;
-		union {
-			char buf[CMSG_SPACE(sizeof(int))];
-			struct cmsghdr align;
-		} cm;
-		struct iovec iov = { &m, sizeof(m) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-				     .msg_controllen = sizeof(cm.buf) };
-		ssize_t k = recvmsg(GUARD_FD, &mh, MSG_CMSG_CLOEXEC);
-		if (k < 0 && errno == EINTR)
-			continue;
+		int fd = -1;
+		size_t nfd = 1;
+		ssize_t k = fdpass_recv(GUARD_FD, &m, sizeof(m), &fd, &nfd, 0);
 		if (k <= 0)
 			break; /* our parent is gone: undo */
-		int fd = -1;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 		if ((size_t)k < offsetof(struct guard_msg, text) + 1 || m.kind == G_DISARM) {
 			if (fd >= 0)
 				close(fd);

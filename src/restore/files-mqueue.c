@@ -9,6 +9,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
+#include "base/fdpass.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -22,34 +23,21 @@
 static int send_fd(int sock, int fd)
 {
 	char c = 0;
-	struct iovec iov = { &c, 1 };
-	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u = {};
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
+	return fdpass_send(sock, &c, 1, &fd, 1, 0) == 1 ? 0 : -1;
 }
 
 static int recv_fd(int sock, int *ret_fd)
 {
 	char c;
-	struct iovec iov = { &c, 1 };
-	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
+	size_t n = 1;
+	ssize_t k = fdpass_recv(sock, &c, 1, ret_fd, &n, 0);
 
-	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
-		return -EIO;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
-		return -EBADMSG;
-	memcpy(ret_fd, CMSG_DATA(cm), sizeof(int));
-	return 0;
+	if (k != 1) {
+		if (n)
+			close(*ret_fd);
+		return k < 0 ? (int)k : -EIO;
+	}
+	return n == 1 ? 0 : -EBADMSG;
 }
 
 static int mqueue_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)

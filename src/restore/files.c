@@ -20,6 +20,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
+#include "base/fdpass.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -33,7 +34,7 @@
 #include <sys/syscall.h>
 #include <termios.h>
 
-#define SCM_MAX 253
+#define SCM_MAX FDPASS_MAX
 #define TX_MAX 8
 
 static const struct rst_file_type *type_of(Dm__FileType t)
@@ -197,19 +198,12 @@ struct rx {
 
 static int send_chunk(struct rst_ctx *c, const int *fds, size_t n)
 {
-	char cbuf[CMSG_SPACE(SCM_MAX * sizeof(int))] = { 0 };
 	char byte = 'F';
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = CMSG_SPACE(n * sizeof(int)) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	ssize_t k = fdpass_send(c->sock, &byte, 1, fds, n, MSG_DONTWAIT);
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(n * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, n * sizeof(int));
-	if (sendmsg(c->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
-		return dm_fail(neg_errno(), "transport: sending %zu fds: %m", n);
+	if (k != 1)
+		return dm_fail(k < 0 ? (int)k : -EIO, "transport: sending %zu fds: %s", n,
+			       strerror(k < 0 ? (int)-k : EIO));
 	return 0;
 }
 
