@@ -51,6 +51,7 @@ struct rfs_view {
 	struct rfs_receiver *r;
 	struct rfs_receiver *rcv; /* the same, kept to unregister from it */
 	struct rfs_inomap *inos;  /* the source's inode numbers (kept after detach) */
+	_Atomic pid_t probe_tid;  /* the read-overhead probe's requests are not the tree's */
 };
 
 /* an open file of the tree: fi->fh */
@@ -68,6 +69,13 @@ static struct vfile *vf(const struct fuse_file_info *fi)
 static struct rfs_view *view(void)
 {
 	return fuse_get_context()->private_data;
+}
+
+/* a request of the read-overhead probe, not of the tree */
+static bool probing(struct rfs_view *v)
+{
+	pid_t t = atomic_load(&v->probe_tid);
+	return t && fuse_get_context()->pid == t;
 }
 
 /* "/a/b" -> "a/b", "/" -> "." */
@@ -247,7 +255,7 @@ static int v_open(const char *path, struct fuse_file_info *fi)
 	int64_t id = -1;
 	int r = 0;
 	pthread_rwlock_rdlock(&v->lock);
-	if (v->r && (r = settled(v, path)) >= 0) {
+	if (v->r && !probing(v) && (r = settled(v, path)) >= 0) {
 		id = entry_of(v, path);
 		if ((r = rfs_recv_open(v->r, id, write)) > 0)
 			rfs_recv_note_miss(v->r);
@@ -568,6 +576,8 @@ static void *v_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static void counted(int op, uint64_t t)
 {
 	struct rfs_view *v = view();
+	if (probing(v))
+		return;
 	uint64_t ns = clock_ns() - t, max = atomic_load(&v->op_max_ns[op]);
 	atomic_fetch_add(&v->ops[op], 1);
 	atomic_fetch_add(&v->op_ns[op], ns);
@@ -622,6 +632,117 @@ static int w_getxattr(const char *path, const char *name, char *val, size_t size
 	int r = v_getxattr(path, name, val, size);
 	counted(VOP_XATTR, t);
 	return r;
+}
+
+/*
+ * The read overhead of the view once every file is in (the receiver asks
+ * before it answers DONE): a sample of the copy's small files (directory
+ * order, up to PROBE_FILES files of at most 1 MiB, PROBE_BYTES in all) read
+ * from the copy (its page cache), then through the view with its page cache dropped first
+ * (every read a round trip through our FUSE threads, as a read the kernel
+ * has not cached costs the tree), then through the view again (cached).
+ * The ratios are the view's time over the copy's.  Our own requests are
+ * left out of the view's counts and the receiver's opens.
+ */
+#define PROBE_FILES 64
+#define PROBE_BYTES (4u << 20)
+#define PROBE_DIRS 64
+
+struct probe_file {
+	char rel[256];
+	off_t size;
+};
+
+static size_t probe_pick(int bfd, struct probe_file *pf)
+{
+	char (*dirs)[256] = xcalloc(PROBE_DIRS, sizeof(*dirs));
+	size_t nd = 1, n = 0;
+	uint64_t bytes = 0;
+
+	snprintf(dirs[0], sizeof(dirs[0]), ".");
+	for (size_t i = 0; i < nd && n < PROBE_FILES && bytes < PROBE_BYTES; i++) {
+		int dfd = openat(bfd, dirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+		if (!d) {
+			if (dfd >= 0)
+				close(dfd);
+			continue;
+		}
+		struct dirent *de;
+		while ((de = readdir(d)) && n < PROBE_FILES && bytes < PROBE_BYTES) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			char rel[256];
+			if (snprintf(rel, sizeof(rel), "%s/%s", dirs[i], de->d_name) >= (int)sizeof(rel))
+				continue;
+			struct stat st;
+			if (fstatat(bfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			if (S_ISDIR(st.st_mode) && nd < PROBE_DIRS) {
+				memcpy(dirs[nd++], rel, sizeof(rel));
+			} else if (S_ISREG(st.st_mode) && st.st_size > 0 && st.st_size <= (1 << 20) &&
+				   bytes + (uint64_t)st.st_size <= PROBE_BYTES) {
+				memcpy(pf[n].rel, rel, sizeof(rel));
+				pf[n++].size = st.st_size;
+				bytes += (uint64_t)st.st_size;
+			}
+		}
+		closedir(d);
+	}
+	free(dirs);
+	return n;
+}
+
+/* ns to read rel below dirfd whole (drop: its page cache first); 0 on error */
+static uint64_t probe_read(int dirfd, const char *rel, bool drop, uint8_t *buf, size_t len)
+{
+	int fd = openat(dirfd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (drop)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	uint64_t t = clock_ns();
+	ssize_t k;
+	while ((k = read(fd, buf, len)) > 0)
+		;
+	t = clock_ns() - t;
+	close(fd);
+	return k < 0 ? 0 : t ? t : 1;
+}
+
+static json_t *probe_overhead(void *arg)
+{
+	struct rfs_view *v = arg;
+	_cleanup_free_ struct probe_file *pf = xcalloc(PROBE_FILES, sizeof(*pf));
+	_cleanup_free_ uint8_t *buf = xmalloc(1 << 20);
+	_cleanup_close_ int mfd = open(v->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	size_t n = probe_pick(v->bfd, pf), used = 0;
+	uint64_t plain = 0, cold = 0, warm = 0, bytes = 0;
+
+	if (mfd < 0 || !n)
+		return NULL;
+	atomic_store(&v->probe_tid, (pid_t)syscall(SYS_gettid));
+	for (size_t i = 0; i < n; i++) {
+		/* the copy twice: the second read is of its page cache, as the
+		 * view's own reads of it are */
+		uint64_t p = probe_read(v->bfd, pf[i].rel, false, buf, 1 << 20);
+		p = p ? probe_read(v->bfd, pf[i].rel, false, buf, 1 << 20) : 0;
+		uint64_t c = p ? probe_read(mfd, pf[i].rel, true, buf, 1 << 20) : 0;
+		uint64_t w = c ? probe_read(mfd, pf[i].rel, false, buf, 1 << 20) : 0;
+		if (!w)
+			continue; /* gone meanwhile (the tree runs) */
+		plain += p;
+		cold += c;
+		warm += w;
+		bytes += (uint64_t)pf[i].size;
+		used++;
+	}
+	atomic_store(&v->probe_tid, 0);
+	if (!used)
+		return NULL;
+	return json_pack("{s:I, s:I, s:f, s:f, s:f}", "files", (json_int_t)used, "bytes", (json_int_t)bytes,
+			 "cold", (double)cold / (double)plain, "warm", (double)warm / (double)plain, "plain_ms",
+			 (double)plain / 1e6);
 }
 
 json_t *rfs_view_stats(struct rfs_view *v)
@@ -732,6 +853,7 @@ int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt,
 	v->rcv = r;
 	v->inos = rfs_recv_inomap(r);
 	rfs_recv_on_arrival(r, on_arrival, v);
+	rfs_recv_on_end(r, probe_overhead, v);
 	*ret = v;
 	return 0;
 fail:
@@ -746,8 +868,10 @@ void rfs_view_detach(struct rfs_view *v)
 	pthread_rwlock_wrlock(&v->lock);
 	v->r = NULL;
 	pthread_rwlock_unlock(&v->lock);
-	if (v->rcv)
+	if (v->rcv) {
 		rfs_recv_on_arrival(v->rcv, NULL, NULL);
+		rfs_recv_on_end(v->rcv, NULL, NULL);
+	}
 	v->rcv = NULL;
 }
 

@@ -219,6 +219,8 @@ struct rfs_receiver {
 	int waiting;               /* the tree's threads waiting for data (lock) */
 	void (*on_arrival)(void *arg, const char *rel);
 	void *on_arrival_arg;
+	json_t *(*on_end)(void *arg);  /* every file in, before DONE (arrival_lock) */
+	void *on_end_arg;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -1171,6 +1173,11 @@ static int run_bulk(struct rfs_receiver *r)
 			r->ended = true;
 			json_t *st = stats_locked(r);
 			pthread_mutex_unlock(&r->lock);
+			/* what reading through the view costs now (lazy modes) */
+			pthread_mutex_lock(&r->arrival_lock);
+			json_t *ro = r->on_end ? r->on_end(r->on_end_arg) : NULL;
+			pthread_mutex_unlock(&r->arrival_lock);
+			json_object_set_new(st, "read_overhead", ro ? ro : json_null());
 			k = mig_send_reply(r->c, RFS_T_DONE, true, 0, NULL, 0, st);
 			json_decref(st);
 			pr_info("%" PRIu64 " files, %.1f MiB in %.0f ms", r->files_in, (double)r->bytes_in / 1048576,
@@ -1619,6 +1626,14 @@ void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const cha
 	pthread_mutex_lock(&r->arrival_lock);
 	r->on_arrival = fn;
 	r->on_arrival_arg = arg;
+	pthread_mutex_unlock(&r->arrival_lock);
+}
+
+void rfs_recv_on_end(struct rfs_receiver *r, json_t *(*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&r->arrival_lock);
+	r->on_end = fn;
+	r->on_end_arg = arg;
 	pthread_mutex_unlock(&r->arrival_lock);
 }
 

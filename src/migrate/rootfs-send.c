@@ -2266,6 +2266,9 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 		/* the tree's view of it: opens that did not wait */
 		json_t *hr = json_object_get(s->dest, "hit_rate");
 		json_object_set_new(j, "hit_rate", hr ? json_incref(hr) : json_null());
+		/* what a read through the lazy view costs once every file is in */
+		json_t *ro = json_object_get(s->dest, "read_overhead");
+		json_object_set_new(j, "read_overhead", ro ? json_incref(ro) : json_null());
 		json_object_set_new(j, "destination", json_incref(s->dest));
 	}
 	pthread_mutex_unlock(&s->lock);

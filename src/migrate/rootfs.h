@@ -264,6 +264,9 @@ uint64_t rfs_recv_test_entry_waits(struct rfs_receiver *r);
 /* called by the receiver once a file has arrived, with the paths of its
  * names (for the view to drop what the kernel cached of it) */
 void rfs_recv_on_arrival(struct rfs_receiver *r, void (*fn)(void *arg, const char *rel), void *arg);
+/* called by the receiver once every file is in, before it answers DONE: its
+ * result goes into DONE's stats as "read_overhead" (the view's probe) */
+void rfs_recv_on_end(struct rfs_receiver *r, json_t *(*fn)(void *arg), void *arg);
 
 /* The source's inode numbers: the copy's st_ino -> the source's.  The view
  * reports them (programs compare st_ino: sqlite refuses a database whose

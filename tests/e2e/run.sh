@@ -1491,9 +1491,13 @@ assert pre["used_files"] >= 3 and not pre["stale_files"], "presend %s" % pre
 assert pw["made_ms"] is not None and not (pw["updated"] or pw["removed"] or pw["added"]), "prewalk %s" % pw
 rs = json.load(open(sys.argv[1]))["restore"]["rootfs"]
 assert rs["waits"] == 0, "the restore waited for data: %s" % rs
-print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max)" % (
+# the view read against the copy once all was in: a sample of its small files
+ro = j["read_overhead"]
+assert ro and ro["files"] >= 8 and ro["bytes"] > 0 and ro["cold"] > 0 and ro["warm"] > 0, "read_overhead %s" % ro
+assert ro == d["read_overhead"], "read_overhead %s, destination %s" % (ro, d["read_overhead"])
+print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max), view read %.1fx cold, %.1fx cached (%d files)" % (
       j["files"], j["bytes"] / 1048576, by["working_set"]["files"], j["working_set_ready_ms"], resume, j["last_file_ms"],
-      d["misses"], d["miss_wait_max_ms"]))' "$WORK/stats.json" 2>&1); then
+      d["misses"], d["miss_wait_max_ms"], ro["cold"], ro["warm"], ro["files"]))' "$WORK/stats.json" 2>&1); then
 		result FAIL "$t" "stats: $(echo "$why" | tail -n 1)"
 	else
 		log "$t: $why"
