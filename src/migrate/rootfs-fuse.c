@@ -9,10 +9,13 @@
  *
  * Caching: entries and attributes are cached by the kernel (1 s) and file
  * pages are kept across opens (kernel_cache: a file's data is final before
- * the tree can open it, and only the tree writes it after).  Reads of data
- * not in the page cache cost a round trip through this process: the price
- * of staying in FUSE once everything has arrived (libfuse 3.14 has no FUSE
- * passthrough; docs/migration.md).
+ * the tree can open it, and only the tree writes it after).  Once every
+ * file is in, opens are answered with FUSE passthrough where the kernel has
+ * it: reads, writes and mmap of such a file go straight to its copy, and
+ * cost no round trip through this process.  libfuse 3.14 has no API for it,
+ * so the view mounts with its own /dev/fuse descriptor and reads and writes
+ * that device through libfuse's custom I/O hooks, which add the flags to the
+ * INIT and OPEN replies (docs/migration.md, "The way out of FUSE").
  */
 #define FUSE_USE_VERSION 31
 #define LOG_PREFIX "rootfs view: "
@@ -25,12 +28,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -52,6 +60,17 @@ struct rfs_view {
 	struct rfs_receiver *rcv; /* the same, kept to unregister from it */
 	struct rfs_inomap *inos;  /* the source's inode numbers (kept after detach) */
 	_Atomic pid_t probe_tid;  /* the read-overhead probe's requests are not the tree's */
+	/* the device (our own mount, custom I/O) and passthrough */
+	int devfd;
+	pthread_mutex_t dev_lock;
+	bool pt_offered, pt_on;   /* the kernel offered FUSE_PASSTHROUGH; INIT took it */
+	uint64_t init_unique;
+	struct pt_req *reqs;      /* OPEN and CREATE requests awaiting their replies */
+	size_t n_reqs, cap_reqs;
+	struct pt_node *nodes;    /* nodes with open files: their io mode */
+	size_t n_nodes, cap_nodes;
+	_Atomic uint64_t pt_opens, cached_opens, pt_refused;
+	struct rfs_view *next;    /* the list of views, for the device hooks */
 };
 
 /* an open file of the tree: fi->fh */
@@ -740,9 +759,13 @@ static json_t *probe_overhead(void *arg)
 	atomic_store(&v->probe_tid, 0);
 	if (!used)
 		return NULL;
-	return json_pack("{s:I, s:I, s:f, s:f, s:f}", "files", (json_int_t)used, "bytes", (json_int_t)bytes,
-			 "cold", (double)cold / (double)plain, "warm", (double)warm / (double)plain, "plain_ms",
-			 (double)plain / 1e6);
+	/* passthrough: whether the kernel took it, and the opens in each io
+	 * mode so far (the probe's included) */
+	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:b, s:I, s:I, s:I}", "files", (json_int_t)used, "bytes",
+			 (json_int_t)bytes, "cold", (double)cold / (double)plain, "warm", (double)warm / (double)plain,
+			 "plain_ms", (double)plain / 1e6, "passthrough", v->pt_on, "passthrough_opens",
+			 (json_int_t)atomic_load(&v->pt_opens), "cached_opens", (json_int_t)atomic_load(&v->cached_opens),
+			 "passthrough_refused", (json_int_t)atomic_load(&v->pt_refused));
 }
 
 json_t *rfs_view_stats(struct rfs_view *v)
@@ -800,6 +823,299 @@ static void on_arrival(void *arg, const char *path)
 		pr_debug("invalidate %s: %s", p, strerror(-r));
 }
 
+/* ------------------------------------------------------------ the device */
+
+/*
+ * The view's /dev/fuse descriptor is ours (mounted by us, read and written
+ * through libfuse's custom I/O), so that the replies libfuse 3.14 builds can
+ * carry what it has no API for: FUSE passthrough (Linux 6.9+).
+ *
+ *  - INIT: where the kernel offers FUSE_PASSTHROUGH, the reply takes it with
+ *    a stack depth of 1 (the copy must not itself be a stacked file system;
+ *    the view then cannot be stacked under one either).
+ *  - OPEN, CREATE: once every file is in, a file's open is answered in
+ *    passthrough: its copy's descriptor is registered with the device
+ *    (FUSE_DEV_IOC_BACKING_OPEN) and the reply names it (FOPEN_PASSTHROUGH,
+ *    backing_id).  The kernel requires one io mode per inode at a time: an
+ *    inode with a cached open may not get a passthrough one and the reverse
+ *    (the open fails with EIO), and every passthrough open of an inode must
+ *    name the same backing file.  So each node with open files keeps its
+ *    mode, count and backing id; the mode is chosen again only when its
+ *    count is back to 0 (RELEASE), and the backing id is closed then.
+ *
+ * The kernel's structures are those of linux/fuse.h; the fields newer than
+ * Debian 12's headers sit in what they call padding: fuse_open_out's
+ * backing_id is its padding, fuse_init_out's max_stack_depth the first word
+ * of its unused[].
+ */
+#define K_FUSE_PASSTHROUGH_HI (1u << (37 - 32)) /* FUSE_PASSTHROUGH, in flags2 */
+#define K_FOPEN_PASSTHROUGH (1u << 7)
+#define K_FOPEN_NOFLUSH (1u << 5)
+struct k_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define K_FUSE_DEV_IOC_BACKING_OPEN _IOW(229, 1, struct k_backing_map)
+#define K_FUSE_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+
+struct pt_req {
+	uint64_t unique, nodeid;
+	uint32_t opcode;
+};
+
+enum { PT_NONE, PT_CACHED, PT_PASS };
+struct pt_node {
+	uint64_t nodeid;
+	int mode;
+	uint32_t count;
+	int32_t backing_id;
+	bool had_pass; /* once in passthrough: the page cache may be stale for a cached open */
+};
+
+static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rfs_view *views;
+
+static struct rfs_view *view_of_dev(int fd)
+{
+	pthread_mutex_lock(&views_lock);
+	struct rfs_view *v = views;
+	while (v && v->devfd != fd)
+		v = v->next;
+	pthread_mutex_unlock(&views_lock);
+	return v;
+}
+
+static void views_del(struct rfs_view *v)
+{
+	pthread_mutex_lock(&views_lock);
+	for (struct rfs_view **p = &views; *p; p = &(*p)->next)
+		if (*p == v) {
+			*p = v->next;
+			break;
+		}
+	pthread_mutex_unlock(&views_lock);
+}
+
+static bool passthrough_wanted(void)
+{
+	const char *e = getenv("DMIGRATE_FUSE_PASSTHROUGH");
+	return !e || strcmp(e, "0") != 0;
+}
+
+/* dev_lock held */
+static struct pt_node *node_get(struct rfs_view *v, uint64_t nodeid, bool make)
+{
+	for (size_t i = 0; i < v->n_nodes; i++)
+		if (v->nodes[i].nodeid == nodeid)
+			return &v->nodes[i];
+	if (!make)
+		return NULL;
+	if (v->n_nodes == v->cap_nodes) {
+		v->cap_nodes = v->cap_nodes ? 2 * v->cap_nodes : 64;
+		v->nodes = xrealloc(v->nodes, v->cap_nodes * sizeof(*v->nodes));
+	}
+	v->nodes[v->n_nodes] = (struct pt_node){ .nodeid = nodeid };
+	return &v->nodes[v->n_nodes++];
+}
+
+/* RELEASE of one open file of nodeid (dev_lock held) */
+static void node_release(struct rfs_view *v, uint64_t nodeid)
+{
+	struct pt_node *n = node_get(v, nodeid, false);
+	if (!n || !n->count || --n->count)
+		return;
+	if (n->backing_id > 0) {
+		uint32_t id = (uint32_t)n->backing_id;
+		if (ioctl(v->devfd, K_FUSE_DEV_IOC_BACKING_CLOSE, &id) < 0)
+			pr_debug("backing close %u: %m", id);
+		n->backing_id = 0;
+	}
+	n->mode = PT_NONE;
+	if (!n->had_pass)
+		*n = v->nodes[--v->n_nodes];
+}
+
+static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+	struct fuse_in_header h;
+	struct rfs_view *v;
+
+	if (n < (ssize_t)sizeof(h) || !(v = view_of_dev(fd)))
+		return n;
+	memcpy(&h, buf, sizeof(h));
+	pthread_mutex_lock(&v->dev_lock);
+	switch (h.opcode) {
+	case FUSE_INIT: {
+		struct fuse_init_in in = { 0 };
+		memcpy(&in, (char *)buf + sizeof(h), MIN(sizeof(in), (size_t)n - sizeof(h)));
+		v->init_unique = h.unique;
+		v->pt_offered = (in.flags & FUSE_INIT_EXT) && (in.flags2 & K_FUSE_PASSTHROUGH_HI);
+		break;
+	}
+	case FUSE_OPEN:
+	case FUSE_CREATE:
+		if (v->n_reqs == v->cap_reqs) {
+			v->cap_reqs = v->cap_reqs ? 2 * v->cap_reqs : 32;
+			v->reqs = xrealloc(v->reqs, v->cap_reqs * sizeof(*v->reqs));
+		}
+		v->reqs[v->n_reqs++] = (struct pt_req){ h.unique, h.nodeid, h.opcode };
+		break;
+	case FUSE_RELEASE:
+		node_release(v, h.nodeid);
+		break;
+	}
+	pthread_mutex_unlock(&v->dev_lock);
+	return n;
+}
+
+/* every file in: the view's own state, under its lock */
+static bool view_all_in(struct rfs_view *v)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	bool all = !v->r || rfs_recv_all_in(v->r);
+	pthread_rwlock_unlock(&v->lock);
+	return all;
+}
+
+/* the io mode of one open (dev_lock held): oo changed in place; true if it was */
+static bool choose_mode(struct rfs_view *v, uint64_t nodeid, struct fuse_open_out *oo)
+{
+	struct pt_node *n = node_get(v, nodeid, true);
+	struct vfile *f = (struct vfile *)(uintptr_t)oo->fh;
+	bool pass = v->pt_on && f && f->fd >= 0 &&
+		    (n->mode == PT_PASS || (n->mode == PT_NONE && view_all_in(v)));
+
+	if (pass && n->backing_id <= 0) {
+		struct k_backing_map map = { .fd = f->fd };
+		int id = ioctl(v->devfd, K_FUSE_DEV_IOC_BACKING_OPEN, &map);
+		if (id > 0) {
+			n->backing_id = id;
+		} else {
+			if (!atomic_fetch_add(&v->pt_refused, 1))
+				pr_warn("passthrough refused for a file (%m): its reads stay in FUSE");
+			pass = false;
+		}
+	}
+	if (pass) {
+		/* nothing but passthrough (the kernel fails the open with EIO
+		 * on any other flag but NOFLUSH; keep_cache among them) */
+		oo->open_flags = (oo->open_flags & K_FOPEN_NOFLUSH) | K_FOPEN_PASSTHROUGH;
+		oo->padding = (uint32_t)n->backing_id;
+		n->mode = PT_PASS;
+		n->had_pass = true;
+		n->count++;
+		atomic_fetch_add(&v->pt_opens, 1);
+		return true;
+	}
+	/* (a node in passthrough always has its backing id: never here) */
+	n->mode = PT_CACHED;
+	n->count++;
+	atomic_fetch_add(&v->cached_opens, 1);
+	if (n->had_pass && (oo->open_flags & FOPEN_KEEP_CACHE)) {
+		oo->open_flags &= ~(uint32_t)FOPEN_KEEP_CACHE; /* written past the page cache */
+		return true;
+	}
+	return false;
+}
+
+static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct fuse_out_header oh;
+	struct rfs_view *v;
+	char body[sizeof(struct fuse_entry_out) + sizeof(struct fuse_open_out)];
+	size_t blen = 0;
+	bool changed = false;
+
+	if (count < 1 || iov[0].iov_len != sizeof(oh) || !(v = view_of_dev(fd)))
+		return writev(fd, iov, count);
+	memcpy(&oh, iov[0].iov_base, sizeof(oh));
+	if (!oh.unique) /* a notification */
+		return writev(fd, iov, count);
+	for (int i = 1; i < count; i++) {
+		if (blen + iov[i].iov_len > sizeof(body)) {
+			blen = SIZE_MAX;
+			break;
+		}
+		memcpy(body + blen, iov[i].iov_base, iov[i].iov_len);
+		blen += iov[i].iov_len;
+	}
+	pthread_mutex_lock(&v->dev_lock);
+	if (oh.unique == v->init_unique) {
+		v->init_unique = 0;
+		struct fuse_init_out io;
+		if (!oh.error && blen != SIZE_MAX && blen >= offsetof(struct fuse_init_out, unused) + 4 &&
+		    v->pt_offered && passthrough_wanted()) {
+			memcpy(&io, body, MIN(sizeof(io), blen));
+			if (!(io.flags & FUSE_WRITEBACK_CACHE)) {
+				io.flags |= FUSE_INIT_EXT;
+				io.flags2 |= K_FUSE_PASSTHROUGH_HI;
+				io.unused[0] = 1; /* max_stack_depth */
+				memcpy(body, &io, MIN(sizeof(io), blen));
+				v->pt_on = changed = true;
+			}
+		}
+	} else {
+		for (size_t i = 0; i < v->n_reqs; i++) {
+			if (v->reqs[i].unique != oh.unique)
+				continue;
+			struct pt_req q = v->reqs[i];
+			v->reqs[i] = v->reqs[--v->n_reqs];
+			size_t off = q.opcode == FUSE_CREATE ? sizeof(struct fuse_entry_out) : 0;
+			if (oh.error || blen == SIZE_MAX || blen < off + sizeof(struct fuse_open_out))
+				break;
+			struct fuse_open_out oo;
+			uint64_t nodeid = q.nodeid;
+			if (q.opcode == FUSE_CREATE)
+				memcpy(&nodeid, body, sizeof(nodeid)); /* fuse_entry_out.nodeid */
+			memcpy(&oo, body + off, sizeof(oo));
+			if (choose_mode(v, nodeid, &oo)) {
+				memcpy(body + off, &oo, sizeof(oo));
+				changed = true;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->dev_lock);
+	if (!changed)
+		return writev(fd, iov, count);
+	struct iovec out[2] = { iov[0], { body, blen } };
+	return writev(fd, out, 2);
+}
+
+/* mount the view at mnt with a /dev/fuse of our own, its I/O through the hooks above */
+static int dev_mount(struct rfs_view *v, const char *mnt)
+{
+	static const struct fuse_custom_io io = { .read = dev_read, .writev = dev_writev };
+	char opts[160];
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return dm_fail(neg_errno(), "the lazy view of the files: /dev/fuse: %m");
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions,allow_other",
+		 fd, (unsigned)getuid(), (unsigned)getgid());
+	/* as libfuse mounts it: nosuid, nodev */
+	if (mount("dmigrate-rootfs", mnt, "fuse.dmigrate", MS_NOSUID | MS_NODEV, opts) < 0) {
+		int e = neg_errno();
+		close(fd);
+		return dm_fail(e, "the lazy view of the files: cannot mount FUSE at %s: %m", mnt);
+	}
+	v->devfd = fd;
+	pthread_mutex_lock(&views_lock);
+	v->next = views;
+	views = v;
+	pthread_mutex_unlock(&views_lock);
+	if (fuse_session_custom_io(fuse_get_session(v->f), &io, fd) < 0) {
+		views_del(v);
+		umount2(mnt, MNT_DETACH);
+		close(fd);
+		v->devfd = -1;
+		return dm_fail(-EIO, "the lazy view of the files: libfuse refused the device");
+	}
+	return 0;
+}
+
 static void *loop_main(void *arg)
 {
 	struct rfs_view *v = arg;
@@ -818,7 +1134,9 @@ int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt,
 
 	v->r = r;
 	v->bfd = -1;
+	v->devfd = -1;
 	pthread_rwlock_init(&v->lock, NULL);
+	pthread_mutex_init(&v->dev_lock, NULL);
 	v->mnt = xstrdup(mnt);
 	v->bfd = open(backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (v->bfd < 0) {
@@ -835,16 +1153,17 @@ int rfs_view_start(struct rfs_receiver *r, const char *backing, const char *mnt,
 		k = dm_fail(-EIO, "the lazy view of the files: libfuse refused its options");
 		goto fail;
 	}
-	if (fuse_mount(v->f, mnt) < 0) {
-		k = dm_fail(-EIO, "the lazy view of the files: cannot mount FUSE at %s (is /dev/fuse there?)", mnt);
+	k = dev_mount(v, mnt);
+	if (k < 0) {
 		fuse_destroy(v->f);
 		v->f = NULL;
 		goto fail;
 	}
 	k = -pthread_create(&v->thread, NULL, loop_main, v);
 	if (k < 0) {
-		fuse_unmount(v->f);
-		fuse_destroy(v->f);
+		umount2(v->mnt, MNT_DETACH);
+		views_del(v);
+		fuse_destroy(v->f); /* closes the device */
 		v->f = NULL;
 		dm_fail(k, "the lazy view: no thread: %s", strerror(-k));
 		goto fail;
@@ -882,11 +1201,16 @@ void rfs_view_free(struct rfs_view *v)
 	rfs_view_detach(v);
 	if (v->running) {
 		fuse_exit(v->f);
-		fuse_unmount(v->f);
+		/* lazily: a tree still in it keeps it until it leaves */
+		umount2(v->mnt, MNT_DETACH);
 		pthread_join(v->thread, NULL);
 	}
+	views_del(v);
 	if (v->f)
-		fuse_destroy(v->f);
+		fuse_destroy(v->f); /* closes the device */
+	free(v->nodes);
+	free(v->reqs);
+	pthread_mutex_destroy(&v->dev_lock);
 	if (v->bfd >= 0)
 		close(v->bfd);
 	rfs_inomap_put(v->inos);

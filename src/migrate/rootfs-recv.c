@@ -1616,7 +1616,8 @@ void rfs_recv_note_miss(struct rfs_receiver *r)
 bool rfs_recv_all_in(struct rfs_receiver *r)
 {
 	pthread_mutex_lock(&r->lock);
-	bool a = r->err == 0;
+	/* (ended: END handled, every file checked in; DONE on its way) */
+	bool a = r->err == 0 || (r->ended && r->err > 0);
 	pthread_mutex_unlock(&r->lock);
 	return a;
 }

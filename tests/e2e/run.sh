@@ -1495,9 +1495,12 @@ assert rs["waits"] == 0, "the restore waited for data: %s" % rs
 ro = j["read_overhead"]
 assert ro and ro["files"] >= 8 and ro["bytes"] > 0 and ro["cold"] > 0 and ro["warm"] > 0, "read_overhead %s" % ro
 assert ro == d["read_overhead"], "read_overhead %s, destination %s" % (ro, d["read_overhead"])
-print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max), view read %.1fx cold, %.1fx cached (%d files)" % (
+# once every file is in, opens go in FUSE passthrough (most of the probe: a file the tree
+# holds open from before stays cached)
+assert ro["passthrough"] and ro["passthrough_opens"] >= ro["files"] and not ro["passthrough_refused"], "passthrough: %s" % ro
+print("%d files, %.1f MiB, working set %d files ready at %.0f ms, resumed at %.0f ms, last file at %.0f ms, %d misses (%.1f ms wait max), view read %.1fx cold, %.1fx cached (%d files, %d opens in passthrough)" % (
       j["files"], j["bytes"] / 1048576, by["working_set"]["files"], j["working_set_ready_ms"], resume, j["last_file_ms"],
-      d["misses"], d["miss_wait_max_ms"], ro["cold"], ro["warm"], ro["files"]))' "$WORK/stats.json" 2>&1); then
+      d["misses"], d["miss_wait_max_ms"], ro["cold"], ro["warm"], ro["files"], ro["passthrough_opens"]))' "$WORK/stats.json" 2>&1); then
 		result FAIL "$t" "stats: $(echo "$why" | tail -n 1)"
 	else
 		log "$t: $why"
