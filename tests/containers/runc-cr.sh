@@ -405,28 +405,33 @@ case_refused_net() {
 }
 
 # its veth (the other end on a bridge of ours, as CNI's bridge plugin does)
-# comes back: name, MAC, MTU, address, route, our end on the bridge
+# comes back: name, MAC, MTU, address, route, our end on the bridge.  "Ours"
+# is a network namespace of the test's own (its bridge, its address range,
+# the ping from it, dmigrate run in it): nothing on the machine's own network,
+# and two runs at once do not meet
 case_net() {
-	local id=dmvn$$ img=$WORK/img-net pid out before after br=dmb$$ h=dmh$$
+	local id=dmvn$$ img=$WORK/img-net pid out before after br=dmb$$ h=dmh$$ ns=dmn$$
 	start "$id" || { bad net "the container does not count"; return; }
 	pid=$(init_pid "$id")
-	ip link add "$br" type bridge && BRIDGES+=("$br") && ip addr add 10.213.77.1/24 dev "$br" &&
-		ip link set "$br" up && ip link add "$h" type veth peer name eth0 netns "$pid" &&
-		ip link set "$h" master "$br" up && nsenter --net="/proc/$pid/ns/net" sh -c "
+	in_ns() { nsenter --net="/run/netns/$ns" "$@"; }
+	ip netns add "$ns" && NETNS+=("$ns") && ip -n "$ns" link set lo up &&
+		ip -n "$ns" link add "$br" type bridge && ip -n "$ns" addr add 10.213.77.1/24 dev "$br" &&
+		ip -n "$ns" link set "$br" up && ip link add "$h" netns "$ns" type veth peer name eth0 netns "$pid" &&
+		ip -n "$ns" link set "$h" master "$br" up && nsenter --net="/proc/$pid/ns/net" sh -c "
 			ip link set eth0 address 02:00:0a:d5:4d:02 mtu 1400 && ip addr add 10.213.77.2/24 dev eth0 &&
 			ip link set eth0 up && ip route add default via 10.213.77.1" || { bad net "network setup"; return; }
-	busybox ping -c 1 -W 5 10.213.77.2 >/dev/null || { bad net "no answer before the checkpoint"; return; }
+	in_ns busybox ping -c 1 -W 5 10.213.77.2 >/dev/null || { bad net "no answer before the checkpoint"; return; }
 	view() { nsenter --net="/proc/$1/ns/net" sh -c 'ip -br link show eth0 | sed "s/@if[0-9]*//" | tr -s " "
 		ip -o -4 addr show dev eth0 | awk "{print \$4}"; ip link show eth0 | grep -o "mtu [0-9]*"; ip route show default'; }
 	before=$(view "$pid")
-	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) || { bad net "checkpoint: $out"; return; }
-	ip link show "$h" >/dev/null 2>&1 && { bad net "our end outlived the container"; return; }
-	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad net "restore: $out"; return; }
+	out=$(in_ns "$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) || { bad net "checkpoint: $out"; return; }
+	ip -n "$ns" link show "$h" >/dev/null 2>&1 && { bad net "our end outlived the container"; return; }
+	out=$(in_ns "$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad net "restore: $out"; return; }
 	pid=$(init_pid "$id")
 	after=$(view "$pid")
 	[[ $before == "$after" ]] || { bad net "eth0 differs: before: $(echo $before) after: $(echo $after)"; return; }
-	[[ $(ip -j link show "$h" | jq -r '.[0].master') == "$br" ]] || { bad net "our end is not on $br"; return; }
-	busybox ping -c 1 -W 5 10.213.77.2 >/dev/null || { bad net "no answer after the restore"; return; }
+	[[ $(ip -n "$ns" -j link show "$h" | jq -r '.[0].master') == "$br" ]] || { bad net "our end is not on $br"; return; }
+	in_ns busybox ping -c 1 -W 5 10.213.77.2 >/dev/null || { bad net "no answer after the restore"; return; }
 	"${R[@]}" delete -f "$id" >/dev/null 2>&1
 	ok net
 }
