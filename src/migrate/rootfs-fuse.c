@@ -1095,8 +1095,9 @@ static int dev_mount(struct rfs_view *v, const char *mnt)
 		return dm_fail(neg_errno(), "the lazy view of the files: /dev/fuse: %m");
 	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=%u,group_id=%u,default_permissions,allow_other",
 		 fd, (unsigned)getuid(), (unsigned)getgid());
-	/* as libfuse mounts it: nosuid, nodev */
-	if (mount("dmigrate-rootfs", mnt, "fuse.dmigrate", MS_NOSUID | MS_NODEV, opts) < 0) {
+	/* neither nosuid nor nodev (libfuse's defaults): the tree's own root had
+	 * neither, and its setuid programs and device nodes work as they did */
+	if (mount("dmigrate-rootfs", mnt, "fuse.dmigrate", 0, opts) < 0) {
 		int e = neg_errno();
 		close(fd);
 		return dm_fail(e, "the lazy view of the files: cannot mount FUSE at %s: %m", mnt);

@@ -1454,6 +1454,9 @@ test_rootfs() {	# MODE
 		result FAIL "$t" "no process $WL_NS in b"
 	elif ! copy=$(readlink "/proc/$dest/root") || [[ $copy != /var/lib/dmigrate/rootfs/* ]]; then
 		result FAIL "$t" "the tree in b is not chrooted into a copy in the state dir (root: $copy)"
+	# its root as a's was: setuid programs and device nodes work (no nosuid, nodev)
+	elif awk '$5 == "/" { print $6 }' "/proc/$dest/mountinfo" | grep -Eq 'nosuid|nodev'; then
+		result FAIL "$t" "the tree's root in b is mounted $(awk '$5 == "/" { print $6 }' "/proc/$dest/mountinfo")"
 	# (what the kernel cached of a file before its data arrived, st_blocks
 	# of link-f003 say, is dropped on arrival: listed at once)
 	elif ! diff <(tree_listing "$src") <(tree_listing "/proc/$dest/root") >"$WORK/rootfs.diff"; then
