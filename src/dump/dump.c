@@ -11,6 +11,7 @@
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
 #include "base/clock.h"
+#include "image/treecheck.h"
 #include "base/log.h"
 #include "restore/restore.h"
 
@@ -395,6 +396,25 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 	return 0;
 }
 
+/* sessions and process groups the restore cannot make: refused now, while
+ * the tree runs (image/treecheck.h) */
+static int dump_tree_check(struct dump_ctx *d)
+{
+	_cleanup_free_ struct tree_ids *ids = xcalloc(d->nprocs, sizeof(*ids));
+
+	for (size_t i = 0; i < d->nprocs; i++) {
+		const struct dproc *p = d->procs[i];
+		const Dm__Process *m = p->msg;
+		int32_t ppid = 0;
+		for (size_t k = 0; i && k < d->nprocs; k++)
+			if (d->procs[k]->pid == p->ppid)
+				ppid = d->procs[k]->vpid;
+		ids[i] = (struct tree_ids){ p->vpid, ppid, m ? m->sid : 0, m ? m->pgid : 0,
+					    m && m->has_child_subreaper && m->child_subreaper };
+	}
+	return tree_ids_check(ids, d->nprocs, d->own_pidns);
+}
+
 static int write_process(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -531,6 +551,9 @@ int dump_collect(struct dump_ctx *d)
 	dump_lap_start(&l);
 	d->pool_stats = json_object();
 	pool_stats_to_json(pool, "dump_threads", d->pool_stats);
+	if (r < 0)
+		return r;
+	r = dump_tree_check(d);
 	if (r < 0)
 		return r;
 	r = dump_unix_finish(d);

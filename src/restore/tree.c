@@ -14,7 +14,8 @@
  *
  * A session that is neither inherited nor led by the process itself (its
  * leader died, or was not an ancestor) cannot be rebuilt this way and is
- * refused.  An id that names no process of the tree is "external": the root
+ * refused: by the dump, and before anything is made by tree_create
+ * (image/treecheck.c runs this same order on the ids: keep them in step).  An id that names no process of the tree is "external": the root
  * keeps the restorer's (like a shell job), and so does every process that
  * shares it.  Process groups are set once every process exists: leaders
  * first, then members (setpgid needs the group to exist in the session).
@@ -24,6 +25,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
+#include "image/treecheck.h"
 #include "base/log.h"
 
 #include <linux/sched.h>
@@ -396,7 +398,17 @@ int tree_create(struct rst_ctx *c)
 	_cleanup_free_ pid_t *sid = xcalloc(c->nprocs, sizeof(pid_t));
 	_cleanup_free_ pid_t *pgid = xcalloc(c->nprocs, sizeof(pid_t));
 	struct tree_walk w = { c, sid, pgid };
+	_cleanup_free_ struct tree_ids *ids = xcalloc(c->nprocs, sizeof(*ids));
 
+	/* refused before any process is made (the dump refuses such a tree too) */
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const Dm__Process *m = c->procs[i].img;
+		ids[i] = (struct tree_ids){ m->pid, i ? m->ppid : 0, m->sid, m->pgid,
+					    m->has_child_subreaper && m->child_subreaper };
+	}
+	int r = tree_ids_check(ids, c->nprocs, c->own_pidns);
+	if (r < 0)
+		return r;
 	/* the root starts in the restorer's session and group: external (0) */
 	pid_t rsid = want_sid(c, root);
 	if (rsid != 0 && rsid != root->img->pid)
