@@ -258,6 +258,15 @@ static int peek_queue(struct dump_ctx *d, struct dproc *p, int fdnum, int sk, co
 	socklen_t olen = sizeof(old);
 	bool stream = s->type == SOCK_STREAM;
 
+	if (stream) {
+		/* a byte sent with MSG_OOB waits apart from the stream, at its mark:
+		 * peeked as data it would come back inline, at another place */
+		char oob;
+		if (recv(sk, &oob, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
+			return dm_fail(-ENOTSUP, "unix socket fd %d of process %d (%s) has out-of-band data "
+				       "(MSG_OOB) waiting in its receive queue, which cannot be restored",
+				       fdnum, p->pid, who(p->pid, comm));
+	}
 	if (getsockopt(sk, SOL_SOCKET, SO_PEEK_OFF, &old, &olen) < 0)
 		return dm_fail(neg_errno(), "process %d: unix socket fd %d: SO_PEEK_OFF: %m", p->pid, fdnum);
 	for (unsigned guard = 0;; guard++) {
