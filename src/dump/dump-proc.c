@@ -9,6 +9,8 @@
 #include "compat.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -297,6 +299,50 @@ int dump_syscall_insn(struct dproc *p, uint64_t *ret)
 }
 
 /* Threads' registers and everything ptrace reads without running the task. */
+/* the CPUs online now (/sys/devices/system/cpu/online: "0-3,6"), once */
+static pthread_once_t online_once = PTHREAD_ONCE_INIT;
+static cpu_set_t online_set;
+static bool online_ok;
+
+static void read_online(void)
+{
+	_cleanup_free_ char *s = NULL;
+	size_t len;
+
+	CPU_ZERO(&online_set);
+	if (read_full_file("/sys/devices/system/cpu/online", 4096, &s, &len) < 0)
+		return;
+	for (char *c = s; *c && *c != '\n';) {
+		char *end;
+		unsigned long a = strtoul(c, &end, 10), b = a;
+		if (end == c)
+			return;
+		if (*end == '-')
+			b = strtoul(end + 1, &end, 10);
+		for (unsigned long k = a; k <= b && k < CPU_SETSIZE; k++)
+			CPU_SET(k, &online_set);
+		c = *end == ',' ? end + 1 : end;
+	}
+	online_ok = CPU_COUNT(&online_set) > 0;
+}
+
+static bool online_cpus(cpu_set_t *ret)
+{
+	pthread_once(&online_once, read_online);
+	*ret = online_set;
+	return online_ok;
+}
+
+/* the mask holds every CPU online: the thread is not pinned */
+static bool cpus_all_online(const cpu_set_t *m)
+{
+	cpu_set_t on, both;
+	if (!online_cpus(&on))
+		return false;
+	CPU_AND(&both, &on, m);
+	return CPU_EQUAL(&both, &on);
+}
+
 static int dump_threads_regs(struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -356,6 +402,13 @@ static int dump_threads_regs(struct dproc *p)
 			if (!same_creds(&main_st, &ts))
 				tm->creds = creds_from_status(&ts);
 		}
+		cpu_set_t cpus;
+		if (sched_getaffinity(t->tid, sizeof(cpus), &cpus) < 0)
+			return dm_fail(neg_errno(), "thread %d: sched_getaffinity: %m", t->tid);
+		tm->has_cpus_allowed = tm->has_cpus_all = true;
+		tm->cpus_allowed.data = dup_bytes(&cpus, sizeof(cpus));
+		tm->cpus_allowed.len = sizeof(cpus);
+		tm->cpus_all = cpus_all_online(&cpus);
 		struct dm_sched_attr sa = {};
 		if (syscall(SYS_sched_getattr, t->tid, &sa, sizeof(sa), 0) < 0)
 			return dm_fail(neg_errno(), "thread %d: sched_getattr: %m", t->tid);

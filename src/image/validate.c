@@ -220,6 +220,8 @@ static int validate_thread(const char *name, size_t i, const Dm__Thread *t)
 			   sizeof(struct user_regs_struct));
 	if (t->has_xstate && (t->xstate.len < 512 || t->xstate.len > 65536))
 		return bad(name, "threads[%zu].xstate: %zu bytes", i, t->xstate.len);
+	if (t->has_cpus_allowed && (!t->cpus_allowed.len || t->cpus_allowed.len > 1024 || t->cpus_allowed.len % 8))
+		return bad(name, "threads[%zu].cpus_allowed: %zu bytes", i, t->cpus_allowed.len);
 	for (size_t k = 0; k < t->n_pending; k++)
 		if (t->pending[k].len != SIGINFO_SIZE)
 			return bad(name, "threads[%zu].pending[%zu]: %zu bytes", i, k, t->pending[k].len);

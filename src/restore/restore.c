@@ -442,6 +442,10 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	count_injected(c);
 	if (pinned && r >= 0)
 		unpin_tree(c, &cpus);
+	/* the dumped masks (an image of before they were kept has none: the
+	 * restorer's original one, above) */
+	if (r >= 0)
+		r = for_alive(c, threads_affinity);
 	if (r >= 0 && o->before_resume) {
 		_cleanup_free_ pid_t *pids = xcalloc(c->nprocs, sizeof(*pids));
 		size_t n = 0;

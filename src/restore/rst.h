@@ -183,6 +183,7 @@ int signals_pending_add(struct rst_proc *p, struct rst_thread *th, struct rbatch
 
 /* threads.c: scheduling attributes of every thread, last before the detach */
 int threads_sched(struct rst_ctx *c, struct rst_proc *p);
+int threads_affinity(struct rst_ctx *c, struct rst_proc *p); /* the dumped CPU masks, last */
 
 /* creds.c */
 int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb);

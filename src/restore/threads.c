@@ -175,6 +175,27 @@ static int final_regs(struct rst_proc *p, struct rst_thread *th)
 
 #define SCHED_FLAGS_KEPT 0x7 /* RESET_ON_FORK, RECLAIM, DL_OVERRUN */
 
+/* "0-3,6" (cut short with "..." when it does not fit) */
+static const char *cpu_list(const cpu_set_t *m, char *buf, size_t len)
+{
+	size_t o = 0;
+	buf[0] = 0;
+	for (int k = 0; k < CPU_SETSIZE && o + 16 < len; k++) {
+		if (!CPU_ISSET(k, m))
+			continue;
+		int e = k;
+		while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, m))
+			e++;
+		o += (size_t)snprintf(buf + o, len - o, o ? ",%d" : "%d", k);
+		if (e > k)
+			o += (size_t)snprintf(buf + o, len - o, "-%d", e);
+		k = e;
+	}
+	if (o + 16 >= len)
+		snprintf(buf + MIN(o, len - 4), 4, "...");
+	return buf[0] ? buf : "none";
+}
+
 static int set_sched(const struct rst_proc *p, const struct rst_thread *th, struct dm_sched_attr *a)
 {
 	if (syscall(SYS_sched_setattr, th->t.tid, a, 0) == 0)
@@ -191,6 +212,50 @@ static int set_sched(const struct rst_proc *p, const struct rst_thread *th, stru
  * thread keeps a nice value too (it shows again after a switch back to
  * SCHED_NORMAL): that is set first, under SCHED_OTHER.
  */
+/*
+ * CPU affinity: the dumped mask; a thread that had every CPU online at the
+ * dump gets every CPU here.  A mask this host cannot give as it was (a CPU
+ * it lacks, a cpuset that leaves some out) fails, named.
+ */
+static int set_affinity(const struct rst_proc *p, const struct rst_thread *th)
+{
+	const Dm__Thread *ti = th->img;
+	cpu_set_t want, got;
+	char w[64], g[64];
+
+	if (!ti->has_cpus_allowed && !(ti->has_cpus_all && ti->cpus_all))
+		return 0;
+	CPU_ZERO(&want);
+	if (ti->has_cpus_all && ti->cpus_all) {
+		for (int k = 0; k < CPU_SETSIZE; k++)
+			CPU_SET(k, &want);
+		if (sched_setaffinity(th->t.tid, sizeof(want), &want) < 0)
+			return dm_fail(neg_errno(), "pid %d: thread %d: every CPU: sched_setaffinity: %m",
+				       p->img->pid, ti->tid);
+		return 0;
+	}
+	memcpy(&want, ti->cpus_allowed.data, MIN(ti->cpus_allowed.len, sizeof(want)));
+	int e = sched_setaffinity(th->t.tid, sizeof(want), &want) < 0 ? neg_errno() : 0;
+	if (sched_getaffinity(th->t.tid, sizeof(got), &got) < 0)
+		CPU_ZERO(&got);
+	if (e < 0 || !CPU_EQUAL(&want, &got))
+		return dm_fail(e < 0 ? e : -EINVAL, "pid %d: thread %d: its CPU affinity %s cannot be given "
+			       "back on this host (it gives %s)", p->img->pid, ti->tid,
+			       cpu_list(&want, w, sizeof(w)), cpu_list(&got, g, sizeof(g)));
+	return 0;
+}
+
+int threads_affinity(struct rst_ctx *c, struct rst_proc *p)
+{
+	(void)c;
+	for (size_t i = 0; i < p->n_threads; i++) {
+		int k = set_affinity(p, &p->threads[i]);
+		if (k < 0)
+			return k;
+	}
+	return 0;
+}
+
 int threads_sched(struct rst_ctx *c, struct rst_proc *p)
 {
 	(void)c;

@@ -23,8 +23,7 @@ VMFLAGS_EXCLUDED):
   - CPU times, context switch counters, memory counters and peaks (VmPeak,
     VmHWM, VmRSS, Rss*, VmPTE, VmSwap, HugetlbPages, CoreDumping...): they
     move while the test runs and the restore faults pages differently
-  - Cpus_allowed, Mems_allowed: the restore gives the restorer's mask (CPU
-    affinity is not in the image, docs/design.md)
+  - Mems_allowed: the restore gives the restorer's NUMA memory policy mask
   - the audit session id (the kernel gives a new one with the login uid)
   - VmFlags "sd" (soft-dirty: every restored mapping is new), "um", "uw",
     "ui" (userfaultfd registration of the lazy restore)
@@ -38,7 +37,7 @@ EXCLUDED_STATUS = {
     "VmPeak", "VmSize", "VmLck", "VmPin", "VmHWM", "VmRSS", "RssAnon", "RssFile",
     "RssShmem", "VmData", "VmStk", "VmExe", "VmLib", "VmPTE", "VmSwap",
     "HugetlbPages", "CoreDumping", "Threads", "SigQ",
-    "Cpus_allowed", "Cpus_allowed_list", "Mems_allowed", "Mems_allowed_list",
+    "Mems_allowed", "Mems_allowed_list",
     "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches", "x86_Thread_features",
     "x86_Thread_features_locked", "untag_mask",
 }
