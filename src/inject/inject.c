@@ -5,6 +5,8 @@
 #include "base/clock.h"
 
 #include <elf.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <time.h>
@@ -214,16 +216,53 @@ int tracee_read(struct tracee *t, uint64_t addr, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * How long injected work may take before we give up on it: every injected
+ * syscall is one that returns at once (none waits for another process), so
+ * one that has not come back is blocked where it should not be (a sleep in
+ * the kernel, a page nobody serves).  DMIGRATE_INJECT_TIMEOUT_MS for tests.
+ */
+static int inject_timeout_ms(void)
+{
+	const char *e = getenv("DMIGRATE_INJECT_TIMEOUT_MS");
+	long v = e ? strtol(e, NULL, 10) : 0;
+	return v > 0 && v < INT_MAX ? (int)v : INJECT_TIMEOUT_MS;
+}
+
+/* The injected work of t did not come back: stop it where it is (an
+ * interruptible wait ends, as for a signal), so that whoever called can put
+ * its registers back; then say what happened. */
+static int injection_stuck(pid_t tid, int timeout_ms)
+{
+	int st;
+
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 || ptrace_wait_stop_bounded(tid, &st, 1000) < 0)
+		return dm_fail(-ETIMEDOUT, "thread %d: injected work did not come back in %d ms, and the "
+			       "thread does not stop (blocked in the kernel?)", tid, timeout_ms);
+	return dm_fail(-ETIMEDOUT, "thread %d: injected work did not come back in %d ms (stopped "
+		       "where it was)", tid, timeout_ms);
+}
+
+/* a stop of tid before the deadline of a round of injected work */
+static int wait_injected(pid_t tid, int *st, uint64_t deadline, int timeout_ms)
+{
+	uint64_t now = clock_ns();
+	int r = now >= deadline ? -ETIMEDOUT
+				: ptrace_wait_stop_bounded(tid, st, (int)((deadline - now) / 1000000ULL) + 1);
+	return r == -ETIMEDOUT ? injection_stuck(tid, timeout_ms) : r;
+}
+
 /* Continue the tracee until it reaches an int3 of the blob.  Clone events
  * (from an injected clone3/fork) are recorded and stepped over. */
 static int run_until_trap(struct tracee *t)
 {
-	int st, r;
+	int st, r, timeout_ms = inject_timeout_ms();
+	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000ULL;
 
 	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
 		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
 	for (;;) {
-		r = ptrace_wait_stop(t->tid, &st);
+		r = wait_injected(t->tid, &st, deadline, timeout_ms);
 		if (r < 0)
 			return r;
 		int ev = st >> 16;
@@ -306,10 +345,12 @@ long inject_syscall_at(pid_t tid, uint64_t insn, long nr, uint64_t a1, uint64_t 
 	err = ptrace_setregs(tid, &r);
 	if (err < 0)
 		return err;
+	int timeout_ms = inject_timeout_ms();
+	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	for (int stop = 0; stop < 2;) {
 		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 			return neg_errno();
-		err = ptrace_wait_stop(tid, &st);
+		err = wait_injected(tid, &st, deadline, timeout_ms);
 		if (err < 0)
 			return err;
 		if (WSTOPSIG(st) == (SIGTRAP | 0x80))

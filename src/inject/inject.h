@@ -53,6 +53,9 @@ int ptrace_setxstate(pid_t tid, const void *buf, size_t len);
 int ptrace_wait_stop(pid_t tid, int *ret_status);
 /* The same, giving up after timeout_ms with -ETIMEDOUT (nothing logged). */
 int ptrace_wait_stop_bounded(pid_t tid, int *ret_status, int timeout_ms);
+/* The bound on a round of injected work (run of a syscall or a batch):
+ * past it the thread is interrupted and the call fails with -ETIMEDOUT. */
+#define INJECT_TIMEOUT_MS 30000
 
 /* Remote memory */
 int tracee_write(struct tracee *t, uint64_t addr, const void *buf, size_t len);
