@@ -111,6 +111,10 @@ struct rfs_wire_pre {
 _Static_assert(sizeof(struct rfs_wire_pre) == 16, "rootfs pre-send header is 16 bytes");
 /* what goes before the freeze at most: the rest of the working set after it */
 #define RFS_PRESEND_MAX (128ull << 20)
+/* a container's layer (RFS_SEND_LAYER): every file of it goes before the
+ * freeze, up to this (the rest after it, before the restore) */
+#define RFS_LAYER_PRESEND_MAX (4ull << 30)
+#define RFS_LAYER_PRESEND_FILES 65536u /* and half of inotify's max_user_watches */
 
 /* one record of a META_BATCH frame: ENTRY or DIR_END (one frame and one
  * TLS record for many entries) */
@@ -180,10 +184,17 @@ struct rfs_sender;
 /* Before the freeze: starts the threads on c (metadata and the files in
  * order) and on miss (the destination's requests, the chunks it is blocked
  * on).  priority: the bulk thread sends the working set of the running tree
- * under root first (PRE_*), then waits for rfs_send_frozen(); the others
- * only wait.  The channels stay the caller's. */
-int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
-		   struct rfs_sender **ret);
+ * under root first (PRE_*), walks DIR with inotify watches (PREWALK), then
+ * waits for rfs_send_frozen(); lazy, eager: it only waits.  The channels
+ * stay the caller's.
+ * flags RFS_SEND_LAYER (with eager): DIR is a container's layer, the upper
+ * directory of the overlay the tree runs in: every file of it goes before
+ * the freeze (PRE_*, up to RFS_LAYER_PRESEND_MAX), then the walk and its
+ * watches as for priority; at the freeze only what changed since.  The
+ * tree's paths are taken as relative to the layer's root. */
+enum { RFS_SEND_LAYER = 1 };
+int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, unsigned flags,
+		   pid_t root, struct rfs_sender **ret);
 /* the pre-send is over (0), -ETIMEDOUT after timeout_ms, or the sender's error */
 int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms);
 /* the tree is frozen: what was sent before is checked, DIR walked, the

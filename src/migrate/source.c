@@ -1135,11 +1135,17 @@ static int ph_rootfs_pre(struct src *s)
 	int r;
 	if (!s->rootfs_dir || o->rootfs_mode == RFS_NONE)
 		return 0;
-	atomic_store(&s->phase, "sending the working set");
-	r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
+	/* a container's layer: every file before the freeze, then only what
+	 * changed ($DMIGRATE_TEST_LAYER_AT_FREEZE: all of it after the freeze,
+	 * as before; for the benchmark's comparison) */
+	bool layer = o->rootfs_is_layer && !getenv("DMIGRATE_TEST_LAYER_AT_FREEZE");
+	atomic_store(&s->phase, layer ? "sending the container's layer" : "sending the working set");
+	r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, layer ? RFS_SEND_LAYER : 0, o->pid,
+			   &s->rfs);
 	if (r < 0)
 		return r;
-	mig_watchdog_arm_silent(&s->wd, "the destination to take the working set", MIG_WAIT_SILENT_MS);
+	mig_watchdog_arm_silent(&s->wd, layer ? "the destination to take the container's layer" : "the destination to take the working set",
+				MIG_WAIT_SILENT_MS);
 	while ((r = rfs_send_presend_wait(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 		;
 	mig_watchdog_arm(&s->wd, NULL, 0);
