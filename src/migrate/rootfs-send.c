@@ -115,7 +115,8 @@ struct rfs_sender {
 	char *dir;
 	int dirfd;
 	enum rfs_mode mode;
-	bool layer;            /* a container's layer (RFS_SEND_LAYER): every file before the freeze */
+	bool layer;            /* a container's layer or volume: every file before the freeze */
+	char *layer_at;        /* where the tree sees it ("/", or a volume's mount point), no trailing / */
 	pid_t root;
 	pthread_t thread;
 	bool started;
@@ -469,14 +470,19 @@ static int64_t ent_of(struct rfs_sender *s, const char *rel)
  * DIR, relative to it; NULL if it is not.  A container's layer
  * (s->layer) is not where the tree's paths point: they are in the overlay
  * mounted in the container's own mount namespace, and /proc shows them
- * from its root ("/tmp/count"), which is the layer's root: the same path
- * in the layer names the file if the layer has it. */
+ * from its root ("/tmp/count"), which is the layer's root (layer_at "/";
+ * a volume's: its mount point): the same path in the layer names the file
+ * if the layer has it. */
 static const char *below_dir(const struct rfs_sender *s, const char *path)
 {
 	size_t l = strlen(s->dir);
 	if (!strncmp(path, s->dir, l) && (path[l] == '/' || !path[l]))
 		return path[l] ? path + l + 1 : "";
 	if (s->layer && path[0] == '/') {
+		l = strlen(s->layer_at);
+		if (strncmp(path, s->layer_at, l) || (path[l] != '/' && path[l]))
+			return NULL;
+		path += l;
 		while (*path == '/')
 			path++;
 		return path;
@@ -2187,7 +2193,7 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, unsigned flags,
+int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, const char *layer,
 		   pid_t root, struct rfs_sender **ret)
 {
 	struct rfs_sender *s = xcalloc(1, sizeof(*s));
@@ -2197,7 +2203,12 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->wake = eventfd(0, EFD_CLOEXEC);
 	s->dir = xstrdup(dir);
 	s->mode = mode;
-	s->layer = (flags & RFS_SEND_LAYER) && mode == RFS_EAGER;
+	s->layer = layer && mode == RFS_EAGER;
+	if (s->layer) {
+		s->layer_at = xstrdup(layer);
+		for (size_t l = strlen(s->layer_at); l > 0 && s->layer_at[l - 1] == '/'; l--)
+			s->layer_at[l - 1] = 0;
+	}
 	s->resumed = mode == RFS_EAGER;
 	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	s->base_nice = mig_thread_nice();
@@ -2363,6 +2374,7 @@ void rfs_send_free(struct rfs_sender *s)
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->dir);
+	free(s->layer_at);
 	json_decref(s->dest);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

@@ -188,7 +188,7 @@ static void test_miss_passes_bulk(void **state)
 	assert_int_equal(rfs_recv_start(drc, dmc, dst, &r), 0);
 	rfs_recv_test_hold(r, RFS_HOLD_AFTER_CHUNK);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, 0, getpid(), &s), 0);
+	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, NULL, getpid(), &s), 0);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	assert_int_equal(rfs_recv_wait_path(r, ""), 0);
@@ -305,7 +305,7 @@ static void test_push_before_entry(void **state)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, 0, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, NULL, child, &s), 0);
 	/* sent while the tree runs, then changed (same size, new bytes); the
 	 * reader of the rootfs channel held before what comes at the freeze
 	 * (the change, META_END) */
@@ -375,7 +375,7 @@ static void presend_kept(const char *name, bool lost)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, 0, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, NULL, child, &s), 0);
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
@@ -473,7 +473,7 @@ static void prewalk_delta(const char *name)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, 0, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, NULL, child, &s), 0);
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
 	/* the walk is over, its entries sent; the tree changes */
 	put(src, "a/mod.txt", "AFTER\n");
@@ -544,7 +544,7 @@ static void test_prewalk_delta_nowatch(void **state)
 	unsetenv("DMIGRATE_TEST_RFS_NOWATCH");
 }
 
-/* A container's layer (RFS_SEND_LAYER, eager): every file goes before the
+/* A container's layer (layer "/", eager): every file goes before the
  * freeze but the one the tree has open for writing; between the pre-send
  * and the freeze a file changes, one goes, one comes, the written one is
  * written: the copy is the layer at the freeze, with its whiteout, opaque
@@ -577,7 +577,7 @@ static void test_layer_presend(void **state)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_EAGER, RFS_SEND_LAYER, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_EAGER, "/", child, &s), 0);
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
 	json_t *st = rfs_send_stats(s, 0);
 	/* keep, mod, gone, h1 (h2: the same file), b/x, lib.bin; not the log */
