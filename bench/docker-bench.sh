@@ -29,8 +29,9 @@
 #                `docker start --checkpoint` of the same container on host a
 #                (dockerd --experimental, CRIU 4.1 of --criu, default
 #                /opt/criu-baseline/bin/criu: /work/shared/tools/install-criu-baseline.sh)
-#   dmigrate-atfreeze  the same with the container's layer moved after the
-#                freeze, as before the pre-send (DMIGRATE_TEST_LAYER_AT_FREEZE=1)
+#   dmigrate-atfreeze  dmigrate as before the pre-send of the container's files:
+#                its layer moved after the freeze (DMIGRATE_TEST_LAYER_AT_FREEZE=1),
+#                its volumes as tars in it (DMIGRATE_TEST_VOLUMES_AS_TAR=1)
 #   dmigrate     `dmigrate migrate docker:NAME --mode post-copy` from host a
 #                to host b (`dmigrate setup` and a dmigrated in b), over the
 #                hosts' link (--tbf: a 1 Gbit/s token bucket); memtouch's gap
@@ -241,13 +242,14 @@ v_dmigrate() {
 		phases: {dump_ms: (.timestamps.dumped - .timestamps.freeze), state_sent_ms: (.timestamps.state_sent - .timestamps.dumped),
 			resume_ms: (.timestamps.resume - .timestamps.state_sent),
 			files_wait_ms: (if .restore.rootfs.ready_ms then .restore.rootfs.ready_ms - .restore.rootfs.wait_from_ms else null end)},
-		layer: (.rootfs // {} | {files, bytes, presend: .presend, prewalk: .prewalk})}' \
+		layer: (.rootfs // {} | {files, bytes, presend: .presend, prewalk: .prewalk}),
+		volumes: (.volumes // {} | {trees, list: [.list[]? | {name, files, bytes, presend: .presend | {files, bytes, used_files}}]})}' \
 		"$WORK/mig-stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
 
 v_dmigrate_atfreeze() {
-	local DMIGRATE_TEST_LAYER_AT_FREEZE=1 V_NAME=dmigrate-atfreeze
-	export DMIGRATE_TEST_LAYER_AT_FREEZE
+	local DMIGRATE_TEST_LAYER_AT_FREEZE=1 DMIGRATE_TEST_VOLUMES_AS_TAR=1 V_NAME=dmigrate-atfreeze
+	export DMIGRATE_TEST_LAYER_AT_FREEZE DMIGRATE_TEST_VOLUMES_AS_TAR
 	v_dmigrate "$@"
 }
 
