@@ -1069,10 +1069,17 @@ int docker_dst_volume_dir(struct docker_dst *dd, const char *name, char **ret)
 	int r = docker_inspect(dd->dk, dd->id, &ins);
 	if (r < 0)
 		return r;
-	const char *src = NULL;
-	json_array_foreach(json_object_get(ins, "Mounts"), k, m) {
+	/* where the source's container has it: an anonymous volume (an
+	 * image's VOLUME, `-v /data`) has another name here, the same place */
+	const char *at = NULL, *src = NULL;
+	json_array_foreach(json_object_get(dd->inspect, "Mounts"), k, m) {
 		const char *n = json_str(m, "Name"), *t = json_str(m, "Type");
 		if (n && !strcmp(n, name) && t && !strcmp(t, "volume"))
+			at = json_str(m, "Destination");
+	}
+	json_array_foreach(json_object_get(ins, "Mounts"), k, m) {
+		const char *n = json_str(m, "Name"), *t = json_str(m, "Type"), *d = json_str(m, "Destination");
+		if (t && !strcmp(t, "volume") && ((n && !strcmp(n, name)) || (!src && at && d && !strcmp(d, at))))
 			src = json_str(m, "Source");
 	}
 	if (!src || src[0] != '/')

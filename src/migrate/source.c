@@ -1204,6 +1204,34 @@ static int ph_connect(struct src *s)
 	return 0;
 }
 
+/* The files' transfer before the freeze failed (r): a destination that
+ * failed said why on the control channel (ABORT) before it closed the
+ * files' channels; that is the error then, else r */
+static int peer_reason(struct src *s, int r)
+{
+	if (atomic_load(&s->wd.fired))
+		return r;
+	char mine[DM_ERRMSG_MAX];
+	snprintf(mine, sizeof(mine), "%s", dm_last_error());
+	struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+	if (!net_chan_has_pending(s->ctl) && poll(&pc, 1, 1000) <= 0)
+		return r;
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	uint32_t len;
+	int k = mig_recv(s->ctl, &type, &len, &m);
+	if (k >= 0 && type == MIG_T_ABORT && m) {
+		Dm__MigReply *rep = (Dm__MigReply *)m;
+		int err = rep->has_err && rep->err < 0 && rep->err > -4096 ? rep->err : -EREMOTEIO;
+		r = dm_fail(err, "the destination failed: %s", rep->error ? rep->error : strerror(-err));
+	} else {
+		dm_fail(r, "%s", mine);
+	}
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	return r;
+}
+
 /* prepare: the files' sender, and (priority) the working set of the
  * running tree sent before the freeze, so that neither the restore nor
  * the tree's first reads wait for it; checked again at the freeze */
@@ -1242,7 +1270,7 @@ static int ph_rootfs_pre(struct src *s)
 	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (r < 0)
-		return dm_wrap(mig_watchdog_error(&s->wd, r), "sending the working set");
+		return peer_reason(s, dm_wrap(mig_watchdog_error(&s->wd, r), layer ? "sending the container's files" : "sending the working set"));
 	s->t_presend = clock_ns();
 	mig_test_point("src-rootfs-presend");
 	return 0;

@@ -273,12 +273,12 @@ t_mig_bb_1() {
 t_mig_layer() {
 	local t=docker/migrate-layer ok=0
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
-	dk_in a docker run -d --name dk-mly -v dk-vol-ly:/data dm-bb sh -c 'exec 3>>/tmp/held; i=0
+	dk_in a docker run -d --name dk-mly -v dk-vol-ly:/data -v /anon dm-bb sh -c 'exec 3>>/tmp/held; i=0
 		while :; do i=$((i + 1)); echo $i; echo $i >/tmp/count; echo $i >&3; sleep 0.1; done' >/dev/null ||
 		{ result FAIL "$t" "docker run"; return; }
 	t_mig_layer_1 && ok=1
-	dk_rm a dk-mly
-	dk_rm b dk-mly
+	dk_rm a -v dk-mly
+	dk_rm b -v dk-mly
 	dk_in a docker volume rm dk-vol-ly >/dev/null 2>&1
 	dk_in b docker volume rm dk-vol-ly >/dev/null 2>&1
 	((ok)) && result PASS "$t"
@@ -288,7 +288,8 @@ t_mig_layer_1() {
 	wait_until 60 eval '[[ $(logs_last a dk-mly) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
 	dk_in a docker exec dk-mly sh -c 'mkdir -p /srv/d && head -c 3000000 /dev/urandom >/srv/d/big && md5sum /srv/d/big >/srv/big.md5 &&
 		echo keep >/srv/keep && echo mod1 >/srv/mod && echo gone >/srv/gone && echo h >/srv/h1 && ln /srv/h1 /srv/h2 && rm /bin/true &&
-		head -c 2000000 /dev/urandom >/data/vbig && md5sum /data/vbig >/srv/vbig.md5 && echo v1 >/data/vmod && echo vg >/data/vgone' ||
+		head -c 2000000 /dev/urandom >/data/vbig && md5sum /data/vbig >/srv/vbig.md5 && echo v1 >/data/vmod && echo vg >/data/vgone &&
+		echo anon1 >/anon/a' ||
 		{ result FAIL "$t" "docker exec in a"; return 1; }
 	mkdir -p "$marks"
 	dk_in a env DMIGRATE_TEST_PAUSE=src-rootfs-presend DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=60000 \
@@ -305,20 +306,21 @@ t_mig_layer_1() {
 	out=$(dk_in b docker exec dk-mly sh -c 'cat /srv/keep /srv/mod /srv/added; test -e /srv/gone && echo gone-back
 		test -e /bin/true && echo true-back; md5sum /srv/d/big | cmp -s - /srv/big.md5 || echo big-differs
 		cat /data/vmod /data/vadd; test -e /data/vgone && echo vgone-back; md5sum /data/vbig | cmp -s - /srv/vbig.md5 || echo vbig-differs
+		cat /anon/a
 		[ "$(stat -c %h.%i /srv/h1)" = "$(stat -c %h.%i /srv/h2)" ] && stat -c %h /srv/h1' 2>&1)
-	[[ $out == $'keep\nmod2-longer\nadded\nv2-longer\nvadded\n2' ]] || { result FAIL "$t" "its layer and volume in b: '$out'"; return 1; }
+	[[ $out == $'keep\nmod2-longer\nadded\nv2-longer\nvadded\nanon1\n2' ]] || { result FAIL "$t" "its layer and volume in b: '$out'"; return 1; }
 	# written through the held descriptor until the freeze: every number, in order
 	wait_until 30 eval '[[ -n $(logs_first b dk-mly) ]]' || { result FAIL "$t" "nothing in b's docker logs"; return 1; }
 	nb=$(logs_first b dk-mly)
 	out=$(dk_in b docker exec dk-mly cat /tmp/held | awk -v nb="$nb" '$1 != NR { print "line " NR ": " $1; exit } END { if (NR < nb - 1) print NR " lines, b began at " nb }')
 	[[ -z $out ]] || { result FAIL "$t" "/tmp/held in b: $out"; return 1; }
 	# the layer and the volume went before the freeze, the change after it
-	st=$(jq -c '[.rootfs, .volumes.list[0]] | map({layer, presend: .presend | {files, used_files, stale_files}, prewalk: .prewalk | {updated, removed, added}})' "$WORK/stats-dk-mly.json" 2>&1)
+	st=$(jq -c '[.rootfs, (.volumes.list[]? | select(.name == "dk-vol-ly"))] | map({layer, presend: .presend | {files, used_files, stale_files}, prewalk: .prewalk | {updated, removed, added}})' "$WORK/stats-dk-mly.json" 2>&1)
 	jq -e '.rootfs.layer and .rootfs.presend.files >= 6 and .rootfs.presend.used_files >= 4 and
 		.rootfs.presend.stale_files >= 1 and .rootfs.prewalk.removed >= 1 and .rootfs.prewalk.added >= 1 and
-		.volumes.trees and .volumes.list[0].name == "dk-vol-ly" and .volumes.list[0].presend.files == 3 and
-		.volumes.list[0].presend.used_files == 1 and .volumes.list[0].prewalk.removed >= 1 and
-		.volumes.list[0].prewalk.added >= 1' \
+		.volumes.trees and (.volumes.list | length) == 2 and
+		(.volumes.list[] | select(.name == "dk-vol-ly") | .presend.files == 3 and .presend.used_files == 1 and
+		 .prewalk.removed >= 1 and .prewalk.added >= 1)' \
 		"$WORK/stats-dk-mly.json" >/dev/null || { result FAIL "$t" "stats: $st"; return 1; }
 	log "$t: $st"
 	return 0
