@@ -35,12 +35,14 @@
 #                   layer moved; files added in /etc and a new directory, a
 #                   deleted one; a file of its named volume), docker
 #                   logs/exec/stop/rm work there
-#   docker/migrate-layer  the container's layer goes before the freeze: a
-#                   file changed, one removed, one added after its pre-send
-#                   (the source paused at src-rootfs-presend) are on b as at
-#                   the freeze; a file the tree writes through a descriptor
-#                   it holds has every line on b; a hard link, a big file,
-#                   a whiteout; the stats show the pre-send and the delta
+#   docker/migrate-layer  the container's layer and its volumes go before the
+#                   freeze: in the layer and in a named volume a file changed,
+#                   one removed, one added after their pre-send (the source
+#                   paused at src-rootfs-presend) are on b as at the freeze,
+#                   and a whiteout made then; a file the tree writes through a
+#                   descriptor it holds has every line on b; a hard link, big
+#                   files, a whiteout, an anonymous volume's file; the stats
+#                   show the pre-sends and the deltas
 #   docker/migrate-python   dm-python memtouch (MB=64), post-copy: every page
 #                   checked on b after the move (SIGUSR1: VERIFIED)
 #   docker/migrate-redis    dm-redis with 2000 keys and a client writing
@@ -297,14 +299,14 @@ t_mig_layer_1() {
 		>"$WORK/mly.out" 2>&1 &
 	mpid=$!
 	wait_until 60 test -e "$marks/src-rootfs-presend" || { kill "$mpid"; wait "$mpid"; result FAIL "$t" "the source never reached src-rootfs-presend: $(tail -n 2 "$WORK/mly.out")"; return 1; }
-	dk_in a docker exec dk-mly sh -c 'echo mod2-longer >/srv/mod && rm /srv/gone && echo added >/srv/added &&
+	dk_in a docker exec dk-mly sh -c 'echo mod2-longer >/srv/mod && rm /srv/gone && echo added >/srv/added && rm /bin/false &&
 		echo v2-longer >/data/vmod && rm /data/vgone && echo vadded >/data/vadd'
 	st=$?
 	touch "$marks/src-rootfs-presend.go"
 	wait "$mpid" || { mig_fail "$t" "migrate: $(tail -n 3 "$WORK/mly.out")"; return 1; }
 	((st == 0)) || { result FAIL "$t" "docker exec in a after the pre-send"; return 1; }
 	out=$(dk_in b docker exec dk-mly sh -c 'cat /srv/keep /srv/mod /srv/added; test -e /srv/gone && echo gone-back
-		test -e /bin/true && echo true-back; md5sum /srv/d/big | cmp -s - /srv/big.md5 || echo big-differs
+		test -e /bin/true && echo true-back; test -e /bin/false && echo false-back; md5sum /srv/d/big | cmp -s - /srv/big.md5 || echo big-differs
 		cat /data/vmod /data/vadd; test -e /data/vgone && echo vgone-back; md5sum /data/vbig | cmp -s - /srv/vbig.md5 || echo vbig-differs
 		cat /anon/a
 		[ "$(stat -c %h.%i /srv/h1)" = "$(stat -c %h.%i /srv/h2)" ] && stat -c %h /srv/h1' 2>&1)
