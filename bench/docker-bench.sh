@@ -5,7 +5,7 @@
 # method, in the Docker test hosts of tests/docker/lib.sh (docs/docker-tests.md).
 #
 #   bench/docker-bench.sh [--build DIR] [--runs N] [--workloads LIST]
-#                         [--variants LIST] [--mb MIB] [--out FILE]
+#                         [--variants LIST] [--mb MIB] [--files-mb MIB] [--out FILE]
 #                         [--criu PATH] [--tbf] [--keep]
 #
 # --tbf: the test hosts' link (198.18.0.1 <-> .2) is 1 Gbit/s (testhost up
@@ -19,12 +19,19 @@
 #                5 ms on one connection (made again after an error)
 #   memtouch     dm-python's memtouch.py with MB=512 (--mb): its own
 #                timestamps, every 10 ms, in `docker logs`
+#   layer        python-http with --files-mb MiB (default 40) in files of
+#                100 KiB written into its own layer (/srv/layer) before the run
+#   volume       python-http with as much in a named volume (/srv/vol, one
+#                volume per run, removed after it)
 # Variants (methods), alternated within each run (the order rotates), so that
 # they meet the same load of this shared machine:
 #   docker-checkpoint  Docker's own: `docker checkpoint create` then
 #                `docker start --checkpoint` of the same container on host a
 #                (dockerd --experimental, CRIU 4.1 of --criu, default
 #                /opt/criu-baseline/bin/criu: /work/shared/tools/install-criu-baseline.sh)
+#   dmigrate-atfreeze  dmigrate as before the pre-send of the container's files:
+#                its layer moved after the freeze (DMIGRATE_TEST_LAYER_AT_FREEZE=1),
+#                its volumes as tars in it (DMIGRATE_TEST_VOLUMES_AS_TAR=1)
 #   dmigrate     `dmigrate migrate docker:NAME --mode post-copy` from host a
 #                to host b (`dmigrate setup` and a dmigrated in b), over the
 #                hosts' link (--tbf: a 1 Gbit/s token bucket); memtouch's gap
@@ -57,6 +64,7 @@ RUNS=3
 WORKLOADS="python-http redis memtouch"
 VARIANTS="docker-checkpoint criu-lazy dmigrate"
 MB=512
+FILES_MB=40
 OUT=
 CRIU=/opt/criu-baseline/bin/criu
 KEEP=0
@@ -68,6 +76,7 @@ while (($#)); do
 	--workloads) WORKLOADS=$2; shift ;;
 	--variants) VARIANTS=$2; shift ;;
 	--mb) MB=$2; shift ;;
+	--files-mb) FILES_MB=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--criu) CRIU=$2; shift ;;
 	--tbf) export DK_TESTHOST_ARGS=--tbf ;;
@@ -135,12 +144,21 @@ wl_start() {
 	python-http)
 		dk_in a docker run -d --name "$n" -p 8000:8000 dm-python \
 			python3 -m http.server 8000 --directory /srv >/dev/null ;;
+	layer | volume)
+		local d=/srv/layer v=()
+		[[ $w == volume ]] && d=/srv/vol v=(-v "$n-vol:/srv/vol")
+		dk_in a docker run -d --name "$n" -p 8000:8000 "${v[@]}" dm-python \
+			python3 -m http.server 8000 --directory /srv >/dev/null &&
+			dk_in a docker exec "$n" python3 -c "import os, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+for i in range(int(sys.argv[2]) * 10):
+    open('%s/f%04d' % (sys.argv[1], i), 'wb').write(os.urandom(102400))" "$d" "$FILES_MB" ;;
 	redis) dk_in a docker run -d --name "$n" -p 6379:6379 dm-redis >/dev/null ;;
 	memtouch) dk_in a docker run -d --name "$n" -e "MB=$MB" dm-python >/dev/null ;;
 	esac || return 1
 	for ((i = 0; i < 600; i++)); do
 		case $w in
-		python-http) client_ns curl -s --max-time 2 "http://$SEG_A:8000/index.html" 2>/dev/null | grep -q dmigrate && return 0 ;;
+		python-http | layer | volume) client_ns curl -s --max-time 2 "http://$SEG_A:8000/index.html" 2>/dev/null | grep -q dmigrate && return 0 ;;
 		redis) [[ $(client_ns redis-cli -h "$SEG_A" ping 2>/dev/null) == PONG ]] && return 0 ;;
 		memtouch) (($(dk_in a docker logs "$n" 2>/dev/null | wc -l) > 100)) && return 0 ;;
 		esac
@@ -148,8 +166,8 @@ wl_start() {
 	done
 	return 1
 }
-wl_port() { case $1 in python-http) echo 8000 ;; redis) echo 6379 ;; esac; }
-wl_client() { case $1 in python-http) echo http ;; redis) echo redis ;; esac; }
+wl_port() { case $1 in python-http | layer | volume) echo 8000 ;; redis) echo 6379 ;; esac; }
+wl_client() { case $1 in python-http | layer | volume) echo http ;; redis) echo redis ;; esac; }
 
 # memtouch's gap: the largest difference of consecutive "N TIME" lines of
 # the container's logs in hosts HOSTS (before and after a move), as JSON; N
@@ -215,11 +233,24 @@ v_dmigrate() {
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
 	# where the client's gap lies: the freeze's wall clock (ms), and the
-	# slowest fault after the switch-over (max_at_ms after COMMIT)
-	cp "$WORK/mig-stats.json" "$WORK/mig-stats-$w-$r.json" 2>/dev/null
+	# slowest fault after the switch-over (max_at_ms after COMMIT); the
+	# downtime's phases (the dump, the state sent, the restore and the wait
+	# for the layer's files in it); what of the layer went before the freeze
+	cp "$WORK/mig-stats.json" "$WORK/mig-stats-${V_NAME:-dmigrate}-$w-$r.json" 2>/dev/null
 	V_DETAIL=$(jq -c --argjson t0 "$t0" '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes,
-		freeze_wall_ms: ($t0 + .timestamps.freeze), fault_latency_us: .destination.fault_latency_us}' \
+		freeze_wall_ms: ($t0 + .timestamps.freeze), fault_latency_us: .destination.fault_latency_us,
+		phases: {dump_ms: (.timestamps.dumped - .timestamps.freeze), state_sent_ms: (.timestamps.state_sent - .timestamps.dumped),
+			resume_ms: (.timestamps.resume - .timestamps.state_sent),
+			files_wait_ms: (if .restore.rootfs.ready_ms then .restore.rootfs.ready_ms - .restore.rootfs.wait_from_ms else null end)},
+		layer: (.rootfs // {} | {files, bytes, presend: .presend, prewalk: .prewalk}),
+		volumes: (.volumes // {} | {trees, list: [.list[]? | {name, files, bytes, presend: .presend | {files, bytes, used_files}}]})}' \
 		"$WORK/mig-stats.json" 2>/dev/null) || V_DETAIL='{}'
+}
+
+v_dmigrate_atfreeze() {
+	local DMIGRATE_TEST_LAYER_AT_FREEZE=1 DMIGRATE_TEST_VOLUMES_AS_TAR=1 V_NAME=dmigrate-atfreeze
+	export DMIGRATE_TEST_LAYER_AT_FREEZE DMIGRATE_TEST_VOLUMES_AS_TAR
+	v_dmigrate "$@"
 }
 
 # CRIU 4.1's own post-copy of the Docker container from host a to host b,
@@ -343,15 +374,20 @@ one_run() {
 	dt=$(jq -r '.max_gap_ms // null' <<<"$gap")
 	line=$(jq -cn --arg w "$w" --arg v "$v" --argjson r "$r" --argjson ok "$ok" --arg err "$err" \
 		--argjson down "${dt:-null}" --argjson total "$V_TOTAL_MS" --argjson method "$V_DETAIL" \
-		--argjson measure "$gap" --arg host "$V_HOST" --argjson mb "$MB" \
+		--argjson measure "$gap" --arg host "$V_HOST" --argjson mb "$MB" --argjson fmb "$FILES_MB" \
 		'{bench: "docker", workload: $w, variant: $v, run: $r, ok: $ok, downtime_ms: $down,
 		  total_ms: $total, host_after: $host, method: $method, measure: $measure}
 		 + (if $w == "memtouch" then {mb: $mb} else {} end)
+		 + (if $w == "layer" or $w == "volume" then {files_mb: $fmb} else {} end)
 		 + (if $err != "" then {error: $err} else {} end)')
 	emit "$line"
 	echo "$line" >>"$RESULTS"
 	dk_in a docker rm -f "$n" >/dev/null 2>&1
 	dk_in b docker rm -f "$n" >/dev/null 2>&1
+	if [[ $w == volume ]]; then
+		dk_in a docker volume rm "$n-vol" >/dev/null 2>&1
+		dk_in b docker volume rm "$n-vol" >/dev/null 2>&1
+	fi
 	return 0
 }
 

@@ -77,10 +77,12 @@ static void *mig_runc_record_stats(void *arg)
 
 /* the source's copy was killed after the switch-over: Docker removes it */
 static bool keep_source;
+/* its volumes moved as trees before the freeze (mig_source_opts.volumes_moved) */
+static bool volumes_moved;
 static int mig_docker_record(void *arg, const char *dir)
 {
 	int r = runc_record(docker_src_runc(arg), dir);
-	return r < 0 ? r : docker_src_record_volumes(arg, dir);
+	return r < 0 || volumes_moved ? r : docker_src_record_volumes(arg, dir);
 }
 
 static int mig_docker_image(void *arg, int fd, uint32_t layers_here, uint64_t *skipped)
@@ -134,6 +136,7 @@ int cmd_migrate(int argc, char **argv)
 	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
 	_cleanup_close_ int pidfile_fd = -1;
 	_cleanup_free_ uint8_t *base = NULL;
+	_cleanup_free_ struct mig_volume *volumes = NULL;
 	struct runc_ct *ct = NULL;
 	struct docker_src *ds = NULL;
 	const char *docker_name = NULL;
@@ -255,6 +258,10 @@ int cmd_migrate(int argc, char **argv)
 		o.image_save = mig_docker_image;
 		o.image_layers = docker_src_image_layers(ds, &o.n_image_layers);
 		r = docker_src_layer_dirs(ds, &o.layer_dirs, &o.n_layer_dirs, &o.layer_dirs_all);
+		if (r >= 0 && !getenv("DMIGRATE_TEST_VOLUMES_AS_TAR"))
+			r = docker_src_volumes(ds, &volumes, &o.n_volumes);
+		o.volumes = volumes;
+		o.volumes_moved = &volumes_moved;
 		if (r < 0) {
 			fprintf(stderr, "dmigrate: migration failed: %s\n", dm_error_text(r));
 			docker_src_free(ds);

@@ -10,6 +10,7 @@
 #include "container/image-tar.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "migrate/migrate.h"
 #include "net/inet.h"
 #include "proc/proc.h"
 #include "base/util.h"
@@ -400,6 +401,34 @@ int docker_src_record_volumes(struct docker_src *ds, const char *images_dir)
 	}
 	json_decref(list);
 	return r;
+}
+
+int docker_src_volumes(struct docker_src *ds, struct mig_volume **ret, size_t *ret_n)
+{
+	json_t *mounts = json_object_get(ds->inspect, "Mounts"), *m;
+	struct mig_volume *v = NULL;
+	size_t i, n = 0;
+
+	json_array_foreach(mounts, i, m) {
+		const char *type = json_str(m, "Type"), *name = json_str(m, "Name"), *src = json_str(m, "Source");
+		const char *drv = json_str(m, "Driver"), *at = json_str(m, "Destination");
+		if (!type || strcmp(type, "volume") || !name || !src)
+			continue;
+		if (drv && strcmp(drv, "local")) {
+			free(v);
+			return dm_fail(-ENOTSUP, "container %s: volume %s has the driver %s: its data cannot move",
+				       ds->ctr.name, name, drv);
+		}
+		if (!at || at[0] != '/') {
+			free(v);
+			return dm_fail(-EINVAL, "container %s: volume %s has no mount point", ds->ctr.name, name);
+		}
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		v[n++] = (struct mig_volume){ .name = name, .dir = src, .at = at };
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 void docker_src_committed(struct docker_src *ds)
@@ -1002,6 +1031,64 @@ int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir)
 	}
 	json_decref(ins);
 	json_decref(list);
+	return r;
+}
+
+bool docker_dst_has_volume(const struct docker_dst *dd, const char *name)
+{
+	for (size_t i = 0; i < dd->src.n_volumes; i++)
+		if (!strcmp(dd->src.volumes[i], name))
+			return true;
+	return false;
+}
+
+/* every entry of the directory dir, not dir itself (a mount point) */
+static int empty_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return dm_fail(neg_errno(), "%s: %m", dir);
+	struct dirent *de;
+	int r = 0;
+	while (r >= 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		_cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
+		r = rm_rf(p);
+		if (r < 0)
+			r = dm_fail(r, "%s: %s", p, strerror(-r));
+	}
+	closedir(d);
+	return r;
+}
+
+int docker_dst_volume_dir(struct docker_dst *dd, const char *name, char **ret)
+{
+	json_t *ins = NULL, *m;
+	size_t k;
+	int r = docker_inspect(dd->dk, dd->id, &ins);
+	if (r < 0)
+		return r;
+	/* where the source's container has it: an anonymous volume (an
+	 * image's VOLUME, `-v /data`) has another name here, the same place */
+	const char *at = NULL, *src = NULL;
+	json_array_foreach(json_object_get(dd->inspect, "Mounts"), k, m) {
+		const char *n = json_str(m, "Name"), *t = json_str(m, "Type");
+		if (n && !strcmp(n, name) && t && !strcmp(t, "volume"))
+			at = json_str(m, "Destination");
+	}
+	json_array_foreach(json_object_get(ins, "Mounts"), k, m) {
+		const char *n = json_str(m, "Name"), *t = json_str(m, "Type"), *d = json_str(m, "Destination");
+		if (t && !strcmp(t, "volume") && ((n && !strcmp(n, name)) || (!src && at && d && !strcmp(d, at))))
+			src = json_str(m, "Source");
+	}
+	if (!src || src[0] != '/')
+		r = dm_fail(-ENOENT, "container %s here has no volume %s", dd->src.name, name);
+	else
+		r = empty_dir(src);
+	if (r >= 0)
+		*ret = xstrdup(src);
+	json_decref(ins);
 	return r;
 }
 

@@ -45,6 +45,10 @@ const char *docker_src_name(const struct docker_src *ds);
 int docker_src_layer_dirs(struct docker_src *ds, Dm__RootfsEntry ***ret, size_t *ret_n, bool *ret_all);
 /* While frozen: its named volumes' contents into the image directory. */
 int docker_src_record_volumes(struct docker_src *ds, const char *images_dir);
+/* Its named volumes, to move as trees (the strings are ds's); a volume of
+ * another driver than local is refused, named, before anything changes. */
+struct mig_volume;
+int docker_src_volumes(struct docker_src *ds, struct mig_volume **ret, size_t *ret_n);
 /* Its image's layers (diff IDs, lowest first; none if the image is gone). */
 const char *const *docker_src_image_layers(const struct docker_src *ds, size_t *ret_n);
 /* `docker save` of the container's image into fd (the destination lacks it),
@@ -96,6 +100,12 @@ int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h);
 /* The volumes' contents from the image (docker_src_record_volumes) into
  * the container's volumes here, before its tree is restored. */
 int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir);
+/* name is one of the source container's named volumes */
+bool docker_dst_has_volume(const struct docker_dst *dd, const char *name);
+/* The data directory here of the container's volume name (made with it),
+ * emptied: what the image put there at create comes again from the
+ * source, with what the container changed (*ret: malloc'ed). */
+int docker_dst_volume_dir(struct docker_dst *dd, const char *name, char **ret);
 /* The migration failed: the container goes (with the volumes made for it). */
 void docker_dst_abort(struct docker_dst *dd);
 /*

@@ -112,6 +112,13 @@ struct dsess {
 	struct net_chan *rfs_miss;  /* the chunks the tree is blocked on (rootfs.h) */
 	struct rfs_receiver *rfs;
 	struct rfs_view *view;     /* the lazy view the tree runs in (priority, lazy) */
+	/* a Docker container's named volumes as trees (MigStart.docker_volume_trees):
+	 * their channels as they joined (lock), then by volume, and receivers */
+	size_t n_vol, n_vol_in;
+	struct net_chan *vol_in[2 * MIG_VOLUME_TREES_MAX];
+	struct net_chan *vol_chan[MIG_VOLUME_TREES_MAX], *vol_miss[MIG_VOLUME_TREES_MAX];
+	struct rfs_receiver *vol[MIG_VOLUME_TREES_MAX];
+	char *vol_name[MIG_VOLUME_TREES_MAX];
 	pthread_t thread;
 };
 
@@ -451,6 +458,27 @@ static int handle_start(struct dsess *s)
 				       st->n_docker_image_layers, &s->docker);
 		if (r < 0)
 			goto out;
+		/* its volumes as trees: each one of its volumes, once */
+		if (st->n_docker_volume_trees > MIG_VOLUME_TREES_MAX) {
+			r = dm_fail(-EINVAL, "%zu volumes to move as trees (at most %d)", st->n_docker_volume_trees,
+				    MIG_VOLUME_TREES_MAX);
+			goto out;
+		}
+		for (size_t i = 0; i < st->n_docker_volume_trees; i++) {
+			bool dup = false;
+			for (size_t k = 0; k < i; k++)
+				dup |= !strcmp(st->docker_volume_trees[k], st->docker_volume_trees[i]);
+			if (dup || !docker_dst_has_volume(s->docker, st->docker_volume_trees[i])) {
+				r = dm_fail(-EINVAL, "volume %.64s to move is not one of the container's (once)",
+					    st->docker_volume_trees[i]);
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < st->n_docker_volume_trees; i++)
+			s->vol_name[i] = xstrdup(st->docker_volume_trees[i]);
+		pthread_mutex_lock(&s->lock);
+		s->n_vol = st->n_docker_volume_trees;
+		pthread_mutex_unlock(&s->lock);
 	}
 	base = xasprintf("%s/incoming", s->o->state_dir ? s->o->state_dir : "/var/lib/dmigrate");
 	r = mkdir_p(base, 0700);
@@ -567,6 +595,8 @@ static int handle_start(struct dsess *s)
 			acc.rootfs_wire = rfs_wire_version();
 		}
 		acc.has_net_frames = acc.net_frames = true;
+		if (s->n_vol)
+			acc.has_docker_volume_trees = acc.docker_volume_trees = true;
 		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);
 	}
 out:
@@ -579,10 +609,10 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
-	while (!s->fault || !s->bulk || (s->rfs_mode && (!s->rfs_chan || !s->rfs_miss))) {
+	while (!s->fault || !s->bulk || (s->rfs_mode && (!s->rfs_chan || !s->rfs_miss)) || s->n_vol_in < 2 * s->n_vol) {
 		if (clock_ns() > deadline) {
-			r = dm_fail(-ETIMEDOUT, "the fault and bulk%s channels did not join",
-				    s->rfs_mode ? ", rootfs and rootfs-miss" : "");
+			r = dm_fail(-ETIMEDOUT, "the fault and bulk%s%s channels did not join",
+				    s->rfs_mode ? ", rootfs and rootfs-miss" : "", s->n_vol ? ", the volumes'" : "");
 			break;
 		}
 		/*
@@ -1010,6 +1040,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		if (r < 0)
 			return r;
 	}
+	for (size_t i = 0; i < s->n_vol; i++)
+		if (s->vol[i] && (r = rfs_recv_failed(s->vol[i])) < 0)
+			return r;
 	if (s->rfs) {
 		/* what the files cost before the resume: the wait for them, the
 		 * restore's opens that had to wait (misses) */
@@ -1471,6 +1504,10 @@ static void session_cleanup(struct dsess *s)
 	rfs_view_detach(s->view); /* a kept view: it needs the receiver no more */
 	rfs_recv_free(s->rfs);
 	s->rfs = NULL;
+	for (size_t i = 0; i < MIG_VOLUME_TREES_MAX; i++) {
+		rfs_recv_free(s->vol[i]);
+		s->vol[i] = NULL;
+	}
 	if (s->rfs_root && !s->keep_root) {
 		rm_rf(s->rfs_root);
 		free(s->rfs_root);
@@ -1502,6 +1539,47 @@ struct dst_phase {
 	const char *step;
 	int (*run)(struct dsess *s);
 };
+
+
+/* A Docker container's volumes as trees: each channel's first frame says
+ * which volume it carries; each volume's receiver puts it into the
+ * container's (emptied) volume here, from before the freeze */
+static int start_volumes(struct dsess *s)
+{
+	int r = 0;
+	for (size_t i = 0; r >= 0 && i < 2 * s->n_vol; i++) {
+		struct net_chan *c = s->vol_in[i];
+		struct net_frame f;
+		struct rfs_wire_volume vi;
+		r = net_recv_hdr(c, &f);
+		if (r >= 0 && (f.type != RFS_T_VOLUME_INDEX || f.len != sizeof(vi)))
+			r = dm_fail(-EBADMSG, "a volume channel began with frame %#x of %u bytes", f.type, f.len);
+		if (r >= 0)
+			r = net_recv_body(c, &vi, sizeof(vi));
+		if (r < 0)
+			return dm_wrap(r, "a volume channel");
+		struct net_chan **slot = net_chan_role(c) == NET_ROLE_VOLUME ? s->vol_chan : s->vol_miss;
+		if (vi.index >= s->n_vol || slot[vi.index])
+			return dm_fail(-EBADMSG, "a second %s channel for volume %u", net_role_name(net_chan_role(c)),
+				       vi.index);
+		slot[vi.index] = c;
+		s->vol_in[i] = NULL;
+		mig_tune_chan(c, net_chan_role(c) == NET_ROLE_VOLUME_MISS);
+	}
+	for (size_t i = 0; r >= 0 && i < s->n_vol; i++) {
+		const char *name = s->vol_name[i];
+		_cleanup_free_ char *dir = NULL;
+		r = docker_dst_volume_dir(s->docker, name, &dir);
+		if (r >= 0)
+			r = rfs_recv_start(s->vol_chan[i], s->vol_miss[i], dir, &s->vol[i]);
+		if (r < 0)
+			return dm_wrap(r, "volume %s", name);
+		s->wd.chans[5 + 2 * i] = s->vol_chan[i];
+		s->wd.chans[6 + 2 * i] = s->vol_miss[i];
+		pr_info("migration %.8s: volume %s comes into %s", s->hex, name, dir);
+	}
+	return r;
+}
 
 /* prepare: START (MIG_WAIT_START_MS) -> ACCEPT, the channels (MIG_WAIT_JOIN_MS),
  * the tree's cgroup and guardian, the page receiver */
@@ -1551,6 +1629,8 @@ static int ph_prepare(struct dsess *s)
 	if (mkdir(s->rfs_root, 0700) < 0)
 		return dm_fail(neg_errno(), "%s: %m", s->rfs_root);
 	r = rfs_recv_start(s->rfs_chan, s->rfs_miss, s->rfs_data, &s->rfs);
+	if (r >= 0)
+		r = start_volumes(s);
 	if (r < 0 || s->rfs_mode == RFS_EAGER)
 		return r;
 	/* priority, lazy: the view is mounted now, before the freeze; what
@@ -1574,6 +1654,13 @@ static int ph_rootfs_before(struct dsess *s)
 		mig_watchdog_arm_silent(&s->wd, "the files", peer_timeout_ms(s));
 		while ((r = rfs_recv_wait_all(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 			;
+		/* a Docker container's volumes: all of each, as its layer */
+		for (size_t i = 0; r >= 0 && i < s->n_vol; i++) {
+			while ((r = rfs_recv_wait_all(s->vol[i], 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+				;
+			if (r < 0)
+				r = dm_wrap(r, "volume %s", s->vol_name[i]);
+		}
 		mig_watchdog_arm(&s->wd, NULL, 0);
 		if (r < 0)
 			return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving the files");
@@ -1911,6 +1998,14 @@ static void free_session(struct dsess *s)
 	net_chan_close(s->bulk);
 	net_chan_close(s->rfs_chan);
 	net_chan_close(s->rfs_miss);
+	for (size_t i = 0; i < MIG_VOLUME_TREES_MAX; i++) {
+		net_chan_close(s->vol_chan[i]);
+		net_chan_close(s->vol_miss[i]);
+	}
+	for (size_t i = 0; i < 2 * MIG_VOLUME_TREES_MAX; i++)
+		net_chan_close(s->vol_in[i]);
+	for (size_t i = 0; i < MIG_VOLUME_TREES_MAX; i++)
+		free(s->vol_name[i]);
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->guard_lock);
@@ -2049,6 +2144,16 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 			}
 			sess[n_sess++] = cur;
 			continue;
+		}
+		if ((role == NET_ROLE_VOLUME || role == NET_ROLE_VOLUME_MISS) && cur) {
+			/* (which volume: its first frame says, read by the session) */
+			pthread_mutex_lock(&cur->lock);
+			if (cur->n_vol_in < 2 * cur->n_vol) {
+				cur->vol_in[cur->n_vol_in++] = c;
+				c = NULL;
+				pthread_cond_broadcast(&cur->cond);
+			}
+			pthread_mutex_unlock(&cur->lock);
 		}
 		if ((role == NET_ROLE_FAULT || role == NET_ROLE_BULK || role == NET_ROLE_ROOTFS ||
 		     role == NET_ROLE_ROOTFS_MISS) && cur) {

@@ -151,7 +151,8 @@ struct mig_watchdog {
 	uint64_t idle_bytes;            /* watchdog thread only */
 	_Atomic bool fired;
 	char fired_msg[256];            /* why it fired, once fired */
-	struct net_chan *chans[5]; /* control, fault, bulk, rootfs, rootfs miss (NULL: none) */
+	/* control, fault, bulk, rootfs, rootfs miss, then the volumes' two each (NULL: none) */
+	struct net_chan *chans[5 + 2 * MIG_VOLUME_TREES_MAX];
 	const char *what;               /* the phase waited for */
 	void (*tick)(void *arg);        /* called ~4 times a second (progress display) */
 	void *tick_arg;

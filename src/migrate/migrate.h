@@ -96,6 +96,14 @@ struct mig_source_opts {
 	 * write the image (a `docker save` tar without those) into fd;
 	 * *skipped: the bytes left out */
 	int (*image_save)(void *arg, int fd, uint32_t layers_here, uint64_t *skipped);
+	/* docker:NAME: its named volumes (the local driver's), each a tree that
+	 * moves as its layer does, before the freeze, if the destination takes
+	 * them so (MigReply.docker_volume_trees); *volumes_moved is then set,
+	 * and container_record leaves them out (else it puts them in the
+	 * image, in the freeze) */
+	const struct mig_volume *volumes;
+	size_t n_volumes;
+	bool *volumes_moved;
 	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */
 	/* post-copy, pre-copy, hybrid: the most memory (MiB) shared copy-on-write
 	 * between parents and children that goes with the state, inside the
@@ -107,6 +115,14 @@ struct mig_source_opts {
 };
 
 #define MIG_COW_MAX_MIB 32
+
+/* a Docker container with more named volumes moves them as tars, in the freeze */
+#define MIG_VOLUME_TREES_MAX 8
+struct mig_volume {
+	const char *name;          /* the volume's (the same on the destination) */
+	const char *dir;           /* its data here (its mount point: /var/lib/docker/volumes/NAME/_data) */
+	const char *at;            /* where the container sees it (Mounts[].Destination) */
+};
 
 struct mig_result {
 	pid_t dest_pid;            /* the restored root, in the destination's pid namespace */

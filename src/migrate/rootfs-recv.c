@@ -1047,6 +1047,16 @@ static int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8
 		/* (tests: $DMIGRATE_TEST_RFS_NO_TMPFILE, a file system without them) */
 		p->fd = getenv("DMIGRATE_TEST_RFS_NO_TMPFILE") ? (errno = EOPNOTSUPP, -1)
 							       : openat(r->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		struct rlimit rl;
+		if (p->fd < 0 && errno == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			/* a container's layer: every file of it is held here until
+			 * the walk links it (as many as the hard limit allows) */
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+				p->fd = openat(r->rootfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+			else
+				errno = EMFILE;
+		}
 		if (p->fd < 0) {
 			pr_info("%s: no unnamed file (%m): the working set comes after the freeze", r->root);
 		} else if (ftruncate(p->fd, (off_t)h.size) < 0) {

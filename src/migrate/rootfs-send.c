@@ -115,6 +115,8 @@ struct rfs_sender {
 	char *dir;
 	int dirfd;
 	enum rfs_mode mode;
+	bool layer;            /* a container's layer or volume: every file before the freeze */
+	char *layer_at;        /* where the tree sees it ("/", or a volume's mount point), no trailing / */
 	pid_t root;
 	pthread_t thread;
 	bool started;
@@ -154,6 +156,9 @@ struct rfs_sender {
 	 * tree's writers (rfs_writer) when the working set was taken */
 	struct rfs_pre *pre;
 	size_t n_pre;
+	int32_t *wd_pre;       /* [wd]: the pre-send watched by wd, + 1 (0: none) */
+	size_t n_wd_pre;
+	uint32_t *pre_by_ino;  /* the pre-sends by inode, sorted (presend_take) */
 	int ino_fd;            /* inotify: the pre-sent files' watches */
 	struct rfs_writer *writers;
 	size_t n_writers;
@@ -461,14 +466,37 @@ static int64_t ent_of(struct rfs_sender *s, const char *rel)
 	return -1;
 }
 
+/* A path of the tree's (a link of /proc/PID, a line of its maps) below
+ * DIR, relative to it; NULL if it is not.  A container's layer
+ * (s->layer) is not where the tree's paths point: they are in the overlay
+ * mounted in the container's own mount namespace, and /proc shows them
+ * from its root ("/tmp/count"), which is the layer's root (layer_at "/";
+ * a volume's: its mount point): the same path in the layer names the file
+ * if the layer has it. */
+static const char *below_dir(const struct rfs_sender *s, const char *path)
+{
+	size_t l = strlen(s->dir);
+	if (!strncmp(path, s->dir, l) && (path[l] == '/' || !path[l]))
+		return path[l] ? path + l + 1 : "";
+	if (s->layer && path[0] == '/') {
+		l = strlen(s->layer_at);
+		if (strncmp(path, s->layer_at, l) || (path[l] != '/' && path[l]))
+			return NULL;
+		path += l;
+		while (*path == '/')
+			path++;
+		return path;
+	}
+	return NULL;
+}
+
 /* mapped: the exe or a mapped file, which the restore reads (the pages of
  * a private mapping that the tree changed are written over the file's) */
 static void ws_add(struct rfs_sender *s, const char *host_path, bool mapped)
 {
-	size_t l = strlen(s->dir);
-	if (strncmp(host_path, s->dir, l) || (host_path[l] != '/' && host_path[l]))
+	const char *rel = below_dir(s, host_path);
+	if (!rel)
 		return;
-	const char *rel = host_path[l] ? host_path + l + 1 : "";
 	for (size_t i = 0; i < s->n_ws; i++)
 		if (!strcmp(s->ws[i], rel)) {
 			s->ws_mapped[i] |= mapped;
@@ -494,13 +522,29 @@ static void ws_link(struct rfs_sender *s, const char *link, bool mapped)
  * writing (writes change them, but maybe within one tick of the clock),
  * or mapped shared and writable (a write through a page already writable
  * changes nothing, and tmpfs never updates them for mapped writes) */
+static void add_writer(struct rfs_sender *s, const struct stat *st)
+{
+	s->writers = xrealloc(s->writers, (s->n_writers + 1) * sizeof(*s->writers));
+	s->writers[s->n_writers++] = (struct rfs_writer){ st->st_dev, st->st_ino };
+}
+
+/* path: what the tree opened or mapped (a /proc link or a path of its
+ * maps); a layer's file is the layer's inode at the same path (the one
+ * path leads to is the overlay's, of another device) */
 static void note_writer(struct rfs_sender *s, const char *path)
 {
 	struct stat st;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+		add_writer(s, &st);
+	if (!s->layer)
 		return;
-	s->writers = xrealloc(s->writers, (s->n_writers + 1) * sizeof(*s->writers));
-	s->writers[s->n_writers++] = (struct rfs_writer){ st.st_dev, st.st_ino };
+	char target[PATH_MAX + 1];
+	ssize_t k = strncmp(path, "/proc/", 6) ? -1 : readlink(path, target, sizeof(target) - 1);
+	if (k > 0)
+		target[k] = 0;
+	const char *rel = below_dir(s, k > 0 ? target : path);
+	if (rel && rel[0] && fstatat(s->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+		add_writer(s, &st);
 }
 
 static bool is_writer(const struct rfs_sender *s, const struct stat *st)
@@ -641,13 +685,12 @@ static int presend_one(struct rfs_sender *s, const char *rel, uint64_t *budget)
 		close(fd);
 		return 0;
 	}
-	for (size_t i = 0; i < s->n_pre; i++)
-		if (s->pre[i].wd == wd) {
-			/* another name of one sent already (one watch per inode: the
-			 * same wd, which stays) */
-			close(fd);
-			return 0;
-		}
+	if ((size_t)wd < s->n_wd_pre && s->wd_pre[wd]) {
+		/* another name of one sent already (one watch per inode: the
+		 * same wd, which stays) */
+		close(fd);
+		return 0;
+	}
 	if (!S_ISREG(st.st_mode) || !st.st_size || (uint64_t)st.st_size > *budget || is_writer(s, &st)) {
 		inotify_rm_watch(s->ino_fd, wd);
 		close(fd);
@@ -684,6 +727,19 @@ static int presend_one(struct rfs_sender *s, const char *rel, uint64_t *budget)
 		h.crc = crc;
 		r = net_send_frame(s->c, RFS_T_PRE_END, &h, sizeof(h));
 	}
+	if (s->layer) {
+		/* (its watch keeps the inode, so its number names no other file
+		 * until the freeze; a layer's thousands of files need no fd each) */
+		close(fd);
+		fd = -1;
+	}
+	if ((size_t)wd >= s->n_wd_pre) {
+		size_t n = MAX((size_t)wd + 1, 2 * s->n_wd_pre);
+		s->wd_pre = xrealloc(s->wd_pre, n * sizeof(*s->wd_pre));
+		memset(s->wd_pre + s->n_wd_pre, 0, (n - s->n_wd_pre) * sizeof(*s->wd_pre));
+		s->n_wd_pre = n;
+	}
+	s->wd_pre[wd] = (int32_t)k + 1;
 	s->pre = xrealloc(s->pre, (s->n_pre + 1) * sizeof(*s->pre));
 	s->pre[s->n_pre++] = (struct rfs_pre){ .fd = fd, .wd = wd, .st = st, .bytes = sent, .bad = !whole };
 	s->pre_bytes += sent;
@@ -707,13 +763,76 @@ static int cmp_cand(const void *a, const void *b)
 	return x->size < y->size ? -1 : x->size > y->size;
 }
 
+/* the regular files of a layer with data (relative paths, their sizes),
+ * for the pre-send; no more than RFS_LAYER_PRESEND_FILES */
+struct layer_scan {
+	char **paths;
+	uint64_t *sizes;
+	size_t n, max;
+};
+
+static void scan_layer(struct rfs_sender *s, const char *rel, struct layer_scan *ls, unsigned depth)
+{
+	int fd = rel[0] ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+			: openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* (gone meanwhile: the walk sees what is there) */
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) && ls->n < ls->max) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		_cleanup_free_ char *p = rel[0] ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+		if (strlen(p) >= RFS_PATH_MAX)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 256) {
+			scan_layer(s, p, ls, depth + 1);
+		} else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+			ls->paths = xrealloc(ls->paths, (ls->n + 1) * sizeof(*ls->paths));
+			ls->sizes = xrealloc(ls->sizes, (ls->n + 1) * sizeof(*ls->sizes));
+			ls->sizes[ls->n] = (uint64_t)st.st_size;
+			ls->paths[ls->n++] = TAKE_PTR(p);
+		}
+	}
+	closedir(d);
+}
+
+static int cmp_pre_ino(const void *a, const void *b, void *arg)
+{
+	const struct rfs_pre *pre = arg, *x = &pre[*(const uint32_t *)a], *y = &pre[*(const uint32_t *)b];
+	if (x->st.st_ino != y->st.st_ino)
+		return x->st.st_ino < y->st.st_ino ? -1 : 1;
+	return x->st.st_dev < y->st.st_dev ? -1 : x->st.st_dev > y->st.st_dev;
+}
+
 /* priority: the working set of the running tree, before the freeze (the
  * restore then finds the exe and mapped files complete, the tree its open
- * files); checked again at the walk (presend_take) */
+ * files); a container's layer (s->layer): every file of it, the working
+ * set's first, then the smallest first, up to RFS_LAYER_PRESEND_MAX (the
+ * restore waits for every file of a layer: eager).  Checked again at the
+ * walk (presend_take) and at the freeze (delta) */
 static int presend(struct rfs_sender *s)
 {
 	working_set_paths(s);
-	_cleanup_free_ struct pre_cand *c = xcalloc(s->n_ws + 1, sizeof(*c));
+	struct layer_scan ls = { 0 };
+	if (s->layer) {
+		/* one inotify watch per file: the directories' watches (the walk,
+		 * after this) must find room too */
+		ls.max = RFS_LAYER_PRESEND_FILES;
+		_cleanup_fclose_ FILE *f = fopen("/proc/sys/fs/inotify/max_user_watches", "re");
+		unsigned long w;
+		if (f && fscanf(f, "%lu", &w) == 1)
+			ls.max = MIN(ls.max, w / 2);
+		scan_layer(s, "", &ls, 0);
+	}
+	_cleanup_free_ struct pre_cand *c = xcalloc(s->n_ws + ls.n + 1, sizeof(*c));
 	size_t n = 0;
 	for (size_t i = 0; i < s->n_ws; i++) {
 		struct stat st;
@@ -721,17 +840,45 @@ static int presend(struct rfs_sender *s)
 			continue;
 		c[n++] = (struct pre_cand){ s->ws[i], s->ws_mapped[i], (uint64_t)st.st_size };
 	}
+	/* (a working set's file listed again goes once: presend_one sees its watch) */
+	for (size_t i = 0; i < ls.n; i++)
+		c[n++] = (struct pre_cand){ ls.paths[i], false, ls.sizes[i] };
 	qsort(c, n, sizeof(*c), cmp_cand);
-	uint64_t budget = RFS_PRESEND_MAX;
+	uint64_t budget = s->layer ? RFS_LAYER_PRESEND_MAX : RFS_PRESEND_MAX;
 	int r = 0;
 	for (size_t i = 0; i < n && r >= 0; i++)
 		r = presend_one(s, c[i].rel, &budget);
+	for (size_t i = 0; i < ls.n; i++)
+		free(ls.paths[i]);
+	free(ls.paths);
+	free(ls.sizes);
 	if (r < 0)
-		return dm_wrap(r, "sending the working set before the freeze");
+		return dm_wrap(r, s->layer ? "sending the layer before the freeze" : "sending the working set before the freeze");
+	s->pre_by_ino = xcalloc(s->n_pre + 1, sizeof(*s->pre_by_ino));
+	for (size_t i = 0; i < s->n_pre; i++)
+		s->pre_by_ino[i] = (uint32_t)i;
+	qsort_r(s->pre_by_ino, s->n_pre, sizeof(*s->pre_by_ino), cmp_pre_ino, s->pre);
 	s->t_pre_done = clock_ns();
-	pr_info("%zu files of the working set, %.1f MiB, sent before the freeze", s->n_pre,
+	pr_info("%zu files of the %s, %.1f MiB, sent before the freeze", s->n_pre, s->layer ? "layer" : "working set",
 		(double)s->pre_bytes / 1048576);
 	return 0;
+}
+
+/* the pre-send of the file (dev, ino), or -1 */
+static int64_t pre_of(struct rfs_sender *s, dev_t dev, ino_t ino)
+{
+	size_t lo = 0, hi = s->n_pre;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const struct stat *m = &s->pre[s->pre_by_ino[mid]].st;
+		if (m->st_ino == ino && m->st_dev == dev)
+			return s->pre_by_ino[mid];
+		if (m->st_ino < ino || (m->st_ino == ino && m->st_dev < dev))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
 }
 
 /* (lock) At the walk, a file with data of its own: if it went before the
@@ -740,10 +887,11 @@ static int presend(struct rfs_sender *s)
  * ENTRY says so and nothing more of it goes; true then. */
 static bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs)
 {
-	for (size_t i = 0; i < s->n_pre; i++) {
+	/* (one pre-send per inode: presend_one) */
+	int64_t at = s->pre_by_ino ? pre_of(s, e->st.st_dev, e->st.st_ino) : -1;
+	if (at >= 0 && !s->pre[at].used) {
+		size_t i = (size_t)at;
 		struct rfs_pre *p = &s->pre[i];
-		if (p->used || p->st.st_dev != e->st.st_dev || p->st.st_ino != e->st.st_ino)
-			continue;
 		const struct stat *a = &p->st, *b = &e->st;
 		if (p->bad || a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
 		    a->st_mtim.tv_nsec != b->st_mtim.tv_nsec || a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
@@ -1770,12 +1918,12 @@ static int delta(struct rfs_sender *s)
 				all = true;
 				continue;
 			}
-			for (size_t i = 0; i < s->n_pre; i++)
-				if (s->pre[i].wd == ev->wd) {
-					s->pre[i].bad = true;
-					if (s->pre[i].used)
-						mark(s, s->pre[i].ent, D_CHECK | D_FORCE);
-				}
+			if (ev->wd >= 0 && (size_t)ev->wd < s->n_wd_pre && s->wd_pre[ev->wd]) {
+				struct rfs_pre *p = &s->pre[s->wd_pre[ev->wd] - 1];
+				p->bad = true;
+				if (p->used)
+					mark(s, p->ent, D_CHECK | D_FORCE);
+			}
 			if (ev->wd < 0 || (size_t)ev->wd >= s->n_wd_dir || !s->wd_dir[ev->wd])
 				continue;
 			uint32_t d = s->wd_dir[ev->wd] - 1;
@@ -1871,7 +2019,8 @@ static int run(struct rfs_sender *s)
 	int r;
 
 	s->buf = xmalloc(RFS_CHUNK);
-	s->prewalk = s->mode == RFS_PRIORITY;
+	/* a layer: eager, but every file and the walk before the freeze */
+	s->prewalk = s->mode == RFS_PRIORITY || s->layer;
 	if (s->prewalk) {
 		/* the working set's files, then the walk, while the tree runs */
 		r = presend(s);
@@ -2044,8 +2193,8 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
-		   struct rfs_sender **ret)
+int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, const char *layer,
+		   pid_t root, struct rfs_sender **ret)
 {
 	struct rfs_sender *s = xcalloc(1, sizeof(*s));
 	s->c = c;
@@ -2054,6 +2203,12 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->wake = eventfd(0, EFD_CLOEXEC);
 	s->dir = xstrdup(dir);
 	s->mode = mode;
+	s->layer = layer && mode == RFS_EAGER;
+	if (s->layer) {
+		s->layer_at = xstrdup(layer);
+		for (size_t l = strlen(s->layer_at); l > 0 && s->layer_at[l - 1] == '/'; l--)
+			s->layer_at[l - 1] = 0;
+	}
 	s->resumed = mode == RFS_EAGER;
 	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	s->base_nice = mig_thread_nice();
@@ -2193,6 +2348,8 @@ void rfs_send_free(struct rfs_sender *s)
 	ws_free(s);
 	presend_close(s);
 	free(s->pre);
+	free(s->wd_pre);
+	free(s->pre_by_ino);
 	free(s->pre_writers);
 	free(s->wd_dir);
 	free(s->dirty);
@@ -2217,6 +2374,7 @@ void rfs_send_free(struct rfs_sender *s)
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->dir);
+	free(s->layer_at);
 	json_decref(s->dest);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
@@ -2228,6 +2386,7 @@ json_t *rfs_send_stats(struct rfs_sender *s, uint64_t t0)
 	json_t *j = json_object(), *by = json_object();
 	pthread_mutex_lock(&s->lock);
 	json_object_set_new(j, "mode", json_string(rfs_mode_name(s->mode)));
+	json_object_set_new(j, "layer", json_boolean(s->layer));
 	json_object_set_new(j, "entries", json_integer((json_int_t)s->n_ents));
 	json_object_set_new(j, "files", json_integer((json_int_t)s->n_files));
 	json_object_set_new(j, "bytes", json_integer((json_int_t)s->bytes_total));

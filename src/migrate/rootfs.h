@@ -99,7 +99,14 @@ enum rfs_frame_type {
 	RFS_T_UPDATE = NET_T_ROOTFS + 16,   /* Dm__RootfsEntry of an entry sent before (a record of META_BATCH) */
 	RFS_T_REMOVE = NET_T_ROOTFS + 17,   /* struct rfs_wire_dir_end: that entry is gone (a record) */
 	RFS_T_PREWALK_END = NET_T_ROOTFS + 18, /* empty: every entry of the walk before the freeze is out */
+	RFS_T_VOLUME_INDEX = NET_T_ROOTFS + 19, /* struct rfs_wire_volume: first on a volume channel (docs/docker.md) */
 };
+
+/* the volume (its place in MigStart.docker_volume_trees) a volume or
+ * volume-miss channel carries; then the rootfs frames as on rootfs ones */
+struct rfs_wire_volume {
+	uint32_t index;
+} __attribute__((packed));
 
 /* PRE_FILE and PRE_END: file number pre (0, 1, ... in order), its size,
  * and at PRE_END the crc32 of its data extents in order (holes skipped) */
@@ -111,6 +118,10 @@ struct rfs_wire_pre {
 _Static_assert(sizeof(struct rfs_wire_pre) == 16, "rootfs pre-send header is 16 bytes");
 /* what goes before the freeze at most: the rest of the working set after it */
 #define RFS_PRESEND_MAX (128ull << 20)
+/* a container's layer (rfs_send_start's layer): every file of it goes before the
+ * freeze, up to this (the rest after it, before the restore) */
+#define RFS_LAYER_PRESEND_MAX (4ull << 30)
+#define RFS_LAYER_PRESEND_FILES 65536u /* and half of inotify's max_user_watches */
 
 /* one record of a META_BATCH frame: ENTRY or DIR_END (one frame and one
  * TLS record for many entries) */
@@ -180,10 +191,17 @@ struct rfs_sender;
 /* Before the freeze: starts the threads on c (metadata and the files in
  * order) and on miss (the destination's requests, the chunks it is blocked
  * on).  priority: the bulk thread sends the working set of the running tree
- * under root first (PRE_*), then waits for rfs_send_frozen(); the others
- * only wait.  The channels stay the caller's. */
-int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, pid_t root,
-		   struct rfs_sender **ret);
+ * under root first (PRE_*), walks DIR with inotify watches (PREWALK), then
+ * waits for rfs_send_frozen(); lazy, eager: it only waits.  The channels
+ * stay the caller's.
+ * layer (with eager; NULL: none): DIR is a container's layer, the upper
+ * directory of the overlay the tree runs in ("/"), or a volume of it
+ * mounted at that path in the container: every file of it goes before the
+ * freeze (PRE_*, up to RFS_LAYER_PRESEND_MAX), then the walk and its
+ * watches as for priority; at the freeze only what changed since.  The
+ * tree's paths (the container's, from its root) below layer are DIR's. */
+int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, enum rfs_mode mode, const char *layer,
+		   pid_t root, struct rfs_sender **ret);
 /* the pre-send is over (0), -ETIMEDOUT after timeout_ms, or the sender's error */
 int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms);
 /* the tree is frozen: what was sent before is checked, DIR walked, the

@@ -78,6 +78,11 @@ struct src {
 	struct net_chan *rfs_chan;
 	struct net_chan *rfs_miss;  /* the chunks the tree is blocked on (rootfs.h) */
 	struct rfs_sender *rfs;
+	/* a Docker container's named volumes, each a tree of its own (ACCEPT
+	 * took them: MigReply.docker_volume_trees): channels and senders */
+	size_t n_vol;
+	struct net_chan **vol_chan, **vol_miss;
+	struct rfs_sender **vol;
 	enum mig_phase cur_phase;
 
 	uint64_t t0, t_freeze, t_dumped, t_state, t_resume, t_done; /* ns */
@@ -143,8 +148,11 @@ _printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
 /* Bytes over the three channels so far, both ways. */
 static uint64_t bytes_moved(const struct src *s)
 {
-	return mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk) + mig_chan_bytes(s->rfs_chan) +
-	       mig_chan_bytes(s->rfs_miss);
+	uint64_t b = mig_chan_bytes(s->ctl) + mig_chan_bytes(s->fault) + mig_chan_bytes(s->bulk) +
+		     mig_chan_bytes(s->rfs_chan) + mig_chan_bytes(s->rfs_miss);
+	for (size_t i = 0; i < s->n_vol; i++)
+		b += mig_chan_bytes(s->vol_chan[i]) + mig_chan_bytes(s->vol_miss[i]);
+	return b;
 }
 
 static void tick(void *arg)
@@ -240,6 +248,9 @@ static int watch_workers(void *arg)
 		watch_link(s);
 	if (s->rfs && (r = rfs_send_wait(s->rfs, 0)) < 0 && r != -ETIMEDOUT)
 		return r;
+	for (size_t i = 0; i < s->n_vol; i++)
+		if (s->vol[i] && (r = rfs_send_wait(s->vol[i], 0)) < 0 && r != -ETIMEDOUT)
+			return dm_wrap(r, "volume %s", s->o->volumes[i].name);
 	return s->srv ? mem_server_error(s->srv) : 0;
 }
 
@@ -763,8 +774,29 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(b, "rootfs", json_integer((json_int_t)rb));
 		json_object_set_new(b, "total", json_integer(json_integer_value(json_object_get(b, "total")) + (json_int_t)rb));
 	}
+	if (s->n_vol) {
+		json_t *b = json_object_get(j, "bytes");
+		uint64_t vb = 0;
+		for (size_t i = 0; i < s->n_vol; i++)
+			vb += mig_chan_bytes(s->vol_chan[i]) + mig_chan_bytes(s->vol_miss[i]);
+		json_object_set_new(b, "volumes", json_integer((json_int_t)vb));
+		json_object_set_new(b, "total", json_integer(json_integer_value(json_object_get(b, "total")) + (json_int_t)vb));
+	}
 	if (s->rfs)
 		json_object_set_new(j, "rootfs", rfs_send_stats(s->rfs, s->t0));
+	if (s->o->n_volumes) {
+		/* a Docker container's volumes: as trees before the freeze, or
+		 * (an older destination) as tars in the freeze */
+		json_t *vs = json_array();
+		for (size_t i = 0; i < s->n_vol; i++) {
+			json_t *v = s->vol[i] ? rfs_send_stats(s->vol[i], s->t0) : json_object();
+			json_object_set_new(v, "name", json_string(s->o->volumes[i].name));
+			json_object_set_new(v, "bytes_wire",
+					    json_integer((json_int_t)(mig_chan_bytes(s->vol_chan[i]) + mig_chan_bytes(s->vol_miss[i]))));
+			json_array_append_new(vs, v);
+		}
+		json_object_set_new(j, "volumes", json_pack("{s:b, s:o}", "trees", s->n_vol > 0, "list", vs));
+	}
 	else if (s->o->rootfs_dir && s->o->rootfs_mode == RFS_NONE)
 		json_object_set_new(j, "rootfs", json_pack("{s:s}", "mode", "none"));
 	if (s->image_stats)
@@ -847,6 +879,17 @@ static void cleanup(struct src *s)
 	s->rfs = NULL;
 	net_chan_close(s->rfs_chan);
 	net_chan_close(s->rfs_miss);
+	for (size_t i = 0; i < s->n_vol; i++) {
+		rfs_send_free(s->vol[i]);
+		net_chan_close(s->vol_chan[i]);
+		net_chan_close(s->vol_miss[i]);
+	}
+	free(s->vol);
+	free(s->vol_chan);
+	free(s->vol_miss);
+	s->vol = NULL;
+	s->vol_chan = s->vol_miss = NULL;
+	s->n_vol = 0;
 	free(s->rootfs_dir);
 	mem_server_free(s->srv);
 	mem_dirty_free(s->dirty);
@@ -886,6 +929,8 @@ static void rollback(struct src *s, int err)
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
 	/* no more reads of the tree's files before it runs again */
 	rfs_send_stop(s->rfs);
+	for (size_t i = 0; i < s->n_vol; i++)
+		rfs_send_stop(s->vol[i]);
 	mem_dirty_detach(s->dirty);
 	if (s->d)
 		dump_release(s->d, DUMP_RESUME);
@@ -1068,6 +1113,11 @@ static int ph_connect(struct src *s)
 		m.docker_layer_dirs_all = o->layer_dirs_all;
 		m.docker_image_layers = (char **)o->image_layers;
 		m.n_docker_image_layers = o->n_image_layers;
+		_cleanup_free_ char **vn = xcalloc(o->n_volumes + 1, sizeof(*vn));
+		for (size_t i = 0; i < o->n_volumes; i++)
+			vn[i] = (char *)o->volumes[i].name;
+		m.docker_volume_trees = vn;
+		m.n_docker_volume_trees = o->n_volumes <= MIG_VOLUME_TREES_MAX ? o->n_volumes : 0;
 		r = net_send_msg(s->ctl, MIG_T_START, &m.base);
 		if (r < 0)
 			return r;
@@ -1102,6 +1152,17 @@ static int ph_connect(struct src *s)
 		}
 	}
 	s->peer_net_frames = rep->has_net_frames && rep->net_frames;
+	/* the volumes as trees of their own; else (an older destination) as
+	 * tars in the freeze */
+	if (o->n_volumes && o->n_volumes <= MIG_VOLUME_TREES_MAX && rep->has_docker_volume_trees &&
+	    rep->docker_volume_trees) {
+		s->n_vol = o->n_volumes;
+		s->vol = xcalloc(s->n_vol, sizeof(*s->vol));
+		s->vol_chan = xcalloc(s->n_vol, sizeof(*s->vol_chan));
+		s->vol_miss = xcalloc(s->n_vol, sizeof(*s->vol_miss));
+		if (o->volumes_moved)
+			*o->volumes_moved = true;
+	}
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	r = connect_data(s);
 	if (r < 0)
@@ -1119,11 +1180,56 @@ static int ph_connect(struct src *s)
 		mig_tune_chan(s->rfs_miss, true);
 		s->wd.chans[4] = s->rfs_miss;
 	}
+	for (size_t i = 0; i < s->n_vol; i++) {
+		/* each says which volume it carries: they may join in any order */
+		struct rfs_wire_volume vi = { .index = (uint32_t)i };
+		r = net_connect(s->ctx, o->to, NET_ROLE_VOLUME, net_chan_session(s->ctl), &s->vol_chan[i]);
+		if (r >= 0)
+			r = net_send_frame(s->vol_chan[i], RFS_T_VOLUME_INDEX, &vi, sizeof(vi));
+		if (r >= 0)
+			r = net_connect(s->ctx, o->to, NET_ROLE_VOLUME_MISS, net_chan_session(s->ctl), &s->vol_miss[i]);
+		if (r >= 0)
+			r = net_send_frame(s->vol_miss[i], RFS_T_VOLUME_INDEX, &vi, sizeof(vi));
+		if (r < 0)
+			return dm_wrap(r, "volume %s", o->volumes[i].name);
+		mig_tune_chan(s->vol_chan[i], false);
+		mig_tune_chan(s->vol_miss[i], true);
+		s->wd.chans[5 + 2 * i] = s->vol_chan[i];
+		s->wd.chans[6 + 2 * i] = s->vol_miss[i];
+	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
 	    mig_mode_name(o->mode));
 	mig_test_point("src-connected");
 	return 0;
+}
+
+/* The files' transfer before the freeze failed (r): a destination that
+ * failed said why on the control channel (ABORT) before it closed the
+ * files' channels; that is the error then, else r */
+static int peer_reason(struct src *s, int r)
+{
+	if (atomic_load(&s->wd.fired))
+		return r;
+	char mine[DM_ERRMSG_MAX];
+	snprintf(mine, sizeof(mine), "%s", dm_last_error());
+	struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+	if (!net_chan_has_pending(s->ctl) && poll(&pc, 1, 1000) <= 0)
+		return r;
+	ProtobufCMessage *m = NULL;
+	uint16_t type;
+	uint32_t len;
+	int k = mig_recv(s->ctl, &type, &len, &m);
+	if (k >= 0 && type == MIG_T_ABORT && m) {
+		Dm__MigReply *rep = (Dm__MigReply *)m;
+		int err = rep->has_err && rep->err < 0 && rep->err > -4096 ? rep->err : -EREMOTEIO;
+		r = dm_fail(err, "the destination failed: %s", rep->error ? rep->error : strerror(-err));
+	} else {
+		dm_fail(r, "%s", mine);
+	}
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	return r;
 }
 
 /* prepare: the files' sender, and (priority) the working set of the
@@ -1135,16 +1241,36 @@ static int ph_rootfs_pre(struct src *s)
 	int r;
 	if (!s->rootfs_dir || o->rootfs_mode == RFS_NONE)
 		return 0;
-	atomic_store(&s->phase, "sending the working set");
-	r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, o->pid, &s->rfs);
+	/* a Docker container's volumes: every file of each before the freeze,
+	 * beside its layer's (the paths the tree has below a volume's mount
+	 * point are the volume's) */
+	for (size_t i = 0; i < s->n_vol; i++) {
+		r = rfs_send_start(s->vol_chan[i], s->vol_miss[i], o->volumes[i].dir, RFS_EAGER, o->volumes[i].at, o->pid,
+				   &s->vol[i]);
+		if (r < 0)
+			return dm_wrap(r, "volume %s", o->volumes[i].name);
+	}
+	/* a container's layer: every file before the freeze, then only what
+	 * changed ($DMIGRATE_TEST_LAYER_AT_FREEZE: all of it after the freeze,
+	 * as before; for the benchmark's comparison) */
+	bool layer = o->rootfs_is_layer && !getenv("DMIGRATE_TEST_LAYER_AT_FREEZE");
+	atomic_store(&s->phase, layer ? "sending the container's layer" : "sending the working set");
+	r = rfs_send_start(s->rfs_chan, s->rfs_miss, s->rootfs_dir, o->rootfs_mode, layer ? "/" : NULL, o->pid, &s->rfs);
 	if (r < 0)
 		return r;
-	mig_watchdog_arm_silent(&s->wd, "the destination to take the working set", MIG_WAIT_SILENT_MS);
+	mig_watchdog_arm_silent(&s->wd, layer ? "the destination to take the container's layer" : "the destination to take the working set",
+				MIG_WAIT_SILENT_MS);
 	while ((r = rfs_send_presend_wait(s->rfs, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 		;
+	for (size_t i = 0; r >= 0 && i < s->n_vol; i++) {
+		while ((r = rfs_send_presend_wait(s->vol[i], 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+			;
+		if (r < 0)
+			r = dm_wrap(r, "volume %s", o->volumes[i].name);
+	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (r < 0)
-		return dm_wrap(mig_watchdog_error(&s->wd, r), "sending the working set");
+		return peer_reason(s, dm_wrap(mig_watchdog_error(&s->wd, r), layer ? "sending the container's files" : "sending the working set"));
 	s->t_presend = clock_ns();
 	mig_test_point("src-rootfs-presend");
 	return 0;
@@ -1287,6 +1413,8 @@ static int ph_freeze_dump(struct src *s)
 	 * before the freeze checked, the walk */
 	if (s->rfs)
 		rfs_send_frozen(s->rfs);
+	for (size_t i = 0; i < s->n_vol; i++)
+		rfs_send_frozen(s->vol[i]);
 	if (s->dirty) {
 		uint64_t n = 0;
 		uint64_t t = clock_ns();
@@ -1301,6 +1429,8 @@ static int ph_freeze_dump(struct src *s)
 		return r;
 	s->t_dumped = clock_ns();
 	rfs_send_foreground(s->rfs);
+	for (size_t i = 0; i < s->n_vol; i++)
+		rfs_send_foreground(s->vol[i]);
 	s->dump_stats = json_object();
 	dump_stats_json(s->d, s->dump_stats);
 	uint64_t t_srv = clock_ns();
@@ -1475,6 +1605,15 @@ static int ph_rootfs(struct src *s)
 	    (double)json_integer_value(json_object_get(st, "bytes")) / 1048576,
 	    json_integer_value(json_object_get(st, "misses")));
 	json_decref(st);
+	/* (the volumes went before the restore too: they are done or nearly) */
+	for (size_t i = 0; i < s->n_vol; i++) {
+		mig_watchdog_arm_silent(&s->wd, "the destination to take a volume's files", MIG_WAIT_SILENT_MS);
+		while ((r = rfs_send_wait(s->vol[i], 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
+			;
+		mig_watchdog_arm(&s->wd, NULL, 0);
+		if (r < 0)
+			return dm_wrap(mig_watchdog_error(&s->wd, r), "volume %s", s->o->volumes[i].name);
+	}
 	return 0;
 }
 

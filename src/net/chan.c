@@ -31,6 +31,8 @@ static const char *const role_names[_NET_ROLE_MAX] = {
 	[NET_ROLE_BULK] = "bulk",
 	[NET_ROLE_ROOTFS] = "rootfs",
 	[NET_ROLE_ROOTFS_MISS] = "rootfs-miss",
+	[NET_ROLE_VOLUME] = "volume",
+	[NET_ROLE_VOLUME_MISS] = "volume-miss",
 };
 
 const char *net_role_name(enum net_role role)

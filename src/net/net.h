@@ -118,6 +118,8 @@ enum net_role {
 	NET_ROLE_BULK,        /* pushed pages: large buffers */
 	NET_ROLE_ROOTFS,      /* files: metadata and bulk data */
 	NET_ROLE_ROOTFS_MISS, /* files: requests and the chunks the tree is blocked on */
+	NET_ROLE_VOLUME,      /* a Docker volume's files (as rootfs; first frame: VOLUME_INDEX) */
+	NET_ROLE_VOLUME_MISS, /* its requests and the chunks it is blocked on (as rootfs-miss) */
 	_NET_ROLE_MAX,
 };
 const char *net_role_name(enum net_role role);

@@ -35,6 +35,14 @@
 #                   layer moved; files added in /etc and a new directory, a
 #                   deleted one; a file of its named volume), docker
 #                   logs/exec/stop/rm work there
+#   docker/migrate-layer  the container's layer and its volumes go before the
+#                   freeze: in the layer and in a named volume a file changed,
+#                   one removed, one added after their pre-send (the source
+#                   paused at src-rootfs-presend) are on b as at the freeze,
+#                   and a whiteout made then; a file the tree writes through a
+#                   descriptor it holds has every line on b; a hard link, big
+#                   files, a whiteout, an anonymous volume's file; the stats
+#                   show the pre-sends and the deltas
 #   docker/migrate-python   dm-python memtouch (MB=64), post-copy: every page
 #                   checked on b after the move (SIGUSR1: VERIFIED)
 #   docker/migrate-redis    dm-redis with 2000 keys and a client writing
@@ -257,6 +265,72 @@ t_mig_bb_1() {
 	dk_in b docker stop -t 1 dk-mbb >/dev/null && [[ $(dk_in b docker inspect --format '{{.State.Status}}' dk-mbb) == exited ]] ||
 		{ result FAIL "$t" "docker stop in b"; return 1; }
 	dk_in b docker rm dk-mbb >/dev/null || { result FAIL "$t" "docker rm in b"; return 1; }
+	return 0
+}
+
+# the layer goes before the freeze: a file changed, one removed, one added
+# between its pre-send and the freeze (the source paused there) arrive as
+# they are at the freeze; a file the tree holds open for writing, written
+# through, arrives whole; hard links, a whiteout
+t_mig_layer() {
+	local t=docker/migrate-layer ok=0
+	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
+	dk_in a docker run -d --name dk-mly -v dk-vol-ly:/data -v /anon dm-bb sh -c 'exec 3>>/tmp/held 4>>/data/vheld; i=0
+		while :; do i=$((i + 1)); echo $i; echo $i >&3; echo $i >&4; sleep 0.1; done' >/dev/null ||
+		{ result FAIL "$t" "docker run"; return; }
+	t_mig_layer_1 && ok=1
+	dk_rm a -v dk-mly
+	dk_rm b -v dk-mly
+	dk_in a docker volume rm dk-vol-ly >/dev/null 2>&1
+	dk_in b docker volume rm dk-vol-ly >/dev/null 2>&1
+	((ok)) && result PASS "$t"
+}
+t_mig_layer_1() {
+	local out marks=$WORK/marks-layer mpid nb st
+	wait_until 60 eval '[[ $(logs_last a dk-mly) -ge 3 ]] 2>/dev/null' || { result FAIL "$t" "the counter does not run in a"; return 1; }
+	dk_in a docker exec dk-mly sh -c 'mkdir -p /srv/d && head -c 3000000 /dev/urandom >/srv/d/big && md5sum /srv/d/big >/srv/big.md5 &&
+		echo keep >/srv/keep && echo mod1 >/srv/mod && echo gone >/srv/gone && echo h >/srv/h1 && ln /srv/h1 /srv/h2 && rm /bin/true &&
+		head -c 2000000 /dev/urandom >/data/vbig && md5sum /data/vbig >/srv/vbig.md5 && echo v1 >/data/vmod && echo vg >/data/vgone &&
+		echo anon1 >/anon/a' ||
+		{ result FAIL "$t" "docker exec in a"; return 1; }
+	mkdir -p "$marks"
+	dk_in a env DMIGRATE_TEST_PAUSE=src-rootfs-presend DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=60000 \
+		"$DM" migrate docker:dk-mly --to "$ADDR_B:7070" --key "$WORK/key" --stats "$WORK/stats-dk-mly.json" \
+		>"$WORK/mly.out" 2>&1 &
+	mpid=$!
+	wait_until 60 test -e "$marks/src-rootfs-presend" || { kill "$mpid"; wait "$mpid"; result FAIL "$t" "the source never reached src-rootfs-presend: $(tail -n 2 "$WORK/mly.out")"; return 1; }
+	dk_in a docker exec dk-mly sh -c 'echo mod2-longer >/srv/mod && rm /srv/gone && echo added >/srv/added && rm /bin/false &&
+		echo v2-longer >/data/vmod && rm /data/vgone && echo vadded >/data/vadd'
+	st=$?
+	touch "$marks/src-rootfs-presend.go"
+	wait "$mpid" || { mig_fail "$t" "migrate: $(tail -n 3 "$WORK/mly.out")"; return 1; }
+	((st == 0)) || { result FAIL "$t" "docker exec in a after the pre-send"; return 1; }
+	out=$(dk_in b docker exec dk-mly sh -c 'cat /srv/keep /srv/mod /srv/added; test -e /srv/gone && echo gone-back
+		test -e /bin/true && echo true-back; test -e /bin/false && echo false-back; md5sum /srv/d/big | cmp -s - /srv/big.md5 || echo big-differs
+		cat /data/vmod /data/vadd; test -e /data/vgone && echo vgone-back; md5sum /data/vbig | cmp -s - /srv/vbig.md5 || echo vbig-differs
+		cat /anon/a
+		[ "$(stat -c %h.%i /srv/h1)" = "$(stat -c %h.%i /srv/h2)" ] && stat -c %h /srv/h1' 2>&1)
+	[[ $out == $'keep\nmod2-longer\nadded\nv2-longer\nvadded\nanon1\n2' ]] || { result FAIL "$t" "its layer and volume in b: '$out'"; return 1; }
+	# written through the held descriptor until the freeze: every number, in order
+	wait_until 30 eval '[[ -n $(logs_first b dk-mly) ]]' || { result FAIL "$t" "nothing in b's docker logs"; return 1; }
+	nb=$(logs_first b dk-mly)
+	for f in /tmp/held /data/vheld; do
+		out=$(dk_in b docker exec dk-mly cat $f | awk -v nb="$nb" '$1 != NR { print "line " NR ": " $1; exit } END { if (NR < nb - 1) print NR " lines, b began at " nb }')
+		[[ -z $out ]] || { result FAIL "$t" "$f in b: $out"; return 1; }
+	done
+	# the layer and the volume went before the freeze, the change after it;
+	# not the files the tree holds open for writing (its paths, from its
+	# own root, found in the layer and in the volume): the layer's seven
+	# (big, big.md5, keep, mod, gone, h1 = h2, vbig.md5) and the volume's
+	# three (vbig, vmod, vgone), without held and vheld
+	st=$(jq -c '[.rootfs, (.volumes.list[]? | select(.name == "dk-vol-ly"))] | map({layer, presend: .presend | {files, used_files, stale_files}, prewalk: .prewalk | {updated, removed, added}})' "$WORK/stats-dk-mly.json" 2>&1)
+	jq -e '.rootfs.layer and .rootfs.presend.files == 7 and .rootfs.presend.used_files >= 4 and
+		.rootfs.presend.stale_files >= 1 and .rootfs.prewalk.removed >= 1 and .rootfs.prewalk.added >= 1 and
+		.volumes.trees and (.volumes.list | length) == 2 and
+		(.volumes.list[] | select(.name == "dk-vol-ly") | .presend.files == 3 and .presend.used_files == 1 and
+		 .prewalk.removed >= 1 and .prewalk.added >= 1)' \
+		"$WORK/stats-dk-mly.json" >/dev/null || { result FAIL "$t" "stats: $st"; return 1; }
+	log "$t: $st"
 	return 0
 }
 
@@ -800,7 +874,7 @@ t_src_killed_1() {
 # ---------------------------------------------------------------- run
 
 CASES=(docker/images docker/hosts docker/services docker/restart docker/migrate-bb-post-copy
-	docker/migrate-bb-stop-and-copy docker/migrate-python docker/migrate-redis docker/migrate-nginx
+	docker/migrate-bb-stop-and-copy docker/migrate-layer docker/migrate-python docker/migrate-redis docker/migrate-nginx
 	docker/migrate-image docker/migrate-samenet docker/refuse docker/dest-killed docker/src-killed)
 declare -A RUN=(
 	[docker/restart]=t_restart
@@ -809,6 +883,7 @@ declare -A RUN=(
 	[docker/services]=t_services
 	[docker/migrate-bb-post-copy]="t_mig_bb post-copy"
 	[docker/migrate-bb-stop-and-copy]="t_mig_bb stop-and-copy"
+	[docker/migrate-layer]=t_mig_layer
 	[docker/migrate-python]=t_mig_python
 	[docker/migrate-redis]=t_mig_redis
 	[docker/migrate-nginx]=t_mig_nginx

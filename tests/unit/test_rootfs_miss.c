@@ -50,6 +50,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,7 +188,7 @@ static void test_miss_passes_bulk(void **state)
 	assert_int_equal(rfs_recv_start(drc, dmc, dst, &r), 0);
 	rfs_recv_test_hold(r, RFS_HOLD_AFTER_CHUNK);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, getpid(), &s), 0);
+	assert_int_equal(rfs_send_start(rc, mc, src, RFS_LAZY, NULL, getpid(), &s), 0);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	assert_int_equal(rfs_recv_wait_path(r, ""), 0);
@@ -304,7 +305,7 @@ static void test_push_before_entry(void **state)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, NULL, child, &s), 0);
 	/* sent while the tree runs, then changed (same size, new bytes); the
 	 * reader of the rootfs channel held before what comes at the freeze
 	 * (the change, META_END) */
@@ -374,7 +375,7 @@ static void presend_kept(const char *name, bool lost)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, NULL, child, &s), 0);
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
@@ -472,7 +473,7 @@ static void prewalk_delta(const char *name)
 	struct rfs_receiver *r;
 	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
 	struct rfs_sender *s;
-	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, child, &s), 0);
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_PRIORITY, NULL, child, &s), 0);
 	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
 	/* the walk is over, its entries sent; the tree changes */
 	put(src, "a/mod.txt", "AFTER\n");
@@ -543,6 +544,87 @@ static void test_prewalk_delta_nowatch(void **state)
 	unsetenv("DMIGRATE_TEST_RFS_NOWATCH");
 }
 
+/* A container's layer (layer "/", eager): every file goes before the
+ * freeze but the one the tree has open for writing; between the pre-send
+ * and the freeze a file changes, one goes, one comes, the written one is
+ * written: the copy is the layer at the freeze, with its whiteout, opaque
+ * directory and hard links, and what did not change went once. */
+static void test_layer_presend(void **state)
+{
+	(void)state;
+	char src[128], dst[128], path[256], wpath[256];
+	snprintf(src, sizeof(src), "%s/src-layer", tmp);
+	snprintf(dst, sizeof(dst), "%s/dst-layer", tmp);
+	assert_int_equal(sh("mkdir -p %1$s/a %1$s/b %1$s/ws && mknod %1$s/a/wh c 0 0", src), 0);
+	snprintf(path, sizeof(path), "%s/b", src);
+	assert_int_equal(setxattr(path, "trusted.overlay.opaque", "y", 1, 0), 0);
+	snprintf(path, sizeof(path), "%s/a/keep", src);
+	fill(path, 100000, 9);
+	put(src, "a/mod", "before\n");
+	put(src, "a/gone", "gone\n");
+	put(src, "a/h1", "hard\n");
+	put(src, "b/x", "in b\n");
+	put(src, "a/empty", "");
+	assert_int_equal(sh("ln %s/a/h1 %s/a/h2", src, src), 0);
+	snprintf(wpath, sizeof(wpath), "%s/ws/log", src);
+	put(src, "ws/log", "log 1\n");
+	snprintf(path, sizeof(path), "%s/ws/lib.bin", src);
+	fill(path, 300000, 10);
+	pid_t child = mapper(path, wpath);
+
+	struct rig g;
+	rig_open(&g);
+	struct rfs_receiver *r;
+	assert_int_equal(rfs_recv_start(g.drc, g.dmc, dst, &r), 0);
+	struct rfs_sender *s;
+	assert_int_equal(rfs_send_start(g.rc, g.mc, src, RFS_EAGER, "/", child, &s), 0);
+	assert_int_equal(rfs_send_presend_wait(s, 60000), 0);
+	json_t *st = rfs_send_stats(s, 0);
+	/* keep, mod, gone, h1 (h2: the same file), b/x, lib.bin; not the log */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "presend"), "files")), 6);
+	assert_true(json_is_true(json_object_get(st, "layer")));
+	json_decref(st);
+	put(src, "a/mod", "AFTER, longer\n");
+	assert_int_equal(sh("rm %s/a/gone && echo added > %s/a/added && echo 'log 2' >> %s", src, src, wpath), 0);
+	rfs_send_frozen(s);
+	rfs_send_foreground(s);
+	int k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	k = rfs_send_wait(s, 60000);
+	if (k < 0)
+		print_error("sender: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	assert_int_equal(sh("diff -r --no-dereference %s %s", src, dst), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", src, src), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", dst, dst), 0);
+	assert_int_equal(sh("cmp %s.find %s.find", src, dst), 0);
+	char v[8] = "";
+	snprintf(path, sizeof(path), "%s/b", dst);
+	assert_int_equal(getxattr(path, "trusted.overlay.opaque", v, sizeof(v)), 1);
+	assert_int_equal(v[0], 'y');
+	st = rfs_send_stats(s, 0);
+	json_t *pre = json_object_get(st, "presend"), *pw = json_object_get(st, "prewalk");
+	/* keep, h1, b/x, lib.bin linked there; mod sent again; gone dropped */
+	assert_int_equal(json_integer_value(json_object_get(pre, "used_files")), 4);
+	assert_true(json_integer_value(json_object_get(pre, "stale_files")) >= 1);
+	assert_true(json_integer_value(json_object_get(pw, "removed")) >= 1);
+	assert_true(json_integer_value(json_object_get(pw, "added")) >= 1);
+	/* (the destination linked all six at the walk, before the change) */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "destination"), "presend_files")), 6);
+	/* after the freeze: mod, added, the log; nothing of the others again */
+	assert_int_equal(json_integer_value(json_object_get(st, "bytes_sent")),
+			 100000 + 5 + 5 + 300000 + (int)strlen("AFTER, longer\n") + 6 + 12);
+	json_decref(st);
+
+	rfs_send_free(s);
+	rfs_recv_free(r);
+	rig_close(&g);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -567,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_presend_lost),
 		cmocka_unit_test(test_prewalk_delta),
 		cmocka_unit_test(test_prewalk_delta_nowatch),
+		cmocka_unit_test(test_layer_presend),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
