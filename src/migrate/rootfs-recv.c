@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -157,6 +158,9 @@ void rfs_inomap_put(struct rfs_inomap *m)
 	free(m);
 }
 
+/* what the copy's file system keeps free beside the files (check_room) */
+#define RFS_ROOM_MARGIN (16ULL << 20)
+
 /* one channel's reader: the chunk whose DATA frames are arriving, and the
  * file it writes to */
 struct rfs_reader {
@@ -197,6 +201,7 @@ struct rfs_receiver {
 	uint32_t files_announced;
 	uint64_t bytes_announced;
 	bool prewalk;              /* PREWALK: the entries until META_END may change (lock) */
+	bool room_checked;         /* the copy's file system has room for the files */
 	struct rfs_staged *staged;  /* the bulk reader's */
 	size_t n_staged;
 	uint64_t pre_files, pre_bytes;  /* taken in (linked) */
@@ -921,6 +926,37 @@ static int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t le
 	return 0;
 }
 
+/*
+ * Room for the files: once every entry is known (PREWALK_END, before the
+ * source freezes anything; else META_END), the data still to come must fit
+ * in the copy's file system, with RFS_ROOM_MARGIN to spare.  A failure here
+ * before the freeze leaves the tree running at the source, unchanged.
+ */
+static int check_room(struct rfs_receiver *r)
+{
+	struct statvfs sv;
+	uint64_t total = 0, landed = r->bytes_in;
+
+	if (r->room_checked)
+		return 0;
+	r->room_checked = true;
+	for (size_t i = 0; i < r->n_ents; i++) {
+		const struct rent *e = ENT(r, i);
+		if (e->is_data && !e->removed && e->link_id < 0)
+			total += e->size;
+	}
+	for (size_t i = 0; i < r->n_staged; i++)
+		landed += r->staged[i].bytes;
+	if (fstatvfs(r->rootfd, &sv) < 0)
+		return dm_fail(neg_errno(), "%s: statvfs: %m", r->root);
+	uint64_t need = total - MIN(total, landed), avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (need + RFS_ROOM_MARGIN > avail)
+		return dm_fail(-ENOSPC, "not enough disk space here for the files: %" PRIu64 " MiB still to "
+			       "come in %s (%" PRIu64 " MiB in all), %" PRIu64 " MiB free", (need + (1 << 20) - 1) >> 20,
+			       r->root, (total + (1 << 20) - 1) >> 20, avail >> 20);
+	return 0;
+}
+
 static json_t *stats_locked(struct rfs_receiver *r)
 {
 	json_t *j = json_object();
@@ -1041,6 +1077,12 @@ static int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8
 		if (h.pre != r->n_staged || h.crc || h.size > (1ULL << 46) ||
 		    (r->n_staged && !r->staged[r->n_staged - 1].complete) || r->n_staged >= RFS_ENTRIES_MAX)
 			return dm_fail(-EBADMSG, "rootfs pre-send file %u out of place", h.pre);
+		/* room for it (the rest is checked once the walk has told us all) */
+		struct statvfs sv;
+		if (fstatvfs(r->rootfd, &sv) == 0 && h.size + RFS_ROOM_MARGIN > (uint64_t)sv.f_bavail * sv.f_frsize)
+			return dm_fail(-ENOSPC, "not enough disk space here for the files: a file of %" PRIu64
+				       " MiB to come in %s, %" PRIu64 " MiB free", (h.size + (1 << 20) - 1) >> 20,
+				       r->root, ((uint64_t)sv.f_bavail * sv.f_frsize) >> 20);
 		r->staged = xrealloc(r->staged, (r->n_staged + 1) * sizeof(*r->staged));
 		p = &r->staged[r->n_staged++];
 		*p = (struct rfs_staged){ .size = h.size, .crc = (uint32_t)crc32(0, NULL, 0) };
@@ -1131,6 +1173,9 @@ static int run_bulk(struct rfs_receiver *r)
 				return dm_fail(-EBADMSG, "rootfs: PREWALK_END out of place");
 			/* the source freezes once the entries are made here: the
 			 * restore then waits only for what changed since */
+			k = check_room(r);
+			if (k < 0)
+				return k;
 			want(r, 0, RFS_WANT_PREWALKED, 0);
 			pthread_mutex_lock(&r->lock);
 			r->cpu_meta0 = thread_cpu_ns(); /* (what the freeze brings from here) */
@@ -1163,6 +1208,9 @@ static int run_bulk(struct rfs_receiver *r)
 			if (!ok)
 				return dm_fail(-EBADMSG, "rootfs metadata end: counts differ or a directory is not done (%zu entries, %u files)",
 					       r->n_ents, r->files_announced);
+			k = check_room(r);
+			if (k < 0)
+				return k;
 			staged_drop(r);
 			pthread_mutex_lock(&r->lock);
 			r->meta_done = true;

@@ -1363,6 +1363,27 @@ static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *
 	return 0;
 }
 
+static int read_peer(struct rfs_sender *s, bool block, bool *ret_done);
+
+/* A channel of ours broke: the destination may have said why on the rootfs
+ * channel first (DONE with its error, as it gives up): that is the reason,
+ * not the closed channel. */
+static int peer_said(struct rfs_sender *s, int r, const char *what)
+{
+	char mine[DM_ERRMSG_MAX];
+	struct pollfd p = { .fd = net_chan_fd(s->c), .events = POLLIN };
+	bool done = false;
+
+	snprintf(mine, sizeof(mine), "%s", dm_last_error());
+	if (net_chan_has_pending(s->c) || poll(&p, 1, 500) > 0) {
+		int k = read_peer(s, true, &done);
+		if (k < 0 && k != r)
+			return k;
+	}
+	dm_fail(r, "%s", mine);
+	return dm_wrap(r, "%s", what);
+}
+
 /* one request from the destination on the miss channel; block: wait for it.
  * 0: none there (not blocking), 1: one handled */
 static int read_want(struct rfs_sender *s, bool block)
@@ -1376,7 +1397,7 @@ static int read_want(struct rfs_sender *s, bool block)
 	void *buf = NULL;
 	int r = net_recv_frame(s->mc, 4096, &f, &buf);
 	if (r < 0)
-		return dm_wrap(r, "the rootfs miss channel");
+		return peer_said(s, r, "the rootfs miss channel");
 	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
 		pthread_mutex_lock(&s->lock);
 		r = handle_want_locked(s, buf);

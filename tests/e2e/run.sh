@@ -60,6 +60,8 @@
 #                  entries went (before the freeze): b's copy is the tree at
 #                  the freeze, the stale copy not used
 #   rootfs/none    shared storage (an identical DIR in b): nothing moves
+#   rootfs/no-space  b has no room for the files: refused before the freeze,
+#                  the tree runs on in a
 #   rootfs/wire-version  a source speaking another rootfs frame format is
 #                  refused at START, both versions named; the tree runs on in a
 #   rootfs/kill-dest  dmigrated killed with the view mounted, before the restore: the
@@ -1326,6 +1328,41 @@ test_rootfs_none() {
 	in_host b rm -rf "$RFS_DIR"
 }
 
+# rootfs/no-space: b's file system for the copies (a tmpfs of 8 MiB here)
+# cannot hold the tree's files: the destination says so once the walk has
+# told it their size, before anything is frozen; the tree runs on in a, was
+# never stopped, and b keeps nothing of it
+test_rootfs_no_space() {
+	local t=rootfs/no-space why= rc
+	selected "$t" || return 0
+	start_rootfs_workload "$t" || return
+	in_host b sh -c 'mkdir -p /var/lib/dmigrate/rootfs && mount -t tmpfs -o size=8m dmtest-small /var/lib/dmigrate/rootfs' ||
+		{ result FAIL "$t" "cannot mount the small tmpfs in b"; stop_workload; return; }
+	migrate post-copy --rootfs-dir "$RFS_DIR"
+	rc=$?
+	if ((rc == 0)); then
+		why="the migration succeeded"
+	elif ! grep -q 'not enough disk space here for the files' "$WORK/migrate.out"; then
+		why="not refused for the space: $(grep -v '^(' "$WORK/migrate.out" | tail -n 2 | tr '\n' ' ')"
+	elif ! grep -q 'nothing was changed' "$WORK/migrate.out"; then
+		why="the tree was frozen before the refusal: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif gone "$WL_PID" || [[ $(pstate "$WL_PID") == T ]]; then
+		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
+	elif ! wait_until 15 b_empty; then
+		why="b still runs processes of the tree: $(tree_procs b)"
+	elif ! wait_until 10 b_rootfs_clean; then
+		why="b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
+	fi
+	if [[ -n $why ]]; then
+		result FAIL "$t" "$why"
+	else
+		result PASS "$t"
+	fi
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
+}
+
 # rootfs/wire-version: a source whose rootfs frames are of another version
 # (DMIGRATE_TEST_RFS_WIRE=1: the format before versions) is refused at
 # START, before the freeze, the versions named; the tree runs on in a
@@ -1649,6 +1686,7 @@ done
 test_rootfs_changed
 test_rootfs_kill_dest
 test_rootfs_none
+test_rootfs_no_space
 test_rootfs_wire_version
 if ((ROLLBACK)); then
 	for kind in peer link; do
