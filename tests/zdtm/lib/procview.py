@@ -25,6 +25,8 @@ VMFLAGS_EXCLUDED):
     move while the test runs and the restore faults pages differently
   - Mems_allowed: the restore gives the restorer's NUMA memory policy mask
   - the audit session id (the kernel gives a new one with the login uid)
+  - in the migrate modes (ZDTM_CROSS_HOST=1), the namespaces: the tree ends in
+    the other test host's
   - VmFlags "sd" (soft-dirty: every restored mapping is new), "um", "uw",
     "ui" (userfaultfd registration of the lazy restore)
 """
@@ -99,6 +101,7 @@ def stat_fields(path):
 
 def attrs(root, pidns, only_root):
     """The attribute lines of the tree under root, sorted, as one string."""
+    cross_host = os.environ.get("ZDTM_CROSS_HOST") == "1"
     ours = {t: os.readlink(f"/proc/self/ns/{t}") for t in NS_TYPES
             if os.path.exists(f"/proc/self/ns/{t}")}
     lines = set()
@@ -121,6 +124,8 @@ def attrs(root, pidns, only_root):
         for line in (read(f"/proc/{p}/limits") or "").splitlines()[1:]:
             lines.add(f"{key}\tlimit={' '.join(line.split())}")
         for t, link in ours.items():
+            if cross_host:
+                break  # moved to another test host: its namespaces are that host's
             try:
                 mine = os.readlink(f"/proc/{p}/ns/{t}")
             except OSError:
