@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * timerfd: made on its clock and armed with the time that was left and its
- * interval, relative (an absolute expiry on the source's clock means nothing
- * here), except with TFD_TIMER_CANCEL_ON_SET, which needs an absolute
- * CLOCK_REALTIME expiry: now + the time left.  The expirations not read yet
+ * interval: relative, or, when it was set with TFD_TIMER_ABSTIME (and
+ * TFD_TIMER_CANCEL_ON_SET, which needs it), absolute at now + the time left
+ * on this host's clock (the source's absolute expiry may mean nothing here),
+ * so that it keeps its flags (a CLOCK_REALTIME one then follows clock
+ * changes as it did).  The expirations not read yet
  * are put back with TFD_IOC_SET_TICKS (a kernel with
  * CONFIG_CHECKPOINT_RESTORE); a kernel without it fails the restore, named.
  */
@@ -44,11 +46,11 @@ static int timerfd_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		return dm_fail(neg_errno(), "timerfd on clock %d: %m", t->clockid);
 	if (t->value_ns) {
 		uint64_t value = t->value_ns;
-		if (t->settime_flags & TFD_TIMER_CANCEL_ON_SET) {
+		if (t->settime_flags & (TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET)) {
 			struct timespec now;
 			clock_gettime(t->clockid, &now);
 			value += (uint64_t)now.tv_sec * NSEC + (uint64_t)now.tv_nsec;
-			flags = TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET;
+			flags = TFD_TIMER_ABSTIME | (t->settime_flags & TFD_TIMER_CANCEL_ON_SET);
 		}
 		its.it_value = ts_of(value);
 		its.it_interval = ts_of(t->interval_ns);

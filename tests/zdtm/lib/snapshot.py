@@ -48,6 +48,45 @@ def field(path, name):
     return "\n".join(out)
 
 
+# The rest of an fd's fdinfo, as " info=a;b;..." (run.sh compares it): what the
+# kernel keeps of the object behind it (eventfd count, epoll registrations,
+# inotify watches, timerfd settings, signalfd mask, locks...).  Left out: the
+# lines compared on their own (pos, flags), and what names where rather than
+# what: mnt_id, ino, sdev, the lock's holder pid and inode, eventfd-id, the
+# tty index, an inotify watch's file handle; and what moves with time:
+# timerfd ticks and it_value.
+FDINFO_SKIP = {"pos", "flags", "mnt_id", "ino", "eventfd-id", "tty-index", "ticks", "it_value"}
+FDINFO_DROP_WORDS = {"ino", "sdev", "pos", "fhandle-bytes", "fhandle-type", "f_handle"}
+
+
+def fdinfo_rest(path):
+    text = read(path)
+    if text is None:
+        return ""
+    out = []
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        k = k.strip()
+        if not k or k in FDINFO_SKIP:
+            continue
+        if k == "lock":
+            # "1: POSIX  ADVISORY  WRITE 1234 08:01:123 0 EOF": no number,
+            # holder pid or device:inode
+            w = v.split()
+            v = " ".join(w[1:4] + w[6:]) if len(w) >= 8 else " ".join(w)
+        else:
+            # "tfd: 5 events: 19 data: 5 pos:0 ino:ab sdev:f" and the like
+            w, keep, skip = v.replace(": ", ":").split(), [], False
+            for x in w:
+                name = x.split(":", 1)[0]
+                if name in FDINFO_DROP_WORDS:
+                    continue
+                keep.append(x)
+            v = " ".join(keep)
+        out.append(f"{k}:{v}")
+    return " info=" + ";".join(sorted(out)) if out else ""
+
+
 def ns_pid(path):
     """Last word of the NSpid: line of a status file ("" if none)."""
     text = read(path)
@@ -129,7 +168,8 @@ def main():
                 tgt = tgt.rstrip("\n")
                 flags = field(f"/proc/{p}/fdinfo/{fd}", "flags:")
                 pos = "-" if transition else field(f"/proc/{p}/fdinfo/{fd}", "pos:")
-                fds.append(f"{key}\t{fd} {tgt} flags={flags} pos={pos}")
+                info = "" if transition else fdinfo_rest(f"/proc/{p}/fdinfo/{fd}")
+                fds.append(f"{key}\t{fd} {tgt} flags={flags} pos={pos}{info}")
     tree.sort()
     view = ""
     if cmp_attrs and not transition:
