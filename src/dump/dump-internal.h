@@ -182,6 +182,9 @@ int dump_ctty(struct dump_ctx *d);
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
 /* fd-inet.c: TCP and UDP sockets.  Before the fds are read (frozen tree):
  * match the tree's sockets with sock_diag, lock and repair its connections. */
+/* Before the freeze: a container's network namespace, and its lock's
+ * nftables context made there ahead (netlock_ctx_new()). */
+int dump_inet_warm(struct dump_ctx *d);
 /*
  * Before the freeze: a container's own network namespace that has a TCP
  * listener is locked while the tree still runs, and the tree gets up to

@@ -74,6 +74,13 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 		dump_bufs_alloc(d);
 		dm_error_clear();
 	}
+	r = dump_inet_warm(d);
+	if (r < 0) {
+		if (d->img_dir_made)
+			rmdir(o->images_dir);
+		dump_free(d);
+		return r;
+	}
 	if (o->before_freeze)
 		o->before_freeze(o->before_freeze_arg);
 	d->t_start = clock_ns();

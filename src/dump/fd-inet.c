@@ -59,6 +59,7 @@ struct dump_inet {
 	bool prelocked;         /* locked before the freeze (dump_inet_prelock) */
 	double accept_wait_ms;  /* how long the running tree had to accept its queued connections */
 	uint32_t accept_left;   /* connections still queued on its listeners then */
+	struct netlock_ctx *nft; /* made in netns before the freeze (dump_inet_warm) */
 	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
 	struct net_capture_stats cap_st;
 	bool captured;          /* cap_st is read */
@@ -122,15 +123,12 @@ static unsigned accept_wait(const struct dump_ctx *d)
 	return d->opts.accept_wait_ms ? d->opts.accept_wait_ms : DUMP_ACCEPT_WAIT_MS;
 }
 
-int dump_inet_prelock(struct dump_ctx *d)
+int dump_inet_warm(struct dump_ctx *d)
 {
 	struct dump_inet *in;
-	bool listening = false;
-	int64_t queued;
 	int r, back = -1;
 
-	/* a container in a network namespace that is not ours (the freeze would
-	 * lock it as a whole too: here only sooner) */
+	/* a container in a network namespace that is not ours */
 	if (!d->opts.container || d->inet)
 		return 0;
 	in = xcalloc(1, sizeof(*in));
@@ -139,6 +137,42 @@ int dump_inet_prelock(struct dump_ctx *d)
 	r = netns_of_pid(d->opts.pid, &in->netns);
 	if (r <= 0)
 		return r;
+	r = netns_enter(in->netns, &back);
+	if (r < 0)
+		return r;
+	/* the lock's nftables context, ready: without it the lock costs
+	 * libnftables' start-up in the frozen window (only slower) */
+	if (netlock_ctx_new(&in->nft) < 0) {
+		pr_warn("%s (the network lock is made when it is needed)", dm_last_error());
+		dm_error_clear();
+	}
+	netns_leave(back);
+	return 0;
+}
+
+/* The context goes once used: its netlink socket holds the namespace, and
+ * a socket's release lets go of it only after an RCU grace period (a
+ * container deleted right after the checkpoint would keep its veth a
+ * moment longer). */
+static int lock_netns(struct dump_inet *in)
+{
+	int r = in->nft ? netlock_netns_with(in->nft, in->lock) : netlock_netns(in->lock);
+	netlock_ctx_free(in->nft);
+	in->nft = NULL;
+	return r;
+}
+
+int dump_inet_prelock(struct dump_ctx *d)
+{
+	struct dump_inet *in = d->inet;
+	bool listening = false;
+	int64_t queued;
+	int r, back = -1;
+
+	/* a container in a network namespace that is not ours (the freeze would
+	 * lock it as a whole too: here only sooner); dump_inet_warm() found it */
+	if (!d->opts.container || !in || in->netns < 0 || in->prelocked)
+		return 0;
 	r = netns_enter(in->netns, &back);
 	if (r < 0)
 		return r;
@@ -155,7 +189,7 @@ int dump_inet_prelock(struct dump_ctx *d)
 	}
 	snprintf(in->lock, sizeof(in->lock), "%s", NETLOCK_NETNS_NAME);
 	uint64_t t0 = clock_ns();
-	r = netlock_netns(in->lock);
+	r = lock_netns(in);
 	in->lock_ms = ns_to_ms(t0, clock_ns());
 	if (r < 0) {
 		in->lock[0] = 0;
@@ -217,8 +251,11 @@ int dump_inet_prepare(struct dump_ctx *d)
 							      .fd = fds.fds[k].fd, .dup = -1 };
 		}
 	}
-	if (!n_want)
+	if (!n_want) {
+		netlock_ctx_free(in->nft);	/* no lock to make */
+		in->nft = NULL;
 		return 0;
+	}
 	qsort(want, n_want, sizeof(*want), entry_cmp);
 	/* a container's sockets are in its namespace: sock_diag and nft run there */
 	r = in->netns >= 0 ? 1 : netns_of_pid(d->procs[0]->pid, &in->netns);
@@ -294,7 +331,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 	}
 	uint64_t t0 = clock_ns();
 	/* locked before the freeze: it stays as it is */
-	r = in->prelocked ? 0 : in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
+	r = in->prelocked ? 0 : in->netns >= 0 ? lock_netns(in) : netlock_conns(in->lock, c, nc);
 	if (!in->prelocked)
 		in->lock_ms = ns_to_ms(t0, clock_ns());
 	if (r >= 0 && !in->prelocked && d->opts.on_lock)
@@ -330,6 +367,9 @@ out:
 	netns_leave(back);
 	free(want);
 	free(c);
+	/* not needed from here (lock_netns() freed it if it locked) */
+	netlock_ctx_free(in->nft);
+	in->nft = NULL;
 	return r;
 }
 
@@ -458,6 +498,7 @@ void dump_inet_free(struct dump_ctx *d)
 	if (d->inet->netns >= 0)
 		close(d->inet->netns);
 	net_capture_free(d->inet->cap);
+	netlock_ctx_free(d->inet->nft);
 	free(d->inet->e);
 	free(d->inet);
 	d->inet = NULL;

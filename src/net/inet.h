@@ -64,6 +64,16 @@ int netlock_conns(const char *name, const struct netlock_conn *c, size_t n);
  * its interfaces are, taken over by the restore of the sockets). */
 #define NETLOCK_NETNS_NAME "dmigrate_netns"
 int netlock_netns(const char *name);
+/*
+ * A context made ahead in the calling thread's network namespace (it stays
+ * bound to it), so that a lock installed later in the frozen window does
+ * not pay libnftables' start-up: netlock_netns_with() is netlock_netns() in
+ * ctx's namespace, whatever namespace the caller is in then.
+ */
+struct netlock_ctx;
+int netlock_ctx_new(struct netlock_ctx **ret);
+void netlock_ctx_free(struct netlock_ctx *ctx);
+int netlock_netns_with(struct netlock_ctx *ctx, const char *name);
 /* Remove the lock; 0 when there is none. */
 int netlock_unlock(const char *name);
 /*

@@ -85,20 +85,32 @@ char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, b
 }
 
 /*
- * Run an nft script in the calling thread's network namespace, in process
- * (libnftables): a context per call, so its netlink socket is made in the
- * namespace the caller has entered.  No fork and exec of nft(8): the lock
- * sits inside the frozen window, where nft's start-up cost ~40 ms a call
- * here.  nft's complaint (its first line) into err.
+ * A context made ahead (netlock_ctx_new()): libnftables' first command in a
+ * process costs milliseconds of CPU (its parser, symbol tables and cache
+ * set up), a warm context's a tenth of a millisecond.  Its netlink socket is
+ * opened when it is made, in the namespace of the thread that makes it, and
+ * stays there.
  */
-static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
+struct netlock_ctx {
+	struct nft_ctx *nft;
+};
+
+/*
+ * Run an nft script in process (libnftables): with c, in c's namespace;
+ * without, in a context made for the call in the calling thread's network
+ * namespace.  No fork and exec of nft(8): the lock sits inside the frozen
+ * window, where nft's start-up cost ~40 ms a call here.  nft's complaint
+ * (its first line) into err.
+ */
+static int run_nft_in(struct netlock_ctx *c, const char *script, char *err, size_t errlen, char **out)
 {
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	struct nft_ctx *ctx = c ? c->nft : nft_ctx_new(NFT_CTX_DEFAULT);
 	int r;
 
 	err[0] = 0;
 	if (!ctx)
 		return dm_fail(-ENOMEM, "cannot make an nftables context");
+	/* a kept context's buffers are rewound: its last command's output goes */
 	nft_ctx_buffer_output(ctx);
 	nft_ctx_buffer_error(ctx);
 	r = nft_run_cmd_from_buffer(ctx, script) == 0 ? 0 : -EIO;
@@ -111,8 +123,14 @@ static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
 		const char *o = nft_ctx_get_output_buffer(ctx);
 		*out = xstrdup(o ? o : "");
 	}
-	nft_ctx_free(ctx);
+	if (!c)
+		nft_ctx_free(ctx);
 	return r;
+}
+
+static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
+{
+	return run_nft_in(NULL, script, err, errlen, out);
 }
 
 static int run_nft(const char *script, char *err, size_t errlen)
@@ -120,11 +138,40 @@ static int run_nft(const char *script, char *err, size_t errlen)
 	return run_nft_out(script, err, errlen, NULL);
 }
 
-static int install(const char *name, const struct netlock_conn *c, size_t n, bool netns)
+int netlock_ctx_new(struct netlock_ctx **ret)
+{
+	struct netlock_ctx *c = xcalloc(1, sizeof(*c));
+	char err[512];
+
+	c->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!c->nft) {
+		free(c);
+		return dm_fail(-ENOMEM, "cannot make an nftables context");
+	}
+	/* the first command pays libnftables' set-up: a harmless one now */
+	int r = run_nft_in(c, "list tables", err, sizeof(err), NULL);
+	if (r < 0) {
+		netlock_ctx_free(c);
+		return dm_fail(r, "nftables does not answer here: %s", err[0] ? err : "nft failed");
+	}
+	*ret = c;
+	return 0;
+}
+
+void netlock_ctx_free(struct netlock_ctx *c)
+{
+	if (!c)
+		return;
+	nft_ctx_free(c->nft);
+	free(c);
+}
+
+static int install(struct netlock_ctx *ctx, const char *name, const struct netlock_conn *c, size_t n,
+		   bool netns)
 {
 	_cleanup_free_ char *s = netlock_script(name, c, n, netns);
 	char err[512] = "";
-	int r = run_nft(s, err, sizeof(err));
+	int r = run_nft_in(ctx, s, err, sizeof(err), NULL);
 
 	if (r == -EIO)
 		return dm_fail(r, "cannot lock the network (nft table inet %s): %s", name,
@@ -136,12 +183,17 @@ static int install(const char *name, const struct netlock_conn *c, size_t n, boo
 
 int netlock_conns(const char *name, const struct netlock_conn *c, size_t n)
 {
-	return install(name, c, n, false);
+	return install(NULL, name, c, n, false);
 }
 
 int netlock_netns(const char *name)
 {
-	return install(name, NULL, 0, true);
+	return install(NULL, name, NULL, 0, true);
+}
+
+int netlock_netns_with(struct netlock_ctx *ctx, const char *name)
+{
+	return install(ctx, name, NULL, 0, true);
 }
 
 bool netlock_exists(const char *name)

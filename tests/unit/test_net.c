@@ -1374,6 +1374,55 @@ static void test_netlock_live(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/*
+ * A context made ahead (netlock_ctx_new) locks the namespace it was made
+ * in, from whatever namespace its caller is in then, and can be used
+ * again (the second lock replaces the first).  Exit status: the failed
+ * step, 0 if all is well.
+ */
+static int netlock_ctx_child(void)
+{
+	struct netlock_ctx *ctx = NULL;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	int a = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (a < 0 || netlock_ctx_new(&ctx) < 0)
+		return 2;
+	if (unshare(CLONE_NEWNET) < 0)	/* the caller elsewhere now */
+		return 3;
+	if (netlock_netns_with(ctx, "dm_unit_ctx") < 0 || netlock_netns_with(ctx, "dm_unit_ctx") < 0)
+		return 4;
+	if (netlock_exists("dm_unit_ctx"))
+		return 5;	/* locked the caller's namespace */
+	netlock_ctx_free(ctx);
+	if (setns(a, CLONE_NEWNET) < 0)
+		return 6;
+	if (!netlock_exists("dm_unit_ctx"))
+		return 7;	/* not the one it was made in */
+	uint64_t in = 99, out = 99;
+	if (netlock_dropped("dm_unit_ctx", &in, &out) < 0 || in != 0 || out != 0)
+		return 8;
+	if (netlock_unlock("dm_unit_ctx") < 0 || netlock_exists("dm_unit_ctx"))
+		return 9;
+	return 0;
+}
+
+static void test_netlock_ctx(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(netlock_ctx_child());
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();	/* no CAP_SYS_ADMIN: no namespace of our own */
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- rtnl: what `ip` prints, read in process ---------------------------- */
 
 static int sh(const char *cmd)
@@ -1661,6 +1710,7 @@ int main(void)
 		cmocka_unit_test(test_egress_of_loopback),
 		cmocka_unit_test(test_netlock_script),
 		cmocka_unit_test(test_netlock_live),
+		cmocka_unit_test(test_netlock_ctx),
 		cmocka_unit_test(test_rtnl_like_ip),
 		cmocka_unit_test(test_rtnl_make_again),
 	};
