@@ -29,6 +29,15 @@ struct dthread {
 	uint64_t runs;  /* dump_detach_all(): times scheduled before the detach */
 };
 
+/* A thread of a container's cgroup seized and stopped before the walk
+ * (dump-seize.c): the walk takes it over when it reaches it. */
+struct dpre {
+	pid_t pid, tid;
+	int status;     /* its stop, as waitpid() gave it */
+	bool stopped;   /* seized and stopped (else: gone meanwhile) */
+	bool taken;     /* the walk took it over */
+};
+
 struct dproc {
 	pid_t pid;   /* host pid */
 	pid_t vpid;  /* pid in the tree's pid namespace (image pid) */
@@ -100,6 +109,14 @@ struct dump_ctx {
 	size_t nshmem_done;
 	/* stats */
 	uint64_t t_start, t_frozen, t_collected;
+	/* the freeze (t_start .. t_frozen), step by step (dump_stats_json
+	 * "freeze_steps"): a container's every thread seized and interrupted
+	 * at once (its cgroup listed), until every one has taken its ptrace
+	 * stop; the walk of the tree from its root; the checks of the stopped
+	 * tree */
+	uint64_t fz_all_ns, fz_walk_ns, fz_check_ns;
+	struct dpre *pre;            /* a container's threads seized before the walk */
+	size_t npre;
 	_Atomic uint64_t total_pages;
 	_Atomic uint64_t deferred_pages;
 	/* copy-on-write inheritance (dump_inherit_finish) */
