@@ -105,7 +105,8 @@ static int64_t queued_on_listeners(bool *any_listener)
 	for (int k = 0; k < 2; k++) {
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t nv = 0;
-		int r = inet_diag_list(k ? AF_INET6 : AF_INET, IPPROTO_TCP, &v, &nv);
+		/* listeners only: no walk of the host's established sockets */
+		int r = inet_diag_list_states(k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &nv);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < nv; i++) {

@@ -34,6 +34,15 @@ struct inet_sk_diag {
  * (NULL when *ret_n is 0).  -errno, dm_fail'ed.
  */
 int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
+/*
+ * The same in the states of the mask states (1 << TCP_LISTEN, ...).  The
+ * kernel walks the host's whole table of established TCP sockets for a
+ * dump that wants any state but TCP_LISTEN (every network namespace shares
+ * it unless tcp_child_ehash_entries gave one its own): a listeners-only
+ * dump walks only the listeners' table.
+ */
+int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet_sk_diag **ret,
+			  size_t *ret_n);
 
 /* Destroys every TCP socket of the calling thread's network namespace but
  * TIME_WAIT ones (their peers get a reset); how many in *ret_n. */

@@ -1374,6 +1374,54 @@ static void test_netlock_live(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* In a namespace of its own: a listener, a connection to it; the listeners-only
+ * list has the listener alone, the full list all three.  Exit: the failed step. */
+static int diag_states_child(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct ifreq ifr = { .ifr_name = "lo" };
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	int io = socket(AF_INET, SOCK_DGRAM, 0);
+	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
+		return 2;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
+		return 3;
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al) ||
+	    connect(c, (struct sockaddr *)&a, al) || accept(l, NULL, NULL) < 0)
+		return 4;
+	struct inet_sk_diag *v = NULL;
+	size_t n = 0;
+	if (inet_diag_list_states(AF_INET, IPPROTO_TCP, 1u << 10 /* TCP_LISTEN */, &v, &n) < 0)
+		return 5;
+	if (n != 1 || v[0].state != 10 || v[0].sport != ntohs(a.sin_port))
+		return 6;
+	free(v);
+	if (inet_diag_list(AF_INET, IPPROTO_TCP, &v, &n) < 0 || n != 3)
+		return 7;
+	free(v);
+	return 0;
+}
+
+static void test_inet_diag_states(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(diag_states_child());
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /*
  * A context made ahead (netlock_ctx_new) locks the namespace it was made
  * in, from whatever namespace its caller is in then, and can be used
@@ -1711,6 +1759,7 @@ int main(void)
 		cmocka_unit_test(test_netlock_script),
 		cmocka_unit_test(test_netlock_live),
 		cmocka_unit_test(test_netlock_ctx),
+		cmocka_unit_test(test_inet_diag_states),
 		cmocka_unit_test(test_rtnl_like_ip),
 		cmocka_unit_test(test_rtnl_make_again),
 	};
