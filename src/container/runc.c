@@ -1060,7 +1060,7 @@ static bool own_ns(const Dm__Container *m, const char *type)
 	return false;
 }
 
-/* The IPC child's result (its refusal named), ipc its handle */
+/* The IPC thread's result (its refusal named), ipc its handle */
 static int record_ipc_finish(struct runc_ct *ct, struct ipc_dump *ipc)
 {
 	int ri = ipc_dump_finish(ipc, &ct->msg->ipc);
@@ -1128,7 +1128,7 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	r = record_head(ct, &t);
 	if (r < 0)
 		return r;
-	/* the IPC child runs beside the steps below, in the same freeze */
+	/* the IPC thread runs beside the steps below, in the same freeze */
 	r = record_ipc_start(ct, images_dir, &ipc);
 	if (r >= 0)
 		r = record_tail(ct, images_dir, &t);
@@ -1156,7 +1156,7 @@ int runc_record_tail(struct runc_ct *ct, const char *images_dir)
 	uint64_t t = clock_ns();
 	int r = 0, ri = 0;
 
-	/* the IPC child beside the steps below (and the dump) */
+	/* the IPC thread beside the steps below (and the dump) */
 	if (ct->ipc_expected)
 		ri = ipc_dump_start(ct->pid, images_dir, &ipc);
 	if (ri >= 0)
