@@ -141,9 +141,10 @@ int dump_inet_warm(struct dump_ctx *d)
 	r = netns_enter(in->netns, &back);
 	if (r < 0)
 		return r;
-	/* the lock's nftables context, ready: without it the lock costs
-	 * libnftables' start-up in the frozen window (only slower) */
-	if (netlock_ctx_new(&in->nft) < 0) {
+	/* the lock's nftables context, ready, and its transaction built as
+	 * nf_tables messages: in the frozen window the lock is one sendmsg.
+	 * Without them it is made by libnftables then (only slower). */
+	if (netlock_ctx_new(&in->nft) < 0 || netlock_ctx_prepare(in->nft, NETLOCK_NETNS_NAME) < 0) {
 		pr_warn("%s (the network lock is made when it is needed)", dm_last_error());
 		dm_error_clear();
 	}

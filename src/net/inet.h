@@ -83,6 +83,12 @@ struct netlock_ctx;
 int netlock_ctx_new(struct netlock_ctx **ret);
 void netlock_ctx_free(struct netlock_ctx *ctx);
 int netlock_netns_with(struct netlock_ctx *ctx, const char *name);
+/* Build netlock_netns(name)'s transaction ahead as nf_tables messages
+ * (libmnl) on a netlink socket of ctx's namespace: netlock_netns_with(ctx,
+ * name) then only sends it and returns 1 (0: it ran the script instead,
+ * which it falls back to if the kernel refuses the messages).  -errno,
+ * dm_fail'ed. */
+int netlock_ctx_prepare(struct netlock_ctx *ctx, const char *name);
 /* Remove the lock; 0 when there is none. */
 int netlock_unlock(const char *name);
 /*
