@@ -40,6 +40,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 
 struct inet_entry {
 	struct inet_sk_diag dg;
@@ -58,6 +59,7 @@ struct dump_inet {
 	double lock_ms;         /* nft's run, in the frozen window */
 	bool prelocked;         /* locked before the freeze (dump_inet_prelock) */
 	double accept_wait_ms;  /* how long the running tree had to accept its queued connections */
+	unsigned diag_dumps;    /* sock_diag dumps made in the freeze (of the 4 kinds) */
 	uint32_t accept_left;   /* connections still queued on its listeners then */
 	struct netlock_ctx *nft; /* made in netns before the freeze (dump_inet_warm) */
 	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
@@ -224,6 +226,37 @@ int dump_inet_prelock(struct dump_ctx *d)
 	return 0;
 }
 
+/*
+ * Which of the 4 sock_diag dumps (TCP, TCPv6, UDP, UDPv6) the tree's sockets
+ * need: a dump of TCP sockets walks the host's whole table of established
+ * sockets (every namespace shares it), a millisecond or more inside the
+ * freeze, for nothing when the tree has none of that kind.  A socket's
+ * protocol is its xattr system.sockprotoname ("TCP", "TCPv6", "UDP",
+ * "UNIX", ...), read through /proc/PID/fd/N without taking the fd.  Any
+ * doubt (a read that fails, very many sockets) asks for all four.
+ */
+static void socket_kinds(const struct inet_entry *w, size_t n, bool need[4])
+{
+	static const char *const names[4] = { "TCP", "TCPv6", "UDP", "UDPv6" };
+
+	for (int k = 0; k < 4; k++)
+		need[k] = n > 256;
+	for (size_t i = 0; i < n && n <= 256; i++) {
+		char path[64], proto[32];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", w[i].pid, w[i].fd);
+		ssize_t len = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+		if (len <= 0) {
+			for (int k = 0; k < 4; k++)
+				need[k] = true;
+			return;
+		}
+		proto[len] = 0;
+		for (int k = 0; k < 4; k++)
+			if (!strcmp(proto, names[k]))
+				need[k] = true;
+	}
+}
+
 int dump_inet_prepare(struct dump_ctx *d)
 {
 	struct dump_inet *in = d->inet ? d->inet : xcalloc(1, sizeof(*in));
@@ -269,9 +302,14 @@ int dump_inet_prepare(struct dump_ctx *d)
 
 	static const int kinds[4][2] = { { AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
 					 { AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP } };
+	bool need[4];
+	socket_kinds(want, n_want, need);
 	for (int k = 0; k < 4; k++) {
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t n = 0;
+		if (!need[k])
+			continue;
+		in->diag_dumps++;
 		r = inet_diag_list(kinds[k][0], kinds[k][1], &v, &n);
 		if (r < 0 && kinds[k][1] == IPPROTO_UDP) {
 			/* no udp_diag here: a UDP socket of the tree is refused by its fd */
@@ -381,6 +419,7 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 		return;
 	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
 	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
+	json_object_set_new(obj, "sock_diag_dumps", json_integer((json_int_t)d->inet->diag_dumps));
 	if (d->inet->n_locked || d->inet->prelocked)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 	if (d->inet->prelocked) {
