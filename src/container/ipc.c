@@ -3,11 +3,19 @@
  * SysV IPC and POSIX message queues of a container's IPC namespace (ipc.h,
  * docs/containers.md).
  *
- * Everything here runs in a forked child that entered the namespace: the
- * SysV calls, the *_next_id and limit sysctls under /proc/sys and the mqueue
- * file system all act on the caller's IPC namespace.  The child reports its
- * result on memfds (the packed ContainerIpc, or the error message) and its
- * exit code is the errno.
+ * Everything here runs in the namespace: the SysV calls, the *_next_id and
+ * limit sysctls under /proc/sys and the mqueue file system all act on the
+ * caller's IPC namespace, and a thread has its own (setns(CLONE_NEWIPC) is
+ * allowed in a thread).  The dump, in the frozen window, runs in a thread
+ * that entered the namespace: a fork of dmigrate there copied its address
+ * space and fd table while the dump's own threads waited for the locks.
+ * Its queues are listed on an mqueue file system mounted detached
+ * (fsopen/fsmount: its superblock is the one of the calling thread's IPC
+ * namespace), no mount namespace needed.  The restore runs in a forked
+ * child that entered the namespace: it takes its objects' creators' ids
+ * (setresuid: for the whole process in glibc).  The packed ContainerIpc
+ * comes back on a memfd; a child's failure on another, its errno as exit
+ * code.
  */
 #define LOG_PREFIX "ipc: "
 #include "container/ipc.h"
@@ -20,6 +28,7 @@
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <mqueue.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,63 +458,93 @@ static int dump_one_mq(int dirfd, const char *name, Dm__ContainerIpc *out)
 	return r;
 }
 
-/* The namespace's queues: its mqueue file system, mounted in a mount
- * namespace of this child's own. */
+/* The namespace's queues: its mqueue file system (the calling thread's IPC
+ * namespace's), mounted detached: attached nowhere, gone with its fd. */
 static int dump_mq(struct dump_arg *a)
 {
 	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_close_ int fs = -1, mnt = -1;
 	struct dirent *e;
-	int r = 0;
+	int r = 0, dfd;
 
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return dm_fail(neg_errno(), "a mount namespace for the mqueue file system: %m");
-	if (mount("mqueue", "/tmp", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+	fs = fsopen("mqueue", FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return dm_fail(neg_errno(), "the mqueue file system of the container's IPC namespace: %m");
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+	if (mnt < 0)
 		return dm_fail(neg_errno(), "mounting the mqueue file system: %m");
-	d = opendir("/tmp");
-	if (!d)
-		return dm_fail(neg_errno(), "the mqueue file system: %m");
+	dfd = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (!d) {
+		r = dm_fail(neg_errno(), "the mqueue file system: %m");
+		if (dfd >= 0)
+			close(dfd);
+		return r;
+	}
 	while (r >= 0 && (e = readdir(d)))
 		if (e->d_name[0] != '.')
 			r = dump_one_mq(dirfd(d), e->d_name, &a->m);
 	return r;
 }
 
-static int dump_child(void *arg, int out)
+/* Every object of the namespace into a->m (malloc'd parts, as an unpacked message's). */
+static int dump_all(struct dump_arg *a)
 {
-	struct dump_arg *a = arg;
 	int r = dump_shm(a);
 
 	if (r >= 0)
 		r = dump_sem(a);
 	if (r >= 0)
 		r = dump_msq(a);
-	/* last: it changes this child's mounts */
 	if (r >= 0)
 		r = dump_mq(a);
-	if (r < 0)
-		return r;
-	size_t len = dm__container_ipc__get_packed_size(&a->m);
-	_cleanup_free_ uint8_t *buf = xmalloc(len ? len : 1);
-	dm__container_ipc__pack(&a->m, buf);
-	return write_all(out, buf, len) < 0 ? dm_fail(-EIO, "writing the IPC dump: %m") : 0;
+	return r;
 }
 
 struct ipc_dump {
-	struct ipc_child child;
+	pthread_t th;
 	struct dump_arg arg;
 	uint64_t t0;
+	int nsfd;               /* the container's IPC namespace */
+	int r;                  /* the thread's result, and its message */
+	char msg[DM_ERRMSG_MAX];
 };
+
+/* The dump's thread: in the container's IPC namespace (this thread's only)
+ * until it ends. */
+static void *dump_thread(void *arg)
+{
+	struct ipc_dump *j = arg;
+	int r;
+
+	if (setns(j->nsfd, CLONE_NEWIPC) < 0)
+		r = dm_fail(neg_errno(), "entering the container's IPC namespace: %m");
+	else
+		r = dump_all(&j->arg);
+	if (r < 0)
+		snprintf(j->msg, sizeof(j->msg), "%s", dm_last_error());
+	j->r = r;
+	return NULL;
+}
 
 int ipc_dump_start(pid_t pid, const char *images_dir, struct ipc_dump **ret)
 {
 	struct ipc_dump *j = xcalloc(1, sizeof(*j));
-	int r;
+	char path[64];
+	int r = 0;
 
 	j->arg.images_dir = images_dir;
 	j->t0 = clock_ns();
 	dm__container_ipc__init(&j->arg.m);
-	r = child_start(pid, dump_child, &j->arg, &j->child);
+	snprintf(path, sizeof(path), "/proc/%d/ns/ipc", pid);
+	j->nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (j->nsfd < 0)
+		r = dm_fail(neg_errno(), "%s: %m", path);
+	else if ((r = -pthread_create(&j->th, NULL, dump_thread, j)) < 0)
+		r = dm_fail(r, "cannot start a thread: %s", strerror(-r));
 	if (r < 0) {
+		if (j->nsfd >= 0)
+			close(j->nsfd);
 		free(j);
 		return r;
 	}
@@ -515,29 +554,26 @@ int ipc_dump_start(pid_t pid, const char *images_dir, struct ipc_dump **ret)
 
 int ipc_dump_finish(struct ipc_dump *j, Dm__ContainerIpc **ret)
 {
-	_cleanup_close_ int out = -1;
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
 	uint64_t t0 = j->t0, tw = clock_ns();
+	Dm__ContainerIpc *m = xmalloc(sizeof(*m));
 	int r;
 
-	r = child_wait(&j->child, &out);
+	pthread_join(j->th, NULL);
+	close(j->nsfd);
+	r = j->r;
+	if (r < 0)
+		dm_error_set_message(j->msg);
+	*m = j->arg.m;	/* what it read, as an unpacked message: freed with it */
 	free(j);
 	/* what it costs the freeze is the wait: the rest overlapped the caller */
 	pr_debug("IPC namespace read: the freeze waited %.1f ms for it (%.1f ms after its start)",
 		 ns_to_ms(tw, clock_ns()), ns_to_ms(t0, clock_ns()));
-	if (r < 0)
-		return r;
-	r = read_full_fd(out, DM_IMG_MAX_MSG, &buf, &len);
-	if (r < 0)
-		return dm_fail(r, "reading the IPC dump: %s", strerror(-r));
-	Dm__ContainerIpc *m = dm__container_ipc__unpack(NULL, len, (const uint8_t *)buf);
-	if (!m)
-		return dm_fail(-EBADMSG, "the IPC dump does not decode");
-	if (!m->n_shm && !m->n_sem && !m->n_msq && !m->n_mqueue) {
+	if (r < 0 || (!m->n_shm && !m->n_sem && !m->n_msq && !m->n_mqueue)) {
 		dm__container_ipc__free_unpacked(m, NULL);
 		m = NULL;
 	}
+	if (r < 0)
+		return r;
 	*ret = m;
 	return 0;
 }

@@ -42,7 +42,11 @@
 extern const unsigned char runc_stub_bin[];
 extern const size_t runc_stub_bin_len;
 
-#define FREEZE_TIMEOUT_MS 10000
+#define APPEND(arr, n, v)                                                      \
+	do {                                                                   \
+		(arr) = xrealloc((arr), ((n) + 1) * sizeof(*(arr)));           \
+		(arr)[(n)++] = (v);                                            \
+	} while (0)
 #define MQUEUE_MAGIC 0x19800202 /* ipc/mqueue.c: not in linux/magic.h */
 #define RUNC_COPY_PREFIX "/run/dmigrate/runc-"
 
@@ -58,7 +62,6 @@ struct runc_ct {
 	json_t *config;         /* the bundle's config.json */
 	Dm__Container *msg;
 	struct dump_container hooks;
-	bool frozen;
 	bool managed;           /* another manager's (Docker's): never `runc delete` it */
 	/* runc_record_tail() reads the IPC namespace beside the dump (set by
 	 * runc_record_head(): it will); the dump waits for it before it reads
@@ -350,8 +353,6 @@ void runc_free(struct runc_ct *ct)
 {
 	if (!ct)
 		return;
-	if (ct->frozen)
-		ct->hooks.thaw(ct);
 	free(ct->root);
 	free(ct->id);
 	free(ct->bundle);
@@ -391,44 +392,28 @@ static int read_str(const char *dir, const char *name, char **ret)
 	return 0;
 }
 
-static bool frozen_now(struct runc_ct *ct)
-{
-	_cleanup_free_ char *s = NULL;
-
-	if (ct->freezer)
-		return read_str(ct->freezer, "freezer.state", &s) == 0 && strncmp(s, "FROZEN", 6) == 0;
-	return read_str(ct->cg2, "cgroup.events", &s) == 0 && strstr(s, "frozen 1");
-}
-
-static int do_freeze(void *arg)
+/* Every process of the container's cgroup: the dump seizes them at once. */
+static int list_procs(void *arg, pid_t **ret, size_t *ret_n)
 {
 	struct runc_ct *ct = arg;
-	struct timespec ts = { 0, 1000000 };
-	int r;
+	_cleanup_free_ char *procs = NULL;
+	pid_t *v = NULL;
+	size_t n = 0;
+	int r = read_str(ct->freezer ? ct->freezer : ct->cg2, "cgroup.procs", &procs);
 
-	r = ct->freezer ? write_str(ct->freezer, "freezer.state", "FROZEN")
-			: write_str(ct->cg2, "cgroup.freeze", "1");
 	if (r < 0)
 		return r;
-	ct->frozen = true;
-	for (int i = 0; i < FREEZE_TIMEOUT_MS; i++) {
-		if (frozen_now(ct))
-			return 0;
-		nanosleep(&ts, NULL);
+	for (char *s = procs, *e; *s; s = e) {
+		long pid = strtol(s, &e, 10);
+		if (e == s)
+			break;
+		APPEND(v, n, (pid_t)pid);
+		while (*e == '\n')
+			e++;
 	}
-	dm_error_clear();
-	return dm_fail(-ETIMEDOUT, "container '%s' did not freeze within %d s (%s)", ct->id,
-		       FREEZE_TIMEOUT_MS / 1000, ct->freezer ? ct->freezer : ct->cg2);
-}
-
-static int do_thaw(void *arg)
-{
-	struct runc_ct *ct = arg;
-	int r = ct->freezer ? write_str(ct->freezer, "freezer.state", "THAWED")
-			    : write_str(ct->cg2, "cgroup.freeze", "0");
-	if (r >= 0)
-		ct->frozen = false;
-	return r;
+	*ret = v;
+	*ret_n = n;
+	return 0;
 }
 
 /* Everything in the container's cgroup must be the tree: a process left by
@@ -490,18 +475,13 @@ const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 	m->runc_root = xstrdup(ct->root);
 	m->cgroup_freezer = xstrdup(ct->freezer ? "v1" : "v2");
 	ct->msg = m;
-	ct->hooks = (struct dump_container){ .freeze = do_freeze, .thaw = do_thaw,
-					     .check_tree = check_tree, .wait_ipc = wait_ipc, .arg = ct, .msg = m };
+	ct->hooks = (struct dump_container){ .list = list_procs, .check_tree = check_tree,
+					     .wait_ipc = wait_ipc, .arg = ct, .msg = m };
 	return &ct->hooks;
 }
 
 /* ------------------------------------------------------------ record */
 
-#define APPEND(arr, n, v)                                                      \
-	do {                                                                   \
-		(arr) = xrealloc((arr), ((n) + 1) * sizeof(*(arr)));           \
-		(arr)[(n)++] = (v);                                            \
-	} while (0)
 
 /*
  * The host name of pid's UTS namespace: read (set NULL) or set.  The
@@ -1080,7 +1060,7 @@ static bool own_ns(const Dm__Container *m, const char *type)
 	return false;
 }
 
-/* The IPC child's result (its refusal named), ipc its handle */
+/* The IPC thread's result (its refusal named), ipc its handle */
 static int record_ipc_finish(struct runc_ct *ct, struct ipc_dump *ipc)
 {
 	int ri = ipc_dump_finish(ipc, &ct->msg->ipc);
@@ -1148,7 +1128,7 @@ int runc_record(struct runc_ct *ct, const char *images_dir)
 	r = record_head(ct, &t);
 	if (r < 0)
 		return r;
-	/* the IPC child runs beside the steps below, in the same freeze */
+	/* the IPC thread runs beside the steps below, in the same freeze */
 	r = record_ipc_start(ct, images_dir, &ipc);
 	if (r >= 0)
 		r = record_tail(ct, images_dir, &t);
@@ -1176,7 +1156,7 @@ int runc_record_tail(struct runc_ct *ct, const char *images_dir)
 	uint64_t t = clock_ns();
 	int r = 0, ri = 0;
 
-	/* the IPC child beside the steps below (and the dump) */
+	/* the IPC thread beside the steps below (and the dump) */
 	if (ct->ipc_expected)
 		ri = ipc_dump_start(ct->pid, images_dir, &ipc);
 	if (ri >= 0)

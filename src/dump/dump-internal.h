@@ -29,6 +29,15 @@ struct dthread {
 	uint64_t runs;  /* dump_detach_all(): times scheduled before the detach */
 };
 
+/* A thread of a container's cgroup seized and stopped before the walk
+ * (dump-seize.c): the walk takes it over when it reaches it. */
+struct dpre {
+	pid_t pid, tid;
+	int status;     /* its stop, as waitpid() gave it */
+	bool stopped;   /* seized and stopped (else: gone meanwhile) */
+	bool taken;     /* the walk took it over */
+};
+
 struct dproc {
 	pid_t pid;   /* host pid */
 	pid_t vpid;  /* pid in the tree's pid namespace (image pid) */
@@ -100,6 +109,14 @@ struct dump_ctx {
 	size_t nshmem_done;
 	/* stats */
 	uint64_t t_start, t_frozen, t_collected;
+	/* the freeze (t_start .. t_frozen), step by step (dump_stats_json
+	 * "freeze_steps"): a container's every thread seized and interrupted
+	 * at once (its cgroup listed), until every one has taken its ptrace
+	 * stop; the walk of the tree from its root; the checks of the stopped
+	 * tree */
+	uint64_t fz_all_ns, fz_walk_ns, fz_check_ns;
+	struct dpre *pre;            /* a container's threads seized before the walk */
+	size_t npre;
 	_Atomic uint64_t total_pages;
 	_Atomic uint64_t deferred_pages;
 	/* copy-on-write inheritance (dump_inherit_finish) */
@@ -182,6 +199,9 @@ int dump_ctty(struct dump_ctx *d);
 int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File *f);
 /* fd-inet.c: TCP and UDP sockets.  Before the fds are read (frozen tree):
  * match the tree's sockets with sock_diag, lock and repair its connections. */
+/* Before the freeze: a container's network namespace, and its lock's
+ * nftables context made there ahead (netlock_ctx_new()). */
+int dump_inet_warm(struct dump_ctx *d);
 /*
  * Before the freeze: a container's own network namespace that has a TCP
  * listener is locked while the tree still runs, and the tree gets up to

@@ -115,6 +115,18 @@ static int seize_attach(struct dproc *p, pid_t tid)
 	return 1;
 }
 
+/* The first stop of a seized thread: a group stop the process was in is kept. */
+static void took_stop(struct dproc *p, pid_t tid, int st)
+{
+	if ((st >> 16) == PTRACE_EVENT_STOP && (WSTOPSIG(st) == SIGSTOP || WSTOPSIG(st) == SIGTSTP ||
+						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU)) {
+		p->stopped = true;
+		p->stop_sig = WSTOPSIG(st);
+	}
+	else if ((st >> 16) != PTRACE_EVENT_STOP)
+		pr_debug("thread %d: first stop %#x", tid, st);
+}
+
 /* The first stop of the thread seized last (p->threads[p->nthreads - 1]). */
 static int seize_wait(struct dproc *p, size_t idx)
 {
@@ -140,21 +152,33 @@ static int seize_wait(struct dproc *p, size_t idx)
 	}
 	if (r < 0)
 		return r;
-	if ((st >> 16) == PTRACE_EVENT_STOP && (WSTOPSIG(st) == SIGSTOP || WSTOPSIG(st) == SIGTSTP ||
-						WSTOPSIG(st) == SIGTTIN || WSTOPSIG(st) == SIGTTOU)) {
-		p->stopped = true;
-		p->stop_sig = WSTOPSIG(st);
-	}
-	else if ((st >> 16) != PTRACE_EVENT_STOP)
-		pr_debug("thread %d: first stop %#x", tid, st);
+	took_stop(p, tid, st);
 	return 1;
 }
 
-/* 0 when the thread was seized and stopped, or is exiting. */
-static int seize_thread(struct dproc *p, pid_t tid)
+static struct dpre *pre_find(struct dump_ctx *d, pid_t tid)
 {
+	for (size_t i = 0; i < d->npre; i++)
+		if (d->pre[i].tid == tid && !d->pre[i].taken)
+			return &d->pre[i];
+	return NULL;
+}
+
+/* 0 when the thread was seized and stopped (or taken over from pre_seize()),
+ * or is exiting. */
+static int seize_thread(struct dump_ctx *d, struct dproc *p, pid_t tid)
+{
+	struct dpre *pre = pre_find(d, tid);
 	int r;
 
+	if (pre && pre->pid == p->pid && pre->stopped) {
+		/* seized and stopped with the rest of its container: taken over */
+		pre->taken = true;
+		p->threads = xrealloc(p->threads, (p->nthreads + 1) * sizeof(*p->threads));
+		p->threads[p->nthreads++] = (struct dthread){ .tid = tid, .seized = true };
+		took_stop(p, tid, pre->status);
+		return 0;
+	}
 	r = check_vfork(p, tid);
 	if (r < 0)
 		return r;
@@ -166,7 +190,7 @@ static int seize_thread(struct dproc *p, pid_t tid)
 }
 
 /* One pass over a process: seize threads not yet seized. Returns how many were new. */
-static int seize_threads(struct dproc *p)
+static int seize_threads(struct dump_ctx *d, struct dproc *p)
 {
 	_cleanup_free_ pid_t *tids = NULL;
 	size_t n;
@@ -178,7 +202,7 @@ static int seize_threads(struct dproc *p)
 	for (size_t i = 0; i < n; i++) {
 		if (has_thread(p, tids[i]))
 			continue;
-		r = seize_thread(p, tids[i]);
+		r = seize_thread(d, p, tids[i]);
 		if (r < 0)
 			return r;
 		added += r;
@@ -402,77 +426,102 @@ static int check_namespaces(struct dump_ctx *d)
 }
 
 /*
- * A container: its cgroup is frozen, so nothing of it runs, forks or exits
- * while the tree is walked; every thread is seized and interrupted frozen
- * (the stop is queued), the container is checked to hold nothing but the
- * tree, the cgroup is thawed and every thread takes its stop.  The walk in
- * dump_seize_tree() then finds the set closed.
+ * A container: every thread of every process in its cgroup is seized and
+ * interrupted at once, then each stop is waited for, so that the whole
+ * container stops in one round of scheduling (a cgroup freeze, then a thaw
+ * for the ptrace stops, took two, and the freezer's state had to be
+ * polled).  Nothing is decided here: the walk from the root (below) takes
+ * over each thread it reaches, seizes what was forked or cloned meanwhile
+ * (a process that forks is stopped before its children are listed, so
+ * none escapes), and what the walk does not reach is let go (pre_release)
+ * and refused by check_tree().  A thread that cannot be seized now (it
+ * exits, a zombie) is left to the walk, which tells.
  */
-static int seize_frozen(struct dump_ctx *d)
+static int pre_seize(struct dump_ctx *d)
 {
 	const struct dump_container *ct = d->opts.container;
-	int r, rt;
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n = 0;
+	int r;
 
-	r = ct->freeze(ct->arg);
+	r = ct->list(ct->arg, &pids, &n);
 	if (r < 0)
 		return r;
-	add_proc(d, d->opts.pid, 0);
-	for (size_t i = 0; i < d->nprocs && r >= 0; i++) {
-		struct dproc *p = d->procs[i];
+	for (size_t i = 0; i < n; i++) {
 		_cleanup_free_ pid_t *tids = NULL;
-		size_t n = 0;
-
-		r = check_proc(d, p);
-		if (r < 0 || p->zombie)
+		size_t nt = 0;
+		if (proc_read_tasks(pids[i], &tids, &nt) < 0) {
+			dm_error_clear();	/* gone: the walk tells if it mattered */
 			continue;
-		r = proc_read_tasks(p->pid, &tids, &n);
-		if (r < 0) {
-			r = dm_fail(r, "process %d: cannot list threads: %s", p->pid, strerror(-r));
-			break;
 		}
-		for (size_t k = 0; k < n && r >= 0; k++) {
-			r = check_vfork(p, tids[k]);
-			if (r >= 0)
-				r = seize_attach(p, tids[k]);
-		}
-		for (size_t k = 0; k < n && r >= 0; k++) {
-			_cleanup_free_ pid_t *kids = NULL;
-			size_t nk;
-			r = proc_read_children(p->pid, tids[k], &kids, &nk);
-			if (r < 0) {
-				r = dm_fail(r, "process %d: cannot list children: %s", p->pid, strerror(-r));
-				break;
-			}
-			for (size_t c = 0; c < nk; c++)
-				if (!find_proc(d, kids[c]))
-					add_proc(d, kids[c], p->pid);
+		for (size_t k = 0; k < nt; k++) {
+			struct dproc tmp = { .pid = pids[i] };
+			r = check_vfork(&tmp, tids[k]);
+			if (r < 0)
+				return r;
+			if (ptrace(PTRACE_SEIZE, tids[k], 0, SEIZE_OPTS) < 0)
+				continue;	/* exiting, a zombie: the walk tells */
+			d->pre = xrealloc(d->pre, (d->npre + 1) * sizeof(*d->pre));
+			d->pre[d->npre++] = (struct dpre){ .pid = pids[i], .tid = tids[k] };
+			if (ptrace(PTRACE_INTERRUPT, tids[k], 0, 0) < 0)
+				return dm_fail(neg_errno(), "cannot interrupt thread %d: %m", tids[k]);
 		}
 	}
-	if (r >= 0) {
-		_cleanup_free_ pid_t *pids = xcalloc(d->nprocs, sizeof(*pids));
-		for (size_t i = 0; i < d->nprocs; i++)
-			pids[i] = d->procs[i]->pid;
-		r = ct->check_tree(ct->arg, pids, d->nprocs);
-	}
-	rt = ct->thaw(ct->arg);
-	/* the queued stops happen now */
-	for (size_t i = 0; i < d->nprocs; i++) {
-		struct dproc *p = d->procs[i];
-		for (size_t k = p->nthreads; k-- > 0;) {
-			int w = seize_wait(p, k);
-			if (w < 0 && r >= 0)
-				r = w;
+	/* the stops, all under way */
+	for (size_t i = 0; i < d->npre; i++) {
+		struct dpre *e = &d->pre[i];
+		r = ptrace_wait_stop_bounded(e->tid, &e->status, SEIZE_STOP_TIMEOUT_MS);
+		if (r == -ECHILD) {
+			dm_error_clear();	/* it ended instead of stopping */
+			e->taken = true;
+			continue;
 		}
+		if (r == -ETIMEDOUT) {
+			struct proc_stat ts = {};
+			proc_read_stat(e->pid, e->tid, &ts);
+			dm_error_clear();
+			return dm_fail(r, "thread %d of process %d did not stop within %d s after "
+				       "PTRACE_INTERRUPT (state %c: an uninterruptible wait)", e->tid, e->pid,
+				       SEIZE_STOP_TIMEOUT_MS / 1000, ts.state ? ts.state : '?');
+		}
+		if (r < 0)
+			return r;
+		e->stopped = true;
 	}
-	if (r >= 0 && rt < 0)
-		r = rt;
-	return r;
+	return 0;
 }
+
+/* The threads seized before the walk that it did not take over (not in the
+ * tree, or it failed first) are let go as they were. */
+static void pre_release(struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->npre; i++) {
+		struct dpre *e = &d->pre[i];
+		if (e->taken)
+			continue;
+		/* a stopped one resumes (a signal it stopped to take is given
+		 * back); one whose stop was never waited for takes it first */
+		int sig = e->stopped && (e->status >> 16) == 0 && WSTOPSIG(e->status) != SIGTRAP ?
+			  WSTOPSIG(e->status) : 0;
+		if (ptrace(PTRACE_DETACH, e->tid, 0, sig) < 0 && errno == ESRCH && !e->stopped) {
+			int st;
+			/* not stopped yet: take the stop, then detach */
+			if (ptrace_wait_stop_bounded(e->tid, &st, SEIZE_STOP_TIMEOUT_MS) == 0)
+				ptrace(PTRACE_DETACH, e->tid, 0, 0);
+			dm_error_clear();
+		}
+		e->taken = true;
+	}
+	free(d->pre);
+	d->pre = NULL;
+	d->npre = 0;
+}
+
+static int walk_tree(struct dump_ctx *d);
 
 int dump_seize_tree(struct dump_ctx *d)
 {
 	struct proc_status ps = {};
-	bool changed;
 	int r;
 
 	r = dump_check_root(d->opts.pid);
@@ -490,13 +539,67 @@ int dump_seize_tree(struct dump_ctx *d)
 		return dm_fail(-ENOTSUP, "the container's init (process %d) is not pid 1 of a PID "
 			       "namespace of its own (its config shares one): not supported", d->opts.pid);
 
+	uint64_t t = clock_ns();
 	if (d->opts.container) {
-		r = seize_frozen(d);
-		if (r < 0)
+		r = pre_seize(d);
+		d->fz_all_ns = clock_ns() - t;
+		t = clock_ns();
+		if (r < 0) {
+			pre_release(d);
 			return r;
-	} else {
-		add_proc(d, d->opts.pid, 0);
+		}
 	}
+	add_proc(d, d->opts.pid, 0);
+	r = walk_tree(d);
+	/* what the walk did not reach goes on (check_tree refuses it) */
+	pre_release(d);
+	if (r >= 0 && d->opts.container) {
+		_cleanup_free_ pid_t *pids = xcalloc(d->nprocs, sizeof(*pids));
+		for (size_t i = 0; i < d->nprocs; i++)
+			pids[i] = d->procs[i]->pid;
+		r = d->opts.container->check_tree(d->opts.container->arg, pids, d->nprocs);
+	}
+	d->fz_walk_ns = clock_ns() - t;
+	if (r < 0)
+		return r;
+	t = clock_ns();
+	r = check_namespaces(d);
+	if (r < 0)
+		return r;
+
+	/* image pids: the ids in the tree's namespace */
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		struct proc_status s = {};
+		r = proc_read_status(p->pid, 0, &s);
+		if (r < 0)
+			return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+		p->vpid = s.n_nspid > d->ns_level ? s.nspid[d->ns_level] : s.pid;
+		proc_status_done(&s);
+		for (size_t k = 0; k < p->nthreads; k++) {
+			struct proc_status ts = {};
+			r = proc_read_status(p->pid, p->threads[k].tid, &ts);
+			if (r < 0)
+				return dm_fail(r, "thread %d: status: %s", p->threads[k].tid, strerror(-r));
+			p->threads[k].vtid = ts.n_nspid > d->ns_level ? ts.nspid[d->ns_level] : ts.pid;
+			proc_status_done(&ts);
+		}
+		d->threads_total += p->nthreads;
+	}
+	d->fz_check_ns = clock_ns() - t;
+	return 0;
+}
+
+/*
+ * From the root: every thread of every process seized and stopped (taken
+ * over from pre_seize() where it was), the children of every thread
+ * listed once it is stopped, until a pass finds nothing new.
+ */
+static int walk_tree(struct dump_ctx *d)
+{
+	bool changed;
+	int r;
+
 	do {
 		changed = false;
 		for (size_t i = 0; i < d->nprocs; i++) {
@@ -512,7 +615,7 @@ int dump_seize_tree(struct dump_ctx *d)
 			}
 			if (p->zombie)
 				continue;
-			r = seize_threads(p);
+			r = seize_threads(d, p);
 			if ((r == -ENOENT || r == -ESRCH) && i > 0 && p->nthreads == 0) {
 				drop_proc(d, i--);
 				continue;
@@ -552,29 +655,6 @@ int dump_seize_tree(struct dump_ctx *d)
 			return dm_fail(-ENOTSUP, "process %d: its main thread has exited while "
 				       "thread %d still runs (a zombie thread-group leader): the restore "
 				       "cannot bring such a process back", p->pid, p->threads[0].tid);
-	}
-	r = check_namespaces(d);
-	if (r < 0)
-		return r;
-
-	/* image pids: the ids in the tree's namespace */
-	for (size_t i = 0; i < d->nprocs; i++) {
-		struct dproc *p = d->procs[i];
-		struct proc_status s = {};
-		r = proc_read_status(p->pid, 0, &s);
-		if (r < 0)
-			return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
-		p->vpid = s.n_nspid > d->ns_level ? s.nspid[d->ns_level] : s.pid;
-		proc_status_done(&s);
-		for (size_t k = 0; k < p->nthreads; k++) {
-			struct proc_status ts = {};
-			r = proc_read_status(p->pid, p->threads[k].tid, &ts);
-			if (r < 0)
-				return dm_fail(r, "thread %d: status: %s", p->threads[k].tid, strerror(-r));
-			p->threads[k].vtid = ts.n_nspid > d->ns_level ? ts.nspid[d->ns_level] : ts.pid;
-			proc_status_done(&ts);
-		}
-		d->threads_total += p->nthreads;
 	}
 	return 0;
 }

@@ -75,6 +75,13 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 		dump_bufs_alloc(d);
 		dm_error_clear();
 	}
+	r = dump_inet_warm(d);
+	if (r < 0) {
+		if (d->img_dir_made)
+			rmdir(o->images_dir);
+		dump_free(d);
+		return r;
+	}
 	if (o->before_freeze)
 		o->before_freeze(o->before_freeze_arg);
 	d->t_start = clock_ns();
@@ -691,6 +698,15 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 		if (d->procs[i]->msg)
 			vmas += d->procs[i]->msg->n_vmas;
 	json_object_set_new(obj, "freeze_ms", json_real(ns_to_ms(d->t_start, d->t_frozen)));
+	{
+		/* freeze_ms step by step (the network lock before it: net_lock_ms) */
+		json_t *fs = json_object();
+		if (d->opts.container)
+			json_object_set_new(fs, "stop_all_ms", json_real(d->fz_all_ns / 1e6));
+		json_object_set_new(fs, "walk_ms", json_real(d->fz_walk_ns / 1e6));
+		json_object_set_new(fs, "check_ms", json_real(d->fz_check_ns / 1e6));
+		json_object_set_new(obj, "freeze_steps", fs);
+	}
 	if (d->t_collected)
 		json_object_set_new(obj, "frozen_ms", json_real(ns_to_ms(d->t_frozen, d->t_collected)));
 	json_object_set_new(obj, "processes", json_integer(d->nprocs));

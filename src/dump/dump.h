@@ -25,10 +25,11 @@
  * frozen while every thread is seized, so nothing forks away meanwhile.
  */
 struct dump_container {
-	int (*freeze)(void *arg);
-	int (*thaw)(void *arg);
-	/* While frozen, after the walk: the tree's host pids.  Refuses what is in
-	 * the container and not in the tree. */
+	/* The host pids of every process in the container's cgroup (malloc'd):
+	 * they are seized and stopped at once, before the walk from the root. */
+	int (*list)(void *arg, pid_t **ret, size_t *ret_n);
+	/* The tree stopped, after the walk: the tree's host pids.  Refuses what
+	 * is in the container and not in the tree. */
 	int (*check_tree)(void *arg, const pid_t *pids, size_t n);
 	/* Optional: msg->ipc is complete (the record reads it beside the dump):
 	 * called before the dump reads it. */

@@ -40,6 +40,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 
 struct inet_entry {
 	struct inet_sk_diag dg;
@@ -58,7 +59,9 @@ struct dump_inet {
 	double lock_ms;         /* nft's run, in the frozen window */
 	bool prelocked;         /* locked before the freeze (dump_inet_prelock) */
 	double accept_wait_ms;  /* how long the running tree had to accept its queued connections */
+	unsigned diag_dumps;    /* sock_diag dumps made in the freeze (of the 4 kinds) */
 	uint32_t accept_left;   /* connections still queued on its listeners then */
+	struct netlock_ctx *nft; /* made in netns before the freeze (dump_inet_warm) */
 	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
 	struct net_capture_stats cap_st;
 	bool captured;          /* cap_st is read */
@@ -104,7 +107,8 @@ static int64_t queued_on_listeners(bool *any_listener)
 	for (int k = 0; k < 2; k++) {
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t nv = 0;
-		int r = inet_diag_list(k ? AF_INET6 : AF_INET, IPPROTO_TCP, &v, &nv);
+		/* listeners only: no walk of the host's established sockets */
+		int r = inet_diag_list_states(k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &nv);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < nv; i++) {
@@ -122,15 +126,12 @@ static unsigned accept_wait(const struct dump_ctx *d)
 	return d->opts.accept_wait_ms ? d->opts.accept_wait_ms : DUMP_ACCEPT_WAIT_MS;
 }
 
-int dump_inet_prelock(struct dump_ctx *d)
+int dump_inet_warm(struct dump_ctx *d)
 {
 	struct dump_inet *in;
-	bool listening = false;
-	int64_t queued;
 	int r, back = -1;
 
-	/* a container in a network namespace that is not ours (the freeze would
-	 * lock it as a whole too: here only sooner) */
+	/* a container in a network namespace that is not ours */
 	if (!d->opts.container || d->inet)
 		return 0;
 	in = xcalloc(1, sizeof(*in));
@@ -139,6 +140,43 @@ int dump_inet_prelock(struct dump_ctx *d)
 	r = netns_of_pid(d->opts.pid, &in->netns);
 	if (r <= 0)
 		return r;
+	r = netns_enter(in->netns, &back);
+	if (r < 0)
+		return r;
+	/* the lock's nftables context, ready, and its transaction built as
+	 * nf_tables messages: in the frozen window the lock is one sendmsg.
+	 * Without them it is made by libnftables then (only slower). */
+	if (netlock_ctx_new(&in->nft) < 0 || netlock_ctx_prepare(in->nft, NETLOCK_NETNS_NAME) < 0) {
+		pr_warn("%s (the network lock is made when it is needed)", dm_last_error());
+		dm_error_clear();
+	}
+	netns_leave(back);
+	return 0;
+}
+
+/* The context goes once used: its netlink socket holds the namespace, and
+ * a socket's release lets go of it only after an RCU grace period (a
+ * container deleted right after the checkpoint would keep its veth a
+ * moment longer). */
+static int lock_netns(struct dump_inet *in)
+{
+	int r = in->nft ? netlock_netns_with(in->nft, in->lock) : netlock_netns(in->lock);
+	netlock_ctx_free(in->nft);
+	in->nft = NULL;
+	return r;
+}
+
+int dump_inet_prelock(struct dump_ctx *d)
+{
+	struct dump_inet *in = d->inet;
+	bool listening = false;
+	int64_t queued;
+	int r, back = -1;
+
+	/* a container in a network namespace that is not ours (the freeze would
+	 * lock it as a whole too: here only sooner); dump_inet_warm() found it */
+	if (!d->opts.container || !in || in->netns < 0 || in->prelocked)
+		return 0;
 	r = netns_enter(in->netns, &back);
 	if (r < 0)
 		return r;
@@ -155,7 +193,7 @@ int dump_inet_prelock(struct dump_ctx *d)
 	}
 	snprintf(in->lock, sizeof(in->lock), "%s", NETLOCK_NETNS_NAME);
 	uint64_t t0 = clock_ns();
-	r = netlock_netns(in->lock);
+	r = lock_netns(in);
 	in->lock_ms = ns_to_ms(t0, clock_ns());
 	if (r < 0) {
 		in->lock[0] = 0;
@@ -188,6 +226,37 @@ int dump_inet_prelock(struct dump_ctx *d)
 	return 0;
 }
 
+/*
+ * Which of the 4 sock_diag dumps (TCP, TCPv6, UDP, UDPv6) the tree's sockets
+ * need: a dump of TCP sockets walks the host's whole table of established
+ * sockets (every namespace shares it), a millisecond or more inside the
+ * freeze, for nothing when the tree has none of that kind.  A socket's
+ * protocol is its xattr system.sockprotoname ("TCP", "TCPv6", "UDP",
+ * "UNIX", ...), read through /proc/PID/fd/N without taking the fd.  Any
+ * doubt (a read that fails, very many sockets) asks for all four.
+ */
+static void socket_kinds(const struct inet_entry *w, size_t n, bool need[4])
+{
+	static const char *const names[4] = { "TCP", "TCPv6", "UDP", "UDPv6" };
+
+	for (int k = 0; k < 4; k++)
+		need[k] = n > 256;
+	for (size_t i = 0; i < n && n <= 256; i++) {
+		char path[64], proto[32];
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", w[i].pid, w[i].fd);
+		ssize_t len = getxattr(path, "system.sockprotoname", proto, sizeof(proto) - 1);
+		if (len <= 0) {
+			for (int k = 0; k < 4; k++)
+				need[k] = true;
+			return;
+		}
+		proto[len] = 0;
+		for (int k = 0; k < 4; k++)
+			if (!strcmp(proto, names[k]))
+				need[k] = true;
+	}
+}
+
 int dump_inet_prepare(struct dump_ctx *d)
 {
 	struct dump_inet *in = d->inet ? d->inet : xcalloc(1, sizeof(*in));
@@ -217,8 +286,11 @@ int dump_inet_prepare(struct dump_ctx *d)
 							      .fd = fds.fds[k].fd, .dup = -1 };
 		}
 	}
-	if (!n_want)
+	if (!n_want) {
+		netlock_ctx_free(in->nft);	/* no lock to make */
+		in->nft = NULL;
 		return 0;
+	}
 	qsort(want, n_want, sizeof(*want), entry_cmp);
 	/* a container's sockets are in its namespace: sock_diag and nft run there */
 	r = in->netns >= 0 ? 1 : netns_of_pid(d->procs[0]->pid, &in->netns);
@@ -230,9 +302,14 @@ int dump_inet_prepare(struct dump_ctx *d)
 
 	static const int kinds[4][2] = { { AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
 					 { AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP } };
+	bool need[4];
+	socket_kinds(want, n_want, need);
 	for (int k = 0; k < 4; k++) {
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t n = 0;
+		if (!need[k])
+			continue;
+		in->diag_dumps++;
 		r = inet_diag_list(kinds[k][0], kinds[k][1], &v, &n);
 		if (r < 0 && kinds[k][1] == IPPROTO_UDP) {
 			/* no udp_diag here: a UDP socket of the tree is refused by its fd */
@@ -294,7 +371,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 	}
 	uint64_t t0 = clock_ns();
 	/* locked before the freeze: it stays as it is */
-	r = in->prelocked ? 0 : in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, c, nc);
+	r = in->prelocked ? 0 : in->netns >= 0 ? lock_netns(in) : netlock_conns(in->lock, c, nc);
 	if (!in->prelocked)
 		in->lock_ms = ns_to_ms(t0, clock_ns());
 	if (r >= 0 && !in->prelocked && d->opts.on_lock)
@@ -330,6 +407,9 @@ out:
 	netns_leave(back);
 	free(want);
 	free(c);
+	/* not needed from here (lock_netns() freed it if it locked) */
+	netlock_ctx_free(in->nft);
+	in->nft = NULL;
 	return r;
 }
 
@@ -339,6 +419,7 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 		return;
 	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
 	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
+	json_object_set_new(obj, "sock_diag_dumps", json_integer((json_int_t)d->inet->diag_dumps));
 	if (d->inet->n_locked || d->inet->prelocked)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 	if (d->inet->prelocked) {
@@ -458,6 +539,7 @@ void dump_inet_free(struct dump_ctx *d)
 	if (d->inet->netns >= 0)
 		close(d->inet->netns);
 	net_capture_free(d->inet->cap);
+	netlock_ctx_free(d->inet->nft);
 	free(d->inet->e);
 	free(d->inet);
 	d->inet = NULL;

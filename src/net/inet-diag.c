@@ -64,6 +64,12 @@ static int msg_cb(const struct nlmsghdr *nlh, void *data)
 
 int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n)
 {
+	return inet_diag_list_states(family, protocol, ~0U, ret, ret_n);
+}
+
+int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet_sk_diag **ret,
+			  size_t *ret_n)
+{
 	char buf[MNL_SOCKET_BUFFER_SIZE > 32768 ? MNL_SOCKET_BUFFER_SIZE : 32768];
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
 	struct list l = { .protocol = protocol };
@@ -85,7 +91,7 @@ int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *
 	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
 	req->sdiag_family = (uint8_t)family;
 	req->sdiag_protocol = (uint8_t)protocol;
-	req->idiag_states = ~0U;
+	req->idiag_states = states;
 	req->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = dm_fail(neg_errno(), "sock_diag: send: %m");

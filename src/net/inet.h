@@ -34,6 +34,15 @@ struct inet_sk_diag {
  * (NULL when *ret_n is 0).  -errno, dm_fail'ed.
  */
 int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
+/*
+ * The same in the states of the mask states (1 << TCP_LISTEN, ...).  The
+ * kernel walks the host's whole table of established TCP sockets for a
+ * dump that wants any state but TCP_LISTEN (every network namespace shares
+ * it unless tcp_child_ehash_entries gave one its own): a listeners-only
+ * dump walks only the listeners' table.
+ */
+int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet_sk_diag **ret,
+			  size_t *ret_n);
 
 /* Destroys every TCP socket of the calling thread's network namespace but
  * TIME_WAIT ones (their peers get a reset); how many in *ret_n. */
@@ -64,6 +73,22 @@ int netlock_conns(const char *name, const struct netlock_conn *c, size_t n);
  * its interfaces are, taken over by the restore of the sockets). */
 #define NETLOCK_NETNS_NAME "dmigrate_netns"
 int netlock_netns(const char *name);
+/*
+ * A context made ahead in the calling thread's network namespace (it stays
+ * bound to it), so that a lock installed later in the frozen window does
+ * not pay libnftables' start-up: netlock_netns_with() is netlock_netns() in
+ * ctx's namespace, whatever namespace the caller is in then.
+ */
+struct netlock_ctx;
+int netlock_ctx_new(struct netlock_ctx **ret);
+void netlock_ctx_free(struct netlock_ctx *ctx);
+int netlock_netns_with(struct netlock_ctx *ctx, const char *name);
+/* Build netlock_netns(name)'s transaction ahead as nf_tables messages
+ * (libmnl) on a netlink socket of ctx's namespace: netlock_netns_with(ctx,
+ * name) then only sends it and returns 1 (0: it ran the script instead,
+ * which it falls back to if the kernel refuses the messages).  -errno,
+ * dm_fail'ed. */
+int netlock_ctx_prepare(struct netlock_ctx *ctx, const char *name);
 /* Remove the lock; 0 when there is none. */
 int netlock_unlock(const char *name);
 /*

@@ -21,7 +21,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <nftables/libnftables.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,20 +90,39 @@ char *netlock_script(const char *name, const struct netlock_conn *c, size_t n, b
 }
 
 /*
- * Run an nft script in the calling thread's network namespace, in process
- * (libnftables): a context per call, so its netlink socket is made in the
- * namespace the caller has entered.  No fork and exec of nft(8): the lock
- * sits inside the frozen window, where nft's start-up cost ~40 ms a call
- * here.  nft's complaint (its first line) into err.
+ * A context made ahead (netlock_ctx_new()): libnftables' first command in a
+ * process costs milliseconds of CPU (its parser, symbol tables and cache
+ * set up), a warm context's a tenth of a millisecond.  Its netlink socket is
+ * opened when it is made, in the namespace of the thread that makes it, and
+ * stays there.
  */
-static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
+struct netlock_ctx {
+	struct nft_ctx *nft;
+	/* netlock_netns()'s transaction, built ahead (netlock_ctx_prepare):
+	 * one sendmsg at lock time, no parse, no allocation */
+	struct mnl_socket *nl;
+	char name[64];
+	char *batch;
+	size_t len;
+	uint32_t seq0, nmsg;
+};
+
+/*
+ * Run an nft script in process (libnftables): with c, in c's namespace;
+ * without, in a context made for the call in the calling thread's network
+ * namespace.  No fork and exec of nft(8): the lock sits inside the frozen
+ * window, where nft's start-up cost ~40 ms a call here.  nft's complaint
+ * (its first line) into err.
+ */
+static int run_nft_in(struct netlock_ctx *c, const char *script, char *err, size_t errlen, char **out)
 {
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	struct nft_ctx *ctx = c ? c->nft : nft_ctx_new(NFT_CTX_DEFAULT);
 	int r;
 
 	err[0] = 0;
 	if (!ctx)
 		return dm_fail(-ENOMEM, "cannot make an nftables context");
+	/* a kept context's buffers are rewound: its last command's output goes */
 	nft_ctx_buffer_output(ctx);
 	nft_ctx_buffer_error(ctx);
 	r = nft_run_cmd_from_buffer(ctx, script) == 0 ? 0 : -EIO;
@@ -111,8 +135,14 @@ static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
 		const char *o = nft_ctx_get_output_buffer(ctx);
 		*out = xstrdup(o ? o : "");
 	}
-	nft_ctx_free(ctx);
+	if (!c)
+		nft_ctx_free(ctx);
 	return r;
+}
+
+static int run_nft_out(const char *script, char *err, size_t errlen, char **out)
+{
+	return run_nft_in(NULL, script, err, errlen, out);
 }
 
 static int run_nft(const char *script, char *err, size_t errlen)
@@ -120,11 +150,225 @@ static int run_nft(const char *script, char *err, size_t errlen)
 	return run_nft_out(script, err, errlen, NULL);
 }
 
-static int install(const char *name, const struct netlock_conn *c, size_t n, bool netns)
+int netlock_ctx_new(struct netlock_ctx **ret)
+{
+	struct netlock_ctx *c = xcalloc(1, sizeof(*c));
+	char err[512];
+
+	c->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!c->nft) {
+		free(c);
+		return dm_fail(-ENOMEM, "cannot make an nftables context");
+	}
+	/* the first command pays libnftables' set-up: a harmless one now */
+	int r = run_nft_in(c, "list tables", err, sizeof(err), NULL);
+	if (r < 0) {
+		netlock_ctx_free(c);
+		return dm_fail(r, "nftables does not answer here: %s", err[0] ? err : "nft failed");
+	}
+	*ret = c;
+	return 0;
+}
+
+void netlock_ctx_free(struct netlock_ctx *c)
+{
+	if (!c)
+		return;
+	nft_ctx_free(c->nft);
+	if (c->nl)
+		mnl_socket_close(c->nl);
+	free(c->batch);
+	free(c);
+}
+
+/* ---- netlock_netns()'s transaction as nf_tables messages (libmnl) ------- */
+
+static struct nlmsghdr *nft_msg(struct mnl_nlmsg_batch *b, uint16_t type, uint16_t flags, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(mnl_nlmsg_batch_current(b));
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = seq;
+	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = NFPROTO_INET;
+	g->version = NFNETLINK_V0;
+	g->res_id = 0;
+	return nlh;
+}
+
+static void batch_mark(struct mnl_nlmsg_batch *b, uint16_t type, uint32_t seq)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(mnl_nlmsg_batch_current(b));
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = seq;
+	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = AF_UNSPEC;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(NFNL_SUBSYS_NFTABLES);
+	mnl_nlmsg_batch_next(b);
+}
+
+/* one expression of a rule: {name, data} in the rule's list */
+struct expr_nest {
+	struct nlattr *elem, *data;
+};
+
+static struct expr_nest expr_begin(struct nlmsghdr *nlh, const char *name)
+{
+	struct expr_nest e;
+	e.elem = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+	mnl_attr_put_strz(nlh, NFTA_EXPR_NAME, name);
+	e.data = mnl_attr_nest_start(nlh, NFTA_EXPR_DATA);
+	return e;
+}
+
+static void expr_end(struct nlmsghdr *nlh, struct expr_nest e)
+{
+	mnl_attr_nest_end(nlh, e.data);
+	mnl_attr_nest_end(nlh, e.elem);
+}
+
+/*
+ * The same transaction as netlock_script(name, NULL, 0, true) (the test
+ * compares what each installs): add table; delete table; the table with its
+ * two counters, the chains in and out (filter, priority -400, policy
+ * drop), each with "meta l4proto tcp counter name C drop".
+ */
+static void build_netns_batch(struct netlock_ctx *c, const char *name)
+{
+	size_t cap = 8192;
+	char *buf = xmalloc(cap);
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, cap);
+	uint32_t seq = c->seq0 = (uint32_t)time(NULL) << 8;
+	struct nlmsghdr *nlh;
+
+	batch_mark(b, NFNL_MSG_BATCH_BEGIN, seq++);
+	c->nmsg = 0;
+	for (int k = 0; k < 3; k++) {	/* add, delete, add: replaces one there */
+		nlh = nft_msg(b, k == 1 ? NFT_MSG_DELTABLE : NFT_MSG_NEWTABLE, k == 1 ? 0 : NLM_F_CREATE, seq++);
+		mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, name);
+		mnl_nlmsg_batch_next(b);
+		c->nmsg++;
+	}
+	static const char *const cnt[2] = { NETLOCK_TCP_IN, NETLOCK_TCP_OUT };
+	for (int k = 0; k < 2; k++) {
+		nlh = nft_msg(b, NFT_MSG_NEWOBJ, NLM_F_CREATE, seq++);
+		mnl_attr_put_strz(nlh, NFTA_OBJ_TABLE, name);
+		mnl_attr_put_strz(nlh, NFTA_OBJ_NAME, cnt[k]);
+		mnl_attr_put_u32(nlh, NFTA_OBJ_TYPE, htonl(NFT_OBJECT_COUNTER));
+		struct nlattr *d = mnl_attr_nest_start(nlh, NFTA_OBJ_DATA);
+		mnl_attr_put_u64(nlh, NFTA_COUNTER_BYTES, 0);
+		mnl_attr_put_u64(nlh, NFTA_COUNTER_PACKETS, 0);
+		mnl_attr_nest_end(nlh, d);
+		mnl_nlmsg_batch_next(b);
+		c->nmsg++;
+	}
+	for (int k = 0; k < 2; k++) {
+		const char *chain = k ? "out" : "in";
+		nlh = nft_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, seq++);
+		mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, name);
+		mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, chain);
+		struct nlattr *h = mnl_attr_nest_start(nlh, NFTA_CHAIN_HOOK);
+		mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(k ? NF_INET_LOCAL_OUT : NF_INET_LOCAL_IN));
+		mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl((uint32_t)-400));
+		mnl_attr_nest_end(nlh, h);
+		mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(NF_DROP));
+		mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, "filter");
+		mnl_nlmsg_batch_next(b);
+		c->nmsg++;
+
+		nlh = nft_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, seq++);
+		mnl_attr_put_strz(nlh, NFTA_RULE_TABLE, name);
+		mnl_attr_put_strz(nlh, NFTA_RULE_CHAIN, chain);
+		struct nlattr *list = mnl_attr_nest_start(nlh, NFTA_RULE_EXPRESSIONS), *n;
+		struct expr_nest e;
+		e = expr_begin(nlh, "meta");	/* meta l4proto -> reg 1 */
+		mnl_attr_put_u32(nlh, NFTA_META_KEY, htonl(NFT_META_L4PROTO));
+		mnl_attr_put_u32(nlh, NFTA_META_DREG, htonl(NFT_REG_1));
+		expr_end(nlh, e);
+		e = expr_begin(nlh, "cmp");	/* == tcp */
+		mnl_attr_put_u32(nlh, NFTA_CMP_SREG, htonl(NFT_REG_1));
+		mnl_attr_put_u32(nlh, NFTA_CMP_OP, htonl(NFT_CMP_EQ));
+		n = mnl_attr_nest_start(nlh, NFTA_CMP_DATA);
+		mnl_attr_put_u8(nlh, NFTA_DATA_VALUE, IPPROTO_TCP);
+		mnl_attr_nest_end(nlh, n);
+		expr_end(nlh, e);
+		e = expr_begin(nlh, "objref");	/* counter name C */
+		mnl_attr_put_u32(nlh, NFTA_OBJREF_IMM_TYPE, htonl(NFT_OBJECT_COUNTER));
+		mnl_attr_put_strz(nlh, NFTA_OBJREF_IMM_NAME, cnt[k]);
+		expr_end(nlh, e);
+		e = expr_begin(nlh, "immediate");	/* drop */
+		mnl_attr_put_u32(nlh, NFTA_IMMEDIATE_DREG, htonl(NFT_REG_VERDICT));
+		n = mnl_attr_nest_start(nlh, NFTA_IMMEDIATE_DATA);
+		struct nlattr *v = mnl_attr_nest_start(nlh, NFTA_DATA_VERDICT);
+		mnl_attr_put_u32(nlh, NFTA_VERDICT_CODE, htonl(NF_DROP));
+		mnl_attr_nest_end(nlh, v);
+		mnl_attr_nest_end(nlh, n);
+		expr_end(nlh, e);
+		mnl_attr_nest_end(nlh, list);
+		mnl_nlmsg_batch_next(b);
+		c->nmsg++;
+	}
+	batch_mark(b, NFNL_MSG_BATCH_END, seq++);
+	c->len = mnl_nlmsg_batch_size(b);
+	mnl_nlmsg_batch_stop(b);
+	free(c->batch);
+	c->batch = buf;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+}
+
+int netlock_ctx_prepare(struct netlock_ctx *c, const char *name)
+{
+	if (!c->nl) {
+		c->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+		if (!c->nl || mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+			int r = dm_fail(neg_errno(), "cannot open a netfilter netlink socket: %m");
+			if (c->nl)
+				mnl_socket_close(c->nl);
+			c->nl = NULL;
+			return r;
+		}
+	}
+	build_netns_batch(c, name);
+	return 0;
+}
+
+/* The prepared transaction: sent, then every message's answer (an ack, or
+ * the error that aborted the whole transaction).  -errno, dm_fail'ed. */
+static int send_prepared(struct netlock_ctx *c)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t port = mnl_socket_get_portid(c->nl), acked = 0;
+	int err = 0;
+
+	if (mnl_socket_sendto(c->nl, c->batch, c->len) < 0)
+		return dm_fail(neg_errno(), "nf_tables: send: %m");
+	while (acked < c->nmsg) {
+		ssize_t n = mnl_socket_recvfrom(c->nl, buf, sizeof(buf));
+		if (n < 0)
+			return dm_fail(neg_errno(), "nf_tables: receive: %m");
+		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)n);
+		     nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
+			if (nlh->nlmsg_pid != port || nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			if (e->error && !err)
+				err = e->error;
+			acked++;
+		}
+		if (err)
+			break;	/* the transaction is aborted: no more answers come */
+	}
+	return err ? dm_fail(err, "nf_tables refused the lock: %s", strerror(-err)) : 0;
+}
+
+static int install(struct netlock_ctx *ctx, const char *name, const struct netlock_conn *c, size_t n,
+		   bool netns)
 {
 	_cleanup_free_ char *s = netlock_script(name, c, n, netns);
 	char err[512] = "";
-	int r = run_nft(s, err, sizeof(err));
+	int r = run_nft_in(ctx, s, err, sizeof(err), NULL);
 
 	if (r == -EIO)
 		return dm_fail(r, "cannot lock the network (nft table inet %s): %s", name,
@@ -136,12 +380,27 @@ static int install(const char *name, const struct netlock_conn *c, size_t n, boo
 
 int netlock_conns(const char *name, const struct netlock_conn *c, size_t n)
 {
-	return install(name, c, n, false);
+	return install(NULL, name, c, n, false);
 }
 
 int netlock_netns(const char *name)
 {
-	return install(name, NULL, 0, true);
+	return install(NULL, name, NULL, 0, true);
+}
+
+int netlock_netns_with(struct netlock_ctx *ctx, const char *name)
+{
+	if (ctx && ctx->batch && !strcmp(ctx->name, name)) {
+		int r = send_prepared(ctx);
+		if (r >= 0) {
+			pr_debug("locked %s (whole namespace, prepared)", name);
+			return 1;
+		}
+		/* the script says why, or works */
+		pr_warn("%s: the lock is made with nft's script", dm_last_error());
+		dm_error_clear();
+	}
+	return install(ctx, name, NULL, 0, true);
 }
 
 bool netlock_exists(const char *name)

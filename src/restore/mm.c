@@ -402,9 +402,17 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 			pr_debug("pid %d: %s: %s", ip->pid, rst_vma_desc(v, desc, sizeof(desc)),
 				 dm_last_error());
 	}
-	/* a copy of a parent restored before it forked has that exe file already,
-	 * and the kernel refuses to replace an exe file that is still mapped */
-	const Dm__Mm *pmm = p->parent && p->parent->cow_parent ? p->parent->img->mm : NULL;
+	/*
+	 * A copy of a parent restored before it forked has that exe file
+	 * already, and the kernel refuses to replace an exe file that is still
+	 * mapped.  A parent restored after it forked passes on the exe file it
+	 * was cloned with itself: the nearest ancestor restored before it
+	 * forked has it (a child of a subshell that has just exec'd).
+	 */
+	const Dm__Mm *pmm = NULL;
+	for (const struct rst_proc *q = p->parent; q && !pmm; q = q->parent)
+		if (q->cow_parent)
+			pmm = q->img->mm;
 	bool exe_same = ip->mm && ip->mm->has_exe_file_id && pmm && pmm->has_exe_file_id &&
 			pmm->exe_file_id == ip->mm->exe_file_id;
 	if (r >= 0 && ip->mm && ip->mm->has_exe_file_id && !exe_same)

@@ -877,6 +877,10 @@ t_svc() {
 			.net_ms and .tmpfs_ms and .cgroup_ms and .put_back_end_ms) and .restore.phases.sockets_ms and
 			.destination.container_done_ms' "$WORK/$id.stats" >/dev/null ||
 			{ kill "$kpid"; result FAIL $t "--stats lacks the container's steps: $(jq -c '{container_record, restore}' "$WORK/$id.stats")"; return; }
+		# the freeze's sock_diag dumps are those of the kinds its sockets are
+		# (each service here listens on TCP of one family, no UDP): not all four
+		jq -e '.dump.sock_diag_dumps >= 1 and .dump.sock_diag_dumps < 4' "$WORK/$id.stats" >/dev/null ||
+			{ kill "$kpid"; result FAIL $t "sock_diag dumps in the freeze: $(jq -c '.dump.sock_diag_dumps' "$WORK/$id.stats")"; return; }
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it

@@ -48,8 +48,14 @@
 #               there, fails naming it and leaves no container, no config copy
 #   lazy        checkpoint --lazy, restore --lazy (pages served after the
 #               resume from the image): it runs on from where it was
-#   freezer-v2  the same with cgroup.freeze (v2) forced (runc chose v1 here):
-#               --leave-running leaves it thawed, a restore goes on counting
+#   freezer-v2  the same with the v2 cgroup forced (runc chose v1 here): its
+#               cgroup.procs is what is seized; --leave-running leaves it
+#               thawed, a restore goes on counting
+#   forks       the init's tree forks all the time (a subshell that leaves a
+#               child to the init, every 10 ms): every process is seized with
+#               its cgroup's list, then the walk from the init; three
+#               checkpoints --leave-running and a checkpoint + restore find
+#               the tree whole (nothing refused as outside it), and it goes on
 #   chain       a restored container checkpointed again (from runc's copy of
 #               its config) and restored under another name (--name)
 # Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
@@ -514,6 +520,33 @@ case_v2() {
 }
 show_freezer() { "$DM" show-image --json "$1" | jq -r '.container.freezer // empty'; }
 
+case_forks() {
+	local id=dmfk$$ b2=$WORK/bundle-forks vb v0 v1 out
+	mkdir -p "$b2"
+	# orphans too: the subshell's sleep goes to the init when the subshell ends
+	jq --arg root "$B/rootfs" '.root.path = $root |
+	    .process.args[2] = "while :; do ( sleep 0.05 & ); sleep 0.01; done & " + .process.args[2]' \
+		"$B/config.json" >"$b2/config.json"
+	start "$id" "$b2" || { bad forks "the container does not count"; return; }
+	for k in 1 2 3; do
+		out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$WORK/img-fk$k" \
+			--leave-running 2>&1) || { bad forks "checkpoint $k --leave-running: $out"; return; }
+		[[ $(status_of "$id") == running ]] || { bad forks "not running after checkpoint $k"; return; }
+	done
+	vb=$(counter_now)
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$WORK/img-fk" 2>&1) ||
+		{ bad forks "checkpoint: $out"; return; }
+	v0=$(counter_after "$vb")
+	out=$("$DM" restore --images "$WORK/img-fk" --runc-root "$ROOT" 2>&1) || { bad forks "restore: $out"; return; }
+	v1=$(counter_moves_from "$v0") && ((v1 > v0)) || { bad forks "counter $v0 -> ${v1:-}"; return; }
+	# the loop and its children were in the tree (the init, its loop's
+	# subshell, a sleep at least)
+	out=$(ls "$WORK/img-fk" | grep -c "^proc-" || true)
+	((out >= 3)) || { bad forks "the image holds $out processes: no fork was caught"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok forks
+}
+
 case_chain() {
 	local id=dmch$$ id2=dmch2$$ v0 v1 vb out
 	start "$id" || { bad chain "the container does not count"; return; }
@@ -549,6 +582,7 @@ want host-file && case_host_file
 want bad-image && case_bad_image
 want lazy && case_lazy
 want freezer-v2 && case_v2
+want forks && case_forks
 want chain && case_chain
 echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -1374,6 +1374,181 @@ static void test_netlock_live(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* In a namespace of its own: a listener, a connection to it; the listeners-only
+ * list has the listener alone, the full list all three.  Exit: the failed step. */
+static int diag_states_child(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct ifreq ifr = { .ifr_name = "lo" };
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	int io = socket(AF_INET, SOCK_DGRAM, 0);
+	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
+		return 2;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
+		return 3;
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al) ||
+	    connect(c, (struct sockaddr *)&a, al) || accept(l, NULL, NULL) < 0)
+		return 4;
+	struct inet_sk_diag *v = NULL;
+	size_t n = 0;
+	if (inet_diag_list_states(AF_INET, IPPROTO_TCP, 1u << 10 /* TCP_LISTEN */, &v, &n) < 0)
+		return 5;
+	if (n != 1 || v[0].state != 10 || v[0].sport != ntohs(a.sin_port))
+		return 6;
+	free(v);
+	if (inet_diag_list(AF_INET, IPPROTO_TCP, &v, &n) < 0 || n != 3)
+		return 7;
+	free(v);
+	return 0;
+}
+
+static void test_inet_diag_states(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(diag_states_child());
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/*
+ * A context made ahead (netlock_ctx_new) locks the namespace it was made
+ * in, from whatever namespace its caller is in then, and can be used
+ * again (the second lock replaces the first).  Exit status: the failed
+ * step, 0 if all is well.
+ */
+static int netlock_ctx_child(void)
+{
+	struct netlock_ctx *ctx = NULL;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	int a = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (a < 0 || netlock_ctx_new(&ctx) < 0)
+		return 2;
+	if (unshare(CLONE_NEWNET) < 0)	/* the caller elsewhere now */
+		return 3;
+	if (netlock_netns_with(ctx, "dm_unit_ctx") < 0 || netlock_netns_with(ctx, "dm_unit_ctx") < 0)
+		return 4;
+	if (netlock_exists("dm_unit_ctx"))
+		return 5;	/* locked the caller's namespace */
+	netlock_ctx_free(ctx);
+	if (setns(a, CLONE_NEWNET) < 0)
+		return 6;
+	if (!netlock_exists("dm_unit_ctx"))
+		return 7;	/* not the one it was made in */
+	uint64_t in = 99, out = 99;
+	if (netlock_dropped("dm_unit_ctx", &in, &out) < 0 || in != 0 || out != 0)
+		return 8;
+	if (netlock_unlock("dm_unit_ctx") < 0 || netlock_exists("dm_unit_ctx"))
+		return 9;
+	return 0;
+}
+
+/* `nft list table inet NAME` with NAME replaced by X (malloc'd), or NULL */
+static char *list_table(const char *name)
+{
+	char cmd[128], *out = NULL;
+	size_t cap = 0, len = 0;
+	snprintf(cmd, sizeof(cmd), "nft list table inet %s 2>&1", name);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return NULL;
+	char line[512];
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, name);
+		if (p)
+			*p = 'X', memmove(p + 1, p + strlen(name), strlen(p + strlen(name)) + 1);
+		size_t n = strlen(line);
+		if (len + n + 1 > cap)
+			out = realloc(out, cap = (len + n + 1) * 2);
+		memcpy(out + len, line, n + 1);
+		len += n;
+	}
+	return pclose(f) == 0 ? out : (free(out), NULL);
+}
+
+/* The prepared transaction (netlock_ctx_prepare) installs what the script
+ * does: the same listing; twice (it replaces its own lock); a second name
+ * falls back to the script.  Exit: the failed step. */
+static int netlock_prepared_child(void)
+{
+	struct netlock_ctx *ctx = NULL;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	if (netlock_netns("dm_unit_script") < 0)
+		return 2;
+	char *want = list_table("dm_unit_script");
+	if (!want || !strstr(want, "policy drop") || !strstr(want, "tcp_in"))
+		return 3;
+	if (netlock_ctx_new(&ctx) < 0 || netlock_ctx_prepare(ctx, "dm_unit_prep") < 0)
+		return 4;
+	/* 1: the prepared messages, not the script */
+	if (netlock_netns_with(ctx, "dm_unit_prep") != 1 || netlock_netns_with(ctx, "dm_unit_prep") != 1)
+		return 5;
+	char *got = list_table("dm_unit_prep");
+	if (!got || strcmp(got, want)) {
+		fprintf(stderr, "script:\n%s\nprepared:\n%s\n", want, got ? got : "(none)");
+		return 6;
+	}
+	if (netlock_netns_with(ctx, "dm_unit_other") != 0 || !netlock_exists("dm_unit_other"))
+		return 7;
+	uint64_t in = 99, out = 99;
+	if (netlock_dropped("dm_unit_prep", &in, &out) < 0 || in != 0 || out != 0)
+		return 8;
+	if (netlock_open("dm_unit_prep") < 0 || netlock_unlock("dm_unit_prep") < 0 || netlock_exists("dm_unit_prep"))
+		return 9;
+	netlock_ctx_free(ctx);
+	free(want);
+	free(got);
+	return 0;
+}
+
+static void test_netlock_prepared(void **state)
+{
+	(void)state;
+	if (access("/usr/sbin/nft", X_OK)) {
+		skip();
+	}
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(netlock_prepared_child());
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_netlock_ctx(void **state)
+{
+	(void)state;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(netlock_ctx_child());
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();	/* no CAP_SYS_ADMIN: no namespace of our own */
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- rtnl: what `ip` prints, read in process ---------------------------- */
 
 static int sh(const char *cmd)
@@ -1661,6 +1836,9 @@ int main(void)
 		cmocka_unit_test(test_egress_of_loopback),
 		cmocka_unit_test(test_netlock_script),
 		cmocka_unit_test(test_netlock_live),
+		cmocka_unit_test(test_netlock_ctx),
+		cmocka_unit_test(test_netlock_prepared),
+		cmocka_unit_test(test_inet_diag_states),
 		cmocka_unit_test(test_rtnl_like_ip),
 		cmocka_unit_test(test_rtnl_make_again),
 	};
