@@ -589,7 +589,8 @@ static struct rent *file_ent(struct rfs_reader *rd, uint32_t id)
 	if (id >= r->n_made)
 		return NULL;
 	struct rent *e = ENT(r, id);
-	return e->is_data ? e : NULL;
+	/* (a removed file has no data: its name may be another entry's now) */
+	return e->is_data && !e->removed ? e : NULL;
 }
 
 /* the reader's descriptor of entry id, for writing */

@@ -16,6 +16,9 @@
 #   fuzz_wire       dmigrated's control channel: Hello, START, the state (FILE,
 #                   DATA, FILE_END, DIRTY, STATE_END), VMA fix-ups
 #   fuzz_mem        dmigrated's page channels: PHASE, PAGES, ABSENT, PUSH_END
+#   fuzz_rootfs     dmigrated's rootfs channels (the files it makes as root):
+#                   the rootfs channel's frames, the miss channel's chunks;
+#                   nothing may appear outside the receive root
 #   fuzz_proc_maps  the /proc parsers
 #
 # The library is compiled with clang (-fsanitize=fuzzer-no-link,address,
@@ -34,7 +37,7 @@ OUT=$REPO/tests/fuzz/out
 SECS=${1:-20}
 shift || true
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(fuzz_image fuzz_wire fuzz_mem fuzz_proc_maps)
+((${#TARGETS[@]})) || TARGETS=(fuzz_image fuzz_wire fuzz_mem fuzz_proc_maps fuzz_rootfs)
 JOBS=${DM_FUZZ_JOBS:-2}
 
 command -v clang >/dev/null || { echo "FAIL fuzz: no clang (scripts/deps.sh installs it)"; exit 1; }
