@@ -1193,7 +1193,7 @@ static int run_bulk(struct rfs_receiver *r)
 				return k;
 			break;
 		case RFS_T_META_END: {
-			if (f.len > NET_MSG_MAX)
+			if (f.len > RFS_CHUNK) /* (buf's size) */
 				return dm_fail(-EBADMSG, "rootfs message of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k < 0)

@@ -105,6 +105,16 @@ fuzz_one() {
 	fi
 	run=$OUT/corpus-${t#fuzz_}
 	mkdir -p "$run"
+	# the inputs of the bugs found so far, each whole (the corpus below is
+	# cut at -max_len: a bug may need a longer input)
+	local bugs=("$seeds"/bug-*)
+	if [[ -e ${bugs[0]} ]] && ! (cd "$OUT" && DMIGRATE_NO_RT=1 ASAN_OPTIONS=detect_leaks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		"$OUT/$t" -timeout=10 -rss_limit_mb=1536 "${bugs[@]}" >"$OUT/$t.bugs.log" 2>&1); then
+		echo "FAIL fuzz/$t: an input of a bug found before fails again (see $OUT/$t.bugs.log)"
+		grep -E 'ERROR|SUMMARY|Running: ' "$OUT/$t.bugs.log" | tail -4
+		return 1
+	fi
 	# crash-*, leak-*, timeout-* land in $OUT; -timeout: one input may not
 	# take 10 s; -rss_limit_mb: the machine is shared
 	if (cd "$OUT" && DMIGRATE_NO_RT=1 ASAN_OPTIONS=detect_leaks=1 \

@@ -275,24 +275,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			mine[nm++] = after[i];
 	}
 
-	/* until done or failed, or both threads wait for what will not come */
-	uint64_t end = now_ns() + WAIT_MAX_NS;
+	/* until done or failed, or both threads wait for what will not come
+	 * (seen waiting 3 times in a row, over 1 ms at least); most inputs are
+	 * refused within a few hundred us: the checks start often */
+	uint64_t t0 = now_ns(), end = t0 + WAIT_MAX_NS, idle_since = 0;
 	int idle = 0;
+	useconds_t nap = 50;
 	for (;;) {
 		k = rfs_recv_wait_all(r, 0);
-		if (k != -ETIMEDOUT || now_ns() > end)
+		uint64_t now = now_ns();
+		if (k != -ETIMEDOUT || now > end)
 			break;
 		bool waits = true;
 		for (size_t i = 0; i < nm; i++)
 			waits = waits && task_waits(mine[i]);
 		idle = waits ? idle + 1 : 0;
-		if (idle >= 3)
+		if (idle == 1)
+			idle_since = now;
+		if (idle >= 3 && now - idle_since >= 1000000)
 			break;
-		usleep(1000);
+		usleep(nap);
+		nap = MIN(nap * 2, 1000u);
 	}
 	if (debug)
-		fprintf(stderr, "fuzz_rootfs: %s\n",
-			k == 0 ? "every file in" : k == -ETIMEDOUT ? "stopped while it waited" : dm_last_error());
+		fprintf(stderr, "fuzz_rootfs: %s (%.1f ms)\n",
+			k == 0 ? "every file in" : k == -ETIMEDOUT ? "stopped while it waited" : dm_last_error(),
+			(double)(now_ns() - t0) / 1e6);
 	rfs_recv_stop(r);
 	rfs_recv_free(r);
 	net_chan_close(bulk);

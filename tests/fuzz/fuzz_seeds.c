@@ -717,6 +717,14 @@ static void rootfs_hostile(void)
 	send_raw(RFS_T_META_BATCH, b.buf, b.len);
 	send_data(1, 0, "owned");
 	end("rootfs", "bug-removed-file-data", 0); /* (the bug fuzz_rootfs found first) */
+
+	/* a META_END larger than the receiver's buffer (RFS_CHUNK): within a
+	 * frame's limit, it was read into the buffer past its end */
+	begin();
+	uint8_t *big = xcalloc(1, RFS_CHUNK + 4096);
+	send_raw(RFS_T_META_END, big, RFS_CHUNK + 4096);
+	free(big);
+	end("rootfs", "bug-meta-end-overflow", 0);
 }
 
 static void rootfs_seeds(void)
