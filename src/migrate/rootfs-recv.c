@@ -511,7 +511,8 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	}
 	case S_IFREG: {
 		if (m->has_link_id) {
-			if (m->link_id >= m->id || !S_ISREG(ENT(r, m->link_id)->mode) || ENT(r, m->link_id)->link_id >= 0)
+			if (m->link_id >= m->id || !S_ISREG(ENT(r, m->link_id)->mode) || ENT(r, m->link_id)->link_id >= 0 ||
+			    ENT(r, m->link_id)->removed)
 				return dm_fail(-EBADMSG, "%s: hard link to entry %u refused", m->path, m->link_id);
 			e->link_id = m->link_id;
 			e->next_link = ENT(r, m->link_id)->next_link;

@@ -679,6 +679,30 @@ static void rootfs_hostile(void)
 	send_raw(RFS_T_META_BATCH, b.buf, b.len);
 	end("rootfs", "hostile-link-dir", 0);
 
+	/* before the freeze: a file removed, another made with its name,
+	 * then a hard link to the one removed */
+	begin();
+	send_raw(RFS_T_PREWALK, NULL, 0);
+	b.len = 0;
+	batch_entry(&b, RFS_T_ENTRY, &r);
+	m = file_ent(1, "f", 5);
+	batch_entry(&b, RFS_T_ENTRY, &m);
+	batch_id(&b, RFS_T_DIR_END, 0);
+	send_raw(RFS_T_META_BATCH, b.buf, b.len);
+	send_raw(RFS_T_PREWALK_END, NULL, 0);
+	b.len = 0;
+	batch_id(&b, RFS_T_REMOVE, 1);
+	m = file_ent(2, "f", 7);
+	batch_entry(&b, RFS_T_ENTRY, &m);
+	m = file_ent(3, "g", 0);
+	m.has_link_id = true;
+	m.link_id = 1;
+	batch_entry(&b, RFS_T_ENTRY, &m);
+	batch_id(&b, RFS_T_DIR_END, 0);
+	send_raw(RFS_T_META_BATCH, b.buf, b.len);
+	send_meta_end(4, 1, 7);
+	end("rootfs", "hostile-link-removed", 0);
+
 	/* huge sizes: the largest file allowed, written at its end; a file
 	 * sent before the freeze larger than any disk */
 	begin();
