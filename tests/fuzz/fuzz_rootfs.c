@@ -21,8 +21,8 @@
  * channel, a file that never comes), at most 5 s; then stopped and freed.
  * Nothing may crash, leak memory or a descriptor, or read out of bounds,
  * and nothing may appear outside the root: after each input the per-process
- * directory holds only "root" and /dev/shm/dm-fuzz-rootfs only the
- * per-process directories (named by a pid); abort() if not, so that an
+ * directory holds only "root" and /dev/shm/dm-fuzz-rootfs only what it held
+ * before (and another fuzz_rootfs's directory); abort() if not, so that an
  * escape (a path with "..", a symlink followed) is a finding.  The root is
  * removed after each input.
  *   tests/fuzz/build.sh [SECONDS] fuzz_rootfs     builds and runs it
@@ -124,9 +124,53 @@ static void setup(void)
 	atexit(cleanup);
 }
 
-/* Nothing outside the root: the scratch directory holds "root" at most,
- * BASE only scratch directories.  abort() if something escaped. */
-static void check_confined(void)
+/* the names in BASE before the input */
+struct names {
+	char n[16][256];
+	size_t len;
+};
+
+static void list_base(struct names *ns)
+{
+	DIR *d = opendir(BASE);
+	struct dirent *e;
+
+	if (!d)
+		abort();
+	ns->len = 0;
+	while ((e = readdir(d)) && ns->len < ARRAY_SIZE(ns->n))
+		snprintf(ns->n[ns->len++], sizeof(ns->n[0]), "%s", e->d_name);
+	closedir(d);
+}
+
+/* another fuzz_rootfs's scratch directory (made while this input ran) */
+static bool other_scratch(const struct dirent *e)
+{
+	char p[300], comm[64] = "";
+	int fd;
+	ssize_t n;
+
+	if (e->d_type != DT_DIR || !all_digits(e->d_name) || atoi(e->d_name) == (int)getpid())
+		return false;
+	snprintf(p, sizeof(p), "/proc/%s/comm", e->d_name);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	return n > 0 && !strncmp(comm, "fuzz_rootfs", 11);
+}
+
+static void escaped(const char *dir, const char *name)
+{
+	fprintf(stderr, "fuzz_rootfs: %s/%s was made outside the receive root\n", dir, name);
+	abort();
+}
+
+/* Nothing outside the root: the scratch directory holds "root" at most;
+ * BASE what it held before (scratch directories), and at most the scratch
+ * directory of another fuzz_rootfs.  abort() if something escaped. */
+static void check_confined(const struct names *before)
 {
 	DIR *d;
 	struct dirent *e;
@@ -135,19 +179,21 @@ static void check_confined(void)
 	if (!d)
 		abort();
 	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "root")) {
-			fprintf(stderr, "fuzz_rootfs: %s/%s was made outside the receive root\n", scratch, e->d_name);
-			abort();
-		}
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "root"))
+			escaped(scratch, e->d_name);
 	closedir(d);
 	d = opendir(BASE);
 	if (!d)
 		abort();
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && !all_digits(e->d_name)) {
-			fprintf(stderr, "fuzz_rootfs: %s/%s was made outside the receive root\n", BASE, e->d_name);
-			abort();
-		}
+	while ((e = readdir(d))) {
+		bool known = false;
+		for (size_t i = 0; i < before->len && !known; i++)
+			known = !strcmp(before->n[i], e->d_name);
+		if (!all_digits(e->d_name) && strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			escaped(BASE, e->d_name);
+		if (!known && !other_scratch(e))
+			escaped(BASE, e->d_name);
+	}
 	closedir(d);
 }
 
@@ -257,6 +303,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unsetenv("DMIGRATE_TEST_RFS_NO_TMPFILE");
 
 	int fds = count_fds();
+	struct names base;
+	list_base(&base);
 	struct net_chan *bulk = chan_with(data, bulk_len, true, &pb);
 	struct net_chan *miss = chan_with(data + bulk_len, size - bulk_len, false, &pm);
 	nb = list_tasks(before, MAX_TASKS);
@@ -308,7 +356,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(pb);
 	close(pm);
 
-	check_confined();
+	check_confined(&base);
 	rm_tree(root);
 	if (count_fds() != fds) {
 		fprintf(stderr, "fuzz_rootfs: %d descriptors before the input, %d after\n", fds, count_fds());

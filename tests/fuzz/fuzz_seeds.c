@@ -643,7 +643,7 @@ static void rootfs_hostile(void)
 		m = ent(1, "out", S_IFLNK | 0777);
 		m.target = (char *)targets[i];
 		batch_entry(&b, RFS_T_ENTRY, &m);
-		m = file_ent(2, i ? "out/escape" : "out/0", 5);
+		m = file_ent(2, "out/escape", 5);
 		batch_entry(&b, RFS_T_ENTRY, &m);
 		m = ent(3, "out/escape-dir", S_IFDIR | 0755);
 		batch_entry(&b, RFS_T_ENTRY, &m);
