@@ -76,6 +76,7 @@ static void rm_tree(const char *path)
 static void cleanup(void)
 {
 	rm_tree(scratch);
+	rmdir(BASE); /* (unless another fuzz_rootfs runs) */
 }
 
 static bool all_digits(const char *s)
