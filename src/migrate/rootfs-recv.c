@@ -511,7 +511,8 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	}
 	case S_IFREG: {
 		if (m->has_link_id) {
-			if (m->link_id >= m->id || !S_ISREG(ENT(r, m->link_id)->mode) || ENT(r, m->link_id)->link_id >= 0)
+			if (m->link_id >= m->id || !S_ISREG(ENT(r, m->link_id)->mode) || ENT(r, m->link_id)->link_id >= 0 ||
+			    ENT(r, m->link_id)->removed)
 				return dm_fail(-EBADMSG, "%s: hard link to entry %u refused", m->path, m->link_id);
 			e->link_id = m->link_id;
 			e->next_link = ENT(r, m->link_id)->next_link;
@@ -589,7 +590,8 @@ static struct rent *file_ent(struct rfs_reader *rd, uint32_t id)
 	if (id >= r->n_made)
 		return NULL;
 	struct rent *e = ENT(r, id);
-	return e->is_data ? e : NULL;
+	/* (a removed file has no data: its name may be another entry's now) */
+	return e->is_data && !e->removed ? e : NULL;
 }
 
 /* the reader's descriptor of entry id, for writing */
@@ -1192,7 +1194,7 @@ static int run_bulk(struct rfs_receiver *r)
 				return k;
 			break;
 		case RFS_T_META_END: {
-			if (f.len > NET_MSG_MAX)
+			if (f.len > RFS_CHUNK) /* (buf's size) */
 				return dm_fail(-EBADMSG, "rootfs message of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k < 0)

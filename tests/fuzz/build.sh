@@ -16,6 +16,9 @@
 #   fuzz_wire       dmigrated's control channel: Hello, START, the state (FILE,
 #                   DATA, FILE_END, DIRTY, STATE_END), VMA fix-ups
 #   fuzz_mem        dmigrated's page channels: PHASE, PAGES, ABSENT, PUSH_END
+#   fuzz_rootfs     dmigrated's rootfs channels (the files it makes as root):
+#                   the rootfs channel's frames, the miss channel's chunks;
+#                   nothing may appear outside the receive root
 #   fuzz_proc_maps  the /proc parsers
 #
 # The library is compiled with clang (-fsanitize=fuzzer-no-link,address,
@@ -34,7 +37,7 @@ OUT=$REPO/tests/fuzz/out
 SECS=${1:-20}
 shift || true
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(fuzz_image fuzz_wire fuzz_mem fuzz_proc_maps)
+((${#TARGETS[@]})) || TARGETS=(fuzz_image fuzz_wire fuzz_mem fuzz_proc_maps fuzz_rootfs)
 JOBS=${DM_FUZZ_JOBS:-2}
 
 command -v clang >/dev/null || { echo "FAIL fuzz: no clang (scripts/deps.sh installs it)"; exit 1; }
@@ -102,6 +105,16 @@ fuzz_one() {
 	fi
 	run=$OUT/corpus-${t#fuzz_}
 	mkdir -p "$run"
+	# the inputs of the bugs found so far, each whole (the corpus below is
+	# cut at -max_len: a bug may need a longer input)
+	local bugs=("$seeds"/bug-*)
+	if [[ -e ${bugs[0]} ]] && ! (cd "$OUT" && DMIGRATE_NO_RT=1 ASAN_OPTIONS=detect_leaks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		"$OUT/$t" -timeout=10 -rss_limit_mb=1536 "${bugs[@]}" >"$OUT/$t.bugs.log" 2>&1); then
+		echo "FAIL fuzz/$t: an input of a bug found before fails again (see $OUT/$t.bugs.log)"
+		grep -E 'ERROR|SUMMARY|Running: ' "$OUT/$t.bugs.log" | tail -4
+		return 1
+	fi
 	# crash-*, leak-*, timeout-* land in $OUT; -timeout: one input may not
 	# take 10 s; -rss_limit_mb: the machine is shared
 	if (cd "$OUT" && DMIGRATE_NO_RT=1 ASAN_OPTIONS=detect_leaks=1 \
