@@ -596,9 +596,16 @@ static void test_layer_presend(void **state)
 	if (k < 0)
 		print_error("sender: %s\n", dm_last_error());
 	assert_int_equal(k, 0);
-	assert_int_equal(sh("diff -r --no-dereference %s %s", src, dst), 0);
-	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", src, src), 0);
-	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", dst, dst), 0);
+	/* (GNU diff reports two character devices as a difference now and then,
+	 * identical as they are: they are compared by the listing below, and
+	 * the whiteout by its device numbers) */
+	assert_int_equal(sh("diff -r --no-dereference %s %s > %s.diff; [ $? -le 1 ] && ! grep -Ev '^File .* is a "
+			    "character special file while file .* is a character special file$' %s.diff | grep .",
+			    src, dst, src, src), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l %%y\\n' | sort > %s.find", src, src), 0);
+	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l %%y\\n' | sort > %s.find", dst, dst), 0);
+	assert_int_equal(sh("stat -c '%%F %%t:%%T' %s/a/wh > %s.wh && stat -c '%%F %%t:%%T' %s/a/wh > %s.wh && "
+			    "cmp %s.wh %s.wh", src, src, dst, dst, src, dst), 0);
 	assert_int_equal(sh("cmp %s.find %s.find", src, dst), 0);
 	char v[8] = "";
 	snprintf(path, sizeof(path), "%s/b", dst);
