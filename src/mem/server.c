@@ -57,6 +57,27 @@
 #define SNDBUF_MIN (8 * 1024)
 #define SNDBUF_MAX (4 * 1024 * 1024)
 
+/*
+ * Pointer chasing: a fault request may carry the faulting byte's address
+ * (the destination's userfaultfd reports it exactly: MigStart.fault_exact).
+ * A tree that walks a pointer structure over memory it has not touched
+ * since the resume (redis rehashing its dict: bucket -> entry -> key; a
+ * list; a GC marking) faults once per node, a round trip each, one after
+ * the other.  So after the faulting page come, on the fault channel, the
+ * lazy pages not sent yet that the words of the 128 bytes around the byte
+ * (its 64-byte line and the next) point to, each followed by those that
+ * the first CHASE_OBJ bytes of the object it points to point to (two
+ * levels, depth first: the order a walk touches them), at most
+ * DMIGRATE_CHASE pages (default CHASE_DEFAULT, 0: off; DMIGRATE_CHASE_DEPTH=1:
+ * one level).  A word that is not a pointer names a page of the tree all
+ * the same: every page is sent once anyway, this only sends some earlier,
+ * at the price of the next fault's reply waiting behind them.
+ */
+#define CHASE_MAX 16u
+#define CHASE_DEFAULT 8u
+#define CHASE_BYTES 128u
+#define CHASE_OBJ 24u
+
 /* Pages per pushed frame: the pusher looks for fault hints between frames. */
 #define PUSH_FRAME_PAGES 64u
 
@@ -87,7 +108,9 @@ struct mem_server {
 	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
-	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent;
+	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased;
+	unsigned chase;           /* pages sent by following pointers around the faulting byte (0: none) */
+	unsigned chase_depth;
 	double scan_ms;
 };
 
@@ -130,6 +153,11 @@ int mem_server_new(struct mem_server **ret)
 	dm_errbox_init(&s->err);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	const char *e = getenv("DMIGRATE_CHASE");
+	int c = e ? atoi(e) : (int)CHASE_DEFAULT;
+	s->chase = c < 0 ? 0 : (unsigned)MIN(c, (int)CHASE_MAX);
+	e = getenv("DMIGRATE_CHASE_DEPTH");
+	s->chase_depth = e ? (unsigned)atoi(e) : 2;
 	*ret = s;
 	return 0;
 }
@@ -226,6 +254,72 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 	return 0;
 }
 
+/*
+ * The pointers among the words of data[lo, hi) (one page's contents) to
+ * lazy pages of p not sent yet, other than page and than those in ret
+ * already; appended to ret (at most max in all), in the order of the words.
+ */
+static size_t chase_words(struct srv_proc *p, uint64_t page, const uint8_t *data, uint32_t lo, uint32_t hi,
+			  uint64_t *ret, size_t n, size_t max)
+{
+	for (uint32_t o = lo & ~7u; o + 8 <= MIN(hi, (uint32_t)DM_PAGE_SIZE) && n < max; o += 8) {
+		uint64_t v;
+		memcpy(&v, data + o, sizeof(v));
+		uint64_t t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		if (t == page || v >= MEM_ADDR_LIMIT || !pageset_contains(&p->sent, t) || pageset_test(&p->sent, t))
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = (ret[k] & ~(uint64_t)(DM_PAGE_SIZE - 1)) == t;
+		if (!dup)
+			ret[n++] = v;
+	}
+	return n;
+}
+
+/*
+ * Send the pages the faulting byte's neighbourhood points to (buf: the
+ * faulting page's contents; reused).  Two levels, depth first: each pointer
+ * of the 128 bytes around the byte, then the pointers in the first
+ * CHASE_OBJ bytes of the object it points to (a hash entry: its key), in
+ * the order a walk of the structure would touch them.  At most CHASE_MAX
+ * pages.
+ */
+static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, uint32_t off, uint8_t *buf)
+{
+	uint64_t l1[CHASE_MAX];
+	uint32_t lo = off & ~63u;
+	size_t max = s->chase, sent = 0;
+	size_t n1 = chase_words(p, page, buf, lo, lo + CHASE_BYTES, l1, 0, max);
+
+	for (size_t i = 0; i < n1 && sent < max; i++) {
+		uint64_t v = l1[i], t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		/* claim it: the pusher may have sent it meanwhile */
+		if (pageset_set(&p->sent, t))
+			continue;
+		int r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t, 1, MEM_PF_PREFETCH, buf);
+		if (r < 0)
+			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t) : r;
+		atomic_fetch_add(&s->pages_chased, 1);
+		sent++;
+		/* what the object it points to points to; buf holds page t now */
+		uint64_t l2[2];
+		uint32_t o = (uint32_t)(v - t);
+		size_t n2 = s->chase_depth > 1 ? chase_words(p, t, buf, o, o + CHASE_OBJ, l2, 0, 2) : 0;
+		for (size_t k = 0; k < n2 && sent < max; k++) {
+			uint64_t t2 = l2[k] & ~(uint64_t)(DM_PAGE_SIZE - 1);
+			if (t2 == page || pageset_set(&p->sent, t2))
+				continue;
+			r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t2, 1, MEM_PF_PREFETCH, buf);
+			if (r < 0)
+				return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t2) : r;
+			atomic_fetch_add(&s->pages_chased, 1);
+			sent++;
+		}
+	}
+	return 0;
+}
+
 static void *fault_thread(void *arg)
 {
 	struct mem_server *s = arg;
@@ -247,30 +341,36 @@ static void *fault_thread(void *arg)
 		if (r < 0)
 			break;
 		struct srv_proc *p = find_proc(s, q.space);
+		/* fault_addr may name the faulting byte (START said fault_exact) */
+		uint64_t page = q.fault_addr & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		uint32_t off = (uint32_t)(q.fault_addr - page);
 		if (!p || !q.npages || q.npages > MEM_WINDOW_MAX || !PAGE_ALIGNED(q.addr) ||
-		    !PAGE_ALIGNED(q.fault_addr) || q.addr >= MEM_ADDR_LIMIT ||
-		    q.fault_addr < q.addr || q.fault_addr >= q.addr + (uint64_t)q.npages * DM_PAGE_SIZE ||
-		    !pageset_contains(&p->sent, q.fault_addr)) {
+		    q.addr >= MEM_ADDR_LIMIT || page < q.addr ||
+		    page >= q.addr + (uint64_t)q.npages * DM_PAGE_SIZE || !pageset_contains(&p->sent, page)) {
 			r = dm_fail(-EBADMSG, "fault channel: bad request for %#" PRIx64 " (window %#" PRIx64 "+%u) of %u",
 				    q.fault_addr, q.addr, q.npages, q.space);
 			break;
 		}
 		atomic_fetch_add(&s->requests, 1);
 		/* the page itself first, alone, whatever was sent before */
-		pageset_set(&p->sent, q.fault_addr);
-		r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, q.fault_addr, 1, MEM_PF_FAULT, buf);
+		pageset_set(&p->sent, page);
+		r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, page, 1, MEM_PF_FAULT, buf);
 		if (r < 0)
 			break;
 		atomic_fetch_add(&s->pages_fault, 1);
+		/* then the pages the words around the faulting byte point to (buf
+		 * holds the page still) */
+		if (s->chase && off && (r = chase(s, p, page, off, buf)) < 0)
+			break;
 		/*
 		 * Then the nearest neighbours not sent yet, inline; the rest of the
 		 * window goes to the pusher, which continues from there on the bulk
 		 * channel: the next fault must not wait behind a large window here.
 		 */
 		uint64_t lo = q.addr, hi = q.addr + (uint64_t)q.npages * DM_PAGE_SIZE;
-		uint64_t ilo = q.fault_addr >= lo + (PREFETCH_INLINE / 2) * DM_PAGE_SIZE ?
-				       q.fault_addr - (PREFETCH_INLINE / 2) * DM_PAGE_SIZE : lo;
-		if (q.fault_addr == lo)
+		uint64_t ilo = page >= lo + (PREFETCH_INLINE / 2) * DM_PAGE_SIZE ?
+				       page - (PREFETCH_INLINE / 2) * DM_PAGE_SIZE : lo;
+		if (page == lo)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
 		r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
@@ -560,6 +660,7 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->pages_prefetch = atomic_load(&s->pages_prefetch);
 	ret->requests = atomic_load(&s->requests);
 	ret->pages_absent = atomic_load(&s->pages_absent);
+	ret->pages_chased = atomic_load(&s->pages_chased);
 	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)
 		ret->pages_total += s->procs[i].sent.total;
