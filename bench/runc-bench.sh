@@ -45,7 +45,10 @@
 #   dmigrate:VAR=VAL[:VAR=VAL...]
 #              the same with these variables in the environment of the
 #              source's `dmigrate migrate` (its knobs, e.g. DMIGRATE_CHASE=0:
-#              no pointer chasing), to compare settings in one run
+#              no pointer chasing), to compare settings in one run;
+#              DM_BIN=PATH runs that dmigrate as the source instead (another
+#              build: the destination is this build's dmigrated, which
+#              serves an older source as it asks)
 #   bare       dmigrate's post-copy of a bare process (bench/migrate_hog.c,
 #              idle) of the container's memory size (its processes' RSS as
 #              measured in an earlier run of the workload), in host a's
@@ -306,13 +309,16 @@ settle() {
 # V_TOTAL_MS, V_DETAIL (JSON), or V_ERR and returns 1
 
 v_dmigrate() {
-	local id=$2 t0 t1 out
-	local -a envs=()
-	# dmigrate:VAR=VAL:...: the source's environment
+	local id=$2 t0 t1 out e bin=$DM
+	local -a envs=() vars=()
+	# dmigrate:VAR=VAL:...: the source's environment (DM_BIN: its binary)
 	[[ $V_NAME == *:* ]] && IFS=: read -ra envs <<<"${V_NAME#*:}"
+	for e in "${envs[@]}"; do
+		if [[ $e == DM_BIN=* ]]; then bin=${e#DM_BIN=}; else vars+=("$e"); fi
+	done
 	rm -f "$WORK/stats.json"
 	t0=$(now_ms)
-	out=$(ctr_host a env "${envs[@]}" "$DM" migrate "runc:$id" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
+	out=$(ctr_host a env "${vars[@]}" "$bin" migrate "runc:$id" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
 		--stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b

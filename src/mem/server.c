@@ -77,6 +77,7 @@
 #define CHASE_DEFAULT 8u
 #define CHASE_BYTES 128u
 #define CHASE_OBJ 24u
+#define CHASE_OBJ_PTRS 2u /* followed in an object pointed to (a third word was no better) */
 
 /* Pages per pushed frame: the pusher looks for fault hints between frames. */
 #define PUSH_FRAME_PAGES 64u
@@ -303,9 +304,9 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, uint32
 		atomic_fetch_add(&s->pages_chased, 1);
 		sent++;
 		/* what the object it points to points to; buf holds page t now */
-		uint64_t l2[2];
+		uint64_t l2[CHASE_OBJ_PTRS];
 		uint32_t o = (uint32_t)(v - t);
-		size_t n2 = s->chase_depth > 1 ? chase_words(p, t, buf, o, o + CHASE_OBJ, l2, 0, 2) : 0;
+		size_t n2 = s->chase_depth > 1 ? chase_words(p, t, buf, o, o + CHASE_OBJ, l2, 0, CHASE_OBJ_PTRS) : 0;
 		for (size_t k = 0; k < n2 && sent < max; k++) {
 			uint64_t t2 = l2[k] & ~(uint64_t)(DM_PAGE_SIZE - 1);
 			if (t2 == page || pageset_set(&p->sent, t2))
