@@ -330,6 +330,7 @@ struct mem_server_stats {
 	uint64_t pages_total;          /* lazy pages with data (sparse holes left out once scanned) */
 	uint64_t pages_absent;         /* holes of sparse runs: told, not sent */
 	uint64_t pages_chased;         /* sent after a faulting page: the words around the fault point to them */
+	uint64_t chases_on;            /* faults on a page seen pointed to: the words after that pointer followed */
 	double scan_ms;                /* the page map walk of the sparse runs */
 };
 void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret);

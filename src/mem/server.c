@@ -82,6 +82,12 @@
 /* Pages per pushed frame: the pusher looks for fault hints between frames. */
 #define PUSH_FRAME_PAGES 64u
 
+/* A page not sent yet, and the address of a word that points into it. */
+struct back_ref {
+	uint64_t target, from;
+};
+#define BACK_SLOTS 16384u
+
 struct srv_proc {
 	uint32_t space;
 	pid_t pid;
@@ -90,6 +96,7 @@ struct srv_proc {
 	struct proc_range *sparse;  /* lazy runs whose page map is unknown */
 	size_t n_sparse;
 	uint64_t cursor;          /* push thread only */
+	struct back_ref *back;    /* fault thread only: where unsent pages were seen pointed to from */
 	_Atomic uint64_t hint;    /* where faults happen; 0: none */
 };
 
@@ -109,9 +116,11 @@ struct mem_server {
 	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
-	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased;
+	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
+		chases_on;
 	unsigned chase;           /* pages sent by following pointers around the faulting byte (0: none) */
 	unsigned chase_depth;
+	bool chase_on;            /* follow on from the word that pointed to a faulting page */
 	double scan_ms;
 };
 
@@ -159,6 +168,8 @@ int mem_server_new(struct mem_server **ret)
 	s->chase = c < 0 ? 0 : (unsigned)MIN(c, (int)CHASE_MAX);
 	e = getenv("DMIGRATE_CHASE_DEPTH");
 	s->chase_depth = e ? (unsigned)atoi(e) : 2;
+	e = getenv("DMIGRATE_CHASE_ON");
+	s->chase_on = !e || atoi(e) != 0;
 	*ret = s;
 	return 0;
 }
@@ -224,9 +235,12 @@ static void set_err(struct mem_server *s, int err)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Claim and send the unsent lazy pages of [addr, addr+n) as runs. */
+static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data);
+
+/* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
+ * remember what the pages sent point to, for the fault thread). */
 static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
-		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter)
+		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note)
 {
 	for (uint64_t k = 0; k < n;) {
 		uint64_t a = addr + k * DM_PAGE_SIZE;
@@ -250,6 +264,8 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64 "+%u pages", p->pid, a, run)
 					    : r;
 		atomic_fetch_add(counter, run);
+		for (uint32_t i = 0; note && i < run; i++)
+			note_pointers(p, a + (uint64_t)i * DM_PAGE_SIZE, buf + (size_t)i * DM_PAGE_SIZE);
 		k += run;
 	}
 	return 0;
@@ -278,20 +294,45 @@ static size_t chase_words(struct srv_proc *p, uint64_t page, const uint8_t *data
 	return n;
 }
 
+static size_t back_slot(uint64_t page)
+{
+	return (size_t)((page >> 12) * 0x9E3779B97F4A7C15ULL >> 50) & (BACK_SLOTS - 1);
+}
+
 /*
- * Send the pages the faulting byte's neighbourhood points to (buf: the
- * faulting page's contents; reused).  Two levels, depth first: each pointer
- * of the 128 bytes around the byte, then the pointers in the first
- * CHASE_OBJ bytes of the object it points to (a hash entry: its key), in
- * the order a walk of the structure would touch them.  At most CHASE_MAX
- * pages.
+ * Remember, for the lazy pages not sent yet that page (its contents: data)
+ * points to, where it points to them from (the last one seen wins a slot).
+ * A fault on such a page then says where the thread came from: an array or
+ * a table it iterates, whose next words the fault thread follows too.
  */
-static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, uint32_t off, uint8_t *buf)
+static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data)
+{
+	if (!p->back)
+		p->back = xcalloc(BACK_SLOTS, sizeof(*p->back));
+	for (uint32_t o = 0; o < DM_PAGE_SIZE; o += 8) {
+		uint64_t v;
+		memcpy(&v, data + o, sizeof(v));
+		uint64_t t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		if (!v || t == page || v >= MEM_ADDR_LIMIT || !pageset_contains(&p->sent, t) || pageset_test(&p->sent, t))
+			continue;
+		p->back[back_slot(t)] = (struct back_ref){ t, page + o };
+	}
+}
+
+/*
+ * Send the pages that the words data[lo, hi) of page point to (data: its
+ * contents; it may be buf, which is reused once they are read).  Two
+ * levels, depth first: each pointer of the range, then the pointers in the
+ * first CHASE_OBJ bytes of the object it points to (a hash entry: its key),
+ * in the order a walk of the structure would touch them.  At most
+ * s->chase pages.
+ */
+static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, const uint8_t *data, uint32_t lo,
+		 uint32_t hi, uint8_t *buf)
 {
 	uint64_t l1[CHASE_MAX];
-	uint32_t lo = off & ~63u;
 	size_t max = s->chase, sent = 0;
-	size_t n1 = chase_words(p, page, buf, lo, lo + CHASE_BYTES, l1, 0, max);
+	size_t n1 = chase_words(p, page, data, lo, hi, l1, 0, max);
 
 	for (size_t i = 0; i < n1 && sent < max; i++) {
 		uint64_t v = l1[i], t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
@@ -304,6 +345,7 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, uint32
 		atomic_fetch_add(&s->pages_chased, 1);
 		sent++;
 		/* what the object it points to points to; buf holds page t now */
+		note_pointers(p, t, buf);
 		uint64_t l2[CHASE_OBJ_PTRS];
 		uint32_t o = (uint32_t)(v - t);
 		size_t n2 = s->chase_depth > 1 ? chase_words(p, t, buf, o, o + CHASE_OBJ, l2, 0, CHASE_OBJ_PTRS) : 0;
@@ -315,10 +357,31 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, uint32
 			if (r < 0)
 				return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t2) : r;
 			atomic_fetch_add(&s->pages_chased, 1);
+			note_pointers(p, t2, buf);
 			sent++;
 		}
 	}
 	return 0;
+}
+
+/*
+ * The faulting page was seen pointed to from a word of a page sent before
+ * (an array, a hash table the thread iterates): the words after that one
+ * point to what the thread touches next.  Their pages go the way the
+ * words around the faulting byte went.
+ */
+static int chase_on(struct mem_server *s, struct srv_proc *p, uint64_t page, uint8_t *buf, uint8_t *from_buf)
+{
+	struct back_ref *b = p->back && s->chase_on ? &p->back[back_slot(page)] : NULL;
+	if (!b || b->target != page)
+		return 0;
+	uint64_t from = b->from, fpage = from & ~(uint64_t)(DM_PAGE_SIZE - 1);
+	b->target = 0;
+	if (mem_read_remote(p->pid, p->memfd, fpage, from_buf, DM_PAGE_SIZE) < 0)
+		return 0; /* a page we sent: it was readable; nothing to follow otherwise */
+	uint32_t o = (uint32_t)(from - fpage) + 8;
+	atomic_fetch_add(&s->chases_on, 1);
+	return chase(s, p, fpage, from_buf, o, o + CHASE_BYTES, buf);
 }
 
 static void *fault_thread(void *arg)
@@ -326,6 +389,7 @@ static void *fault_thread(void *arg)
 	struct mem_server *s = arg;
 	mem_fault_thread_priority();
 	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	uint8_t *from_buf = xmalloc(DM_PAGE_SIZE);
 	int r = 0;
 
 	while (!atomic_load(&s->stop)) {
@@ -361,8 +425,15 @@ static void *fault_thread(void *arg)
 		atomic_fetch_add(&s->pages_fault, 1);
 		/* then the pages the words around the faulting byte point to (buf
 		 * holds the page still) */
-		if (s->chase && off && (r = chase(s, p, page, off, buf)) < 0)
-			break;
+		if (s->chase && off) {
+			note_pointers(p, page, buf);
+			uint32_t lo = off & ~63u;
+			r = chase(s, p, page, buf, lo, lo + CHASE_BYTES, buf);
+			if (r >= 0)
+				r = chase_on(s, p, page, buf, from_buf);
+			if (r < 0)
+				break;
+		}
 		/*
 		 * Then the nearest neighbours not sent yet, inline; the rest of the
 		 * window goes to the pusher, which continues from there on the bulk
@@ -375,7 +446,7 @@ static void *fault_thread(void *arg)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
 		r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
-				&s->pages_prefetch);
+				&s->pages_prefetch, s->chase > 0);
 		if (r < 0)
 			break;
 		/* the rest of a window goes to the pusher; a fault whose window
@@ -387,6 +458,7 @@ static void *fault_thread(void *arg)
 	if (r < 0 && !atomic_load(&s->stop))
 		set_err(s, r);
 	free(buf);
+	free(from_buf);
 	return NULL;
 }
 
@@ -527,7 +599,7 @@ static void *push_thread(void *arg)
 		const struct pageset_region *rg = &p->sent.r[ri];
 		uint64_t left = rg->npages - (a - rg->start) / DM_PAGE_SIZE;
 		uint64_t n = MIN(left, (uint64_t)PUSH_FRAME_PAGES);
-		r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed);
+		r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed, false);
 		p->cursor = a + n * DM_PAGE_SIZE;
 		cur = pi;
 		if (++frames % 64 == 0) {
@@ -644,6 +716,7 @@ void mem_server_free(struct mem_server *s)
 	for (size_t i = 0; i < s->n; i++) {
 		pageset_done(&s->procs[i].sent);
 		free(s->procs[i].sparse);
+		free(s->procs[i].back);
 		if (s->procs[i].memfd >= 0)
 			close(s->procs[i].memfd);
 	}
@@ -662,6 +735,7 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->requests = atomic_load(&s->requests);
 	ret->pages_absent = atomic_load(&s->pages_absent);
 	ret->pages_chased = atomic_load(&s->pages_chased);
+	ret->chases_on = atomic_load(&s->chases_on);
 	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)
 		ret->pages_total += s->procs[i].sent.total;

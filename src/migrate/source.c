@@ -792,6 +792,8 @@ static json_t *build_stats(struct src *s, int err)
 	}
 	/* sent after a faulting page: the words around the fault pointed to them */
 	json_object_set_new(j, "pages_chased", json_integer((json_int_t)ss.pages_chased));
+	/* faults on a page seen pointed to from an array: its next words followed */
+	json_object_set_new(j, "chases_continued", json_integer((json_int_t)ss.chases_on));
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
 	if (s->egress.ifname[0])
 		json_object_set_new(j, "link_queue",

@@ -190,6 +190,98 @@ static size_t ask(struct net_chan *d, uint64_t fault, uint64_t until, uint64_t *
 	return n;
 }
 
+struct chase_rig {
+	pid_t pid;
+	struct net_ctx *ctx;
+	struct accepting a;
+	struct net_chan *ctl, *fault;
+	struct mem_server *srv;
+};
+
+/* A page server for process 7 = a child holding m (np pages, one lazy run), its fault channel. */
+static void chase_rig_open(struct chase_rig *g, uint8_t *m, size_t np)
+{
+	memset(g, 0, sizeof(*g));
+	g->pid = hold_child();
+	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
+	e.vaddr = (uint64_t)(uintptr_t)m;
+	e.nr_pages = (uint32_t)np;
+	e.has_lazy = e.lazy = true;
+	e.has_remote = e.remote = true;
+	Dm__Process img = DM__PROCESS__INIT;
+	img.pid = 7;
+	img.n_pagemap = 1;
+	img.pagemap = &ep;
+	struct net_config cfg = { .insecure = true, .io_timeout_ms = 20000 };
+	pthread_t th;
+	char addr[64];
+	assert_int_equal(net_ctx_new(&cfg, NULL, &g->ctx), 0);
+	assert_int_equal(net_listen(g->ctx, "127.0.0.1:0", &g->a.l), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(g->a.l));
+	assert_int_equal(pthread_create(&th, NULL, accept_main, &g->a), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_CONTROL, NULL, &g->ctl), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_FAULT, net_chan_session(g->ctl), &g->fault), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(g->a.r, 0);
+	struct net_chan *srv_fault = net_chan_role(g->a.c[0]) == NET_ROLE_FAULT ? g->a.c[0] : g->a.c[1];
+	assert_int_equal(mem_server_new(&g->srv), 0);
+	assert_int_equal(mem_server_add(g->srv, 7, g->pid, &img), 0);
+	assert_int_equal(mem_server_start(g->srv, srv_fault, NULL, MEM_PHASE_INSTALL), 0);
+}
+
+static void chase_rig_close(struct chase_rig *g)
+{
+	mem_server_free(g->srv);
+	kill(g->pid, SIGKILL);
+	waitpid(g->pid, NULL, 0);
+	net_chan_close(g->fault);
+	net_chan_close(g->ctl);
+	net_chan_close(g->a.c[0]);
+	net_chan_close(g->a.c[1]);
+	net_listener_free(g->a.l);
+	net_ctx_unref(g->ctx);
+}
+
+/*
+ * An array of pointers (a hash table's buckets) to nodes on pages of their
+ * own: a fault in the array brings the nodes of the 16 words around it (8:
+ * the budget); a later fault on a node the array points to further on
+ * brings the nodes of the words after that one (a thread iterating the
+ * array), where the node's own page points nowhere.
+ */
+static void test_chase_on(void **state)
+{
+	(void)state;
+	const size_t np = 64;
+	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, 0, np * PAGE);
+	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
+	for (size_t i = 0; i < 32; i++)
+		arr[i] = base + (30 + i) * PAGE + 512 + i * 8; /* node i on page 30 + i */
+	struct chase_rig g;
+	chase_rig_open(&g, m, np);
+	uint64_t got[32];
+	uint32_t fl[32];
+	size_t n = ask(g.fault, base + 5 * PAGE + 8, base + 2 * PAGE, got, 32, fl);
+	assert_int_equal(n, 9);
+	assert_int_equal(got[0], base + 5 * PAGE);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(got[1 + i], base + (30 + i) * PAGE);
+	/* node 10 faults (its page holds no pointer): nodes 11..18 follow */
+	n = ask(g.fault, arr[10], base + 3 * PAGE, got, 32, fl);
+	assert_int_equal(n, 9);
+	assert_int_equal(got[0], base + 40 * PAGE);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(got[1 + i], base + (41 + i) * PAGE);
+	struct mem_server_stats st;
+	mem_server_get_stats(g.srv, &st);
+	assert_int_equal(st.chases_on, 1);
+	assert_int_equal(st.pages_chased, 16);
+	chase_rig_close(&g);
+	munmap(m, np * PAGE);
+}
+
 /*
  * A linked list over the pages of a lazy area: a fault on a node's next
  * pointer brings, after the faulting page, the next node's page and the
@@ -289,6 +381,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chase),
+		cmocka_unit_test(test_chase_on),
 		cmocka_unit_test(test_read_keeps_cow),
 		cmocka_unit_test(test_read_prot_none),
 	};
