@@ -23,6 +23,7 @@ of the first --ms:
 import argparse
 import collections
 import json
+import signal
 import sys
 
 PAGE = 4096
@@ -61,6 +62,7 @@ def vma_of(maps, space, a):
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # | head
     ap = argparse.ArgumentParser()
     ap.add_argument("trace")
     ap.add_argument("--ms", type=float, default=300)
