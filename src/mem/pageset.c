@@ -315,3 +315,66 @@ double mem_hist_quantile(const struct mem_hist *h, double q)
 	}
 	return (double)atomic_load(&h->max_us);
 }
+
+void mem_streams_init(struct mem_streams *st, unsigned wmin, unsigned wmax)
+{
+	memset(st, 0, sizeof(*st));
+	st->wmin = wmin ? wmin : 1;
+	st->wmax = MAX(wmax, st->wmin);
+}
+
+void mem_streams_window(struct mem_streams *st, uint64_t a, uint64_t rs, uint64_t re, uint64_t *ret_start,
+			uint32_t *ret_n)
+{
+	struct mem_stream *m = NULL, *lru = &st->s[0];
+	uint64_t best = UINT64_MAX;
+	int dir = 0;
+
+	/* the stream this fault continues: the nearest within reach */
+	for (size_t i = 0; i < MEM_STREAMS; i++) {
+		struct mem_stream *c = &st->s[i];
+		if (c->used < lru->used || (!c->last && lru->last))
+			lru = c;
+		if (!c->last)
+			continue;
+		uint64_t d = a > c->last ? a - c->last : c->last - a;
+		if (d <= ((uint64_t)c->window + 2) * DM_PAGE_SIZE && d < best) {
+			best = d;
+			m = c;
+		}
+	}
+	if (m && a != m->last) {
+		dir = a > m->last ? 1 : -1;
+		/* on in its direction: wider; turning back: as it was */
+		if (dir == m->dir || m->dir == 0)
+			m->window = MIN(m->window * 2, st->wmax);
+	} else if (m) {
+		/* the same page again (it was removed meanwhile) */
+		m->window = MAX(m->window / 2, st->wmin);
+	} else {
+		/* a jump: a stream of its own */
+		m = lru;
+		m->window = st->wmin;
+	}
+	m->dir = dir;
+	m->last = a;
+	m->used = ++st->tick;
+
+	uint64_t w = m->window, start;
+	if (dir > 0)
+		start = a;
+	else if (dir < 0)
+		start = a >= (w - 1) * DM_PAGE_SIZE ? a - (w - 1) * DM_PAGE_SIZE : 0;
+	else
+		start = a >= (w / 2) * DM_PAGE_SIZE ? a - (w / 2) * DM_PAGE_SIZE : 0;
+	/* clip to the region of the faulting page */
+	if (start < rs)
+		start = rs;
+	uint64_t end = start + w * DM_PAGE_SIZE;
+	if (end > re)
+		end = re;
+	if (end <= a)
+		end = a + DM_PAGE_SIZE;
+	*ret_start = start;
+	*ret_n = (uint32_t)((end - start) / DM_PAGE_SIZE);
+}
