@@ -71,8 +71,10 @@ struct lazy_mm {
 	struct pageset need;
 	struct restore_lazy_area *areas;
 	size_t n_areas;
-	/* neighbour windows (uffd thread only) */
-	struct mem_streams streams;
+	/* neighbour window (uffd thread only) */
+	uint64_t last_fault;
+	unsigned window;
+	int dir;
 	/* moved ranges (write lock to change, read lock to use) */
 	struct remap remaps[REMAPS_MAX];
 	size_t n_remaps;
@@ -236,7 +238,7 @@ int mem_lazy_add(struct mem_lazy *l, const struct restore_lazy_proc *lp)
 	mm->n_areas = lp->n_areas;
 	mm->areas = xcalloc(lp->n_areas ? lp->n_areas : 1, sizeof(*mm->areas));
 	memcpy(mm->areas, lp->areas, lp->n_areas * sizeof(*mm->areas));
-	mem_streams_init(&mm->streams, l->o.window_min, l->o.window_max);
+	mm->window = l->o.window_min;
 	/* our reads of events never block: the uffd thread polls */
 	int fl = fcntl(mm->uffd, F_GETFL);
 	if (fl >= 0)
@@ -800,14 +802,46 @@ static bool add_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, long
 	return fresh;
 }
 
-/* The neighbour window of a fault at a (source address, in a lazy region). */
+/* The neighbour window: grows while faults walk through memory in one
+ * direction, shrinks when they jump around. */
 static void window_for(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint64_t *ret_start,
 		       uint32_t *ret_n)
 {
+	uint64_t w = mm->window, last = mm->last_fault;
+	int dir = 0;
+
+	if (last && a > last && a - last <= (w + 2) * DM_PAGE_SIZE)
+		dir = 1;
+	else if (last && a < last && last - a <= (w + 2) * DM_PAGE_SIZE)
+		dir = -1;
+	if (dir && (dir == mm->dir || mm->dir == 0))
+		mm->window = MIN(mm->window * 2, l->o.window_max);
+	else if (!dir)
+		mm->window = MAX(mm->window / 2, l->o.window_min);
+	mm->dir = dir;
+	mm->last_fault = a;
+	w = mm->window;
+
+	uint64_t start;
+	if (dir > 0)
+		start = a;
+	else if (dir < 0)
+		start = a >= (w - 1) * DM_PAGE_SIZE ? a - (w - 1) * DM_PAGE_SIZE : 0;
+	else
+		start = a >= (w / 2) * DM_PAGE_SIZE ? a - (w / 2) * DM_PAGE_SIZE : 0;
+	/* clip to the region of the faulting page */
 	long ri = pageset_find(&mm->need, a);
 	const struct pageset_region *rg = &mm->need.r[ri];
-	(void)l;
-	mem_streams_window(&mm->streams, a, rg->start, rg->start + rg->npages * DM_PAGE_SIZE, ret_start, ret_n);
+	uint64_t rend = rg->start + rg->npages * DM_PAGE_SIZE;
+	if (start < rg->start)
+		start = rg->start;
+	uint64_t end = start + w * DM_PAGE_SIZE;
+	if (end > rend)
+		end = rend;
+	if (end <= a)
+		end = a + DM_PAGE_SIZE;
+	*ret_start = start;
+	*ret_n = (uint32_t)((end - start) / DM_PAGE_SIZE);
 }
 
 /* A fault event in the trace (uffd thread); its index, or -1 when not traced. */
@@ -1057,7 +1091,7 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 				atomic_store(&c->need.count, atomic_load(&mm->need.count));
 				memcpy(c->remaps, mm->remaps, sizeof(mm->remaps));
 				c->n_remaps = mm->n_remaps;
-				mem_streams_init(&c->streams, l->o.window_min, l->o.window_max);
+				c->window = l->o.window_min;
 				fcntl(c->uffd, F_SETFD, FD_CLOEXEC);
 				if (l->o.on_fork_uffd)
 					l->o.on_fork_uffd(l->o.on_fork_arg, c->uffd);

@@ -149,35 +149,6 @@ static inline bool pageset_full(const struct pageset *s)
 /* First page not set at or after addr (wrapping around); false if all are set. */
 bool pageset_next_clear(const struct pageset *s, uint64_t addr, uint64_t *ret_addr);
 
-/* ---- fault streams: the neighbour window of each walk ------------------- */
-
-/*
- * The faults of one address space as up to MEM_STREAMS walks: a fault near
- * the last one of a stream (within its window + 2 pages) continues it, and
- * its window doubles (up to wmax) while it keeps its direction; any other
- * fault starts a stream of its own (the least recently used slot, window
- * wmin).  One stream per address space would take a table walked in order
- * with jumps elsewhere in between (redis rehashing: the old table, entries
- * and keys all over the heap) for jumps only, and never grow its window.
- */
-#define MEM_STREAMS 4
-struct mem_stream {
-	uint64_t last;    /* its last fault's page; 0: free */
-	uint64_t used;    /* tick of its last fault */
-	unsigned window;
-	int dir;
-};
-struct mem_streams {
-	struct mem_stream s[MEM_STREAMS];
-	uint64_t tick;
-	unsigned wmin, wmax;
-};
-void mem_streams_init(struct mem_streams *st, unsigned wmin, unsigned wmax);
-/* The window for a fault at page a, inside region [rs, re): its first page
- * and its length in pages (>= 1, within the region, holding a). */
-void mem_streams_window(struct mem_streams *st, uint64_t a, uint64_t rs, uint64_t re, uint64_t *ret_start,
-			uint32_t *ret_n);
-
 /* ---- latency histogram (us), for fault latency p50/p99 ------------------ */
 
 struct mem_hist {

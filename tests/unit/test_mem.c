@@ -377,50 +377,9 @@ static void test_chase(void **state)
 	munmap(m, np * PAGE);
 }
 
-/*
- * Fault streams: a table walked in order whose faults alternate with jumps
- * all over the heap (redis rehashing) keeps a window that grows; the jumps
- * keep the smallest; a walk downwards (a stack) grows too; every window
- * holds its page and stays in its region.
- */
-static void test_streams(void **state)
-{
-	(void)state;
-	struct mem_streams st;
-	mem_streams_init(&st, 4, 256);
-	const uint64_t rs = 0x10000000, re = rs + 65536 * PAGE;
-	uint64_t a = rs + 100 * PAGE, start;
-	uint32_t n = 0;
-	for (int k = 0; k < 8; k++) {
-		mem_streams_window(&st, a, rs, re, &start, &n);
-		assert_true(start <= a && a < start + (uint64_t)n * PAGE && start >= rs && start + n * PAGE <= re);
-		uint64_t next = start + (uint64_t)n * PAGE; /* the first page the window did not bring */
-		uint64_t jump = rs + ((uint64_t)(k * 7919 + 3000) % 60000) * PAGE;
-		uint64_t js;
-		uint32_t jn;
-		mem_streams_window(&st, jump, rs, re, &js, &jn);
-		assert_int_equal(jn, 4);
-		assert_true(js <= jump && jump < js + (uint64_t)jn * PAGE);
-		a = next;
-	}
-	assert_int_equal(n, 256);
-	/* downwards, from the end of the region: the window ends at the page */
-	mem_streams_init(&st, 4, 256);
-	a = re - PAGE;
-	for (int k = 0; k < 5; k++) {
-		mem_streams_window(&st, a, rs, re, &start, &n);
-		assert_true(start <= a && a < start + (uint64_t)n * PAGE && start + n * PAGE <= re);
-		if (k > 0) /* a walk down: the window ends at the faulting page */
-			assert_int_equal(start + (uint64_t)n * PAGE, a + PAGE);
-		a = start - PAGE;
-	}
-	assert_int_equal(n, 64);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_streams),
 		cmocka_unit_test(test_chase),
 		cmocka_unit_test(test_chase_on),
 		cmocka_unit_test(test_read_keeps_cow),
