@@ -42,6 +42,13 @@
 #              namespace empty, so b's config has a prestart hook that
 #              makes its veth again (same MAC and address, on b's bridge)
 #              as a CNI plugin would; total: until the last page moved
+#   dmigrate:VAR=VAL[:VAR=VAL...]
+#              the same with these variables in the environment of the
+#              source's `dmigrate migrate` (its knobs, e.g. DMIGRATE_CHASE=0:
+#              no pointer chasing), to compare settings in one run;
+#              DM_BIN=PATH runs that dmigrate as the source instead (another
+#              build: the destination is this build's dmigrated, which
+#              serves an older source as it asks)
 #   bare       dmigrate's post-copy of a bare process (bench/migrate_hog.c,
 #              idle) of the container's memory size (its processes' RSS as
 #              measured in an earlier run of the workload), in host a's
@@ -104,7 +111,8 @@ for w in $WORKLOADS; do
 	[[ $w == @(redis|memcached|nginx) ]] || { echo "runc-bench: unknown workload $w" >&2; exit 2; }
 done
 for v in $VARIANTS; do
-	[[ $v == @(dmigrate|criu-lazy|bare) ]] || { echo "runc-bench: unknown variant $v" >&2; exit 2; }
+	[[ $v == @(dmigrate|criu-lazy|bare) || $v =~ ^dmigrate(:[A-Z_][A-Z0-9_]*=[^:[:space:]]*)+$ ]] ||
+		{ echo "runc-bench: unknown variant $v" >&2; exit 2; }
 done
 [[ " $VARIANTS " == *" criu-lazy "* && ! -x $CRIU ]] &&
 	{ echo "runc-bench: no CRIU at $CRIU (sh /work/shared/tools/install-criu-baseline.sh, or --criu PATH)" >&2; exit 2; }
@@ -301,10 +309,16 @@ settle() {
 # V_TOTAL_MS, V_DETAIL (JSON), or V_ERR and returns 1
 
 v_dmigrate() {
-	local id=$2 t0 t1 out
+	local id=$2 t0 t1 out e bin=$DM
+	local -a envs=() vars=()
+	# dmigrate:VAR=VAL:...: the source's environment (DM_BIN: its binary)
+	[[ $V_NAME == *:* ]] && IFS=: read -ra envs <<<"${V_NAME#*:}"
+	for e in "${envs[@]}"; do
+		if [[ $e == DM_BIN=* ]]; then bin=${e#DM_BIN=}; else vars+=("$e"); fi
+	done
 	rm -f "$WORK/stats.json"
 	t0=$(now_ms)
-	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
+	out=$(ctr_host a env "${vars[@]}" "$bin" migrate "runc:$id" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
 		--stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b
@@ -315,7 +329,7 @@ v_dmigrate() {
 # (the phases' timestamps, ms from the start), the faults and their latency
 # and the container's steps on both sides (the frozen window's record; the
 # destination's put-back, restore phases, what runs after COMMIT)
-STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed,
+STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed, pages_chased, chases_continued, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
 	resume_at_ms}), after_commit: (.destination // {} | {commit_to_running_ms, container_done_ms,
@@ -427,9 +441,10 @@ RESULTS=$WORK/results.jsonl
 
 # one_run WORKLOAD VARIANT RUN K
 one_run() {
-	local w=$1 v=$2 r=$3 k=$4 id=$PREFIX-$1-$3$4 fn=v_${2//-/_} keep=$WORK/keep kpid='' ok=true err='' measure='{}' gap=null
+	local w=$1 v=$2 r=$3 k=$4 id=$PREFIX-$1-$3$4 fn=v_${2%%:*} keep=$WORK/keep kpid='' ok=true err='' measure='{}' gap=null
 	local line req n before=null after=null rss=null out
-	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR='' V_GAP=''
+	fn=${fn//-/_}
+	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR='' V_GAP='' V_NAME=$v
 	if [[ $v == bare ]]; then
 		if [[ -z ${RSS_MB[$w]:-} ]]; then
 			# no run of this workload measured it yet: a container only for that

@@ -85,6 +85,38 @@ struct pending {
 	struct lazy_mm *mm;
 	uint64_t addr;             /* source address of the page */
 	uint64_t t0;               /* ns */
+	long rec;                  /* its fault trace record, or -1 */
+};
+
+/*
+ * The fault trace (DMIGRATE_FAULT_TRACE=FILE): every fault event of the
+ * first DMIGRATE_FAULT_TRACE_MS (default 1000) after the tree was let go
+ * (mem_lazy_trace_origin(), else the first fault), written to FILE as JSON
+ * lines with the maps of each restored process, to see what a tree touches
+ * right after the resume (bench/faulttrace.py classifies it).  Off: one
+ * pointer test per fault.
+ */
+#define TRACE_MAX 65536
+enum trace_kind {
+	TR_REMOTE = 'R',  /* asked of the remote side */
+	TR_LOCAL = 'L',   /* installed from a local source */
+	TR_ZERO = 'Z',    /* not lazy memory: zero page */
+	TR_HAVE = 'H',    /* installed meanwhile (arrived while the fault was queued) */
+	TR_DUP = 'D',     /* asked already (another thread, or again) */
+};
+struct trace_rec {
+	uint64_t t_ns, addr, win_start;
+	uint32_t space, tid, win_n, lat_us; /* lat_us: until installed (R, L), 0: never seen */
+	char kind;
+	bool child;
+};
+struct fault_trace {
+	char *path;
+	uint64_t window_ns;
+	_Atomic uint64_t origin_ns;   /* 0: the first fault */
+	struct trace_rec *r;
+	size_t n;                     /* uffd thread appends; plock to fill lat_us */
+	bool written;
 };
 
 struct mem_lazy {
@@ -114,6 +146,7 @@ struct mem_lazy {
 	uint64_t slowest_ns, slowest_t0, slowest_addr;
 	uint64_t slowest_install_ns; /* of it: from its reply's arrival (0: unknown) */
 	uint32_t slowest_space;
+	struct fault_trace *trace; /* NULL: off */
 };
 
 static void wake_waiters(struct mem_lazy *l)
@@ -154,6 +187,14 @@ int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 		int r = neg_errno();
 		free(l);
 		return r;
+	}
+	const char *tp = getenv("DMIGRATE_FAULT_TRACE");
+	if (tp && *tp) {
+		const char *w = getenv("DMIGRATE_FAULT_TRACE_MS");
+		l->trace = xcalloc(1, sizeof(*l->trace));
+		l->trace->path = xstrdup(tp);
+		l->trace->window_ns = (uint64_t)(w && atoi(w) > 0 ? atoi(w) : 1000) * 1000000;
+		l->trace->r = xcalloc(TRACE_MAX, sizeof(*l->trace->r));
 	}
 	*ret = l;
 	return 0;
@@ -274,6 +315,8 @@ static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t add
 			if (!now)
 				now = clock_ns();
 			mem_hist_add(&l->hist, (now - p->t0) / 1000);
+			if (p->rec >= 0)
+				l->trace->r[p->rec].lat_us = (uint32_t)MAX((now - p->t0) / 1000, (uint64_t)1);
 			if (now - p->t0 > l->slowest_ns) {
 				l->slowest_ns = now - p->t0;
 				l->slowest_t0 = p->t0;
@@ -631,6 +674,91 @@ int mem_lazy_fill_local(struct mem_lazy *l, uint32_t space)
 	return 0;
 }
 
+bool mem_uffd_has(uint64_t f)
+{
+	_cleanup_close_ int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	struct uffdio_api api = { .api = UFFD_API };
+
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0)
+		return false;
+	return (api.features & f) == f;
+}
+
+bool mem_fault_trace_wanted(void)
+{
+	const char *tp = getenv("DMIGRATE_FAULT_TRACE");
+	return tp && *tp;
+}
+
+void mem_lazy_trace_origin(struct mem_lazy *l, uint64_t ns)
+{
+	if (l && l->trace)
+		atomic_store(&l->trace->origin_ns, ns);
+}
+
+static int dump_json_line(FILE *f, json_t *j)
+{
+	char *txt = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!txt)
+		return -ENOMEM;
+	fprintf(f, "%s\n", txt);
+	free(txt);
+	return 0;
+}
+
+/* Write the trace (uffd thread, or after it stopped): records, then the maps of the processes. */
+static void trace_write(struct mem_lazy *l)
+{
+	struct fault_trace *t = l->trace;
+	_cleanup_fclose_ FILE *f = NULL;
+	char addr[32], ws[32];
+
+	if (!t || t->written)
+		return;
+	t->written = true;
+	f = fopen(t->path, "we");
+	if (!f) {
+		pr_warn("fault trace %s: %m", t->path);
+		return;
+	}
+	uint64_t origin = atomic_load(&t->origin_ns);
+	pthread_mutex_lock(&l->plock);
+	dump_json_line(f, json_pack("{s:s, s:I, s:f, s:I}", "fault_trace", "dmigrate", "origin_ns",
+				    (json_int_t)origin, "window_ms", (double)t->window_ns / 1e6, "n",
+				    (json_int_t)t->n));
+	for (size_t i = 0; i < t->n; i++) {
+		const struct trace_rec *r = &t->r[i];
+		snprintf(addr, sizeof(addr), "%#" PRIx64, r->addr);
+		snprintf(ws, sizeof(ws), "%#" PRIx64, r->win_start);
+		dump_json_line(f, json_pack("{s:f, s:s, s:i, s:i, s:s#, s:b, s:i, s:s, s:i}", "t_ms",
+					    ((double)r->t_ns - (double)origin) / 1e6, "addr", addr, "space",
+					    (int)r->space, "tid", (int)r->tid, "kind", &r->kind, (size_t)1, "child",
+					    r->child, "lat_us", (int)r->lat_us, "win", ws, "win_n", (int)r->win_n));
+	}
+	for (size_t i = 0; i < l->n_mms; i++) {
+		const struct lazy_mm *mm = l->mms[i];
+		char path[64], *line = NULL;
+		size_t cap = 0;
+		if (mm->child || !mm->host_pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/maps", mm->host_pid);
+		_cleanup_fclose_ FILE *m = fopen(path, "re");
+		if (!m)
+			continue;
+		json_t *lines = json_array();
+		while (getline(&line, &cap, m) > 0) {
+			line[strcspn(line, "\n")] = 0;
+			json_array_append_new(lines, json_string(line));
+		}
+		free(line);
+		dump_json_line(f, json_pack("{s:i, s:i, s:o}", "maps_of", (int)mm->space, "host_pid",
+					    (int)mm->host_pid, "lines", lines));
+	}
+	pthread_mutex_unlock(&l->plock);
+	pr_info("fault trace: %zu faults in %s", t->n, t->path);
+}
+
 /* ---- the uffd thread ---------------------------------------------------- */
 
 static bool in_areas(const struct lazy_mm *mm, uint64_t a)
@@ -659,7 +787,7 @@ static void zero_page(struct mem_lazy *l, struct lazy_mm *mm, uint64_t dst)
 	}
 }
 
-static bool add_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a)
+static bool add_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, long rec)
 {
 	bool fresh = true;
 	pthread_mutex_lock(&l->plock);
@@ -667,7 +795,7 @@ static bool add_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a)
 		if (l->pending[i].mm == mm && l->pending[i].addr == a)
 			fresh = false;
 	if (fresh && l->n_pending < PENDING_MAX) {
-		l->pending[l->n_pending++] = (struct pending){ mm, a, clock_ns() };
+		l->pending[l->n_pending++] = (struct pending){ mm, a, clock_ns(), rec };
 		atomic_store(&l->n_pending_hint, l->n_pending);
 	}
 	pthread_mutex_unlock(&l->plock);
@@ -716,10 +844,35 @@ static void window_for(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint6
 	*ret_n = (uint32_t)((end - start) / DM_PAGE_SIZE);
 }
 
-static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_addr)
+/* A fault event in the trace (uffd thread); its index, or -1 when not traced. */
+static long trace_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint32_t tid, char kind)
+{
+	struct fault_trace *t = l->trace;
+	uint64_t now = clock_ns(), origin;
+
+	if (t->written)
+		return -1;
+	origin = atomic_load(&t->origin_ns);
+	if (!origin) {
+		/* no origin given yet: the first fault is one */
+		atomic_compare_exchange_strong(&t->origin_ns, &origin, now);
+		origin = atomic_load(&t->origin_ns);
+	}
+	if (now > origin + t->window_ns || t->n == TRACE_MAX)
+		return -1;
+	pthread_mutex_lock(&l->plock);
+	long i = (long)t->n++;
+	t->r[i] = (struct trace_rec){ .t_ns = now, .addr = a, .space = mm->space, .tid = tid, .kind = kind,
+				      .child = mm->child };
+	pthread_mutex_unlock(&l->plock);
+	return i;
+}
+
+static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_addr, uint32_t tid)
 {
 	uint64_t d = fault_addr & ~(DM_PAGE_SIZE - 1), a;
 	bool lazy;
+	long rec = -1;
 
 	if (!mm->child)
 		atomic_fetch_add(&l->faults, 1);
@@ -729,19 +882,28 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 	pthread_rwlock_unlock(&l->lock);
 	if (!lazy || have) {
 		/* never existed, removed, or installed meanwhile */
+		if (l->trace)
+			trace_fault(l, mm, d, tid, lazy ? TR_HAVE : TR_ZERO);
 		if (!lazy && !in_areas(mm, d))
 			pr_debug("fault at %#" PRIx64 " outside the registered areas of %u", d, mm->space);
 		zero_page(l, mm, d);
 		return;
 	}
-	if (!add_pending(l, mm, a))
+	if (l->trace)
+		rec = trace_fault(l, mm, a, tid, TR_REMOTE);
+	if (!add_pending(l, mm, a, rec)) {
+		if (rec >= 0)
+			l->trace->r[rec].kind = TR_DUP;
 		return; /* asked already */
+	}
 	if (l->o.ops.local) {
 		long got = install_local(l, mm, a, 1, MEM_FROM_LOCAL);
 		if (got > 0) {
 			/* and the local neighbours, cheap */
 			uint64_t ws;
 			uint32_t wn;
+			if (rec >= 0)
+				l->trace->r[rec].kind = TR_LOCAL;
 			window_for(l, mm, a, &ws, &wn);
 			install_local(l, mm, ws, wn, MEM_FROM_LOCAL);
 			return;
@@ -760,9 +922,14 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 	uint64_t ws;
 	uint32_t wn;
 	window_for(l, mm, a, &ws, &wn);
+	if (rec >= 0) {
+		l->trace->r[rec].win_start = ws;
+		l->trace->r[rec].win_n = wn;
+	}
 	if (!mm->child)
 		atomic_fetch_add(&l->faults_remote, 1);
-	int r = l->o.ops.request(l->o.ops.ctx, mm->space, a, ws, wn);
+	/* the faulting byte (its offset is 0 unless the uffd reports it exactly) */
+	int r = l->o.ops.request(l->o.ops.ctx, mm->space, a | (fault_addr & (DM_PAGE_SIZE - 1)), ws, wn);
 	if (r < 0)
 		mem_lazy_fail(l, r);
 }
@@ -893,6 +1060,7 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 {
 	struct uffd_msg msgs[64];
 	uint64_t faults[64];
+	uint32_t tids[64];
 	size_t nf = 0;
 	ssize_t n;
 
@@ -904,6 +1072,8 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 			const struct uffd_msg *m = &msgs[i];
 			switch (m->event) {
 			case UFFD_EVENT_PAGEFAULT:
+				/* ptid: with UFFD_FEATURE_THREAD_ID (the trace asks for it), else 0 */
+				tids[nf] = m->arg.pagefault.feat.ptid;
 				faults[nf++] = m->arg.pagefault.address;
 				break;
 			case UFFD_EVENT_FORK: {
@@ -969,7 +1139,7 @@ static bool drain_uffd(struct mem_lazy *l, struct lazy_mm *mm)
 		return false;
 	}
 	for (size_t i = 0; i < nf; i++)
-		handle_fault(l, mm, faults[i]);
+		handle_fault(l, mm, faults[i], tids[i]);
 	if (mm_done(mm))
 		wake_waiters(l);
 	return true;
@@ -992,6 +1162,9 @@ static void *uffd_thread(void *arg)
 	while (!atomic_load(&l->stop)) {
 		size_t n = 0;
 		reap_forks(l, false);
+		if (l->trace && !l->trace->written && atomic_load(&l->trace->origin_ns) &&
+		    clock_ns() > atomic_load(&l->trace->origin_ns) + l->trace->window_ns)
+			trace_write(l);
 		pthread_mutex_lock(&l->plock);
 		if (cap < l->n_mms + 1) {
 			cap = l->n_mms + 16;
@@ -1213,6 +1386,12 @@ void mem_lazy_free(struct mem_lazy *l)
 		pthread_join(l->uffd_thread, NULL);
 	if (l->push_started)
 		pthread_join(l->push_thread, NULL);
+	if (l->trace) {
+		trace_write(l);
+		free(l->trace->r);
+		free(l->trace->path);
+		free(l->trace);
+	}
 	for (size_t i = 0; i < l->n_mms; i++) {
 		struct lazy_mm *mm = l->mms[i];
 		if (mm->uffd >= 0)

@@ -64,7 +64,9 @@ struct mem_wire_req {
 	uint32_t space;      /* image pid */
 	uint32_t npages;     /* window: 1..MEM_WINDOW_MAX */
 	uint64_t addr;       /* first page of the window */
-	uint64_t fault_addr; /* the faulting page, inside the window; sent whatever else was sent */
+	uint64_t fault_addr; /* the faulting page, inside the window; sent whatever else was sent.
+			      * The faulting byte's address when the source said it takes
+			      * one (MigStart.fault_exact): it follows the pointers there. */
 } __attribute__((packed));
 _Static_assert(sizeof(struct mem_wire_req) == 24, "fault request is 24 bytes on the wire");
 
@@ -186,7 +188,8 @@ enum mem_origin { MEM_FROM_FAULT, MEM_FROM_PREFETCH, MEM_FROM_PUSH, MEM_FROM_LOC
 /* Where missing pages come from, apart from what is handed to mem_lazy_install(). */
 struct mem_lazy_ops {
 	/* Ask the remote side for [addr, addr + npages) of space, which holds the
-	 * faulting page fault_addr.  Called from the uffd thread: must not block
+	 * faulting page fault_addr (the faulting byte: its offset in the page is 0
+	 * unless the uffd reports the exact address).  Called from the uffd thread: must not block
 	 * long.  NULL: no remote side. */
 	int (*request)(void *ctx, uint32_t space, uint64_t fault_addr, uint64_t addr, uint32_t npages);
 	/* A local copy of a page (mem_store, image files), or NULL.  *ret_run as
@@ -242,6 +245,13 @@ uint64_t mem_lazy_missing(struct mem_lazy *l);
 uint64_t mem_lazy_total(struct mem_lazy *l);
 /* Known spaces (image pids of the processes added). */
 bool mem_lazy_has_space(struct mem_lazy *l, uint32_t space);
+/* Does this kernel's userfaultfd offer feature f (UFFD_FEATURE_*)? */
+bool mem_uffd_has(uint64_t f);
+/* The fault trace (DMIGRATE_FAULT_TRACE=FILE, lazy.c): is it on?  Then the
+ * restore asks for UFFD_FEATURE_THREAD_ID, so that it names the threads. */
+bool mem_fault_trace_wanted(void);
+/* Times of the trace count from ns (clock_ns: when the tree was let go). */
+void mem_lazy_trace_origin(struct mem_lazy *l, uint64_t ns);
 /* Stop threads, close every uffd (unserved pages then read as zeros: only
  * after done, or to kill). */
 void mem_lazy_free(struct mem_lazy *l);
@@ -319,6 +329,8 @@ struct mem_server_stats {
 	uint64_t pages_pushed, pages_fault, pages_prefetch, requests;
 	uint64_t pages_total;          /* lazy pages with data (sparse holes left out once scanned) */
 	uint64_t pages_absent;         /* holes of sparse runs: told, not sent */
+	uint64_t pages_chased;         /* sent after a faulting page: the words around the fault point to them */
+	uint64_t chases_on;            /* faults on a page seen pointed to: the words after that pointer followed */
 	double scan_ms;                /* the page map walk of the sparse runs */
 };
 void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret);

@@ -57,8 +57,36 @@
 #define SNDBUF_MIN (8 * 1024)
 #define SNDBUF_MAX (4 * 1024 * 1024)
 
+/*
+ * Pointer chasing: a fault request may carry the faulting byte's address
+ * (the destination's userfaultfd reports it exactly: MigStart.fault_exact).
+ * A tree that walks a pointer structure over memory it has not touched
+ * since the resume (redis rehashing its dict: bucket -> entry -> key; a
+ * list; a GC marking) faults once per node, a round trip each, one after
+ * the other.  So after the faulting page come, on the fault channel, the
+ * lazy pages not sent yet that the words of the 128 bytes around the byte
+ * (its 64-byte line and the next) point to, each followed by those that
+ * the first CHASE_OBJ bytes of the object it points to point to (two
+ * levels, depth first: the order a walk touches them), at most
+ * DMIGRATE_CHASE pages (default CHASE_DEFAULT, 0: off; DMIGRATE_CHASE_DEPTH=1:
+ * one level).  A word that is not a pointer names a page of the tree all
+ * the same: every page is sent once anyway, this only sends some earlier,
+ * at the price of the next fault's reply waiting behind them.
+ */
+#define CHASE_MAX 16u
+#define CHASE_DEFAULT 8u
+#define CHASE_BYTES 128u
+#define CHASE_OBJ 24u
+#define CHASE_OBJ_PTRS 2u /* followed in an object pointed to (a third word was no better) */
+
 /* Pages per pushed frame: the pusher looks for fault hints between frames. */
 #define PUSH_FRAME_PAGES 64u
+
+/* A page not sent yet, and the address of a word that points into it. */
+struct back_ref {
+	uint64_t target, from;
+};
+#define BACK_SLOTS 16384u
 
 struct srv_proc {
 	uint32_t space;
@@ -68,6 +96,7 @@ struct srv_proc {
 	struct proc_range *sparse;  /* lazy runs whose page map is unknown */
 	size_t n_sparse;
 	uint64_t cursor;          /* push thread only */
+	struct back_ref *back;    /* fault thread only: where unsent pages were seen pointed to from */
 	_Atomic uint64_t hint;    /* where faults happen; 0: none */
 };
 
@@ -87,7 +116,11 @@ struct mem_server {
 	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
-	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent;
+	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
+		chases_on;
+	unsigned chase;           /* pages sent by following pointers around the faulting byte (0: none) */
+	unsigned chase_depth;
+	bool chase_on;            /* follow on from the word that pointed to a faulting page */
 	double scan_ms;
 };
 
@@ -130,6 +163,13 @@ int mem_server_new(struct mem_server **ret)
 	dm_errbox_init(&s->err);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	const char *e = getenv("DMIGRATE_CHASE");
+	int c = e ? atoi(e) : (int)CHASE_DEFAULT;
+	s->chase = c < 0 ? 0 : (unsigned)MIN(c, (int)CHASE_MAX);
+	e = getenv("DMIGRATE_CHASE_DEPTH");
+	s->chase_depth = e ? (unsigned)atoi(e) : 2;
+	e = getenv("DMIGRATE_CHASE_ON");
+	s->chase_on = !e || atoi(e) != 0;
 	*ret = s;
 	return 0;
 }
@@ -195,9 +235,12 @@ static void set_err(struct mem_server *s, int err)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Claim and send the unsent lazy pages of [addr, addr+n) as runs. */
+static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data);
+
+/* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
+ * remember what the pages sent point to, for the fault thread). */
 static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
-		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter)
+		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note)
 {
 	for (uint64_t k = 0; k < n;) {
 		uint64_t a = addr + k * DM_PAGE_SIZE;
@@ -221,9 +264,124 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64 "+%u pages", p->pid, a, run)
 					    : r;
 		atomic_fetch_add(counter, run);
+		for (uint32_t i = 0; note && i < run; i++)
+			note_pointers(p, a + (uint64_t)i * DM_PAGE_SIZE, buf + (size_t)i * DM_PAGE_SIZE);
 		k += run;
 	}
 	return 0;
+}
+
+/*
+ * The pointers among the words of data[lo, hi) (one page's contents) to
+ * lazy pages of p not sent yet, other than page and than those in ret
+ * already; appended to ret (at most max in all), in the order of the words.
+ */
+static size_t chase_words(struct srv_proc *p, uint64_t page, const uint8_t *data, uint32_t lo, uint32_t hi,
+			  uint64_t *ret, size_t n, size_t max)
+{
+	for (uint32_t o = lo & ~7u; o + 8 <= MIN(hi, (uint32_t)DM_PAGE_SIZE) && n < max; o += 8) {
+		uint64_t v;
+		memcpy(&v, data + o, sizeof(v));
+		uint64_t t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		if (t == page || v >= MEM_ADDR_LIMIT || !pageset_contains(&p->sent, t) || pageset_test(&p->sent, t))
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = (ret[k] & ~(uint64_t)(DM_PAGE_SIZE - 1)) == t;
+		if (!dup)
+			ret[n++] = v;
+	}
+	return n;
+}
+
+static size_t back_slot(uint64_t page)
+{
+	return (size_t)((page >> 12) * 0x9E3779B97F4A7C15ULL >> 50) & (BACK_SLOTS - 1);
+}
+
+/*
+ * Remember, for the lazy pages not sent yet that page (its contents: data)
+ * points to, where it points to them from (the last one seen wins a slot).
+ * A fault on such a page then says where the thread came from: an array or
+ * a table it iterates, whose next words the fault thread follows too.
+ */
+static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data)
+{
+	if (!p->back)
+		p->back = xcalloc(BACK_SLOTS, sizeof(*p->back));
+	for (uint32_t o = 0; o < DM_PAGE_SIZE; o += 8) {
+		uint64_t v;
+		memcpy(&v, data + o, sizeof(v));
+		uint64_t t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		if (!v || t == page || v >= MEM_ADDR_LIMIT || !pageset_contains(&p->sent, t) || pageset_test(&p->sent, t))
+			continue;
+		p->back[back_slot(t)] = (struct back_ref){ t, page + o };
+	}
+}
+
+/*
+ * Send the pages that the words data[lo, hi) of page point to (data: its
+ * contents; it may be buf, which is reused once they are read).  Two
+ * levels, depth first: each pointer of the range, then the pointers in the
+ * first CHASE_OBJ bytes of the object it points to (a hash entry: its key),
+ * in the order a walk of the structure would touch them.  At most
+ * s->chase pages.
+ */
+static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, const uint8_t *data, uint32_t lo,
+		 uint32_t hi, uint8_t *buf)
+{
+	uint64_t l1[CHASE_MAX];
+	size_t max = s->chase, sent = 0;
+	size_t n1 = chase_words(p, page, data, lo, hi, l1, 0, max);
+
+	for (size_t i = 0; i < n1 && sent < max; i++) {
+		uint64_t v = l1[i], t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		/* claim it: the pusher may have sent it meanwhile */
+		if (pageset_set(&p->sent, t))
+			continue;
+		int r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t, 1, MEM_PF_PREFETCH, buf);
+		if (r < 0)
+			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t) : r;
+		atomic_fetch_add(&s->pages_chased, 1);
+		sent++;
+		/* what the object it points to points to; buf holds page t now */
+		note_pointers(p, t, buf);
+		uint64_t l2[CHASE_OBJ_PTRS];
+		uint32_t o = (uint32_t)(v - t);
+		size_t n2 = s->chase_depth > 1 ? chase_words(p, t, buf, o, o + CHASE_OBJ, l2, 0, CHASE_OBJ_PTRS) : 0;
+		for (size_t k = 0; k < n2 && sent < max; k++) {
+			uint64_t t2 = l2[k] & ~(uint64_t)(DM_PAGE_SIZE - 1);
+			if (t2 == page || pageset_set(&p->sent, t2))
+				continue;
+			r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t2, 1, MEM_PF_PREFETCH, buf);
+			if (r < 0)
+				return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t2) : r;
+			atomic_fetch_add(&s->pages_chased, 1);
+			note_pointers(p, t2, buf);
+			sent++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The faulting page was seen pointed to from a word of a page sent before
+ * (an array, a hash table the thread iterates): the words after that one
+ * point to what the thread touches next.  Their pages go the way the
+ * words around the faulting byte went.
+ */
+static int chase_on(struct mem_server *s, struct srv_proc *p, uint64_t page, uint8_t *buf, uint8_t *from_buf)
+{
+	struct back_ref *b = p->back && s->chase_on ? &p->back[back_slot(page)] : NULL;
+	if (!b || b->target != page)
+		return 0;
+	uint64_t from = b->from, fpage = from & ~(uint64_t)(DM_PAGE_SIZE - 1);
+	b->target = 0;
+	if (mem_read_remote(p->pid, p->memfd, fpage, from_buf, DM_PAGE_SIZE) < 0)
+		return 0; /* a page we sent: it was readable; nothing to follow otherwise */
+	uint32_t o = (uint32_t)(from - fpage) + 8;
+	atomic_fetch_add(&s->chases_on, 1);
+	return chase(s, p, fpage, from_buf, o, o + CHASE_BYTES, buf);
 }
 
 static void *fault_thread(void *arg)
@@ -231,6 +389,7 @@ static void *fault_thread(void *arg)
 	struct mem_server *s = arg;
 	mem_fault_thread_priority();
 	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	uint8_t *from_buf = xmalloc(DM_PAGE_SIZE);
 	int r = 0;
 
 	while (!atomic_load(&s->stop)) {
@@ -247,34 +406,47 @@ static void *fault_thread(void *arg)
 		if (r < 0)
 			break;
 		struct srv_proc *p = find_proc(s, q.space);
+		/* fault_addr may name the faulting byte (START said fault_exact) */
+		uint64_t page = q.fault_addr & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		uint32_t off = (uint32_t)(q.fault_addr - page);
 		if (!p || !q.npages || q.npages > MEM_WINDOW_MAX || !PAGE_ALIGNED(q.addr) ||
-		    !PAGE_ALIGNED(q.fault_addr) || q.addr >= MEM_ADDR_LIMIT ||
-		    q.fault_addr < q.addr || q.fault_addr >= q.addr + (uint64_t)q.npages * DM_PAGE_SIZE ||
-		    !pageset_contains(&p->sent, q.fault_addr)) {
+		    q.addr >= MEM_ADDR_LIMIT || page < q.addr ||
+		    page >= q.addr + (uint64_t)q.npages * DM_PAGE_SIZE || !pageset_contains(&p->sent, page)) {
 			r = dm_fail(-EBADMSG, "fault channel: bad request for %#" PRIx64 " (window %#" PRIx64 "+%u) of %u",
 				    q.fault_addr, q.addr, q.npages, q.space);
 			break;
 		}
 		atomic_fetch_add(&s->requests, 1);
 		/* the page itself first, alone, whatever was sent before */
-		pageset_set(&p->sent, q.fault_addr);
-		r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, q.fault_addr, 1, MEM_PF_FAULT, buf);
+		pageset_set(&p->sent, page);
+		r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, page, 1, MEM_PF_FAULT, buf);
 		if (r < 0)
 			break;
 		atomic_fetch_add(&s->pages_fault, 1);
+		/* then the pages the words around the faulting byte point to (buf
+		 * holds the page still) */
+		if (s->chase && off) {
+			note_pointers(p, page, buf);
+			uint32_t lo = off & ~63u;
+			r = chase(s, p, page, buf, lo, lo + CHASE_BYTES, buf);
+			if (r >= 0)
+				r = chase_on(s, p, page, buf, from_buf);
+			if (r < 0)
+				break;
+		}
 		/*
 		 * Then the nearest neighbours not sent yet, inline; the rest of the
 		 * window goes to the pusher, which continues from there on the bulk
 		 * channel: the next fault must not wait behind a large window here.
 		 */
 		uint64_t lo = q.addr, hi = q.addr + (uint64_t)q.npages * DM_PAGE_SIZE;
-		uint64_t ilo = q.fault_addr >= lo + (PREFETCH_INLINE / 2) * DM_PAGE_SIZE ?
-				       q.fault_addr - (PREFETCH_INLINE / 2) * DM_PAGE_SIZE : lo;
-		if (q.fault_addr == lo)
+		uint64_t ilo = page >= lo + (PREFETCH_INLINE / 2) * DM_PAGE_SIZE ?
+				       page - (PREFETCH_INLINE / 2) * DM_PAGE_SIZE : lo;
+		if (page == lo)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
 		r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
-				&s->pages_prefetch);
+				&s->pages_prefetch, s->chase > 0);
 		if (r < 0)
 			break;
 		/* the rest of a window goes to the pusher; a fault whose window
@@ -286,6 +458,7 @@ static void *fault_thread(void *arg)
 	if (r < 0 && !atomic_load(&s->stop))
 		set_err(s, r);
 	free(buf);
+	free(from_buf);
 	return NULL;
 }
 
@@ -426,7 +599,7 @@ static void *push_thread(void *arg)
 		const struct pageset_region *rg = &p->sent.r[ri];
 		uint64_t left = rg->npages - (a - rg->start) / DM_PAGE_SIZE;
 		uint64_t n = MIN(left, (uint64_t)PUSH_FRAME_PAGES);
-		r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed);
+		r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed, false);
 		p->cursor = a + n * DM_PAGE_SIZE;
 		cur = pi;
 		if (++frames % 64 == 0) {
@@ -543,6 +716,7 @@ void mem_server_free(struct mem_server *s)
 	for (size_t i = 0; i < s->n; i++) {
 		pageset_done(&s->procs[i].sent);
 		free(s->procs[i].sparse);
+		free(s->procs[i].back);
 		if (s->procs[i].memfd >= 0)
 			close(s->procs[i].memfd);
 	}
@@ -560,6 +734,8 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->pages_prefetch = atomic_load(&s->pages_prefetch);
 	ret->requests = atomic_load(&s->requests);
 	ret->pages_absent = atomic_load(&s->pages_absent);
+	ret->pages_chased = atomic_load(&s->pages_chased);
+	ret->chases_on = atomic_load(&s->chases_on);
 	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)
 		ret->pages_total += s->procs[i].sent.total;

@@ -71,6 +71,7 @@ struct dsess {
 	struct mem_store *store;
 	struct mem_netsrc *netsrc;
 	struct mem_lazy *lazy;
+	bool fault_exact;          /* fault requests name the faulting byte (MigStart.fault_exact) */
 	struct mig_wire_range *dirty;
 	size_t n_dirty;
 	pid_t root;
@@ -393,6 +394,8 @@ static int handle_start(struct dsess *s)
 	/* post-copy: the source reads the VMA flags before its freeze and says
 	 * after the switch-over which changed meanwhile (maybe none) */
 	s->vma_checked = s->mode != MIG_POST_COPY;
+	/* the source chases pointers around a faulting byte: our uffds report it */
+	s->fault_exact = st->has_fault_exact && st->fault_exact && mem_uffd_has(UFFD_FEATURE_EXACT_ADDRESS);
 	if (st->target && strlen(st->target) < 32)
 		s->target = xstrdup(st->target);
 	if (st->rootfs_mode) {
@@ -1073,6 +1076,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		return r;
 	s->committed = true;
 	s->t_commit = clock_ns();
+	mem_lazy_trace_origin(s->lazy, s->t_commit);
 	/* it runs as soon as the restore detaches it */
 	if (s->cg.version == TREECG_V2 && !s->container)
 		return treecg_freeze(&s->cg, false);
@@ -1103,7 +1107,9 @@ static int do_restore(struct dsess *s)
 		.lazy_cb = lazy_cb,
 		.lazy_fetch = lazy_fetch,
 		.lazy_arg = s,
-		.lazy_features = LAZY_FEATURES,
+		/* the fault trace names the threads */
+		.lazy_features = LAZY_FEATURES | (mem_fault_trace_wanted() ? UFFD_FEATURE_THREAD_ID : 0) |
+				 (s->fault_exact ? UFFD_FEATURE_EXACT_ADDRESS : 0),
 		.before_resume = hold_until_commit,
 		.before_resume_arg = s,
 		.packets = &s->packets,

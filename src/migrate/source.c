@@ -822,6 +822,10 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(j, "pages_absent", json_integer((json_int_t)ss.pages_absent));
 		json_object_set_new(j, "pagemap_scan_ms", json_real(ss.scan_ms));
 	}
+	/* sent after a faulting page: the words around the fault pointed to them */
+	json_object_set_new(j, "pages_chased", json_integer((json_int_t)ss.pages_chased));
+	/* faults on a page seen pointed to from an array: its next words followed */
+	json_object_set_new(j, "chases_continued", json_integer((json_int_t)ss.chases_on));
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
 	if (s->egress.ifname[0])
 		json_object_set_new(j, "link_queue",
@@ -1080,6 +1084,9 @@ static int ph_connect(struct src *s)
 		}
 		m.has_processes = true;
 		m.processes = nprocs;
+		/* our page server takes the faulting byte's address */
+		m.has_fault_exact = true;
+		m.fault_exact = true;
 		/* for the destination's checks before the freeze */
 		m.has_xcr0 = true;
 		m.xcr0 = host_xcr0() | forged_xfeatures();

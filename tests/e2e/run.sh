@@ -72,6 +72,10 @@
 #   link/queue-Q   the source reads the queue in front of its link (pfifo_fast
 #                  under tbf: priority; bare tbf: fifo; none: unknown) and says
 #                  so in the stats; the migration completes with each
+#   mem/chase      post-copy of a program walking a linked list spread one
+#                  node per page over 64 MiB, in random order: every walk in
+#                  b is right, and the source followed the pointers of the
+#                  faulting nodes (stats pages_chased > 0: none without it)
 #   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
 #                  in that gap (test point src-vmflags-read) is applied on b
 #   rollback/...   the peer killed or the link cut at each phase (test points,
@@ -555,6 +559,39 @@ test_vmflags() {
 		else
 			result FAIL "$t" "on b: $(tail -n 1 "$log")"
 		fi
+	fi
+	stop_workload
+}
+
+# mem/chase: pointer chasing on the way through (the destination asks its
+# uffds for the exact fault address, the source follows the words around
+# it); the walks in b check the list, the stats say pages were chased
+test_chase() {
+	local t=mem/chase log=$WORK/listwalk.log chased
+	selected "$t" || return 0
+	: >"$log"
+	if ! cc -O2 -o "$WORK/listwalk" "$E2E_DIR/lib/listwalk.c"; then
+		result FAIL "$t" "cannot build the test program"
+		return
+	fi
+	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/listwalk" "$log" 64) || { result FAIL "$t" "spawn failed"; return; }
+	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
+	if ! wait_until 20 grep -q "^walk .* uts=$PREFIX-a ok" "$log"; then
+		result FAIL "$t" "the program did not start: $(tail -n 2 "$log")"
+		stop_workload
+		return
+	fi
+	if ! migrate post-copy; then
+		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 20 grep -q "^walk .* uts=$PREFIX-b ok" "$log"; then
+		result FAIL "$t" "no right walk in b: $(tail -n 1 "$log")"
+	elif grep -q BAD "$log"; then
+		result FAIL "$t" "$(grep -m1 BAD "$log")"
+	elif chased=$(jq -r '.pages_chased // 0' "$WORK/stats.json" 2>/dev/null) && ! ((chased > 0)); then
+		result FAIL "$t" "no page was chased (pages_chased ${chased:-none}, on demand $(jq -r .pages_on_demand "$WORK/stats.json" 2>/dev/null))"
+	else
+		log "$t: $(jq -c '{pages_chased, pages_on_demand, pages_prefetched}' "$WORK/stats.json")"
+		result PASS "$t"
 	fi
 	stop_workload
 }
@@ -1678,6 +1715,7 @@ for mode in post-copy stop-and-copy; do
 	test_sqlite "$mode"
 done
 test_vmflags
+test_chase
 test_link_cut_after_switch
 test_link_queue
 for mode in post-copy stop-and-copy; do

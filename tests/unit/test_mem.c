@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the source's page reads (mem/server.c) on a live child.
+ * Unit tests of the source's page server (mem/server.c) on a live child:
+ * what a fault request gets back (pointer chasing), and its page reads.
  *
  * Reading a page must leave it as it was: in particular a page the child
  * still shares copy-on-write with its parent stays one page.  A pinning
@@ -15,8 +16,10 @@
 
 #include "mem/mem.h"
 #include "base/util.h"
+#include "net/net.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,9 +123,265 @@ static void test_read_prot_none(void **state)
 	munmap(m, PAGE);
 }
 
+/* ---- pointer chasing ---------------------------------------------------- */
+
+struct accepting {
+	struct net_listener *l;
+	struct net_chan *c[2];
+	int r;
+};
+
+static void *accept_main(void *arg)
+{
+	struct accepting *a = arg;
+	for (int i = 0; i < 2 && a->r >= 0; i++)
+		a->r = net_accept(a->l, 10000, &a->c[i]);
+	return NULL;
+}
+
+/* A child that holds m (inherited) and waits; killed by the caller. */
+static pid_t hold_child(void)
+{
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(ready[0]);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	return pid;
+}
+
+/* Ask for the page holding byte fault (window: that page alone); the pages
+ * of the reply in the order they come, until the reply to a request for
+ * page `until` (which ends the list: the frames of one channel stay in order). */
+static size_t ask(struct net_chan *d, uint64_t fault, uint64_t until, uint64_t *ret, size_t max, uint32_t *ret_flags)
+{
+	struct mem_wire_req q = { .space = 7, .npages = 1, .addr = fault & ~(PAGE - 1), .fault_addr = fault };
+	assert_int_equal(net_send_frame(d, MEM_T_REQ, &q, sizeof(q)), 0);
+	q = (struct mem_wire_req){ .space = 7, .npages = 1, .addr = until, .fault_addr = until };
+	assert_int_equal(net_send_frame(d, MEM_T_REQ, &q, sizeof(q)), 0);
+	size_t n = 0;
+	uint8_t *page = xmalloc(MEM_FRAME_PAGES_MAX * PAGE);
+	for (;;) {
+		struct net_frame f;
+		struct net_wire_pages h;
+		assert_int_equal(net_recv_hdr(d, &f), 0);
+		assert_int_equal(f.type, NET_T_PAGES);
+		assert_int_equal(net_recv_pages_hdr(d, &f, &h), 0);
+		assert_int_equal(net_recv_body(d, page, (size_t)h.npages * PAGE), 0);
+		if (h.addr == until && (h.flags & MEM_PF_FAULT))
+			break;
+		for (uint32_t k = 0; k < h.npages && n < max; k++) {
+			ret_flags[n] = h.flags;
+			ret[n++] = h.addr + k * PAGE;
+		}
+	}
+	free(page);
+	return n;
+}
+
+struct chase_rig {
+	pid_t pid;
+	struct net_ctx *ctx;
+	struct accepting a;
+	struct net_chan *ctl, *fault;
+	struct mem_server *srv;
+};
+
+/* A page server for process 7 = a child holding m (np pages, one lazy run), its fault channel. */
+static void chase_rig_open(struct chase_rig *g, uint8_t *m, size_t np)
+{
+	memset(g, 0, sizeof(*g));
+	g->pid = hold_child();
+	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
+	e.vaddr = (uint64_t)(uintptr_t)m;
+	e.nr_pages = (uint32_t)np;
+	e.has_lazy = e.lazy = true;
+	e.has_remote = e.remote = true;
+	Dm__Process img = DM__PROCESS__INIT;
+	img.pid = 7;
+	img.n_pagemap = 1;
+	img.pagemap = &ep;
+	struct net_config cfg = { .insecure = true, .io_timeout_ms = 20000 };
+	pthread_t th;
+	char addr[64];
+	assert_int_equal(net_ctx_new(&cfg, NULL, &g->ctx), 0);
+	assert_int_equal(net_listen(g->ctx, "127.0.0.1:0", &g->a.l), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(g->a.l));
+	assert_int_equal(pthread_create(&th, NULL, accept_main, &g->a), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_CONTROL, NULL, &g->ctl), 0);
+	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_FAULT, net_chan_session(g->ctl), &g->fault), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(g->a.r, 0);
+	struct net_chan *srv_fault = net_chan_role(g->a.c[0]) == NET_ROLE_FAULT ? g->a.c[0] : g->a.c[1];
+	assert_int_equal(mem_server_new(&g->srv), 0);
+	assert_int_equal(mem_server_add(g->srv, 7, g->pid, &img), 0);
+	assert_int_equal(mem_server_start(g->srv, srv_fault, NULL, MEM_PHASE_INSTALL), 0);
+}
+
+static void chase_rig_close(struct chase_rig *g)
+{
+	mem_server_free(g->srv);
+	kill(g->pid, SIGKILL);
+	waitpid(g->pid, NULL, 0);
+	net_chan_close(g->fault);
+	net_chan_close(g->ctl);
+	net_chan_close(g->a.c[0]);
+	net_chan_close(g->a.c[1]);
+	net_listener_free(g->a.l);
+	net_ctx_unref(g->ctx);
+}
+
+/*
+ * An array of pointers (a hash table's buckets) to nodes on pages of their
+ * own: a fault in the array brings the nodes of the 16 words around it (8:
+ * the budget); a later fault on a node the array points to further on
+ * brings the nodes of the words after that one (a thread iterating the
+ * array), where the node's own page points nowhere.
+ */
+static void test_chase_on(void **state)
+{
+	(void)state;
+	const size_t np = 64;
+	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, 0, np * PAGE);
+	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
+	for (size_t i = 0; i < 32; i++)
+		arr[i] = base + (30 + i) * PAGE + 512 + i * 8; /* node i on page 30 + i */
+	struct chase_rig g;
+	chase_rig_open(&g, m, np);
+	uint64_t got[32];
+	uint32_t fl[32];
+	size_t n = ask(g.fault, base + 5 * PAGE + 8, base + 2 * PAGE, got, 32, fl);
+	assert_int_equal(n, 9);
+	assert_int_equal(got[0], base + 5 * PAGE);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(got[1 + i], base + (30 + i) * PAGE);
+	/* node 10 faults (its page holds no pointer): nodes 11..18 follow */
+	n = ask(g.fault, arr[10], base + 3 * PAGE, got, 32, fl);
+	assert_int_equal(n, 9);
+	assert_int_equal(got[0], base + 40 * PAGE);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(got[1 + i], base + (41 + i) * PAGE);
+	struct mem_server_stats st;
+	mem_server_get_stats(g.srv, &st);
+	assert_int_equal(st.chases_on, 1);
+	assert_int_equal(st.pages_chased, 16);
+	chase_rig_close(&g);
+	munmap(m, np * PAGE);
+}
+
+/*
+ * A linked list over the pages of a lazy area: a fault on a node's next
+ * pointer brings, after the faulting page, the next node's page and the
+ * one its next pointer points to (two levels), then nothing else (a
+ * window of one page: no neighbours); pointers outside the lazy memory and
+ * to the faulting page itself are not followed, and a page is sent once.
+ */
+static void test_chase(void **state)
+{
+	(void)state;
+	const size_t np = 64;
+	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, 0, np * PAGE);
+	/* node A at page 10 +200 -> B at page 40 +1000 -> C at page 20 +8 -> D at page 50 */
+	uint64_t A = (uint64_t)(uintptr_t)(m + 10 * PAGE + 200), B = (uint64_t)(uintptr_t)(m + 40 * PAGE + 1000);
+	uint64_t C = (uint64_t)(uintptr_t)(m + 20 * PAGE + 8), D = (uint64_t)(uintptr_t)(m + 50 * PAGE + 16);
+	memcpy((void *)(uintptr_t)A, &B, 8);
+	memcpy((void *)(uintptr_t)B, &C, 8);
+	memcpy((void *)(uintptr_t)C, &D, 8);
+	/* beside A: a pointer to the stack (not lazy memory) and one to A's own page */
+	uint64_t stack = (uint64_t)(uintptr_t)&np, self = A + 64;
+	memcpy((void *)(uintptr_t)(A + 8), &stack, 8);
+	memcpy((void *)(uintptr_t)(A + 16), &self, 8);
+	pid_t pid = hold_child();
+
+	/* the image: the area as one lazy run of process 7 */
+	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
+	e.vaddr = (uint64_t)(uintptr_t)m;
+	e.nr_pages = (uint32_t)np;
+	e.has_lazy = e.lazy = true;
+	e.has_remote = e.remote = true;
+	Dm__Process img = DM__PROCESS__INIT;
+	img.pid = 7;
+	img.n_pagemap = 1;
+	img.pagemap = &ep;
+
+	struct net_config cfg = { .insecure = true, .io_timeout_ms = 20000 };
+	struct net_ctx *ctx;
+	struct accepting a = { 0 };
+	pthread_t th;
+	struct net_chan *ctl, *fault;
+	char addr[64];
+	assert_int_equal(net_ctx_new(&cfg, NULL, &ctx), 0);
+	assert_int_equal(net_listen(ctx, "127.0.0.1:0", &a.l), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(a.l));
+	assert_int_equal(pthread_create(&th, NULL, accept_main, &a), 0);
+	assert_int_equal(net_connect(ctx, addr, NET_ROLE_CONTROL, NULL, &ctl), 0);
+	assert_int_equal(net_connect(ctx, addr, NET_ROLE_FAULT, net_chan_session(ctl), &fault), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(a.r, 0);
+	struct net_chan *srv_fault = net_chan_role(a.c[0]) == NET_ROLE_FAULT ? a.c[0] : a.c[1];
+
+	struct mem_server *srv;
+	assert_int_equal(mem_server_new(&srv), 0);
+	assert_int_equal(mem_server_add(srv, 7, pid, &img), 0);
+	assert_int_equal(mem_server_start(srv, srv_fault, NULL, MEM_PHASE_INSTALL), 0);
+
+	uint64_t got[16], base = (uint64_t)(uintptr_t)m;
+	uint32_t fl[16];
+	size_t n = ask(fault, A, base + 60 * PAGE, got, 16, fl);
+	assert_int_equal(n, 3);
+	assert_int_equal(got[0], base + 10 * PAGE);
+	assert_true(fl[0] & MEM_PF_FAULT);
+	assert_int_equal(got[1], base + 40 * PAGE); /* B */
+	assert_int_equal(got[2], base + 20 * PAGE); /* C, B's next */
+	assert_true((fl[1] & MEM_PF_PREFETCH) && (fl[2] & MEM_PF_PREFETCH));
+	/* B faults again (its page was on its way): C went already, nothing more */
+	n = ask(fault, B, base + 61 * PAGE, got, 16, fl);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0], base + 40 * PAGE);
+	/* C faults: D follows */
+	n = ask(fault, C, base + 63 * PAGE, got, 16, fl);
+	assert_int_equal(n, 2);
+	assert_int_equal(got[0], base + 20 * PAGE);
+	assert_int_equal(got[1], base + 50 * PAGE);
+	/* a page-aligned request (a destination that does not say the byte): the page alone */
+	n = ask(fault, base + 30 * PAGE, base + 62 * PAGE, got, 16, fl);
+	assert_int_equal(n, 1);
+	struct mem_server_stats st;
+	mem_server_get_stats(srv, &st);
+	assert_int_equal(st.pages_chased, 3);
+
+	mem_server_free(srv);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	net_chan_close(fault);
+	net_chan_close(ctl);
+	net_chan_close(a.c[0]);
+	net_chan_close(a.c[1]);
+	net_listener_free(a.l);
+	net_ctx_unref(ctx);
+	munmap(m, np * PAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_chase),
+		cmocka_unit_test(test_chase_on),
 		cmocka_unit_test(test_read_keeps_cow),
 		cmocka_unit_test(test_read_prot_none),
 	};
