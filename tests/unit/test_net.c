@@ -1356,22 +1356,29 @@ static int netlock_child(void)
 	return 0;
 }
 
+/* fn in a child of its own (it unshares namespaces): 0 passes, 77 skips (no
+ * CAP_SYS_ADMIN: no namespace of our own), anything else names the step */
+static void run_child(int (*fn)(void))
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn());
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_netlock_live(void **state)
 {
 	(void)state;
 	if (access("/usr/sbin/nft", X_OK)) {
 		skip();
 	}
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(netlock_child());
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 77)
-		skip();	/* no CAP_SYS_ADMIN: no namespace of our own */
-	assert_int_equal(WEXITSTATUS(status), 0);
+	run_child(netlock_child);
 }
 
 /* In a namespace of its own: a listener, a connection to it; the listeners-only
@@ -1410,16 +1417,7 @@ static int diag_states_child(void)
 static void test_inet_diag_states(void **state)
 {
 	(void)state;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(diag_states_child());
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 77)
-		skip();
-	assert_int_equal(WEXITSTATUS(status), 0);
+	run_child(diag_states_child);
 }
 
 /*
@@ -1522,31 +1520,13 @@ static void test_netlock_prepared(void **state)
 	if (access("/usr/sbin/nft", X_OK)) {
 		skip();
 	}
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(netlock_prepared_child());
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 77)
-		skip();
-	assert_int_equal(WEXITSTATUS(status), 0);
+	run_child(netlock_prepared_child);
 }
 
 static void test_netlock_ctx(void **state)
 {
 	(void)state;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(netlock_ctx_child());
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	if (WEXITSTATUS(status) == 77)
-		skip();	/* no CAP_SYS_ADMIN: no namespace of our own */
-	assert_int_equal(WEXITSTATUS(status), 0);
+	run_child(netlock_ctx_child);
 }
 
 /* ---- rtnl: what `ip` prints, read in process ---------------------------- */
