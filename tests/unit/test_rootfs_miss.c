@@ -165,6 +165,19 @@ static void *guard_main(void *arg)
 	return NULL;
 }
 
+/* every file in at the receiver, and the sender done (each one's error printed) */
+static void transfer_done(struct rfs_receiver *r, struct rfs_sender *s)
+{
+	int k = rfs_recv_wait_all(r, 60000);
+	if (k < 0)
+		print_error("receiver: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+	k = rfs_send_wait(s, 60000);
+	if (k < 0)
+		print_error("sender: %s\n", dm_last_error());
+	assert_int_equal(k, 0);
+}
+
 static void test_miss_passes_bulk(void **state)
 {
 	(void)state;
@@ -225,14 +238,7 @@ static void test_miss_passes_bulk(void **state)
 
 	/* the rest arrives once the reader goes on */
 	rfs_recv_test_hold(r, 0);
-	k = rfs_recv_wait_all(r, 60000);
-	if (k < 0)
-		print_error("receiver: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
-	k = rfs_send_wait(s, 60000);
-	if (k < 0)
-		print_error("sender: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
+	transfer_done(r, s);
 	snprintf(path, sizeof(path), "%s/a-big", src);
 	snprintf(path2, sizeof(path2), "%s/a-big", dst);
 	assert_true(same_file(path, path2));
@@ -324,11 +330,7 @@ static void test_push_before_entry(void **state)
 	assert_true(rfs_recv_test_entry_waits(r) > 0);
 	rfs_recv_test_hold(r, 0);
 	rfs_recv_resumed(r);
-	k = rfs_recv_wait_all(r, 60000);
-	if (k < 0)
-		print_error("receiver: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
-	assert_int_equal(rfs_send_wait(s, 60000), 0);
+	transfer_done(r, s);
 	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
 	assert_true(same_file(path, path2));
 	snprintf(path, sizeof(path), "%s/other/f", src);
@@ -391,11 +393,7 @@ static void presend_kept(const char *name, bool lost)
 		assert_true(rfs_recv_read(r, lib, 0, 2u << 20) >= 0);
 	}
 	rfs_recv_resumed(r);
-	int k = rfs_recv_wait_all(r, 60000);
-	if (k < 0)
-		print_error("receiver: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
-	assert_int_equal(rfs_send_wait(s, 60000), 0);
+	transfer_done(r, s);
 	snprintf(path2, sizeof(path2), "%s/ws/lib.bin", dst);
 	assert_true(same_file(path, path2));
 	snprintf(path2, sizeof(path2), "%s/ws/log", dst);
@@ -486,14 +484,7 @@ static void prewalk_delta(const char *name)
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
 	rfs_recv_resumed(r);
-	int k = rfs_recv_wait_all(r, 60000);
-	if (k < 0)
-		print_error("receiver: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
-	k = rfs_send_wait(s, 60000);
-	if (k < 0)
-		print_error("sender: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
+	transfer_done(r, s);
 	/* the copy is the tree at the freeze: names, contents, modes, links */
 	assert_int_equal(sh("diff -r --no-dereference %s %s", src, dst), 0);
 	assert_int_equal(sh("cd %s && find . -printf '%%P %%M %%n %%s %%l\\n' | sort > %s.find", src, src), 0);
@@ -588,14 +579,7 @@ static void test_layer_presend(void **state)
 	assert_int_equal(sh("rm %s/a/gone && echo added > %s/a/added && echo 'log 2' >> %s", src, src, wpath), 0);
 	rfs_send_frozen(s);
 	rfs_send_foreground(s);
-	int k = rfs_recv_wait_all(r, 60000);
-	if (k < 0)
-		print_error("receiver: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
-	k = rfs_send_wait(s, 60000);
-	if (k < 0)
-		print_error("sender: %s\n", dm_last_error());
-	assert_int_equal(k, 0);
+	transfer_done(r, s);
 	/* (GNU diff reports two character devices as a difference now and then,
 	 * identical as they are: they are compared by the listing below, and
 	 * the whiteout by its device numbers) */
