@@ -180,6 +180,14 @@ result() {
 	esac
 	CASE_T0=${EPOCHREALTIME/./}
 }
+# verdict NAME WHY: FAIL with WHY when it says something, else PASS
+verdict() {
+	if [[ -n $2 ]]; then
+		result FAIL "$1" "$2"
+	else
+		result PASS "$1"
+	fi
+}
 selected() {
 	[[ -z $FILTER || $1 =~ $FILTER ]] || return 1
 	CASE_T0=${EPOCHREALTIME/./}
@@ -1323,11 +1331,7 @@ test_rootfs_kill_dest() {
 	elif ! wait_until 10 b_rootfs_clean; then
 		why="the new dmigrated left the dead view or the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
 	fi
-	if [[ -n $why ]]; then
-		result FAIL "$t" "$why"
-	else
-		result PASS "$t"
-	fi
+	verdict "$t" "$why"
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 	[[ -n $DAEMON_PID ]] || start_daemon
@@ -1355,11 +1359,7 @@ test_rootfs_none() {
 	elif ! python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["rootfs"] == {"mode": "none"} and "rootfs" not in j["bytes"] else 1)' "$WORK/stats.json"; then
 		why="files moved, or the stats do not say none"
 	fi
-	if [[ -n $why ]]; then
-		result FAIL "$t" "$why"
-	else
-		result PASS "$t"
-	fi
+	verdict "$t" "$why"
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 	in_host b rm -rf "$RFS_DIR"
@@ -1390,11 +1390,7 @@ test_rootfs_no_space() {
 	elif ! wait_until 10 b_rootfs_clean; then
 		why="b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
 	fi
-	if [[ -n $why ]]; then
-		result FAIL "$t" "$why"
-	else
-		result PASS "$t"
-	fi
+	verdict "$t" "$why"
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
@@ -1421,11 +1417,7 @@ test_rootfs_wire_version() {
 	elif ! wait_until 10 b_rootfs_clean; then
 		why="b kept a view or a copy"
 	fi
-	if [[ -n $why ]]; then
-		result FAIL "$t" "$why"
-	else
-		result PASS "$t"
-	fi
+	verdict "$t" "$why"
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 }
@@ -1669,11 +1661,7 @@ print("presend %s, delta %s" % (pre, pw))' "$WORK/stats.json" 2>&1); then
 		log "$t: $why"
 		why=
 	fi
-	if [[ -n $why ]]; then
-		result FAIL "$t" "$why"
-	else
-		result PASS "$t"
-	fi
+	verdict "$t" "$why"
 	stop_workload
 	in_host a rm -rf "$RFS_DIR"
 	if ! wait_until 20 b_rootfs_clean; then
