@@ -17,6 +17,7 @@
  *   tests/fuzz/build.sh [SECONDS]      builds and runs every target
  */
 #include "../../src/mem/netsrc.c"
+#include "fuzz-feed.h"
 
 #include "net/net-priv.h"
 #include "restore/restore.h"
@@ -89,19 +90,9 @@ static int add_space(struct mem_lazy *l)
 static struct net_chan *chan_with(const uint8_t *data, size_t size, int *ret_peer)
 {
 	struct net_chan *c;
-	int sv[2], big = 8 << 20;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (net_chan_new(ctx, fuzz_feed(data, size, true, ret_peer), true, &c) < 0)
 		abort();
-	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-	setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-	if (size && write_all(sv[1], data, size) < 0)
-		abort();
-	shutdown(sv[1], SHUT_WR);
-	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	if (net_chan_new(ctx, sv[0], true, &c) < 0)
-		abort();
-	*ret_peer = sv[1];
 	return c;
 }
 

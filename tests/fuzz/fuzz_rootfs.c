@@ -28,6 +28,7 @@
  *   tests/fuzz/build.sh [SECONDS] fuzz_rootfs     builds and runs it
  *   DM_FUZZ_DEBUG=1 tests/fuzz/out/fuzz_rootfs INPUT   says how the receiver ended
  */
+#include "fuzz-feed.h"
 #include "base/log.h"
 #include "migrate/rootfs.h"
 #include "net/net-priv.h"
@@ -259,20 +260,9 @@ static uint64_t now_ns(void)
 static struct net_chan *chan_with(const uint8_t *data, size_t size, bool eof, int *ret_peer)
 {
 	struct net_chan *c;
-	int sv[2], big = 8 << 20;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (net_chan_new(ctx, fuzz_feed(data, size, eof, ret_peer), true, &c) < 0)
 		abort();
-	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-	setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-	if (size && write_all(sv[1], data, size) < 0)
-		abort();
-	if (eof)
-		shutdown(sv[1], SHUT_WR);
-	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	if (net_chan_new(ctx, sv[0], true, &c) < 0)
-		abort();
-	*ret_peer = sv[1];
 	return c;
 }
 

@@ -18,6 +18,7 @@
  *   tests/fuzz/build.sh [SECONDS]      builds and runs every target
  */
 #include "../../src/migrate/dest.c"
+#include "fuzz-feed.h"
 
 #include "net/net-priv.h"
 
@@ -50,20 +51,7 @@ static void setup(void)
 /* A socket (the daemon's end) that reads the input, then EOF; *ret_peer is ours. */
 static int feed(const uint8_t *data, size_t size, int *ret_peer)
 {
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		abort();
-	/* the whole input fits in the socket buffer: written at once, then EOF */
-	int big = 4 << 20;
-	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-	setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-	if (write_all(sv[1], data, size) < 0)
-		abort();
-	shutdown(sv[1], SHUT_WR);
-	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	*ret_peer = sv[1];
-	return sv[0];
+	return fuzz_feed(data, size, true, ret_peer);
 }
 
 static void session_init(struct dsess *s, struct mig_daemon_opts *o)
