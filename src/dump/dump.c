@@ -403,6 +403,15 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 	return 0;
 }
 
+/* p's parent as the image names it (0: not in the tree: the root's) */
+static int32_t image_ppid(const struct dump_ctx *d, const struct dproc *p)
+{
+	for (size_t i = 0; i < d->nprocs; i++)
+		if (d->procs[i]->pid == p->ppid)
+			return d->procs[i]->vpid;
+	return 0;
+}
+
 /* sessions and process groups the restore cannot make: refused now, while
  * the tree runs (image/treecheck.h) */
 static int dump_tree_check(struct dump_ctx *d)
@@ -412,11 +421,7 @@ static int dump_tree_check(struct dump_ctx *d)
 	for (size_t i = 0; i < d->nprocs; i++) {
 		const struct dproc *p = d->procs[i];
 		const Dm__Process *m = p->msg;
-		int32_t ppid = 0;
-		for (size_t k = 0; i && k < d->nprocs; k++)
-			if (d->procs[k]->pid == p->ppid)
-				ppid = d->procs[k]->vpid;
-		ids[i] = (struct tree_ids){ p->vpid, ppid, m ? m->sid : 0, m ? m->pgid : 0,
+		ids[i] = (struct tree_ids){ p->vpid, image_ppid(d, p), m ? m->sid : 0, m ? m->pgid : 0,
 					    m && m->has_child_subreaper && m->child_subreaper };
 	}
 	return tree_ids_check(ids, d->nprocs, d->own_pidns);
@@ -428,11 +433,7 @@ static int write_process(struct dump_ctx *d, struct dproc *p)
 	char name[64];
 	int r;
 
-	/* parent in image pids */
-	m->ppid = 0;
-	for (size_t i = 0; i < d->nprocs; i++)
-		if (d->procs[i]->pid == p->ppid)
-			m->ppid = d->procs[i]->vpid;
+	m->ppid = image_ppid(d, p);
 	if (m->mm && p->exe_file_id) {
 		m->mm->has_exe_file_id = true;
 		m->mm->exe_file_id = p->exe_file_id;
