@@ -870,7 +870,8 @@ struct pt_node {
 	int mode;
 	uint32_t count;
 	int32_t backing_id;
-	bool had_pass; /* once in passthrough: the page cache may be stale for a cached open */
+	bool had_pass; /* once in passthrough: the page cache may be stale for a cached open
+	                * (kept, with its count at 0, until the kernel forgets the node) */
 };
 
 static pthread_mutex_t views_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -936,6 +937,15 @@ static void node_release(struct rfs_view *v, uint64_t nodeid)
 		*n = v->nodes[--v->n_nodes];
 }
 
+/* FORGET: the kernel dropped the node's inode, and its page cache with it:
+ * nothing of a passthrough past is left to mind (dev_lock held) */
+static void node_forget(struct rfs_view *v, uint64_t nodeid)
+{
+	struct pt_node *n = node_get(v, nodeid, false);
+	if (n && !n->count)
+		*n = v->nodes[--v->n_nodes];
+}
+
 static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n = read(fd, buf, len);
@@ -965,6 +975,23 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 	case FUSE_RELEASE:
 		node_release(v, h.nodeid);
 		break;
+	case FUSE_FORGET:
+		node_forget(v, h.nodeid);
+		break;
+	case FUSE_BATCH_FORGET: {
+		struct fuse_batch_forget_in b;
+		size_t off = sizeof(h) + sizeof(b);
+		if ((size_t)n < off)
+			break;
+		memcpy(&b, (char *)buf + sizeof(h), sizeof(b));
+		for (uint32_t i = 0; i < b.count && off + sizeof(struct fuse_forget_one) <= (size_t)n; i++) {
+			struct fuse_forget_one one;
+			memcpy(&one, (char *)buf + off, sizeof(one));
+			node_forget(v, one.nodeid);
+			off += sizeof(one);
+		}
+		break;
+	}
 	}
 	pthread_mutex_unlock(&v->dev_lock);
 	return n;
