@@ -36,6 +36,10 @@
 #                to host b (`dmigrate setup` and a dmigrated in b), over the
 #                hosts' link (--tbf: a 1 Gbit/s token bucket); memtouch's gap
 #                is read across both hosts' logs (--keep-source keeps a's)
+#   dmigrate-nohot  the same without the working set pushed first
+#                (DMIGRATE_HOT_PUSH=0: the pages in address order after the resume)
+#   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
+#                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
 #                (`runc checkpoint --lazy-pages`, `criu lazy-pages`, `docker
 #                start --checkpoint` of an identical container in b):
@@ -227,7 +231,7 @@ v_dmigrate() {
 	local w=$1 n=$2 r=$3 t0 t1 out
 	dmig_up || { V_ERR="dmigrate setup or dmigrated in b failed"; return 1; }
 	t0=$(now_ms)
-	out=$(dk_in a "$DM" migrate "docker:$n" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
+	out=$(dk_in a "$DM" migrate "docker:$n" --to "$ADDR_B:7070" --key "$WORK/key" --mode "${V_MODE:-post-copy}" \
 		--keep-source --stats "$WORK/mig-stats.json" 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b
@@ -238,13 +242,24 @@ v_dmigrate() {
 	# for the layer's files in it); what of the layer went before the freeze
 	cp "$WORK/mig-stats.json" "$WORK/mig-stats-${V_NAME:-dmigrate}-$w-$r.json" 2>/dev/null
 	V_DETAIL=$(jq -c --argjson t0 "$t0" '{downtime_ms: .downtime_ms, total_ms: .total_ms, bytes: .bytes,
-		freeze_wall_ms: ($t0 + .timestamps.freeze), fault_latency_us: .destination.fault_latency_us,
+		freeze_wall_ms: (if .start_unix then .start_unix * 1000 + .timestamps.freeze else $t0 + .timestamps.freeze end), start_unix: .start_unix, timestamps: .timestamps, fault_latency_us: .destination.fault_latency_us,
 		phases: {dump_ms: (.timestamps.dumped - .timestamps.freeze), state_sent_ms: (.timestamps.state_sent - .timestamps.dumped),
 			resume_ms: (.timestamps.resume - .timestamps.state_sent),
 			files_wait_ms: (if .restore.rootfs.ready_ms then .restore.rootfs.ready_ms - .restore.rootfs.wait_from_ms else null end)},
 		layer: (.rootfs // {} | {files, bytes, presend: .presend, prewalk: .prewalk}),
 		volumes: (.volumes // {} | {trees, list: [.list[]? | {name, files, bytes, presend: .presend | {files, bytes, used_files}}]})}' \
 		"$WORK/mig-stats.json" 2>/dev/null) || V_DETAIL='{}'
+}
+
+v_dmigrate_nohot() {
+	local DMIGRATE_HOT_PUSH=0 V_NAME=dmigrate-nohot
+	export DMIGRATE_HOT_PUSH
+	v_dmigrate "$@"
+}
+
+v_dmigrate_hybrid() {
+	local V_MODE=hybrid V_NAME=dmigrate-hybrid
+	v_dmigrate "$@"
 }
 
 v_dmigrate_atfreeze() {
@@ -330,7 +345,7 @@ one_run() {
 			rm -f "$status" "$cout.status"
 			# not through client_ns: $! must be the client (ip execs it)
 			ip netns exec "$DK_PREFIX-c" /usr/bin/python3 "$HERE/lib/gapclient.py" "$(wl_client "$w")" \
-				"$SEG_A:$(wl_port "$w"),$SEG_B:$(wl_port "$w")" --ready "$status" --status "$cout.status" >"$cout" 2>&1 &
+				"$SEG_A:$(wl_port "$w"),$SEG_B:$(wl_port "$w")" --ready "$status" --status "$cout.status" --trace "$WORK/trace-$v-$w-$r" >"$cout" 2>&1 &
 			cpid=$!
 			for ((i = 0; i < 300; i++)); do [[ -e $status ]] && break; sleep 0.1; done
 		fi

@@ -19,7 +19,8 @@ target (a service that moved to another host's published port).
          do not (an INCR whose answer was lost in the move skips one),
          "redis_back" those that went back (writes lost: a restarted redis)
 --ready FILE is written at the first right answer; --status FILE holds the
-time of the latest right answer (rewritten at most every 50 ms)."""
+time of the latest right answer (rewritten at most every 50 ms); --trace FILE
+gets a line per answer: its time, "ok" or "err", the target and the error."""
 import argparse
 import json
 import os
@@ -38,6 +39,7 @@ ap.add_argument("--max-pending", type=int, default=400)
 ap.add_argument("--seconds", type=float, default=0)
 ap.add_argument("--ready")
 ap.add_argument("--status")
+ap.add_argument("--trace")
 a = ap.parse_args()
 targets = []
 for t in a.targets.split(","):
@@ -45,6 +47,7 @@ for t in a.targets.split(","):
     targets.append((h, int(p)))
 
 stop = False
+trace = []
 
 
 def on_term(*_):
@@ -106,13 +109,15 @@ status_at = 0.0
 pending = 0
 
 
-def right():
+def right(h, p):
     """an answer came right, now (the time is taken under the lock: the
     answers are counted in the order of their times)"""
     global prev, status_at
     with lock:
         now = time.time()
         st["right"] += 1
+        if a.trace:
+            trace.append("%.6f ok %s:%d" % (now, h, p))
         if prev is not None and (now - prev) * 1000 > st["max_gap_ms"]:
             st["max_gap_ms"] = (now - prev) * 1000
             st["gap_from"], st["gap_to"] = prev, now
@@ -134,13 +139,15 @@ def wrong(h, p, e):
     with lock:
         st["errors"] += 1
         st["last_error"] = "%s:%d: %s" % (h, p, e)
+        if a.trace:
+            trace.append("%.6f err %s:%d %s" % (time.time(), h, p, e))
 
 
 def http_job(h, p):
     global pending, cur
     try:
         http_once(h, p)
-        right()
+        right(h, p)
     except (OSError, ValueError) as e:
         wrong(h, p, e)
         with lock:
@@ -169,7 +176,7 @@ while not stop and (a.seconds == 0 or time.monotonic() - start < a.seconds):
         st["requests"] += 1
         try:
             redis_once(h, p)
-            right()
+            right(h, p)
         except (OSError, ValueError) as e:
             wrong(h, p, e)
             if conn is not None:
@@ -187,4 +194,7 @@ end = time.monotonic() + a.timeout + 1
 while pending and time.monotonic() < end:
     time.sleep(0.01)
 st["max_gap_ms"] = round(st["max_gap_ms"], 1)
+if a.trace:
+    with open(a.trace, "w") as f:
+        f.write("".join(t + "\n" for t in trace))
 print(json.dumps(st), flush=True)

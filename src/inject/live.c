@@ -48,7 +48,10 @@ int inject_live_begin(pid_t tid, struct inject_live *l)
 
 	memset(l, 0, sizeof(*l));
 	l->tid = tid;
-	if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD) < 0)
+	/* the injected calls must not meet the tree's seccomp filter (a
+	 * container's forbids userfaultfd): suspended for this thread while
+	 * we hold it, as the dump's seize does */
+	if (ptrace(PTRACE_SEIZE, tid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_SUSPEND_SECCOMP) < 0)
 		return dm_fail(neg_errno(), "process %d: cannot seize it: %m", tid);
 	l->seized = true;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {

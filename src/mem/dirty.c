@@ -128,6 +128,12 @@ static int attach(struct dirty_proc *p)
 	}
 	scratch = (uint64_t)r;
 	ufd = inject_live_call(&lv, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0);
+	if (ufd == -EPERM)
+		/* a process without CAP_SYS_PTRACE (a container's) where
+		 * vm.unprivileged_userfaultfd is 0 may still make one for faults
+		 * in user mode: enough, async write-protection never asks */
+		ufd = inject_live_call(&lv, SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY, 0, 0, 0, 0,
+				       0);
 	if (ufd < 0) {
 		err = (int)ufd;
 		goto end;
@@ -287,7 +293,7 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, bool rep
 		for (long k = 0; k < n; k++) {
 			uint64_t np = ((*vec)[k].end - (*vec)[k].start) / DM_PAGE_SIZE;
 			*pages += np;
-			int r = cb(arg, p->space, p->pid, (*vec)[k].start, np);
+			int r = cb ? cb(arg, p->space, p->pid, (*vec)[k].start, np) : 0;
 			if (r < 0)
 				return r;
 		}

@@ -305,6 +305,14 @@ struct mem_server;
 int mem_server_new(struct mem_server **ret);
 /* A process of the dumped tree; its lazy pagemap entries are what it serves. */
 int mem_server_add(struct mem_server *s, uint32_t space, pid_t host_pid, const Dm__Process *img);
+/*
+ * Pages the tree wrote last before the freeze (its working set, as the
+ * source's write tracking saw it): the push sends them first after the
+ * resume, in the order given, before anything else.  At most max_pages in
+ * all (then -ENOSPC: the rest is pushed in address order as any page).
+ * Call before mem_server_start().
+ */
+int mem_server_hot(struct mem_server *s, uint32_t space, uint64_t addr, uint64_t npages, uint64_t max_pages);
 /* Pages the destination has already (sent before the freeze, not dirtied since). */
 int mem_server_mark_sent(struct mem_server *s, uint32_t space, uint64_t addr, uint64_t npages);
 /* Serve faults on fault (if not NULL) and push on bulk (if not NULL), in the
@@ -331,6 +339,8 @@ struct mem_server_stats {
 	uint64_t pages_absent;         /* holes of sparse runs: told, not sent */
 	uint64_t pages_chased;         /* sent after a faulting page: the words around the fault point to them */
 	uint64_t chases_on;            /* faults on a page seen pointed to: the words after that pointer followed */
+	uint64_t pages_hot;            /* pushed first: written last before the freeze */
+	uint64_t hot_given;            /* the working set given (pages; some may have gone by fault first) */
 	double scan_ms;                /* the page map walk of the sparse runs */
 };
 void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret);
@@ -353,7 +363,8 @@ struct mem_dirty;
  * space = pid in the tree's pid namespace. */
 int mem_dirty_new(pid_t root, struct mem_dirty **ret);
 /* Ranges written since the last call (first call: every present page), and
- * (reprotect) write-protect them again, per process.  cb is called per run.
+ * (reprotect) write-protect them again, per process.  cb (if not NULL) is
+ * called per run.
  * The last scan of a frozen tree needs no reprotect (cheaper). */
 typedef int (*mem_dirty_cb)(void *arg, uint32_t space, pid_t host_pid, uint64_t addr, uint64_t npages);
 int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);

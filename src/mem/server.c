@@ -8,7 +8,10 @@
  *                  frame: it must not wait behind its neighbours), then the
  *                  window's pages not sent yet (PREFETCH); the pusher is told
  *                  to continue where the faults are
- *   push thread    (install phase) first the sparse runs of the image (whole
+ *   push thread    (install phase) first the pages the tree wrote last before
+ *                  the freeze, if the source tracked them (mem_server_hot:
+ *                  its working set, what it touches first after the resume),
+ *                  then the sparse runs of the image (whole
  *                  anonymous VMAs whose page map the dump did not read, to
  *                  keep the freeze short): one PAGEMAP_SCAN walk over the
  *                  frozen tree, the holes are told in MEM_T_ABSENT frames
@@ -96,6 +99,8 @@ struct srv_proc {
 	struct proc_range *sparse;  /* lazy runs whose page map is unknown */
 	size_t n_sparse;
 	uint64_t cursor;          /* push thread only */
+	uint64_t (*hot)[2];       /* runs written last before the freeze: pushed first */
+	size_t n_hot;
 	struct back_ref *back;    /* fault thread only: where unsent pages were seen pointed to from */
 	_Atomic uint64_t hint;    /* where faults happen; 0: none */
 };
@@ -117,7 +122,8 @@ struct mem_server {
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
-		chases_on;
+		chases_on, pages_hot;
+	uint64_t hot_given;       /* pages of the runs given to mem_server_hot */
 	unsigned chase;           /* pages sent by following pointers around the faulting byte (0: none) */
 	unsigned chase_depth;
 	bool chase_on;            /* follow on from the word that pointed to a faulting page */
@@ -172,6 +178,30 @@ int mem_server_new(struct mem_server **ret)
 	s->chase_on = !e || atoi(e) != 0;
 	*ret = s;
 	return 0;
+}
+
+int mem_server_hot(struct mem_server *s, uint32_t space, uint64_t addr, uint64_t npages, uint64_t max_pages)
+{
+	if (s->push_started || !npages)
+		return 0;
+	if (s->hot_given >= max_pages)
+		return -ENOSPC;
+	npages = MIN(npages, max_pages - s->hot_given);
+	for (size_t i = 0; i < s->n; i++) {
+		struct srv_proc *p = &s->procs[i];
+		if (p->space != space)
+			continue;
+		if (p->n_hot && p->hot[p->n_hot - 1][1] == addr) {
+			p->hot[p->n_hot - 1][1] += npages * DM_PAGE_SIZE;
+		} else {
+			p->hot = xrealloc(p->hot, (p->n_hot + 1) * sizeof(*p->hot));
+			p->hot[p->n_hot][0] = addr;
+			p->hot[p->n_hot++][1] = addr + npages * DM_PAGE_SIZE;
+		}
+		s->hot_given += npages;
+		return 0;
+	}
+	return 0; /* not a process of the image (exited before the freeze) */
 }
 
 int mem_server_add(struct mem_server *s, uint32_t space, pid_t host_pid, const Dm__Process *img)
@@ -562,6 +592,19 @@ static void *push_thread(void *arg)
 
 	r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
 	if (s->phase == MEM_PHASE_INSTALL) {
+		/* the working set first: pages of it not sent yet (a fault may
+		 * have taken some), in the order given */
+		uint64_t hot0 = atomic_load(&s->pages_pushed);
+		for (size_t i = 0; i < s->n && r >= 0; i++) {
+			struct srv_proc *p = &s->procs[i];
+			for (size_t k = 0; k < p->n_hot && r >= 0 && !atomic_load(&s->stop); k++)
+				for (uint64_t a = p->hot[k][0]; a < p->hot[k][1] && r >= 0;
+				     a += (uint64_t)PUSH_FRAME_PAGES * DM_PAGE_SIZE) {
+					uint64_t n = MIN((p->hot[k][1] - a) / DM_PAGE_SIZE, (uint64_t)PUSH_FRAME_PAGES);
+					r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed, false);
+				}
+		}
+		atomic_store(&s->pages_hot, atomic_load(&s->pages_pushed) - hot0);
 		/* in the store phase a sparse run is sent whole: the store must
 		 * hold every page the restore fills before the resume */
 		uint64_t t = clock_ns();
@@ -717,6 +760,7 @@ void mem_server_free(struct mem_server *s)
 		pageset_done(&s->procs[i].sent);
 		free(s->procs[i].sparse);
 		free(s->procs[i].back);
+		free(s->procs[i].hot);
 		if (s->procs[i].memfd >= 0)
 			close(s->procs[i].memfd);
 	}
@@ -735,6 +779,8 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->requests = atomic_load(&s->requests);
 	ret->pages_absent = atomic_load(&s->pages_absent);
 	ret->pages_chased = atomic_load(&s->pages_chased);
+	ret->pages_hot = atomic_load(&s->pages_hot);
+	ret->hot_given = s->hot_given;
 	ret->chases_on = atomic_load(&s->chases_on);
 	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)

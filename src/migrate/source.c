@@ -86,7 +86,15 @@ struct src {
 	enum mig_phase cur_phase;
 
 	uint64_t t0, t_freeze, t_dumped, t_state, t_resume, t_done; /* ns */
+	struct timespec t0_wall; /* t0 on the wall clock: the stats' start_unix */
 	uint64_t t_presend;      /* the working set's files sent before the freeze */
+	uint64_t t_connected;    /* ACCEPT read, every channel joined */
+	/* post-copy: the pages the tree writes while the migration prepares
+	 * (its working set), pushed first after the resume */
+	struct mem_dirty *hot;
+	double hot_track_ms, hot_scan_ms;
+	uint64_t hot_pages;
+	bool hot_tried;
 	_Atomic(const char *) phase;
 	pthread_mutex_t out_lock;
 	bool tty, status_shown;
@@ -756,8 +764,11 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(j, "switched", json_boolean(s->committed));
 	json_object_set_new(j, "secure", json_boolean(!s->o->insecure));
 	json_object_set_new(ts, "start", json_real(0));
+	json_object_set_new(j, "start_unix", json_real(s->t0_wall.tv_sec + s->t0_wall.tv_nsec / 1e9));
 	json_object_set_new(ts, "freeze", json_real(ms_since(s, s->t_freeze)));
 	json_object_set_new(ts, "dumped", json_real(ms_since(s, s->t_dumped)));
+	if (s->t_connected)
+		json_object_set_new(ts, "connected", json_real(ms_since(s, s->t_connected)));
 	if (s->t_presend)
 		json_object_set_new(ts, "presend", json_real(ms_since(s, s->t_presend)));
 	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
@@ -826,6 +837,12 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(j, "pages_chased", json_integer((json_int_t)ss.pages_chased));
 	/* faults on a page seen pointed to from an array: its next words followed */
 	json_object_set_new(j, "chases_continued", json_integer((json_int_t)ss.chases_on));
+	if (s->hot_tried)
+		json_object_set_new(j, "working_set",
+				    json_pack("{s:b,s:f,s:f,s:I,s:I,s:I}", "tracked", s->hot != NULL, "track_ms",
+					      s->hot_track_ms, "scan_ms", s->hot_scan_ms, "pages",
+					      (json_int_t)s->hot_pages, "given", (json_int_t)ss.hot_given, "pushed_first",
+					      (json_int_t)ss.pages_hot));
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
 	if (s->egress.ifname[0])
 		json_object_set_new(j, "link_queue",
@@ -897,6 +914,7 @@ static void cleanup(struct src *s)
 	free(s->rootfs_dir);
 	mem_server_free(s->srv);
 	mem_dirty_free(s->dirty);
+	mem_dirty_free(s->hot);
 	if (s->ck)
 		checkpoint_free(s->ck);
 	image_close(s->img);
@@ -936,6 +954,7 @@ static void rollback(struct src *s, int err)
 	for (size_t i = 0; i < s->n_vol; i++)
 		rfs_send_stop(s->vol[i]);
 	mem_dirty_detach(s->dirty);
+	mem_dirty_detach(s->hot);
 	if (s->d)
 		dump_release(s->d, DUMP_RESUME);
 	/* claim that it runs only when it does (it may have exited meanwhile) */
@@ -957,6 +976,7 @@ static void keep_stopped(struct src *s, int err)
 	if (s->ctl)
 		mig_send_reply(s->ctl, MIG_T_ABORT, false, err, msg, 0, NULL);
 	mem_dirty_detach(s->dirty);
+	mem_dirty_detach(s->hot);
 	if (s->d && s->ck) {
 		for (size_t i = 0; i < s->ck->nprocs; i++) {
 			pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
@@ -1055,6 +1075,59 @@ static int ph_check(struct src *s)
 }
 
 /* prepare: connect, START -> ACCEPT (MIG_WAIT_ACCEPT_MS), the data channels */
+/* DMIGRATE_HOT_MAX_MB: at most so much of the working set goes first */
+static uint64_t hot_max_pages(void)
+{
+	const char *e = getenv("DMIGRATE_HOT_MAX_MB");
+	unsigned long mb = e && *e ? strtoul(e, NULL, 10) : 64;
+	return (uint64_t)mb * (1048576 / DM_PAGE_SIZE);
+}
+
+/*
+ * prepare (post-copy of a container, or DMIGRATE_HOT_PUSH=1): the pages the
+ * tree writes from now to the freeze are tracked (uffd-wp async, as the
+ * pre-copy rounds: mem/dirty.c); after the resume they are pushed first.
+ * A container's preparation (its launch at the destination) lasts long
+ * enough that what the tree wrote in it is what it touches right after
+ * the resume: without this, each of those pages is a fault, a round trip
+ * in series, and the service answers its first requests only after them.
+ * Only an order: every page is still read from the frozen tree after the
+ * freeze.  A tree that cannot be tracked (its own userfaultfd...) migrates
+ * as before.
+ */
+static int ph_hot_track(struct src *s)
+{
+	const char *e = getenv("DMIGRATE_HOT_PUSH");
+	bool want = s->o->mode == MIG_POST_COPY && (s->o->container_id || s->o->docker_inspect);
+	if (e && *e)
+		want = s->o->mode == MIG_POST_COPY && strcmp(e, "0") != 0;
+	if (!want)
+		return 0;
+	s->hot_tried = true;
+	uint64_t t = clock_ns();
+	int r = mem_dirty_new(s->o->pid, &s->hot);
+	/* every page as it is now: protected, so that a write shows */
+	if (r >= 0)
+		r = mem_dirty_scan(s->hot, true, NULL, NULL, NULL);
+	s->hot_track_ms = ns_to_ms(t, clock_ns());
+	if (r < 0) {
+		pr_info("the pages the tree writes are not tracked (%s): pushed in address order",
+			dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		mem_dirty_free(s->hot);
+		s->hot = NULL;
+	}
+	return 0;
+}
+
+static int hot_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
+{
+	struct src *s = arg;
+	(void)pid;
+	s->hot_pages += npages;
+	mem_server_hot(s->srv, space, addr, npages, hot_max_pages());
+	return 0;
+}
+
 static int ph_connect(struct src *s)
 {
 	const struct mig_source_opts *o = s->o;
@@ -1205,6 +1278,7 @@ static int ph_connect(struct src *s)
 		s->wd.chans[6 + 2 * i] = s->vol_miss[i];
 	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
+	s->t_connected = clock_ns();
 	say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
 	    mig_mode_name(o->mode));
 	mig_test_point("src-connected");
@@ -1580,6 +1654,16 @@ static int ph_memory_after(struct src *s)
 	int r;
 	if (s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID) {
 		atomic_store(&s->phase, "post-copy");
+		if (s->hot) {
+			/* what it wrote since the tracking began (the tree is frozen
+			 * here for good: this is after the freeze, out of the downtime) */
+			uint64_t t = clock_ns();
+			r = mem_dirty_scan(s->hot, false, hot_cb, s, NULL);
+			s->hot_scan_ms = ns_to_ms(t, clock_ns());
+			if (r < 0)
+				pr_info("the working set is not known (%s): pushed in address order",
+					dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		}
 		r = mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_INSTALL);
 		if (r < 0)
 			return r;
@@ -1666,6 +1750,7 @@ static int ph_release(struct src *s)
 
 static const struct src_phase src_phases[] = {
 	{ MIG_PH_PREPARE, "check the tree", ph_check, SRC_UNDO_REFUSED },
+	{ MIG_PH_PREPARE, "track what the tree writes", ph_hot_track, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "connect", ph_connect, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "the working set's files", ph_rootfs_pre, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "pre-copy", ph_precopy, SRC_UNDO_THAW },
@@ -1722,6 +1807,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 	s.sigfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	s.tty = o->progress;
 	s.t0 = clock_ns();
+	clock_gettime(CLOCK_REALTIME, &s.t0_wall);
 	atomic_store(&s.phase, "connecting");
 	s.wd.tick = tick;
 	s.wd.tick_arg = &s;

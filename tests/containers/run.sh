@@ -88,7 +88,10 @@
 #                      connections are answered, no nft table is left in its
 #                      network namespace; the restore's lock dropped no packet
 #                      of the tree's (it went before the tree ran: --stats
-#                      net_lock_tcp_dropped_out, not joined, not leave)
+#                      net_lock_tcp_dropped_out, not joined, not leave); in
+#                      post-copy the pages it wrote while the migration
+#                      prepared were tracked and pushed first (--stats
+#                      working_set)
 #   svc/redis-1g-post-copy  (--big) redis with 1 GiB of keys (DEBUG POPULATE;
 #                      SVC_BIG_MB=MIB for another size) migrated to b in
 #                      post-copy while lib/client.py writes on ONE kept
@@ -881,6 +884,13 @@ t_svc() {
 		# (each service here listens on TCP of one family, no UDP): not all four
 		jq -e '.dump.sock_diag_dumps >= 1 and .dump.sock_diag_dumps < 4' "$WORK/$id.stats" >/dev/null ||
 			{ kill "$kpid"; result FAIL $t "sock_diag dumps in the freeze: $(jq -c '.dump.sock_diag_dumps' "$WORK/$id.stats")"; return; }
+		# post-copy: what the service wrote while the migration prepared
+		# (answering its client) was tracked in spite of the container's
+		# seccomp filter and capabilities, and went first after the resume
+		if [[ $mode == post-copy ]]; then
+			jq -e '.working_set.tracked and .working_set.given > 0' "$WORK/$id.stats" >/dev/null ||
+				{ kill "$kpid"; result FAIL $t "the working set was not tracked: $(jq -c '.working_set' "$WORK/$id.stats")"; return; }
+		fi
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
