@@ -113,7 +113,26 @@ void mem_netsrc_ops(struct mem_netsrc *n, struct mem_lazy_ops *ret)
 
 void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l)
 {
+	pthread_mutex_lock(&n->lock);
 	atomic_store(&n->lazy, l);
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/*
+ * The push may start before the restore is over (MigReply.early_push: it
+ * uses the link while the destination restores): its first frame waits
+ * here, unread, until the restored tree's handler is in place, and TCP
+ * holds the rest back.  Stop or an error ends the wait.
+ */
+static struct mem_lazy *wait_lazy(struct mem_netsrc *n)
+{
+	struct mem_lazy *l;
+	pthread_mutex_lock(&n->lock);
+	while (!(l = atomic_load(&n->lazy)) && !atomic_load(&n->stop) && !dm_errbox_code(&n->err))
+		cond_wait_ms(&n->cond, &n->lock, 200);
+	pthread_mutex_unlock(&n->lock);
+	return l;
 }
 
 /* Hand pages of a frame to synchronous fetches waiting for them; true if one took some. */
@@ -138,7 +157,9 @@ static bool feed_waiters(struct mem_netsrc *n, const struct net_wire_pages *h, c
 static int recv_install(struct mem_netsrc *n, struct net_chan *c, const struct net_wire_pages *h,
 			uint8_t *buf, enum mem_origin origin)
 {
-	struct mem_lazy *l = atomic_load(&n->lazy);
+	/* a pushed frame waits for the handler; a fault reply before it (a
+	 * page the restore itself asked for) goes to its waiter */
+	struct mem_lazy *l = c == n->bulk ? wait_lazy(n) : atomic_load(&n->lazy);
 	int r;
 
 	if (h->npages > MEM_FRAME_PAGES_MAX)
@@ -229,7 +250,7 @@ static void *fault_thread(void *arg)
 /* Holes of sparse runs (install phase only: the store must hold every page). */
 static int recv_absent(struct mem_netsrc *n, const struct net_frame *f, enum mem_phase phase)
 {
-	struct mem_lazy *l = atomic_load(&n->lazy);
+	struct mem_lazy *l = phase == MEM_PHASE_INSTALL ? wait_lazy(n) : NULL;
 	struct mem_wire_absent h;
 	int r;
 

@@ -598,6 +598,8 @@ static int handle_start(struct dsess *s)
 			acc.rootfs_wire = rfs_wire_version();
 		}
 		acc.has_net_frames = acc.net_frames = true;
+		/* post-copy: the push may come before the resume (netsrc holds it) */
+		acc.has_early_push = acc.early_push = s->mode == MIG_POST_COPY;
 		if (s->n_vol)
 			acc.has_docker_volume_trees = acc.docker_volume_trees = true;
 		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);

@@ -95,6 +95,8 @@ struct src {
 	double hot_track_ms, hot_scan_ms;
 	uint64_t hot_pages;
 	bool hot_tried;
+	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
+	bool push_started;
 	_Atomic(const char *) phase;
 	pthread_mutex_t out_lock;
 	bool tty, status_shown;
@@ -1232,6 +1234,7 @@ static int ph_connect(struct src *s)
 		}
 	}
 	s->peer_net_frames = rep->has_net_frames && rep->net_frames;
+	s->peer_early_push = rep->has_early_push && rep->early_push && !getenv("DMIGRATE_TEST_LATE_PUSH");
 	/* the volumes as trees of their own; else (an older destination) as
 	 * tars in the freeze */
 	if (o->n_volumes && o->n_volumes <= MIG_VOLUME_TREES_MAX && rep->has_docker_volume_trees &&
@@ -1537,14 +1540,41 @@ static int ph_state(struct src *s)
 	return 0;
 }
 
+/* The push of what is left after the freeze (post-copy, hybrid): the
+ * working set first where it was tracked, then the rest. */
+static int start_push(struct src *s)
+{
+	if (s->hot) {
+		/* what it wrote since the tracking began (the tree is frozen for
+		 * good here: after the freeze, out of the frozen window) */
+		uint64_t t = clock_ns();
+		int r = mem_dirty_scan(s->hot, false, hot_cb, s, NULL);
+		s->hot_scan_ms = ns_to_ms(t, clock_ns());
+		if (r < 0) {
+			pr_info("the working set is not known (%s): pushed in address order",
+				dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			dm_error_clear();
+		}
+	}
+	s->push_started = true;
+	return mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_INSTALL);
+}
+
 /* memory, before the resume: stop-and-copy and pre-copy push every page not
  * sent clean (silent limit MIG_WAIT_SILENT_MS); post-copy and hybrid start
  * the page server on the fault channel (the restore may already need a page) */
 static int ph_memory_before(struct src *s)
 {
 	int r;
-	if (s->o->mode != MIG_STOP_AND_COPY && s->o->mode != MIG_PRE_COPY)
-		return mem_server_start(s->srv, s->fault, NULL, MEM_PHASE_INSTALL);
+	if (s->o->mode != MIG_STOP_AND_COPY && s->o->mode != MIG_PRE_COPY) {
+		r = mem_server_start(s->srv, s->fault, NULL, MEM_PHASE_INSTALL);
+		/* post-copy: the push from now, while the destination restores
+		 * (the link is idle until RESUMED); it holds what comes until
+		 * its handler is in place */
+		if (r >= 0 && s->o->mode == MIG_POST_COPY && s->peer_early_push)
+			r = start_push(s);
+		return r;
+	}
 	atomic_store(&s->phase, "copying memory");
 	r = mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_STORE);
 	if (r < 0)
@@ -1652,22 +1682,13 @@ static int ph_resume(struct src *s)
 static int ph_memory_after(struct src *s)
 {
 	int r;
-	if (s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID) {
-		atomic_store(&s->phase, "post-copy");
-		if (s->hot) {
-			/* what it wrote since the tracking began (the tree is frozen
-			 * here for good: this is after the freeze, out of the downtime) */
-			uint64_t t = clock_ns();
-			r = mem_dirty_scan(s->hot, false, hot_cb, s, NULL);
-			s->hot_scan_ms = ns_to_ms(t, clock_ns());
-			if (r < 0)
-				pr_info("the working set is not known (%s): pushed in address order",
-					dm_last_error()[0] ? dm_last_error() : strerror(-r));
-		}
-		r = mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_INSTALL);
+	if ((s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID) && !s->push_started) {
+		r = start_push(s);
 		if (r < 0)
 			return r;
 	}
+	if (s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID)
+		atomic_store(&s->phase, "post-copy");
 	if (s->dopts.early_vmflags) {
 		r = send_vma_fixes(s);
 		if (r < 0)
