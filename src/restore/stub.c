@@ -22,6 +22,7 @@
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
 #include "proc/proc.h"
+#include "base/child.h"
 #include "base/log.h"
 #include "container/ext-stub.h"
 
@@ -239,7 +240,10 @@ static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 		return dm_fail(-EIO, "the root stub in the container (pid %d) exited", pid);
 	if (!(pfd[0].revents & POLLIN)) {
 		int st = 0;
-		waitpid(pid, &st, 0);
+		/* (it closed its end: it ends, or is made to) */
+		r = child_wait_limit(pid, CHILD_WAIT_HELPER_MS, &st, "root stub %d, its socket closed", pid);
+		if (r < 0)
+			return r;
 		if (WIFEXITED(st))
 			return dm_fail(-EIO, "root stub %d failed %s (exit %d)", pid,
 				       stub_err_name(WEXITSTATUS(st)), WEXITSTATUS(st));
