@@ -1384,6 +1384,24 @@ int runc_stub_fds(int *ret_exe, int ret_sock[2])
 	return 0;
 }
 
+/* Does runc know container id, made from bundle?  (the message is kept) */
+static bool runs_from(const char *root, const char *id, const char *bundle)
+{
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	char msg[DM_ERRMSG_MAX];
+	json_error_t je;
+
+	snprintf(msg, sizeof(msg), "%s", dm_last_error());
+	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+			CHILD_WAIT_RUNC_MS, &out, &err);
+	json_t *st = r == 0 ? json_loads(out, 0, &je) : NULL;
+	const char *b = st ? json_str(st, "bundle") : NULL;
+	bool ours = b && bundle && !strcmp(b, bundle);
+	json_decref(st);
+	dm_error_set_message(msg);
+	return ours;
+}
+
 static int host_pid_of(const char *root, const char *id, pid_t *ret)
 {
 	_cleanup_free_ char *out = NULL, *err = NULL;
@@ -1856,9 +1874,12 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 	if (r) {
 		if (r > 0)
 			r = dm_fail(-EIO, "runc run %s: %s", s.id, err ? runc_msg(err) : "failed");
-		/* an id in use is not ours to delete */
-		free(s.id);
-		s.id = NULL;
+		/* an id in use is not ours to delete; one that runs from our
+		 * config copy is (a runc killed when it hung, its container made) */
+		if (!runs_from(s.root, s.id, s.tmp_bundle)) {
+			free(s.id);
+			s.id = NULL;
+		}
 		goto fail;
 	}
 	r = host_pid_of(s.root, s.id, &s.pid);
