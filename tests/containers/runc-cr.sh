@@ -613,13 +613,12 @@ case_hung_state() {
 }
 
 case_hung_run() {
-	local id=dmhr$$ img=$WORK/img-hr out copies vb v0 v1
+	local id=dmhr$$ img=$WORK/img-hr out vb v0 v1
 	start "$id" || { bad hung-run "the container does not count"; return; }
 	vb=$(counter_now)
 	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
 		{ bad hung-run "checkpoint: $out"; return; }
 	v0=$(counter_after "$vb")
-	copies=$(ls /run/dmigrate 2>/dev/null | wc -l)
 	out=$(hang_env run "$DM" restore --images "$img" --runc-root "$ROOT" 2>&1)
 	case $? in
 	0) bad hung-run "the restore succeeded"; return ;;
@@ -628,7 +627,9 @@ case_hung_run() {
 	grep -q "runc run $id did not finish in 3 s (killed)" <<<"$out" ||
 		{ bad hung-run "the error does not name the hung runc: $out"; return; }
 	[[ $(status_of "$id") == none ]] || { bad hung-run "the container it made is left: $(status_of "$id")"; return; }
-	(($(ls /run/dmigrate 2>/dev/null | wc -l) == copies)) || { bad hung-run "a config copy is left in /run/dmigrate"; return; }
+	# (ours: made from this run's bundle; other runs may make theirs meanwhile)
+	out=$(grep -ls -- "$B" /run/dmigrate/runc-*/config.json)
+	[[ -z $out ]] || { bad hung-run "a config copy is left: $out"; return; }
 	hang_gone || { bad hung-run "the hung runc's child (sleep $HANG_SLEEP) runs on"; return; }
 	# nothing of the image was used up: it restores
 	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad hung-run "the restore after: $out"; return; }
