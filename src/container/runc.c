@@ -1409,8 +1409,10 @@ static int host_pid_of(const char *root, const char *id, pid_t *ret)
 	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
 		    CHILD_WAIT_RUNC_MS, &out, &err);
 
+	if (r < 0)
+		return r;
 	if (r)
-		return dm_fail(r < 0 ? r : -EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
+		return dm_fail(-EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
 	json_t *st = json_loads(out, 0, &je);
 	*ret = (pid_t)json_integer_value(json_object_get(st, "pid"));
 	json_decref(st);
