@@ -8,6 +8,7 @@
 #include "container/docker-mig.h"
 #include "container/docker.h"
 #include "container/image-tar.h"
+#include "base/child.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "migrate/migrate.h"
@@ -37,7 +38,7 @@
 static int run_cmd(const char *const argv[], char *err, size_t errlen)
 {
 	_cleanup_free_ char *e = NULL;
-	int r = ctr_run(argv, NULL, 0, NULL, &e);
+	int r = ctr_run(argv, NULL, 0, CHILD_WAIT_COPY_MS, NULL, &e);
 
 	err[0] = 0;
 	if (e) {
@@ -385,8 +386,12 @@ int docker_src_record_volumes(struct docker_src *ds, const char *images_dir)
 		int k = run_cmd((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "--acls",
 						       "--sparse", "-cf", path, "-C", src, ".", NULL },
 				err, sizeof(err));
+		if (k < 0) {
+			r = dm_wrap(k, "container %s: volume %s", ds->ctr.name, name);
+			break;
+		}
 		if (k) {
-			r = dm_fail(k < 0 ? k : -EIO, "container %s: volume %s: tar: %s", ds->ctr.name, name,
+			r = dm_fail(-EIO, "container %s: volume %s: tar: %s", ds->ctr.name, name,
 				    err[0] ? err : "failed");
 			break;
 		}
@@ -1026,8 +1031,10 @@ int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir)
 		int c = run_cmd((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "--acls", "-xpf",
 						       path, "-C", src, NULL },
 				err, sizeof(err));
-		if (c)
-			r = dm_fail(c < 0 ? c : -EIO, "volume %s: tar: %s", name, err[0] ? err : "failed");
+		if (c < 0)
+			r = dm_wrap(c, "volume %s", name);
+		else if (c)
+			r = dm_fail(-EIO, "volume %s: tar: %s", name, err[0] ? err : "failed");
 	}
 	json_decref(ins);
 	json_decref(list);

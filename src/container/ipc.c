@@ -19,6 +19,7 @@
  */
 #define LOG_PREFIX "ipc: "
 #include "container/ipc.h"
+#include "base/child.h"
 #include "base/clock.h"
 #include "base/log.h"
 
@@ -104,15 +105,15 @@ static int child_start(pid_t pid, ipc_fn fn, void *arg, struct ipc_child *ret)
  * Waits for the child; its failure comes back with its message and errno.
  * *ret_out (when asked for): the memfd of what it wrote, rewound.
  */
-static int child_wait(struct ipc_child *c, int *ret_out)
+static int child_wait(struct ipc_child *c, int limit_ms, const char *what, int *ret_out)
 {
 	_cleanup_close_ int out = TAKE_FD(c->out), err = TAKE_FD(c->err);
-	int st;
+	int st, r;
 
-	while (waitpid(c->pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return dm_fail(neg_errno(), "waitpid: %m");
+	r = child_wait_limit(c->pid, limit_ms, &st, "the helper %s in the container's IPC namespace", what);
 	c->pid = 0;
+	if (r < 0)
+		return r;
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		_cleanup_free_ char *msg = NULL;
 		size_t len = 0;
@@ -130,12 +131,13 @@ static int child_wait(struct ipc_child *c, int *ret_out)
 	return 0;
 }
 
-static int in_ipc_ns(pid_t pid, ipc_fn fn, void *arg, int *ret_out)
+/* limit_ms, what: for child_wait_limit() */
+static int in_ipc_ns(pid_t pid, ipc_fn fn, void *arg, int limit_ms, const char *what, int *ret_out)
 {
 	struct ipc_child c;
 	int r = child_start(pid, fn, arg, &c);
 
-	return r < 0 ? r : child_wait(&c, ret_out);
+	return r < 0 ? r : child_wait(&c, limit_ms, what, ret_out);
 }
 
 static Dm__IpcPerm *perm_msg(const struct ipc_perm *p, int id)
@@ -954,7 +956,7 @@ int ipc_remove_shm(pid_t pid, const int *ids, size_t n)
 {
 	struct remove_arg a = { ids, n };
 
-	return n ? in_ipc_ns(pid, remove_child, &a, NULL) : 0;
+	return n ? in_ipc_ns(pid, remove_child, &a, CHILD_WAIT_HELPER_MS, "removing segments", NULL) : 0;
 }
 
 int ipc_restore(pid_t pid, const char *images_dir, const Dm__ContainerIpc *m)
@@ -963,5 +965,5 @@ int ipc_restore(pid_t pid, const char *images_dir, const Dm__ContainerIpc *m)
 
 	if (!m)
 		return 0;
-	return in_ipc_ns(pid, restore_child, &a, NULL);
+	return in_ipc_ns(pid, restore_child, &a, CHILD_WAIT_COPY_MS, "making the objects", NULL);
 }

@@ -8,6 +8,7 @@
 #include "container/dirtar.h"
 #include "container/ext-stub.h"
 #include "container/ipc.h"
+#include "base/child.h"
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -94,12 +95,41 @@ static char *read_memfd(int fd)
 }
 
 /*
+ * What a command is called in a message: "runc delete ct1" for runc (its
+ * command and the container), else the command line, cut short.
+ */
+static void cmd_name(const char *const argv[], char *buf, size_t len)
+{
+	size_t n = 0, k = 0;
+
+	while (argv[n])
+		n++;
+	if (n >= 5 && !strcmp(argv[0], "runc") && !strcmp(argv[1], "--root")) {
+		snprintf(buf, len, "runc %s %s", argv[3], argv[n - 1]);
+		return;
+	}
+	buf[0] = 0;
+	for (size_t i = 0; i < n && k + 1 < len; i++) {
+		int w = snprintf(buf + k, len - k, "%s%s", i ? " " : "", argv[i]);
+		if (w < 0 || (size_t)w >= len - k) {
+			if (len > 4)
+				memcpy(buf + len - 4, "...", 4);
+			return;
+		}
+		k += (size_t)w;
+	}
+}
+
+/*
  * Runs argv with stdin /dev/null, stdout and stderr into memfds (no pipe to
  * drain: a detached container keeps what it inherited).  extra: fds put at
- * 3, 4, ... in the child.  Returns the exit status (>= 0) or -errno.
+ * 3, 4, ... in the child.  It leads a process group of its own, and may take
+ * limit_ms (CHILD_WAIT_*): then the group is killed and -ETIMEDOUT comes
+ * back, named ("runc delete ct1 did not finish in 30 s (killed)").
+ * Returns the exit status (>= 0) or -errno (its message set).
  */
-int ctr_run(const char *const argv[], const int *extra, size_t n_extra, char **ret_out,
-	       char **ret_err)
+int ctr_run(const char *const argv[], const int *extra, size_t n_extra, int limit_ms, char **ret_out,
+	    char **ret_err)
 {
 	_cleanup_close_ int out = memfd("runc-out"), err = memfd("runc-err");
 	int st;
@@ -121,6 +151,8 @@ int ctr_run(const char *const argv[], const int *extra, size_t n_extra, char **r
 			if (fds[i] < 0 || dup2(fds[i], 3 + (int)i) < 0)
 				_exit(127);
 		syscall(SYS_close_range, 3 + n_extra, ~0U, 0);
+		/* its group is killed with it if it hangs (runc's hooks) */
+		setpgid(0, 0);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -128,9 +160,11 @@ int ctr_run(const char *const argv[], const int *extra, size_t n_extra, char **r
 		dprintf(2, "cannot run %s: %s", argv[0], strerror(errno));
 		_exit(127);
 	}
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return dm_fail(neg_errno(), "waitpid: %m");
+	char name[160];
+	cmd_name(argv, name, sizeof(name));
+	int r = child_wait_limit(pid, limit_ms, &st, "%s", name);
+	if (r < 0)
+		return r;
 	if (ret_out)
 		*ret_out = read_memfd(out);
 	if (ret_err)
@@ -183,9 +217,10 @@ static int in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, ch
 			_exit(126);
 		_exit(fn(arg));
 	}
-	while (waitpid(c, &st, 0) < 0)
-		if (errno != EINTR)
-			return dm_fail(neg_errno(), "waitpid: %m");
+	int r = child_wait_limit(c, CHILD_WAIT_HELPER_MS, &st, "a helper in the %s namespace of process %d",
+				 nstype, pid);
+	if (r < 0)
+		return r;
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		_cleanup_free_ char *e = read_memfd(err);
 		return dm_fail(-EIO, "in the %s namespace of process %d: %s", nstype, pid,
@@ -230,7 +265,8 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	int r;
 
 	root = root ? root : RUNC_DEFAULT_ROOT;
-	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+		    CHILD_WAIT_RUNC_MS, &out, &err);
 	if (r < 0)
 		return r;
 	if (r == 127)
@@ -336,7 +372,8 @@ int runc_check_here(const char *root, const char *id, const char *rootfs)
 	root = root ? root : RUNC_DEFAULT_ROOT;
 	if (!id[0] || strchr(id, '/') || strlen(id) > 1024)
 		return dm_fail(-EINVAL, "bad container id");
-	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, NULL, &err);
+	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+		    CHILD_WAIT_RUNC_MS, NULL, &err);
 	if (r == 127)
 		return dm_fail(-ENOENT, "the container cannot be made here: cannot run runc: %s", err);
 	if (r == 0)
@@ -1206,9 +1243,11 @@ int runc_finish(struct runc_ct *ct, bool left_running)
 	dm_error_clear();
 	/* not -f: it refuses an init that is a zombie its parent did not reap yet */
 	r = ctr_run((const char *const[]){ "runc", "--root", ct->root, "delete", ct->id, NULL }, NULL, 0,
-		NULL, &err);
+		CHILD_WAIT_RUNC_MS, NULL, &err);
+	if (r < 0)
+		return r;
 	if (r)
-		return dm_fail(r < 0 ? r : -EIO, "runc delete %s: %s", ct->id, err ? runc_msg(err) : "failed");
+		return dm_fail(-EIO, "runc delete %s: %s", ct->id, err ? runc_msg(err) : "failed");
 	if (ct->copy_bundle)
 		rm_rf(ct->copy_bundle);
 	return 0;
@@ -1345,14 +1384,35 @@ int runc_stub_fds(int *ret_exe, int ret_sock[2])
 	return 0;
 }
 
+/* Does runc know container id, made from bundle?  (the message is kept) */
+static bool runs_from(const char *root, const char *id, const char *bundle)
+{
+	_cleanup_free_ char *out = NULL, *err = NULL;
+	char msg[DM_ERRMSG_MAX];
+	json_error_t je;
+
+	snprintf(msg, sizeof(msg), "%s", dm_last_error());
+	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+			CHILD_WAIT_RUNC_MS, &out, &err);
+	json_t *st = r == 0 ? json_loads(out, 0, &je) : NULL;
+	const char *b = st ? json_str(st, "bundle") : NULL;
+	bool ours = b && bundle && !strcmp(b, bundle);
+	json_decref(st);
+	dm_error_set_message(msg);
+	return ours;
+}
+
 static int host_pid_of(const char *root, const char *id, pid_t *ret)
 {
 	_cleanup_free_ char *out = NULL, *err = NULL;
 	json_error_t je;
-	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+		    CHILD_WAIT_RUNC_MS, &out, &err);
 
+	if (r < 0)
+		return r;
 	if (r)
-		return dm_fail(r < 0 ? r : -EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
+		return dm_fail(-EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
 	json_t *st = json_loads(out, 0, &je);
 	*ret = (pid_t)json_integer_value(json_object_get(st, "pid"));
 	json_decref(st);
@@ -1364,7 +1424,7 @@ static int host_pid_of(const char *root, const char *id, pid_t *ret)
 static int ip_in(pid_t pid, const char *const argv[])
 {
 	_cleanup_free_ char *err = NULL;
-	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : ctr_run(argv, NULL, 0, NULL, &err);
+	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : ctr_run(argv, NULL, 0, CHILD_WAIT_HELPER_MS, NULL, &err);
 	if (r > 0)
 		return dm_fail(-EIO, "ip %s %s %s: %s", argv[1], argv[2], argv[3] ? argv[3] : "",
 			       err ? err : "failed");
@@ -1652,9 +1712,11 @@ static int put_back_tmpfs(const Dm__Container *m, const char *images_dir, const 
 		/* the mount's directory is tar's fd 3 */
 		r = ctr_run((const char *const[]){ "tar", "--numeric-owner", "--xattrs", "-xpf", src, "-C",
 					       "/proc/self/fd/3", NULL },
-			    &dirs[i], 1, NULL, &err);
+			    &dirs[i], 1, CHILD_WAIT_COPY_MS, NULL, &err);
+		if (r < 0)
+			return dm_wrap(r, "the files of the tmpfs at %s", tf->mountpoint);
 		if (r)
-			return dm_fail(r < 0 ? r : -EIO, "the files of the tmpfs at %s: tar: %s", tf->mountpoint,
+			return dm_fail(-EIO, "the files of the tmpfs at %s: tar: %s", tf->mountpoint,
 				       err ? err : "failed");
 	}
 	return 0;
@@ -1748,9 +1810,11 @@ static int put_back_cgroup(const Dm__Container *m, struct runc_started *s)
 			val = "-1";
 		int rc = ctr_run((const char *const[]){ "runc", "--root", s->root, "update", flag, val, s->id,
 						    NULL },
-			     NULL, 0, NULL, &err);
-		if (rc)
-			r = dm_fail(rc < 0 ? rc : -EIO, "runc update %s %s %s (the limit at the "
+			     NULL, 0, CHILD_WAIT_RUNC_MS, NULL, &err);
+		if (rc < 0)
+			r = rc;
+		else if (rc)
+			r = dm_fail(-EIO, "runc update %s %s %s (the limit at the "
 				    "checkpoint): %s", flag, val, s->id, err ? runc_msg(err) : "failed");
 	}
 	json_decref(st);
@@ -1806,14 +1870,18 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 	int extra[2] = { exe, sp[1] };
 	r = ctr_run((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
 				       "--bundle", s.tmp_bundle, s.id, NULL },
-		extra, 2, NULL, &err);
+		extra, 2, CHILD_WAIT_RUNC_RUN_MS, NULL, &err);
 	close(sp[1]);
 	s.sock = sp[0];
 	if (r) {
-		r = dm_fail(r < 0 ? r : -EIO, "runc run %s: %s", s.id, err ? runc_msg(err) : "failed");
-		/* an id in use is not ours to delete */
-		free(s.id);
-		s.id = NULL;
+		if (r > 0)
+			r = dm_fail(-EIO, "runc run %s: %s", s.id, err ? runc_msg(err) : "failed");
+		/* an id in use is not ours to delete; one that runs from our
+		 * config copy is (a runc killed when it hung, its container made) */
+		if (!runs_from(s.root, s.id, s.tmp_bundle)) {
+			free(s.id);
+			s.id = NULL;
+		}
 		goto fail;
 	}
 	r = host_pid_of(s.root, s.id, &s.pid);
@@ -2180,7 +2248,8 @@ fail:
 int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle)
 {
 	_cleanup_free_ char *out = NULL, *err = NULL;
-	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0, &out, &err);
+	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+		    CHILD_WAIT_RUNC_MS, &out, &err);
 
 	if (r < 0)
 		return r;
@@ -2197,10 +2266,12 @@ int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle)
 		if (!stopped)
 			return 0;
 		_cleanup_free_ char *derr = NULL;
-		r = ctr_run((const char *const[]){ "runc", "--root", root, "delete", "-f", id, NULL }, NULL, 0, NULL,
-			    &derr);
+		r = ctr_run((const char *const[]){ "runc", "--root", root, "delete", "-f", id, NULL }, NULL, 0,
+			    CHILD_WAIT_RUNC_MS, NULL, &derr);
+		if (r < 0)
+			return r;
 		if (r)
-			return dm_fail(r < 0 ? r : -EIO, "runc --root %s delete -f %s: %s", root, id,
+			return dm_fail(-EIO, "runc --root %s delete -f %s: %s", root, id,
 				       derr ? runc_msg(derr) : "failed");
 	}
 	if (tmp_bundle && tmp_bundle[0])
@@ -2215,8 +2286,11 @@ void runc_restore_done(struct runc_started *s, bool ok)
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 		_cleanup_free_ char *err = NULL;
-		if (ctr_run((const char *const[]){ "runc", "--root", s->root, "delete", "-f", s->id, NULL }, NULL,
-			0, NULL, &err))
+		int r = ctr_run((const char *const[]){ "runc", "--root", s->root, "delete", "-f", s->id, NULL },
+				NULL, 0, CHILD_WAIT_RUNC_MS, NULL, &err);
+		if (r < 0)
+			pr_warn("%s", dm_last_error());
+		else if (r)
 			pr_warn("runc delete -f %s: %s", s->id, err ? runc_msg(err) : "failed");
 		dm_error_set_message(msg);
 	}

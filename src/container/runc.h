@@ -32,6 +32,7 @@
 
 #include <jansson.h>
 
+#include "base/child.h"
 #include "dump/dump.h"
 #include "image/image.h"
 #include "restore/restore.h"
@@ -177,8 +178,11 @@ int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle);
 
 /* Runs argv with stdin /dev/null, stdout and stderr into memfds; extra: fds
  * put at 3, 4, ... in the child; *ret_out, *ret_err (malloc'd, may be NULL)
- * what it printed.  The exit status (>= 0), or -errno. */
-int ctr_run(const char *const argv[], const int *extra, size_t n_extra, char **ret_out, char **ret_err);
+ * what it printed.  It may take limit_ms (CHILD_WAIT_*, base/child.h): then
+ * its process group is killed and -ETIMEDOUT comes back, named.  The exit
+ * status (>= 0), or -errno with its message. */
+int ctr_run(const char *const argv[], const int *extra, size_t n_extra, int limit_ms, char **ret_out,
+	    char **ret_err);
 
 /* Parses "runc:ID" / "pid:PID"; returns 1 for runc (id set), 0 for pid. */
 int runc_parse_target(const char *arg, const char **ret_id, pid_t *ret_pid);

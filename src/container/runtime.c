@@ -15,6 +15,7 @@
 #include "container/handoff.h"
 #include "container/ext-stub.h"
 #include "container/runc.h"
+#include "base/child.h"
 #include "base/fdpass.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -312,6 +313,8 @@ static int create_for_restore(const char *runc, int c, int argc, char **argv, in
 		if (a < 0 || b < 0 || dup2(a, EXT_STUB_EXE) < 0 || dup2(b, EXT_STUB_SOCK) < 0)
 			_exit(127);
 		syscall(SYS_close_range, EXT_STUB_SOCK + 1, ~0U, 0);
+		/* its group is killed with it if it hangs (a hook) */
+		setpgid(0, 0);
 		execv(runc, args);
 		fprintf(stderr, "dmigrate-runc: cannot run %s: %s\n", runc, strerror(errno));
 		_exit(127);
@@ -321,12 +324,13 @@ static int create_for_restore(const char *runc, int c, int argc, char **argv, in
 		r = dm_fail(neg_errno(), "fork: %m");
 		goto fail;
 	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	r = child_wait_limit(pid, CHILD_WAIT_RUNC_RUN_MS, &st, "%s create", runc);
 	rename(saved, cfg);
 	TAKE_PTR(saved);
 	close(sp[1]);
 	sp[1] = -1;
+	if (r < 0)
+		goto fail;
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		send_failure(c, code, "runc create failed (its log says why)");

@@ -111,6 +111,7 @@ struct rfs_sender {
 	struct net_chan *mc;   /* miss: requests in, the chunks asked for out (the miss thread) */
 	pthread_t miss_thread;
 	bool miss_started;
+	bool miss_ended;       /* the miss thread returned (lock) */
 	bool stopping;         /* rfs_send_stop() (lock) */
 	char *dir;
 	int dirfd;
@@ -1289,6 +1290,8 @@ static int send_whole_on_miss(struct rfs_sender *s, uint32_t f)
 /* ---- the miss thread ---- */
 
 #define CW_WHOLE UINT32_MAX /* chunk_want.chunk: the whole file */
+/* how often the miss thread, while no request comes, looks whether the transfer is over */
+#define RFS_MISS_CHECK_MS 500
 
 static void want_chunk(struct rfs_sender *s, uint32_t f, uint32_t chunk)
 {
@@ -1426,15 +1429,33 @@ static bool next_push_locked(struct rfs_sender *s, uint32_t *ret_f, uint32_t *re
 	return false;
 }
 
-/* until a request comes, or a file is pushed: 0, or the channel's error */
+/*
+ * Until a request comes, or a file is pushed: 0; 1: the transfer is over
+ * (the destination said DONE, or it failed: its error is the bulk thread's),
+ * no request will be served any more; or the channel's error.  The wait for
+ * requests is as long as the transfer, which the session bounds (its silence
+ * watchdog while it waits for the files, which shuts every channel down,
+ * this one too, and names why; rfs_send_stop()): a destination that keeps
+ * the miss channel open and says nothing once it has every file holds
+ * nothing (it used to hold this thread until the session's end).
+ */
 static int miss_wait(struct rfs_sender *s)
 {
 	if (net_chan_has_pending(s->mc))
 		return 0;
 	struct pollfd p[2] = { { .fd = net_chan_fd(s->mc), .events = POLLIN }, { .fd = s->wake, .events = POLLIN } };
-	while (poll(p, 2, -1) < 0)
-		if (errno != EINTR)
+	for (;;) {
+		int n = poll(p, 2, RFS_MISS_CHECK_MS);
+		if (n < 0 && errno != EINTR)
 			return dm_fail(neg_errno(), "the rootfs miss thread: poll: %m");
+		if (n > 0)
+			break;
+		pthread_mutex_lock(&s->lock);
+		bool over = s->err <= 0 || s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (over)
+			return 1;
+	}
 	uint64_t v;
 	if (p[1].revents & POLLIN && read(s->wake, &v, sizeof(v)) < 0)
 		pr_debug("wake: %m");
@@ -1458,8 +1479,8 @@ static int miss_run(struct rfs_sender *s)
 			return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
 		if (s->cw_head == s->cw_n && !push) {
 			r = miss_wait(s);
-			if (r < 0)
-				return r;
+			if (r != 0)
+				return r < 0 ? r : 0;
 		}
 		do {
 			r = read_want(s, false);
@@ -1495,6 +1516,7 @@ static void *miss_thread_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	/* the end of the transfer, or a stop: the channel closes, not an error */
 	bool quiet = s->stopping || s->err <= 0;
+	s->miss_ended = true;
 	pthread_mutex_unlock(&s->lock);
 	if (!quiet) {
 		pr_debug("miss thread: %s", dm_last_error());
@@ -2303,6 +2325,14 @@ int rfs_send_presend_wait(struct rfs_sender *s, int timeout_ms)
 	if (r == -ETIMEDOUT || r >= 0)
 		return r;
 	return dm_fail(r, "sending the files: %s", s->errmsg);
+}
+
+bool rfs_send_test_miss_ended(struct rfs_sender *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool e = s->miss_ended;
+	pthread_mutex_unlock(&s->lock);
+	return e;
 }
 
 void rfs_send_frozen(struct rfs_sender *s)

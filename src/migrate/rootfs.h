@@ -214,6 +214,8 @@ void rfs_send_foreground(struct rfs_sender *s);
 int rfs_send_wait(struct rfs_sender *s, int timeout_ms);
 /* stop (shuts the channels down) and join the threads; NULL is fine */
 void rfs_send_stop(struct rfs_sender *s);
+/* tests: the miss thread has returned (it ends with the transfer) */
+bool rfs_send_test_miss_ended(struct rfs_sender *s);
 void rfs_send_free(struct rfs_sender *s); /* stops it first */
 /* {mode, files, bytes, sent_by_priority{why: {files, bytes}}, misses, working_set_ready_ms,
  *  done_ms (from t0, ns clock), destination{...}} */

@@ -9,6 +9,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
+#include "base/child.h"
 #include "base/fdpass.h"
 #include "base/log.h"
 
@@ -82,11 +83,12 @@ static int mqueue_open(struct rst_files *fs, const Dm__File *f, int *ret_fd)
 		_exit(send_fd(sp[1], q) < 0 ? 1 : 0);
 	}
 	close(sp[1]);
-	while (waitpid(c, &st, 0) < 0)
-		if (errno != EINTR) {
-			close(sp[0]);
-			return dm_fail(neg_errno(), "waitpid: %m");
-		}
+	r = child_wait_limit(c, CHILD_WAIT_HELPER_MS, &st, "the helper opening the POSIX message queue /%s "
+			     "in the container's IPC namespace", name);
+	if (r < 0) {
+		close(sp[0]);
+		return r;
+	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 		close(sp[0]);
 		return dm_fail(-EIO, "the POSIX message queue /%s: the helper in the container's IPC namespace "

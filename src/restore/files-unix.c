@@ -35,6 +35,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/files.h"
+#include "base/child.h"
 #include "base/log.h"
 #include "proc/unixdiag.h"
 
@@ -183,34 +184,41 @@ static int op_run(const struct op_args *a)
 	return 0;
 }
 
+static const char *op_why(int r);
+
 /*
  * Run a name operation as the tree sees paths: in a child that enters the
  * tree's root and the directory of a relative name; in the restorer itself
- * for abstract names and absolute paths without a root.
+ * for abstract names and absolute paths without a root.  -errno with its
+ * message (why the operation failed, or that its helper hung: a connect to
+ * a listener whose backlog is full waits).
  */
 static int name_op(struct rst_files *fs, const struct op_args *a, const char *dir)
 {
-	int root = fs->c->o->root_fd, st;
+	int root = fs->c->o->root_fd, st, r;
 
-	if (!is_path(a->name) || (root < 0 && (a->name->data[0] == '/' || !dir)))
-		return op_run(a);
+	if (!is_path(a->name) || (root < 0 && (a->name->data[0] == '/' || !dir))) {
+		r = op_run(a);
+		return r < 0 ? dm_fail(r, "%s", op_why(r)) : 0;
+	}
 	pid_t pid = fork();
 	if (pid < 0)
-		return neg_errno();
+		return dm_fail(neg_errno(), "fork: %m");
 	if (pid == 0) {
-		int r = 0;
+		int e = 0;
 		if (root >= 0 && (fchdir(root) < 0 || chroot(".") < 0))
-			r = neg_errno();
-		if (r == 0 && chdir(dir && a->name->data[0] != '/' ? dir : "/") < 0)
-			r = neg_errno();
-		if (r == 0)
-			r = op_run(a);
-		_exit(-r & 0xff);
+			e = neg_errno();
+		if (e == 0 && chdir(dir && a->name->data[0] != '/' ? dir : "/") < 0)
+			e = neg_errno();
+		if (e == 0)
+			e = op_run(a);
+		_exit(-e & 0xff);
 	}
-	while (waitpid(pid, &st, __WALL) < 0)
-		if (errno != EINTR)
-			return neg_errno();
-	return WIFEXITED(st) ? -WEXITSTATUS(st) : -EIO;
+	r = child_wait_limit(pid, CHILD_WAIT_HELPER_MS, &st, "the helper in the tree's root");
+	if (r < 0)
+		return r;
+	r = WIFEXITED(st) ? -WEXITSTATUS(st) : -EIO;
+	return r < 0 ? dm_fail(r, "%s", op_why(r)) : 0;
 }
 
 static const char *op_why(int r)
@@ -268,8 +276,7 @@ static int do_bind(struct rst_files *fs, int sk, const Dm__UnixSk *m, const Dm__
 
 	if (r < 0) {
 		name_text(&m->name, nm, sizeof(nm));
-		return dm_fail(r, "unix socket (inode %lu at dump): cannot bind %s: %s",
-			       (unsigned long)as->ino, nm, op_why(r));
+		return dm_wrap(r, "unix socket (inode %lu at dump): cannot bind %s", (unsigned long)as->ino, nm);
 	}
 	return 0;
 }
@@ -283,8 +290,7 @@ static int do_connect(struct rst_files *fs, int sk, const ProtobufCBinaryData *n
 
 	if (r < 0) {
 		name_text(name, nm, sizeof(nm));
-		return dm_fail(r, "unix socket (inode %lu at dump): cannot connect to %s: %s",
-			       (unsigned long)who->ino, nm, strerror(-r));
+		return dm_wrap(r, "unix socket (inode %lu at dump): cannot connect to %s", (unsigned long)who->ino, nm);
 	}
 	return 0;
 }
@@ -531,8 +537,8 @@ static int refill(struct rst_files *fs, struct rst_unix *u, struct usk *s)
 						     .buf = p + off, .len = len, .cred = uc };
 				r = name_op(fs, &a, m->name_dir);
 				if (r < 0)
-					r = dm_fail(r, "unix socket (inode %lu at dump): queueing a datagram "
-						    "again: %s", (unsigned long)m->ino, strerror(-r));
+					r = dm_wrap(r, "unix socket (inode %lu at dump): queueing a datagram "
+						    "again", (unsigned long)m->ino);
 			} else {
 				r = dm_fail(-ENOTSUP, "unix socket (inode %lu at dump): an unnamed datagram "
 					    "socket with data from a socket not connected to it",
@@ -671,8 +677,8 @@ static int prepare(struct rst_files *fs, struct rst_unix *u)
 		struct op_args a = { .op = OP_UNLINK, .name = &s->m->name };
 		r = name_op(fs, &a, s->m->name_dir);
 		if (r < 0)
-			r = dm_fail(r, "unix socket (inode %lu at dump): unlinking its deleted name: %s",
-				    (unsigned long)s->m->ino, strerror(-r));
+			r = dm_wrap(r, "unix socket (inode %lu at dump): unlinking its deleted name",
+				    (unsigned long)s->m->ino);
 	}
 	return r;
 }

@@ -164,8 +164,15 @@ int files_set_owners(struct rst_ctx *c);
  * land at the lowest free numbers of the tracee, in order. */
 int files_send(struct rst_ctx *c, struct rbatch *rb, const int *fds, size_t n);
 /* clone3(set_tid = [pid]) failed with r: the cause named for a pid in use
- * (EEXIST) or at or above kernel.pid_max (EINVAL), else 0 */
+ * (EEXIST: what holds it) or at or above kernel.pid_max (EINVAL), else 0 */
 int rst_clone_pid_error(pid_t pid, int r);
+/* How long a restore waits for a pid that only ending processes hold: the
+ * tree just checkpointed in this PID namespace, its killed processes still
+ * zombies of a slow reaper (their pid, group and session numbers in use) */
+#define RST_PID_FREE_WAIT_MS 2000
+/* pid is held only by ending processes (zombies, dying): wait for it, at
+ * most RST_PID_FREE_WAIT_MS; 1: free now (clone3 again), 0: not free */
+int rst_pid_wait_free(pid_t pid);
 /* A session leader takes its controlling terminal (after setsid, before its members exist). */
 int files_ctty_early(struct rst_ctx *c, struct rst_proc *p);
 int files_ctty_drop(struct rst_ctx *c, struct rst_proc *p);

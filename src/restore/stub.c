@@ -22,9 +22,12 @@
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
 #include "proc/proc.h"
+#include "base/child.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "container/ext-stub.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
@@ -239,7 +242,10 @@ static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 		return dm_fail(-EIO, "the root stub in the container (pid %d) exited", pid);
 	if (!(pfd[0].revents & POLLIN)) {
 		int st = 0;
-		waitpid(pid, &st, 0);
+		/* (it closed its end: it ends, or is made to) */
+		r = child_wait_limit(pid, CHILD_WAIT_HELPER_MS, &st, "root stub %d, its socket closed", pid);
+		if (r < 0)
+			return r;
 		if (WIFEXITED(st))
 			return dm_fail(-EIO, "root stub %d failed %s (exit %d)", pid,
 				       stub_err_name(WEXITSTATUS(st)), WEXITSTATUS(st));
@@ -329,13 +335,19 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 		ca.set_tid_size = 1;
 	}
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid == 0)
-		stub_main(&a);
-	r = pid < 0 ? neg_errno() : 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	long pid;
+	for (bool waited = false;; waited = true) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pid = syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid == 0)
+			stub_main(&a);
+		r = pid < 0 ? neg_errno() : 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		/* a pid its dead owner still holds (a slow reaper): once */
+		if (pid >= 0 || r != -EEXIST || c->own_pidns || waited || !rst_pid_wait_free(want))
+			break;
+	}
 	close(sp[1]);
 	if (pid < 0) {
 		int e = rst_clone_pid_error(want, r);
@@ -413,13 +425,92 @@ int stub_adopt(struct rst_ctx *c, struct rst_proc *p, pid_t host_tid, struct rst
 	return r;
 }
 
+static bool ending(char state)
+{
+	return state == 'Z' || state == 'X';
+}
+
+static void describe(const struct proc_stat *ps, const char *how, char *why, size_t len)
+{
+	if (ending(ps->state)) {
+		char pc[PROC_COMM_MAX + 1] = "?";
+		proc_read_comm(ps->ppid, 0, pc);
+		snprintf(why, len, "process %d (%s), %s, is a zombie its parent %d (%s) has not reaped",
+			 ps->pid, ps->comm, how, ps->ppid, pc);
+	} else {
+		snprintf(why, len, "process %d (%s), %s, runs", ps->pid, ps->comm, how);
+	}
+}
+
+/*
+ * What holds pid number n here: the process (or thread) n, or a process
+ * whose group or session n is (a zombie keeps both numbers).  0: nothing
+ * (free again), 1: only processes that are ending (zombies their parent
+ * has not reaped, dying: state Z or X), -1: a live one.  *why names one of
+ * them, a live one first.
+ */
+static int pid_holders(pid_t n, char *why, size_t len)
+{
+	struct proc_stat ps;
+	int found = 0;
+
+	why[0] = 0;
+	if (proc_read_stat(n, 0, &ps) == 0) {
+		describe(&ps, "with that pid", why, len);
+		found = ending(ps.state) ? 1 : -1;
+	}
+	_cleanup_closedir_ DIR *d = found < 0 ? NULL : opendir("/proc");
+	struct dirent *e;
+	while (d && found >= 0 && (e = readdir(d))) {
+		long v;
+		if (parse_long(e->d_name, &v) < 0 || v <= 0 || v == n ||
+		    proc_read_stat((pid_t)v, 0, &ps) < 0 || (ps.pgrp != n && ps.session != n))
+			continue;
+		if (!ending(ps.state) || !found)
+			describe(&ps, ps.session == n ? "whose session it is" : "whose process group it is", why,
+				 len);
+		found = ending(ps.state) ? 1 : -1;
+	}
+	dm_error_clear();
+	return found;
+}
+
+int rst_pid_wait_free(pid_t pid)
+{
+	char why[256];
+	uint64_t end = clock_ns() + (uint64_t)RST_PID_FREE_WAIT_MS * 1000000ULL;
+	bool said = false;
+
+	for (;;) {
+		int h = pid_holders(pid, why, sizeof(why));
+		if (h == 0)
+			return 1;
+		if (h < 0 || clock_ns() >= end)
+			return 0;
+		if (!said)
+			pr_info("pid %d: %s: waiting for it to go (at most %g s)", pid, why,
+				RST_PID_FREE_WAIT_MS / 1000.0);
+		said = true;
+		struct timespec ts = { 0, 5 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
 int rst_clone_pid_error(pid_t pid, int r)
 {
 	_cleanup_free_ char *buf = NULL;
 	long max = 0;
 
-	if (r == -EEXIST)
+	if (r == -EEXIST) {
+		char why[256];
+		int h = pid_holders(pid, why, sizeof(why));
+		if (h > 0)
+			return dm_fail(r, "pid %d is in use: %s (waited %g s)", pid, why,
+				       RST_PID_FREE_WAIT_MS / 1000.0);
+		if (h < 0)
+			return dm_fail(r, "pid %d is in use: %s", pid, why);
 		return dm_fail(r, "pid %d is in use", pid);
+	}
 	if (r != -EINVAL || read_full_file("/proc/sys/kernel/pid_max", 32, &buf, NULL) < 0)
 		return 0;
 	buf[strcspn(buf, "\n")] = 0;

@@ -103,7 +103,7 @@ int tree_build(struct rst_ctx *c)
 	return 0;
 }
 
-static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_proc *p)
+static int create_one_(struct rst_ctx *c, struct rst_proc *parent, struct rst_proc *p, bool waited)
 {
 	struct tracee *pt = rst_main(parent);
 	int32_t tid = p->img->pid;
@@ -128,6 +128,9 @@ static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_pro
 		return r;
 	pt->last_clone = 0;
 	r = rb_run(&rb);
+	/* a pid its dead owner still holds (a slow reaper): once */
+	if (r == -EEXIST && !c->own_pidns && !waited && rst_pid_wait_free(p->img->pid))
+		return create_one_(c, parent, p, true);
 	if (r < 0 && (r == -EEXIST || !c->own_pidns)) {
 		int e = rst_clone_pid_error(p->img->pid, r);
 		if (e < 0)
@@ -151,6 +154,11 @@ static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_pro
 		return dm_fail(neg_errno(), "pid %d: pidfd_open(%d): %m", p->img->pid, p->host_pid);
 	pr_debug("pid %d created (host %d) by %d", p->img->pid, p->host_pid, parent->img->pid);
 	return 0;
+}
+
+static int create_one(struct rst_ctx *c, struct rst_proc *parent, struct rst_proc *p)
+{
+	return create_one_(c, parent, p, false);
 }
 
 static int do_setsid(struct rst_ctx *c, struct rst_proc *p)

@@ -180,6 +180,76 @@ else
 	bad "good image restores with its pid" "$(cat "$WORK/r.log")"
 fi
 
+# --- a pid still held by the checkpointed tree's zombie ---------------
+# The tree's root is the child of a parent that reaps it late (a slow init,
+# as PID 1 is on these machines) or never: right after the checkpoint (which
+# kills it) its pid is a zombie's.  A restore waits for it (at most 2 s): the
+# late parent reaps it once it sees the restore waiting (its -v line), and
+# the restore succeeds with the pid; the parent that never reaps makes it
+# refuse, naming the zombie and its parent.
+# zparent LOG: a python3 parent of a memhog (its own session) that reaps it
+# only when LOG (a restore's output) says the restore waits for its pid, or
+# never (LOG ""); sets $pid (the memhog) and $zp (the parent)
+zparent() {
+	local out=$WORK/zparent.$RANDOM
+	python3 - "$BUILD/bench/memhog" "$1" >"$out" <<'PY' &
+import os, sys, time
+hog, log = sys.argv[1], sys.argv[2]
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    fd = os.open("/dev/null", os.O_RDWR)
+    for i in (0, 1, 2):
+        os.dup2(fd, i)
+    os.execv(hog, [hog, "1", "1"])
+print(pid, flush=True)
+while True:
+    if log and os.path.exists(log) and b"waiting for it to go" in open(log, "rb").read():
+        os.waitpid(pid, 0)
+        log = ""
+    time.sleep(0.005)
+PY
+	zp=$!
+	disown "$zp"
+	PIDS+=("$zp")
+	pid=
+	for _ in $(seq 500); do pid=$(cat "$out" 2>/dev/null); [[ -n $pid ]] && break; sleep 0.01; done
+	PIDS+=("$pid")
+	for _ in $(seq 500); do [[ -r /proc/$pid/stat ]] && break; sleep 0.01; done
+}
+# until pid is a zombie (bounded)
+zombie() {
+	for _ in $(seq 500); do [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]] && return 0; sleep 0.01; done
+	return 1
+}
+
+t="restore: waits for a pid its zombie still holds"
+rm -f "$WORK/zw.log"
+zparent "$WORK/zw.log"
+if ! "$DM" checkpoint --pid "$pid" --images "$WORK/zw" >"$WORK/zw-ck.log" 2>&1; then
+	bad "$t" "checkpoint: $(cat "$WORK/zw-ck.log")"
+elif ! zombie "$pid"; then
+	bad "$t" "pid $pid is not a zombie after the checkpoint"
+elif ! "$DM" -v restore --images "$WORK/zw" --pidfile "$WORK/zw.pid" >"$WORK/zw.log" 2>&1; then
+	bad "$t" "restore: $(cat "$WORK/zw.log")"
+elif [[ $(cat "$WORK/zw.pid") != "$pid" ]] || ! grep -q "pid $pid: process $pid (memhog), with that pid, is a zombie its parent $zp (python3) has not reaped: waiting" "$WORK/zw.log"; then
+	bad "$t" "pid $(cat "$WORK/zw.pid") (wanted $pid), or no wait said: $(cat "$WORK/zw.log")"
+else
+	ok "$t"
+fi
+kill -KILL -- "-$pid" "$zp" 2>/dev/null
+
+t="restore: a pid its zombie holds for good is refused, named"
+zparent ""
+if ! "$DM" checkpoint --pid "$pid" --images "$WORK/zr" >"$WORK/zr-ck.log" 2>&1; then
+	bad "$t" "checkpoint: $(cat "$WORK/zr-ck.log")"
+elif ! zombie "$pid"; then
+	bad "$t" "pid $pid is not a zombie after the checkpoint"
+else
+	expect_restore_error "$t" "$WORK/zr" "pid $pid is in use: process $pid \\(memhog\\), with that pid, is a zombie its parent $zp \\(python3\\) has not reaped \\(waited 2 s\\)" ""
+fi
+kill -KILL "$zp" 2>/dev/null
+
 # --- checkpoint errors ------------------------------------------------
 # refuse CASE RC REGEX CMD...: the command exits RC, its output matches REGEX
 # (the cause, in the user's terms), says it once, and claims nothing about a

@@ -68,6 +68,13 @@
 #                      container at START: the migration rolls back, a's runs
 #                      on; b's stops, the next dmigrated (same state dir)
 #                      removes it, and a second migration to b succeeds
+#   runc/migrate-runc-hung  b's runc hangs in `runc run` at START once it
+#                      made the container (tests/containers/lib/runc-hang, a
+#                      hook that never returns; dmigrated's limit lowered to
+#                      5 s): the migration fails naming it, a's container runs
+#                      on (same init, thawed), b's runc knows no such
+#                      container, the hung runc's child is gone; with the hang
+#                      lifted the same dmigrated takes the container
 #   runc/migrate-src-killed  dmigrate migrate killed (-9) while the container
 #                      is frozen and locked: it runs on in a, its guard
 #                      removes the lock (redis answers there again, no nft
@@ -1196,6 +1203,54 @@ t_dest_killed() {
 	result PASS $t
 }
 
+# runc/migrate-runc-hung: a dmigrated in b whose runc (lib/runc-hang) hangs in
+# the command named in $WORK/hang-verb
+t_runc_hung() {
+	local t=runc/migrate-runc-hung id=$PREFIX-mrh b out pid sl=$((80000 + $$ % 9999))
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b"; return; }	# the key
+	mkdir -p "$WORK/hang-bin" && ln -sf "$REPO/tests/containers/lib/runc-hang" "$WORK/hang-bin/runc"
+	echo run >"$WORK/hang-verb"
+	rm -f "$WORK/dmrh.ready"
+	ctr_host b env PATH="$WORK/hang-bin:$PATH" DM_RUNC_REAL="$(command -v runc)" DM_RUNC_HANG_FILE="$WORK/hang-verb" \
+		DM_RUNC_SLEEP=$sl DMIGRATE_CHILD_TIMEOUT_MS=5000 "$DM" daemon --listen "$(ctr_info b.seg_addr):7074" \
+		--key "$WORK/key" --state-dir "$WORK/dmrh-state" --ready-file "$WORK/dmrh.ready" >"$WORK/dmrh.log" 2>&1 &
+	local dpid=$!
+	t_runc_hung_1
+	kill $dpid 2>/dev/null
+	wait $dpid 2>/dev/null
+	ctr_delete a "$id"
+	ctr_delete b "$id"
+	return 0
+}
+t_runc_hung_1() {
+	wait_until 20 test -s "$WORK/dmrh.ready" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmrh.log")"; return; }
+	CTRS+=("a $id" "b $id")
+	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
+	pid=$(ctr_pid a "$id")
+	out=$(ctr_host a timeout 120 "$DM" migrate "runc:$id" \
+		--to "$(ctr_info b.seg_addr):7074" --key "$WORK/key" --mode post-copy --quiet 2>&1) &&
+		{ result FAIL $t "the migration succeeded"; return; }
+	grep -q "runc run $id did not finish in 5 s (killed)" <<<"$out" || { result FAIL $t "the hung runc is not named: $out"; return; }
+	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
+		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
+	out=$(ctr_host a sh -c "p=\$(jq -r '.cgroup_paths.freezer // empty' /run/runc/$id/state.json);
+		[ -z \"\$p\" ] || cat \"\$p/freezer.state\"")
+	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
+	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "a's counter: $out"; return; }
+	# the session cleaned up: b's container deleted, the hung runc's hook gone
+	wait_until 20 test -z "$(ctr_status b "$id")" || { result FAIL $t "b's runc has it: '$(ctr_status b "$id")'"; return; }
+	pgrep -f "^sleep $sl\$" >/dev/null && { result FAIL $t "the hung runc's child (sleep $sl) runs on"; return; }
+	# the same daemon, its runc fine again: the slot and the ID are free
+	: >"$WORK/hang-verb"
+	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7074" --key "$WORK/key" \
+		--mode post-copy --quiet 2>&1) || { result FAIL $t "the migration after: $out"; return; }
+	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
+		{ result FAIL $t "after it: a '$(ctr_status a "$id")', b '$(ctr_status b "$id")'"; return; }
+	result PASS $t
+}
+
 # runc/migrate-src-killed: dmigrate migrate killed (-9) while the container
 # is frozen and its namespace locked (src-frozen): the container runs on in a,
 # and its guard (src/migrate/srcguard.h) removes the lock, so redis answers
@@ -1237,7 +1292,7 @@ CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memc
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
 	runc/migrate-net-changed runc/migrate-refused-mount runc/migrate-ipc-post-copy
 	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-accept runc/migrate-dest-killed
-	runc/migrate-src-killed)
+	runc/migrate-src-killed runc/migrate-runc-hung)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -1256,6 +1311,7 @@ declare -A RUN=(
 	[runc/migrate-accept]=t_accept
 	[runc/migrate-dest-killed]=t_dest_killed
 	[runc/migrate-src-killed]=t_src_killed
+	[runc/migrate-runc-hung]=t_runc_hung
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"
 	[runc/migrate-pre-copy]="t_migrate pre-copy"

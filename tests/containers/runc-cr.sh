@@ -58,6 +58,15 @@
 #               the tree whole (nothing refused as outside it), and it goes on
 #   chain       a restored container checkpointed again (from runc's copy of
 #               its config) and restored under another name (--name)
+#   hung-state  a runc whose `state` hangs (lib/runc-hang: a hook that never
+#               returns, in a child of its own), the limit lowered to 3 s
+#               (DMIGRATE_CHILD_TIMEOUT_MS): the checkpoint fails naming it
+#               ("runc state ID did not finish in 3 s"), the container runs
+#               on, thawed, no partial image, the hung runc and its child gone
+#   hung-run    a restore whose `runc run` hangs once it made the container:
+#               it fails naming it, the container it made is deleted, no
+#               config copy is left, the hung runc and its child are gone;
+#               the same image then restores (the counter goes on)
 # Each case prints PASS/FAIL; the last line is "N passed, N failed, N skipped".
 set -u -o pipefail
 export LC_ALL=C
@@ -568,6 +577,67 @@ case_chain() {
 	ok chain
 }
 
+# the fake runc (lib/runc-hang) in place of runc, the limits lowered:
+# hang_env VERB CMD...
+HANG_BIN=$WORK/hang-bin
+HANG_SLEEP=$((80000 + $$ % 9999))
+hang_env() {
+	local verb=$1
+	shift
+	mkdir -p "$HANG_BIN" && ln -sf "$REPO/tests/containers/lib/runc-hang" "$HANG_BIN/runc"
+	# bounded: without a limit on the wait for runc, the command would hang
+	timeout 120 env PATH="$HANG_BIN:$PATH" DM_RUNC_REAL="$(command -v runc)" DM_RUNC_HANG="$verb" \
+		DM_RUNC_SLEEP=$HANG_SLEEP DMIGRATE_CHILD_TIMEOUT_MS=3000 "$@"
+}
+# the hung runc's child is gone (killed with its runc's process group)
+hang_gone() { ! pgrep -f "^sleep $HANG_SLEEP\$" >/dev/null; }
+
+case_hung_state() {
+	local id=dmhs$$ img=$WORK/img-hs pid out
+	start "$id" || { bad hung-state "the container does not count"; return; }
+	pid=$(init_pid "$id")
+	out=$(hang_env state "$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1)
+	case $? in
+	0) bad hung-state "the checkpoint succeeded"; return ;;
+	124) bad hung-state "the checkpoint hung (killed after 120 s): $out"; return ;;
+	esac
+	grep -q "runc state $id did not finish in 3 s (killed)" <<<"$out" ||
+		{ bad hung-state "the error does not name the hung runc: $out"; return; }
+	[[ $(status_of "$id") == running && $(init_pid "$id") == "$pid" ]] || { bad hung-state "not running on"; return; }
+	thawed "$id" || { bad hung-state "left frozen"; return; }
+	ctr_counter_advances "$B/rootfs/tmp/counter" >/dev/null || { bad hung-state "the counter stopped"; return; }
+	[[ ! -e $img ]] || { bad hung-state "a partial image is left"; return; }
+	hang_gone || { bad hung-state "the hung runc's child (sleep $HANG_SLEEP) runs on"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok hung-state
+}
+
+case_hung_run() {
+	local id=dmhr$$ img=$WORK/img-hr out vb v0 v1
+	start "$id" || { bad hung-run "the container does not count"; return; }
+	vb=$(counter_now)
+	out=$("$DM" checkpoint "runc:$id" --runc-root "$ROOT" --images "$img" 2>&1) ||
+		{ bad hung-run "checkpoint: $out"; return; }
+	v0=$(counter_after "$vb")
+	out=$(hang_env run "$DM" restore --images "$img" --runc-root "$ROOT" 2>&1)
+	case $? in
+	0) bad hung-run "the restore succeeded"; return ;;
+	124) bad hung-run "the restore hung (killed after 120 s): $out"; return ;;
+	esac
+	grep -q "runc run $id did not finish in 3 s (killed)" <<<"$out" ||
+		{ bad hung-run "the error does not name the hung runc: $out"; return; }
+	[[ $(status_of "$id") == none ]] || { bad hung-run "the container it made is left: $(status_of "$id")"; return; }
+	# (ours: made from this run's bundle; other runs may make theirs meanwhile)
+	out=$(grep -ls -- "$B" /run/dmigrate/runc-*/config.json)
+	[[ -z $out ]] || { bad hung-run "a config copy is left: $out"; return; }
+	hang_gone || { bad hung-run "the hung runc's child (sleep $HANG_SLEEP) runs on"; return; }
+	# nothing of the image was used up: it restores
+	out=$("$DM" restore --images "$img" --runc-root "$ROOT" 2>&1) || { bad hung-run "the restore after: $out"; return; }
+	v1=$(counter_moves_from "$v0") && ((v1 > v0)) || { bad hung-run "counter $v0 -> ${v1:-}"; return; }
+	"${R[@]}" delete -f "$id" >/dev/null 2>&1
+	ok hung-run
+}
+
 t0=$(date +%s.%N)
 want cr && case_cr
 want leave && case_leave
@@ -584,6 +654,8 @@ want lazy && case_lazy
 want freezer-v2 && case_v2
 want forks && case_forks
 want chain && case_chain
+want hung-state && case_hung_state
+want hung-run && case_hung_run
 echo "# $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -24,6 +24,10 @@
  * before the freeze (the working set of the running tree) and changed
  * after that: the source must send it again, and its new bytes arrive.
  *
+ * The miss thread ends with the transfer (DONE read) while the destination
+ * keeps the miss channel open and says nothing: its wait for requests is
+ * as long as the transfer, which the session's watchdog bounds.
+ *
  * And the working set sent before the freeze, unchanged at the freeze:
  * its entry links the copy that came before (no byte of it comes again);
  * a file the tree has open for writing is not sent before the freeze.
@@ -239,6 +243,11 @@ static void test_miss_passes_bulk(void **state)
 	/* the rest arrives once the reader goes on */
 	rfs_recv_test_hold(r, 0);
 	transfer_done(r, s);
+	/* the miss thread ends with the transfer, although the destination
+	 * keeps its miss channel open and silent (it waited for it for ever) */
+	for (int i = 0; i < 2000 && !rfs_send_test_miss_ended(s); i++)
+		usleep(10000);
+	assert_true(rfs_send_test_miss_ended(s));
 	snprintf(path, sizeof(path), "%s/a-big", src);
 	snprintf(path2, sizeof(path2), "%s/a-big", dst);
 	assert_true(same_file(path, path2));
