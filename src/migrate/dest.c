@@ -84,6 +84,7 @@ struct dsess {
 	bool docker_early;         /* a Docker container was made for it (early_note) */
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
+	json_t *prep_stats;      /* START to ACCEPT, step by step (ms from the session's start) */
 	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
@@ -369,6 +370,14 @@ static int recv_image(struct dsess *s)
 	return 0;
 }
 
+/* a step of the preparation done: its time in the stats' "prepare" */
+static void prep_mark(struct dsess *s, const char *name)
+{
+	if (!s->prep_stats)
+		s->prep_stats = json_object();
+	json_object_set_new(s->prep_stats, name, json_real(ns_to_ms(s->t_start, clock_ns())));
+}
+
 static int handle_start(struct dsess *s)
 {
 	_cleanup_free_ char *base = NULL;
@@ -457,6 +466,7 @@ static int handle_start(struct dsess *s)
 			goto out;
 		}
 		/* made (and its image asked for) last, once every check passed */
+		prep_mark(s, "checked_ms");
 		r = docker_dst_prepare(st->docker_inspect, (const char *const *)st->docker_image_layers,
 				       st->n_docker_image_layers, &s->docker);
 		if (r < 0)
@@ -561,18 +571,22 @@ static int handle_start(struct dsess *s)
 		if (r < 0)
 			goto out;
 		early_note(s);
+		prep_mark(s, "runc_launched_ms");
 		pr_info("migration %.8s: container %s started (its init waits for the restore)", s->hex,
 			st->container_id);
 	}
+	prep_mark(s, "prepared_ms");
 	if (s->docker && docker_dst_needs_image(s->docker)) {
 		r = recv_image(s);
 		if (r < 0)
 			goto out;
+		prep_mark(s, "image_ms");
 	}
 	if (s->docker) {
 		r = docker_dst_create(s->docker);
 		if (r < 0)
 			goto out;
+		prep_mark(s, "docker_created_ms");
 		early_note(s);
 		s->docker_early = true;
 		/*
@@ -588,6 +602,7 @@ static int handle_start(struct dsess *s)
 				r = docker_dst_start(s->docker);
 			if (r < 0)
 				goto out;
+			prep_mark(s, "docker_started_ms");
 		}
 	}
 	{
@@ -1032,6 +1047,8 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
 	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
+	if (s->prep_stats)
+		json_object_set_new(s->restore_stats, "prepare", json_incref(s->prep_stats));
 	if (s->ctr_rs) {
 		/* its put-back is over (the restore waited for it: RST_BESIDE_ALL) */
 		json_decref(s->ctr_stats);
@@ -1494,7 +1511,8 @@ static void session_cleanup(struct dsess *s)
 	s->root_pidfd = -1;
 	json_decref(s->restore_stats);
 	json_decref(s->ctr_stats);
-	s->ctr_stats = NULL;
+	json_decref(s->prep_stats);
+	s->ctr_stats = s->prep_stats = NULL;
 	s->restore_stats = NULL;
 	free(s->dirty);
 	free(s->pids);

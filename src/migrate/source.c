@@ -97,6 +97,7 @@ struct src {
 	bool hot_tried;
 	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
 	bool push_started;
+	uint64_t t_push;         /* the push of what is left began */
 	_Atomic(const char *) phase;
 	pthread_mutex_t out_lock;
 	bool tty, status_shown;
@@ -775,6 +776,8 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(ts, "presend", json_real(ms_since(s, s->t_presend)));
 	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
 	json_object_set_new(ts, "resume", json_real(ms_since(s, s->t_resume)));
+	if (s->t_push)
+		json_object_set_new(ts, "push", json_real(ms_since(s, s->t_push)));
 	json_object_set_new(ts, "done", json_real(ms_since(s, s->t_done)));
 	json_object_set_new(j, "timestamps", ts);
 	json_object_set_new(j, "downtime_ms",
@@ -1086,8 +1089,8 @@ static uint64_t hot_max_pages(void)
 }
 
 /*
- * prepare (post-copy of a container, or DMIGRATE_HOT_PUSH=1): the pages the
- * tree writes from now to the freeze are tracked (uffd-wp async, as the
+ * prepare (post-copy of a container, or DMIGRATE_HOT_PUSH=1), once START is
+ * sent: the pages the tree writes from now to the freeze are tracked (uffd-wp async, as the
  * pre-copy rounds: mem/dirty.c); after the resume they are pushed first.
  * A container's preparation (its launch at the destination) lasts long
  * enough that what the tree wrote in it is what it touches right after
@@ -1097,14 +1100,14 @@ static uint64_t hot_max_pages(void)
  * freeze.  A tree that cannot be tracked (its own userfaultfd...) migrates
  * as before.
  */
-static int ph_hot_track(struct src *s)
+static void hot_track(struct src *s)
 {
 	const char *e = getenv("DMIGRATE_HOT_PUSH");
 	bool want = s->o->mode == MIG_POST_COPY && (s->o->container_id || s->o->docker_inspect);
 	if (e && *e)
 		want = s->o->mode == MIG_POST_COPY && strcmp(e, "0") != 0;
 	if (!want)
-		return 0;
+		return;
 	s->hot_tried = true;
 	uint64_t t = clock_ns();
 	int r = mem_dirty_new(s->o->pid, &s->hot);
@@ -1117,8 +1120,8 @@ static int ph_hot_track(struct src *s)
 			dm_last_error()[0] ? dm_last_error() : strerror(-r));
 		mem_dirty_free(s->hot);
 		s->hot = NULL;
+		dm_error_clear();
 	}
-	return 0;
 }
 
 static int hot_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
@@ -1204,6 +1207,9 @@ static int ph_connect(struct src *s)
 		if (r < 0)
 			return r;
 	}
+	/* the tracking begins while the destination prepares (a container's
+	 * launch there is the longest step): out of the way of START */
+	hot_track(s);
 	/* a Docker container is made and started there before it accepts */
 	mig_watchdog_arm(&s->wd, "the destination to accept",
 			 o->docker_inspect ? MIG_WAIT_DOCKER_ACCEPT_MS : MIG_WAIT_ACCEPT_MS);
@@ -1557,6 +1563,7 @@ static int start_push(struct src *s)
 		}
 	}
 	s->push_started = true;
+	s->t_push = clock_ns();
 	return mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_INSTALL);
 }
 
@@ -1771,7 +1778,6 @@ static int ph_release(struct src *s)
 
 static const struct src_phase src_phases[] = {
 	{ MIG_PH_PREPARE, "check the tree", ph_check, SRC_UNDO_REFUSED },
-	{ MIG_PH_PREPARE, "track what the tree writes", ph_hot_track, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "connect", ph_connect, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "the working set's files", ph_rootfs_pre, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "pre-copy", ph_precopy, SRC_UNDO_THAW },

@@ -98,7 +98,7 @@
 #                      net_lock_tcp_dropped_out, not joined, not leave); in
 #                      post-copy the pages it wrote while the migration
 #                      prepared were tracked and pushed first (--stats
-#                      working_set)
+#                      working_set), the push beginning before the resume
 #   svc/redis-1g-post-copy  (--big) redis with 1 GiB of keys (DEBUG POPULATE;
 #                      SVC_BIG_MB=MIB for another size) migrated to b in
 #                      post-copy while lib/client.py writes on ONE kept
@@ -897,6 +897,9 @@ t_svc() {
 		if [[ $mode == post-copy ]]; then
 			jq -e '.working_set.tracked and .working_set.given > 0' "$WORK/$id.stats" >/dev/null ||
 				{ kill "$kpid"; result FAIL $t "the working set was not tracked: $(jq -c '.working_set' "$WORK/$id.stats")"; return; }
+			# and the push began with the end of the state, before the resume
+			jq -e '.timestamps.push < .timestamps.resume' "$WORK/$id.stats" >/dev/null ||
+				{ kill "$kpid"; result FAIL $t "the push began after the resume: $(jq -c '.timestamps' "$WORK/$id.stats")"; return; }
 		fi
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
