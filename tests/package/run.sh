@@ -130,6 +130,13 @@ unit_ok() {	# sets R: why not
 		out=$(systemd-analyze verify "$UNIT" 2>&1) || true
 		[[ -z $out ]] || { R="systemd-analyze verify: $(tr '\n' ' ' <<<"$out")"; return 1; }
 	fi
+	# the configuration the unit reads is the one the package installed (the
+	# '-' of an optional file would hide a wrong name)
+	out=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$UNIT")
+	[[ -n $out ]] || { R="the unit reads no EnvironmentFile"; return 1; }
+	for i in $out; do
+		[[ -f $i ]] || { R="the unit's EnvironmentFile $i is not there"; return 1; }
+	done
 	out=$(python3 "$HERE/unit-exec.py" "$UNIT" --print 2>&1) || { R="$out"; return 1; }
 	echo "# the unit runs: $(tr '\n' ' ' <<<"$out")"
 	listen=$(python3 "$HERE/unit-exec.py" "$UNIT" --getenv DMIGRATED_LISTEN)
@@ -153,7 +160,7 @@ unit_ok() {	# sets R: why not
 	done
 	if ! nsenter --net="/proc/$DAEMON/ns/net" ss -Hltn 2>/dev/null | awk '{ print $4 }' | grep -qxF "$listen"; then
 		wait "$DAEMON"
-		R="dmigrated as the unit starts it does not listen on $listen (exit $?): $(tail -n 2 "$WORK/daemon.out" | tr '\n' ' ')"
+		R="dmigrated as the unit starts it does not listen on $listen (exit $?): $(head -n 2 "$WORK/daemon.out" | tr '\n' ' ')"
 		DAEMON=
 		return 1
 	fi
@@ -175,14 +182,14 @@ out=$(DM_E2E_PREFIX=$PREFIX "$REPO/tests/e2e/run.sh" --bin-dir "$bindir" --no-zd
 	--modes post-copy --filter '^(work/busybox/post-copy|refuse/xfeature|auth/wrong-key)$' 2>&1)
 rc=$?
 n=$(grep -cE '^PASS ' <<<"$out")
-grep -E '^(PASS|FAIL|SKIP) ' <<<"$out" | sed -E 's/^(PASS|FAIL|SKIP) /\1 e2e\//'
+grep -E '^(PASS|FAIL|SKIP) ' <<<"$out" | sed -E 's/^(PASS|FAIL|SKIP) /\1 package\/e2e\//'
 passed=$((passed + n))
 failed=$((failed + $(grep -cE '^FAIL ' <<<"$out")))
 skipped=$((skipped + $(grep -cE '^SKIP ' <<<"$out")))
 if ((n != 3)); then
-	bad e2e "$n of the 3 cases passed (exit $rc): $(grep -vE '^(PASS|FAIL|SKIP) ' <<<"$out" | tail -n 2 | tr '\n' ' ')"
+	bad package/e2e "$n of the 3 cases passed (exit $rc): $(grep -vE '^(PASS|FAIL|SKIP) ' <<<"$out" | tail -n 2 | tr '\n' ' ')"
 elif ((rc != 0)); then
-	bad e2e "tests/e2e/run.sh exited $rc"
+	bad package/e2e "tests/e2e/run.sh exited $rc"
 fi
 
 # ---- purge
