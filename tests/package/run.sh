@@ -21,6 +21,8 @@
 #                     made where the configuration says, in a network and
 #                     mount namespace of its own: it listens where the
 #                     configuration says, and SIGTERM ends it with status 0
+#   package/unit-check  the same check fails copies of the unit with a wrong
+#                     binary path or an option dmigrated does not know
 #   package/e2e/...   tests/e2e/run.sh --bin-dir on the installed binaries:
 #                     post-copy of a forking workload, a migration refused
 #                     before the freeze (a CPU feature b lacks), a wrong key
@@ -174,6 +176,23 @@ unit_ok() {	# sets R: why not
 }
 R=
 if unit_ok; then ok package/unit; else bad package/unit "$R"; fi
+# the check itself: copies of the installed unit with a wrong binary path or
+# an option dmigrated does not know must fail it
+r=
+if [[ -n $UNIT ]]; then
+	real=$UNIT
+	UNIT=$WORK/dmigrated.service
+	for edit in 's|^ExecStart=/usr/sbin/|ExecStart=/usr/lib/|' 's|^\(ExecStart=.*\) --state-dir |\1 --state-directory |'; do
+		sed "$edit" "$real" >"$UNIT"
+		if cmp -s "$real" "$UNIT"; then
+			r+=" (sed '$edit' changed nothing)"
+		elif unit_ok >/dev/null; then
+			r+=" $(grep '^ExecStart=' "$UNIT")"
+		fi
+	done
+	UNIT=$real
+fi
+if [[ -n $r ]]; then bad package/unit-check "the check passed broken units:$r"; else ok package/unit-check; fi
 
 # ---- e2e against the installed binaries
 bindir=$(dirname "$(grep -E '/s?bin/dmigrate$' "$WORK/files" | head -n 1)")
