@@ -13,13 +13,18 @@ set -eu -o pipefail
 # is neither used nor touched
 # libclang-rt-dev: libFuzzer and the sanitizer runtimes of tests/fuzz (clang only recommends it)
 # tcpdump: bench/tcpgap.sh records a kept client's connection across a migration
+# debhelper, dpkg-dev, systemd (systemd.pc, systemd-analyze): the Debian
+# package's build (scripts/deb.sh, which also runs apt-get build-dep for
+# debian/control) and its test (tests/package/run.sh); with these, the
+# suite's package step needs no archive
 pkgs=(build-essential meson ninja-build pkg-config clang libclang-rt-dev
 	protobuf-c-compiler libprotobuf-c-dev libcmocka-dev libjansson-dev
 	libssl-dev zlib1g-dev libmnl-dev libfuse3-dev libcap-dev libseccomp-dev
 	libcurl4-openssl-dev libnftables-dev libarchive-dev
 	iproute2 util-linux procps psmisc python3 busybox-static jq
 	runc redis-server redis-tools memcached nginx-light curl nftables
-	docker.io tcpdump)
+	docker.io tcpdump
+	debhelper dpkg-dev systemd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

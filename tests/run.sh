@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # The whole test suite, as README.md says: builds dmigrate (normal and
-# ASan+UBSan), runs the unit tests in both builds, the zdtm feature suite in
+# ASan+UBSan), runs the unit tests in both builds, the install and Debian
+# package checks (tests/install, tests/package), the zdtm feature suite in
 # every engine mode, the fuzz targets (20 s each), the e2e migration tests,
 # the container tests and a short soak.
 # The last line is the summary: "N passed, N failed, N skipped".
@@ -103,6 +104,15 @@ out=$("$REPO/tests/install/run.sh" --build "$BUILD" 2>&1)
 rc=$?
 printf '%s\n' "$out"
 add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc install
+
+# the Debian package: built with scripts/deb.sh, installed with apt-get,
+# checked (files, the unit's command line), a few e2e cases against the
+# installed binaries, purged (with what it pulled in) whatever happened
+section "package"
+out=$("$REPO/tests/package/run.sh" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc package
 
 section "cli"
 out=$("$REPO/tests/cli/run.sh" --build "$BUILD" 2>&1)

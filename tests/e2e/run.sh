@@ -307,8 +307,9 @@ stop_workload() {
 }
 
 # pids (here) of the processes in host H that are not ours (comm dmigrate:
-# the host's init, dmigrated, its guardians, dmigrate migrate): the workload
-# and whatever it forked
+# the host's init, dmigrated, its guardians, dmigrate migrate; comm
+# dmigrated: the installed daemon of --bin-dir): the workload and whatever it
+# forked
 tree_procs() {	# H
 	local init d comm st
 	init=$("$DM" testhost pid --prefix "$PREFIX" "$1") || return 0
@@ -316,7 +317,7 @@ tree_procs() {	# H
 	for d in /proc/[0-9]*; do
 		[[ $d/ns/pid -ef /proc/$init/ns/pid ]] 2>/dev/null || continue
 		read -r comm 2>/dev/null <"$d/comm" || continue
-		[[ $comm == dmigrate ]] && continue
+		[[ $comm == dmigrate || $comm == dmigrated ]] && continue
 		read -r st 2>/dev/null <"$d/stat" || continue
 		st=${st##*) }
 		[[ ${st:0:1} == Z ]] && continue

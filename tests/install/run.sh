@@ -4,7 +4,8 @@
 # What 'meson install' puts in place, checked in a DESTDIR (nothing is
 # installed on this machine):
 #   install/files       the binaries in sbin, the systemd unit, its
-#                       configuration, the man pages, bash completion
+#                       configuration, the key's directory (0700), the man
+#                       pages, bash completion
 #   install/run         the installed binaries run (--version, --help)
 #   install/unit        systemd-analyze verify finds nothing to say about the
 #                       unit; it restarts on failure, reads its configuration,
@@ -58,8 +59,11 @@ for f in dmigrated.service man8/dmigrate.8 man8/dmigrated.8 completions/dmigrate
 	p=$(where "$f")
 	[[ -n $p && -e $DEST$p ]] || missing+=("$f")
 done
+[[ -d $DEST$SYSCONF/dmigrate ]] || missing+=("$SYSCONF/dmigrate/ (the key's directory)")
 if ((${#missing[@]})); then
 	bad install/files "not installed: ${missing[*]}"
+elif [[ $(stat -c %a "$DEST$SYSCONF/dmigrate") != 700 ]]; then
+	bad install/files "$SYSCONF/dmigrate/ has mode $(stat -c %a "$DEST$SYSCONF/dmigrate"), not 700"
 elif [[ ! -x $DEST$SBIN/dmigrate || ! -x $DEST$SBIN/dmigrated ]]; then
 	bad install/files "the binaries are not executable"
 else
