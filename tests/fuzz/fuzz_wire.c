@@ -79,6 +79,7 @@ static void session_done(struct dsess *s)
 	free(s->packets.buf);
 	free(s->dirty);
 	free(s->target);
+	json_decref(s->prep_stats);
 	/* what handle_start() reserved for a store mode (or a fuzzed START
 	 * would find the host full after a few runs) */
 	store_reserved -= s->reserved;
