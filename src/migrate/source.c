@@ -1304,7 +1304,10 @@ static int peer_reason(struct src *s, int r)
 	char mine[DM_ERRMSG_MAX];
 	snprintf(mine, sizeof(mine), "%s", dm_last_error());
 	struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
-	if (!net_chan_has_pending(s->ctl) && poll(&pc, 1, 1000) <= 0)
+	/* the destination says why once its session thread sees the failure
+	 * (it looks now and then, and a loaded host is slow): only a failure
+	 * waits here */
+	if (!net_chan_has_pending(s->ctl) && poll(&pc, 1, 5000) <= 0)
 		return r;
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
