@@ -1269,10 +1269,18 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(j, "net_packets_kept", json_integer((json_int_t)n));
 		json_object_set_new(j, "net_packets_delivered", json_integer((json_int_t)s->packets.delivered));
 	}
+	/* from COMMIT to the tree let go: the part of the client's gap after
+	 * the engine's downtime that is ours (the lock opened, connections out
+	 * of repair, the kept packets delivered, the detach) */
+	if (s->t_commit && s->resumed_stats.detached_ns > s->t_commit)
+		json_object_set_new(j, "commit_to_detached_ms",
+				    json_real(ns_to_ms(s->t_commit, s->resumed_stats.detached_ns)));
 	if (s->ctr_stats) {
 		/* after the tree runs: the lock's, the announcements, segments removed again */
 		json_object_set_new(j, "container_done_ms", json_real(s->ctr_done_ms));
 		json_object_set_new(j, "unlock_ms", json_real(s->resumed_stats.unlock_ms));
+		json_object_set_new(j, "unlock_prepared", json_boolean(s->resumed_stats.unlock_prepared));
+		json_object_set_new(j, "settle_ms", json_real(s->resumed_stats.settle_ms));
 	}
 	if (s->resumed_stats.lock_counted) {
 		/* the tree's own connections, dropped on this side while locked */
