@@ -66,7 +66,9 @@
 # engine's own (freeze to resume, dmigrate's --stats; none for CRIU);
 # total_ms: from the method's start until every page has moved.  One JSON
 # line per run and method on stdout (and appended to --out), then the
-# medians and their ratios.  DM_E2E_PREFIX names the test hosts (default
+# medians and their ratios, and for dmigrate's methods the medians of its
+# steps (the source's dump and state, the destination's restore by phase,
+# RESUMED to COMMIT, COMMIT to the tree running and the lock's opening).  DM_E2E_PREFIX names the test hosts (default
 # dmrb).
 set -u -o pipefail
 export LC_ALL=C
@@ -332,8 +334,8 @@ v_dmigrate() {
 STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed, pages_chased, chases_continued, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
-	resume_at_ms}), after_commit: (.destination // {} | {commit_to_running_ms, commit_to_detached_ms,
-	container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
+	resume_at_ms}), after_commit: (.destination // {} | {resumed_to_commit_ms, commit_to_running_ms,
+	commit_to_detached_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
 
 
 v_criu_lazy() {
@@ -547,6 +549,16 @@ jq -rs '
 		err: (map(select(.ok | not) | .error) | first)}}) | from_entries) as $m |
 	($m | to_entries[] | "#   \($g[0].workload) \(.key): gap \(.value.gap | f)  down \(.value.down | f)  total \(.value.total | f)  (\(.value.ok)/\(.value.n) ok)" +
 		(if .value.err then "  first error: \(.value.err)" else "" end)),
+	($g | map(select(.ok and .method.restore != null)) | group_by(.variant)[] | . as $v |
+		def m(p): $v | map(p | select(. != null)) | med | f;
+		"#   \($v[0].workload) \($v[0].variant) steps: dump \(m(.method.timestamps | .dumped - .freeze))" +
+		", state out \(m(.method.timestamps | .state_sent - .dumped))" +
+		", restore \(m(.method.restore.restore_ms)) (" +
+		([ "stub", "tree", "memory", "fds", "threads", "lazy", "creds" ] |
+			map(. as $k | "\($k) \(m(.method.restore.phases[$k + "_ms"]))") | join(", ")) + ")" +
+		", RESUMED->COMMIT \(m(.method.after_commit.resumed_to_commit_ms))" +
+		", COMMIT->running \(m(.method.after_commit.commit_to_detached_ms))" +
+		" (unlock \(m(.method.after_commit.unlock_ms)))"),
 	"#   \($g[0].workload) ratios: dmigrate gap / criu-lazy gap \(ratio($m.dmigrate.gap; $m["criu-lazy"].gap)) (target <= 0.05)" +
 		"; dmigrate gap / bare gap \(ratio($m.dmigrate.gap; $m.bare.gap)) (target <= 2)" +
 		"; dmigrate down / bare down \(ratio($m.dmigrate.down; $m.bare.down))" +

@@ -84,6 +84,7 @@ struct dsess {
 	bool docker_early;         /* a Docker container was made for it (early_note) */
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
+	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
@@ -1070,6 +1071,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
 	if (r < 0)
 		return r;
+	s->t_resumed = clock_ns();
 	mig_test_point("dst-resumed");
 	r = expect_commit(s);
 	if (r < 0)
@@ -1269,6 +1271,10 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(j, "net_packets_kept", json_integer((json_int_t)n));
 		json_object_set_new(j, "net_packets_delivered", json_integer((json_int_t)s->packets.delivered));
 	}
+	/* RESUMED sent to COMMIT in: the source's switch-over (its copy kept
+	 * stopped, the packets its lock kept) and a round trip of the link */
+	if (s->t_resumed && s->t_commit > s->t_resumed)
+		json_object_set_new(j, "resumed_to_commit_ms", json_real(ns_to_ms(s->t_resumed, s->t_commit)));
 	/* from COMMIT to the tree let go: the part of the client's gap after
 	 * the engine's downtime that is ours (the lock opened, connections out
 	 * of repair, the kept packets delivered, the detach) */
