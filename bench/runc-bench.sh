@@ -48,7 +48,11 @@
 #              no pointer chasing), to compare settings in one run;
 #              DM_BIN=PATH runs that dmigrate as the source instead (another
 #              build: the destination is this build's dmigrated, which
-#              serves an older source as it asks)
+#              serves an older source as it asks); DMD_BIN=PATH migrates to
+#              a dmigrated of that dmigrate instead (one more daemon in host
+#              b, started with the other), so that a change on both sides is
+#              compared with its base in one run:
+#              dmigrate:DM_BIN=OLD/dmigrate:DMD_BIN=OLD/dmigrate
 #   bare       dmigrate's post-copy of a bare process (bench/migrate_hog.c,
 #              idle) of the container's memory size (its processes' RSS as
 #              measured in an earlier run of the workload), in host a's
@@ -128,6 +132,8 @@ source "$REPO/tests/containers/lib.sh"
 WORK=$(mktemp -d /tmp/dmigrate-runcbench.XXXXXX)
 chmod 755 "$WORK"
 DMD_PID=
+declare -A DMD_PORT=()	# DMD_BIN path -> the port of its dmigrated in host b
+DMD_PIDS=
 HOG_PID=
 CUR_ID=
 LAZY_PIDS=
@@ -152,6 +158,7 @@ cleanup() {
 	[[ -n $CUR_ID ]] && { ctr_delete a "$CUR_ID"; ctr_delete b "$CUR_ID"; }
 	kill_hog
 	[[ -n $DMD_PID ]] && kill "$DMD_PID" 2>/dev/null
+	[[ -n $DMD_PIDS ]] && kill $DMD_PIDS 2>/dev/null
 	if ((KEEP)); then
 		echo "# kept: test hosts $PREFIX (dmigrate testhost down --prefix $PREFIX), $WORK" >&2
 	else
@@ -184,6 +191,25 @@ DMD_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b 
 	"$DM" daemon --listen "$ADDR_B:7070" --key "$WORK/key" --state-dir "$WORK/dmd-state" \
 	--ready-file "$WORK/dmd.ready") || exit 1
 wait_until 30 test -s "$WORK/dmd.ready" || { echo "runc-bench: dmigrated in b: $(tail -3 "$WORK/dmigrated.log")" >&2; exit 1; }
+# the variants' other dmigrated (DMD_BIN=PATH), each on a port of its own
+for v in $VARIANTS; do
+	[[ $v == dmigrate:* ]] || continue
+	IFS=: read -ra dkv <<<"${v#dmigrate:}"
+	for e in "${dkv[@]}"; do
+		[[ $e == DMD_BIN=* ]] || continue
+		db=${e#DMD_BIN=}
+		[[ -n ${DMD_PORT[$db]:-} ]] && continue
+		[[ -x $db ]] || { echo "runc-bench: DMD_BIN=$db is not executable" >&2; exit 2; }
+		dk=${#DMD_PORT[@]}
+		DMD_PORT[$db]=$((7071 + dk))
+		dp=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated-$dk.log" b -- \
+			"$db" daemon --listen "$ADDR_B:${DMD_PORT[$db]}" --key "$WORK/key" --state-dir "$WORK/dmd-state-$dk" \
+			--ready-file "$WORK/dmd-$dk.ready") || exit 1
+		DMD_PIDS+=" $dp"
+		wait_until 30 test -s "$WORK/dmd-$dk.ready" ||
+			{ echo "runc-bench: $db's dmigrated in b: $(tail -3 "$WORK/dmigrated-$dk.log")" >&2; exit 1; }
+	done
+done
 HOG=$WORK/migrate_hog
 cc -O2 -pthread -o "$HOG" "$HERE/migrate_hog.c" || exit 1
 
@@ -311,16 +337,23 @@ settle() {
 # V_TOTAL_MS, V_DETAIL (JSON), or V_ERR and returns 1
 
 v_dmigrate() {
-	local id=$2 t0 t1 out e bin=$DM
+	local id=$2 t0 t1 out e bin=$DM port=7070
 	local -a envs=() vars=()
-	# dmigrate:VAR=VAL:...: the source's environment (DM_BIN: its binary)
+	# dmigrate:VAR=VAL:...: the source's environment (DM_BIN: its binary;
+	# DMD_BIN: the destination's, started at the beginning)
 	[[ $V_NAME == *:* ]] && IFS=: read -ra envs <<<"${V_NAME#*:}"
 	for e in "${envs[@]}"; do
-		if [[ $e == DM_BIN=* ]]; then bin=${e#DM_BIN=}; else vars+=("$e"); fi
+		if [[ $e == DM_BIN=* ]]; then
+			bin=${e#DM_BIN=}
+		elif [[ $e == DMD_BIN=* ]]; then
+			port=${DMD_PORT[${e#DMD_BIN=}]}
+		else
+			vars+=("$e")
+		fi
 	done
 	rm -f "$WORK/stats.json"
 	t0=$(now_ms)
-	out=$(ctr_host a env "${vars[@]}" "$bin" migrate "runc:$id" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
+	out=$(ctr_host a env "${vars[@]}" "$bin" migrate "runc:$id" --to "$ADDR_B:$port" --key "$WORK/key" --mode post-copy \
 		--stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b
