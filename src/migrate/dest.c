@@ -84,7 +84,6 @@ struct dsess {
 	bool docker_early;         /* a Docker container was made for it (early_note) */
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
-	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
 	struct mig_watchdog wd;    /* deadlines of the phases where only the peer can move */
@@ -101,6 +100,7 @@ struct dsess {
 	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
 	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
 	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
+	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
