@@ -48,7 +48,11 @@
 #              no pointer chasing), to compare settings in one run;
 #              DM_BIN=PATH runs that dmigrate as the source instead (another
 #              build: the destination is this build's dmigrated, which
-#              serves an older source as it asks)
+#              serves an older source as it asks); DMD_BIN=PATH migrates to
+#              a dmigrated of that dmigrate instead (one more daemon in host
+#              b, started with the other), so that a change on both sides is
+#              compared with its base in one run:
+#              dmigrate:DM_BIN=OLD/dmigrate:DMD_BIN=OLD/dmigrate
 #   bare       dmigrate's post-copy of a bare process (bench/migrate_hog.c,
 #              idle) of the container's memory size (its processes' RSS as
 #              measured in an earlier run of the workload), in host a's
@@ -66,7 +70,9 @@
 # engine's own (freeze to resume, dmigrate's --stats; none for CRIU);
 # total_ms: from the method's start until every page has moved.  One JSON
 # line per run and method on stdout (and appended to --out), then the
-# medians and their ratios.  DM_E2E_PREFIX names the test hosts (default
+# medians and their ratios, and for dmigrate's methods the medians of its
+# steps (the source's dump and state, the destination's restore by phase,
+# RESUMED to COMMIT, COMMIT to the tree running and the lock's opening).  DM_E2E_PREFIX names the test hosts (default
 # dmrb).
 set -u -o pipefail
 export LC_ALL=C
@@ -126,6 +132,8 @@ source "$REPO/tests/containers/lib.sh"
 WORK=$(mktemp -d /tmp/dmigrate-runcbench.XXXXXX)
 chmod 755 "$WORK"
 DMD_PID=
+declare -A DMD_PORT=()	# DMD_BIN path -> the port of its dmigrated in host b
+DMD_PIDS=
 HOG_PID=
 CUR_ID=
 LAZY_PIDS=
@@ -150,6 +158,7 @@ cleanup() {
 	[[ -n $CUR_ID ]] && { ctr_delete a "$CUR_ID"; ctr_delete b "$CUR_ID"; }
 	kill_hog
 	[[ -n $DMD_PID ]] && kill "$DMD_PID" 2>/dev/null
+	[[ -n $DMD_PIDS ]] && kill $DMD_PIDS 2>/dev/null
 	if ((KEEP)); then
 		echo "# kept: test hosts $PREFIX (dmigrate testhost down --prefix $PREFIX), $WORK" >&2
 	else
@@ -182,6 +191,25 @@ DMD_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b 
 	"$DM" daemon --listen "$ADDR_B:7070" --key "$WORK/key" --state-dir "$WORK/dmd-state" \
 	--ready-file "$WORK/dmd.ready") || exit 1
 wait_until 30 test -s "$WORK/dmd.ready" || { echo "runc-bench: dmigrated in b: $(tail -3 "$WORK/dmigrated.log")" >&2; exit 1; }
+# the variants' other dmigrated (DMD_BIN=PATH), each on a port of its own
+for v in $VARIANTS; do
+	[[ $v == dmigrate:* ]] || continue
+	IFS=: read -ra dkv <<<"${v#dmigrate:}"
+	for e in "${dkv[@]}"; do
+		[[ $e == DMD_BIN=* ]] || continue
+		db=${e#DMD_BIN=}
+		[[ -n ${DMD_PORT[$db]:-} ]] && continue
+		[[ -x $db ]] || { echo "runc-bench: DMD_BIN=$db is not executable" >&2; exit 2; }
+		dk=${#DMD_PORT[@]}
+		DMD_PORT[$db]=$((7071 + dk))
+		dp=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated-$dk.log" b -- \
+			"$db" daemon --listen "$ADDR_B:${DMD_PORT[$db]}" --key "$WORK/key" --state-dir "$WORK/dmd-state-$dk" \
+			--ready-file "$WORK/dmd-$dk.ready") || exit 1
+		DMD_PIDS+=" $dp"
+		wait_until 30 test -s "$WORK/dmd-$dk.ready" ||
+			{ echo "runc-bench: $db's dmigrated in b: $(tail -3 "$WORK/dmigrated-$dk.log")" >&2; exit 1; }
+	done
+done
 HOG=$WORK/migrate_hog
 cc -O2 -pthread -o "$HOG" "$HERE/migrate_hog.c" || exit 1
 
@@ -309,16 +337,23 @@ settle() {
 # V_TOTAL_MS, V_DETAIL (JSON), or V_ERR and returns 1
 
 v_dmigrate() {
-	local id=$2 t0 t1 out e bin=$DM
+	local id=$2 t0 t1 out e bin=$DM port=7070
 	local -a envs=() vars=()
-	# dmigrate:VAR=VAL:...: the source's environment (DM_BIN: its binary)
+	# dmigrate:VAR=VAL:...: the source's environment (DM_BIN: its binary;
+	# DMD_BIN: the destination's, started at the beginning)
 	[[ $V_NAME == *:* ]] && IFS=: read -ra envs <<<"${V_NAME#*:}"
 	for e in "${envs[@]}"; do
-		if [[ $e == DM_BIN=* ]]; then bin=${e#DM_BIN=}; else vars+=("$e"); fi
+		if [[ $e == DM_BIN=* ]]; then
+			bin=${e#DM_BIN=}
+		elif [[ $e == DMD_BIN=* ]]; then
+			port=${DMD_PORT[${e#DMD_BIN=}]}
+		else
+			vars+=("$e")
+		fi
 	done
 	rm -f "$WORK/stats.json"
 	t0=$(now_ms)
-	out=$(ctr_host a env "${vars[@]}" "$bin" migrate "runc:$id" --to "$ADDR_B:7070" --key "$WORK/key" --mode post-copy \
+	out=$(ctr_host a env "${vars[@]}" "$bin" migrate "runc:$id" --to "$ADDR_B:$port" --key "$WORK/key" --mode post-copy \
 		--stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b
@@ -332,8 +367,8 @@ v_dmigrate() {
 STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed, pages_chased, chases_continued, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
-	resume_at_ms}), after_commit: (.destination // {} | {commit_to_running_ms, container_done_ms,
-	unlock_ms})}'
+	resume_at_ms}), after_commit: (.destination // {} | {resumed_to_commit_ms, commit_to_running_ms,
+	commit_to_detached_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
 
 
 v_criu_lazy() {
@@ -547,6 +582,16 @@ jq -rs '
 		err: (map(select(.ok | not) | .error) | first)}}) | from_entries) as $m |
 	($m | to_entries[] | "#   \($g[0].workload) \(.key): gap \(.value.gap | f)  down \(.value.down | f)  total \(.value.total | f)  (\(.value.ok)/\(.value.n) ok)" +
 		(if .value.err then "  first error: \(.value.err)" else "" end)),
+	($g | map(select(.ok and .method.restore != null)) | group_by(.variant)[] | . as $v |
+		def m(p): $v | map(p | select(. != null)) | med | f;
+		"#   \($v[0].workload) \($v[0].variant) steps: dump \(m(.method.timestamps | .dumped - .freeze))" +
+		", state out \(m(.method.timestamps | .state_sent - .dumped))" +
+		", restore \(m(.method.restore.restore_ms)) (" +
+		([ "stub", "tree", "memory", "fds", "threads", "lazy", "creds" ] |
+			map(. as $k | "\($k) \(m(.method.restore.phases[$k + "_ms"]))") | join(", ")) + ")" +
+		", RESUMED->COMMIT \(m(.method.after_commit.resumed_to_commit_ms))" +
+		", COMMIT->running \(m(.method.after_commit.commit_to_detached_ms))" +
+		" (unlock \(m(.method.after_commit.unlock_ms)))"),
 	"#   \($g[0].workload) ratios: dmigrate gap / criu-lazy gap \(ratio($m.dmigrate.gap; $m["criu-lazy"].gap)) (target <= 0.05)" +
 		"; dmigrate gap / bare gap \(ratio($m.dmigrate.gap; $m.bare.gap)) (target <= 2)" +
 		"; dmigrate down / bare down \(ratio($m.dmigrate.down; $m.bare.down))" +

@@ -542,7 +542,8 @@ void dump_prealloc_free(struct dump_ctx *d)
 /* ------------------------------------------- copy-on-write inheritance */
 
 /*
- * A private anonymous page that a child still shares with its parent (one
+ * A private anonymous page (of an anonymous VMA, or written in a private
+ * file mapping: cow_kind()) that a child still shares with its parent (one
  * physical page since the fork) is "inherited": the restore gets it by
  * forking the child from its restored parent, so it is one page again
  * (docs/design.md, "Copy-on-write pages shared between a parent and its
@@ -577,12 +578,33 @@ struct cow {
 	uint64_t *mine, *theirs, *again;
 	Dm__Process *m;
 	size_t cap;         /* of m->inherited */
+	size_t vma_first;   /* m->n_inherited when the current VMA began: runs never cross VMAs
+			     * (a library's written data and the anonymous .bss after it are
+			     * adjacent) */
 };
 
+/*
+ * Private anonymous VMAs, and private file mappings: the pages such a
+ * mapping has written are anonymous pages too (a fork shares them the same
+ * way), its other pages read from the file and are in no page map.  A
+ * prefork server's libraries' relocated data, written before it forked its
+ * workers, is one copy in all of them: without this every worker's copy was
+ * sent in the frozen window (userfaultfd cannot take a file mapping, so
+ * these pages are never lazy).
+ */
 static bool cow_kind(enum proc_vma_kind k)
 {
 	return k == PROC_VMA_ANON || k == PROC_VMA_ANON_NAMED || k == PROC_VMA_HEAP ||
-	       k == PROC_VMA_STACK;
+	       k == PROC_VMA_STACK || k == PROC_VMA_FILE;
+}
+
+/* the same file at the same offset (a fork copies the mapping; one mapped
+ * again in the child at the same place shares no written page anyway) */
+static bool cow_same_file(const struct proc_vma *a, const struct proc_vma *b)
+{
+	return a->kind != PROC_VMA_FILE ||
+	       (!a->deleted && !b->deleted && a->pgoff == b->pgoff && a->inode == b->inode &&
+		a->dev_major == b->dev_major && a->dev_minor == b->dev_minor);
 }
 
 static void cow_init(struct dump_ctx *d, struct dproc *p, struct cow *w)
@@ -637,7 +659,7 @@ static const struct proc_vma *cow_parent_vma(struct cow *w, const struct proc_vm
 		} else {
 			if (pv->end != v->end || pv->shared || pv->kind != v->kind || !pv->has_vmflags ||
 			    ((pv->vmflags ^ v->vmflags) & COW_SAME_VMF) || (pv->vmflags & COW_NEVER_VMF) ||
-			    strcmp(pv->path, v->path))
+			    strcmp(pv->path, v->path) || !cow_same_file(pv, v))
 				return NULL;
 			return pv;
 		}
@@ -676,7 +698,7 @@ static void cow_add_inherited(struct cow *w, uint64_t start, uint64_t end)
 	Dm__Process *m = w->m;
 	uint64_t pages = (end - start) / DM_PAGE_SIZE;
 
-	if (m->n_inherited >= 2 && m->inherited[m->n_inherited - 2] +
+	if (m->n_inherited >= w->vma_first + 2 && m->inherited[m->n_inherited - 2] +
 	    m->inherited[m->n_inherited - 1] * DM_PAGE_SIZE == start) {
 		m->inherited[m->n_inherited - 1] += pages;
 		return;
@@ -825,6 +847,7 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		if (pv) {
 			dump_lap(d, DPH_PAGEMAP, &l);
 			n_own = 0;
+			cow.vma_first = m->n_inherited;
 			for (size_t k = 0; k < n; k++) {
 				r = cow_split(&cow, p->pid, pm, vec[k].start, vec[k].end, &own, &n_own,
 					      &cap_own);
@@ -916,6 +939,11 @@ static uint64_t inherit_parent_pages(const struct dump_ctx *d, const struct dpro
 		if (ch->ppid != p->pid || ch == p || !ch->msg)
 			continue;
 		for (size_t k = 0; k + 1 < ch->msg->n_inherited; k += 2) {
+			/* the written pages of a private file mapping are eager
+			 * anyway (never lazy): not more in the downtime */
+			const Dm__Vma *cv = checkpoint_vma_at(ch->msg, ch->msg->inherited[k]);
+			if (cv && cv->kind == DM__VMA_KIND__VMA_FILE)
+				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 32;
 				v = xrealloc(v, cap * sizeof(*v));

@@ -393,7 +393,15 @@ static bool cow_vma_kind(const Dm__Vma *v)
 {
 	return !(v->flags & MAP_SHARED) &&
 	       (v->kind == DM__VMA_KIND__VMA_ANON || v->kind == DM__VMA_KIND__VMA_HEAP ||
-		v->kind == DM__VMA_KIND__VMA_STACK);
+		v->kind == DM__VMA_KIND__VMA_STACK || v->kind == DM__VMA_KIND__VMA_FILE);
+}
+
+/* a private file mapping: the same file at the same offset in both */
+static bool cow_same_file(const Dm__Vma *a, const Dm__Vma *b)
+{
+	return a->kind != DM__VMA_KIND__VMA_FILE ||
+	       (a->has_file_id && b->has_file_id && a->file_id == b->file_id &&
+		(a->has_pgoff ? a->pgoff : 0) == (b->has_pgoff ? b->pgoff : 0));
 }
 
 /* madvise state a fork copies: the same in the parent's and the child's VMA */
@@ -402,8 +410,9 @@ static bool cow_vma_kind(const Dm__Vma *v)
 
 /*
  * Pages a process inherits from its parent by fork (Process.inherited):
- * sorted runs, each inside one private anonymous VMA of the process that the
- * parent has at the same place, mapped the same way (the restore keeps the
+ * sorted runs, each inside one private anonymous VMA (or private file
+ * mapping: its written pages) of the process that the parent has at the same
+ * place (the same file at the same offset), mapped the same way (the restore keeps the
  * parent's VMA in the child; its commit charge is not checked: the dump
  * compares it, the image has it only for read-only VMAs), with no page of its own page map there, and
  * held by the parent itself before it forks (an eager page or a run it
@@ -437,10 +446,10 @@ static int validate_inherited(const char *name, struct dm_checkpoint *ck, const 
 		const Dm__Vma *v = checkpoint_vma_at(p, a), *pv = checkpoint_vma_at(pp, a);
 		if (!v || end > v->end || !cow_vma_kind(v))
 			return bad(name, "inherited[%zu]: %#" PRIx64 " is not in a private anonymous "
-				   "vma", i / 2, a);
+				   "or private file vma", i / 2, a);
 		if (!pv || pv->start != v->start || pv->end != v->end || pv->kind != v->kind ||
 		    pv->flags != v->flags || !cow_vma_kind(pv) || pv->n_guards || v->n_guards ||
-
+		    !cow_same_file(pv, v) ||
 		    strcmp(pv->name ? pv->name : "", v->name ? v->name : "") ||
 		    (((pv->has_madv ? pv->madv : 0) ^ (v->has_madv ? v->madv : 0)) & COW_SAME_MADV))
 			return bad(name, "inherited[%zu]: %#" PRIx64 ": the parent %d has no vma "

@@ -101,6 +101,7 @@ struct dsess {
 	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
 	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
 	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
+	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	pid_t guard_pid;
 	_Atomic bool finished;
 	bool keep_root;            /* a restored root that runs on: reaped by the daemon */
@@ -1089,6 +1090,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	r = mig_send_reply(s->ctl, MIG_T_RESUMED, true, 0, NULL, s->root, s->restore_stats);
 	if (r < 0)
 		return r;
+	s->t_resumed = clock_ns();
 	mig_test_point("dst-resumed");
 	r = expect_commit(s);
 	if (r < 0)
@@ -1288,10 +1290,22 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(j, "net_packets_kept", json_integer((json_int_t)n));
 		json_object_set_new(j, "net_packets_delivered", json_integer((json_int_t)s->packets.delivered));
 	}
+	/* RESUMED sent to COMMIT in: the source's switch-over (its copy kept
+	 * stopped, the packets its lock kept) and a round trip of the link */
+	if (s->t_resumed && s->t_commit > s->t_resumed)
+		json_object_set_new(j, "resumed_to_commit_ms", json_real(ns_to_ms(s->t_resumed, s->t_commit)));
+	/* from COMMIT to the tree let go: the part of the client's gap after
+	 * the engine's downtime that is ours (the lock opened, connections out
+	 * of repair, the kept packets delivered, the detach) */
+	if (s->t_commit && s->resumed_stats.detached_ns > s->t_commit)
+		json_object_set_new(j, "commit_to_detached_ms",
+				    json_real(ns_to_ms(s->t_commit, s->resumed_stats.detached_ns)));
 	if (s->ctr_stats) {
 		/* after the tree runs: the lock's, the announcements, segments removed again */
 		json_object_set_new(j, "container_done_ms", json_real(s->ctr_done_ms));
 		json_object_set_new(j, "unlock_ms", json_real(s->resumed_stats.unlock_ms));
+		json_object_set_new(j, "unlock_prepared", json_boolean(s->resumed_stats.unlock_prepared));
+		json_object_set_new(j, "settle_ms", json_real(s->resumed_stats.settle_ms));
 	}
 	if (s->resumed_stats.lock_counted) {
 		/* the tree's own connections, dropped on this side while locked */

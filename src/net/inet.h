@@ -97,6 +97,22 @@ int netlock_unlock(const char *name);
  * dropped later, off the critical path.  netlock_unlock() removes it.
  */
 int netlock_open(const char *name);
+/*
+ * The end of a lock, prepared while its namespace is at hand: a netfilter
+ * socket made in the calling thread's network namespace (it stays bound to
+ * it) and netlock_open()'s and netlock_unlock()'s transactions for lock
+ * name built as nf_tables messages (libmnl).  netlock_open_with() then is
+ * one sendmsg and its acks, from whatever namespace the caller is in: no
+ * libnftables context made (milliseconds of CPU in the client's gap), no
+ * parse.  netlock_dropped_with() reads the counters over the same socket.
+ * -errno, dm_fail'ed (the caller may fall back to the script).
+ */
+struct netlock_opener;
+int netlock_opener_new(const char *name, struct netlock_opener **ret);
+void netlock_opener_free(struct netlock_opener *o);
+int netlock_open_with(struct netlock_opener *o);
+int netlock_unlock_with(struct netlock_opener *o);
+int netlock_dropped_with(struct netlock_opener *o, uint64_t *in, uint64_t *out);
 /* The TCP packets a lock of this process's making has dropped, in (from the
  * peers) and out (from the tree's sockets).  -ENOENT if it has no counters. */
 #define NETLOCK_TCP_IN "tcp_in"

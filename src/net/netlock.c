@@ -19,6 +19,7 @@
 #include "base/util.h"
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -318,36 +319,45 @@ static void build_netns_batch(struct netlock_ctx *c, const char *name)
 	snprintf(c->name, sizeof(c->name), "%s", name);
 }
 
+/* A netfilter netlink socket of the calling thread's network namespace
+ * (it stays bound to it).  -errno, dm_fail'ed. */
+static int nft_socket(struct mnl_socket **ret)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int r = dm_fail(neg_errno(), "cannot open a netfilter netlink socket: %m");
+		if (nl)
+			mnl_socket_close(nl);
+		return r;
+	}
+	*ret = nl;
+	return 0;
+}
+
 int netlock_ctx_prepare(struct netlock_ctx *c, const char *name)
 {
-	if (!c->nl) {
-		c->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
-		if (!c->nl || mnl_socket_bind(c->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-			int r = dm_fail(neg_errno(), "cannot open a netfilter netlink socket: %m");
-			if (c->nl)
-				mnl_socket_close(c->nl);
-			c->nl = NULL;
-			return r;
-		}
-	}
+	int r = c->nl ? 0 : nft_socket(&c->nl);
+	if (r < 0)
+		return r;
 	build_netns_batch(c, name);
 	return 0;
 }
 
-/* The prepared transaction: sent, then every message's answer (an ack, or
- * the error that aborted the whole transaction).  -errno, dm_fail'ed. */
-static int send_prepared(struct netlock_ctx *c)
+/* A prepared transaction (batch, len bytes, nmsg messages between its
+ * marks) on nl: sent, then every message's answer (an ack, or the error
+ * that aborted the whole transaction).  -errno (the kernel's), not logged. */
+static int send_batch(struct mnl_socket *nl, const char *batch, size_t len, uint32_t nmsg)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	uint32_t port = mnl_socket_get_portid(c->nl), acked = 0;
+	uint32_t port = mnl_socket_get_portid(nl), acked = 0;
 	int err = 0;
 
-	if (mnl_socket_sendto(c->nl, c->batch, c->len) < 0)
-		return dm_fail(neg_errno(), "nf_tables: send: %m");
-	while (acked < c->nmsg) {
-		ssize_t n = mnl_socket_recvfrom(c->nl, buf, sizeof(buf));
+	if (mnl_socket_sendto(nl, batch, len) < 0)
+		return neg_errno();
+	while (acked < nmsg) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
 		if (n < 0)
-			return dm_fail(neg_errno(), "nf_tables: receive: %m");
+			return neg_errno();
 		for (struct nlmsghdr *nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)n);
 		     nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
 			if (nlh->nlmsg_pid != port || nlh->nlmsg_type != NLMSG_ERROR)
@@ -360,7 +370,161 @@ static int send_prepared(struct netlock_ctx *c)
 		if (err)
 			break;	/* the transaction is aborted: no more answers come */
 	}
-	return err ? dm_fail(err, "nf_tables refused the lock: %s", strerror(-err)) : 0;
+	return err;
+}
+
+/* netlock_netns_with()'s prepared lock.  -errno, dm_fail'ed. */
+static int send_prepared(struct netlock_ctx *c)
+{
+	int r = send_batch(c->nl, c->batch, c->len, c->nmsg);
+	return r < 0 ? dm_fail(r, "nf_tables refused the lock: %s", strerror(-r)) : 0;
+}
+
+/* ---- the lock's end, prepared (netlock_opener) -------------------------- */
+
+struct netlock_opener {
+	struct mnl_socket *nl;  /* bound to the namespace it was made in */
+	char name[64];
+	char *open, *unlock;    /* netlock_open()'s and netlock_unlock()'s transactions */
+	size_t open_len, unlock_len;
+	uint32_t open_nmsg, unlock_nmsg;
+};
+
+/* One transaction of n messages between the marks: types[k] on table name,
+ * chains[k] the chain it names (NULL: the table itself). */
+static char *build_batch(const char *name, const uint16_t *types, const uint16_t *flags, const char *const *chains,
+			 uint32_t n, size_t *ret_len)
+{
+	size_t cap = 2048;
+	char *buf = xmalloc(cap);
+	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, cap);
+	uint32_t seq = (uint32_t)time(NULL) << 8;
+
+	batch_mark(b, NFNL_MSG_BATCH_BEGIN, seq++);
+	for (uint32_t k = 0; k < n; k++) {
+		struct nlmsghdr *nlh = nft_msg(b, types[k], flags[k], seq++);
+		if (chains[k]) {
+			mnl_attr_put_strz(nlh, NFTA_CHAIN_TABLE, name);
+			mnl_attr_put_strz(nlh, NFTA_CHAIN_NAME, chains[k]);
+		} else {
+			mnl_attr_put_strz(nlh, NFTA_TABLE_NAME, name);
+		}
+		mnl_nlmsg_batch_next(b);
+	}
+	batch_mark(b, NFNL_MSG_BATCH_END, seq++);
+	*ret_len = mnl_nlmsg_batch_size(b);
+	mnl_nlmsg_batch_stop(b);
+	return buf;
+}
+
+int netlock_opener_new(const char *name, struct netlock_opener **ret)
+{
+	if (strlen(name) >= sizeof(((struct netlock_opener *)0)->name))
+		return dm_fail(-ENAMETOOLONG, "network lock name %s: too long", name);
+	struct mnl_socket *nl = NULL;
+	int r = nft_socket(&nl);
+	if (r < 0)
+		return r;
+	struct netlock_opener *o = xcalloc(1, sizeof(*o));
+	o->nl = nl;
+	snprintf(o->name, sizeof(o->name), "%s", name);
+	/* "delete chain inet NAME in; delete chain inet NAME out": the base
+	 * chains go with their hooks and rules, the table and its counters stay */
+	static const uint16_t open_t[2] = { NFT_MSG_DELCHAIN, NFT_MSG_DELCHAIN }, open_f[2] = { 0, 0 };
+	static const char *const open_c[2] = { "in", "out" };
+	o->open = build_batch(name, open_t, open_f, open_c, 2, &o->open_len);
+	o->open_nmsg = 2;
+	/* "add table inet NAME; delete table inet NAME": no error if it is gone */
+	static const uint16_t unl_t[2] = { NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE }, unl_f[2] = { NLM_F_CREATE, 0 };
+	static const char *const unl_c[2] = { NULL, NULL };
+	o->unlock = build_batch(name, unl_t, unl_f, unl_c, 2, &o->unlock_len);
+	o->unlock_nmsg = 2;
+	*ret = o;
+	return 0;
+}
+
+void netlock_opener_free(struct netlock_opener *o)
+{
+	if (!o)
+		return;
+	mnl_socket_close(o->nl);
+	free(o->open);
+	free(o->unlock);
+	free(o);
+}
+
+int netlock_open_with(struct netlock_opener *o)
+{
+	int r = send_batch(o->nl, o->open, o->open_len, o->open_nmsg);
+	return r < 0 ? dm_fail(r, "cannot unlock the network (nft table inet %s): %s", o->name, strerror(-r)) : 0;
+}
+
+int netlock_unlock_with(struct netlock_opener *o)
+{
+	int r = send_batch(o->nl, o->unlock, o->unlock_len, o->unlock_nmsg);
+	return r < 0 ? dm_fail(r, "cannot remove the network lock (nft table inet %s): %s", o->name, strerror(-r))
+		     : 0;
+}
+
+/* NFTA_COUNTER_PACKETS of a GETOBJ answer into *(uint64_t *)data */
+static int counter_packets_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nlattr *a, *d;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(a) != NFTA_OBJ_DATA)
+			continue;
+		mnl_attr_for_each_nested(d, a) {
+			if (mnl_attr_get_type(d) == NFTA_COUNTER_PACKETS &&
+			    mnl_attr_get_payload_len(d) == sizeof(uint64_t)) {
+				*(uint64_t *)data = be64toh(mnl_attr_get_u64(d));
+				return MNL_CB_OK;
+			}
+		}
+	}
+	return MNL_CB_OK;
+}
+
+static int counter_get(struct netlock_opener *o, const char *cnt, uint64_t *ret)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	uint32_t seq = (uint32_t)time(NULL), port = mnl_socket_get_portid(o->nl);
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETOBJ;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = NFPROTO_INET;
+	g->version = NFNETLINK_V0;
+	g->res_id = 0;
+	mnl_attr_put_strz(nlh, NFTA_OBJ_TABLE, o->name);
+	mnl_attr_put_strz(nlh, NFTA_OBJ_NAME, cnt);
+	mnl_attr_put_u32(nlh, NFTA_OBJ_TYPE, htonl(NFT_OBJECT_COUNTER));
+	if (mnl_socket_sendto(o->nl, nlh, nlh->nlmsg_len) < 0)
+		return neg_errno();
+	uint64_t v = UINT64_MAX;
+	int r;
+	do {
+		ssize_t n = mnl_socket_recvfrom(o->nl, buf, sizeof(buf));
+		if (n < 0)
+			return neg_errno();
+		r = mnl_cb_run(buf, (size_t)n, seq, port, counter_packets_cb, &v);
+	} while (r == MNL_CB_OK);	/* until the ack (MNL_CB_STOP) or an error */
+	if (r < 0)
+		return neg_errno();
+	if (v == UINT64_MAX)
+		return -ENOENT;
+	*ret = v;
+	return 0;
+}
+
+int netlock_dropped_with(struct netlock_opener *o, uint64_t *in, uint64_t *out)
+{
+	int r = counter_get(o, NETLOCK_TCP_IN, in);
+	if (r >= 0)
+		r = counter_get(o, NETLOCK_TCP_OUT, out);
+	return r < 0 ? dm_fail(r, "cannot read the network lock's counters (nft table inet %s): %s", o->name,
+			       strerror(-r))
+		     : 0;
 }
 
 static int install(struct netlock_ctx *ctx, const char *name, const struct netlock_conn *c, size_t n,

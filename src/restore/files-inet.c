@@ -59,6 +59,7 @@ struct rst_inet {
 	bool resumed;
 	bool listeners_done;
 	int netns;              /* the tree's network namespace if not ours (a container's), else -1 */
+	struct netlock_opener *opener; /* the lock's end, prepared in its namespace (NULL: the script) */
 	bool netns_known;
 };
 
@@ -499,6 +500,37 @@ static bool image_has_inet(const struct dm_checkpoint *ck)
 	return false;
 }
 
+/* Its opening after the commit and its removal, prepared now (we are in its
+ * namespace): one sendmsg then, not a libnftables context made and a script
+ * parsed in the client's gap.  Without it the script does the same. */
+static void prepare_opener(struct rst_inet *in)
+{
+	if (netlock_opener_new(in->lock, &in->opener) < 0) {
+		pr_warn("%s (the lock is opened with nft's script)", dm_last_error());
+		dm_error_clear();
+	}
+}
+
+/* netlock_open()/netlock_unlock() of in's lock: prepared (1), else the
+ * script in its namespace (0) */
+static int lock_end(struct rst_inet *in, bool remove)
+{
+	int back = -1, r;
+
+	if (in->opener) {
+		r = remove ? netlock_unlock_with(in->opener) : netlock_open_with(in->opener);
+		if (r >= 0)
+			return 1;
+		pr_warn("%s (trying nft's script)", dm_last_error());
+		dm_error_clear();
+	}
+	r = netns_enter(in->netns, &back);
+	if (r >= 0)
+		r = remove ? netlock_unlock(in->lock) : netlock_open(in->lock);
+	netns_leave(back);
+	return r;
+}
+
 int rst_inet_lock(struct rst_ctx *c)
 {
 	_cleanup_free_ struct netlock_conn *conns = NULL;
@@ -533,11 +565,14 @@ int rst_inet_lock(struct rst_ctx *c)
 		 * an interface: kept as it is (installing it again is two nft
 		 * transactions in the downtime) */
 		in->lock_existed = true;
+		prepare_opener(in);
 		netns_leave(back);
 		return 0;
 	}
 	in->lock_existed = netlock_exists(in->lock);
 	r = in->netns >= 0 ? netlock_netns(in->lock) : netlock_conns(in->lock, conns, n);
+	if (r >= 0)
+		prepare_opener(in);
 	netns_leave(back);
 	if (r < 0)
 		in->lock[0] = 0;
@@ -564,14 +599,11 @@ int rst_inet_resume(struct rst_ctx *c)
 	 * the bytes the lock ate all reach the peer at once.
 	 */
 	if (in->lock[0]) {
-		int back = -1;
-		r = netns_enter(in->netns, &back);
 		/* its counters stay until rst_inet_settled() has read them */
-		if (r >= 0)
-			r = netlock_open(in->lock);
-		netns_leave(back);
+		r = lock_end(in, false);
 		if (r < 0)
 			return r;
+		c->st.unlock_prepared = r == 1;
 	}
 	for (size_t i = 0; i < in->n_conns; i++) {
 		const struct rst_inet_conn *k = &in->conns[i];
@@ -634,21 +666,26 @@ void rst_inet_settled(struct rst_ctx *c)
 
 	if (!in || !in->lock[0] || !in->resumed)
 		return;
-	if (netns_enter(in->netns, &back) >= 0) {
-		if (netlock_dropped(in->lock, &c->st.lock_tcp_dropped_in, &c->st.lock_tcp_dropped_out) >= 0)
-			c->st.lock_counted = true;
+	/* the tree runs now: no libnftables context beside it where the
+	 * prepared socket does */
+	if (in->opener &&
+	    netlock_dropped_with(in->opener, &c->st.lock_tcp_dropped_in, &c->st.lock_tcp_dropped_out) >= 0) {
+		c->st.lock_counted = true;
+	} else {
+		dm_error_clear();
+		if (netns_enter(in->netns, &back) < 0 ||
+		    netlock_dropped(in->lock, &c->st.lock_tcp_dropped_in, &c->st.lock_tcp_dropped_out) < 0)
+			pr_warn("%s", dm_last_error());
 		else
-			pr_warn("%s", dm_last_error());
-		if (netlock_unlock(in->lock) >= 0) {
-			in->lock[0] = 0;
-			c->st.lock_removed = true;
-		} else {
-			pr_warn("%s", dm_last_error());
-		}
+			c->st.lock_counted = true;
+		netns_leave(back);
+	}
+	if (lock_end(in, true) >= 0) {
+		in->lock[0] = 0;
+		c->st.lock_removed = true;
 	} else {
 		pr_warn("%s", dm_last_error());
 	}
-	netns_leave(back);
 	if (c->st.lock_counted)
 		pr_info("the network lock dropped %" PRIu64 " TCP packets from the peers, %" PRIu64
 			" from the tree's sockets", c->st.lock_tcp_dropped_in, c->st.lock_tcp_dropped_out);
@@ -661,12 +698,9 @@ void rst_inet_fini(struct rst_files *fs)
 	if (!in)
 		return;
 	/* after the descriptions are closed: a failed restore's sockets went quietly */
-	if (in->lock[0] && (in->resumed || !in->lock_existed)) {
-		int back = -1;
-		if (netns_enter(in->netns, &back) < 0 || netlock_unlock(in->lock) < 0)
-			pr_warn("%s", dm_last_error());
-		netns_leave(back);
-	}
+	if (in->lock[0] && (in->resumed || !in->lock_existed) && lock_end(in, true) < 0)
+		pr_warn("%s", dm_last_error());
+	netlock_opener_free(in->opener);
 	if (in->netns >= 0)
 		close(in->netns);
 	free(in->conns);

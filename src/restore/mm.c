@@ -251,8 +251,9 @@ static bool vma_kept(const struct rst_proc *p, const Dm__Vma *v)
 
 /*
  * The child's stub is a copy of its restored parent: each kept VMA must be
- * there whole, private and anonymous (the validator saw the parent's image
- * VMA at the same place; this is what the kernel made of it).
+ * there whole, private, anonymous or the file it maps (the validator saw
+ * the parent's image VMA at the same place; this is what the kernel made of
+ * it).
  */
 static int check_kept(const struct rst_proc *p, const struct proc_vma_list *sm, const Dm__Vma *v)
 {
@@ -270,8 +271,10 @@ static int check_kept(const struct rst_proc *p, const struct proc_vma_list *sm, 
 		const struct proc_vma *x = &sm->vmas[i];
 		if (x->start > a)
 			break;
-		if (x->shared || (x->kind != PROC_VMA_ANON && x->kind != PROC_VMA_ANON_NAMED &&
-				  x->kind != PROC_VMA_HEAP && x->kind != PROC_VMA_STACK))
+		bool file = v->kind == DM__VMA_KIND__VMA_FILE;
+		if (x->shared || (file && x->kind != PROC_VMA_FILE) ||
+		    (!file && x->kind != PROC_VMA_ANON && x->kind != PROC_VMA_ANON_NAMED &&
+		     x->kind != PROC_VMA_HEAP && x->kind != PROC_VMA_STACK))
 			break;
 		a = x->end;
 	}
@@ -285,8 +288,9 @@ static int check_kept(const struct rst_proc *p, const struct proc_vma_list *sm, 
 /*
  * In a kept VMA the child has the parent's pages: all but the ones it
  * inherits go (MADV_DONTNEED), its own are written there afterwards like
- * in a fresh VMA (pages.c), lazy ones fault in.  Before any mlock: a
- * locked VMA refuses MADV_DONTNEED.
+ * in a fresh VMA (pages.c), lazy ones fault in.  In a private file mapping
+ * what goes reads from the file again, as the child's pages it had not
+ * written did.  Before any mlock: a locked VMA refuses MADV_DONTNEED.
  */
 static int add_zap(struct rbatch *rb, const Dm__Process *ip, const Dm__Vma *v)
 {

@@ -464,11 +464,15 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	}
 	if (r >= 0)
 		r = detach_all(c);
+	c->st.detached_ns = clock_ns();
 	if (r >= 0)
 		wait_settled(c);
 	c->st.resume_ms = lap(&t);
-	if (r >= 0)
+	if (r >= 0) {
+		uint64_t ts = clock_ns();
 		rst_inet_settled(c);
+		c->st.settle_ms = ns_to_ms(ts, clock_ns());
+	}
 	if (r < 0)
 		goto out;
 
@@ -506,6 +510,7 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(ph, "netlock_ms", json_real(st->netlock_ms));
 	json_object_set_new(ph, "sockets_ms", json_real(st->inet_ms));
 	json_object_set_new(ph, "unlock_ms", json_real(st->unlock_ms));
+	json_object_set_new(ph, "settle_ms", json_real(st->settle_ms));
 	json_object_set_new(ph, "beside_wait_ms", json_real(st->beside_wait_ms));
 	json_object_set_new(o, "phases", ph);
 	json_object_set_new(o, "processes", json_integer((json_int_t)st->processes));

@@ -170,6 +170,8 @@ struct restore_stats {
 	double netlock_ms;      /* of fds_ms: the network lock taken (rst_inet_lock) */
 	double inet_ms;         /* of fds_ms: TCP/UDP sockets made (TCP repair) */
 	double unlock_ms;       /* of resume_ms: the lock opened, connections out of repair */
+	double settle_ms;       /* after the tree runs: the lock's counters read, the lock removed */
+	uint64_t detached_ns;   /* clock_ns() when the tree was let go (it runs from then) */
 	double beside_wait_ms;  /* waiting for restore_opts.beside_wait */
 	uint64_t processes;
 	uint64_t threads;
@@ -185,6 +187,7 @@ struct restore_stats {
 	uint64_t lock_tcp_dropped_out;
 	bool lock_counted;      /* the two above were read */
 	bool lock_removed;      /* the restore removed its network lock after the resume */
+	bool unlock_prepared;   /* ... opened with its prepared messages (netlock_opener), not a script */
 };
 
 struct restore_result {

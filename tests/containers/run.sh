@@ -832,7 +832,9 @@ ctr_lock_quiet() {
 # the same connection answers on (no reconnect: the client never makes
 # another), everything it wrote is read back on it, every key is there, and
 # new connections are answered; the restore's network lock dropped nothing
-# the tree sent (ctr_lock_quiet).  docs/containers.md, "Services".
+# the tree sent (ctr_lock_quiet); after a migration the destination opened
+# it with the messages it prepared (--stats destination.unlock_prepared).
+# docs/containers.md, "Services".
 t_svc() {
 	local name=$1 mode=$2 n=$3 v6=${4:-} t=svc/$1${4:-}-$2 id=$PREFIX-s${1:0:2}${2:0:1}${4:-} b out h=b img req
 	local keys=${SVC_KEYS:-20000} size=${SVC_KEY_SIZE:-1000}
@@ -887,6 +889,12 @@ t_svc() {
 			.net_ms and .tmpfs_ms and .cgroup_ms and .put_back_end_ms) and .restore.phases.sockets_ms and
 			.destination.container_done_ms' "$WORK/$id.stats" >/dev/null ||
 			{ kill "$kpid"; result FAIL $t "--stats lacks the container's steps: $(jq -c '{container_record, restore}' "$WORK/$id.stats")"; return; }
+		# the destination opened its lock after COMMIT with the messages it
+		# prepared in the namespace (one sendmsg), not a libnftables script
+		# parsed in the client's gap, and says how long the tree waited
+		jq -e '.destination.unlock_prepared == true and .destination.commit_to_detached_ms > 0' \
+			"$WORK/$id.stats" >/dev/null ||
+			{ kill "$kpid"; result FAIL $t "the lock's opening after COMMIT: $(jq -c '.destination | {unlock_prepared, unlock_ms, commit_to_detached_ms}' "$WORK/$id.stats")"; return; }
 		# the freeze's sock_diag dumps are those of the kinds its sockets are
 		# (each service here listens on TCP of one family, no UDP): not all four
 		jq -e '.dump.sock_diag_dumps >= 1 and .dump.sock_diag_dumps < 4' "$WORK/$id.stats" >/dev/null ||
