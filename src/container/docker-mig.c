@@ -967,18 +967,27 @@ int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h)
 
 int docker_dst_start(struct docker_dst *dd)
 {
-	struct starter st = { .dk = dd->dk, .id = dd->id };
+	struct starter st = { .id = dd->id };
 	struct handoff *h = &dd->h;
 	pthread_t t;
 	int r;
 
 	if (dd->started)
 		return 0;
-	r = -pthread_create(&t, NULL, start_thread, &st);
+	/* a connection of its own: the start may run beside the session's
+	 * other requests (MigStart.ready_later), and a handle serves one at a
+	 * time */
+	r = docker_open(NULL, &st.dk);
 	if (r < 0)
+		return r;
+	r = -pthread_create(&t, NULL, start_thread, &st);
+	if (r < 0) {
+		docker_close(st.dk);
 		return dm_fail(r, "cannot start a thread: %s", strerror(-r));
+	}
 	r = handoff_accept(dd->lfd, DOCKER_START_WAIT_MS, h);
 	pthread_join(t, NULL);
+	docker_close(st.dk);
 	if (st.r < 0) {
 		handoff_close(h);
 		dm_error_set_message(st.err);

@@ -219,6 +219,7 @@ int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, Protobuf
 	case MIG_T_RESUMED:
 	case MIG_T_MEM_DONE:
 	case MIG_T_ABORT:
+	case MIG_T_READY:
 		desc = &dm__mig_reply__descriptor;
 		break;
 	case MIG_T_FILE:

@@ -82,6 +82,12 @@ struct dsess {
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
 	bool docker_early;         /* a Docker container was made for it (early_note) */
+	/* the Docker container started beside the source's preparation
+	 * (MigStart.ready_later): READY goes when it runs */
+	pthread_t dk_thread;
+	bool dk_thread_on;
+	int dk_r;
+	char dk_err[DM_ERRMSG_MAX];
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
 	json_t *prep_stats;      /* START to ACCEPT, step by step (ms from the session's start) */
@@ -379,12 +385,47 @@ static void prep_mark(struct dsess *s, const char *name)
 	json_object_set_new(s->prep_stats, name, json_real(ns_to_ms(s->t_start, clock_ns())));
 }
 
+/*
+ * docker start of the container made at START, in a thread of its own when
+ * the source waits for READY: the source sends its files and sets up its
+ * tracking (pre-copy: sends memory) meanwhile, and freezes only once READY
+ * said the container runs.  Failed: READY says why, and the source rolls
+ * back (its ABORT ends this session).
+ */
+static void *dk_start_thread(void *arg)
+{
+	struct dsess *s = arg;
+	int r = docker_dst_start(s->docker);
+	s->dk_r = r;
+	if (r < 0) {
+		snprintf(s->dk_err, sizeof(s->dk_err), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		mig_send_reply(s->ctl, MIG_T_READY, false, r, s->dk_err, 0, NULL);
+		return NULL;
+	}
+	prep_mark(s, "docker_started_ms");
+	mig_test_point("dst-docker-started");
+	if (mig_send_reply(s->ctl, MIG_T_READY, true, 0, NULL, 0, NULL) < 0)
+		pr_debug("migration %.8s: READY not sent: %s", s->hex, dm_last_error());
+	return NULL;
+}
+
+/* The container's start, if it runs in its thread: over, and how it went. */
+static int dk_start_join(struct dsess *s)
+{
+	if (!s->dk_thread_on)
+		return 0;
+	pthread_join(s->dk_thread, NULL);
+	s->dk_thread_on = false;
+	return s->dk_r < 0 ? dm_fail(s->dk_r, "docker start: %s", s->dk_err) : 0;
+}
+
 static int handle_start(struct dsess *s)
 {
 	_cleanup_free_ char *base = NULL;
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
+	bool ready_later = false;
 	int r;
 
 	r = mig_recv(s->ctl, &type, &len, &m);
@@ -599,11 +640,20 @@ static int handle_start(struct dsess *s)
 		 */
 		if (st->has_docker_layer_dirs_all && st->docker_layer_dirs_all) {
 			r = rfs_make_dirs(docker_dst_layer(s->docker), st->docker_layer_dirs, st->n_docker_layer_dirs);
-			if (r >= 0)
+			if (r >= 0 && st->has_ready_later && st->ready_later) {
+				/* beside the source's preparation: READY when it runs */
+				r = -pthread_create(&s->dk_thread, NULL, dk_start_thread, s);
+				if (r < 0)
+					r = dm_fail(r, "cannot start a thread: %s", strerror(-r));
+				else
+					s->dk_thread_on = ready_later = true;
+			} else if (r >= 0) {
 				r = docker_dst_start(s->docker);
+				if (r >= 0)
+					prep_mark(s, "docker_started_ms");
+			}
 			if (r < 0)
 				goto out;
-			prep_mark(s, "docker_started_ms");
 		}
 	}
 	{
@@ -616,6 +666,7 @@ static int handle_start(struct dsess *s)
 		acc.has_net_frames = acc.net_frames = true;
 		/* post-copy: the push may come before the resume (netsrc holds it) */
 		acc.has_early_push = acc.early_push = s->mode == MIG_POST_COPY;
+		acc.has_ready_later = acc.ready_later = ready_later;
 		if (s->n_vol)
 			acc.has_docker_volume_trees = acc.docker_volume_trees = true;
 		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);
@@ -1106,6 +1157,10 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 
 static int do_restore(struct dsess *s)
 {
+	/* the container runs (READY went) before the source froze: joined */
+	int rj = dk_start_join(s);
+	if (rj < 0)
+		return rj;
 	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID,
 				    .on_fork_uffd = store_mode(s->mode) ? NULL : guardian_fork_uffd,
 				    .on_fork_arg = s };
@@ -1492,6 +1547,8 @@ static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const ch
 
 static void session_cleanup(struct dsess *s)
 {
+	/* a container still starting: it is ours to remove once it ran */
+	(void)dk_start_join(s);
 	mig_watchdog_stop(&s->wd);
 	free(s->packets.buf);
 	s->packets = (struct restore_packets){ 0 };

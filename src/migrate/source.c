@@ -96,6 +96,8 @@ struct src {
 	uint64_t hot_pages;
 	bool hot_tried;
 	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
+	bool ready_later;        /* ACCEPT: READY follows when its container runs */
+	uint64_t t_ready;
 	bool push_started;
 	uint64_t t_push;         /* the push of what is left began */
 	_Atomic(const char *) phase;
@@ -772,6 +774,8 @@ static json_t *build_stats(struct src *s, int err)
 	json_object_set_new(ts, "dumped", json_real(ms_since(s, s->t_dumped)));
 	if (s->t_connected)
 		json_object_set_new(ts, "connected", json_real(ms_since(s, s->t_connected)));
+	if (s->t_ready)
+		json_object_set_new(ts, "ready", json_real(ms_since(s, s->t_ready)));
 	if (s->t_presend)
 		json_object_set_new(ts, "presend", json_real(ms_since(s, s->t_presend)));
 	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
@@ -1165,6 +1169,9 @@ static int ph_connect(struct src *s)
 		/* our page server takes the faulting byte's address */
 		m.has_fault_exact = true;
 		m.fault_exact = true;
+		/* a Docker container: it may start there while we prepare */
+		m.has_ready_later = m.ready_later = o->docker_inspect != NULL &&
+						    !getenv("DMIGRATE_TEST_READY_AT_ACCEPT");
 		/* for the destination's checks before the freeze */
 		m.has_xcr0 = true;
 		m.xcr0 = host_xcr0() | forged_xfeatures();
@@ -1240,6 +1247,7 @@ static int ph_connect(struct src *s)
 		}
 	}
 	s->peer_net_frames = rep->has_net_frames && rep->net_frames;
+	s->ready_later = rep->has_ready_later && rep->ready_later;
 	s->peer_early_push = rep->has_early_push && rep->early_push && !getenv("DMIGRATE_TEST_LATE_PUSH");
 	/* the volumes as trees of their own; else (an older destination) as
 	 * tars in the freeze */
@@ -1366,6 +1374,25 @@ static int ph_rootfs_pre(struct src *s)
 		return peer_reason(s, dm_wrap(mig_watchdog_error(&s->wd, r), layer ? "sending the container's files" : "sending the working set"));
 	s->t_presend = clock_ns();
 	mig_test_point("src-rootfs-presend");
+	return 0;
+}
+
+/* prepare, last: the destination's container runs (READY), when ACCEPT
+ * said it would start beside our preparation; nothing is frozen before */
+static int ph_ready(struct src *s)
+{
+	Dm__MigReply *rep = NULL;
+	if (!s->ready_later)
+		return 0;
+	atomic_store(&s->phase, "the destination starts the container");
+	mig_watchdog_arm(&s->wd, "the destination to start the container", MIG_WAIT_DOCKER_ACCEPT_MS);
+	int r = expect_reply(s, MIG_T_READY, &rep);
+	mig_watchdog_arm(&s->wd, NULL, 0);
+	if (r < 0)
+		return r;
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	s->t_ready = clock_ns();
+	mig_test_point("src-ready");
 	return 0;
 }
 
@@ -1784,6 +1811,7 @@ static const struct src_phase src_phases[] = {
 	{ MIG_PH_PREPARE, "connect", ph_connect, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "the working set's files", ph_rootfs_pre, SRC_UNDO_NOTHING },
 	{ MIG_PH_PREPARE, "pre-copy", ph_precopy, SRC_UNDO_THAW },
+	{ MIG_PH_PREPARE, "the destination's container", ph_ready, SRC_UNDO_THAW },
 	{ MIG_PH_FREEZE, "freeze and dump", ph_freeze, SRC_UNDO_THAW },
 	{ MIG_PH_STATE, "send the state", ph_state, SRC_UNDO_THAW },
 	{ MIG_PH_MEMORY, "memory before the resume", ph_memory_before, SRC_UNDO_THAW },

@@ -59,6 +59,9 @@ enum mig_frame_type {
 	 * packets the source's network lock dropped (net/replay.h records,
 	 * 1..NET_FRAMES_MAX bytes), delivered to the tree when it is let go */
 	MIG_T_NET_FRAMES = NET_T_MIGRATE + 17,
+	/* after ACCEPT that said ready_later: the destination's container
+	 * started (ok) or not (the reason); the source freezes only after it */
+	MIG_T_READY = NET_T_MIGRATE + 18,   /* Dm__MigReply */
 };
 
 #define MIG_DATA_MAX (1u << 20)        /* bytes of one DATA frame */

@@ -64,6 +64,8 @@
 #                   each answer the next number) goes on through the move;
 #                   same address on b
 #   docker/refuse   refused before the freeze, named, nothing left behind
+#                   (also a port b's docker start cannot give: the start
+#                   fails beside a's preparation, a rolls back)
 #                   (the container runs on in a, its policy unchanged, b
 #                   has no container of that name): an unknown container, a
 #                   bind mount source b lacks, a network b lacks, dockerd down at the source,
@@ -262,6 +264,11 @@ t_mig_bb_1() {
 	c0=$(dk_in b docker exec dk-mbb cat /tmp/count) && ((c0 >= nb)) || { result FAIL "$t" "docker exec cat /tmp/count in b: '$c0' (first log $nb)"; return 1; }
 	wait_until 30 eval 'c1=$(dk_in b docker exec dk-mbb cat /tmp/count) && ((c1 > c0))' || { result FAIL "$t" "the counter does not advance in b"; return 1; }
 	[[ $(jq -r .mode "$WORK/stats-dk-mbb.json" 2>/dev/null) == "$mode" ]] || { result FAIL "$t" "--stats: $(head -c 200 "$WORK/stats-dk-mbb.json")"; return 1; }
+	# b started the container beside a's preparation: ACCEPT came first,
+	# READY later, and the freeze only after READY
+	jq -e '.timestamps | .connected and .ready and .connected <= .ready and .ready <= .freeze' \
+		"$WORK/stats-dk-mbb.json" >/dev/null ||
+		{ result FAIL "$t" "the container did not start beside the preparation: $(jq -c .timestamps "$WORK/stats-dk-mbb.json")"; return 1; }
 	dk_in b docker stop -t 1 dk-mbb >/dev/null && [[ $(dk_in b docker inspect --format '{{.State.Status}}' dk-mbb) == exited ]] ||
 		{ result FAIL "$t" "docker stop in b"; return 1; }
 	dk_in b docker rm dk-mbb >/dev/null || { result FAIL "$t" "docker rm in b"; return 1; }
@@ -545,7 +552,8 @@ t_refuse() {
 	local t=docker/refuse ok=0 out
 	mig_up >"$WORK/mig-up.log" 2>&1 || { result FAIL "$t" "$(cat "$WORK/mig-up.log")"; return; }
 	t_refuse_1 && ok=1
-	dk_rm a dk-rbind dk-rsrc dk-rnet dk-rvol
+	dk_rm a dk-rbind dk-rsrc dk-rnet dk-rvol dk-rport
+	dk_rm b dk-rport-b
 	dk_in a docker volume rm dk-vol-b >/dev/null 2>&1
 	dk_in b docker volume rm dk-vol-b >/dev/null 2>&1
 	dk_in a docker network rm dk-onlya >/dev/null 2>&1
@@ -575,6 +583,17 @@ t_refuse_1() {
 	wait_until 30 eval '[[ -n $(logs_last a dk-rvol) ]]'
 	out=$(mig dk-rvol 2>&1); rc=$?
 	refused dk-rvol "a volume of that name exists on this host already" "$out" $rc || return 1
+	# a published port b's dockerd cannot give (a container of b holds it): b
+	# starts the container beside a's preparation, its start fails, READY
+	# says why and a rolls back before anything is frozen
+	dk_in b docker run -d --name dk-rport-b -p 18080:8080 dm-bb >/dev/null &&
+		dk_in a docker run -d --name dk-rport --restart always -p 18080:8080 dm-bb >/dev/null ||
+		{ result FAIL "$t" "docker run -p"; return 1; }
+	wait_until 30 eval '[[ -n $(logs_last a dk-rport) ]]'
+	out=$(mig dk-rport 2>&1); rc=$?
+	refused dk-rport "port is already allocated" "$out" $rc || return 1
+	[[ $out == *"nothing was changed"* || $out == *"runs on here"* ]] ||
+		{ result FAIL "$t" "dk-rport: not rolled back: $out"; return 1; }
 	# dockerd unreachable at the source
 	dk_in a docker run -d --name dk-rsrc --restart always dm-bb >/dev/null || { result FAIL "$t" "docker run"; return 1; }
 	wait_until 30 eval '[[ -n $(logs_last a dk-rsrc) ]]'
