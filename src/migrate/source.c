@@ -511,7 +511,17 @@ struct round_ctx {
 	struct src *s;
 	uint8_t *buf;
 	uint64_t sent;
+	bool until_ready;   /* hybrid pass of a Docker container: it ends with READY */
+	bool cut;           /* it did: the rest goes after the resume */
 };
+
+/* READY (or anything else) is readable on the control channel: the
+ * destination's container runs, the pass may end (ph_ready reads it) */
+static bool ctl_readable(struct src *s)
+{
+	struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
+	return net_chan_has_pending(s->ctl) || poll(&pc, 1, 0) > 0;
+}
 
 static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
 {
@@ -531,6 +541,13 @@ static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_
 	for (uint64_t k = 0; k < npages; k += MEM_FRAME_PAGES_MAX) {
 		uint32_t n = (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
 		uint64_t a = addr + k * DM_PAGE_SIZE;
+		/* what is not sent clean now goes after the resume, as any page
+		 * the pass has not reached (write-protected or not, it is not in
+		 * the clean set) */
+		if (rc->until_ready && ctl_readable(s)) {
+			rc->cut = true;
+			return -ECANCELED;
+		}
 		if (clean)
 			for (uint32_t j = 0; j < n; j++)
 				pageset_clear(clean, a + (uint64_t)j * DM_PAGE_SIZE);
@@ -570,7 +587,9 @@ static int precopy(struct src *s)
 	unsigned max_rounds = s->o->precopy_max_rounds ? s->o->precopy_max_rounds : 12;
 	uint64_t stop_pages = s->o->precopy_stop_pages ? s->o->precopy_stop_pages : 1024;
 	uint64_t prev = UINT64_MAX;
-	struct round_ctx rc = { .s = s };
+	/* a Docker container's destination starts it meanwhile: the pass uses
+	 * that time and ends with READY, so the freeze does not wait for it */
+	struct round_ctx rc = { .s = s, .until_ready = s->o->mode == MIG_HYBRID && s->ready_later };
 	int r;
 
 	atomic_store(&s->phase, "tracking");
@@ -587,6 +606,10 @@ static int precopy(struct src *s)
 		atomic_store(&s->phase, round ? "pre-copy" : "pre-copy (all)");
 		rc.sent = 0;
 		r = mem_dirty_scan(s->dirty, true, round_cb, &rc, &scanned);
+		if (r == -ECANCELED && rc.cut) {
+			dm_error_clear();
+			r = 0;
+		}
 		if (r < 0)
 			break;
 		double ms = ns_to_ms(t, clock_ns());
@@ -594,6 +617,8 @@ static int precopy(struct src *s)
 		json_object_set_new(j, "pages", json_integer((json_int_t)scanned));
 		json_object_set_new(j, "sent", json_integer((json_int_t)rc.sent));
 		json_object_set_new(j, "ms", json_real(ms));
+		if (rc.cut)
+			json_object_set_new(j, "cut_at_ready", json_true());
 		json_array_append_new(s->rounds, j);
 		say(s, "pre-copy round %u: %" PRIu64 " pages (%.1f MiB) in %.0f ms", round, scanned,
 		    (double)rc.sent * 4 / 1024, ms);
