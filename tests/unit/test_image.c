@@ -284,7 +284,7 @@ static void test_validate_inherited(void **state)
 	assert_int_equal(image_validate(img, ck), 0);
 
 	ch->inherited[1] = 3; /* past the VMA */
-	expect_bad(img, ck, "not in a private anonymous vma");
+	expect_bad(img, ck, "not in a private anonymous or private file vma");
 	ch->inherited[1] = 0;
 	expect_bad(img, ck, "bad run");
 	ch->inherited[1] = 2;
@@ -296,8 +296,10 @@ static void test_validate_inherited(void **state)
 	ch->n_inherited = 2;
 
 	ch->vmas[0]->flags = MAP_SHARED;
-	expect_bad(img, ck, "not in a private anonymous vma");
+	expect_bad(img, ck, "not in a private anonymous or private file vma");
 	ch->vmas[0]->flags = MAP_PRIVATE;
+	/* a private file mapping may be inherited now, but only from a parent
+	 * that maps the same file the same way there (its is anonymous) */
 	ch->vmas[0]->kind = DM__VMA_KIND__VMA_FILE;
 	ch->vmas[0]->has_file_id = true;
 	ch->vmas[0]->file_id = 1;
@@ -307,7 +309,7 @@ static void test_validate_inherited(void **state)
 	f.path = "/bin/true";
 	ck->files->n_files = 1;
 	ck->files->files = &fp;
-	expect_bad(img, ck, "not in a private anonymous vma");
+	expect_bad(img, ck, "has no vma mapped the same way there");
 	ck->files->n_files = 0;
 	ck->files->files = NULL;
 	ch->vmas[0]->kind = DM__VMA_KIND__VMA_ANON;
