@@ -321,6 +321,22 @@ int test_status_field(const char *path, const char *key, char *buf, size_t size)
 	return -ENOENT;
 }
 
+long test_pss_anon_kb(pid_t pid)
+{
+	char path[64], text[4096], *p;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/smaps_rollup");
+	if (test_read_file(path, text, sizeof(text)) < 0)
+		fail_errno("reading %s", path);
+	p = strstr(text, "\nPss_Anon:");
+	if (!p)
+		fail("%s: no Pss_Anon line", path);
+	return atol(p + strlen("\nPss_Anon:"));
+}
+
 int test_proc_children(pid_t *out, int max)
 {
 	DIR *d = opendir("/proc/self/task");

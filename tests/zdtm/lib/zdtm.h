@@ -78,6 +78,11 @@ int test_status_field(const char *path, const char *key, char *buf, size_t size)
  */
 int test_proc_children(pid_t *out, int max);
 
+/* Pss_Anon of one process (host pid, or 0 for this one), in kB, from its
+ * smaps_rollup: what a tree's copy-on-write sharing is measured by.  Fails
+ * the test when it cannot be read. */
+long test_pss_anon_kb(pid_t pid);
+
 /* Deterministic patterns for memory checks. */
 static inline uint64_t test_mix64(uint64_t x)
 {

@@ -37,33 +37,16 @@ static void check_all(const char *who)
 		fail("%s: byte %#lx differs from the root's pattern", who, (unsigned long)bad);
 }
 
-/* Pss_Anon of one process (host pid, or 0 for ourselves), in kB. */
-static long pss_anon_kb(pid_t pid)
-{
-	char path[64], text[4096], *p;
-
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/smaps_rollup");
-	if (test_read_file(path, text, sizeof(text)) < 0)
-		fail_errno("reading %s", path);
-	p = strstr(text, "\nPss_Anon:");
-	if (!p)
-		fail("%s: no Pss_Anon line", path);
-	return atol(p + strlen("\nPss_Anon:"));
-}
-
 static long tree_pss_kb(void)
 {
 	pid_t host[8];
 	int n = test_proc_children(host, 8);
-	long sum = pss_anon_kb(0);
+	long sum = test_pss_anon_kb(0);
 
 	if (n != NR_KIDS)
 		fail("%d children in /proc, expected %d", n, NR_KIDS);
 	for (int i = 0; i < n; i++)
-		sum += pss_anon_kb(host[i]);
+		sum += test_pss_anon_kb(host[i]);
 	return sum;
 }
 

@@ -157,23 +157,6 @@ static __attribute__((noreturn)) void child_main(bool writer, bool grand, bool r
 	_exit(0);
 }
 
-/* Pss_Anon of one process (host pid, or 0 for ourselves), in kB. */
-static long pss_anon_kb(pid_t pid)
-{
-	char path[64], text[4096], *p;
-
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	else
-		snprintf(path, sizeof(path), "/proc/self/smaps_rollup");
-	if (test_read_file(path, text, sizeof(text)) < 0)
-		fail_errno("reading %s", path);
-	p = strstr(text, "\nPss_Anon:");
-	if (!p)
-		fail("%s: no Pss_Anon line", path);
-	return atol(p + strlen("\nPss_Anon:"));
-}
-
 /* Children of a process (host pid: /proc is the runner's) from task/PID/children. */
 static int kids_of(pid_t pid, pid_t *out, int max)
 {
@@ -199,15 +182,15 @@ static long tree_pss_kb(void)
 {
 	pid_t host[16], grand[16];
 	int n = test_proc_children(host, 16), ng = 0;
-	long sum = pss_anon_kb(0);
+	long sum = test_pss_anon_kb(0);
 
 	if (n != NR_READERS + 1)
 		fail("%d children in /proc, expected %d", n, NR_READERS + 1);
 	for (int i = 0; i < n; i++) {
-		sum += pss_anon_kb(host[i]);
+		sum += test_pss_anon_kb(host[i]);
 		int k = kids_of(host[i], grand, 16);
 		for (int j = 0; j < k; j++)
-			sum += pss_anon_kb(grand[j]);
+			sum += test_pss_anon_kb(grand[j]);
 		ng += k;
 	}
 	if (ng != 1)
