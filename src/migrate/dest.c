@@ -1020,7 +1020,6 @@ static int expect_commit(struct dsess *s)
 	uint64_t deadline = clock_ns() + (uint64_t)MIG_WAIT_COMMIT_MS * 1000000;
 
 	for (;;) {
-		struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
 		int64_t left = ((int64_t)deadline - (int64_t)clock_ns()) / 1000000;
 		ProtobufCMessage *m = NULL;
 		uint16_t type;
@@ -1030,7 +1029,7 @@ static int expect_commit(struct dsess *s)
 		if (left < 1)
 			left = 1;
 		mig_watchdog_arm(&s->wd, "COMMIT", (int)left);
-		k = net_chan_has_pending(s->ctl) ? 1 : poll(&p, 1, (int)left);
+		k = net_chan_poll_in(s->ctl, (int)left);
 		if (k == 0) {
 			mig_watchdog_arm(&s->wd, NULL, 0);
 			return dm_fail(-ETIMEDOUT, "no COMMIT from the source within %d ms", MIG_WAIT_COMMIT_MS);
@@ -1493,9 +1492,7 @@ static int serve_until_done(struct dsess *s)
 			if ((r = mem_netsrc_error(s->netsrc)))
 				return dm_wrap(r, "the page channels broke");
 		}
-		struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
-		/* a record TLS read already does not make the fd readable */
-		if (net_chan_has_pending(s->ctl) || poll(&p, 1, mem_done ? 100 : 0) > 0) {
+		if (net_chan_poll_in(s->ctl, mem_done ? 100 : 0) > 0) {
 			/* the source says nothing now unless it gives up, or has
 			 * VMA flags to fix */
 			ProtobufCMessage *m = NULL;
@@ -1523,13 +1520,12 @@ static int serve_until_done(struct dsess *s)
 
 static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what)
 {
-	struct pollfd p = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
 	/* the frame may come in pieces: the watchdog bounds the whole wait */
 	mig_watchdog_arm(&s->wd, what, timeout_ms);
-	int k = net_chan_has_pending(s->ctl) ? 1 : poll(&p, 1, timeout_ms);
+	int k = net_chan_poll_in(s->ctl, timeout_ms);
 	if (k == 0) {
 		mig_watchdog_arm(&s->wd, NULL, 0);
 		return dm_fail(-ETIMEDOUT, "no %s from the source within %d ms", what, timeout_ms);

@@ -1374,11 +1374,10 @@ static int read_peer(struct rfs_sender *s, bool block, bool *ret_done);
 static int peer_said(struct rfs_sender *s, int r, const char *what)
 {
 	char mine[DM_ERRMSG_MAX];
-	struct pollfd p = { .fd = net_chan_fd(s->c), .events = POLLIN };
 	bool done = false;
 
 	snprintf(mine, sizeof(mine), "%s", dm_last_error());
-	if (net_chan_has_pending(s->c) || poll(&p, 1, 500) > 0) {
+	if (net_chan_poll_in(s->c, 500) > 0) {
 		int k = read_peer(s, true, &done);
 		if (k < 0 && k != r)
 			return k;

@@ -515,14 +515,6 @@ struct round_ctx {
 	bool cut;           /* it did: the rest goes after the resume */
 };
 
-/* READY (or anything else) is readable on the control channel: the
- * destination's container runs, the pass may end (ph_ready reads it) */
-static bool ctl_readable(struct src *s)
-{
-	struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
-	return net_chan_has_pending(s->ctl) || poll(&pc, 1, 0) > 0;
-}
-
 static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
 {
 	struct round_ctx *rc = arg;
@@ -544,7 +536,9 @@ static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_
 		/* what is not sent clean now goes after the resume, as any page
 		 * the pass has not reached (write-protected or not, it is not in
 		 * the clean set) */
-		if (rc->until_ready && ctl_readable(s)) {
+		/* READY (or an ABORT): the destination's container runs, the
+		 * pass ends (ph_ready reads it) */
+		if (rc->until_ready && net_chan_poll_in(s->ctl, 0) > 0) {
 			rc->cut = true;
 			return -ECANCELED;
 		}
@@ -1336,11 +1330,10 @@ static int peer_reason(struct src *s, int r)
 		return r;
 	char mine[DM_ERRMSG_MAX];
 	snprintf(mine, sizeof(mine), "%s", dm_last_error());
-	struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
 	/* the destination says why once its session thread sees the failure
 	 * (it looks now and then, and a loaded host is slow): only a failure
 	 * waits here */
-	if (!net_chan_has_pending(s->ctl) && poll(&pc, 1, 5000) <= 0)
+	if (net_chan_poll_in(s->ctl, 5000) <= 0)
 		return r;
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
@@ -1698,8 +1691,7 @@ static int ph_resume(struct src *s)
 	{
 		/* the destination says nothing between RESUMED and COMMIT: anything
 		 * readable now is its ABORT or its end, and it has not run its copy */
-		struct pollfd pc = { .fd = net_chan_fd(s->ctl), .events = POLLIN };
-		if (net_chan_has_pending(s->ctl) || poll(&pc, 1, 0) > 0) {
+		if (net_chan_poll_in(s->ctl, 0) > 0) {
 			r = expect_reply(s, MIG_T_COMMIT, &rep);
 			if (r >= 0)
 				protobuf_c_message_free_unpacked(&rep->base, NULL);

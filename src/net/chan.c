@@ -167,6 +167,12 @@ void net_chan_set_timeout(struct net_chan *c, int io_timeout_ms)
 	atomic_store(&c->io_timeout_ms, io_timeout_ms);
 }
 
+int net_chan_poll_in(struct net_chan *c, int timeout_ms)
+{
+	struct pollfd p = { .fd = net_chan_fd(c), .events = POLLIN };
+	return net_chan_has_pending(c) ? 1 : poll(&p, 1, timeout_ms);
+}
+
 bool net_chan_has_pending(struct net_chan *c)
 {
 	bool pending;

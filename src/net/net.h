@@ -197,6 +197,9 @@ bool net_chan_peer_has_feature(const struct net_chan *c, const char *feature);
 int net_chan_fd(const struct net_chan *c);
 /* Received bytes are waiting inside the channel.  Call from the receiving thread. */
 bool net_chan_has_pending(struct net_chan *c);
+/* Anything to receive, now or within timeout_ms: 1 (bytes inside the channel,
+ * or the fd readable), 0 (timeout), or poll()'s -1.  Receiving thread. */
+int net_chan_poll_in(struct net_chan *c, int timeout_ms);
 /* Inactivity timeout of later sends/receives; < 0: wait forever. */
 void net_chan_set_timeout(struct net_chan *c, int io_timeout_ms);
 
