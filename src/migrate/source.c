@@ -94,6 +94,7 @@ struct src {
 	struct mem_dirty *hot;
 	double hot_track_ms, hot_scan_ms;
 	uint64_t hot_pages;
+	uint64_t hot_max;        /* pages of it pushed first at most ($DMIGRATE_HOT_MAX_MB) */
 	bool hot_tried;
 	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
 	bool ready_later;        /* ACCEPT: READY follows when its container runs */
@@ -1132,6 +1133,7 @@ static void hot_track(struct src *s)
 	if (!want)
 		return;
 	s->hot_tried = true;
+	s->hot_max = hot_max_pages();
 	uint64_t t = clock_ns();
 	int r = mem_dirty_new(s->o->pid, &s->hot);
 	/* every page as it is now: protected, so that a write shows */
@@ -1152,7 +1154,7 @@ static int hot_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t 
 	struct src *s = arg;
 	(void)pid;
 	s->hot_pages += npages;
-	mem_server_hot(s->srv, space, addr, npages, hot_max_pages());
+	mem_server_hot(s->srv, space, addr, npages, s->hot_max);
 	return 0;
 }
 
