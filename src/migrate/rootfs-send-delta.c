@@ -270,17 +270,9 @@ static int relist(struct rfs_sender *s, uint32_t d)
 		close(fd);
 		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
 	}
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		names = xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = xstrdup(de->d_name);
-	}
+	size_t n;
+	char **names = dir_names(dir, &n);
 	closedir(dir);
-	qsort(names, n, sizeof(*names), cmp_name);
 	build_kids(s);
 	int r = 0;
 	/* gone (its entries walked before the freeze, and those added since) */

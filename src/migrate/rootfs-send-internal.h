@@ -9,6 +9,7 @@
 #include "migrate/rootfs-sched.h"
 #include "migrate/mig-internal.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -199,6 +200,7 @@ int cmp_inode(const void *a, const void *b);
 int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
 int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
 int cmp_name(const void *a, const void *b);
+char **dir_names(DIR *d, size_t *ret_n);
 bool on_ws_path(struct rfs_sender *s, const char *dir);
 int walk(struct rfs_sender *s, const char *rel, uint32_t self);
 void make_sched(struct rfs_sender *s);

@@ -118,11 +118,8 @@ static int peer_said(struct rfs_sender *s, int r, const char *what)
  * 0: none there (not blocking), 1: one handled */
 static int read_want(struct rfs_sender *s, bool block)
 {
-	if (!block && !net_chan_has_pending(s->mc)) {
-		struct pollfd p = { .fd = net_chan_fd(s->mc), .events = POLLIN };
-		if (poll(&p, 1, 0) <= 0)
-			return 0;
-	}
+	if (!block && net_chan_poll_in(s->mc, 0) <= 0)
+		return 0;
 	struct net_frame f;
 	void *buf = NULL;
 	int r = net_recv_frame(s->mc, 4096, &f, &buf);

@@ -93,6 +93,24 @@ int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* the names in directory d but "." and "..", sorted: *ret_n of them
+ * (malloc'd, each and the array) */
+char **dir_names(DIR *d, size_t *ret_n)
+{
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	qsort(names, n, sizeof(*names), cmp_name);
+	*ret_n = n;
+	return names;
+}
+
 /* dir (relative) is a working set path or one of its directories */
 bool on_ws_path(struct rfs_sender *s, const char *dir)
 {
@@ -146,16 +164,8 @@ int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 		close(fd);
 		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
 	}
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		names = xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = xstrdup(de->d_name);
-	}
-	qsort(names, n, sizeof(*names), cmp_name);
+	size_t n;
+	char **names = dir_names(d, &n);
 	int r = 0;
 	uint32_t *subdirs = xcalloc(n + 1, sizeof(*subdirs));
 	size_t n_sub = 0;

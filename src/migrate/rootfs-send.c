@@ -36,7 +36,6 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,11 +97,8 @@ void set_err(struct rfs_sender *s, int r)
  * there; block: wait for it */
 int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 {
-	if (!block && !net_chan_has_pending(s->c)) {
-		struct pollfd p = { .fd = net_chan_fd(s->c), .events = POLLIN };
-		if (poll(&p, 1, 0) <= 0)
-			return 0;
-	}
+	if (!block && net_chan_poll_in(s->c, 0) <= 0)
+		return 0;
 	struct net_frame f;
 	void *buf = NULL;
 	int r = net_recv_frame(s->c, 1 << 20, &f, &buf);
