@@ -163,6 +163,18 @@ static void note_ino(struct rfs_receiver *r, int fd)
 		r->made_ino = st.st_ino;
 }
 
+/* fd: the file of entry e, just made, a file with data of its own (none of
+ * its chunks in yet) */
+static void data_file(struct rfs_receiver *r, struct rent *e, int fd, uint64_t size)
+{
+	note_ino(r, fd);
+	e->is_data = true;
+	e->n_chunks = rfs_chunks(size);
+	e->chunk_in = xcalloc(e->n_chunks + 1, 1);
+	e->crcs = xcalloc(e->n_chunks + 1, sizeof(*e->crcs));
+	r->files_announced++;
+}
+
 /*
  * A file whose data came before the freeze (m->presend) and did not change
  * since (the source checked): its unnamed copy is linked at leaf, complete.
@@ -192,12 +204,7 @@ static int make_present(struct rfs_receiver *r, struct rent *e, const Dm__Rootfs
 	}
 	if (fchown(fd, uid, gid) < 0 || fchmod(fd, m->mode & 07777) < 0 || futimens(fd, e->times) < 0)
 		return dm_fail(neg_errno(), "%s: %m", m->path);
-	note_ino(r, fd);
-	e->is_data = true;
-	e->n_chunks = rfs_chunks(m->size);
-	e->chunk_in = xcalloc(e->n_chunks + 1, 1);
-	e->crcs = xcalloc(e->n_chunks + 1, sizeof(*e->crcs));
-	r->files_announced++;
+	data_file(r, e, fd, m->size);
 	int k = set_xattrs(fd, m);
 	if (k < 0 || lost) {
 		if (k >= 0) {
@@ -306,12 +313,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		if (ftruncate(fd, (off_t)m->size) < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0 ||
 		    futimens(fd, e->times) < 0)
 			return dm_fail(neg_errno(), "%s: %m", m->path);
-		note_ino(r, fd);
-		e->is_data = true;
-		e->n_chunks = rfs_chunks(m->size);
-		e->chunk_in = xcalloc(e->n_chunks + 1, 1);
-		e->crcs = xcalloc(e->n_chunks + 1, sizeof(*e->crcs));
-		r->files_announced++;
+		data_file(r, e, fd, m->size);
 		return set_xattrs(fd, m);
 	}
 	case S_IFLNK:

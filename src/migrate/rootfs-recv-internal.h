@@ -133,6 +133,10 @@ enum { CH_BULK = 4, CH_MISS = 8 };
 
 #define CH_BIT(rd) ((rd)->miss ? CH_MISS : CH_BULK)
 
+/* ---- rootfs-recv.c ---- */
+/* a WANT on the miss channel (a failure is only logged) */
+void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
+
 /* ---- rootfs-recv-entries.c ---- */
 int open_beneath(struct rfs_receiver *r, const char *path, int flags, mode_t mode);
 int64_t hash_find(struct rfs_receiver *r, const char *rel);
@@ -142,9 +146,6 @@ int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len);
 int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf);
 void staged_drop(struct rfs_receiver *r);
 int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf);
-
-/* ---- rootfs-recv-view.c ---- */
-void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
 
 /* ---- rootfs-recv-inomap.c ---- */
 struct rfs_inomap *inomap_new(void);

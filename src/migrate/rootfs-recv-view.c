@@ -12,7 +12,6 @@
 #include "base/log.h"
 #include "base/sync.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,13 +81,6 @@ int rfs_recv_wait_path(struct rfs_receiver *r, const char *rel)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return k;
-}
-
-void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off)
-{
-	struct rfs_wire_want w = { .id = id, .kind = kind, .off = off };
-	if (net_send_frame(r->mc, RFS_T_WANT, &w, sizeof(w)) < 0)
-		pr_debug("WANT %u: %s", id, dm_last_error());
 }
 
 void rfs_recv_touch(struct rfs_receiver *r, int64_t dir)

@@ -262,6 +262,13 @@ static int run_miss(struct rfs_receiver *r)
 	}
 }
 
+void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off)
+{
+	struct rfs_wire_want w = { .id = id, .kind = kind, .off = off };
+	if (net_send_frame(r->mc, RFS_T_WANT, &w, sizeof(w)) < 0)
+		pr_debug("WANT %u: %s", id, dm_last_error());
+}
+
 /* (lock) the transfer failed: the first error is kept, and the source told
  * why (it rolls back before the switch-over) */
 static void fail_locked(struct rfs_receiver *r, int k)
