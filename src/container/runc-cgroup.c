@@ -30,7 +30,7 @@ static int write_str(const char *dir, const char *name, const char *val)
 	return 0;
 }
 
-int read_str(const char *dir, const char *name, char **ret)
+static int read_str(const char *dir, const char *name, char **ret)
 {
 	_cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
 	size_t len;
@@ -69,15 +69,14 @@ int list_procs(void *arg, pid_t **ret, size_t *ret_n)
 int check_tree(void *arg, const pid_t *pids, size_t n)
 {
 	struct runc_ct *ct = arg;
-	_cleanup_free_ char *procs = NULL;
-	int r = read_str(ct->freezer ? ct->freezer : ct->cg2, "cgroup.procs", &procs);
+	_cleanup_free_ pid_t *in_cg = NULL;
+	size_t n_cg = 0;
+	int r = list_procs(ct, &in_cg, &n_cg);
 
 	if (r < 0)
 		return r;
-	for (char *s = procs, *e; *s; s = e) {
-		long v = strtol(s, &e, 10);
-		if (e == s)
-			break;
+	for (size_t k = 0; k < n_cg; k++) {
+		long v = in_cg[k];
 		bool in = false;
 		for (size_t i = 0; i < n && !in; i++)
 			in = pids[i] == v;
@@ -89,8 +88,6 @@ int check_tree(void *arg, const pid_t *pids, size_t n)
 				       "init (a `runc exec` whose runc still waits for it): it would "
 				       "be lost", v, comm, ct->id);
 		}
-		while (*e == '\n')
-			e++;
 	}
 	return 0;
 }

@@ -46,7 +46,6 @@ const char *runc_msg(char *err);
 int in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out);
 
 /* ---- runc-cgroup.c ---- */
-int read_str(const char *dir, const char *name, char **ret);
 int list_procs(void *arg, pid_t **ret, size_t *ret_n);
 int check_tree(void *arg, const pid_t *pids, size_t n);
 void record_cgroup(struct runc_ct *ct);

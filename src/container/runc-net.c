@@ -370,17 +370,22 @@ static int net_unmake(const uint8_t *key, size_t len)
 	return r < 0 ? r : 0;
 }
 
+/* addr of interface ifname, to announce once the tree runs (runc_restore_done()) */
+static void announce_add(struct runc_started *s, const char *ifname, const char *addr)
+{
+	s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
+	s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
+	s->ann_if[s->n_ann] = xstrdup(ifname);
+	s->ann_addr[s->n_ann++] = xstrdup(addr);
+}
+
 /* The addresses to announce once the tree runs: those of its veths that are up. */
 static void net_announce_list(const Dm__Container *m, struct runc_started *s)
 {
 	for (size_t i = 0; i < m->n_interfaces; i++) {
 		const Dm__ContainerNetIf *n = m->interfaces[i];
-		for (size_t k = 0; n->peer_name && n->up && k < n->n_addrs; k++) {
-			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
-			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
-			s->ann_if[s->n_ann] = xstrdup(n->name);
-			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
-		}
+		for (size_t k = 0; n->peer_name && n->up && k < n->n_addrs; k++)
+			announce_add(s, n->name, n->addrs[k]);
 	}
 }
 
@@ -467,14 +472,9 @@ int lock_and_announce(const Dm__Container *m, struct runc_started *s)
 	s->net_locked = r >= 0;
 	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
 		const Dm__ContainerNetIf *n = m->interfaces[i];
-		for (size_t k = 0; k < n->n_addrs; k++) {
-			if (!address_here(n->addrs[k]))
-				continue;
-			s->ann_if = xrealloc(s->ann_if, (s->n_ann + 1) * sizeof(*s->ann_if));
-			s->ann_addr = xrealloc(s->ann_addr, (s->n_ann + 1) * sizeof(*s->ann_addr));
-			s->ann_if[s->n_ann] = xstrdup(n->name);
-			s->ann_addr[s->n_ann++] = xstrdup(n->addrs[k]);
-		}
+		for (size_t k = 0; k < n->n_addrs; k++)
+			if (address_here(n->addrs[k]))
+				announce_add(s, n->name, n->addrs[k]);
 	}
 	netns_leave(back);
 	return r;

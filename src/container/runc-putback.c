@@ -242,6 +242,17 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
+/* what the job holds, once its thread ended or never started */
+static void job_free(struct runc_job *j)
+{
+	tmpfs_dirs_close(j->dirs, j->m->n_tmpfs);
+	dm__container__free_unpacked(j->m, NULL);
+	free(j->images_dir);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
 void job_end(struct runc_started *s)
 {
 	struct runc_job *j = s->job;
@@ -253,12 +264,7 @@ void job_end(struct runc_started *s)
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	pthread_join(j->th, NULL);
-	tmpfs_dirs_close(j->dirs, j->m->n_tmpfs);
-	dm__container__free_unpacked(j->m, NULL);
-	free(j->images_dir);
-	pthread_mutex_destroy(&j->lock);
-	pthread_cond_destroy(&j->cond);
-	free(j);
+	job_free(j);
 	s->job = NULL;
 }
 
@@ -288,12 +294,7 @@ int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restor
 			dm_fail(r, "cannot start a thread: %s", strerror(-r));
 	}
 	if (r < 0) {
-		tmpfs_dirs_close(j->dirs, j->m->n_tmpfs);
-		dm__container__free_unpacked(j->m, NULL);
-		free(j->images_dir);
-		pthread_mutex_destroy(&j->lock);
-		pthread_cond_destroy(&j->cond);
-		free(j);
+		job_free(j);
 		runc_restore_done(s, false);
 		return r;
 	}

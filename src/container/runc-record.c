@@ -326,20 +326,17 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
 static int check_fds(struct runc_ct *ct)
 {
 	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
-	_cleanup_free_ char *procs = NULL;
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n_pids = 0;
 	int r = proc_read_mountinfo(ct->pid, &ml);
 
 	if (r < 0)
 		return dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
-	r = read_str(ct->freezer ? ct->freezer : ct->cg2, "cgroup.procs", &procs);
+	r = list_procs(ct, &pids, &n_pids);
 	if (r < 0)
 		return r;
-	for (char *s = procs, *e; *s; s = e) {
-		long pid = strtol(s, &e, 10);
-		if (e == s)
-			break;
-		while (*e == '\n')
-			e++;
+	for (size_t k = 0; k < n_pids; k++) {
+		long pid = pids[k];
 		_cleanup_free_ char *dir = xasprintf("/proc/%ld/fd", pid);
 		_cleanup_closedir_ DIR *d = opendir(dir);
 		struct dirent *de;
