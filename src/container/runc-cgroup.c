@@ -41,7 +41,7 @@ static int read_str(const char *dir, const char *name, char **ret)
 }
 
 /* Every process of the container's cgroup: the dump seizes them at once. */
-int list_procs(void *arg, pid_t **ret, size_t *ret_n)
+int runc_list_procs(void *arg, pid_t **ret, size_t *ret_n)
 {
 	struct runc_ct *ct = arg;
 	_cleanup_free_ char *procs = NULL;
@@ -66,12 +66,12 @@ int list_procs(void *arg, pid_t **ret, size_t *ret_n)
 
 /* Everything in the container's cgroup must be the tree: a process left by
  * `runc exec` (its runc still waits for it outside) would be lost. */
-int check_tree(void *arg, const pid_t *pids, size_t n)
+int runc_check_tree(void *arg, const pid_t *pids, size_t n)
 {
 	struct runc_ct *ct = arg;
 	_cleanup_free_ pid_t *in_cg = NULL;
 	size_t n_cg = 0;
-	int r = list_procs(ct, &in_cg, &n_cg);
+	int r = runc_list_procs(ct, &in_cg, &n_cg);
 
 	if (r < 0)
 		return r;
@@ -119,7 +119,7 @@ static const char *cg_dir(json_t *state, const char *ctl)
 	return json_str(json_object_get(state, "cgroup_paths"), ctl);
 }
 
-void record_cgroup(struct runc_ct *ct)
+void runc_record_cgroup(struct runc_ct *ct)
 {
 	Dm__Container *m = ct->msg;
 
@@ -142,7 +142,7 @@ void record_cgroup(struct runc_ct *ct)
 
 /* Limits changed with `runc update` since the container was made: the same
  * update on the new one (a file runc cannot update is written directly). */
-int put_back_cgroup(const Dm__Container *m, struct runc_started *s)
+int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s)
 {
 	_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
 	json_error_t je;

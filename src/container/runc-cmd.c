@@ -139,7 +139,7 @@ const char *runc_msg(char *err)
  * of pid; the child's stdout (fd 1) is returned in *ret_out.  fn returns the
  * exit code; it may exec.
  */
-int in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out)
+int runc_in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out)
 {
 	char path[64];
 	_cleanup_close_ int nsfd = -1, out = memfd("ns-out"), err = memfd("ns-err");

@@ -43,27 +43,27 @@ struct runc_ct {
 
 /* ---- runc-cmd.c ---- */
 const char *runc_msg(char *err);
-int in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out);
+int runc_in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out);
 
 /* ---- runc-cgroup.c ---- */
-int list_procs(void *arg, pid_t **ret, size_t *ret_n);
-int check_tree(void *arg, const pid_t *pids, size_t n);
-void record_cgroup(struct runc_ct *ct);
-int put_back_cgroup(const Dm__Container *m, struct runc_started *s);
+int runc_list_procs(void *arg, pid_t **ret, size_t *ret_n);
+int runc_check_tree(void *arg, const pid_t *pids, size_t n);
+void runc_record_cgroup(struct runc_ct *ct);
+int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s);
 
 /* ---- runc-record.c ---- */
-int uts_hostname(pid_t pid, char **ret_get, const char *set);
+int runc_uts_hostname(pid_t pid, char **ret_get, const char *set);
 
 /* ---- runc-net.c ---- */
-int record_net(struct runc_ct *ct);
-bool config_new_netns(const Dm__Container *m);
-bool has_veth(const Dm__Container *m);
-int net_lock(pid_t pid, struct runc_started *s);
-void net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len);
-int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach);
-int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s);
-int lock_and_announce(const Dm__Container *m, struct runc_started *s);
+int runc_record_net(struct runc_ct *ct);
+bool runc_config_new_netns(const Dm__Container *m);
+bool runc_has_veth(const Dm__Container *m);
+int runc_net_lock(pid_t pid, struct runc_started *s);
+void runc_net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len);
+int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach);
+int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s);
+int runc_lock_and_announce(const Dm__Container *m, struct runc_started *s);
 
 /* ---- runc-putback.c ---- */
-int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
-void job_end(struct runc_started *s);
+int runc_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+void runc_job_end(struct runc_started *s);

@@ -135,7 +135,7 @@ int runc_check_bridges(const char *id, char *const *bridges, size_t n, bool give
 	return r;
 }
 
-int record_net(struct runc_ct *ct)
+int runc_record_net(struct runc_ct *ct)
 {
 	struct rtnl_info in = { 0 }, ours = { 0 };
 	Dm__Container *m = ct->msg;
@@ -198,7 +198,7 @@ int record_net(struct runc_ct *ct)
 static int ip_in(pid_t pid, const char *const argv[])
 {
 	_cleanup_free_ char *err = NULL;
-	int r = pid > 0 ? in_ns(pid, "net", exec_ip, (void *)argv, NULL) : ctr_run(argv, NULL, 0, CHILD_WAIT_HELPER_MS, NULL, &err);
+	int r = pid > 0 ? runc_in_ns(pid, "net", exec_ip, (void *)argv, NULL) : ctr_run(argv, NULL, 0, CHILD_WAIT_HELPER_MS, NULL, &err);
 	if (r > 0)
 		return dm_fail(-EIO, "ip %s %s %s: %s", argv[1], argv[2], argv[3] ? argv[3] : "",
 			       err ? err : "failed");
@@ -207,7 +207,7 @@ static int ip_in(pid_t pid, const char *const argv[])
 
 /* The config makes the container a network namespace of its own (not one
  * it joins by path, which outlives it and may carry other traffic). */
-bool config_new_netns(const Dm__Container *m)
+bool runc_config_new_netns(const Dm__Container *m)
 {
 	json_error_t je;
 	json_t *c = json_loadb((const char *)m->config.data, m->config.len, 0, &je), *e;
@@ -223,7 +223,7 @@ bool config_new_netns(const Dm__Container *m)
 	return own;
 }
 
-bool has_veth(const Dm__Container *m)
+bool runc_has_veth(const Dm__Container *m)
 {
 	for (size_t i = 0; i < m->n_interfaces; i++)
 		if (m->interfaces[i]->peer_name)
@@ -238,7 +238,7 @@ bool has_veth(const Dm__Container *m)
  * of the sockets keeps the lock (restore_opts.netns_locked: same name) and
  * removes it after the resume; runc_restore_done() removes it in any case.
  */
-int net_lock(pid_t pid, struct runc_started *s)
+int runc_net_lock(pid_t pid, struct runc_started *s)
 {
 	_cleanup_close_ int ns = -1;
 	int back = -1;
@@ -258,7 +258,7 @@ int net_lock(pid_t pid, struct runc_started *s)
 
 /* The network part of a record, packed: what the early put-back made its
  * network from (runc_started.net_made), compared with the full record's. */
-void net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
+void runc_net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
 {
 	Dm__Container k = DM__CONTAINER__INIT;
 
@@ -280,7 +280,7 @@ void net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
  * that is down forwards nothing, so nothing of it reaches the segment (where
  * the source's copy still has the same addresses) until net_attach().
  */
-int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
+int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
 {
 	/* over rtnetlink: a socket here for our ends, one in the container's
 	 * namespace for its ends (each ip(8) run was a fork and an exec) */
@@ -335,7 +335,7 @@ int net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
 	return r < 0 ? r : 0;
 }
 
-/* Our ends of what net_make(attach false) made: up (on their bridges
+/* Our ends of what runc_net_make(attach false) made: up (on their bridges
  * already: naming the bridge again costs nothing and fails if it went). */
 static int net_attach(const Dm__Container *m, const char *bridge)
 {
@@ -351,7 +351,7 @@ static int net_attach(const Dm__Container *m, const char *bridge)
 	return r < 0 ? r : 0;
 }
 
-/* What net_make() made (the record packed by net_key()): gone (deleting
+/* What runc_net_make() made (the record packed by runc_net_key()): gone (deleting
  * our end of a veth deletes the pair, its addresses and routes with it). */
 static int net_unmake(const uint8_t *key, size_t len)
 {
@@ -395,13 +395,13 @@ static void net_announce_list(const Dm__Container *m, struct runc_started *s)
  * our ends attached; made from another (it changed since START), it goes
  * and is made again.
  */
-int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
+int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
 {
 	int r = 0;
 	uint64_t t = clock_ns();
 
-	if (has_veth(m) || s->net_made) {
-		r = net_lock(pid, s);
+	if (runc_has_veth(m) || s->net_made) {
+		r = runc_net_lock(pid, s);
 		s->t.netlock = ns_to_ms(t, clock_ns());
 		if (r < 0)
 			return r;
@@ -409,19 +409,19 @@ int put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct r
 	if (s->net_made) {
 		_cleanup_free_ uint8_t *key = NULL;
 		size_t len;
-		net_key(m, &key, &len);
+		runc_net_key(m, &key, &len);
 		if (len == s->net_made_len && !memcmp(key, s->net_made, len)) {
 			r = net_attach(m, bridge);
 		} else {
 			pr_info("%s: its network changed since START: made again", s->id);
 			r = net_unmake(s->net_made, s->net_made_len);
 			if (r >= 0)
-				r = net_make(m, pid, bridge, true);
+				r = runc_net_make(m, pid, bridge, true);
 		}
 		free(s->net_made);
 		s->net_made = NULL;
 	} else {
-		r = net_make(m, pid, bridge, true);
+		r = runc_net_make(m, pid, bridge, true);
 	}
 	if (r >= 0)
 		net_announce_list(m, s);
@@ -456,7 +456,7 @@ static bool address_here(const char *addr)
  * both hosts share) are announced once the tree runs; the others (a default
  * bridge's, each host's own) are not announced.
  */
-int lock_and_announce(const Dm__Container *m, struct runc_started *s)
+int runc_lock_and_announce(const Dm__Container *m, struct runc_started *s)
 {
 	_cleanup_close_ int ns = -1;
 	int back = -1, r;

@@ -113,13 +113,13 @@ static int put_back_ipc(const Dm__Container *m, const char *images_dir, struct r
 }
 
 /* What runc made from the config but the container had changed since. */
-int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
+int runc_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	int r;
 
 	uint64_t t = clock_ns();
 	if (!o->runtime_made) {
-		r = put_back_net(m, s->pid, o->bridge, s);
+		r = runc_put_back_net(m, s->pid, o->bridge, s);
 		s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
 		if (r < 0)
 			return r;
@@ -127,7 +127,7 @@ int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct r
 
 	if (m->hostname) {
 		t = clock_ns();
-		r = uts_hostname(s->pid, NULL, m->hostname);
+		r = runc_uts_hostname(s->pid, NULL, m->hostname);
 		s->t.hostname = ns_to_ms(t, clock_ns());
 		if (r < 0)
 			return r;
@@ -150,11 +150,11 @@ int put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct r
 
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
-	int r = put_back(m, o, s);
+	int r = runc_put_back(m, o, s);
 
 	if (r >= 0) {
 		uint64_t t = clock_ns();
-		r = put_back_cgroup(m, s);
+		r = runc_put_back_cgroup(m, s);
 		s->t.cgroup = ns_to_ms(t, clock_ns());
 	}
 	if (r < 0)
@@ -230,12 +230,12 @@ static void *job_main(void *arg)
 		return NULL;
 	if (m->hostname) {
 		t = clock_ns();
-		r = uts_hostname(s->pid, NULL, m->hostname);
+		r = runc_uts_hostname(s->pid, NULL, m->hostname);
 		s->t.hostname = ns_to_ms(t, clock_ns());
 	}
 	if (r >= 0) {
 		t = clock_ns();
-		r = put_back_cgroup(m, s);
+		r = runc_put_back_cgroup(m, s);
 		s->t.cgroup = ns_to_ms(t, clock_ns());
 	}
 	job_step_done(j, RST_BESIDE_ALL, r);
@@ -253,7 +253,7 @@ static void job_free(struct runc_job *j)
 	free(j);
 }
 
-void job_end(struct runc_started *s)
+void runc_job_end(struct runc_started *s)
 {
 	struct runc_job *j = s->job;
 
@@ -271,7 +271,7 @@ void job_end(struct runc_started *s)
 int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	uint64_t t = clock_ns();
-	int r = put_back_net(m, s->pid, o->bridge, s);
+	int r = runc_put_back_net(m, s->pid, o->bridge, s);
 
 	s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
 	struct runc_job *j = xcalloc(1, sizeof(*j));

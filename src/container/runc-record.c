@@ -37,7 +37,7 @@
  * calling thread joins the namespace for the call (a UTS namespace is per
  * thread) and comes back: no fork while the container is frozen.
  */
-int uts_hostname(pid_t pid, char **ret_get, const char *set)
+int runc_uts_hostname(pid_t pid, char **ret_get, const char *set)
 {
 	char path[64], name[HOST_NAME_MAX + 1];
 	_cleanup_close_ int ns = -1, back = -1;
@@ -332,7 +332,7 @@ static int check_fds(struct runc_ct *ct)
 
 	if (r < 0)
 		return dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
-	r = list_procs(ct, &pids, &n_pids);
+	r = runc_list_procs(ct, &pids, &n_pids);
 	if (r < 0)
 		return r;
 	for (size_t k = 0; k < n_pids; k++) {
@@ -420,7 +420,7 @@ static int record_head(struct runc_ct *ct, uint64_t *t)
 	*t = clock_ns();
 	if (r < 0)
 		return r;
-	r = uts_hostname(ct->pid, &ct->msg->hostname, NULL);
+	r = runc_uts_hostname(ct->pid, &ct->msg->hostname, NULL);
 	ct->rt.hostname = ns_to_ms(*t, clock_ns());
 	*t = clock_ns();
 	return r;
@@ -430,7 +430,7 @@ static int record_head(struct runc_ct *ct, uint64_t *t)
  * mounts, cgroup limits, mounts and tmpfs files. */
 static int record_tail(struct runc_ct *ct, const char *images_dir, uint64_t *t)
 {
-	int r = record_net(ct);
+	int r = runc_record_net(ct);
 	ct->rt.net = ns_to_ms(*t, clock_ns());
 	*t = clock_ns();
 	if (r >= 0)
@@ -438,7 +438,7 @@ static int record_tail(struct runc_ct *ct, const char *images_dir, uint64_t *t)
 	ct->rt.fds = ns_to_ms(*t, clock_ns());
 	*t = clock_ns();
 	if (r >= 0) {
-		record_cgroup(ct);
+		runc_record_cgroup(ct);
 		ct->rt.cgroup = ns_to_ms(*t, clock_ns());
 		*t = clock_ns();
 		r = record_mounts(ct, images_dir);
@@ -534,7 +534,7 @@ int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 	ct->msg = net;
 	int r = record_ns(ct);
 	if (r >= 0)
-		r = record_net(ct);
+		r = runc_record_net(ct);
 	ct->msg = m;
 	if (r >= 0) {
 		b.n_interfaces = net->n_interfaces;

@@ -283,14 +283,14 @@ int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_op
 	uint64_t t = clock_ns();
 	int r = 0;
 
-	if (o->runtime_made || !config_new_netns(base))
+	if (o->runtime_made || !runc_config_new_netns(base))
 		return 0;
-	r = net_lock(s->pid, s);
+	r = runc_net_lock(s->pid, s);
 	s->t.early_lock = ns_to_ms(t, clock_ns());
 	t = clock_ns();
-	if (r >= 0 && has_veth(base)) {
-		net_key(base, &s->net_made, &s->net_made_len);
-		r = net_make(base, s->pid, o->bridge, false);
+	if (r >= 0 && runc_has_veth(base)) {
+		runc_net_key(base, &s->net_made, &s->net_made_len);
+		r = runc_net_make(base, s->pid, o->bridge, false);
 	}
 	s->t.early_net = ns_to_ms(t, clock_ns());
 	if (r < 0)
@@ -326,9 +326,9 @@ int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *
 		r = dm_fail(neg_errno(), "the container's init %d: %s: %m", pid, rootp);
 		goto fail;
 	}
-	r = lock_and_announce(m, &s);
+	r = runc_lock_and_announce(m, &s);
 	if (r >= 0)
-		r = put_back(m, o, &s);
+		r = runc_put_back(m, o, &s);
 	if (r < 0)
 		goto fail;
 	*ret = s;
@@ -374,7 +374,7 @@ int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle)
 
 void runc_restore_done(struct runc_started *s, bool ok)
 {
-	job_end(s);
+	runc_job_end(s);
 	if (!ok && s->id) {
 		char msg[DM_ERRMSG_MAX];
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());

@@ -230,7 +230,7 @@ const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 	m->runc_root = xstrdup(ct->root);
 	m->cgroup_freezer = xstrdup(ct->freezer ? "v1" : "v2");
 	ct->msg = m;
-	ct->hooks = (struct dump_container){ .list = list_procs, .check_tree = check_tree,
+	ct->hooks = (struct dump_container){ .list = runc_list_procs, .check_tree = runc_check_tree,
 					     .wait_ipc = wait_ipc, .arg = ct, .msg = m };
 	return &ct->hooks;
 }

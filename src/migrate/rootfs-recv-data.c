@@ -53,7 +53,7 @@ static int open_data(struct rfs_reader *rd, uint32_t id, const char *path)
 	if (rd->fd >= 0)
 		close(rd->fd);
 	rd->fd_id = -1;
-	rd->fd = open_beneath(rd->r, path, O_WRONLY | O_NOFOLLOW, 0);
+	rd->fd = rcv_open_beneath(rd->r, path, O_WRONLY | O_NOFOLLOW, 0);
 	if (rd->fd < 0) {
 		int k = rd->fd;
 		rd->fd = -1;
@@ -126,7 +126,7 @@ static int finish_file(struct rfs_reader *rd, uint32_t id)
 {
 	struct rfs_receiver *r = rd->r;
 	struct rent *e = ENT(r, id);
-	_cleanup_close_ int fd = open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
+	_cleanup_close_ int fd = rcv_open_beneath(r, e->path, O_WRONLY | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return dm_fail(fd, "%s: %s", e->path, strerror(-fd));
 	struct stat st;
@@ -233,7 +233,7 @@ static int on_file_end(struct rfs_reader *rd, const struct rfs_wire_file_end *fe
 }
 
 /* one frame of file data (DATA, CHUNK_END, FILE_END), either channel; 1: not one of those */
-int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf)
+int rcv_on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf)
 {
 	int k;
 	switch (f->type) {
@@ -259,7 +259,7 @@ int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf
 }
 
 /* the files sent before the freeze are not wanted any more: the unnamed ones go */
-void staged_drop(struct rfs_receiver *r)
+void rcv_staged_drop(struct rfs_receiver *r)
 {
 	for (size_t i = 0; i < r->n_staged; i++)
 		if (r->staged[i].fd >= 0) {
@@ -272,7 +272,7 @@ void staged_drop(struct rfs_receiver *r)
  * set, into an unnamed file in the root (O_TMPFILE, the same file system
  * as the copy: linked in place by its ENTRY).  Where none can be made, its
  * data is read and dropped, and its ENTRY asks for it again. */
-int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf)
+int rcv_on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf)
 {
 	struct rfs_staged *p;
 	int k;

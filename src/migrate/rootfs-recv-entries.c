@@ -37,7 +37,7 @@ static bool path_ok(const char *p)
 }
 
 /* an fd of path's directory below the root (confined), and its last component */
-int open_beneath(struct rfs_receiver *r, const char *path, int flags, mode_t mode)
+int rcv_open_beneath(struct rfs_receiver *r, const char *path, int flags, mode_t mode)
 {
 	struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .mode = (flags & O_CREAT) ? mode : 0,
 				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
@@ -51,11 +51,11 @@ static int parent_of(struct rfs_receiver *r, const char *path, const char **ret_
 	const char *slash = strrchr(path, '/');
 	if (!slash) {
 		*ret_leaf = path;
-		return open_beneath(r, ".", O_PATH | O_DIRECTORY, 0);
+		return rcv_open_beneath(r, ".", O_PATH | O_DIRECTORY, 0);
 	}
 	_cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
 	*ret_leaf = slash + 1;
-	return open_beneath(r, dir, O_PATH | O_DIRECTORY, 0);
+	return rcv_open_beneath(r, dir, O_PATH | O_DIRECTORY, 0);
 }
 
 static struct timespec ns_ts(int64_t ns)
@@ -141,17 +141,17 @@ static int make_entry_ino(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		return k;
 	if (r->made_ino) {
 		/* (known from the descriptor it was made with) */
-		inomap_add(r->inos, r->made_ino, m->ino);
+		rcv_inomap_add(r->inos, r->made_ino, m->ino);
 		return k;
 	}
 	struct stat st;
-	int fd = m->id ? open_beneath(r, m->path, O_PATH | O_NOFOLLOW, 0) : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
+	int fd = m->id ? rcv_open_beneath(r, m->path, O_PATH | O_NOFOLLOW, 0) : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return dm_fail(fd, "%s: %s", m->path, strerror(-fd));
 	k = fstat(fd, &st) < 0 ? dm_fail(neg_errno(), "%s: %m", m->path) : 0;
 	close(fd);
 	if (k >= 0)
-		inomap_add(r->inos, st.st_ino, m->ino);
+		rcv_inomap_add(r->inos, st.st_ino, m->ino);
 	return k;
 }
 
@@ -210,7 +210,7 @@ static int make_present(struct rfs_receiver *r, struct rent *e, const Dm__Rootfs
 		if (k >= 0) {
 			/* (made under the lock of nothing: the view cannot see it before its DIR_END) */
 			e->asked = 1;
-			want(r, m->id, RFS_WANT_MISS, RFS_WANT_WHOLE);
+			rcv_want(r, m->id, RFS_WANT_MISS, RFS_WANT_WHOLE);
 		}
 		return k;
 	}
@@ -280,7 +280,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 		if (mkdirat(pfd, leaf, 0700) < 0 &&
 		    !(errno == EEXIST && fstatat(pfd, leaf, &dst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(dst.st_mode)))
 			return dm_fail(neg_errno(), "%s: mkdir: %m", m->path);
-		_cleanup_close_ int fd = open_beneath(r, m->path, O_RDONLY | O_DIRECTORY, 0);
+		_cleanup_close_ int fd = rcv_open_beneath(r, m->path, O_RDONLY | O_DIRECTORY, 0);
 		if (fd < 0)
 			return dm_fail(fd, "%s: %s", m->path, strerror(-fd));
 		if (fchown(fd, uid, gid) < 0 || fchmod(fd, perm) < 0)
@@ -296,7 +296,7 @@ static int make_entry_at(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 			e->link_id = m->link_id;
 			e->next_link = ENT(r, m->link_id)->next_link;
 			ENT(r, m->link_id)->next_link = m->id;
-			_cleanup_close_ int src = open_beneath(r, ENT(r, m->link_id)->path, O_PATH, 0);
+			_cleanup_close_ int src = rcv_open_beneath(r, ENT(r, m->link_id)->path, O_PATH, 0);
 			if (src < 0)
 				return dm_fail(src, "%s: %s", ENT(r, m->link_id)->path, strerror(-src));
 			if (linkat(src, "", pfd, leaf, AT_EMPTY_PATH) < 0)
@@ -353,7 +353,7 @@ static int on_dir_end(struct rfs_receiver *r, const struct rfs_wire_dir_end *de)
 	    (ENT(r, de->id)->dir_done && !r->prewalk))
 		return dm_fail(-EBADMSG, "rootfs directory end of entry %u out of place", de->id);
 	struct rent *e = ENT(r, de->id);
-	_cleanup_close_ int fd = de->id ? open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
+	_cleanup_close_ int fd = de->id ? rcv_open_beneath(r, e->path, O_RDONLY | O_DIRECTORY, 0)
 					 : fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0 || futimens(fd, e->times) < 0)
 		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: directory times", e->path);
@@ -386,7 +386,7 @@ static int update_entry(struct rfs_receiver *r, const Dm__RootfsEntry *m)
 	    !(S_ISDIR(m->mode) || (S_ISREG(m->mode) && e->is_data)) || (S_ISREG(m->mode) && (!m->has_size || m->size > (1ULL << 46))))
 		return dm_fail(-EBADMSG, "rootfs update of entry %u out of place", m->id);
 	_cleanup_close_ int fd = !m->id ? fcntl(r->rootfd, F_DUPFD_CLOEXEC, 0)
-				: open_beneath(r, m->path, S_ISDIR(m->mode) ? O_RDONLY | O_DIRECTORY : O_WRONLY | O_NOFOLLOW, 0);
+				: rcv_open_beneath(r, m->path, S_ISDIR(m->mode) ? O_RDONLY | O_DIRECTORY : O_WRONLY | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return dm_fail(fd < 0 ? fd : neg_errno(), "%s: %s", m->path, strerror(fd < 0 ? -fd : errno));
 	struct timespec times[2] = { ns_ts(m->has_atime_ns ? m->atime_ns : 0), ns_ts(m->has_mtime_ns ? m->mtime_ns : 0) };
@@ -450,7 +450,7 @@ static int remove_entry(struct rfs_receiver *r, uint32_t id)
 }
 
 /* entries and directory ends, in order: records {type, len, bytes} */
-int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len)
+int rcv_on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len)
 {
 	for (uint32_t off = 0; off < len;) {
 		struct rfs_wire_rec h;
@@ -515,7 +515,7 @@ int rfs_make_dirs(const char *root, Dm__RootfsEntry *const *dirs, size_t n)
 			k = dm_fail(neg_errno(), "%s: mkdir: %m", m->path);
 			break;
 		}
-		_cleanup_close_ int fd = open_beneath(&r, m->path, O_RDONLY | O_DIRECTORY, 0);
+		_cleanup_close_ int fd = rcv_open_beneath(&r, m->path, O_RDONLY | O_DIRECTORY, 0);
 		if (fd < 0) {
 			k = dm_fail(fd, "%s: %s", m->path, strerror(-fd));
 			break;

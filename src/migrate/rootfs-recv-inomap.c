@@ -27,7 +27,7 @@ static size_t ino_slot(const uint64_t *t, size_t mask, uint64_t ino)
 	return k;
 }
 
-struct rfs_inomap *inomap_new(void)
+struct rfs_inomap *rcv_inomap_new(void)
 {
 	struct rfs_inomap *m = xcalloc(1, sizeof(*m));
 	pthread_mutex_init(&m->lock, NULL);
@@ -60,7 +60,7 @@ static void inomap_grow(struct rfs_inomap *m)
 	m->mask = hs - 1;
 }
 
-void inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino)
+void rcv_inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino)
 {
 	if (!copy_ino || !src_ino)
 		return;

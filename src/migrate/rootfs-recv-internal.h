@@ -135,18 +135,18 @@ enum { CH_BULK = 4, CH_MISS = 8 };
 
 /* ---- rootfs-recv.c ---- */
 /* a WANT on the miss channel (a failure is only logged) */
-void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
+void rcv_want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off);
 
 /* ---- rootfs-recv-entries.c ---- */
-int open_beneath(struct rfs_receiver *r, const char *path, int flags, mode_t mode);
+int rcv_open_beneath(struct rfs_receiver *r, const char *path, int flags, mode_t mode);
 int64_t hash_find(struct rfs_receiver *r, const char *rel);
-int on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len);
+int rcv_on_meta_batch(struct rfs_receiver *r, const uint8_t *buf, uint32_t len);
 
 /* ---- rootfs-recv-data.c ---- */
-int on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf);
-void staged_drop(struct rfs_receiver *r);
-int on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf);
+int rcv_on_file_frame(struct rfs_reader *rd, const struct net_frame *f, uint8_t *buf);
+void rcv_staged_drop(struct rfs_receiver *r);
+int rcv_on_pre_frame(struct rfs_receiver *r, const struct net_frame *f, uint8_t *buf);
 
 /* ---- rootfs-recv-inomap.c ---- */
-struct rfs_inomap *inomap_new(void);
-void inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino);
+struct rfs_inomap *rcv_inomap_new(void);
+void rcv_inomap_add(struct rfs_inomap *m, uint64_t copy_ino, uint64_t src_ino);

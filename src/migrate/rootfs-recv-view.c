@@ -94,7 +94,7 @@ void rfs_recv_touch(struct rfs_receiver *r, int64_t dir)
 	ENT(r, dir)->asked |= 2;
 	pthread_mutex_unlock(&r->lock);
 	if (send)
-		want(r, (uint32_t)dir, RFS_WANT_TOUCH, 0);
+		rcv_want(r, (uint32_t)dir, RFS_WANT_TOUCH, 0);
 }
 
 /* (lock) the file of entry id (its first name), NULL if it has no data of its own */
@@ -166,7 +166,7 @@ int rfs_recv_open(struct rfs_receiver *r, int64_t id, bool write)
 	e->asked |= 1;
 	pthread_mutex_unlock(&r->lock);
 	if (send)
-		want(r, (uint32_t)id, RFS_WANT_MISS, RFS_WANT_WHOLE);
+		rcv_want(r, (uint32_t)id, RFS_WANT_MISS, RFS_WANT_WHOLE);
 	pthread_mutex_lock(&r->lock);
 	waiting_locked(r, 1);
 	while (!e->arrived && r->err > 0)
@@ -198,7 +198,7 @@ int rfs_recv_read(struct rfs_receiver *r, int64_t id, uint64_t off, uint64_t len
 		if (!(e->chunk_in[c] & 2)) {
 			e->chunk_in[c] |= 2;
 			pthread_mutex_unlock(&r->lock);
-			want(r, (uint32_t)id, RFS_WANT_MISS, (uint64_t)c * RFS_CHUNK);
+			rcv_want(r, (uint32_t)id, RFS_WANT_MISS, (uint64_t)c * RFS_CHUNK);
 			pthread_mutex_lock(&r->lock);
 		}
 		waiting_locked(r, 1);

@@ -144,7 +144,7 @@ static int run_bulk(struct rfs_receiver *r)
 				return dm_fail(-EBADMSG, "rootfs metadata of %u bytes", f.len);
 			k = net_recv_body(r->c, buf, f.len);
 			if (k >= 0)
-				k = on_meta_batch(r, buf, f.len);
+				k = rcv_on_meta_batch(r, buf, f.len);
 			if (k < 0)
 				return k;
 			break;
@@ -167,7 +167,7 @@ static int run_bulk(struct rfs_receiver *r)
 			k = check_room(r);
 			if (k < 0)
 				return k;
-			want(r, 0, RFS_WANT_PREWALKED, 0);
+			rcv_want(r, 0, RFS_WANT_PREWALKED, 0);
 			pthread_mutex_lock(&r->lock);
 			r->cpu_meta0 = thread_cpu_ns(); /* (what the freeze brings from here) */
 			if (r->background && r->tid && !r->waiting &&
@@ -178,7 +178,7 @@ static int run_bulk(struct rfs_receiver *r)
 		case RFS_T_PRE_FILE:
 		case RFS_T_PRE_DATA:
 		case RFS_T_PRE_END:
-			k = on_pre_frame(r, &f, buf);
+			k = rcv_on_pre_frame(r, &f, buf);
 			if (k < 0)
 				return k;
 			break;
@@ -202,7 +202,7 @@ static int run_bulk(struct rfs_receiver *r)
 			k = check_room(r);
 			if (k < 0)
 				return k;
-			staged_drop(r);
+			rcv_staged_drop(r);
 			pthread_mutex_lock(&r->lock);
 			r->meta_done = true;
 			r->t_meta = clock_ns();
@@ -233,7 +233,7 @@ static int run_bulk(struct rfs_receiver *r)
 				ns_to_ms(r->t_start, r->t_done));
 			return k;
 		default:
-			k = on_file_frame(rd, &f, buf);
+			k = rcv_on_file_frame(rd, &f, buf);
 			if (k > 0)
 				return dm_fail(-EBADMSG, "unexpected frame %#x on the rootfs channel", f.type);
 			if (k < 0)
@@ -254,7 +254,7 @@ static int run_miss(struct rfs_receiver *r)
 		int k = net_recv_hdr(r->mc, &f);
 		if (k < 0)
 			return dm_wrap(k, "the rootfs miss channel");
-		k = on_file_frame(rd, &f, buf);
+		k = rcv_on_file_frame(rd, &f, buf);
 		if (k > 0)
 			return dm_fail(-EBADMSG, "unexpected frame %#x on the rootfs miss channel", f.type);
 		if (k < 0)
@@ -262,7 +262,7 @@ static int run_miss(struct rfs_receiver *r)
 	}
 }
 
-void want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off)
+void rcv_want(struct rfs_receiver *r, uint32_t id, uint32_t kind, uint64_t off)
 {
 	struct rfs_wire_want w = { .id = id, .kind = kind, .off = off };
 	if (net_send_frame(r->mc, RFS_T_WANT, &w, sizeof(w)) < 0)
@@ -323,7 +323,7 @@ int rfs_recv_start(struct net_chan *c, struct net_chan *miss, const char *root, 
 	r->base_nice = mig_thread_nice();
 	r->bulk = (struct rfs_reader){ .r = r, .c = c, .cur_id = -1, .fd = -1, .fd_id = -1 };
 	r->miss = (struct rfs_reader){ .r = r, .c = miss, .miss = true, .cur_id = -1, .fd = -1, .fd_id = -1 };
-	r->inos = inomap_new();
+	r->inos = rcv_inomap_new();
 	r->t_start = clock_ns();
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->arrival_lock, NULL);
@@ -410,7 +410,7 @@ void rfs_recv_resumed(struct rfs_receiver *r)
 	if (r->cpu_meta0_set && !pthread_getcpuclockid(r->bulk.thread, &cid) && !clock_gettime(cid, &ts))
 		r->cpu_frozen = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - r->cpu_meta0;
 	pthread_mutex_unlock(&r->lock);
-	want(r, 0, RFS_WANT_RESUMED, 0);
+	rcv_want(r, 0, RFS_WANT_RESUMED, 0);
 }
 
 bool rfs_recv_all_in(struct rfs_receiver *r)
@@ -485,7 +485,7 @@ void rfs_recv_free(struct rfs_receiver *r)
 	if (!r)
 		return;
 	rfs_recv_stop(r);
-	staged_drop(r);
+	rcv_staged_drop(r);
 	free(r->staged);
 	for (size_t i = 0; i < r->n_ents; i++) {
 		free(ENT(r, i)->path);

@@ -24,7 +24,7 @@
 
 /* (lock) chunk c of file f is sent or being sent on that thread's channel
  * (the bulk thread: on any) */
-bool chunk_taken(const struct rfs_file_state *fs, uint32_t c, bool miss)
+bool snd_chunk_taken(const struct rfs_file_state *fs, uint32_t c, bool miss)
 {
 	if (miss)
 		return fs->sent && fs->sent[c] & (SENT_MISS | BUSY_MISS);
@@ -45,7 +45,7 @@ static uint64_t bulk_acked(struct rfs_sender *s)
 
 /* (lock) the miss thread leaves chunk c to the bulk channel: it went there
  * (or is going) with little in front of it */
-bool bulk_has_it(struct rfs_sender *s, const struct rfs_file_state *fs, uint32_t c)
+bool snd_bulk_has_it(struct rfs_sender *s, const struct rfs_file_state *fs, uint32_t c)
 {
 	if (!fs->sent || !(fs->sent[c] & (SENT_BULK | BUSY_BULK)))
 		return false;
@@ -72,7 +72,7 @@ static int send_file_end(struct rfs_sender *s, struct net_chan *ch, uint32_t f)
  * the file's last (an empty file has only that).  Nothing if it is taken
  * (chunk_taken).  *ret_done: this call completed the file.
  */
-int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t f, uint32_t c,
+int snd_send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t f, uint32_t c,
 	       enum rfs_why why, bool *ret_done)
 {
 	bool miss = ch == s->mc;
@@ -86,7 +86,7 @@ int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t
 	const char *path = e->path;
 	uint64_t size = (uint64_t)e->st.st_size;
 	uint32_t ent = fs->ent, n_chunks = fs->n_chunks;
-	if (chunk_taken(fs, c, miss) || (!n_chunks && (fs->ending || fs->done))) {
+	if (snd_chunk_taken(fs, c, miss) || (!n_chunks && (fs->ending || fs->done))) {
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
@@ -208,17 +208,17 @@ int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t
  * chunks on the miss channel (bulk_has_it: those left to the bulk
  * channel), then its FILE_END there too if it went on the bulk channel
  * with more than RFS_RESEND_AHEAD in front of it. */
-int send_whole_on_miss(struct rfs_sender *s, uint32_t f)
+int snd_send_whole_on_miss(struct rfs_sender *s, uint32_t f)
 {
 	pthread_mutex_lock(&s->lock);
 	uint32_t n = MAX(s->files[f].n_chunks, 1u);
 	pthread_mutex_unlock(&s->lock);
 	for (uint32_t c = 0; c < n; c++) {
 		pthread_mutex_lock(&s->lock);
-		bool skip = bulk_has_it(s, &s->files[f], c);
+		bool skip = snd_bulk_has_it(s, &s->files[f], c);
 		pthread_mutex_unlock(&s->lock);
 		bool fdone;
-		int r = skip ? 0 : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
+		int r = skip ? 0 : snd_send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
 		if (r < 0)
 			return r;
 	}

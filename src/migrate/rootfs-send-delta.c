@@ -3,7 +3,7 @@
  * freeze (rootfs-send.c, priority mode and a container's layer): the inotify
  * events of the watched directories and pre-sent files, and the files the
  * tree may write unseen, mark entries to look at again (mark); at the freeze
- * delta() lists those directories again and states those entries, and sends
+ * snd_delta() lists those directories again and states those entries, and sends
  * what differs (UPDATE, REMOVE, new entries, DIR_END). */
 #define LOG_PREFIX "rootfs: "
 #include "migrate/rootfs-send-internal.h"
@@ -118,7 +118,7 @@ static int update_file(struct rfs_sender *s, uint32_t id, const struct stat *st)
 			s->early[s->n_early++] = (uint32_t)e->file;
 			break;
 		}
-	return send_entry_as(s, id, RFS_T_UPDATE);
+	return snd_send_entry_as(s, id, RFS_T_UPDATE);
 }
 
 /* (lock) an entry gone: a directory's entries first, the other names of a
@@ -143,10 +143,10 @@ static void remove_ent(struct rfs_sender *s, uint32_t id)
 				remove_ent(s, (uint32_t)i);
 				mark(s, s->ents[i].parent, D_RELIST);
 			}
-		struct inode_key k = { e->st.st_dev, e->st.st_ino, id }, **found = tfind(&k, &s->inodes, cmp_inode);
+		struct inode_key k = { e->st.st_dev, e->st.st_ino, id }, **found = tfind(&k, &s->inodes, snd_cmp_inode);
 		if (found && (*found)->id == id) {
 			struct inode_key *old = *found;
-			tdelete(&k, &s->inodes, cmp_inode);
+			tdelete(&k, &s->inodes, snd_cmp_inode);
 			free(old);
 		}
 		struct rfs_file_state *fs = &s->files[e->file];
@@ -160,7 +160,7 @@ static void remove_ent(struct rfs_sender *s, uint32_t id)
 	e->removed = true;
 	s->delta_removes++;
 	struct rfs_wire_dir_end de = { .id = id };
-	memcpy(meta_batch_add(s, RFS_T_REMOVE, sizeof(de)), &de, sizeof(de));
+	memcpy(snd_meta_batch_add(s, RFS_T_REMOVE, sizeof(de)), &de, sizeof(de));
 	mark(s, e->parent, D_CHECK | D_DIREND);
 }
 
@@ -177,16 +177,16 @@ static int add_new(struct rfs_sender *s, uint32_t d, const char *leaf)
 					 "(the socket it names stays here)", s->dir, p);
 	if (strlen(p) >= RFS_PATH_MAX)
 		return dm_fail(-ENAMETOOLONG, "--rootfs-dir: %s/%s: path too long", s->dir, p);
-	int r = add_ent_locked(s, p, &st, d);
+	int r = snd_add_ent_locked(s, p, &st, d);
 	if (r < 0)
 		return r;
 	s->delta_adds++;
 	mark(s, d, D_CHECK | D_DIREND);
 	if (!S_ISDIR(st.st_mode))
-		return emit(s);
+		return snd_emit(s);
 	/* (walk takes the lock for its entries) */
 	pthread_mutex_unlock(&s->lock);
-	r = walk(s, p, (uint32_t)(s->n_ents - 1));
+	r = snd_walk(s, p, (uint32_t)(s->n_ents - 1));
 	pthread_mutex_lock(&s->lock);
 	return r;
 }
@@ -229,12 +229,12 @@ static int check_ent(struct rfs_sender *s, uint32_t id, uint8_t bits)
 		if (stat_changed(&e->st, &st)) {
 			e->st = st;
 			s->delta_updates++;
-			r = send_entry_as(s, id, RFS_T_UPDATE);
+			r = snd_send_entry_as(s, id, RFS_T_UPDATE);
 			bits |= D_DIREND;
 		}
 		if (r >= 0 && bits & D_DIREND) {
 			struct rfs_wire_dir_end de = { .id = id };
-			memcpy(meta_batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
+			memcpy(snd_meta_batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
 		}
 		return r ?: s->batch_err;
 	}
@@ -271,7 +271,7 @@ static int relist(struct rfs_sender *s, uint32_t d)
 		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
 	}
 	size_t n;
-	char **names = dir_names(dir, &n);
+	char **names = snd_dir_names(dir, &n);
 	closedir(dir);
 	build_kids(s);
 	int r = 0;
@@ -283,7 +283,7 @@ static int relist(struct rfs_sender *s, uint32_t d)
 		if (!i || e->parent != d || e->removed)
 			continue;
 		const char *leaf = leaf_of(e->path);
-		if (!bsearch(&leaf, names, n, sizeof(*names), cmp_name))
+		if (!bsearch(&leaf, names, n, sizeof(*names), snd_cmp_name))
 			remove_ent(s, (uint32_t)i);
 		else
 			mark(s, (uint32_t)i, D_CHECK);
@@ -308,7 +308,7 @@ static int relist(struct rfs_sender *s, uint32_t d)
  * queue, or a directory that could not be watched: every directory listed
  * again.
  */
-int delta(struct rfs_sender *s)
+int snd_delta(struct rfs_sender *s)
 {
 	bool all = s->watch_failed;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -385,7 +385,7 @@ int delta(struct rfs_sender *s)
 			}
 	}
 	if (r >= 0)
-		r = emit(s);
+		r = snd_emit(s);
 	pthread_mutex_unlock(&s->lock);
 	if (r >= 0 && (s->delta_updates || s->delta_removes || s->delta_adds))
 		pr_info("changed between the walk and the freeze: %zu updated, %zu removed, %zu new", s->delta_updates,

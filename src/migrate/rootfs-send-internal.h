@@ -111,7 +111,7 @@ struct rfs_sender {
 	uint32_t *deferred;    /* directories off those paths, walked after them */
 	size_t n_deferred;
 	size_t n_early;
-	uint32_t *touched;     /* directories touched during the walk (lock) */
+	uint32_t *touched;     /* directories touched during the snd_walk (lock) */
 	size_t n_touched;
 	/* the files the restore reads (the exe, mapped files), handed to the
 	 * miss thread as their entries go out: it sends them on its channel,
@@ -129,7 +129,7 @@ struct rfs_sender {
 	int ino_fd;            /* inotify: the pre-sent files' watches */
 	struct rfs_writer *writers;
 	size_t n_writers;
-	struct rfs_writer *pre_writers;  /* before and after the walk (prewalk) */
+	struct rfs_writer *pre_writers;  /* before and after the snd_walk (prewalk) */
 	size_t n_pre_writers;
 	/* priority: the walk before the freeze (prewalk); each directory watched
 	 * (wd_dir[wd] = its id + 1) from before its listing; at the freeze what
@@ -192,45 +192,45 @@ enum { SENT_BULK = 1, SENT_MISS = 2, BUSY_BULK = 4, BUSY_MISS = 8 };
 #define RFS_BULK_NOTSENT (256u << 10)
 
 /* ---- rootfs-send.c ---- */
-void set_err(struct rfs_sender *s, int r);
-int read_peer(struct rfs_sender *s, bool block, bool *ret_done);
+void snd_set_err(struct rfs_sender *s, int r);
+int snd_read_peer(struct rfs_sender *s, bool block, bool *ret_done);
 
 /* ---- rootfs-send-walk.c ---- */
-int cmp_inode(const void *a, const void *b);
-int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
-int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
-int cmp_name(const void *a, const void *b);
-char **dir_names(DIR *d, size_t *ret_n);
-bool on_ws_path(struct rfs_sender *s, const char *dir);
-int walk(struct rfs_sender *s, const char *rel, uint32_t self);
-void make_sched(struct rfs_sender *s);
+int snd_cmp_inode(const void *a, const void *b);
+int snd_add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
+int snd_add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent);
+int snd_cmp_name(const void *a, const void *b);
+char **snd_dir_names(DIR *d, size_t *ret_n);
+bool snd_on_ws_path(struct rfs_sender *s, const char *dir);
+int snd_walk(struct rfs_sender *s, const char *rel, uint32_t self);
+void snd_make_sched(struct rfs_sender *s);
 int64_t ent_of(struct rfs_sender *s, const char *rel);
-int walk_all(struct rfs_sender *s, bool pre);
+int snd_walk_all(struct rfs_sender *s, bool pre);
 
 /* ---- rootfs-send-pre.c ---- */
-void ws_free(struct rfs_sender *s);
-void working_set_paths(struct rfs_sender *s);
-void working_set(struct rfs_sender *s);
-int presend(struct rfs_sender *s);
-bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs);
-void presend_close(struct rfs_sender *s);
+void snd_ws_free(struct rfs_sender *s);
+void snd_working_set_paths(struct rfs_sender *s);
+void snd_working_set(struct rfs_sender *s);
+int snd_presend(struct rfs_sender *s);
+bool snd_presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs);
+void snd_presend_close(struct rfs_sender *s);
 
 /* ---- rootfs-send-meta.c ---- */
-int meta_batch_flush(struct rfs_sender *s);
-uint8_t *meta_batch_add(struct rfs_sender *s, uint32_t type, size_t len);
-int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type);
-int emit(struct rfs_sender *s);
+int snd_meta_batch_flush(struct rfs_sender *s);
+uint8_t *snd_meta_batch_add(struct rfs_sender *s, uint32_t type, size_t len);
+int snd_send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type);
+int snd_emit(struct rfs_sender *s);
 
 /* ---- rootfs-send-chunk.c ---- */
-bool chunk_taken(const struct rfs_file_state *fs, uint32_t c, bool miss);
-bool bulk_has_it(struct rfs_sender *s, const struct rfs_file_state *fs, uint32_t c);
-int send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t f, uint32_t c,
+bool snd_chunk_taken(const struct rfs_file_state *fs, uint32_t c, bool miss);
+bool snd_bulk_has_it(struct rfs_sender *s, const struct rfs_file_state *fs, uint32_t c);
+int snd_send_chunk(struct rfs_sender *s, struct net_chan *ch, uint8_t *buf, uint32_t f, uint32_t c,
 	       enum rfs_why why, bool *ret_done);
-int send_whole_on_miss(struct rfs_sender *s, uint32_t f);
+int snd_send_whole_on_miss(struct rfs_sender *s, uint32_t f);
 
 /* ---- rootfs-send-miss.c ---- */
-void *miss_thread_main(void *arg);
-int send_early(struct rfs_sender *s);
+void *snd_miss_thread_main(void *arg);
+int snd_send_early(struct rfs_sender *s);
 
 /* ---- rootfs-send-delta.c ---- */
-int delta(struct rfs_sender *s);
+int snd_delta(struct rfs_sender *s);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The rootfs sender's metadata (rootfs-send.c): ENTRY and UPDATE records
  * (attributes, link target, extended attributes), REMOVE and DIR_END, packed
- * into META_BATCH frames on the rootfs channel; emit() puts out what the walk
+ * into META_BATCH frames on the rootfs channel; snd_emit() puts out what the walk
  * listed since the last call, each directory's DIR_END after its last
  * entry. */
 #define LOG_PREFIX "rootfs: "
@@ -16,7 +16,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-int meta_batch_flush(struct rfs_sender *s)
+int snd_meta_batch_flush(struct rfs_sender *s)
 {
 	if (!s->batch_len)
 		return 0;
@@ -26,11 +26,11 @@ int meta_batch_flush(struct rfs_sender *s)
 }
 
 /* room for a record of len bytes in the batch (sent first if full) */
-uint8_t *meta_batch_add(struct rfs_sender *s, uint32_t type, size_t len)
+uint8_t *snd_meta_batch_add(struct rfs_sender *s, uint32_t type, size_t len)
 {
 	struct rfs_wire_rec h = { .type = type, .len = (uint32_t)len };
 	if (s->batch_len + sizeof(h) + len > RFS_BATCH_MAX)
-		s->batch_err = s->batch_err ?: meta_batch_flush(s);
+		s->batch_err = s->batch_err ?: snd_meta_batch_flush(s);
 	memcpy(s->batch + s->batch_len, &h, sizeof(h));
 	uint8_t *p = s->batch + s->batch_len + sizeof(h);
 	s->batch_len += sizeof(h) + len;
@@ -39,11 +39,11 @@ uint8_t *meta_batch_add(struct rfs_sender *s, uint32_t type, size_t len)
 
 static int send_entry(struct rfs_sender *s, uint32_t id)
 {
-	return send_entry_as(s, id, RFS_T_ENTRY);
+	return snd_send_entry_as(s, id, RFS_T_ENTRY);
 }
 
 /* ENTRY (a new one) or UPDATE (one sent before the freeze, changed since) */
-int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type)
+int snd_send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type)
 {
 	const struct rfs_ent *e = &s->ents[id];
 	Dm__RootfsEntry m = DM__ROOTFS_ENTRY__INIT;
@@ -116,7 +116,7 @@ int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type)
 		r = dm_fail(-E2BIG, "%s/%s: its metadata (%zu bytes of extended attributes and names) is too large",
 			    s->dir, e->path, len);
 	else
-		protobuf_c_message_pack(&m.base, meta_batch_add(s, type, len));
+		protobuf_c_message_pack(&m.base, snd_meta_batch_add(s, type, len));
 	for (size_t i = 0; i < 32; i++)
 		free(vals[i]);
 	return r;
@@ -126,16 +126,16 @@ int send_entry_as(struct rfs_sender *s, uint32_t id, uint32_t type)
  * last entry; the batch goes when it is full and at the end of the root
  * or of a directory on the working set's paths (what the restore looks
  * into first) */
-int emit(struct rfs_sender *s)
+int snd_emit(struct rfs_sender *s)
 {
 	int r = 0;
 	for (;;) {
 		for (; r >= 0 && s->meta_dirs < s->n_dirs_done && s->dirs_done[s->meta_dirs].at <= s->meta_next;
 		     s->meta_dirs++) {
 			struct rfs_wire_dir_end de = { .id = s->dirs_done[s->meta_dirs].dir };
-			memcpy(meta_batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
-			if (!de.id || on_ws_path(s, s->ents[de.id].path))
-				r = meta_batch_flush(s);
+			memcpy(snd_meta_batch_add(s, RFS_T_DIR_END, sizeof(de)), &de, sizeof(de));
+			if (!de.id || snd_on_ws_path(s, s->ents[de.id].path))
+				r = snd_meta_batch_flush(s);
 		}
 		if (r < 0 || s->meta_next >= s->n_ents)
 			break;

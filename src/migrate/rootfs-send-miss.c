@@ -63,7 +63,7 @@ static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *
 			if (c >= fs->n_chunks)
 				return dm_fail(-EBADMSG, "request for byte %" PRIu64 " of %s (%" PRIu64 " bytes)", w->off,
 					       s->ents[e].path, (uint64_t)s->ents[e].st.st_size);
-			queued = !chunk_taken(fs, (uint32_t)c, true) && !bulk_has_it(s, fs, (uint32_t)c);
+			queued = !snd_chunk_taken(fs, (uint32_t)c, true) && !snd_bulk_has_it(s, fs, (uint32_t)c);
 			if (queued)
 				want_chunk(s, f, (uint32_t)c);
 		}
@@ -106,7 +106,7 @@ static int peer_said(struct rfs_sender *s, int r, const char *what)
 
 	snprintf(mine, sizeof(mine), "%s", dm_last_error());
 	if (net_chan_poll_in(s->c, 500) > 0) {
-		int k = read_peer(s, true, &done);
+		int k = snd_read_peer(s, true, &done);
 		if (k < 0 && k != r)
 			return k;
 	}
@@ -217,14 +217,14 @@ static int miss_run(struct rfs_sender *s)
 			if (c != CW_WHOLE) {
 				/* (the bulk thread may have taken it since it was asked for) */
 				pthread_mutex_lock(&s->lock);
-				skip = bulk_has_it(s, &s->files[f], c);
+				skip = snd_bulk_has_it(s, &s->files[f], c);
 				pthread_mutex_unlock(&s->lock);
 			}
-			r = c == CW_WHOLE ? send_whole_on_miss(s, f)
+			r = c == CW_WHOLE ? snd_send_whole_on_miss(s, f)
 			    : skip	  ? 0
-					  : send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
+					  : snd_send_chunk(s, s->mc, s->mbuf, f, c, RFS_DEMAND, &fdone);
 		} else if (push) {
-			r = send_chunk(s, s->mc, s->mbuf, f, c, RFS_WORKING_SET, &fdone);
+			r = snd_send_chunk(s, s->mc, s->mbuf, f, c, RFS_WORKING_SET, &fdone);
 		} else {
 			r = 0;
 		}
@@ -233,7 +233,7 @@ static int miss_run(struct rfs_sender *s)
 	}
 }
 
-void *miss_thread_main(void *arg)
+void *snd_miss_thread_main(void *arg)
 {
 	struct rfs_sender *s = arg;
 	int r = miss_run(s);
@@ -244,7 +244,7 @@ void *miss_thread_main(void *arg)
 	pthread_mutex_unlock(&s->lock);
 	if (!quiet) {
 		pr_debug("miss thread: %s", dm_last_error());
-		set_err(s, r);
+		snd_set_err(s, r);
 		/* the bulk thread may be blocked on its channel */
 		net_chan_shutdown(s->c);
 	}
@@ -253,16 +253,16 @@ void *miss_thread_main(void *arg)
 
 /* the mapped files of the working set met so far (the restore reads
  * them): to the miss thread, which sends them at once on its channel, in
- * parallel with the walk (sent by the walk, their data stood in front of
+ * parallel with the snd_walk (sent by the walk, their data stood in front of
  * the next directory's entries, or after every directory of the working
  * set's paths, the restore waited for the exe's chunk) */
-int send_early(struct rfs_sender *s)
+int snd_send_early(struct rfs_sender *s)
 {
 	if (!s->n_early)
 		return 0;
 	if (s->batch_len) {
 		/* their entries first */
-		int r = meta_batch_flush(s);
+		int r = snd_meta_batch_flush(s);
 		if (r < 0)
 			return r;
 	}

@@ -135,7 +135,7 @@ static bool fd_writable(pid_t pid, const char *fd)
 	return w;
 }
 
-void ws_free(struct rfs_sender *s)
+void snd_ws_free(struct rfs_sender *s)
 {
 	for (size_t i = 0; i < s->n_ws; i++)
 		free(s->ws[i]);
@@ -151,12 +151,12 @@ void ws_free(struct rfs_sender *s)
 /* the working set: exe, cwd, root, every open fd, every mapped file of the
  * tree's tasks (their paths; the files among them go on stack 1), and the
  * files they may write (note_writer) */
-void working_set_paths(struct rfs_sender *s)
+void snd_working_set_paths(struct rfs_sender *s)
 {
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n = proc_tree_pids(s->root, &pids);
 	char link[320];
-	ws_free(s);
+	snd_ws_free(s);
 	for (size_t i = 0; i < n; i++) {
 		static const char *const links[] = { "exe", "cwd", "root" };
 		for (size_t k = 0; k < ARRAY_SIZE(links); k++) {
@@ -196,7 +196,7 @@ void working_set_paths(struct rfs_sender *s)
 	dm_error_clear();
 }
 
-void working_set(struct rfs_sender *s)
+void snd_working_set(struct rfs_sender *s)
 {
 	for (size_t i = 0; i < s->n_ws; i++) {
 		int64_t e = ent_of(s, s->ws[i]);
@@ -378,10 +378,10 @@ static int cmp_pre_ino(const void *a, const void *b, void *arg)
  * files); a container's layer (s->layer): every file of it, the working
  * set's first, then the smallest first, up to RFS_LAYER_PRESEND_MAX (the
  * restore waits for every file of a layer: eager).  Checked again at the
- * walk (presend_take) and at the freeze (delta) */
-int presend(struct rfs_sender *s)
+ * snd_walk (presend_take) and at the freeze (delta) */
+int snd_presend(struct rfs_sender *s)
 {
-	working_set_paths(s);
+	snd_working_set_paths(s);
 	struct layer_scan ls = { 0 };
 	if (s->layer) {
 		/* one inotify watch per file: the directories' watches (the walk,
@@ -446,7 +446,7 @@ static int64_t pre_of(struct rfs_sender *s, dev_t dev, ino_t ino)
  * freeze and is the same now (no inotify event, same inode, size, mtime
  * and ctime, and no task of the frozen tree may write it unseen), its
  * ENTRY says so and nothing more of it goes; true then. */
-bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs)
+bool snd_presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs)
 {
 	/* (one pre-send per inode: presend_one) */
 	int64_t at = s->pre_by_ino ? pre_of(s, e->st.st_dev, e->st.st_ino) : -1;
@@ -479,7 +479,7 @@ bool presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state
 	return false;
 }
 
-void presend_close(struct rfs_sender *s)
+void snd_presend_close(struct rfs_sender *s)
 {
 	for (size_t i = 0; i < s->n_pre; i++)
 		if (s->pre[i].fd >= 0) {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The rootfs sender's walk (rootfs-send.c): the tree listed in pre-order,
+/* The rootfs sender's snd_walk (rootfs-send.c): the tree listed in pre-order,
  * names sorted, each entry added to the arrays the two threads share (a
  * hard link's data carried by its first name), the directories on the
  * working set's paths walked first and the others deferred, each
@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cmp_inode(const void *a, const void *b)
+int snd_cmp_inode(const void *a, const void *b)
 {
 	const struct inode_key *x = a, *y = b;
 	if (x->dev != y->dev)
@@ -34,15 +34,15 @@ int cmp_inode(const void *a, const void *b)
 }
 
 /* (the arrays move: the miss thread reads them under the lock) */
-int add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
+int snd_add_ent(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
 {
 	pthread_mutex_lock(&s->lock);
-	int r = add_ent_locked(s, path, st, parent);
+	int r = snd_add_ent_locked(s, path, st, parent);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
 
-int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
+int snd_add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st, uint32_t parent)
 {
 	if (s->n_ents >= RFS_ENTRIES_MAX)
 		return dm_fail(-E2BIG, "%s holds more than %u entries", s->dir, RFS_ENTRIES_MAX);
@@ -59,7 +59,7 @@ int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st
 		/* a hard link of a file met before: that entry carries the data */
 		struct inode_key *k = xmalloc(sizeof(*k)), **found;
 		*k = (struct inode_key){ st->st_dev, st->st_ino, id };
-		found = tsearch(k, &s->inodes, cmp_inode);
+		found = tsearch(k, &s->inodes, snd_cmp_inode);
 		if (!found)
 			abort();
 		if (*found != k) {
@@ -76,7 +76,7 @@ int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st
 	s->files[s->n_files++] = (struct rfs_file_state){ .ent = id, .fd = -1,
 							  .n_chunks = rfs_chunks((uint64_t)st->st_size) };
 	s->bytes_total += (uint64_t)st->st_size;
-	if (presend_take(s, e, &s->files[e->file]))
+	if (snd_presend_take(s, e, &s->files[e->file]))
 		return 0;
 	for (size_t i = 0; i < s->n_ws; i++)
 		if (s->ws_mapped[i] && !strcmp(s->ws[i], path)) {
@@ -88,14 +88,14 @@ int add_ent_locked(struct rfs_sender *s, const char *path, const struct stat *st
 	return 0;
 }
 
-int cmp_name(const void *a, const void *b)
+int snd_cmp_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* the names in directory d but "." and "..", sorted: *ret_n of them
  * (malloc'd, each and the array) */
-char **dir_names(DIR *d, size_t *ret_n)
+char **snd_dir_names(DIR *d, size_t *ret_n)
 {
 	char **names = NULL;
 	size_t n = 0;
@@ -106,13 +106,13 @@ char **dir_names(DIR *d, size_t *ret_n)
 		names = xrealloc(names, (n + 1) * sizeof(*names));
 		names[n++] = xstrdup(de->d_name);
 	}
-	qsort(names, n, sizeof(*names), cmp_name);
+	qsort(names, n, sizeof(*names), snd_cmp_name);
 	*ret_n = n;
 	return names;
 }
 
 /* dir (relative) is a working set path or one of its directories */
-bool on_ws_path(struct rfs_sender *s, const char *dir)
+bool snd_on_ws_path(struct rfs_sender *s, const char *dir)
 {
 	size_t l = strlen(dir);
 	for (size_t i = 0; i < s->n_ws; i++)
@@ -151,7 +151,7 @@ static void watch_dir(struct rfs_sender *s, int fd, uint32_t self)
 
 /* pre-order, names sorted: a directory before what it holds; a
  * directory's entries are listed together (then it is done, dirs_done) */
-int walk(struct rfs_sender *s, const char *rel, uint32_t self)
+int snd_walk(struct rfs_sender *s, const char *rel, uint32_t self)
 {
 	int fd = rel[0] ? openat(s->dirfd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 			: openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) /* (its own offset: it is listed again) */;
@@ -165,7 +165,7 @@ int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 		return dm_fail(neg_errno(), "%s/%s: %m", s->dir, rel);
 	}
 	size_t n;
-	char **names = dir_names(d, &n);
+	char **names = snd_dir_names(d, &n);
 	int r = 0;
 	uint32_t *subdirs = xcalloc(n + 1, sizeof(*subdirs));
 	size_t n_sub = 0;
@@ -185,7 +185,7 @@ int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 			r = dm_fail(-ENAMETOOLONG, "--rootfs-dir: %s/%s: path too long", s->dir, p);
 			break;
 		}
-		r = add_ent(s, p, &st, self);
+		r = snd_add_ent(s, p, &st, self);
 		if (r >= 0 && S_ISDIR(st.st_mode))
 			subdirs[n_sub++] = (uint32_t)(s->n_ents - 1);
 	}
@@ -202,9 +202,9 @@ int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	/* its entries go now: the destination can look into it while the
 	 * rest of the tree is walked; the files the restore reads go on the
 	 * miss channel meanwhile */
-	r = emit(s);
+	r = snd_emit(s);
 	if (r >= 0 && !s->walking_pre)
-		r = send_early(s);
+		r = snd_send_early(s);
 	if (r < 0) {
 		free(subdirs);
 		return r;
@@ -215,21 +215,21 @@ int walk(struct rfs_sender *s, const char *rel, uint32_t self)
 	for (int pass = 0; pass < 2 && r >= 0; pass++)
 		for (size_t i = 0; i < n_sub && r >= 0; i++) {
 			_cleanup_free_ char *p = xstrdup(s->ents[subdirs[i]].path);
-			if (on_ws_path(s, p) != !pass)
+			if (snd_on_ws_path(s, p) != !pass)
 				continue;
 			if (pass && !s->ws_walked) {
 				s->deferred = xrealloc(s->deferred, (s->n_deferred + 1) * sizeof(*s->deferred));
 				s->deferred[s->n_deferred++] = subdirs[i];
 				continue;
 			}
-			r = walk(s, p, subdirs[i]);
+			r = snd_walk(s, p, subdirs[i]);
 		}
 	free(subdirs);
 	return r;
 }
 
 /* the order of the files, once the walk is over */
-void make_sched(struct rfs_sender *s)
+void snd_make_sched(struct rfs_sender *s)
 {
 	uint64_t *sizes = xcalloc(s->n_files + 1, sizeof(*sizes));
 	uint32_t *dirs = xcalloc(s->n_files + 1, sizeof(*dirs));
@@ -258,19 +258,19 @@ int64_t ent_of(struct rfs_sender *s, const char *rel)
 }
 /* the whole tree, the working set's directories first (pre: before the
  * freeze, every directory watched from before its listing) */
-int walk_all(struct rfs_sender *s, bool pre)
+int snd_walk_all(struct rfs_sender *s, bool pre)
 {
 	s->walking_pre = pre;
 	/* (lazy: no working set, the plain walk) */
 	s->ws_walked = !s->n_ws;
-	int r = walk(s, "", 0);
+	int r = snd_walk(s, "", 0);
 	s->ws_walked = true;
 	for (size_t i = 0; i < s->n_deferred && r >= 0; i++) {
 		_cleanup_free_ char *p = xstrdup(s->ents[s->deferred[i]].path);
-		r = walk(s, p, s->deferred[i]);
+		r = snd_walk(s, p, s->deferred[i]);
 	}
 	s->walking_pre = false;
 	if (r >= 0)
-		r = meta_batch_flush(s);
+		r = snd_meta_batch_flush(s);
 	return r;
 }

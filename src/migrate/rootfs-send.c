@@ -5,7 +5,7 @@
  * tree runs on the destination, every file in the scheduler's order, on the
  * rootfs channel (priority: the working set's files and the walk before the
  * freeze, the tree watched with inotify, and at the freeze what changed
- * since: delta()).  The miss thread reads the destination's requests on the
+ * since: snd_delta()).  The miss thread reads the destination's requests on the
  * miss channel and sends each chunk the tree is blocked on at once, on that
  * channel: its wait is one chunk's journey, not the bulk data the rootfs
  * channel's socket already holds; when no request waits, it sends the files
@@ -74,7 +74,7 @@ int rfs_mode_parse(const char *s, enum rfs_mode *ret)
 	return -EINVAL;
 }
 
-void set_err(struct rfs_sender *s, int r)
+void snd_set_err(struct rfs_sender *s, int r)
 {
 	pthread_mutex_lock(&s->lock);
 	if (s->err > 0) {
@@ -95,7 +95,7 @@ void set_err(struct rfs_sender *s, int r)
 
 /* a frame from the destination on the rootfs channel: only DONE comes
  * there; block: wait for it */
-int read_peer(struct rfs_sender *s, bool block, bool *ret_done)
+int snd_read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 {
 	if (!block && net_chan_poll_in(s->c, 0) <= 0)
 		return 0;
@@ -168,14 +168,14 @@ static int run(struct rfs_sender *s)
 	s->prewalk = s->mode == RFS_PRIORITY || s->layer;
 	if (s->prewalk) {
 		/* the working set's files, then the walk, while the tree runs */
-		r = presend(s);
+		r = snd_presend(s);
 		if (r >= 0)
 			r = mig_send_empty(s->c, RFS_T_PREWALK);
 		if (r >= 0)
-			r = walk_all(s, true);
+			r = snd_walk_all(s, true);
 		if (r >= 0) {
 			/* the writers again, now that every directory is watched */
-			working_set_paths(s);
+			snd_working_set_paths(s);
 			s->pre_writers = xrealloc(s->pre_writers, (s->n_pre_writers + s->n_writers + 1) * sizeof(*s->pre_writers));
 			memcpy(s->pre_writers + s->n_pre_writers, s->writers, s->n_writers * sizeof(*s->writers));
 			s->n_pre_writers += s->n_writers;
@@ -193,7 +193,7 @@ static int run(struct rfs_sender *s)
 			acked = s->prewalk_acked || s->stopping || s->err <= 0;
 			pthread_mutex_unlock(&s->lock);
 			bool done = false;
-			r = acked ? 0 : read_peer(s, false, &done);
+			r = acked ? 0 : snd_read_peer(s, false, &done);
 			if (r < 0)
 				return r;
 			if (done)
@@ -211,13 +211,13 @@ static int run(struct rfs_sender *s)
 		return dm_fail(-ECANCELED, "the rootfs transfer was stopped");
 	uint64_t cpu0 = thread_cpu_ns();
 	if (s->mode != RFS_LAZY)
-		working_set_paths(s);
+		snd_working_set_paths(s);
 	/* the entries go as the walk lists them (prewalk: what changed since) */
-	r = s->prewalk ? delta(s) : walk_all(s, false);
+	r = s->prewalk ? snd_delta(s) : snd_walk_all(s, false);
 	if (r >= 0)
-		r = send_early(s);
+		r = snd_send_early(s);
 	if (r >= 0)
-		r = meta_batch_flush(s);
+		r = snd_meta_batch_flush(s);
 	if (r < 0)
 		return r;
 	Dm__RootfsMetaEnd me;
@@ -226,16 +226,16 @@ static int run(struct rfs_sender *s)
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&s->lock);
-	make_sched(s);
+	snd_make_sched(s);
 	for (size_t f = 0; f < s->n_files; f++)
 		if (s->files[f].done) /* a miss's during the walk */
 			rfs_sched_sent(s->sched, (uint32_t)f, true);
 	for (size_t i = 0; i < s->n_touched; i++)
 		rfs_sched_touch(s->sched, s->touched[i]);
-	working_set(s);
+	snd_working_set(s);
 	s->t_walked = s->t_meta_sent = clock_ns();
 	s->walk_cpu_ns = thread_cpu_ns() - cpu0;
-	presend_close(s);
+	snd_presend_close(s);
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	bool done = false, ws = false, hold = true;
@@ -249,7 +249,7 @@ static int run(struct rfs_sender *s)
 			 * a failing destination says so here meanwhile */
 			cond_wait_ms(&s->cond, &s->lock, 100);
 			pthread_mutex_unlock(&s->lock);
-			r = read_peer(s, false, &done);
+			r = snd_read_peer(s, false, &done);
 			if (r < 0)
 				return r;
 			if (done)
@@ -281,7 +281,7 @@ static int run(struct rfs_sender *s)
 		if (hold && why != RFS_WORKING_SET && why != RFS_DEMAND) {
 			/* tests: only what the tree misses, for a while */
 			if ((hold = mig_test_held("src-rootfs-hold", &held))) {
-				r = read_peer(s, false, &done);
+				r = snd_read_peer(s, false, &done);
 				if (r < 0)
 					return r;
 				usleep(5000);
@@ -289,7 +289,7 @@ static int run(struct rfs_sender *s)
 			}
 		}
 		bool fdone;
-		r = send_chunk(s, s->c, s->buf, f, c, why, &fdone);
+		r = snd_send_chunk(s, s->c, s->buf, f, c, why, &fdone);
 		if (r < 0)
 			return r;
 		if (!fdone) {
@@ -297,7 +297,7 @@ static int run(struct rfs_sender *s)
 			rfs_sched_sent(s->sched, f, false);
 			pthread_mutex_unlock(&s->lock);
 		}
-		r = read_peer(s, false, &done);
+		r = snd_read_peer(s, false, &done);
 		if (r < 0)
 			return r;
 		if (done)
@@ -312,7 +312,7 @@ static int run(struct rfs_sender *s)
 	if (r < 0)
 		return r;
 	while (!done) {
-		r = read_peer(s, true, &done);
+		r = snd_read_peer(s, true, &done);
 		if (r < 0)
 			return r;
 	}
@@ -333,7 +333,7 @@ static void *thread_main(void *arg)
 	int r = run(s);
 	if (r < 0)
 		pr_debug("sender: %s", dm_last_error());
-	set_err(s, r < 0 ? r : 0);
+	snd_set_err(s, r < 0 ? r : 0);
 	return NULL;
 }
 
@@ -378,7 +378,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 		return r;
 	}
 	struct stat st;
-	if (fstat(s->dirfd, &st) < 0 || add_ent(s, "", &st, 0) < 0) {
+	if (fstat(s->dirfd, &st) < 0 || snd_add_ent(s, "", &st, 0) < 0) {
 		int r = dm_fail(neg_errno(), "--rootfs-dir %s: %m", dir);
 		rfs_send_free(s);
 		return r;
@@ -389,7 +389,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 		return dm_fail(r, "cannot start the rootfs sender: %s", strerror(-r));
 	}
 	s->started = true;
-	r = -pthread_create(&s->miss_thread, NULL, miss_thread_main, s);
+	r = -pthread_create(&s->miss_thread, NULL, snd_miss_thread_main, s);
 	if (r < 0) {
 		rfs_send_free(s);
 		return dm_fail(r, "cannot start the rootfs sender: %s", strerror(-r));
@@ -497,8 +497,8 @@ void rfs_send_free(struct rfs_sender *s)
 		free(s->files[i].crcs);
 		free(s->files[i].bulk_at);
 	}
-	ws_free(s);
-	presend_close(s);
+	snd_ws_free(s);
+	snd_presend_close(s);
 	free(s->pre);
 	free(s->wd_pre);
 	free(s->pre_by_ino);

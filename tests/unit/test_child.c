@@ -152,7 +152,10 @@ static void test_ctr_run(void **state)
 	snprintf(path, sizeof(path), "%s/runc", dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
-	fprintf(f, "#!/bin/sh\ncase $3 in\ndelete) sleep 1000; exit 0 ;;\n*) echo \"$3 $4\"; exit 7 ;;\nesac\n");
+	/* delete: a "hook" that never ends, its pid written once it runs */
+	fprintf(f, "#!/bin/sh\ncase $3 in\ndelete) sleep 1000 & echo $! > %s/hook; wait; exit 0 ;;\n"
+		   "*) echo \"$3 $4\"; exit 7 ;;\nesac\n",
+		dir);
 	fclose(f);
 	assert_int_equal(chmod(path, 0755), 0);
 	const char *old = getenv("PATH");
@@ -176,10 +179,24 @@ static void test_ctr_run(void **state)
 	unsetenv("DMIGRATE_CHILD_TIMEOUT_MS");
 	assert_int_equal(r, -ETIMEDOUT);
 	assert_string_equal(dm_last_error(), "runc delete ct1 did not finish in 2 s (killed)");
-	/* the script's sleep (its "hook") went with it */
+	/* the script's sleep (its "hook") went with it.  On a loaded machine
+	 * the script may be killed before it started the hook (then nothing
+	 * is left to reap) or before it wrote the hook's pid: whatever was
+	 * started was killed, and the hook it names is the one reaped */
+	char hp[160];
+	snprintf(hp, sizeof(hp), "%s/hook", dir);
+	FILE *h = fopen(hp, "r");
+	int hook = 0;
+	if (h) {
+		if (fscanf(h, "%d", &hook) != 1)
+			hook = 0;
+		fclose(h);
+		unlink(hp);
+	}
 	pid_t w = reap_orphan(&st);
-	assert_true(w > 0);
-	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	if (hook > 0)
+		assert_int_equal(w, hook);
+	assert_true(w < 0 || (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL));
 
 	setenv("PATH", saved, 1);
 	free(saved);
