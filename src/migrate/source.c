@@ -1148,25 +1148,24 @@ static uint64_t hot_max_pages(void)
 }
 
 /*
- * prepare (post-copy of a container, or DMIGRATE_HOT_PUSH=1), once START is
- * sent: the pages the tree writes from now to the freeze are tracked (uffd-wp async, as the
- * pre-copy rounds: mem/dirty.c); after the resume they are pushed first.
- * A container's preparation (its launch at the destination) lasts long
- * enough that what the tree wrote in it is what it touches right after
+ * prepare (post-copy; DMIGRATE_HOT_PUSH=0: off), once START is sent: the
+ * pages the tree writes from now to the freeze are tracked (uffd-wp async,
+ * as the pre-copy rounds: mem/dirty.c); after the resume they are pushed
+ * first.  A container's preparation (its launch at the destination) lasts
+ * long enough that what the tree wrote in it is what it touches right after
  * the resume: without this, each of those pages is a fault, a round trip
  * in series, and the service answers its first requests only after them.
  * Only an order: every page is still read from the frozen tree after the
- * freeze.  A tree that cannot be tracked (its own userfaultfd...) migrates
- * as before.
+ * freeze.  The tracking is also what lets the eager pages go before the
+ * freeze (presend()).  A tree that cannot be tracked (its own
+ * userfaultfd...) migrates as before.
  */
 static bool hot_wanted(const struct src *s)
 {
 	const char *e = getenv("DMIGRATE_HOT_PUSH");
 	if (s->o->mode != MIG_POST_COPY)
 		return false;
-	if (e && *e)
-		return strcmp(e, "0") != 0;
-	return s->o->container_id || s->o->docker_inspect;
+	return !(e && strcmp(e, "0") == 0);
 }
 
 /* The eager pages sent before the freeze (post-copy, where the writes are

@@ -76,9 +76,9 @@
 #                  node per page over 64 MiB, in random order: every walk in
 #                  b is right, and the source followed the pointers of the
 #                  faulting nodes (stats pages_chased > 0: none without it)
-#   mem/eager-presend  post-copy with the writes tracked (DMIGRATE_HOT_PUSH=1)
-#                  of a program writing 4 of the 16 pages of its data segment
-#                  every millisecond (lib/datawrite.c): the 16 went before
+#   mem/eager-presend  post-copy (its writes tracked) of a program writing
+#                  4 of the 16 pages of its data segment every millisecond
+#                  (lib/datawrite.c): the 16 went before
 #                  the freeze, the 4 again in it, the 12 were taken from the
 #                  store there; every tick in b checks all 16
 #   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
@@ -577,9 +577,9 @@ test_vmflags() {
 	stop_workload
 }
 
-# mem/eager-presend: post-copy with the writes tracked (DMIGRATE_HOT_PUSH=1,
-# as for every container) sends the written pages of private file mappings
-# (eager: a userfaultfd cannot serve them) before the freeze; those written
+# mem/eager-presend: post-copy, which tracks the tree's writes, sends the
+# written pages of private file mappings (eager: a userfaultfd cannot serve
+# them) before the freeze; those written
 # again since must come in the image, not from the store: lib/datawrite.c
 # writes a counter into 4 pages of its data segment every millisecond and
 # checks them and 12 pages written once, in a and in b
@@ -598,8 +598,7 @@ test_eager_presend() {
 		stop_workload
 		return
 	fi
-	if ! in_host a env DMIGRATE_HOT_PUSH=1 "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" \
-		--mode post-copy --stats "$WORK/stats.json" --pidfile "$WORK/dest.pid" >"$WORK/migrate.out" 2>&1; then
+	if ! migrate post-copy; then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif ! wait_until 20 grep -q "^tick .* uts=$PREFIX-b ok" "$log"; then
 		result FAIL "$t" "no right tick in b: $(tail -n 1 "$log")"
