@@ -245,24 +245,31 @@ bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__Pag
 	return v && vma_uffd_ok(v);
 }
 
-/* Lazy pages that must be written now but are only on the page server. */
+/* Lazy pages that must be written now but are only on the page server (or
+ * in the store a migration's destination keeps): fetched page by page,
+ * written a batch at a time. */
+#define FETCH_BATCH 64u
 static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEntry *e)
 {
-	_cleanup_free_ uint8_t *page = xmalloc(DM_PAGE_SIZE);
+	_cleanup_free_ uint8_t *buf = xmalloc(FETCH_BATCH * DM_PAGE_SIZE);
 	int r;
 
 	if (!c->o->lazy_fetch)
 		return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page server and "
 			       "cannot be served lazily here", p->img->pid, e->vaddr);
-	for (uint32_t k = 0; k < e->nr_pages; k++) {
+	for (uint32_t k = 0; k < e->nr_pages; k += FETCH_BATCH) {
+		uint32_t n = MIN(e->nr_pages - k, FETCH_BATCH);
 		uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
-		r = c->o->lazy_fetch(c->o->lazy_arg, p->img->pid, a, page);
-		if (r < 0)
-			return rst_wrap(r, "pid %d: fetching page %#" PRIx64, p->img->pid, a);
-		r = mem_write(p, a, page, DM_PAGE_SIZE);
+		for (uint32_t j = 0; j < n; j++) {
+			uint64_t pa = a + (uint64_t)j * DM_PAGE_SIZE;
+			r = c->o->lazy_fetch(c->o->lazy_arg, p->img->pid, pa, buf + (size_t)j * DM_PAGE_SIZE);
+			if (r < 0)
+				return rst_wrap(r, "pid %d: fetching page %#" PRIx64, p->img->pid, pa);
+		}
+		r = mem_write(p, a, buf, (uint64_t)n * DM_PAGE_SIZE);
 		if (r < 0)
 			return r;
-		c->st.pages_written++;
+		c->st.pages_written += n;
 	}
 	return 0;
 }
