@@ -2,8 +2,9 @@
 /*
  * Internals shared by the dump's files.
  *
- * Lock order: dump_ctx.lock (files table, ids, totals) is a leaf; no other
- * lock is taken while holding it.  A dproc is written only by its own tasks:
+ * Lock order: dump_ctx.lock (files table, ids, totals) and dump_ctx.copy_lock
+ * (the page chunks not taken yet) are leaves; no other lock is taken while
+ * holding either.  A dproc is written only by its own tasks:
  * the pinned control task fills threads/sigactions/..., the unpinned tasks
  * fill vmas+pagemap (mm task), fds (fd task); they touch disjoint fields.
  */
@@ -56,6 +57,10 @@ struct dproc {
 	uint64_t nr_pages;         /* pages with data (known) */
 	uint64_t deferred_pages;   /* pages of sparse runs: page map not read */
 	bool vmflags_early;        /* VMA flags from the read before the freeze */
+	/* its page contents, in chunks (dump-mm.c, under dump_ctx.copy_lock) */
+	struct dump_chunk *chunks;
+	size_t n_chunks, next_chunk; /* chunks[next_chunk..] are not taken yet */
+	unsigned copiers;            /* workers copying one of its chunks now */
 	int pidfd;
 	uint32_t exe_file_id;       /* set by the fd task, stored at finalize */
 	uint32_t securebits;        /* set by the core task */
@@ -138,10 +143,16 @@ struct dump_ctx {
 	_Atomic unsigned procs_vmflags_early;
 	unsigned threads_total;
 	size_t vmas_total;
+	struct pool *pool;           /* made by dump_freeze(), run by dump_collect() */
 	json_t *pool_stats;
 	bool released;
 	uint64_t t_release, t_released; /* dump_release(): start, the tree runs again (or is dead) */
 	struct dump_phase_acc phase[DPH_N];
+	/* the processes with page chunks not taken yet (dump-mm.c); a leaf
+	 * lock of its own, beside .lock */
+	pthread_mutex_t copy_lock;
+	struct dproc **copy_q;
+	size_t n_copy_q, copy_q_cap;
 	/* copy buffers, mapped and faulted in before the freeze */
 	uint8_t **bufs;
 	size_t nbufs, bufs_free;

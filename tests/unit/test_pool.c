@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -270,6 +271,57 @@ static void test_rechecks_after_no(void **state)
 	pool_get_stats(p, &st);
 	assert_int_equal(st.threads_max, 2);
 	assert_true(gate_threads_distinct(&g));
+	pool_free(p);
+	gate_destroy(&g);
+	fake_destroy(&f);
+}
+
+/*
+ * The first CPU window opens at pool_create(): a pool made ahead of its work
+ * (the dump makes it before the freeze) adds its first worker as soon as it
+ * runs, not a sample period later.  With sample_ms 1000 and the pool
+ * created 1.1 s before pool_run(), the second worker must start well
+ * within the first period (a window opened at pool_run() would make it wait
+ * 1000 ms at least); a second pool run at once after its creation still
+ * waits its first period.
+ */
+static void test_window_opens_at_create(void **state)
+{
+	struct fake_sensors f;
+	struct gate g;
+	struct pool *p;
+	struct pool_stats st;
+
+	fake_init(&f, 1.0, 1.0);
+	gate_init(&g, 2);
+	struct pool_opts o = { .max_threads = 2, .sensors = &f.ops, .sample_ms = 1000 };
+	assert_int_equal(pool_create(&o, &p), 0);
+	/* the opening call, made by pool_create() */
+	assert_int_equal(f.cpu_calls, 1);
+	usleep(1100 * 1000);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 2);
+	assert_true(gate_threads_distinct(&g));
+	assert_int_equal(st.n_timeline, 2);
+	assert_true(st.timeline[1].ms < 500);
+	/* asked once at once: no second opening at pool_run() */
+	assert_int_equal(f.cpu_calls, 2);
+	pool_free(p);
+	gate_destroy(&g);
+
+	/* made and run at once: the first period is waited for */
+	gate_init(&g, 2);
+	o.sample_ms = 300;
+	assert_int_equal(pool_create(&o, &p), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 2);
+	assert_true(st.timeline[1].ms >= 250);
 	pool_free(p);
 	gate_destroy(&g);
 	fake_destroy(&f);
@@ -727,18 +779,27 @@ static void test_timeline_and_json(void **state)
 
 static void test_parsers(void **state)
 {
-	uint64_t idle, total, v;
+	uint64_t idle, nice, total, v;
 	double cpus;
 	char *path;
 
 	assert_int_equal(pool_parse_proc_stat("cpu  10 2 30 400 5 6 7 8 100 0\ncpu0 1 2 3 4\n",
-					      &idle, &total), 0);
+					      &idle, &nice, &total), 0);
 	assert_int_equal(idle, 405);
+	assert_int_equal(nice, 2);
 	assert_int_equal(total, 468);
-	assert_int_equal(pool_parse_proc_stat("cpu  1 2 3 4\n", &idle, &total), 0);
+	assert_int_equal(pool_parse_proc_stat("cpu  1 2 3 4\n", &idle, &nice, &total), 0);
 	assert_int_equal(idle, 4);
+	assert_int_equal(nice, 2);
 	assert_int_equal(total, 10);
-	assert_int_equal(pool_parse_proc_stat("intr 1 2 3\n", &idle, &total), -EBADMSG);
+	assert_int_equal(pool_parse_proc_stat("intr 1 2 3\n", &idle, &nice, &total), -EBADMSG);
+
+	/* 2 CPUs, 200 ticks: 20 idle, 150 of niced processes, 30 of others */
+	assert_true(fabs(pool_cpu_spare(20, 150, 200, 2, false) - 0.2) < 1e-9);
+	assert_true(fabs(pool_cpu_spare(20, 150, 200, 2, true) - 1.7) < 1e-9);
+	/* never more than the window */
+	assert_true(fabs(pool_cpu_spare(150, 150, 200, 2, true) - 2.0) < 1e-9);
+	assert_true(pool_cpu_spare(0, 0, 0, 2, true) == 0);
 
 	static const char meminfo[] = "MemTotal:       16000000 kB\n"
 				      "MemFree:         1000000 kB\n"
@@ -811,6 +872,7 @@ int main(void)
 		cmocka_unit_test(test_low_memory_never_grows),
 		cmocka_unit_test(test_idle_grows_to_max),
 		cmocka_unit_test(test_rechecks_after_no),
+		cmocka_unit_test(test_window_opens_at_create),
 		cmocka_unit_test(test_fixed_threads),
 		cmocka_unit_test(test_pinned_run_on_owner),
 		cmocka_unit_test(test_task_tree),
