@@ -54,6 +54,7 @@ struct dproc {
 	int pages_fd;                /* pages-<vpid>.img */
 	int mem_fd;                  /* /proc/PID/mem, for the page copies */
 	uint64_t pages_bytes;
+	bool pages_trim;             /* pages_fd is longer than its pages: cut after the release */
 	uint64_t nr_pages;         /* pages with data (known) */
 	uint64_t deferred_pages;   /* pages of sparse runs: page map not read */
 	bool vmflags_early;        /* VMA flags from the read before the freeze */
@@ -196,6 +197,9 @@ int dump_shmem_fd(struct dump_ctx *d, int fd, uint64_t ino, const char *what);
 /* dump-mm.c: page files reserved before the freeze (RssAnon of each process) */
 void dump_prealloc_pages(struct dump_ctx *d);
 void dump_prealloc_free(struct dump_ctx *d);
+/* dump-mm.c: cut the reserved page files to their pages, after the release
+ * (a truncate is a journal transaction on ext4: not in the freeze) */
+void dump_trim_pages(struct dump_ctx *d);
 /* dump-mm.c: copy buffers for the page chunks, one per possible worker */
 void dump_bufs_alloc(struct dump_ctx *d);
 void dump_bufs_free(struct dump_ctx *d);

@@ -591,6 +591,20 @@ static int take_prealloc(struct dump_ctx *d, pid_t pid)
 	return fd;
 }
 
+void dump_trim_pages(struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		if (p->pages_fd < 0 || !p->pages_trim)
+			continue;
+		p->pages_trim = false;
+		/* only space is lost if it fails: the header bounds the pages */
+		if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + p->pages_bytes) < 0)
+			pr_warn("pages-%d.img: cannot cut the reservation to %" PRIu64 " bytes: %m",
+				p->vpid, p->pages_bytes);
+	}
+}
+
 void dump_prealloc_free(struct dump_ctx *d)
 {
 	for (size_t i = 0; i < d->n_prealloc; i++)
@@ -953,9 +967,23 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	p->pages_fd = fd;
 	if (r < 0)
 		return r;
-	/* the reservation was a guess (RssAnon): cut or extend it to size */
-	if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
+	/*
+	 * The reservation was a guess (RssAnon): a short one is extended now,
+	 * a long one is cut once the tree runs again (dump_trim_pages()): on
+	 * ext4 cutting a file is a journal transaction with the orphan list,
+	 * several ms each and more when it waits for a commit (16 page files
+	 * cost 50-150 ms of frozen time here).  The header's payload_len says
+	 * where the pages end; a reader takes a longer file.
+	 */
+	struct stat st;
+	if (fstat(p->pages_fd, &st) < 0)
 		return dm_fail(neg_errno(), "%s: %m", path);
+	if ((uint64_t)st.st_size < DM_IMG_DATA_OFF + off) {
+		if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
+			return dm_fail(neg_errno(), "%s: %m", path);
+	} else {
+		p->pages_trim = (uint64_t)st.st_size > DM_IMG_DATA_OFF + off;
+	}
 	dump_lap(d, DPH_ALLOC, &l);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
 	p->mem_fd = m->n_pagemap ? open(path, O_RDONLY | O_CLOEXEC) : -1;

@@ -621,6 +621,7 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 	if (action == DUMP_KILL)
 		dump_inet_release(d, true);
 	d->t_released = clock_ns();
+	dump_trim_pages(d);
 	return r;
 }
 
