@@ -39,6 +39,11 @@ struct dpre {
 	bool taken;     /* the walk took it over */
 };
 
+/* a piece of a process's page contents: [vaddr, vaddr + len) at file_off of its page file */
+struct dump_chunk {
+	uint64_t vaddr, len, file_off;
+};
+
 struct dproc {
 	pid_t pid;   /* host pid */
 	pid_t vpid;  /* pid in the tree's pid namespace (image pid) */
@@ -184,6 +189,12 @@ int dump_syscall_insn(struct dproc *p, uint64_t *ret);
 
 /* dump-mm.c: VMAs, page maps, page contents */
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p);
+/*
+ * dump-mm.c, under copy_lock: the process whose next chunk a copy task takes
+ * (the chunk in *ret_chunk, the process's copiers counted up: the caller
+ * counts it down when the copy is done), or NULL if no chunk is left.
+ */
+struct dproc *dump_copy_pick(struct dump_ctx *d, struct dump_chunk *ret_chunk);
 
 /* dump-vmflags.c: VMA flags read before the freeze (opts.early_vmflags) */
 int dump_vmflags_preread(struct dump_ctx *d);

@@ -10,7 +10,7 @@
  * CHUNK_BYTES each (a read of /proc/PID/mem into a buffer, pwrite at the
  * page's offset in pages-<pid>.img), so one big process is dumped by every
  * worker.  A task takes whichever chunk keeps the workers apart
- * (copy_pick()): two workers on one process contend for its mm's lock and
+ * (dump_copy_pick()): two workers on one process contend for its mm's lock and
  * its page file's inode lock, so each goes on with its own process and
  * only the last one is shared.
  */
@@ -33,9 +33,6 @@
 
 #define CHUNK_BYTES (4UL << 20)
 
-struct dump_chunk {
-	uint64_t vaddr, len, file_off;
-};
 
 static Dm__VmaKind vma_kind(const struct proc_vma *v)
 {
@@ -406,7 +403,7 @@ static int chunk_copy(struct dump_ctx *d, struct dproc *p, const struct dump_chu
  *      one big process) do workers share one.
  * Processes whose chunks are all taken leave the queue.
  */
-static struct dproc *copy_pick(struct dump_ctx *d, struct dump_chunk *ret_chunk)
+struct dproc *dump_copy_pick(struct dump_ctx *d, struct dump_chunk *ret_chunk)
 {
 	struct dproc *best = NULL;
 	size_t best_i = 0;
@@ -435,7 +432,7 @@ static struct dproc *copy_pick(struct dump_ctx *d, struct dump_chunk *ret_chunk)
 	return best;
 }
 
-/* One chunk, of whichever process copy_pick() says: every process's mm
+/* One chunk, of whichever process dump_copy_pick() says: every process's mm
  * task queues as many of these as it has chunks. */
 static int copy_task(struct pool *pool, void *arg)
 {
@@ -449,7 +446,7 @@ static int copy_task(struct pool *pool, void *arg)
 		return 0;
 	dump_lap_start(&l);
 	pthread_mutex_lock(&d->copy_lock);
-	p = copy_pick(d, &c);
+	p = dump_copy_pick(d, &c);
 	pthread_mutex_unlock(&d->copy_lock);
 	if (!p)
 		return dm_fail(-EPROTO, "a page copy task found no chunk left (bug)");
@@ -1015,7 +1012,7 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		d->copy_q[d->n_copy_q++] = p;
 		pthread_mutex_unlock(&d->copy_lock);
 	}
-	/* as many tasks as chunks: each copies one, whichever copy_pick() gives */
+	/* as many tasks as chunks: each copies one, whichever dump_copy_pick() gives */
 	for (size_t i = 0; i < n_chunks; i++) {
 		r = pool_add(pool, copy_task, d, 0, "pages");
 		if (r < 0)
