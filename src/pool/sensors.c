@@ -5,13 +5,7 @@
  * CPU: idle share of the host from /proc/stat deltas.  /proc/stat counts in
  * USER_HZ ticks (10 ms on every arch we run on), so a window with less than
  * one tick per CPU says nothing and the sensor answers -EAGAIN, keeping the
- * window open.  When we run at nice 0 or below, the time of niced processes
- * (/proc/stat's "nice": nice > 0) counts as spare too: the scheduler gives
- * a worker of ours the CPU such a process holds (a nice 10 process keeps a
- * tenth of it against a nice 0 one), which is what nice asks for; batch
- * work and background builds run niced, and a pool that counted them as
- * busy stayed at one worker beside them.  A niced dump counts only idle
- * time (the nice column does not say whose nice is lower than its own).  When this process's cgroup (or an ancestor) has a cgroup v2
+ * window open.  When this process's cgroup (or an ancestor) has a cgroup v2
  * cpu.max quota, the unused part of the quota, from cpu.stat usage_usec, caps
  * the answer: a container limited to 2 CPUs has no room once it burns 2,
  * however idle the host.
@@ -32,7 +26,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #define CG_LEVELS_MAX 16
 #define SMALL_FILE_MAX ((size_t)64 * 1024)
@@ -47,8 +40,7 @@ struct cg_cpu_limit {
 struct proc_sensors {
 	struct pool_sensors ops; /* first: the handle we give out points here */
 	unsigned ncpus;
-	bool nice_spare;         /* we run at nice <= 0: niced time is spare */
-	uint64_t prev_idle, prev_nice, prev_total;
+	uint64_t prev_idle, prev_total;
 	struct cg_cpu_limit cpu[CG_LEVELS_MAX];
 	unsigned n_cpu;
 	char *mem[CG_LEVELS_MAX];
@@ -60,7 +52,7 @@ static double clamp01(double x)
 	return x < 0 ? 0 : x > 1 ? 1 : x;
 }
 
-int pool_parse_proc_stat(const char *buf, uint64_t *ret_idle, uint64_t *ret_nice, uint64_t *ret_total)
+int pool_parse_proc_stat(const char *buf, uint64_t *ret_idle, uint64_t *ret_total)
 {
 	unsigned long long f[8] = { 0 };
 	uint64_t total = 0;
@@ -73,7 +65,6 @@ int pool_parse_proc_stat(const char *buf, uint64_t *ret_idle, uint64_t *ret_nice
 	for (int i = 0; i < n; i++)
 		total += f[i];
 	*ret_idle = f[3] + f[4];
-	*ret_nice = f[1];
 	*ret_total = total;
 	return 0;
 }
@@ -154,7 +145,7 @@ static int read_at(const char *dir, const char *name, char **ret_buf)
 	return read_full_file(path, SMALL_FILE_MAX, ret_buf, NULL);
 }
 
-static int read_proc_stat(uint64_t *ret_idle, uint64_t *ret_nice, uint64_t *ret_total)
+static int read_proc_stat(uint64_t *ret_idle, uint64_t *ret_total)
 {
 	/* Only the first line: the whole file is large on big hosts. */
 	_cleanup_close_ int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
@@ -167,14 +158,7 @@ static int read_proc_stat(uint64_t *ret_idle, uint64_t *ret_nice, uint64_t *ret_
 	if (n < 0)
 		return neg_errno();
 	buf[n] = '\0';
-	return pool_parse_proc_stat(buf, ret_idle, ret_nice, ret_total);
-}
-
-double pool_cpu_spare(uint64_t didle, uint64_t dnice, uint64_t dtotal, unsigned ncpus, bool nice_spare)
-{
-	uint64_t spare = didle + (nice_spare ? dnice : 0);
-
-	return dtotal ? (double)MIN(spare, dtotal) / (double)dtotal * ncpus : 0;
+	return pool_parse_proc_stat(buf, ret_idle, ret_total);
 }
 
 static int read_cg_cpu_usage(const char *dir, uint64_t *ret_us)
@@ -187,21 +171,20 @@ static int read_cg_cpu_usage(const char *dir, uint64_t *ret_us)
 static int proc_cpu_idle(void *ctx, double *ret_idle)
 {
 	struct proc_sensors *s = ctx;
-	uint64_t idle = 0, nice = 0, total = 0, didle, dnice, now;
+	uint64_t idle = 0, total = 0, didle, dtotal, now;
 	double idle_cpus;
 	int r;
 
-	r = read_proc_stat(&idle, &nice, &total);
+	r = read_proc_stat(&idle, &total);
 	if (r < 0)
 		return r;
 	if (total < s->prev_total + s->ncpus)
 		return -EAGAIN;
 	/* iowait may go backwards (it is an estimate): never a negative idle. */
 	didle = idle > s->prev_idle ? idle - s->prev_idle : 0;
-	dnice = nice > s->prev_nice ? nice - s->prev_nice : 0;
-	idle_cpus = pool_cpu_spare(didle, dnice, total - s->prev_total, s->ncpus, s->nice_spare);
+	dtotal = total - s->prev_total;
+	idle_cpus = (double)MIN(didle, dtotal) / (double)dtotal * s->ncpus;
 	s->prev_idle = idle;
-	s->prev_nice = nice;
 	s->prev_total = total;
 
 	now = clock_ns();
@@ -335,11 +318,8 @@ int pool_proc_sensors_new(struct pool_sensors **ret_sensors)
 
 	s->ops = (struct pool_sensors){ .cpu_idle = proc_cpu_idle, .mem_avail = proc_mem_avail, .ctx = s };
 	s->ncpus = n > 0 ? (unsigned)n : 1;
-	errno = 0;
-	int nice = getpriority(PRIO_PROCESS, 0);
-	s->nice_spare = errno == 0 && nice <= 0;
 	/* The first window starts now. */
-	r = read_proc_stat(&s->prev_idle, &s->prev_nice, &s->prev_total);
+	r = read_proc_stat(&s->prev_idle, &s->prev_total);
 	if (r < 0) {
 		free(s);
 		return r;

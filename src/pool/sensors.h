@@ -2,17 +2,10 @@
 /* Parsers behind the /proc sensors, exposed for the unit tests only. */
 #pragma once
 
-#include <stdbool.h>
 #include <stdint.h>
 
-/* First line of /proc/stat: idle (+iowait), nice and total ticks of all CPUs. */
-int pool_parse_proc_stat(const char *buf, uint64_t *ret_idle, uint64_t *ret_nice, uint64_t *ret_total);
-/*
- * CPUs spare in a window of /proc/stat deltas (ticks summed over ncpus
- * CPUs): the idle ones, and with nice_spare (we run at nice <= 0) those
- * niced processes held, which a worker of ours would take from them.
- */
-double pool_cpu_spare(uint64_t didle, uint64_t dnice, uint64_t dtotal, unsigned ncpus, bool nice_spare);
+/* First line of /proc/stat: idle (+iowait) and total ticks of all CPUs. */
+int pool_parse_proc_stat(const char *buf, uint64_t *ret_idle, uint64_t *ret_total);
 /* "key value" or "key: value [kB]" lines (meminfo, cpu.stat, memory.stat). -ENOENT if absent. */
 int pool_parse_key_u64(const char *buf, const char *key, uint64_t *ret);
 /* cgroup v2 cpu.max "quota period": quota in CPUs; -ENODATA for "max". */

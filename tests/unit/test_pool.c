@@ -14,7 +14,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -779,27 +778,18 @@ static void test_timeline_and_json(void **state)
 
 static void test_parsers(void **state)
 {
-	uint64_t idle, nice, total, v;
+	uint64_t idle, total, v;
 	double cpus;
 	char *path;
 
 	assert_int_equal(pool_parse_proc_stat("cpu  10 2 30 400 5 6 7 8 100 0\ncpu0 1 2 3 4\n",
-					      &idle, &nice, &total), 0);
+					      &idle, &total), 0);
 	assert_int_equal(idle, 405);
-	assert_int_equal(nice, 2);
 	assert_int_equal(total, 468);
-	assert_int_equal(pool_parse_proc_stat("cpu  1 2 3 4\n", &idle, &nice, &total), 0);
+	assert_int_equal(pool_parse_proc_stat("cpu  1 2 3 4\n", &idle, &total), 0);
 	assert_int_equal(idle, 4);
-	assert_int_equal(nice, 2);
 	assert_int_equal(total, 10);
-	assert_int_equal(pool_parse_proc_stat("intr 1 2 3\n", &idle, &nice, &total), -EBADMSG);
-
-	/* 2 CPUs, 200 ticks: 20 idle, 150 of niced processes, 30 of others */
-	assert_true(fabs(pool_cpu_spare(20, 150, 200, 2, false) - 0.2) < 1e-9);
-	assert_true(fabs(pool_cpu_spare(20, 150, 200, 2, true) - 1.7) < 1e-9);
-	/* never more than the window */
-	assert_true(fabs(pool_cpu_spare(150, 150, 200, 2, true) - 2.0) < 1e-9);
-	assert_true(pool_cpu_spare(0, 0, 0, 2, true) == 0);
+	assert_int_equal(pool_parse_proc_stat("intr 1 2 3\n", &idle, &total), -EBADMSG);
 
 	static const char meminfo[] = "MemTotal:       16000000 kB\n"
 				      "MemFree:         1000000 kB\n"
