@@ -159,6 +159,7 @@ struct dump_ctx {
 	pthread_mutex_t copy_lock;
 	struct dproc **copy_q;
 	size_t n_copy_q, copy_q_cap;
+	_Atomic uint64_t chunks_shared; /* chunks copied beside another worker on their process */
 	/* copy buffers, mapped and faulted in before the freeze */
 	uint8_t **bufs;
 	size_t nbufs, bufs_free;

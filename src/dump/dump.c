@@ -791,6 +791,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "frozen_phases_cpu_ms", json_real(cpu / 1e6));
 	json_object_set_new(obj, "copy_buffers", json_integer(d->nbufs));
 	json_object_set_new(obj, "copy_buffers_late", json_integer(atomic_load(&d->bufs_late)));
+	json_object_set_new(obj, "copy_chunks_shared", json_integer(atomic_load(&d->chunks_shared)));
 	if (d->t_released) {
 		json_object_set_new(obj, "resume_ms", json_real(ns_to_ms(d->t_release, d->t_released)));
 		json_object_set_new(obj, "stopped_ms", json_real(ns_to_ms(d->t_start, d->t_released)));

@@ -446,6 +446,10 @@ assert abs(wall - j["frozen_phases_wall_ms"]) < 0.01, (wall, j["frozen_phases_wa
 assert j["dump_threads_max"] == n
 assert wall <= j["frozen_ms"] * n + 0.01, (wall, j["frozen_ms"], n)
 assert j["copy_buffers"] == n and j["copy_buffers_late"] == 0, j
+# chunks copied beside another worker on the same process: none with one
+# worker; with two, as many as the other worker's chunk lasts (a preempted
+# worker's chunk can last while the other copies most of the process)
+assert (j["copy_chunks_shared"] == 0) if n == 1 else (0 <= j["copy_chunks_shared"] <= ph["read"]["count"]), j
 assert 0 <= j["resume_ms"] and j["stopped_ms"] >= j["freeze_ms"] + j["frozen_ms"], j
 assert (j["images_fs"] == "tmpfs") == (fs == "tmpfs"), (j["images_fs"], fs)
 assert j["prealloc_pretouch"] is True, j
