@@ -2,8 +2,9 @@
 /*
  * Internals shared by the dump's files.
  *
- * Lock order: dump_ctx.lock (files table, ids, totals) is a leaf; no other
- * lock is taken while holding it.  A dproc is written only by its own tasks:
+ * Lock order: dump_ctx.lock (files table, ids, totals) and dump_ctx.copy_lock
+ * (the page chunks not taken yet) are leaves; no other lock is taken while
+ * holding either.  A dproc is written only by its own tasks:
  * the pinned control task fills threads/sigactions/..., the unpinned tasks
  * fill vmas+pagemap (mm task), fds (fd task); they touch disjoint fields.
  */
@@ -38,6 +39,11 @@ struct dpre {
 	bool taken;     /* the walk took it over */
 };
 
+/* a piece of a process's page contents: [vaddr, vaddr + len) at file_off of its page file */
+struct dump_chunk {
+	uint64_t vaddr, len, file_off;
+};
+
 struct dproc {
 	pid_t pid;   /* host pid */
 	pid_t vpid;  /* pid in the tree's pid namespace (image pid) */
@@ -53,9 +59,14 @@ struct dproc {
 	int pages_fd;                /* pages-<vpid>.img */
 	int mem_fd;                  /* /proc/PID/mem, for the page copies */
 	uint64_t pages_bytes;
+	bool pages_trim;             /* pages_fd is longer than its pages: cut after the release */
 	uint64_t nr_pages;         /* pages with data (known) */
 	uint64_t deferred_pages;   /* pages of sparse runs: page map not read */
 	bool vmflags_early;        /* VMA flags from the read before the freeze */
+	/* its page contents, in chunks (dump-mm.c, under dump_ctx.copy_lock) */
+	struct dump_chunk *chunks;
+	size_t n_chunks, next_chunk; /* chunks[next_chunk..] are not taken yet */
+	unsigned copiers;            /* workers copying one of its chunks now */
 	int pidfd;
 	uint32_t exe_file_id;       /* set by the fd task, stored at finalize */
 	uint32_t securebits;        /* set by the core task */
@@ -138,10 +149,17 @@ struct dump_ctx {
 	_Atomic unsigned procs_vmflags_early;
 	unsigned threads_total;
 	size_t vmas_total;
+	struct pool *pool;           /* made by dump_freeze(), run by dump_collect() */
 	json_t *pool_stats;
 	bool released;
 	uint64_t t_release, t_released; /* dump_release(): start, the tree runs again (or is dead) */
 	struct dump_phase_acc phase[DPH_N];
+	/* the processes with page chunks not taken yet (dump-mm.c); a leaf
+	 * lock of its own, beside .lock */
+	pthread_mutex_t copy_lock;
+	struct dproc **copy_q;
+	size_t n_copy_q, copy_q_cap;
+	_Atomic uint64_t chunks_shared; /* chunks copied beside another worker on their process */
 	/* copy buffers, mapped and faulted in before the freeze */
 	uint8_t **bufs;
 	size_t nbufs, bufs_free;
@@ -172,6 +190,12 @@ int dump_syscall_insn(struct dproc *p, uint64_t *ret);
 
 /* dump-mm.c: VMAs, page maps, page contents */
 int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p);
+/*
+ * dump-mm.c, under copy_lock: the process whose next chunk a copy task takes
+ * (the chunk in *ret_chunk, the process's copiers counted up: the caller
+ * counts it down when the copy is done), or NULL if no chunk is left.
+ */
+struct dproc *dump_copy_pick(struct dump_ctx *d, struct dump_chunk *ret_chunk);
 
 /* dump-vmflags.c: VMA flags read before the freeze (opts.early_vmflags) */
 int dump_vmflags_preread(struct dump_ctx *d);
@@ -185,6 +209,9 @@ int dump_shmem_fd(struct dump_ctx *d, int fd, uint64_t ino, const char *what);
 /* dump-mm.c: page files reserved before the freeze (RssAnon of each process) */
 void dump_prealloc_pages(struct dump_ctx *d);
 void dump_prealloc_free(struct dump_ctx *d);
+/* dump-mm.c: cut the reserved page files to their pages, after the release
+ * (a truncate is a journal transaction on ext4: not in the freeze) */
+void dump_trim_pages(struct dump_ctx *d);
 /* dump-mm.c: copy buffers for the page chunks, one per possible worker */
 void dump_bufs_alloc(struct dump_ctx *d);
 void dump_bufs_free(struct dump_ctx *d);

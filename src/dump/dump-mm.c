@@ -9,7 +9,10 @@
  * shares with its parent are left out (cow_split: Process.inherited).  Contents are copied by pool tasks of at most
  * CHUNK_BYTES each (a read of /proc/PID/mem into a buffer, pwrite at the
  * page's offset in pages-<pid>.img), so one big process is dumped by every
- * worker.
+ * worker.  A task takes whichever chunk keeps the workers apart
+ * (dump_copy_pick()): two workers on one process contend for its mm's lock and
+ * its page file's inode lock, so each goes on with its own process and
+ * only the last one is shared.
  */
 #define LOG_PREFIX "dump: "
 #include "dump/dump-internal.h"
@@ -29,12 +32,6 @@
 #include <unistd.h>
 
 #define CHUNK_BYTES (4UL << 20)
-
-struct chunk_task {
-	struct dump_ctx *d;
-	struct dproc *p;
-	uint64_t vaddr, len, file_off;
-};
 
 static Dm__VmaKind vma_kind(const struct proc_vma *v)
 {
@@ -306,6 +303,7 @@ void dump_bufs_alloc(struct dump_ctx *d)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t n = d->opts.dump_threads ? d->opts.dump_threads : (size_t)(cpus > 0 ? cpus : 1);
+	_cleanup_close_ int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 
 	if (d->prealloc_bytes)
 		n = MIN(n, (size_t)((d->prealloc_bytes + CHUNK_BYTES - 1) / CHUNK_BYTES));
@@ -316,6 +314,17 @@ void dump_bufs_alloc(struct dump_ctx *d)
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (b == MAP_FAILED)
 			break;	/* the chunks map their own */
+		/*
+		 * MAP_POPULATE fills our page tables, but this VM (a pvm guest)
+		 * shadows them, for the kernel's accesses apart from ours: the
+		 * first copy_to_user() into each page still exits to the host
+		 * (a first 4 MiB read of /proc/PID/mem into a populated buffer
+		 * took 18-68 ms, the next 1 ms; written from user space first,
+		 * the same).  So the kernel writes every page once now (a read
+		 * of /dev/zero), not the first copy in the freeze.
+		 */
+		if (zero >= 0 && pread_exact(zero, b, CHUNK_BYTES, 0) < 0)
+			dm_error_clear();	/* only a cost */
 		d->bufs[d->nbufs++] = b;
 	}
 	d->bufs_free = d->nbufs;
@@ -369,7 +378,7 @@ static void buf_put(struct dump_ctx *d, uint8_t *b, bool own)
  * the parent's copy had been read yet.  /proc/PID/mem takes references
  * without a pin, and forces unreadable protections (PROT_NONE, --x).
  */
-static int chunk_copy(struct dump_ctx *d, struct dproc *p, const struct chunk_task *c, uint8_t *buf,
+static int chunk_copy(struct dump_ctx *d, struct dproc *p, const struct dump_chunk *c, uint8_t *buf,
 		      struct dump_lap *l)
 {
 	int r = pread_exact(p->mem_fd, buf, c->len, c->vaddr);
@@ -384,22 +393,80 @@ static int chunk_copy(struct dump_ctx *d, struct dproc *p, const struct chunk_ta
 	return 0;
 }
 
-static int chunk_task(struct pool *pool, void *arg)
+/*
+ * Which process's next chunk a copy task takes, under copy_lock.  Two
+ * workers reading one process take turns at its mmap_lock's cache line for
+ * every page (/proc/PID/mem locks per page) and serialize their writes on
+ * its page file's inode lock (tmpfs and ext4 alike), so a task prefers, in
+ * this order:
+ *   1. a process nobody copies now that was begun (the one this worker
+ *      just copied a chunk of, as a rule: its file is written in order);
+ *   2. a process nobody copies now, the one with the most chunks left (the
+ *      big ones begin early, so none is left alone at the end);
+ *   3. the process with the fewest copiers, then the most chunks left: only
+ *      when every process left is being copied (the last one, or a tree of
+ *      one big process) do workers share one.
+ * Processes whose chunks are all taken leave the queue.
+ */
+struct dproc *dump_copy_pick(struct dump_ctx *d, struct dump_chunk *ret_chunk)
 {
-	struct chunk_task *c = arg;
-	struct dump_ctx *d = c->d;
+	struct dproc *best = NULL;
+	size_t best_i = 0;
+	int best_rank = -1;
+
+	for (size_t i = 0; i < d->n_copy_q; i++) {
+		struct dproc *p = d->copy_q[i];
+		size_t left = p->n_chunks - p->next_chunk;
+		int rank = p->copiers ? 0 : p->next_chunk ? 2 : 1;
+		size_t best_left = best ? best->n_chunks - best->next_chunk : 0;
+
+		if (best && (rank < best_rank ||
+			     (rank == best_rank && (p->copiers > best->copiers ||
+						    (p->copiers == best->copiers && left <= best_left)))))
+			continue;
+		best = p;
+		best_i = i;
+		best_rank = rank;
+	}
+	if (!best)
+		return NULL;
+	*ret_chunk = best->chunks[best->next_chunk++];
+	best->copiers++;
+	if (best->next_chunk == best->n_chunks)
+		d->copy_q[best_i] = d->copy_q[--d->n_copy_q];
+	return best;
+}
+
+/* One chunk, of whichever process dump_copy_pick() says: every process's mm
+ * task queues as many of these as it has chunks. */
+static int copy_task(struct pool *pool, void *arg)
+{
+	struct dump_ctx *d = arg;
+	struct dump_chunk c;
 	struct dump_lap l;
+	struct dproc *p;
 	bool own;
 
 	if (pool_failed(pool))
 		return 0;
 	dump_lap_start(&l);
+	pthread_mutex_lock(&d->copy_lock);
+	p = dump_copy_pick(d, &c);
+	bool shared = p && p->copiers > 1;
+	pthread_mutex_unlock(&d->copy_lock);
+	if (!p)
+		return dm_fail(-EPROTO, "a page copy task found no chunk left (bug)");
+	if (shared)
+		atomic_fetch_add(&d->chunks_shared, 1);
 	uint8_t *buf = buf_get(d, &own);
 	dump_lap(d, DPH_ALLOC, &l);
-	if (!buf)
-		return dm_fail(-ENOMEM, "process %d: no memory for a copy buffer", c->p->pid);
-	int r = chunk_copy(d, c->p, c, buf, &l);
-	buf_put(d, buf, own);
+	int r = buf ? chunk_copy(d, p, &c, buf, &l)
+		    : dm_fail(-ENOMEM, "process %d: no memory for a copy buffer", p->pid);
+	if (buf)
+		buf_put(d, buf, own);
+	pthread_mutex_lock(&d->copy_lock);
+	p->copiers--;
+	pthread_mutex_unlock(&d->copy_lock);
 	return r;
 }
 
@@ -527,6 +594,20 @@ static int take_prealloc(struct dump_ctx *d, pid_t pid)
 		}
 	pthread_mutex_unlock(&d->lock);
 	return fd;
+}
+
+void dump_trim_pages(struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->nprocs; i++) {
+		struct dproc *p = d->procs[i];
+		if (p->pages_fd < 0 || !p->pages_trim)
+			continue;
+		p->pages_trim = false;
+		/* only space is lost if it fails: the header bounds the pages */
+		if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + p->pages_bytes) < 0)
+			pr_warn("pages-%d.img: cannot cut the reservation to %" PRIu64 " bytes: %m",
+				p->vpid, p->pages_bytes);
+	}
 }
 
 void dump_prealloc_free(struct dump_ctx *d)
@@ -891,28 +972,59 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 	p->pages_fd = fd;
 	if (r < 0)
 		return r;
-	/* the reservation was a guess (RssAnon): cut or extend it to size */
-	if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
+	/*
+	 * The reservation was a guess (RssAnon): a short one is extended now,
+	 * a long one is cut once the tree runs again (dump_trim_pages()): on
+	 * ext4 cutting a file is a journal transaction with the orphan list,
+	 * several ms each and more when it waits for a commit (16 page files
+	 * cost 50-150 ms of frozen time here).  The header's payload_len says
+	 * where the pages end; a reader takes a longer file.
+	 */
+	struct stat st;
+	if (fstat(p->pages_fd, &st) < 0)
 		return dm_fail(neg_errno(), "%s: %m", path);
+	if ((uint64_t)st.st_size < DM_IMG_DATA_OFF + off) {
+		if (ftruncate(p->pages_fd, DM_IMG_DATA_OFF + off) < 0)
+			return dm_fail(neg_errno(), "%s: %m", path);
+	} else {
+		p->pages_trim = (uint64_t)st.st_size > DM_IMG_DATA_OFF + off;
+	}
 	dump_lap(d, DPH_ALLOC, &l);
 	snprintf(path, sizeof(path), "/proc/%d/mem", p->pid);
 	p->mem_fd = m->n_pagemap ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	if (m->n_pagemap && p->mem_fd < 0)
 		return dm_fail(neg_errno(), "process %d: %s: %m", p->pid, path);
+	struct dump_chunk *chunks = NULL;
+	size_t n_chunks = 0, chunks_cap = 0;
 	for (size_t i = 0; i < m->n_pagemap; i++) {
 		const Dm__PagemapEntry *e = m->pagemap[i];
 		uint64_t len = (uint64_t)e->nr_pages * DM_PAGE_SIZE;
 		for (uint64_t o = 0; o < len; o += CHUNK_BYTES) {
-			struct chunk_task *c = xmalloc(sizeof(*c));
-			c->d = d;
-			c->p = p;
-			c->vaddr = e->vaddr + o;
-			c->len = MIN(CHUNK_BYTES, len - o);
-			c->file_off = e->offset + o;
-			r = pool_add_full(pool, chunk_task, c, free, 0, "pages");
-			if (r < 0)
-				return r;
+			if (n_chunks == chunks_cap) {
+				chunks_cap = chunks_cap ? chunks_cap * 2 : 16;
+				chunks = xrealloc(chunks, chunks_cap * sizeof(*chunks));
+			}
+			chunks[n_chunks++] = (struct dump_chunk){ .vaddr = e->vaddr + o,
+								  .len = MIN(CHUNK_BYTES, len - o),
+								  .file_off = e->offset + o };
 		}
+	}
+	if (n_chunks) {
+		pthread_mutex_lock(&d->copy_lock);
+		p->chunks = chunks;
+		p->n_chunks = n_chunks;
+		if (d->n_copy_q == d->copy_q_cap) {
+			d->copy_q_cap = d->copy_q_cap ? d->copy_q_cap * 2 : 16;
+			d->copy_q = xrealloc(d->copy_q, d->copy_q_cap * sizeof(*d->copy_q));
+		}
+		d->copy_q[d->n_copy_q++] = p;
+		pthread_mutex_unlock(&d->copy_lock);
+	}
+	/* as many tasks as chunks: each copies one, whichever dump_copy_pick() gives */
+	for (size_t i = 0; i < n_chunks; i++) {
+		r = pool_add(pool, copy_task, d, 0, "pages");
+		if (r < 0)
+			return r;
 	}
 	dump_lap(d, DPH_POOL, &l);
 	return 0;

@@ -42,6 +42,18 @@ void dump_lap(struct dump_ctx *d, enum dump_phase ph, struct dump_lap *l)
 	*l = now;
 }
 
+static int dump_pool_new(const struct dump_ctx *d, struct pool **ret_pool)
+{
+	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
+
+	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
+	 * tasks that need no ptrace (reading fds, memory) run on worker threads
+	 * only, never on the thread that reports the error */
+	po.owner_pinned_only = getenv("DMIGRATE_TEST_POOL_WORKERS") != NULL;
+	int r = pool_create(&po, ret_pool);
+	return r < 0 ? dm_fail(r, "cannot create the dump pool: %s", strerror(-r)) : 0;
+}
+
 int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 {
 	struct dump_ctx *d;
@@ -54,6 +66,14 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 	d = xcalloc(1, sizeof(*d));
 	d->opts = *o;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->copy_lock, NULL);
+	/* the pool's first CPU window opens now: by the end of the freeze it
+	 * knows whether the host has room for a second worker (pool.h) */
+	r = dump_pool_new(d, &d->pool);
+	if (r < 0) {
+		dump_free(d);
+		return r;
+	}
 	if (o->early_vmflags) {
 		r = dump_vmflags_preread(d);
 		if (r < 0) {
@@ -530,16 +550,11 @@ static int write_tables(struct dump_ctx *d)
 
 int dump_collect(struct dump_ctx *d)
 {
-	_cleanup_pool_ struct pool *pool = NULL;
-	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
+	_cleanup_pool_ struct pool *pool = TAKE_PTR(d->pool);
 	struct dump_lap l;
 	int r;
 
 	dump_lap_start(&l);
-	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
-	 * tasks that need no ptrace (reading fds, memory) run on worker threads
-	 * only, never on the thread that reports the error */
-	po.owner_pinned_only = getenv("DMIGRATE_TEST_POOL_WORKERS") != NULL;
 
 	if (!d->img) {
 		r = image_open(d->opts.images_dir, true, &d->img);
@@ -551,9 +566,11 @@ int dump_collect(struct dump_ctx *d)
 	dump_lap(d, DPH_FDS, &l);
 	if (r < 0)
 		return r;
-	r = pool_create(&po, &pool);
-	if (r < 0)
-		return dm_fail(r, "cannot create the dump pool: %s", strerror(-r));
+	if (!pool) {
+		r = dump_pool_new(d, &pool);
+		if (r < 0)
+			return r;
+	}
 	r = pool_add(pool, main_task, d, 0, "main");
 	dump_lap(d, DPH_POOL, &l);
 	if (r >= 0)
@@ -607,6 +624,7 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 	if (action == DUMP_KILL)
 		dump_inet_release(d, true);
 	d->t_released = clock_ns();
+	dump_trim_pages(d);
 	return r;
 }
 
@@ -661,9 +679,12 @@ void dump_free(struct dump_ctx *d)
 		if (p->pidfd >= 0)
 			close(p->pidfd);
 		free(p->threads);
+		free(p->chunks);
 		free(p);
 	}
 	free(d->procs);
+	free(d->copy_q);
+	pool_free(d->pool);
 	for (size_t i = 0; i < d->nfiles; i++)
 		protobuf_c_message_free_unpacked(&d->files[i]->base, NULL);
 	free(d->files);
@@ -677,6 +698,7 @@ void dump_free(struct dump_ctx *d)
 		json_decref(d->pool_stats);
 	image_close(d->img);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->copy_lock);
 	free(d);
 }
 
@@ -776,6 +798,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "frozen_phases_cpu_ms", json_real(cpu / 1e6));
 	json_object_set_new(obj, "copy_buffers", json_integer(d->nbufs));
 	json_object_set_new(obj, "copy_buffers_late", json_integer(atomic_load(&d->bufs_late)));
+	json_object_set_new(obj, "copy_chunks_shared", json_integer(atomic_load(&d->chunks_shared)));
 	if (d->t_released) {
 		json_object_set_new(obj, "resume_ms", json_real(ns_to_ms(d->t_release, d->t_released)));
 		json_object_set_new(obj, "stopped_ms", json_real(ns_to_ms(d->t_start, d->t_released)));

@@ -63,7 +63,8 @@ struct pool {
 	unsigned n_running;
 	unsigned n_spawned; /* workers created, the owner included */
 	unsigned n_started; /* workers that reached their loop */
-	bool window_open;   /* CPU window opened since the newest worker started */
+	bool window_open;   /* CPU window opened since the newest worker started
+			     * (for the owner: since pool_create()) */
 	uint64_t next_sample_ns;
 	bool started, done, finished;
 	int err;
@@ -162,7 +163,10 @@ static void worker_started(struct pool *p)
 		.ms = ns_to_ms(p->start_ns, clock_ns()),
 		.workers = p->n_started,
 	};
-	p->window_open = false;
+	/* The owner was running before pool_run(): the window pool_create()
+	 * opened already has its load.  A new worker's is not in it yet. */
+	if (p->n_started > 1)
+		p->window_open = false;
 	pthread_cond_signal(&p->mgr_cond);
 	pr_debug("worker %u started", p->n_started - 1);
 }
@@ -369,6 +373,19 @@ int pool_create(const struct pool_opts *opts, struct pool **ret_pool)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->mgr_cond, &ca);
 	pthread_condattr_destroy(&ca);
+
+	/*
+	 * The first CPU window opens now, not at pool_run(): a caller that
+	 * makes the pool ahead of its work (the dump, before the freeze) gets
+	 * its first worker as soon as the work starts, if the host had room
+	 * meanwhile, instead of a sample period (and a thread start) later.
+	 */
+	if (!p->fixed && p->max_threads > 1) {
+		double ignored;
+		p->sensors->cpu_idle(p->sensors->ctx, &ignored);
+		p->window_open = true;
+		p->next_sample_ns = clock_ns() + p->sample_ns;
+	}
 
 	*ret_pool = p;
 	return 0;

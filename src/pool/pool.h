@@ -13,7 +13,12 @@
  * the CPU and memory sensors whether the host has room; if both say yes, and
  * unpinned tasks are waiting, and workers < max_threads, it starts one more
  * worker and repeats.  When a sensor says no it asks again every sample_ms
- * while work is queued.  The pool never shrinks before the end.
+ * while work is queued.  The pool never shrinks before the end.  The first
+ * window opens at pool_create(), not at pool_run(): the owner is running
+ * already, so its load is in that window, and a caller that creates the
+ * pool ahead of its work (the dump: before the freeze) has its first
+ * worker as soon as unpinned work is queued, if the host had room
+ * meanwhile.
  * fixed_threads = N skips the sensors and runs exactly N workers from the
  * start (N = 1 is the serial dump: no thread is created at all).
  *
@@ -58,10 +63,11 @@ typedef int (*pool_fn)(struct pool *p, void *arg);
  * ret_*, or -errno.  -EAGAIN means "no fresh measurement yet": the pool asks
  * again at the next sample.  Any other error counts as "no room".
  *
- * cpu_idle measures the window since its previous call: the manager calls it
- * once as soon as a new worker has started (the result is ignored, the call
- * opens the window) and again sample_ms later, so the new worker's load is
- * part of the answer.  The fraction is relative to the host's online CPUs.
+ * cpu_idle measures the window since its previous call: pool_create() calls
+ * it once, and the manager once as soon as a new worker has started (the
+ * result is ignored, the call opens the window), and again sample_ms later
+ * (at the earliest), so the new worker's load is part of the answer.  The
+ * fraction is relative to the host's online CPUs.
  */
 struct pool_sensors {
 	int (*cpu_idle)(void *ctx, double *ret_idle);

@@ -404,7 +404,9 @@ wait_gone "$ino"
 # there; on one worker the phases add up to no more than the frozen time, on
 # N workers to no more than N times it; the copy buffers were all made
 # before the freeze; the image directory's file system is named, and the
-# page files were written (pre-touched) before the freeze.
+# page files were written (pre-touched) before the freeze, and cut to their
+# pages after it (a reservation longer than the pages is cut only once the
+# tree runs again: the header bounds the pages, the file ends with them).
 setsid "$BUILD/bench/memhog" 2 16 >"$WORK/hog.out" 2>&1 </dev/null &
 hog=$!
 PIDS+=("$hog")
@@ -419,9 +421,15 @@ for v in "1 $WORK/st1" "2 $SHM/st2"; do
 		bad "$t" "checkpoint failed: $out"
 		continue
 	fi
-	if out=$(python3 - "$dir.json" "$n" "$(stat -f -c %T "$(dirname "$dir")")" <<'PY' 2>&1
-import json, sys
+	if out=$(python3 - "$dir.json" "$n" "$(stat -f -c %T "$(dirname "$dir")")" "$dir" <<'PY' 2>&1
+import glob, json, os, struct, sys
 j = json.load(open(sys.argv[1])); n = int(sys.argv[2]); fs = sys.argv[3]
+pages = glob.glob(os.path.join(sys.argv[4], "pages-*.img"))
+assert len(pages) == 2, pages
+for f in pages:
+    with open(f, "rb") as fh:
+        payload = struct.unpack_from("<Q", fh.read(16), 8)[0]
+    assert payload >= 16 << 20 and os.path.getsize(f) == 4096 + payload, (f, payload, os.path.getsize(f))
 names = ["pool", "proc", "parasite", "vmas", "pagemap", "cow", "alloc", "read", "write", "fds", "image"]
 ph = j["frozen_phases"]
 assert sorted(ph) == sorted(names), ph.keys()
@@ -438,6 +446,10 @@ assert abs(wall - j["frozen_phases_wall_ms"]) < 0.01, (wall, j["frozen_phases_wa
 assert j["dump_threads_max"] == n
 assert wall <= j["frozen_ms"] * n + 0.01, (wall, j["frozen_ms"], n)
 assert j["copy_buffers"] == n and j["copy_buffers_late"] == 0, j
+# chunks copied beside another worker on the same process: none with one
+# worker; with two, as many as the other worker's chunk lasts (a preempted
+# worker's chunk can last while the other copies most of the process)
+assert (j["copy_chunks_shared"] == 0) if n == 1 else (0 <= j["copy_chunks_shared"] <= ph["read"]["count"]), j
 assert 0 <= j["resume_ms"] and j["stopped_ms"] >= j["freeze_ms"] + j["frozen_ms"], j
 assert (j["images_fs"] == "tmpfs") == (fs == "tmpfs"), (j["images_fs"], fs)
 assert j["prealloc_pretouch"] is True, j

@@ -275,6 +275,57 @@ static void test_rechecks_after_no(void **state)
 	fake_destroy(&f);
 }
 
+/*
+ * The first CPU window opens at pool_create(): a pool made ahead of its work
+ * (the dump makes it before the freeze) adds its first worker as soon as it
+ * runs, not a sample period later.  With sample_ms 1000 and the pool
+ * created 1.1 s before pool_run(), the second worker must start well
+ * within the first period (a window opened at pool_run() would make it wait
+ * 1000 ms at least); a second pool run at once after its creation still
+ * waits its first period.
+ */
+static void test_window_opens_at_create(void **state)
+{
+	struct fake_sensors f;
+	struct gate g;
+	struct pool *p;
+	struct pool_stats st;
+
+	fake_init(&f, 1.0, 1.0);
+	gate_init(&g, 2);
+	struct pool_opts o = { .max_threads = 2, .sensors = &f.ops, .sample_ms = 1000 };
+	assert_int_equal(pool_create(&o, &p), 0);
+	/* the opening call, made by pool_create() */
+	assert_int_equal(f.cpu_calls, 1);
+	usleep(1100 * 1000);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 2);
+	assert_true(gate_threads_distinct(&g));
+	assert_int_equal(st.n_timeline, 2);
+	assert_true(st.timeline[1].ms < 500);
+	/* asked once at once: no second opening at pool_run() */
+	assert_int_equal(f.cpu_calls, 2);
+	pool_free(p);
+	gate_destroy(&g);
+
+	/* made and run at once: the first period is waited for */
+	gate_init(&g, 2);
+	o.sample_ms = 300;
+	assert_int_equal(pool_create(&o, &p), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 2);
+	assert_true(st.timeline[1].ms >= 250);
+	pool_free(p);
+	gate_destroy(&g);
+	fake_destroy(&f);
+}
+
 static void test_fixed_threads(void **state)
 {
 	for (unsigned n = 1; n <= 3; n++) {
@@ -811,6 +862,7 @@ int main(void)
 		cmocka_unit_test(test_low_memory_never_grows),
 		cmocka_unit_test(test_idle_grows_to_max),
 		cmocka_unit_test(test_rechecks_after_no),
+		cmocka_unit_test(test_window_opens_at_create),
 		cmocka_unit_test(test_fixed_threads),
 		cmocka_unit_test(test_pinned_run_on_owner),
 		cmocka_unit_test(test_task_tree),
