@@ -332,8 +332,14 @@ tree_states() {	# H
 }
 b_empty() { [[ -z $(tree_procs b) ]]; }
 
-# pid (here) of the `dmigrate migrate` of the workload running in host a
-migrate_pid() { pgrep -f "^$DM migrate pid:$WL_NS " | head -n 1 | grep .; }
+# pid (here) of the `dmigrate migrate` of the workload running in host a: in
+# host a's pid namespace (host pids start at 10000, as the machine's may: a
+# migration of another run, e.g. the zdtm programs', may name the same number)
+migrate_pid() {
+	local init
+	init=$("$DM" testhost pid --prefix "$PREFIX" a) || return 1
+	pgrep --ns "$init" --nslist pid -f "^$DM migrate pid:$WL_NS " | head -n 1 | grep .
+}
 
 has_lines() { (($(wc -l <"$WL_LOG") >= $1)); }
 
@@ -1102,7 +1108,8 @@ test_restore_lazy_sigint() {
 		"$DM" restore --images "$img" --lazy >"$WORK/restore.out" 2>&1 &
 	rpid=$!
 	if ! wait_until 30 test -e "$marks/restore-lazy-serving" ||
-		! rpid=$(pgrep -f "^$DM restore --images $img" | head -n 1 | grep .); then
+		! rpid=$(pgrep --ns "$("$DM" testhost pid --prefix "$PREFIX" a)" --nslist pid -f "^$DM restore --images $img" |
+			head -n 1 | grep .); then
 		wait
 		result FAIL "$t" "never reached the test point: $(tail -n 1 "$WORK/restore.out")"
 		stop_workload
