@@ -181,26 +181,29 @@ if ((rc != 0 && fz_fail == 0)); then
 	failed=$((failed + 1))
 fi
 
-# e2e in three runners at once, each with test hosts of its own (prefixes
-# P, Pf, Pz; nothing else is shared): rollback/ and safety/ (a migration
+# e2e in four runners at once, each with test hosts of its own (prefixes
+# P, Pf, Pz, Py; nothing else is shared): rollback/ and safety/ (a migration
 # paused at each phase, then a kill or a cut link), the zdtm programs'
-# migrations (zdtm/), and every other group.  Most of their time is waiting
+# migrations (zdtm/) in post-copy, and in the three other modes (together the
+# e2e runner's MODES), and every other group.  Much of their time is waiting
 # (pauses, timeouts the cases expect, the programs' own sleeps).
 section "e2e"
 E2E_PFX=${DM_E2E_PREFIX:-dme2e}
-E2E_PFX=${E2E_PFX:0:9}	# one letter more for the two others (testhost: 10 at most)
-e2e_parts=("others:$E2E_PFX:--no-zdtm --no-rollback --no-safety"
-	"faults:${E2E_PFX}f:--no-zdtm --no-others"
-	"zdtm:${E2E_PFX}z:--no-others --no-rollback --no-safety")
+E2E_PFX=${E2E_PFX:0:9}	# one letter more for the others (testhost: 10 at most)
+e2e_parts=(others faults zdtm-post-copy zdtm-others)
 e2e_pids=()
-for p in "${e2e_parts[@]}"; do
-	IFS=: read -r name pfx args <<<"$p"
-	# shellcheck disable=SC2086
-	DM_E2E_PREFIX=$pfx "$REPO/tests/e2e/run.sh" --build "$BUILD" $args >"$BUILD.e2e-$name.log" 2>&1 &
+for name in "${e2e_parts[@]}"; do
+	case $name in
+	others) pfx=$E2E_PFX args=(--no-zdtm --no-rollback --no-safety) ;;
+	faults) pfx=${E2E_PFX}f args=(--no-zdtm --no-others) ;;
+	zdtm-post-copy) pfx=${E2E_PFX}z args=(--no-others --no-rollback --no-safety --modes post-copy) ;;
+	zdtm-others) pfx=${E2E_PFX}y args=(--no-others --no-rollback --no-safety --modes "stop-and-copy pre-copy hybrid") ;;
+	esac
+	DM_E2E_PREFIX=$pfx "$REPO/tests/e2e/run.sh" --build "$BUILD" "${args[@]}" >"$BUILD.e2e-$name.log" 2>&1 &
 	e2e_pids+=($!)
 done
 for i in "${!e2e_parts[@]}"; do
-	name=${e2e_parts[i]%%:*}
+	name=${e2e_parts[i]}
 	wait "${e2e_pids[i]}"
 	rc=$?
 	out=$(<"$BUILD.e2e-$name.log")

@@ -10,7 +10,8 @@
 #
 # --no-rollback, --no-safety, --no-zdtm, --no-others leave out the groups
 # rollback/, safety/, zdtm/ and all the others: runners with their own test
-# hosts (DM_E2E_PREFIX) can share the groups out (tests/run.sh runs three).
+# hosts (DM_E2E_PREFIX) can share the groups out (tests/run.sh runs four:
+# the zdtm/ cases in two, by --modes).
 #
 # --bin-dir DIR: the installed dmigrate and dmigrated of DIR (e.g. /usr/sbin
 # after installing the package) instead of a build's; --build is still read
@@ -104,7 +105,7 @@ REPO=$(cd "$E2E_DIR/../.." && pwd)
 BUILD=
 FILTER=
 ZFILTER=
-MODES="post-copy stop-and-copy pre-copy hybrid"
+MODES="post-copy stop-and-copy pre-copy hybrid"	# tests/run.sh shares these out to two zdtm runners
 ZDTM=1
 ZDTM_ALL=0
 ROLLBACK=1
