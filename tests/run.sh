@@ -94,18 +94,18 @@ run_units "$BUILD" ""
 # zdtm): those leave a core idle much of the time.  Their sections wait for
 # them; how long is printed.
 BG_LOG=$BUILD.bg-builds.log
-bg_builds() {	# their output to $BG_LOG, one status line each to $BG_LOG.status
+bg_builds() {	# their output to $BG_LOG, one status line each to $BUILD.bg-builds.status.log
 	local rc=0
 	if ((QUICK == 0)); then
 		build "$ASAN_BUILD" -Db_sanitize=address,undefined -Db_lundef=false || rc=1
-		echo "asan build: $rc" >>"$BG_LOG.status"
+		echo "asan build: $rc" >>"$BUILD.bg-builds.status.log"
 	fi
 	# the fuzz step reports a failure here (it builds again and says why)
 	DM_BUILD=$BUILD "$REPO/tests/fuzz/build.sh" --build-only
-	echo "fuzz build: $?" >>"$BG_LOG.status"
+	echo "fuzz build: $?" >>"$BUILD.bg-builds.status.log"
 	return $rc
 }
-: >"$BG_LOG.status"
+: >"$BUILD.bg-builds.status.log"
 (renice -n 19 -p $BASHPID >/dev/null; bg_builds) >"$BG_LOG" 2>&1 &
 BG_PID=$! BG_RC=0
 bg_wait() {	# wait for the background builds (once), say how long
@@ -114,7 +114,7 @@ bg_wait() {	# wait for the background builds (once), say how long
 	wait "$BG_PID"
 	BG_RC=$?
 	BG_PID=
-	note "# waited $((SECONDS - t0)) s for the background builds ($(tr '\n' ' ' <"$BG_LOG.status" | sed 's/ $//'))"
+	note "# waited $((SECONDS - t0)) s for the background builds ($(tr '\n' ' ' <"$BUILD.bg-builds.status.log" | sed 's/ $//'))"
 }
 
 section "install"
