@@ -9,6 +9,7 @@
 #
 #   bench/runc-bench.sh [--build DIR] [--runs N] [--workloads LIST]
 #                       [--variants LIST] [--mb MIB] [--state fresh|warm|as-is]
+#                       [--redis-dict rehashing|at-rest]
 #                       [--criu PATH] [--out FILE] [--keep]
 #
 # Test hosts: `dmigrate testhost up --tbf` (docs/net.md): each host its own
@@ -20,8 +21,18 @@
 #
 # Workloads (tests/containers/mkbundle.sh bundles; a fresh container in
 # host a, its veth on a's bridge, for every run and method):
-#   redis      --mb MiB of keys (default 1024: DEBUG POPULATE of MIB*1024
-#              keys of 1 KiB values)
+#   redis      --mb MiB of keys (default 1024: DEBUG POPULATE of 1 KiB
+#              values); --redis-dict says in what state its main hash
+#              table is while it moves:
+#                rehashing (default): as many keys as the power of two
+#                  nearest MIB*1024 (1048576 for 1024), so the client's
+#                  first new key doubles the table and redis moves its
+#                  entries to the new one for about a minute, through the
+#                  migration: every cron tick (10 a second) and every
+#                  command move entries, which touches pages all over the
+#                  heap (the hard case of a post-copy);
+#                at-rest: 15/16 of that, so the table has room for the
+#                  client's keys and nothing is rehashed
 #   memcached  --mb MiB of data (MIB*1024 keys of 1 KiB, its cache sized
 #              to hold them)
 #   nginx      a master and two workers serving /srv
@@ -85,6 +96,7 @@ RUNS=3
 WORKLOADS="redis memcached nginx"
 VARIANTS="dmigrate criu-lazy bare"
 MB=1024
+REDIS_DICT=rehashing
 STATE=as-is
 OUT=
 CRIU=/opt/criu-baseline/bin/criu
@@ -97,6 +109,7 @@ while (($#)); do
 	--workloads) WORKLOADS=$2; shift ;;
 	--variants) VARIANTS=$2; shift ;;
 	--mb) MB=$2; shift ;;
+	--redis-dict) REDIS_DICT=$2; shift ;;
 	--state) STATE=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--criu) CRIU=$2; shift ;;
@@ -111,6 +124,7 @@ BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "runc-bench: no build dir (--b
 DM=$BUILD/dmigrate
 [[ -x $DM ]] || { echo "runc-bench: no dmigrate in $BUILD (--build DIR)" >&2; exit 2; }
 ((EUID == 0)) || { echo "runc-bench: needs root" >&2; exit 2; }
+[[ $REDIS_DICT == @(rehashing|at-rest) ]] || { echo "runc-bench: --redis-dict rehashing|at-rest" >&2; exit 2; }
 [[ $STATE == @(fresh|warm|as-is) ]] || { echo "runc-bench: --state fresh|warm|as-is" >&2; exit 2; }
 [[ $MB =~ ^[1-9][0-9]*$ && $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "runc-bench: --mb and --runs are positive numbers" >&2; exit 2; }
 for w in $WORKLOADS; do
@@ -283,13 +297,18 @@ say "hosts and bundles ready in $((SECONDS - t0)) s; link: tbf 1gbit ($LINK_A <-
 
 declare -A RSS_MB
 # the keys each workload is loaded with (wl_start runs in $(...))
-declare -A LOADED=([redis]=$((MB * 1024)) [memcached]=$((MB * 1024)) [nginx]=0)
+# redis: the power of two nearest MB*1024 keys (its table full: the next
+# key doubles it), or 15/16 of it (room for the client's keys)
+REDIS_KEYS=1
+while ((REDIS_KEYS * 3 / 2 < MB * 1024)); do REDIS_KEYS=$((REDIS_KEYS * 2)); done
+[[ $REDIS_DICT == at-rest ]] && REDIS_KEYS=$((REDIS_KEYS / 16 * 15))
+declare -A LOADED=([redis]=$REDIS_KEYS [memcached]=$((MB * 1024)) [nginx]=0)
 # wl_start WORKLOAD ID: the container in host a, answering, filled
 wl_start() {
 	local w=$1 id=$2 n=${N_OF[$1]} out k
 	out=$(ctr_start a "$id" "${BUNDLE[$w]}" "$n" /dev/null) || { echo "$out"; return 1; }
 	out=$(ctr_ask "$w" "$(ctr_addr "$n")" ctr_client) || { echo "no answer: $out"; return 1; }
-	k=$((MB * 1024))
+	k=${LOADED[$w]}
 	case $w in
 	redis)
 		out=$(ctr_client redis-cli -h "$(ctr_addr "$n")" DEBUG POPULATE "$k" key 1024 2>&1)
@@ -547,10 +566,10 @@ one_run() {
 	line=$(jq -cn --arg w "$w" --arg v "$v" --argjson r "$r" --argjson ok "$ok" --arg err "$err" \
 		--argjson gap "${gap:-null}" --argjson total "$V_TOTAL_MS" --argjson method "$V_DETAIL" \
 		--argjson measure "$measure" --argjson rss "${rss:-null}" --arg state "$STATE" \
-		--argjson before "$before" --argjson after "$after" --argjson mb "$MB" \
+		--argjson before "$before" --argjson after "$after" --argjson mb "$MB" --arg dict "$([[ $w == redis ]] && echo "$REDIS_DICT")" \
 		'{bench: "runc", workload: $w, variant: $v, run: $r, ok: $ok, gap_ms: $gap,
 		  downtime_ms: ($method.downtime_ms // null), total_ms: $total, state: $state, mb: $mb,
-		  rss_mib: $rss, keys_before: $before, keys_after: $after, method: $method, client: $measure}
+		  redis_dict: (if $dict == "" then null else $dict end), rss_mib: $rss, keys_before: $before, keys_after: $after, method: $method, client: $measure}
 		 + (if $err != "" then {error: $err} else {} end)')
 	emit "$line"
 	echo "$line" >>"$RESULTS"
@@ -569,7 +588,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 
-say "memory state: $STATE; runs: $RUNS; --mb $MB; link: tbf 1gbit"
+say "memory state: $STATE; runs: $RUNS; --mb $MB; link: tbf 1gbit$([[ " $WORKLOADS " == *" redis "* ]] && echo "; redis: $REDIS_KEYS keys, its dict $REDIS_DICT")"
 say "medians of the runs that succeeded (ms); gap: largest gap the client saw; down: the engine's own"
 jq -rs '
 	def med: sort | if length == 0 then null else .[length / 2 | floor] end;

@@ -99,7 +99,7 @@ struct runc_started {
 	size_t n_shm_rmid;
 	/* how long each step of the put-back took (ms; the stats' "container") */
 	struct runc_job *job;   /* runc_restore_put_back_async()'s thread */
-	/* the network runc_restore_prepare() made (net_key(): the record's
+	/* the network runc_restore_prepare() made (runc_net_key(): the record's
 	 * interfaces and routes, packed), our ends not attached yet */
 	uint8_t *net_made;
 	size_t net_made_len;

@@ -351,7 +351,10 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 		Dm__PagemapEntry *e = m->pagemap[i];
 		uint64_t a = e->vaddr, end = e->vaddr + (uint64_t)e->nr_pages * DM_PAGE_SIZE;
 		if (!entry_in_anon_vma(m, e)) {
-			push_entry(d, e, a, end, true, &out, &n, &cap);
+			/* eager all, but what the destination holds already
+			 * unchanged (a pre-copy round's copy, or post-copy's
+			 * eager pages sent before the freeze) */
+			push_eager(d, p, e, a, end, &out, &n, &cap);
 		} else {
 			/* entries never cross a VMA; eager ranges are few */
 			for (size_t k = 0; k < eg.n && a < end; k++) {
@@ -715,6 +718,10 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "vmas", json_integer(vmas));
 	json_object_set_new(obj, "pages", json_integer(pages));
 	json_object_set_new(obj, "bytes", json_integer(pages * DM_PAGE_SIZE));
+	/* eager pages the destination holds unchanged (a pre-copy round's, or
+	 * sent before the freeze): written there from its store, not in `pages` */
+	if (d->opts.page_at_dest)
+		json_object_set_new(obj, "pages_at_destination", json_integer((json_int_t)d->eager_at_dest));
 	json_object_set_new(obj, "lazy", json_boolean(d->opts.lazy || d->opts.lazy_remote));
 	if (d->opts.defer_pagemap)
 		json_object_set_new(obj, "pages_deferred", json_integer(atomic_load(&d->deferred_pages)));

@@ -53,6 +53,7 @@ struct dirty_proc {
 	int pagemap;    /* /proc/PID/pagemap */
 	int uffd;       /* ours; -1 once detached or if untracked */
 	uint64_t (*ranges)[2];
+	bool *file;     /* per range: a private file mapping's */
 	size_t nranges;
 	struct pageset clean;
 };
@@ -84,7 +85,10 @@ struct pageset *mem_dirty_clean(struct mem_dirty *d, uint32_t space)
 
 static bool trackable(const struct proc_vma *v)
 {
-	if (v->shared || !(v->prot & PROT_WRITE))
+	/* a private file mapping read-only now may hold copied pages (its
+	 * relocations, RELRO) and be made writable again: its copies are
+	 * eager pages all the same */
+	if (v->shared || !(v->prot & (v->kind == PROC_VMA_FILE ? PROT_READ | PROT_WRITE : PROT_WRITE)))
 		return false;
 	if (v->has_vmflags && (v->vmflags & (PROC_VMF_HT | PROC_VMF_PF | PROC_VMF_IO)))
 		return false;
@@ -161,8 +165,10 @@ static int attach(struct dirty_proc *p)
 			continue;
 		}
 		p->ranges = xrealloc(p->ranges, (p->nranges + 1) * sizeof(*p->ranges));
+		p->file = xrealloc(p->file, (p->nranges + 1) * sizeof(*p->file));
 		p->ranges[p->nranges][0] = v->start;
 		p->ranges[p->nranges][1] = v->end;
+		p->file[p->nranges] = v->kind == PROC_VMA_FILE;
 		p->nranges++;
 	}
 	{
@@ -263,9 +269,17 @@ static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
 		pageset_clear(&p->clean, a);
 }
 
-static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, bool reprotect,
+/* What a scan reports: the pages written since the last reprotecting scan
+ * (and reprotects them: SCAN_REPROTECT), or every private page there is. */
+enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4 };
+
+static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned how,
 		    struct page_region **vec, size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
 {
+	/* written: anonymous (a private file mapping's copies too), not the
+	 * zero page, and written; else the same but written or not */
+	uint64_t written = how & SCAN_WRITTEN ? PAGE_IS_WRITTEN : 0;
+
 	while (start < end) {
 		if (*cap < 4096) {
 			*cap = 4096;
@@ -273,19 +287,19 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, bool rep
 		}
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
-			.flags = (reprotect ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
+			.flags = (how & SCAN_REPROTECT ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
 			.start = start,
 			.end = end,
 			.vec = (uint64_t)*vec,
 			.vec_len = *cap,
 			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_mask = PAGE_IS_WRITTEN | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_mask = written | PAGE_IS_FILE | PAGE_IS_PFNZERO,
 			/* entries that hold a page: a hole is never protected, so
 			 * no marker is left there (the dump would read a marker as a
 			 * swapped page); a write fills it with a new, unprotected
 			 * page, which the next scan reports */
 			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_WRITTEN,
+			.return_mask = written ? written : PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		};
 		long n = ioctl(p->pagemap, PAGEMAP_SCAN, &a);
 		if (n < 0)
@@ -304,7 +318,7 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, bool rep
 	return 0;
 }
 
-int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+static int scan(struct mem_dirty *d, unsigned how, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
 {
 	_cleanup_free_ struct page_region *vec = NULL;
 	size_t cap = 0;
@@ -315,7 +329,9 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
 		if (p->uffd < 0)
 			continue;
 		for (size_t k = 0; k < p->nranges; k++) {
-			int r = scan_one(p, p->ranges[k][0], p->ranges[k][1], reprotect, &vec, &cap, cb, arg, &pages);
+			if ((how & SCAN_FILES) && !p->file[k])
+				continue;
+			int r = scan_one(p, p->ranges[k][0], p->ranges[k][1], how, &vec, &cap, cb, arg, &pages);
 			if (r == -EPERM || r == -EINVAL) {
 				/* the area changed under us (munmap + mmap): per current area */
 				struct proc_vma_list vl = {};
@@ -328,7 +344,7 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
 					uint64_t e = MIN(vl.vmas[v].end, p->ranges[k][1]);
 					if (s >= e)
 						continue;
-					r = scan_one(p, s, e, reprotect, &vec, &cap, cb, arg, &pages);
+					r = scan_one(p, s, e, how, &vec, &cap, cb, arg, &pages);
 					if (r == -EPERM || r == -EINVAL)
 						forget(p, s, e);
 					else if (r < 0) {
@@ -348,6 +364,16 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
 	if (ret_pages)
 		*ret_pages = pages;
 	return 0;
+}
+
+int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+{
+	return scan(d, SCAN_WRITTEN | (reprotect ? SCAN_REPROTECT : 0), cb, arg, ret_pages);
+}
+
+int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+{
+	return scan(d, SCAN_FILES | (written ? SCAN_WRITTEN : 0), cb, arg, ret_pages);
 }
 
 void mem_dirty_detach(struct mem_dirty *d)
@@ -371,6 +397,7 @@ void mem_dirty_free(struct mem_dirty *d)
 		if (p->pagemap >= 0)
 			close(p->pagemap);
 		free(p->ranges);
+		free(p->file);
 		pageset_done(&p->clean);
 	}
 	free(d->p);

@@ -122,7 +122,8 @@ struct pageset {
 	_Atomic uint64_t count;     /* bits set */
 };
 
-/* Regions from the pagemap entries of p (lazy ones only if lazy_only), one per entry. */
+/* Regions from the pagemap entries of p (lazy_only: those the page server
+ * serves, lazy and not `now`), one per entry. */
 int pageset_from_pagemap(struct pageset *s, const Dm__Process *p, bool lazy_only);
 /* Same regions, no bit set. */
 void pageset_clone_empty(struct pageset *dst, const struct pageset *src);
@@ -368,6 +369,11 @@ int mem_dirty_new(pid_t root, struct mem_dirty **ret);
  * The last scan of a frozen tree needs no reprotect (cheaper). */
 typedef int (*mem_dirty_cb)(void *arg, uint32_t space, pid_t host_pid, uint64_t addr, uint64_t npages);
 int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
+/* The same over the private file mappings only (the pages a dump keeps
+ * eager): with written, those written since the last reprotecting scan
+ * (nothing is reprotected); else every page copied from the file (written
+ * once, relocated...), written since or not. */
+int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
 /* The processes tracked: space, host pid, /proc/PID/mem (for reading). */
 size_t mem_dirty_count(const struct mem_dirty *d);
 void mem_dirty_proc(const struct mem_dirty *d, size_t i, uint32_t *ret_space, pid_t *ret_pid, int *ret_memfd);

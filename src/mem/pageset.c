@@ -49,7 +49,9 @@ int pageset_from_pagemap(struct pageset *s, const Dm__Process *p, bool lazy_only
 	memset(s, 0, sizeof(*s));
 	for (size_t i = 0; i < p->n_pagemap; i++) {
 		const Dm__PagemapEntry *e = p->pagemap[i];
-		if (lazy_only && !(e->has_lazy && e->lazy))
+		/* `now`: written from the page source before the task runs
+		 * (the destination held them): never faulted, never pushed */
+		if (lazy_only && (!(e->has_lazy && e->lazy) || (e->has_now && e->now)))
 			continue;
 		if (!PAGE_ALIGNED(e->vaddr) || e->nr_pages == 0 || e->vaddr >= MEM_ADDR_LIMIT ||
 		    e->nr_pages > (MEM_ADDR_LIMIT - e->vaddr) / DM_PAGE_SIZE || e->vaddr < prev_end) {

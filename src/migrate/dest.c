@@ -55,6 +55,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+/* The eager pages a post-copy's source may send before its freeze, at most. */
+#define EAGER_STORE_MAX (256ULL << 20)
 #define LAZY_FEATURES \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
 
@@ -67,6 +69,9 @@ struct dsess {
 	uint8_t session[NET_SESSION_LEN];
 	char hex[NET_SESSION_HEX_LEN];
 	enum mig_mode mode;
+	/* post-copy: the source's eager pages arrive before the freeze, into
+	 * the store (MigStart.eager_store) */
+	bool eager_store;
 	char *dir;                 /* incoming image dir */
 	struct mem_store *store;
 	struct mem_netsrc *netsrc;
@@ -447,6 +452,8 @@ static int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	/* the source chases pointers around a faulting byte: our uffds report it */
 	s->fault_exact = st->has_fault_exact && st->fault_exact && mem_uffd_has(UFFD_FEATURE_EXACT_ADDRESS);
+	s->eager_store = s->mode == MIG_POST_COPY && st->has_eager_store && st->eager_store && st->has_store_bytes &&
+			 st->store_bytes >= DM_PAGE_SIZE && st->store_bytes <= EAGER_STORE_MAX;
 	if (st->target && strlen(st->target) < 32)
 		s->target = xstrdup(st->target);
 	if (st->rootfs_mode) {
@@ -581,6 +588,11 @@ static int handle_start(struct dsess *s)
 			r = mem_store_new(want, &s->store);
 			if (r < 0)
 				goto out;
+		} else if (s->eager_store) {
+			/* within the tree's memory, reserved above */
+			r = mem_store_new(st->store_bytes, &s->store);
+			if (r < 0)
+				goto out;
 		}
 	}
 	s->dir = xasprintf("%s/%s", base, s->hex);
@@ -667,6 +679,7 @@ static int handle_start(struct dsess *s)
 		/* post-copy: the push may come before the resume (netsrc holds it) */
 		acc.has_early_push = acc.early_push = s->mode == MIG_POST_COPY;
 		acc.has_ready_later = acc.ready_later = ready_later;
+		acc.has_eager_store = acc.eager_store = s->eager_store;
 		if (s->n_vol)
 			acc.has_docker_volume_trees = acc.docker_volume_trees = true;
 		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);
@@ -1170,6 +1183,12 @@ static int do_restore(struct dsess *s)
 	if (store_mode(s->mode)) {
 		lo.ops.request = NULL;    /* nothing is asked of the source after the resume */
 		lo.ops.local_done = NULL; /* the store goes as a whole right after */
+	}
+	if (s->eager_store) {
+		/* it holds eager pages only, which the restore reads (lazy_fetch):
+		 * a fault never finds one there */
+		lo.ops.local = NULL;
+		lo.ops.local_done = NULL;
 	}
 	s->t_restore = clock_ns();
 	r = mem_lazy_new(&lo, &s->lazy);
@@ -1809,7 +1828,7 @@ static int ph_memory_before(struct dsess *s)
 	 * when the state arrives; a dirtied page dropped before its old copy
 	 * landed would come back, a page read while it lands would be torn.
 	 */
-	if (store_mode(s->mode) || s->mode == MIG_HYBRID) {
+	if (store_mode(s->mode) || s->mode == MIG_HYBRID || s->eager_store) {
 		/* as long as memory keeps coming: the watchdog ends a silence */
 		mig_watchdog_arm_silent(&s->wd, "the memory before the restore", peer_timeout_ms(s));
 		while ((r = mem_netsrc_wait_store_end(s->netsrc, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
@@ -1822,7 +1841,7 @@ static int ph_memory_before(struct dsess *s)
 	 * after the resume; their old copies must not be installed.  (In
 	 * pre-copy the final push has overwritten them already.) */
 	uint64_t dirty_pages = 0;
-	if (s->store && s->mode == MIG_HYBRID)
+	if (s->store && (s->mode == MIG_HYBRID || s->eager_store))
 		for (size_t i = 0; i < s->n_dirty; i++) {
 			const struct mig_wire_range *d = &s->dirty[i];
 			dirty_pages += d->npages;

@@ -47,6 +47,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+/* The eager pages sent before the freeze at most (MigStart.store_bytes). */
+#define PRESEND_MAX_PAGES (16384u)
+
 struct src {
 	const struct mig_source_opts *o;
 	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
@@ -96,6 +99,11 @@ struct src {
 	uint64_t hot_pages;
 	uint64_t hot_max;        /* pages of it pushed first at most ($DMIGRATE_HOT_MAX_MB) */
 	bool hot_tried;
+	/* post-copy: the pages the dump would send in the freeze (private file
+	 * mappings' copies) went before it, into the destination's store */
+	bool eager_store;        /* asked in START and taken in ACCEPT */
+	uint64_t presend_pages, presend_written;
+	double presend_ms;
 	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
 	bool ready_later;        /* ACCEPT: READY follows when its container runs */
 	uint64_t t_ready;
@@ -508,29 +516,51 @@ static int send_image(struct src *s, uint32_t layers_here)
 
 /* ---- pre-copy ---------------------------------------------------------- */
 
+/* presend: a process's /proc/PID/pagemap, and its parent's when the parent
+ * is in the tree (a fork shares its copied pages with it until written) */
+struct presend_proc {
+	uint32_t space;
+	int pagemap, parent_pagemap;
+};
+
 struct round_ctx {
 	struct src *s;
+	struct presend_proc *pp; /* presend: per tracked process */
+	size_t npp;
 	uint8_t *buf;
 	uint64_t sent;
 	bool until_ready;   /* hybrid pass of a Docker container: it ends with READY */
 	bool cut;           /* it did: the rest goes after the resume */
 };
 
+/* The tracker whose clean sets say which pages the destination holds
+ * unchanged: the pre-copy rounds', or post-copy's (the eager pages sent
+ * before the freeze); NULL: none. */
+static struct mem_dirty *tracked(const struct src *s)
+{
+	return s->dirty ? s->dirty : s->presend_pages ? s->hot : NULL;
+}
+
+static int tracked_memfd(struct mem_dirty *d, uint32_t space)
+{
+	for (size_t i = 0; i < mem_dirty_count(d); i++) {
+		uint32_t sp;
+		pid_t p;
+		int fd;
+		mem_dirty_proc(d, i, &sp, &p, &fd);
+		if (sp == space)
+			return fd;
+	}
+	return -1;
+}
+
 static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
 {
 	struct round_ctx *rc = arg;
 	struct src *s = rc->s;
 	struct pageset *clean = mem_dirty_clean(s->dirty, space);
-	int memfd = -1;
+	int memfd = tracked_memfd(s->dirty, space);
 
-	for (size_t i = 0; i < mem_dirty_count(s->dirty); i++) {
-		uint32_t sp;
-		pid_t p;
-		int fd;
-		mem_dirty_proc(s->dirty, i, &sp, &p, &fd);
-		if (sp == space)
-			memfd = fd;
-	}
 	for (uint64_t k = 0; k < npages; k += MEM_FRAME_PAGES_MAX) {
 		uint32_t n = (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
 		uint64_t a = addr + k * DM_PAGE_SIZE;
@@ -563,7 +593,7 @@ static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_
 static int final_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
 {
 	struct src *s = arg;
-	struct pageset *clean = mem_dirty_clean(s->dirty, space);
+	struct pageset *clean = mem_dirty_clean(tracked(s), space);
 	(void)pid;
 	if (clean)
 		for (uint64_t k = 0; k < npages; k++)
@@ -872,6 +902,11 @@ static json_t *build_stats(struct src *s, int err)
 					      s->hot_track_ms, "scan_ms", s->hot_scan_ms, "pages",
 					      (json_int_t)s->hot_pages, "given", (json_int_t)ss.hot_given, "pushed_first",
 					      (json_int_t)ss.pages_hot));
+	if (s->eager_store)
+		/* the eager pages sent before the freeze, and those written after */
+		json_object_set_new(j, "eager_presend",
+				    json_pack("{s:I,s:I,s:f}", "pages", (json_int_t)s->presend_pages, "written_after",
+					      (json_int_t)s->presend_written, "ms", s->presend_ms));
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
 	if (s->egress.ifname[0])
 		json_object_set_new(j, "link_queue",
@@ -1113,24 +1148,37 @@ static uint64_t hot_max_pages(void)
 }
 
 /*
- * prepare (post-copy of a container, or DMIGRATE_HOT_PUSH=1), once START is
- * sent: the pages the tree writes from now to the freeze are tracked (uffd-wp async, as the
- * pre-copy rounds: mem/dirty.c); after the resume they are pushed first.
- * A container's preparation (its launch at the destination) lasts long
- * enough that what the tree wrote in it is what it touches right after
+ * prepare (post-copy; DMIGRATE_HOT_PUSH=0: off), once START is sent: the
+ * pages the tree writes from now to the freeze are tracked (uffd-wp async,
+ * as the pre-copy rounds: mem/dirty.c); after the resume they are pushed
+ * first.  A container's preparation (its launch at the destination) lasts
+ * long enough that what the tree wrote in it is what it touches right after
  * the resume: without this, each of those pages is a fault, a round trip
  * in series, and the service answers its first requests only after them.
  * Only an order: every page is still read from the frozen tree after the
- * freeze.  A tree that cannot be tracked (its own userfaultfd...) migrates
- * as before.
+ * freeze.  The tracking is also what lets the eager pages go before the
+ * freeze (presend()).  A tree that cannot be tracked (its own
+ * userfaultfd...) migrates as before.
  */
-static void hot_track(struct src *s)
+static bool hot_wanted(const struct src *s)
 {
 	const char *e = getenv("DMIGRATE_HOT_PUSH");
-	bool want = s->o->mode == MIG_POST_COPY && (s->o->container_id || s->o->docker_inspect);
-	if (e && *e)
-		want = s->o->mode == MIG_POST_COPY && strcmp(e, "0") != 0;
-	if (!want)
+	if (s->o->mode != MIG_POST_COPY)
+		return false;
+	return !(e && strcmp(e, "0") == 0);
+}
+
+/* The eager pages sent before the freeze (post-copy, where the writes are
+ * tracked; DMIGRATE_EAGER_PRESEND=0: in the freeze, as before). */
+static bool presend_wanted(const struct src *s)
+{
+	const char *e = getenv("DMIGRATE_EAGER_PRESEND");
+	return hot_wanted(s) && !(e && strcmp(e, "0") == 0);
+}
+
+static void hot_track(struct src *s)
+{
+	if (!hot_wanted(s))
 		return;
 	s->hot_tried = true;
 	s->hot_max = hot_max_pages();
@@ -1193,6 +1241,12 @@ static int ph_connect(struct src *s)
 		/* a Docker container: it may start there while we prepare */
 		m.has_ready_later = m.ready_later = o->docker_inspect != NULL &&
 						    !getenv("DMIGRATE_TEST_READY_AT_ACCEPT");
+		/* post-copy: the eager pages go before the freeze, into a store */
+		if (presend_wanted(s)) {
+			m.has_eager_store = m.eager_store = true;
+			m.has_store_bytes = true;
+			m.store_bytes = (uint64_t)PRESEND_MAX_PAGES * DM_PAGE_SIZE;
+		}
 		/* for the destination's checks before the freeze */
 		m.has_xcr0 = true;
 		m.xcr0 = host_xcr0() | forged_xfeatures();
@@ -1270,6 +1324,7 @@ static int ph_connect(struct src *s)
 	s->peer_net_frames = rep->has_net_frames && rep->net_frames;
 	s->ready_later = rep->has_ready_later && rep->ready_later;
 	s->peer_early_push = rep->has_early_push && rep->early_push && !getenv("DMIGRATE_TEST_LATE_PUSH");
+	s->eager_store = presend_wanted(s) && rep->has_eager_store && rep->eager_store;
 	/* the volumes as trees of their own; else (an older destination) as
 	 * tars in the freeze */
 	if (o->n_volumes && o->n_volumes <= MIG_VOLUME_TREES_MAX && rep->has_docker_volume_trees &&
@@ -1417,8 +1472,168 @@ static int ph_ready(struct src *s)
 }
 
 /* prepare: pre-copy rounds while the tree runs (pre-copy, hybrid) */
+#define PM_PRESENT (1ULL << 63)
+#define PM_PFN ((1ULL << 55) - 1)
+
+/*
+ * Of n pages at a, how many from the first on are (*ret_own) or are not
+ * the process's own: a fork's copied page that is still the same frame as
+ * its parent's at that address is not in the fork's image (the restore
+ * makes it inherited), so it is not sent; read from both page maps (-1:
+ * unknown).
+ */
+static long own_run(const struct presend_proc *pp, uint64_t a, uint32_t n, bool *ret_own)
+{
+	uint64_t me[MEM_FRAME_PAGES_MAX], par[MEM_FRAME_PAGES_MAX];
+	size_t len = (size_t)n * sizeof(uint64_t);
+	off_t off = (off_t)(a / DM_PAGE_SIZE * sizeof(uint64_t));
+	if (pread(pp->pagemap, me, len, off) != (ssize_t)len || pread(pp->parent_pagemap, par, len, off) != (ssize_t)len)
+		return -1;
+	bool own = false;
+	for (uint32_t j = 0; j < n; j++) {
+		bool o = !(me[j] & PM_PRESENT) || !(par[j] & PM_PRESENT) || !(me[j] & PM_PFN) ||
+			 (me[j] & PM_PFN) != (par[j] & PM_PFN);
+		if (j == 0)
+			own = o;
+		else if (o != own)
+			return (*ret_own = own, (long)j);
+	}
+	*ret_own = own;
+	return n;
+}
+
+static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
+{
+	struct round_ctx *rc = arg;
+	struct src *s = rc->s;
+	struct pageset *clean = mem_dirty_clean(s->hot, space);
+	int memfd = tracked_memfd(s->hot, space);
+	const struct presend_proc *pp = NULL;
+
+	for (size_t i = 0; i < rc->npp; i++)
+		if (rc->pp[i].space == space && rc->pp[i].parent_pagemap >= 0 && rc->pp[i].pagemap >= 0)
+			pp = &rc->pp[i];
+	for (uint64_t k = 0; k < npages && clean;) {
+		uint32_t n = (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
+		uint64_t a = addr + k * DM_PAGE_SIZE;
+		bool own = true;
+		if (pp) {
+			long m = own_run(pp, a, n, &own);
+			if (m > 0)
+				n = (uint32_t)m;
+			else
+				own = true;
+		}
+		k += n;
+		if (!own)
+			continue;
+		if (rc->sent + n > PRESEND_MAX_PAGES)
+			return -ENOSPC; /* the store's size: the rest in the freeze */
+		int r = mem_send_pages(s->bulk, space, pid, memfd, a, n, MEM_PF_PRECOPY, rc->buf);
+		if (r == -EFAULT)
+			continue; /* unmapped meanwhile */
+		if (r < 0)
+			return r;
+		/* clean from now on: a write after the scan shows in the last one */
+		for (uint32_t j = 0; j < n; j++)
+			pageset_set(clean, a + (uint64_t)j * DM_PAGE_SIZE);
+		rc->sent += n;
+	}
+	return 0;
+}
+
+static int open_pagemap(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* The tracked processes whose parent is tracked too: both page maps. */
+static void presend_procs(struct src *s, struct round_ctx *rc)
+{
+	size_t n = mem_dirty_count(s->hot);
+	rc->pp = xcalloc(n ? n : 1, sizeof(*rc->pp));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t sp;
+		pid_t pid;
+		int fd;
+		mem_dirty_proc(s->hot, i, &sp, &pid, &fd);
+		struct presend_proc *pp = &rc->pp[rc->npp++];
+		*pp = (struct presend_proc){ .space = sp, .pagemap = -1, .parent_pagemap = -1 };
+		struct proc_stat st;
+		if (proc_read_stat(pid, 0, &st) < 0) {
+			dm_error_clear();
+			continue;
+		}
+		for (size_t j = 0; j < n; j++) {
+			uint32_t psp;
+			pid_t ppid;
+			int pfd;
+			mem_dirty_proc(s->hot, j, &psp, &ppid, &pfd);
+			if (ppid != st.ppid || j == i)
+				continue;
+			pp->pagemap = open_pagemap(pid);
+			pp->parent_pagemap = open_pagemap(ppid);
+		}
+	}
+}
+
+/*
+ * post-copy, before the freeze: the pages the dump would otherwise send in
+ * it.  A userfaultfd cannot serve a private file mapping, so its copied
+ * pages (the relocated data of the binary and its libraries, written once
+ * at start: 1.1 MiB for redis) are eager, sent with the state in the
+ * downtime.  They go now into the destination's store (MEM_PHASE_STORE,
+ * then the store's end), each marked clean in the tracker's set; the
+ * tracking began at START, so a page written after its copy was read
+ * shows in the last scan (ph_freeze_dump): it goes in the image, and its
+ * old copy is dropped there (the DIRTY list).  The rest the restore takes
+ * from the store (the dump marks them `now`: page_at_dest()).
+ */
+static int presend(struct src *s)
+{
+	struct mem_wire_phase ph = { .phase = MEM_PHASE_STORE };
+	struct round_ctx rc = { .s = s };
+	uint64_t t = clock_ns();
+	int r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
+	if (r < 0)
+		return r;
+	/* untracked (the tracking failed): nothing can be known clean */
+	if (s->hot) {
+		atomic_store(&s->phase, "sending eager pages");
+		rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+		presend_procs(s, &rc);
+		r = mem_dirty_scan_files(s->hot, false, presend_cb, &rc, NULL);
+		for (size_t i = 0; i < rc.npp; i++) {
+			if (rc.pp[i].pagemap >= 0)
+				close(rc.pp[i].pagemap);
+			if (rc.pp[i].parent_pagemap >= 0)
+				close(rc.pp[i].parent_pagemap);
+		}
+		free(rc.pp);
+		free(rc.buf);
+		if (r == -ENOSPC) {
+			dm_error_clear();
+			r = 0;
+		}
+		if (r < 0)
+			return r;
+	}
+	/* the store's end: the destination restores nothing before it */
+	struct mem_wire_end e = { .pages = rc.sent };
+	r = net_send_frame(s->bulk, MEM_T_PUSH_END, &e, sizeof(e));
+	s->presend_pages = rc.sent;
+	s->presend_ms = ns_to_ms(t, clock_ns());
+	if (rc.sent)
+		pr_info("%" PRIu64 " eager pages sent before the freeze (%.1f ms)", rc.sent, s->presend_ms);
+	return r;
+}
+
 static int ph_precopy(struct src *s)
 {
+	if (s->o->mode == MIG_POST_COPY && s->eager_store)
+		return presend(s);
 	if (s->o->mode != MIG_PRE_COPY && s->o->mode != MIG_HYBRID)
 		return 0;
 	return precopy(s);
@@ -1429,7 +1644,8 @@ static int ph_precopy(struct src *s)
 static bool page_at_dest(void *arg, pid_t vpid, uint64_t addr)
 {
 	struct src *s = arg;
-	struct pageset *clean = s->dirty ? mem_dirty_clean(s->dirty, (uint32_t)vpid) : NULL;
+	struct mem_dirty *t = tracked(s);
+	struct pageset *clean = t ? mem_dirty_clean(t, (uint32_t)vpid) : NULL;
 	return clean && pageset_test(clean, addr);
 }
 
@@ -1562,6 +1778,20 @@ static int ph_freeze_dump(struct src *s)
 		if (r < 0)
 			return r;
 		pr_info("%" PRIu64 " pages written since the last round (scan %.1f ms)", n, ns_to_ms(t, clock_ns()));
+	} else if (s->presend_pages) {
+		/* the eager pages written since they went: in the image, their
+		 * old copies dropped there (nothing reprotected: the working
+		 * set's scan after the freeze still sees them) */
+		r = mem_dirty_scan_files(s->hot, true, final_cb, s, &s->presend_written);
+		if (r < 0) {
+			/* not known: every one in the image (the store's copies
+			 * are then never read) */
+			pr_info("the eager pages sent before the freeze go again (%s)",
+				dm_last_error()[0] ? dm_last_error() : strerror(-r));
+			dm_error_clear();
+			s->presend_pages = 0;
+			r = 0;
+		}
 	}
 	atomic_store(&s->phase, "dumping");
 	r = dump_collect(s->d);

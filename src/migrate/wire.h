@@ -8,11 +8,13 @@
  *                                                makes its work dir
  *                                     <--------  ACCEPT {ok | error}   (before any freeze)
  *   fault + bulk channels join the session
- *   [pre-copy, hybrid: bulk carries PHASE STORE + PRECOPY pages while the tree runs]
+ *   [pre-copy, hybrid: bulk carries PHASE STORE + PRECOPY pages while the tree runs;
+ *    post-copy with START.eager_store taken by ACCEPT: PHASE STORE, the private file
+ *    mappings' copied pages, PUSH_END]
  *   -- freeze, dump --
  *   FILE {name, size}, DATA {off,len}+bytes..., FILE_END     (per image file, sparse)
  *   DIRTY [{space, addr, npages}...]   (pages sent before the freeze and written since)
- *   STATE_END {files, bytes}  -------->  [store modes: waits for bulk PUSH_END]
+ *   STATE_END {files, bytes}  -------->  [store modes, hybrid, eager_store: waits for bulk PUSH_END]
  *                                        restore (lazy: pages come later), the tree
  *                                        complete but stopped (held, frozen in its cgroup)
  *                                     <--------  RESUMED {root_pid, stats}  | ABORT

@@ -98,7 +98,10 @@
 #                      net_lock_tcp_dropped_out, not joined, not leave); in
 #                      post-copy the pages it wrote while the migration
 #                      prepared were tracked and pushed first (--stats
-#                      working_set), the push beginning before the resume
+#                      working_set), the push beginning before the resume,
+#                      and the written pages of its private file mappings
+#                      (eager) sent before the freeze (eager_presend), the
+#                      restore taking those not written since from the store
 #   svc/redis-1g-post-copy  (--big) redis with 1 GiB of keys (DEBUG POPULATE;
 #                      SVC_BIG_MB=MIB for another size) migrated to b in
 #                      post-copy while lib/client.py writes on ONE kept
@@ -908,6 +911,15 @@ t_svc() {
 			# and the push began with the end of the state, before the resume
 			jq -e '.timestamps.push < .timestamps.resume' "$WORK/$id.stats" >/dev/null ||
 				{ kill "$kpid"; result FAIL $t "the push began after the resume: $(jq -c '.timestamps' "$WORK/$id.stats")"; return; }
+			# the written pages of its binary's and libraries' private
+			# mappings (relocations, data: eager, a userfaultfd cannot serve
+			# them) went before the freeze; only those written again since
+			# are in the image, the rest the restore took from the store
+			jq -e '.eager_presend.pages > 0 and .dump.pages_at_destination > 0 and
+				.dump.pages_at_destination + .eager_presend.written_after >= .eager_presend.pages' \
+				"$WORK/$id.stats" >/dev/null ||
+				{ kill "$kpid"; result FAIL $t "the eager pages did not go before the freeze: $(jq -c '{eager_presend, at_dest: .dump.pages_at_destination, pages: .dump.pages}' "$WORK/$id.stats")"; return; }
+			out_lock+="; eager pages before the freeze $(jq -r '.eager_presend.pages' "$WORK/$id.stats"), in the freeze $(jq -r '.dump.pages - .dump.pages_at_destination' "$WORK/$id.stats")"
 		fi
 	fi
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }

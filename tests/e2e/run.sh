@@ -81,6 +81,11 @@
 #                  node per page over 64 MiB, in random order: every walk in
 #                  b is right, and the source followed the pointers of the
 #                  faulting nodes (stats pages_chased > 0: none without it)
+#   mem/eager-presend  post-copy (its writes tracked) of a program writing
+#                  4 of the 16 pages of its data segment every millisecond
+#                  (lib/datawrite.c): the 16 went before
+#                  the freeze, the 4 again in it, the 12 were taken from the
+#                  store there; every tick in b checks all 16
 #   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
 #                  in that gap (test point src-vmflags-read) is applied on b
 #   rollback/...   the peer killed or the link cut at each phase (test points,
@@ -581,6 +586,43 @@ test_vmflags() {
 		else
 			result FAIL "$t" "on b: $(tail -n 1 "$log")"
 		fi
+	fi
+	stop_workload
+}
+
+# mem/eager-presend: post-copy, which tracks the tree's writes, sends the
+# written pages of private file mappings (eager: a userfaultfd cannot serve
+# them) before the freeze; those written
+# again since must come in the image, not from the store: lib/datawrite.c
+# writes a counter into 4 pages of its data segment every millisecond and
+# checks them and 12 pages written once, in a and in b
+test_eager_presend() {
+	local t=mem/eager-presend log=$WORK/datawrite.log
+	selected "$t" || return 0
+	: >"$log"
+	if ! cc -O2 -o "$WORK/datawrite" "$E2E_DIR/lib/datawrite.c"; then
+		result FAIL "$t" "cannot build the test program"
+		return
+	fi
+	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/datawrite" "$log") || { result FAIL "$t" "spawn failed"; return; }
+	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
+	if ! wait_until 20 grep -q "^tick .* uts=$PREFIX-a ok" "$log"; then
+		result FAIL "$t" "the program did not start: $(tail -n 2 "$log")"
+		stop_workload
+		return
+	fi
+	if ! migrate post-copy; then
+		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 20 grep -q "^tick .* uts=$PREFIX-b ok" "$log"; then
+		result FAIL "$t" "no right tick in b: $(tail -n 1 "$log")"
+	elif grep -q BAD "$log"; then
+		result FAIL "$t" "$(grep -m1 BAD "$log")"
+	elif ! jq -e '.eager_presend.pages >= 16 and .eager_presend.written_after >= 4 and
+		.dump.pages_at_destination >= 12' "$WORK/stats.json" >/dev/null 2>&1; then
+		result FAIL "$t" "the data pages did not go before the freeze, or none was written after: $(jq -c '{eager_presend, at_dest: .dump.pages_at_destination}' "$WORK/stats.json" 2>/dev/null)"
+	else
+		log "$t: $(jq -c '{eager_presend, at_dest: .dump.pages_at_destination, pages: .dump.pages}' "$WORK/stats.json")"
+		result PASS "$t"
 	fi
 	stop_workload
 }
@@ -1723,6 +1765,7 @@ if ((OTHERS)); then
 	done
 	test_vmflags
 	test_chase
+	test_eager_presend
 	test_link_cut_after_switch
 	test_link_queue
 	for mode in post-copy stop-and-copy; do

@@ -2,7 +2,7 @@
 /*
  * libFuzzer target: what dmigrated does with the bytes a source sends on the
  * rootfs channels, through the receiver it runs (rfs_recv_start(),
- * src/migrate/rootfs-recv.c: its two reader threads, the entries, the files
+ * src/migrate/rootfs-recv*.c: its two reader threads, the entries, the files
  * and their data it makes as root), over insecure channels on socketpairs.
  * The first input byte:
  *   bit 0  0: the rest is the rootfs (bulk) channel's stream (PRE_*,

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The rootfs transfer's miss path (src/migrate/rootfs-send.c, rootfs-recv.c)
- * over loopback: a miss does not wait behind the bulk data.
+ * The rootfs transfer's miss path (src/migrate/rootfs-send-miss.c,
+ * rootfs-recv-view.c) over loopback: a miss does not wait behind the bulk
+ * data.
  *
  * A large file is being sent in bulk on the rootfs channel, and the
  * destination's reader of that channel is held after its first chunk, so

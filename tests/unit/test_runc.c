@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * src/container/runc.c without a container: the target syntax, the
+ * src/container/runc*.c without a container: the target syntax, the
  * destination's checks before a migration freezes anything, and the stub
  * runc runs as the container's init (it must be static, with no loader: the
  * rootfs may have none).

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* Inside the runc containers' modules (runc*.c): the container as read
+ * from runc, and the helpers they share. */
+#pragma once
+
+#include "container/runc.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define APPEND(arr, n, v)                                                      \
+	do {                                                                   \
+		(arr) = xrealloc((arr), ((n) + 1) * sizeof(*(arr)));           \
+		(arr)[(n)++] = (v);                                            \
+	} while (0)
+#define RUNC_COPY_PREFIX "/run/dmigrate/runc-"
+
+struct runc_ct {
+	char *root, *id;
+	pid_t pid;
+	char *bundle;
+	char *copy_bundle;      /* a container we restored: the config copy runc runs it from */
+	char *rootfs;           /* absolute */
+	char *freezer;          /* v1: the freezer cgroup directory */
+	char *cg2;              /* v2: the cgroup directory (cgroup.freeze) */
+	json_t *state;          /* state.json */
+	json_t *config;         /* the bundle's config.json */
+	Dm__Container *msg;
+	struct dump_container hooks;
+	bool managed;           /* another manager's (Docker's): never `runc delete` it */
+	/* runc_record_tail() reads the IPC namespace beside the dump (set by
+	 * runc_record_head(): it will); the dump waits for it before it reads
+	 * msg->ipc (dump_container.wait_ipc) */
+	bool ipc_expected, ipc_done;
+	pthread_mutex_t ipc_lock;
+	pthread_cond_t ipc_cond;
+	/* runc_record()'s steps (ms), for the stats */
+	struct { double ns, hostname, net, fds, cgroup, mounts, ipc_wait; } rt;
+};
+
+/* ---- runc-cmd.c ---- */
+const char *runc_msg(char *err);
+int runc_in_ns(pid_t pid, const char *nstype, int (*fn)(void *), void *arg, char **ret_out);
+
+/* ---- runc-cgroup.c ---- */
+int runc_list_procs(void *arg, pid_t **ret, size_t *ret_n);
+int runc_check_tree(void *arg, const pid_t *pids, size_t n);
+void runc_record_cgroup(struct runc_ct *ct);
+int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s);
+
+/* ---- runc-record.c ---- */
+int runc_uts_hostname(pid_t pid, char **ret_get, const char *set);
+
+/* ---- runc-net.c ---- */
+int runc_record_net(struct runc_ct *ct);
+bool runc_config_new_netns(const Dm__Container *m);
+bool runc_has_veth(const Dm__Container *m);
+int runc_net_lock(pid_t pid, struct runc_started *s);
+void runc_net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len);
+int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach);
+int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s);
+int runc_lock_and_announce(const Dm__Container *m, struct runc_started *s);
+
+/* ---- runc-putback.c ---- */
+int runc_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
+void runc_job_end(struct runc_started *s);
