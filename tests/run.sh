@@ -89,15 +89,33 @@ if ! build "$BUILD" -Dwerror=true; then
 fi
 run_units "$BUILD" ""
 
-if ((QUICK == 0)); then
-	section "sanitizer build: $ASAN_BUILD"
-	if build "$ASAN_BUILD" -Db_sanitize=address,undefined -Db_lundef=false; then
-		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_units "$ASAN_BUILD" "-asan"
-	else
-		note "FAIL asan build"
-		failed=$((failed + 1))
+# The other builds (the ASan tree, the fuzz targets) compile in the background,
+# niced, while the steps that need only the normal build run (install ...
+# zdtm): those leave a core idle much of the time.  Their sections wait for
+# them; how long is printed.
+BG_LOG=$BUILD.bg-builds.log
+bg_builds() {	# their output to $BG_LOG, one status line each to $BUILD.bg-builds.status.log
+	local rc=0
+	if ((QUICK == 0)); then
+		build "$ASAN_BUILD" -Db_sanitize=address,undefined -Db_lundef=false || rc=1
+		echo "asan build: $rc" >>"$BUILD.bg-builds.status.log"
 	fi
-fi
+	# the fuzz step reports a failure here (it builds again and says why)
+	DM_BUILD=$BUILD "$REPO/tests/fuzz/build.sh" --build-only
+	echo "fuzz build: $?" >>"$BUILD.bg-builds.status.log"
+	return $rc
+}
+: >"$BUILD.bg-builds.status.log"
+(renice -n 19 -p $BASHPID >/dev/null; bg_builds) >"$BG_LOG" 2>&1 &
+BG_PID=$! BG_RC=0
+bg_wait() {	# wait for the background builds (once), say how long
+	[[ -n $BG_PID ]] || return 0
+	local t0=$SECONDS
+	wait "$BG_PID"
+	BG_RC=$?
+	BG_PID=
+	note "# waited $((SECONDS - t0)) s for the background builds ($(tr '\n' ' ' <"$BUILD.bg-builds.status.log" | sed 's/ $//'))"
+}
 
 section "install"
 out=$("$REPO/tests/install/run.sh" --build "$BUILD" 2>&1)
@@ -135,9 +153,22 @@ for mode in cr dump lazy; do
 	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc "zdtm-$mode"
 done
 
+if ((QUICK == 0)); then
+	section "sanitizer build: $ASAN_BUILD"
+	bg_wait
+	if ((BG_RC == 0)); then
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_units "$ASAN_BUILD" "-asan"
+	else
+		cat "$BG_LOG"
+		note "FAIL asan build"
+		failed=$((failed + 1))
+	fi
+fi
+
 # fuzz targets: each runs a fixed time from the corpus in the repo; a crash,
 # leak or sanitizer report is a failure (tests/fuzz/build.sh)
 section "fuzz"
+bg_wait
 out=$(DM_BUILD=$BUILD "$REPO/tests/fuzz/build.sh" "${DM_FUZZ_SECONDS:-20}" 2>&1)
 rc=$?
 printf '%s\n' "$out"
@@ -150,11 +181,35 @@ if ((rc != 0 && fz_fail == 0)); then
 	failed=$((failed + 1))
 fi
 
+# e2e in four runners at once, each with test hosts of its own (prefixes
+# P, Pf, Pz, Py; nothing else is shared): rollback/ and safety/ (a migration
+# paused at each phase, then a kill or a cut link), the zdtm programs'
+# migrations (zdtm/) in post-copy, and in the three other modes (together the
+# e2e runner's MODES), and every other group.  Much of their time is waiting
+# (pauses, timeouts the cases expect, the programs' own sleeps).
 section "e2e"
-out=$("$REPO/tests/e2e/run.sh" --build "$BUILD" 2>&1)
-rc=$?
-printf '%s\n' "$out"
-add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc e2e
+E2E_PFX=${DM_E2E_PREFIX:-dme2e}
+E2E_PFX=${E2E_PFX:0:9}	# one letter more for the others (testhost: 10 at most)
+e2e_parts=(others faults zdtm-post-copy zdtm-others)
+e2e_pids=()
+for name in "${e2e_parts[@]}"; do
+	case $name in
+	others) pfx=$E2E_PFX args=(--no-zdtm --no-rollback --no-safety) ;;
+	faults) pfx=${E2E_PFX}f args=(--no-zdtm --no-others) ;;
+	zdtm-post-copy) pfx=${E2E_PFX}z args=(--no-others --no-rollback --no-safety --modes post-copy) ;;
+	zdtm-others) pfx=${E2E_PFX}y args=(--no-others --no-rollback --no-safety --modes "stop-and-copy pre-copy hybrid") ;;
+	esac
+	DM_E2E_PREFIX=$pfx "$REPO/tests/e2e/run.sh" --build "$BUILD" "${args[@]}" >"$BUILD.e2e-$name.log" 2>&1 &
+	e2e_pids+=($!)
+done
+for i in "${!e2e_parts[@]}"; do
+	name=${e2e_parts[i]}
+	wait "${e2e_pids[i]}"
+	rc=$?
+	out=$(<"$BUILD.e2e-$name.log")
+	printf '%s\n' "$out"
+	add_summary "$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)" $rc "e2e ($name)"
+done
 
 # runc containers of real services in the test hosts (bundles built once in
 # the build dir); runc missing is a failure

@@ -111,9 +111,18 @@ void mig_tune_chan(struct net_chan *c, bool nodelay)
 {
 	int fd = net_chan_fd(c), one = 1, idle = 2, intvl = 1, cnt = 5;
 	unsigned utimeout = 10000;
+	const char *v = getenv("DMIGRATE_TEST_LINK_DEAD_S");
+	long dead_s;
 
 	if (fd < 0)
 		return;
+	/* tests that cut the link and expect it to be declared dead: about
+	 * that many seconds (2 to 9) for both bounds instead of ~7 and 10 */
+	if (v && parse_long(v, &dead_s) >= 0 && dead_s >= 2 && dead_s < 10) {
+		idle = 1;
+		cnt = (int)dead_s - 1;
+		utimeout = (unsigned)dead_s * 1000;
+	}
 	/*
 	 * Queue priority: a host's queueing discipline (pfifo_fast, prio,
 	 * fq_codel, a DiffServ-aware switch) sends the frames someone waits

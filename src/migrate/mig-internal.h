@@ -14,7 +14,8 @@
 #include "migrate/migrate.pb-c.h"
 
 /* TCP keepalive and user timeout: a cut link is noticed in seconds, not at
- * the 15-minute retransmission limit.  Nagle off on the control and fault
+ * the 15-minute retransmission limit (~7 s idle, 10 s with data unacknowledged;
+ * DMIGRATE_TEST_LINK_DEAD_S=N, 2 to 9, makes both about N s for the tests).  Nagle off on the control and fault
  * channels (small frames that someone waits for), which go first in the
  * host's queues (interactive priority); the bulk channel goes last. */
 void mig_tune_chan(struct net_chan *c, bool nodelay);

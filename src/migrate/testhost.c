@@ -1175,7 +1175,10 @@ int testhost_down(const char *prefix)
 		unrecord(prefix, "runcdir");
 	}
 	if (recorded(prefix, "vardir")) {
-		rmdir(VARDIR);
+		/* the mount point of the other sets' hosts' own tmpfs: removed
+		 * under them, the kernel would take their mounts away with it */
+		if (!other_sets(prefix))
+			rmdir(VARDIR);
 		unrecord(prefix, "vardir");
 	}
 	_cleanup_free_ char *dir = state_path(prefix, NULL);

@@ -6,6 +6,8 @@
 # fails the run (exit 1) and leaves the input under tests/fuzz/out/.
 #
 #   tests/fuzz/build.sh [SECONDS] [TARGET...]     (default: 20 s each, every target)
+#   tests/fuzz/build.sh --build-only [TARGET...]  build them, run nothing (tests/run.sh
+#                                                 builds them beside other steps)
 #
 # DM_FUZZ_JOBS (default 2, at most the CPUs): how many targets run at once, and
 # the compile jobs of the library.
@@ -34,6 +36,8 @@ export LC_ALL=C
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${DM_BUILD:-$REPO/build}
 OUT=$REPO/tests/fuzz/out
+BUILD_ONLY=0
+[[ ${1:-} == --build-only ]] && { BUILD_ONLY=1; shift; set -- 0 "$@"; }
 SECS=${1:-20}
 shift || true
 TARGETS=("$@")
@@ -61,15 +65,23 @@ done
 srcs+=("$BUILD/image.pb-c.c" "$BUILD/rpc.pb-c.c" "$BUILD/src/migrate/migrate.pb-c.c"
 	"$BUILD/src/container/runc-stub-bin.c")
 
-# A small ninja file: recompiles what changed (headers included, -MD).
+# A small ninja file: recompiles what changed (headers and the .c files a
+# target includes too, -MD), the library and each target.
+LDFLAGS=("${CFLAGS[@]/fuzzer-no-link/fuzzer}")
 {
 	echo "cflags = ${CFLAGS[*]}"
+	echo "ldflags = ${LDFLAGS[*]}"
+	echo "libs = ${LIBS[*]}"
 	echo "rule cc"
 	echo "  command = clang \$cflags -MD -MF \$out.d -c \$in -o \$out"
 	echo "  depfile = \$out.d"
 	echo "  deps = gcc"
 	echo "rule ar"
 	echo "  command = rm -f \$out && ar rcs \$out \$in"
+	echo "rule link"
+	echo "  command = clang \$ldflags -MD -MF \$out.d -o \$out \$in \$libs"
+	echo "  depfile = \$out.d"
+	echo "  deps = gcc"
 	objs=()
 	for f in "${srcs[@]}"; do
 		o=obj/$(echo "${f#"$REPO"/}" | tr / _).o
@@ -77,6 +89,11 @@ srcs+=("$BUILD/image.pb-c.c" "$BUILD/rpc.pb-c.c" "$BUILD/src/migrate/migrate.pb-
 		echo "build $o: cc $f"
 	done
 	echo "build libdm-fuzz.a: ar ${objs[*]}"
+	for f in "$REPO"/tests/fuzz/fuzz_*.c; do
+		t=$(basename "$f" .c)
+		[[ $t == fuzz_seeds ]] && continue	# a meson program (the seeds), no fuzz target
+		echo "build $t: link $f libdm-fuzz.a"
+	done
 } >"$OUT/build.ninja.new"
 cmp -s "$OUT/build.ninja.new" "$OUT/build.ninja" 2>/dev/null || mv "$OUT/build.ninja.new" "$OUT/build.ninja"
 rm -f "$OUT/build.ninja.new"
@@ -85,17 +102,25 @@ if ! nice ninja -C "$OUT" -j "$JOBS" libdm-fuzz.a >"$OUT/build.log" 2>&1; then
 	grep -E 'error' "$OUT/build.log" | head -20
 	exit 1
 fi
+# The targets, in one ninja run (two at once in one directory would share its
+# logs): one that does not build is reported by fuzz_one, the others run.
+nice ninja -C "$OUT" -j "$JOBS" -k 0 "${TARGETS[@]}" >"$OUT/targets.build.log" 2>&1
+((BUILD_ONLY)) && exit 0
+# still something to do for a target: its build failed
+declare -A BUILT=()
+for t in "${TARGETS[@]}"; do
+	ninja -C "$OUT" -n "$t" 2>&1 | grep -q 'no work to do' && BUILT[$t]=1
+done
 
-# One target: link it, run it SECS from its corpus; its result line (and the
+# One target (built above): run it SECS from its corpus; its result line (and the
 # lines that say why it failed) go to $OUT/$t.result, exit 1 on failure.
 fuzz_one() {
 	local t=$1 src seeds run
 	src=$REPO/tests/fuzz/$t.c
 	[[ -f $src ]] || { echo "FAIL fuzz/$t: no $src"; return 1; }
-	if ! clang "${CFLAGS[@]/fuzzer-no-link/fuzzer}" -o "$OUT/$t" "$src" "$OUT/libdm-fuzz.a" "${LIBS[@]}" \
-		2>"$OUT/$t.build.log"; then
-		echo "FAIL fuzz/$t: does not build (see $OUT/$t.build.log)"
-		tail -20 "$OUT/$t.build.log"
+	if [[ -z ${BUILT[$t]:-} ]]; then
+		echo "FAIL fuzz/$t: does not build (see $OUT/targets.build.log)"
+		grep -E -A3 "(error|FAILED).*" "$OUT/targets.build.log" | head -20
 		return 1
 	fi
 	seeds=$REPO/tests/fuzz/corpus/${t#fuzz_}
