@@ -36,8 +36,9 @@
 #                to host b (`dmigrate setup` and a dmigrated in b), over the
 #                hosts' link (--tbf: a 1 Gbit/s token bucket); memtouch's gap
 #                is read across both hosts' logs (--keep-source keeps a's)
-#   dmigrate-nohot  the same without the working set pushed first
-#                (DMIGRATE_HOT_PUSH=0: the pages in address order after the resume)
+#   dmigrate-nohot  the same without its writes tracked (DMIGRATE_HOT_PUSH=0:
+#                the pages in address order after the resume, the eager
+#                pages in the freeze)
 #   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
