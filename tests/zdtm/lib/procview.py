@@ -29,6 +29,10 @@ VMFLAGS_EXCLUDED):
     the other test host's
   - VmFlags "sd" (soft-dirty: every restored mapping is new), "um", "uw",
     "ui" (userfaultfd registration of the lazy restore)
+  - in a process that is not stopped, the pending signals (SigPnd, ShdPnd)
+    that a thread which may take them does not block: they are on their way
+    (a periodic timer's, one the runner just sent), and whether a read sees
+    them says how soon that thread ran
 """
 import os
 import sys
@@ -66,6 +70,14 @@ def status(path):
         k, _, v = line.partition(":")
         out[k] = " ".join(v.split())
     return out
+
+
+def hexmask(v):
+    """A signal mask of a status line (hex), 0 if absent."""
+    try:
+        return int(v or "0", 16)
+    except ValueError:
+        return 0
 
 
 def ns_pid(path):
@@ -111,8 +123,20 @@ def attrs(root, pidns, only_root):
         st = stat_fields(f"/proc/{p}/stat")
         if st is None or st[0] in "ZX":
             continue
-        for k, v in status(f"/proc/{p}/status").items():
+        pst = status(f"/proc/{p}/status")
+        tids = sorted(os.listdir(f"/proc/{p}/task"), key=int) if os.path.isdir(f"/proc/{p}/task") else []
+        # a signal pending while a running thread takes it (not blocked
+        # there) is on its way: whether the read saw it says how soon the
+        # thread ran, not what was restored.  Kept: those every thread
+        # blocks, and everything pending in a stopped process.
+        running = st[0] not in "tT"
+        blocked_all = ~0
+        for t in tids:
+            blocked_all &= hexmask(status(f"/proc/{p}/task/{t}/status").get("SigBlk"))
+        for k, v in pst.items():
             if k not in EXCLUDED_STATUS and k not in THREAD_STATUS:
+                if k == "ShdPnd" and running:
+                    v = f"{hexmask(v) & blocked_all:016x}"
                 lines.add(f"{key}\tstatus.{k}={v}")
         # whether it has a controlling terminal (tty_nr; the number itself may
         # change: a pty gets another index on another host)
@@ -140,7 +164,6 @@ def attrs(root, pidns, only_root):
             elif w and w[0] == "VmFlags:" and cur:
                 fl = " ".join(sorted(x for x in w[1:] if x not in VMFLAGS_EXCLUDED))
                 lines.add(f"{key}\tvma {cur} flags={fl}")
-        tids = sorted(os.listdir(f"/proc/{p}/task"), key=int) if os.path.isdir(f"/proc/{p}/task") else []
         for rank, t in enumerate(tids):
             tp = f"/proc/{p}/task/{t}"
             tkey = f"{key} tid={ns_pid(tp + '/status')}" if pidns else f"{key} thread={rank}"
@@ -149,8 +172,11 @@ def attrs(root, pidns, only_root):
                 continue
             # stat: 19 nice, 40 rt_priority, 41 policy (1-based, after pid and comm: -3)
             lines.add(f"{tkey}\tsched nice={ts[16]} rt_priority={ts[37]} policy={ts[38]}")
-            for k, v in status(tp + "/status").items():
+            tst = status(tp + "/status")
+            for k, v in tst.items():
                 if k in THREAD_STATUS:
+                    if k == "SigPnd" and ts[0] not in "tT":
+                        v = f"{hexmask(v) & hexmask(tst.get('SigBlk')):016x}"
                     lines.add(f"{tkey}\tstatus.{k}={v}")
     return "".join(f"{x}\n" for x in sorted(lines))
 
