@@ -186,6 +186,12 @@ int pread_exact(int fd, void *buf, size_t len, off_t off)
 	return 0;
 }
 
+bool env_off(const char *name)
+{
+	const char *e = getenv(name);
+	return e && strcmp(e, "0") == 0;
+}
+
 int parse_long(const char *s, long *ret)
 {
 	char *end;

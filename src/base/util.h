@@ -78,3 +78,5 @@ int parse_ulong(const char *s, unsigned long *ret);
 int mkdir_p(const char *path, mode_t mode);
 /* Remove a directory tree (used for failed images and temp dirs). */
 int rm_rf(const char *path);
+/* A switch that is on unless the environment variable says 0. */
+bool env_off(const char *name);

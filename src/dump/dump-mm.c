@@ -543,16 +543,15 @@ static void pretouch(int fd, uint64_t len, const uint8_t *zeros)
 
 void dump_prealloc_pages(struct dump_ctx *d)
 {
-	const char *e = getenv("DMIGRATE_DUMP_PREALLOC"), *pt = getenv("DMIGRATE_DUMP_PRETOUCH");
 	_cleanup_free_ pid_t *pids = NULL;
 	uint8_t *zeros = NULL;
 	struct statfs sf;
 	uint64_t t = clock_ns();
 
 	d->images_fs = fstatfs(d->img->dirfd, &sf) == 0 ? fs_name(sf.f_type) : "other";
-	if (e && !strcmp(e, "0"))
+	if (env_off("DMIGRATE_DUMP_PREALLOC"))
 		return;
-	d->pretouch = !(pt && !strcmp(pt, "0"));
+	d->pretouch = !env_off("DMIGRATE_DUMP_PRETOUCH");
 	if (d->pretouch) {
 		/* read-only zero pages: nothing to fault in */
 		zeros = mmap(NULL, CHUNK_BYTES, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -640,9 +639,6 @@ void dump_prealloc_free(struct dump_ctx *d)
  * inherit_max_pages of such parent pages the tree is stored as copies
  * (dump_inherit_finish).
  */
-#define PM_PFN_MASK ((1ULL << 55) - 1)
-#define PM_EXCLUSIVE (1ULL << 56)
-#define PM_PRESENT (1ULL << 63)
 #define COW_CHUNK 1024 /* pagemap entries read at once */
 
 /* flags that must be the same in parent and child for the child to keep the
@@ -820,9 +816,7 @@ static int cow_split(struct cow *w, pid_t pid, int pm, uint64_t start, uint64_t 
 				       strerror(-r));
 		for (size_t i = 0; i < k; i++, a += DM_PAGE_SIZE) {
 			uint64_t x = w->mine[i], y = w->theirs[i];
-			bool inh = (x & PM_PRESENT) && (y & PM_PRESENT) && !(x & PM_EXCLUSIVE) &&
-				   (x & PM_PFN_MASK) && (x & PM_PFN_MASK) == (y & PM_PFN_MASK) &&
-				   x == w->again[i];
+			bool inh = proc_pm_same_frame(x, y) && !(x & PROC_PM_EXCLUSIVE) && x == w->again[i];
 			if (a == start) {
 				run_inh = inh;
 				continue;

@@ -51,12 +51,16 @@ struct dirty_proc {
 	pid_t pid;
 	int memfd;      /* /proc/PID/mem, for reading */
 	int pagemap;    /* /proc/PID/pagemap */
+	pid_t ppid;
 	int uffd;       /* ours; -1 once detached or if untracked */
 	uint64_t (*ranges)[2];
 	bool *file;     /* per range: a private file mapping's */
 	size_t nranges;
 	struct pageset clean;
 };
+
+/* mem_dirty_own_run() looks at so many pages at most */
+#define OWN_RUN_MAX 256u
 
 struct mem_dirty {
 	struct dirty_proc *p;
@@ -75,12 +79,18 @@ void mem_dirty_proc(const struct mem_dirty *d, size_t i, uint32_t *ret_space, pi
 	*ret_memfd = d->p[i].memfd;
 }
 
-struct pageset *mem_dirty_clean(struct mem_dirty *d, uint32_t space)
+static struct dirty_proc *proc_of(struct mem_dirty *d, uint32_t space)
 {
 	for (size_t i = 0; i < d->n; i++)
 		if (d->p[i].space == space)
-			return d->p[i].uffd >= 0 || d->p[i].clean.n ? &d->p[i].clean : NULL;
+			return &d->p[i];
 	return NULL;
+}
+
+struct pageset *mem_dirty_clean(struct mem_dirty *d, uint32_t space)
+{
+	struct dirty_proc *p = proc_of(d, space);
+	return p && (p->uffd >= 0 || p->clean.n) ? &p->clean : NULL;
 }
 
 static bool trackable(const struct proc_vma *v)
@@ -224,6 +234,7 @@ static int walk_tree(pid_t root, struct mem_dirty *d)
 		struct dirty_proc *p = &d->p[d->n++];
 		memset(p, 0, sizeof(*p));
 		p->pid = pids[i];
+		p->ppid = s.ppid;
 		p->space = s.n_nspid > level ? s.nspid[level] : s.pid;
 		p->uffd = p->memfd = p->pagemap = -1;
 		proc_status_done(&s);
@@ -374,6 +385,29 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
 int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
 {
 	return scan(d, SCAN_FILES | (written ? SCAN_WRITTEN : 0), cb, arg, ret_pages);
+}
+
+long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own)
+{
+	uint64_t me[OWN_RUN_MAX], par[OWN_RUN_MAX];
+	const struct dirty_proc *p = proc_of(d, space), *pp = NULL;
+
+	n = MIN(n, OWN_RUN_MAX);
+	*ret_own = true;
+	for (size_t i = 0; p && i < d->n; i++)
+		if (d->p[i].pid == p->ppid)
+			pp = &d->p[i];
+	if (!pp || p->pagemap < 0 || pp->pagemap < 0)
+		return n;
+	size_t len = (size_t)n * sizeof(uint64_t);
+	off_t off = (off_t)(addr / DM_PAGE_SIZE * sizeof(uint64_t));
+	if (pread_exact(p->pagemap, me, len, off) < 0 || pread_exact(pp->pagemap, par, len, off) < 0)
+		return n;
+	*ret_own = !proc_pm_same_frame(me[0], par[0]);
+	for (uint32_t j = 1; j < n; j++)
+		if (!proc_pm_same_frame(me[j], par[j]) != *ret_own)
+			return j;
+	return n;
 }
 
 void mem_dirty_detach(struct mem_dirty *d)

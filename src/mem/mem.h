@@ -374,6 +374,12 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
  * (nothing is reprotected); else every page copied from the file (written
  * once, relocated...), written since or not. */
 int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
+/* Of the n pages at addr of space (at most 256), how many from the first
+ * on are, or are not (*ret_own), the process's own: a page that is still
+ * the same frame as its parent's at that address (the parent tracked too)
+ * is not, a fork's copy-on-write share, which its image leaves out (the
+ * restore makes it inherited).  Unknown (a page map unreadable): own. */
+long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own);
 /* The processes tracked: space, host pid, /proc/PID/mem (for reading). */
 size_t mem_dirty_count(const struct mem_dirty *d);
 void mem_dirty_proc(const struct mem_dirty *d, size_t i, uint32_t *ret_space, pid_t *ret_pid, int *ret_memfd);

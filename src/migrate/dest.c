@@ -1827,8 +1827,9 @@ static int ph_memory_before(struct dsess *s)
 	 * Hybrid too: the tail of its pre-copy pass may still be on the way
 	 * when the state arrives; a dirtied page dropped before its old copy
 	 * landed would come back, a page read while it lands would be torn.
+	 * So does post-copy's store of eager pages: every mode with a store.
 	 */
-	if (store_mode(s->mode) || s->mode == MIG_HYBRID || s->eager_store) {
+	if (s->store) {
 		/* as long as memory keeps coming: the watchdog ends a silence */
 		mig_watchdog_arm_silent(&s->wd, "the memory before the restore", peer_timeout_ms(s));
 		while ((r = mem_netsrc_wait_store_end(s->netsrc, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
@@ -1838,10 +1839,11 @@ static int ph_memory_before(struct dsess *s)
 			return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving memory");
 	}
 	/* hybrid: pages written after the pre-copy pass come over the network
-	 * after the resume; their old copies must not be installed.  (In
-	 * pre-copy the final push has overwritten them already.) */
+	 * after the resume, post-copy's eager ones in the image; their old
+	 * copies must not be installed.  (In pre-copy and stop-and-copy the
+	 * final push has overwritten them already.) */
 	uint64_t dirty_pages = 0;
-	if (s->store && (s->mode == MIG_HYBRID || s->eager_store))
+	if (s->store && !store_mode(s->mode))
 		for (size_t i = 0; i < s->n_dirty; i++) {
 			const struct mig_wire_range *d = &s->dirty[i];
 			dirty_pages += d->npages;

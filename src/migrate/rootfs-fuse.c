@@ -900,8 +900,7 @@ static void views_del(struct rfs_view *v)
 
 static bool passthrough_wanted(void)
 {
-	const char *e = getenv("DMIGRATE_FUSE_PASSTHROUGH");
-	return !e || strcmp(e, "0") != 0;
+	return !env_off("DMIGRATE_FUSE_PASSTHROUGH");
 }
 
 /* dev_lock held */

@@ -516,17 +516,8 @@ static int send_image(struct src *s, uint32_t layers_here)
 
 /* ---- pre-copy ---------------------------------------------------------- */
 
-/* presend: a process's /proc/PID/pagemap, and its parent's when the parent
- * is in the tree (a fork shares its copied pages with it until written) */
-struct presend_proc {
-	uint32_t space;
-	int pagemap, parent_pagemap;
-};
-
 struct round_ctx {
 	struct src *s;
-	struct presend_proc *pp; /* presend: per tracked process */
-	size_t npp;
 	uint8_t *buf;
 	uint64_t sent;
 	bool until_ready;   /* hybrid pass of a Docker container: it ends with READY */
@@ -1162,18 +1153,14 @@ static uint64_t hot_max_pages(void)
  */
 static bool hot_wanted(const struct src *s)
 {
-	const char *e = getenv("DMIGRATE_HOT_PUSH");
-	if (s->o->mode != MIG_POST_COPY)
-		return false;
-	return !(e && strcmp(e, "0") == 0);
+	return s->o->mode == MIG_POST_COPY && !env_off("DMIGRATE_HOT_PUSH");
 }
 
 /* The eager pages sent before the freeze (post-copy, where the writes are
  * tracked; DMIGRATE_EAGER_PRESEND=0: in the freeze, as before). */
 static bool presend_wanted(const struct src *s)
 {
-	const char *e = getenv("DMIGRATE_EAGER_PRESEND");
-	return hot_wanted(s) && !(e && strcmp(e, "0") == 0);
+	return hot_wanted(s) && !env_off("DMIGRATE_EAGER_PRESEND");
 }
 
 static void hot_track(struct src *s)
@@ -1471,59 +1458,19 @@ static int ph_ready(struct src *s)
 	return 0;
 }
 
-/* prepare: pre-copy rounds while the tree runs (pre-copy, hybrid) */
-#define PM_PRESENT (1ULL << 63)
-#define PM_PFN ((1ULL << 55) - 1)
-
-/*
- * Of n pages at a, how many from the first on are (*ret_own) or are not
- * the process's own: a fork's copied page that is still the same frame as
- * its parent's at that address is not in the fork's image (the restore
- * makes it inherited), so it is not sent; read from both page maps (-1:
- * unknown).
- */
-static long own_run(const struct presend_proc *pp, uint64_t a, uint32_t n, bool *ret_own)
-{
-	uint64_t me[MEM_FRAME_PAGES_MAX], par[MEM_FRAME_PAGES_MAX];
-	size_t len = (size_t)n * sizeof(uint64_t);
-	off_t off = (off_t)(a / DM_PAGE_SIZE * sizeof(uint64_t));
-	if (pread(pp->pagemap, me, len, off) != (ssize_t)len || pread(pp->parent_pagemap, par, len, off) != (ssize_t)len)
-		return -1;
-	bool own = false;
-	for (uint32_t j = 0; j < n; j++) {
-		bool o = !(me[j] & PM_PRESENT) || !(par[j] & PM_PRESENT) || !(me[j] & PM_PFN) ||
-			 (me[j] & PM_PFN) != (par[j] & PM_PFN);
-		if (j == 0)
-			own = o;
-		else if (o != own)
-			return (*ret_own = own, (long)j);
-	}
-	*ret_own = own;
-	return n;
-}
-
 static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
 {
 	struct round_ctx *rc = arg;
 	struct src *s = rc->s;
 	struct pageset *clean = mem_dirty_clean(s->hot, space);
 	int memfd = tracked_memfd(s->hot, space);
-	const struct presend_proc *pp = NULL;
 
-	for (size_t i = 0; i < rc->npp; i++)
-		if (rc->pp[i].space == space && rc->pp[i].parent_pagemap >= 0 && rc->pp[i].pagemap >= 0)
-			pp = &rc->pp[i];
 	for (uint64_t k = 0; k < npages && clean;) {
-		uint32_t n = (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
 		uint64_t a = addr + k * DM_PAGE_SIZE;
-		bool own = true;
-		if (pp) {
-			long m = own_run(pp, a, n, &own);
-			if (m > 0)
-				n = (uint32_t)m;
-			else
-				own = true;
-		}
+		bool own;
+		/* a fork's page still its parent's is not in its image */
+		uint32_t n = (uint32_t)mem_dirty_own_run(s->hot, space, a,
+							 (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX), &own);
 		k += n;
 		if (!own)
 			continue;
@@ -1540,43 +1487,6 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
 		rc->sent += n;
 	}
 	return 0;
-}
-
-static int open_pagemap(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	return open(path, O_RDONLY | O_CLOEXEC);
-}
-
-/* The tracked processes whose parent is tracked too: both page maps. */
-static void presend_procs(struct src *s, struct round_ctx *rc)
-{
-	size_t n = mem_dirty_count(s->hot);
-	rc->pp = xcalloc(n ? n : 1, sizeof(*rc->pp));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t sp;
-		pid_t pid;
-		int fd;
-		mem_dirty_proc(s->hot, i, &sp, &pid, &fd);
-		struct presend_proc *pp = &rc->pp[rc->npp++];
-		*pp = (struct presend_proc){ .space = sp, .pagemap = -1, .parent_pagemap = -1 };
-		struct proc_stat st;
-		if (proc_read_stat(pid, 0, &st) < 0) {
-			dm_error_clear();
-			continue;
-		}
-		for (size_t j = 0; j < n; j++) {
-			uint32_t psp;
-			pid_t ppid;
-			int pfd;
-			mem_dirty_proc(s->hot, j, &psp, &ppid, &pfd);
-			if (ppid != st.ppid || j == i)
-				continue;
-			pp->pagemap = open_pagemap(pid);
-			pp->parent_pagemap = open_pagemap(ppid);
-		}
-	}
 }
 
 /*
@@ -1603,15 +1513,7 @@ static int presend(struct src *s)
 	if (s->hot) {
 		atomic_store(&s->phase, "sending eager pages");
 		rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
-		presend_procs(s, &rc);
 		r = mem_dirty_scan_files(s->hot, false, presend_cb, &rc, NULL);
-		for (size_t i = 0; i < rc.npp; i++) {
-			if (rc.pp[i].pagemap >= 0)
-				close(rc.pp[i].pagemap);
-			if (rc.pp[i].parent_pagemap >= 0)
-				close(rc.pp[i].parent_pagemap);
-		}
-		free(rc.pp);
 		free(rc.buf);
 		if (r == -ENOSPC) {
 			dm_error_clear();
@@ -1630,6 +1532,8 @@ static int presend(struct src *s)
 	return r;
 }
 
+/* prepare: pre-copy rounds while the tree runs (pre-copy, hybrid), or
+ * post-copy's eager pages */
 static int ph_precopy(struct src *s)
 {
 	if (s->o->mode == MIG_POST_COPY && s->eager_store)

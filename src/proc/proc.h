@@ -115,6 +115,18 @@ const char *proc_vma_kind_name(enum proc_vma_kind kind);
 #define PROC_VMF_GU (1ULL << 39) /* grows up (not on x86) */
 #define PROC_VMF_UNKNOWN (1ULL << 63)
 
+/* /proc/PID/pagemap entries (the frame number needs CAP_SYS_ADMIN) */
+#define PROC_PM_PFN ((1ULL << 55) - 1)
+#define PROC_PM_EXCLUSIVE (1ULL << 56)
+#define PROC_PM_PRESENT (1ULL << 63)
+/* A fork's entry and its parent's at the same address name one page frame:
+ * the page is still shared copy-on-write. */
+static inline bool proc_pm_same_frame(uint64_t child, uint64_t parent)
+{
+	return (child & PROC_PM_PRESENT) && (parent & PROC_PM_PRESENT) && (child & PROC_PM_PFN) &&
+	       (child & PROC_PM_PFN) == (parent & PROC_PM_PFN);
+}
+
 /* The mnemonic of one PROC_VMF_* bit ("rd"), or NULL. */
 const char *proc_vmflag_name(uint64_t bit);
 /* Format flags as the kernel does ("rd wr mr mw me ac"); returns the length or -ENOBUFS. */
