@@ -541,6 +541,27 @@ start_paused_migration() {
 	return 1
 }
 
+# start_program T NAME SECONDS READY LOG [ARGS...]: builds lib/NAME.c, runs
+# it in host a (WL_PID, WL_NS) as NAME LOG ARGS..., and waits SECONDS for a
+# line of LOG matching READY; else case T fails (the program stopped) and
+# this returns 1
+start_program() {
+	local t=$1 name=$2 secs=$3 ready=$4 log=$5
+	shift 5
+	if ! cc -O2 -o "$WORK/$name" "$E2E_DIR/lib/$name.c"; then
+		result FAIL "$t" "cannot build the test program"
+		return 1
+	fi
+	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/$name" "$log" "$@") ||
+		{ result FAIL "$t" "spawn failed"; return 1; }
+	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
+	if ! wait_until "$secs" grep -q "$ready" "$log"; then
+		result FAIL "$t" "the program did not start: $(tail -n 2 "$log")"
+		stop_workload
+		return 1
+	fi
+}
+
 # vmflags/madvise-in-gap: the workload marks a VMA MADV_DONTFORK after the
 # source's early read of the VMA flags and before its freeze; on b the VMA
 # must have it (the source finds the change after the switch-over and b
@@ -549,17 +570,7 @@ test_vmflags() {
 	local t=vmflags/madvise-in-gap log=$WORK/madv.log rc pid fixes
 	selected "$t" || return 0
 	: >"$log"
-	if ! cc -O2 -o "$WORK/madv_flip" "$E2E_DIR/lib/madv_flip.c"; then
-		result FAIL "$t" "cannot build the test program"
-		return
-	fi
-	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/madv_flip" "$log") || { result FAIL "$t" "spawn failed"; return; }
-	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
-	if ! wait_until 10 grep -q '^ready 0' "$log"; then
-		result FAIL "$t" "the program did not start: $(cat "$log")"
-		stop_workload
-		return
-	fi
+	start_program "$t" madv_flip 10 '^ready 0' "$log" || return
 	if ! start_paused_migration src-vmflags-read 1500; then
 		result FAIL "$t" "never reached the test point: $(tail -n 1 "$WORK/migrate.out")"
 		stop_workload
@@ -592,25 +603,15 @@ test_vmflags() {
 
 # mem/eager-presend: post-copy, which tracks the tree's writes, sends the
 # written pages of private file mappings (eager: a userfaultfd cannot serve
-# them) before the freeze; those written
-# again since must come in the image, not from the store: lib/datawrite.c
-# writes a counter into 4 pages of its data segment every millisecond and
-# checks them and 12 pages written once, in a and in b
+# them) before the freeze; those written again since must come in the
+# image, not from the store: lib/datawrite.c writes a counter into 4 pages
+# of its data segment every millisecond and checks them and 12 pages
+# written once, in a and in b
 test_eager_presend() {
 	local t=mem/eager-presend log=$WORK/datawrite.log
 	selected "$t" || return 0
 	: >"$log"
-	if ! cc -O2 -o "$WORK/datawrite" "$E2E_DIR/lib/datawrite.c"; then
-		result FAIL "$t" "cannot build the test program"
-		return
-	fi
-	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/datawrite" "$log") || { result FAIL "$t" "spawn failed"; return; }
-	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
-	if ! wait_until 20 grep -q "^tick .* uts=$PREFIX-a ok" "$log"; then
-		result FAIL "$t" "the program did not start: $(tail -n 2 "$log")"
-		stop_workload
-		return
-	fi
+	start_program "$t" datawrite 20 "^tick .* uts=$PREFIX-a ok" "$log" || return
 	if ! migrate post-copy; then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif ! wait_until 20 grep -q "^tick .* uts=$PREFIX-b ok" "$log"; then
@@ -634,17 +635,7 @@ test_chase() {
 	local t=mem/chase log=$WORK/listwalk.log chased
 	selected "$t" || return 0
 	: >"$log"
-	if ! cc -O2 -o "$WORK/listwalk" "$E2E_DIR/lib/listwalk.c"; then
-		result FAIL "$t" "cannot build the test program"
-		return
-	fi
-	WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "$WORK/listwalk" "$log" 64) || { result FAIL "$t" "spawn failed"; return; }
-	WL_NS=$(awk '/^NSpid:/ { print $NF }' "/proc/$WL_PID/status")
-	if ! wait_until 20 grep -q "^walk .* uts=$PREFIX-a ok" "$log"; then
-		result FAIL "$t" "the program did not start: $(tail -n 2 "$log")"
-		stop_workload
-		return
-	fi
+	start_program "$t" listwalk 20 "^walk .* uts=$PREFIX-a ok" "$log" 64 || return
 	if ! migrate post-copy; then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif ! wait_until 20 grep -q "^walk .* uts=$PREFIX-b ok" "$log"; then
