@@ -1529,6 +1529,7 @@ static int presend(struct src *s)
 	s->presend_ms = ns_to_ms(t, clock_ns());
 	if (rc.sent)
 		pr_info("%" PRIu64 " eager pages sent before the freeze (%.1f ms)", rc.sent, s->presend_ms);
+	mig_test_point("src-presend");
 	return r;
 }
 

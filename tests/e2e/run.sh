@@ -606,13 +606,30 @@ test_vmflags() {
 # them) before the freeze; those written again since must come in the
 # image, not from the store: lib/datawrite.c writes a counter into 4 pages
 # of its data segment every millisecond and checks them and 12 pages
-# written once, in a and in b
+# written once, in a and in b.  The migration waits at the test point after
+# the pre-send until the program has logged another tick (100 more writes):
+# so the 4 pages are written after they went, however fast the machine
 test_eager_presend() {
-	local t=mem/eager-presend log=$WORK/datawrite.log
+	local t=mem/eager-presend log=$WORK/datawrite.log n
 	selected "$t" || return 0
 	: >"$log"
 	start_program "$t" datawrite 20 "^tick .* uts=$PREFIX-a ok" "$log" || return
-	if ! migrate post-copy; then
+	if ! start_paused_migration src-presend 30000; then
+		result FAIL "$t" "never reached the test point: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+		stop_workload
+		return
+	fi
+	n=$(grep -c '^tick' "$log")
+	more_ticks() { (($(grep -c '^tick' "$log") > n)); }
+	if ! wait_until 20 more_ticks; then
+		result FAIL "$t" "the program logged nothing while the migration waited: $(tail -n 1 "$log")"
+		touch "$WORK/marks/src-presend.go"
+		wait "$MPID"
+		stop_workload
+		return
+	fi
+	touch "$WORK/marks/src-presend.go"
+	if ! wait "$MPID"; then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif ! wait_until 20 grep -q "^tick .* uts=$PREFIX-b ok" "$log"; then
 		result FAIL "$t" "no right tick in b: $(tail -n 1 "$log")"
