@@ -23,6 +23,9 @@
 #                100 KiB written into its own layer (/srv/layer) before the run
 #   volume       python-http with as much in a named volume (/srv/vol, one
 #                volume per run, removed after it)
+# DMIGRATE_FAULT_TRACE=FILE in the environment is passed to host b's
+# dmigrated: the faults after the switch-over (bench/faulttrace.py FILE).
+#
 # Variants (methods), alternated within each run (the order rotates), so that
 # they meet the same load of this shared machine:
 #   docker-checkpoint  Docker's own: `docker checkpoint create` then
@@ -221,7 +224,8 @@ dmig_up() {
 	dk_in b "$DM" setup --runtime "$bin/dmigrate-runc" >&2 || return 1
 	ADDR_B=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^b.addr=//p')
 	"$DM" testhost spawn --prefix "$DK_PREFIX" --log "$WORK/dmigrated.log" b -- \
-		env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$bin/src/daemon/dmigrated" --listen "$ADDR_B:7070" \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} \
+		"$bin/src/daemon/dmigrated" --listen "$ADDR_B:7070" \
 		--key "$WORK/key" --ready-file "$WORK/dmigrated.ready" >/dev/null || return 1
 	for ((i = 0; i < 300; i++)); do [[ -e $WORK/dmigrated.ready ]] && break; sleep 0.1; done
 	[[ -e $WORK/dmigrated.ready ]] || return 1
