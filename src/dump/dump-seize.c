@@ -662,19 +662,38 @@ static int walk_tree(struct dump_ctx *d)
 /* Reap, as its tracer, the exit of every thread of a process we killed. */
 static void reap_traced(struct dproc *p, uint64_t deadline)
 {
-	for (size_t k = p->nthreads; k-- > 0;) {	/* the leader's exit comes last */
-		pid_t tid = p->threads[k].tid;
-		for (;;) {
+	/*
+	 * Every thread in each pass, not one after another: a traced leader's
+	 * exit is reported only once the others' have been taken, and in a PID
+	 * namespace's init the last thread to exit waits (zap_pid_ns_processes)
+	 * until the zombies of the namespace are reaped, its own threads'
+	 * included, which are ours to take.  Waiting for that thread first
+	 * lasted until the deadline (5 s: a redis container's source copy was
+	 * seen by Docker to exit 5 s after the migration).
+	 */
+	_cleanup_free_ bool *done = xcalloc(p->nthreads ? p->nthreads : 1, sizeof(*done));
+	for (;;) {
+		bool left = false;
+		for (size_t k = 0; k < p->nthreads; k++) {
+			pid_t tid = p->threads[k].tid;
 			int st;
+			if (done[k])
+				continue;
 			pid_t w = waitpid(tid, &st, __WALL | WNOHANG);
-			if (w < 0 || (w == tid && (WIFEXITED(st) || WIFSIGNALED(st))))
-				break;
-			if (clock_ns() > deadline)
-				return;
-			if (w == 0)
-				usleep(100);
+			if (w < 0 || (w == tid && (WIFEXITED(st) || WIFSIGNALED(st)))) {
+				done[k] = true;
+				p->threads[k].seized = false;
+				continue;
+			}
+			left = true;
 		}
-		p->threads[k].seized = false;
+		if (!left)
+			return;
+		if (clock_ns() > deadline) {
+			pr_warn("process %d: threads not reaped within 5 s of SIGKILL", p->pid);
+			return;
+		}
+		usleep(100);
 	}
 }
 
