@@ -254,7 +254,7 @@ int cmd_migrate(int argc, char **argv)
 		o.rootfs_dir = docker_src_layer(ds);
 		o.rootfs_mode = RFS_EAGER;
 		o.rootfs_is_layer = true;
-		o.reset_unaccepted = docker_src_address_changes(ds);
+		o.address_changes = docker_src_address_changes(ds);
 		o.image_save = mig_docker_image;
 		o.image_layers = docker_src_image_layers(ds, &o.n_image_layers);
 		r = docker_src_layer_dirs(ds, &o.layer_dirs, &o.n_layer_dirs, &o.layer_dirs_all);

@@ -104,7 +104,12 @@ struct mig_source_opts {
 	const struct mig_volume *volumes;
 	size_t n_volumes;
 	bool *volumes_moved;
-	bool reset_unaccepted;     /* dump_opts.reset_unaccepted */
+	/* the container's address is not the same at the destination (a Docker
+	 * default bridge): its unaccepted connections are reset in the dump
+	 * (dump_opts.reset_unaccepted), and what its locked namespace drops in
+	 * the freeze is not taken to the destination (packets to an address
+	 * the copy there does not have) */
+	bool address_changes;
 	/* post-copy, pre-copy, hybrid: the most memory (MiB) shared copy-on-write
 	 * between parents and children that goes with the state, inside the
 	 * downtime, to come back shared; more comes back as copies

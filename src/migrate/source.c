@@ -1620,7 +1620,7 @@ static int ph_freeze_dump(struct src *s)
 		.dump_threads = o->dump_threads,
 		.accept_wait_ms = o->accept_wait_ms,
 		.lazy_remote = true,
-		.reset_unaccepted = o->reset_unaccepted,
+		.reset_unaccepted = o->address_changes,
 		/* post-copy: the page map of anonymous memory is read after the
 		 * resume (the page server), not in the downtime; the other modes
 		 * send every page before the resume and need it now (a VMA a
@@ -1640,8 +1640,13 @@ static int ph_freeze_dump(struct src *s)
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,
 		/* a container's locked namespace: what the lock drops goes to the
-		 * destination with COMMIT (or back to the tree on a rollback) */
-		.net_capture = s->peer_net_frames,
+		 * destination with COMMIT (or back to the tree on a rollback);
+		 * not when its address changes: the new connections in it (SYNs
+		 * to the old address, through the source's published port) would
+		 * be accepted and served there for peers that get a reset, the
+		 * served ones' work and faults in the way of the first real
+		 * requests */
+		.net_capture = s->peer_net_frames && !o->address_changes,
 		.on_lock = o->guard ? guard_lock : NULL,
 		.on_lock_arg = o->guard,
 		.before_freeze = before_freeze,
@@ -1795,8 +1800,8 @@ static int send_net_frames(struct src *s)
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t len = 0;
 
-	if (!s->peer_net_frames)
-		return 0;
+	if (!s->peer_net_frames || s->o->address_changes)
+		return 0; /* nothing was kept (ph_freeze_dump) */
 	dump_net_frames(s->d, &buf, &len);
 	json_t *k = dump_net_frames_stats(s->d);
 	if (k && s->dump_stats)
