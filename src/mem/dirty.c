@@ -282,7 +282,7 @@ static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
 
 /* What a scan reports: the pages written since the last reprotecting scan
  * (and reprotects them: SCAN_REPROTECT), or every private page there is. */
-enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4 };
+enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4, SCAN_UNWRITTEN = 8 };
 
 static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned how,
 		    struct page_region **vec, size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
@@ -290,6 +290,8 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned
 	/* written: anonymous (a private file mapping's copies too), not the
 	 * zero page, and written; else the same but written or not */
 	uint64_t written = how & SCAN_WRITTEN ? PAGE_IS_WRITTEN : 0;
+	/* unwritten: the same, present and still protected */
+	uint64_t unwritten = how & SCAN_UNWRITTEN ? PAGE_IS_WRITTEN : 0;
 
 	while (start < end) {
 		if (*cap < 4096) {
@@ -303,8 +305,8 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned
 			.end = end,
 			.vec = (uint64_t)*vec,
 			.vec_len = *cap,
-			.category_inverted = PAGE_IS_FILE | PAGE_IS_PFNZERO,
-			.category_mask = written | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_inverted = unwritten | PAGE_IS_FILE | PAGE_IS_PFNZERO,
+			.category_mask = written | unwritten | PAGE_IS_FILE | PAGE_IS_PFNZERO,
 			/* entries that hold a page: a hole is never protected, so
 			 * no marker is left there (the dump would read a marker as a
 			 * swapped page); a write fills it with a new, unprotected
@@ -341,6 +343,8 @@ static int scan(struct mem_dirty *d, unsigned how, mem_dirty_cb cb, void *arg, u
 			continue;
 		for (size_t k = 0; k < p->nranges; k++) {
 			if ((how & SCAN_FILES) && !p->file[k])
+				continue;
+			if ((how & SCAN_UNWRITTEN) && p->file[k])
 				continue;
 			int r = scan_one(p, p->ranges[k][0], p->ranges[k][1], how, &vec, &cap, cb, arg, &pages);
 			if (r == -EPERM || r == -EINVAL) {
@@ -385,6 +389,11 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
 int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
 {
 	return scan(d, SCAN_FILES | (written ? SCAN_WRITTEN : 0), cb, arg, ret_pages);
+}
+
+int mem_dirty_scan_unwritten(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+{
+	return scan(d, SCAN_UNWRITTEN, cb, arg, ret_pages);
 }
 
 long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own)

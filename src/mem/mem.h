@@ -374,6 +374,10 @@ int mem_dirty_scan(struct mem_dirty *d, bool reprotect, mem_dirty_cb cb, void *a
  * (nothing is reprotected); else every page copied from the file (written
  * once, relocated...), written since or not. */
 int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
+/* The pages of the anonymous areas not written since the last reprotecting
+ * scan (still protected; nothing is reprotected): a copy read now stays
+ * right until a write, which the next scan of the written ones reports. */
+int mem_dirty_scan_unwritten(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
 /* Of the n pages at addr of space (at most 256), how many from the first
  * on are, or are not (*ret_own), the process's own: a page that is still
  * the same frame as its parent's at that address (the parent tracked too)

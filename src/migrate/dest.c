@@ -70,8 +70,10 @@ struct dsess {
 	char hex[NET_SESSION_HEX_LEN];
 	enum mig_mode mode;
 	/* post-copy: the source's eager pages arrive before the freeze, into
-	 * the store (MigStart.eager_store) */
-	bool eager_store;
+	 * the store (MigStart.eager_store), and pages of the lazy memory while
+	 * a Docker container starts here (MigStart.store_lazy): a fault is
+	 * served from it, the rest installed from it after the resume */
+	bool eager_store, store_lazy;
 	char *dir;                 /* incoming image dir */
 	struct mem_store *store;
 	struct mem_netsrc *netsrc;
@@ -452,8 +454,12 @@ static int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	/* the source chases pointers around a faulting byte: our uffds report it */
 	s->fault_exact = st->has_fault_exact && st->fault_exact && mem_uffd_has(UFFD_FEATURE_EXACT_ADDRESS);
+	/* the store's size: the eager pages' bound, or with the lazy memory
+	 * the memory check below bounds it as the store modes' */
+	s->store_lazy = st->has_store_lazy && st->store_lazy && st->has_ready_later && st->ready_later;
 	s->eager_store = s->mode == MIG_POST_COPY && st->has_eager_store && st->eager_store && st->has_store_bytes &&
-			 st->store_bytes >= DM_PAGE_SIZE && st->store_bytes <= EAGER_STORE_MAX;
+			 st->store_bytes >= DM_PAGE_SIZE && (st->store_bytes <= EAGER_STORE_MAX || s->store_lazy);
+	s->store_lazy = s->store_lazy && s->eager_store;
 	if (st->target && strlen(st->target) < 32)
 		s->target = xstrdup(st->target);
 	if (st->rootfs_mode) {
@@ -563,7 +569,7 @@ static int handle_start(struct dsess *s)
 		/* the tree's memory lands here in every mode; the store modes
 		 * first hold it in the store (the source's bound, above its RSS) */
 		uint64_t want = st->has_tree_bytes ? st->tree_bytes : 0, avail = mem_available();
-		if (s->mode != MIG_POST_COPY) {
+		if (s->mode != MIG_POST_COPY || s->store_lazy) {
 			uint64_t store = st->has_store_bytes ? st->store_bytes : 0;
 			if (store < (64u << 20))
 				store = 64u << 20;
@@ -680,6 +686,9 @@ static int handle_start(struct dsess *s)
 		acc.has_early_push = acc.early_push = s->mode == MIG_POST_COPY;
 		acc.has_ready_later = acc.ready_later = ready_later;
 		acc.has_eager_store = acc.eager_store = s->eager_store;
+		/* the lazy memory comes only while the container starts here */
+		s->store_lazy = s->store_lazy && ready_later;
+		acc.has_store_lazy = acc.store_lazy = s->store_lazy;
 		if (s->n_vol)
 			acc.has_docker_volume_trees = acc.docker_volume_trees = true;
 		r = net_send_msg(s->ctl, MIG_T_ACCEPT, &acc.base);
@@ -1173,7 +1182,7 @@ static int do_restore(struct dsess *s)
 	int rj = dk_start_join(s);
 	if (rj < 0)
 		return rj;
-	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID,
+	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID || s->store_lazy,
 				    .on_fork_uffd = store_mode(s->mode) ? NULL : guardian_fork_uffd,
 				    .on_fork_arg = s };
 	struct restore_result res = { .root_pidfd = -1 };
@@ -1184,7 +1193,7 @@ static int do_restore(struct dsess *s)
 		lo.ops.request = NULL;    /* nothing is asked of the source after the resume */
 		lo.ops.local_done = NULL; /* the store goes as a whole right after */
 	}
-	if (s->eager_store) {
+	if (s->eager_store && !s->store_lazy) {
 		/* it holds eager pages only, which the restore reads (lazy_fetch):
 		 * a fault never finds one there */
 		lo.ops.local = NULL;

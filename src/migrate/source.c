@@ -104,6 +104,11 @@ struct src {
 	bool eager_store;        /* asked in START and taken in ACCEPT */
 	uint64_t presend_pages, presend_written;
 	double presend_ms;
+	/* and pages of the lazy memory while the destination starts the
+	 * container (MigStart.store_lazy): asked, taken, sent, cut by READY */
+	bool store_lazy_asked, store_lazy;
+	uint64_t presend_lazy_pages, store_pages;
+	bool presend_cut;
 	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
 	bool ready_later;        /* ACCEPT: READY follows when its container runs */
 	uint64_t t_ready;
@@ -522,6 +527,7 @@ struct round_ctx {
 	uint64_t sent;
 	bool until_ready;   /* hybrid pass of a Docker container: it ends with READY */
 	bool cut;           /* it did: the rest goes after the resume */
+	uint64_t max;       /* post-copy's pre-send: the store's size in pages */
 };
 
 /* The tracker whose clean sets say which pages the destination holds
@@ -594,6 +600,41 @@ static int final_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_
 		s->dirty_ranges = xrealloc(s->dirty_ranges, s->cap_dirty * sizeof(*s->dirty_ranges));
 	}
 	s->dirty_ranges[s->n_dirty++] = (struct mig_wire_range){ .space = space, .addr = addr, .npages = npages };
+	return 0;
+}
+
+/* Every page sent before the freeze goes again (the scan that says which
+ * were written since failed): all clean runs in the DIRTY list, none left
+ * clean.  Only for post-copy's pre-send (the rounds' tracker fails whole). */
+static int drop_presend(struct src *s)
+{
+	for (size_t i = 0; i < mem_dirty_count(s->hot); i++) {
+		uint32_t space;
+		pid_t pid;
+		int fd;
+		mem_dirty_proc(s->hot, i, &space, &pid, &fd);
+		struct pageset *clean = mem_dirty_clean(s->hot, space);
+		if (!clean)
+			continue;
+		for (size_t k = 0; k < clean->n; k++) {
+			const struct pageset_region *rg = &clean->r[k];
+			for (uint64_t j = 0; j < rg->npages;) {
+				if (!pageset_test(clean, rg->start + j * DM_PAGE_SIZE)) {
+					j++;
+					continue;
+				}
+				uint64_t run = 1;
+				while (j + run < rg->npages && pageset_test(clean, rg->start + (j + run) * DM_PAGE_SIZE))
+					run++;
+				/* final_cb clears them */
+				int r = final_cb(s, space, pid, rg->start + j * DM_PAGE_SIZE, run);
+				if (r < 0)
+					return r;
+				j += run;
+			}
+		}
+	}
+	s->presend_pages = s->presend_lazy_pages = 0;
 	return 0;
 }
 
@@ -762,7 +803,7 @@ static int setup_server(struct src *s)
 		r = mem_server_add(s->srv, p->pid, host, p);
 		if (r < 0)
 			return r;
-		struct pageset *clean = s->dirty ? mem_dirty_clean(s->dirty, p->pid) : NULL;
+		struct pageset *clean = tracked(s) ? mem_dirty_clean(tracked(s), p->pid) : NULL;
 		if (!clean)
 			continue;
 		/* runs of clean pages, a word of the bitmap at a time */
@@ -894,10 +935,13 @@ static json_t *build_stats(struct src *s, int err)
 					      (json_int_t)s->hot_pages, "given", (json_int_t)ss.hot_given, "pushed_first",
 					      (json_int_t)ss.pages_hot));
 	if (s->eager_store)
-		/* the eager pages sent before the freeze, and those written after */
+		/* the pages sent before the freeze (eager ones, and lazy ones while
+		 * the destination started the container), those written after */
 		json_object_set_new(j, "eager_presend",
-				    json_pack("{s:I,s:I,s:f}", "pages", (json_int_t)s->presend_pages, "written_after",
-					      (json_int_t)s->presend_written, "ms", s->presend_ms));
+				    json_pack("{s:I,s:I,s:I,s:b,s:f}", "pages", (json_int_t)s->presend_pages, "lazy_pages",
+					      (json_int_t)s->presend_lazy_pages, "written_after",
+					      (json_int_t)s->presend_written, "cut_at_ready", s->presend_cut, "ms",
+					      s->presend_ms));
 	json_object_set_new(j, "pages_precopy", json_integer((json_int_t)s->precopy_pages));
 	if (s->egress.ifname[0])
 		json_object_set_new(j, "link_queue",
@@ -1233,6 +1277,13 @@ static int ph_connect(struct src *s)
 			m.has_eager_store = m.eager_store = true;
 			m.has_store_bytes = true;
 			m.store_bytes = (uint64_t)PRESEND_MAX_PAGES * DM_PAGE_SIZE;
+			/* and, while its container starts there, the lazy memory */
+			if (m.ready_later && !env_off("DMIGRATE_PRESEND_LAZY")) {
+				m.has_store_lazy = m.store_lazy = true;
+				s->store_lazy_asked = true;
+				m.store_bytes += anon + anon / 8;
+			}
+			s->store_pages = m.store_bytes / DM_PAGE_SIZE;
 		}
 		/* for the destination's checks before the freeze */
 		m.has_xcr0 = true;
@@ -1312,6 +1363,8 @@ static int ph_connect(struct src *s)
 	s->ready_later = rep->has_ready_later && rep->ready_later;
 	s->peer_early_push = rep->has_early_push && rep->early_push && !getenv("DMIGRATE_TEST_LATE_PUSH");
 	s->eager_store = presend_wanted(s) && rep->has_eager_store && rep->eager_store;
+	s->store_lazy = s->eager_store && s->ready_later && s->store_lazy_asked && rep->has_store_lazy &&
+			rep->store_lazy;
 	/* the volumes as trees of their own; else (an older destination) as
 	 * tars in the freeze */
 	if (o->n_volumes && o->n_volumes <= MIG_VOLUME_TREES_MAX && rep->has_docker_volume_trees &&
@@ -1468,14 +1521,20 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
 	for (uint64_t k = 0; k < npages && clean;) {
 		uint64_t a = addr + k * DM_PAGE_SIZE;
 		bool own;
+		/* READY (or an ABORT): the container runs there, the freeze
+		 * comes now (ph_ready reads it); the rest after the resume */
+		if (rc->until_ready && net_chan_poll_in(s->ctl, 0) > 0) {
+			rc->cut = true;
+			return -ECANCELED;
+		}
 		/* a fork's page still its parent's is not in its image */
 		uint32_t n = (uint32_t)mem_dirty_own_run(s->hot, space, a,
 							 (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX), &own);
 		k += n;
 		if (!own)
 			continue;
-		if (rc->sent + n > PRESEND_MAX_PAGES)
-			return -ENOSPC; /* the store's size: the rest in the freeze */
+		if (rc->sent + n > rc->max)
+			return -ENOSPC; /* the store's size: the rest in the freeze, or lazily */
 		int r = mem_send_pages(s->bulk, space, pid, memfd, a, n, MEM_PF_PRECOPY, rc->buf);
 		if (r == -EFAULT)
 			continue; /* unmapped meanwhile */
@@ -1500,11 +1559,21 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
  * shows in the last scan (ph_freeze_dump): it goes in the image, and its
  * old copy is dropped there (the DIRTY list).  The rest the restore takes
  * from the store (the dump marks them `now`: page_at_dest()).
+ *
+ * A Docker container then starts at the destination, for 0.5 s or more,
+ * and the link would be idle until READY: the lazy memory goes meanwhile
+ * into the same store (MigStart.store_lazy), the pages not written since
+ * START first in address order (those written are the working set, pushed
+ * first after the freeze, and would likely be written again), until READY
+ * comes.  The destination installs them from its store after the resume
+ * and serves a fault from it; the freeze's scan gives those written since
+ * (the DIRTY list: their copies dropped there).  The freeze never waits
+ * for this: it costs no time, and what went need not go after.
  */
 static int presend(struct src *s)
 {
 	struct mem_wire_phase ph = { .phase = MEM_PHASE_STORE };
-	struct round_ctx rc = { .s = s };
+	struct round_ctx rc = { .s = s, .max = MIN((uint64_t)PRESEND_MAX_PAGES, s->store_pages) };
 	uint64_t t = clock_ns();
 	int r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
 	if (r < 0)
@@ -1514,11 +1583,24 @@ static int presend(struct src *s)
 		atomic_store(&s->phase, "sending eager pages");
 		rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
 		r = mem_dirty_scan_files(s->hot, false, presend_cb, &rc, NULL);
-		free(rc.buf);
 		if (r == -ENOSPC) {
 			dm_error_clear();
 			r = 0;
 		}
+		if (r >= 0 && s->store_lazy) {
+			uint64_t eager = rc.sent;
+			atomic_store(&s->phase, "sending memory while the destination starts the container");
+			rc.max = s->store_pages;
+			rc.until_ready = true;
+			r = mem_dirty_scan_unwritten(s->hot, presend_cb, &rc, NULL);
+			if (r == -ENOSPC || (r == -ECANCELED && rc.cut)) {
+				dm_error_clear();
+				r = 0;
+			}
+			s->presend_lazy_pages = rc.sent - eager;
+			s->presend_cut = rc.cut;
+		}
+		free(rc.buf);
 		if (r < 0)
 			return r;
 	}
@@ -1528,7 +1610,9 @@ static int presend(struct src *s)
 	s->presend_pages = rc.sent;
 	s->presend_ms = ns_to_ms(t, clock_ns());
 	if (rc.sent)
-		pr_info("%" PRIu64 " eager pages sent before the freeze (%.1f ms)", rc.sent, s->presend_ms);
+		pr_info("%" PRIu64 " eager pages sent before the freeze, %" PRIu64 " of the lazy memory%s (%.1f ms)",
+			rc.sent - s->presend_lazy_pages, s->presend_lazy_pages,
+			s->presend_cut ? " until the destination's container ran" : "", s->presend_ms);
 	mig_test_point("src-presend");
 	return r;
 }
@@ -1689,18 +1773,23 @@ static int ph_freeze_dump(struct src *s)
 			return r;
 		pr_info("%" PRIu64 " pages written since the last round (scan %.1f ms)", n, ns_to_ms(t, clock_ns()));
 	} else if (s->presend_pages) {
-		/* the eager pages written since they went: in the image, their
-		 * old copies dropped there (nothing reprotected: the working
-		 * set's scan after the freeze still sees them) */
-		r = mem_dirty_scan_files(s->hot, true, final_cb, s, &s->presend_written);
+		/* the pages written since they went: the eager ones in the image,
+		 * the lazy ones after the resume, their old copies dropped there
+		 * (nothing reprotected: the working set's scan after the freeze
+		 * still sees them).  The lazy memory's scan gives every page
+		 * written since START, sent or not (dropping one that is not in
+		 * the store costs nothing) */
+		r = s->presend_lazy_pages ? mem_dirty_scan(s->hot, false, final_cb, s, &s->presend_written) :
+					    mem_dirty_scan_files(s->hot, true, final_cb, s, &s->presend_written);
 		if (r < 0) {
-			/* not known: every one in the image (the store's copies
-			 * are then never read) */
-			pr_info("the eager pages sent before the freeze go again (%s)",
+			/* not known: every one goes again, the store's copies
+			 * dropped there (each run of them in the DIRTY list) */
+			pr_info("the pages sent before the freeze go again (%s)",
 				dm_last_error()[0] ? dm_last_error() : strerror(-r));
 			dm_error_clear();
-			s->presend_pages = 0;
-			r = 0;
+			r = drop_presend(s);
+			if (r < 0)
+				return r;
 		}
 	}
 	atomic_store(&s->phase, "dumping");

@@ -10,7 +10,8 @@
  *   fault + bulk channels join the session
  *   [pre-copy, hybrid: bulk carries PHASE STORE + PRECOPY pages while the tree runs;
  *    post-copy with START.eager_store taken by ACCEPT: PHASE STORE, the private file
- *    mappings' copied pages, PUSH_END]
+ *    mappings' copied pages, and with START.store_lazy (a Docker container starting
+ *    there) the unwritten anonymous pages until READY, PUSH_END]
  *   -- freeze, dump --
  *   FILE {name, size}, DATA {off,len}+bytes..., FILE_END     (per image file, sparse)
  *   DIRTY [{space, addr, npages}...]   (pages sent before the freeze and written since)
