@@ -616,7 +616,7 @@ void docker_src_end(struct docker_src *ds, bool moved, bool keep)
 	if (ds->held)
 		held_forget(ds);
 	/* its tree was killed: Docker sees it exit */
-	if (docker_wait_state(ds->dk, ds->ctr.id, "exited", 10000) < 0)
+	if (docker_wait_stopped(ds->dk, ds->ctr.id, 10) < 0)
 		pr_warn("container %s: %s", ds->ctr.name, dm_last_error());
 	if (keep) {
 		pr_info("container %s: left stopped here (--keep-source)%s", ds->ctr.name,

@@ -713,28 +713,25 @@ int docker_update_restart_policy(struct docker *dk, const char *id, json_t *poli
 			 "cannot change the restart policy of container '%s'", id);
 }
 
-int docker_wait_state(struct docker *dk, const char *id, const char *status, int timeout_ms)
+int docker_wait_stopped(struct docker *dk, const char *id, int timeout_s)
 {
-	struct timespec t0, now;
-	long delay_ms = 10;
+	_cleanup_free_ char *path = NULL;
+	struct xfer x = { .out_fd = -1, .in_fd = -1 };
+	long status = 0;
+	int r = check_ref("container", id);
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		_cleanup_json_ json_t *j = NULL;
-		int r = docker_inspect(dk, id, &j);
-		if (r < 0)
-			return r;
-		const char *st = json_str(json_object_get(j, "State"), "Status");
-		if (st && !strcmp(st, status))
-			return 0;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (el >= timeout_ms)
-			return dm_fail(-ETIMEDOUT, "container '%s' is %s, not %s, after %d ms", id,
-				       st ? st : "in no state", status, timeout_ms);
-		usleep((useconds_t)MIN(delay_ms, (long)timeout_ms - el) * 1000);
-		delay_ms = MIN(delay_ms * 2, 200L);
-	}
+	if (r < 0)
+		return r;
+	/* dockerd answers when the container is not running (at once if it is
+	 * not): no polling, no delay between its exit and our return */
+	path = xasprintf("/containers/%s/wait?condition=not-running", id);
+	r = dk_json_call(dk, "POST", path, NULL, &x, timeout_s, &status);
+	if (r == -ETIMEDOUT)
+		r = dm_fail(-ETIMEDOUT, "container '%s' still runs after %d s", id, timeout_s);
+	else if (r >= 0 && status != 200)
+		r = status_fail(dk, &x, status, -EBUSY, "cannot wait for container '%s'", id);
+	xfer_free(&x);
+	return r;
 }
 
 /* ------------------------------------------------------------ images */

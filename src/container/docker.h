@@ -65,9 +65,10 @@ int docker_kill(struct docker *dk, const char *id, const char *signal); /* NULL:
 int docker_remove(struct docker *dk, const char *id, bool force, bool volumes);
 /* POST /containers/ID/update {"RestartPolicy": policy} */
 int docker_update_restart_policy(struct docker *dk, const char *id, json_t *policy);
-/* Poll State.Status until it is status ("running", "exited", ...):
- * -ETIMEDOUT after timeout_ms, naming the state it is in. */
-int docker_wait_state(struct docker *dk, const char *id, const char *status, int timeout_ms);
+/* POST /containers/ID/wait?condition=not-running: returns once dockerd
+ * has seen the container stop (at once if it does not run); -ETIMEDOUT
+ * after timeout_s. */
+int docker_wait_stopped(struct docker *dk, const char *id, int timeout_s);
 /* images: the tar stream of `docker save` written to out_fd; `docker load`
  * read from in_fd (until EOF) */
 int docker_image_save(struct docker *dk, const char *ref, int out_fd);
