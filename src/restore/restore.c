@@ -384,6 +384,7 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 
 	c->o = o;
 	c->sock = -1;
+	c->pin_cpu = -1;
 	r = image_open(o->images_dir, false, &c->img);
 	if (r >= 0)
 		r = image_load(c->img, &c->ck);
@@ -398,6 +399,7 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		goto out;
 
 	pinned = pin_here(&cpus);
+	c->pin_cpu = pinned ? sched_getcpu() : -1;
 	r = stub_create_root(c, &c->procs[0]);
 	c->st.stub_ms = lap(&t);
 	if (r >= 0)
@@ -441,7 +443,7 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 		r = for_alive(c, threads_sched);
 	count_injected(c);
 	if (pinned && r >= 0)
-		unpin_tree(c, &cpus);
+		unpin_tree(c, c->ext_pinned ? &c->ext_mask : &cpus);
 	/* the dumped masks (an image of before they were kept has none: the
 	 * restorer's original one, above) */
 	if (r >= 0)

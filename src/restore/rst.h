@@ -21,6 +21,7 @@
  */
 #pragma once
 
+#include <sched.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -66,6 +67,12 @@ struct rst_proc {
 
 struct rst_ctx {
 	const struct restore_opts *o;
+	/* the CPU the restorer keeps to (pin_here), -1: none; a container's
+	 * stub, made by runc and not our child, is put on it too (ext_mask:
+	 * the mask it had, given back to the tree before it runs) */
+	int pin_cpu;
+	bool ext_pinned;
+	cpu_set_t ext_mask;
 	struct dm_image *img;
 	struct dm_checkpoint *ck;
 	struct rst_proc *procs; /* in inventory order: parents first */

@@ -299,6 +299,20 @@ static int ext_stub_start(struct rst_ctx *c, struct rst_proc *root)
 	root->host_pid = pid;
 	root->pidfd = pidfd;
 	root->state = RST_SEIZED; /* from here on, failure cleanup kills it */
+	/*
+	 * On our CPU, as a stub of our own is (restore.c, pin_here): the
+	 * restore is hundreds of round trips with it and the threads it makes,
+	 * and each wakeup on another, idle vCPU cost 0.1-2 ms (a redis
+	 * container's memory and threads steps took 12.9 and 7.3 ms where a
+	 * bare tree's took 1.2 and 0.7).  A best effort: its cgroup's cpuset
+	 * may refuse the CPU.
+	 */
+	if (c->pin_cpu >= 0 && sched_getaffinity(pid, sizeof(c->ext_mask), &c->ext_mask) == 0) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(c->pin_cpu, &one);
+		c->ext_pinned = sched_setaffinity(pid, sizeof(one), &one) == 0;
+	}
 	if (send(c->sock, &a, sizeof(a), MSG_NOSIGNAL) != (ssize_t)sizeof(a))
 		return dm_fail(neg_errno(), "the container's stub (pid %d): sending its arguments: %m", pid);
 	return wait_ready(c, pid, pidfd);

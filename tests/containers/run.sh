@@ -478,6 +478,10 @@ t_migrate() {
 	v0=$(cat "$b/rootfs/tmp/counter")
 	[[ $v0 =~ ^[0-9]+$ ]] || v0=$(cat "$b/rootfs/tmp/counter")
 	[[ $v0 =~ ^[0-9]+$ ]] || v0=5
+	# the CPUs it may run on (the restore keeps the stub on one CPU while
+	# it works: the tree must not stay there)
+	local cpus
+	cpus=$(ctr_runc a exec "$id" grep Cpus_allowed_list /proc/1/status)
 	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
 		--mode "$mode" --quiet 2>&1) || { result FAIL $t "migrate: $out"; return; }
 	[[ -z $(ctr_status a "$id") ]] || { result FAIL $t "host a still has it: $(ctr_status a "$id")"; return; }
@@ -487,6 +491,8 @@ t_migrate() {
 	[[ $out == "/bin/sh -c i=0;"* ]] || { result FAIL $t "pid 1 in b is '$out'"; return; }
 	out=$(ctr_runc b exec "$id" hostname)
 	[[ $out == "moved-$1" ]] || { result FAIL $t "host name '$out'"; return; }
+	out=$(ctr_runc b exec "$id" grep Cpus_allowed_list /proc/1/status)
+	[[ $out == "$cpus" ]] || { result FAIL $t "CPUs in b '$out', in a '$cpus'"; return; }
 	out=$(ctr_cgfile b "$id" memory memory.limit_in_bytes)/$(ctr_cgfile b "$id" pids pids.max)
 	[[ $out == 67108864/77 ]] || { result FAIL $t "cgroup limits (memory/pids) in b are $out, not 67108864/77"; return; }
 	# it goes on from v0 (a counter started again would be below it)
