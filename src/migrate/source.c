@@ -18,19 +18,17 @@
  *   <- MEM_DONE                                                       t_done
  *   kill the frozen tree, FIN
  *
+ * The memory before the freeze (the rounds, post-copy's working set and
+ * pre-send) is source-mem.c's; what both share, source-int.h.
+ *
  * The rule: every ptrace operation on the tree (freeze, dump, release)
  * happens on this thread.  Workers (page server, pusher) only read memory.
  * Until COMMIT is sent, any failure (or SIGHUP/INT/TERM/PIPE) thaws the tree
  * (DUMP_RESUME); after it, the tree stays stopped here whatever happens.
  */
 #define LOG_PREFIX "migrate: "
-#include "migrate/mig-internal.h"
-#include "migrate/srcguard.h"
+#include "migrate/source-int.h"
 #include "base/clock.h"
-#include "base/log.h"
-#include "dump/dump.h"
-#include "image/image.h"
-#include "mem/mem.h"
 #include "proc/proc.h"
 #include "restore/restore.h"
 
@@ -47,108 +45,6 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-/* The eager pages sent before the freeze at most (MigStart.store_bytes). */
-#define PRESEND_MAX_PAGES (16384u)
-
-struct src {
-	const struct mig_source_opts *o;
-	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
-	double container_record_ms; /* the container's own state, recorded while frozen */
-	/* that record, made by a thread beside the dump (record_main()) */
-	struct {
-		pthread_t th;
-		bool started, joined;
-		int r;
-		char msg[DM_ERRMSG_MAX];
-	} rec;
-	double container_record_beside_ms; /* its time */
-	double container_record_wait_ms;   /* the dump's wait for it before its inventory */
-	struct net_ctx *ctx;
-	struct net_chan *ctl, *fault, *bulk;
-	struct dump_ctx *d;
-	struct dm_image *img;
-	struct dm_checkpoint *ck;
-	struct mem_server *srv;
-	struct mem_dirty *dirty;
-	char *workdir;
-	struct mig_watchdog wd;
-	struct net_egress egress; /* the queue in front of the bulk channel's link */
-	struct mig_result *ret;
-	struct dump_opts dopts;
-	bool peer_net_frames;   /* ACCEPT: the destination takes NET_FRAMES */
-	/* the tree's files (--rootfs-dir): their channel and sender */
-	char *rootfs_dir;        /* realpath of o->rootfs_dir */
-	struct net_chan *rfs_chan;
-	struct net_chan *rfs_miss;  /* the chunks the tree is blocked on (rootfs.h) */
-	struct rfs_sender *rfs;
-	/* a Docker container's named volumes, each a tree of its own (ACCEPT
-	 * took them: MigReply.docker_volume_trees): channels and senders */
-	size_t n_vol;
-	struct net_chan **vol_chan, **vol_miss;
-	struct rfs_sender **vol;
-	enum mig_phase cur_phase;
-
-	uint64_t t0, t_freeze, t_dumped, t_state, t_resume, t_done; /* ns */
-	struct timespec t0_wall; /* t0 on the wall clock: the stats' start_unix */
-	uint64_t t_presend;      /* the working set's files sent before the freeze */
-	uint64_t t_connected;    /* ACCEPT read, every channel joined */
-	/* post-copy: the pages the tree writes while the migration prepares
-	 * (its working set), pushed first after the resume */
-	struct mem_dirty *hot;
-	double hot_track_ms, hot_scan_ms;
-	uint64_t hot_pages;
-	uint64_t hot_max;        /* pages of it pushed first at most ($DMIGRATE_HOT_MAX_MB) */
-	bool hot_tried;
-	/* post-copy: the pages the dump would send in the freeze (private file
-	 * mappings' copies) went before it, into the destination's store */
-	bool eager_store;        /* asked in START and taken in ACCEPT */
-	uint64_t presend_pages, presend_written;
-	double presend_ms;
-	/* and pages of the lazy memory while the destination starts the
-	 * container (MigStart.store_lazy): asked, taken, sent, cut by READY */
-	bool store_lazy_asked, store_lazy;
-	uint64_t presend_lazy_pages, store_pages;
-	bool presend_cut;
-	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
-	bool ready_later;        /* ACCEPT: READY follows when its container runs */
-	uint64_t t_ready;
-	bool push_started;
-	uint64_t t_push;         /* the push of what is left began */
-	_Atomic(const char *) phase;
-	pthread_mutex_t out_lock;
-	bool tty, status_shown;
-	uint64_t last_bytes, last_ns;
-	double rate;
-
-	json_t *rounds;          /* pre-copy rounds */
-	json_t *dest_restore;    /* from RESUMED */
-	json_t *dest_mem;        /* from MEM_DONE */
-	json_t *dump_stats;
-	uint64_t precopy_pages;
-	struct mig_wire_range *dirty_ranges;
-	size_t n_dirty, cap_dirty;
-	uint64_t state_files, state_bytes;
-	size_t vma_fixes;
-	double vma_check_ms;
-	_Atomic bool switched_over, mem_done; /* for the watchdog thread */
-	uint64_t stall_bytes, stall_since;    /* watchdog thread only */
-	bool stall_warned;
-	pid_t dest_pid;
-	bool committed;
-	/*
-	 * SIGHUP, SIGINT, SIGTERM, SIGPIPE: blocked in every thread and read
-	 * from sigfd by the watchdog.  Before the switch-over one rolls the
-	 * migration back; from the moment COMMIT may be on its way it is only
-	 * reported.  commit_state decides which, atomically: the main thread
-	 * moves it RUNNING -> COMMITTING before it sends COMMIT, the watchdog
-	 * RUNNING -> ABORTING when a signal comes first.
-	 */
-	int sigfd;
-	_Atomic int commit_state;
-	_Atomic int interrupted; /* the signal that made us roll back */
-};
-
-enum { SRC_RUNNING, SRC_COMMITTING, SRC_ABORTING };
 
 static double ms_since(const struct src *s, uint64_t t)
 {
@@ -156,7 +52,7 @@ static double ms_since(const struct src *s, uint64_t t)
 }
 
 /* A line of the display (and of the log at info level). */
-_printf_(2, 3) static void say(struct src *s, const char *fmt, ...)
+void src_say(struct src *s, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -469,10 +365,10 @@ static int send_image(struct src *s, uint32_t layers_here)
 		return dm_fail(-EPROTO, "the destination claims %u layers of an image of %zu", layers_here,
 			       s->o->n_image_layers);
 	if (layers_here)
-		say(s, "the destination lacks the container's image: sending it (it has %u of its %zu layers)",
+		src_say(s, "the destination lacks the container's image: sending it (it has %u of its %zu layers)",
 		    layers_here, s->o->n_image_layers);
 	else
-		say(s, "the destination lacks the container's image: sending it");
+		src_say(s, "the destination lacks the container's image: sending it");
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return dm_fail(neg_errno(), "socketpair: %m");
 	v.fd = sp[1];
@@ -512,190 +408,10 @@ static int send_image(struct src *s, uint32_t layers_here)
 					   (json_int_t)v.skipped, "layers", (json_int_t)s->o->n_image_layers,
 					   "layers_at_destination", (json_int_t)layers_here);
 	if (r >= 0 && v.skipped)
-		say(s, "image sent (%.1f MiB; %.1f MiB of layers the destination has left out)",
+		src_say(s, "image sent (%.1f MiB; %.1f MiB of layers the destination has left out)",
 		    (double)total / (1 << 20), (double)v.skipped / (1 << 20));
 	else if (r >= 0)
-		say(s, "image sent (%.1f MiB)", (double)total / (1 << 20));
-	return r;
-}
-
-/* ---- pre-copy ---------------------------------------------------------- */
-
-struct round_ctx {
-	struct src *s;
-	uint8_t *buf;
-	uint64_t sent;
-	bool until_ready;   /* hybrid pass of a Docker container: it ends with READY */
-	bool cut;           /* it did: the rest goes after the resume */
-	uint64_t max;       /* post-copy's pre-send: the store's size in pages */
-};
-
-/* The tracker whose clean sets say which pages the destination holds
- * unchanged: the pre-copy rounds', or post-copy's (the eager pages sent
- * before the freeze); NULL: none. */
-static struct mem_dirty *tracked(const struct src *s)
-{
-	return s->dirty ? s->dirty : s->presend_pages ? s->hot : NULL;
-}
-
-static int tracked_memfd(struct mem_dirty *d, uint32_t space)
-{
-	for (size_t i = 0; i < mem_dirty_count(d); i++) {
-		uint32_t sp;
-		pid_t p;
-		int fd;
-		mem_dirty_proc(d, i, &sp, &p, &fd);
-		if (sp == space)
-			return fd;
-	}
-	return -1;
-}
-
-static int round_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
-{
-	struct round_ctx *rc = arg;
-	struct src *s = rc->s;
-	struct pageset *clean = mem_dirty_clean(s->dirty, space);
-	int memfd = tracked_memfd(s->dirty, space);
-
-	for (uint64_t k = 0; k < npages; k += MEM_FRAME_PAGES_MAX) {
-		uint32_t n = (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
-		uint64_t a = addr + k * DM_PAGE_SIZE;
-		/* what is not sent clean now goes after the resume, as any page
-		 * the pass has not reached (write-protected or not, it is not in
-		 * the clean set) */
-		/* READY (or an ABORT): the destination's container runs, the
-		 * pass ends (ph_ready reads it) */
-		if (rc->until_ready && net_chan_poll_in(s->ctl, 0) > 0) {
-			rc->cut = true;
-			return -ECANCELED;
-		}
-		if (clean)
-			for (uint32_t j = 0; j < n; j++)
-				pageset_clear(clean, a + (uint64_t)j * DM_PAGE_SIZE);
-		int r = mem_send_pages(s->bulk, space, pid, memfd, a, n, MEM_PF_PRECOPY, rc->buf);
-		if (r == -EFAULT)
-			continue; /* unmapped meanwhile: it will not be in the final image, or goes in the final push */
-		if (r < 0)
-			return r;
-		if (clean)
-			for (uint32_t j = 0; j < n; j++)
-				pageset_set(clean, a + (uint64_t)j * DM_PAGE_SIZE);
-		rc->sent += n;
-		s->precopy_pages += n;
-	}
-	return 0;
-}
-
-static int final_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
-{
-	struct src *s = arg;
-	struct pageset *clean = mem_dirty_clean(tracked(s), space);
-	(void)pid;
-	if (clean)
-		for (uint64_t k = 0; k < npages; k++)
-			pageset_clear(clean, addr + k * DM_PAGE_SIZE);
-	if (s->n_dirty == s->cap_dirty) {
-		s->cap_dirty = s->cap_dirty ? s->cap_dirty * 2 : 256;
-		s->dirty_ranges = xrealloc(s->dirty_ranges, s->cap_dirty * sizeof(*s->dirty_ranges));
-	}
-	s->dirty_ranges[s->n_dirty++] = (struct mig_wire_range){ .space = space, .addr = addr, .npages = npages };
-	return 0;
-}
-
-/* Every page sent before the freeze goes again (the scan that says which
- * were written since failed): all clean runs in the DIRTY list, none left
- * clean.  Only for post-copy's pre-send (the rounds' tracker fails whole). */
-static int drop_presend(struct src *s)
-{
-	for (size_t i = 0; i < mem_dirty_count(s->hot); i++) {
-		uint32_t space;
-		pid_t pid;
-		int fd;
-		mem_dirty_proc(s->hot, i, &space, &pid, &fd);
-		struct pageset *clean = mem_dirty_clean(s->hot, space);
-		if (!clean)
-			continue;
-		for (size_t k = 0; k < clean->n; k++) {
-			const struct pageset_region *rg = &clean->r[k];
-			for (uint64_t j = 0; j < rg->npages;) {
-				if (!pageset_test(clean, rg->start + j * DM_PAGE_SIZE)) {
-					j++;
-					continue;
-				}
-				uint64_t run = 1;
-				while (j + run < rg->npages && pageset_test(clean, rg->start + (j + run) * DM_PAGE_SIZE))
-					run++;
-				/* final_cb clears them */
-				int r = final_cb(s, space, pid, rg->start + j * DM_PAGE_SIZE, run);
-				if (r < 0)
-					return r;
-				j += run;
-			}
-		}
-	}
-	s->presend_pages = s->presend_lazy_pages = 0;
-	return 0;
-}
-
-static int precopy(struct src *s)
-{
-	struct mem_wire_phase ph = { .phase = MEM_PHASE_STORE };
-	unsigned max_rounds = s->o->precopy_max_rounds ? s->o->precopy_max_rounds : 12;
-	uint64_t stop_pages = s->o->precopy_stop_pages ? s->o->precopy_stop_pages : 1024;
-	uint64_t prev = UINT64_MAX;
-	/* a Docker container's destination starts it meanwhile: the pass uses
-	 * that time and ends with READY, so the freeze does not wait for it */
-	struct round_ctx rc = { .s = s, .until_ready = s->o->mode == MIG_HYBRID && s->ready_later };
-	int r;
-
-	atomic_store(&s->phase, "tracking");
-	r = mem_dirty_new(s->o->pid, &s->dirty);
-	if (r < 0)
-		return r;
-	r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
-	if (r < 0)
-		return r;
-	s->rounds = json_array();
-	rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
-	for (unsigned round = 0;; round++) {
-		uint64_t t = clock_ns(), scanned = 0;
-		atomic_store(&s->phase, round ? "pre-copy" : "pre-copy (all)");
-		rc.sent = 0;
-		r = mem_dirty_scan(s->dirty, true, round_cb, &rc, &scanned);
-		if (r == -ECANCELED && rc.cut) {
-			dm_error_clear();
-			r = 0;
-		}
-		if (r < 0)
-			break;
-		double ms = ns_to_ms(t, clock_ns());
-		json_t *j = json_object();
-		json_object_set_new(j, "pages", json_integer((json_int_t)scanned));
-		json_object_set_new(j, "sent", json_integer((json_int_t)rc.sent));
-		json_object_set_new(j, "ms", json_real(ms));
-		if (rc.cut)
-			json_object_set_new(j, "cut_at_ready", json_true());
-		json_array_append_new(s->rounds, j);
-		say(s, "pre-copy round %u: %" PRIu64 " pages (%.1f MiB) in %.0f ms", round, scanned,
-		    (double)rc.sent * 4 / 1024, ms);
-		mig_test_point("src-precopy");
-		if (s->o->mode == MIG_HYBRID)
-			break; /* one pass, then post-copy */
-		if (round > 0 && (scanned <= stop_pages || scanned * 10 > prev * 9))
-			break; /* small enough, or no longer shrinking */
-		if (round + 1 >= max_rounds)
-			break;
-		prev = scanned;
-	}
-	free(rc.buf);
-	if (r >= 0 && s->o->mode == MIG_HYBRID) {
-		/* the end of the stored pages: the destination must have them all
-		 * before it drops the dirtied ones and installs the rest (pre-copy
-		 * ends its store phase with the final push instead) */
-		struct mem_wire_end e = { .pages = rc.sent };
-		r = net_send_frame(s->bulk, MEM_T_PUSH_END, &e, sizeof(e));
-	}
+		src_say(s, "image sent (%.1f MiB)", (double)total / (1 << 20));
 	return r;
 }
 
@@ -803,31 +519,7 @@ static int setup_server(struct src *s)
 		r = mem_server_add(s->srv, p->pid, host, p);
 		if (r < 0)
 			return r;
-		struct pageset *clean = tracked(s) ? mem_dirty_clean(tracked(s), p->pid) : NULL;
-		if (!clean)
-			continue;
-		/* runs of clean pages, a word of the bitmap at a time */
-		for (size_t k = 0; k < clean->n; k++) {
-			const struct pageset_region *rg = &clean->r[k];
-			uint64_t run0 = 0, run = 0;
-			for (uint64_t w = 0; w * 64 < rg->npages; w++) {
-				uint64_t bits = atomic_load(&rg->bits[w]);
-				for (unsigned b = 0; b < 64 && w * 64 + b < rg->npages; b++) {
-					uint64_t j = w * 64 + b;
-					if (bits & (1ULL << b)) {
-						if (!run)
-							run0 = j;
-						run++;
-						continue;
-					}
-					if (run)
-						mem_server_mark_sent(s->srv, p->pid, rg->start + run0 * DM_PAGE_SIZE, run);
-					run = 0;
-				}
-			}
-			if (run)
-				mem_server_mark_sent(s->srv, p->pid, rg->start + run0 * DM_PAGE_SIZE, run);
-		}
+		src_mark_clean_sent(s, p->pid);
 	}
 	return 0;
 }
@@ -1058,11 +750,11 @@ static void rollback(struct src *s, int err)
 		dump_release(s->d, DUMP_RESUME);
 	/* claim that it runs only when it does (it may have exited meanwhile) */
 	if (kill(s->o->pid, 0) < 0 && errno == ESRCH) {
-		say(s, "rolled back: process %d has exited", s->o->pid);
+		src_say(s, "rolled back: process %d has exited", s->o->pid);
 		dm_fail(err, "%s (rolled back: process %d has exited)", msg, s->o->pid);
 		return;
 	}
-	say(s, "rolled back: process %d runs on here", s->o->pid);
+	src_say(s, "rolled back: process %d runs on here", s->o->pid);
 	dm_fail(err, "%s (rolled back: process %d runs on here, unchanged)", msg, s->o->pid);
 }
 
@@ -1174,69 +866,6 @@ static int ph_check(struct src *s)
 }
 
 /* prepare: connect, START -> ACCEPT (MIG_WAIT_ACCEPT_MS), the data channels */
-/* DMIGRATE_HOT_MAX_MB: at most so much of the working set goes first */
-static uint64_t hot_max_pages(void)
-{
-	const char *e = getenv("DMIGRATE_HOT_MAX_MB");
-	unsigned long mb = e && *e ? strtoul(e, NULL, 10) : 64;
-	return (uint64_t)mb * (1048576 / DM_PAGE_SIZE);
-}
-
-/*
- * prepare (post-copy; DMIGRATE_HOT_PUSH=0: off), once START is sent: the
- * pages the tree writes from now to the freeze are tracked (uffd-wp async,
- * as the pre-copy rounds: mem/dirty.c); after the resume they are pushed
- * first.  A container's preparation (its launch at the destination) lasts
- * long enough that what the tree wrote in it is what it touches right after
- * the resume: without this, each of those pages is a fault, a round trip
- * in series, and the service answers its first requests only after them.
- * Only an order: every page is still read from the frozen tree after the
- * freeze.  The tracking is also what lets the eager pages go before the
- * freeze (presend()).  A tree that cannot be tracked (its own
- * userfaultfd...) migrates as before.
- */
-static bool hot_wanted(const struct src *s)
-{
-	return s->o->mode == MIG_POST_COPY && !env_off("DMIGRATE_HOT_PUSH");
-}
-
-/* The eager pages sent before the freeze (post-copy, where the writes are
- * tracked; DMIGRATE_EAGER_PRESEND=0: in the freeze, as before). */
-static bool presend_wanted(const struct src *s)
-{
-	return hot_wanted(s) && !env_off("DMIGRATE_EAGER_PRESEND");
-}
-
-static void hot_track(struct src *s)
-{
-	if (!hot_wanted(s))
-		return;
-	s->hot_tried = true;
-	s->hot_max = hot_max_pages();
-	uint64_t t = clock_ns();
-	int r = mem_dirty_new(s->o->pid, &s->hot);
-	/* every page as it is now: protected, so that a write shows */
-	if (r >= 0)
-		r = mem_dirty_scan(s->hot, true, NULL, NULL, NULL);
-	s->hot_track_ms = ns_to_ms(t, clock_ns());
-	if (r < 0) {
-		pr_info("the pages the tree writes are not tracked (%s): pushed in address order",
-			dm_last_error()[0] ? dm_last_error() : strerror(-r));
-		mem_dirty_free(s->hot);
-		s->hot = NULL;
-		dm_error_clear();
-	}
-}
-
-static int hot_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
-{
-	struct src *s = arg;
-	(void)pid;
-	s->hot_pages += npages;
-	mem_server_hot(s->srv, space, addr, npages, s->hot_max);
-	return 0;
-}
-
 static int ph_connect(struct src *s)
 {
 	const struct mig_source_opts *o = s->o;
@@ -1273,7 +902,7 @@ static int ph_connect(struct src *s)
 		m.has_ready_later = m.ready_later = o->docker_inspect != NULL &&
 						    !getenv("DMIGRATE_TEST_READY_AT_ACCEPT");
 		/* post-copy: the eager pages go before the freeze, into a store */
-		if (presend_wanted(s)) {
+		if (src_presend_wanted(s)) {
 			m.has_eager_store = m.eager_store = true;
 			m.has_store_bytes = true;
 			m.store_bytes = (uint64_t)PRESEND_MAX_PAGES * DM_PAGE_SIZE;
@@ -1329,7 +958,7 @@ static int ph_connect(struct src *s)
 	}
 	/* the tracking begins while the destination prepares (a container's
 	 * launch there is the longest step): out of the way of START */
-	hot_track(s);
+	src_hot_track(s);
 	/* a Docker container is made and started there before it accepts */
 	mig_watchdog_arm(&s->wd, "the destination to accept",
 			 o->docker_inspect ? MIG_WAIT_DOCKER_ACCEPT_MS : MIG_WAIT_ACCEPT_MS);
@@ -1362,7 +991,7 @@ static int ph_connect(struct src *s)
 	s->peer_net_frames = rep->has_net_frames && rep->net_frames;
 	s->ready_later = rep->has_ready_later && rep->ready_later;
 	s->peer_early_push = rep->has_early_push && rep->early_push && !getenv("DMIGRATE_TEST_LATE_PUSH");
-	s->eager_store = presend_wanted(s) && rep->has_eager_store && rep->eager_store;
+	s->eager_store = src_presend_wanted(s) && rep->has_eager_store && rep->eager_store;
 	s->store_lazy = s->eager_store && s->ready_later && s->store_lazy_asked && rep->has_store_lazy &&
 			rep->store_lazy;
 	/* the volumes as trees of their own; else (an older destination) as
@@ -1412,7 +1041,7 @@ static int ph_connect(struct src *s)
 	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	s->t_connected = clock_ns();
-	say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
+	src_say(s, "connected to %s (%s), mode %s", o->to, net_chan_is_secure(s->ctl) ? "TLS 1.3, key verified" : "INSECURE",
 	    mig_mode_name(o->mode));
 	mig_test_point("src-connected");
 	return 0;
@@ -1511,131 +1140,15 @@ static int ph_ready(struct src *s)
 	return 0;
 }
 
-static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
-{
-	struct round_ctx *rc = arg;
-	struct src *s = rc->s;
-	struct pageset *clean = mem_dirty_clean(s->hot, space);
-	int memfd = tracked_memfd(s->hot, space);
-
-	for (uint64_t k = 0; k < npages && clean;) {
-		uint64_t a = addr + k * DM_PAGE_SIZE;
-		bool own;
-		/* READY (or an ABORT): the container runs there, the freeze
-		 * comes now (ph_ready reads it); the rest after the resume */
-		if (rc->until_ready && net_chan_poll_in(s->ctl, 0) > 0) {
-			rc->cut = true;
-			return -ECANCELED;
-		}
-		/* a fork's page still its parent's is not in its image */
-		uint32_t n = (uint32_t)mem_dirty_own_run(s->hot, space, a,
-							 (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX), &own);
-		k += n;
-		if (!own)
-			continue;
-		if (rc->sent + n > rc->max)
-			return -ENOSPC; /* the store's size: the rest in the freeze, or lazily */
-		int r = mem_send_pages(s->bulk, space, pid, memfd, a, n, MEM_PF_PRECOPY, rc->buf);
-		if (r == -EFAULT)
-			continue; /* unmapped meanwhile */
-		if (r < 0)
-			return r;
-		/* clean from now on: a write after the scan shows in the last one */
-		for (uint32_t j = 0; j < n; j++)
-			pageset_set(clean, a + (uint64_t)j * DM_PAGE_SIZE);
-		rc->sent += n;
-	}
-	return 0;
-}
-
-/*
- * post-copy, before the freeze: the pages the dump would otherwise send in
- * it.  A userfaultfd cannot serve a private file mapping, so its copied
- * pages (the relocated data of the binary and its libraries, written once
- * at start: 1.1 MiB for redis) are eager, sent with the state in the
- * downtime.  They go now into the destination's store (MEM_PHASE_STORE,
- * then the store's end), each marked clean in the tracker's set; the
- * tracking began at START, so a page written after its copy was read
- * shows in the last scan (ph_freeze_dump): it goes in the image, and its
- * old copy is dropped there (the DIRTY list).  The rest the restore takes
- * from the store (the dump marks them `now`: page_at_dest()).
- *
- * A Docker container then starts at the destination, for 0.5 s or more,
- * and the link would be idle until READY: the lazy memory goes meanwhile
- * into the same store (MigStart.store_lazy), the pages not written since
- * START first in address order (those written are the working set, pushed
- * first after the freeze, and would likely be written again), until READY
- * comes.  The destination installs them from its store after the resume
- * and serves a fault from it; the freeze's scan gives those written since
- * (the DIRTY list: their copies dropped there).  The freeze never waits
- * for this: it costs no time, and what went need not go after.
- */
-static int presend(struct src *s)
-{
-	struct mem_wire_phase ph = { .phase = MEM_PHASE_STORE };
-	struct round_ctx rc = { .s = s, .max = MIN((uint64_t)PRESEND_MAX_PAGES, s->store_pages) };
-	uint64_t t = clock_ns();
-	int r = net_send_frame(s->bulk, MEM_T_PHASE, &ph, sizeof(ph));
-	if (r < 0)
-		return r;
-	/* untracked (the tracking failed): nothing can be known clean */
-	if (s->hot) {
-		atomic_store(&s->phase, "sending eager pages");
-		rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
-		r = mem_dirty_scan_files(s->hot, false, presend_cb, &rc, NULL);
-		if (r == -ENOSPC) {
-			dm_error_clear();
-			r = 0;
-		}
-		if (r >= 0 && s->store_lazy) {
-			uint64_t eager = rc.sent;
-			atomic_store(&s->phase, "sending memory while the destination starts the container");
-			rc.max = s->store_pages;
-			rc.until_ready = true;
-			r = mem_dirty_scan_unwritten(s->hot, presend_cb, &rc, NULL);
-			if (r == -ENOSPC || (r == -ECANCELED && rc.cut)) {
-				dm_error_clear();
-				r = 0;
-			}
-			s->presend_lazy_pages = rc.sent - eager;
-			s->presend_cut = rc.cut;
-		}
-		free(rc.buf);
-		if (r < 0)
-			return r;
-	}
-	/* the store's end: the destination restores nothing before it */
-	struct mem_wire_end e = { .pages = rc.sent };
-	r = net_send_frame(s->bulk, MEM_T_PUSH_END, &e, sizeof(e));
-	s->presend_pages = rc.sent;
-	s->presend_ms = ns_to_ms(t, clock_ns());
-	if (rc.sent)
-		pr_info("%" PRIu64 " eager pages sent before the freeze, %" PRIu64 " of the lazy memory%s (%.1f ms)",
-			rc.sent - s->presend_lazy_pages, s->presend_lazy_pages,
-			s->presend_cut ? " until the destination's container ran" : "", s->presend_ms);
-	mig_test_point("src-presend");
-	return r;
-}
-
 /* prepare: pre-copy rounds while the tree runs (pre-copy, hybrid), or
  * post-copy's eager pages */
 static int ph_precopy(struct src *s)
 {
 	if (s->o->mode == MIG_POST_COPY && s->eager_store)
-		return presend(s);
+		return src_presend(s);
 	if (s->o->mode != MIG_PRE_COPY && s->o->mode != MIG_HYBRID)
 		return 0;
-	return precopy(s);
-}
-
-/* The page is at the destination, unchanged: sent clean by a pre-copy round
- * (asked after the last scan, in the freeze). */
-static bool page_at_dest(void *arg, pid_t vpid, uint64_t addr)
-{
-	struct src *s = arg;
-	struct mem_dirty *t = tracked(s);
-	struct pageset *clean = t ? mem_dirty_clean(t, (uint32_t)vpid) : NULL;
-	return clean && pageset_test(clean, addr);
+	return src_precopy(s);
 }
 
 /*
@@ -1718,7 +1231,7 @@ static int ph_freeze_dump(struct src *s)
 		.inherit_max_pages = o->mode == MIG_STOP_AND_COPY ? 0 : cow_max * ((1u << 20) / DM_PAGE_SIZE),
 		/* pre-copy, hybrid: an eager page a round left at the destination is
 		 * written there from its store before the task runs, not sent again */
-		.page_at_dest = page_at_dest,
+		.page_at_dest = src_page_at_dest,
 		.page_at_dest_arg = s,
 		/* and the VMA flags are read before the freeze (a smaps walk
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
@@ -1757,7 +1270,7 @@ static int ph_freeze_dump(struct src *s)
 			return dm_fail(r, "cannot start a thread: %s", strerror(-r));
 		s->rec.started = true;
 	}
-	say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
+	src_say(s, "freeze ........ %.0f ms", ms_since(s, s->t_freeze));
 	mig_test_point("src-frozen");
 	/* the files from now on, beside the dump and the state: what went
 	 * before the freeze checked, the walk */
@@ -1765,33 +1278,9 @@ static int ph_freeze_dump(struct src *s)
 		rfs_send_frozen(s->rfs);
 	for (size_t i = 0; i < s->n_vol; i++)
 		rfs_send_frozen(s->vol[i]);
-	if (s->dirty) {
-		uint64_t n = 0;
-		uint64_t t = clock_ns();
-		r = mem_dirty_scan(s->dirty, false, final_cb, s, &n);
-		if (r < 0)
-			return r;
-		pr_info("%" PRIu64 " pages written since the last round (scan %.1f ms)", n, ns_to_ms(t, clock_ns()));
-	} else if (s->presend_pages) {
-		/* the pages written since they went: the eager ones in the image,
-		 * the lazy ones after the resume, their old copies dropped there
-		 * (nothing reprotected: the working set's scan after the freeze
-		 * still sees them).  The lazy memory's scan gives every page
-		 * written since START, sent or not (dropping one that is not in
-		 * the store costs nothing) */
-		r = s->presend_lazy_pages ? mem_dirty_scan(s->hot, false, final_cb, s, &s->presend_written) :
-					    mem_dirty_scan_files(s->hot, true, final_cb, s, &s->presend_written);
-		if (r < 0) {
-			/* not known: every one goes again, the store's copies
-			 * dropped there (each run of them in the DIRTY list) */
-			pr_info("the pages sent before the freeze go again (%s)",
-				dm_last_error()[0] ? dm_last_error() : strerror(-r));
-			dm_error_clear();
-			r = drop_presend(s);
-			if (r < 0)
-				return r;
-		}
-	}
+	r = src_mem_frozen(s);
+	if (r < 0)
+		return r;
 	atomic_store(&s->phase, "dumping");
 	r = dump_collect(s->d);
 	if (r < 0)
@@ -1819,7 +1308,7 @@ static int ph_state(struct src *s)
 	unsigned threads = 0;
 	for (size_t i = 0; i < s->ck->nprocs; i++)
 		threads += s->ck->procs[i]->n_threads;
-	say(s, "state sent .... %.0f ms   (%.0f KiB, %zu processes, %u threads)", ms_since(s, s->t_state),
+	src_say(s, "state sent .... %.0f ms   (%.0f KiB, %zu processes, %u threads)", ms_since(s, s->t_state),
 	    (double)s->state_bytes / 1024, s->ck->nprocs, threads);
 	mig_test_point("src-state-sent");
 	return 0;
@@ -1829,18 +1318,7 @@ static int ph_state(struct src *s)
  * working set first where it was tracked, then the rest. */
 static int start_push(struct src *s)
 {
-	if (s->hot) {
-		/* what it wrote since the tracking began (the tree is frozen for
-		 * good here: after the freeze, out of the frozen window) */
-		uint64_t t = clock_ns();
-		int r = mem_dirty_scan(s->hot, false, hot_cb, s, NULL);
-		s->hot_scan_ms = ns_to_ms(t, clock_ns());
-		if (r < 0) {
-			pr_info("the working set is not known (%s): pushed in address order",
-				dm_last_error()[0] ? dm_last_error() : strerror(-r));
-			dm_error_clear();
-		}
-	}
+	src_hot_scan(s);
 	s->push_started = true;
 	s->t_push = clock_ns();
 	return mem_server_start(s->srv, NULL, s->bulk, MEM_PHASE_INSTALL);
@@ -1952,7 +1430,7 @@ static int ph_resume(struct src *s)
 	r = send_net_frames(s);
 	if (r >= 0)
 		r = mig_send_empty(s->ctl, MIG_T_COMMIT);
-	say(s, "resumed on %s (pid %d there)  downtime %.0f ms", s->o->to, s->dest_pid,
+	src_say(s, "resumed on %s (pid %d there)  downtime %.0f ms", s->o->to, s->dest_pid,
 	    ns_to_ms(s->t_freeze, s->t_resume));
 	if (r < 0)
 		return r;
@@ -1997,7 +1475,7 @@ static int ph_rootfs(struct src *s)
 	if (r < 0)
 		return mig_watchdog_error(&s->wd, r);
 	json_t *st = rfs_send_stats(s->rfs, s->t0);
-	say(s, "files ......... %.0f ms   (%lld files, %.1f MiB, %lld misses)",
+	src_say(s, "files ......... %.0f ms   (%lld files, %.1f MiB, %lld misses)",
 	    json_real_value(json_object_get(st, "done_ms")), json_integer_value(json_object_get(st, "files")),
 	    (double)json_integer_value(json_object_get(st, "bytes")) / 1048576,
 	    json_integer_value(json_object_get(st, "misses")));
@@ -2133,7 +1611,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 			fputc('\n', stderr);
 			s.status_shown = false;
 		}
-		say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000,
+		src_say(&s, "done in %.2f s (downtime %.0f ms)", ns_to_ms(s.t0, s.t_done) / 1000,
 		    ns_to_ms(s.t_freeze, s.t_resume));
 		ret->stats = build_stats(&s, 0);
 		cleanup(&s);
