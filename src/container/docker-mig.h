@@ -97,6 +97,8 @@ const char *docker_dst_layer(const struct docker_dst *dd);
 int docker_dst_start(struct docker_dst *dd);
 /* The stub (started now if it was not): *h is the caller's (handoff_close). */
 int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h);
+/* Its network namespace was locked when it started (runc_restore_opts.net_locked). */
+bool docker_dst_net_locked(const struct docker_dst *dd);
 /* The volumes' contents from the image (docker_src_record_volumes) into
  * the container's volumes here, before its tree is restored. */
 int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir);

@@ -468,8 +468,10 @@ int runc_lock_and_announce(const Dm__Container *m, struct runc_started *s)
 		r = netns_enter(ns, &back);
 	if (r < 0 || ns < 0)
 		return r;
-	r = netlock_netns(NETLOCK_NETNS_NAME);
-	s->net_locked = r >= 0;
+	if (!s->net_locked) {
+		r = netlock_netns(NETLOCK_NETNS_NAME);
+		s->net_locked = r >= 0;
+	}
 	for (size_t i = 0; i < m->n_interfaces && r >= 0; i++) {
 		const Dm__ContainerNetIf *n = m->interfaces[i];
 		for (size_t k = 0; k < n->n_addrs; k++)

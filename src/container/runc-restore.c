@@ -326,6 +326,7 @@ int runc_restore_attach(const Dm__Container *m, const struct runc_restore_opts *
 		r = dm_fail(neg_errno(), "the container's init %d: %s: %m", pid, rootp);
 		goto fail;
 	}
+	s.net_locked = o->net_locked;
 	r = runc_lock_and_announce(m, &s);
 	if (r >= 0)
 		r = runc_put_back(m, o, &s);

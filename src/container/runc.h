@@ -85,6 +85,9 @@ struct runc_restore_opts {
 	/* runc_restore_attach(): another runtime (Docker) made the container
 	 * from its own config: its network and cgroup limits are its own */
 	bool runtime_made;
+	/* runc_restore_attach(): its network namespace is locked already
+	 * (NETLOCK_NETNS_NAME), from its start */
+	bool net_locked;
 };
 
 struct runc_started {

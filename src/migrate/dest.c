@@ -114,6 +114,11 @@ struct dsess {
 	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
 	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
 	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
+	/* a Docker container's steps before the restore proper: the runtime's
+	 * stub taken over, the volumes put in place, the container's own state
+	 * put back (runc_restore_attach) */
+	double dk_handoff_ms, dk_volumes_ms, dk_attach_ms;
+	json_t *dk_putback;        /* runc_putback_stats_json() of that */
 	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	pid_t guard_pid;
 	_Atomic bool finished;
@@ -1122,6 +1127,10 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
 	if (s->prep_stats)
 		json_object_set_new(s->restore_stats, "prepare", json_incref(s->prep_stats));
+	if (s->docker)
+		json_object_set_new(s->restore_stats, "docker",
+				    json_pack("{s:f,s:f,s:f,s:O*}", "handoff_ms", s->dk_handoff_ms, "volumes_ms",
+					      s->dk_volumes_ms, "attach_ms", s->dk_attach_ms, "put_back", s->dk_putback));
 	if (s->ctr_rs) {
 		/* its put-back is over (the restore waited for it: RST_BESIDE_ALL) */
 		json_decref(s->ctr_stats);
@@ -1230,13 +1239,22 @@ static int do_restore(struct dsess *s)
 		/* Docker makes the container; its runtime hands us the stub */
 		struct handoff h = { .sock = -1, .stdio = { -1, -1, -1 } };
 		struct runc_restore_opts rro = { .images_dir = s->dir, .runtime_made = true };
+		uint64_t t = clock_ns();
 		r = docker_dst_take_handoff(s->docker, &h);
+		s->dk_handoff_ms = ns_to_ms(t, clock_ns());
+		t = clock_ns();
 		if (r >= 0)
 			r = docker_dst_put_volumes(s->docker, s->dir);
+		s->dk_volumes_ms = ns_to_ms(t, clock_ns());
+		t = clock_ns();
 		if (r >= 0) {
+			rro.net_locked = docker_dst_net_locked(s->docker);
 			r = runc_restore_attach(inv->container, &rro, h.pid, h.sock, &rs);
 			h.sock = -1;
 		}
+		s->dk_attach_ms = ns_to_ms(t, clock_ns());
+		if (r >= 0)
+			s->dk_putback = runc_putback_stats_json(&rs);
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0) {
 			handoff_close(&h);
@@ -1249,9 +1267,14 @@ static int do_restore(struct dsess *s)
 		ro.stdio_given = true;
 		memcpy(ro.stdio_fds, h.stdio, sizeof(h.stdio));
 		ro.inet_close_foreign = true;
+		/* locked when it started: the restore keeps that lock, and
+		 * removes it as its own */
+		ro.netns_locked = rs.net_locked;
 		dm_error_clear();
 		r = restore_tree(&ro, &res);
 		handoff_close(&h);
+		if (r >= 0 && res.stats.lock_removed)
+			rs.net_locked = false;
 		runc_restore_done(&rs, r >= 0);
 		goto restored;
 	} else if (inv && inv->container) {
@@ -1606,6 +1629,7 @@ static void session_cleanup(struct dsess *s)
 	s->root_pidfd = -1;
 	json_decref(s->restore_stats);
 	json_decref(s->ctr_stats);
+	json_decref(s->dk_putback);
 	json_decref(s->prep_stats);
 	s->ctr_stats = s->prep_stats = NULL;
 	s->restore_stats = NULL;
