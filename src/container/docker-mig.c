@@ -9,6 +9,7 @@
 #include "container/docker.h"
 #include "container/image-tar.h"
 #include "base/child.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "migrate/migrate.h"
@@ -68,6 +69,9 @@ struct docker_src {
 	bool dirs_walked, dirs_all;
 	char **layers;          /* its image's diff IDs, lowest first */
 	size_t n_layers;
+	/* its address changes: the lock's removal at the switch-over, made
+	 * ahead in its namespace (docker_src_committed()) */
+	struct netlock_opener *opener;
 };
 
 static int held_check(struct docker_src *ds);
@@ -212,6 +216,17 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 	}
 	runc_set_managed(ds->ct);
 	ds->inspect_text = json_dumps(ds->inspect, JSON_COMPACT);
+	if (docker_src_address_changes(ds)) {
+		/* a best effort: without it, the unlock is nft's script */
+		_cleanup_close_ int ns = -1;
+		int back = -1, k = netns_of_pid(ds->ctr.pid, &ns);
+		if (k > 0 && netns_enter(ns, &back) >= 0) {
+			if (netlock_opener_new(NETLOCK_NETNS_NAME, &ds->opener) < 0)
+				pr_debug("the unlock is not prepared: %s", dm_last_error());
+			netns_leave(back);
+		}
+		dm_error_clear();
+	}
 	*ret = ds;
 	return 0;
 fail:
@@ -451,11 +466,18 @@ void docker_src_committed(struct docker_src *ds)
 	 * TCP socket of it is destroyed: each peer gets a reset now, and
 	 * connects again (to the published port there).
 	 */
+	uint64_t t = clock_ns();
+	/* the lock first (the resets must get out), prepared: one sendmsg,
+	 * where a fresh libnftables context cost milliseconds before the
+	 * peers learnt anything */
+	bool unlocked = ds->opener && netlock_unlock_with(ds->opener) >= 0;
+	dm_error_clear();
 	r = netns_of_pid(ds->ctr.pid, &ns);
 	if (r > 0)
 		r = netns_enter(ns, &back);
 	if (r >= 0 && ns >= 0) {
-		r = netlock_unlock(NETLOCK_NETNS_NAME);
+		if (!unlocked)
+			r = netlock_unlock(NETLOCK_NETNS_NAME);
 		if (r >= 0)
 			r = inet_diag_destroy_tcp(&n);
 		netns_leave(back);
@@ -464,7 +486,8 @@ void docker_src_committed(struct docker_src *ds)
 		pr_warn("container %s: its connections here could not be reset: %s", ds->ctr.name,
 			dm_last_error());
 	else if (n)
-		pr_info("container %s: %u TCP sockets here reset (its address changed)", ds->ctr.name, n);
+		pr_info("container %s: %u TCP sockets here reset (its address changed) in %.1f ms", ds->ctr.name, n,
+			ns_to_ms(t, clock_ns()));
 	dm_error_clear();
 }
 
@@ -633,6 +656,7 @@ void docker_src_free(struct docker_src *ds)
 {
 	if (!ds)
 		return;
+	netlock_opener_free(ds->opener);
 	if (ds->ct)
 		runc_free(ds->ct);
 	docker_ctr_free(&ds->ctr);
