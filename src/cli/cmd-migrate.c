@@ -90,9 +90,9 @@ static int mig_docker_image(void *arg, int fd, uint32_t layers_here, uint64_t *s
 	return docker_src_save_image(arg, fd, layers_here, skipped);
 }
 
-static void mig_docker_committed(void *arg)
+static void mig_docker_committed(void *arg, const struct inet_sk_diag *tcp, size_t n)
 {
-	docker_src_committed(arg);
+	docker_src_committed(arg, tcp, n);
 }
 
 static void mig_docker_gone(void *arg)

@@ -451,7 +451,7 @@ int docker_src_volumes(struct docker_src *ds, struct mig_volume **ret, size_t *r
 	return 0;
 }
 
-void docker_src_committed(struct docker_src *ds)
+void docker_src_committed(struct docker_src *ds, const struct inet_sk_diag *tcp, size_t n_tcp)
 {
 	_cleanup_close_ int ns = -1;
 	unsigned n = 0;
@@ -478,8 +478,11 @@ void docker_src_committed(struct docker_src *ds)
 	if (r >= 0 && ns >= 0) {
 		if (!unlocked)
 			r = netlock_unlock(NETLOCK_NETNS_NAME);
+		/* the tree's sockets by their addresses, as the dump found them
+		 * (a dump of the namespace's walks the host's whole table of
+		 * established sockets: 4-12 ms here); else every one there */
 		if (r >= 0)
-			r = inet_diag_destroy_tcp(&n);
+			r = n_tcp ? inet_diag_destroy_these(tcp, n_tcp, &n) : inet_diag_destroy_tcp(&n);
 		netns_leave(back);
 	}
 	if (r < 0)

@@ -57,7 +57,7 @@ const char *const *docker_src_image_layers(const struct docker_src *ds, size_t *
 int docker_src_save_image(struct docker_src *ds, int fd, uint32_t layers_here, uint64_t *ret_skipped);
 /* After COMMIT: where its address changes, its connections here are reset
  * (their peers learn at once, instead of timing out). */
-void docker_src_committed(struct docker_src *ds);
+void docker_src_committed(struct docker_src *ds, const struct inet_sk_diag *tcp, size_t n_tcp);
 /* On Docker's default bridge, whose subnet is each host's own: the
  * container gets the destination's address, its connections end. */
 bool docker_src_address_changes(const struct docker_src *ds);

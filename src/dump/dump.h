@@ -135,6 +135,7 @@ struct dump_opts {
 };
 
 struct dump_ctx;
+struct inet_sk_diag;
 
 enum dump_release_action { DUMP_KILL, DUMP_RESUME };
 
@@ -162,6 +163,9 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action);
  * when none.  The capture stops: they are the caller's to deliver.
  */
 void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len);
+/* The tree's TCP sockets as the dump found them (each one's addresses and
+ * state): *ret malloc'd, NULL when there is none.  How many. */
+size_t dump_tcp_sockets(const struct dump_ctx *d, struct inet_sk_diag **ret);
 /* What dump_net_frames() took, in the stats' words ({kept, bytes, ...}); NULL if nothing was kept. */
 json_t *dump_net_frames_stats(const struct dump_ctx *d);
 /* After DUMP_KILL: wait (bounded) until the tree's pids are free again, the

@@ -446,6 +446,21 @@ json_t *dump_net_frames_stats(const struct dump_ctx *d)
 	return k;
 }
 
+size_t dump_tcp_sockets(const struct dump_ctx *d, struct inet_sk_diag **ret)
+{
+	const struct dump_inet *in = d->inet;
+	size_t n = 0;
+
+	*ret = NULL;
+	for (size_t i = 0; in && i < in->n; i++) {
+		if (in->e[i].dg.protocol != IPPROTO_TCP)
+			continue;
+		*ret = xrealloc(*ret, (n + 1) * sizeof(**ret));
+		(*ret)[n++] = in->e[i].dg;
+	}
+	return n;
+}
+
 void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len)
 {
 	struct dump_inet *in = d->inet;

@@ -66,8 +66,9 @@ struct mig_source_opts {
 	/* optional: its steps' times, for the stats (a new JSON object) */
 	void *(*container_record_stats)(void *arg);
 	void (*container_gone)(void *arg);
-	/* right after COMMIT (the destination's copy runs), our copy frozen */
-	void (*container_committed)(void *arg);
+	/* right after COMMIT (the destination's copy runs), our copy frozen;
+	 * tcp: the tree's TCP sockets as the dump found them (n of them) */
+	void (*container_committed)(void *arg, const struct inet_sk_diag *tcp, size_t n);
 	void *container_arg;
 	const char *container_id;      /* checked by the destination before the freeze */
 	const char *container_rootfs;

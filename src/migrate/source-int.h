@@ -59,6 +59,7 @@ struct src {
 	enum mig_phase cur_phase;
 
 	uint64_t t0, t_freeze, t_dumped, t_state, t_resume, t_done; /* ns */
+	uint64_t t_commit, t_committed; /* COMMIT sent; the container's own switch done (a Docker one's resets) */
 	struct timespec t0_wall; /* t0 on the wall clock: the stats' start_unix */
 	uint64_t t_presend;      /* the working set's files sent before the freeze */
 	uint64_t t_connected;    /* ACCEPT read, every channel joined */

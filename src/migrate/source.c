@@ -554,6 +554,10 @@ static json_t *build_stats(struct src *s, int err)
 		json_object_set_new(ts, "presend", json_real(ms_since(s, s->t_presend)));
 	json_object_set_new(ts, "state_sent", json_real(ms_since(s, s->t_state)));
 	json_object_set_new(ts, "resume", json_real(ms_since(s, s->t_resume)));
+	if (s->t_commit)
+		json_object_set_new(ts, "commit", json_real(ms_since(s, s->t_commit)));
+	if (s->t_committed)
+		json_object_set_new(ts, "committed", json_real(ms_since(s, s->t_committed)));
 	if (s->t_push)
 		json_object_set_new(ts, "push", json_real(ms_since(s, s->t_push)));
 	json_object_set_new(ts, "done", json_real(ms_since(s, s->t_done)));
@@ -1430,12 +1434,17 @@ static int ph_resume(struct src *s)
 	r = send_net_frames(s);
 	if (r >= 0)
 		r = mig_send_empty(s->ctl, MIG_T_COMMIT);
+	s->t_commit = clock_ns();
 	src_say(s, "resumed on %s (pid %d there)  downtime %.0f ms", s->o->to, s->dest_pid,
 	    ns_to_ms(s->t_freeze, s->t_resume));
 	if (r < 0)
 		return r;
-	if (s->o->container_committed)
-		s->o->container_committed(s->o->container_arg);
+	if (s->o->container_committed) {
+		_cleanup_free_ struct inet_sk_diag *tcp = NULL;
+		size_t n = dump_tcp_sockets(s->d, &tcp);
+		s->o->container_committed(s->o->container_arg, tcp, n);
+		s->t_committed = clock_ns();
+	}
 	mig_test_point("src-resumed");
 	return 0;
 }

@@ -139,19 +139,55 @@ const char *inet_state_name(unsigned state)
  * TIME_WAIT is destroyed (SOCK_DESTROY, CONFIG_INET_DIAG_DESTROY): a
  * connection's peer gets a reset, a listener goes.  The count in *ret_n.
  */
-int inet_diag_destroy_tcp(unsigned *ret_n)
+/* SOCK_DESTROY of one TCP socket on nl: 1 destroyed, 0 gone meanwhile */
+static int destroy_one(struct mnl_socket *nl, const struct inet_sk_diag *g, unsigned seq)
 {
-	static const int fams[] = { AF_INET, AF_INET6 };
-	unsigned n = 0;
-	int r = 0;
+	char buf[256];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = SOCK_DESTROY;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = (uint8_t)g->family;
+	req->sdiag_protocol = IPPROTO_TCP;
+	req->idiag_states = 1u << g->state;
+	req->id.idiag_sport = htons(g->sport);
+	req->id.idiag_dport = htons(g->dport);
+	memcpy(req->id.idiag_src, g->src, 16);
+	memcpy(req->id.idiag_dst, g->dst, 16);
+	req->id.idiag_if = g->ifindex;
+	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return dm_fail(neg_errno(), "sock_diag: destroy: %m");
+	ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (got > 0 && mnl_cb_run(buf, (size_t)got, seq, mnl_socket_get_portid(nl), NULL, NULL) >= 0)
+		return 1;
+	if (errno == EOPNOTSUPP)
+		return dm_fail(-EOPNOTSUPP, "sock_diag: the kernel cannot destroy sockets (CONFIG_INET_DIAG_DESTROY)");
+	return 0; /* another error: the socket went meanwhile */
+}
 
+static int diag_socket(struct mnl_socket **ret)
+{
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
 	if (!nl)
 		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int r = neg_errno();
 		mnl_socket_close(nl);
-		return dm_fail(neg_errno(), "sock_diag: bind: %m");
+		return dm_fail(r, "sock_diag: bind: %m");
 	}
+	*ret = nl;
+	return 0;
+}
+
+int inet_diag_destroy_tcp(unsigned *ret_n)
+{
+	static const int fams[] = { AF_INET, AF_INET6 };
+	struct mnl_socket *nl = NULL;
+	unsigned n = 0;
+	int r = diag_socket(&nl);
+
 	for (size_t f = 0; f < ARRAY_SIZE(fams) && r >= 0; f++) {
 		struct inet_sk_diag *v = NULL;
 		size_t k = 0;
@@ -159,38 +195,35 @@ int inet_diag_destroy_tcp(unsigned *ret_n)
 		for (size_t i = 0; r >= 0 && i < k; i++) {
 			if (v[i].state == TCP_TIME_WAIT || v[i].state == TCP_CLOSE)
 				continue;
-			char buf[256];
-			struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-			nlh->nlmsg_type = SOCK_DESTROY;
-			nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-			nlh->nlmsg_seq = (unsigned)i + 1;
-			struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
-			req->sdiag_family = (uint8_t)fams[f];
-			req->sdiag_protocol = IPPROTO_TCP;
-			req->idiag_states = 1u << v[i].state;
-			req->id.idiag_sport = htons(v[i].sport);
-			req->id.idiag_dport = htons(v[i].dport);
-			memcpy(req->id.idiag_src, v[i].src, 16);
-			memcpy(req->id.idiag_dst, v[i].dst, 16);
-			req->id.idiag_if = v[i].ifindex;
-			req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-			if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-				r = dm_fail(neg_errno(), "sock_diag: destroy: %m");
-				break;
-			}
-			ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-			if (got > 0 && mnl_cb_run(buf, (size_t)got, nlh->nlmsg_seq, mnl_socket_get_portid(nl), NULL,
-						  NULL) >= 0)
+			r = destroy_one(nl, &v[i], (unsigned)i + 1);
+			if (r > 0)
 				n++;
-			else if (errno == EOPNOTSUPP)
-				r = dm_fail(-EOPNOTSUPP, "sock_diag: the kernel cannot destroy sockets "
-					    "(CONFIG_INET_DIAG_DESTROY)");
-			/* another error: the socket went meanwhile */
 		}
 		free(v);
 	}
-	mnl_socket_close(nl);
+	if (nl)
+		mnl_socket_close(nl);
 	if (ret_n)
 		*ret_n = n;
-	return r;
+	return r < 0 ? r : 0;
+}
+
+int inet_diag_destroy_these(const struct inet_sk_diag *v, size_t k, unsigned *ret_n)
+{
+	struct mnl_socket *nl = NULL;
+	unsigned n = 0;
+	int r = diag_socket(&nl);
+
+	for (size_t i = 0; r >= 0 && i < k; i++) {
+		if (v[i].protocol != IPPROTO_TCP || v[i].state == TCP_TIME_WAIT || v[i].state == TCP_CLOSE)
+			continue;
+		r = destroy_one(nl, &v[i], (unsigned)i + 1);
+		if (r > 0)
+			n++;
+	}
+	if (nl)
+		mnl_socket_close(nl);
+	if (ret_n)
+		*ret_n = n;
+	return r < 0 ? r : 0;
 }

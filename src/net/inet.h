@@ -47,6 +47,10 @@ int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet
 /* Destroys every TCP socket of the calling thread's network namespace but
  * TIME_WAIT ones (their peers get a reset); how many in *ret_n. */
 int inet_diag_destroy_tcp(unsigned *ret_n);
+/* The same for the n TCP sockets of v only, each named by its addresses
+ * (no dump: a dump walks the host's whole table of established sockets,
+ * milliseconds on a large machine); one gone meanwhile is no error. */
+int inet_diag_destroy_these(const struct inet_sk_diag *v, size_t n, unsigned *ret_n);
 
 /* "ESTABLISHED", "LISTEN", ... for a TCP_* state. */
 const char *inet_state_name(unsigned state);
