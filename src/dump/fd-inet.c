@@ -235,7 +235,11 @@ int dump_inet_prelock(struct dump_ctx *d)
  * "UNIX", ...), read through /proc/PID/fd/N without taking the fd.  Any
  * doubt (a read that fails, very many sockets) asks for all four.
  */
-static void socket_kinds(const struct inet_entry *w, size_t n, bool need[4])
+/* The kinds the sockets of w are (kind[i]: 0 TCP, 1 TCPv6, 2 UDP, 3
+ * UDPv6, -1 another), need[k]: some is of kind k; false when unknown (too
+ * many to ask each, or one whose protocol cannot be read: every kind is
+ * needed then, and kind[] is not to be used). */
+static bool socket_kinds(const struct inet_entry *w, size_t n, bool need[4], int *kind)
 {
 	static const char *const names[4] = { "TCP", "TCPv6", "UDP", "UDPv6" };
 
@@ -248,13 +252,108 @@ static void socket_kinds(const struct inet_entry *w, size_t n, bool need[4])
 		if (len <= 0) {
 			for (int k = 0; k < 4; k++)
 				need[k] = true;
-			return;
+			return false;
 		}
 		proto[len] = 0;
+		kind[i] = -1;
 		for (int k = 0; k < 4; k++)
-			if (!strcmp(proto, names[k]))
+			if (!strcmp(proto, names[k])) {
 				need[k] = true;
+				kind[i] = k;
+			}
 	}
+	return n <= 256;
+}
+
+/* entry w of the tree, with its record: into in (sorted by inode) */
+static void add_entry(struct dump_inet *in, const struct inet_entry *w, const struct inet_sk_diag *g)
+{
+	in->e = xrealloc(in->e, (in->n + 1) * sizeof(*in->e));
+	in->e[in->n] = *w;
+	in->e[in->n].dg = *g;
+	in->n++;
+	/* keep it sorted for find_entry (few sockets: insertion) */
+	for (size_t j = in->n - 1; j > 0 && in->e[j - 1].dg.ino > in->e[j].dg.ino; j--) {
+		struct inet_entry t = in->e[j];
+		in->e[j] = in->e[j - 1];
+		in->e[j - 1] = t;
+	}
+}
+
+/* the address of a socket as sock_diag names it */
+static bool diag_addr(const struct sockaddr_storage *ss, int *family, uint8_t addr[16], uint16_t *port)
+{
+	memset(addr, 0, 16);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		memcpy(addr, &a->sin_addr, 4);
+		*port = ntohs(a->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		memcpy(addr, &a->sin6_addr, 16);
+		*port = ntohs(a->sin6_port);
+	} else {
+		return false;
+	}
+	*family = ss->ss_family;
+	return true;
+}
+
+/*
+ * The tree's TCP sockets without a dump of every state: such a dump walks
+ * the host's whole table of established sockets, each family (2-9 ms here,
+ * in the frozen window; more with many TIME_WAIT sockets of past clients
+ * in the namespace).  Its listeners come from a dump of listeners only (no
+ * walk of that table), each other socket is looked up by the addresses its
+ * fd names (getsockname, getpeername).  What is not found so (bound but
+ * neither listening nor connected, bound to a device...) leaves need[k]
+ * set: its family is dumped whole, as before.  want[i]'s kind in kind[i]
+ * (0 TCP, 1 TCPv6, else not TCP).
+ */
+static int tcp_by_address(struct dump_inet *in, const struct inet_entry *want, size_t n_want, const int *kind,
+			  bool need[4])
+{
+	bool left[2] = { false, false };
+
+	for (int k = 0; k < 2; k++) {
+		_cleanup_free_ struct inet_sk_diag *v = NULL;
+		size_t n = 0;
+		if (!need[k])
+			continue;
+		in->diag_dumps++;
+		int r = inet_diag_list_states(k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &n);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++) {
+			struct inet_entry key = { .dg.ino = v[i].ino };
+			struct inet_entry *w = v[i].ino ? bsearch(&key, want, n_want, sizeof(*want), entry_cmp) : NULL;
+			if (w && !find_entry(in, v[i].ino))
+				add_entry(in, w, &v[i]);
+		}
+	}
+	for (size_t i = 0; i < n_want; i++) {
+		if (kind[i] != 0 && kind[i] != 1)
+			continue;
+		if (find_entry(in, want[i].dg.ino))
+			continue;
+		_cleanup_close_ int fd = -1;
+		struct sockaddr_storage me, peer;
+		socklen_t ml = sizeof(me), pl = sizeof(peer);
+		struct inet_sk_diag key = { .protocol = IPPROTO_TCP }, got;
+		int fam2 = 0;
+		if (pidfd_dup(want[i].pid, want[i].fd, &fd) < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
+		    getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 ||
+		    !diag_addr(&me, &key.family, key.src, &key.sport) || !diag_addr(&peer, &fam2, key.dst, &key.dport) ||
+		    inet_diag_get(&key, &got) < 0 || got.ino != want[i].dg.ino) {
+			left[kind[i]] = true;
+			dm_error_clear();
+			continue;
+		}
+		add_entry(in, &want[i], &got);
+	}
+	need[0] = left[0];
+	need[1] = left[1];
+	return 0;
 }
 
 int dump_inet_prepare(struct dump_ctx *d)
@@ -262,6 +361,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 	struct dump_inet *in = d->inet ? d->inet : xcalloc(1, sizeof(*in));
 	struct inet_entry *want = NULL;
 	struct netlock_conn *c = NULL;
+	_cleanup_free_ int *kind = NULL;
 	size_t n_want = 0, nc = 0;
 	int r, back = -1;
 
@@ -303,7 +403,12 @@ int dump_inet_prepare(struct dump_ctx *d)
 	static const int kinds[4][2] = { { AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
 					 { AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP } };
 	bool need[4];
-	socket_kinds(want, n_want, need);
+	kind = xcalloc(n_want, sizeof(*kind));
+	if (socket_kinds(want, n_want, need, kind)) {
+		r = tcp_by_address(in, want, n_want, kind, need);
+		if (r < 0)
+			goto out;
+	}
 	for (int k = 0; k < 4; k++) {
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t n = 0;
@@ -325,16 +430,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 							: NULL;
 			if (!w || find_entry(in, v[i].ino))
 				continue;
-			in->e = xrealloc(in->e, (in->n + 1) * sizeof(*in->e));
-			in->e[in->n] = *w;
-			in->e[in->n].dg = v[i];
-			in->n++;
-			/* keep it sorted for find_entry (few sockets: insertion) */
-			for (size_t j = in->n - 1; j > 0 && in->e[j - 1].dg.ino > in->e[j].dg.ino; j--) {
-				struct inet_entry t = in->e[j];
-				in->e[j] = in->e[j - 1];
-				in->e[j - 1] = t;
-			}
+			add_entry(in, w, &v[i]);
 		}
 	}
 

@@ -124,6 +124,55 @@ out:
 	return 0;
 }
 
+int inet_diag_get(const struct inet_sk_diag *key, struct inet_sk_diag *ret)
+{
+	char buf[8192];
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	struct list l = { .protocol = key->protocol };
+	unsigned seq = (unsigned)time(NULL);
+	int r = 0;
+
+	if (!nl)
+		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = dm_fail(neg_errno(), "sock_diag: bind: %m");
+		goto out;
+	}
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	nlh->nlmsg_flags = NLM_F_REQUEST;	/* one socket, looked up: no walk */
+	nlh->nlmsg_seq = seq;
+	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = (uint8_t)key->family;
+	req->sdiag_protocol = (uint8_t)key->protocol;
+	req->idiag_states = ~0U;
+	req->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
+	req->id.idiag_sport = htons(key->sport);
+	req->id.idiag_dport = htons(key->dport);
+	memcpy(req->id.idiag_src, key->src, 16);
+	memcpy(req->id.idiag_dst, key->dst, 16);
+	req->id.idiag_if = key->ifindex;
+	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = dm_fail(neg_errno(), "sock_diag: send: %m");
+		goto out;
+	}
+	ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+	if (n < 0) {
+		r = dm_fail(neg_errno(), "sock_diag: receive: %m");
+		goto out;
+	}
+	errno = 0;
+	if (mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(nl), msg_cb, &l) < 0 || l.n != 1)
+		r = errno == ENOENT || !errno ? -ENOENT : neg_errno();
+	else
+		*ret = l.v[0];
+out:
+	free(l.v);
+	mnl_socket_close(nl);
+	return r;
+}
+
 const char *inet_state_name(unsigned state)
 {
 	static const char *const names[] = {

@@ -34,6 +34,10 @@ struct inet_sk_diag {
  * (NULL when *ret_n is 0).  -errno, dm_fail'ed.
  */
 int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
+/* The one socket of key's family, protocol, addresses, ports and ifindex,
+ * looked up (no dump: no walk of the table): 0 and *ret, -ENOENT if none
+ * (not dm_fail'ed), else -errno dm_fail'ed. */
+int inet_diag_get(const struct inet_sk_diag *key, struct inet_sk_diag *ret);
 /*
  * The same in the states of the mask states (1 << TCP_LISTEN, ...).  The
  * kernel walks the host's whole table of established TCP sockets for a
