@@ -123,8 +123,10 @@ static int read_want(struct rfs_sender *s, bool block)
 	struct net_frame f;
 	void *buf = NULL;
 	int r = net_recv_frame(s->mc, 4096, &f, &buf);
-	if (r < 0)
+	if (r < 0) {
+		mig_test_point("src-rootfs-miss-failed");
 		return peer_said(s, r, "the rootfs miss channel");
+	}
 	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
 		pthread_mutex_lock(&s->lock);
 		r = handle_want_locked(s, buf);

@@ -334,6 +334,8 @@ static void *thread_main(void *arg)
 	if (r < 0)
 		pr_debug("sender: %s", dm_last_error());
 	snd_set_err(s, r < 0 ? r : 0);
+	if (r < 0)
+		mig_test_point("src-rootfs-bulk-ended");
 	return NULL;
 }
 
