@@ -164,6 +164,7 @@ struct rfs_sender {
 	pthread_mutex_t peer_lock;
 	int peer_err;
 	char peer_msg[512];
+	bool peer_done;        /* DONE without an error, read by either thread (lock) */
 	/* stats (lock) */
 	bool resumed;          /* the destination said RESUMED (eager: from the start) (lock) */
 	pid_t tid;             /* the thread's (lock) */

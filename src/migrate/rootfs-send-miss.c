@@ -229,7 +229,7 @@ void *snd_miss_thread_main(void *arg)
 		r = snd_peer_reason(s, r);
 	}
 	pthread_mutex_lock(&s->lock);
-	quiet = s->stopping || s->err <= 0;
+	quiet = s->stopping || s->err <= 0 || r >= 0;
 	s->miss_ended = true;
 	pthread_mutex_unlock(&s->lock);
 	if (!quiet) {

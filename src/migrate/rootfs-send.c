@@ -93,16 +93,14 @@ void snd_set_err(struct rfs_sender *s, int r)
 
 /* ---- the bulk thread ---- */
 
-/* (lock) the destination's refusal, if it said one: -errno, its message */
-static int peer_refused_locked(struct rfs_sender *s)
-{
-	return s->peer_err < 0 ? dm_fail(s->peer_err, "%s", s->peer_msg) : 0;
-}
-
-static int peer_refused(struct rfs_sender *s)
+/* what the destination said on the rootfs channel, read by either
+ * thread: its refusal (-errno, its message), DONE (*ret_done), or nothing */
+static int peer_said(struct rfs_sender *s, bool *ret_done)
 {
 	pthread_mutex_lock(&s->lock);
-	int r = peer_refused_locked(s);
+	int r = s->peer_err < 0 ? dm_fail(s->peer_err, "%s", s->peer_msg) : 0;
+	if (s->peer_done)
+		*ret_done = true;
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -129,6 +127,7 @@ static int read_done(struct rfs_sender *s, bool *ret_done)
 		} else {
 			pthread_mutex_lock(&s->lock);
 			s->dest = mig_reply_stats(rep);
+			s->peer_done = true;
 			pthread_mutex_unlock(&s->lock);
 			*ret_done = true;
 		}
@@ -150,16 +149,16 @@ static int read_done(struct rfs_sender *s, bool *ret_done)
  */
 int snd_read_peer(struct rfs_sender *s, int timeout_ms, bool *ret_done)
 {
-	int r = peer_refused(s);
-	if (r < 0)
+	int r = peer_said(s, ret_done);
+	if (r < 0 || *ret_done)
 		return r;
 	/* (the wait outside peer_lock: a blocked reader would hold the other
 	 * thread's snd_peer_reason() for as long) */
 	if (timeout_ms >= 0 && net_chan_poll_in(s->c, timeout_ms) <= 0)
 		return 0;
 	pthread_mutex_lock(&s->peer_lock);
-	r = peer_refused(s);
-	if (r == 0 && (timeout_ms < 0 || net_chan_poll_in(s->c, 0) > 0))
+	r = peer_said(s, ret_done);
+	if (r == 0 && !*ret_done && (timeout_ms < 0 || net_chan_poll_in(s->c, 0) > 0))
 		r = read_done(s, ret_done);
 	pthread_mutex_unlock(&s->peer_lock);
 	return r;
@@ -170,7 +169,8 @@ int snd_read_peer(struct rfs_sender *s, int timeout_ms, bool *ret_done)
 #define RFS_PEER_REASON_MS 500
 
 /*
- * Either thread ended with r.  A destination that gives up says why first
+ * Either thread ended with r (returned: the error to report; 0 if the
+ * destination has every file, DONE, and only closed its channels).  A destination that gives up says why first
  * (DONE with its error, on the rootfs channel), then shuts its channels
  * down: our sends into them then fail (EPIPE, ECONNRESET: its kernel
  * resets a connection that data reaches after its shutdown), and the miss
@@ -184,21 +184,22 @@ int snd_read_peer(struct rfs_sender *s, int timeout_ms, bool *ret_done)
 int snd_peer_reason(struct rfs_sender *s, int r)
 {
 	char mine[DM_ERRMSG_MAX];
+	bool done = false;
 	snprintf(mine, sizeof(mine), "%s", dm_last_error());
-	int k = peer_refused(s);
+	int k = peer_said(s, &done);
 	if (k < 0 || r == -EREMOTEIO)
 		return k < 0 ? k : r;
 	if (r == -EPIPE || r == -ECONNRESET) {
 		uint64_t end = clock_ns() + (uint64_t)RFS_PEER_REASON_MS * 1000000;
-		for (uint64_t now = clock_ns(); now < end; now = clock_ns()) {
-			bool done = false;
-			k = snd_read_peer(s, (int)((end - now + 999999) / 1000000), &done);
-			if (k < 0 || done)
+		for (uint64_t now = clock_ns(); !done && now < end; now = clock_ns())
+			if (snd_read_peer(s, (int)((end - now + 999999) / 1000000), &done) < 0)
 				break;
-		}
-		k = peer_refused(s);
+		k = peer_said(s, &done);
 		if (k < 0)
 			return k;
+		/* (every file is in: the end of its channels is no error) */
+		if (done)
+			return 0;
 	}
 	dm_fail(r, "%s", mine);
 	return r;

@@ -1475,10 +1475,12 @@ test_rootfs_no_space() {
 # thread, held after that file's header (src-rootfs-pre-file), then sends
 # its data into the closed channel, which b's kernel resets: its send
 # fails (Broken pipe), and it ends first (src-rootfs-bulk-ended).  The
-# source must still say b's reason, not the reset
+# source must still say b's reason, not the reset; and dmigrated's log the
+# same cause, not the source closing the session
 test_rootfs_no_space_reset() {
-	local t=rootfs/no-space-reset marks=$WORK/marks-reset mpid why= p
+	local t=rootfs/no-space-reset marks=$WORK/marks-reset mpid why= p logged
 	selected "$t" || return 0
+	logged=$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")
 	start_rootfs_workload "$t" || return
 	in_host b sh -c 'mkdir -p /var/lib/dmigrate/rootfs && mount -t tmpfs -o size=8m dmtest-small /var/lib/dmigrate/rootfs' ||
 		{ result FAIL "$t" "cannot mount the small tmpfs in b"; stop_workload; return; }
@@ -1513,6 +1515,8 @@ test_rootfs_no_space_reset() {
 		why="b still runs processes of the tree: $(tree_procs b)"
 	elif ! wait_until 10 b_rootfs_clean; then
 		why="b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
+	elif ! wait_until 10 test "$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")" -gt "$logged"; then
+		why="dmigrated did not log the cause: $(grep 'failed:' "$WORK/dmigrated.log" | tail -n 1)"
 	fi
 	verdict "$t" "$why"
 	stop_workload
