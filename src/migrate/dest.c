@@ -1944,7 +1944,8 @@ static const struct dst_phase dst_phases[] = {
  */
 static int files_failed_first(struct dsess *s, int r)
 {
-	if (r != -EPIPE && r != -ECONNRESET && r != -ECANCELED)
+	/* (not -ECANCELED: the source's own ABORT, "the source gave up: ...") */
+	if (r != -EPIPE && r != -ECONNRESET)
 		return r;
 	int k = s->rfs ? rfs_recv_failed(s->rfs) : 0;
 	for (size_t i = 0; k == 0 && i < s->n_vol; i++)

@@ -169,12 +169,12 @@ int snd_read_peer(struct rfs_sender *s, int timeout_ms, bool *ret_done)
 #define RFS_PEER_REASON_MS 500
 
 /*
- * Either thread ended with r (returned: the error to report; 0 if the
- * destination has every file, DONE, and only closed its channels).  A destination that gives up says why first
- * (DONE with its error, on the rootfs channel), then shuts its channels
- * down: our sends into them then fail (EPIPE, ECONNRESET: its kernel
- * resets a connection that data reaches after its shutdown), and the miss
- * channel ends.  Whichever thread meets that first, the reason is the
+ * Either thread ended with r; returned: the error to report (0 if the
+ * destination said DONE, every file in, and only closed its channels).
+ * A destination that gives up says why first (DONE with its error, on the
+ * rootfs channel), then shuts its channels down: our sends into them then
+ * fail (EPIPE, ECONNRESET: its kernel resets a connection that data
+ * reaches after its shutdown), and the miss channel ends.  Whichever thread meets that first, the reason is the
  * destination's word, not what its closing did to our channels: it reads
  * it now if the other thread has not (the net layer keeps what was
  * received for reading after a failed send).  Before, the bulk thread
