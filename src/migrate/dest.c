@@ -1967,10 +1967,30 @@ static const struct dst_phase dst_phases[] = {
 	{ MIG_PH_RELEASE, "FIN", ph_release },
 };
 
+/*
+ * A session that failed on a closed channel (r) while the files' receiver
+ * had failed before: the receiver's error is the cause.  It told the
+ * source on the rootfs channel (DONE with its error) and shut its channels
+ * down, but the session thread does not watch it in every phase (before
+ * the freeze it waits for the state on the control channel), and learns
+ * of it when the source, told, closes the session.
+ */
+static int files_failed_first(struct dsess *s, int r)
+{
+	/* (not -ECANCELED: the source's own ABORT, "the source gave up: ...") */
+	if (r != -EPIPE && r != -ECONNRESET)
+		return r;
+	int k = s->rfs ? rfs_recv_failed(s->rfs) : 0;
+	for (size_t i = 0; k == 0 && i < s->n_vol; i++)
+		if (s->vol[i] && (k = rfs_recv_failed(s->vol[i])) < 0)
+			k = dm_wrap(k, "volume %s", s->vol_name[i]);
+	return k < 0 ? k : r;
+}
+
 /* The one place where a failed session is undone (see above). */
 static void dst_undo(struct dsess *s, const struct dst_phase *ph, int r)
 {
-	r = mig_watchdog_error(&s->wd, r);
+	r = files_failed_first(s, mig_watchdog_error(&s->wd, r));
 	pr_debug("migration %.8s: phase %s (%s) failed", s->hex, mig_phase_name(ph->id), ph->step);
 	/* kill first, then ABORT: once the source reads it, nothing of ours runs */
 	if (s->resumed) {

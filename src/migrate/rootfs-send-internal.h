@@ -158,6 +158,13 @@ struct rfs_sender {
 	pthread_cond_t cond;
 	int err;               /* the thread's end: > 0 running, 0 DONE, < 0 error */
 	char errmsg[512];
+	/* the destination's refusal (DONE with its error), once either thread
+	 * read it: it stays the answer to both (lock); peer_lock: one reader
+	 * of the rootfs channel at a time, taken before lock */
+	pthread_mutex_t peer_lock;
+	int peer_err;
+	char peer_msg[512];
+	bool peer_done;        /* DONE without an error, read by either thread (lock) */
 	/* stats (lock) */
 	bool resumed;          /* the destination said RESUMED (eager: from the start) (lock) */
 	pid_t tid;             /* the thread's (lock) */
@@ -193,7 +200,8 @@ enum { SENT_BULK = 1, SENT_MISS = 2, BUSY_BULK = 4, BUSY_MISS = 8 };
 
 /* ---- rootfs-send.c ---- */
 void snd_set_err(struct rfs_sender *s, int r);
-int snd_read_peer(struct rfs_sender *s, bool block, bool *ret_done);
+int snd_read_peer(struct rfs_sender *s, int timeout_ms, bool *ret_done);
+int snd_peer_reason(struct rfs_sender *s, int r);
 
 /* ---- rootfs-send-walk.c ---- */
 int snd_cmp_inode(const void *a, const void *b);

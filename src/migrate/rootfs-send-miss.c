@@ -96,24 +96,6 @@ static int handle_want_locked(struct rfs_sender *s, const struct rfs_wire_want *
 	return 0;
 }
 
-/* A channel of ours broke: the destination may have said why on the rootfs
- * channel first (DONE with its error, as it gives up): that is the reason,
- * not the closed channel. */
-static int peer_said(struct rfs_sender *s, int r, const char *what)
-{
-	char mine[DM_ERRMSG_MAX];
-	bool done = false;
-
-	snprintf(mine, sizeof(mine), "%s", dm_last_error());
-	if (net_chan_poll_in(s->c, 500) > 0) {
-		int k = snd_read_peer(s, true, &done);
-		if (k < 0 && k != r)
-			return k;
-	}
-	dm_fail(r, "%s", mine);
-	return dm_wrap(r, "%s", what);
-}
-
 /* one request from the destination on the miss channel; block: wait for it.
  * 0: none there (not blocking), 1: one handled */
 static int read_want(struct rfs_sender *s, bool block)
@@ -124,7 +106,7 @@ static int read_want(struct rfs_sender *s, bool block)
 	void *buf = NULL;
 	int r = net_recv_frame(s->mc, 4096, &f, &buf);
 	if (r < 0)
-		return peer_said(s, r, "the rootfs miss channel");
+		return dm_wrap(r, "the rootfs miss channel");
 	if (f.type == RFS_T_WANT && f.len == sizeof(struct rfs_wire_want)) {
 		pthread_mutex_lock(&s->lock);
 		r = handle_want_locked(s, buf);
@@ -240,6 +222,14 @@ void *snd_miss_thread_main(void *arg)
 	pthread_mutex_lock(&s->lock);
 	/* the end of the transfer, or a stop: the channel closes, not an error */
 	bool quiet = s->stopping || s->err <= 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!quiet && r < 0) {
+		/* the destination's reason, if it gave one, before ours */
+		mig_test_point("src-rootfs-miss-failed");
+		r = snd_peer_reason(s, r);
+	}
+	pthread_mutex_lock(&s->lock);
+	quiet = s->stopping || s->err <= 0 || r >= 0;
 	s->miss_ended = true;
 	pthread_mutex_unlock(&s->lock);
 	if (!quiet) {

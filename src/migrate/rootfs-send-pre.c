@@ -260,6 +260,10 @@ static int presend_one(struct rfs_sender *s, const char *rel, uint64_t *budget)
 	uint32_t k = (uint32_t)s->n_pre;
 	struct rfs_wire_pre h = { .pre = k, .size = (uint64_t)st.st_size };
 	int r = net_send_frame(s->c, RFS_T_PRE_FILE, &h, sizeof(h));
+	/* (tests: a destination that refuses the file closes its channels
+	 * meanwhile; what we send next meets them closed) */
+	if (r >= 0)
+		mig_test_point("src-rootfs-pre-file");
 	uint32_t crc = (uint32_t)crc32(0, NULL, 0);
 	uint64_t pos = 0, size = (uint64_t)st.st_size, sent = 0;
 	bool whole = true;

@@ -93,12 +93,21 @@ void snd_set_err(struct rfs_sender *s, int r)
 
 /* ---- the bulk thread ---- */
 
-/* a frame from the destination on the rootfs channel: only DONE comes
- * there; block: wait for it */
-int snd_read_peer(struct rfs_sender *s, bool block, bool *ret_done)
+/* what the destination said on the rootfs channel, read by either
+ * thread: its refusal (-errno, its message), DONE (*ret_done), or nothing */
+static int peer_said(struct rfs_sender *s, bool *ret_done)
 {
-	if (!block && net_chan_poll_in(s->c, 0) <= 0)
-		return 0;
+	pthread_mutex_lock(&s->lock);
+	int r = s->peer_err < 0 ? dm_fail(s->peer_err, "%s", s->peer_msg) : 0;
+	if (s->peer_done)
+		*ret_done = true;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* (peer_lock) one frame of the rootfs channel: DONE */
+static int read_done(struct rfs_sender *s, bool *ret_done)
+{
 	struct net_frame f;
 	void *buf = NULL;
 	int r = net_recv_frame(s->c, 1 << 20, &f, &buf);
@@ -111,9 +120,14 @@ int snd_read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 		} else if (!rep->ok) {
 			r = dm_fail(-EREMOTEIO, "the destination failed to take the files: %s",
 				    rep->error ? rep->error : "no reason given");
+			pthread_mutex_lock(&s->lock);
+			s->peer_err = r;
+			snprintf(s->peer_msg, sizeof(s->peer_msg), "%s", dm_last_error());
+			pthread_mutex_unlock(&s->lock);
 		} else {
 			pthread_mutex_lock(&s->lock);
 			s->dest = mig_reply_stats(rep);
+			s->peer_done = true;
 			pthread_mutex_unlock(&s->lock);
 			*ret_done = true;
 		}
@@ -123,6 +137,71 @@ int snd_read_peer(struct rfs_sender *s, bool block, bool *ret_done)
 		r = dm_fail(-EBADMSG, "unexpected frame %#x (%u bytes) on the rootfs channel", f.type, f.len);
 	}
 	free(buf);
+	return r;
+}
+
+/*
+ * A frame from the destination on the rootfs channel: only DONE comes
+ * there.  timeout_ms: 0, only one already there; > 0, one that comes
+ * within it; < 0, wait for it (the channel's own limits).  0: none (or the
+ * other thread took it), < 0: its error, or the destination's refusal,
+ * which every later call returns too, whichever thread read it.
+ */
+int snd_read_peer(struct rfs_sender *s, int timeout_ms, bool *ret_done)
+{
+	int r = peer_said(s, ret_done);
+	if (r < 0 || *ret_done)
+		return r;
+	/* (the wait outside peer_lock: a blocked reader would hold the other
+	 * thread's snd_peer_reason() for as long) */
+	if (timeout_ms >= 0 && net_chan_poll_in(s->c, timeout_ms) <= 0)
+		return 0;
+	pthread_mutex_lock(&s->peer_lock);
+	r = peer_said(s, ret_done);
+	if (r == 0 && !*ret_done && (timeout_ms < 0 || net_chan_poll_in(s->c, 0) > 0))
+		r = read_done(s, ret_done);
+	pthread_mutex_unlock(&s->peer_lock);
+	return r;
+}
+
+/* how long a thread whose channel the destination closed or reset waits
+ * for its DONE (sent before it closed them) on the rootfs channel */
+#define RFS_PEER_REASON_MS 500
+
+/*
+ * Either thread ended with r; returned: the error to report (0 if the
+ * destination said DONE, every file in, and only closed its channels).
+ * A destination that gives up says why first (DONE with its error, on the
+ * rootfs channel), then shuts its channels down: our sends into them then
+ * fail (EPIPE, ECONNRESET: its kernel resets a connection that data
+ * reaches after its shutdown), and the miss channel ends.  Whichever thread meets that first, the reason is the
+ * destination's word, not what its closing did to our channels: it reads
+ * it now if the other thread has not (the net layer keeps what was
+ * received for reading after a failed send).  Before, the bulk thread
+ * reported its send's "Broken pipe", and only the miss thread looked: the
+ * first to fail won (rootfs/no-space failed now and then under load).
+ */
+int snd_peer_reason(struct rfs_sender *s, int r)
+{
+	char mine[DM_ERRMSG_MAX];
+	bool done = false;
+	snprintf(mine, sizeof(mine), "%s", dm_last_error());
+	int k = peer_said(s, &done);
+	if (k < 0 || r == -EREMOTEIO)
+		return k < 0 ? k : r;
+	if (r == -EPIPE || r == -ECONNRESET) {
+		uint64_t end = clock_ns() + (uint64_t)RFS_PEER_REASON_MS * 1000000;
+		for (uint64_t now = clock_ns(); !done && now < end; now = clock_ns())
+			if (snd_read_peer(s, (int)((end - now + 999999) / 1000000), &done) < 0)
+				break;
+		k = peer_said(s, &done);
+		if (k < 0)
+			return k;
+		/* (every file is in: the end of its channels is no error) */
+		if (done)
+			return 0;
+	}
+	dm_fail(r, "%s", mine);
 	return r;
 }
 
@@ -193,7 +272,7 @@ static int run(struct rfs_sender *s)
 			acked = s->prewalk_acked || s->stopping || s->err <= 0;
 			pthread_mutex_unlock(&s->lock);
 			bool done = false;
-			r = acked ? 0 : snd_read_peer(s, false, &done);
+			r = acked ? 0 : snd_read_peer(s, 0, &done);
 			if (r < 0)
 				return r;
 			if (done)
@@ -249,7 +328,7 @@ static int run(struct rfs_sender *s)
 			 * a failing destination says so here meanwhile */
 			cond_wait_ms(&s->cond, &s->lock, 100);
 			pthread_mutex_unlock(&s->lock);
-			r = snd_read_peer(s, false, &done);
+			r = snd_read_peer(s, 0, &done);
 			if (r < 0)
 				return r;
 			if (done)
@@ -281,7 +360,7 @@ static int run(struct rfs_sender *s)
 		if (hold && why != RFS_WORKING_SET && why != RFS_DEMAND) {
 			/* tests: only what the tree misses, for a while */
 			if ((hold = mig_test_held("src-rootfs-hold", &held))) {
-				r = snd_read_peer(s, false, &done);
+				r = snd_read_peer(s, 0, &done);
 				if (r < 0)
 					return r;
 				usleep(5000);
@@ -297,7 +376,7 @@ static int run(struct rfs_sender *s)
 			rfs_sched_sent(s->sched, f, false);
 			pthread_mutex_unlock(&s->lock);
 		}
-		r = snd_read_peer(s, false, &done);
+		r = snd_read_peer(s, 0, &done);
 		if (r < 0)
 			return r;
 		if (done)
@@ -312,7 +391,7 @@ static int run(struct rfs_sender *s)
 	if (r < 0)
 		return r;
 	while (!done) {
-		r = snd_read_peer(s, true, &done);
+		r = snd_read_peer(s, -1, &done);
 		if (r < 0)
 			return r;
 	}
@@ -331,9 +410,17 @@ static void *thread_main(void *arg)
 		pr_debug("nice %d: %m", RFS_BACKGROUND_NICE);
 	pthread_mutex_unlock(&s->lock);
 	int r = run(s);
-	if (r < 0)
+	if (r < 0) {
+		pthread_mutex_lock(&s->lock);
+		bool stop = s->stopping;
+		pthread_mutex_unlock(&s->lock);
+		if (!stop)
+			r = snd_peer_reason(s, r);
 		pr_debug("sender: %s", dm_last_error());
+	}
 	snd_set_err(s, r < 0 ? r : 0);
+	if (r < 0)
+		mig_test_point("src-rootfs-bulk-ended");
 	return NULL;
 }
 
@@ -359,6 +446,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	s->root = root;
 	s->err = 1;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->peer_lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->t_start = clock_ns();
 	/* a file the scheduler picks waits behind little unsent bulk data, and
@@ -529,6 +617,7 @@ void rfs_send_free(struct rfs_sender *s)
 	free(s->layer_at);
 	json_decref(s->dest);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->peer_lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
 }

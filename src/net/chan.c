@@ -68,6 +68,7 @@ int net_chan_new(struct net_ctx *ctx, int fd, bool server, struct net_chan **ret
 	atomic_init(&c->io_timeout_ms, ctx->io_timeout_ms);
 	atomic_init(&c->shut, false);
 	atomic_init(&c->err, 0);
+	atomic_init(&c->tx_err, 0);
 	atomic_init(&c->tls_eof, false);
 	pthread_mutex_init(&c->ssl_lock, NULL);
 	pthread_mutex_init(&c->send_lock, NULL);
@@ -121,7 +122,7 @@ void net_chan_close(struct net_chan *c)
 		/* close_notify tells the peer that the end is not a truncation;
 		 * sent once, not waited for, and only on a healthy channel
 		 * (OpenSSL forbids SSL_shutdown after a fatal error). */
-		if (c->fd >= 0 && atomic_load(&c->err) == 0 && !atomic_load(&c->shut) &&
+		if (c->fd >= 0 && atomic_load(&c->err) == 0 && atomic_load(&c->tx_err) == 0 && !atomic_load(&c->shut) &&
 		    !atomic_load(&c->tls_eof) && SSL_is_init_finished(c->ssl)) {
 			pthread_mutex_lock(&c->ssl_lock);
 			SSL_shutdown(c->ssl);
@@ -233,6 +234,34 @@ static int chan_fatal(struct net_chan *c, int err)
 		err = dm_fail(-ECANCELED, "channel to %s was shut down", c->peer);
 	atomic_compare_exchange_strong(&c->err, &zero, err);
 	return err;
+}
+
+/*
+ * A send found the connection closed or reset by the peer (EPIPE,
+ * ECONNRESET): nothing more can be sent (first error wins, sticky), but
+ * what the peer sent before it closed is still in the socket and is
+ * received as usual, then its end.  A peer that refuses says why and
+ * closes: its reason must not be lost to our send's error (the rootfs
+ * receiver's DONE with its error, then its channels shut down while our
+ * data still comes: its kernel resets the connection).
+ */
+static int chan_tx_closed(struct net_chan *c, int err)
+{
+	int zero = 0;
+
+	if (atomic_load(&c->shut))
+		return chan_fatal(c, -ECANCELED);
+	atomic_compare_exchange_strong(&c->tx_err, &zero, err);
+	return err;
+}
+
+static int chan_tx_dead(struct net_chan *c)
+{
+	int e = atomic_load(&c->tx_err);
+
+	if (e)
+		return dm_fail(e, "%s closed the channel earlier (%s)", c->peer, strerror(-e));
+	return 0;
 }
 
 /*
@@ -363,6 +392,8 @@ static ssize_t tls_io(struct net_chan *c, bool write, void *buf, size_t len, uin
 					return 0;
 				r = dm_fail(-EPIPE, "%s closed the connection", c->peer);
 			}
+			if (write && (r == -EPIPE || r == -ECONNRESET))
+				return chan_tx_closed(c, r);
 			return chan_fatal(c, r);
 		}
 		if (r < 0)
@@ -482,7 +513,7 @@ static int chan_write_iov(struct net_chan *c, struct iovec *iov, int iovcnt)
 				if (atomic_load(&c->shut))
 					return chan_fatal(c, -ECANCELED);
 				if (r == -EPIPE || r == -ECONNRESET)
-					return chan_fatal(c, dm_fail(r, "%s closed the connection", c->peer));
+					return chan_tx_closed(c, dm_fail(r, "%s closed the connection", c->peer));
 				return chan_fatal(c, dm_fail(r, "send to %s: %s", c->peer, strerror(-r)));
 			}
 			since = clock_ns();
@@ -606,6 +637,8 @@ static int send_frame(struct net_chan *c, uint16_t type, const struct iovec *pay
 
 	pthread_mutex_lock(&c->send_lock);
 	r = chan_dead(c);
+	if (r == 0)
+		r = chan_tx_dead(c);
 	if (r < 0)
 		goto out;
 	h = (struct net_wire_hdr){
@@ -638,8 +671,8 @@ static int send_frame(struct net_chan *c, uint16_t type, const struct iovec *pay
 		c->tx_seq++;
 		atomic_fetch_add_explicit(&c->frames_sent, 1, memory_order_relaxed);
 	}
-	/* A failed write leaves half a frame on the wire: chan_fatal() has
-	 * already marked the channel dead. */
+	/* A failed write leaves half a frame on the wire: chan_fatal() (or
+	 * chan_tx_closed(), for sending) has already marked the channel dead. */
 out:
 	pthread_mutex_unlock(&c->send_lock);
 	return r;

@@ -38,6 +38,7 @@ struct net_chan {
 	uint64_t deadline_ns; /* while handshaking: absolute limit, else 0 */
 	atomic_bool shut;     /* net_chan_shutdown() */
 	atomic_int err;       /* fatal transport error (TLS or socket), sticky */
+	atomic_int tx_err;    /* the peer closed or reset it under a send: sends end, sticky (receives go on) */
 	atomic_bool tls_eof;  /* EOF without close_notify: no SSL_shutdown then */
 
 	/* Every SSL_* call on ssl, never held while waiting. */

@@ -41,6 +41,9 @@
  *   -ECANCELED        net_chan_shutdown() was called
  * After a transport or framing error the channel is dead: every later call
  * returns the same error.  A type mismatch in net_recv_msg() leaves it usable.
+ * One exception: a send that finds the connection closed or reset by the
+ * peer (-EPIPE, -ECONNRESET) ends the sending side only; what the peer sent
+ * before it closed (its reason, typically) is still received, then its end.
  *
  * Threads.  OpenSSL forbids concurrent SSL_read/SSL_write on one SSL object,
  * and blocking I/O cannot hold a lock while it waits.  So channel sockets are

@@ -67,6 +67,9 @@
 #   rootfs/none    shared storage (an identical DIR in b): nothing moves
 #   rootfs/no-space  b has no room for the files: refused before the freeze,
 #                  the tree runs on in a
+#   rootfs/no-space-reset  the same, the source's threads held in the order
+#                  that lost b's reason (its send into the channel b closed
+#                  fails first): b's reason is still the error
 #   rootfs/wire-version  a source speaking another rootfs frame format is
 #                  refused at START, both versions named; the tree runs on in a
 #   rootfs/kill-dest  dmigrated killed with the view mounted, before the restore: the
@@ -1464,6 +1467,63 @@ test_rootfs_no_space() {
 	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
 }
 
+# rootfs/no-space-reset: the same refusal, with the source's two threads
+# in the order that lost its reason (test points, DMIGRATE_TEST_PAUSE): b
+# refuses the first file sent before the freeze (DONE with its error on
+# the rootfs channel) and shuts its channels down; the miss thread, which
+# sees its channel end first, waits (src-rootfs-miss-failed); the bulk
+# thread, held after that file's header (src-rootfs-pre-file), then sends
+# its data into the closed channel, which b's kernel resets: its send
+# fails (Broken pipe), and it ends first (src-rootfs-bulk-ended).  The
+# source must still say b's reason, not the reset; and dmigrated's log the
+# same cause, not the source closing the session
+test_rootfs_no_space_reset() {
+	local t=rootfs/no-space-reset marks=$WORK/marks-reset mpid why= p logged
+	selected "$t" || return 0
+	logged=$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")
+	start_rootfs_workload "$t" || return
+	in_host b sh -c 'mkdir -p /var/lib/dmigrate/rootfs && mount -t tmpfs -o size=8m dmtest-small /var/lib/dmigrate/rootfs' ||
+		{ result FAIL "$t" "cannot mount the small tmpfs in b"; stop_workload; return; }
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	in_host a env DMIGRATE_TEST_PAUSE=src-rootfs-pre-file,src-rootfs-miss-failed,src-rootfs-bulk-ended \
+		DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=20000 "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" \
+		--key "$KEY" --mode post-copy --rootfs-dir "$RFS_DIR" >"$WORK/migrate.out" 2>&1 &
+	mpid=$!
+	if ! wait_until 20 test -e "$marks/src-rootfs-miss-failed"; then
+		why="the miss thread did not see b close its channel (marks: $(ls "$marks" | tr '\n' ' '))"
+	else
+		touch "$marks/src-rootfs-pre-file.go"
+		wait_until 20 test -e "$marks/src-rootfs-bulk-ended" ||
+			why="the bulk thread did not fail on the closed channel (marks: $(ls "$marks" | tr '\n' ' '))"
+	fi
+	for p in src-rootfs-pre-file src-rootfs-miss-failed src-rootfs-bulk-ended; do
+		touch "$marks/$p.go"
+	done
+	if wait "$mpid"; then
+		why=${why:-"the migration succeeded"}
+	fi
+	if [[ -n $why ]]; then
+		:
+	elif ! grep -q 'not enough disk space here for the files' "$WORK/migrate.out"; then
+		why="b's reason lost: $(grep -v '^(' "$WORK/migrate.out" | tail -n 2 | tr '\n' ' ')"
+	elif ! grep -q 'nothing was changed' "$WORK/migrate.out"; then
+		why="the tree was frozen before the refusal: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif gone "$WL_PID" || [[ $(pstate "$WL_PID") == T ]]; then
+		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
+	elif ! wait_until 15 b_empty; then
+		why="b still runs processes of the tree: $(tree_procs b)"
+	elif ! wait_until 10 b_rootfs_clean; then
+		why="b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
+	elif ! wait_until 10 test "$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")" -gt "$logged"; then
+		why="dmigrated did not log the cause: $(grep 'failed:' "$WORK/dmigrated.log" | tail -n 1)"
+	fi
+	verdict "$t" "$why"
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
+}
+
 # rootfs/wire-version: a source whose rootfs frames are of another version
 # (DMIGRATE_TEST_RFS_WIRE=1: the format before versions) is refused at
 # START, before the freeze, the versions named; the tree runs on in a
@@ -1783,6 +1843,7 @@ if ((OTHERS)); then
 	test_rootfs_kill_dest
 	test_rootfs_none
 	test_rootfs_no_space
+	test_rootfs_no_space_reset
 	test_rootfs_wire_version
 fi
 if ((ROLLBACK)); then

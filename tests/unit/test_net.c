@@ -1136,6 +1136,52 @@ static void test_shutdown_and_timeout(void **state)
 	}
 }
 
+/*
+ * The peer says why and closes while we are still sending (the rootfs
+ * receiver's DONE with its error, then its channels shut down): our
+ * sends fail (the peer resets the connection once our data reaches its
+ * closed socket), but what it said before closing is still ours to read;
+ * after it, the end of the channel.
+ */
+static void reason_then_reset(bool insecure)
+{
+	static char chunk[64 << 10];
+	struct pair p;
+	struct net_frame f;
+	void *buf = NULL;
+	int r = 0;
+
+	pair_open(&p, insecure);
+	net_chan_set_timeout(p.cli, 2000);
+	assert_int_equal(net_send_frame(p.srv, NET_T_RAW, "no space", 8), 0);
+	net_chan_shutdown(p.srv);
+	/* a send after the peer's reset fails; give the reset time to come back */
+	for (int i = 0; i < 200 && r >= 0; i++) {
+		r = net_send_frame(p.cli, NET_T_RAW, chunk, sizeof(chunk));
+		if (r >= 0)
+			usleep(5000);
+	}
+	print_message("    %s: send: %s\n", insecure ? "plain" : "TLS", r < 0 ? dm_last_error() : "never failed");
+	assert_true(r == -EPIPE || r == -ECONNRESET);
+	/* the channel stays dead for sending */
+	r = net_send_frame(p.cli, NET_T_RAW, "x", 1);
+	assert_true(r == -EPIPE || r == -ECONNRESET);
+	r = net_recv_frame(p.cli, 1024, &f, &buf);
+	if (r < 0)
+		print_error("recv after the failed send: %s\n", dm_last_error());
+	assert_int_equal(r, 0);
+	assert_int_equal(f.len, 8);
+	assert_memory_equal(buf, "no space", 8);
+	free(buf);
+	buf = NULL;
+	r = net_recv_frame(p.cli, 1024, &f, &buf);
+	assert_true(r < 0);
+	pair_close(&p);
+}
+
+static void test_reason_then_reset_tls(void **state) { reason_then_reset(false); }
+static void test_reason_then_reset_insecure(void **state) { reason_then_reset(true); }
+
 static void test_ipv6(void **state)
 {
 	struct net_ctx *ctx;
@@ -1910,6 +1956,8 @@ int main(void)
 		cmocka_unit_test(test_version_mismatch),
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_shutdown_and_timeout),
+		cmocka_unit_test(test_reason_then_reset_tls),
+		cmocka_unit_test(test_reason_then_reset_insecure),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_qdisc_classify),
 		cmocka_unit_test(test_egress_of_loopback),
