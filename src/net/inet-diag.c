@@ -62,6 +62,36 @@ static int msg_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
+static int diag_socket(struct mnl_socket **ret)
+{
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	if (!nl)
+		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int r = neg_errno();
+		mnl_socket_close(nl);
+		return dm_fail(r, "sock_diag: bind: %m");
+	}
+	*ret = nl;
+	return 0;
+}
+
+/* The request naming one socket of key (its family, protocol, addresses,
+ * ports, device) in nlh's payload. */
+static void put_req(struct nlmsghdr *nlh, const struct inet_sk_diag *key, uint32_t states)
+{
+	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
+	req->sdiag_family = (uint8_t)key->family;
+	req->sdiag_protocol = (uint8_t)key->protocol;
+	req->idiag_states = states;
+	req->id.idiag_sport = htons(key->sport);
+	req->id.idiag_dport = htons(key->dport);
+	memcpy(req->id.idiag_src, key->src, 16);
+	memcpy(req->id.idiag_dst, key->dst, 16);
+	req->id.idiag_if = key->ifindex;
+	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+}
+
 int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n)
 {
 	return inet_diag_list_states(family, protocol, ~0U, ret, ret_n);
@@ -71,17 +101,13 @@ int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet
 			  size_t *ret_n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE > 32768 ? MNL_SOCKET_BUFFER_SIZE : 32768];
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	struct mnl_socket *nl = NULL;
 	struct list l = { .protocol = protocol };
 	unsigned seq = (unsigned)time(NULL), port;
-	int r = 0;
+	int r = diag_socket(&nl);
 
-	if (!nl)
-		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		r = dm_fail(neg_errno(), "sock_diag: bind: %m");
-		goto out;
-	}
+	if (r < 0)
+		return r;
 	port = mnl_socket_get_portid(nl);
 
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -127,32 +153,19 @@ out:
 int inet_diag_get(const struct inet_sk_diag *key, struct inet_sk_diag *ret)
 {
 	char buf[8192];
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	struct mnl_socket *nl = NULL;
 	struct list l = { .protocol = key->protocol };
 	unsigned seq = (unsigned)time(NULL);
-	int r = 0;
+	int r = diag_socket(&nl);
 
-	if (!nl)
-		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		r = dm_fail(neg_errno(), "sock_diag: bind: %m");
-		goto out;
-	}
+	if (r < 0)
+		return r;
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	nlh->nlmsg_flags = NLM_F_REQUEST;	/* one socket, looked up: no walk */
 	nlh->nlmsg_seq = seq;
-	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
-	req->sdiag_family = (uint8_t)key->family;
-	req->sdiag_protocol = (uint8_t)key->protocol;
-	req->idiag_states = ~0U;
-	req->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
-	req->id.idiag_sport = htons(key->sport);
-	req->id.idiag_dport = htons(key->dport);
-	memcpy(req->id.idiag_src, key->src, 16);
-	memcpy(req->id.idiag_dst, key->dst, 16);
-	req->id.idiag_if = key->ifindex;
-	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	put_req(nlh, key, ~0U);
+	((struct inet_diag_req_v2 *)mnl_nlmsg_get_payload(nlh))->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = dm_fail(neg_errno(), "sock_diag: send: %m");
 		goto out;
@@ -183,11 +196,6 @@ const char *inet_state_name(unsigned state)
 	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown state";
 }
 
-/*
- * Every TCP socket of the calling thread's network namespace but those in
- * TIME_WAIT is destroyed (SOCK_DESTROY, CONFIG_INET_DIAG_DESTROY): a
- * connection's peer gets a reset, a listener goes.  The count in *ret_n.
- */
 /* SOCK_DESTROY of one TCP socket on nl: 1 destroyed, 0 gone meanwhile */
 static int destroy_one(struct mnl_socket *nl, const struct inet_sk_diag *g, unsigned seq)
 {
@@ -196,16 +204,9 @@ static int destroy_one(struct mnl_socket *nl, const struct inet_sk_diag *g, unsi
 	nlh->nlmsg_type = SOCK_DESTROY;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = seq;
-	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
-	req->sdiag_family = (uint8_t)g->family;
-	req->sdiag_protocol = IPPROTO_TCP;
-	req->idiag_states = 1u << g->state;
-	req->id.idiag_sport = htons(g->sport);
-	req->id.idiag_dport = htons(g->dport);
-	memcpy(req->id.idiag_src, g->src, 16);
-	memcpy(req->id.idiag_dst, g->dst, 16);
-	req->id.idiag_if = g->ifindex;
-	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	struct inet_sk_diag key = *g;
+	key.protocol = IPPROTO_TCP;
+	put_req(nlh, &key, 1u << g->state);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		return dm_fail(neg_errno(), "sock_diag: destroy: %m");
 	ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
@@ -216,20 +217,11 @@ static int destroy_one(struct mnl_socket *nl, const struct inet_sk_diag *g, unsi
 	return 0; /* another error: the socket went meanwhile */
 }
 
-static int diag_socket(struct mnl_socket **ret)
-{
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
-	if (!nl)
-		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int r = neg_errno();
-		mnl_socket_close(nl);
-		return dm_fail(r, "sock_diag: bind: %m");
-	}
-	*ret = nl;
-	return 0;
-}
-
+/*
+ * Every TCP socket of the calling thread's network namespace but those in
+ * TIME_WAIT is destroyed (SOCK_DESTROY, CONFIG_INET_DIAG_DESTROY): a
+ * connection's peer gets a reset, a listener goes.  The count in *ret_n.
+ */
 int inet_diag_destroy_tcp(unsigned *ret_n)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
