@@ -8,6 +8,7 @@
 #include "container/docker-mig.h"
 #include "container/docker.h"
 #include "container/image-tar.h"
+#include "container/runc-internal.h"
 #include "base/child.h"
 #include "base/clock.h"
 #include "base/json.h"
@@ -1032,16 +1033,9 @@ int docker_dst_start(struct docker_dst *dd)
 	 * in a fresh context: 7-9 ms here) leaves the downtime.  The container
 	 * goes if the migration does not come through.
 	 */
-	_cleanup_close_ int ns = -1;
-	int back = -1;
-	r = netns_of_pid(h->pid, &ns);
-	if (r > 0)
-		r = netns_enter(ns, &back);
-	if (r >= 0 && ns >= 0) {
-		r = netlock_netns(NETLOCK_NETNS_NAME);
-		netns_leave(back);
-		dd->net_locked = r >= 0;
-	}
+	struct runc_started locked = { .sock = -1, .root_fd = -1 };
+	r = runc_net_lock(h->pid, &locked);
+	dd->net_locked = locked.net_locked;
 	if (r < 0)
 		return dm_wrap(r, "container %s: locking its network", dd->src.name);
 	return 0;
