@@ -42,6 +42,9 @@
 #   dmigrate-nohot  the same without its writes tracked (DMIGRATE_HOT_PUSH=0:
 #                the pages in address order after the resume, the eager
 #                pages in the freeze)
+#   dmigrate-latepush  the same with the push begun after COMMIT
+#                (DMIGRATE_TEST_LATE_PUSH=1), not while the destination
+#                restores
 #   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
@@ -254,6 +257,12 @@ v_dmigrate() {
 		layer: (.rootfs // {} | {files, bytes, presend: .presend, prewalk: .prewalk}),
 		volumes: (.volumes // {} | {trees, list: [.list[]? | {name, files, bytes, presend: .presend | {files, bytes, used_files}}]})}' \
 		"$WORK/mig-stats.json" 2>/dev/null) || V_DETAIL='{}'
+}
+
+v_dmigrate_latepush() {
+	local DMIGRATE_TEST_LATE_PUSH=1 V_NAME=dmigrate-latepush
+	export DMIGRATE_TEST_LATE_PUSH
+	v_dmigrate "$@"
 }
 
 v_dmigrate_nohot() {

@@ -690,6 +690,7 @@ struct docker_dst {
 	uint32_t layers_here;   /* then: how many of its first layers are */
 	bool started;           /* docker_dst_start() done: h is the stub */
 	bool net_locked;        /* and its network namespace is locked (NETLOCK_NETNS_NAME) */
+	struct netlock_opener *opener; /* that lock's removal, made there ahead */
 	struct handoff h;
 };
 
@@ -1038,12 +1039,43 @@ int docker_dst_start(struct docker_dst *dd)
 	dd->net_locked = locked.net_locked;
 	if (r < 0)
 		return dm_wrap(r, "container %s: locking its network", dd->src.name);
+	/* its removal, for docker_dst_unlock_early() (best effort) */
+	_cleanup_close_ int ns = -1;
+	int back = -1;
+	if (netns_of_pid(h->pid, &ns) > 0 && netns_enter(ns, &back) >= 0) {
+		if (netlock_opener_new(NETLOCK_NETNS_NAME, &dd->opener) < 0)
+			pr_debug("the early unlock is not prepared: %s", dm_last_error());
+		netns_leave(back);
+	}
+	dm_error_clear();
 	return 0;
 }
 
 bool docker_dst_net_locked(const struct docker_dst *dd)
 {
 	return dd->net_locked;
+}
+
+bool docker_dst_address_changes(const struct docker_dst *dd)
+{
+	const char *nm = json_str(json_object_get(dd->inspect, "HostConfig"), "NetworkMode");
+	return !nm || !strcmp(nm, "default") || !strcmp(nm, "bridge");
+}
+
+bool docker_dst_unlock_early(struct docker_dst *dd)
+{
+	if (!dd->net_locked || !docker_dst_address_changes(dd))
+		return false;
+	/* opened (its chains go, the table and its counters stay for the
+	 * restore, which removes it as the tree runs) */
+	if (!dd->opener || netlock_open_with(dd->opener) < 0) {
+		pr_warn("container %s: its network stays locked until it runs: %s", dd->src.name,
+			dd->opener ? dm_last_error() : "no unlock prepared");
+		dm_error_clear();
+		return false;
+	}
+	pr_debug("container %s: network unlocked before the switch-over (its address changed)", dd->src.name);
+	return true;
 }
 
 int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir)
@@ -1250,6 +1282,7 @@ void docker_dst_free(struct docker_dst *dd)
 	if (!dd)
 		return;
 	json_decref(dd->policy);
+	netlock_opener_free(dd->opener);
 	handoff_close(&dd->h);
 	handoff_unlisten(dd->id, dd->lfd);
 	json_decref(dd->inspect);

@@ -99,6 +99,16 @@ int docker_dst_start(struct docker_dst *dd);
 int docker_dst_take_handoff(struct docker_dst *dd, struct handoff *h);
 /* Its network namespace was locked when it started (runc_restore_opts.net_locked). */
 bool docker_dst_net_locked(const struct docker_dst *dd);
+/*
+ * A container whose address changes (a default bridge): none of the tree's
+ * connections is restored (stand-ins), only its listeners, so the lock
+ * guards nothing once the restore is done; it goes before RESUMED, so that a
+ * client the source resets at its COMMIT and that reconnects here at once
+ * does not find it (a dropped SYN waits a second for its retransmission).
+ * Any other container: nothing (its lock goes as the tree runs).
+ */
+bool docker_dst_address_changes(const struct docker_dst *dd);
+bool docker_dst_unlock_early(struct docker_dst *dd); /* true: it was opened */
 /* The volumes' contents from the image (docker_src_record_volumes) into
  * the container's volumes here, before its tree is restored. */
 int docker_dst_put_volumes(struct docker_dst *dd, const char *images_dir);

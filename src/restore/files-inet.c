@@ -519,8 +519,11 @@ static int lock_end(struct rst_inet *in, bool remove)
 
 	if (in->opener) {
 		r = remove ? netlock_unlock_with(in->opener) : netlock_open_with(in->opener);
-		if (r >= 0)
+		/* opened already (its chains gone: docker_dst_unlock_early()) */
+		if (r >= 0 || (!remove && r == -ENOENT)) {
+			dm_error_clear();
 			return 1;
+		}
 		pr_warn("%s (trying nft's script)", dm_last_error());
 		dm_error_clear();
 	}

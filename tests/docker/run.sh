@@ -422,6 +422,11 @@ while True:
 	# the writer answers with a reset (docs/net.md)
 	jq -e '.dump.net_lock_packets == null' "$WORK/stats-dk-mredis.json" >/dev/null ||
 		{ result FAIL "$t" "packets kept for b: $(jq -c .dump.net_lock_packets "$WORK/stats-dk-mredis.json")"; return 1; }
+	# and b's namespace was open before the switch-over: the writer, reset
+	# at a's COMMIT, reconnects to b at once (a SYN its lock dropped would
+	# wait a second)
+	jq -e '.restore.docker.unlocked_before_commit == true' "$WORK/stats-dk-mredis.json" >/dev/null ||
+		{ result FAIL "$t" "b's lock: $(jq -c .restore.docker "$WORK/stats-dk-mredis.json")"; return 1; }
 	last=$(grep -E '^[0-9]+$' "$WORK/incr.log" | tail -n 1)
 	wait_until 30 eval '[[ $(client redis-cli -h "$ab" ping 2>/dev/null) == PONG ]]' || { result FAIL "$t" "redis does not answer on b's published port"; return 1; }
 	got=$(client redis-cli -h "$ab" get ctr)
@@ -541,6 +546,10 @@ print("done", flush=True)' >"$WORK/held.log" 2>&1 &
 	wait_until 30 grep -q held "$WORK/held.log" || { result FAIL "$t" "the client: $(cat "$WORK/held.log")"; return 1; }
 	sleep 1
 	out=$(mig dk-mseg 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
+	# its address stays: b's lock stays until the tree runs (its connections
+	# are restored in repair mode behind it)
+	jq -e '.restore.docker.unlocked_before_commit == false' "$WORK/stats-dk-mseg.json" >/dev/null ||
+		{ result FAIL "$t" "b's lock: $(jq -c .restore.docker "$WORK/stats-dk-mseg.json")"; return 1; }
 	wait "$HPID"
 	HPID=
 	[[ $(tail -n 1 "$WORK/held.log") == done ]] || { result FAIL "$t" "the connection through the move: $(tail -n 2 "$WORK/held.log" | tr '\n' ' ')"; return 1; }
