@@ -490,8 +490,16 @@ static void put_mms(struct lazy_mm **mms, size_t n)
 	free(mms);
 }
 
+/*
+ * wait: on EAGAIN (an address-space event queued on the uffd), wait for the
+ * uffd thread to read it and go on; else return -EAGAIN.  The uffd thread
+ * itself must never wait so: it is the one that reads the events, and it
+ * would wait for itself (a local fault's install, hybrid's or post-copy's
+ * store: the push, the fault replies and the uffd thread then all slept on
+ * EAGAIN for good while a thread of the tree exiting held its REMOVE event).
+ */
 static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
-		      const uint8_t *data, enum mem_origin origin)
+		      const uint8_t *data, enum mem_origin origin, bool wait)
 {
 	/* short lock holds only while the uffd thread may wait for the write lock */
 	uint32_t chunk = l->uffd_started ? INSTALL_CHUNK : MEM_FRAME_PAGES_MAX;
@@ -501,6 +509,8 @@ static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uin
 		long k = install_chunk(l, mm, addr + (uint64_t)i * DM_PAGE_SIZE, n, data + (uint64_t)i * DM_PAGE_SIZE);
 		pthread_rwlock_unlock(&l->lock);
 		if (k == -EAGAIN) {
+			if (!wait)
+				return -EAGAIN;
 			struct timespec ts = { 0, 50 * 1000 };
 			nanosleep(&ts, NULL);
 			continue;
@@ -552,8 +562,8 @@ static int peer_range_mms(struct mem_lazy *l, uint32_t space, uint64_t addr, uin
 	return r;
 }
 
-int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages,
-		     const void *data, enum mem_origin origin)
+static int lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages, const void *data,
+			enum mem_origin origin, bool wait)
 {
 	struct lazy_mm **mms;
 	size_t n;
@@ -561,13 +571,19 @@ int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t
 	int r = peer_range_mms(l, space, addr, npages, "pages", &mms, &n);
 
 	for (size_t i = 0; i < n && r >= 0; i++) {
-		r = install_mm(l, mms[i], addr, npages, data, origin);
+		r = install_mm(l, mms[i], addr, npages, data, origin, wait);
 		/* a reply for pages that came by another way (or were absent) */
 		if (r >= 0 && origin == MEM_FROM_FAULT)
 			resolve_pending(l, mms[i], addr, npages, t_in);
 	}
 	put_mms(mms, n);
 	return r;
+}
+
+int mem_lazy_install(struct mem_lazy *l, uint32_t space, uint64_t addr, uint32_t npages,
+		     const void *data, enum mem_origin origin)
+{
+	return lazy_install(l, space, addr, npages, data, origin, true);
 }
 
 /* Wake the threads waiting on source range [addr, addr+npages) wherever it is now. */
@@ -619,7 +635,7 @@ int mem_lazy_absent(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t 
 
 /* Install what a local source has of [addr, addr+npages) into mm; pages it installed. */
 static long install_local(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
-			  enum mem_origin origin)
+			  enum mem_origin origin, bool wait)
 {
 	long got = 0;
 	for (uint32_t i = 0; i < npages;) {
@@ -630,7 +646,7 @@ static long install_local(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 			i++;
 			continue;
 		}
-		int r = mem_lazy_install(l, mm->space, a, run, p, origin);
+		int r = lazy_install(l, mm->space, a, run, p, origin, wait);
 		if (r < 0)
 			return r;
 		if (l->o.ops.local_done)
@@ -660,7 +676,7 @@ int mem_lazy_fill_local(struct mem_lazy *l, uint32_t space)
 		const struct pageset_region *rg = &mm->need.r[ri];
 		for (uint64_t k = 0; k < rg->npages; k += MEM_FRAME_PAGES_MAX) {
 			uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
-			long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL);
+			long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL, true);
 			if (r < 0)
 				return (int)r;
 		}
@@ -897,7 +913,9 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 		return; /* asked already */
 	}
 	if (l->o.ops.local) {
-		long got = install_local(l, mm, a, 1, MEM_FROM_LOCAL);
+		/* this is the uffd thread: an install that meets a queued event
+		 * does not wait for it (install_mm) */
+		long got = install_local(l, mm, a, 1, MEM_FROM_LOCAL, false);
 		if (got > 0) {
 			/* and the local neighbours, cheap */
 			uint64_t ws;
@@ -905,10 +923,16 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 			if (rec >= 0)
 				l->trace->r[rec].kind = TR_LOCAL;
 			window_for(l, mm, a, &ws, &wn);
-			install_local(l, mm, ws, wn, MEM_FROM_LOCAL);
+			if (install_local(l, mm, ws, wn, MEM_FROM_LOCAL, false) < 0)
+				dm_error_clear(); /* the push or a later fault takes them */
 			return;
 		}
-		if (got < 0) {
+		if (got == -EAGAIN) {
+			/* an event first: the page is asked of the source, which
+			 * still holds it, and its reply waits for the event to be
+			 * read (by us, next) on the fault channel's thread */
+			dm_error_clear();
+		} else if (got < 0) {
 			mem_lazy_fail(l, (int)got);
 			return;
 		}
@@ -1233,7 +1257,7 @@ static void *push_thread(void *arg)
 			for (uint64_t k = 0; k < rg->npages && !atomic_load(&l->stop) && !atomic_load(&mm->gone);
 			     k += MEM_FRAME_PAGES_MAX) {
 				uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
-				long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL);
+				long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL, true);
 				if (r < 0) {
 					mem_lazy_fail(l, (int)r);
 					return NULL;
