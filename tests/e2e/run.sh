@@ -1440,31 +1440,49 @@ test_rootfs_none() {
 # cannot hold the tree's files: the destination says so once the walk has
 # told it their size, before anything is frozen; the tree runs on in a, was
 # never stopped, and b keeps nothing of it
+# b's file system for the copies a tmpfs of 8 MiB, too small for the tree's
+# files (no_space_end takes it away)
+no_space_mount() {
+	in_host b sh -c 'mkdir -p /var/lib/dmigrate/rootfs && mount -t tmpfs -o size=8m dmtest-small /var/lib/dmigrate/rootfs' ||
+		{ result FAIL "$1" "cannot mount the small tmpfs in b"; stop_workload; return 1; }
+}
+
+# what is wrong with a refusal for the space (migrate.out, the tree, b), ""
+# if nothing; NOSPACE_LOST: the words when b's reason is not there
+no_space_why() {
+	if ! grep -q 'not enough disk space here for the files' "$WORK/migrate.out"; then
+		echo "$NOSPACE_LOST: $(grep -v '^(' "$WORK/migrate.out" | tail -n 2 | tr '\n' ' ')"
+	elif ! grep -q 'nothing was changed' "$WORK/migrate.out"; then
+		echo "the tree was frozen before the refusal: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif gone "$WL_PID" || [[ $(pstate "$WL_PID") == T ]]; then
+		echo "the tree does not run on in a (state $(pstate "$WL_PID"))"
+	elif ! wait_until 15 b_empty; then
+		echo "b still runs processes of the tree: $(tree_procs b)"
+	elif ! wait_until 10 b_rootfs_clean; then
+		echo "b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
+	fi
+}
+
+no_space_end() {
+	verdict "$1" "$2"
+	stop_workload
+	in_host a rm -rf "$RFS_DIR"
+	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
+}
+
 test_rootfs_no_space() {
 	local t=rootfs/no-space why= rc
 	selected "$t" || return 0
 	start_rootfs_workload "$t" || return
-	in_host b sh -c 'mkdir -p /var/lib/dmigrate/rootfs && mount -t tmpfs -o size=8m dmtest-small /var/lib/dmigrate/rootfs' ||
-		{ result FAIL "$t" "cannot mount the small tmpfs in b"; stop_workload; return; }
+	no_space_mount "$t" || return
 	migrate post-copy --rootfs-dir "$RFS_DIR"
 	rc=$?
 	if ((rc == 0)); then
 		why="the migration succeeded"
-	elif ! grep -q 'not enough disk space here for the files' "$WORK/migrate.out"; then
-		why="not refused for the space: $(grep -v '^(' "$WORK/migrate.out" | tail -n 2 | tr '\n' ' ')"
-	elif ! grep -q 'nothing was changed' "$WORK/migrate.out"; then
-		why="the tree was frozen before the refusal: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
-	elif gone "$WL_PID" || [[ $(pstate "$WL_PID") == T ]]; then
-		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
-	elif ! wait_until 15 b_empty; then
-		why="b still runs processes of the tree: $(tree_procs b)"
-	elif ! wait_until 10 b_rootfs_clean; then
-		why="b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
+	else
+		why=$(NOSPACE_LOST="not refused for the space" no_space_why)
 	fi
-	verdict "$t" "$why"
-	stop_workload
-	in_host a rm -rf "$RFS_DIR"
-	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
+	no_space_end "$t" "$why"
 }
 
 # rootfs/no-space-reset: the same refusal, with the source's two threads
@@ -1482,8 +1500,7 @@ test_rootfs_no_space_reset() {
 	selected "$t" || return 0
 	logged=$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")
 	start_rootfs_workload "$t" || return
-	in_host b sh -c 'mkdir -p /var/lib/dmigrate/rootfs && mount -t tmpfs -o size=8m dmtest-small /var/lib/dmigrate/rootfs' ||
-		{ result FAIL "$t" "cannot mount the small tmpfs in b"; stop_workload; return; }
+	no_space_mount "$t" || return
 	rm -rf "$marks"
 	mkdir -p "$marks"
 	in_host a env DMIGRATE_TEST_PAUSE=src-rootfs-pre-file,src-rootfs-miss-failed,src-rootfs-bulk-ended \
@@ -1503,25 +1520,11 @@ test_rootfs_no_space_reset() {
 	if wait "$mpid"; then
 		why=${why:-"the migration succeeded"}
 	fi
-	if [[ -n $why ]]; then
-		:
-	elif ! grep -q 'not enough disk space here for the files' "$WORK/migrate.out"; then
-		why="b's reason lost: $(grep -v '^(' "$WORK/migrate.out" | tail -n 2 | tr '\n' ' ')"
-	elif ! grep -q 'nothing was changed' "$WORK/migrate.out"; then
-		why="the tree was frozen before the refusal: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
-	elif gone "$WL_PID" || [[ $(pstate "$WL_PID") == T ]]; then
-		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
-	elif ! wait_until 15 b_empty; then
-		why="b still runs processes of the tree: $(tree_procs b)"
-	elif ! wait_until 10 b_rootfs_clean; then
-		why="b kept the copy: $(in_host b ls /var/lib/dmigrate/rootfs | tr '\n' ' ')"
-	elif ! wait_until 10 test "$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")" -gt "$logged"; then
+	[[ -n $why ]] || why=$(NOSPACE_LOST="b's reason lost" no_space_why)
+	if [[ -z $why ]] && ! wait_until 10 test "$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")" -gt "$logged"; then
 		why="dmigrated did not log the cause: $(grep 'failed:' "$WORK/dmigrated.log" | tail -n 1)"
 	fi
-	verdict "$t" "$why"
-	stop_workload
-	in_host a rm -rf "$RFS_DIR"
-	in_host b sh -c 'umount -l /var/lib/dmigrate/rootfs' 2>/dev/null
+	no_space_end "$t" "$why"
 }
 
 # rootfs/wire-version: a source whose rootfs frames are of another version
