@@ -448,15 +448,14 @@ const char *docker_api_version(const struct docker *dk)
  * A call whose reply, on one of the ok statuses (0-terminated), is JSON or
  * nothing: *ret_reply (may be NULL).  Others: status_fail with what.
  */
-static int _printf_(8, 9)
-dk_expect(struct docker *dk, const char *method, const char *path, json_t *body,
-	  const long *ok, int conflict, json_t **ret_reply, const char *fmt, ...)
+static int dk_expect_v(struct docker *dk, const char *method, const char *path, json_t *body, const long *ok,
+		       int conflict, json_t **ret_reply, long timeout_s, const char *fmt, va_list ap)
 {
 	struct xfer x = { .out_fd = -1, .in_fd = -1 };
 	long status = 0;
 	int r;
 
-	r = dk_json_call(dk, method, path, body, &x, REQUEST_TIMEOUT_S, &status);
+	r = dk_json_call(dk, method, path, body, &x, timeout_s, &status);
 	if (r < 0)
 		goto out;
 	for (const long *s = ok; *s; s++)
@@ -476,11 +475,8 @@ dk_expect(struct docker *dk, const char *method, const char *path, json_t *body,
 		}
 	{
 		_cleanup_free_ char *what = NULL;
-		va_list ap;
-		va_start(ap, fmt);
 		if (vasprintf(&what, fmt, ap) < 0)
 			what = NULL;
-		va_end(ap);
 		r = status_fail(dk, &x, status, conflict, "%s", what ? what : path);
 	}
 out:
@@ -488,10 +484,35 @@ out:
 	return r;
 }
 
+/* dk_expect_v() within the usual bound, fmt's words naming the request */
+static int _printf_(8, 9)
+dk_expect(struct docker *dk, const char *method, const char *path, json_t *body,
+	  const long *ok, int conflict, json_t **ret_reply, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = dk_expect_v(dk, method, path, body, ok, conflict, ret_reply, REQUEST_TIMEOUT_S, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* The same for a request dockerd answers only after up to timeout_s */
+static int _printf_(8, 9)
+dk_expect_slow(struct docker *dk, const char *method, const char *path, const long *ok, int conflict,
+	       long timeout_s, json_t **ret_reply, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = dk_expect_v(dk, method, path, NULL, ok, conflict, ret_reply, timeout_s, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 static const long OK200[] = { 200, 0 };
 static const long OK201[] = { 201, 0 };
 static const long OK204[] = { 200, 204, 0 };
 static const long OK204_304[] = { 200, 204, 304, 0 };
+static const long OK_STOPPED[] = { 204, 304, 0 };
 
 static int need_object(struct docker *dk, json_t *j, const char *what)
 {
@@ -656,8 +677,6 @@ int docker_start(struct docker *dk, const char *id)
 int docker_stop(struct docker *dk, const char *id, int timeout_s)
 {
 	_cleanup_free_ char *path = NULL;
-	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status = 0;
 	int r = check_ref("container", id);
 
 	if (r < 0)
@@ -666,11 +685,8 @@ int docker_stop(struct docker *dk, const char *id, int timeout_s)
 		timeout_s = 0;
 	path = xasprintf("/containers/%s/stop?t=%d", id, timeout_s);
 	/* dockerd answers once the container stopped: after timeout_s at most */
-	r = dk_json_call(dk, "POST", path, NULL, &x, REQUEST_TIMEOUT_S + timeout_s, &status);
-	if (r >= 0 && status != 204 && status != 304)
-		r = status_fail(dk, &x, status, -EBUSY, "cannot stop container '%s'", id);
-	xfer_free(&x);
-	return r;
+	return dk_expect_slow(dk, "POST", path, OK_STOPPED, -EBUSY, REQUEST_TIMEOUT_S + timeout_s, NULL,
+			      "cannot stop container '%s'", id);
 }
 
 int docker_kill(struct docker *dk, const char *id, const char *signal)
@@ -716,8 +732,6 @@ int docker_update_restart_policy(struct docker *dk, const char *id, json_t *poli
 int docker_wait_stopped(struct docker *dk, const char *id, int timeout_s)
 {
 	_cleanup_free_ char *path = NULL;
-	struct xfer x = { .out_fd = -1, .in_fd = -1 };
-	long status = 0;
 	int r = check_ref("container", id);
 
 	if (r < 0)
@@ -725,12 +739,9 @@ int docker_wait_stopped(struct docker *dk, const char *id, int timeout_s)
 	/* dockerd answers when the container is not running (at once if it is
 	 * not): no polling, no delay between its exit and our return */
 	path = xasprintf("/containers/%s/wait?condition=not-running", id);
-	r = dk_json_call(dk, "POST", path, NULL, &x, timeout_s, &status);
+	r = dk_expect_slow(dk, "POST", path, OK200, -EBUSY, timeout_s, NULL, "cannot wait for container '%s'", id);
 	if (r == -ETIMEDOUT)
 		r = dm_fail(-ETIMEDOUT, "container '%s' still runs after %d s", id, timeout_s);
-	else if (r >= 0 && status != 200)
-		r = status_fail(dk, &x, status, -EBUSY, "cannot wait for container '%s'", id);
-	xfer_free(&x);
 	return r;
 }
 
