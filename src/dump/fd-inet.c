@@ -280,6 +280,19 @@ static void add_entry(struct dump_inet *in, const struct inet_entry *w, const st
 	}
 }
 
+/* the records of v that are sockets of the tree (want, sorted by inode)
+ * and not in yet: into in */
+static void add_matching(struct dump_inet *in, const struct inet_entry *want, size_t n_want,
+			 const struct inet_sk_diag *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct inet_entry key = { .dg.ino = v[i].ino };
+		const struct inet_entry *w = v[i].ino ? bsearch(&key, want, n_want, sizeof(*want), entry_cmp) : NULL;
+		if (w && !find_entry(in, v[i].ino))
+			add_entry(in, w, &v[i]);
+	}
+}
+
 /* the address of a socket as sock_diag names it */
 static bool diag_addr(const struct sockaddr_storage *ss, int *family, uint8_t addr[16], uint16_t *port)
 {
@@ -324,12 +337,7 @@ static int tcp_by_address(struct dump_inet *in, const struct inet_entry *want, s
 		int r = inet_diag_list_states(k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &n);
 		if (r < 0)
 			return r;
-		for (size_t i = 0; i < n; i++) {
-			struct inet_entry key = { .dg.ino = v[i].ino };
-			struct inet_entry *w = v[i].ino ? bsearch(&key, want, n_want, sizeof(*want), entry_cmp) : NULL;
-			if (w && !find_entry(in, v[i].ino))
-				add_entry(in, w, &v[i]);
-		}
+		add_matching(in, want, n_want, v, n);
 	}
 	for (size_t i = 0; i < n_want; i++) {
 		if (kind[i] != 0 && kind[i] != 1)
@@ -424,14 +432,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 		}
 		if (r < 0)
 			goto out;
-		for (size_t i = 0; i < n; i++) {
-			struct inet_entry key = { .dg.ino = v[i].ino };
-			struct inet_entry *w = v[i].ino ? bsearch(&key, want, n_want, sizeof(*want), entry_cmp)
-							: NULL;
-			if (!w || find_entry(in, v[i].ino))
-				continue;
-			add_entry(in, w, &v[i]);
-		}
+		add_matching(in, want, n_want, v, n);
 	}
 
 	/* lock the established connections, then freeze their state */
