@@ -77,6 +77,31 @@ struct docker_src {
 
 static int held_check(struct docker_src *ds);
 
+/* A container's address is another one on another host: it is on a default
+ * bridge (inspect: Docker's view of it) */
+static bool address_changes(json_t *inspect)
+{
+	const char *nm = json_str(json_object_get(inspect, "HostConfig"), "NetworkMode");
+	return !nm || !strcmp(nm, "default") || !strcmp(nm, "bridge");
+}
+
+/* The removal of the network lock of pid's namespace, made there ahead
+ * (one sendmsg when it is used); NULL if it cannot be (the lock's removal
+ * is nft's script then).  what: for the log. */
+static struct netlock_opener *opener_in(pid_t pid, const char *what)
+{
+	struct netlock_opener *o = NULL;
+	_cleanup_close_ int ns = -1;
+	int back = -1;
+	if (netns_of_pid(pid, &ns) > 0 && netns_enter(ns, &back) >= 0) {
+		if (netlock_opener_new(NETLOCK_NETNS_NAME, &o) < 0)
+			pr_debug("%s is not prepared: %s", what, dm_last_error());
+		netns_leave(back);
+	}
+	dm_error_clear();
+	return o;
+}
+
 /*
  * Docker's runc keeps its containers' state under the exec root's
  * runtime-<runtime name>/moby (Docker 20.10), or containerd's
@@ -217,17 +242,8 @@ int docker_src_open(const char *name, const char *runc_root, struct docker_src *
 	}
 	runc_set_managed(ds->ct);
 	ds->inspect_text = json_dumps(ds->inspect, JSON_COMPACT);
-	if (docker_src_address_changes(ds)) {
-		/* a best effort: without it, the unlock is nft's script */
-		_cleanup_close_ int ns = -1;
-		int back = -1, k = netns_of_pid(ds->ctr.pid, &ns);
-		if (k > 0 && netns_enter(ns, &back) >= 0) {
-			if (netlock_opener_new(NETLOCK_NETNS_NAME, &ds->opener) < 0)
-				pr_debug("the unlock is not prepared: %s", dm_last_error());
-			netns_leave(back);
-		}
-		dm_error_clear();
-	}
+	if (docker_src_address_changes(ds))
+		ds->opener = opener_in(ds->ctr.pid, "the unlock at the switch-over");
 	*ret = ds;
 	return 0;
 fail:
@@ -497,8 +513,7 @@ void docker_src_committed(struct docker_src *ds, const struct inet_sk_diag *tcp,
 
 bool docker_src_address_changes(const struct docker_src *ds)
 {
-	const char *nm = json_str(json_object_get(ds->inspect, "HostConfig"), "NetworkMode");
-	return !nm || !strcmp(nm, "default") || !strcmp(nm, "bridge");
+	return address_changes(ds->inspect);
 }
 
 const char *docker_src_name(const struct docker_src *ds)
@@ -1039,15 +1054,8 @@ int docker_dst_start(struct docker_dst *dd)
 	dd->net_locked = locked.net_locked;
 	if (r < 0)
 		return dm_wrap(r, "container %s: locking its network", dd->src.name);
-	/* its removal, for docker_dst_unlock_early() (best effort) */
-	_cleanup_close_ int ns = -1;
-	int back = -1;
-	if (netns_of_pid(h->pid, &ns) > 0 && netns_enter(ns, &back) >= 0) {
-		if (netlock_opener_new(NETLOCK_NETNS_NAME, &dd->opener) < 0)
-			pr_debug("the early unlock is not prepared: %s", dm_last_error());
-		netns_leave(back);
-	}
-	dm_error_clear();
+	/* its removal, for docker_dst_unlock_early() */
+	dd->opener = opener_in(h->pid, "the early unlock");
 	return 0;
 }
 
@@ -1056,15 +1064,9 @@ bool docker_dst_net_locked(const struct docker_dst *dd)
 	return dd->net_locked;
 }
 
-bool docker_dst_address_changes(const struct docker_dst *dd)
-{
-	const char *nm = json_str(json_object_get(dd->inspect, "HostConfig"), "NetworkMode");
-	return !nm || !strcmp(nm, "default") || !strcmp(nm, "bridge");
-}
-
 bool docker_dst_unlock_early(struct docker_dst *dd)
 {
-	if (!dd->net_locked || !docker_dst_address_changes(dd))
+	if (!dd->net_locked || !address_changes(dd->inspect))
 		return false;
 	/* opened (its chains go, the table and its counters stay for the
 	 * restore, which removes it as the tree runs) */

@@ -107,7 +107,6 @@ bool docker_dst_net_locked(const struct docker_dst *dd);
  * does not find it (a dropped SYN waits a second for its retransmission).
  * Any other container: nothing (its lock goes as the tree runs).
  */
-bool docker_dst_address_changes(const struct docker_dst *dd);
 bool docker_dst_unlock_early(struct docker_dst *dd); /* true: it was opened */
 /* The volumes' contents from the image (docker_src_record_volumes) into
  * the container's volumes here, before its tree is restored. */

@@ -119,7 +119,6 @@ struct dsess {
 	 * put back (runc_restore_attach) */
 	double dk_handoff_ms, dk_volumes_ms, dk_attach_ms;
 	json_t *dk_putback;        /* runc_putback_stats_json() of that */
-	bool dk_unlocked_early;    /* docker_dst_unlock_early() opened its namespace */
 	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	pid_t guard_pid;
 	_Atomic bool finished;
@@ -1162,10 +1161,10 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	/* a Docker container whose address changes: its lock guards nothing
 	 * now (docker_dst_unlock_early) */
 	if (s->docker) {
-		s->dk_unlocked_early = docker_dst_unlock_early(s->docker);
+		bool opened = docker_dst_unlock_early(s->docker);
 		json_t *dk = json_object_get(s->restore_stats, "docker");
 		if (dk)
-			json_object_set_new(dk, "unlocked_before_commit", json_boolean(s->dk_unlocked_early));
+			json_object_set_new(dk, "unlocked_before_commit", json_boolean(opened));
 	}
 	if (!store_mode(s->mode)) {
 		/* the source pushes (and sends absent ranges) right after COMMIT:
