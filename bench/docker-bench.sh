@@ -45,6 +45,9 @@
 #   dmigrate-latepush  the same with the push begun after COMMIT
 #                (DMIGRATE_TEST_LATE_PUSH=1), not while the destination
 #                restores
+#   dmigrate-earlybulk  the same with the whole push begun while the
+#                destination restores (DMIGRATE_TEST_EARLY_BULK=1), not only
+#                the working set
 #   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
@@ -262,6 +265,12 @@ v_dmigrate() {
 v_dmigrate_latepush() {
 	local DMIGRATE_TEST_LATE_PUSH=1 V_NAME=dmigrate-latepush
 	export DMIGRATE_TEST_LATE_PUSH
+	v_dmigrate "$@"
+}
+
+v_dmigrate_earlybulk() {
+	local DMIGRATE_TEST_EARLY_BULK=1 V_NAME=dmigrate-earlybulk
+	export DMIGRATE_TEST_EARLY_BULK
 	v_dmigrate "$@"
 }
 

@@ -329,6 +329,14 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
  * reply waits behind little.  Call before mem_server_start().
  */
 void mem_server_bulk_fill(struct mem_server *s, bool fill);
+/*
+ * hold: the push of the install phase stops after the working set and the
+ * sparse runs' scan, until mem_server_hold(s, false) (or stop).  The source
+ * starts the push while the destination restores: what the tree will touch
+ * first is installed before it runs, the rest would only take the
+ * destination's CPU from the restore and queue ahead of the first faults.
+ */
+void mem_server_hold(struct mem_server *s, bool hold);
 /* Wait until the push has sent everything (0) or failed. */
 int mem_server_wait_push(struct mem_server *s, int timeout_ms);
 int mem_server_error(struct mem_server *s);
@@ -342,6 +350,7 @@ struct mem_server_stats {
 	uint64_t chases_on;            /* faults on a page seen pointed to: the words after that pointer followed */
 	uint64_t pages_hot;            /* pushed first: written last before the freeze */
 	uint64_t hot_given;            /* the working set given (pages; some may have gone by fault first) */
+	uint64_t pages_before_hold;    /* pushed before a hold (mem_server_hold) waited */
 	double scan_ms;                /* the page map walk of the sparse runs */
 };
 void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret);

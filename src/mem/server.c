@@ -121,6 +121,8 @@ struct mem_server {
 	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
+	bool hold;                /* under lock: the push waits after the working set (mem_server_hold) */
+	uint64_t pages_held;      /* pushed before the hold was let go */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
 		chases_on, pages_hot;
 	uint64_t hot_given;       /* pages of the runs given to mem_server_hot */
@@ -611,6 +613,12 @@ static void *push_thread(void *arg)
 		for (size_t i = 0; i < s->n && r >= 0; i++)
 			r = scan_sparse(s, &s->procs[i]);
 		s->scan_ms = ns_to_ms(t, clock_ns());
+		/* the rest when the caller says (mem_server_hold) */
+		pthread_mutex_lock(&s->lock);
+		s->pages_held = atomic_load(&s->pages_pushed) - pushed0;
+		while (s->hold && !atomic_load(&s->stop))
+			cond_wait_ms(&s->cond, &s->lock, 200);
+		pthread_mutex_unlock(&s->lock);
 	}
 	while (r >= 0 && !atomic_load(&s->stop)) {
 		/* the process whose faults came last goes first */
@@ -717,6 +725,14 @@ void mem_server_bulk_fill(struct mem_server *s, bool fill)
 	s->bulk_fill = fill;
 }
 
+void mem_server_hold(struct mem_server *s, bool hold)
+{
+	pthread_mutex_lock(&s->lock);
+	s->hold = hold;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
 int mem_server_wait_push(struct mem_server *s, int timeout_ms)
 {
 	pthread_mutex_lock(&s->lock);
@@ -740,6 +756,7 @@ void mem_server_stop(struct mem_server *s)
 {
 	if (!s || atomic_exchange(&s->stop, true))
 		return;
+	mem_server_hold(s, false); /* a push held after the working set ends */
 	if (s->fault)
 		net_chan_shutdown(s->fault);
 	if (s->bulk)
@@ -780,6 +797,9 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->pages_absent = atomic_load(&s->pages_absent);
 	ret->pages_chased = atomic_load(&s->pages_chased);
 	ret->pages_hot = atomic_load(&s->pages_hot);
+	pthread_mutex_lock(&s->lock);
+	ret->pages_before_hold = s->pages_held;
+	pthread_mutex_unlock(&s->lock);
 	ret->hot_given = s->hot_given;
 	ret->chases_on = atomic_load(&s->chases_on);
 	ret->scan_ms = s->scan_ms;

@@ -81,6 +81,7 @@ struct src {
 	uint64_t presend_lazy_pages, store_pages;
 	bool presend_cut;
 	bool peer_early_push;    /* ACCEPT: the push may start before the resume */
+	bool push_held;          /* the early push stops after the working set until the commit */
 	bool ready_later;        /* ACCEPT: READY follows when its container runs */
 	uint64_t t_ready;
 	bool push_started;

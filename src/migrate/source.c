@@ -630,6 +630,10 @@ static json_t *build_stats(struct src *s, int err)
 					      s->hot_track_ms, "scan_ms", s->hot_scan_ms, "pages",
 					      (json_int_t)s->hot_pages, "given", (json_int_t)ss.hot_given, "pushed_first",
 					      (json_int_t)ss.pages_hot));
+	if (s->push_held)
+		/* pushed while the destination restored (the working set and what
+		 * came before it), the rest waited for the commit */
+		json_object_set_new(j, "pushed_early", json_integer((json_int_t)ss.pages_before_hold));
 	if (s->eager_store)
 		/* the pages sent before the freeze (eager ones, and lazy ones while
 		 * the destination started the container), those written after */
@@ -1338,9 +1342,15 @@ static int ph_memory_before(struct src *s)
 		r = mem_server_start(s->srv, s->fault, NULL, MEM_PHASE_INSTALL);
 		/* post-copy: the push from now, while the destination restores
 		 * (the link is idle until RESUMED); it holds what comes until
-		 * its handler is in place */
-		if (r >= 0 && s->o->mode == MIG_POST_COPY && s->peer_early_push)
+		 * its handler is in place.  Only the working set goes then: the
+		 * rest waits for the commit (ph_memory_after), it would take
+		 * the destination's CPU from the restore and queue ahead of
+		 * the first faults (DMIGRATE_TEST_EARLY_BULK=1: it goes too) */
+		if (r >= 0 && s->o->mode == MIG_POST_COPY && s->peer_early_push) {
+			s->push_held = !getenv("DMIGRATE_TEST_EARLY_BULK");
+			mem_server_hold(s->srv, s->push_held);
 			r = start_push(s);
+		}
 		return r;
 	}
 	atomic_store(&s->phase, "copying memory");
@@ -1459,6 +1469,7 @@ static int ph_memory_after(struct src *s)
 		if (r < 0)
 			return r;
 	}
+	mem_server_hold(s->srv, false);
 	if (s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID)
 		atomic_store(&s->phase, "post-copy");
 	if (s->dopts.early_vmflags) {
