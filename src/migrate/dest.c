@@ -97,6 +97,7 @@ struct dsess {
 	char dk_err[DM_ERRMSG_MAX];
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
 	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
+	double store_wait_ms;      /* after the state, for the store's end (pre-sent memory in flight) */
 	json_t *prep_stats;      /* START to ACCEPT, step by step (ms from the session's start) */
 	struct restore_stats resumed_stats; /* the restore's, read after the resume (the lock's counts) */
 	json_t *restore_stats;
@@ -1123,6 +1124,8 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	}
 	s->restore_stats = restore_stats_json(st);
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
+	if (s->store)
+		json_object_set_new(s->restore_stats, "store_wait_ms", json_real(s->store_wait_ms));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
 	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
 	if (s->prep_stats)
@@ -1872,10 +1875,12 @@ static int ph_memory_before(struct dsess *s)
 	 */
 	if (s->store) {
 		/* as long as memory keeps coming: the watchdog ends a silence */
+		uint64_t t = clock_ns();
 		mig_watchdog_arm_silent(&s->wd, "the memory before the restore", peer_timeout_ms(s));
 		while ((r = mem_netsrc_wait_store_end(s->netsrc, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 			;
 		mig_watchdog_arm(&s->wd, NULL, 0);
+		s->store_wait_ms = ns_to_ms(t, clock_ns());
 		if (r < 0)
 			return dm_wrap(mig_watchdog_error(&s->wd, r), "receiving memory");
 	}

@@ -109,6 +109,9 @@ const char *mig_phase_name(enum mig_phase p);
 #define MIG_WAIT_DOCKER_ACCEPT_MS 90000 /* source: ACCEPT after START, a Docker container made and started */
 #define MIG_WAIT_ACCEPT_MS 15000    /* source: ACCEPT after START */
 #define MIG_WAIT_JOIN_MS 15000      /* dest: the fault and bulk channels after ACCEPT */
+/* source, before the freeze: the pre-sent memory acknowledged (a silent limit:
+ * while the peer acknowledges, the wait goes on; then the freeze goes on) */
+#define MIG_WAIT_DRAIN_STALL_MS 500
 /* state, memory before the resume */
 #define MIG_WAIT_SILENT_MS 60000    /* dest, silent: the state, then the memory before the
 				     * restore (dmigrated --peer-timeout); source, silent: the

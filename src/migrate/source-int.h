@@ -75,6 +75,8 @@ struct src {
 	bool eager_store;        /* asked in START and taken in ACCEPT */
 	uint64_t presend_pages, presend_written;
 	double presend_ms;
+	double presend_drain_ms;    /* waited before the freeze for the pre-send to be acknowledged */
+	uint64_t presend_in_flight; /* bytes of it unacknowledged when that wait began */
 	/* and pages of the lazy memory while the destination starts the
 	 * container (MigStart.store_lazy): asked, taken, sent, cut by READY */
 	bool store_lazy_asked, store_lazy;

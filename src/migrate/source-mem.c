@@ -316,8 +316,10 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
  * first after the freeze, and would likely be written again), until READY
  * comes.  The destination installs them from its store after the resume
  * and serves a fault from it; the freeze's scan gives those written since
- * (the DIRTY list: their copies dropped there).  The freeze never waits
- * for this: it costs no time, and what went need not go after.
+ * (the DIRTY list: their copies dropped there).  The pre-send stops at
+ * READY and costs no time: what went need not go after.  The freeze waits
+ * only for what of it is still in flight to be acknowledged (source.c,
+ * drain_presend()): the destination restores nothing before the store's end.
  */
 int src_presend(struct src *s)
 {

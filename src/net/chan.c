@@ -16,7 +16,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
@@ -172,6 +174,14 @@ int net_chan_poll_in(struct net_chan *c, int timeout_ms)
 {
 	struct pollfd p = { .fd = net_chan_fd(c), .events = POLLIN };
 	return net_chan_has_pending(c) ? 1 : poll(&p, 1, timeout_ms);
+}
+
+int net_chan_unacked(const struct net_chan *c)
+{
+	int n = 0;
+	if (ioctl(net_chan_fd(c), SIOCOUTQ, &n) < 0)
+		return neg_errno();
+	return n;
 }
 
 bool net_chan_has_pending(struct net_chan *c)

@@ -203,6 +203,9 @@ bool net_chan_has_pending(struct net_chan *c);
 /* Anything to receive, now or within timeout_ms: 1 (bytes inside the channel,
  * or the fd readable), 0 (timeout), or poll()'s -1.  Receiving thread. */
 int net_chan_poll_in(struct net_chan *c, int timeout_ms);
+/* Bytes sent on the channel that the peer's kernel has not acknowledged yet
+ * (queued or in flight: SIOCOUTQ), or -errno. */
+int net_chan_unacked(const struct net_chan *c);
 /* Inactivity timeout of later sends/receives; < 0: wait forever. */
 void net_chan_set_timeout(struct net_chan *c, int io_timeout_ms);
 

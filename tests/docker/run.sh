@@ -359,10 +359,13 @@ t_mig_python_1() {
 	wait_until 120 eval '[[ $(dk_in a docker logs dk-mpy 2>/dev/null | wc -l) -gt 20 ]]' || { result FAIL "$t" "memtouch does not run in a: $(dk_in a docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
 	out=$(mig dk-mpy --mode post-copy 2>&1) || { mig_fail "$t" "migrate: $out"; return 1; }
 	# its memory went while b started the container, some of it written
-	# again before the freeze (those copies dropped in b)
-	jq -e '.eager_presend.lazy_pages > 0 and .eager_presend.written_after > 0 and .destination.pages_local > 0' \
+	# again before the freeze (those copies dropped in b); the freeze came
+	# after what was in flight of it was acknowledged (drain_ms), b says how
+	# long its restore waited for the store's end (store_wait_ms)
+	jq -e '.eager_presend.lazy_pages > 0 and .eager_presend.written_after > 0 and .destination.pages_local > 0 and
+		(.eager_presend | has("drain_ms") and has("in_flight_bytes")) and (.restore | has("store_wait_ms"))' \
 		"$WORK/stats-dk-mpy.json" >/dev/null ||
-		{ result FAIL "$t" "pre-send: $(jq -c '[.eager_presend, .destination.pages_local]' "$WORK/stats-dk-mpy.json")"; return 1; }
+		{ result FAIL "$t" "pre-send: $(jq -c '[.eager_presend, .destination.pages_local, .restore.store_wait_ms]' "$WORK/stats-dk-mpy.json")"; return 1; }
 	wait_until 30 eval '[[ $(dk_in b docker logs dk-mpy 2>/dev/null | wc -l) -gt 20 ]]' || { result FAIL "$t" "memtouch does not go on in b: $(dk_in b docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
 	dk_in b docker kill -s USR1 dk-mpy >/dev/null || { result FAIL "$t" "docker kill -s USR1 in b"; return 1; }
 	wait_until 60 eval 'dk_in b docker logs dk-mpy 2>&1 | grep -q -e "^VERIFIED" -e BAD' || { result FAIL "$t" "no verdict: $(dk_in b docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
