@@ -52,8 +52,14 @@
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
 #                (`runc checkpoint --lazy-pages`, `criu lazy-pages`, `docker
-#                start --checkpoint` of an identical container in b):
-#                memtouch only (the others are left out of its runs)
+#                start --checkpoint` of an identical container in b, made
+#                with the same arguments): python-http, redis, memtouch (not
+#                layer and volume, whose containers are not made by one
+#                command); the client's open connections are bound to the
+#                container's address in a, which b cannot give back: CRIU
+#                dumps and restores them closed (tcp-close in its runc.conf
+#                for these runs), as dmigrate resets them; the client
+#                connects to b's published port, as with dmigrate
 #
 # downtime: the largest gap between two right answers the client saw (for
 # memtouch: between two consecutive timestamps, which must also count on by
@@ -151,13 +157,20 @@ say "hosts and images ready in $((SECONDS - t0)) s; $("$CRIU" --version 2>/dev/n
 
 # ---------------------------------------------------------------- workloads
 
+# wl_args WORKLOAD: what follows `docker run -d --name NAME` for the
+# workloads made by one command (also the container CRIU's restore needs in b)
+wl_args() {
+	case $1 in
+	python-http) echo "-p 8000:8000 dm-python python3 -m http.server 8000 --directory /srv" ;;
+	redis) echo "-p 6379:6379 dm-redis" ;;
+	memtouch) echo "-e MB=$MB dm-python" ;;
+	esac
+}
+
 # wl_start WORKLOAD NAME: the container in host a, answering
 wl_start() {
 	local w=$1 n=$2 i
 	case $w in
-	python-http)
-		dk_in a docker run -d --name "$n" -p 8000:8000 dm-python \
-			python3 -m http.server 8000 --directory /srv >/dev/null ;;
 	layer | volume)
 		local d=/srv/layer v=()
 		[[ $w == volume ]] && d=/srv/vol v=(-v "$n-vol:/srv/vol")
@@ -167,8 +180,10 @@ wl_start() {
 os.makedirs(sys.argv[1], exist_ok=True)
 for i in range(int(sys.argv[2]) * 10):
     open('%s/f%04d' % (sys.argv[1], i), 'wb').write(os.urandom(102400))" "$d" "$FILES_MB" ;;
-	redis) dk_in a docker run -d --name "$n" -p 6379:6379 dm-redis >/dev/null ;;
-	memtouch) dk_in a docker run -d --name "$n" -e "MB=$MB" dm-python >/dev/null ;;
+	python-http | redis | memtouch)
+		local args
+		read -ra args <<<"$(wl_args "$w")"
+		dk_in a docker run -d --name "$n" "${args[@]}" >/dev/null ;;
 	esac || return 1
 	for ((i = 0; i < 600; i++)); do
 		case $w in
@@ -202,8 +217,16 @@ mt_gap() {
 
 # ---------------------------------------------------------------- methods
 
+# criu_tcp tcp-established|tcp-close: what CRIU does with open connections
+# (both hosts' runc.conf)
+criu_tcp() {
+	sed -i -e '/^tcp-established$/d' -e '/^tcp-close$/d' "$DK_WORK/a/etc-criu/runc.conf" "$DK_WORK/b/etc-criu/runc.conf"
+	echo "$1" | tee -a "$DK_WORK/a/etc-criu/runc.conf" >>"$DK_WORK/b/etc-criu/runc.conf"
+}
+
 v_docker_checkpoint() {
 	local w=$1 n=$2 r=$3 t0 t1 t2 out id
+	criu_tcp tcp-established # a checkpoint restored in place keeps them
 	id=$(dk_in a docker inspect --format '{{.Id}}' "$n") || { V_ERR="docker inspect"; return 1; }
 	t0=$(now_ms)
 	out=$(dk_in a docker checkpoint create "$n" "cp$r" 2>&1) || { V_ERR="docker checkpoint create: $out"; return 1; }
@@ -297,19 +320,25 @@ v_dmigrate_atfreeze() {
 # in a, `runc checkpoint --lazy-pages --page-server` of the container (its
 # pages stay behind a page server on a's link address); the images without
 # the pages are copied into the checkpoints of an identical container that
-# b's dockerd created (a container moved between two hosts cannot keep a
-# connection bound to its old address on a default bridge: memtouch only);
+# b's dockerd created with the same arguments (wl_args);
 # `criu lazy-pages` in b pulls from a's page server for `docker start
 # --checkpoint` in b.  total: until the last page has moved.
 v_criu_lazy() {
 	local w=$1 n=$2 r=$3 x=$WORK/lazy-$3 sid did cp t0 t1 t2 t3 t4 t5 out port=27100 lpd ckp i
 	local crpath=PATH=$WORK/criu-bin:/usr/sbin:/usr/bin:/sbin:/bin
-	[[ $w == memtouch ]] || { V_ERR="criu-lazy: memtouch only"; return 1; }
+	local args
+	read -ra args <<<"$(wl_args "$w")"
+	((${#args[@]})) || { V_ERR="criu-lazy: not for $w (its container is not made by one command)"; return 1; }
 	rm -rf "$x"
 	mkdir -p "$x/src" "$x/srcwork"
 	sid=$(dk_in a docker inspect --format '{{.Id}}' "$n") || { V_ERR="docker inspect in a"; return 1; }
 	# before the freeze: the container in b (created, not started)
-	did=$(dk_in b docker create --name "$n" -e "MB=$MB" dm-python 2>&1) || { V_ERR="docker create in b: $did"; return 1; }
+	did=$(dk_in b docker create --name "$n" "${args[@]}" 2>&1) || { V_ERR="docker create in b: $did"; return 1; }
+	# a client's open connection is bound to the container's address in a,
+	# which b cannot give back ("Can't bind inet socket back"): CRIU dumps
+	# and restores it closed, as dmigrate resets it
+	criu_tcp tcp-close
+
 	cp=$DK_WORK/b/lib-docker/containers/$did/checkpoints/cp
 	mkfifo "$x/status"
 	t0=$(now_ms)
@@ -335,6 +364,7 @@ v_criu_lazy() {
 	out=$(dk_in b docker start --checkpoint cp "$n" 2>&1)
 	local rc=$?
 	sed -i '/^lazy-pages$/d' "$DK_WORK/b/etc-criu/runc.conf"
+	criu_tcp tcp-established
 	t3=$(now_ms)
 	((rc == 0)) || { kill "$lpd" "$ckp" 2>/dev/null; V_ERR="docker start --checkpoint in b: $out"; return 1; }
 	# every page moved: the lazy-pages daemon ends, then the source's runc
@@ -435,7 +465,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		# the order of the methods rotates from run to run
 		for ((k = 0; k < ${#VLIST[@]}; k++)); do
 			v=${VLIST[$(((k + r - 1) % ${#VLIST[@]}))]}
-			[[ $v == criu-lazy && $w != memtouch ]] && continue
+			[[ $v == criu-lazy && -z $(wl_args "$w") ]] && continue
 			say "run $r: $w, $v"
 			one_run "$w" "$v" "$r"
 		done
