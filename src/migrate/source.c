@@ -1137,10 +1137,14 @@ static int ph_rootfs_pre(struct src *s)
  * at the freeze (the send buffer TCP sized for the link, the queue in front
  * of it: a MiB or more, 8 ms a MiB at 1 Gbit/s) would be waited for inside
  * the downtime.  The tree runs on meanwhile, and the link carries those
- * bytes either way.  The wait lasts while the peer acknowledges, at most
+ * bytes either way.  The wait ends with DRAIN_LEFT_BYTES or less left
+ * (not none: the ACK of the last small segment may be delayed), and lasts
+ * while the peer acknowledges, at most
  * MIG_WAIT_DRAIN_STALL_MS without progress; then the freeze goes on and the
  * destination waits for the rest as before.
  */
+#define DRAIN_LEFT_BYTES 65536 /* left to the freeze: 0.5 ms at 1 Gbit/s; the
+				* last small segment's ACK may be delayed 40 ms */
 static void drain_presend(struct src *s)
 {
 	if (!s->eager_store)
@@ -1148,7 +1152,7 @@ static void drain_presend(struct src *s)
 	uint64_t t = clock_ns(), progress = t;
 	int n = net_chan_unacked(s->bulk), least = n;
 	s->presend_in_flight = n > 0 ? (uint64_t)n : 0;
-	while (n > 0 && !atomic_load(&s->wd.fired)) {
+	while (n > DRAIN_LEFT_BYTES && !atomic_load(&s->wd.fired)) {
 		uint64_t now = clock_ns();
 		if (n < least) {
 			least = n;
