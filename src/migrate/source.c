@@ -226,6 +226,22 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 	return total;
 }
 
+/* Tests: DMIGRATE_TEST_FORGE_MEM_BYTES=N announces a tree of N bytes of
+ * memory and a store of as many, whatever the tree has: the destination
+ * makes its store that large (64 MiB at least), a larger tree's pages
+ * overflow it, and it refuses them in the memory phase (0: not forged). */
+static uint64_t forged_mem_bytes(void)
+{
+	const char *v = getenv("DMIGRATE_TEST_FORGE_MEM_BYTES");
+	unsigned long long n;
+	char *end;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	return errno || *end ? 0 : (uint64_t)n;
+}
+
 /* Tests: DMIGRATE_TEST_FORGE_XCR0=HEX claims xsave components this CPU may
  * not have (the destination must refuse them before the freeze). */
 static uint64_t forged_xfeatures(void)
@@ -900,6 +916,8 @@ static int ph_connect(struct src *s)
 		if (o->mode != MIG_POST_COPY) {
 			m.has_store_bytes = true;
 			m.store_bytes = anon + anon / 4 + (64u << 20);
+			if (forged_mem_bytes())
+				m.store_bytes = forged_mem_bytes();
 		}
 		m.has_processes = true;
 		m.processes = nprocs;
@@ -926,7 +944,7 @@ static int ph_connect(struct src *s)
 		m.has_xcr0 = true;
 		m.xcr0 = host_xcr0() | forged_xfeatures();
 		m.has_tree_bytes = true;
-		m.tree_bytes = anon;
+		m.tree_bytes = forged_mem_bytes() ? forged_mem_bytes() : anon;
 		uint32_t cf[HOST_CPU_WORDS];
 		host_cpu_flags(cf);
 		m.has_cpuid_1_ecx = m.has_cpuid_7_ebx = m.has_cpuid_7_ecx = true;
@@ -1362,8 +1380,11 @@ static int ph_memory_before(struct src *s)
 	while ((r = mem_server_wait_push(s->srv, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 		;
 	mig_watchdog_arm(&s->wd, NULL, 0);
-	if (r < 0)
+	if (r < 0) {
+		/* tests: the watchdog has seen the push fail meanwhile */
+		mig_test_point("src-push-failed");
 		return dm_wrap(mig_watchdog_error(&s->wd, r), "sending memory");
+	}
 	mig_test_point("src-pushed");
 	return 0;
 }
