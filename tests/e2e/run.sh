@@ -696,7 +696,7 @@ test_store_refused() {	# MODE
 		why="no rollback message: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 	elif [[ $(jq -r '.failed_phase' "$WORK/stats.json" 2>/dev/null) != "$phase" ]]; then
 		why="the stats do not name the $phase phase: $(jq -c '{ok, failed_phase}' "$WORK/stats.json" 2>&1)"
-	elif gone "$WL_PID" || ! wait_until 10 reports_from "$PREFIX-a" "$c"; then
+	elif gone "$WL_PID" || ! wait_until 20 reports_from "$PREFIX-a" "$c"; then
 		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
 	elif any_bad; then
 		why="a memory check failed after the rollback: $(grep -m1 BAD "$WL_LOG")"
