@@ -207,6 +207,40 @@ json_t *mig_reply_stats(const Dm__MigReply *r)
 	return j;
 }
 
+int mig_abort_error(const Dm__MigReply *r)
+{
+	int err = r->has_err && r->err < 0 && r->err > -4096 ? r->err : -EREMOTEIO;
+	return dm_fail(err, "%s", r->error ? r->error : strerror(-err));
+}
+
+int mig_peer_abort(struct net_chan *c, int timeout_ms)
+{
+	char mine[DM_ERRMSG_MAX];
+	uint64_t end = clock_ns() + (uint64_t)MAX(timeout_ms, 0) * 1000000;
+	int r = 0;
+
+	snprintf(mine, sizeof(mine), "%s", dm_last_error());
+	for (uint64_t now = clock_ns(); r == 0; now = clock_ns()) {
+		int left = now < end ? (int)((end - now + 999999) / 1000000) : 0;
+		if (net_chan_poll_in(c, left) <= 0)
+			break;
+		ProtobufCMessage *m = NULL;
+		uint16_t type;
+		uint32_t len;
+		if (mig_recv(c, &type, &len, &m) < 0)
+			break;
+		if (type == MIG_T_ABORT && m)
+			r = mig_abort_error((const Dm__MigReply *)m);
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		else
+			net_skip_body(c);
+	}
+	if (r == 0)
+		dm_error_set_message(mine);
+	return r;
+}
+
 #define MIG_MSG_MAX (1u << 20)
 
 int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, ProtobufCMessage **ret_msg)
@@ -359,6 +393,7 @@ static uint64_t watched_bytes(struct mig_watchdog *w)
 static void *watchdog_thread(void *arg)
 {
 	struct mig_watchdog *w = arg;
+	bool ctl_left = false; /* fired, the control channel left open */
 	while (!atomic_load(&w->stop)) {
 		struct timespec ts = { 0, 250 * 1000000 };
 		nanosleep(&ts, NULL);
@@ -378,6 +413,11 @@ static void *watchdog_thread(void *arg)
 		int cerr = w->check ? w->check(w->check_arg) : 0;
 		if (cerr < 0)
 			dm_errbox_put(&w->check_err, cerr);
+		if (ctl_left && d && clock_ns() > d) {
+			/* it was left for the peer's word: a deadline still ends it */
+			net_chan_shutdown(w->chans[0]);
+			ctl_left = false;
+		}
 		if ((d && clock_ns() > d) || cerr < 0) {
 			if (!atomic_load(&w->fired)) {
 				const char *what = w->what ? w->what : "the peer";
@@ -392,7 +432,12 @@ static void *watchdog_thread(void *arg)
 				atomic_store(&w->fired, true);
 				if (cerr >= 0)
 					pr_warn("%s", w->fired_msg);
-				for (size_t i = 0; i < ARRAY_SIZE(w->chans); i++)
+				/* a worker met the peer's close: the peer may have said
+				 * why on the control channel first, and a shut channel
+				 * reads nothing more (the other channels still stop the
+				 * other workers) */
+				ctl_left = cerr < 0 && mig_peer_closed(cerr) && w->chans[0];
+				for (size_t i = ctl_left ? 1 : 0; i < ARRAY_SIZE(w->chans); i++)
 					if (w->chans[i])
 						net_chan_shutdown(w->chans[i]);
 			}
@@ -430,8 +475,13 @@ void mig_watchdog_arm_silent(struct mig_watchdog *w, const char *what, int idle_
 
 int mig_watchdog_error(struct mig_watchdog *w, int err)
 {
-	if (!atomic_load(&w->fired) || dm_errbox_code(&w->check_err))
+	if (!atomic_load(&w->fired))
 		return err;
+	/* a worker failed: what the shutdown did to the phase (a channel
+	 * shut, a wait in slices cut short) gives way to its error; anything
+	 * else the phase met (the peer's own word) stays */
+	if (dm_errbox_code(&w->check_err))
+		return err == -ECANCELED || err == -ETIMEDOUT ? dm_errbox_take(&w->check_err) : err;
 	return dm_fail(-ETIMEDOUT, "%s", w->fired_msg);
 }
 

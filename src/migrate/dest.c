@@ -737,6 +737,20 @@ static int wait_channels(struct dsess *s, int timeout_ms)
 
 #define STATE_BYTES_MAX (64ULL << 30) /* data of all image files (memory is not in them) */
 
+/* The next frame of the state, when it comes.  The store's pages come
+ * beside it (pre-copy's rounds, post-copy's eager pages): their refusal
+ * (the store full) ends the wait, so that the source reads why (our ABORT)
+ * as it meets our channels' close, instead of waiting for us to read the
+ * rest of its pages. */
+static int wait_state_frame(struct dsess *s)
+{
+	int r;
+	while (s->netsrc && net_chan_poll_in(s->ctl, 250) == 0)
+		if ((r = mem_netsrc_error(s->netsrc)) < 0)
+			return dm_wrap(r, "receiving memory");
+	return 0;
+}
+
 static int recv_files(struct dsess *s)
 {
 	_cleanup_close_ int dirfd = open(s->dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -751,7 +765,9 @@ static int recv_files(struct dsess *s)
 		ProtobufCMessage *m = NULL;
 		uint16_t type;
 		uint32_t len;
-		r = mig_recv(s->ctl, &type, &len, &m);
+		r = wait_state_frame(s);
+		if (r >= 0)
+			r = mig_recv(s->ctl, &type, &len, &m);
 		if (r < 0)
 			break;
 		switch (type) {

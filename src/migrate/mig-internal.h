@@ -53,6 +53,27 @@ int mig_send_reply(struct net_chan *c, uint16_t type, bool ok, int err, const ch
 int mig_recv(struct net_chan *c, uint16_t *ret_type, uint32_t *ret_len, ProtobufCMessage **ret_msg);
 /* The stats JSON of a reply (an object), or NULL. */
 json_t *mig_reply_stats(const Dm__MigReply *r);
+/* The error an ABORT carries: its code (-EREMOTEIO when it names none that
+ * fits), its reason (or the code's text) as the dm error. */
+int mig_abort_error(const Dm__MigReply *r);
+
+/*
+ * What the peer said on the control channel c before it closed the others:
+ * a peer that gives up says why there (ABORT, with its reason), then closes
+ * its channels.  A send into one of them then fails (EPIPE; ECONNRESET when
+ * its kernel resets a connection that data reaches after the close) and a
+ * read sees its end, before anyone has read that ABORT, which the net
+ * layer keeps for reading (net.h).  Reads c for it up to timeout_ms
+ * (frames before it are passed over: the migration has failed).  < 0: its
+ * error (mig_abort_error()); 0: none came (the channel ended, failed or
+ * stayed silent), the calling thread's dm error as it was.
+ */
+int mig_peer_abort(struct net_chan *c, int timeout_ms);
+/* errors that say the peer closed or reset the channel (see mig_peer_abort()) */
+static inline bool mig_peer_closed(int err)
+{
+	return err == -EPIPE || err == -ECONNRESET;
+}
 
 /* Send one file of dirfd (sparse: only its data extents). */
 int mig_send_file(struct net_chan *c, int dirfd, const char *name, uint64_t *io_bytes);
@@ -160,7 +181,11 @@ struct mig_watchdog {
 	const char *what;               /* the phase waited for */
 	void (*tick)(void *arg);        /* called ~4 times a second (progress display) */
 	void *tick_arg;
-	int (*check)(void *arg);        /* a negative return fires it too (a worker failed) */
+	/* a negative return fires it too (a worker failed); the control
+	 * channel (chans[0]) then stays open when the error says the peer
+	 * closed a channel (mig_peer_closed()): what it said there before, its
+	 * reason, is for the thread that reads it (mig_peer_abort()) */
+	int (*check)(void *arg);
 	void *check_arg;
 	struct dm_errbox check_err; /* the first error check() returned, with its message */
 };
@@ -169,7 +194,9 @@ int mig_watchdog_start(struct mig_watchdog *w);
 void mig_watchdog_arm(struct mig_watchdog *w, const char *what, int timeout_ms);
 /* what may take any time, as long as no idle_ms pass without a byte on chans[] */
 void mig_watchdog_arm_silent(struct mig_watchdog *w, const char *what, int idle_ms);
-/* After a failure: if the watchdog fired, replace the error by the timeout
- * (which names the phase) and return -ETIMEDOUT; else return err. */
+/* After a failure: if the watchdog fired for a deadline, the timeout, which
+ * names the phase (-ETIMEDOUT); if for a worker's failure and err is what
+ * its shutdown did (-ECANCELED: a channel shut; -ETIMEDOUT: a wait cut
+ * short), the worker's error with its message; else err. */
 int mig_watchdog_error(struct mig_watchdog *w, int err);
 void mig_watchdog_stop(struct mig_watchdog *w);

@@ -226,6 +226,22 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
 	return total;
 }
 
+/* Tests: DMIGRATE_TEST_FORGE_MEM_BYTES=N announces a tree of N bytes of
+ * memory and a store of as many, whatever the tree has: the destination
+ * makes its store that large (64 MiB at least), a larger tree's pages
+ * overflow it, and it refuses them in the memory phase (0: not forged). */
+static uint64_t forged_mem_bytes(void)
+{
+	const char *v = getenv("DMIGRATE_TEST_FORGE_MEM_BYTES");
+	unsigned long long n;
+	char *end;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	return errno || *end ? 0 : (uint64_t)n;
+}
+
 /* Tests: DMIGRATE_TEST_FORGE_XCR0=HEX claims xsave components this CPU may
  * not have (the destination must refuse them before the freeze). */
 static uint64_t forged_xfeatures(void)
@@ -296,6 +312,12 @@ static int expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigR
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
+	/* a worker's failure ends the wait: the watchdog leaves this channel
+	 * open when the destination closed the worker's (mig_peer_closed()),
+	 * and what it said here meanwhile is read then (src_peer_reason()) */
+	while (net_chan_poll_in(s->ctl, 250) == 0)
+		if (dm_errbox_code(&s->wd.check_err))
+			return dm_errbox_take(&s->wd.check_err);
 	int r = mig_recv(s->ctl, &type, &len, &m);
 	if (r < 0) {
 		if (dm_errbox_code(&s->wd.check_err))
@@ -306,8 +328,7 @@ static int expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigR
 	}
 	Dm__MigReply *rep = (Dm__MigReply *)m;
 	if (type == MIG_T_ABORT) {
-		int err = rep->has_err && rep->err < 0 && rep->err > -4096 ? rep->err : -EREMOTEIO;
-		r = dm_fail(err, "the destination failed: %s", rep->error ? rep->error : strerror(-err));
+		r = dm_wrap(mig_abort_error(rep), "the destination failed");
 		protobuf_c_message_free_unpacked(m, NULL);
 		return r;
 	}
@@ -901,6 +922,8 @@ static int ph_connect(struct src *s)
 		if (o->mode != MIG_POST_COPY) {
 			m.has_store_bytes = true;
 			m.store_bytes = anon + anon / 4 + (64u << 20);
+			if (forged_mem_bytes())
+				m.store_bytes = forged_mem_bytes();
 		}
 		m.has_processes = true;
 		m.processes = nprocs;
@@ -927,7 +950,7 @@ static int ph_connect(struct src *s)
 		m.has_xcr0 = true;
 		m.xcr0 = host_xcr0() | forged_xfeatures();
 		m.has_tree_bytes = true;
-		m.tree_bytes = anon;
+		m.tree_bytes = forged_mem_bytes() ? forged_mem_bytes() : anon;
 		uint32_t cf[HOST_CPU_WORDS];
 		host_cpu_flags(cf);
 		m.has_cpuid_1_ecx = m.has_cpuid_7_ebx = m.has_cpuid_7_ecx = true;
@@ -1056,36 +1079,6 @@ static int ph_connect(struct src *s)
 	return 0;
 }
 
-/* The files' transfer before the freeze failed (r): a destination that
- * failed said why on the control channel (ABORT) before it closed the
- * files' channels; that is the error then, else r */
-static int peer_reason(struct src *s, int r)
-{
-	if (atomic_load(&s->wd.fired))
-		return r;
-	char mine[DM_ERRMSG_MAX];
-	snprintf(mine, sizeof(mine), "%s", dm_last_error());
-	/* the destination says why once its session thread sees the failure
-	 * (it looks now and then, and a loaded host is slow): only a failure
-	 * waits here */
-	if (net_chan_poll_in(s->ctl, 5000) <= 0)
-		return r;
-	ProtobufCMessage *m = NULL;
-	uint16_t type;
-	uint32_t len;
-	int k = mig_recv(s->ctl, &type, &len, &m);
-	if (k >= 0 && type == MIG_T_ABORT && m) {
-		Dm__MigReply *rep = (Dm__MigReply *)m;
-		int err = rep->has_err && rep->err < 0 && rep->err > -4096 ? rep->err : -EREMOTEIO;
-		r = dm_fail(err, "the destination failed: %s", rep->error ? rep->error : strerror(-err));
-	} else {
-		dm_fail(r, "%s", mine);
-	}
-	if (m)
-		protobuf_c_message_free_unpacked(m, NULL);
-	return r;
-}
-
 /* prepare: the files' sender, and (priority) the working set of the
  * running tree sent before the freeze, so that neither the restore nor
  * the tree's first reads wait for it; checked again at the freeze */
@@ -1124,7 +1117,7 @@ static int ph_rootfs_pre(struct src *s)
 	}
 	mig_watchdog_arm(&s->wd, NULL, 0);
 	if (r < 0)
-		return peer_reason(s, dm_wrap(mig_watchdog_error(&s->wd, r), layer ? "sending the container's files" : "sending the working set"));
+		return dm_wrap(mig_watchdog_error(&s->wd, r), layer ? "sending the container's files" : "sending the working set");
 	s->t_presend = clock_ns();
 	mig_test_point("src-rootfs-presend");
 	return 0;
@@ -1405,8 +1398,11 @@ static int ph_memory_before(struct src *s)
 	while ((r = mem_server_wait_push(s->srv, 1000)) == -ETIMEDOUT && !atomic_load(&s->wd.fired))
 		;
 	mig_watchdog_arm(&s->wd, NULL, 0);
-	if (r < 0)
+	if (r < 0) {
+		/* tests: the watchdog has seen the push fail meanwhile */
+		mig_test_point("src-push-failed");
 		return dm_wrap(mig_watchdog_error(&s->wd, r), "sending memory");
+	}
 	mig_test_point("src-pushed");
 	return 0;
 }
@@ -1611,6 +1607,43 @@ static const struct src_phase src_phases[] = {
 	{ MIG_PH_RELEASE, "kill our copy", ph_release, SRC_UNDO_KEEP_STOPPED },
 };
 
+/* How long a phase that met the destination's close waits for its word on
+ * the control channel (src_peer_reason()). */
+#define SRC_PEER_REASON_MS 2000
+
+/*
+ * A phase failed with r.  A destination that gives up says why on the
+ * control channel (ABORT, with its reason), then closes its channels: what
+ * we met may be only what that closing did, on any of them and in any
+ * thread (a send into a closed channel: EPIPE, ECONNRESET once its kernel
+ * resets the connection; a read at its end: EPIPE), and often before
+ * anyone read the ABORT: the pusher's send in the stop-and-copy push while
+ * this thread waited for the push, a pre-copy round's own send, the push
+ * or the fault replies after the resume while this thread waited for
+ * MEM_DONE, the files' channels before the freeze.  The destination's
+ * reason is the error then, with the step we were at: "<step>: the
+ * destination failed: <its reason>".  It is read here, up to
+ * SRC_PEER_REASON_MS: a destination that fails sends it before it closes
+ * the channels, and one that died closes the control channel too, which
+ * ends the wait at once.  The watchdog leaves the control channel open
+ * for this when a worker met such a close (struct mig_watchdog, check),
+ * and the net layer keeps what came before a failed send for reading.
+ * One place for every phase: it runs before the phase is undone.
+ */
+static int src_peer_reason(struct src *s, int r, const char *what)
+{
+	/* a channel the watchdog shut for a worker's failure: that failure */
+	if (r == -ECANCELED)
+		r = mig_watchdog_error(&s->wd, r);
+	if (!s->ctl || !mig_peer_closed(r))
+		return r;
+	int k = mig_peer_abort(s->ctl, SRC_PEER_REASON_MS);
+	if (k == 0)
+		return r;
+	k = dm_wrap(k, "the destination failed");
+	return dm_wrap(k, "%s", what);
+}
+
 /* The one place where a failed phase is undone (see enum src_undo). */
 static void src_undo(struct src *s, const struct src_phase *ph, int r)
 {
@@ -1681,6 +1714,7 @@ int mig_source_run(const struct mig_source_opts *o, struct mig_result *ret)
 		pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 		return 0;
 	}
+	r = src_peer_reason(&s, r, ph->step);
 	src_undo(&s, ph, r);
 	{
 		char msg[1024];

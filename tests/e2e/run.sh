@@ -89,6 +89,14 @@
 #                  (lib/datawrite.c): the 16 went before
 #                  the freeze, the 4 again in it, the 12 were taken from the
 #                  store there; every tick in b checks all 16
+#   mem/store-refused  b refuses the pages of the stop-and-copy push (its
+#                  store too small: the source announced less); b closes its
+#                  channels after its ABORT, the source's pusher meets the close
+#                  first and its watchdog shuts the other channels (test point
+#                  src-push-failed): the source still names b's reason, the
+#                  tree runs on in a, unchanged, b keeps nothing
+#   mem/store-refused-pre-copy  the same in pre-copy's first round, which the
+#                  source's main thread sends itself while b waits for the state
 #   vmflags/...    post-copy reads the VMA flags before the freeze: a madvise()
 #                  in that gap (test point src-vmflags-read) is applied on b
 #   rollback/...   the peer killed or the link cut at each phase (test points,
@@ -645,6 +653,61 @@ test_eager_presend() {
 		log "$t: $(jq -c '{eager_presend, at_dest: .dump.pages_at_destination, pages: .dump.pages}' "$WORK/stats.json")"
 		result PASS "$t"
 	fi
+	stop_workload
+}
+
+# mem/store-refused: b refuses the pages of a memory phase before the
+# resume (MODE stop-and-copy: its push; pre-copy: the first round).  The
+# source announces a tree and a store of 1 byte
+# (DMIGRATE_TEST_FORGE_MEM_BYTES): b makes a store of 64 MiB, its floor,
+# for a tree of 256 MiB.  b says why on the control channel (ABORT), then
+# closes its channels: the source's pusher (or its main thread, sending a
+# round) meets that close (a broken pipe or a reset), not the reason.  In
+# stop-and-copy the source waits at src-push-failed until its watchdog has
+# seen the pusher fail and shut the channels (the order that lost b's
+# reason).  The source's error must be b's reason; the tree runs on in a,
+# unchanged; b keeps nothing of it and logs the same cause
+test_store_refused() {	# MODE
+	local t=mem/store-refused marks=$WORK/marks-store why= rc c logged phase=memory
+	local -a pause=(DMIGRATE_TEST_PAUSE=src-push-failed DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=1500)
+	# pre-copy: the first round's own send meets b's close (no worker), in
+	# the phase that prepares
+	[[ $1 == pre-copy ]] && { t=mem/store-refused-pre-copy phase=prepare; pause=(); }
+	selected "$t" || return 0
+	logged=$(grep -c 'failed: receiving memory: the page store is full' "$WORK/dmigrated.log")
+	if ! start_workload cprog256; then
+		result FAIL "$t" "the workload did not start"
+		return
+	fi
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	in_host a env DMIGRATE_TEST_FORGE_MEM_BYTES=1 "${pause[@]}" "$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" \
+		--key "$KEY" --mode "$1" --stats "$WORK/stats.json" >"$WORK/migrate.out" 2>&1
+	rc=$?
+	c=$(last_report)
+	c=${c%% *}
+	if ((rc == 0)); then
+		why="the migration succeeded"
+	elif ((${#pause[@]})) && [[ ! -e $marks/src-push-failed ]]; then
+		why="the push did not fail: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! grep -q 'the destination failed: receiving memory: the page store is full' "$WORK/migrate.out"; then
+		why="b's reason lost: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! grep -q 'runs on here, unchanged' "$WORK/migrate.out"; then
+		why="no rollback message: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif [[ $(jq -r '.failed_phase' "$WORK/stats.json" 2>/dev/null) != "$phase" ]]; then
+		why="the stats do not name the $phase phase: $(jq -c '{ok, failed_phase}' "$WORK/stats.json" 2>&1)"
+	elif gone "$WL_PID" || ! wait_until 20 reports_from "$PREFIX-a" "$c"; then
+		why="the tree does not run on in a (state $(pstate "$WL_PID"))"
+	elif any_bad; then
+		why="a memory check failed after the rollback: $(grep -m1 BAD "$WL_LOG")"
+	elif ! wait_until 10 b_empty; then
+		why="b still runs processes of the tree: $(tree_procs b)"
+	elif ! wait_until 10 test -z "$(in_host b ls -A /var/lib/dmigrate/incoming 2>/dev/null)"; then
+		why="b kept images: $(in_host b ls -A /var/lib/dmigrate/incoming | tr '\n' ' ')"
+	elif ! wait_until 10 test "$(grep -c 'failed: receiving memory: the page store is full' "$WORK/dmigrated.log")" -gt "$logged"; then
+		why="dmigrated did not log the cause: $(grep 'failed:' "$WORK/dmigrated.log" | tail -n 1)"
+	fi
+	verdict "$t" "$why"
 	stop_workload
 }
 
@@ -1837,6 +1900,8 @@ if ((OTHERS)); then
 	test_vmflags
 	test_chase
 	test_eager_presend
+	test_store_refused stop-and-copy
+	test_store_refused pre-copy
 	test_link_cut_after_switch
 	test_link_queue
 	for mode in post-copy stop-and-copy; do

@@ -32,6 +32,7 @@
 #include "net/inet.h"
 #include "net/net.h"
 #include "net/rtnl.h"
+#include "migrate/mig-internal.h"
 
 #include <jansson.h>
 #include "rpc.pb-c.h"
@@ -1182,6 +1183,108 @@ static void reason_then_reset(bool insecure)
 static void test_reason_then_reset_tls(void **state) { reason_then_reset(false); }
 static void test_reason_then_reset_insecure(void **state) { reason_then_reset(true); }
 
+/*
+ * The same between the hosts of a migration, with a watchdog (migrate/):
+ * the destination gives up in a memory phase, says why on the control
+ * channel (ABORT) and closes its data channel; the source's worker meets
+ * the close there (EPIPE, ECONNRESET) and the watchdog fires for it.  It
+ * shuts the data channel (the other workers stop) but leaves the control
+ * channel, where the destination's reason is read (mig_peer_abort()) with
+ * its code.  A deadline armed later still shuts the control channel.  The
+ * source's phases read it so (source.c, src_peer_reason()); before, the
+ * watchdog shut every channel and the reason was lost.
+ */
+struct worker_err {
+	_Atomic int err;
+};
+
+static int worker_check(void *arg)
+{
+	return atomic_load(&((struct worker_err *)arg)->err);
+}
+
+static bool fired_within(struct mig_watchdog *w, int ms)
+{
+	for (int i = 0; i < ms / 10 && !atomic_load(&w->fired); i++)
+		usleep(10000);
+	return atomic_load(&w->fired);
+}
+
+static void abort_after_close(bool insecure)
+{
+	static char chunk[64 << 10];
+	struct pair ctl, data;
+	struct worker_err we = { 0 };
+	struct mig_watchdog wd = { .check = worker_check, .check_arg = &we };
+	struct net_frame f;
+	void *buf = NULL;
+	int r = 0;
+
+	pair_open(&ctl, insecure);
+	pair_open(&data, insecure);
+	net_chan_set_timeout(data.cli, 2000);
+	wd.chans[0] = ctl.cli;
+	wd.chans[1] = data.cli;
+	assert_int_equal(mig_watchdog_start(&wd), 0);
+	/* the destination: its reason, then its data channel closed */
+	assert_int_equal(mig_send_reply(ctl.srv, MIG_T_ABORT, false, -ENOSPC, "no space left for the pages", 0, NULL), 0);
+	net_chan_shutdown(data.srv);
+	/* the source's worker, sending pages */
+	for (int i = 0; i < 200 && r >= 0; i++) {
+		r = net_send_frame(data.cli, NET_T_RAW, chunk, sizeof(chunk));
+		if (r >= 0)
+			usleep(5000);
+	}
+	assert_true(mig_peer_closed(r));
+	atomic_store(&we.err, r);
+	assert_true(fired_within(&wd, 2000));
+	/* the data channel is shut, its worker's error is the cause of what
+	 * the shutdown does to the others */
+	assert_int_equal(net_send_frame(data.cli, NET_T_RAW, "x", 1), -ECANCELED);
+	assert_int_equal(mig_watchdog_error(&wd, -ECANCELED), r);
+	/* the control channel still has the destination's word */
+	dm_fail(-EPIPE, "ours");
+	r = mig_peer_abort(ctl.cli, 2000);
+	if (r >= 0)
+		print_error("no ABORT read: %s\n", dm_last_error());
+	assert_int_equal(r, -ENOSPC);
+	assert_string_equal(dm_last_error(), "no space left for the pages");
+	/* a deadline after it ends the control channel too */
+	mig_watchdog_arm(&wd, "the peer", 100);
+	usleep(600000);
+	assert_int_equal(net_recv_frame(ctl.cli, 1024, &f, &buf), -ECANCELED);
+	mig_watchdog_stop(&wd);
+	pair_close(&data);
+	pair_close(&ctl);
+}
+
+static void test_abort_after_close_tls(void **state) { abort_after_close(false); }
+static void test_abort_after_close_insecure(void **state) { abort_after_close(true); }
+
+/* mig_peer_abort() without an ABORT: a peer that closed the control channel
+ * ends the wait at once, a silent one at the bound; the caller's error
+ * message stays. */
+static void test_peer_abort_none(void **state)
+{
+	struct pair p;
+	uint64_t t;
+
+	pair_open(&p, true);
+	/* another frame first is passed over */
+	assert_int_equal(mig_send_reply(p.srv, MIG_T_READY, true, 0, NULL, 0, NULL), 0);
+	dm_fail(-EPIPE, "ours");
+	t = clock_ns();
+	assert_int_equal(mig_peer_abort(p.cli, 300), 0);
+	assert_true(clock_ns() - t >= 290 * 1000000ULL);
+	assert_string_equal(dm_last_error(), "ours");
+	net_chan_shutdown(p.srv);
+	t = clock_ns();
+	assert_int_equal(mig_peer_abort(p.cli, 5000), 0);
+	assert_true(clock_ns() - t < 2000 * 1000000ULL);
+	assert_string_equal(dm_last_error(), "ours");
+	pair_close(&p);
+}
+
 static void test_ipv6(void **state)
 {
 	struct net_ctx *ctx;
@@ -1958,6 +2061,9 @@ int main(void)
 		cmocka_unit_test(test_shutdown_and_timeout),
 		cmocka_unit_test(test_reason_then_reset_tls),
 		cmocka_unit_test(test_reason_then_reset_insecure),
+		cmocka_unit_test(test_abort_after_close_tls),
+		cmocka_unit_test(test_abort_after_close_insecure),
+		cmocka_unit_test(test_peer_abort_none),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_qdisc_classify),
 		cmocka_unit_test(test_egress_of_loopback),
