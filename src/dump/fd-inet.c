@@ -60,6 +60,8 @@ struct dump_inet {
 	bool prelocked;         /* locked before the freeze (dump_inet_prelock) */
 	double accept_wait_ms;  /* how long the running tree had to accept its queued connections */
 	unsigned diag_dumps;    /* sock_diag dumps made in the freeze (of the 4 kinds) */
+	double diag_ms;         /* the matching of the tree's sockets with sock_diag's records */
+	unsigned diag_lookups;  /* sockets looked up alone then (inet_diag_get) */
 	uint32_t accept_left;   /* connections still queued on its listeners then */
 	struct netlock_ctx *nft; /* made in netns before the freeze (dump_inet_warm) */
 	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
@@ -108,7 +110,7 @@ static int64_t queued_on_listeners(bool *any_listener)
 		_cleanup_free_ struct inet_sk_diag *v = NULL;
 		size_t nv = 0;
 		/* listeners only: no walk of the host's established sockets */
-		int r = inet_diag_list_states(k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &nv);
+		int r = inet_diag_list_states(NULL, k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &nv);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < nv; i++) {
@@ -321,10 +323,10 @@ static bool diag_addr(const struct sockaddr_storage *ss, int *family, uint8_t ad
  * fd names (getsockname, getpeername).  What is not found so (bound but
  * neither listening nor connected, bound to a device...) leaves need[k]
  * set: its family is dumped whole, as before.  want[i]'s kind in kind[i]
- * (0 TCP, 1 TCPv6, else not TCP).
+ * (0 TCP, 1 TCPv6, else not TCP).  Every request goes on diag.
  */
-static int tcp_by_address(struct dump_inet *in, const struct inet_entry *want, size_t n_want, const int *kind,
-			  bool need[4])
+static int tcp_by_address(struct dump_inet *in, struct inet_diag *diag, const struct inet_entry *want,
+			  size_t n_want, const int *kind, bool need[4])
 {
 	bool left[2] = { false, false };
 
@@ -334,7 +336,7 @@ static int tcp_by_address(struct dump_inet *in, const struct inet_entry *want, s
 		if (!need[k])
 			continue;
 		in->diag_dumps++;
-		int r = inet_diag_list_states(k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &n);
+		int r = inet_diag_list_states(diag, k ? AF_INET6 : AF_INET, IPPROTO_TCP, 1u << TCP_LISTEN, &v, &n);
 		if (r < 0)
 			return r;
 		add_matching(in, want, n_want, v, n);
@@ -349,10 +351,15 @@ static int tcp_by_address(struct dump_inet *in, const struct inet_entry *want, s
 		socklen_t ml = sizeof(me), pl = sizeof(peer);
 		struct inet_sk_diag key = { .protocol = IPPROTO_TCP }, got;
 		int fam2 = 0;
-		if (pidfd_dup(want[i].pid, want[i].fd, &fd) < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0 ||
-		    getpeername(fd, (struct sockaddr *)&peer, &pl) < 0 ||
-		    !diag_addr(&me, &key.family, key.src, &key.sport) || !diag_addr(&peer, &fam2, key.dst, &key.dport) ||
-		    inet_diag_get(&key, &got) < 0 || got.ino != want[i].dg.ino) {
+		bool found = pidfd_dup(want[i].pid, want[i].fd, &fd) >= 0 &&
+			     getsockname(fd, (struct sockaddr *)&me, &ml) >= 0 &&
+			     getpeername(fd, (struct sockaddr *)&peer, &pl) >= 0 &&
+			     diag_addr(&me, &key.family, key.src, &key.sport) && diag_addr(&peer, &fam2, key.dst, &key.dport);
+		if (found) {
+			in->diag_lookups++;
+			found = inet_diag_get(diag, &key, &got) >= 0 && got.ino == want[i].dg.ino;
+		}
+		if (!found) {
 			left[kind[i]] = true;
 			dm_error_clear();
 			continue;
@@ -369,6 +376,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 	struct dump_inet *in = d->inet ? d->inet : xcalloc(1, sizeof(*in));
 	struct inet_entry *want = NULL;
 	struct netlock_conn *c = NULL;
+	struct inet_diag *diag = NULL;
 	_cleanup_free_ int *kind = NULL;
 	size_t n_want = 0, nc = 0;
 	int r, back = -1;
@@ -407,13 +415,18 @@ int dump_inet_prepare(struct dump_ctx *d)
 	r = netns_enter(in->netns, &back);
 	if (r < 0)
 		goto out;
+	/* one sock_diag socket for every request below, in the tree's namespace */
+	uint64_t t_diag = clock_ns();
+	r = inet_diag_open(&diag);
+	if (r < 0)
+		goto out;
 
 	static const int kinds[4][2] = { { AF_INET, IPPROTO_TCP }, { AF_INET6, IPPROTO_TCP },
 					 { AF_INET, IPPROTO_UDP }, { AF_INET6, IPPROTO_UDP } };
 	bool need[4];
 	kind = xcalloc(n_want, sizeof(*kind));
 	if (socket_kinds(want, n_want, need, kind)) {
-		r = tcp_by_address(in, want, n_want, kind, need);
+		r = tcp_by_address(in, diag, want, n_want, kind, need);
 		if (r < 0)
 			goto out;
 	}
@@ -423,7 +436,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 		if (!need[k])
 			continue;
 		in->diag_dumps++;
-		r = inet_diag_list(kinds[k][0], kinds[k][1], &v, &n);
+		r = inet_diag_list(diag, kinds[k][0], kinds[k][1], &v, &n);
 		if (r < 0 && kinds[k][1] == IPPROTO_UDP) {
 			/* no udp_diag here: a UDP socket of the tree is refused by its fd */
 			pr_warn("%s", dm_last_error());
@@ -434,6 +447,9 @@ int dump_inet_prepare(struct dump_ctx *d)
 			goto out;
 		add_matching(in, want, n_want, v, n);
 	}
+	inet_diag_close(diag);
+	diag = NULL;
+	in->diag_ms = ns_to_ms(t_diag, clock_ns());
 
 	/* lock the established connections, then freeze their state */
 	for (size_t i = 0; i < in->n; i++) {
@@ -501,6 +517,7 @@ int dump_inet_prepare(struct dump_ctx *d)
 	}
 	r = 0;
 out:
+	inet_diag_close(diag);
 	netns_leave(back);
 	free(want);
 	free(c);
@@ -517,6 +534,8 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
 	json_object_set_new(obj, "tcp_connections_locked", json_integer((json_int_t)d->inet->n_locked));
 	json_object_set_new(obj, "sock_diag_dumps", json_integer((json_int_t)d->inet->diag_dumps));
+	json_object_set_new(obj, "sock_diag_ms", json_real(d->inet->diag_ms));
+	json_object_set_new(obj, "sock_diag_lookups", json_integer((json_int_t)d->inet->diag_lookups));
 	if (d->inet->n_locked || d->inet->prelocked)
 		json_object_set_new(obj, "net_lock_ms", json_real(d->inet->lock_ms));
 	if (d->inet->prelocked) {

@@ -39,6 +39,7 @@
 #include "mem/mem.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/testpoint.h"
 #include "restore/restore.h"
 #include "compat.h"
 
@@ -147,6 +148,8 @@ struct mem_lazy {
 	uint64_t slowest_install_ns; /* of it: from its reply's arrival (0: unknown) */
 	uint32_t slowest_space;
 	struct fault_trace *trace; /* NULL: off */
+	/* tests: hold the first local fault (dst-lazy-local-fault), uffd thread only */
+	bool hold_local_fault;
 };
 
 static void wake_waiters(struct mem_lazy *l)
@@ -196,6 +199,7 @@ int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 		l->trace->window_ns = (uint64_t)(w && atoi(w) > 0 ? atoi(w) : 1000) * 1000000;
 		l->trace->r = xcalloc(TRACE_MAX, sizeof(*l->trace->r));
 	}
+	l->hold_local_fault = dm_test_listed("dst-lazy-local-fault");
 	*ret = l;
 	return 0;
 }
@@ -884,6 +888,26 @@ static long trace_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint
 	return i;
 }
 
+/*
+ * Tests (e2e mem/local-fault-event): the first fault on a page that the
+ * local source has, once the test has armed test point dst-lazy-local-fault
+ * (its .arm mark), waits here, read but not installed, so that the tree can
+ * queue an address-space event meanwhile (a thread's MADV_DONTNEED, as a
+ * thread's exit does to its stack): the install then meets EAGAIN on the
+ * uffd thread, which alone reads that event.
+ */
+static void hold_local_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a)
+{
+	uint32_t run = 0;
+
+	if (!l->o.ops.local(l->o.ops.ctx, mm->space, a, 1, &run) || !run ||
+	    !dm_test_armed("dst-lazy-local-fault"))
+		return;
+	l->hold_local_fault = false;
+	pr_warn("test point dst-lazy-local-fault: process %u, local page %#" PRIx64, mm->space, a);
+	dm_test_point("dst-lazy-local-fault");
+}
+
 static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_addr, uint32_t tid)
 {
 	uint64_t d = fault_addr & ~(DM_PAGE_SIZE - 1), a;
@@ -913,6 +937,8 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 		return; /* asked already */
 	}
 	if (l->o.ops.local) {
+		if (l->hold_local_fault)
+			hold_local_fault(l, mm, a);
 		/* this is the uffd thread: an install that meets a queued event
 		 * does not wait for it (install_mm) */
 		long got = install_local(l, mm, a, 1, MEM_FROM_LOCAL, false);
@@ -932,6 +958,9 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 			 * still holds it, and its reply waits for the event to be
 			 * read (by us, next) on the fault channel's thread */
 			dm_error_clear();
+			pr_info("process %u: the local page %#" PRIx64 " met an address-space event queued: "
+				"asked of the source",
+				mm->space, a);
 		} else if (got < 0) {
 			mem_lazy_fail(l, (int)got);
 			return;
@@ -1237,6 +1266,10 @@ static void *push_thread(void *arg)
 {
 	struct mem_lazy *l = arg;
 	size_t i = 0;
+
+	/* tests: not yet (a local fault must find its page not installed; the
+	 * puller, mem/netsrc.c, waits too) */
+	dm_test_point("dst-lazy-push");
 
 	while (!atomic_load(&l->stop)) {
 		struct lazy_mm *mm = NULL;

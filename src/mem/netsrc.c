@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
+#include "base/testpoint.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -375,6 +376,8 @@ static void *pull_thread(void *arg)
 	while (!n->push_ended && !atomic_load(&n->stop) && !dm_errbox_code(&n->err))
 		cond_wait_ms(&n->cond, &n->lock, 1000);
 	pthread_mutex_unlock(&n->lock);
+	/* tests: not yet, as the local pusher (mem/lazy.c) */
+	dm_test_point("dst-lazy-push");
 	while (!atomic_load(&n->stop) && !dm_errbox_code(&n->err)) {
 		struct mem_lazy *l = atomic_load(&n->lazy);
 		if (!l || mem_lazy_done(l))

@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "base/testpoint.h"
 #include "base/util.h"
 #include "net/net.h"
 #include "migrate/rootfs.h"
@@ -162,15 +163,12 @@ struct mig_daemon_opts {
  * (MIG_SESSIONS_MAX), each on its own thread: one that fails takes only its own tree. */
 int mig_daemon_run(const struct mig_daemon_opts *o);
 
-/* Test points (tests/e2e): with DMIGRATE_TEST_PAUSE="name[,name...]" set,
- * reaching point name creates $DMIGRATE_TEST_MARK/name (if set) and sleeps
- * DMIGRATE_TEST_PAUSE_MS (default 3000) ms, so that a test can cut the link
- * or kill the peer at a known phase; $DMIGRATE_TEST_MARK/name.go, once it
- * exists, ends the pause early. */
-void mig_test_point(const char *name);
-/* A hold instead of a pause, for a thread that must go on serving meanwhile:
- * true while name is listed, its .go mark is absent and DMIGRATE_TEST_PAUSE_MS
- * have not passed since the first call (which creates the mark; *since_ns
- * starts at 0).  src-rootfs-hold: the rootfs sender sends only the working
- * set and what the tree misses. */
-bool mig_test_held(const char *name, uint64_t *since_ns);
+/* The migration's test points (tests/e2e): base/testpoint.h. */
+static inline void mig_test_point(const char *name)
+{
+	dm_test_point(name);
+}
+static inline bool mig_test_held(const char *name, uint64_t *since_ns)
+{
+	return dm_test_held(name, since_ns);
+}

@@ -2,7 +2,10 @@
 /*
  * sock_diag (inet_diag) reader: state, addresses, queues and inode of every
  * TCP or UDP socket of this network namespace.  The dump matches a tree's
- * socket fds to these by inode.
+ * socket fds to these by inode.  Requests go on a struct inet_diag: one
+ * netlink socket for as many requests as the caller makes (a dump's
+ * lookups, one per socket of the tree), each request numbered; a reply of
+ * an earlier request left unread (one that failed half-way) is skipped.
  */
 #define LOG_PREFIX "inet-diag: "
 #include "net/inet.h"
@@ -19,6 +22,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+
+struct inet_diag {
+	struct mnl_socket *nl;
+	unsigned port;
+	unsigned seq;  /* of the last request */
+};
 
 struct list {
 	struct inet_sk_diag *v;
@@ -62,9 +71,9 @@ static int msg_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int diag_socket(struct mnl_socket **ret)
+int inet_diag_open(struct inet_diag **ret)
 {
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_SOCK_DIAG);
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
 	if (!nl)
 		return dm_fail(neg_errno(), "sock_diag: cannot open a netlink socket: %m");
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -72,8 +81,62 @@ static int diag_socket(struct mnl_socket **ret)
 		mnl_socket_close(nl);
 		return dm_fail(r, "sock_diag: bind: %m");
 	}
-	*ret = nl;
+	struct inet_diag *d = xcalloc(1, sizeof(*d));
+	d->nl = nl;
+	d->port = mnl_socket_get_portid(nl);
+	d->seq = (unsigned)time(NULL);
+	*ret = d;
 	return 0;
+}
+
+void inet_diag_close(struct inet_diag *d)
+{
+	if (!d)
+		return;
+	mnl_socket_close(d->nl);
+	free(d);
+}
+
+static void inet_diag_closep(struct inet_diag **d)
+{
+	inet_diag_close(*d);
+}
+
+/* d, or when NULL a socket of the call's own (in *own, closed by the caller) */
+static int diag_of(struct inet_diag *d, struct inet_diag **own, struct inet_diag **ret)
+{
+	if (!d) {
+		int r = inet_diag_open(own);
+		if (r < 0)
+			return r;
+		d = *own;
+	}
+	*ret = d;
+	return 0;
+}
+
+/* nlh, numbered as d's next request, sent */
+static int send_req(struct inet_diag *d, struct nlmsghdr *nlh, const char *what)
+{
+	nlh->nlmsg_seq = ++d->seq;
+	if (mnl_socket_sendto(d->nl, nlh, nlh->nlmsg_len) < 0)
+		return dm_fail(neg_errno(), "sock_diag: %s: %m", what);
+	return 0;
+}
+
+/* The next datagram of d's replies to its last request (those of earlier
+ * ones, left unread, are skipped): its length, or -1 and errno. */
+static ssize_t recv_reply(struct inet_diag *d, void *buf, size_t size)
+{
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(d->nl, buf, size);
+		if (n < 0)
+			return -1;
+		const struct nlmsghdr *h = buf;
+		if (mnl_nlmsg_ok(h, (int)n) && h->nlmsg_seq != d->seq)
+			continue;
+		return n;
+	}
 }
 
 /* The request naming one socket of key (its family, protocol, addresses,
@@ -92,44 +155,39 @@ static void put_req(struct nlmsghdr *nlh, const struct inet_sk_diag *key, uint32
 	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 }
 
-int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n)
+int inet_diag_list(struct inet_diag *d, int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n)
 {
-	return inet_diag_list_states(family, protocol, ~0U, ret, ret_n);
+	return inet_diag_list_states(d, family, protocol, ~0U, ret, ret_n);
 }
 
-int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet_sk_diag **ret,
-			  size_t *ret_n)
+int inet_diag_list_states(struct inet_diag *d, int family, int protocol, uint32_t states,
+			  struct inet_sk_diag **ret, size_t *ret_n)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE > 32768 ? MNL_SOCKET_BUFFER_SIZE : 32768];
-	struct mnl_socket *nl = NULL;
+	_cleanup_(inet_diag_closep) struct inet_diag *own = NULL;
 	struct list l = { .protocol = protocol };
-	unsigned seq = (unsigned)time(NULL), port;
-	int r = diag_socket(&nl);
+	int r = diag_of(d, &own, &d);
 
 	if (r < 0)
 		return r;
-	port = mnl_socket_get_portid(nl);
-
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
 	struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(nlh, sizeof(*req));
 	req->sdiag_family = (uint8_t)family;
 	req->sdiag_protocol = (uint8_t)protocol;
 	req->idiag_states = states;
 	req->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		r = dm_fail(neg_errno(), "sock_diag: send: %m");
+	r = send_req(d, nlh, "send");
+	if (r < 0)
 		goto out;
-	}
 	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		ssize_t n = recv_reply(d, buf, sizeof(buf));
 		if (n < 0) {
 			r = dm_fail(neg_errno(), "sock_diag: receive: %m");
 			goto out;
 		}
-		int cr = mnl_cb_run(buf, (size_t)n, seq, port, msg_cb, &l);
+		int cr = mnl_cb_run(buf, (size_t)n, d->seq, d->port, msg_cb, &l);
 		if (cr == MNL_CB_STOP)
 			break;
 		if (cr < 0) {
@@ -140,7 +198,6 @@ int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet
 		}
 	}
 out:
-	mnl_socket_close(nl);
 	if (r < 0) {
 		free(l.v);
 		return r;
@@ -150,39 +207,33 @@ out:
 	return 0;
 }
 
-int inet_diag_get(const struct inet_sk_diag *key, struct inet_sk_diag *ret)
+int inet_diag_get(struct inet_diag *d, const struct inet_sk_diag *key, struct inet_sk_diag *ret)
 {
 	char buf[8192];
-	struct mnl_socket *nl = NULL;
+	_cleanup_(inet_diag_closep) struct inet_diag *own = NULL;
 	struct list l = { .protocol = key->protocol };
-	unsigned seq = (unsigned)time(NULL);
-	int r = diag_socket(&nl);
+	int r = diag_of(d, &own, &d);
 
 	if (r < 0)
 		return r;
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	nlh->nlmsg_flags = NLM_F_REQUEST;	/* one socket, looked up: no walk */
-	nlh->nlmsg_seq = seq;
 	put_req(nlh, key, ~0U);
 	((struct inet_diag_req_v2 *)mnl_nlmsg_get_payload(nlh))->idiag_ext = 1 << (INET_DIAG_SHUTDOWN - 1);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		r = dm_fail(neg_errno(), "sock_diag: send: %m");
-		goto out;
-	}
-	ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (n < 0) {
-		r = dm_fail(neg_errno(), "sock_diag: receive: %m");
-		goto out;
-	}
+	r = send_req(d, nlh, "send");
+	if (r < 0)
+		return r;
+	ssize_t n = recv_reply(d, buf, sizeof(buf));
+	if (n < 0)
+		return dm_fail(neg_errno(), "sock_diag: receive: %m");
+	/* one answer: the socket's record, or an error (ENOENT: no such socket) */
 	errno = 0;
-	if (mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(nl), msg_cb, &l) < 0 || l.n != 1)
+	if (mnl_cb_run(buf, (size_t)n, d->seq, d->port, msg_cb, &l) < 0 || l.n != 1)
 		r = errno == ENOENT || !errno ? -ENOENT : neg_errno();
 	else
 		*ret = l.v[0];
-out:
 	free(l.v);
-	mnl_socket_close(nl);
 	return r;
 }
 
@@ -196,21 +247,21 @@ const char *inet_state_name(unsigned state)
 	return state < ARRAY_SIZE(names) && names[state] ? names[state] : "unknown state";
 }
 
-/* SOCK_DESTROY of one TCP socket on nl: 1 destroyed, 0 gone meanwhile */
-static int destroy_one(struct mnl_socket *nl, const struct inet_sk_diag *g, unsigned seq)
+/* SOCK_DESTROY of one TCP socket on d: 1 destroyed, 0 gone meanwhile */
+static int destroy_one(struct inet_diag *d, const struct inet_sk_diag *g)
 {
 	char buf[256];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = SOCK_DESTROY;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = seq;
 	struct inet_sk_diag key = *g;
 	key.protocol = IPPROTO_TCP;
 	put_req(nlh, &key, 1u << g->state);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return dm_fail(neg_errno(), "sock_diag: destroy: %m");
-	ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (got > 0 && mnl_cb_run(buf, (size_t)got, seq, mnl_socket_get_portid(nl), NULL, NULL) >= 0)
+	int r = send_req(d, nlh, "destroy");
+	if (r < 0)
+		return r;
+	ssize_t got = recv_reply(d, buf, sizeof(buf));
+	if (got > 0 && mnl_cb_run(buf, (size_t)got, d->seq, d->port, NULL, NULL) >= 0)
 		return 1;
 	if (errno == EOPNOTSUPP)
 		return dm_fail(-EOPNOTSUPP, "sock_diag: the kernel cannot destroy sockets (CONFIG_INET_DIAG_DESTROY)");
@@ -225,25 +276,23 @@ static int destroy_one(struct mnl_socket *nl, const struct inet_sk_diag *g, unsi
 int inet_diag_destroy_tcp(unsigned *ret_n)
 {
 	static const int fams[] = { AF_INET, AF_INET6 };
-	struct mnl_socket *nl = NULL;
+	_cleanup_(inet_diag_closep) struct inet_diag *d = NULL;
 	unsigned n = 0;
-	int r = diag_socket(&nl);
+	int r = inet_diag_open(&d);
 
 	for (size_t f = 0; f < ARRAY_SIZE(fams) && r >= 0; f++) {
 		struct inet_sk_diag *v = NULL;
 		size_t k = 0;
-		r = inet_diag_list(fams[f], IPPROTO_TCP, &v, &k);
+		r = inet_diag_list(d, fams[f], IPPROTO_TCP, &v, &k);
 		for (size_t i = 0; r >= 0 && i < k; i++) {
 			if (v[i].state == TCP_TIME_WAIT || v[i].state == TCP_CLOSE)
 				continue;
-			r = destroy_one(nl, &v[i], (unsigned)i + 1);
+			r = destroy_one(d, &v[i]);
 			if (r > 0)
 				n++;
 		}
 		free(v);
 	}
-	if (nl)
-		mnl_socket_close(nl);
 	if (ret_n)
 		*ret_n = n;
 	return r < 0 ? r : 0;
@@ -251,19 +300,17 @@ int inet_diag_destroy_tcp(unsigned *ret_n)
 
 int inet_diag_destroy_these(const struct inet_sk_diag *v, size_t k, unsigned *ret_n)
 {
-	struct mnl_socket *nl = NULL;
+	_cleanup_(inet_diag_closep) struct inet_diag *d = NULL;
 	unsigned n = 0;
-	int r = diag_socket(&nl);
+	int r = inet_diag_open(&d);
 
 	for (size_t i = 0; r >= 0 && i < k; i++) {
 		if (v[i].protocol != IPPROTO_TCP || v[i].state == TCP_TIME_WAIT || v[i].state == TCP_CLOSE)
 			continue;
-		r = destroy_one(nl, &v[i], (unsigned)i + 1);
+		r = destroy_one(d, &v[i]);
 		if (r > 0)
 			n++;
 	}
-	if (nl)
-		mnl_socket_close(nl);
 	if (ret_n)
 		*ret_n = n;
 	return r < 0 ? r : 0;

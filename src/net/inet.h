@@ -29,15 +29,27 @@ struct inet_sk_diag {
 };
 
 /*
+ * A sock_diag netlink socket (NETLINK_SOCK_DIAG) of the calling thread's
+ * network namespace, for as many requests as its holder makes: a dump
+ * looks up each socket of its tree on one (a socket per lookup cost its
+ * creation, bind and release each time).  The functions below take one, or
+ * NULL: a socket of their own for that call.  inet_diag_close() accepts
+ * NULL.  -errno, dm_fail'ed.
+ */
+struct inet_diag;
+int inet_diag_open(struct inet_diag **ret);
+void inet_diag_close(struct inet_diag *d);
+
+/*
  * Every socket of family (AF_INET / AF_INET6) and protocol (IPPROTO_TCP /
- * IPPROTO_UDP) in this network namespace, in every state.  *ret malloc'd
+ * IPPROTO_UDP) in d's network namespace, in every state.  *ret malloc'd
  * (NULL when *ret_n is 0).  -errno, dm_fail'ed.
  */
-int inet_diag_list(int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
+int inet_diag_list(struct inet_diag *d, int family, int protocol, struct inet_sk_diag **ret, size_t *ret_n);
 /* The one socket of key's family, protocol, addresses, ports and ifindex,
  * looked up (no dump: no walk of the table): 0 and *ret, -ENOENT if none
  * (not dm_fail'ed), else -errno dm_fail'ed. */
-int inet_diag_get(const struct inet_sk_diag *key, struct inet_sk_diag *ret);
+int inet_diag_get(struct inet_diag *d, const struct inet_sk_diag *key, struct inet_sk_diag *ret);
 /*
  * The same in the states of the mask states (1 << TCP_LISTEN, ...).  The
  * kernel walks the host's whole table of established TCP sockets for a
@@ -45,8 +57,8 @@ int inet_diag_get(const struct inet_sk_diag *key, struct inet_sk_diag *ret);
  * it unless tcp_child_ehash_entries gave one its own): a listeners-only
  * dump walks only the listeners' table.
  */
-int inet_diag_list_states(int family, int protocol, uint32_t states, struct inet_sk_diag **ret,
-			  size_t *ret_n);
+int inet_diag_list_states(struct inet_diag *d, int family, int protocol, uint32_t states,
+			  struct inet_sk_diag **ret, size_t *ret_n);
 
 /* Destroys every TCP socket of the calling thread's network namespace but
  * TIME_WAIT ones (their peers get a reset); how many in *ret_n. */

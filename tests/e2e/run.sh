@@ -84,6 +84,13 @@
 #                  node per page over 64 MiB, in random order: every walk in
 #                  b is right, and the source followed the pointers of the
 #                  faulting nodes (stats pages_chased > 0: none without it)
+#   mem/local-fault-event  hybrid (b's store makes a fault local: b's uffd
+#                  thread installs the page itself) of lib/localfault.c, with
+#                  b's first local fault held (test point) while another
+#                  thread of the tree drops memory (MADV_DONTNEED: a REMOVE
+#                  event queued, which only that uffd thread reads): the
+#                  page is asked of the source, the migration completes,
+#                  every page is right
 #   mem/eager-presend  post-copy (its writes tracked) of a program writing
 #                  4 of the 16 pages of its data segment every millisecond
 #                  (lib/datawrite.c): the 16 went before
@@ -732,6 +739,87 @@ test_chase() {
 		result PASS "$t"
 	fi
 	stop_workload
+}
+
+# mem/local-fault-event: b's uffd thread installs a local fault's page (one of
+# hybrid's store) itself; an address-space event queued on the uffd (a thread
+# of the tree freeing memory, as a thread's exit frees its stack: REMOVE)
+# makes every install fail with EAGAIN until that same thread reads it, so it
+# must not wait there (598a386: it did, and waited for itself for good).
+# lib/localfault.c migrates in hybrid; b holds its push (dst-lazy-push) and
+# its first local fault, read but not installed (dst-lazy-local-fault); the
+# tree's other thread then drops its scratch pages with MADV_DONTNEED and
+# waits in the kernel for the event to be read; then both go on.  The page
+# must be asked of the source, the migration complete within a bound (a
+# deadlock fails the case there, not the suite), every data page hold its
+# pattern and every dropped page zeros.
+event_queued() { grep -Eqs '^userfaultfd_' /proc/"$1"/task/*/wchan; }
+job_done() { ! kill -0 "$1" 2>/dev/null; }
+
+test_local_fault_event() {
+	local t=mem/local-fault-event log=$WORK/localfault.log marks=$WORK/lfmarks trig=$WORK/localfault.trigger
+	local pid why= mp held
+	selected "$t" || return 0
+	rm -rf "$marks" "$trig".*
+	mkdir -p "$marks"
+	: >"$log"
+	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-lazy-push,dst-lazy-local-fault DMIGRATE_TEST_MARK="$marks" \
+		DMIGRATE_TEST_PAUSE_MS=30000; then
+		result FAIL "$t" "dmigrated did not start"
+		start_daemon
+		return
+	fi
+	if ! start_program "$t" localfault 20 "^ready uts=$PREFIX-a " "$log" "$trig"; then
+		start_daemon
+		return
+	fi
+	migrate hybrid &
+	MPID=$!
+	if ! wait_until 60 grep -q "^armed uts=$PREFIX-b " "$log"; then
+		why="the tree did not run in b (marks: $(ls "$marks" | tr '\n' ' ')): $(tail -n 1 "$log")"
+	else
+		# b's next local fault is held; the tree reads its data pages
+		touch "$marks/dst-lazy-local-fault.arm" "$trig.read"
+		if ! wait_until 20 test -e "$marks/dst-lazy-local-fault"; then
+			why="b held no local fault (marks: $(ls "$marks" | tr '\n' ' '))"
+		elif ! pid=$(host_pid b "$WL_NS"); then
+			why="no process $WL_NS in b"
+		else
+			touch "$trig.free"
+			wait_until 10 event_queued "$pid" ||
+				why="the tree's MADV_DONTNEED queued no event in 10 s (wchan: $(cat /proc/"$pid"/task/*/wchan 2>/dev/null | tr '\n' ' '))"
+		fi
+	fi
+	touch "$marks/dst-lazy-local-fault.go" "$marks/dst-lazy-push.go"
+	if ! wait_until 30 job_done "$MPID"; then
+		why=${why:-"the migration did not complete within 30 s of the release (b's uffd thread waits for the event it should read?): $(tail -n 2 "$log" | tr '\n' ' ')"}
+		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
+		kill -KILL "$MPID" 2>/dev/null
+	fi
+	wait "$MPID"
+	local rc=$?
+	held=$(grep -o 'test point dst-lazy-local-fault: process [0-9]*, local page 0x[0-9a-f]*' "$WORK/dmigrated.log" | tail -n 1)
+	held=${held##* }
+	if [[ -n $why ]]; then
+		:
+	elif ((rc != 0)); then
+		why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 20 grep -q "^check .* uts=$PREFIX-b " "$log"; then
+		why="no check in b: $(tail -n 1 "$log")"
+	elif grep -q BAD "$log"; then
+		why=$(grep -m1 BAD "$log")
+	elif [[ -z $held ]] || ! grep -q "the local page $held met an address-space event queued: asked of the source" "$WORK/dmigrated.log"; then
+		why="the held fault (page ${held:-?}) was not asked of the source"
+	elif ! jq -e '.ok and .pages_local > 0 and .destination.faults_remote > 0 and .destination.removes > 0' \
+		"$WORK/stats.json" >/dev/null 2>&1; then
+		why="stats: $(jq -c '{ok, pages_local, faults_remote: .destination.faults_remote, removes: .destination.removes}' "$WORK/stats.json" 2>/dev/null)"
+	else
+		log "$t: page $held asked of the source; $(jq -c '{pages_local, pages_on_demand, faults_remote: .destination.faults_remote, removes: .destination.removes, total_ms}' "$WORK/stats.json")"
+	fi
+	verdict "$t" "$why"
+	stop_workload
+	rm -f "$trig".*
+	start_daemon
 }
 
 # resilience/link-cut-after-switch: after the switch-over the link goes down
@@ -1899,6 +1987,7 @@ if ((OTHERS)); then
 	done
 	test_vmflags
 	test_chase
+	test_local_fault_event
 	test_eager_presend
 	test_store_refused stop-and-copy
 	test_store_refused pre-copy

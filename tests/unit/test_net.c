@@ -1472,7 +1472,7 @@ static int netlock_child(void)
 		return 5;
 	struct inet_sk_diag *v = NULL;
 	size_t n = 0, k;
-	if (inet_diag_list(AF_INET, IPPROTO_TCP, &v, &n) < 0)
+	if (inet_diag_list(NULL, AF_INET, IPPROTO_TCP, &v, &n) < 0)
 		return 6;
 	for (k = 0; k < n && v[k].ino != st.st_ino; k++)
 		;
@@ -1552,12 +1552,12 @@ static int diag_states_child(void)
 		return 4;
 	struct inet_sk_diag *v = NULL;
 	size_t n = 0;
-	if (inet_diag_list_states(AF_INET, IPPROTO_TCP, 1u << 10 /* TCP_LISTEN */, &v, &n) < 0)
+	if (inet_diag_list_states(NULL, AF_INET, IPPROTO_TCP, 1u << 10 /* TCP_LISTEN */, &v, &n) < 0)
 		return 5;
 	if (n != 1 || v[0].state != 10 || v[0].sport != ntohs(a.sin_port))
 		return 6;
 	free(v);
-	if (inet_diag_list(AF_INET, IPPROTO_TCP, &v, &n) < 0 || n != 3)
+	if (inet_diag_list(NULL, AF_INET, IPPROTO_TCP, &v, &n) < 0 || n != 3)
 		return 7;
 	free(v);
 	return 0;
@@ -1567,6 +1567,97 @@ static void test_inet_diag_states(void **state)
 {
 	(void)state;
 	run_child(diag_states_child);
+}
+
+/* the sock_diag key of connected socket fd (as the dump makes it: its own
+ * address and its peer's) */
+static void diag_key(int fd, struct inet_sk_diag *key)
+{
+	struct sockaddr_in me, peer;
+	socklen_t ml = sizeof(me), pl = sizeof(peer);
+	memset(key, 0, sizeof(*key));
+	getsockname(fd, (struct sockaddr *)&me, &ml);
+	getpeername(fd, (struct sockaddr *)&peer, &pl);
+	key->family = AF_INET;
+	key->protocol = IPPROTO_TCP;
+	memcpy(key->src, &me.sin_addr, 4);
+	memcpy(key->dst, &peer.sin_addr, 4);
+	key->sport = ntohs(me.sin_port);
+	key->dport = ntohs(peer.sin_port);
+}
+
+/*
+ * In a namespace of its own: 40 connections to a listener; one sock_diag
+ * socket (inet_diag_open) answers a lookup of each end with its own inode,
+ * a lookup of a socket that does not exist with -ENOENT, a listeners-only
+ * dump between them, and the lookups after those as before; a lookup
+ * without a socket (NULL) as well.  Exit: the failed step.
+ */
+#define DIAG_CONNS 40
+static int diag_shared_child(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int c[DIAG_CONNS], s[DIAG_CONNS];
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	int io = socket(AF_INET, SOCK_DGRAM, 0);
+	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
+		return 2;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
+		return 3;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, DIAG_CONNS) ||
+	    getsockname(l, (struct sockaddr *)&a, &al))
+		return 4;
+	for (int i = 0; i < DIAG_CONNS; i++)
+		if ((c[i] = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(c[i], (struct sockaddr *)&a, al) ||
+		    (s[i] = accept(l, NULL, NULL)) < 0)
+			return 5;
+	struct inet_diag *d = NULL;
+	if (inet_diag_open(&d) < 0)
+		return 6;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 2 * DIAG_CONNS; i++) {
+			int fd = i % 2 ? s[i / 2] : c[i / 2];
+			struct inet_sk_diag key, got;
+			struct stat st;
+			diag_key(fd, &key);
+			if (fstat(fd, &st) || inet_diag_get(d, &key, &got) < 0)
+				return 7;
+			if (got.ino != st.st_ino || got.state != 1 /* TCP_ESTABLISHED */ || got.sport != key.sport)
+				return 8;
+			if (i == DIAG_CONNS) {
+				/* no such socket (a port nobody has), then a dump: the socket goes on */
+				key.dport = key.dport == 1 ? 2 : 1;
+				if (inet_diag_get(d, &key, &got) != -ENOENT)
+					return 9;
+				struct inet_sk_diag *v = NULL;
+				size_t n = 0;
+				if (inet_diag_list_states(d, AF_INET, IPPROTO_TCP, 1u << 10 /* TCP_LISTEN */, &v, &n) < 0 ||
+				    n != 1 || v[0].sport != ntohs(a.sin_port))
+					return 10;
+				free(v);
+			}
+		}
+	}
+	inet_diag_close(d);
+	inet_diag_close(NULL);
+	struct inet_sk_diag key, got;
+	struct stat st;
+	diag_key(c[0], &key);
+	if (fstat(c[0], &st) || inet_diag_get(NULL, &key, &got) < 0 || got.ino != st.st_ino)
+		return 11;
+	return 0;
+}
+
+static void test_inet_diag_shared(void **state)
+{
+	(void)state;
+	run_child(diag_shared_child);
 }
 
 /*
@@ -2073,6 +2164,7 @@ int main(void)
 		cmocka_unit_test(test_netlock_prepared),
 		cmocka_unit_test(test_netlock_opener),
 		cmocka_unit_test(test_inet_diag_states),
+		cmocka_unit_test(test_inet_diag_shared),
 		cmocka_unit_test(test_rtnl_like_ip),
 		cmocka_unit_test(test_rtnl_make_again),
 	};
