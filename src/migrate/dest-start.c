@@ -301,7 +301,7 @@ int handle_start(struct dsess *s)
 	ProtobufCMessage *m = NULL;
 	uint16_t type;
 	uint32_t len;
-	bool ready_later = false;
+	bool ready_later = false, lazy_asked, lazy_sized;
 	int r;
 
 	r = mig_recv(s->ctl, &type, &len, &m);
@@ -323,12 +323,14 @@ int handle_start(struct dsess *s)
 	s->vma_checked = s->mode != MIG_POST_COPY;
 	/* the source chases pointers around a faulting byte: our uffds report it */
 	s->fault_exact = st->has_fault_exact && st->fault_exact && mem_uffd_has(UFFD_FEATURE_EXACT_ADDRESS);
-	/* the store's size: the eager pages' bound, or with the lazy memory
-	 * the memory check below bounds it as the store modes' */
-	s->store_lazy = st->has_store_lazy && st->store_lazy && st->has_ready_later && st->ready_later;
+	/* the store's size: the eager pages' bound, or, when the lazy memory
+	 * may come into it too (asked only with READY later), the memory check
+	 * below bounds it as the store modes' (lazy_sized); whether the lazy
+	 * memory comes (s->store_lazy) is known at ACCEPT */
+	lazy_asked = st->has_store_lazy && st->store_lazy && st->has_ready_later && st->ready_later;
 	s->eager_store = s->mode == MIG_POST_COPY && st->has_eager_store && st->eager_store && st->has_store_bytes &&
-			 st->store_bytes >= DM_PAGE_SIZE && (st->store_bytes <= EAGER_STORE_MAX || s->store_lazy);
-	s->store_lazy = s->store_lazy && s->eager_store;
+			 st->store_bytes >= DM_PAGE_SIZE && (st->store_bytes <= EAGER_STORE_MAX || lazy_asked);
+	lazy_sized = lazy_asked && s->eager_store;
 	if (st->target && strlen(st->target) < 32)
 		s->target = xstrdup(st->target);
 	if (st->rootfs_mode) {
@@ -438,7 +440,7 @@ int handle_start(struct dsess *s)
 		/* the tree's memory lands here in every mode; the store modes
 		 * first hold it in the store (the source's bound, above its RSS) */
 		uint64_t want = st->has_tree_bytes ? st->tree_bytes : 0, avail = mem_available();
-		if (s->mode != MIG_POST_COPY || s->store_lazy) {
+		if (s->mode != MIG_POST_COPY || lazy_sized) {
 			uint64_t store = st->has_store_bytes ? st->store_bytes : 0;
 			if (store < (64u << 20))
 				store = 64u << 20;
@@ -555,8 +557,9 @@ int handle_start(struct dsess *s)
 		acc.has_early_push = acc.early_push = s->mode == MIG_POST_COPY;
 		acc.has_ready_later = acc.ready_later = ready_later;
 		acc.has_eager_store = acc.eager_store = s->eager_store;
-		/* the lazy memory comes only while the container starts here */
-		s->store_lazy = s->store_lazy && ready_later;
+		/* the lazy memory: asked, into a store sized for it, and only
+		 * while the container starts here */
+		s->store_lazy = lazy_sized && ready_later;
 		acc.has_store_lazy = acc.store_lazy = s->store_lazy;
 		if (s->n_vol)
 			acc.has_docker_volume_trees = acc.docker_volume_trees = true;
