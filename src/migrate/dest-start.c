@@ -356,22 +356,15 @@ int handle_start(struct dsess *s)
 	 * here: the tree's CPU features, the kernel features the restore uses,
 	 * room for its memory and its images.
 	 */
-	if (st->has_xcr0) {
-		r = host_check_xfeatures(st->xcr0, "the tree (its CPU offered them at the source)");
-		if (r < 0)
-			goto out;
-	}
 	{
 		uint32_t cf[HOST_CPU_WORDS] = { st->has_cpuid_1_ecx ? st->cpuid_1_ecx : 0,
 						st->has_cpuid_7_ebx ? st->cpuid_7_ebx : 0,
 						st->has_cpuid_7_ecx ? st->cpuid_7_ecx : 0 };
-		r = host_check_cpu_flags(cf, "the tree (its CPU offered them at the source)");
+		r = host_check_tree(st->has_xcr0 ? st->xcr0 : 0, cf, LAZY_FEATURES,
+				    "the tree (its CPU offered them at the source)");
 		if (r < 0)
 			goto out;
 	}
-	r = host_check_kernel(LAZY_FEATURES);
-	if (r < 0)
-		goto out;
 	if (st->container_id) {
 		r = runc_check_here(NULL, st->container_id, st->container_rootfs);
 		/* dmigrated --bridge: every veth goes there instead */
