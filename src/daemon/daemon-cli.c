@@ -4,8 +4,8 @@
  * (also 'dmigrate daemon ...': the same front end, so that the demo and the
  * tests need one binary only)
  *
- * Receives migrations (src/migrate/dest.c).  Front end only: parse, call
- * the library, log.
+ * Receives migrations (src/migrate/dest-daemon.c; one migration:
+ * dest.c).  Front end only: parse, call the library, log.
  */
 #include "daemon/daemon.h"
 #include "base/log.h"

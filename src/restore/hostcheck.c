@@ -122,7 +122,7 @@ void host_cpu_flags(uint32_t w[HOST_CPU_WORDS])
 		w[cpu_flag[i].word] |= raw[cpu_flag[i].word] & (1u << cpu_flag[i].bit);
 }
 
-int host_check_cpu_flags(const uint32_t need[HOST_CPU_WORDS], const char *whose)
+static int host_check_cpu_flags(const uint32_t need[HOST_CPU_WORDS], const char *whose)
 {
 	uint32_t have[HOST_CPU_WORDS];
 	char names[512];
@@ -144,7 +144,7 @@ int host_check_cpu_flags(const uint32_t need[HOST_CPU_WORDS], const char *whose)
 				    "would die of SIGILL", whose, names);
 }
 
-int host_check_xfeatures(uint64_t need, const char *whose)
+static int host_check_xfeatures(uint64_t need, const char *whose)
 {
 	uint64_t have = host_xcr0(), missing = need & ~have;
 	char names[512];
@@ -174,7 +174,7 @@ uint64_t image_xfeatures_used(const struct dm_checkpoint *ck)
 	return used;
 }
 
-int host_check_kernel(uint64_t uffd_features)
+static int host_check_kernel(uint64_t uffd_features)
 {
 	/* clone3 (with set_tid): a NULL argument is EINVAL where it exists */
 	if (syscall(SYS_clone3, NULL, 0) >= 0 || errno == ENOSYS)
@@ -228,20 +228,25 @@ int host_check_disk(const char *dir, uint64_t need)
 	return 0;
 }
 
+int host_check_tree(uint64_t xfeatures, const uint32_t cpu[HOST_CPU_WORDS], uint64_t uffd_features,
+		    const char *whose)
+{
+	int r = host_check_xfeatures(xfeatures, whose);
+	if (r >= 0)
+		r = host_check_cpu_flags(cpu, whose);
+	if (r >= 0)
+		r = host_check_kernel(uffd_features);
+	return r;
+}
+
 int restore_check_host(const struct dm_checkpoint *ck, uint64_t uffd_features, bool lazy)
 {
 	const Dm__Inventory *inv = ck->inv;
 	uint64_t need = image_xfeatures_used(ck) | (inv->has_xcr0 ? inv->xcr0 : 0);
-	int r = host_check_xfeatures(need, "the tree");
-	if (r < 0)
-		return r;
 	uint32_t flags[HOST_CPU_WORDS] = { inv->has_cpuid_1_ecx ? inv->cpuid_1_ecx : 0,
 					   inv->has_cpuid_7_ebx ? inv->cpuid_7_ebx : 0,
 					   inv->has_cpuid_7_ecx ? inv->cpuid_7_ecx : 0 };
-	r = host_check_cpu_flags(flags, "the tree");
-	if (r < 0)
-		return r;
-	r = host_check_kernel(uffd_features);
+	int r = host_check_tree(need, flags, uffd_features, "the tree");
 	if (r < 0)
 		return r;
 	/* every page of the image lands here (a lazy one later, but all the same) */

@@ -224,12 +224,14 @@ void *restore_stats_json(const struct restore_stats *st);
 struct dm_checkpoint;
 uint64_t host_xcr0(void); /* the xsave components enabled here; 0 without xsave */
 const char *xfeature_names(uint64_t mask, char *buf, size_t len);
-int host_check_xfeatures(uint64_t need, const char *whose);
 /* cpuid flags of instruction sets (leaf 1 ECX, leaf 7 EBX, ECX), only the ones user code picks */
 #define HOST_CPU_WORDS 3
 void host_cpu_flags(uint32_t w[HOST_CPU_WORDS]);
-int host_check_cpu_flags(const uint32_t need[HOST_CPU_WORDS], const char *whose);
-int host_check_kernel(uint64_t uffd_features); /* clone3; userfaultfd with these features (0: none) */
+/* What a tree's CPU may use (xsave components, instruction sets: whose
+ * they are, for the message) and the kernel features the restore uses:
+ * clone3, userfaultfd with these features (0: none) */
+int host_check_tree(uint64_t xfeatures, const uint32_t cpu[HOST_CPU_WORDS], uint64_t uffd_features,
+		    const char *whose);
 int host_check_memory(uint64_t need_bytes, const char *what);
 int host_check_disk(const char *dir, uint64_t need_bytes);
 /* XSTATE_BV of every dumped thread, or'ed */

@@ -14,7 +14,8 @@
  *   4  between RESUMED and COMMIT: expect_commit() (NET_FRAMES, the packets
  *      the source's network lock kept, checked; nothing is delivered)
  * Nothing may crash, leak or read out of bounds; refusals are expected.
- * The static functions are reached by including src/migrate/dest.c.
+ * The static functions are reached by including src/migrate/dest.c;
+ * handle_start() is dest-start.c's (dest-int.h).
  *   tests/fuzz/build.sh [SECONDS]      builds and runs every target
  */
 #include "../../src/migrate/dest.c"
@@ -82,7 +83,7 @@ static void session_done(struct dsess *s)
 	json_decref(s->prep_stats);
 	/* what handle_start() reserved for a store mode (or a fuzzed START
 	 * would find the host full after a few runs) */
-	store_reserved -= s->reserved;
+	dst_unreserve(s);
 	net_chan_close(s->ctl);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
