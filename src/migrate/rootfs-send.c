@@ -256,7 +256,8 @@ static int run(struct rfs_sender *s)
 			/* the writers again, now that every directory is watched */
 			snd_working_set_paths(s);
 			s->pre_writers = xrealloc(s->pre_writers, (s->n_pre_writers + s->n_writers + 1) * sizeof(*s->pre_writers));
-			memcpy(s->pre_writers + s->n_pre_writers, s->writers, s->n_writers * sizeof(*s->writers));
+			if (s->n_writers) /* none: writers may be NULL, not a source for memcpy */
+				memcpy(s->pre_writers + s->n_pre_writers, s->writers, s->n_writers * sizeof(*s->writers));
 			s->n_pre_writers += s->n_writers;
 			s->t_prewalked = clock_ns();
 			r = mig_send_empty(s->c, RFS_T_PREWALK_END);
