@@ -139,7 +139,8 @@ struct mem_lazy {
 	uint64_t total;            /* lazy pages of the original spaces */
 	/* stats */
 	_Atomic uint64_t pages[_MEM_FROM_MAX];
-	_Atomic uint64_t faults, faults_remote, zero_pages, forks, removes, unmaps, remaps, eexist, absent;
+	_Atomic uint64_t faults, faults_remote, zero_pages, forks, removes, unmaps, remaps, eexist, absent,
+		local_fallbacks;
 	uint64_t reaped;           /* forks that ended, freed (uffd thread only) */
 	uint64_t last_reap_ns;
 	struct mem_hist hist;
@@ -958,6 +959,7 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 			 * still holds it, and its reply waits for the event to be
 			 * read (by us, next) on the fault channel's thread */
 			dm_error_clear();
+			atomic_fetch_add(&l->local_fallbacks, 1);
 			pr_info("process %u: the local page %#" PRIx64 " met an address-space event queued: "
 				"asked of the source",
 				mm->space, a);
@@ -1411,6 +1413,7 @@ void mem_lazy_get_stats(struct mem_lazy *l, struct mem_lazy_stats *ret)
 		ret->pages[i] = atomic_load(&l->pages[i]);
 	ret->faults = atomic_load(&l->faults);
 	ret->faults_remote = atomic_load(&l->faults_remote);
+	ret->local_fallbacks = atomic_load(&l->local_fallbacks);
 	ret->zero_pages = atomic_load(&l->zero_pages);
 	ret->absent = atomic_load(&l->absent);
 	ret->forks = atomic_load(&l->forks);

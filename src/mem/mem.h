@@ -261,6 +261,9 @@ struct mem_lazy_stats {
 	uint64_t pages[_MEM_FROM_MAX]; /* installed, by origin */
 	uint64_t faults;               /* page fault events */
 	uint64_t faults_remote;        /* of which asked of the remote side */
+	uint64_t local_fallbacks;      /* of those, pages the local store had, asked of the remote side
+					* because an address-space event was queued (the uffd thread
+					* never waits for one: it reads them) */
 	uint64_t zero_pages;           /* faults outside the page map */
 	uint64_t absent;               /* lazy pages the source said hold no data */
 	uint64_t forks, removes, unmaps, remaps;

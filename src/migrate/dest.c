@@ -577,6 +577,7 @@ static json_t *mem_stats(struct dsess *s)
 		json_object_set_new(j, "pages_local", json_integer((json_int_t)st.pages[MEM_FROM_LOCAL]));
 		json_object_set_new(j, "faults", json_integer((json_int_t)st.faults));
 		json_object_set_new(j, "faults_remote", json_integer((json_int_t)st.faults_remote));
+		json_object_set_new(j, "local_fallbacks", json_integer((json_int_t)st.local_fallbacks));
 		json_object_set_new(j, "zero_pages", json_integer((json_int_t)st.zero_pages));
 		json_object_set_new(j, "pages_absent", json_integer((json_int_t)st.absent));
 		json_object_set_new(j, "vma_fixes", json_integer((json_int_t)s->vma_fixes));

@@ -810,9 +810,9 @@ test_local_fault_event() {
 		why=$(grep -m1 BAD "$log")
 	elif [[ -z $held ]] || ! grep -q "the local page $held met an address-space event queued: asked of the source" "$WORK/dmigrated.log"; then
 		why="the held fault (page ${held:-?}) was not asked of the source"
-	elif ! jq -e '.ok and .pages_local > 0 and .destination.faults_remote > 0 and .destination.removes > 0' \
-		"$WORK/stats.json" >/dev/null 2>&1; then
-		why="stats: $(jq -c '{ok, pages_local, faults_remote: .destination.faults_remote, removes: .destination.removes}' "$WORK/stats.json" 2>/dev/null)"
+	elif ! jq -e '.ok and .pages_local > 0 and .destination.faults_remote > 0 and .destination.removes > 0 and
+		.destination.local_fallbacks > 0' "$WORK/stats.json" >/dev/null 2>&1; then
+		why="stats: $(jq -c '{ok, pages_local, faults_remote: .destination.faults_remote, removes: .destination.removes, local_fallbacks: .destination.local_fallbacks}' "$WORK/stats.json" 2>/dev/null)"
 	else
 		log "$t: page $held asked of the source; $(jq -c '{pages_local, pages_on_demand, faults_remote: .destination.faults_remote, removes: .destination.removes, total_ms}' "$WORK/stats.json")"
 	fi
