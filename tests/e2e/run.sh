@@ -42,7 +42,10 @@
 #                  demo's C program: working-set checksum, whole memory checked
 #                  in the background) migrates from a to b in each mode, goes
 #                  on from where it was (counter, host name changes, memory
-#                  checks stay ok, one whole pass in b), nothing is left on a
+#                  checks stay ok, one whole pass in b), its /proc/PID/cmdline
+#                  in b reads as in a once migrate has returned (its stack's
+#                  arguments: in post-copy every page is in then), nothing is
+#                  left on a
 #   zdtm/MODE/T    every zdtm program migrated by tests/zdtm/run.sh in MODE,
 #                  checked by the program's own verdict: all of them in
 #                  post-copy (the lazy restore, the page server); in pre-copy,
@@ -433,7 +436,7 @@ test_auth() {
 }
 
 test_workload() {	# WORKLOAD MODE
-	local t=work/$1/$2 before c dest
+	local t=work/$1/$2 before c dest args
 	selected "$t" || return 0
 	if ! start_workload "$1"; then
 		result FAIL "$t" "the workload did not start"
@@ -441,6 +444,7 @@ test_workload() {	# WORKLOAD MODE
 	fi
 	sleep 0.5
 	before=$(last_report)
+	args=$(tr '\0' ' ' <"/proc/$WL_PID/cmdline")
 	if ! migrate "$2"; then
 		result FAIL "$t" "migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
 		return
@@ -456,11 +460,15 @@ test_workload() {	# WORKLOAD MODE
 		result FAIL "$t" "the source process $WL_PID is still there"
 	elif ! dest=$(host_pid b "$WL_NS"); then
 		result FAIL "$t" "no process $WL_NS in b"
+	elif [[ $(tr '\0' ' ' <"/proc/$dest/cmdline") != "$args" ]]; then
+		# its arguments (in its stack, restored lazily in post-copy: every
+		# page is in once migrate has returned) read as they did in a
+		result FAIL "$t" "its arguments in b read '$(tr '\0' ' ' <"/proc/$dest/cmdline")', not '$args'"
 	elif ! jq -e '.ok and .downtime_ms != null and .total_ms != null' "$WORK/stats.json" >/dev/null 2>&1 &&
 		! python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["ok"] and j["downtime_ms"] is not None else 1)' "$WORK/stats.json"; then
 		result FAIL "$t" "stats incomplete"
 	else
-		log "$t: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("downtime %.0f ms total %.0f ms" % (j["downtime_ms"], j["total_ms"]))' "$WORK/stats.json")"
+		log "$t: $(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("downtime %.0f ms total %.0f ms" % (j["downtime_ms"], j["total_ms"]))' "$WORK/stats.json"); in b: ${args:0:60}"
 		result PASS "$t"
 	fi
 	stop_workload
