@@ -367,6 +367,10 @@ t_mig_python_1() {
 		"$WORK/stats-dk-mpy.json" >/dev/null ||
 		{ result FAIL "$t" "pre-send: $(jq -c '[.eager_presend, .destination.pages_local, .restore.store_wait_ms]' "$WORK/stats-dk-mpy.json")"; return 1; }
 	wait_until 30 eval '[[ $(dk_in b docker logs dk-mpy 2>/dev/null | wc -l) -gt 20 ]]' || { result FAIL "$t" "memtouch does not go on in b: $(dk_in b docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
+	# its arguments (in its stack, moved lazily) read right in b's ps once
+	# migrate has returned
+	out=$(dk_in b docker top dk-mpy -o pid,args 2>&1 | tail -n +2 | sed 's/^ *[0-9]* *//')
+	[[ $out == "/usr/bin/python3 /opt/dm/memtouch.py" ]] || { result FAIL "$t" "docker top in b: '$out'"; return 1; }
 	dk_in b docker kill -s USR1 dk-mpy >/dev/null || { result FAIL "$t" "docker kill -s USR1 in b"; return 1; }
 	wait_until 60 eval 'dk_in b docker logs dk-mpy 2>&1 | grep -q -e "^VERIFIED" -e BAD' || { result FAIL "$t" "no verdict: $(dk_in b docker logs dk-mpy 2>&1 | tail -n 2)"; return 1; }
 	out=$(dk_in b docker logs dk-mpy 2>&1 | grep -e "^VERIFIED" -e BAD)
