@@ -232,14 +232,8 @@ static uint64_t tree_anon_bytes(pid_t root, unsigned *ret_n)
  * overflow it, and it refuses them in the memory phase (0: not forged). */
 static uint64_t forged_mem_bytes(void)
 {
-	const char *v = getenv("DMIGRATE_TEST_FORGE_MEM_BYTES");
-	unsigned long long n;
-	char *end;
-	if (!v || !*v)
-		return 0;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	return errno || *end ? 0 : (uint64_t)n;
+	unsigned long n;
+	return parse_ulong(getenv("DMIGRATE_TEST_FORGE_MEM_BYTES"), &n) < 0 ? 0 : (uint64_t)n;
 }
 
 /* Tests: DMIGRATE_TEST_FORGE_XCR0=HEX claims xsave components this CPU may
@@ -1166,20 +1160,18 @@ static void drain_presend(struct src *s)
  * Then the pre-sent memory acknowledged (drain_presend). */
 static int ph_ready(struct src *s)
 {
-	Dm__MigReply *rep = NULL;
-	if (!s->ready_later) {
-		drain_presend(s);
-		return 0;
+	if (s->ready_later) {
+		Dm__MigReply *rep = NULL;
+		atomic_store(&s->phase, "the destination starts the container");
+		mig_watchdog_arm(&s->wd, "the destination to start the container", MIG_WAIT_DOCKER_ACCEPT_MS);
+		int r = expect_reply(s, MIG_T_READY, &rep);
+		mig_watchdog_arm(&s->wd, NULL, 0);
+		if (r < 0)
+			return r;
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		s->t_ready = clock_ns();
+		mig_test_point("src-ready");
 	}
-	atomic_store(&s->phase, "the destination starts the container");
-	mig_watchdog_arm(&s->wd, "the destination to start the container", MIG_WAIT_DOCKER_ACCEPT_MS);
-	int r = expect_reply(s, MIG_T_READY, &rep);
-	mig_watchdog_arm(&s->wd, NULL, 0);
-	if (r < 0)
-		return r;
-	protobuf_c_message_free_unpacked(&rep->base, NULL);
-	s->t_ready = clock_ns();
-	mig_test_point("src-ready");
 	drain_presend(s);
 	return 0;
 }
