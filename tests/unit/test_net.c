@@ -1447,22 +1447,33 @@ static bool readable(int fd, int ms)
  * connection by inode, the lock stops its bytes, the unlock lets the
  * retransmission through.  Exit status: the failed step, 0 if all is well.
  */
+/* In a child: a network namespace of its own with lo up.  0, or the
+ * child's exit status: 77 (no namespace here: skip), 2, 3. */
+static int netns_lo_up(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	int io = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
+		return 2;
+	ifr.ifr_flags |= IFF_UP;
+	int r = ioctl(io, SIOCSIFFLAGS, &ifr) < 0 ? 3 : 0;
+	close(io);
+	return r;
+}
+
 static int netlock_child(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);
-	struct ifreq ifr = { .ifr_name = "lo" };
 	struct stat st;
 	char buf[8];
 
-	if (unshare(CLONE_NEWNET) < 0)
-		return 77;
-	int io = socket(AF_INET, SOCK_DGRAM, 0);
-	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
-		return 2;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
-		return 3;
+	int up = netns_lo_up();
+	if (up)
+		return up;
 	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al) ||
 	    connect(c, (struct sockaddr *)&a, al))
@@ -1536,16 +1547,10 @@ static int diag_states_child(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);
-	struct ifreq ifr = { .ifr_name = "lo" };
 
-	if (unshare(CLONE_NEWNET) < 0)
-		return 77;
-	int io = socket(AF_INET, SOCK_DGRAM, 0);
-	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
-		return 2;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
-		return 3;
+	int up = netns_lo_up();
+	if (up)
+		return up;
 	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al) ||
 	    connect(c, (struct sockaddr *)&a, al) || accept(l, NULL, NULL) < 0)
@@ -1598,17 +1603,11 @@ static int diag_shared_child(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);
-	struct ifreq ifr = { .ifr_name = "lo" };
 	int c[DIAG_CONNS], s[DIAG_CONNS];
 
-	if (unshare(CLONE_NEWNET) < 0)
-		return 77;
-	int io = socket(AF_INET, SOCK_DGRAM, 0);
-	if (io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
-		return 2;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
-		return 3;
+	int up = netns_lo_up();
+	if (up)
+		return up;
 	int l = socket(AF_INET, SOCK_STREAM, 0);
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, DIAG_CONNS) ||
 	    getsockname(l, (struct sockaddr *)&a, &al))
@@ -1777,19 +1776,15 @@ static int netlock_opener_child(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);
-	struct ifreq ifr = { .ifr_name = "lo" };
 	struct netlock_opener *o = NULL;
 	char buf[8];
 
-	if (unshare(CLONE_NEWNET) < 0)
-		return 77;
+	int up = netns_lo_up();
+	if (up)
+		return up;
 	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	int io = socket(AF_INET, SOCK_DGRAM, 0);
-	if (home < 0 || io < 0 || ioctl(io, SIOCGIFFLAGS, &ifr) < 0)
+	if (home < 0)
 		return 2;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(io, SIOCSIFFLAGS, &ifr) < 0)
-		return 3;
 	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al) ||
 	    connect(c, (struct sockaddr *)&a, al))
