@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -423,6 +424,19 @@ int test_read_all(int fd, void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+void test_listener_accepts(int l, const struct sockaddr *a, unsigned al)
+{
+	char buf[2];
+	int c = socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, a, al))
+		fail_errno("connect to the restored listener");
+	int x = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (x < 0 || test_write_all(c, "hi", 2) || test_read_all(x, buf, 2) || memcmp(buf, "hi", 2))
+		fail("the restored listener's new connection does not work");
+	close(x);
+	close(c);
 }
 
 pid_t test_waitpid(pid_t pid, int *status, int options)

@@ -103,6 +103,11 @@ size_t test_check(const void *p, size_t len, uint64_t seed);
 int test_write_all(int fd, const void *buf, size_t len);
 int test_read_all(int fd, void *buf, size_t len);
 
+/* A listener (l, its address a/al) still accepts: a new connection to it
+ * carries bytes; fail()s if not. */
+struct sockaddr;
+void test_listener_accepts(int l, const struct sockaddr *a, unsigned al);
+
 /* waitpid() restarted on EINTR. */
 pid_t test_waitpid(pid_t pid, int *status, int options);
 

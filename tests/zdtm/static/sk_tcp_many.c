@@ -37,6 +37,15 @@ static size_t words(int i, char side, char *buf, size_t size)
 	return (size_t)snprintf(buf, size, "%c%03d:%.*s|", side, i, i % 23, "abcdefghijklmnopqrstuvw");
 }
 
+/* fd, an end of connection i, writes its side's words */
+static void say(int fd, int i, char side, const char *when)
+{
+	char buf[64];
+	size_t n = words(i, side, buf, sizeof(buf));
+	if (test_write_all(fd, buf, n))
+		fail_errno("connection %d: %s write%s", i, side == 'c' ? "client" : "server", when);
+}
+
 static void expect(int fd, int i, char side, const char *when)
 {
 	char want[64], got[64];
@@ -50,7 +59,6 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);
-	char buf[64];
 
 	test_init(argc, argv);
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -70,12 +78,8 @@ int main(int argc, char **argv)
 			fail("connection %d: accepted another client's connection", i);
 		timeouts(cli[i]);
 		timeouts(srv[i]);
-		size_t n = words(i, 'c', buf, sizeof(buf));
-		if (test_write_all(cli[i], buf, n))
-			fail_errno("connection %d: client write", i);
-		n = words(i, 's', buf, sizeof(buf));
-		if (test_write_all(srv[i], buf, n))
-			fail_errno("connection %d: server write", i);
+		say(cli[i], i, 'c', "");
+		say(srv[i], i, 's', "");
 	}
 	test_msg("%d connections, each end with bytes queued", CONNS);
 
@@ -87,22 +91,13 @@ int main(int argc, char **argv)
 		expect(cli[i], i, 's', "before the checkpoint");
 	}
 	for (int i = 0; i < CONNS; i++) {
-		size_t n = words(i, 's', buf, sizeof(buf));
-		if (test_write_all(srv[i], buf, n))
-			fail_errno("connection %d: server write after restore", i);
-		n = words(i, 'c', buf, sizeof(buf));
-		if (test_write_all(cli[i], buf, n))
-			fail_errno("connection %d: client write after restore", i);
+		say(srv[i], i, 's', " after restore");
+		say(cli[i], i, 'c', " after restore");
 	}
 	for (int i = 0; i < CONNS; i++) {
 		expect(cli[i], i, 's', "after restore");
 		expect(srv[i], i, 'c', "after restore");
 	}
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, al))
-		fail_errno("connect to the restored listener");
-	int x = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (x < 0 || test_write_all(c, "hi", 2) || test_read_all(x, buf, 2) || memcmp(buf, "hi", 2))
-		fail("the restored listener's new connection does not work");
+	test_listener_accepts(l, (struct sockaddr *)&a, al);
 	pass();
 }

@@ -182,11 +182,6 @@ int main(int argc, char **argv)
 	test_reap_ok(pid, "child");
 
 	/* the listener, restored before the connection on its port, accepts */
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&a, al))
-		fail_errno("connect to the restored listener");
-	int x = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	if (x < 0 || test_write_all(c, "hi", 2) || test_read_all(x, buf, 2) || memcmp(buf, "hi", 2))
-		fail("the restored listener's new connection does not work");
+	test_listener_accepts(l, (struct sockaddr *)&a, al);
 	pass();
 }
