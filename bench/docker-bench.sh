@@ -48,6 +48,10 @@
 #   dmigrate-earlybulk  the same with the whole push begun while the
 #                destination restores (DMIGRATE_TEST_EARLY_BULK=1), not only
 #                the working set
+#   dmigrate-punchnow  the same to a destination that gives each page of
+#                its store back to the kernel as it installs it, not in
+#                batches (DMIGRATE_STORE_PUNCH_PAGES=1 in a second dmigrated
+#                of host b, port 7071)
 #   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
@@ -243,29 +247,37 @@ v_docker_checkpoint() {
 }
 
 DMIG_UP=0
+DMIGD_PORTS=" "
 ADDR_B=
-# once: the runtime registered in b, a dmigrated there
+# once: the runtime registered in b; then a dmigrated there per port: 7070
+# (the default) and any other a variant asks for (V_PORT, with V_DEST_ENV
+# in its environment: a destination's knob, alternated in one run)
 dmig_up() {
-	local bin
-	((DMIG_UP)) && return 0
+	local bin port=${V_PORT:-7070}
 	bin=$(dirname "$DM")
-	"$DM" keygen "$WORK/key" >/dev/null || return 1
-	dk_in b "$DM" setup --runtime "$bin/dmigrate-runc" >&2 || return 1
-	ADDR_B=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^b.addr=//p')
-	"$DM" testhost spawn --prefix "$DK_PREFIX" --log "$WORK/dmigrated.log" b -- \
-		env PATH=/usr/sbin:/usr/bin:/sbin:/bin ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} \
-		"$bin/src/daemon/dmigrated" --listen "$ADDR_B:7070" \
-		--key "$WORK/key" --ready-file "$WORK/dmigrated.ready" >/dev/null || return 1
-	for ((i = 0; i < 300; i++)); do [[ -e $WORK/dmigrated.ready ]] && break; sleep 0.1; done
-	[[ -e $WORK/dmigrated.ready ]] || return 1
-	DMIG_UP=1
+	if ((!DMIG_UP)); then
+		"$DM" keygen "$WORK/key" >/dev/null || return 1
+		dk_in b "$DM" setup --runtime "$bin/dmigrate-runc" >&2 || return 1
+		ADDR_B=$("$DM" testhost info --prefix "$DK_PREFIX" | sed -n 's/^b.addr=//p')
+		DMIG_UP=1
+	fi
+	[[ $DMIGD_PORTS == *" $port "* ]] && return 0
+	rm -f "$WORK/dmigrated-$port.ready"
+	# shellcheck disable=SC2086 # V_DEST_ENV: words NAME=VALUE
+	"$DM" testhost spawn --prefix "$DK_PREFIX" --log "$WORK/dmigrated-$port.log" b -- \
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} ${V_DEST_ENV:-} \
+		"$bin/src/daemon/dmigrated" --listen "$ADDR_B:$port" \
+		--key "$WORK/key" --ready-file "$WORK/dmigrated-$port.ready" >/dev/null || return 1
+	for ((i = 0; i < 300; i++)); do [[ -e $WORK/dmigrated-$port.ready ]] && break; sleep 0.1; done
+	[[ -e $WORK/dmigrated-$port.ready ]] || return 1
+	DMIGD_PORTS+="$port "
 }
 
 v_dmigrate() {
 	local w=$1 n=$2 r=$3 t0 t1 out
 	dmig_up || { V_ERR="dmigrate setup or dmigrated in b failed"; return 1; }
 	t0=$(now_ms)
-	out=$(dk_in a "$DM" migrate "docker:$n" --to "$ADDR_B:7070" --key "$WORK/key" --mode "${V_MODE:-post-copy}" \
+	out=$(dk_in a "$DM" migrate "docker:$n" --to "$ADDR_B:${V_PORT:-7070}" --key "$WORK/key" --mode "${V_MODE:-post-copy}" \
 		--keep-source --stats "$WORK/mig-stats.json" 2>&1) || { V_ERR="dmigrate migrate: $out"; return 1; }
 	t1=$(now_ms)
 	V_HOST=b
@@ -294,6 +306,11 @@ v_dmigrate_latepush() {
 v_dmigrate_earlybulk() {
 	local DMIGRATE_TEST_EARLY_BULK=1 V_NAME=dmigrate-earlybulk
 	export DMIGRATE_TEST_EARLY_BULK
+	v_dmigrate "$@"
+}
+
+v_dmigrate_punchnow() {
+	local V_PORT=7071 V_DEST_ENV="DMIGRATE_STORE_PUNCH_PAGES=1" V_NAME=dmigrate-punchnow
 	v_dmigrate "$@"
 }
 

@@ -1314,11 +1314,13 @@ int mem_lazy_start(struct mem_lazy *l)
 	if (r < 0)
 		return r;
 	l->uffd_started = true;
+	pthread_setname_np(l->uffd_thread, "dm-uffd"); /* in traces and top -H */
 	if (l->o.push_local && l->o.ops.local) {
 		r = -pthread_create(&l->push_thread, NULL, push_thread, l);
 		if (r < 0)
 			return r;
 		l->push_started = true;
+		pthread_setname_np(l->push_thread, "dm-lpush"); /* in traces and top -H */
 	}
 	return 0;
 }

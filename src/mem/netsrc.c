@@ -408,18 +408,21 @@ int mem_netsrc_start(struct mem_netsrc *n)
 		if (r < 0)
 			return r;
 		n->fault_started = true;
+		pthread_setname_np(n->fault_thread, "dm-fault"); /* in traces and top -H */
 	}
 	if (n->bulk) {
 		r = -pthread_create(&n->bulk_thread, NULL, bulk_thread, n);
 		if (r < 0)
 			return r;
 		n->bulk_started = true;
+		pthread_setname_np(n->bulk_thread, "dm-bulk"); /* in traces and top -H */
 	}
 	if (n->fault && n->bulk) {
 		r = -pthread_create(&n->pull_thread, NULL, pull_thread, n);
 		if (r < 0)
 			return r;
 		n->pull_started = true;
+		pthread_setname_np(n->pull_thread, "dm-pull"); /* in traces and top -H */
 	}
 	return 0;
 }

@@ -710,12 +710,14 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 		if (r < 0)
 			return r;
 		s->push_started = true;
+		pthread_setname_np(s->push_thread, "dm-push"); /* in traces and top -H */
 	}
 	if (fault && !s->fault_started) {
 		r = -pthread_create(&s->fault_thread, NULL, fault_thread, s);
 		if (r < 0)
 			return r;
 		s->fault_started = true;
+		pthread_setname_np(s->fault_thread, "dm-pagesrv"); /* in traces and top -H */
 	}
 	return 0;
 }

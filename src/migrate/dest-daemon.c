@@ -304,6 +304,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 				free(cur);
 				continue;
 			}
+			pthread_setname_np(cur->thread, "dm-session");
 			sess[n_sess++] = cur;
 			continue;
 		}
