@@ -655,7 +655,7 @@ static long install_local(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 		if (r < 0)
 			return r;
 		if (l->o.ops.local_done)
-			l->o.ops.local_done(l->o.ops.ctx, mm->space, a, run);
+			l->o.ops.local_done(l->o.ops.ctx, mm->space, a, run, wait);
 		got += run;
 		i += run;
 	}

@@ -179,8 +179,10 @@ const void *mem_store_page(struct mem_store *s, uint32_t space, uint64_t addr, u
 /* Forget a page (it was dirtied after it was stored). */
 void mem_store_drop(struct mem_store *s, uint32_t space, uint64_t addr);
 uint64_t mem_store_pages(const struct mem_store *s);
-/* Give memory back once pages are installed (punches the holes). */
-void mem_store_release(struct mem_store *s, uint32_t space, uint64_t addr, uint32_t npages);
+/* Pages were installed: their slots are given back to the kernel in batches
+ * (holes punched), by a caller that may take the time (may_punch: not the
+ * fault path). */
+void mem_store_release(struct mem_store *s, uint32_t space, uint64_t addr, uint32_t npages, bool may_punch);
 
 /* ---- mem_lazy: the destination's userfaultfd handler -------------------- */
 
@@ -196,8 +198,9 @@ struct mem_lazy_ops {
 	/* A local copy of a page (mem_store, image files), or NULL.  *ret_run as
 	 * in mem_store_page().  NULL function: no local source. */
 	const void *(*local)(void *ctx, uint32_t space, uint64_t addr, uint32_t max_run, uint32_t *ret_run);
-	/* Pages of a run were installed from local() (mem_store_release). */
-	void (*local_done)(void *ctx, uint32_t space, uint64_t addr, uint32_t npages);
+	/* Pages of a run were installed from local() (mem_store_release);
+	 * background: not by the uffd thread, which must not be held up. */
+	void (*local_done)(void *ctx, uint32_t space, uint64_t addr, uint32_t npages, bool background);
 	void *ctx;
 };
 

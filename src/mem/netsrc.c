@@ -95,11 +95,11 @@ static const void *local(void *ctx, uint32_t space, uint64_t addr, uint32_t max_
 	return n->store ? mem_store_page(n->store, space, addr, max_run, ret_run) : NULL;
 }
 
-static void local_done(void *ctx, uint32_t space, uint64_t addr, uint32_t npages)
+static void local_done(void *ctx, uint32_t space, uint64_t addr, uint32_t npages, bool background)
 {
 	struct mem_netsrc *n = ctx;
 	if (n->store)
-		mem_store_release(n->store, space, addr, npages);
+		mem_store_release(n->store, space, addr, npages, background);
 }
 
 void mem_netsrc_ops(struct mem_netsrc *n, struct mem_lazy_ops *ret)

@@ -18,8 +18,10 @@
  * punched page by page (as installed) it cost as much as the install itself
  * (~70 us a call against ~60 for the UFFDIO_COPY of a run, traced), on the
  * CPUs the restored tree needs right after its resume.  A slot is never
- * handed out again, so a released one can wait; the store keeps at most
- * that much beyond what it holds.  DMIGRATE_STORE_PUNCH_PAGES=N sets the
+ * handed out again, so a released one can wait; the store keeps that much
+ * beyond what it holds, more only while the uffd thread alone installs (the
+ * punch is left to the background install, and made without the lock: a
+ * 16 MiB punch under it held a fault's lookup for its duration).  DMIGRATE_STORE_PUNCH_PAGES=N sets the
  * batch (1: punched as installed, as before; bench/docker-bench.sh
  * compares them).
  */
@@ -266,25 +268,24 @@ static int cmp_run(const void *a, const void *b)
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
-/* write lock held: every released slot back to the kernel, runs merged */
-static void punch_holes(struct mem_store *s)
+/* Every released slot of holes[] back to the kernel, runs merged; no lock
+ * held: released slots are never handed out or read again. */
+static void punch_holes(struct mem_store *s, struct slot_run *holes, size_t n_holes)
 {
-	if (!s->n_holes)
+	if (!n_holes)
 		return;
-	qsort(s->holes, s->n_holes, sizeof(*s->holes), cmp_run);
-	struct slot_run cur = s->holes[0];
-	for (size_t i = 1; i <= s->n_holes; i++) {
-		if (i < s->n_holes && s->holes[i].first == cur.first + cur.n) {
-			cur.n += s->holes[i].n;
+	qsort(holes, n_holes, sizeof(*holes), cmp_run);
+	struct slot_run cur = holes[0];
+	for (size_t i = 1; i <= n_holes; i++) {
+		if (i < n_holes && holes[i].first == cur.first + cur.n) {
+			cur.n += holes[i].n;
 			continue;
 		}
 		fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, cur.first * DM_PAGE_SIZE,
 			  cur.n * DM_PAGE_SIZE);
-		if (i < s->n_holes)
-			cur = s->holes[i];
+		if (i < n_holes)
+			cur = holes[i];
 	}
-	s->n_holes = 0;
-	s->hole_pages = 0;
 }
 
 /* write lock held */
@@ -304,13 +305,13 @@ static void add_hole(struct mem_store *s, uint64_t first, uint64_t n)
 		s->holes[s->n_holes++] = (struct slot_run){ first, n };
 	}
 	s->hole_pages += n;
-	if (s->hole_pages >= s->punch_pages)
-		punch_holes(s);
 }
 
-void mem_store_release(struct mem_store *s, uint32_t space, uint64_t addr, uint32_t npages)
+void mem_store_release(struct mem_store *s, uint32_t space, uint64_t addr, uint32_t npages, bool may_punch)
 {
 	uint64_t first = UINT64_MAX, n = 0;
+	struct slot_run *batch = NULL;
+	size_t n_batch = 0;
 
 	pthread_rwlock_wrlock(&s->lock);
 	for (uint32_t i = 0; i <= npages; i++) {
@@ -329,7 +330,18 @@ void mem_store_release(struct mem_store *s, uint32_t space, uint64_t addr, uint3
 			atomic_fetch_sub(&s->pages, 1);
 		}
 	}
+	if (may_punch && s->hole_pages >= s->punch_pages) {
+		/* the batch is ours; the punch runs unlocked (a fault's lookup
+		 * must not wait for it) */
+		batch = s->holes;
+		n_batch = s->n_holes;
+		s->holes = NULL;
+		s->n_holes = s->cap_holes = 0;
+		s->hole_pages = 0;
+	}
 	pthread_rwlock_unlock(&s->lock);
+	punch_holes(s, batch, n_batch);
+	free(batch);
 }
 
 uint64_t mem_store_pages(const struct mem_store *s)
