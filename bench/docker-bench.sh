@@ -52,6 +52,10 @@
 #                its store back to the kernel as it installs it, not in
 #                batches (DMIGRATE_STORE_PUNCH_PAGES=1 in a second dmigrated
 #                of host b, port 7071)
+#   dmigrate-addrorder  the same with the lazy memory's pre-send and the
+#                destination's background install in address order, not
+#                smallest area first (DMIGRATE_LAZY_ORDER=address in both:
+#                a third dmigrated of host b, port 7072)
 #   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
@@ -311,6 +315,12 @@ v_dmigrate_earlybulk() {
 
 v_dmigrate_punchnow() {
 	local V_PORT=7071 V_DEST_ENV="DMIGRATE_STORE_PUNCH_PAGES=1" V_NAME=dmigrate-punchnow
+	v_dmigrate "$@"
+}
+
+v_dmigrate_addrorder() {
+	local DMIGRATE_LAZY_ORDER=address V_PORT=7072 V_DEST_ENV="DMIGRATE_LAZY_ORDER=address" V_NAME=dmigrate-addrorder
+	export DMIGRATE_LAZY_ORDER
 	v_dmigrate "$@"
 }
 

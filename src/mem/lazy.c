@@ -1263,6 +1263,35 @@ static void *uffd_thread(void *arg)
 	return NULL;
 }
 
+static int cmp_region(const void *a, const void *b, void *arg)
+{
+	const struct lazy_mm *mm = arg;
+	const struct pageset_region *x = &mm->need.r[*(const size_t *)a];
+	const struct pageset_region *y = &mm->need.r[*(const size_t *)b];
+	if (x->npages != y->npages)
+		return x->npages < y->npages ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * The order the background install goes through an address space's lazy
+ * areas: smallest first, as the source's pre-send (mem/dirty.c,
+ * scan_order()): a program's own state is in its small areas, touched by
+ * every request, its data in the large ones.  DMIGRATE_LAZY_ORDER=address:
+ * in address order.
+ */
+static size_t *push_order(struct lazy_mm *mm)
+{
+	size_t *v = xcalloc(mm->need.n ? mm->need.n : 1, sizeof(*v));
+	for (size_t i = 0; i < mm->need.n; i++)
+		v[i] = i;
+	const char *o = getenv("DMIGRATE_LAZY_ORDER");
+	if (o && !strcmp(o, "address"))
+		return v;
+	qsort_r(v, mm->need.n, sizeof(*v), cmp_region, mm);
+	return v;
+}
+
 /* Installs every page the local source has, address space by address space. */
 static void *push_thread(void *arg)
 {
@@ -1287,8 +1316,9 @@ static void *push_thread(void *arg)
 		i++;
 		if (child)
 			continue;
-		for (size_t ri = 0; ri < mm->need.n && !atomic_load(&l->stop); ri++) {
-			const struct pageset_region *rg = &mm->need.r[ri];
+		_cleanup_free_ size_t *order = push_order(mm);
+		for (size_t oi = 0; oi < mm->need.n && !atomic_load(&l->stop); oi++) {
+			const struct pageset_region *rg = &mm->need.r[order[oi]];
 			for (uint64_t k = 0; k < rg->npages && !atomic_load(&l->stop) && !atomic_load(&mm->gone);
 			     k += MEM_FRAME_PAGES_MAX) {
 				uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);

@@ -312,9 +312,9 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
  * A Docker container then starts at the destination, for 0.5 s or more,
  * and the link would be idle until READY: the lazy memory goes meanwhile
  * into the same store (MigStart.store_lazy), the pages not written since
- * START first in address order (those written are the working set, pushed
- * first after the freeze, and would likely be written again), until READY
- * comes.  The destination installs them from its store after the resume
+ * START, smallest area first (mem/dirty.c, scan_order(); those written
+ * are the working set, pushed first after the freeze, and would likely be
+ * written again), until READY comes.  The destination installs them from its store after the resume
  * and serves a fault from it; the freeze's scan gives those written since
  * (the DIRTY list: their copies dropped there).  The pre-send stops at
  * READY and costs no time: what went need not go after.  The freeze waits
