@@ -379,6 +379,8 @@ v_dmigrate() {
 	t1=$(now_ms)
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
+	# the whole --stats of every run, kept with --keep
+	cp "$WORK/stats.json" "$WORK/stats-$id.json" 2>/dev/null
 	V_DETAIL=$(jq -c "$STATS_JQ" "$WORK/stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
 # what the method's detail keeps of dmigrate's --stats: where the time went
