@@ -126,6 +126,15 @@ enum { SRC_RUNNING, SRC_COMMITTING, SRC_ABORTING };
 
 /* A line of the display (and of the log at info level). */
 _printf_(2, 3) void src_say(struct src *s, const char *fmt, ...);
+/* ms from the start to t (-1: never) */
+double src_ms_since(const struct src *s, uint64_t t);
+/* bytes over every channel so far, both ways */
+uint64_t src_bytes_moved(const struct src *s);
+
+/* ---- source-stats.c ----------------------------------------------------- */
+
+/* --stats: what the migration did (err: its outcome) */
+json_t *src_build_stats(struct src *s, int err);
 
 /* ---- source-mem.c ------------------------------------------------------- */
 
