@@ -1298,9 +1298,9 @@ static void *push_thread(void *arg)
 	struct mem_lazy *l = arg;
 	size_t i = 0;
 
-	/* tests: not yet (a local fault must find its page not installed; the
-	 * puller, mem/netsrc.c, waits too) */
-	dm_test_point("dst-lazy-push");
+	/* tests: not yet (a local fault must find its page not installed; a
+	 * page the puller skips for being in the store must still be there) */
+	dm_test_point("dst-local-push");
 
 	while (!atomic_load(&l->stop)) {
 		struct lazy_mm *mm = NULL;

@@ -94,6 +94,9 @@
 #                  event queued, which only that uffd thread reads): the
 #                  page is asked of the source, the migration completes,
 #                  every page is right
+#   mem/pull-skips-store  hybrid of cprog with b's local pusher held until
+#                  its puller has run: the pages of b's store are installed
+#                  from it, not asked of the source again; every page right
 #   mem/eager-presend  post-copy (its writes tracked) of a program writing
 #                  4 of the 16 pages of its data segment every millisecond
 #                  (lib/datawrite.c): the 16 went before
@@ -754,7 +757,8 @@ test_chase() {
 # of the tree freeing memory, as a thread's exit frees its stack: REMOVE)
 # makes every install fail with EAGAIN until that same thread reads it, so it
 # must not wait there (598a386: it did, and waited for itself for good).
-# lib/localfault.c migrates in hybrid; b holds its push (dst-lazy-push) and
+# lib/localfault.c migrates in hybrid; b holds its push (dst-local-push,
+# dst-pull) and
 # its first local fault, read but not installed (dst-lazy-local-fault); the
 # tree's other thread then drops its scratch pages with MADV_DONTNEED and
 # waits in the kernel for the event to be read; then both go on.  The page
@@ -771,7 +775,7 @@ test_local_fault_event() {
 	rm -rf "$marks" "$trig".*
 	mkdir -p "$marks"
 	: >"$log"
-	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-lazy-push,dst-lazy-local-fault DMIGRATE_TEST_MARK="$marks" \
+	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-local-push,dst-pull,dst-lazy-local-fault DMIGRATE_TEST_MARK="$marks" \
 		DMIGRATE_TEST_PAUSE_MS=30000; then
 		result FAIL "$t" "dmigrated did not start"
 		start_daemon
@@ -798,7 +802,7 @@ test_local_fault_event() {
 				why="the tree's MADV_DONTNEED queued no event in 10 s (wchan: $(cat /proc/"$pid"/task/*/wchan 2>/dev/null | tr '\n' ' '))"
 		fi
 	fi
-	touch "$marks/dst-lazy-local-fault.go" "$marks/dst-lazy-push.go"
+	touch "$marks/dst-lazy-local-fault.go" "$marks/dst-local-push.go" "$marks/dst-pull.go"
 	if ! wait_until 30 job_done "$MPID"; then
 		why=${why:-"the migration did not complete within 30 s of the release (b's uffd thread waits for the event it should read?): $(tail -n 2 "$log" | tr '\n' ' ')"}
 		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
@@ -827,6 +831,72 @@ test_local_fault_event() {
 	verdict "$t" "$why"
 	stop_workload
 	rm -f "$trig".*
+	start_daemon
+}
+
+# mem/pull-skips-store: once the source's push has ended, b's puller asks
+# for every page still missing; a page b's store holds is the local
+# pusher's to install, and asked of the source too it crossed the link twice
+# (the whole store, when the local pusher was slower than the source's push).
+# cprog's 64 MiB migrate in hybrid (its first pass puts them in b's store);
+# b holds its local pusher (dst-local-push) until its puller (dst-pull) has
+# had a second to ask, then lets it go: the pages of the store must be
+# installed from it (pages_local), and the source asked for nothing but the
+# tree's own faults (its fault_requests against b's faults_remote: the
+# puller asking for the store's pages made ~200 more in that second, one
+# page each crossing again, the rest skipped as sent); every page of the
+# tree right in b.
+test_pull_skips_store() {
+	local t=mem/pull-skips-store marks=$WORK/psmarks why= before c
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-local-push,dst-pull DMIGRATE_TEST_MARK="$marks" \
+		DMIGRATE_TEST_PAUSE_MS=30000; then
+		result FAIL "$t" "dmigrated did not start"
+		start_daemon
+		return
+	fi
+	if ! start_workload cprog; then
+		result FAIL "$t" "the workload did not start"
+		start_daemon
+		return
+	fi
+	sleep 0.5
+	before=$(last_report)
+	migrate hybrid &
+	MPID=$!
+	if ! wait_until 60 test -e "$marks/dst-pull"; then
+		why="b's puller never started (marks: $(ls "$marks" | tr '\n' ' '))"
+	elif ! test -e "$marks/dst-local-push"; then
+		why="b's local pusher is not held (marks: $(ls "$marks" | tr '\n' ' '))"
+	else
+		touch "$marks/dst-pull.go"
+		sleep 1
+	fi
+	touch "$marks/dst-local-push.go" "$marks/dst-pull.go"
+	wait_until 60 job_done "$MPID" || why=${why:-"the migration did not end within 60 s"}
+	wait "$MPID"
+	local rc=$?
+	c=${before%% *}
+	if [[ -n $why ]]; then
+		:
+	elif ((rc != 0)); then
+		why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif ! wait_until 20 reports_from "$PREFIX-b" "$c"; then
+		why="no report from b after the migration (last: $(last_report))"
+	elif ! wait_until 60 memcheck_from "$PREFIX-b"; then
+		why="no check of the whole memory ended in b (last: $(grep memcheck "$WL_LOG" | tail -n 1))"
+	elif any_bad; then
+		why="a memory check failed: $(grep -m1 BAD "$WL_LOG")"
+	elif ! jq -e '.ok and .destination.pages_local > 8192 and
+		.fault_requests - .destination.faults_remote <= 8' "$WORK/stats.json" >/dev/null 2>&1; then
+		why="the store's pages were asked again: $(jq -c '{pages_total, fault_requests, faults_remote: .destination.faults_remote, local: .destination.pages_local, on_demand: .destination.pages_on_demand, pushed: .destination.pages_pushed}' "$WORK/stats.json" 2>/dev/null)"
+	else
+		log "$t: $(jq -c '{pages_total, fault_requests, faults_remote: .destination.faults_remote, local: .destination.pages_local, pushed: .destination.pages_pushed}' "$WORK/stats.json")"
+	fi
+	verdict "$t" "$why"
+	stop_workload
 	start_daemon
 }
 
@@ -1996,6 +2066,7 @@ if ((OTHERS)); then
 	test_vmflags
 	test_chase
 	test_local_fault_event
+	test_pull_skips_store
 	test_eager_presend
 	test_store_refused stop-and-copy
 	test_store_refused pre-copy
