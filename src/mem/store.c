@@ -21,9 +21,9 @@
  * handed out again, so a released one can wait; the store keeps that much
  * beyond what it holds, more only while the uffd thread alone installs (the
  * punch is left to the background install, and made without the lock: a
- * 16 MiB punch under it held a fault's lookup for its duration).  DMIGRATE_STORE_PUNCH_PAGES=N sets the
- * batch (1: punched as installed, as before; bench/docker-bench.sh
- * compares them).
+ * 16 MiB punch under it held a fault's lookup for its duration).
+ * DMIGRATE_STORE_PUNCH_PAGES=N sets the batch (1: punched as installed, as
+ * before; bench/docker-bench.sh compares them).
  */
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
