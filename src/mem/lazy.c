@@ -132,6 +132,7 @@ struct mem_lazy {
 	int efd;
 	pthread_t uffd_thread, push_thread;
 	bool uffd_started, push_started;
+	_Atomic bool push_active; /* the local push has not ended (mem_lazy_local_push_active) */
 	_Atomic bool stop;
 	struct dm_errbox err; /* the first error of a handler thread, with its message */
 	pthread_mutex_t done_lock;
@@ -639,6 +640,17 @@ int mem_lazy_absent(struct mem_lazy *l, uint32_t space, uint64_t addr, uint64_t 
 }
 
 /* Install what a local source has of [addr, addr+npages) into mm; pages it installed. */
+/* Has the space a fork (registered, alive or not yet reaped)? */
+static bool space_has_forks(struct mem_lazy *l, uint32_t space)
+{
+	bool forks = false;
+	pthread_mutex_lock(&l->plock);
+	for (size_t i = 0; i < l->n_mms && !forks; i++)
+		forks = l->mms[i]->child && l->mms[i]->space == space;
+	pthread_mutex_unlock(&l->plock);
+	return forks;
+}
+
 static long install_local(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uint32_t npages,
 			  enum mem_origin origin, bool wait)
 {
@@ -654,8 +666,12 @@ static long install_local(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr,
 		int r = lazy_install(l, mm->space, a, run, p, origin, wait);
 		if (r < 0)
 			return r;
+		/* the slots may be punched (given back) only by the background
+		 * install and only while the space has no fork: a fork's fault
+		 * may be copying from the same slot into the fork's own page,
+		 * which this install did not fill (mem/store.c) */
 		if (l->o.ops.local_done)
-			l->o.ops.local_done(l->o.ops.ctx, mm->space, a, run, wait);
+			l->o.ops.local_done(l->o.ops.ctx, mm->space, a, run, wait && !space_has_forks(l, mm->space));
 		got += run;
 		i += run;
 	}
@@ -1324,14 +1340,21 @@ static void *push_thread(void *arg)
 				uint32_t n = (uint32_t)MIN(rg->npages - k, (uint64_t)MEM_FRAME_PAGES_MAX);
 				long r = install_local(l, mm, rg->start + k * DM_PAGE_SIZE, n, MEM_FROM_LOCAL, true);
 				if (r < 0) {
+					atomic_store(&l->push_active, false);
 					mem_lazy_fail(l, (int)r);
 					return NULL;
 				}
 			}
 		}
 	}
+	atomic_store(&l->push_active, false);
 	wake_waiters(l);
 	return NULL;
+}
+
+bool mem_lazy_local_push_active(struct mem_lazy *l)
+{
+	return atomic_load(&l->push_active);
 }
 
 int mem_lazy_start(struct mem_lazy *l)
@@ -1346,9 +1369,12 @@ int mem_lazy_start(struct mem_lazy *l)
 	l->uffd_started = true;
 	pthread_setname_np(l->uffd_thread, "dm-uffd"); /* in traces and top -H */
 	if (l->o.push_local && l->o.ops.local) {
+		atomic_store(&l->push_active, true);
 		r = -pthread_create(&l->push_thread, NULL, push_thread, l);
-		if (r < 0)
+		if (r < 0) {
+			atomic_store(&l->push_active, false);
 			return r;
+		}
 		l->push_started = true;
 		pthread_setname_np(l->push_thread, "dm-lpush"); /* in traces and top -H */
 	}

@@ -246,6 +246,10 @@ void mem_lazy_fail(struct mem_lazy *l, int err);
 /* Next page some address space still needs at or after (space, addr); false if none.
  * Used to pull what the push did not bring (forked children). */
 bool mem_lazy_next_missing(struct mem_lazy *l, uint32_t *space, uint64_t *addr, uint32_t *npages);
+/* Is the background install from the local source still going?  Its pages
+ * need not be asked of the remote side meanwhile (it fills only the
+ * original address spaces: once it ends, forks' pages are asked for). */
+bool mem_lazy_local_push_active(struct mem_lazy *l);
 /* Pages still missing, in every address space still alive (forks too). */
 uint64_t mem_lazy_missing(struct mem_lazy *l);
 uint64_t mem_lazy_total(struct mem_lazy *l);

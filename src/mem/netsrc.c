@@ -387,19 +387,22 @@ static void *pull_thread(void *arg)
 		uint64_t addr = 0;
 		int sent = 0;
 		bool local_left = false;
+		/* a page the store holds is the local install's (lazy.c's push
+		 * thread) while it goes: asked of the source too, it crossed the
+		 * link twice.  It installs the original address spaces only, so
+		 * once it has ended what is missing (a fork's pages) is asked
+		 * for, store or not. */
+		struct mem_store *skip = mem_lazy_local_push_active(l) ? n->store : NULL;
 		while (sent < 16 && mem_lazy_next_missing(l, &space, &addr, &np)) {
-			/* a page the store holds is the local install's (lazy.c's
-			 * push thread): asked of the source too, it crossed the
-			 * link twice */
 			uint32_t k = 0;
-			while (k < np && n->store && mem_store_has(n->store, space, addr + (uint64_t)k * DM_PAGE_SIZE))
+			while (k < np && skip && mem_store_has(skip, space, addr + (uint64_t)k * DM_PAGE_SIZE))
 				k++;
 			if (k) {
 				addr += (uint64_t)k * DM_PAGE_SIZE;
 				local_left = true;
 				continue;
 			}
-			while (k < np && !(n->store && mem_store_has(n->store, space, addr + (uint64_t)k * DM_PAGE_SIZE)))
+			while (k < np && !(skip && mem_store_has(skip, space, addr + (uint64_t)k * DM_PAGE_SIZE)))
 				k++;
 			if (request(n, space, addr, addr, k) < 0) {
 				set_err(n, -EPIPE);

@@ -278,7 +278,10 @@ static int cmp_run(const void *a, const void *b)
 }
 
 /* Every released slot of holes[] back to the kernel, runs merged; no lock
- * held: released slots are never handed out or read again. */
+ * held: a released slot is never handed out again, and none is read any
+ * more once released by a caller that may punch (lazy.c lets the
+ * background install punch only while the space has no fork, whose fault
+ * could still be copying from the slot into the fork's own page). */
 static void punch_holes(struct mem_store *s, struct slot_run *holes, size_t n_holes)
 {
 	if (!n_holes)

@@ -847,7 +847,7 @@ test_local_fault_event() {
 # page each crossing again, the rest skipped as sent); every page of the
 # tree right in b.
 test_pull_skips_store() {
-	local t=mem/pull-skips-store marks=$WORK/psmarks why= before c
+	local t=mem/pull-skips-store marks=$WORK/psmarks why= before c mp
 	selected "$t" || return 0
 	rm -rf "$marks"
 	mkdir -p "$marks"
@@ -875,7 +875,11 @@ test_pull_skips_store() {
 		sleep 1
 	fi
 	touch "$marks/dst-local-push.go" "$marks/dst-pull.go"
-	wait_until 60 job_done "$MPID" || why=${why:-"the migration did not end within 60 s"}
+	if ! wait_until 60 job_done "$MPID"; then
+		why=${why:-"the migration did not end within 60 s"}
+		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
+		kill -KILL "$MPID" 2>/dev/null
+	fi
 	wait "$MPID"
 	local rc=$?
 	c=${before%% *}
