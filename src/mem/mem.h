@@ -176,8 +176,6 @@ int mem_store_recv(struct mem_store *s, struct net_chan *c, const struct net_wir
  * contiguously in memory (>= 1 when non-NULL). */
 const void *mem_store_page(struct mem_store *s, uint32_t space, uint64_t addr, uint32_t max_run,
 			   uint32_t *ret_run);
-/* Does the store hold a copy of the page? */
-bool mem_store_has(struct mem_store *s, uint32_t space, uint64_t addr);
 /* Forget a page (it was dirtied after it was stored). */
 void mem_store_drop(struct mem_store *s, uint32_t space, uint64_t addr);
 uint64_t mem_store_pages(const struct mem_store *s);

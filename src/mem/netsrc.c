@@ -395,14 +395,14 @@ static void *pull_thread(void *arg)
 		struct mem_store *skip = mem_lazy_local_push_active(l) ? n->store : NULL;
 		while (sent < 16 && mem_lazy_next_missing(l, &space, &addr, &np)) {
 			uint32_t k = 0;
-			while (k < np && skip && mem_store_has(skip, space, addr + (uint64_t)k * DM_PAGE_SIZE))
+			while (k < np && skip && mem_store_page(skip, space, addr + (uint64_t)k * DM_PAGE_SIZE, 1, NULL))
 				k++;
 			if (k) {
 				addr += (uint64_t)k * DM_PAGE_SIZE;
 				local_left = true;
 				continue;
 			}
-			while (k < np && !(skip && mem_store_has(skip, space, addr + (uint64_t)k * DM_PAGE_SIZE)))
+			while (k < np && !(skip && mem_store_page(skip, space, addr + (uint64_t)k * DM_PAGE_SIZE, 1, NULL)))
 				k++;
 			if (request(n, space, addr, addr, k) < 0) {
 				set_err(n, -EPIPE);

@@ -554,6 +554,17 @@ static int scan_sparse(struct mem_server *s, struct srv_proc *p)
 	return flush_absent(s, p, v, &nv);
 }
 
+/* Every process's sparse runs (scan_sparse), timed in scan_ms. */
+static int scan_all_sparse(struct mem_server *s)
+{
+	uint64_t t = clock_ns();
+	int r = 0;
+	for (size_t i = 0; i < s->n && r >= 0; i++)
+		r = scan_sparse(s, &s->procs[i]);
+	s->scan_ms = ns_to_ms(t, clock_ns());
+	return r;
+}
+
 /* bytes: pushed since the last call, over ns: how long that took */
 static void tune_sndbuf(struct mem_server *s, uint64_t bytes, uint64_t ns)
 {
@@ -624,22 +635,16 @@ static void *push_thread(void *arg)
 		 * DMIGRATE_TEST_SCAN_EARLY=1: as before.
 		 */
 		bool early = getenv("DMIGRATE_TEST_SCAN_EARLY") != NULL;
-		uint64_t t = clock_ns();
-		for (size_t i = 0; i < s->n && r >= 0 && early; i++)
-			r = scan_sparse(s, &s->procs[i]);
-		s->scan_ms = ns_to_ms(t, clock_ns());
+		if (early && r >= 0)
+			r = scan_all_sparse(s);
 		/* the rest when the caller says (mem_server_hold) */
 		pthread_mutex_lock(&s->lock);
 		s->pages_held = atomic_load(&s->pages_pushed) - pushed0;
 		while (s->hold && !atomic_load(&s->stop))
 			cond_wait_ms(&s->cond, &s->lock, 200);
 		pthread_mutex_unlock(&s->lock);
-		if (!early) {
-			t = clock_ns();
-			for (size_t i = 0; i < s->n && r >= 0; i++)
-				r = scan_sparse(s, &s->procs[i]);
-			s->scan_ms = ns_to_ms(t, clock_ns());
-		}
+		if (!early && r >= 0)
+			r = scan_all_sparse(s);
 	}
 	while (r >= 0 && !atomic_load(&s->stop)) {
 		/* the process whose faults came last goes first */

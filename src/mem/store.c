@@ -251,15 +251,6 @@ const void *mem_store_page(struct mem_store *s, uint32_t space, uint64_t addr, u
 	return p;
 }
 
-bool mem_store_has(struct mem_store *s, uint32_t space, uint64_t addr)
-{
-	pthread_rwlock_rdlock(&s->lock);
-	struct store_ent *e = lookup(s, page_key(space, addr));
-	bool has = e && e->slot != SLOT_NONE;
-	pthread_rwlock_unlock(&s->lock);
-	return has;
-}
-
 void mem_store_drop(struct mem_store *s, uint32_t space, uint64_t addr)
 {
 	pthread_rwlock_wrlock(&s->lock);
