@@ -56,6 +56,11 @@
 #                destination's background install in address order, not
 #                smallest area first (DMIGRATE_LAZY_ORDER=address in both:
 #                a third dmigrated of host b, port 7072)
+#   dmigrate-slowscan  the same with the source's scans of written pages in
+#                one exact PAGEMAP_SCAN pass (DMIGRATE_SCAN_FAST=0), not the
+#                kernel's fast path for candidates first (mem/dirty.c): the
+#                scan of what was written since the lazy memory went is in
+#                the freeze
 #   dmigrate-hybrid  the same in --mode hybrid (one pre-copy pass, then
 #                post-copy)
 #   criu-lazy    CRIU 4.1's post-copy from host a to host b through runc
@@ -321,6 +326,12 @@ v_dmigrate_punchnow() {
 v_dmigrate_addrorder() {
 	local DMIGRATE_LAZY_ORDER=address V_PORT=7072 V_DEST_ENV="DMIGRATE_LAZY_ORDER=address" V_NAME=dmigrate-addrorder
 	export DMIGRATE_LAZY_ORDER
+	v_dmigrate "$@"
+}
+
+v_dmigrate_slowscan() {
+	local DMIGRATE_SCAN_FAST=0 V_NAME=dmigrate-slowscan
+	export DMIGRATE_SCAN_FAST
 	v_dmigrate "$@"
 }
 

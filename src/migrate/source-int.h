@@ -24,6 +24,7 @@ struct src {
 	const struct mig_source_opts *o;
 	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
 	double container_record_ms; /* the container's own state, recorded while frozen */
+	double frozen_scan_ms;      /* what was written since the pages went before the freeze, found while frozen */
 	/* that record, made by a thread beside the dump (record_main()) */
 	struct {
 		pthread_t th;

@@ -93,6 +93,9 @@ json_t *src_build_stats(struct src *s, int err)
 	}
 	if (s->o->container_record_stats && (s->rec.joined || !s->rec.started) && s->container_record_ms > 0)
 		json_object_set_new(j, "container_record", s->o->container_record_stats(s->o->container_arg));
+	if (s->frozen_scan_ms > 0)
+		/* the pages written since they went before the freeze, found in it */
+		json_object_set_new(j, "frozen_scan_ms", json_real(s->frozen_scan_ms));
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));

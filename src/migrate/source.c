@@ -1152,7 +1152,9 @@ static int ph_freeze_dump(struct src *s)
 		rfs_send_frozen(s->rfs);
 	for (size_t i = 0; i < s->n_vol; i++)
 		rfs_send_frozen(s->vol[i]);
+	uint64_t t_scan = clock_ns();
 	r = src_mem_frozen(s);
+	s->frozen_scan_ms = ns_to_ms(t_scan, clock_ns());
 	if (r < 0)
 		return r;
 	atomic_store(&s->phase, "dumping");

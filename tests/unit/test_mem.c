@@ -377,6 +377,183 @@ static void test_chase(void **state)
 	munmap(m, np * PAGE);
 }
 
+/* The written pages a mem_dirty scan reports, page by page. */
+struct page_list {
+	uint64_t *a;
+	size_t n, cap;
+};
+
+static int collect(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
+{
+	struct page_list *l = arg;
+	(void)space;
+	(void)pid;
+	for (uint64_t k = 0; k < npages; k++) {
+		if (l->n == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 256;
+			l->a = xrealloc(l->a, l->cap * sizeof(*l->a));
+		}
+		l->a[l->n++] = addr + k * PAGE;
+	}
+	return 0;
+}
+
+/* The scan as the fast two-pass walk does it and as one exact pass does:
+ * the same pages, and only those written. */
+static void scan_both(struct mem_dirty *d, struct page_list *fast, struct page_list *exact)
+{
+	fast->n = exact->n = 0;
+	unsetenv("DMIGRATE_SCAN_FAST");
+	assert_int_equal(mem_dirty_scan(d, false, collect, fast, NULL), 0);
+	setenv("DMIGRATE_SCAN_FAST", "0", 1);
+	assert_int_equal(mem_dirty_scan(d, false, collect, exact, NULL), 0);
+	unsetenv("DMIGRATE_SCAN_FAST");
+	assert_int_equal(fast->n, exact->n);
+	assert_memory_equal(fast->a, exact->a, fast->n * sizeof(*fast->a));
+}
+
+static bool listed(const struct page_list *l, const void *p)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->a[i] == (uint64_t)(uintptr_t)p)
+			return true;
+	return false;
+}
+
+/* The pages of [m, m + n pages) in l. */
+static size_t listed_in(const struct page_list *l, const uint8_t *m, size_t n)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < l->n; i++)
+		c += l->a[i] >= (uint64_t)(uintptr_t)m && l->a[i] < (uint64_t)(uintptr_t)(m + n * PAGE);
+	return c;
+}
+
+/*
+ * mem_dirty's written scan goes in two passes (the kernel's fast path for
+ * written entries finds candidates, the exact scan runs on them): it must
+ * report what one exact pass reports, over what the fast pass also sees and
+ * the exact one does not: empty entries of a populated page table, the zero
+ * page, a private file mapping's file pages; and reprotect what it reports.
+ */
+static void test_dirty_scan_fast(void **state)
+{
+	(void)state;
+	enum { A = 1024, B = 1024, C = 64, D = 64 };
+	char tmpl[] = "/tmp/dm-test-dirty.XXXXXX";
+	int fd = mkstemp(tmpl);
+	assert_true(fd >= 0);
+	unlink(tmpl);
+	assert_int_equal(ftruncate(fd, C * PAGE), 0);
+	uint8_t *a = mmap(NULL, A * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *b = mmap(NULL, B * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *c = mmap(NULL, C * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	uint8_t *z = mmap(NULL, D * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(a != MAP_FAILED && b != MAP_FAILED && c != MAP_FAILED && z != MAP_FAILED);
+	close(fd);
+	volatile uint8_t sink = 0;
+	for (size_t i = 0; i < A; i++)
+		a[i * PAGE] = 1;
+	for (size_t i = 0; i < B; i += 5)
+		b[i * PAGE] = 1; /* holes between, in populated page tables */
+	for (size_t i = 0; i < C; i++)
+		sink += c[i * PAGE]; /* the file's pages */
+	c[3 * PAGE] = 1;         /* an anonymous copy */
+	for (size_t i = 0; i < D; i++)
+		sink += z[i * PAGE]; /* the zero page */
+	(void)sink;
+
+	int cmd[2], ack[2];
+	assert_int_equal(pipe(cmd), 0);
+	assert_int_equal(pipe(ack), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		char k;
+		if (write(ack[1], "r", 1) != 1)
+			_exit(1);
+		while (read(cmd[0], &k, 1) == 1) {
+			if (k == '1') {
+				a[0] = a[PAGE] = a[2 * PAGE] = a[500 * PAGE] = a[(A - 1) * PAGE] = 2;
+				b[1 * PAGE] = 2; /* a hole: a new page */
+				b[5 * PAGE] = 2;
+				sink += b[2 * PAGE]; /* a hole read: the zero page */
+				c[20 * PAGE] = 2;    /* a file page copied */
+				z[7 * PAGE] = 2;     /* the zero page replaced */
+			} else if (k == '2') {
+				a[3 * PAGE] = 3;
+				b[2 * PAGE] = 3; /* the zero page read in round 1 */
+				c[3 * PAGE] = 3;
+			}
+			if (write(ack[1], "k", 1) != 1)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	char k;
+	assert_int_equal(read(ack[0], &k, 1), 1);
+
+	struct mem_dirty *d = NULL;
+	assert_int_equal(mem_dirty_new(pid, &d), 0);
+	/* the first scan reports what is there and protects it */
+	struct page_list fast = {}, exact = {};
+	assert_int_equal(mem_dirty_scan(d, true, collect, &fast, NULL), 0);
+	assert_int_equal(listed_in(&fast, a, A), A);
+	assert_int_equal(listed_in(&fast, b, B), (B + 4) / 5);
+	assert_int_equal(listed_in(&fast, c, C), 1);
+	/* a read of an empty entry maps the zero page, or (as on this VM)
+	 * a page of its own, which reads as written */
+	bool zp = PM_PFN(pm_entry(getpid(), z)) == PM_PFN(pm_entry(getpid(), z + PAGE));
+	assert_int_equal(listed_in(&fast, z, D), zp ? 0 : D);
+	scan_both(d, &fast, &exact);
+	assert_int_equal(listed_in(&fast, a, A) + listed_in(&fast, b, B) + listed_in(&fast, c, C) +
+				 listed_in(&fast, z, D),
+			 0);
+
+	assert_int_equal(write(cmd[1], "1", 1), 1);
+	assert_int_equal(read(ack[0], &k, 1), 1);
+	scan_both(d, &fast, &exact);
+	assert_int_equal(listed_in(&fast, a, A), 5);
+	assert_true(listed(&fast, a) && listed(&fast, a + 500 * PAGE) && listed(&fast, a + (A - 1) * PAGE));
+	assert_int_equal(listed_in(&fast, b, B), zp ? 2 : 3);
+	assert_true(listed(&fast, b + PAGE) && listed(&fast, b + 5 * PAGE));
+	assert_int_equal(listed_in(&fast, c, C), 1);
+	assert_true(listed(&fast, c + 20 * PAGE));
+	assert_int_equal(listed_in(&fast, z, D), 1);
+	assert_true(listed(&fast, z + 7 * PAGE));
+
+	/* reprotected by the two-pass scan: nothing left written */
+	fast.n = 0;
+	assert_int_equal(mem_dirty_scan(d, true, collect, &fast, NULL), 0);
+	assert_int_equal(listed_in(&fast, a, A) + listed_in(&fast, b, B) + listed_in(&fast, c, C) +
+				 listed_in(&fast, z, D),
+			 zp ? 9 : 10);
+	scan_both(d, &fast, &exact);
+	assert_int_equal(listed_in(&fast, a, A) + listed_in(&fast, b, B) + listed_in(&fast, c, C) +
+				 listed_in(&fast, z, D),
+			 0);
+
+	assert_int_equal(write(cmd[1], "2", 1), 1);
+	assert_int_equal(read(ack[0], &k, 1), 1);
+	scan_both(d, &fast, &exact);
+	assert_int_equal(listed_in(&fast, a, A) + listed_in(&fast, b, B) + listed_in(&fast, c, C) +
+				 listed_in(&fast, z, D),
+			 3);
+	assert_true(listed(&fast, a + 3 * PAGE) && listed(&fast, b + 2 * PAGE) && listed(&fast, c + 3 * PAGE));
+
+	mem_dirty_free(d);
+	close(cmd[1]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	free(fast.a);
+	free(exact.a);
+	munmap(a, A * PAGE);
+	munmap(b, B * PAGE);
+	munmap(c, C * PAGE);
+	munmap(z, D * PAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_chase_on),
 		cmocka_unit_test(test_read_keeps_cow),
 		cmocka_unit_test(test_read_prot_none),
+		cmocka_unit_test(test_dirty_scan_fast),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
