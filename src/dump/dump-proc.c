@@ -448,9 +448,9 @@ static int dump_threads_regs(struct dproc *p)
 /*
  * membarrier registrations are shown nowhere: a private expedited barrier
  * succeeds only in a registered process (EPERM otherwise).  The barrier
- * itself changes nothing, every thread being stopped.  One injected syscall
- * each (a batch stops at the first failure), for the commands this kernel
- * has.  Registration for GLOBAL_EXPEDITED cannot be probed: the restore
+ * itself changes nothing, every thread being stopped.  One batch that runs
+ * every probe whatever its result (batch_run_all), for the commands this
+ * kernel has.  Registration for GLOBAL_EXPEDITED cannot be probed: the restore
  * registers every process for it (see docs/design.md).
  */
 static int probe_membarrier(struct tracee *t, struct dproc *p)
@@ -460,18 +460,32 @@ static int probe_membarrier(struct tracee *t, struct dproc *p)
 				    MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ };
 	long have = syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0);
 	Dm__Process *m = p->msg;
+	_cleanup_free_ struct inj_batch *b = xmalloc(sizeof(*b));
+	unsigned idx[ARRAY_SIZE(cmds)];
 
 	m->has_membarrier = true;
 	m->membarrier = 0;
+	batch_init(b, t);
+	for (size_t k = 0; k < ARRAY_SIZE(cmds); k++)
+		if (have >= 0 && (have & cmds[k])) {
+			idx[k] = b->n;
+			batch_add(b, "membarrier", SYS_membarrier, cmds[k], 0, 0, 0, 0, 0);
+		} else {
+			idx[k] = UINT_MAX;
+		}
+	/* one round trip: every probe runs, failing or not */
+	int r = batch_run_all(b);
+	if (r < 0)
+		return r;
 	for (size_t k = 0; k < ARRAY_SIZE(cmds); k++) {
-		if (have < 0 || !(have & cmds[k]))
+		if (idx[k] == UINT_MAX)
 			continue;
-		long r = inject_syscall(t, SYS_membarrier, cmds[k], 0, 0, 0, 0, 0);
-		if (r == 0)
+		long res = batch_result(b, idx[k]);
+		if (res == 0)
 			m->membarrier |= 1u << k;
-		else if (r != -EPERM && r != -EINVAL)
-			return dm_fail(r < 0 ? (int)r : -EPROTO, "process %d: membarrier probe: %s",
-				       p->pid, strerror(r < 0 ? (int)-r : EPROTO));
+		else if (res != -EPERM && res != -EINVAL)
+			return dm_fail(res < 0 ? (int)res : -EPROTO, "process %d: membarrier probe: %s",
+				       p->pid, strerror(res < 0 ? (int)-res : EPROTO));
 	}
 	return 0;
 }

@@ -20,9 +20,10 @@
 /*
  * The blob's code.  Position independent; copied into the tracee.
  *   0:  syscall; int3
- *  16:  batch loop: rbx -> struct inj_entry[], r12 = count.
- *       Stops (int3) after the last entry or at the first result in
- *       [-4095, -1].  syscall clobbers only rcx and r11.
+ *  16:  batch loop: rbx -> struct inj_entry[], r12 = count, r13 = 0:
+ *       stops (int3) after the last entry or at the first result in
+ *       [-4095, -1]; r13 != 0: runs every entry whatever its result
+ *       (batch_run_all).  syscall clobbers only rcx and r11.
  */
 __asm__(".pushsection .rodata\n"
 	".globl dm_inject_blob_start\n"
@@ -42,9 +43,11 @@ __asm__(".pushsection .rodata\n"
 	"	mov 48(%rbx), %r9\n"
 	"	syscall\n"
 	"	mov %rax, 56(%rbx)\n"
+	"	test %r13, %r13\n"
+	"	jnz 3f\n"
 	"	cmp $-4095, %rax\n"
 	"	jae 2f\n"
-	"	add $64, %rbx\n"
+	"3:	add $64, %rbx\n"
 	"	dec %r12\n"
 	"	jmp 1b\n"
 	"2:	int3\n"
@@ -369,6 +372,7 @@ void batch_init(struct inj_batch *b, struct tracee *t)
 	b->t = t;
 	b->n = 0;
 	b->used = 0;
+	b->all = false;
 }
 
 static uint64_t stage(struct inj_batch *b, const void *src, size_t len)
@@ -442,6 +446,7 @@ int batch_run(struct inj_batch *b, unsigned *ret_failed)
 	r.orig_rax = -1;
 	r.rbx = t->data + BATCH_ENTRY_OFF;
 	r.r12 = b->n;
+	r.r13 = b->all;
 	err = ptrace_setregs(t->tid, &r);
 	if (err < 0)
 		return err;
@@ -457,7 +462,7 @@ int batch_run(struct inj_batch *b, unsigned *ret_failed)
 			return err;
 	}
 	t->n_injected += b->n;
-	for (unsigned i = 0; i < b->n; i++) {
+	for (unsigned i = 0; i < b->n && !b->all; i++) {
 		long ret = (long)b->e[i].ret;
 		if (ret < 0 && ret >= -4095) {
 			if (ret_failed)
@@ -469,6 +474,14 @@ int batch_run(struct inj_batch *b, unsigned *ret_failed)
 	}
 	b->n = 0;
 	return 0;
+}
+
+int batch_run_all(struct inj_batch *b)
+{
+	b->all = true;
+	int r = batch_run(b, NULL);
+	b->all = false;
+	return r;
 }
 
 /*

@@ -6,6 +6,7 @@
  *
  *   code + 0   syscall; int3                 one syscall, regs set by us
  *   code + 16  batch loop                    runs N entries from the data area
+ *                                            (stops at the first failure unless r13)
  *   data       staging area (args, results)  written/read with one pwrite/pread
  *
  * On the restore side the blob is mapped by the stub itself at a hole of the
@@ -92,6 +93,7 @@ _Static_assert(sizeof(struct inj_entry) == 64, "batch entry is 8 qwords (blob la
 struct inj_batch {
 	struct tracee *t;
 	unsigned n;
+	bool all;                    /* every entry runs, whatever the results */
 	size_t used;                 /* bytes of staging used */
 	struct inj_entry e[INJ_BATCH_MAX];
 	const char *what[INJ_BATCH_MAX]; /* for error messages */
@@ -114,6 +116,10 @@ static inline bool batch_full(const struct inj_batch *b, size_t need_bytes)
 /* Run the batch.  0 if all succeeded; else the first failure's -errno, with
  * *ret_failed (may be NULL) set to its index and dm_error() naming it. */
 int batch_run(struct inj_batch *b, unsigned *ret_failed);
+/* Run every entry whatever the results (a probe that may fail); 0 if the
+ * batch ran: each entry's result is batch_result(). */
+int batch_run_all(struct inj_batch *b);
+
 static inline long batch_result(const struct inj_batch *b, unsigned i) { return (long)b->e[i].ret; }
 
 /*

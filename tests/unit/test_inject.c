@@ -3,7 +3,8 @@
  * inject/: a round of injected work that does not come back (a syscall that
  * blocks) is given up after its bound, with the thread stopped where it was,
  * so that its registers can be put back: the process then runs on as if
- * nothing had been injected.
+ * nothing had been injected.  A batch stops at its first failing syscall;
+ * batch_run_all() runs every entry whatever the results.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -78,10 +79,101 @@ static void test_stuck_injection_is_bounded(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* A child with the blob (code page + data area) mapped, stopped and seized. */
+static pid_t blob_child(uint64_t *ret_blob, int ctl[2])
+{
+	int addr_pipe[2], st;
+	uint8_t code[INJ_BLOB_CODE_MAX];
+	size_t clen;
+
+	inject_blob_code(code, &clen);
+	assert_int_equal(pipe(ctl), 0);
+	assert_int_equal(pipe(addr_pipe), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		uint8_t *blob = mmap(NULL, INJ_BLOB_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char c = 0;
+		if (blob == MAP_FAILED)
+			_exit(2);
+		memcpy(blob, code, clen);
+		uint64_t a = (uint64_t)(uintptr_t)blob;
+		if (write(addr_pipe[1], &a, sizeof(a)) != sizeof(a))
+			_exit(3);
+		while (read(ctl[0], &c, 1) != 1)
+			;
+		_exit(c == 'x' ? 0 : 4);
+	}
+	assert_int_equal(read(addr_pipe[0], ret_blob, sizeof(*ret_blob)), sizeof(*ret_blob));
+	close(addr_pipe[0]);
+	close(addr_pipe[1]);
+	assert_int_equal(ptrace(PTRACE_SEIZE, child, 0, 0), 0);
+	assert_int_equal(ptrace(PTRACE_INTERRUPT, child, 0, 0), 0);
+	assert_int_equal(ptrace_wait_stop(child, &st), 0);
+	return child;
+}
+
+static void test_batch_stops_or_runs_all(void **state)
+{
+	(void)state;
+	int ctl[2], st;
+	uint64_t blob;
+	pid_t child = blob_child(&blob, ctl);
+	struct user_regs_struct saved;
+	assert_int_equal(ptrace_getregs(child, &saved), 0);
+	struct tracee t = { .tid = child, .memfd = -1, .code = blob, .data = blob + INJ_CODE_SIZE };
+	assert_int_equal(inject_open_mem(&t), 0);
+	struct inj_batch *b = malloc(sizeof(*b));
+	assert_non_null(b);
+
+	/* stops at the failure: the entry after it never runs */
+	batch_init(b, &t);
+	batch_add(b, "getpid", SYS_getpid, 0, 0, 0, 0, 0, 0);
+	batch_add(b, "close(-1)", SYS_close, (uint64_t)-1, 0, 0, 0, 0, 0);
+	batch_add(b, "getppid", SYS_getppid, 0, 0, 0, 0, 0, 0);
+	b->e[2].ret = 12345; /* what is there if it does not run */
+	unsigned failed = 99;
+	dm_error_clear();
+	assert_int_equal(batch_run(b, &failed), -EBADF);
+	assert_int_equal(failed, 1);
+	assert_int_equal(batch_result(b, 0), child);
+	assert_int_equal(batch_result(b, 2), 12345);
+
+	/* every entry runs */
+	batch_init(b, &t);
+	batch_add(b, "getpid", SYS_getpid, 0, 0, 0, 0, 0, 0);
+	batch_add(b, "close(-1)", SYS_close, (uint64_t)-1, 0, 0, 0, 0, 0);
+	batch_add(b, "getppid", SYS_getppid, 0, 0, 0, 0, 0, 0);
+	assert_int_equal(batch_run_all(b), 0);
+	assert_int_equal(batch_result(b, 0), child);
+	assert_int_equal(batch_result(b, 1), -EBADF);
+	assert_int_equal(batch_result(b, 2), getpid());
+
+	/* and the next plain batch stops at a failure again */
+	batch_init(b, &t);
+	batch_add(b, "close(-1)", SYS_close, (uint64_t)-1, 0, 0, 0, 0, 0);
+	batch_add(b, "getpid", SYS_getpid, 0, 0, 0, 0, 0, 0);
+	b->e[1].ret = 777;
+	assert_int_equal(batch_run(b, &failed), -EBADF);
+	assert_int_equal(failed, 0);
+	assert_int_equal(batch_result(b, 1), 777);
+
+	free(b);
+	tracee_release(&t);
+	assert_int_equal(ptrace_setregs(child, &saved), 0);
+	assert_int_equal(ptrace(PTRACE_DETACH, child, 0, 0), 0);
+	assert_int_equal(write(ctl[1], "x", 1), 1);
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stuck_injection_is_bounded),
+		cmocka_unit_test(test_batch_stops_or_runs_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
