@@ -3,7 +3,10 @@
 /*
  * Scheduling and process attributes, per thread where the kernel keeps them
  * per thread: after restore each thread has the same nice value, policy
- * (with SCHED_RESET_ON_FORK), RT priority and timer slack; the process the
+ * (with SCHED_RESET_ON_FORK), RT priority, timer slack and CPU mask (two
+ * threads pinned to one CPU each, the others on every CPU: the dump pins
+ * the threads for its injected calls and must give the masks back, with
+ * --leave-running too); the process the
  * same oom_score_adj, loginuid, PR_GET_THP_DISABLE, and its membarrier
  * registrations still act (MEMBARRIER_CMD_PRIVATE_EXPEDITED and
  * ..._SYNC_CORE succeed instead of failing with EPERM).
@@ -30,18 +33,37 @@ struct want {
 	int prio;
 	int nice;
 	unsigned long slack;
+	int cpu;		/* pinned to the nth CPU allowed at start (0: first, -1: last), or every CPU (-2) */
 	pthread_t th;
 	atomic_int ready;
 	char err[256];
 };
 
 static struct want wants[] = {
-	{ "main", SCHED_OTHER, 0, 7, 70000 },
-	{ "batch", SCHED_BATCH | SCHED_RESET_ON_FORK, 0, 3, 123000 },
-	{ "fifo", SCHED_FIFO, 7, 0, 0 },	/* RT tasks have no slack */
-	{ "rr", SCHED_RR | SCHED_RESET_ON_FORK, 3, 0, 0 },
-	{ "idle", SCHED_IDLE, 0, 0, 999000 },
+	{ "main", SCHED_OTHER, 0, 7, 70000, -2 },
+	{ "batch", SCHED_BATCH | SCHED_RESET_ON_FORK, 0, 3, 123000, -1 },
+	{ "fifo", SCHED_FIFO, 7, 0, 0, -2 },	/* RT tasks have no slack */
+	{ "rr", SCHED_RR | SCHED_RESET_ON_FORK, 3, 0, 0, 0 },
+	{ "idle", SCHED_IDLE, 0, 0, 999000, -2 },
 };
+
+static cpu_set_t start_cpus; /* allowed at start */
+
+/* The mask w asks for. */
+static void want_cpus(const struct want *w, cpu_set_t *set)
+{
+	int n = CPU_COUNT(&start_cpus), k = 0;
+
+	*set = start_cpus;
+	if (w->cpu == -2 || n < 2)
+		return;
+	CPU_ZERO(set);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &start_cpus) && k++ == (w->cpu == -1 ? n - 1 : w->cpu)) {
+			CPU_SET(c, set);
+			return;
+		}
+}
 
 static int membarrier(int cmd, unsigned flags)
 {
@@ -62,6 +84,10 @@ static void setup(struct want *w)
 		fail_errno("%s: setpriority(%d)", w->name, w->nice);
 	if (prctl(PR_SET_TIMERSLACK, w->slack, 0, 0, 0))
 		fail_errno("%s: PR_SET_TIMERSLACK", w->name);
+	cpu_set_t set;
+	want_cpus(w, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		fail_errno("%s: sched_setaffinity", w->name);
 }
 
 /* Compares this thread's attributes; returns false with w->err set. */
@@ -92,6 +118,13 @@ static bool check(struct want *w)
 	if (slack != (long)w->slack) {
 		snprintf(w->err, sizeof(w->err), "%s: timer slack %ld, was %lu", w->name, slack,
 			 w->slack);
+		return false;
+	}
+	cpu_set_t set, have;
+	want_cpus(w, &set);
+	if (sched_getaffinity(0, sizeof(have), &have) || !CPU_EQUAL(&set, &have)) {
+		snprintf(w->err, sizeof(w->err), "%s: CPU mask of %d CPUs, was %d", w->name,
+			 CPU_COUNT(&have), CPU_COUNT(&set));
 		return false;
 	}
 	return true;
@@ -146,6 +179,8 @@ int main(int argc, char **argv)
 	int fd;
 
 	test_init(argc, argv);
+	if (sched_getaffinity(0, sizeof(start_cpus), &start_cpus))
+		fail_errno("sched_getaffinity");
 	fd = open("/proc/self/oom_score_adj", O_WRONLY);
 	if (fd < 0 || write(fd, "321", 3) != 3)
 		fail_errno("write oom_score_adj");
