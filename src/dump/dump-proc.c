@@ -741,9 +741,11 @@ static void pin_core(struct dproc *p, struct core_pin *pin)
 	cpu_set_t one;
 	int cpu = sched_getcpu();
 
-	pin->on = false;
 	const char *e = getenv("DMIGRATE_DUMP_PIN");
-	if ((e && !strcmp(e, "0")) || cpu < 0 || sched_getaffinity(0, sizeof(pin->ours), &pin->ours) < 0 || CPU_COUNT(&pin->ours) < 2)
+
+	pin->on = false;
+	if ((e && !strcmp(e, "0")) || cpu < 0 || sched_getaffinity(0, sizeof(pin->ours), &pin->ours) < 0 ||
+	    CPU_COUNT(&pin->ours) < 2)
 		return;
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
