@@ -728,8 +728,9 @@ out:
  * of p are pinned to the CPU we are on, as the restore pins its tree
  * (restore.c, pin_here), and the threads get back the masks just dumped (a
  * thread allowed every CPU gets every CPU, not those online now).  A thread
- * that cannot run there (a cpuset) keeps its mask.  DMIGRATE_DUMP_PIN=0: no
- * pinning.
+ * that cannot run there (a cpuset) keeps its mask.  Should we die in between,
+ * the threads keep the one-CPU mask (the tree runs on, on one CPU): nothing
+ * else is left behind.  DMIGRATE_DUMP_PIN=0: no pinning.
  */
 struct core_pin {
 	bool on;
