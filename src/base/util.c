@@ -257,3 +257,15 @@ int rm_rf(const char *path)
 		return neg_errno();
 	return 0;
 }
+
+int cpu_pin_here(cpu_set_t *orig)
+{
+	cpu_set_t one;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0 || sched_getaffinity(0, sizeof(*orig), orig) < 0 || CPU_COUNT(orig) < 2)
+		return -1;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof(one), &one) == 0 ? cpu : -1;
+}

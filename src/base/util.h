@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <sched.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define PAGE_SIZE_4K 4096UL
@@ -80,3 +81,13 @@ int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* A switch that is on unless the environment variable says 0. */
 bool env_off(const char *name);
+
+/*
+ * Pin the calling thread to the CPU it is on, its mask until now in *orig
+ * (to give back with sched_setaffinity).  Returns that CPU, or -1 when it
+ * was not pinned (one CPU allowed anyway, or the kernel refused).  The
+ * restore and the dump's parasite use it to keep a chain of ptrace round
+ * trips on one CPU: a wake-up across CPUs costs more than the round trip on
+ * a VM.
+ */
+int cpu_pin_here(cpu_set_t *orig);

@@ -725,8 +725,8 @@ out:
  * more than the round trip itself (redis, 5 threads, 12 dumps each
  * alternated: regs and parasite median 1.91 ms (1.45-2.17) against 2.36
  * (1.93-5.80)).  So for its time this thread and every thread
- * of p are pinned to the CPU we are on, as the restore pins its tree
- * (restore.c, pin_here), and the threads get back the masks just dumped (a
+ * of p are pinned to the CPU we are on (cpu_pin_here()), as the restore
+ * pins its tree, and the threads get back the masks just dumped (a
  * thread allowed every CPU gets every CPU, not those online now).  A thread
  * that cannot run there (a cpuset) keeps its mask.  Should we die in between,
  * the threads keep the one-CPU mask (the tree runs on, on one CPU): nothing
@@ -740,19 +740,14 @@ struct core_pin {
 static void pin_core(struct dproc *p, struct core_pin *pin)
 {
 	cpu_set_t one;
-	int cpu = sched_getcpu();
-
 	const char *e = getenv("DMIGRATE_DUMP_PIN");
+	int cpu = e && !strcmp(e, "0") ? -1 : cpu_pin_here(&pin->ours);
 
-	pin->on = false;
-	if ((e && !strcmp(e, "0")) || cpu < 0 || sched_getaffinity(0, sizeof(pin->ours), &pin->ours) < 0 ||
-	    CPU_COUNT(&pin->ours) < 2)
+	pin->on = cpu >= 0;
+	if (!pin->on)
 		return;
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	if (sched_setaffinity(0, sizeof(one), &one) < 0)
-		return;
-	pin->on = true;
 	for (size_t i = 0; i < p->nthreads; i++)
 		sched_setaffinity(p->threads[i].tid, sizeof(one), &one);
 }

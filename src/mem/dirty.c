@@ -282,7 +282,7 @@ static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
 
 /* What a scan reports: the pages written since the last reprotecting scan
  * (and reprotects them: SCAN_REPROTECT), or every private page there is. */
-enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4, SCAN_UNWRITTEN = 8 };
+enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4, SCAN_UNWRITTEN = 8, SCAN_ONE_PASS = 16 };
 
 static int scan_exact(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned how,
 		      struct page_region **vec, size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
@@ -356,8 +356,7 @@ static int scan_exact(struct dirty_proc *p, uint64_t start, uint64_t end, unsign
 static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned how,
 		    struct page_region **vec, size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
 {
-	const char *f = getenv("DMIGRATE_SCAN_FAST");
-	if ((f && !strcmp(f, "0")) || !(how & SCAN_WRITTEN) || (how & SCAN_UNWRITTEN))
+	if ((how & SCAN_ONE_PASS) || !(how & SCAN_WRITTEN) || (how & SCAN_UNWRITTEN))
 		return scan_exact(p, start, end, how, vec, cap, cb, arg, pages);
 
 	struct page_region cand[512];
@@ -447,7 +446,10 @@ static int scan(struct mem_dirty *d, unsigned how, mem_dirty_cb cb, void *arg, u
 	size_t cap = 0, n_order;
 	uint64_t pages = 0;
 	_cleanup_free_ struct scan_area *order = scan_order(d, how, &n_order);
+	const char *f = getenv("DMIGRATE_SCAN_FAST");
 
+	if (f && !strcmp(f, "0"))
+		how |= SCAN_ONE_PASS; /* scan_one() */
 	for (size_t o = 0; o < n_order; o++) {
 		struct dirty_proc *p = &d->p[order[o].proc];
 		size_t k = order[o].range;

@@ -185,20 +185,8 @@ static void kill_all(struct rst_ctx *c)
  * restoring thread stays on its CPU meanwhile, and the tree it makes
  * inherits that, until just before it runs: then every thread gets the
  * mask we had (a best effort: a cpuset may refuse it, which the kernel then
- * fixes itself).  Returns whether the thread was pinned.
+ * fixes itself).  The pin: cpu_pin_here().
  */
-static bool pin_here(cpu_set_t *orig)
-{
-	cpu_set_t one;
-	int cpu = sched_getcpu();
-
-	if (cpu < 0 || sched_getaffinity(0, sizeof(*orig), orig) < 0 || CPU_COUNT(orig) < 2)
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	return sched_setaffinity(0, sizeof(one), &one) == 0;
-}
-
 static void unpin_tree(struct rst_ctx *c, const cpu_set_t *orig)
 {
 	for (size_t i = 0; i < c->nprocs; i++) {
@@ -398,8 +386,8 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r < 0)
 		goto out;
 
-	pinned = pin_here(&cpus);
-	c->pin_cpu = pinned ? sched_getcpu() : -1;
+	c->pin_cpu = cpu_pin_here(&cpus);
+	pinned = c->pin_cpu >= 0;
 	r = stub_create_root(c, &c->procs[0]);
 	c->st.stub_ms = lap(&t);
 	if (r >= 0)

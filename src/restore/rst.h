@@ -67,7 +67,7 @@ struct rst_proc {
 
 struct rst_ctx {
 	const struct restore_opts *o;
-	/* the CPU the restorer keeps to (pin_here), -1: none; a container's
+	/* the CPU the restorer keeps to (cpu_pin_here), -1: none; a container's
 	 * stub, made by runc and not our child, is put on it too (ext_mask:
 	 * the mask it had, given back to the tree before it runs) */
 	int pin_cpu;

@@ -300,7 +300,7 @@ static int ext_stub_start(struct rst_ctx *c, struct rst_proc *root)
 	root->pidfd = pidfd;
 	root->state = RST_SEIZED; /* from here on, failure cleanup kills it */
 	/*
-	 * On our CPU, as a stub of our own is (restore.c, pin_here): the
+	 * On our CPU, as a stub of our own is (restore.c, cpu_pin_here()): the
 	 * restore is hundreds of round trips with it and the threads it makes,
 	 * and each wakeup on another, idle vCPU cost 0.1-2 ms (a redis
 	 * container's memory and threads steps took 12.9 and 7.3 ms where a
