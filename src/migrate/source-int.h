@@ -67,7 +67,7 @@ struct src {
 	/* post-copy: the pages the tree writes while the migration prepares
 	 * (its working set), pushed first after the resume */
 	struct mem_dirty *hot;
-	double hot_track_ms, hot_scan_ms;
+	double hot_track_ms, hot_attach_ms, hot_scan_ms;
 	uint64_t hot_pages;
 	uint64_t hot_max;        /* pages of it pushed first at most ($DMIGRATE_HOT_MAX_MB) */
 	bool hot_tried;

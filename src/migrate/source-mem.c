@@ -238,6 +238,7 @@ void src_hot_track(struct src *s)
 	s->hot_max = hot_max_pages();
 	uint64_t t = clock_ns();
 	int r = mem_dirty_new(s->o->pid, &s->hot);
+	s->hot_attach_ms = ns_to_ms(t, clock_ns());
 	/* every page as it is now: protected, so that a write shows */
 	if (r >= 0)
 		r = mem_dirty_scan(s->hot, true, NULL, NULL, NULL);

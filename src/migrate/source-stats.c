@@ -114,8 +114,8 @@ json_t *src_build_stats(struct src *s, int err)
 	json_object_set_new(j, "chases_continued", json_integer((json_int_t)ss.chases_on));
 	if (s->hot_tried)
 		json_object_set_new(j, "working_set",
-				    json_pack("{s:b,s:f,s:f,s:I,s:I,s:I}", "tracked", s->hot != NULL, "track_ms",
-					      s->hot_track_ms, "scan_ms", s->hot_scan_ms, "pages",
+				    json_pack("{s:b,s:f,s:f,s:f,s:I,s:I,s:I}", "tracked", s->hot != NULL, "track_ms",
+					      s->hot_track_ms, "attach_ms", s->hot_attach_ms, "scan_ms", s->hot_scan_ms, "pages",
 					      (json_int_t)s->hot_pages, "given", (json_int_t)ss.hot_given, "pushed_first",
 					      (json_int_t)ss.pages_hot));
 	if (s->push_held)
