@@ -85,8 +85,12 @@
 # line per run and method on stdout (and appended to --out), then the
 # medians and their ratios, and for dmigrate's methods the medians of its
 # steps (the source's dump and state, the destination's restore by phase,
-# RESUMED to COMMIT, COMMIT to the tree running and the lock's opening).  DM_E2E_PREFIX names the test hosts (default
-# dmrb).
+# RESUMED to COMMIT, COMMIT to the tree running and the lock's opening)
+# and where the client's largest gap lay (the client notes when it ended):
+# from its start to the freeze, the engine's downtime, RESUMED to COMMIT,
+# and from COMMIT to the answer that ended it (the service's first work on
+# the destination: its faults).  DM_E2E_PREFIX names the test hosts
+# (default dmrb).
 set -u -o pipefail
 export LC_ALL=C
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -380,14 +384,14 @@ v_dmigrate() {
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
 	# the whole --stats of every run, kept with --keep
-	cp "$WORK/stats.json" "$WORK/stats-$id.json" 2>/dev/null
+	cp "$WORK/stats.json" "$WORK/stats-$id.json" 2>/dev/null; echo "$out" > "$WORK/out-$id.txt"
 	V_DETAIL=$(jq -c "$STATS_JQ" "$WORK/stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
 # what the method's detail keeps of dmigrate's --stats: where the time went
 # (the phases' timestamps, ms from the start), the faults and their latency
 # and the container's steps on both sides (the frozen window's record; the
 # destination's put-back, restore phases, what runs after COMMIT)
-STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, timestamps, pages_on_demand, pages_pushed, pages_chased, chases_continued, pages_prefetched,
+STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, timestamps, working_set, eager_presend, vma_check_ms, pagemap_scan_ms, pages_on_demand, pages_pushed, pages_chased, chases_continued, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
 	resume_at_ms}), after_commit: (.destination // {} | {resumed_to_commit_ms, commit_to_running_ms,
@@ -607,6 +611,12 @@ jq -rs '
 		(if .value.err then "  first error: \(.value.err)" else "" end)),
 	($g | map(select(.ok and .method.restore != null)) | group_by(.variant)[] | . as $v |
 		def m(p): $v | map(p | select(. != null)) | med | f;
+		# where the client'"'"'s largest gap lay: its end (the client'"'"'s wall
+		# clock) against the source'"'"'s timestamps (ms from start_unix)
+		def ge(t): if .client.max_gap_end_unix == null or .method.start_unix == null then null
+			else (.client.max_gap_end_unix - .method.start_unix) * 1000 - .method.timestamps[t] end;
+		def gp(t): if .client.max_gap_end_unix == null or .method.start_unix == null then null
+			else .method.timestamps[t] - ((.client.max_gap_end_unix - .method.start_unix) * 1000 - .gap_ms) end;
 		"#   \($v[0].workload) \($v[0].variant) steps: dump \(m(.method.timestamps | .dumped - .freeze))" +
 		", state out \(m(.method.timestamps | .state_sent - .dumped))" +
 		", restore \(m(.method.restore.restore_ms)) (" +
@@ -614,7 +624,11 @@ jq -rs '
 			map(. as $k | "\($k) \(m(.method.restore.phases[$k + "_ms"]))") | join(", ")) + ")" +
 		", RESUMED->COMMIT \(m(.method.after_commit.resumed_to_commit_ms))" +
 		", COMMIT->running \(m(.method.after_commit.commit_to_detached_ms))" +
-		" (unlock \(m(.method.after_commit.unlock_ms)))"),
+		" (unlock \(m(.method.after_commit.unlock_ms)))" +
+		"\n#   \($v[0].workload) \($v[0].variant) gap by part: before the freeze \(m(gp("freeze")))" +
+		", frozen to RESUMED \(m(.method.timestamps | .resume - .freeze))" +
+		", to COMMIT \(m(.method.timestamps | .commit - .resume))" +
+		", COMMIT to the answer \(m(ge("commit")))"),
 	"#   \($g[0].workload) ratios: dmigrate gap / criu-lazy gap \(ratio($m.dmigrate.gap; $m["criu-lazy"].gap)) (target <= 0.05)" +
 		"; dmigrate gap / bare gap \(ratio($m.dmigrate.gap; $m.bare.gap)) (target <= 2)" +
 		"; dmigrate down / bare down \(ratio($m.dmigrate.down; $m.bare.down))" +

@@ -20,6 +20,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/rst.h"
+#include "base/clock.h"
 #include "proc/proc.h"
 #include "base/log.h"
 
@@ -673,6 +674,7 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 	if (p->mm_done)
 		return 0; /* a parent of inheriting children, before it forked them (tree.c) */
 	p->mm_done = true;
+	uint64_t t0 = clock_ns();
 	rb = xmalloc(sizeof(*rb));
 	r = proc_read_maps(p->host_pid, &sm);
 	if (r < 0) {
@@ -698,6 +700,7 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p)
 		r = rst_wrap(r, "pid %d: address space", p->img->pid);
 		goto out;
 	}
+	c->st.mem_map_ms += ns_to_ms(t0, clock_ns());
 	r = pages_write(c, p);
 out:
 	free(rb);

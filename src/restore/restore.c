@@ -491,6 +491,7 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(ph, "stub_ms", json_real(st->stub_ms));
 	json_object_set_new(ph, "tree_ms", json_real(st->tree_ms));
 	json_object_set_new(ph, "memory_ms", json_real(st->mem_ms));
+	json_object_set_new(ph, "memory_map_ms", json_real(st->mem_map_ms));
 	json_object_set_new(ph, "fds_ms", json_real(st->fds_ms));
 	json_object_set_new(ph, "threads_ms", json_real(st->threads_ms));
 	json_object_set_new(ph, "lazy_ms", json_real(st->lazy_ms));

@@ -162,6 +162,7 @@ struct restore_stats {
 	double stub_ms;         /* the root stub: clone, blob, seize */
 	double tree_ms;         /* the other processes, sessions, groups, zombies */
 	double mem_ms;          /* address spaces and page contents */
+	double mem_map_ms;      /* of which the mappings (maps read, the mmap batch) */
 	double fds_ms;          /* files, cwd, root */
 	double threads_ms;      /* threads, their state, signals, timers, identity */
 	double lazy_ms;         /* lazy registration (userfaultfd) */
