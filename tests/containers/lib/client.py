@@ -13,7 +13,7 @@ SERVICE: redis | memcached | python-http | nginx (ports as in lib.sh;
 memcached: SET s:I I; http: GET /index.html with keep-alive), checks each
 answer, and never reconnects: a closed or broken connection ends it at once
 with an error.  It writes FILE (JSON: requests, last, max_gap_ms, error,
-done) every 10 requests and at the end; it ends on SIGTERM/SIGINT or when
+done) every 10 requests (from a thread: at most every 50 ms) and at the end; it ends on SIGTERM/SIGINT or when
 the stop file exists, after reading every s:I back on the same connection
 (redis, memcached).  Exit status 0 only if every answer was right.
 --fresh: each request on a connection of its own, made for it and closed
@@ -219,7 +219,7 @@ def stream(c, svc, stop, answered, args):
 
 
 def keep(c0, svc, host, args):
-    st = {"service": svc, "requests": 0, "last": -1, "max_gap_ms": 0.0, "error": None, "done": False}
+    st = {"service": svc, "requests": 0, "last": -1, "max_gap_ms": 0.0, "gaps": [], "error": None, "done": False}
     stop = [False]
 
     def on_signal(*_):
@@ -227,24 +227,51 @@ def keep(c0, svc, host, args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    import threading
+    wlock = threading.Lock()
+
     def write():
-        tmp = args.status + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(st, f)
-        os.replace(tmp, args.status)
+        with wlock:
+            tmp = args.status + ".tmp"
+            text = json.dumps(st)  # one call: the loop cannot change st meanwhile
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, args.status)
+
+    # the status goes from a thread of its own: a rename on a disk file
+    # system may wait for the journal (30 ms and more here), and in the
+    # request loop such a wait was a gap of the client's own
+    dirty = threading.Event()
+
+    def writer():
+        while True:
+            dirty.wait()
+            dirty.clear()
+            write()
+            time.sleep(0.05)
 
     write()
+    threading.Thread(target=writer, daemon=True).start()
     prev = [time.monotonic()]
 
     def answered(i):
-        """request i was answered right: the gap since the last answer, the counts"""
+        """request i was answered right: the gap since the last answer (and
+        when the largest ended, wall clock: to place it among a migration's
+        --stats timestamps), the counts"""
         now = time.monotonic()
-        st["max_gap_ms"] = max(st["max_gap_ms"], (now - prev[0]) * 1000.0)
+        gap = (now - prev[0]) * 1000.0
+        if gap > st["max_gap_ms"]:
+            st["max_gap_ms"] = gap
+            st["max_gap_end_unix"] = time.time()
+        if gap > 15 and len(st["gaps"]) < 20:
+            # every long one (when it ended, wall clock; ms): one before the
+            # freeze is the preparation's, not the switch-over's
+            st["gaps"].append([round(time.time(), 4), round(gap, 1)])
         prev[0] = now
         st["requests"] += 1
         st["last"] = i
         if (i + 1) % 10 == 0:
-            write()
+            dirty.set()
 
     i = 0
     try:
