@@ -7,6 +7,10 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <errno.h>
+#include <sys/syscall.h>
+#include <sys/resource.h>
 
 static void oom(void)
 {
@@ -256,6 +260,17 @@ int rm_rf(const char *path)
 	if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
 		return neg_errno();
 	return 0;
+}
+
+int thread_nice(int nice)
+{
+	id_t tid = (id_t)syscall(SYS_gettid);
+	errno = 0;
+	int was = getpriority(PRIO_PROCESS, tid);
+	if (was == -1 && errno)
+		was = 0;
+	setpriority(PRIO_PROCESS, tid, nice);
+	return was;
 }
 
 int cpu_pin_here(cpu_set_t *orig)

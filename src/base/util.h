@@ -91,3 +91,11 @@ bool env_off(const char *name);
  * a VM.
  */
 int cpu_pin_here(cpu_set_t *orig);
+/*
+ * Set the calling thread's nice value (Linux: per thread, by tid); returns
+ * the one it had, to give back.  Best effort: a refusal leaves it as it was.
+ */
+int thread_nice(int nice);
+/* The nice value of our walks over a running tree's memory (its page tables,
+ * for written pages or VMA flags) before the freeze: its threads first. */
+#define PREP_WALK_NICE 19

@@ -90,9 +90,13 @@ int dump_vmflags_preread(struct dump_ctx *d)
 	_cleanup_free_ pid_t *pids = NULL;
 	/* the tree as it is now; a process born before the freeze is read then */
 	size_t n = proc_tree_pids(d->opts.pid, &pids);
+	/* smaps walks every page table of the running tree (~25 ms of CPU for
+	 * 1.3 GiB here): its own threads come first */
+	int was = thread_nice(PREP_WALK_NICE);
 
 	for (size_t i = 0; i < n && i < 4096; i++)
 		early_add(d, pids[i]);
+	thread_nice(was);
 	dm_error_clear();
 	if (d->opts.defer_pagemap)
 		for (size_t i = 0; i < d->n_early; i++) {

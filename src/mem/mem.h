@@ -347,6 +347,12 @@ void mem_server_bulk_fill(struct mem_server *s, bool fill);
  * destination's CPU from the restore and queue ahead of the first faults.
  */
 void mem_server_hold(struct mem_server *s, bool hold);
+/*
+ * After the working set, the push (and the scan for the holes of the sparse
+ * runs before it) waits until until_ns (CLOCK_MONOTONIC; 0: no wait, or
+ * stop); faults are served meanwhile.  Call before the hold ends.
+ */
+void mem_server_quiet_until(struct mem_server *s, uint64_t until_ns);
 /* Wait until the push has sent everything (0) or failed. */
 int mem_server_wait_push(struct mem_server *s, int timeout_ms);
 int mem_server_error(struct mem_server *s);

@@ -122,6 +122,7 @@ struct mem_server {
 	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
+	uint64_t quiet_until;     /* under lock: mem_server_quiet_until */
 	bool hold;                /* under lock: the push waits after the working set (mem_server_hold) */
 	uint64_t pages_held;      /* pushed before the hold was let go */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
@@ -642,6 +643,9 @@ static void *push_thread(void *arg)
 		s->pages_held = atomic_load(&s->pages_pushed) - pushed0;
 		while (s->hold && !atomic_load(&s->stop))
 			cond_wait_ms(&s->cond, &s->lock, 200);
+		/* the tree's first requests come first (mem_server_quiet_until) */
+		for (uint64_t now = clock_ns(); s->quiet_until > now && !atomic_load(&s->stop); now = clock_ns())
+			cond_wait_ms(&s->cond, &s->lock, (unsigned)((s->quiet_until - now) / 1000000 + 1));
 		pthread_mutex_unlock(&s->lock);
 		if (!early && r >= 0)
 			r = scan_all_sparse(s);
@@ -751,6 +755,14 @@ int mem_server_start(struct mem_server *s, struct net_chan *fault, struct net_ch
 void mem_server_bulk_fill(struct mem_server *s, bool fill)
 {
 	s->bulk_fill = fill;
+}
+
+void mem_server_quiet_until(struct mem_server *s, uint64_t until_ns)
+{
+	pthread_mutex_lock(&s->lock);
+	s->quiet_until = until_ns;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void mem_server_hold(struct mem_server *s, bool hold)

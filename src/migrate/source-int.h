@@ -68,6 +68,7 @@ struct src {
 	 * (its working set), pushed first after the resume */
 	struct mem_dirty *hot;
 	double hot_track_ms, hot_attach_ms, hot_scan_ms;
+	double quiet_ms; /* after the commit, faults only (ph_memory_after) */
 	uint64_t hot_pages;
 	uint64_t hot_max;        /* pages of it pushed first at most ($DMIGRATE_HOT_MAX_MB) */
 	bool hot_tried;

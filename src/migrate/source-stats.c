@@ -118,6 +118,9 @@ json_t *src_build_stats(struct src *s, int err)
 					      s->hot_track_ms, "attach_ms", s->hot_attach_ms, "scan_ms", s->hot_scan_ms, "pages",
 					      (json_int_t)s->hot_pages, "given", (json_int_t)ss.hot_given, "pushed_first",
 					      (json_int_t)ss.pages_hot));
+	if (s->t_commit)
+		/* after the commit, the source served faults only so long */
+		json_object_set_new(j, "quiet_ms", json_real(s->quiet_ms));
 	if (s->push_held)
 		/* pushed while the destination restored (the working set and what
 		 * came before it), the rest waited for the commit */

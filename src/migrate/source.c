@@ -1330,11 +1330,35 @@ static int ph_resume(struct src *s)
 	return 0;
 }
 
+/*
+ * How long after the commit the source serves faults only
+ * (DMIGRATE_QUIET_MS, 0: not at all).  The push beyond the working set, the
+ * scan for the sparse runs' holes before it and the check of the VMA flags
+ * wait so long: the tree's first requests on the destination fault in pages
+ * the push would not bring in time, and each of those faults waited for a
+ * CPU that the push's reads and encryption and the two scans (25-45 ms of
+ * CPU each for a redis of 1.3 GiB) kept busy.
+ */
+#define SRC_QUIET_MS 100
+
+static uint64_t quiet_ns(void)
+{
+	const char *e = getenv("DMIGRATE_QUIET_MS");
+	long ms;
+	if (e && parse_long(e, &ms) >= 0 && ms >= 0 && ms <= 10000)
+		return (uint64_t)ms * 1000000;
+	return (uint64_t)SRC_QUIET_MS * 1000000;
+}
+
 /* memory, after the resume: post-copy and hybrid push the rest; the VMA
  * flags that changed before the freeze (post-copy) */
 static int ph_memory_after(struct src *s)
 {
 	int r;
+	uint64_t quiet = s->t_commit ? s->t_commit + quiet_ns() : 0;
+	s->quiet_ms = quiet ? (double)quiet_ns() / 1e6 : 0;
+	if (s->srv)
+		mem_server_quiet_until(s->srv, quiet);
 	if ((s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID) && !s->push_started) {
 		r = start_push(s);
 		if (r < 0)
@@ -1344,6 +1368,8 @@ static int ph_memory_after(struct src *s)
 	if (s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID)
 		atomic_store(&s->phase, "post-copy");
 	if (s->dopts.early_vmflags) {
+		for (uint64_t now = clock_ns(); quiet > now; now = clock_ns())
+			usleep((useconds_t)MIN((quiet - now) / 1000 + 1, (uint64_t)1000000));
 		r = send_vma_fixes(s);
 		if (r < 0)
 			return r;
