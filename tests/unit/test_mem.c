@@ -561,6 +561,67 @@ static void test_dirty_scan_fast(void **state)
 	munmap(z, D * PAGE);
 }
 
+/*
+ * An exact scan asks the kernel for 32 MiB at a time (it holds the mmap
+ * lock for a whole call): over an area of 80 MiB, the first (protecting)
+ * scan reports every page once, and the writes on both sides of each 32 MiB
+ * boundary are reported, nothing else.
+ */
+static void test_dirty_scan_chunks(void **state)
+{
+	(void)state;
+	enum { N = 20480 }; /* 80 MiB: boundaries at pages 8192 and 16384 */
+	static const size_t w[] = { 0, 8191, 8192, 16383, 16384, N - 1 };
+	uint8_t *a = mmap(NULL, (size_t)N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(a != MAP_FAILED);
+	for (size_t i = 0; i < N; i++)
+		a[i * PAGE] = 1;
+	int cmd[2], ack[2];
+	assert_int_equal(pipe(cmd), 0);
+	assert_int_equal(pipe(ack), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		char k;
+		if (write(ack[1], "r", 1) != 1)
+			_exit(1);
+		while (read(cmd[0], &k, 1) == 1) {
+			for (size_t i = 0; i < ARRAY_SIZE(w); i++)
+				a[w[i] * PAGE] = 2;
+			if (write(ack[1], "k", 1) != 1)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	char k;
+	assert_int_equal(read(ack[0], &k, 1), 1);
+	struct mem_dirty *d = NULL;
+	assert_int_equal(mem_dirty_new(pid, &d), 0);
+	struct page_list fast = {}, exact = {};
+	setenv("DMIGRATE_SCAN_FAST", "0", 1);
+	assert_int_equal(mem_dirty_scan(d, true, collect, &exact, NULL), 0);
+	unsetenv("DMIGRATE_SCAN_FAST");
+	assert_int_equal(listed_in(&exact, a, N), N);
+	scan_both(d, &fast, &exact);
+	assert_int_equal(listed_in(&fast, a, N), 0);
+
+	assert_int_equal(write(cmd[1], "1", 1), 1);
+	assert_int_equal(read(ack[0], &k, 1), 1);
+	scan_both(d, &fast, &exact);
+	assert_int_equal(listed_in(&fast, a, N), ARRAY_SIZE(w));
+	for (size_t i = 0; i < ARRAY_SIZE(w); i++)
+		assert_true(listed(&exact, a + w[i] * PAGE));
+
+	mem_dirty_free(d);
+	close(cmd[1]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	free(fast.a);
+	free(exact.a);
+	munmap(a, (size_t)N * PAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_read_keeps_cow),
 		cmocka_unit_test(test_read_prot_none),
 		cmocka_unit_test(test_dirty_scan_fast),
+		cmocka_unit_test(test_dirty_scan_chunks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
