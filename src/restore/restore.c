@@ -292,6 +292,7 @@ static void ctx_free(struct rst_ctx *c)
 		free(h);
 	}
 	free(c->helpers);
+	pages_fini(c);
 	if (c->sock >= 0)
 		close(c->sock);
 	checkpoint_free(c->ck);

@@ -75,6 +75,8 @@ struct rst_ctx {
 	cpu_set_t ext_mask;
 	struct dm_image *img;
 	struct dm_checkpoint *ck;
+	/* fetch_run()'s buffer, made once with its pages in (pages.c) */
+	uint8_t *fetch_buf;
 	struct rst_proc *procs; /* in inventory order: parents first */
 	size_t nprocs;
 	bool own_pidns;
@@ -146,6 +148,7 @@ int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 /* How many fds the mappings of p take at once (their files, shared memory, the exe). */
 size_t mm_map_fds(const Dm__Process *p);
 int pages_write(struct rst_ctx *c, struct rst_proc *p);
+void pages_fini(struct rst_ctx *c); /* the fetch buffer (ctx_free) */
 int mm_seal(struct rst_ctx *c, struct rst_proc *p);
 /* A parent whose children inherit pages: its DONTFORK/WIPEONFORK, once they exist. */
 int mm_fork_madvise(struct rst_ctx *c, struct rst_proc *p);
