@@ -9,8 +9,6 @@
 #include "mem/mem.h"
 #include "base/log.h"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -253,8 +251,7 @@ void mem_fault_thread_priority(void)
 {
 	if (getenv("DMIGRATE_NO_RT"))
 		return;
-	/* the thread's own nice value (Linux: per thread, by tid) */
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), FAULT_THREAD_NICE);
+	thread_nice(FAULT_THREAD_NICE);
 }
 
 /* ---- histogram: 16 linear sub-buckets per power of two of microseconds ---- */

@@ -1355,8 +1355,8 @@ static uint64_t quiet_ns(void)
 static int ph_memory_after(struct src *s)
 {
 	int r;
-	uint64_t quiet = s->t_commit ? s->t_commit + quiet_ns() : 0;
-	s->quiet_ms = quiet ? (double)quiet_ns() / 1e6 : 0;
+	uint64_t q = s->t_commit ? quiet_ns() : 0, quiet = q ? s->t_commit + q : 0;
+	s->quiet_ms = (double)q / 1e6;
 	if (s->srv)
 		mem_server_quiet_until(s->srv, quiet);
 	if ((s->o->mode == MIG_POST_COPY || s->o->mode == MIG_HYBRID) && !s->push_started) {
