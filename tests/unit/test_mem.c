@@ -444,6 +444,79 @@ static size_t listed_in_areas(const struct page_list *l, const struct test_area 
 }
 
 /*
+ * A child of the test (its memory as the test's was at the fork) that runs
+ * step(k, arg) for each command k of writer_do(), answering when it is done.
+ */
+struct writer {
+	pid_t pid;
+	int cmd, ack;
+};
+
+static struct writer writer_start(void (*step)(char k, void *arg), void *arg)
+{
+	int cmd[2], ack[2];
+	assert_int_equal(pipe(cmd), 0);
+	assert_int_equal(pipe(ack), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		char k;
+		if (write(ack[1], "r", 1) != 1)
+			_exit(1);
+		while (read(cmd[0], &k, 1) == 1) {
+			step(k, arg);
+			if (write(ack[1], "k", 1) != 1)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(cmd[0]);
+	close(ack[1]);
+	char k;
+	assert_int_equal(read(ack[0], &k, 1), 1);
+	return (struct writer){ pid, cmd[1], ack[0] };
+}
+
+static void writer_do(struct writer *w, char k)
+{
+	assert_int_equal(write(w->cmd, &k, 1), 1);
+	assert_int_equal(read(w->ack, &k, 1), 1);
+}
+
+static void writer_stop(struct writer *w)
+{
+	close(w->cmd);
+	close(w->ack);
+	kill(w->pid, SIGKILL);
+	waitpid(w->pid, NULL, 0);
+}
+
+struct scan_fast_areas {
+	uint8_t *a, *b, *c, *z;
+	size_t na; /* pages of a */
+};
+
+static void scan_fast_step(char k, void *arg)
+{
+	struct scan_fast_areas *m = arg;
+	volatile uint8_t sink = 0;
+	if (k == '1') {
+		m->a[0] = m->a[PAGE] = m->a[2 * PAGE] = m->a[500 * PAGE] = m->a[(m->na - 1) * PAGE] = 2;
+		m->b[1 * PAGE] = 2; /* a hole: a new page */
+		m->b[5 * PAGE] = 2;
+		sink += m->b[2 * PAGE]; /* a hole read: the zero page */
+		m->c[20 * PAGE] = 2;    /* a file page copied */
+		m->z[7 * PAGE] = 2;     /* the zero page replaced */
+	} else if (k == '2') {
+		m->a[3 * PAGE] = 3;
+		m->b[2 * PAGE] = 3; /* the zero page read in round 1 */
+		m->c[3 * PAGE] = 3;
+	}
+	(void)sink;
+}
+
+/*
  * mem_dirty's written scan goes in two passes (the kernel's fast path for
  * written entries finds candidates, the exact scan runs on them): it must
  * report what one exact pass reports, over what the fast pass also sees and
@@ -478,39 +551,11 @@ static void test_dirty_scan_fast(void **state)
 	(void)sink;
 	const struct test_area ar[] = { { a, A }, { b, B }, { c, C }, { z, D } };
 
-	int cmd[2], ack[2];
-	assert_int_equal(pipe(cmd), 0);
-	assert_int_equal(pipe(ack), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		char k;
-		if (write(ack[1], "r", 1) != 1)
-			_exit(1);
-		while (read(cmd[0], &k, 1) == 1) {
-			if (k == '1') {
-				a[0] = a[PAGE] = a[2 * PAGE] = a[500 * PAGE] = a[(A - 1) * PAGE] = 2;
-				b[1 * PAGE] = 2; /* a hole: a new page */
-				b[5 * PAGE] = 2;
-				sink += b[2 * PAGE]; /* a hole read: the zero page */
-				c[20 * PAGE] = 2;    /* a file page copied */
-				z[7 * PAGE] = 2;     /* the zero page replaced */
-			} else if (k == '2') {
-				a[3 * PAGE] = 3;
-				b[2 * PAGE] = 3; /* the zero page read in round 1 */
-				c[3 * PAGE] = 3;
-			}
-			if (write(ack[1], "k", 1) != 1)
-				_exit(1);
-		}
-		_exit(0);
-	}
-	char k;
-	assert_int_equal(read(ack[0], &k, 1), 1);
+	struct scan_fast_areas m = { a, b, c, z, A };
+	struct writer w = writer_start(scan_fast_step, &m);
 
 	struct mem_dirty *d = NULL;
-	assert_int_equal(mem_dirty_new(pid, &d), 0);
+	assert_int_equal(mem_dirty_new(w.pid, &d), 0);
 	/* the first scan reports what is there and protects it */
 	struct page_list fast = {}, exact = {};
 	assert_int_equal(mem_dirty_scan(d, true, collect, &fast, NULL), 0);
@@ -524,8 +569,7 @@ static void test_dirty_scan_fast(void **state)
 	scan_both(d, &fast, &exact);
 	assert_int_equal(listed_in_areas(&fast, ar, ARRAY_SIZE(ar)), 0);
 
-	assert_int_equal(write(cmd[1], "1", 1), 1);
-	assert_int_equal(read(ack[0], &k, 1), 1);
+	writer_do(&w, '1');
 	scan_both(d, &fast, &exact);
 	assert_int_equal(listed_in(&fast, a, A), 5);
 	assert_true(listed(&fast, a) && listed(&fast, a + 500 * PAGE) && listed(&fast, a + (A - 1) * PAGE));
@@ -543,16 +587,13 @@ static void test_dirty_scan_fast(void **state)
 	scan_both(d, &fast, &exact);
 	assert_int_equal(listed_in_areas(&fast, ar, ARRAY_SIZE(ar)), 0);
 
-	assert_int_equal(write(cmd[1], "2", 1), 1);
-	assert_int_equal(read(ack[0], &k, 1), 1);
+	writer_do(&w, '2');
 	scan_both(d, &fast, &exact);
 	assert_int_equal(listed_in_areas(&fast, ar, ARRAY_SIZE(ar)), 3);
 	assert_true(listed(&fast, a + 3 * PAGE) && listed(&fast, b + 2 * PAGE) && listed(&fast, c + 3 * PAGE));
 
 	mem_dirty_free(d);
-	close(cmd[1]);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	writer_stop(&w);
 	free(fast.a);
 	free(exact.a);
 	munmap(a, A * PAGE);
@@ -567,37 +608,28 @@ static void test_dirty_scan_fast(void **state)
  * scan reports every page once, and the writes on both sides of each 32 MiB
  * boundary are reported, nothing else.
  */
+enum { CHUNKS_N = 20480 }; /* 80 MiB: boundaries at pages 8192 and 16384 */
+static const size_t chunk_writes[] = { 0, 8191, 8192, 16383, 16384, CHUNKS_N - 1 };
+
+static void scan_chunks_step(char k, void *arg)
+{
+	uint8_t *a = arg;
+	(void)k;
+	for (size_t i = 0; i < ARRAY_SIZE(chunk_writes); i++)
+		a[chunk_writes[i] * PAGE] = 2;
+}
+
 static void test_dirty_scan_chunks(void **state)
 {
 	(void)state;
-	enum { N = 20480 }; /* 80 MiB: boundaries at pages 8192 and 16384 */
-	static const size_t w[] = { 0, 8191, 8192, 16383, 16384, N - 1 };
+	enum { N = CHUNKS_N };
 	uint8_t *a = mmap(NULL, (size_t)N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(a != MAP_FAILED);
 	for (size_t i = 0; i < N; i++)
 		a[i * PAGE] = 1;
-	int cmd[2], ack[2];
-	assert_int_equal(pipe(cmd), 0);
-	assert_int_equal(pipe(ack), 0);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		char k;
-		if (write(ack[1], "r", 1) != 1)
-			_exit(1);
-		while (read(cmd[0], &k, 1) == 1) {
-			for (size_t i = 0; i < ARRAY_SIZE(w); i++)
-				a[w[i] * PAGE] = 2;
-			if (write(ack[1], "k", 1) != 1)
-				_exit(1);
-		}
-		_exit(0);
-	}
-	char k;
-	assert_int_equal(read(ack[0], &k, 1), 1);
+	struct writer w = writer_start(scan_chunks_step, a);
 	struct mem_dirty *d = NULL;
-	assert_int_equal(mem_dirty_new(pid, &d), 0);
+	assert_int_equal(mem_dirty_new(w.pid, &d), 0);
 	struct page_list fast = {}, exact = {};
 	setenv("DMIGRATE_SCAN_FAST", "0", 1);
 	assert_int_equal(mem_dirty_scan(d, true, collect, &exact, NULL), 0);
@@ -606,17 +638,14 @@ static void test_dirty_scan_chunks(void **state)
 	scan_both(d, &fast, &exact);
 	assert_int_equal(listed_in(&fast, a, N), 0);
 
-	assert_int_equal(write(cmd[1], "1", 1), 1);
-	assert_int_equal(read(ack[0], &k, 1), 1);
+	writer_do(&w, '1');
 	scan_both(d, &fast, &exact);
-	assert_int_equal(listed_in(&fast, a, N), ARRAY_SIZE(w));
-	for (size_t i = 0; i < ARRAY_SIZE(w); i++)
-		assert_true(listed(&exact, a + w[i] * PAGE));
+	assert_int_equal(listed_in(&fast, a, N), ARRAY_SIZE(chunk_writes));
+	for (size_t i = 0; i < ARRAY_SIZE(chunk_writes); i++)
+		assert_true(listed(&exact, a + chunk_writes[i] * PAGE));
 
 	mem_dirty_free(d);
-	close(cmd[1]);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	writer_stop(&w);
 	free(fast.a);
 	free(exact.a);
 	munmap(a, (size_t)N * PAGE);
