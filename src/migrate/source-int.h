@@ -147,6 +147,8 @@ int src_precopy(struct src *s);
  * go before the freeze */
 bool src_hot_wanted(const struct src *s);
 bool src_presend_wanted(const struct src *s);
+/* After the commit, faults only so long (ns; DMIGRATE_QUIET_MS) */
+uint64_t src_quiet_ns(void);
 /* post-copy, once START is sent: the tracking of the tree's writes */
 void src_hot_track(struct src *s);
 /* post-copy, before the freeze: the eager pages, then (store_lazy) the

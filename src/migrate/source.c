@@ -1330,32 +1330,12 @@ static int ph_resume(struct src *s)
 	return 0;
 }
 
-/*
- * How long after the commit the source serves faults only
- * (DMIGRATE_QUIET_MS, 0: not at all).  The push beyond the working set, the
- * scan for the sparse runs' holes before it and the check of the VMA flags
- * wait so long: the tree's first requests on the destination fault in pages
- * the push would not bring in time, and each of those faults waited for a
- * CPU that the push's reads and encryption and the two scans (25-45 ms of
- * CPU each for a redis of 1.3 GiB) kept busy.
- */
-#define SRC_QUIET_MS 100
-
-static uint64_t quiet_ns(void)
-{
-	const char *e = getenv("DMIGRATE_QUIET_MS");
-	long ms;
-	if (e && parse_long(e, &ms) >= 0 && ms >= 0 && ms <= 10000)
-		return (uint64_t)ms * 1000000;
-	return (uint64_t)SRC_QUIET_MS * 1000000;
-}
-
 /* memory, after the resume: post-copy and hybrid push the rest; the VMA
  * flags that changed before the freeze (post-copy) */
 static int ph_memory_after(struct src *s)
 {
 	int r;
-	uint64_t q = s->t_commit ? quiet_ns() : 0, quiet = q ? s->t_commit + q : 0;
+	uint64_t q = s->t_commit ? src_quiet_ns() : 0, quiet = q ? s->t_commit + q : 0;
 	s->quiet_ms = (double)q / 1e6;
 	if (s->srv)
 		mem_server_quiet_until(s->srv, quiet);
