@@ -25,6 +25,7 @@
  */
 #define LOG_PREFIX "restore: "
 #include "restore/uffd.h"
+#include "base/clock.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -114,9 +115,11 @@ static const uint8_t *pagefile_at(const struct pagefile *pf, uint64_t off, uint6
 	return pf->map + DM_IMG_DATA_OFF + off;
 }
 
-static int mem_write(struct rst_proc *p, uint64_t addr, const void *src, uint64_t len)
+static int mem_write(struct rst_ctx *c, struct rst_proc *p, uint64_t addr, const void *src, uint64_t len)
 {
+	uint64_t t = clock_ns();
 	int r = pwrite_all(rst_main(p)->memfd, src, len, (off_t)addr);
+	c->st.mem_write_ms += ns_to_ms(t, clock_ns());
 	if (r < 0)
 		return dm_fail(r, "pid %d: writing %" PRIu64 " KiB at %#" PRIx64 ": %s", p->img->pid,
 			       len >> 10, addr, strerror(-r));
@@ -160,6 +163,16 @@ static const Dm__PagemapEntry *entry_of(const Dm__Process *p, uint64_t a)
 			return e;
 	}
 	return NULL;
+}
+
+/* A page of the page source (a migration's store or its source), timed */
+static int fetch_page(struct rst_ctx *c, pid_t pid, uint64_t addr, void *page)
+{
+	uint64_t t = clock_ns();
+	int r = c->o->lazy_fetch(c->o->lazy_arg, pid, addr, page);
+	c->st.mem_fetch_ms += ns_to_ms(t, clock_ns());
+	c->st.pages_fetched += r >= 0;
+	return r;
 }
 
 static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagefile *pf,
@@ -216,13 +229,13 @@ static int write_eager(struct rst_ctx *c, struct rst_proc *p, const struct pagef
 					       "pid %d: page %#" PRIx64 " is lazy but the kernel writes it "
 					       "before the task runs, and no page source can give it now",
 					       ip->pid, a);
-			r = c->o->lazy_fetch(c->o->lazy_arg, ip->pid, a, page);
+			r = fetch_page(c, ip->pid, a, page);
 			if (r < 0)
 				return rst_wrap(r, "pid %d: fetching lazy page %#" PRIx64, ip->pid, a);
 		} else {
 			memset(page, 0, DM_PAGE_SIZE);
 		}
-		r = mem_write(p, a, src, DM_PAGE_SIZE);
+		r = mem_write(c, p, a, src, DM_PAGE_SIZE);
 		if (r < 0)
 			return r;
 		c->st.pages_written++;
@@ -272,11 +285,11 @@ static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEnt
 		uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
 		for (uint32_t j = 0; j < n; j++) {
 			uint64_t pa = a + (uint64_t)j * DM_PAGE_SIZE;
-			r = c->o->lazy_fetch(c->o->lazy_arg, p->img->pid, pa, buf + (size_t)j * DM_PAGE_SIZE);
+			r = fetch_page(c, p->img->pid, pa, buf + (size_t)j * DM_PAGE_SIZE);
 			if (r < 0)
 				return rst_wrap(r, "pid %d: fetching page %#" PRIx64, p->img->pid, pa);
 		}
-		r = mem_write(p, a, buf, (uint64_t)n * DM_PAGE_SIZE);
+		r = mem_write(c, p, a, buf, (uint64_t)n * DM_PAGE_SIZE);
 		if (r < 0)
 			return r;
 		c->st.pages_written += n;
@@ -547,8 +560,11 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 			wjobs_add_run(&w, ip, addr, src, len);
 		i = k;
 	}
-	if (r >= 0)
+	if (r >= 0) {
+		uint64_t t = clock_ns();
 		r = wjobs_run(c, p, &w);
+		c->st.mem_write_ms += ns_to_ms(t, clock_ns());
+	}
 	if (r >= 0)
 		c->st.pages_written += w.bytes / DM_PAGE_SIZE;
 	free(w.v);

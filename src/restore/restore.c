@@ -493,6 +493,8 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(ph, "tree_ms", json_real(st->tree_ms));
 	json_object_set_new(ph, "memory_ms", json_real(st->mem_ms));
 	json_object_set_new(ph, "memory_map_ms", json_real(st->mem_map_ms));
+	json_object_set_new(ph, "memory_fetch_ms", json_real(st->mem_fetch_ms));
+	json_object_set_new(ph, "memory_write_ms", json_real(st->mem_write_ms));
 	json_object_set_new(ph, "fds_ms", json_real(st->fds_ms));
 	json_object_set_new(ph, "threads_ms", json_real(st->threads_ms));
 	json_object_set_new(ph, "lazy_ms", json_real(st->lazy_ms));
@@ -511,6 +513,7 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(o, "vmas", json_integer((json_int_t)st->vmas));
 	json_object_set_new(o, "pages_written", json_integer((json_int_t)st->pages_written));
 	json_object_set_new(o, "pages_lazy", json_integer((json_int_t)st->pages_lazy));
+	json_object_set_new(o, "pages_fetched", json_integer((json_int_t)st->pages_fetched));
 	json_object_set_new(o, "injected_syscalls", json_integer((json_int_t)st->injected));
 	json_object_set_new(o, "ptrace_round_trips", json_integer((json_int_t)st->round_trips));
 	if (st->lock_counted) {

@@ -163,6 +163,8 @@ struct restore_stats {
 	double tree_ms;         /* the other processes, sessions, groups, zombies */
 	double mem_ms;          /* address spaces and page contents */
 	double mem_map_ms;      /* of which the mappings (maps read, the mmap batch) */
+	double mem_fetch_ms;    /* of which the pages fetched from the page source (lazy_fetch) */
+	double mem_write_ms;    /* of which the pages written into the processes */
 	double fds_ms;          /* files, cwd, root */
 	double threads_ms;      /* threads, their state, signals, timers, identity */
 	double lazy_ms;         /* lazy registration (userfaultfd) */
@@ -180,6 +182,7 @@ struct restore_stats {
 	uint64_t vmas;
 	uint64_t pages_written;
 	uint64_t pages_lazy;
+	uint64_t pages_fetched; /* of pages_written: asked of the page source (lazy_fetch) */
 	uint64_t injected;      /* injected syscalls (batched ones count one each) */
 	uint64_t round_trips;   /* ptrace round trips used to run them */
 	/* TCP packets the restore's network lock dropped: from the peers, and
