@@ -104,6 +104,8 @@ struct srv_proc {
 	size_t n_hot;
 	struct back_ref *back;    /* fault thread only: where unsent pages were seen pointed to from */
 	_Atomic uint64_t hint;    /* where faults happen; 0: none */
+	_Atomic uint64_t hint_end; /* the end of the window the hint starts */
+	uint64_t win, win_end;    /* push thread only: the window being pushed while held */
 };
 
 struct mem_server {
@@ -457,37 +459,55 @@ static void *fault_thread(void *arg)
 		if (r < 0)
 			break;
 		atomic_fetch_add(&s->pages_fault, 1);
-		/* then the pages the words around the faulting byte point to (buf
-		 * holds the page still) */
-		if (s->chase && off) {
-			note_pointers(p, page, buf);
-			uint32_t lo = off & ~63u;
-			r = chase(s, p, page, buf, lo, lo + CHASE_BYTES, buf);
-			if (r >= 0)
-				r = chase_on(s, p, page, buf, from_buf);
-			if (r < 0)
-				break;
-		}
 		/*
-		 * Then the nearest neighbours not sent yet, inline; the rest of the
-		 * window goes to the pusher, which continues from there on the bulk
-		 * channel: the next fault must not wait behind a large window here.
+		 * Then the nearest neighbours not sent yet, inline, and the pages
+		 * the words around the faulting byte point to (buf holds the page
+		 * still): neighbours first on a forward walk (the window starts at
+		 * the page: the destination saw the faults go up page by page, a
+		 * table scanned, whose words point elsewhere: its next page is
+		 * what the thread touches next, the pointers' pages after), else
+		 * the pointers first.  The rest of the window goes to the pusher,
+		 * which continues from there on the bulk channel: the next fault
+		 * must not wait behind a large window here.
 		 */
 		uint64_t lo = q.addr, hi = q.addr + (uint64_t)q.npages * DM_PAGE_SIZE;
 		uint64_t ilo = page >= lo + (PREFETCH_INLINE / 2) * DM_PAGE_SIZE ?
 				       page - (PREFETCH_INLINE / 2) * DM_PAGE_SIZE : lo;
+		bool walk = page == lo && q.npages > PREFETCH_INLINE;
 		if (page == lo)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
-		r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
-				&s->pages_prefetch, s->chase > 0);
+		if (walk)
+			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
+					&s->pages_prefetch, s->chase > 0);
+		if (r >= 0 && s->chase && off) {
+			/* buf holds the faulting page unless neighbours went */
+			if (walk && mem_read_remote(p->pid, p->memfd, page, buf, DM_PAGE_SIZE) < 0)
+				off = 0;
+			if (off) {
+				note_pointers(p, page, buf);
+				uint32_t clo = off & ~63u;
+				r = chase(s, p, page, buf, clo, clo + CHASE_BYTES, buf);
+				if (r >= 0)
+					r = chase_on(s, p, page, buf, from_buf);
+			}
+		}
+		if (r >= 0 && !walk)
+			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
+					&s->pages_prefetch, s->chase > 0);
 		if (r < 0)
 			break;
-		/* the rest of a window goes to the pusher; a fault whose window
-		 * ends here (random access) does not move the push: jumping to
-		 * random places would leave it small, scattered frames */
-		if (ihi < hi)
+		/* the rest of a window goes to the pusher (also while it holds:
+		 * push_held()); a fault whose window ends here (random access)
+		 * does not move the push: jumping to random places would leave it
+		 * small, scattered frames */
+		if (ihi < hi) {
+			pthread_mutex_lock(&s->lock);
+			atomic_store(&p->hint_end, hi);
 			atomic_store(&p->hint, ihi);
+			pthread_cond_broadcast(&s->cond);
+			pthread_mutex_unlock(&s->lock);
+		}
 	}
 	if (r < 0 && !atomic_load(&s->stop))
 		set_err(s, r);
@@ -595,6 +615,71 @@ static void tune_sndbuf(struct mem_server *s, uint64_t bytes, uint64_t ns)
 	}
 }
 
+/*
+ * One frame of the windows the faults asked for (their rest after the
+ * inline neighbours: the hints), the latest window first; false: none left.
+ */
+static int push_window_frame(struct mem_server *s, uint8_t *buf, bool *pushed)
+{
+	struct srv_proc *p = NULL;
+
+	*pushed = false;
+	for (size_t i = 0; i < s->n; i++) {
+		struct srv_proc *q = &s->procs[i];
+		uint64_t from = atomic_exchange(&q->hint, 0);
+		if (from) {
+			q->win = from;
+			q->win_end = atomic_load(&q->hint_end);
+		}
+		if (!p && q->win < q->win_end)
+			p = q;
+	}
+	if (!p)
+		return 0;
+	uint64_t n = MIN((p->win_end - p->win) / DM_PAGE_SIZE, (uint64_t)PUSH_FRAME_PAGES);
+	int r = send_unsent(s, s->bulk, p, p->win, n, MEM_PF_PUSH, buf, &s->pages_pushed, false);
+	p->win += n * DM_PAGE_SIZE;
+	*pushed = true;
+	return r;
+}
+
+static bool any_hint(struct mem_server *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (atomic_load(&s->procs[i].hint))
+			return true;
+	return false;
+}
+
+/*
+ * While the caller holds the push (mem_server_hold: until the commit) and
+ * in the quiet window after it (mem_server_quiet_until), the pusher sends
+ * only the rest of the windows that faults ask for: a thread walking a
+ * table page by page on the destination would otherwise fault on each one
+ * (the fault channel carries a few neighbours), a round trip per page.
+ */
+static int push_held(struct mem_server *s, uint8_t *buf)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (r >= 0 && !atomic_load(&s->stop)) {
+		uint64_t now = clock_ns();
+		if (!s->hold && s->quiet_until <= now)
+			break;
+		bool pushed;
+		pthread_mutex_unlock(&s->lock);
+		r = push_window_frame(s, buf, &pushed);
+		pthread_mutex_lock(&s->lock);
+		if (pushed || r < 0 || any_hint(s))
+			continue; /* a hint set before the lock was taken again */
+		unsigned ms = s->hold ? 200 : (unsigned)((s->quiet_until - now) / 1000000 + 1);
+		cond_wait_ms(&s->cond, &s->lock, ms);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 static void *push_thread(void *arg)
 {
 	struct mem_server *s = arg;
@@ -638,15 +723,12 @@ static void *push_thread(void *arg)
 		bool early = getenv("DMIGRATE_TEST_SCAN_EARLY") != NULL;
 		if (early && r >= 0)
 			r = scan_all_sparse(s);
-		/* the rest when the caller says (mem_server_hold) */
-		pthread_mutex_lock(&s->lock);
 		s->pages_held = atomic_load(&s->pages_pushed) - pushed0;
-		while (s->hold && !atomic_load(&s->stop))
-			cond_wait_ms(&s->cond, &s->lock, 200);
-		/* the tree's first requests come first (mem_server_quiet_until) */
-		for (uint64_t now = clock_ns(); s->quiet_until > now && !atomic_load(&s->stop); now = clock_ns())
-			cond_wait_ms(&s->cond, &s->lock, (unsigned)((s->quiet_until - now) / 1000000 + 1));
-		pthread_mutex_unlock(&s->lock);
+		/* the rest when the caller says (mem_server_hold), and after the
+		 * quiet window (mem_server_quiet_until): the tree's first
+		 * requests come first; meanwhile only their windows */
+		if (r >= 0)
+			r = push_held(s, buf);
 		if (!early && r >= 0)
 			r = scan_all_sparse(s);
 	}
