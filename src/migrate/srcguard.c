@@ -171,6 +171,31 @@ static void undo_netlock(int nsfd, const char *name)
 	netns_leave(back);
 }
 
+/*
+ * Disarmed (the migration committed): nothing to undo any more.  The guard
+ * lives on, idle, until its parent closes the socket (src_guard_free(), when
+ * the migration is over) and then leaves without the exit handlers of the
+ * libraries: exiting at the disarm took 3-4 ms of a CPU (ftrace) in the
+ * milliseconds after the commit, when the service's first requests on the
+ * destination wait for the page server's replies, on hosts whose CPUs are
+ * few.
+ */
+static int guard_disarmed(struct undo *u, size_t n)
+{
+	char c;
+
+	while (n--) {
+		if (u[n].fd >= 0)
+			close(u[n].fd);
+		free(u[n].text);
+	}
+	for (;;) {
+		ssize_t k = read(GUARD_FD, &c, 1);
+		if (k == 0 || (k < 0 && errno != EINTR))
+			_exit(0);
+	}
+}
+
 int src_guard_main(void)
 {
 	struct undo u[GUARD_MAX];
@@ -188,7 +213,7 @@ int src_guard_main(void)
 			if (fd >= 0)
 				close(fd);
 			if (m.kind == G_DISARM)
-				return 0;
+				return guard_disarmed(u, n);
 			continue;
 		}
 		m.text[MIN((size_t)k - offsetof(struct guard_msg, text), sizeof(m.text) - 1)] = 0;
