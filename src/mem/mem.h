@@ -105,6 +105,15 @@ _Static_assert(sizeof(struct mem_wire_phase) == 8, "phase is 8 bytes on the wire
  * 200-550 ms in the stack; at nice -10 none waited more than 20 ms.  Best
  * effort: nothing happens without the privilege; DMIGRATE_NO_RT=1: none. */
 #define FAULT_THREAD_NICE (-10)
+/*
+ * And a short time slice (sched_setattr's sched_runtime for a normal
+ * thread, Linux 6.12 on): a thread woken with a shorter slice than the one
+ * running preempts it (EEVDF), where a nice alone waits for the running
+ * one's slice to end (1.4 ms on two CPUs): ftrace showed a fault's reply
+ * read 1.7 ms after it arrived, behind another process.
+ * DMIGRATE_FAULT_SLICE_OFF=1: the default slice (benchmarks).
+ */
+#define FAULT_THREAD_SLICE_NS 100000ULL
 void mem_fault_thread_priority(void);
 
 /* ---- pageset: a set of pages over fixed regions (atomic bits) ----------- */
