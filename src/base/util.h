@@ -99,3 +99,8 @@ int thread_nice(int nice);
 /* The nice value of our walks over a running tree's memory (its page tables,
  * for written pages or VMA flags) before the freeze: its threads first. */
 #define PREP_WALK_NICE 19
+/* How much nicer than us the helpers of a migration's preparation run (the
+ * destination's runc launching the container): on a host whose CPUs are
+ * busy the services running there come first; the migration's total time
+ * pays, not their latency. */
+#define PREP_NICE_INC 10

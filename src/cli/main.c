@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 	}
 	/* not a command: the source's guard (src/migrate/srcguard.h) */
 	if (!strcmp(argv[i], "__guard"))
-		return src_guard_main();
+		return src_guard_main(i + 1 < argc ? argv[i + 1] : NULL);
 	for (size_t k = 0; k < ARRAY_SIZE(verbs); k++)
 		if (!strcmp(argv[i], verbs[k].name))
 			return verbs[k].fn(argc - i, argv + i);

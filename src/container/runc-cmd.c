@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,11 +78,24 @@ static void cmd_name(const char *const argv[], char *buf, size_t len)
 int ctr_run(const char *const argv[], const int *extra, size_t n_extra, int limit_ms, char **ret_out,
 	    char **ret_err)
 {
+	return ctr_run_nicer(argv, extra, n_extra, limit_ms, 0, ret_out, ret_err);
+}
+
+int ctr_run_nicer(const char *const argv[], const int *extra, size_t n_extra, int limit_ms, int nice_inc,
+		  char **ret_out, char **ret_err)
+{
 	_cleanup_close_ int out = memfd("runc-out"), err = memfd("runc-err");
-	int st;
+	int st, nice = 0;
 
 	if (out < 0 || err < 0)
 		return dm_fail(neg_errno(), "memfd_create: %m");
+	if (nice_inc) {
+		errno = 0;
+		nice = getpriority(PRIO_PROCESS, 0); /* this thread's */
+		if (nice == -1 && errno)
+			nice = 0;
+		nice = MIN(nice + nice_inc, 19);
+	}
 	pid_t pid = fork();
 	if (pid < 0)
 		return dm_fail(neg_errno(), "fork: %m");
@@ -99,6 +113,8 @@ int ctr_run(const char *const argv[], const int *extra, size_t n_extra, int limi
 		syscall(SYS_close_range, 3 + n_extra, ~0U, 0);
 		/* its group is killed with it if it hangs (runc's hooks) */
 		setpgid(0, 0);
+		if (nice_inc)
+			setpriority(PRIO_PROCESS, 0, nice);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

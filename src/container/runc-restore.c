@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -177,22 +178,21 @@ static bool runs_from(const char *root, const char *id, const char *bundle)
 	return ours;
 }
 
-static int host_pid_of(const char *root, const char *id, pid_t *ret)
+/* The container's first process (the stub), as runc run's --pid-file says */
+static int stub_pid_of(const char *pidfile, const char *id, pid_t *ret)
 {
-	_cleanup_free_ char *out = NULL, *err = NULL;
-	json_error_t je;
-	int r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
-		    CHILD_WAIT_RUNC_MS, &out, &err);
+	_cleanup_close_ int fd = open(pidfile, O_RDONLY | O_CLOEXEC);
+	char text[32];
+	ssize_t k = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+	long pid;
 
-	if (r < 0)
-		return r;
-	if (r)
-		return dm_fail(-EIO, "runc state %s: %s", id, err ? runc_msg(err) : "failed");
-	json_t *st = json_loads(out, 0, &je);
-	*ret = (pid_t)json_integer_value(json_object_get(st, "pid"));
-	json_decref(st);
-	if (*ret <= 0)
-		return dm_fail(-EBADMSG, "runc state %s: no pid", id);
+	if (k < 0)
+		return dm_fail(neg_errno(), "runc run %s: its pid file %s: %m", id, pidfile);
+	text[k] = 0;
+	text[strcspn(text, " \n")] = 0;
+	if (parse_long(text, &pid) < 0 || pid <= 0 || pid > INT32_MAX)
+		return dm_fail(-EBADMSG, "runc run %s: its pid file %s holds no pid", id, pidfile);
+	*ret = (pid_t)pid;
 	return 0;
 }
 
@@ -201,7 +201,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 {
 	struct runc_started s = { .sock = -1, .root_fd = -1 };
 	uint64_t t0 = clock_ns();
-	_cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *err = NULL, *rootp = NULL;
+	_cleanup_free_ char *rootfs = NULL, *cfgpath = NULL, *err = NULL, *rootp = NULL, *pidfile = NULL;
 	_cleanup_close_ int exe = -1;
 	json_t *cfg = NULL;
 	int sp[2] = { -1, -1 }, r;
@@ -243,9 +243,17 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 	if (r < 0)
 		goto fail;
 	int extra[2] = { exe, sp[1] };
-	r = ctr_run((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
-				       "--bundle", s.tmp_bundle, s.id, NULL },
-		extra, 2, CHILD_WAIT_RUNC_RUN_MS, NULL, &err);
+	pidfile = xasprintf("%s/pid", s.tmp_bundle);
+	/*
+	 * runc (and the init it runs in the container until the stub) nicer
+	 * than us: its Go runtimes took ~120 ms of CPU here, in the source
+	 * tree's last moments on a host whose CPUs it shares (the test hosts);
+	 * the stub, which does the restore, gets our nice back below.  The
+	 * pid from --pid-file, not a `runc state` (another Go start).
+	 */
+	r = ctr_run_nicer((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
+					     "--pid-file", pidfile, "--bundle", s.tmp_bundle, s.id, NULL },
+			  extra, 2, CHILD_WAIT_RUNC_RUN_MS, PREP_NICE_INC, NULL, &err);
 	close(sp[1]);
 	s.sock = sp[0];
 	if (r) {
@@ -259,9 +267,13 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 		}
 		goto fail;
 	}
-	r = host_pid_of(s.root, s.id, &s.pid);
+	r = stub_pid_of(pidfile, s.id, &s.pid);
 	if (r < 0)
 		goto fail;
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	if (!(nice == -1 && errno))
+		setpriority(PRIO_PROCESS, s.pid, nice);
 	rootp = xasprintf("/proc/%d/root", s.pid);
 	s.root_fd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s.root_fd < 0) {

@@ -186,6 +186,9 @@ int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle);
  * status (>= 0), or -errno with its message. */
 int ctr_run(const char *const argv[], const int *extra, size_t n_extra, int limit_ms, char **ret_out,
 	    char **ret_err);
+/* ctr_run() with the child nice_inc nicer than us (at most 19). */
+int ctr_run_nicer(const char *const argv[], const int *extra, size_t n_extra, int limit_ms, int nice_inc,
+		  char **ret_out, char **ret_err);
 
 /* Parses "runc:ID" / "pid:PID"; returns 1 for runc (id set), 0 for pid. */
 int runc_parse_target(const char *arg, const char **ret_id, pid_t *ret_pid);

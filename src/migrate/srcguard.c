@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -33,6 +34,7 @@
 #define GUARD_FD 3
 #define GUARD_TEXT_MAX 4000
 #define GUARD_MAX 32
+#define GUARD_NICE 19
 
 enum { G_NETLOCK = 1, G_DOCKER = 2, G_DISARM = 3 };
 
@@ -51,6 +53,11 @@ int src_guard_start(struct src_guard **ret)
 {
 	int sp[2];
 
+	/* the nice the undo runs at: ours */
+	char nice_arg[16];
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	snprintf(nice_arg, sizeof(nice_arg), "%d", nice == -1 && errno ? 0 : nice);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return dm_fail(neg_errno(), "the guard's socketpair: %m");
 	pid_t pid = fork();
@@ -62,9 +69,14 @@ int src_guard_start(struct src_guard **ret)
 	}
 	if (pid == 0) {
 		/* async-signal-safe calls only until the exec (we may have threads) */
-		static char *const argv[] = { "dmigrate", "__guard", NULL };
+		char *const argv[] = { "dmigrate", "__guard", nice_arg, NULL };
 		sigset_t none;
 		setsid();
+		/* idle until the end: its start (the exec, the libraries'
+		 * relocations: 20-30 ms of a CPU here) must not take a CPU from
+		 * the tree's service while it prepares to move; the undo puts
+		 * the nice back first (src_guard_main) */
+		setpriority(PRIO_PROCESS, 0, GUARD_NICE);
 		if (dup2(sp[1], GUARD_FD) < 0)
 			_exit(127);
 		syscall(SYS_close_range, GUARD_FD + 1, ~0U, 0);
@@ -196,10 +208,14 @@ static int guard_disarmed(struct undo *u, size_t n)
 	}
 }
 
-int src_guard_main(void)
+int src_guard_main(const char *nice_arg)
 {
 	struct undo u[GUARD_MAX];
 	size_t n = 0;
+	long nice = 0;
+
+	if (nice_arg && (parse_long(nice_arg, &nice) < 0 || nice < -20 || nice > 19))
+		nice = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
@@ -224,6 +240,9 @@ int src_guard_main(void)
 		}
 		u[n++] = (struct undo){ .kind = m.kind, .fd = fd, .text = xstrdup(m.text) };
 	}
+	/* our parent is gone: the undo runs at its nice (root may lower one;
+	 * where it cannot, at the guard's) */
+	setpriority(PRIO_PROCESS, 0, (int)nice);
 	/* the last change first (the lock, then the policy), as a rollback does */
 	while (n--) {
 		if (u[n].kind == G_DOCKER)

@@ -14,8 +14,10 @@
  * does not reach it); it is told each of those changes as it is made, and
  * on the end of its socket without "disarm" (our death) it undoes them:
  * the lock removed in its namespace, the policy put back through dockerd's
- * API.  Disarmed (the switch-over is decided, or the changes were undone
- * by us), it exits and does nothing.
+ * API, at the nice its parent had.  Until then it runs at nice 19: its
+ * start must not take a CPU from the service that is about to move.
+ * Disarmed (the switch-over is decided, or the changes were undone by us),
+ * it does nothing and leaves when its socket ends (src_guard_free()).
  */
 #pragma once
 
@@ -28,10 +30,11 @@ void src_guard_netlock(struct src_guard *g, int nsfd, const char *name);
 /* Docker container id at docker_host has restart policy "no" instead of
  * policy (its JSON). */
 void src_guard_docker_policy(struct src_guard *g, const char *docker_host, const char *id, const char *policy);
-/* Nothing to undo any more: the guard exits. */
+/* Nothing to undo any more: the guard idles until src_guard_free(). */
 void src_guard_disarm(struct src_guard *g);
 /* Disarms, waits for the guard, frees. */
 void src_guard_free(struct src_guard *g);
 
-/* `dmigrate __guard`: the guard's body, its socket at fd 3. */
-int src_guard_main(void);
+/* `dmigrate __guard [NICE]`: the guard's body, its socket at fd 3; NICE:
+ * the nice its undo runs at (its parent's). */
+int src_guard_main(const char *nice_arg);
