@@ -100,7 +100,7 @@ int thread_nice(int nice);
  * for written pages or VMA flags) before the freeze: its threads first. */
 #define PREP_WALK_NICE 19
 /* How much nicer than us the helpers of a migration's preparation run (the
- * destination's runc launching the container): on a host whose CPUs are
- * busy the services running there come first; the migration's total time
- * pays, not their latency. */
+ * destination's runc launching the container): in our cgroup, the other
+ * migrations' downtime comes first (a nice weighs against siblings in a
+ * cgroup only). */
 #define PREP_NICE_INC 10

@@ -246,10 +246,10 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 	pidfile = xasprintf("%s/pid", s.tmp_bundle);
 	/*
 	 * runc (and the init it runs in the container until the stub) nicer
-	 * than us: its Go runtimes took ~120 ms of CPU here, in the source
-	 * tree's last moments on a host whose CPUs it shares (the test hosts);
-	 * the stub, which does the restore, gets our nice back below.  The
-	 * pid from --pid-file, not a `runc state` (another Go start).
+	 * than us: its Go runtimes took ~120 ms of CPU here, and in our cgroup
+	 * the other migrations' restores come first; the stub, which does the
+	 * restore, gets our nice back below.  The pid from --pid-file, not a
+	 * `runc state` (another Go start).
 	 */
 	r = ctr_run_nicer((const char *const[]){ "runc", "--root", s.root, "run", "-d", "--preserve-fds", "2",
 					     "--pid-file", pidfile, "--bundle", s.tmp_bundle, s.id, NULL },
