@@ -59,8 +59,10 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 	int r;
 
 	root = root ? root : RUNC_DEFAULT_ROOT;
-	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
-		    CHILD_WAIT_RUNC_MS, &out, &err);
+	/* nicer than us (a Go start: 20-40 ms of CPU): where we share a parent
+	 * cgroup with the container's (a test host), its service comes first */
+	r = ctr_run_nicer((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+			  CHILD_WAIT_RUNC_MS, PREP_NICE_INC, &out, &err);
 	if (r < 0)
 		return r;
 	if (r == 127)
@@ -157,6 +159,21 @@ const char *runc_rootfs(const struct runc_ct *ct)
 	return ct->rootfs;
 }
 
+/* An executable runc in PATH, as execvp would find it */
+static bool runc_in_path(void)
+{
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	char *save = NULL;
+
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		_cleanup_free_ char *f = xasprintf("%s/runc", *d ? d : ".");
+		if (access(f, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 int runc_check_here(const char *root, const char *id, const char *rootfs)
 {
 	_cleanup_free_ char *err = NULL;
@@ -166,8 +183,19 @@ int runc_check_here(const char *root, const char *id, const char *rootfs)
 	root = root ? root : RUNC_DEFAULT_ROOT;
 	if (!id[0] || strchr(id, '/') || strlen(id) > 1024)
 		return dm_fail(-EINVAL, "bad container id");
-	r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
-		    CHILD_WAIT_RUNC_MS, NULL, &err);
+	/* runc keeps a container's state in ROOT/ID: where there is none, no
+	 * container has the id and no runc need start (a Go runtime: 20-40 ms
+	 * of CPU, while the source's tree prepares to move); runc must be
+	 * there all the same */
+	_cleanup_free_ char *dir = xasprintf("%s/%s", root, id);
+	if (access(dir, F_OK) < 0 && errno == ENOENT) {
+		if (!runc_in_path())
+			return dm_fail(-ENOENT, "the container cannot be made here: no runc in PATH");
+		r = 1;
+	} else {
+		r = ctr_run((const char *const[]){ "runc", "--root", root, "state", id, NULL }, NULL, 0,
+			    CHILD_WAIT_RUNC_MS, NULL, &err);
+	}
 	if (r == 127)
 		return dm_fail(-ENOENT, "the container cannot be made here: cannot run runc: %s", err);
 	if (r == 0)

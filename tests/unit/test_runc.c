@@ -56,11 +56,27 @@ static void test_check_here(void **state)
 	char root[] = "/tmp/dm-unit-runc.XXXXXX";
 	assert_non_null(mkdtemp(root));
 	int r = runc_check_here(root, "nosuch", "/");
-	if (r == -ENOENT && strstr(dm_last_error(), "cannot run runc")) {
+	if (r == -ENOENT && (strstr(dm_last_error(), "cannot run runc") || strstr(dm_last_error(), "no runc in PATH"))) {
 		rmdir(root);
 		skip();
 	}
 	assert_int_equal(r, 0);
+	/* a directory under the root with the id: runc is asked (no state in it: free) */
+	char busy[64];
+	snprintf(busy, sizeof(busy), "%s/busy", root);
+	assert_int_equal(mkdir(busy, 0700), 0);
+	assert_int_equal(runc_check_here(root, "busy", "/"), 0);
+	rmdir(busy);
+	/* no runc to run: refused, named, though the id is free */
+	const char *path = getenv("PATH");
+	char *saved = path ? strdup(path) : NULL;
+	setenv("PATH", "/nonexistent", 1);
+	assert_int_equal(runc_check_here(root, "nosuch", "/"), -ENOENT);
+	assert_non_null(strstr(dm_last_error(), "no runc in PATH"));
+	if (saved) {
+		setenv("PATH", saved, 1);
+		free(saved);
+	}
 	assert_int_equal(runc_check_here(root, "nosuch", "/nonexistent/rootfs"), -ENOENT);
 	assert_non_null(strstr(dm_last_error(), "rootfs /nonexistent/rootfs is not here"));
 	assert_int_equal(runc_check_here(root, "a/b", "/"), -EINVAL);
