@@ -76,6 +76,7 @@ struct dsess {
 	json_t *ctr_stats;         /* its put-back's steps (the stats' restore.container) */
 	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
 	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
+	uint64_t t_lazy_made, t_inventory, t_restore_call; /* in do_restore(): the fault handler made, the inventory read, restore_tree() called */
 	double ctr_done_ms;        /* runc_restore_done() after the tree runs */
 	/* a Docker container's steps before the restore proper: the runtime's
 	 * stub taken over, the volumes put in place, the container's own state

@@ -342,6 +342,16 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		json_object_set_new(s->restore_stats, "store_wait_ms", json_real(s->store_wait_ms));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
 	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
+	/* from there to the restore's start: the fault handler made, the
+	 * inventory read, a container's put-back begun (the network) */
+	if (s->t_restore_call > s->t_restore) {
+		json_t *pre = json_object();
+		json_object_set_new(pre, "lazy_new_ms", json_real(ns_to_ms(s->t_restore, s->t_lazy_made)));
+		if (s->t_inventory > s->t_lazy_made)
+			json_object_set_new(pre, "inventory_ms", json_real(ns_to_ms(s->t_lazy_made, s->t_inventory)));
+		json_object_set_new(pre, "total_ms", json_real(ns_to_ms(s->t_restore, s->t_restore_call)));
+		json_object_set_new(s->restore_stats, "before_restore", pre);
+	}
 	if (s->prep_stats)
 		json_object_set_new(s->restore_stats, "prepare", json_incref(s->prep_stats));
 	if (s->docker)
@@ -410,18 +420,20 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	return 0;
 }
 
-static int do_restore(struct dsess *s)
+/*
+ * The fault handler the restore registers the tree's memory with: made
+ * while the source freezes and dumps (ph_state), not in the downtime after
+ * the state came (0.8-1.5 ms here: its tables, fresh memory).  Nothing of
+ * it depends on the image: START said how the pages come.
+ */
+static int lazy_prepare(struct dsess *s)
 {
-	/* the container runs (READY went) before the source froze: joined */
-	int rj = dk_start_join(s);
-	if (rj < 0)
-		return rj;
 	struct mem_lazy_opts lo = { .push_local = s->mode == MIG_HYBRID || s->store_lazy,
 				    .on_fork_uffd = store_mode(s->mode) ? NULL : guardian_fork_uffd,
 				    .on_fork_arg = s };
-	struct restore_result res = { .root_pidfd = -1 };
-	int r;
 
+	if (s->lazy)
+		return 0;
 	mem_netsrc_ops(s->netsrc, &lo.ops);
 	if (store_mode(s->mode)) {
 		lo.ops.request = NULL;    /* nothing is asked of the source after the resume */
@@ -433,10 +445,23 @@ static int do_restore(struct dsess *s)
 		lo.ops.local = NULL;
 		lo.ops.local_done = NULL;
 	}
+	return mem_lazy_new(&lo, &s->lazy);
+}
+
+static int do_restore(struct dsess *s)
+{
+	/* the container runs (READY went) before the source froze: joined */
+	int rj = dk_start_join(s);
+	if (rj < 0)
+		return rj;
+	struct restore_result res = { .root_pidfd = -1 };
+	int r;
+
 	s->t_restore = clock_ns();
-	r = mem_lazy_new(&lo, &s->lazy);
+	r = lazy_prepare(s);
 	if (r < 0)
 		return r;
+	s->t_lazy_made = clock_ns();
 	struct restore_opts ro = {
 		.images_dir = s->dir,
 		.root_fd = -1,
@@ -460,7 +485,7 @@ static int do_restore(struct dsess *s)
 	_cleanup_image_ struct dm_image *img = NULL;
 	if (image_open(s->dir, false, &img) >= 0 &&
 	    image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor,
-			   (ProtobufCMessage **)&inv) >= 0 && inv->container && s->docker) {
+			   (ProtobufCMessage **)&inv) >= 0 && (s->t_inventory = clock_ns(), inv->container) && s->docker) {
 		/* Docker makes the container; its runtime hands us the stub */
 		struct handoff h = { .sock = -1, .stdio = { -1, -1, -1 } };
 		struct runc_restore_opts rro = { .images_dir = s->dir, .runtime_made = true };
@@ -538,6 +563,7 @@ static int do_restore(struct dsess *s)
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}
 	dm_error_clear();
+	s->t_restore_call = clock_ns();
 	r = restore_tree(&ro, &res);
 	/* the lock went with the restore's own (restore_opts.netns_locked):
 	 * not another nft transaction before the announcements */
@@ -1064,7 +1090,10 @@ static int ph_rootfs_after(struct dsess *s)
 /* state: the image files (silent limit: --peer-timeout) */
 static int ph_state(struct dsess *s)
 {
-	int r = recv_files(s);
+	int r = lazy_prepare(s);
+	if (r < 0)
+		return r;
+	r = recv_files(s);
 	if (r < 0)
 		return r;
 	s->t_state = clock_ns();
