@@ -127,14 +127,15 @@ static void test_read_prot_none(void **state)
 
 struct accepting {
 	struct net_listener *l;
-	struct net_chan *c[2];
+	struct net_chan *c[3];
+	int n; /* connections to accept (0: 2) */
 	int r;
 };
 
 static void *accept_main(void *arg)
 {
 	struct accepting *a = arg;
-	for (int i = 0; i < 2 && a->r >= 0; i++)
+	for (int i = 0; i < (a->n ? a->n : 2) && a->r >= 0; i++)
 		a->r = net_accept(a->l, 10000, &a->c[i]);
 	return NULL;
 }
@@ -279,6 +280,142 @@ static void test_chase_on(void **state)
 	assert_int_equal(st.chases_on, 1);
 	assert_int_equal(st.pages_chased, 16);
 	chase_rig_close(&g);
+	munmap(m, np * PAGE);
+}
+
+/* The next frame of pages on c (other frames skipped): its first page, count, flags; false: none within ms. */
+static bool next_pages(struct net_chan *c, int ms, uint64_t *addr, uint32_t *n, uint32_t *flags)
+{
+	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * PAGE);
+	bool got = false;
+	while (!got && net_chan_poll_in(c, ms) > 0) {
+		struct net_frame f;
+		struct net_wire_pages h;
+		assert_int_equal(net_recv_hdr(c, &f), 0);
+		if (f.type != NET_T_PAGES) {
+			assert_int_equal(net_skip_body(c), 0);
+			continue;
+		}
+		assert_int_equal(net_recv_pages_hdr(c, &f, &h), 0);
+		assert_int_equal(net_recv_body(c, buf, (size_t)h.npages * PAGE), 0);
+		*addr = h.addr;
+		*n = h.npages;
+		*flags = h.flags;
+		got = true;
+	}
+	free(buf);
+	return got;
+}
+
+/*
+ * A forward walk over a table of pointers while the push is held (until
+ * the commit, and in the quiet window after it): the fault's reply brings
+ * the page, then its next neighbours, then the pages its words point to
+ * (neighbours first: the walk touches the next page before those); the
+ * rest of the window the destination asked for comes on the bulk channel
+ * at once, though the push is held, and nothing beyond it until the hold
+ * ends.  Without the held window push a walk faulted on every page.
+ */
+static void test_walk_window_held(void **state)
+{
+	(void)state;
+	const size_t np = 64;
+	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, 0, np * PAGE);
+	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
+	for (size_t i = 0; i < 16; i++)
+		arr[i] = base + (40 + i) * PAGE + 64; /* bucket i -> a node on page 40 + i */
+	pid_t pid = hold_child();
+	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
+	e.vaddr = base;
+	e.nr_pages = (uint32_t)np;
+	e.has_lazy = e.lazy = true;
+	e.has_remote = e.remote = true;
+	Dm__Process img = DM__PROCESS__INIT;
+	img.pid = 7;
+	img.n_pagemap = 1;
+	img.pagemap = &ep;
+	struct net_config cfg = { .insecure = true, .io_timeout_ms = 20000 };
+	struct net_ctx *ctx;
+	struct accepting a = { .n = 3 };
+	pthread_t th;
+	struct net_chan *ctl, *fault, *bulk, *sf = NULL, *sb = NULL;
+	char addr[64];
+	assert_int_equal(net_ctx_new(&cfg, NULL, &ctx), 0);
+	assert_int_equal(net_listen(ctx, "127.0.0.1:0", &a.l), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(a.l));
+	assert_int_equal(pthread_create(&th, NULL, accept_main, &a), 0);
+	assert_int_equal(net_connect(ctx, addr, NET_ROLE_CONTROL, NULL, &ctl), 0);
+	assert_int_equal(net_connect(ctx, addr, NET_ROLE_FAULT, net_chan_session(ctl), &fault), 0);
+	assert_int_equal(net_connect(ctx, addr, NET_ROLE_BULK, net_chan_session(ctl), &bulk), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(a.r, 0);
+	for (int i = 0; i < 3; i++) {
+		if (net_chan_role(a.c[i]) == NET_ROLE_FAULT)
+			sf = a.c[i];
+		if (net_chan_role(a.c[i]) == NET_ROLE_BULK)
+			sb = a.c[i];
+	}
+	assert_non_null(sf);
+	assert_non_null(sb);
+	struct mem_server *srv;
+	assert_int_equal(mem_server_new(&srv), 0);
+	assert_int_equal(mem_server_add(srv, 7, pid, &img), 0);
+	mem_server_hold(srv, true);
+	assert_int_equal(mem_server_start(srv, sf, sb, MEM_PHASE_INSTALL), 0);
+
+	/* a forward walk: the window starts at the faulting page, 32 pages */
+	struct mem_wire_req q = { .space = 7, .npages = 32, .addr = base + 5 * PAGE, .fault_addr = base + 5 * PAGE + 8 };
+	assert_int_equal(net_send_frame(fault, MEM_T_REQ, &q, sizeof(q)), 0);
+	uint64_t at, want[] = { 5, 6, 7, 8, 40, 41, 42, 43, 44, 45, 46, 47 };
+	uint32_t n, fl;
+	size_t k = 0;
+	while (k < ARRAY_SIZE(want)) {
+		assert_true(next_pages(fault, 5000, &at, &n, &fl));
+		for (uint32_t j = 0; j < n; j++, k++) {
+			assert_true(k < ARRAY_SIZE(want));
+			assert_int_equal(at + j * PAGE, base + want[k] * PAGE);
+			assert_int_equal(fl, k == 0 ? MEM_PF_FAULT : MEM_PF_PREFETCH);
+		}
+	}
+	/* the rest of the window, [9, 37), on the bulk channel while held */
+	bool seen[64] = { false };
+	size_t pushed = 0;
+	while (pushed < 37 - 9) {
+		assert_true(next_pages(bulk, 5000, &at, &n, &fl));
+		assert_int_equal(fl, MEM_PF_PUSH);
+		for (uint32_t j = 0; j < n; j++) {
+			uint64_t pg = (at - base) / PAGE + j;
+			assert_true(pg >= 9 && pg < 37);
+			assert_false(seen[pg]);
+			seen[pg] = true;
+			pushed++;
+		}
+	}
+	/* and nothing else while held */
+	assert_false(next_pages(bulk, 300, &at, &n, &fl));
+	/* let go: the rest (pages 0-4, 37-39, 48-63) */
+	mem_server_hold(srv, false);
+	size_t rest = 0;
+	while (rest < 5 + 3 + 16) {
+		assert_true(next_pages(bulk, 5000, &at, &n, &fl));
+		for (uint32_t j = 0; j < n; j++) {
+			uint64_t pg = (at - base) / PAGE + j;
+			assert_true(pg < 5 || (pg >= 37 && pg < 40) || pg >= 48);
+			rest++;
+		}
+	}
+	mem_server_free(srv);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	net_chan_close(fault);
+	net_chan_close(bulk);
+	net_chan_close(ctl);
+	for (int i = 0; i < 3; i++)
+		net_chan_close(a.c[i]);
+	net_listener_free(a.l);
+	net_ctx_unref(ctx);
 	munmap(m, np * PAGE);
 }
 
@@ -655,6 +792,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chase),
+		cmocka_unit_test(test_walk_window_held),
 		cmocka_unit_test(test_chase_on),
 		cmocka_unit_test(test_read_keeps_cow),
 		cmocka_unit_test(test_read_prot_none),
