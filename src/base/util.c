@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <errno.h>
@@ -34,6 +35,23 @@ void *xcalloc(size_t n, size_t m)
 	if (!p)
 		oom();
 	return p;
+}
+
+void *xmap(size_t len, size_t touch)
+{
+	void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		oom();
+	touch = MIN(touch, len);
+	if (touch && madvise(p, touch, MADV_POPULATE_WRITE) < 0)
+		memset(p, 0, touch); /* before Linux 5.14: the same faults, one by one */
+	return p;
+}
+
+void xunmap(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len ? len : 1);
 }
 
 void *xrealloc(void *p, size_t n)

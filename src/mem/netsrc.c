@@ -218,7 +218,9 @@ static void *fault_thread(void *arg)
 {
 	struct mem_netsrc *n = arg;
 	mem_fault_thread_priority();
-	uint8_t *buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
+	/* faulted in before the first reply (a reply: a page, a few neighbours,
+	 * chased pages; a fault's window pushed is on the bulk channel) */
+	uint8_t *buf = xmap(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE, 32 * DM_PAGE_SIZE);
 	int r = 0;
 
 	while (!atomic_load(&n->stop)) {
@@ -244,7 +246,7 @@ static void *fault_thread(void *arg)
 	}
 	if (r < 0 && !atomic_load(&n->stop))
 		set_err(n, r);
-	free(buf);
+	xunmap(buf, MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
 	return NULL;
 }
 

@@ -433,6 +433,12 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	count_injected(c);
 	if (pinned && r >= 0)
 		unpin_tree(c, c->ext_pinned ? &c->ext_mask : &cpus);
+	/* we stay on the tree's CPU until the end: a migration's fault
+	 * handler, started in before_resume, inherits it, so the tree's first
+	 * faults wake it on the CPU the faulting thread leaves (unpinned
+	 * first, the first requests after the commit waited longer: redis
+	 * COMMIT to answer 22 and 27.6 ms in 2 of 5 runs against 6-14.6) */
+
 	/* the dumped masks (an image of before they were kept has none: the
 	 * restorer's original one, above) */
 	if (r >= 0)
