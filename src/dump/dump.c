@@ -44,7 +44,9 @@ void dump_lap(struct dump_ctx *d, enum dump_phase ph, struct dump_lap *l)
 
 static int dump_pool_new(const struct dump_ctx *d, struct pool **ret_pool)
 {
-	struct pool_opts po = { .fixed_threads = d->opts.dump_threads };
+	/* made before the freeze: our walks of the running tree until then
+	 * (nice 19) stop at the freeze, their CPU is the workers' */
+	struct pool_opts po = { .fixed_threads = d->opts.dump_threads, .credit_own_first = true };
 
 	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
 	 * tasks that need no ptrace (reading fds, memory) run on worker threads

@@ -52,6 +52,7 @@ struct pool {
 	struct pool_sensors *own_sensors;
 	uint64_t sample_ns;
 	double cpu_idle_min, mem_avail_min;
+	bool credit_first;  /* the first window credits our own CPU time (manager only after create) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t owner_cond; /* owner: a task of either kind, or done */
@@ -317,6 +318,11 @@ static void *manager_main(void *arg)
 		}
 		pthread_mutex_unlock(&p->lock);
 		bool room = host_has_room(p);
+		if (p->credit_first) {
+			/* the first window only (pool_opts.credit_own_first) */
+			p->credit_first = false;
+			p->sensors->credit_self(p->sensors->ctx, false);
+		}
 		pthread_mutex_lock(&p->lock);
 		if (room && !p->done && !p->err && p->shared.n > 0 && p->n_spawned < p->max_threads)
 			spawn_worker(p);
@@ -382,6 +388,9 @@ int pool_create(const struct pool_opts *opts, struct pool **ret_pool)
 	 */
 	if (!p->fixed && p->max_threads > 1) {
 		double ignored;
+		p->credit_first = o->credit_own_first && p->sensors->credit_self;
+		if (p->credit_first)
+			p->sensors->credit_self(p->sensors->ctx, true);
 		p->sensors->cpu_idle(p->sensors->ctx, &ignored);
 		p->window_open = true;
 		p->next_sample_ns = clock_ns() + p->sample_ns;

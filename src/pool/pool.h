@@ -72,6 +72,9 @@ typedef int (*pool_fn)(struct pool *p, void *arg);
 struct pool_sensors {
 	int (*cpu_idle)(void *ctx, double *ret_idle);
 	int (*mem_avail)(void *ctx, double *ret_avail);
+	/* optional: from the next cpu_idle() window on, count this process's
+	 * own CPU time as idle (on) or not (off) */
+	void (*credit_self)(void *ctx, bool on);
 	void *ctx;
 };
 
@@ -82,6 +85,15 @@ struct pool_opts {
 	unsigned sample_ms;         /* 0: POOL_SAMPLE_MS_DEFAULT */
 	double cpu_idle_min;        /* <= 0: 0.75 of one CPU, i.e. 0.75 / online CPUs */
 	double mem_avail_min;       /* <= 0: POOL_MEM_AVAIL_MIN_DEFAULT */
+	/*
+	 * The first window (from pool_create() to the first decision) counts
+	 * this process's own CPU time as spare: a caller whose work before
+	 * pool_run() ends when the run begins (the dump: its walks over the
+	 * running tree before the freeze, at nice 19, which kept the window
+	 * busy and the frozen dump at one worker).  Later windows do not:
+	 * there our time is the pool's own workers'.
+	 */
+	bool credit_own_first;
 	bool owner_pinned_only;     /* with fixed_threads >= 2: the owner runs pinned
 				     * tasks only, the others run on the workers
 				     * (tests of what crosses threads) */

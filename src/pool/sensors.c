@@ -41,6 +41,8 @@ struct proc_sensors {
 	struct pool_sensors ops; /* first: the handle we give out points here */
 	unsigned ncpus;
 	uint64_t prev_idle, prev_total;
+	uint64_t prev_self;      /* our utime + stime at the window's start */
+	bool have_self, credit_self;
 	struct cg_cpu_limit cpu[CG_LEVELS_MAX];
 	unsigned n_cpu;
 	char *mem[CG_LEVELS_MAX];
@@ -161,6 +163,39 @@ static int read_proc_stat(uint64_t *ret_idle, uint64_t *ret_total)
 	return pool_parse_proc_stat(buf, ret_idle, ret_total);
 }
 
+int pool_parse_pid_stat_ticks(const char *buf, uint64_t *ret_ticks)
+{
+	/* after the command's last ')': state ppid pgrp session tty tpgid
+	 * flags minflt cminflt majflt cmajflt utime stime (fields 3-15) */
+	const char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -EBADMSG;
+	*ret_ticks = ut + st;
+	return 0;
+}
+
+static int read_self_ticks(uint64_t *ret)
+{
+	_cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	char buf[1024];
+	ssize_t n;
+
+	if (fd < 0)
+		return neg_errno();
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return neg_errno();
+	buf[n] = '\0';
+	return pool_parse_pid_stat_ticks(buf, ret);
+}
+
+static void proc_credit_self(void *ctx, bool on)
+{
+	struct proc_sensors *s = ctx;
+	s->credit_self = on;
+}
+
 static int read_cg_cpu_usage(const char *dir, uint64_t *ret_us)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -183,6 +218,14 @@ static int proc_cpu_idle(void *ctx, double *ret_idle)
 	/* iowait may go backwards (it is an estimate): never a negative idle. */
 	didle = idle > s->prev_idle ? idle - s->prev_idle : 0;
 	dtotal = total - s->prev_total;
+	/* our own time in the window, spare where the caller says it ends
+	 * when the pool's work begins (pool_opts.credit_own_first) */
+	uint64_t self = 0;
+	bool have_self = read_self_ticks(&self) >= 0;
+	if (s->credit_self && have_self && s->have_self && self > s->prev_self)
+		didle += self - s->prev_self;
+	s->prev_self = self;
+	s->have_self = have_self;
 	idle_cpus = (double)MIN(didle, dtotal) / (double)dtotal * s->ncpus;
 	s->prev_idle = idle;
 	s->prev_total = total;
@@ -316,7 +359,8 @@ int pool_proc_sensors_new(struct pool_sensors **ret_sensors)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	int r;
 
-	s->ops = (struct pool_sensors){ .cpu_idle = proc_cpu_idle, .mem_avail = proc_mem_avail, .ctx = s };
+	s->ops = (struct pool_sensors){ .cpu_idle = proc_cpu_idle, .mem_avail = proc_mem_avail,
+					.credit_self = proc_credit_self, .ctx = s };
 	s->ncpus = n > 0 ? (unsigned)n : 1;
 	/* The first window starts now. */
 	r = read_proc_stat(&s->prev_idle, &s->prev_total);
@@ -324,6 +368,7 @@ int pool_proc_sensors_new(struct pool_sensors **ret_sensors)
 		free(s);
 		return r;
 	}
+	s->have_self = read_self_ticks(&s->prev_self) >= 0;
 	find_cgroup_limits(s);
 	*ret_sensors = &s->ops;
 	return 0;

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/clock.h"
 #include "pool/pool.h"
 #include "pool/sensors.h"
 
@@ -29,7 +30,18 @@ struct fake_sensors {
 	pthread_cond_t c;
 	double cpu, mem;
 	unsigned cpu_calls, mem_calls;
+	unsigned credit_calls;
+	bool credit_on;
 };
+
+static void fake_credit(void *ctx, bool on)
+{
+	struct fake_sensors *f = ctx;
+	pthread_mutex_lock(&f->m);
+	f->credit_calls++;
+	f->credit_on = on;
+	pthread_mutex_unlock(&f->m);
+}
 
 static int fake_cpu(void *ctx, double *ret)
 {
@@ -233,6 +245,47 @@ static void test_idle_grows_to_max(void **state)
 	assert_int_equal(atomic_load(&quick_runs), 200);
 	pool_free(p);
 	gate_destroy(&g);
+	fake_destroy(&f);
+}
+
+/*
+ * credit_own_first: the sensors count our own CPU time as spare from the
+ * pool's creation to its first decision, and no more after it.
+ */
+static void test_credit_first_window(void **state)
+{
+	(void)state;
+	struct fake_sensors f;
+	struct gate g;
+	struct pool *p;
+	struct pool_stats st;
+
+	fake_init(&f, 1.0, 1.0);
+	f.ops.credit_self = fake_credit;
+	gate_init(&g, 2);
+	struct pool_opts o = { .max_threads = 2, .sensors = &f.ops, .sample_ms = 1, .credit_own_first = true };
+	assert_int_equal(pool_create(&o, &p), 0);
+	assert_int_equal(f.credit_calls, 1);
+	assert_true(f.credit_on);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 2);
+	assert_int_equal(f.credit_calls, 2);
+	assert_false(f.credit_on);
+	pool_free(p);
+	gate_destroy(&g);
+	fake_destroy(&f);
+
+	/* without it, never asked */
+	fake_init(&f, 1.0, 1.0);
+	f.ops.credit_self = fake_credit;
+	o.credit_own_first = false;
+	assert_int_equal(pool_create(&o, &p), 0);
+	assert_int_equal(pool_run(p), 0);
+	assert_int_equal(f.credit_calls, 0);
+	pool_free(p);
 	fake_destroy(&f);
 }
 
@@ -790,6 +843,12 @@ static void test_parsers(void **state)
 	assert_int_equal(idle, 4);
 	assert_int_equal(total, 10);
 	assert_int_equal(pool_parse_proc_stat("intr 1 2 3\n", &idle, &total), -EBADMSG);
+	/* utime 7 + stime 5; a command with a ')' and spaces in it */
+	assert_int_equal(pool_parse_pid_stat_ticks("16105 (a) b) R 15868 15868 26320 0 -1 4194304 125 0 0 0 7 5 0 0 "
+						   "20 0 1 0 6747476\n", &v), 0);
+	assert_int_equal(v, 12);
+	assert_int_equal(pool_parse_pid_stat_ticks("16105 cat R 1 2", &v), -EBADMSG);
+	assert_int_equal(pool_parse_pid_stat_ticks("16105 (cat) R 1 2", &v), -EBADMSG);
 
 	static const char meminfo[] = "MemTotal:       16000000 kB\n"
 				      "MemFree:         1000000 kB\n"
@@ -836,6 +895,21 @@ static void test_proc_sensors(void **state)
 		assert_int_equal(r, 0);
 		assert_true(v >= 0 && v <= 1);
 	}
+	/* our own CPU time counts as idle while credited: a window this
+	 * thread keeps busy looks idler with the credit than without */
+	double busy[2];
+	for (int on = 0; on < 2; on++) {
+		s->credit_self(s->ctx, on);
+		while (s->cpu_idle(s->ctx, &v) == -EAGAIN)
+			nanosleep(&ms5, NULL);
+		uint64_t end = clock_ns() + 80000000;
+		while (clock_ns() < end)
+			;
+		while ((r = s->cpu_idle(s->ctx, &busy[on])) == -EAGAIN)
+			;
+		assert_int_equal(r, 0);
+	}
+	assert_true(busy[1] > busy[0] + 0.1);
 	pool_proc_sensors_free(s);
 	pool_proc_sensors_free(NULL);
 
@@ -859,6 +933,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_busy_cpu_never_grows),
+		cmocka_unit_test(test_credit_first_window),
 		cmocka_unit_test(test_low_memory_never_grows),
 		cmocka_unit_test(test_idle_grows_to_max),
 		cmocka_unit_test(test_rechecks_after_no),
