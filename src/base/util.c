@@ -291,6 +291,22 @@ int thread_nice(int nice)
 	return was;
 }
 
+/* struct sched_attr of sched_setattr(2) (glibc has no wrapper) */
+struct dm_sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+int thread_slice(int nice, uint64_t slice_ns)
+{
+	struct dm_sched_attr a = { .size = sizeof(a), .sched_policy = SCHED_OTHER, .sched_nice = nice,
+				   .sched_runtime = slice_ns };
+	return syscall(SYS_sched_setattr, 0, &a, 0) < 0 ? neg_errno() : 0;
+}
+
 int cpu_pin_here(cpu_set_t *orig)
 {
 	cpu_set_t one;

@@ -104,6 +104,11 @@ int cpu_pin_here(cpu_set_t *orig);
  * the one it had, to give back.  Best effort: a refusal leaves it as it was.
  */
 int thread_nice(int nice);
+/* This thread at nice with a time slice of slice_ns (sched_setattr's
+ * sched_runtime for a normal thread, Linux 6.12 on: under EEVDF a woken
+ * thread with a shorter slice than the running one preempts it); -errno
+ * where refused (older kernels: the caller may set the nice alone). */
+int thread_slice(int nice, uint64_t slice_ns);
 /* The nice value of our walks over a running tree's memory (its page tables,
  * for written pages or VMA flags) before the freeze: its threads first. */
 #define PREP_WALK_NICE 19

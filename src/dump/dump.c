@@ -184,6 +184,13 @@ static int control_task(struct pool *pool, void *arg)
 		p->pidfd = syscall(SYS_pidfd_open, p->pid, 0);
 		if (p->pidfd < 0)
 			return dm_fail(neg_errno(), "process %d: pidfd_open: %m", p->pid);
+		/* its fds first: they need the pidfd only, and queued now they
+		 * are the pool's first unpinned work, a worker's while we read
+		 * the maps (queued after them, a three-process nginx's first
+		 * worker came 1-4 ms into the frozen dump) */
+		r = add_ptask(pool, fds_task, d, p, 0, "fds");
+		if (r < 0)
+			return r;
 		r = proc_read_maps(p->pid, &p->vmas);
 		if (r < 0)
 			return dm_fail(r, "process %d: maps: %s", p->pid, strerror(-r));
@@ -196,9 +203,6 @@ static int control_task(struct pool *pool, void *arg)
 	if (r < 0 || p->zombie)
 		return r;
 	r = add_ptask(pool, mm_task, d, p, 0, "mm");
-	if (r < 0)
-		return r;
-	r = add_ptask(pool, fds_task, d, p, 0, "fds");
 	if (r < 0)
 		return r;
 	dump_lap(d, DPH_POOL, &l);

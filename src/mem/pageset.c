@@ -14,8 +14,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 static void add_region(struct pageset_region **r, size_t *n, size_t *cap, uint64_t start, uint64_t npages,
 		       bool merge)
@@ -249,15 +247,6 @@ bool pageset_next_clear(const struct pageset *s, uint64_t addr, uint64_t *ret_ad
 	return false;
 }
 
-/* struct sched_attr of sched_setattr(2) (glibc has no wrapper) */
-struct fault_sched_attr {
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-};
-
 void mem_fault_thread_priority(void)
 {
 	if (getenv("DMIGRATE_NO_RT"))
@@ -265,10 +254,7 @@ void mem_fault_thread_priority(void)
 	/* the nice and a short slice in one call; where the kernel refuses
 	 * the slice (before 6.12: sched_runtime is for SCHED_DEADLINE), the
 	 * nice alone */
-	struct fault_sched_attr a = { .size = sizeof(a), .sched_policy = SCHED_OTHER,
-				      .sched_nice = FAULT_THREAD_NICE,
-				      .sched_runtime = getenv("DMIGRATE_FAULT_SLICE_OFF") ? 0 : FAULT_THREAD_SLICE_NS };
-	if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+	if (thread_slice(FAULT_THREAD_NICE, getenv("DMIGRATE_FAULT_SLICE_OFF") ? 0 : FAULT_THREAD_SLICE_NS) < 0)
 		thread_nice(FAULT_THREAD_NICE);
 }
 

@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/resource.h>
 
 #define POOL_THREADS_LIMIT 1024
 
@@ -53,6 +55,7 @@ struct pool {
 	uint64_t sample_ns;
 	double cpu_idle_min, mem_avail_min;
 	bool credit_first;  /* the first window credits our own CPU time (manager only after create) */
+	uint64_t sense_ns;  /* in the sensors (manager only) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t owner_cond; /* owner: a task of either kind, or done */
@@ -266,15 +269,18 @@ static bool host_has_room(struct pool *p)
 {
 	const struct pool_sensors *s = p->sensors;
 	double cpu = 0, mem = 0;
+	uint64_t t0 = clock_ns();
 	int rc = s->cpu_idle(s->ctx, &cpu);
 	int rm = s->mem_avail(s->ctx, &mem);
+	p->sense_ns += clock_ns() - t0;
 
 	if ((rc < 0 && rc != -EAGAIN) || (rm < 0 && rm != -EAGAIN))
 		pr_debug("sensor failed: cpu %d mem %d", rc, rm);
 	if (rc < 0 || rm < 0)
 		return false;
-	pr_debug("cpu idle %.3f (min %.3f), mem avail %.3f (min %.3f)", cpu, p->cpu_idle_min,
-		 mem, p->mem_avail_min);
+	pr_debug("cpu idle %.3f (min %.3f), mem avail %.3f (min %.3f), read in %.2f ms, %.2f ms into the run",
+		 cpu, p->cpu_idle_min, mem, p->mem_avail_min, ns_to_ms(t0, clock_ns()),
+		 p->start_ns ? ns_to_ms(p->start_ns, t0) : 0);
 	return cpu >= p->cpu_idle_min && mem >= p->mem_avail_min;
 }
 
@@ -288,11 +294,19 @@ static void ns_to_timespec(uint64_t ns, struct timespec *ts)
  * Slow increase.  The manager sleeps on mgr_cond and wakes for: a worker
  * started, the unpinned list became non-empty, the sample time, done.
  */
+#define POOL_MGR_SLICE_NS 100000ULL
+
 static void *manager_main(void *arg)
 {
 	struct pool *p = arg;
 
 	pthread_setname_np(pthread_self(), "dm-pool/mgr");
+	/* a short slice: woken when work is queued, it must not wait for the
+	 * running thread's slice (1.4 ms here) on the CPU it wakes on: the
+	 * frozen dump's first worker came 2-4 ms in */
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, 0);
+	thread_slice(nice == -1 && errno ? 0 : nice, POOL_MGR_SLICE_NS);
 	pthread_mutex_lock(&p->lock);
 	while (!p->done) {
 		if (p->err || p->n_spawned >= p->max_threads || p->n_started < p->n_spawned ||
