@@ -264,7 +264,9 @@ t_mig_bb_1() {
 	wait_until 30 eval '[[ -n $(logs_first b dk-mbb) ]]' || { result FAIL "$t" "nothing in b's docker logs"; return 1; }
 	nb=$(logs_first b dk-mbb)
 	((nb > 5)) || { result FAIL "$t" "b's copy printed $nb first: it started again"; return 1; }
-	c0=$(dk_in b docker exec dk-mbb cat /tmp/count) && ((c0 >= nb)) || { result FAIL "$t" "docker exec cat /tmp/count in b: '$c0' (first log $nb)"; return 1; }
+	# (a read between the counter's truncation and its write is empty)
+	wait_until 10 eval 'c0=$(dk_in b docker exec dk-mbb cat /tmp/count) && [[ $c0 =~ ^[0-9]+$ ]]' &&
+		((c0 >= nb)) || { result FAIL "$t" "docker exec cat /tmp/count in b: '$c0' (first log $nb)"; return 1; }
 	wait_until 30 eval 'c1=$(dk_in b docker exec dk-mbb cat /tmp/count) && ((c1 > c0))' || { result FAIL "$t" "the counter does not advance in b"; return 1; }
 	[[ $(jq -r .mode "$WORK/stats-dk-mbb.json" 2>/dev/null) == "$mode" ]] || { result FAIL "$t" "--stats: $(head -c 200 "$WORK/stats-dk-mbb.json")"; return 1; }
 	# b started the container beside a's preparation: ACCEPT came first,
@@ -709,7 +711,9 @@ t_hosts_1() {
 		{ result FAIL $t "docker logs: '$(dk_in a docker logs dk-bb 2>&1 | tail -n 3)'"; return 1; }
 	out=$(dk_in a docker logs dk-bb 2>&1 | head -n 3 | tr '\n' ' ')
 	[[ $out == "1 2 3 " ]] || { result FAIL $t "docker logs begins '$out'"; return 1; }
-	n0=$(dk_in a docker exec dk-bb cat /tmp/count) && [[ $n0 =~ ^[0-9]+$ ]] ||
+	# (the counter truncates the file then writes it: a read in between is
+	# empty, so a number is waited for)
+	wait_until 10 eval 'n0=$(dk_in a docker exec dk-bb cat /tmp/count) && [[ $n0 =~ ^[0-9]+$ ]]' ||
 		{ result FAIL $t "docker exec cat /tmp/count: '$n0'"; return 1; }
 	wait_until 60 eval 'n1=$(dk_in a docker exec dk-bb cat /tmp/count) && ((n1 > n0))' ||
 		{ result FAIL $t "the counter does not advance past $n0"; return 1; }
