@@ -22,10 +22,12 @@
 #include "pool/sensors.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "proc/proc.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CG_LEVELS_MAX 16
 #define SMALL_FILE_MAX ((size_t)64 * 1024)
@@ -163,31 +165,15 @@ static int read_proc_stat(uint64_t *ret_idle, uint64_t *ret_total)
 	return pool_parse_proc_stat(buf, ret_idle, ret_total);
 }
 
-int pool_parse_pid_stat_ticks(const char *buf, uint64_t *ret_ticks)
-{
-	/* after the command's last ')': state ppid pgrp session tty tpgid
-	 * flags minflt cminflt majflt cmajflt utime stime (fields 3-15) */
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut, st;
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -EBADMSG;
-	*ret_ticks = ut + st;
-	return 0;
-}
-
+/* our process's utime + stime, in the ticks /proc/stat counts */
 static int read_self_ticks(uint64_t *ret)
 {
-	_cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	char buf[1024];
-	ssize_t n;
-
-	if (fd < 0)
-		return neg_errno();
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return neg_errno();
-	buf[n] = '\0';
-	return pool_parse_pid_stat_ticks(buf, ret);
+	struct proc_stat st;
+	int r = proc_read_stat(getpid(), 0, &st);
+	if (r < 0)
+		return r;
+	*ret = st.utime + st.stime;
+	return 0;
 }
 
 static void proc_credit_self(void *ctx, bool on)

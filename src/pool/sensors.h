@@ -6,8 +6,6 @@
 
 /* First line of /proc/stat: idle (+iowait) and total ticks of all CPUs. */
 int pool_parse_proc_stat(const char *buf, uint64_t *ret_idle, uint64_t *ret_total);
-/* /proc/PID/stat: utime + stime (USER_HZ ticks, as /proc/stat counts). */
-int pool_parse_pid_stat_ticks(const char *buf, uint64_t *ret_ticks);
 /* "key value" or "key: value [kB]" lines (meminfo, cpu.stat, memory.stat). -ENOENT if absent. */
 int pool_parse_key_u64(const char *buf, const char *key, uint64_t *ret);
 /* cgroup v2 cpu.max "quota period": quota in CPUs; -ENODATA for "max". */

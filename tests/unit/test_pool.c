@@ -843,12 +843,6 @@ static void test_parsers(void **state)
 	assert_int_equal(idle, 4);
 	assert_int_equal(total, 10);
 	assert_int_equal(pool_parse_proc_stat("intr 1 2 3\n", &idle, &total), -EBADMSG);
-	/* utime 7 + stime 5; a command with a ')' and spaces in it */
-	assert_int_equal(pool_parse_pid_stat_ticks("16105 (a) b) R 15868 15868 26320 0 -1 4194304 125 0 0 0 7 5 0 0 "
-						   "20 0 1 0 6747476\n", &v), 0);
-	assert_int_equal(v, 12);
-	assert_int_equal(pool_parse_pid_stat_ticks("16105 cat R 1 2", &v), -EBADMSG);
-	assert_int_equal(pool_parse_pid_stat_ticks("16105 (cat) R 1 2", &v), -EBADMSG);
 
 	static const char meminfo[] = "MemTotal:       16000000 kB\n"
 				      "MemFree:         1000000 kB\n"

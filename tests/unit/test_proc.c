@@ -419,6 +419,16 @@ static void test_stat_tricky(void **state)
 	assert_string_equal(st.comm, "");
 	/* a later kernel's extra fields */
 	assert_int_equal(proc_parse_stat(T("7 (x) S" STAT_TAIL " 5 6\n"), &st), 0);
+	/* utime and stime (the pool's sensor credits our own: 7 + 5 ticks),
+	 * after a command with a ')' and spaces in it */
+	assert_int_equal(proc_parse_stat(T("16105 (a) b) R 1 1 1 0 -1 4194304 98 0 0 0 7 5 0 0 20 0 1 0 39877 "
+					   "3133440 389 18446744073709551615 94868367478784 94868367498665 "
+					   "140726117825072 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 94868367514672 "
+					   "94868367516288 94869154402304 140726117833356 140726117833376 "
+					   "140726117833376 140726117834731 0\n"), &st), 0);
+	assert_string_equal(st.comm, "a) b");
+	assert_int_equal(st.utime, 7);
+	assert_int_equal(st.stime, 5);
 	/* kthread names are longer than 15 */
 	assert_int_equal(proc_parse_stat(T("7 (kworker/u8:1-events_unbound) I" STAT_TAIL "\n"), &st), 0);
 
