@@ -280,14 +280,17 @@ int rm_rf(const char *path)
 	return 0;
 }
 
+int thread_nice_get(void)
+{
+	errno = 0;
+	int n = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+	return n == -1 && errno ? 0 : n;
+}
+
 int thread_nice(int nice)
 {
-	id_t tid = (id_t)syscall(SYS_gettid);
-	errno = 0;
-	int was = getpriority(PRIO_PROCESS, tid);
-	if (was == -1 && errno)
-		was = 0;
-	setpriority(PRIO_PROCESS, tid, nice);
+	int was = thread_nice_get();
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
 	return was;
 }
 

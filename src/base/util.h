@@ -104,6 +104,10 @@ int cpu_pin_here(cpu_set_t *orig);
  * the one it had, to give back.  Best effort: a refusal leaves it as it was.
  */
 int thread_nice(int nice);
+/* The calling thread's nice value (0 where it cannot be read).  A thread
+ * niced "in the background" goes some steps above it, not to an absolute
+ * value: under `nice` that would be no lower. */
+int thread_nice_get(void);
 /* This thread at nice with a time slice of slice_ns (sched_setattr's
  * sched_runtime for a normal thread, Linux 6.12 on: under EEVDF a woken
  * thread with a shorter slice than the running one preempts it); -errno

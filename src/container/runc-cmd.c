@@ -89,13 +89,8 @@ int ctr_run_nicer(const char *const argv[], const int *extra, size_t n_extra, in
 
 	if (out < 0 || err < 0)
 		return dm_fail(neg_errno(), "memfd_create: %m");
-	if (nice_inc) {
-		errno = 0;
-		nice = getpriority(PRIO_PROCESS, 0); /* this thread's */
-		if (nice == -1 && errno)
-			nice = 0;
-		nice = MIN(nice + nice_inc, 19);
-	}
+	if (nice_inc)
+		nice = MIN(thread_nice_get() + nice_inc, 19);
 	pid_t pid = fork();
 	if (pid < 0)
 		return dm_fail(neg_errno(), "fork: %m");

@@ -270,10 +270,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 	r = stub_pid_of(pidfile, s.id, &s.pid);
 	if (r < 0)
 		goto fail;
-	errno = 0;
-	int nice = getpriority(PRIO_PROCESS, 0);
-	if (!(nice == -1 && errno))
-		setpriority(PRIO_PROCESS, s.pid, nice);
+	setpriority(PRIO_PROCESS, s.pid, thread_nice_get());
 	rootp = xasprintf("/proc/%d/root", s.pid);
 	s.root_fd = open(rootp, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s.root_fd < 0) {

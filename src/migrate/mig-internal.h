@@ -6,7 +6,6 @@
 #include <jansson.h>
 #include <stdatomic.h>
 #include <pthread.h>
-#include <sys/resource.h>
 
 #include "base/log.h"
 #include "migrate/migrate.h"
@@ -28,15 +27,6 @@ void mig_tune_chan(struct net_chan *c, bool nodelay);
  */
 void mig_chan_patience(struct net_chan *c, unsigned seconds);
 #define MIG_LINK_PATIENCE_S 120
-
-/* the calling thread's nice value (a thread niced "in the background" goes
- * 10 above it, not to an absolute 10: under `nice` that would be no lower) */
-static inline int mig_thread_nice(void)
-{
-	errno = 0;
-	int n = getpriority(PRIO_PROCESS, 0);
-	return n == -1 && errno ? 0 : n;
-}
 
 int mig_send_empty(struct net_chan *c, uint16_t type);
 /* ok = false: an ABORT-style reply (error and err set). stats may be NULL. */

@@ -320,7 +320,7 @@ int rfs_recv_start(struct net_chan *c, struct net_chan *miss, const char *root, 
 	r->mc = miss;
 	r->root = xstrdup(root);
 	r->err = 1;
-	r->base_nice = mig_thread_nice();
+	r->base_nice = thread_nice_get();
 	r->bulk = (struct rfs_reader){ .r = r, .c = c, .cur_id = -1, .fd = -1, .fd_id = -1 };
 	r->miss = (struct rfs_reader){ .r = r, .c = miss, .miss = true, .cur_id = -1, .fd = -1, .fd_id = -1 };
 	r->inos = rcv_inomap_new();

@@ -443,7 +443,7 @@ int rfs_send_start(struct net_chan *c, struct net_chan *miss, const char *dir, e
 	}
 	s->resumed = mode == RFS_EAGER;
 	s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	s->base_nice = mig_thread_nice();
+	s->base_nice = thread_nice_get();
 	s->root = root;
 	s->err = 1;
 	pthread_mutex_init(&s->lock, NULL);

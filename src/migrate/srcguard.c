@@ -55,9 +55,7 @@ int src_guard_start(struct src_guard **ret)
 
 	/* the nice the undo runs at: ours */
 	char nice_arg[16];
-	errno = 0;
-	int nice = getpriority(PRIO_PROCESS, 0);
-	snprintf(nice_arg, sizeof(nice_arg), "%d", nice == -1 && errno ? 0 : nice);
+	snprintf(nice_arg, sizeof(nice_arg), "%d", thread_nice_get());
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return dm_fail(neg_errno(), "the guard's socketpair: %m");
 	pid_t pid = fork();

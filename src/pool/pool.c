@@ -20,8 +20,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <errno.h>
-#include <sys/resource.h>
+
 
 #define POOL_THREADS_LIMIT 1024
 
@@ -304,9 +303,7 @@ static void *manager_main(void *arg)
 	/* a short slice: woken when work is queued, it must not wait for the
 	 * running thread's slice (1.4 ms here) on the CPU it wakes on: the
 	 * frozen dump's first worker came 2-4 ms in */
-	errno = 0;
-	int nice = getpriority(PRIO_PROCESS, 0);
-	thread_slice(nice == -1 && errno ? 0 : nice, POOL_MGR_SLICE_NS);
+	thread_slice(thread_nice_get(), POOL_MGR_SLICE_NS);
 	pthread_mutex_lock(&p->lock);
 	while (!p->done) {
 		if (p->err || p->n_spawned >= p->max_threads || p->n_started < p->n_spawned ||
