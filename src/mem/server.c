@@ -493,20 +493,16 @@ static void *fault_thread(void *arg)
 		if (page == lo)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
+		/* (read after the faulting page in buf, which the chase reads) */
 		if (walk)
-			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
-					&s->pages_prefetch, s->chase > 0);
+			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH,
+					buf + DM_PAGE_SIZE, &s->pages_prefetch, s->chase > 0);
 		if (r >= 0 && s->chase && off) {
-			/* buf holds the faulting page unless neighbours went */
-			if (walk && mem_read_remote(p->pid, p->memfd, page, buf, DM_PAGE_SIZE) < 0)
-				off = 0;
-			if (off) {
-				note_pointers(p, page, buf);
-				uint32_t clo = off & ~63u;
-				r = chase(s, p, page, buf, clo, clo + CHASE_BYTES, buf);
-				if (r >= 0)
-					r = chase_on(s, p, page, buf, from_buf);
-			}
+			note_pointers(p, page, buf);
+			uint32_t clo = off & ~63u;
+			r = chase(s, p, page, buf, clo, clo + CHASE_BYTES, buf);
+			if (r >= 0)
+				r = chase_on(s, p, page, buf, from_buf);
 		}
 		if (r >= 0 && !walk)
 			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH, buf,
