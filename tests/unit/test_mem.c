@@ -191,18 +191,23 @@ static size_t ask(struct net_chan *d, uint64_t fault, uint64_t until, uint64_t *
 	return n;
 }
 
-struct chase_rig {
+struct srv_rig {
 	pid_t pid;
 	struct net_ctx *ctx;
 	struct accepting a;
-	struct net_chan *ctl, *fault;
+	struct net_chan *ctl, *fault, *bulk;
 	struct mem_server *srv;
 };
 
-/* A page server for process 7 = a child holding m (np pages, one lazy run), its fault channel. */
-static void chase_rig_open(struct chase_rig *g, uint8_t *m, size_t np)
+/*
+ * A page server for process 7 = a child holding m (np pages, one lazy run),
+ * its fault channel; with bulk_held its bulk channel too, the push held
+ * (mem_server_hold) from its start.
+ */
+static void rig_open(struct srv_rig *g, uint8_t *m, size_t np, bool bulk_held)
 {
 	memset(g, 0, sizeof(*g));
+	g->a.n = bulk_held ? 3 : 2;
 	g->pid = hold_child();
 	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
 	e.vaddr = (uint64_t)(uintptr_t)m;
@@ -222,23 +227,36 @@ static void chase_rig_open(struct chase_rig *g, uint8_t *m, size_t np)
 	assert_int_equal(pthread_create(&th, NULL, accept_main, &g->a), 0);
 	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_CONTROL, NULL, &g->ctl), 0);
 	assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_FAULT, net_chan_session(g->ctl), &g->fault), 0);
+	if (bulk_held)
+		assert_int_equal(net_connect(g->ctx, addr, NET_ROLE_BULK, net_chan_session(g->ctl), &g->bulk), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(g->a.r, 0);
-	struct net_chan *srv_fault = net_chan_role(g->a.c[0]) == NET_ROLE_FAULT ? g->a.c[0] : g->a.c[1];
+	struct net_chan *sf = NULL, *sb = NULL;
+	for (int i = 0; i < g->a.n; i++) {
+		if (net_chan_role(g->a.c[i]) == NET_ROLE_FAULT)
+			sf = g->a.c[i];
+		if (net_chan_role(g->a.c[i]) == NET_ROLE_BULK)
+			sb = g->a.c[i];
+	}
+	assert_non_null(sf);
+	assert_true(!bulk_held || sb);
 	assert_int_equal(mem_server_new(&g->srv), 0);
 	assert_int_equal(mem_server_add(g->srv, 7, g->pid, &img), 0);
-	assert_int_equal(mem_server_start(g->srv, srv_fault, NULL, MEM_PHASE_INSTALL), 0);
+	if (bulk_held)
+		mem_server_hold(g->srv, true);
+	assert_int_equal(mem_server_start(g->srv, sf, sb, MEM_PHASE_INSTALL), 0);
 }
 
-static void chase_rig_close(struct chase_rig *g)
+static void rig_close(struct srv_rig *g)
 {
 	mem_server_free(g->srv);
 	kill(g->pid, SIGKILL);
 	waitpid(g->pid, NULL, 0);
 	net_chan_close(g->fault);
+	net_chan_close(g->bulk);
 	net_chan_close(g->ctl);
-	net_chan_close(g->a.c[0]);
-	net_chan_close(g->a.c[1]);
+	for (int i = 0; i < g->a.n; i++)
+		net_chan_close(g->a.c[i]);
 	net_listener_free(g->a.l);
 	net_ctx_unref(g->ctx);
 }
@@ -260,8 +278,8 @@ static void test_chase_on(void **state)
 	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
 	for (size_t i = 0; i < 32; i++)
 		arr[i] = base + (30 + i) * PAGE + 512 + i * 8; /* node i on page 30 + i */
-	struct chase_rig g;
-	chase_rig_open(&g, m, np);
+	struct srv_rig g;
+	rig_open(&g, m, np, false);
 	uint64_t got[32];
 	uint32_t fl[32];
 	size_t n = ask(g.fault, base + 5 * PAGE + 8, base + 2 * PAGE, got, 32, fl);
@@ -279,7 +297,7 @@ static void test_chase_on(void **state)
 	mem_server_get_stats(g.srv, &st);
 	assert_int_equal(st.chases_on, 1);
 	assert_int_equal(st.pages_chased, 16);
-	chase_rig_close(&g);
+	rig_close(&g);
 	munmap(m, np * PAGE);
 }
 
@@ -326,53 +344,17 @@ static void test_walk_window_held(void **state)
 	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
 	for (size_t i = 0; i < 16; i++)
 		arr[i] = base + (40 + i) * PAGE + 64; /* bucket i -> a node on page 40 + i */
-	pid_t pid = hold_child();
-	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
-	e.vaddr = base;
-	e.nr_pages = (uint32_t)np;
-	e.has_lazy = e.lazy = true;
-	e.has_remote = e.remote = true;
-	Dm__Process img = DM__PROCESS__INIT;
-	img.pid = 7;
-	img.n_pagemap = 1;
-	img.pagemap = &ep;
-	struct net_config cfg = { .insecure = true, .io_timeout_ms = 20000 };
-	struct net_ctx *ctx;
-	struct accepting a = { .n = 3 };
-	pthread_t th;
-	struct net_chan *ctl, *fault, *bulk, *sf = NULL, *sb = NULL;
-	char addr[64];
-	assert_int_equal(net_ctx_new(&cfg, NULL, &ctx), 0);
-	assert_int_equal(net_listen(ctx, "127.0.0.1:0", &a.l), 0);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(a.l));
-	assert_int_equal(pthread_create(&th, NULL, accept_main, &a), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_CONTROL, NULL, &ctl), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_FAULT, net_chan_session(ctl), &fault), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_BULK, net_chan_session(ctl), &bulk), 0);
-	pthread_join(th, NULL);
-	assert_int_equal(a.r, 0);
-	for (int i = 0; i < 3; i++) {
-		if (net_chan_role(a.c[i]) == NET_ROLE_FAULT)
-			sf = a.c[i];
-		if (net_chan_role(a.c[i]) == NET_ROLE_BULK)
-			sb = a.c[i];
-	}
-	assert_non_null(sf);
-	assert_non_null(sb);
-	struct mem_server *srv;
-	assert_int_equal(mem_server_new(&srv), 0);
-	assert_int_equal(mem_server_add(srv, 7, pid, &img), 0);
-	mem_server_hold(srv, true);
-	assert_int_equal(mem_server_start(srv, sf, sb, MEM_PHASE_INSTALL), 0);
+	struct srv_rig g;
+	rig_open(&g, m, np, true);
 
 	/* a forward walk: the window starts at the faulting page, 32 pages */
 	struct mem_wire_req q = { .space = 7, .npages = 32, .addr = base + 5 * PAGE, .fault_addr = base + 5 * PAGE + 8 };
-	assert_int_equal(net_send_frame(fault, MEM_T_REQ, &q, sizeof(q)), 0);
+	assert_int_equal(net_send_frame(g.fault, MEM_T_REQ, &q, sizeof(q)), 0);
 	uint64_t at, want[] = { 5, 6, 7, 8, 40, 41, 42, 43, 44, 45, 46, 47 };
 	uint32_t n, fl;
 	size_t k = 0;
 	while (k < ARRAY_SIZE(want)) {
-		assert_true(next_pages(fault, 5000, &at, &n, &fl));
+		assert_true(next_pages(g.fault, 5000, &at, &n, &fl));
 		for (uint32_t j = 0; j < n; j++, k++) {
 			assert_true(k < ARRAY_SIZE(want));
 			assert_int_equal(at + j * PAGE, base + want[k] * PAGE);
@@ -383,7 +365,7 @@ static void test_walk_window_held(void **state)
 	bool seen[64] = { false };
 	size_t pushed = 0;
 	while (pushed < 37 - 9) {
-		assert_true(next_pages(bulk, 5000, &at, &n, &fl));
+		assert_true(next_pages(g.bulk, 5000, &at, &n, &fl));
 		assert_int_equal(fl, MEM_PF_PUSH);
 		for (uint32_t j = 0; j < n; j++) {
 			uint64_t pg = (at - base) / PAGE + j;
@@ -394,28 +376,19 @@ static void test_walk_window_held(void **state)
 		}
 	}
 	/* and nothing else while held */
-	assert_false(next_pages(bulk, 300, &at, &n, &fl));
+	assert_false(next_pages(g.bulk, 300, &at, &n, &fl));
 	/* let go: the rest (pages 0-4, 37-39, 48-63) */
-	mem_server_hold(srv, false);
+	mem_server_hold(g.srv, false);
 	size_t rest = 0;
 	while (rest < 5 + 3 + 16) {
-		assert_true(next_pages(bulk, 5000, &at, &n, &fl));
+		assert_true(next_pages(g.bulk, 5000, &at, &n, &fl));
 		for (uint32_t j = 0; j < n; j++) {
 			uint64_t pg = (at - base) / PAGE + j;
 			assert_true(pg < 5 || (pg >= 37 && pg < 40) || pg >= 48);
 			rest++;
 		}
 	}
-	mem_server_free(srv);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	net_chan_close(fault);
-	net_chan_close(bulk);
-	net_chan_close(ctl);
-	for (int i = 0; i < 3; i++)
-		net_chan_close(a.c[i]);
-	net_listener_free(a.l);
-	net_ctx_unref(ctx);
+	rig_close(&g);
 	munmap(m, np * PAGE);
 }
 
@@ -443,43 +416,12 @@ static void test_chase(void **state)
 	uint64_t stack = (uint64_t)(uintptr_t)&np, self = A + 64;
 	memcpy((void *)(uintptr_t)(A + 8), &stack, 8);
 	memcpy((void *)(uintptr_t)(A + 16), &self, 8);
-	pid_t pid = hold_child();
-
-	/* the image: the area as one lazy run of process 7 */
-	Dm__PagemapEntry e = DM__PAGEMAP_ENTRY__INIT, *ep = &e;
-	e.vaddr = (uint64_t)(uintptr_t)m;
-	e.nr_pages = (uint32_t)np;
-	e.has_lazy = e.lazy = true;
-	e.has_remote = e.remote = true;
-	Dm__Process img = DM__PROCESS__INIT;
-	img.pid = 7;
-	img.n_pagemap = 1;
-	img.pagemap = &ep;
-
-	struct net_config cfg = { .insecure = true, .io_timeout_ms = 20000 };
-	struct net_ctx *ctx;
-	struct accepting a = { 0 };
-	pthread_t th;
-	struct net_chan *ctl, *fault;
-	char addr[64];
-	assert_int_equal(net_ctx_new(&cfg, NULL, &ctx), 0);
-	assert_int_equal(net_listen(ctx, "127.0.0.1:0", &a.l), 0);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", net_listener_port(a.l));
-	assert_int_equal(pthread_create(&th, NULL, accept_main, &a), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_CONTROL, NULL, &ctl), 0);
-	assert_int_equal(net_connect(ctx, addr, NET_ROLE_FAULT, net_chan_session(ctl), &fault), 0);
-	pthread_join(th, NULL);
-	assert_int_equal(a.r, 0);
-	struct net_chan *srv_fault = net_chan_role(a.c[0]) == NET_ROLE_FAULT ? a.c[0] : a.c[1];
-
-	struct mem_server *srv;
-	assert_int_equal(mem_server_new(&srv), 0);
-	assert_int_equal(mem_server_add(srv, 7, pid, &img), 0);
-	assert_int_equal(mem_server_start(srv, srv_fault, NULL, MEM_PHASE_INSTALL), 0);
+	struct srv_rig g;
+	rig_open(&g, m, np, false);
 
 	uint64_t got[16], base = (uint64_t)(uintptr_t)m;
 	uint32_t fl[16];
-	size_t n = ask(fault, A, base + 60 * PAGE, got, 16, fl);
+	size_t n = ask(g.fault, A, base + 60 * PAGE, got, 16, fl);
 	assert_int_equal(n, 3);
 	assert_int_equal(got[0], base + 10 * PAGE);
 	assert_true(fl[0] & MEM_PF_FAULT);
@@ -487,30 +429,22 @@ static void test_chase(void **state)
 	assert_int_equal(got[2], base + 20 * PAGE); /* C, B's next */
 	assert_true((fl[1] & MEM_PF_PREFETCH) && (fl[2] & MEM_PF_PREFETCH));
 	/* B faults again (its page was on its way): C went already, nothing more */
-	n = ask(fault, B, base + 61 * PAGE, got, 16, fl);
+	n = ask(g.fault, B, base + 61 * PAGE, got, 16, fl);
 	assert_int_equal(n, 1);
 	assert_int_equal(got[0], base + 40 * PAGE);
 	/* C faults: D follows */
-	n = ask(fault, C, base + 63 * PAGE, got, 16, fl);
+	n = ask(g.fault, C, base + 63 * PAGE, got, 16, fl);
 	assert_int_equal(n, 2);
 	assert_int_equal(got[0], base + 20 * PAGE);
 	assert_int_equal(got[1], base + 50 * PAGE);
 	/* a page-aligned request (a destination that does not say the byte): the page alone */
-	n = ask(fault, base + 30 * PAGE, base + 62 * PAGE, got, 16, fl);
+	n = ask(g.fault, base + 30 * PAGE, base + 62 * PAGE, got, 16, fl);
 	assert_int_equal(n, 1);
 	struct mem_server_stats st;
-	mem_server_get_stats(srv, &st);
+	mem_server_get_stats(g.srv, &st);
 	assert_int_equal(st.pages_chased, 3);
 
-	mem_server_free(srv);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	net_chan_close(fault);
-	net_chan_close(ctl);
-	net_chan_close(a.c[0]);
-	net_chan_close(a.c[1]);
-	net_listener_free(a.l);
-	net_ctx_unref(ctx);
+	rig_close(&g);
 	munmap(m, np * PAGE);
 }
 
