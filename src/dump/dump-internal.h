@@ -245,6 +245,10 @@ void dump_inet_stats(const struct dump_ctx *d, json_t *obj);
 const char *dump_inet_lock(const struct dump_ctx *d);
 /* Leave repair mode and unlock (tree resumed), or keep quiet (tree killed). */
 void dump_inet_release(struct dump_ctx *d, bool killed);
+/* Once the tree runs or is killed: the lock's nftables context and the
+ * capture of what it dropped are closed (each close waits for an RCU grace
+ * period, which no frozen window or switch-over must). */
+void dump_inet_close(struct dump_ctx *d);
 void dump_inet_free(struct dump_ctx *d);
 /* Refuse processes that share one fd table (CLONE_FILES). */
 int dump_check_fd_tables(struct dump_ctx *d);

@@ -630,6 +630,8 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 	if (action == DUMP_KILL)
 		dump_inet_release(d, true);
 	d->t_released = clock_ns();
+	/* netfilter and packet sockets: each close waits for a grace period */
+	dump_inet_close(d);
 	dump_trim_pages(d);
 	return r;
 }

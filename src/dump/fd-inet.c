@@ -156,16 +156,14 @@ int dump_inet_warm(struct dump_ctx *d)
 	return 0;
 }
 
-/* The context goes once used: its netlink socket holds the namespace, and
- * a socket's release lets go of it only after an RCU grace period (a
- * container deleted right after the checkpoint would keep its veth a
- * moment longer). */
+/* The context stays until the tree is resumed or killed (dump_inet_close):
+ * its socket's close waits for the lock's transaction's destroy work, an
+ * RCU grace period (8-16 ms on some machines), which the frozen window
+ * must not.  It holds the namespace until then: a container deleted after
+ * the checkpoint is deleted after that. */
 static int lock_netns(struct dump_inet *in)
 {
-	int r = in->nft ? netlock_netns_with(in->nft, in->lock) : netlock_netns(in->lock);
-	netlock_ctx_free(in->nft);
-	in->nft = NULL;
-	return r;
+	return in->nft ? netlock_netns_with(in->nft, in->lock) : netlock_netns(in->lock);
 }
 
 int dump_inet_prelock(struct dump_ctx *d)
@@ -402,11 +400,8 @@ int dump_inet_prepare(struct dump_ctx *d)
 							      .fd = fds.fds[k].fd, .dup = -1 };
 		}
 	}
-	if (!n_want) {
-		netlock_ctx_free(in->nft);	/* no lock to make */
-		in->nft = NULL;
-		return 0;
-	}
+	if (!n_want)
+		return 0;	/* no lock to make (its context goes with dump_inet_close) */
 	qsort(want, n_want, sizeof(*want), entry_cmp);
 	/* a container's sockets are in its namespace: sock_diag and nft run there */
 	r = in->netns >= 0 ? 1 : netns_of_pid(d->procs[0]->pid, &in->netns);
@@ -521,9 +516,6 @@ out:
 	netns_leave(back);
 	free(want);
 	free(c);
-	/* not needed from here (lock_netns() freed it if it locked) */
-	netlock_ctx_free(in->nft);
-	in->nft = NULL;
 	return r;
 }
 
@@ -583,10 +575,10 @@ void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len)
 
 	*buf = NULL;
 	*len = 0;
-	if (!in || !in->cap)
+	if (!in || !in->cap || in->captured)
 		return;
+	/* stopped, not closed: dump_inet_close() */
 	net_capture_finish(in->cap, buf, len, &in->cap_st);
-	in->cap = NULL;
 	in->captured = true;
 }
 
@@ -649,15 +641,25 @@ void dump_inet_release(struct dump_ctx *d, bool killed)
 		/* the tree goes on here: what the lock dropped is its own again */
 		if (!killed)
 			dump_net_frames(d, &kept, &len);
-		if (netns_enter(in->netns, &back) < 0 || netlock_unlock(in->lock) < 0)
+		if (netns_enter(in->netns, &back) < 0 || netlock_unlock_in(in->nft, in->lock) < 0)
 			pr_warn("%s", dm_last_error());
 		else if (len && net_frames_inject(kept, len, &in->replayed) < 0)
 			pr_warn("%s", dm_last_error());
 		netns_leave(back);
 		in->lock[0] = 0;
 	}
+}
+
+void dump_inet_close(struct dump_ctx *d)
+{
+	struct dump_inet *in = d->inet;
+
+	if (!in)
+		return;
 	net_capture_free(in->cap);
 	in->cap = NULL;
+	netlock_ctx_free(in->nft);
+	in->nft = NULL;
 }
 
 void dump_inet_free(struct dump_ctx *d)

@@ -101,6 +101,10 @@ int netlock_netns(const char *name);
  */
 struct netlock_ctx;
 int netlock_ctx_new(struct netlock_ctx **ret);
+/* A netfilter socket's close waits until the destroy work of the last nft
+ * transactions (any namespace's) is done, an RCU grace period after them
+ * (8-16 ms on some machines): free a context off the critical path, after
+ * the tree runs.  The same holds for every netfilter socket. */
 void netlock_ctx_free(struct netlock_ctx *ctx);
 int netlock_netns_with(struct netlock_ctx *ctx, const char *name);
 /* Build netlock_netns(name)'s transaction ahead as nf_tables messages
@@ -109,8 +113,11 @@ int netlock_netns_with(struct netlock_ctx *ctx, const char *name);
  * which it falls back to if the kernel refuses the messages).  -errno,
  * dm_fail'ed. */
 int netlock_ctx_prepare(struct netlock_ctx *ctx, const char *name);
-/* Remove the lock; 0 when there is none. */
+/* Remove the lock; 0 when there is none.  _in: over ctx's socket, in its
+ * namespace (prepared messages when it has them), no context made and
+ * freed (ctx NULL: netlock_unlock()). */
 int netlock_unlock(const char *name);
+int netlock_unlock_in(struct netlock_ctx *ctx, const char *name);
 /*
  * Let everything through but keep the table with its counters (its chains
  * go): the restore opens the lock before the tree runs and reads what it

@@ -574,6 +574,30 @@ bool netlock_exists(const char *name)
 	return run_nft(s, err, sizeof(err)) == 0;
 }
 
+int netlock_unlock_in(struct netlock_ctx *ctx, const char *name)
+{
+	if (!ctx)
+		return netlock_unlock(name);
+	if (ctx->nl) {
+		static const uint16_t t[2] = { NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE }, f[2] = { NLM_F_CREATE, 0 };
+		static const char *const c[2] = { NULL, NULL };
+		size_t len;
+		_cleanup_free_ char *b = build_batch(name, t, f, c, 2, &len);
+		int r = send_batch(ctx->nl, b, len, 2);
+		if (r >= 0)
+			return 0;
+		pr_warn("cannot remove the network lock (nft table inet %s): %s: with nft's script", name,
+			strerror(-r));
+	}
+	char err[512] = "";
+	_cleanup_free_ char *s = xasprintf("add table inet %s\ndelete table inet %s\n", name, name);
+	int r = run_nft_in(ctx, s, err, sizeof(err), NULL);
+	if (r == -EIO)
+		return dm_fail(r, "cannot unlock the network (nft table inet %s): %s", name,
+			       err[0] ? err : "nft failed");
+	return r;
+}
+
 int netlock_unlock(const char *name)
 {
 	char err[512] = "";

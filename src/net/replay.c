@@ -41,6 +41,7 @@
 
 struct net_capture {
 	int fd;
+	bool stopped;           /* read, and its filter drops all */
 	struct net_capture_stats st;
 };
 
@@ -164,11 +165,17 @@ void net_capture_finish(struct net_capture *c, uint8_t **ret_buf, size_t *ret_le
 
 	*ret_buf = NULL;
 	*ret_len = 0;
-	if (!c) {
+	if (!c || c->stopped) {
 		if (st)
-			*st = (struct net_capture_stats){ 0 };
+			*st = c ? c->st : (struct net_capture_stats){ 0 };
 		return;
 	}
+	/* nothing more is queued: then what is there is read */
+	struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog drop = { .len = ARRAY_SIZE(none), .filter = none };
+	if (setsockopt(c->fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop)) < 0)
+		pr_warn("the network lock's capture: cannot stop it: %m");
+	c->stopped = true;
 	for (;;) {
 		char cbuf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
 		struct iovec iov = { .iov_base = pkt, .iov_len = NET_FRAME_IP_MAX + 1 };
@@ -210,7 +217,6 @@ void net_capture_finish(struct net_capture *c, uint8_t **ret_buf, size_t *ret_le
 		c->st.lost += ts.tp_drops;
 	if (st)
 		*st = c->st;
-	net_capture_free(c);
 	*ret_buf = buf;
 	*ret_len = len;
 }

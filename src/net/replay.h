@@ -47,9 +47,13 @@ struct net_capture_stats {
 int net_capture_start(struct net_capture **ret);
 /*
  * Stop: the records of what was kept (malloc'd, NULL and 0 when nothing),
- * the counts in *st (may be NULL).  The capture is freed.
+ * the counts in *st (may be NULL).  The capture keeps nothing more (its
+ * filter drops all) but stays open: a packet socket's close waits for an
+ * RCU grace period (8-16 ms on some machines), so net_capture_free() comes
+ * after the switch-over.  Once stopped, a second call returns nothing.
  */
 void net_capture_finish(struct net_capture *c, uint8_t **ret_buf, size_t *ret_len, struct net_capture_stats *st);
+/* Close (an RCU grace period: not in a frozen window).  NULL: nothing. */
 void net_capture_free(struct net_capture *c);
 
 /* Check records from a peer: every packet a well-formed IPv4 or IPv6 TCP

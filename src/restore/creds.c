@@ -105,9 +105,25 @@ int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 	if (r >= 0 && ip->has_thp_disable && (ip->thp_disable & 1))
 		r = rb_add(rb, "prctl(PR_SET_THP_DISABLE)", SYS_prctl, PR_SET_THP_DISABLE, 1,
 			   ip->thp_disable & 2 /* PR_THP_DISABLE_EXCEPT_ADVISED */, 0, 0, 0);
-	if (r >= 0)
+	if (r >= 0 && !p->membarrier_done)
 		r = membarrier_add(ip, rb);
 	return r;
+}
+
+int membarrier_restore(struct rst_ctx *c, struct rst_proc *p)
+{
+	if (p->img->n_threads < 2)
+		return 0;	/* ident_add()'s batch: one round trip less */
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, &p->threads[0].t);
+	int r = membarrier_add(p->img, rb);
+	if (r >= 0 && rb->b.n)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d", p->img->pid);
+	p->membarrier_done = true;
+	return 0;
 }
 
 /*

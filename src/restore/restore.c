@@ -319,7 +319,7 @@ static int for_alive(struct rst_ctx *c, phase_fn fn)
 /* threads, and everything the threads set themselves: signals, timers, identity */
 static int phase_threads(struct rst_ctx *c, struct rst_proc *p)
 {
-	return threads_create(c, p) ?: threads_state(c, p) ?: loginuid_restore(c, p);
+	return membarrier_restore(c, p) ?: threads_create(c, p) ?: threads_state(c, p) ?: loginuid_restore(c, p);
 }
 
 static double lap(uint64_t *t)

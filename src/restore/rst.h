@@ -62,6 +62,7 @@ struct rst_proc {
 	bool had_zombie_child;  /* drain the SIGCHLD its zombie children sent */
 	bool cow_parent;        /* a child inherits pages: memory before it forks (tree.c) */
 	bool mm_done;           /* mm_restore() ran */
+	bool membarrier_done;   /* registered before its threads (membarrier_restore) */
 	uint64_t hostpid_seen;  /* unused */
 };
 
@@ -204,6 +205,13 @@ int threads_affinity(struct rst_ctx *c, struct rst_proc *p); /* the dumped CPU m
 
 /* creds.c */
 int ident_add(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb);
+/*
+ * membarrier's registrations, in a batch of their own on the main thread
+ * while it is the only user of its mm: with more (its threads made), each
+ * registration waits for an RCU grace period (sync_runqueues_membarrier_state).
+ * A process with one thread leaves them to ident_add()'s batch.
+ */
+int membarrier_restore(struct rst_ctx *c, struct rst_proc *p);
 int creds_restore(struct rst_ctx *c, struct rst_proc *p);
 /* The audit login uid: only the task itself may write it (before the creds). */
 int loginuid_restore(struct rst_ctx *c, struct rst_proc *p);
