@@ -324,8 +324,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	s->root = pids[0];
 	for (size_t i = 0; i < n; i++) {
 		guardian_add(s, pids[i]);
-		/* a container's tree stays in the cgroup runc made for it */
-		if (s->cg.version != TREECG_NONE && !s->container) {
+		/* a container's tree stays in the cgroup runc made for it; a
+		 * tree born in its own (restore_opts.cgroup_fd) is there */
+		if (s->cg.version != TREECG_NONE && !s->container && !st->cgroup_born) {
 			r = treecg_add(&s->cg, pids[i]);
 			if (r < 0)
 				return r;
@@ -455,6 +456,7 @@ static int do_restore(struct dsess *s)
 	if (rj < 0)
 		return rj;
 	struct restore_result res = { .root_pidfd = -1 };
+	_cleanup_close_ int cgfd = -1;
 	int r;
 
 	s->t_restore = clock_ns();
@@ -563,6 +565,12 @@ static int do_restore(struct dsess *s)
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	}
 	dm_error_clear();
+	/* a bare tree is born in its cgroup: no cgroup.procs write (a grace
+	 * period) in the downtime */
+	if (!s->container && s->cg.version == TREECG_V2) {
+		cgfd = open(s->cg.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ro.cgroup_fd = cgfd;
+	}
 	s->t_restore_call = clock_ns();
 	r = restore_tree(&ro, &res);
 	/* the lock went with the restore's own (restore_opts.netns_locked):

@@ -109,6 +109,17 @@ struct restore_opts {
 	pid_t stub_pid;
 	int stub_sock;
 	/*
+	 * Optional (0 or less: none): a cgroup v2
+	 * directory the tree is born in: our own stub is cloned into it
+	 * (clone3 CLONE_INTO_CGROUP) and every process of the tree is its
+	 * descendant.  Moving the tree there later writes cgroup.procs, which
+	 * waits for an RCU grace period (cgroup_threadgroup_rwsem's write
+	 * side): 8-12 ms of downtime on some machines.  Refused by the kernel
+	 * (before 5.7, a v1 directory): the stub is cloned as without, and
+	 * restore_stats.cgroup_born says which.
+	 */
+	int cgroup_fd;
+	/*
 	 * The tree's network namespace (stub_pid's) is locked already as a
 	 * whole, under NETLOCK_NETNS_NAME, by the caller (runc.h: before its
 	 * interfaces were made): the restore of the sockets keeps that lock
@@ -191,6 +202,7 @@ struct restore_stats {
 	uint64_t lock_tcp_dropped_out;
 	bool lock_counted;      /* the two above were read */
 	bool lock_removed;      /* the restore removed its network lock after the resume */
+	bool cgroup_born;       /* the tree was born in restore_opts.cgroup_fd's cgroup */
 	bool unlock_prepared;   /* ... opened with its prepared messages (netlock_opener), not a script */
 };
 

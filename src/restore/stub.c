@@ -349,8 +349,13 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 		ca.set_tid_size = 1;
 	}
 
+	if (c->o->cgroup_fd > 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)c->o->cgroup_fd;
+	}
+
 	long pid;
-	for (bool waited = false;; waited = true) {
+	for (bool waited = false;;) {
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pid = syscall(SYS_clone3, &ca, sizeof(ca));
@@ -358,10 +363,19 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 			stub_main(&a);
 		r = pid < 0 ? neg_errno() : 0;
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && r != -EEXIST) {
+			/* not a v2 cgroup, or a kernel without it: the caller moves the tree */
+			pr_debug("clone3 into the tree's cgroup: %s; cloned outside it", strerror(-r));
+			ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+			ca.cgroup = 0;
+			continue;
+		}
 		/* a pid its dead owner still holds (a slow reaper): once */
 		if (pid >= 0 || r != -EEXIST || c->own_pidns || waited || !rst_pid_wait_free(want))
 			break;
+		waited = true;
 	}
+	c->st.cgroup_born = pid >= 0 && (ca.flags & CLONE_INTO_CGROUP);
 	close(sp[1]);
 	if (pid < 0) {
 		int e = rst_clone_pid_error(want, r);
