@@ -274,6 +274,19 @@ static void test_capture_deliver(void **state)
 	net_capture_finish(cap, &buf, &len, &st);
 	assert_true(st.kept >= 2);
 	assert_int_equal(st.bytes + 4 * st.kept, len);
+	{
+		/* stopped, still open (its close waits a grace period: later);
+		 * asked again, it has nothing more and the same counts */
+		uint8_t *again = (uint8_t *)"x";
+		size_t alen = 1;
+		struct net_capture_stats st2;
+		net_capture_finish(cap, &again, &alen, &st2);
+		assert_null(again);
+		assert_int_equal(alen, 0);
+		assert_int_equal(st2.kept, st.kept);
+		assert_int_equal(st2.bytes, st.bytes);
+		net_capture_free(cap);
+	}
 	assert_int_equal(net_frames_check(buf, len, &n), 0);
 	assert_int_equal(n, st.kept);
 	/* each kept packet's checksum is right: computed again, it is the same */
