@@ -53,7 +53,7 @@
 #              namespace empty, so b's config has a prestart hook that
 #              makes its veth again (same MAC and address, on b's bridge)
 #              as a CNI plugin would; total: until the last page moved
-#   (DMIGRATE_FAULT_TRACE=FILE in the environment is passed to host b's
+#   (DMIGRATE_FAULT_TRACE=FILE and DMIGRATE_FAULT_TRACE_MS in the environment are passed to host b's
 #   dmigrated: the faults after the switch-over, bench/faulttrace.py FILE)
 #   dmigrate:VAR=VAL[:VAR=VAL...]
 #              the same with these variables in the environment of the
@@ -208,7 +208,8 @@ LINK_A=$(ctr_info a.addr)
 ADDR_B=$(ctr_info b.addr)
 "$DM" keygen "$WORK/key" >/dev/null || exit 1
 DMD_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
-	env ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} "$DM" daemon --listen "$ADDR_B:7070" --key "$WORK/key" --state-dir "$WORK/dmd-state" \
+	env ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} \
+	${DMIGRATE_FAULT_TRACE_MS:+DMIGRATE_FAULT_TRACE_MS=$DMIGRATE_FAULT_TRACE_MS} "$DM" daemon --listen "$ADDR_B:7070" --key "$WORK/key" --state-dir "$WORK/dmd-state" \
 	--ready-file "$WORK/dmd.ready") || exit 1
 wait_until 30 test -s "$WORK/dmd.ready" || { echo "runc-bench: dmigrated in b: $(tail -3 "$WORK/dmigrated.log")" >&2; exit 1; }
 # the variants' other dmigrated (DMD_BIN=PATH), each on a port of its own

@@ -147,9 +147,15 @@ tmpfiles() {
 	for h in a b; do n=$((n + $(in_host "$h" find /var/lib/dmigrate -mindepth 2 2>/dev/null | wc -l))); done
 	echo "$n"
 }
+declare -A FD0=()	# each daemon's fds once ready, before any migration
+daemon_fds() { find "/proc/${DPID[$1]}/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 snapshot() {	# NAME: every figure, one "key=value" a word
 	local h s
 	for h in a b; do
+		# a session that just ended is closed by the daemon's main loop a
+		# moment later (its channels, the tree's pidfds): wait for the fds
+		# it had before any migration, a while; a leak still shows
+		wait_until 10 eval '(($(daemon_fds "$h") <= FD0[$h]))'
 		read -r fd th rss <<<"$(daemon_stat "$h")"
 		s+="dmigrated-$h.fds=$fd dmigrated-$h.threads=$th dmigrated-$h.rss_kb=$rss host-$h.other_procs=$(other_procs "$h") "
 	done
@@ -174,6 +180,7 @@ for h in a b; do
 	DPID[$h]=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated-$h.log" "$h" -- \
 		"${DMD[@]}" --listen "${ADDR[$h]}:7070" --key "$KEY" --ready-file "$WORK/ready-$h" -v)
 	wait_until 20 test -e "$WORK/ready-$h" || { fail soak/setup "dmigrated in $h did not start"; echo "$NPASS passed, $NFAIL failed, 0 skipped"; exit 1; }
+	FD0[$h]=$(daemon_fds "$h")
 done
 : >"$WL_LOG"
 wpid=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- busybox sh "$REPO/tests/e2e/lib/counter.sh")
