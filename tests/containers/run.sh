@@ -446,7 +446,7 @@ dmd_up() {
 	[[ -n $DMD_PID ]] && return 0
 	"$DM" keygen "$WORK/key" >/dev/null || return 1
 	rm -f "$WORK/dmd.ready"
-	ctr_host b "$DM" daemon --listen "$(ctr_info b.seg_addr):7070" --key "$WORK/key" \
+	ctr_host b "$DM" daemon --listen "$(ctr_info b.seg_addr):7070" --key "$WORK/key" ${DMD_VERBOSE:+-v} \
 		--state-dir "$WORK/dmd-state" --ready-file "$WORK/dmd.ready" >"$WORK/dmd.log" 2>&1 &
 	DMD_PID=$!
 	wait_until 20 test -s "$WORK/dmd.ready"
@@ -1219,7 +1219,7 @@ t_dest_killed() {
 	wait "$DK_PID"
 	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
 		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
-	wait_until 30 test "$(ctr_status b "$id")" = stopped ||
+	wait_until 30 eval 'test "$(ctr_status b "$id")" = stopped' ||
 		{ result FAIL $t "b's container is '$(ctr_status b "$id")', not stopped"; return; }
 	# the next daemon with that state directory removes it
 	rm -f "$WORK/dmdk.ready"
@@ -1273,7 +1273,7 @@ t_runc_hung_1() {
 	[[ -z $out || $out == THAWED ]] || { result FAIL $t "a's container is $out"; return; }
 	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "a's counter: $out"; return; }
 	# the session cleaned up: b's container deleted, the hung runc's hook gone
-	wait_until 20 test -z "$(ctr_status b "$id")" || { result FAIL $t "b's runc has it: '$(ctr_status b "$id")'"; return; }
+	wait_until 20 eval 'test -z "$(ctr_status b "$id")"' || { result FAIL $t "b's runc has it: '$(ctr_status b "$id")'"; return; }
 	pgrep -f "^sleep $sl\$" >/dev/null && { result FAIL $t "the hung runc's child (sleep $sl) runs on"; return; }
 	# the same daemon, its runc fine again: the slot and the ID are free
 	: >"$WORK/hang-verb"
@@ -1315,7 +1315,7 @@ t_src_killed() {
 	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "redis does not answer in a after: $out"; return; }
 	grep -q "network lock dmigrate_netns is removed" "$WORK/msk.out" ||
 		{ result FAIL $t "the guard did not say what it did: $(cat "$WORK/msk.out")"; return; }
-	wait_until 30 test -z "$(ctr_status b "$id")" || { result FAIL $t "b keeps '$(ctr_status b "$id")'"; return; }
+	wait_until 30 eval 'test -z "$(ctr_status b "$id")"' || { result FAIL $t "b keeps '$(ctr_status b "$id")'"; return; }
 	ctr_delete a "$id"
 	result PASS $t
 }

@@ -720,9 +720,9 @@ test_store_refused() {	# MODE
 		why="a memory check failed after the rollback: $(grep -m1 BAD "$WL_LOG")"
 	elif ! wait_until 10 b_empty; then
 		why="b still runs processes of the tree: $(tree_procs b)"
-	elif ! wait_until 10 test -z "$(in_host b ls -A /var/lib/dmigrate/incoming 2>/dev/null)"; then
+	elif ! wait_until 10 eval 'test -z "$(in_host b ls -A /var/lib/dmigrate/incoming 2>/dev/null)"'; then
 		why="b kept images: $(in_host b ls -A /var/lib/dmigrate/incoming | tr '\n' ' ')"
-	elif ! wait_until 10 test "$(grep -c 'failed: receiving memory: the page store is full' "$WORK/dmigrated.log")" -gt "$logged"; then
+	elif ! wait_until 10 eval 'test "$(grep -c "failed: receiving memory: the page store is full" "$WORK/dmigrated.log")" -gt "$logged"'; then
 		why="dmigrated did not log the cause: $(grep 'failed:' "$WORK/dmigrated.log" | tail -n 1)"
 	fi
 	verdict "$t" "$why"
@@ -1754,7 +1754,7 @@ test_rootfs_no_space_reset() {
 		why=${why:-"the migration succeeded"}
 	fi
 	[[ -n $why ]] || why=$(NOSPACE_LOST="b's reason lost" no_space_why)
-	if [[ -z $why ]] && ! wait_until 10 test "$(grep -c 'failed: receiving the files: not enough disk space' "$WORK/dmigrated.log")" -gt "$logged"; then
+	if [[ -z $why ]] && ! wait_until 10 eval 'test "$(grep -c "failed: receiving the files: not enough disk space" "$WORK/dmigrated.log")" -gt "$logged"'; then
 		why="dmigrated did not log the cause: $(grep 'failed:' "$WORK/dmigrated.log" | tail -n 1)"
 	fi
 	no_space_end "$t" "$why"
