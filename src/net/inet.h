@@ -114,8 +114,9 @@ int netlock_netns_with(struct netlock_ctx *ctx, const char *name);
  * dm_fail'ed. */
 int netlock_ctx_prepare(struct netlock_ctx *ctx, const char *name);
 /* Remove the lock; 0 when there is none.  _in: over ctx's socket, in its
- * namespace (prepared messages when it has them), no context made and
- * freed (ctx NULL: netlock_unlock()). */
+ * namespace, no context made and freed (ctx NULL: netlock_unlock()): with
+ * prepared messages when it has them (netlock_ctx_prepare): 1, else the
+ * script: 0. */
 int netlock_unlock(const char *name);
 int netlock_unlock_in(struct netlock_ctx *ctx, const char *name);
 /*

@@ -585,7 +585,7 @@ int netlock_unlock_in(struct netlock_ctx *ctx, const char *name)
 		_cleanup_free_ char *b = build_batch(name, t, f, c, 2, &len);
 		int r = send_batch(ctx->nl, b, len, 2);
 		if (r >= 0)
-			return 0;
+			return 1;
 		pr_warn("cannot remove the network lock (nft table inet %s): %s: with nft's script", name,
 			strerror(-r));
 	}

@@ -384,16 +384,22 @@ static int netlock_ctx_child(void)
 		return 4;
 	if (netlock_exists("dm_unit_ctx"))
 		return 5;	/* locked the caller's namespace */
-	netlock_ctx_free(ctx);
-	if (setns(a, CLONE_NEWNET) < 0)
+	int b = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (b < 0 || setns(a, CLONE_NEWNET) < 0)
 		return 6;
 	if (!netlock_exists("dm_unit_ctx"))
 		return 7;	/* not the one it was made in */
 	uint64_t in = 99, out = 99;
 	if (netlock_dropped("dm_unit_ctx", &in, &out) < 0 || in != 0 || out != 0)
 		return 8;
-	if (netlock_unlock("dm_unit_ctx") < 0 || netlock_exists("dm_unit_ctx"))
+	/* removed through the kept context (its script: not prepared), from
+	 * elsewhere again; twice is no error */
+	if (setns(b, CLONE_NEWNET) < 0 || netlock_unlock_in(ctx, "dm_unit_ctx") != 0 ||
+	    netlock_unlock_in(ctx, "dm_unit_ctx") != 0 || setns(a, CLONE_NEWNET) < 0)
 		return 9;
+	if (netlock_exists("dm_unit_ctx"))
+		return 10;
+	netlock_ctx_free(ctx);
 	return 0;
 }
 
@@ -451,6 +457,10 @@ static int netlock_prepared_child(void)
 		return 8;
 	if (netlock_open("dm_unit_prep") < 0 || netlock_unlock("dm_unit_prep") < 0 || netlock_exists("dm_unit_prep"))
 		return 9;
+	/* the prepared socket removes a lock too (a rollback's), and twice */
+	if (netlock_netns_with(ctx, "dm_unit_prep") != 1 || netlock_unlock_in(ctx, "dm_unit_prep") != 1 ||
+	    netlock_exists("dm_unit_prep") || netlock_unlock_in(ctx, "dm_unit_prep") != 1)
+		return 10;
 	netlock_ctx_free(ctx);
 	free(want);
 	free(got);
