@@ -505,17 +505,24 @@ RESULTS=$WORK/results.jsonl
 # one_run WORKLOAD VARIANT RUN K
 one_run() {
 	local w=$1 v=$2 r=$3 k=$4 id=$PREFIX-$1-$3$4 fn=v_${2%%:*} keep=$WORK/keep kpid='' ok=true err='' measure='{}' gap=null
-	local line req n before=null after=null rss=null out
+	local line req n before=null after=null rss=null out i
 	fn=${fn//-/_}
 	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR='' V_GAP='' V_NAME=$v
 	if [[ $v == bare ]]; then
 		if [[ -z ${RSS_MB[$w]:-} ]]; then
 			# no run of this workload measured it yet: a container only for that
 			CUR_ID=$id
-			out=$(wl_start "$w" "$id") && RSS_MB[$w]=$(wl_rss a "$id")
+			if out=$(wl_start "$w" "$id"); then
+				# its processes may not be listed in its cgroup yet: 0 is no measure
+				for ((i = 0; i < 100; i++)); do
+					RSS_MB[$w]=$(wl_rss a "$id")
+					((RSS_MB[$w] > 0)) && break
+					sleep 0.1
+				done
+			fi
 			ctr_delete a "$id"
 			CUR_ID=
-			[[ -n ${RSS_MB[$w]:-} ]] || { ok=false err="the workload does not start: $out"; }
+			((${RSS_MB[$w]:-0} > 0)) || { unset "RSS_MB[$w]"; ok=false err="the workload does not start: $out"; }
 		fi
 		if $ok; then
 			settle
