@@ -266,8 +266,9 @@ static void eager_pages(const struct dump_ctx *d, const struct dproc *p, struct 
 	for (size_t i = 0; i < m->n_threads; i++) {
 		const Dm__Thread *t = m->threads[i];
 		const struct user_regs_struct *r = (const void *)t->regs.data;
-		uint64_t sp = r->rsp & ~(DM_PAGE_SIZE - 1);
-		eager_add(s, sp >= 4 * DM_PAGE_SIZE ? sp - 4 * DM_PAGE_SIZE : 0, sp + DM_PAGE_SIZE);
+		uint64_t a, e;
+		dump_stack_eager(r->rsp, &a, &e);
+		eager_add(s, a, e);
 		if (t->has_rseq_ptr)
 			eager_add(s, t->rseq_ptr, t->rseq_ptr + 1);
 		if (t->has_robust_head)
@@ -314,13 +315,60 @@ static bool entry_in_anon_vma(const Dm__Process *m, const Dm__PagemapEntry *e)
 static void push_entry(struct dump_ctx *d, const Dm__PagemapEntry *e, uint64_t a, uint64_t end, bool eager,
 		       Dm__PagemapEntry ***out, size_t *n, size_t *cap);
 
+static void push_eager_known(struct dump_ctx *d, const struct dproc *p, const Dm__PagemapEntry *e, uint64_t a,
+			     uint64_t end, Dm__PagemapEntry ***out, size_t *n, size_t *cap);
+
 /*
- * An eager piece [a, end): the pages the destination already has unchanged
- * (page_at_dest: a pre-copy round) become `now` entries, remote and written
- * before the task runs from there; the rest is read into the page file.
+ * An eager piece [a, end) of a sparse run (an anonymous VMA whose page map
+ * the freeze did not read): only its pages that hold data (present or
+ * swapped: the page map of these few pages) are eager; one with none stays
+ * in the sparse run, a zero page if it is ever touched.  Read as a whole,
+ * every absent page went as 4 KiB of zeros in the state (the 4 pages below
+ * a blocked thread's stack pointer, mostly never touched: 16 KiB a thread
+ * in the downtime).  A page map that cannot be read: all of it eager.
  */
+#define EAGER_PM_BATCH 64
 static void push_eager(struct dump_ctx *d, const struct dproc *p, const Dm__PagemapEntry *e, uint64_t a,
 		       uint64_t end, Dm__PagemapEntry ***out, size_t *n, size_t *cap)
+{
+	if (!(e->has_sparse && e->sparse)) {
+		push_eager_known(d, p, e, a, end, out, n, cap);
+		return;
+	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+	_cleanup_close_ int pm = open(path, O_RDONLY | O_CLOEXEC);
+	while (a < end) {
+		uint64_t ent[EAGER_PM_BATCH];
+		size_t k = MIN((size_t)((end - a) / DM_PAGE_SIZE), (size_t)EAGER_PM_BATCH);
+		if (pm < 0 || pread_exact(pm, ent, k * sizeof(*ent), (off_t)(a / DM_PAGE_SIZE * sizeof(*ent))) < 0) {
+			push_eager_known(d, p, e, a, end, out, n, cap);
+			return;
+		}
+		for (size_t i = 0; i < k;) {
+			bool data = ent[i] & (3ULL << 62); /* present, swapped */
+			size_t j = i + 1;
+			while (j < k && (bool)(ent[j] & (3ULL << 62)) == data)
+				j++;
+			uint64_t s = a + i * DM_PAGE_SIZE, t = a + j * DM_PAGE_SIZE;
+			if (data)
+				push_eager_known(d, p, e, s, t, out, n, cap);
+			else
+				push_entry(d, e, s, t, false, out, n, cap);
+			i = j;
+		}
+		a += k * DM_PAGE_SIZE;
+	}
+}
+
+/*
+ * An eager piece [a, end) that holds data: the pages the destination
+ * already has unchanged (page_at_dest: a pre-copy round) become `now`
+ * entries, remote and written before the task runs from there; the rest is
+ * read into the page file.
+ */
+static void push_eager_known(struct dump_ctx *d, const struct dproc *p, const Dm__PagemapEntry *e, uint64_t a,
+			     uint64_t end, Dm__PagemapEntry ***out, size_t *n, size_t *cap)
 {
 	if (!d->opts.lazy_remote || !d->opts.page_at_dest) {
 		push_entry(d, e, a, end, true, out, n, cap);

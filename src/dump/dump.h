@@ -146,6 +146,19 @@ enum dump_release_action { DUMP_KILL, DUMP_RESUME };
  * or one of its ancestors (the tree would contain dmigrate itself).
  * dump_freeze() checks it first; a migration asks before it connects.
  */
+/*
+ * The pages around a thread's stack pointer that a lazy dump keeps eager
+ * (the one it points into and the 4 below, which its next calls use: each
+ * would be a remote fault right after the resume), [*start, *end).
+ */
+#define DUMP_STACK_EAGER_BELOW 4
+static inline void dump_stack_eager(uint64_t sp, uint64_t *start, uint64_t *end)
+{
+	uint64_t page = sp & ~(uint64_t)(DM_PAGE_SIZE - 1);
+	*start = page >= DUMP_STACK_EAGER_BELOW * DM_PAGE_SIZE ? page - DUMP_STACK_EAGER_BELOW * DM_PAGE_SIZE : 0;
+	*end = page + DM_PAGE_SIZE;
+}
+
 int dump_check_root(pid_t pid);
 /* A thread blocked in vfork() cannot be stopped: refused (-EBUSY), named. */
 int dump_check_vfork(pid_t pid, pid_t tid);

@@ -508,6 +508,40 @@ int mem_dirty_scan_unwritten(struct mem_dirty *d, mem_dirty_cb cb, void *arg, ui
 	return scan(d, SCAN_UNWRITTEN, cb, arg, ret_pages);
 }
 
+int mem_dirty_scan_in(struct mem_dirty *d, uint32_t space, uint64_t start, uint64_t end, bool written,
+		      mem_dirty_cb cb, void *arg, uint64_t *ret_pages)
+{
+	_cleanup_free_ struct page_region *vec = NULL;
+	size_t cap = 0;
+	uint64_t pages = 0;
+	struct dirty_proc *p = proc_of(d, space);
+
+	for (size_t k = 0; p && p->uffd >= 0 && k < p->nranges; k++) {
+		uint64_t s = MAX(start, p->ranges[k][0]), e = MIN(end, p->ranges[k][1]);
+		if (s >= e || p->file[k])
+			continue;
+		int r = scan_exact(p, s, e, written ? SCAN_WRITTEN : SCAN_UNWRITTEN, &vec, &cap, cb, arg, &pages);
+		if (r == -ESRCH || r == -ENOENT)
+			continue;	/* exited */
+		if (r == -EPERM || r == -EINVAL) {
+			/* the area changed: unwritten, nothing is told (nothing
+			 * goes ahead); written, all of it is, as if written */
+			if (written) {
+				pages += (e - s) / DM_PAGE_SIZE;
+				r = cb ? cb(arg, p->space, p->pid, s, (e - s) / DM_PAGE_SIZE) : 0;
+				if (r < 0)
+					return r;
+			}
+			continue;
+		}
+		if (r < 0)
+			return dm_fail(r, "process %d: PAGEMAP_SCAN: %s", p->pid, strerror(-r));
+	}
+	if (ret_pages)
+		*ret_pages = pages;
+	return 0;
+}
+
 long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own)
 {
 	uint64_t me[OWN_RUN_MAX], par[OWN_RUN_MAX];

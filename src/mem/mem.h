@@ -412,6 +412,11 @@ int mem_dirty_scan_files(struct mem_dirty *d, bool written, mem_dirty_cb cb, voi
  * scan (still protected; nothing is reprotected): a copy read now stays
  * right until a write, which the next scan of the written ones reports. */
 int mem_dirty_scan_unwritten(struct mem_dirty *d, mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
+/* The same two over [start, end) of one space's anonymous areas only:
+ * written, those written since the last reprotecting scan (nothing
+ * reprotected); else those not written since, still protected. */
+int mem_dirty_scan_in(struct mem_dirty *d, uint32_t space, uint64_t start, uint64_t end, bool written,
+		      mem_dirty_cb cb, void *arg, uint64_t *ret_pages);
 /* Of the n pages at addr of space (at most 256), how many from the first
  * on are, or are not (*ret_own), the process's own: a page that is still
  * the same frame as its parent's at that address (the parent tracked too)

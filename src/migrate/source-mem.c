@@ -11,6 +11,7 @@
 #define LOG_PREFIX "migrate: "
 #include "migrate/source-int.h"
 #include "base/clock.h"
+#include "proc/proc.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -304,6 +305,52 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
 }
 
 /*
+ * The stacks of the tree's blocked threads: the dump keeps the pages
+ * around each stack pointer eager (dump_stack_eager()), 5 pages a thread
+ * in the state, in the downtime, however many threads a service has.  A
+ * thread blocked in a system call (epoll_wait, a futex: most of a
+ * service's threads most of the time) has its stack pointer in
+ * /proc/PID/task/TID/syscall; those of its pages not written since START
+ * (still protected) go now, marked clean; a write after that shows in the
+ * freeze's scan of these ranges (src_mem_frozen), which sends it in the
+ * image.  A thread that runs, or whose stack pointer has moved by the
+ * freeze, has its eager pages read in the freeze, as before.
+ */
+static int presend_stacks(struct src *s, struct round_ctx *rc)
+{
+	for (size_t i = 0; i < mem_dirty_count(s->hot); i++) {
+		uint32_t space;
+		pid_t pid;
+		int fd;
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t nt = 0;
+		mem_dirty_proc(s->hot, i, &space, &pid, &fd);
+		if (proc_read_tasks(pid, &tids, &nt) < 0) {
+			dm_error_clear();
+			continue;	/* exited */
+		}
+		for (size_t k = 0; k < nt; k++) {
+			uint64_t sp, a, e, before = rc->sent;
+			if (proc_read_blocked_sp(pid, tids[k], &sp) <= 0) {
+				dm_error_clear();
+				continue;
+			}
+			dump_stack_eager(sp, &a, &e);
+			/* the range first: whatever goes, the freeze's scan covers it */
+			s->stack_ranges = xrealloc(s->stack_ranges, (s->n_stack_ranges + 1) * sizeof(*s->stack_ranges));
+			s->stack_ranges[s->n_stack_ranges++] = (struct src_stack_range){ space, a, e };
+			int r = mem_dirty_scan_in(s->hot, space, a, e, false, presend_cb, rc, NULL);
+			s->presend_stack_pages += rc->sent - before;
+			pr_debug("thread %d of process %d: stack pointer %#" PRIx64 ", %" PRIu64 " of its stack's eager pages sent",
+				 tids[k], pid, sp, rc->sent - before);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/*
  * post-copy, before the freeze: the pages the dump would otherwise send in
  * it.  A userfaultfd cannot serve a private file mapping, so its copied
  * pages (the relocated data of the binary and its libraries, written once
@@ -340,6 +387,8 @@ int src_presend(struct src *s)
 		atomic_store(&s->phase, "sending eager pages");
 		rc.buf = xmalloc(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE);
 		r = mem_dirty_scan_files(s->hot, false, presend_cb, &rc, NULL);
+		if (r >= 0 && !env_off("DMIGRATE_STACK_PRESEND"))
+			r = presend_stacks(s, &rc);
 		if (r == -ENOSPC) {
 			dm_error_clear();
 			r = 0;
@@ -406,6 +455,13 @@ int src_mem_frozen(struct src *s)
 		 * the store costs nothing) */
 		r = s->presend_lazy_pages ? mem_dirty_scan(s->hot, false, final_cb, s, &s->presend_written) :
 					    mem_dirty_scan_files(s->hot, true, final_cb, s, &s->presend_written);
+		/* and the stacks' ranges (the whole scan above covers them) */
+		for (size_t i = 0; r >= 0 && !s->presend_lazy_pages && i < s->n_stack_ranges; i++) {
+			uint64_t n = 0;
+			const struct src_stack_range *g = &s->stack_ranges[i];
+			r = mem_dirty_scan_in(s->hot, g->space, g->start, g->end, true, final_cb, s, &n);
+			s->presend_written += n;
+		}
 		if (r < 0) {
 			/* not known: every one goes again, the store's copies
 			 * dropped there (each run of them in the DIRTY list) */

@@ -94,6 +94,45 @@ static int read_children_one(pid_t pid, pid_t tid, pid_t **ret, size_t *ret_n)
 	return proc_parse_pid_list(buf, len, ret, ret_n);
 }
 
+int proc_parse_syscall_sp(const char *buf, size_t len, uint64_t *ret_sp)
+{
+	/* "running", or "-1 SP PC" (blocked outside a system call), or
+	 * "NR A1 A2 A3 A4 A5 A6 SP PC": the stack pointer is the second last */
+	char tmp[256];
+	if (!len || len >= sizeof(tmp))
+		return -EBADMSG;
+	memcpy(tmp, buf, len);
+	tmp[len] = 0;
+	if (!strncmp(tmp, "running", 7))
+		return 0;
+	char *tok[9], *save = NULL;
+	int n = 0;
+	for (char *t = strtok_r(tmp, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+		if (n == 9)
+			return -EBADMSG;
+		tok[n++] = t;
+	}
+	if (n != 3 && n != 9)
+		return -EBADMSG;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long sp = strtoull(tok[n - 2], &end, 16);
+	if (errno || !end || *end || strncmp(tok[n - 2], "0x", 2))
+		return -EBADMSG;
+	*ret_sp = sp;
+	return 1;
+}
+
+int proc_read_blocked_sp(pid_t pid, pid_t tid, uint64_t *ret_sp)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = proc_read_pid_file(pid, tid, "syscall", 256, 256, &buf, &len);
+	if (r < 0)
+		return r;
+	return proc_parse_syscall_sp(buf, len, ret_sp);
+}
+
 int proc_read_children(pid_t pid, pid_t tid, pid_t **ret, size_t *ret_n)
 {
 	if (tid)

@@ -431,6 +431,13 @@ int proc_fdinfo_locks(const struct proc_fdinfo *fi, struct proc_lock **ret, size
 
 /* TIDs of /proc/PID/task, sorted.  *ret is malloc'ed. */
 int proc_read_tasks(pid_t pid, pid_t **ret, size_t *ret_n);
+/*
+ * The stack pointer of a thread that is blocked (/proc/PID/task/TID/syscall:
+ * in a system call or not): 1 and *ret_sp; 0 if it is running (its stack
+ * pointer moves); -errno.  The parser alone for tests.
+ */
+int proc_read_blocked_sp(pid_t pid, pid_t tid, uint64_t *ret_sp);
+int proc_parse_syscall_sp(const char *buf, size_t len, uint64_t *ret_sp);
 /* /proc/PID/task/TID/children: "123 456 " */
 int proc_parse_pid_list(const char *buf, size_t len, pid_t **ret, size_t *ret_n);
 int proc_read_children(pid_t pid, pid_t tid, pid_t **ret, size_t *ret_n);
