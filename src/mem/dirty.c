@@ -542,6 +542,20 @@ int mem_dirty_scan_in(struct mem_dirty *d, uint32_t space, uint64_t start, uint6
 	return 0;
 }
 
+bool mem_dirty_parent(const struct mem_dirty *d, uint32_t space, uint32_t *ret_parent)
+{
+	const struct dirty_proc *p = NULL;
+	for (size_t i = 0; i < d->n; i++)
+		if (d->p[i].space == space)
+			p = &d->p[i];
+	for (size_t i = 0; p && i < d->n; i++)
+		if (d->p[i].pid == p->ppid) {
+			*ret_parent = d->p[i].space;
+			return true;
+		}
+	return false;
+}
+
 long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own)
 {
 	uint64_t me[OWN_RUN_MAX], par[OWN_RUN_MAX];

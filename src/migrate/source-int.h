@@ -77,11 +77,13 @@ struct src {
 	bool eager_store;        /* asked in START and taken in ACCEPT */
 	uint64_t presend_pages, presend_written;
 	/* of them, the stacks of the threads blocked then (the dump's eager
-	 * pages around each stack pointer), and where: the freeze's scan of
-	 * the written ones covers these ranges too */
+	 * pages around each stack pointer) and a parent's pages its children
+	 * share, and their ranges: the freeze's scan of the written ones
+	 * covers them too */
 	uint64_t presend_stack_pages;
-	struct src_stack_range { uint32_t space; uint64_t start, end; } *stack_ranges;
-	size_t n_stack_ranges;
+	uint64_t presend_shared_pages; /* a parent's, shared with its children */
+	struct src_presend_range { uint32_t space; uint64_t start, end; } *presend_ranges;
+	size_t n_presend_ranges, cap_presend_ranges;
 	double presend_ms;
 	double presend_drain_ms;    /* waited before the freeze for the pre-send to be acknowledged */
 	uint64_t presend_in_flight; /* bytes of it unacknowledged when that wait began */

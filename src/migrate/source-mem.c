@@ -283,6 +283,11 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
 			rc->cut = true;
 			return -ECANCELED;
 		}
+		/* sent already (a parent's page two children share) */
+		if (pageset_test(clean, a)) {
+			k++;
+			continue;
+		}
 		/* a fork's page still its parent's is not in its image */
 		uint32_t n = (uint32_t)mem_dirty_own_run(s->hot, space, a,
 							 (uint32_t)MIN(npages - k, (uint64_t)MEM_FRAME_PAGES_MAX), &own);
@@ -302,6 +307,18 @@ static int presend_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint6
 		rc->sent += n;
 	}
 	return 0;
+}
+
+/* Record [a, e) of space for the freeze's scan of what was written since
+ * (src_mem_frozen), then pre-send its pages not written since START. */
+static int presend_range(struct src *s, struct round_ctx *rc, uint32_t space, uint64_t a, uint64_t e)
+{
+	if (s->n_presend_ranges == s->cap_presend_ranges) {
+		s->cap_presend_ranges = s->cap_presend_ranges ? s->cap_presend_ranges * 2 : 16;
+		s->presend_ranges = xrealloc(s->presend_ranges, s->cap_presend_ranges * sizeof(*s->presend_ranges));
+	}
+	s->presend_ranges[s->n_presend_ranges++] = (struct src_presend_range){ space, a, e };
+	return mem_dirty_scan_in(s->hot, space, a, e, false, presend_cb, rc, NULL);
 }
 
 /*
@@ -336,16 +353,68 @@ static int presend_stacks(struct src *s, struct round_ctx *rc)
 				continue;
 			}
 			dump_stack_eager(sp, &a, &e);
-			/* the range first: whatever goes, the freeze's scan covers it */
-			s->stack_ranges = xrealloc(s->stack_ranges, (s->n_stack_ranges + 1) * sizeof(*s->stack_ranges));
-			s->stack_ranges[s->n_stack_ranges++] = (struct src_stack_range){ space, a, e };
-			int r = mem_dirty_scan_in(s->hot, space, a, e, false, presend_cb, rc, NULL);
+			int r = presend_range(s, rc, space, a, e);
 			s->presend_stack_pages += rc->sent - before;
 			pr_debug("thread %d of process %d: stack pointer %#" PRIx64 ", %" PRIu64 " of its stack's eager pages sent",
 				 tids[k], pid, sp, rc->sent - before);
 			if (r < 0)
 				return r;
 		}
+	}
+	return 0;
+}
+
+/* A child's pages not written since START: the runs that are still its
+ * parent's frames go from the parent (presend_range). */
+struct shared_ctx {
+	struct src *s;
+	struct round_ctx *rc;
+	uint32_t parent;
+};
+
+static int shared_cb(void *arg, uint32_t space, pid_t pid, uint64_t addr, uint64_t npages)
+{
+	struct shared_ctx *x = arg;
+	(void)pid;
+	for (uint64_t k = 0; k < npages;) {
+		bool own;
+		uint64_t a = addr + k * DM_PAGE_SIZE;
+		long n = mem_dirty_own_run(x->s->hot, space, a, (uint32_t)MIN(npages - k, (uint64_t)256), &own);
+		if (n <= 0)
+			break;
+		if (!own) {
+			uint64_t before = x->rc->sent;
+			int r = presend_range(x->s, x->rc, x->parent, a, a + (uint64_t)n * DM_PAGE_SIZE);
+			x->s->presend_shared_pages += x->rc->sent - before;
+			if (r < 0)
+				return r;
+		}
+		k += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The pages a child shares with its parent (forked, not written since by
+ * either: an nginx's workers and their master) are eager in the parent's
+ * image, so that the restore forks the child with them (dump_inherit):
+ * 200 KB for nginx, in the state, in the downtime.  Those not written since
+ * START go now from the parent, marked clean; the freeze's scan covers
+ * their ranges in the parent.
+ */
+static int presend_shared(struct src *s, struct round_ctx *rc)
+{
+	for (size_t i = 0; i < mem_dirty_count(s->hot); i++) {
+		uint32_t space, parent;
+		pid_t pid;
+		int fd;
+		mem_dirty_proc(s->hot, i, &space, &pid, &fd);
+		if (!mem_dirty_parent(s->hot, space, &parent))
+			continue;
+		struct shared_ctx x = { s, rc, parent };
+		int r = mem_dirty_scan_in(s->hot, space, 0, UINT64_MAX, false, shared_cb, &x, NULL);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -389,6 +458,8 @@ int src_presend(struct src *s)
 		r = mem_dirty_scan_files(s->hot, false, presend_cb, &rc, NULL);
 		if (r >= 0 && !env_off("DMIGRATE_STACK_PRESEND"))
 			r = presend_stacks(s, &rc);
+		if (r >= 0 && !env_off("DMIGRATE_SHARED_PRESEND"))
+			r = presend_shared(s, &rc);
 		if (r == -ENOSPC) {
 			dm_error_clear();
 			r = 0;
@@ -455,10 +526,11 @@ int src_mem_frozen(struct src *s)
 		 * the store costs nothing) */
 		r = s->presend_lazy_pages ? mem_dirty_scan(s->hot, false, final_cb, s, &s->presend_written) :
 					    mem_dirty_scan_files(s->hot, true, final_cb, s, &s->presend_written);
-		/* and the stacks' ranges (the whole scan above covers them) */
-		for (size_t i = 0; r >= 0 && !s->presend_lazy_pages && i < s->n_stack_ranges; i++) {
+		/* and the stacks' and shared pages' ranges (the whole scan above
+		 * covers them) */
+		for (size_t i = 0; r >= 0 && !s->presend_lazy_pages && i < s->n_presend_ranges; i++) {
 			uint64_t n = 0;
-			const struct src_stack_range *g = &s->stack_ranges[i];
+			const struct src_presend_range *g = &s->presend_ranges[i];
 			r = mem_dirty_scan_in(s->hot, g->space, g->start, g->end, true, final_cb, s, &n);
 			s->presend_written += n;
 		}

@@ -129,9 +129,10 @@ json_t *src_build_stats(struct src *s, int err)
 		/* the pages sent before the freeze (eager ones, and lazy ones while
 		 * the destination started the container), those written after */
 		json_object_set_new(j, "eager_presend",
-				    json_pack("{s:I,s:I,s:I,s:I,s:b,s:f,s:I,s:f}", "pages", (json_int_t)s->presend_pages,
+				    json_pack("{s:I,s:I,s:I,s:I,s:I,s:b,s:f,s:I,s:f}", "pages", (json_int_t)s->presend_pages,
 					      "lazy_pages", (json_int_t)s->presend_lazy_pages, "stack_pages",
-					      (json_int_t)s->presend_stack_pages, "written_after",
+					      (json_int_t)s->presend_stack_pages, "shared_pages",
+					      (json_int_t)s->presend_shared_pages, "written_after",
 					      (json_int_t)s->presend_written, "cut_at_ready", s->presend_cut, "ms",
 					      s->presend_ms, "in_flight_bytes", (json_int_t)s->presend_in_flight,
 					      "drain_ms", s->presend_drain_ms));

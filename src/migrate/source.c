@@ -587,7 +587,7 @@ static void cleanup(struct src *s)
 	json_decref(s->dest_mem);
 	json_decref(s->dump_stats);
 	free(s->dirty_ranges);
-	free(s->stack_ranges);
+	free(s->presend_ranges);
 	pthread_mutex_destroy(&s->out_lock);
 }
 

@@ -112,7 +112,8 @@ int proc_parse_syscall_sp(const char *buf, size_t len, uint64_t *ret_sp)
 			return -EBADMSG;
 		tok[n++] = t;
 	}
-	if (n != 3 && n != 9)
+	/* three: blocked outside a system call ("-1"); nine: in one */
+	if ((n != 3 && n != 9) || (n == 3) != !strcmp(tok[0], "-1"))
 		return -EBADMSG;
 	char *end = NULL;
 	errno = 0;

@@ -924,11 +924,28 @@ t_svc() {
 			# the written pages of its binary's and libraries' private
 			# mappings (relocations, data: eager, a userfaultfd cannot serve
 			# them) went before the freeze; only those written again since
-			# are in the image, the rest the restore took from the store
+			# are in the image, the rest the restore took from the store.
+			# The stack pages of blocked threads and a parent's pages its
+			# children share went too, but a thread that ran meanwhile may
+			# have moved its stack pointer: those need not all be used
 			jq -e '.eager_presend.pages > 0 and .dump.pages_at_destination > 0 and
-				.dump.pages_at_destination + .eager_presend.written_after >= .eager_presend.pages' \
+				.dump.pages_at_destination + .eager_presend.written_after >=
+				.eager_presend.pages - .eager_presend.stack_pages - .eager_presend.shared_pages' \
 				"$WORK/$id.stats" >/dev/null ||
 				{ kill "$kpid"; result FAIL $t "the eager pages did not go before the freeze: $(jq -c '{eager_presend, at_dest: .dump.pages_at_destination, pages: .dump.pages}' "$WORK/$id.stats")"; return; }
+			# nginx's workers share pages with their master (forked): the
+			# master's went before the freeze, and the restore took them
+			# from the store (none in the state)
+			# redis's background threads wait on condition variables: their
+			# stacks' pages went before the freeze
+			if [[ $name == redis ]]; then
+				jq -e '.eager_presend.stack_pages > 0' "$WORK/$id.stats" >/dev/null ||
+					{ kill "$kpid"; result FAIL $t "no stack page went before the freeze: $(jq -c '{eager_presend}' "$WORK/$id.stats")"; return; }
+			fi
+			if [[ $name == nginx ]]; then
+				jq -e '.eager_presend.shared_pages > 0 and .dump.cow.at_destination_pages > 0' "$WORK/$id.stats" >/dev/null ||
+					{ kill "$kpid"; result FAIL $t "the master's shared pages did not go before the freeze: $(jq -c '{eager_presend, cow: .dump.cow}' "$WORK/$id.stats")"; return; }
+			fi
 			out_lock+="; eager pages before the freeze $(jq -r '.eager_presend.pages' "$WORK/$id.stats"), in the freeze $(jq -r '.dump.pages - .dump.pages_at_destination' "$WORK/$id.stats")"
 		fi
 	fi

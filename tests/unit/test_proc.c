@@ -1111,6 +1111,18 @@ static void test_small_files(void **state)
 	assert_int_equal(proc_parse_pid_list(T("0 "), &p2, &n), -EBADMSG);
 	assert_int_equal(proc_parse_pid_list(T("1-2 "), &p2, &n), -EBADMSG);
 	assert_int_equal(proc_parse_pid_list(T("2147483648 "), &p2, &n), -EBADMSG);
+
+	/* /proc/PID/task/TID/syscall: the stack pointer of a blocked thread */
+	uint64_t sp = 0;
+	assert_int_equal(proc_parse_syscall_sp(T("running\n"), &sp), 0);
+	assert_int_equal(proc_parse_syscall_sp(T("202 0x7f3c 0x80 0x2 0x0 0x0 0x0 0x7ffd1234 0x7f3cabcd\n"), &sp), 1);
+	assert_true(sp == 0x7ffd1234);
+	assert_int_equal(proc_parse_syscall_sp(T("-1 0x7ffe5678 0x401000\n"), &sp), 1);
+	assert_true(sp == 0x7ffe5678);
+	assert_int_equal(proc_parse_syscall_sp(T("202 0x1 0x2\n"), &sp), -EBADMSG);
+	assert_int_equal(proc_parse_syscall_sp(T("-1 7ffe5678 0x401000\n"), &sp), -EBADMSG);
+	assert_int_equal(proc_parse_syscall_sp(T("-1 0x7ffez 0x401000\n"), &sp), -EBADMSG);
+	assert_int_equal(proc_parse_syscall_sp(T(""), &sp), -EBADMSG);
 }
 
 static void test_sys(void **state)

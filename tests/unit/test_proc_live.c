@@ -16,6 +16,9 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -317,6 +320,69 @@ static void test_live_fds(void **state)
 	assert_int_equal(proc_read_fdinfo(PROC_SELF, tfd, &z), -ENOENT);
 }
 
+static int blocked_pipe[2];
+static uintptr_t blocked_stack_var;
+static void *blocked_thread(void *arg)
+{
+	char c, here;
+	blocked_stack_var = (uintptr_t)&here;
+	(void)arg;
+	return read(blocked_pipe[0], &c, 1) == 1 ? NULL : arg;
+}
+
+static atomic_int spin_stop;
+static void *spinning_thread(void *arg)
+{
+	while (!atomic_load(&spin_stop))
+		;
+	return arg;
+}
+
+/* A thread blocked in read(2): its stack pointer, a little below one of its
+ * own locals; a thread that spins: running (0) */
+static void test_live_blocked_sp(void **state)
+{
+	pthread_t t, u;
+	uint64_t sp = 0;
+	(void)state;
+	assert_int_equal(pipe(blocked_pipe), 0);
+	assert_int_equal(pthread_create(&t, NULL, blocked_thread, NULL), 0);
+	pid_t tid = 0;
+	int r = 0;
+	for (int i = 0; i < 2000; i++) {
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t n = 0;
+		assert_true(proc_read_tasks(getpid(), &tids, &n) >= 2);
+		tid = tids[n - 1];
+		r = proc_read_blocked_sp(getpid(), tid, &sp);
+		/* blocked in read, or still on its way there */
+		if (r == 1 && blocked_stack_var && sp < blocked_stack_var && blocked_stack_var - sp < 65536)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(r, 1);
+	assert_true(sp < blocked_stack_var && blocked_stack_var - sp < 65536);
+	assert_int_equal(write(blocked_pipe[1], "x", 1), 1);
+	pthread_join(t, NULL);
+	close(blocked_pipe[0]);
+	close(blocked_pipe[1]);
+
+	atomic_store(&spin_stop, 0);
+	assert_int_equal(pthread_create(&u, NULL, spinning_thread, NULL), 0);
+	bool running = false;
+	for (int i = 0; i < 2000 && !running; i++) {
+		_cleanup_free_ pid_t *tids = NULL;
+		size_t n = 0;
+		assert_true(proc_read_tasks(getpid(), &tids, &n) >= 2);
+		running = proc_read_blocked_sp(getpid(), tids[n - 1], &sp) == 0;
+		if (!running)
+			usleep(1000);
+	}
+	atomic_store(&spin_stop, 1);
+	pthread_join(u, NULL);
+	assert_true(running);
+}
+
 static void test_live_misc(void **state)
 {
 	timer_t t;
@@ -422,6 +488,7 @@ int main(void)
 		cmocka_unit_test(test_live_self),
 		cmocka_unit_test(test_live_fds),
 		cmocka_unit_test(test_live_misc),
+		cmocka_unit_test(test_live_blocked_sp),
 		cmocka_unit_test(test_live_self_query),
 		cmocka_unit_test(test_read_file),
 	};
