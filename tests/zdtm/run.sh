@@ -42,6 +42,8 @@
 #   dump-opt=OPTION  one more option for `dmigrate checkpoint` (e.g. --ext-unix);
 #                    the migrate modes do not take it
 #   migrate-opt=OPTION  one more option for `dmigrate migrate` (e.g. --cow-max=4)
+#   migrate-env=VAR=VALUE  that variable in `dmigrate migrate`'s environment (a knob,
+#                    e.g. DMIGRATE_SHARED_PRESEND=0)
 #   signal-after-move=SIG  send SIG to the root the instant the move returns
 #                    (before any view is taken): the restored tree must already
 #                    run in its final state; the check's SIGTERM follows once
@@ -304,8 +306,9 @@ compare_views() {
 run_dmigrate() {	# TIMEOUT LOG ARGS...
 	local t=$1 out=$2
 	shift 2
-	echo "+ $DMIGRATE $*" >>"$out"
-	timeout -k 5 "$t" "$DMIGRATE" "$@" </dev/null >>"$out" 2>&1
+	echo "+ ${DM_ENV:+$DM_ENV }$DMIGRATE $*" >>"$out"
+	# DM_ENV=VAR=VALUE: in its environment (a test's migrate-env)
+	timeout -k 5 "$t" env ${DM_ENV:+"$DM_ENV"} "$DMIGRATE" "$@" </dev/null >>"$out" 2>&1
 }
 
 # The dump half shared by the modes: returns 0 when the caller must go on
@@ -494,8 +497,8 @@ mode_migrate() {
 		return 1
 	fi
 	rm -f "$W/restore.pid"
-	run_dmigrate "$T_CHECKPOINT" "$W/migrate.log" migrate "pid:$pid" --to "$ZDTM_MIGRATE_TO" \
-		--mode "$how" --stats "$W/migrate.stats.json" --pidfile "$W/restore.pid" \
+	DM_ENV=$MIGRATE_ENV run_dmigrate "$T_CHECKPOINT" "$W/migrate.log" migrate "pid:$pid" \
+		--to "$ZDTM_MIGRATE_TO" --mode "$how" --stats "$W/migrate.stats.json" --pidfile "$W/restore.pid" \
 		${MIGRATE_OPT:+"$MIGRATE_OPT"}
 	rc=$?
 	if ((EXPECT_DUMP_FAIL)); then
@@ -607,6 +610,7 @@ run_one() {
 	DUMP_ERR=$(flag_value dump-err || true)
 	DUMP_OPT=$(flag_value dump-opt || true)
 	MIGRATE_OPT=$(flag_value migrate-opt || true)
+	MIGRATE_ENV=$(flag_value migrate-env || true)
 	COPIES=0
 	[[ +$(flag_value copies-in || true)+ == *+$MODE+* ]] && COPIES=1
 	SIG_AFTER=$(flag_value signal-after-move || true)

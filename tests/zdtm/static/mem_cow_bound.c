@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
-// zdtm: flags=pidns,migrate-opt=--cow-max=1,copies-in=post-copy
+// zdtm: flags=pidns,migrate-opt=--cow-max=1,migrate-env=DMIGRATE_SHARED_PRESEND=0,copies-in=post-copy
 /*
  * The bound on copy-on-write sharing in live migrations (`migrate
  * --cow-max`): the root fills 4 MiB of private anonymous memory and forks
  * two children that only read it.  The runner migrates it with --cow-max=1
- * (MiB): in post-copy the parent's shared pages would have to go inside the
- * downtime, more than the bound allows, so the tree must come back as
- * copies, exactly, with the copied pages counted in the stats (the runner
- * checks dump.cow.copied_pages) -- and really as copies: the test (--arg
- * copies) checks that the tree's Pss_Anon grew by at least one child's
- * copy.  In pre-copy and hybrid the parent's pages are at the destination
- * already (a round sent them, nobody wrote them since): they do not count
- * against the bound and the sharing stays.  Stop-and-copy keeps it whatever
+ * (MiB) and without post-copy's pre-send of the pages children share
+ * (DMIGRATE_SHARED_PRESEND=0: with it they go before the freeze, as a
+ * pre-copy round's, up to the store's size): in post-copy the parent's
+ * shared pages would have to go inside the downtime, more than the bound
+ * allows, so the tree must come back as copies, exactly, with the copied
+ * pages counted in the stats (the runner checks dump.cow.copied_pages) --
+ * and really as copies: the test (--arg copies) checks that the tree's
+ * Pss_Anon grew by at least one child's copy.  In pre-copy and hybrid the
+ * parent's pages are at the destination already (a round sent them, nobody
+ * wrote them since): they do not count against the bound and the sharing
+ * stays.  Stop-and-copy keeps it whatever
  * the bound, and so do cr, dump and lazy (no bound there): the tree's
  * Pss_Anon after is at most 5/4 of before plus 2 MiB.
  */
