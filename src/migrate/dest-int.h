@@ -51,6 +51,7 @@ struct dsess {
 	bool vma_checked;          /* the source's VMA_FIX came (or none is due) */
 	bool resumed, committed;
 	bool docker_early;         /* a Docker container was made for it (early_note) */
+	bool lock_opened;          /* its Docker container's lock opened before the commit (restore_opts.lock_opened) */
 	/* the Docker container started beside the source's preparation
 	 * (MigStart.ready_later): READY goes when it runs */
 	pthread_t dk_thread;

@@ -389,7 +389,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	/* a Docker container whose address changes: its lock guards nothing
 	 * now (docker_dst_unlock_early) */
 	if (s->docker) {
-		bool opened = docker_dst_unlock_early(s->docker);
+		bool opened = s->lock_opened = docker_dst_unlock_early(s->docker);
 		json_t *dk = json_object_get(s->restore_stats, "docker");
 		if (dk)
 			json_object_set_new(dk, "unlocked_before_commit", json_boolean(opened));
@@ -519,6 +519,7 @@ static int do_restore(struct dsess *s)
 		ro.stdio_given = true;
 		memcpy(ro.stdio_fds, h.stdio, sizeof(h.stdio));
 		ro.inet_close_foreign = true;
+		ro.lock_opened = &s->lock_opened;
 		/* locked when it started: the restore keeps that lock, and
 		 * removes it as its own */
 		ro.netns_locked = rs.net_locked;

@@ -601,7 +601,9 @@ int rst_inet_resume(struct rst_ctx *c)
 	 * or more).  So the window probe below, the tree's first answer and
 	 * the bytes the lock ate all reach the peer at once.
 	 */
-	if (in->lock[0]) {
+	if (in->lock[0] && c->o->lock_opened && *c->o->lock_opened) {
+		c->st.unlock_prepared = true;	/* opened with its prepared messages before */
+	} else if (in->lock[0]) {
 		/* its counters stay until rst_inet_settled() has read them */
 		r = lock_end(in, false);
 		if (r < 0)

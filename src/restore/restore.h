@@ -128,6 +128,15 @@ struct restore_opts {
 	 */
 	bool netns_locked;
 	/*
+	 * Optional: set (by before_resume, say) when that lock was opened
+	 * already (its chains deleted: a Docker container whose address
+	 * changes, docker_dst_unlock_early()): the restore does not open it
+	 * again after the resume.  A transaction that fails (the chains are
+	 * gone) aborts, and nf_tables' abort waits an RCU grace period: 13 ms
+	 * here between the commit and the tree's run.
+	 */
+	const bool *lock_opened;
+	/*
 	 * Optional: what the caller makes beside the restore, in a thread of
 	 * its own (a container's put-back, runc.h), waited for where the
 	 * restore needs it: beside_wait(beside_arg, RST_BESIDE_MM) once the
