@@ -106,32 +106,61 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 	return id;
 }
 
-/* An fd sharing an open file description with one seen before: its id, else 0. */
-static uint32_t find_shared(struct dump_ctx *d, pid_t pid, int fd, const struct stat *st)
+/*
+ * An fd sharing an open file description with one seen before: its id.
+ * Else 0, and the fd is claimed as that description's first (*ret_slot):
+ * the fds of several processes are dumped at once (the pool), and two
+ * fds of one description (a pipe a fork shares) both found nothing and
+ * became two descriptions, the second restored as a reopen (its own
+ * offset, flags with O_LARGEFILE): a pending claim makes the other wait
+ * for its id.  A thread waits only before it claims, never while it holds
+ * a pending one: no cycle.  owner_done() ends the claim.
+ */
+static uint32_t find_or_claim(struct dump_ctx *d, pid_t pid, int fd, const struct stat *st, size_t *ret_slot)
 {
 	uint32_t id = 0;
 
 	pthread_mutex_lock(&d->lock);
-	for (size_t i = 0; i < d->nowners && !id; i++) {
-		struct fd_owner *o = &d->owners[i];
-		if (o->fd < 0 || o->dev != st->st_dev || o->ino != st->st_ino)
-			continue;
-		if (syscall(SYS_kcmp, pid, o->pid, KCMP_FILE, fd, o->fd) == 0)
-			id = o->id;
+	for (;;) {
+		bool wait = false;
+		for (size_t i = 0; i < d->nowners && !id && !wait; i++) {
+			struct fd_owner *o = &d->owners[i];
+			if (o->fd < 0 || o->dev != st->st_dev || o->ino != st->st_ino)
+				continue;
+			if (syscall(SYS_kcmp, pid, o->pid, KCMP_FILE, fd, o->fd) != 0)
+				continue;
+			if (o->pending)
+				wait = true;
+			else
+				id = o->id;
+		}
+		if (!wait)
+			break;
+		pthread_cond_wait(&d->owner_done, &d->lock);
+	}
+	if (!id) {
+		if (d->nowners == d->owners_cap) {
+			d->owners_cap = d->owners_cap ? d->owners_cap * 2 : 64;
+			d->owners = xrealloc(d->owners, d->owners_cap * sizeof(*d->owners));
+		}
+		*ret_slot = d->nowners;
+		d->owners[d->nowners++] = (struct fd_owner){ .pid = pid, .fd = fd, .dev = st->st_dev,
+							     .ino = st->st_ino, .pending = true };
 	}
 	pthread_mutex_unlock(&d->lock);
 	return id;
 }
 
-static void remember_owner(struct dump_ctx *d, pid_t pid, int fd, const struct stat *st, uint32_t id)
+/* The claim's end: the description's id, or 0 when it failed (the entry
+ * is forgotten: a waiter goes on to claim it, and the dump fails anyway) */
+static void owner_done(struct dump_ctx *d, size_t slot, uint32_t id)
 {
 	pthread_mutex_lock(&d->lock);
-	if (d->nowners == d->owners_cap) {
-		d->owners_cap = d->owners_cap ? d->owners_cap * 2 : 64;
-		d->owners = xrealloc(d->owners, d->owners_cap * sizeof(*d->owners));
-	}
-	d->owners[d->nowners++] = (struct fd_owner){ .pid = pid, .fd = fd, .dev = st->st_dev,
-						     .ino = st->st_ino, .id = id };
+	d->owners[slot].id = id;
+	d->owners[slot].pending = false;
+	if (!id)
+		d->owners[slot].fd = -1;
+	pthread_cond_broadcast(&d->owner_done);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -311,7 +340,8 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	out->has_cloexec = true;
 	out->cloexec = fi.flags & O_CLOEXEC;
 
-	id = find_shared(d, p->pid, pf->fd, &st);
+	size_t slot = 0;
+	id = find_or_claim(d, p->pid, pf->fd, &st, &slot);
 	if (id) {
 		out->file_id = id;
 		return dump_fd_locks(p, pf, &fi, out, NULL);
@@ -332,10 +362,11 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	}
 	if (r < 0) {
 		protobuf_c_message_free_unpacked(&f->base, NULL);
+		owner_done(d, slot, 0);
 		return r;
 	}
 	out->file_id = dump_add_file(d, f);
-	remember_owner(d, p->pid, pf->fd, &st, out->file_id);
+	owner_done(d, slot, out->file_id);
 	return 0;
 }
 

@@ -113,9 +113,12 @@ struct dump_ctx {
 	size_t nfiles, files_cap;
 	uint32_t next_file_id;
 	uint64_t next_ghost_id;
-	/* fd identity for sharing detection: which (pid, fd) first held file id N */
-	struct fd_owner { pid_t pid; int fd; uint64_t dev, ino; uint32_t id; } *owners;
+	/* fd identity for sharing detection: which (pid, fd) first held file id
+	 * N; pending while its file is being dumped (another fd of the same
+	 * description waits for its id on owner_done: dump-files.c) */
+	struct fd_owner { pid_t pid; int fd; uint64_t dev, ino; uint32_t id; bool pending; } *owners;
 	size_t nowners, owners_cap;
+	pthread_cond_t owner_done;
 	uint64_t shmem_done[256];    /* shmem objects already saved (inode numbers) */
 	size_t nshmem_done;
 	/* stats */

@@ -68,6 +68,7 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 	d = xcalloc(1, sizeof(*d));
 	d->opts = *o;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->owner_done, NULL);
 	pthread_mutex_init(&d->copy_lock, NULL);
 	/* the pool's first CPU window opens now: by the end of the freeze it
 	 * knows whether the host has room for a second worker (pool.h) */
@@ -754,6 +755,7 @@ void dump_free(struct dump_ctx *d)
 		json_decref(d->pool_stats);
 	image_close(d->img);
 	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->owner_done);
 	pthread_mutex_destroy(&d->copy_lock);
 	free(d);
 }
