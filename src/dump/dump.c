@@ -329,20 +329,23 @@ static void push_eager_known(struct dump_ctx *d, const struct dproc *p, const Dm
  * in the downtime).  A page map that cannot be read: all of it eager.
  */
 #define EAGER_PM_BATCH 64
+#define PM_UNOPENED (-2)
 static void push_eager(struct dump_ctx *d, const struct dproc *p, const Dm__PagemapEntry *e, uint64_t a,
-		       uint64_t end, Dm__PagemapEntry ***out, size_t *n, size_t *cap)
+		       uint64_t end, int *pm, Dm__PagemapEntry ***out, size_t *n, size_t *cap)
 {
 	if (!(e->has_sparse && e->sparse)) {
 		push_eager_known(d, p, e, a, end, out, n, cap);
 		return;
 	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
-	_cleanup_close_ int pm = open(path, O_RDONLY | O_CLOEXEC);
+	if (*pm == PM_UNOPENED) {	/* the process's page map: opened once, for its first such piece */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", p->pid);
+		*pm = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	while (a < end) {
 		uint64_t ent[EAGER_PM_BATCH];
 		size_t k = MIN((size_t)((end - a) / DM_PAGE_SIZE), (size_t)EAGER_PM_BATCH);
-		if (pm < 0 || pread_exact(pm, ent, k * sizeof(*ent), (off_t)(a / DM_PAGE_SIZE * sizeof(*ent))) < 0) {
+		if (*pm < 0 || pread_exact(*pm, ent, k * sizeof(*ent), (off_t)(a / DM_PAGE_SIZE * sizeof(*ent))) < 0) {
 			push_eager_known(d, p, e, a, end, out, n, cap);
 			return;
 		}
@@ -419,6 +422,7 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 	struct eager_set eg = {};
 	size_t n = 0, cap = 0;
 	char name[64];
+	_cleanup_close_ int pm = PM_UNOPENED;	/* push_eager()'s */
 	int r;
 
 	eager_pages(d, p, &eg);
@@ -429,7 +433,7 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 			/* eager all, but what the destination holds already
 			 * unchanged (a pre-copy round's copy, or post-copy's
 			 * eager pages sent before the freeze) */
-			push_eager(d, p, e, a, end, &out, &n, &cap);
+			push_eager(d, p, e, a, end, &pm, &out, &n, &cap);
 		} else {
 			/* entries never cross a VMA; eager ranges are few */
 			for (size_t k = 0; k < eg.n && a < end; k++) {
@@ -437,7 +441,7 @@ static int lazy_split(struct dump_ctx *d, struct dproc *p)
 					continue;
 				uint64_t es = MAX(eg.r[k].start, a), ee = MIN(eg.r[k].end, end);
 				push_entry(d, e, a, es, false, &out, &n, &cap);
-				push_eager(d, p, e, es, ee, &out, &n, &cap);
+				push_eager(d, p, e, es, ee, &pm, &out, &n, &cap);
 				a = ee;
 			}
 			push_entry(d, e, a, end, false, &out, &n, &cap);

@@ -671,8 +671,7 @@ void dump_inet_free(struct dump_ctx *d)
 			close(d->inet->e[i].dup);
 	if (d->inet->netns >= 0)
 		close(d->inet->netns);
-	net_capture_free(d->inet->cap);
-	netlock_ctx_free(d->inet->nft);
+	dump_inet_close(d);
 	free(d->inet->e);
 	free(d->inet);
 	d->inet = NULL;

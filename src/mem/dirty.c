@@ -542,30 +542,30 @@ int mem_dirty_scan_in(struct mem_dirty *d, uint32_t space, uint64_t start, uint6
 	return 0;
 }
 
-bool mem_dirty_parent(const struct mem_dirty *d, uint32_t space, uint32_t *ret_parent)
+/* p's parent, if it is tracked too */
+static struct dirty_proc *parent_of(struct mem_dirty *d, const struct dirty_proc *p)
 {
-	const struct dirty_proc *p = NULL;
-	for (size_t i = 0; i < d->n; i++)
-		if (d->p[i].space == space)
-			p = &d->p[i];
 	for (size_t i = 0; p && i < d->n; i++)
-		if (d->p[i].pid == p->ppid) {
-			*ret_parent = d->p[i].space;
-			return true;
-		}
-	return false;
+		if (d->p[i].pid == p->ppid)
+			return &d->p[i];
+	return NULL;
+}
+
+bool mem_dirty_parent(struct mem_dirty *d, uint32_t space, uint32_t *ret_parent)
+{
+	const struct dirty_proc *pp = parent_of(d, proc_of(d, space));
+	if (pp)
+		*ret_parent = pp->space;
+	return pp != NULL;
 }
 
 long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own)
 {
 	uint64_t me[OWN_RUN_MAX], par[OWN_RUN_MAX];
-	const struct dirty_proc *p = proc_of(d, space), *pp = NULL;
+	const struct dirty_proc *p = proc_of(d, space), *pp = parent_of(d, p);
 
 	n = MIN(n, OWN_RUN_MAX);
 	*ret_own = true;
-	for (size_t i = 0; p && i < d->n; i++)
-		if (d->p[i].pid == p->ppid)
-			pp = &d->p[i];
 	if (!pp || p->pagemap < 0 || pp->pagemap < 0)
 		return n;
 	size_t len = (size_t)n * sizeof(uint64_t);

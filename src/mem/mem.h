@@ -424,7 +424,7 @@ int mem_dirty_scan_in(struct mem_dirty *d, uint32_t space, uint64_t start, uint6
  * restore makes it inherited).  Unknown (a page map unreadable): own. */
 long mem_dirty_own_run(struct mem_dirty *d, uint32_t space, uint64_t addr, uint32_t n, bool *ret_own);
 /* The space of the tracked parent of space: true, or false if untracked. */
-bool mem_dirty_parent(const struct mem_dirty *d, uint32_t space, uint32_t *ret_parent);
+bool mem_dirty_parent(struct mem_dirty *d, uint32_t space, uint32_t *ret_parent);
 /* The processes tracked: space, host pid, /proc/PID/mem (for reading). */
 size_t mem_dirty_count(const struct mem_dirty *d);
 void mem_dirty_proc(const struct mem_dirty *d, size_t i, uint32_t *ret_space, pid_t *ret_pid, int *ret_memfd);

@@ -417,6 +417,14 @@ static char *build_batch(const char *name, const uint16_t *types, const uint16_t
 	return buf;
 }
 
+/* "add table inet NAME; delete table inet NAME": no error if it is gone */
+static char *build_unlock_batch(const char *name, size_t *ret_len)
+{
+	static const uint16_t t[2] = { NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE }, f[2] = { NLM_F_CREATE, 0 };
+	static const char *const c[2] = { NULL, NULL };
+	return build_batch(name, t, f, c, 2, ret_len);
+}
+
 int netlock_opener_new(const char *name, struct netlock_opener **ret)
 {
 	if (strlen(name) >= sizeof(((struct netlock_opener *)0)->name))
@@ -434,10 +442,7 @@ int netlock_opener_new(const char *name, struct netlock_opener **ret)
 	static const char *const open_c[2] = { "in", "out" };
 	o->open = build_batch(name, open_t, open_f, open_c, 2, &o->open_len);
 	o->open_nmsg = 2;
-	/* "add table inet NAME; delete table inet NAME": no error if it is gone */
-	static const uint16_t unl_t[2] = { NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE }, unl_f[2] = { NLM_F_CREATE, 0 };
-	static const char *const unl_c[2] = { NULL, NULL };
-	o->unlock = build_batch(name, unl_t, unl_f, unl_c, 2, &o->unlock_len);
+	o->unlock = build_unlock_batch(name, &o->unlock_len);
 	o->unlock_nmsg = 2;
 	*ret = o;
 	return 0;
@@ -576,13 +581,9 @@ bool netlock_exists(const char *name)
 
 int netlock_unlock_in(struct netlock_ctx *ctx, const char *name)
 {
-	if (!ctx)
-		return netlock_unlock(name);
-	if (ctx->nl) {
-		static const uint16_t t[2] = { NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE }, f[2] = { NLM_F_CREATE, 0 };
-		static const char *const c[2] = { NULL, NULL };
+	if (ctx && ctx->nl) {
 		size_t len;
-		_cleanup_free_ char *b = build_batch(name, t, f, c, 2, &len);
+		_cleanup_free_ char *b = build_unlock_batch(name, &len);
 		int r = send_batch(ctx->nl, b, len, 2);
 		if (r >= 0)
 			return 1;
@@ -590,6 +591,7 @@ int netlock_unlock_in(struct netlock_ctx *ctx, const char *name)
 			strerror(-r));
 	}
 	char err[512] = "";
+	/* "add" first: deleting a table that is not there is an error */
 	_cleanup_free_ char *s = xasprintf("add table inet %s\ndelete table inet %s\n", name, name);
 	int r = run_nft_in(ctx, s, err, sizeof(err), NULL);
 	if (r == -EIO)
@@ -600,14 +602,7 @@ int netlock_unlock_in(struct netlock_ctx *ctx, const char *name)
 
 int netlock_unlock(const char *name)
 {
-	char err[512] = "";
-	/* "add" first: deleting a table that is not there is an error */
-	_cleanup_free_ char *s = xasprintf("add table inet %s\ndelete table inet %s\n", name, name);
-	int r = run_nft(s, err, sizeof(err));
-	if (r == -EIO)
-		return dm_fail(r, "cannot unlock the network (nft table inet %s): %s", name,
-			       err[0] ? err : "nft failed");
-	return r;
+	return netlock_unlock_in(NULL, name);
 }
 
 int netlock_open(const char *name)

@@ -349,7 +349,7 @@ static void test_live_blocked_sp(void **state)
 	assert_int_equal(pthread_create(&t, NULL, blocked_thread, NULL), 0);
 	pid_t tid = 0;
 	int r = 0;
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 10000; i++) {	/* 10 s at least: a loaded machine */
 		_cleanup_free_ pid_t *tids = NULL;
 		size_t n = 0;
 		assert_true(proc_read_tasks(getpid(), &tids, &n) >= 2);
@@ -370,7 +370,7 @@ static void test_live_blocked_sp(void **state)
 	atomic_store(&spin_stop, 0);
 	assert_int_equal(pthread_create(&u, NULL, spinning_thread, NULL), 0);
 	bool running = false;
-	for (int i = 0; i < 2000 && !running; i++) {
+	for (int i = 0; i < 10000 && !running; i++) {
 		_cleanup_free_ pid_t *tids = NULL;
 		size_t n = 0;
 		assert_true(proc_read_tasks(getpid(), &tids, &n) >= 2);
