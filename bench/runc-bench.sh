@@ -395,7 +395,8 @@ v_dmigrate() {
 STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, timestamps, working_set, eager_presend, vma_check_ms, pagemap_scan_ms, frozen_scan_ms, state_bytes, pages_on_demand, pages_pushed, pages_chased, chases_continued, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
-	resume_at_ms, before_restore}), after_commit: (.destination // {} | {resumed_to_commit_ms, commit_to_running_ms,
+	resume_at_ms, before_restore, pages_written, pages_fetched, pages_lazy, store_wait_ms,
+	pages_fetched_store, pages_fetched_source, fetch_source_ms}), after_commit: (.destination // {} | {resumed_to_commit_ms, commit_to_running_ms,
 	commit_to_detached_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
 
 

@@ -242,12 +242,17 @@ static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
 		const void *p = mem_store_page(s->store, pid, addr, 1, &run);
 		if (p) {
 			memcpy(page, p, DM_PAGE_SIZE);
+			s->fetch_store++;
 			return 0;
 		}
 		if (store_mode(s->mode))
 			return dm_fail(-ENODATA, "page %#" PRIx64 " of %d never arrived", addr, pid);
 	}
-	return mem_netsrc_fetch(s->netsrc, pid, addr, page, 10000);
+	uint64_t t = clock_ns();
+	int r = mem_netsrc_fetch(s->netsrc, pid, addr, page, 10000);
+	s->fetch_net++;
+	s->fetch_net_ms += ns_to_ms(t, clock_ns());
+	return r;
 }
 
 static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what);
@@ -341,6 +346,9 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	if (s->store)
 		json_object_set_new(s->restore_stats, "store_wait_ms", json_real(s->store_wait_ms));
+	json_object_set_new(s->restore_stats, "pages_fetched_store", json_integer((json_int_t)s->fetch_store));
+	json_object_set_new(s->restore_stats, "pages_fetched_source", json_integer((json_int_t)s->fetch_net));
+	json_object_set_new(s->restore_stats, "fetch_source_ms", json_real(s->fetch_net_ms));
 	json_object_set_new(s->restore_stats, "resume_at_ms", json_real(ns_to_ms(s->t_start, clock_ns())));
 	json_object_set_new(s->restore_stats, "restore_from_ms", json_real(ns_to_ms(s->t_start, s->t_restore)));
 	/* from there to the restore's start: the fault handler made, the

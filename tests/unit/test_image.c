@@ -208,6 +208,28 @@ static void test_validate_pagemap(void **state)
 	assert_int_equal(image_validate(img, ck), -EBADMSG);
 	assert_non_null(strstr(dm_last_error(), "regs"));
 	ck->procs[0]->threads[0]->regs.len = sizeof(struct user_regs_struct);
+
+	/* offsets in page-map order: a gap (pages that hold nothing, left out
+	 * by a lazy dump) is fine, an entry over the previous one's pages not */
+	Dm__Process *p0 = ck->procs[0];
+	Dm__PagemapEntry **saved = p0->pagemap, e0 = DM__PAGEMAP_ENTRY__INIT, e1 = DM__PAGEMAP_ENTRY__INIT;
+	Dm__PagemapEntry *two[2] = { &e0, &e1 };
+	size_t saved_n = p0->n_pagemap;
+	e0.vaddr = 0x400000; e0.nr_pages = 1; e0.offset = 0;
+	e1.vaddr = 0x401000; e1.nr_pages = 1; e1.offset = 2 * 4096;
+	p0->pagemap = two;
+	p0->n_pagemap = 2;
+	assert_int_equal(image_validate(img, ck), 0);
+	e1.offset = 4096;
+	assert_int_equal(image_validate(img, ck), 0);
+	e1.offset = 0;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "inside the previous entry's pages"));
+	e1.offset = UINT64_MAX - 100;
+	assert_int_equal(image_validate(img, ck), -EBADMSG);
+	assert_non_null(strstr(dm_last_error(), "overflows"));
+	p0->pagemap = saved;
+	p0->n_pagemap = saved_n;
 	checkpoint_free(ck);
 	image_close(img);
 }
