@@ -933,6 +933,12 @@ t_svc() {
 				.eager_presend.pages - .eager_presend.stack_pages - .eager_presend.shared_pages' \
 				"$WORK/$id.stats" >/dev/null ||
 				{ kill "$kpid"; result FAIL $t "the eager pages did not go before the freeze: $(jq -c '{eager_presend, at_dest: .dump.pages_at_destination, pages: .dump.pages}' "$WORK/$id.stats")"; return; }
+			# and the restore asked the source for none of the pages it
+			# writes before the task runs (each a round trip in the
+			# downtime): the eager ones are in the image, in the store, or
+			# hold nothing (the pages below a stack pointer never touched)
+			jq -e '.restore.pages_fetched_source == 0' "$WORK/$id.stats" >/dev/null ||
+				{ kill "$kpid"; result FAIL $t "the restore fetched pages from the source in the downtime: $(jq -c '.restore | {pages_fetched, pages_fetched_store, pages_fetched_source, fetch_source_ms}' "$WORK/$id.stats")"; return; }
 			# nginx's workers share pages with their master (forked): the
 			# master's went before the freeze, and the restore took them
 			# from the store (none in the state)
