@@ -54,7 +54,8 @@
 #              makes its veth again (same MAC and address, on b's bridge)
 #              as a CNI plugin would; total: until the last page moved
 #   (DMIGRATE_FAULT_TRACE=FILE and DMIGRATE_FAULT_TRACE_MS in the environment are passed to host b's
-#   dmigrated: the faults after the switch-over, bench/faulttrace.py FILE)
+#   dmigrated: the faults after the switch-over, bench/faulttrace.py FILE; DMD_VERBOSE=1: it logs
+#   with -v, kept with --keep)
 #   dmigrate:VAR=VAL[:VAR=VAL...]
 #              the same with these variables in the environment of the
 #              source's `dmigrate migrate` (its knobs, e.g. DMIGRATE_CHASE=0:
@@ -209,7 +210,7 @@ ADDR_B=$(ctr_info b.addr)
 "$DM" keygen "$WORK/key" >/dev/null || exit 1
 DMD_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
 	env ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} \
-	${DMIGRATE_FAULT_TRACE_MS:+DMIGRATE_FAULT_TRACE_MS=$DMIGRATE_FAULT_TRACE_MS} "$DM" daemon --listen "$ADDR_B:7070" --key "$WORK/key" --state-dir "$WORK/dmd-state" \
+	${DMIGRATE_FAULT_TRACE_MS:+DMIGRATE_FAULT_TRACE_MS=$DMIGRATE_FAULT_TRACE_MS} "$DM" daemon ${DMD_VERBOSE:+-v} --listen "$ADDR_B:7070" --key "$WORK/key" --state-dir "$WORK/dmd-state" \
 	--ready-file "$WORK/dmd.ready") || exit 1
 wait_until 30 test -s "$WORK/dmd.ready" || { echo "runc-bench: dmigrated in b: $(tail -3 "$WORK/dmigrated.log")" >&2; exit 1; }
 # the variants' other dmigrated (DMD_BIN=PATH), each on a port of its own
@@ -396,7 +397,7 @@ STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, timestamps, w
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
 	resume_at_ms, before_restore, pages_written, pages_fetched, pages_lazy, store_wait_ms,
-	pages_fetched_store, pages_fetched_source, fetch_source_ms}), after_commit: (.destination // {} | {resumed_to_commit_ms, commit_to_running_ms,
+	pages_fetched_store, pages_fetched_source, fetch_source_ms}), after_commit: (.destination // {} | {held_to_resumed_ms, resumed_to_commit_ms, commit_to_running_ms,
 	commit_to_detached_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
 
 

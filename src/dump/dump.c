@@ -46,7 +46,8 @@ static int dump_pool_new(const struct dump_ctx *d, struct pool **ret_pool)
 {
 	/* made before the freeze: our walks of the running tree until then
 	 * (nice 19) stop at the freeze, their CPU is the workers' */
-	struct pool_opts po = { .fixed_threads = d->opts.dump_threads, .credit_own_first = true };
+	struct pool_opts po = { .fixed_threads = d->opts.dump_threads, .credit_own_first = true,
+				.sensors = d->opts.pool_sensors, .window_open = d->opts.pool_sensors != NULL };
 
 	/* tests: with DMIGRATE_TEST_POOL_WORKERS=1 and --dump-threads N >= 2 the
 	 * tasks that need no ptrace (reading fds, memory) run on worker threads

@@ -17,6 +17,8 @@
 #include "base/util.h"
 #include "image/image.h"
 
+struct pool_sensors;
+
 /*
  * A container target (src/container/): the tree is a container's, its root
  * the container's init.  Its own mount, network, UTS, IPC, PID and cgroup
@@ -43,6 +45,11 @@ struct dump_opts {
 	const struct dump_container *container; /* NULL: a plain process tree */
 	const char *images_dir;
 	unsigned dump_threads;    /* 0: resource-aware pool; N: exactly N workers */
+	/* with dump_threads 0: the pool's sensors, made by the caller ahead of
+	 * the freeze (pool_proc_sensors_new()): their window since then is the
+	 * pool's first (pool_opts.window_open); NULL: the pool's own, from
+	 * dump_freeze() on */
+	const struct pool_sensors *pool_sensors;
 	/*
 	 * lazy: mark the private pages a task does not need before it runs as
 	 * PagemapEntry.lazy (restore --lazy registers them on userfaultfd and

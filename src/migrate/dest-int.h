@@ -86,6 +86,7 @@ struct dsess {
 	 * put back (runc_restore_attach) */
 	double dk_handoff_ms, dk_volumes_ms, dk_attach_ms;
 	json_t *dk_putback;        /* runc_putback_stats_json() of that */
+	uint64_t t_held;           /* the restore's hold: the tree complete and stopped */
 	uint64_t t_resumed;        /* RESUMED sent: the restored tree waits for COMMIT */
 	pid_t guard_pid;
 	_Atomic bool finished;

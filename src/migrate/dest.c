@@ -326,6 +326,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	struct dsess *s = arg;
 	int r;
 
+	s->t_held = clock_ns();
 	s->root = pids[0];
 	for (size_t i = 0; i < n; i++) {
 		guardian_add(s, pids[i]);
@@ -668,6 +669,10 @@ static json_t *mem_stats(struct dsess *s)
 	 * stopped, the packets its lock kept) and a round trip of the link */
 	if (s->t_resumed && s->t_commit > s->t_resumed)
 		json_object_set_new(j, "resumed_to_commit_ms", json_real(ns_to_ms(s->t_resumed, s->t_commit)));
+	/* the restore's end (the tree complete and stopped) to RESUMED sent:
+	 * the guardian, the tree's cgroup, the stats, the fault handler */
+	if (s->t_held && s->t_resumed > s->t_held)
+		json_object_set_new(j, "held_to_resumed_ms", json_real(ns_to_ms(s->t_held, s->t_resumed)));
 	/* from COMMIT to the tree let go: the part of the client's gap after
 	 * the engine's downtime that is ours (the lock opened, connections out
 	 * of repair, the kept packets delivered, the detach) */

@@ -37,6 +37,8 @@ struct src {
 	struct net_ctx *ctx;
 	struct net_chan *ctl, *fault, *bulk;
 	struct dump_ctx *d;
+	/* the dump pool's sensors, measuring from START on (dump_opts.pool_sensors) */
+	struct pool_sensors *pool_sensors;
 	struct dm_image *img;
 	struct dm_checkpoint *ck;
 	struct mem_server *srv;

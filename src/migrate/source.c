@@ -29,6 +29,7 @@
 #define LOG_PREFIX "migrate: "
 #include "migrate/source-int.h"
 #include "base/clock.h"
+#include "pool/pool.h"
 #include "proc/proc.h"
 #include "restore/restore.h"
 
@@ -573,6 +574,7 @@ static void cleanup(struct src *s)
 	image_close(s->img);
 	if (s->d)
 		dump_free(s->d);
+	pool_proc_sensors_free(s->pool_sensors);
 	net_chan_close(s->bulk);
 	net_chan_close(s->fault);
 	net_chan_close(s->ctl);
@@ -738,6 +740,14 @@ static int ph_connect(struct src *s)
 	r = mig_watchdog_start(&s->wd);
 	if (r < 0)
 		return r;
+	/* the frozen dump's pool decides at once whether the host has room for
+	 * a second worker from what its CPUs did since now (a window of its own,
+	 * opened at the freeze, is shorter than a /proc/stat tick: it could not
+	 * tell, and stayed at one); without the sensors, it opens its own */
+	if (!o->dump_threads && pool_proc_sensors_new(&s->pool_sensors) < 0) {
+		s->pool_sensors = NULL;
+		dm_error_clear();
+	}
 	r = connect_all(s);
 	if (r < 0)
 		return r;
@@ -1090,6 +1100,7 @@ static int ph_freeze_dump(struct src *s)
 		.pid = o->pid,
 		.images_dir = s->workdir,
 		.dump_threads = o->dump_threads,
+		.pool_sensors = s->pool_sensors,
 		.accept_wait_ms = o->accept_wait_ms,
 		.lazy_remote = true,
 		.reset_unaccepted = o->address_changes,

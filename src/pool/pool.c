@@ -402,9 +402,13 @@ int pool_create(const struct pool_opts *opts, struct pool **ret_pool)
 		p->credit_first = o->credit_own_first && p->sensors->credit_self;
 		if (p->credit_first)
 			p->sensors->credit_self(p->sensors->ctx, true);
-		p->sensors->cpu_idle(p->sensors->ctx, &ignored);
 		p->window_open = true;
-		p->next_sample_ns = clock_ns() + p->sample_ns;
+		if (o->window_open && o->sensors) {
+			p->next_sample_ns = clock_ns();
+		} else {
+			p->sensors->cpu_idle(p->sensors->ctx, &ignored);
+			p->next_sample_ns = clock_ns() + p->sample_ns;
+		}
 	}
 
 	*ret_pool = p;

@@ -94,6 +94,16 @@ struct pool_opts {
 	 * there our time is the pool's own workers'.
 	 */
 	bool credit_own_first;
+	/*
+	 * sensors (the caller's) have measured since the caller made them,
+	 * ahead of the work: their window is open already and pool_create()
+	 * leaves it so; the first decision is taken as soon as unpinned work
+	 * is queued, over that whole window.  A pool made right before a short
+	 * run (a frozen dump: 2-6 ms) has no window of its own long enough:
+	 * /proc/stat moves in 10 ms ticks, every sample said "cannot tell"
+	 * and the run ended with one worker.
+	 */
+	bool window_open;
 	bool owner_pinned_only;     /* with fixed_threads >= 2: the owner runs pinned
 				     * tasks only, the others run on the workers
 				     * (tests of what crosses threads) */

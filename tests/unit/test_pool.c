@@ -152,6 +152,12 @@ static int quick_task(struct pool *p, void *arg)
 	return 0;
 }
 
+static int sleep_task(struct pool *p, void *arg)
+{
+	usleep(20 * 1000);
+	return 0;
+}
+
 static void add_quick(struct pool *p, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -376,6 +382,54 @@ static void test_window_opens_at_create(void **state)
 	assert_true(st.timeline[1].ms >= 250);
 	pool_free(p);
 	gate_destroy(&g);
+	fake_destroy(&f);
+}
+
+/*
+ * Sensors the caller made ahead of the work (window_open: the migration
+ * makes them at START, the frozen dump comes tens of ms later): pool_create()
+ * does not open a window of its own, the first decision comes with the first
+ * queued work, over the caller's window: made and run at once, with a
+ * sample period of 1 s, the second worker starts well within it (a window
+ * of its own would make it wait 1 s).  And a "no" then is asked again a
+ * period later, as always: the pool stays at one for a run shorter than that.
+ */
+static void test_window_open_by_caller(void **state)
+{
+	struct fake_sensors f;
+	struct gate g;
+	struct pool *p;
+	struct pool_stats st;
+
+	fake_init(&f, 1.0, 1.0);
+	gate_init(&g, 2);
+	struct pool_opts o = { .max_threads = 2, .sensors = &f.ops, .sample_ms = 1000, .window_open = true };
+	assert_int_equal(pool_create(&o, &p), 0);
+	/* no opening call: the window is the caller's */
+	assert_int_equal(f.cpu_calls, 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 2);
+	assert_true(gate_threads_distinct(&g));
+	assert_int_equal(st.n_timeline, 2);
+	assert_true(st.timeline[1].ms < 500);
+	assert_int_equal(f.cpu_calls, 1);
+	pool_free(p);
+	gate_destroy(&g);
+
+	/* the caller's window says busy: one worker, asked once */
+	fake_set_cpu(&f, 0.0);
+	f.cpu_calls = 0;
+	assert_int_equal(pool_create(&o, &p), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pool_add(p, sleep_task, NULL, 0, "sleep"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 1);
+	assert_int_equal(f.cpu_calls, 1);
+	pool_free(p);
 	fake_destroy(&f);
 }
 
@@ -938,6 +992,7 @@ int main(void)
 		cmocka_unit_test(test_idle_grows_to_max),
 		cmocka_unit_test(test_rechecks_after_no),
 		cmocka_unit_test(test_window_opens_at_create),
+		cmocka_unit_test(test_window_open_by_caller),
 		cmocka_unit_test(test_fixed_threads),
 		cmocka_unit_test(test_pinned_run_on_owner),
 		cmocka_unit_test(test_task_tree),
