@@ -46,6 +46,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -132,6 +133,12 @@ struct mem_lazy {
 	int efd;
 	pthread_t uffd_thread, push_thread;
 	bool uffd_started, push_started;
+	/* the uffd thread is made with the handler (mem_lazy_new: before the
+	 * state comes, out of the downtime) and waits here until
+	 * mem_lazy_start() opens the gate (or mem_lazy_free() stops it) */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	_Atomic bool serving;
 	_Atomic bool push_active; /* the local push has not ended (mem_lazy_local_push_active) */
 	_Atomic bool stop;
 	struct dm_errbox err; /* the first error of a handler thread, with its message */
@@ -166,6 +173,8 @@ void mem_lazy_fail(struct mem_lazy *l, int err)
 	dm_errbox_put(&l->err, err);
 	wake_waiters(l);
 }
+
+static void *uffd_thread(void *arg);
 
 int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 {
@@ -202,6 +211,15 @@ int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 		l->trace->r = xcalloc(TRACE_MAX, sizeof(*l->trace->r));
 	}
 	l->hold_local_fault = dm_test_listed("dst-lazy-local-fault");
+	pthread_mutex_init(&l->gate_lock, NULL);
+	pthread_cond_init(&l->gate_cond, NULL);
+	int r = -pthread_create(&l->uffd_thread, NULL, uffd_thread, l);
+	if (r < 0) {
+		mem_lazy_free(l);
+		return r;
+	}
+	l->uffd_started = true;
+	pthread_setname_np(l->uffd_thread, "dm-uffd"); /* in traces and top -H */
 	*ret = l;
 	return 0;
 }
@@ -508,7 +526,7 @@ static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uin
 		      const uint8_t *data, enum mem_origin origin, bool wait)
 {
 	/* short lock holds only while the uffd thread may wait for the write lock */
-	uint32_t chunk = l->uffd_started ? INSTALL_CHUNK : MEM_FRAME_PAGES_MAX;
+	uint32_t chunk = atomic_load(&l->serving) ? INSTALL_CHUNK : MEM_FRAME_PAGES_MAX;
 	for (uint32_t i = 0; i < npages && !atomic_load(&mm->gone);) {
 		uint32_t n = MIN(npages - i, chunk);
 		pthread_rwlock_rdlock(&l->lock);
@@ -1226,6 +1244,10 @@ static void *uffd_thread(void *arg)
 {
 	struct mem_lazy *l = arg;
 	mem_fault_thread_priority();
+	pthread_mutex_lock(&l->gate_lock);
+	while (!atomic_load(&l->serving) && !atomic_load(&l->stop))
+		pthread_cond_wait(&l->gate_cond, &l->gate_lock);
+	pthread_mutex_unlock(&l->gate_lock);
 	struct pollfd *pfd = NULL;
 	struct lazy_mm **who = NULL;
 	size_t cap = 0;
@@ -1361,13 +1383,21 @@ int mem_lazy_start(struct mem_lazy *l)
 {
 	int r;
 
-	if (l->uffd_started)
+	if (atomic_load(&l->serving))
 		return -EALREADY;
-	r = -pthread_create(&l->uffd_thread, NULL, uffd_thread, l);
-	if (r < 0)
-		return r;
-	l->uffd_started = true;
-	pthread_setname_np(l->uffd_thread, "dm-uffd"); /* in traces and top -H */
+	/* the thread waits at its gate since mem_lazy_new(): a wake-up, not a
+	 * thread's start (its stack mapped, its first run: 0.1-0.5 ms here,
+	 * between the restore's end and RESUMED).  It takes the CPUs of the
+	 * caller, as a thread started now would: the restore calls this pinned
+	 * on the tree's CPU, so the tree's first faults wake the handler on the
+	 * CPU the faulting thread leaves (restore.c, before the unpinning) */
+	cpu_set_t cpus;
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		pthread_setaffinity_np(l->uffd_thread, sizeof(cpus), &cpus);
+	pthread_mutex_lock(&l->gate_lock);
+	atomic_store(&l->serving, true);
+	pthread_cond_signal(&l->gate_cond);
+	pthread_mutex_unlock(&l->gate_lock);
 	if (l->o.push_local && l->o.ops.local) {
 		atomic_store(&l->push_active, true);
 		r = -pthread_create(&l->push_thread, NULL, push_thread, l);
@@ -1496,7 +1526,10 @@ void mem_lazy_free(struct mem_lazy *l)
 {
 	if (!l)
 		return;
+	pthread_mutex_lock(&l->gate_lock);
 	atomic_store(&l->stop, true);
+	pthread_cond_signal(&l->gate_cond);
+	pthread_mutex_unlock(&l->gate_lock);
 	uint64_t one = 1;
 	ssize_t w = write(l->efd, &one, sizeof(one));
 	(void)w;
@@ -1524,5 +1557,7 @@ void mem_lazy_free(struct mem_lazy *l)
 	pthread_mutex_destroy(&l->plock);
 	pthread_mutex_destroy(&l->done_lock);
 	pthread_cond_destroy(&l->done_cond);
+	pthread_mutex_destroy(&l->gate_lock);
+	pthread_cond_destroy(&l->gate_cond);
 	free(l);
 }
