@@ -131,7 +131,7 @@ struct mem_server {
 	bool hold;                /* under lock: the push waits after the working set (mem_server_hold) */
 	uint64_t pages_held;      /* pushed before the hold was let go */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
-		chases_on, pages_hot;
+		chases_on, pages_hot, fault_yields;
 	uint64_t hot_given;       /* pages of the runs given to mem_server_hot */
 	unsigned chase;           /* pages sent by following pointers around the faulting byte (0: none) */
 	unsigned chase_depth;
@@ -278,11 +278,30 @@ static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data
 
 /* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
  * remember what the pages sent point to, for the fault thread). */
+/*
+ * A fault's extras (its neighbours, the pages its words point to) go after
+ * its page, on the fault channel, from the thread that serves the faults:
+ * the next fault, another thread's or the same thread's next one, waited
+ * behind them (a redis's first requests after the resume: p99 of the fault
+ * latency 720-816 us with the chase, 280-360 without, p50 the same).  Each
+ * extra page goes only while no request waits; then the fault is served
+ * and the extras not sent yet stay where they are (faulted, or pushed).
+ */
+static bool fault_waits(struct mem_server *s)
+{
+	if (net_chan_poll_in(s->fault, 0) <= 0)
+		return false;
+	atomic_fetch_add(&s->fault_yields, 1);
+	return true;
+}
+
 static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
 		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note)
 {
 	for (uint64_t k = 0; k < n;) {
 		uint64_t a = addr + k * DM_PAGE_SIZE;
+		if (c == s->fault && fault_waits(s))
+			return 0;
 		if (!pageset_contains(&p->sent, a) || pageset_set(&p->sent, a)) {
 			k++;
 			continue;
@@ -383,6 +402,8 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, const 
 
 	for (size_t i = 0; i < n1 && sent < max; i++) {
 		uint64_t v = l1[i], t = v & ~(uint64_t)(DM_PAGE_SIZE - 1);
+		if (fault_waits(s))
+			return 0;
 		/* claim it: the pusher may have sent it meanwhile */
 		if (pageset_set(&p->sent, t))
 			continue;
@@ -398,6 +419,8 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, const 
 		size_t n2 = s->chase_depth > 1 ? chase_words(p, t, buf, o, o + CHASE_OBJ, l2, 0, CHASE_OBJ_PTRS) : 0;
 		for (size_t k = 0; k < n2 && sent < max; k++) {
 			uint64_t t2 = l2[k] & ~(uint64_t)(DM_PAGE_SIZE - 1);
+			if (fault_waits(s))
+				return 0;
 			if (t2 == page || pageset_set(&p->sent, t2))
 				continue;
 			r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t2, 1, MEM_PF_PREFETCH, buf);
@@ -936,6 +959,7 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	pthread_mutex_unlock(&s->lock);
 	ret->hot_given = s->hot_given;
 	ret->chases_on = atomic_load(&s->chases_on);
+	ret->fault_yields = atomic_load(&s->fault_yields);
 	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)
 		ret->pages_total += s->procs[i].sent.total;
