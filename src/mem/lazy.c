@@ -47,6 +47,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -213,7 +214,14 @@ int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 	l->hold_local_fault = dm_test_listed("dst-lazy-local-fault");
 	pthread_mutex_init(&l->gate_lock, NULL);
 	pthread_cond_init(&l->gate_cond, NULL);
+	/* every signal blocked in it: a process-directed one (the SIGINT a
+	 * `restore --lazy` reports through its signalfd, blocked by the caller
+	 * after this) must never be taken by the handler's thread */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int r = -pthread_create(&l->uffd_thread, NULL, uffd_thread, l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		mem_lazy_free(l);
 		return r;
