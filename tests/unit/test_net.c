@@ -1287,6 +1287,90 @@ static void test_peer_abort_none(void **state)
 	pair_close(&p);
 }
 
+/*
+ * An image file goes as its runs of data: a raw image's header page with a
+ * few bytes, a page of zeros with data in the middle, trailing zeros: the
+ * extents received, applied to a file of the announced size (zeros), give
+ * the file back, and far fewer bytes went than it holds.  mig_next_data()
+ * keeps a zero gap shorter than MIG_ZERO_GAP inside a run.
+ */
+static void test_file_zero_runs(void **state)
+{
+	uint8_t b[4096] = { 0 };
+	uint32_t e;
+	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), sizeof(b));
+	b[5] = 1;
+	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), 0);
+	assert_int_equal(e, 64);
+	assert_int_equal(mig_next_data(b, sizeof(b), 64, &e), sizeof(b));
+	b[64 + 128] = 2; /* a gap of 128 zeros: one run */
+	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), 0);
+	assert_int_equal(e, 256);
+	b[256 + MIG_ZERO_GAP + 7] = 3; /* a gap of MIG_ZERO_GAP: two */
+	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), 0);
+	assert_int_equal(e, 256);
+	assert_int_equal(mig_next_data(b, sizeof(b), e, &e), 256 + MIG_ZERO_GAP);
+	assert_int_equal(e, 256 + MIG_ZERO_GAP + 64);
+	b[4095] = 4; /* in the last line */
+	uint32_t a = mig_next_data(b, sizeof(b), e, &e);
+	assert_int_equal(a, 4096 - 64);
+	assert_int_equal(e, 4096);
+
+	char dir[] = "/tmp/dm-zero-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	size_t size = 5 * 4096 + 100;
+	uint8_t *f = calloc(1, size);
+	f[0] = 'D'; f[1] = 'M';                           /* a header */
+	memset(f + 2 * 4096 + 1000, 0xab, 300);           /* data amid zeros */
+	memset(f + 3 * 4096, 0xcd, 4096);                 /* a full page */
+	f[5 * 4096 + 10] = 1;                             /* the tail */
+	int fd = openat(dfd, "x.img", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, f, size), (ssize_t)size);
+	close(fd);
+
+	struct pair p;
+	pair_open(&p, true);
+	uint64_t sent = 0;
+	assert_int_equal(mig_send_file(p.srv, dfd, "x.img", &sent), 0);
+	assert_true(sent < 4096 + 400 + 4096 + 200);
+	uint8_t *g = NULL;
+	size_t gsize = 0;
+	uint64_t got = 0;
+	for (bool end = false; !end;) {
+		ProtobufCMessage *m = NULL;
+		uint16_t type;
+		uint32_t len;
+		assert_int_equal(mig_recv(p.cli, &type, &len, &m), 0);
+		if (type == MIG_T_FILE) {
+			gsize = ((Dm__MigFile *)m)->size;
+			g = calloc(1, gsize);
+		} else if (type == MIG_T_DATA) {
+			struct mig_wire_extent x;
+			assert_int_equal(net_recv_body(p.cli, &x, sizeof(x)), 0);
+			assert_true(x.off + x.len <= gsize);
+			assert_int_equal(net_recv_body(p.cli, g + x.off, x.len), 0);
+			got += x.len;
+		} else {
+			assert_int_equal(type, MIG_T_FILE_END);
+			end = true;
+		}
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+	}
+	assert_int_equal(gsize, size);
+	assert_int_equal(got, sent);
+	assert_memory_equal(g, f, size);
+	pair_close(&p);
+	free(f);
+	free(g);
+	unlinkat(dfd, "x.img", 0);
+	close(dfd);
+	rmdir(dir);
+}
+
 static void test_ipv6(void **state)
 {
 	struct net_ctx *ctx;
@@ -1342,6 +1426,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_file),
 		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_file_zero_runs),
 		cmocka_unit_test(test_roundtrip_tls),
 		cmocka_unit_test(test_roundtrip_insecure),
 		cmocka_unit_test(test_big_tls),
