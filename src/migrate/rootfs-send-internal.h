@@ -221,7 +221,8 @@ void snd_working_set_paths(struct rfs_sender *s);
 void snd_working_set(struct rfs_sender *s);
 int snd_presend(struct rfs_sender *s);
 bool snd_presend_take(struct rfs_sender *s, struct rfs_ent *e, struct rfs_file_state *fs);
-void snd_presend_close(struct rfs_sender *s);
+/* the pre-sent files' fds; all: the inotify instance too (rfs_send_free) */
+void snd_presend_close(struct rfs_sender *s, bool all);
 
 /* ---- rootfs-send-meta.c ---- */
 int snd_meta_batch_flush(struct rfs_sender *s);

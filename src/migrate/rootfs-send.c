@@ -315,7 +315,7 @@ static int run(struct rfs_sender *s)
 	snd_working_set(s);
 	s->t_walked = s->t_meta_sent = clock_ns();
 	s->walk_cpu_ns = thread_cpu_ns() - cpu0;
-	snd_presend_close(s);
+	snd_presend_close(s, false);
 	pthread_mutex_unlock(&s->lock);
 	pr_info("%zu entries, %zu files, %.1f MiB", s->n_ents, s->n_files, (double)s->bytes_total / 1048576);
 	bool done = false, ws = false, hold = true;
@@ -587,7 +587,7 @@ void rfs_send_free(struct rfs_sender *s)
 		free(s->files[i].bulk_at);
 	}
 	snd_ws_free(s);
-	snd_presend_close(s);
+	snd_presend_close(s, true);
 	free(s->pre);
 	free(s->wd_pre);
 	free(s->pre_by_ino);
