@@ -214,6 +214,39 @@ bool env_off(const char *name)
 	return e && strcmp(e, "0") == 0;
 }
 
+bool buf_is_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+	uint64_t acc = 0;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w;
+		memcpy(&w, b + i, 8);
+		acc |= w;
+	}
+	for (; i < len; i++)
+		acc |= b[i];
+	return acc == 0;
+}
+
+size_t buf_next_data(const void *buf, size_t n, size_t from, size_t line, size_t gap, size_t *ret_end)
+{
+	const uint8_t *b = buf;
+	size_t a = from;
+	while (a < n && buf_is_zero(b + a, MIN(line, n - a)))
+		a += MIN(line, n - a);
+	if (a >= n)
+		return n;
+	size_t e = a, zeros = 0;
+	while (e < n && zeros < gap) {
+		size_t l = MIN(line, n - e);
+		zeros = buf_is_zero(b + e, l) ? zeros + l : 0;
+		e += l;
+	}
+	*ret_end = e - zeros;
+	return a;
+}
+
 int parse_long(const char *s, long *ret)
 {
 	char *end;

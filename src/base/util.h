@@ -90,6 +90,17 @@ int rm_rf(const char *path);
 /* A switch that is on unless the environment variable says 0. */
 bool env_off(const char *name);
 
+/* Are the len bytes at p all zero? */
+bool buf_is_zero(const void *p, size_t len);
+/*
+ * The next run of data in buf[from, n), in lines of `line` bytes (the last
+ * may be shorter): lines of zeros before it are skipped, and it ends where
+ * `gap` or more bytes of zero lines begin (or at n, without the zero lines
+ * there).  Returns its start (n: none left), its end in *ret_end.  A sparse
+ * file's writer and a sender of extents keep the rest holes.
+ */
+size_t buf_next_data(const void *buf, size_t n, size_t from, size_t line, size_t gap, size_t *ret_end);
+
 /*
  * Pin the calling thread to the CPU it is on, its mask until now in *orig
  * (to give back with sched_setaffinity).  Returns that CPU, or -1 when it

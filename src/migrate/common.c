@@ -251,38 +251,6 @@ bool mig_name_ok(const char *name)
 	return true;
 }
 
-static bool zero_line(const uint8_t *p, uint32_t len)
-{
-	uint64_t acc = 0;
-	uint32_t i = 0;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		acc |= w;
-	}
-	for (; i < len; i++)
-		acc |= p[i];
-	return acc == 0;
-}
-
-uint32_t mig_next_data(const uint8_t *buf, uint32_t n, uint32_t from, uint32_t *ret_end)
-{
-	uint32_t a = from;
-	while (a < n && zero_line(buf + a, MIN(MIG_ZERO_LINE, n - a)))
-		a += MIN(MIG_ZERO_LINE, n - a);
-	if (a >= n)
-		return n;
-	/* to the first gap of zeros worth a frame of its own */
-	uint32_t b = a, zeros = 0;
-	while (b < n && zeros < MIG_ZERO_GAP) {
-		uint32_t l = MIN(MIG_ZERO_LINE, n - b);
-		zeros = zero_line(buf + b, l) ? zeros + l : 0;
-		b += l;
-	}
-	*ret_end = b - zeros;
-	return a;
-}
-
 int mig_send_file(struct net_chan *c, int dirfd, const char *name, uint64_t *io_bytes)
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -314,9 +282,9 @@ int mig_send_file(struct net_chan *c, int dirfd, const char *name, uint64_t *io_
 			if (r < 0)
 				return dm_fail(r, "image file %s: read: %s", name, strerror(-r));
 			/* only the runs that hold data: the receiver's file is made
-			 * at its size, its holes read as zeros (mig_zero_gap) */
-			for (uint32_t a = 0, b; (a = mig_next_data(buf, n, a, &b)) < n; a = b) {
-				struct mig_wire_extent e = { .off = (uint64_t)o + a, .len = b - a };
+			 * at its size, its holes read as zeros (MIG_ZERO_GAP) */
+			for (size_t a = 0, b; (a = buf_next_data(buf, n, a, MIG_ZERO_LINE, MIG_ZERO_GAP, &b)) < n; a = b) {
+				struct mig_wire_extent e = { .off = (uint64_t)o + a, .len = (uint32_t)(b - a) };
 				struct iovec iov[2] = { { &e, sizeof(e) }, { buf + a, b - a } };
 				r = net_send_framev(c, MIG_T_DATA, iov, 2);
 				if (r < 0)

@@ -69,7 +69,7 @@ static inline bool mig_peer_closed(int err)
 /*
  * An image file: its size, then its extents of data (SEEK_DATA), and of
  * those only the runs that hold data: zeros from MIG_ZERO_GAP bytes on (in
- * MIG_ZERO_LINE steps) are left out, the receiver's file is made at its
+ * MIG_ZERO_LINE steps, buf_next_data()) are left out, the receiver's file is made at its
  * size and reads zeros there.  A raw image's header page (a few bytes, a
  * pipe's 6), the zero parts of the stack and TLS pages in a post-copy's
  * state: a container's state 124 -> 45 KB (memcached), 77 -> 47 (redis),
@@ -78,8 +78,6 @@ static inline bool mig_peer_closed(int err)
 #define MIG_ZERO_LINE 64u
 #define MIG_ZERO_GAP 256u
 int mig_send_file(struct net_chan *c, int dirfd, const char *name, uint64_t *io_bytes);
-/* The next run of buf[from, n) to send: its start (n: none left), its end in *ret_end. */
-uint32_t mig_next_data(const uint8_t *buf, uint32_t n, uint32_t from, uint32_t *ret_end);
 /* File names the destination accepts: [A-Za-z0-9._-], no leading '.', at most MIG_NAME_MAX. */
 bool mig_name_ok(const char *name);
 

@@ -576,32 +576,14 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 
 /* ------------------------------------------------------- shared memory */
 
-static bool page_is_zero(const uint8_t *p, size_t len)
-{
-	static const uint8_t zero[DM_PAGE_SIZE];
-	return !memcmp(p, zero, len);
-}
-
 /* The file is sparse where the object had holes: keep them holes (no memory). */
 static int write_sparse(int fd, const uint8_t *src, uint64_t len)
 {
-	for (uint64_t off = 0; off < len;) {
-		uint64_t n = MIN(len - off, (uint64_t)DM_PAGE_SIZE);
-		if (page_is_zero(src + off, n)) {
-			off += n;
-			continue;
-		}
-		uint64_t end = off + n;
-		while (end < len) {
-			uint64_t m = MIN(len - end, (uint64_t)DM_PAGE_SIZE);
-			if (page_is_zero(src + end, m))
-				break;
-			end += m;
-		}
+	for (size_t off = 0, end; (off = buf_next_data(src, len, off, DM_PAGE_SIZE, DM_PAGE_SIZE, &end)) < len;
+	     off = end) {
 		int r = pwrite_all(fd, src + off, end - off, (off_t)off);
 		if (r < 0)
 			return r;
-		off = end;
 	}
 	return 0;
 }

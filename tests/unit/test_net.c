@@ -1291,28 +1291,28 @@ static void test_peer_abort_none(void **state)
  * An image file goes as its runs of data: a raw image's header page with a
  * few bytes, a page of zeros with data in the middle, trailing zeros: the
  * extents received, applied to a file of the announced size (zeros), give
- * the file back, and far fewer bytes went than it holds.  mig_next_data()
+ * the file back, and far fewer bytes went than it holds.  buf_next_data()
  * keeps a zero gap shorter than MIG_ZERO_GAP inside a run.
  */
 static void test_file_zero_runs(void **state)
 {
 	uint8_t b[4096] = { 0 };
-	uint32_t e;
-	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), sizeof(b));
+	size_t e;
+	assert_int_equal(buf_next_data(b, sizeof(b), 0, MIG_ZERO_LINE, MIG_ZERO_GAP, &e), sizeof(b));
 	b[5] = 1;
-	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), 0);
+	assert_int_equal(buf_next_data(b, sizeof(b), 0, MIG_ZERO_LINE, MIG_ZERO_GAP, &e), 0);
 	assert_int_equal(e, 64);
-	assert_int_equal(mig_next_data(b, sizeof(b), 64, &e), sizeof(b));
+	assert_int_equal(buf_next_data(b, sizeof(b), 64, MIG_ZERO_LINE, MIG_ZERO_GAP, &e), sizeof(b));
 	b[64 + 128] = 2; /* a gap of 128 zeros: one run */
-	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), 0);
+	assert_int_equal(buf_next_data(b, sizeof(b), 0, MIG_ZERO_LINE, MIG_ZERO_GAP, &e), 0);
 	assert_int_equal(e, 256);
 	b[256 + MIG_ZERO_GAP + 7] = 3; /* a gap of MIG_ZERO_GAP: two */
-	assert_int_equal(mig_next_data(b, sizeof(b), 0, &e), 0);
+	assert_int_equal(buf_next_data(b, sizeof(b), 0, MIG_ZERO_LINE, MIG_ZERO_GAP, &e), 0);
 	assert_int_equal(e, 256);
-	assert_int_equal(mig_next_data(b, sizeof(b), e, &e), 256 + MIG_ZERO_GAP);
+	assert_int_equal(buf_next_data(b, sizeof(b), e, MIG_ZERO_LINE, MIG_ZERO_GAP, &e), 256 + MIG_ZERO_GAP);
 	assert_int_equal(e, 256 + MIG_ZERO_GAP + 64);
 	b[4095] = 4; /* in the last line */
-	uint32_t a = mig_next_data(b, sizeof(b), e, &e);
+	size_t a = buf_next_data(b, sizeof(b), e, MIG_ZERO_LINE, MIG_ZERO_GAP, &e);
 	assert_int_equal(a, 4096 - 64);
 	assert_int_equal(e, 4096);
 
