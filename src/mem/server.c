@@ -276,8 +276,6 @@ static void set_err(struct mem_server *s, int err)
 
 static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data);
 
-/* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
- * remember what the pages sent point to, for the fault thread). */
 /*
  * A fault's extras (its neighbours, the pages its words point to) go after
  * its page, on the fault channel, from the thread that serves the faults:
@@ -295,6 +293,8 @@ static bool fault_waits(struct mem_server *s)
 	return true;
 }
 
+/* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
+ * remember what the pages sent point to, for the fault thread). */
 static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
 		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note)
 {
