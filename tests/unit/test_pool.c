@@ -158,6 +158,25 @@ static int sleep_task(struct pool *p, void *arg)
 	return 0;
 }
 
+/* n gate tasks (a gate for n), run to the end; the pool's stats in *st. */
+static void run_gates(struct pool *p, struct gate *g, unsigned n, struct pool_stats *st)
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(pool_add(p, gate_task, g, 0, "gate"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, st);
+}
+
+/* Two gates ran on two workers, the second started well within a sample
+ * period of 1 s: its decision did not wait for one. */
+static void assert_grew_at_once(const struct pool_stats *st, struct gate *g)
+{
+	assert_int_equal(st->threads_max, 2);
+	assert_true(gate_threads_distinct(g));
+	assert_int_equal(st->n_timeline, 2);
+	assert_true(st->timeline[1].ms < 500);
+}
+
 static void add_quick(struct pool *p, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -273,10 +292,7 @@ static void test_credit_first_window(void **state)
 	assert_int_equal(pool_create(&o, &p), 0);
 	assert_int_equal(f.credit_calls, 1);
 	assert_true(f.credit_on);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
-	assert_int_equal(pool_run(p), 0);
-	pool_get_stats(p, &st);
+	run_gates(p, &g, 2, &st);
 	assert_int_equal(st.threads_max, 2);
 	assert_int_equal(f.credit_calls, 2);
 	assert_false(f.credit_on);
@@ -357,14 +373,8 @@ static void test_window_opens_at_create(void **state)
 	/* the opening call, made by pool_create() */
 	assert_int_equal(f.cpu_calls, 1);
 	usleep(1100 * 1000);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
-	assert_int_equal(pool_run(p), 0);
-	pool_get_stats(p, &st);
-	assert_int_equal(st.threads_max, 2);
-	assert_true(gate_threads_distinct(&g));
-	assert_int_equal(st.n_timeline, 2);
-	assert_true(st.timeline[1].ms < 500);
+	run_gates(p, &g, 2, &st);
+	assert_grew_at_once(&st, &g);
 	/* asked once at once: no second opening at pool_run() */
 	assert_int_equal(f.cpu_calls, 2);
 	pool_free(p);
@@ -374,10 +384,7 @@ static void test_window_opens_at_create(void **state)
 	gate_init(&g, 2);
 	o.sample_ms = 300;
 	assert_int_equal(pool_create(&o, &p), 0);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
-	assert_int_equal(pool_run(p), 0);
-	pool_get_stats(p, &st);
+	run_gates(p, &g, 2, &st);
 	assert_int_equal(st.threads_max, 2);
 	assert_true(st.timeline[1].ms >= 250);
 	pool_free(p);
@@ -407,14 +414,8 @@ static void test_window_open_by_caller(void **state)
 	assert_int_equal(pool_create(&o, &p), 0);
 	/* no opening call: the window is the caller's */
 	assert_int_equal(f.cpu_calls, 0);
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pool_add(p, gate_task, &g, 0, "gate"), 0);
-	assert_int_equal(pool_run(p), 0);
-	pool_get_stats(p, &st);
-	assert_int_equal(st.threads_max, 2);
-	assert_true(gate_threads_distinct(&g));
-	assert_int_equal(st.n_timeline, 2);
-	assert_true(st.timeline[1].ms < 500);
+	run_gates(p, &g, 2, &st);
+	assert_grew_at_once(&st, &g);
 	assert_int_equal(f.cpu_calls, 1);
 	pool_free(p);
 	gate_destroy(&g);
