@@ -5,7 +5,8 @@
     DMIGRATE_FAULT_TRACE=FILE [DMIGRATE_FAULT_TRACE_MS=1000] dmigrated ...
     bench/faulttrace.py FILE [--ms 300] [--json]
 
-The trace (src/mem/lazy.c) holds every userfaultfd fault event of the first
+The trace (src/mem/faulttrace.c, kept by the fault handler of
+src/mem/lazy.c) holds every userfaultfd fault event of the first
 DMIGRATE_FAULT_TRACE_MS after COMMIT let the tree go: time, address, thread,
 kind (R asked of the source, L installed locally, Z zero page, H arrived
 while queued, D asked already), how long it waited and the window asked

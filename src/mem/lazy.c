@@ -37,6 +37,7 @@
  */
 #define LOG_PREFIX "mem: "
 #include "mem/mem.h"
+#include "mem/faulttrace.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/testpoint.h"
@@ -91,37 +92,6 @@ struct pending {
 	long rec;                  /* its fault trace record, or -1 */
 };
 
-/*
- * The fault trace (DMIGRATE_FAULT_TRACE=FILE): every fault event of the
- * first DMIGRATE_FAULT_TRACE_MS (default 1000) after the tree was let go
- * (mem_lazy_trace_origin(), else the first fault), written to FILE as JSON
- * lines with the maps of each restored process, to see what a tree touches
- * right after the resume (bench/faulttrace.py classifies it).  Off: one
- * pointer test per fault.
- */
-#define TRACE_MAX 65536
-enum trace_kind {
-	TR_REMOTE = 'R',  /* asked of the remote side */
-	TR_LOCAL = 'L',   /* installed from a local source */
-	TR_ZERO = 'Z',    /* not lazy memory: zero page */
-	TR_HAVE = 'H',    /* installed meanwhile (arrived while the fault was queued) */
-	TR_DUP = 'D',     /* asked already (another thread, or again) */
-};
-struct trace_rec {
-	uint64_t t_ns, addr, win_start;
-	uint32_t space, tid, win_n, lat_us; /* lat_us: until installed (R, L), 0: never seen */
-	char kind;
-	bool child;
-};
-struct fault_trace {
-	char *path;
-	uint64_t window_ns;
-	_Atomic uint64_t origin_ns;   /* 0: the first fault */
-	struct trace_rec *r;
-	size_t n;                     /* uffd thread appends; plock to fill lat_us */
-	bool written;
-};
-
 struct mem_lazy {
 	struct mem_lazy_opts o;
 	pthread_rwlock_t lock;
@@ -157,7 +127,7 @@ struct mem_lazy {
 	uint64_t slowest_ns, slowest_t0, slowest_addr;
 	uint64_t slowest_install_ns; /* of it: from its reply's arrival (0: unknown) */
 	uint32_t slowest_space;
-	struct fault_trace *trace; /* NULL: off */
+	struct fault_trace *trace; /* NULL: off (faulttrace.h) */
 	/* tests: hold the first local fault (dst-lazy-local-fault), uffd thread only */
 	bool hold_local_fault;
 };
@@ -203,14 +173,7 @@ int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 		free(l);
 		return r;
 	}
-	const char *tp = getenv("DMIGRATE_FAULT_TRACE");
-	if (tp && *tp) {
-		const char *w = getenv("DMIGRATE_FAULT_TRACE_MS");
-		l->trace = xcalloc(1, sizeof(*l->trace));
-		l->trace->path = xstrdup(tp);
-		l->trace->window_ns = (uint64_t)(w && atoi(w) > 0 ? atoi(w) : 1000) * 1000000;
-		l->trace->r = xcalloc(TRACE_MAX, sizeof(*l->trace->r));
-	}
+	l->trace = fault_trace_from_env();
 	l->hold_local_fault = dm_test_listed("dst-lazy-local-fault");
 	pthread_mutex_init(&l->gate_lock, NULL);
 	pthread_cond_init(&l->gate_cond, NULL);
@@ -348,7 +311,7 @@ static void resolve_pending(struct mem_lazy *l, struct lazy_mm *mm, uint64_t add
 				now = clock_ns();
 			mem_hist_add(&l->hist, (now - p->t0) / 1000);
 			if (p->rec >= 0)
-				l->trace->r[p->rec].lat_us = (uint32_t)MAX((now - p->t0) / 1000, (uint64_t)1);
+				fault_trace_set_latency(l->trace, p->rec, (now - p->t0) / 1000);
 			if (now - p->t0 > l->slowest_ns) {
 				l->slowest_ns = now - p->t0;
 				l->slowest_t0 = p->t0;
@@ -755,71 +718,24 @@ bool mem_fault_trace_wanted(void)
 
 void mem_lazy_trace_origin(struct mem_lazy *l, uint64_t ns)
 {
-	if (l && l->trace)
-		atomic_store(&l->trace->origin_ns, ns);
+	if (l)
+		fault_trace_origin(l->trace, ns);
 }
 
-static int dump_json_line(FILE *f, json_t *j)
-{
-	char *txt = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (!txt)
-		return -ENOMEM;
-	fprintf(f, "%s\n", txt);
-	free(txt);
-	return 0;
-}
-
-/* Write the trace (uffd thread, or after it stopped): records, then the maps of the processes. */
+/* Write the trace (uffd thread, or after it stopped), with the maps of the
+ * restored processes (not their forks). */
 static void trace_write(struct mem_lazy *l)
 {
-	struct fault_trace *t = l->trace;
-	_cleanup_fclose_ FILE *f = NULL;
-	char addr[32], ws[32];
-
-	if (!t || t->written)
+	if (!l->trace)
 		return;
-	t->written = true;
-	f = fopen(t->path, "we");
-	if (!f) {
-		pr_warn("fault trace %s: %m", t->path);
-		return;
-	}
-	uint64_t origin = atomic_load(&t->origin_ns);
 	pthread_mutex_lock(&l->plock);
-	dump_json_line(f, json_pack("{s:s, s:I, s:f, s:I}", "fault_trace", "dmigrate", "origin_ns",
-				    (json_int_t)origin, "window_ms", (double)t->window_ns / 1e6, "n",
-				    (json_int_t)t->n));
-	for (size_t i = 0; i < t->n; i++) {
-		const struct trace_rec *r = &t->r[i];
-		snprintf(addr, sizeof(addr), "%#" PRIx64, r->addr);
-		snprintf(ws, sizeof(ws), "%#" PRIx64, r->win_start);
-		dump_json_line(f, json_pack("{s:f, s:s, s:i, s:i, s:s#, s:b, s:i, s:s, s:i}", "t_ms",
-					    ((double)r->t_ns - (double)origin) / 1e6, "addr", addr, "space",
-					    (int)r->space, "tid", (int)r->tid, "kind", &r->kind, (size_t)1, "child",
-					    r->child, "lat_us", (int)r->lat_us, "win", ws, "win_n", (int)r->win_n));
-	}
-	for (size_t i = 0; i < l->n_mms; i++) {
-		const struct lazy_mm *mm = l->mms[i];
-		char path[64], *line = NULL;
-		size_t cap = 0;
-		if (mm->child || !mm->host_pid)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/maps", mm->host_pid);
-		_cleanup_fclose_ FILE *m = fopen(path, "re");
-		if (!m)
-			continue;
-		json_t *lines = json_array();
-		while (getline(&line, &cap, m) > 0) {
-			line[strcspn(line, "\n")] = 0;
-			json_array_append_new(lines, json_string(line));
-		}
-		free(line);
-		dump_json_line(f, json_pack("{s:i, s:i, s:o}", "maps_of", (int)mm->space, "host_pid",
-					    (int)mm->host_pid, "lines", lines));
-	}
+	_cleanup_free_ struct fault_trace_proc *procs = xcalloc(l->n_mms ? l->n_mms : 1, sizeof(*procs));
+	size_t n = 0;
+	for (size_t i = 0; i < l->n_mms; i++)
+		if (!l->mms[i]->child && l->mms[i]->host_pid)
+			procs[n++] = (struct fault_trace_proc){ l->mms[i]->space, l->mms[i]->host_pid };
 	pthread_mutex_unlock(&l->plock);
-	pr_info("fault trace: %zu faults in %s", t->n, t->path);
+	fault_trace_write(l->trace, procs, n);
 }
 
 /* ---- the uffd thread ---------------------------------------------------- */
@@ -907,28 +823,10 @@ static void window_for(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint6
 	*ret_n = (uint32_t)((end - start) / DM_PAGE_SIZE);
 }
 
-/* A fault event in the trace (uffd thread); its index, or -1 when not traced. */
+/* A fault event in the trace (uffd thread); its record, or -1 when not traced. */
 static long trace_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint32_t tid, char kind)
 {
-	struct fault_trace *t = l->trace;
-	uint64_t now = clock_ns(), origin;
-
-	if (t->written)
-		return -1;
-	origin = atomic_load(&t->origin_ns);
-	if (!origin) {
-		/* no origin given yet: the first fault is one */
-		atomic_compare_exchange_strong(&t->origin_ns, &origin, now);
-		origin = atomic_load(&t->origin_ns);
-	}
-	if (now > origin + t->window_ns || t->n == TRACE_MAX)
-		return -1;
-	pthread_mutex_lock(&l->plock);
-	long i = (long)t->n++;
-	t->r[i] = (struct trace_rec){ .t_ns = now, .addr = a, .space = mm->space, .tid = tid, .kind = kind,
-				      .child = mm->child };
-	pthread_mutex_unlock(&l->plock);
-	return i;
+	return fault_trace_add(l->trace, a, mm->space, tid, kind, mm->child);
 }
 
 /*
@@ -976,7 +874,7 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 		rec = trace_fault(l, mm, a, tid, TR_REMOTE);
 	if (!add_pending(l, mm, a, rec)) {
 		if (rec >= 0)
-			l->trace->r[rec].kind = TR_DUP;
+			fault_trace_set_kind(l->trace, rec, TR_DUP);
 		return; /* asked already */
 	}
 	if (l->o.ops.local) {
@@ -990,7 +888,7 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 			uint64_t ws;
 			uint32_t wn;
 			if (rec >= 0)
-				l->trace->r[rec].kind = TR_LOCAL;
+				fault_trace_set_kind(l->trace, rec, TR_LOCAL);
 			window_for(l, mm, a, &ws, &wn);
 			if (install_local(l, mm, ws, wn, MEM_FROM_LOCAL, false) < 0)
 				dm_error_clear(); /* the push or a later fault takes them */
@@ -1019,10 +917,8 @@ static void handle_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t fault_
 	uint64_t ws;
 	uint32_t wn;
 	window_for(l, mm, a, &ws, &wn);
-	if (rec >= 0) {
-		l->trace->r[rec].win_start = ws;
-		l->trace->r[rec].win_n = wn;
-	}
+	if (rec >= 0)
+		fault_trace_set_window(l->trace, rec, ws, wn);
 	if (!mm->child)
 		atomic_fetch_add(&l->faults_remote, 1);
 	/* the faulting byte (its offset is 0 unless the uffd reports it exactly) */
@@ -1263,8 +1159,7 @@ static void *uffd_thread(void *arg)
 	while (!atomic_load(&l->stop)) {
 		size_t n = 0;
 		reap_forks(l, false);
-		if (l->trace && !l->trace->written && atomic_load(&l->trace->origin_ns) &&
-		    clock_ns() > atomic_load(&l->trace->origin_ns) + l->trace->window_ns)
+		if (l->trace && fault_trace_due(l->trace))
 			trace_write(l);
 		pthread_mutex_lock(&l->plock);
 		if (cap < l->n_mms + 1) {
@@ -1545,12 +1440,8 @@ void mem_lazy_free(struct mem_lazy *l)
 		pthread_join(l->uffd_thread, NULL);
 	if (l->push_started)
 		pthread_join(l->push_thread, NULL);
-	if (l->trace) {
-		trace_write(l);
-		free(l->trace->r);
-		free(l->trace->path);
-		free(l->trace);
-	}
+	trace_write(l);
+	fault_trace_free(l->trace);
 	for (size_t i = 0; i < l->n_mms; i++) {
 		struct lazy_mm *mm = l->mms[i];
 		if (mm->uffd >= 0)

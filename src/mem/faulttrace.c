@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* The destination's fault trace (faulttrace.h). */
+#define LOG_PREFIX "mem: "
+#include "mem/faulttrace.h"
+#include "mem/mem.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRACE_MAX 65536
+
+struct trace_rec {
+	uint64_t t_ns, addr, win_start;
+	uint32_t space, tid, win_n, lat_us; /* lat_us: until installed (R, L), 0: never seen */
+	char kind;
+	bool child;
+};
+
+struct fault_trace {
+	char *path;
+	uint64_t window_ns;
+	_Atomic uint64_t origin_ns;   /* 0: the first fault */
+	pthread_mutex_t lock;         /* n, the records, written */
+	struct trace_rec *r;
+	size_t n;
+	bool written;
+};
+
+struct fault_trace *fault_trace_from_env(void)
+{
+	if (!mem_fault_trace_wanted())
+		return NULL;
+	const char *tp = getenv("DMIGRATE_FAULT_TRACE");
+	const char *w = getenv("DMIGRATE_FAULT_TRACE_MS");
+	struct fault_trace *t = xcalloc(1, sizeof(*t));
+	t->path = xstrdup(tp);
+	t->window_ns = (uint64_t)(w && atoi(w) > 0 ? atoi(w) : 1000) * 1000000;
+	t->r = xcalloc(TRACE_MAX, sizeof(*t->r));
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+}
+
+void fault_trace_free(struct fault_trace *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_destroy(&t->lock);
+	free(t->r);
+	free(t->path);
+	free(t);
+}
+
+void fault_trace_origin(struct fault_trace *t, uint64_t ns)
+{
+	if (t)
+		atomic_store(&t->origin_ns, ns);
+}
+
+long fault_trace_add(struct fault_trace *t, uint64_t addr, uint32_t space, uint32_t tid, char kind, bool child)
+{
+	uint64_t now = clock_ns(), origin = atomic_load(&t->origin_ns);
+	long i = -1;
+
+	if (!origin) {
+		/* no origin given yet: the first fault is one */
+		atomic_compare_exchange_strong(&t->origin_ns, &origin, now);
+		origin = atomic_load(&t->origin_ns);
+	}
+	pthread_mutex_lock(&t->lock);
+	if (!t->written && now <= origin + t->window_ns && t->n < TRACE_MAX) {
+		i = (long)t->n++;
+		t->r[i] = (struct trace_rec){ .t_ns = now, .addr = addr, .space = space, .tid = tid,
+					      .kind = kind, .child = child };
+	}
+	pthread_mutex_unlock(&t->lock);
+	return i;
+}
+
+void fault_trace_set_kind(struct fault_trace *t, long rec, char kind)
+{
+	pthread_mutex_lock(&t->lock);
+	t->r[rec].kind = kind;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void fault_trace_set_window(struct fault_trace *t, long rec, uint64_t start, uint32_t n)
+{
+	pthread_mutex_lock(&t->lock);
+	t->r[rec].win_start = start;
+	t->r[rec].win_n = n;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void fault_trace_set_latency(struct fault_trace *t, long rec, uint64_t us)
+{
+	pthread_mutex_lock(&t->lock);
+	t->r[rec].lat_us = (uint32_t)MAX(us, (uint64_t)1);
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool fault_trace_due(struct fault_trace *t)
+{
+	uint64_t origin = atomic_load(&t->origin_ns);
+	pthread_mutex_lock(&t->lock);
+	bool due = !t->written && origin && clock_ns() > origin + t->window_ns;
+	pthread_mutex_unlock(&t->lock);
+	return due;
+}
+
+static int dump_json_line(FILE *f, json_t *j)
+{
+	char *txt = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (!txt)
+		return -ENOMEM;
+	fprintf(f, "%s\n", txt);
+	free(txt);
+	return 0;
+}
+
+void fault_trace_write(struct fault_trace *t, const struct fault_trace_proc *procs, size_t n)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	char addr[32], ws[32];
+
+	pthread_mutex_lock(&t->lock);
+	if (t->written) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	t->written = true;
+	f = fopen(t->path, "we");
+	if (!f) {
+		pthread_mutex_unlock(&t->lock);
+		pr_warn("fault trace %s: %m", t->path);
+		return;
+	}
+	uint64_t origin = atomic_load(&t->origin_ns);
+	dump_json_line(f, json_pack("{s:s, s:I, s:f, s:I}", "fault_trace", "dmigrate", "origin_ns",
+				    (json_int_t)origin, "window_ms", (double)t->window_ns / 1e6, "n",
+				    (json_int_t)t->n));
+	for (size_t i = 0; i < t->n; i++) {
+		const struct trace_rec *r = &t->r[i];
+		snprintf(addr, sizeof(addr), "%#" PRIx64, r->addr);
+		snprintf(ws, sizeof(ws), "%#" PRIx64, r->win_start);
+		dump_json_line(f, json_pack("{s:f, s:s, s:i, s:i, s:s#, s:b, s:i, s:s, s:i}", "t_ms",
+					    ((double)r->t_ns - (double)origin) / 1e6, "addr", addr, "space",
+					    (int)r->space, "tid", (int)r->tid, "kind", &r->kind, (size_t)1, "child",
+					    r->child, "lat_us", (int)r->lat_us, "win", ws, "win_n", (int)r->win_n));
+	}
+	size_t recs = t->n;
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		char path[64], *line = NULL;
+		size_t cap = 0;
+		snprintf(path, sizeof(path), "/proc/%d/maps", procs[i].host_pid);
+		_cleanup_fclose_ FILE *m = fopen(path, "re");
+		if (!m)
+			continue;
+		json_t *lines = json_array();
+		while (getline(&line, &cap, m) > 0) {
+			line[strcspn(line, "\n")] = 0;
+			json_array_append_new(lines, json_string(line));
+		}
+		free(line);
+		dump_json_line(f, json_pack("{s:i, s:i, s:o}", "maps_of", (int)procs[i].space, "host_pid",
+					    (int)procs[i].host_pid, "lines", lines));
+	}
+	pr_info("fault trace: %zu faults in %s", recs, t->path);
+}
