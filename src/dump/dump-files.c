@@ -10,6 +10,7 @@
  */
 #define LOG_PREFIX "dump: "
 #include "dump/fd.h"
+#include "base/clock.h"
 #include "base/log.h"
 
 #include <fcntl.h>
@@ -288,6 +289,23 @@ static const struct dump_fd_type *const dump_fd_types[] = {
 	&dump_fd_memfd,
 };
 
+_Static_assert(ARRAY_SIZE(dump_fd_types) <= DUMP_FD_TYPES, "DUMP_FD_TYPES");
+
+/* The fds phase by type: {"TYPE": {"count": N, "ms": wall}} of the types met. */
+void dump_fd_type_stats(const struct dump_ctx *d, json_t *obj)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < ARRAY_SIZE(dump_fd_types); i++) {
+		uint64_t n = atomic_load(&d->fd_type[i].n);
+		if (n)
+			json_object_set_new(o, dump_fd_types[i]->name,
+					    json_pack("{s:I,s:f}", "count", (json_int_t)n, "ms",
+						      atomic_load(&d->fd_type[i].wall_ns) / 1e6));
+	}
+	json_object_set_new(obj, "fd_types", o);
+	json_object_set_new(obj, "inet_prepare_ms", json_real(d->inet_prepare_ns / 1e6));
+}
+
 int dump_fd_dup(const struct dump_fd *x, int *ret_fd)
 {
 	int fd = (int)syscall(SYS_pidfd_getfd, x->p->pidfd, x->pf->fd, 0);
@@ -315,7 +333,8 @@ static int unsupported(const struct dump_fd *x)
 		       pf->target, x->st->st_mode & S_IFMT);
 }
 
-static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out)
+static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd *pf, Dm__Fd *out,
+		       size_t *ret_type)
 {
 	_cleanup_(proc_fdinfo_done) struct proc_fdinfo fi = {};
 	const struct dump_fd_type *t = NULL;
@@ -331,11 +350,13 @@ static int dump_one_fd(struct dump_ctx *d, struct dproc *p, const struct proc_fd
 	if (stat(link, &st) < 0)
 		return dm_fail(neg_errno(), "process %d: fd %d: %m", p->pid, pf->fd);
 	const struct dump_fd x = { .p = p, .pf = pf, .fi = &fi, .st = &st, .link = link };
-	for (size_t i = 0; i < ARRAY_SIZE(dump_fd_types) && !t; i++)
-		if (dump_fd_types[i]->match(&x))
-			t = dump_fd_types[i];
+	size_t ti = 0;
+	for (; ti < ARRAY_SIZE(dump_fd_types) && !t; ti++)
+		if (dump_fd_types[ti]->match(&x))
+			t = dump_fd_types[ti];
 	if (!t)
 		return unsupported(&x);
+	*ret_type = ti - 1;
 	out->fd = pf->fd;
 	out->has_cloexec = true;
 	out->cloexec = fi.flags & O_CLOEXEC;
@@ -386,9 +407,15 @@ int dump_proc_fds(struct dump_ctx *d, struct dproc *p)
 	for (size_t i = 0; i < fds.n; i++) {
 		Dm__Fd *x = PB_NEW(Dm__Fd, dm__fd__init);
 		m->fds[m->n_fds++] = x;
-		r = dump_one_fd(d, p, &fds.fds[i], x);
+		size_t type = DUMP_FD_TYPES;
+		uint64_t t0 = clock_ns();
+		r = dump_one_fd(d, p, &fds.fds[i], x, &type);
 		if (r < 0)
 			return r;
+		if (type < DUMP_FD_TYPES) {
+			atomic_fetch_add(&d->fd_type[type].wall_ns, clock_ns() - t0);
+			atomic_fetch_add(&d->fd_type[type].n, 1);
+		}
 	}
 
 	/* cwd, root, exe */

@@ -93,6 +93,9 @@ enum dump_phase {
 	DPH_N
 };
 
+/* the fd types dump-files.c asks (dump_fd_types[]) */
+#define DUMP_FD_TYPES 16
+
 struct dump_phase_acc {
 	_Atomic uint64_t wall_ns, cpu_ns, n;
 };
@@ -157,6 +160,9 @@ struct dump_ctx {
 	bool released;
 	uint64_t t_release, t_released; /* dump_release(): start, the tree runs again (or is dead) */
 	struct dump_phase_acc phase[DPH_N];
+	/* the fds phase by type (dump-files.c): wall time of each fd's dump, n fds */
+	struct dump_phase_acc fd_type[DUMP_FD_TYPES];
+	uint64_t inet_prepare_ns;    /* the sockets' lock and repair (dump_inet_prepare) */
 	/* the processes with page chunks not taken yet (dump-mm.c); a leaf
 	 * lock of its own, beside .lock */
 	pthread_mutex_t copy_lock;
@@ -221,6 +227,8 @@ void dump_bufs_free(struct dump_ctx *d);
 
 /* dump-files.c: fds, cwd, root, exe, files table (the fd types: fd.h) */
 int dump_proc_fds(struct dump_ctx *d, struct dproc *p);
+/* the fds phase by type and the sockets' lock and repair, into a --stats object */
+void dump_fd_type_stats(const struct dump_ctx *d, json_t *obj);
 uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
 			pid_t pid, const char *link, int *ret_err);
 uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f);

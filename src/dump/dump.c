@@ -624,7 +624,9 @@ int dump_collect(struct dump_ctx *d)
 			return r;
 	}
 	/* sockets: lock and repair the connections before any queue is read */
+	uint64_t t_inet = clock_ns();
 	r = dump_inet_prepare(d);
+	d->inet_prepare_ns = clock_ns() - t_inet;
 	dump_lap(d, DPH_FDS, &l);
 	if (r < 0)
 		return r;
@@ -859,6 +861,7 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 		cpu += c;
 	}
 	json_object_set_new(obj, "frozen_phases", ph);
+	dump_fd_type_stats(d, obj);
 	json_object_set_new(obj, "frozen_phases_wall_ms", json_real(wall / 1e6));
 	json_object_set_new(obj, "frozen_phases_cpu_ms", json_real(cpu / 1e6));
 	json_object_set_new(obj, "copy_buffers", json_integer(d->nbufs));

@@ -81,6 +81,13 @@ ctr_counter_advances() {
 
 ctr_host() { local h=$1; shift; "$DM" testhost run --prefix "$PREFIX" "$h" -- "$@"; }	# H CMD...
 ctr_client() { ip netns exec "$PREFIX-c" "$@"; }	# CMD... in the client namespace
+# LOG of a dmigrate -vv that failed, in one line: its error, then the last
+# steps before it (what a CI log needs to tell a rare failure's cause)
+log_tail() {
+	local f=$1
+	printf '%s; last steps: %s' "$(grep -E '^dmigrate: ' "$f" | tail -2 | tr '\n' ' ')" \
+		"$(grep -vE '^dmigrate: |^\s*$' "$f" | tail -"${2:-12}" | tr '\n' '|')"
+}
 ctr_runc() { local h=$1; shift; ctr_host "$h" runc "$@"; }	# H ARGS...: runc of host H (its /run/runc)
 # address N of the containers' segment (N >= 16: the hosts and client have 1-3)
 ctr_addr() { echo "198.19.0.$1"; }

@@ -872,10 +872,11 @@ t_svc() {
 		img=$WORK/$id.img
 		for ((round = 1; round <= rounds; round++)); do
 			rm -rf "$img"
-			out=$(ctr_host a "$DM" checkpoint "runc:$id" --images "$img" 2>&1) ||
-				{ kill "$kpid"; result FAIL $t "checkpoint $round: $out"; return; }
-			out=$(ctr_host a "$DM" restore --images "$img" --stats "$WORK/$id.stats" 2>&1) ||
-				{ kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
+			# -vv into a file: a failure shows the steps that led to it
+			ctr_host a "$DM" -vv checkpoint "runc:$id" --images "$img" 2>"$WORK/$id.log" >&2 ||
+				{ kill "$kpid"; result FAIL $t "checkpoint $round: $(log_tail "$WORK/$id.log")"; return; }
+			ctr_host a "$DM" -vv restore --images "$img" --stats "$WORK/$id.stats" 2>"$WORK/$id.log" >&2 ||
+				{ kill "$kpid"; result FAIL $t "restore $round: $(log_tail "$WORK/$id.log")"; return; }
 			out=$(ctr_lock_quiet "$WORK/$id.stats" "") || { kill "$kpid"; result FAIL $t "restore $round: $out"; return; }
 			out_lock=$out
 		done
