@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sys/ioctl.h>
 
 /* Bytes in flight in a pipe, without consuming them: tee() into our own pipe. */
 static int pipe_data(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t ino, Dm__PipeData *pd)
@@ -19,6 +20,7 @@ static int pipe_data(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t in
 	snprintf(name, sizeof(name), "/proc/%d/fd/%d", p->pid, fdnum);
 	_cleanup_close_ int fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	int tmp[2] = { -1, -1 }, r = 0;
+	ssize_t n;
 
 	if (fd < 0)
 		return dm_fail(neg_errno(), "process %d: fd %d: cannot open the pipe: %m", p->pid, fdnum);
@@ -38,11 +40,18 @@ static int pipe_data(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t in
 		}
 	pthread_mutex_unlock(&d->lock);
 
+	/* an empty pipe (the wakeup pipes of event loops, most of them): no
+	 * peek and no image file; the restore fills only what has bytes */
+	int queued = 0;
+	if (ioctl(fd, FIONREAD, &queued) == 0 && queued == 0) {
+		n = 0;
+		goto record;
+	}
 	if (pipe2(tmp, O_CLOEXEC | O_NONBLOCK) < 0)
 		return neg_errno();
 	if (cap > 0)
 		fcntl(tmp[1], F_SETPIPE_SZ, cap);
-	ssize_t n = tee(fd, tmp[1], cap > 0 ? cap : 65536, SPLICE_F_NONBLOCK);
+	n = tee(fd, tmp[1], cap > 0 ? cap : 65536, SPLICE_F_NONBLOCK);
 	if (n < 0 && errno != EAGAIN) {
 		r = dm_fail(neg_errno(), "process %d: fd %d: cannot peek the pipe: %m", p->pid, fdnum);
 		goto out;
@@ -64,7 +73,10 @@ static int pipe_data(struct dump_ctx *d, struct dproc *p, int fdnum, uint64_t in
 				goto out;
 		}
 		r = image_finish_raw(out, IMG_PIPE, n);
+		if (r < 0)
+			goto out;
 	}
+record:
 	pd->has_bytes = true;
 	pd->bytes = n;
 	pthread_mutex_lock(&d->lock);

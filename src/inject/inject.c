@@ -255,15 +255,13 @@ static int wait_injected(pid_t tid, int *st, uint64_t deadline, int timeout_ms)
 	return r == -ETIMEDOUT ? injection_stuck(tid, timeout_ms) : r;
 }
 
-/* Continue the tracee until it reaches an int3 of the blob.  Clone events
+/* The tracee, continued, until it reaches an int3 of the blob.  Clone events
  * (from an injected clone3/fork) are recorded and stepped over. */
-static int run_until_trap(struct tracee *t)
+static int wait_trap(struct tracee *t)
 {
 	int st, r, timeout_ms = inject_timeout_ms();
 	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000ULL;
 
-	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
-		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
 	for (;;) {
 		r = wait_injected(t->tid, &st, deadline, timeout_ms);
 		if (r < 0)
@@ -290,6 +288,13 @@ static int run_until_trap(struct tracee *t)
 		if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
 			return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
 	}
+}
+
+static int run_until_trap(struct tracee *t)
+{
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
+	return wait_trap(t);
 }
 
 /* Registers for a syscall at rip: nr and its six arguments; orig_rax = -1 so
@@ -373,19 +378,53 @@ void batch_init(struct inj_batch *b, struct tracee *t)
 	b->n = 0;
 	b->used = 0;
 	b->all = false;
+	b->started = false;
+	b->packed = false;
+	b->base = t->data;
+	b->size = INJ_DATA_SIZE;
+}
+
+void batch_init_packed(struct inj_batch *b, struct tracee *t, size_t off)
+{
+	batch_init(b, t);
+	b->packed = true;
+	b->base = t->data + MIN(off, INJ_DATA_SIZE);
+	b->size = INJ_DATA_SIZE - MIN(off, INJ_DATA_SIZE);
+}
+
+#define ALIGN16(x) (((x) + 15) & ~(size_t)15)
+#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
+
+/* packed: where its entries go, right after the staged bytes */
+static size_t entries_off(const struct inj_batch *b, size_t used)
+{
+	return b->packed ? ALIGN64(used) : BATCH_ENTRY_OFF;
+}
+
+bool batch_fits(const struct inj_batch *b, unsigned n, size_t bytes)
+{
+	size_t used = bytes ? ALIGN16(b->used) + bytes : b->used;
+	if (b->n + n > INJ_BATCH_MAX || used > sizeof(b->staging))
+		return false;
+	return !b->packed || entries_off(b, used) + (b->n + n) * sizeof(struct inj_entry) <= b->size;
+}
+
+size_t batch_span(const struct inj_batch *b)
+{
+	return b->packed ? entries_off(b, b->used) + b->n * sizeof(struct inj_entry) : INJ_DATA_SIZE;
 }
 
 static uint64_t stage(struct inj_batch *b, const void *src, size_t len)
 {
-	size_t off = (b->used + 15) & ~15UL;
-	if (off + len > sizeof(b->staging))
+	size_t off = ALIGN16(b->used);
+	if (!batch_fits(b, 0, len))
 		return 0;
 	if (src)
 		memcpy(b->staging + off, src, len);
 	else
 		memset(b->staging + off, 0, len);
 	b->used = off + len;
-	return b->t->data + off;
+	return b->base + off;
 }
 
 uint64_t batch_put(struct inj_batch *b, const void *src, size_t len)
@@ -400,15 +439,15 @@ uint64_t batch_reserve(struct inj_batch *b, size_t len)
 
 void *batch_local(struct inj_batch *b, uint64_t remote)
 {
-	if (remote < b->t->data || remote >= b->t->data + sizeof(b->staging))
+	if (remote < b->base || remote >= b->base + sizeof(b->staging))
 		return NULL;
-	return b->staging + (remote - b->t->data);
+	return b->staging + (remote - b->base);
 }
 
 int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint64_t a2,
 	      uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6)
 {
-	if (b->n >= INJ_BATCH_MAX)
+	if (!batch_fits(b, 1, 0))
 		return -ENOSPC;
 	struct inj_entry *e = &b->e[b->n];
 	e->nr = nr;
@@ -423,20 +462,21 @@ int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint6
 	return b->n++;
 }
 
-int batch_run(struct inj_batch *b, unsigned *ret_failed)
+int batch_start(struct inj_batch *b)
 {
 	struct tracee *t = b->t;
 	struct user_regs_struct r;
+	uint64_t ents = b->base + entries_off(b, b->used);
 	int err;
 
 	if (b->n == 0)
 		return 0;
 	if (b->used) {
-		err = tracee_write(t, t->data, b->staging, b->used);
+		err = tracee_write(t, b->base, b->staging, b->used);
 		if (err < 0)
 			return err;
 	}
-	err = tracee_write(t, t->data + BATCH_ENTRY_OFF, b->e, b->n * sizeof(b->e[0]));
+	err = tracee_write(t, ents, b->e, b->n * sizeof(b->e[0]));
 	if (err < 0)
 		return err;
 	err = ptrace_getregs(t->tid, &r);
@@ -444,20 +484,35 @@ int batch_run(struct inj_batch *b, unsigned *ret_failed)
 		return err;
 	r.rip = t->code + 16;
 	r.orig_rax = -1;
-	r.rbx = t->data + BATCH_ENTRY_OFF;
+	r.rbx = ents;
 	r.r12 = b->n;
 	r.r13 = b->all;
 	err = ptrace_setregs(t->tid, &r);
 	if (err < 0)
 		return err;
-	err = run_until_trap(t);
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
+	b->started = true;
+	return 0;
+}
+
+int batch_wait(struct inj_batch *b, unsigned *ret_failed)
+{
+	struct tracee *t = b->t;
+	uint64_t ents = b->base + entries_off(b, b->used);
+	int err;
+
+	if (!b->started)
+		return 0;
+	b->started = false;
+	err = wait_trap(t);
 	if (err < 0)
 		return err;
-	err = tracee_read(t, t->data + BATCH_ENTRY_OFF, b->e, b->n * sizeof(b->e[0]));
+	err = tracee_read(t, ents, b->e, b->n * sizeof(b->e[0]));
 	if (err < 0)
 		return err;
 	if (b->used) {
-		err = tracee_read(t, t->data, b->staging, b->used);
+		err = tracee_read(t, b->base, b->staging, b->used);
 		if (err < 0)
 			return err;
 	}
@@ -474,6 +529,14 @@ int batch_run(struct inj_batch *b, unsigned *ret_failed)
 	}
 	b->n = 0;
 	return 0;
+}
+
+int batch_run(struct inj_batch *b, unsigned *ret_failed)
+{
+	int err = batch_start(b);
+	if (err < 0)
+		return err;
+	return batch_wait(b, ret_failed);
 }
 
 int batch_run_all(struct inj_batch *b)

@@ -246,14 +246,14 @@ static int add_seccomp(struct rbatch *rb, const Dm__Thread *t)
 	return 0;
 }
 
-static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th, bool last)
+/* thread th's credentials, seccomp filters and (last) what follows every thread's, into rb */
+static int creds_add(struct rst_ctx *c, struct rst_proc *p, struct rst_thread *th, bool last,
+		     struct rbatch *rb)
 {
 	const Dm__Thread *ti = th->img;
 	const Dm__Creds *cr = ti->creds ? ti->creds : p->img->creds; /* creds are per thread */
-	struct rbatch *rb = xmalloc(sizeof(*rb));
 	int r = 0;
 
-	rb_init(rb, c, &th->t);
 	if (cr) {
 		uint64_t rg = 0;
 		r = rb_add(rb, "prctl(PR_SET_KEEPCAPS)", SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0, 0);
@@ -314,12 +314,13 @@ static int thread_creds(struct rst_ctx *c, struct rst_proc *p, struct rst_thread
 			   p->img->dumpable ? 1 : 0, 0, 0, 0, 0);
 	if (r >= 0 && last)
 		r = rb_add(rb, "close (transport)", SYS_close, (uint64_t)c->tfd, 0, 0, 0, 0, 0);
-	if (r >= 0)
-		r = rb_run(rb);
-	free(rb);
-	if (r < 0)
-		return rst_wrap(r, "pid %d: thread %d: credentials", p->img->pid, ti->tid);
-	return 0;
+	return r;
+}
+
+static int creds_build(struct rst_ctx *c, struct rst_proc *p, size_t i, struct rbatch *rb, void *arg)
+{
+	(void)arg;
+	return creds_add(c, p, &p->threads[i], false, rb);
 }
 
 int creds_restore(struct rst_ctx *c, struct rst_proc *p)
@@ -342,13 +343,20 @@ int creds_restore(struct rst_ctx *c, struct rst_proc *p)
 	r = set_rlimits(c, p);
 	if (r < 0)
 		return r;
-	/* other threads first; the main one last carries the dumpable flag (a uid
-	 * change resets it) and closes the transport */
-	for (size_t i = 1; i <= p->n_threads; i++) {
-		size_t k = i % p->n_threads;
-		r = thread_creds(c, p, &p->threads[k], k == 0);
-		if (r < 0)
-			return r;
-	}
+	/* the other threads first, all at once; the main one last carries the
+	 * dumpable flag (a uid change resets it) and closes the transport */
+	size_t failed = 0;
+	r = rb_run_threads(c, p, 1, p->n_threads, creds_build, NULL, &failed);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d: credentials", p->img->pid,
+				p->threads[failed].img->tid);
+	struct rbatch *rb = xmalloc(sizeof(*rb));
+	rb_init(rb, c, rst_main(p));
+	r = creds_add(c, p, &p->threads[0], true, rb);
+	if (r >= 0)
+		r = rb_run(rb);
+	free(rb);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d: credentials", p->img->pid, p->threads[0].img->tid);
 	return 0;
 }

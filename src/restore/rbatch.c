@@ -42,9 +42,99 @@ int rb_room(struct rbatch *rb, unsigned n, size_t bytes)
 	if (n > INJ_BATCH_MAX || need > sizeof(rb->b.staging))
 		return dm_fail(-E2BIG, "tracee %d: %u syscalls with %zu bytes do not fit one batch",
 			       rb->b.t->tid, n, bytes);
-	if (rb->b.n + n > INJ_BATCH_MAX || rb->b.used + need > sizeof(rb->b.staging))
-		return rb_run(rb);
-	return 0;
+	if (batch_fits(&rb->b, n, need))
+		return 0;
+	/* a packed batch runs beside others: never alone, mid-way (rb_run_threads) */
+	if (rb->b.packed)
+		return -E2BIG;
+	return rb_run(rb);
+}
+
+/* the lanes of rb_run_threads(), kept for the next call (their pages are in) */
+static struct rbatch *lane(struct rst_ctx *c, size_t k)
+{
+	if (k >= c->n_lanes) {
+		c->lanes = xrealloc(c->lanes, (k + 1) * sizeof(*c->lanes));
+		while (c->n_lanes <= k)
+			c->lanes[c->n_lanes++] = xmalloc(sizeof(struct rbatch));
+	}
+	return c->lanes[k];
+}
+
+/* wait for lanes [0, n): the first failure kept (its message too), *ret_failed its thread */
+static int wait_lanes(struct rst_ctx *c, size_t n, const size_t *thread, int r, size_t *ret_failed)
+{
+	char msg[DM_ERRMSG_MAX];
+
+	if (r < 0)
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+	for (size_t k = 0; k < n; k++) {
+		int w = batch_wait(&c->lanes[k]->b, NULL);
+		if (w < 0 && r >= 0) {
+			r = w;
+			*ret_failed = thread[k];
+			snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		}
+	}
+	if (r < 0)
+		dm_error_set_message(msg);
+	return r;
+}
+
+int rb_run_threads(struct rst_ctx *c, struct rst_proc *p, size_t from, size_t to, rb_build_fn build,
+		   void *arg, size_t *ret_failed)
+{
+	_cleanup_free_ size_t *thread = xcalloc(to > from ? to - from : 1, sizeof(*thread));
+	size_t n = 0, off = 0;
+	int r = 0;
+
+	for (size_t i = from; i < to && r >= 0; i++) {
+		struct rbatch *rb = lane(c, n);
+		*ret_failed = i;
+		rb_init(rb, c, &p->threads[i].t);
+		batch_init_packed(&rb->b, rb->b.t, off);
+		r = build(c, p, i, rb, arg);
+		if (r == -E2BIG && off > 0) {
+			/* what is left of the area is too small: after the others, from its start */
+			dm_error_clear();
+			r = wait_lanes(c, n, thread, 0, ret_failed);
+			n = off = 0;
+			if (r < 0)
+				break;
+			rb = lane(c, 0);
+			rb_init(rb, c, &p->threads[i].t);
+			batch_init_packed(&rb->b, rb->b.t, 0);
+			r = build(c, p, i, rb, arg);
+		}
+		if (r == -E2BIG) {
+			/* more than the whole area: alone, in pieces (rb_room runs them) */
+			dm_error_clear();
+			r = wait_lanes(c, n, thread, 0, ret_failed);
+			n = off = 0;
+			if (r < 0)
+				break;
+			rb = lane(c, 0);
+			rb_init(rb, c, &p->threads[i].t);
+			r = build(c, p, i, rb, arg);
+			if (r >= 0)
+				r = rb_run(rb);
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (rb->b.n == 0)
+			continue;
+		c->round_trips++;
+		r = batch_start(&rb->b);
+		if (r < 0)
+			break;
+		thread[n++] = i;
+		off += batch_span(&rb->b);
+	}
+	size_t failed = *ret_failed;
+	r = wait_lanes(c, n, thread, r, &failed);
+	*ret_failed = failed;
+	return r;
 }
 
 uint64_t rb_put(struct rbatch *rb, const void *src, size_t len)

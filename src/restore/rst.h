@@ -102,6 +102,8 @@ struct rst_ctx {
 	size_t n_shm;
 	struct restore_stats st;
 	uint64_t round_trips;
+	struct rbatch **lanes;  /* rb_run_threads()'s batches, kept between calls */
+	size_t n_lanes;
 };
 
 /* rbatch.c: a batch on one tracee that runs itself whenever it is full. */
@@ -120,6 +122,22 @@ int rb_add(struct rbatch *rb, const char *what, long nr, uint64_t a1, uint64_t a
 /* rb_room(1, len) + rb_put: the staged copy of src (0 on error, dm_error set) */
 int rb_stage(struct rbatch *rb, const void *src, size_t len, uint64_t *ret_remote);
 int rb_run(struct rbatch *rb);
+/*
+ * The threads [from, to) of p, each with the batch build(c, p, i, rb, arg)
+ * fills for thread i, run at once: each batch is packed into the part of
+ * the blob's data area the batches before it left, started, and waited for
+ * once all are (one wait of all threads instead of one round trip each).
+ * A batch that does not fit what is left runs after the others are done,
+ * from the start of the area; one that needs more than the area runs in
+ * pieces, alone.  build() must only add entries (rb_add, rb_stage): a
+ * packed batch never runs by itself, it fails with -E2BIG and is built
+ * again.  0, or the first failure (every started batch waited for) with
+ * *ret_failed its thread.
+ */
+typedef int (*rb_build_fn)(struct rst_ctx *c, struct rst_proc *p, size_t i, struct rbatch *rb,
+			   void *arg);
+int rb_run_threads(struct rst_ctx *c, struct rst_proc *p, size_t from, size_t to, rb_build_fn build,
+		   void *arg, size_t *ret_failed);
 /* One syscall (single round trip) through the blob; returns its result. */
 long rst_inject(struct rst_ctx *c, struct tracee *t, long nr, uint64_t a1, uint64_t a2,
 		uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6);

@@ -119,32 +119,43 @@ static int thread_state_add(struct rst_proc *p, struct rst_thread *th, struct rb
 	return r;
 }
 
+static int state_build(struct rst_ctx *c, struct rst_proc *p, size_t i, struct rbatch *rb, void *arg)
+{
+	(void)c;
+	(void)arg;
+	return thread_state_add(p, &p->threads[i], rb) ?: signals_pending_add(p, &p->threads[i], rb);
+}
+
 /*
  * The state of a process that its own threads must set, in one batch per
  * thread: the main thread's carries the process-wide part too (signal
  * actions, timers, umask, personality, ...), so that a single-threaded
- * process needs one round trip for all of it.
+ * process needs one round trip for all of it.  The main thread's goes
+ * first (a signal queued to a thread meets the actions it sets), then the
+ * others' all at once (rb_run_threads).
  */
 int threads_state(struct rst_ctx *c, struct rst_proc *p)
 {
 	struct rbatch *rb = xmalloc(sizeof(*rb));
-	int r = 0;
+	struct rst_thread *th = &p->threads[0];
+	size_t failed = 0;
+	int r;
 
-	for (size_t i = 0; i < p->n_threads && r >= 0; i++) {
-		struct rst_thread *th = &p->threads[i];
-		rb_init(rb, c, &th->t);
-		r = thread_state_add(p, th, rb);
-		if (r >= 0 && i == 0)
-			r = signals_add(c, p, rb) ?: ident_add(c, p, rb);
-		if (r >= 0)
-			r = signals_pending_add(p, th, rb);
-		if (r >= 0)
-			r = rb_run(rb);
-		if (r < 0)
-			r = rst_wrap(r, "pid %d: thread %d", p->img->pid, th->img->tid);
-	}
+	rb_init(rb, c, &th->t);
+	r = thread_state_add(p, th, rb);
+	if (r >= 0)
+		r = signals_add(c, p, rb) ?: ident_add(c, p, rb);
+	if (r >= 0)
+		r = signals_pending_add(p, th, rb);
+	if (r >= 0)
+		r = rb_run(rb);
 	free(rb);
-	return r;
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d", p->img->pid, th->img->tid);
+	r = rb_run_threads(c, p, 1, p->n_threads, state_build, NULL, &failed);
+	if (r < 0)
+		return rst_wrap(r, "pid %d: thread %d", p->img->pid, p->threads[failed].img->tid);
+	return 0;
 }
 
 /* Registers, xstate and signal mask of the image, on a stopped thread. */

@@ -4,7 +4,9 @@
  * blocks) is given up after its bound, with the thread stopped where it was,
  * so that its registers can be put back: the process then runs on as if
  * nothing had been injected.  A batch stops at its first failing syscall;
- * batch_run_all() runs every entry whatever the results.
+ * batch_run_all() runs every entry whatever the results.  Packed batches of
+ * two threads of one process run at once, each in its own part of the data
+ * area they share, and say when they do not fit what is left of it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,11 +14,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
@@ -153,11 +157,141 @@ static void test_batch_stops_or_runs_all(void **state)
 	release_child(child, &saved, ctl);
 }
 
+static int second_ctl = -1;
+
+static void *second_main(void *arg)
+{
+	char c;
+	(void)arg;
+	prctl(PR_SET_NAME, "second", 0, 0, 0);
+	while (read(second_ctl, &c, 1) != 1)
+		;
+	return NULL;
+}
+
+/* A child with the blob and two threads: both seized and stopped, tids in ret_tid. */
+static pid_t two_thread_child(uint64_t *ret_blob, pid_t ret_tid[2], int ctl[2])
+{
+	int info[2], st;
+	uint8_t code[INJ_BLOB_CODE_MAX];
+	size_t clen;
+
+	inject_blob_code(code, &clen);
+	assert_int_equal(pipe(ctl), 0);
+	assert_int_equal(pipe(info), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		uint8_t *blob = mmap(NULL, INJ_BLOB_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		pthread_t th;
+		int go[2];
+		char c = 0;
+		if (blob == MAP_FAILED || pipe(go) < 0)
+			_exit(2);
+		memcpy(blob, code, clen);
+		prctl(PR_SET_NAME, "first", 0, 0, 0);
+		second_ctl = go[0];
+		if (pthread_create(&th, NULL, second_main, NULL) != 0)
+			_exit(3);
+		uint64_t a[2] = { (uint64_t)(uintptr_t)blob, 0 };
+		/* the second thread's tid: the other entry of /proc/self/task */
+		for (pid_t t = getpid() + 1; t < getpid() + 4096 && !a[1]; t++) {
+			char path[64];
+			snprintf(path, sizeof(path), "/proc/self/task/%d", t);
+			if (access(path, F_OK) == 0)
+				a[1] = (uint64_t)t;
+		}
+		if (write(info[1], a, sizeof(a)) != sizeof(a))
+			_exit(3);
+		while (read(ctl[0], &c, 1) != 1)
+			;
+		_exit(c == 'x' ? 0 : 4);
+	}
+	uint64_t a[2];
+	assert_int_equal(read(info[0], a, sizeof(a)), sizeof(a));
+	close(info[0]);
+	close(info[1]);
+	*ret_blob = a[0];
+	ret_tid[0] = child;
+	ret_tid[1] = (pid_t)a[1];
+	assert_true(ret_tid[1] > 0);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(ptrace(PTRACE_SEIZE, ret_tid[k], 0, 0), 0);
+		assert_int_equal(ptrace(PTRACE_INTERRUPT, ret_tid[k], 0, 0), 0);
+		assert_int_equal(ptrace_wait_stop(ret_tid[k], &st), 0);
+	}
+	return child;
+}
+
+static void test_packed_batches_at_once(void **state)
+{
+	(void)state;
+	int ctl[2];
+	uint64_t blob;
+	pid_t tid[2];
+	pid_t child = two_thread_child(&blob, tid, ctl);
+	struct user_regs_struct saved[2];
+	struct tracee t[2];
+	struct inj_batch *b = calloc(2, sizeof(*b));
+	uint64_t name[2];
+	assert_non_null(b);
+
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(ptrace_getregs(tid[k], &saved[k]), 0);
+		t[k] = (struct tracee){ .tid = tid[k], .memfd = -1, .code = blob, .data = blob + INJ_CODE_SIZE };
+		assert_int_equal(inject_open_mem(&t[k]), 0);
+	}
+	/* each thread's name into its own staged bytes, its tid as an entry */
+	size_t off = 0;
+	for (int k = 0; k < 2; k++) {
+		batch_init_packed(&b[k], &t[k], off);
+		name[k] = batch_reserve(&b[k], 16);
+		assert_true(name[k] != 0);
+		assert_true(batch_add(&b[k], "prctl(PR_GET_NAME)", SYS_prctl, PR_GET_NAME, name[k], 0, 0, 0, 0) >= 0);
+		assert_true(batch_add(&b[k], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
+		off += batch_span(&b[k]);
+	}
+	/* the second's staged bytes lie after the first's entries */
+	assert_true(name[1] >= name[0] + 16 + 2 * sizeof(struct inj_entry));
+	assert_true(off <= INJ_DATA_SIZE);
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(batch_start(&b[k]), 0);
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(batch_wait(&b[k], NULL), 0);
+	assert_string_equal((char *)batch_local(&b[0], name[0]), "first");
+	assert_string_equal((char *)batch_local(&b[1], name[1]), "second");
+	assert_int_equal(batch_result(&b[0], 1), tid[0]);
+	assert_int_equal(batch_result(&b[1], 1), tid[1]);
+
+	/* what is left of the area bounds a packed batch: entries and bytes */
+	batch_init_packed(&b[0], &t[0], INJ_DATA_SIZE - 2 * sizeof(struct inj_entry));
+	assert_true(batch_add(&b[0], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
+	assert_true(batch_add(&b[0], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
+	assert_int_equal(batch_add(&b[0], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0), -ENOSPC);
+	assert_int_equal(batch_reserve(&b[0], 1), 0);
+	assert_false(batch_fits(&b[0], 1, 0));
+	/* a whole batch is not bound by it */
+	batch_init(&b[1], &t[1]);
+	for (int k = 0; k < 3; k++)
+		assert_true(batch_add(&b[1], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
+	assert_int_equal(batch_run(&b[1], NULL), 0);
+	assert_int_equal(batch_result(&b[1], 2), tid[1]);
+
+	free(b);
+	for (int k = 0; k < 2; k++)
+		tracee_release(&t[k]);
+	assert_int_equal(ptrace_setregs(tid[1], &saved[1]), 0);
+	assert_int_equal(ptrace(PTRACE_DETACH, tid[1], 0, 0), 0);
+	release_child(child, &saved[0], ctl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stuck_injection_is_bounded),
 		cmocka_unit_test(test_batch_stops_or_runs_all),
+		cmocka_unit_test(test_packed_batches_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
