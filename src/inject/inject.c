@@ -378,40 +378,14 @@ void batch_init(struct inj_batch *b, struct tracee *t)
 	b->n = 0;
 	b->used = 0;
 	b->all = false;
-	b->started = false;
-	b->packed = false;
-	b->base = t->data;
-	b->size = INJ_DATA_SIZE;
-}
-
-void batch_init_packed(struct inj_batch *b, struct tracee *t, size_t off)
-{
-	batch_init(b, t);
-	b->packed = true;
-	b->base = t->data + MIN(off, INJ_DATA_SIZE);
-	b->size = INJ_DATA_SIZE - MIN(off, INJ_DATA_SIZE);
 }
 
 #define ALIGN16(x) (((x) + 15) & ~(size_t)15)
-#define ALIGN64(x) (((x) + 63) & ~(size_t)63)
-
-/* packed: where its entries go, right after the staged bytes */
-static size_t entries_off(const struct inj_batch *b, size_t used)
-{
-	return b->packed ? ALIGN64(used) : BATCH_ENTRY_OFF;
-}
 
 bool batch_fits(const struct inj_batch *b, unsigned n, size_t bytes)
 {
-	size_t used = bytes ? ALIGN16(b->used) + bytes : b->used;
-	if (b->n + n > INJ_BATCH_MAX || used > sizeof(b->staging))
-		return false;
-	return !b->packed || entries_off(b, used) + (b->n + n) * sizeof(struct inj_entry) <= b->size;
-}
-
-size_t batch_span(const struct inj_batch *b)
-{
-	return b->packed ? entries_off(b, b->used) + b->n * sizeof(struct inj_entry) : INJ_DATA_SIZE;
+	return b->n + n <= INJ_BATCH_MAX &&
+	       (bytes ? ALIGN16(b->used) + bytes : b->used) <= sizeof(b->staging);
 }
 
 static uint64_t stage(struct inj_batch *b, const void *src, size_t len)
@@ -424,7 +398,7 @@ static uint64_t stage(struct inj_batch *b, const void *src, size_t len)
 	else
 		memset(b->staging + off, 0, len);
 	b->used = off + len;
-	return b->base + off;
+	return b->t->data + off;
 }
 
 uint64_t batch_put(struct inj_batch *b, const void *src, size_t len)
@@ -439,9 +413,9 @@ uint64_t batch_reserve(struct inj_batch *b, size_t len)
 
 void *batch_local(struct inj_batch *b, uint64_t remote)
 {
-	if (remote < b->base || remote >= b->base + sizeof(b->staging))
+	if (remote < b->t->data || remote >= b->t->data + sizeof(b->staging))
 		return NULL;
-	return b->staging + (remote - b->base);
+	return b->staging + (remote - b->t->data);
 }
 
 int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint64_t a2,
@@ -462,81 +436,105 @@ int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint6
 	return b->n++;
 }
 
-int batch_start(struct inj_batch *b)
+/* t runs n entries from ents: registers set, continued */
+static int start_part(struct tracee *t, uint64_t ents, unsigned n, bool all)
+{
+	struct user_regs_struct r;
+	int err = ptrace_getregs(t->tid, &r);
+	if (err < 0)
+		return dm_fail(err, "thread %d: cannot read registers: %s", t->tid, strerror(-err));
+	r.rip = t->code + 16;
+	r.orig_rax = -1;
+	r.rbx = ents;
+	r.r12 = n;
+	r.r13 = all;
+	err = ptrace_setregs(t->tid, &r);
+	if (err < 0)
+		return dm_fail(err, "thread %d: cannot set registers: %s", t->tid, strerror(-err));
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
+	return 0;
+}
+
+int batch_run_parts(struct inj_batch *b, const struct inj_part *parts, unsigned n_parts,
+		    unsigned *ret_part, unsigned *ret_failed)
 {
 	struct tracee *t = b->t;
-	struct user_regs_struct r;
-	uint64_t ents = b->base + entries_off(b, b->used);
-	int err;
+	uint64_t ents = t->data + BATCH_ENTRY_OFF;
+	char msg[DM_ERRMSG_MAX] = "";
+	unsigned started = 0;
+	int err = 0;
 
 	if (b->n == 0)
 		return 0;
 	if (b->used) {
-		err = tracee_write(t, b->base, b->staging, b->used);
+		err = tracee_write(t, t->data, b->staging, b->used);
 		if (err < 0)
 			return err;
 	}
 	err = tracee_write(t, ents, b->e, b->n * sizeof(b->e[0]));
 	if (err < 0)
 		return err;
-	err = ptrace_getregs(t->tid, &r);
-	if (err < 0)
-		return err;
-	r.rip = t->code + 16;
-	r.orig_rax = -1;
-	r.rbx = ents;
-	r.r12 = b->n;
-	r.r13 = b->all;
-	err = ptrace_setregs(t->tid, &r);
-	if (err < 0)
-		return err;
-	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
-		return dm_fail(neg_errno(), "PTRACE_CONT %d: %m", t->tid);
-	b->started = true;
-	return 0;
-}
-
-int batch_wait(struct inj_batch *b, unsigned *ret_failed)
-{
-	struct tracee *t = b->t;
-	uint64_t ents = b->base + entries_off(b, b->used);
-	int err;
-
-	if (!b->started)
-		return 0;
-	b->started = false;
-	err = wait_trap(t);
-	if (err < 0)
-		return err;
-	err = tracee_read(t, ents, b->e, b->n * sizeof(b->e[0]));
-	if (err < 0)
-		return err;
-	if (b->used) {
-		err = tracee_read(t, b->base, b->staging, b->used);
+	for (; started < n_parts; started++) {
+		const struct inj_part *pt = &parts[started];
+		if (pt->first + pt->n > b->n) {
+			err = dm_fail(-EINVAL, "batch part %u: entries %u-%u of %u", started, pt->first,
+				      pt->first + pt->n, b->n);
+			break;
+		}
+		if (!pt->n)
+			continue;
+		err = start_part(pt->t, ents + pt->first * sizeof(b->e[0]), pt->n, b->all);
 		if (err < 0)
-			return err;
+			break;
 	}
-	t->n_injected += b->n;
-	for (unsigned i = 0; i < b->n && !b->all; i++) {
-		long ret = (long)b->e[i].ret;
-		if (ret < 0 && ret >= -4095) {
-			if (ret_failed)
-				*ret_failed = i;
-			b->n = 0;
-			return dm_fail((int)ret, "tracee %d: %s failed: %s", t->tid,
-				       b->what[i] ? b->what[i] : "injected syscall", strerror((int)-ret));
+	/* every started part is waited for; the first failure is what is said */
+	if (err < 0)
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+	for (unsigned k = 0; k < started; k++) {
+		if (!parts[k].n)
+			continue;
+		int w = wait_trap(parts[k].t);
+		if (w < 0 && err >= 0) {
+			err = w;
+			snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		}
+	}
+	if (err < 0) {
+		dm_error_set_message(msg);
+		b->n = 0;
+		return err;
+	}
+	err = tracee_read(t, ents, b->e, b->n * sizeof(b->e[0]));
+	if (err >= 0 && b->used)
+		err = tracee_read(t, t->data, b->staging, b->used);
+	if (err < 0) {
+		b->n = 0;
+		return err;
+	}
+	for (unsigned k = 0; k < n_parts; k++) {
+		parts[k].t->n_injected += parts[k].n;
+		for (unsigned i = parts[k].first; i < parts[k].first + parts[k].n && !b->all && err >= 0; i++) {
+			long ret = (long)b->e[i].ret;
+			if (ret < 0 && ret >= -4095) {
+				if (ret_part)
+					*ret_part = k;
+				if (ret_failed)
+					*ret_failed = i;
+				err = dm_fail((int)ret, "tracee %d: %s failed: %s", parts[k].t->tid,
+					      b->what[i] ? b->what[i] : "injected syscall",
+					      strerror((int)-ret));
+			}
 		}
 	}
 	b->n = 0;
-	return 0;
+	return err;
 }
 
 int batch_run(struct inj_batch *b, unsigned *ret_failed)
 {
-	int err = batch_start(b);
-	if (err < 0)
-		return err;
-	return batch_wait(b, ret_failed);
+	const struct inj_part one = { b->t, 0, b->n };
+	return batch_run_parts(b, &one, 1, NULL, ret_failed);
 }
 
 int batch_run_all(struct inj_batch *b)

@@ -94,17 +94,6 @@ struct inj_batch {
 	struct tracee *t;
 	unsigned n;
 	bool all;                    /* every entry runs, whatever the results */
-	bool started;                /* batch_start() ran it, batch_wait() has not ended it */
-	/*
-	 * Where it goes in the tracee.  A whole batch (batch_init) has the data
-	 * area: staging from t->data, entries at a fixed offset.  A packed one
-	 * (batch_init_packed) has size bytes from base, its entries right after
-	 * its staged bytes, so that the threads of one process can run batches
-	 * at once, each in its own part of the area they share.
-	 */
-	bool packed;
-	uint64_t base;               /* remote address of staging */
-	size_t size;                 /* packed: bytes from base for staging and entries */
 	size_t used;                 /* bytes of staging used */
 	struct inj_entry e[INJ_BATCH_MAX];
 	const char *what[INJ_BATCH_MAX]; /* for error messages */
@@ -112,12 +101,8 @@ struct inj_batch {
 };
 
 void batch_init(struct inj_batch *b, struct tracee *t);
-/* A packed batch in [t->data + off, t->data + INJ_DATA_SIZE): see struct inj_batch. */
-void batch_init_packed(struct inj_batch *b, struct tracee *t, size_t off);
-/* Room for n more entries and bytes more staged bytes (16-byte aligned)? */
+/* Room for n more entries and bytes more staged bytes (each put is 16-byte aligned)? */
 bool batch_fits(const struct inj_batch *b, unsigned n, size_t bytes);
-/* Bytes of the data area the batch takes from its start (packed: staging and entries). */
-size_t batch_span(const struct inj_batch *b);
 /* Copy len bytes into the staging area; returns their remote address (0 if full). */
 uint64_t batch_put(struct inj_batch *b, const void *src, size_t len);
 /* Reserve zeroed remote bytes for an output; returns their remote address (0 if full). */
@@ -130,14 +115,21 @@ int batch_add(struct inj_batch *b, const char *what, long nr, uint64_t a1, uint6
  * *ret_failed (may be NULL) set to its index and dm_error() naming it. */
 int batch_run(struct inj_batch *b, unsigned *ret_failed);
 /*
- * batch_run() in two halves: start writes the batch and lets the thread run
- * it; wait waits for its end and reads the results (what batch_run returns).
- * Between them the caller may start other threads' batches: they run at
- * once, each thread on its own (a batch of each needs its own part of the
- * data area: packed batches).  A started batch must be waited for.
+ * One batch split between threads of one process (they share its memory,
+ * and b->t is one of them): part k, entries [first, first + n), runs on
+ * thread t.  The staging and the entries are written once, every part is
+ * started, then all are waited for and the results read once: the threads
+ * run their parts at once, and a process of N threads costs one wait of all
+ * instead of N round trips.  Each part runs to its end or its first
+ * failure.  0, or the first failing part's error, *ret_part its index and
+ * *ret_failed the entry (either may be NULL), dm_error() naming the syscall.
  */
-int batch_start(struct inj_batch *b);
-int batch_wait(struct inj_batch *b, unsigned *ret_failed);
+struct inj_part {
+	struct tracee *t;
+	unsigned first, n;
+};
+int batch_run_parts(struct inj_batch *b, const struct inj_part *parts, unsigned n_parts,
+		    unsigned *ret_part, unsigned *ret_failed);
 /* Run every entry whatever the results (a probe that may fail); 0 if the
  * batch ran: each entry's result is batch_result(). */
 int batch_run_all(struct inj_batch *b);

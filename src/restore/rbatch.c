@@ -19,6 +19,7 @@ void rb_init(struct rbatch *rb, struct rst_ctx *c, struct tracee *t)
 	batch_init(&rb->b, t);
 	rb->c = c;
 	rb->tx_pending = 0;
+	rb->hold = false;
 }
 
 int rb_run(struct rbatch *rb)
@@ -44,96 +45,76 @@ int rb_room(struct rbatch *rb, unsigned n, size_t bytes)
 			       rb->b.t->tid, n, bytes);
 	if (batch_fits(&rb->b, n, need))
 		return 0;
-	/* a packed batch runs beside others: never alone, mid-way (rb_run_threads) */
-	if (rb->b.packed)
+	/* parts of threads (rb_run_threads): never run mid-way, the part is built again */
+	if (rb->hold)
 		return -E2BIG;
 	return rb_run(rb);
 }
 
-/* the lanes of rb_run_threads(), kept for the next call (their pages are in) */
-static struct rbatch *lane(struct rst_ctx *c, size_t k)
+/* the parts built so far, at once */
+static int run_parts(struct rbatch *rb, struct inj_part *parts, const size_t *thread, unsigned n,
+		     size_t *ret_failed)
 {
-	if (k >= c->n_lanes) {
-		c->lanes = xrealloc(c->lanes, (k + 1) * sizeof(*c->lanes));
-		while (c->n_lanes <= k)
-			c->lanes[c->n_lanes++] = xmalloc(sizeof(struct rbatch));
-	}
-	return c->lanes[k];
-}
+	unsigned failed = 0;
+	int r;
 
-/* wait for lanes [0, n): the first failure kept (its message too), *ret_failed its thread */
-static int wait_lanes(struct rst_ctx *c, size_t n, const size_t *thread, int r, size_t *ret_failed)
-{
-	char msg[DM_ERRMSG_MAX];
-
-	if (r < 0)
-		snprintf(msg, sizeof(msg), "%s", dm_last_error());
-	for (size_t k = 0; k < n; k++) {
-		int w = batch_wait(&c->lanes[k]->b, NULL);
-		if (w < 0 && r >= 0) {
-			r = w;
-			*ret_failed = thread[k];
-			snprintf(msg, sizeof(msg), "%s", dm_last_error());
-		}
-	}
-	if (r < 0)
-		dm_error_set_message(msg);
+	rb->c->round_trips += n;
+	r = batch_run_parts(&rb->b, parts, n, &failed, NULL);
+	if (r < 0 && n)
+		*ret_failed = thread[MIN(failed, n - 1)];
+	rb->b.n = 0;
+	rb->b.used = 0;
 	return r;
 }
 
 int rb_run_threads(struct rst_ctx *c, struct rst_proc *p, size_t from, size_t to, rb_build_fn build,
 		   void *arg, size_t *ret_failed)
 {
-	_cleanup_free_ size_t *thread = xcalloc(to > from ? to - from : 1, sizeof(*thread));
-	size_t n = 0, off = 0;
+	size_t cap = to > from ? to - from : 1;
+	_cleanup_free_ struct inj_part *parts = xcalloc(cap, sizeof(*parts));
+	_cleanup_free_ size_t *thread = xcalloc(cap, sizeof(*thread));
+	_cleanup_free_ struct rbatch *rb = xmalloc(sizeof(*rb));
+	unsigned n = 0;
 	int r = 0;
 
+	if (from >= to)
+		return 0;
+	rb_init(rb, c, rst_main(p));
+	rb->hold = true;
 	for (size_t i = from; i < to && r >= 0; i++) {
-		struct rbatch *rb = lane(c, n);
+		unsigned n0 = rb->b.n;
+		size_t used0 = rb->b.used;
 		*ret_failed = i;
-		rb_init(rb, c, &p->threads[i].t);
-		batch_init_packed(&rb->b, rb->b.t, off);
 		r = build(c, p, i, rb, arg);
-		if (r == -E2BIG && off > 0) {
-			/* what is left of the area is too small: after the others, from its start */
+		if (r == -E2BIG && n) {
+			/* full: the parts before it run, this one is built again */
 			dm_error_clear();
-			r = wait_lanes(c, n, thread, 0, ret_failed);
-			n = off = 0;
-			if (r < 0)
-				break;
-			rb = lane(c, 0);
-			rb_init(rb, c, &p->threads[i].t);
-			batch_init_packed(&rb->b, rb->b.t, 0);
-			r = build(c, p, i, rb, arg);
+			rb->b.n = n0;
+			rb->b.used = used0;
+			r = run_parts(rb, parts, thread, n, ret_failed);
+			n = 0;
+			n0 = 0;
+			if (r >= 0)
+				r = build(c, p, i, rb, arg);
 		}
 		if (r == -E2BIG) {
-			/* more than the whole area: alone, in pieces (rb_room runs them) */
+			/* larger than a batch: alone, in pieces */
 			dm_error_clear();
-			r = wait_lanes(c, n, thread, 0, ret_failed);
-			n = off = 0;
-			if (r < 0)
-				break;
-			rb = lane(c, 0);
 			rb_init(rb, c, &p->threads[i].t);
 			r = build(c, p, i, rb, arg);
 			if (r >= 0)
 				r = rb_run(rb);
+			rb_init(rb, c, rst_main(p));
+			rb->hold = true;
 			continue;
 		}
-		if (r < 0)
-			break;
-		if (rb->b.n == 0)
-			continue;
-		c->round_trips++;
-		r = batch_start(&rb->b);
-		if (r < 0)
-			break;
-		thread[n++] = i;
-		off += batch_span(&rb->b);
+		if (r >= 0 && rb->b.n > n0) {
+			parts[n] = (struct inj_part){ &p->threads[i].t, n0, rb->b.n - n0 };
+			thread[n++] = i;
+		}
 	}
-	size_t failed = *ret_failed;
-	r = wait_lanes(c, n, thread, r, &failed);
-	*ret_failed = failed;
+	if (r >= 0 && n)
+		r = run_parts(rb, parts, thread, n, ret_failed);
 	return r;
 }
 

@@ -292,9 +292,6 @@ static void ctx_free(struct rst_ctx *c)
 		free(h);
 	}
 	free(c->helpers);
-	for (size_t i = 0; i < c->n_lanes; i++)
-		free(c->lanes[i]);
-	free(c->lanes);
 	pages_fini(c);
 	if (c->sock >= 0)
 		close(c->sock);

@@ -102,8 +102,6 @@ struct rst_ctx {
 	size_t n_shm;
 	struct restore_stats st;
 	uint64_t round_trips;
-	struct rbatch **lanes;  /* rb_run_threads()'s batches, kept between calls */
-	size_t n_lanes;
 };
 
 /* rbatch.c: a batch on one tracee that runs itself whenever it is full. */
@@ -111,6 +109,7 @@ struct rbatch {
 	struct inj_batch b;
 	struct rst_ctx *c;
 	unsigned tx_pending;    /* datagrams sent whose recvmsg has not run yet */
+	bool hold;              /* never run when full: rb_room() fails with -E2BIG (rb_run_threads) */
 };
 void rb_init(struct rbatch *rb, struct rst_ctx *c, struct tracee *t);
 /* Make room for n entries and bytes of staging (runs the batch if needed). */
@@ -123,15 +122,13 @@ int rb_add(struct rbatch *rb, const char *what, long nr, uint64_t a1, uint64_t a
 int rb_stage(struct rbatch *rb, const void *src, size_t len, uint64_t *ret_remote);
 int rb_run(struct rbatch *rb);
 /*
- * The threads [from, to) of p, each with the batch build(c, p, i, rb, arg)
- * fills for thread i, run at once: each batch is packed into the part of
- * the blob's data area the batches before it left, started, and waited for
- * once all are (one wait of all threads instead of one round trip each).
- * A batch that does not fit what is left runs after the others are done,
- * from the start of the area; one that needs more than the area runs in
- * pieces, alone.  build() must only add entries (rb_add, rb_stage): a
- * packed batch never runs by itself, it fails with -E2BIG and is built
- * again.  0, or the first failure (every started batch waited for) with
+ * The threads [from, to) of p, each with the entries build(c, p, i, rb, arg)
+ * adds for thread i, in one batch split between them (batch_run_parts):
+ * they run their parts at once, one wait of all instead of a round trip
+ * each.  build() only adds entries (rb_add, rb_stage): when the batch is
+ * full the thread's part is taken back, the parts before it run, and it is
+ * built again in an empty batch; a part larger than a batch runs alone, in
+ * pieces.  0, or the first failure (every started part waited for) with
  * *ret_failed its thread.
  */
 typedef int (*rb_build_fn)(struct rst_ctx *c, struct rst_proc *p, size_t i, struct rbatch *rb,

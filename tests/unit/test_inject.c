@@ -4,9 +4,9 @@
  * blocks) is given up after its bound, with the thread stopped where it was,
  * so that its registers can be put back: the process then runs on as if
  * nothing had been injected.  A batch stops at its first failing syscall;
- * batch_run_all() runs every entry whatever the results.  Packed batches of
- * two threads of one process run at once, each in its own part of the data
- * area they share, and say when they do not fit what is left of it.
+ * batch_run_all() runs every entry whatever the results.  A batch split
+ * between two threads of one process runs each part on its thread (each
+ * part stopping at its own first failure).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -224,7 +224,7 @@ static pid_t two_thread_child(uint64_t *ret_blob, pid_t ret_tid[2], int ctl[2])
 	return child;
 }
 
-static void test_packed_batches_at_once(void **state)
+static void test_batch_parts_at_once(void **state)
 {
 	(void)state;
 	int ctl[2];
@@ -233,7 +233,7 @@ static void test_packed_batches_at_once(void **state)
 	pid_t child = two_thread_child(&blob, tid, ctl);
 	struct user_regs_struct saved[2];
 	struct tracee t[2];
-	struct inj_batch *b = calloc(2, sizeof(*b));
+	struct inj_batch *b = malloc(sizeof(*b));
 	uint64_t name[2];
 	assert_non_null(b);
 
@@ -242,41 +242,46 @@ static void test_packed_batches_at_once(void **state)
 		t[k] = (struct tracee){ .tid = tid[k], .memfd = -1, .code = blob, .data = blob + INJ_CODE_SIZE };
 		assert_int_equal(inject_open_mem(&t[k]), 0);
 	}
-	/* each thread's name into its own staged bytes, its tid as an entry */
-	size_t off = 0;
+	/* each thread: its name into staged bytes of its own, its tid */
+	struct inj_part parts[2];
+	batch_init(b, &t[0]);
 	for (int k = 0; k < 2; k++) {
-		batch_init_packed(&b[k], &t[k], off);
-		name[k] = batch_reserve(&b[k], 16);
+		parts[k] = (struct inj_part){ &t[k], b->n, 2 };
+		name[k] = batch_reserve(b, 16);
 		assert_true(name[k] != 0);
-		assert_true(batch_add(&b[k], "prctl(PR_GET_NAME)", SYS_prctl, PR_GET_NAME, name[k], 0, 0, 0, 0) >= 0);
-		assert_true(batch_add(&b[k], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
-		off += batch_span(&b[k]);
+		batch_add(b, "prctl(PR_GET_NAME)", SYS_prctl, PR_GET_NAME, name[k], 0, 0, 0, 0);
+		batch_add(b, "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0);
 	}
-	/* the second's staged bytes lie after the first's entries */
-	assert_true(name[1] >= name[0] + 16 + 2 * sizeof(struct inj_entry));
-	assert_true(off <= INJ_DATA_SIZE);
-	for (int k = 0; k < 2; k++)
-		assert_int_equal(batch_start(&b[k]), 0);
-	for (int k = 0; k < 2; k++)
-		assert_int_equal(batch_wait(&b[k], NULL), 0);
-	assert_string_equal((char *)batch_local(&b[0], name[0]), "first");
-	assert_string_equal((char *)batch_local(&b[1], name[1]), "second");
-	assert_int_equal(batch_result(&b[0], 1), tid[0]);
-	assert_int_equal(batch_result(&b[1], 1), tid[1]);
+	assert_int_equal(batch_run_parts(b, parts, 2, NULL, NULL), 0);
+	assert_string_equal((char *)batch_local(b, name[0]), "first");
+	assert_string_equal((char *)batch_local(b, name[1]), "second");
+	assert_int_equal(batch_result(b, 1), tid[0]);
+	assert_int_equal(batch_result(b, 3), tid[1]);
 
-	/* what is left of the area bounds a packed batch: entries and bytes */
-	batch_init_packed(&b[0], &t[0], INJ_DATA_SIZE - 2 * sizeof(struct inj_entry));
-	assert_true(batch_add(&b[0], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
-	assert_true(batch_add(&b[0], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
-	assert_int_equal(batch_add(&b[0], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0), -ENOSPC);
-	assert_int_equal(batch_reserve(&b[0], 1), 0);
-	assert_false(batch_fits(&b[0], 1, 0));
-	/* a whole batch is not bound by it */
-	batch_init(&b[1], &t[1]);
-	for (int k = 0; k < 3; k++)
-		assert_true(batch_add(&b[1], "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0) >= 0);
-	assert_int_equal(batch_run(&b[1], NULL), 0);
-	assert_int_equal(batch_result(&b[1], 2), tid[1]);
+	/* a failure ends its own part only; the first failing part is said */
+	batch_init(b, &t[0]);
+	parts[0] = (struct inj_part){ &t[0], 0, 2 };
+	batch_add(b, "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0);
+	batch_add(b, "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0);
+	parts[1] = (struct inj_part){ &t[1], 2, 2 };
+	batch_add(b, "close(-1)", SYS_close, (uint64_t)-1, 0, 0, 0, 0, 0);
+	batch_add(b, "gettid", SYS_gettid, 0, 0, 0, 0, 0, 0);
+	b->e[3].ret = 4242;
+	unsigned part = 99, failed = 99;
+	dm_error_clear();
+	assert_int_equal(batch_run_parts(b, parts, 2, &part, &failed), -EBADF);
+	assert_int_equal(part, 1);
+	assert_int_equal(failed, 2);
+	assert_non_null(strstr(dm_last_error(), "close(-1)"));
+	assert_int_equal(batch_result(b, 1), tid[0]);
+	assert_int_equal(batch_result(b, 3), 4242);
+
+	/* the room a batch has: entries and staged bytes */
+	batch_init(b, &t[1]);
+	assert_true(batch_fits(b, INJ_BATCH_MAX, 0));
+	assert_false(batch_fits(b, INJ_BATCH_MAX + 1, 0));
+	assert_true(batch_fits(b, 0, sizeof(b->staging)));
+	assert_int_equal(batch_reserve(b, sizeof(b->staging) + 1), 0);
 
 	free(b);
 	for (int k = 0; k < 2; k++)
@@ -291,7 +296,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stuck_injection_is_bounded),
 		cmocka_unit_test(test_batch_stops_or_runs_all),
-		cmocka_unit_test(test_packed_batches_at_once),
+		cmocka_unit_test(test_batch_parts_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
