@@ -31,6 +31,7 @@
 #include "mem/mem.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/testpoint.h"
 #include "base/sync.h"
 #include "proc/proc.h"
 
@@ -695,6 +696,7 @@ static bool any_hint(struct mem_server *s)
  */
 static int push_held(struct mem_server *s, uint8_t *buf)
 {
+	bool test_frame = dm_test_listed("push-held-frame");
 	int r = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -705,11 +707,23 @@ static int push_held(struct mem_server *s, uint8_t *buf)
 		bool pushed;
 		pthread_mutex_unlock(&s->lock);
 		r = push_window_frame(s, buf, &pushed);
+		if (test_frame)
+			dm_test_point("push-held-frame"); /* a stop comes now (tests/unit/test_mem.c) */
 		pthread_mutex_lock(&s->lock);
-		if (pushed || r < 0 || any_hint(s))
-			continue; /* a hint set before the lock was taken again */
-		unsigned ms = s->hold ? 200 : (unsigned)((s->quiet_until - now) / 1000000 + 1);
-		cond_wait_ms(&s->cond, &s->lock, ms);
+		if (pushed || r < 0 || any_hint(s) || atomic_load(&s->stop))
+			continue; /* a hint or a stop came while the lock was not held */
+		/*
+		 * The hold and the window as they are now, not as they were at
+		 * the top: mem_server_stop() ends the hold (and signals, to
+		 * nobody, while the frame went out) and a window of the past
+		 * made a wait of 49 days, the migration's rollback joining
+		 * this thread for ever.
+		 */
+		now = clock_ns();
+		if (!s->hold && s->quiet_until <= now)
+			break;
+		uint64_t ms = s->hold ? 200 : (s->quiet_until - now) / 1000000 + 1;
+		cond_wait_ms(&s->cond, &s->lock, (unsigned)MIN(ms, (uint64_t)200));
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;

@@ -629,6 +629,21 @@ int rst_inet_resume(struct rst_ctx *c)
 		 * at once; what the peer has already it drops as a duplicate */
 		if (r >= 0 && t->send_queue.len)
 			r = send_all(k->fd, t->send_queue.data, t->send_queue.len);
+		if (r == -EPIPE || r == -ECONNRESET) {
+			/*
+			 * The peer reset it (it gave up, or its end is gone) between
+			 * the checkpoint and now: as it would have for the tree, the
+			 * connection is closed.  Not a failure of the restore: the
+			 * tree runs and finds it so; what it had sent and the peer
+			 * had not acknowledged goes nowhere.
+			 */
+			pr_warn("TCP connection %s -> %s was reset by its peer before the tree ran: "
+				"its %zu bytes not acknowledged are dropped, the tree finds it closed",
+				addr_str(s, true, a, sizeof(a)), addr_str(s, false, b, sizeof(b)),
+				t->send_queue.len);
+			c->st.tcp_reset++;
+			r = 0;
+		}
 		if (r >= 0 && k->bumped) {
 			for (int j = 0; j < 2 && r >= 0; j++) {
 				int name = j ? SO_RCVBUF : SO_SNDBUF, v;

@@ -482,11 +482,18 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	pr_info("restored %zu processes in %.2f ms (root pid %d)", c->nprocs, c->st.restore_ms,
 		ret->root_pid);
 out:
+	/* what failed is what is said: the cleanup's own steps (the lock, the
+	 * sockets) may set or clear the message */
+	char msg[DM_ERRMSG_MAX] = "";
+	if (r < 0)
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 	if (pinned)
 		sched_setaffinity(0, sizeof(cpus), &cpus);
 	if (r < 0 && c->procs)
 		kill_all(c);
 	ctx_free(c);
+	if (r < 0)
+		dm_error_set_message(msg);
 	return r;
 }
 
@@ -523,6 +530,8 @@ void *restore_stats_json(const struct restore_stats *st)
 	json_object_set_new(o, "pages_fetched", json_integer((json_int_t)st->pages_fetched));
 	json_object_set_new(o, "injected_syscalls", json_integer((json_int_t)st->injected));
 	json_object_set_new(o, "ptrace_round_trips", json_integer((json_int_t)st->round_trips));
+	if (st->tcp_reset)
+		json_object_set_new(o, "tcp_reset_at_resume", json_integer(st->tcp_reset));
 	if (st->lock_counted) {
 		json_object_set_new(o, "net_lock_tcp_dropped_in", json_integer((json_int_t)st->lock_tcp_dropped_in));
 		json_object_set_new(o, "net_lock_tcp_dropped_out", json_integer((json_int_t)st->lock_tcp_dropped_out));

@@ -210,6 +210,7 @@ struct restore_stats {
 	uint64_t lock_tcp_dropped_in;
 	uint64_t lock_tcp_dropped_out;
 	bool lock_counted;      /* the two above were read */
+	unsigned tcp_reset;     /* connections their peers reset before the tree ran (rst_inet_resume) */
 	bool lock_removed;      /* the restore removed its network lock after the resume */
 	bool cgroup_born;       /* the tree was born in restore_opts.cgroup_fd's cgroup */
 	bool unlock_prepared;   /* ... opened with its prepared messages (netlock_opener), not a script */

@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGES 64
@@ -445,6 +446,53 @@ static void test_walk_window_held(void **state)
 	munmap(m, np * PAGE);
 }
 
+static void *stop_main(void *arg)
+{
+	mem_server_stop(arg);
+	return NULL;
+}
+
+/*
+ * A stop while the held push sends a frame (its lock let go): the stop ends
+ * the hold and signals before the pusher waits again, and the pusher must
+ * see both when it comes back, not wait on a window computed from a hold
+ * that is over (it waited 49 days: a migration's rollback joined it for
+ * ever).  The test point holds the pusher right after the frame.
+ */
+static void test_stop_while_pushing_held(void **state)
+{
+	(void)state;
+	const size_t np = 8;
+	char dir[] = "/tmp/dm-test-mem-XXXXXX", mark[64];
+	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, 1, np * PAGE);
+	assert_non_null(mkdtemp(dir));
+	snprintf(mark, sizeof(mark), "%s/push-held-frame", dir);
+	setenv("DMIGRATE_TEST_PAUSE", "push-held-frame", 1);
+	setenv("DMIGRATE_TEST_MARK", dir, 1);
+	setenv("DMIGRATE_TEST_PAUSE_MS", "400", 1);
+	struct srv_rig g;
+	rig_open(&g, m, np, true);
+	for (int i = 0; i < 500 && access(mark, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(access(mark, F_OK), 0);	/* the pusher is after a frame */
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stop_main, g.srv), 0);
+	struct timespec by;
+	clock_gettime(CLOCK_REALTIME, &by);
+	by.tv_sec += 10;
+	int jr = pthread_timedjoin_np(th, NULL, &by);
+	unsetenv("DMIGRATE_TEST_PAUSE");
+	unsetenv("DMIGRATE_TEST_MARK");
+	unsetenv("DMIGRATE_TEST_PAUSE_MS");
+	assert_int_equal(jr, 0);	/* the stop came back */
+	rig_close(&g);
+	munmap(m, np * PAGE);
+	unlink(mark);
+	rmdir(dir);
+}
+
 /*
  * A linked list over the pages of a lazy area: a fault on a node's next
  * pointer brings, after the faulting page, the next node's page and the
@@ -786,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_read_prot_none),
 		cmocka_unit_test(test_dirty_scan_fast),
 		cmocka_unit_test(test_dirty_scan_chunks),
+		cmocka_unit_test(test_stop_while_pushing_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
