@@ -592,6 +592,8 @@ int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p)
 	rb_init(rb, c, rst_main(p));
 	r = add_unmap_stub(c, NULL, &sm, rb);
 	if (r >= 0)
+		r = creds_early_add(c, rb);
+	if (r >= 0)
 		r = rb_run(rb);
 	free(rb);
 	if (r < 0)

@@ -90,6 +90,7 @@ struct rst_ctx {
 	int sock;               /* the restorer's end of the transport */
 	uint64_t cap_all;       /* our permitted capabilities (what a stub starts with) */
 	uint64_t cap_bnd;       /* our bounding set */
+	uint64_t bnd_early;     /* of it, dropped in the root before the tree is made (creds_early_add) */
 
 	struct rst_proc **helpers; /* stand-ins for gone session leaders (tree.c) */
 	size_t n_helpers;
@@ -160,6 +161,10 @@ int tree_finish_zombies(struct rst_ctx *c);
 
 /* mm.c, pages.c */
 int mm_clean_stub(struct rst_ctx *c, struct rst_proc *p);
+/* creds.c: the bounding-set caps no thread of the tree keeps, dropped in
+ * the root's batch rb before it makes a process or thread (they inherit
+ * its set: each thread's credentials then drop only the rest) */
+int creds_early_add(struct rst_ctx *c, struct rbatch *rb);
 int mm_restore(struct rst_ctx *c, struct rst_proc *p);
 /* How many fds the mappings of p take at once (their files, shared memory, the exe). */
 size_t mm_map_fds(const Dm__Process *p);

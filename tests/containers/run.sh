@@ -959,8 +959,11 @@ t_svc() {
 	[[ $(ctr_status $h "$id") == running ]] || { kill "$kpid"; result FAIL $t "not running in $h: $(ctr_status $h "$id")"; return; }
 	# the kept connection goes on: 50 more right answers on it
 	req=$(ctr_keep_field "$WORK/$id.keep" requests)
+	# (cr: the restore's warnings with it, e.g. a connection its peer reset)
+	local warn=
+	[[ $mode == cr && -f $WORK/$id.log ]] && warn="; restore: $(grep -E 'warning|error' "$WORK/$id.log" | tail -3 | tr '\n' '|')"
 	wait_until 90 ctr_keep_past "$WORK/$id.keep" $((req + 50)) ||
-		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req: $(cat "$WORK/$id.keep.out")"; return; }
+		{ kill "$kpid"; result FAIL $t "the kept connection does not go on after $req: $(cat "$WORK/$id.keep.out")$warn"; return; }
 	ctr_keep_stop "$kpid" "$WORK/$id.keep" ||
 		{ result FAIL $t "kept connection: $(cat "$WORK/$id.keep.out") $(cat "$WORK/$id.keep")"; return; }
 	if [[ $name == redis || $name == memcached ]]; then
