@@ -58,6 +58,15 @@ int runc_uts_hostname(pid_t pid, char **ret_get, const char *set);
 int runc_record_net(struct runc_ct *ct);
 bool runc_config_new_netns(const Dm__Container *m);
 bool runc_has_veth(const Dm__Container *m);
+/*
+ * Our ends of the veths of a network namespace runc made, deleted (with
+ * their pairs) while it is still locked: once its tree is dead the kernel
+ * takes the namespace apart on a work queue, and its nftables lock goes
+ * before its devices do: a peer's retransmission meeting its addresses then
+ * was answered with a reset (a client's connection to the checkpointed
+ * container died), and the names stayed taken for a restore right after.
+ */
+void runc_net_remove_ours(const Dm__Container *m);
 int runc_net_lock(pid_t pid, struct runc_started *s);
 void runc_net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len);
 int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach);

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -368,6 +369,23 @@ static int net_unmake(const uint8_t *key, size_t len)
 	rtnl_close(here);
 	dm__container__free_unpacked(m, NULL);
 	return r < 0 ? r : 0;
+}
+
+void runc_net_remove_ours(const Dm__Container *m)
+{
+	struct rtnl *here = NULL;
+
+	if (!runc_config_new_netns(m) || !runc_has_veth(m) || rtnl_open(-1, &here) < 0) {
+		dm_error_clear();
+		return;
+	}
+	for (size_t i = 0; i < m->n_interfaces; i++) {
+		const char *peer = m->interfaces[i]->peer_name;
+		if (peer && if_nametoindex(peer) && rtnl_link_del(here, peer) < 0)
+			pr_warn("%s", dm_last_error());
+	}
+	rtnl_close(here);
+	dm_error_clear();
 }
 
 /* addr of interface ifname, to announce once the tree runs (runc_restore_done()) */

@@ -242,6 +242,15 @@ static int wait_ipc(void *arg)
 	return 0;
 }
 
+/* the dumped container is killed next: its veths go while it is locked
+ * (runc_net_remove_ours()) */
+static void before_kill(void *arg)
+{
+	struct runc_ct *ct = arg;
+	if (!ct->managed)
+		runc_net_remove_ours(ct->msg);
+}
+
 const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 {
 	Dm__Container *m = xmalloc(sizeof(*m));
@@ -259,7 +268,8 @@ const struct dump_container *runc_dump_hooks(struct runc_ct *ct)
 	m->cgroup_freezer = xstrdup(ct->freezer ? "v1" : "v2");
 	ct->msg = m;
 	ct->hooks = (struct dump_container){ .list = runc_list_procs, .check_tree = runc_check_tree,
-					     .wait_ipc = wait_ipc, .arg = ct, .msg = m };
+					     .wait_ipc = wait_ipc, .before_kill = before_kill, .arg = ct,
+					     .msg = m };
 	return &ct->hooks;
 }
 

@@ -28,6 +28,9 @@ struct dthread {
 	bool seized;
 	bool reaped;  /* dump_detach_all(): its death collected after the kill */
 	uint64_t runs;  /* dump_detach_all(): times scheduled before the detach */
+	/* its /proc status, read once stopped (dump_seize_tree): ids, creds,
+	 * what the later phases take from it (NULL: not read) */
+	struct proc_status *st;
 };
 
 /* A thread of a container's cgroup seized and stopped before the walk

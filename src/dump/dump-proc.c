@@ -107,6 +107,12 @@ static bool pgrp_orphaned(pid_t pgrp)
 	return true;
 }
 
+/* the main thread's status, read when it was stopped (dump_seize_tree), or NULL */
+static const struct proc_status *main_status(const struct dproc *p)
+{
+	return p->nthreads && p->threads[0].tid == p->pid ? p->threads[0].st : NULL;
+}
+
 int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -117,11 +123,15 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 	r = proc_read_stat(p->pid, 0, &st);
 	if (r < 0)
 		return dm_fail(r, "process %d: stat: %s", p->pid, strerror(-r));
-	r = proc_read_status(p->pid, 0, &s);
-	if (r < 0)
-		return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
-	m->pgid = s.n_nspgid > d->ns_level ? s.nspgid[d->ns_level] : st.pgrp;
-	m->sid = s.n_nssid > d->ns_level ? s.nssid[d->ns_level] : st.session;
+	const struct proc_status *ps = main_status(p);
+	if (!ps) {
+		r = proc_read_status(p->pid, 0, &s);
+		if (r < 0)
+			return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+		ps = &s;
+	}
+	m->pgid = ps->n_nspgid > d->ns_level ? ps->nspgid[d->ns_level] : st.pgrp;
+	m->sid = ps->n_nssid > d->ns_level ? ps->nssid[d->ns_level] : st.session;
 	/* a pgid/sid outside the tree's namespace shows as 0 there */
 	m->comm = xstrdup(st.comm);
 	m->has_exit_signal = true;
@@ -151,11 +161,11 @@ int dump_proc_fill_static(struct dump_ctx *d, struct dproc *p)
 		}
 	}
 	m->has_umask = true;
-	m->umask = s.umask;
+	m->umask = ps->umask;
 	m->has_shared_pending_mask = true;
-	m->shared_pending_mask = s.shd_pnd;
+	m->shared_pending_mask = ps->shd_pnd;
 
-	m->creds = creds_from_status(&s);
+	m->creds = creds_from_status(ps);
 	proc_status_done(&s);
 
 	int64_t v;
@@ -349,10 +359,14 @@ static int dump_threads_regs(struct dproc *p)
 	uint8_t xs[16384];
 	int r;
 
-	_cleanup_(proc_status_done) struct proc_status main_st = {};
-	r = proc_read_status(p->pid, p->pid, &main_st);
-	if (r < 0)
-		return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+	_cleanup_(proc_status_done) struct proc_status read_st = {};
+	const struct proc_status *main_st = main_status(p);
+	if (!main_st) {
+		r = proc_read_status(p->pid, p->pid, &read_st);
+		if (r < 0)
+			return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+		main_st = &read_st;
+	}
 	m->n_threads = p->nthreads;
 	m->threads = xcalloc(p->nthreads, sizeof(*m->threads));
 	for (size_t i = 0; i < p->nthreads; i++) {
@@ -396,11 +410,15 @@ static int dump_threads_regs(struct dproc *p)
 		if (i > 0) {
 			/* credentials are per thread: keep the odd ones */
 			_cleanup_(proc_status_done) struct proc_status ts = {};
-			r = proc_read_status(p->pid, t->tid, &ts);
-			if (r < 0)
-				return dm_fail(r, "thread %d: status: %s", t->tid, strerror(-r));
-			if (!same_creds(&main_st, &ts))
-				tm->creds = creds_from_status(&ts);
+			const struct proc_status *tst = t->st;
+			if (!tst) {
+				r = proc_read_status(p->pid, t->tid, &ts);
+				if (r < 0)
+					return dm_fail(r, "thread %d: status: %s", t->tid, strerror(-r));
+				tst = &ts;
+			}
+			if (!same_creds(main_st, tst))
+				tm->creds = creds_from_status(tst);
 		}
 		cpu_set_t cpus;
 		if (sched_getaffinity(t->tid, sizeof(cpus), &cpus) < 0)

@@ -383,11 +383,16 @@ static int check_namespaces(struct dump_ctx *d)
 		struct dproc *p = d->procs[i];
 		for (size_t k = 0; k < p->nthreads; k++) {
 			pid_t tid = p->threads[k].tid;
+			_cleanup_close_ int dir = -1;
+			r = proc_open_ns_dir(p->pid, tid, &dir);
+			if (r < 0)
+				return dm_fail(r, "thread %d of process %d: its namespaces: %s", tid, p->pid,
+					       strerror(-r));
 			for (int t = 0; t < PROC_NS_COUNT; t++) {
 				uint64_t ino, want = ours.ino[t];
 				if (!ours.ino[t])
 					continue;	/* a kernel without this type */
-				r = proc_read_thread_ns(p->pid, tid, (enum proc_ns_type)t, &ino);
+				r = proc_read_ns_at(dir, (enum proc_ns_type)t, &ino);
 				if (r == -ENOENT && (t == PROC_NS_PID_FOR_CHILDREN ||
 						     t == PROC_NS_TIME_FOR_CHILDREN)) {
 					dm_error_clear();
@@ -567,22 +572,31 @@ int dump_seize_tree(struct dump_ctx *d)
 	if (r < 0)
 		return r;
 
-	/* image pids: the ids in the tree's namespace */
+	/* image pids: the ids in the tree's namespace; each thread's status
+	 * read once, kept for the phases after (creds, groups, sessions) */
 	for (size_t i = 0; i < d->nprocs; i++) {
 		struct dproc *p = d->procs[i];
-		struct proc_status s = {};
-		r = proc_read_status(p->pid, 0, &s);
-		if (r < 0)
-			return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
-		p->vpid = s.n_nspid > d->ns_level ? s.nspid[d->ns_level] : s.pid;
-		proc_status_done(&s);
 		for (size_t k = 0; k < p->nthreads; k++) {
-			struct proc_status ts = {};
-			r = proc_read_status(p->pid, p->threads[k].tid, &ts);
+			struct dthread *th = &p->threads[k];
+			if (!th->st)
+				th->st = xcalloc(1, sizeof(*th->st));
+			else
+				proc_status_done(th->st);
+			r = proc_read_status(p->pid, th->tid, th->st);
 			if (r < 0)
-				return dm_fail(r, "thread %d: status: %s", p->threads[k].tid, strerror(-r));
-			p->threads[k].vtid = ts.n_nspid > d->ns_level ? ts.nspid[d->ns_level] : ts.pid;
-			proc_status_done(&ts);
+				return dm_fail(r, "thread %d: status: %s", th->tid, strerror(-r));
+			th->vtid = th->st->n_nspid > d->ns_level ? th->st->nspid[d->ns_level] : th->st->pid;
+		}
+		/* the main thread (first) is the process: its status is the process's */
+		if (p->nthreads && p->threads[0].tid == p->pid) {
+			p->vpid = p->threads[0].vtid;
+		} else {
+			struct proc_status s = {};
+			r = proc_read_status(p->pid, 0, &s);
+			if (r < 0)
+				return dm_fail(r, "process %d: status: %s", p->pid, strerror(-r));
+			p->vpid = s.n_nspid > d->ns_level ? s.nspid[d->ns_level] : s.pid;
+			proc_status_done(&s);
 		}
 		d->threads_total += p->nthreads;
 	}

@@ -684,6 +684,8 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action)
 	 * with EPERM); a killed tree's close them in repair mode: nothing is sent */
 	if (action == DUMP_RESUME)
 		dump_inet_release(d, false);
+	if (action == DUMP_KILL && d->opts.container && d->opts.container->before_kill)
+		d->opts.container->before_kill(d->opts.container->arg);
 	int r = dump_detach_all(d, action == DUMP_KILL);
 	if (action == DUMP_KILL)
 		dump_inet_release(d, true);
@@ -744,6 +746,11 @@ void dump_free(struct dump_ctx *d)
 			close(p->mem_fd);
 		if (p->pidfd >= 0)
 			close(p->pidfd);
+		for (size_t k = 0; k < p->nthreads; k++)
+			if (p->threads[k].st) {
+				proc_status_done(p->threads[k].st);
+				free(p->threads[k].st);
+			}
 		free(p->threads);
 		free(p->chunks);
 		free(p);

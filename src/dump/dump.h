@@ -36,6 +36,9 @@ struct dump_container {
 	/* Optional: msg->ipc is complete (the record reads it beside the dump):
 	 * called before the dump reads it. */
 	int (*wait_ipc)(void *arg);
+	/* Optional: the tree is about to be killed (dump_release(DUMP_KILL)),
+	 * its network still locked */
+	void (*before_kill)(void *arg);
 	void *arg;
 	const Dm__Container *msg;  /* Inventory.container (complete by dump_collect) */
 };

@@ -527,6 +527,33 @@ int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret
 	return proc_parse_ns_link(link, (size_t)l, ns_link_types[t], ret_ino);
 }
 
+int proc_open_ns_dir(pid_t pid, pid_t tid, int *ret_fd)
+{
+	char path[PROC_PATH_MAX];
+	int r = proc_path(path, pid, tid, "ns");
+	if (r < 0)
+		return r;
+	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	*ret_fd = fd;
+	return 0;
+}
+
+int proc_read_ns_at(int dirfd, enum proc_ns_type t, uint64_t *ret_ino)
+{
+	char link[128];
+
+	if ((unsigned)t >= PROC_NS_COUNT)
+		return -EINVAL;
+	ssize_t l = readlinkat(dirfd, ns_names[t], link, sizeof(link));
+	if (l < 0)
+		return neg_errno();
+	if ((size_t)l >= sizeof(link))
+		return -EBADMSG;
+	return proc_parse_ns_link(link, (size_t)l, ns_link_types[t], ret_ino);
+}
+
 int proc_read_all_ns(pid_t pid, struct proc_ns *ret)
 {
 	struct proc_ns ns = {};

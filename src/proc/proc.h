@@ -543,6 +543,10 @@ int proc_parse_ns_link(const char *link, size_t len, const char *type, uint64_t 
 int proc_read_ns(pid_t pid, enum proc_ns_type t, uint64_t *ret_ino);
 /* the same for one thread (namespaces are per thread: setns, unshare) */
 int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret_ino);
+/* The same from an open /proc/PID[/task/TID]/ns directory (proc_open_ns_dir):
+ * one path walk for all the types of a thread. */
+int proc_open_ns_dir(pid_t pid, pid_t tid, int *ret_fd);
+int proc_read_ns_at(int dirfd, enum proc_ns_type t, uint64_t *ret_ino);
 int proc_read_all_ns(pid_t pid, struct proc_ns *ret);
 
 struct proc_cgroup {

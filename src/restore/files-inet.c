@@ -200,6 +200,10 @@ static int send_all(int fd, const uint8_t *buf, size_t len)
 		ssize_t n = send(fd, buf, MIN(len, chunk), MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* refused for its size (memory, a full queue): smaller; anything
+		 * else (a reset: ECONNRESET, then EPIPE) is the answer */
+		if (n < 0 && errno != EAGAIN && errno != ENOMEM && errno != ENOBUFS && errno != EMSGSIZE)
+			return neg_errno();
 		if (n <= 0) {
 			if (chunk > 1024) {
 				chunk /= 2;

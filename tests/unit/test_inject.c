@@ -30,38 +30,77 @@
 #include "base/log.h"
 #include "inject/inject.h"
 
-/* A child with the blob (code page + data area) mapped, stopped and seized. */
-static pid_t blob_child(uint64_t *ret_blob, int ctl[2])
+static int second_ctl = -1;
+
+static void *second_main(void *arg)
 {
-	int addr_pipe[2], st;
+	char c;
+	(void)arg;
+	while (read(second_ctl, &c, 1) != 1)
+		;
+	return NULL;
+}
+
+/*
+ * A child with the blob (code page + data area) mapped, stopped and seized;
+ * with ret_second, a second thread too (named "second", the first "first"),
+ * seized and stopped, its tid there.
+ */
+static pid_t blob_child(uint64_t *ret_blob, pid_t *ret_second, int ctl[2])
+{
+	int info[2], st;
 	uint8_t code[INJ_BLOB_CODE_MAX];
 	size_t clen;
 
 	inject_blob_code(code, &clen);
 	assert_int_equal(pipe(ctl), 0);
-	assert_int_equal(pipe(addr_pipe), 0);
+	assert_int_equal(pipe(info), 0);
 	pid_t child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
 		uint8_t *blob = mmap(NULL, INJ_BLOB_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
 				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint64_t a[2] = { (uint64_t)(uintptr_t)blob, 0 };
+		int go[2];
 		char c = 0;
-		if (blob == MAP_FAILED)
+		if (blob == MAP_FAILED || pipe(go) < 0)
 			_exit(2);
 		memcpy(blob, code, clen);
-		uint64_t a = (uint64_t)(uintptr_t)blob;
-		if (write(addr_pipe[1], &a, sizeof(a)) != sizeof(a))
+		if (ret_second) {
+			pthread_t th;
+			prctl(PR_SET_NAME, "first", 0, 0, 0);
+			second_ctl = go[0];
+			if (pthread_create(&th, NULL, second_main, NULL) != 0 ||
+			    pthread_setname_np(th, "second") != 0)
+				_exit(3);
+			/* its tid: the other entry of /proc/self/task */
+			for (pid_t t = getpid() + 1; t < getpid() + 4096 && !a[1]; t++) {
+				char path[64];
+				snprintf(path, sizeof(path), "/proc/self/task/%d", t);
+				if (access(path, F_OK) == 0)
+					a[1] = (uint64_t)t;
+			}
+		}
+		if (write(info[1], a, sizeof(a)) != sizeof(a))
 			_exit(3);
 		while (read(ctl[0], &c, 1) != 1)
 			;
 		_exit(c == 'x' ? 0 : 4);
 	}
-	assert_int_equal(read(addr_pipe[0], ret_blob, sizeof(*ret_blob)), sizeof(*ret_blob));
-	close(addr_pipe[0]);
-	close(addr_pipe[1]);
-	assert_int_equal(ptrace(PTRACE_SEIZE, child, 0, 0), 0);
-	assert_int_equal(ptrace(PTRACE_INTERRUPT, child, 0, 0), 0);
-	assert_int_equal(ptrace_wait_stop(child, &st), 0);
+	uint64_t a[2];
+	assert_int_equal(read(info[0], a, sizeof(a)), sizeof(a));
+	close(info[0]);
+	close(info[1]);
+	*ret_blob = a[0];
+	pid_t tids[2] = { child, (pid_t)a[1] };
+	for (int k = 0; k < (ret_second ? 2 : 1); k++) {
+		assert_true(tids[k] > 0);
+		assert_int_equal(ptrace(PTRACE_SEIZE, tids[k], 0, 0), 0);
+		assert_int_equal(ptrace(PTRACE_INTERRUPT, tids[k], 0, 0), 0);
+		assert_int_equal(ptrace_wait_stop(tids[k], &st), 0);
+	}
+	if (ret_second)
+		*ret_second = tids[1];
 	return child;
 }
 
@@ -87,7 +126,7 @@ static void test_stuck_injection_is_bounded(void **state)
 	uint64_t code;
 
 	assert_int_equal(pipe(stuck), 0);
-	pid_t child = blob_child(&code, ctl);
+	pid_t child = blob_child(&code, NULL, ctl);
 	struct user_regs_struct saved;
 	assert_int_equal(ptrace_getregs(child, &saved), 0);
 
@@ -112,7 +151,7 @@ static void test_batch_stops_or_runs_all(void **state)
 	(void)state;
 	int ctl[2];
 	uint64_t blob;
-	pid_t child = blob_child(&blob, ctl);
+	pid_t child = blob_child(&blob, NULL, ctl);
 	struct user_regs_struct saved;
 	assert_int_equal(ptrace_getregs(child, &saved), 0);
 	struct tracee t = { .tid = child, .memfd = -1, .code = blob, .data = blob + INJ_CODE_SIZE };
@@ -157,80 +196,14 @@ static void test_batch_stops_or_runs_all(void **state)
 	release_child(child, &saved, ctl);
 }
 
-static int second_ctl = -1;
-
-static void *second_main(void *arg)
-{
-	char c;
-	(void)arg;
-	prctl(PR_SET_NAME, "second", 0, 0, 0);
-	while (read(second_ctl, &c, 1) != 1)
-		;
-	return NULL;
-}
-
-/* A child with the blob and two threads: both seized and stopped, tids in ret_tid. */
-static pid_t two_thread_child(uint64_t *ret_blob, pid_t ret_tid[2], int ctl[2])
-{
-	int info[2], st;
-	uint8_t code[INJ_BLOB_CODE_MAX];
-	size_t clen;
-
-	inject_blob_code(code, &clen);
-	assert_int_equal(pipe(ctl), 0);
-	assert_int_equal(pipe(info), 0);
-	pid_t child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		uint8_t *blob = mmap(NULL, INJ_BLOB_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC,
-				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		pthread_t th;
-		int go[2];
-		char c = 0;
-		if (blob == MAP_FAILED || pipe(go) < 0)
-			_exit(2);
-		memcpy(blob, code, clen);
-		prctl(PR_SET_NAME, "first", 0, 0, 0);
-		second_ctl = go[0];
-		if (pthread_create(&th, NULL, second_main, NULL) != 0)
-			_exit(3);
-		uint64_t a[2] = { (uint64_t)(uintptr_t)blob, 0 };
-		/* the second thread's tid: the other entry of /proc/self/task */
-		for (pid_t t = getpid() + 1; t < getpid() + 4096 && !a[1]; t++) {
-			char path[64];
-			snprintf(path, sizeof(path), "/proc/self/task/%d", t);
-			if (access(path, F_OK) == 0)
-				a[1] = (uint64_t)t;
-		}
-		if (write(info[1], a, sizeof(a)) != sizeof(a))
-			_exit(3);
-		while (read(ctl[0], &c, 1) != 1)
-			;
-		_exit(c == 'x' ? 0 : 4);
-	}
-	uint64_t a[2];
-	assert_int_equal(read(info[0], a, sizeof(a)), sizeof(a));
-	close(info[0]);
-	close(info[1]);
-	*ret_blob = a[0];
-	ret_tid[0] = child;
-	ret_tid[1] = (pid_t)a[1];
-	assert_true(ret_tid[1] > 0);
-	for (int k = 0; k < 2; k++) {
-		assert_int_equal(ptrace(PTRACE_SEIZE, ret_tid[k], 0, 0), 0);
-		assert_int_equal(ptrace(PTRACE_INTERRUPT, ret_tid[k], 0, 0), 0);
-		assert_int_equal(ptrace_wait_stop(ret_tid[k], &st), 0);
-	}
-	return child;
-}
-
 static void test_batch_parts_at_once(void **state)
 {
 	(void)state;
 	int ctl[2];
 	uint64_t blob;
 	pid_t tid[2];
-	pid_t child = two_thread_child(&blob, tid, ctl);
+	pid_t child = blob_child(&blob, &tid[1], ctl);
+	tid[0] = child;
 	struct user_regs_struct saved[2];
 	struct tracee t[2];
 	struct inj_batch *b = malloc(sizeof(*b));
