@@ -365,6 +365,7 @@ static int files_in_netns(struct rst_ctx *c)
 
 int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 {
+	char msg[DM_ERRMSG_MAX] = "";
 	struct rst_ctx *c = xcalloc(1, sizeof(*c));
 	uint64_t t0 = clock_ns(), t = t0;
 	cpu_set_t cpus;
@@ -484,7 +485,6 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 out:
 	/* what failed is what is said: the cleanup's own steps (the lock, the
 	 * sockets) may set or clear the message */
-	char msg[DM_ERRMSG_MAX] = "";
 	if (r < 0)
 		snprintf(msg, sizeof(msg), "%s", dm_last_error());
 	if (pinned)
