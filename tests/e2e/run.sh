@@ -287,6 +287,9 @@ stop_daemon() {
 }
 
 gone() { [[ ! -d /proc/$1 ]] || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
+# no connection of host a to the daemon in b is established any more (the
+# daemon's end reached them: CLOSE-WAIT, or reset)
+src_saw_dest_end() { [[ -z $(in_host a ss -Htn state established dst "$ADDR_B:7070") ]]; }
 pstate() { sed -E 's/.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null; }
 
 # pid (as seen here) of the process whose pid in host H's namespace is NSPID
@@ -1320,7 +1323,10 @@ test_safety() {	# POINT ACTION MODE WANT [b-forked]
 	# dead (its sockets closed: the source sees the end) before the pause ends, or
 	# on a loaded host the source may go on to COMMIT first (then its copy stays
 	# stopped: a safe end, but not the one this case is about)
-	kill-dest) kill -KILL "$DAEMON_PID"; wait_until 10 gone "$DAEMON_PID"; DAEMON_PID= ;;
+	# and the source's sockets have its end (a loaded host took a while to
+	# process it: the source, let go first, saw nothing yet and committed)
+	kill-dest) kill -KILL "$DAEMON_PID"; wait_until 10 gone "$DAEMON_PID"; DAEMON_PID=
+		wait_until 10 src_saw_dest_end ;;
 	sigint) kill -INT "$sp" ;;
 	sighup) kill -HUP "$sp" ;;
 	esac
