@@ -80,7 +80,9 @@
 # memory), as-is (default: not controlled).  It is printed with the table.
 #
 # gap_ms: the largest time between two right answers of the client (bare:
-# between two heartbeats, minus their 1 ms period); downtime_ms: the
+# between two heartbeats, minus their 1 ms period) that overlaps the
+# method's run, from its start to its end (a stall of the machine before
+# the method began is not the method's); downtime_ms: the
 # engine's own (freeze to resume, dmigrate's --stats; none for CRIU);
 # total_ms: from the method's start until every page has moved.  One JSON
 # line per run and method on stdout (and appended to --out), then the
@@ -460,13 +462,15 @@ v_criu_lazy() {
 	rm -rf "$x"
 }
 
-# largest gap between the heartbeats in FILE, ms, minus their 1 ms period
+# largest gap between the heartbeats in FILE, ms, minus their 1 ms period;
+# with FROM_MS TO_MS (wall clock), of the gaps that overlap that window only
 beat_gap() {
-	python3 - "$1" <<'EOF'
+	python3 - "$@" <<'EOF'
 import struct, sys
 d = open(sys.argv[1], "rb").read()
+lo, hi = (float(sys.argv[2]) * 1e6, float(sys.argv[3]) * 1e6) if len(sys.argv) > 3 else (0, float("inf"))
 t = sorted(struct.unpack_from("<Q", d, i)[0] for i in range(0, len(d) - 7, 8))
-print("%.1f" % max(((b - a) / 1e6 - 1 for a, b in zip(t, t[1:])), default=0))
+print("%.1f" % max(((b - a) / 1e6 - 1 for a, b in zip(t, t[1:]) if b >= lo and a <= hi), default=0))
 EOF
 }
 
@@ -486,7 +490,7 @@ v_bare() {
 		--mode post-copy --stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate pid:$HOG_PID: $out"; kill_hog; return 1; }
 	t1=$(now_ms)
 	sleep 1	# and after
-	gap=$(beat_gap "$beat")
+	gap=$(beat_gap "$beat" "$t0" "$t1")	# the migration's window, as the clients' (client.py)
 	kill_hog
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
@@ -545,13 +549,17 @@ one_run() {
 			if $ok; then
 				settle
 				sleep 1	# a second of steady state before
+				# the client's window: the method, from its start to its end
+				kill -USR1 "$kpid" 2>/dev/null
 				if "$fn" "$w" "$id" "$r" "$k"; then
+					kill -USR2 "$kpid" 2>/dev/null
 					# until the client has had 40 more right answers (bounded:
 					# a service that does not answer again is an error)
 					req=$(ctr_keep_field "$keep" requests)
 					wait_until 120 ctr_keep_past "$keep" $((req + 40)) ||
 						{ ok=false err="no answer on the kept connection after the method: $(cat "$keep.out")"; }
 				else
+					kill -USR2 "$kpid" 2>/dev/null
 					ok=false err=$V_ERR
 				fi
 			fi
@@ -560,7 +568,9 @@ one_run() {
 			# SIGTERM: it reads back what it wrote, then prints its result
 			ctr_keep_stop "$kpid" || { $ok && ok=false err="client: $(tail -n 1 "$keep.out")"; }
 			measure=$(tail -n 1 "$keep.out" | jq -c . 2>/dev/null) || measure='{}'
-			gap=$(jq -r '.max_gap_ms // null | if . == null then null else (. * 10 | round / 10) end' <<<"$measure")
+			# the largest gap in the method's window (one the machine made
+			# before the method began is not the method's)
+			gap=$(jq -r '.window.max_gap_ms // null | if . == null then null else (. * 10 | round / 10) end' <<<"$measure")
 			if $ok && [[ $v == criu-lazy ]] &&
 				out=$(ctr_host b nsenter -t "$(ctr_pid b "$id")" -n iptables-save 2>&1) && [[ $out == *CRIU* ]]; then
 				ok=false err="CRIU's network lock is left in the container's namespace"
@@ -623,10 +633,10 @@ jq -rs '
 		def m(p): $v | map(p | select(. != null)) | med | f;
 		# where the client'"'"'s largest gap lay: its end (the client'"'"'s wall
 		# clock) against the source'"'"'s timestamps (ms from start_unix)
-		def ge(t): if .client.max_gap_end_unix == null or .method.start_unix == null then null
-			else (.client.max_gap_end_unix - .method.start_unix) * 1000 - .method.timestamps[t] end;
-		def gp(t): if .client.max_gap_end_unix == null or .method.start_unix == null then null
-			else .method.timestamps[t] - ((.client.max_gap_end_unix - .method.start_unix) * 1000 - .gap_ms) end;
+		def ge(t): if .client.window.max_gap_end_unix == null or .method.start_unix == null then null
+			else (.client.window.max_gap_end_unix - .method.start_unix) * 1000 - .method.timestamps[t] end;
+		def gp(t): if .client.window.max_gap_end_unix == null or .method.start_unix == null then null
+			else .method.timestamps[t] - ((.client.window.max_gap_end_unix - .method.start_unix) * 1000 - .gap_ms) end;
 		"#   \($v[0].workload) \($v[0].variant) steps: dump \(m(.method.timestamps | .dumped - .freeze))" +
 		", state out \(m(.method.timestamps | .state_sent - .dumped))" +
 		", restore \(m(.method.restore.restore_ms)) (" +

@@ -23,7 +23,11 @@ every MS milliseconds without waiting for the answers (a client that
 streams: its bytes are in flight whenever the server stops); the answers
 are read as they come, max_gap_ms is the longest time between two.
 max_gap_ms is the longest time between two answers: a figure for reports
-and benchmarks, never a verdict.
+and benchmarks, never a verdict.  SIGUSR1 opens a window and SIGUSR2
+closes it (a benchmark's method, from its start to its end): "window" has
+the longest time between two answers that overlaps it (max_gap_ms,
+max_gap_end_unix), so that a stall of the machine seconds before a
+migration is not taken for the migration's.
 """
 import argparse
 import json
@@ -226,6 +230,17 @@ def keep(c0, svc, host, args):
         stop[0] = True
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    win = [None, None]  # monotonic: opened, closed
+
+    def on_window(signum, _frame):
+        if signum == signal.SIGUSR1:
+            win[0], win[1] = time.monotonic(), None
+            st["window"] = {"from_unix": time.time(), "max_gap_ms": 0.0, "max_gap_end_unix": None}
+        elif win[0] is not None and win[1] is None:
+            win[1] = time.monotonic()
+            st["window"]["to_unix"] = time.time()
+    signal.signal(signal.SIGUSR1, on_window)
+    signal.signal(signal.SIGUSR2, on_window)
 
     import threading
     wlock = threading.Lock()
@@ -263,6 +278,11 @@ def keep(c0, svc, host, args):
         if gap > st["max_gap_ms"]:
             st["max_gap_ms"] = gap
             st["max_gap_end_unix"] = time.time()
+        w = st.get("window")
+        # a gap that overlaps the window: it ends after it opened, began before it closed
+        if w is not None and now >= win[0] and (win[1] is None or prev[0] <= win[1]) and gap > w["max_gap_ms"]:
+            w["max_gap_ms"] = gap
+            w["max_gap_end_unix"] = time.time()
         if gap > 15 and len(st["gaps"]) < 20:
             # every long one (when it ended, wall clock; ms): one before the
             # freeze is the preparation's, not the switch-over's
