@@ -409,16 +409,9 @@ static int dump_threads_regs(struct dproc *p)
 			tm->comm = xstrdup(comm);
 		if (i > 0) {
 			/* credentials are per thread: keep the odd ones */
-			_cleanup_(proc_status_done) struct proc_status ts = {};
-			const struct proc_status *tst = t->st;
-			if (!tst) {
-				r = proc_read_status(p->pid, t->tid, &ts);
-				if (r < 0)
-					return dm_fail(r, "thread %d: status: %s", t->tid, strerror(-r));
-				tst = &ts;
-			}
-			if (!same_creds(main_st, tst))
-				tm->creds = creds_from_status(tst);
+			/* read when it stopped (dump_seize_tree(): every thread's) */
+			if (!same_creds(main_st, t->st))
+				tm->creds = creds_from_status(t->st);
 		}
 		cpu_set_t cpus;
 		if (sched_getaffinity(t->tid, sizeof(cpus), &cpus) < 0)

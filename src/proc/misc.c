@@ -509,9 +509,22 @@ int proc_read_ns(pid_t pid, enum proc_ns_type t, uint64_t *ret_ino)
 	return proc_read_thread_ns(pid, 0, t, ret_ino);
 }
 
+/* The namespace link path (relative to dirfd) of type t: its inode. */
+static int read_ns_link(int dirfd, const char *path, enum proc_ns_type t, uint64_t *ret_ino)
+{
+	char link[128];
+	ssize_t l = readlinkat(dirfd, path, link, sizeof(link));
+
+	if (l < 0)
+		return neg_errno();
+	if ((size_t)l >= sizeof(link))
+		return -EBADMSG;
+	return proc_parse_ns_link(link, (size_t)l, ns_link_types[t], ret_ino);
+}
+
 int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret_ino)
 {
-	char name[32], path[PROC_PATH_MAX], link[128];
+	char name[32], path[PROC_PATH_MAX];
 
 	if ((unsigned)t >= PROC_NS_COUNT)
 		return -EINVAL;
@@ -519,12 +532,7 @@ int proc_read_thread_ns(pid_t pid, pid_t tid, enum proc_ns_type t, uint64_t *ret
 	int r = proc_path(path, pid, tid, name);
 	if (r < 0)
 		return r;
-	ssize_t l = readlink(path, link, sizeof(link));
-	if (l < 0)
-		return neg_errno();
-	if ((size_t)l >= sizeof(link))
-		return -EBADMSG;
-	return proc_parse_ns_link(link, (size_t)l, ns_link_types[t], ret_ino);
+	return read_ns_link(AT_FDCWD, path, t, ret_ino);
 }
 
 int proc_open_ns_dir(pid_t pid, pid_t tid, int *ret_fd)
@@ -542,16 +550,9 @@ int proc_open_ns_dir(pid_t pid, pid_t tid, int *ret_fd)
 
 int proc_read_ns_at(int dirfd, enum proc_ns_type t, uint64_t *ret_ino)
 {
-	char link[128];
-
 	if ((unsigned)t >= PROC_NS_COUNT)
 		return -EINVAL;
-	ssize_t l = readlinkat(dirfd, ns_names[t], link, sizeof(link));
-	if (l < 0)
-		return neg_errno();
-	if ((size_t)l >= sizeof(link))
-		return -EBADMSG;
-	return proc_parse_ns_link(link, (size_t)l, ns_link_types[t], ret_ino);
+	return read_ns_link(dirfd, ns_names[t], t, ret_ino);
 }
 
 int proc_read_all_ns(pid_t pid, struct proc_ns *ret)

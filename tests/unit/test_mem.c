@@ -143,6 +143,15 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
+/* np private anonymous pages, every byte fill: the memory a test serves */
+static uint8_t *area(size_t np, int fill)
+{
+	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, fill, np * PAGE);
+	return m;
+}
+
 /* A child that holds m (inherited) and waits; killed by the caller. */
 static pid_t hold_child(void)
 {
@@ -278,9 +287,7 @@ static void test_fault_waits(void **state)
 {
 	(void)state;
 	const size_t np = 32;
-	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(m != MAP_FAILED);
-	memset(m, 0, np * PAGE);
+	uint8_t *m = area(np, 0);
 	uint64_t base = (uint64_t)(uintptr_t)m;
 	for (size_t k = 0; k < 16; k++) {
 		uint64_t node = base + (1 + k) * PAGE + 64;
@@ -326,9 +333,7 @@ static void test_chase_on(void **state)
 {
 	(void)state;
 	const size_t np = 64;
-	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(m != MAP_FAILED);
-	memset(m, 0, np * PAGE);
+	uint8_t *m = area(np, 0);
 	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
 	for (size_t i = 0; i < 32; i++)
 		arr[i] = base + (30 + i) * PAGE + 512 + i * 8; /* node i on page 30 + i */
@@ -392,9 +397,7 @@ static void test_walk_window_held(void **state)
 {
 	(void)state;
 	const size_t np = 64;
-	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(m != MAP_FAILED);
-	memset(m, 0, np * PAGE);
+	uint8_t *m = area(np, 0);
 	uint64_t base = (uint64_t)(uintptr_t)m, *arr = (uint64_t *)(m + 5 * PAGE);
 	for (size_t i = 0; i < 16; i++)
 		arr[i] = base + (40 + i) * PAGE + 64; /* bucket i -> a node on page 40 + i */
@@ -464,9 +467,7 @@ static void test_stop_while_pushing_held(void **state)
 	(void)state;
 	const size_t np = 8;
 	char dir[] = "/tmp/dm-test-mem-XXXXXX", mark[64];
-	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(m != MAP_FAILED);
-	memset(m, 1, np * PAGE);
+	uint8_t *m = area(np, 1);
 	assert_non_null(mkdtemp(dir));
 	snprintf(mark, sizeof(mark), "%s/push-held-frame", dir);
 	setenv("DMIGRATE_TEST_PAUSE", "push-held-frame", 1);
@@ -504,9 +505,7 @@ static void test_chase(void **state)
 {
 	(void)state;
 	const size_t np = 64;
-	uint8_t *m = mmap(NULL, np * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(m != MAP_FAILED);
-	memset(m, 0, np * PAGE);
+	uint8_t *m = area(np, 0);
 	/* node A at page 10 +200 -> B at page 40 +1000 -> C at page 20 +8 -> D at page 50 */
 	uint64_t A = (uint64_t)(uintptr_t)(m + 10 * PAGE + 200), B = (uint64_t)(uintptr_t)(m + 40 * PAGE + 1000);
 	uint64_t C = (uint64_t)(uintptr_t)(m + 20 * PAGE + 8), D = (uint64_t)(uintptr_t)(m + 50 * PAGE + 16);
