@@ -186,6 +186,10 @@ int dump_release(struct dump_ctx *d, enum dump_release_action action);
  * when none.  The capture stops: they are the caller's to deliver.
  */
 void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len);
+/* They did not go after all (the switch-over was not made): a rollback's
+ * release delivers them to the tree here (takes buf; the next
+ * dump_net_frames() gives it). */
+void dump_net_frames_back(struct dump_ctx *d, uint8_t *buf, size_t len);
 /* The tree's TCP sockets as the dump found them (each one's addresses and
  * state): *ret malloc'd, NULL when there is none.  How many. */
 size_t dump_tcp_sockets(const struct dump_ctx *d, struct inet_sk_diag **ret);

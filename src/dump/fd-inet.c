@@ -67,6 +67,8 @@ struct dump_inet {
 	struct net_capture *cap; /* what the namespace's lock drops (opts.net_capture) */
 	struct net_capture_stats cap_st;
 	bool captured;          /* cap_st is read */
+	uint8_t *back;          /* what dump_net_frames() gave and was given back (dump_net_frames_back) */
+	size_t back_len;
 	size_t replayed;        /* delivered here again after a rollback */
 };
 
@@ -575,7 +577,15 @@ void dump_net_frames(struct dump_ctx *d, uint8_t **buf, size_t *len)
 
 	*buf = NULL;
 	*len = 0;
-	if (!in || !in->cap || in->captured)
+	if (in && in->captured) {
+		/* taken already: what was given back, once */
+		*buf = in->back;
+		*len = in->back_len;
+		in->back = NULL;
+		in->back_len = 0;
+		return;
+	}
+	if (!in || !in->cap)
 		return;
 	/* stopped, not closed: dump_inet_close() */
 	net_capture_finish(in->cap, buf, len, &in->cap_st);
@@ -650,12 +660,27 @@ void dump_inet_release(struct dump_ctx *d, bool killed)
 	}
 }
 
+void dump_net_frames_back(struct dump_ctx *d, uint8_t *buf, size_t len)
+{
+	struct dump_inet *in = d->inet;
+
+	if (!in || !in->captured || in->back || !len) {
+		free(buf);
+		return;
+	}
+	in->back = buf;
+	in->back_len = len;
+}
+
 void dump_inet_close(struct dump_ctx *d)
 {
 	struct dump_inet *in = d->inet;
 
 	if (!in)
 		return;
+	free(in->back);
+	in->back = NULL;
+	in->back_len = 0;
 	net_capture_free(in->cap);
 	in->cap = NULL;
 	netlock_ctx_free(in->nft);

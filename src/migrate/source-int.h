@@ -49,6 +49,7 @@ struct src {
 	struct mig_result *ret;
 	struct dump_opts dopts;
 	bool peer_net_frames;   /* ACCEPT: the destination takes NET_FRAMES */
+	bool commit_unsent;     /* COMMIT could not be sent and the tree's SIGSTOP stays (unqueue_stop()) */
 	/* the tree's files (--rootfs-dir): their channel and sender */
 	char *rootfs_dir;        /* realpath of o->rootfs_dir */
 	struct net_chan *rfs_chan;

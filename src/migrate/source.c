@@ -641,8 +641,13 @@ static void keep_stopped(struct src *s, int err)
 		}
 		dump_release(s->d, DUMP_RESUME);
 	}
-	dm_fail(err, "%s; the destination had resumed the tree: it is left stopped (SIGSTOP) here, pid %d "
-		     "('kill -CONT' resumes it here, 'kill -KILL' drops it)", msg, s->o->pid);
+	if (s->commit_unsent)
+		dm_fail(err, "%s; the destination never ran its copy, but a process of the tree catches or "
+			     "blocks SIGCONT: the tree is left stopped (SIGSTOP) here, pid %d ('kill -CONT' "
+			     "resumes it here, 'kill -KILL' drops it)", msg, s->o->pid);
+	else
+		dm_fail(err, "%s; the destination had resumed the tree: it is left stopped (SIGSTOP) here, pid %d "
+			     "('kill -CONT' resumes it here, 'kill -KILL' drops it)", msg, s->o->pid);
 }
 
 /* ---- the rootfs ------------------------------------------------------------ */
@@ -1259,11 +1264,13 @@ static int ph_memory_before(struct src *s)
  * switch-over is decided: until then a rollback gives them back to our
  * copy.
  */
-static int send_net_frames(struct src *s)
+static int send_net_frames(struct src *s, uint8_t **ret_buf, size_t *ret_len)
 {
-	_cleanup_free_ uint8_t *buf = NULL;
+	uint8_t *buf = NULL;
 	size_t len = 0;
 
+	*ret_buf = NULL;
+	*ret_len = 0;
 	if (!s->peer_net_frames || s->o->address_changes)
 		return 0; /* nothing was kept (ph_freeze_dump) */
 	dump_net_frames(s->d, &buf, &len);
@@ -1273,7 +1280,51 @@ static int send_net_frames(struct src *s)
 	else
 		json_decref(k);
 	pr_info("%zu bytes of packets kept by the network lock go to the destination", len);
+	/* ours until COMMIT went: a rollback delivers them here */
+	*ret_buf = buf;
+	*ret_len = len;
 	return len ? net_send_frame(s->ctl, MIG_T_NET_FRAMES, buf, len) : 0;
+}
+
+/*
+ * COMMIT could not be sent: the write failed, so the destination has at
+ * most part of its frame and never runs its copy (it kills it when the
+ * channel ends).  Ours runs on after all, if the SIGSTOP queued for the
+ * switch-over (queue_stop()) can be taken back unseen: a SIGCONT discards
+ * a pending stop signal as it is generated, and is itself dropped where
+ * the process neither catches nor blocks it (its default action, to
+ * continue, is then an "ignore").  A process that catches or blocks
+ * SIGCONT would see it: the copy stays stopped then, as before this
+ * (keep_stopped()).  True if every process's SIGSTOP was taken back.
+ */
+static bool unqueue_stop(struct src *s)
+{
+	for (size_t i = 0; i < s->ck->nprocs; i++) {
+		if (s->ck->procs[i]->state == DM__PROC_STATE__PROC_ZOMBIE)
+			continue;
+		pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
+		struct proc_status st = {};
+		if (h <= 0 || proc_read_status(h, 0, &st) < 0) {
+			dm_error_clear();
+			return false;
+		}
+		bool seen = (st.sig_cgt | st.sig_blk) & (1ULL << (SIGCONT - 1));
+		proc_status_done(&st);
+		if (seen) {
+			pr_warn("process %d catches or blocks SIGCONT: its SIGSTOP stays queued", h);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < s->ck->nprocs; i++) {
+		if (s->ck->procs[i]->state == DM__PROC_STATE__PROC_ZOMBIE)
+			continue;
+		pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
+		if (h > 0 && kill(h, SIGCONT) < 0 && errno != ESRCH) {
+			pr_warn("process %d: SIGCONT: %m", h);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* resume: RESUMED (MIG_WAIT_RESTORE_MS), then the switch-over: SIGSTOP
@@ -1317,6 +1368,38 @@ static int ph_resume(struct src *s)
 	/* decided: from here our copy stays stopped, its lock and its policy with it */
 	src_guard_disarm(s->o->guard);
 	queue_stop(s);
+	_cleanup_free_ uint8_t *frames = NULL;
+	size_t frames_len = 0;
+	r = send_net_frames(s, &frames, &frames_len);
+	if (r >= 0 && dm_test_listed("src-commit-unsent")) {
+		/* tests: the channel fails under the COMMIT (e2e
+		 * safety/src-commit-unsent/...): a pause, then its end */
+		mig_test_point("src-commit-unsent");
+		pr_warn("test point src-commit-unsent: the control channel is shut before COMMIT");
+		net_chan_shutdown(s->ctl);
+	}
+	if (r >= 0)
+		r = mig_send_empty(s->ctl, MIG_T_COMMIT);
+	if (r < 0) {
+		/* not a whole frame of it reached the destination (a failed write
+		 * leaves the channel dead, send_frame()): the switch-over was not
+		 * made, and our copy may run on after all */
+		char msg[DM_ERRMSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error()[0] ? dm_last_error() : strerror(-r));
+		src_guard_rearm(s->o->guard);
+		/* what the lock kept is our copy's again (the release delivers it) */
+		dump_net_frames_back(s->d, TAKE_PTR(frames), frames_len);
+		if (unqueue_stop(s)) {
+			/* tests: our death from here on is undone by the guard
+			 * (containers runc/migrate-src-killed-unsent) */
+			mig_test_point("src-commit-unsent-rollback");
+			atomic_store(&s->commit_state, SRC_ABORTING);
+		} else {
+			/* its SIGSTOP stays: so does our copy, stopped (keep_stopped()) */
+			s->committed = s->commit_unsent = true;
+		}
+		return dm_fail(r, "COMMIT could not be sent: %s", msg);
+	}
 	/* from here a failure keeps our copy stopped (src_undo) */
 	s->ret->switched = s->committed = true;
 	s->ret->dest_pid = s->dest_pid;
@@ -1324,14 +1407,9 @@ static int ph_resume(struct src *s)
 	mig_chan_patience(s->fault, MIG_LINK_PATIENCE_S);
 	mig_chan_patience(s->bulk, MIG_LINK_PATIENCE_S);
 	atomic_store(&s->switched_over, true);
-	r = send_net_frames(s);
-	if (r >= 0)
-		r = mig_send_empty(s->ctl, MIG_T_COMMIT);
 	s->t_commit = clock_ns();
 	src_say(s, "resumed on %s (pid %d there)  downtime %.0f ms", s->o->to, s->dest_pid,
 	    ns_to_ms(s->t_freeze, s->t_resume));
-	if (r < 0)
-		return r;
 	if (s->o->container_committed) {
 		_cleanup_free_ struct inet_sk_diag *tcp = NULL;
 		size_t n = dump_tcp_sockets(s->d, &tcp);

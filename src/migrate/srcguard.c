@@ -4,9 +4,11 @@
  * and a held restart policy if its parent dies before it is done.
  *
  * Messages on a SOCK_SEQPACKET pair: struct guard_msg, the lock's namespace
- * as SCM_RIGHTS.  The guard reads until "disarm" (it exits: nothing to do)
- * or the end of the socket (its parent is gone: it undoes what it was told,
- * the last change first).
+ * as SCM_RIGHTS.  The guard reads until the end of the socket: armed (its
+ * parent is gone) it undoes what it was told, the last change first;
+ * disarmed it leaves.  "rearm" (a COMMIT that could not be sent: the
+ * parent rolls back after all) makes it armed again, with what it was told
+ * before.
  */
 #define LOG_PREFIX "guard: "
 #include "migrate/srcguard.h"
@@ -36,7 +38,7 @@
 #define GUARD_MAX 32
 #define GUARD_NICE 19
 
-enum { G_NETLOCK = 1, G_DOCKER = 2, G_DISARM = 3 };
+enum { G_NETLOCK = 1, G_DOCKER = 2, G_DISARM = 3, G_REARM = 4 };
 
 struct guard_msg {
 	uint32_t kind;
@@ -128,6 +130,14 @@ void src_guard_disarm(struct src_guard *g)
 	g->disarmed = true;
 }
 
+void src_guard_rearm(struct src_guard *g)
+{
+	if (!g || !g->disarmed)
+		return;
+	g->disarmed = false;
+	send_msg(g, G_REARM, NULL, -1);
+}
+
 void src_guard_free(struct src_guard *g)
 {
 	if (!g)
@@ -188,21 +198,23 @@ static void undo_netlock(int nsfd, const char *name)
  * libraries: exiting at the disarm took 3-4 ms of a CPU (ftrace) in the
  * milliseconds after the commit, when the service's first requests on the
  * destination wait for the page server's replies, on hosts whose CPUs are
- * few.
+ * few.  What it was told stays: "rearm" returns (src_guard_rearm()).
  */
-static int guard_disarmed(struct undo *u, size_t n)
+static void guard_disarmed(void)
 {
-	char c;
-
-	while (n--) {
-		if (u[n].fd >= 0)
-			close(u[n].fd);
-		free(u[n].text);
-	}
 	for (;;) {
-		ssize_t k = read(GUARD_FD, &c, 1);
-		if (k == 0 || (k < 0 && errno != EINTR))
+		struct guard_msg m;
+		int fd = -1;
+		size_t nfd = 1;
+		ssize_t k = fdpass_recv(GUARD_FD, &m, sizeof(m), &fd, &nfd, 0);
+		if (fd >= 0)
+			close(fd);
+		if (k == -EINTR)
+			continue;
+		if (k <= 0)
 			_exit(0);
+		if ((size_t)k >= offsetof(struct guard_msg, text) + 1 && m.kind == G_REARM)
+			return;
 	}
 }
 
@@ -223,11 +235,11 @@ int src_guard_main(const char *nice_arg)
 		ssize_t k = fdpass_recv(GUARD_FD, &m, sizeof(m), &fd, &nfd, 0);
 		if (k <= 0)
 			break; /* our parent is gone: undo */
-		if ((size_t)k < offsetof(struct guard_msg, text) + 1 || m.kind == G_DISARM) {
+		if ((size_t)k < offsetof(struct guard_msg, text) + 1 || m.kind == G_DISARM || m.kind == G_REARM) {
 			if (fd >= 0)
 				close(fd);
-			if (m.kind == G_DISARM)
-				return guard_disarmed(u, n);
+			if ((size_t)k >= offsetof(struct guard_msg, text) + 1 && m.kind == G_DISARM)
+				guard_disarmed();
 			continue;
 		}
 		m.text[MIN((size_t)k - offsetof(struct guard_msg, text), sizeof(m.text) - 1)] = 0;

@@ -32,6 +32,9 @@ void src_guard_netlock(struct src_guard *g, int nsfd, const char *name);
 void src_guard_docker_policy(struct src_guard *g, const char *docker_host, const char *id, const char *policy);
 /* Nothing to undo any more: the guard idles until src_guard_free(). */
 void src_guard_disarm(struct src_guard *g);
+/* Armed again, with what it was told before the disarm: the switch-over
+ * was not made after all (a COMMIT that could not be sent). */
+void src_guard_rearm(struct src_guard *g);
 /* Disarms, waits for the guard, frees. */
 void src_guard_free(struct src_guard *g);
 

@@ -51,14 +51,16 @@
 #                      route through a gateway is there too; the
 #                      client namespace sees its addresses announced after
 #                      the resume (gratuitous ARP, unsolicited NA)
-#   runc/migrate-replay-post-copy, runc/migrate-replay-rollback  redis in a, a
+#   runc/migrate-replay-post-copy, -rollback, -unsent  redis in a, a
 #                      client sends a SET while the migration pauses before
 #                      COMMIT (the namespace locked: a's lock drops it), its
 #                      retransmissions then blocked in the client namespace:
 #                      the key is there after the migration (b delivered the
 #                      packet a kept) or after a rollback by SIGINT (a gave it
-#                      back to its own copy); the client gets its +OK on the
-#                      same connection once unblocked
+#                      back to its own copy), or after a COMMIT that could not
+#                      be sent (-unsent: the control channel shut under it; b
+#                      never runs its copy, a gets the packet back); the
+#                      client gets its +OK on the same connection once unblocked
 #   runc/migrate-accept  a connection queued on the listener of a service
 #                      that holds its accept(): the network is locked before
 #                      the freeze, the service (let go once the lock is seen)
@@ -1098,6 +1100,9 @@ t_svc_joined_1() {
 # kept copy can bring the SET in: the key is there (asked on another
 # connection), the stats count the packets, and once unblocked the client gets
 # its +OK on the same connection.  docs/net.md, "What the lock drops".
+# unsent: the source's control channel fails under its COMMIT (test point
+# src-commit-unsent, after NET_FRAMES went): b never runs its copy, and a's,
+# given its kept packets back, runs on.
 rp_dropped() {	# H ID: a's lock in the container's namespace dropped a TCP packet from a peer
 	local out
 	out=$(ctr_host "$1" nsenter -t "$(ctr_pid "$1" "$2")" -n nft list counter inet dmigrate_netns tcp_in 2>&1)
@@ -1119,7 +1124,10 @@ t_replay() {
 	cpid=$!
 	wait_until 20 test -s "$d/port" || { kill $cpid; result FAIL $t "the client did not connect: $(cat "$d/client.out")"; return; }
 	port=$(cat "$d/port")
-	ctr_host a env DMIGRATE_TEST_PAUSE=src-resumed-received DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+	local points=src-resumed-received
+	# the channel shut under COMMIT, with no pause there
+	[[ $mode == unsent ]] && { points+=,src-commit-unsent; touch "$mark/src-commit-unsent.go"; }
+	ctr_host a env DMIGRATE_TEST_PAUSE=$points DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
 		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
 		--stats "$d/stats" >"$d/mig.out" 2>&1 &
 	mpid=$!
@@ -1140,6 +1148,15 @@ t_replay() {
 		touch "$mark/src-resumed-received.go"
 		wait $mpid && { rp_fail "the migration succeeded after SIGINT"; return; }
 		grep -q "rolled back" "$d/mig.out" || { rp_fail "no rollback: $(cat "$d/mig.out")"; return; }
+	elif [[ $mode == unsent ]]; then
+		h=a
+		touch "$mark/src-resumed-received.go"
+		wait $mpid && { rp_fail "the migration succeeded without its COMMIT"; return; }
+		grep -q "COMMIT could not be sent" "$d/mig.out" && grep -q "rolled back" "$d/mig.out" ||
+			{ rp_fail "no rollback after the COMMIT: $(cat "$d/mig.out")"; return; }
+		# b never ran its copy and keeps nothing of it
+		wait_until 20 eval '[[ -z $(ctr_status b "$id") || $(ctr_status b "$id") == stopped ]]' ||
+			{ rp_fail "b keeps the container: $(ctr_status b "$id")"; return; }
 	else
 		touch "$mark/src-resumed-received.go"
 		wait $mpid || { rp_fail "migrate: $(cat "$d/mig.out")"; return; }
@@ -1315,8 +1332,14 @@ t_runc_hung_1() {
 # is frozen and its namespace locked (src-frozen): the container runs on in a,
 # and its guard (src/migrate/srcguard.h) removes the lock, so redis answers
 # there again and no nft table is left in its namespace; b keeps nothing.
+# -unsent: killed as it rolls back after a COMMIT it could not send (the
+# guard, disarmed for the switch-over, armed again).
 t_src_killed() {
-	local t=runc/migrate-src-killed id=$PREFIX-msk n=60 b out addr mark=$WORK/mark-sk mpid pid
+	local sfx= point=src-frozen
+	[[ $1 == unsent ]] && { sfx=-unsent point=src-commit-unsent-rollback; }
+	local t=runc/migrate-src-killed$sfx id=$PREFIX-msk$2 n=$2 b out addr mark=$WORK/mark-sk$2 mpid pid
+	local points=$point
+	[[ $1 == unsent ]] && points=src-commit-unsent,$point
 	addr=$(ctr_addr "$n")
 	b=$(bundle redis) || { result FAIL $t "no bundle"; return; }
 	dmd_up || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmd.log")"; return; }
@@ -1326,22 +1349,23 @@ t_src_killed() {
 	out=$(ctr_start a "$id" "$b" "$n" /dev/null) || { result FAIL $t "$out"; return; }
 	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "no answer before: $out"; return; }
 	pid=$(ctr_pid a "$id")
-	ctr_host a env DMIGRATE_TEST_PAUSE=src-frozen DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
+	touch "$mark/src-commit-unsent.go"
+	ctr_host a env DMIGRATE_TEST_PAUSE=$points DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
 		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
-		>"$WORK/msk.out" 2>&1 &
+		>"$WORK/msk$2.out" 2>&1 &
 	mpid=$!
-	wait_until 60 sh -c "test -e '$mark/src-frozen' || ! kill -0 $mpid 2>/dev/null"
-	[[ -e $mark/src-frozen ]] || { result FAIL $t "the migration never paused: $(cat "$WORK/msk.out")"; return; }
-	acc_locked "$pid" || { kill $mpid; result FAIL $t "its namespace is not locked at src-frozen"; return; }
+	wait_until 60 sh -c "test -e '$mark/$point' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/$point ]] || { result FAIL $t "the migration never paused: $(cat "$WORK/msk$2.out")"; return; }
+	acc_locked "$pid" || { kill $mpid; result FAIL $t "its namespace is not locked at $point"; return; }
 	pkill -KILL -f "^$DM migrate runc:$id " || { result FAIL $t "no migrate process to kill"; return; }
 	wait $mpid
 	[[ $(ctr_status a "$id") == running && $(ctr_pid a "$id") == "$pid" ]] ||
 		{ result FAIL $t "a's container is '$(ctr_status a "$id")'"; return; }
 	wait_until 30 eval '! acc_locked "$pid"' ||
-		{ result FAIL $t "its namespace stays locked: $(cat "$WORK/msk.out")"; return; }
+		{ result FAIL $t "its namespace stays locked: $(cat "$WORK/msk$2.out")"; return; }
 	out=$(ctr_ask redis "$addr" ctr_client) || { result FAIL $t "redis does not answer in a after: $out"; return; }
-	grep -q "network lock dmigrate_netns is removed" "$WORK/msk.out" ||
-		{ result FAIL $t "the guard did not say what it did: $(cat "$WORK/msk.out")"; return; }
+	grep -q "network lock dmigrate_netns is removed" "$WORK/msk$2.out" ||
+		{ result FAIL $t "the guard did not say what it did: $(cat "$WORK/msk$2.out")"; return; }
 	wait_until 30 eval 'test -z "$(ctr_status b "$id")"' || { result FAIL $t "b keeps '$(ctr_status b "$id")'"; return; }
 	ctr_delete a "$id"
 	result PASS $t
@@ -1351,8 +1375,9 @@ CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memc
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
 	runc/migrate-net-changed runc/migrate-refused-mount runc/migrate-ipc-post-copy
-	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-accept runc/migrate-dest-killed
-	runc/migrate-src-killed runc/migrate-runc-hung)
+	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-replay-unsent runc/migrate-accept
+	runc/migrate-dest-killed
+	runc/migrate-src-killed runc/migrate-src-killed-unsent runc/migrate-runc-hung)
 for svc in python-http redis memcached nginx; do
 	CASES+=("svc/$svc-cr" "svc/$svc-post-copy" "svc/$svc-stop-and-copy")
 done
@@ -1368,9 +1393,11 @@ declare -A RUN=(
 	[runc/migrate-bridge]=t_migrate_bridge
 	[runc/migrate-replay-post-copy]="t_replay post-copy 57"
 	[runc/migrate-replay-rollback]="t_replay rollback 58"
+	[runc/migrate-replay-unsent]="t_replay unsent 61"
 	[runc/migrate-accept]=t_accept
 	[runc/migrate-dest-killed]=t_dest_killed
-	[runc/migrate-src-killed]=t_src_killed
+	[runc/migrate-src-killed]="t_src_killed frozen 60"
+	[runc/migrate-src-killed-unsent]="t_src_killed unsent 62"
 	[runc/migrate-runc-hung]=t_runc_hung
 	[runc/migrate-post-copy]="t_migrate post-copy"
 	[runc/migrate-stop-and-copy]="t_migrate stop-and-copy"

@@ -117,9 +117,10 @@
 #                  runs on in a, unchanged, and b keeps nothing; after it, the
 #                  source keeps its copy stopped
 #   safety/...     a forking workload; kill -9 of either side, or a signal to
-#                  dmigrate migrate, at each phase: exactly one copy runs
-#                  afterwards (or none, the source's stopped and how to resume
-#                  it printed), its memory intact, b keeps nothing else
+#                  dmigrate migrate, at each phase, or a COMMIT that cannot
+#                  be sent: exactly one copy runs afterwards (or none, the
+#                  source's stopped and how to resume it printed), its memory
+#                  intact, b keeps nothing else
 #
 # Output: "PASS name (T s)", "FAIL name: reason (T s)", "SKIP name: reason
 # (T s)" (T: the case's duration), then "N passed, N failed, N skipped".
@@ -317,12 +318,14 @@ start_workload() {
 	case $name in
 	python3) cmd=(python3 "$E2E_DIR/lib/counter.py" "$WL_LOG") ;;
 	forker) cmd=(python3 "$E2E_DIR/lib/forker.py" "$WL_LOG") ;;
+	# the same with a SIGCONT handler (a "sigcont N HOST" line each)
+	forker-cont) cmd=(env FORKER_CATCH_CONT=1 python3 "$E2E_DIR/lib/forker.py" "$WL_LOG") ;;
 	sqlite) cmd=(python3 "$E2E_DIR/lib/sqlite_writer.py" "$WL_LOG" "$SQL_DIR/wl.sqlite") ;;
 	busybox) cmd=(busybox sh "$E2E_DIR/lib/counter.sh") ;;
 	cprog) cmd=("$WORK/dmigrate-workload" demo-workload --mib 64) ;;
 	cprog256) cmd=("$WORK/dmigrate-workload" demo-workload --mib 256) ;;
 	esac
-	if [[ $name == python3 || $name == forker || $name == sqlite ]]; then
+	if [[ $name == python3 || $name == forker* || $name == sqlite ]]; then
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" a -- "${cmd[@]}") || return 1
 	else
 		WL_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WL_LOG" a -- "${cmd[@]}") || return 1
@@ -1277,18 +1280,22 @@ test_refuse_xfeature() {
 # safety/POINT/ACTION/MODE: the forking workload (forker.py) migrates in
 # MODE; at test point POINT (src-*: dmigrate migrate, dst-*: dmigrated)
 # ACTION happens: kill-source (kill -9 dmigrate migrate), kill-dest (kill -9
-# dmigrated), sigint/sighup (to dmigrate migrate).  WANT says where the one
+# dmigrated), sigint/sighup (to dmigrate migrate), none (the point does it:
+# src-commit-unsent shuts the source's control channel under its COMMIT;
+# b-cont: with the workload's SIGCONT handler).  WANT says where the one
 # copy runs afterwards: a (rolled back: b's copy never ran, not one line from
 # b), b (a's copy is gone or stopped), none (a's copy is stopped, b has
 # nothing left, the way to resume a's copy was printed; SIGCONT resumes it).
 # In every case b keeps no process of the tree (forks included) unless the
 # tree runs there, and every memory check stays ok.
-test_safety() {	# POINT ACTION MODE WANT [b-forked]
+test_safety() {	# POINT ACTION MODE WANT [b-forked|b-cont]
 	# the pause at POINT is long: the test ends it (POINT.go) once it has acted.
 	# A short one let the migration go on before a slow host had acted: a
 	# SIGINT at src-state-sent then came after the switch-over (the full run
 	# once failed safety/src-state-sent/sigint/stop-and-copy so)
 	local point=$1 action=$2 mode=$3 want=$4 t="safety/$1/$2/$3" marks=$WORK/marks rc mpid c sp pause=30000
+	local wl=forker
+	[[ ${5:-} == b-cont ]] && { wl=forker-cont; t+=/sigcont-handler; }
 	selected "$t" || return 0
 	rm -rf "$marks"
 	mkdir -p "$marks"
@@ -1298,7 +1305,7 @@ test_safety() {	# POINT ACTION MODE WANT [b-forked]
 	# a guardian slow to run (a loaded host): b's copy would read zeros meanwhile if the
 	# guardian did not hold the uffds (its cold buffer is read in that time)
 	[[ $action == kill-dest && ${5:-} == b-forked ]] && denv+=(DMIGRATE_TEST_GUARDIAN_DELAY_MS=4000)
-	if ! start_daemon "$KEY" "${denv[@]}" || ! start_workload forker || ! wait_until 20 grep -q '^child' "$WL_LOG"; then
+	if ! start_daemon "$KEY" "${denv[@]}" || ! start_workload "$wl" || ! wait_until 20 grep -q '^child' "$WL_LOG"; then
 		result FAIL "$t" "setup failed"
 		return
 	fi
@@ -1329,6 +1336,7 @@ test_safety() {	# POINT ACTION MODE WANT [b-forked]
 		wait_until 10 src_saw_dest_end ;;
 	sigint) kill -INT "$sp" ;;
 	sighup) kill -HUP "$sp" ;;
+	none) ;;
 	esac
 	touch "$marks/$point.go"
 	wait "$mpid"
@@ -1348,8 +1356,12 @@ test_safety() {	# POINT ACTION MODE WANT [b-forked]
 			why="b's copy ran (two copies): $(grep -m1 " $PREFIX-b " "$WL_LOG")"
 		elif [[ $action == sig* ]] && ! grep -q "interrupted by ${action^^}" "$WORK/migrate.out"; then
 			why="the error does not name the signal: $(tail -n 1 "$WORK/migrate.out")"
-		elif [[ $action == kill-dest ]] && ! grep -q 'runs on here' "$WORK/migrate.out"; then
+		elif [[ $action == kill-dest || $action == none ]] && ! grep -q 'runs on here' "$WORK/migrate.out"; then
 			why="no rollback message: $(tail -n 1 "$WORK/migrate.out")"
+		elif [[ $point == src-commit-unsent ]] && ! grep -q 'COMMIT could not be sent' "$WORK/migrate.out"; then
+			why="the error does not say COMMIT was not sent: $(tail -n 1 "$WORK/migrate.out")"
+		elif [[ $point == src-commit-unsent ]] && grep -q '^sigcont ' "$WL_LOG"; then
+			why="the tree saw a SIGCONT: $(grep -m1 '^sigcont ' "$WL_LOG")"
 		fi ;;
 	b)
 		if [[ $action == sig* ]] && ((rc != 0)); then
@@ -2110,6 +2122,11 @@ if ((SAFETY)); then
 	test_safety src-state-sent sigint stop-and-copy a
 	test_safety src-resumed sigint post-copy b
 	test_safety src-resumed sighup stop-and-copy b
+	# COMMIT could not be sent: a's copy runs on (its SIGSTOP taken back
+	# unseen), or, where the tree catches SIGCONT, stays stopped
+	test_safety src-commit-unsent none post-copy a
+	test_safety src-commit-unsent none stop-and-copy a
+	test_safety src-commit-unsent none post-copy none b-cont
 	# kill -9 of either side at each phase
 	for action in kill-source kill-dest; do
 		test_safety src-connected "$action" post-copy a

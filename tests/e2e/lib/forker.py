@@ -5,9 +5,12 @@
 # 4) and checks its copy of the buffer every 2 s ("child N.K HOST ok|BAD"):
 # a copy of the tree that ran for a while has children born where it ran.
 # A cold 8 MiB buffer is checked once, 15 steps after each move.
-import hashlib, os, socket, sys, time
+import hashlib, os, signal, socket, sys, time
 
 out = open(sys.argv[1], "a", buffering=1)
+if os.environ.get("FORKER_CATCH_CONT") == "1":
+    # a tree that sees a SIGCONT (e2e safety/src-commit-unsent/.../sigcont-handler)
+    signal.signal(signal.SIGCONT, lambda *_: out.write("sigcont %s\n" % socket.gethostname()))
 buf = bytearray(hashlib.sha256(str(k).encode()).digest()[k % 32] for k in range(1 << 16)) * 256
 want = hashlib.md5(buf).hexdigest()
 # a cold buffer, read once 15 steps after each move to another host ("cold N
