@@ -20,11 +20,18 @@ of the first --ms:
 * when they came (10 ms buckets);
 * how many faulted on a page an earlier fault's window had asked for
   (the window caught it, but it had not arrived yet).
+
+--list prints every fault of the first --ms instead, in order: when, which
+thread, its kind and wait, where (VMA and offset) and the instruction that
+faulted (the trace's pc: the file it is mapped from and the offset, with
+the nearest symbol `nm -D` knows there: redis and Python export theirs).
 """
 import argparse
+import bisect
 import collections
 import json
 import signal
+import subprocess
 import sys
 
 PAGE = 4096
@@ -38,10 +45,11 @@ def load(path):
             if "fault_trace" in j:
                 head = j
             elif "maps_of" in j:
-                maps[j["maps_of"]] = [parse_map(x) for x in j["lines"]]
+                maps[j["maps_of"]] = j["lines"]
             else:
                 j["addr"] = int(j["addr"], 16)
                 j["win"] = int(j["win"], 16)
+                j["pc"] = int(j.get("pc", "0"), 16)
                 recs.append(j)
     return head, recs, maps
 
@@ -53,6 +61,12 @@ def parse_map(line):
     return (lo, hi, f[1], name)
 
 
+def parse_map_full(line):
+    f = line.split(None, 5)
+    lo, hi = (int(x, 16) for x in f[0].split("-"))
+    return (lo, hi, f[1], f[5].strip() if len(f) > 5 else "", int(f[2], 16))
+
+
 def vma_of(maps, space, a):
     for lo, hi, perm, name in maps.get(space, []):
         if lo <= a < hi:
@@ -62,15 +76,74 @@ def vma_of(maps, space, a):
     return (0, "?")
 
 
+_syms = {}
+
+
+def dynsyms(path):
+    """(addresses, names) of the functions path exports, sorted; empty when
+    nm cannot read it"""
+    if path not in _syms:
+        pairs = []
+        try:
+            out = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True,
+                                 timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 3 and f[1] in "tTwWiI":
+                pairs.append((int(f[0], 16), f[2]))
+        pairs.sort()
+        _syms[path] = ([a for a, _ in pairs], [n for _, n in pairs])
+    return _syms[path]
+
+
+def code_at(maps, space, pc):
+    """the faulting instruction: file+offset and the nearest exported symbol"""
+    if not pc:
+        return "-"
+    for lo, hi, perm, name, off in maps.get(space, []):
+        if lo <= pc < hi:
+            if not name.startswith("/"):
+                return "%s+%#x" % (name or "anon", pc - lo)
+            rel = pc - lo + off
+            addrs, names = dynsyms(name)
+            i = bisect.bisect_right(addrs, rel) - 1
+            base = name.rsplit("/", 1)[-1]
+            return "%s:%s+%#x" % (base, names[i], rel - addrs[i]) if i >= 0 else "%s+%#x" % (base, rel)
+    return "%#x" % pc
+
+
+def where(maps, space, a):
+    for lo, hi, perm, name, off in maps.get(space, []):
+        if lo <= a < hi:
+            label = name.rsplit("/", 1)[-1] if name else "anon %.1f MiB" % ((hi - lo) / (1 << 20))
+            return "%s +%d KiB" % (label, (a - lo) // 1024)
+    return "?"
+
+
+def listing(recs, maps_full):
+    print("%9s %6s %4s %7s  %-28s %s" % ("ms", "tid", "kind", "wait_us", "where", "code"))
+    for r in recs:
+        print("%9.3f %6d %4s %7d  %-28s %s" % (r["t_ms"], r["tid"], r["kind"], r["lat_us"],
+                                              where(maps_full, r["space"], r["addr"]),
+                                              code_at(maps_full, r["space"], r.get("pc", 0))))
+
+
 def main():
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # | head
     ap = argparse.ArgumentParser()
     ap.add_argument("trace")
     ap.add_argument("--ms", type=float, default=300)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--list", action="store_true")
     o = ap.parse_args()
-    head, recs, maps = load(o.trace)
+    head, recs, lines = load(o.trace)
+    maps = {k: [parse_map(x) for x in v] for k, v in lines.items()}
     recs = [r for r in recs if r["t_ms"] <= o.ms]
+    if o.list:
+        listing(recs, {k: [parse_map_full(x) for x in v] for k, v in lines.items()})
+        return
     out = collections.OrderedDict()
     out["faults"] = len(recs)
     out["by_kind"] = dict(collections.Counter(r["kind"] for r in recs))

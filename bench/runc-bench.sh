@@ -54,7 +54,8 @@
 #              makes its veth again (same MAC and address, on b's bridge)
 #              as a CNI plugin would; total: until the last page moved
 #   (DMIGRATE_FAULT_TRACE=FILE and DMIGRATE_FAULT_TRACE_MS in the environment are passed to host b's
-#   dmigrated: the faults after the switch-over, bench/faulttrace.py FILE; DMD_VERBOSE=1: it logs
+#   dmigrated: the faults after the switch-over, bench/faulttrace.py FILE, with
+#   DMIGRATE_FAULT_TRACE_PC=1 the code that faulted, bench/faulttrace.py --list; DMD_VERBOSE=1: it logs
 #   with -v, kept with --keep)
 #   dmigrate:VAR=VAL[:VAR=VAL...]
 #              the same with these variables in the environment of the

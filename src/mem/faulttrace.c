@@ -18,7 +18,7 @@
 #define TRACE_MAX 65536
 
 struct trace_rec {
-	uint64_t t_ns, addr, win_start;
+	uint64_t t_ns, addr, win_start, pc; /* pc: 0 unknown */
 	uint32_t space, tid, win_n, lat_us; /* lat_us: until installed (R, L), 0: never seen */
 	char kind;
 	bool child;
@@ -106,6 +106,13 @@ void fault_trace_set_latency(struct fault_trace *t, long rec, uint64_t us)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void fault_trace_set_pc(struct fault_trace *t, long rec, uint64_t pc)
+{
+	pthread_mutex_lock(&t->lock);
+	t->r[rec].pc = pc;
+	pthread_mutex_unlock(&t->lock);
+}
+
 bool fault_trace_due(struct fault_trace *t)
 {
 	uint64_t origin = atomic_load(&t->origin_ns);
@@ -129,7 +136,7 @@ static int dump_json_line(FILE *f, json_t *j)
 void fault_trace_write(struct fault_trace *t, const struct fault_trace_proc *procs, size_t n)
 {
 	_cleanup_fclose_ FILE *f = NULL;
-	char addr[32], ws[32];
+	char addr[32], ws[32], pc[32];
 
 	pthread_mutex_lock(&t->lock);
 	if (t->written) {
@@ -151,10 +158,12 @@ void fault_trace_write(struct fault_trace *t, const struct fault_trace_proc *pro
 		const struct trace_rec *r = &t->r[i];
 		snprintf(addr, sizeof(addr), "%#" PRIx64, r->addr);
 		snprintf(ws, sizeof(ws), "%#" PRIx64, r->win_start);
-		dump_json_line(f, json_pack("{s:f, s:s, s:i, s:i, s:s#, s:b, s:i, s:s, s:i}", "t_ms",
+		snprintf(pc, sizeof(pc), "%#" PRIx64, r->pc);
+		dump_json_line(f, json_pack("{s:f, s:s, s:i, s:i, s:s#, s:b, s:i, s:s, s:i, s:s}", "t_ms",
 					    ((double)r->t_ns - (double)origin) / 1e6, "addr", addr, "space",
 					    (int)r->space, "tid", (int)r->tid, "kind", &r->kind, (size_t)1, "child",
-					    r->child, "lat_us", (int)r->lat_us, "win", ws, "win_n", (int)r->win_n));
+					    r->child, "lat_us", (int)r->lat_us, "win", ws, "win_n", (int)r->win_n,
+					    "pc", pc));
 	}
 	size_t recs = t->n;
 	pthread_mutex_unlock(&t->lock);
