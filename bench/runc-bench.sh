@@ -401,7 +401,7 @@ STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, timestamps, w
 	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
 	resume_at_ms, before_restore, pages_written, pages_fetched, pages_lazy, store_wait_ms,
 	pages_fetched_store, pages_fetched_source, fetch_source_ms}), after_commit: (.destination // {} | {held_to_resumed_ms, resumed_to_commit_ms, commit_to_running_ms,
-	commit_to_detached_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
+	commit_to_detached_ms, commit_to_announced_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
 
 
 v_criu_lazy() {

@@ -382,6 +382,36 @@ int runc_sweep_early(const char *root, const char *id, const char *tmp_bundle)
 	return 1;
 }
 
+void runc_restore_announce(struct runc_started *s, bool unlock)
+{
+	unlock = unlock && s->net_locked;
+	if (!unlock && !s->n_ann)
+		return;
+	/* the restore of the sockets removed the lock already (the caller
+	 * clears net_locked then), unless the tree has none */
+	_cleanup_close_ int ns = -1;
+	int back = -1;
+	if (netns_of_pid(s->pid, &ns) < 0 || netns_enter(ns, &back) < 0 ||
+	    (unlock && netlock_unlock(NETLOCK_NETNS_NAME) < 0))
+		pr_warn("%s", dm_last_error());
+	else if (unlock)
+		s->net_locked = false;
+	/* the tree runs: its addresses are where it is now (after a migration, another port
+	 * of the segment); a failed announcement only delays the switch to the next packet */
+	for (size_t i = 0; back >= 0 && i < s->n_ann; i++)
+		if (net_announce(s->ann_if[i], s->ann_addr[i]) < 0)
+			pr_warn("%s", dm_last_error());
+	netns_leave(back);
+	for (size_t i = 0; i < s->n_ann; i++) {
+		free(s->ann_if[i]);
+		free(s->ann_addr[i]);
+	}
+	free(s->ann_if);
+	free(s->ann_addr);
+	s->ann_if = s->ann_addr = NULL;
+	s->n_ann = 0;
+}
+
 void runc_restore_done(struct runc_started *s, bool ok)
 {
 	runc_job_end(s);
@@ -397,21 +427,9 @@ void runc_restore_done(struct runc_started *s, bool ok)
 			pr_warn("runc delete -f %s: %s", s->id, err ? runc_msg(err) : "failed");
 		dm_error_set_message(msg);
 	}
-	if (ok && (s->net_locked || s->n_ann)) {
-		/* the restore of the sockets removed the lock already (the caller
-		 * clears net_locked then), unless the tree has none */
-		_cleanup_close_ int ns = -1;
-		int back = -1;
-		if (netns_of_pid(s->pid, &ns) < 0 || netns_enter(ns, &back) < 0 ||
-		    (s->net_locked && netlock_unlock(NETLOCK_NETNS_NAME) < 0))
-			pr_warn("%s", dm_last_error());
-		/* the tree runs: its addresses are where it is now (after a migration, another port
-		 * of the segment); a failed announcement only delays the switch to the next packet */
-		for (size_t i = 0; back >= 0 && i < s->n_ann; i++)
-			if (net_announce(s->ann_if[i], s->ann_addr[i]) < 0)
-				pr_warn("%s", dm_last_error());
-		netns_leave(back);
-	}
+	/* a migration's destination did it as the tree began to run */
+	if (ok)
+		runc_restore_announce(s, true);
 	/* segments removed while attached: attached by the tree now, removed
 	 * again (they go with their last detach, as they would have) */
 	if (ok && s->n_shm_rmid && ipc_remove_shm(s->pid, s->shm_rmid, s->n_shm_rmid) < 0)

@@ -168,7 +168,13 @@ void runc_stub_process(json_t *config);
  * EXT_STUB_EXE) and a SOCK_DGRAM pair, [1] its transport (EXT_STUB_SOCK),
  * [0] ours. */
 int runc_stub_fds(int *ret_exe, int ret_sock[2]);
-/* ok: the tree runs; else the container is deleted.  Frees *s. */
+/* The tree runs: its addresses announced on its segment (gratuitous ARP,
+ * unsolicited NA), once; with unlock, its namespace's lock removed if it is
+ * still ours (the restore removes the one it holds: a tree with sockets).
+ * From restore_opts.after_resume, and runc_restore_done(). */
+void runc_restore_announce(struct runc_started *s, bool unlock);
+/* ok: the tree runs (runc_restore_announce() if not done yet); else the
+ * container is deleted.  Frees *s. */
 void runc_restore_done(struct runc_started *s, bool ok);
 /*
  * A container runc_restore_launch() made (root, id, its temporary bundle)

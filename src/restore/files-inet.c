@@ -574,6 +574,7 @@ int rst_inet_lock(struct rst_ctx *c)
 		in->lock_existed = true;
 		prepare_opener(in);
 		netns_leave(back);
+		c->st.lock_taken = true;
 		return 0;
 	}
 	in->lock_existed = netlock_exists(in->lock);
@@ -583,6 +584,7 @@ int rst_inet_lock(struct rst_ctx *c)
 	netns_leave(back);
 	if (r < 0)
 		in->lock[0] = 0;
+	c->st.lock_taken = r >= 0 && in->netns >= 0;
 	return r;
 }
 

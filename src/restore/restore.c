@@ -26,6 +26,7 @@
 #include "restore/files.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/testpoint.h"
 #include "net/inet.h"
 #include "proc/proc.h"
 
@@ -464,6 +465,12 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	if (r >= 0)
 		r = detach_all(c);
 	c->st.detached_ns = clock_ns();
+	if (r >= 0 && o->after_resume)
+		o->after_resume(o->after_resume_arg, &c->st);
+	/* tests: the tree runs, the restore's cleanup has not begun
+	 * (containers runc/migrate-announce) */
+	if (r >= 0)
+		dm_test_point("restore-tree-runs");
 	if (r >= 0)
 		wait_settled(c);
 	c->st.resume_ms = lap(&t);

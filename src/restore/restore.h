@@ -85,6 +85,14 @@ struct restore_stats;
  * source's COMMIT, so that the two copies never run at once.
  */
 typedef int (*restore_before_resume_cb)(void *arg, const pid_t *pids, size_t n, const struct restore_stats *st);
+/*
+ * Called once the tree runs (every thread let go), before the restore's own
+ * cleanup: what others must learn at once goes here (a container's
+ * addresses announced on its new segment).  The restore's cleanup after it
+ * may take tens of ms (the close of its nftables socket waits for the
+ * table's destruction: an RCU grace period).
+ */
+typedef void (*restore_after_resume_cb)(void *arg, const struct restore_stats *st);
 
 struct restore_opts {
 	const char *images_dir;
@@ -96,6 +104,8 @@ struct restore_opts {
 	uint64_t lazy_features; /* UFFD_FEATURE_* asked for in UFFDIO_API (0: none) */
 	restore_before_resume_cb before_resume; /* NULL: none */
 	void *before_resume_arg;
+	restore_after_resume_cb after_resume;   /* NULL: none */
+	void *after_resume_arg;
 	/* paths of the image under path_from (a directory: "/a/b" and below) are
 	 * opened under path_to instead (a tree's rootfs copied elsewhere) */
 	const char *path_from, *path_to;
@@ -212,6 +222,7 @@ struct restore_stats {
 	bool lock_counted;      /* the two above were read */
 	unsigned tcp_reset;     /* connections their peers reset before the tree ran (rst_inet_resume) */
 	bool lock_removed;      /* the restore removed its network lock after the resume */
+	bool lock_taken;        /* it holds its namespace's lock (opens it at the resume, then removes it) */
 	bool cgroup_born;       /* the tree was born in restore_opts.cgroup_fd's cgroup */
 	bool unlock_prepared;   /* ... opened with its prepared messages (netlock_opener), not a script */
 };

@@ -51,6 +51,9 @@
 #                      route through a gateway is there too; the
 #                      client namespace sees its addresses announced after
 #                      the resume (gratuitous ARP, unsolicited NA)
+#   runc/migrate-announce  the same announcement seen while b's dmigrated
+#                      pauses right after letting the tree go, before the
+#                      restore's cleanup (test point restore-tree-runs)
 #   runc/migrate-replay-post-copy, -rollback, -unsent  redis in a, a
 #                      client sends a SET while the migration pauses before
 #                      COMMIT (the namespace locked: a's lock drops it), its
@@ -576,6 +579,46 @@ t_migrate_net() {
 	# the bridges learnt the MAC on a's side: wait for the ping to get through
 	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 ||
 		{ result FAIL $t "no answer from b"; return; }
+	ctr_delete b "$id"
+	result PASS $t
+}
+
+# runc/migrate-announce: the container's addresses are announced as soon as
+# b lets the tree go, before the restore's cleanup (which closes its nftables
+# socket: tens of ms): b's dmigrated pauses at restore-tree-runs, and the
+# client namespace sees the gratuitous ARP and the unsolicited NA meanwhile
+t_migrate_announce() {
+	local t=runc/migrate-announce id=$PREFIX-man n=63 b out mark=$WORK/mark-an mpid wpid
+	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
+	dmd_up || { result FAIL $t "dmigrated in b"; return; }	# the key
+	rm -rf "$mark" "$WORK/dmdk-state"
+	mkdir -p "$mark"
+	rm -f "$WORK/dmdk.ready"
+	dk_daemon 7075 DMIGRATE_TEST_PAUSE=restore-tree-runs DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000
+	wait_until 20 test -s "$WORK/dmdk.ready" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
+	an_fail() { kill $wpid $mpid $DK_PID 2>/dev/null; result FAIL $t "$1"; }
+	CTRS+=("a $id" "b $id")
+	out=$(ctr_start a "$id" "$b" $n /dev/null) || { an_fail "$out"; return; }
+	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 || { an_fail "no answer before"; return; }
+	rm -f "$WORK/$id.watch.ready"
+	ip netns exec "$PREFIX-c" /usr/bin/python3 "$CT_DIR/lib/announce-watch.py" "$PREFIX-c0" \
+		--ready "$WORK/$id.watch.ready" --timeout 60 --v4 "$(ctr_addr $n)" --v6 "$(ctr_addr6 $n)" \
+		>"$WORK/$id.watch" 2>&1 &
+	wpid=$!
+	wait_until 20 test -e "$WORK/$id.watch.ready" || { an_fail "the watcher does not start"; return; }
+	ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7075" --key "$WORK/key" \
+		--mode post-copy --quiet >"$WORK/man.out" 2>&1 &
+	mpid=$!
+	wait_until 60 sh -c "test -e '$mark/restore-tree-runs' || ! kill -0 $mpid 2>/dev/null"
+	[[ -e $mark/restore-tree-runs ]] || { an_fail "b never paused: $(cat "$WORK/man.out")"; return; }
+	# announced while b is still there, before its cleanup
+	wait_until 20 eval '! kill -0 $wpid 2>/dev/null' ||
+		{ an_fail "no announcement while b's restore holds: $(cat "$WORK/$id.watch")"; return; }
+	wait $wpid || { an_fail "the watcher: $(cat "$WORK/$id.watch")"; return; }
+	touch "$mark/restore-tree-runs.go"
+	wait $mpid || { an_fail "migrate: $(cat "$WORK/man.out")"; return; }
+	[[ $(ctr_status b "$id") == running ]] || { an_fail "b: '$(ctr_status b "$id")'"; return; }
+	kill $DK_PID 2>/dev/null
 	ctr_delete b "$id"
 	result PASS $t
 }
@@ -1374,7 +1417,7 @@ t_src_killed() {
 CASES=(testbed/mkbundle testbed/hosts testbed/busybox testbed/redis testbed/memcached testbed/python-http testbed/nginx testbed/move
 	runc/migrate-rollback runc/migrate-post-copy runc/migrate-stop-and-copy runc/migrate-pre-copy
 	runc/migrate-hybrid runc/migrate-refused runc/migrate-nobridge runc/migrate-bridge runc/migrate-net-post-copy
-	runc/migrate-net-changed runc/migrate-refused-mount runc/migrate-ipc-post-copy
+	runc/migrate-net-changed runc/migrate-announce runc/migrate-refused-mount runc/migrate-ipc-post-copy
 	runc/migrate-replay-post-copy runc/migrate-replay-rollback runc/migrate-replay-unsent runc/migrate-accept
 	runc/migrate-dest-killed
 	runc/migrate-src-killed runc/migrate-src-killed-unsent runc/migrate-runc-hung)
@@ -1386,6 +1429,7 @@ declare -A RUN=(
 	[runc/migrate-rollback]=t_migrate_rollback
 	[runc/migrate-net-post-copy]="t_migrate_net post-copy"
 	[runc/migrate-net-changed]=t_migrate_net_changed
+	[runc/migrate-announce]=t_migrate_announce
 	[runc/migrate-refused-mount]=t_migrate_refused_mount
 	[runc/migrate-ipc-post-copy]="t_migrate_ipc post-copy"
 	[runc/migrate-refused]=t_migrate_refused
