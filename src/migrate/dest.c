@@ -472,9 +472,10 @@ static void tree_runs(void *arg, const struct restore_stats *st)
 
 	/* a lock the restore holds it opened already, and removes (if it
 	 * cannot, runc_restore_done() does) */
-	if (s->ctr_rs) {
+	struct runc_started *rs = s->ctr_rs ? s->ctr_rs : s->announce_rs;
+	if (rs) {
 		s->t_announced = clock_ns(); /* the first frame goes at once */
-		runc_restore_announce(s->ctr_rs, !st->lock_taken);
+		runc_restore_announce(rs, !st->lock_taken);
 	}
 }
 
@@ -555,7 +556,9 @@ static int do_restore(struct dsess *s)
 		 * removes it as its own */
 		ro.netns_locked = rs.net_locked;
 		dm_error_clear();
+		s->announce_rs = &rs;
 		r = restore_tree(&ro, &res);
+		s->announce_rs = NULL;
 		handoff_close(&h);
 		if (r >= 0 && res.stats.lock_removed)
 			rs.net_locked = false;
@@ -701,12 +704,12 @@ static json_t *mem_stats(struct dsess *s)
 	if (s->t_commit && s->resumed_stats.detached_ns > s->t_commit)
 		json_object_set_new(j, "commit_to_detached_ms",
 				    json_real(ns_to_ms(s->t_commit, s->resumed_stats.detached_ns)));
+	/* COMMIT to a container's addresses announced (tree_runs()) */
+	if (s->t_commit && s->t_announced > s->t_commit)
+		json_object_set_new(j, "commit_to_announced_ms", json_real(ns_to_ms(s->t_commit, s->t_announced)));
 	if (s->ctr_stats) {
 		/* after the tree runs: the lock's, the announcements, segments removed again */
 		json_object_set_new(j, "container_done_ms", json_real(s->ctr_done_ms));
-		/* COMMIT to the addresses announced (tree_runs()) */
-		if (s->t_commit && s->t_announced > s->t_commit)
-			json_object_set_new(j, "commit_to_announced_ms", json_real(ns_to_ms(s->t_commit, s->t_announced)));
 		json_object_set_new(j, "unlock_ms", json_real(s->resumed_stats.unlock_ms));
 		json_object_set_new(j, "unlock_prepared", json_boolean(s->resumed_stats.unlock_prepared));
 		json_object_set_new(j, "settle_ms", json_real(s->resumed_stats.settle_ms));
