@@ -591,11 +591,7 @@ t_migrate_announce() {
 	local t=runc/migrate-announce id=$PREFIX-man n=63 b out mark=$WORK/mark-an mpid wpid
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
 	dmd_up || { result FAIL $t "dmigrated in b"; return; }	# the key
-	rm -rf "$mark" "$WORK/dmdk-state"
-	mkdir -p "$mark"
-	rm -f "$WORK/dmdk.ready"
-	dk_daemon 7075 DMIGRATE_TEST_PAUSE=restore-tree-runs DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000
-	wait_until 20 test -s "$WORK/dmdk.ready" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
+	dk_paused 7075 restore-tree-runs "$mark" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
 	an_fail() { kill $wpid $mpid $DK_PID 2>/dev/null; result FAIL $t "$1"; }
 	CTRS+=("a $id" "b $id")
 	out=$(ctr_start a "$id" "$b" $n /dev/null) || { an_fail "$out"; return; }
@@ -1281,15 +1277,18 @@ dk_daemon() {	# PORT: a dmigrated in b with its own state dir ($WORK/dmd-PORT)
 		--state-dir "$WORK/dmdk-state" --ready-file "$WORK/dmdk.ready" >>"$WORK/dmdk.log" 2>&1 &
 	DK_PID=$!
 }
+dk_paused() {	# PORT POINT MARK: that dmigrated, pausing at test point POINT (MARK made afresh), ready
+	rm -rf "$3" "$WORK/dmdk-state"
+	mkdir -p "$3"
+	rm -f "$WORK/dmdk.ready"
+	dk_daemon "$1" DMIGRATE_TEST_PAUSE="$2" DMIGRATE_TEST_MARK="$3" DMIGRATE_TEST_PAUSE_MS=60000
+	wait_until 20 test -s "$WORK/dmdk.ready"
+}
 t_dest_killed() {
 	local t=runc/migrate-dest-killed id=$PREFIX-mdk b out pid mark=$WORK/mark-dk mpid
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
 	dmd_up || { result FAIL $t "dmigrated in b"; return; }	# the key
-	rm -rf "$mark" "$WORK/dmdk-state"
-	mkdir -p "$mark"
-	rm -f "$WORK/dmdk.ready"
-	dk_daemon 7073 DMIGRATE_TEST_PAUSE=dst-state-received DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000
-	wait_until 20 test -s "$WORK/dmdk.ready" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
+	dk_paused 7073 dst-state-received "$mark" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
 	CTRS+=("a $id" "b $id")
 	ctr_runc a run -d --bundle "$b" "$id" </dev/null >/dev/null 2>&1 || { result FAIL $t "runc run -d"; return; }
 	out=$(ctr_counter_advances "$b/rootfs/tmp/counter") || { result FAIL $t "$out"; return; }
