@@ -592,7 +592,7 @@ t_migrate_announce() {
 	b=$(bundle busybox) || { result FAIL $t "no bundle"; return; }
 	dmd_up || { result FAIL $t "dmigrated in b"; return; }	# the key
 	dk_paused 7075 restore-tree-runs "$mark" || { result FAIL $t "dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
-	an_fail() { kill $wpid $mpid $DK_PID 2>/dev/null; result FAIL $t "$1"; }
+	an_fail() { kill $wpid $mpid 2>/dev/null; dk_stop 7075; result FAIL $t "$1"; }
 	CTRS+=("a $id" "b $id")
 	out=$(ctr_start a "$id" "$b" $n /dev/null) || { an_fail "$out"; return; }
 	wait_until 20 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n)" >/dev/null 2>&1 || { an_fail "no answer before"; return; }
@@ -614,7 +614,7 @@ t_migrate_announce() {
 	touch "$mark/restore-tree-runs.go"
 	wait $mpid || { an_fail "migrate: $(cat "$WORK/man.out")"; return; }
 	[[ $(ctr_status b "$id") == running ]] || { an_fail "b: '$(ctr_status b "$id")'"; return; }
-	kill $DK_PID 2>/dev/null
+	dk_stop 7075
 	ctr_delete b "$id"
 	result PASS $t
 }
@@ -1276,6 +1276,10 @@ dk_daemon() {	# PORT: a dmigrated in b with its own state dir ($WORK/dmd-PORT)
 	ctr_host b env "${@:2}" "$DM" daemon --listen "$(ctr_info b.seg_addr):$1" --key "$WORK/key" \
 		--state-dir "$WORK/dmdk-state" --ready-file "$WORK/dmdk.ready" >>"$WORK/dmdk.log" 2>&1 &
 	DK_PID=$!
+}
+dk_stop() {	# PORT: the dmigrated on that port gone (the daemon itself, not the testhost wrapper around it)
+	pkill -TERM -f "^$DM daemon --listen $(ctr_info b.seg_addr):$1 " 2>/dev/null
+	wait_until 10 eval '! pgrep -f "^$DM daemon --listen $(ctr_info b.seg_addr):$1 " >/dev/null'
 }
 dk_paused() {	# PORT POINT MARK: that dmigrated, pausing at test point POINT (MARK made afresh), ready
 	rm -rf "$3" "$WORK/dmdk-state"
