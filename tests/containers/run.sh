@@ -1301,8 +1301,8 @@ t_dest_killed() {
 		--mode post-copy --quiet >"$WORK/mdk.out" 2>&1 &
 	mpid=$!
 	wait_until 60 sh -c "test -e '$mark/dst-state-received' || ! kill -0 $mpid 2>/dev/null"
-	[[ -e $mark/dst-state-received ]] || { kill $DK_PID; result FAIL $t "b never paused: $(cat "$WORK/mdk.out")"; return; }
-	[[ $(ctr_status b "$id") == running ]] || { kill $DK_PID; result FAIL $t "b did not start the container at START"; return; }
+	[[ -e $mark/dst-state-received ]] || { dk_stop 7073; result FAIL $t "b never paused: $(cat "$WORK/mdk.out")"; return; }
+	[[ $(ctr_status b "$id") == running ]] || { dk_stop 7073; result FAIL $t "b did not start the container at START"; return; }
 	# the daemon itself, not the testhost wrapper around it
 	pkill -KILL -f "^$DM daemon --listen $(ctr_info b.seg_addr):7073 " || { result FAIL $t "no dmigrated to kill"; return; }
 	wait "$mpid" && { result FAIL $t "the migration succeeded"; return; }
@@ -1315,13 +1315,12 @@ t_dest_killed() {
 	rm -f "$WORK/dmdk.ready"
 	dk_daemon 7073
 	wait_until 20 test -s "$WORK/dmdk.ready" || { result FAIL $t "the second dmigrated in b: $(tail -3 "$WORK/dmdk.log")"; return; }
-	[[ -z $(ctr_status b "$id") ]] || { kill $DK_PID; result FAIL $t "b's runc still has it: '$(ctr_status b "$id")'"; return; }
+	[[ -z $(ctr_status b "$id") ]] || { dk_stop 7073; result FAIL $t "b's runc still has it: '$(ctr_status b "$id")'"; return; }
 	out=$(ctr_host a "$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7073" --key "$WORK/key" \
-		--mode post-copy --quiet 2>&1) || { kill $DK_PID; result FAIL $t "the second migration: $out"; return; }
+		--mode post-copy --quiet 2>&1) || { dk_stop 7073; result FAIL $t "the second migration: $out"; return; }
 	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
-		{ kill $DK_PID; result FAIL $t "after it: a '$(ctr_status a "$id")', b '$(ctr_status b "$id")'"; return; }
-	kill $DK_PID
-	wait $DK_PID
+		{ dk_stop 7073; result FAIL $t "after it: a '$(ctr_status a "$id")', b '$(ctr_status b "$id")'"; return; }
+	dk_stop 7073
 	ctr_delete b "$id"
 	result PASS $t
 }
