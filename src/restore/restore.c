@@ -270,6 +270,7 @@ static int detach_all(struct rst_ctx *c)
 
 static void ctx_free(struct rst_ctx *c)
 {
+	stub_drop_unused(c);
 	files_fini(c);
 	shmem_fini(c);
 	for (size_t i = 0; i < c->nprocs; i++) {

@@ -74,6 +74,11 @@ struct rst_ctx {
 	int pin_cpu;
 	bool ext_pinned;
 	cpu_set_t ext_mask;
+	/* a bare tree's root stub exec'd from the static stub (stub.c,
+	 * exec_stub_spawn()), until stub_create_root() takes it: 0 when none */
+	pid_t xs_pid;
+	int xs_sock, xs_pidfd;
+	bool xs_taken;          /* it is the root now (its sock and pidfd too) */
 	struct dm_image *img;
 	struct dm_checkpoint *ck;
 	/* fetch_run()'s buffer, made once with its pages in (pages.c) */
@@ -148,6 +153,8 @@ static inline bool rst_alive(const struct rst_proc *p) { return !p->zombie; }
 
 /* stub.c */
 int stub_pick_hole(struct rst_ctx *c);
+/* The exec'd root stub, if the restore failed before it took it: killed, reaped. */
+void stub_drop_unused(struct rst_ctx *c);
 int stub_create_root(struct rst_ctx *c, struct rst_proc *root);
 /* p->threads for every thread of the image, [0] in use (memfds -1) */
 void rst_alloc_threads(struct rst_proc *p);

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The root stub.  The restorer clones it (clone3: set_tid = root pid in our
- * pid namespace, or CLONE_NEWPID so that it is pid 1 of a new one); the stub
- * itself, still running our code:
+ * The root stub.  A container's runtime runs the static stub (runc-stub.c)
+ * as the container's init; for a bare tree the restorer execs the same
+ * static stub in a child it makes (exec_stub_spawn(): clone3 with set_tid =
+ * root pid in our pid namespace, or CLONE_NEWPID so that it is pid 1 of a
+ * new one); both get their parameters over the transport
+ * (ext_stub_start()).  Where that exec fails (DMIGRATE_STUB_FORK=1 forces
+ * it), the restorer clones itself and the stub, still running our code:
  *   - blocks every signal and asks for SIGKILL if the restorer dies;
  *   - unregisters glibc's rseq (its area is about to be unmapped, and the
  *     kernel writes it on every return to user mode);
@@ -13,8 +17,9 @@
  * The restorer then seizes it.  Every other process descends from it by
  * injected clone3 and inherits the blob and the transport.
  *
- * The hole: one range free in the restorer (the stub is a copy of it) and in
- * every image VMA of the tree, holding the blob and a spot used to move
+ * The hole: one range free in the restorer (a forked stub is a copy of it),
+ * in the static stub's space, and in every image VMA of the tree, holding
+ * the blob and a spot used to move
  * [vvar]/[vdso] when their old and new ranges overlap:
  *
  *   | guard | blob: code (r-x) + data (rw-) | 64K | hop (vdso moves) | guard |
@@ -26,6 +31,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "container/ext-stub.h"
+#include "container/runc.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -60,6 +66,188 @@ static int cmp_range(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* The root stub that runs the static stub (runc-stub.c): a container
+ * runtime's, or our exec'd one; 0: none (the root stub is forked). */
+static pid_t ext_stub_pid(const struct rst_ctx *c)
+{
+	return c->o->stub_pid > 0 ? c->o->stub_pid : c->xs_pid;
+}
+
+/*
+ * The exec'd stub's child: CLONE_VM | CLONE_VFORK, on a stack of its own
+ * (vfork_exec()); system calls only, no return.
+ */
+struct exec_child_args {
+	int exe, sock, err;
+	char *const *argv, *const *envp;
+};
+
+static __attribute__((noreturn, noinline, no_sanitize("address", "undefined"))) void
+exec_stub_child(const struct exec_child_args *x)
+{
+	int exe = x->exe, sock = x->sock, err = x->err;
+	char *const *argv = x->argv, *const *envp = x->envp;
+
+	syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* the rest close at the exec (err among them: its end tells the parent) */
+	if (syscall(SYS_dup3, exe, EXT_STUB_EXE, 0) == EXT_STUB_EXE &&
+	    syscall(SYS_dup3, sock, EXT_STUB_SOCK, 0) == EXT_STUB_SOCK &&
+	    syscall(SYS_close_range, EXT_STUB_SOCK + 1, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		syscall(SYS_execveat, EXT_STUB_EXE, "", argv, envp, AT_EMPTY_PATH);
+	syscall(SYS_write, err, "x", 1);
+	for (;;)
+		syscall(SYS_exit_group, 127);
+}
+
+/*
+ * clone3 with CLONE_VM | CLONE_VFORK whose child runs fn(arg) on the stack
+ * ca->stack (which it never returns from: it execs or exits).  In assembly:
+ * a child returning from a system call wrapper would pop the return address
+ * the parent, suspended in that same call, returns through.
+ */
+static long vfork_exec(struct clone_args *ca, void (*fn)(const struct exec_child_args *),
+		       const struct exec_child_args *arg)
+{
+	long ret;
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov %[arg], %%rdi\n\t"
+			 "call *%[fn]\n\t"
+			 "ud2\n"
+			 "1:"
+			 : "=a"(ret)
+			 : "a"((long)SYS_clone3), "D"(ca), "S"(sizeof(*ca)), [fn] "r"(fn), [arg] "r"(arg)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+/*
+ * A bare tree's root stub as the container's is: the static stub (the
+ * memfd runc runs), exec'd by a child made with CLONE_VM | CLONE_VFORK, with
+ * the root's pid (set_tid, or pid 1 of a new pid namespace) and in the
+ * tree's cgroup.  A forked stub is a copy of the restorer: the clone of
+ * ~280 VMAs took ~1 ms and their unmapping in the stub 1-2 ms of the
+ * downtime; the exec'd one has its few own.  It then gets its arguments and
+ * is seized as a container's is (ext_stub_start()).  Made before the hole
+ * is picked, so that the blob goes into its space too.  DMIGRATE_STUB_FORK=1:
+ * forked, as before; any failure here falls back to that.
+ */
+static int exec_stub_spawn(struct rst_ctx *c)
+{
+	const char *e = getenv("DMIGRATE_STUB_FORK");
+	if (e && !strcmp(e, "1"))
+		return dm_fail(-ENOTSUP, "DMIGRATE_STUB_FORK=1");
+	int exe = -1, sp[2] = { -1, -1 }, ep[2] = { -1, -1 }, pidfd = -1, r;
+	/* the child's stack (it only calls a few wrappers before the exec) */
+	const size_t stack_size = 64 * 1024;
+	_cleanup_free_ void *stack = NULL;
+	r = runc_stub_fds(&exe, sp);
+	if (r < 0)
+		return r;
+	if (pipe2(ep, O_CLOEXEC) < 0) {
+		r = dm_fail(neg_errno(), "pipe: %m");
+		close(exe);
+		close(sp[0]);
+		close(sp[1]);
+		return r;
+	}
+	/* above the child's targets, 3 and 4 */
+	int xe = fcntl(exe, F_DUPFD_CLOEXEC, 16), xs = fcntl(sp[1], F_DUPFD_CLOEXEC, 16);
+	close(exe);
+	close(sp[1]);
+	if (xe < 0 || xs < 0) {
+		r = dm_fail(neg_errno(), "the static stub's fds: %m");
+		goto out;
+	}
+	pid_t want = c->procs[0].img->pid;
+	struct clone_args ca = {
+		.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	if (c->own_pidns) {
+		ca.flags |= CLONE_NEWPID;
+	} else {
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
+	if (c->o->cgroup_fd > 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)c->o->cgroup_fd;
+	}
+	char *const argv[] = { "dmigrate-stub", NULL }, *const envp[] = { NULL };
+	struct exec_child_args x = { xe, xs, ep[1], argv, envp };
+	stack = aligned_alloc(64, stack_size);
+	ca.stack = (uint64_t)(uintptr_t)stack;
+	ca.stack_size = stack_size;
+	long pid;
+	for (bool waited = false;;) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pid = vfork_exec(&ca, exec_stub_child, &x);
+		r = pid < 0 ? (int)pid : 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && r != -EEXIST) {
+			ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+			ca.cgroup = 0;
+			continue;
+		}
+		if (pid >= 0 || r != -EEXIST || c->own_pidns || waited || !rst_pid_wait_free(want))
+			break;
+		waited = true;
+	}
+	if (pid < 0) {
+		int er = rst_clone_pid_error(want, r);
+		r = er < 0 ? er : dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
+		goto out;
+	}
+	c->st.cgroup_born = (ca.flags & CLONE_INTO_CGROUP) != 0;
+	/* the vfork ended with the exec (the pipe's end closed: EOF) or with
+	 * the child's failure (a byte, then its exit) */
+	close(ep[1]);
+	ep[1] = -1;
+	char b;
+	ssize_t k;
+	while ((k = read(ep[0], &b, 1)) < 0 && errno == EINTR)
+		;
+	if (k != 0) {
+		waitpid((pid_t)pid, NULL, __WALL);
+		close(pidfd);
+		r = dm_fail(-ENOEXEC, "the static stub could not be run");
+		goto out;
+	}
+	c->xs_pid = (pid_t)pid;
+	c->xs_pidfd = pidfd;
+	c->xs_sock = sp[0];
+	sp[0] = -1;
+	r = 0;
+out:
+	for (int i = 0; i < 2; i++)
+		if (ep[i] >= 0)
+			close(ep[i]);
+	if (xe >= 0)
+		close(xe);
+	if (xs >= 0)
+		close(xs);
+	if (sp[0] >= 0)
+		close(sp[0]);
+	return r;
+}
+
+/* An exec'd stub stub_create_root() never took: killed and reaped. */
+void stub_drop_unused(struct rst_ctx *c)
+{
+	if (c->xs_pid <= 0 || c->xs_taken)
+		return;
+	kill(c->xs_pid, SIGKILL);
+	waitpid(c->xs_pid, NULL, __WALL);
+	close(c->xs_sock);
+	close(c->xs_pidfd);
+	c->xs_pid = 0;
+}
+
 int stub_pick_hole(struct rst_ctx *c)
 {
 	_cleanup_(proc_vma_list_done) struct proc_vma_list self = { 0 };
@@ -78,13 +266,18 @@ int stub_pick_hole(struct rst_ctx *c)
 	for (size_t i = 0; i < self.n; i++)
 		if (self.vmas[i].end <= TASK_TOP)
 			rs[n++] = (struct range){ self.vmas[i].start, self.vmas[i].end };
-	/* a stub made by a container runtime: the blob goes into its space */
+	/* a bare tree's stub is exec'd now, where it can be (exec_stub_spawn) */
+	if (c->o->stub_pid <= 0 && exec_stub_spawn(c) < 0) {
+		pr_debug("the static stub: %s; the root stub is forked", dm_last_error());
+		dm_error_clear();
+	}
+	/* a stub made by a container runtime, or exec'd: the blob goes into its space */
 	_cleanup_(proc_vma_list_done) struct proc_vma_list ext = { 0 };
-	if (c->o->stub_pid > 0) {
-		r = proc_read_maps(c->o->stub_pid, &ext);
+	if (ext_stub_pid(c) > 0) {
+		r = proc_read_maps(ext_stub_pid(c), &ext);
 		if (r < 0)
-			return dm_fail(r, "cannot read the maps of the container's stub (pid %d): %s",
-				       c->o->stub_pid, strerror(-r));
+			return dm_fail(r, "cannot read the maps of the root stub (pid %d): %s",
+				       ext_stub_pid(c), strerror(-r));
 		rs = xrealloc(rs, (cap + ext.n) * sizeof(*rs));
 		for (size_t i = 0; i < ext.n; i++)
 			if (ext.vmas[i].end <= TASK_TOP)
@@ -238,8 +431,8 @@ static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 		return dm_fail(neg_errno(), "waiting for the root stub: %m");
 	if (r == 0)
 		return dm_fail(-ETIMEDOUT, "root stub %d did not start within 10 s", pid);
-	if (!(pfd[0].revents & POLLIN) && c->o->stub_pid > 0)
-		return dm_fail(-EIO, "the root stub in the container (pid %d) exited", pid);
+	if (!(pfd[0].revents & POLLIN) && ext_stub_pid(c) > 0)
+		return dm_fail(-EIO, "the root stub (pid %d) exited", pid);
 	if (!(pfd[0].revents & POLLIN)) {
 		int st = 0;
 		/* (it closed its end: it ends, or is made to) */
@@ -252,9 +445,8 @@ static int wait_ready(struct rst_ctx *c, pid_t pid, int pidfd)
 		return dm_fail(-EIO, "root stub %d died (status %#x)", pid, st);
 	}
 	char m[2] = { 0, 0 };
-	if (c->o->stub_pid > 0 && recv(c->sock, m, 2, MSG_PEEK) == 2 && m[0] == 'E')
-		return dm_fail(-EIO, "the root stub in the container (pid %d) failed %s", pid,
-			       ext_stub_err_name(m[1]));
+	if (ext_stub_pid(c) > 0 && recv(c->sock, m, 2, MSG_PEEK) == 2 && m[0] == 'E')
+		return dm_fail(-EIO, "the root stub (pid %d) failed %s", pid, ext_stub_err_name(m[1]));
 	if (recv(c->sock, &b, 1, 0) != 1 || b != 'R')
 		return dm_fail(-EPROTO, "root stub %d: bad readiness message", pid);
 	return 0;
@@ -284,18 +476,26 @@ static int ext_stub_start(struct rst_ctx *c, struct rst_proc *root)
 				   .blob_size = INJ_BLOB_SIZE, .code_size = INJ_CODE_SIZE };
 	uint8_t code[INJ_BLOB_CODE_MAX];
 	size_t len = 0;
-	pid_t pid = c->o->stub_pid;
+	pid_t pid = ext_stub_pid(c);
+	int pidfd;
 
 	_Static_assert(INJ_BLOB_CODE_MAX <= EXT_STUB_CODE_MAX, "stub code size");
 	inject_blob_code(code, &len);
 	memcpy(a.code, code, len);
 	a.code_len = (uint32_t)len;
-	c->sock = fcntl(c->o->stub_sock, F_DUPFD_CLOEXEC, 0);
-	if (c->sock < 0)
-		return dm_fail(neg_errno(), "transport: %m");
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0)
-		return dm_fail(neg_errno(), "the container's stub (pid %d): pidfd_open: %m", pid);
+	if (c->o->stub_pid > 0) {
+		c->sock = fcntl(c->o->stub_sock, F_DUPFD_CLOEXEC, 0);
+		if (c->sock < 0)
+			return dm_fail(neg_errno(), "transport: %m");
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd < 0)
+			return dm_fail(neg_errno(), "the container's stub (pid %d): pidfd_open: %m", pid);
+	} else {
+		/* ours (exec_stub_spawn): the root from here on */
+		c->sock = c->xs_sock;
+		pidfd = c->xs_pidfd;
+		c->xs_taken = true;
+	}
 	root->host_pid = pid;
 	root->pidfd = pidfd;
 	root->state = RST_SEIZED; /* from here on, failure cleanup kills it */
@@ -314,7 +514,7 @@ static int ext_stub_start(struct rst_ctx *c, struct rst_proc *root)
 		c->ext_pinned = sched_setaffinity(pid, sizeof(one), &one) == 0;
 	}
 	if (send(c->sock, &a, sizeof(a), MSG_NOSIGNAL) != (ssize_t)sizeof(a))
-		return dm_fail(neg_errno(), "the container's stub (pid %d): sending its arguments: %m", pid);
+		return dm_fail(neg_errno(), "the root stub (pid %d): sending its arguments: %m", pid);
 	return wait_ready(c, pid, pidfd);
 }
 
@@ -333,7 +533,7 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	};
 	int sp[2];
 
-	if (c->o->stub_pid > 0) {
+	if (ext_stub_pid(c) > 0) {
 		r = ext_stub_start(c, root);
 		return r < 0 ? r : finish_root(c, root);
 	}
