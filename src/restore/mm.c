@@ -529,14 +529,10 @@ static int map_vmas(struct rst_ctx *c, struct rst_proc *p, struct rbatch *rb)
 }
 
 /*
- * munmap every VMA of the stub but the blob, the kernel's special mappings
- * and, with p, the VMAs p keeps from its parent (inherited pages).
- */
-/*
  * The stub's unmaps, as few calls as can be: consecutive ranges with
  * nothing kept between them (holes only) are one munmap, which unmaps
- * whatever is there.  A bare tree's root stub is a copy of the restorer:
- * ~280 VMAs of its libraries, one munmap each took ~2 ms of the downtime.
+ * whatever is there.  A forked root stub is a copy of the restorer (~280
+ * VMAs of its libraries): one munmap each took ~2 ms of the downtime.
  */
 struct unmap_run {
 	struct rbatch *rb;
@@ -566,6 +562,10 @@ static int unmap_add(struct unmap_run *u, uint64_t x, uint64_t y)
 	return r;
 }
 
+/*
+ * munmap every VMA of the stub but the blob, the kernel's special mappings
+ * and, with p, the VMAs p keeps from its parent (inherited pages).
+ */
 static int add_unmap_stub(struct rst_ctx *c, const struct rst_proc *p,
 			  const struct proc_vma_list *sm, struct rbatch *rb)
 {

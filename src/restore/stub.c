@@ -122,6 +122,78 @@ static long vfork_exec(struct clone_args *ca, void (*fn)(const struct exec_child
 	return ret;
 }
 
+static long exec_spawn(struct clone_args *ca, void *arg)
+{
+	return vfork_exec(ca, exec_stub_child, arg);
+}
+
+struct stub_args;
+static _Noreturn void stub_main(const struct stub_args *a);
+
+/* The forked stub: a copy of us, which runs stub_main(). */
+static long fork_spawn(struct clone_args *ca, void *arg)
+{
+	long pid = syscall(SYS_clone3, ca, sizeof(*ca));
+	if (pid == 0)
+		stub_main(arg);
+	return pid < 0 ? neg_errno() : pid;
+}
+
+/*
+ * The root stub's clone3 (spawn makes it: -errno, or the child's pid; its
+ * child never returns), with every signal blocked: pid want (set_tid in our
+ * pid namespace, or pid 1 of a new one), born in the tree's cgroup, or
+ * outside it where the kernel or the hierarchy refuse that (the caller moves
+ * the tree then), and once more after a dead owner of the pid has been
+ * reaped.  The pid, or -errno (dm_fail'ed).
+ */
+static long root_clone(struct rst_ctx *c, pid_t want, uint64_t flags, void *stack, size_t stack_size,
+		       long (*spawn)(struct clone_args *ca, void *arg), void *arg, int *ret_pidfd)
+{
+	struct clone_args ca = {
+		.flags = flags | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)ret_pidfd,
+		.exit_signal = SIGCHLD,
+		.stack = (uint64_t)(uintptr_t)stack,
+		.stack_size = stack_size,
+	};
+	if (c->own_pidns) {
+		ca.flags |= CLONE_NEWPID;
+	} else {
+		ca.set_tid = (uint64_t)(uintptr_t)&want;
+		ca.set_tid_size = 1;
+	}
+	if (c->o->cgroup_fd > 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)c->o->cgroup_fd;
+	}
+	long pid;
+	for (bool waited = false;;) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pid = spawn(&ca, arg);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && pid != -EEXIST) {
+			/* not a v2 cgroup, or a kernel without it: the caller moves the tree */
+			pr_debug("clone3 into the tree's cgroup: %s; cloned outside it", strerror((int)-pid));
+			ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+			ca.cgroup = 0;
+			continue;
+		}
+		/* a pid its dead owner still holds (a slow reaper): once */
+		if (pid >= 0 || pid != -EEXIST || c->own_pidns || waited || !rst_pid_wait_free(want))
+			break;
+		waited = true;
+	}
+	c->st.cgroup_born = pid >= 0 && (ca.flags & CLONE_INTO_CGROUP);
+	if (pid < 0) {
+		int r = (int)pid, e = rst_clone_pid_error(want, r);
+		return e < 0 ? e : dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
+	}
+	return pid;
+}
+
 /*
  * A bare tree's root stub as the container's is: the static stub (the
  * memfd runc runs), exec'd by a child made with CLONE_VM | CLONE_VFORK, with
@@ -160,50 +232,15 @@ static int exec_stub_spawn(struct rst_ctx *c)
 		r = dm_fail(neg_errno(), "the static stub's fds: %m");
 		goto out;
 	}
-	pid_t want = c->procs[0].img->pid;
-	struct clone_args ca = {
-		.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK,
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
-	};
-	if (c->own_pidns) {
-		ca.flags |= CLONE_NEWPID;
-	} else {
-		ca.set_tid = (uint64_t)(uintptr_t)&want;
-		ca.set_tid_size = 1;
-	}
-	if (c->o->cgroup_fd > 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)c->o->cgroup_fd;
-	}
 	char *const argv[] = { "dmigrate-stub", NULL }, *const envp[] = { NULL };
 	struct exec_child_args x = { xe, xs, ep[1], argv, envp };
 	stack = aligned_alloc(64, stack_size);
-	ca.stack = (uint64_t)(uintptr_t)stack;
-	ca.stack_size = stack_size;
-	long pid;
-	for (bool waited = false;;) {
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pid = vfork_exec(&ca, exec_stub_child, &x);
-		r = pid < 0 ? (int)pid : 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && r != -EEXIST) {
-			ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
-			ca.cgroup = 0;
-			continue;
-		}
-		if (pid >= 0 || r != -EEXIST || c->own_pidns || waited || !rst_pid_wait_free(want))
-			break;
-		waited = true;
-	}
+	long pid = root_clone(c, c->procs[0].img->pid, CLONE_VM | CLONE_VFORK, stack, stack_size, exec_spawn, &x,
+			      &pidfd);
 	if (pid < 0) {
-		int er = rst_clone_pid_error(want, r);
-		r = er < 0 ? er : dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
+		r = (int)pid;
 		goto out;
 	}
-	c->st.cgroup_born = (ca.flags & CLONE_INTO_CGROUP) != 0;
 	/* the vfork ended with the exec (the pipe's end closed: EOF) or with
 	 * the child's failure (a byte, then its exit) */
 	close(ep[1]);
@@ -524,13 +561,6 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 {
 	struct stub_args a = { .blob = c->blob, .tfd = c->tfd };
 	int pidfd = -1, r;
-	pid_t want = root->img->pid;
-	sigset_t all, old;
-	struct clone_args ca = {
-		.flags = CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
-	};
 	int sp[2];
 
 	if (ext_stub_pid(c) > 0) {
@@ -542,47 +572,10 @@ int stub_create_root(struct rst_ctx *c, struct rst_proc *root)
 	c->sock = sp[0];
 	a.sock = sp[1];
 	inject_blob_code(a.code, &a.code_len);
-	if (c->own_pidns) {
-		ca.flags |= CLONE_NEWPID;
-	} else {
-		ca.set_tid = (uint64_t)(uintptr_t)&want;
-		ca.set_tid_size = 1;
-	}
-
-	if (c->o->cgroup_fd > 0) {
-		ca.flags |= CLONE_INTO_CGROUP;
-		ca.cgroup = (uint64_t)c->o->cgroup_fd;
-	}
-
-	long pid;
-	for (bool waited = false;;) {
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		pid = syscall(SYS_clone3, &ca, sizeof(ca));
-		if (pid == 0)
-			stub_main(&a);
-		r = pid < 0 ? neg_errno() : 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (pid < 0 && (ca.flags & CLONE_INTO_CGROUP) && r != -EEXIST) {
-			/* not a v2 cgroup, or a kernel without it: the caller moves the tree */
-			pr_debug("clone3 into the tree's cgroup: %s; cloned outside it", strerror(-r));
-			ca.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
-			ca.cgroup = 0;
-			continue;
-		}
-		/* a pid its dead owner still holds (a slow reaper): once */
-		if (pid >= 0 || r != -EEXIST || c->own_pidns || waited || !rst_pid_wait_free(want))
-			break;
-		waited = true;
-	}
-	c->st.cgroup_born = pid >= 0 && (ca.flags & CLONE_INTO_CGROUP);
+	long pid = root_clone(c, root->img->pid, 0, NULL, 0, fork_spawn, &a, &pidfd);
 	close(sp[1]);
-	if (pid < 0) {
-		int e = rst_clone_pid_error(want, r);
-		if (e < 0)
-			return e;
-		return dm_fail(r, "cannot create the root stub (pid %d): %s", want, strerror(-r));
-	}
+	if (pid < 0)
+		return (int)pid;
 
 	root->host_pid = (pid_t)pid;
 	root->pidfd = pidfd;
