@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "base/util.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -24,8 +25,17 @@ struct trace_rec {
 	bool child;
 };
 
+/* a thread's tid in its pid namespace and on the host */
+struct trace_tid {
+	pid_t host_pid, vtid, htid;
+};
+#define TRACE_TIDS 256
+
 struct fault_trace {
 	char *path;
+	bool pc;                      /* DMIGRATE_FAULT_TRACE_PC=1 */
+	struct trace_tid tids[TRACE_TIDS]; /* fault_trace_add_pc()'s (one thread's) */
+	size_t n_tids;
 	uint64_t window_ns;
 	_Atomic uint64_t origin_ns;   /* 0: the first fault */
 	pthread_mutex_t lock;         /* n, the records, written */
@@ -42,6 +52,8 @@ struct fault_trace *fault_trace_from_env(void)
 	const char *w = getenv("DMIGRATE_FAULT_TRACE_MS");
 	struct fault_trace *t = xcalloc(1, sizeof(*t));
 	t->path = xstrdup(tp);
+	const char *pc = getenv("DMIGRATE_FAULT_TRACE_PC");
+	t->pc = pc && !strcmp(pc, "1");
 	t->window_ns = (uint64_t)(w && atoi(w) > 0 ? atoi(w) : 1000) * 1000000;
 	t->r = xcalloc(TRACE_MAX, sizeof(*t->r));
 	pthread_mutex_init(&t->lock, NULL);
@@ -106,8 +118,60 @@ void fault_trace_set_latency(struct fault_trace *t, long rec, uint64_t us)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void fault_trace_set_pc(struct fault_trace *t, long rec, uint64_t pc)
+/* The host tid of thread vtid of process host_pid: every thread's NSpid read
+ * once, again when one is not known. */
+static pid_t host_tid_of(struct fault_trace *t, pid_t host_pid, pid_t vtid)
 {
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < t->n_tids; i++)
+			if (t->tids[i].host_pid == host_pid && t->tids[i].vtid == vtid)
+				return t->tids[i].htid;
+		if (pass)
+			break;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/task", host_pid);
+		_cleanup_closedir_ DIR *d = opendir(path);
+		struct dirent *de;
+		/* this process's again (the others stay) */
+		size_t k = 0;
+		for (size_t i = 0; i < t->n_tids; i++)
+			if (t->tids[i].host_pid != host_pid)
+				t->tids[k++] = t->tids[i];
+		t->n_tids = k;
+		while (d && (de = readdir(d)) && t->n_tids < TRACE_TIDS) {
+			if (de->d_name[0] == '.')
+				continue;
+			char sp[300], *line = NULL;
+			size_t cap = 0;
+			snprintf(sp, sizeof(sp), "/proc/%d/task/%s/status", host_pid, de->d_name);
+			_cleanup_fclose_ FILE *f = fopen(sp, "re");
+			while (f && getline(&line, &cap, f) > 0) {
+				if (strncmp(line, "NSpid:", 6))
+					continue;
+				const char *last = strrchr(line, '\t');
+				if (last)
+					t->tids[t->n_tids++] = (struct trace_tid){ host_pid, atoi(last + 1), atoi(de->d_name) };
+				break;
+			}
+			free(line);
+		}
+	}
+	return 0;
+}
+
+/* A thread waiting in a fault shows "-1 SP PC" in its syscall file (a read
+ * of ~30 us a fault: off by default, the trace is for timing). */
+void fault_trace_add_pc(struct fault_trace *t, long rec, pid_t host_pid, uint32_t vtid)
+{
+	if (!t->pc)
+		return;
+	pid_t htid = host_tid_of(t, host_pid, (pid_t)vtid);
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	unsigned long long sp = 0, pc = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", host_pid, htid);
+	if (!htid || read_full_file(path, 4096, &buf, NULL) < 0 || sscanf(buf, "-1 %llx %llx", &sp, &pc) != 2)
+		return;
 	pthread_mutex_lock(&t->lock);
 	t->r[rec].pc = pc;
 	pthread_mutex_unlock(&t->lock);

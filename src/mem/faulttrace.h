@@ -36,8 +36,9 @@ void fault_trace_set_kind(struct fault_trace *t, long rec, char kind);
 void fault_trace_set_window(struct fault_trace *t, long rec, uint64_t start, uint32_t n);
 /* The time until its page was installed (at least 1 us: 0 is "never seen"). */
 void fault_trace_set_latency(struct fault_trace *t, long rec, uint64_t us);
-/* The faulting instruction's address (the thread's user pc while it waits). */
-void fault_trace_set_pc(struct fault_trace *t, long rec, uint64_t pc);
+/* With DMIGRATE_FAULT_TRACE_PC=1: the faulting instruction of record rec,
+ * whose thread is vtid (in its pid namespace) of process host_pid. */
+void fault_trace_add_pc(struct fault_trace *t, long rec, pid_t host_pid, uint32_t vtid);
 /* Its window is over and it is not written yet. */
 bool fault_trace_due(struct fault_trace *t);
 /* A restored process whose maps go with the trace. */

@@ -44,13 +44,10 @@
 #include "restore/restore.h"
 #include "compat.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <signal.h>
 #include <pthread.h>
 #include <string.h>
@@ -86,8 +83,6 @@ struct lazy_mm {
 	struct remap remaps[REMAPS_MAX];
 	size_t n_remaps;
 	bool remap_lost;           /* a move we could not follow: pages may be lost */
-	pid_t tids[64][2];         /* fault trace: tid in its namespace, on the host (host_tid_of) */
-	size_t n_tids;
 };
 
 struct pending {
@@ -133,7 +128,6 @@ struct mem_lazy {
 	uint64_t slowest_install_ns; /* of it: from its reply's arrival (0: unknown) */
 	uint32_t slowest_space;
 	struct fault_trace *trace; /* NULL: off (faulttrace.h) */
-	bool trace_pc;             /* and the faulting instructions (DMIGRATE_FAULT_TRACE_PC=1) */
 	/* tests: hold the first local fault (dst-lazy-local-fault), uffd thread only */
 	bool hold_local_fault;
 };
@@ -180,7 +174,6 @@ int mem_lazy_new(const struct mem_lazy_opts *o, struct mem_lazy **ret)
 		return r;
 	}
 	l->trace = fault_trace_from_env();
-	l->trace_pc = l->trace && getenv("DMIGRATE_FAULT_TRACE_PC") && !strcmp(getenv("DMIGRATE_FAULT_TRACE_PC"), "1");
 	l->hold_local_fault = dm_test_listed("dst-lazy-local-fault");
 	pthread_mutex_init(&l->gate_lock, NULL);
 	pthread_cond_init(&l->gate_cond, NULL);
@@ -830,61 +823,12 @@ static void window_for(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint6
 	*ret_n = (uint32_t)((end - start) / DM_PAGE_SIZE);
 }
 
-/* The host tid of the thread of mm's process whose tid in its own pid
- * namespace is vtid (the uffd reports that one), or 0: every thread's
- * NSpid read once, again when one is not known (uffd thread only). */
-static pid_t host_tid_of(struct lazy_mm *mm, uint32_t vtid)
-{
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < mm->n_tids; i++)
-			if (mm->tids[i][0] == (pid_t)vtid)
-				return mm->tids[i][1];
-		if (pass)
-			break;
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/task", mm->host_pid);
-		_cleanup_closedir_ DIR *d = opendir(path);
-		struct dirent *de;
-		mm->n_tids = 0;
-		while (d && (de = readdir(d)) && mm->n_tids < ARRAY_SIZE(mm->tids)) {
-			if (de->d_name[0] == '.')
-				continue;
-			char sp[300], *line = NULL;
-			size_t cap = 0;
-			snprintf(sp, sizeof(sp), "/proc/%d/task/%s/status", mm->host_pid, de->d_name);
-			_cleanup_fclose_ FILE *f = fopen(sp, "re");
-			while (f && getline(&line, &cap, f) > 0) {
-				if (strncmp(line, "NSpid:", 6))
-					continue;
-				const char *last = strrchr(line, '\t');
-				if (last) {
-					mm->tids[mm->n_tids][0] = atoi(last + 1);
-					mm->tids[mm->n_tids++][1] = atoi(de->d_name);
-				}
-				break;
-			}
-			free(line);
-		}
-	}
-	return 0;
-}
-
-/* A fault event in the trace (uffd thread); its record, or -1 when not traced.
- * With DMIGRATE_FAULT_TRACE_PC=1 the faulting instruction goes with it: a
- * thread waiting in a fault shows "-1 SP PC" in its syscall file (a read
- * of ~30 us a fault: off by default, the trace is for timing). */
+/* A fault event in the trace (uffd thread); its record, or -1 when not traced. */
 static long trace_fault(struct mem_lazy *l, struct lazy_mm *mm, uint64_t a, uint32_t tid, char kind)
 {
 	long rec = fault_trace_add(l->trace, a, mm->space, tid, kind, mm->child);
-	if (rec < 0 || !l->trace_pc || !mm->host_pid || !tid)
-		return rec;
-	pid_t htid = host_tid_of(mm, tid);
-	char path[64];
-	_cleanup_free_ char *buf = NULL;
-	unsigned long long sp = 0, pc = 0;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", mm->host_pid, htid);
-	if (htid && read_full_file(path, 4096, &buf, NULL) >= 0 && sscanf(buf, "-1 %llx %llx", &sp, &pc) == 2)
-		fault_trace_set_pc(l->trace, rec, pc);
+	if (rec >= 0 && mm->host_pid && tid)
+		fault_trace_add_pc(l->trace, rec, mm->host_pid, tid);
 	return rec;
 }
 
