@@ -78,7 +78,7 @@ struct dsess {
 	Dm__Container *runc_base;  /* what it was made from (MigStart.container_base) */
 	json_t *ctr_stats;         /* its put-back's steps (the stats' restore.container) */
 	struct runc_started *ctr_rs; /* while restore_tree() runs: its put-back (times) */
-	struct runc_started *announce_rs; /* while restore_tree() runs: a Docker container's, for tree_runs() */
+	struct runc_started *announce_rs; /* while restore_tree() runs: the container tree_runs() announces */
 	uint64_t t_announced;        /* the container's addresses announced from (tree_runs()) */
 	uint64_t t_restore, t_put_back; /* do_restore() began; the put-back ended */
 	uint64_t t_lazy_made, t_inventory, t_restore_call; /* in do_restore(): the fault handler made, the inventory read, restore_tree() called */

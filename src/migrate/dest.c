@@ -472,7 +472,7 @@ static void tree_runs(void *arg, const struct restore_stats *st)
 
 	/* a lock the restore holds it opened already, and removes (if it
 	 * cannot, runc_restore_done() does) */
-	struct runc_started *rs = s->ctr_rs ? s->ctr_rs : s->announce_rs;
+	struct runc_started *rs = s->announce_rs;
 	if (rs) {
 		s->t_announced = clock_ns(); /* the first frame goes at once */
 		runc_restore_announce(rs, !st->lock_taken);
@@ -586,7 +586,7 @@ static int do_restore(struct dsess *s)
 		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0)
 			return r;
-		s->ctr_rs = &rs;
+		s->ctr_rs = s->announce_rs = &rs;
 		s->container = true;
 		ro.stub_pid = rs.pid;
 		ro.stub_sock = rs.sock;
@@ -616,7 +616,7 @@ static int do_restore(struct dsess *s)
 		uint64_t t = clock_ns();
 		runc_restore_done(&rs, r >= 0);
 		s->ctr_done_ms = ns_to_ms(t, clock_ns());
-		s->ctr_rs = NULL;
+		s->ctr_rs = s->announce_rs = NULL;
 	}
 restored:
 	if (r < 0)

@@ -235,10 +235,11 @@ int src_guard_main(const char *nice_arg)
 		ssize_t k = fdpass_recv(GUARD_FD, &m, sizeof(m), &fd, &nfd, 0);
 		if (k <= 0)
 			break; /* our parent is gone: undo */
-		if ((size_t)k < offsetof(struct guard_msg, text) + 1 || m.kind == G_DISARM || m.kind == G_REARM) {
+		bool whole = (size_t)k >= offsetof(struct guard_msg, text) + 1;
+		if (!whole || m.kind == G_DISARM || m.kind == G_REARM) {
 			if (fd >= 0)
 				close(fd);
-			if ((size_t)k >= offsetof(struct guard_msg, text) + 1 && m.kind == G_DISARM)
+			if (whole && m.kind == G_DISARM)
 				guard_disarmed();
 			continue;
 		}
