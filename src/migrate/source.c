@@ -178,6 +178,24 @@ static int watch_workers(void *arg)
 	return s->srv ? mem_server_error(s->srv) : 0;
 }
 
+/* sig to every live process of the image (each failure said); 0, or the
+ * first failure's -errno other than a process gone (ESRCH). */
+static int tree_signal(struct src *s, int sig)
+{
+	int r = 0;
+	for (size_t i = 0; i < s->ck->nprocs; i++) {
+		if (s->ck->procs[i]->state == DM__PROC_STATE__PROC_ZOMBIE)
+			continue;
+		pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
+		if (h > 0 && kill(h, sig) < 0) {
+			pr_warn("process %d: SIG%s: %m", h, sigabbrev_np(sig));
+			if (errno != ESRCH && r == 0)
+				r = neg_errno();
+		}
+	}
+	return r;
+}
+
 /*
  * Before COMMIT: a group stop that outlives us.  Every task of the tree is
  * in a ptrace stop (PTRACE_SEIZE + PTRACE_INTERRUPT, dump-seize.c): a
@@ -198,13 +216,7 @@ static int watch_workers(void *arg)
  */
 static void queue_stop(struct src *s)
 {
-	for (size_t i = 0; i < s->ck->nprocs; i++) {
-		if (s->ck->procs[i]->state == DM__PROC_STATE__PROC_ZOMBIE)
-			continue;
-		pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
-		if (h > 0 && kill(h, SIGSTOP) < 0)
-			pr_warn("process %d: SIGSTOP: %m", h);
-	}
+	tree_signal(s, SIGSTOP);
 }
 
 /* Private anonymous memory of the tree (an upper bound of what pre-copy and
@@ -634,11 +646,7 @@ static void keep_stopped(struct src *s, int err)
 	mem_dirty_detach(s->dirty);
 	mem_dirty_detach(s->hot);
 	if (s->d && s->ck) {
-		for (size_t i = 0; i < s->ck->nprocs; i++) {
-			pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
-			if (h > 0)
-				kill(h, SIGSTOP);
-		}
+		tree_signal(s, SIGSTOP);
 		dump_release(s->d, DUMP_RESUME);
 	}
 	if (s->commit_unsent)
@@ -1315,16 +1323,7 @@ static bool unqueue_stop(struct src *s)
 			return false;
 		}
 	}
-	for (size_t i = 0; i < s->ck->nprocs; i++) {
-		if (s->ck->procs[i]->state == DM__PROC_STATE__PROC_ZOMBIE)
-			continue;
-		pid_t h = dump_host_pid(s->d, s->ck->procs[i]->pid);
-		if (h > 0 && kill(h, SIGCONT) < 0 && errno != ESRCH) {
-			pr_warn("process %d: SIGCONT: %m", h);
-			return false;
-		}
-	}
-	return true;
+	return tree_signal(s, SIGCONT) == 0;
 }
 
 /* resume: RESUMED (MIG_WAIT_RESTORE_MS), then the switch-over: SIGSTOP
