@@ -255,6 +255,18 @@ static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
 	return r;
 }
 
+/* restore_opts.lazy_peek: the store's slots stay put until the restore ends
+ * (a page sent again overwrites its own slot, and all had come before the
+ * state) */
+static const void *lazy_peek(void *arg, pid_t pid, uint64_t addr, uint32_t max, uint32_t *run)
+{
+	struct dsess *s = arg;
+	const void *p = s->store ? mem_store_page(s->store, pid, addr, max, run) : NULL;
+	if (p)
+		s->fetch_store += *run;
+	return p;
+}
+
 static int expect_empty(struct dsess *s, uint16_t want, int timeout_ms, const char *what);
 
 /*
@@ -500,6 +512,7 @@ static int do_restore(struct dsess *s)
 		.lazy = true,
 		.lazy_cb = lazy_cb,
 		.lazy_fetch = lazy_fetch,
+		.lazy_peek = lazy_peek,
 		.lazy_arg = s,
 		/* the fault trace names the threads */
 		.lazy_features = LAZY_FEATURES | (mem_fault_trace_wanted() ? UFFD_FEATURE_THREAD_ID : 0) |

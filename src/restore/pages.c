@@ -40,7 +40,8 @@
 #include <sys/stat.h>
 
 #define WRITE_CHUNK (2ULL << 20)    /* one job of a writer thread */
-#define PARALLEL_MIN (16ULL << 20)  /* below this, one thread writes */
+#define PARALLEL_MIN (16ULL << 20)  /* below this, one thread writes (two writers for a
+				     * migration's ~1 MiB were no faster, alternated) */
 #define WRITERS_MAX 4
 
 #define EAGER_BELOW_SP (16 * 1024) /* signal frames (xsave area included) + red zone */
@@ -259,19 +260,20 @@ bool pages_entry_deferred(struct rst_ctx *c, const Dm__Process *p, const Dm__Pag
 }
 
 /* Lazy pages that must be written now but are only on the page server (or
- * in the store a migration's destination keeps): fetched page by page,
- * written a batch at a time.  Through one buffer for the whole restore,
- * made with its pages in: a buffer of malloc's per run (256 KiB: a mapping
- * of its own) took a page fault for each page it held, ~10 us each on this
- * VM, and a redis's 276 such pages (37 runs, in the downtime) took 3 ms. */
+ * in the store a migration's destination keeps) and not in our memory
+ * (o->lazy_peek): fetched page by page, written a batch at a time.  Through
+ * one buffer for the whole restore, made with its pages in: a buffer of
+ * malloc's per run (256 KiB: a mapping of its own) took a page fault for
+ * each page it held, ~10 us each on this VM, and a redis's 276 such pages
+ * (37 runs, in the downtime) took 3 ms. */
 #define FETCH_BATCH 64u
-static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEntry *e)
+static int fetch_run(struct rst_ctx *c, struct rst_proc *p, uint64_t vaddr, uint64_t nr_pages)
 {
 	int r;
 
 	if (!c->o->lazy_fetch)
 		return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page server and "
-			       "cannot be served lazily here", p->img->pid, e->vaddr);
+			       "cannot be served lazily here", p->img->pid, vaddr);
 	if (!c->fetch_buf) {
 		void *m = mmap(NULL, FETCH_BATCH * DM_PAGE_SIZE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
@@ -280,9 +282,9 @@ static int fetch_run(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEnt
 		c->fetch_buf = m;
 	}
 	uint8_t *buf = c->fetch_buf;
-	for (uint32_t k = 0; k < e->nr_pages; k += FETCH_BATCH) {
-		uint32_t n = MIN(e->nr_pages - k, FETCH_BATCH);
-		uint64_t a = e->vaddr + (uint64_t)k * DM_PAGE_SIZE;
+	for (uint64_t k = 0; k < nr_pages; k += FETCH_BATCH) {
+		uint32_t n = (uint32_t)MIN(nr_pages - k, (uint64_t)FETCH_BATCH);
+		uint64_t a = vaddr + k * DM_PAGE_SIZE;
 		for (uint32_t j = 0; j < n; j++) {
 			uint64_t pa = a + (uint64_t)j * DM_PAGE_SIZE;
 			r = fetch_page(c, p->img->pid, pa, buf + (size_t)j * DM_PAGE_SIZE);
@@ -479,20 +481,31 @@ static void wjobs_open_uffd(struct rst_ctx *c, struct rst_proc *p, struct wjobs 
 		w->v[i].uffd_vma = NULL;
 }
 
+/*
+ * The writers beside us run on the CPUs we had before the restore pinned us
+ * to one (restore.c): made by a pinned thread they would inherit its one CPU
+ * and take turns on it.
+ */
 static int wjobs_run(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long ncpu = c->have_free_mask ? CPU_COUNT(&c->free_mask) : sysconf(_SC_NPROCESSORS_ONLN);
 	long want = ncpu > 1 ? ncpu : 1;
 	size_t nthr = w->bytes >= PARALLEL_MIN ? (size_t)MIN(want, (long)WRITERS_MAX) : 1;
 	pthread_t th[WRITERS_MAX];
+	pthread_attr_t attr;
 	size_t started = 0;
 
 	w->memfd = rst_main(p)->memfd;
 	w->uffd = -1;
 	wjobs_open_uffd(c, p, w);
+	bool attr_ok = nthr > 1 && pthread_attr_init(&attr) == 0;
+	if (attr_ok && c->have_free_mask)
+		pthread_attr_setaffinity_np(&attr, sizeof(c->free_mask), &c->free_mask);
 	for (size_t i = 1; i < nthr; i++)
-		if (pthread_create(&th[started], NULL, wjobs_worker, w) == 0)
+		if (pthread_create(&th[started], attr_ok ? &attr : NULL, wjobs_worker, w) == 0)
 			started++;
+	if (attr_ok)
+		pthread_attr_destroy(&attr);
 	wjobs_worker(w);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
@@ -503,6 +516,45 @@ static int wjobs_run(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
 		const struct wjob *j = &w->v[atomic_load(&w->err_job)];
 		return dm_fail(r, "pid %d: %s pages at %#" PRIx64 ": %s", p->img->pid,
 			       j->uffd_vma ? "copying (UFFDIO_COPY)" : "writing", j->addr, strerror(-r));
+	}
+	return 0;
+}
+
+/*
+ * The pages of a remote entry: those in our memory (o->lazy_peek) become
+ * jobs written from where they lie; the others are fetched and written now.
+ */
+static int remote_runs(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEntry *e,
+		       struct wjobs *w)
+{
+	uint64_t a = e->vaddr, left = e->nr_pages;
+
+	while (left) {
+		uint32_t run = 0;
+		uint64_t t = clock_ns();
+		const uint8_t *src = c->o->lazy_peek ?
+			c->o->lazy_peek(c->o->lazy_arg, p->img->pid, a, (uint32_t)MIN(left, (uint64_t)UINT32_MAX), &run) :
+			NULL;
+		c->st.mem_fetch_ms += ns_to_ms(t, clock_ns());
+		if (src && run) {
+			run = (uint32_t)MIN((uint64_t)run, left);
+			wjobs_add_run(w, p->img, a, src, (uint64_t)run * DM_PAGE_SIZE);
+			c->st.pages_fetched += run;
+		} else {
+			/* up to the next page in our memory */
+			uint64_t n = 1;
+			while (c->o->lazy_peek && n < left &&
+			       !c->o->lazy_peek(c->o->lazy_arg, p->img->pid, a + n * DM_PAGE_SIZE, 1, &run))
+				n++;
+			if (!c->o->lazy_peek)
+				n = left;
+			int r = fetch_run(c, p, a, n);
+			if (r < 0)
+				return r;
+			run = (uint32_t)n;
+		}
+		a += (uint64_t)run * DM_PAGE_SIZE;
+		left -= run;
 	}
 	return 0;
 }
@@ -524,15 +576,15 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 			if (!c->lazy)
 				return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page "
 					       "server: restore with one (lazy)", ip->pid, e->vaddr);
-			r = fetch_run(c, p, e);
+			r = remote_runs(c, p, e, &w);
 			if (r < 0)
-				return r;
+				goto out;
 		}
 	}
 	if (ip->n_pagemap) {
 		r = pagefile_open(c, name, IMG_PAGES, &pf);
 		if (r < 0)
-			return r;
+			goto out;
 	}
 	/* runs contiguous in memory and in the file go out as one (per VMA) */
 	for (size_t i = 0; i < ip->n_pagemap && r >= 0;) {
@@ -567,9 +619,10 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 	}
 	if (r >= 0)
 		c->st.pages_written += w.bytes / DM_PAGE_SIZE;
-	free(w.v);
 	if (r >= 0 && c->lazy)
 		r = write_eager(c, p, &pf, name);
+out:
+	free(w.v);
 	pagefile_close(&pf);
 	return r;
 }

@@ -392,6 +392,10 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 
 	c->pin_cpu = cpu_pin_here(&cpus);
 	pinned = c->pin_cpu >= 0;
+	if (pinned) {
+		c->free_mask = cpus;
+		c->have_free_mask = true;
+	}
 	r = stub_create_root(c, &c->procs[0]);
 	c->st.stub_ms = lap(&t);
 	if (r >= 0)

@@ -74,6 +74,17 @@ typedef int (*restore_lazy_cb)(void *arg, const struct restore_lazy_proc *lp);
  */
 typedef int (*restore_lazy_fetch)(void *arg, pid_t pid, uint64_t addr, void *page);
 
+/*
+ * Optional, asked before lazy_fetch: where such pages of pid lie in our own
+ * memory already (a migration's store), as a pointer to the page at addr
+ * that stays valid and unchanged until restore_tree() returns, and in *run
+ * how many (1..max) follow it there contiguously.  NULL: not there (then
+ * lazy_fetch).  The restore writes them from there with the image's pages,
+ * by the same writers, without a copy in between.
+ */
+typedef const void *(*restore_lazy_peek)(void *arg, pid_t pid, uint64_t addr, uint32_t max,
+					  uint32_t *run);
+
 struct restore_stats;
 
 /*
@@ -100,7 +111,8 @@ struct restore_opts {
 	bool lazy;              /* do not write lazy pages, hand them to lazy_cb */
 	restore_lazy_cb lazy_cb;
 	restore_lazy_fetch lazy_fetch;
-	void *lazy_arg;         /* first argument of lazy_cb and lazy_fetch */
+	restore_lazy_peek lazy_peek; /* NULL: every such page is fetched */
+	void *lazy_arg;         /* first argument of lazy_cb, lazy_fetch and lazy_peek */
 	uint64_t lazy_features; /* UFFD_FEATURE_* asked for in UFFDIO_API (0: none) */
 	restore_before_resume_cb before_resume; /* NULL: none */
 	void *before_resume_arg;

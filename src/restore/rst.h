@@ -74,6 +74,10 @@ struct rst_ctx {
 	int pin_cpu;
 	bool ext_pinned;
 	cpu_set_t ext_mask;
+	/* the CPUs we had before the pin: the page writers' (pages.c), who
+	 * would otherwise share the restorer's one CPU */
+	bool have_free_mask;
+	cpu_set_t free_mask;
 	/* a bare tree's root stub exec'd from the static stub (stub.c,
 	 * exec_stub_spawn()), until stub_create_root() takes it: 0 when none */
 	pid_t xs_pid;
