@@ -26,7 +26,7 @@ static void usage(FILE *out)
 		"                        [--stats FILE] [--json] [--pidfile FILE] [--quiet]\n"
 		"                        [--dump-threads N] [--precopy-rounds N] [--work-dir DIR]\n"
 		"                        [--runc-root DIR] [--keep-source] [--accept-wait MS]\n"
-		"                        [--cow-max MIB]\n"
+		"                        [--cow-max MIB] [--quiet-wait MS]\n"
 		"                        [--rootfs-dir DIR [--rootfs priority|lazy|eager|none]]\n"
 		"  Moves the process tree rooted at PID to the dmigrated at ADDR:PORT and lets it\n"
 		"  run there.  post-copy (default): the tree resumes there at once and its memory\n"
@@ -57,7 +57,11 @@ static void usage(FILE *out)
 		"  state, inside the downtime (pre-copy and hybrid: those no round sent); up\n"
 		"  to MIB of it does (default %d; 0: never), more comes back as one copy per\n"
 		"  process, with a warning and the count in the stats.  stop-and-copy always\n"
-		"  keeps the sharing.\n", MIG_COW_MAX_MIB);
+		"  keeps the sharing.\n"
+		"  --quiet-wait MS: a container is frozen right after its next answer goes out\n"
+		"  (a TCP segment with data), so that a client waiting for its answers meets\n"
+		"  the downtime as late as possible; at most this long (default %d; 0: at once).\n",
+		MIG_COW_MAX_MIB, MIG_QUIET_WAIT_MS);
 }
 
 static int mig_runc_record(void *arg, const char *dir)
@@ -127,10 +131,11 @@ int cmd_migrate(int argc, char **argv)
 		{ "keep-source", no_argument, NULL, 'K' },
 		{ "accept-wait", required_argument, NULL, 'A' },
 		{ "cow-max", required_argument, NULL, 'C' },
+		{ "quiet-wait", required_argument, NULL, 'Q' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct mig_source_opts o = { .mode = MIG_POST_COPY };
+	struct mig_source_opts o = { .mode = MIG_POST_COPY, .quiet_wait_ms = MIG_QUIET_WAIT_MS };
 	struct mig_result res;
 	struct net_key key;
 	const char *keyfile = NULL, *stats = NULL, *pidfile = NULL, *runc_root = NULL, *ctr_id = NULL;
@@ -144,7 +149,7 @@ int cmd_migrate(int argc, char **argv)
 	long v;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:KA:C:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:Im:s:JP:qj:r:w:R:F:T:KA:C:Q:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.to = optarg; break;
 		case 'k': keyfile = optarg; break;
@@ -191,6 +196,13 @@ int cmd_migrate(int argc, char **argv)
 				return 2;
 			}
 			o.accept_wait_ms = (unsigned)v;
+			break;
+		case 'Q':
+			if (parse_long(optarg, &v) < 0 || v < 0 || v > 10000) {
+				fprintf(stderr, "dmigrate: migrate: bad --quiet-wait '%s' (0 to 10000 ms)\n", optarg);
+				return 2;
+			}
+			o.quiet_wait_ms = (unsigned)v;
 			break;
 		case 'C':
 			if (parse_long(optarg, &v) < 0 || v < 0 || v > (1L << 30)) {

@@ -243,6 +243,9 @@ int dump_write_ghost(struct dump_ctx *d, int fd, const struct stat *st, Dm__File
 /* Before the freeze: a container's network namespace, and its lock's
  * nftables context made there ahead (netlock_ctx_new()). */
 int dump_inet_warm(struct dump_ctx *d);
+/* Before the freeze (and its lock): the tree's next answer waited for,
+ * dump_opts.quiet_wait_ms at most.  Stats: quiet_wait. */
+void dump_inet_quiet(struct dump_ctx *d);
 /*
  * Before the freeze: a container's own network namespace that has a TCP
  * listener is locked while the tree still runs, and the tree gets up to

@@ -106,6 +106,7 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 		dump_free(d);
 		return r;
 	}
+	dump_inet_quiet(d);
 	if (o->before_freeze)
 		o->before_freeze(o->before_freeze_arg);
 	d->t_start = clock_ns();

@@ -118,6 +118,12 @@ struct dump_opts {
 	 */
 	unsigned accept_wait_ms;
 	/*
+	 * A tree in a network namespace of its own (a container's) is frozen
+	 * right after its next answer goes out (an outgoing TCP segment with
+	 * data, net/answer.h), waiting at most this long for one; 0: at once.
+	 */
+	unsigned quiet_wait_ms;
+	/*
 	 * A tree in a network namespace of its own (a container's) that is
 	 * locked as a whole: keep the TCP packets the lock drops (net/replay.h)
 	 * for dump_net_frames() (a migration delivers them on the destination)

@@ -27,6 +27,7 @@
 #include "dump/fd.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "net/answer.h"
 #include "net/inet.h"
 #include "net/replay.h"
 
@@ -70,6 +71,10 @@ struct dump_inet {
 	uint8_t *back;          /* what dump_net_frames() gave and was given back (dump_net_frames_back) */
 	size_t back_len;
 	size_t replayed;        /* delivered here again after a rollback */
+	struct net_answer_watch *answers; /* dump_inet_quiet()'s, closed with the rest */
+	double quiet_ms;        /* how long the freeze waited for an answer */
+	int quiet_answer;       /* 1: one went out, 0: none in time, <0: not watched */
+	uint64_t quiet_segments;
 };
 
 static int entry_cmp(const void *a, const void *b)
@@ -166,6 +171,42 @@ int dump_inet_warm(struct dump_ctx *d)
 static int lock_netns(struct dump_inet *in)
 {
 	return in->nft ? netlock_netns_with(in->nft, in->lock) : netlock_netns(in->lock);
+}
+
+/*
+ * The freeze comes right after the service's next answer (docs/net.md,
+ * "The moment of the freeze"), at most opts.quiet_wait_ms later.  Best
+ * effort: a watch that cannot be made freezes at once.
+ */
+void dump_inet_quiet(struct dump_ctx *d)
+{
+	struct dump_inet *in = d->inet;
+	int back = -1, r;
+
+	if (!d->opts.quiet_wait_ms || !d->opts.container || !in || in->netns < 0 || in->answers)
+		return;
+	in->quiet_answer = -1;
+	r = netns_enter(in->netns, &back);
+	if (r >= 0) {
+		r = net_answer_watch_start(&in->answers);
+		netns_leave(back);
+	}
+	if (r >= 0) {
+		uint64_t t0 = clock_ns();
+		r = net_answer_wait(in->answers, d->opts.quiet_wait_ms);
+		in->quiet_ms = ns_to_ms(t0, clock_ns());
+		in->quiet_segments = net_answer_segments(in->answers);
+		net_answer_watch_stop(in->answers);
+		if (r >= 0)
+			in->quiet_answer = r;
+	}
+	if (r < 0) {
+		pr_warn("%s (frozen without waiting for an answer)", dm_last_error());
+		dm_error_clear();
+		return;
+	}
+	pr_info("%s after %.1f ms", in->quiet_answer ? "an answer went out: freezing" :
+		"no answer went out: freezing", in->quiet_ms);
 }
 
 int dump_inet_prelock(struct dump_ctx *d)
@@ -523,6 +564,13 @@ out:
 
 void dump_inet_stats(const struct dump_ctx *d, json_t *obj)
 {
+	if (d->inet && d->inet->answers) {
+		json_t *q = json_object();
+		json_object_set_new(q, "ms", json_real(d->inet->quiet_ms));
+		json_object_set_new(q, "answer", json_boolean(d->inet->quiet_answer > 0));
+		json_object_set_new(q, "segments", json_integer((json_int_t)d->inet->quiet_segments));
+		json_object_set_new(obj, "quiet_wait", q);
+	}
 	if (!d->inet || !d->inet->n)
 		return;
 	json_object_set_new(obj, "inet_sockets", json_integer((json_int_t)d->inet->n));
@@ -683,6 +731,8 @@ void dump_inet_close(struct dump_ctx *d)
 	in->back_len = 0;
 	net_capture_free(in->cap);
 	in->cap = NULL;
+	net_answer_watch_free(in->answers);
+	in->answers = NULL;
 	netlock_ctx_free(in->nft);
 	in->nft = NULL;
 }

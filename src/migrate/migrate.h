@@ -50,6 +50,7 @@ struct mig_source_opts {
 	enum mig_mode mode;
 	unsigned dump_threads;     /* 0: resource-aware pool */
 	unsigned accept_wait_ms;   /* dump_opts.accept_wait_ms */
+	unsigned quiet_wait_ms;    /* dump_opts.quiet_wait_ms (MIG_QUIET_WAIT_MS by the CLI) */
 	struct src_guard *guard;   /* told of the network lock; disarmed at the switch-over (srcguard.h) */
 	bool progress;             /* live display on stderr (a tty) */
 	unsigned precopy_max_rounds;   /* 0: 12 */
@@ -122,6 +123,8 @@ struct mig_source_opts {
 };
 
 #define MIG_COW_MAX_MIB 32
+/* How long a container's freeze waits for its next answer (--quiet-wait) */
+#define MIG_QUIET_WAIT_MS 50
 
 /* a Docker container with more named volumes moves them as tars, in the freeze */
 #define MIG_VOLUME_TREES_MAX 8

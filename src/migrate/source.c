@@ -1115,6 +1115,7 @@ static int ph_freeze_dump(struct src *s)
 		.dump_threads = o->dump_threads,
 		.pool_sensors = s->pool_sensors,
 		.accept_wait_ms = o->accept_wait_ms,
+		.quiet_wait_ms = o->quiet_wait_ms,
 		.lazy_remote = true,
 		.reset_unaccepted = o->address_changes,
 		/* post-copy: the page map of anonymous memory is read after the

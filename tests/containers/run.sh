@@ -951,6 +951,12 @@ t_svc() {
 		# (each service here listens on TCP of one family, no UDP): not all four
 		jq -e '.dump.sock_diag_dumps >= 1 and .dump.sock_diag_dumps < 4' "$WORK/$id.stats" >/dev/null ||
 			{ kill "$kpid"; result FAIL $t "sock_diag dumps in the freeze: $(jq -c '.dump.sock_diag_dumps' "$WORK/$id.stats")"; return; }
+		# the freeze waited for the service's next answer (its client asks
+		# every few ms), or the whole --quiet-wait when none went out
+		jq -e '.dump.quiet_wait | (.answer and .segments > 0) or (.answer == false and .ms >= 49)' \
+			"$WORK/$id.stats" >/dev/null ||
+			{ kill "$kpid"; result FAIL $t "the freeze's wait for an answer: $(jq -c '.dump.quiet_wait' "$WORK/$id.stats")"; return; }
+		out_lock+="; frozen $(jq -r '.dump.quiet_wait | if .answer then "\(.ms * 10 | round / 10) ms after waiting for an answer" else "without an answer in \(.ms | round) ms" end' "$WORK/$id.stats")"
 		# post-copy: what the service wrote while the migration prepared
 		# (answering its client) was tracked in spite of the container's
 		# seccomp filter and capabilities, and went first after the resume

@@ -5,7 +5,8 @@
  * joined by a veth pair, a client's bytes sent while the server's
  * namespace is locked reach the server's socket by delivery alone (the
  * client's own retransmissions are blocked), exactly once, over IPv4 and
- * IPv6, and the connection goes on.
+ * IPv6, and the connection goes on.  net/answer.c: the answers a namespace
+ * sends are seen, and nothing else.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "net/answer.h"
 #include "net/inet.h"
 #include "net/replay.h"
 
@@ -222,12 +224,10 @@ static int teardown_ns(void **state)
 	return 0;
 }
 
-static void test_capture_deliver(void **state)
+/* Two namespaces joined by a veth pair, 198.19.71.1 and fd00:71::1 the server's */
+static void setup_pair(int *ret_sfd, int *ret_cfd)
 {
 	char cmd[1024];
-	(void)state;
-	if (geteuid() != 0)
-		skip();
 	snprintf(srv, sizeof(srv), "dmut-rps%d", getpid());
 	snprintf(cli, sizeof(cli), "dmut-rpc%d", getpid());
 	snprintf(cmd, sizeof(cmd),
@@ -245,6 +245,17 @@ static void test_capture_deliver(void **state)
 		sh(cmd);
 		fail_msg("setting up the namespaces failed (%d)", rc);
 	}
+	*ret_sfd = sfd;
+	*ret_cfd = cfd;
+}
+
+static void test_capture_deliver(void **state)
+{
+	int sfd, cfd;
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	setup_pair(&sfd, &cfd);
 
 	struct conn c4, c6;
 	connect_pair(sfd, cfd, AF_INET, "198.19.71.1", &c4);
@@ -347,12 +358,78 @@ static void test_capture_deliver(void **state)
 	close(cfd);
 }
 
+/* The headers' payload length, and the answers a watch sees going out of a
+ * namespace: data, not a pure ACK, not what comes in, nothing once stopped. */
+static void test_answer_watch(void **state)
+{
+	uint8_t p[256];
+	int sfd, cfd, back = -1;
+	(void)state;
+
+	assert_int_equal(net_tcp_payload(p, tcp_packet(p, 4, 0)), 0);
+	assert_int_equal(net_tcp_payload(p, tcp_packet(p, 4, 7)), 7);
+	assert_int_equal(net_tcp_payload(p, tcp_packet(p, 6, 0)), 0);
+	assert_int_equal(net_tcp_payload(p, tcp_packet(p, 6, 9)), 9);
+	/* only the headers captured: the length is the header's */
+	tcp_packet(p, 4, 100);
+	assert_int_equal(net_tcp_payload(p, 40), 100);
+	/* headers cut short, or not IP */
+	assert_int_equal(net_tcp_payload(p, 32), 0);
+	p[0] = 0x15;
+	assert_int_equal(net_tcp_payload(p, 140), 0);
+
+	if (geteuid() != 0)
+		skip();
+	setup_pair(&sfd, &cfd);
+	struct conn c4, c6;
+	connect_pair(sfd, cfd, AF_INET, "198.19.71.1", &c4);
+	connect_pair(sfd, cfd, AF_INET6, "fd00:71::1", &c6);
+
+	struct net_answer_watch *w = NULL;
+	assert_int_equal(netns_enter(sfd, &back), 0);
+	assert_int_equal(net_answer_watch_start(&w), 0);
+	netns_leave(back);
+
+	/* a request comes in and is read: what goes out is an ACK at most */
+	char got[16];
+	assert_int_equal(send(c4.cli, "GET", 3, 0), 3);
+	assert_int_equal(read_upto(c4.srv, got, 3, 10000), 3);
+	assert_int_equal(net_answer_wait(w, 300), 0);
+	/* the answer goes out */
+	assert_int_equal(send(c4.srv, "ok", 2, 0), 2);
+	assert_int_equal(net_answer_wait(w, 10000), 1);
+	assert_int_equal(read_upto(c4.cli, got, 2, 10000), 2);
+	/* over IPv6 too */
+	assert_int_equal(send(c6.srv, "ok6", 3, 0), 3);
+	assert_int_equal(net_answer_wait(w, 10000), 1);
+	assert_int_equal(read_upto(c6.cli, got, 3, 10000), 3);
+	assert_true(net_answer_segments(w) >= 2);
+	/* a client's data in the client's namespace is not the server's answer */
+	assert_int_equal(send(c4.cli, "again", 5, 0), 5);
+	assert_int_equal(read_upto(c4.srv, got, 5, 10000), 5);
+	assert_int_equal(net_answer_wait(w, 300), 0);
+	/* stopped: nothing more is seen */
+	net_answer_watch_stop(w);
+	assert_int_equal(send(c4.srv, "late", 4, 0), 4);
+	assert_int_equal(read_upto(c4.cli, got, 4, 10000), 4);
+	assert_int_equal(net_answer_wait(w, 300), 0);
+	net_answer_watch_free(w);
+
+	close(c4.cli);
+	close(c4.srv);
+	close(c6.cli);
+	close(c6.srv);
+	close(sfd);
+	close(cfd);
+}
+
 int main(void)
 {
 	dm_log_init(LOG_WARN, -1);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frames_check),
 		cmocka_unit_test_teardown(test_capture_deliver, teardown_ns),
+		cmocka_unit_test_teardown(test_answer_watch, teardown_ns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

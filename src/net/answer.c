@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The moment to freeze a service: right after it answered (answer.h).
+ *
+ * A packet socket (SOCK_DGRAM: from the network header on) in the
+ * container's network namespace, with a classic BPF filter that keeps
+ * outgoing TCP over IPv4 and IPv6, not through loopback, 128 bytes of each
+ * (the headers); a segment that carries data is an answer (or a request the
+ * service makes: the same moment for its peer).  The socket is made for no
+ * protocol, filtered, then bound to all of them, so nothing unfiltered is
+ * queued in between.  Its close waits for an RCU grace period (8-16 ms on
+ * some machines): it is stopped (a filter that drops all) when the wait
+ * ends and closed after the switch-over.
+ */
+#define LOG_PREFIX "net: "
+#include "net/answer.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SNAP 128
+
+struct net_answer_watch {
+	int fd;
+	uint64_t segments; /* outgoing TCP segments seen, data or not */
+};
+
+int net_answer_watch_start(struct net_answer_watch **ret)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 10),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_IFINDEX)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 8, 0),
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 2),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),          /* IPv4: protocol */
+		BPF_JUMP(BPF_JMP | BPF_JA, 2, 0, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, 3),
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),          /* IPv6: next header */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SNAP),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return dm_fail(neg_errno(), "cannot open a packet socket to see the service's answers: %m");
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		int r = dm_fail(neg_errno(), "cannot set up the packet socket that sees the service's answers: %m");
+		close(fd);
+		return r;
+	}
+	*ret = xcalloc(1, sizeof(**ret));
+	(*ret)->fd = fd;
+	return 0;
+}
+
+/* The TCP payload's length the headers of packet p (len bytes of it
+ * captured) announce; 0 for a segment without data or headers we cannot
+ * read. */
+size_t net_tcp_payload(const uint8_t *p, size_t len)
+{
+	size_t ip_len, ip_hdr;
+
+	if (len < 1)
+		return 0;
+	switch (p[0] >> 4) {
+	case 4:
+		if (len < 20)
+			return 0;
+		ip_hdr = (size_t)(p[0] & 15) * 4;
+		ip_len = (size_t)p[2] << 8 | p[3];
+		break;
+	case 6:
+		if (len < 40)
+			return 0;
+		ip_hdr = 40;
+		ip_len = ((size_t)p[4] << 8 | p[5]) + 40;
+		break;
+	default:
+		return 0;
+	}
+	if (ip_hdr < 20 || len < ip_hdr + 13)
+		return 0;
+	size_t tcp_hdr = (size_t)(p[ip_hdr + 12] >> 4) * 4;
+	return ip_len > ip_hdr + tcp_hdr ? ip_len - ip_hdr - tcp_hdr : 0;
+}
+
+int net_answer_wait(struct net_answer_watch *w, unsigned timeout_ms)
+{
+	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
+	uint8_t pkt[SNAP];
+
+	for (;;) {
+		ssize_t n;
+		while ((n = recv(w->fd, pkt, sizeof(pkt), 0)) >= 0) {
+			w->segments++;
+			if (net_tcp_payload(pkt, (size_t)n))
+				return 1;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return dm_fail(neg_errno(), "reading the service's answers: %m");
+		uint64_t now = clock_ns();
+		if (now >= deadline)
+			return 0;
+		struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+		int left = (int)((deadline - now + 999999) / 1000000);
+		if (poll(&pfd, 1, left) < 0 && errno != EINTR)
+			return dm_fail(neg_errno(), "waiting for the service's answers: %m");
+	}
+}
+
+uint64_t net_answer_segments(const struct net_answer_watch *w)
+{
+	return w ? w->segments : 0;
+}
+
+void net_answer_watch_stop(struct net_answer_watch *w)
+{
+	struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog prog = { .len = 1, .filter = none };
+
+	if (w)
+		setsockopt(w->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+void net_answer_watch_free(struct net_answer_watch *w)
+{
+	if (!w)
+		return;
+	close(w->fd);
+	free(w);
+}
