@@ -196,24 +196,53 @@ static void job_step_done(struct runc_job *j, int done, int r)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* Before any process of the tree maps or opens anything: the SysV
+ * segments they attach, the tmpfs files they map or open. */
+static int job_before_mm(struct runc_job *j)
+{
+	struct runc_started *s = j->s;
+	uint64_t t = clock_ns();
+	int r = put_back_ipc(j->m, j->images_dir, s);
+	s->t.ipc = ns_to_ms(t, clock_ns());
+	t = clock_ns();
+	if (r >= 0)
+		r = put_back_tmpfs(j->m, j->images_dir, j->dirs);
+	s->t.tmpfs = ns_to_ms(t, clock_ns());
+	return r;
+}
+
+/*
+ * That step is a few syscalls when there is no IPC object to make and no
+ * tmpfs archive to unpack (an empty tmpfs): then the caller does it before
+ * the thread starts, and the restore does not wait for a thread to be
+ * scheduled before it maps the tree's memory (0.5-0.9 ms of the downtime in
+ * some of redis's migrations here, for 0.02 ms of work).
+ */
+static bool before_mm_light(const Dm__Container *m)
+{
+	const Dm__ContainerIpc *ipc = m->ipc;
+	if (ipc && (ipc->n_shm || ipc->n_sem || ipc->n_msq || ipc->n_mqueue))
+		return false;
+	for (size_t i = 0; i < m->n_tmpfs; i++)
+		if (!(m->tmpfs[i]->has_files && !m->tmpfs[i]->files))
+			return false;
+	return true;
+}
+
 static void *job_main(void *arg)
 {
 	struct runc_job *j = arg;
 	struct runc_started *s = j->s;
 	const Dm__Container *m = j->m;
-	uint64_t t = clock_ns();
+	uint64_t t;
+	int r = 0;
 
-	/* before any process of the tree maps or opens anything: the SysV
-	 * segments they attach, the tmpfs files they map or open */
-	int r = put_back_ipc(m, j->images_dir, s);
-	s->t.ipc = ns_to_ms(t, clock_ns());
-	t = clock_ns();
-	if (r >= 0)
-		r = put_back_tmpfs(m, j->images_dir, j->dirs);
-	s->t.tmpfs = ns_to_ms(t, clock_ns());
-	job_step_done(j, RST_BESIDE_MM, r);
-	if (r < 0)
-		return NULL;
+	if (j->done < RST_BESIDE_MM) {
+		r = job_before_mm(j);
+		job_step_done(j, RST_BESIDE_MM, r);
+		if (r < 0)
+			return NULL;
+	}
 	/*
 	 * The host name and cgroup limits once the tree's processes exist (a
 	 * pids.max lowered below the count the tree had, which the kernel lets
@@ -288,6 +317,11 @@ int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restor
 		abort();
 	if (r >= 0)
 		r = tmpfs_dirs(m, s->pid, &j->dirs);
+	if (r >= 0 && before_mm_light(j->m)) {
+		r = job_before_mm(j);
+		if (r >= 0)
+			j->done = RST_BESIDE_MM;
+	}
 	if (r >= 0) {
 		r = -pthread_create(&j->th, NULL, job_main, j);
 		if (r < 0)
