@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What the source's modules share (source.c: the phases of a migration;
- * source-mem.c: the memory before the freeze, i.e. the pre-copy rounds,
- * post-copy's working set and its pre-send).  Not an interface: the
+ * source-start.c: the first, the connection and START; source-mem.c: the
+ * memory before the freeze, i.e. the pre-copy rounds, post-copy's working
+ * set and its pre-send).  Not an interface: the
  * migration's is migrate.h.
  */
 #pragma once
@@ -153,6 +154,14 @@ json_t *src_build_stats(struct src *s, int err);
 
 /* pre-copy and hybrid: the rounds of written pages while the tree runs
  * (hybrid: one, cut by READY for a Docker container) */
+/* source-start.c: connect, START -> ACCEPT, the data channels (a phase) */
+int src_ph_connect(struct src *s);
+/* source.c: a reply of type want (or ABORT: its error); src_expect_reply_of
+ * takes one of type also too (0: none), *ret_type says which */
+int src_expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret);
+int src_expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigReply **ret,
+			uint16_t *ret_type);
+
 int src_precopy(struct src *s);
 /* post-copy: is the working set tracked (from START), do the eager pages
  * go before the freeze */

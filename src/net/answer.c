@@ -3,9 +3,9 @@
  * The moment to freeze a service: right after it answered (answer.h).
  *
  * A packet socket (SOCK_DGRAM: from the network header on) in the
- * container's network namespace, with a classic BPF filter that keeps
- * outgoing TCP over IPv4 and IPv6, not through loopback, 128 bytes of each
- * (the headers); a segment that carries data is an answer (or a request the
+ * container's network namespace, with the classic BPF filter of replay.c's
+ * capture (net_tcp_filter) for outgoing TCP over IPv4 and IPv6, not
+ * through loopback, 128 bytes of each (the headers); a segment that carries data is an answer (or a request the
  * service makes: the same moment for its peer).  The socket is made for no
  * protocol, filtered, then bound to all of them, so nothing unfiltered is
  * queued in between.  Its close waits for an RCU grace period (8-16 ms on
@@ -14,6 +14,7 @@
  */
 #define LOG_PREFIX "net: "
 #include "net/answer.h"
+#include "net/replay.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -37,21 +38,8 @@ struct net_answer_watch {
 
 int net_answer_watch_start(struct net_answer_watch **ret)
 {
-	struct sock_filter code[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 10),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_IFINDEX)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 8, 0),
-		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 2),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),          /* IPv4: protocol */
-		BPF_JUMP(BPF_JMP | BPF_JA, 2, 0, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, 3),
-		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),          /* IPv6: next header */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SNAP),
-		BPF_STMT(BPF_RET | BPF_K, 0),
-	};
+	struct sock_filter code[NET_TCP_FILTER_LEN];
+	net_tcp_filter(code, PACKET_OUTGOING, SNAP);
 	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
 	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

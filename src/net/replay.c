@@ -111,12 +111,11 @@ int net_tcp_checksum(uint8_t *p, size_t len)
 	return 0;
 }
 
-int net_capture_start(struct net_capture **ret)
+void net_tcp_filter(struct sock_filter *code, uint32_t pkttype, uint32_t snap)
 {
-	/* received (PACKET_HOST), not on loopback (ifindex 1), TCP over IPv4 or IPv6 */
-	struct sock_filter code[] = {
+	const struct sock_filter prog[NET_TCP_FILTER_LEN] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, 0, 10),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, pkttype, 0, 10),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_IFINDEX)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 8, 0),
 		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
@@ -126,9 +125,17 @@ int net_capture_start(struct net_capture **ret)
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, 3),
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),          /* IPv6: next header */
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, 0x40000),
+		BPF_STMT(BPF_RET | BPF_K, snap),
 		BPF_STMT(BPF_RET | BPF_K, 0),
 	};
+	memcpy(code, prog, sizeof(prog));
+}
+
+int net_capture_start(struct net_capture **ret)
+{
+	/* received (PACKET_HOST), not on loopback (ifindex 1), TCP over IPv4 or IPv6 */
+	struct sock_filter code[NET_TCP_FILTER_LEN];
+	net_tcp_filter(code, PACKET_HOST, 0x40000);
 	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
 	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1, sz = 16 << 20;

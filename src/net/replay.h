@@ -46,6 +46,14 @@ struct net_capture_stats {
  */
 int net_capture_start(struct net_capture **ret);
 /*
+ * The classic BPF program of such a packet socket: TCP over IPv4 and IPv6 of
+ * one packet type (PACKET_HOST: received; PACKET_OUTGOING: sent), not
+ * through loopback, snap bytes of each (net/answer.c's too).
+ */
+#define NET_TCP_FILTER_LEN 13
+struct sock_filter;
+void net_tcp_filter(struct sock_filter *code, uint32_t pkttype, uint32_t snap);
+/*
  * Stop: the records of what was kept (malloc'd, NULL and 0 when nothing),
  * the counts in *st (may be NULL).  The capture keeps nothing more (its
  * filter drops all) but stays open: a packet socket's close waits for an
