@@ -59,8 +59,9 @@ static void usage(FILE *out)
 		"  process, with a warning and the count in the stats.  stop-and-copy always\n"
 		"  keeps the sharing.\n"
 		"  --quiet-wait MS: a container is frozen right after its next answer goes out\n"
-		"  (a TCP segment with data), so that a client waiting for its answers meets\n"
-		"  the downtime as late as possible; at most this long (default %d; 0: at once).\n",
+		"  (a TCP segment with data and PSH), so that a client waiting for its answers\n"
+		"  meets the downtime as late as possible; at most this long (default %d, at\n"
+		"  most 1000; 0: at once).\n",
 		MIG_COW_MAX_MIB, MIG_QUIET_WAIT_MS);
 }
 
@@ -198,8 +199,8 @@ int cmd_migrate(int argc, char **argv)
 			o.accept_wait_ms = (unsigned)v;
 			break;
 		case 'Q':
-			if (parse_long(optarg, &v) < 0 || v < 0 || v > 10000) {
-				fprintf(stderr, "dmigrate: migrate: bad --quiet-wait '%s' (0 to 10000 ms)\n", optarg);
+			if (parse_long(optarg, &v) < 0 || v < 0 || v > 1000) {
+				fprintf(stderr, "dmigrate: migrate: bad --quiet-wait '%s' (0 to 1000 ms)\n", optarg);
 				return 2;
 			}
 			o.quiet_wait_ms = (unsigned)v;

@@ -893,7 +893,8 @@ static int vma_runs_scan(int pm, const Dm__Process *m, const bool *scanned, bool
 		int r = guards ? proc_pagemap_guard_runs(pm, m->vmas[i]->start, m->vmas[k]->end, &span, &cap, &n)
 			       : proc_pagemap_data_runs(pm, m->vmas[i]->start, m->vmas[k]->end, &span, &cap, &n);
 		if (r < 0)
-			return r;
+			return dm_fail(r, "PAGEMAP_SCAN%s %#" PRIx64 "-%#" PRIx64 ": %s", guards ? " (guards)" : "",
+				       m->vmas[i]->start, m->vmas[k]->end, strerror(-r));
 		/* cut at the VMAs of the span (runs and VMAs both in address order) */
 		size_t j = 0;
 		for (size_t v = i; v <= k; v++) {
@@ -961,12 +962,9 @@ int dump_proc_mm(struct pool *pool, struct dump_ctx *d, struct dproc *p)
 		scanned[i] = vma_has_private_pages(m->vmas[i]) &&
 			     !(vma_deferred(d, m->vmas[i]) && !cow_parent_vma(&cow, &p->vmas.vmas[i]));
 	_cleanup_(vma_runs_done) struct vma_runs guard_runs = { 0 }, data_runs = { 0 };
-	r = vma_runs_scan(pm, m, scanned, true, &guard_runs);
+	r = vma_runs_scan(pm, m, scanned, true, &guard_runs) ?: vma_runs_scan(pm, m, scanned, false, &data_runs);
 	if (r < 0)
-		return dm_fail(r, "process %d: PAGEMAP_SCAN (guards): %s", p->pid, strerror(-r));
-	r = vma_runs_scan(pm, m, scanned, false, &data_runs);
-	if (r < 0)
-		return dm_fail(r, "process %d: PAGEMAP_SCAN: %s", p->pid, strerror(-r));
+		return dm_wrap(r, "process %d", p->pid);
 
 	for (size_t i = 0; i < m->n_vmas; i++) {
 		const Dm__Vma *v = m->vmas[i];

@@ -255,9 +255,10 @@ static int lazy_fetch(void *arg, pid_t pid, uint64_t addr, void *page)
 	return r;
 }
 
-/* restore_opts.lazy_peek: the store's slots stay put until the restore ends
- * (a page sent again overwrites its own slot, and all had come before the
- * state) */
+/* restore_opts.lazy_peek: the store's slots stay put while the restore
+ * writes the eager pages (a page sent again overwrites its own slot, and
+ * all had come before the state; nothing is installed or released before
+ * the lazy hook) */
 static const void *lazy_peek(void *arg, pid_t pid, uint64_t addr, uint32_t max, uint32_t *run)
 {
 	struct dsess *s = arg;

@@ -150,11 +150,9 @@ uint64_t src_bytes_moved(const struct src *s);
 /* --stats: what the migration did (err: its outcome) */
 json_t *src_build_stats(struct src *s, int err);
 
-/* ---- source-mem.c ------------------------------------------------------- */
+/* ---- source-start.c, source.c ------------------------------------------ */
 
-/* pre-copy and hybrid: the rounds of written pages while the tree runs
- * (hybrid: one, cut by READY for a Docker container) */
-/* source-start.c: connect, START -> ACCEPT, the data channels (a phase) */
+/* connect, START -> ACCEPT, the data channels (a phase) */
 int src_ph_connect(struct src *s);
 /* source.c: a reply of type want (or ABORT: its error); src_expect_reply_of
  * takes one of type also too (0: none), *ret_type says which */
@@ -162,6 +160,10 @@ int src_expect_reply(struct src *s, uint16_t want, Dm__MigReply **ret);
 int src_expect_reply_of(struct src *s, uint16_t want, uint16_t also, Dm__MigReply **ret,
 			uint16_t *ret_type);
 
+/* ---- source-mem.c ------------------------------------------------------- */
+
+/* pre-copy and hybrid: the rounds of written pages while the tree runs
+ * (hybrid: one, cut by READY for a Docker container) */
 int src_precopy(struct src *s);
 /* post-copy: is the working set tracked (from START), do the eager pages
  * go before the freeze */

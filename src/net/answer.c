@@ -88,6 +88,18 @@ size_t net_tcp_payload(const uint8_t *p, size_t len)
 	return ip_len > ip_hdr + tcp_hdr ? ip_len - ip_hdr - tcp_hdr : 0;
 }
 
+/* The segment that ends a write of the service's: data, and PSH (the last
+ * segment of what one send() gave TCP; an answer larger than a segment
+ * goes out whole before it).  A segment whose IPv4 header says no length
+ * (BIG TCP's, over 64 KiB) is not seen: the wait runs to its bound. */
+bool net_tcp_answer_end(const uint8_t *p, size_t len)
+{
+	if (!net_tcp_payload(p, len))
+		return false;
+	size_t ip_hdr = (p[0] >> 4) == 4 ? (size_t)(p[0] & 15) * 4 : 40;
+	return len > ip_hdr + 13 && (p[ip_hdr + 13] & 0x08);
+}
+
 int net_answer_wait(struct net_answer_watch *w, unsigned timeout_ms)
 {
 	uint64_t deadline = clock_ns() + (uint64_t)timeout_ms * 1000000;
@@ -97,7 +109,7 @@ int net_answer_wait(struct net_answer_watch *w, unsigned timeout_ms)
 		ssize_t n;
 		while ((n = recv(w->fd, pkt, sizeof(pkt), 0)) >= 0) {
 			w->segments++;
-			if (net_tcp_payload(pkt, (size_t)n))
+			if (net_tcp_answer_end(pkt, (size_t)n))
 				return 1;
 		}
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)

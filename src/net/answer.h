@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,8 +17,8 @@ struct net_answer_watch;
 /* In the calling thread's network namespace: from now on, its outgoing TCP
  * segments (not through loopback) are seen. */
 int net_answer_watch_start(struct net_answer_watch **ret);
-/* 1: a segment with data went out since the start or the last call; 0: none
- * within timeout_ms; -errno, dm_fail'ed. */
+/* 1: a segment that ends an answer (net_tcp_answer_end) went out since the
+ * start or the last call; 0: none within timeout_ms; -errno, dm_fail'ed. */
 int net_answer_wait(struct net_answer_watch *w, unsigned timeout_ms);
 /* Outgoing TCP segments seen so far (with data or without). */
 uint64_t net_answer_segments(const struct net_answer_watch *w);
@@ -30,3 +31,5 @@ void net_answer_watch_free(struct net_answer_watch *w);
  * announce (len bytes of it at p, the headers at least); 0: none, or not a
  * TCP packet whose headers are there. */
 size_t net_tcp_payload(const uint8_t *p, size_t len);
+/* Such a packet ends what one send() gave TCP: data, and the PSH flag. */
+bool net_tcp_answer_end(const uint8_t *p, size_t len);

@@ -460,6 +460,12 @@ static void *wjobs_worker(void *arg)
 	}
 }
 
+static int cmp_area(const void *a, const void *b)
+{
+	const struct restore_lazy_area *x = a, *y = b;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
 /* Register the VMAs of the UFFDIO_COPY jobs; without a uffd, every job takes /proc/PID/mem. */
 static void wjobs_open_uffd(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
 {
@@ -468,9 +474,16 @@ static void wjobs_open_uffd(struct rst_ctx *c, struct rst_proc *p, struct wjobs 
 		size_t n = 0;
 		for (size_t i = 0; i < w->n; i++) {
 			const Dm__Vma *v = w->v[i].uffd_vma;
-			if (v && !(n && areas[n - 1].start == v->start)) /* jobs go in address order */
+			if (v && !(n && areas[n - 1].start == v->start))
 				areas[n++] = (struct restore_lazy_area){ v->start, v->end };
 		}
+		/* the store's pages' jobs come before the image's: each VMA once */
+		qsort(areas, n, sizeof(*areas), cmp_area);
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!k || areas[k - 1].start != areas[i].start)
+				areas[k++] = areas[i];
+		n = k;
 		if (rst_uffd_open(c, p, areas, n, 0, &w->uffd, NULL) >= 0)
 			return;
 		pr_debug("pid %d: no userfaultfd (%s): every page through /proc/PID/mem", p->img->pid,
@@ -502,7 +515,9 @@ static int wjobs_run(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
 	if (attr_ok && c->have_free_mask)
 		pthread_attr_setaffinity_np(&attr, sizeof(c->free_mask), &c->free_mask);
 	for (size_t i = 1; i < nthr; i++)
-		if (pthread_create(&th[started], attr_ok ? &attr : NULL, wjobs_worker, w) == 0)
+		/* a mask a cpuset no longer allows: the thread as ours is */
+		if (pthread_create(&th[started], attr_ok ? &attr : NULL, wjobs_worker, w) == 0 ||
+		    (attr_ok && pthread_create(&th[started], NULL, wjobs_worker, w) == 0))
 			started++;
 	if (attr_ok)
 		pthread_attr_destroy(&attr);
@@ -527,34 +542,41 @@ static int wjobs_run(struct rst_ctx *c, struct rst_proc *p, struct wjobs *w)
 static int remote_runs(struct rst_ctx *c, struct rst_proc *p, const Dm__PagemapEntry *e,
 		       struct wjobs *w)
 {
+	restore_lazy_peek peek = c->o->lazy_peek;
 	uint64_t a = e->vaddr, left = e->nr_pages;
+	const uint8_t *src = NULL;
+	uint32_t run = 0;
 
 	while (left) {
-		uint32_t run = 0;
 		uint64_t t = clock_ns();
-		const uint8_t *src = c->o->lazy_peek ?
-			c->o->lazy_peek(c->o->lazy_arg, p->img->pid, a, (uint32_t)MIN(left, (uint64_t)UINT32_MAX), &run) :
-			NULL;
-		c->st.mem_fetch_ms += ns_to_ms(t, clock_ns());
+		if (!src && peek)
+			src = peek(c->o->lazy_arg, p->img->pid, a, (uint32_t)MIN(left, (uint64_t)UINT32_MAX), &run);
 		if (src && run) {
 			run = (uint32_t)MIN((uint64_t)run, left);
+			c->st.mem_fetch_ms += ns_to_ms(t, clock_ns());
 			wjobs_add_run(w, p->img, a, src, (uint64_t)run * DM_PAGE_SIZE);
 			c->st.pages_fetched += run;
-		} else {
-			/* up to the next page in our memory */
-			uint64_t n = 1;
-			while (c->o->lazy_peek && n < left &&
-			       !c->o->lazy_peek(c->o->lazy_arg, p->img->pid, a + n * DM_PAGE_SIZE, 1, &run))
-				n++;
-			if (!c->o->lazy_peek)
-				n = left;
-			int r = fetch_run(c, p, a, n);
-			if (r < 0)
-				return r;
-			run = (uint32_t)n;
+			a += (uint64_t)run * DM_PAGE_SIZE;
+			left -= run;
+			src = NULL;
+			continue;
 		}
-		a += (uint64_t)run * DM_PAGE_SIZE;
-		left -= run;
+		/* fetched up to the next page in our memory, which is taken next
+		 * (asked once: the peek counts what it gives) */
+		uint64_t n = 1;
+		src = NULL;
+		run = 0;
+		if (!peek)
+			n = left;
+		while (n < left && !(src = peek(c->o->lazy_arg, p->img->pid, a + n * DM_PAGE_SIZE,
+						(uint32_t)MIN(left - n, (uint64_t)UINT32_MAX), &run)))
+			n++;
+		c->st.mem_fetch_ms += ns_to_ms(t, clock_ns());
+		int r = fetch_run(c, p, a, n);
+		if (r < 0)
+			return r;
+		a += n * DM_PAGE_SIZE;
+		left -= n;
 	}
 	return 0;
 }
@@ -573,9 +595,11 @@ int pages_write(struct rst_ctx *c, struct rst_proc *p)
 		if (pages_entry_deferred(c, ip, e)) {
 			c->st.pages_lazy += e->nr_pages;
 		} else if (is_remote(e)) {
-			if (!c->lazy)
-				return dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page "
-					       "server: restore with one (lazy)", ip->pid, e->vaddr);
+			if (!c->lazy) {
+				r = dm_fail(-ENOTSUP, "pid %d: pages at %#" PRIx64 " are on a page "
+					    "server: restore with one (lazy)", ip->pid, e->vaddr);
+				goto out;
+			}
 			r = remote_runs(c, p, e, &w);
 			if (r < 0)
 				goto out;

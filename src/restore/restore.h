@@ -77,7 +77,8 @@ typedef int (*restore_lazy_fetch)(void *arg, pid_t pid, uint64_t addr, void *pag
 /*
  * Optional, asked before lazy_fetch: where such pages of pid lie in our own
  * memory already (a migration's store), as a pointer to the page at addr
- * that stays valid and unchanged until restore_tree() returns, and in *run
+ * that stays valid and unchanged until the process's memory is written
+ * (before its lazy_cb: a hybrid's install may release them after), and in *run
  * how many (1..max) follow it there contiguously.  NULL: not there (then
  * lazy_fetch).  The restore writes them from there with the image's pages,
  * by the same writers, without a copy in between.

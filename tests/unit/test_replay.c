@@ -373,6 +373,20 @@ static void test_answer_watch(void **state)
 	/* only the headers captured: the length is the header's */
 	tcp_packet(p, 4, 100);
 	assert_int_equal(net_tcp_payload(p, 40), 100);
+	/* the end of an answer: data and PSH */
+	tcp_packet(p, 4, 5);
+	assert_false(net_tcp_answer_end(p, 45));
+	p[20 + 13] |= 0x08;
+	assert_true(net_tcp_answer_end(p, 45));
+	{
+		size_t k = tcp_packet(p, 4, 0);
+		p[20 + 13] = 0x18; /* PSH without data: not an answer */
+		assert_false(net_tcp_answer_end(p, k));
+	}
+	tcp_packet(p, 6, 3);
+	p[40 + 13] = 0x18;
+	assert_true(net_tcp_answer_end(p, 63));
+	tcp_packet(p, 4, 100);
 	/* headers cut short, or not IP */
 	assert_int_equal(net_tcp_payload(p, 32), 0);
 	p[0] = 0x15;
