@@ -26,6 +26,7 @@ struct src {
 	json_t *image_stats;	/* the image sent (NULL: none was asked for) */
 	double container_record_ms; /* the container's own state, recorded while frozen */
 	double frozen_scan_ms;      /* what was written since the pages went before the freeze, found while frozen */
+	double server_load_ms, server_add_ms; /* setup_server(): the image read back, the page sets */
 	/* that record, made by a thread beside the dump (record_main()) */
 	struct {
 		pthread_t th;

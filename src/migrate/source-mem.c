@@ -572,23 +572,43 @@ void src_mark_clean_sent(struct src *s, pid_t pid)
 	struct pageset *clean = tracked(s) ? mem_dirty_clean(tracked(s), pid) : NULL;
 	if (!clean)
 		return;
-	/* runs of clean pages, a word of the bitmap at a time */
+	/*
+	 * Runs of clean pages, a word of the bitmap at a time: a word of
+	 * zeros or of ones at once, a mixed one by its transitions.  The set
+	 * spans the whole tree (a redis's 1.3 GiB: 340k bits, most of them 0
+	 * in post-copy); bit by bit it took ~0.5 ms between the dump and the
+	 * state.
+	 */
 	for (size_t k = 0; k < clean->n; k++) {
 		const struct pageset_region *rg = &clean->r[k];
 		uint64_t run0 = 0, run = 0;
 		for (uint64_t w = 0; w * 64 < rg->npages; w++) {
-			uint64_t bits = atomic_load(&rg->bits[w]);
-			for (unsigned b = 0; b < 64 && w * 64 + b < rg->npages; b++) {
-				uint64_t j = w * 64 + b;
-				if (bits & (1ULL << b)) {
+			uint64_t bits = atomic_load(&rg->bits[w]), base = w * 64;
+			unsigned valid = (unsigned)MIN(rg->npages - base, (uint64_t)64);
+			if (valid < 64)
+				bits &= (1ULL << valid) - 1;
+			if (bits == ~0ULL) {
+				if (!run)
+					run0 = base;
+				run += 64;
+				continue;
+			}
+			for (unsigned b = 0; b < valid;) {
+				uint64_t rest = bits >> b;
+				if (rest & 1) {
+					unsigned len = (unsigned)__builtin_ctzll(~rest); /* ~rest has ones above bit 63-b */
 					if (!run)
-						run0 = j;
-					run++;
+						run0 = base + b;
+					run += len;
+					b += len;
 					continue;
 				}
 				if (run)
 					mem_server_mark_sent(s->srv, pid, rg->start + run0 * DM_PAGE_SIZE, run);
 				run = 0;
+				if (!rest)
+					break;
+				b += (unsigned)__builtin_ctzll(rest);
 			}
 		}
 		if (run)

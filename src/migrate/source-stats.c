@@ -93,6 +93,10 @@ json_t *src_build_stats(struct src *s, int err)
 	}
 	if (s->o->container_record_stats && (s->rec.joined || !s->rec.started) && s->container_record_ms > 0)
 		json_object_set_new(j, "container_record", s->o->container_record_stats(s->o->container_arg));
+	if (s->server_load_ms > 0) {
+		json_object_set_new(j, "server_load_ms", json_real(s->server_load_ms));
+		json_object_set_new(j, "server_add_ms", json_real(s->server_add_ms));
+	}
 	if (s->frozen_scan_ms > 0)
 		/* the pages written since they went before the freeze, found in it */
 		json_object_set_new(j, "frozen_scan_ms", json_real(s->frozen_scan_ms));

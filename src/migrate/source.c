@@ -350,12 +350,15 @@ static int send_vma_fixes(struct src *s)
 /* The page server over the frozen tree; pages sent clean before the freeze are not sent again. */
 static int setup_server(struct src *s)
 {
+	uint64_t t = clock_ns();
 	int r = image_open(s->workdir, false, &s->img);
 	if (r < 0)
 		return r;
 	r = image_load(s->img, &s->ck);
 	if (r < 0)
 		return dm_wrap(r, "reading back our own image");
+	s->server_load_ms = ns_to_ms(t, clock_ns());
+	t = clock_ns();
 	r = mem_server_new(&s->srv);
 	if (r < 0)
 		return r;
@@ -372,6 +375,7 @@ static int setup_server(struct src *s)
 			return r;
 		src_mark_clean_sent(s, p->pid);
 	}
+	s->server_add_ms = ns_to_ms(t, clock_ns());
 	return 0;
 }
 
