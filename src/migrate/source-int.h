@@ -27,6 +27,7 @@ struct src {
 	double container_record_ms; /* the container's own state, recorded while frozen */
 	double frozen_scan_ms;      /* what was written since the pages went before the freeze, found while frozen */
 	double server_load_ms, server_add_ms; /* setup_server(): the image read back, the page sets */
+	double state_send_ms;       /* send_state(): the image's files and the dirty list out */
 	/* that record, made by a thread beside the dump (record_main()) */
 	struct {
 		pthread_t th;

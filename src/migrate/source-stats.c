@@ -97,6 +97,8 @@ json_t *src_build_stats(struct src *s, int err)
 		json_object_set_new(j, "server_load_ms", json_real(s->server_load_ms));
 		json_object_set_new(j, "server_add_ms", json_real(s->server_add_ms));
 	}
+	if (s->state_send_ms > 0)
+		json_object_set_new(j, "state_send_ms", json_real(s->state_send_ms));
 	if (s->frozen_scan_ms > 0)
 		/* the pages written since they went before the freeze, found in it */
 		json_object_set_new(j, "frozen_scan_ms", json_real(s->frozen_scan_ms));

@@ -838,10 +838,12 @@ static int ph_freeze_dump(struct src *s)
 static int ph_state(struct src *s)
 {
 	atomic_store(&s->phase, "sending state");
+	uint64_t t = clock_ns();
 	int r = send_state(s);
 	if (r < 0)
 		return r;
 	s->t_state = clock_ns();
+	s->state_send_ms = ns_to_ms(t, s->t_state);
 	unsigned threads = 0;
 	for (size_t i = 0; i < s->ck->nprocs; i++)
 		threads += s->ck->procs[i]->n_threads;
