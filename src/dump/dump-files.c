@@ -37,25 +37,18 @@ uint32_t dump_add_file(struct dump_ctx *d, Dm__File *f)
 	return f->id;
 }
 
-/*
- * A file known by path (mapping, exe, cwd, root): deduplicated by inode;
- * link is a /proc path that opens the very file (also when deleted).
- */
-uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
-			pid_t pid, const char *link, int *ret_err)
+/* dump_file_path() under path_lock */
+static uint32_t file_path_locked(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
+				 pid_t pid, const char *link, const struct stat *st, int *ret_err)
 {
-	struct stat st;
 	int r;
 
-	if (stat(link, &st) < 0) {
-		*ret_err = dm_fail(neg_errno(), "process %d: %s (%s): %m", pid, path, link);
-		return 0;
-	}
 	pthread_mutex_lock(&d->lock);
 	for (size_t i = 0; i < d->nowners; i++)
-		if (d->owners[i].fd < 0 && d->owners[i].dev == st.st_dev && d->owners[i].ino == st.st_ino) {
+		if (d->owners[i].fd < 0 && d->owners[i].dev == st->st_dev && d->owners[i].ino == st->st_ino) {
 			uint32_t id = d->owners[i].id;
 			pthread_mutex_unlock(&d->lock);
+			*ret_err = 0;
 			return id;
 		}
 	pthread_mutex_unlock(&d->lock);
@@ -64,30 +57,30 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 	f->type = type;
 	f->path = xstrdup(path);
 	f->has_mode = f->has_size = f->has_ino = f->has_dev = f->has_mtime_ns = true;
-	f->mode = st.st_mode;
-	f->size = st.st_size;
-	f->ino = st.st_ino;
-	f->dev = st.st_dev;
-	f->mtime_ns = st.st_mtim.tv_sec * 1000000000ULL + st.st_mtim.tv_nsec;
+	f->mode = st->st_mode;
+	f->size = st->st_size;
+	f->ino = st->st_ino;
+	f->dev = st->st_dev;
+	f->mtime_ns = st->st_mtim.tv_sec * 1000000000ULL + st->st_mtim.tv_nsec;
 	if (type == DM__FILE_TYPE__FILE_MEMFD) {
 		_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
 		char what[64];
 		snprintf(what, sizeof(what), "process %d: mapping of %s", pid, path);
 		r = fd < 0 ? dm_fail(neg_errno(), "process %d: %s: %m", pid, path)
-			   : dump_memfd_fill(d, fd, &st, what, f);
+			   : dump_memfd_fill(d, fd, st, what, f);
 		if (r < 0) {
 			*ret_err = r;
 			protobuf_c_message_free_unpacked(&f->base, NULL);
 			return 0;
 		}
-	} else if (deleted && S_ISREG(st.st_mode)) {
+	} else if (deleted && S_ISREG(st->st_mode)) {
 		_cleanup_close_ int fd = open(link, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			*ret_err = dm_fail(neg_errno(), "process %d: deleted file %s: %m", pid, path);
 			protobuf_c_message_free_unpacked(&f->base, NULL);
 			return 0;
 		}
-		r = dump_write_ghost(d, fd, &st, f);
+		r = dump_write_ghost(d, fd, st, f);
 		if (r < 0) {
 			*ret_err = r;
 			protobuf_c_message_free_unpacked(&f->base, NULL);
@@ -100,10 +93,35 @@ uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path,
 		d->owners_cap = d->owners_cap ? d->owners_cap * 2 : 64;
 		d->owners = xrealloc(d->owners, d->owners_cap * sizeof(*d->owners));
 	}
-	d->owners[d->nowners++] = (struct fd_owner){ .pid = pid, .fd = -1, .dev = st.st_dev,
-						     .ino = st.st_ino, .id = id };
+	d->owners[d->nowners++] = (struct fd_owner){ .pid = pid, .fd = -1, .dev = st->st_dev,
+						     .ino = st->st_ino, .id = id };
 	pthread_mutex_unlock(&d->lock);
 	*ret_err = 0;
+	return id;
+}
+
+/*
+ * A file known by path (mapping, exe, cwd, root): deduplicated by inode;
+ * link is a /proc path that opens the very file (also when deleted).  The
+ * lookup and the new entry go under one lock (path_lock): two workers that
+ * met one file at once (two processes' exe) each made an entry of their own
+ * before, and the restore then took the child's exe for another file than
+ * the one it inherited from its parent, still mapped, which the kernel
+ * refuses to replace (PR_SET_MM_MAP: EBUSY; seen once in zdtm-lazy
+ * pgid_sid); a memfd mapped by two processes would come back as two.
+ */
+uint32_t dump_file_path(struct dump_ctx *d, Dm__FileType type, const char *path, bool deleted,
+			pid_t pid, const char *link, int *ret_err)
+{
+	struct stat st;
+
+	if (stat(link, &st) < 0) {
+		*ret_err = dm_fail(neg_errno(), "process %d: %s (%s): %m", pid, path, link);
+		return 0;
+	}
+	pthread_mutex_lock(&d->path_lock);
+	uint32_t id = file_path_locked(d, type, path, deleted, pid, link, &st, ret_err);
+	pthread_mutex_unlock(&d->path_lock);
 	return id;
 }
 

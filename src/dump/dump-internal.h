@@ -115,6 +115,9 @@ struct dump_ctx {
 	bool own_pidns;
 	unsigned ns_level;           /* index into NSpid of the tree's namespace */
 	pthread_mutex_t lock;        /* guards files, next ids, the totals */
+	/* dump_file_path(): a file known by path is looked up and made under
+	 * it, so that two workers meeting one file make one entry */
+	pthread_mutex_t path_lock;
 	Dm__File **files;
 	size_t nfiles, files_cap;
 	uint32_t next_file_id;

@@ -69,6 +69,7 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 	d = xcalloc(1, sizeof(*d));
 	d->opts = *o;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->path_lock, NULL);
 	pthread_cond_init(&d->owner_done, NULL);
 	pthread_mutex_init(&d->copy_lock, NULL);
 	/* the pool's first CPU window opens now: by the end of the freeze it
@@ -772,6 +773,7 @@ void dump_free(struct dump_ctx *d)
 		json_decref(d->pool_stats);
 	image_close(d->img);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->path_lock);
 	pthread_cond_destroy(&d->owner_done);
 	pthread_mutex_destroy(&d->copy_lock);
 	free(d);
