@@ -7,7 +7,8 @@
  * with a process nobody else copies (the begun one first, else the one with
  * the most chunks left), and shares a process only when every process left
  * is being copied; every chunk is taken exactly once, in order within its
- * process.
+ * process.  dump/dump-files.c: dump_file_path() gives one file met by two
+ * workers at once one entry (two threads, started together, many times).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dump/dump-internal.h"
 
@@ -161,12 +164,61 @@ static void test_join_fewest_copiers(void **state)
 	assert_ptr_equal(sim_pick(&s), &s.procs[0]);
 }
 
+struct path_race {
+	struct dump_ctx *d;
+	pthread_barrier_t *go;
+	uint32_t id;
+	int err;
+};
+
+static void *path_worker(void *arg)
+{
+	struct path_race *w = arg;
+	pthread_barrier_wait(w->go);
+	w->id = dump_file_path(w->d, DM__FILE_TYPE__FILE_REG, "/proc/self/exe", false, getpid(),
+			       "/proc/self/exe", &w->err);
+	return NULL;
+}
+
+static void test_file_path_once(void **state)
+{
+	(void)state;
+	struct dump_ctx *d = calloc(1, sizeof(*d));
+	pthread_barrier_t go;
+	assert_non_null(d);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->path_lock, NULL);
+	pthread_barrier_init(&go, NULL, 2);
+	for (int it = 0; it < 3000; it++) {
+		struct path_race w[2] = { { d, &go, 0, -1 }, { d, &go, 0, -1 } };
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, path_worker, &w[1]), 0);
+		path_worker(&w[0]);
+		pthread_join(th, NULL);
+		assert_int_equal(w[0].err, 0);
+		assert_int_equal(w[1].err, 0);
+		assert_int_equal(w[0].id, w[1].id);
+		assert_int_equal(d->nfiles, 1);
+		for (size_t i = 0; i < d->nfiles; i++)
+			protobuf_c_message_free_unpacked(&d->files[i]->base, NULL);
+		d->nfiles = 0;
+		d->nowners = 0;
+	}
+	free(d->files);
+	free(d->owners);
+	pthread_barrier_destroy(&go);
+	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->path_lock);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_workers_stay_apart),
 		cmocka_unit_test(test_one_process_is_shared),
 		cmocka_unit_test(test_join_fewest_copiers),
+		cmocka_unit_test(test_file_path_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
