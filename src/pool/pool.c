@@ -60,12 +60,16 @@ struct pool {
 	pthread_cond_t owner_cond; /* owner: a task of either kind, or done */
 	pthread_cond_t work_cond;  /* other workers: an unpinned task, or done */
 	pthread_cond_t mgr_cond;   /* manager (CLOCK_MONOTONIC): started, queued, done */
+	pthread_cond_t park_cond;  /* workers made ahead: let in, done, or closing */
 
 	/* Under lock. */
 	struct task_list shared, pinned;
 	unsigned n_running;
-	unsigned n_spawned; /* workers created, the owner included */
+	unsigned n_spawned; /* workers let in, the owner included (ids 0..n_spawned-1) */
 	unsigned n_started; /* workers that reached their loop */
+	unsigned n_created; /* worker threads made (ids 1..n_created): some ahead, parked */
+	bool joined;        /* pool_run() joined every thread it made */
+	bool closing;       /* pool_free() before pool_run(): the parked ones go */
 	bool window_open;   /* CPU window opened since the newest worker started
 			     * (for the owner: since pool_create()) */
 	uint64_t next_sample_ns;
@@ -147,6 +151,7 @@ static void wake_all(struct pool *p)
 	pthread_cond_broadcast(&p->owner_cond);
 	pthread_cond_broadcast(&p->work_cond);
 	pthread_cond_broadcast(&p->mgr_cond);
+	pthread_cond_broadcast(&p->park_cond);
 }
 
 /* Under lock. */
@@ -233,15 +238,50 @@ static void worker_loop(struct worker *w)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	struct pool *p = w->pool;
 	char name[16];
 
 	snprintf(name, sizeof(name), "dm-pool/%u", w->id);
 	pthread_setname_np(pthread_self(), name);
-	pthread_mutex_lock(&w->pool->lock);
-	worker_started(w->pool);
-	pthread_mutex_unlock(&w->pool->lock);
-	worker_loop(w);
+	pthread_mutex_lock(&p->lock);
+	/* made ahead (pool_create): parked until the manager lets it in */
+	while (w->id >= p->n_spawned && !p->done && !p->closing)
+		pthread_cond_wait(&p->park_cond, &p->lock);
+	bool in = w->id < p->n_spawned;
+	if (in)
+		worker_started(p);
+	pthread_mutex_unlock(&p->lock);
+	if (in)
+		worker_loop(w);
 	return NULL;
+}
+
+/*
+ * The first workers of a growing pool are made by pool_create(), parked:
+ * made ahead of the work (the dump makes its pool before the freeze),
+ * letting one in is a wake-up, not a thread's creation (its stack mapped,
+ * its first run: the second worker of a frozen dump came 0.2-0.56 ms into
+ * the freeze).  The manager decides when, as before; more than these are
+ * made when it does.  The manager is made with them (it waits for
+ * pool_run()): its start was in the frozen window too.
+ */
+#define POOL_AHEAD 3
+
+static void *manager_main(void *arg);
+
+static void make_ahead(struct pool *p)
+{
+	unsigned n = MIN(p->max_threads - 1, (unsigned)POOL_AHEAD);
+
+	for (unsigned i = 1; i <= n; i++) {
+		struct worker *w = &p->workers[i];
+		w->pool = p;
+		w->id = i;
+		w->stats = &p->wstats[i];
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+			break;	/* made when let in, or not at all */
+		p->n_created = i;
+	}
 }
 
 /* Under lock.  On failure stop growing: a smaller pool still finishes. */
@@ -250,6 +290,12 @@ static void spawn_worker(struct pool *p)
 	struct worker *w = &p->workers[p->n_spawned];
 	int r;
 
+	if (p->n_spawned <= p->n_created) {
+		/* made ahead: let it in */
+		p->n_spawned++;
+		pthread_cond_broadcast(&p->park_cond);
+		return;
+	}
 	w->pool = p;
 	w->id = p->n_spawned;
 	w->stats = &p->wstats[w->id];
@@ -261,6 +307,7 @@ static void spawn_worker(struct pool *p)
 		return;
 	}
 	p->n_spawned++;
+	p->n_created = MAX(p->n_created, w->id);
 }
 
 /* Without the lock: both sensors must say yes. */
@@ -305,8 +352,9 @@ static void *manager_main(void *arg)
 	 * frozen dump's first worker came 2-4 ms in */
 	thread_slice(thread_nice_get(), POOL_MGR_SLICE_NS);
 	pthread_mutex_lock(&p->lock);
-	while (!p->done) {
-		if (p->err || p->n_spawned >= p->max_threads || p->n_started < p->n_spawned ||
+	while (!p->done && !p->closing) {
+		/* made with the pool (make_ahead()): nothing before pool_run() */
+		if (!p->started || p->err || p->n_spawned >= p->max_threads || p->n_started < p->n_spawned ||
 		    p->shared.n == 0) {
 			pthread_cond_wait(&p->mgr_cond, &p->lock);
 			continue;
@@ -390,6 +438,7 @@ int pool_create(const struct pool_opts *opts, struct pool **ret_pool)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->mgr_cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&p->park_cond, NULL);
 
 	/*
 	 * The first CPU window opens now, not at pool_run(): a caller that
@@ -411,6 +460,11 @@ int pool_create(const struct pool_opts *opts, struct pool **ret_pool)
 		}
 	}
 
+	if (!p->fixed && p->max_threads > 1) {
+		make_ahead(p);
+		p->have_manager = pthread_create(&p->manager, NULL, manager_main, p) == 0;
+	}
+
 	*ret_pool = p;
 	return 0;
 }
@@ -419,6 +473,18 @@ void pool_free(struct pool *p)
 {
 	if (!p)
 		return;
+	if ((p->n_created || p->have_manager) && !p->joined) {
+		/* never run: its parked workers and its manager go */
+		pthread_mutex_lock(&p->lock);
+		p->closing = true;
+		pthread_cond_broadcast(&p->park_cond);
+		pthread_cond_broadcast(&p->mgr_cond);
+		pthread_mutex_unlock(&p->lock);
+		if (p->have_manager)
+			pthread_join(p->manager, NULL);
+		for (unsigned i = 1; i <= p->n_created; i++)
+			pthread_join(p->workers[i].thread, NULL);
+	}
 	/* Tasks queued but never run (pool_run() not called) still own their arg. */
 	free_chain(drain(p));
 	pool_proc_sensors_free(p->own_sensors);
@@ -426,6 +492,7 @@ void pool_free(struct pool *p)
 	pthread_cond_destroy(&p->owner_cond);
 	pthread_cond_destroy(&p->work_cond);
 	pthread_cond_destroy(&p->mgr_cond);
+	pthread_cond_destroy(&p->park_cond);
 	free(p->workers);
 	free(p->timeline);
 	free(p->wstats);
@@ -490,21 +557,24 @@ int pool_run(struct pool *p)
 	if (p->fixed) {
 		while (p->n_spawned < p->max_threads)
 			spawn_worker(p);
-	} else if (p->max_threads > 1) {
+	} else if (p->max_threads > 1 && !p->have_manager) {
 		r = pthread_create(&p->manager, NULL, manager_main, p);
 		if (r != 0)
 			pr_warn("cannot start the pool manager, running serially: %s", strerror(r));
 		p->have_manager = r == 0;
 	}
+	pthread_cond_signal(&p->mgr_cond); /* the manager made with the pool: started */
 	pthread_mutex_unlock(&p->lock);
 
 	worker_loop(owner);
 
 	if (p->have_manager)
 		pthread_join(p->manager, NULL);
-	/* n_spawned no longer changes: the manager is gone. */
-	for (unsigned i = 1; i < p->n_spawned; i++)
+	/* n_spawned and n_created no longer change: the manager is gone; the
+	 * workers never let in saw done (wake_all) */
+	for (unsigned i = 1; i <= MAX(p->n_created, p->n_spawned - 1); i++)
 		pthread_join(p->workers[i].thread, NULL);
+	p->joined = true;
 
 	pthread_mutex_lock(&p->lock);
 	p->end_ns = clock_ns();

@@ -233,6 +233,30 @@ static void run_declined(double cpu, double mem, unsigned cpu_n, unsigned mem_n)
 	fake_destroy(&f);
 }
 
+/*
+ * A growing pool makes its first workers and its manager with itself,
+ * parked until pool_run() (make_ahead()): one freed without running lets
+ * them go (no hang, nothing run, nothing left for a sanitizer to find), and
+ * one that runs still grows only when the sensors say so.
+ */
+static void test_free_unrun(void **state)
+{
+	struct fake_sensors f;
+	struct pool *p;
+
+	fake_init(&f, 1.0, 1.0);
+	struct pool_opts o = { .max_threads = 4, .sensors = &f.ops, .sample_ms = 1 };
+	atomic_store(&quick_runs, 0);
+	assert_int_equal(pool_create(&o, &p), 0);
+	add_quick(p, 5);
+	usleep(20 * 1000);
+	/* parked: neither the manager nor a worker ran anything */
+	assert_int_equal(f.cpu_calls, 1);
+	pool_free(p);
+	assert_int_equal(atomic_load(&quick_runs), 0);
+	fake_destroy(&f);
+}
+
 static void test_busy_cpu_never_grows(void **state)
 {
 	run_declined(0.0, 1.0, 4, 3);
@@ -991,6 +1015,7 @@ int main(void)
 		cmocka_unit_test(test_credit_first_window),
 		cmocka_unit_test(test_low_memory_never_grows),
 		cmocka_unit_test(test_idle_grows_to_max),
+		cmocka_unit_test(test_free_unrun),
 		cmocka_unit_test(test_rechecks_after_no),
 		cmocka_unit_test(test_window_opens_at_create),
 		cmocka_unit_test(test_window_open_by_caller),
