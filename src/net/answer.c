@@ -2,14 +2,12 @@
 /*
  * The moment to freeze a service: right after it answered (answer.h).
  *
- * A packet socket (SOCK_DGRAM: from the network header on) in the
- * container's network namespace, with the classic BPF filter of replay.c's
- * capture (net_tcp_filter) for outgoing TCP over IPv4 and IPv6, not
- * through loopback, 128 bytes of each (the headers); a segment that carries data is an answer (or a request the
- * service makes: the same moment for its peer).  The socket is made for no
- * protocol, filtered, then bound to all of them, so nothing unfiltered is
- * queued in between.  Its close waits for an RCU grace period (8-16 ms on
- * some machines): it is stopped (a filter that drops all) when the wait
+ * A packet socket in the container's network namespace, made as the
+ * network lock's capture is (net_tcp_packet_socket(), replay.c) but for
+ * outgoing TCP, 128 bytes of each (the headers); a segment that carries
+ * data and PSH ends an answer (or a request the service makes: the same
+ * moment for its peer).  Its close waits for an RCU grace period (8-16 ms
+ * on some machines): it is stopped (a filter that drops all) when the wait
  * ends and closed after the switch-over.
  */
 #define LOG_PREFIX "net: "
@@ -20,10 +18,7 @@
 #include "base/util.h"
 
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/if_ether.h>
 #include <linux/if_packet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -38,20 +33,11 @@ struct net_answer_watch {
 
 int net_answer_watch_start(struct net_answer_watch **ret)
 {
-	struct sock_filter code[NET_TCP_FILTER_LEN];
-	net_tcp_filter(code, PACKET_OUTGOING, SNAP);
-	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
-	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = net_tcp_packet_socket(PACKET_OUTGOING, SNAP, 0, false);
 
 	if (fd < 0)
-		return dm_fail(neg_errno(), "cannot open a packet socket to see the service's answers: %m");
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		int r = dm_fail(neg_errno(), "cannot set up the packet socket that sees the service's answers: %m");
-		close(fd);
-		return r;
-	}
+		return dm_fail(fd, "cannot set up the packet socket that sees the service's answers: %s",
+			       strerror(-fd));
 	*ret = xcalloc(1, sizeof(**ret));
 	(*ret)->fd = fd;
 	return 0;
@@ -131,11 +117,8 @@ uint64_t net_answer_segments(const struct net_answer_watch *w)
 
 void net_answer_watch_stop(struct net_answer_watch *w)
 {
-	struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
-	struct sock_fprog prog = { .len = 1, .filter = none };
-
 	if (w)
-		setsockopt(w->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+		net_packet_socket_stop(w->fd); /* it only costs: a segment more read */
 }
 
 void net_answer_watch_free(struct net_answer_watch *w)

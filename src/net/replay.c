@@ -111,9 +111,9 @@ int net_tcp_checksum(uint8_t *p, size_t len)
 	return 0;
 }
 
-void net_tcp_filter(struct sock_filter *code, uint32_t pkttype, uint32_t snap)
+int net_tcp_packet_socket(uint32_t pkttype, uint32_t snap, int rcvbuf, bool auxdata)
 {
-	const struct sock_filter prog[NET_TCP_FILTER_LEN] = {
+	const struct sock_filter code[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, pkttype, 0, 10),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_IFINDEX)),
@@ -128,29 +128,39 @@ void net_tcp_filter(struct sock_filter *code, uint32_t pkttype, uint32_t snap)
 		BPF_STMT(BPF_RET | BPF_K, snap),
 		BPF_STMT(BPF_RET | BPF_K, 0),
 	};
-	memcpy(code, prog, sizeof(prog));
+	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = (struct sock_filter *)code };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+
+	if (fd < 0)
+		return neg_errno();
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
+	    (auxdata && setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0) ||
+	    (rcvbuf && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
+	     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		int r = neg_errno();
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int net_packet_socket_stop(int fd)
+{
+	struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog drop = { .len = ARRAY_SIZE(none), .filter = none };
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop)) < 0 ? neg_errno() : 0;
 }
 
 int net_capture_start(struct net_capture **ret)
 {
 	/* received (PACKET_HOST), not on loopback (ifindex 1), TCP over IPv4 or IPv6 */
-	struct sock_filter code[NET_TCP_FILTER_LEN];
-	net_tcp_filter(code, PACKET_HOST, 0x40000);
-	struct sock_fprog prog = { .len = ARRAY_SIZE(code), .filter = code };
-	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
-	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1, sz = 16 << 20;
+	int fd = net_tcp_packet_socket(PACKET_HOST, 0x40000, 16 << 20, true);
 
 	if (fd < 0)
-		return dm_fail(neg_errno(), "cannot open a packet socket to keep what the network lock drops: %m");
-	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ||
-	    setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0 ||
-	    (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0 &&
-	     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) < 0) ||
-	    bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
-		int r = dm_fail(neg_errno(), "cannot set up the packet socket that keeps what the network lock drops: %m");
-		close(fd);
-		return r;
-	}
+		return dm_fail(fd, "cannot set up the packet socket that keeps what the network lock drops: %s",
+			       strerror(-fd));
 	*ret = xcalloc(1, sizeof(**ret));
 	(*ret)->fd = fd;
 	return 0;
@@ -178,10 +188,9 @@ void net_capture_finish(struct net_capture *c, uint8_t **ret_buf, size_t *ret_le
 		return;
 	}
 	/* nothing more is queued: then what is there is read */
-	struct sock_filter none[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
-	struct sock_fprog drop = { .len = ARRAY_SIZE(none), .filter = none };
-	if (setsockopt(c->fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop, sizeof(drop)) < 0)
-		pr_warn("the network lock's capture: cannot stop it: %m");
+	int rs = net_packet_socket_stop(c->fd);
+	if (rs < 0)
+		pr_warn("the network lock's capture: cannot stop it: %s", strerror(-rs));
 	c->stopped = true;
 	for (;;) {
 		char cbuf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];

@@ -25,6 +25,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,13 +47,18 @@ struct net_capture_stats {
  */
 int net_capture_start(struct net_capture **ret);
 /*
- * The classic BPF program of such a packet socket: TCP over IPv4 and IPv6 of
- * one packet type (PACKET_HOST: received; PACKET_OUTGOING: sent), not
- * through loopback, snap bytes of each (net/answer.c's too).
+ * A packet socket in the calling thread's network namespace (SOCK_DGRAM: from
+ * the network header on) for TCP over IPv4 and IPv6 of one packet type
+ * (PACKET_HOST: received; PACKET_OUTGOING: sent), not through loopback, snap
+ * bytes of each: a classic BPF filter, attached before the socket is bound
+ * to every protocol, so nothing unfiltered is queued in between.  rcvbuf:
+ * its buffer (0: the default); auxdata: PACKET_AUXDATA.  The fd, or -errno.
+ * The capture's and net/answer.c's.
  */
-#define NET_TCP_FILTER_LEN 13
-struct sock_filter;
-void net_tcp_filter(struct sock_filter *code, uint32_t pkttype, uint32_t snap);
+int net_tcp_packet_socket(uint32_t pkttype, uint32_t snap, int rcvbuf, bool auxdata);
+/* Such a socket queues nothing more (a filter that drops all); 0 or -errno.
+ * Its close waits for an RCU grace period: later. */
+int net_packet_socket_stop(int fd);
 /*
  * Stop: the records of what was kept (malloc'd, NULL and 0 when nothing),
  * the counts in *st (may be NULL).  The capture keeps nothing more (its

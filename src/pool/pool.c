@@ -68,8 +68,7 @@ struct pool {
 	unsigned n_spawned; /* workers let in, the owner included (ids 0..n_spawned-1) */
 	unsigned n_started; /* workers that reached their loop */
 	unsigned n_created; /* worker threads made (ids 1..n_created): some ahead, parked */
-	bool joined;        /* pool_run() joined every thread it made */
-	bool closing;       /* pool_free() before pool_run(): the parked ones go */
+	bool closing;       /* pool_free() of a pool never run (started: pool_run() joined all) */
 	bool window_open;   /* CPU window opened since the newest worker started
 			     * (for the owner: since pool_create()) */
 	uint64_t next_sample_ns;
@@ -307,7 +306,7 @@ static void spawn_worker(struct pool *p)
 		return;
 	}
 	p->n_spawned++;
-	p->n_created = MAX(p->n_created, w->id);
+	p->n_created = w->id; /* none were parked beyond: n_spawned was past them */
 }
 
 /* Without the lock: both sensors must say yes. */
@@ -473,7 +472,7 @@ void pool_free(struct pool *p)
 {
 	if (!p)
 		return;
-	if ((p->n_created || p->have_manager) && !p->joined) {
+	if ((p->n_created || p->have_manager) && !p->started) {
 		/* never run: its parked workers and its manager go */
 		pthread_mutex_lock(&p->lock);
 		p->closing = true;
@@ -570,11 +569,10 @@ int pool_run(struct pool *p)
 
 	if (p->have_manager)
 		pthread_join(p->manager, NULL);
-	/* n_spawned and n_created no longer change: the manager is gone; the
-	 * workers never let in saw done (wake_all) */
-	for (unsigned i = 1; i <= MAX(p->n_created, p->n_spawned - 1); i++)
+	/* n_created no longer changes: the manager is gone; the workers never
+	 * let in saw done (wake_all) */
+	for (unsigned i = 1; i <= p->n_created; i++)
 		pthread_join(p->workers[i].thread, NULL);
-	p->joined = true;
 
 	pthread_mutex_lock(&p->lock);
 	p->end_ns = clock_ns();

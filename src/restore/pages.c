@@ -472,12 +472,12 @@ static void wjobs_open_uffd(struct rst_ctx *c, struct rst_proc *p, struct wjobs 
 	if (w->uffd_bytes >= UFFD_MIN) {
 		_cleanup_free_ struct restore_lazy_area *areas = xcalloc(w->n, sizeof(*areas));
 		size_t n = 0;
-		for (size_t i = 0; i < w->n; i++) {
-			const Dm__Vma *v = w->v[i].uffd_vma;
-			if (v && !(n && areas[n - 1].start == v->start))
-				areas[n++] = (struct restore_lazy_area){ v->start, v->end };
-		}
-		/* the store's pages' jobs come before the image's: each VMA once */
+		for (size_t i = 0; i < w->n; i++)
+			if (w->v[i].uffd_vma)
+				areas[n++] = (struct restore_lazy_area){ w->v[i].uffd_vma->start,
+									 w->v[i].uffd_vma->end };
+		/* the store's pages' jobs come before the image's, and a VMA has
+		 * jobs of both and of several chunks: each VMA once, in order */
 		qsort(areas, n, sizeof(*areas), cmp_area);
 		size_t k = 0;
 		for (size_t i = 0; i < n; i++)

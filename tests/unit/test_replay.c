@@ -190,6 +190,23 @@ static void connect_pair(int srvns, int clins, int family, const char *addr, str
 	close(l);
 }
 
+/* a connection over IPv4 and one over IPv6, from cli's namespace to srv's */
+static void connect_pairs(int srvns, int clins, struct conn *c4, struct conn *c6)
+{
+	connect_pair(srvns, clins, AF_INET, "198.19.71.1", c4);
+	connect_pair(srvns, clins, AF_INET6, "fd00:71::1", c6);
+}
+
+static void close_pairs(int srvns, int clins, struct conn *c4, struct conn *c6)
+{
+	close(c4->cli);
+	close(c4->srv);
+	close(c6->cli);
+	close(c6->srv);
+	close(srvns);
+	close(clins);
+}
+
 /* the lock's count of TCP packets dropped coming in, in namespace nsfd */
 static uint64_t dropped_in(int nsfd, const char *lock)
 {
@@ -258,8 +275,7 @@ static void test_capture_deliver(void **state)
 	setup_pair(&sfd, &cfd);
 
 	struct conn c4, c6;
-	connect_pair(sfd, cfd, AF_INET, "198.19.71.1", &c4);
-	connect_pair(sfd, cfd, AF_INET6, "fd00:71::1", &c6);
+	connect_pairs(sfd, cfd, &c4, &c6);
 
 	/* the server's namespace locked, as a frozen container's, the capture first */
 	struct net_capture *cap = NULL;
@@ -350,12 +366,7 @@ static void test_capture_deliver(void **state)
 	assert_int_equal(read_upto(c6.srv, got, 1, 10000), 1);
 	assert_int_equal(got[0], 'Y');
 
-	close(c4.cli);
-	close(c4.srv);
-	close(c6.cli);
-	close(c6.srv);
-	close(sfd);
-	close(cfd);
+	close_pairs(sfd, cfd, &c4, &c6);
 }
 
 /* The headers' payload length, and the answers a watch sees going out of a
@@ -396,8 +407,7 @@ static void test_answer_watch(void **state)
 		skip();
 	setup_pair(&sfd, &cfd);
 	struct conn c4, c6;
-	connect_pair(sfd, cfd, AF_INET, "198.19.71.1", &c4);
-	connect_pair(sfd, cfd, AF_INET6, "fd00:71::1", &c6);
+	connect_pairs(sfd, cfd, &c4, &c6);
 
 	struct net_answer_watch *w = NULL;
 	assert_int_equal(netns_enter(sfd, &back), 0);
@@ -429,12 +439,7 @@ static void test_answer_watch(void **state)
 	assert_int_equal(net_answer_wait(w, 300), 0);
 	net_answer_watch_free(w);
 
-	close(c4.cli);
-	close(c4.srv);
-	close(c6.cli);
-	close(c6.srv);
-	close(sfd);
-	close(cfd);
+	close_pairs(sfd, cfd, &c4, &c6);
 }
 
 int main(void)
