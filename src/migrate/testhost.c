@@ -971,7 +971,10 @@ int testhost_up(const struct testhost_opts *o)
 	if (access(dir, F_OK) == 0)
 		return dm_fail(-EEXIST, "test hosts '%s' exist (dmigrate testhost down --prefix %s)", prefix,
 			       prefix);
-	r = mkdir_p(dir, 0700);
+	/* another set's `down` removes the shared parent when it finds it empty
+	 * (rmdir TESTHOST_STATE_DIR), maybe between our two mkdirs: again */
+	for (int k = 0; (r = mkdir_p(dir, 0700)) == -ENOENT && k < 10; k++)
+		;
 	if (r < 0)
 		return dm_fail(r, "%s: %s", dir, strerror(-r));
 	for (int h = 0; h < 2; h++) {
