@@ -396,9 +396,9 @@ v_dmigrate() {
 # (the phases' timestamps, ms from the start), the faults and their latency
 # and the container's steps on both sides (the frozen window's record; the
 # destination's put-back, restore phases, what runs after COMMIT)
-STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, timestamps, working_set, eager_presend, vma_check_ms, pagemap_scan_ms, frozen_scan_ms, server_load_ms, server_add_ms, state_send_ms, state_bytes, pages_on_demand, pages_pushed, pages_chased, chases_continued, fault_yields, pages_prefetched,
+STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, start_mono_ms, timestamps, working_set, eager_presend, vma_check_ms, pagemap_scan_ms, frozen_scan_ms, server_load_ms, server_add_ms, state_send_ms, state_bytes, pages_on_demand, pages_pushed, pages_chased, chases_continued, fault_yields, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
-	restore: (.restore // {} | {restore_ms, phases, container, state_received_ms, restore_from_ms,
+	restore: (.restore // {} | {restore_ms, phases, container, start_mono_ms, state_first_ms, state_received_ms, restore_from_ms,
 	resume_at_ms, before_restore, pages_written, pages_fetched, pages_lazy, store_wait_ms,
 	pages_fetched_store, pages_fetched_source, fetch_source_ms}), after_commit: (.destination // {} | {held_to_resumed_ms, resumed_to_commit_ms, commit_to_running_ms,
 	commit_to_detached_ms, commit_to_announced_ms, container_done_ms, unlock_ms, unlock_prepared, settle_ms})}'
@@ -638,6 +638,11 @@ jq -rs '
 			else (.client.window.max_gap_end_unix - .method.start_unix) * 1000 - .method.timestamps[t] end;
 		def gp(t): if .client.window.max_gap_end_unix == null or .method.start_unix == null then null
 			else .method.timestamps[t] - ((.client.window.max_gap_end_unix - .method.start_unix) * 1000 - .gap_ms) end;
+		# the destination'"'"'s times on the source'"'"'s timeline (one machine:
+		# CLOCK_MONOTONIC at each start)
+		def dt(k): if .method.restore.start_mono_ms == null or .method.start_mono_ms == null or .method.restore[k] == null then null
+			else .method.restore[k] + .method.restore.start_mono_ms - .method.start_mono_ms end;
+		def sub(a; b): if a == null or b == null then null else a - b end;
 		"#   \($v[0].workload) \($v[0].variant) steps: dump \(m(.method.timestamps | .dumped - .freeze))" +
 		", state out \(m(.method.timestamps | .state_sent - .dumped))" +
 		", restore \(m(.method.restore.restore_ms)) (" +
@@ -646,6 +651,13 @@ jq -rs '
 		", RESUMED->COMMIT \(m(.method.after_commit.resumed_to_commit_ms))" +
 		", COMMIT->running \(m(.method.after_commit.commit_to_detached_ms))" +
 		" (unlock \(m(.method.after_commit.unlock_ms)))" +
+		"\n#   \($v[0].workload) \($v[0].variant) frozen: dump \(m(.method.timestamps | .dumped - .freeze))" +
+		", state written \(m(.method.timestamps | .state_sent - .dumped))" +
+		", its first frame in \(m(sub(dt("state_first_ms"); .method.timestamps.dumped)))" +
+		", all in \(m(sub(dt("state_received_ms"); .method.timestamps.state_sent)))" +
+		", restore from \(m(sub(dt("restore_from_ms"); dt("state_received_ms"))))" +
+		", restore to the resume \(m(sub(dt("resume_at_ms"); dt("restore_from_ms"))))" +
+		", RESUMED at the source \(m(sub(.method.timestamps.resume; dt("resume_at_ms"))))" +
 		"\n#   \($v[0].workload) \($v[0].variant) gap by part: before the freeze \(m(gp("freeze")))" +
 		", frozen to RESUMED \(m(.method.timestamps | .resume - .freeze))" +
 		", to COMMIT \(m(.method.timestamps | .commit - .resume))" +

@@ -59,7 +59,7 @@ struct dsess {
 	int dk_r;
 	char dk_err[DM_ERRMSG_MAX];
 	struct restore_packets packets; /* NET_FRAMES: delivered to the tree as it is let go */
-	uint64_t t_start, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
+	uint64_t t_start, t_state_first, t_state, t_rootfs_wait, t_rootfs_ready, t_commit, t_resume, t_done;
 	double store_wait_ms;      /* after the state, for the store's end (pre-sent memory in flight) */
 	uint64_t fetch_store, fetch_net; /* the restore's lazy_fetch: pages from the store, from the source */
 	double fetch_net_ms;       /* the source's round trips of those */

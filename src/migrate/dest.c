@@ -125,6 +125,8 @@ static int recv_files(struct dsess *s)
 			r = mig_recv(s->ctl, &type, &len, &m);
 		if (r < 0)
 			break;
+		if (!s->t_state_first)
+			s->t_state_first = clock_ns();
 		switch (type) {
 		case MIG_T_FILE: {
 			Dm__MigFile *f = (Dm__MigFile *)m;
@@ -357,6 +359,8 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 			return r;
 	}
 	s->restore_stats = restore_stats_json(st);
+	json_object_set_new(s->restore_stats, "start_mono_ms", json_real(s->t_start / 1e6));
+	json_object_set_new(s->restore_stats, "state_first_ms", json_real(ns_to_ms(s->t_start, s->t_state_first)));
 	json_object_set_new(s->restore_stats, "state_received_ms", json_real(ns_to_ms(s->t_start, s->t_state)));
 	if (s->store)
 		json_object_set_new(s->restore_stats, "store_wait_ms", json_real(s->store_wait_ms));

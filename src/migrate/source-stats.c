@@ -29,6 +29,9 @@ json_t *src_build_stats(struct src *s, int err)
 	json_object_set_new(j, "secure", json_boolean(!s->o->insecure));
 	json_object_set_new(ts, "start", json_real(0));
 	json_object_set_new(j, "start_unix", json_real(s->t0_wall.tv_sec + s->t0_wall.tv_nsec / 1e9));
+	/* CLOCK_MONOTONIC at the start: places the destination's times (its
+	 * restore's start_mono_ms) on this timeline when both run on one machine */
+	json_object_set_new(j, "start_mono_ms", json_real(s->t0 / 1e6));
 	json_object_set_new(ts, "freeze", json_real(src_ms_since(s, s->t_freeze)));
 	json_object_set_new(ts, "dumped", json_real(src_ms_since(s, s->t_dumped)));
 	if (s->t_connected)
