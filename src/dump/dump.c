@@ -107,6 +107,11 @@ int dump_freeze(const struct dump_opts *o, struct dump_ctx **ret_ctx)
 		dump_free(d);
 		return r;
 	}
+	/* the pool's first decision now, over the window since it was made:
+	 * its second worker comes with the frozen dump's first unpinned task
+	 * (before the wait for the tree's answer: nothing comes between that
+	 * answer and the freeze) */
+	pool_decide_ahead(d->pool);
 	dump_inet_quiet(d);
 	if (o->before_freeze)
 		o->before_freeze(o->before_freeze_arg);

@@ -72,6 +72,7 @@ struct pool {
 	bool window_open;   /* CPU window opened since the newest worker started
 			     * (for the owner: since pool_create()) */
 	uint64_t next_sample_ns;
+	enum { AHEAD_NONE, AHEAD_ROOM, AHEAD_NO } ahead; /* pool_decide_ahead()'s verdict, for the first decision */
 	bool started, done, finished;
 	int err;
 	char err_msg[DM_ERRMSG_MAX]; /* the failed task's dm_last_error() */
@@ -368,6 +369,15 @@ static void *manager_main(void *arg)
 			pthread_mutex_lock(&p->lock);
 			continue;
 		}
+		if (p->ahead != AHEAD_NONE) {
+			/* the first decision, taken before pool_run() (its "no"
+			 * set the next sample a period after it) */
+			bool room = p->ahead == AHEAD_ROOM;
+			p->ahead = AHEAD_NONE;
+			if (room && p->n_spawned < p->max_threads)
+				spawn_worker(p);
+			continue;
+		}
 		if (clock_ns() < p->next_sample_ns) {
 			struct timespec ts;
 			ns_to_timespec(p->next_sample_ns, &ts);
@@ -533,6 +543,25 @@ int pool_add_full(struct pool *p, pool_fn fn, void *arg, void (*free_arg)(void *
 bool pool_failed(const struct pool *p)
 {
 	return atomic_load(&p->failed);
+}
+
+void pool_decide_ahead(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	bool can = !p->fixed && p->max_threads > 1 && p->sensors && p->window_open && !p->started;
+	pthread_mutex_unlock(&p->lock);
+	if (!can)
+		return;
+	/* the manager calls no sensor before pool_run(): one call at a time */
+	bool room = host_has_room(p);
+	if (p->credit_first) {
+		p->credit_first = false;
+		p->sensors->credit_self(p->sensors->ctx, false);
+	}
+	pthread_mutex_lock(&p->lock);
+	p->ahead = room ? AHEAD_ROOM : AHEAD_NO;
+	p->next_sample_ns = clock_ns() + p->sample_ns;
+	pthread_mutex_unlock(&p->lock);
 }
 
 int pool_run(struct pool *p)

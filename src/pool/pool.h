@@ -41,7 +41,8 @@
  * owner.  The pool has one mutex; it is a leaf lock: no task, free_arg or
  * sensor callback is ever called with it held, so callbacks may take their
  * own locks in any order and call pool_add() freely.  Sensors are called from
- * the manager thread only, one call at a time.
+ * the manager thread only (and from the owner's pool_decide_ahead(), before
+ * the manager may call them), one call at a time.
  */
 #pragma once
 
@@ -132,6 +133,17 @@ static inline int pool_add(struct pool *p, pool_fn fn, void *arg, unsigned flags
 {
 	return pool_add_full(p, fn, arg, NULL, flags, name);
 }
+
+/*
+ * Owner, before pool_run(): take the pool's first decision now, on the
+ * caller's thread (the sensors read over the window opened so far), instead
+ * of when the first unpinned task is queued.  The dump calls it just before
+ * the freeze: then its second worker is let in as the frozen dump queues its
+ * first unpinned task, not after the manager read /proc (0.2-0.5 ms into the
+ * freeze).  A "no" is asked again a sample period after it, as always.  No
+ * effect on a fixed pool, a pool of one, or one already running.
+ */
+void pool_decide_ahead(struct pool *p);
 
 /* Run until every task has run (or an error stopped the rest); once per pool. */
 int pool_run(struct pool *p);

@@ -458,6 +458,61 @@ static void test_window_open_by_caller(void **state)
 	fake_destroy(&f);
 }
 
+/*
+ * pool_decide_ahead(): the first decision taken before pool_run() (the
+ * dump's, before the freeze).  A pool made and run at once with a sample
+ * period of 1 s would wait that period for its second worker
+ * (test_window_opens_at_create); decided ahead with room, the second worker
+ * comes with the first queued work and the sensors are not read again; a
+ * "no" keeps it at one for a run shorter than a period, asked once; a fixed
+ * pool reads no sensor.
+ */
+static void test_decide_ahead(void **state)
+{
+	struct fake_sensors f;
+	struct gate g;
+	struct pool *p;
+	struct pool_stats st;
+
+	fake_init(&f, 1.0, 1.0);
+	gate_init(&g, 2);
+	struct pool_opts o = { .max_threads = 2, .sensors = &f.ops, .sample_ms = 1000 };
+	assert_int_equal(pool_create(&o, &p), 0);
+	assert_int_equal(f.cpu_calls, 1);
+	pool_decide_ahead(p);
+	assert_int_equal(f.cpu_calls, 2);
+	run_gates(p, &g, 2, &st);
+	assert_grew_at_once(&st, &g);
+	assert_int_equal(f.cpu_calls, 2);
+	pool_free(p);
+	gate_destroy(&g);
+
+	/* the host busy then: one worker */
+	fake_set_cpu(&f, 0.0);
+	f.cpu_calls = 0;
+	assert_int_equal(pool_create(&o, &p), 0);
+	pool_decide_ahead(p);
+	assert_int_equal(f.cpu_calls, 2);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pool_add(p, sleep_task, NULL, 0, "sleep"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, &st);
+	assert_int_equal(st.threads_max, 1);
+	assert_int_equal(f.cpu_calls, 2);
+	pool_free(p);
+
+	/* a fixed pool: no sensor at all */
+	f.cpu_calls = 0;
+	struct pool_opts fx = { .fixed_threads = 2, .sensors = &f.ops };
+	assert_int_equal(pool_create(&fx, &p), 0);
+	pool_decide_ahead(p);
+	add_quick(p, 4);
+	assert_int_equal(pool_run(p), 0);
+	assert_int_equal(f.cpu_calls, 0);
+	pool_free(p);
+	fake_destroy(&f);
+}
+
 static void test_fixed_threads(void **state)
 {
 	for (unsigned n = 1; n <= 3; n++) {
@@ -1019,6 +1074,7 @@ int main(void)
 		cmocka_unit_test(test_rechecks_after_no),
 		cmocka_unit_test(test_window_opens_at_create),
 		cmocka_unit_test(test_window_open_by_caller),
+		cmocka_unit_test(test_decide_ahead),
 		cmocka_unit_test(test_fixed_threads),
 		cmocka_unit_test(test_pinned_run_on_owner),
 		cmocka_unit_test(test_task_tree),
