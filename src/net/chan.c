@@ -143,6 +143,7 @@ void net_chan_close(struct net_chan *c)
 		free(*f);
 	free(c->peer_features);
 	free(c->rbuf);
+	free(c->cork);
 	pthread_mutex_destroy(&c->ssl_lock);
 	pthread_mutex_destroy(&c->send_lock);
 	pthread_mutex_destroy(&c->recv_lock);
@@ -629,6 +630,39 @@ int net_chan_tls_handshake(struct net_chan *c)
 
 /* ---- framing ------------------------------------------------------------- */
 
+/* Under send_lock: what net_chan_cork() gathered goes out. */
+static int cork_flush(struct net_chan *c)
+{
+	if (!c->cork_len)
+		return 0;
+	struct iovec one = { .iov_base = c->cork, .iov_len = c->cork_len };
+	c->cork_len = 0;
+	return chan_write_iov(c, &one, 1);
+}
+
+void net_chan_cork(struct net_chan *c)
+{
+	pthread_mutex_lock(&c->send_lock);
+	if (!c->cork)
+		c->cork = xmalloc(NET_CORK_MAX);
+	c->corked = true;
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+int net_chan_uncork(struct net_chan *c)
+{
+	pthread_mutex_lock(&c->send_lock);
+	int r = chan_dead(c);
+	if (r == 0)
+		r = chan_tx_dead(c);
+	if (r == 0)
+		r = cork_flush(c);
+	c->cork_len = 0;
+	c->corked = false;
+	pthread_mutex_unlock(&c->send_lock);
+	return r;
+}
+
 static int send_frame(struct net_chan *c, uint16_t type, const struct iovec *payload, int n)
 {
 	struct iovec stack_iov[9];
@@ -658,6 +692,23 @@ static int send_frame(struct net_chan *c, uint16_t type, const struct iovec *pay
 		.len = htole32((uint32_t)len),
 		.seq = htole32(c->tx_seq),
 	};
+	if (c->corked) {
+		if (c->cork_len + sizeof(h) + len > NET_CORK_MAX)
+			r = cork_flush(c);
+		if (r == 0 && sizeof(h) + len <= NET_CORK_MAX) {
+			memcpy(c->cork + c->cork_len, &h, sizeof(h));
+			c->cork_len += sizeof(h);
+			for (int i = 0; i < n; i++) {
+				memcpy(c->cork + c->cork_len, payload[i].iov_base, payload[i].iov_len);
+				c->cork_len += payload[i].iov_len;
+			}
+			c->tx_seq++;
+			atomic_fetch_add_explicit(&c->frames_sent, 1, memory_order_relaxed);
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+	}
 	if (c->ssl && sizeof(h) + len <= COALESCE_MAX) {
 		uint8_t buf[COALESCE_MAX];
 		size_t off = sizeof(h);

@@ -48,6 +48,9 @@ struct net_chan {
 
 	/* send side (send_lock) */
 	uint32_t tx_seq;
+	bool corked;          /* frames gather in cork until net_chan_uncork() */
+	uint8_t *cork;        /* [NET_CORK_MAX] once corked */
+	size_t cork_len;
 	/* receive side (recv_lock) */
 	uint32_t rx_seq;
 	uint32_t rx_left; /* payload bytes of the current frame not read yet */

@@ -206,6 +206,19 @@ int net_chan_poll_in(struct net_chan *c, int timeout_ms);
 /* Bytes sent on the channel that the peer's kernel has not acknowledged yet
  * (queued or in flight: SIOCOUTQ), or -errno. */
 int net_chan_unacked(const struct net_chan *c);
+
+/*
+ * Many small frames in a row (a migration's state: a few frames for each of
+ * its ~20-30 image files, each its own TLS record and send(), 0.5-0.7 ms
+ * for 10-50 KiB): between net_chan_cork() and net_chan_uncork() the frames
+ * are gathered, in order, and go out NET_CORK_MAX at a time (a frame larger
+ * than that goes alone, after what was gathered).  Nothing that waits for
+ * the peer may come in between: what is gathered is not sent.
+ * net_chan_uncork() sends the rest; it returns the first error of either.
+ */
+#define NET_CORK_MAX (64u * 1024)
+void net_chan_cork(struct net_chan *c);
+int net_chan_uncork(struct net_chan *c);
 /* Inactivity timeout of later sends/receives; < 0: wait forever. */
 void net_chan_set_timeout(struct net_chan *c, int io_timeout_ms);
 

@@ -562,6 +562,87 @@ static void small(bool insecure)
 static void test_small_tls(void **state) { small(false); }
 static void test_small_insecure(void **state) { small(true); }
 
+/* ---- corked frames ------------------------------------------------------------------- */
+
+/*
+ * net_chan_cork(): nothing leaves while what is gathered is under
+ * NET_CORK_MAX; then every frame arrives whole and in order, the small
+ * ones gathered and the ones larger than the cork alone, and the frame
+ * counts are the frames', not the sends'.
+ */
+#define CORK_N 40
+static size_t cork_len(int i)
+{
+	static const size_t sizes[] = { 1000, 30000, 5, 200000, 70000, 0, 65536 - 16, 12 };
+	return sizes[i % 8];
+}
+
+struct cork_rx {
+	struct net_chan *c;
+	int r, got;
+};
+
+static void *cork_receiver(void *p)
+{
+	struct cork_rx *x = p;
+	uint8_t *buf = xmalloc(200000);
+	for (int i = 0; i < CORK_N && x->r == 0; i++) {
+		struct net_frame f;
+		x->r = net_recv_hdr(x->c, &f);
+		if (x->r == 0 && f.len != cork_len(i))
+			x->r = -EBADMSG;
+		if (x->r == 0 && f.len)
+			x->r = net_recv_body(x->c, buf, f.len);
+		for (size_t k = 0; x->r == 0 && k < f.len; k++)
+			if (buf[k] != (uint8_t)(i * 7 + k))
+				x->r = -EILSEQ;
+		x->got += x->r == 0;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void corked(bool insecure)
+{
+	struct pair p;
+	struct cork_rx rx;
+	pthread_t tr;
+	uint8_t *buf = xmalloc(200000);
+
+	pair_open(&p, insecure);
+	struct net_chan_stats st0;
+	net_chan_get_stats(p.cli, &st0);
+	net_chan_cork(p.cli);
+	/* the first frame alone: gathered, not sent */
+	for (size_t k = 0; k < cork_len(0); k++)
+		buf[k] = (uint8_t)(k);
+	assert_int_equal(net_send_frame(p.cli, NET_T_RAW, buf, cork_len(0)), 0);
+	assert_int_equal(net_chan_poll_in(p.srv, 100), 0);
+	rx = (struct cork_rx){ .c = p.srv };
+	pthread_create(&tr, NULL, cork_receiver, &rx);
+	for (int i = 1; i < CORK_N; i++) {
+		for (size_t k = 0; k < cork_len(i); k++)
+			buf[k] = (uint8_t)(i * 7 + k);
+		assert_int_equal(net_send_frame(p.cli, NET_T_RAW, buf, cork_len(i)), 0);
+	}
+	assert_int_equal(net_chan_uncork(p.cli), 0);
+	pthread_join(tr, NULL);
+	assert_int_equal(rx.r, 0);
+	assert_int_equal(rx.got, CORK_N);
+	struct net_chan_stats st;
+	net_chan_get_stats(p.cli, &st);
+	assert_int_equal(st.frames_sent - st0.frames_sent, CORK_N);
+	/* uncorked: a frame goes at once */
+	uint32_t v = 42;
+	assert_int_equal(net_send_frame(p.cli, NET_T_RAW, &v, sizeof(v)), 0);
+	assert_int_equal(net_chan_poll_in(p.srv, 2000), 1);
+	pair_close(&p);
+	free(buf);
+}
+
+static void test_cork_tls(void **state) { corked(false); }
+static void test_cork_insecure(void **state) { corked(true); }
+
 /* ---- authentication and mode mismatches ----------------------------------------------- */
 
 static void test_wrong_key(void **state)
@@ -1433,6 +1514,8 @@ int main(void)
 		cmocka_unit_test(test_big_insecure),
 		cmocka_unit_test(test_small_tls),
 		cmocka_unit_test(test_small_insecure),
+		cmocka_unit_test(test_cork_tls),
+		cmocka_unit_test(test_cork_insecure),
 		cmocka_unit_test(test_wrong_key),
 		cmocka_unit_test(test_tls_client_insecure_server),
 		cmocka_unit_test(test_insecure_client_tls_server),
