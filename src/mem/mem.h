@@ -306,6 +306,16 @@ int mem_netsrc_new(struct net_chan *fault, struct net_chan *bulk, struct mem_sto
 /* ops for mem_lazy_opts: request() goes to the fault channel; local() to the store (may be NULL). */
 void mem_netsrc_ops(struct mem_netsrc *n, struct mem_lazy_ops *ret);
 void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l);
+/*
+ * The bulk receiver kept off one CPU (cpu >= 0), or back on every CPU it
+ * had (cpu < 0).  The destination's restore holds the tree on the CPU it
+ * pinned itself to until COMMIT: the working set the source pushed early
+ * is installed meanwhile (mem_netsrc_set_lazy() lets it go), and on that
+ * CPU its receiver preempted the restore's thread for the installs (0.3-0.9
+ * ms between the restore's end and RESUMED) while the other CPU idled.  No
+ * effect with one CPU allowed.
+ */
+void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu);
 int mem_netsrc_start(struct mem_netsrc *n);
 /* One page now, synchronously (the restore's lazy_fetch): asked on the fault
  * channel, the reply is copied to page (4096 bytes). */

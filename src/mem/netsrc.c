@@ -23,6 +23,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -40,6 +41,8 @@ struct mem_netsrc {
 	_Atomic(struct mem_lazy *) lazy;
 	pthread_t fault_thread, bulk_thread, pull_thread;
 	bool fault_started, bulk_started, pull_started;
+	bool bulk_mask_saved;   /* bulk_mask: its CPUs before mem_netsrc_keep_off_cpu() */
+	cpu_set_t bulk_mask;
 	_Atomic bool stop;
 	struct dm_errbox err; /* the first error of a receiver thread, with its message */
 	pthread_mutex_t lock;
@@ -118,6 +121,25 @@ void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l)
 	atomic_store(&n->lazy, l);
 	pthread_cond_broadcast(&n->cond);
 	pthread_mutex_unlock(&n->lock);
+}
+
+void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu)
+{
+	if (!n->bulk_started)
+		return;
+	if (cpu < 0) {
+		if (n->bulk_mask_saved)
+			pthread_setaffinity_np(n->bulk_thread, sizeof(n->bulk_mask), &n->bulk_mask);
+		n->bulk_mask_saved = false;
+		return;
+	}
+	cpu_set_t m;
+	if (pthread_getaffinity_np(n->bulk_thread, sizeof(m), &m) != 0 || !CPU_ISSET(cpu, &m) || CPU_COUNT(&m) < 2)
+		return;
+	if (!n->bulk_mask_saved)
+		n->bulk_mask = m;
+	CPU_CLR(cpu, &m);
+	n->bulk_mask_saved = pthread_setaffinity_np(n->bulk_thread, sizeof(m), &m) == 0 || n->bulk_mask_saved;
 }
 
 /*

@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -421,9 +422,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 			json_object_set_new(dk, "unlocked_before_commit", json_boolean(opened));
 	}
 	if (!store_mode(s->mode)) {
-		/* the source pushes (and sends absent ranges) right after COMMIT:
-		 * the handler must be in place before it can be sent */
-		mem_netsrc_set_lazy(s->netsrc, s->lazy);
+		/* the handler in place before RESUMED: a failure now still rolls back */
 		r = mem_lazy_start(s->lazy);
 		if (r < 0)
 			return r;
@@ -434,6 +433,18 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 	if (r < 0)
 		return r;
 	s->t_resumed = clock_ns();
+	if (!store_mode(s->mode)) {
+		/* the early push's pages (the working set) go in while RESUMED and
+		 * COMMIT cross, beside us: not on the CPU we hold (mem.h) */
+		cpu_set_t one;
+		if (sched_getaffinity(0, sizeof(one), &one) == 0 && CPU_COUNT(&one) == 1)
+			for (int c = 0; c < CPU_SETSIZE; c++)
+				if (CPU_ISSET(c, &one)) {
+					mem_netsrc_keep_off_cpu(s->netsrc, c);
+					break;
+				}
+		mem_netsrc_set_lazy(s->netsrc, s->lazy);
+	}
 	mig_test_point("dst-resumed");
 	r = expect_commit(s);
 	if (r < 0)
@@ -486,6 +497,10 @@ static int lazy_prepare(struct dsess *s)
 static void tree_runs(void *arg, const struct restore_stats *st)
 {
 	struct dsess *s = arg;
+
+	/* the restore's CPU is the tree's now: the pushed pages' receiver
+	 * may take it again (kept off it since RESUMED, mem.h) */
+	mem_netsrc_keep_off_cpu(s->netsrc, -1);
 
 	/* a lock the restore holds it opened already, and removes (if it
 	 * cannot, runc_restore_done() does) */
