@@ -244,28 +244,52 @@ static void wait_settled(struct rst_ctx *c)
 	}
 }
 
+#define DETACH_NICE (-10)
+
+/*
+ * Every thread let go.  Each one detached runs at once, and those that woke
+ * on our CPU (the tree's until now) preempted the rest of the loop: a
+ * ten-thread memcached took 0.3-1.1 ms from the first detach to the last.
+ * So the run counts (wait_settled()) are read first, for every thread,
+ * and the detaches follow in a tight loop at a higher priority (nice -10,
+ * where allowed), given back after it.
+ */
 static int detach_all(struct rst_ctx *c)
 {
-	for (size_t i = c->nprocs; i-- > 0;) {
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct rst_proc *p = &c->procs[i];
+		if (p->state != RST_SEIZED)
+			continue;
+		for (size_t k = 0; k < p->n_threads; k++)
+			if (proc_read_runcount(p->host_pid, p->threads[k].t.tid, &p->threads[k].pcount, NULL) < 0)
+				p->threads[k].pcount = 0;
+	}
+	int nice_was = thread_nice(DETACH_NICE);
+	int r = 0;
+	for (size_t i = c->nprocs; i-- > 0 && r >= 0;) {
 		struct rst_proc *p = &c->procs[i];
 		if (p->state != RST_SEIZED)
 			continue;
 		/* the stop signal is what the parent's wait reports (SIGTSTP, ...) */
 		int stop = p->img->has_stop_signal && p->img->stop_signal > 0 ? p->img->stop_signal :
 										 SIGSTOP;
-		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, stop) < 0)
-			return dm_fail(neg_errno(), "pid %d: %s: %m", p->img->pid, strsignal(stop));
+		if (p->img->state == DM__PROC_STATE__PROC_STOPPED && kill(p->host_pid, stop) < 0) {
+			r = dm_fail(neg_errno(), "pid %d: %s: %m", p->img->pid, strsignal(stop));
+			break;
+		}
 		for (size_t k = p->n_threads; k-- > 0;) {
-			if (proc_read_runcount(p->host_pid, p->threads[k].t.tid, &p->threads[k].pcount, NULL) < 0)
-				p->threads[k].pcount = 0;
-			if (ptrace(PTRACE_DETACH, p->threads[k].t.tid, 0, 0) < 0)
-				return dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_DETACH: %m",
-					       p->img->pid, p->threads[k].t.tid);
+			if (ptrace(PTRACE_DETACH, p->threads[k].t.tid, 0, 0) < 0) {
+				r = dm_fail(neg_errno(), "pid %d: thread %d: PTRACE_DETACH: %m",
+					    p->img->pid, p->threads[k].t.tid);
+				break;
+			}
 			p->threads[k].seized = false;
 		}
-		p->state = RST_DETACHED;
+		if (r >= 0)
+			p->state = RST_DETACHED;
 	}
-	return 0;
+	thread_nice(nice_was);
+	return r;
 }
 
 static void ctx_free(struct rst_ctx *c)
