@@ -41,6 +41,7 @@ struct mem_netsrc {
 	_Atomic(struct mem_lazy *) lazy;
 	pthread_t fault_thread, bulk_thread, pull_thread;
 	bool fault_started, bulk_started, pull_started;
+	_Atomic bool bulk_exited; /* the bulk thread returned (not joined yet) */
 	bool bulk_mask_saved;   /* bulk_mask: its CPUs before mem_netsrc_keep_off_cpu() */
 	cpu_set_t bulk_mask;
 	_Atomic bool stop;
@@ -125,7 +126,8 @@ void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l)
 
 void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu)
 {
-	if (!n->bulk_started)
+	/* an exited, unjoined thread has no tid: glibc would act on the caller */
+	if (!n->bulk_started || atomic_load(&n->bulk_exited))
 		return;
 	if (cpu < 0) {
 		if (n->bulk_mask_saved)
@@ -145,8 +147,8 @@ void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu)
 /*
  * The push may start before the restore is over (MigReply.early_push: it
  * uses the link while the destination restores): its first frame waits
- * here, unread, until the restored tree's handler is in place, and TCP
- * holds the rest back.  Stop or an error ends the wait.
+ * here, unread, until the restored tree's handler is set (after RESUMED,
+ * dest.c), and TCP holds the rest back.  Stop or an error ends the wait.
  */
 static struct mem_lazy *wait_lazy(struct mem_netsrc *n)
 {
@@ -386,6 +388,7 @@ static void *bulk_thread(void *arg)
 	if (r < 0 && !atomic_load(&n->stop))
 		set_err(n, r);
 	free(buf);
+	atomic_store(&n->bulk_exited, true); /* its pthread_t no longer names a thread for affinity calls */
 	return NULL;
 }
 
@@ -404,7 +407,9 @@ static void *pull_thread(void *arg)
 	 * pusher, mem/pull-skips-store runs it while that one is held) */
 	dm_test_point("dst-pull");
 	while (!atomic_load(&n->stop) && !dm_errbox_code(&n->err)) {
-		struct mem_lazy *l = atomic_load(&n->lazy);
+		/* the handler may be set after the push ended (a push with
+		 * nothing in it comes while RESUMED and COMMIT cross) */
+		struct mem_lazy *l = wait_lazy(n);
 		if (!l || mem_lazy_done(l))
 			break;
 		uint32_t space = 0, np;

@@ -96,8 +96,8 @@ uint64_t mig_chan_bytes(struct net_chan *c);
  * starts in the phase that makes its data available and ends in its own.
  *
  *   prepare   connect, START -> ACCEPT, the data channels; pre-copy rounds
- *   freeze    (source) freeze, dump without memory, the page server
- *   state     the image files -> the destination
+ *   freeze    (source) freeze, dump without memory
+ *   state     the image files -> the destination; (source) the page server
  *   memory    before the resume: every page (stop-and-copy, pre-copy);
  *             after it: the rest (post-copy, hybrid)
  *   resume    the restore, RESUMED, COMMIT: the switch-over

@@ -721,8 +721,9 @@ static int record_join(void *arg)
 
 static int ph_freeze_dump(struct src *s);
 
-/* freeze: freeze, the last dirty scan, the dump without memory, the page
- * server; a container's record beside the dump */
+/* freeze: freeze, the last dirty scan, the dump without memory; a
+ * container's record beside the dump (the page server comes after the
+ * state: ph_state) */
 static int ph_freeze(struct src *s)
 {
 	int r = ph_freeze_dump(s);
@@ -844,9 +845,15 @@ static int ph_state(struct src *s)
 	/* its frames gathered: a few sends instead of one per frame (net.h) */
 	net_chan_cork(s->ctl);
 	int r = send_state(s);
-	int ru = net_chan_uncork(s->ctl);
-	if (r >= 0)
-		r = ru;
+	if (r >= 0) {
+		r = net_chan_uncork(s->ctl);
+	} else {
+		/* the send's own message is what the rollback tells */
+		char msg[DM_ERRMSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		net_chan_uncork(s->ctl);
+		dm_error_set_message(msg);
+	}
 	if (r < 0)
 		return r;
 	s->t_state = clock_ns();
@@ -885,7 +892,7 @@ static int ph_memory_before(struct src *s)
 		r = mem_server_start(s->srv, s->fault, NULL, MEM_PHASE_INSTALL);
 		/* post-copy: the push from now, while the destination restores
 		 * (the link is idle until RESUMED); it holds what comes until
-		 * its handler is in place.  Only the working set goes then: the
+		 * its handler is set (after RESUMED).  Only the working set goes then: the
 		 * rest waits for the commit (ph_memory_after), it would take
 		 * the destination's CPU from the restore and queue ahead of
 		 * the first faults (DMIGRATE_TEST_EARLY_BULK=1: it goes too) */

@@ -310,8 +310,16 @@ static void spawn_worker(struct pool *p)
 	p->n_created = w->id; /* none were parked beyond: n_spawned was past them */
 }
 
+static int host_room(struct pool *p);
+
 /* Without the lock: both sensors must say yes. */
 static bool host_has_room(struct pool *p)
+{
+	return host_room(p) > 0;
+}
+
+/* 1: room, 0: none, -EAGAIN: a sensor cannot tell yet (its window too short) */
+static int host_room(struct pool *p)
 {
 	const struct pool_sensors *s = p->sensors;
 	double cpu = 0, mem = 0;
@@ -322,12 +330,14 @@ static bool host_has_room(struct pool *p)
 
 	if ((rc < 0 && rc != -EAGAIN) || (rm < 0 && rm != -EAGAIN))
 		pr_debug("sensor failed: cpu %d mem %d", rc, rm);
+	if (rc == -EAGAIN || rm == -EAGAIN)
+		return -EAGAIN;
 	if (rc < 0 || rm < 0)
-		return false;
+		return 0;
 	pr_debug("cpu idle %.3f (min %.3f), mem avail %.3f (min %.3f), read in %.2f ms, %.2f ms into the run",
 		 cpu, p->cpu_idle_min, mem, p->mem_avail_min, ns_to_ms(t0, clock_ns()),
 		 p->start_ns ? ns_to_ms(p->start_ns, t0) : 0);
-	return cpu >= p->cpu_idle_min && mem >= p->mem_avail_min;
+	return cpu >= p->cpu_idle_min && mem >= p->mem_avail_min ? 1 : 0;
 }
 
 static void ns_to_timespec(uint64_t ns, struct timespec *ts)
@@ -552,14 +562,19 @@ void pool_decide_ahead(struct pool *p)
 	pthread_mutex_unlock(&p->lock);
 	if (!can)
 		return;
-	/* the manager calls no sensor before pool_run(): one call at a time */
-	bool room = host_has_room(p);
+	/* the manager calls no sensor before pool_run(): one call at a time.
+	 * A sensor that cannot tell yet (-EAGAIN: the window since
+	 * pool_create() too short) leaves the decision to the manager, as
+	 * without this call */
+	int room = host_room(p);
+	if (room == -EAGAIN)
+		return;
 	if (p->credit_first) {
 		p->credit_first = false;
 		p->sensors->credit_self(p->sensors->ctx, false);
 	}
 	pthread_mutex_lock(&p->lock);
-	p->ahead = room ? AHEAD_ROOM : AHEAD_NO;
+	p->ahead = room > 0 ? AHEAD_ROOM : AHEAD_NO;
 	p->next_sample_ns = clock_ns() + p->sample_ns;
 	pthread_mutex_unlock(&p->lock);
 }

@@ -29,6 +29,7 @@ struct fake_sensors {
 	pthread_mutex_t m;
 	pthread_cond_t c;
 	double cpu, mem;
+	int cpu_err; /* returned by cpu_idle when set (-EAGAIN: cannot tell yet) */
 	unsigned cpu_calls, mem_calls;
 	unsigned credit_calls;
 	bool credit_on;
@@ -49,9 +50,10 @@ static int fake_cpu(void *ctx, double *ret)
 	pthread_mutex_lock(&f->m);
 	*ret = f->cpu;
 	f->cpu_calls++;
+	int r = f->cpu_err;
 	pthread_cond_broadcast(&f->c);
 	pthread_mutex_unlock(&f->m);
-	return 0;
+	return r;
 }
 
 static int fake_mem(void *ctx, double *ret)
@@ -487,19 +489,38 @@ static void test_decide_ahead(void **state)
 	pool_free(p);
 	gate_destroy(&g);
 
-	/* the host busy then: one worker */
+	/* the host busy then: one worker, and the manager does not ask again
+	 * at pool_run() (over the caller's window it would ask at once) */
 	fake_set_cpu(&f, 0.0);
 	f.cpu_calls = 0;
+	o.window_open = true;
 	assert_int_equal(pool_create(&o, &p), 0);
+	assert_int_equal(f.cpu_calls, 0);
 	pool_decide_ahead(p);
-	assert_int_equal(f.cpu_calls, 2);
+	assert_int_equal(f.cpu_calls, 1);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(pool_add(p, sleep_task, NULL, 0, "sleep"), 0);
 	assert_int_equal(pool_run(p), 0);
 	pool_get_stats(p, &st);
 	assert_int_equal(st.threads_max, 1);
+	assert_int_equal(f.cpu_calls, 1);
+	pool_free(p);
+
+	/* a sensor that cannot tell yet: no verdict, the manager asks at the
+	 * first queued work as without the call (and finds room) */
+	fake_set_cpu(&f, 1.0);
+	f.cpu_err = -EAGAIN;
+	f.cpu_calls = 0;
+	gate_init(&g, 2);
+	assert_int_equal(pool_create(&o, &p), 0);
+	pool_decide_ahead(p);
+	assert_int_equal(f.cpu_calls, 1);
+	f.cpu_err = 0;
+	run_gates(p, &g, 2, &st);
+	assert_grew_at_once(&st, &g);
 	assert_int_equal(f.cpu_calls, 2);
 	pool_free(p);
+	gate_destroy(&g);
 
 	/* a fixed pool: no sensor at all */
 	f.cpu_calls = 0;
