@@ -138,10 +138,12 @@ void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu)
 	cpu_set_t m;
 	if (pthread_getaffinity_np(n->bulk_thread, sizeof(m), &m) != 0 || !CPU_ISSET(cpu, &m) || CPU_COUNT(&m) < 2)
 		return;
-	if (!n->bulk_mask_saved)
-		n->bulk_mask = m;
+	cpu_set_t was = m;
 	CPU_CLR(cpu, &m);
-	n->bulk_mask_saved = pthread_setaffinity_np(n->bulk_thread, sizeof(m), &m) == 0 || n->bulk_mask_saved;
+	if (pthread_setaffinity_np(n->bulk_thread, sizeof(m), &m) == 0 && !n->bulk_mask_saved) {
+		n->bulk_mask = was;
+		n->bulk_mask_saved = true;
+	}
 }
 
 /*

@@ -438,11 +438,7 @@ static int hold_until_commit(void *arg, const pid_t *pids, size_t n, const struc
 		 * COMMIT cross, beside us: not on the CPU we hold (mem.h) */
 		cpu_set_t one;
 		if (sched_getaffinity(0, sizeof(one), &one) == 0 && CPU_COUNT(&one) == 1)
-			for (int c = 0; c < CPU_SETSIZE; c++)
-				if (CPU_ISSET(c, &one)) {
-					mem_netsrc_keep_off_cpu(s->netsrc, c);
-					break;
-				}
+			mem_netsrc_keep_off_cpu(s->netsrc, sched_getcpu()); /* pinned: where we run */
 		mem_netsrc_set_lazy(s->netsrc, s->lazy);
 	}
 	mig_test_point("dst-resumed");

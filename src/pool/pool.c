@@ -310,15 +310,8 @@ static void spawn_worker(struct pool *p)
 	p->n_created = w->id; /* none were parked beyond: n_spawned was past them */
 }
 
-static int host_room(struct pool *p);
-
-/* Without the lock: both sensors must say yes. */
-static bool host_has_room(struct pool *p)
-{
-	return host_room(p) > 0;
-}
-
-/* 1: room, 0: none, -EAGAIN: a sensor cannot tell yet (its window too short) */
+/* Without the lock: both sensors must say yes.  1: room, 0: none, -EAGAIN:
+ * a sensor cannot tell yet (its window too short) */
 static int host_room(struct pool *p)
 {
 	const struct pool_sensors *s = p->sensors;
@@ -338,6 +331,16 @@ static int host_room(struct pool *p)
 		 cpu, p->cpu_idle_min, mem, p->mem_avail_min, ns_to_ms(t0, clock_ns()),
 		 p->start_ns ? ns_to_ms(p->start_ns, t0) : 0);
 	return cpu >= p->cpu_idle_min && mem >= p->mem_avail_min ? 1 : 0;
+}
+
+/* Without the lock: the first sample taken, our own CPU time counts as busy
+ * from now on (pool_opts.credit_own_first) */
+static void end_credit(struct pool *p)
+{
+	if (p->credit_first) {
+		p->credit_first = false;
+		p->sensors->credit_self(p->sensors->ctx, false);
+	}
 }
 
 static void ns_to_timespec(uint64_t ns, struct timespec *ts)
@@ -395,12 +398,8 @@ static void *manager_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&p->lock);
-		bool room = host_has_room(p);
-		if (p->credit_first) {
-			/* the first window only (pool_opts.credit_own_first) */
-			p->credit_first = false;
-			p->sensors->credit_self(p->sensors->ctx, false);
-		}
+		bool room = host_room(p) > 0;
+		end_credit(p);
 		pthread_mutex_lock(&p->lock);
 		if (room && !p->done && !p->err && p->shared.n > 0 && p->n_spawned < p->max_threads)
 			spawn_worker(p);
@@ -569,10 +568,7 @@ void pool_decide_ahead(struct pool *p)
 	int room = host_room(p);
 	if (room == -EAGAIN)
 		return;
-	if (p->credit_first) {
-		p->credit_first = false;
-		p->sensors->credit_self(p->sensors->ctx, false);
-	}
+	end_credit(p);
 	pthread_mutex_lock(&p->lock);
 	p->ahead = room > 0 ? AHEAD_ROOM : AHEAD_NO;
 	p->next_sample_ns = clock_ns() + p->sample_ns;

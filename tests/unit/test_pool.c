@@ -169,6 +169,15 @@ static void run_gates(struct pool *p, struct gate *g, unsigned n, struct pool_st
 	pool_get_stats(p, st);
 }
 
+/* n sleep tasks (20 ms each), run to the end; the pool's stats in *st. */
+static void run_sleeps(struct pool *p, unsigned n, struct pool_stats *st)
+{
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(pool_add(p, sleep_task, NULL, 0, "sleep"), 0);
+	assert_int_equal(pool_run(p), 0);
+	pool_get_stats(p, st);
+}
+
 /* Two gates ran on two workers, the second started well within a sample
  * period of 1 s: its decision did not wait for one. */
 static void assert_grew_at_once(const struct pool_stats *st, struct gate *g)
@@ -450,10 +459,7 @@ static void test_window_open_by_caller(void **state)
 	fake_set_cpu(&f, 0.0);
 	f.cpu_calls = 0;
 	assert_int_equal(pool_create(&o, &p), 0);
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(pool_add(p, sleep_task, NULL, 0, "sleep"), 0);
-	assert_int_equal(pool_run(p), 0);
-	pool_get_stats(p, &st);
+	run_sleeps(p, 4, &st);
 	assert_int_equal(st.threads_max, 1);
 	assert_int_equal(f.cpu_calls, 1);
 	pool_free(p);
@@ -498,10 +504,7 @@ static void test_decide_ahead(void **state)
 	assert_int_equal(f.cpu_calls, 0);
 	pool_decide_ahead(p);
 	assert_int_equal(f.cpu_calls, 1);
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(pool_add(p, sleep_task, NULL, 0, "sleep"), 0);
-	assert_int_equal(pool_run(p), 0);
-	pool_get_stats(p, &st);
+	run_sleeps(p, 4, &st);
 	assert_int_equal(st.threads_max, 1);
 	assert_int_equal(f.cpu_calls, 1);
 	pool_free(p);
