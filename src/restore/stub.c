@@ -293,9 +293,23 @@ int stub_pick_hole(struct rst_ctx *c)
 	const uint64_t need = 2 * RST_GUARD + INJ_BLOB_SIZE + 0x10000 + HOP_SIZE;
 	int r;
 
-	r = proc_read_maps(PROC_SELF, &self);
-	if (r < 0)
-		return dm_fail(r, "cannot read our own maps: %s", strerror(-r));
+	/* a bare tree's stub is exec'd now, where it can be (exec_stub_spawn) */
+	if (c->o->stub_pid <= 0 && exec_stub_spawn(c) < 0) {
+		pr_debug("the static stub: %s; the root stub is forked", dm_last_error());
+		dm_error_clear();
+	}
+	/*
+	 * A forked stub starts as a copy of our address space: the blob must
+	 * miss our mappings too.  An exec'd stub or a runtime's has its own,
+	 * and ours do not matter: a daemon's maps are long (its threads, the
+	 * stores, the libraries), and reading them took 0.3-0.5 ms of a runc
+	 * container's downtime.
+	 */
+	if (ext_stub_pid(c) <= 0) {
+		r = proc_read_maps(PROC_SELF, &self);
+		if (r < 0)
+			return dm_fail(r, "cannot read our own maps: %s", strerror(-r));
+	}
 	cap = self.n + 16;
 	for (size_t i = 0; i < c->nprocs; i++)
 		cap += c->procs[i].img->n_vmas;
@@ -303,11 +317,6 @@ int stub_pick_hole(struct rst_ctx *c)
 	for (size_t i = 0; i < self.n; i++)
 		if (self.vmas[i].end <= TASK_TOP)
 			rs[n++] = (struct range){ self.vmas[i].start, self.vmas[i].end };
-	/* a bare tree's stub is exec'd now, where it can be (exec_stub_spawn) */
-	if (c->o->stub_pid <= 0 && exec_stub_spawn(c) < 0) {
-		pr_debug("the static stub: %s; the root stub is forked", dm_last_error());
-		dm_error_clear();
-	}
 	/* a stub made by a container runtime, or exec'd: the blob goes into its space */
 	_cleanup_(proc_vma_list_done) struct proc_vma_list ext = { 0 };
 	if (ext_stub_pid(c) > 0) {
