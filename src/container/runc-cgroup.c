@@ -140,37 +140,116 @@ void runc_record_cgroup(struct runc_ct *ct)
 	}
 }
 
-/* Limits changed with `runc update` since the container was made: the same
- * update on the new one (a file runc cannot update is written directly). */
-int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s)
+void runc_cgroup_snapshot(struct runc_started *s)
 {
 	_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
-	json_error_t je;
-	json_t *st = json_load_file(sp, 0, &je);
+	json_t *st = json_load_file(sp, 0, NULL);
+
+	runc_cgroup_snapshot_free(s);
+	if (!st)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(cg_files); i++) {
+		const char *dir = cg_dir(st, cg_files[i].ctl);
+		char *v = NULL;
+		if (!dir || read_str(dir, cg_files[i].file, &v) < 0) {
+			dm_error_clear();
+			continue;
+		}
+		v[strcspn(v, "\n")] = 0;
+		s->cg_now = xrealloc(s->cg_now, (s->n_cg_now + 1) * sizeof(*s->cg_now));
+		s->cg_now[s->n_cg_now++] = (struct runc_cg_now){ xstrdup(cg_files[i].ctl), xstrdup(cg_files[i].file),
+								 xstrdup(dir), v };
+	}
+	s->cg_snap = true;
+	json_decref(st);
+}
+
+void runc_cgroup_snapshot_free(struct runc_started *s)
+{
+	for (size_t i = 0; i < s->n_cg_now; i++) {
+		free(s->cg_now[i].controller);
+		free(s->cg_now[i].file);
+		free(s->cg_now[i].dir);
+		free(s->cg_now[i].value);
+	}
+	free(s->cg_now);
+	s->cg_now = NULL;
+	s->n_cg_now = 0;
+	s->cg_snap = false;
+}
+
+/* The directory of v's controller and v's file's value now: from the
+ * snapshot, else read (st: runc's state, loaded on the first need). */
+static int cg_now(struct runc_started *s, json_t **st, const Dm__ContainerCgroupValue *v, const char **ret_dir,
+		  char **ret_now)
+{
+	*ret_dir = NULL;
+	*ret_now = NULL;
+	if (s->cg_snap) {
+		for (size_t i = 0; i < s->n_cg_now; i++)
+			if (!strcmp(s->cg_now[i].controller, v->controller) && !strcmp(s->cg_now[i].file, v->file)) {
+				*ret_dir = s->cg_now[i].dir;
+				*ret_now = xstrdup(s->cg_now[i].value);
+				return 0;
+			}
+		return -ENOENT;
+	}
+	if (!*st) {
+		_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
+		json_error_t je;
+		*st = json_load_file(sp, 0, &je);
+		if (!*st)
+			return dm_fail(-EBADMSG, "%s: %s", sp, je.text);
+	}
+	const char *dir = cg_dir(*st, v->controller);
+	if (!dir || read_str(dir, v->file, ret_now) < 0) {
+		dm_error_clear();
+		return -ENOENT;
+	}
+	(*ret_now)[strcspn(*ret_now, "\n")] = 0;
+	*ret_dir = dir;
+	return 0;
+}
+
+/*
+ * Limits changed with `runc update` since the container was made: the same
+ * update on the new one (a file runc cannot update is written directly).
+ * What the new one has is compared with as runc_cgroup_snapshot() read it
+ * at its launch, until a limit is changed here: nothing else changes them
+ * until it runs (an operator's `runc update` of a container being restored
+ * meanwhile is not told apart from runc's own values).
+ */
+int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s)
+{
+	json_t *st = NULL;
 	int r = 0;
 
-	if (!st)
-		return dm_fail(-EBADMSG, "%s: %s", sp, je.text);
 	for (size_t i = 0; i < m->n_cgroup && r >= 0; i++) {
 		const Dm__ContainerCgroupValue *v = m->cgroup[i];
-		const char *dir = cg_dir(st, v->controller), *flag = NULL;
+		const char *dir, *flag = NULL;
 		_cleanup_free_ char *now = NULL, *err = NULL;
-		if (!dir || read_str(dir, v->file, &now) < 0) {
+		r = cg_now(s, &st, v, &dir, &now);
+		if (r == -ENOENT) {
 			r = dm_fail(-ENOENT, "the container's cgroup has no %s%s%s: its limit %s cannot "
 				    "be set", v->controller, v->controller[0] ? "/" : "", v->file, v->value);
 			break;
 		}
-		now[strcspn(now, "\n")] = 0;
+		if (r < 0)
+			break;
 		if (!strcmp(now, v->value))
 			continue;
 		for (size_t k = 0; k < ARRAY_SIZE(cg_files); k++)
 			if (!strcmp(cg_files[k].ctl, v->controller) && !strcmp(cg_files[k].file, v->file))
 				flag = cg_files[k].runc_flag;
 		pr_debug("%s: %s is %s, was %s", s->id, v->file, now, v->value);
+		/* a change may change other files too (runc update --memory, the
+		 * kernel's own bounds): those are read again from here on */
 		if (!flag) {
 			r = write_str(dir, v->file, v->value);
+			runc_cgroup_snapshot_free(s);
 			continue;
 		}
+		runc_cgroup_snapshot_free(s);
 		unsigned long long n;
 		const char *val = v->value;
 		if (!strcmp(val, "max") || (sscanf(val, "%llu", &n) == 1 && n >= (1ULL << 62)))

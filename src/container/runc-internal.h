@@ -50,6 +50,12 @@ int runc_list_procs(void *arg, pid_t **ret, size_t *ret_n);
 int runc_check_tree(void *arg, const pid_t *pids, size_t n);
 void runc_record_cgroup(struct runc_ct *ct);
 int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s);
+/* The limits of the container s just made, read now (its launch): the
+ * put-back compares the record with them instead of reading runc's state
+ * and every file again in the downtime.  Without one (a failure here is
+ * not one: the put-back reads them then), the put-back reads them. */
+void runc_cgroup_snapshot(struct runc_started *s);
+void runc_cgroup_snapshot_free(struct runc_started *s);
 
 /* ---- runc-record.c ---- */
 int runc_uts_hostname(pid_t pid, char **ret_get, const char *set);

@@ -278,6 +278,7 @@ int runc_restore_launch(const Dm__Container *m, const struct runc_restore_opts *
 		goto fail;
 	}
 	json_decref(cfg);
+	runc_cgroup_snapshot(&s);
 	s.t.launch = ns_to_ms(t0, clock_ns());
 	*ret = s;
 	return 0;
@@ -436,6 +437,7 @@ void runc_restore_done(struct runc_started *s, bool ok)
 		pr_warn("the container's IPC namespace: %s", dm_last_error());
 	free(s->shm_rmid);
 	free(s->net_made);
+	runc_cgroup_snapshot_free(s);
 	for (size_t i = 0; i < s->n_ann; i++) {
 		free(s->ann_if[i]);
 		free(s->ann_addr[i]);
