@@ -250,16 +250,13 @@ static int tmpfs_empty(const char *dir, struct stat *st)
 	return errno ? dm_fail(neg_errno(), "%s: %m", dir) : 1;
 }
 
-static int record_mounts(struct runc_ct *ct, const char *images_dir)
+static int record_mounts(struct runc_ct *ct, const struct proc_mount_list *ml, const char *images_dir)
 {
-	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
 	Dm__Container *m = ct->msg;
-	int r = proc_read_mountinfo(ct->pid, &ml);
+	int r;
 
-	if (r < 0)
-		return dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
-	for (size_t i = 0; i < ml.n; i++) {
-		const struct proc_mount *pm = &ml.mounts[i];
+	for (size_t i = 0; i < ml->n; i++) {
+		const struct proc_mount *pm = &ml->mounts[i];
 		const char *mp = pm->mountpoint;
 		Dm__ContainerMount *cm = xmalloc(sizeof(*cm));
 		dm__container_mount__init(cm);
@@ -323,16 +320,11 @@ static int record_mounts(struct runc_ct *ct, const char *images_dir)
  * of the host given to runc as stdout) would be another file there.  Devices
  * are the same device on either side; pipes and sockets have no path.
  */
-static int check_fds(struct runc_ct *ct)
+static int check_fds(struct runc_ct *ct, const struct proc_mount_list *ml)
 {
-	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
 	_cleanup_free_ pid_t *pids = NULL;
 	size_t n_pids = 0;
-	int r = proc_read_mountinfo(ct->pid, &ml);
-
-	if (r < 0)
-		return dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
-	r = runc_list_procs(ct, &pids, &n_pids);
+	int r = runc_list_procs(ct, &pids, &n_pids);
 	if (r < 0)
 		return r;
 	for (size_t k = 0; k < n_pids; k++) {
@@ -364,8 +356,8 @@ static int check_fds(struct runc_ct *ct)
 				continue;
 			int mnt_id = atoi(mi + 7);
 			bool found = false;
-			for (size_t i = 0; i < ml.n && !found; i++)
-				found = ml.mounts[i].mnt_id == mnt_id;
+			for (size_t i = 0; i < ml->n && !found; i++)
+				found = ml->mounts[i].mnt_id == mnt_id;
 			if (found)
 				continue;
 			char comm[PROC_COMM_MAX + 1] = "?";
@@ -427,21 +419,29 @@ static int record_head(struct runc_ct *ct, uint64_t *t)
 }
 
 /* The rest, which the dump does not read: network, fds held on host
- * mounts, cgroup limits, mounts and tmpfs files. */
+ * mounts, cgroup limits, mounts and tmpfs files (the mount table read
+ * once for the last two: in the freeze, on the CPU the dump's second
+ * worker wants; its time is in fds_ms). */
 static int record_tail(struct runc_ct *ct, const char *images_dir, uint64_t *t)
 {
+	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
 	int r = runc_record_net(ct);
 	ct->rt.net = ns_to_ms(*t, clock_ns());
 	*t = clock_ns();
+	if (r >= 0) {
+		r = proc_read_mountinfo(ct->pid, &ml);
+		if (r < 0)
+			r = dm_fail(r, "container '%s': mountinfo: %s", ct->id, strerror(-r));
+	}
 	if (r >= 0)
-		r = check_fds(ct);
+		r = check_fds(ct, &ml);
 	ct->rt.fds = ns_to_ms(*t, clock_ns());
 	*t = clock_ns();
 	if (r >= 0) {
 		runc_record_cgroup(ct);
 		ct->rt.cgroup = ns_to_ms(*t, clock_ns());
 		*t = clock_ns();
-		r = record_mounts(ct, images_dir);
+		r = record_mounts(ct, &ml, images_dir);
 		ct->rt.mounts = ns_to_ms(*t, clock_ns());
 		*t = clock_ns();
 	}
