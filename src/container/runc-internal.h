@@ -76,7 +76,11 @@ void runc_net_remove_ours(const Dm__Container *m);
 int runc_net_lock(pid_t pid, struct runc_started *s);
 void runc_net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len);
 int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach);
-int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s);
+int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s,
+		      bool *attach_later);
+/* Our ends of the container's veths up, on their bridges (the last step of
+ * a network made early, which runc_put_back_net() left: *attach_later) */
+int runc_net_attach(const Dm__Container *m, const char *bridge);
 int runc_lock_and_announce(const Dm__Container *m, struct runc_started *s);
 
 /* ---- runc-putback.c ---- */

@@ -279,7 +279,7 @@ void runc_net_key(const Dm__Container *m, uint8_t **ret, size_t *ret_len)
  * (dmigrated --bridge: on that one instead), and with attach up.  Without
  * attach our end stays down: the container's end has no carrier and a port
  * that is down forwards nothing, so nothing of it reaches the segment (where
- * the source's copy still has the same addresses) until net_attach().
+ * the source's copy still has the same addresses) until runc_net_attach().
  */
 int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool attach)
 {
@@ -338,7 +338,7 @@ int runc_net_make(const Dm__Container *m, pid_t pid, const char *bridge, bool at
 
 /* Our ends of what runc_net_make(attach false) made: up (on their bridges
  * already: naming the bridge again costs nothing and fails if it went). */
-static int net_attach(const Dm__Container *m, const char *bridge)
+int runc_net_attach(const Dm__Container *m, const char *bridge)
 {
 	struct rtnl *here = NULL;
 	int r = rtnl_open(-1, &here);
@@ -413,10 +413,20 @@ static void net_announce_list(const Dm__Container *m, struct runc_started *s)
  * our ends attached; made from another (it changed since START), it goes
  * and is made again.
  */
-int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s)
+/*
+ * attach_later: where the network made at START is the record's, leave its
+ * last step (runc_net_attach(): our ends up, on their bridges, which may
+ * wait for an RCU grace period: 0.1-1.3 ms) to the caller, who does it
+ * beside the restore; *attach_later says so.
+ */
+int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s,
+		      bool *attach_later)
 {
 	int r = 0;
 	uint64_t t = clock_ns();
+
+	if (attach_later)
+		*attach_later = false;
 
 	if (runc_has_veth(m) || s->net_made) {
 		r = runc_net_lock(pid, s);
@@ -429,7 +439,10 @@ int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, str
 		size_t len;
 		runc_net_key(m, &key, &len);
 		if (len == s->net_made_len && !memcmp(key, s->net_made, len)) {
-			r = net_attach(m, bridge);
+			if (attach_later)
+				*attach_later = true;
+			else
+				r = runc_net_attach(m, bridge);
 		} else {
 			pr_info("%s: its network changed since START: made again", s->id);
 			r = net_unmake(s->net_made, s->net_made_len);

@@ -119,7 +119,7 @@ int runc_put_back(const Dm__Container *m, const struct runc_restore_opts *o, str
 
 	uint64_t t = clock_ns();
 	if (!o->runtime_made) {
-		r = runc_put_back_net(m, s->pid, o->bridge, s);
+		r = runc_put_back_net(m, s->pid, o->bridge, s, NULL);
 		s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
 		if (r < 0)
 			return r;
@@ -181,6 +181,8 @@ struct runc_job {
 	Dm__Container *m;       /* its own copy of the record */
 	char *images_dir;
 	int *dirs;              /* tmpfs_dirs() */
+	bool attach;            /* our ends of the veths made at START: up, on their bridges */
+	char *bridge;
 	struct runc_started *s;
 };
 
@@ -242,6 +244,17 @@ static void *job_main(void *arg)
 		if (r < 0)
 			return NULL;
 	}
+	/* nothing of the restore needs the host's side of the network before
+	 * the tree runs (its addresses are in its namespace, locked) */
+	if (j->attach) {
+		t = clock_ns();
+		r = runc_net_attach(m, j->bridge);
+		s->t.net += ns_to_ms(t, clock_ns());
+		if (r < 0) {
+			job_step_done(j, RST_BESIDE_ALL, r);
+			return NULL;
+		}
+	}
 	/*
 	 * The host name and cgroup limits once the tree's processes exist (a
 	 * pids.max lowered below the count the tree had, which the kernel lets
@@ -276,6 +289,7 @@ static void job_free(struct runc_job *j)
 	tmpfs_dirs_close(j->dirs, j->m->n_tmpfs);
 	dm__container__free_unpacked(j->m, NULL);
 	free(j->images_dir);
+	free(j->bridge);
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->cond);
 	free(j);
@@ -299,10 +313,13 @@ void runc_job_end(struct runc_started *s)
 int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s)
 {
 	uint64_t t = clock_ns();
-	int r = runc_put_back_net(m, s->pid, o->bridge, s);
+	bool attach = false;
+	int r = runc_put_back_net(m, s->pid, o->bridge, s, &attach);
 
 	s->t.net = ns_to_ms(t, clock_ns()) - s->t.netlock;
 	struct runc_job *j = xcalloc(1, sizeof(*j));
+	j->attach = attach;
+	j->bridge = o->bridge ? xstrdup(o->bridge) : NULL;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	j->s = s;

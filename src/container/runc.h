@@ -145,12 +145,14 @@ int runc_restore_prepare(const Dm__Container *base, const struct runc_restore_op
  * (network, host name, tmpfs files, IPC, cgroup limits).  On failure the
  * container is removed (runc_restore_done(s, false)). */
 int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
-/* The same, in a migration's downtime: the network now, the rest by a
- * thread of ours beside restore_tree(), which waits for it where it needs
- * it: restore_opts.beside_wait = runc_restore_wait, beside_arg = s (the
- * SysV IPC objects and tmpfs files before the tree's address spaces; the
- * host name and cgroup limits, which it applies once the tree's processes
- * exist, before their credentials and scheduling).  s must stay where it
+/* The same, in a migration's downtime: the network's check now (a network
+ * that changed since START is made again now), the rest by a thread of
+ * ours beside restore_tree(), which waits for it where it needs it:
+ * restore_opts.beside_wait = runc_restore_wait, beside_arg = s (the SysV
+ * IPC objects and tmpfs files before the tree's address spaces; our ends
+ * of the veths made at START up on their bridges; the host name and cgroup
+ * limits, which it applies once the tree's processes exist, before their
+ * credentials and scheduling).  s must stay where it
  * is until runc_restore_done(), which ends the thread.  On failure the
  * container is removed. */
 int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);

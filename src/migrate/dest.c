@@ -604,8 +604,9 @@ static int do_restore(struct dsess *s)
 					    inv->container->id, s->runc_base->id);
 				runc_restore_done(&rs, false);
 			} else {
-				/* the network now; IPC, tmpfs files, host name and
-				 * limits by a thread beside the restore */
+				/* the network's check now; IPC, tmpfs files, our
+				 * veths' ends, host name and limits by a thread
+				 * beside the restore */
 				r = runc_restore_put_back_async(inv->container, &rro, &rs);
 			}
 		} else {
