@@ -39,6 +39,15 @@ struct runc_ct {
 	pthread_cond_t ipc_cond;
 	/* runc_record()'s steps (ms), for the stats */
 	struct { double ns, hostname, net, fds, cgroup, mounts, ipc_wait; } rt;
+	/* the network as runc_base_record() read it while the container ran,
+	 * and the watches opened before that read (its namespace's and ours,
+	 * rtnl_watch_open()): the frozen record takes it if neither saw a
+	 * change and the init is in the same namespace (net_early_used) */
+	Dm__Container *net_early;
+	int net_watch[2];
+	dev_t net_early_dev;
+	ino_t net_early_ino;
+	bool net_early_used;
 };
 
 /* ---- runc-cmd.c ---- */
@@ -62,6 +71,15 @@ int runc_uts_hostname(pid_t pid, char **ret_get, const char *set);
 
 /* ---- runc-net.c ---- */
 int runc_record_net(struct runc_ct *ct);
+/* Before runc_base_record()'s read of the network: the watches on it
+ * (best effort: without them the frozen record reads it again). */
+void runc_net_early_watch(struct runc_ct *ct);
+/* That read's result (a message holding interfaces and routes), kept */
+void runc_net_early_keep(struct runc_ct *ct, Dm__Container *net);
+/* The frozen record's network: the early one if nothing changed since,
+ * else read now (runc_record_net()) */
+int runc_record_net_frozen(struct runc_ct *ct);
+void runc_net_early_drop(struct runc_ct *ct);
 bool runc_config_new_netns(const Dm__Container *m);
 bool runc_has_veth(const Dm__Container *m);
 /*

@@ -196,6 +196,101 @@ int runc_record_net(struct runc_ct *ct)
 	return r;
 }
 
+/* The container's network namespace, as /proc/PID/ns/net says now */
+static int netns_id(pid_t pid, dev_t *dev, ino_t *ino)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	if (stat(path, &st) < 0)
+		return neg_errno();
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	return 0;
+}
+
+/*
+ * The network is read twice in a migration: at START, while the container
+ * runs (runc_base_record(): the destination makes it before the freeze),
+ * and in the freeze, where the record must say what it is then.  The
+ * second read (~0.4 ms: its namespace's links, addresses and routes, and
+ * ours, over rtnetlink) ran beside the frozen dump, on the CPU its second
+ * worker wants.  So watches are opened before the first read: the kernel
+ * tells them of every change of links, addresses or routes in either
+ * namespace; none told, and the init still in the namespace watched, the
+ * first read is the record's.
+ */
+void runc_net_early_watch(struct runc_ct *ct)
+{
+	_cleanup_close_ int ns = -1;
+
+	runc_net_early_drop(ct);
+	int r = netns_of_pid(ct->pid, &ns);
+	if (r >= 0)
+		r = netns_id(ct->pid, &ct->net_early_dev, &ct->net_early_ino);
+	if (r >= 0)
+		r = rtnl_watch_open(ns, &ct->net_watch[0]);
+	if (r >= 0)
+		r = rtnl_watch_open(-1, &ct->net_watch[1]);
+	if (r < 0) {
+		pr_debug("container '%s': no watch on its network (it is read again in the freeze): %s", ct->id,
+			 dm_last_error());
+		dm_error_clear();
+		runc_net_early_drop(ct);
+	}
+}
+
+void runc_net_early_keep(struct runc_ct *ct, Dm__Container *net)
+{
+	if (ct->net_early)
+		dm__container__free_unpacked(ct->net_early, NULL);
+	ct->net_early = net;
+}
+
+void runc_net_early_drop(struct runc_ct *ct)
+{
+	for (int i = 0; i < 2; i++)
+		if (ct->net_watch[i] >= 0) {
+			close(ct->net_watch[i]);
+			ct->net_watch[i] = -1;
+		}
+	if (ct->net_early)
+		dm__container__free_unpacked(ct->net_early, NULL);
+	ct->net_early = NULL;
+}
+
+static bool net_early_holds(struct runc_ct *ct)
+{
+	dev_t dev;
+	ino_t ino;
+
+	if (!ct->net_early || ct->net_watch[0] < 0 || ct->net_watch[1] < 0)
+		return false;
+	if (netns_id(ct->pid, &dev, &ino) < 0 || dev != ct->net_early_dev || ino != ct->net_early_ino)
+		return false;
+	return rtnl_watch_changed(ct->net_watch[0]) == 0 && rtnl_watch_changed(ct->net_watch[1]) == 0;
+}
+
+int runc_record_net_frozen(struct runc_ct *ct)
+{
+	Dm__Container *m = ct->msg, *e = ct->net_early;
+
+	ct->net_early_used = net_early_holds(ct);
+	if (!ct->net_early_used) {
+		runc_net_early_drop(ct);
+		return runc_record_net(ct);
+	}
+	/* taken over: the early message keeps nothing of them */
+	for (size_t i = 0; i < e->n_interfaces; i++)
+		APPEND(m->interfaces, m->n_interfaces, e->interfaces[i]);
+	for (size_t i = 0; i < e->n_routes; i++)
+		APPEND(m->routes, m->n_routes, e->routes[i]);
+	e->n_interfaces = e->n_routes = 0;
+	runc_net_early_drop(ct);
+	return 0;
+}
+
 static int ip_in(pid_t pid, const char *const argv[])
 {
 	_cleanup_free_ char *err = NULL;

@@ -425,7 +425,7 @@ static int record_head(struct runc_ct *ct, uint64_t *t)
 static int record_tail(struct runc_ct *ct, const char *images_dir, uint64_t *t)
 {
 	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = {};
-	int r = runc_record_net(ct);
+	int r = runc_record_net_frozen(ct);
 	ct->rt.net = ns_to_ms(*t, clock_ns());
 	*t = clock_ns();
 	if (r >= 0) {
@@ -505,9 +505,9 @@ int runc_record_tail(struct runc_ct *ct, const char *images_dir)
 
 json_t *runc_record_stats_json(const struct runc_ct *ct)
 {
-	return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "namespaces_ms", ct->rt.ns, "hostname_ms",
-			 ct->rt.hostname, "net_ms", ct->rt.net, "fds_ms", ct->rt.fds, "cgroup_ms", ct->rt.cgroup,
-			 "mounts_ms", ct->rt.mounts, "ipc_ms", ct->rt.ipc_wait);
+	return json_pack("{s:f,s:f,s:f,s:b,s:f,s:f,s:f,s:f}", "namespaces_ms", ct->rt.ns, "hostname_ms",
+			 ct->rt.hostname, "net_ms", ct->rt.net, "net_from_start", ct->net_early_used, "fds_ms",
+			 ct->rt.fds, "cgroup_ms", ct->rt.cgroup, "mounts_ms", ct->rt.mounts, "ipc_ms", ct->rt.ipc_wait);
 }
 
 int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
@@ -532,6 +532,9 @@ int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 	Dm__Container *net = xmalloc(sizeof(*net));
 	dm__container__init(net);
 	ct->msg = net;
+	/* and the frozen record takes it if nothing changed since (the watches
+	 * opened before the read) */
+	runc_net_early_watch(ct);
 	int r = record_ns(ct);
 	if (r >= 0)
 		r = runc_record_net(ct);
@@ -548,6 +551,11 @@ int runc_base_record(struct runc_ct *ct, uint8_t **ret, size_t *ret_len)
 	*ret_len = dm__container__get_packed_size(&b);
 	*ret = xmalloc(*ret_len ? *ret_len : 1);
 	dm__container__pack(&b, *ret);
-	dm__container__free_unpacked(net, NULL);
+	if (r >= 0) {
+		runc_net_early_keep(ct, net);
+	} else {
+		runc_net_early_drop(ct);
+		dm__container__free_unpacked(net, NULL);
+	}
 	return 0;
 }

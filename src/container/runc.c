@@ -81,6 +81,7 @@ int runc_open(const char *root, const char *id, struct runc_ct **ret)
 		return r;
 	}
 	ct = xcalloc(1, sizeof(*ct));
+	ct->net_watch[0] = ct->net_watch[1] = -1;
 	pthread_mutex_init(&ct->ipc_lock, NULL);
 	pthread_cond_init(&ct->ipc_cond, NULL);
 	ct->root = xstrdup(root);
@@ -225,6 +226,7 @@ void runc_free(struct runc_ct *ct)
 		json_decref(ct->config);
 	if (ct->msg)
 		protobuf_c_message_free_unpacked(&ct->msg->base, NULL);
+	runc_net_early_drop(ct);
 	pthread_mutex_destroy(&ct->ipc_lock);
 	pthread_cond_destroy(&ct->ipc_cond);
 	free(ct);

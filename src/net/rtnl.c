@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* a socket in one network namespace (rtnl_open, rtnl.h) */
@@ -308,6 +309,40 @@ int rtnl_open(int nsfd, struct rtnl **ret)
 	(*ret)->nl = nl;
 	(*ret)->seq = (uint32_t)time(NULL);
 	return 0;
+}
+
+int rtnl_watch_open(int nsfd, int *ret_fd)
+{
+	int back = -1, r = netns_enter(nsfd, &back);
+
+	*ret_fd = -1;
+	if (r < 0)
+		return r;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+	int e = errno;
+	netns_leave(back);
+	if (fd < 0)
+		return dm_fail(-e, "rtnetlink socket: %s", strerror(e));
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
+				  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+					       RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE };
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = dm_fail(neg_errno(), "rtnetlink bind (notifications): %m");
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int rtnl_watch_changed(int fd)
+{
+	char b[64];
+	ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT | MSG_TRUNC);
+
+	if (n >= 0 || errno == ENOBUFS)
+		return 1;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : neg_errno();
 }
 
 void rtnl_close(struct rtnl *h)

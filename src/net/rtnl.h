@@ -45,6 +45,17 @@ void rtnl_info_done(struct rtnl_info *i);
 const struct rtnl_link *rtnl_link_by_index(const struct rtnl_info *i, int ifindex);
 
 /*
+ * A watch on what rtnl_read() reads of the namespace nsfd (-1: the calling
+ * thread's): a socket that the kernel tells of every change of its links,
+ * addresses and routes from its opening on.  Open it before the read it
+ * guards.  rtnl_watch_changed(): 1 when a change was told (or a notice
+ * lost: the socket's buffer overran), 0 when none, -errno; it does not
+ * wait.
+ */
+int rtnl_watch_open(int nsfd, int *ret_fd);
+int rtnl_watch_changed(int fd);
+
+/*
  * Making a container's network again (what `ip link add ... type veth peer
  * ... netns`, `ip addr add`, `ip link set ... master/up` and `ip route
  * replace` do), over rtnetlink in process.  A handle is a socket in one

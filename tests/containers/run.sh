@@ -118,7 +118,9 @@
 #   runc/migrate-net-changed  b makes the container's network at START (its
 #                      veth with our end on the bridge, down: seen while the
 #                      source pauses after START); an address and a route
-#                      added in a meanwhile are in b after the migration,
+#                      added in a meanwhile are in b after the migration
+#                      (the source's frozen record read the network again:
+#                      its watches saw the change, --stats net_from_start),
 #                      the new address answers the client
 #   runc/migrate-refused-mount  a tmpfs mounted at run time: refused, named,
 #                      by the record made beside the dump; a's container
@@ -639,7 +641,7 @@ t_migrate_net_changed() {
 		{ result FAIL $t "no answer before"; return; }
 	ctr_host a env DMIGRATE_TEST_PAUSE=src-connected DMIGRATE_TEST_MARK="$mark" DMIGRATE_TEST_PAUSE_MS=60000 \
 		"$DM" migrate "runc:$id" --to "$(ctr_info b.seg_addr):7070" --key "$WORK/key" --mode post-copy \
-		--quiet >"$WORK/mnc.out" 2>&1 &
+		--quiet --stats "$WORK/mnc.stats" >"$WORK/mnc.out" 2>&1 &
 	mpid=$!
 	wait_until 60 sh -c "test -e '$mark/src-connected' || ! kill -0 $mpid 2>/dev/null"
 	[[ -e $mark/src-connected ]] || { wait $mpid; result FAIL $t "the source never paused: $(cat "$WORK/mnc.out")"; return; }
@@ -664,6 +666,9 @@ t_migrate_net_changed() {
 	[[ $out == *"$v@"* ]] || { result FAIL $t "its veth is not on dmbr0 in b: '$out'"; return; }
 	wait_until 30 ctr_client busybox ping -c 1 -W 2 "$(ctr_addr $n2)" >/dev/null 2>&1 ||
 		{ result FAIL $t "the address added after START does not answer from b"; return; }
+	# the source's watches saw the change: its frozen record read the network again
+	jq -e '.container_record.net_from_start == false' "$WORK/mnc.stats" >/dev/null ||
+		{ result FAIL $t "the frozen record took the network read at START: $(jq -c .container_record "$WORK/mnc.stats")"; return; }
 	ctr_delete b "$id"
 	result PASS $t
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "container/runc.h"
+#include "container/runc-internal.h"
 #include "container/dirtar.h"
 #include "base/log.h"
 
@@ -18,7 +19,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -243,12 +247,98 @@ static void test_dirtar(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A child in a network namespace of its own, waiting for its pipe to close */
+static pid_t netns_child(int *ret_wfd)
+{
+	int ready[2], hold[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(hold), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char b;
+		close(ready[0]);
+		close(hold[1]);
+		if (unshare(CLONE_NEWNET) < 0)
+			_exit(1);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(1);
+		(void)!read(hold[0], &b, 1);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char b;
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	close(ready[0]);
+	*ret_wfd = hold[1];
+	return pid;
+}
+
+static Dm__Container *msg_new(void)
+{
+	Dm__Container *m = malloc(sizeof(*m));
+	dm__container__init(m);
+	return m;
+}
+
+/* A network read at START stands for the frozen record's when the watches
+ * opened before it saw nothing; a change in the container's namespace
+ * since (here: lo set up) makes the frozen record read it again. */
+static void test_net_early(void **state)
+{
+	(void)state;
+	int hold;
+	pid_t pid = netns_child(&hold);
+	struct runc_ct ct = { .pid = pid, .id = (char *)"unit", .net_watch = { -1, -1 } };
+	char cmd[128];
+
+	/* nothing changed: the early read is taken over */
+	ct.msg = msg_new();
+	runc_net_early_watch(&ct);
+	assert_true(ct.net_watch[0] >= 0 && ct.net_watch[1] >= 0);
+	Dm__Container *net = msg_new();
+	Dm__ContainerNetIf *nif = malloc(sizeof(*nif));
+	dm__container_net_if__init(nif);
+	nif->name = strdup("early");
+	APPEND(net->interfaces, net->n_interfaces, nif);
+	runc_net_early_keep(&ct, net);
+	assert_int_equal(runc_record_net_frozen(&ct), 0);
+	assert_true(ct.net_early_used);
+	assert_int_equal(ct.msg->n_interfaces, 1);
+	assert_string_equal(ct.msg->interfaces[0]->name, "early");
+	assert_true(ct.net_watch[0] < 0 && ct.net_watch[1] < 0 && !ct.net_early);
+	dm__container__free_unpacked(ct.msg, NULL);
+
+	/* changed since: read again (its namespace has lo only) */
+	ct.msg = msg_new();
+	runc_net_early_watch(&ct);
+	net = msg_new();
+	nif = malloc(sizeof(*nif));
+	dm__container_net_if__init(nif);
+	nif->name = strdup("early");
+	APPEND(net->interfaces, net->n_interfaces, nif);
+	runc_net_early_keep(&ct, net);
+	snprintf(cmd, sizeof(cmd), "nsenter -t %d -n ip link set lo up", (int)pid);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(runc_record_net_frozen(&ct), 0);
+	assert_false(ct.net_early_used);
+	assert_int_equal(ct.msg->n_interfaces, 1);
+	assert_string_equal(ct.msg->interfaces[0]->name, "lo");
+	assert_true(ct.net_watch[0] < 0 && ct.net_watch[1] < 0 && !ct.net_early);
+	dm__container__free_unpacked(ct.msg, NULL);
+
+	close(hold);
+	waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_target),
 		cmocka_unit_test(test_check_here),
 		cmocka_unit_test(test_stub_static),
+		cmocka_unit_test(test_net_early),
 		cmocka_unit_test_teardown(test_dirtar, dirtar_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
