@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 static int write_str(const char *dir, const char *name, const char *val)
@@ -148,19 +150,25 @@ void runc_cgroup_snapshot(struct runc_started *s)
 	runc_cgroup_snapshot_free(s);
 	if (!st)
 		return;
-	for (size_t i = 0; i < ARRAY_SIZE(cg_files); i++) {
+	s->cg_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	s->cg_snap = s->cg_watch >= 0;
+	for (size_t i = 0; i < ARRAY_SIZE(cg_files) && s->cg_snap; i++) {
 		const char *dir = cg_dir(st, cg_files[i].ctl);
+		_cleanup_free_ char *path = dir ? xasprintf("%s/%s", dir, cg_files[i].file) : NULL;
 		char *v = NULL;
-		if (!dir || read_str(dir, cg_files[i].file, &v) < 0) {
-			dm_error_clear();
+		/* watched before it is read: a write after the read is told */
+		if (!path || access(path, F_OK) < 0)
 			continue;
+		if (inotify_add_watch(s->cg_watch, path, IN_MODIFY) < 0 || read_str(dir, cg_files[i].file, &v) < 0) {
+			dm_error_clear();
+			runc_cgroup_snapshot_free(s);
+			break;
 		}
 		v[strcspn(v, "\n")] = 0;
 		s->cg_now = xrealloc(s->cg_now, (s->n_cg_now + 1) * sizeof(*s->cg_now));
 		s->cg_now[s->n_cg_now++] = (struct runc_cg_now){ xstrdup(cg_files[i].ctl), xstrdup(cg_files[i].file),
 								 xstrdup(dir), v };
 	}
-	s->cg_snap = true;
 	json_decref(st);
 }
 
@@ -175,7 +183,22 @@ void runc_cgroup_snapshot_free(struct runc_started *s)
 	free(s->cg_now);
 	s->cg_now = NULL;
 	s->n_cg_now = 0;
+	if (s->cg_snap && s->cg_watch >= 0)
+		close(s->cg_watch);
+	s->cg_watch = -1;
 	s->cg_snap = false;
+}
+
+/* The snapshot still says what the files hold: no write to any of them
+ * since (an operator's `runc update`, a cgroup manager's own) */
+static bool snapshot_holds(struct runc_started *s)
+{
+	char b[sizeof(struct inotify_event) + NAME_MAX + 1];
+
+	if (!s->cg_snap)
+		return false;
+	ssize_t n = read(s->cg_watch, b, sizeof(b));
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /* The directory of v's controller and v's file's value now: from the
@@ -185,15 +208,13 @@ static int cg_now(struct runc_started *s, json_t **st, const Dm__ContainerCgroup
 {
 	*ret_dir = NULL;
 	*ret_now = NULL;
-	if (s->cg_snap) {
-		for (size_t i = 0; i < s->n_cg_now; i++)
-			if (!strcmp(s->cg_now[i].controller, v->controller) && !strcmp(s->cg_now[i].file, v->file)) {
-				*ret_dir = s->cg_now[i].dir;
-				*ret_now = xstrdup(s->cg_now[i].value);
-				return 0;
-			}
-		return -ENOENT;
-	}
+	/* (a file the snapshot did not read is read now) */
+	for (size_t i = 0; s->cg_snap && i < s->n_cg_now; i++)
+		if (!strcmp(s->cg_now[i].controller, v->controller) && !strcmp(s->cg_now[i].file, v->file)) {
+			*ret_dir = s->cg_now[i].dir;
+			*ret_now = xstrdup(s->cg_now[i].value);
+			return 0;
+		}
 	if (!*st) {
 		_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
 		json_error_t je;
@@ -215,14 +236,18 @@ static int cg_now(struct runc_started *s, json_t **st, const Dm__ContainerCgroup
  * Limits changed with `runc update` since the container was made: the same
  * update on the new one (a file runc cannot update is written directly).
  * What the new one has is compared with as runc_cgroup_snapshot() read it
- * at its launch, until a limit is changed here: nothing else changes them
- * until it runs (an operator's `runc update` of a container being restored
- * meanwhile is not told apart from runc's own values).
+ * at its launch, unless a file was written since (its inotify watch says
+ * so: an operator's `runc update`, a cgroup manager's) or a limit is
+ * changed here; then the files are read.  A change the kernel makes by
+ * itself (a cpuset shrunk when a CPU went offline) is not told.
  */
 int runc_put_back_cgroup(const Dm__Container *m, struct runc_started *s)
 {
 	json_t *st = NULL;
 	int r = 0;
+
+	if (!snapshot_holds(s))
+		runc_cgroup_snapshot_free(s);
 
 	for (size_t i = 0; i < m->n_cgroup && r >= 0; i++) {
 		const Dm__ContainerCgroupValue *v = m->cgroup[i];

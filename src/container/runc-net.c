@@ -224,13 +224,19 @@ static int netns_id(pid_t pid, dev_t *dev, ino_t *ino)
 void runc_net_early_watch(struct runc_ct *ct)
 {
 	_cleanup_close_ int ns = -1;
+	struct stat st;
 
 	runc_net_early_drop(ct);
+	/* the namespace watched is the one whose identity is kept (the init
+	 * may change its own: runc_net_early_keep() and the freeze look again) */
 	int r = netns_of_pid(ct->pid, &ns);
-	if (r >= 0)
-		r = netns_id(ct->pid, &ct->net_early_dev, &ct->net_early_ino);
-	if (r >= 0)
+	if (r >= 0 && (ns >= 0 ? fstat(ns, &st) : stat("/proc/thread-self/ns/net", &st)) < 0)
+		r = dm_fail(neg_errno(), "the network namespace of process %d: %m", (int)ct->pid);
+	if (r >= 0) {
+		ct->net_early_dev = st.st_dev;
+		ct->net_early_ino = st.st_ino;
 		r = rtnl_watch_open(ns, &ct->net_watch[0]);
+	}
 	if (r >= 0)
 		r = rtnl_watch_open(-1, &ct->net_watch[1]);
 	if (r < 0) {
@@ -243,9 +249,15 @@ void runc_net_early_watch(struct runc_ct *ct)
 
 void runc_net_early_keep(struct runc_ct *ct, Dm__Container *net)
 {
+	dev_t dev;
+	ino_t ino;
+
 	if (ct->net_early)
 		dm__container__free_unpacked(ct->net_early, NULL);
 	ct->net_early = net;
+	/* read in the namespace watched, or not kept */
+	if (netns_id(ct->pid, &dev, &ino) < 0 || dev != ct->net_early_dev || ino != ct->net_early_ino)
+		runc_net_early_drop(ct);
 }
 
 void runc_net_early_drop(struct runc_ct *ct)

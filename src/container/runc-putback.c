@@ -245,7 +245,14 @@ static void *job_main(void *arg)
 			return NULL;
 	}
 	/* nothing of the restore needs the host's side of the network before
-	 * the tree runs (its addresses are in its namespace, locked) */
+	 * the tree runs (its addresses are in its namespace, locked); a
+	 * restore that failed meanwhile (the source runs on) gets none.  (This
+	 * thread is in the network namespace of the session's, ours.) */
+	pthread_mutex_lock(&j->lock);
+	bool stopped = j->stop;
+	pthread_mutex_unlock(&j->lock);
+	if (stopped)
+		return NULL;
 	if (j->attach) {
 		t = clock_ns();
 		r = runc_net_attach(m, j->bridge);

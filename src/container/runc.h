@@ -107,12 +107,14 @@ struct runc_started {
 	uint8_t *net_made;
 	size_t net_made_len;
 	/* the new container's limits as runc made them (runc_cgroup_snapshot():
-	 * at its launch, out of the downtime), to compare the record with */
+	 * at its launch, out of the downtime), to compare the record with, and
+	 * an inotify watch on their files (cg_watch: valid while cg_snap) */
 	struct runc_cg_now {
 		char *controller, *file, *dir, *value;
 	} *cg_now;
 	size_t n_cg_now;
 	bool cg_snap;
+	int cg_watch;
 	/* how long each step of the put-back took (ms; the stats' "container") */
 	struct runc_putback_times {
 		double launch, early_lock, early_net, netlock, net, hostname, ipc, tmpfs, cgroup;

@@ -325,7 +325,7 @@ int rtnl_watch_open(int nsfd, int *ret_fd)
 		return dm_fail(-e, "rtnetlink socket: %s", strerror(e));
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
 				  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
-					       RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE };
+					       RTMGRP_IPV4_ROUTE };
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = dm_fail(neg_errno(), "rtnetlink bind (notifications): %m");
 		close(fd);

@@ -302,7 +302,7 @@ int stub_pick_hole(struct rst_ctx *c)
 	 * A forked stub starts as a copy of our address space: the blob must
 	 * miss our mappings too.  An exec'd stub or a runtime's has its own,
 	 * and ours do not matter: a daemon's maps are long (its threads, the
-	 * stores, the libraries), and reading them took 0.3-0.5 ms of a runc
+	 * stores, the libraries), and reading them took 0.4-0.6 ms of a runc
 	 * container's downtime.
 	 */
 	if (ext_stub_pid(c) <= 0) {

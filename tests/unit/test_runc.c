@@ -284,11 +284,15 @@ static Dm__Container *msg_new(void)
 
 /* A network read at START stands for the frozen record's when the watches
  * opened before it saw nothing; a change in the container's namespace
- * since (here: lo set up) makes the frozen record read it again. */
+ * since (here: lo set up) makes the frozen record read it again.  Last:
+ * it leaves the test process in a network namespace of its own. */
 static void test_net_early(void **state)
 {
 	(void)state;
 	int hold;
+	/* our side of the watch in a namespace of our own, where nothing
+	 * else changes anything (the host's may change under a busy CI) */
+	assert_int_equal(unshare(CLONE_NEWNET), 0);
 	pid_t pid = netns_child(&hold);
 	struct runc_ct ct = { .pid = pid, .id = (char *)"unit", .net_watch = { -1, -1 } };
 	char cmd[128];
@@ -332,14 +336,100 @@ static void test_net_early(void **state)
 	waitpid(pid, NULL, 0);
 }
 
+static void put_file(const char *path, const char *v)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(v, f);
+	fclose(f);
+}
+
+static char *file_str(const char *path)
+{
+	static char b[64];
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(b, 1, sizeof(b) - 1, f);
+	fclose(f);
+	b[n] = 0;
+	return b;
+}
+
+/*
+ * The put-back compares the record's limits with those the new container
+ * had at its launch (runc_cgroup_snapshot()), unless a file was written
+ * since: then it reads them.  A v2 file runc cannot update (cpu.weight) is
+ * written directly, so no runc is needed: a state root whose state.json
+ * names a directory of plain files stands for the cgroup.
+ */
+static void test_cgroup_snapshot(void **state)
+{
+	(void)state;
+	char top[] = "/tmp/dm-unit-cg.XXXXXX", p[256], cg[256];
+	assert_non_null(mkdtemp(top));
+	snprintf(cg, sizeof(cg), "%s/cg", top);
+	assert_int_equal(mkdir(cg, 0755), 0);
+	snprintf(p, sizeof(p), "%s/c1", top);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/c1/state.json", top);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"cgroup_paths\": {\"\": \"%s\"}}", cg);
+	fclose(f);
+	char weight[300];
+	snprintf(weight, sizeof(weight), "%s/cpu.weight", cg);
+	put_file(weight, "100\n");
+
+	Dm__ContainerCgroupValue v = DM__CONTAINER_CGROUP_VALUE__INIT, *vp = &v;
+	v.controller = (char *)"";
+	v.file = (char *)"cpu.weight";
+	v.value = (char *)"100";
+	Dm__Container m = DM__CONTAINER__INIT;
+	m.n_cgroup = 1;
+	m.cgroup = &vp;
+	struct runc_started s = { .root = top, .id = (char *)"c1", .sock = -1, .root_fd = -1 };
+
+	/* as launched: nothing to write */
+	runc_cgroup_snapshot(&s);
+	assert_true(s.cg_snap && s.n_cg_now >= 1);
+	assert_int_equal(runc_put_back_cgroup(&m, &s), 0);
+	assert_string_equal(file_str(weight), "100\n");
+	runc_cgroup_snapshot_free(&s);
+
+	/* written after the snapshot (an operator's runc update): read again,
+	 * and the record's value written back */
+	runc_cgroup_snapshot(&s);
+	assert_true(s.cg_snap);
+	put_file(weight, "200\n");
+	assert_int_equal(runc_put_back_cgroup(&m, &s), 0);
+	assert_string_equal(file_str(weight), "100\n"); /* (written over, as a cgroup file is) */
+	assert_false(s.cg_snap);
+	runc_cgroup_snapshot_free(&s);
+
+	/* a file the snapshot did not read is read then */
+	runc_cgroup_snapshot(&s);
+	char other[300];
+	snprintf(other, sizeof(other), "%s/cpu.max", cg);
+	put_file(other, "max 100000\n");
+	v.file = (char *)"cpu.max";
+	v.value = (char *)"50000 100000";
+	assert_int_equal(runc_put_back_cgroup(&m, &s), 0);
+	assert_string_equal(file_str(other), "50000 100000");
+	runc_cgroup_snapshot_free(&s);
+
+	snprintf(p, sizeof(p), "rm -rf %s", top);
+	assert_int_equal(system(p), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_target),
 		cmocka_unit_test(test_check_here),
 		cmocka_unit_test(test_stub_static),
-		cmocka_unit_test(test_net_early),
 		cmocka_unit_test_teardown(test_dirtar, dirtar_teardown),
+		cmocka_unit_test(test_cgroup_snapshot),
+		cmocka_unit_test(test_net_early),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
