@@ -518,13 +518,10 @@ static void net_announce_list(const Dm__Container *m, struct runc_started *s)
  * The container's network, as it was, in the downtime: what runc_restore_
  * prepare() made before the freeze from the same description only needs
  * our ends attached; made from another (it changed since START), it goes
- * and is made again.
- */
-/*
- * attach_later: where the network made at START is the record's, leave its
- * last step (runc_net_attach(): our ends up, on their bridges, which may
- * wait for an RCU grace period: 0.1-1.3 ms) to the caller, who does it
- * beside the restore; *attach_later says so.
+ * and is made again.  attach_later: in the first case, leave the attach
+ * (runc_net_attach(): our ends up, on their bridges, which may wait for an
+ * RCU grace period: 0.1-1.3 ms) to the caller, who does it beside the
+ * restore; *attach_later says so.
  */
 int runc_put_back_net(const Dm__Container *m, pid_t pid, const char *bridge, struct runc_started *s,
 		      bool *attach_later)
