@@ -260,6 +260,15 @@ void runc_net_early_keep(struct runc_ct *ct, Dm__Container *net)
 		runc_net_early_drop(ct);
 }
 
+/* The START read gone; the watches stay open until runc_net_early_drop()
+ * (runc_free(): their close is not the freeze's work) */
+static void net_early_forget(struct runc_ct *ct)
+{
+	if (ct->net_early)
+		dm__container__free_unpacked(ct->net_early, NULL);
+	ct->net_early = NULL;
+}
+
 void runc_net_early_drop(struct runc_ct *ct)
 {
 	for (int i = 0; i < 2; i++)
@@ -267,9 +276,7 @@ void runc_net_early_drop(struct runc_ct *ct)
 			close(ct->net_watch[i]);
 			ct->net_watch[i] = -1;
 		}
-	if (ct->net_early)
-		dm__container__free_unpacked(ct->net_early, NULL);
-	ct->net_early = NULL;
+	net_early_forget(ct);
 }
 
 static bool net_early_holds(struct runc_ct *ct)
@@ -290,7 +297,7 @@ int runc_record_net_frozen(struct runc_ct *ct)
 
 	ct->net_early_used = net_early_holds(ct);
 	if (!ct->net_early_used) {
-		runc_net_early_drop(ct);
+		net_early_forget(ct);
 		return runc_record_net(ct);
 	}
 	/* taken over: the early message keeps nothing of them */
@@ -299,7 +306,7 @@ int runc_record_net_frozen(struct runc_ct *ct)
 	for (size_t i = 0; i < e->n_routes; i++)
 		APPEND(m->routes, m->n_routes, e->routes[i]);
 	e->n_interfaces = e->n_routes = 0;
-	runc_net_early_drop(ct);
+	net_early_forget(ct);
 	return 0;
 }
 

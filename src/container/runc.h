@@ -108,12 +108,13 @@ struct runc_started {
 	size_t net_made_len;
 	/* the new container's limits as runc made them (runc_cgroup_snapshot():
 	 * at its launch, out of the downtime), to compare the record with, and
-	 * an inotify watch on their files (cg_watch: valid while cg_snap) */
+	 * an inotify watch on their files (cg_watch, if cg_watch_open: closed
+	 * by runc_restore_done(), out of the downtime) */
 	struct runc_cg_now {
 		char *controller, *file, *dir, *value;
 	} *cg_now;
 	size_t n_cg_now;
-	bool cg_snap;
+	bool cg_snap, cg_watch_open;
 	int cg_watch;
 	/* how long each step of the put-back took (ms; the stats' "container") */
 	struct runc_putback_times {

@@ -121,6 +121,7 @@
 #                      added in a meanwhile are in b after the migration
 #                      (the source's frozen record read the network again:
 #                      its watches saw the change, --stats net_from_start),
+#                      and so is a pids limit set then with runc update,
 #                      the new address answers the client
 #   runc/migrate-refused-mount  a tmpfs mounted at run time: refused, named,
 #                      by the record made beside the dump; a's container
@@ -652,6 +653,10 @@ t_migrate_net_changed() {
 	ctr_host a nsenter -t "$pid" -n sh -ec "ip addr add $(ctr_addr $n2)/24 dev eth0
 		ip route add 203.0.113.0/24 dev eth0" ||
 		{ touch "$mark/src-connected.go"; wait $mpid; result FAIL $t "changing the network in a"; return; }
+	# and a limit, after b read the new container's at its launch
+	# (runc_cgroup_snapshot()): b sets it again from the frozen record
+	ctr_runc a update --pids-limit 55 "$id" ||
+		{ touch "$mark/src-connected.go"; wait $mpid; result FAIL $t "runc update in a"; return; }
 	touch "$mark/src-connected.go"
 	wait $mpid || { result FAIL $t "migrate: $(cat "$WORK/mnc.out")"; return; }
 	[[ -z $(ctr_status a "$id") && $(ctr_status b "$id") == running ]] ||
@@ -669,6 +674,8 @@ t_migrate_net_changed() {
 	# the source's watches saw the change: its frozen record read the network again
 	jq -e '.container_record.net_from_start == false' "$WORK/mnc.stats" >/dev/null ||
 		{ result FAIL $t "the frozen record took the network read at START: $(jq -c .container_record "$WORK/mnc.stats")"; return; }
+	out=$(ctr_cgfile b "$id" pids pids.max)
+	[[ $out == 55 ]] || { result FAIL $t "pids.max in b is $out, not 55 (set after START)"; return; }
 	ctr_delete b "$id"
 	result PASS $t
 }
