@@ -42,6 +42,15 @@ static int read_str(const char *dir, const char *name, char **ret)
 	return 0;
 }
 
+/* A limit file's value: its first line */
+static int read_limit(const char *dir, const char *name, char **ret)
+{
+	int r = read_str(dir, name, ret);
+	if (r >= 0)
+		(*ret)[strcspn(*ret, "\n")] = 0;
+	return r;
+}
+
 /* Every process of the container's cgroup: the dump seizes them at once. */
 int runc_list_procs(void *arg, pid_t **ret, size_t *ret_n)
 {
@@ -128,11 +137,10 @@ void runc_record_cgroup(struct runc_ct *ct)
 	for (size_t i = 0; i < ARRAY_SIZE(cg_files); i++) {
 		const char *dir = cg_dir(ct->state, cg_files[i].ctl);
 		_cleanup_free_ char *v = NULL;
-		if (!dir || read_str(dir, cg_files[i].file, &v) < 0) {
+		if (!dir || read_limit(dir, cg_files[i].file, &v) < 0) {
 			dm_error_clear();
 			continue;
 		}
-		v[strcspn(v, "\n")] = 0;
 		Dm__ContainerCgroupValue *cv = xmalloc(sizeof(*cv));
 		dm__container_cgroup_value__init(cv);
 		cv->controller = xstrdup(cg_files[i].ctl);
@@ -142,14 +150,25 @@ void runc_record_cgroup(struct runc_ct *ct)
 	}
 }
 
-void runc_cgroup_snapshot(struct runc_started *s)
+/* runc's state of the container s made (its cgroup_paths) */
+static int started_state(const struct runc_started *s, json_t **ret)
 {
 	_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
-	json_t *st = json_load_file(sp, 0, NULL);
+	json_error_t je;
+
+	*ret = json_load_file(sp, 0, &je);
+	return *ret ? 0 : dm_fail(-EBADMSG, "%s: %s", sp, je.text);
+}
+
+void runc_cgroup_snapshot(struct runc_started *s)
+{
+	json_t *st = NULL;
 
 	runc_cgroup_snapshot_free(s);
-	if (!st)
+	if (started_state(s, &st) < 0) {
+		dm_error_clear();
 		return;
+	}
 	s->cg_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	s->cg_watch_open = s->cg_snap = s->cg_watch >= 0;
 	for (size_t i = 0; i < ARRAY_SIZE(cg_files) && s->cg_snap; i++) {
@@ -159,12 +178,11 @@ void runc_cgroup_snapshot(struct runc_started *s)
 		/* watched before it is read: a write after the read is told */
 		if (!path || access(path, F_OK) < 0)
 			continue;
-		if (inotify_add_watch(s->cg_watch, path, IN_MODIFY) < 0 || read_str(dir, cg_files[i].file, &v) < 0) {
+		if (inotify_add_watch(s->cg_watch, path, IN_MODIFY) < 0 || read_limit(dir, cg_files[i].file, &v) < 0) {
 			dm_error_clear();
 			runc_cgroup_snapshot_free(s);
 			break;
 		}
-		v[strcspn(v, "\n")] = 0;
 		s->cg_now = xrealloc(s->cg_now, (s->n_cg_now + 1) * sizeof(*s->cg_now));
 		s->cg_now[s->n_cg_now++] = (struct runc_cg_now){ xstrdup(cg_files[i].ctl), xstrdup(cg_files[i].file),
 								 xstrdup(dir), v };
@@ -176,8 +194,8 @@ void runc_cgroup_snapshot(struct runc_started *s)
  * The snapshot's values gone, its watch left open: closing an inotify fd
  * that holds watches waits for an SRCU grace period (the marks'
  * destruction: one such close took 15.9 ms here), and the put-back runs in
- * the downtime.  runc_cgroup_snapshot_
- * free() closes it (runc_restore_done(): the tree runs by then).
+ * the downtime.  runc_cgroup_snapshot_free() closes it (from
+ * runc_restore_done(): the tree runs by then).
  */
 static void snapshot_forget(struct runc_started *s)
 {
@@ -229,18 +247,15 @@ static int cg_now(struct runc_started *s, json_t **st, const Dm__ContainerCgroup
 			return 0;
 		}
 	if (!*st) {
-		_cleanup_free_ char *sp = xasprintf("%s/%s/state.json", s->root, s->id);
-		json_error_t je;
-		*st = json_load_file(sp, 0, &je);
-		if (!*st)
-			return dm_fail(-EBADMSG, "%s: %s", sp, je.text);
+		int r = started_state(s, st);
+		if (r < 0)
+			return r;
 	}
 	const char *dir = cg_dir(*st, v->controller);
-	if (!dir || read_str(dir, v->file, ret_now) < 0) {
+	if (!dir || read_limit(dir, v->file, ret_now) < 0) {
 		dm_error_clear();
 		return -ENOENT;
 	}
-	(*ret_now)[strcspn(*ret_now, "\n")] = 0;
 	*ret_dir = dir;
 	return 0;
 }

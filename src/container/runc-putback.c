@@ -230,6 +230,18 @@ static bool before_mm_light(const Dm__Container *m)
 	return true;
 }
 
+/* Whether runc_restore_done() stopped the job; tree: first wait until the
+ * restore has made the tree's processes (or it is stopped) */
+static bool job_stopped(struct runc_job *j, bool tree)
+{
+	pthread_mutex_lock(&j->lock);
+	while (tree && !j->tree_made && !j->stop)
+		pthread_cond_wait(&j->cond, &j->lock);
+	bool stop = j->stop;
+	pthread_mutex_unlock(&j->lock);
+	return stop;
+}
+
 static void *job_main(void *arg)
 {
 	struct runc_job *j = arg;
@@ -248,10 +260,7 @@ static void *job_main(void *arg)
 	 * the tree runs (its addresses are in its namespace, locked); a
 	 * restore that failed meanwhile (the source runs on) gets none.  (This
 	 * thread is in the network namespace of the session's, ours.) */
-	pthread_mutex_lock(&j->lock);
-	bool stopped = j->stop;
-	pthread_mutex_unlock(&j->lock);
-	if (stopped)
+	if (job_stopped(j, false))
 		return NULL;
 	if (j->attach) {
 		t = clock_ns();
@@ -269,12 +278,7 @@ static void *job_main(void *arg)
 	 * credentials and CPUs and run (runc_restore_wait(RST_BESIDE_ALL)): a
 	 * cpuset changed after their affinity was set would reset it.
 	 */
-	pthread_mutex_lock(&j->lock);
-	while (!j->tree_made && !j->stop)
-		pthread_cond_wait(&j->cond, &j->lock);
-	bool stop = j->stop;
-	pthread_mutex_unlock(&j->lock);
-	if (stop)
+	if (job_stopped(j, true))
 		return NULL;
 	if (m->hostname) {
 		t = clock_ns();

@@ -155,9 +155,9 @@ int runc_restore_put_back(const Dm__Container *m, const struct runc_restore_opts
  * IPC objects and tmpfs files before the tree's address spaces; our ends
  * of the veths made at START up on their bridges; the host name and cgroup
  * limits, which it applies once the tree's processes exist, before their
- * credentials and scheduling).  s must stay where it
- * is until runc_restore_done(), which ends the thread.  On failure the
- * container is removed. */
+ * credentials and scheduling).  s must stay where it is until
+ * runc_restore_done(), which ends the thread.  On failure the container is
+ * removed. */
 int runc_restore_put_back_async(const Dm__Container *m, const struct runc_restore_opts *o, struct runc_started *s);
 int runc_restore_wait(void *s, int stage);
 /* What the container was made from (runtime, id, bundle, config, runc

@@ -892,10 +892,11 @@ static int ph_memory_before(struct src *s)
 		r = mem_server_start(s->srv, s->fault, NULL, MEM_PHASE_INSTALL);
 		/* post-copy: the push from now, while the destination restores
 		 * (the link is idle until RESUMED); it holds what comes until
-		 * its handler is set (after RESUMED).  Only the working set goes then: the
-		 * rest waits for the commit (ph_memory_after), it would take
-		 * the destination's CPU from the restore and queue ahead of
-		 * the first faults (DMIGRATE_TEST_EARLY_BULK=1: it goes too) */
+		 * its handler is set (after RESUMED).  Only the working set goes
+		 * then: the rest waits for the commit (ph_memory_after), it
+		 * would take the destination's CPU from the restore and queue
+		 * ahead of the first faults (DMIGRATE_TEST_EARLY_BULK=1: it
+		 * goes too) */
 		if (r >= 0 && s->o->mode == MIG_POST_COPY && s->peer_early_push) {
 			s->push_held = !getenv("DMIGRATE_TEST_EARLY_BULK");
 			mem_server_hold(s->srv, s->push_held);

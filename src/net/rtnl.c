@@ -288,18 +288,36 @@ const struct rtnl_link *rtnl_link_by_index(const struct rtnl_info *i, int ifinde
 
 /* ---- making ------------------------------------------------------------- */
 
-int rtnl_open(int nsfd, struct rtnl **ret)
+/* An rtnetlink socket (flags: SOCK_*) in the network namespace nsfd (-1:
+ * the calling thread's): a socket stays in the namespace it was made in */
+static int route_socket(int nsfd, int flags, int *ret_fd)
 {
 	int back = -1, r = netns_enter(nsfd, &back);
-	struct mnl_socket *nl;
 
 	if (r < 0)
 		return r;
-	nl = mnl_socket_open(NETLINK_ROUTE);
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | flags, NETLINK_ROUTE);
 	int e = errno;
 	netns_leave(back);
-	if (!nl)
+	if (fd < 0)
 		return dm_fail(-e, "rtnetlink socket: %s", strerror(e));
+	*ret_fd = fd;
+	return 0;
+}
+
+int rtnl_open(int nsfd, struct rtnl **ret)
+{
+	struct mnl_socket *nl;
+	int fd, r = route_socket(nsfd, 0, &fd);
+
+	if (r < 0)
+		return r;
+	nl = mnl_socket_fdopen(fd);
+	if (!nl) {
+		r = dm_fail(neg_errno(), "rtnetlink socket: %m");
+		close(fd);
+		return r;
+	}
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		r = dm_fail(neg_errno(), "rtnetlink bind: %m");
 		mnl_socket_close(nl);
@@ -313,16 +331,12 @@ int rtnl_open(int nsfd, struct rtnl **ret)
 
 int rtnl_watch_open(int nsfd, int *ret_fd)
 {
-	int back = -1, r = netns_enter(nsfd, &back);
+	int fd, r;
 
 	*ret_fd = -1;
+	r = route_socket(nsfd, SOCK_NONBLOCK, &fd);
 	if (r < 0)
 		return r;
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
-	int e = errno;
-	netns_leave(back);
-	if (fd < 0)
-		return dm_fail(-e, "rtnetlink socket: %s", strerror(e));
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK,
 				  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
 					       RTMGRP_IPV4_ROUTE };

@@ -47,8 +47,8 @@ const struct rtnl_link *rtnl_link_by_index(const struct rtnl_info *i, int ifinde
 /*
  * A watch on what rtnl_read() reads of the namespace nsfd (-1: the calling
  * thread's): a socket that the kernel tells of every change of its links,
- * addresses and IPv4 routes (those rtnl_read() reads) from its opening on.  Open it before the read it
- * guards.  rtnl_watch_changed(): 1 when a change was told (or a notice
+ * addresses and IPv4 routes from its opening on.  Open it before the read
+ * it guards.  rtnl_watch_changed(): 1 when a change was told (or a notice
  * lost: the socket's buffer overran), 0 when none, -errno; it does not
  * wait.
  */

@@ -282,6 +282,17 @@ static Dm__Container *msg_new(void)
 	return m;
 }
 
+/* A network read at START: one interface, named "early" */
+static Dm__Container *early_net(void)
+{
+	Dm__Container *net = msg_new();
+	Dm__ContainerNetIf *nif = malloc(sizeof(*nif));
+	dm__container_net_if__init(nif);
+	nif->name = strdup("early");
+	APPEND(net->interfaces, net->n_interfaces, nif);
+	return net;
+}
+
 /* A network read at START stands for the frozen record's when the watches
  * opened before it saw nothing; a change in the container's namespace
  * since (here: lo set up) makes the frozen record read it again.  Last:
@@ -301,12 +312,7 @@ static void test_net_early(void **state)
 	ct.msg = msg_new();
 	runc_net_early_watch(&ct);
 	assert_true(ct.net_watch[0] >= 0 && ct.net_watch[1] >= 0);
-	Dm__Container *net = msg_new();
-	Dm__ContainerNetIf *nif = malloc(sizeof(*nif));
-	dm__container_net_if__init(nif);
-	nif->name = strdup("early");
-	APPEND(net->interfaces, net->n_interfaces, nif);
-	runc_net_early_keep(&ct, net);
+	runc_net_early_keep(&ct, early_net());
 	assert_int_equal(runc_record_net_frozen(&ct), 0);
 	assert_true(ct.net_early_used);
 	assert_int_equal(ct.msg->n_interfaces, 1);
@@ -319,12 +325,7 @@ static void test_net_early(void **state)
 	/* changed since: read again (its namespace has lo only) */
 	ct.msg = msg_new();
 	runc_net_early_watch(&ct);
-	net = msg_new();
-	nif = malloc(sizeof(*nif));
-	dm__container_net_if__init(nif);
-	nif->name = strdup("early");
-	APPEND(net->interfaces, net->n_interfaces, nif);
-	runc_net_early_keep(&ct, net);
+	runc_net_early_keep(&ct, early_net());
 	snprintf(cmd, sizeof(cmd), "nsenter -t %d -n ip link set lo up", (int)pid);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(runc_record_net_frozen(&ct), 0);
