@@ -617,7 +617,7 @@ static int write_tables(struct dump_ctx *d)
 	return image_write_msg(d->img, IMG_INVENTORY_FILE, IMG_INVENTORY, &inv.base);
 }
 
-int dump_collect(struct dump_ctx *d)
+static int collect(struct dump_ctx *d)
 {
 	_cleanup_pool_ struct pool *pool = TAKE_PTR(d->pool);
 	struct dump_lap l;
@@ -679,6 +679,23 @@ int dump_collect(struct dump_ctx *d)
 	dump_lap(d, DPH_IMAGE, &l);
 	d->t_collected = clock_ns();
 	return 0;
+}
+
+int dump_collect(struct dump_ctx *d)
+{
+	int r = collect(d);
+	if (r >= 0 || !d->opts.defer_ns_check)
+		return r;
+	/* a thread in a namespace the restore cannot make is the reason told
+	 * (the freeze would have refused it before the dump began) */
+	char msg[DM_ERRMSG_MAX];
+	snprintf(msg, sizeof(msg), "%s", dm_last_error());
+	dm_error_clear();
+	int k = dump_check_namespaces(d);
+	if (k < 0)
+		return k;
+	dm_error_set_message(msg);
+	return r;
 }
 
 int dump_release(struct dump_ctx *d, enum dump_release_action action)
@@ -813,8 +830,12 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 			json_object_set_new(fs, "stop_all_ms", json_real(d->fz_all_ns / 1e6));
 		json_object_set_new(fs, "walk_ms", json_real(d->fz_walk_ns / 1e6));
 		json_object_set_new(fs, "check_ms", json_real(d->fz_check_ns / 1e6));
+		if (!d->opts.defer_ns_check)
+			json_object_set_new(fs, "ns_ms", json_real(d->fz_ns_ns / 1e6));
 		json_object_set_new(obj, "freeze_steps", fs);
 	}
+	if (d->opts.defer_ns_check && d->late_ns_ns)
+		json_object_set_new(obj, "ns_check_late_ms", json_real(d->late_ns_ns / 1e6));
 	if (d->t_collected)
 		json_object_set_new(obj, "frozen_ms", json_real(ns_to_ms(d->t_frozen, d->t_collected)));
 	json_object_set_new(obj, "processes", json_integer(d->nprocs));

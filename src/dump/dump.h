@@ -105,6 +105,14 @@ struct dump_opts {
 	 */
 	bool early_vmflags;
 	/*
+	 * The namespaces of the tree's threads are not checked in the freeze:
+	 * the caller calls dump_check_namespaces() before it lets a copy of
+	 * the tree run (a migration: while the destination restores, before
+	 * COMMIT).  A failed dump checks them first: a tree refused for its
+	 * namespaces is told so, whatever else failed.
+	 */
+	bool defer_ns_check;
+	/*
 	 * The tree is killed and its image restored on this host later
 	 * (`checkpoint`): the network lock of its TCP connections stays in place
 	 * after the kill, named in the image, and the restore removes it.
@@ -223,6 +231,13 @@ int dump_vmflags_verify(struct dump_ctx *d, struct dump_vma_change **ret, size_t
 
 /* The Vma.madv bits (DM_MADV_*) of smaps VmFlags (PROC_VMF_*). */
 uint32_t dump_madv_bits(uint64_t vmflags);
+
+/*
+ * The check of the frozen tree's namespaces that opts.defer_ns_check left
+ * out of the freeze: every thread's, against ours (and a container's init).
+ * Refused, named, as the freeze would have.
+ */
+int dump_check_namespaces(struct dump_ctx *d);
 
 /* Frozen tree access for page servers: host pid of an image pid, or -1. */
 pid_t dump_host_pid(const struct dump_ctx *d, pid_t image_pid);

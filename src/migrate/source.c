@@ -772,6 +772,9 @@ static int ph_freeze_dump(struct src *s)
 		/* and the VMA flags are read before the freeze (a smaps walk
 		 * costs as much): send_vma_fixes() tells what changed meanwhile */
 		.early_vmflags = o->mode == MIG_POST_COPY,
+		/* the threads' namespaces are checked while the destination
+		 * restores (ph_resume), not in the downtime */
+		.defer_ns_check = true,
 		/* a container's locked namespace: what the lock drops goes to the
 		 * destination with COMMIT (or back to the tree on a rollback);
 		 * not when its address changes: the new connections in it (SYNs
@@ -992,6 +995,12 @@ static int ph_resume(struct src *s)
 	int r;
 
 	atomic_store(&s->phase, "restoring");
+	/* what the freeze left out (dump_opts.defer_ns_check), while the
+	 * destination restores: a tree refused here never runs there (it
+	 * holds its copy stopped until COMMIT, and kills it without) */
+	r = dump_check_namespaces(s->d);
+	if (r < 0)
+		return r;
 	mig_watchdog_arm(&s->wd, "the restore", MIG_WAIT_RESTORE_MS);
 	r = src_expect_reply(s, MIG_T_RESUMED, &rep);
 	if (r < 0)

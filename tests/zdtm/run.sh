@@ -503,6 +503,10 @@ mode_migrate() {
 	rc=$?
 	if ((EXPECT_DUMP_FAIL)); then
 		((rc != 0)) || { ERR="migration succeeded, but it must fail for this test"; return 1; }
+		if [[ -n $DUMP_ERR ]] && ! grep -Eqi -- "$DUMP_ERR" "$W/migrate.log"; then
+			ERR="migration failed, but its error does not match /$DUMP_ERR/: $(tail -n 1 "$W/migrate.log")"
+			return 1
+		fi
 		proc_alive "$pid" || { ERR="failed migration did not leave the test running"; return 1; }
 		NEWPID=$pid
 		return 0
