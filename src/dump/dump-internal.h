@@ -138,8 +138,6 @@ struct dump_ctx {
 	 * stop; the walk of the tree from its root; the checks of the stopped
 	 * tree */
 	uint64_t fz_all_ns, fz_walk_ns, fz_check_ns, fz_ns_ns;
-	uint64_t late_ns_ns;       /* dump_check_namespaces() */
-	bool ns_checked;           /* dump_check_namespaces() passed */
 	struct dpre *pre;            /* a container's threads seized before the walk */
 	size_t npre;
 	_Atomic uint64_t total_pages;

@@ -432,11 +432,7 @@ static int check_namespaces(struct dump_ctx *d)
 
 int dump_check_namespaces(struct dump_ctx *d)
 {
-	uint64_t t = clock_ns();
-	int r = check_namespaces(d);
-	d->late_ns_ns = clock_ns() - t;
-	d->ns_checked = r >= 0;
-	return r;
+	return check_namespaces(d);
 }
 
 /*

@@ -834,8 +834,6 @@ void dump_stats_json(const struct dump_ctx *d, json_t *obj)
 			json_object_set_new(fs, "ns_ms", json_real(d->fz_ns_ns / 1e6));
 		json_object_set_new(obj, "freeze_steps", fs);
 	}
-	if (d->opts.defer_ns_check && d->late_ns_ns)
-		json_object_set_new(obj, "ns_check_late_ms", json_real(d->late_ns_ns / 1e6));
 	if (d->t_collected)
 		json_object_set_new(obj, "frozen_ms", json_real(ns_to_ms(d->t_frozen, d->t_collected)));
 	json_object_set_new(obj, "processes", json_integer(d->nprocs));

@@ -120,6 +120,7 @@ struct src {
 	uint64_t state_files, state_bytes;
 	size_t vma_fixes;
 	double vma_check_ms;
+	double ns_check_ms;        /* the threads' namespaces, checked in ph_resume */
 	_Atomic bool switched_over, mem_done; /* for the watchdog thread */
 	uint64_t stall_bytes, stall_since;    /* watchdog thread only */
 	bool stall_warned;

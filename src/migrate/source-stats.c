@@ -108,6 +108,9 @@ json_t *src_build_stats(struct src *s, int err)
 	json_object_set_new(j, "state_bytes", json_integer((json_int_t)s->state_bytes));
 	json_object_set_new(j, "state_files", json_integer((json_int_t)s->state_files));
 	json_object_set_new(j, "pages_total", json_integer((json_int_t)ss.pages_total));
+	if (s->ns_check_ms > 0)
+		/* the threads' namespaces, checked while the destination restored */
+		json_object_set_new(j, "ns_check_ms", json_real(s->ns_check_ms));
 	if (s->vma_check_ms > 0) {
 		json_object_set_new(j, "vma_check_ms", json_real(s->vma_check_ms));
 		json_object_set_new(j, "vma_fixes", json_integer((json_int_t)s->vma_fixes));

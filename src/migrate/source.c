@@ -998,7 +998,9 @@ static int ph_resume(struct src *s)
 	/* what the freeze left out (dump_opts.defer_ns_check), while the
 	 * destination restores: a tree refused here never runs there (it
 	 * holds its copy stopped until COMMIT, and kills it without) */
+	uint64_t t = clock_ns();
 	r = dump_check_namespaces(s->d);
+	s->ns_check_ms = ns_to_ms(t, clock_ns());
 	if (r < 0)
 		return r;
 	mig_watchdog_arm(&s->wd, "the restore", MIG_WAIT_RESTORE_MS);
