@@ -199,6 +199,29 @@ static bool container_ipc(const struct dump_ctx *d)
 	return false;
 }
 
+/*
+ * The file of an earlier VMA of p that maps the same file as VMA i (the
+ * same inode of the same device, under the same path; neither deleted nor
+ * a memfd), or 0.  dump_file_path() would give that file too: it finds the
+ * files it made by the inode the link's stat gives.
+ */
+static uint32_t same_file(const struct dproc *p, size_t i)
+{
+	const struct proc_vma *v = &p->vmas.vmas[i];
+
+	if (v->kind != PROC_VMA_FILE || v->deleted)
+		return 0;
+	for (size_t k = i; k-- > 0;) {
+		const struct proc_vma *u = &p->vmas.vmas[k];
+		const Dm__Vma *y = p->msg->vmas[k];
+		if (u->inode == v->inode && u->dev_major == v->dev_major && u->dev_minor == v->dev_minor &&
+		    u->kind == PROC_VMA_FILE && !u->deleted && y->has_file_id && y->file_id &&
+		    !strcmp(u->path, v->path))
+			return y->file_id;
+	}
+	return 0;
+}
+
 static int build_vmas(struct dump_ctx *d, struct dproc *p)
 {
 	Dm__Process *m = p->msg;
@@ -277,6 +300,11 @@ static int build_vmas(struct dump_ctx *d, struct dproc *p)
 				x->has_may_write = true;
 				x->may_write = true;
 			}
+			/* another VMA of the same file (a library's four): its file,
+			 * without a stat of the link (~8 us each, in the freeze) */
+			x->file_id = same_file(p, i);
+			if (x->file_id)
+				continue;
 			/* a private mapping of a memfd maps the memfd (fd-memfd.c), not a copy */
 			x->file_id = dump_file_path(d, v->kind == PROC_VMA_MEMFD ? DM__FILE_TYPE__FILE_MEMFD
 										 : DM__FILE_TYPE__FILE_REG,
