@@ -25,7 +25,9 @@
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
+#include <linux/magic.h>
 
 /* ---- the daemon ---------------------------------------------------------- */
 
@@ -181,6 +183,36 @@ static void refuse(struct net_chan *c, const char *why)
 	net_chan_close(c);
 }
 
+/*
+ * The images being received, in memory: a tmpfs on STATE_DIR/incoming.
+ * On a disk's file system (ext4 here) creating and writing a redis
+ * container's few image files took 0.3-0.5 ms of the downtime, between
+ * the state's last frame and the restore.  The daemon mounts one if the
+ * directory is not on one already (a killed daemon's stays mounted and is
+ * taken again), and unmounts the one it mounted when it ends.  Without the
+ * right to mount, or with --keep-images (kept past the daemon), the
+ * directory's own file system.  Returns the directory to unmount, or NULL.
+ */
+static char *incoming_mount(const char *dir)
+{
+	struct statfs sf;
+
+	if (mkdir_p(dir, 0700) < 0 || (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC))
+		return NULL;
+	if (mount("dmigrate-incoming", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0) {
+		pr_info("%s: no tmpfs mounted there (%m): images are received on its own file system", dir);
+		return NULL;
+	}
+	return xstrdup(dir);
+}
+
+static void incoming_unmount(char **dir)
+{
+	if (*dir && umount2(*dir, MNT_DETACH) < 0)
+		pr_warn("%s: unmounting the images' tmpfs: %m", *dir);
+	free(*dir);
+}
+
 int mig_daemon_run(const struct mig_daemon_opts *o)
 {
 	_cleanup_net_ctx_ struct net_ctx *ctx = NULL;
@@ -199,6 +231,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_free_ char *incoming = xasprintf("%s/incoming", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
 	if (!o->keep_images)
 		rm_rf(incoming);
+	_cleanup_(incoming_unmount) char *incoming_mounted = o->keep_images ? NULL : incoming_mount(incoming);
 	/* empty tree cgroups a dead daemon left; ten minutes old at least, so
 	 * that another daemon's just made one is never taken (test hosts share
 	 * the hierarchy) */
