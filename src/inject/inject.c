@@ -271,6 +271,8 @@ static int wait_trap(struct tracee *t)
 			unsigned long msg = 0;
 			ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &msg);
 			t->last_clone = (pid_t)msg;
+			if (t->clones && t->n_clones < t->clones_max)
+				t->clones[t->n_clones++] = (pid_t)msg;
 		} else if (ev == PTRACE_EVENT_STOP) {
 			/* a group stop or a late interrupt: not ours to report */
 		} else if (WSTOPSIG(st) == SIGTRAP) {

@@ -36,6 +36,8 @@ struct tracee {
 	uint64_t code;  /* remote address of the code page */
 	uint64_t data;  /* remote address of the data area */
 	pid_t last_clone; /* tid of the last thread/process created by an injected clone */
+	pid_t *clones;    /* if set: the tids of the clones, in order, up to clones_max */
+	size_t n_clones, clones_max;
 	unsigned long n_injected;
 };
 

@@ -2,8 +2,8 @@
 /*
  * Threads.  Every thread but the main one is an injected
  * clone3(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|
- * CLONE_SYSVSEM, set_tid = [tid]) in the main thread, one at a time (the
- * clone event gives us its host tid).  It starts stopped (auto-attached),
+ * CLONE_SYSVSEM, set_tid = [tid]) in the main thread, up to 32 in one batch
+ * (their clone events give us their host tids, in order).  It starts stopped (auto-attached),
  * shares the blob, and gets its per-thread state in one batch of its own:
  * rseq, robust list, clear_child_tid, sigaltstack, name.
  *
@@ -34,45 +34,75 @@
 #define THREAD_FLAGS                                                                       \
 	(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM)
 
-static int create_thread(struct rst_ctx *c, struct rst_proc *p, size_t i)
+/* so many threads' clone3 calls in one batch (~110 bytes of staging each) */
+#define CLONES_BATCH 32u
+
+/*
+ * Threads [first, first + n) of p: their clone3 calls in one batch of the
+ * main thread, then each new thread adopted (it waits, stopped, from its
+ * birth: auto-attached).  One batch a thread cost a round trip each.
+ */
+static int create_threads(struct rst_ctx *c, struct rst_proc *p, size_t first, size_t n)
 {
 	struct tracee *mt = rst_main(p);
-	const Dm__Thread *ti = p->img->threads[i];
-	int32_t tid = ti->tid;
+	pid_t host[CLONES_BATCH];
 	struct rbatch rb;
-	uint64_t rtid, rca;
-	int r;
+	unsigned failed = 0;
+	int r = 0;
 
 	rb_init(&rb, c, mt);
-	r = rb_stage(&rb, &tid, sizeof(tid), &rtid);
-	if (r < 0)
-		return r;
-	struct clone_args ca = { .flags = THREAD_FLAGS, .set_tid = rtid, .set_tid_size = 1 };
-	r = rb_stage(&rb, &ca, sizeof(ca), &rca);
-	if (r >= 0)
-		r = rb_add(&rb, "clone3 (thread)", SYS_clone3, rca, sizeof(ca), 0, 0, 0, 0);
+	rb.hold = true; /* CLONES_BATCH of them fit: never run half of them */
+	for (size_t k = 0; k < n && r >= 0; k++) {
+		int32_t tid = p->img->threads[first + k]->tid;
+		uint64_t rtid, rca;
+		r = rb_stage(&rb, &tid, sizeof(tid), &rtid);
+		if (r < 0)
+			break;
+		struct clone_args ca = { .flags = THREAD_FLAGS, .set_tid = rtid, .set_tid_size = 1 };
+		r = rb_stage(&rb, &ca, sizeof(ca), &rca);
+		if (r >= 0)
+			r = rb_add(&rb, "clone3 (thread)", SYS_clone3, rca, sizeof(ca), 0, 0, 0, 0);
+	}
 	if (r < 0)
 		return r;
 	mt->last_clone = 0;
-	r = rb_run(&rb);
+	mt->clones = host;
+	mt->clones_max = n;
+	mt->n_clones = 0;
+	c->round_trips++;
+	r = batch_run(&rb.b, &failed);
+	size_t made = mt->n_clones;
+	mt->clones = NULL;
+	mt->clones_max = mt->n_clones = 0;
+	/* the ones made are ours either way: a failure's cleanup kills them with the process */
+	for (size_t k = 0; k < made; k++) {
+		const Dm__Thread *ti = p->img->threads[first + k];
+		if (batch_result(&rb.b, (unsigned)k) != ti->tid)
+			return dm_fail(-EPROTO, "pid %d: thread %d came out as %ld (host %d)", p->img->pid,
+				       ti->tid, batch_result(&rb.b, (unsigned)k), host[k]);
+		p->threads[first + k].img = ti;
+		p->n_threads = first + k + 1;
+		int a = stub_adopt(c, p, host[k], &p->threads[first + k]);
+		if (a < 0)
+			return a;
+	}
 	if (r == -EEXIST)
-		return dm_fail(r, "tid %d of pid %d is in use", ti->tid, p->img->pid);
+		return dm_fail(r, "tid %d of pid %d is in use", p->img->threads[first + failed]->tid, p->img->pid);
 	if (r < 0)
-		return rst_wrap(r, "pid %d: thread %d", p->img->pid, ti->tid);
-	if (batch_result(&rb.b, 0) != ti->tid || mt->last_clone <= 0)
-		return dm_fail(-EPROTO, "pid %d: thread %d came out as %ld (host %d)", p->img->pid,
-			       ti->tid, batch_result(&rb.b, 0), mt->last_clone);
-	p->threads[i].img = ti;
-	p->n_threads = i + 1;
-	return stub_adopt(c, p, mt->last_clone, &p->threads[i]);
+		return rst_wrap(r, "pid %d: thread %d", p->img->pid, p->img->threads[first + failed]->tid);
+	if (made != n)
+		return dm_fail(-EPROTO, "pid %d: %zu threads made of %zu", p->img->pid, made, n);
+	return 0;
 }
 
 int threads_create(struct rst_ctx *c, struct rst_proc *p)
 {
-	for (size_t i = 1; i < p->img->n_threads; i++) {
-		int r = create_thread(c, p, i);
+	for (size_t i = 1; i < p->img->n_threads;) {
+		size_t n = MIN(p->img->n_threads - i, (size_t)CLONES_BATCH);
+		int r = create_threads(c, p, i, n);
 		if (r < 0)
 			return r;
+		i += n;
 	}
 	c->st.threads += p->img->n_threads;
 	return 0;
