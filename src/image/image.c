@@ -284,11 +284,19 @@ const Dm__File *checkpoint_file(const struct dm_checkpoint *ck, uint32_t id)
 
 int image_load(struct dm_image *img, struct dm_checkpoint **ret_ck)
 {
+	return image_load_with(img, NULL, ret_ck);
+}
+
+int image_load_with(struct dm_image *img, Dm__Inventory *inv, struct dm_checkpoint **ret_ck)
+{
 	struct dm_checkpoint *ck = xcalloc(1, sizeof(*ck));
 	ProtobufCMessage *m;
-	int r;
+	int r = 0;
 
-	r = image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor, &m);
+	if (inv)
+		m = &inv->base;
+	else
+		r = image_read_msg(img, IMG_INVENTORY_FILE, IMG_INVENTORY, &dm__inventory__descriptor, &m);
 	if (r < 0)
 		goto fail;
 	ck->inv = (Dm__Inventory *)m;

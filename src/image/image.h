@@ -107,6 +107,9 @@ struct dm_checkpoint {
 };
 
 int image_load(struct dm_image *img, struct dm_checkpoint **ret_ck);
+/* The same with the inventory read already (taken: freed with the
+ * checkpoint, or on failure); inv NULL: image_load(). */
+int image_load_with(struct dm_image *img, Dm__Inventory *inv, struct dm_checkpoint **ret_ck);
 void checkpoint_free(struct dm_checkpoint *ck);
 /* Structural checks of a loaded checkpoint; returns -EBADMSG with dm_error() set. */
 int image_validate(struct dm_image *img, struct dm_checkpoint *ck);

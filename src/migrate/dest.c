@@ -568,11 +568,12 @@ static int do_restore(struct dsess *s)
 		s->dk_attach_ms = ns_to_ms(t, clock_ns());
 		if (r >= 0)
 			s->dk_putback = runc_putback_stats_json(&rs);
-		protobuf_c_message_free_unpacked(&inv->base, NULL);
 		if (r < 0) {
+			protobuf_c_message_free_unpacked(&inv->base, NULL);
 			handoff_close(&h);
 			return r;
 		}
+		ro.inventory = TAKE_PTR(inv); /* not read again */
 		s->container = true;
 		ro.stub_pid = rs.pid;
 		ro.stub_sock = rs.sock;
@@ -613,9 +614,11 @@ static int do_restore(struct dsess *s)
 			r = runc_restore_start(inv->container, &rro, &rs);
 		}
 		s->t_put_back = clock_ns();
-		protobuf_c_message_free_unpacked(&inv->base, NULL);
-		if (r < 0)
+		if (r < 0) {
+			protobuf_c_message_free_unpacked(&inv->base, NULL);
 			return r;
+		}
+		ro.inventory = TAKE_PTR(inv); /* not read again */
 		s->ctr_rs = s->announce_rs = &rs;
 		s->container = true;
 		ro.stub_pid = rs.pid;
@@ -627,7 +630,7 @@ static int do_restore(struct dsess *s)
 			ro.beside_arg = &rs;
 		}
 	} else if (inv) {
-		protobuf_c_message_free_unpacked(&inv->base, NULL);
+		ro.inventory = TAKE_PTR(inv); /* not read again */
 	}
 	dm_error_clear();
 	/* a bare tree is born in its cgroup: no cgroup.procs write (a grace

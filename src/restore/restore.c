@@ -401,9 +401,14 @@ int restore_tree(const struct restore_opts *o, struct restore_result *ret)
 	c->o = o;
 	c->sock = -1;
 	c->pin_cpu = -1;
+	Dm__Inventory *inv = o->inventory;
 	r = image_open(o->images_dir, false, &c->img);
-	if (r >= 0)
-		r = image_load(c->img, &c->ck);
+	if (r >= 0) {
+		r = image_load_with(c->img, inv, &c->ck);
+		inv = NULL;
+	}
+	if (inv)
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
 	/* refuse what cannot run here before anything is made */
 	if (r >= 0)
 		r = restore_check_host(c->ck, o->lazy ? o->lazy_features : 0, o->lazy);

@@ -108,6 +108,10 @@ typedef void (*restore_after_resume_cb)(void *arg, const struct restore_stats *s
 
 struct restore_opts {
 	const char *images_dir;
+	/* its inventory, read already by the caller (a migration's destination,
+	 * for the container in it): the restore takes it (freed with the rest
+	 * of the image) instead of reading it again */
+	Dm__Inventory *inventory;
 	int root_fd;            /* the tree's root directory; -1: the host's / */
 	bool lazy;              /* do not write lazy pages, hand them to lazy_cb */
 	restore_lazy_cb lazy_cb;
