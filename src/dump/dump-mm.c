@@ -199,11 +199,13 @@ static bool container_ipc(const struct dump_ctx *d)
 	return false;
 }
 
+#define SAME_FILE_BACK 8u
+
 /*
- * The file of an earlier VMA of p that maps the same file as VMA i (the
- * same inode of the same device, under the same path; neither deleted nor
- * a memfd), or 0.  dump_file_path() would give that file too: it finds the
- * files it made by the inode the link's stat gives.
+ * The file of one of the SAME_FILE_BACK VMAs of p before VMA i that maps
+ * the same file (the same inode of the same device, under the same path;
+ * neither deleted nor a memfd), or 0.  dump_file_path() would give that
+ * file too: it finds the files it made by the inode the link's stat gives.
  */
 static uint32_t same_file(const struct dproc *p, size_t i)
 {
@@ -211,7 +213,9 @@ static uint32_t same_file(const struct dproc *p, size_t i)
 
 	if (v->kind != PROC_VMA_FILE || v->deleted)
 		return 0;
-	for (size_t k = i; k-- > 0;) {
+	/* a file's VMAs are neighbours (a library's): the few before it only,
+	 * so that a process mapping thousands of files pays no square */
+	for (size_t k = i; k-- > 0 && i - k <= SAME_FILE_BACK;) {
 		const struct proc_vma *u = &p->vmas.vmas[k];
 		const Dm__Vma *y = p->msg->vmas[k];
 		if (u->inode == v->inode && u->dev_major == v->dev_major && u->dev_minor == v->dev_minor &&

@@ -692,7 +692,7 @@ int dump_collect(struct dump_ctx *d)
 	snprintf(msg, sizeof(msg), "%s", dm_last_error());
 	dm_error_clear();
 	int k = dump_check_namespaces(d);
-	if (k < 0)
+	if (k == -ENOTSUP)
 		return k;
 	dm_error_set_message(msg);
 	return r;

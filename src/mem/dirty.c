@@ -493,8 +493,9 @@ static int scan_files(struct mem_dirty *d, unsigned how, struct page_region **ve
 			size_t e = k + 1;
 			while (e < p->nranges && p->file[e] && p->ranges[e][0] == p->ranges[e - 1][1])
 				e++;
-			/* what a failed merged scan told is told again: the
-			 * callback's runs are idempotent (pages marked written) */
+			/* what a failed merged scan told before it failed is told
+			 * again range by range (a run given twice: the count is
+			 * higher, the DIRTY list has it twice, which is harmless) */
 			int r = e - k > 1 ? scan_one(p, p->ranges[k][0], p->ranges[e - 1][1], how, vec, cap, cb,
 						     arg, pages) : -EINVAL;
 			if (r == -EPERM || r == -EINVAL)

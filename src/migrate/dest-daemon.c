@@ -17,6 +17,7 @@
 #define LOG_PREFIX "dmigrated: "
 #include "migrate/dest-int.h"
 #include "base/log.h"
+#include "proc/proc.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -187,19 +188,50 @@ static void refuse(struct net_chan *c, const char *why)
  * The images being received, in memory: a tmpfs on STATE_DIR/incoming.
  * On a disk's file system (ext4 here) creating and writing a redis
  * container's few image files took 0.3-0.5 ms of the downtime, between
- * the state's last frame and the restore.  The daemon mounts one if the
- * directory is not on one already (a killed daemon's stays mounted and is
- * taken again), and unmounts the one it mounted when it ends.  Without the
- * right to mount, or with --keep-images (kept past the daemon), the
- * directory's own file system.  Returns the directory to unmount, or NULL.
+ * the state's last frame and the restore.  At most a quarter of the RAM
+ * (what a state holds beside the tree's memory: a container's tmpfs files,
+ * its IPC objects; an image file that does not fit fails its migration
+ * before the switch-over, named, dest.c).  The daemon mounts one unless
+ * its own (source INCOMING_FS) is there already, left by a killed daemon,
+ * which it takes, or another tmpfs; it unmounts its own when it ends.  With --keep-images (kept
+ * past the daemon) or without the right to mount, the directory's own
+ * file system.  Returns the directory to unmount, or NULL.
  */
-static char *incoming_mount(const char *dir)
-{
-	struct statfs sf;
+#define INCOMING_FS "dmigrate-incoming"
 
-	if (mkdir_p(dir, 0700) < 0 || (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC))
+static bool incoming_is_ours(const char *dir)
+{
+	_cleanup_(proc_mount_list_done) struct proc_mount_list ml = { 0 };
+	_cleanup_free_ char *real = realpath(dir, NULL);
+	bool ours = false;
+
+	if (!real || proc_read_mountinfo(PROC_SELF, &ml) < 0) {
+		dm_error_clear();
+		return false;
+	}
+	/* the last mount on it is the one seen there */
+	for (size_t i = 0; i < ml.n; i++)
+		if (!strcmp(ml.mounts[i].mountpoint, real))
+			ours = !strcmp(ml.mounts[i].fstype, "tmpfs") && !strcmp(ml.mounts[i].source, INCOMING_FS);
+	return ours;
+}
+
+static char *incoming_mount(const char *dir, bool keep_images)
+{
+	bool ours = mkdir_p(dir, 0700) >= 0 && incoming_is_ours(dir);
+
+	if (keep_images) {
+		/* kept past the daemon: on the disk */
+		if (ours && umount2(dir, MNT_DETACH) < 0)
+			pr_warn("%s: unmounting the images' tmpfs: %m", dir);
 		return NULL;
-	if (mount("dmigrate-incoming", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0) {
+	}
+	if (ours)
+		return xstrdup(dir);
+	struct statfs sf;
+	if (statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
+		return NULL; /* in memory already (someone else's) */
+	if (mount(INCOMING_FS, dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700,size=25%") < 0) {
 		pr_info("%s: no tmpfs mounted there (%m): images are received on its own file system", dir);
 		return NULL;
 	}
@@ -231,7 +263,7 @@ int mig_daemon_run(const struct mig_daemon_opts *o)
 	_cleanup_free_ char *incoming = xasprintf("%s/incoming", o->state_dir ? o->state_dir : "/var/lib/dmigrate");
 	if (!o->keep_images)
 		rm_rf(incoming);
-	_cleanup_(incoming_unmount) char *incoming_mounted = o->keep_images ? NULL : incoming_mount(incoming);
+	_cleanup_(incoming_unmount) char *incoming_mounted = incoming_mount(incoming, o->keep_images);
 	/* empty tree cgroups a dead daemon left; ten minutes old at least, so
 	 * that another daemon's just made one is never taken (test hosts share
 	 * the hierarchy) */

@@ -30,6 +30,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/sync.h"
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include "dump/dump.h"
 #include "net/replay.h"
 #include "inject/inject.h"
@@ -138,6 +140,16 @@ static int recv_files(struct dsess *s)
 			fd = openat(dirfd, f->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 			if (fd < 0) {
 				r = dm_fail(neg_errno(), "image file %s: %m", f->name);
+				break;
+			}
+			/* a tmpfs takes its pages as they are written: an image
+			 * file that does not fit is told now, not half-way */
+			struct statfs sf;
+			if (fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC && sf.f_blocks &&
+			    f->size > (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize) {
+				r = dm_fail(-ENOSPC, "image file %s: %" PRIu64 " MiB do not fit in the %" PRIu64
+					    " MiB left on the images' tmpfs (%s)", f->name, f->size >> 20,
+					    ((uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize) >> 20, s->dir);
 				break;
 			}
 			if (ftruncate(fd, (off_t)f->size) < 0) {

@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "compat.h"
 
+#include <limits.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
@@ -70,29 +71,43 @@ static int create_threads(struct rst_ctx *c, struct rst_proc *p, size_t first, s
 	mt->clones_max = n;
 	mt->n_clones = 0;
 	c->round_trips++;
+	failed = UINT_MAX;
 	r = batch_run(&rb.b, &failed);
 	size_t made = mt->n_clones;
 	mt->clones = NULL;
 	mt->clones_max = mt->n_clones = 0;
-	/* the ones made are ours either way: a failure's cleanup kills them with the process */
+	/* the results were read back: all, or those before the failing call;
+	 * none if the batch itself failed (its trap never came) */
+	size_t known = r >= 0 ? made : failed != UINT_MAX ? MIN(made, (size_t)failed) : 0;
+	char msg[DM_ERRMSG_MAX] = "";
+	if (r < 0)
+		snprintf(msg, sizeof(msg), "%s", dm_last_error());
+	/* every thread made is adopted, whatever failed: the cleanup kills
+	 * and reaps the seized ones with the process */
 	for (size_t k = 0; k < made; k++) {
 		const Dm__Thread *ti = p->img->threads[first + k];
-		if (batch_result(&rb.b, (unsigned)k) != ti->tid)
-			return dm_fail(-EPROTO, "pid %d: thread %d came out as %ld (host %d)", p->img->pid,
-				       ti->tid, batch_result(&rb.b, (unsigned)k), host[k]);
 		p->threads[first + k].img = ti;
 		p->n_threads = first + k + 1;
 		int a = stub_adopt(c, p, host[k], &p->threads[first + k]);
-		if (a < 0)
-			return a;
+		if (a >= 0 && k < known && batch_result(&rb.b, (unsigned)k) != ti->tid)
+			a = dm_fail(-EPROTO, "pid %d: thread %d came out as %ld (host %d)", p->img->pid, ti->tid,
+				    batch_result(&rb.b, (unsigned)k), host[k]);
+		if (a < 0 && r >= 0) {
+			r = a;
+			failed = UINT_MAX;
+			snprintf(msg, sizeof(msg), "%s", dm_last_error());
+		}
 	}
+	if (r >= 0 && made != n)
+		return dm_fail(-EPROTO, "pid %d: %zu threads made of %zu", p->img->pid, made, n);
+	if (r >= 0)
+		return 0;
+	dm_error_set_message(msg);
+	if (failed == UINT_MAX)
+		return r;
 	if (r == -EEXIST)
 		return dm_fail(r, "tid %d of pid %d is in use", p->img->threads[first + failed]->tid, p->img->pid);
-	if (r < 0)
-		return rst_wrap(r, "pid %d: thread %d", p->img->pid, p->img->threads[first + failed]->tid);
-	if (made != n)
-		return dm_fail(-EPROTO, "pid %d: %zu threads made of %zu", p->img->pid, made, n);
-	return 0;
+	return rst_wrap(r, "pid %d: thread %d", p->img->pid, p->img->threads[first + failed]->tid);
 }
 
 int threads_create(struct rst_ctx *c, struct rst_proc *p)
