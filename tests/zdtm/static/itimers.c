@@ -77,7 +77,12 @@ int main(int argc, char **argv)
 			     (long long)us(&after[i].it_interval), (long long)us(&before[i].it_interval));
 		if (us(&after[i].it_value) == 0)
 			fail("%s is disarmed after restore", names[i]);
-		if (us(&after[i].it_value) > us(&before[i].it_value) + 1000)
+		/* a CPU timer may read back a tick (4 ms at HZ=250) more than
+		 * it was set to: the process's CPU time is sampled when it is
+		 * set and when it is read, and its accounting moves by ticks
+		 * (one post-copy run of the full suite read 4 ms more) */
+		int64_t over = i == 0 ? 1000 : 10000;
+		if (us(&after[i].it_value) > us(&before[i].it_value) + over)
 			fail("%s: %lld us left, more than the %lld before", names[i],
 			     (long long)us(&after[i].it_value), (long long)us(&before[i].it_value));
 		if (us(&after[i].it_value) < us(&before[i].it_value) - slack)
