@@ -3,8 +3,9 @@
 /*
  * Several threads, each with its own counter, its own TLS (__thread)
  * values and stack contents. They run across the checkpoint; after
- * restore each must keep counting (the counters move again), and its TLS
- * and stack must be intact.
+ * restore each must keep counting (the counters move again), and its tid,
+ * TLS and stack must be intact.  threads_many.c is this program with more
+ * threads than the restore makes in one batch.
  */
 #include "zdtm.h"
 
@@ -13,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef NR_THREADS
 #define NR_THREADS 4
+#endif
 
 static __thread uint64_t tls_value;
 static __thread uint64_t tls_buf[64];
@@ -24,6 +28,7 @@ struct slot {
 	int idx;
 	pthread_t th;
 	pthread_t self;		/* what pthread_self() said inside */
+	pid_t tid;		/* gettid() at its start */
 	atomic_ulong count;
 	atomic_int quit;
 	char err[256];
@@ -42,8 +47,14 @@ static void *worker(void *arg)
 	test_fill(tls_buf, sizeof(tls_buf), seed + 1);
 	test_fill(stack_buf, sizeof(stack_buf), seed + 2);
 	s->self = pthread_self();
+	s->tid = (pid_t)syscall(SYS_gettid);
 
 	while (!atomic_load(&s->quit)) {
+		pid_t now = (pid_t)syscall(SYS_gettid);
+		if (now != s->tid) {
+			snprintf(s->err, sizeof(s->err), "thread %d: tid %d, was %d", s->idx, now, s->tid);
+			break;
+		}
 		if (tls_value != seed) {
 			snprintf(s->err, sizeof(s->err), "thread %d: TLS value %#llx, want %#llx", s->idx,
 				 (unsigned long long)tls_value, (unsigned long long)seed);
