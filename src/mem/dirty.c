@@ -493,18 +493,16 @@ static int scan_files(struct mem_dirty *d, unsigned how, struct page_region **ve
 			size_t e = k + 1;
 			while (e < p->nranges && p->file[e] && p->ranges[e][0] == p->ranges[e - 1][1])
 				e++;
-			/* what a failed merged scan told before it failed is told
-			 * again range by range (a run given twice: the count is
-			 * higher, the DIRTY list has it twice, which is harmless) */
-			int r = e - k > 1 ? scan_one(p, p->ranges[k][0], p->ranges[e - 1][1], how, vec, cap, cb,
-						     arg, pages) : -EINVAL;
-			if (r == -EPERM || r == -EINVAL)
-				for (size_t j = k; j < e && (r = scan_range(p, j, how, vec, cap, cb, arg, pages)) >= 0; j++)
-					;
-			else if (r == -ESRCH || r == -ENOENT)
-				r = 0;
-			else if (r < 0)
-				r = dm_fail(r, "process %d: PAGEMAP_SCAN: %s", p->pid, strerror(-r));
+			/* a run that failed (changed under us, or an error) goes
+			 * range by range, each failure handled there as before;
+			 * what the merged scan told before it failed is told again
+			 * (a run given twice: the count is higher, the DIRTY list
+			 * has it twice, which is harmless) */
+			int r = 0;
+			if (e - k == 1 ||
+			    scan_one(p, p->ranges[k][0], p->ranges[e - 1][1], how, vec, cap, cb, arg, pages) < 0)
+				for (size_t j = k; j < e && r >= 0; j++)
+					r = scan_range(p, j, how, vec, cap, cb, arg, pages);
 			if (r < 0)
 				return r;
 			k = e;
