@@ -399,7 +399,7 @@ v_dmigrate() {
 # (the phases' timestamps, ms from the start), the faults and their latency
 # and the container's steps on both sides (the frozen window's record; the
 # destination's put-back, restore phases, what runs after COMMIT)
-STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, start_mono_ms, timestamps, working_set, eager_presend, vma_check_ms, ns_check_ms, pagemap_scan_ms, frozen_scan_ms, server_load_ms, server_add_ms, state_send_ms, state_bytes, pages_on_demand, pages_pushed, pages_chased, chases_continued, fault_yields, pages_prefetched,
+STATS_JQ='{downtime_ms, total_ms, bytes: .bytes.total, start_unix, start_mono_ms, timestamps, working_set, eager_presend, vma_check_ms, ns_check_ms, pagemap_scan_ms, frozen_scan_ms, server_load_ms, server_add_ms, state_send_ms, state_bytes, pages_on_demand, pages_pushed, pages_chased, chases_continued, fault_yields, fault_paced, fault_pace_gaveup, pages_prefetched,
 	fault_requests, fault_latency_us, container_record_ms, container_record, container_record_beside_ms, container_record_wait_ms, dump,
 	restore: (.restore // {} | {restore_ms, phases, container, start_mono_ms, state_first_ms, state_received_ms, restore_from_ms,
 	resume_at_ms, before_restore, pages_written, pages_fetched, pages_lazy, store_wait_ms,

@@ -384,6 +384,8 @@ struct mem_server_stats {
 	uint64_t pages_chased;         /* sent after a faulting page: the words around the fault point to them */
 	uint64_t chases_on;            /* faults on a page seen pointed to: the words after that pointer followed */
 	uint64_t fault_yields;         /* a fault's extras cut short: another request waited */
+	uint64_t fault_paced;          /* an extra waited for the fault channel to drain */
+	uint64_t fault_pace_gaveup;    /* ... and was left after FAULT_AHEAD_WAIT_US */
 	uint64_t pages_hot;            /* pushed first: written last before the freeze */
 	uint64_t hot_given;            /* the working set given (pages; some may have gone by fault first) */
 	uint64_t pages_before_hold;    /* pushed before a hold (mem_server_hold) waited */

@@ -269,6 +269,9 @@ static void *fault_thread(void *arg)
 		r = recv_install(n, n->fault, &h, buf, (h.flags & MEM_PF_FAULT) ? MEM_FROM_FAULT : MEM_FROM_PREFETCH);
 		if (r < 0)
 			break;
+		/* the source sends a fault's extras as the acknowledgements come
+		 * (mem/server.c fault_waits()): none delayed, whatever the MSS */
+		net_chan_quickack(n->fault);
 	}
 	if (r < 0 && !atomic_load(&n->stop))
 		set_err(n, r);

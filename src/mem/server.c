@@ -42,6 +42,7 @@
 #include <netinet/in.h>
 #include <linux/tcp.h>
 #include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -78,6 +79,20 @@
  * the same: every page is sent once anyway, this only sends some earlier,
  * at the price of the next fault's reply waiting behind them.
  */
+/*
+ * A fault's extras leave at most this many bytes not yet acknowledged on the
+ * fault channel (DMIGRATE_FAULT_AHEAD; 0: no bound): the next fault's reply
+ * waits behind them in the socket and the link's queue (see fault_waits()).
+ * An extra that waits longer than FAULT_AHEAD_WAIT_US for that is left to a
+ * later fault or the push.
+ */
+#define FAULT_AHEAD_DEFAULT (2u * DM_PAGE_SIZE)
+#define FAULT_AHEAD_WAIT_US 2000u
+#define FAULT_AHEAD_POLL_US 20
+#define FAULT_AHEAD_ACK_US 300u   /* then the estimate of what the link took may let it go */
+#define FAULT_RATE_DEFAULT 125000000ull /* bytes/s: 1 Gbit/s, until the push measured the link */
+#define FAULT_FRAME_BYTES (DM_PAGE_SIZE + 64u) /* a page's frame on the wire, about */
+
 #define CHASE_MAX 16u
 #define CHASE_DEFAULT 8u
 #define CHASE_BYTES 128u
@@ -126,17 +141,21 @@ struct mem_server {
 	bool push_done;
 	int sndbuf;               /* push thread only */
 	uint64_t rate_max;        /* push thread only: best push rate seen, bytes/s */
+	_Atomic uint64_t link_rate; /* rate_max for the fault thread (0: not measured) */
+	uint64_t drained_at;      /* fault thread only: when the link has taken what it wrote (ns) */
 	bool sndbuf_fixed;
 	bool bulk_fill;           /* the link's queue serves faults first */
 	uint64_t quiet_until;     /* under lock: mem_server_quiet_until */
 	bool hold;                /* under lock: the push waits after the working set (mem_server_hold) */
 	uint64_t pages_held;      /* pushed before the hold was let go */
 	_Atomic uint64_t pages_pushed, pages_fault, pages_prefetch, requests, pages_absent, pages_chased,
-		chases_on, pages_hot, fault_yields;
+		chases_on, pages_hot, fault_yields, fault_paced, fault_pace_gaveup;
 	uint64_t hot_given;       /* pages of the runs given to mem_server_hot */
 	unsigned chase;           /* pages sent by following pointers around the faulting byte (0: none) */
 	unsigned chase_depth;
 	bool chase_on;            /* follow on from the word that pointed to a faulting page */
+	unsigned ahead;           /* bytes a fault's extras may leave unacknowledged (0: any) */
+	bool extras_left;         /* fault thread only: this fault's extras waited too long */
 	double scan_ms;
 };
 
@@ -186,6 +205,11 @@ int mem_server_new(struct mem_server **ret)
 	s->chase_depth = e ? (unsigned)atoi(e) : 2;
 	e = getenv("DMIGRATE_CHASE_ON");
 	s->chase_on = !e || atoi(e) != 0;
+	e = getenv("DMIGRATE_FAULT_AHEAD");
+	s->ahead = e ? (unsigned)MAX(atoi(e), 0) : FAULT_AHEAD_DEFAULT;
+	e = getenv("DMIGRATE_FAULT_RATE"); /* bytes/s the link takes, until the push measured it */
+	if (e && strtoull(e, NULL, 10) > 0)
+		atomic_store(&s->link_rate, strtoull(e, NULL, 10));
 	*ret = s;
 	return 0;
 }
@@ -285,13 +309,70 @@ static void note_pointers(struct srv_proc *p, uint64_t page, const uint8_t *data
  * latency 720-816 us with the chase, 280-360 without, p50 the same).  Each
  * extra page goes only while no request waits; then the fault is served
  * and the extras not sent yet stay where they are (faulted, or pushed).
+ *
+ * A request that is not there yet still finds the extras written before it
+ * came in front of its reply: the thread writes a fault's dozen extras in
+ * tens of us, and the link takes 33 us a page at 1 Gbit/s (a serial walker's
+ * next fault, which comes once the faulting page reached it, waited up to
+ * ~400 us).  So an extra also waits until the channel holds less than
+ * s->ahead bytes in front of it, watching for a request meanwhile: the
+ * extras go at the rate the link takes them, and a reply never waits behind
+ * more than s->ahead bytes of them.  What is in front: the bytes not yet
+ * acknowledged (SIOCOUTQ: the socket, the link's queue, the wire).  Where
+ * the acknowledgements wait (a peer that delays them: segments smaller than
+ * its MSS, loopback's 64 KiB), an extra that waited FAULT_AHEAD_ACK_US goes
+ * once what the thread wrote, less what the link took since at the push's
+ * best rate (until measured: DMIGRATE_FAULT_RATE bytes/s, or 1 Gbit/s), is
+ * under the bound: an estimate that knows nothing of the other channels,
+ * so it is the fallback (first, it let the extras go too soon: p99 of a
+ * redis's fault latency as without the bound).  An extra that waited
+ * FAULT_AHEAD_WAIT_US is left, with the rest of that fault's extras.
  */
+static uint64_t fault_rate(struct mem_server *s)
+{
+	uint64_t r = atomic_load(&s->link_rate);
+	return r ? r : FAULT_RATE_DEFAULT;
+}
+
+/* The fault thread wrote npages on the fault channel. */
+static void fault_wrote(struct mem_server *s, uint32_t npages)
+{
+	uint64_t now = clock_ns();
+	s->drained_at = MAX(s->drained_at, now) + (uint64_t)npages * FAULT_FRAME_BYTES * 1000000000ull / fault_rate(s);
+}
+
 static bool fault_waits(struct mem_server *s)
 {
-	if (net_chan_poll_in(s->fault, 0) <= 0)
-		return false;
-	atomic_fetch_add(&s->fault_yields, 1);
-	return true;
+	uint64_t since = 0;
+
+	if (s->extras_left)
+		return true;
+	for (;;) {
+		if (net_chan_poll_in(s->fault, 0) > 0) {
+			atomic_fetch_add(&s->fault_yields, 1);
+			return true;
+		}
+		if (!s->ahead)
+			return false;
+		int q = net_chan_unacked(s->fault);
+		uint64_t now = clock_ns(), ahead_ns = s->ahead * 1000000000ull / fault_rate(s);
+		if (q < 0 || (unsigned)q < s->ahead ||
+		    (since && now - since > FAULT_AHEAD_ACK_US * 1000ull && s->drained_at <= now + ahead_ns))
+			return false;
+		if (!since) {
+			since = now;
+			atomic_fetch_add(&s->fault_paced, 1);
+		} else if (now - since > FAULT_AHEAD_WAIT_US * 1000ull) {
+			atomic_fetch_add(&s->fault_pace_gaveup, 1);
+			s->extras_left = true;
+			return true;
+		}
+		long us = (long)MIN((s->drained_at - now - ahead_ns) / 1000 + 1, (uint64_t)FAULT_AHEAD_POLL_US);
+		if (net_chan_poll_in_us(s->fault, us) > 0) {
+			atomic_fetch_add(&s->fault_yields, 1);
+			return true;
+		}
+	}
 }
 
 /* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
@@ -319,6 +400,8 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 			run++;
 		}
 		int r = mem_send_pages(c, p->space, p->pid, p->memfd, a, run, flags, buf);
+		if (r >= 0 && c == s->fault)
+			fault_wrote(s, run);
 		if (r < 0)
 			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64 "+%u pages", p->pid, a, run)
 					    : r;
@@ -409,6 +492,8 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, const 
 		if (pageset_set(&p->sent, t))
 			continue;
 		int r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t, 1, MEM_PF_PREFETCH, buf);
+		if (r >= 0)
+			fault_wrote(s, 1);
 		if (r < 0)
 			return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t) : r;
 		atomic_fetch_add(&s->pages_chased, 1);
@@ -425,6 +510,8 @@ static int chase(struct mem_server *s, struct srv_proc *p, uint64_t page, const 
 			if (t2 == page || pageset_set(&p->sent, t2))
 				continue;
 			r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, t2, 1, MEM_PF_PREFETCH, buf);
+			if (r >= 0)
+				fault_wrote(s, 1);
 			if (r < 0)
 				return r == -EFAULT ? dm_fail(r, "process %d: cannot read %#" PRIx64, p->pid, t2) : r;
 			atomic_fetch_add(&s->pages_chased, 1);
@@ -459,6 +546,9 @@ static void *fault_thread(void *arg)
 {
 	struct mem_server *s = arg;
 	mem_fault_thread_priority();
+	/* fault_waits() polls for tens of us: the default slack (50 us) would
+	 * more than double them */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	/* in before the first request: a reply is a page, its neighbours and
 	 * the chased pages (FAULT_BUF_TOUCH); the pointer tables too */
 	uint8_t *buf = xmap(MEM_FRAME_PAGES_MAX * DM_PAGE_SIZE, FAULT_BUF_TOUCH);
@@ -493,11 +583,13 @@ static void *fault_thread(void *arg)
 			break;
 		}
 		atomic_fetch_add(&s->requests, 1);
+		s->extras_left = false;
 		/* the page itself first, alone, whatever was sent before */
 		pageset_set(&p->sent, page);
 		r = mem_send_pages(s->fault, p->space, p->pid, p->memfd, page, 1, MEM_PF_FAULT, buf);
 		if (r < 0)
 			break;
+		fault_wrote(s, 1);
 		atomic_fetch_add(&s->pages_fault, 1);
 		/*
 		 * Then the nearest neighbours not sent yet, inline, and the pages
@@ -650,6 +742,7 @@ static void tune_sndbuf(struct mem_server *s, uint64_t bytes, uint64_t ns)
 	uint64_t rate = bytes * 1000000000ULL / ns;
 	s->rate_max = MAX(s->rate_max, rate);
 	rate = s->rate_max;
+	atomic_store(&s->link_rate, rate);
 	uint64_t bdp = rate * (uint64_t)ti.tcpi_min_rtt / 1000000;
 	uint64_t lo = MAX(2 * bdp, (uint64_t)SNDBUF_MIN);
 	int want = (int)MIN(lo, (uint64_t)SNDBUF_MAX);
@@ -984,6 +1077,8 @@ void mem_server_get_stats(struct mem_server *s, struct mem_server_stats *ret)
 	ret->hot_given = s->hot_given;
 	ret->chases_on = atomic_load(&s->chases_on);
 	ret->fault_yields = atomic_load(&s->fault_yields);
+	ret->fault_paced = atomic_load(&s->fault_paced);
+	ret->fault_pace_gaveup = atomic_load(&s->fault_pace_gaveup);
 	ret->scan_ms = s->scan_ms;
 	for (size_t i = 0; i < s->n; i++)
 		ret->pages_total += s->procs[i].sent.total;

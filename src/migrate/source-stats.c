@@ -125,6 +125,8 @@ json_t *src_build_stats(struct src *s, int err)
 	/* faults on a page seen pointed to from an array: its next words followed */
 	json_object_set_new(j, "chases_continued", json_integer((json_int_t)ss.chases_on));
 	json_object_set_new(j, "fault_yields", json_integer((json_int_t)ss.fault_yields));
+	json_object_set_new(j, "fault_paced", json_integer((json_int_t)ss.fault_paced));
+	json_object_set_new(j, "fault_pace_gaveup", json_integer((json_int_t)ss.fault_pace_gaveup));
 	if (s->hot_tried)
 		json_object_set_new(j, "working_set",
 				    json_pack("{s:b,s:f,s:f,s:f,s:I,s:I,s:I}", "tracked", s->hot != NULL, "track_ms",

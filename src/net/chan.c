@@ -16,6 +16,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/sockios.h>
@@ -175,6 +176,19 @@ int net_chan_poll_in(struct net_chan *c, int timeout_ms)
 {
 	struct pollfd p = { .fd = net_chan_fd(c), .events = POLLIN };
 	return net_chan_has_pending(c) ? 1 : poll(&p, 1, timeout_ms);
+}
+
+int net_chan_poll_in_us(struct net_chan *c, long timeout_us)
+{
+	struct pollfd p = { .fd = net_chan_fd(c), .events = POLLIN };
+	struct timespec ts = { timeout_us / 1000000, (timeout_us % 1000000) * 1000 };
+	return net_chan_has_pending(c) ? 1 : ppoll(&p, 1, timeout_us < 0 ? NULL : &ts, NULL);
+}
+
+void net_chan_quickack(const struct net_chan *c)
+{
+	int one = 1;
+	setsockopt(net_chan_fd(c), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 }
 
 int net_chan_unacked(const struct net_chan *c)

@@ -203,9 +203,16 @@ bool net_chan_has_pending(struct net_chan *c);
 /* Anything to receive, now or within timeout_ms: 1 (bytes inside the channel,
  * or the fd readable), 0 (timeout), or poll()'s -1.  Receiving thread. */
 int net_chan_poll_in(struct net_chan *c, int timeout_ms);
+/* The same with a timeout in microseconds (ppoll). */
+int net_chan_poll_in_us(struct net_chan *c, long timeout_us);
 /* Bytes sent on the channel that the peer's kernel has not acknowledged yet
  * (queued or in flight: SIOCOUTQ), or -errno. */
 int net_chan_unacked(const struct net_chan *c);
+/* Acknowledge what was received at once, and the next segments too
+ * (TCP_QUICKACK: the kernel leaves quick-ack mode by itself, so the
+ * receiving thread says it again after each frame).  A channel whose peer
+ * paces on the acknowledgements: the fault channel. */
+void net_chan_quickack(const struct net_chan *c);
 
 /*
  * Many small frames in a row (a migration's state: a few frames for each of
