@@ -320,6 +320,12 @@ int thread_nice_get(void)
 	return n == -1 && errno ? 0 : n;
 }
 
+int push_nice_step(void)
+{
+	const char *e = getenv("DMIGRATE_PUSH_NICE");
+	return e ? MAX(atoi(e), 0) : PUSH_NICE_STEP;
+}
+
 int thread_nice(int nice)
 {
 	int was = thread_nice_get();

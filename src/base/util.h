@@ -127,6 +127,15 @@ int thread_slice(int nice, uint64_t slice_ns);
 /* The nice value of our walks over a running tree's memory (its page tables,
  * for written pages or VMA flags) before the freeze: its threads first. */
 #define PREP_WALK_NICE 19
+/*
+ * How much nicer than us the threads that move a post-copy's remaining pages
+ * in the background run once the tree runs on the destination (the source's
+ * pusher after the quiet window, the destination's receiver of the pushed
+ * pages): the tree's requests and their faults come first; the push takes
+ * what they leave.  DMIGRATE_PUSH_NICE=N on either side: another step, 0: off.
+ */
+#define PUSH_NICE_STEP 10
+int push_nice_step(void);
 /* How much nicer than us the helpers of a migration's preparation run (the
  * destination's runc launching the container): in our cgroup, the other
  * migrations' downtime comes first (a nice weighs against siblings in a

@@ -316,6 +316,9 @@ void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l);
  * effect with one CPU allowed.
  */
 void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu);
+/* The tree runs: the pushed pages' receiver goes PUSH_NICE_STEP nicer (at
+ * its next frame); the tree's faults come on the fault channel. */
+void mem_netsrc_background(struct mem_netsrc *n);
 int mem_netsrc_start(struct mem_netsrc *n);
 /* One page now, synchronously (the restore's lazy_fetch): asked on the fault
  * channel, the reply is copied to page (4096 bytes). */

@@ -42,6 +42,7 @@ struct mem_netsrc {
 	pthread_t fault_thread, bulk_thread, pull_thread;
 	bool fault_started, bulk_started, pull_started;
 	_Atomic bool bulk_exited; /* the bulk thread returned (not joined yet) */
+	_Atomic bool background;  /* mem_netsrc_background(): the bulk thread nices itself */
 	bool bulk_mask_saved;   /* bulk_mask: its CPUs before mem_netsrc_keep_off_cpu() */
 	cpu_set_t bulk_mask;
 	_Atomic bool stop;
@@ -122,6 +123,11 @@ void mem_netsrc_set_lazy(struct mem_netsrc *n, struct mem_lazy *l)
 	atomic_store(&n->lazy, l);
 	pthread_cond_broadcast(&n->cond);
 	pthread_mutex_unlock(&n->lock);
+}
+
+void mem_netsrc_background(struct mem_netsrc *n)
+{
+	atomic_store(&n->background, true);
 }
 
 void mem_netsrc_keep_off_cpu(struct mem_netsrc *n, int cpu)
@@ -314,9 +320,17 @@ static void *bulk_thread(void *arg)
 	uint64_t pages = 0;
 	int r = 0;
 
+	bool niced = false;
 	while (!atomic_load(&n->stop)) {
 		struct net_frame f;
 		struct net_wire_pages h;
+		if (!niced && atomic_load(&n->background)) {
+			int step = push_nice_step();
+			if (step)
+				thread_nice(MIN(thread_nice_get() + step, 19));
+			niced = true;
+			dm_test_point("dst-bulk-background");
+		}
 		r = net_recv_hdr(n->bulk, &f);
 		if (r < 0)
 			break;

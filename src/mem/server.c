@@ -883,6 +883,11 @@ static void *push_thread(void *arg)
 			r = push_held(s, buf);
 		if (!early && r >= 0)
 			r = scan_all_sparse(s);
+		/* the rest in the background (PUSH_NICE_STEP) */
+		int step = push_nice_step();
+		if (step)
+			thread_nice(MIN(thread_nice_get() + step, 19));
+		dm_test_point("src-push-background");
 	}
 	while (r >= 0 && !atomic_load(&s->stop)) {
 		/* the process whose faults came last goes first */

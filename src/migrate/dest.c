@@ -509,6 +509,8 @@ static void tree_runs(void *arg, const struct restore_stats *st)
 	/* the restore's CPU is the tree's now: the pushed pages' receiver
 	 * may take it again (kept off it since RESUMED, mem.h) */
 	mem_netsrc_keep_off_cpu(s->netsrc, -1);
+	if (s->mode == MIG_POST_COPY || s->mode == MIG_HYBRID)
+		mem_netsrc_background(s->netsrc);
 
 	/* a lock the restore holds it opened already, and removes (if it
 	 * cannot, runc_restore_done() does) */

@@ -87,6 +87,10 @@
 #                  node per page over 64 MiB, in random order: every walk in
 #                  b is right, and the source followed the pointers of the
 #                  faulting nodes (stats pages_chased > 0: none without it)
+#   mem/push-background  post-copy of cprog256, held once the push went to
+#                  the background: the source's pusher and b's receiver of
+#                  the pushed pages run 10 nicer than their processes; the
+#                  migration completes, every page right
 #   mem/local-fault-event  hybrid (b's store makes a fault local: b's uffd
 #                  thread installs the page itself) of lib/localfault.c, with
 #                  b's first local fault held (test point) while another
@@ -905,6 +909,68 @@ test_pull_skips_store() {
 	else
 		log "$t: $(jq -c '{pages_total, fault_requests, faults_remote: .destination.faults_remote, local: .destination.pages_local, pushed: .destination.pages_pushed}' "$WORK/stats.json")"
 	fi
+	verdict "$t" "$why"
+	stop_workload
+	start_daemon
+}
+
+# mem/push-background: once the tree runs in b, the threads that move the rest
+# of a post-copy's pages go PUSH_NICE_STEP (10) nicer than their process (the
+# source's pusher, b's receiver of the pushed pages): held at the test points
+# right after, each thread's nice is read from /proc
+thread_nice_of() {	# PID COMM: the nice of PID's thread named COMM, and of PID itself
+	local t
+	for t in /proc/"$1"/task/*; do
+		[[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] || continue
+		echo "$(awk '{ print $19 }' "$t/stat") $(awk '{ print $19 }' "/proc/$1/stat")"
+		return 0
+	done
+	return 1
+}
+
+test_push_background() {
+	local t=mem/push-background marks=$WORK/pbmarks why= mp src dst
+	selected "$t" || return 0
+	rm -rf "$marks"
+	mkdir -p "$marks"
+	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-bulk-background DMIGRATE_TEST_MARK="$marks" \
+		DMIGRATE_TEST_PAUSE_MS=30000 || ! start_workload cprog256; then
+		result FAIL "$t" "setup failed"
+		start_daemon
+		return
+	fi
+	sleep 0.5
+	in_host a env DMIGRATE_TEST_PAUSE=src-push-background DMIGRATE_TEST_MARK="$marks" DMIGRATE_TEST_PAUSE_MS=30000 \
+		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy --stats "$WORK/stats.json" \
+		>"$WORK/migrate.out" 2>&1 &
+	MPID=$!
+	if ! wait_until 60 test -e "$marks/src-push-background" -a -e "$marks/dst-bulk-background"; then
+		why="the push never went to the background (marks: $(ls "$marks" | tr '\n' ' '))"
+	elif ! mp=$(migrate_below "$MPID") || ! src=$(thread_nice_of "$mp" dm-push); then
+		why="no pusher thread in the source"
+	elif ! dst=$(thread_nice_of "$DAEMON_PID" dm-bulk) && ! dst=$(thread_nice_of "$(pgrep -n -P "$DAEMON_PID")" dm-bulk); then
+		why="no receiver thread in b's dmigrated"
+	elif (( ${src% *} != (${src#* } + 10 > 19 ? 19 : ${src#* } + 10) )); then
+		why="the source's pusher runs at nice ${src% *}, its process at ${src#* }"
+	elif (( ${dst% *} != (${dst#* } + 10 > 19 ? 19 : ${dst#* } + 10) )); then
+		why="b's receiver runs at nice ${dst% *}, its process at ${dst#* }"
+	fi
+	touch "$marks/src-push-background.go" "$marks/dst-bulk-background.go"
+	if ! wait_until 120 job_done "$MPID"; then
+		why=${why:-"the migration did not end within 120 s"}
+		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
+		kill -KILL "$MPID" 2>/dev/null
+	fi
+	wait "$MPID"
+	local rc=$?
+	if [[ -z $why ]] && ((rc != 0)); then
+		why="migrate failed: $(grep -v '^(' "$WORK/migrate.out" | tail -n 1)"
+	elif [[ -z $why ]] && ! wait_until 60 memcheck_from "$PREFIX-b"; then
+		why="no check of the whole memory ended in b (last: $(grep memcheck "$WL_LOG" | tail -n 1))"
+	elif [[ -z $why ]] && any_bad; then
+		why="a memory check failed: $(grep -m1 BAD "$WL_LOG")"
+	fi
+	[[ -n $why ]] || log "$t: source pusher/process nice $src, b's receiver/daemon $dst"
 	verdict "$t" "$why"
 	stop_workload
 	start_daemon
@@ -2085,6 +2151,7 @@ if ((OTHERS)); then
 	done
 	test_vmflags
 	test_chase
+	test_push_background
 	test_local_fault_event
 	test_pull_skips_store
 	test_eager_presend
