@@ -326,6 +326,27 @@ int push_nice_step(void)
 	return e ? MAX(atoi(e), 0) : PUSH_NICE_STEP;
 }
 
+static __thread bool bg_on;
+static __thread int bg_base, bg_nice;
+
+void thread_background(void)
+{
+	int step = push_nice_step();
+	if (!step || bg_on)
+		return;
+	bg_base = thread_nice_get();
+	int nice = MAX(bg_base + step, step);
+	bg_nice = MIN(nice, 19);
+	bg_on = true;
+	thread_nice(bg_nice);
+}
+
+void thread_foreground_section(bool enter)
+{
+	if (bg_on && bg_nice != bg_base)
+		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), enter ? bg_base : bg_nice);
+}
+
 int thread_nice(int nice)
 {
 	int was = thread_nice_get();

@@ -136,6 +136,14 @@ int thread_slice(int nice, uint64_t slice_ns);
  */
 #define PUSH_NICE_STEP 10
 int push_nice_step(void);
+/* The calling thread goes PUSH_NICE_STEP nicer than it is (at least to nice
+ * PUSH_NICE_STEP, at most 19), once. */
+void thread_background(void);
+/* In a thread gone to the background: around a section that holds a lock
+ * the fault path waits for, its nice from before (enter) and back (leave):
+ * preempted there at its background nice, it would hold the faults as long
+ * (a priority inversion).  Elsewhere nothing. */
+void thread_foreground_section(bool enter);
 /* How much nicer than us the helpers of a migration's preparation run (the
  * destination's runc launching the container): in our cgroup, the other
  * migrations' downtime comes first (a nice weighs against siblings in a

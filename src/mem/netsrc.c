@@ -258,6 +258,10 @@ static void *fault_thread(void *arg)
 	while (!atomic_load(&n->stop)) {
 		struct net_frame f;
 		struct net_wire_pages h;
+		/* the source sends a fault's extras as the acknowledgements come
+		 * (mem/server.c fault_waits()): none delayed, whatever the MSS
+		 * (quick-ack mode ends by itself: again before each frame) */
+		net_chan_quickack(n->fault);
 		r = net_recv_hdr(n->fault, &f);
 		if (r < 0)
 			break;
@@ -275,9 +279,6 @@ static void *fault_thread(void *arg)
 		r = recv_install(n, n->fault, &h, buf, (h.flags & MEM_PF_FAULT) ? MEM_FROM_FAULT : MEM_FROM_PREFETCH);
 		if (r < 0)
 			break;
-		/* the source sends a fault's extras as the acknowledgements come
-		 * (mem/server.c fault_waits()): none delayed, whatever the MSS */
-		net_chan_quickack(n->fault);
 	}
 	if (r < 0 && !atomic_load(&n->stop))
 		set_err(n, r);
@@ -325,9 +326,7 @@ static void *bulk_thread(void *arg)
 		struct net_frame f;
 		struct net_wire_pages h;
 		if (!niced && atomic_load(&n->background)) {
-			int step = push_nice_step();
-			if (step)
-				thread_nice(MIN(thread_nice_get() + step, 19));
+			thread_background();
 			niced = true;
 			dm_test_point("dst-bulk-background");
 		}

@@ -155,6 +155,7 @@ struct mem_server {
 	unsigned chase_depth;
 	bool chase_on;            /* follow on from the word that pointed to a faulting page */
 	unsigned ahead;           /* bytes a fault's extras may leave unacknowledged (0: any) */
+	uint64_t ahead_wait_ns;   /* FAULT_AHEAD_WAIT_US (DMIGRATE_FAULT_AHEAD_WAIT_MS: tests) */
 	bool extras_left;         /* fault thread only: this fault's extras waited too long */
 	double scan_ms;
 };
@@ -207,6 +208,8 @@ int mem_server_new(struct mem_server **ret)
 	s->chase_on = !e || atoi(e) != 0;
 	e = getenv("DMIGRATE_FAULT_AHEAD");
 	s->ahead = e ? (unsigned)MAX(atoi(e), 0) : FAULT_AHEAD_DEFAULT;
+	e = getenv("DMIGRATE_FAULT_AHEAD_WAIT_MS");
+	s->ahead_wait_ns = e ? (uint64_t)MAX(atoi(e), 0) * 1000000ull : FAULT_AHEAD_WAIT_US * 1000ull;
 	e = getenv("DMIGRATE_FAULT_RATE"); /* bytes/s the link takes, until the push measured it */
 	if (e && strtoull(e, NULL, 10) > 0)
 		atomic_store(&s->link_rate, strtoull(e, NULL, 10));
@@ -362,12 +365,16 @@ static bool fault_waits(struct mem_server *s)
 		if (!since) {
 			since = now;
 			atomic_fetch_add(&s->fault_paced, 1);
-		} else if (now - since > FAULT_AHEAD_WAIT_US * 1000ull) {
+		} else if (now - since > s->ahead_wait_ns) {
 			atomic_fetch_add(&s->fault_pace_gaveup, 1);
 			s->extras_left = true;
 			return true;
 		}
-		long us = (long)MIN((s->drained_at - now - ahead_ns) / 1000 + 1, (uint64_t)FAULT_AHEAD_POLL_US);
+		/* until the acknowledgement, or (past the gate) the estimate's
+		 * drain, at most FAULT_AHEAD_POLL_US */
+		long us = FAULT_AHEAD_POLL_US;
+		if (now - since >= FAULT_AHEAD_ACK_US * 1000ull && s->drained_at > now + ahead_ns)
+			us = (long)MIN((s->drained_at - now - ahead_ns) / 1000 + 1, (uint64_t)FAULT_AHEAD_POLL_US);
 		if (net_chan_poll_in_us(s->fault, us) > 0) {
 			atomic_fetch_add(&s->fault_yields, 1);
 			return true;
@@ -392,8 +399,11 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 		 * one UFFDIO_COPY must not cross a VMA */
 		const struct pageset_region *rg = &p->sent.r[pageset_find(&p->sent, a)];
 		uint64_t rend = rg->start + rg->npages * DM_PAGE_SIZE;
-		uint32_t run = 1;
-		while (k + run < n && run < MEM_FRAME_PAGES_MAX) {
+		uint32_t run = 1, run_max = MEM_FRAME_PAGES_MAX;
+		/* an extra frame no larger than the bound (fault_waits()) */
+		if (c == s->fault && s->ahead)
+			run_max = MAX(1u, s->ahead / DM_PAGE_SIZE);
+		while (k + run < n && run < run_max) {
 			uint64_t b = a + (uint64_t)run * DM_PAGE_SIZE;
 			if (b >= rend || pageset_set(&p->sent, b))
 				break;
@@ -609,6 +619,18 @@ static void *fault_thread(void *arg)
 		if (page == lo)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
+		/* the rest of a window goes to the pusher (also while it holds:
+		 * push_held()), now: the extras below may wait for the channel; a
+		 * fault whose window ends here (random access) does not move the
+		 * push: jumping to random places would leave it small, scattered
+		 * frames */
+		if (ihi < hi) {
+			pthread_mutex_lock(&s->lock);
+			atomic_store(&p->hint_end, hi);
+			atomic_store(&p->hint, ihi);
+			pthread_cond_broadcast(&s->cond);
+			pthread_mutex_unlock(&s->lock);
+		}
 		/* (read after the faulting page in buf, which the chase reads) */
 		if (walk)
 			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH,
@@ -625,17 +647,6 @@ static void *fault_thread(void *arg)
 					&s->pages_prefetch, s->chase > 0);
 		if (r < 0)
 			break;
-		/* the rest of a window goes to the pusher (also while it holds:
-		 * push_held()); a fault whose window ends here (random access)
-		 * does not move the push: jumping to random places would leave it
-		 * small, scattered frames */
-		if (ihi < hi) {
-			pthread_mutex_lock(&s->lock);
-			atomic_store(&p->hint_end, hi);
-			atomic_store(&p->hint, ihi);
-			pthread_cond_broadcast(&s->cond);
-			pthread_mutex_unlock(&s->lock);
-		}
 	}
 	if (r < 0 && !atomic_load(&s->stop))
 		set_err(s, r);
@@ -884,10 +895,10 @@ static void *push_thread(void *arg)
 		if (!early && r >= 0)
 			r = scan_all_sparse(s);
 		/* the rest in the background (PUSH_NICE_STEP) */
-		int step = push_nice_step();
-		if (step)
-			thread_nice(MIN(thread_nice_get() + step, 19));
-		dm_test_point("src-push-background");
+		if (r >= 0 && !atomic_load(&s->stop)) {
+			thread_background();
+			dm_test_point("src-push-background");
+		}
 	}
 	while (r >= 0 && !atomic_load(&s->stop)) {
 		/* the process whose faults came last goes first */

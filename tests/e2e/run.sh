@@ -87,10 +87,10 @@
 #                  node per page over 64 MiB, in random order: every walk in
 #                  b is right, and the source followed the pointers of the
 #                  faulting nodes (stats pages_chased > 0: none without it)
-#   mem/push-background  post-copy of cprog256, held once the push went to
-#                  the background: the source's pusher and b's receiver of
-#                  the pushed pages run 10 nicer than their processes; the
-#                  migration completes, every page right
+#   mem/push-background  post-copy of cprog256, each side held once its
+#                  push went to the background: the source's pusher and b's
+#                  receiver of the pushed pages run 10 nicer than the test;
+#                  the migration completes, every page right
 #   mem/local-fault-event  hybrid (b's store makes a fault local: b's uffd
 #                  thread installs the page itself) of lib/localfault.c, with
 #                  b's first local fault held (test point) while another
@@ -915,24 +915,29 @@ test_pull_skips_store() {
 }
 
 # mem/push-background: once the tree runs in b, the threads that move the rest
-# of a post-copy's pages go PUSH_NICE_STEP (10) nicer than their process (the
-# source's pusher, b's receiver of the pushed pages): held at the test points
-# right after, each thread's nice is read from /proc
-thread_nice_of() {	# PID COMM: the nice of PID's thread named COMM, and of PID itself
+# of a post-copy's pages go PUSH_NICE_STEP (10) nicer than they were (the
+# source's pusher, b's receiver of the pushed pages): each held at its test
+# point right after, its nice is read from /proc and it is let go at once
+# (either may come first: each one's frames may wait for the other)
+thread_nice_of() {	# PID COMM: the nice of PID's thread named COMM
 	local t
 	for t in /proc/"$1"/task/*; do
 		[[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] || continue
-		echo "$(awk '{ print $19 }' "$t/stat") $(awk '{ print $19 }' "/proc/$1/stat")"
+		sed 's/.*) //' "$t/stat" | awk '{ print $17 }'
 		return 0
 	done
 	return 1
 }
 
 test_push_background() {
-	local t=mem/push-background marks=$WORK/pbmarks why= mp src dst
+	local t=mem/push-background marks=$WORK/pbmarks why= mp src= dst= want i
 	selected "$t" || return 0
 	rm -rf "$marks"
 	mkdir -p "$marks"
+	# both sides start at the test's own nice
+	want=$(($(nice) + 10))
+	((want >= 10)) || want=10
+	((want <= 19)) || want=19
 	if ! start_daemon "$KEY" DMIGRATE_TEST_PAUSE=dst-bulk-background DMIGRATE_TEST_MARK="$marks" \
 		DMIGRATE_TEST_PAUSE_MS=30000 || ! start_workload cprog256; then
 		result FAIL "$t" "setup failed"
@@ -944,18 +949,25 @@ test_push_background() {
 		"$DM" migrate "pid:$WL_NS" --to "$ADDR_B:7070" --key "$KEY" --mode post-copy --stats "$WORK/stats.json" \
 		>"$WORK/migrate.out" 2>&1 &
 	MPID=$!
-	if ! wait_until 60 test -e "$marks/src-push-background" -a -e "$marks/dst-bulk-background"; then
-		why="the push never went to the background (marks: $(ls "$marks" | tr '\n' ' '))"
-	elif ! mp=$(migrate_below "$MPID") || ! src=$(thread_nice_of "$mp" dm-push); then
-		why="no pusher thread in the source"
-	elif ! dst=$(thread_nice_of "$DAEMON_PID" dm-bulk) && ! dst=$(thread_nice_of "$(pgrep -n -P "$DAEMON_PID")" dm-bulk); then
-		why="no receiver thread in b's dmigrated"
-	elif (( ${src% *} != (${src#* } + 10 > 19 ? 19 : ${src#* } + 10) )); then
-		why="the source's pusher runs at nice ${src% *}, its process at ${src#* }"
-	elif (( ${dst% *} != (${dst#* } + 10 > 19 ? 19 : ${dst#* } + 10) )); then
-		why="b's receiver runs at nice ${dst% *}, its process at ${dst#* }"
-	fi
+	for ((i = 0; i < 600 && (${#src} == 0 || ${#dst} == 0); i++)); do
+		if [[ -z $src && -e $marks/src-push-background ]]; then
+			mp=$(migrate_below "$MPID") && src=$(thread_nice_of "$mp" dm-push) || src=none
+			touch "$marks/src-push-background.go"
+		fi
+		if [[ -z $dst && -e $marks/dst-bulk-background ]]; then
+			dst=$(thread_nice_of "$DAEMON_PID" dm-bulk) || dst=none
+			touch "$marks/dst-bulk-background.go"
+		fi
+		sleep 0.1
+	done
 	touch "$marks/src-push-background.go" "$marks/dst-bulk-background.go"
+	if [[ -z $src || -z $dst ]]; then
+		why="the push never went to the background (marks: $(ls "$marks" | tr '\n' ' '))"
+	elif [[ $src != "$want" ]]; then
+		why="the source's pusher runs at nice $src, not $want"
+	elif [[ $dst != "$want" ]]; then
+		why="b's receiver of the pushed pages runs at nice $dst, not $want"
+	fi
 	if ! wait_until 120 job_done "$MPID"; then
 		why=${why:-"the migration did not end within 120 s"}
 		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
@@ -970,7 +982,7 @@ test_push_background() {
 	elif [[ -z $why ]] && any_bad; then
 		why="a memory check failed: $(grep -m1 BAD "$WL_LOG")"
 	fi
-	[[ -n $why ]] || log "$t: source pusher/process nice $src, b's receiver/daemon $dst"
+	[[ -n $why ]] || log "$t: the source's pusher and b's receiver at nice $want"
 	verdict "$t" "$why"
 	stop_workload
 	start_daemon
