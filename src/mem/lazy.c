@@ -500,13 +500,9 @@ static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uin
 	uint32_t chunk = atomic_load(&l->serving) ? INSTALL_CHUNK : MEM_FRAME_PAGES_MAX;
 	for (uint32_t i = 0; i < npages && !atomic_load(&mm->gone);) {
 		uint32_t n = MIN(npages - i, chunk);
-		/* the uffd thread takes the lock for writing to read each fault:
-		 * a receiver in the background holds it at its own nice */
-		thread_foreground_section(true);
 		pthread_rwlock_rdlock(&l->lock);
 		long k = install_chunk(l, mm, addr + (uint64_t)i * DM_PAGE_SIZE, n, data + (uint64_t)i * DM_PAGE_SIZE);
 		pthread_rwlock_unlock(&l->lock);
-		thread_foreground_section(false);
 		if (k == -EAGAIN) {
 			if (!wait)
 				return -EAGAIN;

@@ -190,9 +190,18 @@ static bool feed_waiters(struct mem_netsrc *n, const struct net_wire_pages *h, c
 static int recv_install(struct mem_netsrc *n, struct net_chan *c, const struct net_wire_pages *h,
 			uint8_t *buf, enum mem_origin origin)
 {
+	/*
+	 * The locks the fault path waits for (ours, the handler's, which the
+	 * uffd thread takes for writing to read each fault, its pending list)
+	 * are taken at the receiver's own nice when it went to the background:
+	 * preempted there at its background nice, it would hold every fault as
+	 * long.  Only the receiving itself is in the background.
+	 */
+	thread_foreground_section(true);
 	/* a pushed frame waits for the handler; a fault reply before it (a
 	 * page the restore itself asked for) goes to its waiter */
 	struct mem_lazy *l = c == n->bulk ? wait_lazy(n) : atomic_load(&n->lazy);
+	thread_foreground_section(false);
 	int r;
 
 	if (h->npages > MEM_FRAME_PAGES_MAX)
@@ -201,10 +210,14 @@ static int recv_install(struct mem_netsrc *n, struct net_chan *c, const struct n
 	r = net_recv_body(c, buf, (size_t)h->npages * DM_PAGE_SIZE);
 	if (r < 0)
 		return r;
+	thread_foreground_section(true);
 	bool fed = c == n->fault && feed_waiters(n, h, buf);
 	if (!l)
-		return fed ? 0 : dm_fail(-EPROTO, "%s: pages nobody asked for before the restore", net_chan_peer(c));
-	return mem_lazy_install(l, h->space, h->addr, h->npages, buf, origin);
+		r = fed ? 0 : dm_fail(-EPROTO, "%s: pages nobody asked for before the restore", net_chan_peer(c));
+	else
+		r = mem_lazy_install(l, h->space, h->addr, h->npages, buf, origin);
+	thread_foreground_section(false);
+	return r;
 }
 
 int mem_netsrc_fetch(struct mem_netsrc *n, uint32_t space, uint64_t addr, void *page, int timeout_ms)
@@ -305,12 +318,12 @@ static int recv_absent(struct mem_netsrc *n, const struct net_frame *f, enum mem
 	r = net_recv_body(n->bulk, v, h.count * sizeof(*v));
 	if (r < 0)
 		return r;
-	for (uint32_t i = 0; i < h.count; i++) {
+	/* under the handler's lock, like an install (recv_install()) */
+	thread_foreground_section(true);
+	for (uint32_t i = 0; i < h.count && r >= 0; i++)
 		r = mem_lazy_absent(l, h.space, v[i].addr, v[i].npages);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	thread_foreground_section(false);
+	return r < 0 ? r : 0;
 }
 
 static void *bulk_thread(void *arg)
