@@ -174,8 +174,7 @@ void net_chan_set_timeout(struct net_chan *c, int io_timeout_ms)
 
 int net_chan_poll_in(struct net_chan *c, int timeout_ms)
 {
-	struct pollfd p = { .fd = net_chan_fd(c), .events = POLLIN };
-	return net_chan_has_pending(c) ? 1 : poll(&p, 1, timeout_ms);
+	return net_chan_poll_in_us(c, timeout_ms < 0 ? -1 : timeout_ms * 1000L);
 }
 
 int net_chan_poll_in_us(struct net_chan *c, long timeout_us)

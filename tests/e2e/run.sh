@@ -415,6 +415,16 @@ reports_from() {	# HOST N
 	[[ ${4:-} == "$1" ]] && (($3 > $2))
 }
 
+# the migration in the background ($MPID) ended within SECONDS; else it is
+# killed, and the dmigrate below it: 1.  Its status is the caller's `wait "$MPID"`.
+migration_ended() {	# SECONDS
+	local mp
+	wait_until "$1" job_done "$MPID" && return 0
+	mp=$(migrate_below "$MPID") && kill -KILL "$mp"
+	kill -KILL "$MPID" 2>/dev/null
+	return 1
+}
+
 migrate() {	# MODE [extra args...]: run in host a, stats in $WORK/stats.json; output in $WORK/migrate.out
 	local mode=$1
 	shift
@@ -780,7 +790,7 @@ job_done() { ! kill -0 "$1" 2>/dev/null; }
 
 test_local_fault_event() {
 	local t=mem/local-fault-event log=$WORK/localfault.log marks=$WORK/lfmarks trig=$WORK/localfault.trigger
-	local pid why= mp held
+	local pid why= held
 	selected "$t" || return 0
 	rm -rf "$marks" "$trig".*
 	mkdir -p "$marks"
@@ -813,10 +823,8 @@ test_local_fault_event() {
 		fi
 	fi
 	touch "$marks/dst-lazy-local-fault.go" "$marks/dst-local-push.go" "$marks/dst-pull.go"
-	if ! wait_until 30 job_done "$MPID"; then
+	if ! migration_ended 30; then
 		why=${why:-"the migration did not complete within 30 s of the release (b's uffd thread waits for the event it should read?): $(tail -n 2 "$log" | tr '\n' ' ')"}
-		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
-		kill -KILL "$MPID" 2>/dev/null
 	fi
 	wait "$MPID"
 	local rc=$?
@@ -857,7 +865,7 @@ test_local_fault_event() {
 # page each crossing again, the rest skipped as sent); every page of the
 # tree right in b.
 test_pull_skips_store() {
-	local t=mem/pull-skips-store marks=$WORK/psmarks why= before c mp
+	local t=mem/pull-skips-store marks=$WORK/psmarks why= before c
 	selected "$t" || return 0
 	rm -rf "$marks"
 	mkdir -p "$marks"
@@ -885,10 +893,8 @@ test_pull_skips_store() {
 		sleep 1
 	fi
 	touch "$marks/dst-local-push.go" "$marks/dst-pull.go"
-	if ! wait_until 60 job_done "$MPID"; then
+	if ! migration_ended 60; then
 		why=${why:-"the migration did not end within 60 s"}
-		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
-		kill -KILL "$MPID" 2>/dev/null
 	fi
 	wait "$MPID"
 	local rc=$?
@@ -968,10 +974,8 @@ test_push_background() {
 	elif [[ $dst != "$want" ]]; then
 		why="b's receiver of the pushed pages runs at nice $dst, not $want"
 	fi
-	if ! wait_until 120 job_done "$MPID"; then
+	if ! migration_ended 120; then
 		why=${why:-"the migration did not end within 120 s"}
-		mp=$(migrate_below "$MPID") && kill -KILL "$mp"
-		kill -KILL "$MPID" 2>/dev/null
 	fi
 	wait "$MPID"
 	local rc=$?

@@ -156,6 +156,18 @@ static uint8_t *area(size_t np, int fill)
 	return m;
 }
 
+/* np pages whose first 16 words point to a node on each of pages 1-16
+ * (at offset 64): an array of pointers whose every node the chase follows */
+static uint8_t *pointer_array_area(size_t np)
+{
+	uint8_t *m = area(np, 0);
+	for (size_t k = 0; k < 16; k++) {
+		uint64_t node = (uint64_t)(uintptr_t)m + (1 + k) * PAGE + 64;
+		memcpy(m + k * 8, &node, 8);
+	}
+	return m;
+}
+
 /* A child that holds m (inherited) and waits; killed by the caller. */
 static pid_t hold_child(void)
 {
@@ -291,12 +303,8 @@ static void test_fault_waits(void **state)
 {
 	(void)state;
 	const size_t np = 32;
-	uint8_t *m = area(np, 0);
+	uint8_t *m = pointer_array_area(np);
 	uint64_t base = (uint64_t)(uintptr_t)m;
-	for (size_t k = 0; k < 16; k++) {
-		uint64_t node = base + (1 + k) * PAGE + 64;
-		memcpy(m + k * 8, &node, 8);
-	}
 	struct srv_rig g;
 	rig_open(&g, m, np, false);
 	uint8_t *page = xmalloc(MEM_FRAME_PAGES_MAX * PAGE);
@@ -337,12 +345,8 @@ static void test_fault_waits(void **state)
 static uint64_t chased_into_full_channel(bool bounded, struct mem_server_stats *st)
 {
 	const size_t np = 32;
-	uint8_t *m = area(np, 0);
+	uint8_t *m = pointer_array_area(np);
 	uint64_t base = (uint64_t)(uintptr_t)m;
-	for (size_t k = 0; k < 16; k++) {
-		uint64_t node = base + (1 + k) * PAGE + 64;
-		memcpy(m + k * 8, &node, 8);
-	}
 	struct srv_rig g;
 	/* bounded: and the link said to take 1 byte/s (no acknowledgement ever
 	 * comes, so only the estimate of what the link took could let them go) */
@@ -491,12 +495,8 @@ static void test_fault_ahead_acked(void **state)
 {
 	(void)state;
 	const size_t np = 32;
-	uint8_t *m = area(np, 0);
+	uint8_t *m = pointer_array_area(np);
 	uint64_t base = (uint64_t)(uintptr_t)m;
-	for (size_t k = 0; k < 16; k++) {
-		uint64_t node = base + (1 + k) * PAGE + 64;
-		memcpy(m + k * 8, &node, 8);
-	}
 	struct srv_rig g;
 	/* a reader late by a loaded machine is waited for */
 	setenv("DMIGRATE_FAULT_RATE", "1", 1);
