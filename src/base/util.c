@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "base/util.h"
 #include "base/log.h"
+#include "base/clock.h"
 
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -12,6 +14,8 @@
 #include <errno.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <sched.h>
 
 static void oom(void)
 {
@@ -80,6 +84,97 @@ char *xasprintf(const char *fmt, ...)
 		oom();
 	va_end(ap);
 	return s;
+}
+
+struct aside_read {
+	int fd, err;
+	char *buf;
+	size_t cap, len, max;
+};
+
+/* The child of read_full_fd_aside(): our memory, its own session; no malloc,
+ * no lock (another thread of ours may hold one). */
+static int aside_main(void *arg)
+{
+	struct aside_read *a = arg;
+	if (setsid() >= 0) {
+		int g = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+		if (g >= 0) {
+			if (write(g, "19", 2) < 0) {
+				/* no autogroups here (the cgroup weighs): the policy below */
+			}
+			close(g);
+		}
+	}
+	struct sched_param sp = { 0 };
+	sched_setscheduler(0, SCHED_IDLE, &sp);
+	for (;;) {
+		if (a->len == a->cap) {
+			if (a->cap >= a->max) {
+				char c;
+				ssize_t n = read(a->fd, &c, 1);
+				if (n < 0 && errno == EINTR)
+					continue;
+				a->err = n < 0 ? -errno : n > 0 ? -EFBIG : 0;
+				return 0;
+			}
+			size_t cap = a->cap > a->max / 2 ? a->max : a->cap * 2;
+			void *m = mremap(a->buf, a->cap + 1, cap + 1, MREMAP_MAYMOVE);
+			if (m == MAP_FAILED) {
+				a->err = -ENOMEM;
+				return 0;
+			}
+			a->buf = m;
+			a->cap = cap;
+		}
+		ssize_t n = read(a->fd, a->buf + a->len, a->cap - a->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			a->err = n < 0 ? -errno : 0;
+			return 0;
+		}
+		a->len += (size_t)n;
+	}
+}
+
+int read_full_fd_aside(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
+{
+	const size_t stack_size = 64 << 10;
+	struct aside_read a = { .fd = fd, .max = max };
+	size_t first = MAX(hint, (size_t)4096);
+	a.cap = MIN(first, max);
+	a.buf = mmap(NULL, a.cap + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	pid_t pid = -1;
+	if (a.buf != MAP_FAILED && stack != MAP_FAILED)
+		/* no exit signal: the process's own SIGCHLD handling never sees it */
+		pid = clone(aside_main, stack + stack_size, CLONE_VM | CLONE_VFORK, &a);
+	int r = 0;
+	if (pid > 0) {
+		int st;
+		while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR)
+			;
+		r = a.err;
+	}
+	if (stack != MAP_FAILED)
+		munmap(stack, stack_size);
+	if (pid <= 0) {
+		/* no helper (refused, no memory): read it here */
+		if (a.buf != MAP_FAILED)
+			munmap(a.buf, a.cap + 1);
+		return read_full_fd_hint(fd, hint, max, ret_buf, ret_len);
+	}
+	if (r >= 0) {
+		char *b = xmalloc(a.len + 1);
+		memcpy(b, a.buf, a.len);
+		b[a.len] = 0;
+		*ret_buf = b;
+		if (ret_len)
+			*ret_len = a.len;
+	}
+	munmap(a.buf, a.cap + 1);
+	return r;
 }
 
 int read_full_fd_hint(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
@@ -326,7 +421,7 @@ int push_nice_step(void)
 	return e ? MAX(atoi(e), 0) : PUSH_NICE_STEP;
 }
 
-static __thread bool bg_on;
+static __thread bool bg_on, walk_on;
 static __thread int bg_base, bg_nice;
 
 void thread_background(void)
@@ -347,6 +442,47 @@ void thread_foreground_section(bool enter)
 		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), enter ? bg_base : bg_nice);
 }
 
+/* DMIGRATE_BG_RUN_US (0: never) */
+static long bg_run_us(void)
+{
+	static _Atomic long v = -1;
+	long r = atomic_load(&v);
+	if (r < 0) {
+		const char *e = getenv("DMIGRATE_BG_RUN_US");
+		r = e && *e ? MAX(atol(e), 0L) : BG_RUN_US;
+		atomic_store(&v, r);
+	}
+	return r;
+}
+
+static __thread uint64_t breath_ns;
+static __thread long breath_nvcsw = -1;
+
+void thread_background_breathe(void)
+{
+	long run = bg_run_us();
+	if ((!bg_on && !walk_on) || !run)
+		return;
+	struct rusage ru;
+	uint64_t now = clock_ns();
+	if (getrusage(RUSAGE_THREAD, &ru) < 0)
+		return;
+	/* asleep since the last look (waiting for the socket, a lock): the
+	 * run starts again */
+	if (ru.ru_nvcsw != breath_nvcsw) {
+		breath_nvcsw = ru.ru_nvcsw;
+		breath_ns = now;
+		return;
+	}
+	if (now - breath_ns < (uint64_t)run * 1000)
+		return;
+	struct timespec ts = { 0, BG_PAUSE_US * 1000L };
+	nanosleep(&ts, NULL);
+	if (getrusage(RUSAGE_THREAD, &ru) == 0)
+		breath_nvcsw = ru.ru_nvcsw;
+	breath_ns = clock_ns();
+}
+
 int thread_nice(int nice)
 {
 	int was = thread_nice_get();
@@ -362,6 +498,60 @@ struct dm_sched_attr {
 	uint32_t sched_priority;
 	uint64_t sched_runtime, sched_deadline, sched_period;
 };
+
+#ifndef SCHED_FLAG_RESET_ON_FORK
+#define SCHED_FLAG_RESET_ON_FORK 0x01
+#endif
+
+static __thread bool walk_idle;
+static __thread int walk_nice;
+static __thread struct dm_sched_attr walk_was;
+
+bool thread_in_walk(void)
+{
+	return walk_on;
+}
+
+void thread_prep_walk_section(bool enter)
+{
+	if (enter == walk_on)
+		return;
+	walk_on = enter;
+	walk_idle = false;
+	if (enter)
+		walk_nice = thread_nice(PREP_WALK_NICE);
+	else
+		thread_nice(walk_nice);
+}
+
+void thread_walk_section(bool enter)
+{
+	if (enter == walk_on)
+		return;
+	walk_on = enter;
+	if (enter) {
+		struct dm_sched_attr idle = { .size = sizeof(idle), .sched_policy = SCHED_IDLE };
+		walk_idle = syscall(SYS_sched_getattr, 0, &walk_was, sizeof(walk_was), 0) == 0 &&
+			    syscall(SYS_sched_setattr, 0, &idle, 0) == 0;
+		if (!walk_idle)
+			walk_nice = thread_nice(PREP_WALK_NICE);
+		return;
+	}
+	if (!walk_idle) {
+		thread_nice(walk_nice);
+		return;
+	}
+	/* as it was: its policy, nice and slice; of the flags only the one a
+	 * thread may set alone (the others need their own fields) */
+	walk_was.size = sizeof(walk_was);
+	walk_was.sched_flags &= SCHED_FLAG_RESET_ON_FORK;
+	if (syscall(SYS_sched_setattr, 0, &walk_was, 0) < 0) {
+		/* SCHED_OTHER at the nice it had, at least */
+		struct sched_param sp = { 0 };
+		sched_setscheduler(0, SCHED_OTHER, &sp);
+		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), walk_was.sched_nice);
+	}
+}
 
 int thread_slice(int nice, uint64_t slice_ns)
 {

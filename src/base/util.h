@@ -76,6 +76,18 @@ int read_full_file(const char *path, size_t max, char **ret_buf, size_t *ret_len
 int read_full_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
 /* The same, starting with a buffer of hint bytes (files of known typical size). */
 int read_full_fd_hint(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len);
+/*
+ * The same, read by a helper process of its own session at the lowest weight
+ * there is: its autogroup at nice 19 (where the host's processes sit in the
+ * root cgroup, the scheduler shares a CPU between sessions first) and
+ * SCHED_IDLE.  For a read that walks page tables in one system call
+ * (/proc/PID/smaps: 15-36 ms of CPU for 1.3 GiB), which no pause can cut:
+ * in the caller's group it kept a CPU a tick (4 ms) at a time from the
+ * tree's threads, which live in other groups.  The helper shares our memory
+ * (CLONE_VM|CLONE_VFORK: the calling thread waits; no exit signal); where it
+ * cannot be made, the caller reads the file itself.
+ */
+int read_full_fd_aside(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len);
 /* write()/read() loops that handle short counts; return 0 or -errno (-EPIPE on EOF for read). */
 int write_all(int fd, const void *buf, size_t len);
 int read_exact(int fd, void *buf, size_t len);
@@ -125,8 +137,47 @@ int thread_nice_get(void);
  * where refused (older kernels: the caller may set the nice alone). */
 int thread_slice(int nice, uint64_t slice_ns);
 /* The nice value of our walks over a running tree's memory (its page tables,
- * for written pages or VMA flags) before the freeze: its threads first. */
+ * for written pages or VMA flags) before the freeze: its threads first.
+ * thread_prep_walk_section(): around such a walk, the calling thread at it
+ * (enter) and back (leave), pausing where it breathes
+ * (thread_background_breathe()). */
 #define PREP_WALK_NICE 19
+void thread_prep_walk_section(bool enter);
+/* The calling thread is in a walk (thread_prep_walk_section(),
+ * thread_walk_section()): a file that walks page tables is read aside
+ * (read_full_fd_aside()). */
+bool thread_in_walk(void);
+/*
+ * Around a walk of a frozen copy's page tables once the tree runs on the
+ * destination (its VMA flags through smaps, its sparse runs through
+ * PAGEMAP_SCAN: 15-36 ms of CPU for 1.3 GiB): the calling thread at SCHED_IDLE
+ * (enter), then as it was (leave).  A nice is weighed only against the
+ * threads of its own task group (an autogroup: a session, or a cgroup with
+ * the cpu controller): the tree's threads and the fault path live in other
+ * groups, and a walk at nice 19 kept a CPU a whole tick (4 ms at HZ=250)
+ * after each of them woke, on both CPUs at the push's start (ftrace: every
+ * hop of a fault waited, 3-4 ms faults).  A waking thread of any group
+ * preempts a SCHED_IDLE one at once.  Before the freeze a walk stays at
+ * PREP_WALK_NICE: it gates the migration, and SCHED_IDLE on a busy host
+ * gets next to nothing.  Where SCHED_IDLE is refused: PREP_WALK_NICE.  Both
+ * pause where they breathe (thread_background_breathe()).
+ */
+void thread_walk_section(bool enter);
+/*
+ * In a thread in the background (thread_background()) or in a walk
+ * (thread_walk_section()), at the end of each piece of its work (a frame, a
+ * chunk of a walk): when it has run BG_RUN_US without sleeping, it sleeps
+ * BG_PAUSE_US (and the timer's slack).  Neither a nice nor SCHED_IDLE holds
+ * against another task group: under EEVDF the group that runs keeps its
+ * slice, and the kernel (without preemption) looks again at the next tick;
+ * ftrace showed a redis woken by its fault's reply wait 3.6 ms for the
+ * source's pusher, another process's thread in another session.  A thread
+ * that sleeps gives its CPU to whatever waits, whatever its group.
+ * DMIGRATE_BG_RUN_US=N: another run, 0: never.
+ */
+#define BG_RUN_US 500
+#define BG_PAUSE_US 20
+void thread_background_breathe(void);
 /*
  * How much nicer than us the threads that move a post-copy's remaining pages
  * in the background run once the tree runs on the destination (the source's

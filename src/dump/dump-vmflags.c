@@ -92,11 +92,12 @@ int dump_vmflags_preread(struct dump_ctx *d)
 	size_t n = proc_tree_pids(d->opts.pid, &pids);
 	/* smaps walks every page table of the running tree (~25 ms of CPU for
 	 * 1.3 GiB here): its own threads come first */
-	int was = thread_nice(PREP_WALK_NICE);
-
-	for (size_t i = 0; i < n && i < 4096; i++)
+	thread_prep_walk_section(true);
+	for (size_t i = 0; i < n && i < 4096; i++) {
 		early_add(d, pids[i]);
-	thread_nice(was);
+		thread_background_breathe();
+	}
+	thread_prep_walk_section(false);
 	dm_error_clear();
 	if (d->opts.defer_pagemap)
 		for (size_t i = 0; i < d->n_early; i++) {

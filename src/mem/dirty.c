@@ -274,15 +274,9 @@ static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
  * (and reprotects them: SCAN_REPROTECT), or every private page there is. */
 enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4, SCAN_UNWRITTEN = 8, SCAN_ONE_PASS = 16 };
 
-/*
- * An exact scan asks the kernel for so much at a time.  PAGEMAP_SCAN holds
- * the process's mmap lock for its whole walk, and a run of present pages is
- * one region of its output, so one call went over a whole area: ~100 ms for
- * the first protection of a redis's 1.3 GiB heap, while it ran, and a
- * client saw gaps of 40-80 ms meanwhile (its mmap()s and munmap()s wait for
- * the lock, and then its page faults behind them).  32 MiB is a few ms.
- */
-#define SCAN_CHUNK_BYTES (32ULL << 20)
+/* An exact scan asks the kernel for PROC_PROC_SCAN_CHUNK_BYTES at a time: the
+ * first protection of a redis's 1.3 GiB heap in one call held its mmap lock
+ * ~100 ms while it ran, and a client saw gaps of 40-80 ms meanwhile. */
 
 static int scan_exact(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned how,
 		      struct page_region **vec, size_t *cap, mem_dirty_cb cb, void *arg, uint64_t *pages)
@@ -302,7 +296,7 @@ static int scan_exact(struct dirty_proc *p, uint64_t start, uint64_t end, unsign
 			.size = sizeof(a),
 			.flags = (how & SCAN_REPROTECT ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
 			.start = start,
-			.end = MIN(end, start + SCAN_CHUNK_BYTES),
+			.end = MIN(end, start + PROC_SCAN_CHUNK_BYTES),
 			.vec = (uint64_t)*vec,
 			.vec_len = *cap,
 			.category_inverted = unwritten | PAGE_IS_FILE | PAGE_IS_PFNZERO,
@@ -317,6 +311,7 @@ static int scan_exact(struct dirty_proc *p, uint64_t start, uint64_t end, unsign
 		long n = ioctl(p->pagemap, PAGEMAP_SCAN, &a);
 		if (n < 0)
 			return neg_errno();
+		thread_background_breathe();
 		for (long k = 0; k < n; k++) {
 			uint64_t np = ((*vec)[k].end - (*vec)[k].start) / DM_PAGE_SIZE;
 			*pages += np;
@@ -375,6 +370,7 @@ static int scan_one(struct dirty_proc *p, uint64_t start, uint64_t end, unsigned
 		long n = ioctl(p->pagemap, PAGEMAP_SCAN, &a);
 		if (n < 0)
 			return neg_errno();
+		thread_background_breathe();
 		for (long k = 0; k < n; k++) {
 			if (run1 && cand[k].start - run1 < SCAN_MERGE_GAP_PAGES * DM_PAGE_SIZE) {
 				run1 = cand[k].end;

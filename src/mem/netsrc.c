@@ -415,6 +415,7 @@ static void *bulk_thread(void *arg)
 		if (r < 0)
 			break;
 		pages += h.npages;
+		thread_background_breathe();
 	}
 	if (r < 0 && !atomic_load(&n->stop))
 		set_err(n, r);

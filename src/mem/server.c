@@ -383,15 +383,17 @@ static bool fault_waits(struct mem_server *s)
 }
 
 /* Claim and send the unsent lazy pages of [addr, addr+n) as runs (note:
- * remember what the pages sent point to, for the fault thread). */
-static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
-		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note)
+ * remember what the pages sent point to, for the fault thread; again: the
+ * ones claimed already too, see fault_thread()). */
+static int send_pages_of(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
+			 uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note,
+			 bool again)
 {
 	for (uint64_t k = 0; k < n;) {
 		uint64_t a = addr + k * DM_PAGE_SIZE;
 		if (c == s->fault && fault_waits(s))
 			return 0;
-		if (!pageset_contains(&p->sent, a) || pageset_set(&p->sent, a)) {
+		if (!pageset_contains(&p->sent, a) || (pageset_set(&p->sent, a) && !again)) {
 			k++;
 			continue;
 		}
@@ -405,7 +407,7 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 			run_max = MAX(1u, s->ahead / DM_PAGE_SIZE);
 		while (k + run < n && run < run_max) {
 			uint64_t b = a + (uint64_t)run * DM_PAGE_SIZE;
-			if (b >= rend || pageset_set(&p->sent, b))
+			if (b >= rend || (pageset_set(&p->sent, b) && !again))
 				break;
 			run++;
 		}
@@ -421,6 +423,12 @@ static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc
 		k += run;
 	}
 	return 0;
+}
+
+static int send_unsent(struct mem_server *s, struct net_chan *c, struct srv_proc *p, uint64_t addr,
+		       uint64_t n, uint32_t flags, uint8_t *buf, _Atomic uint64_t *counter, bool note)
+{
+	return send_pages_of(s, c, p, addr, n, flags, buf, counter, note, false);
 }
 
 /*
@@ -631,10 +639,18 @@ static void *fault_thread(void *arg)
 			pthread_cond_broadcast(&s->cond);
 			pthread_mutex_unlock(&s->lock);
 		}
-		/* (read after the faulting page in buf, which the chase reads) */
+		/*
+		 * (read after the faulting page in buf, which the chase reads)
+		 * A walk's next pages go even where the pusher claimed them: they
+		 * are in one of its frames on the bulk channel, behind the rest
+		 * of it, and the walk outran it (a redis's first request after
+		 * the resume went over ~60 pages one fault each, 13 ms, each
+		 * neighbour claimed by the window handed to the pusher the
+		 * fault before).  The destination installs what comes first.
+		 */
 		if (walk)
-			r = send_unsent(s, s->fault, p, ilo, (ihi - ilo) / DM_PAGE_SIZE, MEM_PF_PREFETCH,
-					buf + DM_PAGE_SIZE, &s->pages_prefetch, s->chase > 0);
+			r = send_pages_of(s, s->fault, p, ilo + DM_PAGE_SIZE, (ihi - ilo) / DM_PAGE_SIZE - 1,
+					  MEM_PF_PREFETCH, buf + DM_PAGE_SIZE, &s->pages_prefetch, s->chase > 0, true);
 		if (r >= 0 && s->chase && off) {
 			note_pointers(p, page, buf);
 			uint32_t clo = off & ~63u;
@@ -716,7 +732,7 @@ static int scan_sparse(struct mem_server *s, struct srv_proc *p)
 
 /*
  * Every process's sparse runs (scan_sparse), timed in scan_ms.  At the
- * lowest priority: a walk of every page table of the frozen copy (20-36 ms
+ * lowest priority (SCHED_IDLE: thread_walk_section()): a walk of every page table of the frozen copy (20-36 ms
  * of CPU for a redis of 1.3 GiB), when the quiet window after the commit
  * ends, while the tree runs there.  On a host that has other work it takes
  * what they leave; on one machine with the destination, it had both CPUs
@@ -727,10 +743,11 @@ static int scan_sparse(struct mem_server *s, struct srv_proc *p)
 static int scan_all_sparse(struct mem_server *s)
 {
 	uint64_t t = clock_ns();
-	int was = thread_nice(PREP_WALK_NICE), r = 0;
+	int r = 0;
+	thread_walk_section(true);
 	for (size_t i = 0; i < s->n && r >= 0; i++)
 		r = scan_sparse(s, &s->procs[i]);
-	thread_nice(was);
+	thread_walk_section(false);
 	s->scan_ms = ns_to_ms(t, clock_ns());
 	return r;
 }
@@ -933,6 +950,7 @@ static void *push_thread(void *arg)
 		r = send_unsent(s, s->bulk, p, a, n, MEM_PF_PUSH, buf, &s->pages_pushed, false);
 		p->cursor = a + n * DM_PAGE_SIZE;
 		cur = pi;
+		thread_background_breathe();
 		if (++frames % 64 == 0) {
 			uint64_t now = clock_ns(), pushed = atomic_load(&s->pages_pushed);
 			tune_sndbuf(s, (pushed - tune_pages) * DM_PAGE_SIZE, now - tune_ns);

@@ -244,9 +244,9 @@ void src_hot_track(struct src *s)
 	 * of all the tree's memory while it runs (~100 ms of CPU for 1.3 GiB
 	 * here): at nice 19, so that the tree's own threads come first */
 	if (r >= 0) {
-		int was = thread_nice(PREP_WALK_NICE);
+		thread_prep_walk_section(true);
 		r = mem_dirty_scan(s->hot, true, NULL, NULL, NULL);
-		thread_nice(was);
+		thread_prep_walk_section(false);
 	}
 	s->hot_track_ms = ns_to_ms(t, clock_ns());
 	if (r < 0) {

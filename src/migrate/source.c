@@ -333,11 +333,11 @@ static int send_vma_fixes(struct src *s)
 	size_t n = 0;
 	uint64_t t = clock_ns();
 	/* a walk of every page table of the frozen copy (smaps: 20-36 ms of
-	 * CPU for 1.3 GiB), at the lowest priority, as before the freeze: the
-	 * tree runs there by now (mem/server.c, scan_all_sparse()) */
-	int was = thread_nice(PREP_WALK_NICE);
+	 * CPU for 1.3 GiB), at the lowest priority: the tree runs there by now
+	 * (thread_walk_section(); mem/server.c, scan_all_sparse()) */
+	thread_walk_section(true);
 	int r = dump_vmflags_verify(s->d, &ch, &n);
-	thread_nice(was);
+	thread_walk_section(false);
 
 	if (r < 0)
 		return dm_wrap(r, "checking the VMA flags");

@@ -5,7 +5,8 @@
  * or swapped out, and is neither a page-cache page (PAGE_IS_FILE: an
  * untouched page of a private file mapping reads back from the file) nor
  * the shared zero page.  The scan skips empty page tables, so its cost
- * follows the populated pages, not the size of the range.
+ * follows the populated pages, not the size of the range; one ioctl walks
+ * at most PROC_SCAN_CHUNK_BYTES (the mmap lock, the CPU).
  */
 #include "proc/proc.h"
 #include "base/util.h"
@@ -38,7 +39,7 @@ static int scan_runs(int pagemap_fd, uint64_t start, uint64_t end, bool guards, 
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
 			.start = start,
-			.end = end,
+			.end = MIN(end, (start & ~(PROC_SCAN_CHUNK_BYTES - 1)) + PROC_SCAN_CHUNK_BYTES),
 			.vec = (uint64_t)vec,
 			.vec_len = SCAN_VEC,
 			.category_inverted = guards ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO | guard,
@@ -56,6 +57,7 @@ static int scan_runs(int pagemap_fd, uint64_t start, uint64_t end, bool guards, 
 		}
 		if (got < 0)
 			return -errno;
+		thread_background_breathe(); /* between chunks, in a walk */
 		if (guard)
 			guard_known = 1;
 		for (long k = 0; k < got; k++) {

@@ -605,6 +605,15 @@ struct proc_range {
 	uint64_t start, end;
 };
 /*
+ * How much of an address space one PAGEMAP_SCAN ioctl walks at most.  The
+ * walk holds the process's mmap lock throughout (its mmap()s and munmap()s
+ * wait, and its page faults behind them), and on a kernel without
+ * preemption it keeps its CPU until it returns: a run of present pages is
+ * one region of the output, so one call went over a whole 1.3 GiB heap
+ * (~100 ms protecting it, 3-4 ms reading it).  32 MiB is a few ms at worst.
+ */
+#define PROC_SCAN_CHUNK_BYTES (32ULL << 20)
+/*
  * The runs of [start, end) (page aligned, inside one VMA or not) that hold
  * private anonymous data: present or swapped, not page cache, not the zero
  * page, not a guard marker.  Adjacent runs are merged.  *runs grows as needed (*cap its size);

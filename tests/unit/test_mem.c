@@ -585,6 +585,48 @@ static void test_walk_window_held(void **state)
 	munmap(m, np * PAGE);
 }
 
+/*
+ * A walk that outruns the push: the pages after a walk's fault go on the
+ * fault channel even where the window handed to the pusher before claimed
+ * them (they are in its frames on the bulk channel, behind the rest); each
+ * page of the walk was a fault of its own.
+ */
+static void test_walk_outruns_push(void **state)
+{
+	(void)state;
+	const size_t np = 64;
+	uint8_t *m = area(np, 0);
+	uint64_t base = (uint64_t)(uintptr_t)m, at;
+	uint32_t n, fl;
+	struct srv_rig g;
+	rig_open(&g, m, np, true);
+
+	/* a walk at page 5: the page and its next 3 inline, [9, 37) pushed */
+	struct mem_wire_req q = { .space = 7, .npages = 32, .addr = base + 5 * PAGE, .fault_addr = base + 5 * PAGE };
+	assert_int_equal(net_send_frame(g.fault, MEM_T_REQ, &q, sizeof(q)), 0);
+	for (size_t k = 0; k < 4;) {
+		assert_true(next_pages(g.fault, 5000, &at, &n, &fl));
+		k += n;
+	}
+	for (size_t k = 0; k < 37 - 9;) {
+		assert_true(next_pages(g.bulk, 5000, &at, &n, &fl));
+		k += n;
+	}
+	/* the walk goes on at page 9, which the push claimed with what follows */
+	q = (struct mem_wire_req){ .space = 7, .npages = 32, .addr = base + 9 * PAGE, .fault_addr = base + 9 * PAGE };
+	assert_int_equal(net_send_frame(g.fault, MEM_T_REQ, &q, sizeof(q)), 0);
+	uint64_t want[] = { 9, 10, 11, 12 };
+	for (size_t k = 0; k < ARRAY_SIZE(want);) {
+		assert_true(next_pages(g.fault, 5000, &at, &n, &fl));
+		for (uint32_t j = 0; j < n && k < ARRAY_SIZE(want); j++, k++) {
+			assert_int_equal(at + j * PAGE, base + want[k] * PAGE);
+			assert_int_equal(fl, k == 0 ? MEM_PF_FAULT : MEM_PF_PREFETCH);
+		}
+	}
+	rig_close(&g);
+	munmap(m, np * PAGE);
+}
+
 static void *stop_main(void *arg)
 {
 	mem_server_stop(arg);
@@ -963,6 +1005,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_chase),
 		cmocka_unit_test(test_walk_window_held),
+		cmocka_unit_test(test_walk_outruns_push),
 		cmocka_unit_test(test_chase_on),
 		cmocka_unit_test(test_fault_waits),
 		cmocka_unit_test(test_fault_ahead),

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -458,6 +459,50 @@ static void test_live_self_query(void **state)
 	assert_null(find_vma_kind(&q, PROC_VMA_VSYSCALL));
 }
 
+/*
+ * The data runs of an area larger than a few scan chunks, not aligned to
+ * one: a run that crosses chunk boundaries comes back whole, holes and the
+ * zero page are left out, the ends are exact.
+ */
+static void test_pagemap_runs_chunks(void **state)
+{
+	const uint64_t pg = 4096, len = 3 * PROC_SCAN_CHUNK_BYTES + 5 * pg;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(m != MAP_FAILED);
+	madvise(m, len, MADV_NOHUGEPAGE); /* a huge page would fill the holes */
+	uint64_t a = (uint64_t)(uintptr_t)m;
+	/* a run from page 3 over the first two chunk boundaries past a, one
+	 * written page, one page only read (the zero page), the last page */
+	uint64_t r0 = 3 * pg, r1 = 2 * PROC_SCAN_CHUNK_BYTES + 7 * pg;
+	for (uint64_t o = r0; o < r1; o += pg)
+		m[o] = 1;
+	uint64_t lone = 2 * PROC_SCAN_CHUNK_BYTES + 100 * pg, zero = lone + 10 * pg;
+	m[lone] = 2;
+	volatile uint8_t v = m[zero];
+	(void)v;
+	m[len - pg] = 3;
+
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	assert_true(pm >= 0);
+	_cleanup_free_ struct proc_range *runs = NULL;
+	size_t cap = 0, n = 0;
+	int r = proc_pagemap_data_runs(pm, a, a + len, &runs, &cap, &n);
+	close(pm);
+	if (r == -EINVAL || r == -ENOTTY) {
+		munmap(m, len);
+		skip(); /* no PAGEMAP_SCAN (Linux < 6.7) */
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(runs[0].start, a + r0);
+	assert_int_equal(runs[0].end, a + r1);
+	assert_int_equal(runs[1].start, a + lone);
+	assert_int_equal(runs[1].end, a + lone + pg);
+	assert_int_equal(runs[2].start, a + len - pg);
+	assert_int_equal(runs[2].end, a + len);
+	munmap(m, len);
+}
+
 static void test_read_file(void **state)
 {
 	_cleanup_free_ char *b = NULL;
@@ -480,6 +525,64 @@ static void test_read_file(void **state)
 	assert_int_equal(proc_read_file(path, 100, &b2, &len), -ENOENT);
 }
 
+/*
+ * A file read by the helper of read_full_fd_aside() comes back as read here:
+ * the buffer grown from a small hint, exactly max bytes fine, one more not;
+ * and smaps read in a walk (aside) parses as outside one.
+ */
+static void test_read_aside(void **state)
+{
+	char path[] = "/tmp/dm-test-aside.XXXXXX";
+	int fd = mkostemp(path, O_CLOEXEC);
+	assert_true(fd >= 0);
+	const size_t len = (3 << 20) + 123;
+	char *data = xmalloc(len);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)(i * 7 + i / 4096);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	char *b = NULL;
+	size_t got = 0;
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(read_full_fd_aside(fd, 100, len, &b, &got), 0);
+	assert_int_equal(got, len);
+	assert_memory_equal(b, data, len);
+	assert_int_equal(b[len], 0);
+	free(b);
+	b = NULL;
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(read_full_fd_aside(fd, 100, len - 1, &b, &got), -EFBIG);
+	assert_null(b);
+	close(fd);
+	unlink(path);
+	free(data);
+
+	/* a child that only waits (our own maps change with the helper's stack) */
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		pause();
+		_exit(0);
+	}
+	_cleanup_(proc_vma_list_done) struct proc_vma_list here = {}, aside = {};
+	assert_int_equal(proc_read_maps_vmflags(c, &here), 0);
+	thread_walk_section(true);
+	assert_true(thread_in_walk());
+	int r = proc_read_maps_vmflags(c, &aside);
+	thread_walk_section(false);
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(here.n, aside.n);
+	assert_false(thread_in_walk());
+	for (size_t i = 0; i < here.n; i++) {
+		assert_int_equal(here.vmas[i].start, aside.vmas[i].start);
+		assert_true(aside.vmas[i].has_vmflags);
+		assert_int_equal(here.vmas[i].vmflags, aside.vmas[i].vmflags);
+	}
+	/* and the thread is back to what it was */
+	assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,7 +593,9 @@ int main(void)
 		cmocka_unit_test(test_live_misc),
 		cmocka_unit_test(test_live_blocked_sp),
 		cmocka_unit_test(test_live_self_query),
+		cmocka_unit_test(test_pagemap_runs_chunks),
 		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_read_aside),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
