@@ -507,9 +507,11 @@ static __thread bool walk_idle;
 static __thread int walk_nice;
 static __thread struct dm_sched_attr walk_was;
 
-bool thread_in_walk(void)
+static __thread bool walk_aside;
+
+bool thread_walk_aside(void)
 {
-	return walk_on;
+	return walk_on && walk_aside;
 }
 
 void thread_prep_walk_section(bool enter)
@@ -529,6 +531,7 @@ void thread_walk_section(bool enter)
 	if (enter == walk_on)
 		return;
 	walk_on = enter;
+	walk_aside = enter;
 	if (enter) {
 		struct dm_sched_attr idle = { .size = sizeof(idle), .sched_policy = SCHED_IDLE };
 		walk_idle = syscall(SYS_sched_getattr, 0, &walk_was, sizeof(walk_was), 0) == 0 &&

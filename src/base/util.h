@@ -143,10 +143,11 @@ int thread_slice(int nice, uint64_t slice_ns);
  * (thread_background_breathe()). */
 #define PREP_WALK_NICE 19
 void thread_prep_walk_section(bool enter);
-/* The calling thread is in a walk (thread_prep_walk_section(),
- * thread_walk_section()): a file that walks page tables is read aside
- * (read_full_fd_aside()). */
-bool thread_in_walk(void);
+/* The calling thread is in a walk after the commit (thread_walk_section()):
+ * a file that walks page tables is read aside (read_full_fd_aside()).  Not
+ * before the freeze: on a busy host the helper would get next to nothing,
+ * and the freeze waits for it. */
+bool thread_walk_aside(void);
 /*
  * Around a walk of a frozen copy's page tables once the tree runs on the
  * destination (its VMA flags through smaps, its sparse runs through

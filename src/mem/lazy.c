@@ -503,6 +503,9 @@ static int install_mm(struct mem_lazy *l, struct lazy_mm *mm, uint64_t addr, uin
 		pthread_rwlock_rdlock(&l->lock);
 		long k = install_chunk(l, mm, addr + (uint64_t)i * DM_PAGE_SIZE, n, data + (uint64_t)i * DM_PAGE_SIZE);
 		pthread_rwlock_unlock(&l->lock);
+		/* a background installer (the push's receiver) pauses between
+		 * chunks, no lock held: a frame of fresh pages is ms of CPU */
+		thread_background_breathe();
 		if (k == -EAGAIN) {
 			if (!wait)
 				return -EAGAIN;

@@ -680,8 +680,8 @@ int proc_read_smaps_vmflags(pid_t pid, struct proc_vma_list *l)
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
 	int r;
-	if (thread_in_walk()) {
-		/* in a walk (before the freeze, after the commit): read aside */
+	if (thread_walk_aside()) {
+		/* in a walk after the commit: read aside */
 		char path[PROC_PATH_MAX];
 		r = proc_path(path, pid, 0, "smaps");
 		if (r < 0)

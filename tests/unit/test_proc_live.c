@@ -566,14 +566,14 @@ static void test_read_aside(void **state)
 	_cleanup_(proc_vma_list_done) struct proc_vma_list here = {}, aside = {};
 	assert_int_equal(proc_read_maps_vmflags(c, &here), 0);
 	thread_walk_section(true);
-	assert_true(thread_in_walk());
+	assert_true(thread_walk_aside());
 	int r = proc_read_maps_vmflags(c, &aside);
 	thread_walk_section(false);
 	kill(c, SIGKILL);
 	waitpid(c, NULL, 0);
 	assert_int_equal(r, 0);
 	assert_int_equal(here.n, aside.n);
-	assert_false(thread_in_walk());
+	assert_false(thread_walk_aside());
 	for (size_t i = 0; i < here.n; i++) {
 		assert_int_equal(here.vmas[i].start, aside.vmas[i].start);
 		assert_true(aside.vmas[i].has_vmflags);
