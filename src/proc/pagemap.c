@@ -5,8 +5,8 @@
  * or swapped out, and is neither a page-cache page (PAGE_IS_FILE: an
  * untouched page of a private file mapping reads back from the file) nor
  * the shared zero page.  The scan skips empty page tables, so its cost
- * follows the populated pages, not the size of the range; one ioctl walks
- * at most PROC_SCAN_CHUNK_BYTES (the mmap lock, the CPU).
+ * follows the populated pages, not the size of the range; one ioctl finds
+ * at most PROC_SCAN_CHUNK_BYTES of data (the mmap lock, the CPU).
  */
 #include "proc/proc.h"
 #include "base/util.h"
@@ -39,7 +39,11 @@ static int scan_runs(int pagemap_fd, uint64_t start, uint64_t end, bool guards, 
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
 			.start = start,
-			.end = MIN(end, (start & ~(PROC_SCAN_CHUNK_BYTES - 1)) + PROC_SCAN_CHUNK_BYTES),
+			.end = end,
+			/* data: at most a chunk's worth found a call (a span of VMAs
+			 * crosses the gaps between them: a bound on the addresses
+			 * would be millions of calls); guards are rare */
+			.max_pages = guards ? 0 : PROC_SCAN_CHUNK_BYTES / 4096,
 			.vec = (uint64_t)vec,
 			.vec_len = SCAN_VEC,
 			.category_inverted = guards ? 0 : PAGE_IS_FILE | PAGE_IS_PFNZERO | guard,

@@ -605,7 +605,9 @@ struct proc_range {
 	uint64_t start, end;
 };
 /*
- * How much of an address space one PAGEMAP_SCAN ioctl walks at most.  The
+ * How much of an address space one PAGEMAP_SCAN ioctl walks at most (of its
+ * data, in proc_pagemap_data_runs(): its max_pages, since a span of VMAs
+ * crosses the gaps between them).  The
  * walk holds the process's mmap lock throughout (its mmap()s and munmap()s
  * wait, and its page faults behind them), and on a kernel without
  * preemption it keeps its CPU until it returns: a run of present pages is
