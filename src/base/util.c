@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 
 static void oom(void)
@@ -140,25 +142,36 @@ static int aside_main(void *arg)
 
 int read_full_fd_aside(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
 {
-	const size_t stack_size = 64 << 10;
-	struct aside_read a = { .fd = fd, .max = max };
+	/* a guard page below the stack: an overflow faults, never writes ours */
+	const size_t guard = 4096, stack_size = 64 << 10;
+	struct aside_read a = { .fd = fd, .max = max, .err = -ECHILD };
 	size_t first = MAX(hint, (size_t)4096);
 	a.cap = MIN(first, max);
 	a.buf = mmap(NULL, a.cap + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	char *stack = mmap(NULL, guard + stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+			   -1, 0);
 	pid_t pid = -1;
-	if (a.buf != MAP_FAILED && stack != MAP_FAILED)
+	if (a.buf != MAP_FAILED && stack != MAP_FAILED && mprotect(stack, guard, PROT_NONE) == 0) {
+		/* no signal handler of ours may run in the helper (our memory,
+		 * the waiting thread's TLS): all blocked across the clone, the
+		 * helper keeps the mask */
+		sigset_t all, was;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &was);
 		/* no exit signal: the process's own SIGCHLD handling never sees it */
-		pid = clone(aside_main, stack + stack_size, CLONE_VM | CLONE_VFORK, &a);
+		pid = clone(aside_main, stack + guard + stack_size, CLONE_VM | CLONE_VFORK, &a);
+		pthread_sigmask(SIG_SETMASK, &was, NULL);
+	}
 	int r = 0;
 	if (pid > 0) {
-		int st;
+		int st = 0;
 		while (waitpid(pid, &st, __WALL) < 0 && errno == EINTR)
 			;
-		r = a.err;
+		/* killed half-way: what it read is not the file */
+		r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? a.err : -ECHILD;
 	}
 	if (stack != MAP_FAILED)
-		munmap(stack, stack_size);
+		munmap(stack, guard + stack_size);
 	if (pid <= 0) {
 		/* no helper (refused, no memory): read it here */
 		if (a.buf != MAP_FAILED)
@@ -427,13 +440,14 @@ static __thread int bg_base, bg_nice;
 void thread_background(void)
 {
 	int step = push_nice_step();
-	if (!step || bg_on)
+	if (bg_on)
 		return;
 	bg_base = thread_nice_get();
-	int nice = MAX(bg_base + step, step);
+	int nice = step ? MAX(bg_base + step, step) : bg_base;
 	bg_nice = MIN(nice, 19);
-	bg_on = true;
-	thread_nice(bg_nice);
+	bg_on = true; /* and it pauses (thread_background_breathe()), nice step or not */
+	if (bg_nice != bg_base)
+		thread_nice(bg_nice);
 }
 
 void thread_foreground_section(bool enter)
@@ -503,7 +517,7 @@ struct dm_sched_attr {
 #define SCHED_FLAG_RESET_ON_FORK 0x01
 #endif
 
-static __thread bool walk_idle;
+static __thread bool walk_idle, slice_custom;
 static __thread int walk_nice;
 static __thread struct dm_sched_attr walk_was;
 
@@ -545,9 +559,13 @@ void thread_walk_section(bool enter)
 		return;
 	}
 	/* as it was: its policy, nice and slice; of the flags only the one a
-	 * thread may set alone (the others need their own fields) */
+	 * thread may set alone (the others need their own fields).  The slice
+	 * read back is the default one where none was set (Linux 6.12 on):
+	 * given back, it would become a custom one */
 	walk_was.size = sizeof(walk_was);
 	walk_was.sched_flags &= SCHED_FLAG_RESET_ON_FORK;
+	if (!slice_custom)
+		walk_was.sched_runtime = 0;
 	if (syscall(SYS_sched_setattr, 0, &walk_was, 0) < 0) {
 		/* SCHED_OTHER at the nice it had, at least */
 		struct sched_param sp = { 0 };
@@ -560,7 +578,10 @@ int thread_slice(int nice, uint64_t slice_ns)
 {
 	struct dm_sched_attr a = { .size = sizeof(a), .sched_policy = SCHED_OTHER, .sched_nice = nice,
 				   .sched_runtime = slice_ns };
-	return syscall(SYS_sched_setattr, 0, &a, 0) < 0 ? neg_errno() : 0;
+	if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+		return neg_errno();
+	slice_custom = slice_ns != 0;
+	return 0;
 }
 
 int cpu_pin_here(cpu_set_t *orig)

@@ -97,14 +97,17 @@ int dump_vmflags_preread(struct dump_ctx *d)
 		early_add(d, pids[i]);
 		thread_background_breathe();
 	}
-	thread_prep_walk_section(false);
 	dm_error_clear();
-	if (d->opts.defer_pagemap)
-		for (size_t i = 0; i < d->n_early; i++) {
-			int r = early_guards(d->early[i].pid, &d->early[i].vl);
-			if (r < 0)
-				return r;
-		}
+	/* the guard scans walk the page tables too (one call a VMA: their
+	 * matches are rare) */
+	int r = 0;
+	for (size_t i = 0; d->opts.defer_pagemap && i < d->n_early && r >= 0; i++) {
+		r = early_guards(d->early[i].pid, &d->early[i].vl);
+		thread_background_breathe();
+	}
+	thread_prep_walk_section(false);
+	if (r < 0)
+		return r;
 	d->early_ms = ns_to_ms(t, clock_ns());
 	return 0;
 }

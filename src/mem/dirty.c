@@ -274,7 +274,7 @@ static void forget(struct dirty_proc *p, uint64_t start, uint64_t end)
  * (and reprotects them: SCAN_REPROTECT), or every private page there is. */
 enum { SCAN_WRITTEN = 1, SCAN_REPROTECT = 2, SCAN_FILES = 4, SCAN_UNWRITTEN = 8, SCAN_ONE_PASS = 16 };
 
-/* An exact scan asks the kernel for PROC_PROC_SCAN_CHUNK_BYTES at a time: the
+/* An exact scan asks the kernel for PROC_SCAN_CHUNK_BYTES at a time: the
  * first protection of a redis's 1.3 GiB heap in one call held its mmap lock
  * ~100 ms while it ran, and a client saw gaps of 40-80 ms meanwhile. */
 

@@ -124,6 +124,7 @@ struct srv_proc {
 	struct back_ref *back;    /* fault thread only: where unsent pages were seen pointed to from */
 	_Atomic uint64_t hint;    /* where faults happen; 0: none */
 	_Atomic uint64_t hint_end; /* the end of the window the hint starts */
+	uint64_t handed_lo, handed_hi; /* the last window handed to the pusher (fault thread only) */
 	uint64_t win, win_end;    /* push thread only: the window being pushed while held */
 };
 
@@ -627,6 +628,9 @@ static void *fault_thread(void *arg)
 		if (page == lo)
 			ilo = lo; /* a forward walk: only what follows */
 		uint64_t ihi = MIN(hi, ilo + PREFETCH_INLINE * DM_PAGE_SIZE);
+		/* a walk's next pages inside the window handed to the pusher
+		 * before: claimed by it, maybe not out yet (below) */
+		bool claimed = walk && ilo + DM_PAGE_SIZE >= p->handed_lo && ihi <= p->handed_hi;
 		/* the rest of a window goes to the pusher (also while it holds:
 		 * push_held()), now: the extras below may wait for the channel; a
 		 * fault whose window ends here (random access) does not move the
@@ -638,19 +642,23 @@ static void *fault_thread(void *arg)
 			atomic_store(&p->hint, ihi);
 			pthread_cond_broadcast(&s->cond);
 			pthread_mutex_unlock(&s->lock);
+			p->handed_lo = ihi;
+			p->handed_hi = hi;
 		}
 		/*
 		 * (read after the faulting page in buf, which the chase reads)
-		 * A walk's next pages go even where the pusher claimed them: they
-		 * are in one of its frames on the bulk channel, behind the rest
-		 * of it, and the walk outran it (a redis's first request after
-		 * the resume went over ~60 pages one fault each, 13 ms, each
-		 * neighbour claimed by the window handed to the pusher the
-		 * fault before).  The destination installs what comes first.
+		 * A walk's next pages go even where the pusher claimed them, in
+		 * the window handed to it before: they are in one of its frames
+		 * on the bulk channel, behind the rest of it, and the walk
+		 * outran it (a redis's first request after the resume went over
+		 * ~60 pages one fault each, 13 ms, each neighbour claimed by the
+		 * window handed to the pusher the fault before).  The destination
+		 * installs what comes first.  Elsewhere a page sent is not sent
+		 * again (this channel's own extras, a hole told absent).
 		 */
 		if (walk)
 			r = send_pages_of(s, s->fault, p, ilo + DM_PAGE_SIZE, (ihi - ilo) / DM_PAGE_SIZE - 1,
-					  MEM_PF_PREFETCH, buf + DM_PAGE_SIZE, &s->pages_prefetch, s->chase > 0, true);
+					  MEM_PF_PREFETCH, buf + DM_PAGE_SIZE, &s->pages_prefetch, s->chase > 0, claimed);
 		if (r >= 0 && s->chase && off) {
 			note_pointers(p, page, buf);
 			uint32_t clo = off & ~63u;

@@ -589,7 +589,8 @@ static void test_walk_window_held(void **state)
  * A walk that outruns the push: the pages after a walk's fault go on the
  * fault channel even where the window handed to the pusher before claimed
  * them (they are in its frames on the bulk channel, behind the rest); each
- * page of the walk was a fault of its own.
+ * page of the walk was a fault of its own.  Pages this channel carried
+ * already do not go again.
  */
 static void test_walk_outruns_push(void **state)
 {
@@ -612,6 +613,14 @@ static void test_walk_outruns_push(void **state)
 		assert_true(next_pages(g.bulk, 5000, &at, &n, &fl));
 		k += n;
 	}
+	/* a walk's fault on page 6, whose next pages this channel carried:
+	 * the page alone, nothing again */
+	q = (struct mem_wire_req){ .space = 7, .npages = 32, .addr = base + 6 * PAGE, .fault_addr = base + 6 * PAGE };
+	assert_int_equal(net_send_frame(g.fault, MEM_T_REQ, &q, sizeof(q)), 0);
+	assert_true(next_pages(g.fault, 5000, &at, &n, &fl));
+	assert_int_equal(at, base + 6 * PAGE);
+	assert_int_equal(n, 1);
+	assert_false(next_pages(g.fault, 300, &at, &n, &fl));
 	/* the walk goes on at page 9, which the push claimed with what follows */
 	q = (struct mem_wire_req){ .space = 7, .npages = 32, .addr = base + 9 * PAGE, .fault_addr = base + 9 * PAGE };
 	assert_int_equal(net_send_frame(g.fault, MEM_T_REQ, &q, sizeof(q)), 0);
