@@ -88,6 +88,52 @@ char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
+/*
+ * Read fd to its end into *buf (*cap + 1 bytes, *len used), growing it with
+ * grow (to ncap + 1 bytes; NULL: no memory) up to max: a file of exactly max
+ * bytes is fine, -EFBIG only if more follows.  No allocation of its own: the
+ * helper of read_full_fd_aside() runs it.
+ */
+static int read_fd_into(int fd, size_t max, char **buf, size_t *cap, size_t *len,
+			char *(*grow)(char *buf, size_t cap, size_t ncap))
+{
+	for (;;) {
+		if (*len == *cap) {
+			if (*cap >= max) {
+				char c;
+				ssize_t n = read(fd, &c, 1);
+				if (n < 0 && errno == EINTR)
+					continue;
+				return n < 0 ? neg_errno() : n > 0 ? -EFBIG : 0;
+			}
+			size_t ncap = *cap > max / 2 ? max : *cap * 2;
+			char *b = grow(*buf, *cap, ncap);
+			if (!b)
+				return -ENOMEM;
+			*buf = b;
+			*cap = ncap;
+		}
+		ssize_t n = read(fd, *buf + *len, *cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? neg_errno() : 0;
+		*len += (size_t)n;
+	}
+}
+
+static char *grow_heap(char *buf, size_t cap, size_t ncap)
+{
+	(void)cap;
+	return xrealloc(buf, ncap + 1);
+}
+
+static char *grow_mapped(char *buf, size_t cap, size_t ncap)
+{
+	void *m = mremap(buf, cap + 1, ncap + 1, MREMAP_MAYMOVE);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 struct aside_read {
 	int fd, err;
 	char *buf;
@@ -110,34 +156,8 @@ static int aside_main(void *arg)
 	}
 	struct sched_param sp = { 0 };
 	sched_setscheduler(0, SCHED_IDLE, &sp);
-	for (;;) {
-		if (a->len == a->cap) {
-			if (a->cap >= a->max) {
-				char c;
-				ssize_t n = read(a->fd, &c, 1);
-				if (n < 0 && errno == EINTR)
-					continue;
-				a->err = n < 0 ? -errno : n > 0 ? -EFBIG : 0;
-				return 0;
-			}
-			size_t cap = a->cap > a->max / 2 ? a->max : a->cap * 2;
-			void *m = mremap(a->buf, a->cap + 1, cap + 1, MREMAP_MAYMOVE);
-			if (m == MAP_FAILED) {
-				a->err = -ENOMEM;
-				return 0;
-			}
-			a->buf = m;
-			a->cap = cap;
-		}
-		ssize_t n = read(a->fd, a->buf + a->len, a->cap - a->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			a->err = n < 0 ? -errno : 0;
-			return 0;
-		}
-		a->len += (size_t)n;
-	}
+	a->err = read_fd_into(a->fd, a->max, &a->buf, &a->cap, &a->len, grow_mapped);
+	return 0;
 }
 
 int read_full_fd_aside(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
@@ -192,38 +212,11 @@ int read_full_fd_aside(int fd, size_t hint, size_t max, char **ret_buf, size_t *
 
 int read_full_fd_hint(int fd, size_t hint, size_t max, char **ret_buf, size_t *ret_len)
 {
-	size_t cap = hint < 4096 ? 4096 : hint, len = 0;
-
-	cap = MIN(cap, max);
+	size_t first = MAX(hint, (size_t)4096), cap = MIN(first, max), len = 0;
 	_cleanup_free_ char *buf = xmalloc(cap + 1);
-
-	for (;;) {
-		if (len == cap) {
-			/* a file of exactly max bytes is fine: only fail if more follows */
-			if (cap >= max) {
-				char c;
-				ssize_t n = read(fd, &c, 1);
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n < 0)
-					return neg_errno();
-				if (n == 0)
-					break;
-				return -EFBIG;
-			}
-			cap = cap > max / 2 ? max : cap * 2;
-			buf = xrealloc(buf, cap + 1);
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return neg_errno();
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	int r = read_fd_into(fd, max, &buf, &cap, &len, grow_heap);
+	if (r < 0)
+		return r;
 	buf[len] = 0;
 	*ret_buf = TAKE_PTR(buf);
 	if (ret_len)
@@ -525,7 +518,7 @@ static __thread bool walk_aside;
 
 bool thread_walk_aside(void)
 {
-	return walk_on && walk_aside;
+	return walk_aside;
 }
 
 void thread_prep_walk_section(bool enter)

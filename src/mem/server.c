@@ -740,8 +740,8 @@ static int scan_sparse(struct mem_server *s, struct srv_proc *p)
 
 /*
  * Every process's sparse runs (scan_sparse), timed in scan_ms.  At the
- * lowest priority (SCHED_IDLE: thread_walk_section()): a walk of every page table of the frozen copy (20-36 ms
- * of CPU for a redis of 1.3 GiB), when the quiet window after the commit
+ * lowest priority (SCHED_IDLE: thread_walk_section()): a walk of every page
+ * table of the frozen copy (20-36 ms of CPU for a redis of 1.3 GiB), when the quiet window after the commit
  * ends, while the tree runs there.  On a host that has other work it takes
  * what they leave; on one machine with the destination, it had both CPUs
  * with the source's check of the VMA flags (ftrace), and each hop of the

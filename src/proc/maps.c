@@ -679,20 +679,16 @@ int proc_read_smaps_vmflags(pid_t pid, struct proc_vma_list *l)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	int r;
-	if (thread_walk_aside()) {
-		/* in a walk after the commit: read aside */
-		char path[PROC_PATH_MAX];
-		r = proc_path(path, pid, 0, "smaps");
-		if (r < 0)
-			return r;
-		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-		if (fd < 0)
-			return neg_errno();
-		r = read_full_fd_aside(fd, 1024UL * 1024, PROC_MAX_BIG, &buf, &len);
-	} else {
-		r = proc_read_pid_file(pid, 0, "smaps", 1024UL * 1024, PROC_MAX_BIG, &buf, &len);
-	}
+	char path[PROC_PATH_MAX];
+	int r = proc_path(path, pid, 0, "smaps");
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return neg_errno();
+	/* in a walk after the commit: read aside */
+	r = (thread_walk_aside() ? read_full_fd_aside : read_full_fd_hint)(fd, 1024UL * 1024, PROC_MAX_BIG, &buf,
+									      &len);
 	if (r < 0)
 		return r;
 	return proc_parse_smaps_vmflags(buf, len, l);

@@ -607,12 +607,12 @@ struct proc_range {
 /*
  * How much of an address space one PAGEMAP_SCAN ioctl walks at most (of its
  * data, in proc_pagemap_data_runs(): its max_pages, since a span of VMAs
- * crosses the gaps between them).  The
- * walk holds the process's mmap lock throughout (its mmap()s and munmap()s
- * wait, and its page faults behind them), and on a kernel without
- * preemption it keeps its CPU until it returns: a run of present pages is
- * one region of the output, so one call went over a whole 1.3 GiB heap
- * (~100 ms protecting it, 3-4 ms reading it).  32 MiB is a few ms at worst.
+ * crosses the gaps between them).  The walk holds the process's mmap lock
+ * throughout (its mmap()s and munmap()s wait, and its page faults behind
+ * them), and on a kernel without preemption it keeps its CPU until it
+ * returns: a run of present pages is one region of the output, so one call
+ * went over a whole 1.3 GiB heap (~100 ms protecting it, 3-4 ms reading it).
+ * 32 MiB is a few ms at worst.
  */
 #define PROC_SCAN_CHUNK_BYTES (32ULL << 20)
 /*
