@@ -83,7 +83,9 @@
 # gap_ms: the largest time between two right answers of the client (bare:
 # between two heartbeats, minus their 1 ms period) that overlaps the
 # method's run, from its start to its end (a stall of the machine before
-# the method began is not the method's); downtime_ms: the
+# the method began is not the method's); switch_gap_ms: the gap that spans
+# the switch-over (the source's RESUMED; CRIU: its largest), which a stall
+# of the machine later in the run does not hide; downtime_ms: the
 # engine's own (freeze to resume, dmigrate's --stats; none for CRIU);
 # total_ms: from the method's start until every page has moved.  One JSON
 # line per run and method on stdout (and appended to --out), then the
@@ -467,19 +469,25 @@ v_criu_lazy() {
 }
 
 # largest gap between the heartbeats in FILE, ms, minus their 1 ms period;
-# with FROM_MS TO_MS (wall clock), of the gaps that overlap that window only
+# with FROM_MS TO_MS (wall clock), of the gaps that overlap that window only;
+# with AT_MS too, the gap that spans that moment instead (null: none)
 beat_gap() {
 	python3 - "$@" <<'EOF'
 import struct, sys
 d = open(sys.argv[1], "rb").read()
 lo, hi = (float(sys.argv[2]) * 1e6, float(sys.argv[3]) * 1e6) if len(sys.argv) > 3 else (0, float("inf"))
 t = sorted(struct.unpack_from("<Q", d, i)[0] for i in range(0, len(d) - 7, 8))
-print("%.1f" % max(((b - a) / 1e6 - 1 for a, b in zip(t, t[1:]) if b >= lo and a <= hi), default=0))
+if len(sys.argv) > 4:
+    at = float(sys.argv[4]) * 1e6
+    g = [(b - a) / 1e6 - 1 for a, b in zip(t, t[1:]) if a <= at <= b]
+    print("%.1f" % g[0] if g else "null")
+else:
+    print("%.1f" % max(((b - a) / 1e6 - 1 for a, b in zip(t, t[1:]) if b >= lo and a <= hi), default=0))
 EOF
 }
 
 v_bare() {
-	local w=$1 mib=${RSS_MB[$1]} beat=$WORK/beat t0 t1 out i gap
+	local w=$1 mib=${RSS_MB[$1]} beat=$WORK/beat t0 t1 out i gap at
 	rm -f "$beat" "$WORK/hog.out" "$WORK/stats.json"
 	# only host a's network namespace (the machine's mounts and pids), as
 	# bench/migrate.sh runs it
@@ -495,6 +503,11 @@ v_bare() {
 	t1=$(now_ms)
 	sleep 1	# and after
 	gap=$(beat_gap "$beat" "$t0" "$t1")	# the migration's window, as the clients' (client.py)
+	# and the one that spans the switch-over (the source's RESUMED)
+	at=$(jq -r 'if .start_unix and .timestamps.resume then .start_unix * 1000 + .timestamps.resume else empty end' \
+		"$WORK/stats.json" 2>/dev/null)
+	V_SWGAP=null
+	[[ -z $at ]] || V_SWGAP=$(beat_gap "$beat" "$t0" "$t1" "$at")
 	kill_hog
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
@@ -517,7 +530,7 @@ one_run() {
 	local w=$1 v=$2 r=$3 k=$4 id=$PREFIX-$1-$3$4 fn=v_${2%%:*} keep=$WORK/keep kpid='' ok=true err='' measure='{}' gap=null
 	local line req n before=null after=null rss=null out i
 	fn=${fn//-/_}
-	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR='' V_GAP='' V_NAME=$v
+	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR='' V_GAP='' V_SWGAP=null V_NAME=$v
 	if [[ $v == bare ]]; then
 		if [[ -z ${RSS_MB[$w]:-} ]]; then
 			# no run of this workload measured it yet: a container only for that
@@ -599,7 +612,18 @@ one_run() {
 		--argjson gap "${gap:-null}" --argjson total "$V_TOTAL_MS" --argjson method "$V_DETAIL" \
 		--argjson measure "$measure" --argjson rss "${rss:-null}" --arg state "$STATE" \
 		--argjson before "$before" --argjson after "$after" --argjson mb "$MB" --arg dict "$([[ $w == redis ]] && echo "$REDIS_DICT")" \
-		'{bench: "runc", workload: $w, variant: $v, run: $r, ok: $ok, gap_ms: $gap,
+		--argjson swgap "${V_SWGAP:-null}" \
+		'# the gap that spans the switch-over (the source'"'"'s RESUMED): the
+		 # client'"'"'s largest or one it noted; CRIU'"'"'s largest; the heartbeats'"'"'
+		 def swgap: if $v == "criu-lazy" then $gap
+			elif ($v | startswith("dmigrate")) | not then $swgap
+			elif $method.start_unix == null or $method.timestamps.resume == null then null
+			else ($method.start_unix + $method.timestamps.resume / 1000) as $at |
+			[($measure.window.gaps[]? // empty), ($measure.gaps[]? // empty),
+			 [$measure.window.max_gap_end_unix, $measure.window.max_gap_ms]] |
+			map(select(.[0] != null and .[1] != null and .[0] >= $at and .[0] - .[1] / 1000 <= $at)) |
+			if length == 0 then null else (max_by(.[1])[1] * 10 | round / 10) end end;
+		{bench: "runc", workload: $w, variant: $v, run: $r, ok: $ok, gap_ms: $gap, switch_gap_ms: swgap,
 		  downtime_ms: ($method.downtime_ms // null), total_ms: $total, state: $state, mb: $mb,
 		  redis_dict: (if $dict == "" then null else $dict end), rss_mib: $rss, keys_before: $before, keys_after: $after, method: $method, client: $measure}
 		 + (if $err != "" then {error: $err} else {} end)')
@@ -629,9 +653,10 @@ jq -rs '
 	group_by(.workload)[] as $g |
 	($g | group_by(.variant) | map({key: .[0].variant, value: {
 		gap: (map(select(.ok) | .gap_ms) | med), down: (map(select(.ok) | .downtime_ms) | map(select(. != null)) | med),
+		sw: (map(select(.ok) | .switch_gap_ms) | map(select(. != null)) | med),
 		total: (map(select(.ok) | .total_ms) | med), ok: (map(select(.ok)) | length), n: length,
 		err: (map(select(.ok | not) | .error) | first)}}) | from_entries) as $m |
-	($m | to_entries[] | "#   \($g[0].workload) \(.key): gap \(.value.gap | f)  down \(.value.down | f)  total \(.value.total | f)  (\(.value.ok)/\(.value.n) ok)" +
+	($m | to_entries[] | "#   \($g[0].workload) \(.key): gap \(.value.gap | f)  at the switch-over \(.value.sw | f)  down \(.value.down | f)  total \(.value.total | f)  (\(.value.ok)/\(.value.n) ok)" +
 		(if .value.err then "  first error: \(.value.err)" else "" end)),
 	($g | map(select(.ok and .method.restore != null)) | group_by(.variant)[] | . as $v |
 		def m(p): $v | map(p | select(. != null)) | med | f;
@@ -642,7 +667,7 @@ jq -rs '
 		# push'"'"'s start) and noted none that spans it has no parts
 		def gsel: if .method.start_unix == null or .method.timestamps.resume == null then null
 			else (.method.start_unix + .method.timestamps.resume / 1000) as $r |
-			[(.client.gaps[]? // empty), [.client.window.max_gap_end_unix, .gap_ms]] |
+			[(.client.window.gaps[]? // empty), (.client.gaps[]? // empty), [.client.window.max_gap_end_unix, .gap_ms]] |
 			map(select(.[0] != null and .[0] >= $r and .[0] - .[1] / 1000 <= $r)) | first end;
 		def ge(t): if gsel == null then null else (gsel[0] - .method.start_unix) * 1000 - .method.timestamps[t] end;
 		def gp(t): if gsel == null then null
@@ -676,6 +701,7 @@ jq -rs '
 			" (\($k) of \($v | length) runs: the others'"'"' largest gap lay after the commit)" else "" end)),
 	"#   \($g[0].workload) ratios: dmigrate gap / criu-lazy gap \(ratio($m.dmigrate.gap; $m["criu-lazy"].gap)) (target <= 0.05)" +
 		"; dmigrate gap / bare gap \(ratio($m.dmigrate.gap; $m.bare.gap)) (target <= 2)" +
+		"; at the switch-over: dmigrate / criu-lazy \(ratio($m.dmigrate.sw; $m["criu-lazy"].sw)), dmigrate / bare \(ratio($m.dmigrate.sw; $m.bare.sw))" +
 		"; dmigrate down / bare down \(ratio($m.dmigrate.down; $m.bare.down))" +
 		"; total dmigrate / criu-lazy \(ratio($m.dmigrate.total; $m["criu-lazy"].total))"
 	' "$RESULTS" >&2

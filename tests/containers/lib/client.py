@@ -27,7 +27,8 @@ and benchmarks, never a verdict.  SIGUSR1 opens a window and SIGUSR2
 closes it (a benchmark's method, from its start to its end): "window" has
 the longest time between two answers that overlaps it (max_gap_ms,
 max_gap_end_unix), so that a stall of the machine seconds before a
-migration is not taken for the migration's.
+migration is not taken for the migration's, and "gaps": each gap in it
+longer than 1.5 intervals, [end (wall clock), ms] (at most 400).
 """
 import argparse
 import json
@@ -235,7 +236,7 @@ def keep(c0, svc, host, args):
     def on_window(signum, _frame):
         if signum == signal.SIGUSR1:
             win[0], win[1] = time.monotonic(), None
-            st["window"] = {"from_unix": time.time(), "max_gap_ms": 0.0, "max_gap_end_unix": None}
+            st["window"] = {"from_unix": time.time(), "max_gap_ms": 0.0, "max_gap_end_unix": None, "gaps": []}
         elif win[0] is not None and win[1] is None:
             win[1] = time.monotonic()
             st["window"]["to_unix"] = time.time()
@@ -280,9 +281,15 @@ def keep(c0, svc, host, args):
             st["max_gap_end_unix"] = time.time()
         w = st.get("window")
         # a gap that overlaps the window: it ends after it opened, began before it closed
-        if w is not None and now >= win[0] and (win[1] is None or prev[0] <= win[1]) and gap > w["max_gap_ms"]:
-            w["max_gap_ms"] = gap
-            w["max_gap_end_unix"] = time.time()
+        if w is not None and now >= win[0] and (win[1] is None or prev[0] <= win[1]):
+            if gap > w["max_gap_ms"]:
+                w["max_gap_ms"] = gap
+                w["max_gap_end_unix"] = time.time()
+            # and every one half again as long as the interval (when it
+            # ended, wall clock; ms): the one that spans a switch-over is
+            # found among them whether or not it was the largest
+            if gap > 1.5 * args.interval_ms and len(w["gaps"]) < 400:
+                w["gaps"].append([round(time.time(), 4), round(gap, 1)])
         if gap > 15 and len(st["gaps"]) < 20:
             # every long one (when it ended, wall clock; ms): one before the
             # freeze is the preparation's, not the switch-over's
