@@ -28,7 +28,8 @@ closes it (a benchmark's method, from its start to its end): "window" has
 the longest time between two answers that overlaps it (max_gap_ms,
 max_gap_end_unix), so that a stall of the machine seconds before a
 migration is not taken for the migration's, and "gaps": each gap in it
-longer than 1.5 intervals, [end (wall clock), ms] (at most 400).
+longer than the interval and a millisecond, [end (wall clock), ms] (the
+first 400).
 """
 import argparse
 import json
@@ -285,10 +286,10 @@ def keep(c0, svc, host, args):
             if gap > w["max_gap_ms"]:
                 w["max_gap_ms"] = gap
                 w["max_gap_end_unix"] = time.time()
-            # and every one half again as long as the interval (when it
+            # and every one a millisecond longer than the interval (when it
             # ended, wall clock; ms): the one that spans a switch-over is
             # found among them whether or not it was the largest
-            if gap > 1.5 * args.interval_ms and len(w["gaps"]) < 400:
+            if gap > args.interval_ms + 1.0 and len(w["gaps"]) < 400:
                 w["gaps"].append([round(time.time(), 4), round(gap, 1)])
         if gap > 15 and len(st["gaps"]) < 20:
             # every long one (when it ended, wall clock; ms): one before the
