@@ -73,6 +73,13 @@
 #              measured in an earlier run of the workload), in host a's
 #              network namespace: its gap is the largest between its own
 #              1 ms heartbeats
+#   bare-service the same service (redis, memcached; not nginx) as a bare
+#              process, not in a container: the host's binary with the
+#              container's arguments on another port, in host a's network
+#              namespace, loaded the same way, moved by `dmigrate migrate
+#              pid:PID --mode post-copy`; no client keeps a connection
+#              (its address stays in a), so only its downtime_ms counts:
+#              what the container adds to the same service's
 # --criu: default /opt/criu-baseline/bin/criu
 # (/work/shared/tools/install-criu-baseline.sh).
 # --state: the machine's memory before each method: fresh (page cache
@@ -146,7 +153,7 @@ for w in $WORKLOADS; do
 	[[ $w == @(redis|memcached|nginx) ]] || { echo "runc-bench: unknown workload $w" >&2; exit 2; }
 done
 for v in $VARIANTS; do
-	[[ $v == @(dmigrate|criu-lazy|bare) || $v =~ ^dmigrate(:[A-Z_][A-Z0-9_]*=[^:[:space:]]*)+$ ]] ||
+	[[ $v == @(dmigrate|criu-lazy|bare|bare-service) || $v =~ ^dmigrate(:[A-Z_][A-Z0-9_]*=[^:[:space:]]*)+$ ]] ||
 		{ echo "runc-bench: unknown variant $v" >&2; exit 2; }
 done
 [[ " $VARIANTS " == *" criu-lazy "* && ! -x $CRIU ]] &&
@@ -215,6 +222,7 @@ t0=$SECONDS
 "$DM" testhost up --prefix "$PREFIX" --tbf >"$WORK/up.log" 2>&1 || { echo "runc-bench: testhost up: $(tail -1 "$WORK/up.log")" >&2; exit 1; }
 LINK_A=$(ctr_info a.addr)
 ADDR_B=$(ctr_info b.addr)
+HOST_A_SEG=$(ctr_info a.seg_addr)	# host a on the containers' segment (bare-service)
 "$DM" keygen "$WORK/key" >/dev/null || exit 1
 DMD_PID=$("$DM" testhost spawn --prefix "$PREFIX" --log "$WORK/dmigrated.log" b -- \
 	env ${DMIGRATE_FAULT_TRACE:+DMIGRATE_FAULT_TRACE=$DMIGRATE_FAULT_TRACE} \
@@ -516,6 +524,49 @@ v_bare() {
 		V_DETAIL="{\"mib\": $mib}"
 }
 
+v_bare_service() {
+	local w=$1 port pid t0 t1 out i
+	local ns=/run/netns/$PREFIX-a
+	rm -f "$WORK/stats.json"
+	case $w in
+	redis)
+		port=6391
+		nsenter --net="$ns" setsid /usr/bin/redis-server --bind 0.0.0.0 --port $port --protected-mode no \
+			--save "" --appendonly no --dir "$WORK" --daemonize no --enable-debug-command yes \
+			</dev/null >"$WORK/svc.out" 2>&1 & ;;
+	memcached)
+		port=11291
+		nsenter --net="$ns" setsid /usr/bin/memcached -u root -l 0.0.0.0 -p $port -m $((MB * 3 / 2 + 64)) \
+			</dev/null >"$WORK/svc.out" 2>&1 & ;;
+	*) V_ERR="bare-service: redis and memcached only"; return 1 ;;
+	esac
+	disown
+	for ((i = 0; i < 200; i++)); do
+		pid=$(nsenter --net="$ns" ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1)
+		[[ -n $pid ]] && break
+		sleep 0.05
+	done
+	HOG_PID=${pid#pid=}
+	[[ -n $HOG_PID ]] || { V_ERR="$w did not start: $(cat "$WORK/svc.out")"; return 1; }
+	# loaded as the container (host a's address on the containers' segment)
+	case $w in
+	redis) out=$(ctr_client redis-cli -h "$HOST_A_SEG" -p $port DEBUG POPULATE "${LOADED[$w]}" key 1024 2>&1)
+		[[ $out == OK ]] || { V_ERR="DEBUG POPULATE: $out"; kill_hog; return 1; } ;;
+	memcached) out=$(ctr_client /usr/bin/python3 "$CTR_CLIENT" memcached "$HOST_A_SEG" load "${LOADED[$w]}" \
+			--size 1024 --port $port 2>&1) || { V_ERR="load: $out"; kill_hog; return 1; } ;;
+	esac
+	sleep 1	# a second of steady state before
+	t0=$(now_ms)
+	out=$(nsenter --net="$ns" "$DM" migrate "pid:$HOG_PID" --to "$ADDR_B:7070" --key "$WORK/key" \
+		--mode post-copy --stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate pid:$HOG_PID ($w): $out"; kill_hog; return 1; }
+	t1=$(now_ms)
+	kill_hog
+	V_HOST=b
+	V_TOTAL_MS=$((t1 - t0))
+	V_GAP=null
+	V_DETAIL=$(jq -c "$STATS_JQ" "$WORK/stats.json" 2>/dev/null) || V_DETAIL='{}'
+}
+
 # ---------------------------------------------------------------- runs
 
 emit() {
@@ -531,7 +582,10 @@ one_run() {
 	local line req n before=null after=null rss=null out i
 	fn=${fn//-/_}
 	V_HOST=a V_TOTAL_MS=0 V_DETAIL='{}' V_ERR='' V_GAP='' V_SWGAP=null V_NAME=$v
-	if [[ $v == bare ]]; then
+	if [[ $v == bare-service ]]; then
+		settle
+		if v_bare_service "$w"; then gap=null; else ok=false err=$V_ERR; fi
+	elif [[ $v == bare ]]; then
 		if [[ -z ${RSS_MB[$w]:-} ]]; then
 			# no run of this workload measured it yet: a container only for that
 			CUR_ID=$id
@@ -638,6 +692,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		# the order of the methods rotates from run to run
 		for ((k = 0; k < ${#VLIST[@]}; k++)); do
 			v=${VLIST[$(((k + r - 1) % ${#VLIST[@]}))]}
+			[[ $v == bare-service && $w == nginx ]] && continue
 			say "run $r: $w, $v"
 			one_run "$w" "$v" "$r" "$k"
 		done
@@ -703,5 +758,6 @@ jq -rs '
 		"; dmigrate gap / bare gap \(ratio($m.dmigrate.gap; $m.bare.gap)) (target <= 2)" +
 		"; at the switch-over: dmigrate / criu-lazy \(ratio($m.dmigrate.sw; $m["criu-lazy"].sw)), dmigrate / bare \(ratio($m.dmigrate.sw; $m.bare.sw))" +
 		"; dmigrate down / bare down \(ratio($m.dmigrate.down; $m.bare.down))" +
+		(if $m["bare-service"] then "; dmigrate down / bare-service down \(ratio($m.dmigrate.down; $m["bare-service"].down))" else "" end) +
 		"; total dmigrate / criu-lazy \(ratio($m.dmigrate.total; $m["criu-lazy"].total))"
 	' "$RESULTS" >&2
