@@ -510,61 +510,101 @@ struct dm_sched_attr {
 #define SCHED_FLAG_RESET_ON_FORK 0x01
 #endif
 
-static __thread bool walk_idle, slice_custom;
-static __thread int walk_nice;
-static __thread struct dm_sched_attr walk_was;
+static __thread bool slice_custom;
 
-static __thread bool walk_aside;
+/*
+ * The walk sections nest: each enter pushes what it changes, each leave
+ * gives back what its own enter took (a walk after the commit inside a
+ * section before it comes back to the outer one's nice, not to the
+ * thread's first state).  Deeper than WALK_DEPTH: counted, nothing changed.
+ */
+#define WALK_DEPTH 4
+struct walk_frame {
+	bool idle;    /* SCHED_IDLE set; was: the attributes before */
+	bool aside;   /* thread_walk_section(): smaps read aside */
+	int nice;     /* !idle: the nice before */
+	struct dm_sched_attr was;
+};
+static __thread struct walk_frame walk_stack[WALK_DEPTH];
+static __thread unsigned walk_depth, walk_over;
 
 bool thread_walk_aside(void)
 {
-	return walk_aside;
+	return walk_depth && walk_stack[walk_depth - 1].aside;
 }
 
-void thread_prep_walk_section(bool enter)
+static struct walk_frame *walk_push(void)
 {
-	if (enter == walk_on)
-		return;
-	walk_on = enter;
-	walk_idle = false;
-	if (enter)
-		walk_nice = thread_nice(PREP_WALK_NICE);
-	else
-		thread_nice(walk_nice);
-}
-
-void thread_walk_section(bool enter)
-{
-	if (enter == walk_on)
-		return;
-	walk_on = enter;
-	walk_aside = enter;
-	if (enter) {
-		struct dm_sched_attr idle = { .size = sizeof(idle), .sched_policy = SCHED_IDLE };
-		walk_idle = syscall(SYS_sched_getattr, 0, &walk_was, sizeof(walk_was), 0) == 0 &&
-			    syscall(SYS_sched_setattr, 0, &idle, 0) == 0;
-		if (!walk_idle)
-			walk_nice = thread_nice(PREP_WALK_NICE);
-		return;
+	if (walk_depth == WALK_DEPTH) {
+		walk_over++;
+		return NULL;
 	}
-	if (!walk_idle) {
-		thread_nice(walk_nice);
+	struct walk_frame *f = &walk_stack[walk_depth++];
+	*f = (struct walk_frame){ 0 };
+	walk_on = true;
+	return f;
+}
+
+static void walk_restore(struct walk_frame *f)
+{
+	if (!f->idle) {
+		thread_nice(f->nice);
 		return;
 	}
 	/* as it was: its policy, nice and slice; of the flags only the one a
 	 * thread may set alone (the others need their own fields).  The slice
 	 * read back is the default one where none was set (Linux 6.12 on):
 	 * given back, it would become a custom one */
-	walk_was.size = sizeof(walk_was);
-	walk_was.sched_flags &= SCHED_FLAG_RESET_ON_FORK;
+	f->was.size = sizeof(f->was);
+	f->was.sched_flags &= SCHED_FLAG_RESET_ON_FORK;
 	if (!slice_custom)
-		walk_was.sched_runtime = 0;
-	if (syscall(SYS_sched_setattr, 0, &walk_was, 0) < 0) {
+		f->was.sched_runtime = 0;
+	if (syscall(SYS_sched_setattr, 0, &f->was, 0) < 0) {
 		/* SCHED_OTHER at the nice it had, at least */
 		struct sched_param sp = { 0 };
 		sched_setscheduler(0, SCHED_OTHER, &sp);
-		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), walk_was.sched_nice);
+		setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), f->was.sched_nice);
 	}
+}
+
+static void walk_pop(void)
+{
+	if (walk_over) {
+		walk_over--;
+		return;
+	}
+	if (!walk_depth)
+		return; /* a leave without its enter */
+	walk_restore(&walk_stack[--walk_depth]);
+	walk_on = walk_depth > 0;
+}
+
+void thread_prep_walk_section(bool enter)
+{
+	if (!enter) {
+		walk_pop();
+		return;
+	}
+	struct walk_frame *f = walk_push();
+	if (f)
+		f->nice = thread_nice(PREP_WALK_NICE);
+}
+
+void thread_walk_section(bool enter)
+{
+	if (!enter) {
+		walk_pop();
+		return;
+	}
+	struct walk_frame *f = walk_push();
+	if (!f)
+		return;
+	struct dm_sched_attr idle = { .size = sizeof(idle), .sched_policy = SCHED_IDLE };
+	f->aside = true;
+	f->idle = syscall(SYS_sched_getattr, 0, &f->was, sizeof(f->was), 0) == 0 &&
+		  syscall(SYS_sched_setattr, 0, &idle, 0) == 0;
+	if (!f->idle)
+		f->nice = thread_nice(PREP_WALK_NICE);
 }
 
 int thread_slice(int nice, uint64_t slice_ns)

@@ -164,6 +164,9 @@ bool thread_walk_aside(void);
  * pause where they breathe (thread_background_breathe()).
  */
 void thread_walk_section(bool enter);
+/* Both sections nest (up to 4 deep; deeper ones change nothing but stay
+ * balanced): a leave gives back what its own enter took, and a walk is read
+ * aside only in thread_walk_section()'s own level. */
 /*
  * In a thread in the background (thread_background()) or in a walk
  * (thread_walk_section()), at the end of each piece of its work (a frame, a

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -583,6 +584,54 @@ static void test_read_aside(void **state)
 	assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
 }
 
+/* The walk sections nest: each leave gives back what its own enter took. */
+static void test_walk_sections_nest(void **state)
+{
+	(void)state;
+	int base = getpriority(PRIO_PROCESS, 0);
+	assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+	assert_true(base < PREP_WALK_NICE);
+
+	thread_prep_walk_section(true);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), PREP_WALK_NICE);
+	assert_false(thread_walk_aside());
+	thread_walk_section(true);
+	/* SCHED_IDLE where the kernel gives it, else the walk's nice */
+	int pol = sched_getscheduler(0);
+	assert_true(pol == SCHED_IDLE || (pol == SCHED_OTHER && getpriority(PRIO_PROCESS, 0) == PREP_WALK_NICE));
+	assert_true(thread_walk_aside());
+	thread_walk_section(false);
+	/* back in the outer section: its nice, not the thread's first one */
+	assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), PREP_WALK_NICE);
+	assert_false(thread_walk_aside());
+	thread_prep_walk_section(false);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), base);
+
+	/* an aside walk around a section before the freeze: aside only in its own */
+	thread_walk_section(true);
+	thread_prep_walk_section(true);
+	assert_false(thread_walk_aside());
+	thread_prep_walk_section(false);
+	assert_true(thread_walk_aside());
+	thread_walk_section(false);
+	assert_false(thread_walk_aside());
+	assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), base);
+
+	/* a leave without its enter changes nothing; deeper than the stack: balanced */
+	thread_walk_section(false);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), base);
+	for (int i = 0; i < 6; i++)
+		thread_prep_walk_section(true);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), PREP_WALK_NICE);
+	for (int i = 0; i < 5; i++)
+		thread_prep_walk_section(false);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), PREP_WALK_NICE);
+	thread_prep_walk_section(false);
+	assert_int_equal(getpriority(PRIO_PROCESS, 0), base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_pagemap_runs_chunks),
 		cmocka_unit_test(test_read_file),
 		cmocka_unit_test(test_read_aside),
+		cmocka_unit_test(test_walk_sections_nest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
