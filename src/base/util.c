@@ -427,7 +427,9 @@ int push_nice_step(void)
 	return e ? MAX(atoi(e), 0) : PUSH_NICE_STEP;
 }
 
-static __thread bool bg_on, walk_on;
+static __thread bool bg_on;
+/* walk sections entered and not left (below) */
+static __thread unsigned walk_depth, walk_over;
 static __thread int bg_base, bg_nice;
 
 void thread_background(void)
@@ -468,7 +470,7 @@ static __thread long breath_nvcsw = -1;
 void thread_background_breathe(void)
 {
 	long run = bg_run_us();
-	if ((!bg_on && !walk_on) || !run)
+	if ((!bg_on && !walk_depth) || !run)
 		return;
 	struct rusage ru;
 	uint64_t now = clock_ns();
@@ -526,7 +528,6 @@ struct walk_frame {
 	struct dm_sched_attr was;
 };
 static __thread struct walk_frame walk_stack[WALK_DEPTH];
-static __thread unsigned walk_depth, walk_over;
 
 bool thread_walk_aside(void)
 {
@@ -541,7 +542,6 @@ static struct walk_frame *walk_push(void)
 	}
 	struct walk_frame *f = &walk_stack[walk_depth++];
 	*f = (struct walk_frame){ 0 };
-	walk_on = true;
 	return f;
 }
 
@@ -576,7 +576,6 @@ static void walk_pop(void)
 	if (!walk_depth)
 		return; /* a leave without its enter */
 	walk_restore(&walk_stack[--walk_depth]);
-	walk_on = walk_depth > 0;
 }
 
 void thread_prep_walk_section(bool enter)
