@@ -494,6 +494,13 @@ else:
 EOF
 }
 
+# dmigrate's post-copy of the bare process HOG_PID from host a's network
+# namespace (the machine's mounts and pids) to host b, --stats in stats.json
+migrate_bare() {
+	nsenter --net="/run/netns/$PREFIX-a" "$DM" migrate "pid:$HOG_PID" --to "$ADDR_B:7070" --key "$WORK/key" \
+		--mode post-copy --stats "$WORK/stats.json" --quiet 2>&1
+}
+
 v_bare() {
 	local w=$1 mib=${RSS_MB[$1]} beat=$WORK/beat t0 t1 out i gap at
 	rm -f "$beat" "$WORK/hog.out" "$WORK/stats.json"
@@ -506,8 +513,7 @@ v_bare() {
 	[[ -n $HOG_PID ]] || { V_ERR="migrate_hog $mib did not start: $(cat "$WORK/hog.out")"; return 1; }
 	sleep 1	# a second of steady state before
 	t0=$(now_ms)
-	out=$(nsenter --net="/run/netns/$PREFIX-a" "$DM" migrate "pid:$HOG_PID" --to "$ADDR_B:7070" --key "$WORK/key" \
-		--mode post-copy --stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate pid:$HOG_PID: $out"; kill_hog; return 1; }
+	out=$(migrate_bare) || { V_ERR="dmigrate migrate pid:$HOG_PID: $out"; kill_hog; return 1; }
 	t1=$(now_ms)
 	sleep 1	# and after
 	gap=$(beat_gap "$beat" "$t0" "$t1")	# the migration's window, as the clients' (client.py)
@@ -557,13 +563,11 @@ v_bare_service() {
 	esac
 	sleep 1	# a second of steady state before
 	t0=$(now_ms)
-	out=$(nsenter --net="$ns" "$DM" migrate "pid:$HOG_PID" --to "$ADDR_B:7070" --key "$WORK/key" \
-		--mode post-copy --stats "$WORK/stats.json" --quiet 2>&1) || { V_ERR="dmigrate migrate pid:$HOG_PID ($w): $out"; kill_hog; return 1; }
+	out=$(migrate_bare) || { V_ERR="dmigrate migrate pid:$HOG_PID ($w): $out"; kill_hog; return 1; }
 	t1=$(now_ms)
 	kill_hog
 	V_HOST=b
 	V_TOTAL_MS=$((t1 - t0))
-	V_GAP=null
 	V_DETAIL=$(jq -c "$STATS_JQ" "$WORK/stats.json" 2>/dev/null) || V_DETAIL='{}'
 }
 
@@ -667,17 +671,21 @@ one_run() {
 		--argjson measure "$measure" --argjson rss "${rss:-null}" --arg state "$STATE" \
 		--argjson before "$before" --argjson after "$after" --argjson mb "$MB" --arg dict "$([[ $w == redis ]] && echo "$REDIS_DICT")" \
 		--argjson swgap "${V_SWGAP:-null}" \
-		'# the gap that spans the switch-over (the source'"'"'s RESUMED): the
-		 # client'"'"'s largest or one it noted; CRIU'"'"'s largest; the heartbeats'"'"'
-		 def swgap: if $v == "criu-lazy" then $gap
-			elif ($v | startswith("dmigrate")) | not then $swgap
-			elif $method.start_unix == null or $method.timestamps.resume == null then null
+		'# the client'"'"'s gap that spans the switch-over (the source'"'"'s
+		 # RESUMED), [its end (wall clock), ms]: its largest or one it noted
+		 def span: if (($v | startswith("dmigrate")) | not) or $method.start_unix == null or
+			$method.timestamps.resume == null then null
 			else ($method.start_unix + $method.timestamps.resume / 1000) as $at |
 			[($measure.window.gaps[]? // empty), ($measure.gaps[]? // empty),
 			 [$measure.window.max_gap_end_unix, $measure.window.max_gap_ms]] |
 			map(select(.[0] != null and .[1] != null and .[0] >= $at and .[0] - .[1] / 1000 <= $at)) |
-			if length == 0 then null else (max_by(.[1])[1] * 10 | round / 10) end end;
+			if length == 0 then null else max_by(.[1]) end end;
+		 # and the one of each method: CRIU'"'"'s largest, the heartbeats'"'"'
+		 def swgap: if $v == "criu-lazy" then $gap
+			elif ($v | startswith("dmigrate")) | not then $swgap
+			elif span == null then null else (span[1] * 10 | round / 10) end;
 		{bench: "runc", workload: $w, variant: $v, run: $r, ok: $ok, gap_ms: $gap, switch_gap_ms: swgap,
+		  switch_gap_end_unix: (span // [null])[0],
 		  downtime_ms: ($method.downtime_ms // null), total_ms: $total, state: $state, mb: $mb,
 		  redis_dict: (if $dict == "" then null else $dict end), rss_mib: $rss, keys_before: $before, keys_after: $after, method: $method, client: $measure}
 		 + (if $err != "" then {error: $err} else {} end)')
@@ -715,15 +723,11 @@ jq -rs '
 		(if .value.err then "  first error: \(.value.err)" else "" end)),
 	($g | map(select(.ok and .method.restore != null)) | group_by(.variant)[] | . as $v |
 		def m(p): $v | map(p | select(. != null)) | med | f;
-		# where the client'"'"'s gap that spans the resume lay (the largest,
-		# or one the client noted): its end (the client'"'"'s wall clock)
+		# where the client'"'"'s gap that spans the resume lay (the run'"'"'s
+		# switch_gap_end_unix, above): its end (the client'"'"'s wall clock)
 		# against the source'"'"'s timestamps (ms from start_unix); a run
-		# whose largest gap lay elsewhere (a stall after the commit: the
-		# push'"'"'s start) and noted none that spans it has no parts
-		def gsel: if .method.start_unix == null or .method.timestamps.resume == null then null
-			else (.method.start_unix + .method.timestamps.resume / 1000) as $r |
-			[(.client.window.gaps[]? // empty), (.client.gaps[]? // empty), [.client.window.max_gap_end_unix, .gap_ms]] |
-			map(select(.[0] != null and .[0] >= $r and .[0] - .[1] / 1000 <= $r)) | first end;
+		# none of whose noted gaps spans it has no parts
+		def gsel: if .switch_gap_end_unix == null then null else [.switch_gap_end_unix, .switch_gap_ms] end;
 		def ge(t): if gsel == null then null else (gsel[0] - .method.start_unix) * 1000 - .method.timestamps[t] end;
 		def gp(t): if gsel == null then null
 			else .method.timestamps[t] - ((gsel[0] - .method.start_unix) * 1000 - gsel[1]) end;
@@ -753,7 +757,7 @@ jq -rs '
 		", COMMIT to the answer \(m(ge("commit")))" +
 		($v | map(select(gsel != null)) | length) as $k |
 		(if $k > 0 and $k < ($v | length) then
-			" (\($k) of \($v | length) runs: the others'"'"' largest gap lay after the commit)" else "" end)),
+			" (\($k) of \($v | length) runs: no gap the client noted spans the others'"'"' switch-over)" else "" end)),
 	"#   \($g[0].workload) ratios: dmigrate gap / criu-lazy gap \(ratio($m.dmigrate.gap; $m["criu-lazy"].gap)) (target <= 0.05)" +
 		"; dmigrate gap / bare gap \(ratio($m.dmigrate.gap; $m.bare.gap)) (target <= 2)" +
 		"; at the switch-over: dmigrate / criu-lazy \(ratio($m.dmigrate.sw; $m["criu-lazy"].sw)), dmigrate / bare \(ratio($m.dmigrate.sw; $m.bare.sw))" +
